@@ -1,0 +1,312 @@
+// The boundary itself: the slot table of tensors, error translation, JS value
+// helpers and the module's entry point.
+#include "keel.h"
+
+#include <cstring>
+
+namespace keel {
+
+// ---- errors ---------------------------------------------------------------
+
+static napi_ref g_savedJsError = nullptr;
+
+void rethrowPendingJs(napi_env env) {
+  napi_value err;
+  if (napi_get_and_clear_last_exception(env, &err) == napi_ok) {
+    if (g_savedJsError) napi_delete_reference(env, g_savedJsError);
+    napi_create_reference(env, err, 1, &g_savedJsError);
+  }
+  throw JsError();
+}
+
+void throwJs(napi_env env, const std::string& context, const std::exception& e) {
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (pending) return;  // N-API already holds the exception to report
+  if (g_savedJsError) {
+    // A JS callback (hook, custom backward) threw inside libtorch: rethrow
+    // the original JS exception, whatever libtorch wrapped it in.
+    napi_value err;
+    napi_get_reference_value(env, g_savedJsError, &err);
+    napi_delete_reference(env, g_savedJsError);
+    g_savedJsError = nullptr;
+    napi_throw(env, err);
+    return;
+  }
+  if (dynamic_cast<const ArgError*>(&e)) {
+    napi_throw_type_error(env, nullptr, (context + ": " + e.what()).c_str());
+    return;
+  }
+  const char* msg = e.what();
+  if (auto ce = dynamic_cast<const c10::Error*>(&e)) msg = ce->what_without_backtrace();
+  std::string text = context + ": " + msg;
+  napi_value jsMsg, err;
+  napi_create_string_utf8(env, text.c_str(), text.size(), &jsMsg);
+  napi_create_error(env, nullptr, jsMsg, &err);
+  napi_value op;
+  napi_create_string_utf8(env, context.c_str(), context.size(), &op);
+  napi_set_named_property(env, err, "op", op);
+  napi_throw(env, err);
+}
+
+// ---- tensor slots ---------------------------------------------------------
+
+namespace {
+std::vector<at::Tensor> g_slots;
+std::vector<int64_t> g_slotBytes;
+std::vector<int32_t> g_freeSlots;
+int64_t g_live = 0;
+int64_t g_bytes = 0;
+int64_t g_reportedBytes = 0;
+napi_env g_env = nullptr;
+bool g_alive = false;
+
+constexpr int64_t kReportQuantum = 1 << 20;  // batch V8 external-memory updates
+
+void reportExternal(napi_env env) {
+  int64_t delta = g_bytes - g_reportedBytes;
+  if (delta > kReportQuantum || delta < -kReportQuantum) {
+    int64_t result;
+    napi_adjust_external_memory(env, delta, &result);
+    g_reportedBytes = g_bytes;
+  }
+}
+
+int64_t tensorBytes(const at::Tensor& t) {
+  return t.defined() ? static_cast<int64_t>(t.numel()) * static_cast<int64_t>(t.element_size()) : 0;
+}
+}  // namespace
+
+bool envAlive() { return g_alive; }
+napi_env mainEnv() { return g_env; }
+int64_t liveTensors() { return g_live; }
+int64_t liveBytes() { return g_bytes; }
+
+int32_t store(napi_env env, at::Tensor t) {
+  int32_t id;
+  if (!g_freeSlots.empty()) {
+    id = g_freeSlots.back();
+    g_freeSlots.pop_back();
+    g_slots[id] = std::move(t);
+  } else {
+    id = static_cast<int32_t>(g_slots.size());
+    g_slots.push_back(std::move(t));
+    g_slotBytes.push_back(0);
+  }
+  int64_t b = tensorBytes(g_slots[id]);
+  g_slotBytes[id] = b;
+  g_bytes += b;
+  ++g_live;
+  reportExternal(env);
+  return id;
+}
+
+const at::Tensor& slot(int32_t id, const char* what) {
+  if (id < 0 || static_cast<size_t>(id) >= g_slots.size() || !g_slots[id].defined())
+    throw ArgError(std::string("argument '") + what + "' is not a live tensor (disposed or invalid handle " +
+                   std::to_string(id) + ")");
+  return g_slots[id];
+}
+
+void release(napi_env env, int32_t id) {
+  if (id < 0 || static_cast<size_t>(id) >= g_slots.size() || !g_slots[id].defined()) return;
+  g_bytes -= g_slotBytes[id];
+  g_slotBytes[id] = 0;
+  --g_live;
+  // Move out first: destroying the tensor may free an autograd graph whose
+  // nodes call back into JS, which may store new tensors into g_slots.
+  at::Tensor dying = std::move(g_slots[id]);
+  g_slots[id] = at::Tensor();
+  g_freeSlots.push_back(id);
+  dying.reset();
+  reportExternal(env);
+}
+
+// ---- JS value helpers --------------------------------------------------------
+
+bool isNullish(napi_env env, napi_value v) {
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  return t == napi_undefined || t == napi_null;
+}
+
+static std::string typeName(napi_env env, napi_value v) {
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  switch (t) {
+    case napi_undefined: return "undefined";
+    case napi_null: return "null";
+    case napi_boolean: return "boolean";
+    case napi_number: return "number";
+    case napi_string: return "string";
+    case napi_symbol: return "symbol";
+    case napi_object: {
+      bool arr = false;
+      napi_is_array(env, v, &arr);
+      return arr ? "array" : "object";
+    }
+    case napi_function: return "function";
+    case napi_external: return "external";
+    case napi_bigint: return "bigint";
+  }
+  return "unknown";
+}
+
+static ArgError expected(napi_env env, napi_value v, const char* what, const char* kind) {
+  return ArgError(std::string("argument '") + what + "' must be " + kind + ", got " + typeName(env, v));
+}
+
+int32_t argTensorId(napi_env env, napi_value v, const char* what) {
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  if (t != napi_number) throw expected(env, v, what, "a tensor handle");
+  int32_t id;
+  napi_get_value_int32(env, v, &id);
+  return id;
+}
+
+const at::Tensor& argTensor(napi_env env, napi_value v, const char* what) {
+  return slot(argTensorId(env, v, what), what);
+}
+
+static uint32_t arrayLength(napi_env env, napi_value v, const char* what, const char* kind) {
+  bool arr = false;
+  napi_is_array(env, v, &arr);
+  if (!arr) throw expected(env, v, what, kind);
+  uint32_t n;
+  napi_get_array_length(env, v, &n);
+  return n;
+}
+
+std::vector<at::Tensor> argTensorList(napi_env env, napi_value v, const char* what) {
+  uint32_t n = arrayLength(env, v, what, "an array of tensors");
+  std::vector<at::Tensor> out;
+  out.reserve(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    napi_value e;
+    napi_get_element(env, v, i, &e);
+    out.push_back(argTensor(env, e, what));
+  }
+  return out;
+}
+
+double argNumber(napi_env env, napi_value v, const char* what) {
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  if (t != napi_number) throw expected(env, v, what, "a number");
+  double d;
+  napi_get_value_double(env, v, &d);
+  return d;
+}
+
+int64_t argInt(napi_env env, napi_value v, const char* what) {
+  double d = argNumber(env, v, what);
+  if (!(d == static_cast<double>(static_cast<int64_t>(d))) || d > 9007199254740991.0 || d < -9007199254740991.0)
+    throw ArgError(std::string("argument '") + what + "' must be an integer, got " + std::to_string(d));
+  return static_cast<int64_t>(d);
+}
+
+std::vector<int64_t> argIntList(napi_env env, napi_value v, const char* what) {
+  uint32_t n = arrayLength(env, v, what, "an array of integers");
+  std::vector<int64_t> out(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    napi_value e;
+    napi_get_element(env, v, i, &e);
+    out[i] = argInt(env, e, what);
+  }
+  return out;
+}
+
+bool argBool(napi_env env, napi_value v, const char* what) {
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  if (t != napi_boolean) throw expected(env, v, what, "a boolean");
+  bool b;
+  napi_get_value_bool(env, v, &b);
+  return b;
+}
+
+std::string argString(napi_env env, napi_value v, const char* what) {
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  if (t != napi_string) throw expected(env, v, what, "a string");
+  size_t len;
+  napi_get_value_string_utf8(env, v, nullptr, 0, &len);
+  std::string s(len, '\0');
+  napi_get_value_string_utf8(env, v, s.data(), len + 1, &len);
+  return s;
+}
+
+napi_value jsInt(napi_env env, int64_t v) {
+  napi_value r;
+  napi_create_int64(env, v, &r);
+  return r;
+}
+napi_value jsNumber(napi_env env, double v) {
+  napi_value r;
+  napi_create_double(env, v, &r);
+  return r;
+}
+napi_value jsBool(napi_env env, bool v) {
+  napi_value r;
+  napi_get_boolean(env, v, &r);
+  return r;
+}
+napi_value jsString(napi_env env, const std::string& s) {
+  napi_value r;
+  napi_create_string_utf8(env, s.c_str(), s.size(), &r);
+  return r;
+}
+napi_value jsUndefined(napi_env env) {
+  napi_value r;
+  napi_get_undefined(env, &r);
+  return r;
+}
+napi_value jsNull(napi_env env) {
+  napi_value r;
+  napi_get_null(env, &r);
+  return r;
+}
+napi_value jsTensor(napi_env env, at::Tensor t) {
+  if (!t.defined()) return jsNull(env);
+  napi_value r;
+  napi_create_int32(env, store(env, std::move(t)), &r);
+  return r;
+}
+
+JsFunctionRef::JsFunctionRef(napi_env env, napi_value fn) { NAPI_OK(napi_create_reference(env, fn, 1, &ref)); }
+JsFunctionRef::~JsFunctionRef() {
+  if (g_alive && ref) napi_delete_reference(g_env, ref);
+}
+napi_value JsFunctionRef::call(napi_env env, size_t argc, const napi_value* argv) const {
+  napi_value fn, recv, result;
+  napi_get_reference_value(env, ref, &fn);
+  napi_get_undefined(env, &recv);
+  if (napi_call_function(env, recv, fn, argc, argv, &result) != napi_ok) rethrowPendingJs(env);
+  return result;
+}
+
+void defineFunction(napi_env env, napi_value exports, const char* name, napi_callback cb) {
+  napi_value fn;
+  napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, nullptr, &fn);
+  napi_set_named_property(env, exports, name, fn);
+}
+
+static void onEnvCleanup(void*) {
+  // After this, destructors of tensors (and the graph nodes they keep) must
+  // not call into JS.
+  g_alive = false;
+}
+
+}  // namespace keel
+
+NAPI_MODULE_INIT() {
+  keel::g_env = env;
+  keel::g_alive = true;
+  napi_add_env_cleanup_hook(env, keel::onEnvCleanup, nullptr);
+  keel::registerTensorFunctions(env, exports);
+  keel::registerDispatchFunctions(env, exports);
+  keel::registerAutogradFunctions(env, exports);
+  keel::registerInfoFunctions(env, exports);
+  return exports;
+}

@@ -1,0 +1,97 @@
+// Keel's native boundary: shared declarations of the addon's parts.
+//
+// Tensors live in a slot table; JS holds an int32 slot id (no N-API object per
+// tensor, no finalizer per call: DESIGN.md measured those as the boundary's
+// main cost). Every entry point runs inside KEEL_GUARD, which turns any C++
+// exception into a JS Error; nothing thrown in C++ may reach N-API.
+#pragma once
+
+#include <node_api.h>
+#include <torch/torch.h>
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace keel {
+
+// ---- errors ---------------------------------------------------------------
+
+// A wrong JS argument: becomes a TypeError.
+struct ArgError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+// A JS exception is already pending (or was saved from a JS callback that
+// ran inside libtorch): rethrown as the original JS value.
+struct JsError : std::exception {
+  const char* what() const noexcept override { return "JavaScript callback threw"; }
+};
+
+void throwJs(napi_env env, const std::string& context, const std::exception& e);
+// Saves the pending JS exception (after a failed call into JS from C++) so the
+// boundary can rethrow it, then throws JsError.
+[[noreturn]] void rethrowPendingJs(napi_env env);
+
+#define KEEL_GUARD(env, context, ...)          \
+  try {                                        \
+    __VA_ARGS__                                \
+  } catch (const std::exception& e) {          \
+    ::keel::throwJs(env, context, e);          \
+    return nullptr;                            \
+  }
+
+#define NAPI_OK(call)                                              \
+  do {                                                             \
+    if ((call) != napi_ok) throw ::keel::JsError();                \
+  } while (0)
+
+// ---- tensor slots -----------------------------------------------------------
+
+int32_t store(napi_env env, at::Tensor t);
+const at::Tensor& slot(int32_t id, const char* what);
+void release(napi_env env, int32_t id);
+int64_t liveTensors();
+int64_t liveBytes();
+bool envAlive();
+napi_env mainEnv();
+
+// ---- JS value helpers --------------------------------------------------------
+
+int32_t argTensorId(napi_env env, napi_value v, const char* what);
+const at::Tensor& argTensor(napi_env env, napi_value v, const char* what);
+std::vector<at::Tensor> argTensorList(napi_env env, napi_value v, const char* what);
+std::vector<int64_t> argIntList(napi_env env, napi_value v, const char* what);
+double argNumber(napi_env env, napi_value v, const char* what);
+int64_t argInt(napi_env env, napi_value v, const char* what);
+bool argBool(napi_env env, napi_value v, const char* what);
+std::string argString(napi_env env, napi_value v, const char* what);
+bool isNullish(napi_env env, napi_value v);
+
+napi_value jsInt(napi_env env, int64_t v);
+napi_value jsNumber(napi_env env, double v);
+napi_value jsBool(napi_env env, bool v);
+napi_value jsString(napi_env env, const std::string& s);
+napi_value jsUndefined(napi_env env);
+napi_value jsNull(napi_env env);
+// A tensor handle for JS: a slot id, or null for an undefined tensor.
+napi_value jsTensor(napi_env env, at::Tensor t);
+
+// A persistent reference to a JS function, deleted on the JS thread when the
+// last owner goes (hooks and custom backward nodes own these).
+struct JsFunctionRef {
+  napi_ref ref = nullptr;
+  JsFunctionRef(napi_env env, napi_value fn);
+  ~JsFunctionRef();
+  napi_value call(napi_env env, size_t argc, const napi_value* argv) const;
+};
+
+// ---- the parts ----------------------------------------------------------------
+
+void registerTensorFunctions(napi_env env, napi_value exports);
+void registerDispatchFunctions(napi_env env, napi_value exports);
+void registerAutogradFunctions(napi_env env, napi_value exports);
+void registerInfoFunctions(napi_env env, napi_value exports);
+
+void defineFunction(napi_env env, napi_value exports, const char* name, napi_callback cb);
+
+}  // namespace keel

@@ -1,0 +1,108 @@
+#!/usr/bin/env node
+// Builds the addon (build/keel.node) against the libtorch found on this
+// machine, with Node's own headers: nothing is downloaded. libtorch is looked
+// for in this order: $LIBTORCH (a libtorch folder), the Python `torch`
+// package if one imports and ships its libraries, Debian's libtorch-dev.
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const nativeDir = join(root, 'native');
+const buildDir = join(root, 'build');
+const objDir = join(buildDir, 'obj');
+
+function fromFolder(dir, how) {
+  const lib = join(dir, 'lib');
+  const include = join(dir, 'include');
+  if (!existsSync(join(lib, 'libtorch.so')) || !existsSync(join(include, 'torch', 'csrc', 'api', 'include'))) return null;
+  return { how, lib, includes: [include, join(include, 'torch', 'csrc', 'api', 'include')], abi: null };
+}
+
+function fromPython() {
+  for (const py of ['python3', '/usr/bin/python3']) {
+    try {
+      const out = execFileSync(py, ['-c', 'import torch,os;print(os.path.dirname(torch.__file__));print(int(torch._C._GLIBCXX_USE_CXX11_ABI))'], {
+        encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 60000,
+      }).trim().split('\n');
+      const found = fromFolder(out[0], `Python torch package (${py})`);
+      if (found) return { ...found, abi: out[1] };
+    } catch { /* no torch in this Python */ }
+  }
+  return null;
+}
+
+function fromDebian() {
+  let multiarch = '';
+  try { multiarch = execFileSync('gcc', ['-print-multiarch'], { encoding: 'utf8' }).trim(); } catch { /* none */ }
+  const libs = [multiarch && `/usr/lib/${multiarch}`, '/usr/lib', '/usr/local/lib'].filter(Boolean);
+  for (const lib of libs) {
+    if (existsSync(join(lib, 'libtorch.so')) && existsSync('/usr/include/torch/csrc/api/include/torch/torch.h')) {
+      return { how: "Debian's libtorch-dev", lib, includes: ['/usr/include', '/usr/include/torch/csrc/api/include'], abi: null };
+    }
+  }
+  return null;
+}
+
+function findLibtorch() {
+  if (process.env.LIBTORCH) {
+    const found = fromFolder(resolve(process.env.LIBTORCH), 'LIBTORCH');
+    if (!found) throw new Error(`LIBTORCH=${process.env.LIBTORCH} is not a libtorch folder (needs lib/libtorch.so and include/torch/csrc/api/include)`);
+    return found;
+  }
+  const found = fromPython() ?? fromDebian();
+  if (!found) {
+    throw new Error(
+      'libtorch not found. Install it with:\n  sudo apt-get install -y libtorch-dev libopenblas0-pthread\n' +
+      'or point LIBTORCH at a libtorch folder.');
+  }
+  return found;
+}
+
+const torch = findLibtorch();
+const nodeInclude = resolve(dirname(process.execPath), '..', 'include', 'node');
+if (!existsSync(join(nodeInclude, 'node_api.h'))) throw new Error(`Node's headers are missing at ${nodeInclude}`);
+
+const sources = readdirSync(nativeDir).filter((f) => f.endsWith('.cc'));
+const header = join(nativeDir, 'keel.h');
+const cflags = [
+  '-std=c++17', '-O2', '-fPIC', '-fvisibility=hidden', '-DNAPI_VERSION=8', '-w',
+  ...(torch.abi !== null ? [`-D_GLIBCXX_USE_CXX11_ABI=${torch.abi}`] : []),
+  `-I${nodeInclude}`, ...torch.includes.map((i) => `-I${i}`),
+];
+
+function run(cmd, args) {
+  return new Promise((ok, fail) => {
+    const p = spawn(cmd, args, { stdio: 'inherit' });
+    p.on('exit', (code) => (code === 0 ? ok() : fail(new Error(`${cmd} failed (exit ${code})`))));
+  });
+}
+
+function newer(a, b) {
+  return existsSync(a) && statSync(a).mtimeMs >= statSync(b).mtimeMs;
+}
+
+mkdirSync(objDir, { recursive: true });
+const stale = sources.filter((s) => {
+  const o = join(objDir, s.replace(/\.cc$/, '.o'));
+  return !newer(o, join(nativeDir, s)) || !newer(o, header);
+});
+console.log(`keel: building the addon against ${torch.how} (${torch.lib})`);
+const jobs = Math.max(1, cpus().length);
+for (let i = 0; i < stale.length; i += jobs) {
+  await Promise.all(stale.slice(i, i + jobs).map((s) => {
+    console.log(`  c++ ${s}`);
+    return run('g++', [...cflags, '-c', join(nativeDir, s), '-o', join(objDir, s.replace(/\.cc$/, '.o'))]);
+  }));
+}
+const libs = ['torch', 'torch_cpu', 'c10'];
+for (const extra of ['torch_cuda', 'c10_cuda']) if (existsSync(join(torch.lib, `lib${extra}.so`))) libs.push(extra);
+const out = join(buildDir, 'keel.node');
+await run('g++', [
+  '-shared', '-o', out, ...sources.map((s) => join(objDir, s.replace(/\.cc$/, '.o'))),
+  `-L${torch.lib}`, `-Wl,-rpath,${torch.lib}`, '-Wl,--no-as-needed', ...libs.map((l) => `-l${l}`), '-Wl,--as-needed', '-ldl',
+]);
+writeFileSync(join(buildDir, 'libtorch.json'), JSON.stringify({ how: torch.how, lib: torch.lib, includes: torch.includes }, null, 2) + '\n');
+console.log(`keel: built ${out}`);
