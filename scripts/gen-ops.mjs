@@ -1,0 +1,211 @@
+#!/usr/bin/env node
+// Generates src/ops/generated/: one typed function per ATen operator of the
+// installed libtorch, read from its dispatcher (build/keel.node must exist).
+//
+//   node scripts/gen-ops.mjs           write the files
+//   node scripts/gen-ops.mjs --check   exit 1 if the committed files are stale
+//
+// Each operator becomes `export const <camelName>` whose call picks the
+// overload from the argument types, and whose properties (`.default`,
+// `.Tensor`, `.out`, ...) are the overloads by name, as torch.ops.aten has them.
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const outDir = join(root, 'src', 'ops', 'generated');
+const check = process.argv.includes('--check');
+
+const native = createRequire(import.meta.url)(join(root, 'build', 'keel.node'));
+const schemas = native.schemas();
+const version = native.info().version;
+
+// Argument kinds, shared with src/core/dispatch.ts (ArgKind there).
+const KINDS = ['Tensor', 'TensorList', 'OptionalTensorList', 'Int', 'Float', 'Bool', 'Scalar', 'String',
+  'ScalarType', 'Layout', 'MemoryFormat', 'Device', 'IntList', 'FloatList', 'BoolList', 'Generator'];
+const OPTIONAL = 1;
+const DEFAULTED = 2;
+const MUTABLE = 4;
+
+const RESERVED = new Set(['break', 'case', 'catch', 'class', 'const', 'continue', 'debugger', 'default', 'delete', 'do',
+  'else', 'export', 'extends', 'finally', 'for', 'function', 'if', 'import', 'in', 'instanceof', 'new', 'return', 'super',
+  'switch', 'this', 'throw', 'try', 'typeof', 'var', 'void', 'while', 'with', 'yield', 'let', 'static', 'enum', 'await',
+  'implements', 'package', 'protected', 'interface', 'private', 'public', 'arguments', 'eval']);
+
+export function camel(name) {
+  return name.replace(/(?<=[a-zA-Z0-9])_([a-z0-9])/g, (_, c) => c.toUpperCase());
+}
+
+// A reserved word (var, where it is an ATen name) is declared as `var_` and
+// exported under its own name: `ops.var(...)` works.
+function jsName(name) {
+  const c = camel(name);
+  return RESERVED.has(c) ? `${c}_` : c;
+}
+
+function tsType(arg) {
+  const n = arg.n ?? 0;
+  let t;
+  switch (arg.kind) {
+    case 'Tensor': t = 'Tensor'; break;
+    case 'TensorList': t = 'Tensor[]'; break;
+    case 'OptionalTensorList': t = '(Tensor | null)[]'; break;
+    case 'Int': case 'Float': t = 'number'; break;
+    case 'Bool': t = 'boolean'; break;
+    case 'Scalar': t = 'Scalar'; break;
+    case 'String': t = 'string'; break;
+    case 'ScalarType': t = 'DType'; break;
+    case 'Layout': t = 'Layout'; break;
+    case 'MemoryFormat': t = 'MemoryFormat'; break;
+    case 'Device': t = 'DeviceLike'; break;
+    case 'IntList': t = n > 0 ? 'number | number[]' : 'number[]'; break;
+    case 'FloatList': t = n > 0 ? 'number | number[]' : 'number[]'; break;
+    case 'BoolList': t = 'boolean[]'; break;
+    case 'Generator': t = 'null'; break;
+    default: throw new Error(`no TS type for ${arg.kind}`);
+  }
+  return arg.optional && arg.kind !== 'Generator' ? `${t} | null` : t;
+}
+
+function tsReturn(rets) {
+  const one = (r) => {
+    const base = { Tensor: 'Tensor', TensorList: 'Tensor[]', Int: 'number', Float: 'number', Bool: 'boolean', Scalar: 'number',
+      ScalarType: 'DType', IntList: 'number[]' }[r.kind];
+    if (!base) throw new Error(`no TS return type for ${r.kind}`);
+    return r.optional ? `${base} | null` : base;
+  };
+  if (rets.length === 0) return 'void';
+  if (rets.length === 1) return one(rets[0]);
+  return `[${rets.map(one).join(', ')}]`;
+}
+
+// Named-tensor (Dimname) overloads take `str` where others take `int`: they are
+// reachable by name only, never picked by type.
+function isNamedTensorOverload(s) {
+  return /(^|_)(names|dimname|Dimname|DimnameList)(_|$)/.test(s.overload);
+}
+
+const supported = [];
+const skipped = [];
+for (const s of schemas) {
+  const bad = [...s.arguments, ...s.returns].find((a) => a.kind === 'Unsupported');
+  let retOk = true;
+  try { tsReturn(s.returns); } catch { retOk = false; }
+  if (bad || !retOk || s.vararg) skipped.push(`${s.name}${s.overload ? '.' + s.overload : ''}`);
+  else supported.push(s);
+}
+
+const byName = new Map();
+for (const s of supported) {
+  if (!byName.has(s.name)) byName.set(s.name, []);
+  byName.get(s.name).push(s);
+}
+
+function specOf(s) {
+  const args = s.arguments.map((a) => {
+    const flags = (a.optional ? OPTIONAL : 0) | (a.default !== undefined ? DEFAULTED : 0) | (a.mutable ? MUTABLE : 0);
+    const k = KINDS.indexOf(a.kind);
+    return a.n ? `[${JSON.stringify(a.name)},${k},${flags},${a.n}]` : `[${JSON.stringify(a.name)},${k},${flags}]`;
+  });
+  const rets = s.returns.map((r) => (r.mutable ? -1 - KINDS.indexOf(r.kind) : KINDS.indexOf(r.kind)));
+  // out= overloads (mutable keyword-only arguments) are reachable by name only
+  const byType = !isNamedTensorOverload(s) && !s.arguments.some((a) => a.mutable && a.kwargOnly);
+  return `[${JSON.stringify(s.overload)},[${args.join(',')}],[${rets.join(',')}],${byType ? 1 : 0}]`;
+}
+
+function signature(s, optionsType) {
+  let seenOptional = false;
+  const params = s.arguments.map((a) => {
+    const optional = a.optional || a.default !== undefined;
+    seenOptional = seenOptional || optional;
+    const p = RESERVED.has(a.name) ? `${a.name}_` : a.name;
+    return optional || seenOptional ? `${p}?: ${tsType(a)} | ${optionsType}` : `${p}: ${tsType(a)}`;
+  });
+  params.push(`options?: ${optionsType}`);
+  return `(${params.join(', ')}): ${tsReturn(s.returns)}`;
+}
+
+function optionsTypeOf(s) {
+  if (s.arguments.length === 0) return '{}';
+  return `{ ${s.arguments.map((a) => `${/^[A-Za-z_$][\w$]*$/.test(a.name) ? a.name : JSON.stringify(a.name)}?: ${tsType(a)}`).join('; ')} }`;
+}
+
+function propName(overload) {
+  return overload === '' ? 'default' : overload;
+}
+
+function emitOp(name, overloads) {
+  const js = jsName(name);
+  // default overload first, then schema order: the resolver takes the first match
+  const ordered = [...overloads].sort((a, b) => (b.overload === '') - (a.overload === ''));
+  const optionsName = (s) => `O_${name}${s.overload ? '_' + s.overload : ''}`;
+  const lines = [];
+  for (const s of ordered) lines.push(`type ${optionsName(s)} = ${optionsTypeOf(s)};`);
+  lines.push('/**');
+  for (const s of ordered) lines.push(` * ${s.schema.replace(/\*\//g, '*\\/')}`);
+  lines.push(' */');
+  lines.push(`${js === camel(name) ? 'export ' : ''}const ${js}: {`);
+  for (const s of ordered.filter((s) => specOf(s).endsWith(',1]'))) {
+    lines.push(`  ${signature(s, optionsName(s))};`);
+  }
+  for (const s of ordered) {
+    lines.push(`  /** ${s.schema.replace(/\*\//g, '*\\/')} */`);
+    lines.push(`  ${JSON.stringify(propName(s.overload))}${signature(s, optionsName(s))};`);
+  }
+  lines.push(`} = defineOp(${JSON.stringify(name)}, [`);
+  for (const s of ordered) lines.push(`  ${specOf(s)},`);
+  lines.push(']) as any;');
+  if (js !== camel(name)) lines.push(`export { ${js} as ${camel(name)} };`);
+  return lines.join('\n');
+}
+
+function fileKey(name) {
+  const c = name.replace(/^_+/, '')[0] ?? '_';
+  return /[a-z]/.test(c) ? c : 'other';
+}
+
+const files = new Map();
+for (const name of [...byName.keys()].sort()) {
+  const key = (name.startsWith('_') ? 'private_' : '') + fileKey(name);
+  if (!files.has(key)) files.set(key, []);
+  files.get(key).push(emitOp(name, byName.get(name)));
+}
+
+const header = (what) => `// GENERATED by scripts/gen-ops.mjs from the operator schemas of libtorch ${version}: do not edit.
+// ${what}
+/* eslint-disable */
+import type { Tensor } from '../../core/tensor.js';
+import type { DType, DeviceLike, Layout, MemoryFormat, Scalar } from '../../core/dtype.js';
+import { defineOp } from '../../core/dispatch.js';
+`;
+
+const out = new Map();
+for (const [key, ops] of files) {
+  out.set(`${key}.ts`, `${header(`${ops.length} operators`)}\n${ops.join('\n\n')}\n`);
+}
+const keys = [...files.keys()].sort();
+out.set('index.ts', `// GENERATED by scripts/gen-ops.mjs from the operator schemas of libtorch ${version}: do not edit.
+// ${supported.length} overloads of ${byName.size} ATen operators; ${skipped.length} overloads skipped (argument types Keel cannot pass):
+// ${skipped.join(', ').replace(/(.{1,110})(, |$)/g, '$1$2\n// ').trimEnd()}
+${keys.map((k) => `export * from './${k}.js';`).join('\n')}
+`);
+
+if (check) {
+  const stale = [];
+  for (const [f, text] of out) {
+    const p = join(outDir, f);
+    if (!existsSync(p) || readFileSync(p, 'utf8') !== text) stale.push(f);
+  }
+  if (existsSync(outDir)) for (const f of readdirSync(outDir)) if (!out.has(f)) stale.push(f);
+  if (stale.length) {
+    console.error(`src/ops/generated is stale (${stale.join(', ')}): run node scripts/gen-ops.mjs`);
+    process.exit(1);
+  }
+  console.log(`src/ops/generated is current (${supported.length} overloads, ${byName.size} operators)`);
+} else {
+  rmSync(outDir, { recursive: true, force: true });
+  mkdirSync(outDir, { recursive: true });
+  for (const [f, text] of out) writeFileSync(join(outDir, f), text);
+  console.log(`wrote ${out.size} files: ${supported.length} overloads of ${byName.size} operators (${skipped.length} skipped)`);
+}

@@ -1,0 +1,276 @@
+// The one place every operator call passes through: overload resolution from
+// argument types, JS → native argument conversion, result wrapping, and the
+// interceptors (precision policy, NaN tracing) that see each op's inputs and
+// outputs. The generated functions in ops/ are thin specs handed to defineOp.
+import { native, type Handle } from '../native/binding.js';
+import {
+  deviceString, dtypeCode, dtypeName, isDType, isDeviceLike, isLayout, isMemoryFormat, layoutCode, memoryFormatCode,
+} from './dtype.js';
+import { Tensor } from './tensor.js';
+
+/** Argument kinds, in the order scripts/gen-ops.mjs writes them. */
+export const enum ArgKind {
+  Tensor, TensorList, OptionalTensorList, Int, Float, Bool, Scalar, String,
+  ScalarType, Layout, MemoryFormat, Device, IntList, FloatList, BoolList, Generator,
+}
+const KIND_NAMES = ['Tensor', 'Tensor[]', '(Tensor|null)[]', 'int', 'float', 'bool', 'Scalar', 'str',
+  'ScalarType', 'Layout', 'MemoryFormat', 'Device', 'int[]', 'float[]', 'bool[]', 'Generator'];
+
+const OPTIONAL = 1;
+const DEFAULTED = 2;
+const MUTABLE = 4;
+
+/** [name, kind, flags, fixed list length] */
+export type ArgSpec = [string, number, number, number?];
+/** [overload, arguments, returns (negative: -1-kind for a mutated input), picked by type] */
+export type OverloadSpec = [string, ArgSpec[], number[], number];
+
+/** What an interceptor sees of one operator call. */
+export interface OpCall {
+  /** 'aten::name.overload' */
+  readonly op: string;
+  readonly inputs: readonly unknown[];
+  readonly argNames: readonly string[];
+}
+
+/**
+ * Sees every op's result and may replace its tensors (the precision policy
+ * rounds them; the NaN guard checks them). Runs with interception paused, so
+ * its own ops are not intercepted.
+ */
+export type Interceptor = (call: OpCall, result: unknown) => unknown;
+
+const interceptors: Interceptor[] = [];
+let paused = 0;
+
+/** Installs an interceptor until the returned function is called. */
+export function intercept(fn: Interceptor): () => void {
+  interceptors.push(fn);
+  return () => {
+    const i = interceptors.lastIndexOf(fn);
+    if (i >= 0) interceptors.splice(i, 1);
+  };
+}
+
+/** Runs fn with interception off (for an interceptor's own ops). */
+export function unintercepted<T>(fn: () => T): T {
+  paused++;
+  try {
+    return fn();
+  } finally {
+    paused--;
+  }
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  if (v === null || typeof v !== 'object' || Array.isArray(v) || v instanceof Tensor) return false;
+  const p = Object.getPrototypeOf(v);
+  return p === Object.prototype || p === null;
+}
+
+function camel(name: string): string {
+  return name.replace(/(?<=[a-zA-Z0-9])_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+function matchesKind(v: unknown, kind: number, n: number | undefined): boolean {
+  switch (kind) {
+    case ArgKind.Tensor: return v instanceof Tensor;
+    case ArgKind.TensorList: return Array.isArray(v) && v.every((x) => x instanceof Tensor);
+    case ArgKind.OptionalTensorList: return Array.isArray(v) && v.every((x) => x == null || x instanceof Tensor);
+    case ArgKind.Int: return Number.isInteger(v);
+    case ArgKind.Float: return typeof v === 'number';
+    case ArgKind.Bool: return typeof v === 'boolean';
+    case ArgKind.Scalar: return typeof v === 'number' || typeof v === 'boolean';
+    case ArgKind.String: return typeof v === 'string';
+    case ArgKind.ScalarType: return isDType(v);
+    case ArgKind.Layout: return isLayout(v);
+    case ArgKind.MemoryFormat: return isMemoryFormat(v);
+    case ArgKind.Device: return isDeviceLike(v);
+    case ArgKind.IntList: return Array.isArray(v) ? v.every((x) => Number.isInteger(x)) : Number.isInteger(v) && (n ?? 0) > 0;
+    case ArgKind.FloatList: return Array.isArray(v) ? v.every((x) => typeof x === 'number') : typeof v === 'number' && (n ?? 0) > 0;
+    case ArgKind.BoolList: return Array.isArray(v) && v.every((x) => typeof x === 'boolean');
+    case ArgKind.Generator: return v == null;
+    default: return false;
+  }
+}
+
+function describe(v: unknown): string {
+  if (v instanceof Tensor) return v.isDisposed ? 'disposed Tensor' : `Tensor(${v.dtype}${JSON.stringify(v.shape)})`;
+  if (Array.isArray(v)) return `[${v.slice(0, 4).map(describe).join(', ')}${v.length > 4 ? ', …' : ''}]`;
+  if (v === null) return 'null';
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (isPlainObject(v)) return `{ ${Object.keys(v).join(', ')} }`;
+  return typeof v === 'number' || typeof v === 'boolean' ? String(v) : typeof v;
+}
+
+class Overload {
+  readonly label: string;
+  readonly argNames: string[];
+  private handle = -1;
+  private readonly mutatedTensorArg: number;
+
+  constructor(
+    readonly opName: string,
+    readonly overload: string,
+    readonly args: ArgSpec[],
+    readonly rets: number[],
+    readonly byType: boolean,
+  ) {
+    this.label = `aten::${opName}${overload ? '.' + overload : ''}`;
+    this.argNames = args.map((a) => a[0]);
+    this.mutatedTensorArg = args.findIndex((a) => a[1] === ArgKind.Tensor && (a[2] & MUTABLE) !== 0);
+  }
+
+  signature(): string {
+    const parts = this.args.map(([name, kind, flags]) => `${name}${flags & (OPTIONAL | DEFAULTED) ? '?' : ''}: ${KIND_NAMES[kind]}`);
+    return `${this.label}(${parts.join(', ')})`;
+  }
+
+  /** Does this overload accept these positional arguments and option names? */
+  accepts(positional: unknown[], options: Record<string, unknown> | undefined): boolean {
+    const args = this.args;
+    if (positional.length > args.length) return false;
+    for (let i = 0; i < args.length; i++) {
+      const spec = args[i];
+      let v = i < positional.length ? positional[i] : undefined;
+      if (v === undefined && options !== undefined) v = optionValue(options, spec[0]);
+      if (v == null) {
+        if ((spec[2] & (OPTIONAL | DEFAULTED)) === 0) return false;
+        continue;
+      }
+      if (!matchesKind(v, spec[1], spec[3])) return false;
+    }
+    if (options !== undefined) {
+      for (const key of Object.keys(options)) {
+        if (!args.some((a) => a[0] === key || camel(a[0]) === key)) return false;
+      }
+    }
+    return true;
+  }
+
+  call(positional: unknown[], options: Record<string, unknown> | undefined): unknown {
+    const args = this.args;
+    if (positional.length > args.length) {
+      throw new TypeError(`${this.label} takes at most ${args.length} arguments, got ${positional.length}: ${this.signature()}`);
+    }
+    if (options !== undefined) {
+      for (const key of Object.keys(options)) {
+        if (!args.some((a) => a[0] === key || camel(a[0]) === key)) {
+          throw new TypeError(`${this.label} has no argument named '${key}': ${this.signature()}`);
+        }
+      }
+    }
+    const inputs: unknown[] = new Array(args.length);
+    const nativeArgs: unknown[] = new Array(args.length + 1);
+    if (this.handle < 0) this.handle = native.resolveOp(this.opName, this.overload);
+    nativeArgs[0] = this.handle;
+    for (let i = 0; i < args.length; i++) {
+      let v = i < positional.length ? positional[i] : undefined;
+      if (v === undefined && options !== undefined) v = optionValue(options, args[i][0]);
+      inputs[i] = v;
+      nativeArgs[i + 1] = v == null ? v : toNative(v, args[i], this.label);
+    }
+    const raw = native.call.apply(null, nativeArgs as [number, ...unknown[]]);
+    let result = this.wrapResult(raw, inputs);
+    if (interceptors.length > 0 && paused === 0) {
+      const call: OpCall = { op: this.label, inputs, argNames: this.argNames };
+      paused++;
+      try {
+        for (const fn of interceptors) result = fn(call, result);
+      } finally {
+        paused--;
+      }
+    }
+    return result;
+  }
+
+  private wrapOne(raw: unknown, ret: number, inputs: unknown[]): unknown {
+    const kind = ret < 0 ? -1 - ret : ret;
+    if (kind === ArgKind.Tensor) {
+      if (raw === null) return null;
+      if (ret < 0 && this.mutatedTensorArg >= 0 && inputs[this.mutatedTensorArg] instanceof Tensor) {
+        // an in-place op returns its (mutated) input: hand back the same object
+        native.free(raw as Handle);
+        return inputs[this.mutatedTensorArg];
+      }
+      return new Tensor(raw as Handle);
+    }
+    if (kind === ArgKind.TensorList) return (raw as (Handle | null)[]).map((h) => (h === null ? null : new Tensor(h)));
+    if (kind === ArgKind.ScalarType) return raw === null ? null : dtypeName(raw as number);
+    return raw;
+  }
+
+  private wrapResult(raw: unknown, inputs: unknown[]): unknown {
+    const rets = this.rets;
+    if (rets.length === 0) return undefined;
+    if (rets.length === 1) return this.wrapOne(raw, rets[0], inputs);
+    const arr = raw as unknown[];
+    return rets.map((r, i) => this.wrapOne(arr[i], r, inputs));
+  }
+}
+
+function optionValue(options: Record<string, unknown>, name: string): unknown {
+  const v = options[name];
+  return v !== undefined ? v : options[camel(name)];
+}
+
+function tensorId(v: unknown, name: string, label: string): Handle {
+  if (!(v instanceof Tensor)) throw new TypeError(`${label}: argument '${name}' must be a Tensor, got ${describe(v)}`);
+  if (v._id < 0) throw new Error(`${label}: argument '${name}' is a disposed tensor`);
+  return v._id;
+}
+
+function toNative(v: unknown, spec: ArgSpec, label: string): unknown {
+  const [name, kind] = spec;
+  switch (kind) {
+    case ArgKind.Tensor: return tensorId(v, name, label);
+    case ArgKind.TensorList:
+      if (!Array.isArray(v)) throw new TypeError(`${label}: argument '${name}' must be an array of Tensors, got ${describe(v)}`);
+      return v.map((t, i) => tensorId(t, `${name}[${i}]`, label));
+    case ArgKind.OptionalTensorList:
+      if (!Array.isArray(v)) throw new TypeError(`${label}: argument '${name}' must be an array of Tensors or nulls, got ${describe(v)}`);
+      return v.map((t, i) => (t == null ? null : tensorId(t, `${name}[${i}]`, label)));
+    case ArgKind.ScalarType: return dtypeCode(v, `${label}: argument '${name}'`);
+    case ArgKind.Layout: return layoutCode(v, `${label}: argument '${name}'`);
+    case ArgKind.MemoryFormat: return memoryFormatCode(v, `${label}: argument '${name}'`);
+    case ArgKind.Device: return deviceString(v, `${label}: argument '${name}'`);
+    default: return v;
+  }
+}
+
+function splitOptions(args: unknown[]): [unknown[], Record<string, unknown> | undefined] {
+  const last = args.length > 0 ? args[args.length - 1] : undefined;
+  if (last !== undefined && isPlainObject(last)) return [args.slice(0, -1), last];
+  return [args, undefined];
+}
+
+/**
+ * Builds an operator from its generated spec: calling it picks the first
+ * overload (default first, then schema order) that accepts the arguments;
+ * `.default`, `.Tensor`, `.out`, ... call one overload by name.
+ */
+export function defineOp(name: string, specs: OverloadSpec[]): unknown {
+  const overloads = specs.map(([ov, args, rets, byType]) => new Overload(name, ov, args, rets, byType === 1));
+  const candidates = overloads.filter((o) => o.byType);
+  const only = candidates.length === 1 ? candidates[0] : undefined;
+  const fn = function (...args: unknown[]): unknown {
+    const [positional, options] = splitOptions(args);
+    if (only !== undefined) return only.call(positional, options);
+    for (const o of candidates) if (o.accepts(positional, options)) return o.call(positional, options);
+    const shown = candidates.length > 0 ? candidates : overloads;
+    throw new TypeError(
+      `aten::${name}: no overload accepts (${args.map(describe).join(', ')}); overloads:\n  ` +
+        shown.map((o) => o.signature()).join('\n  '),
+    );
+  };
+  Object.defineProperty(fn, 'name', { value: name });
+  for (const o of overloads) {
+    const by = function (...args: unknown[]): unknown {
+      const [positional, options] = splitOptions(args);
+      return o.call(positional, options);
+    };
+    Object.defineProperty(by, 'name', { value: `${name}.${o.overload || 'default'}` });
+    Object.defineProperty(fn, o.overload === '' ? 'default' : o.overload, { value: by, enumerable: true });
+  }
+  return fn;
+}

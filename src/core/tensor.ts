@@ -1,0 +1,233 @@
+// The Tensor: a handle to a libtorch tensor. This file holds what a handle is
+// (identity, metadata, values, memory, autograd state); the operator methods
+// (add, matmul, ...) are attached in core/methods.ts, above the generated ops.
+import { native, type Handle } from '../native/binding.js';
+import { dtypeName, type DType } from './dtype.js';
+import { disposeTracked, keepTracked, scope, track, type Tracked } from './memory.js';
+
+export type NestedArray<T> = T | NestedArray<T>[];
+
+export interface BackwardOptions {
+  retainGraph?: boolean;
+  createGraph?: boolean;
+  /** Accumulate gradients only into these tensors. */
+  inputs?: Tensor[];
+}
+
+export interface RemovableHandle {
+  remove(): void;
+}
+
+export class Tensor implements Tracked {
+  /** @internal native handle, -1 once disposed */
+  _id: Handle;
+  /** @internal */
+  _kept = false;
+  /** @internal */
+  _registered = false;
+
+  /** @internal Wraps a native handle; use the creation functions instead. */
+  constructor(id: Handle) {
+    this._id = id;
+    track(this);
+  }
+
+  /** The native handle; throws if the tensor was disposed. */
+  get id(): Handle {
+    if (this._id < 0) throw new Error('this tensor was disposed');
+    return this._id;
+  }
+
+  get isDisposed(): boolean {
+    return this._id < 0;
+  }
+
+  get shape(): number[] {
+    return native.shape(this.id);
+  }
+
+  get ndim(): number {
+    return native.shape(this.id).length;
+  }
+
+  get dtype(): DType {
+    return dtypeName(native.dtype(this.id));
+  }
+
+  get device(): string {
+    return native.device(this.id);
+  }
+
+  numel(): number {
+    return native.numel(this.id);
+  }
+
+  size(dim?: number): number | number[] {
+    const s = native.shape(this.id);
+    if (dim === undefined) return s;
+    const d = dim < 0 ? dim + s.length : dim;
+    if (d < 0 || d >= s.length) throw new RangeError(`size(${dim}): dimension out of range for a ${s.length}-d tensor`);
+    return s[d];
+  }
+
+  stride(): number[] {
+    return native.strides(this.id);
+  }
+
+  /** The single value of a one-element tensor. */
+  item(): number;
+  item(): number | boolean;
+  item(): number | boolean {
+    return native.item(this.id);
+  }
+
+  /**
+   * The values as a flat typed array (a copy). float16 and bfloat16 come back
+   * widened to Float32Array; int64 as BigInt64Array; bool as Uint8Array.
+   */
+  data(): Float32Array | Float64Array | Int32Array | Int16Array | Int8Array | Uint8Array | BigInt64Array {
+    const dt = this.dtype;
+    if (dt === 'float16' || dt === 'bfloat16') {
+      return scope(() => {
+        const wide = new Tensor(native.call(toDtypeOp(), this.id, 6) as Handle);
+        return new Float32Array(native.toBuffer(wide.id));
+      });
+    }
+    const buf = native.toBuffer(this.id);
+    switch (dt) {
+      case 'float32': return new Float32Array(buf);
+      case 'float64': return new Float64Array(buf);
+      case 'int64': return new BigInt64Array(buf);
+      case 'int32': return new Int32Array(buf);
+      case 'int16': return new Int16Array(buf);
+      case 'int8': return new Int8Array(buf);
+      case 'uint8': case 'bool': return new Uint8Array(buf);
+      default: throw new Error(`data(): no typed array for dtype ${dt}`);
+    }
+  }
+
+  /** Nested arrays of numbers (booleans for bool), like PyTorch's tolist(). */
+  toArray(): NestedArray<number | boolean> {
+    const flat = this.data();
+    const isBool = this.dtype === 'bool';
+    const values: (number | boolean)[] = new Array(flat.length);
+    for (let i = 0; i < flat.length; i++) {
+      const v = flat[i];
+      values[i] = isBool ? v !== 0 : Number(v);
+    }
+    const shape = this.shape;
+    if (shape.length === 0) return values[0];
+    let pos = 0;
+    const build = (d: number): NestedArray<number | boolean> => {
+      const out: NestedArray<number | boolean>[] = new Array(shape[d]);
+      for (let i = 0; i < shape[d]; i++) out[i] = d === shape.length - 1 ? values[pos++] : build(d + 1);
+      return out;
+    };
+    return build(0);
+  }
+
+  /** Frees the tensor now. Safe to call twice. */
+  dispose(): void {
+    disposeTracked(this);
+  }
+
+  /** Keeps this tensor past the end of the scope that made it. */
+  keep(): this {
+    keepTracked(this);
+    return this;
+  }
+
+  // ---- autograd state ---------------------------------------------------------
+
+  get requiresGrad(): boolean {
+    return native.requiresGrad(this.id);
+  }
+
+  set requiresGrad(value: boolean) {
+    native.setRequiresGrad(this.id, value);
+  }
+
+  requiresGrad_(value = true): this {
+    native.setRequiresGrad(this.id, value);
+    return this;
+  }
+
+  /** The accumulated gradient (a new handle to it), or undefined. */
+  get grad(): Tensor | undefined {
+    const g = native.getGrad(this.id);
+    return g === null ? undefined : new Tensor(g);
+  }
+
+  set grad(value: Tensor | undefined | null) {
+    native.setGrad(this.id, value ? value.id : null);
+  }
+
+  get isLeaf(): boolean {
+    return native.isLeaf(this.id);
+  }
+
+  /** The name of the autograd node that made this tensor, e.g. 'MulBackward0'. */
+  get gradFn(): string | null {
+    return native.gradFnName(this.id);
+  }
+
+  retainGrad(): this {
+    native.retainGrad(this.id);
+    return this;
+  }
+
+  backward(gradient?: Tensor, options: BackwardOptions = {}): void {
+    native.backward(
+      [this.id],
+      gradient ? [gradient.id] : null,
+      options.retainGraph ?? null,
+      options.createGraph ?? false,
+      options.inputs ? options.inputs.map((t) => t.id) : null,
+    );
+  }
+
+  /**
+   * Calls fn with the gradient of this tensor during backward; a returned
+   * tensor replaces the gradient. Tensors fn makes are freed after it returns.
+   */
+  registerHook(fn: (grad: Tensor) => Tensor | void | undefined | null): RemovableHandle {
+    const owner = this.id;
+    const hook = native.registerHook(owner, (gradId) =>
+      scope(() => {
+        const replacement = fn(new Tensor(gradId));
+        return replacement ? native.share(replacement.id) : null;
+      }),
+    );
+    let removed = false;
+    return {
+      remove: () => {
+        if (!removed && this._id >= 0) native.removeHook(this._id, hook);
+        removed = true;
+      },
+    };
+  }
+
+  toString(): string {
+    if (this._id < 0) return 'tensor(<disposed>)';
+    const shape = this.shape;
+    const n = shape.reduce((a, b) => a * b, 1);
+    const body = n <= 64 ? JSON.stringify(this.toArray()) : `[${shape.join(', ')}] …`;
+    const extra = this.requiresGrad ? ', requiresGrad=true' : '';
+    return `tensor(${body}, dtype=${this.dtype}${this.device !== 'cpu' ? `, device=${this.device}` : ''}${extra})`;
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return this.toString();
+  }
+}
+
+let toDtype = -1;
+function toDtypeOp(): number {
+  if (toDtype < 0) toDtype = native.resolveOp('to', 'dtype');
+  return toDtype;
+}
+
+/** @internal Wraps a native handle (or null) returned by the addon. */
+export function wrap(id: Handle | null): Tensor | null {
+  return id === null ? null : new Tensor(id);
+}

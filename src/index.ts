@@ -1,0 +1,49 @@
+// Keel: numerically reliable deep-learning training in TypeScript, on libtorch.
+import './core/methods.js';
+import { native } from './native/binding.js';
+
+export { Tensor, type NestedArray, type BackwardOptions, type RemovableHandle } from './core/tensor.js';
+export type { IndexEntry } from './core/methods.js';
+export {
+  tensor, zeros, ones, empty, full, arange, linspace, eye, rand, randn, randint, zerosLike, onesLike, randnLike,
+  cat, stack, where, manualSeed, type TensorOptions,
+} from './core/creation.js';
+export { scope, memory } from './core/memory.js';
+export { noGrad, enableGrad, isGradEnabled, setGradEnabled, detectAnomaly, setAnomalyEnabled } from './core/autograd.js';
+export * as autograd from './core/autograd.js';
+export { DTYPES, isFloatingDType, type DType, type DeviceLike, type Layout, type MemoryFormat, type Scalar } from './core/dtype.js';
+export { intercept, unintercepted, type Interceptor, type OpCall } from './core/dispatch.js';
+export * as ops from './ops/index.js';
+
+import { Tensor } from './core/tensor.js';
+
+/** Frees a tensor (or every tensor in an array or object) now. */
+export function dispose(value: Tensor | Tensor[] | Record<string, Tensor>): void {
+  if (value instanceof Tensor) value.dispose();
+  else for (const t of Object.values(value)) t.dispose();
+}
+
+/** Keeps a tensor past the end of its scope. */
+export function keep<T extends Tensor>(t: T): T {
+  return t.keep();
+}
+
+/** Intra-op threads libtorch uses. */
+export function setNumThreads(n: number): void {
+  native.setNumThreads(n);
+}
+
+export function getNumThreads(): number {
+  return native.getNumThreads();
+}
+
+/** libtorch's version, location, CUDA, BLAS and threads. */
+export function libtorchInfo() {
+  return native.info();
+}
+
+/** Whether this libtorch has CUDA and a GPU is visible. */
+export const cuda = {
+  isAvailable: (): boolean => native.info().cuda,
+  deviceCount: (): number => native.info().cudaDevices,
+};

@@ -1,0 +1,96 @@
+// Loads the addon built by scripts/build-native.mjs. This is the only file that
+// knows the native module exists; everything else imports `native` from here.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** A tensor handle: an index into the addon's slot table. */
+export type Handle = number;
+
+export interface LibtorchInfo {
+  version: string;
+  library: string;
+  cuda: boolean;
+  cudaDevices: number;
+  sgemm: string;
+  threads: number;
+  interopThreads: number;
+  config: string;
+  parallel: string;
+}
+
+export interface ArgumentSchema {
+  name: string;
+  type: string;
+  kind: string;
+  optional: boolean;
+  n?: number;
+  default?: string;
+  kwargOnly: boolean;
+  mutable: boolean;
+}
+
+export interface OperatorSchema {
+  name: string;
+  overload: string;
+  schema: string;
+  arguments: ArgumentSchema[];
+  returns: ArgumentSchema[];
+  vararg: boolean;
+}
+
+export interface NativeBinding {
+  // tensors
+  free(h: Handle): void;
+  share(h: Handle): Handle;
+  memory(): { tensors: number; bytes: number };
+  shape(h: Handle): number[];
+  strides(h: Handle): number[];
+  dtype(h: Handle): number;
+  device(h: Handle): string;
+  numel(h: Handle): number;
+  item(h: Handle): number | boolean;
+  fromData(data: ArrayBufferView, dtype: number, shape: number[]): Handle;
+  toBuffer(h: Handle): ArrayBuffer;
+  sameTensor(a: Handle, b: Handle): boolean;
+  // dispatch
+  resolveOp(name: string, overload: string): number;
+  call(op: number, ...args: unknown[]): unknown;
+  schemas(): OperatorSchema[];
+  // autograd
+  backward(tensors: Handle[], grads: (Handle | null)[] | null, retainGraph: boolean | null, createGraph: boolean, inputs: Handle[] | null): void;
+  grad(outputs: Handle[], inputs: Handle[], gradOutputs: (Handle | null)[] | null, retainGraph: boolean | null, createGraph: boolean, allowUnused: boolean): (Handle | null)[];
+  setGradEnabled(enabled: boolean): boolean;
+  isGradEnabled(): boolean;
+  setAnomalyEnabled(enabled: boolean): boolean;
+  requiresGrad(h: Handle): boolean;
+  setRequiresGrad(h: Handle, value: boolean): void;
+  getGrad(h: Handle): Handle | null;
+  setGrad(h: Handle, grad: Handle | null): void;
+  retainGrad(h: Handle): void;
+  isLeaf(h: Handle): boolean;
+  gradFnName(h: Handle): string | null;
+  registerHook(h: Handle, fn: (grad: Handle) => Handle | null | undefined): number;
+  removeHook(h: Handle, hook: number): void;
+  customFunction(name: string, inputs: Handle[], outputs: Handle[], backward: (grads: Handle[]) => (Handle | null)[], release: (() => void) | null): Handle[];
+  // info
+  info(): LibtorchInfo;
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+  manualSeed(seed: number): void;
+  getRngState(): Handle;
+  setRngState(state: Handle): void;
+}
+
+function load(): NativeBinding {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const root = resolve(here, '..', '..');
+  const file = join(root, 'build', 'keel.node');
+  if (!existsSync(file)) {
+    throw new Error(`Keel's native addon is not built (${file} is missing): run \`npm run build:native\` in ${root}`);
+  }
+  return createRequire(import.meta.url)(file) as NativeBinding;
+}
+
+export const native: NativeBinding = load();
