@@ -287,17 +287,27 @@ napi_value Call(napi_env env, napi_callback_info info) {
   }
   const Op& op = g_ops[idx];
   KEEL_GUARD(env, op.label, {
-    thread_local torch::jit::Stack stack;
+    // One stack reused by every call (the addon is single-threaded; a
+    // thread_local would cost a TLS lookup per call in a shared library).
+    static torch::jit::Stack stack;
     stack.clear();
     size_t given = argc - 1;
     if (given > op.args.size())
       throw ArgError("takes at most " + std::to_string(op.args.size()) + " arguments, got " + std::to_string(given));
     for (size_t i = 0; i < op.args.size(); ++i) {
       const ArgSpec& spec = op.args[i];
-      if (i >= given || isNullish(env, argv[i + 1])) {
+      napi_valuetype t = napi_undefined;
+      if (i < given) napi_typeof(env, argv[i + 1], &t);
+      if (t == napi_undefined || t == napi_null) {
         if (spec.def) stack.push_back(*spec.def);
         else if (spec.optional) stack.emplace_back();
         else throw ArgError("missing required argument '" + spec.name + "'");
+        continue;
+      }
+      if (spec.kind == Kind::Tensor && t == napi_number) {  // the hot case: a tensor handle
+        int32_t id;
+        napi_get_value_int32(env, argv[i + 1], &id);
+        stack.emplace_back(slot(id, spec.name.c_str()));
         continue;
       }
       stack.push_back(convert(env, argv[i + 1], spec));

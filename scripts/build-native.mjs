@@ -4,7 +4,7 @@
 // for in this order: $LIBTORCH (a libtorch folder), the Python `torch`
 // package if one imports and ships its libraries, Debian's libtorch-dev.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -100,9 +100,12 @@ for (let i = 0; i < stale.length; i += jobs) {
 const libs = ['torch', 'torch_cpu', 'c10'];
 for (const extra of ['torch_cuda', 'c10_cuda']) if (existsSync(join(torch.lib, `lib${extra}.so`))) libs.push(extra);
 const out = join(buildDir, 'keel.node');
+// link beside, then rename: a running process keeps its mapping of the old file
+const tmp = `${out}.${process.pid}.tmp`;
 await run('g++', [
-  '-shared', '-o', out, ...sources.map((s) => join(objDir, s.replace(/\.cc$/, '.o'))),
+  '-shared', '-o', tmp, ...sources.map((s) => join(objDir, s.replace(/\.cc$/, '.o'))),
   `-L${torch.lib}`, `-Wl,-rpath,${torch.lib}`, '-Wl,--no-as-needed', ...libs.map((l) => `-l${l}`), '-Wl,--as-needed', '-ldl',
 ]);
+renameSync(tmp, out);
 writeFileSync(join(buildDir, 'libtorch.json'), JSON.stringify({ how: torch.how, lib: torch.lib, includes: torch.includes }, null, 2) + '\n');
 console.log(`keel: built ${out}`);

@@ -108,6 +108,7 @@ class Overload {
   readonly argNames: string[];
   private handle = -1;
   private readonly mutatedTensorArg: number;
+  private readonly nativeArgs: unknown[];
 
   constructor(
     readonly opName: string,
@@ -119,6 +120,7 @@ class Overload {
     this.label = `aten::${opName}${overload ? '.' + overload : ''}`;
     this.argNames = args.map((a) => a[0]);
     this.mutatedTensorArg = args.findIndex((a) => a[1] === ArgKind.Tensor && (a[2] & MUTABLE) !== 0);
+    this.nativeArgs = new Array(args.length + 1).fill(undefined);
   }
 
   signature(): string {
@@ -150,8 +152,10 @@ class Overload {
 
   call(positional: unknown[], options: Record<string, unknown> | undefined): unknown {
     const args = this.args;
-    if (positional.length > args.length) {
-      throw new TypeError(`${this.label} takes at most ${args.length} arguments, got ${positional.length}: ${this.signature()}`);
+    const n = args.length;
+    const given = positional.length;
+    if (given > n) {
+      throw new TypeError(`${this.label} takes at most ${n} arguments, got ${given}: ${this.signature()}`);
     }
     if (options !== undefined) {
       for (const key of Object.keys(options)) {
@@ -160,20 +164,32 @@ class Overload {
         }
       }
     }
-    const inputs: unknown[] = new Array(args.length);
-    const nativeArgs: unknown[] = new Array(args.length + 1);
     if (this.handle < 0) this.handle = native.resolveOp(this.opName, this.overload);
-    nativeArgs[0] = this.handle;
-    for (let i = 0; i < args.length; i++) {
-      let v = i < positional.length ? positional[i] : undefined;
-      if (v === undefined && options !== undefined) v = optionValue(options, args[i][0]);
-      inputs[i] = v;
-      nativeArgs[i + 1] = v == null ? v : toNative(v, args[i], this.label);
+    // Reused for every call: native.call reads it synchronously and nothing
+    // below re-enters this overload before the call returns.
+    const buf = this.nativeArgs;
+    buf[0] = this.handle;
+    const inputs = options === undefined ? positional : this.gather(positional, options);
+    for (let i = 0; i < n; i++) {
+      const v = i < inputs.length ? inputs[i] : undefined;
+      if (v == null) {
+        buf[i + 1] = v;
+      } else {
+        const kind = args[i][1];
+        if (kind === ArgKind.Tensor) {
+          if (!(v instanceof Tensor) || v._id < 0) buf[i + 1] = tensorId(v, args[i][0], this.label);
+          else buf[i + 1] = v._id;
+        } else {
+          buf[i + 1] = kind <= ArgKind.OptionalTensorList || (kind >= ArgKind.ScalarType && kind <= ArgKind.Device)
+            ? toNative(v, args[i], this.label)
+            : v;
+        }
+      }
     }
-    const raw = native.call.apply(null, nativeArgs as [number, ...unknown[]]);
+    const raw = native.call.apply(null, buf as [number, ...unknown[]]);
     let result = this.wrapResult(raw, inputs);
     if (interceptors.length > 0 && paused === 0) {
-      const call: OpCall = { op: this.label, inputs, argNames: this.argNames };
+      const call: OpCall = { op: this.label, inputs: this.gather(inputs, undefined), argNames: this.argNames };
       paused++;
       try {
         for (const fn of interceptors) result = fn(call, result);
@@ -182,6 +198,17 @@ class Overload {
       }
     }
     return result;
+  }
+
+  /** Positional arguments merged with named ones, in schema order. */
+  private gather(positional: unknown[], options: Record<string, unknown> | undefined): unknown[] {
+    const out: unknown[] = new Array(this.args.length);
+    for (let i = 0; i < this.args.length; i++) {
+      let v = i < positional.length ? positional[i] : undefined;
+      if (v === undefined && options !== undefined) v = optionValue(options, this.args[i][0]);
+      out[i] = v;
+    }
+    return out;
   }
 
   private wrapOne(raw: unknown, ret: number, inputs: unknown[]): unknown {
@@ -238,10 +265,10 @@ function toNative(v: unknown, spec: ArgSpec, label: string): unknown {
   }
 }
 
-function splitOptions(args: unknown[]): [unknown[], Record<string, unknown> | undefined] {
+/** The trailing options object of a call, if it has one. */
+function optionsOf(args: unknown[]): Record<string, unknown> | undefined {
   const last = args.length > 0 ? args[args.length - 1] : undefined;
-  if (last !== undefined && isPlainObject(last)) return [args.slice(0, -1), last];
-  return [args, undefined];
+  return typeof last === 'object' && last !== null && isPlainObject(last) ? last : undefined;
 }
 
 /**
@@ -254,7 +281,8 @@ export function defineOp(name: string, specs: OverloadSpec[]): unknown {
   const candidates = overloads.filter((o) => o.byType);
   const only = candidates.length === 1 ? candidates[0] : undefined;
   const fn = function (...args: unknown[]): unknown {
-    const [positional, options] = splitOptions(args);
+    const options = optionsOf(args);
+    const positional = options === undefined ? args : args.slice(0, -1);
     if (only !== undefined) return only.call(positional, options);
     for (const o of candidates) if (o.accepts(positional, options)) return o.call(positional, options);
     const shown = candidates.length > 0 ? candidates : overloads;
@@ -266,8 +294,8 @@ export function defineOp(name: string, specs: OverloadSpec[]): unknown {
   Object.defineProperty(fn, 'name', { value: name });
   for (const o of overloads) {
     const by = function (...args: unknown[]): unknown {
-      const [positional, options] = splitOptions(args);
-      return o.call(positional, options);
+      const options = optionsOf(args);
+      return o.call(options === undefined ? args : args.slice(0, -1), options);
     };
     Object.defineProperty(by, 'name', { value: `${name}.${o.overload || 'default'}` });
     Object.defineProperty(fn, o.overload === '' ? 'default' : o.overload, { value: by, enumerable: true });

@@ -131,11 +131,12 @@ declare module './tensor.js' {
 
 type Method = (this: Tensor, ...args: any[]) => unknown;
 const methods: Record<string, Method> = {
-  add(other, alpha) { return ops.add(this, other, alpha); },
-  sub(other, alpha) { return ops.sub(this, other, alpha); },
-  mul(other) { return ops.mul(this, other); },
+  // the hottest binary ops pick their overload here, sparing the resolver
+  add(other, alpha) { return other instanceof Tensor ? ops.add.Tensor(this, other, alpha) : ops.add.Scalar(this, other, alpha); },
+  sub(other, alpha) { return other instanceof Tensor ? ops.sub.Tensor(this, other, alpha) : ops.sub.Scalar(this, other, alpha); },
+  mul(other) { return other instanceof Tensor ? ops.mul.Tensor(this, other) : ops.mul.Scalar(this, other); },
   div(other, roundingMode) {
-    if (roundingMode === undefined) return ops.div(this, other);
+    if (roundingMode === undefined) return other instanceof Tensor ? ops.div.Tensor(this, other) : ops.div.Scalar(this, other);
     return other instanceof Tensor ? ops.div.Tensor_mode(this, other, roundingMode) : ops.div.Scalar_mode(this, other, roundingMode);
   },
   pow(exponent) { return ops.pow(this, exponent); },
