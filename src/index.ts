@@ -1,6 +1,9 @@
 // Keel: numerically reliable deep-learning training in TypeScript, on libtorch.
 import './core/methods.js';
 import { native } from './native/binding.js';
+import { applyDefaultThreads } from './core/threads.js';
+
+applyDefaultThreads();
 
 export { Tensor, type NestedArray, type BackwardOptions, type RemovableHandle } from './core/tensor.js';
 export type { IndexEntry } from './core/methods.js';
@@ -14,6 +17,7 @@ export * as autograd from './core/autograd.js';
 export { DTYPES, isFloatingDType, type DType, type DeviceLike, type Layout, type MemoryFormat, type Scalar } from './core/dtype.js';
 export { intercept, unintercepted, type Interceptor, type OpCall } from './core/dispatch.js';
 export * as ops from './ops/index.js';
+export { classifyBlas, isFastBlas, type BlasKind } from './native/blas.js';
 
 import { Tensor } from './core/tensor.js';
 
@@ -28,14 +32,7 @@ export function keep<T extends Tensor>(t: T): T {
   return t.keep();
 }
 
-/** Intra-op threads libtorch uses. */
-export function setNumThreads(n: number): void {
-  native.setNumThreads(n);
-}
-
-export function getNumThreads(): number {
-  return native.getNumThreads();
-}
+export { setNumThreads, getNumThreads } from './core/threads.js';
 
 /** libtorch's version, location, CUDA, BLAS and threads. */
 export function libtorchInfo() {
