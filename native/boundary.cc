@@ -37,8 +37,12 @@ void throwJs(napi_env env, const std::string& context, const std::exception& e) 
     napi_throw_type_error(env, nullptr, (context + ": " + e.what()).c_str());
     return;
   }
-  const char* msg = e.what();
+  std::string msg = e.what();
   if (auto ce = dynamic_cast<const c10::Error*>(&e)) msg = ce->what_without_backtrace();
+  // "Could not run ... with arguments from the 'CPU' backend" goes on to list
+  // every registered kernel: keep the first paragraph of such long messages.
+  size_t para = msg.find("\n\n");
+  if (msg.size() > 1000 && para != std::string::npos) msg = msg.substr(0, para) + " (…)";
   std::string text = context + ": " + msg;
   napi_value jsMsg, err;
   napi_create_string_utf8(env, text.c_str(), text.size(), &jsMsg);

@@ -106,8 +106,11 @@ export class Tensor implements Tracked {
     }
   }
 
-  /** Nested arrays of numbers (booleans for bool), like PyTorch's tolist(). */
-  toArray(): NestedArray<number | boolean> {
+  /**
+   * Nested arrays of numbers (booleans for bool), like PyTorch's tolist(); a
+   * number for a 0-d tensor. Name the type you expect: `t.toArray<number[][]>()`.
+   */
+  toArray<T = any>(): T {
     const flat = this.data();
     const isBool = this.dtype === 'bool';
     const values: (number | boolean)[] = new Array(flat.length);
@@ -116,14 +119,14 @@ export class Tensor implements Tracked {
       values[i] = isBool ? v !== 0 : Number(v);
     }
     const shape = this.shape;
-    if (shape.length === 0) return values[0];
+    if (shape.length === 0) return values[0] as T;
     let pos = 0;
     const build = (d: number): NestedArray<number | boolean> => {
       const out: NestedArray<number | boolean>[] = new Array(shape[d]);
       for (let i = 0; i < shape[d]; i++) out[i] = d === shape.length - 1 ? values[pos++] : build(d + 1);
       return out;
     };
-    return build(0);
+    return build(0) as T;
   }
 
   /** Frees the tensor now. Safe to call twice. */
