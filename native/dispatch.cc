@@ -16,7 +16,7 @@ namespace {
 
 enum class Kind : uint8_t {
   Tensor, TensorList, OptTensorList, Int, Float, Bool, Scalar, String,
-  ScalarType, Layout, MemoryFormat, Device, IntList, FloatList, BoolList, Generator, Unsupported,
+  ScalarType, Layout, MemoryFormat, Device, IntList, FloatList, BoolList, Generator, ScalarList, Unsupported,
 };
 
 const char* kindName(Kind k) {
@@ -37,6 +37,7 @@ const char* kindName(Kind k) {
     case Kind::FloatList: return "FloatList";
     case Kind::BoolList: return "BoolList";
     case Kind::Generator: return "Generator";
+    case Kind::ScalarList: return "ScalarList";
     case Kind::Unsupported: return "Unsupported";
   }
   return "Unsupported";
@@ -69,6 +70,7 @@ Kind classify(c10::TypePtr t, bool& optional) {
         case c10::TypeKind::SymIntType: return Kind::IntList;
         case c10::TypeKind::FloatType: return Kind::FloatList;
         case c10::TypeKind::BoolType: return Kind::BoolList;
+        case c10::TypeKind::NumberType: return Kind::ScalarList;
         case c10::TypeKind::OptionalType:
           if (e->castRaw<c10::OptionalType>()->getElementType()->kind() == c10::TypeKind::TensorType)
             return Kind::OptTensorList;
@@ -199,6 +201,20 @@ c10::IValue convert(napi_env env, napi_value v, const ArgSpec& spec) {
         napi_value e;
         napi_get_element(env, v, i, &e);
         list.push_back(argBool(env, e, what));
+      }
+      return c10::IValue(list);
+    }
+    case Kind::ScalarList: {
+      bool arr = false;
+      napi_is_array(env, v, &arr);
+      if (!arr) throw ArgError(std::string("argument '") + what + "' must be an array of numbers");
+      uint32_t n;
+      napi_get_array_length(env, v, &n);
+      c10::impl::GenericList list(c10::NumberType::get());
+      for (uint32_t i = 0; i < n; ++i) {
+        napi_value e;
+        napi_get_element(env, v, i, &e);
+        list.push_back(scalarOf(env, e, what));
       }
       return c10::IValue(list);
     }

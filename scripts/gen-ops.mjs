@@ -23,7 +23,7 @@ const version = native.info().version;
 
 // Argument kinds, shared with src/core/dispatch.ts (ArgKind there).
 const KINDS = ['Tensor', 'TensorList', 'OptionalTensorList', 'Int', 'Float', 'Bool', 'Scalar', 'String',
-  'ScalarType', 'Layout', 'MemoryFormat', 'Device', 'IntList', 'FloatList', 'BoolList', 'Generator'];
+  'ScalarType', 'Layout', 'MemoryFormat', 'Device', 'IntList', 'FloatList', 'BoolList', 'Generator', 'ScalarList'];
 const OPTIONAL = 1;
 const DEFAULTED = 2;
 const MUTABLE = 4;
@@ -63,6 +63,7 @@ function tsType(arg) {
     case 'FloatList': t = n > 0 ? 'number | number[]' : 'number[]'; break;
     case 'BoolList': t = 'boolean[]'; break;
     case 'Generator': t = 'null'; break;
+    case 'ScalarList': t = 'Scalar[]'; break;
     default: throw new Error(`no TS type for ${arg.kind}`);
   }
   return arg.optional && arg.kind !== 'Generator' ? `${t} | null` : t;

@@ -83,6 +83,9 @@ test('argument kinds: optional tensors, tensor lists, (Tensor|null)[], int[N], f
     assert.equal(keel.ops.isNonzero(keel.tensor([1])), true); // bool return
     assert.equal(keel.ops.size.int(m, 1), 2); // int return
     assert.equal(keel.ops.resultType.Tensor(m, keel.tensor([1], { dtype: 'float64' })), 'float64'); // ScalarType return
+    const list = [keel.ones([2]), keel.ones([1])];
+    keel.ops._foreachAdd_(list, [1, 2.5]); // Scalar[]
+    assert.deepEqual(list.map((t) => t.toArray()), [[2, 2], [3.5]]);
     const parts = keel.ops.split(keel.arange(5), 2); // Tensor[] return
     assert.deepEqual(parts.map((p) => p.toArray()), [[0, 1], [2, 3], [4]]);
     const [variance, mean] = keel.ops.varMean(keel.tensor([[1, 2], [3, 5]]), 1); // (Tensor, Tensor)

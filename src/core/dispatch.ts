@@ -11,10 +11,10 @@ import { Tensor } from './tensor.js';
 /** Argument kinds, in the order scripts/gen-ops.mjs writes them. */
 export const enum ArgKind {
   Tensor, TensorList, OptionalTensorList, Int, Float, Bool, Scalar, String,
-  ScalarType, Layout, MemoryFormat, Device, IntList, FloatList, BoolList, Generator,
+  ScalarType, Layout, MemoryFormat, Device, IntList, FloatList, BoolList, Generator, ScalarList,
 }
 const KIND_NAMES = ['Tensor', 'Tensor[]', '(Tensor|null)[]', 'int', 'float', 'bool', 'Scalar', 'str',
-  'ScalarType', 'Layout', 'MemoryFormat', 'Device', 'int[]', 'float[]', 'bool[]', 'Generator'];
+  'ScalarType', 'Layout', 'MemoryFormat', 'Device', 'int[]', 'float[]', 'bool[]', 'Generator', 'Scalar[]'];
 
 const OPTIONAL = 1;
 const DEFAULTED = 2;
@@ -90,6 +90,7 @@ function matchesKind(v: unknown, kind: number, n: number | undefined): boolean {
     case ArgKind.FloatList: return Array.isArray(v) ? v.every((x) => typeof x === 'number') : typeof v === 'number' && (n ?? 0) > 0;
     case ArgKind.BoolList: return Array.isArray(v) && v.every((x) => typeof x === 'boolean');
     case ArgKind.Generator: return v == null;
+    case ArgKind.ScalarList: return Array.isArray(v) && v.every((x) => typeof x === 'number' || typeof x === 'boolean');
     default: return false;
   }
 }

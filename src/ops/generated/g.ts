@@ -299,12 +299,16 @@ export const gluJvp: {
 type O_gradient_array = { self?: Tensor; dim?: number[]; edge_order?: number };
 type O_gradient_scalararray = { self?: Tensor; spacing?: Scalar; dim?: number[]; edge_order?: number };
 type O_gradient_scalarint = { self?: Tensor; spacing?: Scalar | null; dim?: number | null; edge_order?: number };
+type O_gradient_scalarrayarray = { self?: Tensor; spacing?: Scalar[]; dim?: number[]; edge_order?: number };
+type O_gradient_scalarrayint = { self?: Tensor; spacing?: Scalar[]; dim?: number | null; edge_order?: number };
 type O_gradient_tensorarray = { self?: Tensor; spacing?: Tensor[]; dim?: number[]; edge_order?: number };
 type O_gradient_tensorarrayint = { self?: Tensor; spacing?: Tensor[]; dim?: number | null; edge_order?: number };
 /**
  * aten::gradient.array(Tensor self, *, int[] dim, int edge_order=1) -> Tensor[]
  * aten::gradient.scalararray(Tensor self, *, Scalar spacing, int[] dim, int edge_order=1) -> Tensor[]
  * aten::gradient.scalarint(Tensor self, *, Scalar? spacing=None, int? dim=None, int edge_order=1) -> Tensor[]
+ * aten::gradient.scalarrayarray(Tensor self, *, Scalar[] spacing, int[] dim, int edge_order=1) -> Tensor[]
+ * aten::gradient.scalarrayint(Tensor self, *, Scalar[] spacing, int? dim=None, int edge_order=1) -> Tensor[]
  * aten::gradient.tensorarray(Tensor self, *, Tensor[] spacing, int[] dim, int edge_order=1) -> Tensor[]
  * aten::gradient.tensorarrayint(Tensor self, *, Tensor[] spacing, int? dim=None, int edge_order=1) -> Tensor[]
  */
@@ -312,6 +316,8 @@ export const gradient: {
   (self: Tensor, dim: number[], edge_order?: number | O_gradient_array, options?: O_gradient_array): Tensor[];
   (self: Tensor, spacing: Scalar, dim: number[], edge_order?: number | O_gradient_scalararray, options?: O_gradient_scalararray): Tensor[];
   (self: Tensor, spacing?: Scalar | null | O_gradient_scalarint, dim?: number | null | O_gradient_scalarint, edge_order?: number | O_gradient_scalarint, options?: O_gradient_scalarint): Tensor[];
+  (self: Tensor, spacing: Scalar[], dim: number[], edge_order?: number | O_gradient_scalarrayarray, options?: O_gradient_scalarrayarray): Tensor[];
+  (self: Tensor, spacing: Scalar[], dim?: number | null | O_gradient_scalarrayint, edge_order?: number | O_gradient_scalarrayint, options?: O_gradient_scalarrayint): Tensor[];
   (self: Tensor, spacing: Tensor[], dim: number[], edge_order?: number | O_gradient_tensorarray, options?: O_gradient_tensorarray): Tensor[];
   (self: Tensor, spacing: Tensor[], dim?: number | null | O_gradient_tensorarrayint, edge_order?: number | O_gradient_tensorarrayint, options?: O_gradient_tensorarrayint): Tensor[];
   /** aten::gradient.array(Tensor self, *, int[] dim, int edge_order=1) -> Tensor[] */
@@ -320,6 +326,10 @@ export const gradient: {
   "scalararray"(self: Tensor, spacing: Scalar, dim: number[], edge_order?: number | O_gradient_scalararray, options?: O_gradient_scalararray): Tensor[];
   /** aten::gradient.scalarint(Tensor self, *, Scalar? spacing=None, int? dim=None, int edge_order=1) -> Tensor[] */
   "scalarint"(self: Tensor, spacing?: Scalar | null | O_gradient_scalarint, dim?: number | null | O_gradient_scalarint, edge_order?: number | O_gradient_scalarint, options?: O_gradient_scalarint): Tensor[];
+  /** aten::gradient.scalarrayarray(Tensor self, *, Scalar[] spacing, int[] dim, int edge_order=1) -> Tensor[] */
+  "scalarrayarray"(self: Tensor, spacing: Scalar[], dim: number[], edge_order?: number | O_gradient_scalarrayarray, options?: O_gradient_scalarrayarray): Tensor[];
+  /** aten::gradient.scalarrayint(Tensor self, *, Scalar[] spacing, int? dim=None, int edge_order=1) -> Tensor[] */
+  "scalarrayint"(self: Tensor, spacing: Scalar[], dim?: number | null | O_gradient_scalarrayint, edge_order?: number | O_gradient_scalarrayint, options?: O_gradient_scalarrayint): Tensor[];
   /** aten::gradient.tensorarray(Tensor self, *, Tensor[] spacing, int[] dim, int edge_order=1) -> Tensor[] */
   "tensorarray"(self: Tensor, spacing: Tensor[], dim: number[], edge_order?: number | O_gradient_tensorarray, options?: O_gradient_tensorarray): Tensor[];
   /** aten::gradient.tensorarrayint(Tensor self, *, Tensor[] spacing, int? dim=None, int edge_order=1) -> Tensor[] */
@@ -328,6 +338,8 @@ export const gradient: {
   ["array",[["self",0,0],["dim",12,0],["edge_order",3,2]],[1],1],
   ["scalararray",[["self",0,0],["spacing",6,0],["dim",12,0],["edge_order",3,2]],[1],1],
   ["scalarint",[["self",0,0],["spacing",6,3],["dim",3,3],["edge_order",3,2]],[1],1],
+  ["scalarrayarray",[["self",0,0],["spacing",16,0],["dim",12,0],["edge_order",3,2]],[1],1],
+  ["scalarrayint",[["self",0,0],["spacing",16,0],["dim",3,3],["edge_order",3,2]],[1],1],
   ["tensorarray",[["self",0,0],["spacing",1,0],["dim",12,0],["edge_order",3,2]],[1],1],
   ["tensorarrayint",[["self",0,0],["spacing",1,0],["dim",3,3],["edge_order",3,2]],[1],1],
 ]) as any;

@@ -221,105 +221,156 @@ export const _foreachAcos_: {
 type O__foreach_add_List = { self?: Tensor[]; other?: Tensor[]; alpha?: Scalar };
 type O__foreach_add_List_out = { self?: Tensor[]; other?: Tensor[]; alpha?: Scalar; out?: Tensor[] };
 type O__foreach_add_Scalar = { self?: Tensor[]; scalar?: Scalar };
+type O__foreach_add_ScalarList = { self?: Tensor[]; scalars?: Scalar[] };
+type O__foreach_add_ScalarList_out = { self?: Tensor[]; scalars?: Scalar[]; out?: Tensor[] };
 type O__foreach_add_Scalar_out = { self?: Tensor[]; scalar?: Scalar; out?: Tensor[] };
 /**
  * aten::_foreach_add.List(Tensor[] self, Tensor[] other, *, Scalar alpha=1) -> Tensor[]
  * aten::_foreach_add.List_out(Tensor[] self, Tensor[] other, *, Scalar alpha=1, Tensor(a!)[] out) -> ()
  * aten::_foreach_add.Scalar(Tensor[] self, Scalar scalar) -> Tensor[]
+ * aten::_foreach_add.ScalarList(Tensor[] self, Scalar[] scalars) -> Tensor[]
+ * aten::_foreach_add.ScalarList_out(Tensor[] self, Scalar[] scalars, *, Tensor(a!)[] out) -> ()
  * aten::_foreach_add.Scalar_out(Tensor[] self, Scalar scalar, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachAdd: {
   (self: Tensor[], other: Tensor[], alpha?: Scalar | O__foreach_add_List, options?: O__foreach_add_List): Tensor[];
   (self: Tensor[], scalar: Scalar, options?: O__foreach_add_Scalar): Tensor[];
+  (self: Tensor[], scalars: Scalar[], options?: O__foreach_add_ScalarList): Tensor[];
   /** aten::_foreach_add.List(Tensor[] self, Tensor[] other, *, Scalar alpha=1) -> Tensor[] */
   "List"(self: Tensor[], other: Tensor[], alpha?: Scalar | O__foreach_add_List, options?: O__foreach_add_List): Tensor[];
   /** aten::_foreach_add.List_out(Tensor[] self, Tensor[] other, *, Scalar alpha=1, Tensor(a!)[] out) -> () */
   "List_out"(self: Tensor[], other: Tensor[], alpha?: Scalar | O__foreach_add_List_out, out?: Tensor[] | O__foreach_add_List_out, options?: O__foreach_add_List_out): void;
   /** aten::_foreach_add.Scalar(Tensor[] self, Scalar scalar) -> Tensor[] */
   "Scalar"(self: Tensor[], scalar: Scalar, options?: O__foreach_add_Scalar): Tensor[];
+  /** aten::_foreach_add.ScalarList(Tensor[] self, Scalar[] scalars) -> Tensor[] */
+  "ScalarList"(self: Tensor[], scalars: Scalar[], options?: O__foreach_add_ScalarList): Tensor[];
+  /** aten::_foreach_add.ScalarList_out(Tensor[] self, Scalar[] scalars, *, Tensor(a!)[] out) -> () */
+  "ScalarList_out"(self: Tensor[], scalars: Scalar[], out: Tensor[], options?: O__foreach_add_ScalarList_out): void;
   /** aten::_foreach_add.Scalar_out(Tensor[] self, Scalar scalar, *, Tensor(a!)[] out) -> () */
   "Scalar_out"(self: Tensor[], scalar: Scalar, out: Tensor[], options?: O__foreach_add_Scalar_out): void;
 } = defineOp("_foreach_add", [
   ["List",[["self",1,0],["other",1,0],["alpha",6,2]],[1],1],
   ["List_out",[["self",1,0],["other",1,0],["alpha",6,2],["out",1,4]],[],0],
   ["Scalar",[["self",1,0],["scalar",6,0]],[1],1],
+  ["ScalarList",[["self",1,0],["scalars",16,0]],[1],1],
+  ["ScalarList_out",[["self",1,0],["scalars",16,0],["out",1,4]],[],0],
   ["Scalar_out",[["self",1,0],["scalar",6,0],["out",1,4]],[],0],
 ]) as any;
 
 type O__foreach_add__List = { self?: Tensor[]; other?: Tensor[]; alpha?: Scalar };
 type O__foreach_add__Scalar = { self?: Tensor[]; scalar?: Scalar };
+type O__foreach_add__ScalarList = { self?: Tensor[]; scalars?: Scalar[] };
 /**
  * aten::_foreach_add_.List(Tensor(a!)[] self, Tensor[] other, *, Scalar alpha=1) -> ()
  * aten::_foreach_add_.Scalar(Tensor(a!)[] self, Scalar scalar) -> ()
+ * aten::_foreach_add_.ScalarList(Tensor(a!)[] self, Scalar[] scalars) -> ()
  */
 export const _foreachAdd_: {
   (self: Tensor[], other: Tensor[], alpha?: Scalar | O__foreach_add__List, options?: O__foreach_add__List): void;
   (self: Tensor[], scalar: Scalar, options?: O__foreach_add__Scalar): void;
+  (self: Tensor[], scalars: Scalar[], options?: O__foreach_add__ScalarList): void;
   /** aten::_foreach_add_.List(Tensor(a!)[] self, Tensor[] other, *, Scalar alpha=1) -> () */
   "List"(self: Tensor[], other: Tensor[], alpha?: Scalar | O__foreach_add__List, options?: O__foreach_add__List): void;
   /** aten::_foreach_add_.Scalar(Tensor(a!)[] self, Scalar scalar) -> () */
   "Scalar"(self: Tensor[], scalar: Scalar, options?: O__foreach_add__Scalar): void;
+  /** aten::_foreach_add_.ScalarList(Tensor(a!)[] self, Scalar[] scalars) -> () */
+  "ScalarList"(self: Tensor[], scalars: Scalar[], options?: O__foreach_add__ScalarList): void;
 } = defineOp("_foreach_add_", [
   ["List",[["self",1,4],["other",1,0],["alpha",6,2]],[],1],
   ["Scalar",[["self",1,4],["scalar",6,0]],[],1],
+  ["ScalarList",[["self",1,4],["scalars",16,0]],[],1],
 ]) as any;
 
 type O__foreach_addcdiv_Scalar = { self?: Tensor[]; tensor1?: Tensor[]; tensor2?: Tensor[]; value?: Scalar };
+type O__foreach_addcdiv_ScalarList = { self?: Tensor[]; tensor1?: Tensor[]; tensor2?: Tensor[]; scalars?: Scalar[] };
+type O__foreach_addcdiv_ScalarList_out = { self?: Tensor[]; tensor1?: Tensor[]; tensor2?: Tensor[]; scalars?: Scalar[]; out?: Tensor[] };
 type O__foreach_addcdiv_Scalar_out = { self?: Tensor[]; tensor1?: Tensor[]; tensor2?: Tensor[]; value?: Scalar; out?: Tensor[] };
 /**
  * aten::_foreach_addcdiv.Scalar(Tensor[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar value=1) -> Tensor[]
+ * aten::_foreach_addcdiv.ScalarList(Tensor[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar[] scalars) -> Tensor[]
+ * aten::_foreach_addcdiv.ScalarList_out(Tensor[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar[] scalars, *, Tensor(a!)[] out) -> ()
  * aten::_foreach_addcdiv.Scalar_out(Tensor[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar value=1, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachAddcdiv: {
   (self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], value?: Scalar | O__foreach_addcdiv_Scalar, options?: O__foreach_addcdiv_Scalar): Tensor[];
+  (self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], scalars: Scalar[], options?: O__foreach_addcdiv_ScalarList): Tensor[];
   /** aten::_foreach_addcdiv.Scalar(Tensor[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar value=1) -> Tensor[] */
   "Scalar"(self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], value?: Scalar | O__foreach_addcdiv_Scalar, options?: O__foreach_addcdiv_Scalar): Tensor[];
+  /** aten::_foreach_addcdiv.ScalarList(Tensor[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar[] scalars) -> Tensor[] */
+  "ScalarList"(self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], scalars: Scalar[], options?: O__foreach_addcdiv_ScalarList): Tensor[];
+  /** aten::_foreach_addcdiv.ScalarList_out(Tensor[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar[] scalars, *, Tensor(a!)[] out) -> () */
+  "ScalarList_out"(self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], scalars: Scalar[], out: Tensor[], options?: O__foreach_addcdiv_ScalarList_out): void;
   /** aten::_foreach_addcdiv.Scalar_out(Tensor[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar value=1, *, Tensor(a!)[] out) -> () */
   "Scalar_out"(self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], value?: Scalar | O__foreach_addcdiv_Scalar_out, out?: Tensor[] | O__foreach_addcdiv_Scalar_out, options?: O__foreach_addcdiv_Scalar_out): void;
 } = defineOp("_foreach_addcdiv", [
   ["Scalar",[["self",1,0],["tensor1",1,0],["tensor2",1,0],["value",6,2]],[1],1],
+  ["ScalarList",[["self",1,0],["tensor1",1,0],["tensor2",1,0],["scalars",16,0]],[1],1],
+  ["ScalarList_out",[["self",1,0],["tensor1",1,0],["tensor2",1,0],["scalars",16,0],["out",1,4]],[],0],
   ["Scalar_out",[["self",1,0],["tensor1",1,0],["tensor2",1,0],["value",6,2],["out",1,4]],[],0],
 ]) as any;
 
 type O__foreach_addcdiv__Scalar = { self?: Tensor[]; tensor1?: Tensor[]; tensor2?: Tensor[]; value?: Scalar };
+type O__foreach_addcdiv__ScalarList = { self?: Tensor[]; tensor1?: Tensor[]; tensor2?: Tensor[]; scalars?: Scalar[] };
 /**
  * aten::_foreach_addcdiv_.Scalar(Tensor(a!)[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar value=1) -> ()
+ * aten::_foreach_addcdiv_.ScalarList(Tensor(a!)[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar[] scalars) -> ()
  */
 export const _foreachAddcdiv_: {
   (self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], value?: Scalar | O__foreach_addcdiv__Scalar, options?: O__foreach_addcdiv__Scalar): void;
+  (self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], scalars: Scalar[], options?: O__foreach_addcdiv__ScalarList): void;
   /** aten::_foreach_addcdiv_.Scalar(Tensor(a!)[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar value=1) -> () */
   "Scalar"(self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], value?: Scalar | O__foreach_addcdiv__Scalar, options?: O__foreach_addcdiv__Scalar): void;
+  /** aten::_foreach_addcdiv_.ScalarList(Tensor(a!)[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar[] scalars) -> () */
+  "ScalarList"(self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], scalars: Scalar[], options?: O__foreach_addcdiv__ScalarList): void;
 } = defineOp("_foreach_addcdiv_", [
   ["Scalar",[["self",1,4],["tensor1",1,0],["tensor2",1,0],["value",6,2]],[],1],
+  ["ScalarList",[["self",1,4],["tensor1",1,0],["tensor2",1,0],["scalars",16,0]],[],1],
 ]) as any;
 
 type O__foreach_addcmul_Scalar = { self?: Tensor[]; tensor1?: Tensor[]; tensor2?: Tensor[]; value?: Scalar };
+type O__foreach_addcmul_ScalarList = { self?: Tensor[]; tensor1?: Tensor[]; tensor2?: Tensor[]; scalars?: Scalar[] };
+type O__foreach_addcmul_ScalarList_out = { self?: Tensor[]; tensor1?: Tensor[]; tensor2?: Tensor[]; scalars?: Scalar[]; out?: Tensor[] };
 type O__foreach_addcmul_Scalar_out = { self?: Tensor[]; tensor1?: Tensor[]; tensor2?: Tensor[]; value?: Scalar; out?: Tensor[] };
 /**
  * aten::_foreach_addcmul.Scalar(Tensor[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar value=1) -> Tensor[]
+ * aten::_foreach_addcmul.ScalarList(Tensor[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar[] scalars) -> Tensor[]
+ * aten::_foreach_addcmul.ScalarList_out(Tensor[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar[] scalars, *, Tensor(a!)[] out) -> ()
  * aten::_foreach_addcmul.Scalar_out(Tensor[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar value=1, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachAddcmul: {
   (self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], value?: Scalar | O__foreach_addcmul_Scalar, options?: O__foreach_addcmul_Scalar): Tensor[];
+  (self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], scalars: Scalar[], options?: O__foreach_addcmul_ScalarList): Tensor[];
   /** aten::_foreach_addcmul.Scalar(Tensor[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar value=1) -> Tensor[] */
   "Scalar"(self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], value?: Scalar | O__foreach_addcmul_Scalar, options?: O__foreach_addcmul_Scalar): Tensor[];
+  /** aten::_foreach_addcmul.ScalarList(Tensor[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar[] scalars) -> Tensor[] */
+  "ScalarList"(self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], scalars: Scalar[], options?: O__foreach_addcmul_ScalarList): Tensor[];
+  /** aten::_foreach_addcmul.ScalarList_out(Tensor[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar[] scalars, *, Tensor(a!)[] out) -> () */
+  "ScalarList_out"(self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], scalars: Scalar[], out: Tensor[], options?: O__foreach_addcmul_ScalarList_out): void;
   /** aten::_foreach_addcmul.Scalar_out(Tensor[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar value=1, *, Tensor(a!)[] out) -> () */
   "Scalar_out"(self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], value?: Scalar | O__foreach_addcmul_Scalar_out, out?: Tensor[] | O__foreach_addcmul_Scalar_out, options?: O__foreach_addcmul_Scalar_out): void;
 } = defineOp("_foreach_addcmul", [
   ["Scalar",[["self",1,0],["tensor1",1,0],["tensor2",1,0],["value",6,2]],[1],1],
+  ["ScalarList",[["self",1,0],["tensor1",1,0],["tensor2",1,0],["scalars",16,0]],[1],1],
+  ["ScalarList_out",[["self",1,0],["tensor1",1,0],["tensor2",1,0],["scalars",16,0],["out",1,4]],[],0],
   ["Scalar_out",[["self",1,0],["tensor1",1,0],["tensor2",1,0],["value",6,2],["out",1,4]],[],0],
 ]) as any;
 
 type O__foreach_addcmul__Scalar = { self?: Tensor[]; tensor1?: Tensor[]; tensor2?: Tensor[]; value?: Scalar };
+type O__foreach_addcmul__ScalarList = { self?: Tensor[]; tensor1?: Tensor[]; tensor2?: Tensor[]; scalars?: Scalar[] };
 /**
  * aten::_foreach_addcmul_.Scalar(Tensor(a!)[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar value=1) -> ()
+ * aten::_foreach_addcmul_.ScalarList(Tensor(a!)[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar[] scalars) -> ()
  */
 export const _foreachAddcmul_: {
   (self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], value?: Scalar | O__foreach_addcmul__Scalar, options?: O__foreach_addcmul__Scalar): void;
+  (self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], scalars: Scalar[], options?: O__foreach_addcmul__ScalarList): void;
   /** aten::_foreach_addcmul_.Scalar(Tensor(a!)[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar value=1) -> () */
   "Scalar"(self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], value?: Scalar | O__foreach_addcmul__Scalar, options?: O__foreach_addcmul__Scalar): void;
+  /** aten::_foreach_addcmul_.ScalarList(Tensor(a!)[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar[] scalars) -> () */
+  "ScalarList"(self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], scalars: Scalar[], options?: O__foreach_addcmul__ScalarList): void;
 } = defineOp("_foreach_addcmul_", [
   ["Scalar",[["self",1,4],["tensor1",1,0],["tensor2",1,0],["value",6,2]],[],1],
+  ["ScalarList",[["self",1,4],["tensor1",1,0],["tensor2",1,0],["scalars",16,0]],[],1],
 ]) as any;
 
 type O__foreach_asin = { self?: Tensor[] };
@@ -470,47 +521,64 @@ export const _foreachCosh_: {
 type O__foreach_div_List = { self?: Tensor[]; other?: Tensor[] };
 type O__foreach_div_List_out = { self?: Tensor[]; other?: Tensor[]; out?: Tensor[] };
 type O__foreach_div_Scalar = { self?: Tensor[]; scalar?: Scalar };
+type O__foreach_div_ScalarList = { self?: Tensor[]; scalars?: Scalar[] };
+type O__foreach_div_ScalarList_out = { self?: Tensor[]; scalars?: Scalar[]; out?: Tensor[] };
 type O__foreach_div_Scalar_out = { self?: Tensor[]; scalar?: Scalar; out?: Tensor[] };
 /**
  * aten::_foreach_div.List(Tensor[] self, Tensor[] other) -> Tensor[]
  * aten::_foreach_div.List_out(Tensor[] self, Tensor[] other, *, Tensor(a!)[] out) -> ()
  * aten::_foreach_div.Scalar(Tensor[] self, Scalar scalar) -> Tensor[]
+ * aten::_foreach_div.ScalarList(Tensor[] self, Scalar[] scalars) -> Tensor[]
+ * aten::_foreach_div.ScalarList_out(Tensor[] self, Scalar[] scalars, *, Tensor(a!)[] out) -> ()
  * aten::_foreach_div.Scalar_out(Tensor[] self, Scalar scalar, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachDiv: {
   (self: Tensor[], other: Tensor[], options?: O__foreach_div_List): Tensor[];
   (self: Tensor[], scalar: Scalar, options?: O__foreach_div_Scalar): Tensor[];
+  (self: Tensor[], scalars: Scalar[], options?: O__foreach_div_ScalarList): Tensor[];
   /** aten::_foreach_div.List(Tensor[] self, Tensor[] other) -> Tensor[] */
   "List"(self: Tensor[], other: Tensor[], options?: O__foreach_div_List): Tensor[];
   /** aten::_foreach_div.List_out(Tensor[] self, Tensor[] other, *, Tensor(a!)[] out) -> () */
   "List_out"(self: Tensor[], other: Tensor[], out: Tensor[], options?: O__foreach_div_List_out): void;
   /** aten::_foreach_div.Scalar(Tensor[] self, Scalar scalar) -> Tensor[] */
   "Scalar"(self: Tensor[], scalar: Scalar, options?: O__foreach_div_Scalar): Tensor[];
+  /** aten::_foreach_div.ScalarList(Tensor[] self, Scalar[] scalars) -> Tensor[] */
+  "ScalarList"(self: Tensor[], scalars: Scalar[], options?: O__foreach_div_ScalarList): Tensor[];
+  /** aten::_foreach_div.ScalarList_out(Tensor[] self, Scalar[] scalars, *, Tensor(a!)[] out) -> () */
+  "ScalarList_out"(self: Tensor[], scalars: Scalar[], out: Tensor[], options?: O__foreach_div_ScalarList_out): void;
   /** aten::_foreach_div.Scalar_out(Tensor[] self, Scalar scalar, *, Tensor(a!)[] out) -> () */
   "Scalar_out"(self: Tensor[], scalar: Scalar, out: Tensor[], options?: O__foreach_div_Scalar_out): void;
 } = defineOp("_foreach_div", [
   ["List",[["self",1,0],["other",1,0]],[1],1],
   ["List_out",[["self",1,0],["other",1,0],["out",1,4]],[],0],
   ["Scalar",[["self",1,0],["scalar",6,0]],[1],1],
+  ["ScalarList",[["self",1,0],["scalars",16,0]],[1],1],
+  ["ScalarList_out",[["self",1,0],["scalars",16,0],["out",1,4]],[],0],
   ["Scalar_out",[["self",1,0],["scalar",6,0],["out",1,4]],[],0],
 ]) as any;
 
 type O__foreach_div__List = { self?: Tensor[]; other?: Tensor[] };
 type O__foreach_div__Scalar = { self?: Tensor[]; scalar?: Scalar };
+type O__foreach_div__ScalarList = { self?: Tensor[]; scalars?: Scalar[] };
 /**
  * aten::_foreach_div_.List(Tensor(a!)[] self, Tensor[] other) -> ()
  * aten::_foreach_div_.Scalar(Tensor(a!)[] self, Scalar scalar) -> ()
+ * aten::_foreach_div_.ScalarList(Tensor(a!)[] self, Scalar[] scalars) -> ()
  */
 export const _foreachDiv_: {
   (self: Tensor[], other: Tensor[], options?: O__foreach_div__List): void;
   (self: Tensor[], scalar: Scalar, options?: O__foreach_div__Scalar): void;
+  (self: Tensor[], scalars: Scalar[], options?: O__foreach_div__ScalarList): void;
   /** aten::_foreach_div_.List(Tensor(a!)[] self, Tensor[] other) -> () */
   "List"(self: Tensor[], other: Tensor[], options?: O__foreach_div__List): void;
   /** aten::_foreach_div_.Scalar(Tensor(a!)[] self, Scalar scalar) -> () */
   "Scalar"(self: Tensor[], scalar: Scalar, options?: O__foreach_div__Scalar): void;
+  /** aten::_foreach_div_.ScalarList(Tensor(a!)[] self, Scalar[] scalars) -> () */
+  "ScalarList"(self: Tensor[], scalars: Scalar[], options?: O__foreach_div__ScalarList): void;
 } = defineOp("_foreach_div_", [
   ["List",[["self",1,4],["other",1,0]],[],1],
   ["Scalar",[["self",1,4],["scalar",6,0]],[],1],
+  ["ScalarList",[["self",1,4],["scalars",16,0]],[],1],
 ]) as any;
 
 type O__foreach_erf = { self?: Tensor[] };
@@ -893,47 +961,64 @@ export const _foreachMinimum_: {
 type O__foreach_mul_List = { self?: Tensor[]; other?: Tensor[] };
 type O__foreach_mul_List_out = { self?: Tensor[]; other?: Tensor[]; out?: Tensor[] };
 type O__foreach_mul_Scalar = { self?: Tensor[]; scalar?: Scalar };
+type O__foreach_mul_ScalarList = { self?: Tensor[]; scalars?: Scalar[] };
+type O__foreach_mul_ScalarList_out = { self?: Tensor[]; scalars?: Scalar[]; out?: Tensor[] };
 type O__foreach_mul_Scalar_out = { self?: Tensor[]; scalar?: Scalar; out?: Tensor[] };
 /**
  * aten::_foreach_mul.List(Tensor[] self, Tensor[] other) -> Tensor[]
  * aten::_foreach_mul.List_out(Tensor[] self, Tensor[] other, *, Tensor(a!)[] out) -> ()
  * aten::_foreach_mul.Scalar(Tensor[] self, Scalar scalar) -> Tensor[]
+ * aten::_foreach_mul.ScalarList(Tensor[] self, Scalar[] scalars) -> Tensor[]
+ * aten::_foreach_mul.ScalarList_out(Tensor[] self, Scalar[] scalars, *, Tensor(a!)[] out) -> ()
  * aten::_foreach_mul.Scalar_out(Tensor[] self, Scalar scalar, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachMul: {
   (self: Tensor[], other: Tensor[], options?: O__foreach_mul_List): Tensor[];
   (self: Tensor[], scalar: Scalar, options?: O__foreach_mul_Scalar): Tensor[];
+  (self: Tensor[], scalars: Scalar[], options?: O__foreach_mul_ScalarList): Tensor[];
   /** aten::_foreach_mul.List(Tensor[] self, Tensor[] other) -> Tensor[] */
   "List"(self: Tensor[], other: Tensor[], options?: O__foreach_mul_List): Tensor[];
   /** aten::_foreach_mul.List_out(Tensor[] self, Tensor[] other, *, Tensor(a!)[] out) -> () */
   "List_out"(self: Tensor[], other: Tensor[], out: Tensor[], options?: O__foreach_mul_List_out): void;
   /** aten::_foreach_mul.Scalar(Tensor[] self, Scalar scalar) -> Tensor[] */
   "Scalar"(self: Tensor[], scalar: Scalar, options?: O__foreach_mul_Scalar): Tensor[];
+  /** aten::_foreach_mul.ScalarList(Tensor[] self, Scalar[] scalars) -> Tensor[] */
+  "ScalarList"(self: Tensor[], scalars: Scalar[], options?: O__foreach_mul_ScalarList): Tensor[];
+  /** aten::_foreach_mul.ScalarList_out(Tensor[] self, Scalar[] scalars, *, Tensor(a!)[] out) -> () */
+  "ScalarList_out"(self: Tensor[], scalars: Scalar[], out: Tensor[], options?: O__foreach_mul_ScalarList_out): void;
   /** aten::_foreach_mul.Scalar_out(Tensor[] self, Scalar scalar, *, Tensor(a!)[] out) -> () */
   "Scalar_out"(self: Tensor[], scalar: Scalar, out: Tensor[], options?: O__foreach_mul_Scalar_out): void;
 } = defineOp("_foreach_mul", [
   ["List",[["self",1,0],["other",1,0]],[1],1],
   ["List_out",[["self",1,0],["other",1,0],["out",1,4]],[],0],
   ["Scalar",[["self",1,0],["scalar",6,0]],[1],1],
+  ["ScalarList",[["self",1,0],["scalars",16,0]],[1],1],
+  ["ScalarList_out",[["self",1,0],["scalars",16,0],["out",1,4]],[],0],
   ["Scalar_out",[["self",1,0],["scalar",6,0],["out",1,4]],[],0],
 ]) as any;
 
 type O__foreach_mul__List = { self?: Tensor[]; other?: Tensor[] };
 type O__foreach_mul__Scalar = { self?: Tensor[]; scalar?: Scalar };
+type O__foreach_mul__ScalarList = { self?: Tensor[]; scalars?: Scalar[] };
 /**
  * aten::_foreach_mul_.List(Tensor(a!)[] self, Tensor[] other) -> ()
  * aten::_foreach_mul_.Scalar(Tensor(a!)[] self, Scalar scalar) -> ()
+ * aten::_foreach_mul_.ScalarList(Tensor(a!)[] self, Scalar[] scalars) -> ()
  */
 export const _foreachMul_: {
   (self: Tensor[], other: Tensor[], options?: O__foreach_mul__List): void;
   (self: Tensor[], scalar: Scalar, options?: O__foreach_mul__Scalar): void;
+  (self: Tensor[], scalars: Scalar[], options?: O__foreach_mul__ScalarList): void;
   /** aten::_foreach_mul_.List(Tensor(a!)[] self, Tensor[] other) -> () */
   "List"(self: Tensor[], other: Tensor[], options?: O__foreach_mul__List): void;
   /** aten::_foreach_mul_.Scalar(Tensor(a!)[] self, Scalar scalar) -> () */
   "Scalar"(self: Tensor[], scalar: Scalar, options?: O__foreach_mul__Scalar): void;
+  /** aten::_foreach_mul_.ScalarList(Tensor(a!)[] self, Scalar[] scalars) -> () */
+  "ScalarList"(self: Tensor[], scalars: Scalar[], options?: O__foreach_mul__ScalarList): void;
 } = defineOp("_foreach_mul_", [
   ["List",[["self",1,4],["other",1,0]],[],1],
   ["Scalar",[["self",1,4],["scalar",6,0]],[],1],
+  ["ScalarList",[["self",1,4],["scalars",16,0]],[],1],
 ]) as any;
 
 type O__foreach_neg = { self?: Tensor[] };
@@ -1159,47 +1244,64 @@ export const _foreachSqrt_: {
 type O__foreach_sub_List = { self?: Tensor[]; other?: Tensor[]; alpha?: Scalar };
 type O__foreach_sub_List_out = { self?: Tensor[]; other?: Tensor[]; alpha?: Scalar; out?: Tensor[] };
 type O__foreach_sub_Scalar = { self?: Tensor[]; scalar?: Scalar };
+type O__foreach_sub_ScalarList = { self?: Tensor[]; scalars?: Scalar[] };
+type O__foreach_sub_ScalarList_out = { self?: Tensor[]; scalars?: Scalar[]; out?: Tensor[] };
 type O__foreach_sub_Scalar_out = { self?: Tensor[]; scalar?: Scalar; out?: Tensor[] };
 /**
  * aten::_foreach_sub.List(Tensor[] self, Tensor[] other, *, Scalar alpha=1) -> Tensor[]
  * aten::_foreach_sub.List_out(Tensor[] self, Tensor[] other, *, Scalar alpha=1, Tensor(a!)[] out) -> ()
  * aten::_foreach_sub.Scalar(Tensor[] self, Scalar scalar) -> Tensor[]
+ * aten::_foreach_sub.ScalarList(Tensor[] self, Scalar[] scalars) -> Tensor[]
+ * aten::_foreach_sub.ScalarList_out(Tensor[] self, Scalar[] scalars, *, Tensor(a!)[] out) -> ()
  * aten::_foreach_sub.Scalar_out(Tensor[] self, Scalar scalar, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachSub: {
   (self: Tensor[], other: Tensor[], alpha?: Scalar | O__foreach_sub_List, options?: O__foreach_sub_List): Tensor[];
   (self: Tensor[], scalar: Scalar, options?: O__foreach_sub_Scalar): Tensor[];
+  (self: Tensor[], scalars: Scalar[], options?: O__foreach_sub_ScalarList): Tensor[];
   /** aten::_foreach_sub.List(Tensor[] self, Tensor[] other, *, Scalar alpha=1) -> Tensor[] */
   "List"(self: Tensor[], other: Tensor[], alpha?: Scalar | O__foreach_sub_List, options?: O__foreach_sub_List): Tensor[];
   /** aten::_foreach_sub.List_out(Tensor[] self, Tensor[] other, *, Scalar alpha=1, Tensor(a!)[] out) -> () */
   "List_out"(self: Tensor[], other: Tensor[], alpha?: Scalar | O__foreach_sub_List_out, out?: Tensor[] | O__foreach_sub_List_out, options?: O__foreach_sub_List_out): void;
   /** aten::_foreach_sub.Scalar(Tensor[] self, Scalar scalar) -> Tensor[] */
   "Scalar"(self: Tensor[], scalar: Scalar, options?: O__foreach_sub_Scalar): Tensor[];
+  /** aten::_foreach_sub.ScalarList(Tensor[] self, Scalar[] scalars) -> Tensor[] */
+  "ScalarList"(self: Tensor[], scalars: Scalar[], options?: O__foreach_sub_ScalarList): Tensor[];
+  /** aten::_foreach_sub.ScalarList_out(Tensor[] self, Scalar[] scalars, *, Tensor(a!)[] out) -> () */
+  "ScalarList_out"(self: Tensor[], scalars: Scalar[], out: Tensor[], options?: O__foreach_sub_ScalarList_out): void;
   /** aten::_foreach_sub.Scalar_out(Tensor[] self, Scalar scalar, *, Tensor(a!)[] out) -> () */
   "Scalar_out"(self: Tensor[], scalar: Scalar, out: Tensor[], options?: O__foreach_sub_Scalar_out): void;
 } = defineOp("_foreach_sub", [
   ["List",[["self",1,0],["other",1,0],["alpha",6,2]],[1],1],
   ["List_out",[["self",1,0],["other",1,0],["alpha",6,2],["out",1,4]],[],0],
   ["Scalar",[["self",1,0],["scalar",6,0]],[1],1],
+  ["ScalarList",[["self",1,0],["scalars",16,0]],[1],1],
+  ["ScalarList_out",[["self",1,0],["scalars",16,0],["out",1,4]],[],0],
   ["Scalar_out",[["self",1,0],["scalar",6,0],["out",1,4]],[],0],
 ]) as any;
 
 type O__foreach_sub__List = { self?: Tensor[]; other?: Tensor[]; alpha?: Scalar };
 type O__foreach_sub__Scalar = { self?: Tensor[]; scalar?: Scalar };
+type O__foreach_sub__ScalarList = { self?: Tensor[]; scalars?: Scalar[] };
 /**
  * aten::_foreach_sub_.List(Tensor(a!)[] self, Tensor[] other, *, Scalar alpha=1) -> ()
  * aten::_foreach_sub_.Scalar(Tensor(a!)[] self, Scalar scalar) -> ()
+ * aten::_foreach_sub_.ScalarList(Tensor(a!)[] self, Scalar[] scalars) -> ()
  */
 export const _foreachSub_: {
   (self: Tensor[], other: Tensor[], alpha?: Scalar | O__foreach_sub__List, options?: O__foreach_sub__List): void;
   (self: Tensor[], scalar: Scalar, options?: O__foreach_sub__Scalar): void;
+  (self: Tensor[], scalars: Scalar[], options?: O__foreach_sub__ScalarList): void;
   /** aten::_foreach_sub_.List(Tensor(a!)[] self, Tensor[] other, *, Scalar alpha=1) -> () */
   "List"(self: Tensor[], other: Tensor[], alpha?: Scalar | O__foreach_sub__List, options?: O__foreach_sub__List): void;
   /** aten::_foreach_sub_.Scalar(Tensor(a!)[] self, Scalar scalar) -> () */
   "Scalar"(self: Tensor[], scalar: Scalar, options?: O__foreach_sub__Scalar): void;
+  /** aten::_foreach_sub_.ScalarList(Tensor(a!)[] self, Scalar[] scalars) -> () */
+  "ScalarList"(self: Tensor[], scalars: Scalar[], options?: O__foreach_sub__ScalarList): void;
 } = defineOp("_foreach_sub_", [
   ["List",[["self",1,4],["other",1,0],["alpha",6,2]],[],1],
   ["Scalar",[["self",1,4],["scalar",6,0]],[],1],
+  ["ScalarList",[["self",1,4],["scalars",16,0]],[],1],
 ]) as any;
 
 type O__foreach_tan = { self?: Tensor[] };
