@@ -127,9 +127,17 @@ function signature(s, optionsType) {
   return `(${params.join(', ')}): ${tsReturn(s.returns)}`;
 }
 
+// Options by schema name, and by camelCase name where that differs
+// (`output_padding` or `outputPadding`): the dispatcher takes both.
 function optionsTypeOf(s) {
   if (s.arguments.length === 0) return '{}';
-  return `{ ${s.arguments.map((a) => `${/^[A-Za-z_$][\w$]*$/.test(a.name) ? a.name : JSON.stringify(a.name)}?: ${tsType(a)}`).join('; ')} }`;
+  const key = (n) => (/^[A-Za-z_$][\w$]*$/.test(n) ? n : JSON.stringify(n));
+  const fields = [];
+  for (const a of s.arguments) {
+    fields.push(`${key(a.name)}?: ${tsType(a)}`);
+    if (camel(a.name) !== a.name) fields.push(`${key(camel(a.name))}?: ${tsType(a)}`);
+  }
+  return `{ ${fields.join('; ')} }`;
 }
 
 function propName(overload) {

@@ -121,7 +121,7 @@ export const acosh_: {
   ["",[["self",0,4]],[-1],1],
 ]) as any;
 
-type O_adaptive_avg_pool1d = { self?: Tensor; output_size?: number | number[] };
+type O_adaptive_avg_pool1d = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[] };
 /**
  * aten::adaptive_avg_pool1d(Tensor self, int[1] output_size) -> Tensor
  */
@@ -133,8 +133,8 @@ export const adaptiveAvgPool1d: {
   ["",[["self",0,0],["output_size",12,0,1]],[0],1],
 ]) as any;
 
-type O_adaptive_avg_pool2d = { self?: Tensor; output_size?: number | number[] };
-type O_adaptive_avg_pool2d_out = { self?: Tensor; output_size?: number | number[]; out?: Tensor };
+type O_adaptive_avg_pool2d = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[] };
+type O_adaptive_avg_pool2d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; out?: Tensor };
 /**
  * aten::adaptive_avg_pool2d(Tensor self, SymInt[2] output_size) -> Tensor
  * aten::adaptive_avg_pool2d.out(Tensor self, SymInt[2] output_size, *, Tensor(a!) out) -> Tensor(a!)
@@ -150,8 +150,8 @@ export const adaptiveAvgPool2d: {
   ["out",[["self",0,0],["output_size",12,0,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_adaptive_avg_pool3d = { self?: Tensor; output_size?: number | number[] };
-type O_adaptive_avg_pool3d_out = { self?: Tensor; output_size?: number | number[]; out?: Tensor };
+type O_adaptive_avg_pool3d = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[] };
+type O_adaptive_avg_pool3d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; out?: Tensor };
 /**
  * aten::adaptive_avg_pool3d(Tensor self, int[3] output_size) -> Tensor
  * aten::adaptive_avg_pool3d.out(Tensor self, int[3] output_size, *, Tensor(a!) out) -> Tensor(a!)
@@ -167,7 +167,7 @@ export const adaptiveAvgPool3d: {
   ["out",[["self",0,0],["output_size",12,0,3],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_adaptive_avg_pool3d_backward_grad_input = { grad_output?: Tensor; self?: Tensor; grad_input?: Tensor };
+type O_adaptive_avg_pool3d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::adaptive_avg_pool3d_backward.grad_input(Tensor grad_output, Tensor self, *, Tensor(a!) grad_input) -> Tensor(a!)
  */
@@ -178,7 +178,7 @@ export const adaptiveAvgPool3dBackward: {
   ["grad_input",[["grad_output",0,0],["self",0,0],["grad_input",0,4]],[-1],0],
 ]) as any;
 
-type O_adaptive_max_pool1d = { self?: Tensor; output_size?: number | number[] };
+type O_adaptive_max_pool1d = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[] };
 /**
  * aten::adaptive_max_pool1d(Tensor self, int[1] output_size) -> (Tensor, Tensor)
  */
@@ -190,8 +190,8 @@ export const adaptiveMaxPool1d: {
   ["",[["self",0,0],["output_size",12,0,1]],[0,0],1],
 ]) as any;
 
-type O_adaptive_max_pool2d = { self?: Tensor; output_size?: number | number[] };
-type O_adaptive_max_pool2d_out = { self?: Tensor; output_size?: number | number[]; out?: Tensor; indices?: Tensor };
+type O_adaptive_max_pool2d = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[] };
+type O_adaptive_max_pool2d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; out?: Tensor; indices?: Tensor };
 /**
  * aten::adaptive_max_pool2d(Tensor self, int[2] output_size) -> (Tensor, Tensor)
  * aten::adaptive_max_pool2d.out(Tensor self, int[2] output_size, *, Tensor(a!) out, Tensor(b!) indices) -> (Tensor(a!), Tensor(b!))
@@ -207,8 +207,8 @@ export const adaptiveMaxPool2d: {
   ["out",[["self",0,0],["output_size",12,0,2],["out",0,4],["indices",0,4]],[-1,-1],0],
 ]) as any;
 
-type O_adaptive_max_pool2d_backward = { grad_output?: Tensor; self?: Tensor; indices?: Tensor };
-type O_adaptive_max_pool2d_backward_grad_input = { grad_output?: Tensor; self?: Tensor; indices?: Tensor; grad_input?: Tensor };
+type O_adaptive_max_pool2d_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; indices?: Tensor };
+type O_adaptive_max_pool2d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; indices?: Tensor; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::adaptive_max_pool2d_backward(Tensor grad_output, Tensor self, Tensor indices) -> Tensor
  * aten::adaptive_max_pool2d_backward.grad_input(Tensor grad_output, Tensor self, Tensor indices, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -224,8 +224,8 @@ export const adaptiveMaxPool2dBackward: {
   ["grad_input",[["grad_output",0,0],["self",0,0],["indices",0,0],["grad_input",0,4]],[-1],0],
 ]) as any;
 
-type O_adaptive_max_pool3d = { self?: Tensor; output_size?: number | number[] };
-type O_adaptive_max_pool3d_out = { self?: Tensor; output_size?: number | number[]; out?: Tensor; indices?: Tensor };
+type O_adaptive_max_pool3d = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[] };
+type O_adaptive_max_pool3d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; out?: Tensor; indices?: Tensor };
 /**
  * aten::adaptive_max_pool3d(Tensor self, int[3] output_size) -> (Tensor, Tensor)
  * aten::adaptive_max_pool3d.out(Tensor self, int[3] output_size, *, Tensor(a!) out, Tensor(b!) indices) -> (Tensor(a!), Tensor(b!))
@@ -241,8 +241,8 @@ export const adaptiveMaxPool3d: {
   ["out",[["self",0,0],["output_size",12,0,3],["out",0,4],["indices",0,4]],[-1,-1],0],
 ]) as any;
 
-type O_adaptive_max_pool3d_backward = { grad_output?: Tensor; self?: Tensor; indices?: Tensor };
-type O_adaptive_max_pool3d_backward_grad_input = { grad_output?: Tensor; self?: Tensor; indices?: Tensor; grad_input?: Tensor };
+type O_adaptive_max_pool3d_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; indices?: Tensor };
+type O_adaptive_max_pool3d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; indices?: Tensor; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::adaptive_max_pool3d_backward(Tensor grad_output, Tensor self, Tensor indices) -> Tensor
  * aten::adaptive_max_pool3d_backward.grad_input(Tensor grad_output, Tensor self, Tensor indices, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -490,8 +490,8 @@ export const adjoint: {
   ["",[["self",0,0]],[0],1],
 ]) as any;
 
-type O_affine_grid_generator = { theta?: Tensor; size?: number[]; align_corners?: boolean };
-type O_affine_grid_generator_out = { theta?: Tensor; size?: number[]; align_corners?: boolean; out?: Tensor };
+type O_affine_grid_generator = { theta?: Tensor; size?: number[]; align_corners?: boolean; alignCorners?: boolean };
+type O_affine_grid_generator_out = { theta?: Tensor; size?: number[]; align_corners?: boolean; alignCorners?: boolean; out?: Tensor };
 /**
  * aten::affine_grid_generator(Tensor theta, int[] size, bool align_corners) -> Tensor
  * aten::affine_grid_generator.out(Tensor theta, int[] size, bool align_corners, *, Tensor(a!) out) -> Tensor(a!)
@@ -507,7 +507,7 @@ export const affineGridGenerator: {
   ["out",[["theta",0,0],["size",12,0],["align_corners",5,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_affine_grid_generator_backward = { grad?: Tensor; size?: number[]; align_corners?: boolean };
+type O_affine_grid_generator_backward = { grad?: Tensor; size?: number[]; align_corners?: boolean; alignCorners?: boolean };
 /**
  * aten::affine_grid_generator_backward(Tensor grad, int[] size, bool align_corners) -> Tensor
  */
@@ -610,7 +610,7 @@ export const all: {
   ["out",[["self",0,0],["dim",3,0],["keepdim",5,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_allclose = { self?: Tensor; other?: Tensor; rtol?: number; atol?: number; equal_nan?: boolean };
+type O_allclose = { self?: Tensor; other?: Tensor; rtol?: number; atol?: number; equal_nan?: boolean; equalNan?: boolean };
 /**
  * aten::allclose(Tensor self, Tensor other, float rtol=1.0000000000000001e-05, float atol=1e-08, bool equal_nan=False) -> bool
  */
@@ -752,11 +752,11 @@ export const any: {
   ["out",[["self",0,0],["dim",3,0],["keepdim",5,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_arange = { end?: Scalar; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
+type O_arange = { end?: Scalar; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 type O_arange_out = { end?: Scalar; out?: Tensor };
-type O_arange_start = { start?: Scalar; end?: Scalar; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
+type O_arange_start = { start?: Scalar; end?: Scalar; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 type O_arange_start_out = { start?: Scalar; end?: Scalar; step?: Scalar; out?: Tensor };
-type O_arange_start_step = { start?: Scalar; end?: Scalar; step?: Scalar; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
+type O_arange_start_step = { start?: Scalar; end?: Scalar; step?: Scalar; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 /**
  * aten::arange(Scalar end, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::arange.out(Scalar end, *, Tensor(a!) out) -> Tensor(a!)
@@ -1063,7 +1063,7 @@ export const argwhere: {
   ["",[["self",0,0]],[0],1],
 ]) as any;
 
-type O_as_strided = { self?: Tensor; size?: number[]; stride?: number[]; storage_offset?: number | null };
+type O_as_strided = { self?: Tensor; size?: number[]; stride?: number[]; storage_offset?: number | null; storageOffset?: number | null };
 /**
  * aten::as_strided(Tensor(a) self, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor(a)
  */
@@ -1075,7 +1075,7 @@ export const asStrided: {
   ["",[["self",0,0],["size",12,0],["stride",12,0],["storage_offset",3,3]],[0],1],
 ]) as any;
 
-type O_as_strided_ = { self?: Tensor; size?: number[]; stride?: number[]; storage_offset?: number | null };
+type O_as_strided_ = { self?: Tensor; size?: number[]; stride?: number[]; storage_offset?: number | null; storageOffset?: number | null };
 /**
  * aten::as_strided_(Tensor(a!) self, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor(a!)
  */
@@ -1087,8 +1087,8 @@ export const asStrided_: {
   ["",[["self",0,4],["size",12,0],["stride",12,0],["storage_offset",3,3]],[-1],1],
 ]) as any;
 
-type O_as_strided_copy = { self?: Tensor; size?: number[]; stride?: number[]; storage_offset?: number | null };
-type O_as_strided_copy_out = { self?: Tensor; size?: number[]; stride?: number[]; storage_offset?: number | null; out?: Tensor };
+type O_as_strided_copy = { self?: Tensor; size?: number[]; stride?: number[]; storage_offset?: number | null; storageOffset?: number | null };
+type O_as_strided_copy_out = { self?: Tensor; size?: number[]; stride?: number[]; storage_offset?: number | null; storageOffset?: number | null; out?: Tensor };
 /**
  * aten::as_strided_copy(Tensor self, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor
  * aten::as_strided_copy.out(Tensor self, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None, *, Tensor(a!) out) -> Tensor(a!)
@@ -1104,8 +1104,8 @@ export const asStridedCopy: {
   ["out",[["self",0,0],["size",12,0],["stride",12,0],["storage_offset",3,3],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_as_strided_scatter = { self?: Tensor; src?: Tensor; size?: number[]; stride?: number[]; storage_offset?: number | null };
-type O_as_strided_scatter_out = { self?: Tensor; src?: Tensor; size?: number[]; stride?: number[]; storage_offset?: number | null; out?: Tensor };
+type O_as_strided_scatter = { self?: Tensor; src?: Tensor; size?: number[]; stride?: number[]; storage_offset?: number | null; storageOffset?: number | null };
+type O_as_strided_scatter_out = { self?: Tensor; src?: Tensor; size?: number[]; stride?: number[]; storage_offset?: number | null; storageOffset?: number | null; out?: Tensor };
 /**
  * aten::as_strided_scatter(Tensor self, Tensor src, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor
  * aten::as_strided_scatter.out(Tensor self, Tensor src, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None, *, Tensor(a!) out) -> Tensor(a!)
@@ -1320,7 +1320,7 @@ export const atleast3d: {
   ["Sequence",[["tensors",1,0]],[1],1],
 ]) as any;
 
-type O_avg_pool1d = { self?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; ceil_mode?: boolean; count_include_pad?: boolean };
+type O_avg_pool1d = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; count_include_pad?: boolean; countIncludePad?: boolean };
 /**
  * aten::avg_pool1d(Tensor self, int[1] kernel_size, int[1] stride=[], int[1] padding=[0], bool ceil_mode=False, bool count_include_pad=True) -> Tensor
  */
@@ -1332,8 +1332,8 @@ export const avgPool1d: {
   ["",[["self",0,0],["kernel_size",12,0,1],["stride",12,2,1],["padding",12,2,1],["ceil_mode",5,2],["count_include_pad",5,2]],[0],1],
 ]) as any;
 
-type O_avg_pool2d = { self?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; ceil_mode?: boolean; count_include_pad?: boolean; divisor_override?: number | null };
-type O_avg_pool2d_out = { self?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; ceil_mode?: boolean; count_include_pad?: boolean; divisor_override?: number | null; out?: Tensor };
+type O_avg_pool2d = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; count_include_pad?: boolean; countIncludePad?: boolean; divisor_override?: number | null; divisorOverride?: number | null };
+type O_avg_pool2d_out = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; count_include_pad?: boolean; countIncludePad?: boolean; divisor_override?: number | null; divisorOverride?: number | null; out?: Tensor };
 /**
  * aten::avg_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, bool ceil_mode=False, bool count_include_pad=True, int? divisor_override=None) -> Tensor
  * aten::avg_pool2d.out(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, bool ceil_mode=False, bool count_include_pad=True, int? divisor_override=None, *, Tensor(a!) out) -> Tensor(a!)
@@ -1349,8 +1349,8 @@ export const avgPool2d: {
   ["out",[["self",0,0],["kernel_size",12,0,2],["stride",12,2,2],["padding",12,2,2],["ceil_mode",5,2],["count_include_pad",5,2],["divisor_override",3,3],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_avg_pool2d_backward = { grad_output?: Tensor; self?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; ceil_mode?: boolean; count_include_pad?: boolean; divisor_override?: number | null };
-type O_avg_pool2d_backward_grad_input = { grad_output?: Tensor; self?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; ceil_mode?: boolean; count_include_pad?: boolean; divisor_override?: number | null; grad_input?: Tensor };
+type O_avg_pool2d_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; count_include_pad?: boolean; countIncludePad?: boolean; divisor_override?: number | null; divisorOverride?: number | null };
+type O_avg_pool2d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; count_include_pad?: boolean; countIncludePad?: boolean; divisor_override?: number | null; divisorOverride?: number | null; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::avg_pool2d_backward(Tensor grad_output, Tensor self, int[2] kernel_size, int[2] stride, int[2] padding, bool ceil_mode, bool count_include_pad, int? divisor_override) -> Tensor
  * aten::avg_pool2d_backward.grad_input(Tensor grad_output, Tensor self, int[2] kernel_size, int[2] stride, int[2] padding, bool ceil_mode, bool count_include_pad, int? divisor_override, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -1366,8 +1366,8 @@ export const avgPool2dBackward: {
   ["grad_input",[["grad_output",0,0],["self",0,0],["kernel_size",12,0,2],["stride",12,0,2],["padding",12,0,2],["ceil_mode",5,0],["count_include_pad",5,0],["divisor_override",3,1],["grad_input",0,4]],[-1],0],
 ]) as any;
 
-type O_avg_pool3d = { self?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; ceil_mode?: boolean; count_include_pad?: boolean; divisor_override?: number | null };
-type O_avg_pool3d_out = { self?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; ceil_mode?: boolean; count_include_pad?: boolean; divisor_override?: number | null; out?: Tensor };
+type O_avg_pool3d = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; count_include_pad?: boolean; countIncludePad?: boolean; divisor_override?: number | null; divisorOverride?: number | null };
+type O_avg_pool3d_out = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; count_include_pad?: boolean; countIncludePad?: boolean; divisor_override?: number | null; divisorOverride?: number | null; out?: Tensor };
 /**
  * aten::avg_pool3d(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, bool ceil_mode=False, bool count_include_pad=True, int? divisor_override=None) -> Tensor
  * aten::avg_pool3d.out(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, bool ceil_mode=False, bool count_include_pad=True, int? divisor_override=None, *, Tensor(a!) out) -> Tensor(a!)
@@ -1383,8 +1383,8 @@ export const avgPool3d: {
   ["out",[["self",0,0],["kernel_size",12,0,3],["stride",12,2,3],["padding",12,2,3],["ceil_mode",5,2],["count_include_pad",5,2],["divisor_override",3,3],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_avg_pool3d_backward = { grad_output?: Tensor; self?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; ceil_mode?: boolean; count_include_pad?: boolean; divisor_override?: number | null };
-type O_avg_pool3d_backward_grad_input = { grad_output?: Tensor; self?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; ceil_mode?: boolean; count_include_pad?: boolean; divisor_override?: number | null; grad_input?: Tensor };
+type O_avg_pool3d_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; count_include_pad?: boolean; countIncludePad?: boolean; divisor_override?: number | null; divisorOverride?: number | null };
+type O_avg_pool3d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; count_include_pad?: boolean; countIncludePad?: boolean; divisor_override?: number | null; divisorOverride?: number | null; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::avg_pool3d_backward(Tensor grad_output, Tensor self, int[3] kernel_size, int[3] stride, int[3] padding, bool ceil_mode, bool count_include_pad, int? divisor_override) -> Tensor
  * aten::avg_pool3d_backward.grad_input(Tensor grad_output, Tensor self, int[3] kernel_size, int[3] stride, int[3] padding, bool ceil_mode, bool count_include_pad, int? divisor_override, *, Tensor(a!) grad_input) -> Tensor(a!)

@@ -34,10 +34,10 @@ export const baddbmm_: {
   ["",[["self",0,4],["batch1",0,0],["batch2",0,0],["beta",6,2],["alpha",6,2]],[-1],1],
 ]) as any;
 
-type O_bartlett_window = { window_length?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
-type O_bartlett_window_out = { window_length?: number; out?: Tensor };
-type O_bartlett_window_periodic = { window_length?: number; periodic?: boolean; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
-type O_bartlett_window_periodic_out = { window_length?: number; periodic?: boolean; out?: Tensor };
+type O_bartlett_window = { window_length?: number; windowLength?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
+type O_bartlett_window_out = { window_length?: number; windowLength?: number; out?: Tensor };
+type O_bartlett_window_periodic = { window_length?: number; windowLength?: number; periodic?: boolean; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
+type O_bartlett_window_periodic_out = { window_length?: number; windowLength?: number; periodic?: boolean; out?: Tensor };
 /**
  * aten::bartlett_window(int window_length, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::bartlett_window.out(int window_length, *, Tensor(a!) out) -> Tensor(a!)
@@ -62,7 +62,7 @@ export const bartlettWindow: {
   ["periodic_out",[["window_length",3,0],["periodic",5,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_batch_norm = { input?: Tensor; weight?: Tensor | null; bias?: Tensor | null; running_mean?: Tensor | null; running_var?: Tensor | null; training?: boolean; momentum?: number; eps?: number; cudnn_enabled?: boolean };
+type O_batch_norm = { input?: Tensor; weight?: Tensor | null; bias?: Tensor | null; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; training?: boolean; momentum?: number; eps?: number; cudnn_enabled?: boolean; cudnnEnabled?: boolean };
 /**
  * aten::batch_norm(Tensor input, Tensor? weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool training, float momentum, float eps, bool cudnn_enabled) -> Tensor
  */
@@ -74,8 +74,8 @@ export const batchNorm: {
   ["",[["input",0,0],["weight",0,1],["bias",0,1],["running_mean",0,1],["running_var",0,1],["training",5,0],["momentum",4,0],["eps",4,0],["cudnn_enabled",5,0]],[0],1],
 ]) as any;
 
-type O_batch_norm_backward_elemt = { grad_out?: Tensor; input?: Tensor; mean?: Tensor; invstd?: Tensor; weight?: Tensor | null; mean_dy?: Tensor; mean_dy_xmu?: Tensor; count?: Tensor };
-type O_batch_norm_backward_elemt_out = { grad_out?: Tensor; input?: Tensor; mean?: Tensor; invstd?: Tensor; weight?: Tensor | null; mean_dy?: Tensor; mean_dy_xmu?: Tensor; count?: Tensor; out?: Tensor };
+type O_batch_norm_backward_elemt = { grad_out?: Tensor; gradOut?: Tensor; input?: Tensor; mean?: Tensor; invstd?: Tensor; weight?: Tensor | null; mean_dy?: Tensor; meanDy?: Tensor; mean_dy_xmu?: Tensor; meanDyXmu?: Tensor; count?: Tensor };
+type O_batch_norm_backward_elemt_out = { grad_out?: Tensor; gradOut?: Tensor; input?: Tensor; mean?: Tensor; invstd?: Tensor; weight?: Tensor | null; mean_dy?: Tensor; meanDy?: Tensor; mean_dy_xmu?: Tensor; meanDyXmu?: Tensor; count?: Tensor; out?: Tensor };
 /**
  * aten::batch_norm_backward_elemt(Tensor grad_out, Tensor input, Tensor mean, Tensor invstd, Tensor? weight, Tensor mean_dy, Tensor mean_dy_xmu, Tensor count) -> Tensor
  * aten::batch_norm_backward_elemt.out(Tensor grad_out, Tensor input, Tensor mean, Tensor invstd, Tensor? weight, Tensor mean_dy, Tensor mean_dy_xmu, Tensor count, *, Tensor(a!) out) -> Tensor(a!)
@@ -91,8 +91,8 @@ export const batchNormBackwardElemt: {
   ["out",[["grad_out",0,0],["input",0,0],["mean",0,0],["invstd",0,0],["weight",0,1],["mean_dy",0,0],["mean_dy_xmu",0,0],["count",0,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_batch_norm_backward_reduce = { grad_out?: Tensor; input?: Tensor; mean?: Tensor; invstd?: Tensor; weight?: Tensor | null; input_g?: boolean; weight_g?: boolean; bias_g?: boolean };
-type O_batch_norm_backward_reduce_out = { grad_out?: Tensor; input?: Tensor; mean?: Tensor; invstd?: Tensor; weight?: Tensor | null; input_g?: boolean; weight_g?: boolean; bias_g?: boolean; out0?: Tensor; out1?: Tensor; out2?: Tensor; out3?: Tensor };
+type O_batch_norm_backward_reduce = { grad_out?: Tensor; gradOut?: Tensor; input?: Tensor; mean?: Tensor; invstd?: Tensor; weight?: Tensor | null; input_g?: boolean; inputG?: boolean; weight_g?: boolean; weightG?: boolean; bias_g?: boolean; biasG?: boolean };
+type O_batch_norm_backward_reduce_out = { grad_out?: Tensor; gradOut?: Tensor; input?: Tensor; mean?: Tensor; invstd?: Tensor; weight?: Tensor | null; input_g?: boolean; inputG?: boolean; weight_g?: boolean; weightG?: boolean; bias_g?: boolean; biasG?: boolean; out0?: Tensor; out1?: Tensor; out2?: Tensor; out3?: Tensor };
 /**
  * aten::batch_norm_backward_reduce(Tensor grad_out, Tensor input, Tensor mean, Tensor invstd, Tensor? weight, bool input_g, bool weight_g, bool bias_g) -> (Tensor, Tensor, Tensor, Tensor)
  * aten::batch_norm_backward_reduce.out(Tensor grad_out, Tensor input, Tensor mean, Tensor invstd, Tensor? weight, bool input_g, bool weight_g, bool bias_g, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2, Tensor(d!) out3) -> (Tensor(a!), Tensor(b!), Tensor(c!), Tensor(d!))
@@ -125,8 +125,8 @@ export const batchNormElemt: {
   ["out",[["input",0,0],["weight",0,1],["bias",0,1],["mean",0,0],["invstd",0,0],["eps",4,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_batch_norm_gather_stats = { input?: Tensor; mean?: Tensor; invstd?: Tensor; running_mean?: Tensor | null; running_var?: Tensor | null; momentum?: number; eps?: number; count?: number };
-type O_batch_norm_gather_stats_out = { input?: Tensor; mean?: Tensor; invstd?: Tensor; running_mean?: Tensor | null; running_var?: Tensor | null; momentum?: number; eps?: number; count?: number; out0?: Tensor; out1?: Tensor };
+type O_batch_norm_gather_stats = { input?: Tensor; mean?: Tensor; invstd?: Tensor; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; momentum?: number; eps?: number; count?: number };
+type O_batch_norm_gather_stats_out = { input?: Tensor; mean?: Tensor; invstd?: Tensor; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; momentum?: number; eps?: number; count?: number; out0?: Tensor; out1?: Tensor };
 /**
  * aten::batch_norm_gather_stats(Tensor input, Tensor mean, Tensor invstd, Tensor? running_mean, Tensor? running_var, float momentum, float eps, int count) -> (Tensor, Tensor)
  * aten::batch_norm_gather_stats.out(Tensor input, Tensor mean, Tensor invstd, Tensor? running_mean, Tensor? running_var, float momentum, float eps, int count, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
@@ -142,8 +142,8 @@ export const batchNormGatherStats: {
   ["out",[["input",0,0],["mean",0,0],["invstd",0,0],["running_mean",0,1],["running_var",0,1],["momentum",4,0],["eps",4,0],["count",3,0],["out0",0,4],["out1",0,4]],[-1,-1],0],
 ]) as any;
 
-type O_batch_norm_gather_stats_with_counts = { input?: Tensor; mean?: Tensor; invstd?: Tensor; running_mean?: Tensor | null; running_var?: Tensor | null; momentum?: number; eps?: number; counts?: Tensor };
-type O_batch_norm_gather_stats_with_counts_out = { input?: Tensor; mean?: Tensor; invstd?: Tensor; running_mean?: Tensor | null; running_var?: Tensor | null; momentum?: number; eps?: number; counts?: Tensor; out0?: Tensor; out1?: Tensor };
+type O_batch_norm_gather_stats_with_counts = { input?: Tensor; mean?: Tensor; invstd?: Tensor; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; momentum?: number; eps?: number; counts?: Tensor };
+type O_batch_norm_gather_stats_with_counts_out = { input?: Tensor; mean?: Tensor; invstd?: Tensor; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; momentum?: number; eps?: number; counts?: Tensor; out0?: Tensor; out1?: Tensor };
 /**
  * aten::batch_norm_gather_stats_with_counts(Tensor input, Tensor mean, Tensor invstd, Tensor? running_mean, Tensor? running_var, float momentum, float eps, Tensor counts) -> (Tensor, Tensor)
  * aten::batch_norm_gather_stats_with_counts.out(Tensor input, Tensor mean, Tensor invstd, Tensor? running_mean, Tensor? running_var, float momentum, float eps, Tensor counts, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
@@ -176,8 +176,8 @@ export const batchNormStats: {
   ["out",[["input",0,0],["eps",4,0],["out0",0,4],["out1",0,4]],[-1,-1],0],
 ]) as any;
 
-type O_batch_norm_update_stats = { input?: Tensor; running_mean?: Tensor | null; running_var?: Tensor | null; momentum?: number };
-type O_batch_norm_update_stats_out = { input?: Tensor; running_mean?: Tensor | null; running_var?: Tensor | null; momentum?: number; out0?: Tensor; out1?: Tensor };
+type O_batch_norm_update_stats = { input?: Tensor; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; momentum?: number };
+type O_batch_norm_update_stats_out = { input?: Tensor; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; momentum?: number; out0?: Tensor; out1?: Tensor };
 /**
  * aten::batch_norm_update_stats(Tensor input, Tensor? running_mean, Tensor? running_var, float momentum) -> (Tensor, Tensor)
  * aten::batch_norm_update_stats.out(Tensor input, Tensor? running_mean, Tensor? running_var, float momentum, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
@@ -279,8 +279,8 @@ export const binaryCrossEntropy: {
   ["out",[["self",0,0],["target",0,0],["weight",0,3],["reduction",3,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_binary_cross_entropy_backward = { grad_output?: Tensor; self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number };
-type O_binary_cross_entropy_backward_grad_input = { grad_output?: Tensor; self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; grad_input?: Tensor };
+type O_binary_cross_entropy_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number };
+type O_binary_cross_entropy_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::binary_cross_entropy_backward(Tensor grad_output, Tensor self, Tensor target, Tensor? weight=None, int reduction=1) -> Tensor
  * aten::binary_cross_entropy_backward.grad_input(Tensor grad_output, Tensor self, Tensor target, Tensor? weight=None, int reduction=1, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -296,8 +296,8 @@ export const binaryCrossEntropyBackward: {
   ["grad_input",[["grad_output",0,0],["self",0,0],["target",0,0],["weight",0,3],["reduction",3,2],["grad_input",0,4]],[-1],0],
 ]) as any;
 
-type O_binary_cross_entropy_with_logits = { self?: Tensor; target?: Tensor; weight?: Tensor | null; pos_weight?: Tensor | null; reduction?: number };
-type O_binary_cross_entropy_with_logits_out = { self?: Tensor; target?: Tensor; weight?: Tensor | null; pos_weight?: Tensor | null; reduction?: number; out?: Tensor };
+type O_binary_cross_entropy_with_logits = { self?: Tensor; target?: Tensor; weight?: Tensor | null; pos_weight?: Tensor | null; posWeight?: Tensor | null; reduction?: number };
+type O_binary_cross_entropy_with_logits_out = { self?: Tensor; target?: Tensor; weight?: Tensor | null; pos_weight?: Tensor | null; posWeight?: Tensor | null; reduction?: number; out?: Tensor };
 /**
  * aten::binary_cross_entropy_with_logits(Tensor self, Tensor target, Tensor? weight=None, Tensor? pos_weight=None, int reduction=1) -> Tensor
  * aten::binary_cross_entropy_with_logits.out(Tensor self, Tensor target, Tensor? weight=None, Tensor? pos_weight=None, int reduction=1, *, Tensor(a!) out) -> Tensor(a!)
@@ -661,10 +661,10 @@ export const bitwiseXor_: {
   ["Tensor",[["self",0,4],["other",0,0]],[-1],1],
 ]) as any;
 
-type O_blackman_window = { window_length?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
-type O_blackman_window_out = { window_length?: number; out?: Tensor };
-type O_blackman_window_periodic = { window_length?: number; periodic?: boolean; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
-type O_blackman_window_periodic_out = { window_length?: number; periodic?: boolean; out?: Tensor };
+type O_blackman_window = { window_length?: number; windowLength?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
+type O_blackman_window_out = { window_length?: number; windowLength?: number; out?: Tensor };
+type O_blackman_window_periodic = { window_length?: number; windowLength?: number; periodic?: boolean; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
+type O_blackman_window_periodic_out = { window_length?: number; windowLength?: number; periodic?: boolean; out?: Tensor };
 /**
  * aten::blackman_window(int window_length, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::blackman_window.out(int window_length, *, Tensor(a!) out) -> Tensor(a!)
@@ -747,10 +747,10 @@ export const broadcastTo: {
   ["",[["self",0,0],["size",12,0]],[0],1],
 ]) as any;
 
-type O_bucketize_Scalar = { self?: Scalar; boundaries?: Tensor; out_int32?: boolean; right?: boolean };
-type O_bucketize_Scalar_out = { self?: Scalar; boundaries?: Tensor; out_int32?: boolean; right?: boolean; out?: Tensor };
-type O_bucketize_Tensor = { self?: Tensor; boundaries?: Tensor; out_int32?: boolean; right?: boolean };
-type O_bucketize_Tensor_out = { self?: Tensor; boundaries?: Tensor; out_int32?: boolean; right?: boolean; out?: Tensor };
+type O_bucketize_Scalar = { self?: Scalar; boundaries?: Tensor; out_int32?: boolean; outInt32?: boolean; right?: boolean };
+type O_bucketize_Scalar_out = { self?: Scalar; boundaries?: Tensor; out_int32?: boolean; outInt32?: boolean; right?: boolean; out?: Tensor };
+type O_bucketize_Tensor = { self?: Tensor; boundaries?: Tensor; out_int32?: boolean; outInt32?: boolean; right?: boolean };
+type O_bucketize_Tensor_out = { self?: Tensor; boundaries?: Tensor; out_int32?: boolean; outInt32?: boolean; right?: boolean; out?: Tensor };
 /**
  * aten::bucketize.Scalar(Scalar self, Tensor boundaries, *, bool out_int32=False, bool right=False) -> Tensor
  * aten::bucketize.Scalar_out(Scalar self, Tensor boundaries, *, bool out_int32=False, bool right=False, Tensor(a!) out) -> Tensor(a!)

@@ -114,7 +114,7 @@ export const ccolIndicesCopy: {
   ["out",[["self",0,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_cdist = { x1?: Tensor; x2?: Tensor; p?: number; compute_mode?: number | null };
+type O_cdist = { x1?: Tensor; x2?: Tensor; p?: number; compute_mode?: number | null; computeMode?: number | null };
 /**
  * aten::cdist(Tensor x1, Tensor x2, float p=2., int? compute_mode=None) -> Tensor
  */
@@ -201,7 +201,7 @@ export const chainMatmul: {
   ["out",[["matrices",1,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_chalf = { self?: Tensor; memory_format?: MemoryFormat | null };
+type O_chalf = { self?: Tensor; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
 /**
  * aten::chalf(Tensor self, *, MemoryFormat? memory_format=None) -> Tensor
  */
@@ -281,7 +281,7 @@ export const choleskySolve: {
   ["out",[["self",0,0],["input2",0,0],["upper",5,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_choose_qparams_optimized = { input?: Tensor; numel?: number; n_bins?: number; ratio?: number; bit_width?: number };
+type O_choose_qparams_optimized = { input?: Tensor; numel?: number; n_bins?: number; nBins?: number; ratio?: number; bit_width?: number; bitWidth?: number };
 /**
  * aten::choose_qparams_optimized(Tensor input, int numel, int n_bins, float ratio, int bit_width) -> (Tensor, Tensor)
  */
@@ -489,8 +489,8 @@ export const clip_: {
   ["Tensor",[["self",0,4],["min",0,3],["max",0,3]],[-1],1],
 ]) as any;
 
-type O_clone = { self?: Tensor; memory_format?: MemoryFormat | null };
-type O_clone_out = { self?: Tensor; memory_format?: MemoryFormat | null; out?: Tensor };
+type O_clone = { self?: Tensor; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
+type O_clone_out = { self?: Tensor; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out?: Tensor };
 /**
  * aten::clone(Tensor self, *, MemoryFormat? memory_format=None) -> Tensor
  * aten::clone.out(Tensor self, *, MemoryFormat? memory_format=None, Tensor(a!) out) -> Tensor(a!)
@@ -518,8 +518,8 @@ export const coalesce: {
   ["",[["self",0,0]],[0],1],
 ]) as any;
 
-type O_col2im = { self?: Tensor; output_size?: number | number[]; kernel_size?: number | number[]; dilation?: number | number[]; padding?: number | number[]; stride?: number | number[] };
-type O_col2im_out = { self?: Tensor; output_size?: number | number[]; kernel_size?: number | number[]; dilation?: number | number[]; padding?: number | number[]; stride?: number | number[]; out?: Tensor };
+type O_col2im = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; kernel_size?: number | number[]; kernelSize?: number | number[]; dilation?: number | number[]; padding?: number | number[]; stride?: number | number[] };
+type O_col2im_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; kernel_size?: number | number[]; kernelSize?: number | number[]; dilation?: number | number[]; padding?: number | number[]; stride?: number | number[]; out?: Tensor };
 /**
  * aten::col2im(Tensor self, SymInt[2] output_size, int[2] kernel_size, int[2] dilation, int[2] padding, int[2] stride) -> Tensor
  * aten::col2im.out(Tensor self, SymInt[2] output_size, int[2] kernel_size, int[2] dilation, int[2] padding, int[2] stride, *, Tensor(a!) out) -> Tensor(a!)
@@ -581,7 +581,7 @@ export const columnStack: {
   ["out",[["tensors",1,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_combinations = { self?: Tensor; r?: number; with_replacement?: boolean };
+type O_combinations = { self?: Tensor; r?: number; with_replacement?: boolean; withReplacement?: boolean };
 /**
  * aten::combinations(Tensor self, int r=2, bool with_replacement=False) -> Tensor
  */
@@ -722,7 +722,7 @@ export const constantPadNd: {
   ["out",[["self",0,0],["pad",12,0],["value",6,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_contiguous = { self?: Tensor; memory_format?: MemoryFormat };
+type O_contiguous = { self?: Tensor; memory_format?: MemoryFormat; memoryFormat?: MemoryFormat };
 /**
  * aten::contiguous(Tensor(a) self, *, MemoryFormat memory_format=0) -> Tensor(a)
  */
@@ -788,8 +788,8 @@ export const conv3d: {
   ["padding",[["input",0,0],["weight",0,0],["bias",0,3],["stride",12,2,3],["padding",7,2],["dilation",12,2,3],["groups",3,2]],[0],1],
 ]) as any;
 
-type O_conv_depthwise3d = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[] };
-type O_conv_depthwise3d_out = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; out?: Tensor };
+type O_conv_depthwise3d = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[] };
+type O_conv_depthwise3d_out = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; out?: Tensor };
 /**
  * aten::conv_depthwise3d(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias, int[3] stride, int[3] padding, int[3] dilation) -> Tensor
  * aten::conv_depthwise3d.out(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias, int[3] stride, int[3] padding, int[3] dilation, *, Tensor(a!) out) -> Tensor(a!)
@@ -834,7 +834,7 @@ export const convTbcBackward: {
   ["",[["self",0,0],["input",0,0],["weight",0,0],["bias",0,0],["pad",3,0]],[0,0,0],1],
 ]) as any;
 
-type O_conv_transpose1d = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; output_padding?: number | number[]; groups?: number; dilation?: number | number[] };
+type O_conv_transpose1d = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; output_padding?: number | number[]; outputPadding?: number | number[]; groups?: number; dilation?: number | number[] };
 /**
  * aten::conv_transpose1d(Tensor input, Tensor weight, Tensor? bias=None, int[1] stride=[1], int[1] padding=[0], int[1] output_padding=[0], int groups=1, int[1] dilation=[1]) -> Tensor
  */
@@ -846,7 +846,7 @@ export const convTranspose1d: {
   ["",[["input",0,0],["weight",0,0],["bias",0,3],["stride",12,2,1],["padding",12,2,1],["output_padding",12,2,1],["groups",3,2],["dilation",12,2,1]],[0],1],
 ]) as any;
 
-type O_conv_transpose2d_input = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; output_padding?: number | number[]; groups?: number; dilation?: number | number[] };
+type O_conv_transpose2d_input = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; output_padding?: number | number[]; outputPadding?: number | number[]; groups?: number; dilation?: number | number[] };
 /**
  * aten::conv_transpose2d.input(Tensor input, Tensor weight, Tensor? bias=None, int[2] stride=1, int[2] padding=0, int[2] output_padding=0, int groups=1, int[2] dilation=1) -> Tensor
  */
@@ -858,7 +858,7 @@ export const convTranspose2d: {
   ["input",[["input",0,0],["weight",0,0],["bias",0,3],["stride",12,2,2],["padding",12,2,2],["output_padding",12,2,2],["groups",3,2],["dilation",12,2,2]],[0],1],
 ]) as any;
 
-type O_conv_transpose3d_input = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; output_padding?: number | number[]; groups?: number; dilation?: number | number[] };
+type O_conv_transpose3d_input = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; output_padding?: number | number[]; outputPadding?: number | number[]; groups?: number; dilation?: number | number[] };
 /**
  * aten::conv_transpose3d.input(Tensor input, Tensor weight, Tensor? bias=None, int[3] stride=1, int[3] padding=0, int[3] output_padding=0, int groups=1, int[3] dilation=1) -> Tensor
  */
@@ -870,8 +870,8 @@ export const convTranspose3d: {
   ["input",[["input",0,0],["weight",0,0],["bias",0,3],["stride",12,2,3],["padding",12,2,3],["output_padding",12,2,3],["groups",3,2],["dilation",12,2,3]],[0],1],
 ]) as any;
 
-type O_convolution = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; groups?: number };
-type O_convolution_out = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; groups?: number; out?: Tensor };
+type O_convolution = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; outputPadding?: number[]; groups?: number };
+type O_convolution_out = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; outputPadding?: number[]; groups?: number; out?: Tensor };
 /**
  * aten::convolution(Tensor input, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups) -> Tensor
  * aten::convolution.out(Tensor input, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups, *, Tensor(a!) out) -> Tensor(a!)
@@ -887,8 +887,8 @@ export const convolution: {
   ["out",[["input",0,0],["weight",0,0],["bias",0,1],["stride",12,0],["padding",12,0],["dilation",12,0],["transposed",5,0],["output_padding",12,0],["groups",3,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_convolution_backward = { grad_output?: Tensor; input?: Tensor; weight?: Tensor; bias_sizes?: number[] | null; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; groups?: number; output_mask?: boolean[] };
-type O_convolution_backward_out = { grad_output?: Tensor; input?: Tensor; weight?: Tensor; bias_sizes?: number[] | null; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; groups?: number; output_mask?: boolean[]; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O_convolution_backward = { grad_output?: Tensor; gradOutput?: Tensor; input?: Tensor; weight?: Tensor; bias_sizes?: number[] | null; biasSizes?: number[] | null; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; outputPadding?: number[]; groups?: number; output_mask?: boolean[]; outputMask?: boolean[] };
+type O_convolution_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; input?: Tensor; weight?: Tensor; bias_sizes?: number[] | null; biasSizes?: number[] | null; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; outputPadding?: number[]; groups?: number; output_mask?: boolean[]; outputMask?: boolean[]; out0?: Tensor; out1?: Tensor; out2?: Tensor };
 /**
  * aten::convolution_backward(Tensor grad_output, Tensor input, Tensor weight, SymInt[]? bias_sizes, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups, bool[3] output_mask) -> (Tensor, Tensor, Tensor)
  * aten::convolution_backward.out(Tensor grad_output, Tensor input, Tensor weight, SymInt[]? bias_sizes, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups, bool[3] output_mask, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
@@ -904,8 +904,8 @@ export const convolutionBackward: {
   ["out",[["grad_output",0,0],["input",0,0],["weight",0,0],["bias_sizes",12,1],["stride",12,0],["padding",12,0],["dilation",12,0],["transposed",5,0],["output_padding",12,0],["groups",3,0],["output_mask",14,0,3],["out0",0,4],["out1",0,4],["out2",0,4]],[-1,-1,-1],0],
 ]) as any;
 
-type O_convolution_backward_overrideable = { grad_output?: Tensor; input?: Tensor; weight?: Tensor; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; groups?: number; output_mask?: boolean[] };
-type O_convolution_backward_overrideable_out = { grad_output?: Tensor; input?: Tensor; weight?: Tensor; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; groups?: number; output_mask?: boolean[]; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O_convolution_backward_overrideable = { grad_output?: Tensor; gradOutput?: Tensor; input?: Tensor; weight?: Tensor; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; outputPadding?: number[]; groups?: number; output_mask?: boolean[]; outputMask?: boolean[] };
+type O_convolution_backward_overrideable_out = { grad_output?: Tensor; gradOutput?: Tensor; input?: Tensor; weight?: Tensor; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; outputPadding?: number[]; groups?: number; output_mask?: boolean[]; outputMask?: boolean[]; out0?: Tensor; out1?: Tensor; out2?: Tensor };
 /**
  * aten::convolution_backward_overrideable(Tensor grad_output, Tensor input, Tensor weight, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups, bool[3] output_mask) -> (Tensor grad_input, Tensor grad_weight, Tensor grad_bias)
  * aten::convolution_backward_overrideable.out(Tensor grad_output, Tensor input, Tensor weight, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups, bool[3] output_mask, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
@@ -921,8 +921,8 @@ export const convolutionBackwardOverrideable: {
   ["out",[["grad_output",0,0],["input",0,0],["weight",0,0],["stride",12,0],["padding",12,0],["dilation",12,0],["transposed",5,0],["output_padding",12,0],["groups",3,0],["output_mask",14,0,3],["out0",0,4],["out1",0,4],["out2",0,4]],[-1,-1,-1],0],
 ]) as any;
 
-type O_convolution_overrideable = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; groups?: number };
-type O_convolution_overrideable_out = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; groups?: number; out?: Tensor };
+type O_convolution_overrideable = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; outputPadding?: number[]; groups?: number };
+type O_convolution_overrideable_out = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; outputPadding?: number[]; groups?: number; out?: Tensor };
 /**
  * aten::convolution_overrideable(Tensor input, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups) -> Tensor
  * aten::convolution_overrideable.out(Tensor input, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups, *, Tensor(a!) out) -> Tensor(a!)
@@ -938,8 +938,8 @@ export const convolutionOverrideable: {
   ["out",[["input",0,0],["weight",0,0],["bias",0,1],["stride",12,0],["padding",12,0],["dilation",12,0],["transposed",5,0],["output_padding",12,0],["groups",3,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_copy = { self?: Tensor; src?: Tensor; non_blocking?: boolean };
-type O_copy_out = { self?: Tensor; src?: Tensor; non_blocking?: boolean; out?: Tensor };
+type O_copy = { self?: Tensor; src?: Tensor; non_blocking?: boolean; nonBlocking?: boolean };
+type O_copy_out = { self?: Tensor; src?: Tensor; non_blocking?: boolean; nonBlocking?: boolean; out?: Tensor };
 /**
  * aten::copy(Tensor self, Tensor src, bool non_blocking=False) -> Tensor
  * aten::copy.out(Tensor self, Tensor src, bool non_blocking=False, *, Tensor(a!) out) -> Tensor(a!)
@@ -955,7 +955,7 @@ export const copy: {
   ["out",[["self",0,0],["src",0,0],["non_blocking",5,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_copy_ = { self?: Tensor; src?: Tensor; non_blocking?: boolean };
+type O_copy_ = { self?: Tensor; src?: Tensor; non_blocking?: boolean; nonBlocking?: boolean };
 /**
  * aten::copy_(Tensor(a!) self, Tensor src, bool non_blocking=False) -> Tensor(a!)
  */
@@ -967,8 +967,8 @@ export const copy_: {
   ["",[["self",0,4],["src",0,0],["non_blocking",5,2]],[-1],1],
 ]) as any;
 
-type O_copy_sparse_to_sparse = { self?: Tensor; src?: Tensor; non_blocking?: boolean };
-type O_copy_sparse_to_sparse_out = { self?: Tensor; src?: Tensor; non_blocking?: boolean; out?: Tensor };
+type O_copy_sparse_to_sparse = { self?: Tensor; src?: Tensor; non_blocking?: boolean; nonBlocking?: boolean };
+type O_copy_sparse_to_sparse_out = { self?: Tensor; src?: Tensor; non_blocking?: boolean; nonBlocking?: boolean; out?: Tensor };
 /**
  * aten::copy_sparse_to_sparse(Tensor self, Tensor src, bool non_blocking=False) -> Tensor
  * aten::copy_sparse_to_sparse.out(Tensor self, Tensor src, bool non_blocking=False, *, Tensor(a!) out) -> Tensor(a!)
@@ -984,7 +984,7 @@ export const copySparseToSparse: {
   ["out",[["self",0,0],["src",0,0],["non_blocking",5,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_copy_sparse_to_sparse_ = { self?: Tensor; src?: Tensor; non_blocking?: boolean };
+type O_copy_sparse_to_sparse_ = { self?: Tensor; src?: Tensor; non_blocking?: boolean; nonBlocking?: boolean };
 /**
  * aten::copy_sparse_to_sparse_(Tensor(a!) self, Tensor src, bool non_blocking=False) -> Tensor(a!)
  */
@@ -1193,7 +1193,7 @@ export const cross: {
   ["out",[["self",0,0],["other",0,0],["dim",3,3],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_cross_entropy_loss = { self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number; label_smoothing?: number };
+type O_cross_entropy_loss = { self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number; ignoreIndex?: number; label_smoothing?: number; labelSmoothing?: number };
 /**
  * aten::cross_entropy_loss(Tensor self, Tensor target, Tensor? weight=None, int reduction=1, int ignore_index=-100, float label_smoothing=0.) -> Tensor
  */
@@ -1234,8 +1234,8 @@ export const crowIndicesCopy: {
   ["out",[["self",0,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_ctc_loss_IntList = { log_probs?: Tensor; targets?: Tensor; input_lengths?: number[]; target_lengths?: number[]; blank?: number; reduction?: number; zero_infinity?: boolean };
-type O_ctc_loss_Tensor = { log_probs?: Tensor; targets?: Tensor; input_lengths?: Tensor; target_lengths?: Tensor; blank?: number; reduction?: number; zero_infinity?: boolean };
+type O_ctc_loss_IntList = { log_probs?: Tensor; logProbs?: Tensor; targets?: Tensor; input_lengths?: number[]; inputLengths?: number[]; target_lengths?: number[]; targetLengths?: number[]; blank?: number; reduction?: number; zero_infinity?: boolean; zeroInfinity?: boolean };
+type O_ctc_loss_Tensor = { log_probs?: Tensor; logProbs?: Tensor; targets?: Tensor; input_lengths?: Tensor; inputLengths?: Tensor; target_lengths?: Tensor; targetLengths?: Tensor; blank?: number; reduction?: number; zero_infinity?: boolean; zeroInfinity?: boolean };
 /**
  * aten::ctc_loss.IntList(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, int reduction=1, bool zero_infinity=False) -> Tensor
  * aten::ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, int reduction=1, bool zero_infinity=False) -> Tensor
@@ -1286,8 +1286,8 @@ export const cudnnAffineGridGeneratorBackward: {
   ["out",[["grad",0,0],["N",3,0],["C",3,0],["H",3,0],["W",3,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_cudnn_batch_norm = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; running_mean?: Tensor | null; running_var?: Tensor | null; training?: boolean; exponential_average_factor?: number; epsilon?: number };
-type O_cudnn_batch_norm_out = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; running_mean?: Tensor | null; running_var?: Tensor | null; training?: boolean; exponential_average_factor?: number; epsilon?: number; out0?: Tensor; out1?: Tensor; out2?: Tensor; out3?: Tensor };
+type O_cudnn_batch_norm = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; training?: boolean; exponential_average_factor?: number; exponentialAverageFactor?: number; epsilon?: number };
+type O_cudnn_batch_norm_out = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; training?: boolean; exponential_average_factor?: number; exponentialAverageFactor?: number; epsilon?: number; out0?: Tensor; out1?: Tensor; out2?: Tensor; out3?: Tensor };
 /**
  * aten::cudnn_batch_norm(Tensor input, Tensor weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool training, float exponential_average_factor, float epsilon) -> (Tensor, Tensor, Tensor, Tensor)
  * aten::cudnn_batch_norm.out(Tensor input, Tensor weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool training, float exponential_average_factor, float epsilon, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2, Tensor(d!) out3) -> (Tensor(a!), Tensor(b!), Tensor(c!), Tensor(d!))
@@ -1303,8 +1303,8 @@ export const cudnnBatchNorm: {
   ["out",[["input",0,0],["weight",0,0],["bias",0,1],["running_mean",0,1],["running_var",0,1],["training",5,0],["exponential_average_factor",4,0],["epsilon",4,0],["out0",0,4],["out1",0,4],["out2",0,4],["out3",0,4]],[-1,-1,-1,-1],0],
 ]) as any;
 
-type O_cudnn_batch_norm_backward = { input?: Tensor; grad_output?: Tensor; weight?: Tensor; running_mean?: Tensor | null; running_var?: Tensor | null; save_mean?: Tensor | null; save_var?: Tensor | null; epsilon?: number; reserveSpace?: Tensor };
-type O_cudnn_batch_norm_backward_out = { input?: Tensor; grad_output?: Tensor; weight?: Tensor; running_mean?: Tensor | null; running_var?: Tensor | null; save_mean?: Tensor | null; save_var?: Tensor | null; epsilon?: number; reserveSpace?: Tensor; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O_cudnn_batch_norm_backward = { input?: Tensor; grad_output?: Tensor; gradOutput?: Tensor; weight?: Tensor; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; save_mean?: Tensor | null; saveMean?: Tensor | null; save_var?: Tensor | null; saveVar?: Tensor | null; epsilon?: number; reserveSpace?: Tensor };
+type O_cudnn_batch_norm_backward_out = { input?: Tensor; grad_output?: Tensor; gradOutput?: Tensor; weight?: Tensor; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; save_mean?: Tensor | null; saveMean?: Tensor | null; save_var?: Tensor | null; saveVar?: Tensor | null; epsilon?: number; reserveSpace?: Tensor; out0?: Tensor; out1?: Tensor; out2?: Tensor };
 /**
  * aten::cudnn_batch_norm_backward(Tensor input, Tensor grad_output, Tensor weight, Tensor? running_mean, Tensor? running_var, Tensor? save_mean, Tensor? save_var, float epsilon, Tensor reserveSpace) -> (Tensor, Tensor, Tensor)
  * aten::cudnn_batch_norm_backward.out(Tensor input, Tensor grad_output, Tensor weight, Tensor? running_mean, Tensor? running_var, Tensor? save_mean, Tensor? save_var, float epsilon, Tensor reserveSpace, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
@@ -1320,8 +1320,8 @@ export const cudnnBatchNormBackward: {
   ["out",[["input",0,0],["grad_output",0,0],["weight",0,0],["running_mean",0,1],["running_var",0,1],["save_mean",0,1],["save_var",0,1],["epsilon",4,0],["reserveSpace",0,0],["out0",0,4],["out1",0,4],["out2",0,4]],[-1,-1,-1],0],
 ]) as any;
 
-type O_cudnn_convolution = { self?: Tensor; weight?: Tensor; padding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; benchmark?: boolean; deterministic?: boolean; allow_tf32?: boolean };
-type O_cudnn_convolution_out = { self?: Tensor; weight?: Tensor; padding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; benchmark?: boolean; deterministic?: boolean; allow_tf32?: boolean; out?: Tensor };
+type O_cudnn_convolution = { self?: Tensor; weight?: Tensor; padding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; benchmark?: boolean; deterministic?: boolean; allow_tf32?: boolean; allowTf32?: boolean };
+type O_cudnn_convolution_out = { self?: Tensor; weight?: Tensor; padding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; benchmark?: boolean; deterministic?: boolean; allow_tf32?: boolean; allowTf32?: boolean; out?: Tensor };
 /**
  * aten::cudnn_convolution(Tensor self, Tensor weight, int[] padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic, bool allow_tf32) -> Tensor
  * aten::cudnn_convolution.out(Tensor self, Tensor weight, int[] padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic, bool allow_tf32, *, Tensor(a!) out) -> Tensor(a!)
@@ -1371,8 +1371,8 @@ export const cudnnConvolutionRelu: {
   ["out",[["self",0,0],["weight",0,0],["bias",0,1],["stride",12,0],["padding",12,0],["dilation",12,0],["groups",3,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_cudnn_convolution_transpose = { self?: Tensor; weight?: Tensor; padding?: number[]; output_padding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; benchmark?: boolean; deterministic?: boolean; allow_tf32?: boolean };
-type O_cudnn_convolution_transpose_out = { self?: Tensor; weight?: Tensor; padding?: number[]; output_padding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; benchmark?: boolean; deterministic?: boolean; allow_tf32?: boolean; out?: Tensor };
+type O_cudnn_convolution_transpose = { self?: Tensor; weight?: Tensor; padding?: number[]; output_padding?: number[]; outputPadding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; benchmark?: boolean; deterministic?: boolean; allow_tf32?: boolean; allowTf32?: boolean };
+type O_cudnn_convolution_transpose_out = { self?: Tensor; weight?: Tensor; padding?: number[]; output_padding?: number[]; outputPadding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; benchmark?: boolean; deterministic?: boolean; allow_tf32?: boolean; allowTf32?: boolean; out?: Tensor };
 /**
  * aten::cudnn_convolution_transpose(Tensor self, Tensor weight, int[] padding, int[] output_padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic, bool allow_tf32) -> Tensor
  * aten::cudnn_convolution_transpose.out(Tensor self, Tensor weight, int[] padding, int[] output_padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic, bool allow_tf32, *, Tensor(a!) out) -> Tensor(a!)
@@ -1405,8 +1405,8 @@ export const cudnnGridSampler: {
   ["out",[["self",0,0],["grid",0,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_cudnn_grid_sampler_backward = { self?: Tensor; grid?: Tensor; grad_output?: Tensor };
-type O_cudnn_grid_sampler_backward_out = { self?: Tensor; grid?: Tensor; grad_output?: Tensor; out0?: Tensor; out1?: Tensor };
+type O_cudnn_grid_sampler_backward = { self?: Tensor; grid?: Tensor; grad_output?: Tensor; gradOutput?: Tensor };
+type O_cudnn_grid_sampler_backward_out = { self?: Tensor; grid?: Tensor; grad_output?: Tensor; gradOutput?: Tensor; out0?: Tensor; out1?: Tensor };
 /**
  * aten::cudnn_grid_sampler_backward(Tensor self, Tensor grid, Tensor grad_output) -> (Tensor grad_self, Tensor grad_grid)
  * aten::cudnn_grid_sampler_backward.out(Tensor self, Tensor grid, Tensor grad_output, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))

@@ -156,7 +156,7 @@ export const diag: {
   ["out",[["self",0,0],["diagonal",3,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_diag_backward = { grad?: Tensor; input_sizes?: number[]; diagonal?: number };
+type O_diag_backward = { grad?: Tensor; input_sizes?: number[]; inputSizes?: number[]; diagonal?: number };
 /**
  * aten::diag_backward(Tensor grad, SymInt[] input_sizes, int diagonal) -> Tensor
  */
@@ -214,8 +214,8 @@ export const diagonal: {
   ["Dimname",[["self",0,0],["outdim",7,0],["dim1",7,0],["dim2",7,0],["offset",3,2]],[0],0],
 ]) as any;
 
-type O_diagonal_backward = { grad_output?: Tensor; input_sizes?: number[]; offset?: number; dim1?: number; dim2?: number };
-type O_diagonal_backward_out = { grad_output?: Tensor; input_sizes?: number[]; offset?: number; dim1?: number; dim2?: number; out?: Tensor };
+type O_diagonal_backward = { grad_output?: Tensor; gradOutput?: Tensor; input_sizes?: number[]; inputSizes?: number[]; offset?: number; dim1?: number; dim2?: number };
+type O_diagonal_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; input_sizes?: number[]; inputSizes?: number[]; offset?: number; dim1?: number; dim2?: number; out?: Tensor };
 /**
  * aten::diagonal_backward(Tensor grad_output, SymInt[] input_sizes, int offset, int dim1, int dim2) -> Tensor
  * aten::diagonal_backward.out(Tensor grad_output, SymInt[] input_sizes, int offset, int dim1, int dim2, *, Tensor(a!) out) -> Tensor(a!)
@@ -329,13 +329,13 @@ export const dist: {
 ]) as any;
 
 type O_div_Scalar = { self?: Tensor; other?: Scalar };
-type O_div_Scalar_mode = { self?: Tensor; other?: Scalar; rounding_mode?: string | null };
-type O_div_Scalar_mode_out = { self?: Tensor; other?: Scalar; rounding_mode?: string | null; out?: Tensor };
+type O_div_Scalar_mode = { self?: Tensor; other?: Scalar; rounding_mode?: string | null; roundingMode?: string | null };
+type O_div_Scalar_mode_out = { self?: Tensor; other?: Scalar; rounding_mode?: string | null; roundingMode?: string | null; out?: Tensor };
 type O_div_Scalar_out = { self?: Tensor; other?: Scalar; out?: Tensor };
 type O_div_Tensor = { self?: Tensor; other?: Tensor };
-type O_div_Tensor_mode = { self?: Tensor; other?: Tensor; rounding_mode?: string | null };
+type O_div_Tensor_mode = { self?: Tensor; other?: Tensor; rounding_mode?: string | null; roundingMode?: string | null };
 type O_div_out = { self?: Tensor; other?: Tensor; out?: Tensor };
-type O_div_out_mode = { self?: Tensor; other?: Tensor; rounding_mode?: string | null; out?: Tensor };
+type O_div_out_mode = { self?: Tensor; other?: Tensor; rounding_mode?: string | null; roundingMode?: string | null; out?: Tensor };
 /**
  * aten::div.Scalar(Tensor self, Scalar other) -> Tensor
  * aten::div.Scalar_mode(Tensor self, Scalar other, *, str? rounding_mode) -> Tensor
@@ -379,9 +379,9 @@ export const div: {
 ]) as any;
 
 type O_div__Scalar = { self?: Tensor; other?: Scalar };
-type O_div__Scalar_mode = { self?: Tensor; other?: Scalar; rounding_mode?: string | null };
+type O_div__Scalar_mode = { self?: Tensor; other?: Scalar; rounding_mode?: string | null; roundingMode?: string | null };
 type O_div__Tensor = { self?: Tensor; other?: Tensor };
-type O_div__Tensor_mode = { self?: Tensor; other?: Tensor; rounding_mode?: string | null };
+type O_div__Tensor_mode = { self?: Tensor; other?: Tensor; rounding_mode?: string | null; roundingMode?: string | null };
 /**
  * aten::div_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)
  * aten::div_.Scalar_mode(Tensor(a!) self, Scalar other, *, str? rounding_mode) -> Tensor(a!)
@@ -409,11 +409,11 @@ export const div_: {
 ]) as any;
 
 type O_divide_Scalar = { self?: Tensor; other?: Scalar };
-type O_divide_Scalar_mode = { self?: Tensor; other?: Scalar; rounding_mode?: string | null };
+type O_divide_Scalar_mode = { self?: Tensor; other?: Scalar; rounding_mode?: string | null; roundingMode?: string | null };
 type O_divide_Tensor = { self?: Tensor; other?: Tensor };
-type O_divide_Tensor_mode = { self?: Tensor; other?: Tensor; rounding_mode?: string | null };
+type O_divide_Tensor_mode = { self?: Tensor; other?: Tensor; rounding_mode?: string | null; roundingMode?: string | null };
 type O_divide_out = { self?: Tensor; other?: Tensor; out?: Tensor };
-type O_divide_out_mode = { self?: Tensor; other?: Tensor; rounding_mode?: string | null; out?: Tensor };
+type O_divide_out_mode = { self?: Tensor; other?: Tensor; rounding_mode?: string | null; roundingMode?: string | null; out?: Tensor };
 /**
  * aten::divide.Scalar(Tensor self, Scalar other) -> Tensor
  * aten::divide.Scalar_mode(Tensor self, Scalar other, *, str? rounding_mode) -> Tensor
@@ -449,9 +449,9 @@ export const divide: {
 ]) as any;
 
 type O_divide__Scalar = { self?: Tensor; other?: Scalar };
-type O_divide__Scalar_mode = { self?: Tensor; other?: Scalar; rounding_mode?: string | null };
+type O_divide__Scalar_mode = { self?: Tensor; other?: Scalar; rounding_mode?: string | null; roundingMode?: string | null };
 type O_divide__Tensor = { self?: Tensor; other?: Tensor };
-type O_divide__Tensor_mode = { self?: Tensor; other?: Tensor; rounding_mode?: string | null };
+type O_divide__Tensor_mode = { self?: Tensor; other?: Tensor; rounding_mode?: string | null; roundingMode?: string | null };
 /**
  * aten::divide_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)
  * aten::divide_.Scalar_mode(Tensor(a!) self, Scalar other, *, str? rounding_mode) -> Tensor(a!)

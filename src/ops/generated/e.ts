@@ -17,8 +17,8 @@ export const einsum: {
   ["",[["equation",7,0],["tensors",1,0],["path",12,3]],[0],1],
 ]) as any;
 
-type O_elu = { self?: Tensor; alpha?: Scalar; scale?: Scalar; input_scale?: Scalar };
-type O_elu_out = { self?: Tensor; alpha?: Scalar; scale?: Scalar; input_scale?: Scalar; out?: Tensor };
+type O_elu = { self?: Tensor; alpha?: Scalar; scale?: Scalar; input_scale?: Scalar; inputScale?: Scalar };
+type O_elu_out = { self?: Tensor; alpha?: Scalar; scale?: Scalar; input_scale?: Scalar; inputScale?: Scalar; out?: Tensor };
 /**
  * aten::elu(Tensor self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1) -> Tensor
  * aten::elu.out(Tensor self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1, *, Tensor(a!) out) -> Tensor(a!)
@@ -34,7 +34,7 @@ export const elu: {
   ["out",[["self",0,0],["alpha",6,2],["scale",6,2],["input_scale",6,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_elu_ = { self?: Tensor; alpha?: Scalar; scale?: Scalar; input_scale?: Scalar };
+type O_elu_ = { self?: Tensor; alpha?: Scalar; scale?: Scalar; input_scale?: Scalar; inputScale?: Scalar };
 /**
  * aten::elu_(Tensor(a!) self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1) -> Tensor(a!)
  */
@@ -46,8 +46,8 @@ export const elu_: {
   ["",[["self",0,4],["alpha",6,2],["scale",6,2],["input_scale",6,2]],[-1],1],
 ]) as any;
 
-type O_elu_backward = { grad_output?: Tensor; alpha?: Scalar; scale?: Scalar; input_scale?: Scalar; is_result?: boolean; self_or_result?: Tensor };
-type O_elu_backward_grad_input = { grad_output?: Tensor; alpha?: Scalar; scale?: Scalar; input_scale?: Scalar; is_result?: boolean; self_or_result?: Tensor; grad_input?: Tensor };
+type O_elu_backward = { grad_output?: Tensor; gradOutput?: Tensor; alpha?: Scalar; scale?: Scalar; input_scale?: Scalar; inputScale?: Scalar; is_result?: boolean; isResult?: boolean; self_or_result?: Tensor; selfOrResult?: Tensor };
+type O_elu_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; alpha?: Scalar; scale?: Scalar; input_scale?: Scalar; inputScale?: Scalar; is_result?: boolean; isResult?: boolean; self_or_result?: Tensor; selfOrResult?: Tensor; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::elu_backward(Tensor grad_output, Scalar alpha, Scalar scale, Scalar input_scale, bool is_result, Tensor self_or_result) -> Tensor
  * aten::elu_backward.grad_input(Tensor grad_output, Scalar alpha, Scalar scale, Scalar input_scale, bool is_result, Tensor self_or_result, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -63,8 +63,8 @@ export const eluBackward: {
   ["grad_input",[["grad_output",0,0],["alpha",6,0],["scale",6,0],["input_scale",6,0],["is_result",5,0],["self_or_result",0,0],["grad_input",0,4]],[-1],0],
 ]) as any;
 
-type O_embedding = { weight?: Tensor; indices?: Tensor; padding_idx?: number; scale_grad_by_freq?: boolean; sparse?: boolean };
-type O_embedding_out = { weight?: Tensor; indices?: Tensor; padding_idx?: number; scale_grad_by_freq?: boolean; sparse?: boolean; out?: Tensor };
+type O_embedding = { weight?: Tensor; indices?: Tensor; padding_idx?: number; paddingIdx?: number; scale_grad_by_freq?: boolean; scaleGradByFreq?: boolean; sparse?: boolean };
+type O_embedding_out = { weight?: Tensor; indices?: Tensor; padding_idx?: number; paddingIdx?: number; scale_grad_by_freq?: boolean; scaleGradByFreq?: boolean; sparse?: boolean; out?: Tensor };
 /**
  * aten::embedding(Tensor weight, Tensor indices, int padding_idx=-1, bool scale_grad_by_freq=False, bool sparse=False) -> Tensor
  * aten::embedding.out(Tensor weight, Tensor indices, int padding_idx=-1, bool scale_grad_by_freq=False, bool sparse=False, *, Tensor(a!) out) -> Tensor(a!)
@@ -80,7 +80,7 @@ export const embedding: {
   ["out",[["weight",0,0],["indices",0,0],["padding_idx",3,2],["scale_grad_by_freq",5,2],["sparse",5,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_embedding_backward = { grad?: Tensor; indices?: Tensor; num_weights?: number; padding_idx?: number; scale_grad_by_freq?: boolean; sparse?: boolean };
+type O_embedding_backward = { grad?: Tensor; indices?: Tensor; num_weights?: number; numWeights?: number; padding_idx?: number; paddingIdx?: number; scale_grad_by_freq?: boolean; scaleGradByFreq?: boolean; sparse?: boolean };
 /**
  * aten::embedding_backward(Tensor grad, Tensor indices, SymInt num_weights, int padding_idx, bool scale_grad_by_freq, bool sparse) -> Tensor
  */
@@ -92,8 +92,8 @@ export const embeddingBackward: {
   ["",[["grad",0,0],["indices",0,0],["num_weights",3,0],["padding_idx",3,0],["scale_grad_by_freq",5,0],["sparse",5,0]],[0],1],
 ]) as any;
 
-type O_embedding_bag = { weight?: Tensor; indices?: Tensor; offsets?: Tensor; scale_grad_by_freq?: boolean; mode?: number; sparse?: boolean; per_sample_weights?: Tensor | null; include_last_offset?: boolean };
-type O_embedding_bag_padding_idx = { weight?: Tensor; indices?: Tensor; offsets?: Tensor; scale_grad_by_freq?: boolean; mode?: number; sparse?: boolean; per_sample_weights?: Tensor | null; include_last_offset?: boolean; padding_idx?: number | null };
+type O_embedding_bag = { weight?: Tensor; indices?: Tensor; offsets?: Tensor; scale_grad_by_freq?: boolean; scaleGradByFreq?: boolean; mode?: number; sparse?: boolean; per_sample_weights?: Tensor | null; perSampleWeights?: Tensor | null; include_last_offset?: boolean; includeLastOffset?: boolean };
+type O_embedding_bag_padding_idx = { weight?: Tensor; indices?: Tensor; offsets?: Tensor; scale_grad_by_freq?: boolean; scaleGradByFreq?: boolean; mode?: number; sparse?: boolean; per_sample_weights?: Tensor | null; perSampleWeights?: Tensor | null; include_last_offset?: boolean; includeLastOffset?: boolean; padding_idx?: number | null; paddingIdx?: number | null };
 /**
  * aten::embedding_bag(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, int mode=0, bool sparse=False, Tensor? per_sample_weights=None, bool include_last_offset=False) -> (Tensor, Tensor, Tensor, Tensor)
  * aten::embedding_bag.padding_idx(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq, int mode, bool sparse, Tensor? per_sample_weights, bool include_last_offset, int? padding_idx) -> (Tensor, Tensor, Tensor, Tensor)
@@ -110,8 +110,8 @@ export const embeddingBag: {
   ["padding_idx",[["weight",0,0],["indices",0,0],["offsets",0,0],["scale_grad_by_freq",5,0],["mode",3,0],["sparse",5,0],["per_sample_weights",0,1],["include_last_offset",5,0],["padding_idx",3,1]],[0,0,0,0],1],
 ]) as any;
 
-type O_embedding_dense_backward = { grad_output?: Tensor; indices?: Tensor; num_weights?: number; padding_idx?: number; scale_grad_by_freq?: boolean };
-type O_embedding_dense_backward_out = { grad_output?: Tensor; indices?: Tensor; num_weights?: number; padding_idx?: number; scale_grad_by_freq?: boolean; out?: Tensor };
+type O_embedding_dense_backward = { grad_output?: Tensor; gradOutput?: Tensor; indices?: Tensor; num_weights?: number; numWeights?: number; padding_idx?: number; paddingIdx?: number; scale_grad_by_freq?: boolean; scaleGradByFreq?: boolean };
+type O_embedding_dense_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; indices?: Tensor; num_weights?: number; numWeights?: number; padding_idx?: number; paddingIdx?: number; scale_grad_by_freq?: boolean; scaleGradByFreq?: boolean; out?: Tensor };
 /**
  * aten::embedding_dense_backward(Tensor grad_output, Tensor indices, SymInt num_weights, int padding_idx, bool scale_grad_by_freq) -> Tensor
  * aten::embedding_dense_backward.out(Tensor grad_output, Tensor indices, SymInt num_weights, int padding_idx, bool scale_grad_by_freq, *, Tensor(a!) out) -> Tensor(a!)
@@ -127,8 +127,8 @@ export const embeddingDenseBackward: {
   ["out",[["grad_output",0,0],["indices",0,0],["num_weights",3,0],["padding_idx",3,0],["scale_grad_by_freq",5,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_embedding_renorm = { self?: Tensor; indices?: Tensor; max_norm?: number; norm_type?: number };
-type O_embedding_renorm_out = { self?: Tensor; indices?: Tensor; max_norm?: number; norm_type?: number; out?: Tensor };
+type O_embedding_renorm = { self?: Tensor; indices?: Tensor; max_norm?: number; maxNorm?: number; norm_type?: number; normType?: number };
+type O_embedding_renorm_out = { self?: Tensor; indices?: Tensor; max_norm?: number; maxNorm?: number; norm_type?: number; normType?: number; out?: Tensor };
 /**
  * aten::embedding_renorm(Tensor self, Tensor indices, float max_norm, float norm_type) -> Tensor
  * aten::embedding_renorm.out(Tensor self, Tensor indices, float max_norm, float norm_type, *, Tensor(a!) out) -> Tensor(a!)
@@ -144,7 +144,7 @@ export const embeddingRenorm: {
   ["out",[["self",0,0],["indices",0,0],["max_norm",4,0],["norm_type",4,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_embedding_renorm_ = { self?: Tensor; indices?: Tensor; max_norm?: number; norm_type?: number };
+type O_embedding_renorm_ = { self?: Tensor; indices?: Tensor; max_norm?: number; maxNorm?: number; norm_type?: number; normType?: number };
 /**
  * aten::embedding_renorm_(Tensor(a!) self, Tensor indices, float max_norm, float norm_type) -> Tensor(a!)
  */
@@ -156,7 +156,7 @@ export const embeddingRenorm_: {
   ["",[["self",0,4],["indices",0,0],["max_norm",4,0],["norm_type",4,0]],[-1],1],
 ]) as any;
 
-type O_embedding_sparse_backward = { grad?: Tensor; indices?: Tensor; num_weights?: number; padding_idx?: number; scale_grad_by_freq?: boolean };
+type O_embedding_sparse_backward = { grad?: Tensor; indices?: Tensor; num_weights?: number; numWeights?: number; padding_idx?: number; paddingIdx?: number; scale_grad_by_freq?: boolean; scaleGradByFreq?: boolean };
 /**
  * aten::embedding_sparse_backward(Tensor grad, Tensor indices, int num_weights, int padding_idx, bool scale_grad_by_freq) -> Tensor
  */
@@ -168,8 +168,8 @@ export const embeddingSparseBackward: {
   ["",[["grad",0,0],["indices",0,0],["num_weights",3,0],["padding_idx",3,0],["scale_grad_by_freq",5,0]],[0],1],
 ]) as any;
 
-type O_empty_memory_format = { size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; memory_format?: MemoryFormat | null };
-type O_empty_out = { size?: number[]; memory_format?: MemoryFormat | null; out?: Tensor };
+type O_empty_memory_format = { size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
+type O_empty_out = { size?: number[]; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out?: Tensor };
 /**
  * aten::empty.memory_format(SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor
  * aten::empty.out(SymInt[] size, *, MemoryFormat? memory_format=None, Tensor(a!) out) -> Tensor(a!)
@@ -185,8 +185,8 @@ export const empty: {
   ["out",[["size",12,0],["memory_format",10,3],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_empty_like = { self?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; memory_format?: MemoryFormat | null };
-type O_empty_like_out = { self?: Tensor; memory_format?: MemoryFormat | null; out?: Tensor };
+type O_empty_like = { self?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
+type O_empty_like_out = { self?: Tensor; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out?: Tensor };
 /**
  * aten::empty_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor
  * aten::empty_like.out(Tensor self, *, MemoryFormat? memory_format=None, Tensor(a!) out) -> Tensor(a!)
@@ -202,8 +202,8 @@ export const emptyLike: {
   ["out",[["self",0,0],["memory_format",10,3],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_empty_quantized = { size?: number[]; qtensor?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; memory_format?: MemoryFormat | null };
-type O_empty_quantized_out = { size?: number[]; qtensor?: Tensor; memory_format?: MemoryFormat | null; out?: Tensor };
+type O_empty_quantized = { size?: number[]; qtensor?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
+type O_empty_quantized_out = { size?: number[]; qtensor?: Tensor; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out?: Tensor };
 /**
  * aten::empty_quantized(int[] size, Tensor qtensor, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor
  * aten::empty_quantized.out(int[] size, Tensor qtensor, *, MemoryFormat? memory_format=None, Tensor(a!) out) -> Tensor(a!)
@@ -219,7 +219,7 @@ export const emptyQuantized: {
   ["out",[["size",12,0],["qtensor",0,0],["memory_format",10,3],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_empty_strided = { size?: number[]; stride?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
+type O_empty_strided = { size?: number[]; stride?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 type O_empty_strided_out = { size?: number[]; stride?: number[]; out?: Tensor };
 /**
  * aten::empty_strided(SymInt[] size, SymInt[] stride, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
@@ -538,8 +538,8 @@ export const exponential_: {
   ["",[["self",0,4],["lambd",4,2],["generator",15,3]],[-1],1],
 ]) as any;
 
-type O_eye = { n?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
-type O_eye_m = { n?: number; m?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
+type O_eye = { n?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
+type O_eye_m = { n?: number; m?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 type O_eye_m_out = { n?: number; m?: number; out?: Tensor };
 type O_eye_out = { n?: number; out?: Tensor };
 /**

@@ -5,7 +5,7 @@ import type { Tensor } from '../../core/tensor.js';
 import type { DType, DeviceLike, Layout, MemoryFormat, Scalar } from '../../core/dtype.js';
 import { defineOp } from '../../core/dispatch.js';
 
-type O_fake_quantize_per_channel_affine = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; axis?: number; quant_min?: number; quant_max?: number };
+type O_fake_quantize_per_channel_affine = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; axis?: number; quant_min?: number; quantMin?: number; quant_max?: number; quantMax?: number };
 /**
  * aten::fake_quantize_per_channel_affine(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max) -> Tensor
  */
@@ -17,8 +17,8 @@ export const fakeQuantizePerChannelAffine: {
   ["",[["self",0,0],["scale",0,0],["zero_point",0,0],["axis",3,0],["quant_min",3,0],["quant_max",3,0]],[0],1],
 ]) as any;
 
-type O_fake_quantize_per_channel_affine_cachemask = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; axis?: number; quant_min?: number; quant_max?: number };
-type O_fake_quantize_per_channel_affine_cachemask_out = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; axis?: number; quant_min?: number; quant_max?: number; out0?: Tensor; out1?: Tensor };
+type O_fake_quantize_per_channel_affine_cachemask = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; axis?: number; quant_min?: number; quantMin?: number; quant_max?: number; quantMax?: number };
+type O_fake_quantize_per_channel_affine_cachemask_out = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; axis?: number; quant_min?: number; quantMin?: number; quant_max?: number; quantMax?: number; out0?: Tensor; out1?: Tensor };
 /**
  * aten::fake_quantize_per_channel_affine_cachemask(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max) -> (Tensor output, Tensor mask)
  * aten::fake_quantize_per_channel_affine_cachemask.out(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
@@ -46,8 +46,8 @@ export const fakeQuantizePerChannelAffineCachemaskBackward: {
   ["",[["grad",0,0],["mask",0,0]],[0],1],
 ]) as any;
 
-type O_fake_quantize_per_tensor_affine = { self?: Tensor; scale?: number; zero_point?: number; quant_min?: number; quant_max?: number };
-type O_fake_quantize_per_tensor_affine_tensor_qparams = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; quant_min?: number; quant_max?: number };
+type O_fake_quantize_per_tensor_affine = { self?: Tensor; scale?: number; zero_point?: number; zeroPoint?: number; quant_min?: number; quantMin?: number; quant_max?: number; quantMax?: number };
+type O_fake_quantize_per_tensor_affine_tensor_qparams = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; quant_min?: number; quantMin?: number; quant_max?: number; quantMax?: number };
 /**
  * aten::fake_quantize_per_tensor_affine(Tensor self, float scale, int zero_point, int quant_min, int quant_max) -> Tensor
  * aten::fake_quantize_per_tensor_affine.tensor_qparams(Tensor self, Tensor scale, Tensor zero_point, int quant_min, int quant_max) -> Tensor
@@ -64,8 +64,8 @@ export const fakeQuantizePerTensorAffine: {
   ["tensor_qparams",[["self",0,0],["scale",0,0],["zero_point",0,0],["quant_min",3,0],["quant_max",3,0]],[0],1],
 ]) as any;
 
-type O_fake_quantize_per_tensor_affine_cachemask = { self?: Tensor; scale?: number; zero_point?: number; quant_min?: number; quant_max?: number };
-type O_fake_quantize_per_tensor_affine_cachemask_out = { self?: Tensor; scale?: number; zero_point?: number; quant_min?: number; quant_max?: number; out0?: Tensor; out1?: Tensor };
+type O_fake_quantize_per_tensor_affine_cachemask = { self?: Tensor; scale?: number; zero_point?: number; zeroPoint?: number; quant_min?: number; quantMin?: number; quant_max?: number; quantMax?: number };
+type O_fake_quantize_per_tensor_affine_cachemask_out = { self?: Tensor; scale?: number; zero_point?: number; zeroPoint?: number; quant_min?: number; quantMin?: number; quant_max?: number; quantMax?: number; out0?: Tensor; out1?: Tensor };
 /**
  * aten::fake_quantize_per_tensor_affine_cachemask(Tensor self, float scale, int zero_point, int quant_min, int quant_max) -> (Tensor output, Tensor mask)
  * aten::fake_quantize_per_tensor_affine_cachemask.out(Tensor self, float scale, int zero_point, int quant_min, int quant_max, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
@@ -93,7 +93,7 @@ export const fakeQuantizePerTensorAffineCachemaskBackward: {
   ["",[["grad",0,0],["mask",0,0]],[0],1],
 ]) as any;
 
-type O_fbgemm_linear_fp16_weight = { input?: Tensor; packed_weight?: Tensor; bias?: Tensor };
+type O_fbgemm_linear_fp16_weight = { input?: Tensor; packed_weight?: Tensor; packedWeight?: Tensor; bias?: Tensor };
 /**
  * aten::fbgemm_linear_fp16_weight(Tensor input, Tensor packed_weight, Tensor bias) -> Tensor
  */
@@ -105,7 +105,7 @@ export const fbgemmLinearFp16Weight: {
   ["",[["input",0,0],["packed_weight",0,0],["bias",0,0]],[0],1],
 ]) as any;
 
-type O_fbgemm_linear_fp16_weight_fp32_activation = { input?: Tensor; packed_weight?: Tensor; bias?: Tensor };
+type O_fbgemm_linear_fp16_weight_fp32_activation = { input?: Tensor; packed_weight?: Tensor; packedWeight?: Tensor; bias?: Tensor };
 /**
  * aten::fbgemm_linear_fp16_weight_fp32_activation(Tensor input, Tensor packed_weight, Tensor bias) -> Tensor
  */
@@ -117,7 +117,7 @@ export const fbgemmLinearFp16WeightFp32Activation: {
   ["",[["input",0,0],["packed_weight",0,0],["bias",0,0]],[0],1],
 ]) as any;
 
-type O_fbgemm_linear_int8_weight = { input?: Tensor; weight?: Tensor; packed?: Tensor; col_offsets?: Tensor; weight_scale?: Scalar; weight_zero_point?: Scalar; bias?: Tensor };
+type O_fbgemm_linear_int8_weight = { input?: Tensor; weight?: Tensor; packed?: Tensor; col_offsets?: Tensor; colOffsets?: Tensor; weight_scale?: Scalar; weightScale?: Scalar; weight_zero_point?: Scalar; weightZeroPoint?: Scalar; bias?: Tensor };
 /**
  * aten::fbgemm_linear_int8_weight(Tensor input, Tensor weight, Tensor packed, Tensor col_offsets, Scalar weight_scale, Scalar weight_zero_point, Tensor bias) -> Tensor
  */
@@ -129,7 +129,7 @@ export const fbgemmLinearInt8Weight: {
   ["",[["input",0,0],["weight",0,0],["packed",0,0],["col_offsets",0,0],["weight_scale",6,0],["weight_zero_point",6,0],["bias",0,0]],[0],1],
 ]) as any;
 
-type O_fbgemm_linear_int8_weight_fp32_activation = { input?: Tensor; weight?: Tensor; packed?: Tensor; col_offsets?: Tensor; weight_scale?: Scalar; weight_zero_point?: Scalar; bias?: Tensor };
+type O_fbgemm_linear_int8_weight_fp32_activation = { input?: Tensor; weight?: Tensor; packed?: Tensor; col_offsets?: Tensor; colOffsets?: Tensor; weight_scale?: Scalar; weightScale?: Scalar; weight_zero_point?: Scalar; weightZeroPoint?: Scalar; bias?: Tensor };
 /**
  * aten::fbgemm_linear_int8_weight_fp32_activation(Tensor input, Tensor weight, Tensor packed, Tensor col_offsets, Scalar weight_scale, Scalar weight_zero_point, Tensor bias) -> Tensor
  */
@@ -265,7 +265,7 @@ export const fftFft2: {
   ["out",[["self",0,0],["s",12,3,1],["dim",12,2,1],["norm",7,3],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_fft_fftfreq = { n?: number; d?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
+type O_fft_fftfreq = { n?: number; d?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 type O_fft_fftfreq_out = { n?: number; d?: number; out?: Tensor };
 /**
  * aten::fft_fftfreq(int n, float d=1., *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
@@ -561,7 +561,7 @@ export const fftRfft2: {
   ["out",[["self",0,0],["s",12,3,1],["dim",12,2,1],["norm",7,3],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_fft_rfftfreq = { n?: number; d?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
+type O_fft_rfftfreq = { n?: number; d?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 type O_fft_rfftfreq_out = { n?: number; d?: number; out?: Tensor };
 /**
  * aten::fft_rfftfreq(int n, float d=1., *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
@@ -641,7 +641,7 @@ export const fill_: {
   ["Tensor",[["self",0,4],["value",0,0]],[-1],1],
 ]) as any;
 
-type O_fill_diagonal_ = { self?: Tensor; fill_value?: Scalar; wrap?: boolean };
+type O_fill_diagonal_ = { self?: Tensor; fill_value?: Scalar; fillValue?: Scalar; wrap?: boolean };
 /**
  * aten::fill_diagonal_(Tensor(a!) self, Scalar fill_value, bool wrap=False) -> Tensor(a!)
  */
@@ -682,9 +682,9 @@ export const fix_: {
   ["",[["self",0,4]],[-1],1],
 ]) as any;
 
-type O_flatten_named_out_dim = { self?: Tensor; start_dim?: number; end_dim?: number; out_dim?: string };
-type O_flatten_using_ints = { self?: Tensor; start_dim?: number; end_dim?: number };
-type O_flatten_using_names = { self?: Tensor; start_dim?: string; end_dim?: string; out_dim?: string };
+type O_flatten_named_out_dim = { self?: Tensor; start_dim?: number; startDim?: number; end_dim?: number; endDim?: number; out_dim?: string; outDim?: string };
+type O_flatten_using_ints = { self?: Tensor; start_dim?: number; startDim?: number; end_dim?: number; endDim?: number };
+type O_flatten_using_names = { self?: Tensor; start_dim?: string; startDim?: string; end_dim?: string; endDim?: string; out_dim?: string; outDim?: string };
 /**
  * aten::flatten.named_out_dim(Tensor(a) self, int start_dim, int end_dim, str out_dim) -> Tensor(a)
  * aten::flatten.using_ints(Tensor(a) self, int start_dim=0, int end_dim=-1) -> Tensor(a)
@@ -994,8 +994,8 @@ export const frac_: {
   ["",[["self",0,4]],[-1],1],
 ]) as any;
 
-type O_fractional_max_pool2d = { self?: Tensor; kernel_size?: number | number[]; output_size?: number | number[]; random_samples?: Tensor };
-type O_fractional_max_pool2d_output = { self?: Tensor; kernel_size?: number | number[]; output_size?: number | number[]; random_samples?: Tensor; output?: Tensor; indices?: Tensor };
+type O_fractional_max_pool2d = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; output_size?: number | number[]; outputSize?: number | number[]; random_samples?: Tensor; randomSamples?: Tensor };
+type O_fractional_max_pool2d_output = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; output_size?: number | number[]; outputSize?: number | number[]; random_samples?: Tensor; randomSamples?: Tensor; output?: Tensor; indices?: Tensor };
 /**
  * aten::fractional_max_pool2d(Tensor self, int[2] kernel_size, int[2] output_size, Tensor random_samples) -> (Tensor, Tensor)
  * aten::fractional_max_pool2d.output(Tensor self, int[2] kernel_size, int[2] output_size, Tensor random_samples, *, Tensor(a!) output, Tensor(b!) indices) -> (Tensor(a!), Tensor(b!))
@@ -1011,8 +1011,8 @@ export const fractionalMaxPool2d: {
   ["output",[["self",0,0],["kernel_size",12,0,2],["output_size",12,0,2],["random_samples",0,0],["output",0,4],["indices",0,4]],[-1,-1],0],
 ]) as any;
 
-type O_fractional_max_pool2d_backward = { grad_output?: Tensor; self?: Tensor; kernel_size?: number | number[]; output_size?: number | number[]; indices?: Tensor };
-type O_fractional_max_pool2d_backward_grad_input = { grad_output?: Tensor; self?: Tensor; kernel_size?: number | number[]; output_size?: number | number[]; indices?: Tensor; grad_input?: Tensor };
+type O_fractional_max_pool2d_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; output_size?: number | number[]; outputSize?: number | number[]; indices?: Tensor };
+type O_fractional_max_pool2d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; output_size?: number | number[]; outputSize?: number | number[]; indices?: Tensor; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::fractional_max_pool2d_backward(Tensor grad_output, Tensor self, int[2] kernel_size, int[2] output_size, Tensor indices) -> Tensor
  * aten::fractional_max_pool2d_backward.grad_input(Tensor grad_output, Tensor self, int[2] kernel_size, int[2] output_size, Tensor indices, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -1028,8 +1028,8 @@ export const fractionalMaxPool2dBackward: {
   ["grad_input",[["grad_output",0,0],["self",0,0],["kernel_size",12,0,2],["output_size",12,0,2],["indices",0,0],["grad_input",0,4]],[-1],0],
 ]) as any;
 
-type O_fractional_max_pool3d = { self?: Tensor; kernel_size?: number | number[]; output_size?: number | number[]; random_samples?: Tensor };
-type O_fractional_max_pool3d_output = { self?: Tensor; kernel_size?: number | number[]; output_size?: number | number[]; random_samples?: Tensor; output?: Tensor; indices?: Tensor };
+type O_fractional_max_pool3d = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; output_size?: number | number[]; outputSize?: number | number[]; random_samples?: Tensor; randomSamples?: Tensor };
+type O_fractional_max_pool3d_output = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; output_size?: number | number[]; outputSize?: number | number[]; random_samples?: Tensor; randomSamples?: Tensor; output?: Tensor; indices?: Tensor };
 /**
  * aten::fractional_max_pool3d(Tensor self, int[3] kernel_size, int[3] output_size, Tensor random_samples) -> (Tensor, Tensor)
  * aten::fractional_max_pool3d.output(Tensor self, int[3] kernel_size, int[3] output_size, Tensor random_samples, *, Tensor(a!) output, Tensor(b!) indices) -> (Tensor(a!), Tensor(b!))
@@ -1045,8 +1045,8 @@ export const fractionalMaxPool3d: {
   ["output",[["self",0,0],["kernel_size",12,0,3],["output_size",12,0,3],["random_samples",0,0],["output",0,4],["indices",0,4]],[-1,-1],0],
 ]) as any;
 
-type O_fractional_max_pool3d_backward = { grad_output?: Tensor; self?: Tensor; kernel_size?: number | number[]; output_size?: number | number[]; indices?: Tensor };
-type O_fractional_max_pool3d_backward_grad_input = { grad_output?: Tensor; self?: Tensor; kernel_size?: number | number[]; output_size?: number | number[]; indices?: Tensor; grad_input?: Tensor };
+type O_fractional_max_pool3d_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; output_size?: number | number[]; outputSize?: number | number[]; indices?: Tensor };
+type O_fractional_max_pool3d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; output_size?: number | number[]; outputSize?: number | number[]; indices?: Tensor; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::fractional_max_pool3d_backward(Tensor grad_output, Tensor self, int[3] kernel_size, int[3] output_size, Tensor indices) -> Tensor
  * aten::fractional_max_pool3d_backward.grad_input(Tensor grad_output, Tensor self, int[3] kernel_size, int[3] output_size, Tensor indices, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -1102,7 +1102,7 @@ export const frobeniusNorm: {
   ["out",[["self",0,0],["dim",12,0,1],["keepdim",5,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_from_file = { filename?: string; shared?: boolean | null; size?: number | null; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
+type O_from_file = { filename?: string; shared?: boolean | null; size?: number | null; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 type O_from_file_out = { filename?: string; shared?: boolean | null; size?: number | null; out?: Tensor };
 /**
  * aten::from_file(str filename, bool? shared=None, int? size=0, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
@@ -1119,8 +1119,8 @@ export const fromFile: {
   ["out",[["filename",7,0],["shared",5,3],["size",3,3],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_full = { size?: number[]; fill_value?: Scalar; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
-type O_full_out = { size?: number[]; fill_value?: Scalar; out?: Tensor };
+type O_full = { size?: number[]; fill_value?: Scalar; fillValue?: Scalar; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
+type O_full_out = { size?: number[]; fill_value?: Scalar; fillValue?: Scalar; out?: Tensor };
 /**
  * aten::full(SymInt[] size, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::full.out(SymInt[] size, Scalar fill_value, *, Tensor(a!) out) -> Tensor(a!)
@@ -1136,8 +1136,8 @@ export const full: {
   ["out",[["size",12,0],["fill_value",6,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_full_like = { self?: Tensor; fill_value?: Scalar; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; memory_format?: MemoryFormat | null };
-type O_full_like_out = { self?: Tensor; fill_value?: Scalar; memory_format?: MemoryFormat | null; out?: Tensor };
+type O_full_like = { self?: Tensor; fill_value?: Scalar; fillValue?: Scalar; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
+type O_full_like_out = { self?: Tensor; fill_value?: Scalar; fillValue?: Scalar; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out?: Tensor };
 /**
  * aten::full_like(Tensor self, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor
  * aten::full_like.out(Tensor self, Scalar fill_value, *, MemoryFormat? memory_format=None, Tensor(a!) out) -> Tensor(a!)
@@ -1153,7 +1153,7 @@ export const fullLike: {
   ["out",[["self",0,0],["fill_value",6,0],["memory_format",10,3],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_fused_moving_avg_obs_fake_quant = { self?: Tensor; observer_on?: Tensor; fake_quant_on?: Tensor; running_min?: Tensor; running_max?: Tensor; scale?: Tensor; zero_point?: Tensor; averaging_const?: number; quant_min?: number; quant_max?: number; ch_axis?: number; per_row_fake_quant?: boolean; symmetric_quant?: boolean };
+type O_fused_moving_avg_obs_fake_quant = { self?: Tensor; observer_on?: Tensor; observerOn?: Tensor; fake_quant_on?: Tensor; fakeQuantOn?: Tensor; running_min?: Tensor; runningMin?: Tensor; running_max?: Tensor; runningMax?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; averaging_const?: number; averagingConst?: number; quant_min?: number; quantMin?: number; quant_max?: number; quantMax?: number; ch_axis?: number; chAxis?: number; per_row_fake_quant?: boolean; perRowFakeQuant?: boolean; symmetric_quant?: boolean; symmetricQuant?: boolean };
 /**
  * aten::fused_moving_avg_obs_fake_quant(Tensor self, Tensor observer_on, Tensor fake_quant_on, Tensor(a!) running_min, Tensor(b!) running_max, Tensor(c!) scale, Tensor(d!) zero_point, float averaging_const, int quant_min, int quant_max, int ch_axis, bool per_row_fake_quant=False, bool symmetric_quant=False) -> Tensor
  */

@@ -5,10 +5,10 @@ import type { Tensor } from '../../core/tensor.js';
 import type { DType, DeviceLike, Layout, MemoryFormat, Scalar } from '../../core/dtype.js';
 import { defineOp } from '../../core/dispatch.js';
 
-type O_gather = { self?: Tensor; dim?: number; index?: Tensor; sparse_grad?: boolean };
-type O_gather_dimname = { self?: Tensor; dim?: string; index?: Tensor; sparse_grad?: boolean };
-type O_gather_dimname_out = { self?: Tensor; dim?: string; index?: Tensor; sparse_grad?: boolean; out?: Tensor };
-type O_gather_out = { self?: Tensor; dim?: number; index?: Tensor; sparse_grad?: boolean; out?: Tensor };
+type O_gather = { self?: Tensor; dim?: number; index?: Tensor; sparse_grad?: boolean; sparseGrad?: boolean };
+type O_gather_dimname = { self?: Tensor; dim?: string; index?: Tensor; sparse_grad?: boolean; sparseGrad?: boolean };
+type O_gather_dimname_out = { self?: Tensor; dim?: string; index?: Tensor; sparse_grad?: boolean; sparseGrad?: boolean; out?: Tensor };
+type O_gather_out = { self?: Tensor; dim?: number; index?: Tensor; sparse_grad?: boolean; sparseGrad?: boolean; out?: Tensor };
 /**
  * aten::gather(Tensor self, int dim, Tensor index, *, bool sparse_grad=False) -> Tensor
  * aten::gather.dimname(Tensor self, str dim, Tensor index, *, bool sparse_grad=False) -> Tensor
@@ -32,7 +32,7 @@ export const gather: {
   ["out",[["self",0,0],["dim",3,0],["index",0,0],["sparse_grad",5,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_gather_backward = { grad?: Tensor; self?: Tensor; dim?: number; index?: Tensor; sparse_grad?: boolean };
+type O_gather_backward = { grad?: Tensor; self?: Tensor; dim?: number; index?: Tensor; sparse_grad?: boolean; sparseGrad?: boolean };
 /**
  * aten::gather_backward(Tensor grad, Tensor self, int dim, Tensor index, bool sparse_grad) -> Tensor
  */
@@ -148,8 +148,8 @@ export const gelu_: {
   ["",[["self",0,4],["approximate",7,2]],[-1],1],
 ]) as any;
 
-type O_gelu_backward = { grad_output?: Tensor; self?: Tensor; approximate?: string };
-type O_gelu_backward_grad_input = { grad_output?: Tensor; self?: Tensor; approximate?: string; grad_input?: Tensor };
+type O_gelu_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; approximate?: string };
+type O_gelu_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; approximate?: string; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::gelu_backward(Tensor grad_output, Tensor self, *, str approximate="none") -> Tensor
  * aten::gelu_backward.grad_input(Tensor grad_output, Tensor self, *, str approximate="none", Tensor(a!) grad_input) -> Tensor(a!)
@@ -245,8 +245,8 @@ export const glu: {
   ["out",[["self",0,0],["dim",3,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_glu_backward = { grad_output?: Tensor; self?: Tensor; dim?: number };
-type O_glu_backward_grad_input = { grad_output?: Tensor; self?: Tensor; dim?: number; grad_input?: Tensor };
+type O_glu_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; dim?: number };
+type O_glu_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; dim?: number; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::glu_backward(Tensor grad_output, Tensor self, int dim) -> Tensor
  * aten::glu_backward.grad_input(Tensor grad_output, Tensor self, int dim, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -262,8 +262,8 @@ export const gluBackward: {
   ["grad_input",[["grad_output",0,0],["self",0,0],["dim",3,0],["grad_input",0,4]],[-1],0],
 ]) as any;
 
-type O_glu_backward_jvp = { grad_x?: Tensor; grad_glu?: Tensor; x?: Tensor; dgrad_glu?: Tensor; dx?: Tensor; dim?: number };
-type O_glu_backward_jvp_out = { grad_x?: Tensor; grad_glu?: Tensor; x?: Tensor; dgrad_glu?: Tensor; dx?: Tensor; dim?: number; out?: Tensor };
+type O_glu_backward_jvp = { grad_x?: Tensor; gradX?: Tensor; grad_glu?: Tensor; gradGlu?: Tensor; x?: Tensor; dgrad_glu?: Tensor; dgradGlu?: Tensor; dx?: Tensor; dim?: number };
+type O_glu_backward_jvp_out = { grad_x?: Tensor; gradX?: Tensor; grad_glu?: Tensor; gradGlu?: Tensor; x?: Tensor; dgrad_glu?: Tensor; dgradGlu?: Tensor; dx?: Tensor; dim?: number; out?: Tensor };
 /**
  * aten::glu_backward_jvp(Tensor grad_x, Tensor grad_glu, Tensor x, Tensor dgrad_glu, Tensor dx, int dim) -> Tensor
  * aten::glu_backward_jvp.out(Tensor grad_x, Tensor grad_glu, Tensor x, Tensor dgrad_glu, Tensor dx, int dim, *, Tensor(a!) out) -> Tensor(a!)
@@ -296,13 +296,13 @@ export const gluJvp: {
   ["out",[["glu",0,0],["x",0,0],["dx",0,0],["dim",3,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_gradient_array = { self?: Tensor; dim?: number[]; edge_order?: number };
-type O_gradient_scalararray = { self?: Tensor; spacing?: Scalar; dim?: number[]; edge_order?: number };
-type O_gradient_scalarint = { self?: Tensor; spacing?: Scalar | null; dim?: number | null; edge_order?: number };
-type O_gradient_scalarrayarray = { self?: Tensor; spacing?: Scalar[]; dim?: number[]; edge_order?: number };
-type O_gradient_scalarrayint = { self?: Tensor; spacing?: Scalar[]; dim?: number | null; edge_order?: number };
-type O_gradient_tensorarray = { self?: Tensor; spacing?: Tensor[]; dim?: number[]; edge_order?: number };
-type O_gradient_tensorarrayint = { self?: Tensor; spacing?: Tensor[]; dim?: number | null; edge_order?: number };
+type O_gradient_array = { self?: Tensor; dim?: number[]; edge_order?: number; edgeOrder?: number };
+type O_gradient_scalararray = { self?: Tensor; spacing?: Scalar; dim?: number[]; edge_order?: number; edgeOrder?: number };
+type O_gradient_scalarint = { self?: Tensor; spacing?: Scalar | null; dim?: number | null; edge_order?: number; edgeOrder?: number };
+type O_gradient_scalarrayarray = { self?: Tensor; spacing?: Scalar[]; dim?: number[]; edge_order?: number; edgeOrder?: number };
+type O_gradient_scalarrayint = { self?: Tensor; spacing?: Scalar[]; dim?: number | null; edge_order?: number; edgeOrder?: number };
+type O_gradient_tensorarray = { self?: Tensor; spacing?: Tensor[]; dim?: number[]; edge_order?: number; edgeOrder?: number };
+type O_gradient_tensorarrayint = { self?: Tensor; spacing?: Tensor[]; dim?: number | null; edge_order?: number; edgeOrder?: number };
 /**
  * aten::gradient.array(Tensor self, *, int[] dim, int edge_order=1) -> Tensor[]
  * aten::gradient.scalararray(Tensor self, *, Scalar spacing, int[] dim, int edge_order=1) -> Tensor[]
@@ -436,7 +436,7 @@ export const greaterEqual_: {
   ["Tensor",[["self",0,4],["other",0,0]],[-1],1],
 ]) as any;
 
-type O_grid_sampler = { input?: Tensor; grid?: Tensor; interpolation_mode?: number; padding_mode?: number; align_corners?: boolean };
+type O_grid_sampler = { input?: Tensor; grid?: Tensor; interpolation_mode?: number; interpolationMode?: number; padding_mode?: number; paddingMode?: number; align_corners?: boolean; alignCorners?: boolean };
 /**
  * aten::grid_sampler(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor
  */
@@ -448,8 +448,8 @@ export const gridSampler: {
   ["",[["input",0,0],["grid",0,0],["interpolation_mode",3,0],["padding_mode",3,0],["align_corners",5,0]],[0],1],
 ]) as any;
 
-type O_grid_sampler_2d = { input?: Tensor; grid?: Tensor; interpolation_mode?: number; padding_mode?: number; align_corners?: boolean };
-type O_grid_sampler_2d_out = { input?: Tensor; grid?: Tensor; interpolation_mode?: number; padding_mode?: number; align_corners?: boolean; out?: Tensor };
+type O_grid_sampler_2d = { input?: Tensor; grid?: Tensor; interpolation_mode?: number; interpolationMode?: number; padding_mode?: number; paddingMode?: number; align_corners?: boolean; alignCorners?: boolean };
+type O_grid_sampler_2d_out = { input?: Tensor; grid?: Tensor; interpolation_mode?: number; interpolationMode?: number; padding_mode?: number; paddingMode?: number; align_corners?: boolean; alignCorners?: boolean; out?: Tensor };
 /**
  * aten::grid_sampler_2d(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor
  * aten::grid_sampler_2d.out(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, *, Tensor(a!) out) -> Tensor(a!)
@@ -465,8 +465,8 @@ export const gridSampler2d: {
   ["out",[["input",0,0],["grid",0,0],["interpolation_mode",3,0],["padding_mode",3,0],["align_corners",5,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_grid_sampler_2d_backward = { grad_output?: Tensor; input?: Tensor; grid?: Tensor; interpolation_mode?: number; padding_mode?: number; align_corners?: boolean; output_mask?: boolean[] };
-type O_grid_sampler_2d_backward_out = { grad_output?: Tensor; input?: Tensor; grid?: Tensor; interpolation_mode?: number; padding_mode?: number; align_corners?: boolean; output_mask?: boolean[]; out0?: Tensor; out1?: Tensor };
+type O_grid_sampler_2d_backward = { grad_output?: Tensor; gradOutput?: Tensor; input?: Tensor; grid?: Tensor; interpolation_mode?: number; interpolationMode?: number; padding_mode?: number; paddingMode?: number; align_corners?: boolean; alignCorners?: boolean; output_mask?: boolean[]; outputMask?: boolean[] };
+type O_grid_sampler_2d_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; input?: Tensor; grid?: Tensor; interpolation_mode?: number; interpolationMode?: number; padding_mode?: number; paddingMode?: number; align_corners?: boolean; alignCorners?: boolean; output_mask?: boolean[]; outputMask?: boolean[]; out0?: Tensor; out1?: Tensor };
 /**
  * aten::grid_sampler_2d_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, bool[2] output_mask) -> (Tensor, Tensor)
  * aten::grid_sampler_2d_backward.out(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, bool[2] output_mask, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
@@ -482,8 +482,8 @@ export const gridSampler2dBackward: {
   ["out",[["grad_output",0,0],["input",0,0],["grid",0,0],["interpolation_mode",3,0],["padding_mode",3,0],["align_corners",5,0],["output_mask",14,0,2],["out0",0,4],["out1",0,4]],[-1,-1],0],
 ]) as any;
 
-type O_grid_sampler_3d = { input?: Tensor; grid?: Tensor; interpolation_mode?: number; padding_mode?: number; align_corners?: boolean };
-type O_grid_sampler_3d_out = { input?: Tensor; grid?: Tensor; interpolation_mode?: number; padding_mode?: number; align_corners?: boolean; out?: Tensor };
+type O_grid_sampler_3d = { input?: Tensor; grid?: Tensor; interpolation_mode?: number; interpolationMode?: number; padding_mode?: number; paddingMode?: number; align_corners?: boolean; alignCorners?: boolean };
+type O_grid_sampler_3d_out = { input?: Tensor; grid?: Tensor; interpolation_mode?: number; interpolationMode?: number; padding_mode?: number; paddingMode?: number; align_corners?: boolean; alignCorners?: boolean; out?: Tensor };
 /**
  * aten::grid_sampler_3d(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor
  * aten::grid_sampler_3d.out(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, *, Tensor(a!) out) -> Tensor(a!)
@@ -499,8 +499,8 @@ export const gridSampler3d: {
   ["out",[["input",0,0],["grid",0,0],["interpolation_mode",3,0],["padding_mode",3,0],["align_corners",5,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_grid_sampler_3d_backward = { grad_output?: Tensor; input?: Tensor; grid?: Tensor; interpolation_mode?: number; padding_mode?: number; align_corners?: boolean; output_mask?: boolean[] };
-type O_grid_sampler_3d_backward_out = { grad_output?: Tensor; input?: Tensor; grid?: Tensor; interpolation_mode?: number; padding_mode?: number; align_corners?: boolean; output_mask?: boolean[]; out0?: Tensor; out1?: Tensor };
+type O_grid_sampler_3d_backward = { grad_output?: Tensor; gradOutput?: Tensor; input?: Tensor; grid?: Tensor; interpolation_mode?: number; interpolationMode?: number; padding_mode?: number; paddingMode?: number; align_corners?: boolean; alignCorners?: boolean; output_mask?: boolean[]; outputMask?: boolean[] };
+type O_grid_sampler_3d_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; input?: Tensor; grid?: Tensor; interpolation_mode?: number; interpolationMode?: number; padding_mode?: number; paddingMode?: number; align_corners?: boolean; alignCorners?: boolean; output_mask?: boolean[]; outputMask?: boolean[]; out0?: Tensor; out1?: Tensor };
 /**
  * aten::grid_sampler_3d_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, bool[2] output_mask) -> (Tensor, Tensor)
  * aten::grid_sampler_3d_backward.out(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, bool[2] output_mask, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
@@ -516,7 +516,7 @@ export const gridSampler3dBackward: {
   ["out",[["grad_output",0,0],["input",0,0],["grid",0,0],["interpolation_mode",3,0],["padding_mode",3,0],["align_corners",5,0],["output_mask",14,0,2],["out0",0,4],["out1",0,4]],[-1,-1],0],
 ]) as any;
 
-type O_group_norm = { input?: Tensor; num_groups?: number; weight?: Tensor | null; bias?: Tensor | null; eps?: number; cudnn_enabled?: boolean };
+type O_group_norm = { input?: Tensor; num_groups?: number; numGroups?: number; weight?: Tensor | null; bias?: Tensor | null; eps?: number; cudnn_enabled?: boolean; cudnnEnabled?: boolean };
 /**
  * aten::group_norm(Tensor input, int num_groups, Tensor? weight=None, Tensor? bias=None, float eps=1.0000000000000001e-05, bool cudnn_enabled=True) -> Tensor
  */
@@ -528,8 +528,8 @@ export const groupNorm: {
   ["",[["input",0,0],["num_groups",3,0],["weight",0,3],["bias",0,3],["eps",4,2],["cudnn_enabled",5,2]],[0],1],
 ]) as any;
 
-type O_gru_data = { data?: Tensor; batch_sizes?: Tensor; hx?: Tensor; params?: Tensor[]; has_biases?: boolean; num_layers?: number; dropout?: number; train?: boolean; bidirectional?: boolean };
-type O_gru_input = { input?: Tensor; hx?: Tensor; params?: Tensor[]; has_biases?: boolean; num_layers?: number; dropout?: number; train?: boolean; bidirectional?: boolean; batch_first?: boolean };
+type O_gru_data = { data?: Tensor; batch_sizes?: Tensor; batchSizes?: Tensor; hx?: Tensor; params?: Tensor[]; has_biases?: boolean; hasBiases?: boolean; num_layers?: number; numLayers?: number; dropout?: number; train?: boolean; bidirectional?: boolean };
+type O_gru_input = { input?: Tensor; hx?: Tensor; params?: Tensor[]; has_biases?: boolean; hasBiases?: boolean; num_layers?: number; numLayers?: number; dropout?: number; train?: boolean; bidirectional?: boolean; batch_first?: boolean; batchFirst?: boolean };
 /**
  * aten::gru.data(Tensor data, Tensor batch_sizes, Tensor hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional) -> (Tensor, Tensor)
  * aten::gru.input(Tensor input, Tensor hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first) -> (Tensor, Tensor)
@@ -546,7 +546,7 @@ export const gru: {
   ["input",[["input",0,0],["hx",0,0],["params",1,0],["has_biases",5,0],["num_layers",3,0],["dropout",4,0],["train",5,0],["bidirectional",5,0],["batch_first",5,0]],[0,0],1],
 ]) as any;
 
-type O_gru_cell = { input?: Tensor; hx?: Tensor; w_ih?: Tensor; w_hh?: Tensor; b_ih?: Tensor | null; b_hh?: Tensor | null };
+type O_gru_cell = { input?: Tensor; hx?: Tensor; w_ih?: Tensor; wIh?: Tensor; w_hh?: Tensor; wHh?: Tensor; b_ih?: Tensor | null; bIh?: Tensor | null; b_hh?: Tensor | null; bHh?: Tensor | null };
 /**
  * aten::gru_cell(Tensor input, Tensor hx, Tensor w_ih, Tensor w_hh, Tensor? b_ih=None, Tensor? b_hh=None) -> Tensor
  */

@@ -5,14 +5,14 @@ import type { Tensor } from '../../core/tensor.js';
 import type { DType, DeviceLike, Layout, MemoryFormat, Scalar } from '../../core/dtype.js';
 import { defineOp } from '../../core/dispatch.js';
 
-type O_hamming_window = { window_length?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
-type O_hamming_window_out = { window_length?: number; out?: Tensor };
-type O_hamming_window_periodic = { window_length?: number; periodic?: boolean; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
-type O_hamming_window_periodic_alpha = { window_length?: number; periodic?: boolean; alpha?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
-type O_hamming_window_periodic_alpha_beta = { window_length?: number; periodic?: boolean; alpha?: number; beta?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
-type O_hamming_window_periodic_alpha_beta_out = { window_length?: number; periodic?: boolean; alpha?: number; beta?: number; out?: Tensor };
-type O_hamming_window_periodic_alpha_out = { window_length?: number; periodic?: boolean; alpha?: number; out?: Tensor };
-type O_hamming_window_periodic_out = { window_length?: number; periodic?: boolean; out?: Tensor };
+type O_hamming_window = { window_length?: number; windowLength?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
+type O_hamming_window_out = { window_length?: number; windowLength?: number; out?: Tensor };
+type O_hamming_window_periodic = { window_length?: number; windowLength?: number; periodic?: boolean; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
+type O_hamming_window_periodic_alpha = { window_length?: number; windowLength?: number; periodic?: boolean; alpha?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
+type O_hamming_window_periodic_alpha_beta = { window_length?: number; windowLength?: number; periodic?: boolean; alpha?: number; beta?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
+type O_hamming_window_periodic_alpha_beta_out = { window_length?: number; windowLength?: number; periodic?: boolean; alpha?: number; beta?: number; out?: Tensor };
+type O_hamming_window_periodic_alpha_out = { window_length?: number; windowLength?: number; periodic?: boolean; alpha?: number; out?: Tensor };
+type O_hamming_window_periodic_out = { window_length?: number; windowLength?: number; periodic?: boolean; out?: Tensor };
 /**
  * aten::hamming_window(int window_length, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::hamming_window.out(int window_length, *, Tensor(a!) out) -> Tensor(a!)
@@ -55,10 +55,10 @@ export const hammingWindow: {
   ["periodic_out",[["window_length",3,0],["periodic",5,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_hann_window = { window_length?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
-type O_hann_window_out = { window_length?: number; out?: Tensor };
-type O_hann_window_periodic = { window_length?: number; periodic?: boolean; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
-type O_hann_window_periodic_out = { window_length?: number; periodic?: boolean; out?: Tensor };
+type O_hann_window = { window_length?: number; windowLength?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
+type O_hann_window_out = { window_length?: number; windowLength?: number; out?: Tensor };
+type O_hann_window_periodic = { window_length?: number; windowLength?: number; periodic?: boolean; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
+type O_hann_window_periodic_out = { window_length?: number; windowLength?: number; periodic?: boolean; out?: Tensor };
 /**
  * aten::hann_window(int window_length, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::hann_window.out(int window_length, *, Tensor(a!) out) -> Tensor(a!)
@@ -100,8 +100,8 @@ export const hardshrink: {
   ["out",[["self",0,0],["lambd",6,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_hardshrink_backward = { grad_out?: Tensor; self?: Tensor; lambd?: Scalar };
-type O_hardshrink_backward_grad_input = { grad_out?: Tensor; self?: Tensor; lambd?: Scalar; grad_input?: Tensor };
+type O_hardshrink_backward = { grad_out?: Tensor; gradOut?: Tensor; self?: Tensor; lambd?: Scalar };
+type O_hardshrink_backward_grad_input = { grad_out?: Tensor; gradOut?: Tensor; self?: Tensor; lambd?: Scalar; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::hardshrink_backward(Tensor grad_out, Tensor self, Scalar lambd) -> Tensor
  * aten::hardshrink_backward.grad_input(Tensor grad_out, Tensor self, Scalar lambd, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -146,8 +146,8 @@ export const hardsigmoid_: {
   ["",[["self",0,4]],[-1],1],
 ]) as any;
 
-type O_hardsigmoid_backward = { grad_output?: Tensor; self?: Tensor };
-type O_hardsigmoid_backward_grad_input = { grad_output?: Tensor; self?: Tensor; grad_input?: Tensor };
+type O_hardsigmoid_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor };
+type O_hardsigmoid_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::hardsigmoid_backward(Tensor grad_output, Tensor self) -> Tensor
  * aten::hardsigmoid_backward.grad_input(Tensor grad_output, Tensor self, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -192,8 +192,8 @@ export const hardswish_: {
   ["",[["self",0,4]],[-1],1],
 ]) as any;
 
-type O_hardswish_backward = { grad_output?: Tensor; self?: Tensor };
-type O_hardswish_backward_out = { grad_output?: Tensor; self?: Tensor; out?: Tensor };
+type O_hardswish_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor };
+type O_hardswish_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; out?: Tensor };
 /**
  * aten::hardswish_backward(Tensor grad_output, Tensor self) -> Tensor
  * aten::hardswish_backward.out(Tensor grad_output, Tensor self, *, Tensor(a!) out) -> Tensor(a!)
@@ -209,8 +209,8 @@ export const hardswishBackward: {
   ["out",[["grad_output",0,0],["self",0,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_hardtanh = { self?: Tensor; min_val?: Scalar; max_val?: Scalar };
-type O_hardtanh_out = { self?: Tensor; min_val?: Scalar; max_val?: Scalar; out?: Tensor };
+type O_hardtanh = { self?: Tensor; min_val?: Scalar; minVal?: Scalar; max_val?: Scalar; maxVal?: Scalar };
+type O_hardtanh_out = { self?: Tensor; min_val?: Scalar; minVal?: Scalar; max_val?: Scalar; maxVal?: Scalar; out?: Tensor };
 /**
  * aten::hardtanh(Tensor self, Scalar min_val=-1, Scalar max_val=1) -> Tensor
  * aten::hardtanh.out(Tensor self, Scalar min_val=-1, Scalar max_val=1, *, Tensor(a!) out) -> Tensor(a!)
@@ -226,7 +226,7 @@ export const hardtanh: {
   ["out",[["self",0,0],["min_val",6,2],["max_val",6,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_hardtanh_ = { self?: Tensor; min_val?: Scalar; max_val?: Scalar };
+type O_hardtanh_ = { self?: Tensor; min_val?: Scalar; minVal?: Scalar; max_val?: Scalar; maxVal?: Scalar };
 /**
  * aten::hardtanh_(Tensor(a!) self, Scalar min_val=-1, Scalar max_val=1) -> Tensor(a!)
  */
@@ -238,8 +238,8 @@ export const hardtanh_: {
   ["",[["self",0,4],["min_val",6,2],["max_val",6,2]],[-1],1],
 ]) as any;
 
-type O_hardtanh_backward = { grad_output?: Tensor; self?: Tensor; min_val?: Scalar; max_val?: Scalar };
-type O_hardtanh_backward_grad_input = { grad_output?: Tensor; self?: Tensor; min_val?: Scalar; max_val?: Scalar; grad_input?: Tensor };
+type O_hardtanh_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; min_val?: Scalar; minVal?: Scalar; max_val?: Scalar; maxVal?: Scalar };
+type O_hardtanh_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; min_val?: Scalar; minVal?: Scalar; max_val?: Scalar; maxVal?: Scalar; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::hardtanh_backward(Tensor grad_output, Tensor self, Scalar min_val, Scalar max_val) -> Tensor
  * aten::hardtanh_backward.grad_input(Tensor grad_output, Tensor self, Scalar min_val, Scalar max_val, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -314,9 +314,9 @@ export const histc: {
 ]) as any;
 
 type O_histogram_bin_ct = { self?: Tensor; bins?: number; range?: number[] | null; weight?: Tensor | null; density?: boolean };
-type O_histogram_bin_ct_out = { self?: Tensor; bins?: number; range?: number[] | null; weight?: Tensor | null; density?: boolean; hist?: Tensor; bin_edges?: Tensor };
+type O_histogram_bin_ct_out = { self?: Tensor; bins?: number; range?: number[] | null; weight?: Tensor | null; density?: boolean; hist?: Tensor; bin_edges?: Tensor; binEdges?: Tensor };
 type O_histogram_bins_tensor = { self?: Tensor; bins?: Tensor; weight?: Tensor | null; density?: boolean };
-type O_histogram_bins_tensor_out = { self?: Tensor; bins?: Tensor; weight?: Tensor | null; density?: boolean; hist?: Tensor; bin_edges?: Tensor };
+type O_histogram_bins_tensor_out = { self?: Tensor; bins?: Tensor; weight?: Tensor | null; density?: boolean; hist?: Tensor; bin_edges?: Tensor; binEdges?: Tensor };
 /**
  * aten::histogram.bin_ct(Tensor self, int bins=100, *, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor bin_edges)
  * aten::histogram.bin_ct_out(Tensor self, int bins=100, *, float[]? range=None, Tensor? weight=None, bool density=False, Tensor(a!) hist, Tensor(b!) bin_edges) -> (Tensor(a!) hist, Tensor(b!) bin_edges)
@@ -434,8 +434,8 @@ export const huberLoss: {
   ["out",[["self",0,0],["target",0,0],["reduction",3,2],["delta",4,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_huber_loss_backward = { grad_output?: Tensor; self?: Tensor; target?: Tensor; reduction?: number; delta?: number };
-type O_huber_loss_backward_out = { grad_output?: Tensor; self?: Tensor; target?: Tensor; reduction?: number; delta?: number; grad_input?: Tensor };
+type O_huber_loss_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; target?: Tensor; reduction?: number; delta?: number };
+type O_huber_loss_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; target?: Tensor; reduction?: number; delta?: number; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::huber_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction, float delta) -> Tensor
  * aten::huber_loss_backward.out(Tensor grad_output, Tensor self, Tensor target, int reduction, float delta, *, Tensor(a!) grad_input) -> Tensor(a!)

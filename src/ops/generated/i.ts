@@ -92,8 +92,8 @@ export const igammac_: {
   ["",[["self",0,4],["other",0,0]],[-1],1],
 ]) as any;
 
-type O_im2col = { self?: Tensor; kernel_size?: number | number[]; dilation?: number | number[]; padding?: number | number[]; stride?: number | number[] };
-type O_im2col_out = { self?: Tensor; kernel_size?: number | number[]; dilation?: number | number[]; padding?: number | number[]; stride?: number | number[]; out?: Tensor };
+type O_im2col = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; dilation?: number | number[]; padding?: number | number[]; stride?: number | number[] };
+type O_im2col_out = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; dilation?: number | number[]; padding?: number | number[]; stride?: number | number[]; out?: Tensor };
 /**
  * aten::im2col(Tensor self, int[2] kernel_size, int[2] dilation, int[2] padding, int[2] stride) -> Tensor
  * aten::im2col.out(Tensor self, int[2] kernel_size, int[2] dilation, int[2] padding, int[2] stride, *, Tensor(a!) out) -> Tensor(a!)
@@ -306,8 +306,8 @@ export const indexPut_: {
   ["",[["self",0,4],["indices",2,0],["values",0,0],["accumulate",5,2]],[-1],1],
 ]) as any;
 
-type O_index_reduce = { self?: Tensor; dim?: number; index?: Tensor; source?: Tensor; reduce?: string; include_self?: boolean };
-type O_index_reduce_out = { self?: Tensor; dim?: number; index?: Tensor; source?: Tensor; reduce?: string; include_self?: boolean; out?: Tensor };
+type O_index_reduce = { self?: Tensor; dim?: number; index?: Tensor; source?: Tensor; reduce?: string; include_self?: boolean; includeSelf?: boolean };
+type O_index_reduce_out = { self?: Tensor; dim?: number; index?: Tensor; source?: Tensor; reduce?: string; include_self?: boolean; includeSelf?: boolean; out?: Tensor };
 /**
  * aten::index_reduce(Tensor self, int dim, Tensor index, Tensor source, str reduce, *, bool include_self=True) -> Tensor
  * aten::index_reduce.out(Tensor self, int dim, Tensor index, Tensor source, str reduce, *, bool include_self=True, Tensor(a!) out) -> Tensor(a!)
@@ -323,7 +323,7 @@ export const indexReduce: {
   ["out",[["self",0,0],["dim",3,0],["index",0,0],["source",0,0],["reduce",7,0],["include_self",5,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_index_reduce_ = { self?: Tensor; dim?: number; index?: Tensor; source?: Tensor; reduce?: string; include_self?: boolean };
+type O_index_reduce_ = { self?: Tensor; dim?: number; index?: Tensor; source?: Tensor; reduce?: string; include_self?: boolean; includeSelf?: boolean };
 /**
  * aten::index_reduce_(Tensor(a!) self, int dim, Tensor index, Tensor source, str reduce, *, bool include_self=True) -> Tensor(a!)
  */
@@ -362,7 +362,7 @@ export const indexSelect: {
   ["out",[["self",0,0],["dim",3,0],["index",0,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_index_select_backward = { grad?: Tensor; self_sizes?: number[]; dim?: number; index?: Tensor };
+type O_index_select_backward = { grad?: Tensor; self_sizes?: number[]; selfSizes?: number[]; dim?: number; index?: Tensor };
 /**
  * aten::index_select_backward(Tensor grad, int[] self_sizes, int dim, Tensor index) -> Tensor
  */
@@ -432,7 +432,7 @@ export const inner: {
   ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_instance_norm = { input?: Tensor; weight?: Tensor | null; bias?: Tensor | null; running_mean?: Tensor | null; running_var?: Tensor | null; use_input_stats?: boolean; momentum?: number; eps?: number; cudnn_enabled?: boolean };
+type O_instance_norm = { input?: Tensor; weight?: Tensor | null; bias?: Tensor | null; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; use_input_stats?: boolean; useInputStats?: boolean; momentum?: number; eps?: number; cudnn_enabled?: boolean; cudnnEnabled?: boolean };
 /**
  * aten::instance_norm(Tensor input, Tensor? weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool use_input_stats, float momentum, float eps, bool cudnn_enabled) -> Tensor
  */
@@ -646,7 +646,7 @@ export const isVulkanAvailable: {
   ["",[],[5],1],
 ]) as any;
 
-type O_isclose = { self?: Tensor; other?: Tensor; rtol?: number; atol?: number; equal_nan?: boolean };
+type O_isclose = { self?: Tensor; other?: Tensor; rtol?: number; atol?: number; equal_nan?: boolean; equalNan?: boolean };
 /**
  * aten::isclose(Tensor self, Tensor other, float rtol=1.0000000000000001e-05, float atol=1e-08, bool equal_nan=False) -> Tensor
  */
@@ -670,12 +670,12 @@ export const isfinite: {
   ["",[["self",0,0]],[0],1],
 ]) as any;
 
-type O_isin_Scalar_Tensor = { element?: Scalar; test_elements?: Tensor; assume_unique?: boolean; invert?: boolean };
-type O_isin_Scalar_Tensor_out = { element?: Scalar; test_elements?: Tensor; assume_unique?: boolean; invert?: boolean; out?: Tensor };
-type O_isin_Tensor_Scalar = { elements?: Tensor; test_element?: Scalar; assume_unique?: boolean; invert?: boolean };
-type O_isin_Tensor_Scalar_out = { elements?: Tensor; test_element?: Scalar; assume_unique?: boolean; invert?: boolean; out?: Tensor };
-type O_isin_Tensor_Tensor = { elements?: Tensor; test_elements?: Tensor; assume_unique?: boolean; invert?: boolean };
-type O_isin_Tensor_Tensor_out = { elements?: Tensor; test_elements?: Tensor; assume_unique?: boolean; invert?: boolean; out?: Tensor };
+type O_isin_Scalar_Tensor = { element?: Scalar; test_elements?: Tensor; testElements?: Tensor; assume_unique?: boolean; assumeUnique?: boolean; invert?: boolean };
+type O_isin_Scalar_Tensor_out = { element?: Scalar; test_elements?: Tensor; testElements?: Tensor; assume_unique?: boolean; assumeUnique?: boolean; invert?: boolean; out?: Tensor };
+type O_isin_Tensor_Scalar = { elements?: Tensor; test_element?: Scalar; testElement?: Scalar; assume_unique?: boolean; assumeUnique?: boolean; invert?: boolean };
+type O_isin_Tensor_Scalar_out = { elements?: Tensor; test_element?: Scalar; testElement?: Scalar; assume_unique?: boolean; assumeUnique?: boolean; invert?: boolean; out?: Tensor };
+type O_isin_Tensor_Tensor = { elements?: Tensor; test_elements?: Tensor; testElements?: Tensor; assume_unique?: boolean; assumeUnique?: boolean; invert?: boolean };
+type O_isin_Tensor_Tensor_out = { elements?: Tensor; test_elements?: Tensor; testElements?: Tensor; assume_unique?: boolean; assumeUnique?: boolean; invert?: boolean; out?: Tensor };
 /**
  * aten::isin.Scalar_Tensor(Scalar element, Tensor test_elements, *, bool assume_unique=False, bool invert=False) -> Tensor
  * aten::isin.Scalar_Tensor_out(Scalar element, Tensor test_elements, *, bool assume_unique=False, bool invert=False, Tensor(a!) out) -> Tensor(a!)
@@ -789,7 +789,7 @@ export const isreal: {
   ["",[["self",0,0]],[0],1],
 ]) as any;
 
-type O_istft = { self?: Tensor; n_fft?: number; hop_length?: number | null; win_length?: number | null; window?: Tensor | null; center?: boolean; normalized?: boolean; onesided?: boolean | null; length?: number | null; return_complex?: boolean };
+type O_istft = { self?: Tensor; n_fft?: number; nFft?: number; hop_length?: number | null; hopLength?: number | null; win_length?: number | null; winLength?: number | null; window?: Tensor | null; center?: boolean; normalized?: boolean; onesided?: boolean | null; length?: number | null; return_complex?: boolean; returnComplex?: boolean };
 /**
  * aten::istft(Tensor self, int n_fft, int? hop_length=None, int? win_length=None, Tensor? window=None, bool center=True, bool normalized=False, bool? onesided=None, int? length=None, bool return_complex=False) -> Tensor
  */

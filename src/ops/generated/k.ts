@@ -5,12 +5,12 @@ import type { Tensor } from '../../core/tensor.js';
 import type { DType, DeviceLike, Layout, MemoryFormat, Scalar } from '../../core/dtype.js';
 import { defineOp } from '../../core/dispatch.js';
 
-type O_kaiser_window = { window_length?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
-type O_kaiser_window_beta = { window_length?: number; periodic?: boolean; beta?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
-type O_kaiser_window_beta_out = { window_length?: number; periodic?: boolean; beta?: number; out?: Tensor };
-type O_kaiser_window_out = { window_length?: number; out?: Tensor };
-type O_kaiser_window_periodic = { window_length?: number; periodic?: boolean; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
-type O_kaiser_window_periodic_out = { window_length?: number; periodic?: boolean; out?: Tensor };
+type O_kaiser_window = { window_length?: number; windowLength?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
+type O_kaiser_window_beta = { window_length?: number; windowLength?: number; periodic?: boolean; beta?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
+type O_kaiser_window_beta_out = { window_length?: number; windowLength?: number; periodic?: boolean; beta?: number; out?: Tensor };
+type O_kaiser_window_out = { window_length?: number; windowLength?: number; out?: Tensor };
+type O_kaiser_window_periodic = { window_length?: number; windowLength?: number; periodic?: boolean; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
+type O_kaiser_window_periodic_out = { window_length?: number; windowLength?: number; periodic?: boolean; out?: Tensor };
 /**
  * aten::kaiser_window(int window_length, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::kaiser_window.beta(int window_length, bool periodic, float beta, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
@@ -44,7 +44,7 @@ export const kaiserWindow: {
   ["periodic_out",[["window_length",3,0],["periodic",5,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_kl_div = { self?: Tensor; target?: Tensor; reduction?: number; log_target?: boolean };
+type O_kl_div = { self?: Tensor; target?: Tensor; reduction?: number; log_target?: boolean; logTarget?: boolean };
 /**
  * aten::kl_div(Tensor self, Tensor target, int reduction=1, *, bool log_target=False) -> Tensor
  */

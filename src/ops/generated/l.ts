@@ -17,7 +17,7 @@ export const l1Loss: {
   ["",[["self",0,0],["target",0,0],["reduction",3,2]],[0],1],
 ]) as any;
 
-type O_layer_norm = { input?: Tensor; normalized_shape?: number[]; weight?: Tensor | null; bias?: Tensor | null; eps?: number; cudnn_enable?: boolean };
+type O_layer_norm = { input?: Tensor; normalized_shape?: number[]; normalizedShape?: number[]; weight?: Tensor | null; bias?: Tensor | null; eps?: number; cudnn_enable?: boolean; cudnnEnable?: boolean };
 /**
  * aten::layer_norm(Tensor input, int[] normalized_shape, Tensor? weight=None, Tensor? bias=None, float eps=1.0000000000000001e-05, bool cudnn_enable=True) -> Tensor
  */
@@ -133,8 +133,8 @@ export const le_: {
   ["Tensor",[["self",0,4],["other",0,0]],[-1],1],
 ]) as any;
 
-type O_leaky_relu = { self?: Tensor; negative_slope?: Scalar };
-type O_leaky_relu_out = { self?: Tensor; negative_slope?: Scalar; out?: Tensor };
+type O_leaky_relu = { self?: Tensor; negative_slope?: Scalar; negativeSlope?: Scalar };
+type O_leaky_relu_out = { self?: Tensor; negative_slope?: Scalar; negativeSlope?: Scalar; out?: Tensor };
 /**
  * aten::leaky_relu(Tensor self, Scalar negative_slope=0.01) -> Tensor
  * aten::leaky_relu.out(Tensor self, Scalar negative_slope=0.01, *, Tensor(a!) out) -> Tensor(a!)
@@ -150,7 +150,7 @@ export const leakyRelu: {
   ["out",[["self",0,0],["negative_slope",6,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_leaky_relu_ = { self?: Tensor; negative_slope?: Scalar };
+type O_leaky_relu_ = { self?: Tensor; negative_slope?: Scalar; negativeSlope?: Scalar };
 /**
  * aten::leaky_relu_(Tensor(a!) self, Scalar negative_slope=0.01) -> Tensor(a!)
  */
@@ -162,8 +162,8 @@ export const leakyRelu_: {
   ["",[["self",0,4],["negative_slope",6,2]],[-1],1],
 ]) as any;
 
-type O_leaky_relu_backward = { grad_output?: Tensor; self?: Tensor; negative_slope?: Scalar; self_is_result?: boolean };
-type O_leaky_relu_backward_grad_input = { grad_output?: Tensor; self?: Tensor; negative_slope?: Scalar; self_is_result?: boolean; grad_input?: Tensor };
+type O_leaky_relu_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; negative_slope?: Scalar; negativeSlope?: Scalar; self_is_result?: boolean; selfIsResult?: boolean };
+type O_leaky_relu_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; negative_slope?: Scalar; negativeSlope?: Scalar; self_is_result?: boolean; selfIsResult?: boolean; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::leaky_relu_backward(Tensor grad_output, Tensor self, Scalar negative_slope, bool self_is_result) -> Tensor
  * aten::leaky_relu_backward.grad_input(Tensor grad_output, Tensor self, Scalar negative_slope, bool self_is_result, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -409,8 +409,8 @@ export const linalgCholesky: {
   ["out",[["self",0,0],["upper",5,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_linalg_cholesky_ex = { self?: Tensor; upper?: boolean; check_errors?: boolean };
-type O_linalg_cholesky_ex_L = { self?: Tensor; upper?: boolean; check_errors?: boolean; L?: Tensor; info?: Tensor };
+type O_linalg_cholesky_ex = { self?: Tensor; upper?: boolean; check_errors?: boolean; checkErrors?: boolean };
+type O_linalg_cholesky_ex_L = { self?: Tensor; upper?: boolean; check_errors?: boolean; checkErrors?: boolean; L?: Tensor; info?: Tensor };
 /**
  * aten::linalg_cholesky_ex(Tensor self, *, bool upper=False, bool check_errors=False) -> (Tensor L, Tensor info)
  * aten::linalg_cholesky_ex.L(Tensor self, *, bool upper=False, bool check_errors=False, Tensor(a!) L, Tensor(b!) info) -> (Tensor(a!) L, Tensor(b!) info)
@@ -602,8 +602,8 @@ export const linalgInv: {
   ["out",[["A",0,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_linalg_inv_ex = { A?: Tensor; check_errors?: boolean };
-type O_linalg_inv_ex_inverse = { A?: Tensor; check_errors?: boolean; inverse?: Tensor; info?: Tensor };
+type O_linalg_inv_ex = { A?: Tensor; check_errors?: boolean; checkErrors?: boolean };
+type O_linalg_inv_ex_inverse = { A?: Tensor; check_errors?: boolean; checkErrors?: boolean; inverse?: Tensor; info?: Tensor };
 /**
  * aten::linalg_inv_ex(Tensor A, *, bool check_errors=False) -> (Tensor inverse, Tensor info)
  * aten::linalg_inv_ex.inverse(Tensor A, *, bool check_errors=False, Tensor(a!) inverse, Tensor(b!) info) -> (Tensor(a!) inverse, Tensor(b!) info)
@@ -636,8 +636,8 @@ export const linalgLdlFactor: {
   ["out",[["self",0,0],["hermitian",5,2],["LD",0,4],["pivots",0,4]],[-1,-1],0],
 ]) as any;
 
-type O_linalg_ldl_factor_ex = { self?: Tensor; hermitian?: boolean; check_errors?: boolean };
-type O_linalg_ldl_factor_ex_out = { self?: Tensor; hermitian?: boolean; check_errors?: boolean; LD?: Tensor; pivots?: Tensor; info?: Tensor };
+type O_linalg_ldl_factor_ex = { self?: Tensor; hermitian?: boolean; check_errors?: boolean; checkErrors?: boolean };
+type O_linalg_ldl_factor_ex_out = { self?: Tensor; hermitian?: boolean; check_errors?: boolean; checkErrors?: boolean; LD?: Tensor; pivots?: Tensor; info?: Tensor };
 /**
  * aten::linalg_ldl_factor_ex(Tensor self, *, bool hermitian=False, bool check_errors=False) -> (Tensor LD, Tensor pivots, Tensor info)
  * aten::linalg_ldl_factor_ex.out(Tensor self, *, bool hermitian=False, bool check_errors=False, Tensor(a!) LD, Tensor(b!) pivots, Tensor(c!) info) -> (Tensor(a!) LD, Tensor(b!) pivots, Tensor(c!) info)
@@ -671,7 +671,7 @@ export const linalgLdlSolve: {
 ]) as any;
 
 type O_linalg_lstsq = { self?: Tensor; b?: Tensor; rcond?: number | null; driver?: string | null };
-type O_linalg_lstsq_out = { self?: Tensor; b?: Tensor; rcond?: number | null; driver?: string | null; solution?: Tensor; residuals?: Tensor; rank?: Tensor; singular_values?: Tensor };
+type O_linalg_lstsq_out = { self?: Tensor; b?: Tensor; rcond?: number | null; driver?: string | null; solution?: Tensor; residuals?: Tensor; rank?: Tensor; singular_values?: Tensor; singularValues?: Tensor };
 /**
  * aten::linalg_lstsq(Tensor self, Tensor b, float? rcond=None, *, str? driver=None) -> (Tensor solution, Tensor residuals, Tensor rank, Tensor singular_values)
  * aten::linalg_lstsq.out(Tensor self, Tensor b, float? rcond=None, *, str? driver=None, Tensor(a!) solution, Tensor(b!) residuals, Tensor(c!) rank, Tensor(d!) singular_values) -> (Tensor(a!) solution, Tensor(b!) residuals, Tensor(c!) rank, Tensor(d!) singular_values)
@@ -721,8 +721,8 @@ export const linalgLuFactor: {
   ["out",[["A",0,0],["pivot",5,2],["LU",0,4],["pivots",0,4]],[-1,-1],0],
 ]) as any;
 
-type O_linalg_lu_factor_ex = { A?: Tensor; pivot?: boolean; check_errors?: boolean };
-type O_linalg_lu_factor_ex_out = { A?: Tensor; pivot?: boolean; check_errors?: boolean; LU?: Tensor; pivots?: Tensor; info?: Tensor };
+type O_linalg_lu_factor_ex = { A?: Tensor; pivot?: boolean; check_errors?: boolean; checkErrors?: boolean };
+type O_linalg_lu_factor_ex_out = { A?: Tensor; pivot?: boolean; check_errors?: boolean; checkErrors?: boolean; LU?: Tensor; pivots?: Tensor; info?: Tensor };
 /**
  * aten::linalg_lu_factor_ex(Tensor A, *, bool pivot=True, bool check_errors=False) -> (Tensor LU, Tensor pivots, Tensor info)
  * aten::linalg_lu_factor_ex.out(Tensor A, *, bool pivot=True, bool check_errors=False, Tensor(a!) LU, Tensor(b!) pivots, Tensor(c!) info) -> (Tensor(a!) LU, Tensor(b!) pivots, Tensor(c!) info)
@@ -1030,8 +1030,8 @@ export const linalgSolve: {
   ["out",[["A",0,0],["B",0,0],["left",5,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_linalg_solve_ex = { A?: Tensor; B?: Tensor; left?: boolean; check_errors?: boolean };
-type O_linalg_solve_ex_out = { A?: Tensor; B?: Tensor; left?: boolean; check_errors?: boolean; result?: Tensor; info?: Tensor };
+type O_linalg_solve_ex = { A?: Tensor; B?: Tensor; left?: boolean; check_errors?: boolean; checkErrors?: boolean };
+type O_linalg_solve_ex_out = { A?: Tensor; B?: Tensor; left?: boolean; check_errors?: boolean; checkErrors?: boolean; result?: Tensor; info?: Tensor };
 /**
  * aten::linalg_solve_ex(Tensor A, Tensor B, *, bool left=True, bool check_errors=False) -> (Tensor result, Tensor info)
  * aten::linalg_solve_ex.out(Tensor A, Tensor B, *, bool left=True, bool check_errors=False, Tensor(a!) result, Tensor(b!) info) -> (Tensor(a!) result, Tensor(b!) info)
@@ -1064,8 +1064,8 @@ export const linalgSolveTriangular: {
   ["out",[["self",0,0],["B",0,0],["upper",5,0],["left",5,2],["unitriangular",5,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_linalg_svd = { A?: Tensor; full_matrices?: boolean; driver?: string | null };
-type O_linalg_svd_U = { A?: Tensor; full_matrices?: boolean; driver?: string | null; U?: Tensor; S?: Tensor; Vh?: Tensor };
+type O_linalg_svd = { A?: Tensor; full_matrices?: boolean; fullMatrices?: boolean; driver?: string | null };
+type O_linalg_svd_U = { A?: Tensor; full_matrices?: boolean; fullMatrices?: boolean; driver?: string | null; U?: Tensor; S?: Tensor; Vh?: Tensor };
 /**
  * aten::linalg_svd(Tensor A, bool full_matrices=True, *, str? driver=None) -> (Tensor U, Tensor S, Tensor Vh)
  * aten::linalg_svd.U(Tensor A, bool full_matrices=True, *, str? driver=None, Tensor(a!) U, Tensor(b!) S, Tensor(c!) Vh) -> (Tensor(a!) U, Tensor(b!) S, Tensor(c!) Vh)
@@ -1195,8 +1195,8 @@ export const linear: {
   ["out",[["input",0,0],["weight",0,0],["bias",0,3],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_linear_backward = { self?: Tensor; grad_output?: Tensor; weight?: Tensor; output_mask?: boolean[] };
-type O_linear_backward_out = { self?: Tensor; grad_output?: Tensor; weight?: Tensor; output_mask?: boolean[]; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O_linear_backward = { self?: Tensor; grad_output?: Tensor; gradOutput?: Tensor; weight?: Tensor; output_mask?: boolean[]; outputMask?: boolean[] };
+type O_linear_backward_out = { self?: Tensor; grad_output?: Tensor; gradOutput?: Tensor; weight?: Tensor; output_mask?: boolean[]; outputMask?: boolean[]; out0?: Tensor; out1?: Tensor; out2?: Tensor };
 /**
  * aten::linear_backward(Tensor self, Tensor grad_output, Tensor weight, bool[3] output_mask) -> (Tensor, Tensor, Tensor)
  * aten::linear_backward.out(Tensor self, Tensor grad_output, Tensor weight, bool[3] output_mask, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
@@ -1212,7 +1212,7 @@ export const linearBackward: {
   ["out",[["self",0,0],["grad_output",0,0],["weight",0,0],["output_mask",14,0,3],["out0",0,4],["out1",0,4],["out2",0,4]],[-1,-1,-1],0],
 ]) as any;
 
-type O_linspace = { start?: Scalar; end?: Scalar; steps?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
+type O_linspace = { start?: Scalar; end?: Scalar; steps?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 type O_linspace_out = { start?: Scalar; end?: Scalar; steps?: number; out?: Tensor };
 /**
  * aten::linspace(Scalar start, Scalar end, int steps, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
@@ -1391,8 +1391,8 @@ export const logSigmoid: {
   ["out",[["self",0,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_log_sigmoid_backward = { grad_output?: Tensor; self?: Tensor; buffer?: Tensor };
-type O_log_sigmoid_backward_grad_input = { grad_output?: Tensor; self?: Tensor; buffer?: Tensor; grad_input?: Tensor };
+type O_log_sigmoid_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; buffer?: Tensor };
+type O_log_sigmoid_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; buffer?: Tensor; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::log_sigmoid_backward(Tensor grad_output, Tensor self, Tensor buffer) -> Tensor
  * aten::log_sigmoid_backward.grad_input(Tensor grad_output, Tensor self, Tensor buffer, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -1665,8 +1665,8 @@ export const logit_: {
   ["",[["self",0,4],["eps",4,3]],[-1],1],
 ]) as any;
 
-type O_logit_backward = { grad_output?: Tensor; self?: Tensor; eps?: number | null };
-type O_logit_backward_grad_input = { grad_output?: Tensor; self?: Tensor; eps?: number | null; grad_input?: Tensor };
+type O_logit_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; eps?: number | null };
+type O_logit_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; eps?: number | null; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::logit_backward(Tensor grad_output, Tensor self, float? eps=None) -> Tensor
  * aten::logit_backward.grad_input(Tensor grad_output, Tensor self, float? eps=None, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -1682,7 +1682,7 @@ export const logitBackward: {
   ["grad_input",[["grad_output",0,0],["self",0,0],["eps",4,3],["grad_input",0,4]],[-1],0],
 ]) as any;
 
-type O_logspace = { start?: Scalar; end?: Scalar; steps?: number; base?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
+type O_logspace = { start?: Scalar; end?: Scalar; steps?: number; base?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 type O_logspace_out = { start?: Scalar; end?: Scalar; steps?: number; base?: number; out?: Tensor };
 /**
  * aten::logspace(Scalar start, Scalar end, int steps, float base=10., *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
@@ -1716,8 +1716,8 @@ export const logsumexp: {
   ["out",[["self",0,0],["dim",12,0,1],["keepdim",5,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_lstm_data = { data?: Tensor; batch_sizes?: Tensor; hx?: Tensor[]; params?: Tensor[]; has_biases?: boolean; num_layers?: number; dropout?: number; train?: boolean; bidirectional?: boolean };
-type O_lstm_input = { input?: Tensor; hx?: Tensor[]; params?: Tensor[]; has_biases?: boolean; num_layers?: number; dropout?: number; train?: boolean; bidirectional?: boolean; batch_first?: boolean };
+type O_lstm_data = { data?: Tensor; batch_sizes?: Tensor; batchSizes?: Tensor; hx?: Tensor[]; params?: Tensor[]; has_biases?: boolean; hasBiases?: boolean; num_layers?: number; numLayers?: number; dropout?: number; train?: boolean; bidirectional?: boolean };
+type O_lstm_input = { input?: Tensor; hx?: Tensor[]; params?: Tensor[]; has_biases?: boolean; hasBiases?: boolean; num_layers?: number; numLayers?: number; dropout?: number; train?: boolean; bidirectional?: boolean; batch_first?: boolean; batchFirst?: boolean };
 /**
  * aten::lstm.data(Tensor data, Tensor batch_sizes, Tensor[] hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional) -> (Tensor, Tensor, Tensor)
  * aten::lstm.input(Tensor input, Tensor[] hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first) -> (Tensor, Tensor, Tensor)
@@ -1734,7 +1734,7 @@ export const lstm: {
   ["input",[["input",0,0],["hx",1,0],["params",1,0],["has_biases",5,0],["num_layers",3,0],["dropout",4,0],["train",5,0],["bidirectional",5,0],["batch_first",5,0]],[0,0,0],1],
 ]) as any;
 
-type O_lstm_cell = { input?: Tensor; hx?: Tensor[]; w_ih?: Tensor; w_hh?: Tensor; b_ih?: Tensor | null; b_hh?: Tensor | null };
+type O_lstm_cell = { input?: Tensor; hx?: Tensor[]; w_ih?: Tensor; wIh?: Tensor; w_hh?: Tensor; wHh?: Tensor; b_ih?: Tensor | null; bIh?: Tensor | null; b_hh?: Tensor | null; bHh?: Tensor | null };
 /**
  * aten::lstm_cell(Tensor input, Tensor[] hx, Tensor w_ih, Tensor w_hh, Tensor? b_ih=None, Tensor? b_hh=None) -> (Tensor, Tensor)
  */
@@ -1746,8 +1746,8 @@ export const lstmCell: {
   ["",[["input",0,0],["hx",1,0],["w_ih",0,0],["w_hh",0,0],["b_ih",0,3],["b_hh",0,3]],[0,0],1],
 ]) as any;
 
-type O_lstm_mps_backward = { grad_y?: Tensor; grad_hy?: Tensor | null; grad_cy?: Tensor | null; z_state?: Tensor; cell_state_fwd?: Tensor; input?: Tensor; hx?: Tensor[]; params?: Tensor[]; has_biases?: boolean; num_layers?: number; dropout?: number; train?: boolean; bidirectional?: boolean; batch_first?: boolean };
-type O_lstm_mps_backward_out = { grad_y?: Tensor; grad_hy?: Tensor | null; grad_cy?: Tensor | null; z_state?: Tensor; cell_state_fwd?: Tensor; input?: Tensor; hx?: Tensor[]; params?: Tensor[]; has_biases?: boolean; num_layers?: number; dropout?: number; train?: boolean; bidirectional?: boolean; batch_first?: boolean; out0?: Tensor; out1?: Tensor[]; out2?: Tensor[] };
+type O_lstm_mps_backward = { grad_y?: Tensor; gradY?: Tensor; grad_hy?: Tensor | null; gradHy?: Tensor | null; grad_cy?: Tensor | null; gradCy?: Tensor | null; z_state?: Tensor; zState?: Tensor; cell_state_fwd?: Tensor; cellStateFwd?: Tensor; input?: Tensor; hx?: Tensor[]; params?: Tensor[]; has_biases?: boolean; hasBiases?: boolean; num_layers?: number; numLayers?: number; dropout?: number; train?: boolean; bidirectional?: boolean; batch_first?: boolean; batchFirst?: boolean };
+type O_lstm_mps_backward_out = { grad_y?: Tensor; gradY?: Tensor; grad_hy?: Tensor | null; gradHy?: Tensor | null; grad_cy?: Tensor | null; gradCy?: Tensor | null; z_state?: Tensor; zState?: Tensor; cell_state_fwd?: Tensor; cellStateFwd?: Tensor; input?: Tensor; hx?: Tensor[]; params?: Tensor[]; has_biases?: boolean; hasBiases?: boolean; num_layers?: number; numLayers?: number; dropout?: number; train?: boolean; bidirectional?: boolean; batch_first?: boolean; batchFirst?: boolean; out0?: Tensor; out1?: Tensor[]; out2?: Tensor[] };
 /**
  * aten::lstm_mps_backward(Tensor grad_y, Tensor? grad_hy, Tensor? grad_cy, Tensor z_state, Tensor cell_state_fwd, Tensor input, Tensor[] hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first) -> (Tensor, Tensor[], Tensor[])
  * aten::lstm_mps_backward.out(Tensor grad_y, Tensor? grad_hy, Tensor? grad_cy, Tensor z_state, Tensor cell_state_fwd, Tensor input, Tensor[] hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first, *, Tensor(a!) out0, Tensor(b!)[] out1, Tensor(c!)[] out2) -> ()
@@ -1809,8 +1809,8 @@ export const lt_: {
   ["Tensor",[["self",0,4],["other",0,0]],[-1],1],
 ]) as any;
 
-type O_lu_solve = { self?: Tensor; LU_data?: Tensor; LU_pivots?: Tensor };
-type O_lu_solve_out = { self?: Tensor; LU_data?: Tensor; LU_pivots?: Tensor; out?: Tensor };
+type O_lu_solve = { self?: Tensor; LU_data?: Tensor; LUData?: Tensor; LU_pivots?: Tensor; LUPivots?: Tensor };
+type O_lu_solve_out = { self?: Tensor; LU_data?: Tensor; LUData?: Tensor; LU_pivots?: Tensor; LUPivots?: Tensor; out?: Tensor };
 /**
  * aten::lu_solve(Tensor self, Tensor LU_data, Tensor LU_pivots) -> Tensor
  * aten::lu_solve.out(Tensor self, Tensor LU_data, Tensor LU_pivots, *, Tensor(a!) out) -> Tensor(a!)
@@ -1826,8 +1826,8 @@ export const luSolve: {
   ["out",[["self",0,0],["LU_data",0,0],["LU_pivots",0,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_lu_unpack = { LU_data?: Tensor; LU_pivots?: Tensor; unpack_data?: boolean; unpack_pivots?: boolean };
-type O_lu_unpack_out = { LU_data?: Tensor; LU_pivots?: Tensor; unpack_data?: boolean; unpack_pivots?: boolean; P?: Tensor; L?: Tensor; U?: Tensor };
+type O_lu_unpack = { LU_data?: Tensor; LUData?: Tensor; LU_pivots?: Tensor; LUPivots?: Tensor; unpack_data?: boolean; unpackData?: boolean; unpack_pivots?: boolean; unpackPivots?: boolean };
+type O_lu_unpack_out = { LU_data?: Tensor; LUData?: Tensor; LU_pivots?: Tensor; LUPivots?: Tensor; unpack_data?: boolean; unpackData?: boolean; unpack_pivots?: boolean; unpackPivots?: boolean; P?: Tensor; L?: Tensor; U?: Tensor };
 /**
  * aten::lu_unpack(Tensor LU_data, Tensor LU_pivots, bool unpack_data=True, bool unpack_pivots=True) -> (Tensor P, Tensor L, Tensor U)
  * aten::lu_unpack.out(Tensor LU_data, Tensor LU_pivots, bool unpack_data=True, bool unpack_pivots=True, *, Tensor(a!) P, Tensor(b!) L, Tensor(c!) U) -> (Tensor(a!) P, Tensor(b!) L, Tensor(c!) U)

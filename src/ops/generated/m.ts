@@ -234,9 +234,9 @@ export const matrixPower: {
 
 type O_max = { self?: Tensor };
 type O_max_dim = { self?: Tensor; dim?: number; keepdim?: boolean };
-type O_max_dim_max = { self?: Tensor; dim?: number; keepdim?: boolean; max?: Tensor; max_values?: Tensor };
+type O_max_dim_max = { self?: Tensor; dim?: number; keepdim?: boolean; max?: Tensor; max_values?: Tensor; maxValues?: Tensor };
 type O_max_names_dim = { self?: Tensor; dim?: string; keepdim?: boolean };
-type O_max_names_dim_max = { self?: Tensor; dim?: string; keepdim?: boolean; max?: Tensor; max_values?: Tensor };
+type O_max_names_dim_max = { self?: Tensor; dim?: string; keepdim?: boolean; max?: Tensor; max_values?: Tensor; maxValues?: Tensor };
 type O_max_other = { self?: Tensor; other?: Tensor };
 type O_max_out = { self?: Tensor; other?: Tensor; out?: Tensor };
 /**
@@ -276,7 +276,7 @@ export const max: {
   ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_max_pool1d = { self?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean };
+type O_max_pool1d = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean };
 /**
  * aten::max_pool1d(Tensor self, int[1] kernel_size, int[1] stride=[], int[1] padding=[0], int[1] dilation=[1], bool ceil_mode=False) -> Tensor
  */
@@ -288,7 +288,7 @@ export const maxPool1d: {
   ["",[["self",0,0],["kernel_size",12,0,1],["stride",12,2,1],["padding",12,2,1],["dilation",12,2,1],["ceil_mode",5,2]],[0],1],
 ]) as any;
 
-type O_max_pool1d_with_indices = { self?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean };
+type O_max_pool1d_with_indices = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean };
 /**
  * aten::max_pool1d_with_indices(Tensor self, int[1] kernel_size, int[1] stride=[], int[1] padding=[0], int[1] dilation=[1], bool ceil_mode=False) -> (Tensor, Tensor)
  */
@@ -300,7 +300,7 @@ export const maxPool1dWithIndices: {
   ["",[["self",0,0],["kernel_size",12,0,1],["stride",12,2,1],["padding",12,2,1],["dilation",12,2,1],["ceil_mode",5,2]],[0,0],1],
 ]) as any;
 
-type O_max_pool2d = { self?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean };
+type O_max_pool2d = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean };
 /**
  * aten::max_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> Tensor
  */
@@ -312,8 +312,8 @@ export const maxPool2d: {
   ["",[["self",0,0],["kernel_size",12,0,2],["stride",12,2,2],["padding",12,2,2],["dilation",12,2,2],["ceil_mode",5,2]],[0],1],
 ]) as any;
 
-type O_max_pool2d_with_indices = { self?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean };
-type O_max_pool2d_with_indices_out = { self?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; out?: Tensor; indices?: Tensor };
+type O_max_pool2d_with_indices = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean };
+type O_max_pool2d_with_indices_out = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; out?: Tensor; indices?: Tensor };
 /**
  * aten::max_pool2d_with_indices(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> (Tensor, Tensor)
  * aten::max_pool2d_with_indices.out(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False, *, Tensor(a!) out, Tensor(b!) indices) -> (Tensor(a!), Tensor(b!))
@@ -329,8 +329,8 @@ export const maxPool2dWithIndices: {
   ["out",[["self",0,0],["kernel_size",12,0,2],["stride",12,2,2],["padding",12,2,2],["dilation",12,2,2],["ceil_mode",5,2],["out",0,4],["indices",0,4]],[-1,-1],0],
 ]) as any;
 
-type O_max_pool2d_with_indices_backward = { grad_output?: Tensor; self?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; indices?: Tensor };
-type O_max_pool2d_with_indices_backward_grad_input = { grad_output?: Tensor; self?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; indices?: Tensor; grad_input?: Tensor };
+type O_max_pool2d_with_indices_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; indices?: Tensor };
+type O_max_pool2d_with_indices_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; indices?: Tensor; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::max_pool2d_with_indices_backward(Tensor grad_output, Tensor self, int[2] kernel_size, int[2] stride, int[2] padding, int[2] dilation, bool ceil_mode, Tensor indices) -> Tensor
  * aten::max_pool2d_with_indices_backward.grad_input(Tensor grad_output, Tensor self, int[2] kernel_size, int[2] stride, int[2] padding, int[2] dilation, bool ceil_mode, Tensor indices, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -346,7 +346,7 @@ export const maxPool2dWithIndicesBackward: {
   ["grad_input",[["grad_output",0,0],["self",0,0],["kernel_size",12,0,2],["stride",12,0,2],["padding",12,0,2],["dilation",12,0,2],["ceil_mode",5,0],["indices",0,0],["grad_input",0,4]],[-1],0],
 ]) as any;
 
-type O_max_pool3d = { self?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean };
+type O_max_pool3d = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean };
 /**
  * aten::max_pool3d(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, int[3] dilation=1, bool ceil_mode=False) -> Tensor
  */
@@ -358,8 +358,8 @@ export const maxPool3d: {
   ["",[["self",0,0],["kernel_size",12,0,3],["stride",12,2,3],["padding",12,2,3],["dilation",12,2,3],["ceil_mode",5,2]],[0],1],
 ]) as any;
 
-type O_max_pool3d_with_indices = { self?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean };
-type O_max_pool3d_with_indices_out = { self?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; out?: Tensor; indices?: Tensor };
+type O_max_pool3d_with_indices = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean };
+type O_max_pool3d_with_indices_out = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; out?: Tensor; indices?: Tensor };
 /**
  * aten::max_pool3d_with_indices(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, int[3] dilation=1, bool ceil_mode=False) -> (Tensor, Tensor)
  * aten::max_pool3d_with_indices.out(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, int[3] dilation=1, bool ceil_mode=False, *, Tensor(a!) out, Tensor(b!) indices) -> (Tensor(a!), Tensor(b!))
@@ -375,8 +375,8 @@ export const maxPool3dWithIndices: {
   ["out",[["self",0,0],["kernel_size",12,0,3],["stride",12,2,3],["padding",12,2,3],["dilation",12,2,3],["ceil_mode",5,2],["out",0,4],["indices",0,4]],[-1,-1],0],
 ]) as any;
 
-type O_max_pool3d_with_indices_backward = { grad_output?: Tensor; self?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; indices?: Tensor };
-type O_max_pool3d_with_indices_backward_grad_input = { grad_output?: Tensor; self?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; indices?: Tensor; grad_input?: Tensor };
+type O_max_pool3d_with_indices_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; indices?: Tensor };
+type O_max_pool3d_with_indices_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; indices?: Tensor; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::max_pool3d_with_indices_backward(Tensor grad_output, Tensor self, int[3] kernel_size, int[3] stride, int[3] padding, int[3] dilation, bool ceil_mode, Tensor indices) -> Tensor
  * aten::max_pool3d_with_indices_backward.grad_input(Tensor grad_output, Tensor self, int[3] kernel_size, int[3] stride, int[3] padding, int[3] dilation, bool ceil_mode, Tensor indices, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -392,8 +392,8 @@ export const maxPool3dWithIndicesBackward: {
   ["grad_input",[["grad_output",0,0],["self",0,0],["kernel_size",12,0,3],["stride",12,0,3],["padding",12,0,3],["dilation",12,0,3],["ceil_mode",5,0],["indices",0,0],["grad_input",0,4]],[-1],0],
 ]) as any;
 
-type O_max_unpool2d = { self?: Tensor; indices?: Tensor; output_size?: number | number[] };
-type O_max_unpool2d_out = { self?: Tensor; indices?: Tensor; output_size?: number | number[]; out?: Tensor };
+type O_max_unpool2d = { self?: Tensor; indices?: Tensor; output_size?: number | number[]; outputSize?: number | number[] };
+type O_max_unpool2d_out = { self?: Tensor; indices?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; out?: Tensor };
 /**
  * aten::max_unpool2d(Tensor self, Tensor indices, int[2] output_size) -> Tensor
  * aten::max_unpool2d.out(Tensor self, Tensor indices, int[2] output_size, *, Tensor(a!) out) -> Tensor(a!)
@@ -409,8 +409,8 @@ export const maxUnpool2d: {
   ["out",[["self",0,0],["indices",0,0],["output_size",12,0,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_max_unpool3d = { self?: Tensor; indices?: Tensor; output_size?: number | number[]; stride?: number | number[]; padding?: number | number[] };
-type O_max_unpool3d_out = { self?: Tensor; indices?: Tensor; output_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; out?: Tensor };
+type O_max_unpool3d = { self?: Tensor; indices?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; stride?: number | number[]; padding?: number | number[] };
+type O_max_unpool3d_out = { self?: Tensor; indices?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; out?: Tensor };
 /**
  * aten::max_unpool3d(Tensor self, Tensor indices, int[3] output_size, int[3] stride, int[3] padding) -> Tensor
  * aten::max_unpool3d.out(Tensor self, Tensor indices, int[3] output_size, int[3] stride, int[3] padding, *, Tensor(a!) out) -> Tensor(a!)
@@ -524,9 +524,9 @@ export const meshgrid: {
 
 type O_min = { self?: Tensor };
 type O_min_dim = { self?: Tensor; dim?: number; keepdim?: boolean };
-type O_min_dim_min = { self?: Tensor; dim?: number; keepdim?: boolean; min?: Tensor; min_indices?: Tensor };
+type O_min_dim_min = { self?: Tensor; dim?: number; keepdim?: boolean; min?: Tensor; min_indices?: Tensor; minIndices?: Tensor };
 type O_min_names_dim = { self?: Tensor; dim?: string; keepdim?: boolean };
-type O_min_names_dim_min = { self?: Tensor; dim?: string; keepdim?: boolean; min?: Tensor; min_indices?: Tensor };
+type O_min_names_dim_min = { self?: Tensor; dim?: string; keepdim?: boolean; min?: Tensor; min_indices?: Tensor; minIndices?: Tensor };
 type O_min_other = { self?: Tensor; other?: Tensor };
 type O_min_out = { self?: Tensor; other?: Tensor; out?: Tensor };
 /**
@@ -583,8 +583,8 @@ export const minimum: {
   ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_miopen_batch_norm = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; running_mean?: Tensor | null; running_var?: Tensor | null; training?: boolean; exponential_average_factor?: number; epsilon?: number };
-type O_miopen_batch_norm_out = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; running_mean?: Tensor | null; running_var?: Tensor | null; training?: boolean; exponential_average_factor?: number; epsilon?: number; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O_miopen_batch_norm = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; training?: boolean; exponential_average_factor?: number; exponentialAverageFactor?: number; epsilon?: number };
+type O_miopen_batch_norm_out = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; training?: boolean; exponential_average_factor?: number; exponentialAverageFactor?: number; epsilon?: number; out0?: Tensor; out1?: Tensor; out2?: Tensor };
 /**
  * aten::miopen_batch_norm(Tensor input, Tensor weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool training, float exponential_average_factor, float epsilon) -> (Tensor, Tensor, Tensor)
  * aten::miopen_batch_norm.out(Tensor input, Tensor weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool training, float exponential_average_factor, float epsilon, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
@@ -600,8 +600,8 @@ export const miopenBatchNorm: {
   ["out",[["input",0,0],["weight",0,0],["bias",0,1],["running_mean",0,1],["running_var",0,1],["training",5,0],["exponential_average_factor",4,0],["epsilon",4,0],["out0",0,4],["out1",0,4],["out2",0,4]],[-1,-1,-1],0],
 ]) as any;
 
-type O_miopen_batch_norm_backward = { input?: Tensor; grad_output?: Tensor; weight?: Tensor; running_mean?: Tensor | null; running_var?: Tensor | null; save_mean?: Tensor | null; save_var?: Tensor | null; epsilon?: number };
-type O_miopen_batch_norm_backward_out = { input?: Tensor; grad_output?: Tensor; weight?: Tensor; running_mean?: Tensor | null; running_var?: Tensor | null; save_mean?: Tensor | null; save_var?: Tensor | null; epsilon?: number; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O_miopen_batch_norm_backward = { input?: Tensor; grad_output?: Tensor; gradOutput?: Tensor; weight?: Tensor; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; save_mean?: Tensor | null; saveMean?: Tensor | null; save_var?: Tensor | null; saveVar?: Tensor | null; epsilon?: number };
+type O_miopen_batch_norm_backward_out = { input?: Tensor; grad_output?: Tensor; gradOutput?: Tensor; weight?: Tensor; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; save_mean?: Tensor | null; saveMean?: Tensor | null; save_var?: Tensor | null; saveVar?: Tensor | null; epsilon?: number; out0?: Tensor; out1?: Tensor; out2?: Tensor };
 /**
  * aten::miopen_batch_norm_backward(Tensor input, Tensor grad_output, Tensor weight, Tensor? running_mean, Tensor? running_var, Tensor? save_mean, Tensor? save_var, float epsilon) -> (Tensor, Tensor, Tensor)
  * aten::miopen_batch_norm_backward.out(Tensor input, Tensor grad_output, Tensor weight, Tensor? running_mean, Tensor? running_var, Tensor? save_mean, Tensor? save_var, float epsilon, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
@@ -658,8 +658,8 @@ export const miopenConvolutionRelu: {
   ["",[["self",0,0],["weight",0,0],["bias",0,1],["stride",12,0],["padding",12,0],["dilation",12,0],["groups",3,0]],[0],1],
 ]) as any;
 
-type O_miopen_convolution_transpose = { self?: Tensor; weight?: Tensor; bias?: Tensor | null; padding?: number[]; output_padding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; benchmark?: boolean; deterministic?: boolean };
-type O_miopen_convolution_transpose_out = { self?: Tensor; weight?: Tensor; bias?: Tensor | null; padding?: number[]; output_padding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; benchmark?: boolean; deterministic?: boolean; out?: Tensor };
+type O_miopen_convolution_transpose = { self?: Tensor; weight?: Tensor; bias?: Tensor | null; padding?: number[]; output_padding?: number[]; outputPadding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; benchmark?: boolean; deterministic?: boolean };
+type O_miopen_convolution_transpose_out = { self?: Tensor; weight?: Tensor; bias?: Tensor | null; padding?: number[]; output_padding?: number[]; outputPadding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; benchmark?: boolean; deterministic?: boolean; out?: Tensor };
 /**
  * aten::miopen_convolution_transpose(Tensor self, Tensor weight, Tensor? bias, int[] padding, int[] output_padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic) -> Tensor
  * aten::miopen_convolution_transpose.out(Tensor self, Tensor weight, Tensor? bias, int[] padding, int[] output_padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic, *, Tensor(a!) out) -> Tensor(a!)
@@ -692,8 +692,8 @@ export const miopenDepthwiseConvolution: {
   ["out",[["self",0,0],["weight",0,0],["bias",0,1],["padding",12,0],["stride",12,0],["dilation",12,0],["groups",3,0],["benchmark",5,0],["deterministic",5,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_miopen_rnn = { input?: Tensor; weight?: Tensor[]; weight_stride0?: number; hx?: Tensor; cx?: Tensor | null; mode?: number; hidden_size?: number; num_layers?: number; batch_first?: boolean; dropout?: number; train?: boolean; bidirectional?: boolean; batch_sizes?: number[]; dropout_state?: Tensor | null };
-type O_miopen_rnn_out = { input?: Tensor; weight?: Tensor[]; weight_stride0?: number; hx?: Tensor; cx?: Tensor | null; mode?: number; hidden_size?: number; num_layers?: number; batch_first?: boolean; dropout?: number; train?: boolean; bidirectional?: boolean; batch_sizes?: number[]; dropout_state?: Tensor | null; out0?: Tensor; out1?: Tensor; out2?: Tensor; out3?: Tensor; out4?: Tensor };
+type O_miopen_rnn = { input?: Tensor; weight?: Tensor[]; weight_stride0?: number; weightStride0?: number; hx?: Tensor; cx?: Tensor | null; mode?: number; hidden_size?: number; hiddenSize?: number; num_layers?: number; numLayers?: number; batch_first?: boolean; batchFirst?: boolean; dropout?: number; train?: boolean; bidirectional?: boolean; batch_sizes?: number[]; batchSizes?: number[]; dropout_state?: Tensor | null; dropoutState?: Tensor | null };
+type O_miopen_rnn_out = { input?: Tensor; weight?: Tensor[]; weight_stride0?: number; weightStride0?: number; hx?: Tensor; cx?: Tensor | null; mode?: number; hidden_size?: number; hiddenSize?: number; num_layers?: number; numLayers?: number; batch_first?: boolean; batchFirst?: boolean; dropout?: number; train?: boolean; bidirectional?: boolean; batch_sizes?: number[]; batchSizes?: number[]; dropout_state?: Tensor | null; dropoutState?: Tensor | null; out0?: Tensor; out1?: Tensor; out2?: Tensor; out3?: Tensor; out4?: Tensor };
 /**
  * aten::miopen_rnn(Tensor input, Tensor[] weight, int weight_stride0, Tensor hx, Tensor? cx, int mode, int hidden_size, int num_layers, bool batch_first, float dropout, bool train, bool bidirectional, int[] batch_sizes, Tensor? dropout_state) -> (Tensor, Tensor, Tensor, Tensor, Tensor)
  * aten::miopen_rnn.out(Tensor input, Tensor[] weight, int weight_stride0, Tensor hx, Tensor? cx, int mode, int hidden_size, int num_layers, bool batch_first, float dropout, bool train, bool bidirectional, int[] batch_sizes, Tensor? dropout_state, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2, Tensor(d!) out3, Tensor(e!) out4) -> (Tensor(a!), Tensor(b!), Tensor(c!), Tensor(d!), Tensor(e!))
@@ -709,8 +709,8 @@ export const miopenRnn: {
   ["out",[["input",0,0],["weight",1,0],["weight_stride0",3,0],["hx",0,0],["cx",0,1],["mode",3,0],["hidden_size",3,0],["num_layers",3,0],["batch_first",5,0],["dropout",4,0],["train",5,0],["bidirectional",5,0],["batch_sizes",12,0],["dropout_state",0,1],["out0",0,4],["out1",0,4],["out2",0,4],["out3",0,4],["out4",0,4]],[-1,-1,-1,-1,-1],0],
 ]) as any;
 
-type O_miopen_rnn_backward = { input?: Tensor; weight?: Tensor[]; weight_stride0?: number; weight_buf?: Tensor; hx?: Tensor; cx?: Tensor | null; output?: Tensor; grad_output?: Tensor | null; grad_hy?: Tensor | null; grad_cy?: Tensor | null; mode?: number; hidden_size?: number; num_layers?: number; batch_first?: boolean; dropout?: number; train?: boolean; bidirectional?: boolean; batch_sizes?: number[]; dropout_state?: Tensor | null; reserve?: Tensor; output_mask?: boolean[] };
-type O_miopen_rnn_backward_out = { input?: Tensor; weight?: Tensor[]; weight_stride0?: number; weight_buf?: Tensor; hx?: Tensor; cx?: Tensor | null; output?: Tensor; grad_output?: Tensor | null; grad_hy?: Tensor | null; grad_cy?: Tensor | null; mode?: number; hidden_size?: number; num_layers?: number; batch_first?: boolean; dropout?: number; train?: boolean; bidirectional?: boolean; batch_sizes?: number[]; dropout_state?: Tensor | null; reserve?: Tensor; output_mask?: boolean[]; out0?: Tensor; out1?: Tensor; out2?: Tensor; out3?: Tensor[] };
+type O_miopen_rnn_backward = { input?: Tensor; weight?: Tensor[]; weight_stride0?: number; weightStride0?: number; weight_buf?: Tensor; weightBuf?: Tensor; hx?: Tensor; cx?: Tensor | null; output?: Tensor; grad_output?: Tensor | null; gradOutput?: Tensor | null; grad_hy?: Tensor | null; gradHy?: Tensor | null; grad_cy?: Tensor | null; gradCy?: Tensor | null; mode?: number; hidden_size?: number; hiddenSize?: number; num_layers?: number; numLayers?: number; batch_first?: boolean; batchFirst?: boolean; dropout?: number; train?: boolean; bidirectional?: boolean; batch_sizes?: number[]; batchSizes?: number[]; dropout_state?: Tensor | null; dropoutState?: Tensor | null; reserve?: Tensor; output_mask?: boolean[]; outputMask?: boolean[] };
+type O_miopen_rnn_backward_out = { input?: Tensor; weight?: Tensor[]; weight_stride0?: number; weightStride0?: number; weight_buf?: Tensor; weightBuf?: Tensor; hx?: Tensor; cx?: Tensor | null; output?: Tensor; grad_output?: Tensor | null; gradOutput?: Tensor | null; grad_hy?: Tensor | null; gradHy?: Tensor | null; grad_cy?: Tensor | null; gradCy?: Tensor | null; mode?: number; hidden_size?: number; hiddenSize?: number; num_layers?: number; numLayers?: number; batch_first?: boolean; batchFirst?: boolean; dropout?: number; train?: boolean; bidirectional?: boolean; batch_sizes?: number[]; batchSizes?: number[]; dropout_state?: Tensor | null; dropoutState?: Tensor | null; reserve?: Tensor; output_mask?: boolean[]; outputMask?: boolean[]; out0?: Tensor; out1?: Tensor; out2?: Tensor; out3?: Tensor[] };
 /**
  * aten::miopen_rnn_backward(Tensor input, Tensor[] weight, int weight_stride0, Tensor weight_buf, Tensor hx, Tensor? cx, Tensor output, Tensor? grad_output, Tensor? grad_hy, Tensor? grad_cy, int mode, int hidden_size, int num_layers, bool batch_first, float dropout, bool train, bool bidirectional, int[] batch_sizes, Tensor? dropout_state, Tensor reserve, bool[4] output_mask) -> (Tensor, Tensor, Tensor, Tensor[])
  * aten::miopen_rnn_backward.out(Tensor input, Tensor[] weight, int weight_stride0, Tensor weight_buf, Tensor hx, Tensor? cx, Tensor output, Tensor? grad_output, Tensor? grad_hy, Tensor? grad_cy, int mode, int hidden_size, int num_layers, bool batch_first, float dropout, bool train, bool bidirectional, int[] batch_sizes, Tensor? dropout_state, Tensor reserve, bool[4] output_mask, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2, Tensor(d!)[] out3) -> ()
@@ -755,7 +755,7 @@ export const mish_: {
   ["",[["self",0,4]],[-1],1],
 ]) as any;
 
-type O_mish_backward = { grad_output?: Tensor; self?: Tensor };
+type O_mish_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor };
 /**
  * aten::mish_backward(Tensor grad_output, Tensor self) -> Tensor
  */
@@ -767,8 +767,8 @@ export const mishBackward: {
   ["",[["grad_output",0,0],["self",0,0]],[0],1],
 ]) as any;
 
-type O_mkldnn_adaptive_avg_pool2d = { self?: Tensor; output_size?: number | number[] };
-type O_mkldnn_adaptive_avg_pool2d_out = { self?: Tensor; output_size?: number | number[]; out?: Tensor };
+type O_mkldnn_adaptive_avg_pool2d = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[] };
+type O_mkldnn_adaptive_avg_pool2d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; out?: Tensor };
 /**
  * aten::mkldnn_adaptive_avg_pool2d(Tensor self, int[2] output_size) -> Tensor
  * aten::mkldnn_adaptive_avg_pool2d.out(Tensor self, int[2] output_size, *, Tensor(a!) out) -> Tensor(a!)
@@ -784,8 +784,8 @@ export const mkldnnAdaptiveAvgPool2d: {
   ["out",[["self",0,0],["output_size",12,0,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_mkldnn_adaptive_avg_pool2d_backward = { grad_output?: Tensor; self?: Tensor };
-type O_mkldnn_adaptive_avg_pool2d_backward_out = { grad_output?: Tensor; self?: Tensor; out?: Tensor };
+type O_mkldnn_adaptive_avg_pool2d_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor };
+type O_mkldnn_adaptive_avg_pool2d_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; out?: Tensor };
 /**
  * aten::mkldnn_adaptive_avg_pool2d_backward(Tensor grad_output, Tensor self) -> Tensor
  * aten::mkldnn_adaptive_avg_pool2d_backward.out(Tensor grad_output, Tensor self, *, Tensor(a!) out) -> Tensor(a!)
@@ -835,8 +835,8 @@ export const mkldnnLinear: {
   ["out",[["self",0,0],["weight",0,0],["bias",0,3],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_mkldnn_linear_backward = { self?: Tensor; grad_output?: Tensor; weight?: Tensor; output_mask?: boolean[] };
-type O_mkldnn_linear_backward_out = { self?: Tensor; grad_output?: Tensor; weight?: Tensor; output_mask?: boolean[]; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O_mkldnn_linear_backward = { self?: Tensor; grad_output?: Tensor; gradOutput?: Tensor; weight?: Tensor; output_mask?: boolean[]; outputMask?: boolean[] };
+type O_mkldnn_linear_backward_out = { self?: Tensor; grad_output?: Tensor; gradOutput?: Tensor; weight?: Tensor; output_mask?: boolean[]; outputMask?: boolean[]; out0?: Tensor; out1?: Tensor; out2?: Tensor };
 /**
  * aten::mkldnn_linear_backward(Tensor self, Tensor grad_output, Tensor weight, bool[3] output_mask) -> (Tensor, Tensor, Tensor)
  * aten::mkldnn_linear_backward.out(Tensor self, Tensor grad_output, Tensor weight, bool[3] output_mask, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
@@ -852,8 +852,8 @@ export const mkldnnLinearBackward: {
   ["out",[["self",0,0],["grad_output",0,0],["weight",0,0],["output_mask",14,0,3],["out0",0,4],["out1",0,4],["out2",0,4]],[-1,-1,-1],0],
 ]) as any;
 
-type O_mkldnn_linear_backward_input = { input_size?: number[]; grad_output?: Tensor; weight?: Tensor };
-type O_mkldnn_linear_backward_input_out = { input_size?: number[]; grad_output?: Tensor; weight?: Tensor; out?: Tensor };
+type O_mkldnn_linear_backward_input = { input_size?: number[]; inputSize?: number[]; grad_output?: Tensor; gradOutput?: Tensor; weight?: Tensor };
+type O_mkldnn_linear_backward_input_out = { input_size?: number[]; inputSize?: number[]; grad_output?: Tensor; gradOutput?: Tensor; weight?: Tensor; out?: Tensor };
 /**
  * aten::mkldnn_linear_backward_input(int[] input_size, Tensor grad_output, Tensor weight) -> Tensor
  * aten::mkldnn_linear_backward_input.out(int[] input_size, Tensor grad_output, Tensor weight, *, Tensor(a!) out) -> Tensor(a!)
@@ -869,8 +869,8 @@ export const mkldnnLinearBackwardInput: {
   ["out",[["input_size",12,0],["grad_output",0,0],["weight",0,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_mkldnn_linear_backward_weights = { grad_output?: Tensor; input?: Tensor; weight?: Tensor; bias_defined?: boolean };
-type O_mkldnn_linear_backward_weights_out = { grad_output?: Tensor; input?: Tensor; weight?: Tensor; bias_defined?: boolean; out0?: Tensor; out1?: Tensor };
+type O_mkldnn_linear_backward_weights = { grad_output?: Tensor; gradOutput?: Tensor; input?: Tensor; weight?: Tensor; bias_defined?: boolean; biasDefined?: boolean };
+type O_mkldnn_linear_backward_weights_out = { grad_output?: Tensor; gradOutput?: Tensor; input?: Tensor; weight?: Tensor; bias_defined?: boolean; biasDefined?: boolean; out0?: Tensor; out1?: Tensor };
 /**
  * aten::mkldnn_linear_backward_weights(Tensor grad_output, Tensor input, Tensor weight, bool bias_defined) -> (Tensor, Tensor)
  * aten::mkldnn_linear_backward_weights.out(Tensor grad_output, Tensor input, Tensor weight, bool bias_defined, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
@@ -886,8 +886,8 @@ export const mkldnnLinearBackwardWeights: {
   ["out",[["grad_output",0,0],["input",0,0],["weight",0,0],["bias_defined",5,0],["out0",0,4],["out1",0,4]],[-1,-1],0],
 ]) as any;
 
-type O_mkldnn_max_pool2d = { self?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean };
-type O_mkldnn_max_pool2d_out = { self?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; out?: Tensor };
+type O_mkldnn_max_pool2d = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean };
+type O_mkldnn_max_pool2d_out = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; out?: Tensor };
 /**
  * aten::mkldnn_max_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> Tensor
  * aten::mkldnn_max_pool2d.out(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False, *, Tensor(a!) out) -> Tensor(a!)
@@ -903,8 +903,8 @@ export const mkldnnMaxPool2d: {
   ["out",[["self",0,0],["kernel_size",12,0,2],["stride",12,2,2],["padding",12,2,2],["dilation",12,2,2],["ceil_mode",5,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_mkldnn_max_pool2d_backward = { grad_output?: Tensor; output?: Tensor; input?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean };
-type O_mkldnn_max_pool2d_backward_out = { grad_output?: Tensor; output?: Tensor; input?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; out?: Tensor };
+type O_mkldnn_max_pool2d_backward = { grad_output?: Tensor; gradOutput?: Tensor; output?: Tensor; input?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean };
+type O_mkldnn_max_pool2d_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; output?: Tensor; input?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; out?: Tensor };
 /**
  * aten::mkldnn_max_pool2d_backward(Tensor grad_output, Tensor output, Tensor input, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> Tensor
  * aten::mkldnn_max_pool2d_backward.out(Tensor grad_output, Tensor output, Tensor input, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False, *, Tensor(a!) out) -> Tensor(a!)
@@ -920,8 +920,8 @@ export const mkldnnMaxPool2dBackward: {
   ["out",[["grad_output",0,0],["output",0,0],["input",0,0],["kernel_size",12,0,2],["stride",12,2,2],["padding",12,2,2],["dilation",12,2,2],["ceil_mode",5,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_mkldnn_max_pool3d = { self?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean };
-type O_mkldnn_max_pool3d_out = { self?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; out?: Tensor };
+type O_mkldnn_max_pool3d = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean };
+type O_mkldnn_max_pool3d_out = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; out?: Tensor };
 /**
  * aten::mkldnn_max_pool3d(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, int[3] dilation=1, bool ceil_mode=False) -> Tensor
  * aten::mkldnn_max_pool3d.out(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, int[3] dilation=1, bool ceil_mode=False, *, Tensor(a!) out) -> Tensor(a!)
@@ -937,8 +937,8 @@ export const mkldnnMaxPool3d: {
   ["out",[["self",0,0],["kernel_size",12,0,3],["stride",12,2,3],["padding",12,2,3],["dilation",12,2,3],["ceil_mode",5,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_mkldnn_max_pool3d_backward = { grad_output?: Tensor; output?: Tensor; input?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean };
-type O_mkldnn_max_pool3d_backward_out = { grad_output?: Tensor; output?: Tensor; input?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; out?: Tensor };
+type O_mkldnn_max_pool3d_backward = { grad_output?: Tensor; gradOutput?: Tensor; output?: Tensor; input?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean };
+type O_mkldnn_max_pool3d_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; output?: Tensor; input?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; out?: Tensor };
 /**
  * aten::mkldnn_max_pool3d_backward(Tensor grad_output, Tensor output, Tensor input, int[3] kernel_size, int[3] stride=[], int[3] padding=0, int[3] dilation=1, bool ceil_mode=False) -> Tensor
  * aten::mkldnn_max_pool3d_backward.out(Tensor grad_output, Tensor output, Tensor input, int[3] kernel_size, int[3] stride=[], int[3] padding=0, int[3] dilation=1, bool ceil_mode=False, *, Tensor(a!) out) -> Tensor(a!)
@@ -1068,8 +1068,8 @@ export const movedim: {
   ["intlist",[["self",0,0],["source",12,0],["destination",12,0]],[0],1],
 ]) as any;
 
-type O_mps_convolution_backward = { self?: Tensor; grad_output?: Tensor; weight?: Tensor; padding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; output_mask?: boolean[] };
-type O_mps_convolution_backward_out = { self?: Tensor; grad_output?: Tensor; weight?: Tensor; padding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; output_mask?: boolean[]; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O_mps_convolution_backward = { self?: Tensor; grad_output?: Tensor; gradOutput?: Tensor; weight?: Tensor; padding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; output_mask?: boolean[]; outputMask?: boolean[] };
+type O_mps_convolution_backward_out = { self?: Tensor; grad_output?: Tensor; gradOutput?: Tensor; weight?: Tensor; padding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; output_mask?: boolean[]; outputMask?: boolean[]; out0?: Tensor; out1?: Tensor; out2?: Tensor };
 /**
  * aten::mps_convolution_backward(Tensor self, Tensor grad_output, Tensor weight, int[] padding, int[] stride, int[] dilation, int groups, bool[3] output_mask) -> (Tensor, Tensor, Tensor)
  * aten::mps_convolution_backward.out(Tensor self, Tensor grad_output, Tensor weight, int[] padding, int[] stride, int[] dilation, int groups, bool[3] output_mask, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
@@ -1085,8 +1085,8 @@ export const mpsConvolutionBackward: {
   ["out",[["self",0,0],["grad_output",0,0],["weight",0,0],["padding",12,0],["stride",12,0],["dilation",12,0],["groups",3,0],["output_mask",14,0,3],["out0",0,4],["out1",0,4],["out2",0,4]],[-1,-1,-1],0],
 ]) as any;
 
-type O_mps_convolution_transpose_backward = { self?: Tensor; grad_output?: Tensor; weight?: Tensor; padding?: number[]; output_padding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; output_mask?: boolean[] };
-type O_mps_convolution_transpose_backward_out = { self?: Tensor; grad_output?: Tensor; weight?: Tensor; padding?: number[]; output_padding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; output_mask?: boolean[]; out0?: Tensor; out1?: Tensor };
+type O_mps_convolution_transpose_backward = { self?: Tensor; grad_output?: Tensor; gradOutput?: Tensor; weight?: Tensor; padding?: number[]; output_padding?: number[]; outputPadding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; output_mask?: boolean[]; outputMask?: boolean[] };
+type O_mps_convolution_transpose_backward_out = { self?: Tensor; grad_output?: Tensor; gradOutput?: Tensor; weight?: Tensor; padding?: number[]; output_padding?: number[]; outputPadding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; output_mask?: boolean[]; outputMask?: boolean[]; out0?: Tensor; out1?: Tensor };
 /**
  * aten::mps_convolution_transpose_backward(Tensor self, Tensor grad_output, Tensor weight, int[] padding, int[] output_padding, int[] stride, int[] dilation, int groups, bool[2] output_mask) -> (Tensor, Tensor)
  * aten::mps_convolution_transpose_backward.out(Tensor self, Tensor grad_output, Tensor weight, int[] padding, int[] output_padding, int[] stride, int[] dilation, int groups, bool[2] output_mask, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
@@ -1102,8 +1102,8 @@ export const mpsConvolutionTransposeBackward: {
   ["out",[["self",0,0],["grad_output",0,0],["weight",0,0],["padding",12,0],["output_padding",12,0],["stride",12,0],["dilation",12,0],["groups",3,0],["output_mask",14,0,2],["out0",0,4],["out1",0,4]],[-1,-1],0],
 ]) as any;
 
-type O_mps_max_pool2d_backward = { grad_output?: Tensor; self?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean };
-type O_mps_max_pool2d_backward_out = { grad_output?: Tensor; self?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; out?: Tensor };
+type O_mps_max_pool2d_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean };
+type O_mps_max_pool2d_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; out?: Tensor };
 /**
  * aten::mps_max_pool2d_backward(Tensor grad_output, Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> Tensor
  * aten::mps_max_pool2d_backward.out(Tensor grad_output, Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False, *, Tensor(a!) out) -> Tensor(a!)
@@ -1136,8 +1136,8 @@ export const mseLoss: {
   ["out",[["self",0,0],["target",0,0],["reduction",3,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_mse_loss_backward = { grad_output?: Tensor; self?: Tensor; target?: Tensor; reduction?: number };
-type O_mse_loss_backward_grad_input = { grad_output?: Tensor; self?: Tensor; target?: Tensor; reduction?: number; grad_input?: Tensor };
+type O_mse_loss_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; target?: Tensor; reduction?: number };
+type O_mse_loss_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; target?: Tensor; reduction?: number; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::mse_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction) -> Tensor
  * aten::mse_loss_backward.grad_input(Tensor grad_output, Tensor self, Tensor target, int reduction, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -1233,8 +1233,8 @@ export const multiMarginLoss: {
   ["out",[["self",0,0],["target",0,0],["p",6,2],["margin",6,2],["weight",0,3],["reduction",3,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_multi_margin_loss_backward = { grad_output?: Tensor; self?: Tensor; target?: Tensor; p?: Scalar; margin?: Scalar; weight?: Tensor | null; reduction?: number };
-type O_multi_margin_loss_backward_grad_input = { grad_output?: Tensor; self?: Tensor; target?: Tensor; p?: Scalar; margin?: Scalar; weight?: Tensor | null; reduction?: number; grad_input?: Tensor };
+type O_multi_margin_loss_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; target?: Tensor; p?: Scalar; margin?: Scalar; weight?: Tensor | null; reduction?: number };
+type O_multi_margin_loss_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; target?: Tensor; p?: Scalar; margin?: Scalar; weight?: Tensor | null; reduction?: number; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::multi_margin_loss_backward(Tensor grad_output, Tensor self, Tensor target, Scalar p, Scalar margin, Tensor? weight=None, int reduction=1) -> Tensor
  * aten::multi_margin_loss_backward.grad_input(Tensor grad_output, Tensor self, Tensor target, Scalar p, Scalar margin, Tensor? weight=None, int reduction=1, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -1267,8 +1267,8 @@ export const multilabelMarginLoss: {
   ["out",[["self",0,0],["target",0,0],["reduction",3,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_multilabel_margin_loss_backward = { grad_output?: Tensor; self?: Tensor; target?: Tensor; reduction?: number; is_target?: Tensor };
-type O_multilabel_margin_loss_backward_grad_input = { grad_output?: Tensor; self?: Tensor; target?: Tensor; reduction?: number; is_target?: Tensor; grad_input?: Tensor };
+type O_multilabel_margin_loss_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; target?: Tensor; reduction?: number; is_target?: Tensor; isTarget?: Tensor };
+type O_multilabel_margin_loss_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; target?: Tensor; reduction?: number; is_target?: Tensor; isTarget?: Tensor; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::multilabel_margin_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction, Tensor is_target) -> Tensor
  * aten::multilabel_margin_loss_backward.grad_input(Tensor grad_output, Tensor self, Tensor target, int reduction, Tensor is_target, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -1285,7 +1285,7 @@ export const multilabelMarginLossBackward: {
 ]) as any;
 
 type O_multilabel_margin_loss_forward = { self?: Tensor; target?: Tensor; reduction?: number };
-type O_multilabel_margin_loss_forward_output = { self?: Tensor; target?: Tensor; reduction?: number; output?: Tensor; is_target?: Tensor };
+type O_multilabel_margin_loss_forward_output = { self?: Tensor; target?: Tensor; reduction?: number; output?: Tensor; is_target?: Tensor; isTarget?: Tensor };
 /**
  * aten::multilabel_margin_loss_forward(Tensor self, Tensor target, int reduction) -> (Tensor output, Tensor is_target)
  * aten::multilabel_margin_loss_forward.output(Tensor self, Tensor target, int reduction, *, Tensor(a!) output, Tensor(b!) is_target) -> (Tensor(a!), Tensor(b!))
@@ -1301,8 +1301,8 @@ export const multilabelMarginLossForward: {
   ["output",[["self",0,0],["target",0,0],["reduction",3,0],["output",0,4],["is_target",0,4]],[-1,-1],0],
 ]) as any;
 
-type O_multinomial = { self?: Tensor; num_samples?: number; replacement?: boolean; generator?: null };
-type O_multinomial_out = { self?: Tensor; num_samples?: number; replacement?: boolean; generator?: null; out?: Tensor };
+type O_multinomial = { self?: Tensor; num_samples?: number; numSamples?: number; replacement?: boolean; generator?: null };
+type O_multinomial_out = { self?: Tensor; num_samples?: number; numSamples?: number; replacement?: boolean; generator?: null; out?: Tensor };
 /**
  * aten::multinomial(Tensor self, int num_samples, bool replacement=False, *, Generator? generator=None) -> Tensor
  * aten::multinomial.out(Tensor self, int num_samples, bool replacement=False, *, Generator? generator=None, Tensor(a!) out) -> Tensor(a!)

@@ -169,8 +169,8 @@ export const narrowCopy: {
   ["out",[["self",0,0],["dim",3,0],["start",3,0],["length",3,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_native_batch_norm = { input?: Tensor; weight?: Tensor | null; bias?: Tensor | null; running_mean?: Tensor | null; running_var?: Tensor | null; training?: boolean; momentum?: number; eps?: number };
-type O_native_batch_norm_out = { input?: Tensor; weight?: Tensor | null; bias?: Tensor | null; running_mean?: Tensor | null; running_var?: Tensor | null; training?: boolean; momentum?: number; eps?: number; out?: Tensor; save_mean?: Tensor; save_invstd?: Tensor };
+type O_native_batch_norm = { input?: Tensor; weight?: Tensor | null; bias?: Tensor | null; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; training?: boolean; momentum?: number; eps?: number };
+type O_native_batch_norm_out = { input?: Tensor; weight?: Tensor | null; bias?: Tensor | null; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; training?: boolean; momentum?: number; eps?: number; out?: Tensor; save_mean?: Tensor; saveMean?: Tensor; save_invstd?: Tensor; saveInvstd?: Tensor };
 /**
  * aten::native_batch_norm(Tensor input, Tensor? weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool training, float momentum, float eps) -> (Tensor, Tensor, Tensor)
  * aten::native_batch_norm.out(Tensor input, Tensor? weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool training, float momentum, float eps, *, Tensor(a!) out, Tensor(b!) save_mean, Tensor(c!) save_invstd) -> (Tensor(a!), Tensor(b!), Tensor(c!))
@@ -186,8 +186,8 @@ export const nativeBatchNorm: {
   ["out",[["input",0,0],["weight",0,1],["bias",0,1],["running_mean",0,1],["running_var",0,1],["training",5,0],["momentum",4,0],["eps",4,0],["out",0,4],["save_mean",0,4],["save_invstd",0,4]],[-1,-1,-1],0],
 ]) as any;
 
-type O_native_batch_norm_backward = { grad_out?: Tensor; input?: Tensor; weight?: Tensor | null; running_mean?: Tensor | null; running_var?: Tensor | null; save_mean?: Tensor | null; save_invstd?: Tensor | null; train?: boolean; eps?: number; output_mask?: boolean[] };
-type O_native_batch_norm_backward_out = { grad_out?: Tensor; input?: Tensor; weight?: Tensor | null; running_mean?: Tensor | null; running_var?: Tensor | null; save_mean?: Tensor | null; save_invstd?: Tensor | null; train?: boolean; eps?: number; output_mask?: boolean[]; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O_native_batch_norm_backward = { grad_out?: Tensor; gradOut?: Tensor; input?: Tensor; weight?: Tensor | null; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; save_mean?: Tensor | null; saveMean?: Tensor | null; save_invstd?: Tensor | null; saveInvstd?: Tensor | null; train?: boolean; eps?: number; output_mask?: boolean[]; outputMask?: boolean[] };
+type O_native_batch_norm_backward_out = { grad_out?: Tensor; gradOut?: Tensor; input?: Tensor; weight?: Tensor | null; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; save_mean?: Tensor | null; saveMean?: Tensor | null; save_invstd?: Tensor | null; saveInvstd?: Tensor | null; train?: boolean; eps?: number; output_mask?: boolean[]; outputMask?: boolean[]; out0?: Tensor; out1?: Tensor; out2?: Tensor };
 /**
  * aten::native_batch_norm_backward(Tensor grad_out, Tensor input, Tensor? weight, Tensor? running_mean, Tensor? running_var, Tensor? save_mean, Tensor? save_invstd, bool train, float eps, bool[3] output_mask) -> (Tensor, Tensor, Tensor)
  * aten::native_batch_norm_backward.out(Tensor grad_out, Tensor input, Tensor? weight, Tensor? running_mean, Tensor? running_var, Tensor? save_mean, Tensor? save_invstd, bool train, float eps, bool[3] output_mask, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
@@ -232,8 +232,8 @@ export const nativeDropout: {
   ["out",[["input",0,0],["p",4,0],["train",5,1],["out0",0,4],["out1",0,4]],[-1,-1],0],
 ]) as any;
 
-type O_native_dropout_backward = { grad_output?: Tensor; mask?: Tensor; scale?: number };
-type O_native_dropout_backward_out = { grad_output?: Tensor; mask?: Tensor; scale?: number; out?: Tensor };
+type O_native_dropout_backward = { grad_output?: Tensor; gradOutput?: Tensor; mask?: Tensor; scale?: number };
+type O_native_dropout_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; mask?: Tensor; scale?: number; out?: Tensor };
 /**
  * aten::native_dropout_backward(Tensor grad_output, Tensor mask, float scale) -> Tensor
  * aten::native_dropout_backward.out(Tensor grad_output, Tensor mask, float scale, *, Tensor(a!) out) -> Tensor(a!)
@@ -266,8 +266,8 @@ export const nativeGroupNorm: {
   ["out",[["input",0,0],["weight",0,1],["bias",0,1],["N",3,0],["C",3,0],["HxW",3,0],["group",3,0],["eps",4,0],["out0",0,4],["out1",0,4],["out2",0,4]],[-1,-1,-1],0],
 ]) as any;
 
-type O_native_group_norm_backward = { grad_out?: Tensor; input?: Tensor; mean?: Tensor; rstd?: Tensor; weight?: Tensor | null; N?: number; C?: number; HxW?: number; group?: number; output_mask?: boolean[] };
-type O_native_group_norm_backward_out = { grad_out?: Tensor; input?: Tensor; mean?: Tensor; rstd?: Tensor; weight?: Tensor | null; N?: number; C?: number; HxW?: number; group?: number; output_mask?: boolean[]; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O_native_group_norm_backward = { grad_out?: Tensor; gradOut?: Tensor; input?: Tensor; mean?: Tensor; rstd?: Tensor; weight?: Tensor | null; N?: number; C?: number; HxW?: number; group?: number; output_mask?: boolean[]; outputMask?: boolean[] };
+type O_native_group_norm_backward_out = { grad_out?: Tensor; gradOut?: Tensor; input?: Tensor; mean?: Tensor; rstd?: Tensor; weight?: Tensor | null; N?: number; C?: number; HxW?: number; group?: number; output_mask?: boolean[]; outputMask?: boolean[]; out0?: Tensor; out1?: Tensor; out2?: Tensor };
 /**
  * aten::native_group_norm_backward(Tensor grad_out, Tensor input, Tensor mean, Tensor rstd, Tensor? weight, SymInt N, SymInt C, SymInt HxW, int group, bool[3] output_mask) -> (Tensor, Tensor, Tensor)
  * aten::native_group_norm_backward.out(Tensor grad_out, Tensor input, Tensor mean, Tensor rstd, Tensor? weight, SymInt N, SymInt C, SymInt HxW, int group, bool[3] output_mask, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
@@ -283,8 +283,8 @@ export const nativeGroupNormBackward: {
   ["out",[["grad_out",0,0],["input",0,0],["mean",0,0],["rstd",0,0],["weight",0,1],["N",3,0],["C",3,0],["HxW",3,0],["group",3,0],["output_mask",14,0,3],["out0",0,4],["out1",0,4],["out2",0,4]],[-1,-1,-1],0],
 ]) as any;
 
-type O_native_layer_norm = { input?: Tensor; normalized_shape?: number[]; weight?: Tensor | null; bias?: Tensor | null; eps?: number };
-type O_native_layer_norm_out = { input?: Tensor; normalized_shape?: number[]; weight?: Tensor | null; bias?: Tensor | null; eps?: number; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O_native_layer_norm = { input?: Tensor; normalized_shape?: number[]; normalizedShape?: number[]; weight?: Tensor | null; bias?: Tensor | null; eps?: number };
+type O_native_layer_norm_out = { input?: Tensor; normalized_shape?: number[]; normalizedShape?: number[]; weight?: Tensor | null; bias?: Tensor | null; eps?: number; out0?: Tensor; out1?: Tensor; out2?: Tensor };
 /**
  * aten::native_layer_norm(Tensor input, SymInt[] normalized_shape, Tensor? weight, Tensor? bias, float eps) -> (Tensor, Tensor, Tensor)
  * aten::native_layer_norm.out(Tensor input, SymInt[] normalized_shape, Tensor? weight, Tensor? bias, float eps, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
@@ -300,8 +300,8 @@ export const nativeLayerNorm: {
   ["out",[["input",0,0],["normalized_shape",12,0],["weight",0,1],["bias",0,1],["eps",4,0],["out0",0,4],["out1",0,4],["out2",0,4]],[-1,-1,-1],0],
 ]) as any;
 
-type O_native_layer_norm_backward = { grad_out?: Tensor; input?: Tensor; normalized_shape?: number[]; mean?: Tensor; rstd?: Tensor; weight?: Tensor | null; bias?: Tensor | null; output_mask?: boolean[] };
-type O_native_layer_norm_backward_out = { grad_out?: Tensor; input?: Tensor; normalized_shape?: number[]; mean?: Tensor; rstd?: Tensor; weight?: Tensor | null; bias?: Tensor | null; output_mask?: boolean[]; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O_native_layer_norm_backward = { grad_out?: Tensor; gradOut?: Tensor; input?: Tensor; normalized_shape?: number[]; normalizedShape?: number[]; mean?: Tensor; rstd?: Tensor; weight?: Tensor | null; bias?: Tensor | null; output_mask?: boolean[]; outputMask?: boolean[] };
+type O_native_layer_norm_backward_out = { grad_out?: Tensor; gradOut?: Tensor; input?: Tensor; normalized_shape?: number[]; normalizedShape?: number[]; mean?: Tensor; rstd?: Tensor; weight?: Tensor | null; bias?: Tensor | null; output_mask?: boolean[]; outputMask?: boolean[]; out0?: Tensor; out1?: Tensor; out2?: Tensor };
 /**
  * aten::native_layer_norm_backward(Tensor grad_out, Tensor input, SymInt[] normalized_shape, Tensor mean, Tensor rstd, Tensor? weight, Tensor? bias, bool[3] output_mask) -> (Tensor, Tensor, Tensor)
  * aten::native_layer_norm_backward.out(Tensor grad_out, Tensor input, SymInt[] normalized_shape, Tensor mean, Tensor rstd, Tensor? weight, Tensor? bias, bool[3] output_mask, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
@@ -449,7 +449,7 @@ export const negative_: {
   ["",[["self",0,4]],[-1],1],
 ]) as any;
 
-type O_nested_to_padded_tensor = { self?: Tensor; padding?: number; output_size?: number[] | null };
+type O_nested_to_padded_tensor = { self?: Tensor; padding?: number; output_size?: number[] | null; outputSize?: number[] | null };
 /**
  * aten::nested_to_padded_tensor(Tensor self, float padding, int[]? output_size=None) -> Tensor
  */
@@ -461,7 +461,7 @@ export const nestedToPaddedTensor: {
   ["",[["self",0,0],["padding",4,0],["output_size",12,3]],[0],1],
 ]) as any;
 
-type O_new_empty = { self?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
+type O_new_empty = { self?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 type O_new_empty_out = { self?: Tensor; size?: number[]; out?: Tensor };
 /**
  * aten::new_empty(Tensor self, SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
@@ -478,7 +478,7 @@ export const newEmpty: {
   ["out",[["self",0,0],["size",12,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_new_empty_strided = { self?: Tensor; size?: number[]; stride?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
+type O_new_empty_strided = { self?: Tensor; size?: number[]; stride?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 type O_new_empty_strided_out = { self?: Tensor; size?: number[]; stride?: number[]; out?: Tensor };
 /**
  * aten::new_empty_strided(Tensor self, SymInt[] size, SymInt[] stride, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
@@ -495,8 +495,8 @@ export const newEmptyStrided: {
   ["out",[["self",0,0],["size",12,0],["stride",12,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_new_full = { self?: Tensor; size?: number[]; fill_value?: Scalar; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
-type O_new_full_out = { self?: Tensor; size?: number[]; fill_value?: Scalar; out?: Tensor };
+type O_new_full = { self?: Tensor; size?: number[]; fill_value?: Scalar; fillValue?: Scalar; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
+type O_new_full_out = { self?: Tensor; size?: number[]; fill_value?: Scalar; fillValue?: Scalar; out?: Tensor };
 /**
  * aten::new_full(Tensor self, SymInt[] size, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::new_full.out(Tensor self, SymInt[] size, Scalar fill_value, *, Tensor(a!) out) -> Tensor(a!)
@@ -512,7 +512,7 @@ export const newFull: {
   ["out",[["self",0,0],["size",12,0],["fill_value",6,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_new_ones = { self?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
+type O_new_ones = { self?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 type O_new_ones_out = { self?: Tensor; size?: number[]; out?: Tensor };
 /**
  * aten::new_ones(Tensor self, SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
@@ -529,7 +529,7 @@ export const newOnes: {
   ["out",[["self",0,0],["size",12,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_new_zeros = { self?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
+type O_new_zeros = { self?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 type O_new_zeros_out = { self?: Tensor; size?: number[]; out?: Tensor };
 /**
  * aten::new_zeros(Tensor self, SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
@@ -575,8 +575,8 @@ export const nextafter_: {
   ["",[["self",0,4],["other",0,0]],[-1],1],
 ]) as any;
 
-type O_nll_loss = { self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number };
-type O_nll_loss_out = { self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number; out?: Tensor };
+type O_nll_loss = { self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number; ignoreIndex?: number };
+type O_nll_loss_out = { self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number; ignoreIndex?: number; out?: Tensor };
 /**
  * aten::nll_loss(Tensor self, Tensor target, Tensor? weight=None, int reduction=1, int ignore_index=-100) -> Tensor
  * aten::nll_loss.out(Tensor self, Tensor target, Tensor? weight=None, int reduction=1, int ignore_index=-100, *, Tensor(a!) out) -> Tensor(a!)
@@ -592,8 +592,8 @@ export const nllLoss: {
   ["out",[["self",0,0],["target",0,0],["weight",0,3],["reduction",3,2],["ignore_index",3,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_nll_loss2d = { self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number };
-type O_nll_loss2d_out = { self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number; out?: Tensor };
+type O_nll_loss2d = { self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number; ignoreIndex?: number };
+type O_nll_loss2d_out = { self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number; ignoreIndex?: number; out?: Tensor };
 /**
  * aten::nll_loss2d(Tensor self, Tensor target, Tensor? weight=None, int reduction=1, int ignore_index=-100) -> Tensor
  * aten::nll_loss2d.out(Tensor self, Tensor target, Tensor? weight=None, int reduction=1, int ignore_index=-100, *, Tensor(a!) out) -> Tensor(a!)
@@ -609,8 +609,8 @@ export const nllLoss2d: {
   ["out",[["self",0,0],["target",0,0],["weight",0,3],["reduction",3,2],["ignore_index",3,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_nll_loss2d_backward = { grad_output?: Tensor; self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number; total_weight?: Tensor };
-type O_nll_loss2d_backward_grad_input = { grad_output?: Tensor; self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number; total_weight?: Tensor; grad_input?: Tensor };
+type O_nll_loss2d_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number; ignoreIndex?: number; total_weight?: Tensor; totalWeight?: Tensor };
+type O_nll_loss2d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number; ignoreIndex?: number; total_weight?: Tensor; totalWeight?: Tensor; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::nll_loss2d_backward(Tensor grad_output, Tensor self, Tensor target, Tensor? weight, int reduction, int ignore_index, Tensor total_weight) -> Tensor
  * aten::nll_loss2d_backward.grad_input(Tensor grad_output, Tensor self, Tensor target, Tensor? weight, int reduction, int ignore_index, Tensor total_weight, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -626,8 +626,8 @@ export const nllLoss2dBackward: {
   ["grad_input",[["grad_output",0,0],["self",0,0],["target",0,0],["weight",0,1],["reduction",3,0],["ignore_index",3,0],["total_weight",0,0],["grad_input",0,4]],[-1],0],
 ]) as any;
 
-type O_nll_loss2d_forward = { self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number };
-type O_nll_loss2d_forward_output = { self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number; output?: Tensor; total_weight?: Tensor };
+type O_nll_loss2d_forward = { self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number; ignoreIndex?: number };
+type O_nll_loss2d_forward_output = { self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number; ignoreIndex?: number; output?: Tensor; total_weight?: Tensor; totalWeight?: Tensor };
 /**
  * aten::nll_loss2d_forward(Tensor self, Tensor target, Tensor? weight, int reduction, int ignore_index) -> (Tensor output, Tensor total_weight)
  * aten::nll_loss2d_forward.output(Tensor self, Tensor target, Tensor? weight, int reduction, int ignore_index, *, Tensor(a!) output, Tensor(b!) total_weight) -> (Tensor(a!), Tensor(b!))
@@ -643,8 +643,8 @@ export const nllLoss2dForward: {
   ["output",[["self",0,0],["target",0,0],["weight",0,1],["reduction",3,0],["ignore_index",3,0],["output",0,4],["total_weight",0,4]],[-1,-1],0],
 ]) as any;
 
-type O_nll_loss_backward = { grad_output?: Tensor; self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number; total_weight?: Tensor };
-type O_nll_loss_backward_grad_input = { grad_output?: Tensor; self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number; total_weight?: Tensor; grad_input?: Tensor };
+type O_nll_loss_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number; ignoreIndex?: number; total_weight?: Tensor; totalWeight?: Tensor };
+type O_nll_loss_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number; ignoreIndex?: number; total_weight?: Tensor; totalWeight?: Tensor; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::nll_loss_backward(Tensor grad_output, Tensor self, Tensor target, Tensor? weight, int reduction, int ignore_index, Tensor total_weight) -> Tensor
  * aten::nll_loss_backward.grad_input(Tensor grad_output, Tensor self, Tensor target, Tensor? weight, int reduction, int ignore_index, Tensor total_weight, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -660,8 +660,8 @@ export const nllLossBackward: {
   ["grad_input",[["grad_output",0,0],["self",0,0],["target",0,0],["weight",0,1],["reduction",3,0],["ignore_index",3,0],["total_weight",0,0],["grad_input",0,4]],[-1],0],
 ]) as any;
 
-type O_nll_loss_forward = { self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number };
-type O_nll_loss_forward_output = { self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number; output?: Tensor; total_weight?: Tensor };
+type O_nll_loss_forward = { self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number; ignoreIndex?: number };
+type O_nll_loss_forward_output = { self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number; ignoreIndex?: number; output?: Tensor; total_weight?: Tensor; totalWeight?: Tensor };
 /**
  * aten::nll_loss_forward(Tensor self, Tensor target, Tensor? weight, int reduction, int ignore_index) -> (Tensor output, Tensor total_weight)
  * aten::nll_loss_forward.output(Tensor self, Tensor target, Tensor? weight, int reduction, int ignore_index, *, Tensor(a!) output, Tensor(b!) total_weight) -> (Tensor(a!), Tensor(b!))
@@ -677,7 +677,7 @@ export const nllLossForward: {
   ["output",[["self",0,0],["target",0,0],["weight",0,1],["reduction",3,0],["ignore_index",3,0],["output",0,4],["total_weight",0,4]],[-1,-1],0],
 ]) as any;
 
-type O_nll_loss_nd = { self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number };
+type O_nll_loss_nd = { self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number; ignoreIndex?: number };
 /**
  * aten::nll_loss_nd(Tensor self, Tensor target, Tensor? weight=None, int reduction=1, int ignore_index=-100) -> Tensor
  */
@@ -786,7 +786,7 @@ type O_normal_Tensor_float = { mean?: Tensor; std?: number; generator?: null };
 type O_normal_Tensor_float_out = { mean?: Tensor; std?: number; generator?: null; out?: Tensor };
 type O_normal_float_Tensor = { mean?: number; std?: Tensor; generator?: null };
 type O_normal_float_Tensor_out = { mean?: number; std?: Tensor; generator?: null; out?: Tensor };
-type O_normal_float_float = { mean?: number; std?: number; size?: number[]; generator?: null; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
+type O_normal_float_float = { mean?: number; std?: number; size?: number[]; generator?: null; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 type O_normal_float_float_out = { mean?: number; std?: number; size?: number[]; generator?: null; out?: Tensor };
 type O_normal_out = { self?: Tensor; mean?: number; std?: number; generator?: null; out?: Tensor };
 /**

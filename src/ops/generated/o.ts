@@ -5,7 +5,7 @@ import type { Tensor } from '../../core/tensor.js';
 import type { DType, DeviceLike, Layout, MemoryFormat, Scalar } from '../../core/dtype.js';
 import { defineOp } from '../../core/dispatch.js';
 
-type O_one_hot = { self?: Tensor; num_classes?: number };
+type O_one_hot = { self?: Tensor; num_classes?: number; numClasses?: number };
 /**
  * aten::one_hot(Tensor self, int num_classes=-1) -> Tensor
  */
@@ -17,7 +17,7 @@ export const oneHot: {
   ["",[["self",0,0],["num_classes",3,2]],[0],1],
 ]) as any;
 
-type O_ones = { size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
+type O_ones = { size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 type O_ones_out = { size?: number[]; out?: Tensor };
 /**
  * aten::ones(SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
@@ -34,8 +34,8 @@ export const ones: {
   ["out",[["size",12,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_ones_like = { self?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; memory_format?: MemoryFormat | null };
-type O_ones_like_out = { self?: Tensor; memory_format?: MemoryFormat | null; out?: Tensor };
+type O_ones_like = { self?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
+type O_ones_like_out = { self?: Tensor; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out?: Tensor };
 /**
  * aten::ones_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor
  * aten::ones_like.out(Tensor self, *, MemoryFormat? memory_format=None, Tensor(a!) out) -> Tensor(a!)

@@ -17,7 +17,7 @@ export const pad: {
   ["",[["self",0,0],["pad",12,0],["mode",7,2],["value",4,3]],[0],1],
 ]) as any;
 
-type O_pad_sequence = { sequences?: Tensor[]; batch_first?: boolean; padding_value?: number };
+type O_pad_sequence = { sequences?: Tensor[]; batch_first?: boolean; batchFirst?: boolean; padding_value?: number; paddingValue?: number };
 /**
  * aten::pad_sequence(Tensor[] sequences, bool batch_first=False, float padding_value=0.) -> Tensor
  */
@@ -106,8 +106,8 @@ export const pinverse: {
   ["",[["self",0,0],["rcond",4,2]],[0],1],
 ]) as any;
 
-type O_pixel_shuffle = { self?: Tensor; upscale_factor?: number };
-type O_pixel_shuffle_out = { self?: Tensor; upscale_factor?: number; out?: Tensor };
+type O_pixel_shuffle = { self?: Tensor; upscale_factor?: number; upscaleFactor?: number };
+type O_pixel_shuffle_out = { self?: Tensor; upscale_factor?: number; upscaleFactor?: number; out?: Tensor };
 /**
  * aten::pixel_shuffle(Tensor self, int upscale_factor) -> Tensor
  * aten::pixel_shuffle.out(Tensor self, int upscale_factor, *, Tensor(a!) out) -> Tensor(a!)
@@ -123,8 +123,8 @@ export const pixelShuffle: {
   ["out",[["self",0,0],["upscale_factor",3,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_pixel_unshuffle = { self?: Tensor; downscale_factor?: number };
-type O_pixel_unshuffle_out = { self?: Tensor; downscale_factor?: number; out?: Tensor };
+type O_pixel_unshuffle = { self?: Tensor; downscale_factor?: number; downscaleFactor?: number };
+type O_pixel_unshuffle_out = { self?: Tensor; downscale_factor?: number; downscaleFactor?: number; out?: Tensor };
 /**
  * aten::pixel_unshuffle(Tensor self, int downscale_factor) -> Tensor
  * aten::pixel_unshuffle.out(Tensor self, int downscale_factor, *, Tensor(a!) out) -> Tensor(a!)
@@ -157,7 +157,7 @@ export const poisson: {
   ["out",[["self",0,0],["generator",15,3],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_poisson_nll_loss = { input?: Tensor; target?: Tensor; log_input?: boolean; full?: boolean; eps?: number; reduction?: number };
+type O_poisson_nll_loss = { input?: Tensor; target?: Tensor; log_input?: boolean; logInput?: boolean; full?: boolean; eps?: number; reduction?: number };
 /**
  * aten::poisson_nll_loss(Tensor input, Tensor target, bool log_input, bool full, float eps, int reduction) -> Tensor
  */
@@ -301,8 +301,8 @@ export const prelu: {
   ["out",[["self",0,0],["weight",0,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_prelu_backward = { grad_output?: Tensor; self?: Tensor; weight?: Tensor };
-type O_prelu_backward_out = { grad_output?: Tensor; self?: Tensor; weight?: Tensor; out0?: Tensor; out1?: Tensor };
+type O_prelu_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; weight?: Tensor };
+type O_prelu_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; weight?: Tensor; out0?: Tensor; out1?: Tensor };
 /**
  * aten::prelu_backward(Tensor grad_output, Tensor self, Tensor weight) -> (Tensor, Tensor)
  * aten::prelu_backward.out(Tensor grad_output, Tensor self, Tensor weight, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))

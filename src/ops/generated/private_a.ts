@@ -23,8 +23,8 @@ export const __and__: {
   ["Tensor",[["self",0,0],["other",0,0]],[0],1],
 ]) as any;
 
-type O__adaptive_avg_pool2d = { self?: Tensor; output_size?: number | number[] };
-type O__adaptive_avg_pool2d_out = { self?: Tensor; output_size?: number | number[]; out?: Tensor };
+type O__adaptive_avg_pool2d = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[] };
+type O__adaptive_avg_pool2d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; out?: Tensor };
 /**
  * aten::_adaptive_avg_pool2d(Tensor self, SymInt[2] output_size) -> Tensor
  * aten::_adaptive_avg_pool2d.out(Tensor self, SymInt[2] output_size, *, Tensor(a!) out) -> Tensor(a!)
@@ -40,8 +40,8 @@ export const _adaptiveAvgPool2d: {
   ["out",[["self",0,0],["output_size",12,0,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__adaptive_avg_pool2d_backward = { grad_output?: Tensor; self?: Tensor };
-type O__adaptive_avg_pool2d_backward_out = { grad_output?: Tensor; self?: Tensor; out?: Tensor };
+type O__adaptive_avg_pool2d_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor };
+type O__adaptive_avg_pool2d_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; out?: Tensor };
 /**
  * aten::_adaptive_avg_pool2d_backward(Tensor grad_output, Tensor self) -> Tensor
  * aten::_adaptive_avg_pool2d_backward.out(Tensor grad_output, Tensor self, *, Tensor(a!) out) -> Tensor(a!)
@@ -57,8 +57,8 @@ export const _adaptiveAvgPool2dBackward: {
   ["out",[["grad_output",0,0],["self",0,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__adaptive_avg_pool3d = { self?: Tensor; output_size?: number | number[] };
-type O__adaptive_avg_pool3d_out = { self?: Tensor; output_size?: number | number[]; out?: Tensor };
+type O__adaptive_avg_pool3d = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[] };
+type O__adaptive_avg_pool3d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; out?: Tensor };
 /**
  * aten::_adaptive_avg_pool3d(Tensor self, int[3] output_size) -> Tensor
  * aten::_adaptive_avg_pool3d.out(Tensor self, int[3] output_size, *, Tensor(a!) out) -> Tensor(a!)
@@ -74,8 +74,8 @@ export const _adaptiveAvgPool3d: {
   ["out",[["self",0,0],["output_size",12,0,3],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__adaptive_avg_pool3d_backward = { grad_output?: Tensor; self?: Tensor };
-type O__adaptive_avg_pool3d_backward_out = { grad_output?: Tensor; self?: Tensor; out?: Tensor };
+type O__adaptive_avg_pool3d_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor };
+type O__adaptive_avg_pool3d_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; out?: Tensor };
 /**
  * aten::_adaptive_avg_pool3d_backward(Tensor grad_output, Tensor self) -> Tensor
  * aten::_adaptive_avg_pool3d_backward.out(Tensor grad_output, Tensor self, *, Tensor(a!) out) -> Tensor(a!)
@@ -91,7 +91,7 @@ export const _adaptiveAvgPool3dBackward: {
   ["out",[["grad_output",0,0],["self",0,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__add_batch_dim = { self?: Tensor; batch_dim?: number; level?: number };
+type O__add_batch_dim = { self?: Tensor; batch_dim?: number; batchDim?: number; level?: number };
 /**
  * aten::_add_batch_dim(Tensor self, int batch_dim, int level) -> Tensor
  */
@@ -149,8 +149,8 @@ export const _addRelu_: {
   ["Tensor",[["self",0,4],["other",0,0],["alpha",6,2]],[-1],1],
 ]) as any;
 
-type O__addmm_activation = { self?: Tensor; mat1?: Tensor; mat2?: Tensor; beta?: Scalar; alpha?: Scalar; use_gelu?: boolean };
-type O__addmm_activation_out = { self?: Tensor; mat1?: Tensor; mat2?: Tensor; beta?: Scalar; alpha?: Scalar; use_gelu?: boolean; out?: Tensor };
+type O__addmm_activation = { self?: Tensor; mat1?: Tensor; mat2?: Tensor; beta?: Scalar; alpha?: Scalar; use_gelu?: boolean; useGelu?: boolean };
+type O__addmm_activation_out = { self?: Tensor; mat1?: Tensor; mat2?: Tensor; beta?: Scalar; alpha?: Scalar; use_gelu?: boolean; useGelu?: boolean; out?: Tensor };
 /**
  * aten::_addmm_activation(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1, bool use_gelu=False) -> Tensor
  * aten::_addmm_activation.out(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1, bool use_gelu=False, Tensor(a!) out) -> Tensor(a!)
@@ -194,8 +194,8 @@ export const _aminmax: {
   ["out",[["self",0,0],["out0",0,4],["out1",0,4]],[-1,-1],0],
 ]) as any;
 
-type O__amp_foreach_non_finite_check_and_unscale = { self?: Tensor[]; found_inf?: Tensor; inv_scale?: Tensor };
-type O__amp_foreach_non_finite_check_and_unscale_out = { self?: Tensor[]; found_inf?: Tensor; inv_scale?: Tensor; out?: Tensor[] };
+type O__amp_foreach_non_finite_check_and_unscale = { self?: Tensor[]; found_inf?: Tensor; foundInf?: Tensor; inv_scale?: Tensor; invScale?: Tensor };
+type O__amp_foreach_non_finite_check_and_unscale_out = { self?: Tensor[]; found_inf?: Tensor; foundInf?: Tensor; inv_scale?: Tensor; invScale?: Tensor; out?: Tensor[] };
 /**
  * aten::_amp_foreach_non_finite_check_and_unscale(Tensor[] self, Tensor found_inf, Tensor inv_scale) -> (Tensor[] self_out, Tensor found_inf_out)
  * aten::_amp_foreach_non_finite_check_and_unscale.out(Tensor[] self, Tensor(b!) found_inf, Tensor inv_scale, *, Tensor(a!)[] out) -> ()
@@ -211,7 +211,7 @@ export const _ampForeachNonFiniteCheckAndUnscale: {
   ["out",[["self",1,0],["found_inf",0,4],["inv_scale",0,0],["out",1,4]],[],0],
 ]) as any;
 
-type O__amp_foreach_non_finite_check_and_unscale_ = { self?: Tensor[]; found_inf?: Tensor; inv_scale?: Tensor };
+type O__amp_foreach_non_finite_check_and_unscale_ = { self?: Tensor[]; found_inf?: Tensor; foundInf?: Tensor; inv_scale?: Tensor; invScale?: Tensor };
 /**
  * aten::_amp_foreach_non_finite_check_and_unscale_(Tensor(a!)[] self, Tensor(b!) found_inf, Tensor inv_scale) -> ()
  */
@@ -223,8 +223,8 @@ export const _ampForeachNonFiniteCheckAndUnscale_: {
   ["",[["self",1,4],["found_inf",0,4],["inv_scale",0,0]],[],1],
 ]) as any;
 
-type O__amp_update_scale = { self?: Tensor; growth_tracker?: Tensor; found_inf?: Tensor; scale_growth_factor?: number; scale_backoff_factor?: number; growth_interval?: number };
-type O__amp_update_scale_out = { self?: Tensor; growth_tracker?: Tensor; found_inf?: Tensor; scale_growth_factor?: number; scale_backoff_factor?: number; growth_interval?: number; out?: Tensor };
+type O__amp_update_scale = { self?: Tensor; growth_tracker?: Tensor; growthTracker?: Tensor; found_inf?: Tensor; foundInf?: Tensor; scale_growth_factor?: number; scaleGrowthFactor?: number; scale_backoff_factor?: number; scaleBackoffFactor?: number; growth_interval?: number; growthInterval?: number };
+type O__amp_update_scale_out = { self?: Tensor; growth_tracker?: Tensor; growthTracker?: Tensor; found_inf?: Tensor; foundInf?: Tensor; scale_growth_factor?: number; scaleGrowthFactor?: number; scale_backoff_factor?: number; scaleBackoffFactor?: number; growth_interval?: number; growthInterval?: number; out?: Tensor };
 /**
  * aten::_amp_update_scale(Tensor self, Tensor growth_tracker, Tensor found_inf, float scale_growth_factor, float scale_backoff_factor, int growth_interval) -> (Tensor, Tensor growth_tracker_out)
  * aten::_amp_update_scale.out(Tensor self, Tensor(b!) growth_tracker, Tensor found_inf, float scale_growth_factor, float scale_backoff_factor, int growth_interval, *, Tensor(a!) out) -> Tensor(a!)
@@ -240,7 +240,7 @@ export const _ampUpdateScale: {
   ["out",[["self",0,0],["growth_tracker",0,4],["found_inf",0,0],["scale_growth_factor",4,0],["scale_backoff_factor",4,0],["growth_interval",3,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__amp_update_scale_ = { self?: Tensor; growth_tracker?: Tensor; found_inf?: Tensor; scale_growth_factor?: number; scale_backoff_factor?: number; growth_interval?: number };
+type O__amp_update_scale_ = { self?: Tensor; growth_tracker?: Tensor; growthTracker?: Tensor; found_inf?: Tensor; foundInf?: Tensor; scale_growth_factor?: number; scaleGrowthFactor?: number; scale_backoff_factor?: number; scaleBackoffFactor?: number; growth_interval?: number; growthInterval?: number };
 /**
  * aten::_amp_update_scale_(Tensor(a!) self, Tensor(b!) growth_tracker, Tensor found_inf, float scale_growth_factor, float scale_backoff_factor, int growth_interval) -> Tensor(a!)
  */
@@ -276,7 +276,7 @@ export const _assertTensorMetadata: {
   ["",[["a",0,0],["size",12,3],["stride",12,3],["dtype",8,3]],[],1],
 ]) as any;
 
-type O__autocast_to_full_precision = { self?: Tensor; cuda_enabled?: boolean; cpu_enabled?: boolean };
+type O__autocast_to_full_precision = { self?: Tensor; cuda_enabled?: boolean; cudaEnabled?: boolean; cpu_enabled?: boolean; cpuEnabled?: boolean };
 /**
  * aten::_autocast_to_full_precision(Tensor(a) self, bool cuda_enabled, bool cpu_enabled) -> Tensor(a)
  */
@@ -288,7 +288,7 @@ export const _autocastToFullPrecision: {
   ["",[["self",0,0],["cuda_enabled",5,0],["cpu_enabled",5,0]],[0],1],
 ]) as any;
 
-type O__autocast_to_reduced_precision = { self?: Tensor; cuda_enabled?: boolean; cpu_enabled?: boolean; cuda_dtype?: DType; cpu_dtype?: DType };
+type O__autocast_to_reduced_precision = { self?: Tensor; cuda_enabled?: boolean; cudaEnabled?: boolean; cpu_enabled?: boolean; cpuEnabled?: boolean; cuda_dtype?: DType; cudaDtype?: DType; cpu_dtype?: DType; cpuDtype?: DType };
 /**
  * aten::_autocast_to_reduced_precision(Tensor(a) self, bool cuda_enabled, bool cpu_enabled, ScalarType cuda_dtype, ScalarType cpu_dtype) -> Tensor(a)
  */

@@ -5,7 +5,7 @@ import type { Tensor } from '../../core/tensor.js';
 import type { DType, DeviceLike, Layout, MemoryFormat, Scalar } from '../../core/dtype.js';
 import { defineOp } from '../../core/dispatch.js';
 
-type O__backward = { self?: Tensor; inputs?: Tensor[]; gradient?: Tensor | null; retain_graph?: boolean | null; create_graph?: boolean };
+type O__backward = { self?: Tensor; inputs?: Tensor[]; gradient?: Tensor | null; retain_graph?: boolean | null; retainGraph?: boolean | null; create_graph?: boolean; createGraph?: boolean };
 /**
  * aten::_backward(Tensor self, Tensor[] inputs, Tensor? gradient=None, bool? retain_graph=None, bool create_graph=False) -> ()
  */
@@ -17,7 +17,7 @@ export const _backward: {
   ["",[["self",0,0],["inputs",1,0],["gradient",0,3],["retain_graph",5,3],["create_graph",5,2]],[],1],
 ]) as any;
 
-type O__batch_norm_impl_index = { input?: Tensor; weight?: Tensor | null; bias?: Tensor | null; running_mean?: Tensor | null; running_var?: Tensor | null; training?: boolean; momentum?: number; eps?: number; cudnn_enabled?: boolean };
+type O__batch_norm_impl_index = { input?: Tensor; weight?: Tensor | null; bias?: Tensor | null; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; training?: boolean; momentum?: number; eps?: number; cudnn_enabled?: boolean; cudnnEnabled?: boolean };
 /**
  * aten::_batch_norm_impl_index(Tensor input, Tensor? weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool training, float momentum, float eps, bool cudnn_enabled) -> (Tensor, Tensor, Tensor, Tensor, int)
  */
@@ -29,7 +29,7 @@ export const _batchNormImplIndex: {
   ["",[["input",0,0],["weight",0,1],["bias",0,1],["running_mean",0,1],["running_var",0,1],["training",5,0],["momentum",4,0],["eps",4,0],["cudnn_enabled",5,0]],[0,0,0,0,3],1],
 ]) as any;
 
-type O__batch_norm_impl_index_backward = { impl_index?: number; input?: Tensor; grad_output?: Tensor; weight?: Tensor | null; running_mean?: Tensor | null; running_var?: Tensor | null; save_mean?: Tensor | null; save_var_transform?: Tensor | null; train?: boolean; eps?: number; output_mask?: boolean[]; reservedSpace?: Tensor };
+type O__batch_norm_impl_index_backward = { impl_index?: number; implIndex?: number; input?: Tensor; grad_output?: Tensor; gradOutput?: Tensor; weight?: Tensor | null; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; save_mean?: Tensor | null; saveMean?: Tensor | null; save_var_transform?: Tensor | null; saveVarTransform?: Tensor | null; train?: boolean; eps?: number; output_mask?: boolean[]; outputMask?: boolean[]; reservedSpace?: Tensor };
 /**
  * aten::_batch_norm_impl_index_backward(int impl_index, Tensor input, Tensor grad_output, Tensor? weight, Tensor? running_mean, Tensor? running_var, Tensor? save_mean, Tensor? save_var_transform, bool train, float eps, bool[3] output_mask, Tensor reservedSpace) -> (Tensor, Tensor, Tensor)
  */

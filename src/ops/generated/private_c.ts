@@ -5,7 +5,7 @@ import type { Tensor } from '../../core/tensor.js';
 import type { DType, DeviceLike, Layout, MemoryFormat, Scalar } from '../../core/dtype.js';
 import { defineOp } from '../../core/dispatch.js';
 
-type O__cast_Byte = { self?: Tensor; non_blocking?: boolean };
+type O__cast_Byte = { self?: Tensor; non_blocking?: boolean; nonBlocking?: boolean };
 /**
  * aten::_cast_Byte(Tensor self, bool non_blocking=False) -> Tensor
  */
@@ -17,7 +17,7 @@ export const _cast_Byte: {
   ["",[["self",0,0],["non_blocking",5,2]],[0],1],
 ]) as any;
 
-type O__cast_Char = { self?: Tensor; non_blocking?: boolean };
+type O__cast_Char = { self?: Tensor; non_blocking?: boolean; nonBlocking?: boolean };
 /**
  * aten::_cast_Char(Tensor self, bool non_blocking=False) -> Tensor
  */
@@ -29,7 +29,7 @@ export const _cast_Char: {
   ["",[["self",0,0],["non_blocking",5,2]],[0],1],
 ]) as any;
 
-type O__cast_Double = { self?: Tensor; non_blocking?: boolean };
+type O__cast_Double = { self?: Tensor; non_blocking?: boolean; nonBlocking?: boolean };
 /**
  * aten::_cast_Double(Tensor self, bool non_blocking=False) -> Tensor
  */
@@ -41,7 +41,7 @@ export const _cast_Double: {
   ["",[["self",0,0],["non_blocking",5,2]],[0],1],
 ]) as any;
 
-type O__cast_Float = { self?: Tensor; non_blocking?: boolean };
+type O__cast_Float = { self?: Tensor; non_blocking?: boolean; nonBlocking?: boolean };
 /**
  * aten::_cast_Float(Tensor self, bool non_blocking=False) -> Tensor
  */
@@ -53,7 +53,7 @@ export const _cast_Float: {
   ["",[["self",0,0],["non_blocking",5,2]],[0],1],
 ]) as any;
 
-type O__cast_Half = { self?: Tensor; non_blocking?: boolean };
+type O__cast_Half = { self?: Tensor; non_blocking?: boolean; nonBlocking?: boolean };
 /**
  * aten::_cast_Half(Tensor self, bool non_blocking=False) -> Tensor
  */
@@ -65,7 +65,7 @@ export const _cast_Half: {
   ["",[["self",0,0],["non_blocking",5,2]],[0],1],
 ]) as any;
 
-type O__cast_Int = { self?: Tensor; non_blocking?: boolean };
+type O__cast_Int = { self?: Tensor; non_blocking?: boolean; nonBlocking?: boolean };
 /**
  * aten::_cast_Int(Tensor self, bool non_blocking=False) -> Tensor
  */
@@ -77,7 +77,7 @@ export const _cast_Int: {
   ["",[["self",0,0],["non_blocking",5,2]],[0],1],
 ]) as any;
 
-type O__cast_Long = { self?: Tensor; non_blocking?: boolean };
+type O__cast_Long = { self?: Tensor; non_blocking?: boolean; nonBlocking?: boolean };
 /**
  * aten::_cast_Long(Tensor self, bool non_blocking=False) -> Tensor
  */
@@ -89,7 +89,7 @@ export const _cast_Long: {
   ["",[["self",0,0],["non_blocking",5,2]],[0],1],
 ]) as any;
 
-type O__cast_Short = { self?: Tensor; non_blocking?: boolean };
+type O__cast_Short = { self?: Tensor; non_blocking?: boolean; nonBlocking?: boolean };
 /**
  * aten::_cast_Short(Tensor self, bool non_blocking=False) -> Tensor
  */
@@ -118,8 +118,8 @@ export const _cdistBackward: {
   ["out",[["grad",0,0],["x1",0,0],["x2",0,0],["p",4,0],["cdist",0,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__cdist_forward = { x1?: Tensor; x2?: Tensor; p?: number; compute_mode?: number | null };
-type O__cdist_forward_out = { x1?: Tensor; x2?: Tensor; p?: number; compute_mode?: number | null; out?: Tensor };
+type O__cdist_forward = { x1?: Tensor; x2?: Tensor; p?: number; compute_mode?: number | null; computeMode?: number | null };
+type O__cdist_forward_out = { x1?: Tensor; x2?: Tensor; p?: number; compute_mode?: number | null; computeMode?: number | null; out?: Tensor };
 /**
  * aten::_cdist_forward(Tensor x1, Tensor x2, float p, int? compute_mode) -> Tensor
  * aten::_cdist_forward.out(Tensor x1, Tensor x2, float p, int? compute_mode, *, Tensor(a!) out) -> Tensor(a!)
@@ -152,7 +152,7 @@ export const _choleskySolveHelper: {
   ["out",[["self",0,0],["A",0,0],["upper",5,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__choose_qparams_per_tensor = { self?: Tensor; reduce_range?: boolean };
+type O__choose_qparams_per_tensor = { self?: Tensor; reduce_range?: boolean; reduceRange?: boolean };
 /**
  * aten::_choose_qparams_per_tensor(Tensor self, bool reduce_range=False) -> (float, int)
  */
@@ -273,8 +273,8 @@ export const _conjPhysical: {
   ["out",[["self",0,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__conv_depthwise2d = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[] };
-type O__conv_depthwise2d_out = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; out?: Tensor };
+type O__conv_depthwise2d = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[] };
+type O__conv_depthwise2d_out = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; out?: Tensor };
 /**
  * aten::_conv_depthwise2d(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias, int[2] stride, int[2] padding, int[2] dilation) -> Tensor
  * aten::_conv_depthwise2d.out(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias, int[2] stride, int[2] padding, int[2] dilation, *, Tensor(a!) out) -> Tensor(a!)
@@ -290,8 +290,8 @@ export const _convDepthwise2d: {
   ["out",[["self",0,0],["weight",0,0],["kernel_size",12,0,2],["bias",0,1],["stride",12,0,2],["padding",12,0,2],["dilation",12,0,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__convert_indices_from_coo_to_csr = { self?: Tensor; size?: number; out_int32?: boolean };
-type O__convert_indices_from_coo_to_csr_out = { self?: Tensor; size?: number; out_int32?: boolean; out?: Tensor };
+type O__convert_indices_from_coo_to_csr = { self?: Tensor; size?: number; out_int32?: boolean; outInt32?: boolean };
+type O__convert_indices_from_coo_to_csr_out = { self?: Tensor; size?: number; out_int32?: boolean; outInt32?: boolean; out?: Tensor };
 /**
  * aten::_convert_indices_from_coo_to_csr(Tensor self, int size, *, bool out_int32=False) -> Tensor
  * aten::_convert_indices_from_coo_to_csr.out(Tensor self, int size, *, bool out_int32=False, Tensor(a!) out) -> Tensor(a!)
@@ -307,8 +307,8 @@ export const _convertIndicesFromCooToCsr: {
   ["out",[["self",0,0],["size",3,0],["out_int32",5,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__convert_indices_from_csr_to_coo = { crow_indices?: Tensor; col_indices?: Tensor; out_int32?: boolean; transpose?: boolean };
-type O__convert_indices_from_csr_to_coo_out = { crow_indices?: Tensor; col_indices?: Tensor; out_int32?: boolean; transpose?: boolean; out?: Tensor };
+type O__convert_indices_from_csr_to_coo = { crow_indices?: Tensor; crowIndices?: Tensor; col_indices?: Tensor; colIndices?: Tensor; out_int32?: boolean; outInt32?: boolean; transpose?: boolean };
+type O__convert_indices_from_csr_to_coo_out = { crow_indices?: Tensor; crowIndices?: Tensor; col_indices?: Tensor; colIndices?: Tensor; out_int32?: boolean; outInt32?: boolean; transpose?: boolean; out?: Tensor };
 /**
  * aten::_convert_indices_from_csr_to_coo(Tensor crow_indices, Tensor col_indices, *, bool out_int32=False, bool transpose=False) -> Tensor
  * aten::_convert_indices_from_csr_to_coo.out(Tensor crow_indices, Tensor col_indices, *, bool out_int32=False, bool transpose=False, Tensor(a!) out) -> Tensor(a!)
@@ -324,9 +324,9 @@ export const _convertIndicesFromCsrToCoo: {
   ["out",[["crow_indices",0,0],["col_indices",0,0],["out_int32",5,2],["transpose",5,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__convolution = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; groups?: number; benchmark?: boolean; deterministic?: boolean; cudnn_enabled?: boolean; allow_tf32?: boolean };
-type O__convolution_deprecated = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; groups?: number; benchmark?: boolean; deterministic?: boolean; cudnn_enabled?: boolean };
-type O__convolution_out = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; groups?: number; benchmark?: boolean; deterministic?: boolean; cudnn_enabled?: boolean; allow_tf32?: boolean; out?: Tensor };
+type O__convolution = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; outputPadding?: number[]; groups?: number; benchmark?: boolean; deterministic?: boolean; cudnn_enabled?: boolean; cudnnEnabled?: boolean; allow_tf32?: boolean; allowTf32?: boolean };
+type O__convolution_deprecated = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; outputPadding?: number[]; groups?: number; benchmark?: boolean; deterministic?: boolean; cudnn_enabled?: boolean; cudnnEnabled?: boolean };
+type O__convolution_out = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; outputPadding?: number[]; groups?: number; benchmark?: boolean; deterministic?: boolean; cudnn_enabled?: boolean; cudnnEnabled?: boolean; allow_tf32?: boolean; allowTf32?: boolean; out?: Tensor };
 /**
  * aten::_convolution(Tensor input, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups, bool benchmark, bool deterministic, bool cudnn_enabled, bool allow_tf32) -> Tensor
  * aten::_convolution.deprecated(Tensor input, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups, bool benchmark, bool deterministic, bool cudnn_enabled) -> Tensor
@@ -347,7 +347,7 @@ export const _convolution: {
   ["out",[["input",0,0],["weight",0,0],["bias",0,1],["stride",12,0],["padding",12,0],["dilation",12,0],["transposed",5,0],["output_padding",12,0],["groups",3,0],["benchmark",5,0],["deterministic",5,0],["cudnn_enabled",5,0],["allow_tf32",5,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__convolution_double_backward = { ggI?: Tensor | null; ggW?: Tensor | null; ggb?: Tensor | null; gO?: Tensor; weight?: Tensor; self?: Tensor; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; groups?: number; output_mask?: boolean[] };
+type O__convolution_double_backward = { ggI?: Tensor | null; ggW?: Tensor | null; ggb?: Tensor | null; gO?: Tensor; weight?: Tensor; self?: Tensor; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; outputPadding?: number[]; groups?: number; output_mask?: boolean[]; outputMask?: boolean[] };
 /**
  * aten::_convolution_double_backward(Tensor? ggI, Tensor? ggW, Tensor? ggb, Tensor gO, Tensor weight, Tensor self, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups, bool[3] output_mask) -> (Tensor, Tensor, Tensor)
  */
@@ -371,8 +371,8 @@ export const _convolutionMode: {
   ["",[["input",0,0],["weight",0,0],["bias",0,1],["stride",12,0],["padding",7,0],["dilation",12,0],["groups",3,0]],[0],1],
 ]) as any;
 
-type O__copy_from = { self?: Tensor; dst?: Tensor; non_blocking?: boolean };
-type O__copy_from_out = { self?: Tensor; dst?: Tensor; non_blocking?: boolean; out?: Tensor };
+type O__copy_from = { self?: Tensor; dst?: Tensor; non_blocking?: boolean; nonBlocking?: boolean };
+type O__copy_from_out = { self?: Tensor; dst?: Tensor; non_blocking?: boolean; nonBlocking?: boolean; out?: Tensor };
 /**
  * aten::_copy_from(Tensor self, Tensor dst, bool non_blocking=False) -> Tensor
  * aten::_copy_from.out(Tensor self, Tensor dst, bool non_blocking=False, *, Tensor(a!) out) -> Tensor(a!)
@@ -405,9 +405,9 @@ export const _copyFromAndResize: {
   ["out",[["self",0,0],["dst",0,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__ctc_loss = { log_probs?: Tensor; targets?: Tensor; input_lengths?: number[]; target_lengths?: number[]; blank?: number; zero_infinity?: boolean };
-type O__ctc_loss_Tensor = { log_probs?: Tensor; targets?: Tensor; input_lengths?: Tensor; target_lengths?: Tensor; blank?: number; zero_infinity?: boolean };
-type O__ctc_loss_out = { log_probs?: Tensor; targets?: Tensor; input_lengths?: number[]; target_lengths?: number[]; blank?: number; zero_infinity?: boolean; out0?: Tensor; out1?: Tensor };
+type O__ctc_loss = { log_probs?: Tensor; logProbs?: Tensor; targets?: Tensor; input_lengths?: number[]; inputLengths?: number[]; target_lengths?: number[]; targetLengths?: number[]; blank?: number; zero_infinity?: boolean; zeroInfinity?: boolean };
+type O__ctc_loss_Tensor = { log_probs?: Tensor; logProbs?: Tensor; targets?: Tensor; input_lengths?: Tensor; inputLengths?: Tensor; target_lengths?: Tensor; targetLengths?: Tensor; blank?: number; zero_infinity?: boolean; zeroInfinity?: boolean };
+type O__ctc_loss_out = { log_probs?: Tensor; logProbs?: Tensor; targets?: Tensor; input_lengths?: number[]; inputLengths?: number[]; target_lengths?: number[]; targetLengths?: number[]; blank?: number; zero_infinity?: boolean; zeroInfinity?: boolean; out0?: Tensor; out1?: Tensor };
 /**
  * aten::_ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)
  * aten::_ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)
@@ -428,9 +428,9 @@ export const _ctcLoss: {
   ["out",[["log_probs",0,0],["targets",0,0],["input_lengths",12,0],["target_lengths",12,0],["blank",3,2],["zero_infinity",5,2],["out0",0,4],["out1",0,4]],[-1,-1],0],
 ]) as any;
 
-type O__ctc_loss_backward = { grad?: Tensor; log_probs?: Tensor; targets?: Tensor; input_lengths?: number[]; target_lengths?: number[]; neg_log_likelihood?: Tensor; log_alpha?: Tensor; blank?: number; zero_infinity?: boolean };
-type O__ctc_loss_backward_Tensor = { grad?: Tensor; log_probs?: Tensor; targets?: Tensor; input_lengths?: Tensor; target_lengths?: Tensor; neg_log_likelihood?: Tensor; log_alpha?: Tensor; blank?: number; zero_infinity?: boolean };
-type O__ctc_loss_backward_out = { grad?: Tensor; log_probs?: Tensor; targets?: Tensor; input_lengths?: number[]; target_lengths?: number[]; neg_log_likelihood?: Tensor; log_alpha?: Tensor; blank?: number; zero_infinity?: boolean; out?: Tensor };
+type O__ctc_loss_backward = { grad?: Tensor; log_probs?: Tensor; logProbs?: Tensor; targets?: Tensor; input_lengths?: number[]; inputLengths?: number[]; target_lengths?: number[]; targetLengths?: number[]; neg_log_likelihood?: Tensor; negLogLikelihood?: Tensor; log_alpha?: Tensor; logAlpha?: Tensor; blank?: number; zero_infinity?: boolean; zeroInfinity?: boolean };
+type O__ctc_loss_backward_Tensor = { grad?: Tensor; log_probs?: Tensor; logProbs?: Tensor; targets?: Tensor; input_lengths?: Tensor; inputLengths?: Tensor; target_lengths?: Tensor; targetLengths?: Tensor; neg_log_likelihood?: Tensor; negLogLikelihood?: Tensor; log_alpha?: Tensor; logAlpha?: Tensor; blank?: number; zero_infinity?: boolean; zeroInfinity?: boolean };
+type O__ctc_loss_backward_out = { grad?: Tensor; log_probs?: Tensor; logProbs?: Tensor; targets?: Tensor; input_lengths?: number[]; inputLengths?: number[]; target_lengths?: number[]; targetLengths?: number[]; neg_log_likelihood?: Tensor; negLogLikelihood?: Tensor; log_alpha?: Tensor; logAlpha?: Tensor; blank?: number; zero_infinity?: boolean; zeroInfinity?: boolean; out?: Tensor };
 /**
  * aten::_ctc_loss_backward(Tensor grad, Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, Tensor neg_log_likelihood, Tensor log_alpha, int blank, bool zero_infinity=False) -> Tensor
  * aten::_ctc_loss_backward.Tensor(Tensor grad, Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, Tensor neg_log_likelihood, Tensor log_alpha, int blank, bool zero_infinity=False) -> Tensor
@@ -451,9 +451,9 @@ export const _ctcLossBackward: {
   ["out",[["grad",0,0],["log_probs",0,0],["targets",0,0],["input_lengths",12,0],["target_lengths",12,0],["neg_log_likelihood",0,0],["log_alpha",0,0],["blank",3,0],["zero_infinity",5,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__cudnn_ctc_loss = { log_probs?: Tensor; targets?: Tensor; input_lengths?: number[]; target_lengths?: number[]; blank?: number; deterministic?: boolean; zero_infinity?: boolean };
-type O__cudnn_ctc_loss_Tensor = { log_probs?: Tensor; targets?: Tensor; input_lengths?: Tensor; target_lengths?: Tensor; blank?: number; deterministic?: boolean; zero_infinity?: boolean };
-type O__cudnn_ctc_loss_out = { log_probs?: Tensor; targets?: Tensor; input_lengths?: number[]; target_lengths?: number[]; blank?: number; deterministic?: boolean; zero_infinity?: boolean; out0?: Tensor; out1?: Tensor };
+type O__cudnn_ctc_loss = { log_probs?: Tensor; logProbs?: Tensor; targets?: Tensor; input_lengths?: number[]; inputLengths?: number[]; target_lengths?: number[]; targetLengths?: number[]; blank?: number; deterministic?: boolean; zero_infinity?: boolean; zeroInfinity?: boolean };
+type O__cudnn_ctc_loss_Tensor = { log_probs?: Tensor; logProbs?: Tensor; targets?: Tensor; input_lengths?: Tensor; inputLengths?: Tensor; target_lengths?: Tensor; targetLengths?: Tensor; blank?: number; deterministic?: boolean; zero_infinity?: boolean; zeroInfinity?: boolean };
+type O__cudnn_ctc_loss_out = { log_probs?: Tensor; logProbs?: Tensor; targets?: Tensor; input_lengths?: number[]; inputLengths?: number[]; target_lengths?: number[]; targetLengths?: number[]; blank?: number; deterministic?: boolean; zero_infinity?: boolean; zeroInfinity?: boolean; out0?: Tensor; out1?: Tensor };
 /**
  * aten::_cudnn_ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank, bool deterministic, bool zero_infinity) -> (Tensor, Tensor)
  * aten::_cudnn_ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank, bool deterministic, bool zero_infinity) -> (Tensor, Tensor)
@@ -474,8 +474,8 @@ export const _cudnnCtcLoss: {
   ["out",[["log_probs",0,0],["targets",0,0],["input_lengths",12,0],["target_lengths",12,0],["blank",3,0],["deterministic",5,0],["zero_infinity",5,0],["out0",0,4],["out1",0,4]],[-1,-1],0],
 ]) as any;
 
-type O__cudnn_init_dropout_state = { dropout?: number; train?: boolean; dropout_seed?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
-type O__cudnn_init_dropout_state_out = { dropout?: number; train?: boolean; dropout_seed?: number; out?: Tensor };
+type O__cudnn_init_dropout_state = { dropout?: number; train?: boolean; dropout_seed?: number; dropoutSeed?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
+type O__cudnn_init_dropout_state_out = { dropout?: number; train?: boolean; dropout_seed?: number; dropoutSeed?: number; out?: Tensor };
 /**
  * aten::_cudnn_init_dropout_state(float dropout, bool train, int dropout_seed, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor
  * aten::_cudnn_init_dropout_state.out(float dropout, bool train, int dropout_seed, *, Tensor(a!) out) -> Tensor(a!)
@@ -491,8 +491,8 @@ export const _cudnnInitDropoutState: {
   ["out",[["dropout",4,0],["train",5,0],["dropout_seed",3,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__cudnn_rnn = { input?: Tensor; weight?: Tensor[]; weight_stride0?: number; weight_buf?: Tensor | null; hx?: Tensor; cx?: Tensor | null; mode?: number; hidden_size?: number; proj_size?: number; num_layers?: number; batch_first?: boolean; dropout?: number; train?: boolean; bidirectional?: boolean; batch_sizes?: number[]; dropout_state?: Tensor | null };
-type O__cudnn_rnn_out = { input?: Tensor; weight?: Tensor[]; weight_stride0?: number; weight_buf?: Tensor | null; hx?: Tensor; cx?: Tensor | null; mode?: number; hidden_size?: number; proj_size?: number; num_layers?: number; batch_first?: boolean; dropout?: number; train?: boolean; bidirectional?: boolean; batch_sizes?: number[]; dropout_state?: Tensor | null; out0?: Tensor; out1?: Tensor; out2?: Tensor; out3?: Tensor; out4?: Tensor };
+type O__cudnn_rnn = { input?: Tensor; weight?: Tensor[]; weight_stride0?: number; weightStride0?: number; weight_buf?: Tensor | null; weightBuf?: Tensor | null; hx?: Tensor; cx?: Tensor | null; mode?: number; hidden_size?: number; hiddenSize?: number; proj_size?: number; projSize?: number; num_layers?: number; numLayers?: number; batch_first?: boolean; batchFirst?: boolean; dropout?: number; train?: boolean; bidirectional?: boolean; batch_sizes?: number[]; batchSizes?: number[]; dropout_state?: Tensor | null; dropoutState?: Tensor | null };
+type O__cudnn_rnn_out = { input?: Tensor; weight?: Tensor[]; weight_stride0?: number; weightStride0?: number; weight_buf?: Tensor | null; weightBuf?: Tensor | null; hx?: Tensor; cx?: Tensor | null; mode?: number; hidden_size?: number; hiddenSize?: number; proj_size?: number; projSize?: number; num_layers?: number; numLayers?: number; batch_first?: boolean; batchFirst?: boolean; dropout?: number; train?: boolean; bidirectional?: boolean; batch_sizes?: number[]; batchSizes?: number[]; dropout_state?: Tensor | null; dropoutState?: Tensor | null; out0?: Tensor; out1?: Tensor; out2?: Tensor; out3?: Tensor; out4?: Tensor };
 /**
  * aten::_cudnn_rnn(Tensor input, Tensor[] weight, int weight_stride0, Tensor? weight_buf, Tensor hx, Tensor? cx, int mode, SymInt hidden_size, SymInt proj_size, int num_layers, bool batch_first, float dropout, bool train, bool bidirectional, SymInt[] batch_sizes, Tensor? dropout_state) -> (Tensor, Tensor, Tensor, Tensor, Tensor)
  * aten::_cudnn_rnn.out(Tensor input, Tensor[] weight, int weight_stride0, Tensor? weight_buf, Tensor hx, Tensor? cx, int mode, SymInt hidden_size, SymInt proj_size, int num_layers, bool batch_first, float dropout, bool train, bool bidirectional, SymInt[] batch_sizes, Tensor? dropout_state, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2, Tensor(d!) out3, Tensor(e!) out4) -> (Tensor(a!), Tensor(b!), Tensor(c!), Tensor(d!), Tensor(e!))
@@ -508,8 +508,8 @@ export const _cudnnRnn: {
   ["out",[["input",0,0],["weight",1,0],["weight_stride0",3,0],["weight_buf",0,1],["hx",0,0],["cx",0,1],["mode",3,0],["hidden_size",3,0],["proj_size",3,0],["num_layers",3,0],["batch_first",5,0],["dropout",4,0],["train",5,0],["bidirectional",5,0],["batch_sizes",12,0],["dropout_state",0,1],["out0",0,4],["out1",0,4],["out2",0,4],["out3",0,4],["out4",0,4]],[-1,-1,-1,-1,-1],0],
 ]) as any;
 
-type O__cudnn_rnn_backward = { input?: Tensor; weight?: Tensor[]; weight_stride0?: number; weight_buf?: Tensor; hx?: Tensor; cx?: Tensor | null; output?: Tensor; grad_output?: Tensor | null; grad_hy?: Tensor | null; grad_cy?: Tensor | null; mode?: number; hidden_size?: number; proj_size?: number; num_layers?: number; batch_first?: boolean; dropout?: number; train?: boolean; bidirectional?: boolean; batch_sizes?: number[]; dropout_state?: Tensor | null; reserve?: Tensor; output_mask?: boolean[] };
-type O__cudnn_rnn_backward_out = { input?: Tensor; weight?: Tensor[]; weight_stride0?: number; weight_buf?: Tensor; hx?: Tensor; cx?: Tensor | null; output?: Tensor; grad_output?: Tensor | null; grad_hy?: Tensor | null; grad_cy?: Tensor | null; mode?: number; hidden_size?: number; proj_size?: number; num_layers?: number; batch_first?: boolean; dropout?: number; train?: boolean; bidirectional?: boolean; batch_sizes?: number[]; dropout_state?: Tensor | null; reserve?: Tensor; output_mask?: boolean[]; out0?: Tensor; out1?: Tensor; out2?: Tensor; out3?: Tensor[] };
+type O__cudnn_rnn_backward = { input?: Tensor; weight?: Tensor[]; weight_stride0?: number; weightStride0?: number; weight_buf?: Tensor; weightBuf?: Tensor; hx?: Tensor; cx?: Tensor | null; output?: Tensor; grad_output?: Tensor | null; gradOutput?: Tensor | null; grad_hy?: Tensor | null; gradHy?: Tensor | null; grad_cy?: Tensor | null; gradCy?: Tensor | null; mode?: number; hidden_size?: number; hiddenSize?: number; proj_size?: number; projSize?: number; num_layers?: number; numLayers?: number; batch_first?: boolean; batchFirst?: boolean; dropout?: number; train?: boolean; bidirectional?: boolean; batch_sizes?: number[]; batchSizes?: number[]; dropout_state?: Tensor | null; dropoutState?: Tensor | null; reserve?: Tensor; output_mask?: boolean[]; outputMask?: boolean[] };
+type O__cudnn_rnn_backward_out = { input?: Tensor; weight?: Tensor[]; weight_stride0?: number; weightStride0?: number; weight_buf?: Tensor; weightBuf?: Tensor; hx?: Tensor; cx?: Tensor | null; output?: Tensor; grad_output?: Tensor | null; gradOutput?: Tensor | null; grad_hy?: Tensor | null; gradHy?: Tensor | null; grad_cy?: Tensor | null; gradCy?: Tensor | null; mode?: number; hidden_size?: number; hiddenSize?: number; proj_size?: number; projSize?: number; num_layers?: number; numLayers?: number; batch_first?: boolean; batchFirst?: boolean; dropout?: number; train?: boolean; bidirectional?: boolean; batch_sizes?: number[]; batchSizes?: number[]; dropout_state?: Tensor | null; dropoutState?: Tensor | null; reserve?: Tensor; output_mask?: boolean[]; outputMask?: boolean[]; out0?: Tensor; out1?: Tensor; out2?: Tensor; out3?: Tensor[] };
 /**
  * aten::_cudnn_rnn_backward(Tensor input, Tensor[] weight, int weight_stride0, Tensor weight_buf, Tensor hx, Tensor? cx, Tensor output, Tensor? grad_output, Tensor? grad_hy, Tensor? grad_cy, int mode, SymInt hidden_size, SymInt proj_size, int num_layers, bool batch_first, float dropout, bool train, bool bidirectional, SymInt[] batch_sizes, Tensor? dropout_state, Tensor reserve, bool[4] output_mask) -> (Tensor, Tensor, Tensor, Tensor[])
  * aten::_cudnn_rnn_backward.out(Tensor input, Tensor[] weight, int weight_stride0, Tensor weight_buf, Tensor hx, Tensor? cx, Tensor output, Tensor? grad_output, Tensor? grad_hy, Tensor? grad_cy, int mode, SymInt hidden_size, SymInt proj_size, int num_layers, bool batch_first, float dropout, bool train, bool bidirectional, SymInt[] batch_sizes, Tensor? dropout_state, Tensor reserve, bool[4] output_mask, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2, Tensor(d!)[] out3) -> ()
@@ -525,8 +525,8 @@ export const _cudnnRnnBackward: {
   ["out",[["input",0,0],["weight",1,0],["weight_stride0",3,0],["weight_buf",0,0],["hx",0,0],["cx",0,1],["output",0,0],["grad_output",0,1],["grad_hy",0,1],["grad_cy",0,1],["mode",3,0],["hidden_size",3,0],["proj_size",3,0],["num_layers",3,0],["batch_first",5,0],["dropout",4,0],["train",5,0],["bidirectional",5,0],["batch_sizes",12,0],["dropout_state",0,1],["reserve",0,0],["output_mask",14,0,4],["out0",0,4],["out1",0,4],["out2",0,4],["out3",1,4]],[],0],
 ]) as any;
 
-type O__cudnn_rnn_flatten_weight = { weight_arr?: Tensor[]; weight_stride0?: number; input_size?: number; mode?: number; hidden_size?: number; proj_size?: number; num_layers?: number; batch_first?: boolean; bidirectional?: boolean };
-type O__cudnn_rnn_flatten_weight_out = { weight_arr?: Tensor[]; weight_stride0?: number; input_size?: number; mode?: number; hidden_size?: number; proj_size?: number; num_layers?: number; batch_first?: boolean; bidirectional?: boolean; out?: Tensor };
+type O__cudnn_rnn_flatten_weight = { weight_arr?: Tensor[]; weightArr?: Tensor[]; weight_stride0?: number; weightStride0?: number; input_size?: number; inputSize?: number; mode?: number; hidden_size?: number; hiddenSize?: number; proj_size?: number; projSize?: number; num_layers?: number; numLayers?: number; batch_first?: boolean; batchFirst?: boolean; bidirectional?: boolean };
+type O__cudnn_rnn_flatten_weight_out = { weight_arr?: Tensor[]; weightArr?: Tensor[]; weight_stride0?: number; weightStride0?: number; input_size?: number; inputSize?: number; mode?: number; hidden_size?: number; hiddenSize?: number; proj_size?: number; projSize?: number; num_layers?: number; numLayers?: number; batch_first?: boolean; batchFirst?: boolean; bidirectional?: boolean; out?: Tensor };
 /**
  * aten::_cudnn_rnn_flatten_weight(Tensor[] weight_arr, int weight_stride0, SymInt input_size, int mode, SymInt hidden_size, SymInt proj_size, int num_layers, bool batch_first, bool bidirectional) -> Tensor
  * aten::_cudnn_rnn_flatten_weight.out(Tensor[] weight_arr, int weight_stride0, SymInt input_size, int mode, SymInt hidden_size, SymInt proj_size, int num_layers, bool batch_first, bool bidirectional, *, Tensor(a!) out) -> Tensor(a!)
@@ -542,7 +542,7 @@ export const _cudnnRnnFlattenWeight: {
   ["out",[["weight_arr",1,0],["weight_stride0",3,0],["input_size",3,0],["mode",3,0],["hidden_size",3,0],["proj_size",3,0],["num_layers",3,0],["batch_first",5,0],["bidirectional",5,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__cufft_clear_plan_cache = { device_index?: number };
+type O__cufft_clear_plan_cache = { device_index?: number; deviceIndex?: number };
 /**
  * aten::_cufft_clear_plan_cache(int device_index) -> ()
  */
@@ -554,7 +554,7 @@ export const _cufftClearPlanCache: {
   ["",[["device_index",3,0]],[],1],
 ]) as any;
 
-type O__cufft_get_plan_cache_max_size = { device_index?: number };
+type O__cufft_get_plan_cache_max_size = { device_index?: number; deviceIndex?: number };
 /**
  * aten::_cufft_get_plan_cache_max_size(int device_index) -> int
  */
@@ -566,7 +566,7 @@ export const _cufftGetPlanCacheMaxSize: {
   ["",[["device_index",3,0]],[3],1],
 ]) as any;
 
-type O__cufft_get_plan_cache_size = { device_index?: number };
+type O__cufft_get_plan_cache_size = { device_index?: number; deviceIndex?: number };
 /**
  * aten::_cufft_get_plan_cache_size(int device_index) -> int
  */
@@ -578,7 +578,7 @@ export const _cufftGetPlanCacheSize: {
   ["",[["device_index",3,0]],[3],1],
 ]) as any;
 
-type O__cufft_set_plan_cache_max_size = { device_index?: number; max_size?: number };
+type O__cufft_set_plan_cache_max_size = { device_index?: number; deviceIndex?: number; max_size?: number; maxSize?: number };
 /**
  * aten::_cufft_set_plan_cache_max_size(int device_index, int max_size) -> ()
  */

@@ -5,7 +5,7 @@ import type { Tensor } from '../../core/tensor.js';
 import type { DType, DeviceLike, Layout, MemoryFormat, Scalar } from '../../core/dtype.js';
 import { defineOp } from '../../core/dispatch.js';
 
-type O__efficientzerotensor = { size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
+type O__efficientzerotensor = { size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 type O__efficientzerotensor_out = { size?: number[]; out?: Tensor };
 /**
  * aten::_efficientzerotensor(int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
@@ -22,8 +22,8 @@ export const _efficientzerotensor: {
   ["out",[["size",12,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__embedding_bag = { weight?: Tensor; indices?: Tensor; offsets?: Tensor; scale_grad_by_freq?: boolean; mode?: number; sparse?: boolean; per_sample_weights?: Tensor | null; include_last_offset?: boolean; padding_idx?: number };
-type O__embedding_bag_out = { weight?: Tensor; indices?: Tensor; offsets?: Tensor; scale_grad_by_freq?: boolean; mode?: number; sparse?: boolean; per_sample_weights?: Tensor | null; include_last_offset?: boolean; padding_idx?: number; out0?: Tensor; out1?: Tensor; out2?: Tensor; out3?: Tensor };
+type O__embedding_bag = { weight?: Tensor; indices?: Tensor; offsets?: Tensor; scale_grad_by_freq?: boolean; scaleGradByFreq?: boolean; mode?: number; sparse?: boolean; per_sample_weights?: Tensor | null; perSampleWeights?: Tensor | null; include_last_offset?: boolean; includeLastOffset?: boolean; padding_idx?: number; paddingIdx?: number };
+type O__embedding_bag_out = { weight?: Tensor; indices?: Tensor; offsets?: Tensor; scale_grad_by_freq?: boolean; scaleGradByFreq?: boolean; mode?: number; sparse?: boolean; per_sample_weights?: Tensor | null; perSampleWeights?: Tensor | null; include_last_offset?: boolean; includeLastOffset?: boolean; padding_idx?: number; paddingIdx?: number; out0?: Tensor; out1?: Tensor; out2?: Tensor; out3?: Tensor };
 /**
  * aten::_embedding_bag(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, int mode=0, bool sparse=False, Tensor? per_sample_weights=None, bool include_last_offset=False, int padding_idx=-1) -> (Tensor, Tensor, Tensor, Tensor)
  * aten::_embedding_bag.out(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, int mode=0, bool sparse=False, Tensor? per_sample_weights=None, bool include_last_offset=False, int padding_idx=-1, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2, Tensor(d!) out3) -> (Tensor(a!), Tensor(b!), Tensor(c!), Tensor(d!))
@@ -39,7 +39,7 @@ export const _embeddingBag: {
   ["out",[["weight",0,0],["indices",0,0],["offsets",0,0],["scale_grad_by_freq",5,2],["mode",3,2],["sparse",5,2],["per_sample_weights",0,3],["include_last_offset",5,2],["padding_idx",3,2],["out0",0,4],["out1",0,4],["out2",0,4],["out3",0,4]],[-1,-1,-1,-1],0],
 ]) as any;
 
-type O__embedding_bag_backward = { grad?: Tensor; indices?: Tensor; offsets?: Tensor; offset2bag?: Tensor; bag_size?: Tensor; maximum_indices?: Tensor; num_weights?: number; scale_grad_by_freq?: boolean; mode?: number; sparse?: boolean; per_sample_weights?: Tensor | null; padding_idx?: number };
+type O__embedding_bag_backward = { grad?: Tensor; indices?: Tensor; offsets?: Tensor; offset2bag?: Tensor; bag_size?: Tensor; bagSize?: Tensor; maximum_indices?: Tensor; maximumIndices?: Tensor; num_weights?: number; numWeights?: number; scale_grad_by_freq?: boolean; scaleGradByFreq?: boolean; mode?: number; sparse?: boolean; per_sample_weights?: Tensor | null; perSampleWeights?: Tensor | null; padding_idx?: number; paddingIdx?: number };
 /**
  * aten::_embedding_bag_backward(Tensor grad, Tensor indices, Tensor offsets, Tensor offset2bag, Tensor bag_size, Tensor maximum_indices, int num_weights, bool scale_grad_by_freq, int mode, bool sparse, Tensor? per_sample_weights, int padding_idx=-1) -> Tensor
  */
@@ -51,8 +51,8 @@ export const _embeddingBagBackward: {
   ["",[["grad",0,0],["indices",0,0],["offsets",0,0],["offset2bag",0,0],["bag_size",0,0],["maximum_indices",0,0],["num_weights",3,0],["scale_grad_by_freq",5,0],["mode",3,0],["sparse",5,0],["per_sample_weights",0,1],["padding_idx",3,2]],[0],1],
 ]) as any;
 
-type O__embedding_bag_dense_backward = { grad?: Tensor; indices?: Tensor; offset2bag?: Tensor; bag_size?: Tensor; maximum_indices?: Tensor; num_weights?: number; scale_grad_by_freq?: boolean; mode?: number; per_sample_weights?: Tensor | null; padding_idx?: number };
-type O__embedding_bag_dense_backward_out = { grad?: Tensor; indices?: Tensor; offset2bag?: Tensor; bag_size?: Tensor; maximum_indices?: Tensor; num_weights?: number; scale_grad_by_freq?: boolean; mode?: number; per_sample_weights?: Tensor | null; padding_idx?: number; out?: Tensor };
+type O__embedding_bag_dense_backward = { grad?: Tensor; indices?: Tensor; offset2bag?: Tensor; bag_size?: Tensor; bagSize?: Tensor; maximum_indices?: Tensor; maximumIndices?: Tensor; num_weights?: number; numWeights?: number; scale_grad_by_freq?: boolean; scaleGradByFreq?: boolean; mode?: number; per_sample_weights?: Tensor | null; perSampleWeights?: Tensor | null; padding_idx?: number; paddingIdx?: number };
+type O__embedding_bag_dense_backward_out = { grad?: Tensor; indices?: Tensor; offset2bag?: Tensor; bag_size?: Tensor; bagSize?: Tensor; maximum_indices?: Tensor; maximumIndices?: Tensor; num_weights?: number; numWeights?: number; scale_grad_by_freq?: boolean; scaleGradByFreq?: boolean; mode?: number; per_sample_weights?: Tensor | null; perSampleWeights?: Tensor | null; padding_idx?: number; paddingIdx?: number; out?: Tensor };
 /**
  * aten::_embedding_bag_dense_backward(Tensor grad, Tensor indices, Tensor offset2bag, Tensor bag_size, Tensor maximum_indices, int num_weights, bool scale_grad_by_freq, int mode, Tensor? per_sample_weights, int padding_idx=-1) -> Tensor
  * aten::_embedding_bag_dense_backward.out(Tensor grad, Tensor indices, Tensor offset2bag, Tensor bag_size, Tensor maximum_indices, int num_weights, bool scale_grad_by_freq, int mode, Tensor? per_sample_weights, int padding_idx=-1, *, Tensor(a!) out) -> Tensor(a!)
@@ -68,8 +68,8 @@ export const _embeddingBagDenseBackward: {
   ["out",[["grad",0,0],["indices",0,0],["offset2bag",0,0],["bag_size",0,0],["maximum_indices",0,0],["num_weights",3,0],["scale_grad_by_freq",5,0],["mode",3,0],["per_sample_weights",0,1],["padding_idx",3,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__embedding_bag_forward_only = { weight?: Tensor; indices?: Tensor; offsets?: Tensor; scale_grad_by_freq?: boolean; mode?: number; sparse?: boolean; per_sample_weights?: Tensor | null; include_last_offset?: boolean; padding_idx?: number };
-type O__embedding_bag_forward_only_out = { weight?: Tensor; indices?: Tensor; offsets?: Tensor; scale_grad_by_freq?: boolean; mode?: number; sparse?: boolean; per_sample_weights?: Tensor | null; include_last_offset?: boolean; padding_idx?: number; out0?: Tensor; out1?: Tensor; out2?: Tensor; out3?: Tensor };
+type O__embedding_bag_forward_only = { weight?: Tensor; indices?: Tensor; offsets?: Tensor; scale_grad_by_freq?: boolean; scaleGradByFreq?: boolean; mode?: number; sparse?: boolean; per_sample_weights?: Tensor | null; perSampleWeights?: Tensor | null; include_last_offset?: boolean; includeLastOffset?: boolean; padding_idx?: number; paddingIdx?: number };
+type O__embedding_bag_forward_only_out = { weight?: Tensor; indices?: Tensor; offsets?: Tensor; scale_grad_by_freq?: boolean; scaleGradByFreq?: boolean; mode?: number; sparse?: boolean; per_sample_weights?: Tensor | null; perSampleWeights?: Tensor | null; include_last_offset?: boolean; includeLastOffset?: boolean; padding_idx?: number; paddingIdx?: number; out0?: Tensor; out1?: Tensor; out2?: Tensor; out3?: Tensor };
 /**
  * aten::_embedding_bag_forward_only(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, int mode=0, bool sparse=False, Tensor? per_sample_weights=None, bool include_last_offset=False, int padding_idx=-1) -> (Tensor, Tensor, Tensor, Tensor)
  * aten::_embedding_bag_forward_only.out(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, int mode=0, bool sparse=False, Tensor? per_sample_weights=None, bool include_last_offset=False, int padding_idx=-1, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2, Tensor(d!) out3) -> (Tensor(a!), Tensor(b!), Tensor(c!), Tensor(d!))
@@ -85,8 +85,8 @@ export const _embeddingBagForwardOnly: {
   ["out",[["weight",0,0],["indices",0,0],["offsets",0,0],["scale_grad_by_freq",5,2],["mode",3,2],["sparse",5,2],["per_sample_weights",0,3],["include_last_offset",5,2],["padding_idx",3,2],["out0",0,4],["out1",0,4],["out2",0,4],["out3",0,4]],[-1,-1,-1,-1],0],
 ]) as any;
 
-type O__embedding_bag_per_sample_weights_backward = { grad?: Tensor; weight?: Tensor; indices?: Tensor; offsets?: Tensor; offset2bag?: Tensor; mode?: number; padding_idx?: number };
-type O__embedding_bag_per_sample_weights_backward_out = { grad?: Tensor; weight?: Tensor; indices?: Tensor; offsets?: Tensor; offset2bag?: Tensor; mode?: number; padding_idx?: number; out?: Tensor };
+type O__embedding_bag_per_sample_weights_backward = { grad?: Tensor; weight?: Tensor; indices?: Tensor; offsets?: Tensor; offset2bag?: Tensor; mode?: number; padding_idx?: number; paddingIdx?: number };
+type O__embedding_bag_per_sample_weights_backward_out = { grad?: Tensor; weight?: Tensor; indices?: Tensor; offsets?: Tensor; offset2bag?: Tensor; mode?: number; padding_idx?: number; paddingIdx?: number; out?: Tensor };
 /**
  * aten::_embedding_bag_per_sample_weights_backward(Tensor grad, Tensor weight, Tensor indices, Tensor offsets, Tensor offset2bag, int mode, int padding_idx=-1) -> Tensor
  * aten::_embedding_bag_per_sample_weights_backward.out(Tensor grad, Tensor weight, Tensor indices, Tensor offsets, Tensor offset2bag, int mode, int padding_idx=-1, *, Tensor(a!) out) -> Tensor(a!)
@@ -102,7 +102,7 @@ export const _embeddingBagPerSampleWeightsBackward: {
   ["out",[["grad",0,0],["weight",0,0],["indices",0,0],["offsets",0,0],["offset2bag",0,0],["mode",3,0],["padding_idx",3,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__embedding_bag_sparse_backward = { grad?: Tensor; indices?: Tensor; offsets?: Tensor; offset2bag?: Tensor; bag_size?: Tensor; num_weights?: number; scale_grad_by_freq?: boolean; mode?: number; per_sample_weights?: Tensor | null; padding_idx?: number };
+type O__embedding_bag_sparse_backward = { grad?: Tensor; indices?: Tensor; offsets?: Tensor; offset2bag?: Tensor; bag_size?: Tensor; bagSize?: Tensor; num_weights?: number; numWeights?: number; scale_grad_by_freq?: boolean; scaleGradByFreq?: boolean; mode?: number; per_sample_weights?: Tensor | null; perSampleWeights?: Tensor | null; padding_idx?: number; paddingIdx?: number };
 /**
  * aten::_embedding_bag_sparse_backward(Tensor grad, Tensor indices, Tensor offsets, Tensor offset2bag, Tensor bag_size, int num_weights, bool scale_grad_by_freq, int mode, Tensor? per_sample_weights, int padding_idx=-1) -> Tensor
  */
@@ -114,8 +114,8 @@ export const _embeddingBagSparseBackward: {
   ["",[["grad",0,0],["indices",0,0],["offsets",0,0],["offset2bag",0,0],["bag_size",0,0],["num_weights",3,0],["scale_grad_by_freq",5,0],["mode",3,0],["per_sample_weights",0,1],["padding_idx",3,2]],[0],1],
 ]) as any;
 
-type O__empty_affine_quantized = { size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; scale?: number; zero_point?: number; memory_format?: MemoryFormat | null };
-type O__empty_affine_quantized_out = { size?: number[]; scale?: number; zero_point?: number; memory_format?: MemoryFormat | null; out?: Tensor };
+type O__empty_affine_quantized = { size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null; scale?: number; zero_point?: number; zeroPoint?: number; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
+type O__empty_affine_quantized_out = { size?: number[]; scale?: number; zero_point?: number; zeroPoint?: number; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out?: Tensor };
 /**
  * aten::_empty_affine_quantized(int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, float scale=1., int zero_point=0, MemoryFormat? memory_format=0) -> Tensor
  * aten::_empty_affine_quantized.out(int[] size, *, float scale=1., int zero_point=0, MemoryFormat? memory_format=0, Tensor(a!) out) -> Tensor(a!)
@@ -131,8 +131,8 @@ export const _emptyAffineQuantized: {
   ["out",[["size",12,0],["scale",4,2],["zero_point",3,2],["memory_format",10,3],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__empty_per_channel_affine_quantized = { size?: number[]; scales?: Tensor; zero_points?: Tensor; axis?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; memory_format?: MemoryFormat | null };
-type O__empty_per_channel_affine_quantized_out = { size?: number[]; scales?: Tensor; zero_points?: Tensor; axis?: number; memory_format?: MemoryFormat | null; out?: Tensor };
+type O__empty_per_channel_affine_quantized = { size?: number[]; scales?: Tensor; zero_points?: Tensor; zeroPoints?: Tensor; axis?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
+type O__empty_per_channel_affine_quantized_out = { size?: number[]; scales?: Tensor; zero_points?: Tensor; zeroPoints?: Tensor; axis?: number; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out?: Tensor };
 /**
  * aten::_empty_per_channel_affine_quantized(int[] size, *, Tensor scales, Tensor zero_points, int axis, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=0) -> Tensor
  * aten::_empty_per_channel_affine_quantized.out(int[] size, *, Tensor scales, Tensor zero_points, int axis, MemoryFormat? memory_format=0, Tensor(a!) out) -> Tensor(a!)

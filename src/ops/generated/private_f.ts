@@ -5,8 +5,8 @@ import type { Tensor } from '../../core/tensor.js';
 import type { DType, DeviceLike, Layout, MemoryFormat, Scalar } from '../../core/dtype.js';
 import { defineOp } from '../../core/dispatch.js';
 
-type O__fake_quantize_learnable_per_channel_affine = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; axis?: number; quant_min?: number; quant_max?: number; grad_factor?: number };
-type O__fake_quantize_learnable_per_channel_affine_out = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; axis?: number; quant_min?: number; quant_max?: number; grad_factor?: number; out?: Tensor };
+type O__fake_quantize_learnable_per_channel_affine = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; axis?: number; quant_min?: number; quantMin?: number; quant_max?: number; quantMax?: number; grad_factor?: number; gradFactor?: number };
+type O__fake_quantize_learnable_per_channel_affine_out = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; axis?: number; quant_min?: number; quantMin?: number; quant_max?: number; quantMax?: number; grad_factor?: number; gradFactor?: number; out?: Tensor };
 /**
  * aten::_fake_quantize_learnable_per_channel_affine(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max, float grad_factor=1.) -> Tensor
  * aten::_fake_quantize_learnable_per_channel_affine.out(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max, float grad_factor=1., *, Tensor(a!) out) -> Tensor(a!)
@@ -22,7 +22,7 @@ export const _fakeQuantizeLearnablePerChannelAffine: {
   ["out",[["self",0,0],["scale",0,0],["zero_point",0,0],["axis",3,0],["quant_min",3,0],["quant_max",3,0],["grad_factor",4,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__fake_quantize_learnable_per_channel_affine_backward = { grad?: Tensor; self?: Tensor; scale?: Tensor; zero_point?: Tensor; axis?: number; quant_min?: number; quant_max?: number; grad_factor?: number };
+type O__fake_quantize_learnable_per_channel_affine_backward = { grad?: Tensor; self?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; axis?: number; quant_min?: number; quantMin?: number; quant_max?: number; quantMax?: number; grad_factor?: number; gradFactor?: number };
 /**
  * aten::_fake_quantize_learnable_per_channel_affine_backward(Tensor grad, Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max, float grad_factor=1.) -> (Tensor, Tensor, Tensor)
  */
@@ -34,8 +34,8 @@ export const _fakeQuantizeLearnablePerChannelAffineBackward: {
   ["",[["grad",0,0],["self",0,0],["scale",0,0],["zero_point",0,0],["axis",3,0],["quant_min",3,0],["quant_max",3,0],["grad_factor",4,2]],[0,0,0],1],
 ]) as any;
 
-type O__fake_quantize_learnable_per_tensor_affine = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; quant_min?: number; quant_max?: number; grad_factor?: number };
-type O__fake_quantize_learnable_per_tensor_affine_out = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; quant_min?: number; quant_max?: number; grad_factor?: number; out?: Tensor };
+type O__fake_quantize_learnable_per_tensor_affine = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; quant_min?: number; quantMin?: number; quant_max?: number; quantMax?: number; grad_factor?: number; gradFactor?: number };
+type O__fake_quantize_learnable_per_tensor_affine_out = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; quant_min?: number; quantMin?: number; quant_max?: number; quantMax?: number; grad_factor?: number; gradFactor?: number; out?: Tensor };
 /**
  * aten::_fake_quantize_learnable_per_tensor_affine(Tensor self, Tensor scale, Tensor zero_point, int quant_min, int quant_max, float grad_factor=1.) -> Tensor
  * aten::_fake_quantize_learnable_per_tensor_affine.out(Tensor self, Tensor scale, Tensor zero_point, int quant_min, int quant_max, float grad_factor=1., *, Tensor(a!) out) -> Tensor(a!)
@@ -51,7 +51,7 @@ export const _fakeQuantizeLearnablePerTensorAffine: {
   ["out",[["self",0,0],["scale",0,0],["zero_point",0,0],["quant_min",3,0],["quant_max",3,0],["grad_factor",4,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__fake_quantize_learnable_per_tensor_affine_backward = { grad?: Tensor; self?: Tensor; scale?: Tensor; zero_point?: Tensor; quant_min?: number; quant_max?: number; grad_factor?: number };
+type O__fake_quantize_learnable_per_tensor_affine_backward = { grad?: Tensor; self?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; quant_min?: number; quantMin?: number; quant_max?: number; quantMax?: number; grad_factor?: number; gradFactor?: number };
 /**
  * aten::_fake_quantize_learnable_per_tensor_affine_backward(Tensor grad, Tensor self, Tensor scale, Tensor zero_point, int quant_min, int quant_max, float grad_factor=1.) -> (Tensor, Tensor, Tensor)
  */
@@ -63,8 +63,8 @@ export const _fakeQuantizeLearnablePerTensorAffineBackward: {
   ["",[["grad",0,0],["self",0,0],["scale",0,0],["zero_point",0,0],["quant_min",3,0],["quant_max",3,0],["grad_factor",4,2]],[0,0,0],1],
 ]) as any;
 
-type O__fake_quantize_per_tensor_affine_cachemask_tensor_qparams = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; fake_quant_enabled?: Tensor; quant_min?: number; quant_max?: number };
-type O__fake_quantize_per_tensor_affine_cachemask_tensor_qparams_out = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; fake_quant_enabled?: Tensor; quant_min?: number; quant_max?: number; out0?: Tensor; out1?: Tensor };
+type O__fake_quantize_per_tensor_affine_cachemask_tensor_qparams = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; fake_quant_enabled?: Tensor; fakeQuantEnabled?: Tensor; quant_min?: number; quantMin?: number; quant_max?: number; quantMax?: number };
+type O__fake_quantize_per_tensor_affine_cachemask_tensor_qparams_out = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; fake_quant_enabled?: Tensor; fakeQuantEnabled?: Tensor; quant_min?: number; quantMin?: number; quant_max?: number; quantMax?: number; out0?: Tensor; out1?: Tensor };
 /**
  * aten::_fake_quantize_per_tensor_affine_cachemask_tensor_qparams(Tensor self, Tensor scale, Tensor zero_point, Tensor fake_quant_enabled, int quant_min, int quant_max) -> (Tensor output, Tensor mask)
  * aten::_fake_quantize_per_tensor_affine_cachemask_tensor_qparams.out(Tensor self, Tensor scale, Tensor zero_point, Tensor fake_quant_enabled, int quant_min, int quant_max, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
@@ -97,8 +97,8 @@ export const _fftC2c: {
   ["out",[["self",0,0],["dim",12,0],["normalization",3,0],["forward",5,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__fft_c2r = { self?: Tensor; dim?: number[]; normalization?: number; last_dim_size?: number };
-type O__fft_c2r_out = { self?: Tensor; dim?: number[]; normalization?: number; last_dim_size?: number; out?: Tensor };
+type O__fft_c2r = { self?: Tensor; dim?: number[]; normalization?: number; last_dim_size?: number; lastDimSize?: number };
+type O__fft_c2r_out = { self?: Tensor; dim?: number[]; normalization?: number; last_dim_size?: number; lastDimSize?: number; out?: Tensor };
 /**
  * aten::_fft_c2r(Tensor self, int[] dim, int normalization, int last_dim_size) -> Tensor
  * aten::_fft_c2r.out(Tensor self, int[] dim, int normalization, int last_dim_size, *, Tensor(a!) out) -> Tensor(a!)
@@ -131,7 +131,7 @@ export const _fftR2c: {
   ["out",[["self",0,0],["dim",12,0],["normalization",3,0],["onesided",5,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__flash_scaled_dot_product_attention = { query?: Tensor; key?: Tensor; value?: Tensor; cum_seq_q?: Tensor; cum_seq_k?: Tensor; max_q?: number; max_k?: number; dropout_p?: number; is_causal?: boolean };
+type O__flash_scaled_dot_product_attention = { query?: Tensor; key?: Tensor; value?: Tensor; cum_seq_q?: Tensor; cumSeqQ?: Tensor; cum_seq_k?: Tensor; cumSeqK?: Tensor; max_q?: number; maxQ?: number; max_k?: number; maxK?: number; dropout_p?: number; dropoutP?: number; is_causal?: boolean; isCausal?: boolean };
 /**
  * aten::_flash_scaled_dot_product_attention(Tensor query, Tensor key, Tensor value, Tensor cum_seq_q, Tensor cum_seq_k, int max_q, int max_k, float dropout_p, bool is_causal) -> Tensor
  */
@@ -1420,8 +1420,8 @@ export const _foreachZero_: {
   ["",[["self",1,4]],[],1],
 ]) as any;
 
-type O__fused_adam = { self?: Tensor[]; grads?: Tensor[]; exp_avgs?: Tensor[]; exp_avg_sqs?: Tensor[]; max_exp_avg_sqs?: Tensor[]; state_steps?: Tensor[]; lr?: number; beta1?: number; beta2?: number; weight_decay?: number; eps?: number; amsgrad?: boolean; maximize?: boolean; grad_scale?: Tensor | null; found_inf?: Tensor | null };
-type O__fused_adam_out = { self?: Tensor[]; grads?: Tensor[]; exp_avgs?: Tensor[]; exp_avg_sqs?: Tensor[]; max_exp_avg_sqs?: Tensor[]; state_steps?: Tensor[]; lr?: number; beta1?: number; beta2?: number; weight_decay?: number; eps?: number; amsgrad?: boolean; maximize?: boolean; grad_scale?: Tensor | null; found_inf?: Tensor | null; out?: Tensor[] };
+type O__fused_adam = { self?: Tensor[]; grads?: Tensor[]; exp_avgs?: Tensor[]; expAvgs?: Tensor[]; exp_avg_sqs?: Tensor[]; expAvgSqs?: Tensor[]; max_exp_avg_sqs?: Tensor[]; maxExpAvgSqs?: Tensor[]; state_steps?: Tensor[]; stateSteps?: Tensor[]; lr?: number; beta1?: number; beta2?: number; weight_decay?: number; weightDecay?: number; eps?: number; amsgrad?: boolean; maximize?: boolean; grad_scale?: Tensor | null; gradScale?: Tensor | null; found_inf?: Tensor | null; foundInf?: Tensor | null };
+type O__fused_adam_out = { self?: Tensor[]; grads?: Tensor[]; exp_avgs?: Tensor[]; expAvgs?: Tensor[]; exp_avg_sqs?: Tensor[]; expAvgSqs?: Tensor[]; max_exp_avg_sqs?: Tensor[]; maxExpAvgSqs?: Tensor[]; state_steps?: Tensor[]; stateSteps?: Tensor[]; lr?: number; beta1?: number; beta2?: number; weight_decay?: number; weightDecay?: number; eps?: number; amsgrad?: boolean; maximize?: boolean; grad_scale?: Tensor | null; gradScale?: Tensor | null; found_inf?: Tensor | null; foundInf?: Tensor | null; out?: Tensor[] };
 /**
  * aten::_fused_adam(Tensor[] self, Tensor[] grads, Tensor[] exp_avgs, Tensor[] exp_avg_sqs, Tensor[] max_exp_avg_sqs, Tensor[] state_steps, *, float lr, float beta1, float beta2, float weight_decay, float eps, bool amsgrad, bool maximize, Tensor? grad_scale=None, Tensor? found_inf=None) -> (Tensor[] self_out, Tensor[] grads_out, Tensor[] exp_avgs_out, Tensor[] exp_avg_sqs_out, Tensor[] max_exp_avg_sqs_out)
  * aten::_fused_adam.out(Tensor[] self, Tensor(b!)[] grads, Tensor(c!)[] exp_avgs, Tensor(d!)[] exp_avg_sqs, Tensor(e!)[] max_exp_avg_sqs, Tensor[] state_steps, *, float lr, float beta1, float beta2, float weight_decay, float eps, bool amsgrad, bool maximize, Tensor? grad_scale=None, Tensor? found_inf=None, Tensor(a!)[] out) -> ()
@@ -1437,7 +1437,7 @@ export const _fusedAdam: {
   ["out",[["self",1,0],["grads",1,4],["exp_avgs",1,4],["exp_avg_sqs",1,4],["max_exp_avg_sqs",1,4],["state_steps",1,0],["lr",4,0],["beta1",4,0],["beta2",4,0],["weight_decay",4,0],["eps",4,0],["amsgrad",5,0],["maximize",5,0],["grad_scale",0,3],["found_inf",0,3],["out",1,4]],[],0],
 ]) as any;
 
-type O__fused_adam_ = { self?: Tensor[]; grads?: Tensor[]; exp_avgs?: Tensor[]; exp_avg_sqs?: Tensor[]; max_exp_avg_sqs?: Tensor[]; state_steps?: Tensor[]; lr?: number; beta1?: number; beta2?: number; weight_decay?: number; eps?: number; amsgrad?: boolean; maximize?: boolean; grad_scale?: Tensor | null; found_inf?: Tensor | null };
+type O__fused_adam_ = { self?: Tensor[]; grads?: Tensor[]; exp_avgs?: Tensor[]; expAvgs?: Tensor[]; exp_avg_sqs?: Tensor[]; expAvgSqs?: Tensor[]; max_exp_avg_sqs?: Tensor[]; maxExpAvgSqs?: Tensor[]; state_steps?: Tensor[]; stateSteps?: Tensor[]; lr?: number; beta1?: number; beta2?: number; weight_decay?: number; weightDecay?: number; eps?: number; amsgrad?: boolean; maximize?: boolean; grad_scale?: Tensor | null; gradScale?: Tensor | null; found_inf?: Tensor | null; foundInf?: Tensor | null };
 /**
  * aten::_fused_adam_(Tensor(a!)[] self, Tensor(b!)[] grads, Tensor(c!)[] exp_avgs, Tensor(d!)[] exp_avg_sqs, Tensor(e!)[] max_exp_avg_sqs, Tensor[] state_steps, *, float lr, float beta1, float beta2, float weight_decay, float eps, bool amsgrad, bool maximize, Tensor? grad_scale=None, Tensor? found_inf=None) -> ()
  */
@@ -1466,8 +1466,8 @@ export const _fusedDropout: {
   ["out",[["self",0,0],["p",4,0],["generator",15,3],["out0",0,4],["out1",0,4]],[-1,-1],0],
 ]) as any;
 
-type O__fused_moving_avg_obs_fq_helper = { self?: Tensor; observer_on?: Tensor; fake_quant_on?: Tensor; running_min?: Tensor; running_max?: Tensor; scale?: Tensor; zero_point?: Tensor; averaging_const?: number; quant_min?: number; quant_max?: number; ch_axis?: number; per_row_fake_quant?: boolean; symmetric_quant?: boolean };
-type O__fused_moving_avg_obs_fq_helper_out = { self?: Tensor; observer_on?: Tensor; fake_quant_on?: Tensor; running_min?: Tensor; running_max?: Tensor; scale?: Tensor; zero_point?: Tensor; averaging_const?: number; quant_min?: number; quant_max?: number; ch_axis?: number; per_row_fake_quant?: boolean; symmetric_quant?: boolean; out0?: Tensor; out1?: Tensor };
+type O__fused_moving_avg_obs_fq_helper = { self?: Tensor; observer_on?: Tensor; observerOn?: Tensor; fake_quant_on?: Tensor; fakeQuantOn?: Tensor; running_min?: Tensor; runningMin?: Tensor; running_max?: Tensor; runningMax?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; averaging_const?: number; averagingConst?: number; quant_min?: number; quantMin?: number; quant_max?: number; quantMax?: number; ch_axis?: number; chAxis?: number; per_row_fake_quant?: boolean; perRowFakeQuant?: boolean; symmetric_quant?: boolean; symmetricQuant?: boolean };
+type O__fused_moving_avg_obs_fq_helper_out = { self?: Tensor; observer_on?: Tensor; observerOn?: Tensor; fake_quant_on?: Tensor; fakeQuantOn?: Tensor; running_min?: Tensor; runningMin?: Tensor; running_max?: Tensor; runningMax?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; averaging_const?: number; averagingConst?: number; quant_min?: number; quantMin?: number; quant_max?: number; quantMax?: number; ch_axis?: number; chAxis?: number; per_row_fake_quant?: boolean; perRowFakeQuant?: boolean; symmetric_quant?: boolean; symmetricQuant?: boolean; out0?: Tensor; out1?: Tensor };
 /**
  * aten::_fused_moving_avg_obs_fq_helper(Tensor self, Tensor observer_on, Tensor fake_quant_on, Tensor(a!) running_min, Tensor(b!) running_max, Tensor(c!) scale, Tensor(d!) zero_point, float averaging_const, int quant_min, int quant_max, int ch_axis, bool per_row_fake_quant=False, bool symmetric_quant=False) -> (Tensor output, Tensor mask)
  * aten::_fused_moving_avg_obs_fq_helper.out(Tensor self, Tensor observer_on, Tensor fake_quant_on, Tensor(a!) running_min, Tensor(b!) running_max, Tensor(c!) scale, Tensor(d!) zero_point, float averaging_const, int quant_min, int quant_max, int ch_axis, bool per_row_fake_quant=False, bool symmetric_quant=False, *, Tensor(e!) out0, Tensor(f!) out1) -> (Tensor(e!), Tensor(f!))
@@ -1483,7 +1483,7 @@ export const _fusedMovingAvgObsFqHelper: {
   ["out",[["self",0,0],["observer_on",0,0],["fake_quant_on",0,0],["running_min",0,4],["running_max",0,4],["scale",0,4],["zero_point",0,4],["averaging_const",4,0],["quant_min",3,0],["quant_max",3,0],["ch_axis",3,0],["per_row_fake_quant",5,2],["symmetric_quant",5,2],["out0",0,4],["out1",0,4]],[-1,-1],0],
 ]) as any;
 
-type O__fused_moving_avg_obs_fq_helper_functional = { self?: Tensor; observer_on?: Tensor; fake_quant_on?: Tensor; running_min?: Tensor; running_max?: Tensor; scale?: Tensor; zero_point?: Tensor; averaging_const?: number; quant_min?: number; quant_max?: number; ch_axis?: number; per_row_fake_quant?: boolean; symmetric_quant?: boolean };
+type O__fused_moving_avg_obs_fq_helper_functional = { self?: Tensor; observer_on?: Tensor; observerOn?: Tensor; fake_quant_on?: Tensor; fakeQuantOn?: Tensor; running_min?: Tensor; runningMin?: Tensor; running_max?: Tensor; runningMax?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; averaging_const?: number; averagingConst?: number; quant_min?: number; quantMin?: number; quant_max?: number; quantMax?: number; ch_axis?: number; chAxis?: number; per_row_fake_quant?: boolean; perRowFakeQuant?: boolean; symmetric_quant?: boolean; symmetricQuant?: boolean };
 /**
  * aten::_fused_moving_avg_obs_fq_helper_functional(Tensor self, Tensor observer_on, Tensor fake_quant_on, Tensor running_min, Tensor running_max, Tensor scale, Tensor zero_point, float averaging_const, int quant_min, int quant_max, int ch_axis, bool per_row_fake_quant=False, bool symmetric_quant=False) -> (Tensor output, Tensor mask, Tensor running_min_out, Tensor running_max_out, Tensor scale_out, Tensor zero_point_out)
  */

@@ -17,8 +17,8 @@ export const _gatherSparseBackward: {
   ["",[["self",0,0],["dim",3,0],["index",0,0],["grad",0,0]],[0],1],
 ]) as any;
 
-type O__grid_sampler_2d_cpu_fallback = { input?: Tensor; grid?: Tensor; interpolation_mode?: number; padding_mode?: number; align_corners?: boolean };
-type O__grid_sampler_2d_cpu_fallback_out = { input?: Tensor; grid?: Tensor; interpolation_mode?: number; padding_mode?: number; align_corners?: boolean; out?: Tensor };
+type O__grid_sampler_2d_cpu_fallback = { input?: Tensor; grid?: Tensor; interpolation_mode?: number; interpolationMode?: number; padding_mode?: number; paddingMode?: number; align_corners?: boolean; alignCorners?: boolean };
+type O__grid_sampler_2d_cpu_fallback_out = { input?: Tensor; grid?: Tensor; interpolation_mode?: number; interpolationMode?: number; padding_mode?: number; paddingMode?: number; align_corners?: boolean; alignCorners?: boolean; out?: Tensor };
 /**
  * aten::_grid_sampler_2d_cpu_fallback(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor
  * aten::_grid_sampler_2d_cpu_fallback.out(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, *, Tensor(a!) out) -> Tensor(a!)
@@ -34,7 +34,7 @@ export const _gridSampler2dCpuFallback: {
   ["out",[["input",0,0],["grid",0,0],["interpolation_mode",3,0],["padding_mode",3,0],["align_corners",5,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__grid_sampler_2d_cpu_fallback_backward = { grad_output?: Tensor; input?: Tensor; grid?: Tensor; interpolation_mode?: number; padding_mode?: number; align_corners?: boolean };
+type O__grid_sampler_2d_cpu_fallback_backward = { grad_output?: Tensor; gradOutput?: Tensor; input?: Tensor; grid?: Tensor; interpolation_mode?: number; interpolationMode?: number; padding_mode?: number; paddingMode?: number; align_corners?: boolean; alignCorners?: boolean };
 /**
  * aten::_grid_sampler_2d_cpu_fallback_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> (Tensor, Tensor)
  */

@@ -33,7 +33,7 @@ export const __lshift__: {
   ["Tensor_out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__linalg_check_errors = { info?: Tensor; api_name?: string; is_matrix?: boolean };
+type O__linalg_check_errors = { info?: Tensor; api_name?: string; apiName?: string; is_matrix?: boolean; isMatrix?: boolean };
 /**
  * aten::_linalg_check_errors(Tensor info, str api_name, *, bool is_matrix) -> ()
  */
@@ -62,8 +62,8 @@ export const _linalgDet: {
   ["result",[["A",0,0],["result",0,4],["LU",0,4],["pivots",0,4]],[-1,-1,-1],0],
 ]) as any;
 
-type O__linalg_eigh = { A?: Tensor; UPLO?: string; compute_v?: boolean };
-type O__linalg_eigh_eigenvalues = { A?: Tensor; UPLO?: string; compute_v?: boolean; eigenvalues?: Tensor; eigenvectors?: Tensor };
+type O__linalg_eigh = { A?: Tensor; UPLO?: string; compute_v?: boolean; computeV?: boolean };
+type O__linalg_eigh_eigenvalues = { A?: Tensor; UPLO?: string; compute_v?: boolean; computeV?: boolean; eigenvalues?: Tensor; eigenvectors?: Tensor };
 /**
  * aten::_linalg_eigh(Tensor A, str UPLO="L", bool compute_v=True) -> (Tensor eigenvalues, Tensor eigenvectors)
  * aten::_linalg_eigh.eigenvalues(Tensor A, str UPLO="L", bool compute_v=True, *, Tensor(a!) eigenvalues, Tensor(b!) eigenvectors) -> (Tensor(a!) eigenvalues, Tensor(b!) eigenvectors)
@@ -96,8 +96,8 @@ export const _linalgSlogdet: {
   ["sign",[["A",0,0],["sign",0,4],["logabsdet",0,4],["LU",0,4],["pivots",0,4]],[-1,-1,-1,-1],0],
 ]) as any;
 
-type O__linalg_solve_ex = { A?: Tensor; B?: Tensor; left?: boolean; check_errors?: boolean };
-type O__linalg_solve_ex_result = { A?: Tensor; B?: Tensor; left?: boolean; check_errors?: boolean; result?: Tensor; LU?: Tensor; pivots?: Tensor; info?: Tensor };
+type O__linalg_solve_ex = { A?: Tensor; B?: Tensor; left?: boolean; check_errors?: boolean; checkErrors?: boolean };
+type O__linalg_solve_ex_result = { A?: Tensor; B?: Tensor; left?: boolean; check_errors?: boolean; checkErrors?: boolean; result?: Tensor; LU?: Tensor; pivots?: Tensor; info?: Tensor };
 /**
  * aten::_linalg_solve_ex(Tensor A, Tensor B, *, bool left=True, bool check_errors=False) -> (Tensor result, Tensor LU, Tensor pivots, Tensor info)
  * aten::_linalg_solve_ex.result(Tensor A, Tensor B, *, bool left=True, bool check_errors=False, Tensor(a!) result, Tensor(b!) LU, Tensor(c!) pivots, Tensor(d!) info) -> (Tensor(a!) result, Tensor(b!) LU, Tensor(c!) pivots, Tensor(d!) info)
@@ -113,8 +113,8 @@ export const _linalgSolveEx: {
   ["result",[["A",0,0],["B",0,0],["left",5,2],["check_errors",5,2],["result",0,4],["LU",0,4],["pivots",0,4],["info",0,4]],[-1,-1,-1,-1],0],
 ]) as any;
 
-type O__linalg_svd = { A?: Tensor; full_matrices?: boolean; compute_uv?: boolean; driver?: string | null };
-type O__linalg_svd_U = { A?: Tensor; full_matrices?: boolean; compute_uv?: boolean; driver?: string | null; U?: Tensor; S?: Tensor; Vh?: Tensor };
+type O__linalg_svd = { A?: Tensor; full_matrices?: boolean; fullMatrices?: boolean; compute_uv?: boolean; computeUv?: boolean; driver?: string | null };
+type O__linalg_svd_U = { A?: Tensor; full_matrices?: boolean; fullMatrices?: boolean; compute_uv?: boolean; computeUv?: boolean; driver?: string | null; U?: Tensor; S?: Tensor; Vh?: Tensor };
 /**
  * aten::_linalg_svd(Tensor A, bool full_matrices=False, bool compute_uv=True, *, str? driver=None) -> (Tensor U, Tensor S, Tensor Vh)
  * aten::_linalg_svd.U(Tensor A, bool full_matrices=False, bool compute_uv=True, *, str? driver=None, Tensor(a!) U, Tensor(b!) S, Tensor(c!) Vh) -> (Tensor(a!) U, Tensor(b!) S, Tensor(c!) Vh)
@@ -142,8 +142,8 @@ export const _localScalarDense: {
   ["",[["self",0,0]],[6],1],
 ]) as any;
 
-type O__log_softmax = { self?: Tensor; dim?: number; half_to_float?: boolean };
-type O__log_softmax_out = { self?: Tensor; dim?: number; half_to_float?: boolean; out?: Tensor };
+type O__log_softmax = { self?: Tensor; dim?: number; half_to_float?: boolean; halfToFloat?: boolean };
+type O__log_softmax_out = { self?: Tensor; dim?: number; half_to_float?: boolean; halfToFloat?: boolean; out?: Tensor };
 /**
  * aten::_log_softmax(Tensor self, int dim, bool half_to_float) -> Tensor
  * aten::_log_softmax.out(Tensor self, int dim, bool half_to_float, *, Tensor(a!) out) -> Tensor(a!)
@@ -159,8 +159,8 @@ export const _logSoftmax: {
   ["out",[["self",0,0],["dim",3,0],["half_to_float",5,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__log_softmax_backward_data = { grad_output?: Tensor; output?: Tensor; dim?: number; input_dtype?: DType };
-type O__log_softmax_backward_data_out = { grad_output?: Tensor; output?: Tensor; dim?: number; input_dtype?: DType; out?: Tensor };
+type O__log_softmax_backward_data = { grad_output?: Tensor; gradOutput?: Tensor; output?: Tensor; dim?: number; input_dtype?: DType; inputDtype?: DType };
+type O__log_softmax_backward_data_out = { grad_output?: Tensor; gradOutput?: Tensor; output?: Tensor; dim?: number; input_dtype?: DType; inputDtype?: DType; out?: Tensor };
 /**
  * aten::_log_softmax_backward_data(Tensor grad_output, Tensor output, int dim, ScalarType input_dtype) -> Tensor
  * aten::_log_softmax_backward_data.out(Tensor grad_output, Tensor output, int dim, ScalarType input_dtype, *, Tensor(a!) out) -> Tensor(a!)
@@ -193,8 +193,8 @@ export const _logcumsumexp: {
   ["out",[["self",0,0],["dim",3,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__lstm_mps = { input?: Tensor; hx?: Tensor[]; params?: Tensor[]; has_biases?: boolean; num_layers?: number; dropout?: number; train?: boolean; bidirectional?: boolean; batch_first?: boolean };
-type O__lstm_mps_out = { input?: Tensor; hx?: Tensor[]; params?: Tensor[]; has_biases?: boolean; num_layers?: number; dropout?: number; train?: boolean; bidirectional?: boolean; batch_first?: boolean; out0?: Tensor; out1?: Tensor; out2?: Tensor; out3?: Tensor; out4?: Tensor };
+type O__lstm_mps = { input?: Tensor; hx?: Tensor[]; params?: Tensor[]; has_biases?: boolean; hasBiases?: boolean; num_layers?: number; numLayers?: number; dropout?: number; train?: boolean; bidirectional?: boolean; batch_first?: boolean; batchFirst?: boolean };
+type O__lstm_mps_out = { input?: Tensor; hx?: Tensor[]; params?: Tensor[]; has_biases?: boolean; hasBiases?: boolean; num_layers?: number; numLayers?: number; dropout?: number; train?: boolean; bidirectional?: boolean; batch_first?: boolean; batchFirst?: boolean; out0?: Tensor; out1?: Tensor; out2?: Tensor; out3?: Tensor; out4?: Tensor };
 /**
  * aten::_lstm_mps(Tensor input, Tensor[] hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first) -> (Tensor, Tensor, Tensor, Tensor, Tensor)
  * aten::_lstm_mps.out(Tensor input, Tensor[] hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2, Tensor(d!) out3, Tensor(e!) out4) -> (Tensor(a!), Tensor(b!), Tensor(c!), Tensor(d!), Tensor(e!))
@@ -210,7 +210,7 @@ export const _lstmMps: {
   ["out",[["input",0,0],["hx",1,0],["params",1,0],["has_biases",5,0],["num_layers",3,0],["dropout",4,0],["train",5,0],["bidirectional",5,0],["batch_first",5,0],["out0",0,4],["out1",0,4],["out2",0,4],["out3",0,4],["out4",0,4]],[-1,-1,-1,-1,-1],0],
 ]) as any;
 
-type O__lu_with_info = { self?: Tensor; pivot?: boolean; check_errors?: boolean };
+type O__lu_with_info = { self?: Tensor; pivot?: boolean; check_errors?: boolean; checkErrors?: boolean };
 /**
  * aten::_lu_with_info(Tensor self, bool pivot=True, bool check_errors=True) -> (Tensor LU, Tensor pivots, Tensor info)
  */

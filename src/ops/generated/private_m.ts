@@ -34,8 +34,8 @@ export const _makeDualCopy: {
   ["out",[["primal",0,0],["tangent",0,0],["level",3,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__make_per_channel_quantized_tensor = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; axis?: number };
-type O__make_per_channel_quantized_tensor_out = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; axis?: number; out?: Tensor };
+type O__make_per_channel_quantized_tensor = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; axis?: number };
+type O__make_per_channel_quantized_tensor_out = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; axis?: number; out?: Tensor };
 /**
  * aten::_make_per_channel_quantized_tensor(Tensor self, Tensor scale, Tensor zero_point, int axis) -> Tensor
  * aten::_make_per_channel_quantized_tensor.out(Tensor self, Tensor scale, Tensor zero_point, int axis, *, Tensor(a!) out) -> Tensor(a!)
@@ -51,8 +51,8 @@ export const _makePerChannelQuantizedTensor: {
   ["out",[["self",0,0],["scale",0,0],["zero_point",0,0],["axis",3,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__make_per_tensor_quantized_tensor = { self?: Tensor; scale?: number; zero_point?: number };
-type O__make_per_tensor_quantized_tensor_out = { self?: Tensor; scale?: number; zero_point?: number; out?: Tensor };
+type O__make_per_tensor_quantized_tensor = { self?: Tensor; scale?: number; zero_point?: number; zeroPoint?: number };
+type O__make_per_tensor_quantized_tensor_out = { self?: Tensor; scale?: number; zero_point?: number; zeroPoint?: number; out?: Tensor };
 /**
  * aten::_make_per_tensor_quantized_tensor(Tensor self, float scale, int zero_point) -> Tensor
  * aten::_make_per_tensor_quantized_tensor.out(Tensor self, float scale, int zero_point, *, Tensor(a!) out) -> Tensor(a!)
@@ -85,8 +85,8 @@ export const _maskedScale: {
   ["out",[["self",0,0],["mask",0,0],["scale",4,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__masked_softmax = { self?: Tensor; mask?: Tensor; dim?: number | null; mask_type?: number | null };
-type O__masked_softmax_out = { self?: Tensor; mask?: Tensor; dim?: number | null; mask_type?: number | null; out?: Tensor };
+type O__masked_softmax = { self?: Tensor; mask?: Tensor; dim?: number | null; mask_type?: number | null; maskType?: number | null };
+type O__masked_softmax_out = { self?: Tensor; mask?: Tensor; dim?: number | null; mask_type?: number | null; maskType?: number | null; out?: Tensor };
 /**
  * aten::_masked_softmax(Tensor self, Tensor mask, int? dim=None, int? mask_type=None) -> Tensor
  * aten::_masked_softmax.out(Tensor self, Tensor mask, int? dim=None, int? mask_type=None, *, Tensor(a!) out) -> Tensor(a!)
@@ -102,8 +102,8 @@ export const _maskedSoftmax: {
   ["out",[["self",0,0],["mask",0,0],["dim",3,3],["mask_type",3,3],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__masked_softmax_backward = { grad_output?: Tensor; output?: Tensor; mask?: Tensor; dim?: number | null };
-type O__masked_softmax_backward_out = { grad_output?: Tensor; output?: Tensor; mask?: Tensor; dim?: number | null; out?: Tensor };
+type O__masked_softmax_backward = { grad_output?: Tensor; gradOutput?: Tensor; output?: Tensor; mask?: Tensor; dim?: number | null };
+type O__masked_softmax_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; output?: Tensor; mask?: Tensor; dim?: number | null; out?: Tensor };
 /**
  * aten::_masked_softmax_backward(Tensor grad_output, Tensor output, Tensor mask, int? dim=None) -> Tensor
  * aten::_masked_softmax_backward.out(Tensor grad_output, Tensor output, Tensor mask, int? dim=None, *, Tensor(a!) out) -> Tensor(a!)
@@ -182,8 +182,8 @@ export const _mpsConvolution: {
   ["out",[["self",0,0],["weight",0,0],["bias",0,1],["padding",12,0],["stride",12,0],["dilation",12,0],["groups",3,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__mps_convolution_transpose = { self?: Tensor; weight?: Tensor; padding?: number[]; output_padding?: number[]; stride?: number[]; dilation?: number[]; groups?: number };
-type O__mps_convolution_transpose_out = { self?: Tensor; weight?: Tensor; padding?: number[]; output_padding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; out?: Tensor };
+type O__mps_convolution_transpose = { self?: Tensor; weight?: Tensor; padding?: number[]; output_padding?: number[]; outputPadding?: number[]; stride?: number[]; dilation?: number[]; groups?: number };
+type O__mps_convolution_transpose_out = { self?: Tensor; weight?: Tensor; padding?: number[]; output_padding?: number[]; outputPadding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; out?: Tensor };
 /**
  * aten::_mps_convolution_transpose(Tensor self, Tensor weight, int[] padding, int[] output_padding, int[] stride, int[] dilation, int groups) -> Tensor
  * aten::_mps_convolution_transpose.out(Tensor self, Tensor weight, int[] padding, int[] output_padding, int[] stride, int[] dilation, int groups, *, Tensor(a!) out) -> Tensor(a!)
@@ -199,8 +199,8 @@ export const _mpsConvolutionTranspose: {
   ["out",[["self",0,0],["weight",0,0],["padding",12,0],["output_padding",12,0],["stride",12,0],["dilation",12,0],["groups",3,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__mps_max_pool2d = { self?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean };
-type O__mps_max_pool2d_out = { self?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; out?: Tensor };
+type O__mps_max_pool2d = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean };
+type O__mps_max_pool2d_out = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; out?: Tensor };
 /**
  * aten::_mps_max_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> Tensor
  * aten::_mps_max_pool2d.out(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False, *, Tensor(a!) out) -> Tensor(a!)

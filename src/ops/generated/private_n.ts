@@ -5,8 +5,8 @@ import type { Tensor } from '../../core/tensor.js';
 import type { DType, DeviceLike, Layout, MemoryFormat, Scalar } from '../../core/dtype.js';
 import { defineOp } from '../../core/dispatch.js';
 
-type O__native_decoder_only_multi_head_attention = { query?: Tensor; key?: Tensor; value?: Tensor; embed_dim?: number; num_head?: number; qkv_weight?: Tensor; qkv_bias?: Tensor; proj_weight?: Tensor; proj_bias?: Tensor; mask?: Tensor | null; incr_key?: Tensor | null; incr_value?: Tensor | null; need_weights?: boolean; average_attn_weights?: boolean };
-type O__native_decoder_only_multi_head_attention_out = { query?: Tensor; key?: Tensor; value?: Tensor; embed_dim?: number; num_head?: number; qkv_weight?: Tensor; qkv_bias?: Tensor; proj_weight?: Tensor; proj_bias?: Tensor; mask?: Tensor | null; incr_key?: Tensor | null; incr_value?: Tensor | null; need_weights?: boolean; average_attn_weights?: boolean; out0?: Tensor; out1?: Tensor; out2?: Tensor; out3?: Tensor };
+type O__native_decoder_only_multi_head_attention = { query?: Tensor; key?: Tensor; value?: Tensor; embed_dim?: number; embedDim?: number; num_head?: number; numHead?: number; qkv_weight?: Tensor; qkvWeight?: Tensor; qkv_bias?: Tensor; qkvBias?: Tensor; proj_weight?: Tensor; projWeight?: Tensor; proj_bias?: Tensor; projBias?: Tensor; mask?: Tensor | null; incr_key?: Tensor | null; incrKey?: Tensor | null; incr_value?: Tensor | null; incrValue?: Tensor | null; need_weights?: boolean; needWeights?: boolean; average_attn_weights?: boolean; averageAttnWeights?: boolean };
+type O__native_decoder_only_multi_head_attention_out = { query?: Tensor; key?: Tensor; value?: Tensor; embed_dim?: number; embedDim?: number; num_head?: number; numHead?: number; qkv_weight?: Tensor; qkvWeight?: Tensor; qkv_bias?: Tensor; qkvBias?: Tensor; proj_weight?: Tensor; projWeight?: Tensor; proj_bias?: Tensor; projBias?: Tensor; mask?: Tensor | null; incr_key?: Tensor | null; incrKey?: Tensor | null; incr_value?: Tensor | null; incrValue?: Tensor | null; need_weights?: boolean; needWeights?: boolean; average_attn_weights?: boolean; averageAttnWeights?: boolean; out0?: Tensor; out1?: Tensor; out2?: Tensor; out3?: Tensor };
 /**
  * aten::_native_decoder_only_multi_head_attention(Tensor query, Tensor key, Tensor value, int embed_dim, int num_head, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, Tensor? mask=None, Tensor? incr_key=None, Tensor? incr_value=None, bool need_weights=True, bool average_attn_weights=True) -> (Tensor, Tensor, Tensor, Tensor)
  * aten::_native_decoder_only_multi_head_attention.out(Tensor query, Tensor key, Tensor value, int embed_dim, int num_head, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, Tensor? mask=None, Tensor? incr_key=None, Tensor? incr_value=None, bool need_weights=True, bool average_attn_weights=True, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2, Tensor(d!) out3) -> (Tensor(a!), Tensor(b!), Tensor(c!), Tensor(d!))
@@ -22,8 +22,8 @@ export const _nativeDecoderOnlyMultiHeadAttention: {
   ["out",[["query",0,0],["key",0,0],["value",0,0],["embed_dim",3,0],["num_head",3,0],["qkv_weight",0,0],["qkv_bias",0,0],["proj_weight",0,0],["proj_bias",0,0],["mask",0,3],["incr_key",0,3],["incr_value",0,3],["need_weights",5,2],["average_attn_weights",5,2],["out0",0,4],["out1",0,4],["out2",0,4],["out3",0,4]],[-1,-1,-1,-1],0],
 ]) as any;
 
-type O__native_multi_head_attention = { query?: Tensor; key?: Tensor; value?: Tensor; embed_dim?: number; num_head?: number; qkv_weight?: Tensor; qkv_bias?: Tensor; proj_weight?: Tensor; proj_bias?: Tensor; mask?: Tensor | null; need_weights?: boolean; average_attn_weights?: boolean; mask_type?: number | null };
-type O__native_multi_head_attention_out = { query?: Tensor; key?: Tensor; value?: Tensor; embed_dim?: number; num_head?: number; qkv_weight?: Tensor; qkv_bias?: Tensor; proj_weight?: Tensor; proj_bias?: Tensor; mask?: Tensor | null; need_weights?: boolean; average_attn_weights?: boolean; mask_type?: number | null; out0?: Tensor; out1?: Tensor };
+type O__native_multi_head_attention = { query?: Tensor; key?: Tensor; value?: Tensor; embed_dim?: number; embedDim?: number; num_head?: number; numHead?: number; qkv_weight?: Tensor; qkvWeight?: Tensor; qkv_bias?: Tensor; qkvBias?: Tensor; proj_weight?: Tensor; projWeight?: Tensor; proj_bias?: Tensor; projBias?: Tensor; mask?: Tensor | null; need_weights?: boolean; needWeights?: boolean; average_attn_weights?: boolean; averageAttnWeights?: boolean; mask_type?: number | null; maskType?: number | null };
+type O__native_multi_head_attention_out = { query?: Tensor; key?: Tensor; value?: Tensor; embed_dim?: number; embedDim?: number; num_head?: number; numHead?: number; qkv_weight?: Tensor; qkvWeight?: Tensor; qkv_bias?: Tensor; qkvBias?: Tensor; proj_weight?: Tensor; projWeight?: Tensor; proj_bias?: Tensor; projBias?: Tensor; mask?: Tensor | null; need_weights?: boolean; needWeights?: boolean; average_attn_weights?: boolean; averageAttnWeights?: boolean; mask_type?: number | null; maskType?: number | null; out0?: Tensor; out1?: Tensor };
 /**
  * aten::_native_multi_head_attention(Tensor query, Tensor key, Tensor value, int embed_dim, int num_head, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, Tensor? mask=None, bool need_weights=True, bool average_attn_weights=True, int? mask_type=None) -> (Tensor, Tensor)
  * aten::_native_multi_head_attention.out(Tensor query, Tensor key, Tensor value, int embed_dim, int num_head, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, Tensor? mask=None, bool need_weights=True, bool average_attn_weights=True, int? mask_type=None, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
@@ -68,8 +68,8 @@ export const _negViewCopy: {
   ["out",[["self",0,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__nested_from_padded = { padded?: Tensor; cpu_nested_shape_example?: Tensor; fuse_transform_0213?: boolean };
-type O__nested_from_padded_out = { padded?: Tensor; cpu_nested_shape_example?: Tensor; fuse_transform_0213?: boolean; out?: Tensor };
+type O__nested_from_padded = { padded?: Tensor; cpu_nested_shape_example?: Tensor; cpuNestedShapeExample?: Tensor; fuse_transform_0213?: boolean; fuseTransform0213?: boolean };
+type O__nested_from_padded_out = { padded?: Tensor; cpu_nested_shape_example?: Tensor; cpuNestedShapeExample?: Tensor; fuse_transform_0213?: boolean; fuseTransform0213?: boolean; out?: Tensor };
 /**
  * aten::_nested_from_padded(Tensor padded, Tensor cpu_nested_shape_example, bool fuse_transform_0213=False) -> Tensor
  * aten::_nested_from_padded.out(Tensor padded, Tensor cpu_nested_shape_example, bool fuse_transform_0213=False, *, Tensor(a!) out) -> Tensor(a!)
@@ -85,8 +85,8 @@ export const _nestedFromPadded: {
   ["out",[["padded",0,0],["cpu_nested_shape_example",0,0],["fuse_transform_0213",5,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__nested_from_padded_and_nested_example = { padded?: Tensor; nt_example?: Tensor };
-type O__nested_from_padded_and_nested_example_out = { padded?: Tensor; nt_example?: Tensor; out?: Tensor };
+type O__nested_from_padded_and_nested_example = { padded?: Tensor; nt_example?: Tensor; ntExample?: Tensor };
+type O__nested_from_padded_and_nested_example_out = { padded?: Tensor; nt_example?: Tensor; ntExample?: Tensor; out?: Tensor };
 /**
  * aten::_nested_from_padded_and_nested_example(Tensor padded, Tensor nt_example) -> Tensor
  * aten::_nested_from_padded_and_nested_example.out(Tensor padded, Tensor nt_example, *, Tensor(a!) out) -> Tensor(a!)
@@ -102,7 +102,7 @@ export const _nestedFromPaddedAndNestedExample: {
   ["out",[["padded",0,0],["nt_example",0,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__nested_select_backward = { grad_output?: Tensor; self?: Tensor; dim?: number; index?: number };
+type O__nested_select_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; dim?: number; index?: number };
 /**
  * aten::_nested_select_backward(Tensor grad_output, Tensor self, int dim, int index) -> Tensor
  */
@@ -126,8 +126,8 @@ export const _nestedSumBackward: {
   ["",[["grad",0,0],["self",0,0],["dim",12,1,1],["keepdim",5,2]],[0],1],
 ]) as any;
 
-type O__nested_tensor_from_mask = { t?: Tensor; mask?: Tensor; mask_check?: boolean };
-type O__nested_tensor_from_mask_out = { t?: Tensor; mask?: Tensor; mask_check?: boolean; out?: Tensor };
+type O__nested_tensor_from_mask = { t?: Tensor; mask?: Tensor; mask_check?: boolean; maskCheck?: boolean };
+type O__nested_tensor_from_mask_out = { t?: Tensor; mask?: Tensor; mask_check?: boolean; maskCheck?: boolean; out?: Tensor };
 /**
  * aten::_nested_tensor_from_mask(Tensor t, Tensor mask, bool mask_check=True) -> Tensor
  * aten::_nested_tensor_from_mask.out(Tensor t, Tensor mask, bool mask_check=True, *, Tensor(a!) out) -> Tensor(a!)
@@ -155,8 +155,8 @@ export const _nestedTensorFromMaskLeftAligned: {
   ["",[["t",0,0],["mask",0,0]],[5],1],
 ]) as any;
 
-type O__nested_tensor_from_tensor_list = { list?: Tensor[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
-type O__nested_tensor_from_tensor_list_out = { list?: Tensor[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; out?: Tensor };
+type O__nested_tensor_from_tensor_list = { list?: Tensor[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
+type O__nested_tensor_from_tensor_list_out = { list?: Tensor[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null; out?: Tensor };
 /**
  * aten::_nested_tensor_from_tensor_list(Tensor[] list, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::_nested_tensor_from_tensor_list.out(Tensor[] list, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, *, Tensor(a!) out) -> Tensor(a!)
@@ -247,7 +247,7 @@ export const _nestedTensorStrides: {
   ["out",[["self",0,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__nested_view_from_buffer = { self?: Tensor; nested_size?: Tensor; nested_strides?: Tensor; offsets?: number[] };
+type O__nested_view_from_buffer = { self?: Tensor; nested_size?: Tensor; nestedSize?: Tensor; nested_strides?: Tensor; nestedStrides?: Tensor; offsets?: number[] };
 /**
  * aten::_nested_view_from_buffer(Tensor(a) self, Tensor nested_size, Tensor nested_strides, int[] offsets) -> Tensor(a)
  */
@@ -259,8 +259,8 @@ export const _nestedViewFromBuffer: {
   ["",[["self",0,0],["nested_size",0,0],["nested_strides",0,0],["offsets",12,0]],[0],1],
 ]) as any;
 
-type O__nested_view_from_buffer_copy = { self?: Tensor; nested_size?: Tensor; nested_strides?: Tensor; offsets?: number[] };
-type O__nested_view_from_buffer_copy_out = { self?: Tensor; nested_size?: Tensor; nested_strides?: Tensor; offsets?: number[]; out?: Tensor };
+type O__nested_view_from_buffer_copy = { self?: Tensor; nested_size?: Tensor; nestedSize?: Tensor; nested_strides?: Tensor; nestedStrides?: Tensor; offsets?: number[] };
+type O__nested_view_from_buffer_copy_out = { self?: Tensor; nested_size?: Tensor; nestedSize?: Tensor; nested_strides?: Tensor; nestedStrides?: Tensor; offsets?: number[]; out?: Tensor };
 /**
  * aten::_nested_view_from_buffer_copy(Tensor self, Tensor nested_size, Tensor nested_strides, int[] offsets) -> Tensor
  * aten::_nested_view_from_buffer_copy.out(Tensor self, Tensor nested_size, Tensor nested_strides, int[] offsets, *, Tensor(a!) out) -> Tensor(a!)
@@ -276,8 +276,8 @@ export const _nestedViewFromBufferCopy: {
   ["out",[["self",0,0],["nested_size",0,0],["nested_strides",0,0],["offsets",12,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__new_zeros_with_same_feature_meta = { self?: Tensor; other?: Tensor; self_num_batch_dims?: number };
-type O__new_zeros_with_same_feature_meta_out = { self?: Tensor; other?: Tensor; self_num_batch_dims?: number; out?: Tensor };
+type O__new_zeros_with_same_feature_meta = { self?: Tensor; other?: Tensor; self_num_batch_dims?: number; selfNumBatchDims?: number };
+type O__new_zeros_with_same_feature_meta_out = { self?: Tensor; other?: Tensor; self_num_batch_dims?: number; selfNumBatchDims?: number; out?: Tensor };
 /**
  * aten::_new_zeros_with_same_feature_meta(Tensor self, Tensor other, *, int self_num_batch_dims=0) -> Tensor
  * aten::_new_zeros_with_same_feature_meta.out(Tensor self, Tensor other, *, int self_num_batch_dims=0, Tensor(a!) out) -> Tensor(a!)

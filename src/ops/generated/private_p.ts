@@ -5,8 +5,8 @@ import type { Tensor } from '../../core/tensor.js';
 import type { DType, DeviceLike, Layout, MemoryFormat, Scalar } from '../../core/dtype.js';
 import { defineOp } from '../../core/dispatch.js';
 
-type O__pack_padded_sequence = { input?: Tensor; lengths?: Tensor; batch_first?: boolean };
-type O__pack_padded_sequence_out = { input?: Tensor; lengths?: Tensor; batch_first?: boolean; out0?: Tensor; out1?: Tensor };
+type O__pack_padded_sequence = { input?: Tensor; lengths?: Tensor; batch_first?: boolean; batchFirst?: boolean };
+type O__pack_padded_sequence_out = { input?: Tensor; lengths?: Tensor; batch_first?: boolean; batchFirst?: boolean; out0?: Tensor; out1?: Tensor };
 /**
  * aten::_pack_padded_sequence(Tensor input, Tensor lengths, bool batch_first) -> (Tensor, Tensor)
  * aten::_pack_padded_sequence.out(Tensor input, Tensor lengths, bool batch_first, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
@@ -22,7 +22,7 @@ export const _packPaddedSequence: {
   ["out",[["input",0,0],["lengths",0,0],["batch_first",5,0],["out0",0,4],["out1",0,4]],[-1,-1],0],
 ]) as any;
 
-type O__pack_padded_sequence_backward = { grad?: Tensor; input_size?: number[]; batch_sizes?: Tensor; batch_first?: boolean };
+type O__pack_padded_sequence_backward = { grad?: Tensor; input_size?: number[]; inputSize?: number[]; batch_sizes?: Tensor; batchSizes?: Tensor; batch_first?: boolean; batchFirst?: boolean };
 /**
  * aten::_pack_padded_sequence_backward(Tensor grad, int[] input_size, Tensor batch_sizes, bool batch_first) -> Tensor
  */
@@ -58,7 +58,7 @@ export const _padEnum: {
   ["",[["self",0,0],["pad",12,0],["mode",3,0],["value",4,3]],[0],1],
 ]) as any;
 
-type O__pad_packed_sequence = { data?: Tensor; batch_sizes?: Tensor; batch_first?: boolean; padding_value?: Scalar; total_length?: number };
+type O__pad_packed_sequence = { data?: Tensor; batch_sizes?: Tensor; batchSizes?: Tensor; batch_first?: boolean; batchFirst?: boolean; padding_value?: Scalar; paddingValue?: Scalar; total_length?: number; totalLength?: number };
 /**
  * aten::_pad_packed_sequence(Tensor data, Tensor batch_sizes, bool batch_first, Scalar padding_value, int total_length) -> (Tensor, Tensor)
  */

@@ -33,7 +33,7 @@ export const __rshift__: {
   ["Tensor_out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__remove_batch_dim = { self?: Tensor; level?: number; batch_size?: number; out_dim?: number };
+type O__remove_batch_dim = { self?: Tensor; level?: number; batch_size?: number; batchSize?: number; out_dim?: number; outDim?: number };
 /**
  * aten::_remove_batch_dim(Tensor self, int level, int batch_size, int out_dim) -> Tensor
  */
@@ -115,7 +115,7 @@ export const _resizeOutput_: {
   ["",[["self",0,4],["size",12,0],["device",11,0]],[-1],1],
 ]) as any;
 
-type O__rowwise_prune = { weight?: Tensor; mask?: Tensor; compressed_indices_dtype?: DType };
+type O__rowwise_prune = { weight?: Tensor; mask?: Tensor; compressed_indices_dtype?: DType; compressedIndicesDtype?: DType };
 /**
  * aten::_rowwise_prune(Tensor weight, Tensor mask, ScalarType compressed_indices_dtype) -> (Tensor, Tensor)
  */

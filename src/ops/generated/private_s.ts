@@ -34,7 +34,7 @@ export const _saturateWeightToFp16: {
   ["",[["weight",0,0]],[0],1],
 ]) as any;
 
-type O__scaled_dot_product_attention = { query?: Tensor; key?: Tensor; value?: Tensor; attn_mask?: Tensor | null; dropout_p?: number; need_attn_weights?: boolean; is_causal?: boolean };
+type O__scaled_dot_product_attention = { query?: Tensor; key?: Tensor; value?: Tensor; attn_mask?: Tensor | null; attnMask?: Tensor | null; dropout_p?: number; dropoutP?: number; need_attn_weights?: boolean; needAttnWeights?: boolean; is_causal?: boolean; isCausal?: boolean };
 /**
  * aten::_scaled_dot_product_attention(Tensor query, Tensor key, Tensor value, Tensor? attn_mask=None, float dropout_p=0., bool need_attn_weights=False, bool is_causal=False) -> (Tensor, Tensor)
  */
@@ -46,7 +46,7 @@ export const _scaledDotProductAttention: {
   ["",[["query",0,0],["key",0,0],["value",0,0],["attn_mask",0,3],["dropout_p",4,2],["need_attn_weights",5,2],["is_causal",5,2]],[0,0],1],
 ]) as any;
 
-type O__scaled_dot_product_attention_forward = { query?: Tensor; key?: Tensor; value?: Tensor; attn_mask?: Tensor | null; dropout_p?: number; need_attn_weights?: boolean; is_causal?: boolean };
+type O__scaled_dot_product_attention_forward = { query?: Tensor; key?: Tensor; value?: Tensor; attn_mask?: Tensor | null; attnMask?: Tensor | null; dropout_p?: number; dropoutP?: number; need_attn_weights?: boolean; needAttnWeights?: boolean; is_causal?: boolean; isCausal?: boolean };
 /**
  * aten::_scaled_dot_product_attention_forward(Tensor query, Tensor key, Tensor value, Tensor? attn_mask=None, float dropout_p=0., bool need_attn_weights=False, bool is_causal=False) -> (Tensor, Tensor)
  */
@@ -58,7 +58,7 @@ export const _scaledDotProductAttentionForward: {
   ["",[["query",0,0],["key",0,0],["value",0,0],["attn_mask",0,3],["dropout_p",4,2],["need_attn_weights",5,2],["is_causal",5,2]],[0,0],1],
 ]) as any;
 
-type O__scaled_dot_product_attention_math = { query?: Tensor; key?: Tensor; value?: Tensor; attn_mask?: Tensor | null; dropout_p?: number; need_attn_weights?: boolean; is_causal?: boolean };
+type O__scaled_dot_product_attention_math = { query?: Tensor; key?: Tensor; value?: Tensor; attn_mask?: Tensor | null; attnMask?: Tensor | null; dropout_p?: number; dropoutP?: number; need_attn_weights?: boolean; needAttnWeights?: boolean; is_causal?: boolean; isCausal?: boolean };
 /**
  * aten::_scaled_dot_product_attention_math(Tensor query, Tensor key, Tensor value, Tensor? attn_mask=None, float dropout_p=0., bool need_attn_weights=False, bool is_causal=False) -> (Tensor, Tensor)
  */
@@ -99,9 +99,9 @@ export const _shapeAsTensor: {
   ["",[["self",0,0]],[0],1],
 ]) as any;
 
-type O__slow_conv2d_backward_grad_input = { grad_output?: Tensor; self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; grad_input?: Tensor; grad_weight?: Tensor; grad_bias?: Tensor };
-type O__slow_conv2d_backward_output_mask = { grad_output?: Tensor; self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; output_mask?: boolean[] };
-type O__slow_conv2d_backward_output_mask_out = { grad_output?: Tensor; self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; output_mask?: boolean[]; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O__slow_conv2d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; grad_input?: Tensor; gradInput?: Tensor; grad_weight?: Tensor; gradWeight?: Tensor; grad_bias?: Tensor; gradBias?: Tensor };
+type O__slow_conv2d_backward_output_mask = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; output_mask?: boolean[]; outputMask?: boolean[] };
+type O__slow_conv2d_backward_output_mask_out = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; output_mask?: boolean[]; outputMask?: boolean[]; out0?: Tensor; out1?: Tensor; out2?: Tensor };
 /**
  * aten::_slow_conv2d_backward.grad_input(Tensor grad_output, Tensor self, Tensor weight, int[2] kernel_size, int[2] stride, int[2] padding, *, Tensor(a!) grad_input, Tensor(b!) grad_weight, Tensor(c!) grad_bias) -> (Tensor(a!), Tensor(b!), Tensor(c!))
  * aten::_slow_conv2d_backward.output_mask(Tensor grad_output, Tensor self, Tensor weight, int[2] kernel_size, int[2] stride, int[2] padding, bool[3] output_mask) -> (Tensor grad_input, Tensor grad_weight, Tensor grad_bias)
@@ -121,8 +121,8 @@ export const _slowConv2dBackward: {
   ["output_mask_out",[["grad_output",0,0],["self",0,0],["weight",0,0],["kernel_size",12,0,2],["stride",12,0,2],["padding",12,0,2],["output_mask",14,0,3],["out0",0,4],["out1",0,4],["out2",0,4]],[-1,-1,-1],0],
 ]) as any;
 
-type O__slow_conv2d_forward = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[] };
-type O__slow_conv2d_forward_output = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; output?: Tensor };
+type O__slow_conv2d_forward = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[] };
+type O__slow_conv2d_forward_output = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; output?: Tensor };
 /**
  * aten::_slow_conv2d_forward(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias, int[2] stride, int[2] padding) -> Tensor
  * aten::_slow_conv2d_forward.output(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias, int[2] stride, int[2] padding, *, Tensor(a!) output) -> Tensor(a!)
@@ -138,7 +138,7 @@ export const _slowConv2dForward: {
   ["output",[["self",0,0],["weight",0,0],["kernel_size",12,0,2],["bias",0,1],["stride",12,0,2],["padding",12,0,2],["output",0,4]],[-1],0],
 ]) as any;
 
-type O__sobol_engine_draw = { quasi?: Tensor; n?: number; sobolstate?: Tensor; dimension?: number; num_generated?: number; dtype?: DType | null };
+type O__sobol_engine_draw = { quasi?: Tensor; n?: number; sobolstate?: Tensor; dimension?: number; num_generated?: number; numGenerated?: number; dtype?: DType | null };
 /**
  * aten::_sobol_engine_draw(Tensor quasi, int n, Tensor sobolstate, int dimension, int num_generated, ScalarType? dtype) -> (Tensor, Tensor)
  */
@@ -150,7 +150,7 @@ export const _sobolEngineDraw: {
   ["",[["quasi",0,0],["n",3,0],["sobolstate",0,0],["dimension",3,0],["num_generated",3,0],["dtype",8,1]],[0,0],1],
 ]) as any;
 
-type O__sobol_engine_ff_ = { self?: Tensor; n?: number; sobolstate?: Tensor; dimension?: number; num_generated?: number };
+type O__sobol_engine_ff_ = { self?: Tensor; n?: number; sobolstate?: Tensor; dimension?: number; num_generated?: number; numGenerated?: number };
 /**
  * aten::_sobol_engine_ff_(Tensor(a!) self, int n, Tensor sobolstate, int dimension, int num_generated) -> Tensor(a!)
  */
@@ -186,8 +186,8 @@ export const _sobolEngineScramble_: {
   ["",[["self",0,4],["ltm",0,0],["dimension",3,0]],[-1],1],
 ]) as any;
 
-type O__softmax = { self?: Tensor; dim?: number; half_to_float?: boolean };
-type O__softmax_out = { self?: Tensor; dim?: number; half_to_float?: boolean; out?: Tensor };
+type O__softmax = { self?: Tensor; dim?: number; half_to_float?: boolean; halfToFloat?: boolean };
+type O__softmax_out = { self?: Tensor; dim?: number; half_to_float?: boolean; halfToFloat?: boolean; out?: Tensor };
 /**
  * aten::_softmax(Tensor self, int dim, bool half_to_float) -> Tensor
  * aten::_softmax.out(Tensor self, int dim, bool half_to_float, *, Tensor(a!) out) -> Tensor(a!)
@@ -203,8 +203,8 @@ export const _softmax: {
   ["out",[["self",0,0],["dim",3,0],["half_to_float",5,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__softmax_backward_data = { grad_output?: Tensor; output?: Tensor; dim?: number; input_dtype?: DType };
-type O__softmax_backward_data_out = { grad_output?: Tensor; output?: Tensor; dim?: number; input_dtype?: DType; grad_input?: Tensor };
+type O__softmax_backward_data = { grad_output?: Tensor; gradOutput?: Tensor; output?: Tensor; dim?: number; input_dtype?: DType; inputDtype?: DType };
+type O__softmax_backward_data_out = { grad_output?: Tensor; gradOutput?: Tensor; output?: Tensor; dim?: number; input_dtype?: DType; inputDtype?: DType; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::_softmax_backward_data(Tensor grad_output, Tensor output, int dim, ScalarType input_dtype) -> Tensor
  * aten::_softmax_backward_data.out(Tensor grad_output, Tensor output, int dim, ScalarType input_dtype, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -266,7 +266,7 @@ export const _sparseBroadcastToCopy: {
   ["out",[["self",0,0],["size",12,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__sparse_bsc_tensor_unsafe = { ccol_indices?: Tensor; row_indices?: Tensor; values?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
+type O__sparse_bsc_tensor_unsafe = { ccol_indices?: Tensor; ccolIndices?: Tensor; row_indices?: Tensor; rowIndices?: Tensor; values?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 /**
  * aten::_sparse_bsc_tensor_unsafe(Tensor ccol_indices, Tensor row_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  */
@@ -278,7 +278,7 @@ export const _sparseBscTensorUnsafe: {
   ["",[["ccol_indices",0,0],["row_indices",0,0],["values",0,0],["size",12,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
 ]) as any;
 
-type O__sparse_bsr_tensor_unsafe = { crow_indices?: Tensor; col_indices?: Tensor; values?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
+type O__sparse_bsr_tensor_unsafe = { crow_indices?: Tensor; crowIndices?: Tensor; col_indices?: Tensor; colIndices?: Tensor; values?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 /**
  * aten::_sparse_bsr_tensor_unsafe(Tensor crow_indices, Tensor col_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  */
@@ -290,7 +290,7 @@ export const _sparseBsrTensorUnsafe: {
   ["",[["crow_indices",0,0],["col_indices",0,0],["values",0,0],["size",12,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
 ]) as any;
 
-type O__sparse_compressed_tensor_unsafe = { compressed_indices?: Tensor; plain_indices?: Tensor; values?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
+type O__sparse_compressed_tensor_unsafe = { compressed_indices?: Tensor; compressedIndices?: Tensor; plain_indices?: Tensor; plainIndices?: Tensor; values?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 /**
  * aten::_sparse_compressed_tensor_unsafe(Tensor compressed_indices, Tensor plain_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  */
@@ -302,7 +302,7 @@ export const _sparseCompressedTensorUnsafe: {
   ["",[["compressed_indices",0,0],["plain_indices",0,0],["values",0,0],["size",12,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
 ]) as any;
 
-type O__sparse_coo_tensor_unsafe = { indices?: Tensor; values?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
+type O__sparse_coo_tensor_unsafe = { indices?: Tensor; values?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 /**
  * aten::_sparse_coo_tensor_unsafe(Tensor indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  */
@@ -314,8 +314,8 @@ export const _sparseCooTensorUnsafe: {
   ["",[["indices",0,0],["values",0,0],["size",12,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
 ]) as any;
 
-type O__sparse_coo_tensor_with_dims = { sparse_dim?: number; dense_dim?: number; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
-type O__sparse_coo_tensor_with_dims_out = { sparse_dim?: number; dense_dim?: number; size?: number[]; out?: Tensor };
+type O__sparse_coo_tensor_with_dims = { sparse_dim?: number; sparseDim?: number; dense_dim?: number; denseDim?: number; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
+type O__sparse_coo_tensor_with_dims_out = { sparse_dim?: number; sparseDim?: number; dense_dim?: number; denseDim?: number; size?: number[]; out?: Tensor };
 /**
  * aten::_sparse_coo_tensor_with_dims(int sparse_dim, int dense_dim, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor
  * aten::_sparse_coo_tensor_with_dims.out(int sparse_dim, int dense_dim, int[] size, *, Tensor(a!) out) -> Tensor(a!)
@@ -331,8 +331,8 @@ export const _sparseCooTensorWithDims: {
   ["out",[["sparse_dim",3,0],["dense_dim",3,0],["size",12,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__sparse_coo_tensor_with_dims_and_tensors = { sparse_dim?: number; dense_dim?: number; size?: number[]; indices?: Tensor; values?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
-type O__sparse_coo_tensor_with_dims_and_tensors_out = { sparse_dim?: number; dense_dim?: number; size?: number[]; indices?: Tensor; values?: Tensor; out?: Tensor };
+type O__sparse_coo_tensor_with_dims_and_tensors = { sparse_dim?: number; sparseDim?: number; dense_dim?: number; denseDim?: number; size?: number[]; indices?: Tensor; values?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
+type O__sparse_coo_tensor_with_dims_and_tensors_out = { sparse_dim?: number; sparseDim?: number; dense_dim?: number; denseDim?: number; size?: number[]; indices?: Tensor; values?: Tensor; out?: Tensor };
 /**
  * aten::_sparse_coo_tensor_with_dims_and_tensors(int sparse_dim, int dense_dim, int[] size, Tensor indices, Tensor values, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor
  * aten::_sparse_coo_tensor_with_dims_and_tensors.out(int sparse_dim, int dense_dim, int[] size, Tensor indices, Tensor values, *, Tensor(a!) out) -> Tensor(a!)
@@ -348,7 +348,7 @@ export const _sparseCooTensorWithDimsAndTensors: {
   ["out",[["sparse_dim",3,0],["dense_dim",3,0],["size",12,0],["indices",0,0],["values",0,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__sparse_csc_tensor_unsafe = { ccol_indices?: Tensor; row_indices?: Tensor; values?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
+type O__sparse_csc_tensor_unsafe = { ccol_indices?: Tensor; ccolIndices?: Tensor; row_indices?: Tensor; rowIndices?: Tensor; values?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 /**
  * aten::_sparse_csc_tensor_unsafe(Tensor ccol_indices, Tensor row_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  */
@@ -394,7 +394,7 @@ export const _sparseCsrSum: {
   ["dim_dtype_out",[["self",0,0],["dim",12,0,1],["keepdim",5,2],["dtype",8,3],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__sparse_csr_tensor_unsafe = { crow_indices?: Tensor; col_indices?: Tensor; values?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
+type O__sparse_csr_tensor_unsafe = { crow_indices?: Tensor; crowIndices?: Tensor; col_indices?: Tensor; colIndices?: Tensor; values?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 /**
  * aten::_sparse_csr_tensor_unsafe(Tensor crow_indices, Tensor col_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  */
@@ -406,10 +406,10 @@ export const _sparseCsrTensorUnsafe: {
   ["",[["crow_indices",0,0],["col_indices",0,0],["values",0,0],["size",12,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
 ]) as any;
 
-type O__sparse_log_softmax = { self?: Tensor; dim?: number; half_to_float?: boolean };
+type O__sparse_log_softmax = { self?: Tensor; dim?: number; half_to_float?: boolean; halfToFloat?: boolean };
 type O__sparse_log_softmax_Dimname = { self?: Tensor; dim?: string; dtype?: DType | null };
 type O__sparse_log_softmax_int = { self?: Tensor; dim?: number; dtype?: DType | null };
-type O__sparse_log_softmax_out = { self?: Tensor; dim?: number; half_to_float?: boolean; out?: Tensor };
+type O__sparse_log_softmax_out = { self?: Tensor; dim?: number; half_to_float?: boolean; halfToFloat?: boolean; out?: Tensor };
 /**
  * aten::_sparse_log_softmax(Tensor self, int dim, bool half_to_float) -> Tensor
  * aten::_sparse_log_softmax.Dimname(Tensor self, str dim, *, ScalarType? dtype=None) -> Tensor
@@ -434,8 +434,8 @@ export const _sparseLogSoftmax: {
   ["out",[["self",0,0],["dim",3,0],["half_to_float",5,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__sparse_log_softmax_backward_data = { grad_output?: Tensor; output?: Tensor; dim?: number; self?: Tensor };
-type O__sparse_log_softmax_backward_data_out = { grad_output?: Tensor; output?: Tensor; dim?: number; self?: Tensor; out?: Tensor };
+type O__sparse_log_softmax_backward_data = { grad_output?: Tensor; gradOutput?: Tensor; output?: Tensor; dim?: number; self?: Tensor };
+type O__sparse_log_softmax_backward_data_out = { grad_output?: Tensor; gradOutput?: Tensor; output?: Tensor; dim?: number; self?: Tensor; out?: Tensor };
 /**
  * aten::_sparse_log_softmax_backward_data(Tensor grad_output, Tensor output, int dim, Tensor self) -> Tensor
  * aten::_sparse_log_softmax_backward_data.out(Tensor grad_output, Tensor output, int dim, Tensor self, *, Tensor(a!) out) -> Tensor(a!)
@@ -451,8 +451,8 @@ export const _sparseLogSoftmaxBackwardData: {
   ["out",[["grad_output",0,0],["output",0,0],["dim",3,0],["self",0,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__sparse_mask_helper = { t?: Tensor; mask_indices?: Tensor };
-type O__sparse_mask_helper_out = { t?: Tensor; mask_indices?: Tensor; out?: Tensor };
+type O__sparse_mask_helper = { t?: Tensor; mask_indices?: Tensor; maskIndices?: Tensor };
+type O__sparse_mask_helper_out = { t?: Tensor; mask_indices?: Tensor; maskIndices?: Tensor; out?: Tensor };
 /**
  * aten::_sparse_mask_helper(Tensor t, Tensor mask_indices) -> Tensor
  * aten::_sparse_mask_helper.out(Tensor t, Tensor mask_indices, *, Tensor(a!) out) -> Tensor(a!)
@@ -480,10 +480,10 @@ export const _sparseMm: {
   ["",[["sparse",0,0],["dense",0,0]],[0],1],
 ]) as any;
 
-type O__sparse_softmax = { self?: Tensor; dim?: number; half_to_float?: boolean };
+type O__sparse_softmax = { self?: Tensor; dim?: number; half_to_float?: boolean; halfToFloat?: boolean };
 type O__sparse_softmax_Dimname = { self?: Tensor; dim?: string; dtype?: DType | null };
 type O__sparse_softmax_int = { self?: Tensor; dim?: number; dtype?: DType | null };
-type O__sparse_softmax_out = { self?: Tensor; dim?: number; half_to_float?: boolean; out?: Tensor };
+type O__sparse_softmax_out = { self?: Tensor; dim?: number; half_to_float?: boolean; halfToFloat?: boolean; out?: Tensor };
 /**
  * aten::_sparse_softmax(Tensor self, int dim, bool half_to_float) -> Tensor
  * aten::_sparse_softmax.Dimname(Tensor self, str dim, *, ScalarType? dtype=None) -> Tensor
@@ -508,8 +508,8 @@ export const _sparseSoftmax: {
   ["out",[["self",0,0],["dim",3,0],["half_to_float",5,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__sparse_softmax_backward_data = { grad_output?: Tensor; output?: Tensor; dim?: number; self?: Tensor };
-type O__sparse_softmax_backward_data_out = { grad_output?: Tensor; output?: Tensor; dim?: number; self?: Tensor; out?: Tensor };
+type O__sparse_softmax_backward_data = { grad_output?: Tensor; gradOutput?: Tensor; output?: Tensor; dim?: number; self?: Tensor };
+type O__sparse_softmax_backward_data_out = { grad_output?: Tensor; gradOutput?: Tensor; output?: Tensor; dim?: number; self?: Tensor; out?: Tensor };
 /**
  * aten::_sparse_softmax_backward_data(Tensor grad_output, Tensor output, int dim, Tensor self) -> Tensor
  * aten::_sparse_softmax_backward_data.out(Tensor grad_output, Tensor output, int dim, Tensor self, *, Tensor(a!) out) -> Tensor(a!)

@@ -167,7 +167,7 @@ export const _testWarnInAutograd: {
   ["out",[["self",0,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__thnn_differentiable_gru_cell_backward = { grad_hy?: Tensor; input_gates?: Tensor; hidden_gates?: Tensor; hx?: Tensor; input_bias?: Tensor | null; hidden_bias?: Tensor | null };
+type O__thnn_differentiable_gru_cell_backward = { grad_hy?: Tensor; gradHy?: Tensor; input_gates?: Tensor; inputGates?: Tensor; hidden_gates?: Tensor; hiddenGates?: Tensor; hx?: Tensor; input_bias?: Tensor | null; inputBias?: Tensor | null; hidden_bias?: Tensor | null; hiddenBias?: Tensor | null };
 /**
  * aten::_thnn_differentiable_gru_cell_backward(Tensor grad_hy, Tensor input_gates, Tensor hidden_gates, Tensor hx, Tensor? input_bias, Tensor? hidden_bias) -> (Tensor, Tensor, Tensor, Tensor, Tensor)
  */
@@ -179,7 +179,7 @@ export const _thnnDifferentiableGruCellBackward: {
   ["",[["grad_hy",0,0],["input_gates",0,0],["hidden_gates",0,0],["hx",0,0],["input_bias",0,1],["hidden_bias",0,1]],[0,0,0,0,0],1],
 ]) as any;
 
-type O__thnn_differentiable_lstm_cell_backward = { grad_hy?: Tensor | null; grad_cy?: Tensor | null; input_gates?: Tensor; hidden_gates?: Tensor; input_bias?: Tensor | null; hidden_bias?: Tensor | null; cx?: Tensor; cy?: Tensor };
+type O__thnn_differentiable_lstm_cell_backward = { grad_hy?: Tensor | null; gradHy?: Tensor | null; grad_cy?: Tensor | null; gradCy?: Tensor | null; input_gates?: Tensor; inputGates?: Tensor; hidden_gates?: Tensor; hiddenGates?: Tensor; input_bias?: Tensor | null; inputBias?: Tensor | null; hidden_bias?: Tensor | null; hiddenBias?: Tensor | null; cx?: Tensor; cy?: Tensor };
 /**
  * aten::_thnn_differentiable_lstm_cell_backward(Tensor? grad_hy, Tensor? grad_cy, Tensor input_gates, Tensor hidden_gates, Tensor? input_bias, Tensor? hidden_bias, Tensor cx, Tensor cy) -> (Tensor, Tensor, Tensor, Tensor, Tensor)
  */
@@ -191,8 +191,8 @@ export const _thnnDifferentiableLstmCellBackward: {
   ["",[["grad_hy",0,1],["grad_cy",0,1],["input_gates",0,0],["hidden_gates",0,0],["input_bias",0,1],["hidden_bias",0,1],["cx",0,0],["cy",0,0]],[0,0,0,0,0],1],
 ]) as any;
 
-type O__thnn_fused_gru_cell = { input_gates?: Tensor; hidden_gates?: Tensor; hx?: Tensor; input_bias?: Tensor | null; hidden_bias?: Tensor | null };
-type O__thnn_fused_gru_cell_out = { input_gates?: Tensor; hidden_gates?: Tensor; hx?: Tensor; input_bias?: Tensor | null; hidden_bias?: Tensor | null; out0?: Tensor; out1?: Tensor };
+type O__thnn_fused_gru_cell = { input_gates?: Tensor; inputGates?: Tensor; hidden_gates?: Tensor; hiddenGates?: Tensor; hx?: Tensor; input_bias?: Tensor | null; inputBias?: Tensor | null; hidden_bias?: Tensor | null; hiddenBias?: Tensor | null };
+type O__thnn_fused_gru_cell_out = { input_gates?: Tensor; inputGates?: Tensor; hidden_gates?: Tensor; hiddenGates?: Tensor; hx?: Tensor; input_bias?: Tensor | null; inputBias?: Tensor | null; hidden_bias?: Tensor | null; hiddenBias?: Tensor | null; out0?: Tensor; out1?: Tensor };
 /**
  * aten::_thnn_fused_gru_cell(Tensor input_gates, Tensor hidden_gates, Tensor hx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor)
  * aten::_thnn_fused_gru_cell.out(Tensor input_gates, Tensor hidden_gates, Tensor hx, Tensor? input_bias=None, Tensor? hidden_bias=None, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
@@ -208,8 +208,8 @@ export const _thnnFusedGruCell: {
   ["out",[["input_gates",0,0],["hidden_gates",0,0],["hx",0,0],["input_bias",0,3],["hidden_bias",0,3],["out0",0,4],["out1",0,4]],[-1,-1],0],
 ]) as any;
 
-type O__thnn_fused_gru_cell_backward = { grad_hy?: Tensor; workspace?: Tensor; has_bias?: boolean };
-type O__thnn_fused_gru_cell_backward_out = { grad_hy?: Tensor; workspace?: Tensor; has_bias?: boolean; out0?: Tensor; out1?: Tensor; out2?: Tensor; out3?: Tensor; out4?: Tensor };
+type O__thnn_fused_gru_cell_backward = { grad_hy?: Tensor; gradHy?: Tensor; workspace?: Tensor; has_bias?: boolean; hasBias?: boolean };
+type O__thnn_fused_gru_cell_backward_out = { grad_hy?: Tensor; gradHy?: Tensor; workspace?: Tensor; has_bias?: boolean; hasBias?: boolean; out0?: Tensor; out1?: Tensor; out2?: Tensor; out3?: Tensor; out4?: Tensor };
 /**
  * aten::_thnn_fused_gru_cell_backward(Tensor grad_hy, Tensor workspace, bool has_bias) -> (Tensor, Tensor, Tensor, Tensor, Tensor)
  * aten::_thnn_fused_gru_cell_backward.out(Tensor grad_hy, Tensor workspace, bool has_bias, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2, Tensor(d!) out3, Tensor(e!) out4) -> (Tensor(a!), Tensor(b!), Tensor(c!), Tensor(d!), Tensor(e!))
@@ -225,8 +225,8 @@ export const _thnnFusedGruCellBackward: {
   ["out",[["grad_hy",0,0],["workspace",0,0],["has_bias",5,0],["out0",0,4],["out1",0,4],["out2",0,4],["out3",0,4],["out4",0,4]],[-1,-1,-1,-1,-1],0],
 ]) as any;
 
-type O__thnn_fused_lstm_cell = { input_gates?: Tensor; hidden_gates?: Tensor; cx?: Tensor; input_bias?: Tensor | null; hidden_bias?: Tensor | null };
-type O__thnn_fused_lstm_cell_out = { input_gates?: Tensor; hidden_gates?: Tensor; cx?: Tensor; input_bias?: Tensor | null; hidden_bias?: Tensor | null; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O__thnn_fused_lstm_cell = { input_gates?: Tensor; inputGates?: Tensor; hidden_gates?: Tensor; hiddenGates?: Tensor; cx?: Tensor; input_bias?: Tensor | null; inputBias?: Tensor | null; hidden_bias?: Tensor | null; hiddenBias?: Tensor | null };
+type O__thnn_fused_lstm_cell_out = { input_gates?: Tensor; inputGates?: Tensor; hidden_gates?: Tensor; hiddenGates?: Tensor; cx?: Tensor; input_bias?: Tensor | null; inputBias?: Tensor | null; hidden_bias?: Tensor | null; hiddenBias?: Tensor | null; out0?: Tensor; out1?: Tensor; out2?: Tensor };
 /**
  * aten::_thnn_fused_lstm_cell(Tensor input_gates, Tensor hidden_gates, Tensor cx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor, Tensor)
  * aten::_thnn_fused_lstm_cell.out(Tensor input_gates, Tensor hidden_gates, Tensor cx, Tensor? input_bias=None, Tensor? hidden_bias=None, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
@@ -242,7 +242,7 @@ export const _thnnFusedLstmCell: {
   ["out",[["input_gates",0,0],["hidden_gates",0,0],["cx",0,0],["input_bias",0,3],["hidden_bias",0,3],["out0",0,4],["out1",0,4],["out2",0,4]],[-1,-1,-1],0],
 ]) as any;
 
-type O__thnn_fused_lstm_cell_backward = { grad_hy?: Tensor | null; grad_cy?: Tensor | null; cx?: Tensor; cy?: Tensor; workspace?: Tensor; has_bias?: boolean };
+type O__thnn_fused_lstm_cell_backward = { grad_hy?: Tensor | null; gradHy?: Tensor | null; grad_cy?: Tensor | null; gradCy?: Tensor | null; cx?: Tensor; cy?: Tensor; workspace?: Tensor; has_bias?: boolean; hasBias?: boolean };
 /**
  * aten::_thnn_fused_lstm_cell_backward(Tensor? grad_hy, Tensor? grad_cy, Tensor cx, Tensor cy, Tensor workspace, bool has_bias) -> (Tensor, Tensor, Tensor, Tensor, Tensor)
  */
@@ -254,8 +254,8 @@ export const _thnnFusedLstmCellBackward: {
   ["",[["grad_hy",0,1],["grad_cy",0,1],["cx",0,0],["cy",0,0],["workspace",0,0],["has_bias",5,0]],[0,0,0,0,0],1],
 ]) as any;
 
-type O__thnn_fused_lstm_cell_backward_impl = { grad_hy?: Tensor | null; grad_cy?: Tensor | null; cx?: Tensor; cy?: Tensor; workspace?: Tensor; has_bias?: boolean };
-type O__thnn_fused_lstm_cell_backward_impl_out = { grad_hy?: Tensor | null; grad_cy?: Tensor | null; cx?: Tensor; cy?: Tensor; workspace?: Tensor; has_bias?: boolean; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O__thnn_fused_lstm_cell_backward_impl = { grad_hy?: Tensor | null; gradHy?: Tensor | null; grad_cy?: Tensor | null; gradCy?: Tensor | null; cx?: Tensor; cy?: Tensor; workspace?: Tensor; has_bias?: boolean; hasBias?: boolean };
+type O__thnn_fused_lstm_cell_backward_impl_out = { grad_hy?: Tensor | null; gradHy?: Tensor | null; grad_cy?: Tensor | null; gradCy?: Tensor | null; cx?: Tensor; cy?: Tensor; workspace?: Tensor; has_bias?: boolean; hasBias?: boolean; out0?: Tensor; out1?: Tensor; out2?: Tensor };
 /**
  * aten::_thnn_fused_lstm_cell_backward_impl(Tensor? grad_hy, Tensor? grad_cy, Tensor cx, Tensor cy, Tensor workspace, bool has_bias) -> (Tensor, Tensor, Tensor)
  * aten::_thnn_fused_lstm_cell_backward_impl.out(Tensor? grad_hy, Tensor? grad_cy, Tensor cx, Tensor cy, Tensor workspace, bool has_bias, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
@@ -271,8 +271,8 @@ export const _thnnFusedLstmCellBackwardImpl: {
   ["out",[["grad_hy",0,1],["grad_cy",0,1],["cx",0,0],["cy",0,0],["workspace",0,0],["has_bias",5,0],["out0",0,4],["out1",0,4],["out2",0,4]],[-1,-1,-1],0],
 ]) as any;
 
-type O__to_copy = { self?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; non_blocking?: boolean; memory_format?: MemoryFormat | null };
-type O__to_copy_out = { self?: Tensor; non_blocking?: boolean; memory_format?: MemoryFormat | null; out?: Tensor };
+type O__to_copy = { self?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null; non_blocking?: boolean; nonBlocking?: boolean; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
+type O__to_copy_out = { self?: Tensor; non_blocking?: boolean; nonBlocking?: boolean; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out?: Tensor };
 /**
  * aten::_to_copy(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, bool non_blocking=False, MemoryFormat? memory_format=None) -> Tensor
  * aten::_to_copy.out(Tensor self, *, bool non_blocking=False, MemoryFormat? memory_format=None, Tensor(a!) out) -> Tensor(a!)
@@ -334,8 +334,8 @@ export const _torchCudaCuLinkerSymbolOp: {
   ["out",[["self",0,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__transform_bias_rescale_qkv = { qkv?: Tensor; qkv_bias?: Tensor; num_heads?: number };
-type O__transform_bias_rescale_qkv_out = { qkv?: Tensor; qkv_bias?: Tensor; num_heads?: number; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O__transform_bias_rescale_qkv = { qkv?: Tensor; qkv_bias?: Tensor; qkvBias?: Tensor; num_heads?: number; numHeads?: number };
+type O__transform_bias_rescale_qkv_out = { qkv?: Tensor; qkv_bias?: Tensor; qkvBias?: Tensor; num_heads?: number; numHeads?: number; out0?: Tensor; out1?: Tensor; out2?: Tensor };
 /**
  * aten::_transform_bias_rescale_qkv(Tensor qkv, Tensor qkv_bias, int num_heads) -> (Tensor, Tensor, Tensor)
  * aten::_transform_bias_rescale_qkv.out(Tensor qkv, Tensor qkv_bias, int num_heads, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
@@ -351,8 +351,8 @@ export const _transformBiasRescaleQkv: {
   ["out",[["qkv",0,0],["qkv_bias",0,0],["num_heads",3,0],["out0",0,4],["out1",0,4],["out2",0,4]],[-1,-1,-1],0],
 ]) as any;
 
-type O__transformer_decoder_only_layer_fwd = { src?: Tensor; embed_dim?: number; num_heads?: number; qkv_weight?: Tensor; qkv_bias?: Tensor; proj_weight?: Tensor; proj_bias?: Tensor; use_gelu?: boolean; norm_first?: boolean; eps?: number; norm_weight_1?: Tensor; norm_bias_1?: Tensor; norm_weight_2?: Tensor; norm_bias_2?: Tensor; ffn_weight_1?: Tensor; ffn_bias_1?: Tensor; ffn_weight_2?: Tensor; ffn_bias_2?: Tensor; mask?: Tensor | null; incr_key?: Tensor | null; incr_value?: Tensor | null };
-type O__transformer_decoder_only_layer_fwd_out = { src?: Tensor; embed_dim?: number; num_heads?: number; qkv_weight?: Tensor; qkv_bias?: Tensor; proj_weight?: Tensor; proj_bias?: Tensor; use_gelu?: boolean; norm_first?: boolean; eps?: number; norm_weight_1?: Tensor; norm_bias_1?: Tensor; norm_weight_2?: Tensor; norm_bias_2?: Tensor; ffn_weight_1?: Tensor; ffn_bias_1?: Tensor; ffn_weight_2?: Tensor; ffn_bias_2?: Tensor; mask?: Tensor | null; incr_key?: Tensor | null; incr_value?: Tensor | null; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O__transformer_decoder_only_layer_fwd = { src?: Tensor; embed_dim?: number; embedDim?: number; num_heads?: number; numHeads?: number; qkv_weight?: Tensor; qkvWeight?: Tensor; qkv_bias?: Tensor; qkvBias?: Tensor; proj_weight?: Tensor; projWeight?: Tensor; proj_bias?: Tensor; projBias?: Tensor; use_gelu?: boolean; useGelu?: boolean; norm_first?: boolean; normFirst?: boolean; eps?: number; norm_weight_1?: Tensor; normWeight1?: Tensor; norm_bias_1?: Tensor; normBias1?: Tensor; norm_weight_2?: Tensor; normWeight2?: Tensor; norm_bias_2?: Tensor; normBias2?: Tensor; ffn_weight_1?: Tensor; ffnWeight1?: Tensor; ffn_bias_1?: Tensor; ffnBias1?: Tensor; ffn_weight_2?: Tensor; ffnWeight2?: Tensor; ffn_bias_2?: Tensor; ffnBias2?: Tensor; mask?: Tensor | null; incr_key?: Tensor | null; incrKey?: Tensor | null; incr_value?: Tensor | null; incrValue?: Tensor | null };
+type O__transformer_decoder_only_layer_fwd_out = { src?: Tensor; embed_dim?: number; embedDim?: number; num_heads?: number; numHeads?: number; qkv_weight?: Tensor; qkvWeight?: Tensor; qkv_bias?: Tensor; qkvBias?: Tensor; proj_weight?: Tensor; projWeight?: Tensor; proj_bias?: Tensor; projBias?: Tensor; use_gelu?: boolean; useGelu?: boolean; norm_first?: boolean; normFirst?: boolean; eps?: number; norm_weight_1?: Tensor; normWeight1?: Tensor; norm_bias_1?: Tensor; normBias1?: Tensor; norm_weight_2?: Tensor; normWeight2?: Tensor; norm_bias_2?: Tensor; normBias2?: Tensor; ffn_weight_1?: Tensor; ffnWeight1?: Tensor; ffn_bias_1?: Tensor; ffnBias1?: Tensor; ffn_weight_2?: Tensor; ffnWeight2?: Tensor; ffn_bias_2?: Tensor; ffnBias2?: Tensor; mask?: Tensor | null; incr_key?: Tensor | null; incrKey?: Tensor | null; incr_value?: Tensor | null; incrValue?: Tensor | null; out0?: Tensor; out1?: Tensor; out2?: Tensor };
 /**
  * aten::_transformer_decoder_only_layer_fwd(Tensor src, int embed_dim, int num_heads, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, bool use_gelu, bool norm_first, float eps, Tensor norm_weight_1, Tensor norm_bias_1, Tensor norm_weight_2, Tensor norm_bias_2, Tensor ffn_weight_1, Tensor ffn_bias_1, Tensor ffn_weight_2, Tensor ffn_bias_2, Tensor? mask=None, Tensor? incr_key=None, Tensor? incr_value=None) -> (Tensor, Tensor, Tensor)
  * aten::_transformer_decoder_only_layer_fwd.out(Tensor src, int embed_dim, int num_heads, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, bool use_gelu, bool norm_first, float eps, Tensor norm_weight_1, Tensor norm_bias_1, Tensor norm_weight_2, Tensor norm_bias_2, Tensor ffn_weight_1, Tensor ffn_bias_1, Tensor ffn_weight_2, Tensor ffn_bias_2, Tensor? mask=None, Tensor? incr_key=None, Tensor? incr_value=None, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
@@ -368,8 +368,8 @@ export const _transformerDecoderOnlyLayerFwd: {
   ["out",[["src",0,0],["embed_dim",3,0],["num_heads",3,0],["qkv_weight",0,0],["qkv_bias",0,0],["proj_weight",0,0],["proj_bias",0,0],["use_gelu",5,0],["norm_first",5,0],["eps",4,0],["norm_weight_1",0,0],["norm_bias_1",0,0],["norm_weight_2",0,0],["norm_bias_2",0,0],["ffn_weight_1",0,0],["ffn_bias_1",0,0],["ffn_weight_2",0,0],["ffn_bias_2",0,0],["mask",0,3],["incr_key",0,3],["incr_value",0,3],["out0",0,4],["out1",0,4],["out2",0,4]],[-1,-1,-1],0],
 ]) as any;
 
-type O__transformer_encoder_layer_fwd = { src?: Tensor; embed_dim?: number; num_heads?: number; qkv_weight?: Tensor; qkv_bias?: Tensor; proj_weight?: Tensor; proj_bias?: Tensor; use_gelu?: boolean; norm_first?: boolean; eps?: number; norm_weight_1?: Tensor; norm_bias_1?: Tensor; norm_weight_2?: Tensor; norm_bias_2?: Tensor; ffn_weight_1?: Tensor; ffn_bias_1?: Tensor; ffn_weight_2?: Tensor; ffn_bias_2?: Tensor; mask?: Tensor | null; mask_type?: number | null };
-type O__transformer_encoder_layer_fwd_out = { src?: Tensor; embed_dim?: number; num_heads?: number; qkv_weight?: Tensor; qkv_bias?: Tensor; proj_weight?: Tensor; proj_bias?: Tensor; use_gelu?: boolean; norm_first?: boolean; eps?: number; norm_weight_1?: Tensor; norm_bias_1?: Tensor; norm_weight_2?: Tensor; norm_bias_2?: Tensor; ffn_weight_1?: Tensor; ffn_bias_1?: Tensor; ffn_weight_2?: Tensor; ffn_bias_2?: Tensor; mask?: Tensor | null; mask_type?: number | null; out?: Tensor };
+type O__transformer_encoder_layer_fwd = { src?: Tensor; embed_dim?: number; embedDim?: number; num_heads?: number; numHeads?: number; qkv_weight?: Tensor; qkvWeight?: Tensor; qkv_bias?: Tensor; qkvBias?: Tensor; proj_weight?: Tensor; projWeight?: Tensor; proj_bias?: Tensor; projBias?: Tensor; use_gelu?: boolean; useGelu?: boolean; norm_first?: boolean; normFirst?: boolean; eps?: number; norm_weight_1?: Tensor; normWeight1?: Tensor; norm_bias_1?: Tensor; normBias1?: Tensor; norm_weight_2?: Tensor; normWeight2?: Tensor; norm_bias_2?: Tensor; normBias2?: Tensor; ffn_weight_1?: Tensor; ffnWeight1?: Tensor; ffn_bias_1?: Tensor; ffnBias1?: Tensor; ffn_weight_2?: Tensor; ffnWeight2?: Tensor; ffn_bias_2?: Tensor; ffnBias2?: Tensor; mask?: Tensor | null; mask_type?: number | null; maskType?: number | null };
+type O__transformer_encoder_layer_fwd_out = { src?: Tensor; embed_dim?: number; embedDim?: number; num_heads?: number; numHeads?: number; qkv_weight?: Tensor; qkvWeight?: Tensor; qkv_bias?: Tensor; qkvBias?: Tensor; proj_weight?: Tensor; projWeight?: Tensor; proj_bias?: Tensor; projBias?: Tensor; use_gelu?: boolean; useGelu?: boolean; norm_first?: boolean; normFirst?: boolean; eps?: number; norm_weight_1?: Tensor; normWeight1?: Tensor; norm_bias_1?: Tensor; normBias1?: Tensor; norm_weight_2?: Tensor; normWeight2?: Tensor; norm_bias_2?: Tensor; normBias2?: Tensor; ffn_weight_1?: Tensor; ffnWeight1?: Tensor; ffn_bias_1?: Tensor; ffnBias1?: Tensor; ffn_weight_2?: Tensor; ffnWeight2?: Tensor; ffn_bias_2?: Tensor; ffnBias2?: Tensor; mask?: Tensor | null; mask_type?: number | null; maskType?: number | null; out?: Tensor };
 /**
  * aten::_transformer_encoder_layer_fwd(Tensor src, int embed_dim, int num_heads, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, bool use_gelu, bool norm_first, float eps, Tensor norm_weight_1, Tensor norm_bias_1, Tensor norm_weight_2, Tensor norm_bias_2, Tensor ffn_weight_1, Tensor ffn_bias_1, Tensor ffn_weight_2, Tensor ffn_bias_2, Tensor? mask=None, int? mask_type=None) -> Tensor
  * aten::_transformer_encoder_layer_fwd.out(Tensor src, int embed_dim, int num_heads, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, bool use_gelu, bool norm_first, float eps, Tensor norm_weight_1, Tensor norm_bias_1, Tensor norm_weight_2, Tensor norm_bias_2, Tensor ffn_weight_1, Tensor ffn_bias_1, Tensor ffn_weight_2, Tensor ffn_bias_2, Tensor? mask=None, int? mask_type=None, *, Tensor(a!) out) -> Tensor(a!)
@@ -385,8 +385,8 @@ export const _transformerEncoderLayerFwd: {
   ["out",[["src",0,0],["embed_dim",3,0],["num_heads",3,0],["qkv_weight",0,0],["qkv_bias",0,0],["proj_weight",0,0],["proj_bias",0,0],["use_gelu",5,0],["norm_first",5,0],["eps",4,0],["norm_weight_1",0,0],["norm_bias_1",0,0],["norm_weight_2",0,0],["norm_bias_2",0,0],["ffn_weight_1",0,0],["ffn_bias_1",0,0],["ffn_weight_2",0,0],["ffn_bias_2",0,0],["mask",0,3],["mask_type",3,3],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__trilinear = { i1?: Tensor; i2?: Tensor; i3?: Tensor; expand1?: number[]; expand2?: number[]; expand3?: number[]; sumdim?: number[]; unroll_dim?: number };
-type O__trilinear_out = { i1?: Tensor; i2?: Tensor; i3?: Tensor; expand1?: number[]; expand2?: number[]; expand3?: number[]; sumdim?: number[]; unroll_dim?: number; out?: Tensor };
+type O__trilinear = { i1?: Tensor; i2?: Tensor; i3?: Tensor; expand1?: number[]; expand2?: number[]; expand3?: number[]; sumdim?: number[]; unroll_dim?: number; unrollDim?: number };
+type O__trilinear_out = { i1?: Tensor; i2?: Tensor; i3?: Tensor; expand1?: number[]; expand2?: number[]; expand3?: number[]; sumdim?: number[]; unroll_dim?: number; unrollDim?: number; out?: Tensor };
 /**
  * aten::_trilinear(Tensor i1, Tensor i2, Tensor i3, int[] expand1, int[] expand2, int[] expand3, int[] sumdim, int unroll_dim=1) -> Tensor
  * aten::_trilinear.out(Tensor i1, Tensor i2, Tensor i3, int[] expand1, int[] expand2, int[] expand3, int[] sumdim, int unroll_dim=1, *, Tensor(a!) out) -> Tensor(a!)
@@ -402,8 +402,8 @@ export const _trilinear: {
   ["out",[["i1",0,0],["i2",0,0],["i3",0,0],["expand1",12,0],["expand2",12,0],["expand3",12,0],["sumdim",12,0],["unroll_dim",3,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__triton_multi_head_attention = { query?: Tensor; key?: Tensor; value?: Tensor; embed_dim?: number; num_head?: number; qkv_weight?: Tensor; qkv_bias?: Tensor; proj_weight?: Tensor; proj_bias?: Tensor; mask?: Tensor | null };
-type O__triton_multi_head_attention_out = { query?: Tensor; key?: Tensor; value?: Tensor; embed_dim?: number; num_head?: number; qkv_weight?: Tensor; qkv_bias?: Tensor; proj_weight?: Tensor; proj_bias?: Tensor; mask?: Tensor | null; out?: Tensor };
+type O__triton_multi_head_attention = { query?: Tensor; key?: Tensor; value?: Tensor; embed_dim?: number; embedDim?: number; num_head?: number; numHead?: number; qkv_weight?: Tensor; qkvWeight?: Tensor; qkv_bias?: Tensor; qkvBias?: Tensor; proj_weight?: Tensor; projWeight?: Tensor; proj_bias?: Tensor; projBias?: Tensor; mask?: Tensor | null };
+type O__triton_multi_head_attention_out = { query?: Tensor; key?: Tensor; value?: Tensor; embed_dim?: number; embedDim?: number; num_head?: number; numHead?: number; qkv_weight?: Tensor; qkvWeight?: Tensor; qkv_bias?: Tensor; qkvBias?: Tensor; proj_weight?: Tensor; projWeight?: Tensor; proj_bias?: Tensor; projBias?: Tensor; mask?: Tensor | null; out?: Tensor };
 /**
  * aten::_triton_multi_head_attention(Tensor query, Tensor key, Tensor value, int embed_dim, int num_head, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, Tensor? mask=None) -> Tensor
  * aten::_triton_multi_head_attention.out(Tensor query, Tensor key, Tensor value, int embed_dim, int num_head, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, Tensor? mask=None, *, Tensor(a!) out) -> Tensor(a!)
@@ -419,8 +419,8 @@ export const _tritonMultiHeadAttention: {
   ["out",[["query",0,0],["key",0,0],["value",0,0],["embed_dim",3,0],["num_head",3,0],["qkv_weight",0,0],["qkv_bias",0,0],["proj_weight",0,0],["proj_bias",0,0],["mask",0,3],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__triton_scaled_dot_attention = { q?: Tensor; k?: Tensor; v?: Tensor; dropout_p?: number };
-type O__triton_scaled_dot_attention_out = { q?: Tensor; k?: Tensor; v?: Tensor; dropout_p?: number; out?: Tensor };
+type O__triton_scaled_dot_attention = { q?: Tensor; k?: Tensor; v?: Tensor; dropout_p?: number; dropoutP?: number };
+type O__triton_scaled_dot_attention_out = { q?: Tensor; k?: Tensor; v?: Tensor; dropout_p?: number; dropoutP?: number; out?: Tensor };
 /**
  * aten::_triton_scaled_dot_attention(Tensor q, Tensor k, Tensor v, float dropout_p=0.) -> Tensor
  * aten::_triton_scaled_dot_attention.out(Tensor q, Tensor k, Tensor v, float dropout_p=0., *, Tensor(a!) out) -> Tensor(a!)

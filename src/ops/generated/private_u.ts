@@ -5,8 +5,8 @@ import type { Tensor } from '../../core/tensor.js';
 import type { DType, DeviceLike, Layout, MemoryFormat, Scalar } from '../../core/dtype.js';
 import { defineOp } from '../../core/dispatch.js';
 
-type O__unique = { self?: Tensor; sorted?: boolean; return_inverse?: boolean };
-type O__unique_out = { self?: Tensor; sorted?: boolean; return_inverse?: boolean; out0?: Tensor; out1?: Tensor };
+type O__unique = { self?: Tensor; sorted?: boolean; return_inverse?: boolean; returnInverse?: boolean };
+type O__unique_out = { self?: Tensor; sorted?: boolean; return_inverse?: boolean; returnInverse?: boolean; out0?: Tensor; out1?: Tensor };
 /**
  * aten::_unique(Tensor self, bool sorted=True, bool return_inverse=False) -> (Tensor, Tensor)
  * aten::_unique.out(Tensor self, bool sorted=True, bool return_inverse=False, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
@@ -22,8 +22,8 @@ export const _unique: {
   ["out",[["self",0,0],["sorted",5,2],["return_inverse",5,2],["out0",0,4],["out1",0,4]],[-1,-1],0],
 ]) as any;
 
-type O__unique2 = { self?: Tensor; sorted?: boolean; return_inverse?: boolean; return_counts?: boolean };
-type O__unique2_out = { self?: Tensor; sorted?: boolean; return_inverse?: boolean; return_counts?: boolean; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O__unique2 = { self?: Tensor; sorted?: boolean; return_inverse?: boolean; returnInverse?: boolean; return_counts?: boolean; returnCounts?: boolean };
+type O__unique2_out = { self?: Tensor; sorted?: boolean; return_inverse?: boolean; returnInverse?: boolean; return_counts?: boolean; returnCounts?: boolean; out0?: Tensor; out1?: Tensor; out2?: Tensor };
 /**
  * aten::_unique2(Tensor self, bool sorted=True, bool return_inverse=False, bool return_counts=False) -> (Tensor, Tensor, Tensor)
  * aten::_unique2.out(Tensor self, bool sorted=True, bool return_inverse=False, bool return_counts=False, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
@@ -68,10 +68,10 @@ export const _unsafeView: {
   ["out",[["self",0,0],["size",12,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__upsample_bicubic2d_aa = { self?: Tensor; output_size?: number | number[]; align_corners?: boolean; scales_h?: number | null; scales_w?: number | null };
-type O__upsample_bicubic2d_aa_out = { self?: Tensor; output_size?: number | number[]; align_corners?: boolean; scales_h?: number | null; scales_w?: number | null; out?: Tensor };
-type O__upsample_bicubic2d_aa_vec = { input?: Tensor; output_size?: number[] | null; align_corners?: boolean; scale_factors?: number[] | null };
-type O__upsample_bicubic2d_aa_vec_out = { input?: Tensor; output_size?: number[] | null; align_corners?: boolean; scale_factors?: number[] | null; out?: Tensor };
+type O__upsample_bicubic2d_aa = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null };
+type O__upsample_bicubic2d_aa_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; out?: Tensor };
+type O__upsample_bicubic2d_aa_vec = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null };
+type O__upsample_bicubic2d_aa_vec_out = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
 /**
  * aten::_upsample_bicubic2d_aa(Tensor self, SymInt[2] output_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor
  * aten::_upsample_bicubic2d_aa.out(Tensor self, SymInt[2] output_size, bool align_corners, float? scales_h=None, float? scales_w=None, *, Tensor(a!) out) -> Tensor(a!)
@@ -96,10 +96,10 @@ export const _upsampleBicubic2dAa: {
   ["vec_out",[["input",0,0],["output_size",12,1],["align_corners",5,0],["scale_factors",13,1],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__upsample_bicubic2d_aa_backward = { grad_output?: Tensor; output_size?: number | number[]; input_size?: number | number[]; align_corners?: boolean; scales_h?: number | null; scales_w?: number | null };
-type O__upsample_bicubic2d_aa_backward_grad_input = { grad_output?: Tensor; output_size?: number | number[]; input_size?: number | number[]; align_corners?: boolean; scales_h?: number | null; scales_w?: number | null; grad_input?: Tensor };
-type O__upsample_bicubic2d_aa_backward_vec = { grad_output?: Tensor; output_size?: number[] | null; input_size?: number[]; align_corners?: boolean; scale_factors?: number[] | null };
-type O__upsample_bicubic2d_aa_backward_vec_out = { grad_output?: Tensor; output_size?: number[] | null; input_size?: number[]; align_corners?: boolean; scale_factors?: number[] | null; out?: Tensor };
+type O__upsample_bicubic2d_aa_backward = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null };
+type O__upsample_bicubic2d_aa_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; grad_input?: Tensor; gradInput?: Tensor };
+type O__upsample_bicubic2d_aa_backward_vec = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null };
+type O__upsample_bicubic2d_aa_backward_vec_out = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
 /**
  * aten::_upsample_bicubic2d_aa_backward(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor
  * aten::_upsample_bicubic2d_aa_backward.grad_input(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, bool align_corners, float? scales_h=None, float? scales_w=None, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -124,10 +124,10 @@ export const _upsampleBicubic2dAaBackward: {
   ["vec_out",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["align_corners",5,0],["scale_factors",13,1],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__upsample_bilinear2d_aa = { self?: Tensor; output_size?: number | number[]; align_corners?: boolean; scales_h?: number | null; scales_w?: number | null };
-type O__upsample_bilinear2d_aa_out = { self?: Tensor; output_size?: number | number[]; align_corners?: boolean; scales_h?: number | null; scales_w?: number | null; out?: Tensor };
-type O__upsample_bilinear2d_aa_vec = { input?: Tensor; output_size?: number[] | null; align_corners?: boolean; scale_factors?: number[] | null };
-type O__upsample_bilinear2d_aa_vec_out = { input?: Tensor; output_size?: number[] | null; align_corners?: boolean; scale_factors?: number[] | null; out?: Tensor };
+type O__upsample_bilinear2d_aa = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null };
+type O__upsample_bilinear2d_aa_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; out?: Tensor };
+type O__upsample_bilinear2d_aa_vec = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null };
+type O__upsample_bilinear2d_aa_vec_out = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
 /**
  * aten::_upsample_bilinear2d_aa(Tensor self, SymInt[2] output_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor
  * aten::_upsample_bilinear2d_aa.out(Tensor self, SymInt[2] output_size, bool align_corners, float? scales_h=None, float? scales_w=None, *, Tensor(a!) out) -> Tensor(a!)
@@ -152,10 +152,10 @@ export const _upsampleBilinear2dAa: {
   ["vec_out",[["input",0,0],["output_size",12,1],["align_corners",5,0],["scale_factors",13,1],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__upsample_bilinear2d_aa_backward = { grad_output?: Tensor; output_size?: number | number[]; input_size?: number | number[]; align_corners?: boolean; scales_h?: number | null; scales_w?: number | null };
-type O__upsample_bilinear2d_aa_backward_grad_input = { grad_output?: Tensor; output_size?: number | number[]; input_size?: number | number[]; align_corners?: boolean; scales_h?: number | null; scales_w?: number | null; grad_input?: Tensor };
-type O__upsample_bilinear2d_aa_backward_vec = { grad_output?: Tensor; output_size?: number[] | null; input_size?: number[]; align_corners?: boolean; scale_factors?: number[] | null };
-type O__upsample_bilinear2d_aa_backward_vec_out = { grad_output?: Tensor; output_size?: number[] | null; input_size?: number[]; align_corners?: boolean; scale_factors?: number[] | null; out?: Tensor };
+type O__upsample_bilinear2d_aa_backward = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null };
+type O__upsample_bilinear2d_aa_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; grad_input?: Tensor; gradInput?: Tensor };
+type O__upsample_bilinear2d_aa_backward_vec = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null };
+type O__upsample_bilinear2d_aa_backward_vec_out = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
 /**
  * aten::_upsample_bilinear2d_aa_backward(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor
  * aten::_upsample_bilinear2d_aa_backward.grad_input(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, bool align_corners, float? scales_h=None, float? scales_w=None, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -180,10 +180,10 @@ export const _upsampleBilinear2dAaBackward: {
   ["vec_out",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["align_corners",5,0],["scale_factors",13,1],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__upsample_nearest_exact1d = { self?: Tensor; output_size?: number | number[]; scales?: number | null };
-type O__upsample_nearest_exact1d_out = { self?: Tensor; output_size?: number | number[]; scales?: number | null; out?: Tensor };
-type O__upsample_nearest_exact1d_vec = { input?: Tensor; output_size?: number[] | null; scale_factors?: number[] | null };
-type O__upsample_nearest_exact1d_vec_out = { input?: Tensor; output_size?: number[] | null; scale_factors?: number[] | null; out?: Tensor };
+type O__upsample_nearest_exact1d = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; scales?: number | null };
+type O__upsample_nearest_exact1d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; scales?: number | null; out?: Tensor };
+type O__upsample_nearest_exact1d_vec = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; scale_factors?: number[] | null; scaleFactors?: number[] | null };
+type O__upsample_nearest_exact1d_vec_out = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
 /**
  * aten::_upsample_nearest_exact1d(Tensor self, SymInt[1] output_size, float? scales=None) -> Tensor
  * aten::_upsample_nearest_exact1d.out(Tensor self, SymInt[1] output_size, float? scales=None, *, Tensor(a!) out) -> Tensor(a!)
@@ -208,10 +208,10 @@ export const _upsampleNearestExact1d: {
   ["vec_out",[["input",0,0],["output_size",12,1],["scale_factors",13,1],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__upsample_nearest_exact1d_backward = { grad_output?: Tensor; output_size?: number | number[]; input_size?: number | number[]; scales?: number | null };
-type O__upsample_nearest_exact1d_backward_grad_input = { grad_output?: Tensor; output_size?: number | number[]; input_size?: number | number[]; scales?: number | null; grad_input?: Tensor };
-type O__upsample_nearest_exact1d_backward_vec = { grad_output?: Tensor; output_size?: number[] | null; input_size?: number[]; scale_factors?: number[] | null };
-type O__upsample_nearest_exact1d_backward_vec_out = { grad_output?: Tensor; output_size?: number[] | null; input_size?: number[]; scale_factors?: number[] | null; out?: Tensor };
+type O__upsample_nearest_exact1d_backward = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; scales?: number | null };
+type O__upsample_nearest_exact1d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; scales?: number | null; grad_input?: Tensor; gradInput?: Tensor };
+type O__upsample_nearest_exact1d_backward_vec = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; scale_factors?: number[] | null; scaleFactors?: number[] | null };
+type O__upsample_nearest_exact1d_backward_vec_out = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
 /**
  * aten::_upsample_nearest_exact1d_backward(Tensor grad_output, SymInt[1] output_size, SymInt[3] input_size, float? scales=None) -> Tensor
  * aten::_upsample_nearest_exact1d_backward.grad_input(Tensor grad_output, SymInt[1] output_size, SymInt[3] input_size, float? scales=None, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -236,10 +236,10 @@ export const _upsampleNearestExact1dBackward: {
   ["vec_out",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["scale_factors",13,1],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__upsample_nearest_exact2d = { self?: Tensor; output_size?: number | number[]; scales_h?: number | null; scales_w?: number | null };
-type O__upsample_nearest_exact2d_out = { self?: Tensor; output_size?: number | number[]; scales_h?: number | null; scales_w?: number | null; out?: Tensor };
-type O__upsample_nearest_exact2d_vec = { input?: Tensor; output_size?: number[] | null; scale_factors?: number[] | null };
-type O__upsample_nearest_exact2d_vec_out = { input?: Tensor; output_size?: number[] | null; scale_factors?: number[] | null; out?: Tensor };
+type O__upsample_nearest_exact2d = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null };
+type O__upsample_nearest_exact2d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; out?: Tensor };
+type O__upsample_nearest_exact2d_vec = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; scale_factors?: number[] | null; scaleFactors?: number[] | null };
+type O__upsample_nearest_exact2d_vec_out = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
 /**
  * aten::_upsample_nearest_exact2d(Tensor self, SymInt[2] output_size, float? scales_h=None, float? scales_w=None) -> Tensor
  * aten::_upsample_nearest_exact2d.out(Tensor self, SymInt[2] output_size, float? scales_h=None, float? scales_w=None, *, Tensor(a!) out) -> Tensor(a!)
@@ -264,10 +264,10 @@ export const _upsampleNearestExact2d: {
   ["vec_out",[["input",0,0],["output_size",12,1],["scale_factors",13,1],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__upsample_nearest_exact2d_backward = { grad_output?: Tensor; output_size?: number | number[]; input_size?: number | number[]; scales_h?: number | null; scales_w?: number | null };
-type O__upsample_nearest_exact2d_backward_grad_input = { grad_output?: Tensor; output_size?: number | number[]; input_size?: number | number[]; scales_h?: number | null; scales_w?: number | null; grad_input?: Tensor };
-type O__upsample_nearest_exact2d_backward_vec = { grad_output?: Tensor; output_size?: number[] | null; input_size?: number[]; scale_factors?: number[] | null };
-type O__upsample_nearest_exact2d_backward_vec_out = { grad_output?: Tensor; output_size?: number[] | null; input_size?: number[]; scale_factors?: number[] | null; out?: Tensor };
+type O__upsample_nearest_exact2d_backward = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null };
+type O__upsample_nearest_exact2d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; grad_input?: Tensor; gradInput?: Tensor };
+type O__upsample_nearest_exact2d_backward_vec = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; scale_factors?: number[] | null; scaleFactors?: number[] | null };
+type O__upsample_nearest_exact2d_backward_vec_out = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
 /**
  * aten::_upsample_nearest_exact2d_backward(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, float? scales_h=None, float? scales_w=None) -> Tensor
  * aten::_upsample_nearest_exact2d_backward.grad_input(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, float? scales_h=None, float? scales_w=None, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -292,10 +292,10 @@ export const _upsampleNearestExact2dBackward: {
   ["vec_out",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["scale_factors",13,1],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__upsample_nearest_exact3d = { self?: Tensor; output_size?: number | number[]; scales_d?: number | null; scales_h?: number | null; scales_w?: number | null };
-type O__upsample_nearest_exact3d_out = { self?: Tensor; output_size?: number | number[]; scales_d?: number | null; scales_h?: number | null; scales_w?: number | null; out?: Tensor };
-type O__upsample_nearest_exact3d_vec = { input?: Tensor; output_size?: number[] | null; scale_factors?: number[] | null };
-type O__upsample_nearest_exact3d_vec_out = { input?: Tensor; output_size?: number[] | null; scale_factors?: number[] | null; out?: Tensor };
+type O__upsample_nearest_exact3d = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; scales_d?: number | null; scalesD?: number | null; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null };
+type O__upsample_nearest_exact3d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; scales_d?: number | null; scalesD?: number | null; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; out?: Tensor };
+type O__upsample_nearest_exact3d_vec = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; scale_factors?: number[] | null; scaleFactors?: number[] | null };
+type O__upsample_nearest_exact3d_vec_out = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
 /**
  * aten::_upsample_nearest_exact3d(Tensor self, SymInt[3] output_size, float? scales_d=None, float? scales_h=None, float? scales_w=None) -> Tensor
  * aten::_upsample_nearest_exact3d.out(Tensor self, SymInt[3] output_size, float? scales_d=None, float? scales_h=None, float? scales_w=None, *, Tensor(a!) out) -> Tensor(a!)
@@ -320,10 +320,10 @@ export const _upsampleNearestExact3d: {
   ["vec_out",[["input",0,0],["output_size",12,1],["scale_factors",13,1],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__upsample_nearest_exact3d_backward = { grad_output?: Tensor; output_size?: number | number[]; input_size?: number | number[]; scales_d?: number | null; scales_h?: number | null; scales_w?: number | null };
-type O__upsample_nearest_exact3d_backward_grad_input = { grad_output?: Tensor; output_size?: number | number[]; input_size?: number | number[]; scales_d?: number | null; scales_h?: number | null; scales_w?: number | null; grad_input?: Tensor };
-type O__upsample_nearest_exact3d_backward_vec = { grad_output?: Tensor; output_size?: number[] | null; input_size?: number[]; scale_factors?: number[] | null };
-type O__upsample_nearest_exact3d_backward_vec_out = { grad_output?: Tensor; output_size?: number[] | null; input_size?: number[]; scale_factors?: number[] | null; out?: Tensor };
+type O__upsample_nearest_exact3d_backward = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; scales_d?: number | null; scalesD?: number | null; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null };
+type O__upsample_nearest_exact3d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; scales_d?: number | null; scalesD?: number | null; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; grad_input?: Tensor; gradInput?: Tensor };
+type O__upsample_nearest_exact3d_backward_vec = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; scale_factors?: number[] | null; scaleFactors?: number[] | null };
+type O__upsample_nearest_exact3d_backward_vec_out = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
 /**
  * aten::_upsample_nearest_exact3d_backward(Tensor grad_output, SymInt[3] output_size, SymInt[5] input_size, float? scales_d=None, float? scales_h=None, float? scales_w=None) -> Tensor
  * aten::_upsample_nearest_exact3d_backward.grad_input(Tensor grad_output, SymInt[3] output_size, SymInt[5] input_size, float? scales_d=None, float? scales_h=None, float? scales_w=None, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -348,8 +348,8 @@ export const _upsampleNearestExact3dBackward: {
   ["vec_out",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["scale_factors",13,1],["out",0,4]],[-1],0],
 ]) as any;
 
-type O__use_cudnn_ctc_loss = { log_probs?: Tensor; targets?: Tensor; input_lengths?: number[]; target_lengths?: number[]; blank?: number };
-type O__use_cudnn_ctc_loss_Tensor = { log_probs?: Tensor; targets?: Tensor; input_lengths?: Tensor; target_lengths?: Tensor; blank?: number };
+type O__use_cudnn_ctc_loss = { log_probs?: Tensor; logProbs?: Tensor; targets?: Tensor; input_lengths?: number[]; inputLengths?: number[]; target_lengths?: number[]; targetLengths?: number[]; blank?: number };
+type O__use_cudnn_ctc_loss_Tensor = { log_probs?: Tensor; logProbs?: Tensor; targets?: Tensor; input_lengths?: Tensor; inputLengths?: Tensor; target_lengths?: Tensor; targetLengths?: Tensor; blank?: number };
 /**
  * aten::_use_cudnn_ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank) -> bool
  * aten::_use_cudnn_ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank) -> bool

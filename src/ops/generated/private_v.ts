@@ -5,7 +5,7 @@ import type { Tensor } from '../../core/tensor.js';
 import type { DType, DeviceLike, Layout, MemoryFormat, Scalar } from '../../core/dtype.js';
 import { defineOp } from '../../core/dispatch.js';
 
-type O__validate_compressed_sparse_indices = { is_crow?: boolean; compressed_idx?: Tensor; plain_idx?: Tensor; cdim?: number; dim?: number; nnz?: number };
+type O__validate_compressed_sparse_indices = { is_crow?: boolean; isCrow?: boolean; compressed_idx?: Tensor; compressedIdx?: Tensor; plain_idx?: Tensor; plainIdx?: Tensor; cdim?: number; dim?: number; nnz?: number };
 /**
  * aten::_validate_compressed_sparse_indices(bool is_crow, Tensor compressed_idx, Tensor plain_idx, int cdim, int dim, int nnz) -> ()
  */
@@ -17,7 +17,7 @@ export const _validateCompressedSparseIndices: {
   ["",[["is_crow",5,0],["compressed_idx",0,0],["plain_idx",0,0],["cdim",3,0],["dim",3,0],["nnz",3,0]],[],1],
 ]) as any;
 
-type O__validate_sparse_bsc_tensor_args = { ccol_indices?: Tensor; row_indices?: Tensor; values?: Tensor; size?: number[] };
+type O__validate_sparse_bsc_tensor_args = { ccol_indices?: Tensor; ccolIndices?: Tensor; row_indices?: Tensor; rowIndices?: Tensor; values?: Tensor; size?: number[] };
 /**
  * aten::_validate_sparse_bsc_tensor_args(Tensor ccol_indices, Tensor row_indices, Tensor values, int[] size) -> ()
  */
@@ -29,7 +29,7 @@ export const _validateSparseBscTensorArgs: {
   ["",[["ccol_indices",0,0],["row_indices",0,0],["values",0,0],["size",12,0]],[],1],
 ]) as any;
 
-type O__validate_sparse_bsr_tensor_args = { crow_indices?: Tensor; col_indices?: Tensor; values?: Tensor; size?: number[] };
+type O__validate_sparse_bsr_tensor_args = { crow_indices?: Tensor; crowIndices?: Tensor; col_indices?: Tensor; colIndices?: Tensor; values?: Tensor; size?: number[] };
 /**
  * aten::_validate_sparse_bsr_tensor_args(Tensor crow_indices, Tensor col_indices, Tensor values, int[] size) -> ()
  */
@@ -41,7 +41,7 @@ export const _validateSparseBsrTensorArgs: {
   ["",[["crow_indices",0,0],["col_indices",0,0],["values",0,0],["size",12,0]],[],1],
 ]) as any;
 
-type O__validate_sparse_compressed_tensor_args = { compressed_indices?: Tensor; plain_indices?: Tensor; values?: Tensor; size?: number[]; layout?: Layout };
+type O__validate_sparse_compressed_tensor_args = { compressed_indices?: Tensor; compressedIndices?: Tensor; plain_indices?: Tensor; plainIndices?: Tensor; values?: Tensor; size?: number[]; layout?: Layout };
 /**
  * aten::_validate_sparse_compressed_tensor_args(Tensor compressed_indices, Tensor plain_indices, Tensor values, int[] size, Layout layout) -> ()
  */
@@ -65,7 +65,7 @@ export const _validateSparseCooTensorArgs: {
   ["",[["indices",0,0],["values",0,0],["size",12,0]],[],1],
 ]) as any;
 
-type O__validate_sparse_csc_tensor_args = { ccol_indices?: Tensor; row_indices?: Tensor; values?: Tensor; size?: number[] };
+type O__validate_sparse_csc_tensor_args = { ccol_indices?: Tensor; ccolIndices?: Tensor; row_indices?: Tensor; rowIndices?: Tensor; values?: Tensor; size?: number[] };
 /**
  * aten::_validate_sparse_csc_tensor_args(Tensor ccol_indices, Tensor row_indices, Tensor values, int[] size) -> ()
  */
@@ -77,7 +77,7 @@ export const _validateSparseCscTensorArgs: {
   ["",[["ccol_indices",0,0],["row_indices",0,0],["values",0,0],["size",12,0]],[],1],
 ]) as any;
 
-type O__validate_sparse_csr_tensor_args = { crow_indices?: Tensor; col_indices?: Tensor; values?: Tensor; size?: number[] };
+type O__validate_sparse_csr_tensor_args = { crow_indices?: Tensor; crowIndices?: Tensor; col_indices?: Tensor; colIndices?: Tensor; values?: Tensor; size?: number[] };
 /**
  * aten::_validate_sparse_csr_tensor_args(Tensor crow_indices, Tensor col_indices, Tensor values, int[] size) -> ()
  */

@@ -17,7 +17,7 @@ export const _weightNorm: {
   ["",[["v",0,0],["g",0,0],["dim",3,2]],[0],1],
 ]) as any;
 
-type O__weight_norm_differentiable_backward = { grad_w?: Tensor; saved_v?: Tensor; saved_g?: Tensor; saved_norms?: Tensor; dim?: number };
+type O__weight_norm_differentiable_backward = { grad_w?: Tensor; gradW?: Tensor; saved_v?: Tensor; savedV?: Tensor; saved_g?: Tensor; savedG?: Tensor; saved_norms?: Tensor; savedNorms?: Tensor; dim?: number };
 /**
  * aten::_weight_norm_differentiable_backward(Tensor grad_w, Tensor saved_v, Tensor saved_g, Tensor saved_norms, int dim) -> (Tensor, Tensor)
  */
@@ -46,8 +46,8 @@ export const _weightNormInterface: {
   ["out",[["v",0,0],["g",0,0],["dim",3,2],["out0",0,4],["out1",0,4]],[-1,-1],0],
 ]) as any;
 
-type O__weight_norm_interface_backward = { grad_w?: Tensor; saved_v?: Tensor; saved_g?: Tensor; saved_norms?: Tensor; dim?: number };
-type O__weight_norm_interface_backward_out = { grad_w?: Tensor; saved_v?: Tensor; saved_g?: Tensor; saved_norms?: Tensor; dim?: number; out0?: Tensor; out1?: Tensor };
+type O__weight_norm_interface_backward = { grad_w?: Tensor; gradW?: Tensor; saved_v?: Tensor; savedV?: Tensor; saved_g?: Tensor; savedG?: Tensor; saved_norms?: Tensor; savedNorms?: Tensor; dim?: number };
+type O__weight_norm_interface_backward_out = { grad_w?: Tensor; gradW?: Tensor; saved_v?: Tensor; savedV?: Tensor; saved_g?: Tensor; savedG?: Tensor; saved_norms?: Tensor; savedNorms?: Tensor; dim?: number; out0?: Tensor; out1?: Tensor };
 /**
  * aten::_weight_norm_interface_backward(Tensor grad_w, Tensor saved_v, Tensor saved_g, Tensor saved_norms, int dim) -> (Tensor, Tensor)
  * aten::_weight_norm_interface_backward.out(Tensor grad_w, Tensor saved_v, Tensor saved_g, Tensor saved_norms, int dim, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))

@@ -120,8 +120,8 @@ export const quantile: {
   ["scalar_out",[["self",0,0],["q",4,0],["dim",3,3],["keepdim",5,2],["interpolation",7,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_quantize_per_channel = { self?: Tensor; scales?: Tensor; zero_points?: Tensor; axis?: number; dtype?: DType };
-type O_quantize_per_channel_out = { self?: Tensor; scales?: Tensor; zero_points?: Tensor; axis?: number; dtype?: DType; out?: Tensor };
+type O_quantize_per_channel = { self?: Tensor; scales?: Tensor; zero_points?: Tensor; zeroPoints?: Tensor; axis?: number; dtype?: DType };
+type O_quantize_per_channel_out = { self?: Tensor; scales?: Tensor; zero_points?: Tensor; zeroPoints?: Tensor; axis?: number; dtype?: DType; out?: Tensor };
 /**
  * aten::quantize_per_channel(Tensor self, Tensor scales, Tensor zero_points, int axis, ScalarType dtype) -> Tensor
  * aten::quantize_per_channel.out(Tensor self, Tensor scales, Tensor zero_points, int axis, ScalarType dtype, *, Tensor(a!) out) -> Tensor(a!)
@@ -137,12 +137,12 @@ export const quantizePerChannel: {
   ["out",[["self",0,0],["scales",0,0],["zero_points",0,0],["axis",3,0],["dtype",8,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_quantize_per_tensor = { self?: Tensor; scale?: number; zero_point?: number; dtype?: DType };
-type O_quantize_per_tensor_out = { self?: Tensor; scale?: number; zero_point?: number; dtype?: DType; out?: Tensor };
-type O_quantize_per_tensor_tensor_qparams = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; dtype?: DType };
-type O_quantize_per_tensor_tensor_qparams_out = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; dtype?: DType; out?: Tensor };
-type O_quantize_per_tensor_tensors = { tensors?: Tensor[]; scales?: Tensor; zero_points?: Tensor; dtype?: DType };
-type O_quantize_per_tensor_tensors_out = { tensors?: Tensor[]; scales?: Tensor; zero_points?: Tensor; dtype?: DType; out?: Tensor[] };
+type O_quantize_per_tensor = { self?: Tensor; scale?: number; zero_point?: number; zeroPoint?: number; dtype?: DType };
+type O_quantize_per_tensor_out = { self?: Tensor; scale?: number; zero_point?: number; zeroPoint?: number; dtype?: DType; out?: Tensor };
+type O_quantize_per_tensor_tensor_qparams = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; dtype?: DType };
+type O_quantize_per_tensor_tensor_qparams_out = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; dtype?: DType; out?: Tensor };
+type O_quantize_per_tensor_tensors = { tensors?: Tensor[]; scales?: Tensor; zero_points?: Tensor; zeroPoints?: Tensor; dtype?: DType };
+type O_quantize_per_tensor_tensors_out = { tensors?: Tensor[]; scales?: Tensor; zero_points?: Tensor; zeroPoints?: Tensor; dtype?: DType; out?: Tensor[] };
 /**
  * aten::quantize_per_tensor(Tensor self, float scale, int zero_point, ScalarType dtype) -> Tensor
  * aten::quantize_per_tensor.out(Tensor self, float scale, int zero_point, ScalarType dtype, *, Tensor(a!) out) -> Tensor(a!)
@@ -176,8 +176,8 @@ export const quantizePerTensor: {
   ["tensors_out",[["tensors",1,0],["scales",0,0],["zero_points",0,0],["dtype",8,0],["out",1,4]],[],0],
 ]) as any;
 
-type O_quantize_per_tensor_dynamic = { self?: Tensor; dtype?: DType; reduce_range?: boolean };
-type O_quantize_per_tensor_dynamic_out = { self?: Tensor; dtype?: DType; reduce_range?: boolean; out?: Tensor };
+type O_quantize_per_tensor_dynamic = { self?: Tensor; dtype?: DType; reduce_range?: boolean; reduceRange?: boolean };
+type O_quantize_per_tensor_dynamic_out = { self?: Tensor; dtype?: DType; reduce_range?: boolean; reduceRange?: boolean; out?: Tensor };
 /**
  * aten::quantize_per_tensor_dynamic(Tensor self, ScalarType dtype, bool reduce_range) -> Tensor
  * aten::quantize_per_tensor_dynamic.out(Tensor self, ScalarType dtype, bool reduce_range, *, Tensor(a!) out) -> Tensor(a!)
@@ -193,8 +193,8 @@ export const quantizePerTensorDynamic: {
   ["out",[["self",0,0],["dtype",8,0],["reduce_range",5,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_quantized_batch_norm = { input?: Tensor; weight?: Tensor | null; bias?: Tensor | null; mean?: Tensor; var?: Tensor; eps?: number; output_scale?: number; output_zero_point?: number };
-type O_quantized_batch_norm_out = { input?: Tensor; weight?: Tensor | null; bias?: Tensor | null; mean?: Tensor; var?: Tensor; eps?: number; output_scale?: number; output_zero_point?: number; out?: Tensor };
+type O_quantized_batch_norm = { input?: Tensor; weight?: Tensor | null; bias?: Tensor | null; mean?: Tensor; var?: Tensor; eps?: number; output_scale?: number; outputScale?: number; output_zero_point?: number; outputZeroPoint?: number };
+type O_quantized_batch_norm_out = { input?: Tensor; weight?: Tensor | null; bias?: Tensor | null; mean?: Tensor; var?: Tensor; eps?: number; output_scale?: number; outputScale?: number; output_zero_point?: number; outputZeroPoint?: number; out?: Tensor };
 /**
  * aten::quantized_batch_norm(Tensor input, Tensor? weight, Tensor? bias, Tensor mean, Tensor var, float eps, float output_scale, int output_zero_point) -> Tensor
  * aten::quantized_batch_norm.out(Tensor input, Tensor? weight, Tensor? bias, Tensor mean, Tensor var, float eps, float output_scale, int output_zero_point, *, Tensor(a!) out) -> Tensor(a!)
@@ -210,8 +210,8 @@ export const quantizedBatchNorm: {
   ["out",[["input",0,0],["weight",0,1],["bias",0,1],["mean",0,0],["var",0,0],["eps",4,0],["output_scale",4,0],["output_zero_point",3,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_quantized_gru_data_legacy = { data?: Tensor; batch_sizes?: Tensor; hx?: Tensor; params?: Tensor[]; has_biases?: boolean; num_layers?: number; dropout?: number; train?: boolean; bidirectional?: boolean };
-type O_quantized_gru_input_legacy = { input?: Tensor; hx?: Tensor; params?: Tensor[]; has_biases?: boolean; num_layers?: number; dropout?: number; train?: boolean; bidirectional?: boolean; batch_first?: boolean };
+type O_quantized_gru_data_legacy = { data?: Tensor; batch_sizes?: Tensor; batchSizes?: Tensor; hx?: Tensor; params?: Tensor[]; has_biases?: boolean; hasBiases?: boolean; num_layers?: number; numLayers?: number; dropout?: number; train?: boolean; bidirectional?: boolean };
+type O_quantized_gru_input_legacy = { input?: Tensor; hx?: Tensor; params?: Tensor[]; has_biases?: boolean; hasBiases?: boolean; num_layers?: number; numLayers?: number; dropout?: number; train?: boolean; bidirectional?: boolean; batch_first?: boolean; batchFirst?: boolean };
 /**
  * aten::quantized_gru.data_legacy(Tensor data, Tensor batch_sizes, Tensor hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional) -> (Tensor, Tensor)
  * aten::quantized_gru.input_legacy(Tensor input, Tensor hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first) -> (Tensor, Tensor)
@@ -228,7 +228,7 @@ export const quantizedGru: {
   ["input_legacy",[["input",0,0],["hx",0,0],["params",1,0],["has_biases",5,0],["num_layers",3,0],["dropout",4,0],["train",5,0],["bidirectional",5,0],["batch_first",5,0]],[0,0],1],
 ]) as any;
 
-type O_quantized_gru_cell = { input?: Tensor; hx?: Tensor; w_ih?: Tensor; w_hh?: Tensor; b_ih?: Tensor; b_hh?: Tensor; packed_ih?: Tensor; packed_hh?: Tensor; col_offsets_ih?: Tensor; col_offsets_hh?: Tensor; scale_ih?: Scalar; scale_hh?: Scalar; zero_point_ih?: Scalar; zero_point_hh?: Scalar };
+type O_quantized_gru_cell = { input?: Tensor; hx?: Tensor; w_ih?: Tensor; wIh?: Tensor; w_hh?: Tensor; wHh?: Tensor; b_ih?: Tensor; bIh?: Tensor; b_hh?: Tensor; bHh?: Tensor; packed_ih?: Tensor; packedIh?: Tensor; packed_hh?: Tensor; packedHh?: Tensor; col_offsets_ih?: Tensor; colOffsetsIh?: Tensor; col_offsets_hh?: Tensor; colOffsetsHh?: Tensor; scale_ih?: Scalar; scaleIh?: Scalar; scale_hh?: Scalar; scaleHh?: Scalar; zero_point_ih?: Scalar; zeroPointIh?: Scalar; zero_point_hh?: Scalar; zeroPointHh?: Scalar };
 /**
  * aten::quantized_gru_cell(Tensor input, Tensor hx, Tensor w_ih, Tensor w_hh, Tensor b_ih, Tensor b_hh, Tensor packed_ih, Tensor packed_hh, Tensor col_offsets_ih, Tensor col_offsets_hh, Scalar scale_ih, Scalar scale_hh, Scalar zero_point_ih, Scalar zero_point_hh) -> Tensor
  */
@@ -240,8 +240,8 @@ export const quantizedGruCell: {
   ["",[["input",0,0],["hx",0,0],["w_ih",0,0],["w_hh",0,0],["b_ih",0,0],["b_hh",0,0],["packed_ih",0,0],["packed_hh",0,0],["col_offsets_ih",0,0],["col_offsets_hh",0,0],["scale_ih",6,0],["scale_hh",6,0],["zero_point_ih",6,0],["zero_point_hh",6,0]],[0],1],
 ]) as any;
 
-type O_quantized_lstm_data_legacy = { data?: Tensor; batch_sizes?: Tensor; hx?: Tensor[]; params?: Tensor[]; has_biases?: boolean; num_layers?: number; dropout?: number; train?: boolean; bidirectional?: boolean; dtype?: DType | null; use_dynamic?: boolean };
-type O_quantized_lstm_input_legacy = { input?: Tensor; hx?: Tensor[]; params?: Tensor[]; has_biases?: boolean; num_layers?: number; dropout?: number; train?: boolean; bidirectional?: boolean; batch_first?: boolean; dtype?: DType | null; use_dynamic?: boolean };
+type O_quantized_lstm_data_legacy = { data?: Tensor; batch_sizes?: Tensor; batchSizes?: Tensor; hx?: Tensor[]; params?: Tensor[]; has_biases?: boolean; hasBiases?: boolean; num_layers?: number; numLayers?: number; dropout?: number; train?: boolean; bidirectional?: boolean; dtype?: DType | null; use_dynamic?: boolean; useDynamic?: boolean };
+type O_quantized_lstm_input_legacy = { input?: Tensor; hx?: Tensor[]; params?: Tensor[]; has_biases?: boolean; hasBiases?: boolean; num_layers?: number; numLayers?: number; dropout?: number; train?: boolean; bidirectional?: boolean; batch_first?: boolean; batchFirst?: boolean; dtype?: DType | null; use_dynamic?: boolean; useDynamic?: boolean };
 /**
  * aten::quantized_lstm.data_legacy(Tensor data, Tensor batch_sizes, Tensor[] hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, *, ScalarType? dtype=None, bool use_dynamic=False) -> (Tensor, Tensor, Tensor)
  * aten::quantized_lstm.input_legacy(Tensor input, Tensor[] hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first, *, ScalarType? dtype=None, bool use_dynamic=False) -> (Tensor, Tensor, Tensor)
@@ -258,7 +258,7 @@ export const quantizedLstm: {
   ["input_legacy",[["input",0,0],["hx",1,0],["params",1,0],["has_biases",5,0],["num_layers",3,0],["dropout",4,0],["train",5,0],["bidirectional",5,0],["batch_first",5,0],["dtype",8,3],["use_dynamic",5,2]],[0,0,0],1],
 ]) as any;
 
-type O_quantized_lstm_cell = { input?: Tensor; hx?: Tensor[]; w_ih?: Tensor; w_hh?: Tensor; b_ih?: Tensor; b_hh?: Tensor; packed_ih?: Tensor; packed_hh?: Tensor; col_offsets_ih?: Tensor; col_offsets_hh?: Tensor; scale_ih?: Scalar; scale_hh?: Scalar; zero_point_ih?: Scalar; zero_point_hh?: Scalar };
+type O_quantized_lstm_cell = { input?: Tensor; hx?: Tensor[]; w_ih?: Tensor; wIh?: Tensor; w_hh?: Tensor; wHh?: Tensor; b_ih?: Tensor; bIh?: Tensor; b_hh?: Tensor; bHh?: Tensor; packed_ih?: Tensor; packedIh?: Tensor; packed_hh?: Tensor; packedHh?: Tensor; col_offsets_ih?: Tensor; colOffsetsIh?: Tensor; col_offsets_hh?: Tensor; colOffsetsHh?: Tensor; scale_ih?: Scalar; scaleIh?: Scalar; scale_hh?: Scalar; scaleHh?: Scalar; zero_point_ih?: Scalar; zeroPointIh?: Scalar; zero_point_hh?: Scalar; zeroPointHh?: Scalar };
 /**
  * aten::quantized_lstm_cell(Tensor input, Tensor[] hx, Tensor w_ih, Tensor w_hh, Tensor b_ih, Tensor b_hh, Tensor packed_ih, Tensor packed_hh, Tensor col_offsets_ih, Tensor col_offsets_hh, Scalar scale_ih, Scalar scale_hh, Scalar zero_point_ih, Scalar zero_point_hh) -> (Tensor, Tensor)
  */
@@ -270,8 +270,8 @@ export const quantizedLstmCell: {
   ["",[["input",0,0],["hx",1,0],["w_ih",0,0],["w_hh",0,0],["b_ih",0,0],["b_hh",0,0],["packed_ih",0,0],["packed_hh",0,0],["col_offsets_ih",0,0],["col_offsets_hh",0,0],["scale_ih",6,0],["scale_hh",6,0],["zero_point_ih",6,0],["zero_point_hh",6,0]],[0,0],1],
 ]) as any;
 
-type O_quantized_max_pool1d = { self?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean };
-type O_quantized_max_pool1d_out = { self?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; out?: Tensor };
+type O_quantized_max_pool1d = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean };
+type O_quantized_max_pool1d_out = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; out?: Tensor };
 /**
  * aten::quantized_max_pool1d(Tensor self, int[1] kernel_size, int[1] stride=[], int[1] padding=[0], int[1] dilation=[1], bool ceil_mode=False) -> Tensor
  * aten::quantized_max_pool1d.out(Tensor self, int[1] kernel_size, int[1] stride=[], int[1] padding=[0], int[1] dilation=[1], bool ceil_mode=False, *, Tensor(a!) out) -> Tensor(a!)
@@ -287,8 +287,8 @@ export const quantizedMaxPool1d: {
   ["out",[["self",0,0],["kernel_size",12,0,1],["stride",12,2,1],["padding",12,2,1],["dilation",12,2,1],["ceil_mode",5,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_quantized_max_pool2d = { self?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean };
-type O_quantized_max_pool2d_out = { self?: Tensor; kernel_size?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; out?: Tensor };
+type O_quantized_max_pool2d = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean };
+type O_quantized_max_pool2d_out = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; out?: Tensor };
 /**
  * aten::quantized_max_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> Tensor
  * aten::quantized_max_pool2d.out(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False, *, Tensor(a!) out) -> Tensor(a!)
@@ -304,7 +304,7 @@ export const quantizedMaxPool2d: {
   ["out",[["self",0,0],["kernel_size",12,0,2],["stride",12,2,2],["padding",12,2,2],["dilation",12,2,2],["ceil_mode",5,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_quantized_rnn_relu_cell = { input?: Tensor; hx?: Tensor; w_ih?: Tensor; w_hh?: Tensor; b_ih?: Tensor; b_hh?: Tensor; packed_ih?: Tensor; packed_hh?: Tensor; col_offsets_ih?: Tensor; col_offsets_hh?: Tensor; scale_ih?: Scalar; scale_hh?: Scalar; zero_point_ih?: Scalar; zero_point_hh?: Scalar };
+type O_quantized_rnn_relu_cell = { input?: Tensor; hx?: Tensor; w_ih?: Tensor; wIh?: Tensor; w_hh?: Tensor; wHh?: Tensor; b_ih?: Tensor; bIh?: Tensor; b_hh?: Tensor; bHh?: Tensor; packed_ih?: Tensor; packedIh?: Tensor; packed_hh?: Tensor; packedHh?: Tensor; col_offsets_ih?: Tensor; colOffsetsIh?: Tensor; col_offsets_hh?: Tensor; colOffsetsHh?: Tensor; scale_ih?: Scalar; scaleIh?: Scalar; scale_hh?: Scalar; scaleHh?: Scalar; zero_point_ih?: Scalar; zeroPointIh?: Scalar; zero_point_hh?: Scalar; zeroPointHh?: Scalar };
 /**
  * aten::quantized_rnn_relu_cell(Tensor input, Tensor hx, Tensor w_ih, Tensor w_hh, Tensor b_ih, Tensor b_hh, Tensor packed_ih, Tensor packed_hh, Tensor col_offsets_ih, Tensor col_offsets_hh, Scalar scale_ih, Scalar scale_hh, Scalar zero_point_ih, Scalar zero_point_hh) -> Tensor
  */
@@ -316,7 +316,7 @@ export const quantizedRnnReluCell: {
   ["",[["input",0,0],["hx",0,0],["w_ih",0,0],["w_hh",0,0],["b_ih",0,0],["b_hh",0,0],["packed_ih",0,0],["packed_hh",0,0],["col_offsets_ih",0,0],["col_offsets_hh",0,0],["scale_ih",6,0],["scale_hh",6,0],["zero_point_ih",6,0],["zero_point_hh",6,0]],[0],1],
 ]) as any;
 
-type O_quantized_rnn_tanh_cell = { input?: Tensor; hx?: Tensor; w_ih?: Tensor; w_hh?: Tensor; b_ih?: Tensor; b_hh?: Tensor; packed_ih?: Tensor; packed_hh?: Tensor; col_offsets_ih?: Tensor; col_offsets_hh?: Tensor; scale_ih?: Scalar; scale_hh?: Scalar; zero_point_ih?: Scalar; zero_point_hh?: Scalar };
+type O_quantized_rnn_tanh_cell = { input?: Tensor; hx?: Tensor; w_ih?: Tensor; wIh?: Tensor; w_hh?: Tensor; wHh?: Tensor; b_ih?: Tensor; bIh?: Tensor; b_hh?: Tensor; bHh?: Tensor; packed_ih?: Tensor; packedIh?: Tensor; packed_hh?: Tensor; packedHh?: Tensor; col_offsets_ih?: Tensor; colOffsetsIh?: Tensor; col_offsets_hh?: Tensor; colOffsetsHh?: Tensor; scale_ih?: Scalar; scaleIh?: Scalar; scale_hh?: Scalar; scaleHh?: Scalar; zero_point_ih?: Scalar; zeroPointIh?: Scalar; zero_point_hh?: Scalar; zeroPointHh?: Scalar };
 /**
  * aten::quantized_rnn_tanh_cell(Tensor input, Tensor hx, Tensor w_ih, Tensor w_hh, Tensor b_ih, Tensor b_hh, Tensor packed_ih, Tensor packed_hh, Tensor col_offsets_ih, Tensor col_offsets_hh, Scalar scale_ih, Scalar scale_hh, Scalar zero_point_ih, Scalar zero_point_hh) -> Tensor
  */

@@ -34,8 +34,8 @@ export const rad2deg_: {
   ["",[["self",0,4]],[-1],1],
 ]) as any;
 
-type O_rand = { size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
-type O_rand_generator = { size?: number[]; generator?: null; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
+type O_rand = { size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
+type O_rand_generator = { size?: number[]; generator?: null; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 type O_rand_generator_out = { size?: number[]; generator?: null; out?: Tensor };
 type O_rand_out = { size?: number[]; out?: Tensor };
 /**
@@ -62,8 +62,8 @@ export const rand: {
   ["out",[["size",12,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_rand_like = { self?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; memory_format?: MemoryFormat | null };
-type O_rand_like_out = { self?: Tensor; memory_format?: MemoryFormat | null; out?: Tensor };
+type O_rand_like = { self?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
+type O_rand_like_out = { self?: Tensor; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out?: Tensor };
 /**
  * aten::rand_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor
  * aten::rand_like.out(Tensor self, *, MemoryFormat? memory_format=None, Tensor(a!) out) -> Tensor(a!)
@@ -79,11 +79,11 @@ export const randLike: {
   ["out",[["self",0,0],["memory_format",10,3],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_randint = { high?: number; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
-type O_randint_generator = { high?: number; size?: number[]; generator?: null; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
+type O_randint = { high?: number; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
+type O_randint_generator = { high?: number; size?: number[]; generator?: null; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 type O_randint_generator_out = { high?: number; size?: number[]; generator?: null; out?: Tensor };
-type O_randint_low = { low?: number; high?: number; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
-type O_randint_low_generator = { low?: number; high?: number; size?: number[]; generator?: null; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
+type O_randint_low = { low?: number; high?: number; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
+type O_randint_low_generator = { low?: number; high?: number; size?: number[]; generator?: null; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 type O_randint_low_generator_out = { low?: number; high?: number; size?: number[]; generator?: null; out?: Tensor };
 type O_randint_low_out = { low?: number; high?: number; size?: number[]; out?: Tensor };
 type O_randint_out = { high?: number; size?: number[]; out?: Tensor };
@@ -129,10 +129,10 @@ export const randint: {
   ["out",[["high",3,0],["size",12,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_randint_like = { self?: Tensor; high?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; memory_format?: MemoryFormat | null };
-type O_randint_like_low_dtype = { self?: Tensor; low?: number; high?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; memory_format?: MemoryFormat | null };
-type O_randint_like_low_dtype_out = { self?: Tensor; low?: number; high?: number; memory_format?: MemoryFormat | null; out?: Tensor };
-type O_randint_like_out = { self?: Tensor; high?: number; memory_format?: MemoryFormat | null; out?: Tensor };
+type O_randint_like = { self?: Tensor; high?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
+type O_randint_like_low_dtype = { self?: Tensor; low?: number; high?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
+type O_randint_like_low_dtype_out = { self?: Tensor; low?: number; high?: number; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out?: Tensor };
+type O_randint_like_out = { self?: Tensor; high?: number; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out?: Tensor };
 /**
  * aten::randint_like(Tensor self, int high, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor
  * aten::randint_like.low_dtype(Tensor self, int low, int high, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor
@@ -157,8 +157,8 @@ export const randintLike: {
   ["out",[["self",0,0],["high",3,0],["memory_format",10,3],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_randn = { size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
-type O_randn_generator = { size?: number[]; generator?: null; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
+type O_randn = { size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
+type O_randn_generator = { size?: number[]; generator?: null; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 type O_randn_generator_out = { size?: number[]; generator?: null; out?: Tensor };
 type O_randn_out = { size?: number[]; out?: Tensor };
 /**
@@ -185,8 +185,8 @@ export const randn: {
   ["out",[["size",12,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_randn_like = { self?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; memory_format?: MemoryFormat | null };
-type O_randn_like_out = { self?: Tensor; memory_format?: MemoryFormat | null; out?: Tensor };
+type O_randn_like = { self?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
+type O_randn_like_out = { self?: Tensor; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out?: Tensor };
 /**
  * aten::randn_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor
  * aten::randn_like.out(Tensor self, *, MemoryFormat? memory_format=None, Tensor(a!) out) -> Tensor(a!)
@@ -265,8 +265,8 @@ export const random_: {
   ["to",[["self",0,4],["to",3,0],["generator",15,3]],[-1],1],
 ]) as any;
 
-type O_randperm = { n?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
-type O_randperm_generator = { n?: number; generator?: null; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
+type O_randperm = { n?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
+type O_randperm_generator = { n?: number; generator?: null; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 type O_randperm_generator_out = { n?: number; generator?: null; out?: Tensor };
 type O_randperm_out = { n?: number; out?: Tensor };
 /**
@@ -293,10 +293,10 @@ export const randperm: {
   ["out",[["n",3,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_range = { start?: Scalar; end?: Scalar; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
+type O_range = { start?: Scalar; end?: Scalar; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 type O_range_out = { start?: Scalar; end?: Scalar; step?: Scalar; out?: Tensor };
 type O_range_out_ = { start?: Scalar; end?: Scalar; out?: Tensor };
-type O_range_step = { start?: Scalar; end?: Scalar; step?: Scalar; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
+type O_range_step = { start?: Scalar; end?: Scalar; step?: Scalar; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 /**
  * aten::range(Scalar start, Scalar end, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::range.out(Scalar start, Scalar end, Scalar step=1, *, Tensor(a!) out) -> Tensor(a!)
@@ -391,8 +391,8 @@ export const reflectionPad1d: {
   ["out",[["self",0,0],["padding",12,0,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_reflection_pad1d_backward = { grad_output?: Tensor; self?: Tensor; padding?: number | number[] };
-type O_reflection_pad1d_backward_grad_input = { grad_output?: Tensor; self?: Tensor; padding?: number | number[]; grad_input?: Tensor };
+type O_reflection_pad1d_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; padding?: number | number[] };
+type O_reflection_pad1d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; padding?: number | number[]; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::reflection_pad1d_backward(Tensor grad_output, Tensor self, int[2] padding) -> Tensor
  * aten::reflection_pad1d_backward.grad_input(Tensor grad_output, Tensor self, int[2] padding, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -425,8 +425,8 @@ export const reflectionPad2d: {
   ["out",[["self",0,0],["padding",12,0,4],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_reflection_pad2d_backward = { grad_output?: Tensor; self?: Tensor; padding?: number | number[] };
-type O_reflection_pad2d_backward_grad_input = { grad_output?: Tensor; self?: Tensor; padding?: number | number[]; grad_input?: Tensor };
+type O_reflection_pad2d_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; padding?: number | number[] };
+type O_reflection_pad2d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; padding?: number | number[]; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::reflection_pad2d_backward(Tensor grad_output, Tensor self, int[4] padding) -> Tensor
  * aten::reflection_pad2d_backward.grad_input(Tensor grad_output, Tensor self, int[4] padding, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -459,8 +459,8 @@ export const reflectionPad3d: {
   ["out",[["self",0,0],["padding",12,0,6],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_reflection_pad3d_backward = { grad_output?: Tensor; self?: Tensor; padding?: number | number[] };
-type O_reflection_pad3d_backward_grad_input = { grad_output?: Tensor; self?: Tensor; padding?: number | number[]; grad_input?: Tensor };
+type O_reflection_pad3d_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; padding?: number | number[] };
+type O_reflection_pad3d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; padding?: number | number[]; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::reflection_pad3d_backward(Tensor grad_output, Tensor self, int[6] padding) -> Tensor
  * aten::reflection_pad3d_backward.grad_input(Tensor grad_output, Tensor self, int[6] padding, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -632,10 +632,10 @@ export const repeat: {
   ["out",[["self",0,0],["repeats",12,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_repeat_interleave_Tensor = { repeats?: Tensor; output_size?: number | null };
-type O_repeat_interleave_Tensor_out = { repeats?: Tensor; output_size?: number | null; out?: Tensor };
-type O_repeat_interleave_self_Tensor = { self?: Tensor; repeats?: Tensor; dim?: number | null; output_size?: number | null };
-type O_repeat_interleave_self_int = { self?: Tensor; repeats?: number; dim?: number | null; output_size?: number | null };
+type O_repeat_interleave_Tensor = { repeats?: Tensor; output_size?: number | null; outputSize?: number | null };
+type O_repeat_interleave_Tensor_out = { repeats?: Tensor; output_size?: number | null; outputSize?: number | null; out?: Tensor };
+type O_repeat_interleave_self_Tensor = { self?: Tensor; repeats?: Tensor; dim?: number | null; output_size?: number | null; outputSize?: number | null };
+type O_repeat_interleave_self_int = { self?: Tensor; repeats?: number; dim?: number | null; output_size?: number | null; outputSize?: number | null };
 /**
  * aten::repeat_interleave.Tensor(Tensor repeats, *, int? output_size=None) -> Tensor
  * aten::repeat_interleave.Tensor_out(Tensor repeats, *, int? output_size=None, Tensor(a!) out) -> Tensor(a!)
@@ -678,8 +678,8 @@ export const replicationPad1d: {
   ["out",[["self",0,0],["padding",12,0,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_replication_pad1d_backward = { grad_output?: Tensor; self?: Tensor; padding?: number | number[] };
-type O_replication_pad1d_backward_grad_input = { grad_output?: Tensor; self?: Tensor; padding?: number | number[]; grad_input?: Tensor };
+type O_replication_pad1d_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; padding?: number | number[] };
+type O_replication_pad1d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; padding?: number | number[]; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::replication_pad1d_backward(Tensor grad_output, Tensor self, int[2] padding) -> Tensor
  * aten::replication_pad1d_backward.grad_input(Tensor grad_output, Tensor self, int[2] padding, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -712,8 +712,8 @@ export const replicationPad2d: {
   ["out",[["self",0,0],["padding",12,0,4],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_replication_pad2d_backward = { grad_output?: Tensor; self?: Tensor; padding?: number | number[] };
-type O_replication_pad2d_backward_grad_input = { grad_output?: Tensor; self?: Tensor; padding?: number | number[]; grad_input?: Tensor };
+type O_replication_pad2d_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; padding?: number | number[] };
+type O_replication_pad2d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; padding?: number | number[]; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::replication_pad2d_backward(Tensor grad_output, Tensor self, int[4] padding) -> Tensor
  * aten::replication_pad2d_backward.grad_input(Tensor grad_output, Tensor self, int[4] padding, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -746,8 +746,8 @@ export const replicationPad3d: {
   ["out",[["self",0,0],["padding",12,0,6],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_replication_pad3d_backward = { grad_output?: Tensor; self?: Tensor; padding?: number | number[] };
-type O_replication_pad3d_backward_grad_input = { grad_output?: Tensor; self?: Tensor; padding?: number | number[]; grad_input?: Tensor };
+type O_replication_pad3d_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; padding?: number | number[] };
+type O_replication_pad3d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; padding?: number | number[]; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::replication_pad3d_backward(Tensor grad_output, Tensor self, int[6] padding) -> Tensor
  * aten::replication_pad3d_backward.grad_input(Tensor grad_output, Tensor self, int[6] padding, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -763,7 +763,7 @@ export const replicationPad3dBackward: {
   ["grad_input",[["grad_output",0,0],["self",0,0],["padding",12,0,6],["grad_input",0,4]],[-1],0],
 ]) as any;
 
-type O_requires_grad_ = { self?: Tensor; requires_grad?: boolean };
+type O_requires_grad_ = { self?: Tensor; requires_grad?: boolean; requiresGrad?: boolean };
 /**
  * aten::requires_grad_(Tensor(a!) self, bool requires_grad=True) -> Tensor(a!)
  */
@@ -799,8 +799,8 @@ export const reshapeAs: {
   ["",[["self",0,0],["other",0,0]],[0],1],
 ]) as any;
 
-type O_resize = { self?: Tensor; size?: number[]; memory_format?: MemoryFormat | null };
-type O_resize_out = { self?: Tensor; size?: number[]; memory_format?: MemoryFormat | null; out?: Tensor };
+type O_resize = { self?: Tensor; size?: number[]; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
+type O_resize_out = { self?: Tensor; size?: number[]; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out?: Tensor };
 /**
  * aten::resize(Tensor self, SymInt[] size, *, MemoryFormat? memory_format=None) -> Tensor
  * aten::resize.out(Tensor self, SymInt[] size, *, MemoryFormat? memory_format=None, Tensor(a!) out) -> Tensor(a!)
@@ -816,7 +816,7 @@ export const resize: {
   ["out",[["self",0,0],["size",12,0],["memory_format",10,3],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_resize_ = { self?: Tensor; size?: number[]; memory_format?: MemoryFormat | null };
+type O_resize_ = { self?: Tensor; size?: number[]; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
 /**
  * aten::resize_(Tensor(a!) self, SymInt[] size, *, MemoryFormat? memory_format=None) -> Tensor(a!)
  */
@@ -828,8 +828,8 @@ export const resize_: {
   ["",[["self",0,4],["size",12,0],["memory_format",10,3]],[-1],1],
 ]) as any;
 
-type O_resize_as = { self?: Tensor; the_template?: Tensor; memory_format?: MemoryFormat | null };
-type O_resize_as_out = { self?: Tensor; the_template?: Tensor; memory_format?: MemoryFormat | null; out?: Tensor };
+type O_resize_as = { self?: Tensor; the_template?: Tensor; theTemplate?: Tensor; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
+type O_resize_as_out = { self?: Tensor; the_template?: Tensor; theTemplate?: Tensor; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out?: Tensor };
 /**
  * aten::resize_as(Tensor self, Tensor the_template, *, MemoryFormat? memory_format=None) -> Tensor
  * aten::resize_as.out(Tensor self, Tensor the_template, *, MemoryFormat? memory_format=None, Tensor(a!) out) -> Tensor(a!)
@@ -845,7 +845,7 @@ export const resizeAs: {
   ["out",[["self",0,0],["the_template",0,0],["memory_format",10,3],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_resize_as_ = { self?: Tensor; the_template?: Tensor; memory_format?: MemoryFormat | null };
+type O_resize_as_ = { self?: Tensor; the_template?: Tensor; theTemplate?: Tensor; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
 /**
  * aten::resize_as_(Tensor(a!) self, Tensor the_template, *, MemoryFormat? memory_format=None) -> Tensor(a!)
  */
@@ -857,8 +857,8 @@ export const resizeAs_: {
   ["",[["self",0,4],["the_template",0,0],["memory_format",10,3]],[-1],1],
 ]) as any;
 
-type O_resize_as_sparse = { self?: Tensor; the_template?: Tensor };
-type O_resize_as_sparse_out = { self?: Tensor; the_template?: Tensor; out?: Tensor };
+type O_resize_as_sparse = { self?: Tensor; the_template?: Tensor; theTemplate?: Tensor };
+type O_resize_as_sparse_out = { self?: Tensor; the_template?: Tensor; theTemplate?: Tensor; out?: Tensor };
 /**
  * aten::resize_as_sparse(Tensor self, Tensor the_template) -> Tensor
  * aten::resize_as_sparse.out(Tensor self, Tensor the_template, *, Tensor(a!) out) -> Tensor(a!)
@@ -874,7 +874,7 @@ export const resizeAsSparse: {
   ["out",[["self",0,0],["the_template",0,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_resize_as_sparse_ = { self?: Tensor; the_template?: Tensor };
+type O_resize_as_sparse_ = { self?: Tensor; the_template?: Tensor; theTemplate?: Tensor };
 /**
  * aten::resize_as_sparse_(Tensor(a!) self, Tensor the_template) -> Tensor(a!)
  */
@@ -964,8 +964,8 @@ export const retainsGrad: {
   ["",[["self",0,0]],[5],1],
 ]) as any;
 
-type O_rnn_relu_data = { data?: Tensor; batch_sizes?: Tensor; hx?: Tensor; params?: Tensor[]; has_biases?: boolean; num_layers?: number; dropout?: number; train?: boolean; bidirectional?: boolean };
-type O_rnn_relu_input = { input?: Tensor; hx?: Tensor; params?: Tensor[]; has_biases?: boolean; num_layers?: number; dropout?: number; train?: boolean; bidirectional?: boolean; batch_first?: boolean };
+type O_rnn_relu_data = { data?: Tensor; batch_sizes?: Tensor; batchSizes?: Tensor; hx?: Tensor; params?: Tensor[]; has_biases?: boolean; hasBiases?: boolean; num_layers?: number; numLayers?: number; dropout?: number; train?: boolean; bidirectional?: boolean };
+type O_rnn_relu_input = { input?: Tensor; hx?: Tensor; params?: Tensor[]; has_biases?: boolean; hasBiases?: boolean; num_layers?: number; numLayers?: number; dropout?: number; train?: boolean; bidirectional?: boolean; batch_first?: boolean; batchFirst?: boolean };
 /**
  * aten::rnn_relu.data(Tensor data, Tensor batch_sizes, Tensor hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional) -> (Tensor, Tensor)
  * aten::rnn_relu.input(Tensor input, Tensor hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first) -> (Tensor, Tensor)
@@ -982,7 +982,7 @@ export const rnnRelu: {
   ["input",[["input",0,0],["hx",0,0],["params",1,0],["has_biases",5,0],["num_layers",3,0],["dropout",4,0],["train",5,0],["bidirectional",5,0],["batch_first",5,0]],[0,0],1],
 ]) as any;
 
-type O_rnn_relu_cell = { input?: Tensor; hx?: Tensor; w_ih?: Tensor; w_hh?: Tensor; b_ih?: Tensor | null; b_hh?: Tensor | null };
+type O_rnn_relu_cell = { input?: Tensor; hx?: Tensor; w_ih?: Tensor; wIh?: Tensor; w_hh?: Tensor; wHh?: Tensor; b_ih?: Tensor | null; bIh?: Tensor | null; b_hh?: Tensor | null; bHh?: Tensor | null };
 /**
  * aten::rnn_relu_cell(Tensor input, Tensor hx, Tensor w_ih, Tensor w_hh, Tensor? b_ih=None, Tensor? b_hh=None) -> Tensor
  */
@@ -994,8 +994,8 @@ export const rnnReluCell: {
   ["",[["input",0,0],["hx",0,0],["w_ih",0,0],["w_hh",0,0],["b_ih",0,3],["b_hh",0,3]],[0],1],
 ]) as any;
 
-type O_rnn_tanh_data = { data?: Tensor; batch_sizes?: Tensor; hx?: Tensor; params?: Tensor[]; has_biases?: boolean; num_layers?: number; dropout?: number; train?: boolean; bidirectional?: boolean };
-type O_rnn_tanh_input = { input?: Tensor; hx?: Tensor; params?: Tensor[]; has_biases?: boolean; num_layers?: number; dropout?: number; train?: boolean; bidirectional?: boolean; batch_first?: boolean };
+type O_rnn_tanh_data = { data?: Tensor; batch_sizes?: Tensor; batchSizes?: Tensor; hx?: Tensor; params?: Tensor[]; has_biases?: boolean; hasBiases?: boolean; num_layers?: number; numLayers?: number; dropout?: number; train?: boolean; bidirectional?: boolean };
+type O_rnn_tanh_input = { input?: Tensor; hx?: Tensor; params?: Tensor[]; has_biases?: boolean; hasBiases?: boolean; num_layers?: number; numLayers?: number; dropout?: number; train?: boolean; bidirectional?: boolean; batch_first?: boolean; batchFirst?: boolean };
 /**
  * aten::rnn_tanh.data(Tensor data, Tensor batch_sizes, Tensor hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional) -> (Tensor, Tensor)
  * aten::rnn_tanh.input(Tensor input, Tensor hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first) -> (Tensor, Tensor)
@@ -1012,7 +1012,7 @@ export const rnnTanh: {
   ["input",[["input",0,0],["hx",0,0],["params",1,0],["has_biases",5,0],["num_layers",3,0],["dropout",4,0],["train",5,0],["bidirectional",5,0],["batch_first",5,0]],[0,0],1],
 ]) as any;
 
-type O_rnn_tanh_cell = { input?: Tensor; hx?: Tensor; w_ih?: Tensor; w_hh?: Tensor; b_ih?: Tensor | null; b_hh?: Tensor | null };
+type O_rnn_tanh_cell = { input?: Tensor; hx?: Tensor; w_ih?: Tensor; wIh?: Tensor; w_hh?: Tensor; wHh?: Tensor; b_ih?: Tensor | null; bIh?: Tensor | null; b_hh?: Tensor | null; bHh?: Tensor | null };
 /**
  * aten::rnn_tanh_cell(Tensor input, Tensor hx, Tensor w_ih, Tensor w_hh, Tensor? b_ih=None, Tensor? b_hh=None) -> Tensor
  */
@@ -1203,8 +1203,8 @@ export const rreluWithNoise_: {
   ["",[["self",0,4],["noise",0,0],["lower",6,2],["upper",6,2],["training",5,2],["generator",15,3]],[-1],1],
 ]) as any;
 
-type O_rrelu_with_noise_backward = { grad_output?: Tensor; self?: Tensor; noise?: Tensor; lower?: Scalar; upper?: Scalar; training?: boolean; self_is_result?: boolean };
-type O_rrelu_with_noise_backward_out = { grad_output?: Tensor; self?: Tensor; noise?: Tensor; lower?: Scalar; upper?: Scalar; training?: boolean; self_is_result?: boolean; out?: Tensor };
+type O_rrelu_with_noise_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; noise?: Tensor; lower?: Scalar; upper?: Scalar; training?: boolean; self_is_result?: boolean; selfIsResult?: boolean };
+type O_rrelu_with_noise_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; noise?: Tensor; lower?: Scalar; upper?: Scalar; training?: boolean; self_is_result?: boolean; selfIsResult?: boolean; out?: Tensor };
 /**
  * aten::rrelu_with_noise_backward(Tensor grad_output, Tensor self, Tensor noise, Scalar lower, Scalar upper, bool training, bool self_is_result) -> Tensor
  * aten::rrelu_with_noise_backward.out(Tensor grad_output, Tensor self, Tensor noise, Scalar lower, Scalar upper, bool training, bool self_is_result, *, Tensor(a!) out) -> Tensor(a!)

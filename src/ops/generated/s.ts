@@ -5,7 +5,7 @@ import type { Tensor } from '../../core/tensor.js';
 import type { DType, DeviceLike, Layout, MemoryFormat, Scalar } from '../../core/dtype.js';
 import { defineOp } from '../../core/dispatch.js';
 
-type O_scalar_tensor = { s?: Scalar; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
+type O_scalar_tensor = { s?: Scalar; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 type O_scalar_tensor_out = { s?: Scalar; out?: Tensor };
 /**
  * aten::scalar_tensor(Scalar s, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
@@ -146,8 +146,8 @@ export const scatterAdd_: {
   ["",[["self",0,4],["dim",3,0],["index",0,0],["src",0,0]],[-1],1],
 ]) as any;
 
-type O_scatter_reduce_two = { self?: Tensor; dim?: number; index?: Tensor; src?: Tensor; reduce?: string; include_self?: boolean };
-type O_scatter_reduce_two_out = { self?: Tensor; dim?: number; index?: Tensor; src?: Tensor; reduce?: string; include_self?: boolean; out?: Tensor };
+type O_scatter_reduce_two = { self?: Tensor; dim?: number; index?: Tensor; src?: Tensor; reduce?: string; include_self?: boolean; includeSelf?: boolean };
+type O_scatter_reduce_two_out = { self?: Tensor; dim?: number; index?: Tensor; src?: Tensor; reduce?: string; include_self?: boolean; includeSelf?: boolean; out?: Tensor };
 /**
  * aten::scatter_reduce.two(Tensor self, int dim, Tensor index, Tensor src, str reduce, *, bool include_self=True) -> Tensor
  * aten::scatter_reduce.two_out(Tensor self, int dim, Tensor index, Tensor src, str reduce, *, bool include_self=True, Tensor(a!) out) -> Tensor(a!)
@@ -163,7 +163,7 @@ export const scatterReduce: {
   ["two_out",[["self",0,0],["dim",3,0],["index",0,0],["src",0,0],["reduce",7,0],["include_self",5,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_scatter_reduce__two = { self?: Tensor; dim?: number; index?: Tensor; src?: Tensor; reduce?: string; include_self?: boolean };
+type O_scatter_reduce__two = { self?: Tensor; dim?: number; index?: Tensor; src?: Tensor; reduce?: string; include_self?: boolean; includeSelf?: boolean };
 /**
  * aten::scatter_reduce_.two(Tensor(a!) self, int dim, Tensor index, Tensor src, str reduce, *, bool include_self=True) -> Tensor(a!)
  */
@@ -175,10 +175,10 @@ export const scatterReduce_: {
   ["two",[["self",0,4],["dim",3,0],["index",0,0],["src",0,0],["reduce",7,0],["include_self",5,2]],[-1],1],
 ]) as any;
 
-type O_searchsorted_Scalar = { sorted_sequence?: Tensor; self?: Scalar; out_int32?: boolean; right?: boolean; side?: string | null; sorter?: Tensor | null };
-type O_searchsorted_Scalar_out = { sorted_sequence?: Tensor; self?: Scalar; out_int32?: boolean; right?: boolean; side?: string | null; sorter?: Tensor | null; out?: Tensor };
-type O_searchsorted_Tensor = { sorted_sequence?: Tensor; self?: Tensor; out_int32?: boolean; right?: boolean; side?: string | null; sorter?: Tensor | null };
-type O_searchsorted_Tensor_out = { sorted_sequence?: Tensor; self?: Tensor; out_int32?: boolean; right?: boolean; side?: string | null; sorter?: Tensor | null; out?: Tensor };
+type O_searchsorted_Scalar = { sorted_sequence?: Tensor; sortedSequence?: Tensor; self?: Scalar; out_int32?: boolean; outInt32?: boolean; right?: boolean; side?: string | null; sorter?: Tensor | null };
+type O_searchsorted_Scalar_out = { sorted_sequence?: Tensor; sortedSequence?: Tensor; self?: Scalar; out_int32?: boolean; outInt32?: boolean; right?: boolean; side?: string | null; sorter?: Tensor | null; out?: Tensor };
+type O_searchsorted_Tensor = { sorted_sequence?: Tensor; sortedSequence?: Tensor; self?: Tensor; out_int32?: boolean; outInt32?: boolean; right?: boolean; side?: string | null; sorter?: Tensor | null };
+type O_searchsorted_Tensor_out = { sorted_sequence?: Tensor; sortedSequence?: Tensor; self?: Tensor; out_int32?: boolean; outInt32?: boolean; right?: boolean; side?: string | null; sorter?: Tensor | null; out?: Tensor };
 /**
  * aten::searchsorted.Scalar(Tensor sorted_sequence, Scalar self, *, bool out_int32=False, bool right=False, str? side=None, Tensor? sorter=None) -> Tensor
  * aten::searchsorted.Scalar_out(Tensor sorted_sequence, Scalar self, *, bool out_int32=False, bool right=False, str? side=None, Tensor? sorter=None, Tensor(a!) out) -> Tensor(a!)
@@ -237,8 +237,8 @@ export const select: {
   ["int",[["self",0,0],["dim",3,0],["index",3,0]],[0],1],
 ]) as any;
 
-type O_select_backward = { grad_output?: Tensor; input_sizes?: number[]; dim?: number; index?: number };
-type O_select_backward_out = { grad_output?: Tensor; input_sizes?: number[]; dim?: number; index?: number; out?: Tensor };
+type O_select_backward = { grad_output?: Tensor; gradOutput?: Tensor; input_sizes?: number[]; inputSizes?: number[]; dim?: number; index?: number };
+type O_select_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; input_sizes?: number[]; inputSizes?: number[]; dim?: number; index?: number; out?: Tensor };
 /**
  * aten::select_backward(Tensor grad_output, SymInt[] input_sizes, int dim, int index) -> Tensor
  * aten::select_backward.out(Tensor grad_output, SymInt[] input_sizes, int dim, int index, *, Tensor(a!) out) -> Tensor(a!)
@@ -342,7 +342,7 @@ export const set: {
 
 type O_set_ = { self?: Tensor };
 type O_set__source_Tensor = { self?: Tensor; source?: Tensor };
-type O_set__source_Tensor_storage_offset = { self?: Tensor; source?: Tensor; storage_offset?: number; size?: number[]; stride?: number[] };
+type O_set__source_Tensor_storage_offset = { self?: Tensor; source?: Tensor; storage_offset?: number; storageOffset?: number; size?: number[]; stride?: number[] };
 /**
  * aten::set_(Tensor(a!) self) -> Tensor(a!)
  * aten::set_.source_Tensor(Tensor(a!) self, Tensor source) -> Tensor(a!)
@@ -364,7 +364,7 @@ export const set_: {
   ["source_Tensor_storage_offset",[["self",0,4],["source",0,0],["storage_offset",3,0],["size",12,0],["stride",12,2]],[-1],1],
 ]) as any;
 
-type O_set_data = { self?: Tensor; new_data?: Tensor };
+type O_set_data = { self?: Tensor; new_data?: Tensor; newData?: Tensor };
 /**
  * aten::set_data(Tensor(a!) self, Tensor new_data) -> ()
  */
@@ -434,8 +434,8 @@ export const sigmoid_: {
   ["",[["self",0,4]],[-1],1],
 ]) as any;
 
-type O_sigmoid_backward = { grad_output?: Tensor; output?: Tensor };
-type O_sigmoid_backward_grad_input = { grad_output?: Tensor; output?: Tensor; grad_input?: Tensor };
+type O_sigmoid_backward = { grad_output?: Tensor; gradOutput?: Tensor; output?: Tensor };
+type O_sigmoid_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; output?: Tensor; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::sigmoid_backward(Tensor grad_output, Tensor output) -> Tensor
  * aten::sigmoid_backward.grad_input(Tensor grad_output, Tensor output, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -526,8 +526,8 @@ export const silu_: {
   ["",[["self",0,4]],[-1],1],
 ]) as any;
 
-type O_silu_backward = { grad_output?: Tensor; self?: Tensor };
-type O_silu_backward_grad_input = { grad_output?: Tensor; self?: Tensor; grad_input?: Tensor };
+type O_silu_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor };
+type O_silu_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::silu_backward(Tensor grad_output, Tensor self) -> Tensor
  * aten::silu_backward.grad_input(Tensor grad_output, Tensor self, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -659,8 +659,8 @@ export const slice: {
   ["Tensor",[["self",0,0],["dim",3,2],["start",3,3],["end",3,3],["step",3,2]],[0],1],
 ]) as any;
 
-type O_slice_backward = { grad_output?: Tensor; input_sizes?: number[]; dim?: number; start?: number; end?: number; step?: number };
-type O_slice_backward_out = { grad_output?: Tensor; input_sizes?: number[]; dim?: number; start?: number; end?: number; step?: number; out?: Tensor };
+type O_slice_backward = { grad_output?: Tensor; gradOutput?: Tensor; input_sizes?: number[]; inputSizes?: number[]; dim?: number; start?: number; end?: number; step?: number };
+type O_slice_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; input_sizes?: number[]; inputSizes?: number[]; dim?: number; start?: number; end?: number; step?: number; out?: Tensor };
 /**
  * aten::slice_backward(Tensor grad_output, SymInt[] input_sizes, int dim, SymInt start, SymInt end, SymInt step) -> Tensor
  * aten::slice_backward.out(Tensor grad_output, SymInt[] input_sizes, int dim, SymInt start, SymInt end, SymInt step, *, Tensor(a!) out) -> Tensor(a!)
@@ -727,8 +727,8 @@ export const slogdet: {
   ["out",[["self",0,0],["sign",0,4],["logabsdet",0,4]],[-1,-1],0],
 ]) as any;
 
-type O_slow_conv3d = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[] };
-type O_slow_conv3d_out = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; out?: Tensor };
+type O_slow_conv3d = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[] };
+type O_slow_conv3d_out = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; out?: Tensor };
 /**
  * aten::slow_conv3d(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias=None, int[3] stride=1, int[3] padding=0) -> Tensor
  * aten::slow_conv3d.out(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias=None, int[3] stride=1, int[3] padding=0, *, Tensor(a!) out) -> Tensor(a!)
@@ -744,8 +744,8 @@ export const slowConv3d: {
   ["out",[["self",0,0],["weight",0,0],["kernel_size",12,0,3],["bias",0,3],["stride",12,2,3],["padding",12,2,3],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_slow_conv3d_forward = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[] };
-type O_slow_conv3d_forward_output = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; output?: Tensor };
+type O_slow_conv3d_forward = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[] };
+type O_slow_conv3d_forward_output = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; output?: Tensor };
 /**
  * aten::slow_conv3d_forward(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias, int[3] stride, int[3] padding) -> Tensor
  * aten::slow_conv3d_forward.output(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias, int[3] stride, int[3] padding, *, Tensor(a!) output) -> Tensor(a!)
@@ -761,8 +761,8 @@ export const slowConv3dForward: {
   ["output",[["self",0,0],["weight",0,0],["kernel_size",12,0,3],["bias",0,1],["stride",12,0,3],["padding",12,0,3],["output",0,4]],[-1],0],
 ]) as any;
 
-type O_slow_conv_dilated2d = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[] };
-type O_slow_conv_dilated2d_out = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; out?: Tensor };
+type O_slow_conv_dilated2d = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[] };
+type O_slow_conv_dilated2d_out = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; out?: Tensor };
 /**
  * aten::slow_conv_dilated2d(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias=None, int[2] stride=1, int[2] padding=0, int[2] dilation=1) -> Tensor
  * aten::slow_conv_dilated2d.out(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias=None, int[2] stride=1, int[2] padding=0, int[2] dilation=1, *, Tensor(a!) out) -> Tensor(a!)
@@ -778,8 +778,8 @@ export const slowConvDilated2d: {
   ["out",[["self",0,0],["weight",0,0],["kernel_size",12,0,2],["bias",0,3],["stride",12,2,2],["padding",12,2,2],["dilation",12,2,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_slow_conv_dilated3d = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[] };
-type O_slow_conv_dilated3d_out = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; out?: Tensor };
+type O_slow_conv_dilated3d = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[] };
+type O_slow_conv_dilated3d_out = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; out?: Tensor };
 /**
  * aten::slow_conv_dilated3d(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias=None, int[3] stride=1, int[3] padding=0, int[3] dilation=1) -> Tensor
  * aten::slow_conv_dilated3d.out(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias=None, int[3] stride=1, int[3] padding=0, int[3] dilation=1, *, Tensor(a!) out) -> Tensor(a!)
@@ -795,8 +795,8 @@ export const slowConvDilated3d: {
   ["out",[["self",0,0],["weight",0,0],["kernel_size",12,0,3],["bias",0,3],["stride",12,2,3],["padding",12,2,3],["dilation",12,2,3],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_slow_conv_transpose2d = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; output_padding?: number | number[]; dilation?: number | number[] };
-type O_slow_conv_transpose2d_out = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; output_padding?: number | number[]; dilation?: number | number[]; out?: Tensor };
+type O_slow_conv_transpose2d = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; output_padding?: number | number[]; outputPadding?: number | number[]; dilation?: number | number[] };
+type O_slow_conv_transpose2d_out = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; output_padding?: number | number[]; outputPadding?: number | number[]; dilation?: number | number[]; out?: Tensor };
 /**
  * aten::slow_conv_transpose2d(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias=None, int[2] stride=1, int[2] padding=0, int[2] output_padding=0, int[2] dilation=1) -> Tensor
  * aten::slow_conv_transpose2d.out(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias=None, int[2] stride=1, int[2] padding=0, int[2] output_padding=0, int[2] dilation=1, *, Tensor(a!) out) -> Tensor(a!)
@@ -812,8 +812,8 @@ export const slowConvTranspose2d: {
   ["out",[["self",0,0],["weight",0,0],["kernel_size",12,0,2],["bias",0,3],["stride",12,2,2],["padding",12,2,2],["output_padding",12,2,2],["dilation",12,2,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_slow_conv_transpose3d = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; output_padding?: number | number[]; dilation?: number | number[] };
-type O_slow_conv_transpose3d_out = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; output_padding?: number | number[]; dilation?: number | number[]; out?: Tensor };
+type O_slow_conv_transpose3d = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; output_padding?: number | number[]; outputPadding?: number | number[]; dilation?: number | number[] };
+type O_slow_conv_transpose3d_out = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; output_padding?: number | number[]; outputPadding?: number | number[]; dilation?: number | number[]; out?: Tensor };
 /**
  * aten::slow_conv_transpose3d(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias=None, int[3] stride=1, int[3] padding=0, int[3] output_padding=0, int[3] dilation=1) -> Tensor
  * aten::slow_conv_transpose3d.out(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias=None, int[3] stride=1, int[3] padding=0, int[3] output_padding=0, int[3] dilation=1, *, Tensor(a!) out) -> Tensor(a!)
@@ -858,8 +858,8 @@ export const smoothL1Loss: {
   ["out",[["self",0,0],["target",0,0],["reduction",3,2],["beta",4,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_smooth_l1_loss_backward = { grad_output?: Tensor; self?: Tensor; target?: Tensor; reduction?: number; beta?: number };
-type O_smooth_l1_loss_backward_grad_input = { grad_output?: Tensor; self?: Tensor; target?: Tensor; reduction?: number; beta?: number; grad_input?: Tensor };
+type O_smooth_l1_loss_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; target?: Tensor; reduction?: number; beta?: number };
+type O_smooth_l1_loss_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; target?: Tensor; reduction?: number; beta?: number; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::smooth_l1_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction, float beta) -> Tensor
  * aten::smooth_l1_loss_backward.grad_input(Tensor grad_output, Tensor self, Tensor target, int reduction, float beta, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -892,8 +892,8 @@ export const softMarginLoss: {
   ["out",[["self",0,0],["target",0,0],["reduction",3,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_soft_margin_loss_backward = { grad_output?: Tensor; self?: Tensor; target?: Tensor; reduction?: number };
-type O_soft_margin_loss_backward_grad_input = { grad_output?: Tensor; self?: Tensor; target?: Tensor; reduction?: number; grad_input?: Tensor };
+type O_soft_margin_loss_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; target?: Tensor; reduction?: number };
+type O_soft_margin_loss_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; target?: Tensor; reduction?: number; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::soft_margin_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction) -> Tensor
  * aten::soft_margin_loss_backward.grad_input(Tensor grad_output, Tensor self, Tensor target, int reduction, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -948,8 +948,8 @@ export const softplus: {
   ["out",[["self",0,0],["beta",6,2],["threshold",6,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_softplus_backward = { grad_output?: Tensor; self?: Tensor; beta?: Scalar; threshold?: Scalar };
-type O_softplus_backward_grad_input = { grad_output?: Tensor; self?: Tensor; beta?: Scalar; threshold?: Scalar; grad_input?: Tensor };
+type O_softplus_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; beta?: Scalar; threshold?: Scalar };
+type O_softplus_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; beta?: Scalar; threshold?: Scalar; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::softplus_backward(Tensor grad_output, Tensor self, Scalar beta, Scalar threshold) -> Tensor
  * aten::softplus_backward.grad_input(Tensor grad_output, Tensor self, Scalar beta, Scalar threshold, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -982,8 +982,8 @@ export const softshrink: {
   ["out",[["self",0,0],["lambd",6,2],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_softshrink_backward = { grad_output?: Tensor; self?: Tensor; lambd?: Scalar };
-type O_softshrink_backward_grad_input = { grad_output?: Tensor; self?: Tensor; lambd?: Scalar; grad_input?: Tensor };
+type O_softshrink_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; lambd?: Scalar };
+type O_softshrink_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; lambd?: Scalar; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::softshrink_backward(Tensor grad_output, Tensor self, Scalar lambd) -> Tensor
  * aten::softshrink_backward.grad_input(Tensor grad_output, Tensor self, Scalar lambd, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -1047,8 +1047,8 @@ export const sort: {
   ["values_stable",[["self",0,0],["stable",5,1],["dim",3,2],["descending",5,2],["values",0,4],["indices",0,4]],[-1,-1],0],
 ]) as any;
 
-type O_sparse_bsc_tensor_ccol_row_value = { ccol_indices?: Tensor; row_indices?: Tensor; values?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
-type O_sparse_bsc_tensor_ccol_row_value_size = { ccol_indices?: Tensor; row_indices?: Tensor; values?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
+type O_sparse_bsc_tensor_ccol_row_value = { ccol_indices?: Tensor; ccolIndices?: Tensor; row_indices?: Tensor; rowIndices?: Tensor; values?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
+type O_sparse_bsc_tensor_ccol_row_value_size = { ccol_indices?: Tensor; ccolIndices?: Tensor; row_indices?: Tensor; rowIndices?: Tensor; values?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 /**
  * aten::sparse_bsc_tensor.ccol_row_value(Tensor ccol_indices, Tensor row_indices, Tensor values, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor
  * aten::sparse_bsc_tensor.ccol_row_value_size(Tensor ccol_indices, Tensor row_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor
@@ -1065,8 +1065,8 @@ export const sparseBscTensor: {
   ["ccol_row_value_size",[["ccol_indices",0,0],["row_indices",0,0],["values",0,0],["size",12,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
 ]) as any;
 
-type O_sparse_bsr_tensor_crow_col_value = { crow_indices?: Tensor; col_indices?: Tensor; values?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
-type O_sparse_bsr_tensor_crow_col_value_size = { crow_indices?: Tensor; col_indices?: Tensor; values?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
+type O_sparse_bsr_tensor_crow_col_value = { crow_indices?: Tensor; crowIndices?: Tensor; col_indices?: Tensor; colIndices?: Tensor; values?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
+type O_sparse_bsr_tensor_crow_col_value_size = { crow_indices?: Tensor; crowIndices?: Tensor; col_indices?: Tensor; colIndices?: Tensor; values?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 /**
  * aten::sparse_bsr_tensor.crow_col_value(Tensor crow_indices, Tensor col_indices, Tensor values, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor
  * aten::sparse_bsr_tensor.crow_col_value_size(Tensor crow_indices, Tensor col_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor
@@ -1083,8 +1083,8 @@ export const sparseBsrTensor: {
   ["crow_col_value_size",[["crow_indices",0,0],["col_indices",0,0],["values",0,0],["size",12,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
 ]) as any;
 
-type O_sparse_compressed_tensor_comp_plain_value = { compressed_indices?: Tensor; plain_indices?: Tensor; values?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
-type O_sparse_compressed_tensor_comp_plain_value_size = { compressed_indices?: Tensor; plain_indices?: Tensor; values?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
+type O_sparse_compressed_tensor_comp_plain_value = { compressed_indices?: Tensor; compressedIndices?: Tensor; plain_indices?: Tensor; plainIndices?: Tensor; values?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
+type O_sparse_compressed_tensor_comp_plain_value_size = { compressed_indices?: Tensor; compressedIndices?: Tensor; plain_indices?: Tensor; plainIndices?: Tensor; values?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 /**
  * aten::sparse_compressed_tensor.comp_plain_value(Tensor compressed_indices, Tensor plain_indices, Tensor values, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor
  * aten::sparse_compressed_tensor.comp_plain_value_size(Tensor compressed_indices, Tensor plain_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor
@@ -1101,9 +1101,9 @@ export const sparseCompressedTensor: {
   ["comp_plain_value_size",[["compressed_indices",0,0],["plain_indices",0,0],["values",0,0],["size",12,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
 ]) as any;
 
-type O_sparse_coo_tensor_indices = { indices?: Tensor; values?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
-type O_sparse_coo_tensor_indices_size = { indices?: Tensor; values?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
-type O_sparse_coo_tensor_size = { size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
+type O_sparse_coo_tensor_indices = { indices?: Tensor; values?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
+type O_sparse_coo_tensor_indices_size = { indices?: Tensor; values?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
+type O_sparse_coo_tensor_size = { size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 type O_sparse_coo_tensor_size_out = { size?: number[]; out?: Tensor };
 /**
  * aten::sparse_coo_tensor.indices(Tensor indices, Tensor values, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
@@ -1130,8 +1130,8 @@ export const sparseCooTensor: {
   ["size_out",[["size",12,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_sparse_csc_tensor_ccol_row_value = { ccol_indices?: Tensor; row_indices?: Tensor; values?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
-type O_sparse_csc_tensor_ccol_row_value_size = { ccol_indices?: Tensor; row_indices?: Tensor; values?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
+type O_sparse_csc_tensor_ccol_row_value = { ccol_indices?: Tensor; ccolIndices?: Tensor; row_indices?: Tensor; rowIndices?: Tensor; values?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
+type O_sparse_csc_tensor_ccol_row_value_size = { ccol_indices?: Tensor; ccolIndices?: Tensor; row_indices?: Tensor; rowIndices?: Tensor; values?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 /**
  * aten::sparse_csc_tensor.ccol_row_value(Tensor ccol_indices, Tensor row_indices, Tensor values, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor
  * aten::sparse_csc_tensor.ccol_row_value_size(Tensor ccol_indices, Tensor row_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor
@@ -1148,8 +1148,8 @@ export const sparseCscTensor: {
   ["ccol_row_value_size",[["ccol_indices",0,0],["row_indices",0,0],["values",0,0],["size",12,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
 ]) as any;
 
-type O_sparse_csr_tensor_crow_col_value = { crow_indices?: Tensor; col_indices?: Tensor; values?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
-type O_sparse_csr_tensor_crow_col_value_size = { crow_indices?: Tensor; col_indices?: Tensor; values?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
+type O_sparse_csr_tensor_crow_col_value = { crow_indices?: Tensor; crowIndices?: Tensor; col_indices?: Tensor; colIndices?: Tensor; values?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
+type O_sparse_csr_tensor_crow_col_value_size = { crow_indices?: Tensor; crowIndices?: Tensor; col_indices?: Tensor; colIndices?: Tensor; values?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 /**
  * aten::sparse_csr_tensor.crow_col_value(Tensor crow_indices, Tensor col_indices, Tensor values, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor
  * aten::sparse_csr_tensor.crow_col_value_size(Tensor crow_indices, Tensor col_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor
@@ -1195,8 +1195,8 @@ export const sparseMask: {
   ["out",[["self",0,0],["mask",0,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_sparse_resize = { self?: Tensor; size?: number[]; sparse_dim?: number; dense_dim?: number };
-type O_sparse_resize_out = { self?: Tensor; size?: number[]; sparse_dim?: number; dense_dim?: number; out?: Tensor };
+type O_sparse_resize = { self?: Tensor; size?: number[]; sparse_dim?: number; sparseDim?: number; dense_dim?: number; denseDim?: number };
+type O_sparse_resize_out = { self?: Tensor; size?: number[]; sparse_dim?: number; sparseDim?: number; dense_dim?: number; denseDim?: number; out?: Tensor };
 /**
  * aten::sparse_resize(Tensor self, int[] size, int sparse_dim, int dense_dim) -> Tensor
  * aten::sparse_resize.out(Tensor self, int[] size, int sparse_dim, int dense_dim, *, Tensor(a!) out) -> Tensor(a!)
@@ -1212,7 +1212,7 @@ export const sparseResize: {
   ["out",[["self",0,0],["size",12,0],["sparse_dim",3,0],["dense_dim",3,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_sparse_resize_ = { self?: Tensor; size?: number[]; sparse_dim?: number; dense_dim?: number };
+type O_sparse_resize_ = { self?: Tensor; size?: number[]; sparse_dim?: number; sparseDim?: number; dense_dim?: number; denseDim?: number };
 /**
  * aten::sparse_resize_(Tensor(a!) self, int[] size, int sparse_dim, int dense_dim) -> Tensor(a!)
  */
@@ -1224,8 +1224,8 @@ export const sparseResize_: {
   ["",[["self",0,4],["size",12,0],["sparse_dim",3,0],["dense_dim",3,0]],[-1],1],
 ]) as any;
 
-type O_sparse_resize_and_clear = { self?: Tensor; size?: number[]; sparse_dim?: number; dense_dim?: number };
-type O_sparse_resize_and_clear_out = { self?: Tensor; size?: number[]; sparse_dim?: number; dense_dim?: number; out?: Tensor };
+type O_sparse_resize_and_clear = { self?: Tensor; size?: number[]; sparse_dim?: number; sparseDim?: number; dense_dim?: number; denseDim?: number };
+type O_sparse_resize_and_clear_out = { self?: Tensor; size?: number[]; sparse_dim?: number; sparseDim?: number; dense_dim?: number; denseDim?: number; out?: Tensor };
 /**
  * aten::sparse_resize_and_clear(Tensor self, int[] size, int sparse_dim, int dense_dim) -> Tensor
  * aten::sparse_resize_and_clear.out(Tensor self, int[] size, int sparse_dim, int dense_dim, *, Tensor(a!) out) -> Tensor(a!)
@@ -1241,7 +1241,7 @@ export const sparseResizeAndClear: {
   ["out",[["self",0,0],["size",12,0],["sparse_dim",3,0],["dense_dim",3,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_sparse_resize_and_clear_ = { self?: Tensor; size?: number[]; sparse_dim?: number; dense_dim?: number };
+type O_sparse_resize_and_clear_ = { self?: Tensor; size?: number[]; sparse_dim?: number; sparseDim?: number; dense_dim?: number; denseDim?: number };
 /**
  * aten::sparse_resize_and_clear_(Tensor(a!) self, int[] size, int sparse_dim, int dense_dim) -> Tensor(a!)
  */
@@ -2542,8 +2542,8 @@ export const specialZeta: {
   ["self_scalar_out",[["self",6,0],["other",0,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_split_Tensor = { self?: Tensor; split_size?: number; dim?: number };
-type O_split_sizes = { self?: Tensor; split_size?: number[]; dim?: number };
+type O_split_Tensor = { self?: Tensor; split_size?: number; splitSize?: number; dim?: number };
+type O_split_sizes = { self?: Tensor; split_size?: number[]; splitSize?: number[]; dim?: number };
 /**
  * aten::split.Tensor(Tensor(a -> *) self, int split_size, int dim=0) -> Tensor(a)[]
  * aten::split.sizes(Tensor(a -> *) self, int[] split_size, int dim=0) -> Tensor(a)[]
@@ -2560,8 +2560,8 @@ export const split: {
   ["sizes",[["self",0,0],["split_size",12,0],["dim",3,2]],[1],1],
 ]) as any;
 
-type O_split_copy_Tensor = { self?: Tensor; split_size?: number; dim?: number };
-type O_split_copy_Tensor_out = { self?: Tensor; split_size?: number; dim?: number; out?: Tensor[] };
+type O_split_copy_Tensor = { self?: Tensor; split_size?: number; splitSize?: number; dim?: number };
+type O_split_copy_Tensor_out = { self?: Tensor; split_size?: number; splitSize?: number; dim?: number; out?: Tensor[] };
 /**
  * aten::split_copy.Tensor(Tensor self, int split_size, int dim=0) -> Tensor[]
  * aten::split_copy.Tensor_out(Tensor self, int split_size, int dim=0, *, Tensor(a!)[] out) -> ()
@@ -2577,7 +2577,7 @@ export const splitCopy: {
   ["Tensor_out",[["self",0,0],["split_size",3,0],["dim",3,2],["out",1,4]],[],0],
 ]) as any;
 
-type O_split_with_sizes = { self?: Tensor; split_sizes?: number[]; dim?: number };
+type O_split_with_sizes = { self?: Tensor; split_sizes?: number[]; splitSizes?: number[]; dim?: number };
 /**
  * aten::split_with_sizes(Tensor(a -> *) self, int[] split_sizes, int dim=0) -> Tensor(a)[]
  */
@@ -2589,8 +2589,8 @@ export const splitWithSizes: {
   ["",[["self",0,0],["split_sizes",12,0],["dim",3,2]],[1],1],
 ]) as any;
 
-type O_split_with_sizes_copy = { self?: Tensor; split_sizes?: number[]; dim?: number };
-type O_split_with_sizes_copy_out = { self?: Tensor; split_sizes?: number[]; dim?: number; out?: Tensor[] };
+type O_split_with_sizes_copy = { self?: Tensor; split_sizes?: number[]; splitSizes?: number[]; dim?: number };
+type O_split_with_sizes_copy_out = { self?: Tensor; split_sizes?: number[]; splitSizes?: number[]; dim?: number; out?: Tensor[] };
 /**
  * aten::split_with_sizes_copy(Tensor self, int[] split_sizes, int dim=0) -> Tensor[]
  * aten::split_with_sizes_copy.out(Tensor self, int[] split_sizes, int dim=0, *, Tensor(a!)[] out) -> ()
@@ -2835,8 +2835,8 @@ export const stdMean: {
   ["dim",[["self",0,0],["dim",12,1,1],["unbiased",5,2],["keepdim",5,2]],[0,0],1],
 ]) as any;
 
-type O_stft = { self?: Tensor; n_fft?: number; hop_length?: number | null; win_length?: number | null; window?: Tensor | null; normalized?: boolean; onesided?: boolean | null; return_complex?: boolean | null };
-type O_stft_center = { self?: Tensor; n_fft?: number; hop_length?: number | null; win_length?: number | null; window?: Tensor | null; center?: boolean; pad_mode?: string; normalized?: boolean; onesided?: boolean | null; return_complex?: boolean | null };
+type O_stft = { self?: Tensor; n_fft?: number; nFft?: number; hop_length?: number | null; hopLength?: number | null; win_length?: number | null; winLength?: number | null; window?: Tensor | null; normalized?: boolean; onesided?: boolean | null; return_complex?: boolean | null; returnComplex?: boolean | null };
+type O_stft_center = { self?: Tensor; n_fft?: number; nFft?: number; hop_length?: number | null; hopLength?: number | null; win_length?: number | null; winLength?: number | null; window?: Tensor | null; center?: boolean; pad_mode?: string; padMode?: string; normalized?: boolean; onesided?: boolean | null; return_complex?: boolean | null; returnComplex?: boolean | null };
 /**
  * aten::stft(Tensor self, int n_fft, int? hop_length=None, int? win_length=None, Tensor? window=None, bool normalized=False, bool? onesided=None, bool? return_complex=None) -> Tensor
  * aten::stft.center(Tensor self, int n_fft, int? hop_length=None, int? win_length=None, Tensor? window=None, bool center=True, str pad_mode="reflect", bool normalized=False, bool? onesided=None, bool? return_complex=None) -> Tensor
@@ -2997,8 +2997,8 @@ export const sumToSize: {
   ["",[["self",0,0],["size",12,0]],[0],1],
 ]) as any;
 
-type O_svd = { self?: Tensor; some?: boolean; compute_uv?: boolean };
-type O_svd_U = { self?: Tensor; some?: boolean; compute_uv?: boolean; U?: Tensor; S?: Tensor; V?: Tensor };
+type O_svd = { self?: Tensor; some?: boolean; compute_uv?: boolean; computeUv?: boolean };
+type O_svd_U = { self?: Tensor; some?: boolean; compute_uv?: boolean; computeUv?: boolean; U?: Tensor; S?: Tensor; V?: Tensor };
 /**
  * aten::svd(Tensor self, bool some=True, bool compute_uv=True) -> (Tensor U, Tensor S, Tensor V)
  * aten::svd.U(Tensor self, bool some=True, bool compute_uv=True, *, Tensor(a!) U, Tensor(b!) S, Tensor(c!) V) -> (Tensor(a!) U, Tensor(b!) S, Tensor(c!) V)

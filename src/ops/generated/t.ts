@@ -138,8 +138,8 @@ export const tanh_: {
   ["",[["self",0,4]],[-1],1],
 ]) as any;
 
-type O_tanh_backward = { grad_output?: Tensor; output?: Tensor };
-type O_tanh_backward_grad_input = { grad_output?: Tensor; output?: Tensor; grad_input?: Tensor };
+type O_tanh_backward = { grad_output?: Tensor; gradOutput?: Tensor; output?: Tensor };
+type O_tanh_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; output?: Tensor; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::tanh_backward(Tensor grad_output, Tensor output) -> Tensor
  * aten::tanh_backward.grad_input(Tensor grad_output, Tensor output, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -157,7 +157,7 @@ export const tanhBackward: {
 
 type O_tensor_split_indices = { self?: Tensor; indices?: number[]; dim?: number };
 type O_tensor_split_sections = { self?: Tensor; sections?: number; dim?: number };
-type O_tensor_split_tensor_indices_or_sections = { self?: Tensor; tensor_indices_or_sections?: Tensor; dim?: number };
+type O_tensor_split_tensor_indices_or_sections = { self?: Tensor; tensor_indices_or_sections?: Tensor; tensorIndicesOrSections?: Tensor; dim?: number };
 /**
  * aten::tensor_split.indices(Tensor(a -> *) self, int[] indices, int dim=0) -> Tensor(a)[]
  * aten::tensor_split.sections(Tensor(a -> *) self, int sections, int dim=0) -> Tensor(a)[]
@@ -179,8 +179,8 @@ export const tensorSplit: {
   ["tensor_indices_or_sections",[["self",0,0],["tensor_indices_or_sections",0,0],["dim",3,2]],[1],1],
 ]) as any;
 
-type O_tensordot = { self?: Tensor; other?: Tensor; dims_self?: number[]; dims_other?: number[] };
-type O_tensordot_out = { self?: Tensor; other?: Tensor; dims_self?: number[]; dims_other?: number[]; out?: Tensor };
+type O_tensordot = { self?: Tensor; other?: Tensor; dims_self?: number[]; dimsSelf?: number[]; dims_other?: number[]; dimsOther?: number[] };
+type O_tensordot_out = { self?: Tensor; other?: Tensor; dims_self?: number[]; dimsSelf?: number[]; dims_other?: number[]; dimsOther?: number[]; out?: Tensor };
 /**
  * aten::tensordot(Tensor self, Tensor other, int[] dims_self, int[] dims_other) -> Tensor
  * aten::tensordot.out(Tensor self, Tensor other, int[] dims_self, int[] dims_other, *, Tensor(a!) out) -> Tensor(a!)
@@ -196,8 +196,8 @@ export const tensordot: {
   ["out",[["self",0,0],["other",0,0],["dims_self",12,0],["dims_other",12,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_thnn_conv2d = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[] };
-type O_thnn_conv2d_out = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; out?: Tensor };
+type O_thnn_conv2d = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[] };
+type O_thnn_conv2d_out = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; out?: Tensor };
 /**
  * aten::thnn_conv2d(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias=None, int[2] stride=1, int[2] padding=0) -> Tensor
  * aten::thnn_conv2d.out(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias=None, int[2] stride=1, int[2] padding=0, *, Tensor(a!) out) -> Tensor(a!)
@@ -242,8 +242,8 @@ export const threshold_: {
   ["",[["self",0,4],["threshold",6,0],["value",6,0]],[-1],1],
 ]) as any;
 
-type O_threshold_backward = { grad_output?: Tensor; self?: Tensor; threshold?: Scalar };
-type O_threshold_backward_grad_input = { grad_output?: Tensor; self?: Tensor; threshold?: Scalar; grad_input?: Tensor };
+type O_threshold_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; threshold?: Scalar };
+type O_threshold_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; threshold?: Scalar; grad_input?: Tensor; gradInput?: Tensor };
 /**
  * aten::threshold_backward(Tensor grad_output, Tensor self, Scalar threshold) -> Tensor
  * aten::threshold_backward.grad_input(Tensor grad_output, Tensor self, Scalar threshold, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -271,10 +271,10 @@ export const tile: {
   ["",[["self",0,0],["dims",12,0]],[0],1],
 ]) as any;
 
-type O_to_device = { self?: Tensor; device?: DeviceLike; dtype?: DType; non_blocking?: boolean; copy?: boolean; memory_format?: MemoryFormat | null };
-type O_to_dtype = { self?: Tensor; dtype?: DType; non_blocking?: boolean; copy?: boolean; memory_format?: MemoryFormat | null };
-type O_to_dtype_layout = { self?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; non_blocking?: boolean; copy?: boolean; memory_format?: MemoryFormat | null };
-type O_to_other = { self?: Tensor; other?: Tensor; non_blocking?: boolean; copy?: boolean; memory_format?: MemoryFormat | null };
+type O_to_device = { self?: Tensor; device?: DeviceLike; dtype?: DType; non_blocking?: boolean; nonBlocking?: boolean; copy?: boolean; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
+type O_to_dtype = { self?: Tensor; dtype?: DType; non_blocking?: boolean; nonBlocking?: boolean; copy?: boolean; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
+type O_to_dtype_layout = { self?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null; non_blocking?: boolean; nonBlocking?: boolean; copy?: boolean; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
+type O_to_other = { self?: Tensor; other?: Tensor; non_blocking?: boolean; nonBlocking?: boolean; copy?: boolean; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
 /**
  * aten::to.device(Tensor(a) self, Device device, ScalarType dtype, bool non_blocking=False, bool copy=False, MemoryFormat? memory_format=None) -> Tensor(a)
  * aten::to.dtype(Tensor(a) self, ScalarType dtype, bool non_blocking=False, bool copy=False, MemoryFormat? memory_format=None) -> Tensor(a)
@@ -354,8 +354,8 @@ export const toMkldnnBackward: {
   ["",[["grad",0,0],["input",0,0]],[0],1],
 ]) as any;
 
-type O_to_padded_tensor = { self?: Tensor; padding?: number; output_size?: number[] | null };
-type O_to_padded_tensor_out = { self?: Tensor; padding?: number; output_size?: number[] | null; out?: Tensor };
+type O_to_padded_tensor = { self?: Tensor; padding?: number; output_size?: number[] | null; outputSize?: number[] | null };
+type O_to_padded_tensor_out = { self?: Tensor; padding?: number; output_size?: number[] | null; outputSize?: number[] | null; out?: Tensor };
 /**
  * aten::to_padded_tensor(Tensor self, float padding, int[]? output_size=None) -> Tensor
  * aten::to_padded_tensor.out(Tensor self, float padding, int[]? output_size=None, *, Tensor(a!) out) -> Tensor(a!)
@@ -373,8 +373,8 @@ export const toPaddedTensor: {
 
 type O_to_sparse = { self?: Tensor };
 type O_to_sparse_out = { self?: Tensor; out?: Tensor };
-type O_to_sparse_sparse_dim = { self?: Tensor; sparse_dim?: number };
-type O_to_sparse_sparse_dim_out = { self?: Tensor; sparse_dim?: number; out?: Tensor };
+type O_to_sparse_sparse_dim = { self?: Tensor; sparse_dim?: number; sparseDim?: number };
+type O_to_sparse_sparse_dim_out = { self?: Tensor; sparse_dim?: number; sparseDim?: number; out?: Tensor };
 /**
  * aten::to_sparse(Tensor self) -> Tensor
  * aten::to_sparse.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
@@ -641,7 +641,7 @@ export const tril_: {
   ["",[["self",0,4],["diagonal",3,2]],[-1],1],
 ]) as any;
 
-type O_tril_indices = { row?: number; col?: number; offset?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
+type O_tril_indices = { row?: number; col?: number; offset?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 type O_tril_indices_out = { row?: number; col?: number; offset?: number; out?: Tensor };
 /**
  * aten::tril_indices(int row, int col, int offset=0, *, ScalarType? dtype=4, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
@@ -699,7 +699,7 @@ export const triu_: {
   ["",[["self",0,4],["diagonal",3,2]],[-1],1],
 ]) as any;
 
-type O_triu_indices = { row?: number; col?: number; offset?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null };
+type O_triu_indices = { row?: number; col?: number; offset?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 type O_triu_indices_out = { row?: number; col?: number; offset?: number; out?: Tensor };
 /**
  * aten::triu_indices(int row, int col, int offset=0, *, ScalarType? dtype=4, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor

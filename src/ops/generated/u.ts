@@ -75,8 +75,8 @@ export const unfold: {
   ["",[["self",0,0],["dimension",3,0],["size",3,0],["step",3,0]],[0],1],
 ]) as any;
 
-type O_unfold_backward = { grad_in?: Tensor; input_sizes?: number[]; dim?: number; size?: number; step?: number };
-type O_unfold_backward_out = { grad_in?: Tensor; input_sizes?: number[]; dim?: number; size?: number; step?: number; out?: Tensor };
+type O_unfold_backward = { grad_in?: Tensor; gradIn?: Tensor; input_sizes?: number[]; inputSizes?: number[]; dim?: number; size?: number; step?: number };
+type O_unfold_backward_out = { grad_in?: Tensor; gradIn?: Tensor; input_sizes?: number[]; inputSizes?: number[]; dim?: number; size?: number; step?: number; out?: Tensor };
 /**
  * aten::unfold_backward(Tensor grad_in, int[] input_sizes, int dim, int size, int step) -> Tensor
  * aten::unfold_backward.out(Tensor grad_in, int[] input_sizes, int dim, int size, int step, *, Tensor(a!) out) -> Tensor(a!)
@@ -138,8 +138,8 @@ export const uniform_: {
   ["",[["self",0,4],["from",4,2],["to",4,2],["generator",15,3]],[-1],1],
 ]) as any;
 
-type O_unique_consecutive = { self?: Tensor; return_inverse?: boolean; return_counts?: boolean; dim?: number | null };
-type O_unique_consecutive_out = { self?: Tensor; return_inverse?: boolean; return_counts?: boolean; dim?: number | null; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O_unique_consecutive = { self?: Tensor; return_inverse?: boolean; returnInverse?: boolean; return_counts?: boolean; returnCounts?: boolean; dim?: number | null };
+type O_unique_consecutive_out = { self?: Tensor; return_inverse?: boolean; returnInverse?: boolean; return_counts?: boolean; returnCounts?: boolean; dim?: number | null; out0?: Tensor; out1?: Tensor; out2?: Tensor };
 /**
  * aten::unique_consecutive(Tensor self, bool return_inverse=False, bool return_counts=False, int? dim=None) -> (Tensor, Tensor, Tensor)
  * aten::unique_consecutive.out(Tensor self, bool return_inverse=False, bool return_counts=False, int? dim=None, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
@@ -155,8 +155,8 @@ export const uniqueConsecutive: {
   ["out",[["self",0,0],["return_inverse",5,2],["return_counts",5,2],["dim",3,3],["out0",0,4],["out1",0,4],["out2",0,4]],[-1,-1,-1],0],
 ]) as any;
 
-type O_unique_dim = { self?: Tensor; dim?: number; sorted?: boolean; return_inverse?: boolean; return_counts?: boolean };
-type O_unique_dim_out = { self?: Tensor; dim?: number; sorted?: boolean; return_inverse?: boolean; return_counts?: boolean; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O_unique_dim = { self?: Tensor; dim?: number; sorted?: boolean; return_inverse?: boolean; returnInverse?: boolean; return_counts?: boolean; returnCounts?: boolean };
+type O_unique_dim_out = { self?: Tensor; dim?: number; sorted?: boolean; return_inverse?: boolean; returnInverse?: boolean; return_counts?: boolean; returnCounts?: boolean; out0?: Tensor; out1?: Tensor; out2?: Tensor };
 /**
  * aten::unique_dim(Tensor self, int dim, bool sorted=True, bool return_inverse=False, bool return_counts=False) -> (Tensor, Tensor, Tensor)
  * aten::unique_dim.out(Tensor self, int dim, bool sorted=True, bool return_inverse=False, bool return_counts=False, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
@@ -172,8 +172,8 @@ export const uniqueDim: {
   ["out",[["self",0,0],["dim",3,0],["sorted",5,2],["return_inverse",5,2],["return_counts",5,2],["out0",0,4],["out1",0,4],["out2",0,4]],[-1,-1,-1],0],
 ]) as any;
 
-type O_unique_dim_consecutive = { self?: Tensor; dim?: number; return_inverse?: boolean; return_counts?: boolean };
-type O_unique_dim_consecutive_out = { self?: Tensor; dim?: number; return_inverse?: boolean; return_counts?: boolean; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O_unique_dim_consecutive = { self?: Tensor; dim?: number; return_inverse?: boolean; returnInverse?: boolean; return_counts?: boolean; returnCounts?: boolean };
+type O_unique_dim_consecutive_out = { self?: Tensor; dim?: number; return_inverse?: boolean; returnInverse?: boolean; return_counts?: boolean; returnCounts?: boolean; out0?: Tensor; out1?: Tensor; out2?: Tensor };
 /**
  * aten::unique_dim_consecutive(Tensor self, int dim, bool return_inverse=False, bool return_counts=False) -> (Tensor, Tensor, Tensor)
  * aten::unique_dim_consecutive.out(Tensor self, int dim, bool return_inverse=False, bool return_counts=False, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
@@ -201,8 +201,8 @@ export const unsafeChunk: {
   ["",[["self",0,0],["chunks",3,0],["dim",3,2]],[1],1],
 ]) as any;
 
-type O_unsafe_split_Tensor = { self?: Tensor; split_size?: number; dim?: number };
-type O_unsafe_split_Tensor_out = { self?: Tensor; split_size?: number; dim?: number; out?: Tensor[] };
+type O_unsafe_split_Tensor = { self?: Tensor; split_size?: number; splitSize?: number; dim?: number };
+type O_unsafe_split_Tensor_out = { self?: Tensor; split_size?: number; splitSize?: number; dim?: number; out?: Tensor[] };
 /**
  * aten::unsafe_split.Tensor(Tensor self, int split_size, int dim=0) -> Tensor[]
  * aten::unsafe_split.Tensor_out(Tensor self, int split_size, int dim=0, *, Tensor(a!)[] out) -> ()
@@ -218,8 +218,8 @@ export const unsafeSplit: {
   ["Tensor_out",[["self",0,0],["split_size",3,0],["dim",3,2],["out",1,4]],[],0],
 ]) as any;
 
-type O_unsafe_split_with_sizes = { self?: Tensor; split_sizes?: number[]; dim?: number };
-type O_unsafe_split_with_sizes_out = { self?: Tensor; split_sizes?: number[]; dim?: number; out?: Tensor[] };
+type O_unsafe_split_with_sizes = { self?: Tensor; split_sizes?: number[]; splitSizes?: number[]; dim?: number };
+type O_unsafe_split_with_sizes_out = { self?: Tensor; split_sizes?: number[]; splitSizes?: number[]; dim?: number; out?: Tensor[] };
 /**
  * aten::unsafe_split_with_sizes(Tensor self, int[] split_sizes, int dim=0) -> Tensor[]
  * aten::unsafe_split_with_sizes.out(Tensor self, int[] split_sizes, int dim=0, *, Tensor(a!)[] out) -> ()
@@ -276,10 +276,10 @@ export const unsqueezeCopy: {
   ["out",[["self",0,0],["dim",3,0],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_upsample_bicubic2d = { self?: Tensor; output_size?: number | number[]; align_corners?: boolean; scales_h?: number | null; scales_w?: number | null };
-type O_upsample_bicubic2d_out = { self?: Tensor; output_size?: number | number[]; align_corners?: boolean; scales_h?: number | null; scales_w?: number | null; out?: Tensor };
-type O_upsample_bicubic2d_vec = { input?: Tensor; output_size?: number[] | null; align_corners?: boolean; scale_factors?: number[] | null };
-type O_upsample_bicubic2d_vec_out = { input?: Tensor; output_size?: number[] | null; align_corners?: boolean; scale_factors?: number[] | null; out?: Tensor };
+type O_upsample_bicubic2d = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null };
+type O_upsample_bicubic2d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; out?: Tensor };
+type O_upsample_bicubic2d_vec = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null };
+type O_upsample_bicubic2d_vec_out = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
 /**
  * aten::upsample_bicubic2d(Tensor self, SymInt[2] output_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor
  * aten::upsample_bicubic2d.out(Tensor self, SymInt[2] output_size, bool align_corners, float? scales_h=None, float? scales_w=None, *, Tensor(a!) out) -> Tensor(a!)
@@ -304,10 +304,10 @@ export const upsampleBicubic2d: {
   ["vec_out",[["input",0,0],["output_size",12,1],["align_corners",5,0],["scale_factors",13,1],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_upsample_bicubic2d_backward = { grad_output?: Tensor; output_size?: number | number[]; input_size?: number | number[]; align_corners?: boolean; scales_h?: number | null; scales_w?: number | null };
-type O_upsample_bicubic2d_backward_grad_input = { grad_output?: Tensor; output_size?: number | number[]; input_size?: number | number[]; align_corners?: boolean; scales_h?: number | null; scales_w?: number | null; grad_input?: Tensor };
-type O_upsample_bicubic2d_backward_vec = { grad_output?: Tensor; output_size?: number[] | null; input_size?: number[]; align_corners?: boolean; scale_factors?: number[] | null };
-type O_upsample_bicubic2d_backward_vec_out = { grad_output?: Tensor; output_size?: number[] | null; input_size?: number[]; align_corners?: boolean; scale_factors?: number[] | null; out?: Tensor };
+type O_upsample_bicubic2d_backward = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null };
+type O_upsample_bicubic2d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; grad_input?: Tensor; gradInput?: Tensor };
+type O_upsample_bicubic2d_backward_vec = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null };
+type O_upsample_bicubic2d_backward_vec_out = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
 /**
  * aten::upsample_bicubic2d_backward(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor
  * aten::upsample_bicubic2d_backward.grad_input(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, bool align_corners, float? scales_h=None, float? scales_w=None, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -332,10 +332,10 @@ export const upsampleBicubic2dBackward: {
   ["vec_out",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["align_corners",5,0],["scale_factors",13,1],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_upsample_bilinear2d = { self?: Tensor; output_size?: number | number[]; align_corners?: boolean; scales_h?: number | null; scales_w?: number | null };
-type O_upsample_bilinear2d_out = { self?: Tensor; output_size?: number | number[]; align_corners?: boolean; scales_h?: number | null; scales_w?: number | null; out?: Tensor };
-type O_upsample_bilinear2d_vec = { input?: Tensor; output_size?: number[] | null; align_corners?: boolean; scale_factors?: number[] | null };
-type O_upsample_bilinear2d_vec_out = { input?: Tensor; output_size?: number[] | null; align_corners?: boolean; scale_factors?: number[] | null; out?: Tensor };
+type O_upsample_bilinear2d = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null };
+type O_upsample_bilinear2d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; out?: Tensor };
+type O_upsample_bilinear2d_vec = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null };
+type O_upsample_bilinear2d_vec_out = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
 /**
  * aten::upsample_bilinear2d(Tensor self, SymInt[2] output_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor
  * aten::upsample_bilinear2d.out(Tensor self, SymInt[2] output_size, bool align_corners, float? scales_h=None, float? scales_w=None, *, Tensor(a!) out) -> Tensor(a!)
@@ -360,10 +360,10 @@ export const upsampleBilinear2d: {
   ["vec_out",[["input",0,0],["output_size",12,1],["align_corners",5,0],["scale_factors",13,1],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_upsample_bilinear2d_backward = { grad_output?: Tensor; output_size?: number | number[]; input_size?: number | number[]; align_corners?: boolean; scales_h?: number | null; scales_w?: number | null };
-type O_upsample_bilinear2d_backward_grad_input = { grad_output?: Tensor; output_size?: number | number[]; input_size?: number | number[]; align_corners?: boolean; scales_h?: number | null; scales_w?: number | null; grad_input?: Tensor };
-type O_upsample_bilinear2d_backward_vec = { grad_output?: Tensor; output_size?: number[] | null; input_size?: number[]; align_corners?: boolean; scale_factors?: number[] | null };
-type O_upsample_bilinear2d_backward_vec_out = { grad_output?: Tensor; output_size?: number[] | null; input_size?: number[]; align_corners?: boolean; scale_factors?: number[] | null; out?: Tensor };
+type O_upsample_bilinear2d_backward = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null };
+type O_upsample_bilinear2d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; grad_input?: Tensor; gradInput?: Tensor };
+type O_upsample_bilinear2d_backward_vec = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null };
+type O_upsample_bilinear2d_backward_vec_out = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
 /**
  * aten::upsample_bilinear2d_backward(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor
  * aten::upsample_bilinear2d_backward.grad_input(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, bool align_corners, float? scales_h=None, float? scales_w=None, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -388,10 +388,10 @@ export const upsampleBilinear2dBackward: {
   ["vec_out",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["align_corners",5,0],["scale_factors",13,1],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_upsample_linear1d = { self?: Tensor; output_size?: number | number[]; align_corners?: boolean; scales?: number | null };
-type O_upsample_linear1d_out = { self?: Tensor; output_size?: number | number[]; align_corners?: boolean; scales?: number | null; out?: Tensor };
-type O_upsample_linear1d_vec = { input?: Tensor; output_size?: number[] | null; align_corners?: boolean; scale_factors?: number[] | null };
-type O_upsample_linear1d_vec_out = { input?: Tensor; output_size?: number[] | null; align_corners?: boolean; scale_factors?: number[] | null; out?: Tensor };
+type O_upsample_linear1d = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales?: number | null };
+type O_upsample_linear1d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales?: number | null; out?: Tensor };
+type O_upsample_linear1d_vec = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null };
+type O_upsample_linear1d_vec_out = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
 /**
  * aten::upsample_linear1d(Tensor self, SymInt[1] output_size, bool align_corners, float? scales=None) -> Tensor
  * aten::upsample_linear1d.out(Tensor self, SymInt[1] output_size, bool align_corners, float? scales=None, *, Tensor(a!) out) -> Tensor(a!)
@@ -416,10 +416,10 @@ export const upsampleLinear1d: {
   ["vec_out",[["input",0,0],["output_size",12,1],["align_corners",5,0],["scale_factors",13,1],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_upsample_linear1d_backward = { grad_output?: Tensor; output_size?: number | number[]; input_size?: number | number[]; align_corners?: boolean; scales?: number | null };
-type O_upsample_linear1d_backward_grad_input = { grad_output?: Tensor; output_size?: number | number[]; input_size?: number | number[]; align_corners?: boolean; scales?: number | null; grad_input?: Tensor };
-type O_upsample_linear1d_backward_vec = { grad_output?: Tensor; output_size?: number[] | null; input_size?: number[]; align_corners?: boolean; scale_factors?: number[] | null };
-type O_upsample_linear1d_backward_vec_out = { grad_output?: Tensor; output_size?: number[] | null; input_size?: number[]; align_corners?: boolean; scale_factors?: number[] | null; out?: Tensor };
+type O_upsample_linear1d_backward = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales?: number | null };
+type O_upsample_linear1d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales?: number | null; grad_input?: Tensor; gradInput?: Tensor };
+type O_upsample_linear1d_backward_vec = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null };
+type O_upsample_linear1d_backward_vec_out = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
 /**
  * aten::upsample_linear1d_backward(Tensor grad_output, SymInt[1] output_size, SymInt[3] input_size, bool align_corners, float? scales=None) -> Tensor
  * aten::upsample_linear1d_backward.grad_input(Tensor grad_output, SymInt[1] output_size, SymInt[3] input_size, bool align_corners, float? scales=None, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -444,10 +444,10 @@ export const upsampleLinear1dBackward: {
   ["vec_out",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["align_corners",5,0],["scale_factors",13,1],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_upsample_nearest1d = { self?: Tensor; output_size?: number | number[]; scales?: number | null };
-type O_upsample_nearest1d_out = { self?: Tensor; output_size?: number | number[]; scales?: number | null; out?: Tensor };
-type O_upsample_nearest1d_vec = { input?: Tensor; output_size?: number[] | null; scale_factors?: number[] | null };
-type O_upsample_nearest1d_vec_out = { input?: Tensor; output_size?: number[] | null; scale_factors?: number[] | null; out?: Tensor };
+type O_upsample_nearest1d = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; scales?: number | null };
+type O_upsample_nearest1d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; scales?: number | null; out?: Tensor };
+type O_upsample_nearest1d_vec = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; scale_factors?: number[] | null; scaleFactors?: number[] | null };
+type O_upsample_nearest1d_vec_out = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
 /**
  * aten::upsample_nearest1d(Tensor self, SymInt[1] output_size, float? scales=None) -> Tensor
  * aten::upsample_nearest1d.out(Tensor self, SymInt[1] output_size, float? scales=None, *, Tensor(a!) out) -> Tensor(a!)
@@ -472,10 +472,10 @@ export const upsampleNearest1d: {
   ["vec_out",[["input",0,0],["output_size",12,1],["scale_factors",13,1],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_upsample_nearest1d_backward = { grad_output?: Tensor; output_size?: number | number[]; input_size?: number | number[]; scales?: number | null };
-type O_upsample_nearest1d_backward_grad_input = { grad_output?: Tensor; output_size?: number | number[]; input_size?: number | number[]; scales?: number | null; grad_input?: Tensor };
-type O_upsample_nearest1d_backward_vec = { grad_output?: Tensor; output_size?: number[] | null; input_size?: number[]; scale_factors?: number[] | null };
-type O_upsample_nearest1d_backward_vec_out = { grad_output?: Tensor; output_size?: number[] | null; input_size?: number[]; scale_factors?: number[] | null; out?: Tensor };
+type O_upsample_nearest1d_backward = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; scales?: number | null };
+type O_upsample_nearest1d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; scales?: number | null; grad_input?: Tensor; gradInput?: Tensor };
+type O_upsample_nearest1d_backward_vec = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; scale_factors?: number[] | null; scaleFactors?: number[] | null };
+type O_upsample_nearest1d_backward_vec_out = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
 /**
  * aten::upsample_nearest1d_backward(Tensor grad_output, SymInt[1] output_size, SymInt[3] input_size, float? scales=None) -> Tensor
  * aten::upsample_nearest1d_backward.grad_input(Tensor grad_output, SymInt[1] output_size, SymInt[3] input_size, float? scales=None, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -500,10 +500,10 @@ export const upsampleNearest1dBackward: {
   ["vec_out",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["scale_factors",13,1],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_upsample_nearest2d = { self?: Tensor; output_size?: number | number[]; scales_h?: number | null; scales_w?: number | null };
-type O_upsample_nearest2d_out = { self?: Tensor; output_size?: number | number[]; scales_h?: number | null; scales_w?: number | null; out?: Tensor };
-type O_upsample_nearest2d_vec = { input?: Tensor; output_size?: number[] | null; scale_factors?: number[] | null };
-type O_upsample_nearest2d_vec_out = { input?: Tensor; output_size?: number[] | null; scale_factors?: number[] | null; out?: Tensor };
+type O_upsample_nearest2d = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null };
+type O_upsample_nearest2d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; out?: Tensor };
+type O_upsample_nearest2d_vec = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; scale_factors?: number[] | null; scaleFactors?: number[] | null };
+type O_upsample_nearest2d_vec_out = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
 /**
  * aten::upsample_nearest2d(Tensor self, SymInt[2] output_size, float? scales_h=None, float? scales_w=None) -> Tensor
  * aten::upsample_nearest2d.out(Tensor self, SymInt[2] output_size, float? scales_h=None, float? scales_w=None, *, Tensor(a!) out) -> Tensor(a!)
@@ -528,10 +528,10 @@ export const upsampleNearest2d: {
   ["vec_out",[["input",0,0],["output_size",12,1],["scale_factors",13,1],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_upsample_nearest2d_backward = { grad_output?: Tensor; output_size?: number | number[]; input_size?: number | number[]; scales_h?: number | null; scales_w?: number | null };
-type O_upsample_nearest2d_backward_grad_input = { grad_output?: Tensor; output_size?: number | number[]; input_size?: number | number[]; scales_h?: number | null; scales_w?: number | null; grad_input?: Tensor };
-type O_upsample_nearest2d_backward_vec = { grad_output?: Tensor; output_size?: number[] | null; input_size?: number[]; scale_factors?: number[] | null };
-type O_upsample_nearest2d_backward_vec_out = { grad_output?: Tensor; output_size?: number[] | null; input_size?: number[]; scale_factors?: number[] | null; out?: Tensor };
+type O_upsample_nearest2d_backward = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null };
+type O_upsample_nearest2d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; grad_input?: Tensor; gradInput?: Tensor };
+type O_upsample_nearest2d_backward_vec = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; scale_factors?: number[] | null; scaleFactors?: number[] | null };
+type O_upsample_nearest2d_backward_vec_out = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
 /**
  * aten::upsample_nearest2d_backward(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, float? scales_h=None, float? scales_w=None) -> Tensor
  * aten::upsample_nearest2d_backward.grad_input(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, float? scales_h=None, float? scales_w=None, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -556,10 +556,10 @@ export const upsampleNearest2dBackward: {
   ["vec_out",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["scale_factors",13,1],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_upsample_nearest3d = { self?: Tensor; output_size?: number | number[]; scales_d?: number | null; scales_h?: number | null; scales_w?: number | null };
-type O_upsample_nearest3d_out = { self?: Tensor; output_size?: number | number[]; scales_d?: number | null; scales_h?: number | null; scales_w?: number | null; out?: Tensor };
-type O_upsample_nearest3d_vec = { input?: Tensor; output_size?: number[] | null; scale_factors?: number[] | null };
-type O_upsample_nearest3d_vec_out = { input?: Tensor; output_size?: number[] | null; scale_factors?: number[] | null; out?: Tensor };
+type O_upsample_nearest3d = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; scales_d?: number | null; scalesD?: number | null; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null };
+type O_upsample_nearest3d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; scales_d?: number | null; scalesD?: number | null; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; out?: Tensor };
+type O_upsample_nearest3d_vec = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; scale_factors?: number[] | null; scaleFactors?: number[] | null };
+type O_upsample_nearest3d_vec_out = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
 /**
  * aten::upsample_nearest3d(Tensor self, SymInt[3] output_size, float? scales_d=None, float? scales_h=None, float? scales_w=None) -> Tensor
  * aten::upsample_nearest3d.out(Tensor self, SymInt[3] output_size, float? scales_d=None, float? scales_h=None, float? scales_w=None, *, Tensor(a!) out) -> Tensor(a!)
@@ -584,10 +584,10 @@ export const upsampleNearest3d: {
   ["vec_out",[["input",0,0],["output_size",12,1],["scale_factors",13,1],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_upsample_nearest3d_backward = { grad_output?: Tensor; output_size?: number | number[]; input_size?: number | number[]; scales_d?: number | null; scales_h?: number | null; scales_w?: number | null };
-type O_upsample_nearest3d_backward_grad_input = { grad_output?: Tensor; output_size?: number | number[]; input_size?: number | number[]; scales_d?: number | null; scales_h?: number | null; scales_w?: number | null; grad_input?: Tensor };
-type O_upsample_nearest3d_backward_vec = { grad_output?: Tensor; output_size?: number[] | null; input_size?: number[]; scale_factors?: number[] | null };
-type O_upsample_nearest3d_backward_vec_out = { grad_output?: Tensor; output_size?: number[] | null; input_size?: number[]; scale_factors?: number[] | null; out?: Tensor };
+type O_upsample_nearest3d_backward = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; scales_d?: number | null; scalesD?: number | null; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null };
+type O_upsample_nearest3d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; scales_d?: number | null; scalesD?: number | null; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; grad_input?: Tensor; gradInput?: Tensor };
+type O_upsample_nearest3d_backward_vec = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; scale_factors?: number[] | null; scaleFactors?: number[] | null };
+type O_upsample_nearest3d_backward_vec_out = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
 /**
  * aten::upsample_nearest3d_backward(Tensor grad_output, SymInt[3] output_size, SymInt[5] input_size, float? scales_d=None, float? scales_h=None, float? scales_w=None) -> Tensor
  * aten::upsample_nearest3d_backward.grad_input(Tensor grad_output, SymInt[3] output_size, SymInt[5] input_size, float? scales_d=None, float? scales_h=None, float? scales_w=None, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -612,10 +612,10 @@ export const upsampleNearest3dBackward: {
   ["vec_out",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["scale_factors",13,1],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_upsample_trilinear3d = { self?: Tensor; output_size?: number | number[]; align_corners?: boolean; scales_d?: number | null; scales_h?: number | null; scales_w?: number | null };
-type O_upsample_trilinear3d_out = { self?: Tensor; output_size?: number | number[]; align_corners?: boolean; scales_d?: number | null; scales_h?: number | null; scales_w?: number | null; out?: Tensor };
-type O_upsample_trilinear3d_vec = { input?: Tensor; output_size?: number[] | null; align_corners?: boolean; scale_factors?: number[] | null };
-type O_upsample_trilinear3d_vec_out = { input?: Tensor; output_size?: number[] | null; align_corners?: boolean; scale_factors?: number[] | null; out?: Tensor };
+type O_upsample_trilinear3d = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_d?: number | null; scalesD?: number | null; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null };
+type O_upsample_trilinear3d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_d?: number | null; scalesD?: number | null; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; out?: Tensor };
+type O_upsample_trilinear3d_vec = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null };
+type O_upsample_trilinear3d_vec_out = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
 /**
  * aten::upsample_trilinear3d(Tensor self, SymInt[3] output_size, bool align_corners, float? scales_d=None, float? scales_h=None, float? scales_w=None) -> Tensor
  * aten::upsample_trilinear3d.out(Tensor self, SymInt[3] output_size, bool align_corners, float? scales_d=None, float? scales_h=None, float? scales_w=None, *, Tensor(a!) out) -> Tensor(a!)
@@ -640,10 +640,10 @@ export const upsampleTrilinear3d: {
   ["vec_out",[["input",0,0],["output_size",12,1],["align_corners",5,0],["scale_factors",13,1],["out",0,4]],[-1],0],
 ]) as any;
 
-type O_upsample_trilinear3d_backward = { grad_output?: Tensor; output_size?: number | number[]; input_size?: number | number[]; align_corners?: boolean; scales_d?: number | null; scales_h?: number | null; scales_w?: number | null };
-type O_upsample_trilinear3d_backward_grad_input = { grad_output?: Tensor; output_size?: number | number[]; input_size?: number | number[]; align_corners?: boolean; scales_d?: number | null; scales_h?: number | null; scales_w?: number | null; grad_input?: Tensor };
-type O_upsample_trilinear3d_backward_vec = { grad_output?: Tensor; output_size?: number[] | null; input_size?: number[]; align_corners?: boolean; scale_factors?: number[] | null };
-type O_upsample_trilinear3d_backward_vec_out = { grad_output?: Tensor; output_size?: number[] | null; input_size?: number[]; align_corners?: boolean; scale_factors?: number[] | null; out?: Tensor };
+type O_upsample_trilinear3d_backward = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_d?: number | null; scalesD?: number | null; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null };
+type O_upsample_trilinear3d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_d?: number | null; scalesD?: number | null; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; grad_input?: Tensor; gradInput?: Tensor };
+type O_upsample_trilinear3d_backward_vec = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null };
+type O_upsample_trilinear3d_backward_vec_out = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
 /**
  * aten::upsample_trilinear3d_backward(Tensor grad_output, SymInt[3] output_size, SymInt[5] input_size, bool align_corners, float? scales_d=None, float? scales_h=None, float? scales_w=None) -> Tensor
  * aten::upsample_trilinear3d_backward.grad_input(Tensor grad_output, SymInt[3] output_size, SymInt[5] input_size, bool align_corners, float? scales_d=None, float? scales_h=None, float? scales_w=None, *, Tensor(a!) grad_input) -> Tensor(a!)
