@@ -1,0 +1,105 @@
+// Adam (Kingma & Ba 2015) with AMSGrad, L2 weight decay and maximize, and
+// AdamW (Loshchilov & Hutter 2019, decoupled weight decay): the updates of
+// torch.optim.Adam / AdamW (PyTorch 1.13, single-tensor path), op for op.
+import type { Tensor } from '../core/tensor.js';
+import { zerosLike } from '../core/creation.js';
+import * as ops from '../ops/index.js';
+import { checkRange, knownOptions, Optimizer, type GroupOf, type ParamsArg, type ParamState } from './optimizer.js';
+
+export interface AdamHyper {
+  lr: number;
+  betas: [number, number];
+  eps: number;
+  weightDecay: number;
+  amsgrad: boolean;
+  maximize: boolean;
+}
+
+export type AdamGroup = GroupOf<AdamHyper>;
+export type AdamOptions = Partial<AdamHyper>;
+
+function adamDefaults(o: AdamOptions, weightDecay: number): AdamHyper {
+  knownOptions(weightDecay === 0 ? 'Adam' : 'AdamW', o, ['lr', 'betas', 'eps', 'weightDecay', 'amsgrad', 'maximize']);
+  return {
+    lr: o.lr ?? 1e-3,
+    betas: o.betas ? [o.betas[0], o.betas[1]] : [0.9, 0.999],
+    eps: o.eps ?? 1e-8,
+    weightDecay: o.weightDecay ?? weightDecay,
+    amsgrad: o.amsgrad ?? false,
+    maximize: o.maximize ?? false,
+  };
+}
+
+/** Adam and AdamW differ only in where weight decay enters. */
+abstract class AdamBase extends Optimizer<AdamHyper> {
+  protected abstract readonly decoupled: boolean;
+
+  protected override validateGroup(g: AdamGroup): void {
+    const n = this.constructor.name;
+    checkRange(n, 'learning rate', g.lr, 0);
+    checkRange(n, 'epsilon value', g.eps, 0);
+    if (!Array.isArray(g.betas) || g.betas.length !== 2) throw new TypeError(`${n}: betas must be [beta1, beta2]`);
+    checkRange(n, 'beta parameter at index 0', g.betas[0], 0, 1, true);
+    checkRange(n, 'beta parameter at index 1', g.betas[1], 0, 1, true);
+    checkRange(n, 'weight_decay value', g.weightDecay, 0);
+  }
+
+  protected updateGroup(g: AdamGroup, params: [Tensor, Tensor][]): void {
+    const { lr, eps, weightDecay, amsgrad, maximize } = g;
+    const [beta1, beta2] = g.betas;
+    for (const [p, gradient] of params) {
+      const s = this.stateOf(p, (st: ParamState) => {
+        st.scalars.step = 0;
+        st.tensors.exp_avg = zerosLike(p);
+        st.tensors.exp_avg_sq = zerosLike(p);
+        if (amsgrad) st.tensors.max_exp_avg_sq = zerosLike(p);
+      });
+      let grad = maximize ? gradient.neg() : gradient;
+      const { exp_avg: expAvg, exp_avg_sq: expAvgSq } = s.tensors;
+      const step = ++s.scalars.step;
+      if (this.decoupled) p.mul_(1 - lr * weightDecay);
+      else if (weightDecay !== 0) grad = grad.add(p, weightDecay);
+      expAvg.mul_(beta1).add_(grad, 1 - beta1);
+      ops.addcmul_(expAvgSq.mul_(beta2), grad, grad, 1 - beta2);
+      const biasCorrection1 = 1 - beta1 ** step;
+      const biasCorrection2 = 1 - beta2 ** step;
+      const stepSize = lr / biasCorrection1;
+      const biasCorrection2Sqrt = Math.sqrt(biasCorrection2);
+      let denom: Tensor;
+      if (amsgrad) {
+        let maxSq = s.tensors.max_exp_avg_sq;
+        // amsgrad switched on after state was made: start its maximum now
+        if (maxSq === undefined) s.tensors.max_exp_avg_sq = maxSq = zerosLike(p).keep();
+        ops.maximum.out(maxSq, expAvgSq, maxSq);
+        denom = maxSq.sqrt().div(biasCorrection2Sqrt).add_(eps);
+      } else {
+        denom = expAvgSq.sqrt().div(biasCorrection2Sqrt).add_(eps);
+      }
+      ops.addcdiv_(p, expAvg, denom, -stepSize);
+    }
+  }
+}
+
+/**
+ *     g ← ∇ (−∇ if maximize) + weightDecay·p
+ *     m ← β1·m + (1 − β1)·g,  v ← β2·v + (1 − β2)·g²  (v̂max ← max(v̂max, v) with amsgrad)
+ *     p ← p − lr/(1 − β1ᵗ) · m / (√v / √(1 − β2ᵗ) + eps)
+ * Defaults: lr 1e-3, betas [0.9, 0.999], eps 1e-8, weightDecay 0.
+ */
+export class Adam extends AdamBase {
+  protected readonly decoupled = false;
+  constructor(params: ParamsArg<AdamHyper>, options: AdamOptions = {}) {
+    super(params, adamDefaults(options, 0));
+  }
+}
+
+/**
+ * Adam with decoupled weight decay: p ← p·(1 − lr·weightDecay) before the
+ * Adam step, the gradient untouched. Defaults as Adam but weightDecay 1e-2.
+ */
+export class AdamW extends AdamBase {
+  protected readonly decoupled = true;
+  constructor(params: ParamsArg<AdamHyper>, options: AdamOptions = {}) {
+    super(params, adamDefaults(options, 1e-2));
+  }
+}

@@ -1,0 +1,67 @@
+// Stochastic gradient descent with momentum, dampening, Nesterov momentum,
+// L2 weight decay and maximize: torch.optim.SGD's update (PyTorch 1.13,
+// single-tensor path), op for op, so float32 results match it.
+import { clone } from '../ops/index.js';
+import type { Tensor } from '../core/tensor.js';
+import { checkRange, knownOptions, Optimizer, type GroupOf, type ParamsArg } from './optimizer.js';
+
+export interface SGDHyper {
+  lr: number;
+  momentum: number;
+  dampening: number;
+  weightDecay: number;
+  nesterov: boolean;
+  maximize: boolean;
+}
+
+export type SGDGroup = GroupOf<SGDHyper>;
+export type SGDOptions = Partial<SGDHyper> & { lr: number };
+
+/**
+ *     g ← ∇ (−∇ if maximize) + weightDecay·p
+ *     b ← g on the first step, else momentum·b + (1 − dampening)·g
+ *     g ← g + momentum·b (nesterov) or b (momentum > 0)
+ *     p ← p − lr·g
+ */
+export class SGD extends Optimizer<SGDHyper> {
+  constructor(params: ParamsArg<SGDHyper>, options: SGDOptions) {
+    knownOptions('SGD', options, ['lr', 'momentum', 'dampening', 'weightDecay', 'nesterov', 'maximize']);
+    super(params, {
+      lr: options.lr,
+      momentum: options.momentum ?? 0,
+      dampening: options.dampening ?? 0,
+      weightDecay: options.weightDecay ?? 0,
+      nesterov: options.nesterov ?? false,
+      maximize: options.maximize ?? false,
+    });
+  }
+
+  protected override validateGroup(g: SGDGroup): void {
+    checkRange('SGD', 'learning rate', g.lr, 0);
+    checkRange('SGD', 'momentum', g.momentum, 0);
+    checkRange('SGD', 'weight decay', g.weightDecay, 0);
+    checkRange('SGD', 'dampening', g.dampening, -Infinity);
+    if (g.nesterov && (g.momentum <= 0 || g.dampening !== 0)) throw new RangeError('SGD: Nesterov momentum requires a momentum and zero dampening');
+  }
+
+  protected updateGroup(g: SGDGroup, params: [Tensor, Tensor][]): void {
+    const { lr, momentum, dampening, weightDecay, nesterov, maximize } = g;
+    for (const [p, grad] of params) {
+      let d = maximize ? grad.neg() : grad;
+      if (weightDecay !== 0) d = d.add(p, weightDecay);
+      if (momentum !== 0) {
+        const s = this.state.get(p);
+        let buf = s?.tensors.momentum_buffer;
+        if (buf === undefined) {
+          const b = clone(d).detach();
+          this.stateOf(p, () => {}).tensors.momentum_buffer = b.keep();
+          buf = b;
+        } else {
+          buf.mul_(momentum).add_(d, 1 - dampening);
+        }
+        d = nesterov ? d.add(buf, momentum) : buf;
+      }
+      p.add_(d, -lr);
+    }
+  }
+}
