@@ -200,3 +200,14 @@ export function where(condition: Tensor, x: Tensor | number, y: Tensor | number)
 export function manualSeed(seed: number): void {
   native.manualSeed(seed);
 }
+
+/** The default CPU generator's state, as a uint8 tensor (torch.get_rng_state). */
+export function getRngState(): Tensor {
+  return new Tensor(native.getRngState());
+}
+
+/** Restores a state from getRngState() (torch.set_rng_state). */
+export function setRngState(state: Tensor): void {
+  if (state.dtype !== 'uint8') throw new TypeError(`setRngState: expected a uint8 tensor from getRngState(), got ${state.dtype}`);
+  native.setRngState(state.id);
+}

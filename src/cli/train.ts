@@ -1,0 +1,243 @@
+// `keel train`: trains a zoo model on a data set with one of Keel's
+// optimizers, writing DIR/metrics.jsonl, DIR/checkpoints/,
+// DIR/model.safetensors and DIR/summary.json. `keel train --resume DIR`
+// continues a run (killed or finished early) from its latest checkpoint.
+import { existsSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import * as keel from '../index.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { fit, readJson, type SchedulerLike } from '../train/fit.js';
+
+export interface TrainConfig {
+  model: string;
+  data: 'fashion-mnist' | 'synthetic';
+  optim: 'sgd' | 'adam' | 'adamw' | 'sing';
+  lr: number;
+  weightDecay: number;
+  momentum: number;
+  epochs?: number;
+  steps?: number;
+  batchSize: number;
+  seed: number;
+  standardizeGrads: boolean;
+  schedule: 'cosine' | 'constant';
+  warmup: number;
+  checkpointEvery: number;
+  keepCheckpoints: number;
+  trainSubset?: number;
+  testSubset?: number;
+  augment: boolean;
+  threads?: number;
+  out: string;
+}
+
+const MODELS = ['lenet5', 'mlp', 'vgg11', 'vgg11_bn', 'resnet18'];
+
+function positiveInt(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer`);
+    return n;
+  };
+}
+
+function nonNegativeInt(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer`);
+    return n;
+  };
+}
+
+function positiveNumber(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive number`);
+    return n;
+  };
+}
+
+function nonNegativeNumber(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative number`);
+    return n;
+  };
+}
+
+/** Defaults per optimizer: SING's authors advise ~10× AdamW's lr and ~10× less weight decay. */
+const DEFAULT_LR: Record<TrainConfig['optim'], number> = { sgd: 0.05, adam: 1e-3, adamw: 1e-3, sing: 1e-2 };
+const DEFAULT_WD: Record<TrainConfig['optim'], number> = { sgd: 5e-4, adam: 0, adamw: 1e-2, sing: 1e-3 };
+
+function buildData(config: TrainConfig) {
+  const subset = (ds: keel.data.TensorDataset<[keel.Tensor, keel.Tensor]>, n: number | undefined) => {
+    if (n === undefined || n >= ds.length) return ds;
+    const [x, y] = ds.tensors;
+    return new keel.data.TensorDataset(x.narrow(0, 0, n).keep(), y.narrow(0, 0, n).keep());
+  };
+  if (config.data === 'fashion-mnist') {
+    const train = subset(keel.data.fashionMnist({ split: 'train' }), config.trainSubset);
+    const test = subset(keel.data.fashionMnist({ split: 'test' }), config.testSubset);
+    // Fashion-MNIST's pixel mean and std
+    const norm = keel.data.normalize([0.2860], [0.3530]);
+    return { train, test, inChannels: 1, inputSize: 28, transform: norm, evalTransform: norm };
+  }
+  const train = keel.data.syntheticImages({ n: config.trainSubset ?? 10000, seed: 1 });
+  const test = keel.data.syntheticImages({ n: config.testSubset ?? 2000, seed: 2 });
+  const norm = keel.data.normalize([0.5, 0.5, 0.5], [0.25, 0.25, 0.25]);
+  const transform = config.augment ? keel.data.compose([keel.data.randomCrop(32, { padding: 4 }), keel.data.randomHorizontalFlip(0.5), norm]) : norm;
+  return { train, test, inChannels: 3, inputSize: 32, transform, evalTransform: norm };
+}
+
+function buildOptimizer(config: TrainConfig, params: keel.Tensor[]): keel.optim.OptimizerLike {
+  const base = (() => {
+    switch (config.optim) {
+      case 'sgd': return new keel.optim.SGD(params, { lr: config.lr, momentum: config.momentum, weightDecay: config.weightDecay });
+      case 'adam': return new keel.optim.Adam(params, { lr: config.lr, weightDecay: config.weightDecay });
+      case 'adamw': return new keel.optim.AdamW(params, { lr: config.lr, weightDecay: config.weightDecay });
+      case 'sing': return new keel.optim.SING(params, { lr: config.lr, weightDecay: config.weightDecay });
+    }
+  })();
+  return config.standardizeGrads && config.optim !== 'sing' ? new keel.optim.GradientStandardization(base) : base;
+}
+
+function buildScheduler(config: TrainConfig, optimizer: keel.optim.OptimizerLike, totalSteps: number): SchedulerLike | undefined {
+  if (config.schedule === 'constant' && config.warmup === 0) return undefined;
+  const warmup = Math.min(config.warmup, Math.max(0, totalSteps - 1));
+  const main = config.schedule === 'cosine'
+    ? new keel.optim.CosineAnnealingLR(optimizer, { tMax: Math.max(1, totalSteps - warmup) })
+    : new keel.optim.ConstantLR(optimizer, { factor: 1, totalIters: 0 });
+  if (warmup === 0) return main;
+  const warm = new keel.optim.LinearLR(optimizer, { startFactor: 0.01, endFactor: 1, totalIters: warmup });
+  return new keel.optim.SequentialLR(optimizer, { schedulers: [warm, main], milestones: [warmup] });
+}
+
+/** Runs a training job from a config; returns the summary written to DIR/summary.json. */
+export function runTraining(config: TrainConfig, { resume = false, progress = true } = {}): Record<string, unknown> {
+  const out = resolve(config.out);
+  mkdirSync(out, { recursive: true });
+  if (config.threads !== undefined) keel.setNumThreads(config.threads);
+  if (!resume) writeFileAtomic(join(out, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+  keel.manualSeed(config.seed);
+  const data = buildData(config);
+  const model = keel.nn.zoo.createModel(config.model, { inChannels: data.inChannels, numClasses: 10, inputSize: data.inputSize });
+  const optimizer = buildOptimizer(config, model.parameters());
+  const trainLoader = new keel.data.DataLoader(data.train, { batchSize: config.batchSize, shuffle: true, seed: config.seed, dropLast: true, transform: data.transform });
+  const evalLoader = new keel.data.DataLoader(data.test, { batchSize: 1000, transform: data.evalTransform });
+  const totalSteps = Math.min(config.steps ?? Infinity, config.epochs !== undefined ? config.epochs * trainLoader.length : Infinity);
+  const scheduler = buildScheduler(config, optimizer, totalSteps);
+  const result = fit({
+    model,
+    optimizer,
+    scheduler,
+    trainLoader,
+    evalLoader,
+    loss: (o, t) => keel.losses.crossEntropy(o, t),
+    ...(config.epochs !== undefined ? { epochs: config.epochs } : {}),
+    ...(config.steps !== undefined ? { steps: config.steps } : {}),
+    outDir: out,
+    checkpointEvery: config.checkpointEvery,
+    keepCheckpoints: config.keepCheckpoints,
+    resume,
+    progress,
+  });
+  keel.nn.saveStateDict(model, join(out, 'model.safetensors'), { model: config.model });
+  const summary = {
+    testAccuracy: result.evaluation?.accuracy ?? null,
+    testLoss: result.evaluation?.loss ?? null,
+    trainLoss: result.trainLoss,
+    steps: result.steps,
+    epochs: result.epochs,
+    wallTimeMs: result.wallTimeMs,
+    resumedFrom: result.resumedFrom ?? null,
+    threads: keel.getNumThreads(),
+    config,
+  };
+  writeFileAtomic(join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+  return summary;
+}
+
+export async function train(args: string[]): Promise<number> {
+  const program = new Command('keel train')
+    .description('train a zoo model; writes DIR/metrics.jsonl, DIR/checkpoints/, DIR/model.safetensors, DIR/summary.json')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+    .option('--model <name>', `model: ${MODELS.join('|')}`, 'lenet5')
+    .addOption(new Option('--data <name>', 'data set').choices(['fashion-mnist', 'synthetic']).default('fashion-mnist'))
+    .addOption(new Option('--optim <name>', 'optimizer').choices(['sgd', 'adam', 'adamw', 'sing']).default('adamw'))
+    .option('--lr <x>', 'learning rate (default per optimizer: sgd 0.05, adam/adamw 1e-3, sing 1e-2)', positiveNumber('--lr'))
+    .option('--weight-decay <x>', 'weight decay (default per optimizer)', nonNegativeNumber('--weight-decay'))
+    .option('--momentum <x>', 'SGD momentum', nonNegativeNumber('--momentum'), 0.9)
+    .option('--epochs <n>', 'epochs', positiveInt('--epochs'))
+    .option('--steps <n>', 'optimizer steps (overrides --epochs when smaller)', positiveInt('--steps'))
+    .option('--batch-size <n>', 'batch size', positiveInt('--batch-size'), 128)
+    .option('--seed <n>', 'seed of initialisation, shuffling and augmentation', nonNegativeInt('--seed'), 0)
+    .option('--standardize-grads', 'standardise gradients (SING\'s layer-wise standardisation) in front of the optimizer', false)
+    .addOption(new Option('--schedule <name>', 'learning-rate schedule after warm-up').choices(['cosine', 'constant']).default('cosine'))
+    .option('--warmup <n>', 'linear warm-up steps', nonNegativeInt('--warmup'), 0)
+    .option('--checkpoint-every <n>', 'a checkpoint every N steps (and at the end)', positiveInt('--checkpoint-every'), 200)
+    .option('--keep-checkpoints <n>', 'checkpoints kept', positiveInt('--keep-checkpoints'), 3)
+    .option('--train-subset <n>', 'use the first N training examples', positiveInt('--train-subset'))
+    .option('--test-subset <n>', 'use the first N test examples', positiveInt('--test-subset'))
+    .option('--augment', 'random crop and flip (synthetic data)', false)
+    .option('--threads <n>', 'intra-op threads (default: all cores)', positiveInt('--threads'))
+    .option('--no-progress', 'no progress bar or progress lines')
+    .option('--out <dir>', 'output folder')
+    .option('--resume <dir>', 'continue the run in DIR from its latest checkpoint');
+  try {
+    program.parse(args, { from: 'user' });
+  } catch (e) {
+    const code = (e as { exitCode?: number; code?: string }).exitCode;
+    if ((e as { code?: string }).code === 'commander.helpDisplayed' || (e as { code?: string }).code === 'commander.help') return 0;
+    return code === 0 ? 0 : 2;
+  }
+  const o = program.opts();
+  if (o.resume !== undefined) {
+    const dir = resolve(o.resume as string);
+    const configPath = join(dir, 'config.json');
+    if (!existsSync(configPath)) {
+      console.error(`keel train: --resume ${dir}: no config.json there (not a keel train output folder)`);
+      return 2;
+    }
+    const config = { ...readJson<TrainConfig>(configPath), out: dir };
+    const summary = runTraining(config, { resume: true, progress: o.progress as boolean });
+    console.log(JSON.stringify({ testAccuracy: summary.testAccuracy, testLoss: summary.testLoss, steps: summary.steps, resumedFrom: summary.resumedFrom }));
+    return 0;
+  }
+  if (o.out === undefined) {
+    console.error('keel train: --out DIR is required (or --resume DIR)');
+    return 2;
+  }
+  if (!MODELS.includes(o.model as string)) {
+    console.error(`keel train: --model must be one of ${MODELS.join(', ')}, got '${o.model as string}'`);
+    return 2;
+  }
+  if (o.epochs === undefined && o.steps === undefined) o.epochs = 2;
+  const optim = o.optim as TrainConfig['optim'];
+  const config: TrainConfig = {
+    model: o.model as string,
+    data: o.data as TrainConfig['data'],
+    optim,
+    lr: (o.lr as number | undefined) ?? DEFAULT_LR[optim],
+    weightDecay: (o.weightDecay as number | undefined) ?? DEFAULT_WD[optim],
+    momentum: o.momentum as number,
+    ...(o.epochs !== undefined ? { epochs: o.epochs as number } : {}),
+    ...(o.steps !== undefined ? { steps: o.steps as number } : {}),
+    batchSize: o.batchSize as number,
+    seed: o.seed as number,
+    standardizeGrads: o.standardizeGrads as boolean,
+    schedule: o.schedule as TrainConfig['schedule'],
+    warmup: o.warmup as number,
+    checkpointEvery: o.checkpointEvery as number,
+    keepCheckpoints: o.keepCheckpoints as number,
+    ...(o.trainSubset !== undefined ? { trainSubset: o.trainSubset as number } : {}),
+    ...(o.testSubset !== undefined ? { testSubset: o.testSubset as number } : {}),
+    augment: o.augment as boolean,
+    ...(o.threads !== undefined ? { threads: o.threads as number } : {}),
+    out: o.out as string,
+  };
+  const summary = runTraining(config, { progress: o.progress as boolean });
+  console.log(JSON.stringify({ testAccuracy: summary.testAccuracy, testLoss: summary.testLoss, steps: summary.steps, wallTimeMs: Math.round(summary.wallTimeMs as number) }));
+  return 0;
+}

@@ -1,0 +1,322 @@
+// The fit loop: epochs or steps, evaluation, callbacks at step and epoch
+// boundaries, metrics as JSON lines, progress, and checkpoints from which a
+// resumed run ends bitwise identical to an uninterrupted one (model,
+// optimizer, scheduler, libtorch's generator and the data position are all
+// saved; the data loader's order and transforms are functions of its seed
+// and position).
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { noGrad } from '../core/autograd.js';
+import { getRngState, setRngState } from '../core/creation.js';
+import { scope } from '../core/memory.js';
+import { Tensor } from '../core/tensor.js';
+import type { DataLoader } from '../data/loader.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import type { Module } from '../nn/module.js';
+import * as ops from '../ops/index.js';
+import { clipGradNorm } from '../optim/clip.js';
+import type { OptimizerLike, OptimizerStateDict } from '../optim/optimizer.js';
+import { latestCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { MetricsLog, readMetrics, type MetricsRecord } from './metrics.js';
+import { createProgress, type Progress } from './progress.js';
+
+/** What a scheduler must offer the loop (every keel.optim scheduler does). */
+export interface SchedulerLike {
+  step(): void;
+  getLastLr(): number[];
+  stateDict(): Record<string, unknown>;
+  loadStateDict(state: Record<string, unknown>): void;
+}
+
+export interface StepInfo {
+  step: number;
+  epoch: number;
+  loss: number;
+  accuracy?: number;
+  lr: number;
+  gradNorm: number;
+  stepTimeMs: number;
+}
+
+export interface EvalInfo {
+  step: number;
+  epoch: number;
+  loss: number;
+  accuracy?: number;
+}
+
+/** Called at the loop's boundaries; return false from onStepEnd to stop. */
+export interface Callback {
+  onTrainStart?(state: FitState): void;
+  onStepEnd?(info: StepInfo, state: FitState): void | boolean;
+  onEpochEnd?(epoch: number, evaluation: EvalInfo | undefined, state: FitState): void;
+  onTrainEnd?(result: FitResult, state: FitState): void;
+}
+
+export interface FitOptions {
+  model: Module;
+  optimizer: OptimizerLike;
+  /** Stepped after every optimizer step (schedulerInterval 'step', the default) or every epoch. */
+  scheduler?: SchedulerLike;
+  schedulerInterval?: 'step' | 'epoch';
+  trainLoader: DataLoader;
+  evalLoader?: DataLoader;
+  /** (model output, target) → scalar loss. */
+  loss: (output: Tensor, target: Tensor) => Tensor;
+  /** Accuracy of argmax over dim 1 against integer targets (default: on when targets are integers). */
+  accuracy?: boolean;
+  /** Train this many epochs... */
+  epochs?: number;
+  /** ...or this many optimizer steps (whichever ends first when both are given). */
+  steps?: number;
+  /** Where metrics.jsonl and checkpoints/ go. Without it nothing is written. */
+  outDir?: string;
+  /** A metrics line every N steps (default 1). */
+  logEvery?: number;
+  /** A checkpoint every N steps (and at the end); 0 for none. */
+  checkpointEvery?: number;
+  keepCheckpoints?: number;
+  /** Clip the global gradient norm to this before each step. */
+  clipGradNorm?: number;
+  /** Start from the latest checkpoint in outDir/checkpoints if there is one. */
+  resume?: boolean;
+  callbacks?: Callback[];
+  /** A progress bar on a TTY, plain lines otherwise; false for none. */
+  progress?: boolean;
+  /** Extra JSON saved in each checkpoint (e.g. the CLI's config). */
+  extraState?: Record<string, unknown>;
+}
+
+export interface FitState {
+  step: number;
+  epoch: number;
+  readonly totalSteps: number;
+}
+
+export interface FitResult {
+  steps: number;
+  epochs: number;
+  /** The last evaluation, if an eval loader was given. */
+  evaluation?: EvalInfo;
+  trainLoss: number;
+  wallTimeMs: number;
+  resumedFrom?: number;
+}
+
+const CHECKPOINTS = 'checkpoints';
+
+function isIntegerTarget(t: Tensor): boolean {
+  const d = t.dtype;
+  return d === 'int64' || d === 'int32' || d === 'int16' || d === 'int8' || d === 'uint8';
+}
+
+function splitBatch(batch: unknown): [Tensor, Tensor] {
+  if (Array.isArray(batch) && batch.length >= 2 && batch[0] instanceof Tensor && batch[1] instanceof Tensor) return [batch[0], batch[1]];
+  throw new TypeError('fit: the training loader must yield [input, target] batches');
+}
+
+/** The global L2 norm of the gradients (what clipGradNorm would clip). */
+function gradientNorm(params: Tensor[]): number {
+  return scope(() => {
+    const grads = params.map((p) => p.grad).filter((g): g is Tensor => g !== undefined);
+    if (grads.length === 0) return 0;
+    const norms = grads.map((g) => ops.linalgVectorNorm(g, 2));
+    return ops.linalgVectorNorm(ops.stack(norms), 2).item();
+  });
+}
+
+/** Loss and accuracy over a loader, without gradients, in eval mode. */
+export function evaluate(model: Module, loader: DataLoader, loss: (o: Tensor, t: Tensor) => Tensor, accuracy?: boolean): { loss: number; accuracy?: number } {
+  const wasTraining = model.training;
+  model.eval();
+  let total = 0;
+  let correct = 0;
+  let count = 0;
+  let withAccuracy = accuracy;
+  try {
+    noGrad(() => {
+      for (let k = 0; k < loader.length; k++) {
+        scope(() => {
+          const [x, y] = splitBatch(loader.batchAt(0, k));
+          const out = model.call(x) as Tensor;
+          const n = x.shape[0];
+          total += loss(out, y).item() * n;
+          withAccuracy ??= isIntegerTarget(y);
+          if (withAccuracy) correct += out.argmax(1).eq(y).sum().item();
+          count += n;
+        });
+      }
+    });
+  } finally {
+    model.train(wasTraining);
+  }
+  return { loss: count > 0 ? total / count : Number.NaN, ...(withAccuracy ? { accuracy: count > 0 ? correct / count : Number.NaN } : {}) };
+}
+
+function saveState(options: FitOptions, state: FitState, dir: string, keep: number): void {
+  const { model, optimizer, scheduler, trainLoader } = options;
+  scope(() => {
+    const tensors: Record<string, Tensor> = {};
+    for (const [k, t] of Object.entries(model.stateDict())) tensors[`model.${k}`] = t;
+    const opt = optimizer.stateDict();
+    for (const [k, t] of Object.entries(opt.tensors)) tensors[`optimizer.${k}`] = t;
+    tensors['rng.cpu'] = getRngState();
+    saveCheckpoint(dir, state.step, {
+      tensors,
+      state: {
+        step: state.step,
+        epoch: state.epoch,
+        optimizer: { state: opt.state, paramGroups: opt.paramGroups },
+        scheduler: scheduler ? scheduler.stateDict() : null,
+        data: trainLoader.stateDict(),
+        ...(options.extraState ? { extra: options.extraState } : {}),
+      },
+    }, keep);
+  });
+}
+
+function restoreState(options: FitOptions, dir: string): { step: number; epoch: number } {
+  const ckpt = loadCheckpoint(dir);
+  try {
+    const { model, optimizer, scheduler, trainLoader } = options;
+    const modelState: Record<string, Tensor> = {};
+    const optimizerTensors: Record<string, Tensor> = {};
+    for (const [k, t] of Object.entries(ckpt.tensors)) {
+      if (k.startsWith('model.')) modelState[k.slice(6)] = t;
+      else if (k.startsWith('optimizer.')) optimizerTensors[k.slice(10)] = t;
+    }
+    model.loadStateDict(modelState);
+    const saved = ckpt.state.optimizer as Omit<OptimizerStateDict, 'tensors'>;
+    optimizer.loadStateDict({ ...saved, tensors: optimizerTensors });
+    if (scheduler && ckpt.state.scheduler) scheduler.loadStateDict(ckpt.state.scheduler as Record<string, unknown>);
+    trainLoader.loadStateDict(ckpt.state.data as Parameters<DataLoader['loadStateDict']>[0]);
+    const rng = ckpt.tensors['rng.cpu'];
+    if (rng) setRngState(rng);
+    return { step: ckpt.step, epoch: ckpt.state.epoch as number };
+  } finally {
+    for (const t of Object.values(ckpt.tensors)) t.dispose();
+  }
+}
+
+/** Keeps the metrics lines of steps up to `step` (a killed run may have logged past its last checkpoint). */
+function truncateMetrics(path: string, step: number): void {
+  if (!existsSync(path)) return;
+  const kept = readMetrics(path).filter((r: MetricsRecord) => typeof r.step !== 'number' || r.step <= step);
+  writeFileAtomic(path, kept.map((r) => `${JSON.stringify(r)}\n`).join(''));
+}
+
+export function fit(options: FitOptions): FitResult {
+  const { model, optimizer, trainLoader, evalLoader, scheduler } = options;
+  const interval = options.schedulerInterval ?? 'step';
+  const logEvery = Math.max(1, options.logEvery ?? 1);
+  const checkpointEvery = options.checkpointEvery ?? 0;
+  const keep = options.keepCheckpoints ?? 3;
+  const batchesPerEpoch = trainLoader.length;
+  if (batchesPerEpoch === 0) throw new Error('fit: the training loader yields no batches');
+  if (options.epochs === undefined && options.steps === undefined) throw new Error('fit: give epochs or steps');
+  const totalSteps = Math.min(options.steps ?? Infinity, options.epochs !== undefined ? options.epochs * batchesPerEpoch : Infinity);
+  const ckptDir = options.outDir ? join(options.outDir, CHECKPOINTS) : undefined;
+  const metricsPath = options.outDir ? join(options.outDir, 'metrics.jsonl') : undefined;
+  if (options.outDir) mkdirSync(options.outDir, { recursive: true });
+
+  const state: FitState = { step: 0, epoch: 0, totalSteps };
+  let resumedFrom: number | undefined;
+  if (options.resume && ckptDir && latestCheckpoint(ckptDir) !== undefined) {
+    const r = restoreState(options, ckptDir);
+    state.step = r.step;
+    state.epoch = trainLoader.epoch;
+    resumedFrom = r.step;
+    if (metricsPath) truncateMetrics(metricsPath, r.step);
+  } else {
+    trainLoader.setEpoch(0);
+  }
+
+  const log = metricsPath ? new MetricsLog(metricsPath) : undefined;
+  const callbacks = options.callbacks ?? [];
+  const params = model.parameters();
+  const start = performance.now();
+  let progress: Progress | undefined;
+  if (options.progress !== false) progress = createProgress({ total: totalSteps, label: 'train' });
+  progress?.update(state.step);
+  for (const c of callbacks) c.onTrainStart?.(state);
+  if (resumedFrom !== undefined) log?.write({ event: 'resume', step: resumedFrom, time: new Date().toISOString() });
+
+  let lastEval: EvalInfo | undefined;
+  let runningLoss = Number.NaN;
+  let stop = false;
+  model.train();
+  try {
+    while (state.step < totalSteps && !stop) {
+      const epoch = trainLoader.epoch;
+      state.epoch = epoch;
+      const k = trainLoader.batchIndex;
+      const t0 = performance.now();
+      const measured = scope(() => {
+        const [x, y] = splitBatch(trainLoader.batchAt(epoch, k));
+        const out = model.call(x) as Tensor;
+        const lossT = options.loss(out, y);
+        optimizer.zeroGrad(true);
+        lossT.backward();
+        const gradNorm = options.clipGradNorm !== undefined ? clipGradNorm(params, options.clipGradNorm) : gradientNorm(params);
+        optimizer.step();
+        const withAccuracy = options.accuracy ?? isIntegerTarget(y);
+        const accuracy = withAccuracy ? noGrad(() => out.argmax(1).eq(y).float().mean().item()) : undefined;
+        return { loss: lossT.item(), gradNorm, accuracy };
+      });
+      // the data position moves past the batch just used
+      if (k + 1 < batchesPerEpoch) trainLoader.loadStateDict({ ...trainLoader.stateDict(), epoch, batchIndex: k + 1 });
+      else trainLoader.setEpoch(epoch + 1);
+      const lr = optimizer.paramGroups[0].lr;
+      if (scheduler && interval === 'step') scheduler.step();
+      state.step++;
+      const stepTimeMs = performance.now() - t0;
+      runningLoss = Number.isNaN(runningLoss) ? measured.loss : 0.98 * runningLoss + 0.02 * measured.loss;
+      const info: StepInfo = { step: state.step, epoch, loss: measured.loss, lr, gradNorm: measured.gradNorm, stepTimeMs, ...(measured.accuracy !== undefined ? { accuracy: measured.accuracy } : {}) };
+      if (log && (state.step % logEvery === 0 || state.step === totalSteps)) log.write({ ...info });
+      progress?.update(state.step, { epoch: epoch + 1, loss: runningLoss });
+      for (const c of callbacks) if (c.onStepEnd?.(info, state) === false) stop = true;
+
+      const epochDone = k + 1 === batchesPerEpoch;
+      if (epochDone) {
+        if (scheduler && interval === 'epoch') scheduler.step();
+        if (evalLoader) {
+          const e = evaluate(model, evalLoader, options.loss, options.accuracy);
+          lastEval = { step: state.step, epoch, ...e };
+          log?.write({ event: 'eval', ...lastEval });
+        }
+        for (const c of callbacks) c.onEpochEnd?.(epoch, lastEval, state);
+      }
+      const last = state.step === totalSteps || stop;
+      if (ckptDir && ((checkpointEvery > 0 && state.step % checkpointEvery === 0) || (last && checkpointEvery > 0))) {
+        saveState(options, state, ckptDir, keep);
+      }
+    }
+    if (evalLoader && (lastEval === undefined || lastEval.step !== state.step)) {
+      const e = evaluate(model, evalLoader, options.loss, options.accuracy);
+      lastEval = { step: state.step, epoch: state.epoch, ...e };
+      log?.write({ event: 'eval', ...lastEval });
+    }
+  } finally {
+    progress?.stop();
+    log?.close();
+  }
+  const result: FitResult = {
+    steps: state.step,
+    epochs: state.step / batchesPerEpoch,
+    trainLoss: runningLoss,
+    wallTimeMs: performance.now() - start,
+    ...(lastEval ? { evaluation: lastEval } : {}),
+    ...(resumedFrom !== undefined ? { resumedFrom } : {}),
+  };
+  for (const c of callbacks) c.onTrainEnd?.(result, state);
+  return result;
+}
+
+/** Reads back a run's saved config (the CLI writes DIR/config.json). */
+export function readJson<T>(path: string): T {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as T;
+  } catch (e) {
+    throw new Error(`cannot read ${path}: ${(e as Error).message}`);
+  }
+}

@@ -1,0 +1,5 @@
+// keel.train: the fit loop, metrics log, progress and checkpoints.
+export { fit, evaluate, type FitOptions, type FitResult, type FitState, type Callback, type StepInfo, type EvalInfo, type SchedulerLike } from './fit.js';
+export { MetricsLog, readMetrics, type MetricsRecord } from './metrics.js';
+export { saveCheckpoint, loadCheckpoint, listCheckpoints, latestCheckpoint, type CheckpointContent } from './checkpoint.js';
+export { createProgress, type Progress, type ProgressOptions } from './progress.js';
