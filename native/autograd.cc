@@ -33,8 +33,7 @@ std::vector<at::Tensor> optionalTensorList(napi_env env, napi_value v, const cha
   uint32_t n;
   napi_get_array_length(env, v, &n);
   for (uint32_t i = 0; i < n; ++i) {
-    napi_value e;
-    napi_get_element(env, v, i, &e);
+    napi_value e = elementAt(env, v, i);
     out.push_back(isNullish(env, e) ? at::Tensor() : argTensor(env, e, what));
   }
   return out;
@@ -267,8 +266,7 @@ struct JsNode : Node {
         throw std::runtime_error(label + ".backward returned " + std::to_string(n) + " gradients for " +
                                  std::to_string(num_outputs()) + " inputs");
       for (uint32_t i = 0; i < n; ++i) {
-        napi_value e;
-        napi_get_element(env, r, i, &e);
+        napi_value e = elementAt(env, r, i);
         at::Tensor g = takeReturned(env, e, "gradient");
         if (g.defined() && g.sizes().vec() != inputShapes[i])
           throw std::runtime_error(label + ".backward returned a gradient of shape " + c10::str(g.sizes()) +
@@ -285,13 +283,22 @@ struct JsNode : Node {
 
   std::string name() const override { return label; }
 
-  ~JsNode() override {
+  // The engine calls this after running the node when the graph is not
+  // retained: free what the context saved, so a second backward fails as
+  // it does for built-in ops.
+  void release_variables() override { runRelease(); }
+
+  ~JsNode() override { runRelease(); }
+
+  void runRelease() {
     if (!releaseFn || !envAlive()) return;
+    auto fn_ = std::move(releaseFn);
+    releaseFn.reset();
     napi_env env = mainEnv();
     napi_handle_scope scope;
     if (napi_open_handle_scope(env, &scope) != napi_ok) return;
     napi_value fn, recv, result;
-    napi_get_reference_value(env, releaseFn->ref, &fn);
+    napi_get_reference_value(env, fn_->ref, &fn);
     napi_get_undefined(env, &recv);
     if (napi_call_function(env, recv, fn, 0, nullptr, &result) != napi_ok) {
       napi_value ignored;

@@ -14,7 +14,12 @@ void rethrowPendingJs(napi_env env) {
   napi_value err;
   if (napi_get_and_clear_last_exception(env, &err) == napi_ok) {
     if (g_savedJsError) napi_delete_reference(env, g_savedJsError);
-    napi_create_reference(env, err, 1, &g_savedJsError);
+    // N-API 8 references objects only: hold the thrown value (which may be a
+    // string or a number) in a holder object.
+    napi_value holder;
+    napi_create_object(env, &holder);
+    napi_set_named_property(env, holder, "value", err);
+    napi_create_reference(env, holder, 1, &g_savedJsError);
   }
   throw JsError();
 }
@@ -26,8 +31,9 @@ void throwJs(napi_env env, const std::string& context, const std::exception& e) 
   if (g_savedJsError) {
     // A JS callback (hook, custom backward) threw inside libtorch: rethrow
     // the original JS exception, whatever libtorch wrapped it in.
-    napi_value err;
-    napi_get_reference_value(env, g_savedJsError, &err);
+    napi_value holder, err;
+    napi_get_reference_value(env, g_savedJsError, &holder);
+    napi_get_named_property(env, holder, "value", &err);
     napi_delete_reference(env, g_savedJsError);
     g_savedJsError = nullptr;
     napi_throw(env, err);
@@ -128,6 +134,12 @@ void release(napi_env env, int32_t id) {
 
 // ---- JS value helpers --------------------------------------------------------
 
+napi_value elementAt(napi_env env, napi_value arr, uint32_t i) {
+  napi_value e;
+  if (napi_get_element(env, arr, i, &e) != napi_ok) throw JsError();
+  return e;
+}
+
 bool isNullish(napi_env env, napi_value v) {
   napi_valuetype t;
   napi_typeof(env, v, &t);
@@ -187,8 +199,7 @@ std::vector<at::Tensor> argTensorList(napi_env env, napi_value v, const char* wh
   std::vector<at::Tensor> out;
   out.reserve(n);
   for (uint32_t i = 0; i < n; ++i) {
-    napi_value e;
-    napi_get_element(env, v, i, &e);
+    napi_value e = elementAt(env, v, i);
     out.push_back(argTensor(env, e, what));
   }
   return out;
@@ -214,8 +225,7 @@ std::vector<int64_t> argIntList(napi_env env, napi_value v, const char* what) {
   uint32_t n = arrayLength(env, v, what, "an array of integers");
   std::vector<int64_t> out(n);
   for (uint32_t i = 0; i < n; ++i) {
-    napi_value e;
-    napi_get_element(env, v, i, &e);
+    napi_value e = elementAt(env, v, i);
     out[i] = argInt(env, e, what);
   }
   return out;

@@ -145,8 +145,7 @@ c10::IValue convert(napi_env env, napi_value v, const ArgSpec& spec) {
       napi_get_array_length(env, v, &n);
       c10::List<c10::optional<at::Tensor>> list;
       for (uint32_t i = 0; i < n; ++i) {
-        napi_value e;
-        napi_get_element(env, v, i, &e);
+        napi_value e = elementAt(env, v, i);
         if (isNullish(env, e)) list.push_back(c10::nullopt);
         else list.push_back(argTensor(env, e, what));
       }
@@ -171,7 +170,19 @@ c10::IValue convert(napi_env env, napi_value v, const ArgSpec& spec) {
       napi_typeof(env, v, &t);
       if (t == napi_number)  // int[2] accepts one int, as in PyTorch
         return c10::IValue(std::vector<int64_t>(spec.n > 0 ? spec.n : 1, argInt(env, v, what)));
-      return c10::IValue(argIntList(env, v, what));
+      auto list = argIntList(env, v, what);
+      // Kernels index fixed-size lists (int[2], int[3]) without checking
+      // their length: one value expands, as PyTorch's parser does; an empty
+      // list passes only where the schema's own default is empty (e.g.
+      // max_pool2d's stride=[]); any other length is an error here.
+      if (spec.n >= 2 && static_cast<int>(list.size()) != spec.n) {
+        bool emptyDefault = spec.def && spec.def->isIntList() && spec.def->toIntList().empty();
+        if (list.size() == 1) list.assign(spec.n, list[0]);
+        else if (!(list.empty() && emptyDefault))
+          throw ArgError(std::string("argument '") + what + "' needs " + std::to_string(spec.n) + " integers (or one), got " +
+                         std::to_string(list.size()));
+      }
+      return c10::IValue(list);
     }
     case Kind::FloatList: {
       napi_valuetype t;
@@ -184,8 +195,7 @@ c10::IValue convert(napi_env env, napi_value v, const ArgSpec& spec) {
       napi_get_array_length(env, v, &n);
       std::vector<double> out(n);
       for (uint32_t i = 0; i < n; ++i) {
-        napi_value e;
-        napi_get_element(env, v, i, &e);
+        napi_value e = elementAt(env, v, i);
         out[i] = argNumber(env, e, what);
       }
       return c10::IValue(out);
@@ -198,8 +208,7 @@ c10::IValue convert(napi_env env, napi_value v, const ArgSpec& spec) {
       napi_get_array_length(env, v, &n);
       c10::List<bool> list;
       for (uint32_t i = 0; i < n; ++i) {
-        napi_value e;
-        napi_get_element(env, v, i, &e);
+        napi_value e = elementAt(env, v, i);
         list.push_back(argBool(env, e, what));
       }
       return c10::IValue(list);
@@ -212,8 +221,7 @@ c10::IValue convert(napi_env env, napi_value v, const ArgSpec& spec) {
       napi_get_array_length(env, v, &n);
       c10::impl::GenericList list(c10::NumberType::get());
       for (uint32_t i = 0; i < n; ++i) {
-        napi_value e;
-        napi_get_element(env, v, i, &e);
+        napi_value e = elementAt(env, v, i);
         list.push_back(scalarOf(env, e, what));
       }
       return c10::IValue(list);
@@ -304,8 +312,18 @@ napi_value Call(napi_env env, napi_callback_info info) {
   const Op& op = g_ops[idx];
   KEEL_GUARD(env, op.label, {
     // One stack reused by every call (the addon is single-threaded; a
-    // thread_local would cost a TLS lookup per call in a shared library).
-    static torch::jit::Stack stack;
+    // thread_local would cost a TLS lookup per call in a shared library). A
+    // call made while another is building its stack (a JS getter on an
+    // argument array calling an op) gets a stack of its own.
+    static torch::jit::Stack shared;
+    static int depth = 0;
+    torch::jit::Stack local;
+    torch::jit::Stack& stack = depth == 0 ? shared : local;
+    struct Depth {
+      int& d;
+      explicit Depth(int& d) : d(d) { ++d; }
+      ~Depth() { --d; }
+    } guard(depth);
     stack.clear();
     size_t given = argc - 1;
     if (given > op.args.size())
@@ -328,6 +346,10 @@ napi_value Call(napi_env env, napi_callback_info info) {
       }
       stack.push_back(convert(env, argv[i + 1], spec));
     }
+    struct ClearOnExit {  // a failed call must not keep its argument tensors alive
+      torch::jit::Stack& s;
+      ~ClearOnExit() { s.clear(); }
+    } clearOnExit{stack};
     op.handle.callBoxed(&stack);
     napi_value result;
     if (stack.empty()) {

@@ -66,6 +66,8 @@ int64_t argInt(napi_env env, napi_value v, const char* what);
 bool argBool(napi_env env, napi_value v, const char* what);
 std::string argString(napi_env env, napi_value v, const char* what);
 bool isNullish(napi_env env, napi_value v);
+// arr[i]; a throwing getter becomes a pending JS exception (JsError), never an unset value.
+napi_value elementAt(napi_env env, napi_value arr, uint32_t i);
 
 napi_value jsInt(napi_env env, int64_t v);
 napi_value jsNumber(napi_env env, double v);

@@ -73,6 +73,7 @@ export function grad(outputs: Tensor | Tensor[], inputs: Tensor | Tensor[], opti
 /** What forward leaves for backward (torch.autograd.function.FunctionCtx). */
 export class FunctionContext {
   private saved: Tensor[] = [];
+  private released = false;
   /** Anything else backward needs (shapes, flags, numbers). */
   readonly data: Record<string, unknown> = {};
   needsInputGrad: boolean[] = [];
@@ -87,14 +88,17 @@ export class FunctionContext {
   }
 
   get savedTensors(): Tensor[] {
-    if (this.saved.some((t) => t.isDisposed)) throw new Error('saved tensors were freed: backward ran twice without retainGraph?');
+    if (this.released || this.saved.some((t) => t.isDisposed)) {
+      throw new Error('Trying to backward through the graph a second time: the saved tensors were freed (use retainGraph: true)');
+    }
     return this.saved;
   }
 
-  /** @internal */
+  /** @internal called when libtorch releases the graph node's variables */
   release(): void {
     for (const t of this.saved) t.dispose();
     this.saved = [];
+    this.released = true;
   }
 }
 

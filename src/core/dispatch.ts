@@ -6,6 +6,7 @@ import { native, type Handle } from '../native/binding.js';
 import {
   deviceString, dtypeCode, dtypeName, isDType, isDeviceLike, isLayout, isMemoryFormat, layoutCode, memoryFormatCode,
 } from './dtype.js';
+import { PRECONDITIONS, type Precondition } from './preconditions.js';
 import { Tensor } from './tensor.js';
 
 /** Argument kinds, in the order scripts/gen-ops.mjs writes them. */
@@ -110,6 +111,7 @@ class Overload {
   private handle = -1;
   private readonly mutatedTensorArg: number;
   private readonly nativeArgs: unknown[];
+  private readonly precondition: Precondition | undefined;
 
   constructor(
     readonly opName: string,
@@ -122,6 +124,7 @@ class Overload {
     this.argNames = args.map((a) => a[0]);
     this.mutatedTensorArg = args.findIndex((a) => a[1] === ArgKind.Tensor && (a[2] & MUTABLE) !== 0);
     this.nativeArgs = new Array(args.length + 1).fill(undefined);
+    this.precondition = Object.hasOwn(PRECONDITIONS, opName) ? PRECONDITIONS[opName] : undefined;
   }
 
   signature(): string {
@@ -171,6 +174,9 @@ class Overload {
     const buf = this.nativeArgs;
     buf[0] = this.handle;
     const inputs = options === undefined ? positional : this.gather(positional, options);
+    if (this.precondition !== undefined) {
+      this.precondition((name) => inputs[this.argNames.indexOf(name)], this.label);
+    }
     for (let i = 0; i < n; i++) {
       const v = i < inputs.length ? inputs[i] : undefined;
       if (v == null) {

@@ -198,7 +198,11 @@ export class Tensor implements Tracked {
     const hook = native.registerHook(owner, (gradId) =>
       scope(() => {
         const replacement = fn(new Tensor(gradId));
-        return replacement ? native.share(replacement.id) : null;
+        if (replacement === undefined || replacement === null) return null;
+        if (!(replacement instanceof Tensor)) {
+          throw new TypeError(`registerHook: the hook must return a Tensor or nothing, got ${typeof replacement}`);
+        }
+        return native.share(replacement.id);
       }),
     );
     let removed = false;

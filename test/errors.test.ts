@@ -1,0 +1,424 @@
+// Error paths: each bad call throws an Error of the right class (TypeError for
+// a wrong JS argument, Error for what libtorch refuses) whose message names
+// what was wrong, frees what the call made, and leaves the process working.
+// Inputs that have crashed the process run in a child process, so that a
+// crash fails one test instead of killing the run.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import * as keel from 'keel';
+
+type ErrorClass = typeof Error | typeof TypeError;
+
+/**
+ * Runs fn in a scope and returns what it threw, after checking the class (exact,
+ * so an Error is not a TypeError), every pattern against the message, that the
+ * tensors the call made were freed, and that the engine still computes.
+ */
+function fails(fn: () => unknown, cls: ErrorClass, ...patterns: RegExp[]): Error {
+  const before = keel.memory().tensors;
+  let caught: unknown = undefined;
+  let returned = false;
+  keel.scope(() => {
+    try {
+      fn();
+      returned = true;
+    } catch (e) {
+      caught = e;
+    }
+  });
+  assert.ok(!returned, `expected ${cls.name} matching ${patterns.join(' ')}, but the call returned`);
+  assert.ok(caught instanceof Error, `expected an Error, got ${String(caught)}`);
+  assert.equal(caught.constructor, cls, `expected ${cls.name}, got ${caught.constructor.name}: ${caught.message}`);
+  for (const p of patterns) assert.match(caught.message, p);
+  assert.equal(keel.memory().tensors, before, 'the failed call left tensors alive');
+  assertAlive();
+  return caught;
+}
+
+function assertAlive(): void {
+  keel.scope(() => assert.equal(keel.ones([2, 2]).matmul(keel.ones([2, 1])).sum().item(), 4));
+}
+
+/** An op called with arguments its types forbid, as plain JS can. */
+function loose(fn: unknown): (...args: unknown[]) => unknown {
+  return fn as (...args: unknown[]) => unknown;
+}
+
+const a = keel.randn([2, 3]).keep();
+
+describe('wrong shapes', () => {
+  test('matmul of 2x3 by 4x5 names the operator and both shapes', () => {
+    fails(() => keel.ops.matmul(a, keel.randn([4, 5])), Error, /aten::matmul/, /2x3 and 4x5/);
+    fails(() => a.matmul(keel.randn([4, 5])), Error, /aten::matmul/, /2x3 and 4x5/);
+  });
+
+  test('add that cannot broadcast names the sizes and the dimension', () => {
+    fails(() => a.add(keel.randn([4])), Error, /aten::add/, /size of tensor a \(3\) must match the size of tensor b \(4\)/, /dimension 1/);
+  });
+
+  test('conv2d with the wrong number of input channels names both', () => {
+    fails(() => keel.ops.conv2d(keel.randn([1, 3, 8, 8]), keel.randn([4, 2, 3, 3])), Error,
+      /aten::conv2d/, /\[4, 2, 3, 3\]/, /\[1, 3, 8, 8\]/, /2 channels, but got 3 channels/);
+  });
+
+  test('cat of mismatched sizes and with a dim out of range', () => {
+    fails(() => keel.cat([keel.randn([2, 3]), keel.randn([2, 4])]), Error, /aten::cat/, /Expected size 3 but got size 4 for tensor number 1/);
+    fails(() => keel.cat([a, a], 5), Error, /aten::cat/, /Dimension out of range.*got 5/);
+  });
+
+  test('reshape and view to an incompatible shape', () => {
+    fails(() => a.reshape(4, 2), Error, /aten::reshape/, /\[4, 2\]/, /size 6/);
+    fails(() => a.t().view(6), Error, /aten::view/, /reshape/);
+  });
+});
+
+describe('wrong dtypes', () => {
+  test('an int tensor where a float one is required', () => {
+    const i = keel.tensor([[1, 2]], { dtype: 'int64' }).keep();
+    fails(() => keel.ops.mm(i, keel.ones([2, 1])), Error, /aten::mm/, /Long/, /Float/);
+    fails(() => keel.ops.linalgInv(keel.randint(0, 5, [3, 3])), Error, /linalg[._]inv/, /floating point/, /Long/);
+    i.dispose();
+  });
+
+  test('requiresGrad on an int tensor names the dtype', () => {
+    fails(() => keel.randint(0, 5, [3]).requiresGrad_(), Error, /only floating-point tensors can require gradients/, /Long/);
+    fails(() => keel.zeros([3], { dtype: 'int32', requiresGrad: true }), Error, /only floating-point/, /Int/);
+    fails(() => { keel.tensor([true, false]).requiresGrad = true; }, Error, /only floating-point/, /Bool/);
+  });
+
+  test('indexing with a float tensor', () => {
+    fails(() => a.indexSelect(0, keel.tensor([0, 1])), Error, /aten::index_select/, /int32 or int64/);
+    fails(() => a.index([keel.tensor([0, 1])]), Error, /aten::index/, /long, byte or bool/);
+    fails(() => a.gather(1, keel.tensor([[0, 1, 1], [0, 0, 0]])), Error, /aten::gather/, /int64/);
+  });
+});
+
+describe('wrong argument types', () => {
+  test('a string where a tensor goes', () => {
+    fails(() => keel.ops.relu('x' as never), TypeError, /aten::relu/, /argument 'self' must be a Tensor, got "x"/);
+    // several overloads: the message lists them
+    fails(() => keel.ops.add('x' as never, a), TypeError, /aten::add/, /no overload accepts \("x"/, /aten::add\.Tensor\(self: Tensor, other: Tensor/);
+  });
+
+  test('a missing required argument is named', () => {
+    fails(() => loose(keel.ops.matmul)(a), TypeError, /aten::matmul/, /missing required argument 'other'/);
+    fails(() => loose(keel.ops.relu)(), TypeError, /missing required argument 'self'/);
+    fails(() => keel.ops.relu(null as never), TypeError, /missing required argument 'self'/);
+  });
+
+  test('an unknown option name is named, with the signature', () => {
+    fails(() => keel.ops.sum.dim_IntList(a, [0], { keepDimm: true } as never), TypeError,
+      /aten::sum\.dim_IntList/, /no argument named 'keepDimm'/, /keepdim\?: bool/);
+    fails(() => keel.ops.relu(a, { foo: 1 } as never), TypeError, /no argument named 'foo'/);
+  });
+
+  test('too many arguments', () => {
+    fails(() => loose(keel.ops.relu)(a, a, a), TypeError, /aten::relu/, /at most 1 arguments, got 3/);
+    fails(() => loose(keel.ops.relu.default)(a, 1, 2), TypeError, /at most 1 arguments, got 3/);
+  });
+
+  test('a non-integer where an int goes', () => {
+    fails(() => a.select(0, 1.5), TypeError, /aten::select\.int/, /argument 'index' must be an integer/, /1\.5/);
+    fails(() => a.select(0, Number.NaN), TypeError, /argument 'index' must be an integer/);
+    fails(() => a.select(0, Infinity), TypeError, /argument 'index' must be an integer/);
+    fails(() => a.select(0, 1n as never), TypeError, /argument 'index' must be a number, got bigint/);
+    fails(() => a.reshape(2.5, 2), TypeError, /aten::reshape/, /argument 'shape' must be an integer/);
+    fails(() => keel.zeros([2, -1]), TypeError, /zeros/, /non-negative integers/);
+  });
+
+  test('a bad dtype name', () => {
+    fails(() => keel.zeros([2], { dtype: 'float33' as never }), TypeError, /unknown dtype 'float33'/, /float32/);
+    fails(() => keel.ops.to.dtype(a, 'float33' as never), TypeError, /aten::to\.dtype/, /argument 'dtype'/, /unknown dtype 'float33'/);
+    // a string that is not a dtype is read as a device: the message still names it
+    const e = fails(() => a.to('float33' as never), Error, /'float33'/);
+    assert.match(e.message, /device|dtype/);
+  });
+
+  test('nested data that is ragged or not numbers', () => {
+    fails(() => keel.tensor([[1, 2], [3]]), TypeError, /ragged/, /expected length 2 at depth 1/);
+    fails(() => keel.tensor(['a'] as never), TypeError, /numbers or booleans, got string/);
+  });
+});
+
+describe('disposed tensors', () => {
+  test('used as an argument, alone or in a list, the argument is named', () => {
+    const d = keel.ones([2, 3]);
+    d.dispose();
+    fails(() => keel.ops.relu(d), Error, /aten::relu/, /argument 'self' is a disposed tensor/);
+    fails(() => a.add(d), Error, /aten::add\.Tensor/, /argument 'other' is a disposed tensor/);
+    fails(() => keel.cat([a, d]), Error, /aten::cat/, /argument 'tensors\[1\]' is a disposed tensor/);
+  });
+
+  test('.shape, .item(), .grad and .data() of a disposed tensor throw; dispose twice is fine', () => {
+    const before = keel.memory().tensors;
+    const d = keel.ones([1]);
+    d.dispose();
+    assert.equal(keel.memory().tensors, before);
+    fails(() => d.shape, Error, /disposed/);
+    fails(() => d.item(), Error, /disposed/);
+    fails(() => d.grad, Error, /disposed/);
+    fails(() => d.data(), Error, /disposed/);
+    assert.equal(d.isDisposed, true);
+    assert.equal(String(d), 'tensor(<disposed>)');
+    d.dispose();
+    keel.dispose([d, d]);
+    assert.equal(keel.memory().tensors, before);
+    assertAlive();
+  });
+});
+
+describe('out-of-range indices', () => {
+  test('select, indexSelect, gather, narrow', () => {
+    fails(() => a.select(0, 5), Error, /aten::select\.int/, /index 5 out of range/, /\[2, 3\]/);
+    fails(() => a.select(2, 0), Error, /aten::select\.int/, /Dimension out of range/);
+    fails(() => a.indexSelect(0, keel.tensor([7], { dtype: 'int64' })), Error, /aten::index_select/, /out of range/);
+    fails(() => a.gather(1, keel.tensor([[0, 9, 1], [0, 0, 0]], { dtype: 'int64' })), Error, /aten::gather/, /index 9 is out of bounds for dimension 1 with size 3/);
+    fails(() => a.narrow(1, 2, 5), Error, /aten::narrow/, /start \(2\) \+ length \(5\) exceeds dimension size \(3\)/);
+    fails(() => a.index([keel.tensor([3], { dtype: 'int64' })]), Error, /aten::index/, /index 3 is out of bounds for dimension 0 with size 2/);
+  });
+
+  test('size(dim) out of range', () => {
+    assert.throws(() => a.size(2), (e: unknown) => e instanceof RangeError && /size\(2\).*2-d/.test(e.message));
+  });
+});
+
+describe('values and autograd', () => {
+  test('item() of a multi-element tensor says how many elements', () => {
+    fails(() => a.item(), Error, /item/, /6 elements/);
+    fails(() => keel.zeros([0]).item(), Error, /item/, /0 elements/);
+  });
+
+  test('backward of a non-scalar without a gradient names the shape', () => {
+    const x = keel.randn([3], { requiresGrad: true }).keep();
+    fails(() => x.mul(2).backward(), Error, /backward/, /scalar outputs/, /\[3\]/);
+    fails(() => x.mul(2).backward(keel.ones([4])), Error, /backward/, /\[4\]/, /\[3\]/);
+    fails(() => keel.randn([1]).sum().backward(), Error, /backward/, /does not require grad/);
+    x.dispose();
+  });
+
+  test('backward twice without retainGraph; with it, twice works', () => {
+    const x = keel.randn([3], { requiresGrad: true }).keep();
+    keel.scope(() => {
+      const y = x.mul(x).sum();
+      y.backward();
+      fails(() => y.backward(), Error, /backward/, /second time/, /retain_graph/);
+    });
+    keel.scope(() => {
+      const y = x.mul(x).sum();
+      x.grad = null;
+      y.backward(undefined, { retainGraph: true });
+      y.backward();
+      assert.deepEqual(x.grad!.toArray(), x.mul(4).toArray());
+    });
+    x.dispose();
+  });
+
+  test('a hook that throws: its own error comes out of backward, then backward works again', () => {
+    const x = keel.randn([3], { requiresGrad: true }).keep();
+    const thrown = new RangeError('my hook failed: 42');
+    const h = x.registerHook(() => {
+      throw thrown;
+    });
+    const e = fails(() => x.mul(2).sum().backward(), RangeError, /^my hook failed: 42$/);
+    assert.equal(e, thrown, 'the very error object the hook threw');
+    assert.equal(x.grad, undefined, 'no gradient was accumulated');
+    h.remove();
+    keel.scope(() => {
+      x.mul(2).sum().backward();
+      assert.deepEqual(x.grad!.toArray(), [2, 2, 2]);
+    });
+    x.dispose();
+  });
+
+  test('a hook that throws something other than an Error: that value comes out of backward', () => {
+    const x = keel.randn([3], { requiresGrad: true }).keep();
+    x.registerHook(() => {
+      throw 'a string from the hook';  // eslint-disable-line no-throw-literal
+    });
+    let caught: unknown;
+    keel.scope(() => {
+      try {
+        x.mul(2).sum().backward();
+      } catch (e) {
+        caught = e;
+      }
+    });
+    // today the string is lost: "backward: JavaScript callback threw"
+    assert.ok(caught === 'a string from the hook' || (caught instanceof Error && caught.message.includes('a string from the hook')),
+      `the value the hook threw was lost: got ${caught instanceof Error ? `${caught.constructor.name}: ${caught.message}` : String(caught)}`);
+    assertAlive();
+    x.dispose();
+  });
+
+  test('a hook that returns the wrong shape is named', () => {
+    const x = keel.randn([3], { requiresGrad: true }).keep();
+    x.registerHook(() => keel.ones([4]));
+    fails(() => x.sum().backward(), Error, /hook/, /\[4\]/, /\[3\]/);
+    x.dispose();
+  });
+
+  test('a hook that returns something other than a tensor is named', () => {
+    const x = keel.randn([3], { requiresGrad: true }).keep();
+    x.registerHook((() => 5) as never);
+    fails(() => x.sum().backward(), TypeError, /hook/);
+    x.dispose();
+  });
+
+  test('a custom Function whose backward returns a wrong shape names the function, input and shapes', () => {
+    class Double extends keel.autograd.Function {
+      static override forward(_ctx: keel.autograd.FunctionContext, t: keel.Tensor): keel.Tensor {
+        return t.mul(2);
+      }
+      static override backward(): keel.Tensor[] {
+        return [keel.ones([5])];
+      }
+    }
+    const x = keel.randn([3], { requiresGrad: true }).keep();
+    fails(() => Double.apply(x).sum().backward(), Error, /Double\.backward/, /shape \[5\]/, /input 0/, /3/);
+    x.dispose();
+  });
+
+  test('a custom Function whose backward returns too many gradients, or throws', () => {
+    class TwoGrads extends keel.autograd.Function {
+      static override forward(_ctx: keel.autograd.FunctionContext, t: keel.Tensor): keel.Tensor {
+        return t.mul(2);
+      }
+      static override backward(_ctx: keel.autograd.FunctionContext, g: keel.Tensor): keel.Tensor[] {
+        return [g, g];
+      }
+    }
+    const thrown = new SyntaxError('custom backward threw');
+    class Throws extends keel.autograd.Function {
+      static override forward(ctx: keel.autograd.FunctionContext, t: keel.Tensor): keel.Tensor {
+        ctx.saveForBackward(t);
+        return t.mul(2);
+      }
+      static override backward(): keel.Tensor[] {
+        throw thrown;
+      }
+    }
+    const x = keel.randn([3], { requiresGrad: true }).keep();
+    fails(() => TwoGrads.apply(x).sum().backward(), Error, /TwoGrads\.backward returned 2 gradients for 1 forward argument/);
+    const e = fails(() => Throws.apply(x).sum().backward(), SyntaxError, /^custom backward threw$/);
+    assert.equal(e, thrown);
+    x.dispose();
+  });
+
+  test('a custom Function that saved tensors: backward twice without retainGraph throws, as built-in ops do', () => {
+    class Square extends keel.autograd.Function {
+      static override forward(ctx: keel.autograd.FunctionContext, t: keel.Tensor): keel.Tensor {
+        ctx.saveForBackward(t);
+        return t.mul(t);
+      }
+      static override backward(ctx: keel.autograd.FunctionContext, g: keel.Tensor): keel.Tensor[] {
+        const [t] = ctx.savedTensors;
+        return [g.mul(t).mul(2)];
+      }
+    }
+    const x = keel.randn([3], { requiresGrad: true }).keep();
+    keel.scope(() => {
+      const y = Square.apply(x).sum();
+      y.backward();
+      // today the second backward runs and accumulates into x.grad again
+      fails(() => y.backward(), Error, /second time|retainGraph|retain_graph|freed/);
+    });
+    keel.scope(() => {
+      x.grad = null;
+      const y = Square.apply(x).sum();
+      y.backward(undefined, { retainGraph: true });
+      y.backward();
+      assert.deepEqual(x.grad!.toArray(), x.mul(4).toArray());
+    });
+    x.dispose();
+  });
+
+  test('autograd.grad of an input that was not used, and assigning a grad of the wrong shape', () => {
+    const w = keel.randn([2], { requiresGrad: true }).keep();
+    const v = keel.randn([2], { requiresGrad: true }).keep();
+    fails(() => keel.autograd.grad(w.sum(), [w, v]), Error, /autograd\.grad/, /allow_unused/);
+    fails(() => { w.grad = keel.ones([3]); }, Error, /grad/, /\[3\]/, /\[2\]/);
+    fails(() => w.add_(1), Error, /aten::add_/, /leaf Variable that requires grad/);
+    w.dispose();
+    v.dispose();
+  });
+});
+
+// ---- inputs that have crashed the process: each runs in a child ---------------
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+
+/** Runs an ES module body (with `keel` imported) in a child node; it must exit 0 and print what the call threw. */
+function inChild(body: string): { status: number | null; signal: NodeJS.Signals | null; out: string } {
+  const code = `import * as keel from 'keel';
+try { (() => { ${body} })(); console.log('RETURNED'); }
+catch (e) { console.log('THREW ' + (e && e.constructor && e.constructor.name) + ': ' + (e && e.message)); }
+console.log('ALIVE ' + keel.ones([2]).sum().item());`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+  return { status: r.status, signal: r.signal, out: `${r.stdout}${r.stderr}` };
+}
+
+/** The call must complete normally in a child that stays alive. */
+function returns(body: string, ...patterns: RegExp[]): void {
+  const r = inChild(`${body}; console.log('VALUE ' + JSON.stringify(value));`.replace(/^/, 'let value; '));
+  assert.ok(r.status === 0 && r.signal === null, `the process crashed (exit ${r.status}, signal ${r.signal}) on:\n  ${body}\noutput:\n${r.out.slice(-2000)}`);
+  assert.match(r.out, /RETURNED/, r.out);
+  assert.match(r.out, /ALIVE 2/);
+  for (const p of patterns) assert.match(r.out, p);
+}
+
+function survives(body: string, ...patterns: RegExp[]): void {
+  const r = inChild(body);
+  assert.ok(r.status === 0 && r.signal === null,
+    `the process crashed (exit ${r.status}, signal ${r.signal}) on:\n  ${body}\noutput:\n${r.out.slice(-2000)}`);
+  assert.match(r.out, /ALIVE 2/);
+  assert.match(r.out, /THREW \w*Error: /, `expected the call to throw an Error:\n${r.out.slice(-2000)}`);
+  for (const p of patterns) assert.match(r.out, p);
+}
+
+describe('inputs that crashed the process (run in a child process)', () => {
+  test('an int list whose element getter throws', () => {
+    survives(`const arr = [1, 0]; Object.defineProperty(arr, 0, { get() { throw new Error('getter boom'); } });
+      keel.ops.permute(keel.randn([2, 3]), arr);`, /THREW Error: getter boom/);
+  });
+
+  test('an int list whose element getter calls back into Keel (re-entrant op call) works', () => {
+    returns(`const arr = [1, 0]; Object.defineProperty(arr, 1, { get() { keel.ops.add(keel.ones([2]), keel.ones([2])); return 0; } });
+      value = keel.ops.permute(keel.randn([2, 3]), arr).shape`, /VALUE \[3,2\]/);
+  });
+
+  test('a fixed-size int list (int[2]) given empty: thnn_conv2d kernel_size []', () => {
+    survives(`keel.ops.thnnConv2d.default(keel.randn([1, 1, 4, 3]), keel.randn([1, 3]), []);`, /kernel_size|int\[2\]|2 values/);
+  });
+
+  test('a fixed-size int list (int[2]) given empty: max_unpool2d output_size []', () => {
+    survives(`keel.ops.maxUnpool2d(keel.randn([1, 4]), keel.zeros([4], { dtype: 'int64' }), []);`);
+  });
+
+  test('a fixed-size int list (int[4]) given one element expands, as PyTorch does; other lengths are refused', () => {
+    // libtorch reads padding[1..3] without checking the list's length
+    returns(`value = keel.ops.reflectionPad2d(keel.randn([1, 4, 2]), [1]).shape`, /VALUE \[1,6,4\]/);
+    survives(`keel.ops.reflectionPad2d(keel.randn([1, 4, 2]), [1, 1, 1]);`, /TypeError: aten::reflection_pad2d: argument 'padding' needs 4 integers \(or one\), got 3/);
+  });
+
+  test('internal operators whose kernels crash on malformed input are not generated', () => {
+    const ops = keel.ops as Record<string, unknown>;
+    for (const name of ['_localScalarDense', '_stack', '_computeLinearCombination', '_removeBatchDim', 'quantizedLstmCell']) {
+      assert.equal(ops[name], undefined, name);
+    }
+  });
+
+  test('align_tensors of an empty list', () => {
+    survives(`keel.ops.alignTensors([]);`, /RangeError: aten::align_tensors: tensors must not be empty/);
+  });
+
+  test('native_channel_shuffle with groups that do not divide the channels (SIGFPE in the kernel)', () => {
+    survives(`keel.ops.nativeChannelShuffle(keel.zeros([1, 2, 1], { dtype: 'int32' }), 4);`, /must be divisible by groups/);
+    survives(`keel.ops.nativeChannelShuffle(keel.zeros([1, 2, 1], { dtype: 'int32' }), 0);`, /groups must be positive/);
+  });
+
+  test('adaptive pooling to a huge output size is refused instead of looping for days', () => {
+    survives(`keel.ops.adaptiveAvgPool3d(keel.randn([1, 2, 1, 2]), [1, 2 ** 53 - 1, 0]);`, /output cells per channel/);
+  });
+});
