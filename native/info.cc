@@ -62,6 +62,10 @@ napi_value SetNumThreads(napi_env env, napi_callback_info info) {
     int64_t n = argInt(env, a[0], "threads");
     if (n < 1) throw ArgError("argument 'threads' must be at least 1, got " + std::to_string(n));
     at::set_num_threads(static_cast<int>(n));
+    // libtorch sizes only its own pool; OpenBLAS keeps its own thread count
+    // (measured: a 2048² matmul still used 2 threads at set_num_threads(1)).
+    using SetThreads = void (*)(int);
+    if (auto f = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) f(static_cast<int>(n));
     return nullptr;
   })
 }

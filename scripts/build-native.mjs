@@ -107,5 +107,5 @@ await run('g++', [
   `-L${torch.lib}`, `-Wl,-rpath,${torch.lib}`, '-Wl,--no-as-needed', ...libs.map((l) => `-l${l}`), '-Wl,--as-needed', '-ldl',
 ]);
 renameSync(tmp, out);
-writeFileSync(join(buildDir, 'libtorch.json'), JSON.stringify({ how: torch.how, lib: torch.lib, includes: torch.includes }, null, 2) + '\n');
+writeFileSync(join(buildDir, 'libtorch.json'), JSON.stringify({ how: torch.how, lib: torch.lib, includes: torch.includes, cxx11abi: torch.abi }, null, 2) + '\n');
 console.log(`keel: built ${out}`);

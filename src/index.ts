@@ -9,7 +9,7 @@ export { Tensor, type NestedArray, type BackwardOptions, type RemovableHandle } 
 export type { IndexEntry } from './core/methods.js';
 export {
   tensor, zeros, ones, empty, full, arange, linspace, eye, rand, randn, randint, zerosLike, onesLike, randnLike,
-  cat, stack, where, manualSeed, type TensorOptions,
+  cat, stack, where, manualSeed, getRngState, setRngState, type TensorOptions,
 } from './core/creation.js';
 export { scope, memory } from './core/memory.js';
 export { noGrad, enableGrad, isGradEnabled, setGradEnabled, detectAnomaly, setAnomalyEnabled } from './core/autograd.js';
@@ -44,3 +44,10 @@ export const cuda = {
   isAvailable: (): boolean => native.info().cuda,
   deviceCount: (): number => native.info().cudaDevices,
 };
+export * as safetensors from './io/safetensors.js';
+export { round, isRepresentable, withPrecision, PrecisionPolicy, currentPrecision, FORMATS as PRECISION_FORMATS, formatOf, RoundToFormat, type FloatFormat, type FormatName, type FormatLike, type RoundOptions, type PrecisionOptions } from './precision/index.js';
+export * as nn from './nn/index.js';
+export * as losses from './losses/index.js';
+export * as optim from './optim/index.js';
+export * as data from './data/index.js';
+export * as train from './train/index.js';

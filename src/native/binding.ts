@@ -84,6 +84,11 @@ export interface NativeBinding {
 }
 
 function load(): NativeBinding {
+  // OpenMP's worker threads spin while waiting by default; on a machine whose
+  // cores are shared with other work that collapses throughput (measured on
+  // this 2-core machine under load: a LeNet-5 step took 49 ms spinning, 12 ms
+  // passive, 14 ms on one thread). libgomp reads this when the addon loads it.
+  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
   const here = dirname(fileURLToPath(import.meta.url));
   const root = resolve(here, '..', '..');
   const file = join(root, 'build', 'keel.node');

@@ -1,0 +1,64 @@
+#!/usr/bin/env node
+// Cost of the precision policy: one SGD step of an MLP (forward, backward,
+// update) plain against the same step inside withPrecision(format), taking
+// turns round after round in one process; medians over rounds, as ratios.
+//   node bench/precision.mjs [--quick]
+import * as keel from '../dist/index.js';
+
+const quick = process.argv.includes('--quick');
+const ROUNDS = quick ? 3 : 9;
+const SHAPES = [
+  { name: 'small 64×16→32→4', batch: 64, sizes: [16, 32, 4], steps: quick ? 50 : 300 },
+  { name: 'wide 256×256→512→10', batch: 256, sizes: [256, 512, 10], steps: quick ? 10 : 60 },
+];
+const MODES = ['plain', 'fp32', 'bf16', 'fp16', 'fp8-e4m3'];
+
+function setup({ batch, sizes }) {
+  keel.manualSeed(0);
+  const p = {
+    w1: keel.randn([sizes[1], sizes[0]]).mul(0.1).requiresGrad_().keep(),
+    b1: keel.zeros([sizes[1]]).requiresGrad_().keep(),
+    w2: keel.randn([sizes[2], sizes[1]]).mul(0.1).requiresGrad_().keep(),
+    b2: keel.zeros([sizes[2]]).requiresGrad_().keep(),
+  };
+  const x = keel.randn([batch, sizes[0]]).keep();
+  const y = keel.randn([batch, sizes[2]]).keep();
+  return { p, x, y };
+}
+
+function step({ p, x, y }) {
+  keel.scope(() => {
+    const h = keel.ops.linear(x, p.w1, p.b1).tanh();
+    const d = keel.ops.linear(h, p.w2, p.b2).sub(y);
+    d.mul(d).mean().backward();
+    keel.noGrad(() => {
+      for (const t of Object.values(p)) {
+        const g = t.grad;
+        t.sub_(g.mul(0.01));
+        g.zero_();
+      }
+    });
+  });
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+console.log(`libtorch threads ${keel.getNumThreads()}, ${ROUNDS} rounds, median ms per step`);
+for (const shape of SHAPES) {
+  const state = setup(shape);
+  const times = Object.fromEntries(MODES.map((m) => [m, []]));
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const mode of MODES) {
+      const run = mode === 'plain' ? () => step(state) : () => keel.withPrecision(mode, () => step(state));
+      run();
+      const t0 = performance.now();
+      for (let i = 0; i < shape.steps; i++) run();
+      times[mode].push((performance.now() - t0) / shape.steps);
+    }
+  }
+  const base = median(times.plain);
+  console.log(`\n${shape.name}`);
+  for (const mode of MODES) {
+    const m = median(times[mode]);
+    console.log(`  ${mode.padEnd(9)} ${m.toFixed(3).padStart(8)} ms   ×${(m / base).toFixed(2)}`);
+  }
+}
