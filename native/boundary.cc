@@ -216,7 +216,7 @@ double argNumber(napi_env env, napi_value v, const char* what) {
 
 int64_t argInt(napi_env env, napi_value v, const char* what) {
   double d = argNumber(env, v, what);
-  if (!(d == static_cast<double>(static_cast<int64_t>(d))) || d > 9007199254740991.0 || d < -9007199254740991.0)
+  if (!(d <= 9007199254740991.0 && d >= -9007199254740991.0) || d != static_cast<double>(static_cast<int64_t>(d)))
     throw ArgError(std::string("argument '") + what + "' must be an integer, got " + std::to_string(d));
   return static_cast<int64_t>(d);
 }

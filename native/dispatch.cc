@@ -127,7 +127,8 @@ c10::IValue scalarOf(napi_env env, napi_value v, const char* what) {
   double d = argNumber(env, v, what);
   // JS cannot tell 1 from 1.0; integral values travel as int Scalars so that
   // integer tensors stay integer, as PyTorch does for Python ints.
-  if (d == static_cast<double>(static_cast<int64_t>(d)) && d < 9007199254740992.0 && d > -9007199254740992.0)
+  // (range first: casting NaN, ±inf or |d| >= 2^63 to int64 is undefined)
+  if (d < 9007199254740992.0 && d > -9007199254740992.0 && d == static_cast<double>(static_cast<int64_t>(d)))
     return c10::IValue(static_cast<int64_t>(d));
   return c10::IValue(d);
 }

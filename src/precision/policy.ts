@@ -1,0 +1,261 @@
+// The precision policy: while it runs, every floating-point op output is rounded
+// to the format, inputs enter ops as if stored in the format, and backward
+// through the recorded graph rounds each gradient (RoundToFormat nodes).
+//
+// libtorch 1.13 on CPU has no float16 arithmetic (conversion works), and no
+// fp8 at all, so fp16 and fp8 are always emulated: ops compute in float32 (or
+// float64) and their results are rounded. bf16 is emulated the same way, for
+// uniformity, although CPU bf16 kernels exist: the results are the format's
+// values, held in float32 tensors. float16/bfloat16 tensors are left alone.
+//
+// The core's interceptors see an op after it ran, so an op whose inputs were
+// not yet in the format (parameters, data, tensors made outside the policy) is
+// run again, unintercepted, on rounded inputs; tensors the policy produced are
+// remembered (with their version counter) and never checked again.
+import { isGradEnabled, noGrad } from '../core/autograd.js';
+import { intercept, type OpCall } from '../core/dispatch.js';
+import { native } from '../native/binding.js';
+import { Tensor } from '../core/tensor.js';
+import * as ops from '../ops/index.js';
+import { formatOf, type FloatFormat, type FormatLike } from './formats.js';
+import { formatNarrows, roundValues, RoundToFormat, sameValues, type RoundOptions } from './round.js';
+
+export interface PrecisionOptions {
+  /** Saturate overflow to ±maxFinite instead of ±inf (or NaN for E4M3). */
+  saturate?: boolean;
+}
+
+/** Ops whose outputs view (alias) an input, by 'aten::name.overload'. */
+let aliasing: Set<string> | undefined;
+function isAliasingOp(label: string): boolean {
+  if (aliasing === undefined) {
+    aliasing = new Set();
+    for (const s of native.schemas()) {
+      const ret = s.schema.slice(s.schema.lastIndexOf('->'));
+      if (/\([a-z](?: -> \*)?\)/.test(ret) && !ret.includes('!')) aliasing.add(`aten::${s.name}${s.overload ? '.' + s.overload : ''}`);
+    }
+  }
+  return aliasing.has(label);
+}
+
+/** Per format, shared by its policies: tensor → the version at which it held only the format's values. */
+const knownByFormat = new WeakMap<FloatFormat, WeakMap<Tensor, number>>();
+
+type OpFn = (...args: unknown[]) => unknown;
+const opTable = ops as unknown as Record<string, Record<string, OpFn>>;
+
+/** Calls the overload named by an OpCall label with the given (full, schema-order) arguments. */
+function rerun(call: OpCall, inputs: unknown[]): unknown {
+  const m = /^aten::([^.]+)(?:\.(.+))?$/.exec(call.op);
+  const name = m ? m[1].replace(/(?<=[a-zA-Z0-9])_([a-z0-9])/g, (_, c: string) => c.toUpperCase()) : '';
+  const fn = opTable[name]?.[m?.[2] ?? 'default'];
+  if (typeof fn !== 'function') throw new Error(`precision policy: cannot call ${call.op} again on rounded inputs`);
+  // the trailing {} is the options object, so every input stays positional
+  return fn(...inputs, {});
+}
+
+function version(t: Tensor): number {
+  return ops._version(t) as unknown as number;
+}
+
+function tensorsOf(result: unknown): Tensor[] {
+  if (result instanceof Tensor) return [result];
+  if (Array.isArray(result)) return result.filter((r): r is Tensor => r instanceof Tensor);
+  return [];
+}
+
+function mapTensors(result: unknown, fn: (t: Tensor) => Tensor): unknown {
+  if (result instanceof Tensor) return fn(result);
+  if (Array.isArray(result)) return result.map((r) => (r instanceof Tensor ? fn(r) : r));
+  return result;
+}
+
+/** A format to round to, with the memory of which tensors already hold its values. */
+export class PrecisionPolicy {
+  readonly format: FloatFormat;
+  readonly options: Readonly<RoundOptions>;
+  /** tensor → the version at which its values were known to be in the format */
+  private readonly known: WeakMap<Tensor, number>;
+
+  constructor(format: FormatLike, options: PrecisionOptions = {}) {
+    this.format = formatOf(format);
+    this.options = Object.freeze({ saturate: options.saturate ?? false });
+    let k = knownByFormat.get(this.format);
+    if (k === undefined) knownByFormat.set(this.format, (k = new WeakMap()));
+    this.known = k;
+  }
+
+  /** Runs fn (synchronous) under this policy; the innermost running policy wins. */
+  run<T>(fn: () => T): T {
+    const run = new PolicyRun(this, this.known);
+    active.push(run);
+    if (active.length === 1) uninstall = intercept(onOp);
+    let result: T;
+    try {
+      result = fn();
+    } finally {
+      active.pop();
+      if (active.length === 0 && uninstall) {
+        uninstall();
+        uninstall = undefined;
+      }
+      run.end();
+    }
+    if (result instanceof Promise) throw new TypeError('PrecisionPolicy.run(fn): fn must be synchronous (it returned a Promise)');
+    return result;
+  }
+
+  /** x rounded to this policy's format (differentiable, like `round`). */
+  round(x: Tensor): Tensor {
+    return isGradEnabled() && x.requiresGrad ? RoundToFormat.apply<Tensor>(x, this.format, this.options) : roundValues(x, this.format, this.options);
+  }
+}
+
+/** Runs fn with every floating-point op output (and gradient) rounded to the format. */
+export function withPrecision<T>(format: FormatLike, fn: () => T, options: PrecisionOptions = {}): T {
+  return new PrecisionPolicy(format, options).run(fn);
+}
+
+/** The format of the innermost running policy, or undefined outside every policy. */
+export function currentPrecision(): FloatFormat | undefined {
+  return active.length > 0 ? active[active.length - 1].policy.format : undefined;
+}
+
+const active: PolicyRun[] = [];
+let uninstall: (() => void) | undefined;
+
+function onOp(call: OpCall, result: unknown): unknown {
+  return active.length > 0 ? active[active.length - 1].onOp(call, result) : result;
+}
+
+/** One run of a policy: its interceptor's state and the rounded inputs it made. */
+class PolicyRun {
+  /** input tensor → its rounded copy (differentiable or not), valid at one version */
+  private readonly entries = new Map<Tensor, { version: number; grad: boolean; rounded: Tensor }>();
+
+  constructor(readonly policy: PrecisionPolicy, private readonly known: WeakMap<Tensor, number>) {}
+
+  end(): void {
+    // the graph holds its own references to these; ours end with the run
+    for (const e of this.entries.values()) e.rounded.dispose();
+    this.entries.clear();
+  }
+
+  private narrows(t: Tensor): boolean {
+    return formatNarrows(this.policy.format, t.dtype);
+  }
+
+  private isKnown(t: Tensor): boolean {
+    const v = this.known.get(t);
+    return v !== undefined && v === version(t);
+  }
+
+  /**
+   * t as if stored in the format: a rounded copy, made once per run and
+   * version; with grad, through RoundToFormat; without, undefined when t
+   * already holds only values of the format.
+   */
+  private entry(t: Tensor, grad: boolean): Tensor | undefined {
+    const v = version(t);
+    const e = this.entries.get(t);
+    if (e !== undefined && e.version === v && e.grad === grad && !e.rounded.isDisposed) return e.rounded;
+    if (e !== undefined) e.rounded.dispose();
+    this.entries.delete(t);
+    const { format, options } = this.policy;
+    const rounded = grad ? RoundToFormat.apply<Tensor>(t, format, options) : roundValues(t, format, options);
+    if (!grad && sameValues(rounded, t)) {
+      rounded.dispose();
+      this.known.set(t, v);
+      return undefined;
+    }
+    rounded.keep();
+    this.entries.set(t, { version: v, grad, rounded });
+    this.known.set(rounded, version(rounded));
+    return rounded;
+  }
+
+  onOp(call: OpCall, result: unknown): unknown {
+    let outs = tensorsOf(result);
+    if (outs.length === 0) return result;
+    const f = this.policy.format;
+    if (f.name === 'fp64') return result;
+    const inputs = call.inputs;
+    const mutated = new Set<Tensor>();
+    for (const o of outs) {
+      for (const x of inputs) if (x === o || (Array.isArray(x) && x.includes(o))) mutated.add(o);
+    }
+    const gradMode = isGradEnabled();
+
+    // 1. inputs enter the op as if stored in the format (not for in-place ops: they already wrote)
+    let args = inputs;
+    if (mutated.size === 0) {
+      const outNeedsGrad = gradMode && outs.some((o) => o.requiresGrad);
+      let replaced: unknown[] | undefined;
+      const enter = (t: Tensor): Tensor | undefined => {
+        if (!this.narrows(t)) return undefined;
+        const known = this.isKnown(t);
+        // a leaf (parameter) or a tensor from outside the policy that needs a
+        // gradient goes through RoundToFormat, so that its gradient is rounded too
+        if (outNeedsGrad && t.requiresGrad && (!known || t.isLeaf)) return this.entry(t, true);
+        return known ? undefined : this.entry(t, false);
+      };
+      inputs.forEach((x, i) => {
+        if (x instanceof Tensor) {
+          const r = enter(x);
+          if (r !== undefined) (replaced ??= [...inputs])[i] = r;
+        } else if (Array.isArray(x) && x.some((y) => y instanceof Tensor)) {
+          const list = x.map((y) => (y instanceof Tensor ? enter(y) ?? y : y));
+          if (list.some((y, j) => y !== x[j])) (replaced ??= [...inputs])[i] = list;
+        }
+      });
+      if (replaced !== undefined) {
+        for (const o of outs) o.dispose();
+        args = replaced;
+        result = rerun(call, replaced);
+        outs = tensorsOf(result);
+      }
+    }
+
+    // 2. outputs are rounded
+    const viewsKnownInputs = mutated.size === 0 && isAliasingOp(call.op) && this.allKnownFloating(args);
+    return mapTensors(result, (o) => {
+      if (!this.narrows(o)) return o;
+      if (mutated.has(o)) {
+        // in place: round in place too, unless that would corrupt a recorded graph
+        if (!(gradMode && o.requiresGrad)) {
+          noGrad(() => {
+            const r = roundValues(o, f, this.policy.options);
+            ops.copy_(o, r);
+            r.dispose();
+          });
+          this.known.set(o, version(o));
+        }
+        return o;
+      }
+      if (viewsKnownInputs) {
+        // a view of values already in the format: keep it a view
+        this.known.set(o, version(o));
+        return o;
+      }
+      const r = gradMode && o.requiresGrad ? RoundToFormat.apply<Tensor>(o, f, this.policy.options) : roundValues(o, f, this.policy.options);
+      o.dispose();
+      this.known.set(r, 0);
+      return r;
+    });
+  }
+
+  /** Some input is a float32/float64 tensor and all such inputs hold values of the format. */
+  private allKnownFloating(args: readonly unknown[]): boolean {
+    let any = false;
+    for (const x of args) {
+      const list = x instanceof Tensor ? [x] : Array.isArray(x) ? x : [];
+      for (const t of list) {
+        if (!(t instanceof Tensor) || !(t.dtype === 'float32' || t.dtype === 'float64')) continue;
+        if (!this.narrows(t)) return false;
+        if (!this.isKnown(t)) return false;
+        any = true;
+      }
+    }
+    return any;
+  }
+}
