@@ -88,7 +88,7 @@ function tsReturn(rets) {
 // the process, so they are not generated; public operators with such kernels
 // are guarded by argument checks in src/core/preconditions.ts instead.
 const CRASHES_ON_BAD_INPUT = new Set([
-  '_compute_linear_combination', '_remove_batch_dim', '_symeig_helper', '_fft_c2r',
+  '_compute_linear_combination', '_remove_batch_dim', '_symeig_helper', '_fft_c2r', '_fft_r2c', '_fft_c2c',
   '_thnn_differentiable_gru_cell_backward', '_thnn_differentiable_lstm_cell_backward',
   '_new_zeros_with_same_feature_meta', '_fused_moving_avg_obs_fq_helper_functional', '_fused_moving_avg_obs_fq_helper',
   '_convert_indices_from_coo_to_csr', '_convert_indices_from_csr_to_coo', '_sobol_engine_initialize_state_',
