@@ -416,6 +416,8 @@ describe('inputs that crashed the process (run in a child process)', () => {
   test('native_channel_shuffle with groups that do not divide the channels (SIGFPE in the kernel)', () => {
     survives(`keel.ops.nativeChannelShuffle(keel.zeros([1, 2, 1], { dtype: 'int32' }), 4);`, /must be divisible by groups/);
     survives(`keel.ops.nativeChannelShuffle(keel.zeros([1, 2, 1], { dtype: 'int32' }), 0);`, /groups must be positive/);
+    survives(`keel.ops.nativeChannelShuffle(keel.zeros([0, 3, 4, 2]), 3);`, /the input is empty/);
+    survives(`keel.ops.nativeChannelShuffle(keel.zeros([3, 0, 3, 4]), { groups: 2 });`, /the input is empty/);
   });
 
   test('adaptive pooling to a huge output size is refused instead of looping for days', () => {

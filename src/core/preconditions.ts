@@ -36,6 +36,9 @@ function channelShuffle(arg: ArgOf, op: string): void {
   const shape = shapeOf(arg('self'));
   if (typeof groups === 'number' && groups <= 0) fail(op, `groups must be positive, got ${groups}`);
   if (shape !== undefined && shape.length < 3) fail(op, `expects a tensor of at least 3 dims (N, C, *), got shape [${shape.join(', ')}]`);
+  if (shape !== undefined && shape.some((d) => d === 0)) {
+    fail(op, `the input is empty (shape [${shape.join(', ')}]): libtorch 1.13's kernel divides by zero on empty input`);
+  }
   if (shape !== undefined && typeof groups === 'number' && shape[1] % groups !== 0) {
     fail(op, `the number of channels (${shape[1]}) must be divisible by groups (${groups})`);
   }
