@@ -15,14 +15,6 @@ namespace {
 using torch::autograd::Node;
 using torch::autograd::variable_list;
 
-size_t getArgs(napi_env env, napi_callback_info info, size_t want, napi_value* argv) {
-  size_t argc = want;
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  napi_value undef;
-  napi_get_undefined(env, &undef);
-  for (size_t i = argc; i < want; ++i) argv[i] = undef;
-  return argc;
-}
 
 std::vector<at::Tensor> optionalTensorList(napi_env env, napi_value v, const char* what) {
   std::vector<at::Tensor> out;

@@ -134,6 +134,15 @@ void release(napi_env env, int32_t id) {
 
 // ---- JS value helpers --------------------------------------------------------
 
+size_t getArgs(napi_env env, napi_callback_info info, size_t want, napi_value* argv) {
+  size_t argc = want;
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  napi_value undef;
+  napi_get_undefined(env, &undef);
+  for (size_t i = argc; i < want; ++i) argv[i] = undef;
+  return argc;
+}
+
 napi_value elementAt(napi_env env, napi_value arr, uint32_t i) {
   napi_value e;
   if (napi_get_element(env, arr, i, &e) != napi_ok) throw JsError();

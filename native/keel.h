@@ -57,6 +57,10 @@ napi_env mainEnv();
 
 // ---- JS value helpers --------------------------------------------------------
 
+// The first `want` arguments of a call into argv, undefined where not given;
+// returns how many were given.
+size_t getArgs(napi_env env, napi_callback_info info, size_t want, napi_value* argv);
+
 int32_t argTensorId(napi_env env, napi_value v, const char* what);
 const at::Tensor& argTensor(napi_env env, napi_value v, const char* what);
 std::vector<at::Tensor> argTensorList(napi_env env, napi_value v, const char* what);

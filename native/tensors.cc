@@ -7,18 +7,10 @@ namespace keel {
 
 namespace {
 
-napi_value args(napi_env env, napi_callback_info info, size_t want, napi_value* argv) {
-  size_t argc = want;
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  napi_value undef;
-  napi_get_undefined(env, &undef);
-  for (size_t i = argc; i < want; ++i) argv[i] = undef;
-  return nullptr;
-}
 
 napi_value Free(napi_env env, napi_callback_info info) {
   napi_value a[1];
-  args(env, info, 1, a);
+  getArgs(env, info, 1, a);
   KEEL_GUARD(env, "dispose", {
     release(env, argTensorId(env, a[0], "tensor"));
     return nullptr;
@@ -28,7 +20,7 @@ napi_value Free(napi_env env, napi_callback_info info) {
 // A second handle to the same tensor (same TensorImpl).
 napi_value Share(napi_env env, napi_callback_info info) {
   napi_value a[1];
-  args(env, info, 1, a);
+  getArgs(env, info, 1, a);
   KEEL_GUARD(env, "share", { return jsTensor(env, argTensor(env, a[0], "tensor")); })
 }
 
@@ -44,7 +36,7 @@ napi_value Memory(napi_env env, napi_callback_info info) {
 
 napi_value Shape(napi_env env, napi_callback_info info) {
   napi_value a[1];
-  args(env, info, 1, a);
+  getArgs(env, info, 1, a);
   KEEL_GUARD(env, "shape", {
     const at::Tensor& t = argTensor(env, a[0], "tensor");
     napi_value r;
@@ -57,7 +49,7 @@ napi_value Shape(napi_env env, napi_callback_info info) {
 
 napi_value Strides(napi_env env, napi_callback_info info) {
   napi_value a[1];
-  args(env, info, 1, a);
+  getArgs(env, info, 1, a);
   KEEL_GUARD(env, "strides", {
     const at::Tensor& t = argTensor(env, a[0], "tensor");
     napi_value r;
@@ -70,25 +62,25 @@ napi_value Strides(napi_env env, napi_callback_info info) {
 
 napi_value Dtype(napi_env env, napi_callback_info info) {
   napi_value a[1];
-  args(env, info, 1, a);
+  getArgs(env, info, 1, a);
   KEEL_GUARD(env, "dtype", { return jsInt(env, static_cast<int>(argTensor(env, a[0], "tensor").scalar_type())); })
 }
 
 napi_value Device(napi_env env, napi_callback_info info) {
   napi_value a[1];
-  args(env, info, 1, a);
+  getArgs(env, info, 1, a);
   KEEL_GUARD(env, "device", { return jsString(env, argTensor(env, a[0], "tensor").device().str()); })
 }
 
 napi_value Numel(napi_env env, napi_callback_info info) {
   napi_value a[1];
-  args(env, info, 1, a);
+  getArgs(env, info, 1, a);
   KEEL_GUARD(env, "numel", { return jsInt(env, argTensor(env, a[0], "tensor").numel()); })
 }
 
 napi_value Item(napi_env env, napi_callback_info info) {
   napi_value a[1];
-  args(env, info, 1, a);
+  getArgs(env, info, 1, a);
   KEEL_GUARD(env, "item", {
     const at::Tensor& t = argTensor(env, a[0], "tensor");
     if (t.numel() != 1)
@@ -104,7 +96,7 @@ napi_value Item(napi_env env, napi_callback_info info) {
 // fromData(typedArray, dtype, shape): a new CPU tensor holding a copy of the bytes.
 napi_value FromData(napi_env env, napi_callback_info info) {
   napi_value a[3];
-  args(env, info, 3, a);
+  getArgs(env, info, 3, a);
   KEEL_GUARD(env, "tensor", {
     bool isTyped = false;
     napi_is_typedarray(env, a[0], &isTyped);
@@ -138,7 +130,7 @@ napi_value FromData(napi_env env, napi_callback_info info) {
 // toBuffer(id): the tensor's values as a new ArrayBuffer (contiguous, CPU).
 napi_value ToBuffer(napi_env env, napi_callback_info info) {
   napi_value a[1];
-  args(env, info, 1, a);
+  getArgs(env, info, 1, a);
   KEEL_GUARD(env, "data", {
     at::Tensor t = argTensor(env, a[0], "tensor").detach();
     if (!t.device().is_cpu()) t = t.cpu();
@@ -154,7 +146,7 @@ napi_value ToBuffer(napi_env env, napi_callback_info info) {
 
 napi_value SameTensor(napi_env env, napi_callback_info info) {
   napi_value a[2];
-  args(env, info, 2, a);
+  getArgs(env, info, 2, a);
   KEEL_GUARD(env, "sameTensor", {
     return jsBool(env, argTensor(env, a[0], "a").unsafeGetTensorImpl() ==
                            argTensor(env, a[1], "b").unsafeGetTensorImpl());

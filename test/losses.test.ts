@@ -7,23 +7,13 @@ import { before, describe, test } from 'node:test';
 import * as keel from 'keel';
 import { assertClose } from './helpers/assert.js';
 import { runTorch, torchAvailable } from './helpers/torch.js';
+import { uniformPM1 } from './helpers/random.js';
 
 const noTorch = torchAvailable() ? false : 'needs /usr/bin/python3 with torch';
 const L = keel.losses;
 type Tensor = keel.Tensor;
 
-function generator(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return (s / 2 ** 32) * 2 - 1;
-  };
-}
-const next = generator(4242);
+const next = uniformPM1(4242);
 const numel = (s: number[]) => s.reduce((a, b) => a * b, 1);
 const randn = (shape: number[], scale = 2) => Array.from({ length: numel(shape) }, () => next() * scale);
 const uniform01 = (shape: number[]) => Array.from({ length: numel(shape) }, () => 0.02 + 0.96 * (next() * 0.5 + 0.5));

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import * as keel from 'keel';
 import { runTorch, torchAvailable } from './helpers/torch.js';
+import { uniformPM1Float32 } from './helpers/random.js';
 
 const noTorch = torchAvailable() ? false : 'needs /usr/bin/python3 with torch';
 const { optim } = keel;
@@ -16,23 +17,12 @@ type Tensor = keel.Tensor;
 const STEPS = 25;
 const SHAPES = [[4, 3], [5], [2, 3, 2, 2], []];
 
-/** A small deterministic generator (xorshift32), values rounded to float32. */
-function generator(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return Math.fround((s / 2 ** 32) * 2 - 1);
-  };
-}
+
 
 const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
 function makeData(seed: number) {
-  const next = generator(seed);
+  const next = uniformPM1Float32(seed);
   const init = SHAPES.map((s) => Array.from({ length: numel(s) }, () => next()));
   // gradients of varied scale; parameter 1 has none on every 4th step, so
   // skipping is checked too
@@ -378,7 +368,7 @@ for expr in inp['exprs']:
 });
 
 describe('gradient clipping matches torch.nn.utils', { skip: noTorch }, () => {
-  const next = generator(99);
+  const next = uniformPM1Float32(99);
   const grads = SHAPES.map((s) => Array.from({ length: numel(s) }, () => next() * 3));
   const settings: [number, number | 'inf'][] = [[1.0, 2], [100, 2], [0.5, 1], [2, 'inf'], [0.1, 3]];
   let ref: { norm: number; grads: number[][] }[] = [];

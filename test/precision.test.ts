@@ -7,6 +7,7 @@ import * as keel from 'keel';
 import type { Tensor } from 'keel';
 import { assertClose } from './helpers/assert.js';
 import { runTorch, torchAvailable } from './helpers/torch.js';
+import { xorshift32 } from './helpers/random.js';
 
 // ---- an independent decoder: every code of a format → its value -------------
 
@@ -114,17 +115,6 @@ function bitsOf(x: number): number {
 }
 
 /** xorshift32: the same patterns every run */
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
-}
 
 /** Each float32 pattern at and around every table value and every midpoint between neighbours, both signs. */
 function boundaryPatterns(t: Table, spread = 1): number[] {
@@ -218,7 +208,7 @@ test('an unknown format name or a non-float tensor is an Error that names it', (
 
 for (const [name, dtype] of [['fp16', 'float16'], ['bf16', 'bfloat16']] as const) {
   test(`${name}: the emulated rounding is bit-exact against libtorch's float32 → ${dtype} conversion`, () => {
-    const next = rng(name === 'fp16' ? 12345 : 67890);
+    const next = xorshift32(name === 'fp16' ? 12345 : 67890);
     const boundary = boundaryPatterns(TABLES[name], 2);
     const RANDOM = 1_000_000;
     const IN_RANGE = 300_000;
@@ -266,7 +256,7 @@ test('float64 inputs round once (libtorch rounds float64 → float16 twice, via 
   assert.deepEqual(keel.round(x, 'bf16').toArray()[1], 1 + 2 ** -7);
   assert.deepEqual(x.to('float16').to('float64').toArray()[0], 1, 'libtorch double rounding (if this fails, libtorch fixed it)');
   // brute force over every fp16 / bf16 value, for float64 inputs near their midpoints and at random
-  const next = rng(4242);
+  const next = xorshift32(4242);
   for (const name of ['fp16', 'bf16'] as const) {
     const t = TABLES[name];
     const inputs: number[] = [];
@@ -284,7 +274,7 @@ test('float64 inputs round once (libtorch rounds float64 → float16 twice, via 
 });
 
 test('fp32 from float64: the emulation agrees bit for bit with libtorch\'s double → float conversion', () => {
-  const next = rng(99);
+  const next = xorshift32(99);
   const n = 200_000;
   const bits = new BigUint64Array(n);
   for (let i = 0; i < n; i++) {
@@ -343,7 +333,7 @@ for (const name of ['fp8-e4m3', 'fp8-e5m2'] as const) {
       }
     }
     inputs.push(Infinity, -Infinity, NaN, 0, -0, 1e30, -1e30, 1e-30, -1e-30, t.max, -t.max);
-    const next = rng(777);
+    const next = xorshift32(777);
     for (let i = 0; i < 100_000; i++) {
       u32[0] = (next() & 0x807fffff) | ((127 - 20 + (next() % 40)) << 23);
       inputs.push(f32[0]);

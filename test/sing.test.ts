@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import * as keel from 'keel';
 import { runTorch, torchAvailable } from './helpers/torch.js';
+import { uniformPM1Float32 } from './helpers/random.js';
 
 const noTorch = torchAvailable() ? false : 'needs /usr/bin/python3 with torch';
 const { optim } = keel;
@@ -20,20 +21,9 @@ const STEPS = 25;
 const SHAPES = [[5], [4, 3], [3, 2, 3, 3]];
 const numel = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
-function generator(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return Math.fround((s / 2 ** 32) * 2 - 1);
-  };
-}
 
 function makeData(seed: number) {
-  const next = generator(seed);
+  const next = uniformPM1Float32(seed);
   const init = SHAPES.map((s) => Array.from({ length: numel(s) }, () => next()));
   // per-output-channel offsets so that centring matters; parameter 0 (1-D)
   // has no gradient on every 4th step (one of them a Lookahead merge step)
