@@ -29,6 +29,8 @@ export interface TrainConfig {
   testSubset?: number;
   augment: boolean;
   threads?: number;
+  /** NaN guard policy (none by default). */
+  guard?: 'raise' | 'skip' | 'rollback' | 'repair';
   out: string;
 }
 
@@ -141,6 +143,7 @@ export function runTraining(config: TrainConfig, { resume = false, progress = tr
     keepCheckpoints: config.keepCheckpoints,
     resume,
     progress,
+    ...(config.guard ? { guard: new keel.Guard({ model, optimizer, policy: config.guard }) } : {}),
   });
   keel.nn.saveStateDict(model, join(out, 'model.safetensors'), { model: config.model });
   const summary = {
@@ -182,6 +185,7 @@ export async function train(args: string[]): Promise<number> {
     .option('--test-subset <n>', 'use the first N test examples', positiveInt('--test-subset'))
     .option('--augment', 'random crop and flip (synthetic data)', false)
     .option('--threads <n>', 'intra-op threads (default: all cores)', positiveInt('--threads'))
+    .addOption(new Option('--guard <policy>', 'NaN guard: check every step; on a non-finite one replay it, name the op, and raise|skip|rollback|repair').choices(['raise', 'skip', 'rollback', 'repair']))
     .option('--no-progress', 'no progress bar or progress lines')
     .option('--out <dir>', 'output folder')
     .option('--resume <dir>', 'continue the run in DIR from its latest checkpoint');
@@ -235,6 +239,7 @@ export async function train(args: string[]): Promise<number> {
     ...(o.testSubset !== undefined ? { testSubset: o.testSubset as number } : {}),
     augment: o.augment as boolean,
     ...(o.threads !== undefined ? { threads: o.threads as number } : {}),
+    ...(o.guard !== undefined ? { guard: o.guard as TrainConfig['guard'] } : {}),
     out: o.out as string,
   };
   const summary = runTraining(config, { progress: o.progress as boolean });

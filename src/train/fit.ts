@@ -12,6 +12,7 @@ import { scope } from '../core/memory.js';
 import { Tensor } from '../core/tensor.js';
 import type { DataLoader } from '../data/loader.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import type { Guard } from '../guard/guard.js';
 import type { Module } from '../nn/module.js';
 import * as ops from '../ops/index.js';
 import { clipGradNorm } from '../optim/clip.js';
@@ -85,6 +86,12 @@ export interface FitOptions {
   progress?: boolean;
   /** Extra JSON saved in each checkpoint (e.g. the CLI's config). */
   extraState?: Record<string, unknown>;
+  /**
+   * A NaN guard (keel.Guard over the same model and optimizer): each step goes
+   * through guard.stepSync, which checks it, replays and diagnoses a
+   * non-finite step and acts by its policy; its events go to the metrics log.
+   */
+  guard?: Guard;
 }
 
 export interface FitState {
@@ -232,6 +239,10 @@ export function fit(options: FitOptions): FitResult {
   }
 
   const log = metricsPath ? new MetricsLog(metricsPath) : undefined;
+  if (options.guard !== undefined) {
+    if (log !== undefined && options.guard.log === undefined) options.guard.log = log;
+    if (options.clipGradNorm !== undefined && options.guard.clipGradNorm === undefined) options.guard.clipGradNorm = options.clipGradNorm;
+  }
   const callbacks = options.callbacks ?? [];
   const params = model.parameters();
   const start = performance.now();
@@ -253,6 +264,17 @@ export function fit(options: FitOptions): FitResult {
       const t0 = performance.now();
       const measured = scope(() => {
         const [x, y] = splitBatch(trainLoader.batchAt(epoch, k));
+        const guard = options.guard;
+        if (guard !== undefined) {
+          const withAccuracy = options.accuracy ?? isIntegerTarget(y);
+          let accuracy: number | undefined;
+          const r = guard.stepSync(() => {
+            const out = model.call(x) as Tensor;
+            if (withAccuracy) accuracy = noGrad(() => out.argmax(1).eq(y).float().mean().item());
+            return options.loss(out, y);
+          });
+          return { loss: r.loss, gradNorm: r.gradNorm, accuracy };
+        }
         const out = model.call(x) as Tensor;
         const lossT = options.loss(out, y);
         optimizer.zeroGrad(true);
@@ -291,6 +313,7 @@ export function fit(options: FitOptions): FitResult {
         saveState(options, state, ckptDir, keep);
       }
     }
+    options.guard?.flush();  // the last update's check (the guard reads each one with the next step's)
     if (evalLoader && (lastEval === undefined || lastEval.step !== state.step)) {
       const e = evaluate(model, evalLoader, options.loss, options.accuracy);
       lastEval = { step: state.step, epoch: state.epoch, ...e };
@@ -298,6 +321,7 @@ export function fit(options: FitOptions): FitResult {
     }
   } finally {
     progress?.stop();
+    if (options.guard !== undefined && options.guard.log === log) options.guard.log = undefined;
     log?.close();
   }
   const result: FitResult = {

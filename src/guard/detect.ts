@@ -1,0 +1,169 @@
+// Detect cheaply: one fused reduction over the loss and every gradient (one
+// host read), one over the updated parameters, and the early warnings —
+// gradient-norm blow-up against its running statistics, sigmoid outputs
+// within one ulp of 0 or 1, values beyond the active precision's range.
+import { noGrad } from '../core/autograd.js';
+import { intercept, unintercepted, type OpCall } from '../core/dispatch.js';
+import { scope } from '../core/memory.js';
+import { Tensor } from '../core/tensor.js';
+import { currentModulePath } from '../nn/module.js';
+import * as ops from '../ops/index.js';
+import { currentPrecision } from '../precision/policy.js';
+
+export interface GradCheck {
+  /** Loss and every gradient finite. */
+  finite: boolean;
+  loss: number;
+  /** Global L2 norm of the gradients (NaN when not finite). */
+  gradNorm: number;
+  /** Sigmoid outputs within one ulp of 0 or 1, counted during the forward. */
+  saturated: number;
+  /** Op outputs beyond the active precision's largest finite value. */
+  beyondRange: number;
+  /** Where the watched values were seen: 'aten::sigmoid @ head.act' (those with a non-zero count). */
+  where: string[];
+  /** The parameter norms passed in (the previous update's) were finite. */
+  paramsFinite: boolean;
+}
+
+/**
+ * loss and gradients in one read: [‖(‖g₁‖, …, ‖gₙ‖)‖ + 0·loss, loss, watch counts].
+ * 0·loss is NaN exactly when the loss is not finite; a norm is non-finite
+ * when any entry is (or when it overflows, which the guard also wants to know).
+ */
+export function checkGradients(loss: Tensor, grads: Tensor[], watched: Tensor[], watchedAt: string[] = [], paramNorms: Tensor[] = []): GradCheck {
+  return unintercepted(() => noGrad(() => scope(() => {
+    // one fused norm per gradient, then a single read of [norms..., loss, watch counts...]
+    const norms = grads.length > 0 ? (ops._foreachNorm(grads) as Tensor[]) : [];
+    const parts: Tensor[] = [];
+    for (const n of norms) parts.push(n.dtype === 'float32' ? n : n.to('float32'));
+    const l = loss.detach();
+    parts.push(l.dtype === 'float32' && l.ndim === 0 ? l : l.to('float32').reshape([]));
+    for (const w of watched) parts.push(w);
+    for (const p of paramNorms) parts.push(p.dtype === 'float32' ? p : p.to('float32'));
+    const v = ops.stack(parts).data() as Float32Array;
+    const nw = norms.length + 1 + watched.length;
+    let paramsFinite = true;
+    for (let i = nw; i < v.length; i++) if (!Number.isFinite(v[i])) paramsFinite = false;
+    const n = norms.length;
+    let sq = 0;
+    for (let i = 0; i < n; i++) sq += v[i] * v[i];
+    const gradNorm = Math.sqrt(sq);
+    let saturated = 0;
+    let beyondRange = 0;
+    const where: string[] = [];
+    for (let i = n + 1; i < nw; i++) {
+      // watch counts are tagged by sign: +saturated, −beyond range
+      if (v[i] >= 0) saturated += v[i];
+      else beyondRange -= v[i];
+      const at = watchedAt[i - n - 1];
+      if (v[i] !== 0 && at !== undefined && !where.includes(at)) where.push(at);
+    }
+    const loss_ = v[n];
+    return { finite: Number.isFinite(gradNorm) && Number.isFinite(loss_), loss: loss_, gradNorm, saturated, beyondRange, where, paramsFinite };
+  })));
+}
+
+/** The parameters are all finite (one fused reduction, one read). */
+export function checkParameters(params: Tensor[]): boolean {
+  if (params.length === 0) return true;
+  return unintercepted(() => noGrad(() => scope(() => {
+    const norms = ops._foreachNorm(params) as Tensor[];
+    const v = ops.stack(norms.map((t) => (t.dtype === 'float32' ? t : t.to('float32')))).data() as Float32Array;
+    for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i])) return false;
+    return true;
+  })));
+}
+
+/** The parameters' norms as kept tensors (one fused call, no read): checked with the next step's read. */
+export function checkParametersLater(params: Tensor[]): Tensor[] {
+  if (params.length === 0) return [];
+  return unintercepted(() => noGrad(() => (ops._foreachNorm(params) as Tensor[]).map((t) => t.keep())));
+}
+
+/** Running mean and variance of the gradient norm (exponential moving averages). */
+export class GradNormMonitor {
+  mean = 0;
+  variance = 0;
+  count = 0;
+
+  constructor(readonly decay = 0.95, readonly warmup = 10, readonly sigmas = 6, readonly factor = 10) {}
+
+  /** Is this norm a blow-up against the statistics so far? Updates them with it unless it is. */
+  observe(norm: number): boolean {
+    if (!Number.isFinite(norm)) return false;
+    const spike = this.count >= this.warmup && norm > this.mean + this.sigmas * Math.sqrt(this.variance) && norm > this.factor * this.mean;
+    if (!spike) {
+      if (this.count === 0) {
+        this.mean = norm;
+        this.variance = 0;
+      } else {
+        const d = norm - this.mean;
+        this.mean += (1 - this.decay) * d;
+        this.variance = this.decay * (this.variance + (1 - this.decay) * d * d);
+      }
+      this.count++;
+    }
+    return spike;
+  }
+
+  stateDict(): { mean: number; variance: number; count: number } {
+    return { mean: this.mean, variance: this.variance, count: this.count };
+  }
+}
+
+const SIGMOID = new Set(['aten::sigmoid', 'aten::sigmoid_']);
+
+/**
+ * During one forward: counts sigmoid outputs within one ulp of 0 or 1 and,
+ * under a precision policy, values beyond the format's range (seen before the
+ * policy rounds them to ±inf). The counts stay tensors until checkGradients
+ * reads them with everything else.
+ */
+export class ForwardWatch {
+  readonly counts: Tensor[] = [];
+  /** For each count: 'op @ module'. */
+  readonly at: string[] = [];
+  private remove?: () => void;
+
+  start(): void {
+    this.remove = intercept(this.onOp);
+  }
+
+  stop(): void {
+    this.remove?.();
+    this.remove = undefined;
+  }
+
+  dispose(): void {
+    this.stop();
+    for (const t of this.counts) t.dispose();
+    this.counts.length = 0;
+    this.at.length = 0;
+  }
+
+  private onOp = (call: OpCall, result: unknown): unknown => {
+    const isSigmoid = SIGMOID.has(call.op);
+    const f = currentPrecision();
+    if (!isSigmoid && f === undefined) return result;
+    if (!(result instanceof Tensor)) return result;
+    const dt = result.dtype;
+    if (dt !== 'float32' && dt !== 'float64') return result;
+    noGrad(() => {
+      const y = result.detach();
+      if (isSigmoid) {
+        // one ulp below 1 in the format (or float32), and below its smallest normal
+        const m = f !== undefined ? f.mantissaBits : 23;
+        const tiny = f !== undefined ? f.minNormal : 1.1754943508222875e-38;
+        const hi = 1 - 2 ** -(m + 1);
+        this.counts.push(ops.logicalOr(y.ge(hi), y.le(tiny)).sum().to('float32').keep());
+        this.at.push(`${call.op} @ ${currentModulePath() || '(top level)'}`);
+      }
+      if (f !== undefined && f.name !== 'fp32' && f.name !== 'fp64') {
+        this.counts.push(y.abs().gt(f.maxFinite).sum().neg().to('float32').keep());
+        this.at.push(`${call.op} @ ${currentModulePath() || '(top level)'}`);
+      }
+    });
+    return result;
+  };
+}

@@ -1,0 +1,360 @@
+// The guard: `await guard.step(computeLoss)` runs zeroGrad, the forward (the
+// user's closure), backward, the cheap checks and the optimizer step; on a
+// non-finite event it replays the step in tracing mode to find the first bad
+// op, diagnoses it, and acts by its policy (raise, skip, rollback, repair).
+import { scope } from '../core/memory.js';
+import { Tensor } from '../core/tensor.js';
+import type { Module } from '../nn/module.js';
+import { clipGradNorm } from '../optim/clip.js';
+import type { OptimizerLike } from '../optim/optimizer.js';
+import type { FloatFormat } from '../precision/formats.js';
+import { withPrecision } from '../precision/policy.js';
+import type { MetricsLog } from '../train/metrics.js';
+import { checkGradients, checkParameters, checkParametersLater, ForwardWatch, GradNormMonitor } from './detect.js';
+import { backOffLr, finalLayer, reinitSmall, Snapshot, StepState, type Policy, type RepairContext, type RepairFn } from './policies.js';
+import { GuardReport, NonFiniteError } from './report.js';
+import { diagnose, type RuleContext } from './rules.js';
+import { allFinite, contextOf, tensorStats, traceStep, type TraceResult } from './trace.js';
+
+export interface GuardOptions {
+  model: Module;
+  optimizer: OptimizerLike;
+  /** What to do on a non-finite event (default 'raise'). */
+  policy?: Policy;
+  /** Every event (and warning) becomes a line here. */
+  log?: MetricsLog;
+  /** Clip the global gradient norm to this before each step. */
+  clipGradNorm?: number;
+  /** rollback / repair multiply the learning rate by this (default 0.5). */
+  lrBackoff?: number;
+  /** rollback: take the in-memory snapshot every this many healthy steps (default 20). */
+  snapshotEvery?: number;
+  /**
+   * Check the updated parameters (default true). Under skip and repair the
+   * pre-step parameters and optimizer state are copied (two fused calls) so
+   * that a bad update can be undone; the check itself is read with the next step's gradient check (no
+   * extra host read), or at once when the step looks risky (a gradient-norm
+   * spike, lr·‖g‖ > 1e15) and on `flush()`.
+   */
+  checkUpdate?: boolean;
+  /** Early warnings in the forward: sigmoid saturation and precision range (default true). */
+  watch?: boolean;
+  /** Watch every N-th step's forward (default 10: saturation builds up over many steps). */
+  watchEvery?: number;
+  /** The std of the final layer's re-initialisation by `repair` (default 1e-3). */
+  finalInitStd?: number;
+}
+
+export type GuardAction = 'raised' | 'skipped' | 'rolled-back' | 'repaired';
+
+export interface GuardWarning {
+  step: number;
+  kind: 'grad-norm-spike' | 'saturation' | 'precision-range';
+  message: string;
+}
+
+export interface GuardEvent {
+  step: number;
+  action: GuardAction;
+  report: GuardReport;
+  /** What the policy did, in words (the repair applied, the new LR). */
+  detail: string[];
+}
+
+export interface GuardStepResult {
+  step: number;
+  /** The loss (NaN or ±inf on an event). */
+  loss: number;
+  gradNorm: number;
+  /** The update was applied. */
+  ok: boolean;
+  event?: GuardEvent;
+  warnings: GuardWarning[];
+}
+
+export class Guard {
+  readonly model: Module;
+  readonly optimizer: OptimizerLike;
+  policy: Policy;
+  log?: MetricsLog;
+  clipGradNorm?: number;
+  readonly lrBackoff: number;
+  readonly snapshotEvery: number;
+  readonly checkUpdate: boolean;
+  readonly watch: boolean;
+  readonly watchEvery: number;
+  readonly finalInitStd: number;
+  /** Norms of the parameters after the last update, read with the next check. */
+  private pendingNorms: Tensor[] = [];
+  private pendingGradNorm = 0;
+  /** Steps taken (healthy or not). */
+  stepCount = 0;
+  readonly events: GuardEvent[] = [];
+  readonly warnings: GuardWarning[] = [];
+  readonly gradNorms = new GradNormMonitor();
+  private readonly state: StepState;
+  private snapshot?: Snapshot;
+  private readonly repairs = new Map<string, RepairFn[]>();
+  private readonly params: Tensor[];
+
+  constructor(options: GuardOptions) {
+    if (!options || !options.model || !options.optimizer) throw new TypeError('new Guard({ model, optimizer, policy }): model and optimizer are required');
+    this.model = options.model;
+    this.optimizer = options.optimizer;
+    this.policy = options.policy ?? 'raise';
+    if (!['raise', 'skip', 'rollback', 'repair'].includes(this.policy)) throw new TypeError(`Guard: policy must be raise, skip, rollback or repair, got ${String(this.policy)}`);
+    this.log = options.log;
+    this.clipGradNorm = options.clipGradNorm;
+    this.lrBackoff = options.lrBackoff ?? 0.5;
+    this.snapshotEvery = options.snapshotEvery ?? 20;
+    this.checkUpdate = options.checkUpdate ?? true;
+    this.watch = options.watch ?? true;
+    this.watchEvery = Math.max(1, Math.floor(options.watchEvery ?? 10));
+    this.finalInitStd = options.finalInitStd ?? 1e-3;
+    this.state = new StepState(this.model, this.optimizer);
+    this.params = this.optimizer.paramGroups.flatMap((g) => g.params);
+  }
+
+  /** Registers a repair for a cause id ('sqrt-at-zero', 'log-sigmoid-underflow', ...): the `repair` policy calls it. */
+  onRepair(causeId: string, fn: RepairFn): () => void {
+    let list = this.repairs.get(causeId);
+    if (list === undefined) this.repairs.set(causeId, (list = []));
+    list.push(fn);
+    return () => {
+      const l = this.repairs.get(causeId);
+      const i = l ? l.indexOf(fn) : -1;
+      if (l && i >= 0) l.splice(i, 1);
+    };
+  }
+
+  /** One guarded training step. computeLoss runs the forward and returns the scalar loss (synchronously). */
+  async step(computeLoss: () => Tensor): Promise<GuardStepResult> {
+    return this.stepSync(computeLoss);
+  }
+
+  /** The same, for synchronous loops (the fit loop). */
+  stepSync(computeLoss: () => Tensor): GuardStepResult {
+    const step = ++this.stepCount;
+    if (this.policy === 'rollback' && (this.snapshot === undefined || step - this.snapshot.step >= this.snapshotEvery)) {
+      this.snapshot?.dispose();
+      this.snapshot = Snapshot.take(step, this.model, this.optimizer);
+    }
+    this.state.begin();
+    this.optimizer.zeroGrad(true);
+    const watch = this.watch && (step - 1) % this.watchEvery === 0 ? new ForwardWatch() : undefined;
+    const pending = this.pendingNorms;
+    this.pendingNorms = [];
+    const warnings: GuardWarning[] = [];
+    let check;
+    try {
+      check = scope(() => {
+        watch?.start();
+        let loss: Tensor;
+        try {
+          loss = computeLoss();
+        } finally {
+          watch?.stop();
+        }
+        if (!(loss instanceof Tensor)) throw new TypeError('guard.step(computeLoss): computeLoss must return the loss tensor (synchronously)');
+        if (loss.requiresGrad) loss.backward();
+        const grads: Tensor[] = [];
+        for (const p of this.params) {
+          const g = p.grad;
+          if (g !== undefined) grads.push(g);
+        }
+        return checkGradients(loss, grads, watch?.counts ?? [], watch?.at ?? [], pending);
+      });
+    } finally {
+      watch?.dispose();
+      for (const t of pending) t.dispose();
+    }
+    if (!check.paramsFinite) {
+      // the previous step's update made parameters non-finite: this step ran on them; undo that update
+      this.optimizer.zeroGrad(true);
+      const report = this.updateReport(step - 1, this.pendingGradNorm);
+      this.state.rewindUpdate();
+      this.state.rewindForward();
+      return { step, loss: Number.NaN, gradNorm: Number.NaN, ok: false, event: this.act(report), warnings };
+    }
+    if (check.saturated > 0) warnings.push({ step, kind: 'saturation', message: `${check.saturated} sigmoid outputs within one ulp of 0 or 1 (${check.where.filter((w) => w.startsWith('aten::sigmoid')).join(', ')}): a final layer whose init scale saturates its activation? (initialise it small, or compute the loss on logits)` });
+    if (check.beyondRange > 0) warnings.push({ step, kind: 'precision-range', message: `${check.beyondRange} values beyond the precision's range (${check.where.filter((w) => !w.startsWith('aten::sigmoid')).join(', ')})` });
+    if (check.finite && this.gradNorms.observe(check.gradNorm)) {
+      warnings.push({ step, kind: 'grad-norm-spike', message: `gradient norm ${check.gradNorm.toExponential(3)} against a running mean ${this.gradNorms.mean.toExponential(3)}` });
+    }
+    for (const w of warnings) {
+      this.warnings.push(w);
+      this.log?.write({ event: 'guard-warning', ...w });
+    }
+    if (!check.finite) {
+      const report = this.locate(computeLoss, step, Number.isFinite(check.loss) ? 'gradients' : 'loss');
+      return { step, loss: check.loss, gradNorm: check.gradNorm, ok: false, event: this.act(report), warnings };
+    }
+    if (this.clipGradNorm !== undefined) clipGradNorm(this.params, this.clipGradNorm);
+    // the pre-update copy is what skip and repair restore (rollback has its snapshot; raise only reports)
+    if (this.checkUpdate && (this.policy === 'skip' || this.policy === 'repair')) this.state.beforeUpdate(this.params);
+    this.optimizer.step();
+    const lr = Math.max(...this.optimizer.paramGroups.map((g) => g.lr));
+    const risky = warnings.some((w) => w.kind === 'grad-norm-spike') || !(lr * (check.gradNorm + 1) <= 1e15);
+    if (this.checkUpdate && !risky) {
+      this.pendingNorms = checkParametersLater(this.params);
+      this.pendingGradNorm = check.gradNorm;
+    }
+    if (this.checkUpdate && risky && !checkParameters(this.params)) {
+      const report = this.updateReport(step, check.gradNorm);
+      this.state.rewindUpdate();
+      this.optimizer.zeroGrad(true);
+      return { step, loss: check.loss, gradNorm: check.gradNorm, ok: false, event: this.act(report), warnings };
+    }
+    return { step, loss: check.loss, gradNorm: check.gradNorm, ok: true, warnings };
+  }
+
+  /** Checks the last update now (at the end of training); the event, if any. */
+  flush(): GuardEvent | undefined {
+    const pending = this.pendingNorms;
+    this.pendingNorms = [];
+    if (pending.length === 0) return undefined;
+    const finite = pending.every((t) => Number.isFinite(t.item() as number));
+    for (const t of pending) t.dispose();
+    if (finite) return undefined;
+    const report = this.updateReport(this.stepCount, this.pendingGradNorm);
+    this.state.rewindUpdate();
+    return this.act(report);
+  }
+
+  /**
+   * Replays the step (state rewound to its start) in tracing mode and
+   * diagnoses the first op that went non-finite. Leaves the pre-step state.
+   */
+  locate(computeLoss: () => Tensor, step: number, detectedIn: string): GuardReport {
+    const finalPath = finalLayer(this.model)?.[0] ?? '';
+    const replay = (format?: FloatFormat): TraceResult => {
+      this.optimizer.zeroGrad(true);
+      this.state.rewindForward();
+      return traceStep(computeLoss, { finalLayerPath: finalPath, ...(format ? { format, withPrecision: (f, fn) => withPrecision(f, fn) } : {}) });
+    };
+    let r = replay();
+    // under a precision policy the trace must see rounded values: replay inside it
+    if (r.precision !== undefined && r.precision.name !== 'fp32' && r.precision.name !== 'fp64') r = replay(r.precision);
+    this.optimizer.zeroGrad(true);
+    this.state.rewindForward();
+    const fd = r.finding;
+    if (fd === undefined) {
+      return new GuardReport({
+        op: 'unknown', phase: 'forward', module: '', inputs: [], step, callSite: '', detectedIn, causeId: 'not-reproduced',
+        cause: 'the non-finite value did not come back when the step was replayed (a non-deterministic op, or state outside the model and optimizer)',
+        remedies: ['clip gradients', 'lower the learning rate', 'run with keel.detectAnomaly to cross-check'],
+        ...(r.precision ? { precision: r.precision.name } : {}),
+      });
+    }
+    const ctx: RuleContext = contextOf(fd, r.precision);
+    let d = diagnose(ctx);
+    if (fd.roundingOverflow && ctx.precision) {
+      d = diagnose({ ...ctx, output: { ...(ctx.output ?? { name: 'grad' }), infs: 1, nans: 0 }, op: fd.op, base: 'precision-overflow-only' });
+    }
+    return new GuardReport({
+      op: fd.op, phase: fd.phase, module: fd.module, inputs: fd.inputs, ...(fd.output ? { output: fd.output } : {}),
+      cause: d.cause, causeId: d.causeId, remedies: d.remedies, step, callSite: fd.callSite, detectedIn,
+      ...(r.precision ? { precision: r.precision.name } : {}),
+    });
+  }
+
+  /** The optimizer step made parameters non-finite from finite gradients. */
+  private updateReport(step: number, gradNorm: number): GuardReport {
+    const named = this.model.namedParameters();
+    let bad: [string, Tensor] | undefined;
+    for (const [n, p] of named) {
+      if (!allFinite(p)) {
+        bad = [n, p];
+        break;
+      }
+    }
+    const inputs = [];
+    if (bad) {
+      inputs.push(tensorStats(bad[1], 'param (after the step)'));
+      const g = bad[1].grad;
+      if (g) {
+        inputs.push(tensorStats(g, 'grad'));
+        g.dispose();
+      }
+    }
+    const name = bad?.[0] ?? '';
+    const module = name.includes('.') ? name.slice(0, name.lastIndexOf('.')) : '';
+    const lr = this.optimizer.paramGroups[0]?.lr;
+    const ctx: RuleContext = { op: 'optimizer.step', base: 'optimizer.step', phase: 'update', module, inputs, finalLayer: false, lr, gradNorm, gradNormMean: this.gradNorms.mean };
+    const d = diagnose(ctx);
+    return new GuardReport({
+      op: `optimizer.step (${this.optimizer.constructor.name})`, phase: 'update', module, inputs, cause: d.cause, causeId: d.causeId, remedies: d.remedies,
+      step, callSite: '', detectedIn: 'parameters',
+    });
+  }
+
+  private repairContext(): RepairContext {
+    return {
+      model: this.model,
+      optimizer: this.optimizer,
+      backOffLr: (factor = this.lrBackoff) => backOffLr(this.optimizer, factor),
+      reinitFinalLayer: (std = this.finalInitStd) => {
+        const f = finalLayer(this.model);
+        if (!f) return 'no final layer with parameters';
+        reinitSmall(f[1], std);
+        return `re-initialised ${f[0] || '(model)'} with N(0, ${std}²), bias 0`;
+      },
+    };
+  }
+
+  /** Applies the policy to a report (the state is already the step's start). */
+  private act(report: GuardReport): GuardEvent {
+    const detail: string[] = [];
+    let action: GuardAction;
+    this.optimizer.zeroGrad(true);
+    switch (this.policy) {
+      case 'raise':
+        action = 'raised';
+        break;
+      case 'skip':
+        action = 'skipped';
+        detail.push('step dropped; parameters and optimizer state as before it');
+        break;
+      case 'rollback': {
+        action = 'rolled-back';
+        if (this.snapshot) {
+          this.snapshot.restore(this.model, this.optimizer);
+          detail.push(`restored the snapshot from before step ${this.snapshot.step}`);
+        }
+        const lr = backOffLr(this.optimizer, this.lrBackoff);
+        detail.push(`learning rate backed off ×${this.lrBackoff} to ${lr}`);
+        break;
+      }
+      case 'repair': {
+        action = 'repaired';
+        const ctx = this.repairContext();
+        for (const fn of this.repairs.get(report.causeId) ?? []) {
+          const r = fn(report, ctx);
+          if (r !== false && r !== undefined) detail.push(typeof r === 'string' ? r : `repair for ${report.causeId} applied`);
+        }
+        if (detail.length === 0 && (report.causeId === 'saturated-final-layer' || report.remedies.some((m) => m.includes('final layer small')))) {
+          detail.push(ctx.reinitFinalLayer());
+        }
+        if (detail.length === 0 || report.causeId === 'lr-blowup') {
+          const lr = ctx.backOffLr();
+          detail.push(`learning rate backed off ×${this.lrBackoff} to ${lr}`);
+        }
+        break;
+      }
+    }
+    const event: GuardEvent = { step: report.step, action, report, detail };
+    this.events.push(event);
+    this.log?.write({ event: 'guard', step: report.step, policy: this.policy, action, detail, report: report.toJSON() });
+    if (action === 'raised') throw new NonFiniteError(report);
+    return event;
+  }
+
+  /** Frees the guard's copies. */
+  dispose(): void {
+    for (const t of this.pendingNorms) t.dispose();
+    this.pendingNorms = [];
+    this.state.dispose();
+    this.snapshot?.dispose();
+    this.snapshot = undefined;
+  }
+}

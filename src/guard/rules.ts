@@ -1,0 +1,187 @@
+// The one table of diagnosis rules: (op, inputs, phase) → cause + remedies.
+// The first rule that matches wins, so specific rules come before general ones.
+// A rule's id is the key a repair is registered under (guard.onRepair).
+import type { FloatFormat } from '../precision/formats.js';
+import type { InputStats, Phase } from './report.js';
+
+export interface RuleContext {
+  /** 'aten::sqrt' */
+  op: string;
+  /** 'sqrt' (no namespace, no overload, no trailing _) */
+  base: string;
+  phase: Phase;
+  module: string;
+  inputs: InputStats[];
+  output?: InputStats;
+  /** Active precision format, if a policy ran the step. */
+  precision?: FloatFormat;
+  /** The module is the model's last parameterised layer. */
+  finalLayer: boolean;
+  /** Statistics of the logits that fed a sigmoid producing this op's input, when traced. */
+  logits?: InputStats;
+  /** For 'update': the learning rate(s) and gradient norm. */
+  lr?: number;
+  gradNorm?: number;
+  gradNormMean?: number;
+}
+
+export interface Rule {
+  id: string;
+  match(c: RuleContext): boolean;
+  cause(c: RuleContext): string;
+  remedies(c: RuleContext): string[];
+}
+
+const NEAR_ZERO = 1e-6;
+
+function tensorInputs(c: RuleContext): InputStats[] {
+  return c.inputs.filter((s) => s.shape !== undefined);
+}
+function first(c: RuleContext): InputStats | undefined {
+  return tensorInputs(c)[0];
+}
+function arg(c: RuleContext, name: string): unknown {
+  return c.inputs.find((s) => s.name === name)?.value;
+}
+function hasNearZero(s: InputStats | undefined, tol = NEAR_ZERO): boolean {
+  return s !== undefined && ((s.zeros ?? 0) > 0 || (s.minAbs !== undefined && s.minAbs < tol));
+}
+function hasInf(s: InputStats | undefined): boolean {
+  return s !== undefined && (s.infs ?? 0) > 0;
+}
+function isFractionalPow(c: RuleContext): boolean {
+  if (c.base !== 'pow') return false;
+  const e = arg(c, 'exponent');
+  return typeof e === 'number' && e > 0 && e < 1;
+}
+const fmt = (x: number | undefined): string => (x === undefined ? '?' : Math.abs(x) < 1e-3 || Math.abs(x) >= 1e5 ? x.toExponential(2) : String(Number(x.toPrecision(3))));
+const precisionName = (c: RuleContext): string => c.precision?.name ?? 'fp32';
+const maxFinite = (c: RuleContext): number => c.precision?.maxFinite ?? 3.4028234663852886e38;
+
+const HIGHER_PRECISION = (c: RuleContext): string =>
+  c.precision && c.precision.name !== 'fp32' && c.precision.name !== 'fp64'
+    ? `run this op (or the step) in higher precision: bf16 has fp32's range, or keep ${c.op} in fp32`
+    : 'run the step in float64 to confirm it is a range problem';
+
+export const RULES: Rule[] = [
+  {
+    id: 'sqrt-at-zero',
+    match: (c) => (c.base === 'sqrt' || c.base === 'rsqrt' || isFractionalPow(c)) && c.phase === 'backward' && hasNearZero(first(c)),
+    cause: (c) => `${c.base === 'pow' ? `pow(x, ${String(arg(c, 'exponent'))})` : `${c.base}(x)`} at x = ${fmt(first(c)?.minAbs)}: its gradient grows without bound as x → 0 and is infinite at 0 (the SILog case: √(mean d² − λ·mean(d)²) near the optimum)`,
+    remedies: () => [
+      'add an epsilon inside the root: sqrt(x + 1e-8), or clamp: sqrt(x.clamp(min=1e-8))',
+      'use the safe SILog (keel.losses safe variant: eps inside the root, or no root: mean d² − λ·mean(d)²)',
+      'clip gradients (clipGradNorm) so one infinite step cannot poison the weights',
+    ],
+  },
+  {
+    id: 'sqrt-of-negative',
+    match: (c) => (c.base === 'sqrt' || c.base === 'rsqrt' || isFractionalPow(c)) && (first(c)?.negatives ?? 0) > 0,
+    cause: (c) => `${c.base} of a negative number (min ${fmt(first(c)?.min)}) is NaN — e.g. an unbiased variance minus a mean term that rounding made negative`,
+    remedies: () => [
+      'clamp the argument: sqrt(x.clamp(min=1e-8))',
+      'compute the variance with the biased (N) estimator, and only over enough valid pixels',
+    ],
+  },
+  {
+    id: 'log-sigmoid-underflow',
+    match: (c) => /^log(2|10)?$/.test(c.base) && first(c)?.producer === 'aten::sigmoid' && hasNearZero(first(c), 1e-30),
+    cause: (c) => `log(sigmoid(z)) with sigmoid underflowed to ${fmt(first(c)?.minAbs)}${c.logits ? ` (logits in [${fmt(c.logits.min)}, ${fmt(c.logits.max)}])` : ''}: log(0) = −inf in ${precisionName(c)}`,
+    remedies: (c) => [
+      'compute log-sigmoid on the logits: keel.ops.logSigmoid(z) (exact, never −inf for finite z)',
+      'or floor it: log(sigmoid(z).clamp(min=1e-7))',
+      ...(c.logits && Math.max(Math.abs(c.logits.min ?? 0), Math.abs(c.logits.max ?? 0)) > 15
+        ? ['initialise the final layer small (weights N(0, 0.001²), bias 0) so the sigmoid starts unsaturated'] : []),
+    ],
+  },
+  {
+    id: 'log-of-zero',
+    match: (c) => /^(log|log2|log10|xlogy|special_xlog1py)$/.test(c.base) && (hasNearZero(first(c), 1e-30) || (first(c)?.negatives ?? 0) > 0),
+    cause: (c) => {
+      const s = first(c);
+      return (s?.negatives ?? 0) > 0 && !hasNearZero(s, 1e-30)
+        ? `log of a negative number (min ${fmt(s?.min)}) is NaN`
+        : `log at x = ${fmt(s?.minAbs)}: log(0) = −inf${c.phase === 'backward' ? ' and its gradient 1/x is infinite' : ''}`;
+    },
+    remedies: () => ['add an epsilon: log(x + 1e-8), or clamp: log(x.clamp(min=1e-8))', 'check that the argument is positive where it is meant to be (a depth, a probability)'],
+  },
+  {
+    id: 'log1p-below-minus-one',
+    match: (c) => c.base === 'log1p' && (first(c)?.min ?? 0) <= -1,
+    cause: (c) => `log1p(x) at x = ${fmt(first(c)?.min)} ≤ −1`,
+    remedies: () => ['clamp the argument above −1: log1p(x.clamp(min=-1 + 1e-6))'],
+  },
+  {
+    id: 'exp-overflow',
+    match: (c) => /^(exp|exp2|expm1|cosh|sinh)$/.test(c.base) && (first(c)?.max ?? 0) > Math.log(maxFinite(c)) * 0.9,
+    cause: (c) => `${c.base}(x) overflowed: x reaches ${fmt(first(c)?.max)}, above log(max ${precisionName(c)}) = ${fmt(Math.log(maxFinite(c)))}`,
+    remedies: (c) => [
+      `clamp the argument: exp(x.clamp(max=${fmt(Math.floor(Math.log(maxFinite(c)) * 0.9))}))`,
+      'use the log-domain form (logsumexp, logSoftmax, softplus) instead of exp then log/divide',
+      HIGHER_PRECISION(c),
+    ],
+  },
+  {
+    id: 'division-by-zero',
+    match: (c) => (/^(div|reciprocal|true_divide|floor_divide)$/.test(c.base)) && hasNearZero(c.base === 'reciprocal' ? first(c) : tensorInputs(c)[1] ?? first(c), 1e-30),
+    cause: (c) => `division by ~0 (smallest |divisor| ${fmt((c.base === 'reciprocal' ? first(c) : tensorInputs(c)[1])?.minAbs)})${c.phase === 'backward' ? ': the gradient −a/b² is infinite' : ''}`,
+    remedies: () => ['add an epsilon to the denominator: a / (b + 1e-8), or b.clamp(min=1e-8) for a positive b', 'mask out the entries whose denominator is zero (no valid pixels, an empty batch)'],
+  },
+  {
+    id: 'zero-times-inf',
+    match: (c) => /^(mul|matmul|mm|bmm|addmm|linear|conv\d?d?|convolution|_convolution|where|einsum)$/.test(c.base)
+      && tensorInputs(c).some(hasInf) && tensorInputs(c).some((s) => (s.zeros ?? 0) > 0),
+    cause: () => '0 · ∞ = NaN: an infinite value met a zero (an infinite activation or gradient times a masked-out entry)',
+    remedies: () => ['find where the infinite value came from (it is the non-finite input above) and bound it there', 'mask with where(mask, x, 0) instead of multiplying by a 0/1 mask'],
+  },
+  {
+    id: 'saturated-final-layer',
+    match: (c) => (c.base === 'sigmoid' || c.base === 'log_sigmoid' || c.base === 'log_sigmoid_forward' || c.base === 'tanh') && c.finalLayer,
+    cause: (c) => `the final layer's ${c.base} saturates (inputs in [${fmt(first(c)?.min)}, ${fmt(first(c)?.max)}]): its init scale is too large for the activation`,
+    remedies: () => ['initialise the final layer small: weights N(0, 0.001²), bias 0', 'compute the loss on logits (logSigmoid, BCE with logits)', 'clip gradients'],
+  },
+  {
+    id: 'lr-blowup',
+    match: (c) => c.phase === 'update',
+    cause: (c) => `the optimizer step made parameters non-finite from finite gradients (lr ${fmt(c.lr)}, gradient norm ${fmt(c.gradNorm)}${c.gradNormMean ? `, running mean ${fmt(c.gradNormMean)}` : ''}): learning-rate blow-up`,
+    remedies: (c) => [`lower the learning rate (try ${fmt((c.lr ?? 1e-3) / 10)})`, 'clip gradients: clipGradNorm(params, 1.0)', 'add a learning-rate warmup'],
+  },
+  {
+    id: 'precision-overflow',
+    match: (c) => c.precision !== undefined && c.precision.name !== 'fp32' && c.precision.name !== 'fp64' && (hasInf(c.output) || c.output === undefined),
+    cause: (c) => `${c.op} ${c.phase === 'backward' ? 'gradient' : 'output'} exceeds ${c.precision!.name}'s range (max ${fmt(c.precision!.maxFinite)}) from finite inputs`,
+    remedies: (c) => [HIGHER_PRECISION(c), 'scale the values down (normalise inputs, scale the loss down, use loss scaling with a lower scale)', `clamp at this op to ±${fmt(c.precision!.maxFinite)}`],
+  },
+  {
+    id: 'overflow',
+    match: (c) => hasInf(c.output) && (c.output?.nans ?? 0) === 0,
+    cause: (c) => `${c.op} overflowed to ±inf in ${precisionName(c)} from finite inputs (largest |input| ${fmt(Math.max(...tensorInputs(c).map((s) => Math.max(Math.abs(s.min ?? 0), Math.abs(s.max ?? 0)))))})`,
+    remedies: (c) => ['clip gradients and lower the learning rate if weights have grown', 'normalise the activations (a norm layer) or clamp at this op', HIGHER_PRECISION(c)],
+  },
+  {
+    id: 'non-finite-op',
+    match: () => true,
+    cause: (c) => `${c.op} produced a non-finite ${c.phase === 'backward' ? 'gradient' : 'value'} from finite inputs`,
+    remedies: (c) => ['guard this op\'s domain (clamp its inputs, add an epsilon)', 'clip gradients', 'lower the learning rate', HIGHER_PRECISION(c)],
+  },
+];
+
+/** The first matching rule's diagnosis. */
+export function diagnose(c: RuleContext): { causeId: string; cause: string; remedies: string[] } {
+  for (const r of RULES) {
+    if (r.match(c)) return { causeId: r.id, cause: r.cause(c), remedies: r.remedies(c) };
+  }
+  throw new Error('unreachable: the last rule matches everything');
+}
+
+/** 'aten::log_sigmoid_forward.default' → 'log_sigmoid_forward' */
+export function baseName(op: string): string {
+  const m = /^(?:aten::)?([^.]+)/.exec(op);
+  return (m ? m[1] : op).replace(/_$/, '');
+}
+
+/** Ops whose backward is the source of an infinite gradient at some inputs (preferred when several consumers could be blamed). */
+export function backwardRuleMatches(c: RuleContext): boolean {
+  const d = diagnose(c);
+  return d.causeId !== 'non-finite-op' && d.causeId !== 'overflow' && d.causeId !== 'precision-overflow';
+}
