@@ -1,0 +1,105 @@
+// Models and data of the nonsmooth audit and the MaxPool reproduction, sized
+// for a budget: the zoo's models, and VGG-11 with its channel counts scaled
+// (width 64 is the paper's VGG-11; the zoo's VGG11 has no width option).
+import * as keel from '../../index.js';
+import type { Tensor } from '../../index.js';
+
+const nn = keel.nn;
+export type ModelId = 'lenet5' | 'vgg11' | 'vgg11_bn' | 'resnet18' | 'mlp';
+export type DataId = 'fashion-mnist' | 'synthetic';
+export const MODEL_IDS: readonly ModelId[] = ['lenet5', 'vgg11', 'vgg11_bn', 'resnet18', 'mlp'];
+
+export interface ModelSpec {
+  id: ModelId;
+  /** VGG-11 and ResNet-18: channels of the first stage (64 = full size) */
+  width?: number;
+  /** MLP: hidden layers and their width (Bertoin et al.'s main case: 3 × 256) */
+  depth?: number;
+  hidden?: number;
+  /** replace max pools by average pools (a remedy) */
+  avgPool?: boolean;
+}
+
+/** VGG-11 ("A") for 32×32 with every channel count scaled by width/64. */
+export function vgg11Scaled(inChannels: number, width: number, batchNorm: boolean, numClasses = 10): keel.nn.Module {
+  const layers: keel.nn.Module[] = [];
+  let c = inChannels;
+  for (const v of keel.nn.zoo.VGG11_CONFIG) {
+    if (v === 'M') layers.push(new nn.MaxPool2d(2, { stride: 2 }));
+    else {
+      const out = Math.max(1, Math.round((v * width) / 64));
+      layers.push(new nn.Conv2d(c, out, 3, { padding: 1 }));
+      if (batchNorm) layers.push(new nn.BatchNorm2d(out));
+      layers.push(new nn.ReLU());
+      c = out;
+    }
+  }
+  const hidden = Math.max(16, Math.round((512 * width) / 64));
+  return new nn.Sequential({
+    features: new nn.Sequential(...layers),
+    flatten: new nn.Flatten(),
+    classifier: new nn.Sequential(new nn.Linear(c, hidden), new nn.ReLU(), new nn.Linear(hidden, hidden), new nn.ReLU(), new nn.Linear(hidden, numClasses)),
+  });
+}
+
+/** Input shape [C, H] of a data set for a model (VGG/ResNet need 32×32: Fashion-MNIST is zero-padded). */
+export function inputGeometry(model: ModelId, data: DataId): { channels: number; size: number } {
+  if (data === 'synthetic') return { channels: 3, size: 32 };
+  return { channels: 1, size: model === 'vgg11' || model === 'vgg11_bn' || model === 'resnet18' ? 32 : 28 };
+}
+
+export function buildModel(spec: ModelSpec, data: DataId, seed: number): keel.nn.Module {
+  keel.manualSeed(seed);
+  const { channels, size } = inputGeometry(spec.id, data);
+  let m: keel.nn.Module;
+  switch (spec.id) {
+    case 'lenet5': m = new nn.zoo.LeNet5({ inChannels: channels, inputSize: size }); break;
+    case 'mlp': m = new nn.zoo.MLP({ inFeatures: channels * size * size, numClasses: 10, hidden: Array(spec.depth ?? 3).fill(spec.hidden ?? 256) }); break;
+    case 'vgg11': case 'vgg11_bn': m = vgg11Scaled(channels, spec.width ?? 64, spec.id === 'vgg11_bn'); break;
+    case 'resnet18': m = new nn.zoo.ResNet18({ inChannels: channels, width: spec.width ?? 64 }); break;
+    default: throw new RangeError(`unknown model ${String(spec.id)}`);
+  }
+  if (spec.avgPool) keel.audit.swapBackwardRules(m, { avgPool: true });
+  return m;
+}
+
+export interface DataSplit {
+  x: Tensor;
+  y: Tensor;
+}
+
+/** n training and nTest test examples, shaped for the model (kept: dispose them when done). */
+export function loadData(model: ModelId, data: DataId, n: number, nTest: number, seed = 0): { train: DataSplit; test: DataSplit } {
+  const { size } = inputGeometry(model, data);
+  return keel.scope(() => {
+    let train: DataSplit, test: DataSplit;
+    if (data === 'synthetic') {
+      const a = keel.data.syntheticImages({ n: n + nTest, seed });
+      const [x, y] = a.tensors as unknown as [Tensor, Tensor];
+      train = { x: x.narrow(0, 0, n).clone(), y: y.narrow(0, 0, n).clone() };
+      test = { x: x.narrow(0, n, nTest).clone(), y: y.narrow(0, n, nTest).clone() };
+    } else {
+      const tr = keel.data.fashionMnist({ split: 'train' });
+      const te = keel.data.fashionMnist({ split: 'test' });
+      const [xa, ya] = tr.tensors as unknown as [Tensor, Tensor];
+      const [xb, yb] = te.tensors as unknown as [Tensor, Tensor];
+      keel.manualSeed(seed);
+      const perm = keel.ops.randperm(xa.shape[0]).narrow(0, 0, n);
+      train = { x: xa.indexSelect(0, perm), y: ya.indexSelect(0, perm) };
+      test = { x: xb.narrow(0, 0, nTest).clone(), y: yb.narrow(0, 0, nTest).clone() };
+      if (size === 32) {
+        train.x = keel.ops.constantPadNd(train.x, [2, 2, 2, 2], 0);
+        test.x = keel.ops.constantPadNd(test.x, [2, 2, 2, 2], 0);
+      }
+    }
+    for (const t of [train.x, train.y, test.x, test.y]) t.keep();
+    return { train, test };
+  });
+}
+
+/** Batch i of size b (wrapping around). */
+export function batch(split: DataSplit, i: number, b: number): [Tensor, Tensor] {
+  const n = split.x.shape[0];
+  const start = (i * b) % Math.max(1, n - b + 1);
+  return [split.x.narrow(0, start, b), split.y.narrow(0, start, b)];
+}
