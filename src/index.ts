@@ -51,3 +51,6 @@ export * as losses from './losses/index.js';
 export * as optim from './optim/index.js';
 export * as data from './data/index.js';
 export * as train from './train/index.js';
+export * as audit from './audit/index.js';
+export * as stable from './stable/index.js';
+export { Guard, NonFiniteError, guard, type GuardOptions, type GuardStepResult } from './guard/index.js';

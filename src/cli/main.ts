@@ -12,6 +12,21 @@ const commands: Record<string, Command> = {
     summary: 'train a model: --model lenet5 --data fashion-mnist --optim adamw --epochs 2 --out DIR (or --resume DIR)',
     run: async (args) => (await import('./train.js')).train(args),
   },
+  repro: {
+    summary: 'reproduce a paper: keel repro sing|stable|maxpool|mde [--quick] [--out DIR] (keel repro --help lists them)',
+    run: async (args) => (await import('./repro.js')).repro(args),
+  },
+  audit: {
+    summary: 'audit numerical reliability: keel audit nonsmooth --model vgg11 --precision fp64,fp32,bf16,fp16 --out DIR [--quick]',
+    run: async (args) => {
+      const [what, ...rest] = args;
+      if (what !== 'nonsmooth') {
+        console.error(`keel audit: unknown audit '${what ?? ''}' (available: nonsmooth)`);
+        return what === '--help' || what === '-h' ? 0 : 2;
+      }
+      return (await import('../experiments/nonsmooth/cli.js')).runAudit(rest);
+    },
+  },
   doctor: {
     summary: 'check libtorch, CUDA, BLAS, threads, Node and the PyTorch reference (--json)',
     run: async (args) => (await import('./doctor.js')).doctor(args),

@@ -7,3 +7,4 @@ export { Rng } from './rng.js';
 export { readIdx, parseIdx, type IdxArray, type IdxType, type IdxExpectation } from './idx.js';
 export { fashionMnist, FASHION_MNIST_ROOT, FASHION_MNIST_CLASSES, type FashionMnistOptions } from './fashion-mnist.js';
 export { syntheticImages, type SyntheticImagesOptions } from './synthetic-images.js';
+export { synthDepth, renderSynthDepth, sparseMask, type SynthDepthOptions, type SynthDepthSplit, type SynthDepthScene, type SparseMaskOptions } from './synth-depth.js';

@@ -156,7 +156,17 @@ export class Guard {
           watch?.stop();
         }
         if (!(loss instanceof Tensor)) throw new TypeError('guard.step(computeLoss): computeLoss must return the loss tensor (synchronously)');
-        if (loss.requiresGrad) loss.backward();
+        if (loss.requiresGrad) {
+          try {
+            loss.backward();
+          } catch (e) {
+            // libtorch's backward may raise on the very values that made the
+            // loss non-finite (e.g. VarBackward0 over one element): that is a
+            // non-finite event to locate and act on, not a crash of the run
+            if (Number.isFinite(loss.item() as number)) throw e;
+            return checkGradients(loss, [], watch?.counts ?? [], watch?.at ?? [], pending);
+          }
+        }
         const grads: Tensor[] = [];
         for (const p of this.params) {
           const g = p.grad;

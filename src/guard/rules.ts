@@ -65,6 +65,17 @@ const HIGHER_PRECISION = (c: RuleContext): string =>
 
 export const RULES: Rule[] = [
   {
+    // the MDE case: a variance over the valid pixels of a random crop of sparse ground truth
+    id: 'unbiased-variance-few-samples',
+    match: (c) => (c.base === 'var' || c.base === 'std' || c.base === 'var_mean' || c.base === 'std_mean') &&
+      (first(c)?.shape?.reduce((a, b) => a * b, 1) ?? 2) <= (typeof arg(c, 'correction') === 'number' ? (arg(c, 'correction') as number) : 1),
+    cause: (c) => `${c.base} with the unbiased (N − 1) estimator over ${first(c)?.shape?.reduce((a, b) => a * b, 1) ?? '?'} element(s) divides by N − 1 ≤ 0: NaN (e.g. too few valid pixels in a random crop of sparse ground truth)`,
+    remedies: () => [
+      'use the biased variance (correction: 0, unbiased=False)',
+      'skip batches with fewer than 2 valid elements, or use the safe SILog',
+    ],
+  },
+  {
     id: 'sqrt-at-zero',
     match: (c) => (c.base === 'sqrt' || c.base === 'rsqrt' || isFractionalPow(c)) && c.phase === 'backward' && hasNearZero(first(c)),
     cause: (c) => `${c.base === 'pow' ? `pow(x, ${String(arg(c, 'exponent'))})` : `${c.base}(x)`} at x = ${fmt(first(c)?.minAbs)}: its gradient grows without bound as x → 0 and is infinite at 0 (the SILog case: √(mean d² − λ·mean(d)²) near the optimum)`,

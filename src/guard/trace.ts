@@ -300,7 +300,13 @@ export function traceStep(
       loss = options.format !== undefined && options.withPrecision !== undefined ? options.withPrecision(options.format, forward) : forward();
       tracer.gradFormat = options.format ?? tracer.precisionSeen;
       lossFinite = allFinite(loss);
-      if (tracer.forward === undefined && loss.requiresGrad) loss.backward();
+      if (tracer.forward === undefined && loss.requiresGrad) {
+        try {
+          loss.backward();
+        } catch (e) {
+          if (lossFinite) throw e; // (a non-finite loss whose backward raises: the forward finding, if any, stands)
+        }
+      }
     });
   } finally {
     tracer.end();

@@ -5,3 +5,4 @@ export { crossEntropy, nllLoss, type CrossEntropyOptions, type NLLLossOptions } 
 export { mseLoss, l1Loss, smoothL1Loss, huberLoss, type ReductionOptions } from './regression.js';
 export { binaryCrossEntropy, binaryCrossEntropyWithLogits, type BCEOptions } from './binary.js';
 export type { Reduction } from './reduction.js';
+export { silog, logDifference, depthMetrics, type SILogOptions, type SILogVariant, type DepthMetrics } from './depth.js';

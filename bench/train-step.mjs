@@ -1,0 +1,275 @@
+#!/usr/bin/env node
+// One training step, Keel vs PyTorch-Python on the same libtorch, and SING's
+// step overhead over AdamW:
+//   LeNet-5    batch 128 of 28×28×1 (keel.nn.zoo.LeNet5)
+//   ResNet-18  batch 32 of 32×32×3, CIFAR-style 3×3 stem (keel.nn.zoo.ResNet18, width 64)
+// A step is: forward, cross-entropy, zero_grad (set to None), backward,
+// optimizer step, loss.item() — the same in both, in training mode (BatchNorm
+// batch statistics), on a fixed random batch (the data loader is not timed).
+// Optimizer AdamW(lr 1e-3, weight decay 1e-2); PyTorch 1.13 on CPU takes its
+// single-tensor path (foreach is off by default there), as Keel does. The
+// PyTorch models are written out below with the same architecture; their
+// parameter names and shapes are checked equal to Keel's before any timing.
+// SING overhead: Keel's SING (the authors' recipe, Lookahead on) vs Keel's
+// AdamW on the same model, taking turns in one process.
+//   node bench/train-step.mjs [--quick] [--threads 1,2]
+import { fileURLToPath } from 'node:url';
+import { availableParallelism } from 'node:os';
+import {
+  THREAD_NOTE, fmt, machine, median, nodeWorker, now, pairedRatio, parseArgs, pauseFor, pinKeelThreads, pythonWorker, ratio, roundRobin,
+  serve, table, threadCounts, writeResults,
+} from './lib/harness.mjs';
+
+const SCRIPT = fileURLToPath(import.meta.url);
+const args = parseArgs();
+const ROUNDS = args.quick ? 3 : 9;
+const MIN_SECONDS = args.quick ? 0.3 : 1.5;
+const MODELS = {
+  lenet5: { label: 'LeNet-5, batch 128, 28×28×1', batch: 128, input: [1, 28, 28] },
+  resnet18: { label: 'ResNet-18, batch 32, 32×32×3', batch: 32, input: [3, 32, 32] },
+};
+
+// ---------------------------------------------------------------- Keel side
+
+async function keelWorker(threads) {
+  const keel = await import('../dist/index.js');
+  pinKeelThreads(keel, threads);
+  const setups = new Map();
+  function setup(model, optim) {
+    const key = `${model}/${optim}`;
+    let s = setups.get(key);
+    if (s) return s;
+    keel.manualSeed(0);
+    const spec = MODELS[model];
+    const m = model === 'lenet5' ? new keel.nn.zoo.LeNet5({ inChannels: 1, numClasses: 10 }) : new keel.nn.zoo.ResNet18({ inChannels: 3, numClasses: 10 });
+    m.train();
+    const x = keel.randn([spec.batch, ...spec.input]).keep();
+    const y = keel.randint(0, 10, [spec.batch]).keep();
+    const opt = optim === 'sing'
+      ? new keel.optim.SING(m.parameters(), { lr: 1e-3, weightDecay: 1e-3 })
+      : new keel.optim.AdamW(m.parameters(), { lr: 1e-3, weightDecay: 1e-2 });
+    s = { m, x, y, opt };
+    setups.set(key, s);
+    return s;
+  }
+  function step({ m, x, y, opt }) {
+    return keel.scope(() => {
+      const loss = keel.losses.crossEntropy(m.call(x), y);
+      opt.zeroGrad(true);
+      loss.backward();
+      opt.step();
+      return loss.item();
+    });
+  }
+  await serve(({ cmd, model, optim, iters }) => {
+    if (cmd === 'params') {
+      const { m } = setup(model, 'adamw');
+      return { params: m.namedParameters().map(([name, p]) => [name, p.shape]) };
+    }
+    const s = setup(model, optim);
+    const t0 = now();
+    let last = 0;
+    for (let i = 0; i < iters; i++) last = step(s);
+    if (!Number.isFinite(last)) throw new Error(`${model} ${optim}: non-finite loss ${last}`);
+    return { seconds: (now() - t0) / 1e9, tensors: keel.memory().tensors };
+  });
+}
+
+// ---------------------------------------------------------------- PyTorch side
+
+const PY = `
+import math
+import torch.nn as nn
+import torch.nn.functional as F
+
+class LeNet5(nn.Module):
+    # as keel.nn.zoo.LeNet5: conv 1→6 5×5 pad 2, ReLU, max pool 2, conv 6→16 5×5, ReLU, max pool 2, 400→120→84→10
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 6, 5, padding=2)
+        self.act1 = nn.ReLU()
+        self.pool1 = nn.MaxPool2d(2)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.act2 = nn.ReLU()
+        self.pool2 = nn.MaxPool2d(2)
+        self.flatten = nn.Flatten()
+        self.fc1 = nn.Linear(400, 120)
+        self.act3 = nn.ReLU()
+        self.fc2 = nn.Linear(120, 84)
+        self.act4 = nn.ReLU()
+        self.fc3 = nn.Linear(84, 10)
+    def forward(self, x):
+        x = self.pool1(self.act1(self.conv1(x)))
+        x = self.pool2(self.act2(self.conv2(x)))
+        x = self.act3(self.fc1(self.flatten(x)))
+        x = self.act4(self.fc2(x))
+        return self.fc3(x)
+
+class BasicBlock(nn.Module):
+    # torchvision's BasicBlock
+    def __init__(self, inplanes, planes, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = None
+        if stride != 1 or inplanes != planes:
+            self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes))
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        identity = self.downsample(x) if self.downsample is not None else x
+        out += identity
+        return self.relu(out)
+
+class ResNet18(nn.Module):
+    # as keel.nn.zoo.ResNet18: CIFAR-style 3×3 stride-1 stem, no max pool, [2, 2, 2, 2] BasicBlocks, width 64
+    def __init__(self, in_channels=3, num_classes=10, width=64):
+        super().__init__()
+        self.inplanes = width
+        self.conv1 = nn.Conv2d(in_channels, width, 3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.layer1 = self._stage(width, 2, 1)
+        self.layer2 = self._stage(width * 2, 2, 2)
+        self.layer3 = self._stage(width * 4, 2, 2)
+        self.layer4 = self._stage(width * 8, 2, 2)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(width * 8, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
+    def _stage(self, planes, n, stride):
+        blocks = []
+        for i in range(n):
+            blocks.append(BasicBlock(self.inplanes, planes, stride if i == 0 else 1))
+            self.inplanes = planes
+        return nn.Sequential(*blocks)
+    def forward(self, x):
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+SPECS = {'lenet5': (128, (1, 28, 28)), 'resnet18': (32, (3, 32, 32))}
+setups = {}
+def setup(model):
+    if model not in setups:
+        torch.manual_seed(0)
+        batch, shape = SPECS[model]
+        m = LeNet5() if model == 'lenet5' else ResNet18()
+        m.train()
+        x = torch.randn(batch, *shape)
+        y = torch.randint(0, 10, (batch,))
+        opt = torch.optim.AdamW(m.parameters(), lr=1e-3, weight_decay=1e-2)
+        setups[model] = (m, x, y, opt)
+    return setups[model]
+
+def step(m, x, y, opt):
+    loss = F.cross_entropy(m(x), y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+def handle(req):
+    if req.get('cmd') == 'params':
+        m = setup(req['model'])[0]
+        return {'params': [[n, list(p.shape)] for n, p in m.named_parameters()]}
+    s = setup(req['model'])
+    t0 = time.perf_counter_ns()
+    for _ in range(req['iters']):
+        last = step(*s)
+    if not math.isfinite(last):
+        raise RuntimeError('non-finite loss')
+    return {'seconds': (time.perf_counter_ns() - t0) / 1e9}
+`;
+
+// ---------------------------------------------------------------- driver
+
+/** Warms each contender up, sizes its loop to ≥ MIN_SECONDS, then measures in turns; ms per step per round. */
+async function measure(contenders, makeReq, pauseMs) {
+  const iters = {};
+  for (const [name, w] of Object.entries(contenders)) {
+    await w.request({ ...makeReq(name), iters: 2 });
+    const one = (await w.request({ ...makeReq(name), iters: 1 })).seconds;
+    iters[name] = Math.max(2, Math.round(MIN_SECONDS / one));
+  }
+  const seconds = await roundRobin(contenders, ROUNDS, (name) => ({ ...makeReq(name), iters: iters[name] }), { pauseMs });
+  return Object.fromEntries(Object.entries(seconds).map(([k, v]) => [k, v.map((s) => (s / iters[k]) * 1e3)]));
+}
+
+function sameParams(a, b) {
+  const key = (list) => list.map(([n, s]) => `${n}:${s.join('x')}`).join(',');
+  return key(a) === key(b);
+}
+
+const count = (list) => list.reduce((n, [, s]) => n + s.reduce((a, b) => a * b, 1), 0);
+
+async function main() {
+  if (args.worker === 'keel') return keelWorker(args.threads[0]);
+  const info = await machine();
+  const torch = info.pytorch;
+  if (!torch) console.log('bench/train-step: PyTorch (/usr/bin/python3 -c "import torch") is unavailable: Keel-only numbers (SING overhead)');
+  const threads = threadCounts(args);
+  const results = [];
+  const overhead = [];
+  const paramCheck = {};
+
+  for (const n of threads) {
+    const keelW = nodeWorker(SCRIPT, 'keel', n, 'Keel');
+    const pyW = torch ? pythonWorker(PY, n) : null;
+    try {
+      for (const [model, spec] of Object.entries(MODELS)) {
+        // the same architecture, checked before timing
+        const kp = (await keelW.request({ cmd: 'params', model })).params;
+        if (pyW) {
+          const pp = (await pyW.request({ cmd: 'params', model })).params;
+          if (!sameParams(kp, pp)) throw new Error(`${model}: Keel's and PyTorch's parameters differ:\nKeel ${JSON.stringify(kp)}\nPyTorch ${JSON.stringify(pp)}`);
+          paramCheck[model] = { tensors: kp.length, parameters: count(kp), pytorchParameters: count(pp), namesAndShapesEqual: true };
+        } else paramCheck[model] = { tensors: kp.length, parameters: count(kp) };
+        process.stderr.write(`[${n} thread${n > 1 ? 's' : ''}] ${spec.label}: ${count(kp).toLocaleString('en-US')} parameters in ${kp.length} tensors${pyW ? ', equal to PyTorch\'s' : ''}; timing...\n`);
+        const contenders = { keel: keelW, ...(pyW ? { pytorch: pyW } : {}), keelSing: keelW };
+        const ms = await measure(contenders, (name) => ({ model, optim: name === 'keelSing' ? 'sing' : 'adamw' }), pauseFor(n));
+        const row = {
+          model, label: spec.label, threads: n,
+          msPerStep: Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, median(v)])),
+          keelOverPytorch: ms.pytorch ? pairedRatio(ms.keel, ms.pytorch) : null,
+          singOverAdamw: pairedRatio(ms.keelSing, ms.keel),
+          samplesMs: ms,
+        };
+        results.push(row);
+        overhead.push({ model, threads: n, ratio: row.singOverAdamw });
+      }
+    } finally {
+      await keelW.close();
+      if (pyW) await pyW.close();
+    }
+  }
+
+  const header = ['model', 'threads', 'Keel AdamW ms/step', 'PyTorch AdamW ms/step', 'Keel ÷ PyTorch', 'Keel SING ms/step', 'SING ÷ AdamW (Keel)'];
+  const rows = results.map((r) => [
+    r.label, String(r.threads), fmt(r.msPerStep.keel), fmt(r.msPerStep.pytorch), ratio(r.keelOverPytorch), fmt(r.msPerStep.keelSing), ratio(r.singOverAdamw),
+  ]);
+  const out = [];
+  out.push(`# Training step: Keel vs PyTorch-Python, and SING's overhead; ms per step, median over ${ROUNDS} rounds of ≥ ${MIN_SECONDS}s${args.quick ? ' (--quick)' : ''}`);
+  out.push(`machine: ${info.cpu}, ${info.cores} cores; Node ${info.node}; libtorch ${info.libtorch}; BLAS ${info.blasKind}; PyTorch ${torch ?? 'unavailable'} (/usr/bin/python3)`);
+  out.push(THREAD_NOTE);
+  out.push('step: forward, cross-entropy, zero_grad(set_to_none), backward, optimizer step, loss.item(); training mode; fixed random batch. AdamW(lr 1e-3, wd 1e-2); SING(lr 1e-3, wd 1e-3, Lookahead on)');
+  out.push(`architectures checked equal (parameter names and shapes): ${Object.entries(paramCheck).map(([m, c]) => `${m} ${c.parameters.toLocaleString('en-US')} parameters${c.namesAndShapesEqual ? ' = PyTorch' : ''}`).join(', ')}`);
+  out.push('ratios: median over rounds of the per-round ratio (contenders take turns). Goals: Keel ÷ PyTorch ≤ 1.00×; SING ÷ AdamW ≤ 1.05× on LeNet-5');
+  out.push('');
+  out.push(table(header, rows));
+  console.log(out.join('\n'));
+  const file = writeResults('train-step', {
+    bench: 'train-step', quick: args.quick, rounds: ROUNDS, minSeconds: MIN_SECONDS, machine: info, threadNote: THREAD_NOTE,
+    availableParallelism: availableParallelism(), parameters: paramCheck, results, singOverhead: overhead,
+  });
+  console.log(`\nwrote ${file}`);
+}
+
+await main();

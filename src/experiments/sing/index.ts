@@ -1,0 +1,251 @@
+// `keel repro sing [--quick] [--out DIR]`: the SING reproduction (Courtois et
+// al. 2023, arXiv:2305.15997). AdamW vs SING on Fashion-MNIST with LeNet-5,
+// ResNet-18 and a deep plain MLP, a learning-rate sweep per optimizer over
+// its recommended range, several seeds; prints a table per model and a
+// verdict on the paper's claims, and with --out writes DIR/results.json
+// (every run's config and metrics, the summary, the verdict; rewritten after
+// each run, so an interrupted grid keeps what it did: --resume continues it)
+// and DIR/report.md.
+//
+//   grid.ts     the protocol: models, LRs, weight decays, seeds, schedule, budget
+//   run.ts      one run through keel.train.fit
+//   summary.ts  mean ± std over seeds, divergences, best LR, flatness
+//   claims.ts   the paper's claims and the rule that judges each
+//   report.ts   tables and verdict text
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import * as keel from '../../index.js';
+import { writeFileAtomic } from '../../io/atomic.js';
+import { judgeClaims, type ClaimVerdict } from './claims.js';
+import { MODEL_IDS, makeProtocol, runSpecs, type ModelId, type Protocol } from './grid.js';
+import { budgetLines, modelTable, verdictText } from './report.js';
+import { loadData, runOne } from './run.js';
+import { summarize, type ModelSummary, type RunRecord } from './summary.js';
+
+export { makeProtocol, runSpecs, MODEL_IDS, type Protocol, type ModelPlan, type RunSpec, type OptimizerName, type ModelId } from './grid.js';
+export { CLAIMS, judgeClaims, type ClaimSpec, type ClaimVerdict, type Outcome } from './claims.js';
+export { summarize, type ModelSummary, type RunRecord, type SummaryRow } from './summary.js';
+
+export const PAPER = {
+  title: 'SING: A Plug-and-play DNN Learning Technique',
+  authors: 'Adrien Courtois, Damien Scieur, Jean-Michel Morel, Pablo Arias, Thomas Eboli',
+  arxiv: '2305.15997',
+  code: 'https://github.com/AdrienCourtois/SING',
+};
+
+export interface ReproOptions {
+  quick?: boolean;
+  out?: string;
+  models?: ModelId[];
+  seeds?: number;
+  resnetWidth?: number;
+  threads?: number;
+  resume?: boolean;
+  /** Progress lines (default: to stderr). */
+  log?: (line: string) => void;
+}
+
+export interface ReproResults {
+  experiment: 'sing';
+  paper: typeof PAPER;
+  complete: boolean;
+  quick: boolean;
+  protocol: Protocol;
+  budget: { note: string; lines: string[]; totalRuns: number };
+  machine: { cores: number; threads: number; libtorch: string; node: string };
+  startedAt: string;
+  wallTimeMs: number;
+  parameters: Record<string, number>;
+  runs: RunRecord[];
+  summary: ModelSummary[];
+  verdict: { note: string; claims: ClaimVerdict[] };
+}
+
+function fmtTime(ms: number): string {
+  const s = Math.round(ms / 1000);
+  return s < 60 ? `${s} s` : s < 3600 ? `${Math.floor(s / 60)} min ${s % 60} s` : `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}
+
+function countParameters(protocol: Protocol): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const m of protocol.models) {
+    const model = keel.nn.zoo.createModel(m.zooName, m.zooOptions);
+    out[m.id] = model.parameters().reduce((n, t) => n + t.numel(), 0);
+    model.dispose();
+  }
+  return out;
+}
+
+/** Runs the reproduction; returns the results (also written to out/results.json when out is given). */
+export function reproduceSing(options: ReproOptions = {}): ReproResults {
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  if (options.threads !== undefined) keel.setNumThreads(options.threads);
+  const protocol = makeProtocol({
+    quick: options.quick ?? false,
+    ...(options.models ? { models: options.models } : {}),
+    ...(options.seeds !== undefined ? { seeds: options.seeds } : {}),
+    ...(options.resnetWidth !== undefined ? { resnetWidth: options.resnetWidth } : {}),
+  });
+  const specs = runSpecs(protocol);
+  const plans = new Map(protocol.models.map((m) => [m.id, m]));
+  const parameters = countParameters(protocol);
+  const lines = budgetLines(protocol, parameters);
+  const out = options.out !== undefined ? resolve(options.out) : undefined;
+  const resultsPath = out ? join(out, 'results.json') : undefined;
+  if (out) mkdirSync(out, { recursive: true });
+
+  let runs: RunRecord[] = [];
+  if (options.resume && resultsPath && existsSync(resultsPath)) {
+    const previous = JSON.parse(readFileSync(resultsPath, 'utf8')) as ReproResults;
+    if (JSON.stringify(previous.protocol) !== JSON.stringify(protocol)) {
+      throw new Error(`--resume: ${resultsPath} was made with another protocol (options differ); use another --out or the same options`);
+    }
+    runs = previous.runs.filter((r) => r.result !== null && r.error === undefined);
+    log(`resuming: ${runs.length} of ${specs.length} runs already done in ${resultsPath}`);
+  }
+
+  const startedAt = new Date().toISOString();
+  const t0 = performance.now();
+  const machine = { cores: availableParallelism(), threads: keel.getNumThreads(), libtorch: String(keel.libtorchInfo().version), node: process.version };
+  const assemble = (complete: boolean): ReproResults => {
+    const summary = summarize(protocol, runs);
+    return {
+      experiment: 'sing',
+      paper: PAPER,
+      complete,
+      quick: protocol.mode === 'quick',
+      protocol,
+      budget: { note: protocol.budgetNote, lines, totalRuns: specs.length },
+      machine,
+      startedAt,
+      wallTimeMs: performance.now() - t0,
+      parameters,
+      runs,
+      summary,
+      verdict: {
+        note: protocol.mode === 'quick'
+          ? '--quick smoke run: outcomes are inconclusive by construction; ruleOutcome shows what each rule gives on these numbers'
+          : complete ? 'judged from the numbers above by the rules in src/experiments/sing/claims.ts, at this budget' : 'partial grid: judged on the runs done so far',
+        claims: judgeClaims(protocol, summary),
+      },
+    };
+  };
+  const save = (complete: boolean): ReproResults => {
+    const results = assemble(complete);
+    if (resultsPath) writeFileAtomic(resultsPath, `${JSON.stringify(results, null, 2)}\n`);
+    return results;
+  };
+
+  log(`keel repro sing: ${PAPER.title} (arXiv:${PAPER.arxiv}); ${specs.length} runs, ${machine.threads} thread(s) of ${machine.cores} cores`);
+  for (const l of lines) log(l);
+  const data = loadData();
+  try {
+    const done = new Set(runs.map((r) => r.id));
+    const todo = specs.filter((s) => !done.has(s.id));
+    let k = specs.length - todo.length;
+    for (const spec of todo) {
+      k++;
+      const plan = plans.get(spec.model)!;
+      const config = {
+        model: plan.id, zooName: plan.zooName, zooOptions: plan.zooOptions, optimizer: spec.optimizer, lr: spec.lr, weightDecay: spec.weightDecay,
+        seed: spec.seed, steps: plan.steps, batchSize: plan.batchSize, trainExamples: plan.trainExamples, testExamples: plan.testExamples,
+        warmupFraction: protocol.warmupFraction, warmupStartFactor: protocol.warmupStartFactor, schedule: 'linear warm-up + cosine',
+      };
+      const tRun = performance.now();
+      let record: RunRecord;
+      try {
+        const { warmupSteps, parameters: n, ...result } = runOne(spec, plan, protocol, data);
+        record = { ...spec, config: { ...config, warmupSteps, parameters: n }, result };
+        const r = result;
+        const status = r.divergence === 'non-finite loss' ? `DIVERGED at step ${r.divergedAtStep} (non-finite loss)` : r.divergence === 'chance accuracy' ? 'DIVERGED (chance accuracy)' : 'ok';
+        log(`[${k}/${specs.length}] ${plan.id} ${spec.optimizer} lr=${spec.lr} seed=${spec.seed}: test acc ${(100 * r.testAccuracy).toFixed(2)} %, ` +
+          `test loss ${Number.isFinite(r.testLoss) ? r.testLoss.toFixed(4) : 'non-finite'}, ${r.stepsDone} steps, ${r.medianStepMs.toFixed(1)} ms/step, ` +
+          `${fmtTime(performance.now() - tRun)}; ${status}; elapsed ${fmtTime(performance.now() - t0)}`);
+      } catch (e) {
+        record = { ...spec, config, result: null, error: e instanceof Error ? e.message : String(e) };
+        log(`[${k}/${specs.length}] ${plan.id} ${spec.optimizer} lr=${spec.lr} seed=${spec.seed}: ERROR ${record.error}`);
+      }
+      runs.push(record);
+      if (resultsPath) save(false);
+    }
+  } finally {
+    data.dispose();
+  }
+  return save(true);
+}
+
+/** The printed report: budget, a table per model, the verdict. */
+export function reportText(results: ReproResults): string {
+  const out = [`# SING reproduction (arXiv:${PAPER.arxiv}): AdamW vs SING on Fashion-MNIST`, '', '## Budget', '', ...results.budget.lines, ''];
+  out.push(`wall time ${fmtTime(results.wallTimeMs)}; ${results.machine.threads} thread(s) on ${results.machine.cores} cores; libtorch ${results.machine.libtorch}`, '');
+  out.push('## Results', '', 'test accuracy over seeds (diverged runs included in the mean)', '');
+  for (const s of results.summary) {
+    const plan = results.protocol.models.find((m) => m.id === s.model)!;
+    out.push(modelTable(plan, s), '');
+  }
+  const errors = results.runs.filter((r) => r.error !== undefined);
+  if (errors.length > 0) out.push(`${errors.length} run(s) failed with an error (not counted): ${errors.map((r) => `${r.id}: ${r.error}`).join('; ')}`, '');
+  out.push(verdictText(results.verdict.claims, results.protocol));
+  return out.join('\n');
+}
+
+function positiveInt(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer`);
+    return n;
+  };
+}
+
+function modelList(v: string): ModelId[] {
+  const names = v.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  for (const n of names) if (!(MODEL_IDS as readonly string[]).includes(n)) throw new InvalidArgumentError(`unknown model '${n}' (${MODEL_IDS.join(', ')})`);
+  if (names.length === 0) throw new InvalidArgumentError(`give at least one of ${MODEL_IDS.join(', ')}`);
+  return names as ModelId[];
+}
+
+/** The CLI: `keel repro sing [options]`; returns the exit code. */
+export async function reproSing(args: string[]): Promise<number> {
+  const program = new Command('keel repro sing')
+    .description('AdamW vs SING (arXiv:2305.15997) on Fashion-MNIST: LeNet-5, ResNet-18, a deep plain MLP; LR sweep × seeds; table + verdict on the paper\'s claims')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+    .option('--quick', 'smoke run (< 1 minute): tiny subsets, few steps, 2 LRs, 2 seeds, small models', false)
+    .option('--out <dir>', 'write DIR/results.json (every run, the summary, the verdict) and DIR/report.md')
+    .option('--models <list>', `comma-separated subset of ${MODEL_IDS.join(',')}`, modelList)
+    .option('--seeds <n>', 'seeds per learning rate (default 3; --quick 2)', positiveInt('--seeds'))
+    .option('--resnet-width <n>', 'ResNet-18 base width (default 16; the paper\'s is 64; --quick 4)', positiveInt('--resnet-width'))
+    .option('--threads <n>', 'intra-op threads (default: all cores)', positiveInt('--threads'))
+    .option('--resume', 'continue the grid in --out DIR (same options) from its results.json', false);
+  try {
+    program.parse(args, { from: 'user' });
+  } catch (e) {
+    const err = e as { exitCode?: number; code?: string };
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help') return 0;
+    return err.exitCode === 0 ? 0 : 2;
+  }
+  const o = program.opts();
+  if (o.resume && o.out === undefined) {
+    console.error('keel repro sing: --resume needs --out DIR');
+    return 2;
+  }
+  const results = reproduceSing({
+    quick: o.quick as boolean,
+    ...(o.out !== undefined ? { out: o.out as string } : {}),
+    ...(o.models !== undefined ? { models: o.models as ModelId[] } : {}),
+    ...(o.seeds !== undefined ? { seeds: o.seeds as number } : {}),
+    ...(o.resnetWidth !== undefined ? { resnetWidth: o.resnetWidth as number } : {}),
+    ...(o.threads !== undefined ? { threads: o.threads as number } : {}),
+    resume: o.resume as boolean,
+  });
+  const text = reportText(results);
+  console.log(text);
+  if (o.out !== undefined) {
+    const dir = resolve(o.out as string);
+    writeFileAtomic(join(dir, 'report.md'), `${text}\n`);
+    console.log(`\nwrote ${join(dir, 'results.json')} and ${join(dir, 'report.md')}`);
+  }
+  return results.runs.some((r) => r.error !== undefined) ? 1 : 0;
+}
