@@ -16,7 +16,15 @@
 // the best of 5 learning rates favours whichever optimizer is noisier; the
 // rule does not correct for that, which is one more reason a "tie" is
 // reported as inconclusive rather than as a refutation.
-import { MODEL_IDS, type ModelId, type Protocol } from './grid.js';
+//
+// One rule was changed after the first budgeted run (runs/sing-budgeted,
+// 2026-11-23): depth's fallback compared the *difference* of robustness
+// advantages between the two networks, so it said "partly confirmed" when
+// SING was less robust than AdamW on both networks, only less so on the deep
+// one. It now needs SING to be the more robust optimizer on the deep network
+// (and not on LeNet-5). That run's outcome went from partly confirmed to
+// inconclusive.
+import { MODEL_IDS, OPTIMIZERS, type ModelId, type Protocol } from './grid.js';
 import type { ModelSummary } from './summary.js';
 
 export type Outcome = 'confirmed' | 'partly confirmed' | 'not confirmed' | 'contradicted' | 'inconclusive' | 'not tested';
@@ -70,7 +78,7 @@ export const CLAIMS: ClaimSpec[] = [
     id: 'depth',
     statement: 'SING helps more in a deep plain network (no residuals, no normalisation) than in a shallow one',
     source: 'abstract and theory section: SING "can escape local minima narrower than a threshold that is inversely proportional to the network\'s depth" (this reproduction tests a consequence, not the theorem)',
-    rule: 'gain g = best SING − best AdamW mean test accuracy, for the deep plain MLP and for LeNet-5; Δ = g_deep − g_lenet, t = max(2·√(se_deep² + se_lenet²), 0.2 pp). Confirmed if Δ > t, contradicted if Δ < −t; otherwise robustness decides, as in lr-robustness: SING\'s advantage in diverged runs (D_adamw − D_sing) larger in the deep network by ≥ 2 gives partly confirmed (smaller by ≥ 2: not confirmed), else its regret advantage (R_adamw − R_sing) larger by > 1 pp gives partly confirmed (smaller by > 1 pp: not confirmed), else inconclusive',
+    rule: 'gain g = best SING − best AdamW mean test accuracy, for the deep plain MLP and for LeNet-5; Δ = g_deep − g_lenet, t = max(2·√(se_deep² + se_lenet²), 0.2 pp). Confirmed if Δ > t, contradicted if Δ < −t; otherwise LR robustness decides (lr-robustness\'s per-model rule): SING more robust on the deep network but not on LeNet-5 gives partly confirmed, AdamW more robust on the deep network but not on LeNet-5 gives not confirmed, else inconclusive',
   },
   {
     id: 'overhead',
@@ -110,18 +118,45 @@ function compareAccuracy(m: ModelSummary): AccuracyComparison {
   };
 }
 
-function compareRobustness(m: ModelSummary): {
-  side: Side; dSing: number; dAdamw: number; rSing: number; rAdamw: number; runsSing: number; runsAdamw: number; whereSing: string[]; whereAdamw: string[];
-} {
-  const { sing, adamw } = m.optimizers;
-  const [dS, dA, rS, rA] = [sing.diverged, adamw.diverged, sing.meanRegret, adamw.meanRegret];
+interface RobustnessComparison {
+  side: Side;
+  dSing: number;
+  dAdamw: number;
+  rSing: number;
+  rAdamw: number;
+  runsSing: number;
+  runsAdamw: number;
+  whereSing: string[];
+  whereAdamw: string[];
+}
+
+/** D and R (see the rule) per optimizer over the given learning rates (default: the whole sweep). */
+function compareRobustness(m: ModelSummary, lrs?: Record<'sing' | 'adamw', number[]>): RobustnessComparison {
+  const stats = (o: 'sing' | 'adamw') => {
+    const rows = m.rows.filter((r) => r.optimizer === o && r.n > 0 && (lrs === undefined || lrs[o].includes(r.lr)));
+    const best = Math.max(...rows.map((r) => r.accuracyMean));
+    return {
+      d: rows.reduce((a, r) => a + r.diverged, 0),
+      r: rows.length ? rows.reduce((a, r) => a + (best - r.accuracyMean), 0) / rows.length : Number.NaN,
+      runs: rows.reduce((a, r) => a + r.n, 0),
+      where: rows.filter((r) => r.diverged > 0).map((r) => `${r.lr} (${r.diverged}/${r.n})`),
+    };
+  };
+  const S = stats('sing');
+  const A = stats('adamw');
   let side: Side = 'tie';
-  if (dA - dS >= DIVERGENCE_MARGIN) side = 'sing';
-  else if (dS - dA >= DIVERGENCE_MARGIN) side = 'adamw';
-  else if (rS < rA - REGRET_MARGIN) side = 'sing';
-  else if (rA < rS - REGRET_MARGIN) side = 'adamw';
-  const where = (o: 'sing' | 'adamw') => m.rows.filter((r) => r.optimizer === o && r.diverged > 0).map((r) => `${r.lr} (${r.diverged}/${r.n})`);
-  return { side, dSing: dS, dAdamw: dA, rSing: rS, rAdamw: rA, runsSing: sing.runs, runsAdamw: adamw.runs, whereSing: where('sing'), whereAdamw: where('adamw') };
+  if (A.d - S.d >= DIVERGENCE_MARGIN) side = 'sing';
+  else if (S.d - A.d >= DIVERGENCE_MARGIN) side = 'adamw';
+  else if (S.r < A.r - REGRET_MARGIN) side = 'sing';
+  else if (A.r < S.r - REGRET_MARGIN) side = 'adamw';
+  return { side, dSing: S.d, dAdamw: A.d, rSing: S.r, rAdamw: A.r, runsSing: S.runs, runsAdamw: A.runs, whereSing: S.where, whereAdamw: A.where };
+}
+
+const sideText = (side: Side): string => (side === 'tie' ? 'tie' : `${side === 'sing' ? 'SING' : 'AdamW'} more robust`);
+
+function robustnessText(r: RobustnessComparison): string {
+  return `diverged SING ${r.dSing}/${r.runsSing}${r.whereSing.length ? ` (at lr ${r.whereSing.join(', ')})` : ''} vs AdamW ${r.dAdamw}/${r.runsAdamw}${r.whereAdamw.length ? ` (at lr ${r.whereAdamw.join(', ')})` : ''}, ` +
+    `mean regret over LRs SING ${(100 * r.rSing).toFixed(2)} pp vs AdamW ${(100 * r.rAdamw).toFixed(2)} pp → ${sideText(r.side)}`;
 }
 
 /** Aggregates per-model sides into a claim outcome ("SING is better at X"). */
@@ -159,10 +194,17 @@ export function judgeClaims(protocol: Protocol, summaries: ModelSummary[]): Clai
 
   // lr-robustness
   const rob = models.map((m) => ({ model: m.model, ...compareRobustness(m) }));
+  const sameGrid = OPTIMIZERS.every((o) => protocol.recommendedLrs[o].length === protocol.lrs[o].length);
+  const robRecommended = models.map((m) => ({ model: m.model, ...compareRobustness(m, protocol.recommendedLrs) }));
   verdicts.push({
     ruleOutcome: aggregate(rob.map((r) => r.side)),
-    evidence: rob.map((r) => `${r.model}: diverged SING ${r.dSing}/${r.runsSing}${r.whereSing.length ? ` (at lr ${r.whereSing.join(', ')})` : ''} vs AdamW ${r.dAdamw}/${r.runsAdamw}${r.whereAdamw.length ? ` (at lr ${r.whereAdamw.join(', ')})` : ''}, mean regret over LRs SING ${(100 * r.rSing).toFixed(2)} pp vs AdamW ${(100 * r.rAdamw).toFixed(2)} pp → ${r.side === 'tie' ? 'tie' : `${r.side === 'sing' ? 'SING' : 'AdamW'} more robust`}`).join('; '),
-    perModel: Object.fromEntries(rob.map((r) => [r.model, { side: r.side, divergedSing: r.dSing, divergedAdamw: r.dAdamw, divergedAtSing: r.whereSing, divergedAtAdamw: r.whereAdamw, meanRegretSing: r.rSing, meanRegretAdamw: r.rAdamw }])),
+    evidence: rob.map((r) => `${r.model}: ${robustnessText(r)}`).join('; ') +
+      (sameGrid ? '' : `. For information, over the recommended range alone (AdamW ${protocol.recommendedLrs.adamw.join(', ')}; SING ${protocol.recommendedLrs.sing.join(', ')}), the same rule gives ` +
+        `${aggregate(robRecommended.map((r) => r.side))}: ${robRecommended.map((r) => `${r.model}: ${robustnessText(r)}`).join('; ')}`),
+    perModel: Object.fromEntries(rob.map((r, i) => [r.model, {
+      side: r.side, divergedSing: r.dSing, divergedAdamw: r.dAdamw, divergedAtSing: r.whereSing, divergedAtAdamw: r.whereAdamw, meanRegretSing: r.rSing, meanRegretAdamw: r.rAdamw,
+      recommendedRangeOnly: { side: robRecommended[i].side, divergedSing: robRecommended[i].dSing, divergedAdamw: robRecommended[i].dAdamw, meanRegretSing: robRecommended[i].rSing, meanRegretAdamw: robRecommended[i].rAdamw },
+    }])),
   });
 
   // depth
@@ -180,19 +222,18 @@ export function judgeClaims(protocol: Protocol, summaries: ModelSummary[]): Clai
     let outcome: Outcome;
     if (delta > t) outcome = 'confirmed';
     else if (delta < -t) outcome = 'contradicted';
-    else if (divergenceGain >= DIVERGENCE_MARGIN) outcome = 'partly confirmed';
-    else if (divergenceGain <= -DIVERGENCE_MARGIN) outcome = 'not confirmed';
-    else if (robustGain > REGRET_MARGIN) outcome = 'partly confirmed';
-    else if (robustGain < -REGRET_MARGIN) outcome = 'not confirmed';
+    else if (rd.side === 'sing' && rs.side !== 'sing') outcome = 'partly confirmed';
+    else if (rd.side === 'adamw' && rs.side !== 'adamw') outcome = 'not confirmed';
     else outcome = 'inconclusive';
     verdicts.push({
       ruleOutcome: outcome,
       evidence: `accuracy gain of SING over AdamW (best LRs): deep plain MLP ${pp(gd.d)}, LeNet-5 ${pp(gs.d)}, Δ = ${pp(delta)} (threshold ±${(100 * t).toFixed(2)} pp); ` +
-        `regret advantage (R_adamw − R_sing): deep ${pp(rd.rAdamw - rd.rSing)}, LeNet-5 ${pp(rs.rAdamw - rs.rSing)}, difference ${pp(robustGain)}; ` +
-        `diverged runs: deep SING ${rd.dSing}, AdamW ${rd.dAdamw}; LeNet-5 SING ${rs.dSing}, AdamW ${rs.dAdamw}`,
+        `LR robustness (lr-robustness's rule): deep plain MLP ${sideText(rd.side)}, LeNet-5 ${sideText(rs.side)} ` +
+        `(diverged runs: deep SING ${rd.dSing}, AdamW ${rd.dAdamw}; LeNet-5 SING ${rs.dSing}, AdamW ${rs.dAdamw}; ` +
+        `regret advantage R_adamw − R_sing: deep ${pp(rd.rAdamw - rd.rSing)}, LeNet-5 ${pp(rs.rAdamw - rs.rSing)})`,
       perModel: {
-        'plain-mlp': { accuracyGain: gd.d, standardError: gd.se, regretAdvantage: rd.rAdamw - rd.rSing },
-        lenet5: { accuracyGain: gs.d, standardError: gs.se, regretAdvantage: rs.rAdamw - rs.rSing },
+        'plain-mlp': { accuracyGain: gd.d, standardError: gd.se, robustness: rd.side, regretAdvantage: rd.rAdamw - rd.rSing, divergenceAdvantage: rd.dAdamw - rd.dSing },
+        lenet5: { accuracyGain: gs.d, standardError: gs.se, robustness: rs.side, regretAdvantage: rs.rAdamw - rs.rSing, divergenceAdvantage: rs.dAdamw - rs.dSing },
         comparison: { delta, threshold: t, divergenceDelta: divergenceGain, regretDelta: robustGain },
       },
     });
@@ -212,6 +253,8 @@ export function judgeClaims(protocol: Protocol, summaries: ModelSummary[]): Clai
   return CLAIMS.map((spec, i) => {
     const v = verdicts[i];
     const outcome: Outcome = protocol.mode === 'quick' && v.ruleOutcome !== 'not tested' ? 'inconclusive' : v.ruleOutcome;
-    return { ...spec, ...v, outcome };
+    // the quick grid has no LR above the recommended range
+    const statement = sameGrid ? spec.statement.replace(' (plus one LR 3× above its top)', '') : spec.statement;
+    return { ...spec, statement, ...v, outcome };
   });
 }

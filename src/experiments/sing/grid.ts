@@ -50,8 +50,10 @@ export interface Protocol {
   mode: 'quick' | 'budgeted';
   dataset: string;
   models: ModelPlan[];
-  /** Learning rates per optimizer (each its recommended range). */
+  /** Learning rates per optimizer: its recommended range, and one 3× above (budgeted mode). */
   lrs: Record<OptimizerName, number[]>;
+  /** The part of `lrs` inside the recommended range. */
+  recommendedLrs: Record<OptimizerName, number[]>;
   /** Decoupled weight decay per optimizer (SING: 10× lower, as the authors advise). */
   weightDecay: Record<OptimizerName, number>;
   seeds: number[];
@@ -153,6 +155,7 @@ export function makeProtocol(options: ProtocolOptions = {}): Protocol {
     dataset: 'Fashion-MNIST (28×28 grey, 10 classes), normalised with mean 0.2860, std 0.3530; no augmentation',
     models,
     lrs,
+    recommendedLrs: quick ? lrs : { adamw: ADAMW_LRS.slice(0, 5), sing: SING_LRS.slice(0, 5) },
     weightDecay: { adamw: 1e-2, sing: 1e-3 },
     seeds: Array.from({ length: nSeeds }, (_, i) => i),
     warmupFraction: 0.05,
@@ -187,4 +190,17 @@ export function runSpecs(p: Protocol): RunSpec[] {
     }
   }
   return out;
+}
+
+/** What decides the runs' numbers (not their descriptions): --resume reuses runs only when this matches. */
+export function runDefiningKey(p: Protocol): string {
+  return JSON.stringify({
+    models: p.models.map((m) => ({ id: m.id, zooName: m.zooName, zooOptions: m.zooOptions, steps: m.steps, batchSize: m.batchSize, trainExamples: m.trainExamples, testExamples: m.testExamples })),
+    lrs: p.lrs,
+    weightDecay: p.weightDecay,
+    seeds: p.seeds,
+    warmupFraction: p.warmupFraction,
+    warmupStartFactor: p.warmupStartFactor,
+    chanceAccuracyThreshold: p.chanceAccuracyThreshold,
+  });
 }

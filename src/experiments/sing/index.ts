@@ -19,7 +19,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import * as keel from '../../index.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { judgeClaims, type ClaimVerdict } from './claims.js';
-import { MODEL_IDS, makeProtocol, runSpecs, type ModelId, type Protocol } from './grid.js';
+import { MODEL_IDS, makeProtocol, runDefiningKey, runSpecs, type ModelId, type Protocol } from './grid.js';
 import { budgetLines, modelTable, verdictText } from './report.js';
 import { loadData, runOne } from './run.js';
 import { summarize, type ModelSummary, type RunRecord } from './summary.js';
@@ -97,16 +97,21 @@ export function reproduceSing(options: ReproOptions = {}): ReproResults {
   if (out) mkdirSync(out, { recursive: true });
 
   let runs: RunRecord[] = [];
+  let previousWallMs = 0;
+  let previousStart: string | undefined;
   if (options.resume && resultsPath && existsSync(resultsPath)) {
     const previous = JSON.parse(readFileSync(resultsPath, 'utf8')) as ReproResults;
-    if (JSON.stringify(previous.protocol) !== JSON.stringify(protocol)) {
+    if (runDefiningKey(previous.protocol) !== runDefiningKey(protocol)) {
       throw new Error(`--resume: ${resultsPath} was made with another protocol (options differ); use another --out or the same options`);
     }
-    runs = previous.runs.filter((r) => r.result !== null && r.error === undefined);
+    const wanted = new Set(specs.map((sp) => sp.id));
+    runs = previous.runs.filter((r) => r.result !== null && r.error === undefined && wanted.has(r.id));
+    previousWallMs = previous.wallTimeMs ?? 0;
+    previousStart = previous.startedAt;
     log(`resuming: ${runs.length} of ${specs.length} runs already done in ${resultsPath}`);
   }
 
-  const startedAt = new Date().toISOString();
+  const startedAt = previousStart ?? new Date().toISOString();
   const t0 = performance.now();
   const machine = { cores: availableParallelism(), threads: keel.getNumThreads(), libtorch: String(keel.libtorchInfo().version), node: process.version };
   const assemble = (complete: boolean): ReproResults => {
@@ -120,7 +125,8 @@ export function reproduceSing(options: ReproOptions = {}): ReproResults {
       budget: { note: protocol.budgetNote, lines, totalRuns: specs.length },
       machine,
       startedAt,
-      wallTimeMs: performance.now() - t0,
+      /** Summed over sessions when resumed. */
+      wallTimeMs: previousWallMs + performance.now() - t0,
       parameters,
       runs,
       summary,
