@@ -57,14 +57,6 @@ export class AntisymmetricBlock extends OdeBlock {
   }
 
   integrate(Y0: Tensor, keepStates = false): Integration {
-    const { K, b } = this.layers();
-    let Y = Y0;
-    const states: Tensor[] = [];
-    for (let j = 0; j < this.depth; j++) {
-      if (keepStates) states.push(Y);
-      Y = ops.add(Y, activate(this.activation, this.affine(K[j], b[j], Y)), this.h);
-    }
-    if (keepStates) states.push(Y);
-    return { out: Y, states };
+    return this.forwardEuler(Y0, keepStates, (K, b, Y) => activate(this.activation, this.affine(K, b, Y)));
   }
 }

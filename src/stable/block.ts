@@ -131,6 +131,19 @@ export abstract class OdeBlock extends Module {
     return { K: this.K.unbind(0), b: this.b.unbind(0) };
   }
 
+  /** Forward Euler, Y_{j+1} = Y_j + h·force(K_j, b_j, Y_j): the first-order blocks' integrator. */
+  protected forwardEuler(Y0: Tensor, keepStates: boolean, force: (K: Tensor, b: Tensor, Y: Tensor) => Tensor): Integration {
+    const { K, b } = this.layers();
+    let Y = Y0;
+    const states: Tensor[] = [];
+    for (let j = 0; j < this.depth; j++) {
+      if (keepStates) states.push(Y);
+      Y = ops.add(Y, force(K[j], b[j], Y), this.h);
+    }
+    if (keepStates) states.push(Y);
+    return { out: Y, states };
+  }
+
   /** Integrates from Y0; with keepStates, also returns every first-order state u_j. */
   abstract integrate(Y0: Tensor, keepStates?: boolean): Integration;
 

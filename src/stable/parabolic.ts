@@ -4,7 +4,6 @@
 // semi-definite: real eigenvalues λ ≤ 0, and forward Euler is stable for
 // h·|λ|max ≤ 2.
 import type { Tensor } from '../core/tensor.js';
-import * as ops from '../ops/index.js';
 import { OdeBlock, type Integration } from './block.js';
 import { symmetricForce } from './leapfrog.js';
 
@@ -21,14 +20,6 @@ export class ParabolicBlock extends OdeBlock {
   }
 
   integrate(Y0: Tensor, keepStates = false): Integration {
-    const { K, b } = this.layers();
-    let Y = Y0;
-    const states: Tensor[] = [];
-    for (let j = 0; j < this.depth; j++) {
-      if (keepStates) states.push(Y);
-      Y = ops.add(Y, symmetricForce(this, K[j], b[j], Y), this.h);
-    }
-    if (keepStates) states.push(Y);
-    return { out: Y, states };
+    return this.forwardEuler(Y0, keepStates, (K, b, Y) => symmetricForce(this, K, b, Y));
   }
 }

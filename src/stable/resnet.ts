@@ -25,14 +25,6 @@ export class ResNetBlock extends OdeBlock {
   }
 
   integrate(Y0: Tensor, keepStates = false): Integration {
-    const { K, b } = this.layers();
-    let Y = Y0;
-    const states: Tensor[] = [];
-    for (let j = 0; j < this.depth; j++) {
-      if (keepStates) states.push(Y);
-      Y = ops.add(Y, this.f(K[j], b[j], Y), this.h);
-    }
-    if (keepStates) states.push(Y);
-    return { out: Y, states };
+    return this.forwardEuler(Y0, keepStates, (K, b, Y) => this.f(K, b, Y));
   }
 }
