@@ -146,12 +146,12 @@ class Overload {
       }
       if (!matchesKind(v, spec[1], spec[3])) return false;
     }
-    if (options !== undefined) {
-      for (const key of Object.keys(options)) {
-        if (!args.some((a) => a[0] === key || camel(a[0]) === key)) return false;
-      }
-    }
-    return true;
+    return options === undefined || this.unknownOption(options) === undefined;
+  }
+
+  /** The first option name that is not one of this overload's arguments (schema or camelCase). */
+  private unknownOption(options: Record<string, unknown>): string | undefined {
+    return Object.keys(options).find((key) => !this.args.some((a) => a[0] === key || camel(a[0]) === key));
   }
 
   call(positional: unknown[], options: Record<string, unknown> | undefined): unknown {
@@ -161,13 +161,8 @@ class Overload {
     if (given > n) {
       throw new TypeError(`${this.label} takes at most ${n} arguments, got ${given}: ${this.signature()}`);
     }
-    if (options !== undefined) {
-      for (const key of Object.keys(options)) {
-        if (!args.some((a) => a[0] === key || camel(a[0]) === key)) {
-          throw new TypeError(`${this.label} has no argument named '${key}': ${this.signature()}`);
-        }
-      }
-    }
+    const unknown = options === undefined ? undefined : this.unknownOption(options);
+    if (unknown !== undefined) throw new TypeError(`${this.label} has no argument named '${unknown}': ${this.signature()}`);
     if (this.handle < 0) this.handle = native.resolveOp(this.opName, this.overload);
     // Reused for every call: native.call reads it synchronously and nothing
     // below re-enters this overload before the call returns.
