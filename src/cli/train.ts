@@ -2,12 +2,12 @@
 // optimizers, writing DIR/metrics.jsonl, DIR/checkpoints/,
 // DIR/model.safetensors and DIR/summary.json. `keel train --resume DIR`
 // continues a run (killed or finished early) from its latest checkpoint.
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import * as keel from '../index.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { fit, readJson, type SchedulerLike } from '../train/fit.js';
+import { fit, type SchedulerLike } from '../train/fit.js';
 
 export interface TrainConfig {
   model: string;
@@ -32,6 +32,15 @@ export interface TrainConfig {
   /** NaN guard policy (none by default). */
   guard?: 'raise' | 'skip' | 'rollback' | 'repair';
   out: string;
+}
+
+/** Reads back a run's saved config (DIR/config.json). */
+function readConfig(path: string): TrainConfig {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as TrainConfig;
+  } catch (e) {
+    throw new Error(`cannot read ${path}: ${(e as Error).message}`);
+  }
 }
 
 const MODELS = ['lenet5', 'mlp', 'vgg11', 'vgg11_bn', 'resnet18'];
@@ -204,7 +213,7 @@ export async function train(args: string[]): Promise<number> {
       console.error(`keel train: --resume ${dir}: no config.json there (not a keel train output folder)`);
       return 2;
     }
-    const config = { ...readJson<TrainConfig>(configPath), out: dir };
+    const config = { ...readConfig(configPath), out: dir };
     const summary = runTraining(config, { resume: true, progress: o.progress as boolean });
     console.log(JSON.stringify({ testAccuracy: summary.testAccuracy, testLoss: summary.testLoss, steps: summary.steps, resumedFrom: summary.resumedFrom }));
     return 0;

@@ -21,6 +21,26 @@ export interface ClipGradNormOptions {
   errorIfNonfinite?: boolean;
 }
 
+/** The norm of order normType of tensors taken together as one vector (a 0-d tensor). */
+function totalNorm(grads: Tensor[], normType: number): Tensor {
+  if (normType === Infinity) {
+    const norms = grads.map((g) => g.detach().abs().max());
+    return norms.length === 1 ? norms[0] : ops.stack(norms).max();
+  }
+  const norms = grads.map((g) => ops.norm.ScalarOpt_dim(g.detach(), normType, allDims(g), false));
+  return ops.norm.ScalarOpt_dim(ops.stack(norms), normType, [0], false);
+}
+
+/** The total L2 norm of the gradients (what clipGradNorm would clip), as a number; 0 without gradients. */
+export function gradNorm(params: Tensor | Tensor[]): number {
+  return scope(() =>
+    noGrad(() => {
+      const grads = gradsOf(params);
+      return grads.length === 0 ? 0 : (totalNorm(grads, 2).item() as number);
+    }),
+  );
+}
+
 /**
  * Scales all gradients together, in place, so that their total norm (as if
  * concatenated into one vector) is at most maxNorm: g ← g·min(1, maxNorm /
@@ -33,14 +53,7 @@ export function clipGradNorm(params: Tensor | Tensor[], maxNorm: number, options
     noGrad(() => {
       const grads = gradsOf(params);
       if (grads.length === 0) return 0;
-      let total: Tensor;
-      if (normType === Infinity) {
-        const norms = grads.map((g) => g.detach().abs().max());
-        total = norms.length === 1 ? norms[0] : ops.stack(norms).max();
-      } else {
-        const norms = grads.map((g) => ops.norm.ScalarOpt_dim(g.detach(), normType, allDims(g), false));
-        total = ops.norm.ScalarOpt_dim(ops.stack(norms), normType, [0], false);
-      }
+      const total = totalNorm(grads, normType);
       const value = total.item() as number;
       if (options.errorIfNonfinite && !Number.isFinite(value)) {
         throw new Error(

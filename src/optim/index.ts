@@ -22,4 +22,4 @@ export {
   LRScheduler, StepLR, MultiStepLR, ConstantLR, LinearLR, ExponentialLR, LambdaLR, CosineAnnealingLR, OneCycleLR,
   SequentialLR, ChainedScheduler, type OneCycleOptions, type SchedulerState,
 } from './schedulers.js';
-export { clipGradNorm, clipGradValue, type ClipGradNormOptions } from './clip.js';
+export { clipGradNorm, clipGradValue, gradNorm, type ClipGradNormOptions } from './clip.js';

@@ -4,7 +4,7 @@
 // optimizer, scheduler, libtorch's generator and the data position are all
 // saved; the data loader's order and transforms are functions of its seed
 // and position).
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { noGrad } from '../core/autograd.js';
 import { getRngState, setRngState } from '../core/creation.js';
@@ -14,8 +14,7 @@ import type { DataLoader } from '../data/loader.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import type { Guard } from '../guard/guard.js';
 import type { Module } from '../nn/module.js';
-import * as ops from '../ops/index.js';
-import { clipGradNorm } from '../optim/clip.js';
+import { clipGradNorm, gradNorm } from '../optim/clip.js';
 import type { OptimizerLike, OptimizerStateDict } from '../optim/optimizer.js';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { MetricsLog, readMetrics, type MetricsRecord } from './metrics.js';
@@ -122,15 +121,6 @@ function splitBatch(batch: unknown): [Tensor, Tensor] {
   throw new TypeError('fit: the training loader must yield [input, target] batches');
 }
 
-/** The global L2 norm of the gradients (what clipGradNorm would clip). */
-function gradientNorm(params: Tensor[]): number {
-  return scope(() => {
-    const grads = params.map((p) => p.grad).filter((g): g is Tensor => g !== undefined);
-    if (grads.length === 0) return 0;
-    const norms = grads.map((g) => ops.linalgVectorNorm(g, 2));
-    return ops.linalgVectorNorm(ops.stack(norms), 2).item();
-  });
-}
 
 /** Loss and accuracy over a loader, without gradients, in eval mode. */
 export function evaluate(model: Module, loader: DataLoader, loss: (o: Tensor, t: Tensor) => Tensor, accuracy?: boolean): { loss: number; accuracy?: number } {
@@ -279,11 +269,11 @@ export function fit(options: FitOptions): FitResult {
         const lossT = options.loss(out, y);
         optimizer.zeroGrad(true);
         lossT.backward();
-        const gradNorm = options.clipGradNorm !== undefined ? clipGradNorm(params, options.clipGradNorm) : gradientNorm(params);
+        const norm = options.clipGradNorm !== undefined ? clipGradNorm(params, options.clipGradNorm) : gradNorm(params);
         optimizer.step();
         const withAccuracy = options.accuracy ?? isIntegerTarget(y);
         const accuracy = withAccuracy ? noGrad(() => out.argmax(1).eq(y).float().mean().item()) : undefined;
-        return { loss: lossT.item(), gradNorm, accuracy };
+        return { loss: lossT.item(), gradNorm: norm, accuracy };
       });
       // the data position moves past the batch just used
       if (k + 1 < batchesPerEpoch) trainLoader.loadStateDict({ ...trainLoader.stateDict(), epoch, batchIndex: k + 1 });
@@ -334,13 +324,4 @@ export function fit(options: FitOptions): FitResult {
   };
   for (const c of callbacks) c.onTrainEnd?.(result, state);
   return result;
-}
-
-/** Reads back a run's saved config (the CLI writes DIR/config.json). */
-export function readJson<T>(path: string): T {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as T;
-  } catch (e) {
-    throw new Error(`cannot read ${path}: ${(e as Error).message}`);
-  }
 }
