@@ -210,9 +210,14 @@ test('repair: re-initialises a saturating final layer small, and training contin
   // a depth-style head: log(sigmoid(z)) compared in log space
   const loss = () => ops.log(ops.sigmoid(model.call(x) as keel.Tensor)).sub(target.log()).pow(2).mean();
   const r = guard.stepSync(loss);
-  assert.equal(r.ok, false);
+  // the remedy, then the same batch again: this time the update is applied
   assert.equal(r.event!.action, 'repaired');
   assert.ok(r.event!.detail.some((d) => /re-initialised 2/.test(d)), r.event!.detail.join('; '));
+  assert.ok(r.event!.detail.includes('batch retried (1/1)'), r.event!.detail.join('; '));
+  assert.equal(r.retries, 1);
+  assert.equal(r.events.length, 1);
+  assert.equal(r.ok, true);
+  assert.ok(Number.isFinite(r.loss));
   const w = last.data() as Float32Array;
   const std = Math.sqrt(w.reduce((a, v) => a + v * v, 0) / w.length);
   assert.ok(std < 3e-3, `final layer std ${std}`);
@@ -239,9 +244,31 @@ test('repair: a registered remedy swaps the loss for its safe variant (guard.onR
   });
   const r = step();
   assert.equal(r.event!.action, 'repaired');
-  assert.deepEqual(r.event!.detail, ['switched to the safe SILog']);
+  assert.deepEqual(r.event!.detail, ['switched to the safe SILog', 'batch retried (1/1)']);
   assert.equal(safe, true);
+  assert.equal(r.ok, true, 'the retried batch, with the safe loss, is applied');
   for (let i = 0; i < 3; i++) assert.equal(step().ok, true);
+  guard.dispose();
+});
+
+test('repair: a batch still non-finite after the remedy is dropped as skip would drop it', () => {
+  const { model, x } = mlp(7, 1);
+  const optimizer = new keel.optim.SGD(model.parameters(), { lr: 1e-2 });
+  const before = snapshotParams(model);
+  const guard = new keel.Guard({ model, optimizer, policy: 'repair', repairRetries: 2 });
+  let calls = 0;
+  guard.onRepair('sqrt-at-zero', () => `remedy ${++calls} (which does not help)`);
+  const r = guard.stepSync(() => {
+    const pred = model.call(x) as keel.Tensor;
+    return silog(pred, pred.detach(), false);
+  });
+  assert.equal(r.ok, false);
+  assert.equal(r.retries, 2);
+  assert.deepEqual(r.events.map((e) => e.action), ['repaired', 'repaired', 'skipped']);
+  assert.equal(calls, 2);
+  assert.match(r.events[2].detail[0], /still not finite after 2 repair\(s\): step dropped/);
+  assertSameParams(snapshotParams(model), before);
+  assert.throws(() => new keel.Guard({ model, optimizer, policy: 'repair', repairRetries: -1 }), /repairRetries must be an integer ≥ 0, got -1/);
   guard.dispose();
 });
 

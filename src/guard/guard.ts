@@ -43,6 +43,12 @@ export interface GuardOptions {
   watchEvery?: number;
   /** The std of the final layer's re-initialisation by `repair` (default 1e-3). */
   finalInitStd?: number;
+  /**
+   * `repair` runs the same batch again after applying the remedy, up to this
+   * many times (default 1); if the step is still not finite, it is dropped as
+   * `skip` would drop it.
+   */
+  repairRetries?: number;
 }
 
 export type GuardAction = 'raised' | 'skipped' | 'rolled-back' | 'repaired';
@@ -66,9 +72,14 @@ export interface GuardStepResult {
   /** The loss (NaN or ±inf on an event). */
   loss: number;
   gradNorm: number;
-  /** The update was applied. */
+  /** The update was applied (under `repair`, possibly by a retry of the batch after the remedy). */
   ok: boolean;
+  /** The first event of the step (under `repair` with retries, `events` has each). */
   event?: GuardEvent;
+  /** Every event of the step: more than one when `repair` retried the batch and it failed again. */
+  events: GuardEvent[];
+  /** How many times `repair` ran the batch again after a remedy. */
+  retries: number;
   warnings: GuardWarning[];
 }
 
@@ -84,6 +95,7 @@ export class Guard {
   readonly watch: boolean;
   readonly watchEvery: number;
   readonly finalInitStd: number;
+  readonly repairRetries: number;
   /** Norms of the parameters after the last update, read with the next check. */
   private pendingNorms: Tensor[] = [];
   private pendingGradNorm = 0;
@@ -111,6 +123,8 @@ export class Guard {
     this.watch = options.watch ?? true;
     this.watchEvery = Math.max(1, Math.floor(options.watchEvery ?? 10));
     this.finalInitStd = options.finalInitStd ?? 1e-3;
+    this.repairRetries = options.repairRetries ?? 1;
+    if (!Number.isInteger(this.repairRetries) || this.repairRetries < 0) throw new RangeError(`Guard: repairRetries must be an integer ≥ 0, got ${String(options.repairRetries)}`);
     this.state = new StepState(this.model, this.optimizer);
     this.params = this.optimizer.paramGroups.flatMap((g) => g.params);
   }
@@ -139,6 +153,23 @@ export class Guard {
       this.snapshot?.dispose();
       this.snapshot = Snapshot.take(step, this.model, this.optimizer);
     }
+    let r = this.attempt(computeLoss, step, this.policy);
+    const events = r.event ? [r.event] : [];
+    let retries = 0;
+    // repair: the remedy is in place and the state is the step's start: the same batch again
+    while (r.event?.action === 'repaired' && retries < this.repairRetries) {
+      retries++;
+      r.event.detail.push(`batch retried (${retries}/${this.repairRetries})`);
+      const last = retries === this.repairRetries;
+      r = this.attempt(computeLoss, step, last ? 'skip' : 'repair');
+      if (r.event) events.push(r.event);
+      else this.log?.write({ event: 'guard-retry', step, retry: retries, ok: r.ok, loss: r.loss });
+    }
+    return { ...r, ...(events.length ? { event: events[0] } : {}), events, retries, warnings: r.warnings };
+  }
+
+  /** One try at the step: forward, backward, checks, update; an event acted on by this policy. */
+  private attempt(computeLoss: () => Tensor, step: number, policy: Policy): Omit<GuardStepResult, 'events' | 'retries'> {
     this.state.begin();
     this.optimizer.zeroGrad(true);
     const watch = this.watch && (step - 1) % this.watchEvery === 0 ? new ForwardWatch() : undefined;
@@ -184,7 +215,7 @@ export class Guard {
       const report = this.updateReport(step - 1, this.pendingGradNorm);
       this.state.rewindUpdate();
       this.state.rewindForward();
-      return { step, loss: Number.NaN, gradNorm: Number.NaN, ok: false, event: this.act(report), warnings };
+      return { step, loss: Number.NaN, gradNorm: Number.NaN, ok: false, event: this.act(report, policy), warnings };
     }
     if (check.saturated > 0) warnings.push({ step, kind: 'saturation', message: `${check.saturated} sigmoid outputs within one ulp of 0 or 1 (${check.where.filter((w) => w.startsWith('aten::sigmoid')).join(', ')}): a final layer whose init scale saturates its activation? (initialise it small, or compute the loss on logits)` });
     if (check.beyondRange > 0) warnings.push({ step, kind: 'precision-range', message: `${check.beyondRange} values beyond the precision's range (${check.where.filter((w) => !w.startsWith('aten::sigmoid')).join(', ')})` });
@@ -197,7 +228,7 @@ export class Guard {
     }
     if (!check.finite) {
       const report = this.locate(computeLoss, step, Number.isFinite(check.loss) ? 'gradients' : 'loss');
-      return { step, loss: check.loss, gradNorm: check.gradNorm, ok: false, event: this.act(report), warnings };
+      return { step, loss: check.loss, gradNorm: check.gradNorm, ok: false, event: this.act(report, policy), warnings };
     }
     if (this.clipGradNorm !== undefined) clipGradNorm(this.params, this.clipGradNorm);
     // the pre-update copy is what skip and repair restore (rollback has its snapshot; raise only reports)
@@ -213,7 +244,7 @@ export class Guard {
       const report = this.updateReport(step, check.gradNorm);
       this.state.rewindUpdate();
       this.optimizer.zeroGrad(true);
-      return { step, loss: check.loss, gradNorm: check.gradNorm, ok: false, event: this.act(report), warnings };
+      return { step, loss: check.loss, gradNorm: check.gradNorm, ok: false, event: this.act(report, policy), warnings };
     }
     return { step, loss: check.loss, gradNorm: check.gradNorm, ok: true, warnings };
   }
@@ -313,17 +344,17 @@ export class Guard {
   }
 
   /** Applies the policy to a report (the state is already the step's start). */
-  private act(report: GuardReport): GuardEvent {
+  private act(report: GuardReport, policy: Policy = this.policy): GuardEvent {
     const detail: string[] = [];
     let action: GuardAction;
     this.optimizer.zeroGrad(true);
-    switch (this.policy) {
+    switch (policy) {
       case 'raise':
         action = 'raised';
         break;
       case 'skip':
         action = 'skipped';
-        detail.push('step dropped; parameters and optimizer state as before it');
+        detail.push(policy === this.policy ? 'step dropped; parameters and optimizer state as before it' : `still not finite after ${this.repairRetries} repair(s): step dropped; parameters and optimizer state as before it`);
         break;
       case 'rollback': {
         action = 'rolled-back';

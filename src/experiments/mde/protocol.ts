@@ -59,7 +59,7 @@ export function makeProtocol(quick: boolean, overrides: { seeds?: number; steps?
   };
   if (overrides.steps !== undefined) budget.steps = overrides.steps;
   const s = overrides.seeds ?? (quick ? 1 : 10);
-  const low = overrides.lowSeeds ?? (quick ? 1 : 2);
+  const low = overrides.lowSeeds ?? (quick ? 1 : 10);
   return {
     mode: quick ? 'quick' : 'default',
     budget,
@@ -68,7 +68,7 @@ export function makeProtocol(quick: boolean, overrides: { seeds?: number; steps?
     guardSeeds: quick ? 1 : Math.min(s, 5),
     note: quick
       ? `--quick smoke run: 1 seed, ${budget.steps} steps, sparser beams (${budget.sparse.density}); rates from it are not evidence`
-      : `budgeted for 2 loaded CPU cores: ${budget.imageSize}×${budget.imageSize} scenes, ${budget.crop}×${budget.crop} crops, batch ${budget.batchSize}, ${budget.steps} AdamW steps (lr ${budget.lr}), U-Net width ${budget.width} depth ${budget.depth}; ${s} seeds in fp32, ${low} in emulated fp16 and bf16`,
+      : `budgeted for one CPU core: ${budget.imageSize}×${budget.imageSize} scenes, ${budget.crop}×${budget.crop} crops, batch ${budget.batchSize}, ${budget.steps} AdamW steps (lr ${budget.lr}), U-Net width ${budget.width} depth ${budget.depth}; ${s} seeds in fp32, ${low} in emulated fp16 and bf16`,
   };
 }
 
