@@ -30,25 +30,34 @@ export type OverloadSpec = [string, ArgSpec[], number[], number];
 export interface OpCall {
   /** 'aten::name.overload' */
   readonly op: string;
+  /** The arguments in schema order (after an earlier interceptor's `before`, its replacements). */
   readonly inputs: readonly unknown[];
   readonly argNames: readonly string[];
+  /** Per argument: the op writes into it (in-place and out= ops); such an argument may not be replaced. */
+  readonly mutable: readonly boolean[];
 }
 
 /**
- * Sees every op's result and may replace its tensors (the precision policy
- * rounds them; the NaN guard checks them). Runs with interception paused, so
- * its own ops are not intercepted.
+ * Sees every operator call; runs with interception paused, so its own ops are
+ * not intercepted. `before` runs before the kernel and may return the inputs
+ * replaced (same length, schema order; the precision policy rounds them, the
+ * NaN guard's tracing gives each consumer its own alias); `after` sees the
+ * result and may replace its tensors. Interceptors run in the order installed.
  */
-export type Interceptor = (call: OpCall, result: unknown) => unknown;
+export interface Interceptor {
+  before?(call: OpCall): readonly unknown[] | undefined;
+  after?(call: OpCall, result: unknown): unknown;
+}
 
 const interceptors: Interceptor[] = [];
 let paused = 0;
 
-/** Installs an interceptor until the returned function is called. */
-export function intercept(fn: Interceptor): () => void {
-  interceptors.push(fn);
+/** Installs an interceptor (or a function seeing each result: its `after`) until the returned function is called. */
+export function intercept(it: Interceptor | ((call: OpCall, result: unknown) => unknown)): () => void {
+  const entry: Interceptor = typeof it === 'function' ? { after: it } : it;
+  interceptors.push(entry);
   return () => {
-    const i = interceptors.lastIndexOf(fn);
+    const i = interceptors.lastIndexOf(entry);
     if (i >= 0) interceptors.splice(i, 1);
   };
 }
@@ -112,6 +121,7 @@ class Overload {
   private readonly mutatedTensorArg: number;
   private readonly nativeArgs: unknown[];
   private readonly precondition: Precondition | undefined;
+  private readonly mutable: boolean[];
 
   constructor(
     readonly opName: string,
@@ -125,6 +135,7 @@ class Overload {
     this.mutatedTensorArg = args.findIndex((a) => a[1] === ArgKind.Tensor && (a[2] & MUTABLE) !== 0);
     this.nativeArgs = new Array(args.length + 1).fill(undefined);
     this.precondition = Object.hasOwn(PRECONDITIONS, opName) ? PRECONDITIONS[opName] : undefined;
+    this.mutable = args.map((a) => (a[2] & MUTABLE) !== 0);
   }
 
   signature(): string {
@@ -168,7 +179,9 @@ class Overload {
     // below re-enters this overload before the call returns.
     const buf = this.nativeArgs;
     buf[0] = this.handle;
-    const inputs = options === undefined ? positional : this.gather(positional, options);
+    let inputs = options === undefined ? positional : this.gather(positional, options);
+    const call = interceptors.length > 0 && paused === 0 ? this.intercepted(inputs) : undefined;
+    if (call !== undefined) inputs = call.inputs as unknown[];
     if (this.precondition !== undefined) {
       this.precondition((name) => inputs[this.argNames.indexOf(name)], this.label);
     }
@@ -190,16 +203,38 @@ class Overload {
     }
     const raw = native.call.apply(null, buf as [number, ...unknown[]]);
     let result = this.wrapResult(raw, inputs);
-    if (interceptors.length > 0 && paused === 0) {
-      const call: OpCall = { op: this.label, inputs: this.gather(inputs, undefined), argNames: this.argNames };
+    if (call !== undefined) {
       paused++;
       try {
-        for (const fn of interceptors) result = fn(call, result);
+        for (const it of interceptors) if (it.after !== undefined) result = it.after(call, result);
       } finally {
         paused--;
       }
     }
     return result;
+  }
+
+  /** The call as interceptors see it, after every `before` (which may replace inputs). */
+  private intercepted(inputs: unknown[]): OpCall {
+    let call: OpCall = { op: this.label, inputs: this.gather(inputs, undefined), argNames: this.argNames, mutable: this.mutable };
+    paused++;
+    try {
+      for (const it of interceptors) {
+        if (it.before === undefined) continue;
+        const replaced = it.before(call);
+        if (replaced === undefined || replaced === call.inputs) continue;
+        if (replaced.length !== this.args.length) {
+          throw new Error(`${this.label}: an interceptor's before() returned ${replaced.length} inputs for ${this.args.length} arguments`);
+        }
+        this.mutable.forEach((m, i) => {
+          if (m && replaced[i] !== call.inputs[i]) throw new Error(`${this.label}: an interceptor's before() replaced '${this.args[i][0]}', which the op writes into`);
+        });
+        call = { ...call, inputs: replaced };
+      }
+    } finally {
+      paused--;
+    }
+    return call;
   }
 
   /** Positional arguments merged with named ones, in schema order. */

@@ -4,7 +4,11 @@
 // finding is the FIRST op that made a non-finite value from finite inputs:
 // in forward, the first op whose output is non-finite while its inputs are
 // finite; in backward, the op whose input gradient went non-finite while the
-// gradient at its outputs was finite.
+// gradient at its outputs was finite. Before each op runs, every input that
+// needs a gradient is replaced by its own alias (one autograd node per
+// consumer edge), so that a hook sees each consumer's gradient contribution
+// apart: an input shared by a max-pool and a skip connection is no longer
+// ambiguous.
 import { fileURLToPath } from 'node:url';
 import { dirname } from 'node:path';
 import { isGradEnabled, noGrad } from '../core/autograd.js';
@@ -130,6 +134,8 @@ class Tracer {
   private readonly hooks: RemovableHandle[] = [];
   private readonly hooked = new Set<Tensor>();
   private readonly kept: Tensor[] = [];
+  /** consumer-edge alias → the tensor it stands for */
+  private readonly aliasOf = new Map<Tensor, Tensor>();
   forward?: Finding;
   backward?: Finding;
   precisionSeen?: FloatFormat;
@@ -144,7 +150,30 @@ class Tracer {
     return r;
   }
 
-  onOp = (call: OpCall, result: unknown): unknown => {
+  /** Gives each input that needs a gradient its own alias for this op (a consumer edge). */
+  before = (call: OpCall): readonly unknown[] | undefined => {
+    if (!isGradEnabled() || call.mutable.includes(true) || this.backward !== undefined || this.forward !== undefined) return undefined;
+    const edge = (t: Tensor): Tensor => {
+      if (t.isDisposed || !isFloat(t) || !t.requiresGrad) return t;
+      const a = ops.alias(t);
+      this.kept.push(a.keep());
+      this.aliasOf.set(a, t);
+      return a;
+    };
+    let replaced: unknown[] | undefined;
+    call.inputs.forEach((x, i) => {
+      if (x instanceof Tensor) {
+        const a = edge(x);
+        if (a !== x) (replaced ??= [...call.inputs])[i] = a;
+      } else if (Array.isArray(x) && x.some((y) => y instanceof Tensor)) {
+        const list = x.map((y) => (y instanceof Tensor ? edge(y) : y));
+        if (list.some((y, j) => y !== x[j])) (replaced ??= [...call.inputs])[i] = list;
+      }
+    });
+    return replaced;
+  };
+
+  after = (call: OpCall, result: unknown): unknown => {
     const fmt = currentPrecision();
     if (fmt !== undefined) this.precisionSeen = fmt;
     const outs = floatTensorsOf(result);
@@ -152,18 +181,21 @@ class Tracer {
     const index = this.records.length;
     const args: ArgRef[] = [];
     const tensorsIn: Tensor[] = [];
+    const edges: [Tensor, string][] = [];
+    const take = (v: Tensor, name: string): void => {
+      const orig = this.aliasOf.get(v);
+      if (orig !== undefined) edges.push([v, name]);
+      args.push({ name, orig: orig ?? v, ref: this.ref(v) });
+      tensorsIn.push(orig ?? v);
+    };
     call.inputs.forEach((v, i) => {
       const name = call.argNames[i] ?? `arg${i}`;
       if (v instanceof Tensor) {
         if (v.isDisposed) return;
-        args.push({ name, orig: v, ref: this.ref(v) });
-        tensorsIn.push(v);
+        take(v, name);
       } else if (Array.isArray(v) && v.some((x) => x instanceof Tensor)) {
         v.forEach((x, k) => {
-          if (x instanceof Tensor && !x.isDisposed) {
-            args.push({ name: `${name}[${k}]`, orig: x, ref: this.ref(x) });
-            tensorsIn.push(x);
-          }
+          if (x instanceof Tensor && !x.isDisposed) take(x, `${name}[${k}]`);
         });
       } else if (v !== undefined && v !== null) {
         args.push({ name, value: v });
@@ -178,6 +210,7 @@ class Tracer {
       if (!list.includes(index)) list.push(index);
       if (grad && !this.hooked.has(x) && isFloat(x) && x.requiresGrad) this.hook(x);
     }
+    if (grad) for (const [a] of edges) this.hooks.push(a.registerHook((g) => this.onEdgeGrad(rec, g)));
     if (this.forward === undefined) {
       for (const o of outs) {
         const f = allFinite(o);
@@ -202,15 +235,32 @@ class Tracer {
     }));
   }
 
-  private onGrad(t: Tensor, g: Tensor): void {
-    if (this.backward !== undefined || this.forward !== undefined) return;
-    let finite = allFinite(g);
-    let roundingOverflow = false;
+  /** Is g finite, also once rounded to the format gradients are rounded to? */
+  private gradCheck(g: Tensor): { finite: boolean; roundingOverflow: boolean } {
+    const finite = allFinite(g);
     const f = this.gradFormat;
     if (finite && f !== undefined && formatNarrows(f, g.dtype)) {
-      finite = unintercepted(() => noGrad(() => scope(() => ops.isfinite(roundValues(g, f, {})).all().item() as unknown as boolean)));
-      roundingOverflow = !finite;
+      const rounded = unintercepted(() => noGrad(() => scope(() => ops.isfinite(roundValues(g, f, {})).all().item() as unknown as boolean)));
+      return { finite: rounded, roundingOverflow: !rounded };
     }
+    return { finite, roundingOverflow: false };
+  }
+
+  /**
+   * The gradient one consumer sends back to one of its inputs: non-finite
+   * while the gradients at the consumer's outputs were finite makes the
+   * consumer the op that produced it.
+   */
+  private onEdgeGrad(rec: OpRecord, g: Tensor): void {
+    if (this.backward !== undefined || this.forward !== undefined) return;
+    const { finite, roundingOverflow } = this.gradCheck(g);
+    if (finite || !rec.outs.every((o) => this.gradFinite.get(o) !== false)) return;
+    this.backward = { ...this.finding(rec, 'backward', tensorStats(g, 'grad')), roundingOverflow };
+  }
+
+  private onGrad(t: Tensor, g: Tensor): void {
+    if (this.backward !== undefined || this.forward !== undefined) return;
+    const { finite, roundingOverflow } = this.gradCheck(g);
     this.gradFinite.set(t, finite);
     if (finite) return;
     const candidates = (this.consumers.get(t) ?? []).map((i) => this.records[i]);
@@ -269,6 +319,7 @@ class Tracer {
     this.hooks.length = 0;
     this.kept.length = 0;
     this.consumers.clear();
+    this.aliasOf.clear();
     this.producer.clear();
     this.finiteCache.clear();
     this.gradFinite.clear();
@@ -290,7 +341,7 @@ export function traceStep(
     scope(() => {
       let loss: Tensor;
       const forward = (): Tensor => {
-        const remove = intercept(tracer.onOp);
+        const remove = intercept(tracer);
         try {
           return computeLoss();
         } finally {

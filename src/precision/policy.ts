@@ -8,10 +8,10 @@
 // uniformity, although CPU bf16 kernels exist: the results are the format's
 // values, held in float32 tensors. float16/bfloat16 tensors are left alone.
 //
-// The core's interceptors see an op after it ran, so an op whose inputs were
-// not yet in the format (parameters, data, tensors made outside the policy) is
-// run again, unintercepted, on rounded inputs; tensors the policy produced are
-// remembered (with their version counter) and never checked again.
+// Before each op runs, its inputs that are not yet known to hold the format's
+// values (parameters, data, tensors made outside the policy) are replaced by
+// rounded copies; tensors the policy produced are remembered (with their
+// version counter) and never checked again.
 import { isGradEnabled, noGrad } from '../core/autograd.js';
 import { intercept, type OpCall } from '../core/dispatch.js';
 import { native } from '../native/binding.js';
@@ -40,19 +40,6 @@ function isAliasingOp(label: string): boolean {
 
 /** Per format, shared by its policies: tensor → the version at which it held only the format's values. */
 const knownByFormat = new WeakMap<FloatFormat, WeakMap<Tensor, number>>();
-
-type OpFn = (...args: unknown[]) => unknown;
-const opTable = ops as unknown as Record<string, Record<string, OpFn>>;
-
-/** Calls the overload named by an OpCall label with the given (full, schema-order) arguments. */
-function rerun(call: OpCall, inputs: unknown[]): unknown {
-  const m = /^aten::([^.]+)(?:\.(.+))?$/.exec(call.op);
-  const name = m ? m[1].replace(/(?<=[a-zA-Z0-9])_([a-z0-9])/g, (_, c: string) => c.toUpperCase()) : '';
-  const fn = opTable[name]?.[m?.[2] ?? 'default'];
-  if (typeof fn !== 'function') throw new Error(`precision policy: cannot call ${call.op} again on rounded inputs`);
-  // the trailing {} is the options object, so every input stays positional
-  return fn(...inputs, {});
-}
 
 function version(t: Tensor): number {
   return ops._version(t) as unknown as number;
@@ -89,7 +76,7 @@ export class PrecisionPolicy {
   run<T>(fn: () => T): T {
     const run = new PolicyRun(this, this.known);
     active.push(run);
-    if (active.length === 1) uninstall = intercept(onOp);
+    if (active.length === 1) uninstall = intercept(interceptor);
     let result: T;
     try {
       result = fn();
@@ -124,9 +111,10 @@ export function currentPrecision(): FloatFormat | undefined {
 const active: PolicyRun[] = [];
 let uninstall: (() => void) | undefined;
 
-function onOp(call: OpCall, result: unknown): unknown {
-  return active.length > 0 ? active[active.length - 1].onOp(call, result) : result;
-}
+const interceptor = {
+  before: (call: OpCall): readonly unknown[] | undefined => (active.length > 0 ? active[active.length - 1].before(call) : undefined),
+  after: (call: OpCall, result: unknown): unknown => (active.length > 0 ? active[active.length - 1].after(call, result) : result),
+};
 
 /** One run of a policy: its interceptor's state and the rounded inputs it made. */
 class PolicyRun {
@@ -174,49 +162,46 @@ class PolicyRun {
     return rounded;
   }
 
-  onOp(call: OpCall, result: unknown): unknown {
-    let outs = tensorsOf(result);
+  /** Inputs enter the op as if stored in the format (not for ops that write into an input: their output is rounded in place). */
+  before(call: OpCall): readonly unknown[] | undefined {
+    if (this.policy.format.name === 'fp64' || call.mutable.includes(true)) return undefined;
+    const inputs = call.inputs;
+    const gradMode = isGradEnabled();
+    const needsGrad = gradMode && inputs.some((x) => (x instanceof Tensor ? x.requiresGrad : Array.isArray(x) && x.some((y) => y instanceof Tensor && y.requiresGrad)));
+    let replaced: unknown[] | undefined;
+    const enter = (t: Tensor): Tensor | undefined => {
+      if (!this.narrows(t)) return undefined;
+      const known = this.isKnown(t);
+      // a leaf (parameter) or a tensor from outside the policy that needs a
+      // gradient goes through RoundToFormat, so that its gradient is rounded too
+      if (needsGrad && t.requiresGrad && (!known || t.isLeaf)) return this.entry(t, true);
+      return known ? undefined : this.entry(t, false);
+    };
+    inputs.forEach((x, i) => {
+      if (x instanceof Tensor) {
+        const r = enter(x);
+        if (r !== undefined) (replaced ??= [...inputs])[i] = r;
+      } else if (Array.isArray(x) && x.some((y) => y instanceof Tensor)) {
+        const list = x.map((y) => (y instanceof Tensor ? enter(y) ?? y : y));
+        if (list.some((y, j) => y !== x[j])) (replaced ??= [...inputs])[i] = list;
+      }
+    });
+    return replaced;
+  }
+
+  /** Outputs are rounded to the format. */
+  after(call: OpCall, result: unknown): unknown {
+    const outs = tensorsOf(result);
     if (outs.length === 0) return result;
     const f = this.policy.format;
     if (f.name === 'fp64') return result;
-    const inputs = call.inputs;
+    const args = call.inputs;
     const mutated = new Set<Tensor>();
     for (const o of outs) {
-      for (const x of inputs) if (x === o || (Array.isArray(x) && x.includes(o))) mutated.add(o);
+      for (const x of args) if (x === o || (Array.isArray(x) && x.includes(o))) mutated.add(o);
     }
     const gradMode = isGradEnabled();
 
-    // 1. inputs enter the op as if stored in the format (not for in-place ops: they already wrote)
-    let args = inputs;
-    if (mutated.size === 0) {
-      const outNeedsGrad = gradMode && outs.some((o) => o.requiresGrad);
-      let replaced: unknown[] | undefined;
-      const enter = (t: Tensor): Tensor | undefined => {
-        if (!this.narrows(t)) return undefined;
-        const known = this.isKnown(t);
-        // a leaf (parameter) or a tensor from outside the policy that needs a
-        // gradient goes through RoundToFormat, so that its gradient is rounded too
-        if (outNeedsGrad && t.requiresGrad && (!known || t.isLeaf)) return this.entry(t, true);
-        return known ? undefined : this.entry(t, false);
-      };
-      inputs.forEach((x, i) => {
-        if (x instanceof Tensor) {
-          const r = enter(x);
-          if (r !== undefined) (replaced ??= [...inputs])[i] = r;
-        } else if (Array.isArray(x) && x.some((y) => y instanceof Tensor)) {
-          const list = x.map((y) => (y instanceof Tensor ? enter(y) ?? y : y));
-          if (list.some((y, j) => y !== x[j])) (replaced ??= [...inputs])[i] = list;
-        }
-      });
-      if (replaced !== undefined) {
-        for (const o of outs) o.dispose();
-        args = replaced;
-        result = rerun(call, replaced);
-        outs = tensorsOf(result);
-      }
-    }
-
-    // 2. outputs are rounded
     const viewsKnownInputs = mutated.size === 0 && isAliasingOp(call.op) && this.allKnownFloating(args);
     return mapTensors(result, (o) => {
       if (!this.narrows(o)) return o;
