@@ -138,6 +138,28 @@ test('skip: the step is dropped and parameters and optimizer state equal the pre
   guard.dispose();
 });
 
+test('flush() reads the parameters after the last update: a bad last update is found and undone', () => {
+  const { model, x, y } = mlp(13);
+  const optimizer = new keel.optim.SGD(model.parameters(), { lr: 1e-2 });
+  const step = optimizer.step.bind(optimizer);
+  optimizer.step = (<T>(closure?: () => T) => {
+    const out = step(closure);
+    keel.noGrad(() => model.parameters()[2].fill_(Number.NaN));
+    return out;
+  }) as typeof optimizer.step;
+  const guard = new keel.Guard({ model, optimizer, policy: 'skip' });
+  const before = snapshotParams(model);
+  assert.equal(guard.stepSync(() => keel.losses.crossEntropy(model.call(x) as keel.Tensor, y)).ok, true);
+  const ev = guard.flush();
+  assert.ok(ev !== undefined, 'the bad update is found');
+  assert.equal(ev.report.phase, 'update');
+  assert.equal(ev.report.step, 1);
+  assert.equal(ev.action, 'skipped');
+  assertSameParams(snapshotParams(model), before);
+  assert.equal(guard.flush(), undefined, 'nothing left to check');
+  guard.dispose();
+});
+
 test('learning-rate blow-up: updated parameters non-finite from finite gradients; skip undoes the update', () => {
   const { model, x, y } = mlp(4);
   const optimizer = new keel.optim.SGD(model.parameters(), { lr: 1e38 });

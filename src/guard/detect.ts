@@ -1,5 +1,6 @@
 // Detect cheaply: one fused reduction over the loss and every gradient (one
-// host read), one over the updated parameters, and the early warnings —
+// host read), the updated parameters only when that read is not finite or
+// the step looked risky, and the early warnings —
 // gradient-norm blow-up against its running statistics, sigmoid outputs
 // within one ulp of 0 or 1, values beyond the active precision's range.
 import { noGrad } from '../core/autograd.js';
@@ -22,8 +23,6 @@ export interface GradCheck {
   beyondRange: number;
   /** Where the watched values were seen: 'aten::sigmoid @ head.act' (those with a non-zero count). */
   where: string[];
-  /** The parameter norms passed in (the previous update's) were finite. */
-  paramsFinite: boolean;
 }
 
 /**
@@ -31,7 +30,7 @@ export interface GradCheck {
  * 0·loss is NaN exactly when the loss is not finite; a norm is non-finite
  * when any entry is (or when it overflows, which the guard also wants to know).
  */
-export function checkGradients(loss: Tensor, grads: Tensor[], watched: Tensor[], watchedAt: string[] = [], paramNorms: Tensor[] = []): GradCheck {
+export function checkGradients(loss: Tensor, grads: Tensor[], watched: Tensor[], watchedAt: string[] = []): GradCheck {
   return unintercepted(() => noGrad(() => scope(() => {
     // one fused norm per gradient, then a single read of [norms..., loss, watch counts...]
     const norms = grads.length > 0 ? (ops._foreachNorm(grads) as Tensor[]) : [];
@@ -40,11 +39,8 @@ export function checkGradients(loss: Tensor, grads: Tensor[], watched: Tensor[],
     const l = loss.detach();
     parts.push(l.dtype === 'float32' && l.ndim === 0 ? l : l.to('float32').reshape([]));
     for (const w of watched) parts.push(w);
-    for (const p of paramNorms) parts.push(p.dtype === 'float32' ? p : p.to('float32'));
     const v = ops.stack(parts).data() as Float32Array;
     const nw = norms.length + 1 + watched.length;
-    let paramsFinite = true;
-    for (let i = nw; i < v.length; i++) if (!Number.isFinite(v[i])) paramsFinite = false;
     const n = norms.length;
     let sq = 0;
     for (let i = 0; i < n; i++) sq += v[i] * v[i];
@@ -60,7 +56,7 @@ export function checkGradients(loss: Tensor, grads: Tensor[], watched: Tensor[],
       if (v[i] !== 0 && at !== undefined && !where.includes(at)) where.push(at);
     }
     const loss_ = v[n];
-    return { finite: Number.isFinite(gradNorm) && Number.isFinite(loss_), loss: loss_, gradNorm, saturated, beyondRange, where, paramsFinite };
+    return { finite: Number.isFinite(gradNorm) && Number.isFinite(loss_), loss: loss_, gradNorm, saturated, beyondRange, where };
   })));
 }
 
@@ -73,12 +69,6 @@ export function checkParameters(params: Tensor[]): boolean {
     for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i])) return false;
     return true;
   })));
-}
-
-/** The parameters' norms as kept tensors (one fused call, no read): checked with the next step's read. */
-export function checkParametersLater(params: Tensor[]): Tensor[] {
-  if (params.length === 0) return [];
-  return unintercepted(() => noGrad(() => (ops._foreachNorm(params) as Tensor[]).map((t) => t.keep())));
 }
 
 /** Running mean and variance of the gradient norm (exponential moving averages). */

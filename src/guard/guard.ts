@@ -10,7 +10,7 @@ import type { OptimizerLike } from '../optim/optimizer.js';
 import type { FloatFormat } from '../precision/formats.js';
 import { withPrecision } from '../precision/policy.js';
 import type { MetricsLog } from '../train/metrics.js';
-import { checkGradients, checkParameters, checkParametersLater, ForwardWatch, GradNormMonitor } from './detect.js';
+import { checkGradients, checkParameters, ForwardWatch, GradNormMonitor } from './detect.js';
 import { backOffLr, finalLayer, reinitSmall, Snapshot, StepState, type Policy, type RepairContext, type RepairFn } from './policies.js';
 import { GuardReport, NonFiniteError } from './report.js';
 import { diagnose, type RuleContext } from './rules.js';
@@ -32,9 +32,11 @@ export interface GuardOptions {
   /**
    * Check the updated parameters (default true). Under skip and repair the
    * pre-step parameters and optimizer state are copied (two fused calls) so
-   * that a bad update can be undone; the check itself is read with the next step's gradient check (no
-   * extra host read), or at once when the step looks risky (a gradient-norm
-   * spike, lr·‖g‖ > 1e15) and on `flush()`.
+   * that a bad update can be undone. Non-finite parameters make the next
+   * step's loss or gradients non-finite, so the parameters are read only
+   * then (to tell a bad update from a bad step), at once when the step looks
+   * risky (a gradient-norm spike, lr·‖g‖ > 1e15), and on `flush()`: healthy
+   * steps pay nothing for it.
    */
   checkUpdate?: boolean;
   /** Early warnings in the forward: sigmoid saturation and precision range (default true). */
@@ -96,9 +98,8 @@ export class Guard {
   readonly watchEvery: number;
   readonly finalInitStd: number;
   readonly repairRetries: number;
-  /** Norms of the parameters after the last update, read with the next check. */
-  private pendingNorms: Tensor[] = [];
-  private pendingGradNorm = 0;
+  /** The last update was applied without reading the parameters: [its step, its gradient norm]. */
+  private unchecked?: [number, number];
   /** Steps taken (healthy or not). */
   stepCount = 0;
   readonly events: GuardEvent[] = [];
@@ -173,8 +174,6 @@ export class Guard {
     this.state.begin();
     this.optimizer.zeroGrad(true);
     const watch = this.watch && (step - 1) % this.watchEvery === 0 ? new ForwardWatch() : undefined;
-    const pending = this.pendingNorms;
-    this.pendingNorms = [];
     const warnings: GuardWarning[] = [];
     let check;
     try {
@@ -195,7 +194,7 @@ export class Guard {
             // loss non-finite (e.g. VarBackward0 over one element): that is a
             // non-finite event to locate and act on, not a crash of the run
             if (Number.isFinite(loss.item() as number)) throw e;
-            return checkGradients(loss, [], watch?.counts ?? [], watch?.at ?? [], pending);
+            return checkGradients(loss, [], watch?.counts ?? [], watch?.at ?? []);
           }
         }
         const grads: Tensor[] = [];
@@ -203,16 +202,17 @@ export class Guard {
           const g = p.grad;
           if (g !== undefined) grads.push(g);
         }
-        return checkGradients(loss, grads, watch?.counts ?? [], watch?.at ?? [], pending);
+        return checkGradients(loss, grads, watch?.counts ?? [], watch?.at ?? []);
       });
     } finally {
       watch?.dispose();
-      for (const t of pending) t.dispose();
     }
-    if (!check.paramsFinite) {
+    const previous = this.unchecked;
+    this.unchecked = undefined;
+    if (!check.finite && previous !== undefined && !checkParameters(this.params)) {
       // the previous step's update made parameters non-finite: this step ran on them; undo that update
       this.optimizer.zeroGrad(true);
-      const report = this.updateReport(step - 1, this.pendingGradNorm);
+      const report = this.updateReport(previous[0], previous[1]);
       this.state.rewindUpdate();
       this.state.rewindForward();
       return { step, loss: Number.NaN, gradNorm: Number.NaN, ok: false, event: this.act(report, policy), warnings };
@@ -236,10 +236,7 @@ export class Guard {
     this.optimizer.step();
     const lr = Math.max(...this.optimizer.paramGroups.map((g) => g.lr));
     const risky = warnings.some((w) => w.kind === 'grad-norm-spike') || !(lr * (check.gradNorm + 1) <= 1e15);
-    if (this.checkUpdate && !risky) {
-      this.pendingNorms = checkParametersLater(this.params);
-      this.pendingGradNorm = check.gradNorm;
-    }
+    if (this.checkUpdate && !risky) this.unchecked = [step, check.gradNorm];
     if (this.checkUpdate && risky && !checkParameters(this.params)) {
       const report = this.updateReport(step, check.gradNorm);
       this.state.rewindUpdate();
@@ -251,13 +248,10 @@ export class Guard {
 
   /** Checks the last update now (at the end of training); the event, if any. */
   flush(): GuardEvent | undefined {
-    const pending = this.pendingNorms;
-    this.pendingNorms = [];
-    if (pending.length === 0) return undefined;
-    const finite = pending.every((t) => Number.isFinite(t.item() as number));
-    for (const t of pending) t.dispose();
-    if (finite) return undefined;
-    const report = this.updateReport(this.stepCount, this.pendingGradNorm);
+    const previous = this.unchecked;
+    this.unchecked = undefined;
+    if (previous === undefined || checkParameters(this.params)) return undefined;
+    const report = this.updateReport(previous[0], previous[1]);
     this.state.rewindUpdate();
     return this.act(report);
   }
@@ -392,8 +386,7 @@ export class Guard {
 
   /** Frees the guard's copies. */
   dispose(): void {
-    for (const t of this.pendingNorms) t.dispose();
-    this.pendingNorms = [];
+    this.unchecked = undefined;
     this.state.dispose();
     this.snapshot?.dispose();
     this.snapshot = undefined;
