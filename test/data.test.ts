@@ -170,6 +170,22 @@ test('stateDict/loadStateDict resume at the exact next batch, augmentation inclu
   });
 });
 
+test('advance() moves past one batch, into the next epoch after the last, as iterating would', () => {
+  const ds = new data.TensorDataset(keel.arange(10).float());
+  const loader = new data.DataLoader(ds, { batchSize: 4, shuffle: true, seed: 3 });
+  const iterated = new data.DataLoader(ds, { batchSize: 4, shuffle: true, seed: 3 });
+  assert.equal(loader.length, 3);
+  for (let k = 0; k < 5; k++) {
+    const { epoch, batchIndex } = loader;
+    const expected = keel.scope(() => Array.from(iterated[Symbol.iterator]().next().value![0].data() as Float32Array));
+    const got = keel.scope(() => Array.from(loader.batchAt(epoch, batchIndex)[0].data() as Float32Array));
+    assert.deepEqual(got, expected, `batch ${k}`);
+    loader.advance();
+    assert.deepEqual([loader.epoch, loader.batchIndex], [iterated.epoch, iterated.batchIndex]);
+  }
+  assert.deepEqual([loader.epoch, loader.batchIndex], [1, 2]);
+});
+
 test('random transforms draw afresh for every batch and every epoch', () => {
   keel.scope(() => {
     // 8 copies of one image, in order: only the augmentation can tell batches apart

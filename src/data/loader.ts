@@ -117,6 +117,11 @@ export class DataLoader<T extends Example = Example> implements Iterable<Batch<T
     this.#batchIndex = 0;
   }
 
+  /** Moves past the next batch without making it (after a step that took it with batchAt, or to skip it); crosses into the next epoch after the last. */
+  advance(): void {
+    this.#advancePast(this.#epoch, this.#batchIndex);
+  }
+
   stateDict(): DataLoaderState {
     return {
       epoch: this.#epoch,

@@ -276,8 +276,7 @@ export function fit(options: FitOptions): FitResult {
         return { loss: lossT.item(), gradNorm: norm, accuracy };
       });
       // the data position moves past the batch just used
-      if (k + 1 < batchesPerEpoch) trainLoader.loadStateDict({ ...trainLoader.stateDict(), epoch, batchIndex: k + 1 });
-      else trainLoader.setEpoch(epoch + 1);
+      trainLoader.advance();
       const lr = optimizer.paramGroups[0].lr;
       if (scheduler && interval === 'step') scheduler.step();
       state.step++;
