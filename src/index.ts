@@ -53,4 +53,5 @@ export * as data from './data/index.js';
 export * as train from './train/index.js';
 export * as audit from './audit/index.js';
 export * as stable from './stable/index.js';
+export * as plot from './plot/index.js';
 export { Guard, NonFiniteError, guard, type GuardOptions, type GuardStepResult } from './guard/index.js';

@@ -200,6 +200,17 @@ test('keel repro stable --quick writes results.json and SVG plots', async () => 
     for (const need of ['eigenvalues-init.svg', 'accuracy-swiss-roll.svg', 'boundary-peaks-hamiltonian.svg', 'growth-init-tanh.svg']) assert.ok(svgs.includes(need), need);
     for (const f of svgs) assert.match(readFileSync(join(dir, f), 'utf8'), /^<svg[\s\S]*<\/svg>$/);
     assert.ok(lines.some((l) => l.includes('Claims:')));
+    // Fashion-MNIST conv blocks get matrix-free eigenvalues at every level
+    const fm = res.trained.filter((r: { dataset: string }) => r.dataset === 'fashion-mnist');
+    assert.equal(fm.length, 10);
+    for (const r of fm) assert.ok(r.reMin !== null && r.krylov && r.krylov.n >= 784 && r.krylov.resolved > 0, JSON.stringify(r));
+    // Part C on Fashion-MNIST states, float64: linear antisymmetric blocks have Re λ = −γ; the linear ResNet grows at the same h, they do not
+    type C = { activation: string; architecture: string; depth: number; growth: number; reMin: number; reMax: number; inRegion: boolean };
+    const ci = (act: string, arch: string, depth: number): C => res.convInit.find((r: C) => r.activation === act && r.architecture === arch && r.depth === depth);
+    const anti = ci('identity', 'antisymmetric', 64);
+    assert.ok(Math.abs(anti.reMin + 0.5) < 1e-6 && Math.abs(anti.reMax + 0.5) < 1e-6 && anti.inRegion, JSON.stringify(anti));
+    assert.ok(ci('identity', 'resnet', 64).growth > 10 && !ci('identity', 'resnet', 64).inRegion);
+    assert.ok(anti.growth < 1 && ci('identity', 'hamiltonian', 64).growth < 10);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

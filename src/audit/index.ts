@@ -8,7 +8,6 @@
 //   compensation.ts   AD right over the reals, wrong in floating point
 //   precision-run.ts  run a computation in fp64 / fp32 / an emulated format
 //   wilson.ts         confidence intervals for shares
-//   svg.ts            tiny SVG charts for reports
 export { ReLUAt0, reluAt0, ReLUWithDerivativeAt0 } from './relu.js';
 export {
   MaxPoolBeta, MaxPool2dBeta, maxPool2dBeta, maxPoolConfig, minimalMaxPoolBackward, tieRecorder,
@@ -22,4 +21,3 @@ export {
 export { compensationPoint, compensationSweep, COMPENSATION_X, adjacentX, type CompensationPoint, type CompensationSweep } from './compensation.js';
 export { AUDIT_FORMATS, computeDtype, inFormat, castFor } from './precision-run.js';
 export { wilson, formatShare, type Share } from './wilson.js';
-export { barChart, lineChart, type BarGroup, type ChartOptions } from './svg.js';

@@ -170,6 +170,17 @@ export abstract class OdeBlock extends Module {
     return ops.mul(ops.add(ops.sum(ops.square(dK)), ops.sum(ops.square(db))), 1 / (2 * this.h));
   }
 
+  /** A copy of this block (same architecture, options and weights) in another dtype, e.g. float64 for the analysis. */
+  withDtype(dtype: DType): this {
+    const Ctor = this.constructor as new (o: OdeBlockOptions) => this;
+    const copy = new Ctor({ ...this._options, depth: this.depth, h: this.h, T: undefined, dtype, init: 'zeros' });
+    noGrad(() => {
+      copy.K.copy_(this.K);
+      copy.b.copy_(this.b);
+    });
+    return copy;
+  }
+
   /**
    * Multi-level prolongation: a block of depth 2N with h/2 (same T) whose
    * layer i sits at time i·h/2 and takes its weights by linear interpolation

@@ -15,3 +15,5 @@ export { amplification, inStabilityRegion, checkStability, describeRegion, type 
 export { perturbationGrowth, inputGradientNorm, type GrowthOptions } from './growth.js';
 export { analyzeBlock, rhsJacobian, type BlockAnalysis, type LayerAnalysis } from './analyze.js';
 export { StableNet, type StableNetOptions, type Opening } from './network.js';
+export { arnoldi, selectRitz, type ArnoldiOptions, type ArnoldiResult, type RitzValue, type RitzOrder } from './arnoldi.js';
+export { jacobianRitzValues, ritzEigenvalues, type JacobianRitz, type JacobianRitzOptions } from './jacobian-ritz.js';

@@ -13,6 +13,12 @@ import type { Integrator } from './block.js';
 export interface RegionOptions {
   /** tolerance for rounding: |1 + hλ| ≤ 1 + tol, |Re λ| ≤ tol·max(1,|λ|) */
   tol?: number;
+  /**
+   * an uncertainty radius r around λ (a Ritz value's residual: for a normal
+   * Jacobian an eigenvalue lies within r of it): λ counts as inside when some
+   * point within r of it is; default 0
+   */
+  radius?: number;
 }
 
 /** The amplification factor |R(hλ)| per step for one eigenvalue (largest root for Verlet/leapfrog). */
@@ -30,10 +36,10 @@ export function amplification(integrator: Integrator, h: number, re: number, im:
   return Math.max(Math.hypot(ar + sr, ai + si), Math.hypot(ar - sr, ai - si));
 }
 
-export function inStabilityRegion(integrator: Integrator, h: number, re: number, im: number, { tol = 1e-9 }: RegionOptions = {}): boolean {
-  if (integrator === 'forward-euler') return Math.hypot(1 + h * re, h * im) <= 1 + tol;
+export function inStabilityRegion(integrator: Integrator, h: number, re: number, im: number, { tol = 1e-9, radius = 0 }: RegionOptions = {}): boolean {
+  if (integrator === 'forward-euler') return Math.hypot(1 + h * re, h * im) <= 1 + tol + h * radius;
   const abs = Math.hypot(re, im);
-  return Math.abs(re) <= tol * Math.max(1, abs) && h * Math.abs(im) < 2;
+  return Math.abs(re) <= tol * Math.max(1, abs) + radius && h * Math.abs(im) < 2 + h * radius;
 }
 
 export interface RegionCheck {
@@ -55,11 +61,13 @@ export function describeRegion(integrator: Integrator): string {
     : 'hλ ∈ (−2i, 2i): purely imaginary, |hλ| < 2';
 }
 
-export function checkStability(integrator: Integrator, h: number, eig: Eigenvalues, options: RegionOptions = {}): RegionCheck {
+/** With `residuals` (one per eigenvalue: Ritz values), each value is checked within its own radius. */
+export function checkStability(integrator: Integrator, h: number, eig: Eigenvalues & { residuals?: number[] }, options: RegionOptions = {}): RegionCheck {
   let outside = 0;
   let maxAmp = 0;
   for (let i = 0; i < eig.re.length; i++) {
-    if (!inStabilityRegion(integrator, h, eig.re[i], eig.im[i], options)) outside++;
+    const radius = eig.residuals ? eig.residuals[i] : options.radius;
+    if (!inStabilityRegion(integrator, h, eig.re[i], eig.im[i], { ...options, radius })) outside++;
     maxAmp = Math.max(maxAmp, amplification(integrator, h, eig.re[i], eig.im[i]));
   }
   return { integrator, h, outside, total: eig.re.length, stable: outside === 0, maxAmplification: maxAmp, region: describeRegion(integrator) };

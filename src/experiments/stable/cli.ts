@@ -21,7 +21,7 @@ export async function run(args: string[]): Promise<number> {
       if (a === '--max-depth') maxDepth = v; else iters = v;
     } else if (a === '--no-fmnist') noFmnist = true;
     else if (a === '--help' || a === '-h') {
-      console.log('keel repro stable [--quick] [--out DIR] [--max-depth N] [--iters K] [--no-fmnist]: Haber & Ruthotto (2017) stable architectures — growth at init vs depth, multi-level training on swiss roll, peaks, ellipses and a Fashion-MNIST subset; writes DIR/results.json and SVG plots');
+      console.log('keel repro stable [--quick] [--out DIR] [--max-depth N] [--iters K] [--no-fmnist]: Haber & Ruthotto (2017) stable architectures — growth at init vs depth (dense, and conv on Fashion-MNIST states), multi-level training on swiss roll, peaks, ellipses and a Fashion-MNIST subset (depth ≤ N), eigenvalues (exact for dense blocks, Arnoldi Ritz values for conv blocks); --iters K sets the 2-D sets\' steps per level; writes DIR/results.json and SVG plots');
       return 0;
     } else rest.push(a);
   }
@@ -33,6 +33,13 @@ export async function run(args: string[]): Promise<number> {
     for (let d = 4; d <= maxDepth; d *= 2) cfg.trainDepths.push(d);
     cfg.initDepths = [...new Set([...cfg.initDepths.filter((d) => d <= maxDepth), cfg.trainDepths.at(-1)!])].sort((x, y) => x - y);
     if (!cfg.initDepths.some((d) => d >= 256)) cfg.initDepths.push(256);
+    if (cfg.fmnist) {
+      // Fashion-MNIST levels up to maxDepth too (their steps per level with them)
+      const keep = cfg.fmnist.depths.map((d) => d <= maxDepth);
+      cfg.fmnist.depths = cfg.fmnist.depths.filter((_, i) => keep[i]);
+      cfg.fmnist.iters = cfg.fmnist.iters.filter((_, i) => keep[i]);
+    }
+    if (cfg.convInit) cfg.convInit.depths = cfg.convInit.depths.filter((d) => d <= maxDepth);
   }
   if (iters !== null) cfg.itersPerLevel = iters;
   if (noFmnist) cfg.fmnist = null;
