@@ -162,7 +162,9 @@ test('keel audit nonsmooth --quick: under a minute, results.json, bifurcation sh
   assert.equal(r.rows.length, 12);
   for (const v of r.order) assert.ok(v.holds || /Why it can fail/.test(v.explanation), v.explanation);
   const share = (p: string, f: string) => r.rows.find((x: { protocol: string; format: string }) => x.protocol === p && x.format === f).differ.p;
-  assert.equal(share('relu', 'fp64'), 0, "fp64 has no exact zeros at ReLU inputs here");
+  // zero padding around standardised inputs and zero conv biases (torchvision's VGG init) leave
+  // exact zeros at some ReLU inputs in every precision, so fp64 need not be 0: it must not exceed the others
+  for (const f of ['fp32', 'bf16', 'fp16', 'fp8-e4m3', 'fp8-e5m2']) assert.ok(share('relu', 'fp64') <= share('relu', f), `relu: fp64 share above ${f}'s`);
   assert.ok(existsSync(join(out, 'bifurcation-maxpool.svg')));
 });
 

@@ -1,16 +1,22 @@
 // Entry points wired by the lead into `keel audit nonsmooth` and `keel repro maxpool`.
 //
 //   runAudit(args)  bifurcation audit (audit.ts) + compensation zone, per precision
-//   runRepro(args)  training impact of MaxPool-β / ReLU'(0) (train.ts), budgeted grid
+//   runRepro(args)  training impact of MaxPool-β / ReLU'(0): the budgeted grid (grid.ts)
+//                   run in a process pool (repro.ts, ../pool.ts), summarised (summary.ts)
 //
 // Both print tables, write DIR/results.json and SVG plots, and return an exit code.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as keel from '../../index.js';
+import { barChart, writeChart } from '../../plot/index.js';
 import type { FormatName } from '../../precision/formats.js';
 import { checkOrder, runAuditPlan, summarizePairs, type AuditPlan, type AuditRow, type Protocol } from './audit.js';
+import { writeFileAtomic } from '../../io/atomic.js';
+import { planGrid, REDUCED_BETAS } from './grid.js';
 import { loadData, MODEL_IDS, type DataId, type ModelId, type ModelSpec } from './models.js';
-import { relativeDistance, runKey, trainOne, type OptimName, type RunResult, type RunSpec } from './train.js';
+import { runGrid } from './repro.js';
+import { groupRows, judgeClaims, remedyCosts } from './summary.js';
+import type { OptimName } from './train.js';
 
 const A = keel.audit;
 
@@ -144,10 +150,10 @@ export async function runAudit(args: string[]): Promise<number> {
   for (const p of ['relu', 'maxpool'] as Protocol[]) {
     const rs = rows.filter((r) => r.protocol === p);
     if (!rs.length) continue;
-    const svg = A.barChart(rs.map((r) => ({ label: r.format, values: [{ value: r.differ.p, lo: r.differ.lo, hi: r.differ.hi }, { value: r.bifurcation.p, lo: r.bifurcation.lo, hi: r.bifurcation.hi }] })),
+    const svg = await barChart(rs.map((r) => ({ label: r.format, values: [{ value: r.differ.p, lo: r.differ.lo, hi: r.differ.hi }, { value: r.bifurcation.p, lo: r.bifurcation.lo, hi: r.bifurcation.hi }] })),
       { title: `${p === 'relu' ? "ReLU'(0)=0 vs 1" : 'MaxPool native vs β=1'}: share of minibatches in the bifurcation zone (${modelId})`, series: ['grads differ', 'D > τ_p'], yMax: 1, yLabel: 'share' });
     const file = `bifurcation-${p}.svg`;
-    writeFileSync(join(out, file), svg);
+    await writeChart(join(out, file), svg);
     charts.push(file);
   }
   const results = {
@@ -161,14 +167,18 @@ export async function runAudit(args: string[]): Promise<number> {
     quick, budget, plan, rows, sweep, order, compensation, charts, wallMs,
     pairs: pairs.map(({ ties, ...p }) => ({ ...p, tiedWindows: ties.reduce((s, t) => s + t.tiedWindows, 0) })),
   };
-  writeFileSync(join(out, 'results.json'), JSON.stringify(results, null, 1));
+  writeFileAtomic(join(out, 'results.json'), JSON.stringify(results, null, 1));
   console.log(`wrote ${join(out, 'results.json')} and ${charts.join(', ')}`);
   return 0;
 }
 
-const REPRO_HELP = `usage: keel repro maxpool [--quick] [--out DIR] [--models lenet5,vgg11,vgg11_bn,resnet18] [--data fashion-mnist,synthetic]
+const REPRO_HELP = `usage: keel repro maxpool [--quick] [--out DIR] [--jobs N] [--models lenet5,vgg11,vgg11_bn,resnet18] [--data fashion-mnist,synthetic]
   [--betas 0,1,10,100,1000,10000] [--relu0 0,1] [--precision fp32,bf16,fp16] [--optims sgd,adam] [--seeds N]
-  [--steps N] [--batch-size B] [--train N] [--test N] [--width W] [--no-remedies]`;
+  [--steps N] [--batch-size B] [--train N] [--test N] [--width W] [--lr sgd=0.03,adam=0.001] [--full] [--no-remedies]
+  --jobs N   child processes of 1 libtorch thread each (default: available cores); 0 = in this process
+  --lr       fixed learning rates (default: tuned per model, data set and optimizer in fp32, default rule)
+  --full     every model and data set gets every β × ReLU'(0) (default: the budgeted design, see grid.ts)
+  --plan     print the planned runs per model, data set and role, and exit`;
 
 /** `keel repro maxpool ...` */
 export async function runRepro(args: string[]): Promise<number> {
@@ -184,123 +194,115 @@ export async function runRepro(args: string[]): Promise<number> {
     return 0;
   }
   const t0 = performance.now();
+  const os = await import('node:os');
+  const load0 = os.loadavg()[0];
   const quick = o.quick === true;
   const out = resolve(str(o, 'out', 'runs/repro-maxpool'));
-  mkdirSync(out, { recursive: true });
-  const models = list<ModelId>(o, 'models', quick ? ['lenet5'] : ['lenet5', 'vgg11', 'vgg11_bn', 'resnet18'], MODEL_IDS);
-  const datas = list<DataId>(o, 'data', quick ? ['fashion-mnist'] : ['fashion-mnist', 'synthetic'], ['fashion-mnist', 'synthetic']);
-  const betas = list(o, 'betas', quick ? ['0', '1', '1000'] : ['0', '1', '10', '100', '1000', '10000']).map(Number);
-  const relu0 = list(o, 'relu0', quick ? ['0'] : ['0', '1']).map(Number);
-  const formats = list<FormatName>(o, 'precision', quick ? ['fp32', 'bf16'] : ['fp32', 'bf16', 'fp16'], A.AUDIT_FORMATS);
-  const optims = list<OptimName>(o, 'optims', quick ? ['sgd'] : ['sgd', 'adam'], ['sgd', 'adam']);
-  const seeds = num(o, 'seeds', quick ? 2 : 3);
-  const steps = num(o, 'steps', quick ? 60 : 150);
-  const batchSize = num(o, 'batch-size', quick ? 32 : 64);
-  const nTrain = num(o, 'train', quick ? 1024 : 8192);
-  const nTest = num(o, 'test', quick ? 250 : 1000);
-  const width = num(o, 'width', 8);
-  const remedies = o['no-remedies'] !== true;
-  // one learning rate per optimizer, tuned (by hand, on LeNet-5 fp32, default rule) and reused for every rule
-  const LR: Record<OptimName, number> = { sgd: 0.05, adam: 2e-3 };
-  const log = (s: string) => process.stderr.write(`[repro maxpool] ${s}\n`);
-
-  const specs: RunSpec[] = [];
-  for (const data of datas) for (const id of models) for (const optim of optims) for (const format of formats) for (const reluAt0 of relu0) for (const beta of betas) for (let seed = 0; seed < seeds; seed++) {
-    specs.push({ model: { id, width }, data, format, beta, reluAt0, optim, lr: LR[optim], seed, steps, batchSize });
-  }
-  // reference and remedies: fp64 with the default rule and β = max (higher precision), average pooling
-  if (remedies) {
-    const bmax = Math.max(...betas);
-    for (const data of datas) for (const id of models) for (let seed = 0; seed < seeds; seed++) {
-      for (const beta of [...new Set([0, bmax])]) specs.push({ model: { id, width }, data, format: 'fp64', beta, reluAt0: 0, optim: optims[0], lr: LR[optims[0]], seed, steps, batchSize });
-      specs.push({ model: { id, width, avgPool: true }, data, format: formats[formats.length - 1], beta: 0, reluAt0: 0, optim: optims[0], lr: LR[optims[0]], seed, steps, batchSize });
+  let models: ModelId[], datas: DataId[], betas: number[], relu0: number[], formats: FormatName[], optims: OptimName[], lrFixed: Partial<Record<OptimName, number>> | undefined;
+  let seeds: number, batchSize: number, nTrain: number, nTest: number, width: number, jobs: number, stepsArg: number | undefined;
+  try {
+    models = list<ModelId>(o, 'models', quick ? ['lenet5'] : ['lenet5', 'vgg11', 'vgg11_bn', 'resnet18'], MODEL_IDS);
+    datas = list<DataId>(o, 'data', quick ? ['fashion-mnist'] : ['fashion-mnist', 'synthetic'], ['fashion-mnist', 'synthetic']);
+    betas = list(o, 'betas', quick ? ['0', '1', '1000'] : ['0', '1', '10', '100', '1000', '10000']).map(Number);
+    for (const b of betas) if (!(Number.isFinite(b) && b >= 0)) throw new RangeError(`--betas: every β must be a number ≥ 0, got ${b}`);
+    relu0 = list(o, 'relu0', quick ? ['0'] : ['0', '1']).map(Number);
+    for (const r of relu0) if (!Number.isFinite(r)) throw new RangeError(`--relu0: not a number: ${r}`);
+    formats = list<FormatName>(o, 'precision', quick ? ['fp32', 'bf16'] : ['fp32', 'bf16', 'fp16'], A.AUDIT_FORMATS);
+    optims = list<OptimName>(o, 'optims', quick ? ['sgd'] : ['sgd', 'adam'], ['sgd', 'adam']);
+    seeds = num(o, 'seeds', quick ? 2 : 3);
+    stepsArg = typeof o.steps === 'string' ? num(o, 'steps', 0) : undefined;
+    batchSize = num(o, 'batch-size', 32);
+    nTrain = num(o, 'train', quick ? 1024 : 8192);
+    nTest = num(o, 'test', quick ? 250 : 1000);
+    width = num(o, 'width', 8);
+    jobs = num(o, 'jobs', os.availableParallelism());
+    for (const [k, v] of Object.entries({ seeds, 'batch-size': batchSize, train: nTrain, test: nTest, width, ...(stepsArg !== undefined ? { steps: stepsArg } : {}) })) {
+      if (!Number.isInteger(v) || v < 1) throw new RangeError(`--${k}: expected a positive integer, got ${v}`);
     }
+    if (!Number.isInteger(jobs) || jobs < 0) throw new RangeError(`--jobs: expected an integer ≥ 0 (0 = in this process), got ${jobs}`);
+    if (nTrain < batchSize) throw new RangeError(`--train ${nTrain} is smaller than --batch-size ${batchSize}`);
+    if (typeof o.lr === 'string') {
+      lrFixed = {};
+      for (const part of o.lr.split(',')) {
+        const [k, v] = part.split('=');
+        if ((k !== 'sgd' && k !== 'adam') || !(Number(v) > 0)) throw new RangeError(`--lr: expected sgd=RATE,adam=RATE with rates > 0, got '${part}'`);
+        lrFixed[k] = Number(v);
+      }
+    } else if (quick) lrFixed = { sgd: 0.03, adam: 1e-3 };
+  } catch (e) {
+    console.error(`${(e as Error).message}\n${REPRO_HELP}`);
+    return 2;
   }
-  const runs: RunResult[] = [];
-  const dataCache = new Map<string, ReturnType<typeof loadData>>();
-  for (const [i, spec] of specs.entries()) {
-    const key = `${spec.model.id}|${spec.data}`;
-    if (!dataCache.has(key)) dataCache.set(key, loadData(spec.model.id, spec.data, nTrain, nTest));
-    const d = dataCache.get(key)!;
-    const r = trainOne(spec, d.train, d.test);
-    runs.push(r);
-    if (i % 10 === 0 || i === specs.length - 1) log(`${i + 1}/${specs.length} ${runKey(spec)} acc ${(100 * r.testAccuracy).toFixed(1)} %`);
-  }
-  for (const d of dataCache.values()) for (const s of [d.train, d.test]) { s.x.dispose(); s.y.dispose(); }
+  mkdirSync(out, { recursive: true });
+  // steps per model: the plain VGG-11 is the slowest to start learning
+  const STEPS: Record<ModelId, number> = { lenet5: 150, vgg11: 200, vgg11_bn: 100, resnet18: 100, mlp: 150 };
+  const steps = (id: ModelId) => stepsArg ?? (quick ? 60 : STEPS[id]);
+  const remedies = o['no-remedies'] !== true;
+  const log = (s: string) => process.stderr.write(`${s}\n`);
 
-  // group over seeds
-  const byKey = new Map<string, RunResult>();
-  for (const r of runs) byKey.set(runKey(r.spec), r);
-  interface Row { model: string; data: DataId; format: FormatName; optim: OptimName; beta: number; reluAt0: number; n: number; mean: number; std: number; collapsed: number; split: number; wallMs: number }
-  const groups = new Map<string, RunResult[]>();
-  for (const r of runs) {
-    const k = runKey(r.spec).replace(/\|s\d+$/, '');
-    groups.set(k, [...(groups.get(k) ?? []), r]);
+  const plan = planGrid({ models, datas, betas, relu0, formats, optims, seeds, steps, batchSize, width, remedies, full: o.full === true || quick });
+  const roles = [...new Set(plan.map((p) => p.role))].map((r) => `${r} ${plan.filter((p) => p.role === r).length}`).join(', ');
+  if (o.plan === true) {
+    const cells = new Map<string, number>();
+    for (const p of plan) {
+      const k = `${p.spec.model.id}${p.spec.model.avgPool ? '+avgpool' : ''}|${p.spec.data}|${p.role}|${p.spec.steps} steps`;
+      cells.set(k, (cells.get(k) ?? 0) + 1);
+    }
+    console.log(`${plan.length} runs (${roles})\n${[...cells].map(([k, n]) => `  ${k}: ${n}`).join('\n')}`);
+    return 0;
   }
-  const rows: Row[] = [...groups.values()].map((rs) => {
-    const s = rs[0].spec;
-    const accs = rs.map((r) => r.testAccuracy);
-    const mean = accs.reduce((a, b) => a + b, 0) / accs.length;
-    const std = Math.sqrt(accs.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, accs.length - 1));
-    // trajectory split: final θ vs the default rule's (β = 0, ReLU'(0) = 0) same seed, format, optimizer
-    const splits = rs.map((r) => {
-      const ref = byKey.get(runKey({ ...r.spec, beta: 0, reluAt0: 0 }));
-      return ref && ref !== r ? relativeDistance(r.params, ref.params) : 0;
-    });
-    return {
-      model: `${s.model.id}${s.model.avgPool ? '+avgpool' : ''}`, data: s.data, format: s.format, optim: s.optim, beta: s.beta, reluAt0: s.reluAt0, n: rs.length,
-      mean, std, collapsed: rs.filter((r) => r.collapsed).length, split: splits.reduce((a, b) => a + b, 0) / splits.length,
-      wallMs: rs.reduce((a, r) => a + r.wallMs, 0) / rs.length,
-    };
-  });
+  log(`[repro maxpool] ${plan.length} runs (${roles}) on ${jobs === 0 ? `this process, ${keel.getNumThreads()} libtorch threads` : `${jobs} child processes of 1 libtorch thread`}; load average ${load0.toFixed(1)}`);
+  const { runs, tuning, lrs } = await runGrid(plan, { jobs, nTrain, nTest, lr: lrFixed, log });
+  const failed = runs.filter((r) => !r.ok);
+  const rows = groupRows(runs);
+
   const wallMs = performance.now() - t0;
-  const budget = `${keel.getNumThreads()} libtorch threads; ${specs.length} runs of ${steps} steps × batch ${batchSize}; ${nTrain} training / ${nTest} test examples; ` +
-    `VGG/ResNet width ${width} (64 = full); wall ${(wallMs / 1000).toFixed(1)} s`;
+  const load1 = os.loadavg()[0];
+  const stepsText = [...new Set(models.map((m) => `${m} ${steps(m)}`))].join(', ');
+  const design = o.full === true || quick
+    ? 'every model and data set: all β × ReLU\'(0)'
+    : `core (all β × ReLU'(0) × precisions, SGD): LeNet-5 on both data sets, VGG-11 on Fashion-MNIST; reduced (β ∈ {${REDUCED_BETAS.join(', ')}}, ReLU'(0) = 0, SGD): VGG-11 on synthetic, VGG-11-BN, ResNet-18; Adam: LeNet-5 and VGG-11, β ∈ {${REDUCED_BETAS.join(', ')}}, bf16/fp16; fp64 (β ∈ {0, ${Math.max(...betas)}}, SGD): every model on ${datas[0]}; avg pool: every model and data set in bf16`;
+  const budget = `${jobs === 0 ? `in-process, ${keel.getNumThreads()} libtorch threads` : `${jobs} processes × 1 libtorch thread`} on ${os.availableParallelism()} cores (load average ${load0.toFixed(1)} at start, ${load1.toFixed(1)} at end); ` +
+    `${runs.length} runs${tuning.length ? ` + ${tuning.reduce((s, t) => s + t.tried.length - 1, 0)} extra lr-tuning runs` : ''}, ${seeds} seeds; steps ${stepsText}; batch ${batchSize}; ${nTrain} training / ${nTest} test examples (subsets); ` +
+    `VGG/ResNet width ${width} (64 = full size); design: ${design}; wall ${(wallMs / 1000).toFixed(1)} s`;
   console.log(`\nMaxPool-β / ReLU'(0) training impact (Boustany 2024). Budget: ${budget}\n`);
-  console.log(table(['model', 'data', 'prec', 'optim', 'β', "ReLU'(0)", 'seeds', 'test acc mean ± std', 'collapsed', '‖θ−θ_default‖/‖θ_default‖', 'ms/run'],
-    rows.map((r) => [r.model, r.data, r.format, r.optim, String(r.beta), String(r.reluAt0), String(r.n), `${(100 * r.mean).toFixed(1)} ± ${(100 * r.std).toFixed(1)} %`,
-      `${r.collapsed}/${r.n}`, r.split.toExponential(2), r.wallMs.toFixed(0)])));
+  if (tuning.length) {
+    console.log(`Learning rates (fp32, β = 0, ReLU'(0) = 0, seed 0; lowest mean training loss over the last 20 % of steps; reused for every rule, precision and seed):\n` +
+      table(['model', 'data', 'optim', 'tried: lr → loss', 'chosen'], tuning.map((t) => [t.model, t.data, t.optim,
+        t.tried.map((x) => `${x.lr} → ${Number.isFinite(x.tuningLoss) ? x.tuningLoss.toFixed(3) : 'diverged'}`).join(', '), String(t.chosen)])) + '\n');
+  } else console.log(`Learning rates fixed: ${JSON.stringify(lrFixed)}\n`);
+  console.log(table(['model', 'data', 'prec', 'optim', 'lr', 'β', "ReLU'(0)", 'seeds', 'test acc mean ± std', 'collapsed', '‖θ−θ_default‖/‖θ_default‖', 'ms/run'],
+    rows.map((r) => [r.model, r.data, r.format, r.optim, String(r.lr), String(r.beta), String(r.reluAt0), `${r.n}${r.failed ? ` (+${r.failed} failed)` : ''}`,
+      `${(100 * r.mean).toFixed(1)} ± ${(100 * r.std).toFixed(1)} %`, `${r.collapsed}/${r.n}`, Number.isFinite(r.split) ? r.split.toExponential(2) : 'n/a', r.wallMs.toFixed(0)])));
+  if (failed.length) console.log(`\n${failed.length} runs FAILED:\n${failed.slice(0, 10).map((r) => `  ${r.error?.split('\n').slice(0, 3).join(' | ')}`).join('\n')}`);
 
   // verdicts on the paper's claims, judged only on what ran
-  const claims: { claim: string; verdict: string }[] = [];
-  const fmtRows = (f: (r: Row) => boolean) => rows.filter(f);
-  const big = fmtRows((r) => r.beta >= 1000 && r.format !== 'fp64' && !r.model.includes('avg'));
-  const small = fmtRows((r) => r.beta <= 1 && r.format !== 'fp64' && !r.model.includes('avg'));
-  const collapseRate = (rs: Row[]) => rs.reduce((a, r) => a + r.collapsed, 0) / Math.max(1, rs.reduce((a, r) => a + r.n, 0));
-  claims.push({ claim: 'β ∈ {0, 1}: training unaffected (accuracy within noise)', verdict: `β≤1 mean acc ${(100 * mean(small.map((r) => r.mean))).toFixed(1)} %, collapse rate ${(100 * collapseRate(small)).toFixed(0)} %` });
-  claims.push({ claim: 'large β in low precision degrades or collapses training', verdict: `β≥1000 (fp32/bf16/fp16) mean acc ${(100 * mean(big.map((r) => r.mean))).toFixed(1)} %, collapse rate ${(100 * collapseRate(big)).toFixed(0)} %` });
-  const fp64Big = fmtRows((r) => r.format === 'fp64' && r.beta >= 1000);
-  if (fp64Big.length) claims.push({ claim: 'higher precision (fp64) removes the effect of β', verdict: `fp64 β=${fp64Big[0].beta}: acc ${(100 * mean(fp64Big.map((r) => r.mean))).toFixed(1)} %, trajectory split ${mean(fp64Big.map((r) => r.split)).toExponential(1)}` });
-  const bnRows = fmtRows((r) => r.model === 'vgg11_bn' && r.beta >= 1000), plainRows = fmtRows((r) => r.model === 'vgg11' && r.beta >= 1000);
-  if (bnRows.length && plainRows.length) claims.push({ claim: 'batch norm mitigates large β', verdict: `VGG-11 β≥1000: ${(100 * mean(plainRows.map((r) => r.mean))).toFixed(1)} % without BN, ${(100 * mean(bnRows.map((r) => r.mean))).toFixed(1)} % with` });
-  const adam = fmtRows((r) => r.optim === 'adam' && r.beta >= 1000), sgd = fmtRows((r) => r.optim === 'sgd' && r.beta >= 1000);
-  if (adam.length && sgd.length) claims.push({ claim: 'Adam mitigates large β', verdict: `β≥1000: SGD ${(100 * mean(sgd.map((r) => r.mean))).toFixed(1)} %, Adam ${(100 * mean(adam.map((r) => r.mean))).toFixed(1)} %` });
-  const avg = fmtRows((r) => r.model.includes('avg'));
-  if (avg.length) claims.push({ claim: 'average pooling avoids the issue (no ties to break)', verdict: `avg-pool acc ${(100 * mean(avg.map((r) => r.mean))).toFixed(1)} %, ${avg[0].wallMs.toFixed(0)} ms/run` });
-  console.log(`\nClaims (judged on this budget only; few steps can hide slow divergence):\n${claims.map((c) => `  - ${c.claim}: ${c.verdict}`).join('\n')}\n`);
+  const claims = judgeClaims(rows);
+  console.log(`\nClaims (judged on this budget only; few steps can hide slow divergence; rules in summary.ts):\n${claims.map((c) => `  ${c.verdict.padEnd(13)} ${c.claim}\n                ${c.evidence}`).join('\n')}\n`);
+  const costs = remedyCosts(rows);
+  console.log(`Remedies and their cost (time per run and accuracy at the default rule, against the baseline; times measured on a shared machine):\n` +
+    table(['remedy', 'against', 'cells', 'time ×', 'Δacc at β = 0'], costs.map((c) => [c.remedy, c.compared, String(c.cells), Number.isFinite(c.timeRatio) ? c.timeRatio.toFixed(2) : 'n/a',
+      Number.isFinite(c.accDelta) ? `${c.accDelta >= 0 ? '+' : ''}${(100 * c.accDelta).toFixed(1)} pts` : 'n/a'])) + '\n');
 
   const charts: string[] = [];
   for (const data of datas) for (const id of models) {
     const rs = rows.filter((r) => r.model === id && r.data === data && r.reluAt0 === 0 && r.optim === optims[0] && r.format !== 'fp64');
     if (!rs.length) continue;
     const fs = [...new Set(rs.map((r) => r.format))];
-    const svg = A.barChart(betas.map((b) => ({ label: `β=${b}`, values: fs.map((f) => {
+    const svg = await barChart(betas.filter((b) => rs.some((x) => x.beta === b)).map((b) => ({ label: `β=${b}`, values: fs.map((f) => {
       const r = rs.find((x) => x.beta === b && x.format === f);
       return r ? { value: r.mean, lo: r.mean - r.std, hi: r.mean + r.std } : { value: 0 };
     }) })), { title: `${id} on ${data}: test accuracy vs β (${optims[0]}, ReLU'(0)=0)`, series: fs, yMax: 1, yLabel: 'test accuracy' });
     const file = `accuracy-${id}-${data}.svg`;
-    writeFileSync(join(out, file), svg);
+    await writeChart(join(out, file), svg);
     charts.push(file);
   }
   const results = {
-    experiment: 'repro-maxpool', paper: 'Boustany, arXiv 2401.02736', quick, budget, lr: LR, wallMs, charts, claims, rows,
-    runs: runs.map((r) => ({ ...r.spec, key: runKey(r.spec), testAccuracy: r.testAccuracy, finalLoss: r.finalLoss, collapsed: r.collapsed, wallMs: r.wallMs, losses: r.losses })),
+    experiment: 'repro-maxpool', paper: 'Boustany, arXiv 2401.02736', quick, budget, jobs, loadAverage: { start: load0, end: load1 },
+    design: { text: design, models, datas, betas, relu0, formats, optims, seeds, steps: Object.fromEntries(models.map((m) => [m, steps(m)])), batchSize, nTrain, nTest, width, remedies },
+    lr: lrs, tuning, wallMs, charts, claims, remedyCosts: costs, rows, runs,
   };
-  writeFileSync(join(out, 'results.json'), JSON.stringify(results, null, 1));
+  writeFileAtomic(join(out, 'results.json'), JSON.stringify(results, null, 1));
   console.log(`wrote ${join(out, 'results.json')} and ${charts.join(', ')}`);
-  return 0;
-}
-
-function mean(xs: number[]): number {
-  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
+  return failed.length ? 1 : 0;
 }

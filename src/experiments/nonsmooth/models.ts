@@ -35,11 +35,39 @@ export function vgg11Scaled(inChannels: number, width: number, batchNorm: boolea
     }
   }
   const hidden = Math.max(16, Math.round((512 * width) / 64));
-  return new nn.Sequential({
+  const m = new nn.Sequential({
     features: new nn.Sequential(...layers),
     flatten: new nn.Flatten(),
     classifier: new nn.Sequential(new nn.Linear(c, hidden), new nn.ReLU(), new nn.Linear(hidden, hidden), new nn.ReLU(), new nn.Linear(hidden, numClasses)),
   });
+  // torchvision's VGG initialisation for the convolutions (kaiming_normal_ fan_out, relu;
+  // zero bias) and BN (1, 0): with torch's default conv init eight ReLU convs shrink the
+  // signal so much that the plain VGG-11 does not start learning within a budgeted run.
+  // The Linear layers keep torch's default (torchvision's N(0, 0.01) is meant for 4096
+  // units; at the scaled widths it would shrink the signal again).
+  for (const mod of m.modules()) {
+    if (mod instanceof nn.Conv2d) {
+      nn.init.kaimingNormal_(mod.weight, { mode: 'fan_out', nonlinearity: 'relu' });
+      if (mod.bias) nn.init.constant_(mod.bias, 0);
+    } else if (mod instanceof nn.BatchNorm2d) {
+      nn.init.constant_(mod.weight!, 1);
+      nn.init.constant_(mod.bias!, 0);
+    }
+  }
+  return m;
+}
+
+/**
+ * ResNet-18 (the zoo's CIFAR form: 3×3 stride-1 stem) with torchvision's stem
+ * max pool (3×3, stride 2, padding 1) after the stem's ReLU, as in Boustany's
+ * ResNet-18: the CIFAR form has no max pool at all, so MaxPool-β would have
+ * nothing to act on. 32×32 inputs reach layer1 at 16×16.
+ */
+export function resnet18WithStemPool(inChannels: number, width: number, numClasses = 10): keel.nn.Module {
+  const m = new nn.zoo.ResNet18({ inChannels, width, numClasses });
+  // the stem's relu module is used by the stem only (each block has its own)
+  (m as unknown as { relu: keel.nn.Module }).relu = new nn.Sequential(new nn.ReLU(), new nn.MaxPool2d(3, { stride: 2, padding: 1 }));
+  return m;
 }
 
 /** Input shape [C, H] of a data set for a model (VGG/ResNet need 32×32: Fashion-MNIST is zero-padded). */
@@ -56,7 +84,7 @@ export function buildModel(spec: ModelSpec, data: DataId, seed: number): keel.nn
     case 'lenet5': m = new nn.zoo.LeNet5({ inChannels: channels, inputSize: size }); break;
     case 'mlp': m = new nn.zoo.MLP({ inFeatures: channels * size * size, numClasses: 10, hidden: Array(spec.depth ?? 3).fill(spec.hidden ?? 256) }); break;
     case 'vgg11': case 'vgg11_bn': m = vgg11Scaled(channels, spec.width ?? 64, spec.id === 'vgg11_bn'); break;
-    case 'resnet18': m = new nn.zoo.ResNet18({ inChannels: channels, width: spec.width ?? 64 }); break;
+    case 'resnet18': m = resnet18WithStemPool(channels, spec.width ?? 64); break;
     default: throw new RangeError(`unknown model ${String(spec.id)}`);
   }
   if (spec.avgPool) keel.audit.swapBackwardRules(m, { avgPool: true });
@@ -68,7 +96,7 @@ export interface DataSplit {
   y: Tensor;
 }
 
-/** n training and nTest test examples, shaped for the model (kept: dispose them when done). */
+/** n training and nTest test examples, standardised and shaped for the model (kept: dispose them when done). */
 export function loadData(model: ModelId, data: DataId, n: number, nTest: number, seed = 0): { train: DataSplit; test: DataSplit } {
   const { size } = inputGeometry(model, data);
   return keel.scope(() => {
@@ -87,6 +115,13 @@ export function loadData(model: ModelId, data: DataId, n: number, nTest: number,
       const perm = keel.ops.randperm(xa.shape[0]).narrow(0, 0, n);
       train = { x: xa.indexSelect(0, perm), y: ya.indexSelect(0, perm) };
       test = { x: xb.narrow(0, 0, nTest).clone(), y: yb.narrow(0, 0, nTest).clone() };
+    }
+    // standardise with the training split's per-channel mean and std (the plain
+    // VGG-11 barely starts learning on raw [0, 1] pixels within a budgeted run)
+    const mu = train.x.mean([0, 2, 3], true), sd = train.x.std([0, 2, 3], { keepdim: true });
+    train.x = train.x.sub(mu).div(sd);
+    test.x = test.x.sub(mu).div(sd);
+    if (data === 'fashion-mnist') {
       if (size === 32) {
         train.x = keel.ops.constantPadNd(train.x, [2, 2, 2, 2], 0);
         test.x = keel.ops.constantPadNd(test.x, [2, 2, 2, 2], 0);

@@ -91,9 +91,11 @@ export function trainOne(spec: RunSpec, train: DataSplit, test: DataSplit): RunR
   const finalLoss = losses.length ? losses[losses.length - 1] : NaN;
   return {
     spec, testAccuracy, finalLoss, losses, params: flat, wallMs: performance.now() - t0,
-    // collapse: the loss left the finite numbers, or ends (mean of the last 5) above 2 · ln 10,
-    // twice a uniform guess's loss on 10 classes (not merely "has not learnt yet")
-    collapsed: diverged || !(mean(losses.slice(-5)) <= 2 * Math.log(10)),
+    // collapse: the loss left the finite numbers, or ends (mean of the last 5) above 2 · ln 10
+    // (twice a uniform guess's loss on 10 classes), or the test accuracy is no better than
+    // chance (≤ 12 % on 10 classes: the network predicts one class). A default-rule run
+    // that has not started learning counts too; the claims compare each cell with β = 0's.
+    collapsed: diverged || !(mean(losses.slice(-5)) <= 2 * Math.log(10)) || testAccuracy <= 0.12,
   };
 }
 
