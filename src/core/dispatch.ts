@@ -49,6 +49,24 @@ export interface Interceptor {
   after?(call: OpCall, result: unknown): unknown;
 }
 
+/**
+ * For an interceptor's `before`: the inputs with each tensor (also inside
+ * tensor lists) passed through fn, or undefined when fn kept every one.
+ */
+export function replaceTensorInputs(inputs: readonly unknown[], fn: (t: Tensor) => Tensor): unknown[] | undefined {
+  let replaced: unknown[] | undefined;
+  inputs.forEach((x, i) => {
+    if (x instanceof Tensor) {
+      const r = fn(x);
+      if (r !== x) (replaced ??= [...inputs])[i] = r;
+    } else if (Array.isArray(x) && x.some((y) => y instanceof Tensor)) {
+      const list = x.map((y) => (y instanceof Tensor ? fn(y) : y));
+      if (list.some((y, j) => y !== x[j])) (replaced ??= [...inputs])[i] = list;
+    }
+  });
+  return replaced;
+}
+
 const interceptors: Interceptor[] = [];
 let paused = 0;
 

@@ -166,7 +166,7 @@ export class Guard {
       if (r.event) events.push(r.event);
       else this.log?.write({ event: 'guard-retry', step, retry: retries, ok: r.ok, loss: r.loss });
     }
-    return { ...r, ...(events.length ? { event: events[0] } : {}), events, retries, warnings: r.warnings };
+    return { ...r, ...(events.length ? { event: events[0] } : {}), events, retries };
   }
 
   /** One try at the step: forward, backward, checks, update; an event acted on by this policy. */

@@ -12,7 +12,7 @@
 import { fileURLToPath } from 'node:url';
 import { dirname } from 'node:path';
 import { isGradEnabled, noGrad } from '../core/autograd.js';
-import { intercept, unintercepted, type OpCall } from '../core/dispatch.js';
+import { intercept, replaceTensorInputs, unintercepted, type OpCall } from '../core/dispatch.js';
 import { scope } from '../core/memory.js';
 import { Tensor, type RemovableHandle } from '../core/tensor.js';
 import { currentModulePath } from '../nn/module.js';
@@ -153,24 +153,13 @@ class Tracer {
   /** Gives each input that needs a gradient its own alias for this op (a consumer edge). */
   before = (call: OpCall): readonly unknown[] | undefined => {
     if (!isGradEnabled() || call.mutable.includes(true) || this.backward !== undefined || this.forward !== undefined) return undefined;
-    const edge = (t: Tensor): Tensor => {
+    return replaceTensorInputs(call.inputs, (t) => {
       if (t.isDisposed || !isFloat(t) || !t.requiresGrad) return t;
       const a = ops.alias(t);
       this.kept.push(a.keep());
       this.aliasOf.set(a, t);
       return a;
-    };
-    let replaced: unknown[] | undefined;
-    call.inputs.forEach((x, i) => {
-      if (x instanceof Tensor) {
-        const a = edge(x);
-        if (a !== x) (replaced ??= [...call.inputs])[i] = a;
-      } else if (Array.isArray(x) && x.some((y) => y instanceof Tensor)) {
-        const list = x.map((y) => (y instanceof Tensor ? edge(y) : y));
-        if (list.some((y, j) => y !== x[j])) (replaced ??= [...call.inputs])[i] = list;
-      }
     });
-    return replaced;
   };
 
   after = (call: OpCall, result: unknown): unknown => {

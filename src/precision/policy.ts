@@ -13,7 +13,7 @@
 // rounded copies; tensors the policy produced are remembered (with their
 // version counter) and never checked again.
 import { isGradEnabled, noGrad } from '../core/autograd.js';
-import { intercept, type OpCall } from '../core/dispatch.js';
+import { intercept, replaceTensorInputs, type OpCall } from '../core/dispatch.js';
 import { native } from '../native/binding.js';
 import { Tensor } from '../core/tensor.js';
 import * as ops from '../ops/index.js';
@@ -166,27 +166,15 @@ class PolicyRun {
   before(call: OpCall): readonly unknown[] | undefined {
     if (this.policy.format.name === 'fp64' || call.mutable.includes(true)) return undefined;
     const inputs = call.inputs;
-    const gradMode = isGradEnabled();
-    const needsGrad = gradMode && inputs.some((x) => (x instanceof Tensor ? x.requiresGrad : Array.isArray(x) && x.some((y) => y instanceof Tensor && y.requiresGrad)));
-    let replaced: unknown[] | undefined;
-    const enter = (t: Tensor): Tensor | undefined => {
-      if (!this.narrows(t)) return undefined;
+    const needsGrad = isGradEnabled() && inputs.some((x) => (x instanceof Tensor ? x.requiresGrad : Array.isArray(x) && x.some((y) => y instanceof Tensor && y.requiresGrad)));
+    return replaceTensorInputs(inputs, (t) => {
+      if (!this.narrows(t)) return t;
       const known = this.isKnown(t);
       // a leaf (parameter) or a tensor from outside the policy that needs a
       // gradient goes through RoundToFormat, so that its gradient is rounded too
-      if (needsGrad && t.requiresGrad && (!known || t.isLeaf)) return this.entry(t, true);
-      return known ? undefined : this.entry(t, false);
-    };
-    inputs.forEach((x, i) => {
-      if (x instanceof Tensor) {
-        const r = enter(x);
-        if (r !== undefined) (replaced ??= [...inputs])[i] = r;
-      } else if (Array.isArray(x) && x.some((y) => y instanceof Tensor)) {
-        const list = x.map((y) => (y instanceof Tensor ? enter(y) ?? y : y));
-        if (list.some((y, j) => y !== x[j])) (replaced ??= [...inputs])[i] = list;
-      }
+      if (needsGrad && t.requiresGrad && (!known || t.isLeaf)) return this.entry(t, true) ?? t;
+      return known ? t : this.entry(t, false) ?? t;
     });
-    return replaced;
   }
 
   /** Outputs are rounded to the format. */
