@@ -15,6 +15,7 @@ import type { FormatName } from '../../precision/formats.js';
 import type { Role } from './grid.js';
 import type { DataId } from './models.js';
 import type { OptimName, RunSpec } from './train.js';
+import { mean } from '../stats.js';
 
 /** One run as kept in results.json (the final θ is dropped once its split is known). */
 export interface RunRecord extends RunSpec {
@@ -57,9 +58,6 @@ export interface Claim {
 
 export const modelName = (s: RunSpec): string => `${s.model.id}${s.model.avgPool ? '+avgpool' : ''}`;
 
-export function mean(xs: number[]): number {
-  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
-}
 
 /** Groups runs over seeds (failed runs are counted, not averaged). */
 export function groupRows(runs: RunRecord[]): Row[] {

@@ -6,6 +6,7 @@
 import * as keel from '../../index.js';
 import type { FormatName } from '../../precision/formats.js';
 import { batch, buildModel, type DataId, type DataSplit, type ModelSpec } from './models.js';
+import { mean } from '../stats.js';
 
 const A = keel.audit;
 export type OptimName = 'sgd' | 'adam';
@@ -109,6 +110,3 @@ export function relativeDistance(a: Float64Array, b: Float64Array): number {
   return Math.sqrt(d) / Math.max(1e-300, Math.sqrt(n));
 }
 
-function mean(xs: number[]): number {
-  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
-}

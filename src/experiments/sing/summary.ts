@@ -4,6 +4,7 @@
 // accuracy is across the sweep.
 import { OPTIMIZERS, type ModelId, type OptimizerName, type Protocol, type RunSpec } from './grid.js';
 import type { RunResult } from './run.js';
+import { mean } from '../stats.js';
 
 export interface RunRecord extends RunSpec {
   /** The run's full configuration (model plan, budget, schedule). */
@@ -51,9 +52,6 @@ export interface ModelSummary {
   optimizers: Record<OptimizerName, OptimizerSummary>;
 }
 
-export function mean(xs: number[]): number {
-  return xs.length === 0 ? Number.NaN : xs.reduce((a, b) => a + b, 0) / xs.length;
-}
 
 export function sampleStd(xs: number[]): number {
   if (xs.length < 2) return 0;

@@ -14,7 +14,7 @@
 // toolkit's optimizer). After each level: validation accuracy, perturbation
 // growth and input-gradient norm of the trained block on validation inputs,
 // eigenvalue ranges of the RHS Jacobian along a validation trajectory.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { enableGrad, noGrad } from '../../core/autograd.js';
 import { manualSeed, randn, tensor } from '../../core/creation.js';
