@@ -201,6 +201,10 @@ def schemas_of(name):
         return []
     ovs = sorted(ovs, key=lambda o: 0 if o == 'default' else 1)
     for ov in ovs:
+        # only operators of the ATen dispatcher (Keel's set), not TorchScript's own overloads
+        # such as aten::split(Tensor, int[]) or aten::sort.int(int[])
+        if not torch._C._dispatch_has_kernel(f'aten::{name}' + ('' if ov == 'default' else f'.{ov}')):
+            continue
         try:
             s = Schema(getattr(packet, ov))
         except Exception:
@@ -257,7 +261,7 @@ def enc_float(x):
 
 
 def enc_tensor(t, grad=False):
-    if t.is_complex() or t.dtype not in DTYPE_NAMES:
+    if t.dtype not in DTYPE_NAMES:  # complex32, quantized
         raise Unsupported(f'{t.dtype} tensor')
     if t.layout != torch.strided:
         raise Unsupported(f'{t.layout} tensor')
@@ -268,11 +272,12 @@ def enc_tensor(t, grad=False):
         d = d.resolve_conj()
     if d.is_neg():
         d = d.resolve_neg()
-    flat = d.reshape(-1)
+    # complex: real and imaginary parts interleaved (view_as_real), Keel reads them the same way
+    flat = (torch.view_as_real(d) if d.is_complex() else d).reshape(-1)
     if d.dtype in (torch.float16, torch.bfloat16):
         flat = flat.double()
     vals = flat.tolist()
-    if d.is_floating_point():
+    if d.is_floating_point() or d.is_complex():
         vals = [enc_float(x) for x in vals]
     r = {'T': DTYPE_NAMES[d.dtype], 's': list(d.shape), 'v': vals}
     if grad:
@@ -408,7 +413,7 @@ def describe(v):
 
 def cotangent(outs, seed):
     g = torch.Generator().manual_seed(seed)
-    return [torch.randn(o.shape, generator=g, dtype=torch.float64).to(o.dtype) for o in outs]
+    return [torch.randn(o.shape, generator=g, dtype=torch.complex128 if o.is_complex() else torch.float64).to(o.dtype) for o in outs]
 
 
 def run_case(s, bound, dtype, seed, random_op):
@@ -434,12 +439,20 @@ def run_case(s, bound, dtype, seed, random_op):
         case['fwd'] = {'error': errmsg(e)}
         return case
     ins = [t for t in tensors_in(list(args[n] for n in names if n in args)) if t.requires_grad]
-    outs = [o for o in tensors_in(res) if isinstance(o, torch.Tensor) and o.requires_grad and o.is_floating_point()]
+    outs = [o for o in tensors_in(res) if o.requires_grad and (o.is_floating_point() or o.is_complex())]
     if ins and outs and not random_op:
         cot = cotangent(outs, seed)
         try:
             gs = torch.autograd.grad(outs, ins, cot, allow_unused=True)
             case['grad'] = {'cot': [enc(c) for c in cot], 'grads': [None if g is None else enc(g) for g in gs]}
+            # a second run on the same inputs: libtorch 1.13 has backward formulas that read
+            # uninitialised memory (as_strided_scatter); such gradients are compared in shape only
+            args2 = fresh(bound, True)
+            res2 = call(s, args2)
+            ins2 = [t for t in tensors_in(list(args2[n] for n in names if n in args2)) if t.requires_grad]
+            outs2 = [o for o in tensors_in(res2) if o.requires_grad and (o.is_floating_point() or o.is_complex())]
+            if not same(list(gs), list(torch.autograd.grad(outs2, ins2, cot, allow_unused=True))):
+                case['grad']['nondet'] = 'the reference gradient differs between two runs on the same inputs'
         except Exception as e:
             case['grad'] = {'cot': [enc(c) for c in cot], 'error': errmsg(e)}
     # out=
