@@ -93,16 +93,17 @@ export class Tensor implements Tracked {
         return new Float32Array(native.toBuffer(wide.id));
       });
     }
-    const buf = native.toBuffer(this.id);
     switch (dt) {
-      case 'float32': return new Float32Array(buf);
-      case 'float64': return new Float64Array(buf);
-      case 'int64': return new BigInt64Array(buf);
-      case 'int32': return new Int32Array(buf);
-      case 'int16': return new Int16Array(buf);
-      case 'int8': return new Int8Array(buf);
-      case 'uint8': case 'bool': return new Uint8Array(buf);
-      default: throw new Error(`data(): no typed array for dtype ${dt}`);
+      case 'float32': return new Float32Array(native.toBuffer(this.id));
+      case 'float64': return new Float64Array(native.toBuffer(this.id));
+      case 'int64': return new BigInt64Array(native.toBuffer(this.id));
+      case 'int32': return new Int32Array(native.toBuffer(this.id));
+      case 'int16': return new Int16Array(native.toBuffer(this.id));
+      case 'int8': return new Int8Array(native.toBuffer(this.id));
+      case 'uint8': case 'bool': return new Uint8Array(native.toBuffer(this.id));
+      case 'complex32': case 'complex64': case 'complex128':
+        throw new Error(`data(): a ${dt} tensor has no JS typed array; read ops.viewAsReal(t) (complex32: t.to('complex64') first)`);
+      default: throw new Error(`data(): a ${dt} tensor has no JS typed array; dequantize() it first`);
     }
   }
 
