@@ -383,6 +383,10 @@ napi_value describeArgument(napi_env env, const c10::Argument& a) {
   }
   napi_set_named_property(env, o, "kwargOnly", jsBool(env, a.kwarg_only()));
   napi_set_named_property(env, o, "mutable", jsBool(env, a.alias_info() && a.alias_info()->isWrite()));
+  // The alias set ('a' in Tensor(a!)): a return in the same set as a written
+  // argument is that argument (out= and in-place overloads).
+  if (a.alias_info() && a.alias_info()->beforeSets().size() == 1 && !a.alias_info()->isWildcardBefore())
+    napi_set_named_property(env, o, "alias", jsString(env, a.alias_info()->beforeSet().toUnqualString()));
   return o;
 }
 

@@ -7,6 +7,28 @@ namespace keel {
 
 namespace {
 
+// The tensor as a dense, contiguous CPU tensor whose bytes can be read: every
+// kind libtorch hands back is either materialised here or refused with an
+// Error that says what to do (no null data pointer is ever read).
+at::Tensor readable(const at::Tensor& in) {
+  if (!in.defined()) throw std::runtime_error("the tensor is undefined");
+  if (in.is_meta()) throw std::runtime_error("a meta tensor has a shape but no values to read");
+  if (in.is_nested()) throw std::runtime_error("a nested tensor cannot be read as one array; unbind() it first");
+  if (in.is_quantized())
+    throw std::runtime_error(std::string("a quantized tensor (") + c10::toString(in.scalar_type()) +
+                             ") cannot be read directly; dequantize() it first");
+  if (in.is_sparse() || in.is_sparse_csr())
+    throw std::runtime_error("a sparse tensor cannot be read directly; call toDense() first");
+  at::Tensor t = in.detach();
+  if (t.is_mkldnn()) t = t.to_dense();
+  // An efficient zero tensor (e.g. the gradient of sgn) has no storage.
+  if (t._is_zerotensor()) return at::zeros(t.sizes(), at::TensorOptions().dtype(t.scalar_type()));
+  if (!t.device().is_cpu()) t = t.cpu();
+  // Conjugate and negative views keep a bit instead of the values.
+  t = t.resolve_conj().resolve_neg();
+  return t.contiguous();
+}
+
 
 napi_value Free(napi_env env, napi_callback_info info) {
   napi_value a[1];
@@ -82,11 +104,11 @@ napi_value Item(napi_env env, napi_callback_info info) {
   napi_value a[1];
   getArgs(env, info, 1, a);
   KEEL_GUARD(env, "item", {
-    const at::Tensor& t = argTensor(env, a[0], "tensor");
-    if (t.numel() != 1)
-      throw std::runtime_error("a tensor with " + std::to_string(t.numel()) +
+    const at::Tensor& in = argTensor(env, a[0], "tensor");
+    if (in.numel() != 1)
+      throw std::runtime_error("a tensor with " + std::to_string(in.numel()) +
                                " elements cannot be converted to a number (item() needs exactly one)");
-    c10::Scalar s = t.item();
+    c10::Scalar s = readable(in).item();
     if (s.isBoolean()) return jsBool(env, s.toBool());
     if (s.isComplex()) throw std::runtime_error("complex tensors cannot be converted to a JS number");
     return jsNumber(env, s.toDouble());
@@ -132,9 +154,7 @@ napi_value ToBuffer(napi_env env, napi_callback_info info) {
   napi_value a[1];
   getArgs(env, info, 1, a);
   KEEL_GUARD(env, "data", {
-    at::Tensor t = argTensor(env, a[0], "tensor").detach();
-    if (!t.device().is_cpu()) t = t.cpu();
-    t = t.contiguous();
+    at::Tensor t = readable(argTensor(env, a[0], "tensor"));
     size_t nbytes = static_cast<size_t>(t.numel()) * t.element_size();
     void* dst;
     napi_value ab;

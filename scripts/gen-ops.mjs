@@ -27,6 +27,7 @@ const KINDS = ['Tensor', 'TensorList', 'OptionalTensorList', 'Int', 'Float', 'Bo
 const OPTIONAL = 1;
 const DEFAULTED = 2;
 const MUTABLE = 4;
+const KWARG_ONLY = 8;
 
 const RESERVED = new Set(['break', 'case', 'catch', 'class', 'const', 'continue', 'debugger', 'default', 'delete', 'do',
   'else', 'export', 'extends', 'finally', 'for', 'function', 'if', 'import', 'in', 'instanceof', 'new', 'return', 'super',
@@ -122,21 +123,36 @@ for (const s of supported) {
   byName.get(s.name).push(s);
 }
 
+// The argument a return is (Tensor(a!) self -> Tensor(a!)): the written
+// argument in the return's alias set, or -1. Each out= slot maps to its own
+// argument (sort.values returns [values, indices], not [values, values]).
+function writtenArgument(s, r) {
+  if (!r.mutable || r.alias === undefined) return -1;
+  return s.arguments.findIndex((a) => a.mutable && a.alias === r.alias);
+}
+
 function specOf(s) {
   const args = s.arguments.map((a) => {
-    const flags = (a.optional ? OPTIONAL : 0) | (a.default !== undefined ? DEFAULTED : 0) | (a.mutable ? MUTABLE : 0);
+    const flags = (a.optional ? OPTIONAL : 0) | (a.default !== undefined ? DEFAULTED : 0) | (a.mutable ? MUTABLE : 0) |
+      (a.kwargOnly ? KWARG_ONLY : 0);
     const k = KINDS.indexOf(a.kind);
     return a.n ? `[${JSON.stringify(a.name)},${k},${flags},${a.n}]` : `[${JSON.stringify(a.name)},${k},${flags}]`;
   });
-  const rets = s.returns.map((r) => (r.mutable ? -1 - KINDS.indexOf(r.kind) : KINDS.indexOf(r.kind)));
+  const rets = s.returns.map((r) => {
+    const written = writtenArgument(s, r);
+    return written >= 0 ? -1 - written : KINDS.indexOf(r.kind);
+  });
   // out= overloads (mutable keyword-only arguments) are reachable by name only
   const byType = !isNamedTensorOverload(s) && !s.arguments.some((a) => a.mutable && a.kwargOnly);
   return `[${JSON.stringify(s.overload)},[${args.join(',')}],[${rets.join(',')}],${byType ? 1 : 0}]`;
 }
 
+// Keyword-only arguments (after the schema's `*`: `out`, `dtype` of the
+// reductions, `output_size`, ...) go only in the options object, as
+// torch.ops.aten takes them: no positional value can land in one.
 function signature(s, optionsType) {
   let seenOptional = false;
-  const params = s.arguments.map((a) => {
+  const params = s.arguments.filter((a) => !a.kwargOnly).map((a) => {
     const optional = a.optional || a.default !== undefined;
     seenOptional = seenOptional || optional;
     const p = RESERVED.has(a.name) ? `${a.name}_` : a.name;
@@ -153,7 +169,9 @@ function optionsTypeOf(s) {
   const key = (n) => (/^[A-Za-z_$][\w$]*$/.test(n) ? n : JSON.stringify(n));
   const fields = [];
   for (const a of s.arguments) {
-    fields.push(`${key(a.name)}?: ${tsType(a)}`);
+    // a keyword-only argument without a default can only come from here
+    const q = a.kwargOnly && !a.optional && a.default === undefined && camel(a.name) === a.name ? '' : '?';
+    fields.push(`${key(a.name)}${q}: ${tsType(a)}`);
     if (camel(a.name) !== a.name) fields.push(`${key(camel(a.name))}?: ${tsType(a)}`);
   }
   return `{ ${fields.join('; ')} }`;
@@ -175,6 +193,7 @@ function emitOp(name, overloads) {
   lines.push(' */');
   lines.push(`${js === camel(name) ? 'export ' : ''}const ${js}: {`);
   for (const s of ordered.filter((s) => specOf(s).endsWith(',1]'))) {
+    lines.push(`  /** ${s.schema.replace(/\*\//g, '*\\/')} */`);
     lines.push(`  ${signature(s, optionsName(s))};`);
   }
   for (const s of ordered) {

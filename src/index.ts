@@ -54,4 +54,6 @@ export * as train from './train/index.js';
 export * as audit from './audit/index.js';
 export * as stable from './stable/index.js';
 export * as plot from './plot/index.js';
+export * as amp from './amp/index.js';
+export { autocast, type AutocastOptions } from './amp/autocast.js';
 export { Guard, NonFiniteError, guard, type GuardOptions, type GuardStepResult } from './guard/index.js';

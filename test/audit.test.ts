@@ -178,3 +178,14 @@ test('keel repro maxpool --quick: under a minute, results.json with runs and cla
   assert.ok(r.runs.length >= 12 && r.claims.length >= 3);
   assert.ok(existsSync(join(out, 'accuracy-lenet5-fashion-mnist.svg')));
 });
+
+test('the nonsmooth audit can ask for a full Fashion-MNIST epoch (235 × 256 > 60,000) without a narrow() error', async () => {
+  const { loadData, batch } = (await import(new URL('../../dist/experiments/nonsmooth/models.js', import.meta.url).href)) as {
+    loadData(m: string, d: string, n: number, nTest: number): { train: { x: Tensor; y: Tensor }; test: { x: Tensor; y: Tensor } };
+    batch(s: { x: Tensor; y: Tensor }, i: number, b: number): [Tensor, Tensor];
+  };
+  const { train, test: held } = loadData('lenet5', 'fashion-mnist', 235 * 256 + 256, 1);
+  assert.deepEqual(train.x.shape, [60000, 1, 28, 28]);
+  assert.deepEqual(batch(train, 234, 256)[0].shape, [256, 1, 28, 28]);
+  for (const t of [train.x, train.y, held.x, held.y]) t.dispose();
+});

@@ -139,7 +139,7 @@ add('clamp(-0.5, 0.5)', [x(S, avoid(-1.5, 1.5, [-0.5, 0.5]))], (a) => a.clamp(-0
 add('hardtanh(-0.8, 0.6)', [x(S, avoid(-1.5, 1.5, [-0.8, 0.6]))], (a) => ops.hardtanh(a, -0.8, 0.6), 'lambda a: F.hardtanh(a, -0.8, 0.6)');
 
 // binary, broadcasting
-add('add(alpha=2) [3,4]+[4]', [x([3, 4]), x([4])], (a, b) => ops.add(a, b, 2), 'lambda a, b: torch.add(a, b, alpha=2)');
+add('add(alpha=2) [3,4]+[4]', [x([3, 4]), x([4])], (a, b) => ops.add(a, b, { alpha: 2 }), 'lambda a, b: torch.add(a, b, alpha=2)');
 add('sub(alpha=0.5) [2,3,1]-[3,4]', [x([2, 3, 1]), x([3, 4])], (a, b) => a.sub(b, 0.5), 'lambda a, b: torch.sub(a, b, alpha=0.5)');
 add('mul [3,1]*[1,4]', [x([3, 1]), x([1, 4])], (a, b) => a.mul(b), 'lambda a, b: a * b');
 add('mul by a scalar', [x(S)], (a) => a.mul(-2.5), 'lambda a: a * -2.5');
@@ -173,7 +173,7 @@ add('min dim 0 keepdim values', [x(R, distinct())], (a) => a.min(0, true)[0], 'l
 add('logsumexp dim 1', [x(R, N(2))], (a) => a.logsumexp(1), 'lambda a: torch.logsumexp(a, 1)');
 add('std dim 1', [x(R)], (a) => a.std(1), 'lambda a: a.std(1)');
 add('var dims [0,1] correction 0', [x(R)], (a) => a.var([0, 1], { correction: 0 }), 'lambda a: a.var((0, 1), unbiased=False)');
-add('stdMean (two outputs)', [x(R)], (a) => ops.stdMean.correction(a, [2], 1), 'lambda a: torch.std_mean(a, 2, unbiased=True)');
+add('stdMean (two outputs)', [x(R)], (a) => ops.stdMean.correction(a, [2], { correction: 1 }), 'lambda a: torch.std_mean(a, 2, unbiased=True)');
 add('norm (2, all)', [x(R)], (a) => a.norm(), 'lambda a: torch.linalg.vector_norm(a)');
 add('norm (3, dim 1)', [x(R, away(0.2, 2))], (a) => a.norm(3, 1), 'lambda a: torch.linalg.vector_norm(a, 3, 1)');
 add('cumsum dim 1', [x(R)], (a) => ops.cumsum(a, 1), 'lambda a: torch.cumsum(a, 1)');

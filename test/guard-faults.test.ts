@@ -71,6 +71,8 @@ function listOps(model: keel.nn.Module, x: keel.Tensor, loss: (o: keel.Tensor) =
 
 /** Makes the gradient flowing out of this point non-finite (the op before it then back-propagates it). */
 class PoisonGrad extends keel.autograd.Function {
+  /** it stands for the op whose gradient it poisons: the guard must name that op */
+  static override traced = false;
   static override forward(_ctx: keel.autograd.FunctionContext, x: keel.Tensor, value: number): keel.Tensor {
     return x.clone();
   }

@@ -391,6 +391,10 @@ test('the rules table: each cause from its op, inputs and phase', () => {
   assert.equal(id(ctx('aten::mul.Tensor', 'forward', [t({}), t({}, 'other')], { precision: keel.formatOf('fp16'), output: t({ infs: 4 }, 'output') })), 'precision-overflow');
   assert.equal(id(ctx('aten::mm', 'forward', [t({}), t({}, 'mat2')], { output: t({ infs: 4 }, 'output') })), 'overflow');
   assert.equal(id(ctx('aten::add.Tensor', 'forward', [t({})], { output: t({ nans: 1 }, 'output') })), 'non-finite-op');
+  assert.equal(id(ctx('aten::linear', 'forward', [t({ infs: 1 })], { nonFiniteInput: { name: 'input', kind: 'data' } })), 'non-finite-input');
+  assert.equal(id(ctx('aten::softmax.int', 'forward', [t({ infs: 3 })], { output: t({ nans: 3 }, 'output') })), 'fully-masked-row');
+  assert.equal(id(ctx('Function MyFn', 'backward', [t({})], { output: t({ nans: 1 }, 'grad') })), 'custom-function-backward');
+  assert.equal(id(ctx('optimizer.step', 'update', [], { lr: 1e-3, gradNorm: 1, eps: 0 })), 'optimizer-zero-denominator');
   // every rule has a cause and at least one concrete remedy
   for (const r of keel.guard.RULES) assert.ok(r.remedies(ctx('aten::x', 'forward', [t({})], { lr: 1, precision: keel.formatOf('fp16') })).length > 0, r.id);
 });

@@ -57,7 +57,7 @@ describe('memory() counts back to its start after a scope', () => {
     });
   });
 
-  test('backward: gradients, .grad handles (a new one per access), retained non-leaf grads', () => {
+  test('backward: gradients, .grad handles (one per gradient, owned by its tensor), retained non-leaf grads', () => {
     const w = keel.randn([5, 3], { requiresGrad: true }).keep();
     const start = live();
     keel.scope(() => {
@@ -66,8 +66,8 @@ describe('memory() counts back to its start after a scope', () => {
         const h = x.matmul(w).tanh().retainGrad();
         h.square().sum().backward();
         const g1 = w.grad!;
-        const g2 = w.grad!;  // a second handle to the same gradient
-        assert.notEqual(g1, g2);
+        const g2 = w.grad!;  // the same handle: w owns it
+        assert.equal(g1, g2);
         h.grad!.abs().sum();
         w.grad = null;
       }
@@ -229,8 +229,9 @@ describe('a 10,000-step training loop (child process)', () => {
     console.log(`training loop: ${msg}`);
     assert.ok(r.lastLoss < r.firstLoss / 10, `the MLP did not train: ${msg}`);
     assert.ok(growth(r) < RSS_GROWTH_LIMIT_MB, `RSS grew ${growth(r).toFixed(1)} MB: ${msg}`);
+    // + the handles of w2's and b2's gradients (zeroed in place, so kept), owned by them
     for (const [step, n] of Object.entries(r.tensorsAtSamples)) {
-      assert.equal(n, r.tensorsWithModel, `live tensors at step ${step}`);
+      assert.equal(n, r.tensorsWithModel + 2, `live tensors at step ${step}`);
     }
     assert.equal(r.tensorsAtEnd, r.tensorsAtStart);
     assert.equal(r.bytesAtEnd, 0);
@@ -241,5 +242,39 @@ describe('a 10,000-step training loop (child process)', () => {
     t.diagnostic(`with the leak: RSS ${JSON.stringify(r.rssMB)}, growth ${growth(r).toFixed(1)} MB, tensors at end ${r.tensorsAtEnd}`);
     assert.ok(growth(r) > RSS_GROWTH_LIMIT_MB, `a leaked 8 KB gradient per step grew RSS by only ${growth(r).toFixed(1)} MB`);
     assert.equal(r.tensorsAtEnd - r.tensorsAtStart, 10_000);
+  });
+});
+
+describe('a parameter owns the handle its grad getter returns', () => {
+  test('reading .grad many times, in a scope or not, makes no new live tensors', () => {
+    const p = keel.randn([4, 3], { requiresGrad: true });
+    keel.scope(() => p.mul(2).sum().backward());
+    const g = p.grad!;
+    const before = live();
+    for (let i = 0; i < 100; i++) assert.equal(p.grad, g);
+    keel.scope(() => {
+      for (let i = 0; i < 100; i++) assert.equal(p.grad, g);
+    });
+    assert.deepEqual(live(), before);
+    assert.equal(g.isDisposed, false, 'a scope does not free the parameter-owned gradient');
+    assert.deepEqual(g.toArray(), [[2, 2, 2], [2, 2, 2], [2, 2, 2], [2, 2, 2]]);
+  });
+
+  test('a new gradient tensor replaces (and frees) the old handle; clearing frees it', () => {
+    const p = keel.randn([3], { requiresGrad: true });
+    keel.scope(() => p.sum().backward());
+    const first = p.grad!;
+    keel.scope(() => p.sum().backward()); // accumulates in place: same tensor
+    assert.equal(p.grad, first);
+    assert.deepEqual(first.toArray(), [2, 2, 2]);
+    const before = live();
+    p.grad = null;
+    assert.equal(first.isDisposed, true);
+    assert.equal(p.grad, undefined);
+    assert.equal(live().tensors, before.tensors - 1);
+    keel.scope(() => p.mul(3).sum().backward());
+    assert.deepEqual(p.grad!.toArray(), [3, 3, 3]);
+    p.dispose();
+    assert.equal(live().tensors, before.tensors - 2);
   });
 });

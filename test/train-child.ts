@@ -49,7 +49,7 @@ function step(i: number): number {
     const logits = keel.ops.linear(h, params.w2, params.b2);
     const loss = keel.ops.crossEntropyLoss(logits, y);
     loss.backward();
-    if (LEAK) params.w1.grad!.keep();
+    if (LEAK) params.w1.grad!.clone().keep();
     keel.noGrad(() => {
       for (const p of Object.values(params)) p.sub_(p.grad!.mul(lr));
     });

@@ -105,12 +105,26 @@ export class FunctionContext {
 type Gradients = Tensor | null | undefined | (Tensor | null | undefined)[];
 
 /**
+ * Called after each custom Function.apply with its class name, tensor inputs
+ * and outputs (the NaN guard's replay records a Function as one op, so that a
+ * non-finite gradient made in its backward names it).
+ */
+export const functionObservers: ((name: string, inputs: Tensor[], outputs: Tensor[]) => void)[] = [];
+
+/**
  * A differentiable operation written in TS. Subclass it with static
  * `forward(ctx, ...args)` (run without grad recording) and
  * `backward(ctx, ...gradOutputs)` (one gradient per forward argument, null
  * for those that need none), then call `MyFn.apply(...args)`.
  */
 export abstract class Function {
+  /**
+   * The NaN guard's replay records each Function as one op, named by its
+   * class. false: the Function stands for the op it wraps (the precision
+   * policy's rounding; a fault injector) and is not recorded.
+   */
+  static traced = true;
+
   static forward(_ctx: FunctionContext, ..._args: unknown[]): Tensor | Tensor[] {
     throw new Error(`${this.name}.forward is not implemented`);
   }
@@ -149,6 +163,7 @@ export abstract class Function {
     const newIds = native.customFunction(this.name, inputs.map((t) => t.id), outputs.map((t) => t.id), backwardFn, () => ctx.release());
     const wrapped = newIds.map((h) => new Tensor(h));
     for (const o of outputs) if (!inputs.includes(o)) o.dispose();
+    if ((this as { traced?: boolean }).traced !== false) for (const observe of functionObservers) observe(this.name, inputs, wrapped);
     if (!recorded) ctx.release();  // no graph node owns the context
     return (Array.isArray(result) ? wrapped : wrapped[0]) as T;
   }

@@ -20,10 +20,11 @@ const KIND_NAMES = ['Tensor', 'Tensor[]', '(Tensor|null)[]', 'int', 'float', 'bo
 const OPTIONAL = 1;
 const DEFAULTED = 2;
 const MUTABLE = 4;
+const KWARG_ONLY = 8;
 
 /** [name, kind, flags, fixed list length] */
 export type ArgSpec = [string, number, number, number?];
-/** [overload, arguments, returns (negative: -1-kind for a mutated input), picked by type] */
+/** [overload, arguments, returns (a kind, or -1-i for the written argument i it returns), picked by type] */
 export type OverloadSpec = [string, ArgSpec[], number[], number];
 
 /** What an interceptor sees of one operator call. */
@@ -136,7 +137,8 @@ class Overload {
   readonly label: string;
   readonly argNames: string[];
   private handle = -1;
-  private readonly mutatedTensorArg: number;
+  /** Arguments before the schema's `*`; the rest go only by name. */
+  readonly positionalCount: number;
   private readonly nativeArgs: unknown[];
   private readonly precondition: Precondition | undefined;
   private readonly mutable: boolean[];
@@ -150,7 +152,8 @@ class Overload {
   ) {
     this.label = `aten::${opName}${overload ? '.' + overload : ''}`;
     this.argNames = args.map((a) => a[0]);
-    this.mutatedTensorArg = args.findIndex((a) => a[1] === ArgKind.Tensor && (a[2] & MUTABLE) !== 0);
+    const firstKwargOnly = args.findIndex((a) => (a[2] & KWARG_ONLY) !== 0);
+    this.positionalCount = firstKwargOnly < 0 ? args.length : firstKwargOnly;
     this.nativeArgs = new Array(args.length + 1).fill(undefined);
     this.precondition = Object.hasOwn(PRECONDITIONS, opName) ? PRECONDITIONS[opName] : undefined;
     this.mutable = args.map((a) => (a[2] & MUTABLE) !== 0);
@@ -158,13 +161,16 @@ class Overload {
 
   signature(): string {
     const parts = this.args.map(([name, kind, flags]) => `${name}${flags & (OPTIONAL | DEFAULTED) ? '?' : ''}: ${KIND_NAMES[kind]}`);
+    if (this.positionalCount < parts.length) parts.splice(this.positionalCount, 0, '*');
     return `${this.label}(${parts.join(', ')})`;
   }
 
   /** Does this overload accept these positional arguments and option names? */
   accepts(positional: unknown[], options: Record<string, unknown> | undefined): boolean {
     const args = this.args;
-    if (positional.length > args.length) return false;
+    let given = positional.length;
+    while (given > 0 && positional[given - 1] === undefined) given--;
+    if (given > this.positionalCount) return false;
     for (let i = 0; i < args.length; i++) {
       const spec = args[i];
       let v = i < positional.length ? positional[i] : undefined;
@@ -186,9 +192,13 @@ class Overload {
   call(positional: unknown[], options: Record<string, unknown> | undefined): unknown {
     const args = this.args;
     const n = args.length;
-    const given = positional.length;
-    if (given > n) {
-      throw new TypeError(`${this.label} takes at most ${n} arguments, got ${given}: ${this.signature()}`);
+    let given = positional.length;
+    while (given > 0 && positional[given - 1] === undefined) given--; // trailing undefined: defaults
+    if (given > this.positionalCount) {
+      const what = this.positionalCount < n
+        ? `positional arguments, got ${given}; '${args[this.positionalCount][0]}' and after are keyword-only: pass them in the options object`
+        : `arguments, got ${given}`;
+      throw new TypeError(`${this.label} takes at most ${this.positionalCount} ${what}: ${this.signature()}`);
     }
     const unknown = options === undefined ? undefined : this.unknownOption(options);
     if (unknown !== undefined) throw new TypeError(`${this.label} has no argument named '${unknown}': ${this.signature()}`);
@@ -267,14 +277,22 @@ class Overload {
   }
 
   private wrapOne(raw: unknown, ret: number, inputs: unknown[]): unknown {
-    const kind = ret < 0 ? -1 - ret : ret;
+    if (ret < 0) {
+      // an in-place or out= op returns the argument it wrote: hand back that same object
+      const written = inputs[-1 - ret];
+      if (written instanceof Tensor && raw !== null && typeof raw === 'number') {
+        native.free(raw as Handle);
+        return written;
+      }
+      if (Array.isArray(written) && Array.isArray(raw) && written.length === raw.length && written.every((t) => t instanceof Tensor)) {
+        for (const h of raw) if (h !== null) native.free(h as Handle);
+        return written;
+      }
+      return this.wrapOne(raw, this.args[-1 - ret][1], inputs);
+    }
+    const kind = ret;
     if (kind === ArgKind.Tensor) {
       if (raw === null) return null;
-      if (ret < 0 && this.mutatedTensorArg >= 0 && inputs[this.mutatedTensorArg] instanceof Tensor) {
-        // an in-place op returns its (mutated) input: hand back the same object
-        native.free(raw as Handle);
-        return inputs[this.mutatedTensorArg];
-      }
       return new Tensor(raw as Handle);
     }
     if (kind === ArgKind.TensorList) return (raw as (Handle | null)[]).map((h) => (h === null ? null : new Tensor(h)));
@@ -341,8 +359,11 @@ export function defineOp(name: string, specs: OverloadSpec[]): unknown {
     if (only !== undefined) return only.call(positional, options);
     for (const o of candidates) if (o.accepts(positional, options)) return o.call(positional, options);
     const shown = candidates.length > 0 ? candidates : overloads;
+    const kwargOnly = shown.some((o) => o.positionalCount < positional.length && o.positionalCount < o.args.length)
+      ? ' (arguments after * are keyword-only: pass them in the options object)'
+      : '';
     throw new TypeError(
-      `aten::${name}: no overload accepts (${args.map(describe).join(', ')}); overloads:\n  ` +
+      `aten::${name}: no overload accepts (${args.map(describe).join(', ')})${kwargOnly}; overloads:\n  ` +
         shown.map((o) => o.signature()).join('\n  '),
     );
   };

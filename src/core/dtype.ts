@@ -1,10 +1,16 @@
 // dtypes, layouts, memory formats and devices by name, with libtorch's codes.
 
-/** dtype names as PyTorch spells them (torch.float32 → 'float32'). */
+/**
+ * dtype names as PyTorch spells them (torch.float32 → 'float32'): every
+ * c10::ScalarType of libtorch 1.13, so that no op returns an unnamed dtype.
+ * complex32, the quantized and the packed 4-/2-bit types have no JS array:
+ * reading their values is an Error that says how to convert them.
+ */
 export type DType =
   | 'float64' | 'float32' | 'bfloat16' | 'float16'
   | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool'
-  | 'complex64' | 'complex128';
+  | 'complex32' | 'complex64' | 'complex128'
+  | 'qint8' | 'quint8' | 'qint32' | 'quint4x2' | 'quint2x4';
 
 /** A number or boolean that ATen takes as a Scalar. */
 export type Scalar = number | boolean;
@@ -15,11 +21,13 @@ export type DeviceLike = string | { type: string; index?: number };
 // c10::ScalarType
 const DTYPE_CODES: Record<DType, number> = {
   uint8: 0, int8: 1, int16: 2, int32: 3, int64: 4, float16: 5, float32: 6, float64: 7,
-  complex64: 9, complex128: 10, bool: 11, bfloat16: 15,
+  complex32: 8, complex64: 9, complex128: 10, bool: 11, qint8: 12, quint8: 13, qint32: 14, bfloat16: 15,
+  quint4x2: 16, quint2x4: 17,
 };
 const DTYPE_ALIASES: Record<string, DType> = {
   float: 'float32', double: 'float64', half: 'float16', long: 'int64', int: 'int32', short: 'int16',
   fp64: 'float64', fp32: 'float32', fp16: 'float16', bf16: 'bfloat16',
+  chalf: 'complex32', cfloat: 'complex64', cdouble: 'complex128',
 };
 const DTYPE_NAMES: (DType | undefined)[] = [];
 for (const [name, code] of Object.entries(DTYPE_CODES)) DTYPE_NAMES[code] = name as DType;
@@ -56,7 +64,7 @@ export function elementSize(d: DType): number {
   switch (d) {
     case 'float64': case 'int64': case 'complex64': return 8;
     case 'complex128': return 16;
-    case 'float32': case 'int32': return 4;
+    case 'float32': case 'int32': case 'complex32': case 'qint32': return 4;
     case 'float16': case 'bfloat16': case 'int16': return 2;
     default: return 1;
   }

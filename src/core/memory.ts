@@ -10,6 +10,8 @@ export interface Tracked {
   _id: Handle;
   _kept: boolean;
   _registered: boolean;
+  /** A handle this one owns (a tensor's gradient handle): freed with it. */
+  _owned?: Tracked | undefined;
 }
 
 const safetyNet = new FinalizationRegistry<Handle>((id) => native.free(id));
@@ -37,6 +39,11 @@ export function track(t: Tracked): void {
     s.push(t);
     return;
   }
+  trackUnscoped(t);
+}
+
+/** For a tensor owned by another object (a parameter's gradient): no scope frees it, only dispose() or the safety net. */
+export function trackUnscoped(t: Tracked): void {
   pending.push(t);
   if (pending.length >= PENDING_BATCH) flushPending();
   else if (!flushScheduled) {
@@ -53,6 +60,10 @@ function register(t: Tracked): void {
 }
 
 export function disposeTracked(t: Tracked): void {
+  if (t._owned !== undefined) {
+    disposeTracked(t._owned);
+    t._owned = undefined;
+  }
   if (t._id < 0) return;
   native.free(t._id);
   t._id = -1;

@@ -132,12 +132,18 @@ declare module './tensor.js' {
 type Method = (this: Tensor, ...args: any[]) => unknown;
 const methods: Record<string, Method> = {
   // the hottest binary ops pick their overload here, sparing the resolver
-  add(other, alpha) { return other instanceof Tensor ? ops.add.Tensor(this, other, alpha) : ops.add.Scalar(this, other, alpha); },
-  sub(other, alpha) { return other instanceof Tensor ? ops.sub.Tensor(this, other, alpha) : ops.sub.Scalar(this, other, alpha); },
+  add(other, alpha) {
+    return other instanceof Tensor ? ops.add.Tensor(this, other, alpha === undefined ? undefined : { alpha }) : ops.add.Scalar(this, other, alpha);
+  },
+  sub(other, alpha) {
+    return other instanceof Tensor ? ops.sub.Tensor(this, other, alpha === undefined ? undefined : { alpha }) : ops.sub.Scalar(this, other, alpha);
+  },
   mul(other) { return other instanceof Tensor ? ops.mul.Tensor(this, other) : ops.mul.Scalar(this, other); },
   div(other, roundingMode) {
     if (roundingMode === undefined) return other instanceof Tensor ? ops.div.Tensor(this, other) : ops.div.Scalar(this, other);
-    return other instanceof Tensor ? ops.div.Tensor_mode(this, other, roundingMode) : ops.div.Scalar_mode(this, other, roundingMode);
+    return other instanceof Tensor
+      ? ops.div.Tensor_mode(this, other, { rounding_mode: roundingMode })
+      : ops.div.Scalar_mode(this, other, { rounding_mode: roundingMode });
   },
   pow(exponent) { return ops.pow(this, exponent); },
   remainder(other) { return ops.remainder(this, other); },
@@ -165,12 +171,12 @@ const methods: Record<string, Method> = {
   sigmoid() { return ops.sigmoid(this); },
   logSigmoid() { return ops.logSigmoid(this); },
   tanh() { return ops.tanh(this); },
-  gelu(approximate = 'none') { return ops.gelu(this, approximate); },
+  gelu(approximate = 'none') { return ops.gelu(this, { approximate }); },
   softplus(beta = 1, threshold = 20) { return ops.softplus(this, beta, threshold); },
   softmax(dim) { return ops.softmax.int(this, dim); },
   logSoftmax(dim) { return ops.logSoftmax.int(this, dim); },
-  add_(other, alpha) { return ops.add_(this, other, alpha); },
-  sub_(other, alpha) { return ops.sub_(this, other, alpha); },
+  add_(other, alpha) { return other instanceof Tensor ? ops.add_.Tensor(this, other, alpha === undefined ? undefined : { alpha }) : ops.add_.Scalar(this, other, alpha); },
+  sub_(other, alpha) { return other instanceof Tensor ? ops.sub_.Tensor(this, other, alpha === undefined ? undefined : { alpha }) : ops.sub_.Scalar(this, other, alpha); },
   mul_(other) { return ops.mul_(this, other); },
   div_(other) { return ops.div_(this, other); },
   clamp_(min, max) { return ops.clamp_(this, min ?? null, max ?? null); },

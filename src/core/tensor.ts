@@ -3,7 +3,7 @@
 // (add, matmul, ...) are attached in core/methods.ts, above the generated ops.
 import { native, type Handle } from '../native/binding.js';
 import { dtypeName, type DType } from './dtype.js';
-import { disposeTracked, keepTracked, scope, track, type Tracked } from './memory.js';
+import { disposeTracked, keepTracked, scope, track, trackUnscoped, type Tracked } from './memory.js';
 
 export type NestedArray<T> = T | NestedArray<T>[];
 
@@ -26,10 +26,14 @@ export class Tensor implements Tracked {
   /** @internal */
   _registered = false;
 
+  /** @internal the handle `grad` returned last: owned by this tensor, freed with it */
+  _owned: Tensor | undefined = undefined;
+
   /** @internal Wraps a native handle; use the creation functions instead. */
-  constructor(id: Handle) {
+  constructor(id: Handle, owned = false) {
     this._id = id;
-    track(this);
+    if (owned) trackUnscoped(this);
+    else track(this);
   }
 
   /** The native handle; throws if the tensor was disposed. */
@@ -93,16 +97,17 @@ export class Tensor implements Tracked {
         return new Float32Array(native.toBuffer(wide.id));
       });
     }
-    const buf = native.toBuffer(this.id);
     switch (dt) {
-      case 'float32': return new Float32Array(buf);
-      case 'float64': return new Float64Array(buf);
-      case 'int64': return new BigInt64Array(buf);
-      case 'int32': return new Int32Array(buf);
-      case 'int16': return new Int16Array(buf);
-      case 'int8': return new Int8Array(buf);
-      case 'uint8': case 'bool': return new Uint8Array(buf);
-      default: throw new Error(`data(): no typed array for dtype ${dt}`);
+      case 'float32': return new Float32Array(native.toBuffer(this.id));
+      case 'float64': return new Float64Array(native.toBuffer(this.id));
+      case 'int64': return new BigInt64Array(native.toBuffer(this.id));
+      case 'int32': return new Int32Array(native.toBuffer(this.id));
+      case 'int16': return new Int16Array(native.toBuffer(this.id));
+      case 'int8': return new Int8Array(native.toBuffer(this.id));
+      case 'uint8': case 'bool': return new Uint8Array(native.toBuffer(this.id));
+      case 'complex32': case 'complex64': case 'complex128':
+        throw new Error(`data(): a ${dt} tensor has no JS typed array; read ops.viewAsReal(t) (complex32: t.to('complex64') first)`);
+      default: throw new Error(`data(): a ${dt} tensor has no JS typed array; dequantize() it first`);
     }
   }
 
@@ -155,14 +160,37 @@ export class Tensor implements Tracked {
     return this;
   }
 
-  /** The accumulated gradient (a new handle to it), or undefined. */
+  /**
+   * The accumulated gradient, or undefined. The handle is owned by this
+   * tensor: reading `grad` again returns the same object while the gradient
+   * is the same tensor (reads never leak, in a scope or not), and it is freed
+   * when the gradient is replaced or cleared. clone() it to keep a copy.
+   */
   get grad(): Tensor | undefined {
     const g = native.getGrad(this.id);
-    return g === null ? undefined : new Tensor(g);
+    const last = this._owned;
+    if (g === null) {
+      this._owned = undefined;
+      last?.dispose();
+      return undefined;
+    }
+    if (last !== undefined && last._id >= 0 && native.sameTensor(last._id, g)) {
+      native.free(g);
+      return last;
+    }
+    last?.dispose();
+    const t = new Tensor(g, true);
+    this._owned = t;
+    return t;
   }
 
   set grad(value: Tensor | undefined | null) {
     native.setGrad(this.id, value ? value.id : null);
+    const last = this._owned;
+    if (last !== undefined && last !== value) {
+      this._owned = undefined;
+      last.dispose();
+    }
   }
 
   get isLeaf(): boolean {

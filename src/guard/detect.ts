@@ -23,6 +23,8 @@ export interface GradCheck {
   beyondRange: number;
   /** Where the watched values were seen: 'aten::sigmoid @ head.act' (those with a non-zero count). */
   where: string[];
+  /** Index of the first buffer (running statistics) that is not finite, or -1. */
+  badBuffer: number;
 }
 
 /**
@@ -30,15 +32,16 @@ export interface GradCheck {
  * 0·loss is NaN exactly when the loss is not finite; a norm is non-finite
  * when any entry is (or when it overflows, which the guard also wants to know).
  */
-export function checkGradients(loss: Tensor, grads: Tensor[], watched: Tensor[], watchedAt: string[] = []): GradCheck {
+export function checkGradients(loss: Tensor, grads: Tensor[], watched: Tensor[], watchedAt: string[] = [], buffers: Tensor[] = []): GradCheck {
   return unintercepted(() => noGrad(() => scope(() => {
-    // one fused norm per gradient, then a single read of [norms..., loss, watch counts...]
+    // one fused norm per gradient (and buffer), then a single read of [norms..., loss, watch counts..., buffer norms...]
     const norms = grads.length > 0 ? (ops._foreachNorm(grads) as Tensor[]) : [];
     const parts: Tensor[] = [];
     for (const n of norms) parts.push(n.dtype === 'float32' ? n : n.to('float32'));
     const l = loss.detach();
     parts.push(l.dtype === 'float32' && l.ndim === 0 ? l : l.to('float32').reshape([]));
     for (const w of watched) parts.push(w);
+    if (buffers.length > 0) for (const b of ops._foreachNorm(buffers) as Tensor[]) parts.push(b.dtype === 'float32' ? b : b.to('float32'));
     const v = ops.stack(parts).data() as Float32Array;
     const nw = norms.length + 1 + watched.length;
     const n = norms.length;
@@ -56,7 +59,9 @@ export function checkGradients(loss: Tensor, grads: Tensor[], watched: Tensor[],
       if (v[i] !== 0 && at !== undefined && !where.includes(at)) where.push(at);
     }
     const loss_ = v[n];
-    return { finite: Number.isFinite(gradNorm) && Number.isFinite(loss_), loss: loss_, gradNorm, saturated, beyondRange, where };
+    let badBuffer = -1;
+    for (let i = 0; i < buffers.length && badBuffer < 0; i++) if (!Number.isFinite(v[nw + i])) badBuffer = i;
+    return { finite: Number.isFinite(gradNorm) && Number.isFinite(loss_), loss: loss_, gradNorm, saturated, beyondRange, where, badBuffer };
   })));
 }
 

@@ -3,6 +3,7 @@
 // non-finite event it replays the step in tracing mode to find the first bad
 // op, diagnoses it, and acts by its policy (raise, skip, rollback, repair).
 import { scope } from '../core/memory.js';
+import { isFloatingDType } from '../core/dtype.js';
 import { Tensor } from '../core/tensor.js';
 import type { Module } from '../nn/module.js';
 import { clipGradNorm } from '../optim/clip.js';
@@ -109,6 +110,8 @@ export class Guard {
   private snapshot?: Snapshot;
   private readonly repairs = new Map<string, RepairFn[]>();
   private readonly params: Tensor[];
+  /** Floating-point buffers (running statistics): checked with the gradients, in the same fused read. */
+  private readonly buffers: Tensor[];
 
   constructor(options: GuardOptions) {
     if (!options || !options.model || !options.optimizer) throw new TypeError('new Guard({ model, optimizer, policy }): model and optimizer are required');
@@ -128,6 +131,12 @@ export class Guard {
     if (!Number.isInteger(this.repairRetries) || this.repairRetries < 0) throw new RangeError(`Guard: repairRetries must be an integer ≥ 0, got ${String(options.repairRetries)}`);
     this.state = new StepState(this.model, this.optimizer);
     this.params = this.optimizer.paramGroups.flatMap((g) => g.params);
+    this.buffers = this.model.buffers().filter((b) => isFloatingDType(b.dtype));
+  }
+
+  /** Some param group has an Adam-style eps of 0 (or less). */
+  private get zeroEps(): boolean {
+    return this.optimizer.paramGroups.some((g) => typeof (g as { eps?: unknown }).eps === 'number' && ((g as unknown as { eps: number }).eps <= 0));
   }
 
   /** Registers a repair for a cause id ('sqrt-at-zero', 'log-sigmoid-underflow', ...): the `repair` policy calls it. */
@@ -194,7 +203,7 @@ export class Guard {
             // loss non-finite (e.g. VarBackward0 over one element): that is a
             // non-finite event to locate and act on, not a crash of the run
             if (Number.isFinite(loss.item() as number)) throw e;
-            return checkGradients(loss, [], watch?.counts ?? [], watch?.at ?? []);
+            return checkGradients(loss, [], watch?.counts ?? [], watch?.at ?? [], this.buffers);
           }
         }
         const grads: Tensor[] = [];
@@ -202,7 +211,7 @@ export class Guard {
           const g = p.grad;
           if (g !== undefined) grads.push(g);
         }
-        return checkGradients(loss, grads, watch?.counts ?? [], watch?.at ?? []);
+        return checkGradients(loss, grads, watch?.counts ?? [], watch?.at ?? [], this.buffers);
       });
     } finally {
       watch?.dispose();
@@ -226,6 +235,13 @@ export class Guard {
       this.warnings.push(w);
       this.log?.write({ event: 'guard-warning', ...w });
     }
+    if (check.finite && check.badBuffer >= 0) {
+      // the loss and gradients are finite but the forward wrote NaN/inf into running statistics
+      const report = this.bufferReport(step, this.buffers[check.badBuffer]);
+      this.optimizer.zeroGrad(true);
+      this.state.rewindForward();
+      return { step, loss: check.loss, gradNorm: check.gradNorm, ok: false, event: this.act(report, policy), warnings };
+    }
     if (!check.finite) {
       const report = this.locate(computeLoss, step, Number.isFinite(check.loss) ? 'gradients' : 'loss');
       return { step, loss: check.loss, gradNorm: check.gradNorm, ok: false, event: this.act(report, policy), warnings };
@@ -235,7 +251,8 @@ export class Guard {
     if (this.checkUpdate && (this.policy === 'skip' || this.policy === 'repair')) this.state.beforeUpdate(this.params);
     this.optimizer.step();
     const lr = Math.max(...this.optimizer.paramGroups.map((g) => g.lr));
-    const risky = warnings.some((w) => w.kind === 'grad-norm-spike') || !(lr * (check.gradNorm + 1) <= 1e15);
+    // an Adam-style eps of 0 divides by √v̂ = 0 wherever a gradient entry has stayed 0: check at once
+    const risky = warnings.some((w) => w.kind === 'grad-norm-spike') || !(lr * (check.gradNorm + 1) <= 1e15) || this.zeroEps;
     if (this.checkUpdate && !risky) this.unchecked = [step, check.gradNorm];
     if (this.checkUpdate && risky && !checkParameters(this.params)) {
       const report = this.updateReport(step, check.gradNorm);
@@ -262,10 +279,13 @@ export class Guard {
    */
   locate(computeLoss: () => Tensor, step: number, detectedIn: string): GuardReport {
     const finalPath = finalLayer(this.model)?.[0] ?? '';
+    const stateNames = new Map<Tensor, [string, 'parameter' | 'buffer']>();
+    for (const [n, p] of this.model.namedParameters()) stateNames.set(p, [n, 'parameter']);
+    for (const [n, b] of this.model.namedBuffers()) stateNames.set(b, [n, 'buffer']);
     const replay = (format?: FloatFormat): TraceResult => {
       this.optimizer.zeroGrad(true);
       this.state.rewindForward();
-      return traceStep(computeLoss, { finalLayerPath: finalPath, ...(format ? { format, withPrecision: (f, fn) => withPrecision(f, fn) } : {}) });
+      return traceStep(computeLoss, { finalLayerPath: finalPath, stateNames, ...(format ? { format, withPrecision: (f, fn) => withPrecision(f, fn) } : {}) });
     };
     let r = replay();
     // under a precision policy the trace must see rounded values: replay inside it
@@ -293,6 +313,23 @@ export class Guard {
     });
   }
 
+  /** The forward wrote a non-finite value into a buffer (BatchNorm's running statistics). */
+  private bufferReport(step: number, buffer: Tensor): GuardReport {
+    const name = this.model.namedBuffers().find(([, b]) => b === buffer)?.[0] ?? '(buffer)';
+    const module = name.includes('.') ? name.slice(0, name.lastIndexOf('.')) : '';
+    const inputs = [tensorStats(buffer, name)];
+    const runningVar = /running_var$/.test(name);
+    return new GuardReport({
+      op: `buffer ${name}`, phase: 'forward', module, inputs, step, callSite: '', detectedIn: 'buffers', causeId: 'non-finite-buffer',
+      cause: `the forward wrote non-finite values into ${name} while the loss and gradients stayed finite${runningVar ? ': BatchNorm updates running_var with the unbiased variance n/(n − 1), infinite (or NaN) when a batch has one value per channel' : ''}; evaluation would use it`,
+      remedies: [
+        'use batches with more than one value per channel (drop the last incomplete batch: dropLast)',
+        'check the batch for NaN/inf (a bad input reaches running_mean before any loss)',
+        'freeze the norm layers (eval mode) or use GroupNorm/LayerNorm for tiny batches',
+      ],
+    });
+  }
+
   /** The optimizer step made parameters non-finite from finite gradients. */
   private updateReport(step: number, gradNorm: number): GuardReport {
     const named = this.model.namedParameters();
@@ -315,7 +352,11 @@ export class Guard {
     const name = bad?.[0] ?? '';
     const module = name.includes('.') ? name.slice(0, name.lastIndexOf('.')) : '';
     const lr = this.optimizer.paramGroups[0]?.lr;
-    const ctx: RuleContext = { op: 'optimizer.step', base: 'optimizer.step', phase: 'update', module, inputs, finalLayer: false, lr, gradNorm, gradNormMean: this.gradNorms.mean };
+    const eps = this.optimizer.paramGroups.map((g) => (g as { eps?: unknown }).eps).find((e): e is number => typeof e === 'number');
+    const ctx: RuleContext = {
+      op: 'optimizer.step', base: 'optimizer.step', phase: 'update', module, inputs, finalLayer: false, lr, gradNorm, gradNormMean: this.gradNorms.mean,
+      ...(eps !== undefined ? { eps } : {}),
+    };
     const d = diagnose(ctx);
     return new GuardReport({
       op: `optimizer.step (${this.optimizer.constructor.name})`, phase: 'update', module, inputs, cause: d.cause, causeId: d.causeId, remedies: d.remedies,

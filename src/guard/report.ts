@@ -76,7 +76,7 @@ export class GuardReport implements ReportFields {
     const lines = [
       `non-finite value at step ${this.step} (detected in ${this.detectedIn})`,
       `  op:       ${this.op} (${this.phase})`,
-      `  module:   ${this.module || '(top level)'}`,
+      `  module:   ${this.module || '(unknown: the op ran in no module entered by .call(); a model run by .forward() directly records no module path)'}`,
       `  call:     ${this.callSite || '(unknown)'}`,
     ];
     if (this.precision) lines.push(`  precision: ${this.precision}`);
@@ -105,7 +105,7 @@ function num(x: number | undefined): string {
 }
 
 export function formatStats(s: InputStats): string {
-  if (s.shape === undefined) return `= ${JSON.stringify(s.value)}`;
+  if (s.shape === undefined) return `= ${typeof s.value === 'number' && !Number.isFinite(s.value) ? String(s.value).replace('Infinity', 'inf') : JSON.stringify(s.value)}`;
   const parts = [`${s.dtype}[${s.shape.join(', ')}]`, `min ${num(s.min)}`, `max ${num(s.max)}`, `min|x| ${num(s.minAbs)}`, `zeros ${s.zeros}`, `negatives ${s.negatives}`];
   if (s.nans) parts.push(`NaN ${s.nans}`);
   if (s.infs) parts.push(`inf ${s.infs}`);

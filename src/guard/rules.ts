@@ -23,6 +23,12 @@ export interface RuleContext {
   lr?: number;
   gradNorm?: number;
   gradNormMean?: number;
+  /** For 'update': the optimizer's eps (Adam-style denominators). */
+  eps?: number;
+  /** The op's input already held NaN/inf and no op of the step made it. */
+  nonFiniteInput?: { name: string; kind: 'parameter' | 'buffer' | 'data' };
+  /** The op turned deliberately written ±inf (a mask fill) into NaN. */
+  fromIntendedInf?: boolean;
 }
 
 export interface Rule {
@@ -64,6 +70,45 @@ const HIGHER_PRECISION = (c: RuleContext): string =>
     : 'run the step in float64 to confirm it is a range problem';
 
 export const RULES: Rule[] = [
+  {
+    // not an op's fault: the values came in non-finite
+    id: 'non-finite-input',
+    match: (c) => c.nonFiniteInput !== undefined,
+    cause: (c) => {
+      const n = c.nonFiniteInput ?? { name: '?', kind: 'data' };
+      const s = c.inputs.find((i) => i.nans || i.infs);
+      const what = s ? `${s.nans ?? 0} NaN and ${s.infs ?? 0} ±inf of ${s.numel ?? '?'} values` : 'non-finite values';
+      return n.kind === 'data'
+        ? `the input '${n.name}' of ${c.op}${c.module ? ` in ${c.module}` : ''} already holds ${what}: no op of the step made them — the data (batch or target) are bad`
+        : `the ${n.kind} '${n.name}' already holds ${what} before the step (loaded or set non-finite, or a previous update)`;
+    },
+    remedies: (c) => c.nonFiniteInput?.kind !== 'parameter' && c.nonFiniteInput?.kind !== 'buffer'
+      ? ['check the data pipeline: find the samples with NaN/inf (isfinite per sample) and fix or drop them', 'validate batches as they are loaded (a transform that refuses non-finite values)']
+      : ['reload the weights from a checkpoint written before the values went non-finite', 'check the file or the code that set them'],
+  },
+  {
+    id: 'fully-masked-row',
+    match: (c) => /^(_?softmax|_?log_softmax|special_softmax|special_log_softmax)$/.test(c.base) && c.phase === 'forward' &&
+      (c.fromIntendedInf === true || (hasInf(first(c)) && (c.output?.nans ?? 0) > 0)),
+    cause: (c) => `${c.base} over a fully masked row: every entry of a row is −inf (a mask fill), so exp(−inf − max) = 0/0 = NaN (${c.output?.nans ?? '?'} NaN in the output)`,
+    remedies: () => [
+      'keep at least one unmasked position per row (e.g. let padding positions attend to themselves)',
+      'fill with a large finite negative value (−1e9, or the dtype\'s lowest) instead of −inf',
+      'zero the fully masked rows afterwards: where(row all masked, 0, softmax)',
+    ],
+  },
+  {
+    id: 'custom-function-backward',
+    match: (c) => c.op.startsWith('Function ') && c.phase === 'backward',
+    cause: (c) => `the backward of the custom ${c.op} returned a non-finite gradient while the gradient at its outputs was finite`,
+    remedies: () => ['check the backward formula\'s domain (a division, a log or a root of the saved values) and guard it with an epsilon or a clamp', 'compare it with keel.autograd.gradcheck in float64'],
+  },
+  {
+    id: 'optimizer-zero-denominator',
+    match: (c) => c.phase === 'update' && c.eps !== undefined && c.eps <= 0,
+    cause: (c) => `the optimizer divides by √v̂ + eps with eps = ${c.eps}: an entry whose gradients have been exactly 0 has v̂ = 0, and the update is 0/0 = NaN`,
+    remedies: () => ['set eps > 0 (1e-8 is the default)', 'keep eps > 0 even when the gradients are large'],
+  },
   {
     // the MDE case: a variance over the valid pixels of a random crop of sparse ground truth
     id: 'unbiased-variance-few-samples',

@@ -11,7 +11,7 @@
 // ambiguous.
 import { fileURLToPath } from 'node:url';
 import { dirname } from 'node:path';
-import { isGradEnabled, noGrad } from '../core/autograd.js';
+import { functionObservers, isGradEnabled, noGrad } from '../core/autograd.js';
 import { intercept, replaceTensorInputs, unintercepted, type OpCall } from '../core/dispatch.js';
 import { scope } from '../core/memory.js';
 import { Tensor, type RemovableHandle } from '../core/tensor.js';
@@ -28,6 +28,10 @@ const KEEL_ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 function isFloat(t: Tensor): boolean {
   const d = t.dtype;
   return d === 'float32' || d === 'float64' || d === 'float16' || d === 'bfloat16';
+}
+
+function hasNaN(t: Tensor): boolean {
+  return unintercepted(() => noGrad(() => scope(() => ops.isnan(t).any().item() as unknown as boolean)));
 }
 
 /** Are all values finite? (one reduction and one read) */
@@ -108,6 +112,10 @@ export interface Finding {
   finalLayer: boolean;
   /** backward: the gradient was finite in fp32 and overflowed only when rounded to the format. */
   roundingOverflow?: boolean;
+  /** forward: the op's input already held NaN/inf without any op of the step making it (data, a parameter, a buffer). */
+  nonFiniteInput?: { name: string; kind: 'parameter' | 'buffer' | 'data' };
+  /** forward: the op turned deliberately written ±inf (a mask) into NaN. */
+  fromIntendedInf?: boolean;
 }
 
 export interface TraceResult {
@@ -141,8 +149,15 @@ class Tracer {
   precisionSeen?: FloatFormat;
   /** Set once forward is over: the format gradients are rounded to. */
   gradFormat?: FloatFormat;
+  /** ±inf written on purpose (a mask fill, full(-inf)) and what carries it on without NaN: not a fault. */
+  private readonly intendedInf = new Set<Tensor>();
 
-  constructor(private readonly finalLayerPath: string) {}
+  constructor(private readonly finalLayerPath: string, private readonly stateNames: Map<Tensor, [string, 'parameter' | 'buffer']> = new Map()) {}
+
+  /** A custom Function, recorded as one op (its forward's own ops ran without grad). */
+  observeFunction = (name: string, inputs: Tensor[], outputs: Tensor[]): void => {
+    this.after({ op: `Function ${name}`, inputs, argNames: inputs.map((_, i) => `input${i}`), mutable: inputs.map(() => false) }, outputs);
+  };
 
   private ref(t: Tensor): Tensor {
     const r = unintercepted(() => t.detach()).keep();
@@ -194,18 +209,46 @@ class Tracer {
     this.records.push(rec);
     const grad = isGradEnabled();
     for (const x of tensorsIn) {
+      // an op run without grad (inside a custom Function's forward) sends no gradient back
+      if (!grad) continue;
       let list = this.consumers.get(x);
       if (list === undefined) this.consumers.set(x, (list = []));
       if (!list.includes(index)) list.push(index);
-      if (grad && !this.hooked.has(x) && isFloat(x) && x.requiresGrad) this.hook(x);
+      if (!this.hooked.has(x) && isFloat(x) && x.requiresGrad) this.hook(x);
     }
     if (grad) for (const [a] of edges) this.hooks.push(a.registerHook((g) => this.onEdgeGrad(rec, g)));
     if (this.forward === undefined) {
+      // a non-finite value no op of the step made: the data, or a parameter or buffer loaded non-finite
+      rec.args.forEach((a) => {
+        const x = a.orig;
+        if (this.forward !== undefined || x === undefined || this.producer.has(x) || this.finiteCache.has(x)) return;
+        const f = allFinite(x);
+        this.finiteCache.set(x, f);
+        if (f) return;
+        const named = this.stateNames.get(x);
+        const name = named?.[0] ?? a.name;
+        this.forward = {
+          ...this.finding(rec, 'forward', tensorStats(outs[0], 'output')),
+          nonFiniteInput: { name, kind: named?.[1] ?? 'data' },
+        };
+      });
+    }
+    if (this.forward === undefined) {
+      const scalarInf = call.inputs.some((v) => typeof v === 'number' && !Number.isFinite(v) && !Number.isNaN(v));
+      const carriesIntended = tensorsIn.some((x) => this.intendedInf.has(x));
       for (const o of outs) {
-        const f = allFinite(o);
+        let f = allFinite(o);
+        if (!f && (scalarInf || carriesIntended) && !hasNaN(o)) {
+          // −inf written on purpose (masked_fill(mask, -inf), full(-inf), an additive mask): not a fault
+          this.intendedInf.add(o);
+          f = true;
+        }
         if (!f && this.forward === undefined) {
           const inputsFinite = tensorsIn.every((x) => (x === o ? this.finiteCache.get(x) ?? true : this.finiteCache.get(x) ?? allFinite(x)));
-          if (inputsFinite) this.forward = this.finding(rec, 'forward', tensorStats(o, 'output'));
+          if (inputsFinite) {
+            const fd = this.finding(rec, 'forward', tensorStats(o, 'output'));
+            this.forward = carriesIntended ? { ...fd, fromIntendedInf: true } : fd;
+          }
         }
         this.finiteCache.set(o, f);
       }
@@ -312,6 +355,7 @@ class Tracer {
     this.producer.clear();
     this.finiteCache.clear();
     this.gradFinite.clear();
+    this.intendedInf.clear();
   }
 }
 
@@ -322,19 +366,27 @@ class Tracer {
  */
 export function traceStep(
   computeLoss: () => Tensor,
-  options: { finalLayerPath: string; format?: FloatFormat; withPrecision?: <T>(f: FloatFormat, fn: () => T) => T },
+  options: {
+    finalLayerPath: string;
+    format?: FloatFormat;
+    withPrecision?: <T>(f: FloatFormat, fn: () => T) => T;
+    /** The model's parameters and buffers by name: a non-finite one is named as such. */
+    stateNames?: Map<Tensor, [string, 'parameter' | 'buffer']>;
+  },
 ): TraceResult {
-  const tracer = new Tracer(options.finalLayerPath);
+  const tracer = new Tracer(options.finalLayerPath, options.stateNames);
   let lossFinite = true;
   try {
     scope(() => {
       let loss: Tensor;
       const forward = (): Tensor => {
         const remove = intercept(tracer);
+        functionObservers.push(tracer.observeFunction);
         try {
           return computeLoss();
         } finally {
           remove();
+          functionObservers.splice(functionObservers.indexOf(tracer.observeFunction), 1);
         }
       };
       loss = options.format !== undefined && options.withPrecision !== undefined ? options.withPrecision(options.format, forward) : forward();
@@ -359,5 +411,6 @@ export function contextOf(fd: Finding, precision: FloatFormat | undefined): Rule
   return {
     op: fd.op, base: baseName(fd.op), phase: fd.phase, module: fd.module, inputs: fd.inputs, output: fd.output,
     precision, finalLayer: fd.finalLayer, ...(fd.logits ? { logits: fd.logits } : {}),
+    ...(fd.nonFiniteInput ? { nonFiniteInput: fd.nonFiniteInput } : {}), ...(fd.fromIntendedInf ? { fromIntendedInf: true } : {}),
   };
 }

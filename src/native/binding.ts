@@ -74,6 +74,10 @@ export interface NativeBinding {
   registerHook(h: Handle, fn: (grad: Handle) => Handle | null | undefined): number;
   removeHook(h: Handle, hook: number): void;
   customFunction(name: string, inputs: Handle[], outputs: Handle[], backward: (grads: Handle[]) => (Handle | null)[], release: (() => void) | null): Handle[];
+  // autocast
+  autocastEnter(device: 'cpu' | 'cuda', dtype: number, cacheEnabled: boolean, enabled: boolean): [boolean, number, boolean];
+  autocastExit(device: 'cpu' | 'cuda', wasEnabled: boolean, previousDtype: number, previousCache: boolean): void;
+  autocastState(): { cpu: boolean; cpuDtype: number; cuda: boolean; cudaDtype: number };
   // info
   info(): LibtorchInfo;
   setNumThreads(n: number): void;

@@ -48,7 +48,7 @@ export class GELU extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    return ops.gelu(x, this.approximate);
+    return ops.gelu(x, { approximate: this.approximate });
   }
 
   override extraRepr(): string {

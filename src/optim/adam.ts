@@ -60,7 +60,7 @@ abstract class AdamBase extends Optimizer<AdamHyper> {
       if (this.decoupled) p.mul_(1 - lr * weightDecay);
       else if (weightDecay !== 0) grad = grad.add(p, weightDecay);
       expAvg.mul_(beta1).add_(grad, 1 - beta1);
-      ops.addcmul_(expAvgSq.mul_(beta2), grad, grad, 1 - beta2);
+      ops.addcmul_(expAvgSq.mul_(beta2), grad, grad, { value: 1 - beta2 });
       const biasCorrection1 = 1 - beta1 ** step;
       const biasCorrection2 = 1 - beta2 ** step;
       const stepSize = lr / biasCorrection1;
@@ -70,12 +70,12 @@ abstract class AdamBase extends Optimizer<AdamHyper> {
         let maxSq = s.tensors.max_exp_avg_sq;
         // amsgrad switched on after state was made: start its maximum now
         if (maxSq === undefined) s.tensors.max_exp_avg_sq = maxSq = zerosLike(p).keep();
-        ops.maximum.out(maxSq, expAvgSq, maxSq);
+        ops.maximum.out(maxSq, expAvgSq, { out: maxSq });
         denom = maxSq.sqrt().div(biasCorrection2Sqrt).add_(eps);
       } else {
         denom = expAvgSq.sqrt().div(biasCorrection2Sqrt).add_(eps);
       }
-      ops.addcdiv_(p, expAvg, denom, -stepSize);
+      ops.addcdiv_(p, expAvg, denom, { value: -stepSize });
     }
   }
 }

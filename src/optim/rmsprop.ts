@@ -60,12 +60,12 @@ export class RMSprop extends Optimizer<RMSpropHyper> {
       let grad = maximize ? gradient.neg() : gradient;
       if (weightDecay !== 0) grad = grad.add(p, weightDecay);
       const squareAvg = s.tensors.square_avg;
-      ops.addcmul_(squareAvg.mul_(alpha), grad, grad, 1 - alpha);
+      ops.addcmul_(squareAvg.mul_(alpha), grad, grad, { value: 1 - alpha });
       let avg: Tensor;
       if (centered) {
         const gradAvg = (s.tensors.grad_avg ??= zerosLike(p).keep());
         gradAvg.mul_(alpha).add_(grad, 1 - alpha);
-        avg = ops.sqrt_(ops.addcmul(squareAvg, gradAvg, gradAvg, -1));
+        avg = ops.sqrt_(ops.addcmul(squareAvg, gradAvg, gradAvg, { value: -1 }));
       } else {
         avg = squareAvg.sqrt();
       }
@@ -75,7 +75,7 @@ export class RMSprop extends Optimizer<RMSpropHyper> {
         ops.addcdiv_(buf.mul_(momentum), grad, avg);
         p.add_(buf, -lr);
       } else {
-        ops.addcdiv_(p, grad, avg, -lr);
+        ops.addcdiv_(p, grad, avg, { value: -lr });
       }
     }
   }

@@ -171,13 +171,13 @@ export class SING extends Optimizer<SINGHyper> {
       const step = ++s.scalars.step;
       const { exp_avg: expAvg, exp_avg_sq: expAvgSq } = s.tensors;
       expAvg.mul_(beta1).add_(grad, 1 - beta1);
-      ops.addcmul_(expAvgSq.mul_(beta2), grad, grad, 1 - beta2);
+      ops.addcmul_(expAvgSq.mul_(beta2), grad, grad, { value: 1 - beta2 });
       const biasCorrection1 = 1 - beta1 ** step;
       const biasCorrection2 = 1 - beta2 ** step;
       if (weightDecay !== 0 && p.ndim > 1) p.mul_(1 - lr * weightDecay);
       let denom = expAvgSq.sqrt().div(Math.sqrt(biasCorrection2));
       denom = g.softplus ? denom.softplus(g.softplusBeta, 20) : denom.add_(eps);
-      ops.addcdiv_(p, expAvg, denom, -lr / biasCorrection1);
+      ops.addcdiv_(p, expAvg, denom, { value: -lr / biasCorrection1 });
     }
   }
 }

@@ -23,6 +23,14 @@ import { formatNarrows, roundValues, RoundToFormat, sameValues, type RoundOption
 export interface PrecisionOptions {
   /** Saturate overflow to ±maxFinite instead of ±inf (or NaN for E4M3). */
   saturate?: boolean;
+  /**
+   * Which ops run in the format (autocast's emulation): 'lower' rounds inputs
+   * and output; 'fp32' leaves both; 'promote' rounds the output only when
+   * every floating input already holds the format's values (an op on
+   * low-precision tensors stays low precision, mixed with float32 promotes).
+   * Without it every op is 'lower'.
+   */
+  select?: (op: string) => 'lower' | 'fp32' | 'promote';
 }
 
 /** Ops whose outputs view (alias) an input, by 'aten::name.overload'. */
@@ -61,12 +69,14 @@ function mapTensors(result: unknown, fn: (t: Tensor) => Tensor): unknown {
 export class PrecisionPolicy {
   readonly format: FloatFormat;
   readonly options: Readonly<RoundOptions>;
+  readonly select: ((op: string) => 'lower' | 'fp32' | 'promote') | undefined;
   /** tensor → the version at which its values were known to be in the format */
   private readonly known: WeakMap<Tensor, number>;
 
   constructor(format: FormatLike, options: PrecisionOptions = {}) {
     this.format = formatOf(format);
     this.options = Object.freeze({ saturate: options.saturate ?? false });
+    this.select = options.select;
     let k = knownByFormat.get(this.format);
     if (k === undefined) knownByFormat.set(this.format, (k = new WeakMap()));
     this.known = k;
@@ -165,6 +175,7 @@ class PolicyRun {
   /** Inputs enter the op as if stored in the format (not for ops that write into an input: their output is rounded in place). */
   before(call: OpCall): readonly unknown[] | undefined {
     if (this.policy.format.name === 'fp64' || call.mutable.includes(true)) return undefined;
+    if (this.policy.select !== undefined && this.policy.select(call.op) !== 'lower') return undefined;
     const inputs = call.inputs;
     const needsGrad = isGradEnabled() && inputs.some((x) => (x instanceof Tensor ? x.requiresGrad : Array.isArray(x) && x.some((y) => y instanceof Tensor && y.requiresGrad)));
     return replaceTensorInputs(inputs, (t) => {
@@ -184,6 +195,8 @@ class PolicyRun {
     const f = this.policy.format;
     if (f.name === 'fp64') return result;
     const args = call.inputs;
+    const cast = this.policy.select?.(call.op) ?? 'lower';
+    if (cast === 'fp32' || (cast === 'promote' && !this.allKnownFloating(args))) return result;
     const mutated = new Set<Tensor>();
     for (const o of outs) {
       for (const x of args) if (x === o || (Array.isArray(x) && x.includes(o))) mutated.add(o);

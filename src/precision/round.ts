@@ -106,6 +106,8 @@ export function roundValues(x: Tensor, f: FloatFormat, options: RoundOptions = {
  * gradient is stored in the format too).
  */
 export class RoundToFormat extends Function {
+  /** the rounding stands for the op whose output it rounds */
+  static override traced = false;
   static override forward(ctx: FunctionContext, x: Tensor, f: FloatFormat, options: RoundOptions): Tensor {
     ctx.data.format = f;
     ctx.data.options = options;

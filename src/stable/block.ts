@@ -138,7 +138,7 @@ export abstract class OdeBlock extends Module {
     const states: Tensor[] = [];
     for (let j = 0; j < this.depth; j++) {
       if (keepStates) states.push(Y);
-      Y = ops.add(Y, force(K[j], b[j], Y), this.h);
+      Y = ops.add(Y, force(K[j], b[j], Y), { alpha: this.h });
     }
     if (keepStates) states.push(Y);
     return { out: Y, states };

@@ -37,8 +37,8 @@ export class HamiltonianBlock extends OdeBlock {
     for (let j = 0; j < this.depth; j++) {
       if (keepStates) states.push(ops.cat([y, z], FEATURE_DIM));
       const bj = this.biasOf(b[j]);
-      z = ops.sub(z, activate(this.activation, ops.add(applyKT(this.kernel, K[j], y), bj)), this.h);
-      y = ops.add(y, activate(this.activation, ops.add(applyK(this.kernel, K[j], z), bj)), this.h);
+      z = ops.sub(z, activate(this.activation, ops.add(applyKT(this.kernel, K[j], y), bj)), { alpha: this.h });
+      y = ops.add(y, activate(this.activation, ops.add(applyK(this.kernel, K[j], z), bj)), { alpha: this.h });
     }
     if (keepStates) states.push(ops.cat([y, z], FEATURE_DIM));
     return { y, z, states };

@@ -38,7 +38,7 @@ export class LeapfrogBlock extends OdeBlock {
     for (let j = 0; j < this.depth; j++) {
       // V_j = (Y_j − Y_{j−1})/h, the backward difference leapfrog carries
       if (keepStates) states.push(ops.cat([Y, ops.mul(ops.sub(Y, prev), 1 / this.h)], FEATURE_DIM));
-      const next = ops.add(ops.sub(ops.mul(Y, 2), prev), symmetricForce(this, K[j], b[j], Y), h2);
+      const next = ops.add(ops.sub(ops.mul(Y, 2), prev), symmetricForce(this, K[j], b[j], Y), { alpha: h2 });
       prev = Y;
       Y = next;
     }

@@ -81,11 +81,11 @@ export class StableNet extends Module {
     const logits = this.forward(x);
     const data = crossEntropy(logits, target);
     let loss = data;
-    if (alphaK > 0) loss = ops.add(loss, this.block.smoothness(), alphaK);
+    if (alphaK > 0) loss = ops.add(loss, this.block.smoothness(), { alpha: alphaK });
     if (alphaW > 0) {
       let wd = ops.sum(ops.square(this.classifier.weight));
       if (this.classifier.bias) wd = ops.add(wd, ops.sum(ops.square(this.classifier.bias)));
-      loss = ops.add(loss, wd, alphaW / 2);
+      loss = ops.add(loss, wd, { alpha: alphaW / 2 });
     }
     return { loss, data, logits };
   }

@@ -112,9 +112,10 @@ export function loadData(model: ModelId, data: DataId, n: number, nTest: number,
       const [xa, ya] = tr.tensors as unknown as [Tensor, Tensor];
       const [xb, yb] = te.tensors as unknown as [Tensor, Tensor];
       keel.manualSeed(seed);
-      const perm = keel.ops.randperm(xa.shape[0]).narrow(0, 0, n);
+      // a full epoch (235 × 256 = 60,160) asks for more than the 60,000 there are: take them all
+      const perm = keel.ops.randperm(xa.shape[0]).narrow(0, 0, Math.min(n, xa.shape[0]));
       train = { x: xa.indexSelect(0, perm), y: ya.indexSelect(0, perm) };
-      test = { x: xb.narrow(0, 0, nTest).clone(), y: yb.narrow(0, 0, nTest).clone() };
+      test = { x: xb.narrow(0, 0, Math.min(nTest, xb.shape[0])).clone(), y: yb.narrow(0, 0, Math.min(nTest, xb.shape[0])).clone() };
     }
     // standardise with the training split's per-channel mean and std (the plain
     // VGG-11 barely starts learning on raw [0, 1] pixels within a budgeted run)

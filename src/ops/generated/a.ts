@@ -6,20 +6,21 @@ import type { DType, DeviceLike, Layout, MemoryFormat, Scalar } from '../../core
 import { defineOp } from '../../core/dispatch.js';
 
 type O_abs = { self?: Tensor };
-type O_abs_out = { self?: Tensor; out?: Tensor };
+type O_abs_out = { self?: Tensor; out: Tensor };
 /**
  * aten::abs(Tensor self) -> Tensor
  * aten::abs.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const abs: {
+  /** aten::abs(Tensor self) -> Tensor */
   (self: Tensor, options?: O_abs): Tensor;
   /** aten::abs(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_abs): Tensor;
   /** aten::abs.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_abs_out): Tensor;
+  "out"(self: Tensor, options?: O_abs_out): Tensor;
 } = defineOp("abs", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_abs_ = { self?: Tensor };
@@ -27,6 +28,7 @@ type O_abs_ = { self?: Tensor };
  * aten::abs_(Tensor(a!) self) -> Tensor(a!)
  */
 export const abs_: {
+  /** aten::abs_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_abs_): Tensor;
   /** aten::abs_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_abs_): Tensor;
@@ -35,20 +37,21 @@ export const abs_: {
 ]) as any;
 
 type O_absolute = { self?: Tensor };
-type O_absolute_out = { self?: Tensor; out?: Tensor };
+type O_absolute_out = { self?: Tensor; out: Tensor };
 /**
  * aten::absolute(Tensor self) -> Tensor
  * aten::absolute.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const absolute: {
+  /** aten::absolute(Tensor self) -> Tensor */
   (self: Tensor, options?: O_absolute): Tensor;
   /** aten::absolute(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_absolute): Tensor;
   /** aten::absolute.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_absolute_out): Tensor;
+  "out"(self: Tensor, options?: O_absolute_out): Tensor;
 } = defineOp("absolute", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_absolute_ = { self?: Tensor };
@@ -56,6 +59,7 @@ type O_absolute_ = { self?: Tensor };
  * aten::absolute_(Tensor(a!) self) -> Tensor(a!)
  */
 export const absolute_: {
+  /** aten::absolute_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_absolute_): Tensor;
   /** aten::absolute_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_absolute_): Tensor;
@@ -64,20 +68,21 @@ export const absolute_: {
 ]) as any;
 
 type O_acos = { self?: Tensor };
-type O_acos_out = { self?: Tensor; out?: Tensor };
+type O_acos_out = { self?: Tensor; out: Tensor };
 /**
  * aten::acos(Tensor self) -> Tensor
  * aten::acos.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const acos: {
+  /** aten::acos(Tensor self) -> Tensor */
   (self: Tensor, options?: O_acos): Tensor;
   /** aten::acos(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_acos): Tensor;
   /** aten::acos.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_acos_out): Tensor;
+  "out"(self: Tensor, options?: O_acos_out): Tensor;
 } = defineOp("acos", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_acos_ = { self?: Tensor };
@@ -85,6 +90,7 @@ type O_acos_ = { self?: Tensor };
  * aten::acos_(Tensor(a!) self) -> Tensor(a!)
  */
 export const acos_: {
+  /** aten::acos_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_acos_): Tensor;
   /** aten::acos_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_acos_): Tensor;
@@ -93,20 +99,21 @@ export const acos_: {
 ]) as any;
 
 type O_acosh = { self?: Tensor };
-type O_acosh_out = { self?: Tensor; out?: Tensor };
+type O_acosh_out = { self?: Tensor; out: Tensor };
 /**
  * aten::acosh(Tensor self) -> Tensor
  * aten::acosh.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const acosh: {
+  /** aten::acosh(Tensor self) -> Tensor */
   (self: Tensor, options?: O_acosh): Tensor;
   /** aten::acosh(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_acosh): Tensor;
   /** aten::acosh.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_acosh_out): Tensor;
+  "out"(self: Tensor, options?: O_acosh_out): Tensor;
 } = defineOp("acosh", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_acosh_ = { self?: Tensor };
@@ -114,6 +121,7 @@ type O_acosh_ = { self?: Tensor };
  * aten::acosh_(Tensor(a!) self) -> Tensor(a!)
  */
 export const acosh_: {
+  /** aten::acosh_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_acosh_): Tensor;
   /** aten::acosh_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_acosh_): Tensor;
@@ -126,6 +134,7 @@ type O_adaptive_avg_pool1d = { self?: Tensor; output_size?: number | number[]; o
  * aten::adaptive_avg_pool1d(Tensor self, int[1] output_size) -> Tensor
  */
 export const adaptiveAvgPool1d: {
+  /** aten::adaptive_avg_pool1d(Tensor self, int[1] output_size) -> Tensor */
   (self: Tensor, output_size: number | number[], options?: O_adaptive_avg_pool1d): Tensor;
   /** aten::adaptive_avg_pool1d(Tensor self, int[1] output_size) -> Tensor */
   "default"(self: Tensor, output_size: number | number[], options?: O_adaptive_avg_pool1d): Tensor;
@@ -134,37 +143,39 @@ export const adaptiveAvgPool1d: {
 ]) as any;
 
 type O_adaptive_avg_pool2d = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[] };
-type O_adaptive_avg_pool2d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; out?: Tensor };
+type O_adaptive_avg_pool2d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; out: Tensor };
 /**
  * aten::adaptive_avg_pool2d(Tensor self, SymInt[2] output_size) -> Tensor
  * aten::adaptive_avg_pool2d.out(Tensor self, SymInt[2] output_size, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const adaptiveAvgPool2d: {
+  /** aten::adaptive_avg_pool2d(Tensor self, SymInt[2] output_size) -> Tensor */
   (self: Tensor, output_size: number | number[], options?: O_adaptive_avg_pool2d): Tensor;
   /** aten::adaptive_avg_pool2d(Tensor self, SymInt[2] output_size) -> Tensor */
   "default"(self: Tensor, output_size: number | number[], options?: O_adaptive_avg_pool2d): Tensor;
   /** aten::adaptive_avg_pool2d.out(Tensor self, SymInt[2] output_size, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, output_size: number | number[], out: Tensor, options?: O_adaptive_avg_pool2d_out): Tensor;
+  "out"(self: Tensor, output_size: number | number[], options?: O_adaptive_avg_pool2d_out): Tensor;
 } = defineOp("adaptive_avg_pool2d", [
   ["",[["self",0,0],["output_size",12,0,2]],[0],1],
-  ["out",[["self",0,0],["output_size",12,0,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["output_size",12,0,2],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_adaptive_avg_pool3d = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[] };
-type O_adaptive_avg_pool3d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; out?: Tensor };
+type O_adaptive_avg_pool3d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; out: Tensor };
 /**
  * aten::adaptive_avg_pool3d(Tensor self, int[3] output_size) -> Tensor
  * aten::adaptive_avg_pool3d.out(Tensor self, int[3] output_size, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const adaptiveAvgPool3d: {
+  /** aten::adaptive_avg_pool3d(Tensor self, int[3] output_size) -> Tensor */
   (self: Tensor, output_size: number | number[], options?: O_adaptive_avg_pool3d): Tensor;
   /** aten::adaptive_avg_pool3d(Tensor self, int[3] output_size) -> Tensor */
   "default"(self: Tensor, output_size: number | number[], options?: O_adaptive_avg_pool3d): Tensor;
   /** aten::adaptive_avg_pool3d.out(Tensor self, int[3] output_size, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, output_size: number | number[], out: Tensor, options?: O_adaptive_avg_pool3d_out): Tensor;
+  "out"(self: Tensor, output_size: number | number[], options?: O_adaptive_avg_pool3d_out): Tensor;
 } = defineOp("adaptive_avg_pool3d", [
   ["",[["self",0,0],["output_size",12,0,3]],[0],1],
-  ["out",[["self",0,0],["output_size",12,0,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["output_size",12,0,3],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_adaptive_avg_pool3d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; grad_input?: Tensor; gradInput?: Tensor };
@@ -173,9 +184,9 @@ type O_adaptive_avg_pool3d_backward_grad_input = { grad_output?: Tensor; gradOut
  */
 export const adaptiveAvgPool3dBackward: {
   /** aten::adaptive_avg_pool3d_backward.grad_input(Tensor grad_output, Tensor self, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, self: Tensor, grad_input: Tensor, options?: O_adaptive_avg_pool3d_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, self: Tensor, options?: O_adaptive_avg_pool3d_backward_grad_input): Tensor;
 } = defineOp("adaptive_avg_pool3d_backward", [
-  ["grad_input",[["grad_output",0,0],["self",0,0],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["self",0,0],["grad_input",0,12]],[-3],0],
 ]) as any;
 
 type O_adaptive_max_pool1d = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[] };
@@ -183,6 +194,7 @@ type O_adaptive_max_pool1d = { self?: Tensor; output_size?: number | number[]; o
  * aten::adaptive_max_pool1d(Tensor self, int[1] output_size) -> (Tensor, Tensor)
  */
 export const adaptiveMaxPool1d: {
+  /** aten::adaptive_max_pool1d(Tensor self, int[1] output_size) -> (Tensor, Tensor) */
   (self: Tensor, output_size: number | number[], options?: O_adaptive_max_pool1d): [Tensor, Tensor];
   /** aten::adaptive_max_pool1d(Tensor self, int[1] output_size) -> (Tensor, Tensor) */
   "default"(self: Tensor, output_size: number | number[], options?: O_adaptive_max_pool1d): [Tensor, Tensor];
@@ -191,20 +203,21 @@ export const adaptiveMaxPool1d: {
 ]) as any;
 
 type O_adaptive_max_pool2d = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[] };
-type O_adaptive_max_pool2d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; out?: Tensor; indices?: Tensor };
+type O_adaptive_max_pool2d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; out: Tensor; indices: Tensor };
 /**
  * aten::adaptive_max_pool2d(Tensor self, int[2] output_size) -> (Tensor, Tensor)
  * aten::adaptive_max_pool2d.out(Tensor self, int[2] output_size, *, Tensor(a!) out, Tensor(b!) indices) -> (Tensor(a!), Tensor(b!))
  */
 export const adaptiveMaxPool2d: {
+  /** aten::adaptive_max_pool2d(Tensor self, int[2] output_size) -> (Tensor, Tensor) */
   (self: Tensor, output_size: number | number[], options?: O_adaptive_max_pool2d): [Tensor, Tensor];
   /** aten::adaptive_max_pool2d(Tensor self, int[2] output_size) -> (Tensor, Tensor) */
   "default"(self: Tensor, output_size: number | number[], options?: O_adaptive_max_pool2d): [Tensor, Tensor];
   /** aten::adaptive_max_pool2d.out(Tensor self, int[2] output_size, *, Tensor(a!) out, Tensor(b!) indices) -> (Tensor(a!), Tensor(b!)) */
-  "out"(self: Tensor, output_size: number | number[], out: Tensor, indices: Tensor, options?: O_adaptive_max_pool2d_out): [Tensor, Tensor];
+  "out"(self: Tensor, output_size: number | number[], options?: O_adaptive_max_pool2d_out): [Tensor, Tensor];
 } = defineOp("adaptive_max_pool2d", [
   ["",[["self",0,0],["output_size",12,0,2]],[0,0],1],
-  ["out",[["self",0,0],["output_size",12,0,2],["out",0,4],["indices",0,4]],[-1,-1],0],
+  ["out",[["self",0,0],["output_size",12,0,2],["out",0,12],["indices",0,12]],[-3,-4],0],
 ]) as any;
 
 type O_adaptive_max_pool2d_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; indices?: Tensor };
@@ -214,31 +227,33 @@ type O_adaptive_max_pool2d_backward_grad_input = { grad_output?: Tensor; gradOut
  * aten::adaptive_max_pool2d_backward.grad_input(Tensor grad_output, Tensor self, Tensor indices, *, Tensor(a!) grad_input) -> Tensor(a!)
  */
 export const adaptiveMaxPool2dBackward: {
+  /** aten::adaptive_max_pool2d_backward(Tensor grad_output, Tensor self, Tensor indices) -> Tensor */
   (grad_output: Tensor, self: Tensor, indices: Tensor, options?: O_adaptive_max_pool2d_backward): Tensor;
   /** aten::adaptive_max_pool2d_backward(Tensor grad_output, Tensor self, Tensor indices) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, indices: Tensor, options?: O_adaptive_max_pool2d_backward): Tensor;
   /** aten::adaptive_max_pool2d_backward.grad_input(Tensor grad_output, Tensor self, Tensor indices, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, self: Tensor, indices: Tensor, grad_input: Tensor, options?: O_adaptive_max_pool2d_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, self: Tensor, indices: Tensor, options?: O_adaptive_max_pool2d_backward_grad_input): Tensor;
 } = defineOp("adaptive_max_pool2d_backward", [
   ["",[["grad_output",0,0],["self",0,0],["indices",0,0]],[0],1],
-  ["grad_input",[["grad_output",0,0],["self",0,0],["indices",0,0],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["self",0,0],["indices",0,0],["grad_input",0,12]],[-4],0],
 ]) as any;
 
 type O_adaptive_max_pool3d = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[] };
-type O_adaptive_max_pool3d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; out?: Tensor; indices?: Tensor };
+type O_adaptive_max_pool3d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; out: Tensor; indices: Tensor };
 /**
  * aten::adaptive_max_pool3d(Tensor self, int[3] output_size) -> (Tensor, Tensor)
  * aten::adaptive_max_pool3d.out(Tensor self, int[3] output_size, *, Tensor(a!) out, Tensor(b!) indices) -> (Tensor(a!), Tensor(b!))
  */
 export const adaptiveMaxPool3d: {
+  /** aten::adaptive_max_pool3d(Tensor self, int[3] output_size) -> (Tensor, Tensor) */
   (self: Tensor, output_size: number | number[], options?: O_adaptive_max_pool3d): [Tensor, Tensor];
   /** aten::adaptive_max_pool3d(Tensor self, int[3] output_size) -> (Tensor, Tensor) */
   "default"(self: Tensor, output_size: number | number[], options?: O_adaptive_max_pool3d): [Tensor, Tensor];
   /** aten::adaptive_max_pool3d.out(Tensor self, int[3] output_size, *, Tensor(a!) out, Tensor(b!) indices) -> (Tensor(a!), Tensor(b!)) */
-  "out"(self: Tensor, output_size: number | number[], out: Tensor, indices: Tensor, options?: O_adaptive_max_pool3d_out): [Tensor, Tensor];
+  "out"(self: Tensor, output_size: number | number[], options?: O_adaptive_max_pool3d_out): [Tensor, Tensor];
 } = defineOp("adaptive_max_pool3d", [
   ["",[["self",0,0],["output_size",12,0,3]],[0,0],1],
-  ["out",[["self",0,0],["output_size",12,0,3],["out",0,4],["indices",0,4]],[-1,-1],0],
+  ["out",[["self",0,0],["output_size",12,0,3],["out",0,12],["indices",0,12]],[-3,-4],0],
 ]) as any;
 
 type O_adaptive_max_pool3d_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; indices?: Tensor };
@@ -248,20 +263,21 @@ type O_adaptive_max_pool3d_backward_grad_input = { grad_output?: Tensor; gradOut
  * aten::adaptive_max_pool3d_backward.grad_input(Tensor grad_output, Tensor self, Tensor indices, *, Tensor(a!) grad_input) -> Tensor(a!)
  */
 export const adaptiveMaxPool3dBackward: {
+  /** aten::adaptive_max_pool3d_backward(Tensor grad_output, Tensor self, Tensor indices) -> Tensor */
   (grad_output: Tensor, self: Tensor, indices: Tensor, options?: O_adaptive_max_pool3d_backward): Tensor;
   /** aten::adaptive_max_pool3d_backward(Tensor grad_output, Tensor self, Tensor indices) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, indices: Tensor, options?: O_adaptive_max_pool3d_backward): Tensor;
   /** aten::adaptive_max_pool3d_backward.grad_input(Tensor grad_output, Tensor self, Tensor indices, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, self: Tensor, indices: Tensor, grad_input: Tensor, options?: O_adaptive_max_pool3d_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, self: Tensor, indices: Tensor, options?: O_adaptive_max_pool3d_backward_grad_input): Tensor;
 } = defineOp("adaptive_max_pool3d_backward", [
   ["",[["grad_output",0,0],["self",0,0],["indices",0,0]],[0],1],
-  ["grad_input",[["grad_output",0,0],["self",0,0],["indices",0,0],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["self",0,0],["indices",0,0],["grad_input",0,12]],[-4],0],
 ]) as any;
 
 type O_add_Scalar = { self?: Tensor; other?: Scalar; alpha?: Scalar };
-type O_add_Scalar_out = { self?: Tensor; other?: Scalar; alpha?: Scalar; out?: Tensor };
+type O_add_Scalar_out = { self?: Tensor; other?: Scalar; alpha?: Scalar; out: Tensor };
 type O_add_Tensor = { self?: Tensor; other?: Tensor; alpha?: Scalar };
-type O_add_out = { self?: Tensor; other?: Tensor; alpha?: Scalar; out?: Tensor };
+type O_add_out = { self?: Tensor; other?: Tensor; alpha?: Scalar; out: Tensor };
 /**
  * aten::add.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor
  * aten::add.Scalar_out(Tensor self, Scalar other, Scalar alpha=1, *, Tensor(a!) out) -> Tensor(a!)
@@ -269,21 +285,23 @@ type O_add_out = { self?: Tensor; other?: Tensor; alpha?: Scalar; out?: Tensor }
  * aten::add.out(Tensor self, Tensor other, *, Scalar alpha=1, Tensor(a!) out) -> Tensor(a!)
  */
 export const add: {
+  /** aten::add.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor */
   (self: Tensor, other: Scalar, alpha?: Scalar | O_add_Scalar, options?: O_add_Scalar): Tensor;
-  (self: Tensor, other: Tensor, alpha?: Scalar | O_add_Tensor, options?: O_add_Tensor): Tensor;
+  /** aten::add.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor */
+  (self: Tensor, other: Tensor, options?: O_add_Tensor): Tensor;
   /** aten::add.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor */
   "Scalar"(self: Tensor, other: Scalar, alpha?: Scalar | O_add_Scalar, options?: O_add_Scalar): Tensor;
   /** aten::add.Scalar_out(Tensor self, Scalar other, Scalar alpha=1, *, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_out"(self: Tensor, other: Scalar, alpha?: Scalar | O_add_Scalar_out, out?: Tensor | O_add_Scalar_out, options?: O_add_Scalar_out): Tensor;
+  "Scalar_out"(self: Tensor, other: Scalar, alpha?: Scalar | O_add_Scalar_out, options?: O_add_Scalar_out): Tensor;
   /** aten::add.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor */
-  "Tensor"(self: Tensor, other: Tensor, alpha?: Scalar | O_add_Tensor, options?: O_add_Tensor): Tensor;
+  "Tensor"(self: Tensor, other: Tensor, options?: O_add_Tensor): Tensor;
   /** aten::add.out(Tensor self, Tensor other, *, Scalar alpha=1, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, alpha?: Scalar | O_add_out, out?: Tensor | O_add_out, options?: O_add_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_add_out): Tensor;
 } = defineOp("add", [
   ["Scalar",[["self",0,0],["other",6,0],["alpha",6,2]],[0],1],
-  ["Scalar_out",[["self",0,0],["other",6,0],["alpha",6,2],["out",0,4]],[-1],0],
-  ["Tensor",[["self",0,0],["other",0,0],["alpha",6,2]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["alpha",6,2],["out",0,4]],[-1],0],
+  ["Scalar_out",[["self",0,0],["other",6,0],["alpha",6,2],["out",0,12]],[-4],0],
+  ["Tensor",[["self",0,0],["other",0,0],["alpha",6,10]],[0],1],
+  ["out",[["self",0,0],["other",0,0],["alpha",6,10],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_add__Scalar = { self?: Tensor; other?: Scalar; alpha?: Scalar };
@@ -293,32 +311,35 @@ type O_add__Tensor = { self?: Tensor; other?: Tensor; alpha?: Scalar };
  * aten::add_.Tensor(Tensor(a!) self, Tensor other, *, Scalar alpha=1) -> Tensor(a!)
  */
 export const add_: {
+  /** aten::add_.Scalar(Tensor(a!) self, Scalar other, Scalar alpha=1) -> Tensor(a!) */
   (self: Tensor, other: Scalar, alpha?: Scalar | O_add__Scalar, options?: O_add__Scalar): Tensor;
-  (self: Tensor, other: Tensor, alpha?: Scalar | O_add__Tensor, options?: O_add__Tensor): Tensor;
+  /** aten::add_.Tensor(Tensor(a!) self, Tensor other, *, Scalar alpha=1) -> Tensor(a!) */
+  (self: Tensor, other: Tensor, options?: O_add__Tensor): Tensor;
   /** aten::add_.Scalar(Tensor(a!) self, Scalar other, Scalar alpha=1) -> Tensor(a!) */
   "Scalar"(self: Tensor, other: Scalar, alpha?: Scalar | O_add__Scalar, options?: O_add__Scalar): Tensor;
   /** aten::add_.Tensor(Tensor(a!) self, Tensor other, *, Scalar alpha=1) -> Tensor(a!) */
-  "Tensor"(self: Tensor, other: Tensor, alpha?: Scalar | O_add__Tensor, options?: O_add__Tensor): Tensor;
+  "Tensor"(self: Tensor, other: Tensor, options?: O_add__Tensor): Tensor;
 } = defineOp("add_", [
   ["Scalar",[["self",0,4],["other",6,0],["alpha",6,2]],[-1],1],
-  ["Tensor",[["self",0,4],["other",0,0],["alpha",6,2]],[-1],1],
+  ["Tensor",[["self",0,4],["other",0,0],["alpha",6,10]],[-1],1],
 ]) as any;
 
 type O_addbmm = { self?: Tensor; batch1?: Tensor; batch2?: Tensor; beta?: Scalar; alpha?: Scalar };
-type O_addbmm_out = { self?: Tensor; batch1?: Tensor; batch2?: Tensor; beta?: Scalar; alpha?: Scalar; out?: Tensor };
+type O_addbmm_out = { self?: Tensor; batch1?: Tensor; batch2?: Tensor; beta?: Scalar; alpha?: Scalar; out: Tensor };
 /**
  * aten::addbmm(Tensor self, Tensor batch1, Tensor batch2, *, Scalar beta=1, Scalar alpha=1) -> Tensor
  * aten::addbmm.out(Tensor self, Tensor batch1, Tensor batch2, *, Scalar beta=1, Scalar alpha=1, Tensor(a!) out) -> Tensor(a!)
  */
 export const addbmm: {
-  (self: Tensor, batch1: Tensor, batch2: Tensor, beta?: Scalar | O_addbmm, alpha?: Scalar | O_addbmm, options?: O_addbmm): Tensor;
   /** aten::addbmm(Tensor self, Tensor batch1, Tensor batch2, *, Scalar beta=1, Scalar alpha=1) -> Tensor */
-  "default"(self: Tensor, batch1: Tensor, batch2: Tensor, beta?: Scalar | O_addbmm, alpha?: Scalar | O_addbmm, options?: O_addbmm): Tensor;
+  (self: Tensor, batch1: Tensor, batch2: Tensor, options?: O_addbmm): Tensor;
+  /** aten::addbmm(Tensor self, Tensor batch1, Tensor batch2, *, Scalar beta=1, Scalar alpha=1) -> Tensor */
+  "default"(self: Tensor, batch1: Tensor, batch2: Tensor, options?: O_addbmm): Tensor;
   /** aten::addbmm.out(Tensor self, Tensor batch1, Tensor batch2, *, Scalar beta=1, Scalar alpha=1, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, batch1: Tensor, batch2: Tensor, beta?: Scalar | O_addbmm_out, alpha?: Scalar | O_addbmm_out, out?: Tensor | O_addbmm_out, options?: O_addbmm_out): Tensor;
+  "out"(self: Tensor, batch1: Tensor, batch2: Tensor, options?: O_addbmm_out): Tensor;
 } = defineOp("addbmm", [
-  ["",[["self",0,0],["batch1",0,0],["batch2",0,0],["beta",6,2],["alpha",6,2]],[0],1],
-  ["out",[["self",0,0],["batch1",0,0],["batch2",0,0],["beta",6,2],["alpha",6,2],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["batch1",0,0],["batch2",0,0],["beta",6,10],["alpha",6,10]],[0],1],
+  ["out",[["self",0,0],["batch1",0,0],["batch2",0,0],["beta",6,10],["alpha",6,10],["out",0,12]],[-6],0],
 ]) as any;
 
 type O_addbmm_ = { self?: Tensor; batch1?: Tensor; batch2?: Tensor; beta?: Scalar; alpha?: Scalar };
@@ -326,28 +347,30 @@ type O_addbmm_ = { self?: Tensor; batch1?: Tensor; batch2?: Tensor; beta?: Scala
  * aten::addbmm_(Tensor(a!) self, Tensor batch1, Tensor batch2, *, Scalar beta=1, Scalar alpha=1) -> Tensor(a!)
  */
 export const addbmm_: {
-  (self: Tensor, batch1: Tensor, batch2: Tensor, beta?: Scalar | O_addbmm_, alpha?: Scalar | O_addbmm_, options?: O_addbmm_): Tensor;
   /** aten::addbmm_(Tensor(a!) self, Tensor batch1, Tensor batch2, *, Scalar beta=1, Scalar alpha=1) -> Tensor(a!) */
-  "default"(self: Tensor, batch1: Tensor, batch2: Tensor, beta?: Scalar | O_addbmm_, alpha?: Scalar | O_addbmm_, options?: O_addbmm_): Tensor;
+  (self: Tensor, batch1: Tensor, batch2: Tensor, options?: O_addbmm_): Tensor;
+  /** aten::addbmm_(Tensor(a!) self, Tensor batch1, Tensor batch2, *, Scalar beta=1, Scalar alpha=1) -> Tensor(a!) */
+  "default"(self: Tensor, batch1: Tensor, batch2: Tensor, options?: O_addbmm_): Tensor;
 } = defineOp("addbmm_", [
-  ["",[["self",0,4],["batch1",0,0],["batch2",0,0],["beta",6,2],["alpha",6,2]],[-1],1],
+  ["",[["self",0,4],["batch1",0,0],["batch2",0,0],["beta",6,10],["alpha",6,10]],[-1],1],
 ]) as any;
 
 type O_addcdiv = { self?: Tensor; tensor1?: Tensor; tensor2?: Tensor; value?: Scalar };
-type O_addcdiv_out = { self?: Tensor; tensor1?: Tensor; tensor2?: Tensor; value?: Scalar; out?: Tensor };
+type O_addcdiv_out = { self?: Tensor; tensor1?: Tensor; tensor2?: Tensor; value?: Scalar; out: Tensor };
 /**
  * aten::addcdiv(Tensor self, Tensor tensor1, Tensor tensor2, *, Scalar value=1) -> Tensor
  * aten::addcdiv.out(Tensor self, Tensor tensor1, Tensor tensor2, *, Scalar value=1, Tensor(a!) out) -> Tensor(a!)
  */
 export const addcdiv: {
-  (self: Tensor, tensor1: Tensor, tensor2: Tensor, value?: Scalar | O_addcdiv, options?: O_addcdiv): Tensor;
   /** aten::addcdiv(Tensor self, Tensor tensor1, Tensor tensor2, *, Scalar value=1) -> Tensor */
-  "default"(self: Tensor, tensor1: Tensor, tensor2: Tensor, value?: Scalar | O_addcdiv, options?: O_addcdiv): Tensor;
+  (self: Tensor, tensor1: Tensor, tensor2: Tensor, options?: O_addcdiv): Tensor;
+  /** aten::addcdiv(Tensor self, Tensor tensor1, Tensor tensor2, *, Scalar value=1) -> Tensor */
+  "default"(self: Tensor, tensor1: Tensor, tensor2: Tensor, options?: O_addcdiv): Tensor;
   /** aten::addcdiv.out(Tensor self, Tensor tensor1, Tensor tensor2, *, Scalar value=1, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, tensor1: Tensor, tensor2: Tensor, value?: Scalar | O_addcdiv_out, out?: Tensor | O_addcdiv_out, options?: O_addcdiv_out): Tensor;
+  "out"(self: Tensor, tensor1: Tensor, tensor2: Tensor, options?: O_addcdiv_out): Tensor;
 } = defineOp("addcdiv", [
-  ["",[["self",0,0],["tensor1",0,0],["tensor2",0,0],["value",6,2]],[0],1],
-  ["out",[["self",0,0],["tensor1",0,0],["tensor2",0,0],["value",6,2],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["tensor1",0,0],["tensor2",0,0],["value",6,10]],[0],1],
+  ["out",[["self",0,0],["tensor1",0,0],["tensor2",0,0],["value",6,10],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_addcdiv_ = { self?: Tensor; tensor1?: Tensor; tensor2?: Tensor; value?: Scalar };
@@ -355,28 +378,30 @@ type O_addcdiv_ = { self?: Tensor; tensor1?: Tensor; tensor2?: Tensor; value?: S
  * aten::addcdiv_(Tensor(a!) self, Tensor tensor1, Tensor tensor2, *, Scalar value=1) -> Tensor(a!)
  */
 export const addcdiv_: {
-  (self: Tensor, tensor1: Tensor, tensor2: Tensor, value?: Scalar | O_addcdiv_, options?: O_addcdiv_): Tensor;
   /** aten::addcdiv_(Tensor(a!) self, Tensor tensor1, Tensor tensor2, *, Scalar value=1) -> Tensor(a!) */
-  "default"(self: Tensor, tensor1: Tensor, tensor2: Tensor, value?: Scalar | O_addcdiv_, options?: O_addcdiv_): Tensor;
+  (self: Tensor, tensor1: Tensor, tensor2: Tensor, options?: O_addcdiv_): Tensor;
+  /** aten::addcdiv_(Tensor(a!) self, Tensor tensor1, Tensor tensor2, *, Scalar value=1) -> Tensor(a!) */
+  "default"(self: Tensor, tensor1: Tensor, tensor2: Tensor, options?: O_addcdiv_): Tensor;
 } = defineOp("addcdiv_", [
-  ["",[["self",0,4],["tensor1",0,0],["tensor2",0,0],["value",6,2]],[-1],1],
+  ["",[["self",0,4],["tensor1",0,0],["tensor2",0,0],["value",6,10]],[-1],1],
 ]) as any;
 
 type O_addcmul = { self?: Tensor; tensor1?: Tensor; tensor2?: Tensor; value?: Scalar };
-type O_addcmul_out = { self?: Tensor; tensor1?: Tensor; tensor2?: Tensor; value?: Scalar; out?: Tensor };
+type O_addcmul_out = { self?: Tensor; tensor1?: Tensor; tensor2?: Tensor; value?: Scalar; out: Tensor };
 /**
  * aten::addcmul(Tensor self, Tensor tensor1, Tensor tensor2, *, Scalar value=1) -> Tensor
  * aten::addcmul.out(Tensor self, Tensor tensor1, Tensor tensor2, *, Scalar value=1, Tensor(a!) out) -> Tensor(a!)
  */
 export const addcmul: {
-  (self: Tensor, tensor1: Tensor, tensor2: Tensor, value?: Scalar | O_addcmul, options?: O_addcmul): Tensor;
   /** aten::addcmul(Tensor self, Tensor tensor1, Tensor tensor2, *, Scalar value=1) -> Tensor */
-  "default"(self: Tensor, tensor1: Tensor, tensor2: Tensor, value?: Scalar | O_addcmul, options?: O_addcmul): Tensor;
+  (self: Tensor, tensor1: Tensor, tensor2: Tensor, options?: O_addcmul): Tensor;
+  /** aten::addcmul(Tensor self, Tensor tensor1, Tensor tensor2, *, Scalar value=1) -> Tensor */
+  "default"(self: Tensor, tensor1: Tensor, tensor2: Tensor, options?: O_addcmul): Tensor;
   /** aten::addcmul.out(Tensor self, Tensor tensor1, Tensor tensor2, *, Scalar value=1, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, tensor1: Tensor, tensor2: Tensor, value?: Scalar | O_addcmul_out, out?: Tensor | O_addcmul_out, options?: O_addcmul_out): Tensor;
+  "out"(self: Tensor, tensor1: Tensor, tensor2: Tensor, options?: O_addcmul_out): Tensor;
 } = defineOp("addcmul", [
-  ["",[["self",0,0],["tensor1",0,0],["tensor2",0,0],["value",6,2]],[0],1],
-  ["out",[["self",0,0],["tensor1",0,0],["tensor2",0,0],["value",6,2],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["tensor1",0,0],["tensor2",0,0],["value",6,10]],[0],1],
+  ["out",[["self",0,0],["tensor1",0,0],["tensor2",0,0],["value",6,10],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_addcmul_ = { self?: Tensor; tensor1?: Tensor; tensor2?: Tensor; value?: Scalar };
@@ -384,28 +409,30 @@ type O_addcmul_ = { self?: Tensor; tensor1?: Tensor; tensor2?: Tensor; value?: S
  * aten::addcmul_(Tensor(a!) self, Tensor tensor1, Tensor tensor2, *, Scalar value=1) -> Tensor(a!)
  */
 export const addcmul_: {
-  (self: Tensor, tensor1: Tensor, tensor2: Tensor, value?: Scalar | O_addcmul_, options?: O_addcmul_): Tensor;
   /** aten::addcmul_(Tensor(a!) self, Tensor tensor1, Tensor tensor2, *, Scalar value=1) -> Tensor(a!) */
-  "default"(self: Tensor, tensor1: Tensor, tensor2: Tensor, value?: Scalar | O_addcmul_, options?: O_addcmul_): Tensor;
+  (self: Tensor, tensor1: Tensor, tensor2: Tensor, options?: O_addcmul_): Tensor;
+  /** aten::addcmul_(Tensor(a!) self, Tensor tensor1, Tensor tensor2, *, Scalar value=1) -> Tensor(a!) */
+  "default"(self: Tensor, tensor1: Tensor, tensor2: Tensor, options?: O_addcmul_): Tensor;
 } = defineOp("addcmul_", [
-  ["",[["self",0,4],["tensor1",0,0],["tensor2",0,0],["value",6,2]],[-1],1],
+  ["",[["self",0,4],["tensor1",0,0],["tensor2",0,0],["value",6,10]],[-1],1],
 ]) as any;
 
 type O_addmm = { self?: Tensor; mat1?: Tensor; mat2?: Tensor; beta?: Scalar; alpha?: Scalar };
-type O_addmm_out = { self?: Tensor; mat1?: Tensor; mat2?: Tensor; beta?: Scalar; alpha?: Scalar; out?: Tensor };
+type O_addmm_out = { self?: Tensor; mat1?: Tensor; mat2?: Tensor; beta?: Scalar; alpha?: Scalar; out: Tensor };
 /**
  * aten::addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor
  * aten::addmm.out(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1, Tensor(a!) out) -> Tensor(a!)
  */
 export const addmm: {
-  (self: Tensor, mat1: Tensor, mat2: Tensor, beta?: Scalar | O_addmm, alpha?: Scalar | O_addmm, options?: O_addmm): Tensor;
   /** aten::addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor */
-  "default"(self: Tensor, mat1: Tensor, mat2: Tensor, beta?: Scalar | O_addmm, alpha?: Scalar | O_addmm, options?: O_addmm): Tensor;
+  (self: Tensor, mat1: Tensor, mat2: Tensor, options?: O_addmm): Tensor;
+  /** aten::addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor */
+  "default"(self: Tensor, mat1: Tensor, mat2: Tensor, options?: O_addmm): Tensor;
   /** aten::addmm.out(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, mat1: Tensor, mat2: Tensor, beta?: Scalar | O_addmm_out, alpha?: Scalar | O_addmm_out, out?: Tensor | O_addmm_out, options?: O_addmm_out): Tensor;
+  "out"(self: Tensor, mat1: Tensor, mat2: Tensor, options?: O_addmm_out): Tensor;
 } = defineOp("addmm", [
-  ["",[["self",0,0],["mat1",0,0],["mat2",0,0],["beta",6,2],["alpha",6,2]],[0],1],
-  ["out",[["self",0,0],["mat1",0,0],["mat2",0,0],["beta",6,2],["alpha",6,2],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["mat1",0,0],["mat2",0,0],["beta",6,10],["alpha",6,10]],[0],1],
+  ["out",[["self",0,0],["mat1",0,0],["mat2",0,0],["beta",6,10],["alpha",6,10],["out",0,12]],[-6],0],
 ]) as any;
 
 type O_addmm_ = { self?: Tensor; mat1?: Tensor; mat2?: Tensor; beta?: Scalar; alpha?: Scalar };
@@ -413,28 +440,30 @@ type O_addmm_ = { self?: Tensor; mat1?: Tensor; mat2?: Tensor; beta?: Scalar; al
  * aten::addmm_(Tensor(a!) self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor(a!)
  */
 export const addmm_: {
-  (self: Tensor, mat1: Tensor, mat2: Tensor, beta?: Scalar | O_addmm_, alpha?: Scalar | O_addmm_, options?: O_addmm_): Tensor;
   /** aten::addmm_(Tensor(a!) self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor(a!) */
-  "default"(self: Tensor, mat1: Tensor, mat2: Tensor, beta?: Scalar | O_addmm_, alpha?: Scalar | O_addmm_, options?: O_addmm_): Tensor;
+  (self: Tensor, mat1: Tensor, mat2: Tensor, options?: O_addmm_): Tensor;
+  /** aten::addmm_(Tensor(a!) self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor(a!) */
+  "default"(self: Tensor, mat1: Tensor, mat2: Tensor, options?: O_addmm_): Tensor;
 } = defineOp("addmm_", [
-  ["",[["self",0,4],["mat1",0,0],["mat2",0,0],["beta",6,2],["alpha",6,2]],[-1],1],
+  ["",[["self",0,4],["mat1",0,0],["mat2",0,0],["beta",6,10],["alpha",6,10]],[-1],1],
 ]) as any;
 
 type O_addmv = { self?: Tensor; mat?: Tensor; vec?: Tensor; beta?: Scalar; alpha?: Scalar };
-type O_addmv_out = { self?: Tensor; mat?: Tensor; vec?: Tensor; beta?: Scalar; alpha?: Scalar; out?: Tensor };
+type O_addmv_out = { self?: Tensor; mat?: Tensor; vec?: Tensor; beta?: Scalar; alpha?: Scalar; out: Tensor };
 /**
  * aten::addmv(Tensor self, Tensor mat, Tensor vec, *, Scalar beta=1, Scalar alpha=1) -> Tensor
  * aten::addmv.out(Tensor self, Tensor mat, Tensor vec, *, Scalar beta=1, Scalar alpha=1, Tensor(a!) out) -> Tensor(a!)
  */
 export const addmv: {
-  (self: Tensor, mat: Tensor, vec: Tensor, beta?: Scalar | O_addmv, alpha?: Scalar | O_addmv, options?: O_addmv): Tensor;
   /** aten::addmv(Tensor self, Tensor mat, Tensor vec, *, Scalar beta=1, Scalar alpha=1) -> Tensor */
-  "default"(self: Tensor, mat: Tensor, vec: Tensor, beta?: Scalar | O_addmv, alpha?: Scalar | O_addmv, options?: O_addmv): Tensor;
+  (self: Tensor, mat: Tensor, vec: Tensor, options?: O_addmv): Tensor;
+  /** aten::addmv(Tensor self, Tensor mat, Tensor vec, *, Scalar beta=1, Scalar alpha=1) -> Tensor */
+  "default"(self: Tensor, mat: Tensor, vec: Tensor, options?: O_addmv): Tensor;
   /** aten::addmv.out(Tensor self, Tensor mat, Tensor vec, *, Scalar beta=1, Scalar alpha=1, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, mat: Tensor, vec: Tensor, beta?: Scalar | O_addmv_out, alpha?: Scalar | O_addmv_out, out?: Tensor | O_addmv_out, options?: O_addmv_out): Tensor;
+  "out"(self: Tensor, mat: Tensor, vec: Tensor, options?: O_addmv_out): Tensor;
 } = defineOp("addmv", [
-  ["",[["self",0,0],["mat",0,0],["vec",0,0],["beta",6,2],["alpha",6,2]],[0],1],
-  ["out",[["self",0,0],["mat",0,0],["vec",0,0],["beta",6,2],["alpha",6,2],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["mat",0,0],["vec",0,0],["beta",6,10],["alpha",6,10]],[0],1],
+  ["out",[["self",0,0],["mat",0,0],["vec",0,0],["beta",6,10],["alpha",6,10],["out",0,12]],[-6],0],
 ]) as any;
 
 type O_addmv_ = { self?: Tensor; mat?: Tensor; vec?: Tensor; beta?: Scalar; alpha?: Scalar };
@@ -442,28 +471,30 @@ type O_addmv_ = { self?: Tensor; mat?: Tensor; vec?: Tensor; beta?: Scalar; alph
  * aten::addmv_(Tensor(a!) self, Tensor mat, Tensor vec, *, Scalar beta=1, Scalar alpha=1) -> Tensor(a!)
  */
 export const addmv_: {
-  (self: Tensor, mat: Tensor, vec: Tensor, beta?: Scalar | O_addmv_, alpha?: Scalar | O_addmv_, options?: O_addmv_): Tensor;
   /** aten::addmv_(Tensor(a!) self, Tensor mat, Tensor vec, *, Scalar beta=1, Scalar alpha=1) -> Tensor(a!) */
-  "default"(self: Tensor, mat: Tensor, vec: Tensor, beta?: Scalar | O_addmv_, alpha?: Scalar | O_addmv_, options?: O_addmv_): Tensor;
+  (self: Tensor, mat: Tensor, vec: Tensor, options?: O_addmv_): Tensor;
+  /** aten::addmv_(Tensor(a!) self, Tensor mat, Tensor vec, *, Scalar beta=1, Scalar alpha=1) -> Tensor(a!) */
+  "default"(self: Tensor, mat: Tensor, vec: Tensor, options?: O_addmv_): Tensor;
 } = defineOp("addmv_", [
-  ["",[["self",0,4],["mat",0,0],["vec",0,0],["beta",6,2],["alpha",6,2]],[-1],1],
+  ["",[["self",0,4],["mat",0,0],["vec",0,0],["beta",6,10],["alpha",6,10]],[-1],1],
 ]) as any;
 
 type O_addr = { self?: Tensor; vec1?: Tensor; vec2?: Tensor; beta?: Scalar; alpha?: Scalar };
-type O_addr_out = { self?: Tensor; vec1?: Tensor; vec2?: Tensor; beta?: Scalar; alpha?: Scalar; out?: Tensor };
+type O_addr_out = { self?: Tensor; vec1?: Tensor; vec2?: Tensor; beta?: Scalar; alpha?: Scalar; out: Tensor };
 /**
  * aten::addr(Tensor self, Tensor vec1, Tensor vec2, *, Scalar beta=1, Scalar alpha=1) -> Tensor
  * aten::addr.out(Tensor self, Tensor vec1, Tensor vec2, *, Scalar beta=1, Scalar alpha=1, Tensor(a!) out) -> Tensor(a!)
  */
 export const addr: {
-  (self: Tensor, vec1: Tensor, vec2: Tensor, beta?: Scalar | O_addr, alpha?: Scalar | O_addr, options?: O_addr): Tensor;
   /** aten::addr(Tensor self, Tensor vec1, Tensor vec2, *, Scalar beta=1, Scalar alpha=1) -> Tensor */
-  "default"(self: Tensor, vec1: Tensor, vec2: Tensor, beta?: Scalar | O_addr, alpha?: Scalar | O_addr, options?: O_addr): Tensor;
+  (self: Tensor, vec1: Tensor, vec2: Tensor, options?: O_addr): Tensor;
+  /** aten::addr(Tensor self, Tensor vec1, Tensor vec2, *, Scalar beta=1, Scalar alpha=1) -> Tensor */
+  "default"(self: Tensor, vec1: Tensor, vec2: Tensor, options?: O_addr): Tensor;
   /** aten::addr.out(Tensor self, Tensor vec1, Tensor vec2, *, Scalar beta=1, Scalar alpha=1, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, vec1: Tensor, vec2: Tensor, beta?: Scalar | O_addr_out, alpha?: Scalar | O_addr_out, out?: Tensor | O_addr_out, options?: O_addr_out): Tensor;
+  "out"(self: Tensor, vec1: Tensor, vec2: Tensor, options?: O_addr_out): Tensor;
 } = defineOp("addr", [
-  ["",[["self",0,0],["vec1",0,0],["vec2",0,0],["beta",6,2],["alpha",6,2]],[0],1],
-  ["out",[["self",0,0],["vec1",0,0],["vec2",0,0],["beta",6,2],["alpha",6,2],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["vec1",0,0],["vec2",0,0],["beta",6,10],["alpha",6,10]],[0],1],
+  ["out",[["self",0,0],["vec1",0,0],["vec2",0,0],["beta",6,10],["alpha",6,10],["out",0,12]],[-6],0],
 ]) as any;
 
 type O_addr_ = { self?: Tensor; vec1?: Tensor; vec2?: Tensor; beta?: Scalar; alpha?: Scalar };
@@ -471,11 +502,12 @@ type O_addr_ = { self?: Tensor; vec1?: Tensor; vec2?: Tensor; beta?: Scalar; alp
  * aten::addr_(Tensor(a!) self, Tensor vec1, Tensor vec2, *, Scalar beta=1, Scalar alpha=1) -> Tensor(a!)
  */
 export const addr_: {
-  (self: Tensor, vec1: Tensor, vec2: Tensor, beta?: Scalar | O_addr_, alpha?: Scalar | O_addr_, options?: O_addr_): Tensor;
   /** aten::addr_(Tensor(a!) self, Tensor vec1, Tensor vec2, *, Scalar beta=1, Scalar alpha=1) -> Tensor(a!) */
-  "default"(self: Tensor, vec1: Tensor, vec2: Tensor, beta?: Scalar | O_addr_, alpha?: Scalar | O_addr_, options?: O_addr_): Tensor;
+  (self: Tensor, vec1: Tensor, vec2: Tensor, options?: O_addr_): Tensor;
+  /** aten::addr_(Tensor(a!) self, Tensor vec1, Tensor vec2, *, Scalar beta=1, Scalar alpha=1) -> Tensor(a!) */
+  "default"(self: Tensor, vec1: Tensor, vec2: Tensor, options?: O_addr_): Tensor;
 } = defineOp("addr_", [
-  ["",[["self",0,4],["vec1",0,0],["vec2",0,0],["beta",6,2],["alpha",6,2]],[-1],1],
+  ["",[["self",0,4],["vec1",0,0],["vec2",0,0],["beta",6,10],["alpha",6,10]],[-1],1],
 ]) as any;
 
 type O_adjoint = { self?: Tensor };
@@ -483,6 +515,7 @@ type O_adjoint = { self?: Tensor };
  * aten::adjoint(Tensor(a) self) -> Tensor(a)
  */
 export const adjoint: {
+  /** aten::adjoint(Tensor(a) self) -> Tensor(a) */
   (self: Tensor, options?: O_adjoint): Tensor;
   /** aten::adjoint(Tensor(a) self) -> Tensor(a) */
   "default"(self: Tensor, options?: O_adjoint): Tensor;
@@ -491,20 +524,21 @@ export const adjoint: {
 ]) as any;
 
 type O_affine_grid_generator = { theta?: Tensor; size?: number[]; align_corners?: boolean; alignCorners?: boolean };
-type O_affine_grid_generator_out = { theta?: Tensor; size?: number[]; align_corners?: boolean; alignCorners?: boolean; out?: Tensor };
+type O_affine_grid_generator_out = { theta?: Tensor; size?: number[]; align_corners?: boolean; alignCorners?: boolean; out: Tensor };
 /**
  * aten::affine_grid_generator(Tensor theta, int[] size, bool align_corners) -> Tensor
  * aten::affine_grid_generator.out(Tensor theta, int[] size, bool align_corners, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const affineGridGenerator: {
+  /** aten::affine_grid_generator(Tensor theta, int[] size, bool align_corners) -> Tensor */
   (theta: Tensor, size: number[], align_corners: boolean, options?: O_affine_grid_generator): Tensor;
   /** aten::affine_grid_generator(Tensor theta, int[] size, bool align_corners) -> Tensor */
   "default"(theta: Tensor, size: number[], align_corners: boolean, options?: O_affine_grid_generator): Tensor;
   /** aten::affine_grid_generator.out(Tensor theta, int[] size, bool align_corners, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(theta: Tensor, size: number[], align_corners: boolean, out: Tensor, options?: O_affine_grid_generator_out): Tensor;
+  "out"(theta: Tensor, size: number[], align_corners: boolean, options?: O_affine_grid_generator_out): Tensor;
 } = defineOp("affine_grid_generator", [
   ["",[["theta",0,0],["size",12,0],["align_corners",5,0]],[0],1],
-  ["out",[["theta",0,0],["size",12,0],["align_corners",5,0],["out",0,4]],[-1],0],
+  ["out",[["theta",0,0],["size",12,0],["align_corners",5,0],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_affine_grid_generator_backward = { grad?: Tensor; size?: number[]; align_corners?: boolean; alignCorners?: boolean };
@@ -512,6 +546,7 @@ type O_affine_grid_generator_backward = { grad?: Tensor; size?: number[]; align_
  * aten::affine_grid_generator_backward(Tensor grad, int[] size, bool align_corners) -> Tensor
  */
 export const affineGridGeneratorBackward: {
+  /** aten::affine_grid_generator_backward(Tensor grad, int[] size, bool align_corners) -> Tensor */
   (grad: Tensor, size: number[], align_corners: boolean, options?: O_affine_grid_generator_backward): Tensor;
   /** aten::affine_grid_generator_backward(Tensor grad, int[] size, bool align_corners) -> Tensor */
   "default"(grad: Tensor, size: number[], align_corners: boolean, options?: O_affine_grid_generator_backward): Tensor;
@@ -524,6 +559,7 @@ type O_alias = { self?: Tensor };
  * aten::alias(Tensor(a) self) -> Tensor(a)
  */
 export const alias: {
+  /** aten::alias(Tensor(a) self) -> Tensor(a) */
   (self: Tensor, options?: O_alias): Tensor;
   /** aten::alias(Tensor(a) self) -> Tensor(a) */
   "default"(self: Tensor, options?: O_alias): Tensor;
@@ -532,20 +568,21 @@ export const alias: {
 ]) as any;
 
 type O_alias_copy = { self?: Tensor };
-type O_alias_copy_out = { self?: Tensor; out?: Tensor };
+type O_alias_copy_out = { self?: Tensor; out: Tensor };
 /**
  * aten::alias_copy(Tensor self) -> Tensor
  * aten::alias_copy.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const aliasCopy: {
+  /** aten::alias_copy(Tensor self) -> Tensor */
   (self: Tensor, options?: O_alias_copy): Tensor;
   /** aten::alias_copy(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_alias_copy): Tensor;
   /** aten::alias_copy.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_alias_copy_out): Tensor;
+  "out"(self: Tensor, options?: O_alias_copy_out): Tensor;
 } = defineOp("alias_copy", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_align_as = { self?: Tensor; other?: Tensor };
@@ -553,6 +590,7 @@ type O_align_as = { self?: Tensor; other?: Tensor };
  * aten::align_as(Tensor self, Tensor other) -> Tensor
  */
 export const alignAs: {
+  /** aten::align_as(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_align_as): Tensor;
   /** aten::align_as(Tensor self, Tensor other) -> Tensor */
   "default"(self: Tensor, other: Tensor, options?: O_align_as): Tensor;
@@ -565,6 +603,7 @@ type O_align_tensors = { tensors?: Tensor[] };
  * aten::align_tensors(Tensor[] tensors) -> Tensor[]
  */
 export const alignTensors: {
+  /** aten::align_tensors(Tensor[] tensors) -> Tensor[] */
   (tensors: Tensor[], options?: O_align_tensors): Tensor[];
   /** aten::align_tensors(Tensor[] tensors) -> Tensor[] */
   "default"(tensors: Tensor[], options?: O_align_tensors): Tensor[];
@@ -573,11 +612,11 @@ export const alignTensors: {
 ]) as any;
 
 type O_all = { self?: Tensor };
-type O_all_all_out = { self?: Tensor; out?: Tensor };
+type O_all_all_out = { self?: Tensor; out: Tensor };
 type O_all_dim = { self?: Tensor; dim?: number; keepdim?: boolean };
 type O_all_dimname = { self?: Tensor; dim?: string; keepdim?: boolean };
-type O_all_dimname_out = { self?: Tensor; dim?: string; keepdim?: boolean; out?: Tensor };
-type O_all_out = { self?: Tensor; dim?: number; keepdim?: boolean; out?: Tensor };
+type O_all_dimname_out = { self?: Tensor; dim?: string; keepdim?: boolean; out: Tensor };
+type O_all_out = { self?: Tensor; dim?: number; keepdim?: boolean; out: Tensor };
 /**
  * aten::all(Tensor self) -> Tensor
  * aten::all.all_out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
@@ -587,27 +626,29 @@ type O_all_out = { self?: Tensor; dim?: number; keepdim?: boolean; out?: Tensor 
  * aten::all.out(Tensor self, int dim, bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const all: {
+  /** aten::all(Tensor self) -> Tensor */
   (self: Tensor, options?: O_all): Tensor;
+  /** aten::all.dim(Tensor self, int dim, bool keepdim=False) -> Tensor */
   (self: Tensor, dim: number, keepdim?: boolean | O_all_dim, options?: O_all_dim): Tensor;
   /** aten::all(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_all): Tensor;
   /** aten::all.all_out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "all_out"(self: Tensor, out: Tensor, options?: O_all_all_out): Tensor;
+  "all_out"(self: Tensor, options?: O_all_all_out): Tensor;
   /** aten::all.dim(Tensor self, int dim, bool keepdim=False) -> Tensor */
   "dim"(self: Tensor, dim: number, keepdim?: boolean | O_all_dim, options?: O_all_dim): Tensor;
   /** aten::all.dimname(Tensor self, str dim, bool keepdim=False) -> Tensor */
   "dimname"(self: Tensor, dim: string, keepdim?: boolean | O_all_dimname, options?: O_all_dimname): Tensor;
   /** aten::all.dimname_out(Tensor self, str dim, bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "dimname_out"(self: Tensor, dim: string, keepdim?: boolean | O_all_dimname_out, out?: Tensor | O_all_dimname_out, options?: O_all_dimname_out): Tensor;
+  "dimname_out"(self: Tensor, dim: string, keepdim?: boolean | O_all_dimname_out, options?: O_all_dimname_out): Tensor;
   /** aten::all.out(Tensor self, int dim, bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dim: number, keepdim?: boolean | O_all_out, out?: Tensor | O_all_out, options?: O_all_out): Tensor;
+  "out"(self: Tensor, dim: number, keepdim?: boolean | O_all_out, options?: O_all_out): Tensor;
 } = defineOp("all", [
   ["",[["self",0,0]],[0],1],
-  ["all_out",[["self",0,0],["out",0,4]],[-1],0],
+  ["all_out",[["self",0,0],["out",0,12]],[-2],0],
   ["dim",[["self",0,0],["dim",3,0],["keepdim",5,2]],[0],1],
   ["dimname",[["self",0,0],["dim",7,0],["keepdim",5,2]],[0],0],
-  ["dimname_out",[["self",0,0],["dim",7,0],["keepdim",5,2],["out",0,4]],[-1],0],
-  ["out",[["self",0,0],["dim",3,0],["keepdim",5,2],["out",0,4]],[-1],0],
+  ["dimname_out",[["self",0,0],["dim",7,0],["keepdim",5,2],["out",0,12]],[-4],0],
+  ["out",[["self",0,0],["dim",3,0],["keepdim",5,2],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_allclose = { self?: Tensor; other?: Tensor; rtol?: number; atol?: number; equal_nan?: boolean; equalNan?: boolean };
@@ -615,6 +656,7 @@ type O_allclose = { self?: Tensor; other?: Tensor; rtol?: number; atol?: number;
  * aten::allclose(Tensor self, Tensor other, float rtol=1.0000000000000001e-05, float atol=1e-08, bool equal_nan=False) -> bool
  */
 export const allclose: {
+  /** aten::allclose(Tensor self, Tensor other, float rtol=1.0000000000000001e-05, float atol=1e-08, bool equal_nan=False) -> bool */
   (self: Tensor, other: Tensor, rtol?: number | O_allclose, atol?: number | O_allclose, equal_nan?: boolean | O_allclose, options?: O_allclose): boolean;
   /** aten::allclose(Tensor self, Tensor other, float rtol=1.0000000000000001e-05, float atol=1e-08, bool equal_nan=False) -> bool */
   "default"(self: Tensor, other: Tensor, rtol?: number | O_allclose, atol?: number | O_allclose, equal_nan?: boolean | O_allclose, options?: O_allclose): boolean;
@@ -627,6 +669,7 @@ type O_alpha_dropout = { input?: Tensor; p?: number; train?: boolean };
  * aten::alpha_dropout(Tensor input, float p, bool train) -> Tensor
  */
 export const alphaDropout: {
+  /** aten::alpha_dropout(Tensor input, float p, bool train) -> Tensor */
   (input: Tensor, p: number, train: boolean, options?: O_alpha_dropout): Tensor;
   /** aten::alpha_dropout(Tensor input, float p, bool train) -> Tensor */
   "default"(input: Tensor, p: number, train: boolean, options?: O_alpha_dropout): Tensor;
@@ -639,6 +682,7 @@ type O_alpha_dropout_ = { self?: Tensor; p?: number; train?: boolean };
  * aten::alpha_dropout_(Tensor(a!) self, float p, bool train) -> Tensor(a!)
  */
 export const alphaDropout_: {
+  /** aten::alpha_dropout_(Tensor(a!) self, float p, bool train) -> Tensor(a!) */
   (self: Tensor, p: number, train: boolean, options?: O_alpha_dropout_): Tensor;
   /** aten::alpha_dropout_(Tensor(a!) self, float p, bool train) -> Tensor(a!) */
   "default"(self: Tensor, p: number, train: boolean, options?: O_alpha_dropout_): Tensor;
@@ -647,79 +691,83 @@ export const alphaDropout_: {
 ]) as any;
 
 type O_amax = { self?: Tensor; dim?: number | number[]; keepdim?: boolean };
-type O_amax_out = { self?: Tensor; dim?: number | number[]; keepdim?: boolean; out?: Tensor };
+type O_amax_out = { self?: Tensor; dim?: number | number[]; keepdim?: boolean; out: Tensor };
 /**
  * aten::amax(Tensor self, int[1] dim=[], bool keepdim=False) -> Tensor
  * aten::amax.out(Tensor self, int[1] dim=[], bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const amax: {
+  /** aten::amax(Tensor self, int[1] dim=[], bool keepdim=False) -> Tensor */
   (self: Tensor, dim?: number | number[] | O_amax, keepdim?: boolean | O_amax, options?: O_amax): Tensor;
   /** aten::amax(Tensor self, int[1] dim=[], bool keepdim=False) -> Tensor */
   "default"(self: Tensor, dim?: number | number[] | O_amax, keepdim?: boolean | O_amax, options?: O_amax): Tensor;
   /** aten::amax.out(Tensor self, int[1] dim=[], bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dim?: number | number[] | O_amax_out, keepdim?: boolean | O_amax_out, out?: Tensor | O_amax_out, options?: O_amax_out): Tensor;
+  "out"(self: Tensor, dim?: number | number[] | O_amax_out, keepdim?: boolean | O_amax_out, options?: O_amax_out): Tensor;
 } = defineOp("amax", [
   ["",[["self",0,0],["dim",12,2,1],["keepdim",5,2]],[0],1],
-  ["out",[["self",0,0],["dim",12,2,1],["keepdim",5,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["dim",12,2,1],["keepdim",5,2],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_amin = { self?: Tensor; dim?: number | number[]; keepdim?: boolean };
-type O_amin_out = { self?: Tensor; dim?: number | number[]; keepdim?: boolean; out?: Tensor };
+type O_amin_out = { self?: Tensor; dim?: number | number[]; keepdim?: boolean; out: Tensor };
 /**
  * aten::amin(Tensor self, int[1] dim=[], bool keepdim=False) -> Tensor
  * aten::amin.out(Tensor self, int[1] dim=[], bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const amin: {
+  /** aten::amin(Tensor self, int[1] dim=[], bool keepdim=False) -> Tensor */
   (self: Tensor, dim?: number | number[] | O_amin, keepdim?: boolean | O_amin, options?: O_amin): Tensor;
   /** aten::amin(Tensor self, int[1] dim=[], bool keepdim=False) -> Tensor */
   "default"(self: Tensor, dim?: number | number[] | O_amin, keepdim?: boolean | O_amin, options?: O_amin): Tensor;
   /** aten::amin.out(Tensor self, int[1] dim=[], bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dim?: number | number[] | O_amin_out, keepdim?: boolean | O_amin_out, out?: Tensor | O_amin_out, options?: O_amin_out): Tensor;
+  "out"(self: Tensor, dim?: number | number[] | O_amin_out, keepdim?: boolean | O_amin_out, options?: O_amin_out): Tensor;
 } = defineOp("amin", [
   ["",[["self",0,0],["dim",12,2,1],["keepdim",5,2]],[0],1],
-  ["out",[["self",0,0],["dim",12,2,1],["keepdim",5,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["dim",12,2,1],["keepdim",5,2],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_aminmax = { self?: Tensor; dim?: number | null; keepdim?: boolean };
-type O_aminmax_out = { self?: Tensor; dim?: number | null; keepdim?: boolean; min?: Tensor; max?: Tensor };
+type O_aminmax_out = { self?: Tensor; dim?: number | null; keepdim?: boolean; min: Tensor; max: Tensor };
 /**
  * aten::aminmax(Tensor self, *, int? dim=None, bool keepdim=False) -> (Tensor min, Tensor max)
  * aten::aminmax.out(Tensor self, *, int? dim=None, bool keepdim=False, Tensor(a!) min, Tensor(b!) max) -> (Tensor(a!) min, Tensor(b!) max)
  */
 export const aminmax: {
-  (self: Tensor, dim?: number | null | O_aminmax, keepdim?: boolean | O_aminmax, options?: O_aminmax): [Tensor, Tensor];
   /** aten::aminmax(Tensor self, *, int? dim=None, bool keepdim=False) -> (Tensor min, Tensor max) */
-  "default"(self: Tensor, dim?: number | null | O_aminmax, keepdim?: boolean | O_aminmax, options?: O_aminmax): [Tensor, Tensor];
+  (self: Tensor, options?: O_aminmax): [Tensor, Tensor];
+  /** aten::aminmax(Tensor self, *, int? dim=None, bool keepdim=False) -> (Tensor min, Tensor max) */
+  "default"(self: Tensor, options?: O_aminmax): [Tensor, Tensor];
   /** aten::aminmax.out(Tensor self, *, int? dim=None, bool keepdim=False, Tensor(a!) min, Tensor(b!) max) -> (Tensor(a!) min, Tensor(b!) max) */
-  "out"(self: Tensor, dim?: number | null | O_aminmax_out, keepdim?: boolean | O_aminmax_out, min?: Tensor | O_aminmax_out, max?: Tensor | O_aminmax_out, options?: O_aminmax_out): [Tensor, Tensor];
+  "out"(self: Tensor, options?: O_aminmax_out): [Tensor, Tensor];
 } = defineOp("aminmax", [
-  ["",[["self",0,0],["dim",3,3],["keepdim",5,2]],[0,0],1],
-  ["out",[["self",0,0],["dim",3,3],["keepdim",5,2],["min",0,4],["max",0,4]],[-1,-1],0],
+  ["",[["self",0,0],["dim",3,11],["keepdim",5,10]],[0,0],1],
+  ["out",[["self",0,0],["dim",3,11],["keepdim",5,10],["min",0,12],["max",0,12]],[-4,-5],0],
 ]) as any;
 
 type O_angle = { self?: Tensor };
-type O_angle_out = { self?: Tensor; out?: Tensor };
+type O_angle_out = { self?: Tensor; out: Tensor };
 /**
  * aten::angle(Tensor self) -> Tensor
  * aten::angle.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const angle: {
+  /** aten::angle(Tensor self) -> Tensor */
   (self: Tensor, options?: O_angle): Tensor;
   /** aten::angle(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_angle): Tensor;
   /** aten::angle.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_angle_out): Tensor;
+  "out"(self: Tensor, options?: O_angle_out): Tensor;
 } = defineOp("angle", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_any = { self?: Tensor };
-type O_any_all_out = { self?: Tensor; out?: Tensor };
+type O_any_all_out = { self?: Tensor; out: Tensor };
 type O_any_dim = { self?: Tensor; dim?: number; keepdim?: boolean };
 type O_any_dimname = { self?: Tensor; dim?: string; keepdim?: boolean };
-type O_any_dimname_out = { self?: Tensor; dim?: string; keepdim?: boolean; out?: Tensor };
-type O_any_out = { self?: Tensor; dim?: number; keepdim?: boolean; out?: Tensor };
+type O_any_dimname_out = { self?: Tensor; dim?: string; keepdim?: boolean; out: Tensor };
+type O_any_out = { self?: Tensor; dim?: number; keepdim?: boolean; out: Tensor };
 /**
  * aten::any(Tensor self) -> Tensor
  * aten::any.all_out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
@@ -729,33 +777,35 @@ type O_any_out = { self?: Tensor; dim?: number; keepdim?: boolean; out?: Tensor 
  * aten::any.out(Tensor self, int dim, bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const any: {
+  /** aten::any(Tensor self) -> Tensor */
   (self: Tensor, options?: O_any): Tensor;
+  /** aten::any.dim(Tensor self, int dim, bool keepdim=False) -> Tensor */
   (self: Tensor, dim: number, keepdim?: boolean | O_any_dim, options?: O_any_dim): Tensor;
   /** aten::any(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_any): Tensor;
   /** aten::any.all_out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "all_out"(self: Tensor, out: Tensor, options?: O_any_all_out): Tensor;
+  "all_out"(self: Tensor, options?: O_any_all_out): Tensor;
   /** aten::any.dim(Tensor self, int dim, bool keepdim=False) -> Tensor */
   "dim"(self: Tensor, dim: number, keepdim?: boolean | O_any_dim, options?: O_any_dim): Tensor;
   /** aten::any.dimname(Tensor self, str dim, bool keepdim=False) -> Tensor */
   "dimname"(self: Tensor, dim: string, keepdim?: boolean | O_any_dimname, options?: O_any_dimname): Tensor;
   /** aten::any.dimname_out(Tensor self, str dim, bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "dimname_out"(self: Tensor, dim: string, keepdim?: boolean | O_any_dimname_out, out?: Tensor | O_any_dimname_out, options?: O_any_dimname_out): Tensor;
+  "dimname_out"(self: Tensor, dim: string, keepdim?: boolean | O_any_dimname_out, options?: O_any_dimname_out): Tensor;
   /** aten::any.out(Tensor self, int dim, bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dim: number, keepdim?: boolean | O_any_out, out?: Tensor | O_any_out, options?: O_any_out): Tensor;
+  "out"(self: Tensor, dim: number, keepdim?: boolean | O_any_out, options?: O_any_out): Tensor;
 } = defineOp("any", [
   ["",[["self",0,0]],[0],1],
-  ["all_out",[["self",0,0],["out",0,4]],[-1],0],
+  ["all_out",[["self",0,0],["out",0,12]],[-2],0],
   ["dim",[["self",0,0],["dim",3,0],["keepdim",5,2]],[0],1],
   ["dimname",[["self",0,0],["dim",7,0],["keepdim",5,2]],[0],0],
-  ["dimname_out",[["self",0,0],["dim",7,0],["keepdim",5,2],["out",0,4]],[-1],0],
-  ["out",[["self",0,0],["dim",3,0],["keepdim",5,2],["out",0,4]],[-1],0],
+  ["dimname_out",[["self",0,0],["dim",7,0],["keepdim",5,2],["out",0,12]],[-4],0],
+  ["out",[["self",0,0],["dim",3,0],["keepdim",5,2],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_arange = { end?: Scalar; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O_arange_out = { end?: Scalar; out?: Tensor };
+type O_arange_out = { end?: Scalar; out: Tensor };
 type O_arange_start = { start?: Scalar; end?: Scalar; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O_arange_start_out = { start?: Scalar; end?: Scalar; step?: Scalar; out?: Tensor };
+type O_arange_start_out = { start?: Scalar; end?: Scalar; step?: Scalar; out: Tensor };
 type O_arange_start_step = { start?: Scalar; end?: Scalar; step?: Scalar; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 /**
  * aten::arange(Scalar end, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
@@ -765,42 +815,46 @@ type O_arange_start_step = { start?: Scalar; end?: Scalar; step?: Scalar; dtype?
  * aten::arange.start_step(Scalar start, Scalar end, Scalar step=1, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  */
 export const arange: {
-  (end: Scalar, dtype?: DType | null | O_arange, layout?: Layout | null | O_arange, device?: DeviceLike | null | O_arange, pin_memory?: boolean | null | O_arange, options?: O_arange): Tensor;
-  (start: Scalar, end: Scalar, dtype?: DType | null | O_arange_start, layout?: Layout | null | O_arange_start, device?: DeviceLike | null | O_arange_start, pin_memory?: boolean | null | O_arange_start, options?: O_arange_start): Tensor;
-  (start: Scalar, end: Scalar, step?: Scalar | O_arange_start_step, dtype?: DType | null | O_arange_start_step, layout?: Layout | null | O_arange_start_step, device?: DeviceLike | null | O_arange_start_step, pin_memory?: boolean | null | O_arange_start_step, options?: O_arange_start_step): Tensor;
   /** aten::arange(Scalar end, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "default"(end: Scalar, dtype?: DType | null | O_arange, layout?: Layout | null | O_arange, device?: DeviceLike | null | O_arange, pin_memory?: boolean | null | O_arange, options?: O_arange): Tensor;
-  /** aten::arange.out(Scalar end, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(end: Scalar, out: Tensor, options?: O_arange_out): Tensor;
+  (end: Scalar, options?: O_arange): Tensor;
   /** aten::arange.start(Scalar start, Scalar end, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "start"(start: Scalar, end: Scalar, dtype?: DType | null | O_arange_start, layout?: Layout | null | O_arange_start, device?: DeviceLike | null | O_arange_start, pin_memory?: boolean | null | O_arange_start, options?: O_arange_start): Tensor;
-  /** aten::arange.start_out(Scalar start, Scalar end, Scalar step=1, *, Tensor(a!) out) -> Tensor(a!) */
-  "start_out"(start: Scalar, end: Scalar, step?: Scalar | O_arange_start_out, out?: Tensor | O_arange_start_out, options?: O_arange_start_out): Tensor;
+  (start: Scalar, end: Scalar, options?: O_arange_start): Tensor;
   /** aten::arange.start_step(Scalar start, Scalar end, Scalar step=1, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "start_step"(start: Scalar, end: Scalar, step?: Scalar | O_arange_start_step, dtype?: DType | null | O_arange_start_step, layout?: Layout | null | O_arange_start_step, device?: DeviceLike | null | O_arange_start_step, pin_memory?: boolean | null | O_arange_start_step, options?: O_arange_start_step): Tensor;
+  (start: Scalar, end: Scalar, step?: Scalar | O_arange_start_step, options?: O_arange_start_step): Tensor;
+  /** aten::arange(Scalar end, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "default"(end: Scalar, options?: O_arange): Tensor;
+  /** aten::arange.out(Scalar end, *, Tensor(a!) out) -> Tensor(a!) */
+  "out"(end: Scalar, options?: O_arange_out): Tensor;
+  /** aten::arange.start(Scalar start, Scalar end, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "start"(start: Scalar, end: Scalar, options?: O_arange_start): Tensor;
+  /** aten::arange.start_out(Scalar start, Scalar end, Scalar step=1, *, Tensor(a!) out) -> Tensor(a!) */
+  "start_out"(start: Scalar, end: Scalar, step?: Scalar | O_arange_start_out, options?: O_arange_start_out): Tensor;
+  /** aten::arange.start_step(Scalar start, Scalar end, Scalar step=1, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "start_step"(start: Scalar, end: Scalar, step?: Scalar | O_arange_start_step, options?: O_arange_start_step): Tensor;
 } = defineOp("arange", [
-  ["",[["end",6,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["out",[["end",6,0],["out",0,4]],[-1],0],
-  ["start",[["start",6,0],["end",6,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["start_out",[["start",6,0],["end",6,0],["step",6,2],["out",0,4]],[-1],0],
-  ["start_step",[["start",6,0],["end",6,0],["step",6,2],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
+  ["",[["end",6,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["out",[["end",6,0],["out",0,12]],[-2],0],
+  ["start",[["start",6,0],["end",6,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["start_out",[["start",6,0],["end",6,0],["step",6,2],["out",0,12]],[-4],0],
+  ["start_step",[["start",6,0],["end",6,0],["step",6,2],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
 ]) as any;
 
 type O_arccos = { self?: Tensor };
-type O_arccos_out = { self?: Tensor; out?: Tensor };
+type O_arccos_out = { self?: Tensor; out: Tensor };
 /**
  * aten::arccos(Tensor self) -> Tensor
  * aten::arccos.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const arccos: {
+  /** aten::arccos(Tensor self) -> Tensor */
   (self: Tensor, options?: O_arccos): Tensor;
   /** aten::arccos(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_arccos): Tensor;
   /** aten::arccos.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_arccos_out): Tensor;
+  "out"(self: Tensor, options?: O_arccos_out): Tensor;
 } = defineOp("arccos", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_arccos_ = { self?: Tensor };
@@ -808,6 +862,7 @@ type O_arccos_ = { self?: Tensor };
  * aten::arccos_(Tensor(a!) self) -> Tensor(a!)
  */
 export const arccos_: {
+  /** aten::arccos_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_arccos_): Tensor;
   /** aten::arccos_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_arccos_): Tensor;
@@ -816,20 +871,21 @@ export const arccos_: {
 ]) as any;
 
 type O_arccosh = { self?: Tensor };
-type O_arccosh_out = { self?: Tensor; out?: Tensor };
+type O_arccosh_out = { self?: Tensor; out: Tensor };
 /**
  * aten::arccosh(Tensor self) -> Tensor
  * aten::arccosh.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const arccosh: {
+  /** aten::arccosh(Tensor self) -> Tensor */
   (self: Tensor, options?: O_arccosh): Tensor;
   /** aten::arccosh(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_arccosh): Tensor;
   /** aten::arccosh.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_arccosh_out): Tensor;
+  "out"(self: Tensor, options?: O_arccosh_out): Tensor;
 } = defineOp("arccosh", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_arccosh_ = { self?: Tensor };
@@ -837,6 +893,7 @@ type O_arccosh_ = { self?: Tensor };
  * aten::arccosh_(Tensor(a!) self) -> Tensor(a!)
  */
 export const arccosh_: {
+  /** aten::arccosh_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_arccosh_): Tensor;
   /** aten::arccosh_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_arccosh_): Tensor;
@@ -845,20 +902,21 @@ export const arccosh_: {
 ]) as any;
 
 type O_arcsin = { self?: Tensor };
-type O_arcsin_out = { self?: Tensor; out?: Tensor };
+type O_arcsin_out = { self?: Tensor; out: Tensor };
 /**
  * aten::arcsin(Tensor self) -> Tensor
  * aten::arcsin.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const arcsin: {
+  /** aten::arcsin(Tensor self) -> Tensor */
   (self: Tensor, options?: O_arcsin): Tensor;
   /** aten::arcsin(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_arcsin): Tensor;
   /** aten::arcsin.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_arcsin_out): Tensor;
+  "out"(self: Tensor, options?: O_arcsin_out): Tensor;
 } = defineOp("arcsin", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_arcsin_ = { self?: Tensor };
@@ -866,6 +924,7 @@ type O_arcsin_ = { self?: Tensor };
  * aten::arcsin_(Tensor(a!) self) -> Tensor(a!)
  */
 export const arcsin_: {
+  /** aten::arcsin_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_arcsin_): Tensor;
   /** aten::arcsin_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_arcsin_): Tensor;
@@ -874,20 +933,21 @@ export const arcsin_: {
 ]) as any;
 
 type O_arcsinh = { self?: Tensor };
-type O_arcsinh_out = { self?: Tensor; out?: Tensor };
+type O_arcsinh_out = { self?: Tensor; out: Tensor };
 /**
  * aten::arcsinh(Tensor self) -> Tensor
  * aten::arcsinh.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const arcsinh: {
+  /** aten::arcsinh(Tensor self) -> Tensor */
   (self: Tensor, options?: O_arcsinh): Tensor;
   /** aten::arcsinh(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_arcsinh): Tensor;
   /** aten::arcsinh.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_arcsinh_out): Tensor;
+  "out"(self: Tensor, options?: O_arcsinh_out): Tensor;
 } = defineOp("arcsinh", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_arcsinh_ = { self?: Tensor };
@@ -895,6 +955,7 @@ type O_arcsinh_ = { self?: Tensor };
  * aten::arcsinh_(Tensor(a!) self) -> Tensor(a!)
  */
 export const arcsinh_: {
+  /** aten::arcsinh_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_arcsinh_): Tensor;
   /** aten::arcsinh_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_arcsinh_): Tensor;
@@ -903,37 +964,39 @@ export const arcsinh_: {
 ]) as any;
 
 type O_arctan = { self?: Tensor };
-type O_arctan_out = { self?: Tensor; out?: Tensor };
+type O_arctan_out = { self?: Tensor; out: Tensor };
 /**
  * aten::arctan(Tensor self) -> Tensor
  * aten::arctan.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const arctan: {
+  /** aten::arctan(Tensor self) -> Tensor */
   (self: Tensor, options?: O_arctan): Tensor;
   /** aten::arctan(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_arctan): Tensor;
   /** aten::arctan.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_arctan_out): Tensor;
+  "out"(self: Tensor, options?: O_arctan_out): Tensor;
 } = defineOp("arctan", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_arctan2 = { self?: Tensor; other?: Tensor };
-type O_arctan2_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_arctan2_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::arctan2(Tensor self, Tensor other) -> Tensor
  * aten::arctan2.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const arctan2: {
+  /** aten::arctan2(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_arctan2): Tensor;
   /** aten::arctan2(Tensor self, Tensor other) -> Tensor */
   "default"(self: Tensor, other: Tensor, options?: O_arctan2): Tensor;
   /** aten::arctan2.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, out: Tensor, options?: O_arctan2_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_arctan2_out): Tensor;
 } = defineOp("arctan2", [
   ["",[["self",0,0],["other",0,0]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_arctan2_ = { self?: Tensor; other?: Tensor };
@@ -941,6 +1004,7 @@ type O_arctan2_ = { self?: Tensor; other?: Tensor };
  * aten::arctan2_(Tensor(a!) self, Tensor other) -> Tensor(a!)
  */
 export const arctan2_: {
+  /** aten::arctan2_(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O_arctan2_): Tensor;
   /** aten::arctan2_(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   "default"(self: Tensor, other: Tensor, options?: O_arctan2_): Tensor;
@@ -953,6 +1017,7 @@ type O_arctan_ = { self?: Tensor };
  * aten::arctan_(Tensor(a!) self) -> Tensor(a!)
  */
 export const arctan_: {
+  /** aten::arctan_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_arctan_): Tensor;
   /** aten::arctan_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_arctan_): Tensor;
@@ -961,20 +1026,21 @@ export const arctan_: {
 ]) as any;
 
 type O_arctanh = { self?: Tensor };
-type O_arctanh_out = { self?: Tensor; out?: Tensor };
+type O_arctanh_out = { self?: Tensor; out: Tensor };
 /**
  * aten::arctanh(Tensor self) -> Tensor
  * aten::arctanh.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const arctanh: {
+  /** aten::arctanh(Tensor self) -> Tensor */
   (self: Tensor, options?: O_arctanh): Tensor;
   /** aten::arctanh(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_arctanh): Tensor;
   /** aten::arctanh.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_arctanh_out): Tensor;
+  "out"(self: Tensor, options?: O_arctanh_out): Tensor;
 } = defineOp("arctanh", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_arctanh_ = { self?: Tensor };
@@ -982,6 +1048,7 @@ type O_arctanh_ = { self?: Tensor };
  * aten::arctanh_(Tensor(a!) self) -> Tensor(a!)
  */
 export const arctanh_: {
+  /** aten::arctanh_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_arctanh_): Tensor;
   /** aten::arctanh_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_arctanh_): Tensor;
@@ -990,43 +1057,45 @@ export const arctanh_: {
 ]) as any;
 
 type O_argmax = { self?: Tensor; dim?: number | null; keepdim?: boolean };
-type O_argmax_out = { self?: Tensor; dim?: number | null; keepdim?: boolean; out?: Tensor };
+type O_argmax_out = { self?: Tensor; dim?: number | null; keepdim?: boolean; out: Tensor };
 /**
  * aten::argmax(Tensor self, int? dim=None, bool keepdim=False) -> Tensor
  * aten::argmax.out(Tensor self, int? dim=None, bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const argmax: {
+  /** aten::argmax(Tensor self, int? dim=None, bool keepdim=False) -> Tensor */
   (self: Tensor, dim?: number | null | O_argmax, keepdim?: boolean | O_argmax, options?: O_argmax): Tensor;
   /** aten::argmax(Tensor self, int? dim=None, bool keepdim=False) -> Tensor */
   "default"(self: Tensor, dim?: number | null | O_argmax, keepdim?: boolean | O_argmax, options?: O_argmax): Tensor;
   /** aten::argmax.out(Tensor self, int? dim=None, bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dim?: number | null | O_argmax_out, keepdim?: boolean | O_argmax_out, out?: Tensor | O_argmax_out, options?: O_argmax_out): Tensor;
+  "out"(self: Tensor, dim?: number | null | O_argmax_out, keepdim?: boolean | O_argmax_out, options?: O_argmax_out): Tensor;
 } = defineOp("argmax", [
   ["",[["self",0,0],["dim",3,3],["keepdim",5,2]],[0],1],
-  ["out",[["self",0,0],["dim",3,3],["keepdim",5,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["dim",3,3],["keepdim",5,2],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_argmin = { self?: Tensor; dim?: number | null; keepdim?: boolean };
-type O_argmin_out = { self?: Tensor; dim?: number | null; keepdim?: boolean; out?: Tensor };
+type O_argmin_out = { self?: Tensor; dim?: number | null; keepdim?: boolean; out: Tensor };
 /**
  * aten::argmin(Tensor self, int? dim=None, bool keepdim=False) -> Tensor
  * aten::argmin.out(Tensor self, int? dim=None, bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const argmin: {
+  /** aten::argmin(Tensor self, int? dim=None, bool keepdim=False) -> Tensor */
   (self: Tensor, dim?: number | null | O_argmin, keepdim?: boolean | O_argmin, options?: O_argmin): Tensor;
   /** aten::argmin(Tensor self, int? dim=None, bool keepdim=False) -> Tensor */
   "default"(self: Tensor, dim?: number | null | O_argmin, keepdim?: boolean | O_argmin, options?: O_argmin): Tensor;
   /** aten::argmin.out(Tensor self, int? dim=None, bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dim?: number | null | O_argmin_out, keepdim?: boolean | O_argmin_out, out?: Tensor | O_argmin_out, options?: O_argmin_out): Tensor;
+  "out"(self: Tensor, dim?: number | null | O_argmin_out, keepdim?: boolean | O_argmin_out, options?: O_argmin_out): Tensor;
 } = defineOp("argmin", [
   ["",[["self",0,0],["dim",3,3],["keepdim",5,2]],[0],1],
-  ["out",[["self",0,0],["dim",3,3],["keepdim",5,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["dim",3,3],["keepdim",5,2],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_argsort = { self?: Tensor; dim?: number; descending?: boolean };
 type O_argsort_dimname = { self?: Tensor; dim?: string; descending?: boolean };
-type O_argsort_stable = { self?: Tensor; stable?: boolean; dim?: number; descending?: boolean };
-type O_argsort_stable_out = { self?: Tensor; stable?: boolean; dim?: number; descending?: boolean; out?: Tensor };
+type O_argsort_stable = { self?: Tensor; stable: boolean; dim?: number; descending?: boolean };
+type O_argsort_stable_out = { self?: Tensor; stable: boolean; dim?: number; descending?: boolean; out: Tensor };
 /**
  * aten::argsort(Tensor self, int dim=-1, bool descending=False) -> Tensor
  * aten::argsort.dimname(Tensor self, str dim, bool descending=False) -> Tensor
@@ -1034,21 +1103,23 @@ type O_argsort_stable_out = { self?: Tensor; stable?: boolean; dim?: number; des
  * aten::argsort.stable_out(Tensor self, *, bool stable, int dim=-1, bool descending=False, Tensor(a!) out) -> Tensor(a!)
  */
 export const argsort: {
+  /** aten::argsort(Tensor self, int dim=-1, bool descending=False) -> Tensor */
   (self: Tensor, dim?: number | O_argsort, descending?: boolean | O_argsort, options?: O_argsort): Tensor;
-  (self: Tensor, stable: boolean, dim?: number | O_argsort_stable, descending?: boolean | O_argsort_stable, options?: O_argsort_stable): Tensor;
+  /** aten::argsort.stable(Tensor self, *, bool stable, int dim=-1, bool descending=False) -> Tensor */
+  (self: Tensor, options?: O_argsort_stable): Tensor;
   /** aten::argsort(Tensor self, int dim=-1, bool descending=False) -> Tensor */
   "default"(self: Tensor, dim?: number | O_argsort, descending?: boolean | O_argsort, options?: O_argsort): Tensor;
   /** aten::argsort.dimname(Tensor self, str dim, bool descending=False) -> Tensor */
   "dimname"(self: Tensor, dim: string, descending?: boolean | O_argsort_dimname, options?: O_argsort_dimname): Tensor;
   /** aten::argsort.stable(Tensor self, *, bool stable, int dim=-1, bool descending=False) -> Tensor */
-  "stable"(self: Tensor, stable: boolean, dim?: number | O_argsort_stable, descending?: boolean | O_argsort_stable, options?: O_argsort_stable): Tensor;
+  "stable"(self: Tensor, options?: O_argsort_stable): Tensor;
   /** aten::argsort.stable_out(Tensor self, *, bool stable, int dim=-1, bool descending=False, Tensor(a!) out) -> Tensor(a!) */
-  "stable_out"(self: Tensor, stable: boolean, dim?: number | O_argsort_stable_out, descending?: boolean | O_argsort_stable_out, out?: Tensor | O_argsort_stable_out, options?: O_argsort_stable_out): Tensor;
+  "stable_out"(self: Tensor, options?: O_argsort_stable_out): Tensor;
 } = defineOp("argsort", [
   ["",[["self",0,0],["dim",3,2],["descending",5,2]],[0],1],
   ["dimname",[["self",0,0],["dim",7,0],["descending",5,2]],[0],0],
-  ["stable",[["self",0,0],["stable",5,0],["dim",3,2],["descending",5,2]],[0],1],
-  ["stable_out",[["self",0,0],["stable",5,0],["dim",3,2],["descending",5,2],["out",0,4]],[-1],0],
+  ["stable",[["self",0,0],["stable",5,8],["dim",3,10],["descending",5,10]],[0],1],
+  ["stable_out",[["self",0,0],["stable",5,8],["dim",3,10],["descending",5,10],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_argwhere = { self?: Tensor };
@@ -1056,6 +1127,7 @@ type O_argwhere = { self?: Tensor };
  * aten::argwhere(Tensor self) -> Tensor
  */
 export const argwhere: {
+  /** aten::argwhere(Tensor self) -> Tensor */
   (self: Tensor, options?: O_argwhere): Tensor;
   /** aten::argwhere(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_argwhere): Tensor;
@@ -1068,6 +1140,7 @@ type O_as_strided = { self?: Tensor; size?: number[]; stride?: number[]; storage
  * aten::as_strided(Tensor(a) self, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor(a)
  */
 export const asStrided: {
+  /** aten::as_strided(Tensor(a) self, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor(a) */
   (self: Tensor, size: number[], stride: number[], storage_offset?: number | null | O_as_strided, options?: O_as_strided): Tensor;
   /** aten::as_strided(Tensor(a) self, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor(a) */
   "default"(self: Tensor, size: number[], stride: number[], storage_offset?: number | null | O_as_strided, options?: O_as_strided): Tensor;
@@ -1080,6 +1153,7 @@ type O_as_strided_ = { self?: Tensor; size?: number[]; stride?: number[]; storag
  * aten::as_strided_(Tensor(a!) self, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor(a!)
  */
 export const asStrided_: {
+  /** aten::as_strided_(Tensor(a!) self, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor(a!) */
   (self: Tensor, size: number[], stride: number[], storage_offset?: number | null | O_as_strided_, options?: O_as_strided_): Tensor;
   /** aten::as_strided_(Tensor(a!) self, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor(a!) */
   "default"(self: Tensor, size: number[], stride: number[], storage_offset?: number | null | O_as_strided_, options?: O_as_strided_): Tensor;
@@ -1088,54 +1162,57 @@ export const asStrided_: {
 ]) as any;
 
 type O_as_strided_copy = { self?: Tensor; size?: number[]; stride?: number[]; storage_offset?: number | null; storageOffset?: number | null };
-type O_as_strided_copy_out = { self?: Tensor; size?: number[]; stride?: number[]; storage_offset?: number | null; storageOffset?: number | null; out?: Tensor };
+type O_as_strided_copy_out = { self?: Tensor; size?: number[]; stride?: number[]; storage_offset?: number | null; storageOffset?: number | null; out: Tensor };
 /**
  * aten::as_strided_copy(Tensor self, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor
  * aten::as_strided_copy.out(Tensor self, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const asStridedCopy: {
+  /** aten::as_strided_copy(Tensor self, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor */
   (self: Tensor, size: number[], stride: number[], storage_offset?: number | null | O_as_strided_copy, options?: O_as_strided_copy): Tensor;
   /** aten::as_strided_copy(Tensor self, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor */
   "default"(self: Tensor, size: number[], stride: number[], storage_offset?: number | null | O_as_strided_copy, options?: O_as_strided_copy): Tensor;
   /** aten::as_strided_copy.out(Tensor self, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, size: number[], stride: number[], storage_offset?: number | null | O_as_strided_copy_out, out?: Tensor | O_as_strided_copy_out, options?: O_as_strided_copy_out): Tensor;
+  "out"(self: Tensor, size: number[], stride: number[], storage_offset?: number | null | O_as_strided_copy_out, options?: O_as_strided_copy_out): Tensor;
 } = defineOp("as_strided_copy", [
   ["",[["self",0,0],["size",12,0],["stride",12,0],["storage_offset",3,3]],[0],1],
-  ["out",[["self",0,0],["size",12,0],["stride",12,0],["storage_offset",3,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["size",12,0],["stride",12,0],["storage_offset",3,3],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_as_strided_scatter = { self?: Tensor; src?: Tensor; size?: number[]; stride?: number[]; storage_offset?: number | null; storageOffset?: number | null };
-type O_as_strided_scatter_out = { self?: Tensor; src?: Tensor; size?: number[]; stride?: number[]; storage_offset?: number | null; storageOffset?: number | null; out?: Tensor };
+type O_as_strided_scatter_out = { self?: Tensor; src?: Tensor; size?: number[]; stride?: number[]; storage_offset?: number | null; storageOffset?: number | null; out: Tensor };
 /**
  * aten::as_strided_scatter(Tensor self, Tensor src, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor
  * aten::as_strided_scatter.out(Tensor self, Tensor src, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const asStridedScatter: {
+  /** aten::as_strided_scatter(Tensor self, Tensor src, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor */
   (self: Tensor, src: Tensor, size: number[], stride: number[], storage_offset?: number | null | O_as_strided_scatter, options?: O_as_strided_scatter): Tensor;
   /** aten::as_strided_scatter(Tensor self, Tensor src, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor */
   "default"(self: Tensor, src: Tensor, size: number[], stride: number[], storage_offset?: number | null | O_as_strided_scatter, options?: O_as_strided_scatter): Tensor;
   /** aten::as_strided_scatter.out(Tensor self, Tensor src, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, src: Tensor, size: number[], stride: number[], storage_offset?: number | null | O_as_strided_scatter_out, out?: Tensor | O_as_strided_scatter_out, options?: O_as_strided_scatter_out): Tensor;
+  "out"(self: Tensor, src: Tensor, size: number[], stride: number[], storage_offset?: number | null | O_as_strided_scatter_out, options?: O_as_strided_scatter_out): Tensor;
 } = defineOp("as_strided_scatter", [
   ["",[["self",0,0],["src",0,0],["size",12,0],["stride",12,0],["storage_offset",3,3]],[0],1],
-  ["out",[["self",0,0],["src",0,0],["size",12,0],["stride",12,0],["storage_offset",3,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["src",0,0],["size",12,0],["stride",12,0],["storage_offset",3,3],["out",0,12]],[-6],0],
 ]) as any;
 
 type O_asin = { self?: Tensor };
-type O_asin_out = { self?: Tensor; out?: Tensor };
+type O_asin_out = { self?: Tensor; out: Tensor };
 /**
  * aten::asin(Tensor self) -> Tensor
  * aten::asin.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const asin: {
+  /** aten::asin(Tensor self) -> Tensor */
   (self: Tensor, options?: O_asin): Tensor;
   /** aten::asin(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_asin): Tensor;
   /** aten::asin.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_asin_out): Tensor;
+  "out"(self: Tensor, options?: O_asin_out): Tensor;
 } = defineOp("asin", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_asin_ = { self?: Tensor };
@@ -1143,6 +1220,7 @@ type O_asin_ = { self?: Tensor };
  * aten::asin_(Tensor(a!) self) -> Tensor(a!)
  */
 export const asin_: {
+  /** aten::asin_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_asin_): Tensor;
   /** aten::asin_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_asin_): Tensor;
@@ -1151,20 +1229,21 @@ export const asin_: {
 ]) as any;
 
 type O_asinh = { self?: Tensor };
-type O_asinh_out = { self?: Tensor; out?: Tensor };
+type O_asinh_out = { self?: Tensor; out: Tensor };
 /**
  * aten::asinh(Tensor self) -> Tensor
  * aten::asinh.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const asinh: {
+  /** aten::asinh(Tensor self) -> Tensor */
   (self: Tensor, options?: O_asinh): Tensor;
   /** aten::asinh(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_asinh): Tensor;
   /** aten::asinh.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_asinh_out): Tensor;
+  "out"(self: Tensor, options?: O_asinh_out): Tensor;
 } = defineOp("asinh", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_asinh_ = { self?: Tensor };
@@ -1172,6 +1251,7 @@ type O_asinh_ = { self?: Tensor };
  * aten::asinh_(Tensor(a!) self) -> Tensor(a!)
  */
 export const asinh_: {
+  /** aten::asinh_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_asinh_): Tensor;
   /** aten::asinh_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_asinh_): Tensor;
@@ -1180,37 +1260,39 @@ export const asinh_: {
 ]) as any;
 
 type O_atan = { self?: Tensor };
-type O_atan_out = { self?: Tensor; out?: Tensor };
+type O_atan_out = { self?: Tensor; out: Tensor };
 /**
  * aten::atan(Tensor self) -> Tensor
  * aten::atan.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const atan: {
+  /** aten::atan(Tensor self) -> Tensor */
   (self: Tensor, options?: O_atan): Tensor;
   /** aten::atan(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_atan): Tensor;
   /** aten::atan.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_atan_out): Tensor;
+  "out"(self: Tensor, options?: O_atan_out): Tensor;
 } = defineOp("atan", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_atan2 = { self?: Tensor; other?: Tensor };
-type O_atan2_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_atan2_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::atan2(Tensor self, Tensor other) -> Tensor
  * aten::atan2.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const atan2: {
+  /** aten::atan2(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_atan2): Tensor;
   /** aten::atan2(Tensor self, Tensor other) -> Tensor */
   "default"(self: Tensor, other: Tensor, options?: O_atan2): Tensor;
   /** aten::atan2.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, out: Tensor, options?: O_atan2_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_atan2_out): Tensor;
 } = defineOp("atan2", [
   ["",[["self",0,0],["other",0,0]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_atan2_ = { self?: Tensor; other?: Tensor };
@@ -1218,6 +1300,7 @@ type O_atan2_ = { self?: Tensor; other?: Tensor };
  * aten::atan2_(Tensor(a!) self, Tensor other) -> Tensor(a!)
  */
 export const atan2_: {
+  /** aten::atan2_(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O_atan2_): Tensor;
   /** aten::atan2_(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   "default"(self: Tensor, other: Tensor, options?: O_atan2_): Tensor;
@@ -1230,6 +1313,7 @@ type O_atan_ = { self?: Tensor };
  * aten::atan_(Tensor(a!) self) -> Tensor(a!)
  */
 export const atan_: {
+  /** aten::atan_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_atan_): Tensor;
   /** aten::atan_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_atan_): Tensor;
@@ -1238,20 +1322,21 @@ export const atan_: {
 ]) as any;
 
 type O_atanh = { self?: Tensor };
-type O_atanh_out = { self?: Tensor; out?: Tensor };
+type O_atanh_out = { self?: Tensor; out: Tensor };
 /**
  * aten::atanh(Tensor self) -> Tensor
  * aten::atanh.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const atanh: {
+  /** aten::atanh(Tensor self) -> Tensor */
   (self: Tensor, options?: O_atanh): Tensor;
   /** aten::atanh(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_atanh): Tensor;
   /** aten::atanh.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_atanh_out): Tensor;
+  "out"(self: Tensor, options?: O_atanh_out): Tensor;
 } = defineOp("atanh", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_atanh_ = { self?: Tensor };
@@ -1259,6 +1344,7 @@ type O_atanh_ = { self?: Tensor };
  * aten::atanh_(Tensor(a!) self) -> Tensor(a!)
  */
 export const atanh_: {
+  /** aten::atanh_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_atanh_): Tensor;
   /** aten::atanh_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_atanh_): Tensor;
@@ -1273,7 +1359,9 @@ type O_atleast_1d_Sequence = { tensors?: Tensor[] };
  * aten::atleast_1d.Sequence(Tensor[] tensors) -> Tensor[]
  */
 export const atleast1d: {
+  /** aten::atleast_1d(Tensor self) -> Tensor */
   (self: Tensor, options?: O_atleast_1d): Tensor;
+  /** aten::atleast_1d.Sequence(Tensor[] tensors) -> Tensor[] */
   (tensors: Tensor[], options?: O_atleast_1d_Sequence): Tensor[];
   /** aten::atleast_1d(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_atleast_1d): Tensor;
@@ -1291,7 +1379,9 @@ type O_atleast_2d_Sequence = { tensors?: Tensor[] };
  * aten::atleast_2d.Sequence(Tensor[] tensors) -> Tensor[]
  */
 export const atleast2d: {
+  /** aten::atleast_2d(Tensor self) -> Tensor */
   (self: Tensor, options?: O_atleast_2d): Tensor;
+  /** aten::atleast_2d.Sequence(Tensor[] tensors) -> Tensor[] */
   (tensors: Tensor[], options?: O_atleast_2d_Sequence): Tensor[];
   /** aten::atleast_2d(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_atleast_2d): Tensor;
@@ -1309,7 +1399,9 @@ type O_atleast_3d_Sequence = { tensors?: Tensor[] };
  * aten::atleast_3d.Sequence(Tensor[] tensors) -> Tensor[]
  */
 export const atleast3d: {
+  /** aten::atleast_3d(Tensor self) -> Tensor */
   (self: Tensor, options?: O_atleast_3d): Tensor;
+  /** aten::atleast_3d.Sequence(Tensor[] tensors) -> Tensor[] */
   (tensors: Tensor[], options?: O_atleast_3d_Sequence): Tensor[];
   /** aten::atleast_3d(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_atleast_3d): Tensor;
@@ -1325,6 +1417,7 @@ type O_avg_pool1d = { self?: Tensor; kernel_size?: number | number[]; kernelSize
  * aten::avg_pool1d(Tensor self, int[1] kernel_size, int[1] stride=[], int[1] padding=[0], bool ceil_mode=False, bool count_include_pad=True) -> Tensor
  */
 export const avgPool1d: {
+  /** aten::avg_pool1d(Tensor self, int[1] kernel_size, int[1] stride=[], int[1] padding=[0], bool ceil_mode=False, bool count_include_pad=True) -> Tensor */
   (self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_avg_pool1d, padding?: number | number[] | O_avg_pool1d, ceil_mode?: boolean | O_avg_pool1d, count_include_pad?: boolean | O_avg_pool1d, options?: O_avg_pool1d): Tensor;
   /** aten::avg_pool1d(Tensor self, int[1] kernel_size, int[1] stride=[], int[1] padding=[0], bool ceil_mode=False, bool count_include_pad=True) -> Tensor */
   "default"(self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_avg_pool1d, padding?: number | number[] | O_avg_pool1d, ceil_mode?: boolean | O_avg_pool1d, count_include_pad?: boolean | O_avg_pool1d, options?: O_avg_pool1d): Tensor;
@@ -1333,20 +1426,21 @@ export const avgPool1d: {
 ]) as any;
 
 type O_avg_pool2d = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; count_include_pad?: boolean; countIncludePad?: boolean; divisor_override?: number | null; divisorOverride?: number | null };
-type O_avg_pool2d_out = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; count_include_pad?: boolean; countIncludePad?: boolean; divisor_override?: number | null; divisorOverride?: number | null; out?: Tensor };
+type O_avg_pool2d_out = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; count_include_pad?: boolean; countIncludePad?: boolean; divisor_override?: number | null; divisorOverride?: number | null; out: Tensor };
 /**
  * aten::avg_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, bool ceil_mode=False, bool count_include_pad=True, int? divisor_override=None) -> Tensor
  * aten::avg_pool2d.out(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, bool ceil_mode=False, bool count_include_pad=True, int? divisor_override=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const avgPool2d: {
+  /** aten::avg_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, bool ceil_mode=False, bool count_include_pad=True, int? divisor_override=None) -> Tensor */
   (self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_avg_pool2d, padding?: number | number[] | O_avg_pool2d, ceil_mode?: boolean | O_avg_pool2d, count_include_pad?: boolean | O_avg_pool2d, divisor_override?: number | null | O_avg_pool2d, options?: O_avg_pool2d): Tensor;
   /** aten::avg_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, bool ceil_mode=False, bool count_include_pad=True, int? divisor_override=None) -> Tensor */
   "default"(self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_avg_pool2d, padding?: number | number[] | O_avg_pool2d, ceil_mode?: boolean | O_avg_pool2d, count_include_pad?: boolean | O_avg_pool2d, divisor_override?: number | null | O_avg_pool2d, options?: O_avg_pool2d): Tensor;
   /** aten::avg_pool2d.out(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, bool ceil_mode=False, bool count_include_pad=True, int? divisor_override=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_avg_pool2d_out, padding?: number | number[] | O_avg_pool2d_out, ceil_mode?: boolean | O_avg_pool2d_out, count_include_pad?: boolean | O_avg_pool2d_out, divisor_override?: number | null | O_avg_pool2d_out, out?: Tensor | O_avg_pool2d_out, options?: O_avg_pool2d_out): Tensor;
+  "out"(self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_avg_pool2d_out, padding?: number | number[] | O_avg_pool2d_out, ceil_mode?: boolean | O_avg_pool2d_out, count_include_pad?: boolean | O_avg_pool2d_out, divisor_override?: number | null | O_avg_pool2d_out, options?: O_avg_pool2d_out): Tensor;
 } = defineOp("avg_pool2d", [
   ["",[["self",0,0],["kernel_size",12,0,2],["stride",12,2,2],["padding",12,2,2],["ceil_mode",5,2],["count_include_pad",5,2],["divisor_override",3,3]],[0],1],
-  ["out",[["self",0,0],["kernel_size",12,0,2],["stride",12,2,2],["padding",12,2,2],["ceil_mode",5,2],["count_include_pad",5,2],["divisor_override",3,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["kernel_size",12,0,2],["stride",12,2,2],["padding",12,2,2],["ceil_mode",5,2],["count_include_pad",5,2],["divisor_override",3,3],["out",0,12]],[-8],0],
 ]) as any;
 
 type O_avg_pool2d_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; count_include_pad?: boolean; countIncludePad?: boolean; divisor_override?: number | null; divisorOverride?: number | null };
@@ -1356,31 +1450,33 @@ type O_avg_pool2d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Ten
  * aten::avg_pool2d_backward.grad_input(Tensor grad_output, Tensor self, int[2] kernel_size, int[2] stride, int[2] padding, bool ceil_mode, bool count_include_pad, int? divisor_override, *, Tensor(a!) grad_input) -> Tensor(a!)
  */
 export const avgPool2dBackward: {
+  /** aten::avg_pool2d_backward(Tensor grad_output, Tensor self, int[2] kernel_size, int[2] stride, int[2] padding, bool ceil_mode, bool count_include_pad, int? divisor_override) -> Tensor */
   (grad_output: Tensor, self: Tensor, kernel_size: number | number[], stride: number | number[], padding: number | number[], ceil_mode: boolean, count_include_pad: boolean, divisor_override?: number | null | O_avg_pool2d_backward, options?: O_avg_pool2d_backward): Tensor;
   /** aten::avg_pool2d_backward(Tensor grad_output, Tensor self, int[2] kernel_size, int[2] stride, int[2] padding, bool ceil_mode, bool count_include_pad, int? divisor_override) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, kernel_size: number | number[], stride: number | number[], padding: number | number[], ceil_mode: boolean, count_include_pad: boolean, divisor_override?: number | null | O_avg_pool2d_backward, options?: O_avg_pool2d_backward): Tensor;
   /** aten::avg_pool2d_backward.grad_input(Tensor grad_output, Tensor self, int[2] kernel_size, int[2] stride, int[2] padding, bool ceil_mode, bool count_include_pad, int? divisor_override, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, self: Tensor, kernel_size: number | number[], stride: number | number[], padding: number | number[], ceil_mode: boolean, count_include_pad: boolean, divisor_override?: number | null | O_avg_pool2d_backward_grad_input, grad_input?: Tensor | O_avg_pool2d_backward_grad_input, options?: O_avg_pool2d_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, self: Tensor, kernel_size: number | number[], stride: number | number[], padding: number | number[], ceil_mode: boolean, count_include_pad: boolean, divisor_override?: number | null | O_avg_pool2d_backward_grad_input, options?: O_avg_pool2d_backward_grad_input): Tensor;
 } = defineOp("avg_pool2d_backward", [
   ["",[["grad_output",0,0],["self",0,0],["kernel_size",12,0,2],["stride",12,0,2],["padding",12,0,2],["ceil_mode",5,0],["count_include_pad",5,0],["divisor_override",3,1]],[0],1],
-  ["grad_input",[["grad_output",0,0],["self",0,0],["kernel_size",12,0,2],["stride",12,0,2],["padding",12,0,2],["ceil_mode",5,0],["count_include_pad",5,0],["divisor_override",3,1],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["self",0,0],["kernel_size",12,0,2],["stride",12,0,2],["padding",12,0,2],["ceil_mode",5,0],["count_include_pad",5,0],["divisor_override",3,1],["grad_input",0,12]],[-9],0],
 ]) as any;
 
 type O_avg_pool3d = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; count_include_pad?: boolean; countIncludePad?: boolean; divisor_override?: number | null; divisorOverride?: number | null };
-type O_avg_pool3d_out = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; count_include_pad?: boolean; countIncludePad?: boolean; divisor_override?: number | null; divisorOverride?: number | null; out?: Tensor };
+type O_avg_pool3d_out = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; count_include_pad?: boolean; countIncludePad?: boolean; divisor_override?: number | null; divisorOverride?: number | null; out: Tensor };
 /**
  * aten::avg_pool3d(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, bool ceil_mode=False, bool count_include_pad=True, int? divisor_override=None) -> Tensor
  * aten::avg_pool3d.out(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, bool ceil_mode=False, bool count_include_pad=True, int? divisor_override=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const avgPool3d: {
+  /** aten::avg_pool3d(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, bool ceil_mode=False, bool count_include_pad=True, int? divisor_override=None) -> Tensor */
   (self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_avg_pool3d, padding?: number | number[] | O_avg_pool3d, ceil_mode?: boolean | O_avg_pool3d, count_include_pad?: boolean | O_avg_pool3d, divisor_override?: number | null | O_avg_pool3d, options?: O_avg_pool3d): Tensor;
   /** aten::avg_pool3d(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, bool ceil_mode=False, bool count_include_pad=True, int? divisor_override=None) -> Tensor */
   "default"(self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_avg_pool3d, padding?: number | number[] | O_avg_pool3d, ceil_mode?: boolean | O_avg_pool3d, count_include_pad?: boolean | O_avg_pool3d, divisor_override?: number | null | O_avg_pool3d, options?: O_avg_pool3d): Tensor;
   /** aten::avg_pool3d.out(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, bool ceil_mode=False, bool count_include_pad=True, int? divisor_override=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_avg_pool3d_out, padding?: number | number[] | O_avg_pool3d_out, ceil_mode?: boolean | O_avg_pool3d_out, count_include_pad?: boolean | O_avg_pool3d_out, divisor_override?: number | null | O_avg_pool3d_out, out?: Tensor | O_avg_pool3d_out, options?: O_avg_pool3d_out): Tensor;
+  "out"(self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_avg_pool3d_out, padding?: number | number[] | O_avg_pool3d_out, ceil_mode?: boolean | O_avg_pool3d_out, count_include_pad?: boolean | O_avg_pool3d_out, divisor_override?: number | null | O_avg_pool3d_out, options?: O_avg_pool3d_out): Tensor;
 } = defineOp("avg_pool3d", [
   ["",[["self",0,0],["kernel_size",12,0,3],["stride",12,2,3],["padding",12,2,3],["ceil_mode",5,2],["count_include_pad",5,2],["divisor_override",3,3]],[0],1],
-  ["out",[["self",0,0],["kernel_size",12,0,3],["stride",12,2,3],["padding",12,2,3],["ceil_mode",5,2],["count_include_pad",5,2],["divisor_override",3,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["kernel_size",12,0,3],["stride",12,2,3],["padding",12,2,3],["ceil_mode",5,2],["count_include_pad",5,2],["divisor_override",3,3],["out",0,12]],[-8],0],
 ]) as any;
 
 type O_avg_pool3d_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; count_include_pad?: boolean; countIncludePad?: boolean; divisor_override?: number | null; divisorOverride?: number | null };
@@ -1390,12 +1486,13 @@ type O_avg_pool3d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Ten
  * aten::avg_pool3d_backward.grad_input(Tensor grad_output, Tensor self, int[3] kernel_size, int[3] stride, int[3] padding, bool ceil_mode, bool count_include_pad, int? divisor_override, *, Tensor(a!) grad_input) -> Tensor(a!)
  */
 export const avgPool3dBackward: {
+  /** aten::avg_pool3d_backward(Tensor grad_output, Tensor self, int[3] kernel_size, int[3] stride, int[3] padding, bool ceil_mode, bool count_include_pad, int? divisor_override) -> Tensor */
   (grad_output: Tensor, self: Tensor, kernel_size: number | number[], stride: number | number[], padding: number | number[], ceil_mode: boolean, count_include_pad: boolean, divisor_override?: number | null | O_avg_pool3d_backward, options?: O_avg_pool3d_backward): Tensor;
   /** aten::avg_pool3d_backward(Tensor grad_output, Tensor self, int[3] kernel_size, int[3] stride, int[3] padding, bool ceil_mode, bool count_include_pad, int? divisor_override) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, kernel_size: number | number[], stride: number | number[], padding: number | number[], ceil_mode: boolean, count_include_pad: boolean, divisor_override?: number | null | O_avg_pool3d_backward, options?: O_avg_pool3d_backward): Tensor;
   /** aten::avg_pool3d_backward.grad_input(Tensor grad_output, Tensor self, int[3] kernel_size, int[3] stride, int[3] padding, bool ceil_mode, bool count_include_pad, int? divisor_override, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, self: Tensor, kernel_size: number | number[], stride: number | number[], padding: number | number[], ceil_mode: boolean, count_include_pad: boolean, divisor_override?: number | null | O_avg_pool3d_backward_grad_input, grad_input?: Tensor | O_avg_pool3d_backward_grad_input, options?: O_avg_pool3d_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, self: Tensor, kernel_size: number | number[], stride: number | number[], padding: number | number[], ceil_mode: boolean, count_include_pad: boolean, divisor_override?: number | null | O_avg_pool3d_backward_grad_input, options?: O_avg_pool3d_backward_grad_input): Tensor;
 } = defineOp("avg_pool3d_backward", [
   ["",[["grad_output",0,0],["self",0,0],["kernel_size",12,0,3],["stride",12,0,3],["padding",12,0,3],["ceil_mode",5,0],["count_include_pad",5,0],["divisor_override",3,1]],[0],1],
-  ["grad_input",[["grad_output",0,0],["self",0,0],["kernel_size",12,0,3],["stride",12,0,3],["padding",12,0,3],["ceil_mode",5,0],["count_include_pad",5,0],["divisor_override",3,1],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["self",0,0],["kernel_size",12,0,3],["stride",12,0,3],["padding",12,0,3],["ceil_mode",5,0],["count_include_pad",5,0],["divisor_override",3,1],["grad_input",0,12]],[-9],0],
 ]) as any;

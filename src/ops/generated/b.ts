@@ -6,20 +6,21 @@ import type { DType, DeviceLike, Layout, MemoryFormat, Scalar } from '../../core
 import { defineOp } from '../../core/dispatch.js';
 
 type O_baddbmm = { self?: Tensor; batch1?: Tensor; batch2?: Tensor; beta?: Scalar; alpha?: Scalar };
-type O_baddbmm_out = { self?: Tensor; batch1?: Tensor; batch2?: Tensor; beta?: Scalar; alpha?: Scalar; out?: Tensor };
+type O_baddbmm_out = { self?: Tensor; batch1?: Tensor; batch2?: Tensor; beta?: Scalar; alpha?: Scalar; out: Tensor };
 /**
  * aten::baddbmm(Tensor self, Tensor batch1, Tensor batch2, *, Scalar beta=1, Scalar alpha=1) -> Tensor
  * aten::baddbmm.out(Tensor self, Tensor batch1, Tensor batch2, *, Scalar beta=1, Scalar alpha=1, Tensor(a!) out) -> Tensor(a!)
  */
 export const baddbmm: {
-  (self: Tensor, batch1: Tensor, batch2: Tensor, beta?: Scalar | O_baddbmm, alpha?: Scalar | O_baddbmm, options?: O_baddbmm): Tensor;
   /** aten::baddbmm(Tensor self, Tensor batch1, Tensor batch2, *, Scalar beta=1, Scalar alpha=1) -> Tensor */
-  "default"(self: Tensor, batch1: Tensor, batch2: Tensor, beta?: Scalar | O_baddbmm, alpha?: Scalar | O_baddbmm, options?: O_baddbmm): Tensor;
+  (self: Tensor, batch1: Tensor, batch2: Tensor, options?: O_baddbmm): Tensor;
+  /** aten::baddbmm(Tensor self, Tensor batch1, Tensor batch2, *, Scalar beta=1, Scalar alpha=1) -> Tensor */
+  "default"(self: Tensor, batch1: Tensor, batch2: Tensor, options?: O_baddbmm): Tensor;
   /** aten::baddbmm.out(Tensor self, Tensor batch1, Tensor batch2, *, Scalar beta=1, Scalar alpha=1, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, batch1: Tensor, batch2: Tensor, beta?: Scalar | O_baddbmm_out, alpha?: Scalar | O_baddbmm_out, out?: Tensor | O_baddbmm_out, options?: O_baddbmm_out): Tensor;
+  "out"(self: Tensor, batch1: Tensor, batch2: Tensor, options?: O_baddbmm_out): Tensor;
 } = defineOp("baddbmm", [
-  ["",[["self",0,0],["batch1",0,0],["batch2",0,0],["beta",6,2],["alpha",6,2]],[0],1],
-  ["out",[["self",0,0],["batch1",0,0],["batch2",0,0],["beta",6,2],["alpha",6,2],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["batch1",0,0],["batch2",0,0],["beta",6,10],["alpha",6,10]],[0],1],
+  ["out",[["self",0,0],["batch1",0,0],["batch2",0,0],["beta",6,10],["alpha",6,10],["out",0,12]],[-6],0],
 ]) as any;
 
 type O_baddbmm_ = { self?: Tensor; batch1?: Tensor; batch2?: Tensor; beta?: Scalar; alpha?: Scalar };
@@ -27,17 +28,18 @@ type O_baddbmm_ = { self?: Tensor; batch1?: Tensor; batch2?: Tensor; beta?: Scal
  * aten::baddbmm_(Tensor(a!) self, Tensor batch1, Tensor batch2, *, Scalar beta=1, Scalar alpha=1) -> Tensor(a!)
  */
 export const baddbmm_: {
-  (self: Tensor, batch1: Tensor, batch2: Tensor, beta?: Scalar | O_baddbmm_, alpha?: Scalar | O_baddbmm_, options?: O_baddbmm_): Tensor;
   /** aten::baddbmm_(Tensor(a!) self, Tensor batch1, Tensor batch2, *, Scalar beta=1, Scalar alpha=1) -> Tensor(a!) */
-  "default"(self: Tensor, batch1: Tensor, batch2: Tensor, beta?: Scalar | O_baddbmm_, alpha?: Scalar | O_baddbmm_, options?: O_baddbmm_): Tensor;
+  (self: Tensor, batch1: Tensor, batch2: Tensor, options?: O_baddbmm_): Tensor;
+  /** aten::baddbmm_(Tensor(a!) self, Tensor batch1, Tensor batch2, *, Scalar beta=1, Scalar alpha=1) -> Tensor(a!) */
+  "default"(self: Tensor, batch1: Tensor, batch2: Tensor, options?: O_baddbmm_): Tensor;
 } = defineOp("baddbmm_", [
-  ["",[["self",0,4],["batch1",0,0],["batch2",0,0],["beta",6,2],["alpha",6,2]],[-1],1],
+  ["",[["self",0,4],["batch1",0,0],["batch2",0,0],["beta",6,10],["alpha",6,10]],[-1],1],
 ]) as any;
 
 type O_bartlett_window = { window_length?: number; windowLength?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O_bartlett_window_out = { window_length?: number; windowLength?: number; out?: Tensor };
+type O_bartlett_window_out = { window_length?: number; windowLength?: number; out: Tensor };
 type O_bartlett_window_periodic = { window_length?: number; windowLength?: number; periodic?: boolean; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O_bartlett_window_periodic_out = { window_length?: number; windowLength?: number; periodic?: boolean; out?: Tensor };
+type O_bartlett_window_periodic_out = { window_length?: number; windowLength?: number; periodic?: boolean; out: Tensor };
 /**
  * aten::bartlett_window(int window_length, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::bartlett_window.out(int window_length, *, Tensor(a!) out) -> Tensor(a!)
@@ -45,21 +47,23 @@ type O_bartlett_window_periodic_out = { window_length?: number; windowLength?: n
  * aten::bartlett_window.periodic_out(int window_length, bool periodic, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const bartlettWindow: {
-  (window_length: number, dtype?: DType | null | O_bartlett_window, layout?: Layout | null | O_bartlett_window, device?: DeviceLike | null | O_bartlett_window, pin_memory?: boolean | null | O_bartlett_window, options?: O_bartlett_window): Tensor;
-  (window_length: number, periodic: boolean, dtype?: DType | null | O_bartlett_window_periodic, layout?: Layout | null | O_bartlett_window_periodic, device?: DeviceLike | null | O_bartlett_window_periodic, pin_memory?: boolean | null | O_bartlett_window_periodic, options?: O_bartlett_window_periodic): Tensor;
   /** aten::bartlett_window(int window_length, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "default"(window_length: number, dtype?: DType | null | O_bartlett_window, layout?: Layout | null | O_bartlett_window, device?: DeviceLike | null | O_bartlett_window, pin_memory?: boolean | null | O_bartlett_window, options?: O_bartlett_window): Tensor;
-  /** aten::bartlett_window.out(int window_length, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(window_length: number, out: Tensor, options?: O_bartlett_window_out): Tensor;
+  (window_length: number, options?: O_bartlett_window): Tensor;
   /** aten::bartlett_window.periodic(int window_length, bool periodic, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "periodic"(window_length: number, periodic: boolean, dtype?: DType | null | O_bartlett_window_periodic, layout?: Layout | null | O_bartlett_window_periodic, device?: DeviceLike | null | O_bartlett_window_periodic, pin_memory?: boolean | null | O_bartlett_window_periodic, options?: O_bartlett_window_periodic): Tensor;
+  (window_length: number, periodic: boolean, options?: O_bartlett_window_periodic): Tensor;
+  /** aten::bartlett_window(int window_length, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "default"(window_length: number, options?: O_bartlett_window): Tensor;
+  /** aten::bartlett_window.out(int window_length, *, Tensor(a!) out) -> Tensor(a!) */
+  "out"(window_length: number, options?: O_bartlett_window_out): Tensor;
+  /** aten::bartlett_window.periodic(int window_length, bool periodic, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "periodic"(window_length: number, periodic: boolean, options?: O_bartlett_window_periodic): Tensor;
   /** aten::bartlett_window.periodic_out(int window_length, bool periodic, *, Tensor(a!) out) -> Tensor(a!) */
-  "periodic_out"(window_length: number, periodic: boolean, out: Tensor, options?: O_bartlett_window_periodic_out): Tensor;
+  "periodic_out"(window_length: number, periodic: boolean, options?: O_bartlett_window_periodic_out): Tensor;
 } = defineOp("bartlett_window", [
-  ["",[["window_length",3,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["out",[["window_length",3,0],["out",0,4]],[-1],0],
-  ["periodic",[["window_length",3,0],["periodic",5,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["periodic_out",[["window_length",3,0],["periodic",5,0],["out",0,4]],[-1],0],
+  ["",[["window_length",3,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["out",[["window_length",3,0],["out",0,12]],[-2],0],
+  ["periodic",[["window_length",3,0],["periodic",5,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["periodic_out",[["window_length",3,0],["periodic",5,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_batch_norm = { input?: Tensor; weight?: Tensor | null; bias?: Tensor | null; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; training?: boolean; momentum?: number; eps?: number; cudnn_enabled?: boolean; cudnnEnabled?: boolean };
@@ -67,6 +71,7 @@ type O_batch_norm = { input?: Tensor; weight?: Tensor | null; bias?: Tensor | nu
  * aten::batch_norm(Tensor input, Tensor? weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool training, float momentum, float eps, bool cudnn_enabled) -> Tensor
  */
 export const batchNorm: {
+  /** aten::batch_norm(Tensor input, Tensor? weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool training, float momentum, float eps, bool cudnn_enabled) -> Tensor */
   (input: Tensor, weight?: Tensor | null | O_batch_norm, bias?: Tensor | null | O_batch_norm, running_mean?: Tensor | null | O_batch_norm, running_var?: Tensor | null | O_batch_norm, training?: boolean | O_batch_norm, momentum?: number | O_batch_norm, eps?: number | O_batch_norm, cudnn_enabled?: boolean | O_batch_norm, options?: O_batch_norm): Tensor;
   /** aten::batch_norm(Tensor input, Tensor? weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool training, float momentum, float eps, bool cudnn_enabled) -> Tensor */
   "default"(input: Tensor, weight?: Tensor | null | O_batch_norm, bias?: Tensor | null | O_batch_norm, running_mean?: Tensor | null | O_batch_norm, running_var?: Tensor | null | O_batch_norm, training?: boolean | O_batch_norm, momentum?: number | O_batch_norm, eps?: number | O_batch_norm, cudnn_enabled?: boolean | O_batch_norm, options?: O_batch_norm): Tensor;
@@ -75,129 +80,136 @@ export const batchNorm: {
 ]) as any;
 
 type O_batch_norm_backward_elemt = { grad_out?: Tensor; gradOut?: Tensor; input?: Tensor; mean?: Tensor; invstd?: Tensor; weight?: Tensor | null; mean_dy?: Tensor; meanDy?: Tensor; mean_dy_xmu?: Tensor; meanDyXmu?: Tensor; count?: Tensor };
-type O_batch_norm_backward_elemt_out = { grad_out?: Tensor; gradOut?: Tensor; input?: Tensor; mean?: Tensor; invstd?: Tensor; weight?: Tensor | null; mean_dy?: Tensor; meanDy?: Tensor; mean_dy_xmu?: Tensor; meanDyXmu?: Tensor; count?: Tensor; out?: Tensor };
+type O_batch_norm_backward_elemt_out = { grad_out?: Tensor; gradOut?: Tensor; input?: Tensor; mean?: Tensor; invstd?: Tensor; weight?: Tensor | null; mean_dy?: Tensor; meanDy?: Tensor; mean_dy_xmu?: Tensor; meanDyXmu?: Tensor; count?: Tensor; out: Tensor };
 /**
  * aten::batch_norm_backward_elemt(Tensor grad_out, Tensor input, Tensor mean, Tensor invstd, Tensor? weight, Tensor mean_dy, Tensor mean_dy_xmu, Tensor count) -> Tensor
  * aten::batch_norm_backward_elemt.out(Tensor grad_out, Tensor input, Tensor mean, Tensor invstd, Tensor? weight, Tensor mean_dy, Tensor mean_dy_xmu, Tensor count, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const batchNormBackwardElemt: {
+  /** aten::batch_norm_backward_elemt(Tensor grad_out, Tensor input, Tensor mean, Tensor invstd, Tensor? weight, Tensor mean_dy, Tensor mean_dy_xmu, Tensor count) -> Tensor */
   (grad_out: Tensor, input: Tensor, mean: Tensor, invstd: Tensor, weight?: Tensor | null | O_batch_norm_backward_elemt, mean_dy?: Tensor | O_batch_norm_backward_elemt, mean_dy_xmu?: Tensor | O_batch_norm_backward_elemt, count?: Tensor | O_batch_norm_backward_elemt, options?: O_batch_norm_backward_elemt): Tensor;
   /** aten::batch_norm_backward_elemt(Tensor grad_out, Tensor input, Tensor mean, Tensor invstd, Tensor? weight, Tensor mean_dy, Tensor mean_dy_xmu, Tensor count) -> Tensor */
   "default"(grad_out: Tensor, input: Tensor, mean: Tensor, invstd: Tensor, weight?: Tensor | null | O_batch_norm_backward_elemt, mean_dy?: Tensor | O_batch_norm_backward_elemt, mean_dy_xmu?: Tensor | O_batch_norm_backward_elemt, count?: Tensor | O_batch_norm_backward_elemt, options?: O_batch_norm_backward_elemt): Tensor;
   /** aten::batch_norm_backward_elemt.out(Tensor grad_out, Tensor input, Tensor mean, Tensor invstd, Tensor? weight, Tensor mean_dy, Tensor mean_dy_xmu, Tensor count, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(grad_out: Tensor, input: Tensor, mean: Tensor, invstd: Tensor, weight?: Tensor | null | O_batch_norm_backward_elemt_out, mean_dy?: Tensor | O_batch_norm_backward_elemt_out, mean_dy_xmu?: Tensor | O_batch_norm_backward_elemt_out, count?: Tensor | O_batch_norm_backward_elemt_out, out?: Tensor | O_batch_norm_backward_elemt_out, options?: O_batch_norm_backward_elemt_out): Tensor;
+  "out"(grad_out: Tensor, input: Tensor, mean: Tensor, invstd: Tensor, weight?: Tensor | null | O_batch_norm_backward_elemt_out, mean_dy?: Tensor | O_batch_norm_backward_elemt_out, mean_dy_xmu?: Tensor | O_batch_norm_backward_elemt_out, count?: Tensor | O_batch_norm_backward_elemt_out, options?: O_batch_norm_backward_elemt_out): Tensor;
 } = defineOp("batch_norm_backward_elemt", [
   ["",[["grad_out",0,0],["input",0,0],["mean",0,0],["invstd",0,0],["weight",0,1],["mean_dy",0,0],["mean_dy_xmu",0,0],["count",0,0]],[0],1],
-  ["out",[["grad_out",0,0],["input",0,0],["mean",0,0],["invstd",0,0],["weight",0,1],["mean_dy",0,0],["mean_dy_xmu",0,0],["count",0,0],["out",0,4]],[-1],0],
+  ["out",[["grad_out",0,0],["input",0,0],["mean",0,0],["invstd",0,0],["weight",0,1],["mean_dy",0,0],["mean_dy_xmu",0,0],["count",0,0],["out",0,12]],[-9],0],
 ]) as any;
 
 type O_batch_norm_backward_reduce = { grad_out?: Tensor; gradOut?: Tensor; input?: Tensor; mean?: Tensor; invstd?: Tensor; weight?: Tensor | null; input_g?: boolean; inputG?: boolean; weight_g?: boolean; weightG?: boolean; bias_g?: boolean; biasG?: boolean };
-type O_batch_norm_backward_reduce_out = { grad_out?: Tensor; gradOut?: Tensor; input?: Tensor; mean?: Tensor; invstd?: Tensor; weight?: Tensor | null; input_g?: boolean; inputG?: boolean; weight_g?: boolean; weightG?: boolean; bias_g?: boolean; biasG?: boolean; out0?: Tensor; out1?: Tensor; out2?: Tensor; out3?: Tensor };
+type O_batch_norm_backward_reduce_out = { grad_out?: Tensor; gradOut?: Tensor; input?: Tensor; mean?: Tensor; invstd?: Tensor; weight?: Tensor | null; input_g?: boolean; inputG?: boolean; weight_g?: boolean; weightG?: boolean; bias_g?: boolean; biasG?: boolean; out0: Tensor; out1: Tensor; out2: Tensor; out3: Tensor };
 /**
  * aten::batch_norm_backward_reduce(Tensor grad_out, Tensor input, Tensor mean, Tensor invstd, Tensor? weight, bool input_g, bool weight_g, bool bias_g) -> (Tensor, Tensor, Tensor, Tensor)
  * aten::batch_norm_backward_reduce.out(Tensor grad_out, Tensor input, Tensor mean, Tensor invstd, Tensor? weight, bool input_g, bool weight_g, bool bias_g, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2, Tensor(d!) out3) -> (Tensor(a!), Tensor(b!), Tensor(c!), Tensor(d!))
  */
 export const batchNormBackwardReduce: {
+  /** aten::batch_norm_backward_reduce(Tensor grad_out, Tensor input, Tensor mean, Tensor invstd, Tensor? weight, bool input_g, bool weight_g, bool bias_g) -> (Tensor, Tensor, Tensor, Tensor) */
   (grad_out: Tensor, input: Tensor, mean: Tensor, invstd: Tensor, weight?: Tensor | null | O_batch_norm_backward_reduce, input_g?: boolean | O_batch_norm_backward_reduce, weight_g?: boolean | O_batch_norm_backward_reduce, bias_g?: boolean | O_batch_norm_backward_reduce, options?: O_batch_norm_backward_reduce): [Tensor, Tensor, Tensor, Tensor];
   /** aten::batch_norm_backward_reduce(Tensor grad_out, Tensor input, Tensor mean, Tensor invstd, Tensor? weight, bool input_g, bool weight_g, bool bias_g) -> (Tensor, Tensor, Tensor, Tensor) */
   "default"(grad_out: Tensor, input: Tensor, mean: Tensor, invstd: Tensor, weight?: Tensor | null | O_batch_norm_backward_reduce, input_g?: boolean | O_batch_norm_backward_reduce, weight_g?: boolean | O_batch_norm_backward_reduce, bias_g?: boolean | O_batch_norm_backward_reduce, options?: O_batch_norm_backward_reduce): [Tensor, Tensor, Tensor, Tensor];
   /** aten::batch_norm_backward_reduce.out(Tensor grad_out, Tensor input, Tensor mean, Tensor invstd, Tensor? weight, bool input_g, bool weight_g, bool bias_g, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2, Tensor(d!) out3) -> (Tensor(a!), Tensor(b!), Tensor(c!), Tensor(d!)) */
-  "out"(grad_out: Tensor, input: Tensor, mean: Tensor, invstd: Tensor, weight?: Tensor | null | O_batch_norm_backward_reduce_out, input_g?: boolean | O_batch_norm_backward_reduce_out, weight_g?: boolean | O_batch_norm_backward_reduce_out, bias_g?: boolean | O_batch_norm_backward_reduce_out, out0?: Tensor | O_batch_norm_backward_reduce_out, out1?: Tensor | O_batch_norm_backward_reduce_out, out2?: Tensor | O_batch_norm_backward_reduce_out, out3?: Tensor | O_batch_norm_backward_reduce_out, options?: O_batch_norm_backward_reduce_out): [Tensor, Tensor, Tensor, Tensor];
+  "out"(grad_out: Tensor, input: Tensor, mean: Tensor, invstd: Tensor, weight?: Tensor | null | O_batch_norm_backward_reduce_out, input_g?: boolean | O_batch_norm_backward_reduce_out, weight_g?: boolean | O_batch_norm_backward_reduce_out, bias_g?: boolean | O_batch_norm_backward_reduce_out, options?: O_batch_norm_backward_reduce_out): [Tensor, Tensor, Tensor, Tensor];
 } = defineOp("batch_norm_backward_reduce", [
   ["",[["grad_out",0,0],["input",0,0],["mean",0,0],["invstd",0,0],["weight",0,1],["input_g",5,0],["weight_g",5,0],["bias_g",5,0]],[0,0,0,0],1],
-  ["out",[["grad_out",0,0],["input",0,0],["mean",0,0],["invstd",0,0],["weight",0,1],["input_g",5,0],["weight_g",5,0],["bias_g",5,0],["out0",0,4],["out1",0,4],["out2",0,4],["out3",0,4]],[-1,-1,-1,-1],0],
+  ["out",[["grad_out",0,0],["input",0,0],["mean",0,0],["invstd",0,0],["weight",0,1],["input_g",5,0],["weight_g",5,0],["bias_g",5,0],["out0",0,12],["out1",0,12],["out2",0,12],["out3",0,12]],[-9,-10,-11,-12],0],
 ]) as any;
 
 type O_batch_norm_elemt = { input?: Tensor; weight?: Tensor | null; bias?: Tensor | null; mean?: Tensor; invstd?: Tensor; eps?: number };
-type O_batch_norm_elemt_out = { input?: Tensor; weight?: Tensor | null; bias?: Tensor | null; mean?: Tensor; invstd?: Tensor; eps?: number; out?: Tensor };
+type O_batch_norm_elemt_out = { input?: Tensor; weight?: Tensor | null; bias?: Tensor | null; mean?: Tensor; invstd?: Tensor; eps?: number; out: Tensor };
 /**
  * aten::batch_norm_elemt(Tensor input, Tensor? weight, Tensor? bias, Tensor mean, Tensor invstd, float eps) -> Tensor
  * aten::batch_norm_elemt.out(Tensor input, Tensor? weight, Tensor? bias, Tensor mean, Tensor invstd, float eps, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const batchNormElemt: {
+  /** aten::batch_norm_elemt(Tensor input, Tensor? weight, Tensor? bias, Tensor mean, Tensor invstd, float eps) -> Tensor */
   (input: Tensor, weight?: Tensor | null | O_batch_norm_elemt, bias?: Tensor | null | O_batch_norm_elemt, mean?: Tensor | O_batch_norm_elemt, invstd?: Tensor | O_batch_norm_elemt, eps?: number | O_batch_norm_elemt, options?: O_batch_norm_elemt): Tensor;
   /** aten::batch_norm_elemt(Tensor input, Tensor? weight, Tensor? bias, Tensor mean, Tensor invstd, float eps) -> Tensor */
   "default"(input: Tensor, weight?: Tensor | null | O_batch_norm_elemt, bias?: Tensor | null | O_batch_norm_elemt, mean?: Tensor | O_batch_norm_elemt, invstd?: Tensor | O_batch_norm_elemt, eps?: number | O_batch_norm_elemt, options?: O_batch_norm_elemt): Tensor;
   /** aten::batch_norm_elemt.out(Tensor input, Tensor? weight, Tensor? bias, Tensor mean, Tensor invstd, float eps, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(input: Tensor, weight?: Tensor | null | O_batch_norm_elemt_out, bias?: Tensor | null | O_batch_norm_elemt_out, mean?: Tensor | O_batch_norm_elemt_out, invstd?: Tensor | O_batch_norm_elemt_out, eps?: number | O_batch_norm_elemt_out, out?: Tensor | O_batch_norm_elemt_out, options?: O_batch_norm_elemt_out): Tensor;
+  "out"(input: Tensor, weight?: Tensor | null | O_batch_norm_elemt_out, bias?: Tensor | null | O_batch_norm_elemt_out, mean?: Tensor | O_batch_norm_elemt_out, invstd?: Tensor | O_batch_norm_elemt_out, eps?: number | O_batch_norm_elemt_out, options?: O_batch_norm_elemt_out): Tensor;
 } = defineOp("batch_norm_elemt", [
   ["",[["input",0,0],["weight",0,1],["bias",0,1],["mean",0,0],["invstd",0,0],["eps",4,0]],[0],1],
-  ["out",[["input",0,0],["weight",0,1],["bias",0,1],["mean",0,0],["invstd",0,0],["eps",4,0],["out",0,4]],[-1],0],
+  ["out",[["input",0,0],["weight",0,1],["bias",0,1],["mean",0,0],["invstd",0,0],["eps",4,0],["out",0,12]],[-7],0],
 ]) as any;
 
 type O_batch_norm_gather_stats = { input?: Tensor; mean?: Tensor; invstd?: Tensor; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; momentum?: number; eps?: number; count?: number };
-type O_batch_norm_gather_stats_out = { input?: Tensor; mean?: Tensor; invstd?: Tensor; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; momentum?: number; eps?: number; count?: number; out0?: Tensor; out1?: Tensor };
+type O_batch_norm_gather_stats_out = { input?: Tensor; mean?: Tensor; invstd?: Tensor; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; momentum?: number; eps?: number; count?: number; out0: Tensor; out1: Tensor };
 /**
  * aten::batch_norm_gather_stats(Tensor input, Tensor mean, Tensor invstd, Tensor? running_mean, Tensor? running_var, float momentum, float eps, int count) -> (Tensor, Tensor)
  * aten::batch_norm_gather_stats.out(Tensor input, Tensor mean, Tensor invstd, Tensor? running_mean, Tensor? running_var, float momentum, float eps, int count, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
  */
 export const batchNormGatherStats: {
+  /** aten::batch_norm_gather_stats(Tensor input, Tensor mean, Tensor invstd, Tensor? running_mean, Tensor? running_var, float momentum, float eps, int count) -> (Tensor, Tensor) */
   (input: Tensor, mean: Tensor, invstd: Tensor, running_mean?: Tensor | null | O_batch_norm_gather_stats, running_var?: Tensor | null | O_batch_norm_gather_stats, momentum?: number | O_batch_norm_gather_stats, eps?: number | O_batch_norm_gather_stats, count?: number | O_batch_norm_gather_stats, options?: O_batch_norm_gather_stats): [Tensor, Tensor];
   /** aten::batch_norm_gather_stats(Tensor input, Tensor mean, Tensor invstd, Tensor? running_mean, Tensor? running_var, float momentum, float eps, int count) -> (Tensor, Tensor) */
   "default"(input: Tensor, mean: Tensor, invstd: Tensor, running_mean?: Tensor | null | O_batch_norm_gather_stats, running_var?: Tensor | null | O_batch_norm_gather_stats, momentum?: number | O_batch_norm_gather_stats, eps?: number | O_batch_norm_gather_stats, count?: number | O_batch_norm_gather_stats, options?: O_batch_norm_gather_stats): [Tensor, Tensor];
   /** aten::batch_norm_gather_stats.out(Tensor input, Tensor mean, Tensor invstd, Tensor? running_mean, Tensor? running_var, float momentum, float eps, int count, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!)) */
-  "out"(input: Tensor, mean: Tensor, invstd: Tensor, running_mean?: Tensor | null | O_batch_norm_gather_stats_out, running_var?: Tensor | null | O_batch_norm_gather_stats_out, momentum?: number | O_batch_norm_gather_stats_out, eps?: number | O_batch_norm_gather_stats_out, count?: number | O_batch_norm_gather_stats_out, out0?: Tensor | O_batch_norm_gather_stats_out, out1?: Tensor | O_batch_norm_gather_stats_out, options?: O_batch_norm_gather_stats_out): [Tensor, Tensor];
+  "out"(input: Tensor, mean: Tensor, invstd: Tensor, running_mean?: Tensor | null | O_batch_norm_gather_stats_out, running_var?: Tensor | null | O_batch_norm_gather_stats_out, momentum?: number | O_batch_norm_gather_stats_out, eps?: number | O_batch_norm_gather_stats_out, count?: number | O_batch_norm_gather_stats_out, options?: O_batch_norm_gather_stats_out): [Tensor, Tensor];
 } = defineOp("batch_norm_gather_stats", [
   ["",[["input",0,0],["mean",0,0],["invstd",0,0],["running_mean",0,1],["running_var",0,1],["momentum",4,0],["eps",4,0],["count",3,0]],[0,0],1],
-  ["out",[["input",0,0],["mean",0,0],["invstd",0,0],["running_mean",0,1],["running_var",0,1],["momentum",4,0],["eps",4,0],["count",3,0],["out0",0,4],["out1",0,4]],[-1,-1],0],
+  ["out",[["input",0,0],["mean",0,0],["invstd",0,0],["running_mean",0,1],["running_var",0,1],["momentum",4,0],["eps",4,0],["count",3,0],["out0",0,12],["out1",0,12]],[-9,-10],0],
 ]) as any;
 
 type O_batch_norm_gather_stats_with_counts = { input?: Tensor; mean?: Tensor; invstd?: Tensor; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; momentum?: number; eps?: number; counts?: Tensor };
-type O_batch_norm_gather_stats_with_counts_out = { input?: Tensor; mean?: Tensor; invstd?: Tensor; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; momentum?: number; eps?: number; counts?: Tensor; out0?: Tensor; out1?: Tensor };
+type O_batch_norm_gather_stats_with_counts_out = { input?: Tensor; mean?: Tensor; invstd?: Tensor; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; momentum?: number; eps?: number; counts?: Tensor; out0: Tensor; out1: Tensor };
 /**
  * aten::batch_norm_gather_stats_with_counts(Tensor input, Tensor mean, Tensor invstd, Tensor? running_mean, Tensor? running_var, float momentum, float eps, Tensor counts) -> (Tensor, Tensor)
  * aten::batch_norm_gather_stats_with_counts.out(Tensor input, Tensor mean, Tensor invstd, Tensor? running_mean, Tensor? running_var, float momentum, float eps, Tensor counts, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
  */
 export const batchNormGatherStatsWithCounts: {
+  /** aten::batch_norm_gather_stats_with_counts(Tensor input, Tensor mean, Tensor invstd, Tensor? running_mean, Tensor? running_var, float momentum, float eps, Tensor counts) -> (Tensor, Tensor) */
   (input: Tensor, mean: Tensor, invstd: Tensor, running_mean?: Tensor | null | O_batch_norm_gather_stats_with_counts, running_var?: Tensor | null | O_batch_norm_gather_stats_with_counts, momentum?: number | O_batch_norm_gather_stats_with_counts, eps?: number | O_batch_norm_gather_stats_with_counts, counts?: Tensor | O_batch_norm_gather_stats_with_counts, options?: O_batch_norm_gather_stats_with_counts): [Tensor, Tensor];
   /** aten::batch_norm_gather_stats_with_counts(Tensor input, Tensor mean, Tensor invstd, Tensor? running_mean, Tensor? running_var, float momentum, float eps, Tensor counts) -> (Tensor, Tensor) */
   "default"(input: Tensor, mean: Tensor, invstd: Tensor, running_mean?: Tensor | null | O_batch_norm_gather_stats_with_counts, running_var?: Tensor | null | O_batch_norm_gather_stats_with_counts, momentum?: number | O_batch_norm_gather_stats_with_counts, eps?: number | O_batch_norm_gather_stats_with_counts, counts?: Tensor | O_batch_norm_gather_stats_with_counts, options?: O_batch_norm_gather_stats_with_counts): [Tensor, Tensor];
   /** aten::batch_norm_gather_stats_with_counts.out(Tensor input, Tensor mean, Tensor invstd, Tensor? running_mean, Tensor? running_var, float momentum, float eps, Tensor counts, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!)) */
-  "out"(input: Tensor, mean: Tensor, invstd: Tensor, running_mean?: Tensor | null | O_batch_norm_gather_stats_with_counts_out, running_var?: Tensor | null | O_batch_norm_gather_stats_with_counts_out, momentum?: number | O_batch_norm_gather_stats_with_counts_out, eps?: number | O_batch_norm_gather_stats_with_counts_out, counts?: Tensor | O_batch_norm_gather_stats_with_counts_out, out0?: Tensor | O_batch_norm_gather_stats_with_counts_out, out1?: Tensor | O_batch_norm_gather_stats_with_counts_out, options?: O_batch_norm_gather_stats_with_counts_out): [Tensor, Tensor];
+  "out"(input: Tensor, mean: Tensor, invstd: Tensor, running_mean?: Tensor | null | O_batch_norm_gather_stats_with_counts_out, running_var?: Tensor | null | O_batch_norm_gather_stats_with_counts_out, momentum?: number | O_batch_norm_gather_stats_with_counts_out, eps?: number | O_batch_norm_gather_stats_with_counts_out, counts?: Tensor | O_batch_norm_gather_stats_with_counts_out, options?: O_batch_norm_gather_stats_with_counts_out): [Tensor, Tensor];
 } = defineOp("batch_norm_gather_stats_with_counts", [
   ["",[["input",0,0],["mean",0,0],["invstd",0,0],["running_mean",0,1],["running_var",0,1],["momentum",4,0],["eps",4,0],["counts",0,0]],[0,0],1],
-  ["out",[["input",0,0],["mean",0,0],["invstd",0,0],["running_mean",0,1],["running_var",0,1],["momentum",4,0],["eps",4,0],["counts",0,0],["out0",0,4],["out1",0,4]],[-1,-1],0],
+  ["out",[["input",0,0],["mean",0,0],["invstd",0,0],["running_mean",0,1],["running_var",0,1],["momentum",4,0],["eps",4,0],["counts",0,0],["out0",0,12],["out1",0,12]],[-9,-10],0],
 ]) as any;
 
 type O_batch_norm_stats = { input?: Tensor; eps?: number };
-type O_batch_norm_stats_out = { input?: Tensor; eps?: number; out0?: Tensor; out1?: Tensor };
+type O_batch_norm_stats_out = { input?: Tensor; eps?: number; out0: Tensor; out1: Tensor };
 /**
  * aten::batch_norm_stats(Tensor input, float eps) -> (Tensor, Tensor)
  * aten::batch_norm_stats.out(Tensor input, float eps, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
  */
 export const batchNormStats: {
+  /** aten::batch_norm_stats(Tensor input, float eps) -> (Tensor, Tensor) */
   (input: Tensor, eps: number, options?: O_batch_norm_stats): [Tensor, Tensor];
   /** aten::batch_norm_stats(Tensor input, float eps) -> (Tensor, Tensor) */
   "default"(input: Tensor, eps: number, options?: O_batch_norm_stats): [Tensor, Tensor];
   /** aten::batch_norm_stats.out(Tensor input, float eps, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!)) */
-  "out"(input: Tensor, eps: number, out0: Tensor, out1: Tensor, options?: O_batch_norm_stats_out): [Tensor, Tensor];
+  "out"(input: Tensor, eps: number, options?: O_batch_norm_stats_out): [Tensor, Tensor];
 } = defineOp("batch_norm_stats", [
   ["",[["input",0,0],["eps",4,0]],[0,0],1],
-  ["out",[["input",0,0],["eps",4,0],["out0",0,4],["out1",0,4]],[-1,-1],0],
+  ["out",[["input",0,0],["eps",4,0],["out0",0,12],["out1",0,12]],[-3,-4],0],
 ]) as any;
 
 type O_batch_norm_update_stats = { input?: Tensor; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; momentum?: number };
-type O_batch_norm_update_stats_out = { input?: Tensor; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; momentum?: number; out0?: Tensor; out1?: Tensor };
+type O_batch_norm_update_stats_out = { input?: Tensor; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; momentum?: number; out0: Tensor; out1: Tensor };
 /**
  * aten::batch_norm_update_stats(Tensor input, Tensor? running_mean, Tensor? running_var, float momentum) -> (Tensor, Tensor)
  * aten::batch_norm_update_stats.out(Tensor input, Tensor? running_mean, Tensor? running_var, float momentum, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
  */
 export const batchNormUpdateStats: {
+  /** aten::batch_norm_update_stats(Tensor input, Tensor? running_mean, Tensor? running_var, float momentum) -> (Tensor, Tensor) */
   (input: Tensor, running_mean?: Tensor | null | O_batch_norm_update_stats, running_var?: Tensor | null | O_batch_norm_update_stats, momentum?: number | O_batch_norm_update_stats, options?: O_batch_norm_update_stats): [Tensor, Tensor];
   /** aten::batch_norm_update_stats(Tensor input, Tensor? running_mean, Tensor? running_var, float momentum) -> (Tensor, Tensor) */
   "default"(input: Tensor, running_mean?: Tensor | null | O_batch_norm_update_stats, running_var?: Tensor | null | O_batch_norm_update_stats, momentum?: number | O_batch_norm_update_stats, options?: O_batch_norm_update_stats): [Tensor, Tensor];
   /** aten::batch_norm_update_stats.out(Tensor input, Tensor? running_mean, Tensor? running_var, float momentum, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!)) */
-  "out"(input: Tensor, running_mean?: Tensor | null | O_batch_norm_update_stats_out, running_var?: Tensor | null | O_batch_norm_update_stats_out, momentum?: number | O_batch_norm_update_stats_out, out0?: Tensor | O_batch_norm_update_stats_out, out1?: Tensor | O_batch_norm_update_stats_out, options?: O_batch_norm_update_stats_out): [Tensor, Tensor];
+  "out"(input: Tensor, running_mean?: Tensor | null | O_batch_norm_update_stats_out, running_var?: Tensor | null | O_batch_norm_update_stats_out, momentum?: number | O_batch_norm_update_stats_out, options?: O_batch_norm_update_stats_out): [Tensor, Tensor];
 } = defineOp("batch_norm_update_stats", [
   ["",[["input",0,0],["running_mean",0,1],["running_var",0,1],["momentum",4,0]],[0,0],1],
-  ["out",[["input",0,0],["running_mean",0,1],["running_var",0,1],["momentum",4,0],["out0",0,4],["out1",0,4]],[-1,-1],0],
+  ["out",[["input",0,0],["running_mean",0,1],["running_var",0,1],["momentum",4,0],["out0",0,12],["out1",0,12]],[-5,-6],0],
 ]) as any;
 
 type O_bernoulli = { self?: Tensor; generator?: null };
 type O_bernoulli_Tensor = { self?: Tensor; p?: Tensor; generator?: null };
-type O_bernoulli_Tensor_out = { self?: Tensor; p?: Tensor; generator?: null; out?: Tensor };
-type O_bernoulli_float_out = { self?: Tensor; p?: number; generator?: null; out?: Tensor };
-type O_bernoulli_out = { self?: Tensor; generator?: null; out?: Tensor };
+type O_bernoulli_Tensor_out = { self?: Tensor; p?: Tensor; generator?: null; out: Tensor };
+type O_bernoulli_float_out = { self?: Tensor; p?: number; generator?: null; out: Tensor };
+type O_bernoulli_out = { self?: Tensor; generator?: null; out: Tensor };
 type O_bernoulli_p = { self?: Tensor; p?: number; generator?: null };
 /**
  * aten::bernoulli(Tensor self, *, Generator? generator=None) -> Tensor
@@ -208,28 +220,31 @@ type O_bernoulli_p = { self?: Tensor; p?: number; generator?: null };
  * aten::bernoulli.p(Tensor self, float p, *, Generator? generator=None) -> Tensor
  */
 export const bernoulli: {
-  (self: Tensor, generator?: null | O_bernoulli, options?: O_bernoulli): Tensor;
-  (self: Tensor, p: Tensor, generator?: null | O_bernoulli_Tensor, options?: O_bernoulli_Tensor): Tensor;
-  (self: Tensor, p: number, generator?: null | O_bernoulli_p, options?: O_bernoulli_p): Tensor;
   /** aten::bernoulli(Tensor self, *, Generator? generator=None) -> Tensor */
-  "default"(self: Tensor, generator?: null | O_bernoulli, options?: O_bernoulli): Tensor;
+  (self: Tensor, options?: O_bernoulli): Tensor;
   /** aten::bernoulli.Tensor(Tensor self, Tensor p, *, Generator? generator=None) -> Tensor */
-  "Tensor"(self: Tensor, p: Tensor, generator?: null | O_bernoulli_Tensor, options?: O_bernoulli_Tensor): Tensor;
-  /** aten::bernoulli.Tensor_out(Tensor self, Tensor p, *, Generator? generator=None, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_out"(self: Tensor, p: Tensor, generator?: null | O_bernoulli_Tensor_out, out?: Tensor | O_bernoulli_Tensor_out, options?: O_bernoulli_Tensor_out): Tensor;
-  /** aten::bernoulli.float_out(Tensor self, float p=0.5, *, Generator? generator=None, Tensor(a!) out) -> Tensor(a!) */
-  "float_out"(self: Tensor, p?: number | O_bernoulli_float_out, generator?: null | O_bernoulli_float_out, out?: Tensor | O_bernoulli_float_out, options?: O_bernoulli_float_out): Tensor;
-  /** aten::bernoulli.out(Tensor self, *, Generator? generator=None, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, generator?: null | O_bernoulli_out, out?: Tensor | O_bernoulli_out, options?: O_bernoulli_out): Tensor;
+  (self: Tensor, p: Tensor, options?: O_bernoulli_Tensor): Tensor;
   /** aten::bernoulli.p(Tensor self, float p, *, Generator? generator=None) -> Tensor */
-  "p"(self: Tensor, p: number, generator?: null | O_bernoulli_p, options?: O_bernoulli_p): Tensor;
+  (self: Tensor, p: number, options?: O_bernoulli_p): Tensor;
+  /** aten::bernoulli(Tensor self, *, Generator? generator=None) -> Tensor */
+  "default"(self: Tensor, options?: O_bernoulli): Tensor;
+  /** aten::bernoulli.Tensor(Tensor self, Tensor p, *, Generator? generator=None) -> Tensor */
+  "Tensor"(self: Tensor, p: Tensor, options?: O_bernoulli_Tensor): Tensor;
+  /** aten::bernoulli.Tensor_out(Tensor self, Tensor p, *, Generator? generator=None, Tensor(a!) out) -> Tensor(a!) */
+  "Tensor_out"(self: Tensor, p: Tensor, options?: O_bernoulli_Tensor_out): Tensor;
+  /** aten::bernoulli.float_out(Tensor self, float p=0.5, *, Generator? generator=None, Tensor(a!) out) -> Tensor(a!) */
+  "float_out"(self: Tensor, p?: number | O_bernoulli_float_out, options?: O_bernoulli_float_out): Tensor;
+  /** aten::bernoulli.out(Tensor self, *, Generator? generator=None, Tensor(a!) out) -> Tensor(a!) */
+  "out"(self: Tensor, options?: O_bernoulli_out): Tensor;
+  /** aten::bernoulli.p(Tensor self, float p, *, Generator? generator=None) -> Tensor */
+  "p"(self: Tensor, p: number, options?: O_bernoulli_p): Tensor;
 } = defineOp("bernoulli", [
-  ["",[["self",0,0],["generator",15,3]],[0],1],
-  ["Tensor",[["self",0,0],["p",0,0],["generator",15,3]],[0],1],
-  ["Tensor_out",[["self",0,0],["p",0,0],["generator",15,3],["out",0,4]],[-1],0],
-  ["float_out",[["self",0,0],["p",4,2],["generator",15,3],["out",0,4]],[-1],0],
-  ["out",[["self",0,0],["generator",15,3],["out",0,4]],[-1],0],
-  ["p",[["self",0,0],["p",4,0],["generator",15,3]],[0],1],
+  ["",[["self",0,0],["generator",15,11]],[0],1],
+  ["Tensor",[["self",0,0],["p",0,0],["generator",15,11]],[0],1],
+  ["Tensor_out",[["self",0,0],["p",0,0],["generator",15,11],["out",0,12]],[-4],0],
+  ["float_out",[["self",0,0],["p",4,2],["generator",15,11],["out",0,12]],[-4],0],
+  ["out",[["self",0,0],["generator",15,11],["out",0,12]],[-3],0],
+  ["p",[["self",0,0],["p",4,0],["generator",15,11]],[0],1],
 ]) as any;
 
 type O_bernoulli__Tensor = { self?: Tensor; p?: Tensor; generator?: null };
@@ -239,15 +254,17 @@ type O_bernoulli__float = { self?: Tensor; p?: number; generator?: null };
  * aten::bernoulli_.float(Tensor(a!) self, float p=0.5, *, Generator? generator=None) -> Tensor(a!)
  */
 export const bernoulli_: {
-  (self: Tensor, p: Tensor, generator?: null | O_bernoulli__Tensor, options?: O_bernoulli__Tensor): Tensor;
-  (self: Tensor, p?: number | O_bernoulli__float, generator?: null | O_bernoulli__float, options?: O_bernoulli__float): Tensor;
   /** aten::bernoulli_.Tensor(Tensor(a!) self, Tensor p, *, Generator? generator=None) -> Tensor(a!) */
-  "Tensor"(self: Tensor, p: Tensor, generator?: null | O_bernoulli__Tensor, options?: O_bernoulli__Tensor): Tensor;
+  (self: Tensor, p: Tensor, options?: O_bernoulli__Tensor): Tensor;
   /** aten::bernoulli_.float(Tensor(a!) self, float p=0.5, *, Generator? generator=None) -> Tensor(a!) */
-  "float"(self: Tensor, p?: number | O_bernoulli__float, generator?: null | O_bernoulli__float, options?: O_bernoulli__float): Tensor;
+  (self: Tensor, p?: number | O_bernoulli__float, options?: O_bernoulli__float): Tensor;
+  /** aten::bernoulli_.Tensor(Tensor(a!) self, Tensor p, *, Generator? generator=None) -> Tensor(a!) */
+  "Tensor"(self: Tensor, p: Tensor, options?: O_bernoulli__Tensor): Tensor;
+  /** aten::bernoulli_.float(Tensor(a!) self, float p=0.5, *, Generator? generator=None) -> Tensor(a!) */
+  "float"(self: Tensor, p?: number | O_bernoulli__float, options?: O_bernoulli__float): Tensor;
 } = defineOp("bernoulli_", [
-  ["Tensor",[["self",0,4],["p",0,0],["generator",15,3]],[-1],1],
-  ["float",[["self",0,4],["p",4,2],["generator",15,3]],[-1],1],
+  ["Tensor",[["self",0,4],["p",0,0],["generator",15,11]],[-1],1],
+  ["float",[["self",0,4],["p",4,2],["generator",15,11]],[-1],1],
 ]) as any;
 
 type O_bilinear = { input1?: Tensor; input2?: Tensor; weight?: Tensor; bias?: Tensor | null };
@@ -255,6 +272,7 @@ type O_bilinear = { input1?: Tensor; input2?: Tensor; weight?: Tensor; bias?: Te
  * aten::bilinear(Tensor input1, Tensor input2, Tensor weight, Tensor? bias=None) -> Tensor
  */
 export const bilinear: {
+  /** aten::bilinear(Tensor input1, Tensor input2, Tensor weight, Tensor? bias=None) -> Tensor */
   (input1: Tensor, input2: Tensor, weight: Tensor, bias?: Tensor | null | O_bilinear, options?: O_bilinear): Tensor;
   /** aten::bilinear(Tensor input1, Tensor input2, Tensor weight, Tensor? bias=None) -> Tensor */
   "default"(input1: Tensor, input2: Tensor, weight: Tensor, bias?: Tensor | null | O_bilinear, options?: O_bilinear): Tensor;
@@ -263,20 +281,21 @@ export const bilinear: {
 ]) as any;
 
 type O_binary_cross_entropy = { self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number };
-type O_binary_cross_entropy_out = { self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; out?: Tensor };
+type O_binary_cross_entropy_out = { self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; out: Tensor };
 /**
  * aten::binary_cross_entropy(Tensor self, Tensor target, Tensor? weight=None, int reduction=1) -> Tensor
  * aten::binary_cross_entropy.out(Tensor self, Tensor target, Tensor? weight=None, int reduction=1, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const binaryCrossEntropy: {
+  /** aten::binary_cross_entropy(Tensor self, Tensor target, Tensor? weight=None, int reduction=1) -> Tensor */
   (self: Tensor, target: Tensor, weight?: Tensor | null | O_binary_cross_entropy, reduction?: number | O_binary_cross_entropy, options?: O_binary_cross_entropy): Tensor;
   /** aten::binary_cross_entropy(Tensor self, Tensor target, Tensor? weight=None, int reduction=1) -> Tensor */
   "default"(self: Tensor, target: Tensor, weight?: Tensor | null | O_binary_cross_entropy, reduction?: number | O_binary_cross_entropy, options?: O_binary_cross_entropy): Tensor;
   /** aten::binary_cross_entropy.out(Tensor self, Tensor target, Tensor? weight=None, int reduction=1, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, target: Tensor, weight?: Tensor | null | O_binary_cross_entropy_out, reduction?: number | O_binary_cross_entropy_out, out?: Tensor | O_binary_cross_entropy_out, options?: O_binary_cross_entropy_out): Tensor;
+  "out"(self: Tensor, target: Tensor, weight?: Tensor | null | O_binary_cross_entropy_out, reduction?: number | O_binary_cross_entropy_out, options?: O_binary_cross_entropy_out): Tensor;
 } = defineOp("binary_cross_entropy", [
   ["",[["self",0,0],["target",0,0],["weight",0,3],["reduction",3,2]],[0],1],
-  ["out",[["self",0,0],["target",0,0],["weight",0,3],["reduction",3,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["target",0,0],["weight",0,3],["reduction",3,2],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_binary_cross_entropy_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number };
@@ -286,73 +305,77 @@ type O_binary_cross_entropy_backward_grad_input = { grad_output?: Tensor; gradOu
  * aten::binary_cross_entropy_backward.grad_input(Tensor grad_output, Tensor self, Tensor target, Tensor? weight=None, int reduction=1, *, Tensor(a!) grad_input) -> Tensor(a!)
  */
 export const binaryCrossEntropyBackward: {
+  /** aten::binary_cross_entropy_backward(Tensor grad_output, Tensor self, Tensor target, Tensor? weight=None, int reduction=1) -> Tensor */
   (grad_output: Tensor, self: Tensor, target: Tensor, weight?: Tensor | null | O_binary_cross_entropy_backward, reduction?: number | O_binary_cross_entropy_backward, options?: O_binary_cross_entropy_backward): Tensor;
   /** aten::binary_cross_entropy_backward(Tensor grad_output, Tensor self, Tensor target, Tensor? weight=None, int reduction=1) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, target: Tensor, weight?: Tensor | null | O_binary_cross_entropy_backward, reduction?: number | O_binary_cross_entropy_backward, options?: O_binary_cross_entropy_backward): Tensor;
   /** aten::binary_cross_entropy_backward.grad_input(Tensor grad_output, Tensor self, Tensor target, Tensor? weight=None, int reduction=1, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, self: Tensor, target: Tensor, weight?: Tensor | null | O_binary_cross_entropy_backward_grad_input, reduction?: number | O_binary_cross_entropy_backward_grad_input, grad_input?: Tensor | O_binary_cross_entropy_backward_grad_input, options?: O_binary_cross_entropy_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, self: Tensor, target: Tensor, weight?: Tensor | null | O_binary_cross_entropy_backward_grad_input, reduction?: number | O_binary_cross_entropy_backward_grad_input, options?: O_binary_cross_entropy_backward_grad_input): Tensor;
 } = defineOp("binary_cross_entropy_backward", [
   ["",[["grad_output",0,0],["self",0,0],["target",0,0],["weight",0,3],["reduction",3,2]],[0],1],
-  ["grad_input",[["grad_output",0,0],["self",0,0],["target",0,0],["weight",0,3],["reduction",3,2],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["self",0,0],["target",0,0],["weight",0,3],["reduction",3,2],["grad_input",0,12]],[-6],0],
 ]) as any;
 
 type O_binary_cross_entropy_with_logits = { self?: Tensor; target?: Tensor; weight?: Tensor | null; pos_weight?: Tensor | null; posWeight?: Tensor | null; reduction?: number };
-type O_binary_cross_entropy_with_logits_out = { self?: Tensor; target?: Tensor; weight?: Tensor | null; pos_weight?: Tensor | null; posWeight?: Tensor | null; reduction?: number; out?: Tensor };
+type O_binary_cross_entropy_with_logits_out = { self?: Tensor; target?: Tensor; weight?: Tensor | null; pos_weight?: Tensor | null; posWeight?: Tensor | null; reduction?: number; out: Tensor };
 /**
  * aten::binary_cross_entropy_with_logits(Tensor self, Tensor target, Tensor? weight=None, Tensor? pos_weight=None, int reduction=1) -> Tensor
  * aten::binary_cross_entropy_with_logits.out(Tensor self, Tensor target, Tensor? weight=None, Tensor? pos_weight=None, int reduction=1, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const binaryCrossEntropyWithLogits: {
+  /** aten::binary_cross_entropy_with_logits(Tensor self, Tensor target, Tensor? weight=None, Tensor? pos_weight=None, int reduction=1) -> Tensor */
   (self: Tensor, target: Tensor, weight?: Tensor | null | O_binary_cross_entropy_with_logits, pos_weight?: Tensor | null | O_binary_cross_entropy_with_logits, reduction?: number | O_binary_cross_entropy_with_logits, options?: O_binary_cross_entropy_with_logits): Tensor;
   /** aten::binary_cross_entropy_with_logits(Tensor self, Tensor target, Tensor? weight=None, Tensor? pos_weight=None, int reduction=1) -> Tensor */
   "default"(self: Tensor, target: Tensor, weight?: Tensor | null | O_binary_cross_entropy_with_logits, pos_weight?: Tensor | null | O_binary_cross_entropy_with_logits, reduction?: number | O_binary_cross_entropy_with_logits, options?: O_binary_cross_entropy_with_logits): Tensor;
   /** aten::binary_cross_entropy_with_logits.out(Tensor self, Tensor target, Tensor? weight=None, Tensor? pos_weight=None, int reduction=1, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, target: Tensor, weight?: Tensor | null | O_binary_cross_entropy_with_logits_out, pos_weight?: Tensor | null | O_binary_cross_entropy_with_logits_out, reduction?: number | O_binary_cross_entropy_with_logits_out, out?: Tensor | O_binary_cross_entropy_with_logits_out, options?: O_binary_cross_entropy_with_logits_out): Tensor;
+  "out"(self: Tensor, target: Tensor, weight?: Tensor | null | O_binary_cross_entropy_with_logits_out, pos_weight?: Tensor | null | O_binary_cross_entropy_with_logits_out, reduction?: number | O_binary_cross_entropy_with_logits_out, options?: O_binary_cross_entropy_with_logits_out): Tensor;
 } = defineOp("binary_cross_entropy_with_logits", [
   ["",[["self",0,0],["target",0,0],["weight",0,3],["pos_weight",0,3],["reduction",3,2]],[0],1],
-  ["out",[["self",0,0],["target",0,0],["weight",0,3],["pos_weight",0,3],["reduction",3,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["target",0,0],["weight",0,3],["pos_weight",0,3],["reduction",3,2],["out",0,12]],[-6],0],
 ]) as any;
 
 type O_bincount = { self?: Tensor; weights?: Tensor | null; minlength?: number };
-type O_bincount_out = { self?: Tensor; weights?: Tensor | null; minlength?: number; out?: Tensor };
+type O_bincount_out = { self?: Tensor; weights?: Tensor | null; minlength?: number; out: Tensor };
 /**
  * aten::bincount(Tensor self, Tensor? weights=None, int minlength=0) -> Tensor
  * aten::bincount.out(Tensor self, Tensor? weights=None, int minlength=0, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const bincount: {
+  /** aten::bincount(Tensor self, Tensor? weights=None, int minlength=0) -> Tensor */
   (self: Tensor, weights?: Tensor | null | O_bincount, minlength?: number | O_bincount, options?: O_bincount): Tensor;
   /** aten::bincount(Tensor self, Tensor? weights=None, int minlength=0) -> Tensor */
   "default"(self: Tensor, weights?: Tensor | null | O_bincount, minlength?: number | O_bincount, options?: O_bincount): Tensor;
   /** aten::bincount.out(Tensor self, Tensor? weights=None, int minlength=0, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, weights?: Tensor | null | O_bincount_out, minlength?: number | O_bincount_out, out?: Tensor | O_bincount_out, options?: O_bincount_out): Tensor;
+  "out"(self: Tensor, weights?: Tensor | null | O_bincount_out, minlength?: number | O_bincount_out, options?: O_bincount_out): Tensor;
 } = defineOp("bincount", [
   ["",[["self",0,0],["weights",0,3],["minlength",3,2]],[0],1],
-  ["out",[["self",0,0],["weights",0,3],["minlength",3,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["weights",0,3],["minlength",3,2],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_binomial = { count?: Tensor; prob?: Tensor; generator?: null };
-type O_binomial_out = { count?: Tensor; prob?: Tensor; generator?: null; out?: Tensor };
+type O_binomial_out = { count?: Tensor; prob?: Tensor; generator?: null; out: Tensor };
 /**
  * aten::binomial(Tensor count, Tensor prob, Generator? generator=None) -> Tensor
  * aten::binomial.out(Tensor count, Tensor prob, Generator? generator=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const binomial: {
+  /** aten::binomial(Tensor count, Tensor prob, Generator? generator=None) -> Tensor */
   (count: Tensor, prob: Tensor, generator?: null | O_binomial, options?: O_binomial): Tensor;
   /** aten::binomial(Tensor count, Tensor prob, Generator? generator=None) -> Tensor */
   "default"(count: Tensor, prob: Tensor, generator?: null | O_binomial, options?: O_binomial): Tensor;
   /** aten::binomial.out(Tensor count, Tensor prob, Generator? generator=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(count: Tensor, prob: Tensor, generator?: null | O_binomial_out, out?: Tensor | O_binomial_out, options?: O_binomial_out): Tensor;
+  "out"(count: Tensor, prob: Tensor, generator?: null | O_binomial_out, options?: O_binomial_out): Tensor;
 } = defineOp("binomial", [
   ["",[["count",0,0],["prob",0,0],["generator",15,3]],[0],1],
-  ["out",[["count",0,0],["prob",0,0],["generator",15,3],["out",0,4]],[-1],0],
+  ["out",[["count",0,0],["prob",0,0],["generator",15,3],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_bitwise_and_Scalar = { self?: Tensor; other?: Scalar };
 type O_bitwise_and_Scalar_Tensor = { self?: Scalar; other?: Tensor };
-type O_bitwise_and_Scalar_Tensor_out = { self?: Scalar; other?: Tensor; out?: Tensor };
-type O_bitwise_and_Scalar_out = { self?: Tensor; other?: Scalar; out?: Tensor };
+type O_bitwise_and_Scalar_Tensor_out = { self?: Scalar; other?: Tensor; out: Tensor };
+type O_bitwise_and_Scalar_out = { self?: Tensor; other?: Scalar; out: Tensor };
 type O_bitwise_and_Tensor = { self?: Tensor; other?: Tensor };
-type O_bitwise_and_Tensor_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_bitwise_and_Tensor_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::bitwise_and.Scalar(Tensor self, Scalar other) -> Tensor
  * aten::bitwise_and.Scalar_Tensor(Scalar self, Tensor other) -> Tensor
@@ -362,28 +385,31 @@ type O_bitwise_and_Tensor_out = { self?: Tensor; other?: Tensor; out?: Tensor };
  * aten::bitwise_and.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const bitwiseAnd: {
+  /** aten::bitwise_and.Scalar(Tensor self, Scalar other) -> Tensor */
   (self: Tensor, other: Scalar, options?: O_bitwise_and_Scalar): Tensor;
+  /** aten::bitwise_and.Scalar_Tensor(Scalar self, Tensor other) -> Tensor */
   (self: Scalar, other: Tensor, options?: O_bitwise_and_Scalar_Tensor): Tensor;
+  /** aten::bitwise_and.Tensor(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_bitwise_and_Tensor): Tensor;
   /** aten::bitwise_and.Scalar(Tensor self, Scalar other) -> Tensor */
   "Scalar"(self: Tensor, other: Scalar, options?: O_bitwise_and_Scalar): Tensor;
   /** aten::bitwise_and.Scalar_Tensor(Scalar self, Tensor other) -> Tensor */
   "Scalar_Tensor"(self: Scalar, other: Tensor, options?: O_bitwise_and_Scalar_Tensor): Tensor;
   /** aten::bitwise_and.Scalar_Tensor_out(Scalar self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_Tensor_out"(self: Scalar, other: Tensor, out: Tensor, options?: O_bitwise_and_Scalar_Tensor_out): Tensor;
+  "Scalar_Tensor_out"(self: Scalar, other: Tensor, options?: O_bitwise_and_Scalar_Tensor_out): Tensor;
   /** aten::bitwise_and.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_out"(self: Tensor, other: Scalar, out: Tensor, options?: O_bitwise_and_Scalar_out): Tensor;
+  "Scalar_out"(self: Tensor, other: Scalar, options?: O_bitwise_and_Scalar_out): Tensor;
   /** aten::bitwise_and.Tensor(Tensor self, Tensor other) -> Tensor */
   "Tensor"(self: Tensor, other: Tensor, options?: O_bitwise_and_Tensor): Tensor;
   /** aten::bitwise_and.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_out"(self: Tensor, other: Tensor, out: Tensor, options?: O_bitwise_and_Tensor_out): Tensor;
+  "Tensor_out"(self: Tensor, other: Tensor, options?: O_bitwise_and_Tensor_out): Tensor;
 } = defineOp("bitwise_and", [
   ["Scalar",[["self",0,0],["other",6,0]],[0],1],
   ["Scalar_Tensor",[["self",6,0],["other",0,0]],[0],1],
-  ["Scalar_Tensor_out",[["self",6,0],["other",0,0],["out",0,4]],[-1],0],
-  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,4]],[-1],0],
+  ["Scalar_Tensor_out",[["self",6,0],["other",0,0],["out",0,12]],[-3],0],
+  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,12]],[-3],0],
   ["Tensor",[["self",0,0],["other",0,0]],[0],1],
-  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_bitwise_and__Scalar = { self?: Tensor; other?: Scalar };
@@ -393,7 +419,9 @@ type O_bitwise_and__Tensor = { self?: Tensor; other?: Tensor };
  * aten::bitwise_and_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)
  */
 export const bitwiseAnd_: {
+  /** aten::bitwise_and_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   (self: Tensor, other: Scalar, options?: O_bitwise_and__Scalar): Tensor;
+  /** aten::bitwise_and_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O_bitwise_and__Tensor): Tensor;
   /** aten::bitwise_and_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   "Scalar"(self: Tensor, other: Scalar, options?: O_bitwise_and__Scalar): Tensor;
@@ -405,11 +433,11 @@ export const bitwiseAnd_: {
 ]) as any;
 
 type O_bitwise_left_shift_Scalar_Tensor = { self?: Scalar; other?: Tensor };
-type O_bitwise_left_shift_Scalar_Tensor_out = { self?: Scalar; other?: Tensor; out?: Tensor };
+type O_bitwise_left_shift_Scalar_Tensor_out = { self?: Scalar; other?: Tensor; out: Tensor };
 type O_bitwise_left_shift_Tensor = { self?: Tensor; other?: Tensor };
 type O_bitwise_left_shift_Tensor_Scalar = { self?: Tensor; other?: Scalar };
-type O_bitwise_left_shift_Tensor_Scalar_out = { self?: Tensor; other?: Scalar; out?: Tensor };
-type O_bitwise_left_shift_Tensor_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_bitwise_left_shift_Tensor_Scalar_out = { self?: Tensor; other?: Scalar; out: Tensor };
+type O_bitwise_left_shift_Tensor_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::bitwise_left_shift.Scalar_Tensor(Scalar self, Tensor other) -> Tensor
  * aten::bitwise_left_shift.Scalar_Tensor_out(Scalar self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
@@ -419,28 +447,31 @@ type O_bitwise_left_shift_Tensor_out = { self?: Tensor; other?: Tensor; out?: Te
  * aten::bitwise_left_shift.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const bitwiseLeftShift: {
+  /** aten::bitwise_left_shift.Scalar_Tensor(Scalar self, Tensor other) -> Tensor */
   (self: Scalar, other: Tensor, options?: O_bitwise_left_shift_Scalar_Tensor): Tensor;
+  /** aten::bitwise_left_shift.Tensor(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_bitwise_left_shift_Tensor): Tensor;
+  /** aten::bitwise_left_shift.Tensor_Scalar(Tensor self, Scalar other) -> Tensor */
   (self: Tensor, other: Scalar, options?: O_bitwise_left_shift_Tensor_Scalar): Tensor;
   /** aten::bitwise_left_shift.Scalar_Tensor(Scalar self, Tensor other) -> Tensor */
   "Scalar_Tensor"(self: Scalar, other: Tensor, options?: O_bitwise_left_shift_Scalar_Tensor): Tensor;
   /** aten::bitwise_left_shift.Scalar_Tensor_out(Scalar self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_Tensor_out"(self: Scalar, other: Tensor, out: Tensor, options?: O_bitwise_left_shift_Scalar_Tensor_out): Tensor;
+  "Scalar_Tensor_out"(self: Scalar, other: Tensor, options?: O_bitwise_left_shift_Scalar_Tensor_out): Tensor;
   /** aten::bitwise_left_shift.Tensor(Tensor self, Tensor other) -> Tensor */
   "Tensor"(self: Tensor, other: Tensor, options?: O_bitwise_left_shift_Tensor): Tensor;
   /** aten::bitwise_left_shift.Tensor_Scalar(Tensor self, Scalar other) -> Tensor */
   "Tensor_Scalar"(self: Tensor, other: Scalar, options?: O_bitwise_left_shift_Tensor_Scalar): Tensor;
   /** aten::bitwise_left_shift.Tensor_Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_Scalar_out"(self: Tensor, other: Scalar, out: Tensor, options?: O_bitwise_left_shift_Tensor_Scalar_out): Tensor;
+  "Tensor_Scalar_out"(self: Tensor, other: Scalar, options?: O_bitwise_left_shift_Tensor_Scalar_out): Tensor;
   /** aten::bitwise_left_shift.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_out"(self: Tensor, other: Tensor, out: Tensor, options?: O_bitwise_left_shift_Tensor_out): Tensor;
+  "Tensor_out"(self: Tensor, other: Tensor, options?: O_bitwise_left_shift_Tensor_out): Tensor;
 } = defineOp("bitwise_left_shift", [
   ["Scalar_Tensor",[["self",6,0],["other",0,0]],[0],1],
-  ["Scalar_Tensor_out",[["self",6,0],["other",0,0],["out",0,4]],[-1],0],
+  ["Scalar_Tensor_out",[["self",6,0],["other",0,0],["out",0,12]],[-3],0],
   ["Tensor",[["self",0,0],["other",0,0]],[0],1],
   ["Tensor_Scalar",[["self",0,0],["other",6,0]],[0],1],
-  ["Tensor_Scalar_out",[["self",0,0],["other",6,0],["out",0,4]],[-1],0],
-  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["Tensor_Scalar_out",[["self",0,0],["other",6,0],["out",0,12]],[-3],0],
+  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_bitwise_left_shift__Tensor = { self?: Tensor; other?: Tensor };
@@ -450,7 +481,9 @@ type O_bitwise_left_shift__Tensor_Scalar = { self?: Tensor; other?: Scalar };
  * aten::bitwise_left_shift_.Tensor_Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)
  */
 export const bitwiseLeftShift_: {
+  /** aten::bitwise_left_shift_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O_bitwise_left_shift__Tensor): Tensor;
+  /** aten::bitwise_left_shift_.Tensor_Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   (self: Tensor, other: Scalar, options?: O_bitwise_left_shift__Tensor_Scalar): Tensor;
   /** aten::bitwise_left_shift_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   "Tensor"(self: Tensor, other: Tensor, options?: O_bitwise_left_shift__Tensor): Tensor;
@@ -462,20 +495,21 @@ export const bitwiseLeftShift_: {
 ]) as any;
 
 type O_bitwise_not = { self?: Tensor };
-type O_bitwise_not_out = { self?: Tensor; out?: Tensor };
+type O_bitwise_not_out = { self?: Tensor; out: Tensor };
 /**
  * aten::bitwise_not(Tensor self) -> Tensor
  * aten::bitwise_not.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const bitwiseNot: {
+  /** aten::bitwise_not(Tensor self) -> Tensor */
   (self: Tensor, options?: O_bitwise_not): Tensor;
   /** aten::bitwise_not(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_bitwise_not): Tensor;
   /** aten::bitwise_not.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_bitwise_not_out): Tensor;
+  "out"(self: Tensor, options?: O_bitwise_not_out): Tensor;
 } = defineOp("bitwise_not", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_bitwise_not_ = { self?: Tensor };
@@ -483,6 +517,7 @@ type O_bitwise_not_ = { self?: Tensor };
  * aten::bitwise_not_(Tensor(a!) self) -> Tensor(a!)
  */
 export const bitwiseNot_: {
+  /** aten::bitwise_not_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_bitwise_not_): Tensor;
   /** aten::bitwise_not_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_bitwise_not_): Tensor;
@@ -492,10 +527,10 @@ export const bitwiseNot_: {
 
 type O_bitwise_or_Scalar = { self?: Tensor; other?: Scalar };
 type O_bitwise_or_Scalar_Tensor = { self?: Scalar; other?: Tensor };
-type O_bitwise_or_Scalar_Tensor_out = { self?: Scalar; other?: Tensor; out?: Tensor };
-type O_bitwise_or_Scalar_out = { self?: Tensor; other?: Scalar; out?: Tensor };
+type O_bitwise_or_Scalar_Tensor_out = { self?: Scalar; other?: Tensor; out: Tensor };
+type O_bitwise_or_Scalar_out = { self?: Tensor; other?: Scalar; out: Tensor };
 type O_bitwise_or_Tensor = { self?: Tensor; other?: Tensor };
-type O_bitwise_or_Tensor_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_bitwise_or_Tensor_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::bitwise_or.Scalar(Tensor self, Scalar other) -> Tensor
  * aten::bitwise_or.Scalar_Tensor(Scalar self, Tensor other) -> Tensor
@@ -505,28 +540,31 @@ type O_bitwise_or_Tensor_out = { self?: Tensor; other?: Tensor; out?: Tensor };
  * aten::bitwise_or.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const bitwiseOr: {
+  /** aten::bitwise_or.Scalar(Tensor self, Scalar other) -> Tensor */
   (self: Tensor, other: Scalar, options?: O_bitwise_or_Scalar): Tensor;
+  /** aten::bitwise_or.Scalar_Tensor(Scalar self, Tensor other) -> Tensor */
   (self: Scalar, other: Tensor, options?: O_bitwise_or_Scalar_Tensor): Tensor;
+  /** aten::bitwise_or.Tensor(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_bitwise_or_Tensor): Tensor;
   /** aten::bitwise_or.Scalar(Tensor self, Scalar other) -> Tensor */
   "Scalar"(self: Tensor, other: Scalar, options?: O_bitwise_or_Scalar): Tensor;
   /** aten::bitwise_or.Scalar_Tensor(Scalar self, Tensor other) -> Tensor */
   "Scalar_Tensor"(self: Scalar, other: Tensor, options?: O_bitwise_or_Scalar_Tensor): Tensor;
   /** aten::bitwise_or.Scalar_Tensor_out(Scalar self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_Tensor_out"(self: Scalar, other: Tensor, out: Tensor, options?: O_bitwise_or_Scalar_Tensor_out): Tensor;
+  "Scalar_Tensor_out"(self: Scalar, other: Tensor, options?: O_bitwise_or_Scalar_Tensor_out): Tensor;
   /** aten::bitwise_or.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_out"(self: Tensor, other: Scalar, out: Tensor, options?: O_bitwise_or_Scalar_out): Tensor;
+  "Scalar_out"(self: Tensor, other: Scalar, options?: O_bitwise_or_Scalar_out): Tensor;
   /** aten::bitwise_or.Tensor(Tensor self, Tensor other) -> Tensor */
   "Tensor"(self: Tensor, other: Tensor, options?: O_bitwise_or_Tensor): Tensor;
   /** aten::bitwise_or.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_out"(self: Tensor, other: Tensor, out: Tensor, options?: O_bitwise_or_Tensor_out): Tensor;
+  "Tensor_out"(self: Tensor, other: Tensor, options?: O_bitwise_or_Tensor_out): Tensor;
 } = defineOp("bitwise_or", [
   ["Scalar",[["self",0,0],["other",6,0]],[0],1],
   ["Scalar_Tensor",[["self",6,0],["other",0,0]],[0],1],
-  ["Scalar_Tensor_out",[["self",6,0],["other",0,0],["out",0,4]],[-1],0],
-  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,4]],[-1],0],
+  ["Scalar_Tensor_out",[["self",6,0],["other",0,0],["out",0,12]],[-3],0],
+  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,12]],[-3],0],
   ["Tensor",[["self",0,0],["other",0,0]],[0],1],
-  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_bitwise_or__Scalar = { self?: Tensor; other?: Scalar };
@@ -536,7 +574,9 @@ type O_bitwise_or__Tensor = { self?: Tensor; other?: Tensor };
  * aten::bitwise_or_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)
  */
 export const bitwiseOr_: {
+  /** aten::bitwise_or_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   (self: Tensor, other: Scalar, options?: O_bitwise_or__Scalar): Tensor;
+  /** aten::bitwise_or_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O_bitwise_or__Tensor): Tensor;
   /** aten::bitwise_or_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   "Scalar"(self: Tensor, other: Scalar, options?: O_bitwise_or__Scalar): Tensor;
@@ -548,11 +588,11 @@ export const bitwiseOr_: {
 ]) as any;
 
 type O_bitwise_right_shift_Scalar_Tensor = { self?: Scalar; other?: Tensor };
-type O_bitwise_right_shift_Scalar_Tensor_out = { self?: Scalar; other?: Tensor; out?: Tensor };
+type O_bitwise_right_shift_Scalar_Tensor_out = { self?: Scalar; other?: Tensor; out: Tensor };
 type O_bitwise_right_shift_Tensor = { self?: Tensor; other?: Tensor };
 type O_bitwise_right_shift_Tensor_Scalar = { self?: Tensor; other?: Scalar };
-type O_bitwise_right_shift_Tensor_Scalar_out = { self?: Tensor; other?: Scalar; out?: Tensor };
-type O_bitwise_right_shift_Tensor_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_bitwise_right_shift_Tensor_Scalar_out = { self?: Tensor; other?: Scalar; out: Tensor };
+type O_bitwise_right_shift_Tensor_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::bitwise_right_shift.Scalar_Tensor(Scalar self, Tensor other) -> Tensor
  * aten::bitwise_right_shift.Scalar_Tensor_out(Scalar self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
@@ -562,28 +602,31 @@ type O_bitwise_right_shift_Tensor_out = { self?: Tensor; other?: Tensor; out?: T
  * aten::bitwise_right_shift.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const bitwiseRightShift: {
+  /** aten::bitwise_right_shift.Scalar_Tensor(Scalar self, Tensor other) -> Tensor */
   (self: Scalar, other: Tensor, options?: O_bitwise_right_shift_Scalar_Tensor): Tensor;
+  /** aten::bitwise_right_shift.Tensor(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_bitwise_right_shift_Tensor): Tensor;
+  /** aten::bitwise_right_shift.Tensor_Scalar(Tensor self, Scalar other) -> Tensor */
   (self: Tensor, other: Scalar, options?: O_bitwise_right_shift_Tensor_Scalar): Tensor;
   /** aten::bitwise_right_shift.Scalar_Tensor(Scalar self, Tensor other) -> Tensor */
   "Scalar_Tensor"(self: Scalar, other: Tensor, options?: O_bitwise_right_shift_Scalar_Tensor): Tensor;
   /** aten::bitwise_right_shift.Scalar_Tensor_out(Scalar self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_Tensor_out"(self: Scalar, other: Tensor, out: Tensor, options?: O_bitwise_right_shift_Scalar_Tensor_out): Tensor;
+  "Scalar_Tensor_out"(self: Scalar, other: Tensor, options?: O_bitwise_right_shift_Scalar_Tensor_out): Tensor;
   /** aten::bitwise_right_shift.Tensor(Tensor self, Tensor other) -> Tensor */
   "Tensor"(self: Tensor, other: Tensor, options?: O_bitwise_right_shift_Tensor): Tensor;
   /** aten::bitwise_right_shift.Tensor_Scalar(Tensor self, Scalar other) -> Tensor */
   "Tensor_Scalar"(self: Tensor, other: Scalar, options?: O_bitwise_right_shift_Tensor_Scalar): Tensor;
   /** aten::bitwise_right_shift.Tensor_Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_Scalar_out"(self: Tensor, other: Scalar, out: Tensor, options?: O_bitwise_right_shift_Tensor_Scalar_out): Tensor;
+  "Tensor_Scalar_out"(self: Tensor, other: Scalar, options?: O_bitwise_right_shift_Tensor_Scalar_out): Tensor;
   /** aten::bitwise_right_shift.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_out"(self: Tensor, other: Tensor, out: Tensor, options?: O_bitwise_right_shift_Tensor_out): Tensor;
+  "Tensor_out"(self: Tensor, other: Tensor, options?: O_bitwise_right_shift_Tensor_out): Tensor;
 } = defineOp("bitwise_right_shift", [
   ["Scalar_Tensor",[["self",6,0],["other",0,0]],[0],1],
-  ["Scalar_Tensor_out",[["self",6,0],["other",0,0],["out",0,4]],[-1],0],
+  ["Scalar_Tensor_out",[["self",6,0],["other",0,0],["out",0,12]],[-3],0],
   ["Tensor",[["self",0,0],["other",0,0]],[0],1],
   ["Tensor_Scalar",[["self",0,0],["other",6,0]],[0],1],
-  ["Tensor_Scalar_out",[["self",0,0],["other",6,0],["out",0,4]],[-1],0],
-  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["Tensor_Scalar_out",[["self",0,0],["other",6,0],["out",0,12]],[-3],0],
+  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_bitwise_right_shift__Tensor = { self?: Tensor; other?: Tensor };
@@ -593,7 +636,9 @@ type O_bitwise_right_shift__Tensor_Scalar = { self?: Tensor; other?: Scalar };
  * aten::bitwise_right_shift_.Tensor_Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)
  */
 export const bitwiseRightShift_: {
+  /** aten::bitwise_right_shift_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O_bitwise_right_shift__Tensor): Tensor;
+  /** aten::bitwise_right_shift_.Tensor_Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   (self: Tensor, other: Scalar, options?: O_bitwise_right_shift__Tensor_Scalar): Tensor;
   /** aten::bitwise_right_shift_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   "Tensor"(self: Tensor, other: Tensor, options?: O_bitwise_right_shift__Tensor): Tensor;
@@ -606,10 +651,10 @@ export const bitwiseRightShift_: {
 
 type O_bitwise_xor_Scalar = { self?: Tensor; other?: Scalar };
 type O_bitwise_xor_Scalar_Tensor = { self?: Scalar; other?: Tensor };
-type O_bitwise_xor_Scalar_Tensor_out = { self?: Scalar; other?: Tensor; out?: Tensor };
-type O_bitwise_xor_Scalar_out = { self?: Tensor; other?: Scalar; out?: Tensor };
+type O_bitwise_xor_Scalar_Tensor_out = { self?: Scalar; other?: Tensor; out: Tensor };
+type O_bitwise_xor_Scalar_out = { self?: Tensor; other?: Scalar; out: Tensor };
 type O_bitwise_xor_Tensor = { self?: Tensor; other?: Tensor };
-type O_bitwise_xor_Tensor_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_bitwise_xor_Tensor_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::bitwise_xor.Scalar(Tensor self, Scalar other) -> Tensor
  * aten::bitwise_xor.Scalar_Tensor(Scalar self, Tensor other) -> Tensor
@@ -619,28 +664,31 @@ type O_bitwise_xor_Tensor_out = { self?: Tensor; other?: Tensor; out?: Tensor };
  * aten::bitwise_xor.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const bitwiseXor: {
+  /** aten::bitwise_xor.Scalar(Tensor self, Scalar other) -> Tensor */
   (self: Tensor, other: Scalar, options?: O_bitwise_xor_Scalar): Tensor;
+  /** aten::bitwise_xor.Scalar_Tensor(Scalar self, Tensor other) -> Tensor */
   (self: Scalar, other: Tensor, options?: O_bitwise_xor_Scalar_Tensor): Tensor;
+  /** aten::bitwise_xor.Tensor(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_bitwise_xor_Tensor): Tensor;
   /** aten::bitwise_xor.Scalar(Tensor self, Scalar other) -> Tensor */
   "Scalar"(self: Tensor, other: Scalar, options?: O_bitwise_xor_Scalar): Tensor;
   /** aten::bitwise_xor.Scalar_Tensor(Scalar self, Tensor other) -> Tensor */
   "Scalar_Tensor"(self: Scalar, other: Tensor, options?: O_bitwise_xor_Scalar_Tensor): Tensor;
   /** aten::bitwise_xor.Scalar_Tensor_out(Scalar self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_Tensor_out"(self: Scalar, other: Tensor, out: Tensor, options?: O_bitwise_xor_Scalar_Tensor_out): Tensor;
+  "Scalar_Tensor_out"(self: Scalar, other: Tensor, options?: O_bitwise_xor_Scalar_Tensor_out): Tensor;
   /** aten::bitwise_xor.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_out"(self: Tensor, other: Scalar, out: Tensor, options?: O_bitwise_xor_Scalar_out): Tensor;
+  "Scalar_out"(self: Tensor, other: Scalar, options?: O_bitwise_xor_Scalar_out): Tensor;
   /** aten::bitwise_xor.Tensor(Tensor self, Tensor other) -> Tensor */
   "Tensor"(self: Tensor, other: Tensor, options?: O_bitwise_xor_Tensor): Tensor;
   /** aten::bitwise_xor.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_out"(self: Tensor, other: Tensor, out: Tensor, options?: O_bitwise_xor_Tensor_out): Tensor;
+  "Tensor_out"(self: Tensor, other: Tensor, options?: O_bitwise_xor_Tensor_out): Tensor;
 } = defineOp("bitwise_xor", [
   ["Scalar",[["self",0,0],["other",6,0]],[0],1],
   ["Scalar_Tensor",[["self",6,0],["other",0,0]],[0],1],
-  ["Scalar_Tensor_out",[["self",6,0],["other",0,0],["out",0,4]],[-1],0],
-  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,4]],[-1],0],
+  ["Scalar_Tensor_out",[["self",6,0],["other",0,0],["out",0,12]],[-3],0],
+  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,12]],[-3],0],
   ["Tensor",[["self",0,0],["other",0,0]],[0],1],
-  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_bitwise_xor__Scalar = { self?: Tensor; other?: Scalar };
@@ -650,7 +698,9 @@ type O_bitwise_xor__Tensor = { self?: Tensor; other?: Tensor };
  * aten::bitwise_xor_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)
  */
 export const bitwiseXor_: {
+  /** aten::bitwise_xor_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   (self: Tensor, other: Scalar, options?: O_bitwise_xor__Scalar): Tensor;
+  /** aten::bitwise_xor_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O_bitwise_xor__Tensor): Tensor;
   /** aten::bitwise_xor_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   "Scalar"(self: Tensor, other: Scalar, options?: O_bitwise_xor__Scalar): Tensor;
@@ -662,9 +712,9 @@ export const bitwiseXor_: {
 ]) as any;
 
 type O_blackman_window = { window_length?: number; windowLength?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O_blackman_window_out = { window_length?: number; windowLength?: number; out?: Tensor };
+type O_blackman_window_out = { window_length?: number; windowLength?: number; out: Tensor };
 type O_blackman_window_periodic = { window_length?: number; windowLength?: number; periodic?: boolean; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O_blackman_window_periodic_out = { window_length?: number; windowLength?: number; periodic?: boolean; out?: Tensor };
+type O_blackman_window_periodic_out = { window_length?: number; windowLength?: number; periodic?: boolean; out: Tensor };
 /**
  * aten::blackman_window(int window_length, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::blackman_window.out(int window_length, *, Tensor(a!) out) -> Tensor(a!)
@@ -672,55 +722,59 @@ type O_blackman_window_periodic_out = { window_length?: number; windowLength?: n
  * aten::blackman_window.periodic_out(int window_length, bool periodic, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const blackmanWindow: {
-  (window_length: number, dtype?: DType | null | O_blackman_window, layout?: Layout | null | O_blackman_window, device?: DeviceLike | null | O_blackman_window, pin_memory?: boolean | null | O_blackman_window, options?: O_blackman_window): Tensor;
-  (window_length: number, periodic: boolean, dtype?: DType | null | O_blackman_window_periodic, layout?: Layout | null | O_blackman_window_periodic, device?: DeviceLike | null | O_blackman_window_periodic, pin_memory?: boolean | null | O_blackman_window_periodic, options?: O_blackman_window_periodic): Tensor;
   /** aten::blackman_window(int window_length, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "default"(window_length: number, dtype?: DType | null | O_blackman_window, layout?: Layout | null | O_blackman_window, device?: DeviceLike | null | O_blackman_window, pin_memory?: boolean | null | O_blackman_window, options?: O_blackman_window): Tensor;
-  /** aten::blackman_window.out(int window_length, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(window_length: number, out: Tensor, options?: O_blackman_window_out): Tensor;
+  (window_length: number, options?: O_blackman_window): Tensor;
   /** aten::blackman_window.periodic(int window_length, bool periodic, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "periodic"(window_length: number, periodic: boolean, dtype?: DType | null | O_blackman_window_periodic, layout?: Layout | null | O_blackman_window_periodic, device?: DeviceLike | null | O_blackman_window_periodic, pin_memory?: boolean | null | O_blackman_window_periodic, options?: O_blackman_window_periodic): Tensor;
+  (window_length: number, periodic: boolean, options?: O_blackman_window_periodic): Tensor;
+  /** aten::blackman_window(int window_length, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "default"(window_length: number, options?: O_blackman_window): Tensor;
+  /** aten::blackman_window.out(int window_length, *, Tensor(a!) out) -> Tensor(a!) */
+  "out"(window_length: number, options?: O_blackman_window_out): Tensor;
+  /** aten::blackman_window.periodic(int window_length, bool periodic, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "periodic"(window_length: number, periodic: boolean, options?: O_blackman_window_periodic): Tensor;
   /** aten::blackman_window.periodic_out(int window_length, bool periodic, *, Tensor(a!) out) -> Tensor(a!) */
-  "periodic_out"(window_length: number, periodic: boolean, out: Tensor, options?: O_blackman_window_periodic_out): Tensor;
+  "periodic_out"(window_length: number, periodic: boolean, options?: O_blackman_window_periodic_out): Tensor;
 } = defineOp("blackman_window", [
-  ["",[["window_length",3,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["out",[["window_length",3,0],["out",0,4]],[-1],0],
-  ["periodic",[["window_length",3,0],["periodic",5,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["periodic_out",[["window_length",3,0],["periodic",5,0],["out",0,4]],[-1],0],
+  ["",[["window_length",3,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["out",[["window_length",3,0],["out",0,12]],[-2],0],
+  ["periodic",[["window_length",3,0],["periodic",5,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["periodic_out",[["window_length",3,0],["periodic",5,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_block_diag = { tensors?: Tensor[] };
-type O_block_diag_out = { tensors?: Tensor[]; out?: Tensor };
+type O_block_diag_out = { tensors?: Tensor[]; out: Tensor };
 /**
  * aten::block_diag(Tensor[] tensors) -> Tensor
  * aten::block_diag.out(Tensor[] tensors, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const blockDiag: {
+  /** aten::block_diag(Tensor[] tensors) -> Tensor */
   (tensors: Tensor[], options?: O_block_diag): Tensor;
   /** aten::block_diag(Tensor[] tensors) -> Tensor */
   "default"(tensors: Tensor[], options?: O_block_diag): Tensor;
   /** aten::block_diag.out(Tensor[] tensors, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(tensors: Tensor[], out: Tensor, options?: O_block_diag_out): Tensor;
+  "out"(tensors: Tensor[], options?: O_block_diag_out): Tensor;
 } = defineOp("block_diag", [
   ["",[["tensors",1,0]],[0],1],
-  ["out",[["tensors",1,0],["out",0,4]],[-1],0],
+  ["out",[["tensors",1,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_bmm = { self?: Tensor; mat2?: Tensor };
-type O_bmm_out = { self?: Tensor; mat2?: Tensor; out?: Tensor };
+type O_bmm_out = { self?: Tensor; mat2?: Tensor; out: Tensor };
 /**
  * aten::bmm(Tensor self, Tensor mat2) -> Tensor
  * aten::bmm.out(Tensor self, Tensor mat2, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const bmm: {
+  /** aten::bmm(Tensor self, Tensor mat2) -> Tensor */
   (self: Tensor, mat2: Tensor, options?: O_bmm): Tensor;
   /** aten::bmm(Tensor self, Tensor mat2) -> Tensor */
   "default"(self: Tensor, mat2: Tensor, options?: O_bmm): Tensor;
   /** aten::bmm.out(Tensor self, Tensor mat2, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, mat2: Tensor, out: Tensor, options?: O_bmm_out): Tensor;
+  "out"(self: Tensor, mat2: Tensor, options?: O_bmm_out): Tensor;
 } = defineOp("bmm", [
   ["",[["self",0,0],["mat2",0,0]],[0],1],
-  ["out",[["self",0,0],["mat2",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["mat2",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_broadcast_tensors = { tensors?: Tensor[] };
@@ -728,6 +782,7 @@ type O_broadcast_tensors = { tensors?: Tensor[] };
  * aten::broadcast_tensors(Tensor[] tensors) -> Tensor[]
  */
 export const broadcastTensors: {
+  /** aten::broadcast_tensors(Tensor[] tensors) -> Tensor[] */
   (tensors: Tensor[], options?: O_broadcast_tensors): Tensor[];
   /** aten::broadcast_tensors(Tensor[] tensors) -> Tensor[] */
   "default"(tensors: Tensor[], options?: O_broadcast_tensors): Tensor[];
@@ -740,6 +795,7 @@ type O_broadcast_to = { self?: Tensor; size?: number[] };
  * aten::broadcast_to(Tensor(a) self, int[] size) -> Tensor(a)
  */
 export const broadcastTo: {
+  /** aten::broadcast_to(Tensor(a) self, int[] size) -> Tensor(a) */
   (self: Tensor, size: number[], options?: O_broadcast_to): Tensor;
   /** aten::broadcast_to(Tensor(a) self, int[] size) -> Tensor(a) */
   "default"(self: Tensor, size: number[], options?: O_broadcast_to): Tensor;
@@ -748,9 +804,9 @@ export const broadcastTo: {
 ]) as any;
 
 type O_bucketize_Scalar = { self?: Scalar; boundaries?: Tensor; out_int32?: boolean; outInt32?: boolean; right?: boolean };
-type O_bucketize_Scalar_out = { self?: Scalar; boundaries?: Tensor; out_int32?: boolean; outInt32?: boolean; right?: boolean; out?: Tensor };
+type O_bucketize_Scalar_out = { self?: Scalar; boundaries?: Tensor; out_int32?: boolean; outInt32?: boolean; right?: boolean; out: Tensor };
 type O_bucketize_Tensor = { self?: Tensor; boundaries?: Tensor; out_int32?: boolean; outInt32?: boolean; right?: boolean };
-type O_bucketize_Tensor_out = { self?: Tensor; boundaries?: Tensor; out_int32?: boolean; outInt32?: boolean; right?: boolean; out?: Tensor };
+type O_bucketize_Tensor_out = { self?: Tensor; boundaries?: Tensor; out_int32?: boolean; outInt32?: boolean; right?: boolean; out: Tensor };
 /**
  * aten::bucketize.Scalar(Scalar self, Tensor boundaries, *, bool out_int32=False, bool right=False) -> Tensor
  * aten::bucketize.Scalar_out(Scalar self, Tensor boundaries, *, bool out_int32=False, bool right=False, Tensor(a!) out) -> Tensor(a!)
@@ -758,19 +814,21 @@ type O_bucketize_Tensor_out = { self?: Tensor; boundaries?: Tensor; out_int32?: 
  * aten::bucketize.Tensor_out(Tensor self, Tensor boundaries, *, bool out_int32=False, bool right=False, Tensor(a!) out) -> Tensor(a!)
  */
 export const bucketize: {
-  (self: Scalar, boundaries: Tensor, out_int32?: boolean | O_bucketize_Scalar, right?: boolean | O_bucketize_Scalar, options?: O_bucketize_Scalar): Tensor;
-  (self: Tensor, boundaries: Tensor, out_int32?: boolean | O_bucketize_Tensor, right?: boolean | O_bucketize_Tensor, options?: O_bucketize_Tensor): Tensor;
   /** aten::bucketize.Scalar(Scalar self, Tensor boundaries, *, bool out_int32=False, bool right=False) -> Tensor */
-  "Scalar"(self: Scalar, boundaries: Tensor, out_int32?: boolean | O_bucketize_Scalar, right?: boolean | O_bucketize_Scalar, options?: O_bucketize_Scalar): Tensor;
-  /** aten::bucketize.Scalar_out(Scalar self, Tensor boundaries, *, bool out_int32=False, bool right=False, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_out"(self: Scalar, boundaries: Tensor, out_int32?: boolean | O_bucketize_Scalar_out, right?: boolean | O_bucketize_Scalar_out, out?: Tensor | O_bucketize_Scalar_out, options?: O_bucketize_Scalar_out): Tensor;
+  (self: Scalar, boundaries: Tensor, options?: O_bucketize_Scalar): Tensor;
   /** aten::bucketize.Tensor(Tensor self, Tensor boundaries, *, bool out_int32=False, bool right=False) -> Tensor */
-  "Tensor"(self: Tensor, boundaries: Tensor, out_int32?: boolean | O_bucketize_Tensor, right?: boolean | O_bucketize_Tensor, options?: O_bucketize_Tensor): Tensor;
+  (self: Tensor, boundaries: Tensor, options?: O_bucketize_Tensor): Tensor;
+  /** aten::bucketize.Scalar(Scalar self, Tensor boundaries, *, bool out_int32=False, bool right=False) -> Tensor */
+  "Scalar"(self: Scalar, boundaries: Tensor, options?: O_bucketize_Scalar): Tensor;
+  /** aten::bucketize.Scalar_out(Scalar self, Tensor boundaries, *, bool out_int32=False, bool right=False, Tensor(a!) out) -> Tensor(a!) */
+  "Scalar_out"(self: Scalar, boundaries: Tensor, options?: O_bucketize_Scalar_out): Tensor;
+  /** aten::bucketize.Tensor(Tensor self, Tensor boundaries, *, bool out_int32=False, bool right=False) -> Tensor */
+  "Tensor"(self: Tensor, boundaries: Tensor, options?: O_bucketize_Tensor): Tensor;
   /** aten::bucketize.Tensor_out(Tensor self, Tensor boundaries, *, bool out_int32=False, bool right=False, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_out"(self: Tensor, boundaries: Tensor, out_int32?: boolean | O_bucketize_Tensor_out, right?: boolean | O_bucketize_Tensor_out, out?: Tensor | O_bucketize_Tensor_out, options?: O_bucketize_Tensor_out): Tensor;
+  "Tensor_out"(self: Tensor, boundaries: Tensor, options?: O_bucketize_Tensor_out): Tensor;
 } = defineOp("bucketize", [
-  ["Scalar",[["self",6,0],["boundaries",0,0],["out_int32",5,2],["right",5,2]],[0],1],
-  ["Scalar_out",[["self",6,0],["boundaries",0,0],["out_int32",5,2],["right",5,2],["out",0,4]],[-1],0],
-  ["Tensor",[["self",0,0],["boundaries",0,0],["out_int32",5,2],["right",5,2]],[0],1],
-  ["Tensor_out",[["self",0,0],["boundaries",0,0],["out_int32",5,2],["right",5,2],["out",0,4]],[-1],0],
+  ["Scalar",[["self",6,0],["boundaries",0,0],["out_int32",5,10],["right",5,10]],[0],1],
+  ["Scalar_out",[["self",6,0],["boundaries",0,0],["out_int32",5,10],["right",5,10],["out",0,12]],[-5],0],
+  ["Tensor",[["self",0,0],["boundaries",0,0],["out_int32",5,10],["right",5,10]],[0],1],
+  ["Tensor_out",[["self",0,0],["boundaries",0,0],["out_int32",5,10],["right",5,10],["out",0,12]],[-5],0],
 ]) as any;

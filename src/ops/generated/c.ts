@@ -10,6 +10,7 @@ type O_can_cast = { from?: DType; to?: DType };
  * aten::can_cast(ScalarType from, ScalarType to) -> bool
  */
 export const canCast: {
+  /** aten::can_cast(ScalarType from, ScalarType to) -> bool */
   (from: DType, to: DType, options?: O_can_cast): boolean;
   /** aten::can_cast(ScalarType from, ScalarType to) -> bool */
   "default"(from: DType, to: DType, options?: O_can_cast): boolean;
@@ -22,6 +23,7 @@ type O_cartesian_prod = { tensors?: Tensor[] };
  * aten::cartesian_prod(Tensor[] tensors) -> Tensor
  */
 export const cartesianProd: {
+  /** aten::cartesian_prod(Tensor[] tensors) -> Tensor */
   (tensors: Tensor[], options?: O_cartesian_prod): Tensor;
   /** aten::cartesian_prod(Tensor[] tensors) -> Tensor */
   "default"(tensors: Tensor[], options?: O_cartesian_prod): Tensor;
@@ -31,8 +33,8 @@ export const cartesianProd: {
 
 type O_cat = { tensors?: Tensor[]; dim?: number };
 type O_cat_names = { tensors?: Tensor[]; dim?: string };
-type O_cat_names_out = { tensors?: Tensor[]; dim?: string; out?: Tensor };
-type O_cat_out = { tensors?: Tensor[]; dim?: number; out?: Tensor };
+type O_cat_names_out = { tensors?: Tensor[]; dim?: string; out: Tensor };
+type O_cat_out = { tensors?: Tensor[]; dim?: number; out: Tensor };
 /**
  * aten::cat(Tensor[] tensors, int dim=0) -> Tensor
  * aten::cat.names(Tensor[] tensors, str dim) -> Tensor
@@ -40,37 +42,39 @@ type O_cat_out = { tensors?: Tensor[]; dim?: number; out?: Tensor };
  * aten::cat.out(Tensor[] tensors, int dim=0, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const cat: {
+  /** aten::cat(Tensor[] tensors, int dim=0) -> Tensor */
   (tensors: Tensor[], dim?: number | O_cat, options?: O_cat): Tensor;
   /** aten::cat(Tensor[] tensors, int dim=0) -> Tensor */
   "default"(tensors: Tensor[], dim?: number | O_cat, options?: O_cat): Tensor;
   /** aten::cat.names(Tensor[] tensors, str dim) -> Tensor */
   "names"(tensors: Tensor[], dim: string, options?: O_cat_names): Tensor;
   /** aten::cat.names_out(Tensor[] tensors, str dim, *, Tensor(a!) out) -> Tensor(a!) */
-  "names_out"(tensors: Tensor[], dim: string, out: Tensor, options?: O_cat_names_out): Tensor;
+  "names_out"(tensors: Tensor[], dim: string, options?: O_cat_names_out): Tensor;
   /** aten::cat.out(Tensor[] tensors, int dim=0, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(tensors: Tensor[], dim?: number | O_cat_out, out?: Tensor | O_cat_out, options?: O_cat_out): Tensor;
+  "out"(tensors: Tensor[], dim?: number | O_cat_out, options?: O_cat_out): Tensor;
 } = defineOp("cat", [
   ["",[["tensors",1,0],["dim",3,2]],[0],1],
   ["names",[["tensors",1,0],["dim",7,0]],[0],0],
-  ["names_out",[["tensors",1,0],["dim",7,0],["out",0,4]],[-1],0],
-  ["out",[["tensors",1,0],["dim",3,2],["out",0,4]],[-1],0],
+  ["names_out",[["tensors",1,0],["dim",7,0],["out",0,12]],[-3],0],
+  ["out",[["tensors",1,0],["dim",3,2],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_cauchy = { self?: Tensor; median?: number; sigma?: number; generator?: null };
-type O_cauchy_out = { self?: Tensor; median?: number; sigma?: number; generator?: null; out?: Tensor };
+type O_cauchy_out = { self?: Tensor; median?: number; sigma?: number; generator?: null; out: Tensor };
 /**
  * aten::cauchy(Tensor self, float median=0., float sigma=1., *, Generator? generator=None) -> Tensor
  * aten::cauchy.out(Tensor self, float median=0., float sigma=1., *, Generator? generator=None, Tensor(a!) out) -> Tensor(a!)
  */
 export const cauchy: {
-  (self: Tensor, median?: number | O_cauchy, sigma?: number | O_cauchy, generator?: null | O_cauchy, options?: O_cauchy): Tensor;
   /** aten::cauchy(Tensor self, float median=0., float sigma=1., *, Generator? generator=None) -> Tensor */
-  "default"(self: Tensor, median?: number | O_cauchy, sigma?: number | O_cauchy, generator?: null | O_cauchy, options?: O_cauchy): Tensor;
+  (self: Tensor, median?: number | O_cauchy, sigma?: number | O_cauchy, options?: O_cauchy): Tensor;
+  /** aten::cauchy(Tensor self, float median=0., float sigma=1., *, Generator? generator=None) -> Tensor */
+  "default"(self: Tensor, median?: number | O_cauchy, sigma?: number | O_cauchy, options?: O_cauchy): Tensor;
   /** aten::cauchy.out(Tensor self, float median=0., float sigma=1., *, Generator? generator=None, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, median?: number | O_cauchy_out, sigma?: number | O_cauchy_out, generator?: null | O_cauchy_out, out?: Tensor | O_cauchy_out, options?: O_cauchy_out): Tensor;
+  "out"(self: Tensor, median?: number | O_cauchy_out, sigma?: number | O_cauchy_out, options?: O_cauchy_out): Tensor;
 } = defineOp("cauchy", [
-  ["",[["self",0,0],["median",4,2],["sigma",4,2],["generator",15,3]],[0],1],
-  ["out",[["self",0,0],["median",4,2],["sigma",4,2],["generator",15,3],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["median",4,2],["sigma",4,2],["generator",15,11]],[0],1],
+  ["out",[["self",0,0],["median",4,2],["sigma",4,2],["generator",15,11],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_cauchy_ = { self?: Tensor; median?: number; sigma?: number; generator?: null };
@@ -78,11 +82,12 @@ type O_cauchy_ = { self?: Tensor; median?: number; sigma?: number; generator?: n
  * aten::cauchy_(Tensor(a!) self, float median=0., float sigma=1., *, Generator? generator=None) -> Tensor(a!)
  */
 export const cauchy_: {
-  (self: Tensor, median?: number | O_cauchy_, sigma?: number | O_cauchy_, generator?: null | O_cauchy_, options?: O_cauchy_): Tensor;
   /** aten::cauchy_(Tensor(a!) self, float median=0., float sigma=1., *, Generator? generator=None) -> Tensor(a!) */
-  "default"(self: Tensor, median?: number | O_cauchy_, sigma?: number | O_cauchy_, generator?: null | O_cauchy_, options?: O_cauchy_): Tensor;
+  (self: Tensor, median?: number | O_cauchy_, sigma?: number | O_cauchy_, options?: O_cauchy_): Tensor;
+  /** aten::cauchy_(Tensor(a!) self, float median=0., float sigma=1., *, Generator? generator=None) -> Tensor(a!) */
+  "default"(self: Tensor, median?: number | O_cauchy_, sigma?: number | O_cauchy_, options?: O_cauchy_): Tensor;
 } = defineOp("cauchy_", [
-  ["",[["self",0,4],["median",4,2],["sigma",4,2],["generator",15,3]],[-1],1],
+  ["",[["self",0,4],["median",4,2],["sigma",4,2],["generator",15,11]],[-1],1],
 ]) as any;
 
 type O_ccol_indices = { self?: Tensor };
@@ -90,6 +95,7 @@ type O_ccol_indices = { self?: Tensor };
  * aten::ccol_indices(Tensor(a) self) -> Tensor(a)
  */
 export const ccolIndices: {
+  /** aten::ccol_indices(Tensor(a) self) -> Tensor(a) */
   (self: Tensor, options?: O_ccol_indices): Tensor;
   /** aten::ccol_indices(Tensor(a) self) -> Tensor(a) */
   "default"(self: Tensor, options?: O_ccol_indices): Tensor;
@@ -98,20 +104,21 @@ export const ccolIndices: {
 ]) as any;
 
 type O_ccol_indices_copy = { self?: Tensor };
-type O_ccol_indices_copy_out = { self?: Tensor; out?: Tensor };
+type O_ccol_indices_copy_out = { self?: Tensor; out: Tensor };
 /**
  * aten::ccol_indices_copy(Tensor self) -> Tensor
  * aten::ccol_indices_copy.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const ccolIndicesCopy: {
+  /** aten::ccol_indices_copy(Tensor self) -> Tensor */
   (self: Tensor, options?: O_ccol_indices_copy): Tensor;
   /** aten::ccol_indices_copy(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_ccol_indices_copy): Tensor;
   /** aten::ccol_indices_copy.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_ccol_indices_copy_out): Tensor;
+  "out"(self: Tensor, options?: O_ccol_indices_copy_out): Tensor;
 } = defineOp("ccol_indices_copy", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_cdist = { x1?: Tensor; x2?: Tensor; p?: number; compute_mode?: number | null; computeMode?: number | null };
@@ -119,6 +126,7 @@ type O_cdist = { x1?: Tensor; x2?: Tensor; p?: number; compute_mode?: number | n
  * aten::cdist(Tensor x1, Tensor x2, float p=2., int? compute_mode=None) -> Tensor
  */
 export const cdist: {
+  /** aten::cdist(Tensor x1, Tensor x2, float p=2., int? compute_mode=None) -> Tensor */
   (x1: Tensor, x2: Tensor, p?: number | O_cdist, compute_mode?: number | null | O_cdist, options?: O_cdist): Tensor;
   /** aten::cdist(Tensor x1, Tensor x2, float p=2., int? compute_mode=None) -> Tensor */
   "default"(x1: Tensor, x2: Tensor, p?: number | O_cdist, compute_mode?: number | null | O_cdist, options?: O_cdist): Tensor;
@@ -127,20 +135,21 @@ export const cdist: {
 ]) as any;
 
 type O_ceil = { self?: Tensor };
-type O_ceil_out = { self?: Tensor; out?: Tensor };
+type O_ceil_out = { self?: Tensor; out: Tensor };
 /**
  * aten::ceil(Tensor self) -> Tensor
  * aten::ceil.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const ceil: {
+  /** aten::ceil(Tensor self) -> Tensor */
   (self: Tensor, options?: O_ceil): Tensor;
   /** aten::ceil(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_ceil): Tensor;
   /** aten::ceil.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_ceil_out): Tensor;
+  "out"(self: Tensor, options?: O_ceil_out): Tensor;
 } = defineOp("ceil", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_ceil_ = { self?: Tensor };
@@ -148,6 +157,7 @@ type O_ceil_ = { self?: Tensor };
  * aten::ceil_(Tensor(a!) self) -> Tensor(a!)
  */
 export const ceil_: {
+  /** aten::ceil_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_ceil_): Tensor;
   /** aten::ceil_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_ceil_): Tensor;
@@ -156,20 +166,21 @@ export const ceil_: {
 ]) as any;
 
 type O_celu = { self?: Tensor; alpha?: Scalar };
-type O_celu_out = { self?: Tensor; alpha?: Scalar; out?: Tensor };
+type O_celu_out = { self?: Tensor; alpha?: Scalar; out: Tensor };
 /**
  * aten::celu(Tensor self, Scalar alpha=1.) -> Tensor
  * aten::celu.out(Tensor self, Scalar alpha=1., *, Tensor(a!) out) -> Tensor(a!)
  */
 export const celu: {
+  /** aten::celu(Tensor self, Scalar alpha=1.) -> Tensor */
   (self: Tensor, alpha?: Scalar | O_celu, options?: O_celu): Tensor;
   /** aten::celu(Tensor self, Scalar alpha=1.) -> Tensor */
   "default"(self: Tensor, alpha?: Scalar | O_celu, options?: O_celu): Tensor;
   /** aten::celu.out(Tensor self, Scalar alpha=1., *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, alpha?: Scalar | O_celu_out, out?: Tensor | O_celu_out, options?: O_celu_out): Tensor;
+  "out"(self: Tensor, alpha?: Scalar | O_celu_out, options?: O_celu_out): Tensor;
 } = defineOp("celu", [
   ["",[["self",0,0],["alpha",6,2]],[0],1],
-  ["out",[["self",0,0],["alpha",6,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["alpha",6,2],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_celu_ = { self?: Tensor; alpha?: Scalar };
@@ -177,6 +188,7 @@ type O_celu_ = { self?: Tensor; alpha?: Scalar };
  * aten::celu_(Tensor(a!) self, Scalar alpha=1.) -> Tensor(a!)
  */
 export const celu_: {
+  /** aten::celu_(Tensor(a!) self, Scalar alpha=1.) -> Tensor(a!) */
   (self: Tensor, alpha?: Scalar | O_celu_, options?: O_celu_): Tensor;
   /** aten::celu_(Tensor(a!) self, Scalar alpha=1.) -> Tensor(a!) */
   "default"(self: Tensor, alpha?: Scalar | O_celu_, options?: O_celu_): Tensor;
@@ -185,20 +197,21 @@ export const celu_: {
 ]) as any;
 
 type O_chain_matmul = { matrices?: Tensor[] };
-type O_chain_matmul_out = { matrices?: Tensor[]; out?: Tensor };
+type O_chain_matmul_out = { matrices?: Tensor[]; out: Tensor };
 /**
  * aten::chain_matmul(Tensor[] matrices) -> Tensor
  * aten::chain_matmul.out(Tensor[] matrices, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const chainMatmul: {
+  /** aten::chain_matmul(Tensor[] matrices) -> Tensor */
   (matrices: Tensor[], options?: O_chain_matmul): Tensor;
   /** aten::chain_matmul(Tensor[] matrices) -> Tensor */
   "default"(matrices: Tensor[], options?: O_chain_matmul): Tensor;
   /** aten::chain_matmul.out(Tensor[] matrices, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(matrices: Tensor[], out: Tensor, options?: O_chain_matmul_out): Tensor;
+  "out"(matrices: Tensor[], options?: O_chain_matmul_out): Tensor;
 } = defineOp("chain_matmul", [
   ["",[["matrices",1,0]],[0],1],
-  ["out",[["matrices",1,0],["out",0,4]],[-1],0],
+  ["out",[["matrices",1,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_chalf = { self?: Tensor; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
@@ -206,79 +219,84 @@ type O_chalf = { self?: Tensor; memory_format?: MemoryFormat | null; memoryForma
  * aten::chalf(Tensor self, *, MemoryFormat? memory_format=None) -> Tensor
  */
 export const chalf: {
-  (self: Tensor, memory_format?: MemoryFormat | null | O_chalf, options?: O_chalf): Tensor;
   /** aten::chalf(Tensor self, *, MemoryFormat? memory_format=None) -> Tensor */
-  "default"(self: Tensor, memory_format?: MemoryFormat | null | O_chalf, options?: O_chalf): Tensor;
+  (self: Tensor, options?: O_chalf): Tensor;
+  /** aten::chalf(Tensor self, *, MemoryFormat? memory_format=None) -> Tensor */
+  "default"(self: Tensor, options?: O_chalf): Tensor;
 } = defineOp("chalf", [
-  ["",[["self",0,0],["memory_format",10,3]],[0],1],
+  ["",[["self",0,0],["memory_format",10,11]],[0],1],
 ]) as any;
 
 type O_channel_shuffle = { self?: Tensor; groups?: number };
-type O_channel_shuffle_out = { self?: Tensor; groups?: number; out?: Tensor };
+type O_channel_shuffle_out = { self?: Tensor; groups?: number; out: Tensor };
 /**
  * aten::channel_shuffle(Tensor self, int groups) -> Tensor
  * aten::channel_shuffle.out(Tensor self, int groups, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const channelShuffle: {
+  /** aten::channel_shuffle(Tensor self, int groups) -> Tensor */
   (self: Tensor, groups: number, options?: O_channel_shuffle): Tensor;
   /** aten::channel_shuffle(Tensor self, int groups) -> Tensor */
   "default"(self: Tensor, groups: number, options?: O_channel_shuffle): Tensor;
   /** aten::channel_shuffle.out(Tensor self, int groups, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, groups: number, out: Tensor, options?: O_channel_shuffle_out): Tensor;
+  "out"(self: Tensor, groups: number, options?: O_channel_shuffle_out): Tensor;
 } = defineOp("channel_shuffle", [
   ["",[["self",0,0],["groups",3,0]],[0],1],
-  ["out",[["self",0,0],["groups",3,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["groups",3,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_cholesky = { self?: Tensor; upper?: boolean };
-type O_cholesky_out = { self?: Tensor; upper?: boolean; out?: Tensor };
+type O_cholesky_out = { self?: Tensor; upper?: boolean; out: Tensor };
 /**
  * aten::cholesky(Tensor self, bool upper=False) -> Tensor
  * aten::cholesky.out(Tensor self, bool upper=False, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const cholesky: {
+  /** aten::cholesky(Tensor self, bool upper=False) -> Tensor */
   (self: Tensor, upper?: boolean | O_cholesky, options?: O_cholesky): Tensor;
   /** aten::cholesky(Tensor self, bool upper=False) -> Tensor */
   "default"(self: Tensor, upper?: boolean | O_cholesky, options?: O_cholesky): Tensor;
   /** aten::cholesky.out(Tensor self, bool upper=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, upper?: boolean | O_cholesky_out, out?: Tensor | O_cholesky_out, options?: O_cholesky_out): Tensor;
+  "out"(self: Tensor, upper?: boolean | O_cholesky_out, options?: O_cholesky_out): Tensor;
 } = defineOp("cholesky", [
   ["",[["self",0,0],["upper",5,2]],[0],1],
-  ["out",[["self",0,0],["upper",5,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["upper",5,2],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_cholesky_inverse = { self?: Tensor; upper?: boolean };
-type O_cholesky_inverse_out = { self?: Tensor; upper?: boolean; out?: Tensor };
+type O_cholesky_inverse_out = { self?: Tensor; upper?: boolean; out: Tensor };
 /**
  * aten::cholesky_inverse(Tensor self, bool upper=False) -> Tensor
  * aten::cholesky_inverse.out(Tensor self, bool upper=False, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const choleskyInverse: {
+  /** aten::cholesky_inverse(Tensor self, bool upper=False) -> Tensor */
   (self: Tensor, upper?: boolean | O_cholesky_inverse, options?: O_cholesky_inverse): Tensor;
   /** aten::cholesky_inverse(Tensor self, bool upper=False) -> Tensor */
   "default"(self: Tensor, upper?: boolean | O_cholesky_inverse, options?: O_cholesky_inverse): Tensor;
   /** aten::cholesky_inverse.out(Tensor self, bool upper=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, upper?: boolean | O_cholesky_inverse_out, out?: Tensor | O_cholesky_inverse_out, options?: O_cholesky_inverse_out): Tensor;
+  "out"(self: Tensor, upper?: boolean | O_cholesky_inverse_out, options?: O_cholesky_inverse_out): Tensor;
 } = defineOp("cholesky_inverse", [
   ["",[["self",0,0],["upper",5,2]],[0],1],
-  ["out",[["self",0,0],["upper",5,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["upper",5,2],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_cholesky_solve = { self?: Tensor; input2?: Tensor; upper?: boolean };
-type O_cholesky_solve_out = { self?: Tensor; input2?: Tensor; upper?: boolean; out?: Tensor };
+type O_cholesky_solve_out = { self?: Tensor; input2?: Tensor; upper?: boolean; out: Tensor };
 /**
  * aten::cholesky_solve(Tensor self, Tensor input2, bool upper=False) -> Tensor
  * aten::cholesky_solve.out(Tensor self, Tensor input2, bool upper=False, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const choleskySolve: {
+  /** aten::cholesky_solve(Tensor self, Tensor input2, bool upper=False) -> Tensor */
   (self: Tensor, input2: Tensor, upper?: boolean | O_cholesky_solve, options?: O_cholesky_solve): Tensor;
   /** aten::cholesky_solve(Tensor self, Tensor input2, bool upper=False) -> Tensor */
   "default"(self: Tensor, input2: Tensor, upper?: boolean | O_cholesky_solve, options?: O_cholesky_solve): Tensor;
   /** aten::cholesky_solve.out(Tensor self, Tensor input2, bool upper=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, input2: Tensor, upper?: boolean | O_cholesky_solve_out, out?: Tensor | O_cholesky_solve_out, options?: O_cholesky_solve_out): Tensor;
+  "out"(self: Tensor, input2: Tensor, upper?: boolean | O_cholesky_solve_out, options?: O_cholesky_solve_out): Tensor;
 } = defineOp("cholesky_solve", [
   ["",[["self",0,0],["input2",0,0],["upper",5,2]],[0],1],
-  ["out",[["self",0,0],["input2",0,0],["upper",5,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["input2",0,0],["upper",5,2],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_chunk = { self?: Tensor; chunks?: number; dim?: number };
@@ -286,6 +304,7 @@ type O_chunk = { self?: Tensor; chunks?: number; dim?: number };
  * aten::chunk(Tensor(a -> *) self, int chunks, int dim=0) -> Tensor(a)[]
  */
 export const chunk: {
+  /** aten::chunk(Tensor(a -> *) self, int chunks, int dim=0) -> Tensor(a)[] */
   (self: Tensor, chunks: number, dim?: number | O_chunk, options?: O_chunk): Tensor[];
   /** aten::chunk(Tensor(a -> *) self, int chunks, int dim=0) -> Tensor(a)[] */
   "default"(self: Tensor, chunks: number, dim?: number | O_chunk, options?: O_chunk): Tensor[];
@@ -295,8 +314,8 @@ export const chunk: {
 
 type O_clamp = { self?: Tensor; min?: Scalar | null; max?: Scalar | null };
 type O_clamp_Tensor = { self?: Tensor; min?: Tensor | null; max?: Tensor | null };
-type O_clamp_Tensor_out = { self?: Tensor; min?: Tensor | null; max?: Tensor | null; out?: Tensor };
-type O_clamp_out = { self?: Tensor; min?: Scalar | null; max?: Scalar | null; out?: Tensor };
+type O_clamp_Tensor_out = { self?: Tensor; min?: Tensor | null; max?: Tensor | null; out: Tensor };
+type O_clamp_out = { self?: Tensor; min?: Scalar | null; max?: Scalar | null; out: Tensor };
 /**
  * aten::clamp(Tensor self, Scalar? min=None, Scalar? max=None) -> Tensor
  * aten::clamp.Tensor(Tensor self, Tensor? min=None, Tensor? max=None) -> Tensor
@@ -304,21 +323,23 @@ type O_clamp_out = { self?: Tensor; min?: Scalar | null; max?: Scalar | null; ou
  * aten::clamp.out(Tensor self, Scalar? min=None, Scalar? max=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const clamp: {
+  /** aten::clamp(Tensor self, Scalar? min=None, Scalar? max=None) -> Tensor */
   (self: Tensor, min?: Scalar | null | O_clamp, max?: Scalar | null | O_clamp, options?: O_clamp): Tensor;
+  /** aten::clamp.Tensor(Tensor self, Tensor? min=None, Tensor? max=None) -> Tensor */
   (self: Tensor, min?: Tensor | null | O_clamp_Tensor, max?: Tensor | null | O_clamp_Tensor, options?: O_clamp_Tensor): Tensor;
   /** aten::clamp(Tensor self, Scalar? min=None, Scalar? max=None) -> Tensor */
   "default"(self: Tensor, min?: Scalar | null | O_clamp, max?: Scalar | null | O_clamp, options?: O_clamp): Tensor;
   /** aten::clamp.Tensor(Tensor self, Tensor? min=None, Tensor? max=None) -> Tensor */
   "Tensor"(self: Tensor, min?: Tensor | null | O_clamp_Tensor, max?: Tensor | null | O_clamp_Tensor, options?: O_clamp_Tensor): Tensor;
   /** aten::clamp.Tensor_out(Tensor self, Tensor? min=None, Tensor? max=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_out"(self: Tensor, min?: Tensor | null | O_clamp_Tensor_out, max?: Tensor | null | O_clamp_Tensor_out, out?: Tensor | O_clamp_Tensor_out, options?: O_clamp_Tensor_out): Tensor;
+  "Tensor_out"(self: Tensor, min?: Tensor | null | O_clamp_Tensor_out, max?: Tensor | null | O_clamp_Tensor_out, options?: O_clamp_Tensor_out): Tensor;
   /** aten::clamp.out(Tensor self, Scalar? min=None, Scalar? max=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, min?: Scalar | null | O_clamp_out, max?: Scalar | null | O_clamp_out, out?: Tensor | O_clamp_out, options?: O_clamp_out): Tensor;
+  "out"(self: Tensor, min?: Scalar | null | O_clamp_out, max?: Scalar | null | O_clamp_out, options?: O_clamp_out): Tensor;
 } = defineOp("clamp", [
   ["",[["self",0,0],["min",6,3],["max",6,3]],[0],1],
   ["Tensor",[["self",0,0],["min",0,3],["max",0,3]],[0],1],
-  ["Tensor_out",[["self",0,0],["min",0,3],["max",0,3],["out",0,4]],[-1],0],
-  ["out",[["self",0,0],["min",6,3],["max",6,3],["out",0,4]],[-1],0],
+  ["Tensor_out",[["self",0,0],["min",0,3],["max",0,3],["out",0,12]],[-4],0],
+  ["out",[["self",0,0],["min",6,3],["max",6,3],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_clamp_ = { self?: Tensor; min?: Scalar | null; max?: Scalar | null };
@@ -328,7 +349,9 @@ type O_clamp__Tensor = { self?: Tensor; min?: Tensor | null; max?: Tensor | null
  * aten::clamp_.Tensor(Tensor(a!) self, Tensor? min=None, Tensor? max=None) -> Tensor(a!)
  */
 export const clamp_: {
+  /** aten::clamp_(Tensor(a!) self, Scalar? min=None, Scalar? max=None) -> Tensor(a!) */
   (self: Tensor, min?: Scalar | null | O_clamp_, max?: Scalar | null | O_clamp_, options?: O_clamp_): Tensor;
+  /** aten::clamp_.Tensor(Tensor(a!) self, Tensor? min=None, Tensor? max=None) -> Tensor(a!) */
   (self: Tensor, min?: Tensor | null | O_clamp__Tensor, max?: Tensor | null | O_clamp__Tensor, options?: O_clamp__Tensor): Tensor;
   /** aten::clamp_(Tensor(a!) self, Scalar? min=None, Scalar? max=None) -> Tensor(a!) */
   "default"(self: Tensor, min?: Scalar | null | O_clamp_, max?: Scalar | null | O_clamp_, options?: O_clamp_): Tensor;
@@ -341,8 +364,8 @@ export const clamp_: {
 
 type O_clamp_max = { self?: Tensor; max?: Scalar };
 type O_clamp_max_Tensor = { self?: Tensor; max?: Tensor };
-type O_clamp_max_Tensor_out = { self?: Tensor; max?: Tensor; out?: Tensor };
-type O_clamp_max_out = { self?: Tensor; max?: Scalar; out?: Tensor };
+type O_clamp_max_Tensor_out = { self?: Tensor; max?: Tensor; out: Tensor };
+type O_clamp_max_out = { self?: Tensor; max?: Scalar; out: Tensor };
 /**
  * aten::clamp_max(Tensor self, Scalar max) -> Tensor
  * aten::clamp_max.Tensor(Tensor self, Tensor max) -> Tensor
@@ -350,21 +373,23 @@ type O_clamp_max_out = { self?: Tensor; max?: Scalar; out?: Tensor };
  * aten::clamp_max.out(Tensor self, Scalar max, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const clampMax: {
+  /** aten::clamp_max(Tensor self, Scalar max) -> Tensor */
   (self: Tensor, max: Scalar, options?: O_clamp_max): Tensor;
+  /** aten::clamp_max.Tensor(Tensor self, Tensor max) -> Tensor */
   (self: Tensor, max: Tensor, options?: O_clamp_max_Tensor): Tensor;
   /** aten::clamp_max(Tensor self, Scalar max) -> Tensor */
   "default"(self: Tensor, max: Scalar, options?: O_clamp_max): Tensor;
   /** aten::clamp_max.Tensor(Tensor self, Tensor max) -> Tensor */
   "Tensor"(self: Tensor, max: Tensor, options?: O_clamp_max_Tensor): Tensor;
   /** aten::clamp_max.Tensor_out(Tensor self, Tensor max, *, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_out"(self: Tensor, max: Tensor, out: Tensor, options?: O_clamp_max_Tensor_out): Tensor;
+  "Tensor_out"(self: Tensor, max: Tensor, options?: O_clamp_max_Tensor_out): Tensor;
   /** aten::clamp_max.out(Tensor self, Scalar max, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, max: Scalar, out: Tensor, options?: O_clamp_max_out): Tensor;
+  "out"(self: Tensor, max: Scalar, options?: O_clamp_max_out): Tensor;
 } = defineOp("clamp_max", [
   ["",[["self",0,0],["max",6,0]],[0],1],
   ["Tensor",[["self",0,0],["max",0,0]],[0],1],
-  ["Tensor_out",[["self",0,0],["max",0,0],["out",0,4]],[-1],0],
-  ["out",[["self",0,0],["max",6,0],["out",0,4]],[-1],0],
+  ["Tensor_out",[["self",0,0],["max",0,0],["out",0,12]],[-3],0],
+  ["out",[["self",0,0],["max",6,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_clamp_max_ = { self?: Tensor; max?: Scalar };
@@ -374,7 +399,9 @@ type O_clamp_max__Tensor = { self?: Tensor; max?: Tensor };
  * aten::clamp_max_.Tensor(Tensor(a!) self, Tensor max) -> Tensor(a!)
  */
 export const clampMax_: {
+  /** aten::clamp_max_(Tensor(a!) self, Scalar max) -> Tensor(a!) */
   (self: Tensor, max: Scalar, options?: O_clamp_max_): Tensor;
+  /** aten::clamp_max_.Tensor(Tensor(a!) self, Tensor max) -> Tensor(a!) */
   (self: Tensor, max: Tensor, options?: O_clamp_max__Tensor): Tensor;
   /** aten::clamp_max_(Tensor(a!) self, Scalar max) -> Tensor(a!) */
   "default"(self: Tensor, max: Scalar, options?: O_clamp_max_): Tensor;
@@ -387,8 +414,8 @@ export const clampMax_: {
 
 type O_clamp_min = { self?: Tensor; min?: Scalar };
 type O_clamp_min_Tensor = { self?: Tensor; min?: Tensor };
-type O_clamp_min_Tensor_out = { self?: Tensor; min?: Tensor; out?: Tensor };
-type O_clamp_min_out = { self?: Tensor; min?: Scalar; out?: Tensor };
+type O_clamp_min_Tensor_out = { self?: Tensor; min?: Tensor; out: Tensor };
+type O_clamp_min_out = { self?: Tensor; min?: Scalar; out: Tensor };
 /**
  * aten::clamp_min(Tensor self, Scalar min) -> Tensor
  * aten::clamp_min.Tensor(Tensor self, Tensor min) -> Tensor
@@ -396,21 +423,23 @@ type O_clamp_min_out = { self?: Tensor; min?: Scalar; out?: Tensor };
  * aten::clamp_min.out(Tensor self, Scalar min, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const clampMin: {
+  /** aten::clamp_min(Tensor self, Scalar min) -> Tensor */
   (self: Tensor, min: Scalar, options?: O_clamp_min): Tensor;
+  /** aten::clamp_min.Tensor(Tensor self, Tensor min) -> Tensor */
   (self: Tensor, min: Tensor, options?: O_clamp_min_Tensor): Tensor;
   /** aten::clamp_min(Tensor self, Scalar min) -> Tensor */
   "default"(self: Tensor, min: Scalar, options?: O_clamp_min): Tensor;
   /** aten::clamp_min.Tensor(Tensor self, Tensor min) -> Tensor */
   "Tensor"(self: Tensor, min: Tensor, options?: O_clamp_min_Tensor): Tensor;
   /** aten::clamp_min.Tensor_out(Tensor self, Tensor min, *, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_out"(self: Tensor, min: Tensor, out: Tensor, options?: O_clamp_min_Tensor_out): Tensor;
+  "Tensor_out"(self: Tensor, min: Tensor, options?: O_clamp_min_Tensor_out): Tensor;
   /** aten::clamp_min.out(Tensor self, Scalar min, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, min: Scalar, out: Tensor, options?: O_clamp_min_out): Tensor;
+  "out"(self: Tensor, min: Scalar, options?: O_clamp_min_out): Tensor;
 } = defineOp("clamp_min", [
   ["",[["self",0,0],["min",6,0]],[0],1],
   ["Tensor",[["self",0,0],["min",0,0]],[0],1],
-  ["Tensor_out",[["self",0,0],["min",0,0],["out",0,4]],[-1],0],
-  ["out",[["self",0,0],["min",6,0],["out",0,4]],[-1],0],
+  ["Tensor_out",[["self",0,0],["min",0,0],["out",0,12]],[-3],0],
+  ["out",[["self",0,0],["min",6,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_clamp_min_ = { self?: Tensor; min?: Scalar };
@@ -420,7 +449,9 @@ type O_clamp_min__Tensor = { self?: Tensor; min?: Tensor };
  * aten::clamp_min_.Tensor(Tensor(a!) self, Tensor min) -> Tensor(a!)
  */
 export const clampMin_: {
+  /** aten::clamp_min_(Tensor(a!) self, Scalar min) -> Tensor(a!) */
   (self: Tensor, min: Scalar, options?: O_clamp_min_): Tensor;
+  /** aten::clamp_min_.Tensor(Tensor(a!) self, Tensor min) -> Tensor(a!) */
   (self: Tensor, min: Tensor, options?: O_clamp_min__Tensor): Tensor;
   /** aten::clamp_min_(Tensor(a!) self, Scalar min) -> Tensor(a!) */
   "default"(self: Tensor, min: Scalar, options?: O_clamp_min_): Tensor;
@@ -433,8 +464,8 @@ export const clampMin_: {
 
 type O_clip = { self?: Tensor; min?: Scalar | null; max?: Scalar | null };
 type O_clip_Tensor = { self?: Tensor; min?: Tensor | null; max?: Tensor | null };
-type O_clip_Tensor_out = { self?: Tensor; min?: Tensor | null; max?: Tensor | null; out?: Tensor };
-type O_clip_out = { self?: Tensor; min?: Scalar | null; max?: Scalar | null; out?: Tensor };
+type O_clip_Tensor_out = { self?: Tensor; min?: Tensor | null; max?: Tensor | null; out: Tensor };
+type O_clip_out = { self?: Tensor; min?: Scalar | null; max?: Scalar | null; out: Tensor };
 /**
  * aten::clip(Tensor self, Scalar? min=None, Scalar? max=None) -> Tensor
  * aten::clip.Tensor(Tensor self, Tensor? min=None, Tensor? max=None) -> Tensor
@@ -442,21 +473,23 @@ type O_clip_out = { self?: Tensor; min?: Scalar | null; max?: Scalar | null; out
  * aten::clip.out(Tensor self, Scalar? min=None, Scalar? max=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const clip: {
+  /** aten::clip(Tensor self, Scalar? min=None, Scalar? max=None) -> Tensor */
   (self: Tensor, min?: Scalar | null | O_clip, max?: Scalar | null | O_clip, options?: O_clip): Tensor;
+  /** aten::clip.Tensor(Tensor self, Tensor? min=None, Tensor? max=None) -> Tensor */
   (self: Tensor, min?: Tensor | null | O_clip_Tensor, max?: Tensor | null | O_clip_Tensor, options?: O_clip_Tensor): Tensor;
   /** aten::clip(Tensor self, Scalar? min=None, Scalar? max=None) -> Tensor */
   "default"(self: Tensor, min?: Scalar | null | O_clip, max?: Scalar | null | O_clip, options?: O_clip): Tensor;
   /** aten::clip.Tensor(Tensor self, Tensor? min=None, Tensor? max=None) -> Tensor */
   "Tensor"(self: Tensor, min?: Tensor | null | O_clip_Tensor, max?: Tensor | null | O_clip_Tensor, options?: O_clip_Tensor): Tensor;
   /** aten::clip.Tensor_out(Tensor self, Tensor? min=None, Tensor? max=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_out"(self: Tensor, min?: Tensor | null | O_clip_Tensor_out, max?: Tensor | null | O_clip_Tensor_out, out?: Tensor | O_clip_Tensor_out, options?: O_clip_Tensor_out): Tensor;
+  "Tensor_out"(self: Tensor, min?: Tensor | null | O_clip_Tensor_out, max?: Tensor | null | O_clip_Tensor_out, options?: O_clip_Tensor_out): Tensor;
   /** aten::clip.out(Tensor self, Scalar? min=None, Scalar? max=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, min?: Scalar | null | O_clip_out, max?: Scalar | null | O_clip_out, out?: Tensor | O_clip_out, options?: O_clip_out): Tensor;
+  "out"(self: Tensor, min?: Scalar | null | O_clip_out, max?: Scalar | null | O_clip_out, options?: O_clip_out): Tensor;
 } = defineOp("clip", [
   ["",[["self",0,0],["min",6,3],["max",6,3]],[0],1],
   ["Tensor",[["self",0,0],["min",0,3],["max",0,3]],[0],1],
-  ["Tensor_out",[["self",0,0],["min",0,3],["max",0,3],["out",0,4]],[-1],0],
-  ["out",[["self",0,0],["min",6,3],["max",6,3],["out",0,4]],[-1],0],
+  ["Tensor_out",[["self",0,0],["min",0,3],["max",0,3],["out",0,12]],[-4],0],
+  ["out",[["self",0,0],["min",6,3],["max",6,3],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_clip_ = { self?: Tensor; min?: Scalar | null; max?: Scalar | null };
@@ -466,7 +499,9 @@ type O_clip__Tensor = { self?: Tensor; min?: Tensor | null; max?: Tensor | null 
  * aten::clip_.Tensor(Tensor(a!) self, Tensor? min=None, Tensor? max=None) -> Tensor(a!)
  */
 export const clip_: {
+  /** aten::clip_(Tensor(a!) self, Scalar? min=None, Scalar? max=None) -> Tensor(a!) */
   (self: Tensor, min?: Scalar | null | O_clip_, max?: Scalar | null | O_clip_, options?: O_clip_): Tensor;
+  /** aten::clip_.Tensor(Tensor(a!) self, Tensor? min=None, Tensor? max=None) -> Tensor(a!) */
   (self: Tensor, min?: Tensor | null | O_clip__Tensor, max?: Tensor | null | O_clip__Tensor, options?: O_clip__Tensor): Tensor;
   /** aten::clip_(Tensor(a!) self, Scalar? min=None, Scalar? max=None) -> Tensor(a!) */
   "default"(self: Tensor, min?: Scalar | null | O_clip_, max?: Scalar | null | O_clip_, options?: O_clip_): Tensor;
@@ -478,20 +513,21 @@ export const clip_: {
 ]) as any;
 
 type O_clone = { self?: Tensor; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
-type O_clone_out = { self?: Tensor; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out?: Tensor };
+type O_clone_out = { self?: Tensor; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out: Tensor };
 /**
  * aten::clone(Tensor self, *, MemoryFormat? memory_format=None) -> Tensor
  * aten::clone.out(Tensor self, *, MemoryFormat? memory_format=None, Tensor(a!) out) -> Tensor(a!)
  */
 export const clone: {
-  (self: Tensor, memory_format?: MemoryFormat | null | O_clone, options?: O_clone): Tensor;
   /** aten::clone(Tensor self, *, MemoryFormat? memory_format=None) -> Tensor */
-  "default"(self: Tensor, memory_format?: MemoryFormat | null | O_clone, options?: O_clone): Tensor;
+  (self: Tensor, options?: O_clone): Tensor;
+  /** aten::clone(Tensor self, *, MemoryFormat? memory_format=None) -> Tensor */
+  "default"(self: Tensor, options?: O_clone): Tensor;
   /** aten::clone.out(Tensor self, *, MemoryFormat? memory_format=None, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, memory_format?: MemoryFormat | null | O_clone_out, out?: Tensor | O_clone_out, options?: O_clone_out): Tensor;
+  "out"(self: Tensor, options?: O_clone_out): Tensor;
 } = defineOp("clone", [
-  ["",[["self",0,0],["memory_format",10,3]],[0],1],
-  ["out",[["self",0,0],["memory_format",10,3],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["memory_format",10,11]],[0],1],
+  ["out",[["self",0,0],["memory_format",10,11],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_coalesce = { self?: Tensor };
@@ -499,6 +535,7 @@ type O_coalesce = { self?: Tensor };
  * aten::coalesce(Tensor(a) self) -> Tensor(a)
  */
 export const coalesce: {
+  /** aten::coalesce(Tensor(a) self) -> Tensor(a) */
   (self: Tensor, options?: O_coalesce): Tensor;
   /** aten::coalesce(Tensor(a) self) -> Tensor(a) */
   "default"(self: Tensor, options?: O_coalesce): Tensor;
@@ -507,20 +544,21 @@ export const coalesce: {
 ]) as any;
 
 type O_col2im = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; kernel_size?: number | number[]; kernelSize?: number | number[]; dilation?: number | number[]; padding?: number | number[]; stride?: number | number[] };
-type O_col2im_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; kernel_size?: number | number[]; kernelSize?: number | number[]; dilation?: number | number[]; padding?: number | number[]; stride?: number | number[]; out?: Tensor };
+type O_col2im_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; kernel_size?: number | number[]; kernelSize?: number | number[]; dilation?: number | number[]; padding?: number | number[]; stride?: number | number[]; out: Tensor };
 /**
  * aten::col2im(Tensor self, SymInt[2] output_size, int[2] kernel_size, int[2] dilation, int[2] padding, int[2] stride) -> Tensor
  * aten::col2im.out(Tensor self, SymInt[2] output_size, int[2] kernel_size, int[2] dilation, int[2] padding, int[2] stride, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const col2im: {
+  /** aten::col2im(Tensor self, SymInt[2] output_size, int[2] kernel_size, int[2] dilation, int[2] padding, int[2] stride) -> Tensor */
   (self: Tensor, output_size: number | number[], kernel_size: number | number[], dilation: number | number[], padding: number | number[], stride: number | number[], options?: O_col2im): Tensor;
   /** aten::col2im(Tensor self, SymInt[2] output_size, int[2] kernel_size, int[2] dilation, int[2] padding, int[2] stride) -> Tensor */
   "default"(self: Tensor, output_size: number | number[], kernel_size: number | number[], dilation: number | number[], padding: number | number[], stride: number | number[], options?: O_col2im): Tensor;
   /** aten::col2im.out(Tensor self, SymInt[2] output_size, int[2] kernel_size, int[2] dilation, int[2] padding, int[2] stride, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, output_size: number | number[], kernel_size: number | number[], dilation: number | number[], padding: number | number[], stride: number | number[], out: Tensor, options?: O_col2im_out): Tensor;
+  "out"(self: Tensor, output_size: number | number[], kernel_size: number | number[], dilation: number | number[], padding: number | number[], stride: number | number[], options?: O_col2im_out): Tensor;
 } = defineOp("col2im", [
   ["",[["self",0,0],["output_size",12,0,2],["kernel_size",12,0,2],["dilation",12,0,2],["padding",12,0,2],["stride",12,0,2]],[0],1],
-  ["out",[["self",0,0],["output_size",12,0,2],["kernel_size",12,0,2],["dilation",12,0,2],["padding",12,0,2],["stride",12,0,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["output_size",12,0,2],["kernel_size",12,0,2],["dilation",12,0,2],["padding",12,0,2],["stride",12,0,2],["out",0,12]],[-7],0],
 ]) as any;
 
 type O_col_indices = { self?: Tensor };
@@ -528,6 +566,7 @@ type O_col_indices = { self?: Tensor };
  * aten::col_indices(Tensor(a) self) -> Tensor(a)
  */
 export const colIndices: {
+  /** aten::col_indices(Tensor(a) self) -> Tensor(a) */
   (self: Tensor, options?: O_col_indices): Tensor;
   /** aten::col_indices(Tensor(a) self) -> Tensor(a) */
   "default"(self: Tensor, options?: O_col_indices): Tensor;
@@ -536,37 +575,39 @@ export const colIndices: {
 ]) as any;
 
 type O_col_indices_copy = { self?: Tensor };
-type O_col_indices_copy_out = { self?: Tensor; out?: Tensor };
+type O_col_indices_copy_out = { self?: Tensor; out: Tensor };
 /**
  * aten::col_indices_copy(Tensor self) -> Tensor
  * aten::col_indices_copy.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const colIndicesCopy: {
+  /** aten::col_indices_copy(Tensor self) -> Tensor */
   (self: Tensor, options?: O_col_indices_copy): Tensor;
   /** aten::col_indices_copy(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_col_indices_copy): Tensor;
   /** aten::col_indices_copy.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_col_indices_copy_out): Tensor;
+  "out"(self: Tensor, options?: O_col_indices_copy_out): Tensor;
 } = defineOp("col_indices_copy", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_column_stack = { tensors?: Tensor[] };
-type O_column_stack_out = { tensors?: Tensor[]; out?: Tensor };
+type O_column_stack_out = { tensors?: Tensor[]; out: Tensor };
 /**
  * aten::column_stack(Tensor[] tensors) -> Tensor
  * aten::column_stack.out(Tensor[] tensors, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const columnStack: {
+  /** aten::column_stack(Tensor[] tensors) -> Tensor */
   (tensors: Tensor[], options?: O_column_stack): Tensor;
   /** aten::column_stack(Tensor[] tensors) -> Tensor */
   "default"(tensors: Tensor[], options?: O_column_stack): Tensor;
   /** aten::column_stack.out(Tensor[] tensors, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(tensors: Tensor[], out: Tensor, options?: O_column_stack_out): Tensor;
+  "out"(tensors: Tensor[], options?: O_column_stack_out): Tensor;
 } = defineOp("column_stack", [
   ["",[["tensors",1,0]],[0],1],
-  ["out",[["tensors",1,0],["out",0,4]],[-1],0],
+  ["out",[["tensors",1,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_combinations = { self?: Tensor; r?: number; with_replacement?: boolean; withReplacement?: boolean };
@@ -574,6 +615,7 @@ type O_combinations = { self?: Tensor; r?: number; with_replacement?: boolean; w
  * aten::combinations(Tensor self, int r=2, bool with_replacement=False) -> Tensor
  */
 export const combinations: {
+  /** aten::combinations(Tensor self, int r=2, bool with_replacement=False) -> Tensor */
   (self: Tensor, r?: number | O_combinations, with_replacement?: boolean | O_combinations, options?: O_combinations): Tensor;
   /** aten::combinations(Tensor self, int r=2, bool with_replacement=False) -> Tensor */
   "default"(self: Tensor, r?: number | O_combinations, with_replacement?: boolean | O_combinations, options?: O_combinations): Tensor;
@@ -582,26 +624,27 @@ export const combinations: {
 ]) as any;
 
 type O_complex = { real?: Tensor; imag?: Tensor };
-type O_complex_out = { real?: Tensor; imag?: Tensor; out?: Tensor };
+type O_complex_out = { real?: Tensor; imag?: Tensor; out: Tensor };
 /**
  * aten::complex(Tensor real, Tensor imag) -> Tensor
  * aten::complex.out(Tensor real, Tensor imag, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const complex: {
+  /** aten::complex(Tensor real, Tensor imag) -> Tensor */
   (real: Tensor, imag: Tensor, options?: O_complex): Tensor;
   /** aten::complex(Tensor real, Tensor imag) -> Tensor */
   "default"(real: Tensor, imag: Tensor, options?: O_complex): Tensor;
   /** aten::complex.out(Tensor real, Tensor imag, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(real: Tensor, imag: Tensor, out: Tensor, options?: O_complex_out): Tensor;
+  "out"(real: Tensor, imag: Tensor, options?: O_complex_out): Tensor;
 } = defineOp("complex", [
   ["",[["real",0,0],["imag",0,0]],[0],1],
-  ["out",[["real",0,0],["imag",0,0],["out",0,4]],[-1],0],
+  ["out",[["real",0,0],["imag",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_concat = { tensors?: Tensor[]; dim?: number };
 type O_concat_names = { tensors?: Tensor[]; dim?: string };
-type O_concat_names_out = { tensors?: Tensor[]; dim?: string; out?: Tensor };
-type O_concat_out = { tensors?: Tensor[]; dim?: number; out?: Tensor };
+type O_concat_names_out = { tensors?: Tensor[]; dim?: string; out: Tensor };
+type O_concat_out = { tensors?: Tensor[]; dim?: number; out: Tensor };
 /**
  * aten::concat(Tensor[] tensors, int dim=0) -> Tensor
  * aten::concat.names(Tensor[] tensors, str dim) -> Tensor
@@ -609,26 +652,27 @@ type O_concat_out = { tensors?: Tensor[]; dim?: number; out?: Tensor };
  * aten::concat.out(Tensor[] tensors, int dim=0, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const concat: {
+  /** aten::concat(Tensor[] tensors, int dim=0) -> Tensor */
   (tensors: Tensor[], dim?: number | O_concat, options?: O_concat): Tensor;
   /** aten::concat(Tensor[] tensors, int dim=0) -> Tensor */
   "default"(tensors: Tensor[], dim?: number | O_concat, options?: O_concat): Tensor;
   /** aten::concat.names(Tensor[] tensors, str dim) -> Tensor */
   "names"(tensors: Tensor[], dim: string, options?: O_concat_names): Tensor;
   /** aten::concat.names_out(Tensor[] tensors, str dim, *, Tensor(a!) out) -> Tensor(a!) */
-  "names_out"(tensors: Tensor[], dim: string, out: Tensor, options?: O_concat_names_out): Tensor;
+  "names_out"(tensors: Tensor[], dim: string, options?: O_concat_names_out): Tensor;
   /** aten::concat.out(Tensor[] tensors, int dim=0, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(tensors: Tensor[], dim?: number | O_concat_out, out?: Tensor | O_concat_out, options?: O_concat_out): Tensor;
+  "out"(tensors: Tensor[], dim?: number | O_concat_out, options?: O_concat_out): Tensor;
 } = defineOp("concat", [
   ["",[["tensors",1,0],["dim",3,2]],[0],1],
   ["names",[["tensors",1,0],["dim",7,0]],[0],0],
-  ["names_out",[["tensors",1,0],["dim",7,0],["out",0,4]],[-1],0],
-  ["out",[["tensors",1,0],["dim",3,2],["out",0,4]],[-1],0],
+  ["names_out",[["tensors",1,0],["dim",7,0],["out",0,12]],[-3],0],
+  ["out",[["tensors",1,0],["dim",3,2],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_concatenate = { tensors?: Tensor[]; dim?: number };
 type O_concatenate_names = { tensors?: Tensor[]; dim?: string };
-type O_concatenate_names_out = { tensors?: Tensor[]; dim?: string; out?: Tensor };
-type O_concatenate_out = { tensors?: Tensor[]; dim?: number; out?: Tensor };
+type O_concatenate_names_out = { tensors?: Tensor[]; dim?: string; out: Tensor };
+type O_concatenate_out = { tensors?: Tensor[]; dim?: number; out: Tensor };
 /**
  * aten::concatenate(Tensor[] tensors, int dim=0) -> Tensor
  * aten::concatenate.names(Tensor[] tensors, str dim) -> Tensor
@@ -636,20 +680,21 @@ type O_concatenate_out = { tensors?: Tensor[]; dim?: number; out?: Tensor };
  * aten::concatenate.out(Tensor[] tensors, int dim=0, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const concatenate: {
+  /** aten::concatenate(Tensor[] tensors, int dim=0) -> Tensor */
   (tensors: Tensor[], dim?: number | O_concatenate, options?: O_concatenate): Tensor;
   /** aten::concatenate(Tensor[] tensors, int dim=0) -> Tensor */
   "default"(tensors: Tensor[], dim?: number | O_concatenate, options?: O_concatenate): Tensor;
   /** aten::concatenate.names(Tensor[] tensors, str dim) -> Tensor */
   "names"(tensors: Tensor[], dim: string, options?: O_concatenate_names): Tensor;
   /** aten::concatenate.names_out(Tensor[] tensors, str dim, *, Tensor(a!) out) -> Tensor(a!) */
-  "names_out"(tensors: Tensor[], dim: string, out: Tensor, options?: O_concatenate_names_out): Tensor;
+  "names_out"(tensors: Tensor[], dim: string, options?: O_concatenate_names_out): Tensor;
   /** aten::concatenate.out(Tensor[] tensors, int dim=0, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(tensors: Tensor[], dim?: number | O_concatenate_out, out?: Tensor | O_concatenate_out, options?: O_concatenate_out): Tensor;
+  "out"(tensors: Tensor[], dim?: number | O_concatenate_out, options?: O_concatenate_out): Tensor;
 } = defineOp("concatenate", [
   ["",[["tensors",1,0],["dim",3,2]],[0],1],
   ["names",[["tensors",1,0],["dim",7,0]],[0],0],
-  ["names_out",[["tensors",1,0],["dim",7,0],["out",0,4]],[-1],0],
-  ["out",[["tensors",1,0],["dim",3,2],["out",0,4]],[-1],0],
+  ["names_out",[["tensors",1,0],["dim",7,0],["out",0,12]],[-3],0],
+  ["out",[["tensors",1,0],["dim",3,2],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_conj = { self?: Tensor };
@@ -657,6 +702,7 @@ type O_conj = { self?: Tensor };
  * aten::conj(Tensor(a) self) -> Tensor(a)
  */
 export const conj: {
+  /** aten::conj(Tensor(a) self) -> Tensor(a) */
   (self: Tensor, options?: O_conj): Tensor;
   /** aten::conj(Tensor(a) self) -> Tensor(a) */
   "default"(self: Tensor, options?: O_conj): Tensor;
@@ -665,20 +711,21 @@ export const conj: {
 ]) as any;
 
 type O_conj_physical = { self?: Tensor };
-type O_conj_physical_out = { self?: Tensor; out?: Tensor };
+type O_conj_physical_out = { self?: Tensor; out: Tensor };
 /**
  * aten::conj_physical(Tensor self) -> Tensor
  * aten::conj_physical.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const conjPhysical: {
+  /** aten::conj_physical(Tensor self) -> Tensor */
   (self: Tensor, options?: O_conj_physical): Tensor;
   /** aten::conj_physical(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_conj_physical): Tensor;
   /** aten::conj_physical.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_conj_physical_out): Tensor;
+  "out"(self: Tensor, options?: O_conj_physical_out): Tensor;
 } = defineOp("conj_physical", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_conj_physical_ = { self?: Tensor };
@@ -686,6 +733,7 @@ type O_conj_physical_ = { self?: Tensor };
  * aten::conj_physical_(Tensor(a!) self) -> Tensor(a!)
  */
 export const conjPhysical_: {
+  /** aten::conj_physical_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_conj_physical_): Tensor;
   /** aten::conj_physical_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_conj_physical_): Tensor;
@@ -694,20 +742,21 @@ export const conjPhysical_: {
 ]) as any;
 
 type O_constant_pad_nd = { self?: Tensor; pad?: number[]; value?: Scalar };
-type O_constant_pad_nd_out = { self?: Tensor; pad?: number[]; value?: Scalar; out?: Tensor };
+type O_constant_pad_nd_out = { self?: Tensor; pad?: number[]; value?: Scalar; out: Tensor };
 /**
  * aten::constant_pad_nd(Tensor self, int[] pad, Scalar value=0) -> Tensor
  * aten::constant_pad_nd.out(Tensor self, int[] pad, Scalar value=0, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const constantPadNd: {
+  /** aten::constant_pad_nd(Tensor self, int[] pad, Scalar value=0) -> Tensor */
   (self: Tensor, pad: number[], value?: Scalar | O_constant_pad_nd, options?: O_constant_pad_nd): Tensor;
   /** aten::constant_pad_nd(Tensor self, int[] pad, Scalar value=0) -> Tensor */
   "default"(self: Tensor, pad: number[], value?: Scalar | O_constant_pad_nd, options?: O_constant_pad_nd): Tensor;
   /** aten::constant_pad_nd.out(Tensor self, int[] pad, Scalar value=0, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, pad: number[], value?: Scalar | O_constant_pad_nd_out, out?: Tensor | O_constant_pad_nd_out, options?: O_constant_pad_nd_out): Tensor;
+  "out"(self: Tensor, pad: number[], value?: Scalar | O_constant_pad_nd_out, options?: O_constant_pad_nd_out): Tensor;
 } = defineOp("constant_pad_nd", [
   ["",[["self",0,0],["pad",12,0],["value",6,2]],[0],1],
-  ["out",[["self",0,0],["pad",12,0],["value",6,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["pad",12,0],["value",6,2],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_contiguous = { self?: Tensor; memory_format?: MemoryFormat; memoryFormat?: MemoryFormat };
@@ -715,11 +764,12 @@ type O_contiguous = { self?: Tensor; memory_format?: MemoryFormat; memoryFormat?
  * aten::contiguous(Tensor(a) self, *, MemoryFormat memory_format=0) -> Tensor(a)
  */
 export const contiguous: {
-  (self: Tensor, memory_format?: MemoryFormat | O_contiguous, options?: O_contiguous): Tensor;
   /** aten::contiguous(Tensor(a) self, *, MemoryFormat memory_format=0) -> Tensor(a) */
-  "default"(self: Tensor, memory_format?: MemoryFormat | O_contiguous, options?: O_contiguous): Tensor;
+  (self: Tensor, options?: O_contiguous): Tensor;
+  /** aten::contiguous(Tensor(a) self, *, MemoryFormat memory_format=0) -> Tensor(a) */
+  "default"(self: Tensor, options?: O_contiguous): Tensor;
 } = defineOp("contiguous", [
-  ["",[["self",0,0],["memory_format",10,2]],[0],1],
+  ["",[["self",0,0],["memory_format",10,10]],[0],1],
 ]) as any;
 
 type O_conv1d = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; groups?: number };
@@ -729,7 +779,9 @@ type O_conv1d_padding = { input?: Tensor; weight?: Tensor; bias?: Tensor | null;
  * aten::conv1d.padding(Tensor input, Tensor weight, Tensor? bias=None, int[1] stride=[1], str padding="valid", int[1] dilation=[1], int groups=1) -> Tensor
  */
 export const conv1d: {
+  /** aten::conv1d(Tensor input, Tensor weight, Tensor? bias=None, int[1] stride=[1], int[1] padding=[0], int[1] dilation=[1], int groups=1) -> Tensor */
   (input: Tensor, weight: Tensor, bias?: Tensor | null | O_conv1d, stride?: number | number[] | O_conv1d, padding?: number | number[] | O_conv1d, dilation?: number | number[] | O_conv1d, groups?: number | O_conv1d, options?: O_conv1d): Tensor;
+  /** aten::conv1d.padding(Tensor input, Tensor weight, Tensor? bias=None, int[1] stride=[1], str padding="valid", int[1] dilation=[1], int groups=1) -> Tensor */
   (input: Tensor, weight: Tensor, bias?: Tensor | null | O_conv1d_padding, stride?: number | number[] | O_conv1d_padding, padding?: string | O_conv1d_padding, dilation?: number | number[] | O_conv1d_padding, groups?: number | O_conv1d_padding, options?: O_conv1d_padding): Tensor;
   /** aten::conv1d(Tensor input, Tensor weight, Tensor? bias=None, int[1] stride=[1], int[1] padding=[0], int[1] dilation=[1], int groups=1) -> Tensor */
   "default"(input: Tensor, weight: Tensor, bias?: Tensor | null | O_conv1d, stride?: number | number[] | O_conv1d, padding?: number | number[] | O_conv1d, dilation?: number | number[] | O_conv1d, groups?: number | O_conv1d, options?: O_conv1d): Tensor;
@@ -747,7 +799,9 @@ type O_conv2d_padding = { input?: Tensor; weight?: Tensor; bias?: Tensor | null;
  * aten::conv2d.padding(Tensor input, Tensor weight, Tensor? bias=None, int[2] stride=1, str padding="valid", int[2] dilation=1, int groups=1) -> Tensor
  */
 export const conv2d: {
+  /** aten::conv2d(Tensor input, Tensor weight, Tensor? bias=None, int[2] stride=1, int[2] padding=0, int[2] dilation=1, int groups=1) -> Tensor */
   (input: Tensor, weight: Tensor, bias?: Tensor | null | O_conv2d, stride?: number | number[] | O_conv2d, padding?: number | number[] | O_conv2d, dilation?: number | number[] | O_conv2d, groups?: number | O_conv2d, options?: O_conv2d): Tensor;
+  /** aten::conv2d.padding(Tensor input, Tensor weight, Tensor? bias=None, int[2] stride=1, str padding="valid", int[2] dilation=1, int groups=1) -> Tensor */
   (input: Tensor, weight: Tensor, bias?: Tensor | null | O_conv2d_padding, stride?: number | number[] | O_conv2d_padding, padding?: string | O_conv2d_padding, dilation?: number | number[] | O_conv2d_padding, groups?: number | O_conv2d_padding, options?: O_conv2d_padding): Tensor;
   /** aten::conv2d(Tensor input, Tensor weight, Tensor? bias=None, int[2] stride=1, int[2] padding=0, int[2] dilation=1, int groups=1) -> Tensor */
   "default"(input: Tensor, weight: Tensor, bias?: Tensor | null | O_conv2d, stride?: number | number[] | O_conv2d, padding?: number | number[] | O_conv2d, dilation?: number | number[] | O_conv2d, groups?: number | O_conv2d, options?: O_conv2d): Tensor;
@@ -765,7 +819,9 @@ type O_conv3d_padding = { input?: Tensor; weight?: Tensor; bias?: Tensor | null;
  * aten::conv3d.padding(Tensor input, Tensor weight, Tensor? bias=None, int[3] stride=1, str padding="valid", int[3] dilation=1, int groups=1) -> Tensor
  */
 export const conv3d: {
+  /** aten::conv3d(Tensor input, Tensor weight, Tensor? bias=None, int[3] stride=1, int[3] padding=0, int[3] dilation=1, int groups=1) -> Tensor */
   (input: Tensor, weight: Tensor, bias?: Tensor | null | O_conv3d, stride?: number | number[] | O_conv3d, padding?: number | number[] | O_conv3d, dilation?: number | number[] | O_conv3d, groups?: number | O_conv3d, options?: O_conv3d): Tensor;
+  /** aten::conv3d.padding(Tensor input, Tensor weight, Tensor? bias=None, int[3] stride=1, str padding="valid", int[3] dilation=1, int groups=1) -> Tensor */
   (input: Tensor, weight: Tensor, bias?: Tensor | null | O_conv3d_padding, stride?: number | number[] | O_conv3d_padding, padding?: string | O_conv3d_padding, dilation?: number | number[] | O_conv3d_padding, groups?: number | O_conv3d_padding, options?: O_conv3d_padding): Tensor;
   /** aten::conv3d(Tensor input, Tensor weight, Tensor? bias=None, int[3] stride=1, int[3] padding=0, int[3] dilation=1, int groups=1) -> Tensor */
   "default"(input: Tensor, weight: Tensor, bias?: Tensor | null | O_conv3d, stride?: number | number[] | O_conv3d, padding?: number | number[] | O_conv3d, dilation?: number | number[] | O_conv3d, groups?: number | O_conv3d, options?: O_conv3d): Tensor;
@@ -777,37 +833,39 @@ export const conv3d: {
 ]) as any;
 
 type O_conv_depthwise3d = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[] };
-type O_conv_depthwise3d_out = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; out?: Tensor };
+type O_conv_depthwise3d_out = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; out: Tensor };
 /**
  * aten::conv_depthwise3d(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias, int[3] stride, int[3] padding, int[3] dilation) -> Tensor
  * aten::conv_depthwise3d.out(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias, int[3] stride, int[3] padding, int[3] dilation, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const convDepthwise3d: {
+  /** aten::conv_depthwise3d(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias, int[3] stride, int[3] padding, int[3] dilation) -> Tensor */
   (self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O_conv_depthwise3d, stride?: number | number[] | O_conv_depthwise3d, padding?: number | number[] | O_conv_depthwise3d, dilation?: number | number[] | O_conv_depthwise3d, options?: O_conv_depthwise3d): Tensor;
   /** aten::conv_depthwise3d(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias, int[3] stride, int[3] padding, int[3] dilation) -> Tensor */
   "default"(self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O_conv_depthwise3d, stride?: number | number[] | O_conv_depthwise3d, padding?: number | number[] | O_conv_depthwise3d, dilation?: number | number[] | O_conv_depthwise3d, options?: O_conv_depthwise3d): Tensor;
   /** aten::conv_depthwise3d.out(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias, int[3] stride, int[3] padding, int[3] dilation, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O_conv_depthwise3d_out, stride?: number | number[] | O_conv_depthwise3d_out, padding?: number | number[] | O_conv_depthwise3d_out, dilation?: number | number[] | O_conv_depthwise3d_out, out?: Tensor | O_conv_depthwise3d_out, options?: O_conv_depthwise3d_out): Tensor;
+  "out"(self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O_conv_depthwise3d_out, stride?: number | number[] | O_conv_depthwise3d_out, padding?: number | number[] | O_conv_depthwise3d_out, dilation?: number | number[] | O_conv_depthwise3d_out, options?: O_conv_depthwise3d_out): Tensor;
 } = defineOp("conv_depthwise3d", [
   ["",[["self",0,0],["weight",0,0],["kernel_size",12,0,3],["bias",0,1],["stride",12,0,3],["padding",12,0,3],["dilation",12,0,3]],[0],1],
-  ["out",[["self",0,0],["weight",0,0],["kernel_size",12,0,3],["bias",0,1],["stride",12,0,3],["padding",12,0,3],["dilation",12,0,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["weight",0,0],["kernel_size",12,0,3],["bias",0,1],["stride",12,0,3],["padding",12,0,3],["dilation",12,0,3],["out",0,12]],[-8],0],
 ]) as any;
 
 type O_conv_tbc = { self?: Tensor; weight?: Tensor; bias?: Tensor; pad?: number };
-type O_conv_tbc_out = { self?: Tensor; weight?: Tensor; bias?: Tensor; pad?: number; out?: Tensor };
+type O_conv_tbc_out = { self?: Tensor; weight?: Tensor; bias?: Tensor; pad?: number; out: Tensor };
 /**
  * aten::conv_tbc(Tensor self, Tensor weight, Tensor bias, int pad=0) -> Tensor
  * aten::conv_tbc.out(Tensor self, Tensor weight, Tensor bias, int pad=0, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const convTbc: {
+  /** aten::conv_tbc(Tensor self, Tensor weight, Tensor bias, int pad=0) -> Tensor */
   (self: Tensor, weight: Tensor, bias: Tensor, pad?: number | O_conv_tbc, options?: O_conv_tbc): Tensor;
   /** aten::conv_tbc(Tensor self, Tensor weight, Tensor bias, int pad=0) -> Tensor */
   "default"(self: Tensor, weight: Tensor, bias: Tensor, pad?: number | O_conv_tbc, options?: O_conv_tbc): Tensor;
   /** aten::conv_tbc.out(Tensor self, Tensor weight, Tensor bias, int pad=0, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, weight: Tensor, bias: Tensor, pad?: number | O_conv_tbc_out, out?: Tensor | O_conv_tbc_out, options?: O_conv_tbc_out): Tensor;
+  "out"(self: Tensor, weight: Tensor, bias: Tensor, pad?: number | O_conv_tbc_out, options?: O_conv_tbc_out): Tensor;
 } = defineOp("conv_tbc", [
   ["",[["self",0,0],["weight",0,0],["bias",0,0],["pad",3,2]],[0],1],
-  ["out",[["self",0,0],["weight",0,0],["bias",0,0],["pad",3,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["weight",0,0],["bias",0,0],["pad",3,2],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_conv_tbc_backward = { self?: Tensor; input?: Tensor; weight?: Tensor; bias?: Tensor; pad?: number };
@@ -815,6 +873,7 @@ type O_conv_tbc_backward = { self?: Tensor; input?: Tensor; weight?: Tensor; bia
  * aten::conv_tbc_backward(Tensor self, Tensor input, Tensor weight, Tensor bias, int pad) -> (Tensor, Tensor, Tensor)
  */
 export const convTbcBackward: {
+  /** aten::conv_tbc_backward(Tensor self, Tensor input, Tensor weight, Tensor bias, int pad) -> (Tensor, Tensor, Tensor) */
   (self: Tensor, input: Tensor, weight: Tensor, bias: Tensor, pad: number, options?: O_conv_tbc_backward): [Tensor, Tensor, Tensor];
   /** aten::conv_tbc_backward(Tensor self, Tensor input, Tensor weight, Tensor bias, int pad) -> (Tensor, Tensor, Tensor) */
   "default"(self: Tensor, input: Tensor, weight: Tensor, bias: Tensor, pad: number, options?: O_conv_tbc_backward): [Tensor, Tensor, Tensor];
@@ -827,6 +886,7 @@ type O_conv_transpose1d = { input?: Tensor; weight?: Tensor; bias?: Tensor | nul
  * aten::conv_transpose1d(Tensor input, Tensor weight, Tensor? bias=None, int[1] stride=[1], int[1] padding=[0], int[1] output_padding=[0], int groups=1, int[1] dilation=[1]) -> Tensor
  */
 export const convTranspose1d: {
+  /** aten::conv_transpose1d(Tensor input, Tensor weight, Tensor? bias=None, int[1] stride=[1], int[1] padding=[0], int[1] output_padding=[0], int groups=1, int[1] dilation=[1]) -> Tensor */
   (input: Tensor, weight: Tensor, bias?: Tensor | null | O_conv_transpose1d, stride?: number | number[] | O_conv_transpose1d, padding?: number | number[] | O_conv_transpose1d, output_padding?: number | number[] | O_conv_transpose1d, groups?: number | O_conv_transpose1d, dilation?: number | number[] | O_conv_transpose1d, options?: O_conv_transpose1d): Tensor;
   /** aten::conv_transpose1d(Tensor input, Tensor weight, Tensor? bias=None, int[1] stride=[1], int[1] padding=[0], int[1] output_padding=[0], int groups=1, int[1] dilation=[1]) -> Tensor */
   "default"(input: Tensor, weight: Tensor, bias?: Tensor | null | O_conv_transpose1d, stride?: number | number[] | O_conv_transpose1d, padding?: number | number[] | O_conv_transpose1d, output_padding?: number | number[] | O_conv_transpose1d, groups?: number | O_conv_transpose1d, dilation?: number | number[] | O_conv_transpose1d, options?: O_conv_transpose1d): Tensor;
@@ -839,6 +899,7 @@ type O_conv_transpose2d_input = { input?: Tensor; weight?: Tensor; bias?: Tensor
  * aten::conv_transpose2d.input(Tensor input, Tensor weight, Tensor? bias=None, int[2] stride=1, int[2] padding=0, int[2] output_padding=0, int groups=1, int[2] dilation=1) -> Tensor
  */
 export const convTranspose2d: {
+  /** aten::conv_transpose2d.input(Tensor input, Tensor weight, Tensor? bias=None, int[2] stride=1, int[2] padding=0, int[2] output_padding=0, int groups=1, int[2] dilation=1) -> Tensor */
   (input: Tensor, weight: Tensor, bias?: Tensor | null | O_conv_transpose2d_input, stride?: number | number[] | O_conv_transpose2d_input, padding?: number | number[] | O_conv_transpose2d_input, output_padding?: number | number[] | O_conv_transpose2d_input, groups?: number | O_conv_transpose2d_input, dilation?: number | number[] | O_conv_transpose2d_input, options?: O_conv_transpose2d_input): Tensor;
   /** aten::conv_transpose2d.input(Tensor input, Tensor weight, Tensor? bias=None, int[2] stride=1, int[2] padding=0, int[2] output_padding=0, int groups=1, int[2] dilation=1) -> Tensor */
   "input"(input: Tensor, weight: Tensor, bias?: Tensor | null | O_conv_transpose2d_input, stride?: number | number[] | O_conv_transpose2d_input, padding?: number | number[] | O_conv_transpose2d_input, output_padding?: number | number[] | O_conv_transpose2d_input, groups?: number | O_conv_transpose2d_input, dilation?: number | number[] | O_conv_transpose2d_input, options?: O_conv_transpose2d_input): Tensor;
@@ -851,6 +912,7 @@ type O_conv_transpose3d_input = { input?: Tensor; weight?: Tensor; bias?: Tensor
  * aten::conv_transpose3d.input(Tensor input, Tensor weight, Tensor? bias=None, int[3] stride=1, int[3] padding=0, int[3] output_padding=0, int groups=1, int[3] dilation=1) -> Tensor
  */
 export const convTranspose3d: {
+  /** aten::conv_transpose3d.input(Tensor input, Tensor weight, Tensor? bias=None, int[3] stride=1, int[3] padding=0, int[3] output_padding=0, int groups=1, int[3] dilation=1) -> Tensor */
   (input: Tensor, weight: Tensor, bias?: Tensor | null | O_conv_transpose3d_input, stride?: number | number[] | O_conv_transpose3d_input, padding?: number | number[] | O_conv_transpose3d_input, output_padding?: number | number[] | O_conv_transpose3d_input, groups?: number | O_conv_transpose3d_input, dilation?: number | number[] | O_conv_transpose3d_input, options?: O_conv_transpose3d_input): Tensor;
   /** aten::conv_transpose3d.input(Tensor input, Tensor weight, Tensor? bias=None, int[3] stride=1, int[3] padding=0, int[3] output_padding=0, int groups=1, int[3] dilation=1) -> Tensor */
   "input"(input: Tensor, weight: Tensor, bias?: Tensor | null | O_conv_transpose3d_input, stride?: number | number[] | O_conv_transpose3d_input, padding?: number | number[] | O_conv_transpose3d_input, output_padding?: number | number[] | O_conv_transpose3d_input, groups?: number | O_conv_transpose3d_input, dilation?: number | number[] | O_conv_transpose3d_input, options?: O_conv_transpose3d_input): Tensor;
@@ -859,88 +921,93 @@ export const convTranspose3d: {
 ]) as any;
 
 type O_convolution = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; outputPadding?: number[]; groups?: number };
-type O_convolution_out = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; outputPadding?: number[]; groups?: number; out?: Tensor };
+type O_convolution_out = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; outputPadding?: number[]; groups?: number; out: Tensor };
 /**
  * aten::convolution(Tensor input, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups) -> Tensor
  * aten::convolution.out(Tensor input, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const convolution: {
+  /** aten::convolution(Tensor input, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups) -> Tensor */
   (input: Tensor, weight: Tensor, bias?: Tensor | null | O_convolution, stride?: number[] | O_convolution, padding?: number[] | O_convolution, dilation?: number[] | O_convolution, transposed?: boolean | O_convolution, output_padding?: number[] | O_convolution, groups?: number | O_convolution, options?: O_convolution): Tensor;
   /** aten::convolution(Tensor input, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups) -> Tensor */
   "default"(input: Tensor, weight: Tensor, bias?: Tensor | null | O_convolution, stride?: number[] | O_convolution, padding?: number[] | O_convolution, dilation?: number[] | O_convolution, transposed?: boolean | O_convolution, output_padding?: number[] | O_convolution, groups?: number | O_convolution, options?: O_convolution): Tensor;
   /** aten::convolution.out(Tensor input, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(input: Tensor, weight: Tensor, bias?: Tensor | null | O_convolution_out, stride?: number[] | O_convolution_out, padding?: number[] | O_convolution_out, dilation?: number[] | O_convolution_out, transposed?: boolean | O_convolution_out, output_padding?: number[] | O_convolution_out, groups?: number | O_convolution_out, out?: Tensor | O_convolution_out, options?: O_convolution_out): Tensor;
+  "out"(input: Tensor, weight: Tensor, bias?: Tensor | null | O_convolution_out, stride?: number[] | O_convolution_out, padding?: number[] | O_convolution_out, dilation?: number[] | O_convolution_out, transposed?: boolean | O_convolution_out, output_padding?: number[] | O_convolution_out, groups?: number | O_convolution_out, options?: O_convolution_out): Tensor;
 } = defineOp("convolution", [
   ["",[["input",0,0],["weight",0,0],["bias",0,1],["stride",12,0],["padding",12,0],["dilation",12,0],["transposed",5,0],["output_padding",12,0],["groups",3,0]],[0],1],
-  ["out",[["input",0,0],["weight",0,0],["bias",0,1],["stride",12,0],["padding",12,0],["dilation",12,0],["transposed",5,0],["output_padding",12,0],["groups",3,0],["out",0,4]],[-1],0],
+  ["out",[["input",0,0],["weight",0,0],["bias",0,1],["stride",12,0],["padding",12,0],["dilation",12,0],["transposed",5,0],["output_padding",12,0],["groups",3,0],["out",0,12]],[-10],0],
 ]) as any;
 
 type O_convolution_backward = { grad_output?: Tensor; gradOutput?: Tensor; input?: Tensor; weight?: Tensor; bias_sizes?: number[] | null; biasSizes?: number[] | null; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; outputPadding?: number[]; groups?: number; output_mask?: boolean[]; outputMask?: boolean[] };
-type O_convolution_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; input?: Tensor; weight?: Tensor; bias_sizes?: number[] | null; biasSizes?: number[] | null; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; outputPadding?: number[]; groups?: number; output_mask?: boolean[]; outputMask?: boolean[]; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O_convolution_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; input?: Tensor; weight?: Tensor; bias_sizes?: number[] | null; biasSizes?: number[] | null; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; outputPadding?: number[]; groups?: number; output_mask?: boolean[]; outputMask?: boolean[]; out0: Tensor; out1: Tensor; out2: Tensor };
 /**
  * aten::convolution_backward(Tensor grad_output, Tensor input, Tensor weight, SymInt[]? bias_sizes, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups, bool[3] output_mask) -> (Tensor, Tensor, Tensor)
  * aten::convolution_backward.out(Tensor grad_output, Tensor input, Tensor weight, SymInt[]? bias_sizes, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups, bool[3] output_mask, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
  */
 export const convolutionBackward: {
+  /** aten::convolution_backward(Tensor grad_output, Tensor input, Tensor weight, SymInt[]? bias_sizes, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups, bool[3] output_mask) -> (Tensor, Tensor, Tensor) */
   (grad_output: Tensor, input: Tensor, weight: Tensor, bias_sizes?: number[] | null | O_convolution_backward, stride?: number[] | O_convolution_backward, padding?: number[] | O_convolution_backward, dilation?: number[] | O_convolution_backward, transposed?: boolean | O_convolution_backward, output_padding?: number[] | O_convolution_backward, groups?: number | O_convolution_backward, output_mask?: boolean[] | O_convolution_backward, options?: O_convolution_backward): [Tensor, Tensor, Tensor];
   /** aten::convolution_backward(Tensor grad_output, Tensor input, Tensor weight, SymInt[]? bias_sizes, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups, bool[3] output_mask) -> (Tensor, Tensor, Tensor) */
   "default"(grad_output: Tensor, input: Tensor, weight: Tensor, bias_sizes?: number[] | null | O_convolution_backward, stride?: number[] | O_convolution_backward, padding?: number[] | O_convolution_backward, dilation?: number[] | O_convolution_backward, transposed?: boolean | O_convolution_backward, output_padding?: number[] | O_convolution_backward, groups?: number | O_convolution_backward, output_mask?: boolean[] | O_convolution_backward, options?: O_convolution_backward): [Tensor, Tensor, Tensor];
   /** aten::convolution_backward.out(Tensor grad_output, Tensor input, Tensor weight, SymInt[]? bias_sizes, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups, bool[3] output_mask, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!)) */
-  "out"(grad_output: Tensor, input: Tensor, weight: Tensor, bias_sizes?: number[] | null | O_convolution_backward_out, stride?: number[] | O_convolution_backward_out, padding?: number[] | O_convolution_backward_out, dilation?: number[] | O_convolution_backward_out, transposed?: boolean | O_convolution_backward_out, output_padding?: number[] | O_convolution_backward_out, groups?: number | O_convolution_backward_out, output_mask?: boolean[] | O_convolution_backward_out, out0?: Tensor | O_convolution_backward_out, out1?: Tensor | O_convolution_backward_out, out2?: Tensor | O_convolution_backward_out, options?: O_convolution_backward_out): [Tensor, Tensor, Tensor];
+  "out"(grad_output: Tensor, input: Tensor, weight: Tensor, bias_sizes?: number[] | null | O_convolution_backward_out, stride?: number[] | O_convolution_backward_out, padding?: number[] | O_convolution_backward_out, dilation?: number[] | O_convolution_backward_out, transposed?: boolean | O_convolution_backward_out, output_padding?: number[] | O_convolution_backward_out, groups?: number | O_convolution_backward_out, output_mask?: boolean[] | O_convolution_backward_out, options?: O_convolution_backward_out): [Tensor, Tensor, Tensor];
 } = defineOp("convolution_backward", [
   ["",[["grad_output",0,0],["input",0,0],["weight",0,0],["bias_sizes",12,1],["stride",12,0],["padding",12,0],["dilation",12,0],["transposed",5,0],["output_padding",12,0],["groups",3,0],["output_mask",14,0,3]],[0,0,0],1],
-  ["out",[["grad_output",0,0],["input",0,0],["weight",0,0],["bias_sizes",12,1],["stride",12,0],["padding",12,0],["dilation",12,0],["transposed",5,0],["output_padding",12,0],["groups",3,0],["output_mask",14,0,3],["out0",0,4],["out1",0,4],["out2",0,4]],[-1,-1,-1],0],
+  ["out",[["grad_output",0,0],["input",0,0],["weight",0,0],["bias_sizes",12,1],["stride",12,0],["padding",12,0],["dilation",12,0],["transposed",5,0],["output_padding",12,0],["groups",3,0],["output_mask",14,0,3],["out0",0,12],["out1",0,12],["out2",0,12]],[-12,-13,-14],0],
 ]) as any;
 
 type O_convolution_backward_overrideable = { grad_output?: Tensor; gradOutput?: Tensor; input?: Tensor; weight?: Tensor; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; outputPadding?: number[]; groups?: number; output_mask?: boolean[]; outputMask?: boolean[] };
-type O_convolution_backward_overrideable_out = { grad_output?: Tensor; gradOutput?: Tensor; input?: Tensor; weight?: Tensor; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; outputPadding?: number[]; groups?: number; output_mask?: boolean[]; outputMask?: boolean[]; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O_convolution_backward_overrideable_out = { grad_output?: Tensor; gradOutput?: Tensor; input?: Tensor; weight?: Tensor; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; outputPadding?: number[]; groups?: number; output_mask?: boolean[]; outputMask?: boolean[]; out0: Tensor; out1: Tensor; out2: Tensor };
 /**
  * aten::convolution_backward_overrideable(Tensor grad_output, Tensor input, Tensor weight, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups, bool[3] output_mask) -> (Tensor grad_input, Tensor grad_weight, Tensor grad_bias)
  * aten::convolution_backward_overrideable.out(Tensor grad_output, Tensor input, Tensor weight, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups, bool[3] output_mask, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
  */
 export const convolutionBackwardOverrideable: {
+  /** aten::convolution_backward_overrideable(Tensor grad_output, Tensor input, Tensor weight, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups, bool[3] output_mask) -> (Tensor grad_input, Tensor grad_weight, Tensor grad_bias) */
   (grad_output: Tensor, input: Tensor, weight: Tensor, stride: number[], padding: number[], dilation: number[], transposed: boolean, output_padding: number[], groups: number, output_mask: boolean[], options?: O_convolution_backward_overrideable): [Tensor, Tensor, Tensor];
   /** aten::convolution_backward_overrideable(Tensor grad_output, Tensor input, Tensor weight, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups, bool[3] output_mask) -> (Tensor grad_input, Tensor grad_weight, Tensor grad_bias) */
   "default"(grad_output: Tensor, input: Tensor, weight: Tensor, stride: number[], padding: number[], dilation: number[], transposed: boolean, output_padding: number[], groups: number, output_mask: boolean[], options?: O_convolution_backward_overrideable): [Tensor, Tensor, Tensor];
   /** aten::convolution_backward_overrideable.out(Tensor grad_output, Tensor input, Tensor weight, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups, bool[3] output_mask, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!)) */
-  "out"(grad_output: Tensor, input: Tensor, weight: Tensor, stride: number[], padding: number[], dilation: number[], transposed: boolean, output_padding: number[], groups: number, output_mask: boolean[], out0: Tensor, out1: Tensor, out2: Tensor, options?: O_convolution_backward_overrideable_out): [Tensor, Tensor, Tensor];
+  "out"(grad_output: Tensor, input: Tensor, weight: Tensor, stride: number[], padding: number[], dilation: number[], transposed: boolean, output_padding: number[], groups: number, output_mask: boolean[], options?: O_convolution_backward_overrideable_out): [Tensor, Tensor, Tensor];
 } = defineOp("convolution_backward_overrideable", [
   ["",[["grad_output",0,0],["input",0,0],["weight",0,0],["stride",12,0],["padding",12,0],["dilation",12,0],["transposed",5,0],["output_padding",12,0],["groups",3,0],["output_mask",14,0,3]],[0,0,0],1],
-  ["out",[["grad_output",0,0],["input",0,0],["weight",0,0],["stride",12,0],["padding",12,0],["dilation",12,0],["transposed",5,0],["output_padding",12,0],["groups",3,0],["output_mask",14,0,3],["out0",0,4],["out1",0,4],["out2",0,4]],[-1,-1,-1],0],
+  ["out",[["grad_output",0,0],["input",0,0],["weight",0,0],["stride",12,0],["padding",12,0],["dilation",12,0],["transposed",5,0],["output_padding",12,0],["groups",3,0],["output_mask",14,0,3],["out0",0,12],["out1",0,12],["out2",0,12]],[-11,-12,-13],0],
 ]) as any;
 
 type O_convolution_overrideable = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; outputPadding?: number[]; groups?: number };
-type O_convolution_overrideable_out = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; outputPadding?: number[]; groups?: number; out?: Tensor };
+type O_convolution_overrideable_out = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; outputPadding?: number[]; groups?: number; out: Tensor };
 /**
  * aten::convolution_overrideable(Tensor input, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups) -> Tensor
  * aten::convolution_overrideable.out(Tensor input, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const convolutionOverrideable: {
+  /** aten::convolution_overrideable(Tensor input, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups) -> Tensor */
   (input: Tensor, weight: Tensor, bias?: Tensor | null | O_convolution_overrideable, stride?: number[] | O_convolution_overrideable, padding?: number[] | O_convolution_overrideable, dilation?: number[] | O_convolution_overrideable, transposed?: boolean | O_convolution_overrideable, output_padding?: number[] | O_convolution_overrideable, groups?: number | O_convolution_overrideable, options?: O_convolution_overrideable): Tensor;
   /** aten::convolution_overrideable(Tensor input, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups) -> Tensor */
   "default"(input: Tensor, weight: Tensor, bias?: Tensor | null | O_convolution_overrideable, stride?: number[] | O_convolution_overrideable, padding?: number[] | O_convolution_overrideable, dilation?: number[] | O_convolution_overrideable, transposed?: boolean | O_convolution_overrideable, output_padding?: number[] | O_convolution_overrideable, groups?: number | O_convolution_overrideable, options?: O_convolution_overrideable): Tensor;
   /** aten::convolution_overrideable.out(Tensor input, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(input: Tensor, weight: Tensor, bias?: Tensor | null | O_convolution_overrideable_out, stride?: number[] | O_convolution_overrideable_out, padding?: number[] | O_convolution_overrideable_out, dilation?: number[] | O_convolution_overrideable_out, transposed?: boolean | O_convolution_overrideable_out, output_padding?: number[] | O_convolution_overrideable_out, groups?: number | O_convolution_overrideable_out, out?: Tensor | O_convolution_overrideable_out, options?: O_convolution_overrideable_out): Tensor;
+  "out"(input: Tensor, weight: Tensor, bias?: Tensor | null | O_convolution_overrideable_out, stride?: number[] | O_convolution_overrideable_out, padding?: number[] | O_convolution_overrideable_out, dilation?: number[] | O_convolution_overrideable_out, transposed?: boolean | O_convolution_overrideable_out, output_padding?: number[] | O_convolution_overrideable_out, groups?: number | O_convolution_overrideable_out, options?: O_convolution_overrideable_out): Tensor;
 } = defineOp("convolution_overrideable", [
   ["",[["input",0,0],["weight",0,0],["bias",0,1],["stride",12,0],["padding",12,0],["dilation",12,0],["transposed",5,0],["output_padding",12,0],["groups",3,0]],[0],1],
-  ["out",[["input",0,0],["weight",0,0],["bias",0,1],["stride",12,0],["padding",12,0],["dilation",12,0],["transposed",5,0],["output_padding",12,0],["groups",3,0],["out",0,4]],[-1],0],
+  ["out",[["input",0,0],["weight",0,0],["bias",0,1],["stride",12,0],["padding",12,0],["dilation",12,0],["transposed",5,0],["output_padding",12,0],["groups",3,0],["out",0,12]],[-10],0],
 ]) as any;
 
 type O_copy = { self?: Tensor; src?: Tensor; non_blocking?: boolean; nonBlocking?: boolean };
-type O_copy_out = { self?: Tensor; src?: Tensor; non_blocking?: boolean; nonBlocking?: boolean; out?: Tensor };
+type O_copy_out = { self?: Tensor; src?: Tensor; non_blocking?: boolean; nonBlocking?: boolean; out: Tensor };
 /**
  * aten::copy(Tensor self, Tensor src, bool non_blocking=False) -> Tensor
  * aten::copy.out(Tensor self, Tensor src, bool non_blocking=False, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const copy: {
+  /** aten::copy(Tensor self, Tensor src, bool non_blocking=False) -> Tensor */
   (self: Tensor, src: Tensor, non_blocking?: boolean | O_copy, options?: O_copy): Tensor;
   /** aten::copy(Tensor self, Tensor src, bool non_blocking=False) -> Tensor */
   "default"(self: Tensor, src: Tensor, non_blocking?: boolean | O_copy, options?: O_copy): Tensor;
   /** aten::copy.out(Tensor self, Tensor src, bool non_blocking=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, src: Tensor, non_blocking?: boolean | O_copy_out, out?: Tensor | O_copy_out, options?: O_copy_out): Tensor;
+  "out"(self: Tensor, src: Tensor, non_blocking?: boolean | O_copy_out, options?: O_copy_out): Tensor;
 } = defineOp("copy", [
   ["",[["self",0,0],["src",0,0],["non_blocking",5,2]],[0],1],
-  ["out",[["self",0,0],["src",0,0],["non_blocking",5,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["src",0,0],["non_blocking",5,2],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_copy_ = { self?: Tensor; src?: Tensor; non_blocking?: boolean; nonBlocking?: boolean };
@@ -948,6 +1015,7 @@ type O_copy_ = { self?: Tensor; src?: Tensor; non_blocking?: boolean; nonBlockin
  * aten::copy_(Tensor(a!) self, Tensor src, bool non_blocking=False) -> Tensor(a!)
  */
 export const copy_: {
+  /** aten::copy_(Tensor(a!) self, Tensor src, bool non_blocking=False) -> Tensor(a!) */
   (self: Tensor, src: Tensor, non_blocking?: boolean | O_copy_, options?: O_copy_): Tensor;
   /** aten::copy_(Tensor(a!) self, Tensor src, bool non_blocking=False) -> Tensor(a!) */
   "default"(self: Tensor, src: Tensor, non_blocking?: boolean | O_copy_, options?: O_copy_): Tensor;
@@ -956,20 +1024,21 @@ export const copy_: {
 ]) as any;
 
 type O_copy_sparse_to_sparse = { self?: Tensor; src?: Tensor; non_blocking?: boolean; nonBlocking?: boolean };
-type O_copy_sparse_to_sparse_out = { self?: Tensor; src?: Tensor; non_blocking?: boolean; nonBlocking?: boolean; out?: Tensor };
+type O_copy_sparse_to_sparse_out = { self?: Tensor; src?: Tensor; non_blocking?: boolean; nonBlocking?: boolean; out: Tensor };
 /**
  * aten::copy_sparse_to_sparse(Tensor self, Tensor src, bool non_blocking=False) -> Tensor
  * aten::copy_sparse_to_sparse.out(Tensor self, Tensor src, bool non_blocking=False, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const copySparseToSparse: {
+  /** aten::copy_sparse_to_sparse(Tensor self, Tensor src, bool non_blocking=False) -> Tensor */
   (self: Tensor, src: Tensor, non_blocking?: boolean | O_copy_sparse_to_sparse, options?: O_copy_sparse_to_sparse): Tensor;
   /** aten::copy_sparse_to_sparse(Tensor self, Tensor src, bool non_blocking=False) -> Tensor */
   "default"(self: Tensor, src: Tensor, non_blocking?: boolean | O_copy_sparse_to_sparse, options?: O_copy_sparse_to_sparse): Tensor;
   /** aten::copy_sparse_to_sparse.out(Tensor self, Tensor src, bool non_blocking=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, src: Tensor, non_blocking?: boolean | O_copy_sparse_to_sparse_out, out?: Tensor | O_copy_sparse_to_sparse_out, options?: O_copy_sparse_to_sparse_out): Tensor;
+  "out"(self: Tensor, src: Tensor, non_blocking?: boolean | O_copy_sparse_to_sparse_out, options?: O_copy_sparse_to_sparse_out): Tensor;
 } = defineOp("copy_sparse_to_sparse", [
   ["",[["self",0,0],["src",0,0],["non_blocking",5,2]],[0],1],
-  ["out",[["self",0,0],["src",0,0],["non_blocking",5,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["src",0,0],["non_blocking",5,2],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_copy_sparse_to_sparse_ = { self?: Tensor; src?: Tensor; non_blocking?: boolean; nonBlocking?: boolean };
@@ -977,6 +1046,7 @@ type O_copy_sparse_to_sparse_ = { self?: Tensor; src?: Tensor; non_blocking?: bo
  * aten::copy_sparse_to_sparse_(Tensor(a!) self, Tensor src, bool non_blocking=False) -> Tensor(a!)
  */
 export const copySparseToSparse_: {
+  /** aten::copy_sparse_to_sparse_(Tensor(a!) self, Tensor src, bool non_blocking=False) -> Tensor(a!) */
   (self: Tensor, src: Tensor, non_blocking?: boolean | O_copy_sparse_to_sparse_, options?: O_copy_sparse_to_sparse_): Tensor;
   /** aten::copy_sparse_to_sparse_(Tensor(a!) self, Tensor src, bool non_blocking=False) -> Tensor(a!) */
   "default"(self: Tensor, src: Tensor, non_blocking?: boolean | O_copy_sparse_to_sparse_, options?: O_copy_sparse_to_sparse_): Tensor;
@@ -985,9 +1055,9 @@ export const copySparseToSparse_: {
 ]) as any;
 
 type O_copysign_Scalar = { self?: Tensor; other?: Scalar };
-type O_copysign_Scalar_out = { self?: Tensor; other?: Scalar; out?: Tensor };
+type O_copysign_Scalar_out = { self?: Tensor; other?: Scalar; out: Tensor };
 type O_copysign_Tensor = { self?: Tensor; other?: Tensor };
-type O_copysign_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_copysign_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::copysign.Scalar(Tensor self, Scalar other) -> Tensor
  * aten::copysign.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)
@@ -995,21 +1065,23 @@ type O_copysign_out = { self?: Tensor; other?: Tensor; out?: Tensor };
  * aten::copysign.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const copysign: {
+  /** aten::copysign.Scalar(Tensor self, Scalar other) -> Tensor */
   (self: Tensor, other: Scalar, options?: O_copysign_Scalar): Tensor;
+  /** aten::copysign.Tensor(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_copysign_Tensor): Tensor;
   /** aten::copysign.Scalar(Tensor self, Scalar other) -> Tensor */
   "Scalar"(self: Tensor, other: Scalar, options?: O_copysign_Scalar): Tensor;
   /** aten::copysign.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_out"(self: Tensor, other: Scalar, out: Tensor, options?: O_copysign_Scalar_out): Tensor;
+  "Scalar_out"(self: Tensor, other: Scalar, options?: O_copysign_Scalar_out): Tensor;
   /** aten::copysign.Tensor(Tensor self, Tensor other) -> Tensor */
   "Tensor"(self: Tensor, other: Tensor, options?: O_copysign_Tensor): Tensor;
   /** aten::copysign.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, out: Tensor, options?: O_copysign_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_copysign_out): Tensor;
 } = defineOp("copysign", [
   ["Scalar",[["self",0,0],["other",6,0]],[0],1],
-  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,4]],[-1],0],
+  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,12]],[-3],0],
   ["Tensor",[["self",0,0],["other",0,0]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_copysign__Scalar = { self?: Tensor; other?: Scalar };
@@ -1019,7 +1091,9 @@ type O_copysign__Tensor = { self?: Tensor; other?: Tensor };
  * aten::copysign_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)
  */
 export const copysign_: {
+  /** aten::copysign_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   (self: Tensor, other: Scalar, options?: O_copysign__Scalar): Tensor;
+  /** aten::copysign_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O_copysign__Tensor): Tensor;
   /** aten::copysign_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   "Scalar"(self: Tensor, other: Scalar, options?: O_copysign__Scalar): Tensor;
@@ -1035,6 +1109,7 @@ type O_corrcoef = { self?: Tensor };
  * aten::corrcoef(Tensor self) -> Tensor
  */
 export const corrcoef: {
+  /** aten::corrcoef(Tensor self) -> Tensor */
   (self: Tensor, options?: O_corrcoef): Tensor;
   /** aten::corrcoef(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_corrcoef): Tensor;
@@ -1043,20 +1118,21 @@ export const corrcoef: {
 ]) as any;
 
 type O_cos = { self?: Tensor };
-type O_cos_out = { self?: Tensor; out?: Tensor };
+type O_cos_out = { self?: Tensor; out: Tensor };
 /**
  * aten::cos(Tensor self) -> Tensor
  * aten::cos.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const cos: {
+  /** aten::cos(Tensor self) -> Tensor */
   (self: Tensor, options?: O_cos): Tensor;
   /** aten::cos(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_cos): Tensor;
   /** aten::cos.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_cos_out): Tensor;
+  "out"(self: Tensor, options?: O_cos_out): Tensor;
 } = defineOp("cos", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_cos_ = { self?: Tensor };
@@ -1064,6 +1140,7 @@ type O_cos_ = { self?: Tensor };
  * aten::cos_(Tensor(a!) self) -> Tensor(a!)
  */
 export const cos_: {
+  /** aten::cos_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_cos_): Tensor;
   /** aten::cos_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_cos_): Tensor;
@@ -1072,20 +1149,21 @@ export const cos_: {
 ]) as any;
 
 type O_cosh = { self?: Tensor };
-type O_cosh_out = { self?: Tensor; out?: Tensor };
+type O_cosh_out = { self?: Tensor; out: Tensor };
 /**
  * aten::cosh(Tensor self) -> Tensor
  * aten::cosh.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const cosh: {
+  /** aten::cosh(Tensor self) -> Tensor */
   (self: Tensor, options?: O_cosh): Tensor;
   /** aten::cosh(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_cosh): Tensor;
   /** aten::cosh.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_cosh_out): Tensor;
+  "out"(self: Tensor, options?: O_cosh_out): Tensor;
 } = defineOp("cosh", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_cosh_ = { self?: Tensor };
@@ -1093,6 +1171,7 @@ type O_cosh_ = { self?: Tensor };
  * aten::cosh_(Tensor(a!) self) -> Tensor(a!)
  */
 export const cosh_: {
+  /** aten::cosh_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_cosh_): Tensor;
   /** aten::cosh_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_cosh_): Tensor;
@@ -1105,6 +1184,7 @@ type O_cosine_embedding_loss = { input1?: Tensor; input2?: Tensor; target?: Tens
  * aten::cosine_embedding_loss(Tensor input1, Tensor input2, Tensor target, float margin=0., int reduction=1) -> Tensor
  */
 export const cosineEmbeddingLoss: {
+  /** aten::cosine_embedding_loss(Tensor input1, Tensor input2, Tensor target, float margin=0., int reduction=1) -> Tensor */
   (input1: Tensor, input2: Tensor, target: Tensor, margin?: number | O_cosine_embedding_loss, reduction?: number | O_cosine_embedding_loss, options?: O_cosine_embedding_loss): Tensor;
   /** aten::cosine_embedding_loss(Tensor input1, Tensor input2, Tensor target, float margin=0., int reduction=1) -> Tensor */
   "default"(input1: Tensor, input2: Tensor, target: Tensor, margin?: number | O_cosine_embedding_loss, reduction?: number | O_cosine_embedding_loss, options?: O_cosine_embedding_loss): Tensor;
@@ -1117,6 +1197,7 @@ type O_cosine_similarity = { x1?: Tensor; x2?: Tensor; dim?: number; eps?: numbe
  * aten::cosine_similarity(Tensor x1, Tensor x2, int dim=1, float eps=1e-08) -> Tensor
  */
 export const cosineSimilarity: {
+  /** aten::cosine_similarity(Tensor x1, Tensor x2, int dim=1, float eps=1e-08) -> Tensor */
   (x1: Tensor, x2: Tensor, dim?: number | O_cosine_similarity, eps?: number | O_cosine_similarity, options?: O_cosine_similarity): Tensor;
   /** aten::cosine_similarity(Tensor x1, Tensor x2, int dim=1, float eps=1e-08) -> Tensor */
   "default"(x1: Tensor, x2: Tensor, dim?: number | O_cosine_similarity, eps?: number | O_cosine_similarity, options?: O_cosine_similarity): Tensor;
@@ -1126,8 +1207,8 @@ export const cosineSimilarity: {
 
 type O_count_nonzero = { self?: Tensor; dim?: number | null };
 type O_count_nonzero_dim_IntList = { self?: Tensor; dim?: number[] };
-type O_count_nonzero_dim_IntList_out = { self?: Tensor; dim?: number[]; out?: Tensor };
-type O_count_nonzero_out = { self?: Tensor; dim?: number | null; out?: Tensor };
+type O_count_nonzero_dim_IntList_out = { self?: Tensor; dim?: number[]; out: Tensor };
+type O_count_nonzero_out = { self?: Tensor; dim?: number | null; out: Tensor };
 /**
  * aten::count_nonzero(Tensor self, int? dim=None) -> Tensor
  * aten::count_nonzero.dim_IntList(Tensor self, int[] dim) -> Tensor
@@ -1135,21 +1216,23 @@ type O_count_nonzero_out = { self?: Tensor; dim?: number | null; out?: Tensor };
  * aten::count_nonzero.out(Tensor self, int? dim=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const countNonzero: {
+  /** aten::count_nonzero(Tensor self, int? dim=None) -> Tensor */
   (self: Tensor, dim?: number | null | O_count_nonzero, options?: O_count_nonzero): Tensor;
+  /** aten::count_nonzero.dim_IntList(Tensor self, int[] dim) -> Tensor */
   (self: Tensor, dim: number[], options?: O_count_nonzero_dim_IntList): Tensor;
   /** aten::count_nonzero(Tensor self, int? dim=None) -> Tensor */
   "default"(self: Tensor, dim?: number | null | O_count_nonzero, options?: O_count_nonzero): Tensor;
   /** aten::count_nonzero.dim_IntList(Tensor self, int[] dim) -> Tensor */
   "dim_IntList"(self: Tensor, dim: number[], options?: O_count_nonzero_dim_IntList): Tensor;
   /** aten::count_nonzero.dim_IntList_out(Tensor self, int[] dim, *, Tensor(a!) out) -> Tensor(a!) */
-  "dim_IntList_out"(self: Tensor, dim: number[], out: Tensor, options?: O_count_nonzero_dim_IntList_out): Tensor;
+  "dim_IntList_out"(self: Tensor, dim: number[], options?: O_count_nonzero_dim_IntList_out): Tensor;
   /** aten::count_nonzero.out(Tensor self, int? dim=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dim?: number | null | O_count_nonzero_out, out?: Tensor | O_count_nonzero_out, options?: O_count_nonzero_out): Tensor;
+  "out"(self: Tensor, dim?: number | null | O_count_nonzero_out, options?: O_count_nonzero_out): Tensor;
 } = defineOp("count_nonzero", [
   ["",[["self",0,0],["dim",3,3]],[0],1],
   ["dim_IntList",[["self",0,0],["dim",12,0]],[0],1],
-  ["dim_IntList_out",[["self",0,0],["dim",12,0],["out",0,4]],[-1],0],
-  ["out",[["self",0,0],["dim",3,3],["out",0,4]],[-1],0],
+  ["dim_IntList_out",[["self",0,0],["dim",12,0],["out",0,12]],[-3],0],
+  ["out",[["self",0,0],["dim",3,3],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_cov = { self?: Tensor; correction?: number; fweights?: Tensor | null; aweights?: Tensor | null };
@@ -1157,28 +1240,30 @@ type O_cov = { self?: Tensor; correction?: number; fweights?: Tensor | null; awe
  * aten::cov(Tensor self, *, int correction=1, Tensor? fweights=None, Tensor? aweights=None) -> Tensor
  */
 export const cov: {
-  (self: Tensor, correction?: number | O_cov, fweights?: Tensor | null | O_cov, aweights?: Tensor | null | O_cov, options?: O_cov): Tensor;
   /** aten::cov(Tensor self, *, int correction=1, Tensor? fweights=None, Tensor? aweights=None) -> Tensor */
-  "default"(self: Tensor, correction?: number | O_cov, fweights?: Tensor | null | O_cov, aweights?: Tensor | null | O_cov, options?: O_cov): Tensor;
+  (self: Tensor, options?: O_cov): Tensor;
+  /** aten::cov(Tensor self, *, int correction=1, Tensor? fweights=None, Tensor? aweights=None) -> Tensor */
+  "default"(self: Tensor, options?: O_cov): Tensor;
 } = defineOp("cov", [
-  ["",[["self",0,0],["correction",3,2],["fweights",0,3],["aweights",0,3]],[0],1],
+  ["",[["self",0,0],["correction",3,10],["fweights",0,11],["aweights",0,11]],[0],1],
 ]) as any;
 
 type O_cross = { self?: Tensor; other?: Tensor; dim?: number | null };
-type O_cross_out = { self?: Tensor; other?: Tensor; dim?: number | null; out?: Tensor };
+type O_cross_out = { self?: Tensor; other?: Tensor; dim?: number | null; out: Tensor };
 /**
  * aten::cross(Tensor self, Tensor other, int? dim=None) -> Tensor
  * aten::cross.out(Tensor self, Tensor other, int? dim=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const cross: {
+  /** aten::cross(Tensor self, Tensor other, int? dim=None) -> Tensor */
   (self: Tensor, other: Tensor, dim?: number | null | O_cross, options?: O_cross): Tensor;
   /** aten::cross(Tensor self, Tensor other, int? dim=None) -> Tensor */
   "default"(self: Tensor, other: Tensor, dim?: number | null | O_cross, options?: O_cross): Tensor;
   /** aten::cross.out(Tensor self, Tensor other, int? dim=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, dim?: number | null | O_cross_out, out?: Tensor | O_cross_out, options?: O_cross_out): Tensor;
+  "out"(self: Tensor, other: Tensor, dim?: number | null | O_cross_out, options?: O_cross_out): Tensor;
 } = defineOp("cross", [
   ["",[["self",0,0],["other",0,0],["dim",3,3]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["dim",3,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["other",0,0],["dim",3,3],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_cross_entropy_loss = { self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number; ignoreIndex?: number; label_smoothing?: number; labelSmoothing?: number };
@@ -1186,6 +1271,7 @@ type O_cross_entropy_loss = { self?: Tensor; target?: Tensor; weight?: Tensor | 
  * aten::cross_entropy_loss(Tensor self, Tensor target, Tensor? weight=None, int reduction=1, int ignore_index=-100, float label_smoothing=0.) -> Tensor
  */
 export const crossEntropyLoss: {
+  /** aten::cross_entropy_loss(Tensor self, Tensor target, Tensor? weight=None, int reduction=1, int ignore_index=-100, float label_smoothing=0.) -> Tensor */
   (self: Tensor, target: Tensor, weight?: Tensor | null | O_cross_entropy_loss, reduction?: number | O_cross_entropy_loss, ignore_index?: number | O_cross_entropy_loss, label_smoothing?: number | O_cross_entropy_loss, options?: O_cross_entropy_loss): Tensor;
   /** aten::cross_entropy_loss(Tensor self, Tensor target, Tensor? weight=None, int reduction=1, int ignore_index=-100, float label_smoothing=0.) -> Tensor */
   "default"(self: Tensor, target: Tensor, weight?: Tensor | null | O_cross_entropy_loss, reduction?: number | O_cross_entropy_loss, ignore_index?: number | O_cross_entropy_loss, label_smoothing?: number | O_cross_entropy_loss, options?: O_cross_entropy_loss): Tensor;
@@ -1198,6 +1284,7 @@ type O_crow_indices = { self?: Tensor };
  * aten::crow_indices(Tensor(a) self) -> Tensor(a)
  */
 export const crowIndices: {
+  /** aten::crow_indices(Tensor(a) self) -> Tensor(a) */
   (self: Tensor, options?: O_crow_indices): Tensor;
   /** aten::crow_indices(Tensor(a) self) -> Tensor(a) */
   "default"(self: Tensor, options?: O_crow_indices): Tensor;
@@ -1206,20 +1293,21 @@ export const crowIndices: {
 ]) as any;
 
 type O_crow_indices_copy = { self?: Tensor };
-type O_crow_indices_copy_out = { self?: Tensor; out?: Tensor };
+type O_crow_indices_copy_out = { self?: Tensor; out: Tensor };
 /**
  * aten::crow_indices_copy(Tensor self) -> Tensor
  * aten::crow_indices_copy.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const crowIndicesCopy: {
+  /** aten::crow_indices_copy(Tensor self) -> Tensor */
   (self: Tensor, options?: O_crow_indices_copy): Tensor;
   /** aten::crow_indices_copy(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_crow_indices_copy): Tensor;
   /** aten::crow_indices_copy.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_crow_indices_copy_out): Tensor;
+  "out"(self: Tensor, options?: O_crow_indices_copy_out): Tensor;
 } = defineOp("crow_indices_copy", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_ctc_loss_IntList = { log_probs?: Tensor; logProbs?: Tensor; targets?: Tensor; input_lengths?: number[]; inputLengths?: number[]; target_lengths?: number[]; targetLengths?: number[]; blank?: number; reduction?: number; zero_infinity?: boolean; zeroInfinity?: boolean };
@@ -1229,7 +1317,9 @@ type O_ctc_loss_Tensor = { log_probs?: Tensor; logProbs?: Tensor; targets?: Tens
  * aten::ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, int reduction=1, bool zero_infinity=False) -> Tensor
  */
 export const ctcLoss: {
+  /** aten::ctc_loss.IntList(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, int reduction=1, bool zero_infinity=False) -> Tensor */
   (log_probs: Tensor, targets: Tensor, input_lengths: number[], target_lengths: number[], blank?: number | O_ctc_loss_IntList, reduction?: number | O_ctc_loss_IntList, zero_infinity?: boolean | O_ctc_loss_IntList, options?: O_ctc_loss_IntList): Tensor;
+  /** aten::ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, int reduction=1, bool zero_infinity=False) -> Tensor */
   (log_probs: Tensor, targets: Tensor, input_lengths: Tensor, target_lengths: Tensor, blank?: number | O_ctc_loss_Tensor, reduction?: number | O_ctc_loss_Tensor, zero_infinity?: boolean | O_ctc_loss_Tensor, options?: O_ctc_loss_Tensor): Tensor;
   /** aten::ctc_loss.IntList(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, int reduction=1, bool zero_infinity=False) -> Tensor */
   "IntList"(log_probs: Tensor, targets: Tensor, input_lengths: number[], target_lengths: number[], blank?: number | O_ctc_loss_IntList, reduction?: number | O_ctc_loss_IntList, zero_infinity?: boolean | O_ctc_loss_IntList, options?: O_ctc_loss_IntList): Tensor;
@@ -1241,173 +1331,183 @@ export const ctcLoss: {
 ]) as any;
 
 type O_cudnn_affine_grid_generator = { theta?: Tensor; N?: number; C?: number; H?: number; W?: number };
-type O_cudnn_affine_grid_generator_out = { theta?: Tensor; N?: number; C?: number; H?: number; W?: number; out?: Tensor };
+type O_cudnn_affine_grid_generator_out = { theta?: Tensor; N?: number; C?: number; H?: number; W?: number; out: Tensor };
 /**
  * aten::cudnn_affine_grid_generator(Tensor theta, int N, int C, int H, int W) -> Tensor grid
  * aten::cudnn_affine_grid_generator.out(Tensor theta, int N, int C, int H, int W, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const cudnnAffineGridGenerator: {
+  /** aten::cudnn_affine_grid_generator(Tensor theta, int N, int C, int H, int W) -> Tensor grid */
   (theta: Tensor, N: number, C: number, H: number, W: number, options?: O_cudnn_affine_grid_generator): Tensor;
   /** aten::cudnn_affine_grid_generator(Tensor theta, int N, int C, int H, int W) -> Tensor grid */
   "default"(theta: Tensor, N: number, C: number, H: number, W: number, options?: O_cudnn_affine_grid_generator): Tensor;
   /** aten::cudnn_affine_grid_generator.out(Tensor theta, int N, int C, int H, int W, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(theta: Tensor, N: number, C: number, H: number, W: number, out: Tensor, options?: O_cudnn_affine_grid_generator_out): Tensor;
+  "out"(theta: Tensor, N: number, C: number, H: number, W: number, options?: O_cudnn_affine_grid_generator_out): Tensor;
 } = defineOp("cudnn_affine_grid_generator", [
   ["",[["theta",0,0],["N",3,0],["C",3,0],["H",3,0],["W",3,0]],[0],1],
-  ["out",[["theta",0,0],["N",3,0],["C",3,0],["H",3,0],["W",3,0],["out",0,4]],[-1],0],
+  ["out",[["theta",0,0],["N",3,0],["C",3,0],["H",3,0],["W",3,0],["out",0,12]],[-6],0],
 ]) as any;
 
 type O_cudnn_affine_grid_generator_backward = { grad?: Tensor; N?: number; C?: number; H?: number; W?: number };
-type O_cudnn_affine_grid_generator_backward_out = { grad?: Tensor; N?: number; C?: number; H?: number; W?: number; out?: Tensor };
+type O_cudnn_affine_grid_generator_backward_out = { grad?: Tensor; N?: number; C?: number; H?: number; W?: number; out: Tensor };
 /**
  * aten::cudnn_affine_grid_generator_backward(Tensor grad, int N, int C, int H, int W) -> Tensor grad_theta
  * aten::cudnn_affine_grid_generator_backward.out(Tensor grad, int N, int C, int H, int W, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const cudnnAffineGridGeneratorBackward: {
+  /** aten::cudnn_affine_grid_generator_backward(Tensor grad, int N, int C, int H, int W) -> Tensor grad_theta */
   (grad: Tensor, N: number, C: number, H: number, W: number, options?: O_cudnn_affine_grid_generator_backward): Tensor;
   /** aten::cudnn_affine_grid_generator_backward(Tensor grad, int N, int C, int H, int W) -> Tensor grad_theta */
   "default"(grad: Tensor, N: number, C: number, H: number, W: number, options?: O_cudnn_affine_grid_generator_backward): Tensor;
   /** aten::cudnn_affine_grid_generator_backward.out(Tensor grad, int N, int C, int H, int W, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(grad: Tensor, N: number, C: number, H: number, W: number, out: Tensor, options?: O_cudnn_affine_grid_generator_backward_out): Tensor;
+  "out"(grad: Tensor, N: number, C: number, H: number, W: number, options?: O_cudnn_affine_grid_generator_backward_out): Tensor;
 } = defineOp("cudnn_affine_grid_generator_backward", [
   ["",[["grad",0,0],["N",3,0],["C",3,0],["H",3,0],["W",3,0]],[0],1],
-  ["out",[["grad",0,0],["N",3,0],["C",3,0],["H",3,0],["W",3,0],["out",0,4]],[-1],0],
+  ["out",[["grad",0,0],["N",3,0],["C",3,0],["H",3,0],["W",3,0],["out",0,12]],[-6],0],
 ]) as any;
 
 type O_cudnn_batch_norm = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; training?: boolean; exponential_average_factor?: number; exponentialAverageFactor?: number; epsilon?: number };
-type O_cudnn_batch_norm_out = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; training?: boolean; exponential_average_factor?: number; exponentialAverageFactor?: number; epsilon?: number; out0?: Tensor; out1?: Tensor; out2?: Tensor; out3?: Tensor };
+type O_cudnn_batch_norm_out = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; training?: boolean; exponential_average_factor?: number; exponentialAverageFactor?: number; epsilon?: number; out0: Tensor; out1: Tensor; out2: Tensor; out3: Tensor };
 /**
  * aten::cudnn_batch_norm(Tensor input, Tensor weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool training, float exponential_average_factor, float epsilon) -> (Tensor, Tensor, Tensor, Tensor)
  * aten::cudnn_batch_norm.out(Tensor input, Tensor weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool training, float exponential_average_factor, float epsilon, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2, Tensor(d!) out3) -> (Tensor(a!), Tensor(b!), Tensor(c!), Tensor(d!))
  */
 export const cudnnBatchNorm: {
+  /** aten::cudnn_batch_norm(Tensor input, Tensor weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool training, float exponential_average_factor, float epsilon) -> (Tensor, Tensor, Tensor, Tensor) */
   (input: Tensor, weight: Tensor, bias?: Tensor | null | O_cudnn_batch_norm, running_mean?: Tensor | null | O_cudnn_batch_norm, running_var?: Tensor | null | O_cudnn_batch_norm, training?: boolean | O_cudnn_batch_norm, exponential_average_factor?: number | O_cudnn_batch_norm, epsilon?: number | O_cudnn_batch_norm, options?: O_cudnn_batch_norm): [Tensor, Tensor, Tensor, Tensor];
   /** aten::cudnn_batch_norm(Tensor input, Tensor weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool training, float exponential_average_factor, float epsilon) -> (Tensor, Tensor, Tensor, Tensor) */
   "default"(input: Tensor, weight: Tensor, bias?: Tensor | null | O_cudnn_batch_norm, running_mean?: Tensor | null | O_cudnn_batch_norm, running_var?: Tensor | null | O_cudnn_batch_norm, training?: boolean | O_cudnn_batch_norm, exponential_average_factor?: number | O_cudnn_batch_norm, epsilon?: number | O_cudnn_batch_norm, options?: O_cudnn_batch_norm): [Tensor, Tensor, Tensor, Tensor];
   /** aten::cudnn_batch_norm.out(Tensor input, Tensor weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool training, float exponential_average_factor, float epsilon, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2, Tensor(d!) out3) -> (Tensor(a!), Tensor(b!), Tensor(c!), Tensor(d!)) */
-  "out"(input: Tensor, weight: Tensor, bias?: Tensor | null | O_cudnn_batch_norm_out, running_mean?: Tensor | null | O_cudnn_batch_norm_out, running_var?: Tensor | null | O_cudnn_batch_norm_out, training?: boolean | O_cudnn_batch_norm_out, exponential_average_factor?: number | O_cudnn_batch_norm_out, epsilon?: number | O_cudnn_batch_norm_out, out0?: Tensor | O_cudnn_batch_norm_out, out1?: Tensor | O_cudnn_batch_norm_out, out2?: Tensor | O_cudnn_batch_norm_out, out3?: Tensor | O_cudnn_batch_norm_out, options?: O_cudnn_batch_norm_out): [Tensor, Tensor, Tensor, Tensor];
+  "out"(input: Tensor, weight: Tensor, bias?: Tensor | null | O_cudnn_batch_norm_out, running_mean?: Tensor | null | O_cudnn_batch_norm_out, running_var?: Tensor | null | O_cudnn_batch_norm_out, training?: boolean | O_cudnn_batch_norm_out, exponential_average_factor?: number | O_cudnn_batch_norm_out, epsilon?: number | O_cudnn_batch_norm_out, options?: O_cudnn_batch_norm_out): [Tensor, Tensor, Tensor, Tensor];
 } = defineOp("cudnn_batch_norm", [
   ["",[["input",0,0],["weight",0,0],["bias",0,1],["running_mean",0,1],["running_var",0,1],["training",5,0],["exponential_average_factor",4,0],["epsilon",4,0]],[0,0,0,0],1],
-  ["out",[["input",0,0],["weight",0,0],["bias",0,1],["running_mean",0,1],["running_var",0,1],["training",5,0],["exponential_average_factor",4,0],["epsilon",4,0],["out0",0,4],["out1",0,4],["out2",0,4],["out3",0,4]],[-1,-1,-1,-1],0],
+  ["out",[["input",0,0],["weight",0,0],["bias",0,1],["running_mean",0,1],["running_var",0,1],["training",5,0],["exponential_average_factor",4,0],["epsilon",4,0],["out0",0,12],["out1",0,12],["out2",0,12],["out3",0,12]],[-9,-10,-11,-12],0],
 ]) as any;
 
 type O_cudnn_batch_norm_backward = { input?: Tensor; grad_output?: Tensor; gradOutput?: Tensor; weight?: Tensor; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; save_mean?: Tensor | null; saveMean?: Tensor | null; save_var?: Tensor | null; saveVar?: Tensor | null; epsilon?: number; reserveSpace?: Tensor };
-type O_cudnn_batch_norm_backward_out = { input?: Tensor; grad_output?: Tensor; gradOutput?: Tensor; weight?: Tensor; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; save_mean?: Tensor | null; saveMean?: Tensor | null; save_var?: Tensor | null; saveVar?: Tensor | null; epsilon?: number; reserveSpace?: Tensor; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O_cudnn_batch_norm_backward_out = { input?: Tensor; grad_output?: Tensor; gradOutput?: Tensor; weight?: Tensor; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; save_mean?: Tensor | null; saveMean?: Tensor | null; save_var?: Tensor | null; saveVar?: Tensor | null; epsilon?: number; reserveSpace?: Tensor; out0: Tensor; out1: Tensor; out2: Tensor };
 /**
  * aten::cudnn_batch_norm_backward(Tensor input, Tensor grad_output, Tensor weight, Tensor? running_mean, Tensor? running_var, Tensor? save_mean, Tensor? save_var, float epsilon, Tensor reserveSpace) -> (Tensor, Tensor, Tensor)
  * aten::cudnn_batch_norm_backward.out(Tensor input, Tensor grad_output, Tensor weight, Tensor? running_mean, Tensor? running_var, Tensor? save_mean, Tensor? save_var, float epsilon, Tensor reserveSpace, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
  */
 export const cudnnBatchNormBackward: {
+  /** aten::cudnn_batch_norm_backward(Tensor input, Tensor grad_output, Tensor weight, Tensor? running_mean, Tensor? running_var, Tensor? save_mean, Tensor? save_var, float epsilon, Tensor reserveSpace) -> (Tensor, Tensor, Tensor) */
   (input: Tensor, grad_output: Tensor, weight: Tensor, running_mean?: Tensor | null | O_cudnn_batch_norm_backward, running_var?: Tensor | null | O_cudnn_batch_norm_backward, save_mean?: Tensor | null | O_cudnn_batch_norm_backward, save_var?: Tensor | null | O_cudnn_batch_norm_backward, epsilon?: number | O_cudnn_batch_norm_backward, reserveSpace?: Tensor | O_cudnn_batch_norm_backward, options?: O_cudnn_batch_norm_backward): [Tensor, Tensor, Tensor];
   /** aten::cudnn_batch_norm_backward(Tensor input, Tensor grad_output, Tensor weight, Tensor? running_mean, Tensor? running_var, Tensor? save_mean, Tensor? save_var, float epsilon, Tensor reserveSpace) -> (Tensor, Tensor, Tensor) */
   "default"(input: Tensor, grad_output: Tensor, weight: Tensor, running_mean?: Tensor | null | O_cudnn_batch_norm_backward, running_var?: Tensor | null | O_cudnn_batch_norm_backward, save_mean?: Tensor | null | O_cudnn_batch_norm_backward, save_var?: Tensor | null | O_cudnn_batch_norm_backward, epsilon?: number | O_cudnn_batch_norm_backward, reserveSpace?: Tensor | O_cudnn_batch_norm_backward, options?: O_cudnn_batch_norm_backward): [Tensor, Tensor, Tensor];
   /** aten::cudnn_batch_norm_backward.out(Tensor input, Tensor grad_output, Tensor weight, Tensor? running_mean, Tensor? running_var, Tensor? save_mean, Tensor? save_var, float epsilon, Tensor reserveSpace, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!)) */
-  "out"(input: Tensor, grad_output: Tensor, weight: Tensor, running_mean?: Tensor | null | O_cudnn_batch_norm_backward_out, running_var?: Tensor | null | O_cudnn_batch_norm_backward_out, save_mean?: Tensor | null | O_cudnn_batch_norm_backward_out, save_var?: Tensor | null | O_cudnn_batch_norm_backward_out, epsilon?: number | O_cudnn_batch_norm_backward_out, reserveSpace?: Tensor | O_cudnn_batch_norm_backward_out, out0?: Tensor | O_cudnn_batch_norm_backward_out, out1?: Tensor | O_cudnn_batch_norm_backward_out, out2?: Tensor | O_cudnn_batch_norm_backward_out, options?: O_cudnn_batch_norm_backward_out): [Tensor, Tensor, Tensor];
+  "out"(input: Tensor, grad_output: Tensor, weight: Tensor, running_mean?: Tensor | null | O_cudnn_batch_norm_backward_out, running_var?: Tensor | null | O_cudnn_batch_norm_backward_out, save_mean?: Tensor | null | O_cudnn_batch_norm_backward_out, save_var?: Tensor | null | O_cudnn_batch_norm_backward_out, epsilon?: number | O_cudnn_batch_norm_backward_out, reserveSpace?: Tensor | O_cudnn_batch_norm_backward_out, options?: O_cudnn_batch_norm_backward_out): [Tensor, Tensor, Tensor];
 } = defineOp("cudnn_batch_norm_backward", [
   ["",[["input",0,0],["grad_output",0,0],["weight",0,0],["running_mean",0,1],["running_var",0,1],["save_mean",0,1],["save_var",0,1],["epsilon",4,0],["reserveSpace",0,0]],[0,0,0],1],
-  ["out",[["input",0,0],["grad_output",0,0],["weight",0,0],["running_mean",0,1],["running_var",0,1],["save_mean",0,1],["save_var",0,1],["epsilon",4,0],["reserveSpace",0,0],["out0",0,4],["out1",0,4],["out2",0,4]],[-1,-1,-1],0],
+  ["out",[["input",0,0],["grad_output",0,0],["weight",0,0],["running_mean",0,1],["running_var",0,1],["save_mean",0,1],["save_var",0,1],["epsilon",4,0],["reserveSpace",0,0],["out0",0,12],["out1",0,12],["out2",0,12]],[-10,-11,-12],0],
 ]) as any;
 
 type O_cudnn_convolution = { self?: Tensor; weight?: Tensor; padding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; benchmark?: boolean; deterministic?: boolean; allow_tf32?: boolean; allowTf32?: boolean };
-type O_cudnn_convolution_out = { self?: Tensor; weight?: Tensor; padding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; benchmark?: boolean; deterministic?: boolean; allow_tf32?: boolean; allowTf32?: boolean; out?: Tensor };
+type O_cudnn_convolution_out = { self?: Tensor; weight?: Tensor; padding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; benchmark?: boolean; deterministic?: boolean; allow_tf32?: boolean; allowTf32?: boolean; out: Tensor };
 /**
  * aten::cudnn_convolution(Tensor self, Tensor weight, int[] padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic, bool allow_tf32) -> Tensor
  * aten::cudnn_convolution.out(Tensor self, Tensor weight, int[] padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic, bool allow_tf32, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const cudnnConvolution: {
+  /** aten::cudnn_convolution(Tensor self, Tensor weight, int[] padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic, bool allow_tf32) -> Tensor */
   (self: Tensor, weight: Tensor, padding: number[], stride: number[], dilation: number[], groups: number, benchmark: boolean, deterministic: boolean, allow_tf32: boolean, options?: O_cudnn_convolution): Tensor;
   /** aten::cudnn_convolution(Tensor self, Tensor weight, int[] padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic, bool allow_tf32) -> Tensor */
   "default"(self: Tensor, weight: Tensor, padding: number[], stride: number[], dilation: number[], groups: number, benchmark: boolean, deterministic: boolean, allow_tf32: boolean, options?: O_cudnn_convolution): Tensor;
   /** aten::cudnn_convolution.out(Tensor self, Tensor weight, int[] padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic, bool allow_tf32, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, weight: Tensor, padding: number[], stride: number[], dilation: number[], groups: number, benchmark: boolean, deterministic: boolean, allow_tf32: boolean, out: Tensor, options?: O_cudnn_convolution_out): Tensor;
+  "out"(self: Tensor, weight: Tensor, padding: number[], stride: number[], dilation: number[], groups: number, benchmark: boolean, deterministic: boolean, allow_tf32: boolean, options?: O_cudnn_convolution_out): Tensor;
 } = defineOp("cudnn_convolution", [
   ["",[["self",0,0],["weight",0,0],["padding",12,0],["stride",12,0],["dilation",12,0],["groups",3,0],["benchmark",5,0],["deterministic",5,0],["allow_tf32",5,0]],[0],1],
-  ["out",[["self",0,0],["weight",0,0],["padding",12,0],["stride",12,0],["dilation",12,0],["groups",3,0],["benchmark",5,0],["deterministic",5,0],["allow_tf32",5,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["weight",0,0],["padding",12,0],["stride",12,0],["dilation",12,0],["groups",3,0],["benchmark",5,0],["deterministic",5,0],["allow_tf32",5,0],["out",0,12]],[-10],0],
 ]) as any;
 
 type O_cudnn_convolution_add_relu = { self?: Tensor; weight?: Tensor; z?: Tensor; alpha?: Scalar | null; bias?: Tensor | null; stride?: number[]; padding?: number[]; dilation?: number[]; groups?: number };
-type O_cudnn_convolution_add_relu_out = { self?: Tensor; weight?: Tensor; z?: Tensor; alpha?: Scalar | null; bias?: Tensor | null; stride?: number[]; padding?: number[]; dilation?: number[]; groups?: number; out?: Tensor };
+type O_cudnn_convolution_add_relu_out = { self?: Tensor; weight?: Tensor; z?: Tensor; alpha?: Scalar | null; bias?: Tensor | null; stride?: number[]; padding?: number[]; dilation?: number[]; groups?: number; out: Tensor };
 /**
  * aten::cudnn_convolution_add_relu(Tensor self, Tensor weight, Tensor z, Scalar? alpha, Tensor? bias, int[] stride, int[] padding, int[] dilation, int groups) -> Tensor
  * aten::cudnn_convolution_add_relu.out(Tensor self, Tensor weight, Tensor z, Scalar? alpha, Tensor? bias, int[] stride, int[] padding, int[] dilation, int groups, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const cudnnConvolutionAddRelu: {
+  /** aten::cudnn_convolution_add_relu(Tensor self, Tensor weight, Tensor z, Scalar? alpha, Tensor? bias, int[] stride, int[] padding, int[] dilation, int groups) -> Tensor */
   (self: Tensor, weight: Tensor, z: Tensor, alpha?: Scalar | null | O_cudnn_convolution_add_relu, bias?: Tensor | null | O_cudnn_convolution_add_relu, stride?: number[] | O_cudnn_convolution_add_relu, padding?: number[] | O_cudnn_convolution_add_relu, dilation?: number[] | O_cudnn_convolution_add_relu, groups?: number | O_cudnn_convolution_add_relu, options?: O_cudnn_convolution_add_relu): Tensor;
   /** aten::cudnn_convolution_add_relu(Tensor self, Tensor weight, Tensor z, Scalar? alpha, Tensor? bias, int[] stride, int[] padding, int[] dilation, int groups) -> Tensor */
   "default"(self: Tensor, weight: Tensor, z: Tensor, alpha?: Scalar | null | O_cudnn_convolution_add_relu, bias?: Tensor | null | O_cudnn_convolution_add_relu, stride?: number[] | O_cudnn_convolution_add_relu, padding?: number[] | O_cudnn_convolution_add_relu, dilation?: number[] | O_cudnn_convolution_add_relu, groups?: number | O_cudnn_convolution_add_relu, options?: O_cudnn_convolution_add_relu): Tensor;
   /** aten::cudnn_convolution_add_relu.out(Tensor self, Tensor weight, Tensor z, Scalar? alpha, Tensor? bias, int[] stride, int[] padding, int[] dilation, int groups, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, weight: Tensor, z: Tensor, alpha?: Scalar | null | O_cudnn_convolution_add_relu_out, bias?: Tensor | null | O_cudnn_convolution_add_relu_out, stride?: number[] | O_cudnn_convolution_add_relu_out, padding?: number[] | O_cudnn_convolution_add_relu_out, dilation?: number[] | O_cudnn_convolution_add_relu_out, groups?: number | O_cudnn_convolution_add_relu_out, out?: Tensor | O_cudnn_convolution_add_relu_out, options?: O_cudnn_convolution_add_relu_out): Tensor;
+  "out"(self: Tensor, weight: Tensor, z: Tensor, alpha?: Scalar | null | O_cudnn_convolution_add_relu_out, bias?: Tensor | null | O_cudnn_convolution_add_relu_out, stride?: number[] | O_cudnn_convolution_add_relu_out, padding?: number[] | O_cudnn_convolution_add_relu_out, dilation?: number[] | O_cudnn_convolution_add_relu_out, groups?: number | O_cudnn_convolution_add_relu_out, options?: O_cudnn_convolution_add_relu_out): Tensor;
 } = defineOp("cudnn_convolution_add_relu", [
   ["",[["self",0,0],["weight",0,0],["z",0,0],["alpha",6,1],["bias",0,1],["stride",12,0],["padding",12,0],["dilation",12,0],["groups",3,0]],[0],1],
-  ["out",[["self",0,0],["weight",0,0],["z",0,0],["alpha",6,1],["bias",0,1],["stride",12,0],["padding",12,0],["dilation",12,0],["groups",3,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["weight",0,0],["z",0,0],["alpha",6,1],["bias",0,1],["stride",12,0],["padding",12,0],["dilation",12,0],["groups",3,0],["out",0,12]],[-10],0],
 ]) as any;
 
 type O_cudnn_convolution_relu = { self?: Tensor; weight?: Tensor; bias?: Tensor | null; stride?: number[]; padding?: number[]; dilation?: number[]; groups?: number };
-type O_cudnn_convolution_relu_out = { self?: Tensor; weight?: Tensor; bias?: Tensor | null; stride?: number[]; padding?: number[]; dilation?: number[]; groups?: number; out?: Tensor };
+type O_cudnn_convolution_relu_out = { self?: Tensor; weight?: Tensor; bias?: Tensor | null; stride?: number[]; padding?: number[]; dilation?: number[]; groups?: number; out: Tensor };
 /**
  * aten::cudnn_convolution_relu(Tensor self, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, int groups) -> Tensor
  * aten::cudnn_convolution_relu.out(Tensor self, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, int groups, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const cudnnConvolutionRelu: {
+  /** aten::cudnn_convolution_relu(Tensor self, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, int groups) -> Tensor */
   (self: Tensor, weight: Tensor, bias?: Tensor | null | O_cudnn_convolution_relu, stride?: number[] | O_cudnn_convolution_relu, padding?: number[] | O_cudnn_convolution_relu, dilation?: number[] | O_cudnn_convolution_relu, groups?: number | O_cudnn_convolution_relu, options?: O_cudnn_convolution_relu): Tensor;
   /** aten::cudnn_convolution_relu(Tensor self, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, int groups) -> Tensor */
   "default"(self: Tensor, weight: Tensor, bias?: Tensor | null | O_cudnn_convolution_relu, stride?: number[] | O_cudnn_convolution_relu, padding?: number[] | O_cudnn_convolution_relu, dilation?: number[] | O_cudnn_convolution_relu, groups?: number | O_cudnn_convolution_relu, options?: O_cudnn_convolution_relu): Tensor;
   /** aten::cudnn_convolution_relu.out(Tensor self, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, int groups, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, weight: Tensor, bias?: Tensor | null | O_cudnn_convolution_relu_out, stride?: number[] | O_cudnn_convolution_relu_out, padding?: number[] | O_cudnn_convolution_relu_out, dilation?: number[] | O_cudnn_convolution_relu_out, groups?: number | O_cudnn_convolution_relu_out, out?: Tensor | O_cudnn_convolution_relu_out, options?: O_cudnn_convolution_relu_out): Tensor;
+  "out"(self: Tensor, weight: Tensor, bias?: Tensor | null | O_cudnn_convolution_relu_out, stride?: number[] | O_cudnn_convolution_relu_out, padding?: number[] | O_cudnn_convolution_relu_out, dilation?: number[] | O_cudnn_convolution_relu_out, groups?: number | O_cudnn_convolution_relu_out, options?: O_cudnn_convolution_relu_out): Tensor;
 } = defineOp("cudnn_convolution_relu", [
   ["",[["self",0,0],["weight",0,0],["bias",0,1],["stride",12,0],["padding",12,0],["dilation",12,0],["groups",3,0]],[0],1],
-  ["out",[["self",0,0],["weight",0,0],["bias",0,1],["stride",12,0],["padding",12,0],["dilation",12,0],["groups",3,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["weight",0,0],["bias",0,1],["stride",12,0],["padding",12,0],["dilation",12,0],["groups",3,0],["out",0,12]],[-8],0],
 ]) as any;
 
 type O_cudnn_convolution_transpose = { self?: Tensor; weight?: Tensor; padding?: number[]; output_padding?: number[]; outputPadding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; benchmark?: boolean; deterministic?: boolean; allow_tf32?: boolean; allowTf32?: boolean };
-type O_cudnn_convolution_transpose_out = { self?: Tensor; weight?: Tensor; padding?: number[]; output_padding?: number[]; outputPadding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; benchmark?: boolean; deterministic?: boolean; allow_tf32?: boolean; allowTf32?: boolean; out?: Tensor };
+type O_cudnn_convolution_transpose_out = { self?: Tensor; weight?: Tensor; padding?: number[]; output_padding?: number[]; outputPadding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; benchmark?: boolean; deterministic?: boolean; allow_tf32?: boolean; allowTf32?: boolean; out: Tensor };
 /**
  * aten::cudnn_convolution_transpose(Tensor self, Tensor weight, int[] padding, int[] output_padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic, bool allow_tf32) -> Tensor
  * aten::cudnn_convolution_transpose.out(Tensor self, Tensor weight, int[] padding, int[] output_padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic, bool allow_tf32, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const cudnnConvolutionTranspose: {
+  /** aten::cudnn_convolution_transpose(Tensor self, Tensor weight, int[] padding, int[] output_padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic, bool allow_tf32) -> Tensor */
   (self: Tensor, weight: Tensor, padding: number[], output_padding: number[], stride: number[], dilation: number[], groups: number, benchmark: boolean, deterministic: boolean, allow_tf32: boolean, options?: O_cudnn_convolution_transpose): Tensor;
   /** aten::cudnn_convolution_transpose(Tensor self, Tensor weight, int[] padding, int[] output_padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic, bool allow_tf32) -> Tensor */
   "default"(self: Tensor, weight: Tensor, padding: number[], output_padding: number[], stride: number[], dilation: number[], groups: number, benchmark: boolean, deterministic: boolean, allow_tf32: boolean, options?: O_cudnn_convolution_transpose): Tensor;
   /** aten::cudnn_convolution_transpose.out(Tensor self, Tensor weight, int[] padding, int[] output_padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic, bool allow_tf32, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, weight: Tensor, padding: number[], output_padding: number[], stride: number[], dilation: number[], groups: number, benchmark: boolean, deterministic: boolean, allow_tf32: boolean, out: Tensor, options?: O_cudnn_convolution_transpose_out): Tensor;
+  "out"(self: Tensor, weight: Tensor, padding: number[], output_padding: number[], stride: number[], dilation: number[], groups: number, benchmark: boolean, deterministic: boolean, allow_tf32: boolean, options?: O_cudnn_convolution_transpose_out): Tensor;
 } = defineOp("cudnn_convolution_transpose", [
   ["",[["self",0,0],["weight",0,0],["padding",12,0],["output_padding",12,0],["stride",12,0],["dilation",12,0],["groups",3,0],["benchmark",5,0],["deterministic",5,0],["allow_tf32",5,0]],[0],1],
-  ["out",[["self",0,0],["weight",0,0],["padding",12,0],["output_padding",12,0],["stride",12,0],["dilation",12,0],["groups",3,0],["benchmark",5,0],["deterministic",5,0],["allow_tf32",5,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["weight",0,0],["padding",12,0],["output_padding",12,0],["stride",12,0],["dilation",12,0],["groups",3,0],["benchmark",5,0],["deterministic",5,0],["allow_tf32",5,0],["out",0,12]],[-11],0],
 ]) as any;
 
 type O_cudnn_grid_sampler = { self?: Tensor; grid?: Tensor };
-type O_cudnn_grid_sampler_out = { self?: Tensor; grid?: Tensor; out?: Tensor };
+type O_cudnn_grid_sampler_out = { self?: Tensor; grid?: Tensor; out: Tensor };
 /**
  * aten::cudnn_grid_sampler(Tensor self, Tensor grid) -> Tensor output
  * aten::cudnn_grid_sampler.out(Tensor self, Tensor grid, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const cudnnGridSampler: {
+  /** aten::cudnn_grid_sampler(Tensor self, Tensor grid) -> Tensor output */
   (self: Tensor, grid: Tensor, options?: O_cudnn_grid_sampler): Tensor;
   /** aten::cudnn_grid_sampler(Tensor self, Tensor grid) -> Tensor output */
   "default"(self: Tensor, grid: Tensor, options?: O_cudnn_grid_sampler): Tensor;
   /** aten::cudnn_grid_sampler.out(Tensor self, Tensor grid, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, grid: Tensor, out: Tensor, options?: O_cudnn_grid_sampler_out): Tensor;
+  "out"(self: Tensor, grid: Tensor, options?: O_cudnn_grid_sampler_out): Tensor;
 } = defineOp("cudnn_grid_sampler", [
   ["",[["self",0,0],["grid",0,0]],[0],1],
-  ["out",[["self",0,0],["grid",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["grid",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_cudnn_grid_sampler_backward = { self?: Tensor; grid?: Tensor; grad_output?: Tensor; gradOutput?: Tensor };
-type O_cudnn_grid_sampler_backward_out = { self?: Tensor; grid?: Tensor; grad_output?: Tensor; gradOutput?: Tensor; out0?: Tensor; out1?: Tensor };
+type O_cudnn_grid_sampler_backward_out = { self?: Tensor; grid?: Tensor; grad_output?: Tensor; gradOutput?: Tensor; out0: Tensor; out1: Tensor };
 /**
  * aten::cudnn_grid_sampler_backward(Tensor self, Tensor grid, Tensor grad_output) -> (Tensor grad_self, Tensor grad_grid)
  * aten::cudnn_grid_sampler_backward.out(Tensor self, Tensor grid, Tensor grad_output, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
  */
 export const cudnnGridSamplerBackward: {
+  /** aten::cudnn_grid_sampler_backward(Tensor self, Tensor grid, Tensor grad_output) -> (Tensor grad_self, Tensor grad_grid) */
   (self: Tensor, grid: Tensor, grad_output: Tensor, options?: O_cudnn_grid_sampler_backward): [Tensor, Tensor];
   /** aten::cudnn_grid_sampler_backward(Tensor self, Tensor grid, Tensor grad_output) -> (Tensor grad_self, Tensor grad_grid) */
   "default"(self: Tensor, grid: Tensor, grad_output: Tensor, options?: O_cudnn_grid_sampler_backward): [Tensor, Tensor];
   /** aten::cudnn_grid_sampler_backward.out(Tensor self, Tensor grid, Tensor grad_output, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!)) */
-  "out"(self: Tensor, grid: Tensor, grad_output: Tensor, out0: Tensor, out1: Tensor, options?: O_cudnn_grid_sampler_backward_out): [Tensor, Tensor];
+  "out"(self: Tensor, grid: Tensor, grad_output: Tensor, options?: O_cudnn_grid_sampler_backward_out): [Tensor, Tensor];
 } = defineOp("cudnn_grid_sampler_backward", [
   ["",[["self",0,0],["grid",0,0],["grad_output",0,0]],[0,0],1],
-  ["out",[["self",0,0],["grid",0,0],["grad_output",0,0],["out0",0,4],["out1",0,4]],[-1,-1],0],
+  ["out",[["self",0,0],["grid",0,0],["grad_output",0,0],["out0",0,12],["out1",0,12]],[-4,-5],0],
 ]) as any;
 
 type O_cudnn_is_acceptable = { self?: Tensor };
@@ -1415,6 +1515,7 @@ type O_cudnn_is_acceptable = { self?: Tensor };
  * aten::cudnn_is_acceptable(Tensor self) -> bool
  */
 export const cudnnIsAcceptable: {
+  /** aten::cudnn_is_acceptable(Tensor self) -> bool */
   (self: Tensor, options?: O_cudnn_is_acceptable): boolean;
   /** aten::cudnn_is_acceptable(Tensor self) -> bool */
   "default"(self: Tensor, options?: O_cudnn_is_acceptable): boolean;
@@ -1424,8 +1525,8 @@ export const cudnnIsAcceptable: {
 
 type O_cummax = { self?: Tensor; dim?: number };
 type O_cummax_dimname = { self?: Tensor; dim?: string };
-type O_cummax_dimname_out = { self?: Tensor; dim?: string; values?: Tensor; indices?: Tensor };
-type O_cummax_out = { self?: Tensor; dim?: number; values?: Tensor; indices?: Tensor };
+type O_cummax_dimname_out = { self?: Tensor; dim?: string; values: Tensor; indices: Tensor };
+type O_cummax_out = { self?: Tensor; dim?: number; values: Tensor; indices: Tensor };
 /**
  * aten::cummax(Tensor self, int dim) -> (Tensor values, Tensor indices)
  * aten::cummax.dimname(Tensor self, str dim) -> (Tensor values, Tensor indices)
@@ -1433,20 +1534,21 @@ type O_cummax_out = { self?: Tensor; dim?: number; values?: Tensor; indices?: Te
  * aten::cummax.out(Tensor self, int dim, *, Tensor(a!) values, Tensor(b!) indices) -> (Tensor(a!) values, Tensor(b!) indices)
  */
 export const cummax: {
+  /** aten::cummax(Tensor self, int dim) -> (Tensor values, Tensor indices) */
   (self: Tensor, dim: number, options?: O_cummax): [Tensor, Tensor];
   /** aten::cummax(Tensor self, int dim) -> (Tensor values, Tensor indices) */
   "default"(self: Tensor, dim: number, options?: O_cummax): [Tensor, Tensor];
   /** aten::cummax.dimname(Tensor self, str dim) -> (Tensor values, Tensor indices) */
   "dimname"(self: Tensor, dim: string, options?: O_cummax_dimname): [Tensor, Tensor];
   /** aten::cummax.dimname_out(Tensor self, str dim, *, Tensor(a!) values, Tensor(b!) indices) -> (Tensor(a!) values, Tensor(b!) indices) */
-  "dimname_out"(self: Tensor, dim: string, values: Tensor, indices: Tensor, options?: O_cummax_dimname_out): [Tensor, Tensor];
+  "dimname_out"(self: Tensor, dim: string, options?: O_cummax_dimname_out): [Tensor, Tensor];
   /** aten::cummax.out(Tensor self, int dim, *, Tensor(a!) values, Tensor(b!) indices) -> (Tensor(a!) values, Tensor(b!) indices) */
-  "out"(self: Tensor, dim: number, values: Tensor, indices: Tensor, options?: O_cummax_out): [Tensor, Tensor];
+  "out"(self: Tensor, dim: number, options?: O_cummax_out): [Tensor, Tensor];
 } = defineOp("cummax", [
   ["",[["self",0,0],["dim",3,0]],[0,0],1],
   ["dimname",[["self",0,0],["dim",7,0]],[0,0],0],
-  ["dimname_out",[["self",0,0],["dim",7,0],["values",0,4],["indices",0,4]],[-1,-1],0],
-  ["out",[["self",0,0],["dim",3,0],["values",0,4],["indices",0,4]],[-1,-1],0],
+  ["dimname_out",[["self",0,0],["dim",7,0],["values",0,12],["indices",0,12]],[-3,-4],0],
+  ["out",[["self",0,0],["dim",3,0],["values",0,12],["indices",0,12]],[-3,-4],0],
 ]) as any;
 
 type O_cummaxmin_backward = { grad?: Tensor; input?: Tensor; indices?: Tensor; dim?: number };
@@ -1454,6 +1556,7 @@ type O_cummaxmin_backward = { grad?: Tensor; input?: Tensor; indices?: Tensor; d
  * aten::cummaxmin_backward(Tensor grad, Tensor input, Tensor indices, int dim) -> Tensor
  */
 export const cummaxminBackward: {
+  /** aten::cummaxmin_backward(Tensor grad, Tensor input, Tensor indices, int dim) -> Tensor */
   (grad: Tensor, input: Tensor, indices: Tensor, dim: number, options?: O_cummaxmin_backward): Tensor;
   /** aten::cummaxmin_backward(Tensor grad, Tensor input, Tensor indices, int dim) -> Tensor */
   "default"(grad: Tensor, input: Tensor, indices: Tensor, dim: number, options?: O_cummaxmin_backward): Tensor;
@@ -1463,8 +1566,8 @@ export const cummaxminBackward: {
 
 type O_cummin = { self?: Tensor; dim?: number };
 type O_cummin_dimname = { self?: Tensor; dim?: string };
-type O_cummin_dimname_out = { self?: Tensor; dim?: string; values?: Tensor; indices?: Tensor };
-type O_cummin_out = { self?: Tensor; dim?: number; values?: Tensor; indices?: Tensor };
+type O_cummin_dimname_out = { self?: Tensor; dim?: string; values: Tensor; indices: Tensor };
+type O_cummin_out = { self?: Tensor; dim?: number; values: Tensor; indices: Tensor };
 /**
  * aten::cummin(Tensor self, int dim) -> (Tensor values, Tensor indices)
  * aten::cummin.dimname(Tensor self, str dim) -> (Tensor values, Tensor indices)
@@ -1472,26 +1575,27 @@ type O_cummin_out = { self?: Tensor; dim?: number; values?: Tensor; indices?: Te
  * aten::cummin.out(Tensor self, int dim, *, Tensor(a!) values, Tensor(b!) indices) -> (Tensor(a!) values, Tensor(b!) indices)
  */
 export const cummin: {
+  /** aten::cummin(Tensor self, int dim) -> (Tensor values, Tensor indices) */
   (self: Tensor, dim: number, options?: O_cummin): [Tensor, Tensor];
   /** aten::cummin(Tensor self, int dim) -> (Tensor values, Tensor indices) */
   "default"(self: Tensor, dim: number, options?: O_cummin): [Tensor, Tensor];
   /** aten::cummin.dimname(Tensor self, str dim) -> (Tensor values, Tensor indices) */
   "dimname"(self: Tensor, dim: string, options?: O_cummin_dimname): [Tensor, Tensor];
   /** aten::cummin.dimname_out(Tensor self, str dim, *, Tensor(a!) values, Tensor(b!) indices) -> (Tensor(a!) values, Tensor(b!) indices) */
-  "dimname_out"(self: Tensor, dim: string, values: Tensor, indices: Tensor, options?: O_cummin_dimname_out): [Tensor, Tensor];
+  "dimname_out"(self: Tensor, dim: string, options?: O_cummin_dimname_out): [Tensor, Tensor];
   /** aten::cummin.out(Tensor self, int dim, *, Tensor(a!) values, Tensor(b!) indices) -> (Tensor(a!) values, Tensor(b!) indices) */
-  "out"(self: Tensor, dim: number, values: Tensor, indices: Tensor, options?: O_cummin_out): [Tensor, Tensor];
+  "out"(self: Tensor, dim: number, options?: O_cummin_out): [Tensor, Tensor];
 } = defineOp("cummin", [
   ["",[["self",0,0],["dim",3,0]],[0,0],1],
   ["dimname",[["self",0,0],["dim",7,0]],[0,0],0],
-  ["dimname_out",[["self",0,0],["dim",7,0],["values",0,4],["indices",0,4]],[-1,-1],0],
-  ["out",[["self",0,0],["dim",3,0],["values",0,4],["indices",0,4]],[-1,-1],0],
+  ["dimname_out",[["self",0,0],["dim",7,0],["values",0,12],["indices",0,12]],[-3,-4],0],
+  ["out",[["self",0,0],["dim",3,0],["values",0,12],["indices",0,12]],[-3,-4],0],
 ]) as any;
 
 type O_cumprod = { self?: Tensor; dim?: number; dtype?: DType | null };
 type O_cumprod_dimname = { self?: Tensor; dim?: string; dtype?: DType | null };
-type O_cumprod_dimname_out = { self?: Tensor; dim?: string; dtype?: DType | null; out?: Tensor };
-type O_cumprod_out = { self?: Tensor; dim?: number; dtype?: DType | null; out?: Tensor };
+type O_cumprod_dimname_out = { self?: Tensor; dim?: string; dtype?: DType | null; out: Tensor };
+type O_cumprod_out = { self?: Tensor; dim?: number; dtype?: DType | null; out: Tensor };
 /**
  * aten::cumprod(Tensor self, int dim, *, ScalarType? dtype=None) -> Tensor
  * aten::cumprod.dimname(Tensor self, str dim, *, ScalarType? dtype=None) -> Tensor
@@ -1499,20 +1603,21 @@ type O_cumprod_out = { self?: Tensor; dim?: number; dtype?: DType | null; out?: 
  * aten::cumprod.out(Tensor self, int dim, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!)
  */
 export const cumprod: {
-  (self: Tensor, dim: number, dtype?: DType | null | O_cumprod, options?: O_cumprod): Tensor;
   /** aten::cumprod(Tensor self, int dim, *, ScalarType? dtype=None) -> Tensor */
-  "default"(self: Tensor, dim: number, dtype?: DType | null | O_cumprod, options?: O_cumprod): Tensor;
+  (self: Tensor, dim: number, options?: O_cumprod): Tensor;
+  /** aten::cumprod(Tensor self, int dim, *, ScalarType? dtype=None) -> Tensor */
+  "default"(self: Tensor, dim: number, options?: O_cumprod): Tensor;
   /** aten::cumprod.dimname(Tensor self, str dim, *, ScalarType? dtype=None) -> Tensor */
-  "dimname"(self: Tensor, dim: string, dtype?: DType | null | O_cumprod_dimname, options?: O_cumprod_dimname): Tensor;
+  "dimname"(self: Tensor, dim: string, options?: O_cumprod_dimname): Tensor;
   /** aten::cumprod.dimname_out(Tensor self, str dim, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!) */
-  "dimname_out"(self: Tensor, dim: string, dtype?: DType | null | O_cumprod_dimname_out, out?: Tensor | O_cumprod_dimname_out, options?: O_cumprod_dimname_out): Tensor;
+  "dimname_out"(self: Tensor, dim: string, options?: O_cumprod_dimname_out): Tensor;
   /** aten::cumprod.out(Tensor self, int dim, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dim: number, dtype?: DType | null | O_cumprod_out, out?: Tensor | O_cumprod_out, options?: O_cumprod_out): Tensor;
+  "out"(self: Tensor, dim: number, options?: O_cumprod_out): Tensor;
 } = defineOp("cumprod", [
-  ["",[["self",0,0],["dim",3,0],["dtype",8,3]],[0],1],
-  ["dimname",[["self",0,0],["dim",7,0],["dtype",8,3]],[0],0],
-  ["dimname_out",[["self",0,0],["dim",7,0],["dtype",8,3],["out",0,4]],[-1],0],
-  ["out",[["self",0,0],["dim",3,0],["dtype",8,3],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["dim",3,0],["dtype",8,11]],[0],1],
+  ["dimname",[["self",0,0],["dim",7,0],["dtype",8,11]],[0],0],
+  ["dimname_out",[["self",0,0],["dim",7,0],["dtype",8,11],["out",0,12]],[-4],0],
+  ["out",[["self",0,0],["dim",3,0],["dtype",8,11],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_cumprod_ = { self?: Tensor; dim?: number; dtype?: DType | null };
@@ -1522,14 +1627,15 @@ type O_cumprod__dimname = { self?: Tensor; dim?: string; dtype?: DType | null };
  * aten::cumprod_.dimname(Tensor(a!) self, str dim, *, ScalarType? dtype=None) -> Tensor(a!)
  */
 export const cumprod_: {
-  (self: Tensor, dim: number, dtype?: DType | null | O_cumprod_, options?: O_cumprod_): Tensor;
   /** aten::cumprod_(Tensor(a!) self, int dim, *, ScalarType? dtype=None) -> Tensor(a!) */
-  "default"(self: Tensor, dim: number, dtype?: DType | null | O_cumprod_, options?: O_cumprod_): Tensor;
+  (self: Tensor, dim: number, options?: O_cumprod_): Tensor;
+  /** aten::cumprod_(Tensor(a!) self, int dim, *, ScalarType? dtype=None) -> Tensor(a!) */
+  "default"(self: Tensor, dim: number, options?: O_cumprod_): Tensor;
   /** aten::cumprod_.dimname(Tensor(a!) self, str dim, *, ScalarType? dtype=None) -> Tensor(a!) */
-  "dimname"(self: Tensor, dim: string, dtype?: DType | null | O_cumprod__dimname, options?: O_cumprod__dimname): Tensor;
+  "dimname"(self: Tensor, dim: string, options?: O_cumprod__dimname): Tensor;
 } = defineOp("cumprod_", [
-  ["",[["self",0,4],["dim",3,0],["dtype",8,3]],[-1],1],
-  ["dimname",[["self",0,4],["dim",7,0],["dtype",8,3]],[-1],0],
+  ["",[["self",0,4],["dim",3,0],["dtype",8,11]],[-1],1],
+  ["dimname",[["self",0,4],["dim",7,0],["dtype",8,11]],[-1],0],
 ]) as any;
 
 type O_cumprod_backward = { grad?: Tensor; input?: Tensor; dim?: number; output?: Tensor };
@@ -1537,6 +1643,7 @@ type O_cumprod_backward = { grad?: Tensor; input?: Tensor; dim?: number; output?
  * aten::cumprod_backward(Tensor grad, Tensor input, int dim, Tensor output) -> Tensor
  */
 export const cumprodBackward: {
+  /** aten::cumprod_backward(Tensor grad, Tensor input, int dim, Tensor output) -> Tensor */
   (grad: Tensor, input: Tensor, dim: number, output: Tensor, options?: O_cumprod_backward): Tensor;
   /** aten::cumprod_backward(Tensor grad, Tensor input, int dim, Tensor output) -> Tensor */
   "default"(grad: Tensor, input: Tensor, dim: number, output: Tensor, options?: O_cumprod_backward): Tensor;
@@ -1546,8 +1653,8 @@ export const cumprodBackward: {
 
 type O_cumsum = { self?: Tensor; dim?: number; dtype?: DType | null };
 type O_cumsum_dimname = { self?: Tensor; dim?: string; dtype?: DType | null };
-type O_cumsum_dimname_out = { self?: Tensor; dim?: string; dtype?: DType | null; out?: Tensor };
-type O_cumsum_out = { self?: Tensor; dim?: number; dtype?: DType | null; out?: Tensor };
+type O_cumsum_dimname_out = { self?: Tensor; dim?: string; dtype?: DType | null; out: Tensor };
+type O_cumsum_out = { self?: Tensor; dim?: number; dtype?: DType | null; out: Tensor };
 /**
  * aten::cumsum(Tensor self, int dim, *, ScalarType? dtype=None) -> Tensor
  * aten::cumsum.dimname(Tensor self, str dim, *, ScalarType? dtype=None) -> Tensor
@@ -1555,20 +1662,21 @@ type O_cumsum_out = { self?: Tensor; dim?: number; dtype?: DType | null; out?: T
  * aten::cumsum.out(Tensor self, int dim, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!)
  */
 export const cumsum: {
-  (self: Tensor, dim: number, dtype?: DType | null | O_cumsum, options?: O_cumsum): Tensor;
   /** aten::cumsum(Tensor self, int dim, *, ScalarType? dtype=None) -> Tensor */
-  "default"(self: Tensor, dim: number, dtype?: DType | null | O_cumsum, options?: O_cumsum): Tensor;
+  (self: Tensor, dim: number, options?: O_cumsum): Tensor;
+  /** aten::cumsum(Tensor self, int dim, *, ScalarType? dtype=None) -> Tensor */
+  "default"(self: Tensor, dim: number, options?: O_cumsum): Tensor;
   /** aten::cumsum.dimname(Tensor self, str dim, *, ScalarType? dtype=None) -> Tensor */
-  "dimname"(self: Tensor, dim: string, dtype?: DType | null | O_cumsum_dimname, options?: O_cumsum_dimname): Tensor;
+  "dimname"(self: Tensor, dim: string, options?: O_cumsum_dimname): Tensor;
   /** aten::cumsum.dimname_out(Tensor self, str dim, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!) */
-  "dimname_out"(self: Tensor, dim: string, dtype?: DType | null | O_cumsum_dimname_out, out?: Tensor | O_cumsum_dimname_out, options?: O_cumsum_dimname_out): Tensor;
+  "dimname_out"(self: Tensor, dim: string, options?: O_cumsum_dimname_out): Tensor;
   /** aten::cumsum.out(Tensor self, int dim, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dim: number, dtype?: DType | null | O_cumsum_out, out?: Tensor | O_cumsum_out, options?: O_cumsum_out): Tensor;
+  "out"(self: Tensor, dim: number, options?: O_cumsum_out): Tensor;
 } = defineOp("cumsum", [
-  ["",[["self",0,0],["dim",3,0],["dtype",8,3]],[0],1],
-  ["dimname",[["self",0,0],["dim",7,0],["dtype",8,3]],[0],0],
-  ["dimname_out",[["self",0,0],["dim",7,0],["dtype",8,3],["out",0,4]],[-1],0],
-  ["out",[["self",0,0],["dim",3,0],["dtype",8,3],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["dim",3,0],["dtype",8,11]],[0],1],
+  ["dimname",[["self",0,0],["dim",7,0],["dtype",8,11]],[0],0],
+  ["dimname_out",[["self",0,0],["dim",7,0],["dtype",8,11],["out",0,12]],[-4],0],
+  ["out",[["self",0,0],["dim",3,0],["dtype",8,11],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_cumsum_ = { self?: Tensor; dim?: number; dtype?: DType | null };
@@ -1578,14 +1686,15 @@ type O_cumsum__dimname = { self?: Tensor; dim?: string; dtype?: DType | null };
  * aten::cumsum_.dimname(Tensor(a!) self, str dim, *, ScalarType? dtype=None) -> Tensor(a!)
  */
 export const cumsum_: {
-  (self: Tensor, dim: number, dtype?: DType | null | O_cumsum_, options?: O_cumsum_): Tensor;
   /** aten::cumsum_(Tensor(a!) self, int dim, *, ScalarType? dtype=None) -> Tensor(a!) */
-  "default"(self: Tensor, dim: number, dtype?: DType | null | O_cumsum_, options?: O_cumsum_): Tensor;
+  (self: Tensor, dim: number, options?: O_cumsum_): Tensor;
+  /** aten::cumsum_(Tensor(a!) self, int dim, *, ScalarType? dtype=None) -> Tensor(a!) */
+  "default"(self: Tensor, dim: number, options?: O_cumsum_): Tensor;
   /** aten::cumsum_.dimname(Tensor(a!) self, str dim, *, ScalarType? dtype=None) -> Tensor(a!) */
-  "dimname"(self: Tensor, dim: string, dtype?: DType | null | O_cumsum__dimname, options?: O_cumsum__dimname): Tensor;
+  "dimname"(self: Tensor, dim: string, options?: O_cumsum__dimname): Tensor;
 } = defineOp("cumsum_", [
-  ["",[["self",0,4],["dim",3,0],["dtype",8,3]],[-1],1],
-  ["dimname",[["self",0,4],["dim",7,0],["dtype",8,3]],[-1],0],
+  ["",[["self",0,4],["dim",3,0],["dtype",8,11]],[-1],1],
+  ["dimname",[["self",0,4],["dim",7,0],["dtype",8,11]],[-1],0],
 ]) as any;
 
 type O_cumulative_trapezoid_dx = { y?: Tensor; dx?: Scalar; dim?: number };
@@ -1595,13 +1704,15 @@ type O_cumulative_trapezoid_x = { y?: Tensor; x?: Tensor; dim?: number };
  * aten::cumulative_trapezoid.x(Tensor y, Tensor x, *, int dim=-1) -> Tensor
  */
 export const cumulativeTrapezoid: {
-  (y: Tensor, dx?: Scalar | O_cumulative_trapezoid_dx, dim?: number | O_cumulative_trapezoid_dx, options?: O_cumulative_trapezoid_dx): Tensor;
-  (y: Tensor, x: Tensor, dim?: number | O_cumulative_trapezoid_x, options?: O_cumulative_trapezoid_x): Tensor;
   /** aten::cumulative_trapezoid.dx(Tensor y, *, Scalar dx=1, int dim=-1) -> Tensor */
-  "dx"(y: Tensor, dx?: Scalar | O_cumulative_trapezoid_dx, dim?: number | O_cumulative_trapezoid_dx, options?: O_cumulative_trapezoid_dx): Tensor;
+  (y: Tensor, options?: O_cumulative_trapezoid_dx): Tensor;
   /** aten::cumulative_trapezoid.x(Tensor y, Tensor x, *, int dim=-1) -> Tensor */
-  "x"(y: Tensor, x: Tensor, dim?: number | O_cumulative_trapezoid_x, options?: O_cumulative_trapezoid_x): Tensor;
+  (y: Tensor, x: Tensor, options?: O_cumulative_trapezoid_x): Tensor;
+  /** aten::cumulative_trapezoid.dx(Tensor y, *, Scalar dx=1, int dim=-1) -> Tensor */
+  "dx"(y: Tensor, options?: O_cumulative_trapezoid_dx): Tensor;
+  /** aten::cumulative_trapezoid.x(Tensor y, Tensor x, *, int dim=-1) -> Tensor */
+  "x"(y: Tensor, x: Tensor, options?: O_cumulative_trapezoid_x): Tensor;
 } = defineOp("cumulative_trapezoid", [
-  ["dx",[["y",0,0],["dx",6,2],["dim",3,2]],[0],1],
-  ["x",[["y",0,0],["x",0,0],["dim",3,2]],[0],1],
+  ["dx",[["y",0,0],["dx",6,10],["dim",3,10]],[0],1],
+  ["x",[["y",0,0],["x",0,0],["dim",3,10]],[0],1],
 ]) as any;

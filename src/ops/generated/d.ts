@@ -10,6 +10,7 @@ type O_data = { self?: Tensor };
  * aten::data(Tensor self) -> Tensor
  */
 export const data: {
+  /** aten::data(Tensor self) -> Tensor */
   (self: Tensor, options?: O_data): Tensor;
   /** aten::data(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_data): Tensor;
@@ -18,20 +19,21 @@ export const data: {
 ]) as any;
 
 type O_deg2rad = { self?: Tensor };
-type O_deg2rad_out = { self?: Tensor; out?: Tensor };
+type O_deg2rad_out = { self?: Tensor; out: Tensor };
 /**
  * aten::deg2rad(Tensor self) -> Tensor
  * aten::deg2rad.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const deg2rad: {
+  /** aten::deg2rad(Tensor self) -> Tensor */
   (self: Tensor, options?: O_deg2rad): Tensor;
   /** aten::deg2rad(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_deg2rad): Tensor;
   /** aten::deg2rad.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_deg2rad_out): Tensor;
+  "out"(self: Tensor, options?: O_deg2rad_out): Tensor;
 } = defineOp("deg2rad", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_deg2rad_ = { self?: Tensor };
@@ -39,6 +41,7 @@ type O_deg2rad_ = { self?: Tensor };
  * aten::deg2rad_(Tensor(a!) self) -> Tensor(a!)
  */
 export const deg2rad_: {
+  /** aten::deg2rad_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_deg2rad_): Tensor;
   /** aten::deg2rad_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_deg2rad_): Tensor;
@@ -51,6 +54,7 @@ type O_dense_dim = { self?: Tensor };
  * aten::dense_dim(Tensor self) -> int
  */
 export const denseDim: {
+  /** aten::dense_dim(Tensor self) -> int */
   (self: Tensor, options?: O_dense_dim): number;
   /** aten::dense_dim(Tensor self) -> int */
   "default"(self: Tensor, options?: O_dense_dim): number;
@@ -59,9 +63,9 @@ export const denseDim: {
 ]) as any;
 
 type O_dequantize_self = { self?: Tensor };
-type O_dequantize_self_out = { self?: Tensor; out?: Tensor };
+type O_dequantize_self_out = { self?: Tensor; out: Tensor };
 type O_dequantize_tensors = { tensors?: Tensor[] };
-type O_dequantize_tensors_out = { tensors?: Tensor[]; out?: Tensor[] };
+type O_dequantize_tensors_out = { tensors?: Tensor[]; out: Tensor[] };
 /**
  * aten::dequantize.self(Tensor self) -> Tensor
  * aten::dequantize.self_out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
@@ -69,21 +73,23 @@ type O_dequantize_tensors_out = { tensors?: Tensor[]; out?: Tensor[] };
  * aten::dequantize.tensors_out(Tensor[] tensors, *, Tensor(a!)[] out) -> ()
  */
 export const dequantize: {
+  /** aten::dequantize.self(Tensor self) -> Tensor */
   (self: Tensor, options?: O_dequantize_self): Tensor;
+  /** aten::dequantize.tensors(Tensor[] tensors) -> Tensor[] */
   (tensors: Tensor[], options?: O_dequantize_tensors): Tensor[];
   /** aten::dequantize.self(Tensor self) -> Tensor */
   "self"(self: Tensor, options?: O_dequantize_self): Tensor;
   /** aten::dequantize.self_out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "self_out"(self: Tensor, out: Tensor, options?: O_dequantize_self_out): Tensor;
+  "self_out"(self: Tensor, options?: O_dequantize_self_out): Tensor;
   /** aten::dequantize.tensors(Tensor[] tensors) -> Tensor[] */
   "tensors"(tensors: Tensor[], options?: O_dequantize_tensors): Tensor[];
   /** aten::dequantize.tensors_out(Tensor[] tensors, *, Tensor(a!)[] out) -> () */
-  "tensors_out"(tensors: Tensor[], out: Tensor[], options?: O_dequantize_tensors_out): void;
+  "tensors_out"(tensors: Tensor[], options?: O_dequantize_tensors_out): void;
 } = defineOp("dequantize", [
   ["self",[["self",0,0]],[0],1],
-  ["self_out",[["self",0,0],["out",0,4]],[-1],0],
+  ["self_out",[["self",0,0],["out",0,12]],[-2],0],
   ["tensors",[["tensors",1,0]],[1],1],
-  ["tensors_out",[["tensors",1,0],["out",1,4]],[],0],
+  ["tensors_out",[["tensors",1,0],["out",1,12]],[],0],
 ]) as any;
 
 type O_det = { self?: Tensor };
@@ -91,6 +97,7 @@ type O_det = { self?: Tensor };
  * aten::det(Tensor self) -> Tensor
  */
 export const det: {
+  /** aten::det(Tensor self) -> Tensor */
   (self: Tensor, options?: O_det): Tensor;
   /** aten::det(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_det): Tensor;
@@ -103,6 +110,7 @@ type O_detach = { self?: Tensor };
  * aten::detach(Tensor(a) self) -> Tensor(a)
  */
 export const detach: {
+  /** aten::detach(Tensor(a) self) -> Tensor(a) */
   (self: Tensor, options?: O_detach): Tensor;
   /** aten::detach(Tensor(a) self) -> Tensor(a) */
   "default"(self: Tensor, options?: O_detach): Tensor;
@@ -115,6 +123,7 @@ type O_detach_ = { self?: Tensor };
  * aten::detach_(Tensor(a!) self) -> Tensor(a!)
  */
 export const detach_: {
+  /** aten::detach_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_detach_): Tensor;
   /** aten::detach_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_detach_): Tensor;
@@ -123,37 +132,39 @@ export const detach_: {
 ]) as any;
 
 type O_detach_copy = { self?: Tensor };
-type O_detach_copy_out = { self?: Tensor; out?: Tensor };
+type O_detach_copy_out = { self?: Tensor; out: Tensor };
 /**
  * aten::detach_copy(Tensor self) -> Tensor
  * aten::detach_copy.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const detachCopy: {
+  /** aten::detach_copy(Tensor self) -> Tensor */
   (self: Tensor, options?: O_detach_copy): Tensor;
   /** aten::detach_copy(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_detach_copy): Tensor;
   /** aten::detach_copy.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_detach_copy_out): Tensor;
+  "out"(self: Tensor, options?: O_detach_copy_out): Tensor;
 } = defineOp("detach_copy", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_diag = { self?: Tensor; diagonal?: number };
-type O_diag_out = { self?: Tensor; diagonal?: number; out?: Tensor };
+type O_diag_out = { self?: Tensor; diagonal?: number; out: Tensor };
 /**
  * aten::diag(Tensor self, int diagonal=0) -> Tensor
  * aten::diag.out(Tensor self, int diagonal=0, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const diag: {
+  /** aten::diag(Tensor self, int diagonal=0) -> Tensor */
   (self: Tensor, diagonal?: number | O_diag, options?: O_diag): Tensor;
   /** aten::diag(Tensor self, int diagonal=0) -> Tensor */
   "default"(self: Tensor, diagonal?: number | O_diag, options?: O_diag): Tensor;
   /** aten::diag.out(Tensor self, int diagonal=0, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, diagonal?: number | O_diag_out, out?: Tensor | O_diag_out, options?: O_diag_out): Tensor;
+  "out"(self: Tensor, diagonal?: number | O_diag_out, options?: O_diag_out): Tensor;
 } = defineOp("diag", [
   ["",[["self",0,0],["diagonal",3,2]],[0],1],
-  ["out",[["self",0,0],["diagonal",3,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["diagonal",3,2],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_diag_backward = { grad?: Tensor; input_sizes?: number[]; inputSizes?: number[]; diagonal?: number };
@@ -161,6 +172,7 @@ type O_diag_backward = { grad?: Tensor; input_sizes?: number[]; inputSizes?: num
  * aten::diag_backward(Tensor grad, SymInt[] input_sizes, int diagonal) -> Tensor
  */
 export const diagBackward: {
+  /** aten::diag_backward(Tensor grad, SymInt[] input_sizes, int diagonal) -> Tensor */
   (grad: Tensor, input_sizes: number[], diagonal: number, options?: O_diag_backward): Tensor;
   /** aten::diag_backward(Tensor grad, SymInt[] input_sizes, int diagonal) -> Tensor */
   "default"(grad: Tensor, input_sizes: number[], diagonal: number, options?: O_diag_backward): Tensor;
@@ -169,20 +181,21 @@ export const diagBackward: {
 ]) as any;
 
 type O_diag_embed = { self?: Tensor; offset?: number; dim1?: number; dim2?: number };
-type O_diag_embed_out = { self?: Tensor; offset?: number; dim1?: number; dim2?: number; out?: Tensor };
+type O_diag_embed_out = { self?: Tensor; offset?: number; dim1?: number; dim2?: number; out: Tensor };
 /**
  * aten::diag_embed(Tensor self, int offset=0, int dim1=-2, int dim2=-1) -> Tensor
  * aten::diag_embed.out(Tensor self, int offset=0, int dim1=-2, int dim2=-1, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const diagEmbed: {
+  /** aten::diag_embed(Tensor self, int offset=0, int dim1=-2, int dim2=-1) -> Tensor */
   (self: Tensor, offset?: number | O_diag_embed, dim1?: number | O_diag_embed, dim2?: number | O_diag_embed, options?: O_diag_embed): Tensor;
   /** aten::diag_embed(Tensor self, int offset=0, int dim1=-2, int dim2=-1) -> Tensor */
   "default"(self: Tensor, offset?: number | O_diag_embed, dim1?: number | O_diag_embed, dim2?: number | O_diag_embed, options?: O_diag_embed): Tensor;
   /** aten::diag_embed.out(Tensor self, int offset=0, int dim1=-2, int dim2=-1, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, offset?: number | O_diag_embed_out, dim1?: number | O_diag_embed_out, dim2?: number | O_diag_embed_out, out?: Tensor | O_diag_embed_out, options?: O_diag_embed_out): Tensor;
+  "out"(self: Tensor, offset?: number | O_diag_embed_out, dim1?: number | O_diag_embed_out, dim2?: number | O_diag_embed_out, options?: O_diag_embed_out): Tensor;
 } = defineOp("diag_embed", [
   ["",[["self",0,0],["offset",3,2],["dim1",3,2],["dim2",3,2]],[0],1],
-  ["out",[["self",0,0],["offset",3,2],["dim1",3,2],["dim2",3,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["offset",3,2],["dim1",3,2],["dim2",3,2],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_diagflat = { self?: Tensor; offset?: number };
@@ -190,6 +203,7 @@ type O_diagflat = { self?: Tensor; offset?: number };
  * aten::diagflat(Tensor self, int offset=0) -> Tensor
  */
 export const diagflat: {
+  /** aten::diagflat(Tensor self, int offset=0) -> Tensor */
   (self: Tensor, offset?: number | O_diagflat, options?: O_diagflat): Tensor;
   /** aten::diagflat(Tensor self, int offset=0) -> Tensor */
   "default"(self: Tensor, offset?: number | O_diagflat, options?: O_diagflat): Tensor;
@@ -198,105 +212,111 @@ export const diagflat: {
 ]) as any;
 
 type O_diagonal = { self?: Tensor; offset?: number; dim1?: number; dim2?: number };
-type O_diagonal_Dimname = { self?: Tensor; outdim?: string; dim1?: string; dim2?: string; offset?: number };
+type O_diagonal_Dimname = { self?: Tensor; outdim: string; dim1: string; dim2: string; offset?: number };
 /**
  * aten::diagonal(Tensor(a) self, int offset=0, int dim1=0, int dim2=1) -> Tensor(a)
  * aten::diagonal.Dimname(Tensor(a) self, *, str outdim, str dim1, str dim2, int offset=0) -> Tensor(a)
  */
 export const diagonal: {
+  /** aten::diagonal(Tensor(a) self, int offset=0, int dim1=0, int dim2=1) -> Tensor(a) */
   (self: Tensor, offset?: number | O_diagonal, dim1?: number | O_diagonal, dim2?: number | O_diagonal, options?: O_diagonal): Tensor;
   /** aten::diagonal(Tensor(a) self, int offset=0, int dim1=0, int dim2=1) -> Tensor(a) */
   "default"(self: Tensor, offset?: number | O_diagonal, dim1?: number | O_diagonal, dim2?: number | O_diagonal, options?: O_diagonal): Tensor;
   /** aten::diagonal.Dimname(Tensor(a) self, *, str outdim, str dim1, str dim2, int offset=0) -> Tensor(a) */
-  "Dimname"(self: Tensor, outdim: string, dim1: string, dim2: string, offset?: number | O_diagonal_Dimname, options?: O_diagonal_Dimname): Tensor;
+  "Dimname"(self: Tensor, options?: O_diagonal_Dimname): Tensor;
 } = defineOp("diagonal", [
   ["",[["self",0,0],["offset",3,2],["dim1",3,2],["dim2",3,2]],[0],1],
-  ["Dimname",[["self",0,0],["outdim",7,0],["dim1",7,0],["dim2",7,0],["offset",3,2]],[0],0],
+  ["Dimname",[["self",0,0],["outdim",7,8],["dim1",7,8],["dim2",7,8],["offset",3,10]],[0],0],
 ]) as any;
 
 type O_diagonal_backward = { grad_output?: Tensor; gradOutput?: Tensor; input_sizes?: number[]; inputSizes?: number[]; offset?: number; dim1?: number; dim2?: number };
-type O_diagonal_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; input_sizes?: number[]; inputSizes?: number[]; offset?: number; dim1?: number; dim2?: number; out?: Tensor };
+type O_diagonal_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; input_sizes?: number[]; inputSizes?: number[]; offset?: number; dim1?: number; dim2?: number; out: Tensor };
 /**
  * aten::diagonal_backward(Tensor grad_output, SymInt[] input_sizes, int offset, int dim1, int dim2) -> Tensor
  * aten::diagonal_backward.out(Tensor grad_output, SymInt[] input_sizes, int offset, int dim1, int dim2, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const diagonalBackward: {
+  /** aten::diagonal_backward(Tensor grad_output, SymInt[] input_sizes, int offset, int dim1, int dim2) -> Tensor */
   (grad_output: Tensor, input_sizes: number[], offset: number, dim1: number, dim2: number, options?: O_diagonal_backward): Tensor;
   /** aten::diagonal_backward(Tensor grad_output, SymInt[] input_sizes, int offset, int dim1, int dim2) -> Tensor */
   "default"(grad_output: Tensor, input_sizes: number[], offset: number, dim1: number, dim2: number, options?: O_diagonal_backward): Tensor;
   /** aten::diagonal_backward.out(Tensor grad_output, SymInt[] input_sizes, int offset, int dim1, int dim2, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(grad_output: Tensor, input_sizes: number[], offset: number, dim1: number, dim2: number, out: Tensor, options?: O_diagonal_backward_out): Tensor;
+  "out"(grad_output: Tensor, input_sizes: number[], offset: number, dim1: number, dim2: number, options?: O_diagonal_backward_out): Tensor;
 } = defineOp("diagonal_backward", [
   ["",[["grad_output",0,0],["input_sizes",12,0],["offset",3,0],["dim1",3,0],["dim2",3,0]],[0],1],
-  ["out",[["grad_output",0,0],["input_sizes",12,0],["offset",3,0],["dim1",3,0],["dim2",3,0],["out",0,4]],[-1],0],
+  ["out",[["grad_output",0,0],["input_sizes",12,0],["offset",3,0],["dim1",3,0],["dim2",3,0],["out",0,12]],[-6],0],
 ]) as any;
 
 type O_diagonal_copy = { self?: Tensor; offset?: number; dim1?: number; dim2?: number };
-type O_diagonal_copy_out = { self?: Tensor; offset?: number; dim1?: number; dim2?: number; out?: Tensor };
+type O_diagonal_copy_out = { self?: Tensor; offset?: number; dim1?: number; dim2?: number; out: Tensor };
 /**
  * aten::diagonal_copy(Tensor self, int offset=0, int dim1=0, int dim2=1) -> Tensor
  * aten::diagonal_copy.out(Tensor self, int offset=0, int dim1=0, int dim2=1, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const diagonalCopy: {
+  /** aten::diagonal_copy(Tensor self, int offset=0, int dim1=0, int dim2=1) -> Tensor */
   (self: Tensor, offset?: number | O_diagonal_copy, dim1?: number | O_diagonal_copy, dim2?: number | O_diagonal_copy, options?: O_diagonal_copy): Tensor;
   /** aten::diagonal_copy(Tensor self, int offset=0, int dim1=0, int dim2=1) -> Tensor */
   "default"(self: Tensor, offset?: number | O_diagonal_copy, dim1?: number | O_diagonal_copy, dim2?: number | O_diagonal_copy, options?: O_diagonal_copy): Tensor;
   /** aten::diagonal_copy.out(Tensor self, int offset=0, int dim1=0, int dim2=1, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, offset?: number | O_diagonal_copy_out, dim1?: number | O_diagonal_copy_out, dim2?: number | O_diagonal_copy_out, out?: Tensor | O_diagonal_copy_out, options?: O_diagonal_copy_out): Tensor;
+  "out"(self: Tensor, offset?: number | O_diagonal_copy_out, dim1?: number | O_diagonal_copy_out, dim2?: number | O_diagonal_copy_out, options?: O_diagonal_copy_out): Tensor;
 } = defineOp("diagonal_copy", [
   ["",[["self",0,0],["offset",3,2],["dim1",3,2],["dim2",3,2]],[0],1],
-  ["out",[["self",0,0],["offset",3,2],["dim1",3,2],["dim2",3,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["offset",3,2],["dim1",3,2],["dim2",3,2],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_diagonal_scatter = { self?: Tensor; src?: Tensor; offset?: number; dim1?: number; dim2?: number };
-type O_diagonal_scatter_out = { self?: Tensor; src?: Tensor; offset?: number; dim1?: number; dim2?: number; out?: Tensor };
+type O_diagonal_scatter_out = { self?: Tensor; src?: Tensor; offset?: number; dim1?: number; dim2?: number; out: Tensor };
 /**
  * aten::diagonal_scatter(Tensor self, Tensor src, int offset=0, int dim1=0, int dim2=1) -> Tensor
  * aten::diagonal_scatter.out(Tensor self, Tensor src, int offset=0, int dim1=0, int dim2=1, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const diagonalScatter: {
+  /** aten::diagonal_scatter(Tensor self, Tensor src, int offset=0, int dim1=0, int dim2=1) -> Tensor */
   (self: Tensor, src: Tensor, offset?: number | O_diagonal_scatter, dim1?: number | O_diagonal_scatter, dim2?: number | O_diagonal_scatter, options?: O_diagonal_scatter): Tensor;
   /** aten::diagonal_scatter(Tensor self, Tensor src, int offset=0, int dim1=0, int dim2=1) -> Tensor */
   "default"(self: Tensor, src: Tensor, offset?: number | O_diagonal_scatter, dim1?: number | O_diagonal_scatter, dim2?: number | O_diagonal_scatter, options?: O_diagonal_scatter): Tensor;
   /** aten::diagonal_scatter.out(Tensor self, Tensor src, int offset=0, int dim1=0, int dim2=1, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, src: Tensor, offset?: number | O_diagonal_scatter_out, dim1?: number | O_diagonal_scatter_out, dim2?: number | O_diagonal_scatter_out, out?: Tensor | O_diagonal_scatter_out, options?: O_diagonal_scatter_out): Tensor;
+  "out"(self: Tensor, src: Tensor, offset?: number | O_diagonal_scatter_out, dim1?: number | O_diagonal_scatter_out, dim2?: number | O_diagonal_scatter_out, options?: O_diagonal_scatter_out): Tensor;
 } = defineOp("diagonal_scatter", [
   ["",[["self",0,0],["src",0,0],["offset",3,2],["dim1",3,2],["dim2",3,2]],[0],1],
-  ["out",[["self",0,0],["src",0,0],["offset",3,2],["dim1",3,2],["dim2",3,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["src",0,0],["offset",3,2],["dim1",3,2],["dim2",3,2],["out",0,12]],[-6],0],
 ]) as any;
 
 type O_diff = { self?: Tensor; n?: number; dim?: number; prepend?: Tensor | null; append?: Tensor | null };
-type O_diff_out = { self?: Tensor; n?: number; dim?: number; prepend?: Tensor | null; append?: Tensor | null; out?: Tensor };
+type O_diff_out = { self?: Tensor; n?: number; dim?: number; prepend?: Tensor | null; append?: Tensor | null; out: Tensor };
 /**
  * aten::diff(Tensor self, int n=1, int dim=-1, Tensor? prepend=None, Tensor? append=None) -> Tensor
  * aten::diff.out(Tensor self, int n=1, int dim=-1, Tensor? prepend=None, Tensor? append=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const diff: {
+  /** aten::diff(Tensor self, int n=1, int dim=-1, Tensor? prepend=None, Tensor? append=None) -> Tensor */
   (self: Tensor, n?: number | O_diff, dim?: number | O_diff, prepend?: Tensor | null | O_diff, append?: Tensor | null | O_diff, options?: O_diff): Tensor;
   /** aten::diff(Tensor self, int n=1, int dim=-1, Tensor? prepend=None, Tensor? append=None) -> Tensor */
   "default"(self: Tensor, n?: number | O_diff, dim?: number | O_diff, prepend?: Tensor | null | O_diff, append?: Tensor | null | O_diff, options?: O_diff): Tensor;
   /** aten::diff.out(Tensor self, int n=1, int dim=-1, Tensor? prepend=None, Tensor? append=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, n?: number | O_diff_out, dim?: number | O_diff_out, prepend?: Tensor | null | O_diff_out, append?: Tensor | null | O_diff_out, out?: Tensor | O_diff_out, options?: O_diff_out): Tensor;
+  "out"(self: Tensor, n?: number | O_diff_out, dim?: number | O_diff_out, prepend?: Tensor | null | O_diff_out, append?: Tensor | null | O_diff_out, options?: O_diff_out): Tensor;
 } = defineOp("diff", [
   ["",[["self",0,0],["n",3,2],["dim",3,2],["prepend",0,3],["append",0,3]],[0],1],
-  ["out",[["self",0,0],["n",3,2],["dim",3,2],["prepend",0,3],["append",0,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["n",3,2],["dim",3,2],["prepend",0,3],["append",0,3],["out",0,12]],[-6],0],
 ]) as any;
 
 type O_digamma = { self?: Tensor };
-type O_digamma_out = { self?: Tensor; out?: Tensor };
+type O_digamma_out = { self?: Tensor; out: Tensor };
 /**
  * aten::digamma(Tensor self) -> Tensor
  * aten::digamma.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const digamma: {
+  /** aten::digamma(Tensor self) -> Tensor */
   (self: Tensor, options?: O_digamma): Tensor;
   /** aten::digamma(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_digamma): Tensor;
   /** aten::digamma.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_digamma_out): Tensor;
+  "out"(self: Tensor, options?: O_digamma_out): Tensor;
 } = defineOp("digamma", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_digamma_ = { self?: Tensor };
@@ -304,6 +324,7 @@ type O_digamma_ = { self?: Tensor };
  * aten::digamma_(Tensor(a!) self) -> Tensor(a!)
  */
 export const digamma_: {
+  /** aten::digamma_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_digamma_): Tensor;
   /** aten::digamma_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_digamma_): Tensor;
@@ -312,30 +333,31 @@ export const digamma_: {
 ]) as any;
 
 type O_dist = { self?: Tensor; other?: Tensor; p?: Scalar };
-type O_dist_out = { self?: Tensor; other?: Tensor; p?: Scalar; out?: Tensor };
+type O_dist_out = { self?: Tensor; other?: Tensor; p?: Scalar; out: Tensor };
 /**
  * aten::dist(Tensor self, Tensor other, Scalar p=2) -> Tensor
  * aten::dist.out(Tensor self, Tensor other, Scalar p=2, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const dist: {
+  /** aten::dist(Tensor self, Tensor other, Scalar p=2) -> Tensor */
   (self: Tensor, other: Tensor, p?: Scalar | O_dist, options?: O_dist): Tensor;
   /** aten::dist(Tensor self, Tensor other, Scalar p=2) -> Tensor */
   "default"(self: Tensor, other: Tensor, p?: Scalar | O_dist, options?: O_dist): Tensor;
   /** aten::dist.out(Tensor self, Tensor other, Scalar p=2, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, p?: Scalar | O_dist_out, out?: Tensor | O_dist_out, options?: O_dist_out): Tensor;
+  "out"(self: Tensor, other: Tensor, p?: Scalar | O_dist_out, options?: O_dist_out): Tensor;
 } = defineOp("dist", [
   ["",[["self",0,0],["other",0,0],["p",6,2]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["p",6,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["other",0,0],["p",6,2],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_div_Scalar = { self?: Tensor; other?: Scalar };
 type O_div_Scalar_mode = { self?: Tensor; other?: Scalar; rounding_mode?: string | null; roundingMode?: string | null };
-type O_div_Scalar_mode_out = { self?: Tensor; other?: Scalar; rounding_mode?: string | null; roundingMode?: string | null; out?: Tensor };
-type O_div_Scalar_out = { self?: Tensor; other?: Scalar; out?: Tensor };
+type O_div_Scalar_mode_out = { self?: Tensor; other?: Scalar; rounding_mode?: string | null; roundingMode?: string | null; out: Tensor };
+type O_div_Scalar_out = { self?: Tensor; other?: Scalar; out: Tensor };
 type O_div_Tensor = { self?: Tensor; other?: Tensor };
 type O_div_Tensor_mode = { self?: Tensor; other?: Tensor; rounding_mode?: string | null; roundingMode?: string | null };
-type O_div_out = { self?: Tensor; other?: Tensor; out?: Tensor };
-type O_div_out_mode = { self?: Tensor; other?: Tensor; rounding_mode?: string | null; roundingMode?: string | null; out?: Tensor };
+type O_div_out = { self?: Tensor; other?: Tensor; out: Tensor };
+type O_div_out_mode = { self?: Tensor; other?: Tensor; rounding_mode?: string | null; roundingMode?: string | null; out: Tensor };
 /**
  * aten::div.Scalar(Tensor self, Scalar other) -> Tensor
  * aten::div.Scalar_mode(Tensor self, Scalar other, *, str? rounding_mode) -> Tensor
@@ -347,35 +369,39 @@ type O_div_out_mode = { self?: Tensor; other?: Tensor; rounding_mode?: string | 
  * aten::div.out_mode(Tensor self, Tensor other, *, str? rounding_mode, Tensor(a!) out) -> Tensor(a!)
  */
 export const div: {
+  /** aten::div.Scalar(Tensor self, Scalar other) -> Tensor */
   (self: Tensor, other: Scalar, options?: O_div_Scalar): Tensor;
-  (self: Tensor, other: Scalar, rounding_mode?: string | null | O_div_Scalar_mode, options?: O_div_Scalar_mode): Tensor;
+  /** aten::div.Scalar_mode(Tensor self, Scalar other, *, str? rounding_mode) -> Tensor */
+  (self: Tensor, other: Scalar, options?: O_div_Scalar_mode): Tensor;
+  /** aten::div.Tensor(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_div_Tensor): Tensor;
-  (self: Tensor, other: Tensor, rounding_mode?: string | null | O_div_Tensor_mode, options?: O_div_Tensor_mode): Tensor;
+  /** aten::div.Tensor_mode(Tensor self, Tensor other, *, str? rounding_mode) -> Tensor */
+  (self: Tensor, other: Tensor, options?: O_div_Tensor_mode): Tensor;
   /** aten::div.Scalar(Tensor self, Scalar other) -> Tensor */
   "Scalar"(self: Tensor, other: Scalar, options?: O_div_Scalar): Tensor;
   /** aten::div.Scalar_mode(Tensor self, Scalar other, *, str? rounding_mode) -> Tensor */
-  "Scalar_mode"(self: Tensor, other: Scalar, rounding_mode?: string | null | O_div_Scalar_mode, options?: O_div_Scalar_mode): Tensor;
+  "Scalar_mode"(self: Tensor, other: Scalar, options?: O_div_Scalar_mode): Tensor;
   /** aten::div.Scalar_mode_out(Tensor self, Scalar other, *, str? rounding_mode, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_mode_out"(self: Tensor, other: Scalar, rounding_mode?: string | null | O_div_Scalar_mode_out, out?: Tensor | O_div_Scalar_mode_out, options?: O_div_Scalar_mode_out): Tensor;
+  "Scalar_mode_out"(self: Tensor, other: Scalar, options?: O_div_Scalar_mode_out): Tensor;
   /** aten::div.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_out"(self: Tensor, other: Scalar, out: Tensor, options?: O_div_Scalar_out): Tensor;
+  "Scalar_out"(self: Tensor, other: Scalar, options?: O_div_Scalar_out): Tensor;
   /** aten::div.Tensor(Tensor self, Tensor other) -> Tensor */
   "Tensor"(self: Tensor, other: Tensor, options?: O_div_Tensor): Tensor;
   /** aten::div.Tensor_mode(Tensor self, Tensor other, *, str? rounding_mode) -> Tensor */
-  "Tensor_mode"(self: Tensor, other: Tensor, rounding_mode?: string | null | O_div_Tensor_mode, options?: O_div_Tensor_mode): Tensor;
+  "Tensor_mode"(self: Tensor, other: Tensor, options?: O_div_Tensor_mode): Tensor;
   /** aten::div.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, out: Tensor, options?: O_div_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_div_out): Tensor;
   /** aten::div.out_mode(Tensor self, Tensor other, *, str? rounding_mode, Tensor(a!) out) -> Tensor(a!) */
-  "out_mode"(self: Tensor, other: Tensor, rounding_mode?: string | null | O_div_out_mode, out?: Tensor | O_div_out_mode, options?: O_div_out_mode): Tensor;
+  "out_mode"(self: Tensor, other: Tensor, options?: O_div_out_mode): Tensor;
 } = defineOp("div", [
   ["Scalar",[["self",0,0],["other",6,0]],[0],1],
-  ["Scalar_mode",[["self",0,0],["other",6,0],["rounding_mode",7,1]],[0],1],
-  ["Scalar_mode_out",[["self",0,0],["other",6,0],["rounding_mode",7,1],["out",0,4]],[-1],0],
-  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,4]],[-1],0],
+  ["Scalar_mode",[["self",0,0],["other",6,0],["rounding_mode",7,9]],[0],1],
+  ["Scalar_mode_out",[["self",0,0],["other",6,0],["rounding_mode",7,9],["out",0,12]],[-4],0],
+  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,12]],[-3],0],
   ["Tensor",[["self",0,0],["other",0,0]],[0],1],
-  ["Tensor_mode",[["self",0,0],["other",0,0],["rounding_mode",7,1]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
-  ["out_mode",[["self",0,0],["other",0,0],["rounding_mode",7,1],["out",0,4]],[-1],0],
+  ["Tensor_mode",[["self",0,0],["other",0,0],["rounding_mode",7,9]],[0],1],
+  ["out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
+  ["out_mode",[["self",0,0],["other",0,0],["rounding_mode",7,9],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_div__Scalar = { self?: Tensor; other?: Scalar };
@@ -389,31 +415,35 @@ type O_div__Tensor_mode = { self?: Tensor; other?: Tensor; rounding_mode?: strin
  * aten::div_.Tensor_mode(Tensor(a!) self, Tensor other, *, str? rounding_mode) -> Tensor(a!)
  */
 export const div_: {
+  /** aten::div_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   (self: Tensor, other: Scalar, options?: O_div__Scalar): Tensor;
-  (self: Tensor, other: Scalar, rounding_mode?: string | null | O_div__Scalar_mode, options?: O_div__Scalar_mode): Tensor;
+  /** aten::div_.Scalar_mode(Tensor(a!) self, Scalar other, *, str? rounding_mode) -> Tensor(a!) */
+  (self: Tensor, other: Scalar, options?: O_div__Scalar_mode): Tensor;
+  /** aten::div_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O_div__Tensor): Tensor;
-  (self: Tensor, other: Tensor, rounding_mode?: string | null | O_div__Tensor_mode, options?: O_div__Tensor_mode): Tensor;
+  /** aten::div_.Tensor_mode(Tensor(a!) self, Tensor other, *, str? rounding_mode) -> Tensor(a!) */
+  (self: Tensor, other: Tensor, options?: O_div__Tensor_mode): Tensor;
   /** aten::div_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   "Scalar"(self: Tensor, other: Scalar, options?: O_div__Scalar): Tensor;
   /** aten::div_.Scalar_mode(Tensor(a!) self, Scalar other, *, str? rounding_mode) -> Tensor(a!) */
-  "Scalar_mode"(self: Tensor, other: Scalar, rounding_mode?: string | null | O_div__Scalar_mode, options?: O_div__Scalar_mode): Tensor;
+  "Scalar_mode"(self: Tensor, other: Scalar, options?: O_div__Scalar_mode): Tensor;
   /** aten::div_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   "Tensor"(self: Tensor, other: Tensor, options?: O_div__Tensor): Tensor;
   /** aten::div_.Tensor_mode(Tensor(a!) self, Tensor other, *, str? rounding_mode) -> Tensor(a!) */
-  "Tensor_mode"(self: Tensor, other: Tensor, rounding_mode?: string | null | O_div__Tensor_mode, options?: O_div__Tensor_mode): Tensor;
+  "Tensor_mode"(self: Tensor, other: Tensor, options?: O_div__Tensor_mode): Tensor;
 } = defineOp("div_", [
   ["Scalar",[["self",0,4],["other",6,0]],[-1],1],
-  ["Scalar_mode",[["self",0,4],["other",6,0],["rounding_mode",7,1]],[-1],1],
+  ["Scalar_mode",[["self",0,4],["other",6,0],["rounding_mode",7,9]],[-1],1],
   ["Tensor",[["self",0,4],["other",0,0]],[-1],1],
-  ["Tensor_mode",[["self",0,4],["other",0,0],["rounding_mode",7,1]],[-1],1],
+  ["Tensor_mode",[["self",0,4],["other",0,0],["rounding_mode",7,9]],[-1],1],
 ]) as any;
 
 type O_divide_Scalar = { self?: Tensor; other?: Scalar };
 type O_divide_Scalar_mode = { self?: Tensor; other?: Scalar; rounding_mode?: string | null; roundingMode?: string | null };
 type O_divide_Tensor = { self?: Tensor; other?: Tensor };
 type O_divide_Tensor_mode = { self?: Tensor; other?: Tensor; rounding_mode?: string | null; roundingMode?: string | null };
-type O_divide_out = { self?: Tensor; other?: Tensor; out?: Tensor };
-type O_divide_out_mode = { self?: Tensor; other?: Tensor; rounding_mode?: string | null; roundingMode?: string | null; out?: Tensor };
+type O_divide_out = { self?: Tensor; other?: Tensor; out: Tensor };
+type O_divide_out_mode = { self?: Tensor; other?: Tensor; rounding_mode?: string | null; roundingMode?: string | null; out: Tensor };
 /**
  * aten::divide.Scalar(Tensor self, Scalar other) -> Tensor
  * aten::divide.Scalar_mode(Tensor self, Scalar other, *, str? rounding_mode) -> Tensor
@@ -423,29 +453,33 @@ type O_divide_out_mode = { self?: Tensor; other?: Tensor; rounding_mode?: string
  * aten::divide.out_mode(Tensor self, Tensor other, *, str? rounding_mode, Tensor(a!) out) -> Tensor(a!)
  */
 export const divide: {
+  /** aten::divide.Scalar(Tensor self, Scalar other) -> Tensor */
   (self: Tensor, other: Scalar, options?: O_divide_Scalar): Tensor;
-  (self: Tensor, other: Scalar, rounding_mode?: string | null | O_divide_Scalar_mode, options?: O_divide_Scalar_mode): Tensor;
+  /** aten::divide.Scalar_mode(Tensor self, Scalar other, *, str? rounding_mode) -> Tensor */
+  (self: Tensor, other: Scalar, options?: O_divide_Scalar_mode): Tensor;
+  /** aten::divide.Tensor(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_divide_Tensor): Tensor;
-  (self: Tensor, other: Tensor, rounding_mode?: string | null | O_divide_Tensor_mode, options?: O_divide_Tensor_mode): Tensor;
+  /** aten::divide.Tensor_mode(Tensor self, Tensor other, *, str? rounding_mode) -> Tensor */
+  (self: Tensor, other: Tensor, options?: O_divide_Tensor_mode): Tensor;
   /** aten::divide.Scalar(Tensor self, Scalar other) -> Tensor */
   "Scalar"(self: Tensor, other: Scalar, options?: O_divide_Scalar): Tensor;
   /** aten::divide.Scalar_mode(Tensor self, Scalar other, *, str? rounding_mode) -> Tensor */
-  "Scalar_mode"(self: Tensor, other: Scalar, rounding_mode?: string | null | O_divide_Scalar_mode, options?: O_divide_Scalar_mode): Tensor;
+  "Scalar_mode"(self: Tensor, other: Scalar, options?: O_divide_Scalar_mode): Tensor;
   /** aten::divide.Tensor(Tensor self, Tensor other) -> Tensor */
   "Tensor"(self: Tensor, other: Tensor, options?: O_divide_Tensor): Tensor;
   /** aten::divide.Tensor_mode(Tensor self, Tensor other, *, str? rounding_mode) -> Tensor */
-  "Tensor_mode"(self: Tensor, other: Tensor, rounding_mode?: string | null | O_divide_Tensor_mode, options?: O_divide_Tensor_mode): Tensor;
+  "Tensor_mode"(self: Tensor, other: Tensor, options?: O_divide_Tensor_mode): Tensor;
   /** aten::divide.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, out: Tensor, options?: O_divide_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_divide_out): Tensor;
   /** aten::divide.out_mode(Tensor self, Tensor other, *, str? rounding_mode, Tensor(a!) out) -> Tensor(a!) */
-  "out_mode"(self: Tensor, other: Tensor, rounding_mode?: string | null | O_divide_out_mode, out?: Tensor | O_divide_out_mode, options?: O_divide_out_mode): Tensor;
+  "out_mode"(self: Tensor, other: Tensor, options?: O_divide_out_mode): Tensor;
 } = defineOp("divide", [
   ["Scalar",[["self",0,0],["other",6,0]],[0],1],
-  ["Scalar_mode",[["self",0,0],["other",6,0],["rounding_mode",7,1]],[0],1],
+  ["Scalar_mode",[["self",0,0],["other",6,0],["rounding_mode",7,9]],[0],1],
   ["Tensor",[["self",0,0],["other",0,0]],[0],1],
-  ["Tensor_mode",[["self",0,0],["other",0,0],["rounding_mode",7,1]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
-  ["out_mode",[["self",0,0],["other",0,0],["rounding_mode",7,1],["out",0,4]],[-1],0],
+  ["Tensor_mode",[["self",0,0],["other",0,0],["rounding_mode",7,9]],[0],1],
+  ["out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
+  ["out_mode",[["self",0,0],["other",0,0],["rounding_mode",7,9],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_divide__Scalar = { self?: Tensor; other?: Scalar };
@@ -459,40 +493,45 @@ type O_divide__Tensor_mode = { self?: Tensor; other?: Tensor; rounding_mode?: st
  * aten::divide_.Tensor_mode(Tensor(a!) self, Tensor other, *, str? rounding_mode) -> Tensor(a!)
  */
 export const divide_: {
+  /** aten::divide_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   (self: Tensor, other: Scalar, options?: O_divide__Scalar): Tensor;
-  (self: Tensor, other: Scalar, rounding_mode?: string | null | O_divide__Scalar_mode, options?: O_divide__Scalar_mode): Tensor;
+  /** aten::divide_.Scalar_mode(Tensor(a!) self, Scalar other, *, str? rounding_mode) -> Tensor(a!) */
+  (self: Tensor, other: Scalar, options?: O_divide__Scalar_mode): Tensor;
+  /** aten::divide_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O_divide__Tensor): Tensor;
-  (self: Tensor, other: Tensor, rounding_mode?: string | null | O_divide__Tensor_mode, options?: O_divide__Tensor_mode): Tensor;
+  /** aten::divide_.Tensor_mode(Tensor(a!) self, Tensor other, *, str? rounding_mode) -> Tensor(a!) */
+  (self: Tensor, other: Tensor, options?: O_divide__Tensor_mode): Tensor;
   /** aten::divide_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   "Scalar"(self: Tensor, other: Scalar, options?: O_divide__Scalar): Tensor;
   /** aten::divide_.Scalar_mode(Tensor(a!) self, Scalar other, *, str? rounding_mode) -> Tensor(a!) */
-  "Scalar_mode"(self: Tensor, other: Scalar, rounding_mode?: string | null | O_divide__Scalar_mode, options?: O_divide__Scalar_mode): Tensor;
+  "Scalar_mode"(self: Tensor, other: Scalar, options?: O_divide__Scalar_mode): Tensor;
   /** aten::divide_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   "Tensor"(self: Tensor, other: Tensor, options?: O_divide__Tensor): Tensor;
   /** aten::divide_.Tensor_mode(Tensor(a!) self, Tensor other, *, str? rounding_mode) -> Tensor(a!) */
-  "Tensor_mode"(self: Tensor, other: Tensor, rounding_mode?: string | null | O_divide__Tensor_mode, options?: O_divide__Tensor_mode): Tensor;
+  "Tensor_mode"(self: Tensor, other: Tensor, options?: O_divide__Tensor_mode): Tensor;
 } = defineOp("divide_", [
   ["Scalar",[["self",0,4],["other",6,0]],[-1],1],
-  ["Scalar_mode",[["self",0,4],["other",6,0],["rounding_mode",7,1]],[-1],1],
+  ["Scalar_mode",[["self",0,4],["other",6,0],["rounding_mode",7,9]],[-1],1],
   ["Tensor",[["self",0,4],["other",0,0]],[-1],1],
-  ["Tensor_mode",[["self",0,4],["other",0,0],["rounding_mode",7,1]],[-1],1],
+  ["Tensor_mode",[["self",0,4],["other",0,0],["rounding_mode",7,9]],[-1],1],
 ]) as any;
 
 type O_dot = { self?: Tensor; tensor?: Tensor };
-type O_dot_out = { self?: Tensor; tensor?: Tensor; out?: Tensor };
+type O_dot_out = { self?: Tensor; tensor?: Tensor; out: Tensor };
 /**
  * aten::dot(Tensor self, Tensor tensor) -> Tensor
  * aten::dot.out(Tensor self, Tensor tensor, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const dot: {
+  /** aten::dot(Tensor self, Tensor tensor) -> Tensor */
   (self: Tensor, tensor: Tensor, options?: O_dot): Tensor;
   /** aten::dot(Tensor self, Tensor tensor) -> Tensor */
   "default"(self: Tensor, tensor: Tensor, options?: O_dot): Tensor;
   /** aten::dot.out(Tensor self, Tensor tensor, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, tensor: Tensor, out: Tensor, options?: O_dot_out): Tensor;
+  "out"(self: Tensor, tensor: Tensor, options?: O_dot_out): Tensor;
 } = defineOp("dot", [
   ["",[["self",0,0],["tensor",0,0]],[0],1],
-  ["out",[["self",0,0],["tensor",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["tensor",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_dropout = { input?: Tensor; p?: number; train?: boolean };
@@ -500,6 +539,7 @@ type O_dropout = { input?: Tensor; p?: number; train?: boolean };
  * aten::dropout(Tensor input, float p, bool train) -> Tensor
  */
 export const dropout: {
+  /** aten::dropout(Tensor input, float p, bool train) -> Tensor */
   (input: Tensor, p: number, train: boolean, options?: O_dropout): Tensor;
   /** aten::dropout(Tensor input, float p, bool train) -> Tensor */
   "default"(input: Tensor, p: number, train: boolean, options?: O_dropout): Tensor;
@@ -512,6 +552,7 @@ type O_dropout_ = { self?: Tensor; p?: number; train?: boolean };
  * aten::dropout_(Tensor(a!) self, float p, bool train) -> Tensor(a!)
  */
 export const dropout_: {
+  /** aten::dropout_(Tensor(a!) self, float p, bool train) -> Tensor(a!) */
   (self: Tensor, p: number, train: boolean, options?: O_dropout_): Tensor;
   /** aten::dropout_(Tensor(a!) self, float p, bool train) -> Tensor(a!) */
   "default"(self: Tensor, p: number, train: boolean, options?: O_dropout_): Tensor;
@@ -526,7 +567,9 @@ type O_dsplit_int = { self?: Tensor; sections?: number };
  * aten::dsplit.int(Tensor(a -> *) self, int sections) -> Tensor(a)[]
  */
 export const dsplit: {
+  /** aten::dsplit.array(Tensor(a -> *) self, int[] indices) -> Tensor(a)[] */
   (self: Tensor, indices: number[], options?: O_dsplit_array): Tensor[];
+  /** aten::dsplit.int(Tensor(a -> *) self, int sections) -> Tensor(a)[] */
   (self: Tensor, sections: number, options?: O_dsplit_int): Tensor[];
   /** aten::dsplit.array(Tensor(a -> *) self, int[] indices) -> Tensor(a)[] */
   "array"(self: Tensor, indices: number[], options?: O_dsplit_array): Tensor[];
@@ -538,18 +581,19 @@ export const dsplit: {
 ]) as any;
 
 type O_dstack = { tensors?: Tensor[] };
-type O_dstack_out = { tensors?: Tensor[]; out?: Tensor };
+type O_dstack_out = { tensors?: Tensor[]; out: Tensor };
 /**
  * aten::dstack(Tensor[] tensors) -> Tensor
  * aten::dstack.out(Tensor[] tensors, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const dstack: {
+  /** aten::dstack(Tensor[] tensors) -> Tensor */
   (tensors: Tensor[], options?: O_dstack): Tensor;
   /** aten::dstack(Tensor[] tensors) -> Tensor */
   "default"(tensors: Tensor[], options?: O_dstack): Tensor;
   /** aten::dstack.out(Tensor[] tensors, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(tensors: Tensor[], out: Tensor, options?: O_dstack_out): Tensor;
+  "out"(tensors: Tensor[], options?: O_dstack_out): Tensor;
 } = defineOp("dstack", [
   ["",[["tensors",1,0]],[0],1],
-  ["out",[["tensors",1,0],["out",0,4]],[-1],0],
+  ["out",[["tensors",1,0],["out",0,12]],[-2],0],
 ]) as any;

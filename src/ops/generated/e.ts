@@ -10,28 +10,30 @@ type O_einsum = { equation?: string; tensors?: Tensor[]; path?: number[] | null 
  * aten::einsum(str equation, Tensor[] tensors, *, int[]? path=None) -> Tensor
  */
 export const einsum: {
-  (equation: string, tensors: Tensor[], path?: number[] | null | O_einsum, options?: O_einsum): Tensor;
   /** aten::einsum(str equation, Tensor[] tensors, *, int[]? path=None) -> Tensor */
-  "default"(equation: string, tensors: Tensor[], path?: number[] | null | O_einsum, options?: O_einsum): Tensor;
+  (equation: string, tensors: Tensor[], options?: O_einsum): Tensor;
+  /** aten::einsum(str equation, Tensor[] tensors, *, int[]? path=None) -> Tensor */
+  "default"(equation: string, tensors: Tensor[], options?: O_einsum): Tensor;
 } = defineOp("einsum", [
-  ["",[["equation",7,0],["tensors",1,0],["path",12,3]],[0],1],
+  ["",[["equation",7,0],["tensors",1,0],["path",12,11]],[0],1],
 ]) as any;
 
 type O_elu = { self?: Tensor; alpha?: Scalar; scale?: Scalar; input_scale?: Scalar; inputScale?: Scalar };
-type O_elu_out = { self?: Tensor; alpha?: Scalar; scale?: Scalar; input_scale?: Scalar; inputScale?: Scalar; out?: Tensor };
+type O_elu_out = { self?: Tensor; alpha?: Scalar; scale?: Scalar; input_scale?: Scalar; inputScale?: Scalar; out: Tensor };
 /**
  * aten::elu(Tensor self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1) -> Tensor
  * aten::elu.out(Tensor self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const elu: {
+  /** aten::elu(Tensor self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1) -> Tensor */
   (self: Tensor, alpha?: Scalar | O_elu, scale?: Scalar | O_elu, input_scale?: Scalar | O_elu, options?: O_elu): Tensor;
   /** aten::elu(Tensor self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1) -> Tensor */
   "default"(self: Tensor, alpha?: Scalar | O_elu, scale?: Scalar | O_elu, input_scale?: Scalar | O_elu, options?: O_elu): Tensor;
   /** aten::elu.out(Tensor self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, alpha?: Scalar | O_elu_out, scale?: Scalar | O_elu_out, input_scale?: Scalar | O_elu_out, out?: Tensor | O_elu_out, options?: O_elu_out): Tensor;
+  "out"(self: Tensor, alpha?: Scalar | O_elu_out, scale?: Scalar | O_elu_out, input_scale?: Scalar | O_elu_out, options?: O_elu_out): Tensor;
 } = defineOp("elu", [
   ["",[["self",0,0],["alpha",6,2],["scale",6,2],["input_scale",6,2]],[0],1],
-  ["out",[["self",0,0],["alpha",6,2],["scale",6,2],["input_scale",6,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["alpha",6,2],["scale",6,2],["input_scale",6,2],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_elu_ = { self?: Tensor; alpha?: Scalar; scale?: Scalar; input_scale?: Scalar; inputScale?: Scalar };
@@ -39,6 +41,7 @@ type O_elu_ = { self?: Tensor; alpha?: Scalar; scale?: Scalar; input_scale?: Sca
  * aten::elu_(Tensor(a!) self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1) -> Tensor(a!)
  */
 export const elu_: {
+  /** aten::elu_(Tensor(a!) self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1) -> Tensor(a!) */
   (self: Tensor, alpha?: Scalar | O_elu_, scale?: Scalar | O_elu_, input_scale?: Scalar | O_elu_, options?: O_elu_): Tensor;
   /** aten::elu_(Tensor(a!) self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1) -> Tensor(a!) */
   "default"(self: Tensor, alpha?: Scalar | O_elu_, scale?: Scalar | O_elu_, input_scale?: Scalar | O_elu_, options?: O_elu_): Tensor;
@@ -53,31 +56,33 @@ type O_elu_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; al
  * aten::elu_backward.grad_input(Tensor grad_output, Scalar alpha, Scalar scale, Scalar input_scale, bool is_result, Tensor self_or_result, *, Tensor(a!) grad_input) -> Tensor(a!)
  */
 export const eluBackward: {
+  /** aten::elu_backward(Tensor grad_output, Scalar alpha, Scalar scale, Scalar input_scale, bool is_result, Tensor self_or_result) -> Tensor */
   (grad_output: Tensor, alpha: Scalar, scale: Scalar, input_scale: Scalar, is_result: boolean, self_or_result: Tensor, options?: O_elu_backward): Tensor;
   /** aten::elu_backward(Tensor grad_output, Scalar alpha, Scalar scale, Scalar input_scale, bool is_result, Tensor self_or_result) -> Tensor */
   "default"(grad_output: Tensor, alpha: Scalar, scale: Scalar, input_scale: Scalar, is_result: boolean, self_or_result: Tensor, options?: O_elu_backward): Tensor;
   /** aten::elu_backward.grad_input(Tensor grad_output, Scalar alpha, Scalar scale, Scalar input_scale, bool is_result, Tensor self_or_result, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, alpha: Scalar, scale: Scalar, input_scale: Scalar, is_result: boolean, self_or_result: Tensor, grad_input: Tensor, options?: O_elu_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, alpha: Scalar, scale: Scalar, input_scale: Scalar, is_result: boolean, self_or_result: Tensor, options?: O_elu_backward_grad_input): Tensor;
 } = defineOp("elu_backward", [
   ["",[["grad_output",0,0],["alpha",6,0],["scale",6,0],["input_scale",6,0],["is_result",5,0],["self_or_result",0,0]],[0],1],
-  ["grad_input",[["grad_output",0,0],["alpha",6,0],["scale",6,0],["input_scale",6,0],["is_result",5,0],["self_or_result",0,0],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["alpha",6,0],["scale",6,0],["input_scale",6,0],["is_result",5,0],["self_or_result",0,0],["grad_input",0,12]],[-7],0],
 ]) as any;
 
 type O_embedding = { weight?: Tensor; indices?: Tensor; padding_idx?: number; paddingIdx?: number; scale_grad_by_freq?: boolean; scaleGradByFreq?: boolean; sparse?: boolean };
-type O_embedding_out = { weight?: Tensor; indices?: Tensor; padding_idx?: number; paddingIdx?: number; scale_grad_by_freq?: boolean; scaleGradByFreq?: boolean; sparse?: boolean; out?: Tensor };
+type O_embedding_out = { weight?: Tensor; indices?: Tensor; padding_idx?: number; paddingIdx?: number; scale_grad_by_freq?: boolean; scaleGradByFreq?: boolean; sparse?: boolean; out: Tensor };
 /**
  * aten::embedding(Tensor weight, Tensor indices, int padding_idx=-1, bool scale_grad_by_freq=False, bool sparse=False) -> Tensor
  * aten::embedding.out(Tensor weight, Tensor indices, int padding_idx=-1, bool scale_grad_by_freq=False, bool sparse=False, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const embedding: {
+  /** aten::embedding(Tensor weight, Tensor indices, int padding_idx=-1, bool scale_grad_by_freq=False, bool sparse=False) -> Tensor */
   (weight: Tensor, indices: Tensor, padding_idx?: number | O_embedding, scale_grad_by_freq?: boolean | O_embedding, sparse?: boolean | O_embedding, options?: O_embedding): Tensor;
   /** aten::embedding(Tensor weight, Tensor indices, int padding_idx=-1, bool scale_grad_by_freq=False, bool sparse=False) -> Tensor */
   "default"(weight: Tensor, indices: Tensor, padding_idx?: number | O_embedding, scale_grad_by_freq?: boolean | O_embedding, sparse?: boolean | O_embedding, options?: O_embedding): Tensor;
   /** aten::embedding.out(Tensor weight, Tensor indices, int padding_idx=-1, bool scale_grad_by_freq=False, bool sparse=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(weight: Tensor, indices: Tensor, padding_idx?: number | O_embedding_out, scale_grad_by_freq?: boolean | O_embedding_out, sparse?: boolean | O_embedding_out, out?: Tensor | O_embedding_out, options?: O_embedding_out): Tensor;
+  "out"(weight: Tensor, indices: Tensor, padding_idx?: number | O_embedding_out, scale_grad_by_freq?: boolean | O_embedding_out, sparse?: boolean | O_embedding_out, options?: O_embedding_out): Tensor;
 } = defineOp("embedding", [
   ["",[["weight",0,0],["indices",0,0],["padding_idx",3,2],["scale_grad_by_freq",5,2],["sparse",5,2]],[0],1],
-  ["out",[["weight",0,0],["indices",0,0],["padding_idx",3,2],["scale_grad_by_freq",5,2],["sparse",5,2],["out",0,4]],[-1],0],
+  ["out",[["weight",0,0],["indices",0,0],["padding_idx",3,2],["scale_grad_by_freq",5,2],["sparse",5,2],["out",0,12]],[-6],0],
 ]) as any;
 
 type O_embedding_backward = { grad?: Tensor; indices?: Tensor; num_weights?: number; numWeights?: number; padding_idx?: number; paddingIdx?: number; scale_grad_by_freq?: boolean; scaleGradByFreq?: boolean; sparse?: boolean };
@@ -85,6 +90,7 @@ type O_embedding_backward = { grad?: Tensor; indices?: Tensor; num_weights?: num
  * aten::embedding_backward(Tensor grad, Tensor indices, SymInt num_weights, int padding_idx, bool scale_grad_by_freq, bool sparse) -> Tensor
  */
 export const embeddingBackward: {
+  /** aten::embedding_backward(Tensor grad, Tensor indices, SymInt num_weights, int padding_idx, bool scale_grad_by_freq, bool sparse) -> Tensor */
   (grad: Tensor, indices: Tensor, num_weights: number, padding_idx: number, scale_grad_by_freq: boolean, sparse: boolean, options?: O_embedding_backward): Tensor;
   /** aten::embedding_backward(Tensor grad, Tensor indices, SymInt num_weights, int padding_idx, bool scale_grad_by_freq, bool sparse) -> Tensor */
   "default"(grad: Tensor, indices: Tensor, num_weights: number, padding_idx: number, scale_grad_by_freq: boolean, sparse: boolean, options?: O_embedding_backward): Tensor;
@@ -99,7 +105,9 @@ type O_embedding_bag_padding_idx = { weight?: Tensor; indices?: Tensor; offsets?
  * aten::embedding_bag.padding_idx(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq, int mode, bool sparse, Tensor? per_sample_weights, bool include_last_offset, int? padding_idx) -> (Tensor, Tensor, Tensor, Tensor)
  */
 export const embeddingBag: {
+  /** aten::embedding_bag(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, int mode=0, bool sparse=False, Tensor? per_sample_weights=None, bool include_last_offset=False) -> (Tensor, Tensor, Tensor, Tensor) */
   (weight: Tensor, indices: Tensor, offsets: Tensor, scale_grad_by_freq?: boolean | O_embedding_bag, mode?: number | O_embedding_bag, sparse?: boolean | O_embedding_bag, per_sample_weights?: Tensor | null | O_embedding_bag, include_last_offset?: boolean | O_embedding_bag, options?: O_embedding_bag): [Tensor, Tensor, Tensor, Tensor];
+  /** aten::embedding_bag.padding_idx(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq, int mode, bool sparse, Tensor? per_sample_weights, bool include_last_offset, int? padding_idx) -> (Tensor, Tensor, Tensor, Tensor) */
   (weight: Tensor, indices: Tensor, offsets: Tensor, scale_grad_by_freq: boolean, mode: number, sparse: boolean, per_sample_weights?: Tensor | null | O_embedding_bag_padding_idx, include_last_offset?: boolean | O_embedding_bag_padding_idx, padding_idx?: number | null | O_embedding_bag_padding_idx, options?: O_embedding_bag_padding_idx): [Tensor, Tensor, Tensor, Tensor];
   /** aten::embedding_bag(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, int mode=0, bool sparse=False, Tensor? per_sample_weights=None, bool include_last_offset=False) -> (Tensor, Tensor, Tensor, Tensor) */
   "default"(weight: Tensor, indices: Tensor, offsets: Tensor, scale_grad_by_freq?: boolean | O_embedding_bag, mode?: number | O_embedding_bag, sparse?: boolean | O_embedding_bag, per_sample_weights?: Tensor | null | O_embedding_bag, include_last_offset?: boolean | O_embedding_bag, options?: O_embedding_bag): [Tensor, Tensor, Tensor, Tensor];
@@ -111,37 +119,39 @@ export const embeddingBag: {
 ]) as any;
 
 type O_embedding_dense_backward = { grad_output?: Tensor; gradOutput?: Tensor; indices?: Tensor; num_weights?: number; numWeights?: number; padding_idx?: number; paddingIdx?: number; scale_grad_by_freq?: boolean; scaleGradByFreq?: boolean };
-type O_embedding_dense_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; indices?: Tensor; num_weights?: number; numWeights?: number; padding_idx?: number; paddingIdx?: number; scale_grad_by_freq?: boolean; scaleGradByFreq?: boolean; out?: Tensor };
+type O_embedding_dense_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; indices?: Tensor; num_weights?: number; numWeights?: number; padding_idx?: number; paddingIdx?: number; scale_grad_by_freq?: boolean; scaleGradByFreq?: boolean; out: Tensor };
 /**
  * aten::embedding_dense_backward(Tensor grad_output, Tensor indices, SymInt num_weights, int padding_idx, bool scale_grad_by_freq) -> Tensor
  * aten::embedding_dense_backward.out(Tensor grad_output, Tensor indices, SymInt num_weights, int padding_idx, bool scale_grad_by_freq, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const embeddingDenseBackward: {
+  /** aten::embedding_dense_backward(Tensor grad_output, Tensor indices, SymInt num_weights, int padding_idx, bool scale_grad_by_freq) -> Tensor */
   (grad_output: Tensor, indices: Tensor, num_weights: number, padding_idx: number, scale_grad_by_freq: boolean, options?: O_embedding_dense_backward): Tensor;
   /** aten::embedding_dense_backward(Tensor grad_output, Tensor indices, SymInt num_weights, int padding_idx, bool scale_grad_by_freq) -> Tensor */
   "default"(grad_output: Tensor, indices: Tensor, num_weights: number, padding_idx: number, scale_grad_by_freq: boolean, options?: O_embedding_dense_backward): Tensor;
   /** aten::embedding_dense_backward.out(Tensor grad_output, Tensor indices, SymInt num_weights, int padding_idx, bool scale_grad_by_freq, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(grad_output: Tensor, indices: Tensor, num_weights: number, padding_idx: number, scale_grad_by_freq: boolean, out: Tensor, options?: O_embedding_dense_backward_out): Tensor;
+  "out"(grad_output: Tensor, indices: Tensor, num_weights: number, padding_idx: number, scale_grad_by_freq: boolean, options?: O_embedding_dense_backward_out): Tensor;
 } = defineOp("embedding_dense_backward", [
   ["",[["grad_output",0,0],["indices",0,0],["num_weights",3,0],["padding_idx",3,0],["scale_grad_by_freq",5,0]],[0],1],
-  ["out",[["grad_output",0,0],["indices",0,0],["num_weights",3,0],["padding_idx",3,0],["scale_grad_by_freq",5,0],["out",0,4]],[-1],0],
+  ["out",[["grad_output",0,0],["indices",0,0],["num_weights",3,0],["padding_idx",3,0],["scale_grad_by_freq",5,0],["out",0,12]],[-6],0],
 ]) as any;
 
 type O_embedding_renorm = { self?: Tensor; indices?: Tensor; max_norm?: number; maxNorm?: number; norm_type?: number; normType?: number };
-type O_embedding_renorm_out = { self?: Tensor; indices?: Tensor; max_norm?: number; maxNorm?: number; norm_type?: number; normType?: number; out?: Tensor };
+type O_embedding_renorm_out = { self?: Tensor; indices?: Tensor; max_norm?: number; maxNorm?: number; norm_type?: number; normType?: number; out: Tensor };
 /**
  * aten::embedding_renorm(Tensor self, Tensor indices, float max_norm, float norm_type) -> Tensor
  * aten::embedding_renorm.out(Tensor self, Tensor indices, float max_norm, float norm_type, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const embeddingRenorm: {
+  /** aten::embedding_renorm(Tensor self, Tensor indices, float max_norm, float norm_type) -> Tensor */
   (self: Tensor, indices: Tensor, max_norm: number, norm_type: number, options?: O_embedding_renorm): Tensor;
   /** aten::embedding_renorm(Tensor self, Tensor indices, float max_norm, float norm_type) -> Tensor */
   "default"(self: Tensor, indices: Tensor, max_norm: number, norm_type: number, options?: O_embedding_renorm): Tensor;
   /** aten::embedding_renorm.out(Tensor self, Tensor indices, float max_norm, float norm_type, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, indices: Tensor, max_norm: number, norm_type: number, out: Tensor, options?: O_embedding_renorm_out): Tensor;
+  "out"(self: Tensor, indices: Tensor, max_norm: number, norm_type: number, options?: O_embedding_renorm_out): Tensor;
 } = defineOp("embedding_renorm", [
   ["",[["self",0,0],["indices",0,0],["max_norm",4,0],["norm_type",4,0]],[0],1],
-  ["out",[["self",0,0],["indices",0,0],["max_norm",4,0],["norm_type",4,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["indices",0,0],["max_norm",4,0],["norm_type",4,0],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_embedding_renorm_ = { self?: Tensor; indices?: Tensor; max_norm?: number; maxNorm?: number; norm_type?: number; normType?: number };
@@ -149,6 +159,7 @@ type O_embedding_renorm_ = { self?: Tensor; indices?: Tensor; max_norm?: number;
  * aten::embedding_renorm_(Tensor(a!) self, Tensor indices, float max_norm, float norm_type) -> Tensor(a!)
  */
 export const embeddingRenorm_: {
+  /** aten::embedding_renorm_(Tensor(a!) self, Tensor indices, float max_norm, float norm_type) -> Tensor(a!) */
   (self: Tensor, indices: Tensor, max_norm: number, norm_type: number, options?: O_embedding_renorm_): Tensor;
   /** aten::embedding_renorm_(Tensor(a!) self, Tensor indices, float max_norm, float norm_type) -> Tensor(a!) */
   "default"(self: Tensor, indices: Tensor, max_norm: number, norm_type: number, options?: O_embedding_renorm_): Tensor;
@@ -161,6 +172,7 @@ type O_embedding_sparse_backward = { grad?: Tensor; indices?: Tensor; num_weight
  * aten::embedding_sparse_backward(Tensor grad, Tensor indices, int num_weights, int padding_idx, bool scale_grad_by_freq) -> Tensor
  */
 export const embeddingSparseBackward: {
+  /** aten::embedding_sparse_backward(Tensor grad, Tensor indices, int num_weights, int padding_idx, bool scale_grad_by_freq) -> Tensor */
   (grad: Tensor, indices: Tensor, num_weights: number, padding_idx: number, scale_grad_by_freq: boolean, options?: O_embedding_sparse_backward): Tensor;
   /** aten::embedding_sparse_backward(Tensor grad, Tensor indices, int num_weights, int padding_idx, bool scale_grad_by_freq) -> Tensor */
   "default"(grad: Tensor, indices: Tensor, num_weights: number, padding_idx: number, scale_grad_by_freq: boolean, options?: O_embedding_sparse_backward): Tensor;
@@ -169,77 +181,81 @@ export const embeddingSparseBackward: {
 ]) as any;
 
 type O_empty_memory_format = { size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
-type O_empty_out = { size?: number[]; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out?: Tensor };
+type O_empty_out = { size?: number[]; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out: Tensor };
 /**
  * aten::empty.memory_format(SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor
  * aten::empty.out(SymInt[] size, *, MemoryFormat? memory_format=None, Tensor(a!) out) -> Tensor(a!)
  */
 export const empty: {
-  (size: number[], dtype?: DType | null | O_empty_memory_format, layout?: Layout | null | O_empty_memory_format, device?: DeviceLike | null | O_empty_memory_format, pin_memory?: boolean | null | O_empty_memory_format, memory_format?: MemoryFormat | null | O_empty_memory_format, options?: O_empty_memory_format): Tensor;
   /** aten::empty.memory_format(SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor */
-  "memory_format"(size: number[], dtype?: DType | null | O_empty_memory_format, layout?: Layout | null | O_empty_memory_format, device?: DeviceLike | null | O_empty_memory_format, pin_memory?: boolean | null | O_empty_memory_format, memory_format?: MemoryFormat | null | O_empty_memory_format, options?: O_empty_memory_format): Tensor;
+  (size: number[], options?: O_empty_memory_format): Tensor;
+  /** aten::empty.memory_format(SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor */
+  "memory_format"(size: number[], options?: O_empty_memory_format): Tensor;
   /** aten::empty.out(SymInt[] size, *, MemoryFormat? memory_format=None, Tensor(a!) out) -> Tensor(a!) */
-  "out"(size: number[], memory_format?: MemoryFormat | null | O_empty_out, out?: Tensor | O_empty_out, options?: O_empty_out): Tensor;
+  "out"(size: number[], options?: O_empty_out): Tensor;
 } = defineOp("empty", [
-  ["memory_format",[["size",12,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3],["memory_format",10,3]],[0],1],
-  ["out",[["size",12,0],["memory_format",10,3],["out",0,4]],[-1],0],
+  ["memory_format",[["size",12,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11],["memory_format",10,11]],[0],1],
+  ["out",[["size",12,0],["memory_format",10,11],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_empty_like = { self?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
-type O_empty_like_out = { self?: Tensor; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out?: Tensor };
+type O_empty_like_out = { self?: Tensor; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out: Tensor };
 /**
  * aten::empty_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor
  * aten::empty_like.out(Tensor self, *, MemoryFormat? memory_format=None, Tensor(a!) out) -> Tensor(a!)
  */
 export const emptyLike: {
-  (self: Tensor, dtype?: DType | null | O_empty_like, layout?: Layout | null | O_empty_like, device?: DeviceLike | null | O_empty_like, pin_memory?: boolean | null | O_empty_like, memory_format?: MemoryFormat | null | O_empty_like, options?: O_empty_like): Tensor;
   /** aten::empty_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor */
-  "default"(self: Tensor, dtype?: DType | null | O_empty_like, layout?: Layout | null | O_empty_like, device?: DeviceLike | null | O_empty_like, pin_memory?: boolean | null | O_empty_like, memory_format?: MemoryFormat | null | O_empty_like, options?: O_empty_like): Tensor;
+  (self: Tensor, options?: O_empty_like): Tensor;
+  /** aten::empty_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor */
+  "default"(self: Tensor, options?: O_empty_like): Tensor;
   /** aten::empty_like.out(Tensor self, *, MemoryFormat? memory_format=None, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, memory_format?: MemoryFormat | null | O_empty_like_out, out?: Tensor | O_empty_like_out, options?: O_empty_like_out): Tensor;
+  "out"(self: Tensor, options?: O_empty_like_out): Tensor;
 } = defineOp("empty_like", [
-  ["",[["self",0,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3],["memory_format",10,3]],[0],1],
-  ["out",[["self",0,0],["memory_format",10,3],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11],["memory_format",10,11]],[0],1],
+  ["out",[["self",0,0],["memory_format",10,11],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_empty_quantized = { size?: number[]; qtensor?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
-type O_empty_quantized_out = { size?: number[]; qtensor?: Tensor; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out?: Tensor };
+type O_empty_quantized_out = { size?: number[]; qtensor?: Tensor; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out: Tensor };
 /**
  * aten::empty_quantized(int[] size, Tensor qtensor, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor
  * aten::empty_quantized.out(int[] size, Tensor qtensor, *, MemoryFormat? memory_format=None, Tensor(a!) out) -> Tensor(a!)
  */
 export const emptyQuantized: {
-  (size: number[], qtensor: Tensor, dtype?: DType | null | O_empty_quantized, layout?: Layout | null | O_empty_quantized, device?: DeviceLike | null | O_empty_quantized, pin_memory?: boolean | null | O_empty_quantized, memory_format?: MemoryFormat | null | O_empty_quantized, options?: O_empty_quantized): Tensor;
   /** aten::empty_quantized(int[] size, Tensor qtensor, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor */
-  "default"(size: number[], qtensor: Tensor, dtype?: DType | null | O_empty_quantized, layout?: Layout | null | O_empty_quantized, device?: DeviceLike | null | O_empty_quantized, pin_memory?: boolean | null | O_empty_quantized, memory_format?: MemoryFormat | null | O_empty_quantized, options?: O_empty_quantized): Tensor;
+  (size: number[], qtensor: Tensor, options?: O_empty_quantized): Tensor;
+  /** aten::empty_quantized(int[] size, Tensor qtensor, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor */
+  "default"(size: number[], qtensor: Tensor, options?: O_empty_quantized): Tensor;
   /** aten::empty_quantized.out(int[] size, Tensor qtensor, *, MemoryFormat? memory_format=None, Tensor(a!) out) -> Tensor(a!) */
-  "out"(size: number[], qtensor: Tensor, memory_format?: MemoryFormat | null | O_empty_quantized_out, out?: Tensor | O_empty_quantized_out, options?: O_empty_quantized_out): Tensor;
+  "out"(size: number[], qtensor: Tensor, options?: O_empty_quantized_out): Tensor;
 } = defineOp("empty_quantized", [
-  ["",[["size",12,0],["qtensor",0,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3],["memory_format",10,3]],[0],1],
-  ["out",[["size",12,0],["qtensor",0,0],["memory_format",10,3],["out",0,4]],[-1],0],
+  ["",[["size",12,0],["qtensor",0,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11],["memory_format",10,11]],[0],1],
+  ["out",[["size",12,0],["qtensor",0,0],["memory_format",10,11],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_empty_strided = { size?: number[]; stride?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O_empty_strided_out = { size?: number[]; stride?: number[]; out?: Tensor };
+type O_empty_strided_out = { size?: number[]; stride?: number[]; out: Tensor };
 /**
  * aten::empty_strided(SymInt[] size, SymInt[] stride, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::empty_strided.out(SymInt[] size, SymInt[] stride, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const emptyStrided: {
-  (size: number[], stride: number[], dtype?: DType | null | O_empty_strided, layout?: Layout | null | O_empty_strided, device?: DeviceLike | null | O_empty_strided, pin_memory?: boolean | null | O_empty_strided, options?: O_empty_strided): Tensor;
   /** aten::empty_strided(SymInt[] size, SymInt[] stride, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "default"(size: number[], stride: number[], dtype?: DType | null | O_empty_strided, layout?: Layout | null | O_empty_strided, device?: DeviceLike | null | O_empty_strided, pin_memory?: boolean | null | O_empty_strided, options?: O_empty_strided): Tensor;
+  (size: number[], stride: number[], options?: O_empty_strided): Tensor;
+  /** aten::empty_strided(SymInt[] size, SymInt[] stride, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "default"(size: number[], stride: number[], options?: O_empty_strided): Tensor;
   /** aten::empty_strided.out(SymInt[] size, SymInt[] stride, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(size: number[], stride: number[], out: Tensor, options?: O_empty_strided_out): Tensor;
+  "out"(size: number[], stride: number[], options?: O_empty_strided_out): Tensor;
 } = defineOp("empty_strided", [
-  ["",[["size",12,0],["stride",12,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["out",[["size",12,0],["stride",12,0],["out",0,4]],[-1],0],
+  ["",[["size",12,0],["stride",12,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["out",[["size",12,0],["stride",12,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_eq_Scalar = { self?: Tensor; other?: Scalar };
-type O_eq_Scalar_out = { self?: Tensor; other?: Scalar; out?: Tensor };
+type O_eq_Scalar_out = { self?: Tensor; other?: Scalar; out: Tensor };
 type O_eq_Tensor = { self?: Tensor; other?: Tensor };
-type O_eq_Tensor_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_eq_Tensor_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::eq.Scalar(Tensor self, Scalar other) -> Tensor
  * aten::eq.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)
@@ -247,21 +263,23 @@ type O_eq_Tensor_out = { self?: Tensor; other?: Tensor; out?: Tensor };
  * aten::eq.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const eq: {
+  /** aten::eq.Scalar(Tensor self, Scalar other) -> Tensor */
   (self: Tensor, other: Scalar, options?: O_eq_Scalar): Tensor;
+  /** aten::eq.Tensor(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_eq_Tensor): Tensor;
   /** aten::eq.Scalar(Tensor self, Scalar other) -> Tensor */
   "Scalar"(self: Tensor, other: Scalar, options?: O_eq_Scalar): Tensor;
   /** aten::eq.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_out"(self: Tensor, other: Scalar, out: Tensor, options?: O_eq_Scalar_out): Tensor;
+  "Scalar_out"(self: Tensor, other: Scalar, options?: O_eq_Scalar_out): Tensor;
   /** aten::eq.Tensor(Tensor self, Tensor other) -> Tensor */
   "Tensor"(self: Tensor, other: Tensor, options?: O_eq_Tensor): Tensor;
   /** aten::eq.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_out"(self: Tensor, other: Tensor, out: Tensor, options?: O_eq_Tensor_out): Tensor;
+  "Tensor_out"(self: Tensor, other: Tensor, options?: O_eq_Tensor_out): Tensor;
 } = defineOp("eq", [
   ["Scalar",[["self",0,0],["other",6,0]],[0],1],
-  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,4]],[-1],0],
+  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,12]],[-3],0],
   ["Tensor",[["self",0,0],["other",0,0]],[0],1],
-  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_eq__Scalar = { self?: Tensor; other?: Scalar };
@@ -271,7 +289,9 @@ type O_eq__Tensor = { self?: Tensor; other?: Tensor };
  * aten::eq_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)
  */
 export const eq_: {
+  /** aten::eq_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   (self: Tensor, other: Scalar, options?: O_eq__Scalar): Tensor;
+  /** aten::eq_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O_eq__Tensor): Tensor;
   /** aten::eq_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   "Scalar"(self: Tensor, other: Scalar, options?: O_eq__Scalar): Tensor;
@@ -287,6 +307,7 @@ type O_equal = { self?: Tensor; other?: Tensor };
  * aten::equal(Tensor self, Tensor other) -> bool
  */
 export const equal: {
+  /** aten::equal(Tensor self, Tensor other) -> bool */
   (self: Tensor, other: Tensor, options?: O_equal): boolean;
   /** aten::equal(Tensor self, Tensor other) -> bool */
   "default"(self: Tensor, other: Tensor, options?: O_equal): boolean;
@@ -295,20 +316,21 @@ export const equal: {
 ]) as any;
 
 type O_erf = { self?: Tensor };
-type O_erf_out = { self?: Tensor; out?: Tensor };
+type O_erf_out = { self?: Tensor; out: Tensor };
 /**
  * aten::erf(Tensor self) -> Tensor
  * aten::erf.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const erf: {
+  /** aten::erf(Tensor self) -> Tensor */
   (self: Tensor, options?: O_erf): Tensor;
   /** aten::erf(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_erf): Tensor;
   /** aten::erf.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_erf_out): Tensor;
+  "out"(self: Tensor, options?: O_erf_out): Tensor;
 } = defineOp("erf", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_erf_ = { self?: Tensor };
@@ -316,6 +338,7 @@ type O_erf_ = { self?: Tensor };
  * aten::erf_(Tensor(a!) self) -> Tensor(a!)
  */
 export const erf_: {
+  /** aten::erf_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_erf_): Tensor;
   /** aten::erf_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_erf_): Tensor;
@@ -324,20 +347,21 @@ export const erf_: {
 ]) as any;
 
 type O_erfc = { self?: Tensor };
-type O_erfc_out = { self?: Tensor; out?: Tensor };
+type O_erfc_out = { self?: Tensor; out: Tensor };
 /**
  * aten::erfc(Tensor self) -> Tensor
  * aten::erfc.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const erfc: {
+  /** aten::erfc(Tensor self) -> Tensor */
   (self: Tensor, options?: O_erfc): Tensor;
   /** aten::erfc(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_erfc): Tensor;
   /** aten::erfc.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_erfc_out): Tensor;
+  "out"(self: Tensor, options?: O_erfc_out): Tensor;
 } = defineOp("erfc", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_erfc_ = { self?: Tensor };
@@ -345,6 +369,7 @@ type O_erfc_ = { self?: Tensor };
  * aten::erfc_(Tensor(a!) self) -> Tensor(a!)
  */
 export const erfc_: {
+  /** aten::erfc_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_erfc_): Tensor;
   /** aten::erfc_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_erfc_): Tensor;
@@ -353,20 +378,21 @@ export const erfc_: {
 ]) as any;
 
 type O_erfinv = { self?: Tensor };
-type O_erfinv_out = { self?: Tensor; out?: Tensor };
+type O_erfinv_out = { self?: Tensor; out: Tensor };
 /**
  * aten::erfinv(Tensor self) -> Tensor
  * aten::erfinv.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const erfinv: {
+  /** aten::erfinv(Tensor self) -> Tensor */
   (self: Tensor, options?: O_erfinv): Tensor;
   /** aten::erfinv(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_erfinv): Tensor;
   /** aten::erfinv.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_erfinv_out): Tensor;
+  "out"(self: Tensor, options?: O_erfinv_out): Tensor;
 } = defineOp("erfinv", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_erfinv_ = { self?: Tensor };
@@ -374,6 +400,7 @@ type O_erfinv_ = { self?: Tensor };
  * aten::erfinv_(Tensor(a!) self) -> Tensor(a!)
  */
 export const erfinv_: {
+  /** aten::erfinv_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_erfinv_): Tensor;
   /** aten::erfinv_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_erfinv_): Tensor;
@@ -382,37 +409,39 @@ export const erfinv_: {
 ]) as any;
 
 type O_exp = { self?: Tensor };
-type O_exp_out = { self?: Tensor; out?: Tensor };
+type O_exp_out = { self?: Tensor; out: Tensor };
 /**
  * aten::exp(Tensor self) -> Tensor
  * aten::exp.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const exp: {
+  /** aten::exp(Tensor self) -> Tensor */
   (self: Tensor, options?: O_exp): Tensor;
   /** aten::exp(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_exp): Tensor;
   /** aten::exp.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_exp_out): Tensor;
+  "out"(self: Tensor, options?: O_exp_out): Tensor;
 } = defineOp("exp", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_exp2 = { self?: Tensor };
-type O_exp2_out = { self?: Tensor; out?: Tensor };
+type O_exp2_out = { self?: Tensor; out: Tensor };
 /**
  * aten::exp2(Tensor self) -> Tensor
  * aten::exp2.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const exp2: {
+  /** aten::exp2(Tensor self) -> Tensor */
   (self: Tensor, options?: O_exp2): Tensor;
   /** aten::exp2(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_exp2): Tensor;
   /** aten::exp2.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_exp2_out): Tensor;
+  "out"(self: Tensor, options?: O_exp2_out): Tensor;
 } = defineOp("exp2", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_exp2_ = { self?: Tensor };
@@ -420,6 +449,7 @@ type O_exp2_ = { self?: Tensor };
  * aten::exp2_(Tensor(a!) self) -> Tensor(a!)
  */
 export const exp2_: {
+  /** aten::exp2_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_exp2_): Tensor;
   /** aten::exp2_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_exp2_): Tensor;
@@ -432,6 +462,7 @@ type O_exp_ = { self?: Tensor };
  * aten::exp_(Tensor(a!) self) -> Tensor(a!)
  */
 export const exp_: {
+  /** aten::exp_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_exp_): Tensor;
   /** aten::exp_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_exp_): Tensor;
@@ -444,11 +475,12 @@ type O_expand = { self?: Tensor; size?: number[]; implicit?: boolean };
  * aten::expand(Tensor(a) self, SymInt[] size, *, bool implicit=False) -> Tensor(a)
  */
 export const expand: {
-  (self: Tensor, size: number[], implicit?: boolean | O_expand, options?: O_expand): Tensor;
   /** aten::expand(Tensor(a) self, SymInt[] size, *, bool implicit=False) -> Tensor(a) */
-  "default"(self: Tensor, size: number[], implicit?: boolean | O_expand, options?: O_expand): Tensor;
+  (self: Tensor, size: number[], options?: O_expand): Tensor;
+  /** aten::expand(Tensor(a) self, SymInt[] size, *, bool implicit=False) -> Tensor(a) */
+  "default"(self: Tensor, size: number[], options?: O_expand): Tensor;
 } = defineOp("expand", [
-  ["",[["self",0,0],["size",12,0],["implicit",5,2]],[0],1],
+  ["",[["self",0,0],["size",12,0],["implicit",5,10]],[0],1],
 ]) as any;
 
 type O_expand_as = { self?: Tensor; other?: Tensor };
@@ -456,6 +488,7 @@ type O_expand_as = { self?: Tensor; other?: Tensor };
  * aten::expand_as(Tensor(a) self, Tensor other) -> Tensor(a)
  */
 export const expandAs: {
+  /** aten::expand_as(Tensor(a) self, Tensor other) -> Tensor(a) */
   (self: Tensor, other: Tensor, options?: O_expand_as): Tensor;
   /** aten::expand_as(Tensor(a) self, Tensor other) -> Tensor(a) */
   "default"(self: Tensor, other: Tensor, options?: O_expand_as): Tensor;
@@ -464,37 +497,39 @@ export const expandAs: {
 ]) as any;
 
 type O_expand_copy = { self?: Tensor; size?: number[]; implicit?: boolean };
-type O_expand_copy_out = { self?: Tensor; size?: number[]; implicit?: boolean; out?: Tensor };
+type O_expand_copy_out = { self?: Tensor; size?: number[]; implicit?: boolean; out: Tensor };
 /**
  * aten::expand_copy(Tensor self, SymInt[] size, *, bool implicit=False) -> Tensor
  * aten::expand_copy.out(Tensor self, SymInt[] size, *, bool implicit=False, Tensor(a!) out) -> Tensor(a!)
  */
 export const expandCopy: {
-  (self: Tensor, size: number[], implicit?: boolean | O_expand_copy, options?: O_expand_copy): Tensor;
   /** aten::expand_copy(Tensor self, SymInt[] size, *, bool implicit=False) -> Tensor */
-  "default"(self: Tensor, size: number[], implicit?: boolean | O_expand_copy, options?: O_expand_copy): Tensor;
+  (self: Tensor, size: number[], options?: O_expand_copy): Tensor;
+  /** aten::expand_copy(Tensor self, SymInt[] size, *, bool implicit=False) -> Tensor */
+  "default"(self: Tensor, size: number[], options?: O_expand_copy): Tensor;
   /** aten::expand_copy.out(Tensor self, SymInt[] size, *, bool implicit=False, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, size: number[], implicit?: boolean | O_expand_copy_out, out?: Tensor | O_expand_copy_out, options?: O_expand_copy_out): Tensor;
+  "out"(self: Tensor, size: number[], options?: O_expand_copy_out): Tensor;
 } = defineOp("expand_copy", [
-  ["",[["self",0,0],["size",12,0],["implicit",5,2]],[0],1],
-  ["out",[["self",0,0],["size",12,0],["implicit",5,2],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["size",12,0],["implicit",5,10]],[0],1],
+  ["out",[["self",0,0],["size",12,0],["implicit",5,10],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_expm1 = { self?: Tensor };
-type O_expm1_out = { self?: Tensor; out?: Tensor };
+type O_expm1_out = { self?: Tensor; out: Tensor };
 /**
  * aten::expm1(Tensor self) -> Tensor
  * aten::expm1.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const expm1: {
+  /** aten::expm1(Tensor self) -> Tensor */
   (self: Tensor, options?: O_expm1): Tensor;
   /** aten::expm1(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_expm1): Tensor;
   /** aten::expm1.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_expm1_out): Tensor;
+  "out"(self: Tensor, options?: O_expm1_out): Tensor;
 } = defineOp("expm1", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_expm1_ = { self?: Tensor };
@@ -502,6 +537,7 @@ type O_expm1_ = { self?: Tensor };
  * aten::expm1_(Tensor(a!) self) -> Tensor(a!)
  */
 export const expm1_: {
+  /** aten::expm1_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_expm1_): Tensor;
   /** aten::expm1_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_expm1_): Tensor;
@@ -510,20 +546,21 @@ export const expm1_: {
 ]) as any;
 
 type O_exponential = { self?: Tensor; lambd?: number; generator?: null };
-type O_exponential_out = { self?: Tensor; lambd?: number; generator?: null; out?: Tensor };
+type O_exponential_out = { self?: Tensor; lambd?: number; generator?: null; out: Tensor };
 /**
  * aten::exponential(Tensor self, float lambd=1., *, Generator? generator=None) -> Tensor
  * aten::exponential.out(Tensor self, float lambd=1., *, Generator? generator=None, Tensor(a!) out) -> Tensor(a!)
  */
 export const exponential: {
-  (self: Tensor, lambd?: number | O_exponential, generator?: null | O_exponential, options?: O_exponential): Tensor;
   /** aten::exponential(Tensor self, float lambd=1., *, Generator? generator=None) -> Tensor */
-  "default"(self: Tensor, lambd?: number | O_exponential, generator?: null | O_exponential, options?: O_exponential): Tensor;
+  (self: Tensor, lambd?: number | O_exponential, options?: O_exponential): Tensor;
+  /** aten::exponential(Tensor self, float lambd=1., *, Generator? generator=None) -> Tensor */
+  "default"(self: Tensor, lambd?: number | O_exponential, options?: O_exponential): Tensor;
   /** aten::exponential.out(Tensor self, float lambd=1., *, Generator? generator=None, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, lambd?: number | O_exponential_out, generator?: null | O_exponential_out, out?: Tensor | O_exponential_out, options?: O_exponential_out): Tensor;
+  "out"(self: Tensor, lambd?: number | O_exponential_out, options?: O_exponential_out): Tensor;
 } = defineOp("exponential", [
-  ["",[["self",0,0],["lambd",4,2],["generator",15,3]],[0],1],
-  ["out",[["self",0,0],["lambd",4,2],["generator",15,3],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["lambd",4,2],["generator",15,11]],[0],1],
+  ["out",[["self",0,0],["lambd",4,2],["generator",15,11],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_exponential_ = { self?: Tensor; lambd?: number; generator?: null };
@@ -531,17 +568,18 @@ type O_exponential_ = { self?: Tensor; lambd?: number; generator?: null };
  * aten::exponential_(Tensor(a!) self, float lambd=1., *, Generator? generator=None) -> Tensor(a!)
  */
 export const exponential_: {
-  (self: Tensor, lambd?: number | O_exponential_, generator?: null | O_exponential_, options?: O_exponential_): Tensor;
   /** aten::exponential_(Tensor(a!) self, float lambd=1., *, Generator? generator=None) -> Tensor(a!) */
-  "default"(self: Tensor, lambd?: number | O_exponential_, generator?: null | O_exponential_, options?: O_exponential_): Tensor;
+  (self: Tensor, lambd?: number | O_exponential_, options?: O_exponential_): Tensor;
+  /** aten::exponential_(Tensor(a!) self, float lambd=1., *, Generator? generator=None) -> Tensor(a!) */
+  "default"(self: Tensor, lambd?: number | O_exponential_, options?: O_exponential_): Tensor;
 } = defineOp("exponential_", [
-  ["",[["self",0,4],["lambd",4,2],["generator",15,3]],[-1],1],
+  ["",[["self",0,4],["lambd",4,2],["generator",15,11]],[-1],1],
 ]) as any;
 
 type O_eye = { n?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 type O_eye_m = { n?: number; m?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O_eye_m_out = { n?: number; m?: number; out?: Tensor };
-type O_eye_out = { n?: number; out?: Tensor };
+type O_eye_m_out = { n?: number; m?: number; out: Tensor };
+type O_eye_out = { n?: number; out: Tensor };
 /**
  * aten::eye(int n, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::eye.m(int n, int m, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
@@ -549,19 +587,21 @@ type O_eye_out = { n?: number; out?: Tensor };
  * aten::eye.out(int n, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const eye: {
-  (n: number, dtype?: DType | null | O_eye, layout?: Layout | null | O_eye, device?: DeviceLike | null | O_eye, pin_memory?: boolean | null | O_eye, options?: O_eye): Tensor;
-  (n: number, m: number, dtype?: DType | null | O_eye_m, layout?: Layout | null | O_eye_m, device?: DeviceLike | null | O_eye_m, pin_memory?: boolean | null | O_eye_m, options?: O_eye_m): Tensor;
   /** aten::eye(int n, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "default"(n: number, dtype?: DType | null | O_eye, layout?: Layout | null | O_eye, device?: DeviceLike | null | O_eye, pin_memory?: boolean | null | O_eye, options?: O_eye): Tensor;
+  (n: number, options?: O_eye): Tensor;
   /** aten::eye.m(int n, int m, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "m"(n: number, m: number, dtype?: DType | null | O_eye_m, layout?: Layout | null | O_eye_m, device?: DeviceLike | null | O_eye_m, pin_memory?: boolean | null | O_eye_m, options?: O_eye_m): Tensor;
+  (n: number, m: number, options?: O_eye_m): Tensor;
+  /** aten::eye(int n, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "default"(n: number, options?: O_eye): Tensor;
+  /** aten::eye.m(int n, int m, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "m"(n: number, m: number, options?: O_eye_m): Tensor;
   /** aten::eye.m_out(int n, int m, *, Tensor(a!) out) -> Tensor(a!) */
-  "m_out"(n: number, m: number, out: Tensor, options?: O_eye_m_out): Tensor;
+  "m_out"(n: number, m: number, options?: O_eye_m_out): Tensor;
   /** aten::eye.out(int n, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(n: number, out: Tensor, options?: O_eye_out): Tensor;
+  "out"(n: number, options?: O_eye_out): Tensor;
 } = defineOp("eye", [
-  ["",[["n",3,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["m",[["n",3,0],["m",3,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["m_out",[["n",3,0],["m",3,0],["out",0,4]],[-1],0],
-  ["out",[["n",3,0],["out",0,4]],[-1],0],
+  ["",[["n",3,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["m",[["n",3,0],["m",3,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["m_out",[["n",3,0],["m",3,0],["out",0,12]],[-3],0],
+  ["out",[["n",3,0],["out",0,12]],[-2],0],
 ]) as any;

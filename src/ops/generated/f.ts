@@ -6,20 +6,21 @@ import type { DType, DeviceLike, Layout, MemoryFormat, Scalar } from '../../core
 import { defineOp } from '../../core/dispatch.js';
 
 type O_fake_quantize_per_channel_affine_cachemask = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; axis?: number; quant_min?: number; quantMin?: number; quant_max?: number; quantMax?: number };
-type O_fake_quantize_per_channel_affine_cachemask_out = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; axis?: number; quant_min?: number; quantMin?: number; quant_max?: number; quantMax?: number; out0?: Tensor; out1?: Tensor };
+type O_fake_quantize_per_channel_affine_cachemask_out = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; axis?: number; quant_min?: number; quantMin?: number; quant_max?: number; quantMax?: number; out0: Tensor; out1: Tensor };
 /**
  * aten::fake_quantize_per_channel_affine_cachemask(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max) -> (Tensor output, Tensor mask)
  * aten::fake_quantize_per_channel_affine_cachemask.out(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
  */
 export const fakeQuantizePerChannelAffineCachemask: {
+  /** aten::fake_quantize_per_channel_affine_cachemask(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max) -> (Tensor output, Tensor mask) */
   (self: Tensor, scale: Tensor, zero_point: Tensor, axis: number, quant_min: number, quant_max: number, options?: O_fake_quantize_per_channel_affine_cachemask): [Tensor, Tensor];
   /** aten::fake_quantize_per_channel_affine_cachemask(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max) -> (Tensor output, Tensor mask) */
   "default"(self: Tensor, scale: Tensor, zero_point: Tensor, axis: number, quant_min: number, quant_max: number, options?: O_fake_quantize_per_channel_affine_cachemask): [Tensor, Tensor];
   /** aten::fake_quantize_per_channel_affine_cachemask.out(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!)) */
-  "out"(self: Tensor, scale: Tensor, zero_point: Tensor, axis: number, quant_min: number, quant_max: number, out0: Tensor, out1: Tensor, options?: O_fake_quantize_per_channel_affine_cachemask_out): [Tensor, Tensor];
+  "out"(self: Tensor, scale: Tensor, zero_point: Tensor, axis: number, quant_min: number, quant_max: number, options?: O_fake_quantize_per_channel_affine_cachemask_out): [Tensor, Tensor];
 } = defineOp("fake_quantize_per_channel_affine_cachemask", [
   ["",[["self",0,0],["scale",0,0],["zero_point",0,0],["axis",3,0],["quant_min",3,0],["quant_max",3,0]],[0,0],1],
-  ["out",[["self",0,0],["scale",0,0],["zero_point",0,0],["axis",3,0],["quant_min",3,0],["quant_max",3,0],["out0",0,4],["out1",0,4]],[-1,-1],0],
+  ["out",[["self",0,0],["scale",0,0],["zero_point",0,0],["axis",3,0],["quant_min",3,0],["quant_max",3,0],["out0",0,12],["out1",0,12]],[-7,-8],0],
 ]) as any;
 
 type O_fake_quantize_per_channel_affine_cachemask_backward = { grad?: Tensor; mask?: Tensor };
@@ -27,6 +28,7 @@ type O_fake_quantize_per_channel_affine_cachemask_backward = { grad?: Tensor; ma
  * aten::fake_quantize_per_channel_affine_cachemask_backward(Tensor grad, Tensor mask) -> Tensor
  */
 export const fakeQuantizePerChannelAffineCachemaskBackward: {
+  /** aten::fake_quantize_per_channel_affine_cachemask_backward(Tensor grad, Tensor mask) -> Tensor */
   (grad: Tensor, mask: Tensor, options?: O_fake_quantize_per_channel_affine_cachemask_backward): Tensor;
   /** aten::fake_quantize_per_channel_affine_cachemask_backward(Tensor grad, Tensor mask) -> Tensor */
   "default"(grad: Tensor, mask: Tensor, options?: O_fake_quantize_per_channel_affine_cachemask_backward): Tensor;
@@ -41,7 +43,9 @@ type O_fake_quantize_per_tensor_affine_tensor_qparams = { self?: Tensor; scale?:
  * aten::fake_quantize_per_tensor_affine.tensor_qparams(Tensor self, Tensor scale, Tensor zero_point, int quant_min, int quant_max) -> Tensor
  */
 export const fakeQuantizePerTensorAffine: {
+  /** aten::fake_quantize_per_tensor_affine(Tensor self, float scale, int zero_point, int quant_min, int quant_max) -> Tensor */
   (self: Tensor, scale: number, zero_point: number, quant_min: number, quant_max: number, options?: O_fake_quantize_per_tensor_affine): Tensor;
+  /** aten::fake_quantize_per_tensor_affine.tensor_qparams(Tensor self, Tensor scale, Tensor zero_point, int quant_min, int quant_max) -> Tensor */
   (self: Tensor, scale: Tensor, zero_point: Tensor, quant_min: number, quant_max: number, options?: O_fake_quantize_per_tensor_affine_tensor_qparams): Tensor;
   /** aten::fake_quantize_per_tensor_affine(Tensor self, float scale, int zero_point, int quant_min, int quant_max) -> Tensor */
   "default"(self: Tensor, scale: number, zero_point: number, quant_min: number, quant_max: number, options?: O_fake_quantize_per_tensor_affine): Tensor;
@@ -53,20 +57,21 @@ export const fakeQuantizePerTensorAffine: {
 ]) as any;
 
 type O_fake_quantize_per_tensor_affine_cachemask = { self?: Tensor; scale?: number; zero_point?: number; zeroPoint?: number; quant_min?: number; quantMin?: number; quant_max?: number; quantMax?: number };
-type O_fake_quantize_per_tensor_affine_cachemask_out = { self?: Tensor; scale?: number; zero_point?: number; zeroPoint?: number; quant_min?: number; quantMin?: number; quant_max?: number; quantMax?: number; out0?: Tensor; out1?: Tensor };
+type O_fake_quantize_per_tensor_affine_cachemask_out = { self?: Tensor; scale?: number; zero_point?: number; zeroPoint?: number; quant_min?: number; quantMin?: number; quant_max?: number; quantMax?: number; out0: Tensor; out1: Tensor };
 /**
  * aten::fake_quantize_per_tensor_affine_cachemask(Tensor self, float scale, int zero_point, int quant_min, int quant_max) -> (Tensor output, Tensor mask)
  * aten::fake_quantize_per_tensor_affine_cachemask.out(Tensor self, float scale, int zero_point, int quant_min, int quant_max, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
  */
 export const fakeQuantizePerTensorAffineCachemask: {
+  /** aten::fake_quantize_per_tensor_affine_cachemask(Tensor self, float scale, int zero_point, int quant_min, int quant_max) -> (Tensor output, Tensor mask) */
   (self: Tensor, scale: number, zero_point: number, quant_min: number, quant_max: number, options?: O_fake_quantize_per_tensor_affine_cachemask): [Tensor, Tensor];
   /** aten::fake_quantize_per_tensor_affine_cachemask(Tensor self, float scale, int zero_point, int quant_min, int quant_max) -> (Tensor output, Tensor mask) */
   "default"(self: Tensor, scale: number, zero_point: number, quant_min: number, quant_max: number, options?: O_fake_quantize_per_tensor_affine_cachemask): [Tensor, Tensor];
   /** aten::fake_quantize_per_tensor_affine_cachemask.out(Tensor self, float scale, int zero_point, int quant_min, int quant_max, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!)) */
-  "out"(self: Tensor, scale: number, zero_point: number, quant_min: number, quant_max: number, out0: Tensor, out1: Tensor, options?: O_fake_quantize_per_tensor_affine_cachemask_out): [Tensor, Tensor];
+  "out"(self: Tensor, scale: number, zero_point: number, quant_min: number, quant_max: number, options?: O_fake_quantize_per_tensor_affine_cachemask_out): [Tensor, Tensor];
 } = defineOp("fake_quantize_per_tensor_affine_cachemask", [
   ["",[["self",0,0],["scale",4,0],["zero_point",3,0],["quant_min",3,0],["quant_max",3,0]],[0,0],1],
-  ["out",[["self",0,0],["scale",4,0],["zero_point",3,0],["quant_min",3,0],["quant_max",3,0],["out0",0,4],["out1",0,4]],[-1,-1],0],
+  ["out",[["self",0,0],["scale",4,0],["zero_point",3,0],["quant_min",3,0],["quant_max",3,0],["out0",0,12],["out1",0,12]],[-6,-7],0],
 ]) as any;
 
 type O_fake_quantize_per_tensor_affine_cachemask_backward = { grad?: Tensor; mask?: Tensor };
@@ -74,6 +79,7 @@ type O_fake_quantize_per_tensor_affine_cachemask_backward = { grad?: Tensor; mas
  * aten::fake_quantize_per_tensor_affine_cachemask_backward(Tensor grad, Tensor mask) -> Tensor
  */
 export const fakeQuantizePerTensorAffineCachemaskBackward: {
+  /** aten::fake_quantize_per_tensor_affine_cachemask_backward(Tensor grad, Tensor mask) -> Tensor */
   (grad: Tensor, mask: Tensor, options?: O_fake_quantize_per_tensor_affine_cachemask_backward): Tensor;
   /** aten::fake_quantize_per_tensor_affine_cachemask_backward(Tensor grad, Tensor mask) -> Tensor */
   "default"(grad: Tensor, mask: Tensor, options?: O_fake_quantize_per_tensor_affine_cachemask_backward): Tensor;
@@ -86,6 +92,7 @@ type O_fbgemm_linear_fp16_weight = { input?: Tensor; packed_weight?: Tensor; pac
  * aten::fbgemm_linear_fp16_weight(Tensor input, Tensor packed_weight, Tensor bias) -> Tensor
  */
 export const fbgemmLinearFp16Weight: {
+  /** aten::fbgemm_linear_fp16_weight(Tensor input, Tensor packed_weight, Tensor bias) -> Tensor */
   (input: Tensor, packed_weight: Tensor, bias: Tensor, options?: O_fbgemm_linear_fp16_weight): Tensor;
   /** aten::fbgemm_linear_fp16_weight(Tensor input, Tensor packed_weight, Tensor bias) -> Tensor */
   "default"(input: Tensor, packed_weight: Tensor, bias: Tensor, options?: O_fbgemm_linear_fp16_weight): Tensor;
@@ -98,6 +105,7 @@ type O_fbgemm_linear_fp16_weight_fp32_activation = { input?: Tensor; packed_weig
  * aten::fbgemm_linear_fp16_weight_fp32_activation(Tensor input, Tensor packed_weight, Tensor bias) -> Tensor
  */
 export const fbgemmLinearFp16WeightFp32Activation: {
+  /** aten::fbgemm_linear_fp16_weight_fp32_activation(Tensor input, Tensor packed_weight, Tensor bias) -> Tensor */
   (input: Tensor, packed_weight: Tensor, bias: Tensor, options?: O_fbgemm_linear_fp16_weight_fp32_activation): Tensor;
   /** aten::fbgemm_linear_fp16_weight_fp32_activation(Tensor input, Tensor packed_weight, Tensor bias) -> Tensor */
   "default"(input: Tensor, packed_weight: Tensor, bias: Tensor, options?: O_fbgemm_linear_fp16_weight_fp32_activation): Tensor;
@@ -110,6 +118,7 @@ type O_fbgemm_linear_int8_weight = { input?: Tensor; weight?: Tensor; packed?: T
  * aten::fbgemm_linear_int8_weight(Tensor input, Tensor weight, Tensor packed, Tensor col_offsets, Scalar weight_scale, Scalar weight_zero_point, Tensor bias) -> Tensor
  */
 export const fbgemmLinearInt8Weight: {
+  /** aten::fbgemm_linear_int8_weight(Tensor input, Tensor weight, Tensor packed, Tensor col_offsets, Scalar weight_scale, Scalar weight_zero_point, Tensor bias) -> Tensor */
   (input: Tensor, weight: Tensor, packed: Tensor, col_offsets: Tensor, weight_scale: Scalar, weight_zero_point: Scalar, bias: Tensor, options?: O_fbgemm_linear_int8_weight): Tensor;
   /** aten::fbgemm_linear_int8_weight(Tensor input, Tensor weight, Tensor packed, Tensor col_offsets, Scalar weight_scale, Scalar weight_zero_point, Tensor bias) -> Tensor */
   "default"(input: Tensor, weight: Tensor, packed: Tensor, col_offsets: Tensor, weight_scale: Scalar, weight_zero_point: Scalar, bias: Tensor, options?: O_fbgemm_linear_int8_weight): Tensor;
@@ -122,6 +131,7 @@ type O_fbgemm_linear_int8_weight_fp32_activation = { input?: Tensor; weight?: Te
  * aten::fbgemm_linear_int8_weight_fp32_activation(Tensor input, Tensor weight, Tensor packed, Tensor col_offsets, Scalar weight_scale, Scalar weight_zero_point, Tensor bias) -> Tensor
  */
 export const fbgemmLinearInt8WeightFp32Activation: {
+  /** aten::fbgemm_linear_int8_weight_fp32_activation(Tensor input, Tensor weight, Tensor packed, Tensor col_offsets, Scalar weight_scale, Scalar weight_zero_point, Tensor bias) -> Tensor */
   (input: Tensor, weight: Tensor, packed: Tensor, col_offsets: Tensor, weight_scale: Scalar, weight_zero_point: Scalar, bias: Tensor, options?: O_fbgemm_linear_int8_weight_fp32_activation): Tensor;
   /** aten::fbgemm_linear_int8_weight_fp32_activation(Tensor input, Tensor weight, Tensor packed, Tensor col_offsets, Scalar weight_scale, Scalar weight_zero_point, Tensor bias) -> Tensor */
   "default"(input: Tensor, weight: Tensor, packed: Tensor, col_offsets: Tensor, weight_scale: Scalar, weight_zero_point: Scalar, bias: Tensor, options?: O_fbgemm_linear_int8_weight_fp32_activation): Tensor;
@@ -134,6 +144,7 @@ type O_fbgemm_linear_quantize_weight = { input?: Tensor };
  * aten::fbgemm_linear_quantize_weight(Tensor input) -> (Tensor, Tensor, float, int)
  */
 export const fbgemmLinearQuantizeWeight: {
+  /** aten::fbgemm_linear_quantize_weight(Tensor input) -> (Tensor, Tensor, float, int) */
   (input: Tensor, options?: O_fbgemm_linear_quantize_weight): [Tensor, Tensor, number, number];
   /** aten::fbgemm_linear_quantize_weight(Tensor input) -> (Tensor, Tensor, float, int) */
   "default"(input: Tensor, options?: O_fbgemm_linear_quantize_weight): [Tensor, Tensor, number, number];
@@ -146,6 +157,7 @@ type O_fbgemm_pack_gemm_matrix_fp16 = { input?: Tensor };
  * aten::fbgemm_pack_gemm_matrix_fp16(Tensor input) -> Tensor
  */
 export const fbgemmPackGemmMatrixFp16: {
+  /** aten::fbgemm_pack_gemm_matrix_fp16(Tensor input) -> Tensor */
   (input: Tensor, options?: O_fbgemm_pack_gemm_matrix_fp16): Tensor;
   /** aten::fbgemm_pack_gemm_matrix_fp16(Tensor input) -> Tensor */
   "default"(input: Tensor, options?: O_fbgemm_pack_gemm_matrix_fp16): Tensor;
@@ -160,7 +172,9 @@ type O_fbgemm_pack_quantized_matrix_KN = { input?: Tensor; K?: number; N?: numbe
  * aten::fbgemm_pack_quantized_matrix.KN(Tensor input, int K, int N) -> Tensor
  */
 export const fbgemmPackQuantizedMatrix: {
+  /** aten::fbgemm_pack_quantized_matrix(Tensor input) -> Tensor */
   (input: Tensor, options?: O_fbgemm_pack_quantized_matrix): Tensor;
+  /** aten::fbgemm_pack_quantized_matrix.KN(Tensor input, int K, int N) -> Tensor */
   (input: Tensor, K: number, N: number, options?: O_fbgemm_pack_quantized_matrix_KN): Tensor;
   /** aten::fbgemm_pack_quantized_matrix(Tensor input) -> Tensor */
   "default"(input: Tensor, options?: O_fbgemm_pack_quantized_matrix): Tensor;
@@ -176,6 +190,7 @@ type O_feature_alpha_dropout = { input?: Tensor; p?: number; train?: boolean };
  * aten::feature_alpha_dropout(Tensor input, float p, bool train) -> Tensor
  */
 export const featureAlphaDropout: {
+  /** aten::feature_alpha_dropout(Tensor input, float p, bool train) -> Tensor */
   (input: Tensor, p: number, train: boolean, options?: O_feature_alpha_dropout): Tensor;
   /** aten::feature_alpha_dropout(Tensor input, float p, bool train) -> Tensor */
   "default"(input: Tensor, p: number, train: boolean, options?: O_feature_alpha_dropout): Tensor;
@@ -188,6 +203,7 @@ type O_feature_alpha_dropout_ = { self?: Tensor; p?: number; train?: boolean };
  * aten::feature_alpha_dropout_(Tensor(a!) self, float p, bool train) -> Tensor(a!)
  */
 export const featureAlphaDropout_: {
+  /** aten::feature_alpha_dropout_(Tensor(a!) self, float p, bool train) -> Tensor(a!) */
   (self: Tensor, p: number, train: boolean, options?: O_feature_alpha_dropout_): Tensor;
   /** aten::feature_alpha_dropout_(Tensor(a!) self, float p, bool train) -> Tensor(a!) */
   "default"(self: Tensor, p: number, train: boolean, options?: O_feature_alpha_dropout_): Tensor;
@@ -200,6 +216,7 @@ type O_feature_dropout = { input?: Tensor; p?: number; train?: boolean };
  * aten::feature_dropout(Tensor input, float p, bool train) -> Tensor
  */
 export const featureDropout: {
+  /** aten::feature_dropout(Tensor input, float p, bool train) -> Tensor */
   (input: Tensor, p: number, train: boolean, options?: O_feature_dropout): Tensor;
   /** aten::feature_dropout(Tensor input, float p, bool train) -> Tensor */
   "default"(input: Tensor, p: number, train: boolean, options?: O_feature_dropout): Tensor;
@@ -212,6 +229,7 @@ type O_feature_dropout_ = { self?: Tensor; p?: number; train?: boolean };
  * aten::feature_dropout_(Tensor(a!) self, float p, bool train) -> Tensor(a!)
  */
 export const featureDropout_: {
+  /** aten::feature_dropout_(Tensor(a!) self, float p, bool train) -> Tensor(a!) */
   (self: Tensor, p: number, train: boolean, options?: O_feature_dropout_): Tensor;
   /** aten::feature_dropout_(Tensor(a!) self, float p, bool train) -> Tensor(a!) */
   "default"(self: Tensor, p: number, train: boolean, options?: O_feature_dropout_): Tensor;
@@ -220,71 +238,75 @@ export const featureDropout_: {
 ]) as any;
 
 type O_fft_fft = { self?: Tensor; n?: number | null; dim?: number; norm?: string | null };
-type O_fft_fft_out = { self?: Tensor; n?: number | null; dim?: number; norm?: string | null; out?: Tensor };
+type O_fft_fft_out = { self?: Tensor; n?: number | null; dim?: number; norm?: string | null; out: Tensor };
 /**
  * aten::fft_fft(Tensor self, int? n=None, int dim=-1, str? norm=None) -> Tensor
  * aten::fft_fft.out(Tensor self, int? n=None, int dim=-1, str? norm=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const fftFft: {
+  /** aten::fft_fft(Tensor self, int? n=None, int dim=-1, str? norm=None) -> Tensor */
   (self: Tensor, n?: number | null | O_fft_fft, dim?: number | O_fft_fft, norm?: string | null | O_fft_fft, options?: O_fft_fft): Tensor;
   /** aten::fft_fft(Tensor self, int? n=None, int dim=-1, str? norm=None) -> Tensor */
   "default"(self: Tensor, n?: number | null | O_fft_fft, dim?: number | O_fft_fft, norm?: string | null | O_fft_fft, options?: O_fft_fft): Tensor;
   /** aten::fft_fft.out(Tensor self, int? n=None, int dim=-1, str? norm=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, n?: number | null | O_fft_fft_out, dim?: number | O_fft_fft_out, norm?: string | null | O_fft_fft_out, out?: Tensor | O_fft_fft_out, options?: O_fft_fft_out): Tensor;
+  "out"(self: Tensor, n?: number | null | O_fft_fft_out, dim?: number | O_fft_fft_out, norm?: string | null | O_fft_fft_out, options?: O_fft_fft_out): Tensor;
 } = defineOp("fft_fft", [
   ["",[["self",0,0],["n",3,3],["dim",3,2],["norm",7,3]],[0],1],
-  ["out",[["self",0,0],["n",3,3],["dim",3,2],["norm",7,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["n",3,3],["dim",3,2],["norm",7,3],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_fft_fft2 = { self?: Tensor; s?: number | number[] | null; dim?: number | number[]; norm?: string | null };
-type O_fft_fft2_out = { self?: Tensor; s?: number | number[] | null; dim?: number | number[]; norm?: string | null; out?: Tensor };
+type O_fft_fft2_out = { self?: Tensor; s?: number | number[] | null; dim?: number | number[]; norm?: string | null; out: Tensor };
 /**
  * aten::fft_fft2(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None) -> Tensor
  * aten::fft_fft2.out(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const fftFft2: {
+  /** aten::fft_fft2(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None) -> Tensor */
   (self: Tensor, s?: number | number[] | null | O_fft_fft2, dim?: number | number[] | O_fft_fft2, norm?: string | null | O_fft_fft2, options?: O_fft_fft2): Tensor;
   /** aten::fft_fft2(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None) -> Tensor */
   "default"(self: Tensor, s?: number | number[] | null | O_fft_fft2, dim?: number | number[] | O_fft_fft2, norm?: string | null | O_fft_fft2, options?: O_fft_fft2): Tensor;
   /** aten::fft_fft2.out(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, s?: number | number[] | null | O_fft_fft2_out, dim?: number | number[] | O_fft_fft2_out, norm?: string | null | O_fft_fft2_out, out?: Tensor | O_fft_fft2_out, options?: O_fft_fft2_out): Tensor;
+  "out"(self: Tensor, s?: number | number[] | null | O_fft_fft2_out, dim?: number | number[] | O_fft_fft2_out, norm?: string | null | O_fft_fft2_out, options?: O_fft_fft2_out): Tensor;
 } = defineOp("fft_fft2", [
   ["",[["self",0,0],["s",12,3,1],["dim",12,2,1],["norm",7,3]],[0],1],
-  ["out",[["self",0,0],["s",12,3,1],["dim",12,2,1],["norm",7,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["s",12,3,1],["dim",12,2,1],["norm",7,3],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_fft_fftfreq = { n?: number; d?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O_fft_fftfreq_out = { n?: number; d?: number; out?: Tensor };
+type O_fft_fftfreq_out = { n?: number; d?: number; out: Tensor };
 /**
  * aten::fft_fftfreq(int n, float d=1., *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::fft_fftfreq.out(int n, float d=1., *, Tensor(a!) out) -> Tensor(a!)
  */
 export const fftFftfreq: {
-  (n: number, d?: number | O_fft_fftfreq, dtype?: DType | null | O_fft_fftfreq, layout?: Layout | null | O_fft_fftfreq, device?: DeviceLike | null | O_fft_fftfreq, pin_memory?: boolean | null | O_fft_fftfreq, options?: O_fft_fftfreq): Tensor;
   /** aten::fft_fftfreq(int n, float d=1., *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "default"(n: number, d?: number | O_fft_fftfreq, dtype?: DType | null | O_fft_fftfreq, layout?: Layout | null | O_fft_fftfreq, device?: DeviceLike | null | O_fft_fftfreq, pin_memory?: boolean | null | O_fft_fftfreq, options?: O_fft_fftfreq): Tensor;
+  (n: number, d?: number | O_fft_fftfreq, options?: O_fft_fftfreq): Tensor;
+  /** aten::fft_fftfreq(int n, float d=1., *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "default"(n: number, d?: number | O_fft_fftfreq, options?: O_fft_fftfreq): Tensor;
   /** aten::fft_fftfreq.out(int n, float d=1., *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(n: number, d?: number | O_fft_fftfreq_out, out?: Tensor | O_fft_fftfreq_out, options?: O_fft_fftfreq_out): Tensor;
+  "out"(n: number, d?: number | O_fft_fftfreq_out, options?: O_fft_fftfreq_out): Tensor;
 } = defineOp("fft_fftfreq", [
-  ["",[["n",3,0],["d",4,2],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["out",[["n",3,0],["d",4,2],["out",0,4]],[-1],0],
+  ["",[["n",3,0],["d",4,2],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["out",[["n",3,0],["d",4,2],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_fft_fftn = { self?: Tensor; s?: number | number[] | null; dim?: number | number[] | null; norm?: string | null };
-type O_fft_fftn_out = { self?: Tensor; s?: number | number[] | null; dim?: number | number[] | null; norm?: string | null; out?: Tensor };
+type O_fft_fftn_out = { self?: Tensor; s?: number | number[] | null; dim?: number | number[] | null; norm?: string | null; out: Tensor };
 /**
  * aten::fft_fftn(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None) -> Tensor
  * aten::fft_fftn.out(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const fftFftn: {
+  /** aten::fft_fftn(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None) -> Tensor */
   (self: Tensor, s?: number | number[] | null | O_fft_fftn, dim?: number | number[] | null | O_fft_fftn, norm?: string | null | O_fft_fftn, options?: O_fft_fftn): Tensor;
   /** aten::fft_fftn(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None) -> Tensor */
   "default"(self: Tensor, s?: number | number[] | null | O_fft_fftn, dim?: number | number[] | null | O_fft_fftn, norm?: string | null | O_fft_fftn, options?: O_fft_fftn): Tensor;
   /** aten::fft_fftn.out(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, s?: number | number[] | null | O_fft_fftn_out, dim?: number | number[] | null | O_fft_fftn_out, norm?: string | null | O_fft_fftn_out, out?: Tensor | O_fft_fftn_out, options?: O_fft_fftn_out): Tensor;
+  "out"(self: Tensor, s?: number | number[] | null | O_fft_fftn_out, dim?: number | number[] | null | O_fft_fftn_out, norm?: string | null | O_fft_fftn_out, options?: O_fft_fftn_out): Tensor;
 } = defineOp("fft_fftn", [
   ["",[["self",0,0],["s",12,3,1],["dim",12,3,1],["norm",7,3]],[0],1],
-  ["out",[["self",0,0],["s",12,3,1],["dim",12,3,1],["norm",7,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["s",12,3,1],["dim",12,3,1],["norm",7,3],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_fft_fftshift = { self?: Tensor; dim?: number | number[] | null };
@@ -292,6 +314,7 @@ type O_fft_fftshift = { self?: Tensor; dim?: number | number[] | null };
  * aten::fft_fftshift(Tensor self, int[1]? dim=None) -> Tensor
  */
 export const fftFftshift: {
+  /** aten::fft_fftshift(Tensor self, int[1]? dim=None) -> Tensor */
   (self: Tensor, dim?: number | number[] | null | O_fft_fftshift, options?: O_fft_fftshift): Tensor;
   /** aten::fft_fftshift(Tensor self, int[1]? dim=None) -> Tensor */
   "default"(self: Tensor, dim?: number | number[] | null | O_fft_fftshift, options?: O_fft_fftshift): Tensor;
@@ -300,105 +323,111 @@ export const fftFftshift: {
 ]) as any;
 
 type O_fft_hfft = { self?: Tensor; n?: number | null; dim?: number; norm?: string | null };
-type O_fft_hfft_out = { self?: Tensor; n?: number | null; dim?: number; norm?: string | null; out?: Tensor };
+type O_fft_hfft_out = { self?: Tensor; n?: number | null; dim?: number; norm?: string | null; out: Tensor };
 /**
  * aten::fft_hfft(Tensor self, int? n=None, int dim=-1, str? norm=None) -> Tensor
  * aten::fft_hfft.out(Tensor self, int? n=None, int dim=-1, str? norm=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const fftHfft: {
+  /** aten::fft_hfft(Tensor self, int? n=None, int dim=-1, str? norm=None) -> Tensor */
   (self: Tensor, n?: number | null | O_fft_hfft, dim?: number | O_fft_hfft, norm?: string | null | O_fft_hfft, options?: O_fft_hfft): Tensor;
   /** aten::fft_hfft(Tensor self, int? n=None, int dim=-1, str? norm=None) -> Tensor */
   "default"(self: Tensor, n?: number | null | O_fft_hfft, dim?: number | O_fft_hfft, norm?: string | null | O_fft_hfft, options?: O_fft_hfft): Tensor;
   /** aten::fft_hfft.out(Tensor self, int? n=None, int dim=-1, str? norm=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, n?: number | null | O_fft_hfft_out, dim?: number | O_fft_hfft_out, norm?: string | null | O_fft_hfft_out, out?: Tensor | O_fft_hfft_out, options?: O_fft_hfft_out): Tensor;
+  "out"(self: Tensor, n?: number | null | O_fft_hfft_out, dim?: number | O_fft_hfft_out, norm?: string | null | O_fft_hfft_out, options?: O_fft_hfft_out): Tensor;
 } = defineOp("fft_hfft", [
   ["",[["self",0,0],["n",3,3],["dim",3,2],["norm",7,3]],[0],1],
-  ["out",[["self",0,0],["n",3,3],["dim",3,2],["norm",7,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["n",3,3],["dim",3,2],["norm",7,3],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_fft_hfft2 = { self?: Tensor; s?: number | number[] | null; dim?: number | number[]; norm?: string | null };
-type O_fft_hfft2_out = { self?: Tensor; s?: number | number[] | null; dim?: number | number[]; norm?: string | null; out?: Tensor };
+type O_fft_hfft2_out = { self?: Tensor; s?: number | number[] | null; dim?: number | number[]; norm?: string | null; out: Tensor };
 /**
  * aten::fft_hfft2(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None) -> Tensor
  * aten::fft_hfft2.out(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const fftHfft2: {
+  /** aten::fft_hfft2(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None) -> Tensor */
   (self: Tensor, s?: number | number[] | null | O_fft_hfft2, dim?: number | number[] | O_fft_hfft2, norm?: string | null | O_fft_hfft2, options?: O_fft_hfft2): Tensor;
   /** aten::fft_hfft2(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None) -> Tensor */
   "default"(self: Tensor, s?: number | number[] | null | O_fft_hfft2, dim?: number | number[] | O_fft_hfft2, norm?: string | null | O_fft_hfft2, options?: O_fft_hfft2): Tensor;
   /** aten::fft_hfft2.out(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, s?: number | number[] | null | O_fft_hfft2_out, dim?: number | number[] | O_fft_hfft2_out, norm?: string | null | O_fft_hfft2_out, out?: Tensor | O_fft_hfft2_out, options?: O_fft_hfft2_out): Tensor;
+  "out"(self: Tensor, s?: number | number[] | null | O_fft_hfft2_out, dim?: number | number[] | O_fft_hfft2_out, norm?: string | null | O_fft_hfft2_out, options?: O_fft_hfft2_out): Tensor;
 } = defineOp("fft_hfft2", [
   ["",[["self",0,0],["s",12,3,1],["dim",12,2,1],["norm",7,3]],[0],1],
-  ["out",[["self",0,0],["s",12,3,1],["dim",12,2,1],["norm",7,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["s",12,3,1],["dim",12,2,1],["norm",7,3],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_fft_hfftn = { self?: Tensor; s?: number | number[] | null; dim?: number | number[] | null; norm?: string | null };
-type O_fft_hfftn_out = { self?: Tensor; s?: number | number[] | null; dim?: number | number[] | null; norm?: string | null; out?: Tensor };
+type O_fft_hfftn_out = { self?: Tensor; s?: number | number[] | null; dim?: number | number[] | null; norm?: string | null; out: Tensor };
 /**
  * aten::fft_hfftn(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None) -> Tensor
  * aten::fft_hfftn.out(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const fftHfftn: {
+  /** aten::fft_hfftn(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None) -> Tensor */
   (self: Tensor, s?: number | number[] | null | O_fft_hfftn, dim?: number | number[] | null | O_fft_hfftn, norm?: string | null | O_fft_hfftn, options?: O_fft_hfftn): Tensor;
   /** aten::fft_hfftn(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None) -> Tensor */
   "default"(self: Tensor, s?: number | number[] | null | O_fft_hfftn, dim?: number | number[] | null | O_fft_hfftn, norm?: string | null | O_fft_hfftn, options?: O_fft_hfftn): Tensor;
   /** aten::fft_hfftn.out(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, s?: number | number[] | null | O_fft_hfftn_out, dim?: number | number[] | null | O_fft_hfftn_out, norm?: string | null | O_fft_hfftn_out, out?: Tensor | O_fft_hfftn_out, options?: O_fft_hfftn_out): Tensor;
+  "out"(self: Tensor, s?: number | number[] | null | O_fft_hfftn_out, dim?: number | number[] | null | O_fft_hfftn_out, norm?: string | null | O_fft_hfftn_out, options?: O_fft_hfftn_out): Tensor;
 } = defineOp("fft_hfftn", [
   ["",[["self",0,0],["s",12,3,1],["dim",12,3,1],["norm",7,3]],[0],1],
-  ["out",[["self",0,0],["s",12,3,1],["dim",12,3,1],["norm",7,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["s",12,3,1],["dim",12,3,1],["norm",7,3],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_fft_ifft = { self?: Tensor; n?: number | null; dim?: number; norm?: string | null };
-type O_fft_ifft_out = { self?: Tensor; n?: number | null; dim?: number; norm?: string | null; out?: Tensor };
+type O_fft_ifft_out = { self?: Tensor; n?: number | null; dim?: number; norm?: string | null; out: Tensor };
 /**
  * aten::fft_ifft(Tensor self, int? n=None, int dim=-1, str? norm=None) -> Tensor
  * aten::fft_ifft.out(Tensor self, int? n=None, int dim=-1, str? norm=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const fftIfft: {
+  /** aten::fft_ifft(Tensor self, int? n=None, int dim=-1, str? norm=None) -> Tensor */
   (self: Tensor, n?: number | null | O_fft_ifft, dim?: number | O_fft_ifft, norm?: string | null | O_fft_ifft, options?: O_fft_ifft): Tensor;
   /** aten::fft_ifft(Tensor self, int? n=None, int dim=-1, str? norm=None) -> Tensor */
   "default"(self: Tensor, n?: number | null | O_fft_ifft, dim?: number | O_fft_ifft, norm?: string | null | O_fft_ifft, options?: O_fft_ifft): Tensor;
   /** aten::fft_ifft.out(Tensor self, int? n=None, int dim=-1, str? norm=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, n?: number | null | O_fft_ifft_out, dim?: number | O_fft_ifft_out, norm?: string | null | O_fft_ifft_out, out?: Tensor | O_fft_ifft_out, options?: O_fft_ifft_out): Tensor;
+  "out"(self: Tensor, n?: number | null | O_fft_ifft_out, dim?: number | O_fft_ifft_out, norm?: string | null | O_fft_ifft_out, options?: O_fft_ifft_out): Tensor;
 } = defineOp("fft_ifft", [
   ["",[["self",0,0],["n",3,3],["dim",3,2],["norm",7,3]],[0],1],
-  ["out",[["self",0,0],["n",3,3],["dim",3,2],["norm",7,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["n",3,3],["dim",3,2],["norm",7,3],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_fft_ifft2 = { self?: Tensor; s?: number | number[] | null; dim?: number | number[]; norm?: string | null };
-type O_fft_ifft2_out = { self?: Tensor; s?: number | number[] | null; dim?: number | number[]; norm?: string | null; out?: Tensor };
+type O_fft_ifft2_out = { self?: Tensor; s?: number | number[] | null; dim?: number | number[]; norm?: string | null; out: Tensor };
 /**
  * aten::fft_ifft2(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None) -> Tensor
  * aten::fft_ifft2.out(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const fftIfft2: {
+  /** aten::fft_ifft2(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None) -> Tensor */
   (self: Tensor, s?: number | number[] | null | O_fft_ifft2, dim?: number | number[] | O_fft_ifft2, norm?: string | null | O_fft_ifft2, options?: O_fft_ifft2): Tensor;
   /** aten::fft_ifft2(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None) -> Tensor */
   "default"(self: Tensor, s?: number | number[] | null | O_fft_ifft2, dim?: number | number[] | O_fft_ifft2, norm?: string | null | O_fft_ifft2, options?: O_fft_ifft2): Tensor;
   /** aten::fft_ifft2.out(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, s?: number | number[] | null | O_fft_ifft2_out, dim?: number | number[] | O_fft_ifft2_out, norm?: string | null | O_fft_ifft2_out, out?: Tensor | O_fft_ifft2_out, options?: O_fft_ifft2_out): Tensor;
+  "out"(self: Tensor, s?: number | number[] | null | O_fft_ifft2_out, dim?: number | number[] | O_fft_ifft2_out, norm?: string | null | O_fft_ifft2_out, options?: O_fft_ifft2_out): Tensor;
 } = defineOp("fft_ifft2", [
   ["",[["self",0,0],["s",12,3,1],["dim",12,2,1],["norm",7,3]],[0],1],
-  ["out",[["self",0,0],["s",12,3,1],["dim",12,2,1],["norm",7,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["s",12,3,1],["dim",12,2,1],["norm",7,3],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_fft_ifftn = { self?: Tensor; s?: number | number[] | null; dim?: number | number[] | null; norm?: string | null };
-type O_fft_ifftn_out = { self?: Tensor; s?: number | number[] | null; dim?: number | number[] | null; norm?: string | null; out?: Tensor };
+type O_fft_ifftn_out = { self?: Tensor; s?: number | number[] | null; dim?: number | number[] | null; norm?: string | null; out: Tensor };
 /**
  * aten::fft_ifftn(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None) -> Tensor
  * aten::fft_ifftn.out(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const fftIfftn: {
+  /** aten::fft_ifftn(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None) -> Tensor */
   (self: Tensor, s?: number | number[] | null | O_fft_ifftn, dim?: number | number[] | null | O_fft_ifftn, norm?: string | null | O_fft_ifftn, options?: O_fft_ifftn): Tensor;
   /** aten::fft_ifftn(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None) -> Tensor */
   "default"(self: Tensor, s?: number | number[] | null | O_fft_ifftn, dim?: number | number[] | null | O_fft_ifftn, norm?: string | null | O_fft_ifftn, options?: O_fft_ifftn): Tensor;
   /** aten::fft_ifftn.out(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, s?: number | number[] | null | O_fft_ifftn_out, dim?: number | number[] | null | O_fft_ifftn_out, norm?: string | null | O_fft_ifftn_out, out?: Tensor | O_fft_ifftn_out, options?: O_fft_ifftn_out): Tensor;
+  "out"(self: Tensor, s?: number | number[] | null | O_fft_ifftn_out, dim?: number | number[] | null | O_fft_ifftn_out, norm?: string | null | O_fft_ifftn_out, options?: O_fft_ifftn_out): Tensor;
 } = defineOp("fft_ifftn", [
   ["",[["self",0,0],["s",12,3,1],["dim",12,3,1],["norm",7,3]],[0],1],
-  ["out",[["self",0,0],["s",12,3,1],["dim",12,3,1],["norm",7,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["s",12,3,1],["dim",12,3,1],["norm",7,3],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_fft_ifftshift = { self?: Tensor; dim?: number | number[] | null };
@@ -406,6 +435,7 @@ type O_fft_ifftshift = { self?: Tensor; dim?: number | number[] | null };
  * aten::fft_ifftshift(Tensor self, int[1]? dim=None) -> Tensor
  */
 export const fftIfftshift: {
+  /** aten::fft_ifftshift(Tensor self, int[1]? dim=None) -> Tensor */
   (self: Tensor, dim?: number | number[] | null | O_fft_ifftshift, options?: O_fft_ifftshift): Tensor;
   /** aten::fft_ifftshift(Tensor self, int[1]? dim=None) -> Tensor */
   "default"(self: Tensor, dim?: number | number[] | null | O_fft_ifftshift, options?: O_fft_ifftshift): Tensor;
@@ -414,179 +444,189 @@ export const fftIfftshift: {
 ]) as any;
 
 type O_fft_ihfft = { self?: Tensor; n?: number | null; dim?: number; norm?: string | null };
-type O_fft_ihfft_out = { self?: Tensor; n?: number | null; dim?: number; norm?: string | null; out?: Tensor };
+type O_fft_ihfft_out = { self?: Tensor; n?: number | null; dim?: number; norm?: string | null; out: Tensor };
 /**
  * aten::fft_ihfft(Tensor self, int? n=None, int dim=-1, str? norm=None) -> Tensor
  * aten::fft_ihfft.out(Tensor self, int? n=None, int dim=-1, str? norm=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const fftIhfft: {
+  /** aten::fft_ihfft(Tensor self, int? n=None, int dim=-1, str? norm=None) -> Tensor */
   (self: Tensor, n?: number | null | O_fft_ihfft, dim?: number | O_fft_ihfft, norm?: string | null | O_fft_ihfft, options?: O_fft_ihfft): Tensor;
   /** aten::fft_ihfft(Tensor self, int? n=None, int dim=-1, str? norm=None) -> Tensor */
   "default"(self: Tensor, n?: number | null | O_fft_ihfft, dim?: number | O_fft_ihfft, norm?: string | null | O_fft_ihfft, options?: O_fft_ihfft): Tensor;
   /** aten::fft_ihfft.out(Tensor self, int? n=None, int dim=-1, str? norm=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, n?: number | null | O_fft_ihfft_out, dim?: number | O_fft_ihfft_out, norm?: string | null | O_fft_ihfft_out, out?: Tensor | O_fft_ihfft_out, options?: O_fft_ihfft_out): Tensor;
+  "out"(self: Tensor, n?: number | null | O_fft_ihfft_out, dim?: number | O_fft_ihfft_out, norm?: string | null | O_fft_ihfft_out, options?: O_fft_ihfft_out): Tensor;
 } = defineOp("fft_ihfft", [
   ["",[["self",0,0],["n",3,3],["dim",3,2],["norm",7,3]],[0],1],
-  ["out",[["self",0,0],["n",3,3],["dim",3,2],["norm",7,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["n",3,3],["dim",3,2],["norm",7,3],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_fft_ihfft2 = { self?: Tensor; s?: number | number[] | null; dim?: number | number[]; norm?: string | null };
-type O_fft_ihfft2_out = { self?: Tensor; s?: number | number[] | null; dim?: number | number[]; norm?: string | null; out?: Tensor };
+type O_fft_ihfft2_out = { self?: Tensor; s?: number | number[] | null; dim?: number | number[]; norm?: string | null; out: Tensor };
 /**
  * aten::fft_ihfft2(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None) -> Tensor
  * aten::fft_ihfft2.out(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const fftIhfft2: {
+  /** aten::fft_ihfft2(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None) -> Tensor */
   (self: Tensor, s?: number | number[] | null | O_fft_ihfft2, dim?: number | number[] | O_fft_ihfft2, norm?: string | null | O_fft_ihfft2, options?: O_fft_ihfft2): Tensor;
   /** aten::fft_ihfft2(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None) -> Tensor */
   "default"(self: Tensor, s?: number | number[] | null | O_fft_ihfft2, dim?: number | number[] | O_fft_ihfft2, norm?: string | null | O_fft_ihfft2, options?: O_fft_ihfft2): Tensor;
   /** aten::fft_ihfft2.out(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, s?: number | number[] | null | O_fft_ihfft2_out, dim?: number | number[] | O_fft_ihfft2_out, norm?: string | null | O_fft_ihfft2_out, out?: Tensor | O_fft_ihfft2_out, options?: O_fft_ihfft2_out): Tensor;
+  "out"(self: Tensor, s?: number | number[] | null | O_fft_ihfft2_out, dim?: number | number[] | O_fft_ihfft2_out, norm?: string | null | O_fft_ihfft2_out, options?: O_fft_ihfft2_out): Tensor;
 } = defineOp("fft_ihfft2", [
   ["",[["self",0,0],["s",12,3,1],["dim",12,2,1],["norm",7,3]],[0],1],
-  ["out",[["self",0,0],["s",12,3,1],["dim",12,2,1],["norm",7,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["s",12,3,1],["dim",12,2,1],["norm",7,3],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_fft_ihfftn = { self?: Tensor; s?: number | number[] | null; dim?: number | number[] | null; norm?: string | null };
-type O_fft_ihfftn_out = { self?: Tensor; s?: number | number[] | null; dim?: number | number[] | null; norm?: string | null; out?: Tensor };
+type O_fft_ihfftn_out = { self?: Tensor; s?: number | number[] | null; dim?: number | number[] | null; norm?: string | null; out: Tensor };
 /**
  * aten::fft_ihfftn(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None) -> Tensor
  * aten::fft_ihfftn.out(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const fftIhfftn: {
+  /** aten::fft_ihfftn(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None) -> Tensor */
   (self: Tensor, s?: number | number[] | null | O_fft_ihfftn, dim?: number | number[] | null | O_fft_ihfftn, norm?: string | null | O_fft_ihfftn, options?: O_fft_ihfftn): Tensor;
   /** aten::fft_ihfftn(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None) -> Tensor */
   "default"(self: Tensor, s?: number | number[] | null | O_fft_ihfftn, dim?: number | number[] | null | O_fft_ihfftn, norm?: string | null | O_fft_ihfftn, options?: O_fft_ihfftn): Tensor;
   /** aten::fft_ihfftn.out(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, s?: number | number[] | null | O_fft_ihfftn_out, dim?: number | number[] | null | O_fft_ihfftn_out, norm?: string | null | O_fft_ihfftn_out, out?: Tensor | O_fft_ihfftn_out, options?: O_fft_ihfftn_out): Tensor;
+  "out"(self: Tensor, s?: number | number[] | null | O_fft_ihfftn_out, dim?: number | number[] | null | O_fft_ihfftn_out, norm?: string | null | O_fft_ihfftn_out, options?: O_fft_ihfftn_out): Tensor;
 } = defineOp("fft_ihfftn", [
   ["",[["self",0,0],["s",12,3,1],["dim",12,3,1],["norm",7,3]],[0],1],
-  ["out",[["self",0,0],["s",12,3,1],["dim",12,3,1],["norm",7,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["s",12,3,1],["dim",12,3,1],["norm",7,3],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_fft_irfft = { self?: Tensor; n?: number | null; dim?: number; norm?: string | null };
-type O_fft_irfft_out = { self?: Tensor; n?: number | null; dim?: number; norm?: string | null; out?: Tensor };
+type O_fft_irfft_out = { self?: Tensor; n?: number | null; dim?: number; norm?: string | null; out: Tensor };
 /**
  * aten::fft_irfft(Tensor self, int? n=None, int dim=-1, str? norm=None) -> Tensor
  * aten::fft_irfft.out(Tensor self, int? n=None, int dim=-1, str? norm=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const fftIrfft: {
+  /** aten::fft_irfft(Tensor self, int? n=None, int dim=-1, str? norm=None) -> Tensor */
   (self: Tensor, n?: number | null | O_fft_irfft, dim?: number | O_fft_irfft, norm?: string | null | O_fft_irfft, options?: O_fft_irfft): Tensor;
   /** aten::fft_irfft(Tensor self, int? n=None, int dim=-1, str? norm=None) -> Tensor */
   "default"(self: Tensor, n?: number | null | O_fft_irfft, dim?: number | O_fft_irfft, norm?: string | null | O_fft_irfft, options?: O_fft_irfft): Tensor;
   /** aten::fft_irfft.out(Tensor self, int? n=None, int dim=-1, str? norm=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, n?: number | null | O_fft_irfft_out, dim?: number | O_fft_irfft_out, norm?: string | null | O_fft_irfft_out, out?: Tensor | O_fft_irfft_out, options?: O_fft_irfft_out): Tensor;
+  "out"(self: Tensor, n?: number | null | O_fft_irfft_out, dim?: number | O_fft_irfft_out, norm?: string | null | O_fft_irfft_out, options?: O_fft_irfft_out): Tensor;
 } = defineOp("fft_irfft", [
   ["",[["self",0,0],["n",3,3],["dim",3,2],["norm",7,3]],[0],1],
-  ["out",[["self",0,0],["n",3,3],["dim",3,2],["norm",7,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["n",3,3],["dim",3,2],["norm",7,3],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_fft_irfft2 = { self?: Tensor; s?: number | number[] | null; dim?: number | number[]; norm?: string | null };
-type O_fft_irfft2_out = { self?: Tensor; s?: number | number[] | null; dim?: number | number[]; norm?: string | null; out?: Tensor };
+type O_fft_irfft2_out = { self?: Tensor; s?: number | number[] | null; dim?: number | number[]; norm?: string | null; out: Tensor };
 /**
  * aten::fft_irfft2(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None) -> Tensor
  * aten::fft_irfft2.out(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const fftIrfft2: {
+  /** aten::fft_irfft2(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None) -> Tensor */
   (self: Tensor, s?: number | number[] | null | O_fft_irfft2, dim?: number | number[] | O_fft_irfft2, norm?: string | null | O_fft_irfft2, options?: O_fft_irfft2): Tensor;
   /** aten::fft_irfft2(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None) -> Tensor */
   "default"(self: Tensor, s?: number | number[] | null | O_fft_irfft2, dim?: number | number[] | O_fft_irfft2, norm?: string | null | O_fft_irfft2, options?: O_fft_irfft2): Tensor;
   /** aten::fft_irfft2.out(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, s?: number | number[] | null | O_fft_irfft2_out, dim?: number | number[] | O_fft_irfft2_out, norm?: string | null | O_fft_irfft2_out, out?: Tensor | O_fft_irfft2_out, options?: O_fft_irfft2_out): Tensor;
+  "out"(self: Tensor, s?: number | number[] | null | O_fft_irfft2_out, dim?: number | number[] | O_fft_irfft2_out, norm?: string | null | O_fft_irfft2_out, options?: O_fft_irfft2_out): Tensor;
 } = defineOp("fft_irfft2", [
   ["",[["self",0,0],["s",12,3,1],["dim",12,2,1],["norm",7,3]],[0],1],
-  ["out",[["self",0,0],["s",12,3,1],["dim",12,2,1],["norm",7,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["s",12,3,1],["dim",12,2,1],["norm",7,3],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_fft_irfftn = { self?: Tensor; s?: number | number[] | null; dim?: number | number[] | null; norm?: string | null };
-type O_fft_irfftn_out = { self?: Tensor; s?: number | number[] | null; dim?: number | number[] | null; norm?: string | null; out?: Tensor };
+type O_fft_irfftn_out = { self?: Tensor; s?: number | number[] | null; dim?: number | number[] | null; norm?: string | null; out: Tensor };
 /**
  * aten::fft_irfftn(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None) -> Tensor
  * aten::fft_irfftn.out(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const fftIrfftn: {
+  /** aten::fft_irfftn(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None) -> Tensor */
   (self: Tensor, s?: number | number[] | null | O_fft_irfftn, dim?: number | number[] | null | O_fft_irfftn, norm?: string | null | O_fft_irfftn, options?: O_fft_irfftn): Tensor;
   /** aten::fft_irfftn(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None) -> Tensor */
   "default"(self: Tensor, s?: number | number[] | null | O_fft_irfftn, dim?: number | number[] | null | O_fft_irfftn, norm?: string | null | O_fft_irfftn, options?: O_fft_irfftn): Tensor;
   /** aten::fft_irfftn.out(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, s?: number | number[] | null | O_fft_irfftn_out, dim?: number | number[] | null | O_fft_irfftn_out, norm?: string | null | O_fft_irfftn_out, out?: Tensor | O_fft_irfftn_out, options?: O_fft_irfftn_out): Tensor;
+  "out"(self: Tensor, s?: number | number[] | null | O_fft_irfftn_out, dim?: number | number[] | null | O_fft_irfftn_out, norm?: string | null | O_fft_irfftn_out, options?: O_fft_irfftn_out): Tensor;
 } = defineOp("fft_irfftn", [
   ["",[["self",0,0],["s",12,3,1],["dim",12,3,1],["norm",7,3]],[0],1],
-  ["out",[["self",0,0],["s",12,3,1],["dim",12,3,1],["norm",7,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["s",12,3,1],["dim",12,3,1],["norm",7,3],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_fft_rfft = { self?: Tensor; n?: number | null; dim?: number; norm?: string | null };
-type O_fft_rfft_out = { self?: Tensor; n?: number | null; dim?: number; norm?: string | null; out?: Tensor };
+type O_fft_rfft_out = { self?: Tensor; n?: number | null; dim?: number; norm?: string | null; out: Tensor };
 /**
  * aten::fft_rfft(Tensor self, int? n=None, int dim=-1, str? norm=None) -> Tensor
  * aten::fft_rfft.out(Tensor self, int? n=None, int dim=-1, str? norm=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const fftRfft: {
+  /** aten::fft_rfft(Tensor self, int? n=None, int dim=-1, str? norm=None) -> Tensor */
   (self: Tensor, n?: number | null | O_fft_rfft, dim?: number | O_fft_rfft, norm?: string | null | O_fft_rfft, options?: O_fft_rfft): Tensor;
   /** aten::fft_rfft(Tensor self, int? n=None, int dim=-1, str? norm=None) -> Tensor */
   "default"(self: Tensor, n?: number | null | O_fft_rfft, dim?: number | O_fft_rfft, norm?: string | null | O_fft_rfft, options?: O_fft_rfft): Tensor;
   /** aten::fft_rfft.out(Tensor self, int? n=None, int dim=-1, str? norm=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, n?: number | null | O_fft_rfft_out, dim?: number | O_fft_rfft_out, norm?: string | null | O_fft_rfft_out, out?: Tensor | O_fft_rfft_out, options?: O_fft_rfft_out): Tensor;
+  "out"(self: Tensor, n?: number | null | O_fft_rfft_out, dim?: number | O_fft_rfft_out, norm?: string | null | O_fft_rfft_out, options?: O_fft_rfft_out): Tensor;
 } = defineOp("fft_rfft", [
   ["",[["self",0,0],["n",3,3],["dim",3,2],["norm",7,3]],[0],1],
-  ["out",[["self",0,0],["n",3,3],["dim",3,2],["norm",7,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["n",3,3],["dim",3,2],["norm",7,3],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_fft_rfft2 = { self?: Tensor; s?: number | number[] | null; dim?: number | number[]; norm?: string | null };
-type O_fft_rfft2_out = { self?: Tensor; s?: number | number[] | null; dim?: number | number[]; norm?: string | null; out?: Tensor };
+type O_fft_rfft2_out = { self?: Tensor; s?: number | number[] | null; dim?: number | number[]; norm?: string | null; out: Tensor };
 /**
  * aten::fft_rfft2(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None) -> Tensor
  * aten::fft_rfft2.out(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const fftRfft2: {
+  /** aten::fft_rfft2(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None) -> Tensor */
   (self: Tensor, s?: number | number[] | null | O_fft_rfft2, dim?: number | number[] | O_fft_rfft2, norm?: string | null | O_fft_rfft2, options?: O_fft_rfft2): Tensor;
   /** aten::fft_rfft2(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None) -> Tensor */
   "default"(self: Tensor, s?: number | number[] | null | O_fft_rfft2, dim?: number | number[] | O_fft_rfft2, norm?: string | null | O_fft_rfft2, options?: O_fft_rfft2): Tensor;
   /** aten::fft_rfft2.out(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, s?: number | number[] | null | O_fft_rfft2_out, dim?: number | number[] | O_fft_rfft2_out, norm?: string | null | O_fft_rfft2_out, out?: Tensor | O_fft_rfft2_out, options?: O_fft_rfft2_out): Tensor;
+  "out"(self: Tensor, s?: number | number[] | null | O_fft_rfft2_out, dim?: number | number[] | O_fft_rfft2_out, norm?: string | null | O_fft_rfft2_out, options?: O_fft_rfft2_out): Tensor;
 } = defineOp("fft_rfft2", [
   ["",[["self",0,0],["s",12,3,1],["dim",12,2,1],["norm",7,3]],[0],1],
-  ["out",[["self",0,0],["s",12,3,1],["dim",12,2,1],["norm",7,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["s",12,3,1],["dim",12,2,1],["norm",7,3],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_fft_rfftfreq = { n?: number; d?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O_fft_rfftfreq_out = { n?: number; d?: number; out?: Tensor };
+type O_fft_rfftfreq_out = { n?: number; d?: number; out: Tensor };
 /**
  * aten::fft_rfftfreq(int n, float d=1., *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::fft_rfftfreq.out(int n, float d=1., *, Tensor(a!) out) -> Tensor(a!)
  */
 export const fftRfftfreq: {
-  (n: number, d?: number | O_fft_rfftfreq, dtype?: DType | null | O_fft_rfftfreq, layout?: Layout | null | O_fft_rfftfreq, device?: DeviceLike | null | O_fft_rfftfreq, pin_memory?: boolean | null | O_fft_rfftfreq, options?: O_fft_rfftfreq): Tensor;
   /** aten::fft_rfftfreq(int n, float d=1., *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "default"(n: number, d?: number | O_fft_rfftfreq, dtype?: DType | null | O_fft_rfftfreq, layout?: Layout | null | O_fft_rfftfreq, device?: DeviceLike | null | O_fft_rfftfreq, pin_memory?: boolean | null | O_fft_rfftfreq, options?: O_fft_rfftfreq): Tensor;
+  (n: number, d?: number | O_fft_rfftfreq, options?: O_fft_rfftfreq): Tensor;
+  /** aten::fft_rfftfreq(int n, float d=1., *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "default"(n: number, d?: number | O_fft_rfftfreq, options?: O_fft_rfftfreq): Tensor;
   /** aten::fft_rfftfreq.out(int n, float d=1., *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(n: number, d?: number | O_fft_rfftfreq_out, out?: Tensor | O_fft_rfftfreq_out, options?: O_fft_rfftfreq_out): Tensor;
+  "out"(n: number, d?: number | O_fft_rfftfreq_out, options?: O_fft_rfftfreq_out): Tensor;
 } = defineOp("fft_rfftfreq", [
-  ["",[["n",3,0],["d",4,2],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["out",[["n",3,0],["d",4,2],["out",0,4]],[-1],0],
+  ["",[["n",3,0],["d",4,2],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["out",[["n",3,0],["d",4,2],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_fft_rfftn = { self?: Tensor; s?: number | number[] | null; dim?: number | number[] | null; norm?: string | null };
-type O_fft_rfftn_out = { self?: Tensor; s?: number | number[] | null; dim?: number | number[] | null; norm?: string | null; out?: Tensor };
+type O_fft_rfftn_out = { self?: Tensor; s?: number | number[] | null; dim?: number | number[] | null; norm?: string | null; out: Tensor };
 /**
  * aten::fft_rfftn(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None) -> Tensor
  * aten::fft_rfftn.out(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const fftRfftn: {
+  /** aten::fft_rfftn(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None) -> Tensor */
   (self: Tensor, s?: number | number[] | null | O_fft_rfftn, dim?: number | number[] | null | O_fft_rfftn, norm?: string | null | O_fft_rfftn, options?: O_fft_rfftn): Tensor;
   /** aten::fft_rfftn(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None) -> Tensor */
   "default"(self: Tensor, s?: number | number[] | null | O_fft_rfftn, dim?: number | number[] | null | O_fft_rfftn, norm?: string | null | O_fft_rfftn, options?: O_fft_rfftn): Tensor;
   /** aten::fft_rfftn.out(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, s?: number | number[] | null | O_fft_rfftn_out, dim?: number | number[] | null | O_fft_rfftn_out, norm?: string | null | O_fft_rfftn_out, out?: Tensor | O_fft_rfftn_out, options?: O_fft_rfftn_out): Tensor;
+  "out"(self: Tensor, s?: number | number[] | null | O_fft_rfftn_out, dim?: number | number[] | null | O_fft_rfftn_out, norm?: string | null | O_fft_rfftn_out, options?: O_fft_rfftn_out): Tensor;
 } = defineOp("fft_rfftn", [
   ["",[["self",0,0],["s",12,3,1],["dim",12,3,1],["norm",7,3]],[0],1],
-  ["out",[["self",0,0],["s",12,3,1],["dim",12,3,1],["norm",7,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["s",12,3,1],["dim",12,3,1],["norm",7,3],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_fill_Scalar = { self?: Tensor; value?: Scalar };
-type O_fill_Scalar_out = { self?: Tensor; value?: Scalar; out?: Tensor };
+type O_fill_Scalar_out = { self?: Tensor; value?: Scalar; out: Tensor };
 type O_fill_Tensor = { self?: Tensor; value?: Tensor };
-type O_fill_Tensor_out = { self?: Tensor; value?: Tensor; out?: Tensor };
+type O_fill_Tensor_out = { self?: Tensor; value?: Tensor; out: Tensor };
 /**
  * aten::fill.Scalar(Tensor self, Scalar value) -> Tensor
  * aten::fill.Scalar_out(Tensor self, Scalar value, *, Tensor(a!) out) -> Tensor(a!)
@@ -594,21 +634,23 @@ type O_fill_Tensor_out = { self?: Tensor; value?: Tensor; out?: Tensor };
  * aten::fill.Tensor_out(Tensor self, Tensor value, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const fill: {
+  /** aten::fill.Scalar(Tensor self, Scalar value) -> Tensor */
   (self: Tensor, value: Scalar, options?: O_fill_Scalar): Tensor;
+  /** aten::fill.Tensor(Tensor self, Tensor value) -> Tensor */
   (self: Tensor, value: Tensor, options?: O_fill_Tensor): Tensor;
   /** aten::fill.Scalar(Tensor self, Scalar value) -> Tensor */
   "Scalar"(self: Tensor, value: Scalar, options?: O_fill_Scalar): Tensor;
   /** aten::fill.Scalar_out(Tensor self, Scalar value, *, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_out"(self: Tensor, value: Scalar, out: Tensor, options?: O_fill_Scalar_out): Tensor;
+  "Scalar_out"(self: Tensor, value: Scalar, options?: O_fill_Scalar_out): Tensor;
   /** aten::fill.Tensor(Tensor self, Tensor value) -> Tensor */
   "Tensor"(self: Tensor, value: Tensor, options?: O_fill_Tensor): Tensor;
   /** aten::fill.Tensor_out(Tensor self, Tensor value, *, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_out"(self: Tensor, value: Tensor, out: Tensor, options?: O_fill_Tensor_out): Tensor;
+  "Tensor_out"(self: Tensor, value: Tensor, options?: O_fill_Tensor_out): Tensor;
 } = defineOp("fill", [
   ["Scalar",[["self",0,0],["value",6,0]],[0],1],
-  ["Scalar_out",[["self",0,0],["value",6,0],["out",0,4]],[-1],0],
+  ["Scalar_out",[["self",0,0],["value",6,0],["out",0,12]],[-3],0],
   ["Tensor",[["self",0,0],["value",0,0]],[0],1],
-  ["Tensor_out",[["self",0,0],["value",0,0],["out",0,4]],[-1],0],
+  ["Tensor_out",[["self",0,0],["value",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_fill__Scalar = { self?: Tensor; value?: Scalar };
@@ -618,7 +660,9 @@ type O_fill__Tensor = { self?: Tensor; value?: Tensor };
  * aten::fill_.Tensor(Tensor(a!) self, Tensor value) -> Tensor(a!)
  */
 export const fill_: {
+  /** aten::fill_.Scalar(Tensor(a!) self, Scalar value) -> Tensor(a!) */
   (self: Tensor, value: Scalar, options?: O_fill__Scalar): Tensor;
+  /** aten::fill_.Tensor(Tensor(a!) self, Tensor value) -> Tensor(a!) */
   (self: Tensor, value: Tensor, options?: O_fill__Tensor): Tensor;
   /** aten::fill_.Scalar(Tensor(a!) self, Scalar value) -> Tensor(a!) */
   "Scalar"(self: Tensor, value: Scalar, options?: O_fill__Scalar): Tensor;
@@ -634,6 +678,7 @@ type O_fill_diagonal_ = { self?: Tensor; fill_value?: Scalar; fillValue?: Scalar
  * aten::fill_diagonal_(Tensor(a!) self, Scalar fill_value, bool wrap=False) -> Tensor(a!)
  */
 export const fillDiagonal_: {
+  /** aten::fill_diagonal_(Tensor(a!) self, Scalar fill_value, bool wrap=False) -> Tensor(a!) */
   (self: Tensor, fill_value: Scalar, wrap?: boolean | O_fill_diagonal_, options?: O_fill_diagonal_): Tensor;
   /** aten::fill_diagonal_(Tensor(a!) self, Scalar fill_value, bool wrap=False) -> Tensor(a!) */
   "default"(self: Tensor, fill_value: Scalar, wrap?: boolean | O_fill_diagonal_, options?: O_fill_diagonal_): Tensor;
@@ -642,20 +687,21 @@ export const fillDiagonal_: {
 ]) as any;
 
 type O_fix = { self?: Tensor };
-type O_fix_out = { self?: Tensor; out?: Tensor };
+type O_fix_out = { self?: Tensor; out: Tensor };
 /**
  * aten::fix(Tensor self) -> Tensor
  * aten::fix.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const fix: {
+  /** aten::fix(Tensor self) -> Tensor */
   (self: Tensor, options?: O_fix): Tensor;
   /** aten::fix(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_fix): Tensor;
   /** aten::fix.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_fix_out): Tensor;
+  "out"(self: Tensor, options?: O_fix_out): Tensor;
 } = defineOp("fix", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_fix_ = { self?: Tensor };
@@ -663,6 +709,7 @@ type O_fix_ = { self?: Tensor };
  * aten::fix_(Tensor(a!) self) -> Tensor(a!)
  */
 export const fix_: {
+  /** aten::fix_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_fix_): Tensor;
   /** aten::fix_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_fix_): Tensor;
@@ -679,7 +726,9 @@ type O_flatten_using_names = { self?: Tensor; start_dim?: string; startDim?: str
  * aten::flatten.using_names(Tensor(a) self, str start_dim, str end_dim, str out_dim) -> Tensor(a)
  */
 export const flatten: {
+  /** aten::flatten.named_out_dim(Tensor(a) self, int start_dim, int end_dim, str out_dim) -> Tensor(a) */
   (self: Tensor, start_dim: number, end_dim: number, out_dim: string, options?: O_flatten_named_out_dim): Tensor;
+  /** aten::flatten.using_ints(Tensor(a) self, int start_dim=0, int end_dim=-1) -> Tensor(a) */
   (self: Tensor, start_dim?: number | O_flatten_using_ints, end_dim?: number | O_flatten_using_ints, options?: O_flatten_using_ints): Tensor;
   /** aten::flatten.named_out_dim(Tensor(a) self, int start_dim, int end_dim, str out_dim) -> Tensor(a) */
   "named_out_dim"(self: Tensor, start_dim: number, end_dim: number, out_dim: string, options?: O_flatten_named_out_dim): Tensor;
@@ -698,6 +747,7 @@ type O_flatten_dense_tensors = { tensors?: Tensor[] };
  * aten::flatten_dense_tensors(Tensor[] tensors) -> Tensor
  */
 export const flattenDenseTensors: {
+  /** aten::flatten_dense_tensors(Tensor[] tensors) -> Tensor */
   (tensors: Tensor[], options?: O_flatten_dense_tensors): Tensor;
   /** aten::flatten_dense_tensors(Tensor[] tensors) -> Tensor */
   "default"(tensors: Tensor[], options?: O_flatten_dense_tensors): Tensor;
@@ -706,20 +756,21 @@ export const flattenDenseTensors: {
 ]) as any;
 
 type O_flip = { self?: Tensor; dims?: number[] };
-type O_flip_out = { self?: Tensor; dims?: number[]; out?: Tensor };
+type O_flip_out = { self?: Tensor; dims?: number[]; out: Tensor };
 /**
  * aten::flip(Tensor self, int[] dims) -> Tensor
  * aten::flip.out(Tensor self, int[] dims, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const flip: {
+  /** aten::flip(Tensor self, int[] dims) -> Tensor */
   (self: Tensor, dims: number[], options?: O_flip): Tensor;
   /** aten::flip(Tensor self, int[] dims) -> Tensor */
   "default"(self: Tensor, dims: number[], options?: O_flip): Tensor;
   /** aten::flip.out(Tensor self, int[] dims, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dims: number[], out: Tensor, options?: O_flip_out): Tensor;
+  "out"(self: Tensor, dims: number[], options?: O_flip_out): Tensor;
 } = defineOp("flip", [
   ["",[["self",0,0],["dims",12,0]],[0],1],
-  ["out",[["self",0,0],["dims",12,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["dims",12,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_fliplr = { self?: Tensor };
@@ -727,6 +778,7 @@ type O_fliplr = { self?: Tensor };
  * aten::fliplr(Tensor self) -> Tensor
  */
 export const fliplr: {
+  /** aten::fliplr(Tensor self) -> Tensor */
   (self: Tensor, options?: O_fliplr): Tensor;
   /** aten::fliplr(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_fliplr): Tensor;
@@ -739,6 +791,7 @@ type O_flipud = { self?: Tensor };
  * aten::flipud(Tensor self) -> Tensor
  */
 export const flipud: {
+  /** aten::flipud(Tensor self) -> Tensor */
   (self: Tensor, options?: O_flipud): Tensor;
   /** aten::flipud(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_flipud): Tensor;
@@ -747,11 +800,11 @@ export const flipud: {
 ]) as any;
 
 type O_float_power_Scalar = { self?: Scalar; exponent?: Tensor };
-type O_float_power_Scalar_out = { self?: Scalar; exponent?: Tensor; out?: Tensor };
+type O_float_power_Scalar_out = { self?: Scalar; exponent?: Tensor; out: Tensor };
 type O_float_power_Tensor_Scalar = { self?: Tensor; exponent?: Scalar };
-type O_float_power_Tensor_Scalar_out = { self?: Tensor; exponent?: Scalar; out?: Tensor };
+type O_float_power_Tensor_Scalar_out = { self?: Tensor; exponent?: Scalar; out: Tensor };
 type O_float_power_Tensor_Tensor = { self?: Tensor; exponent?: Tensor };
-type O_float_power_Tensor_Tensor_out = { self?: Tensor; exponent?: Tensor; out?: Tensor };
+type O_float_power_Tensor_Tensor_out = { self?: Tensor; exponent?: Tensor; out: Tensor };
 /**
  * aten::float_power.Scalar(Scalar self, Tensor exponent) -> Tensor
  * aten::float_power.Scalar_out(Scalar self, Tensor exponent, *, Tensor(a!) out) -> Tensor(a!)
@@ -761,28 +814,31 @@ type O_float_power_Tensor_Tensor_out = { self?: Tensor; exponent?: Tensor; out?:
  * aten::float_power.Tensor_Tensor_out(Tensor self, Tensor exponent, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const floatPower: {
+  /** aten::float_power.Scalar(Scalar self, Tensor exponent) -> Tensor */
   (self: Scalar, exponent: Tensor, options?: O_float_power_Scalar): Tensor;
+  /** aten::float_power.Tensor_Scalar(Tensor self, Scalar exponent) -> Tensor */
   (self: Tensor, exponent: Scalar, options?: O_float_power_Tensor_Scalar): Tensor;
+  /** aten::float_power.Tensor_Tensor(Tensor self, Tensor exponent) -> Tensor */
   (self: Tensor, exponent: Tensor, options?: O_float_power_Tensor_Tensor): Tensor;
   /** aten::float_power.Scalar(Scalar self, Tensor exponent) -> Tensor */
   "Scalar"(self: Scalar, exponent: Tensor, options?: O_float_power_Scalar): Tensor;
   /** aten::float_power.Scalar_out(Scalar self, Tensor exponent, *, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_out"(self: Scalar, exponent: Tensor, out: Tensor, options?: O_float_power_Scalar_out): Tensor;
+  "Scalar_out"(self: Scalar, exponent: Tensor, options?: O_float_power_Scalar_out): Tensor;
   /** aten::float_power.Tensor_Scalar(Tensor self, Scalar exponent) -> Tensor */
   "Tensor_Scalar"(self: Tensor, exponent: Scalar, options?: O_float_power_Tensor_Scalar): Tensor;
   /** aten::float_power.Tensor_Scalar_out(Tensor self, Scalar exponent, *, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_Scalar_out"(self: Tensor, exponent: Scalar, out: Tensor, options?: O_float_power_Tensor_Scalar_out): Tensor;
+  "Tensor_Scalar_out"(self: Tensor, exponent: Scalar, options?: O_float_power_Tensor_Scalar_out): Tensor;
   /** aten::float_power.Tensor_Tensor(Tensor self, Tensor exponent) -> Tensor */
   "Tensor_Tensor"(self: Tensor, exponent: Tensor, options?: O_float_power_Tensor_Tensor): Tensor;
   /** aten::float_power.Tensor_Tensor_out(Tensor self, Tensor exponent, *, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_Tensor_out"(self: Tensor, exponent: Tensor, out: Tensor, options?: O_float_power_Tensor_Tensor_out): Tensor;
+  "Tensor_Tensor_out"(self: Tensor, exponent: Tensor, options?: O_float_power_Tensor_Tensor_out): Tensor;
 } = defineOp("float_power", [
   ["Scalar",[["self",6,0],["exponent",0,0]],[0],1],
-  ["Scalar_out",[["self",6,0],["exponent",0,0],["out",0,4]],[-1],0],
+  ["Scalar_out",[["self",6,0],["exponent",0,0],["out",0,12]],[-3],0],
   ["Tensor_Scalar",[["self",0,0],["exponent",6,0]],[0],1],
-  ["Tensor_Scalar_out",[["self",0,0],["exponent",6,0],["out",0,4]],[-1],0],
+  ["Tensor_Scalar_out",[["self",0,0],["exponent",6,0],["out",0,12]],[-3],0],
   ["Tensor_Tensor",[["self",0,0],["exponent",0,0]],[0],1],
-  ["Tensor_Tensor_out",[["self",0,0],["exponent",0,0],["out",0,4]],[-1],0],
+  ["Tensor_Tensor_out",[["self",0,0],["exponent",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_float_power__Scalar = { self?: Tensor; exponent?: Scalar };
@@ -792,7 +848,9 @@ type O_float_power__Tensor = { self?: Tensor; exponent?: Tensor };
  * aten::float_power_.Tensor(Tensor(a!) self, Tensor exponent) -> Tensor(a!)
  */
 export const floatPower_: {
+  /** aten::float_power_.Scalar(Tensor(a!) self, Scalar exponent) -> Tensor(a!) */
   (self: Tensor, exponent: Scalar, options?: O_float_power__Scalar): Tensor;
+  /** aten::float_power_.Tensor(Tensor(a!) self, Tensor exponent) -> Tensor(a!) */
   (self: Tensor, exponent: Tensor, options?: O_float_power__Tensor): Tensor;
   /** aten::float_power_.Scalar(Tensor(a!) self, Scalar exponent) -> Tensor(a!) */
   "Scalar"(self: Tensor, exponent: Scalar, options?: O_float_power__Scalar): Tensor;
@@ -804,20 +862,21 @@ export const floatPower_: {
 ]) as any;
 
 type O_floor = { self?: Tensor };
-type O_floor_out = { self?: Tensor; out?: Tensor };
+type O_floor_out = { self?: Tensor; out: Tensor };
 /**
  * aten::floor(Tensor self) -> Tensor
  * aten::floor.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const floor: {
+  /** aten::floor(Tensor self) -> Tensor */
   (self: Tensor, options?: O_floor): Tensor;
   /** aten::floor(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_floor): Tensor;
   /** aten::floor.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_floor_out): Tensor;
+  "out"(self: Tensor, options?: O_floor_out): Tensor;
 } = defineOp("floor", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_floor_ = { self?: Tensor };
@@ -825,6 +884,7 @@ type O_floor_ = { self?: Tensor };
  * aten::floor_(Tensor(a!) self) -> Tensor(a!)
  */
 export const floor_: {
+  /** aten::floor_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_floor_): Tensor;
   /** aten::floor_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_floor_): Tensor;
@@ -834,25 +894,27 @@ export const floor_: {
 
 type O_floor_divide = { self?: Tensor; other?: Tensor };
 type O_floor_divide_Scalar = { self?: Tensor; other?: Scalar };
-type O_floor_divide_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_floor_divide_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::floor_divide(Tensor self, Tensor other) -> Tensor
  * aten::floor_divide.Scalar(Tensor self, Scalar other) -> Tensor
  * aten::floor_divide.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const floorDivide: {
+  /** aten::floor_divide(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_floor_divide): Tensor;
+  /** aten::floor_divide.Scalar(Tensor self, Scalar other) -> Tensor */
   (self: Tensor, other: Scalar, options?: O_floor_divide_Scalar): Tensor;
   /** aten::floor_divide(Tensor self, Tensor other) -> Tensor */
   "default"(self: Tensor, other: Tensor, options?: O_floor_divide): Tensor;
   /** aten::floor_divide.Scalar(Tensor self, Scalar other) -> Tensor */
   "Scalar"(self: Tensor, other: Scalar, options?: O_floor_divide_Scalar): Tensor;
   /** aten::floor_divide.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, out: Tensor, options?: O_floor_divide_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_floor_divide_out): Tensor;
 } = defineOp("floor_divide", [
   ["",[["self",0,0],["other",0,0]],[0],1],
   ["Scalar",[["self",0,0],["other",6,0]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_floor_divide__Scalar = { self?: Tensor; other?: Scalar };
@@ -862,7 +924,9 @@ type O_floor_divide__Tensor = { self?: Tensor; other?: Tensor };
  * aten::floor_divide_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)
  */
 export const floorDivide_: {
+  /** aten::floor_divide_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   (self: Tensor, other: Scalar, options?: O_floor_divide__Scalar): Tensor;
+  /** aten::floor_divide_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O_floor_divide__Tensor): Tensor;
   /** aten::floor_divide_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   "Scalar"(self: Tensor, other: Scalar, options?: O_floor_divide__Scalar): Tensor;
@@ -874,43 +938,45 @@ export const floorDivide_: {
 ]) as any;
 
 type O_fmax = { self?: Tensor; other?: Tensor };
-type O_fmax_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_fmax_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::fmax(Tensor self, Tensor other) -> Tensor
  * aten::fmax.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const fmax: {
+  /** aten::fmax(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_fmax): Tensor;
   /** aten::fmax(Tensor self, Tensor other) -> Tensor */
   "default"(self: Tensor, other: Tensor, options?: O_fmax): Tensor;
   /** aten::fmax.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, out: Tensor, options?: O_fmax_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_fmax_out): Tensor;
 } = defineOp("fmax", [
   ["",[["self",0,0],["other",0,0]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_fmin = { self?: Tensor; other?: Tensor };
-type O_fmin_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_fmin_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::fmin(Tensor self, Tensor other) -> Tensor
  * aten::fmin.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const fmin: {
+  /** aten::fmin(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_fmin): Tensor;
   /** aten::fmin(Tensor self, Tensor other) -> Tensor */
   "default"(self: Tensor, other: Tensor, options?: O_fmin): Tensor;
   /** aten::fmin.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, out: Tensor, options?: O_fmin_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_fmin_out): Tensor;
 } = defineOp("fmin", [
   ["",[["self",0,0],["other",0,0]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_fmod_Scalar = { self?: Tensor; other?: Scalar };
-type O_fmod_Scalar_out = { self?: Tensor; other?: Scalar; out?: Tensor };
+type O_fmod_Scalar_out = { self?: Tensor; other?: Scalar; out: Tensor };
 type O_fmod_Tensor = { self?: Tensor; other?: Tensor };
-type O_fmod_Tensor_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_fmod_Tensor_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::fmod.Scalar(Tensor self, Scalar other) -> Tensor
  * aten::fmod.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)
@@ -918,21 +984,23 @@ type O_fmod_Tensor_out = { self?: Tensor; other?: Tensor; out?: Tensor };
  * aten::fmod.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const fmod: {
+  /** aten::fmod.Scalar(Tensor self, Scalar other) -> Tensor */
   (self: Tensor, other: Scalar, options?: O_fmod_Scalar): Tensor;
+  /** aten::fmod.Tensor(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_fmod_Tensor): Tensor;
   /** aten::fmod.Scalar(Tensor self, Scalar other) -> Tensor */
   "Scalar"(self: Tensor, other: Scalar, options?: O_fmod_Scalar): Tensor;
   /** aten::fmod.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_out"(self: Tensor, other: Scalar, out: Tensor, options?: O_fmod_Scalar_out): Tensor;
+  "Scalar_out"(self: Tensor, other: Scalar, options?: O_fmod_Scalar_out): Tensor;
   /** aten::fmod.Tensor(Tensor self, Tensor other) -> Tensor */
   "Tensor"(self: Tensor, other: Tensor, options?: O_fmod_Tensor): Tensor;
   /** aten::fmod.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_out"(self: Tensor, other: Tensor, out: Tensor, options?: O_fmod_Tensor_out): Tensor;
+  "Tensor_out"(self: Tensor, other: Tensor, options?: O_fmod_Tensor_out): Tensor;
 } = defineOp("fmod", [
   ["Scalar",[["self",0,0],["other",6,0]],[0],1],
-  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,4]],[-1],0],
+  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,12]],[-3],0],
   ["Tensor",[["self",0,0],["other",0,0]],[0],1],
-  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_fmod__Scalar = { self?: Tensor; other?: Scalar };
@@ -942,7 +1010,9 @@ type O_fmod__Tensor = { self?: Tensor; other?: Tensor };
  * aten::fmod_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)
  */
 export const fmod_: {
+  /** aten::fmod_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   (self: Tensor, other: Scalar, options?: O_fmod__Scalar): Tensor;
+  /** aten::fmod_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O_fmod__Tensor): Tensor;
   /** aten::fmod_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   "Scalar"(self: Tensor, other: Scalar, options?: O_fmod__Scalar): Tensor;
@@ -954,20 +1024,21 @@ export const fmod_: {
 ]) as any;
 
 type O_frac = { self?: Tensor };
-type O_frac_out = { self?: Tensor; out?: Tensor };
+type O_frac_out = { self?: Tensor; out: Tensor };
 /**
  * aten::frac(Tensor self) -> Tensor
  * aten::frac.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const frac: {
+  /** aten::frac(Tensor self) -> Tensor */
   (self: Tensor, options?: O_frac): Tensor;
   /** aten::frac(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_frac): Tensor;
   /** aten::frac.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_frac_out): Tensor;
+  "out"(self: Tensor, options?: O_frac_out): Tensor;
 } = defineOp("frac", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_frac_ = { self?: Tensor };
@@ -975,6 +1046,7 @@ type O_frac_ = { self?: Tensor };
  * aten::frac_(Tensor(a!) self) -> Tensor(a!)
  */
 export const frac_: {
+  /** aten::frac_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_frac_): Tensor;
   /** aten::frac_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_frac_): Tensor;
@@ -983,20 +1055,21 @@ export const frac_: {
 ]) as any;
 
 type O_fractional_max_pool2d = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; output_size?: number | number[]; outputSize?: number | number[]; random_samples?: Tensor; randomSamples?: Tensor };
-type O_fractional_max_pool2d_output = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; output_size?: number | number[]; outputSize?: number | number[]; random_samples?: Tensor; randomSamples?: Tensor; output?: Tensor; indices?: Tensor };
+type O_fractional_max_pool2d_output = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; output_size?: number | number[]; outputSize?: number | number[]; random_samples?: Tensor; randomSamples?: Tensor; output: Tensor; indices: Tensor };
 /**
  * aten::fractional_max_pool2d(Tensor self, int[2] kernel_size, int[2] output_size, Tensor random_samples) -> (Tensor, Tensor)
  * aten::fractional_max_pool2d.output(Tensor self, int[2] kernel_size, int[2] output_size, Tensor random_samples, *, Tensor(a!) output, Tensor(b!) indices) -> (Tensor(a!), Tensor(b!))
  */
 export const fractionalMaxPool2d: {
+  /** aten::fractional_max_pool2d(Tensor self, int[2] kernel_size, int[2] output_size, Tensor random_samples) -> (Tensor, Tensor) */
   (self: Tensor, kernel_size: number | number[], output_size: number | number[], random_samples: Tensor, options?: O_fractional_max_pool2d): [Tensor, Tensor];
   /** aten::fractional_max_pool2d(Tensor self, int[2] kernel_size, int[2] output_size, Tensor random_samples) -> (Tensor, Tensor) */
   "default"(self: Tensor, kernel_size: number | number[], output_size: number | number[], random_samples: Tensor, options?: O_fractional_max_pool2d): [Tensor, Tensor];
   /** aten::fractional_max_pool2d.output(Tensor self, int[2] kernel_size, int[2] output_size, Tensor random_samples, *, Tensor(a!) output, Tensor(b!) indices) -> (Tensor(a!), Tensor(b!)) */
-  "output"(self: Tensor, kernel_size: number | number[], output_size: number | number[], random_samples: Tensor, output: Tensor, indices: Tensor, options?: O_fractional_max_pool2d_output): [Tensor, Tensor];
+  "output"(self: Tensor, kernel_size: number | number[], output_size: number | number[], random_samples: Tensor, options?: O_fractional_max_pool2d_output): [Tensor, Tensor];
 } = defineOp("fractional_max_pool2d", [
   ["",[["self",0,0],["kernel_size",12,0,2],["output_size",12,0,2],["random_samples",0,0]],[0,0],1],
-  ["output",[["self",0,0],["kernel_size",12,0,2],["output_size",12,0,2],["random_samples",0,0],["output",0,4],["indices",0,4]],[-1,-1],0],
+  ["output",[["self",0,0],["kernel_size",12,0,2],["output_size",12,0,2],["random_samples",0,0],["output",0,12],["indices",0,12]],[-5,-6],0],
 ]) as any;
 
 type O_fractional_max_pool2d_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; output_size?: number | number[]; outputSize?: number | number[]; indices?: Tensor };
@@ -1006,31 +1079,33 @@ type O_fractional_max_pool2d_backward_grad_input = { grad_output?: Tensor; gradO
  * aten::fractional_max_pool2d_backward.grad_input(Tensor grad_output, Tensor self, int[2] kernel_size, int[2] output_size, Tensor indices, *, Tensor(a!) grad_input) -> Tensor(a!)
  */
 export const fractionalMaxPool2dBackward: {
+  /** aten::fractional_max_pool2d_backward(Tensor grad_output, Tensor self, int[2] kernel_size, int[2] output_size, Tensor indices) -> Tensor */
   (grad_output: Tensor, self: Tensor, kernel_size: number | number[], output_size: number | number[], indices: Tensor, options?: O_fractional_max_pool2d_backward): Tensor;
   /** aten::fractional_max_pool2d_backward(Tensor grad_output, Tensor self, int[2] kernel_size, int[2] output_size, Tensor indices) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, kernel_size: number | number[], output_size: number | number[], indices: Tensor, options?: O_fractional_max_pool2d_backward): Tensor;
   /** aten::fractional_max_pool2d_backward.grad_input(Tensor grad_output, Tensor self, int[2] kernel_size, int[2] output_size, Tensor indices, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, self: Tensor, kernel_size: number | number[], output_size: number | number[], indices: Tensor, grad_input: Tensor, options?: O_fractional_max_pool2d_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, self: Tensor, kernel_size: number | number[], output_size: number | number[], indices: Tensor, options?: O_fractional_max_pool2d_backward_grad_input): Tensor;
 } = defineOp("fractional_max_pool2d_backward", [
   ["",[["grad_output",0,0],["self",0,0],["kernel_size",12,0,2],["output_size",12,0,2],["indices",0,0]],[0],1],
-  ["grad_input",[["grad_output",0,0],["self",0,0],["kernel_size",12,0,2],["output_size",12,0,2],["indices",0,0],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["self",0,0],["kernel_size",12,0,2],["output_size",12,0,2],["indices",0,0],["grad_input",0,12]],[-6],0],
 ]) as any;
 
 type O_fractional_max_pool3d = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; output_size?: number | number[]; outputSize?: number | number[]; random_samples?: Tensor; randomSamples?: Tensor };
-type O_fractional_max_pool3d_output = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; output_size?: number | number[]; outputSize?: number | number[]; random_samples?: Tensor; randomSamples?: Tensor; output?: Tensor; indices?: Tensor };
+type O_fractional_max_pool3d_output = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; output_size?: number | number[]; outputSize?: number | number[]; random_samples?: Tensor; randomSamples?: Tensor; output: Tensor; indices: Tensor };
 /**
  * aten::fractional_max_pool3d(Tensor self, int[3] kernel_size, int[3] output_size, Tensor random_samples) -> (Tensor, Tensor)
  * aten::fractional_max_pool3d.output(Tensor self, int[3] kernel_size, int[3] output_size, Tensor random_samples, *, Tensor(a!) output, Tensor(b!) indices) -> (Tensor(a!), Tensor(b!))
  */
 export const fractionalMaxPool3d: {
+  /** aten::fractional_max_pool3d(Tensor self, int[3] kernel_size, int[3] output_size, Tensor random_samples) -> (Tensor, Tensor) */
   (self: Tensor, kernel_size: number | number[], output_size: number | number[], random_samples: Tensor, options?: O_fractional_max_pool3d): [Tensor, Tensor];
   /** aten::fractional_max_pool3d(Tensor self, int[3] kernel_size, int[3] output_size, Tensor random_samples) -> (Tensor, Tensor) */
   "default"(self: Tensor, kernel_size: number | number[], output_size: number | number[], random_samples: Tensor, options?: O_fractional_max_pool3d): [Tensor, Tensor];
   /** aten::fractional_max_pool3d.output(Tensor self, int[3] kernel_size, int[3] output_size, Tensor random_samples, *, Tensor(a!) output, Tensor(b!) indices) -> (Tensor(a!), Tensor(b!)) */
-  "output"(self: Tensor, kernel_size: number | number[], output_size: number | number[], random_samples: Tensor, output: Tensor, indices: Tensor, options?: O_fractional_max_pool3d_output): [Tensor, Tensor];
+  "output"(self: Tensor, kernel_size: number | number[], output_size: number | number[], random_samples: Tensor, options?: O_fractional_max_pool3d_output): [Tensor, Tensor];
 } = defineOp("fractional_max_pool3d", [
   ["",[["self",0,0],["kernel_size",12,0,3],["output_size",12,0,3],["random_samples",0,0]],[0,0],1],
-  ["output",[["self",0,0],["kernel_size",12,0,3],["output_size",12,0,3],["random_samples",0,0],["output",0,4],["indices",0,4]],[-1,-1],0],
+  ["output",[["self",0,0],["kernel_size",12,0,3],["output_size",12,0,3],["random_samples",0,0],["output",0,12],["indices",0,12]],[-5,-6],0],
 ]) as any;
 
 type O_fractional_max_pool3d_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; output_size?: number | number[]; outputSize?: number | number[]; indices?: Tensor };
@@ -1040,105 +1115,112 @@ type O_fractional_max_pool3d_backward_grad_input = { grad_output?: Tensor; gradO
  * aten::fractional_max_pool3d_backward.grad_input(Tensor grad_output, Tensor self, int[3] kernel_size, int[3] output_size, Tensor indices, *, Tensor(a!) grad_input) -> Tensor(a!)
  */
 export const fractionalMaxPool3dBackward: {
+  /** aten::fractional_max_pool3d_backward(Tensor grad_output, Tensor self, int[3] kernel_size, int[3] output_size, Tensor indices) -> Tensor */
   (grad_output: Tensor, self: Tensor, kernel_size: number | number[], output_size: number | number[], indices: Tensor, options?: O_fractional_max_pool3d_backward): Tensor;
   /** aten::fractional_max_pool3d_backward(Tensor grad_output, Tensor self, int[3] kernel_size, int[3] output_size, Tensor indices) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, kernel_size: number | number[], output_size: number | number[], indices: Tensor, options?: O_fractional_max_pool3d_backward): Tensor;
   /** aten::fractional_max_pool3d_backward.grad_input(Tensor grad_output, Tensor self, int[3] kernel_size, int[3] output_size, Tensor indices, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, self: Tensor, kernel_size: number | number[], output_size: number | number[], indices: Tensor, grad_input: Tensor, options?: O_fractional_max_pool3d_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, self: Tensor, kernel_size: number | number[], output_size: number | number[], indices: Tensor, options?: O_fractional_max_pool3d_backward_grad_input): Tensor;
 } = defineOp("fractional_max_pool3d_backward", [
   ["",[["grad_output",0,0],["self",0,0],["kernel_size",12,0,3],["output_size",12,0,3],["indices",0,0]],[0],1],
-  ["grad_input",[["grad_output",0,0],["self",0,0],["kernel_size",12,0,3],["output_size",12,0,3],["indices",0,0],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["self",0,0],["kernel_size",12,0,3],["output_size",12,0,3],["indices",0,0],["grad_input",0,12]],[-6],0],
 ]) as any;
 
 type O_frexp_Tensor = { self?: Tensor };
-type O_frexp_Tensor_out = { self?: Tensor; mantissa?: Tensor; exponent?: Tensor };
+type O_frexp_Tensor_out = { self?: Tensor; mantissa: Tensor; exponent: Tensor };
 /**
  * aten::frexp.Tensor(Tensor self) -> (Tensor mantissa, Tensor exponent)
  * aten::frexp.Tensor_out(Tensor self, *, Tensor(a!) mantissa, Tensor(b!) exponent) -> (Tensor(a!) mantissa, Tensor(b!) exponent)
  */
 export const frexp: {
+  /** aten::frexp.Tensor(Tensor self) -> (Tensor mantissa, Tensor exponent) */
   (self: Tensor, options?: O_frexp_Tensor): [Tensor, Tensor];
   /** aten::frexp.Tensor(Tensor self) -> (Tensor mantissa, Tensor exponent) */
   "Tensor"(self: Tensor, options?: O_frexp_Tensor): [Tensor, Tensor];
   /** aten::frexp.Tensor_out(Tensor self, *, Tensor(a!) mantissa, Tensor(b!) exponent) -> (Tensor(a!) mantissa, Tensor(b!) exponent) */
-  "Tensor_out"(self: Tensor, mantissa: Tensor, exponent: Tensor, options?: O_frexp_Tensor_out): [Tensor, Tensor];
+  "Tensor_out"(self: Tensor, options?: O_frexp_Tensor_out): [Tensor, Tensor];
 } = defineOp("frexp", [
   ["Tensor",[["self",0,0]],[0,0],1],
-  ["Tensor_out",[["self",0,0],["mantissa",0,4],["exponent",0,4]],[-1,-1],0],
+  ["Tensor_out",[["self",0,0],["mantissa",0,12],["exponent",0,12]],[-2,-3],0],
 ]) as any;
 
 type O_frobenius_norm = { self?: Tensor };
 type O_frobenius_norm_dim = { self?: Tensor; dim?: number | number[]; keepdim?: boolean };
-type O_frobenius_norm_out = { self?: Tensor; dim?: number | number[]; keepdim?: boolean; out?: Tensor };
+type O_frobenius_norm_out = { self?: Tensor; dim?: number | number[]; keepdim?: boolean; out: Tensor };
 /**
  * aten::frobenius_norm(Tensor self) -> Tensor
  * aten::frobenius_norm.dim(Tensor self, int[1] dim, bool keepdim=False) -> Tensor
  * aten::frobenius_norm.out(Tensor self, int[1] dim, bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const frobeniusNorm: {
+  /** aten::frobenius_norm(Tensor self) -> Tensor */
   (self: Tensor, options?: O_frobenius_norm): Tensor;
+  /** aten::frobenius_norm.dim(Tensor self, int[1] dim, bool keepdim=False) -> Tensor */
   (self: Tensor, dim: number | number[], keepdim?: boolean | O_frobenius_norm_dim, options?: O_frobenius_norm_dim): Tensor;
   /** aten::frobenius_norm(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_frobenius_norm): Tensor;
   /** aten::frobenius_norm.dim(Tensor self, int[1] dim, bool keepdim=False) -> Tensor */
   "dim"(self: Tensor, dim: number | number[], keepdim?: boolean | O_frobenius_norm_dim, options?: O_frobenius_norm_dim): Tensor;
   /** aten::frobenius_norm.out(Tensor self, int[1] dim, bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dim: number | number[], keepdim?: boolean | O_frobenius_norm_out, out?: Tensor | O_frobenius_norm_out, options?: O_frobenius_norm_out): Tensor;
+  "out"(self: Tensor, dim: number | number[], keepdim?: boolean | O_frobenius_norm_out, options?: O_frobenius_norm_out): Tensor;
 } = defineOp("frobenius_norm", [
   ["",[["self",0,0]],[0],1],
   ["dim",[["self",0,0],["dim",12,0,1],["keepdim",5,2]],[0],1],
-  ["out",[["self",0,0],["dim",12,0,1],["keepdim",5,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["dim",12,0,1],["keepdim",5,2],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_from_file = { filename?: string; shared?: boolean | null; size?: number | null; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O_from_file_out = { filename?: string; shared?: boolean | null; size?: number | null; out?: Tensor };
+type O_from_file_out = { filename?: string; shared?: boolean | null; size?: number | null; out: Tensor };
 /**
  * aten::from_file(str filename, bool? shared=None, int? size=0, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::from_file.out(str filename, bool? shared=None, int? size=0, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const fromFile: {
-  (filename: string, shared?: boolean | null | O_from_file, size?: number | null | O_from_file, dtype?: DType | null | O_from_file, layout?: Layout | null | O_from_file, device?: DeviceLike | null | O_from_file, pin_memory?: boolean | null | O_from_file, options?: O_from_file): Tensor;
   /** aten::from_file(str filename, bool? shared=None, int? size=0, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "default"(filename: string, shared?: boolean | null | O_from_file, size?: number | null | O_from_file, dtype?: DType | null | O_from_file, layout?: Layout | null | O_from_file, device?: DeviceLike | null | O_from_file, pin_memory?: boolean | null | O_from_file, options?: O_from_file): Tensor;
+  (filename: string, shared?: boolean | null | O_from_file, size?: number | null | O_from_file, options?: O_from_file): Tensor;
+  /** aten::from_file(str filename, bool? shared=None, int? size=0, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "default"(filename: string, shared?: boolean | null | O_from_file, size?: number | null | O_from_file, options?: O_from_file): Tensor;
   /** aten::from_file.out(str filename, bool? shared=None, int? size=0, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(filename: string, shared?: boolean | null | O_from_file_out, size?: number | null | O_from_file_out, out?: Tensor | O_from_file_out, options?: O_from_file_out): Tensor;
+  "out"(filename: string, shared?: boolean | null | O_from_file_out, size?: number | null | O_from_file_out, options?: O_from_file_out): Tensor;
 } = defineOp("from_file", [
-  ["",[["filename",7,0],["shared",5,3],["size",3,3],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["out",[["filename",7,0],["shared",5,3],["size",3,3],["out",0,4]],[-1],0],
+  ["",[["filename",7,0],["shared",5,3],["size",3,3],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["out",[["filename",7,0],["shared",5,3],["size",3,3],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_full = { size?: number[]; fill_value?: Scalar; fillValue?: Scalar; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O_full_out = { size?: number[]; fill_value?: Scalar; fillValue?: Scalar; out?: Tensor };
+type O_full_out = { size?: number[]; fill_value?: Scalar; fillValue?: Scalar; out: Tensor };
 /**
  * aten::full(SymInt[] size, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::full.out(SymInt[] size, Scalar fill_value, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const full: {
-  (size: number[], fill_value: Scalar, dtype?: DType | null | O_full, layout?: Layout | null | O_full, device?: DeviceLike | null | O_full, pin_memory?: boolean | null | O_full, options?: O_full): Tensor;
   /** aten::full(SymInt[] size, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "default"(size: number[], fill_value: Scalar, dtype?: DType | null | O_full, layout?: Layout | null | O_full, device?: DeviceLike | null | O_full, pin_memory?: boolean | null | O_full, options?: O_full): Tensor;
+  (size: number[], fill_value: Scalar, options?: O_full): Tensor;
+  /** aten::full(SymInt[] size, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "default"(size: number[], fill_value: Scalar, options?: O_full): Tensor;
   /** aten::full.out(SymInt[] size, Scalar fill_value, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(size: number[], fill_value: Scalar, out: Tensor, options?: O_full_out): Tensor;
+  "out"(size: number[], fill_value: Scalar, options?: O_full_out): Tensor;
 } = defineOp("full", [
-  ["",[["size",12,0],["fill_value",6,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["out",[["size",12,0],["fill_value",6,0],["out",0,4]],[-1],0],
+  ["",[["size",12,0],["fill_value",6,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["out",[["size",12,0],["fill_value",6,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_full_like = { self?: Tensor; fill_value?: Scalar; fillValue?: Scalar; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
-type O_full_like_out = { self?: Tensor; fill_value?: Scalar; fillValue?: Scalar; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out?: Tensor };
+type O_full_like_out = { self?: Tensor; fill_value?: Scalar; fillValue?: Scalar; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out: Tensor };
 /**
  * aten::full_like(Tensor self, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor
  * aten::full_like.out(Tensor self, Scalar fill_value, *, MemoryFormat? memory_format=None, Tensor(a!) out) -> Tensor(a!)
  */
 export const fullLike: {
-  (self: Tensor, fill_value: Scalar, dtype?: DType | null | O_full_like, layout?: Layout | null | O_full_like, device?: DeviceLike | null | O_full_like, pin_memory?: boolean | null | O_full_like, memory_format?: MemoryFormat | null | O_full_like, options?: O_full_like): Tensor;
   /** aten::full_like(Tensor self, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor */
-  "default"(self: Tensor, fill_value: Scalar, dtype?: DType | null | O_full_like, layout?: Layout | null | O_full_like, device?: DeviceLike | null | O_full_like, pin_memory?: boolean | null | O_full_like, memory_format?: MemoryFormat | null | O_full_like, options?: O_full_like): Tensor;
+  (self: Tensor, fill_value: Scalar, options?: O_full_like): Tensor;
+  /** aten::full_like(Tensor self, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor */
+  "default"(self: Tensor, fill_value: Scalar, options?: O_full_like): Tensor;
   /** aten::full_like.out(Tensor self, Scalar fill_value, *, MemoryFormat? memory_format=None, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, fill_value: Scalar, memory_format?: MemoryFormat | null | O_full_like_out, out?: Tensor | O_full_like_out, options?: O_full_like_out): Tensor;
+  "out"(self: Tensor, fill_value: Scalar, options?: O_full_like_out): Tensor;
 } = defineOp("full_like", [
-  ["",[["self",0,0],["fill_value",6,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3],["memory_format",10,3]],[0],1],
-  ["out",[["self",0,0],["fill_value",6,0],["memory_format",10,3],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["fill_value",6,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11],["memory_format",10,11]],[0],1],
+  ["out",[["self",0,0],["fill_value",6,0],["memory_format",10,11],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_fused_moving_avg_obs_fake_quant = { self?: Tensor; observer_on?: Tensor; observerOn?: Tensor; fake_quant_on?: Tensor; fakeQuantOn?: Tensor; running_min?: Tensor; runningMin?: Tensor; running_max?: Tensor; runningMax?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; averaging_const?: number; averagingConst?: number; quant_min?: number; quantMin?: number; quant_max?: number; quantMax?: number; ch_axis?: number; chAxis?: number; per_row_fake_quant?: boolean; perRowFakeQuant?: boolean; symmetric_quant?: boolean; symmetricQuant?: boolean };
@@ -1146,6 +1228,7 @@ type O_fused_moving_avg_obs_fake_quant = { self?: Tensor; observer_on?: Tensor; 
  * aten::fused_moving_avg_obs_fake_quant(Tensor self, Tensor observer_on, Tensor fake_quant_on, Tensor(a!) running_min, Tensor(b!) running_max, Tensor(c!) scale, Tensor(d!) zero_point, float averaging_const, int quant_min, int quant_max, int ch_axis, bool per_row_fake_quant=False, bool symmetric_quant=False) -> Tensor
  */
 export const fusedMovingAvgObsFakeQuant: {
+  /** aten::fused_moving_avg_obs_fake_quant(Tensor self, Tensor observer_on, Tensor fake_quant_on, Tensor(a!) running_min, Tensor(b!) running_max, Tensor(c!) scale, Tensor(d!) zero_point, float averaging_const, int quant_min, int quant_max, int ch_axis, bool per_row_fake_quant=False, bool symmetric_quant=False) -> Tensor */
   (self: Tensor, observer_on: Tensor, fake_quant_on: Tensor, running_min: Tensor, running_max: Tensor, scale: Tensor, zero_point: Tensor, averaging_const: number, quant_min: number, quant_max: number, ch_axis: number, per_row_fake_quant?: boolean | O_fused_moving_avg_obs_fake_quant, symmetric_quant?: boolean | O_fused_moving_avg_obs_fake_quant, options?: O_fused_moving_avg_obs_fake_quant): Tensor;
   /** aten::fused_moving_avg_obs_fake_quant(Tensor self, Tensor observer_on, Tensor fake_quant_on, Tensor(a!) running_min, Tensor(b!) running_max, Tensor(c!) scale, Tensor(d!) zero_point, float averaging_const, int quant_min, int quant_max, int ch_axis, bool per_row_fake_quant=False, bool symmetric_quant=False) -> Tensor */
   "default"(self: Tensor, observer_on: Tensor, fake_quant_on: Tensor, running_min: Tensor, running_max: Tensor, scale: Tensor, zero_point: Tensor, averaging_const: number, quant_min: number, quant_max: number, ch_axis: number, per_row_fake_quant?: boolean | O_fused_moving_avg_obs_fake_quant, symmetric_quant?: boolean | O_fused_moving_avg_obs_fake_quant, options?: O_fused_moving_avg_obs_fake_quant): Tensor;

@@ -7,8 +7,8 @@ import { defineOp } from '../../core/dispatch.js';
 
 type O_gather = { self?: Tensor; dim?: number; index?: Tensor; sparse_grad?: boolean; sparseGrad?: boolean };
 type O_gather_dimname = { self?: Tensor; dim?: string; index?: Tensor; sparse_grad?: boolean; sparseGrad?: boolean };
-type O_gather_dimname_out = { self?: Tensor; dim?: string; index?: Tensor; sparse_grad?: boolean; sparseGrad?: boolean; out?: Tensor };
-type O_gather_out = { self?: Tensor; dim?: number; index?: Tensor; sparse_grad?: boolean; sparseGrad?: boolean; out?: Tensor };
+type O_gather_dimname_out = { self?: Tensor; dim?: string; index?: Tensor; sparse_grad?: boolean; sparseGrad?: boolean; out: Tensor };
+type O_gather_out = { self?: Tensor; dim?: number; index?: Tensor; sparse_grad?: boolean; sparseGrad?: boolean; out: Tensor };
 /**
  * aten::gather(Tensor self, int dim, Tensor index, *, bool sparse_grad=False) -> Tensor
  * aten::gather.dimname(Tensor self, str dim, Tensor index, *, bool sparse_grad=False) -> Tensor
@@ -16,20 +16,21 @@ type O_gather_out = { self?: Tensor; dim?: number; index?: Tensor; sparse_grad?:
  * aten::gather.out(Tensor self, int dim, Tensor index, *, bool sparse_grad=False, Tensor(a!) out) -> Tensor(a!)
  */
 export const gather: {
-  (self: Tensor, dim: number, index: Tensor, sparse_grad?: boolean | O_gather, options?: O_gather): Tensor;
   /** aten::gather(Tensor self, int dim, Tensor index, *, bool sparse_grad=False) -> Tensor */
-  "default"(self: Tensor, dim: number, index: Tensor, sparse_grad?: boolean | O_gather, options?: O_gather): Tensor;
+  (self: Tensor, dim: number, index: Tensor, options?: O_gather): Tensor;
+  /** aten::gather(Tensor self, int dim, Tensor index, *, bool sparse_grad=False) -> Tensor */
+  "default"(self: Tensor, dim: number, index: Tensor, options?: O_gather): Tensor;
   /** aten::gather.dimname(Tensor self, str dim, Tensor index, *, bool sparse_grad=False) -> Tensor */
-  "dimname"(self: Tensor, dim: string, index: Tensor, sparse_grad?: boolean | O_gather_dimname, options?: O_gather_dimname): Tensor;
+  "dimname"(self: Tensor, dim: string, index: Tensor, options?: O_gather_dimname): Tensor;
   /** aten::gather.dimname_out(Tensor self, str dim, Tensor index, *, bool sparse_grad=False, Tensor(a!) out) -> Tensor(a!) */
-  "dimname_out"(self: Tensor, dim: string, index: Tensor, sparse_grad?: boolean | O_gather_dimname_out, out?: Tensor | O_gather_dimname_out, options?: O_gather_dimname_out): Tensor;
+  "dimname_out"(self: Tensor, dim: string, index: Tensor, options?: O_gather_dimname_out): Tensor;
   /** aten::gather.out(Tensor self, int dim, Tensor index, *, bool sparse_grad=False, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dim: number, index: Tensor, sparse_grad?: boolean | O_gather_out, out?: Tensor | O_gather_out, options?: O_gather_out): Tensor;
+  "out"(self: Tensor, dim: number, index: Tensor, options?: O_gather_out): Tensor;
 } = defineOp("gather", [
-  ["",[["self",0,0],["dim",3,0],["index",0,0],["sparse_grad",5,2]],[0],1],
-  ["dimname",[["self",0,0],["dim",7,0],["index",0,0],["sparse_grad",5,2]],[0],0],
-  ["dimname_out",[["self",0,0],["dim",7,0],["index",0,0],["sparse_grad",5,2],["out",0,4]],[-1],0],
-  ["out",[["self",0,0],["dim",3,0],["index",0,0],["sparse_grad",5,2],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["dim",3,0],["index",0,0],["sparse_grad",5,10]],[0],1],
+  ["dimname",[["self",0,0],["dim",7,0],["index",0,0],["sparse_grad",5,10]],[0],0],
+  ["dimname_out",[["self",0,0],["dim",7,0],["index",0,0],["sparse_grad",5,10],["out",0,12]],[-5],0],
+  ["out",[["self",0,0],["dim",3,0],["index",0,0],["sparse_grad",5,10],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_gather_backward = { grad?: Tensor; self?: Tensor; dim?: number; index?: Tensor; sparse_grad?: boolean; sparseGrad?: boolean };
@@ -37,6 +38,7 @@ type O_gather_backward = { grad?: Tensor; self?: Tensor; dim?: number; index?: T
  * aten::gather_backward(Tensor grad, Tensor self, int dim, Tensor index, bool sparse_grad) -> Tensor
  */
 export const gatherBackward: {
+  /** aten::gather_backward(Tensor grad, Tensor self, int dim, Tensor index, bool sparse_grad) -> Tensor */
   (grad: Tensor, self: Tensor, dim: number, index: Tensor, sparse_grad: boolean, options?: O_gather_backward): Tensor;
   /** aten::gather_backward(Tensor grad, Tensor self, int dim, Tensor index, bool sparse_grad) -> Tensor */
   "default"(grad: Tensor, self: Tensor, dim: number, index: Tensor, sparse_grad: boolean, options?: O_gather_backward): Tensor;
@@ -45,20 +47,21 @@ export const gatherBackward: {
 ]) as any;
 
 type O_gcd = { self?: Tensor; other?: Tensor };
-type O_gcd_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_gcd_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::gcd(Tensor self, Tensor other) -> Tensor
  * aten::gcd.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const gcd: {
+  /** aten::gcd(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_gcd): Tensor;
   /** aten::gcd(Tensor self, Tensor other) -> Tensor */
   "default"(self: Tensor, other: Tensor, options?: O_gcd): Tensor;
   /** aten::gcd.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, out: Tensor, options?: O_gcd_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_gcd_out): Tensor;
 } = defineOp("gcd", [
   ["",[["self",0,0],["other",0,0]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_gcd_ = { self?: Tensor; other?: Tensor };
@@ -66,6 +69,7 @@ type O_gcd_ = { self?: Tensor; other?: Tensor };
  * aten::gcd_(Tensor(a!) self, Tensor other) -> Tensor(a!)
  */
 export const gcd_: {
+  /** aten::gcd_(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O_gcd_): Tensor;
   /** aten::gcd_(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   "default"(self: Tensor, other: Tensor, options?: O_gcd_): Tensor;
@@ -74,9 +78,9 @@ export const gcd_: {
 ]) as any;
 
 type O_ge_Scalar = { self?: Tensor; other?: Scalar };
-type O_ge_Scalar_out = { self?: Tensor; other?: Scalar; out?: Tensor };
+type O_ge_Scalar_out = { self?: Tensor; other?: Scalar; out: Tensor };
 type O_ge_Tensor = { self?: Tensor; other?: Tensor };
-type O_ge_Tensor_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_ge_Tensor_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::ge.Scalar(Tensor self, Scalar other) -> Tensor
  * aten::ge.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)
@@ -84,21 +88,23 @@ type O_ge_Tensor_out = { self?: Tensor; other?: Tensor; out?: Tensor };
  * aten::ge.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const ge: {
+  /** aten::ge.Scalar(Tensor self, Scalar other) -> Tensor */
   (self: Tensor, other: Scalar, options?: O_ge_Scalar): Tensor;
+  /** aten::ge.Tensor(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_ge_Tensor): Tensor;
   /** aten::ge.Scalar(Tensor self, Scalar other) -> Tensor */
   "Scalar"(self: Tensor, other: Scalar, options?: O_ge_Scalar): Tensor;
   /** aten::ge.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_out"(self: Tensor, other: Scalar, out: Tensor, options?: O_ge_Scalar_out): Tensor;
+  "Scalar_out"(self: Tensor, other: Scalar, options?: O_ge_Scalar_out): Tensor;
   /** aten::ge.Tensor(Tensor self, Tensor other) -> Tensor */
   "Tensor"(self: Tensor, other: Tensor, options?: O_ge_Tensor): Tensor;
   /** aten::ge.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_out"(self: Tensor, other: Tensor, out: Tensor, options?: O_ge_Tensor_out): Tensor;
+  "Tensor_out"(self: Tensor, other: Tensor, options?: O_ge_Tensor_out): Tensor;
 } = defineOp("ge", [
   ["Scalar",[["self",0,0],["other",6,0]],[0],1],
-  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,4]],[-1],0],
+  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,12]],[-3],0],
   ["Tensor",[["self",0,0],["other",0,0]],[0],1],
-  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_ge__Scalar = { self?: Tensor; other?: Scalar };
@@ -108,7 +114,9 @@ type O_ge__Tensor = { self?: Tensor; other?: Tensor };
  * aten::ge_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)
  */
 export const ge_: {
+  /** aten::ge_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   (self: Tensor, other: Scalar, options?: O_ge__Scalar): Tensor;
+  /** aten::ge_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O_ge__Tensor): Tensor;
   /** aten::ge_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   "Scalar"(self: Tensor, other: Scalar, options?: O_ge__Scalar): Tensor;
@@ -120,20 +128,21 @@ export const ge_: {
 ]) as any;
 
 type O_gelu = { self?: Tensor; approximate?: string };
-type O_gelu_out = { self?: Tensor; approximate?: string; out?: Tensor };
+type O_gelu_out = { self?: Tensor; approximate?: string; out: Tensor };
 /**
  * aten::gelu(Tensor self, *, str approximate="none") -> Tensor
  * aten::gelu.out(Tensor self, *, str approximate="none", Tensor(a!) out) -> Tensor(a!)
  */
 export const gelu: {
-  (self: Tensor, approximate?: string | O_gelu, options?: O_gelu): Tensor;
   /** aten::gelu(Tensor self, *, str approximate="none") -> Tensor */
-  "default"(self: Tensor, approximate?: string | O_gelu, options?: O_gelu): Tensor;
+  (self: Tensor, options?: O_gelu): Tensor;
+  /** aten::gelu(Tensor self, *, str approximate="none") -> Tensor */
+  "default"(self: Tensor, options?: O_gelu): Tensor;
   /** aten::gelu.out(Tensor self, *, str approximate="none", Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, approximate?: string | O_gelu_out, out?: Tensor | O_gelu_out, options?: O_gelu_out): Tensor;
+  "out"(self: Tensor, options?: O_gelu_out): Tensor;
 } = defineOp("gelu", [
-  ["",[["self",0,0],["approximate",7,2]],[0],1],
-  ["out",[["self",0,0],["approximate",7,2],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["approximate",7,10]],[0],1],
+  ["out",[["self",0,0],["approximate",7,10],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_gelu_ = { self?: Tensor; approximate?: string };
@@ -141,11 +150,12 @@ type O_gelu_ = { self?: Tensor; approximate?: string };
  * aten::gelu_(Tensor(a!) self, *, str approximate="none") -> Tensor(a!)
  */
 export const gelu_: {
-  (self: Tensor, approximate?: string | O_gelu_, options?: O_gelu_): Tensor;
   /** aten::gelu_(Tensor(a!) self, *, str approximate="none") -> Tensor(a!) */
-  "default"(self: Tensor, approximate?: string | O_gelu_, options?: O_gelu_): Tensor;
+  (self: Tensor, options?: O_gelu_): Tensor;
+  /** aten::gelu_(Tensor(a!) self, *, str approximate="none") -> Tensor(a!) */
+  "default"(self: Tensor, options?: O_gelu_): Tensor;
 } = defineOp("gelu_", [
-  ["",[["self",0,4],["approximate",7,2]],[-1],1],
+  ["",[["self",0,4],["approximate",7,10]],[-1],1],
 ]) as any;
 
 type O_gelu_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; approximate?: string };
@@ -155,31 +165,33 @@ type O_gelu_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; s
  * aten::gelu_backward.grad_input(Tensor grad_output, Tensor self, *, str approximate="none", Tensor(a!) grad_input) -> Tensor(a!)
  */
 export const geluBackward: {
-  (grad_output: Tensor, self: Tensor, approximate?: string | O_gelu_backward, options?: O_gelu_backward): Tensor;
   /** aten::gelu_backward(Tensor grad_output, Tensor self, *, str approximate="none") -> Tensor */
-  "default"(grad_output: Tensor, self: Tensor, approximate?: string | O_gelu_backward, options?: O_gelu_backward): Tensor;
+  (grad_output: Tensor, self: Tensor, options?: O_gelu_backward): Tensor;
+  /** aten::gelu_backward(Tensor grad_output, Tensor self, *, str approximate="none") -> Tensor */
+  "default"(grad_output: Tensor, self: Tensor, options?: O_gelu_backward): Tensor;
   /** aten::gelu_backward.grad_input(Tensor grad_output, Tensor self, *, str approximate="none", Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, self: Tensor, approximate?: string | O_gelu_backward_grad_input, grad_input?: Tensor | O_gelu_backward_grad_input, options?: O_gelu_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, self: Tensor, options?: O_gelu_backward_grad_input): Tensor;
 } = defineOp("gelu_backward", [
-  ["",[["grad_output",0,0],["self",0,0],["approximate",7,2]],[0],1],
-  ["grad_input",[["grad_output",0,0],["self",0,0],["approximate",7,2],["grad_input",0,4]],[-1],0],
+  ["",[["grad_output",0,0],["self",0,0],["approximate",7,10]],[0],1],
+  ["grad_input",[["grad_output",0,0],["self",0,0],["approximate",7,10],["grad_input",0,12]],[-4],0],
 ]) as any;
 
 type O_geometric = { self?: Tensor; p?: number; generator?: null };
-type O_geometric_out = { self?: Tensor; p?: number; generator?: null; out?: Tensor };
+type O_geometric_out = { self?: Tensor; p?: number; generator?: null; out: Tensor };
 /**
  * aten::geometric(Tensor self, float p, *, Generator? generator=None) -> Tensor
  * aten::geometric.out(Tensor self, float p, *, Generator? generator=None, Tensor(a!) out) -> Tensor(a!)
  */
 export const geometric: {
-  (self: Tensor, p: number, generator?: null | O_geometric, options?: O_geometric): Tensor;
   /** aten::geometric(Tensor self, float p, *, Generator? generator=None) -> Tensor */
-  "default"(self: Tensor, p: number, generator?: null | O_geometric, options?: O_geometric): Tensor;
+  (self: Tensor, p: number, options?: O_geometric): Tensor;
+  /** aten::geometric(Tensor self, float p, *, Generator? generator=None) -> Tensor */
+  "default"(self: Tensor, p: number, options?: O_geometric): Tensor;
   /** aten::geometric.out(Tensor self, float p, *, Generator? generator=None, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, p: number, generator?: null | O_geometric_out, out?: Tensor | O_geometric_out, options?: O_geometric_out): Tensor;
+  "out"(self: Tensor, p: number, options?: O_geometric_out): Tensor;
 } = defineOp("geometric", [
-  ["",[["self",0,0],["p",4,0],["generator",15,3]],[0],1],
-  ["out",[["self",0,0],["p",4,0],["generator",15,3],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["p",4,0],["generator",15,11]],[0],1],
+  ["out",[["self",0,0],["p",4,0],["generator",15,11],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_geometric_ = { self?: Tensor; p?: number; generator?: null };
@@ -187,62 +199,66 @@ type O_geometric_ = { self?: Tensor; p?: number; generator?: null };
  * aten::geometric_(Tensor(a!) self, float p, *, Generator? generator=None) -> Tensor(a!)
  */
 export const geometric_: {
-  (self: Tensor, p: number, generator?: null | O_geometric_, options?: O_geometric_): Tensor;
   /** aten::geometric_(Tensor(a!) self, float p, *, Generator? generator=None) -> Tensor(a!) */
-  "default"(self: Tensor, p: number, generator?: null | O_geometric_, options?: O_geometric_): Tensor;
+  (self: Tensor, p: number, options?: O_geometric_): Tensor;
+  /** aten::geometric_(Tensor(a!) self, float p, *, Generator? generator=None) -> Tensor(a!) */
+  "default"(self: Tensor, p: number, options?: O_geometric_): Tensor;
 } = defineOp("geometric_", [
-  ["",[["self",0,4],["p",4,0],["generator",15,3]],[-1],1],
+  ["",[["self",0,4],["p",4,0],["generator",15,11]],[-1],1],
 ]) as any;
 
 type O_geqrf = { self?: Tensor };
-type O_geqrf_a = { self?: Tensor; a?: Tensor; tau?: Tensor };
+type O_geqrf_a = { self?: Tensor; a: Tensor; tau: Tensor };
 /**
  * aten::geqrf(Tensor self) -> (Tensor a, Tensor tau)
  * aten::geqrf.a(Tensor self, *, Tensor(a!) a, Tensor(b!) tau) -> (Tensor(a!) a, Tensor(b!) tau)
  */
 export const geqrf: {
+  /** aten::geqrf(Tensor self) -> (Tensor a, Tensor tau) */
   (self: Tensor, options?: O_geqrf): [Tensor, Tensor];
   /** aten::geqrf(Tensor self) -> (Tensor a, Tensor tau) */
   "default"(self: Tensor, options?: O_geqrf): [Tensor, Tensor];
   /** aten::geqrf.a(Tensor self, *, Tensor(a!) a, Tensor(b!) tau) -> (Tensor(a!) a, Tensor(b!) tau) */
-  "a"(self: Tensor, a: Tensor, tau: Tensor, options?: O_geqrf_a): [Tensor, Tensor];
+  "a"(self: Tensor, options?: O_geqrf_a): [Tensor, Tensor];
 } = defineOp("geqrf", [
   ["",[["self",0,0]],[0,0],1],
-  ["a",[["self",0,0],["a",0,4],["tau",0,4]],[-1,-1],0],
+  ["a",[["self",0,0],["a",0,12],["tau",0,12]],[-2,-3],0],
 ]) as any;
 
 type O_ger = { self?: Tensor; vec2?: Tensor };
-type O_ger_out = { self?: Tensor; vec2?: Tensor; out?: Tensor };
+type O_ger_out = { self?: Tensor; vec2?: Tensor; out: Tensor };
 /**
  * aten::ger(Tensor self, Tensor vec2) -> Tensor
  * aten::ger.out(Tensor self, Tensor vec2, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const ger: {
+  /** aten::ger(Tensor self, Tensor vec2) -> Tensor */
   (self: Tensor, vec2: Tensor, options?: O_ger): Tensor;
   /** aten::ger(Tensor self, Tensor vec2) -> Tensor */
   "default"(self: Tensor, vec2: Tensor, options?: O_ger): Tensor;
   /** aten::ger.out(Tensor self, Tensor vec2, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, vec2: Tensor, out: Tensor, options?: O_ger_out): Tensor;
+  "out"(self: Tensor, vec2: Tensor, options?: O_ger_out): Tensor;
 } = defineOp("ger", [
   ["",[["self",0,0],["vec2",0,0]],[0],1],
-  ["out",[["self",0,0],["vec2",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["vec2",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_glu = { self?: Tensor; dim?: number };
-type O_glu_out = { self?: Tensor; dim?: number; out?: Tensor };
+type O_glu_out = { self?: Tensor; dim?: number; out: Tensor };
 /**
  * aten::glu(Tensor self, int dim=-1) -> Tensor
  * aten::glu.out(Tensor self, int dim=-1, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const glu: {
+  /** aten::glu(Tensor self, int dim=-1) -> Tensor */
   (self: Tensor, dim?: number | O_glu, options?: O_glu): Tensor;
   /** aten::glu(Tensor self, int dim=-1) -> Tensor */
   "default"(self: Tensor, dim?: number | O_glu, options?: O_glu): Tensor;
   /** aten::glu.out(Tensor self, int dim=-1, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dim?: number | O_glu_out, out?: Tensor | O_glu_out, options?: O_glu_out): Tensor;
+  "out"(self: Tensor, dim?: number | O_glu_out, options?: O_glu_out): Tensor;
 } = defineOp("glu", [
   ["",[["self",0,0],["dim",3,2]],[0],1],
-  ["out",[["self",0,0],["dim",3,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["dim",3,2],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_glu_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; dim?: number };
@@ -252,57 +268,60 @@ type O_glu_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; se
  * aten::glu_backward.grad_input(Tensor grad_output, Tensor self, int dim, *, Tensor(a!) grad_input) -> Tensor(a!)
  */
 export const gluBackward: {
+  /** aten::glu_backward(Tensor grad_output, Tensor self, int dim) -> Tensor */
   (grad_output: Tensor, self: Tensor, dim: number, options?: O_glu_backward): Tensor;
   /** aten::glu_backward(Tensor grad_output, Tensor self, int dim) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, dim: number, options?: O_glu_backward): Tensor;
   /** aten::glu_backward.grad_input(Tensor grad_output, Tensor self, int dim, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, self: Tensor, dim: number, grad_input: Tensor, options?: O_glu_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, self: Tensor, dim: number, options?: O_glu_backward_grad_input): Tensor;
 } = defineOp("glu_backward", [
   ["",[["grad_output",0,0],["self",0,0],["dim",3,0]],[0],1],
-  ["grad_input",[["grad_output",0,0],["self",0,0],["dim",3,0],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["self",0,0],["dim",3,0],["grad_input",0,12]],[-4],0],
 ]) as any;
 
 type O_glu_backward_jvp = { grad_x?: Tensor; gradX?: Tensor; grad_glu?: Tensor; gradGlu?: Tensor; x?: Tensor; dgrad_glu?: Tensor; dgradGlu?: Tensor; dx?: Tensor; dim?: number };
-type O_glu_backward_jvp_out = { grad_x?: Tensor; gradX?: Tensor; grad_glu?: Tensor; gradGlu?: Tensor; x?: Tensor; dgrad_glu?: Tensor; dgradGlu?: Tensor; dx?: Tensor; dim?: number; out?: Tensor };
+type O_glu_backward_jvp_out = { grad_x?: Tensor; gradX?: Tensor; grad_glu?: Tensor; gradGlu?: Tensor; x?: Tensor; dgrad_glu?: Tensor; dgradGlu?: Tensor; dx?: Tensor; dim?: number; out: Tensor };
 /**
  * aten::glu_backward_jvp(Tensor grad_x, Tensor grad_glu, Tensor x, Tensor dgrad_glu, Tensor dx, int dim) -> Tensor
  * aten::glu_backward_jvp.out(Tensor grad_x, Tensor grad_glu, Tensor x, Tensor dgrad_glu, Tensor dx, int dim, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const gluBackwardJvp: {
+  /** aten::glu_backward_jvp(Tensor grad_x, Tensor grad_glu, Tensor x, Tensor dgrad_glu, Tensor dx, int dim) -> Tensor */
   (grad_x: Tensor, grad_glu: Tensor, x: Tensor, dgrad_glu: Tensor, dx: Tensor, dim: number, options?: O_glu_backward_jvp): Tensor;
   /** aten::glu_backward_jvp(Tensor grad_x, Tensor grad_glu, Tensor x, Tensor dgrad_glu, Tensor dx, int dim) -> Tensor */
   "default"(grad_x: Tensor, grad_glu: Tensor, x: Tensor, dgrad_glu: Tensor, dx: Tensor, dim: number, options?: O_glu_backward_jvp): Tensor;
   /** aten::glu_backward_jvp.out(Tensor grad_x, Tensor grad_glu, Tensor x, Tensor dgrad_glu, Tensor dx, int dim, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(grad_x: Tensor, grad_glu: Tensor, x: Tensor, dgrad_glu: Tensor, dx: Tensor, dim: number, out: Tensor, options?: O_glu_backward_jvp_out): Tensor;
+  "out"(grad_x: Tensor, grad_glu: Tensor, x: Tensor, dgrad_glu: Tensor, dx: Tensor, dim: number, options?: O_glu_backward_jvp_out): Tensor;
 } = defineOp("glu_backward_jvp", [
   ["",[["grad_x",0,0],["grad_glu",0,0],["x",0,0],["dgrad_glu",0,0],["dx",0,0],["dim",3,0]],[0],1],
-  ["out",[["grad_x",0,0],["grad_glu",0,0],["x",0,0],["dgrad_glu",0,0],["dx",0,0],["dim",3,0],["out",0,4]],[-1],0],
+  ["out",[["grad_x",0,0],["grad_glu",0,0],["x",0,0],["dgrad_glu",0,0],["dx",0,0],["dim",3,0],["out",0,12]],[-7],0],
 ]) as any;
 
 type O_glu_jvp = { glu?: Tensor; x?: Tensor; dx?: Tensor; dim?: number };
-type O_glu_jvp_out = { glu?: Tensor; x?: Tensor; dx?: Tensor; dim?: number; out?: Tensor };
+type O_glu_jvp_out = { glu?: Tensor; x?: Tensor; dx?: Tensor; dim?: number; out: Tensor };
 /**
  * aten::glu_jvp(Tensor glu, Tensor x, Tensor dx, int dim) -> Tensor
  * aten::glu_jvp.out(Tensor glu, Tensor x, Tensor dx, int dim, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const gluJvp: {
+  /** aten::glu_jvp(Tensor glu, Tensor x, Tensor dx, int dim) -> Tensor */
   (glu: Tensor, x: Tensor, dx: Tensor, dim: number, options?: O_glu_jvp): Tensor;
   /** aten::glu_jvp(Tensor glu, Tensor x, Tensor dx, int dim) -> Tensor */
   "default"(glu: Tensor, x: Tensor, dx: Tensor, dim: number, options?: O_glu_jvp): Tensor;
   /** aten::glu_jvp.out(Tensor glu, Tensor x, Tensor dx, int dim, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(glu: Tensor, x: Tensor, dx: Tensor, dim: number, out: Tensor, options?: O_glu_jvp_out): Tensor;
+  "out"(glu: Tensor, x: Tensor, dx: Tensor, dim: number, options?: O_glu_jvp_out): Tensor;
 } = defineOp("glu_jvp", [
   ["",[["glu",0,0],["x",0,0],["dx",0,0],["dim",3,0]],[0],1],
-  ["out",[["glu",0,0],["x",0,0],["dx",0,0],["dim",3,0],["out",0,4]],[-1],0],
+  ["out",[["glu",0,0],["x",0,0],["dx",0,0],["dim",3,0],["out",0,12]],[-5],0],
 ]) as any;
 
-type O_gradient_array = { self?: Tensor; dim?: number[]; edge_order?: number; edgeOrder?: number };
-type O_gradient_scalararray = { self?: Tensor; spacing?: Scalar; dim?: number[]; edge_order?: number; edgeOrder?: number };
+type O_gradient_array = { self?: Tensor; dim: number[]; edge_order?: number; edgeOrder?: number };
+type O_gradient_scalararray = { self?: Tensor; spacing: Scalar; dim: number[]; edge_order?: number; edgeOrder?: number };
 type O_gradient_scalarint = { self?: Tensor; spacing?: Scalar | null; dim?: number | null; edge_order?: number; edgeOrder?: number };
-type O_gradient_scalarrayarray = { self?: Tensor; spacing?: Scalar[]; dim?: number[]; edge_order?: number; edgeOrder?: number };
-type O_gradient_scalarrayint = { self?: Tensor; spacing?: Scalar[]; dim?: number | null; edge_order?: number; edgeOrder?: number };
-type O_gradient_tensorarray = { self?: Tensor; spacing?: Tensor[]; dim?: number[]; edge_order?: number; edgeOrder?: number };
-type O_gradient_tensorarrayint = { self?: Tensor; spacing?: Tensor[]; dim?: number | null; edge_order?: number; edgeOrder?: number };
+type O_gradient_scalarrayarray = { self?: Tensor; spacing: Scalar[]; dim: number[]; edge_order?: number; edgeOrder?: number };
+type O_gradient_scalarrayint = { self?: Tensor; spacing: Scalar[]; dim?: number | null; edge_order?: number; edgeOrder?: number };
+type O_gradient_tensorarray = { self?: Tensor; spacing: Tensor[]; dim: number[]; edge_order?: number; edgeOrder?: number };
+type O_gradient_tensorarrayint = { self?: Tensor; spacing: Tensor[]; dim?: number | null; edge_order?: number; edgeOrder?: number };
 /**
  * aten::gradient.array(Tensor self, *, int[] dim, int edge_order=1) -> Tensor[]
  * aten::gradient.scalararray(Tensor self, *, Scalar spacing, int[] dim, int edge_order=1) -> Tensor[]
@@ -313,41 +332,48 @@ type O_gradient_tensorarrayint = { self?: Tensor; spacing?: Tensor[]; dim?: numb
  * aten::gradient.tensorarrayint(Tensor self, *, Tensor[] spacing, int? dim=None, int edge_order=1) -> Tensor[]
  */
 export const gradient: {
-  (self: Tensor, dim: number[], edge_order?: number | O_gradient_array, options?: O_gradient_array): Tensor[];
-  (self: Tensor, spacing: Scalar, dim: number[], edge_order?: number | O_gradient_scalararray, options?: O_gradient_scalararray): Tensor[];
-  (self: Tensor, spacing?: Scalar | null | O_gradient_scalarint, dim?: number | null | O_gradient_scalarint, edge_order?: number | O_gradient_scalarint, options?: O_gradient_scalarint): Tensor[];
-  (self: Tensor, spacing: Scalar[], dim: number[], edge_order?: number | O_gradient_scalarrayarray, options?: O_gradient_scalarrayarray): Tensor[];
-  (self: Tensor, spacing: Scalar[], dim?: number | null | O_gradient_scalarrayint, edge_order?: number | O_gradient_scalarrayint, options?: O_gradient_scalarrayint): Tensor[];
-  (self: Tensor, spacing: Tensor[], dim: number[], edge_order?: number | O_gradient_tensorarray, options?: O_gradient_tensorarray): Tensor[];
-  (self: Tensor, spacing: Tensor[], dim?: number | null | O_gradient_tensorarrayint, edge_order?: number | O_gradient_tensorarrayint, options?: O_gradient_tensorarrayint): Tensor[];
   /** aten::gradient.array(Tensor self, *, int[] dim, int edge_order=1) -> Tensor[] */
-  "array"(self: Tensor, dim: number[], edge_order?: number | O_gradient_array, options?: O_gradient_array): Tensor[];
+  (self: Tensor, options?: O_gradient_array): Tensor[];
   /** aten::gradient.scalararray(Tensor self, *, Scalar spacing, int[] dim, int edge_order=1) -> Tensor[] */
-  "scalararray"(self: Tensor, spacing: Scalar, dim: number[], edge_order?: number | O_gradient_scalararray, options?: O_gradient_scalararray): Tensor[];
+  (self: Tensor, options?: O_gradient_scalararray): Tensor[];
   /** aten::gradient.scalarint(Tensor self, *, Scalar? spacing=None, int? dim=None, int edge_order=1) -> Tensor[] */
-  "scalarint"(self: Tensor, spacing?: Scalar | null | O_gradient_scalarint, dim?: number | null | O_gradient_scalarint, edge_order?: number | O_gradient_scalarint, options?: O_gradient_scalarint): Tensor[];
+  (self: Tensor, options?: O_gradient_scalarint): Tensor[];
   /** aten::gradient.scalarrayarray(Tensor self, *, Scalar[] spacing, int[] dim, int edge_order=1) -> Tensor[] */
-  "scalarrayarray"(self: Tensor, spacing: Scalar[], dim: number[], edge_order?: number | O_gradient_scalarrayarray, options?: O_gradient_scalarrayarray): Tensor[];
+  (self: Tensor, options?: O_gradient_scalarrayarray): Tensor[];
   /** aten::gradient.scalarrayint(Tensor self, *, Scalar[] spacing, int? dim=None, int edge_order=1) -> Tensor[] */
-  "scalarrayint"(self: Tensor, spacing: Scalar[], dim?: number | null | O_gradient_scalarrayint, edge_order?: number | O_gradient_scalarrayint, options?: O_gradient_scalarrayint): Tensor[];
+  (self: Tensor, options?: O_gradient_scalarrayint): Tensor[];
   /** aten::gradient.tensorarray(Tensor self, *, Tensor[] spacing, int[] dim, int edge_order=1) -> Tensor[] */
-  "tensorarray"(self: Tensor, spacing: Tensor[], dim: number[], edge_order?: number | O_gradient_tensorarray, options?: O_gradient_tensorarray): Tensor[];
+  (self: Tensor, options?: O_gradient_tensorarray): Tensor[];
   /** aten::gradient.tensorarrayint(Tensor self, *, Tensor[] spacing, int? dim=None, int edge_order=1) -> Tensor[] */
-  "tensorarrayint"(self: Tensor, spacing: Tensor[], dim?: number | null | O_gradient_tensorarrayint, edge_order?: number | O_gradient_tensorarrayint, options?: O_gradient_tensorarrayint): Tensor[];
+  (self: Tensor, options?: O_gradient_tensorarrayint): Tensor[];
+  /** aten::gradient.array(Tensor self, *, int[] dim, int edge_order=1) -> Tensor[] */
+  "array"(self: Tensor, options?: O_gradient_array): Tensor[];
+  /** aten::gradient.scalararray(Tensor self, *, Scalar spacing, int[] dim, int edge_order=1) -> Tensor[] */
+  "scalararray"(self: Tensor, options?: O_gradient_scalararray): Tensor[];
+  /** aten::gradient.scalarint(Tensor self, *, Scalar? spacing=None, int? dim=None, int edge_order=1) -> Tensor[] */
+  "scalarint"(self: Tensor, options?: O_gradient_scalarint): Tensor[];
+  /** aten::gradient.scalarrayarray(Tensor self, *, Scalar[] spacing, int[] dim, int edge_order=1) -> Tensor[] */
+  "scalarrayarray"(self: Tensor, options?: O_gradient_scalarrayarray): Tensor[];
+  /** aten::gradient.scalarrayint(Tensor self, *, Scalar[] spacing, int? dim=None, int edge_order=1) -> Tensor[] */
+  "scalarrayint"(self: Tensor, options?: O_gradient_scalarrayint): Tensor[];
+  /** aten::gradient.tensorarray(Tensor self, *, Tensor[] spacing, int[] dim, int edge_order=1) -> Tensor[] */
+  "tensorarray"(self: Tensor, options?: O_gradient_tensorarray): Tensor[];
+  /** aten::gradient.tensorarrayint(Tensor self, *, Tensor[] spacing, int? dim=None, int edge_order=1) -> Tensor[] */
+  "tensorarrayint"(self: Tensor, options?: O_gradient_tensorarrayint): Tensor[];
 } = defineOp("gradient", [
-  ["array",[["self",0,0],["dim",12,0],["edge_order",3,2]],[1],1],
-  ["scalararray",[["self",0,0],["spacing",6,0],["dim",12,0],["edge_order",3,2]],[1],1],
-  ["scalarint",[["self",0,0],["spacing",6,3],["dim",3,3],["edge_order",3,2]],[1],1],
-  ["scalarrayarray",[["self",0,0],["spacing",16,0],["dim",12,0],["edge_order",3,2]],[1],1],
-  ["scalarrayint",[["self",0,0],["spacing",16,0],["dim",3,3],["edge_order",3,2]],[1],1],
-  ["tensorarray",[["self",0,0],["spacing",1,0],["dim",12,0],["edge_order",3,2]],[1],1],
-  ["tensorarrayint",[["self",0,0],["spacing",1,0],["dim",3,3],["edge_order",3,2]],[1],1],
+  ["array",[["self",0,0],["dim",12,8],["edge_order",3,10]],[1],1],
+  ["scalararray",[["self",0,0],["spacing",6,8],["dim",12,8],["edge_order",3,10]],[1],1],
+  ["scalarint",[["self",0,0],["spacing",6,11],["dim",3,11],["edge_order",3,10]],[1],1],
+  ["scalarrayarray",[["self",0,0],["spacing",16,8],["dim",12,8],["edge_order",3,10]],[1],1],
+  ["scalarrayint",[["self",0,0],["spacing",16,8],["dim",3,11],["edge_order",3,10]],[1],1],
+  ["tensorarray",[["self",0,0],["spacing",1,8],["dim",12,8],["edge_order",3,10]],[1],1],
+  ["tensorarrayint",[["self",0,0],["spacing",1,8],["dim",3,11],["edge_order",3,10]],[1],1],
 ]) as any;
 
 type O_greater_Scalar = { self?: Tensor; other?: Scalar };
-type O_greater_Scalar_out = { self?: Tensor; other?: Scalar; out?: Tensor };
+type O_greater_Scalar_out = { self?: Tensor; other?: Scalar; out: Tensor };
 type O_greater_Tensor = { self?: Tensor; other?: Tensor };
-type O_greater_Tensor_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_greater_Tensor_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::greater.Scalar(Tensor self, Scalar other) -> Tensor
  * aten::greater.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)
@@ -355,21 +381,23 @@ type O_greater_Tensor_out = { self?: Tensor; other?: Tensor; out?: Tensor };
  * aten::greater.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const greater: {
+  /** aten::greater.Scalar(Tensor self, Scalar other) -> Tensor */
   (self: Tensor, other: Scalar, options?: O_greater_Scalar): Tensor;
+  /** aten::greater.Tensor(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_greater_Tensor): Tensor;
   /** aten::greater.Scalar(Tensor self, Scalar other) -> Tensor */
   "Scalar"(self: Tensor, other: Scalar, options?: O_greater_Scalar): Tensor;
   /** aten::greater.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_out"(self: Tensor, other: Scalar, out: Tensor, options?: O_greater_Scalar_out): Tensor;
+  "Scalar_out"(self: Tensor, other: Scalar, options?: O_greater_Scalar_out): Tensor;
   /** aten::greater.Tensor(Tensor self, Tensor other) -> Tensor */
   "Tensor"(self: Tensor, other: Tensor, options?: O_greater_Tensor): Tensor;
   /** aten::greater.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_out"(self: Tensor, other: Tensor, out: Tensor, options?: O_greater_Tensor_out): Tensor;
+  "Tensor_out"(self: Tensor, other: Tensor, options?: O_greater_Tensor_out): Tensor;
 } = defineOp("greater", [
   ["Scalar",[["self",0,0],["other",6,0]],[0],1],
-  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,4]],[-1],0],
+  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,12]],[-3],0],
   ["Tensor",[["self",0,0],["other",0,0]],[0],1],
-  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_greater__Scalar = { self?: Tensor; other?: Scalar };
@@ -379,7 +407,9 @@ type O_greater__Tensor = { self?: Tensor; other?: Tensor };
  * aten::greater_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)
  */
 export const greater_: {
+  /** aten::greater_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   (self: Tensor, other: Scalar, options?: O_greater__Scalar): Tensor;
+  /** aten::greater_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O_greater__Tensor): Tensor;
   /** aten::greater_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   "Scalar"(self: Tensor, other: Scalar, options?: O_greater__Scalar): Tensor;
@@ -391,9 +421,9 @@ export const greater_: {
 ]) as any;
 
 type O_greater_equal_Scalar = { self?: Tensor; other?: Scalar };
-type O_greater_equal_Scalar_out = { self?: Tensor; other?: Scalar; out?: Tensor };
+type O_greater_equal_Scalar_out = { self?: Tensor; other?: Scalar; out: Tensor };
 type O_greater_equal_Tensor = { self?: Tensor; other?: Tensor };
-type O_greater_equal_Tensor_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_greater_equal_Tensor_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::greater_equal.Scalar(Tensor self, Scalar other) -> Tensor
  * aten::greater_equal.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)
@@ -401,21 +431,23 @@ type O_greater_equal_Tensor_out = { self?: Tensor; other?: Tensor; out?: Tensor 
  * aten::greater_equal.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const greaterEqual: {
+  /** aten::greater_equal.Scalar(Tensor self, Scalar other) -> Tensor */
   (self: Tensor, other: Scalar, options?: O_greater_equal_Scalar): Tensor;
+  /** aten::greater_equal.Tensor(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_greater_equal_Tensor): Tensor;
   /** aten::greater_equal.Scalar(Tensor self, Scalar other) -> Tensor */
   "Scalar"(self: Tensor, other: Scalar, options?: O_greater_equal_Scalar): Tensor;
   /** aten::greater_equal.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_out"(self: Tensor, other: Scalar, out: Tensor, options?: O_greater_equal_Scalar_out): Tensor;
+  "Scalar_out"(self: Tensor, other: Scalar, options?: O_greater_equal_Scalar_out): Tensor;
   /** aten::greater_equal.Tensor(Tensor self, Tensor other) -> Tensor */
   "Tensor"(self: Tensor, other: Tensor, options?: O_greater_equal_Tensor): Tensor;
   /** aten::greater_equal.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_out"(self: Tensor, other: Tensor, out: Tensor, options?: O_greater_equal_Tensor_out): Tensor;
+  "Tensor_out"(self: Tensor, other: Tensor, options?: O_greater_equal_Tensor_out): Tensor;
 } = defineOp("greater_equal", [
   ["Scalar",[["self",0,0],["other",6,0]],[0],1],
-  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,4]],[-1],0],
+  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,12]],[-3],0],
   ["Tensor",[["self",0,0],["other",0,0]],[0],1],
-  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_greater_equal__Scalar = { self?: Tensor; other?: Scalar };
@@ -425,7 +457,9 @@ type O_greater_equal__Tensor = { self?: Tensor; other?: Tensor };
  * aten::greater_equal_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)
  */
 export const greaterEqual_: {
+  /** aten::greater_equal_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   (self: Tensor, other: Scalar, options?: O_greater_equal__Scalar): Tensor;
+  /** aten::greater_equal_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O_greater_equal__Tensor): Tensor;
   /** aten::greater_equal_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   "Scalar"(self: Tensor, other: Scalar, options?: O_greater_equal__Scalar): Tensor;
@@ -441,6 +475,7 @@ type O_grid_sampler = { input?: Tensor; grid?: Tensor; interpolation_mode?: numb
  * aten::grid_sampler(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor
  */
 export const gridSampler: {
+  /** aten::grid_sampler(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor */
   (input: Tensor, grid: Tensor, interpolation_mode: number, padding_mode: number, align_corners: boolean, options?: O_grid_sampler): Tensor;
   /** aten::grid_sampler(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor */
   "default"(input: Tensor, grid: Tensor, interpolation_mode: number, padding_mode: number, align_corners: boolean, options?: O_grid_sampler): Tensor;
@@ -449,71 +484,75 @@ export const gridSampler: {
 ]) as any;
 
 type O_grid_sampler_2d = { input?: Tensor; grid?: Tensor; interpolation_mode?: number; interpolationMode?: number; padding_mode?: number; paddingMode?: number; align_corners?: boolean; alignCorners?: boolean };
-type O_grid_sampler_2d_out = { input?: Tensor; grid?: Tensor; interpolation_mode?: number; interpolationMode?: number; padding_mode?: number; paddingMode?: number; align_corners?: boolean; alignCorners?: boolean; out?: Tensor };
+type O_grid_sampler_2d_out = { input?: Tensor; grid?: Tensor; interpolation_mode?: number; interpolationMode?: number; padding_mode?: number; paddingMode?: number; align_corners?: boolean; alignCorners?: boolean; out: Tensor };
 /**
  * aten::grid_sampler_2d(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor
  * aten::grid_sampler_2d.out(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const gridSampler2d: {
+  /** aten::grid_sampler_2d(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor */
   (input: Tensor, grid: Tensor, interpolation_mode: number, padding_mode: number, align_corners: boolean, options?: O_grid_sampler_2d): Tensor;
   /** aten::grid_sampler_2d(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor */
   "default"(input: Tensor, grid: Tensor, interpolation_mode: number, padding_mode: number, align_corners: boolean, options?: O_grid_sampler_2d): Tensor;
   /** aten::grid_sampler_2d.out(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(input: Tensor, grid: Tensor, interpolation_mode: number, padding_mode: number, align_corners: boolean, out: Tensor, options?: O_grid_sampler_2d_out): Tensor;
+  "out"(input: Tensor, grid: Tensor, interpolation_mode: number, padding_mode: number, align_corners: boolean, options?: O_grid_sampler_2d_out): Tensor;
 } = defineOp("grid_sampler_2d", [
   ["",[["input",0,0],["grid",0,0],["interpolation_mode",3,0],["padding_mode",3,0],["align_corners",5,0]],[0],1],
-  ["out",[["input",0,0],["grid",0,0],["interpolation_mode",3,0],["padding_mode",3,0],["align_corners",5,0],["out",0,4]],[-1],0],
+  ["out",[["input",0,0],["grid",0,0],["interpolation_mode",3,0],["padding_mode",3,0],["align_corners",5,0],["out",0,12]],[-6],0],
 ]) as any;
 
 type O_grid_sampler_2d_backward = { grad_output?: Tensor; gradOutput?: Tensor; input?: Tensor; grid?: Tensor; interpolation_mode?: number; interpolationMode?: number; padding_mode?: number; paddingMode?: number; align_corners?: boolean; alignCorners?: boolean; output_mask?: boolean[]; outputMask?: boolean[] };
-type O_grid_sampler_2d_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; input?: Tensor; grid?: Tensor; interpolation_mode?: number; interpolationMode?: number; padding_mode?: number; paddingMode?: number; align_corners?: boolean; alignCorners?: boolean; output_mask?: boolean[]; outputMask?: boolean[]; out0?: Tensor; out1?: Tensor };
+type O_grid_sampler_2d_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; input?: Tensor; grid?: Tensor; interpolation_mode?: number; interpolationMode?: number; padding_mode?: number; paddingMode?: number; align_corners?: boolean; alignCorners?: boolean; output_mask?: boolean[]; outputMask?: boolean[]; out0: Tensor; out1: Tensor };
 /**
  * aten::grid_sampler_2d_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, bool[2] output_mask) -> (Tensor, Tensor)
  * aten::grid_sampler_2d_backward.out(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, bool[2] output_mask, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
  */
 export const gridSampler2dBackward: {
+  /** aten::grid_sampler_2d_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, bool[2] output_mask) -> (Tensor, Tensor) */
   (grad_output: Tensor, input: Tensor, grid: Tensor, interpolation_mode: number, padding_mode: number, align_corners: boolean, output_mask: boolean[], options?: O_grid_sampler_2d_backward): [Tensor, Tensor];
   /** aten::grid_sampler_2d_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, bool[2] output_mask) -> (Tensor, Tensor) */
   "default"(grad_output: Tensor, input: Tensor, grid: Tensor, interpolation_mode: number, padding_mode: number, align_corners: boolean, output_mask: boolean[], options?: O_grid_sampler_2d_backward): [Tensor, Tensor];
   /** aten::grid_sampler_2d_backward.out(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, bool[2] output_mask, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!)) */
-  "out"(grad_output: Tensor, input: Tensor, grid: Tensor, interpolation_mode: number, padding_mode: number, align_corners: boolean, output_mask: boolean[], out0: Tensor, out1: Tensor, options?: O_grid_sampler_2d_backward_out): [Tensor, Tensor];
+  "out"(grad_output: Tensor, input: Tensor, grid: Tensor, interpolation_mode: number, padding_mode: number, align_corners: boolean, output_mask: boolean[], options?: O_grid_sampler_2d_backward_out): [Tensor, Tensor];
 } = defineOp("grid_sampler_2d_backward", [
   ["",[["grad_output",0,0],["input",0,0],["grid",0,0],["interpolation_mode",3,0],["padding_mode",3,0],["align_corners",5,0],["output_mask",14,0,2]],[0,0],1],
-  ["out",[["grad_output",0,0],["input",0,0],["grid",0,0],["interpolation_mode",3,0],["padding_mode",3,0],["align_corners",5,0],["output_mask",14,0,2],["out0",0,4],["out1",0,4]],[-1,-1],0],
+  ["out",[["grad_output",0,0],["input",0,0],["grid",0,0],["interpolation_mode",3,0],["padding_mode",3,0],["align_corners",5,0],["output_mask",14,0,2],["out0",0,12],["out1",0,12]],[-8,-9],0],
 ]) as any;
 
 type O_grid_sampler_3d = { input?: Tensor; grid?: Tensor; interpolation_mode?: number; interpolationMode?: number; padding_mode?: number; paddingMode?: number; align_corners?: boolean; alignCorners?: boolean };
-type O_grid_sampler_3d_out = { input?: Tensor; grid?: Tensor; interpolation_mode?: number; interpolationMode?: number; padding_mode?: number; paddingMode?: number; align_corners?: boolean; alignCorners?: boolean; out?: Tensor };
+type O_grid_sampler_3d_out = { input?: Tensor; grid?: Tensor; interpolation_mode?: number; interpolationMode?: number; padding_mode?: number; paddingMode?: number; align_corners?: boolean; alignCorners?: boolean; out: Tensor };
 /**
  * aten::grid_sampler_3d(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor
  * aten::grid_sampler_3d.out(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const gridSampler3d: {
+  /** aten::grid_sampler_3d(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor */
   (input: Tensor, grid: Tensor, interpolation_mode: number, padding_mode: number, align_corners: boolean, options?: O_grid_sampler_3d): Tensor;
   /** aten::grid_sampler_3d(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor */
   "default"(input: Tensor, grid: Tensor, interpolation_mode: number, padding_mode: number, align_corners: boolean, options?: O_grid_sampler_3d): Tensor;
   /** aten::grid_sampler_3d.out(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(input: Tensor, grid: Tensor, interpolation_mode: number, padding_mode: number, align_corners: boolean, out: Tensor, options?: O_grid_sampler_3d_out): Tensor;
+  "out"(input: Tensor, grid: Tensor, interpolation_mode: number, padding_mode: number, align_corners: boolean, options?: O_grid_sampler_3d_out): Tensor;
 } = defineOp("grid_sampler_3d", [
   ["",[["input",0,0],["grid",0,0],["interpolation_mode",3,0],["padding_mode",3,0],["align_corners",5,0]],[0],1],
-  ["out",[["input",0,0],["grid",0,0],["interpolation_mode",3,0],["padding_mode",3,0],["align_corners",5,0],["out",0,4]],[-1],0],
+  ["out",[["input",0,0],["grid",0,0],["interpolation_mode",3,0],["padding_mode",3,0],["align_corners",5,0],["out",0,12]],[-6],0],
 ]) as any;
 
 type O_grid_sampler_3d_backward = { grad_output?: Tensor; gradOutput?: Tensor; input?: Tensor; grid?: Tensor; interpolation_mode?: number; interpolationMode?: number; padding_mode?: number; paddingMode?: number; align_corners?: boolean; alignCorners?: boolean; output_mask?: boolean[]; outputMask?: boolean[] };
-type O_grid_sampler_3d_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; input?: Tensor; grid?: Tensor; interpolation_mode?: number; interpolationMode?: number; padding_mode?: number; paddingMode?: number; align_corners?: boolean; alignCorners?: boolean; output_mask?: boolean[]; outputMask?: boolean[]; out0?: Tensor; out1?: Tensor };
+type O_grid_sampler_3d_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; input?: Tensor; grid?: Tensor; interpolation_mode?: number; interpolationMode?: number; padding_mode?: number; paddingMode?: number; align_corners?: boolean; alignCorners?: boolean; output_mask?: boolean[]; outputMask?: boolean[]; out0: Tensor; out1: Tensor };
 /**
  * aten::grid_sampler_3d_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, bool[2] output_mask) -> (Tensor, Tensor)
  * aten::grid_sampler_3d_backward.out(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, bool[2] output_mask, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
  */
 export const gridSampler3dBackward: {
+  /** aten::grid_sampler_3d_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, bool[2] output_mask) -> (Tensor, Tensor) */
   (grad_output: Tensor, input: Tensor, grid: Tensor, interpolation_mode: number, padding_mode: number, align_corners: boolean, output_mask: boolean[], options?: O_grid_sampler_3d_backward): [Tensor, Tensor];
   /** aten::grid_sampler_3d_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, bool[2] output_mask) -> (Tensor, Tensor) */
   "default"(grad_output: Tensor, input: Tensor, grid: Tensor, interpolation_mode: number, padding_mode: number, align_corners: boolean, output_mask: boolean[], options?: O_grid_sampler_3d_backward): [Tensor, Tensor];
   /** aten::grid_sampler_3d_backward.out(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, bool[2] output_mask, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!)) */
-  "out"(grad_output: Tensor, input: Tensor, grid: Tensor, interpolation_mode: number, padding_mode: number, align_corners: boolean, output_mask: boolean[], out0: Tensor, out1: Tensor, options?: O_grid_sampler_3d_backward_out): [Tensor, Tensor];
+  "out"(grad_output: Tensor, input: Tensor, grid: Tensor, interpolation_mode: number, padding_mode: number, align_corners: boolean, output_mask: boolean[], options?: O_grid_sampler_3d_backward_out): [Tensor, Tensor];
 } = defineOp("grid_sampler_3d_backward", [
   ["",[["grad_output",0,0],["input",0,0],["grid",0,0],["interpolation_mode",3,0],["padding_mode",3,0],["align_corners",5,0],["output_mask",14,0,2]],[0,0],1],
-  ["out",[["grad_output",0,0],["input",0,0],["grid",0,0],["interpolation_mode",3,0],["padding_mode",3,0],["align_corners",5,0],["output_mask",14,0,2],["out0",0,4],["out1",0,4]],[-1,-1],0],
+  ["out",[["grad_output",0,0],["input",0,0],["grid",0,0],["interpolation_mode",3,0],["padding_mode",3,0],["align_corners",5,0],["output_mask",14,0,2],["out0",0,12],["out1",0,12]],[-8,-9],0],
 ]) as any;
 
 type O_group_norm = { input?: Tensor; num_groups?: number; numGroups?: number; weight?: Tensor | null; bias?: Tensor | null; eps?: number; cudnn_enabled?: boolean; cudnnEnabled?: boolean };
@@ -521,6 +560,7 @@ type O_group_norm = { input?: Tensor; num_groups?: number; numGroups?: number; w
  * aten::group_norm(Tensor input, int num_groups, Tensor? weight=None, Tensor? bias=None, float eps=1.0000000000000001e-05, bool cudnn_enabled=True) -> Tensor
  */
 export const groupNorm: {
+  /** aten::group_norm(Tensor input, int num_groups, Tensor? weight=None, Tensor? bias=None, float eps=1.0000000000000001e-05, bool cudnn_enabled=True) -> Tensor */
   (input: Tensor, num_groups: number, weight?: Tensor | null | O_group_norm, bias?: Tensor | null | O_group_norm, eps?: number | O_group_norm, cudnn_enabled?: boolean | O_group_norm, options?: O_group_norm): Tensor;
   /** aten::group_norm(Tensor input, int num_groups, Tensor? weight=None, Tensor? bias=None, float eps=1.0000000000000001e-05, bool cudnn_enabled=True) -> Tensor */
   "default"(input: Tensor, num_groups: number, weight?: Tensor | null | O_group_norm, bias?: Tensor | null | O_group_norm, eps?: number | O_group_norm, cudnn_enabled?: boolean | O_group_norm, options?: O_group_norm): Tensor;
@@ -535,7 +575,9 @@ type O_gru_input = { input?: Tensor; hx?: Tensor; params?: Tensor[]; has_biases?
  * aten::gru.input(Tensor input, Tensor hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first) -> (Tensor, Tensor)
  */
 export const gru: {
+  /** aten::gru.data(Tensor data, Tensor batch_sizes, Tensor hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional) -> (Tensor, Tensor) */
   (data: Tensor, batch_sizes: Tensor, hx: Tensor, params: Tensor[], has_biases: boolean, num_layers: number, dropout: number, train: boolean, bidirectional: boolean, options?: O_gru_data): [Tensor, Tensor];
+  /** aten::gru.input(Tensor input, Tensor hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first) -> (Tensor, Tensor) */
   (input: Tensor, hx: Tensor, params: Tensor[], has_biases: boolean, num_layers: number, dropout: number, train: boolean, bidirectional: boolean, batch_first: boolean, options?: O_gru_input): [Tensor, Tensor];
   /** aten::gru.data(Tensor data, Tensor batch_sizes, Tensor hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional) -> (Tensor, Tensor) */
   "data"(data: Tensor, batch_sizes: Tensor, hx: Tensor, params: Tensor[], has_biases: boolean, num_layers: number, dropout: number, train: boolean, bidirectional: boolean, options?: O_gru_data): [Tensor, Tensor];
@@ -551,6 +593,7 @@ type O_gru_cell = { input?: Tensor; hx?: Tensor; w_ih?: Tensor; wIh?: Tensor; w_
  * aten::gru_cell(Tensor input, Tensor hx, Tensor w_ih, Tensor w_hh, Tensor? b_ih=None, Tensor? b_hh=None) -> Tensor
  */
 export const gruCell: {
+  /** aten::gru_cell(Tensor input, Tensor hx, Tensor w_ih, Tensor w_hh, Tensor? b_ih=None, Tensor? b_hh=None) -> Tensor */
   (input: Tensor, hx: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih?: Tensor | null | O_gru_cell, b_hh?: Tensor | null | O_gru_cell, options?: O_gru_cell): Tensor;
   /** aten::gru_cell(Tensor input, Tensor hx, Tensor w_ih, Tensor w_hh, Tensor? b_ih=None, Tensor? b_hh=None) -> Tensor */
   "default"(input: Tensor, hx: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih?: Tensor | null | O_gru_cell, b_hh?: Tensor | null | O_gru_cell, options?: O_gru_cell): Tensor;
@@ -559,9 +602,9 @@ export const gruCell: {
 ]) as any;
 
 type O_gt_Scalar = { self?: Tensor; other?: Scalar };
-type O_gt_Scalar_out = { self?: Tensor; other?: Scalar; out?: Tensor };
+type O_gt_Scalar_out = { self?: Tensor; other?: Scalar; out: Tensor };
 type O_gt_Tensor = { self?: Tensor; other?: Tensor };
-type O_gt_Tensor_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_gt_Tensor_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::gt.Scalar(Tensor self, Scalar other) -> Tensor
  * aten::gt.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)
@@ -569,21 +612,23 @@ type O_gt_Tensor_out = { self?: Tensor; other?: Tensor; out?: Tensor };
  * aten::gt.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const gt: {
+  /** aten::gt.Scalar(Tensor self, Scalar other) -> Tensor */
   (self: Tensor, other: Scalar, options?: O_gt_Scalar): Tensor;
+  /** aten::gt.Tensor(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_gt_Tensor): Tensor;
   /** aten::gt.Scalar(Tensor self, Scalar other) -> Tensor */
   "Scalar"(self: Tensor, other: Scalar, options?: O_gt_Scalar): Tensor;
   /** aten::gt.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_out"(self: Tensor, other: Scalar, out: Tensor, options?: O_gt_Scalar_out): Tensor;
+  "Scalar_out"(self: Tensor, other: Scalar, options?: O_gt_Scalar_out): Tensor;
   /** aten::gt.Tensor(Tensor self, Tensor other) -> Tensor */
   "Tensor"(self: Tensor, other: Tensor, options?: O_gt_Tensor): Tensor;
   /** aten::gt.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_out"(self: Tensor, other: Tensor, out: Tensor, options?: O_gt_Tensor_out): Tensor;
+  "Tensor_out"(self: Tensor, other: Tensor, options?: O_gt_Tensor_out): Tensor;
 } = defineOp("gt", [
   ["Scalar",[["self",0,0],["other",6,0]],[0],1],
-  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,4]],[-1],0],
+  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,12]],[-3],0],
   ["Tensor",[["self",0,0],["other",0,0]],[0],1],
-  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_gt__Scalar = { self?: Tensor; other?: Scalar };
@@ -593,7 +638,9 @@ type O_gt__Tensor = { self?: Tensor; other?: Tensor };
  * aten::gt_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)
  */
 export const gt_: {
+  /** aten::gt_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   (self: Tensor, other: Scalar, options?: O_gt__Scalar): Tensor;
+  /** aten::gt_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O_gt__Tensor): Tensor;
   /** aten::gt_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   "Scalar"(self: Tensor, other: Scalar, options?: O_gt__Scalar): Tensor;

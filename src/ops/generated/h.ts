@@ -6,13 +6,13 @@ import type { DType, DeviceLike, Layout, MemoryFormat, Scalar } from '../../core
 import { defineOp } from '../../core/dispatch.js';
 
 type O_hamming_window = { window_length?: number; windowLength?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O_hamming_window_out = { window_length?: number; windowLength?: number; out?: Tensor };
+type O_hamming_window_out = { window_length?: number; windowLength?: number; out: Tensor };
 type O_hamming_window_periodic = { window_length?: number; windowLength?: number; periodic?: boolean; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 type O_hamming_window_periodic_alpha = { window_length?: number; windowLength?: number; periodic?: boolean; alpha?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 type O_hamming_window_periodic_alpha_beta = { window_length?: number; windowLength?: number; periodic?: boolean; alpha?: number; beta?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O_hamming_window_periodic_alpha_beta_out = { window_length?: number; windowLength?: number; periodic?: boolean; alpha?: number; beta?: number; out?: Tensor };
-type O_hamming_window_periodic_alpha_out = { window_length?: number; windowLength?: number; periodic?: boolean; alpha?: number; out?: Tensor };
-type O_hamming_window_periodic_out = { window_length?: number; windowLength?: number; periodic?: boolean; out?: Tensor };
+type O_hamming_window_periodic_alpha_beta_out = { window_length?: number; windowLength?: number; periodic?: boolean; alpha?: number; beta?: number; out: Tensor };
+type O_hamming_window_periodic_alpha_out = { window_length?: number; windowLength?: number; periodic?: boolean; alpha?: number; out: Tensor };
+type O_hamming_window_periodic_out = { window_length?: number; windowLength?: number; periodic?: boolean; out: Tensor };
 /**
  * aten::hamming_window(int window_length, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::hamming_window.out(int window_length, *, Tensor(a!) out) -> Tensor(a!)
@@ -24,41 +24,45 @@ type O_hamming_window_periodic_out = { window_length?: number; windowLength?: nu
  * aten::hamming_window.periodic_out(int window_length, bool periodic, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const hammingWindow: {
-  (window_length: number, dtype?: DType | null | O_hamming_window, layout?: Layout | null | O_hamming_window, device?: DeviceLike | null | O_hamming_window, pin_memory?: boolean | null | O_hamming_window, options?: O_hamming_window): Tensor;
-  (window_length: number, periodic: boolean, dtype?: DType | null | O_hamming_window_periodic, layout?: Layout | null | O_hamming_window_periodic, device?: DeviceLike | null | O_hamming_window_periodic, pin_memory?: boolean | null | O_hamming_window_periodic, options?: O_hamming_window_periodic): Tensor;
-  (window_length: number, periodic: boolean, alpha: number, dtype?: DType | null | O_hamming_window_periodic_alpha, layout?: Layout | null | O_hamming_window_periodic_alpha, device?: DeviceLike | null | O_hamming_window_periodic_alpha, pin_memory?: boolean | null | O_hamming_window_periodic_alpha, options?: O_hamming_window_periodic_alpha): Tensor;
-  (window_length: number, periodic: boolean, alpha: number, beta: number, dtype?: DType | null | O_hamming_window_periodic_alpha_beta, layout?: Layout | null | O_hamming_window_periodic_alpha_beta, device?: DeviceLike | null | O_hamming_window_periodic_alpha_beta, pin_memory?: boolean | null | O_hamming_window_periodic_alpha_beta, options?: O_hamming_window_periodic_alpha_beta): Tensor;
   /** aten::hamming_window(int window_length, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "default"(window_length: number, dtype?: DType | null | O_hamming_window, layout?: Layout | null | O_hamming_window, device?: DeviceLike | null | O_hamming_window, pin_memory?: boolean | null | O_hamming_window, options?: O_hamming_window): Tensor;
-  /** aten::hamming_window.out(int window_length, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(window_length: number, out: Tensor, options?: O_hamming_window_out): Tensor;
+  (window_length: number, options?: O_hamming_window): Tensor;
   /** aten::hamming_window.periodic(int window_length, bool periodic, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "periodic"(window_length: number, periodic: boolean, dtype?: DType | null | O_hamming_window_periodic, layout?: Layout | null | O_hamming_window_periodic, device?: DeviceLike | null | O_hamming_window_periodic, pin_memory?: boolean | null | O_hamming_window_periodic, options?: O_hamming_window_periodic): Tensor;
+  (window_length: number, periodic: boolean, options?: O_hamming_window_periodic): Tensor;
   /** aten::hamming_window.periodic_alpha(int window_length, bool periodic, float alpha, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "periodic_alpha"(window_length: number, periodic: boolean, alpha: number, dtype?: DType | null | O_hamming_window_periodic_alpha, layout?: Layout | null | O_hamming_window_periodic_alpha, device?: DeviceLike | null | O_hamming_window_periodic_alpha, pin_memory?: boolean | null | O_hamming_window_periodic_alpha, options?: O_hamming_window_periodic_alpha): Tensor;
+  (window_length: number, periodic: boolean, alpha: number, options?: O_hamming_window_periodic_alpha): Tensor;
   /** aten::hamming_window.periodic_alpha_beta(int window_length, bool periodic, float alpha, float beta, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "periodic_alpha_beta"(window_length: number, periodic: boolean, alpha: number, beta: number, dtype?: DType | null | O_hamming_window_periodic_alpha_beta, layout?: Layout | null | O_hamming_window_periodic_alpha_beta, device?: DeviceLike | null | O_hamming_window_periodic_alpha_beta, pin_memory?: boolean | null | O_hamming_window_periodic_alpha_beta, options?: O_hamming_window_periodic_alpha_beta): Tensor;
+  (window_length: number, periodic: boolean, alpha: number, beta: number, options?: O_hamming_window_periodic_alpha_beta): Tensor;
+  /** aten::hamming_window(int window_length, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "default"(window_length: number, options?: O_hamming_window): Tensor;
+  /** aten::hamming_window.out(int window_length, *, Tensor(a!) out) -> Tensor(a!) */
+  "out"(window_length: number, options?: O_hamming_window_out): Tensor;
+  /** aten::hamming_window.periodic(int window_length, bool periodic, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "periodic"(window_length: number, periodic: boolean, options?: O_hamming_window_periodic): Tensor;
+  /** aten::hamming_window.periodic_alpha(int window_length, bool periodic, float alpha, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "periodic_alpha"(window_length: number, periodic: boolean, alpha: number, options?: O_hamming_window_periodic_alpha): Tensor;
+  /** aten::hamming_window.periodic_alpha_beta(int window_length, bool periodic, float alpha, float beta, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "periodic_alpha_beta"(window_length: number, periodic: boolean, alpha: number, beta: number, options?: O_hamming_window_periodic_alpha_beta): Tensor;
   /** aten::hamming_window.periodic_alpha_beta_out(int window_length, bool periodic, float alpha, float beta, *, Tensor(a!) out) -> Tensor(a!) */
-  "periodic_alpha_beta_out"(window_length: number, periodic: boolean, alpha: number, beta: number, out: Tensor, options?: O_hamming_window_periodic_alpha_beta_out): Tensor;
+  "periodic_alpha_beta_out"(window_length: number, periodic: boolean, alpha: number, beta: number, options?: O_hamming_window_periodic_alpha_beta_out): Tensor;
   /** aten::hamming_window.periodic_alpha_out(int window_length, bool periodic, float alpha, *, Tensor(a!) out) -> Tensor(a!) */
-  "periodic_alpha_out"(window_length: number, periodic: boolean, alpha: number, out: Tensor, options?: O_hamming_window_periodic_alpha_out): Tensor;
+  "periodic_alpha_out"(window_length: number, periodic: boolean, alpha: number, options?: O_hamming_window_periodic_alpha_out): Tensor;
   /** aten::hamming_window.periodic_out(int window_length, bool periodic, *, Tensor(a!) out) -> Tensor(a!) */
-  "periodic_out"(window_length: number, periodic: boolean, out: Tensor, options?: O_hamming_window_periodic_out): Tensor;
+  "periodic_out"(window_length: number, periodic: boolean, options?: O_hamming_window_periodic_out): Tensor;
 } = defineOp("hamming_window", [
-  ["",[["window_length",3,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["out",[["window_length",3,0],["out",0,4]],[-1],0],
-  ["periodic",[["window_length",3,0],["periodic",5,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["periodic_alpha",[["window_length",3,0],["periodic",5,0],["alpha",4,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["periodic_alpha_beta",[["window_length",3,0],["periodic",5,0],["alpha",4,0],["beta",4,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["periodic_alpha_beta_out",[["window_length",3,0],["periodic",5,0],["alpha",4,0],["beta",4,0],["out",0,4]],[-1],0],
-  ["periodic_alpha_out",[["window_length",3,0],["periodic",5,0],["alpha",4,0],["out",0,4]],[-1],0],
-  ["periodic_out",[["window_length",3,0],["periodic",5,0],["out",0,4]],[-1],0],
+  ["",[["window_length",3,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["out",[["window_length",3,0],["out",0,12]],[-2],0],
+  ["periodic",[["window_length",3,0],["periodic",5,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["periodic_alpha",[["window_length",3,0],["periodic",5,0],["alpha",4,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["periodic_alpha_beta",[["window_length",3,0],["periodic",5,0],["alpha",4,0],["beta",4,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["periodic_alpha_beta_out",[["window_length",3,0],["periodic",5,0],["alpha",4,0],["beta",4,0],["out",0,12]],[-5],0],
+  ["periodic_alpha_out",[["window_length",3,0],["periodic",5,0],["alpha",4,0],["out",0,12]],[-4],0],
+  ["periodic_out",[["window_length",3,0],["periodic",5,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_hann_window = { window_length?: number; windowLength?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O_hann_window_out = { window_length?: number; windowLength?: number; out?: Tensor };
+type O_hann_window_out = { window_length?: number; windowLength?: number; out: Tensor };
 type O_hann_window_periodic = { window_length?: number; windowLength?: number; periodic?: boolean; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O_hann_window_periodic_out = { window_length?: number; windowLength?: number; periodic?: boolean; out?: Tensor };
+type O_hann_window_periodic_out = { window_length?: number; windowLength?: number; periodic?: boolean; out: Tensor };
 /**
  * aten::hann_window(int window_length, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::hann_window.out(int window_length, *, Tensor(a!) out) -> Tensor(a!)
@@ -66,38 +70,41 @@ type O_hann_window_periodic_out = { window_length?: number; windowLength?: numbe
  * aten::hann_window.periodic_out(int window_length, bool periodic, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const hannWindow: {
-  (window_length: number, dtype?: DType | null | O_hann_window, layout?: Layout | null | O_hann_window, device?: DeviceLike | null | O_hann_window, pin_memory?: boolean | null | O_hann_window, options?: O_hann_window): Tensor;
-  (window_length: number, periodic: boolean, dtype?: DType | null | O_hann_window_periodic, layout?: Layout | null | O_hann_window_periodic, device?: DeviceLike | null | O_hann_window_periodic, pin_memory?: boolean | null | O_hann_window_periodic, options?: O_hann_window_periodic): Tensor;
   /** aten::hann_window(int window_length, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "default"(window_length: number, dtype?: DType | null | O_hann_window, layout?: Layout | null | O_hann_window, device?: DeviceLike | null | O_hann_window, pin_memory?: boolean | null | O_hann_window, options?: O_hann_window): Tensor;
-  /** aten::hann_window.out(int window_length, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(window_length: number, out: Tensor, options?: O_hann_window_out): Tensor;
+  (window_length: number, options?: O_hann_window): Tensor;
   /** aten::hann_window.periodic(int window_length, bool periodic, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "periodic"(window_length: number, periodic: boolean, dtype?: DType | null | O_hann_window_periodic, layout?: Layout | null | O_hann_window_periodic, device?: DeviceLike | null | O_hann_window_periodic, pin_memory?: boolean | null | O_hann_window_periodic, options?: O_hann_window_periodic): Tensor;
+  (window_length: number, periodic: boolean, options?: O_hann_window_periodic): Tensor;
+  /** aten::hann_window(int window_length, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "default"(window_length: number, options?: O_hann_window): Tensor;
+  /** aten::hann_window.out(int window_length, *, Tensor(a!) out) -> Tensor(a!) */
+  "out"(window_length: number, options?: O_hann_window_out): Tensor;
+  /** aten::hann_window.periodic(int window_length, bool periodic, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "periodic"(window_length: number, periodic: boolean, options?: O_hann_window_periodic): Tensor;
   /** aten::hann_window.periodic_out(int window_length, bool periodic, *, Tensor(a!) out) -> Tensor(a!) */
-  "periodic_out"(window_length: number, periodic: boolean, out: Tensor, options?: O_hann_window_periodic_out): Tensor;
+  "periodic_out"(window_length: number, periodic: boolean, options?: O_hann_window_periodic_out): Tensor;
 } = defineOp("hann_window", [
-  ["",[["window_length",3,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["out",[["window_length",3,0],["out",0,4]],[-1],0],
-  ["periodic",[["window_length",3,0],["periodic",5,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["periodic_out",[["window_length",3,0],["periodic",5,0],["out",0,4]],[-1],0],
+  ["",[["window_length",3,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["out",[["window_length",3,0],["out",0,12]],[-2],0],
+  ["periodic",[["window_length",3,0],["periodic",5,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["periodic_out",[["window_length",3,0],["periodic",5,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_hardshrink = { self?: Tensor; lambd?: Scalar };
-type O_hardshrink_out = { self?: Tensor; lambd?: Scalar; out?: Tensor };
+type O_hardshrink_out = { self?: Tensor; lambd?: Scalar; out: Tensor };
 /**
  * aten::hardshrink(Tensor self, Scalar lambd=0.5) -> Tensor
  * aten::hardshrink.out(Tensor self, Scalar lambd=0.5, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const hardshrink: {
+  /** aten::hardshrink(Tensor self, Scalar lambd=0.5) -> Tensor */
   (self: Tensor, lambd?: Scalar | O_hardshrink, options?: O_hardshrink): Tensor;
   /** aten::hardshrink(Tensor self, Scalar lambd=0.5) -> Tensor */
   "default"(self: Tensor, lambd?: Scalar | O_hardshrink, options?: O_hardshrink): Tensor;
   /** aten::hardshrink.out(Tensor self, Scalar lambd=0.5, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, lambd?: Scalar | O_hardshrink_out, out?: Tensor | O_hardshrink_out, options?: O_hardshrink_out): Tensor;
+  "out"(self: Tensor, lambd?: Scalar | O_hardshrink_out, options?: O_hardshrink_out): Tensor;
 } = defineOp("hardshrink", [
   ["",[["self",0,0],["lambd",6,2]],[0],1],
-  ["out",[["self",0,0],["lambd",6,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["lambd",6,2],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_hardshrink_backward = { grad_out?: Tensor; gradOut?: Tensor; self?: Tensor; lambd?: Scalar };
@@ -107,31 +114,33 @@ type O_hardshrink_backward_grad_input = { grad_out?: Tensor; gradOut?: Tensor; s
  * aten::hardshrink_backward.grad_input(Tensor grad_out, Tensor self, Scalar lambd, *, Tensor(a!) grad_input) -> Tensor(a!)
  */
 export const hardshrinkBackward: {
+  /** aten::hardshrink_backward(Tensor grad_out, Tensor self, Scalar lambd) -> Tensor */
   (grad_out: Tensor, self: Tensor, lambd: Scalar, options?: O_hardshrink_backward): Tensor;
   /** aten::hardshrink_backward(Tensor grad_out, Tensor self, Scalar lambd) -> Tensor */
   "default"(grad_out: Tensor, self: Tensor, lambd: Scalar, options?: O_hardshrink_backward): Tensor;
   /** aten::hardshrink_backward.grad_input(Tensor grad_out, Tensor self, Scalar lambd, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_out: Tensor, self: Tensor, lambd: Scalar, grad_input: Tensor, options?: O_hardshrink_backward_grad_input): Tensor;
+  "grad_input"(grad_out: Tensor, self: Tensor, lambd: Scalar, options?: O_hardshrink_backward_grad_input): Tensor;
 } = defineOp("hardshrink_backward", [
   ["",[["grad_out",0,0],["self",0,0],["lambd",6,0]],[0],1],
-  ["grad_input",[["grad_out",0,0],["self",0,0],["lambd",6,0],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_out",0,0],["self",0,0],["lambd",6,0],["grad_input",0,12]],[-4],0],
 ]) as any;
 
 type O_hardsigmoid = { self?: Tensor };
-type O_hardsigmoid_out = { self?: Tensor; out?: Tensor };
+type O_hardsigmoid_out = { self?: Tensor; out: Tensor };
 /**
  * aten::hardsigmoid(Tensor self) -> Tensor
  * aten::hardsigmoid.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const hardsigmoid: {
+  /** aten::hardsigmoid(Tensor self) -> Tensor */
   (self: Tensor, options?: O_hardsigmoid): Tensor;
   /** aten::hardsigmoid(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_hardsigmoid): Tensor;
   /** aten::hardsigmoid.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_hardsigmoid_out): Tensor;
+  "out"(self: Tensor, options?: O_hardsigmoid_out): Tensor;
 } = defineOp("hardsigmoid", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_hardsigmoid_ = { self?: Tensor };
@@ -139,6 +148,7 @@ type O_hardsigmoid_ = { self?: Tensor };
  * aten::hardsigmoid_(Tensor(a!) self) -> Tensor(a!)
  */
 export const hardsigmoid_: {
+  /** aten::hardsigmoid_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_hardsigmoid_): Tensor;
   /** aten::hardsigmoid_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_hardsigmoid_): Tensor;
@@ -153,31 +163,33 @@ type O_hardsigmoid_backward_grad_input = { grad_output?: Tensor; gradOutput?: Te
  * aten::hardsigmoid_backward.grad_input(Tensor grad_output, Tensor self, *, Tensor(a!) grad_input) -> Tensor(a!)
  */
 export const hardsigmoidBackward: {
+  /** aten::hardsigmoid_backward(Tensor grad_output, Tensor self) -> Tensor */
   (grad_output: Tensor, self: Tensor, options?: O_hardsigmoid_backward): Tensor;
   /** aten::hardsigmoid_backward(Tensor grad_output, Tensor self) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, options?: O_hardsigmoid_backward): Tensor;
   /** aten::hardsigmoid_backward.grad_input(Tensor grad_output, Tensor self, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, self: Tensor, grad_input: Tensor, options?: O_hardsigmoid_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, self: Tensor, options?: O_hardsigmoid_backward_grad_input): Tensor;
 } = defineOp("hardsigmoid_backward", [
   ["",[["grad_output",0,0],["self",0,0]],[0],1],
-  ["grad_input",[["grad_output",0,0],["self",0,0],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["self",0,0],["grad_input",0,12]],[-3],0],
 ]) as any;
 
 type O_hardswish = { self?: Tensor };
-type O_hardswish_out = { self?: Tensor; out?: Tensor };
+type O_hardswish_out = { self?: Tensor; out: Tensor };
 /**
  * aten::hardswish(Tensor self) -> Tensor
  * aten::hardswish.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const hardswish: {
+  /** aten::hardswish(Tensor self) -> Tensor */
   (self: Tensor, options?: O_hardswish): Tensor;
   /** aten::hardswish(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_hardswish): Tensor;
   /** aten::hardswish.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_hardswish_out): Tensor;
+  "out"(self: Tensor, options?: O_hardswish_out): Tensor;
 } = defineOp("hardswish", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_hardswish_ = { self?: Tensor };
@@ -185,6 +197,7 @@ type O_hardswish_ = { self?: Tensor };
  * aten::hardswish_(Tensor(a!) self) -> Tensor(a!)
  */
 export const hardswish_: {
+  /** aten::hardswish_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_hardswish_): Tensor;
   /** aten::hardswish_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_hardswish_): Tensor;
@@ -193,37 +206,39 @@ export const hardswish_: {
 ]) as any;
 
 type O_hardswish_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor };
-type O_hardswish_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; out?: Tensor };
+type O_hardswish_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; out: Tensor };
 /**
  * aten::hardswish_backward(Tensor grad_output, Tensor self) -> Tensor
  * aten::hardswish_backward.out(Tensor grad_output, Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const hardswishBackward: {
+  /** aten::hardswish_backward(Tensor grad_output, Tensor self) -> Tensor */
   (grad_output: Tensor, self: Tensor, options?: O_hardswish_backward): Tensor;
   /** aten::hardswish_backward(Tensor grad_output, Tensor self) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, options?: O_hardswish_backward): Tensor;
   /** aten::hardswish_backward.out(Tensor grad_output, Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(grad_output: Tensor, self: Tensor, out: Tensor, options?: O_hardswish_backward_out): Tensor;
+  "out"(grad_output: Tensor, self: Tensor, options?: O_hardswish_backward_out): Tensor;
 } = defineOp("hardswish_backward", [
   ["",[["grad_output",0,0],["self",0,0]],[0],1],
-  ["out",[["grad_output",0,0],["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["grad_output",0,0],["self",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_hardtanh = { self?: Tensor; min_val?: Scalar; minVal?: Scalar; max_val?: Scalar; maxVal?: Scalar };
-type O_hardtanh_out = { self?: Tensor; min_val?: Scalar; minVal?: Scalar; max_val?: Scalar; maxVal?: Scalar; out?: Tensor };
+type O_hardtanh_out = { self?: Tensor; min_val?: Scalar; minVal?: Scalar; max_val?: Scalar; maxVal?: Scalar; out: Tensor };
 /**
  * aten::hardtanh(Tensor self, Scalar min_val=-1, Scalar max_val=1) -> Tensor
  * aten::hardtanh.out(Tensor self, Scalar min_val=-1, Scalar max_val=1, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const hardtanh: {
+  /** aten::hardtanh(Tensor self, Scalar min_val=-1, Scalar max_val=1) -> Tensor */
   (self: Tensor, min_val?: Scalar | O_hardtanh, max_val?: Scalar | O_hardtanh, options?: O_hardtanh): Tensor;
   /** aten::hardtanh(Tensor self, Scalar min_val=-1, Scalar max_val=1) -> Tensor */
   "default"(self: Tensor, min_val?: Scalar | O_hardtanh, max_val?: Scalar | O_hardtanh, options?: O_hardtanh): Tensor;
   /** aten::hardtanh.out(Tensor self, Scalar min_val=-1, Scalar max_val=1, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, min_val?: Scalar | O_hardtanh_out, max_val?: Scalar | O_hardtanh_out, out?: Tensor | O_hardtanh_out, options?: O_hardtanh_out): Tensor;
+  "out"(self: Tensor, min_val?: Scalar | O_hardtanh_out, max_val?: Scalar | O_hardtanh_out, options?: O_hardtanh_out): Tensor;
 } = defineOp("hardtanh", [
   ["",[["self",0,0],["min_val",6,2],["max_val",6,2]],[0],1],
-  ["out",[["self",0,0],["min_val",6,2],["max_val",6,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["min_val",6,2],["max_val",6,2],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_hardtanh_ = { self?: Tensor; min_val?: Scalar; minVal?: Scalar; max_val?: Scalar; maxVal?: Scalar };
@@ -231,6 +246,7 @@ type O_hardtanh_ = { self?: Tensor; min_val?: Scalar; minVal?: Scalar; max_val?:
  * aten::hardtanh_(Tensor(a!) self, Scalar min_val=-1, Scalar max_val=1) -> Tensor(a!)
  */
 export const hardtanh_: {
+  /** aten::hardtanh_(Tensor(a!) self, Scalar min_val=-1, Scalar max_val=1) -> Tensor(a!) */
   (self: Tensor, min_val?: Scalar | O_hardtanh_, max_val?: Scalar | O_hardtanh_, options?: O_hardtanh_): Tensor;
   /** aten::hardtanh_(Tensor(a!) self, Scalar min_val=-1, Scalar max_val=1) -> Tensor(a!) */
   "default"(self: Tensor, min_val?: Scalar | O_hardtanh_, max_val?: Scalar | O_hardtanh_, options?: O_hardtanh_): Tensor;
@@ -245,31 +261,33 @@ type O_hardtanh_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tenso
  * aten::hardtanh_backward.grad_input(Tensor grad_output, Tensor self, Scalar min_val, Scalar max_val, *, Tensor(a!) grad_input) -> Tensor(a!)
  */
 export const hardtanhBackward: {
+  /** aten::hardtanh_backward(Tensor grad_output, Tensor self, Scalar min_val, Scalar max_val) -> Tensor */
   (grad_output: Tensor, self: Tensor, min_val: Scalar, max_val: Scalar, options?: O_hardtanh_backward): Tensor;
   /** aten::hardtanh_backward(Tensor grad_output, Tensor self, Scalar min_val, Scalar max_val) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, min_val: Scalar, max_val: Scalar, options?: O_hardtanh_backward): Tensor;
   /** aten::hardtanh_backward.grad_input(Tensor grad_output, Tensor self, Scalar min_val, Scalar max_val, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, self: Tensor, min_val: Scalar, max_val: Scalar, grad_input: Tensor, options?: O_hardtanh_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, self: Tensor, min_val: Scalar, max_val: Scalar, options?: O_hardtanh_backward_grad_input): Tensor;
 } = defineOp("hardtanh_backward", [
   ["",[["grad_output",0,0],["self",0,0],["min_val",6,0],["max_val",6,0]],[0],1],
-  ["grad_input",[["grad_output",0,0],["self",0,0],["min_val",6,0],["max_val",6,0],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["self",0,0],["min_val",6,0],["max_val",6,0],["grad_input",0,12]],[-5],0],
 ]) as any;
 
 type O_heaviside = { self?: Tensor; values?: Tensor };
-type O_heaviside_out = { self?: Tensor; values?: Tensor; out?: Tensor };
+type O_heaviside_out = { self?: Tensor; values?: Tensor; out: Tensor };
 /**
  * aten::heaviside(Tensor self, Tensor values) -> Tensor
  * aten::heaviside.out(Tensor self, Tensor values, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const heaviside: {
+  /** aten::heaviside(Tensor self, Tensor values) -> Tensor */
   (self: Tensor, values: Tensor, options?: O_heaviside): Tensor;
   /** aten::heaviside(Tensor self, Tensor values) -> Tensor */
   "default"(self: Tensor, values: Tensor, options?: O_heaviside): Tensor;
   /** aten::heaviside.out(Tensor self, Tensor values, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, values: Tensor, out: Tensor, options?: O_heaviside_out): Tensor;
+  "out"(self: Tensor, values: Tensor, options?: O_heaviside_out): Tensor;
 } = defineOp("heaviside", [
   ["",[["self",0,0],["values",0,0]],[0],1],
-  ["out",[["self",0,0],["values",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["values",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_heaviside_ = { self?: Tensor; values?: Tensor };
@@ -277,6 +295,7 @@ type O_heaviside_ = { self?: Tensor; values?: Tensor };
  * aten::heaviside_(Tensor(a!) self, Tensor values) -> Tensor(a!)
  */
 export const heaviside_: {
+  /** aten::heaviside_(Tensor(a!) self, Tensor values) -> Tensor(a!) */
   (self: Tensor, values: Tensor, options?: O_heaviside_): Tensor;
   /** aten::heaviside_(Tensor(a!) self, Tensor values) -> Tensor(a!) */
   "default"(self: Tensor, values: Tensor, options?: O_heaviside_): Tensor;
@@ -289,6 +308,7 @@ type O_hinge_embedding_loss = { self?: Tensor; target?: Tensor; margin?: number;
  * aten::hinge_embedding_loss(Tensor self, Tensor target, float margin=1., int reduction=1) -> Tensor
  */
 export const hingeEmbeddingLoss: {
+  /** aten::hinge_embedding_loss(Tensor self, Tensor target, float margin=1., int reduction=1) -> Tensor */
   (self: Tensor, target: Tensor, margin?: number | O_hinge_embedding_loss, reduction?: number | O_hinge_embedding_loss, options?: O_hinge_embedding_loss): Tensor;
   /** aten::hinge_embedding_loss(Tensor self, Tensor target, float margin=1., int reduction=1) -> Tensor */
   "default"(self: Tensor, target: Tensor, margin?: number | O_hinge_embedding_loss, reduction?: number | O_hinge_embedding_loss, options?: O_hinge_embedding_loss): Tensor;
@@ -297,26 +317,27 @@ export const hingeEmbeddingLoss: {
 ]) as any;
 
 type O_histc = { self?: Tensor; bins?: number; min?: Scalar; max?: Scalar };
-type O_histc_out = { self?: Tensor; bins?: number; min?: Scalar; max?: Scalar; out?: Tensor };
+type O_histc_out = { self?: Tensor; bins?: number; min?: Scalar; max?: Scalar; out: Tensor };
 /**
  * aten::histc(Tensor self, int bins=100, Scalar min=0, Scalar max=0) -> Tensor
  * aten::histc.out(Tensor self, int bins=100, Scalar min=0, Scalar max=0, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const histc: {
+  /** aten::histc(Tensor self, int bins=100, Scalar min=0, Scalar max=0) -> Tensor */
   (self: Tensor, bins?: number | O_histc, min?: Scalar | O_histc, max?: Scalar | O_histc, options?: O_histc): Tensor;
   /** aten::histc(Tensor self, int bins=100, Scalar min=0, Scalar max=0) -> Tensor */
   "default"(self: Tensor, bins?: number | O_histc, min?: Scalar | O_histc, max?: Scalar | O_histc, options?: O_histc): Tensor;
   /** aten::histc.out(Tensor self, int bins=100, Scalar min=0, Scalar max=0, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, bins?: number | O_histc_out, min?: Scalar | O_histc_out, max?: Scalar | O_histc_out, out?: Tensor | O_histc_out, options?: O_histc_out): Tensor;
+  "out"(self: Tensor, bins?: number | O_histc_out, min?: Scalar | O_histc_out, max?: Scalar | O_histc_out, options?: O_histc_out): Tensor;
 } = defineOp("histc", [
   ["",[["self",0,0],["bins",3,2],["min",6,2],["max",6,2]],[0],1],
-  ["out",[["self",0,0],["bins",3,2],["min",6,2],["max",6,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["bins",3,2],["min",6,2],["max",6,2],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_histogram_bin_ct = { self?: Tensor; bins?: number; range?: number[] | null; weight?: Tensor | null; density?: boolean };
-type O_histogram_bin_ct_out = { self?: Tensor; bins?: number; range?: number[] | null; weight?: Tensor | null; density?: boolean; hist?: Tensor; bin_edges?: Tensor; binEdges?: Tensor };
+type O_histogram_bin_ct_out = { self?: Tensor; bins?: number; range?: number[] | null; weight?: Tensor | null; density?: boolean; hist: Tensor; bin_edges?: Tensor; binEdges?: Tensor };
 type O_histogram_bins_tensor = { self?: Tensor; bins?: Tensor; weight?: Tensor | null; density?: boolean };
-type O_histogram_bins_tensor_out = { self?: Tensor; bins?: Tensor; weight?: Tensor | null; density?: boolean; hist?: Tensor; bin_edges?: Tensor; binEdges?: Tensor };
+type O_histogram_bins_tensor_out = { self?: Tensor; bins?: Tensor; weight?: Tensor | null; density?: boolean; hist: Tensor; bin_edges?: Tensor; binEdges?: Tensor };
 /**
  * aten::histogram.bin_ct(Tensor self, int bins=100, *, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor bin_edges)
  * aten::histogram.bin_ct_out(Tensor self, int bins=100, *, float[]? range=None, Tensor? weight=None, bool density=False, Tensor(a!) hist, Tensor(b!) bin_edges) -> (Tensor(a!) hist, Tensor(b!) bin_edges)
@@ -324,21 +345,23 @@ type O_histogram_bins_tensor_out = { self?: Tensor; bins?: Tensor; weight?: Tens
  * aten::histogram.bins_tensor_out(Tensor self, Tensor bins, *, Tensor? weight=None, bool density=False, Tensor(a!) hist, Tensor(b!) bin_edges) -> (Tensor(a!) hist, Tensor(b!) bin_edges)
  */
 export const histogram: {
-  (self: Tensor, bins?: number | O_histogram_bin_ct, range?: number[] | null | O_histogram_bin_ct, weight?: Tensor | null | O_histogram_bin_ct, density?: boolean | O_histogram_bin_ct, options?: O_histogram_bin_ct): [Tensor, Tensor];
-  (self: Tensor, bins: Tensor, weight?: Tensor | null | O_histogram_bins_tensor, density?: boolean | O_histogram_bins_tensor, options?: O_histogram_bins_tensor): [Tensor, Tensor];
   /** aten::histogram.bin_ct(Tensor self, int bins=100, *, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor bin_edges) */
-  "bin_ct"(self: Tensor, bins?: number | O_histogram_bin_ct, range?: number[] | null | O_histogram_bin_ct, weight?: Tensor | null | O_histogram_bin_ct, density?: boolean | O_histogram_bin_ct, options?: O_histogram_bin_ct): [Tensor, Tensor];
-  /** aten::histogram.bin_ct_out(Tensor self, int bins=100, *, float[]? range=None, Tensor? weight=None, bool density=False, Tensor(a!) hist, Tensor(b!) bin_edges) -> (Tensor(a!) hist, Tensor(b!) bin_edges) */
-  "bin_ct_out"(self: Tensor, bins?: number | O_histogram_bin_ct_out, range?: number[] | null | O_histogram_bin_ct_out, weight?: Tensor | null | O_histogram_bin_ct_out, density?: boolean | O_histogram_bin_ct_out, hist?: Tensor | O_histogram_bin_ct_out, bin_edges?: Tensor | O_histogram_bin_ct_out, options?: O_histogram_bin_ct_out): [Tensor, Tensor];
+  (self: Tensor, bins?: number | O_histogram_bin_ct, options?: O_histogram_bin_ct): [Tensor, Tensor];
   /** aten::histogram.bins_tensor(Tensor self, Tensor bins, *, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor bin_edges) */
-  "bins_tensor"(self: Tensor, bins: Tensor, weight?: Tensor | null | O_histogram_bins_tensor, density?: boolean | O_histogram_bins_tensor, options?: O_histogram_bins_tensor): [Tensor, Tensor];
+  (self: Tensor, bins: Tensor, options?: O_histogram_bins_tensor): [Tensor, Tensor];
+  /** aten::histogram.bin_ct(Tensor self, int bins=100, *, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor bin_edges) */
+  "bin_ct"(self: Tensor, bins?: number | O_histogram_bin_ct, options?: O_histogram_bin_ct): [Tensor, Tensor];
+  /** aten::histogram.bin_ct_out(Tensor self, int bins=100, *, float[]? range=None, Tensor? weight=None, bool density=False, Tensor(a!) hist, Tensor(b!) bin_edges) -> (Tensor(a!) hist, Tensor(b!) bin_edges) */
+  "bin_ct_out"(self: Tensor, bins?: number | O_histogram_bin_ct_out, options?: O_histogram_bin_ct_out): [Tensor, Tensor];
+  /** aten::histogram.bins_tensor(Tensor self, Tensor bins, *, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor bin_edges) */
+  "bins_tensor"(self: Tensor, bins: Tensor, options?: O_histogram_bins_tensor): [Tensor, Tensor];
   /** aten::histogram.bins_tensor_out(Tensor self, Tensor bins, *, Tensor? weight=None, bool density=False, Tensor(a!) hist, Tensor(b!) bin_edges) -> (Tensor(a!) hist, Tensor(b!) bin_edges) */
-  "bins_tensor_out"(self: Tensor, bins: Tensor, weight?: Tensor | null | O_histogram_bins_tensor_out, density?: boolean | O_histogram_bins_tensor_out, hist?: Tensor | O_histogram_bins_tensor_out, bin_edges?: Tensor | O_histogram_bins_tensor_out, options?: O_histogram_bins_tensor_out): [Tensor, Tensor];
+  "bins_tensor_out"(self: Tensor, bins: Tensor, options?: O_histogram_bins_tensor_out): [Tensor, Tensor];
 } = defineOp("histogram", [
-  ["bin_ct",[["self",0,0],["bins",3,2],["range",13,3],["weight",0,3],["density",5,2]],[0,0],1],
-  ["bin_ct_out",[["self",0,0],["bins",3,2],["range",13,3],["weight",0,3],["density",5,2],["hist",0,4],["bin_edges",0,4]],[-1,-1],0],
-  ["bins_tensor",[["self",0,0],["bins",0,0],["weight",0,3],["density",5,2]],[0,0],1],
-  ["bins_tensor_out",[["self",0,0],["bins",0,0],["weight",0,3],["density",5,2],["hist",0,4],["bin_edges",0,4]],[-1,-1],0],
+  ["bin_ct",[["self",0,0],["bins",3,2],["range",13,11],["weight",0,11],["density",5,10]],[0,0],1],
+  ["bin_ct_out",[["self",0,0],["bins",3,2],["range",13,11],["weight",0,11],["density",5,10],["hist",0,12],["bin_edges",0,12]],[-6,-7],0],
+  ["bins_tensor",[["self",0,0],["bins",0,0],["weight",0,11],["density",5,10]],[0,0],1],
+  ["bins_tensor_out",[["self",0,0],["bins",0,0],["weight",0,11],["density",5,10],["hist",0,12],["bin_edges",0,12]],[-5,-6],0],
 ]) as any;
 
 type O_histogramdd = { self?: Tensor; bins?: number[]; range?: number[] | null; weight?: Tensor | null; density?: boolean };
@@ -350,8 +373,11 @@ type O_histogramdd_int_bins = { self?: Tensor; bins?: number; range?: number[] |
  * aten::histogramdd.int_bins(Tensor self, int bins, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor[] bin_edges)
  */
 export const histogramdd: {
+  /** aten::histogramdd(Tensor self, int[] bins, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor[] bin_edges) */
   (self: Tensor, bins: number[], range?: number[] | null | O_histogramdd, weight?: Tensor | null | O_histogramdd, density?: boolean | O_histogramdd, options?: O_histogramdd): [Tensor, Tensor[]];
+  /** aten::histogramdd.TensorList_bins(Tensor self, Tensor[] bins, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor[] bin_edges) */
   (self: Tensor, bins: Tensor[], range?: number[] | null | O_histogramdd_TensorList_bins, weight?: Tensor | null | O_histogramdd_TensorList_bins, density?: boolean | O_histogramdd_TensorList_bins, options?: O_histogramdd_TensorList_bins): [Tensor, Tensor[]];
+  /** aten::histogramdd.int_bins(Tensor self, int bins, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor[] bin_edges) */
   (self: Tensor, bins: number, range?: number[] | null | O_histogramdd_int_bins, weight?: Tensor | null | O_histogramdd_int_bins, density?: boolean | O_histogramdd_int_bins, options?: O_histogramdd_int_bins): [Tensor, Tensor[]];
   /** aten::histogramdd(Tensor self, int[] bins, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor[] bin_edges) */
   "default"(self: Tensor, bins: number[], range?: number[] | null | O_histogramdd, weight?: Tensor | null | O_histogramdd, density?: boolean | O_histogramdd, options?: O_histogramdd): [Tensor, Tensor[]];
@@ -372,7 +398,9 @@ type O_hsplit_int = { self?: Tensor; sections?: number };
  * aten::hsplit.int(Tensor(a -> *) self, int sections) -> Tensor(a)[]
  */
 export const hsplit: {
+  /** aten::hsplit.array(Tensor(a -> *) self, int[] indices) -> Tensor(a)[] */
   (self: Tensor, indices: number[], options?: O_hsplit_array): Tensor[];
+  /** aten::hsplit.int(Tensor(a -> *) self, int sections) -> Tensor(a)[] */
   (self: Tensor, sections: number, options?: O_hsplit_int): Tensor[];
   /** aten::hsplit.array(Tensor(a -> *) self, int[] indices) -> Tensor(a)[] */
   "array"(self: Tensor, indices: number[], options?: O_hsplit_array): Tensor[];
@@ -384,54 +412,57 @@ export const hsplit: {
 ]) as any;
 
 type O_hspmm = { mat1?: Tensor; mat2?: Tensor };
-type O_hspmm_out = { mat1?: Tensor; mat2?: Tensor; out?: Tensor };
+type O_hspmm_out = { mat1?: Tensor; mat2?: Tensor; out: Tensor };
 /**
  * aten::hspmm(Tensor mat1, Tensor mat2) -> Tensor
  * aten::hspmm.out(Tensor mat1, Tensor mat2, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const hspmm: {
+  /** aten::hspmm(Tensor mat1, Tensor mat2) -> Tensor */
   (mat1: Tensor, mat2: Tensor, options?: O_hspmm): Tensor;
   /** aten::hspmm(Tensor mat1, Tensor mat2) -> Tensor */
   "default"(mat1: Tensor, mat2: Tensor, options?: O_hspmm): Tensor;
   /** aten::hspmm.out(Tensor mat1, Tensor mat2, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(mat1: Tensor, mat2: Tensor, out: Tensor, options?: O_hspmm_out): Tensor;
+  "out"(mat1: Tensor, mat2: Tensor, options?: O_hspmm_out): Tensor;
 } = defineOp("hspmm", [
   ["",[["mat1",0,0],["mat2",0,0]],[0],1],
-  ["out",[["mat1",0,0],["mat2",0,0],["out",0,4]],[-1],0],
+  ["out",[["mat1",0,0],["mat2",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_hstack = { tensors?: Tensor[] };
-type O_hstack_out = { tensors?: Tensor[]; out?: Tensor };
+type O_hstack_out = { tensors?: Tensor[]; out: Tensor };
 /**
  * aten::hstack(Tensor[] tensors) -> Tensor
  * aten::hstack.out(Tensor[] tensors, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const hstack: {
+  /** aten::hstack(Tensor[] tensors) -> Tensor */
   (tensors: Tensor[], options?: O_hstack): Tensor;
   /** aten::hstack(Tensor[] tensors) -> Tensor */
   "default"(tensors: Tensor[], options?: O_hstack): Tensor;
   /** aten::hstack.out(Tensor[] tensors, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(tensors: Tensor[], out: Tensor, options?: O_hstack_out): Tensor;
+  "out"(tensors: Tensor[], options?: O_hstack_out): Tensor;
 } = defineOp("hstack", [
   ["",[["tensors",1,0]],[0],1],
-  ["out",[["tensors",1,0],["out",0,4]],[-1],0],
+  ["out",[["tensors",1,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_huber_loss = { self?: Tensor; target?: Tensor; reduction?: number; delta?: number };
-type O_huber_loss_out = { self?: Tensor; target?: Tensor; reduction?: number; delta?: number; out?: Tensor };
+type O_huber_loss_out = { self?: Tensor; target?: Tensor; reduction?: number; delta?: number; out: Tensor };
 /**
  * aten::huber_loss(Tensor self, Tensor target, int reduction=1, float delta=1.) -> Tensor
  * aten::huber_loss.out(Tensor self, Tensor target, int reduction=1, float delta=1., *, Tensor(a!) out) -> Tensor(a!)
  */
 export const huberLoss: {
+  /** aten::huber_loss(Tensor self, Tensor target, int reduction=1, float delta=1.) -> Tensor */
   (self: Tensor, target: Tensor, reduction?: number | O_huber_loss, delta?: number | O_huber_loss, options?: O_huber_loss): Tensor;
   /** aten::huber_loss(Tensor self, Tensor target, int reduction=1, float delta=1.) -> Tensor */
   "default"(self: Tensor, target: Tensor, reduction?: number | O_huber_loss, delta?: number | O_huber_loss, options?: O_huber_loss): Tensor;
   /** aten::huber_loss.out(Tensor self, Tensor target, int reduction=1, float delta=1., *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, target: Tensor, reduction?: number | O_huber_loss_out, delta?: number | O_huber_loss_out, out?: Tensor | O_huber_loss_out, options?: O_huber_loss_out): Tensor;
+  "out"(self: Tensor, target: Tensor, reduction?: number | O_huber_loss_out, delta?: number | O_huber_loss_out, options?: O_huber_loss_out): Tensor;
 } = defineOp("huber_loss", [
   ["",[["self",0,0],["target",0,0],["reduction",3,2],["delta",4,2]],[0],1],
-  ["out",[["self",0,0],["target",0,0],["reduction",3,2],["delta",4,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["target",0,0],["reduction",3,2],["delta",4,2],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_huber_loss_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; target?: Tensor; reduction?: number; delta?: number };
@@ -441,31 +472,33 @@ type O_huber_loss_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; se
  * aten::huber_loss_backward.out(Tensor grad_output, Tensor self, Tensor target, int reduction, float delta, *, Tensor(a!) grad_input) -> Tensor(a!)
  */
 export const huberLossBackward: {
+  /** aten::huber_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction, float delta) -> Tensor */
   (grad_output: Tensor, self: Tensor, target: Tensor, reduction: number, delta: number, options?: O_huber_loss_backward): Tensor;
   /** aten::huber_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction, float delta) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, target: Tensor, reduction: number, delta: number, options?: O_huber_loss_backward): Tensor;
   /** aten::huber_loss_backward.out(Tensor grad_output, Tensor self, Tensor target, int reduction, float delta, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "out"(grad_output: Tensor, self: Tensor, target: Tensor, reduction: number, delta: number, grad_input: Tensor, options?: O_huber_loss_backward_out): Tensor;
+  "out"(grad_output: Tensor, self: Tensor, target: Tensor, reduction: number, delta: number, options?: O_huber_loss_backward_out): Tensor;
 } = defineOp("huber_loss_backward", [
   ["",[["grad_output",0,0],["self",0,0],["target",0,0],["reduction",3,0],["delta",4,0]],[0],1],
-  ["out",[["grad_output",0,0],["self",0,0],["target",0,0],["reduction",3,0],["delta",4,0],["grad_input",0,4]],[-1],0],
+  ["out",[["grad_output",0,0],["self",0,0],["target",0,0],["reduction",3,0],["delta",4,0],["grad_input",0,12]],[-6],0],
 ]) as any;
 
 type O_hypot = { self?: Tensor; other?: Tensor };
-type O_hypot_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_hypot_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::hypot(Tensor self, Tensor other) -> Tensor
  * aten::hypot.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const hypot: {
+  /** aten::hypot(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_hypot): Tensor;
   /** aten::hypot(Tensor self, Tensor other) -> Tensor */
   "default"(self: Tensor, other: Tensor, options?: O_hypot): Tensor;
   /** aten::hypot.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, out: Tensor, options?: O_hypot_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_hypot_out): Tensor;
 } = defineOp("hypot", [
   ["",[["self",0,0],["other",0,0]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_hypot_ = { self?: Tensor; other?: Tensor };
@@ -473,6 +506,7 @@ type O_hypot_ = { self?: Tensor; other?: Tensor };
  * aten::hypot_(Tensor(a!) self, Tensor other) -> Tensor(a!)
  */
 export const hypot_: {
+  /** aten::hypot_(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O_hypot_): Tensor;
   /** aten::hypot_(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   "default"(self: Tensor, other: Tensor, options?: O_hypot_): Tensor;

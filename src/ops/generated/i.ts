@@ -6,20 +6,21 @@ import type { DType, DeviceLike, Layout, MemoryFormat, Scalar } from '../../core
 import { defineOp } from '../../core/dispatch.js';
 
 type O_i0 = { self?: Tensor };
-type O_i0_out = { self?: Tensor; out?: Tensor };
+type O_i0_out = { self?: Tensor; out: Tensor };
 /**
  * aten::i0(Tensor self) -> Tensor
  * aten::i0.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const i0: {
+  /** aten::i0(Tensor self) -> Tensor */
   (self: Tensor, options?: O_i0): Tensor;
   /** aten::i0(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_i0): Tensor;
   /** aten::i0.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_i0_out): Tensor;
+  "out"(self: Tensor, options?: O_i0_out): Tensor;
 } = defineOp("i0", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_i0_ = { self?: Tensor };
@@ -27,6 +28,7 @@ type O_i0_ = { self?: Tensor };
  * aten::i0_(Tensor(a!) self) -> Tensor(a!)
  */
 export const i0_: {
+  /** aten::i0_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_i0_): Tensor;
   /** aten::i0_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_i0_): Tensor;
@@ -35,20 +37,21 @@ export const i0_: {
 ]) as any;
 
 type O_igamma = { self?: Tensor; other?: Tensor };
-type O_igamma_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_igamma_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::igamma(Tensor self, Tensor other) -> Tensor
  * aten::igamma.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const igamma: {
+  /** aten::igamma(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_igamma): Tensor;
   /** aten::igamma(Tensor self, Tensor other) -> Tensor */
   "default"(self: Tensor, other: Tensor, options?: O_igamma): Tensor;
   /** aten::igamma.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, out: Tensor, options?: O_igamma_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_igamma_out): Tensor;
 } = defineOp("igamma", [
   ["",[["self",0,0],["other",0,0]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_igamma_ = { self?: Tensor; other?: Tensor };
@@ -56,6 +59,7 @@ type O_igamma_ = { self?: Tensor; other?: Tensor };
  * aten::igamma_(Tensor(a!) self, Tensor other) -> Tensor(a!)
  */
 export const igamma_: {
+  /** aten::igamma_(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O_igamma_): Tensor;
   /** aten::igamma_(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   "default"(self: Tensor, other: Tensor, options?: O_igamma_): Tensor;
@@ -64,20 +68,21 @@ export const igamma_: {
 ]) as any;
 
 type O_igammac = { self?: Tensor; other?: Tensor };
-type O_igammac_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_igammac_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::igammac(Tensor self, Tensor other) -> Tensor
  * aten::igammac.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const igammac: {
+  /** aten::igammac(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_igammac): Tensor;
   /** aten::igammac(Tensor self, Tensor other) -> Tensor */
   "default"(self: Tensor, other: Tensor, options?: O_igammac): Tensor;
   /** aten::igammac.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, out: Tensor, options?: O_igammac_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_igammac_out): Tensor;
 } = defineOp("igammac", [
   ["",[["self",0,0],["other",0,0]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_igammac_ = { self?: Tensor; other?: Tensor };
@@ -85,6 +90,7 @@ type O_igammac_ = { self?: Tensor; other?: Tensor };
  * aten::igammac_(Tensor(a!) self, Tensor other) -> Tensor(a!)
  */
 export const igammac_: {
+  /** aten::igammac_(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O_igammac_): Tensor;
   /** aten::igammac_(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   "default"(self: Tensor, other: Tensor, options?: O_igammac_): Tensor;
@@ -93,20 +99,21 @@ export const igammac_: {
 ]) as any;
 
 type O_im2col = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; dilation?: number | number[]; padding?: number | number[]; stride?: number | number[] };
-type O_im2col_out = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; dilation?: number | number[]; padding?: number | number[]; stride?: number | number[]; out?: Tensor };
+type O_im2col_out = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; dilation?: number | number[]; padding?: number | number[]; stride?: number | number[]; out: Tensor };
 /**
  * aten::im2col(Tensor self, int[2] kernel_size, int[2] dilation, int[2] padding, int[2] stride) -> Tensor
  * aten::im2col.out(Tensor self, int[2] kernel_size, int[2] dilation, int[2] padding, int[2] stride, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const im2col: {
+  /** aten::im2col(Tensor self, int[2] kernel_size, int[2] dilation, int[2] padding, int[2] stride) -> Tensor */
   (self: Tensor, kernel_size: number | number[], dilation: number | number[], padding: number | number[], stride: number | number[], options?: O_im2col): Tensor;
   /** aten::im2col(Tensor self, int[2] kernel_size, int[2] dilation, int[2] padding, int[2] stride) -> Tensor */
   "default"(self: Tensor, kernel_size: number | number[], dilation: number | number[], padding: number | number[], stride: number | number[], options?: O_im2col): Tensor;
   /** aten::im2col.out(Tensor self, int[2] kernel_size, int[2] dilation, int[2] padding, int[2] stride, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, kernel_size: number | number[], dilation: number | number[], padding: number | number[], stride: number | number[], out: Tensor, options?: O_im2col_out): Tensor;
+  "out"(self: Tensor, kernel_size: number | number[], dilation: number | number[], padding: number | number[], stride: number | number[], options?: O_im2col_out): Tensor;
 } = defineOp("im2col", [
   ["",[["self",0,0],["kernel_size",12,0,2],["dilation",12,0,2],["padding",12,0,2],["stride",12,0,2]],[0],1],
-  ["out",[["self",0,0],["kernel_size",12,0,2],["dilation",12,0,2],["padding",12,0,2],["stride",12,0,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["kernel_size",12,0,2],["dilation",12,0,2],["padding",12,0,2],["stride",12,0,2],["out",0,12]],[-6],0],
 ]) as any;
 
 type O_imag = { self?: Tensor };
@@ -114,6 +121,7 @@ type O_imag = { self?: Tensor };
  * aten::imag(Tensor(a) self) -> Tensor(a)
  */
 export const imag: {
+  /** aten::imag(Tensor(a) self) -> Tensor(a) */
   (self: Tensor, options?: O_imag): Tensor;
   /** aten::imag(Tensor(a) self) -> Tensor(a) */
   "default"(self: Tensor, options?: O_imag): Tensor;
@@ -122,42 +130,44 @@ export const imag: {
 ]) as any;
 
 type O_index_Tensor = { self?: Tensor; indices?: (Tensor | null)[] };
-type O_index_Tensor_out = { self?: Tensor; indices?: (Tensor | null)[]; out?: Tensor };
+type O_index_Tensor_out = { self?: Tensor; indices?: (Tensor | null)[]; out: Tensor };
 /**
  * aten::index.Tensor(Tensor self, Tensor?[] indices) -> Tensor
  * aten::index.Tensor_out(Tensor self, Tensor?[] indices, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const index: {
+  /** aten::index.Tensor(Tensor self, Tensor?[] indices) -> Tensor */
   (self: Tensor, indices: (Tensor | null)[], options?: O_index_Tensor): Tensor;
   /** aten::index.Tensor(Tensor self, Tensor?[] indices) -> Tensor */
   "Tensor"(self: Tensor, indices: (Tensor | null)[], options?: O_index_Tensor): Tensor;
   /** aten::index.Tensor_out(Tensor self, Tensor?[] indices, *, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_out"(self: Tensor, indices: (Tensor | null)[], out: Tensor, options?: O_index_Tensor_out): Tensor;
+  "Tensor_out"(self: Tensor, indices: (Tensor | null)[], options?: O_index_Tensor_out): Tensor;
 } = defineOp("index", [
   ["Tensor",[["self",0,0],["indices",2,0]],[0],1],
-  ["Tensor_out",[["self",0,0],["indices",2,0],["out",0,4]],[-1],0],
+  ["Tensor_out",[["self",0,0],["indices",2,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_index_add = { self?: Tensor; dim?: number; index?: Tensor; source?: Tensor; alpha?: Scalar };
 type O_index_add_dimname = { self?: Tensor; dim?: string; index?: Tensor; source?: Tensor; alpha?: Scalar };
-type O_index_add_out = { self?: Tensor; dim?: number; index?: Tensor; source?: Tensor; alpha?: Scalar; out?: Tensor };
+type O_index_add_out = { self?: Tensor; dim?: number; index?: Tensor; source?: Tensor; alpha?: Scalar; out: Tensor };
 /**
  * aten::index_add(Tensor self, int dim, Tensor index, Tensor source, *, Scalar alpha=1) -> Tensor
  * aten::index_add.dimname(Tensor self, str dim, Tensor index, Tensor source, *, Scalar alpha=1) -> Tensor
  * aten::index_add.out(Tensor self, int dim, Tensor index, Tensor source, *, Scalar alpha=1, Tensor(a!) out) -> Tensor(a!)
  */
 export const indexAdd: {
-  (self: Tensor, dim: number, index: Tensor, source: Tensor, alpha?: Scalar | O_index_add, options?: O_index_add): Tensor;
   /** aten::index_add(Tensor self, int dim, Tensor index, Tensor source, *, Scalar alpha=1) -> Tensor */
-  "default"(self: Tensor, dim: number, index: Tensor, source: Tensor, alpha?: Scalar | O_index_add, options?: O_index_add): Tensor;
+  (self: Tensor, dim: number, index: Tensor, source: Tensor, options?: O_index_add): Tensor;
+  /** aten::index_add(Tensor self, int dim, Tensor index, Tensor source, *, Scalar alpha=1) -> Tensor */
+  "default"(self: Tensor, dim: number, index: Tensor, source: Tensor, options?: O_index_add): Tensor;
   /** aten::index_add.dimname(Tensor self, str dim, Tensor index, Tensor source, *, Scalar alpha=1) -> Tensor */
-  "dimname"(self: Tensor, dim: string, index: Tensor, source: Tensor, alpha?: Scalar | O_index_add_dimname, options?: O_index_add_dimname): Tensor;
+  "dimname"(self: Tensor, dim: string, index: Tensor, source: Tensor, options?: O_index_add_dimname): Tensor;
   /** aten::index_add.out(Tensor self, int dim, Tensor index, Tensor source, *, Scalar alpha=1, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dim: number, index: Tensor, source: Tensor, alpha?: Scalar | O_index_add_out, out?: Tensor | O_index_add_out, options?: O_index_add_out): Tensor;
+  "out"(self: Tensor, dim: number, index: Tensor, source: Tensor, options?: O_index_add_out): Tensor;
 } = defineOp("index_add", [
-  ["",[["self",0,0],["dim",3,0],["index",0,0],["source",0,0],["alpha",6,2]],[0],1],
-  ["dimname",[["self",0,0],["dim",7,0],["index",0,0],["source",0,0],["alpha",6,2]],[0],0],
-  ["out",[["self",0,0],["dim",3,0],["index",0,0],["source",0,0],["alpha",6,2],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["dim",3,0],["index",0,0],["source",0,0],["alpha",6,10]],[0],1],
+  ["dimname",[["self",0,0],["dim",7,0],["index",0,0],["source",0,0],["alpha",6,10]],[0],0],
+  ["out",[["self",0,0],["dim",3,0],["index",0,0],["source",0,0],["alpha",6,10],["out",0,12]],[-6],0],
 ]) as any;
 
 type O_index_add_ = { self?: Tensor; dim?: number; index?: Tensor; source?: Tensor; alpha?: Scalar };
@@ -165,33 +175,35 @@ type O_index_add_ = { self?: Tensor; dim?: number; index?: Tensor; source?: Tens
  * aten::index_add_(Tensor(a!) self, int dim, Tensor index, Tensor source, *, Scalar alpha=1) -> Tensor(a!)
  */
 export const indexAdd_: {
-  (self: Tensor, dim: number, index: Tensor, source: Tensor, alpha?: Scalar | O_index_add_, options?: O_index_add_): Tensor;
   /** aten::index_add_(Tensor(a!) self, int dim, Tensor index, Tensor source, *, Scalar alpha=1) -> Tensor(a!) */
-  "default"(self: Tensor, dim: number, index: Tensor, source: Tensor, alpha?: Scalar | O_index_add_, options?: O_index_add_): Tensor;
+  (self: Tensor, dim: number, index: Tensor, source: Tensor, options?: O_index_add_): Tensor;
+  /** aten::index_add_(Tensor(a!) self, int dim, Tensor index, Tensor source, *, Scalar alpha=1) -> Tensor(a!) */
+  "default"(self: Tensor, dim: number, index: Tensor, source: Tensor, options?: O_index_add_): Tensor;
 } = defineOp("index_add_", [
-  ["",[["self",0,4],["dim",3,0],["index",0,0],["source",0,0],["alpha",6,2]],[-1],1],
+  ["",[["self",0,4],["dim",3,0],["index",0,0],["source",0,0],["alpha",6,10]],[-1],1],
 ]) as any;
 
 type O_index_copy = { self?: Tensor; dim?: number; index?: Tensor; source?: Tensor };
 type O_index_copy_dimname = { self?: Tensor; dim?: string; index?: Tensor; source?: Tensor };
-type O_index_copy_out = { self?: Tensor; dim?: number; index?: Tensor; source?: Tensor; out?: Tensor };
+type O_index_copy_out = { self?: Tensor; dim?: number; index?: Tensor; source?: Tensor; out: Tensor };
 /**
  * aten::index_copy(Tensor self, int dim, Tensor index, Tensor source) -> Tensor
  * aten::index_copy.dimname(Tensor self, str dim, Tensor index, Tensor source) -> Tensor
  * aten::index_copy.out(Tensor self, int dim, Tensor index, Tensor source, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const indexCopy: {
+  /** aten::index_copy(Tensor self, int dim, Tensor index, Tensor source) -> Tensor */
   (self: Tensor, dim: number, index: Tensor, source: Tensor, options?: O_index_copy): Tensor;
   /** aten::index_copy(Tensor self, int dim, Tensor index, Tensor source) -> Tensor */
   "default"(self: Tensor, dim: number, index: Tensor, source: Tensor, options?: O_index_copy): Tensor;
   /** aten::index_copy.dimname(Tensor self, str dim, Tensor index, Tensor source) -> Tensor */
   "dimname"(self: Tensor, dim: string, index: Tensor, source: Tensor, options?: O_index_copy_dimname): Tensor;
   /** aten::index_copy.out(Tensor self, int dim, Tensor index, Tensor source, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dim: number, index: Tensor, source: Tensor, out: Tensor, options?: O_index_copy_out): Tensor;
+  "out"(self: Tensor, dim: number, index: Tensor, source: Tensor, options?: O_index_copy_out): Tensor;
 } = defineOp("index_copy", [
   ["",[["self",0,0],["dim",3,0],["index",0,0],["source",0,0]],[0],1],
   ["dimname",[["self",0,0],["dim",7,0],["index",0,0],["source",0,0]],[0],0],
-  ["out",[["self",0,0],["dim",3,0],["index",0,0],["source",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["dim",3,0],["index",0,0],["source",0,0],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_index_copy_ = { self?: Tensor; dim?: number; index?: Tensor; source?: Tensor };
@@ -201,6 +213,7 @@ type O_index_copy__dimname = { self?: Tensor; dim?: string; index?: Tensor; sour
  * aten::index_copy_.dimname(Tensor(a!) self, str dim, Tensor index, Tensor source) -> Tensor(a!)
  */
 export const indexCopy_: {
+  /** aten::index_copy_(Tensor(a!) self, int dim, Tensor index, Tensor source) -> Tensor(a!) */
   (self: Tensor, dim: number, index: Tensor, source: Tensor, options?: O_index_copy_): Tensor;
   /** aten::index_copy_(Tensor(a!) self, int dim, Tensor index, Tensor source) -> Tensor(a!) */
   "default"(self: Tensor, dim: number, index: Tensor, source: Tensor, options?: O_index_copy_): Tensor;
@@ -214,9 +227,9 @@ export const indexCopy_: {
 type O_index_fill_Dimname_Scalar = { self?: Tensor; dim?: string; index?: Tensor; value?: Scalar };
 type O_index_fill_Dimname_Tensor = { self?: Tensor; dim?: string; index?: Tensor; value?: Tensor };
 type O_index_fill_int_Scalar = { self?: Tensor; dim?: number; index?: Tensor; value?: Scalar };
-type O_index_fill_int_Scalar_out = { self?: Tensor; dim?: number; index?: Tensor; value?: Scalar; out?: Tensor };
+type O_index_fill_int_Scalar_out = { self?: Tensor; dim?: number; index?: Tensor; value?: Scalar; out: Tensor };
 type O_index_fill_int_Tensor = { self?: Tensor; dim?: number; index?: Tensor; value?: Tensor };
-type O_index_fill_int_Tensor_out = { self?: Tensor; dim?: number; index?: Tensor; value?: Tensor; out?: Tensor };
+type O_index_fill_int_Tensor_out = { self?: Tensor; dim?: number; index?: Tensor; value?: Tensor; out: Tensor };
 /**
  * aten::index_fill.Dimname_Scalar(Tensor self, str dim, Tensor index, Scalar value) -> Tensor
  * aten::index_fill.Dimname_Tensor(Tensor self, str dim, Tensor index, Tensor value) -> Tensor
@@ -226,7 +239,9 @@ type O_index_fill_int_Tensor_out = { self?: Tensor; dim?: number; index?: Tensor
  * aten::index_fill.int_Tensor_out(Tensor self, int dim, Tensor index, Tensor value, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const indexFill: {
+  /** aten::index_fill.int_Scalar(Tensor self, int dim, Tensor index, Scalar value) -> Tensor */
   (self: Tensor, dim: number, index: Tensor, value: Scalar, options?: O_index_fill_int_Scalar): Tensor;
+  /** aten::index_fill.int_Tensor(Tensor self, int dim, Tensor index, Tensor value) -> Tensor */
   (self: Tensor, dim: number, index: Tensor, value: Tensor, options?: O_index_fill_int_Tensor): Tensor;
   /** aten::index_fill.Dimname_Scalar(Tensor self, str dim, Tensor index, Scalar value) -> Tensor */
   "Dimname_Scalar"(self: Tensor, dim: string, index: Tensor, value: Scalar, options?: O_index_fill_Dimname_Scalar): Tensor;
@@ -235,18 +250,18 @@ export const indexFill: {
   /** aten::index_fill.int_Scalar(Tensor self, int dim, Tensor index, Scalar value) -> Tensor */
   "int_Scalar"(self: Tensor, dim: number, index: Tensor, value: Scalar, options?: O_index_fill_int_Scalar): Tensor;
   /** aten::index_fill.int_Scalar_out(Tensor self, int dim, Tensor index, Scalar value, *, Tensor(a!) out) -> Tensor(a!) */
-  "int_Scalar_out"(self: Tensor, dim: number, index: Tensor, value: Scalar, out: Tensor, options?: O_index_fill_int_Scalar_out): Tensor;
+  "int_Scalar_out"(self: Tensor, dim: number, index: Tensor, value: Scalar, options?: O_index_fill_int_Scalar_out): Tensor;
   /** aten::index_fill.int_Tensor(Tensor self, int dim, Tensor index, Tensor value) -> Tensor */
   "int_Tensor"(self: Tensor, dim: number, index: Tensor, value: Tensor, options?: O_index_fill_int_Tensor): Tensor;
   /** aten::index_fill.int_Tensor_out(Tensor self, int dim, Tensor index, Tensor value, *, Tensor(a!) out) -> Tensor(a!) */
-  "int_Tensor_out"(self: Tensor, dim: number, index: Tensor, value: Tensor, out: Tensor, options?: O_index_fill_int_Tensor_out): Tensor;
+  "int_Tensor_out"(self: Tensor, dim: number, index: Tensor, value: Tensor, options?: O_index_fill_int_Tensor_out): Tensor;
 } = defineOp("index_fill", [
   ["Dimname_Scalar",[["self",0,0],["dim",7,0],["index",0,0],["value",6,0]],[0],0],
   ["Dimname_Tensor",[["self",0,0],["dim",7,0],["index",0,0],["value",0,0]],[0],0],
   ["int_Scalar",[["self",0,0],["dim",3,0],["index",0,0],["value",6,0]],[0],1],
-  ["int_Scalar_out",[["self",0,0],["dim",3,0],["index",0,0],["value",6,0],["out",0,4]],[-1],0],
+  ["int_Scalar_out",[["self",0,0],["dim",3,0],["index",0,0],["value",6,0],["out",0,12]],[-5],0],
   ["int_Tensor",[["self",0,0],["dim",3,0],["index",0,0],["value",0,0]],[0],1],
-  ["int_Tensor_out",[["self",0,0],["dim",3,0],["index",0,0],["value",0,0],["out",0,4]],[-1],0],
+  ["int_Tensor_out",[["self",0,0],["dim",3,0],["index",0,0],["value",0,0],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_index_fill__Dimname_Scalar = { self?: Tensor; dim?: string; index?: Tensor; value?: Scalar };
@@ -260,7 +275,9 @@ type O_index_fill__int_Tensor = { self?: Tensor; dim?: number; index?: Tensor; v
  * aten::index_fill_.int_Tensor(Tensor(a!) self, int dim, Tensor index, Tensor value) -> Tensor(a!)
  */
 export const indexFill_: {
+  /** aten::index_fill_.int_Scalar(Tensor(a!) self, int dim, Tensor index, Scalar value) -> Tensor(a!) */
   (self: Tensor, dim: number, index: Tensor, value: Scalar, options?: O_index_fill__int_Scalar): Tensor;
+  /** aten::index_fill_.int_Tensor(Tensor(a!) self, int dim, Tensor index, Tensor value) -> Tensor(a!) */
   (self: Tensor, dim: number, index: Tensor, value: Tensor, options?: O_index_fill__int_Tensor): Tensor;
   /** aten::index_fill_.Dimname_Scalar(Tensor(a!) self, str dim, Tensor index, Scalar value) -> Tensor(a!) */
   "Dimname_Scalar"(self: Tensor, dim: string, index: Tensor, value: Scalar, options?: O_index_fill__Dimname_Scalar): Tensor;
@@ -278,20 +295,21 @@ export const indexFill_: {
 ]) as any;
 
 type O_index_put = { self?: Tensor; indices?: (Tensor | null)[]; values?: Tensor; accumulate?: boolean };
-type O_index_put_out = { self?: Tensor; indices?: (Tensor | null)[]; values?: Tensor; accumulate?: boolean; out?: Tensor };
+type O_index_put_out = { self?: Tensor; indices?: (Tensor | null)[]; values?: Tensor; accumulate?: boolean; out: Tensor };
 /**
  * aten::index_put(Tensor self, Tensor?[] indices, Tensor values, bool accumulate=False) -> Tensor
  * aten::index_put.out(Tensor self, Tensor?[] indices, Tensor values, bool accumulate=False, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const indexPut: {
+  /** aten::index_put(Tensor self, Tensor?[] indices, Tensor values, bool accumulate=False) -> Tensor */
   (self: Tensor, indices: (Tensor | null)[], values: Tensor, accumulate?: boolean | O_index_put, options?: O_index_put): Tensor;
   /** aten::index_put(Tensor self, Tensor?[] indices, Tensor values, bool accumulate=False) -> Tensor */
   "default"(self: Tensor, indices: (Tensor | null)[], values: Tensor, accumulate?: boolean | O_index_put, options?: O_index_put): Tensor;
   /** aten::index_put.out(Tensor self, Tensor?[] indices, Tensor values, bool accumulate=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, indices: (Tensor | null)[], values: Tensor, accumulate?: boolean | O_index_put_out, out?: Tensor | O_index_put_out, options?: O_index_put_out): Tensor;
+  "out"(self: Tensor, indices: (Tensor | null)[], values: Tensor, accumulate?: boolean | O_index_put_out, options?: O_index_put_out): Tensor;
 } = defineOp("index_put", [
   ["",[["self",0,0],["indices",2,0],["values",0,0],["accumulate",5,2]],[0],1],
-  ["out",[["self",0,0],["indices",2,0],["values",0,0],["accumulate",5,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["indices",2,0],["values",0,0],["accumulate",5,2],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_index_put_ = { self?: Tensor; indices?: (Tensor | null)[]; values?: Tensor; accumulate?: boolean };
@@ -299,6 +317,7 @@ type O_index_put_ = { self?: Tensor; indices?: (Tensor | null)[]; values?: Tenso
  * aten::index_put_(Tensor(a!) self, Tensor?[] indices, Tensor values, bool accumulate=False) -> Tensor(a!)
  */
 export const indexPut_: {
+  /** aten::index_put_(Tensor(a!) self, Tensor?[] indices, Tensor values, bool accumulate=False) -> Tensor(a!) */
   (self: Tensor, indices: (Tensor | null)[], values: Tensor, accumulate?: boolean | O_index_put_, options?: O_index_put_): Tensor;
   /** aten::index_put_(Tensor(a!) self, Tensor?[] indices, Tensor values, bool accumulate=False) -> Tensor(a!) */
   "default"(self: Tensor, indices: (Tensor | null)[], values: Tensor, accumulate?: boolean | O_index_put_, options?: O_index_put_): Tensor;
@@ -307,20 +326,21 @@ export const indexPut_: {
 ]) as any;
 
 type O_index_reduce = { self?: Tensor; dim?: number; index?: Tensor; source?: Tensor; reduce?: string; include_self?: boolean; includeSelf?: boolean };
-type O_index_reduce_out = { self?: Tensor; dim?: number; index?: Tensor; source?: Tensor; reduce?: string; include_self?: boolean; includeSelf?: boolean; out?: Tensor };
+type O_index_reduce_out = { self?: Tensor; dim?: number; index?: Tensor; source?: Tensor; reduce?: string; include_self?: boolean; includeSelf?: boolean; out: Tensor };
 /**
  * aten::index_reduce(Tensor self, int dim, Tensor index, Tensor source, str reduce, *, bool include_self=True) -> Tensor
  * aten::index_reduce.out(Tensor self, int dim, Tensor index, Tensor source, str reduce, *, bool include_self=True, Tensor(a!) out) -> Tensor(a!)
  */
 export const indexReduce: {
-  (self: Tensor, dim: number, index: Tensor, source: Tensor, reduce: string, include_self?: boolean | O_index_reduce, options?: O_index_reduce): Tensor;
   /** aten::index_reduce(Tensor self, int dim, Tensor index, Tensor source, str reduce, *, bool include_self=True) -> Tensor */
-  "default"(self: Tensor, dim: number, index: Tensor, source: Tensor, reduce: string, include_self?: boolean | O_index_reduce, options?: O_index_reduce): Tensor;
+  (self: Tensor, dim: number, index: Tensor, source: Tensor, reduce: string, options?: O_index_reduce): Tensor;
+  /** aten::index_reduce(Tensor self, int dim, Tensor index, Tensor source, str reduce, *, bool include_self=True) -> Tensor */
+  "default"(self: Tensor, dim: number, index: Tensor, source: Tensor, reduce: string, options?: O_index_reduce): Tensor;
   /** aten::index_reduce.out(Tensor self, int dim, Tensor index, Tensor source, str reduce, *, bool include_self=True, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dim: number, index: Tensor, source: Tensor, reduce: string, include_self?: boolean | O_index_reduce_out, out?: Tensor | O_index_reduce_out, options?: O_index_reduce_out): Tensor;
+  "out"(self: Tensor, dim: number, index: Tensor, source: Tensor, reduce: string, options?: O_index_reduce_out): Tensor;
 } = defineOp("index_reduce", [
-  ["",[["self",0,0],["dim",3,0],["index",0,0],["source",0,0],["reduce",7,0],["include_self",5,2]],[0],1],
-  ["out",[["self",0,0],["dim",3,0],["index",0,0],["source",0,0],["reduce",7,0],["include_self",5,2],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["dim",3,0],["index",0,0],["source",0,0],["reduce",7,0],["include_self",5,10]],[0],1],
+  ["out",[["self",0,0],["dim",3,0],["index",0,0],["source",0,0],["reduce",7,0],["include_self",5,10],["out",0,12]],[-7],0],
 ]) as any;
 
 type O_index_reduce_ = { self?: Tensor; dim?: number; index?: Tensor; source?: Tensor; reduce?: string; include_self?: boolean; includeSelf?: boolean };
@@ -328,17 +348,18 @@ type O_index_reduce_ = { self?: Tensor; dim?: number; index?: Tensor; source?: T
  * aten::index_reduce_(Tensor(a!) self, int dim, Tensor index, Tensor source, str reduce, *, bool include_self=True) -> Tensor(a!)
  */
 export const indexReduce_: {
-  (self: Tensor, dim: number, index: Tensor, source: Tensor, reduce: string, include_self?: boolean | O_index_reduce_, options?: O_index_reduce_): Tensor;
   /** aten::index_reduce_(Tensor(a!) self, int dim, Tensor index, Tensor source, str reduce, *, bool include_self=True) -> Tensor(a!) */
-  "default"(self: Tensor, dim: number, index: Tensor, source: Tensor, reduce: string, include_self?: boolean | O_index_reduce_, options?: O_index_reduce_): Tensor;
+  (self: Tensor, dim: number, index: Tensor, source: Tensor, reduce: string, options?: O_index_reduce_): Tensor;
+  /** aten::index_reduce_(Tensor(a!) self, int dim, Tensor index, Tensor source, str reduce, *, bool include_self=True) -> Tensor(a!) */
+  "default"(self: Tensor, dim: number, index: Tensor, source: Tensor, reduce: string, options?: O_index_reduce_): Tensor;
 } = defineOp("index_reduce_", [
-  ["",[["self",0,4],["dim",3,0],["index",0,0],["source",0,0],["reduce",7,0],["include_self",5,2]],[-1],1],
+  ["",[["self",0,4],["dim",3,0],["index",0,0],["source",0,0],["reduce",7,0],["include_self",5,10]],[-1],1],
 ]) as any;
 
 type O_index_select = { self?: Tensor; dim?: number; index?: Tensor };
 type O_index_select_dimname = { self?: Tensor; dim?: string; index?: Tensor };
-type O_index_select_dimname_out = { self?: Tensor; dim?: string; index?: Tensor; out?: Tensor };
-type O_index_select_out = { self?: Tensor; dim?: number; index?: Tensor; out?: Tensor };
+type O_index_select_dimname_out = { self?: Tensor; dim?: string; index?: Tensor; out: Tensor };
+type O_index_select_out = { self?: Tensor; dim?: number; index?: Tensor; out: Tensor };
 /**
  * aten::index_select(Tensor self, int dim, Tensor index) -> Tensor
  * aten::index_select.dimname(Tensor self, str dim, Tensor index) -> Tensor
@@ -346,20 +367,21 @@ type O_index_select_out = { self?: Tensor; dim?: number; index?: Tensor; out?: T
  * aten::index_select.out(Tensor self, int dim, Tensor index, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const indexSelect: {
+  /** aten::index_select(Tensor self, int dim, Tensor index) -> Tensor */
   (self: Tensor, dim: number, index: Tensor, options?: O_index_select): Tensor;
   /** aten::index_select(Tensor self, int dim, Tensor index) -> Tensor */
   "default"(self: Tensor, dim: number, index: Tensor, options?: O_index_select): Tensor;
   /** aten::index_select.dimname(Tensor self, str dim, Tensor index) -> Tensor */
   "dimname"(self: Tensor, dim: string, index: Tensor, options?: O_index_select_dimname): Tensor;
   /** aten::index_select.dimname_out(Tensor self, str dim, Tensor index, *, Tensor(a!) out) -> Tensor(a!) */
-  "dimname_out"(self: Tensor, dim: string, index: Tensor, out: Tensor, options?: O_index_select_dimname_out): Tensor;
+  "dimname_out"(self: Tensor, dim: string, index: Tensor, options?: O_index_select_dimname_out): Tensor;
   /** aten::index_select.out(Tensor self, int dim, Tensor index, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dim: number, index: Tensor, out: Tensor, options?: O_index_select_out): Tensor;
+  "out"(self: Tensor, dim: number, index: Tensor, options?: O_index_select_out): Tensor;
 } = defineOp("index_select", [
   ["",[["self",0,0],["dim",3,0],["index",0,0]],[0],1],
   ["dimname",[["self",0,0],["dim",7,0],["index",0,0]],[0],0],
-  ["dimname_out",[["self",0,0],["dim",7,0],["index",0,0],["out",0,4]],[-1],0],
-  ["out",[["self",0,0],["dim",3,0],["index",0,0],["out",0,4]],[-1],0],
+  ["dimname_out",[["self",0,0],["dim",7,0],["index",0,0],["out",0,12]],[-4],0],
+  ["out",[["self",0,0],["dim",3,0],["index",0,0],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_index_select_backward = { grad?: Tensor; self_sizes?: number[]; selfSizes?: number[]; dim?: number; index?: Tensor };
@@ -367,6 +389,7 @@ type O_index_select_backward = { grad?: Tensor; self_sizes?: number[]; selfSizes
  * aten::index_select_backward(Tensor grad, int[] self_sizes, int dim, Tensor index) -> Tensor
  */
 export const indexSelectBackward: {
+  /** aten::index_select_backward(Tensor grad, int[] self_sizes, int dim, Tensor index) -> Tensor */
   (grad: Tensor, self_sizes: number[], dim: number, index: Tensor, options?: O_index_select_backward): Tensor;
   /** aten::index_select_backward(Tensor grad, int[] self_sizes, int dim, Tensor index) -> Tensor */
   "default"(grad: Tensor, self_sizes: number[], dim: number, index: Tensor, options?: O_index_select_backward): Tensor;
@@ -379,6 +402,7 @@ type O_indices = { self?: Tensor };
  * aten::indices(Tensor(a) self) -> Tensor(a)
  */
 export const indices: {
+  /** aten::indices(Tensor(a) self) -> Tensor(a) */
   (self: Tensor, options?: O_indices): Tensor;
   /** aten::indices(Tensor(a) self) -> Tensor(a) */
   "default"(self: Tensor, options?: O_indices): Tensor;
@@ -387,20 +411,21 @@ export const indices: {
 ]) as any;
 
 type O_indices_copy = { self?: Tensor };
-type O_indices_copy_out = { self?: Tensor; out?: Tensor };
+type O_indices_copy_out = { self?: Tensor; out: Tensor };
 /**
  * aten::indices_copy(Tensor self) -> Tensor
  * aten::indices_copy.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const indicesCopy: {
+  /** aten::indices_copy(Tensor self) -> Tensor */
   (self: Tensor, options?: O_indices_copy): Tensor;
   /** aten::indices_copy(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_indices_copy): Tensor;
   /** aten::indices_copy.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_indices_copy_out): Tensor;
+  "out"(self: Tensor, options?: O_indices_copy_out): Tensor;
 } = defineOp("indices_copy", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_infinitely_differentiable_gelu_backward = { grad?: Tensor; self?: Tensor };
@@ -408,6 +433,7 @@ type O_infinitely_differentiable_gelu_backward = { grad?: Tensor; self?: Tensor 
  * aten::infinitely_differentiable_gelu_backward(Tensor grad, Tensor self) -> Tensor
  */
 export const infinitelyDifferentiableGeluBackward: {
+  /** aten::infinitely_differentiable_gelu_backward(Tensor grad, Tensor self) -> Tensor */
   (grad: Tensor, self: Tensor, options?: O_infinitely_differentiable_gelu_backward): Tensor;
   /** aten::infinitely_differentiable_gelu_backward(Tensor grad, Tensor self) -> Tensor */
   "default"(grad: Tensor, self: Tensor, options?: O_infinitely_differentiable_gelu_backward): Tensor;
@@ -416,20 +442,21 @@ export const infinitelyDifferentiableGeluBackward: {
 ]) as any;
 
 type O_inner = { self?: Tensor; other?: Tensor };
-type O_inner_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_inner_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::inner(Tensor self, Tensor other) -> Tensor
  * aten::inner.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const inner: {
+  /** aten::inner(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_inner): Tensor;
   /** aten::inner(Tensor self, Tensor other) -> Tensor */
   "default"(self: Tensor, other: Tensor, options?: O_inner): Tensor;
   /** aten::inner.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, out: Tensor, options?: O_inner_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_inner_out): Tensor;
 } = defineOp("inner", [
   ["",[["self",0,0],["other",0,0]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_instance_norm = { input?: Tensor; weight?: Tensor | null; bias?: Tensor | null; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; use_input_stats?: boolean; useInputStats?: boolean; momentum?: number; eps?: number; cudnn_enabled?: boolean; cudnnEnabled?: boolean };
@@ -437,6 +464,7 @@ type O_instance_norm = { input?: Tensor; weight?: Tensor | null; bias?: Tensor |
  * aten::instance_norm(Tensor input, Tensor? weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool use_input_stats, float momentum, float eps, bool cudnn_enabled) -> Tensor
  */
 export const instanceNorm: {
+  /** aten::instance_norm(Tensor input, Tensor? weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool use_input_stats, float momentum, float eps, bool cudnn_enabled) -> Tensor */
   (input: Tensor, weight?: Tensor | null | O_instance_norm, bias?: Tensor | null | O_instance_norm, running_mean?: Tensor | null | O_instance_norm, running_var?: Tensor | null | O_instance_norm, use_input_stats?: boolean | O_instance_norm, momentum?: number | O_instance_norm, eps?: number | O_instance_norm, cudnn_enabled?: boolean | O_instance_norm, options?: O_instance_norm): Tensor;
   /** aten::instance_norm(Tensor input, Tensor? weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool use_input_stats, float momentum, float eps, bool cudnn_enabled) -> Tensor */
   "default"(input: Tensor, weight?: Tensor | null | O_instance_norm, bias?: Tensor | null | O_instance_norm, running_mean?: Tensor | null | O_instance_norm, running_var?: Tensor | null | O_instance_norm, use_input_stats?: boolean | O_instance_norm, momentum?: number | O_instance_norm, eps?: number | O_instance_norm, cudnn_enabled?: boolean | O_instance_norm, options?: O_instance_norm): Tensor;
@@ -445,37 +473,39 @@ export const instanceNorm: {
 ]) as any;
 
 type O_int_repr = { self?: Tensor };
-type O_int_repr_out = { self?: Tensor; out?: Tensor };
+type O_int_repr_out = { self?: Tensor; out: Tensor };
 /**
  * aten::int_repr(Tensor self) -> Tensor
  * aten::int_repr.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const intRepr: {
+  /** aten::int_repr(Tensor self) -> Tensor */
   (self: Tensor, options?: O_int_repr): Tensor;
   /** aten::int_repr(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_int_repr): Tensor;
   /** aten::int_repr.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_int_repr_out): Tensor;
+  "out"(self: Tensor, options?: O_int_repr_out): Tensor;
 } = defineOp("int_repr", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_inverse = { self?: Tensor };
-type O_inverse_out = { self?: Tensor; out?: Tensor };
+type O_inverse_out = { self?: Tensor; out: Tensor };
 /**
  * aten::inverse(Tensor self) -> Tensor
  * aten::inverse.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const inverse: {
+  /** aten::inverse(Tensor self) -> Tensor */
   (self: Tensor, options?: O_inverse): Tensor;
   /** aten::inverse(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_inverse): Tensor;
   /** aten::inverse.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_inverse_out): Tensor;
+  "out"(self: Tensor, options?: O_inverse_out): Tensor;
 } = defineOp("inverse", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_is_coalesced = { self?: Tensor };
@@ -483,6 +513,7 @@ type O_is_coalesced = { self?: Tensor };
  * aten::is_coalesced(Tensor self) -> bool
  */
 export const isCoalesced: {
+  /** aten::is_coalesced(Tensor self) -> bool */
   (self: Tensor, options?: O_is_coalesced): boolean;
   /** aten::is_coalesced(Tensor self) -> bool */
   "default"(self: Tensor, options?: O_is_coalesced): boolean;
@@ -495,6 +526,7 @@ type O_is_complex = { self?: Tensor };
  * aten::is_complex(Tensor self) -> bool
  */
 export const isComplex: {
+  /** aten::is_complex(Tensor self) -> bool */
   (self: Tensor, options?: O_is_complex): boolean;
   /** aten::is_complex(Tensor self) -> bool */
   "default"(self: Tensor, options?: O_is_complex): boolean;
@@ -507,6 +539,7 @@ type O_is_conj = { self?: Tensor };
  * aten::is_conj(Tensor self) -> bool
  */
 export const isConj: {
+  /** aten::is_conj(Tensor self) -> bool */
   (self: Tensor, options?: O_is_conj): boolean;
   /** aten::is_conj(Tensor self) -> bool */
   "default"(self: Tensor, options?: O_is_conj): boolean;
@@ -519,6 +552,7 @@ type O_is_distributed = { self?: Tensor };
  * aten::is_distributed(Tensor self) -> bool
  */
 export const isDistributed: {
+  /** aten::is_distributed(Tensor self) -> bool */
   (self: Tensor, options?: O_is_distributed): boolean;
   /** aten::is_distributed(Tensor self) -> bool */
   "default"(self: Tensor, options?: O_is_distributed): boolean;
@@ -531,6 +565,7 @@ type O_is_floating_point = { self?: Tensor };
  * aten::is_floating_point(Tensor self) -> bool
  */
 export const isFloatingPoint: {
+  /** aten::is_floating_point(Tensor self) -> bool */
   (self: Tensor, options?: O_is_floating_point): boolean;
   /** aten::is_floating_point(Tensor self) -> bool */
   "default"(self: Tensor, options?: O_is_floating_point): boolean;
@@ -543,6 +578,7 @@ type O_is_inference = { self?: Tensor };
  * aten::is_inference(Tensor self) -> bool
  */
 export const isInference: {
+  /** aten::is_inference(Tensor self) -> bool */
   (self: Tensor, options?: O_is_inference): boolean;
   /** aten::is_inference(Tensor self) -> bool */
   "default"(self: Tensor, options?: O_is_inference): boolean;
@@ -555,6 +591,7 @@ type O_is_leaf = { self?: Tensor };
  * aten::is_leaf(Tensor self) -> bool
  */
 export const isLeaf: {
+  /** aten::is_leaf(Tensor self) -> bool */
   (self: Tensor, options?: O_is_leaf): boolean;
   /** aten::is_leaf(Tensor self) -> bool */
   "default"(self: Tensor, options?: O_is_leaf): boolean;
@@ -567,6 +604,7 @@ type O_is_neg = { self?: Tensor };
  * aten::is_neg(Tensor self) -> bool
  */
 export const isNeg: {
+  /** aten::is_neg(Tensor self) -> bool */
   (self: Tensor, options?: O_is_neg): boolean;
   /** aten::is_neg(Tensor self) -> bool */
   "default"(self: Tensor, options?: O_is_neg): boolean;
@@ -579,6 +617,7 @@ type O_is_nonzero = { self?: Tensor };
  * aten::is_nonzero(Tensor self) -> bool
  */
 export const isNonzero: {
+  /** aten::is_nonzero(Tensor self) -> bool */
   (self: Tensor, options?: O_is_nonzero): boolean;
   /** aten::is_nonzero(Tensor self) -> bool */
   "default"(self: Tensor, options?: O_is_nonzero): boolean;
@@ -591,6 +630,7 @@ type O_is_pinned = { self?: Tensor; device?: DeviceLike | null };
  * aten::is_pinned(Tensor self, Device? device=None) -> bool
  */
 export const isPinned: {
+  /** aten::is_pinned(Tensor self, Device? device=None) -> bool */
   (self: Tensor, device?: DeviceLike | null | O_is_pinned, options?: O_is_pinned): boolean;
   /** aten::is_pinned(Tensor self, Device? device=None) -> bool */
   "default"(self: Tensor, device?: DeviceLike | null | O_is_pinned, options?: O_is_pinned): boolean;
@@ -603,6 +643,7 @@ type O_is_same_size = { self?: Tensor; other?: Tensor };
  * aten::is_same_size(Tensor self, Tensor other) -> bool
  */
 export const isSameSize: {
+  /** aten::is_same_size(Tensor self, Tensor other) -> bool */
   (self: Tensor, other: Tensor, options?: O_is_same_size): boolean;
   /** aten::is_same_size(Tensor self, Tensor other) -> bool */
   "default"(self: Tensor, other: Tensor, options?: O_is_same_size): boolean;
@@ -615,6 +656,7 @@ type O_is_set_to = { self?: Tensor; tensor?: Tensor };
  * aten::is_set_to(Tensor self, Tensor tensor) -> bool
  */
 export const isSetTo: {
+  /** aten::is_set_to(Tensor self, Tensor tensor) -> bool */
   (self: Tensor, tensor: Tensor, options?: O_is_set_to): boolean;
   /** aten::is_set_to(Tensor self, Tensor tensor) -> bool */
   "default"(self: Tensor, tensor: Tensor, options?: O_is_set_to): boolean;
@@ -627,6 +669,7 @@ type O_is_signed = { self?: Tensor };
  * aten::is_signed(Tensor self) -> bool
  */
 export const isSigned: {
+  /** aten::is_signed(Tensor self) -> bool */
   (self: Tensor, options?: O_is_signed): boolean;
   /** aten::is_signed(Tensor self) -> bool */
   "default"(self: Tensor, options?: O_is_signed): boolean;
@@ -639,6 +682,7 @@ type O_is_vulkan_available = {};
  * aten::is_vulkan_available() -> bool
  */
 export const isVulkanAvailable: {
+  /** aten::is_vulkan_available() -> bool */
   (options?: O_is_vulkan_available): boolean;
   /** aten::is_vulkan_available() -> bool */
   "default"(options?: O_is_vulkan_available): boolean;
@@ -651,6 +695,7 @@ type O_isclose = { self?: Tensor; other?: Tensor; rtol?: number; atol?: number; 
  * aten::isclose(Tensor self, Tensor other, float rtol=1.0000000000000001e-05, float atol=1e-08, bool equal_nan=False) -> Tensor
  */
 export const isclose: {
+  /** aten::isclose(Tensor self, Tensor other, float rtol=1.0000000000000001e-05, float atol=1e-08, bool equal_nan=False) -> Tensor */
   (self: Tensor, other: Tensor, rtol?: number | O_isclose, atol?: number | O_isclose, equal_nan?: boolean | O_isclose, options?: O_isclose): Tensor;
   /** aten::isclose(Tensor self, Tensor other, float rtol=1.0000000000000001e-05, float atol=1e-08, bool equal_nan=False) -> Tensor */
   "default"(self: Tensor, other: Tensor, rtol?: number | O_isclose, atol?: number | O_isclose, equal_nan?: boolean | O_isclose, options?: O_isclose): Tensor;
@@ -663,6 +708,7 @@ type O_isfinite = { self?: Tensor };
  * aten::isfinite(Tensor self) -> Tensor
  */
 export const isfinite: {
+  /** aten::isfinite(Tensor self) -> Tensor */
   (self: Tensor, options?: O_isfinite): Tensor;
   /** aten::isfinite(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_isfinite): Tensor;
@@ -671,11 +717,11 @@ export const isfinite: {
 ]) as any;
 
 type O_isin_Scalar_Tensor = { element?: Scalar; test_elements?: Tensor; testElements?: Tensor; assume_unique?: boolean; assumeUnique?: boolean; invert?: boolean };
-type O_isin_Scalar_Tensor_out = { element?: Scalar; test_elements?: Tensor; testElements?: Tensor; assume_unique?: boolean; assumeUnique?: boolean; invert?: boolean; out?: Tensor };
+type O_isin_Scalar_Tensor_out = { element?: Scalar; test_elements?: Tensor; testElements?: Tensor; assume_unique?: boolean; assumeUnique?: boolean; invert?: boolean; out: Tensor };
 type O_isin_Tensor_Scalar = { elements?: Tensor; test_element?: Scalar; testElement?: Scalar; assume_unique?: boolean; assumeUnique?: boolean; invert?: boolean };
-type O_isin_Tensor_Scalar_out = { elements?: Tensor; test_element?: Scalar; testElement?: Scalar; assume_unique?: boolean; assumeUnique?: boolean; invert?: boolean; out?: Tensor };
+type O_isin_Tensor_Scalar_out = { elements?: Tensor; test_element?: Scalar; testElement?: Scalar; assume_unique?: boolean; assumeUnique?: boolean; invert?: boolean; out: Tensor };
 type O_isin_Tensor_Tensor = { elements?: Tensor; test_elements?: Tensor; testElements?: Tensor; assume_unique?: boolean; assumeUnique?: boolean; invert?: boolean };
-type O_isin_Tensor_Tensor_out = { elements?: Tensor; test_elements?: Tensor; testElements?: Tensor; assume_unique?: boolean; assumeUnique?: boolean; invert?: boolean; out?: Tensor };
+type O_isin_Tensor_Tensor_out = { elements?: Tensor; test_elements?: Tensor; testElements?: Tensor; assume_unique?: boolean; assumeUnique?: boolean; invert?: boolean; out: Tensor };
 /**
  * aten::isin.Scalar_Tensor(Scalar element, Tensor test_elements, *, bool assume_unique=False, bool invert=False) -> Tensor
  * aten::isin.Scalar_Tensor_out(Scalar element, Tensor test_elements, *, bool assume_unique=False, bool invert=False, Tensor(a!) out) -> Tensor(a!)
@@ -685,96 +731,103 @@ type O_isin_Tensor_Tensor_out = { elements?: Tensor; test_elements?: Tensor; tes
  * aten::isin.Tensor_Tensor_out(Tensor elements, Tensor test_elements, *, bool assume_unique=False, bool invert=False, Tensor(a!) out) -> Tensor(a!)
  */
 export const isin: {
-  (element: Scalar, test_elements: Tensor, assume_unique?: boolean | O_isin_Scalar_Tensor, invert?: boolean | O_isin_Scalar_Tensor, options?: O_isin_Scalar_Tensor): Tensor;
-  (elements: Tensor, test_element: Scalar, assume_unique?: boolean | O_isin_Tensor_Scalar, invert?: boolean | O_isin_Tensor_Scalar, options?: O_isin_Tensor_Scalar): Tensor;
-  (elements: Tensor, test_elements: Tensor, assume_unique?: boolean | O_isin_Tensor_Tensor, invert?: boolean | O_isin_Tensor_Tensor, options?: O_isin_Tensor_Tensor): Tensor;
   /** aten::isin.Scalar_Tensor(Scalar element, Tensor test_elements, *, bool assume_unique=False, bool invert=False) -> Tensor */
-  "Scalar_Tensor"(element: Scalar, test_elements: Tensor, assume_unique?: boolean | O_isin_Scalar_Tensor, invert?: boolean | O_isin_Scalar_Tensor, options?: O_isin_Scalar_Tensor): Tensor;
-  /** aten::isin.Scalar_Tensor_out(Scalar element, Tensor test_elements, *, bool assume_unique=False, bool invert=False, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_Tensor_out"(element: Scalar, test_elements: Tensor, assume_unique?: boolean | O_isin_Scalar_Tensor_out, invert?: boolean | O_isin_Scalar_Tensor_out, out?: Tensor | O_isin_Scalar_Tensor_out, options?: O_isin_Scalar_Tensor_out): Tensor;
+  (element: Scalar, test_elements: Tensor, options?: O_isin_Scalar_Tensor): Tensor;
   /** aten::isin.Tensor_Scalar(Tensor elements, Scalar test_element, *, bool assume_unique=False, bool invert=False) -> Tensor */
-  "Tensor_Scalar"(elements: Tensor, test_element: Scalar, assume_unique?: boolean | O_isin_Tensor_Scalar, invert?: boolean | O_isin_Tensor_Scalar, options?: O_isin_Tensor_Scalar): Tensor;
-  /** aten::isin.Tensor_Scalar_out(Tensor elements, Scalar test_element, *, bool assume_unique=False, bool invert=False, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_Scalar_out"(elements: Tensor, test_element: Scalar, assume_unique?: boolean | O_isin_Tensor_Scalar_out, invert?: boolean | O_isin_Tensor_Scalar_out, out?: Tensor | O_isin_Tensor_Scalar_out, options?: O_isin_Tensor_Scalar_out): Tensor;
+  (elements: Tensor, test_element: Scalar, options?: O_isin_Tensor_Scalar): Tensor;
   /** aten::isin.Tensor_Tensor(Tensor elements, Tensor test_elements, *, bool assume_unique=False, bool invert=False) -> Tensor */
-  "Tensor_Tensor"(elements: Tensor, test_elements: Tensor, assume_unique?: boolean | O_isin_Tensor_Tensor, invert?: boolean | O_isin_Tensor_Tensor, options?: O_isin_Tensor_Tensor): Tensor;
+  (elements: Tensor, test_elements: Tensor, options?: O_isin_Tensor_Tensor): Tensor;
+  /** aten::isin.Scalar_Tensor(Scalar element, Tensor test_elements, *, bool assume_unique=False, bool invert=False) -> Tensor */
+  "Scalar_Tensor"(element: Scalar, test_elements: Tensor, options?: O_isin_Scalar_Tensor): Tensor;
+  /** aten::isin.Scalar_Tensor_out(Scalar element, Tensor test_elements, *, bool assume_unique=False, bool invert=False, Tensor(a!) out) -> Tensor(a!) */
+  "Scalar_Tensor_out"(element: Scalar, test_elements: Tensor, options?: O_isin_Scalar_Tensor_out): Tensor;
+  /** aten::isin.Tensor_Scalar(Tensor elements, Scalar test_element, *, bool assume_unique=False, bool invert=False) -> Tensor */
+  "Tensor_Scalar"(elements: Tensor, test_element: Scalar, options?: O_isin_Tensor_Scalar): Tensor;
+  /** aten::isin.Tensor_Scalar_out(Tensor elements, Scalar test_element, *, bool assume_unique=False, bool invert=False, Tensor(a!) out) -> Tensor(a!) */
+  "Tensor_Scalar_out"(elements: Tensor, test_element: Scalar, options?: O_isin_Tensor_Scalar_out): Tensor;
+  /** aten::isin.Tensor_Tensor(Tensor elements, Tensor test_elements, *, bool assume_unique=False, bool invert=False) -> Tensor */
+  "Tensor_Tensor"(elements: Tensor, test_elements: Tensor, options?: O_isin_Tensor_Tensor): Tensor;
   /** aten::isin.Tensor_Tensor_out(Tensor elements, Tensor test_elements, *, bool assume_unique=False, bool invert=False, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_Tensor_out"(elements: Tensor, test_elements: Tensor, assume_unique?: boolean | O_isin_Tensor_Tensor_out, invert?: boolean | O_isin_Tensor_Tensor_out, out?: Tensor | O_isin_Tensor_Tensor_out, options?: O_isin_Tensor_Tensor_out): Tensor;
+  "Tensor_Tensor_out"(elements: Tensor, test_elements: Tensor, options?: O_isin_Tensor_Tensor_out): Tensor;
 } = defineOp("isin", [
-  ["Scalar_Tensor",[["element",6,0],["test_elements",0,0],["assume_unique",5,2],["invert",5,2]],[0],1],
-  ["Scalar_Tensor_out",[["element",6,0],["test_elements",0,0],["assume_unique",5,2],["invert",5,2],["out",0,4]],[-1],0],
-  ["Tensor_Scalar",[["elements",0,0],["test_element",6,0],["assume_unique",5,2],["invert",5,2]],[0],1],
-  ["Tensor_Scalar_out",[["elements",0,0],["test_element",6,0],["assume_unique",5,2],["invert",5,2],["out",0,4]],[-1],0],
-  ["Tensor_Tensor",[["elements",0,0],["test_elements",0,0],["assume_unique",5,2],["invert",5,2]],[0],1],
-  ["Tensor_Tensor_out",[["elements",0,0],["test_elements",0,0],["assume_unique",5,2],["invert",5,2],["out",0,4]],[-1],0],
+  ["Scalar_Tensor",[["element",6,0],["test_elements",0,0],["assume_unique",5,10],["invert",5,10]],[0],1],
+  ["Scalar_Tensor_out",[["element",6,0],["test_elements",0,0],["assume_unique",5,10],["invert",5,10],["out",0,12]],[-5],0],
+  ["Tensor_Scalar",[["elements",0,0],["test_element",6,0],["assume_unique",5,10],["invert",5,10]],[0],1],
+  ["Tensor_Scalar_out",[["elements",0,0],["test_element",6,0],["assume_unique",5,10],["invert",5,10],["out",0,12]],[-5],0],
+  ["Tensor_Tensor",[["elements",0,0],["test_elements",0,0],["assume_unique",5,10],["invert",5,10]],[0],1],
+  ["Tensor_Tensor_out",[["elements",0,0],["test_elements",0,0],["assume_unique",5,10],["invert",5,10],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_isinf = { self?: Tensor };
-type O_isinf_out = { self?: Tensor; out?: Tensor };
+type O_isinf_out = { self?: Tensor; out: Tensor };
 /**
  * aten::isinf(Tensor self) -> Tensor
  * aten::isinf.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const isinf: {
+  /** aten::isinf(Tensor self) -> Tensor */
   (self: Tensor, options?: O_isinf): Tensor;
   /** aten::isinf(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_isinf): Tensor;
   /** aten::isinf.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_isinf_out): Tensor;
+  "out"(self: Tensor, options?: O_isinf_out): Tensor;
 } = defineOp("isinf", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_isnan = { self?: Tensor };
-type O_isnan_out = { self?: Tensor; out?: Tensor };
+type O_isnan_out = { self?: Tensor; out: Tensor };
 /**
  * aten::isnan(Tensor self) -> Tensor
  * aten::isnan.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const isnan: {
+  /** aten::isnan(Tensor self) -> Tensor */
   (self: Tensor, options?: O_isnan): Tensor;
   /** aten::isnan(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_isnan): Tensor;
   /** aten::isnan.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_isnan_out): Tensor;
+  "out"(self: Tensor, options?: O_isnan_out): Tensor;
 } = defineOp("isnan", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_isneginf = { self?: Tensor };
-type O_isneginf_out = { self?: Tensor; out?: Tensor };
+type O_isneginf_out = { self?: Tensor; out: Tensor };
 /**
  * aten::isneginf(Tensor self) -> Tensor
  * aten::isneginf.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const isneginf: {
+  /** aten::isneginf(Tensor self) -> Tensor */
   (self: Tensor, options?: O_isneginf): Tensor;
   /** aten::isneginf(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_isneginf): Tensor;
   /** aten::isneginf.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_isneginf_out): Tensor;
+  "out"(self: Tensor, options?: O_isneginf_out): Tensor;
 } = defineOp("isneginf", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_isposinf = { self?: Tensor };
-type O_isposinf_out = { self?: Tensor; out?: Tensor };
+type O_isposinf_out = { self?: Tensor; out: Tensor };
 /**
  * aten::isposinf(Tensor self) -> Tensor
  * aten::isposinf.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const isposinf: {
+  /** aten::isposinf(Tensor self) -> Tensor */
   (self: Tensor, options?: O_isposinf): Tensor;
   /** aten::isposinf(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_isposinf): Tensor;
   /** aten::isposinf.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_isposinf_out): Tensor;
+  "out"(self: Tensor, options?: O_isposinf_out): Tensor;
 } = defineOp("isposinf", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_isreal = { self?: Tensor };
@@ -782,6 +835,7 @@ type O_isreal = { self?: Tensor };
  * aten::isreal(Tensor self) -> Tensor
  */
 export const isreal: {
+  /** aten::isreal(Tensor self) -> Tensor */
   (self: Tensor, options?: O_isreal): Tensor;
   /** aten::isreal(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_isreal): Tensor;
@@ -794,6 +848,7 @@ type O_istft = { self?: Tensor; n_fft?: number; nFft?: number; hop_length?: numb
  * aten::istft(Tensor self, int n_fft, int? hop_length=None, int? win_length=None, Tensor? window=None, bool center=True, bool normalized=False, bool? onesided=None, int? length=None, bool return_complex=False) -> Tensor
  */
 export const istft: {
+  /** aten::istft(Tensor self, int n_fft, int? hop_length=None, int? win_length=None, Tensor? window=None, bool center=True, bool normalized=False, bool? onesided=None, int? length=None, bool return_complex=False) -> Tensor */
   (self: Tensor, n_fft: number, hop_length?: number | null | O_istft, win_length?: number | null | O_istft, window?: Tensor | null | O_istft, center?: boolean | O_istft, normalized?: boolean | O_istft, onesided?: boolean | null | O_istft, length?: number | null | O_istft, return_complex?: boolean | O_istft, options?: O_istft): Tensor;
   /** aten::istft(Tensor self, int n_fft, int? hop_length=None, int? win_length=None, Tensor? window=None, bool center=True, bool normalized=False, bool? onesided=None, int? length=None, bool return_complex=False) -> Tensor */
   "default"(self: Tensor, n_fft: number, hop_length?: number | null | O_istft, win_length?: number | null | O_istft, window?: Tensor | null | O_istft, center?: boolean | O_istft, normalized?: boolean | O_istft, onesided?: boolean | null | O_istft, length?: number | null | O_istft, return_complex?: boolean | O_istft, options?: O_istft): Tensor;
@@ -806,6 +861,7 @@ type O_item = { self?: Tensor };
  * aten::item(Tensor self) -> Scalar
  */
 export const item: {
+  /** aten::item(Tensor self) -> Scalar */
   (self: Tensor, options?: O_item): number;
   /** aten::item(Tensor self) -> Scalar */
   "default"(self: Tensor, options?: O_item): number;

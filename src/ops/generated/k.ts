@@ -7,10 +7,10 @@ import { defineOp } from '../../core/dispatch.js';
 
 type O_kaiser_window = { window_length?: number; windowLength?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 type O_kaiser_window_beta = { window_length?: number; windowLength?: number; periodic?: boolean; beta?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O_kaiser_window_beta_out = { window_length?: number; windowLength?: number; periodic?: boolean; beta?: number; out?: Tensor };
-type O_kaiser_window_out = { window_length?: number; windowLength?: number; out?: Tensor };
+type O_kaiser_window_beta_out = { window_length?: number; windowLength?: number; periodic?: boolean; beta?: number; out: Tensor };
+type O_kaiser_window_out = { window_length?: number; windowLength?: number; out: Tensor };
 type O_kaiser_window_periodic = { window_length?: number; windowLength?: number; periodic?: boolean; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O_kaiser_window_periodic_out = { window_length?: number; windowLength?: number; periodic?: boolean; out?: Tensor };
+type O_kaiser_window_periodic_out = { window_length?: number; windowLength?: number; periodic?: boolean; out: Tensor };
 /**
  * aten::kaiser_window(int window_length, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::kaiser_window.beta(int window_length, bool periodic, float beta, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
@@ -20,28 +20,31 @@ type O_kaiser_window_periodic_out = { window_length?: number; windowLength?: num
  * aten::kaiser_window.periodic_out(int window_length, bool periodic, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const kaiserWindow: {
-  (window_length: number, dtype?: DType | null | O_kaiser_window, layout?: Layout | null | O_kaiser_window, device?: DeviceLike | null | O_kaiser_window, pin_memory?: boolean | null | O_kaiser_window, options?: O_kaiser_window): Tensor;
-  (window_length: number, periodic: boolean, beta: number, dtype?: DType | null | O_kaiser_window_beta, layout?: Layout | null | O_kaiser_window_beta, device?: DeviceLike | null | O_kaiser_window_beta, pin_memory?: boolean | null | O_kaiser_window_beta, options?: O_kaiser_window_beta): Tensor;
-  (window_length: number, periodic: boolean, dtype?: DType | null | O_kaiser_window_periodic, layout?: Layout | null | O_kaiser_window_periodic, device?: DeviceLike | null | O_kaiser_window_periodic, pin_memory?: boolean | null | O_kaiser_window_periodic, options?: O_kaiser_window_periodic): Tensor;
   /** aten::kaiser_window(int window_length, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "default"(window_length: number, dtype?: DType | null | O_kaiser_window, layout?: Layout | null | O_kaiser_window, device?: DeviceLike | null | O_kaiser_window, pin_memory?: boolean | null | O_kaiser_window, options?: O_kaiser_window): Tensor;
+  (window_length: number, options?: O_kaiser_window): Tensor;
   /** aten::kaiser_window.beta(int window_length, bool periodic, float beta, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "beta"(window_length: number, periodic: boolean, beta: number, dtype?: DType | null | O_kaiser_window_beta, layout?: Layout | null | O_kaiser_window_beta, device?: DeviceLike | null | O_kaiser_window_beta, pin_memory?: boolean | null | O_kaiser_window_beta, options?: O_kaiser_window_beta): Tensor;
-  /** aten::kaiser_window.beta_out(int window_length, bool periodic, float beta, *, Tensor(a!) out) -> Tensor(a!) */
-  "beta_out"(window_length: number, periodic: boolean, beta: number, out: Tensor, options?: O_kaiser_window_beta_out): Tensor;
-  /** aten::kaiser_window.out(int window_length, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(window_length: number, out: Tensor, options?: O_kaiser_window_out): Tensor;
+  (window_length: number, periodic: boolean, beta: number, options?: O_kaiser_window_beta): Tensor;
   /** aten::kaiser_window.periodic(int window_length, bool periodic, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "periodic"(window_length: number, periodic: boolean, dtype?: DType | null | O_kaiser_window_periodic, layout?: Layout | null | O_kaiser_window_periodic, device?: DeviceLike | null | O_kaiser_window_periodic, pin_memory?: boolean | null | O_kaiser_window_periodic, options?: O_kaiser_window_periodic): Tensor;
+  (window_length: number, periodic: boolean, options?: O_kaiser_window_periodic): Tensor;
+  /** aten::kaiser_window(int window_length, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "default"(window_length: number, options?: O_kaiser_window): Tensor;
+  /** aten::kaiser_window.beta(int window_length, bool periodic, float beta, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "beta"(window_length: number, periodic: boolean, beta: number, options?: O_kaiser_window_beta): Tensor;
+  /** aten::kaiser_window.beta_out(int window_length, bool periodic, float beta, *, Tensor(a!) out) -> Tensor(a!) */
+  "beta_out"(window_length: number, periodic: boolean, beta: number, options?: O_kaiser_window_beta_out): Tensor;
+  /** aten::kaiser_window.out(int window_length, *, Tensor(a!) out) -> Tensor(a!) */
+  "out"(window_length: number, options?: O_kaiser_window_out): Tensor;
+  /** aten::kaiser_window.periodic(int window_length, bool periodic, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "periodic"(window_length: number, periodic: boolean, options?: O_kaiser_window_periodic): Tensor;
   /** aten::kaiser_window.periodic_out(int window_length, bool periodic, *, Tensor(a!) out) -> Tensor(a!) */
-  "periodic_out"(window_length: number, periodic: boolean, out: Tensor, options?: O_kaiser_window_periodic_out): Tensor;
+  "periodic_out"(window_length: number, periodic: boolean, options?: O_kaiser_window_periodic_out): Tensor;
 } = defineOp("kaiser_window", [
-  ["",[["window_length",3,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["beta",[["window_length",3,0],["periodic",5,0],["beta",4,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["beta_out",[["window_length",3,0],["periodic",5,0],["beta",4,0],["out",0,4]],[-1],0],
-  ["out",[["window_length",3,0],["out",0,4]],[-1],0],
-  ["periodic",[["window_length",3,0],["periodic",5,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["periodic_out",[["window_length",3,0],["periodic",5,0],["out",0,4]],[-1],0],
+  ["",[["window_length",3,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["beta",[["window_length",3,0],["periodic",5,0],["beta",4,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["beta_out",[["window_length",3,0],["periodic",5,0],["beta",4,0],["out",0,12]],[-4],0],
+  ["out",[["window_length",3,0],["out",0,12]],[-2],0],
+  ["periodic",[["window_length",3,0],["periodic",5,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["periodic_out",[["window_length",3,0],["periodic",5,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_kl_div = { self?: Tensor; target?: Tensor; reduction?: number; log_target?: boolean; logTarget?: boolean };
@@ -49,34 +52,36 @@ type O_kl_div = { self?: Tensor; target?: Tensor; reduction?: number; log_target
  * aten::kl_div(Tensor self, Tensor target, int reduction=1, *, bool log_target=False) -> Tensor
  */
 export const klDiv: {
-  (self: Tensor, target: Tensor, reduction?: number | O_kl_div, log_target?: boolean | O_kl_div, options?: O_kl_div): Tensor;
   /** aten::kl_div(Tensor self, Tensor target, int reduction=1, *, bool log_target=False) -> Tensor */
-  "default"(self: Tensor, target: Tensor, reduction?: number | O_kl_div, log_target?: boolean | O_kl_div, options?: O_kl_div): Tensor;
+  (self: Tensor, target: Tensor, reduction?: number | O_kl_div, options?: O_kl_div): Tensor;
+  /** aten::kl_div(Tensor self, Tensor target, int reduction=1, *, bool log_target=False) -> Tensor */
+  "default"(self: Tensor, target: Tensor, reduction?: number | O_kl_div, options?: O_kl_div): Tensor;
 } = defineOp("kl_div", [
-  ["",[["self",0,0],["target",0,0],["reduction",3,2],["log_target",5,2]],[0],1],
+  ["",[["self",0,0],["target",0,0],["reduction",3,2],["log_target",5,10]],[0],1],
 ]) as any;
 
 type O_kron = { self?: Tensor; other?: Tensor };
-type O_kron_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_kron_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::kron(Tensor self, Tensor other) -> Tensor
  * aten::kron.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const kron: {
+  /** aten::kron(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_kron): Tensor;
   /** aten::kron(Tensor self, Tensor other) -> Tensor */
   "default"(self: Tensor, other: Tensor, options?: O_kron): Tensor;
   /** aten::kron.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, out: Tensor, options?: O_kron_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_kron_out): Tensor;
 } = defineOp("kron", [
   ["",[["self",0,0],["other",0,0]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_kthvalue = { self?: Tensor; k?: number; dim?: number; keepdim?: boolean };
 type O_kthvalue_dimname = { self?: Tensor; k?: number; dim?: string; keepdim?: boolean };
-type O_kthvalue_dimname_out = { self?: Tensor; k?: number; dim?: string; keepdim?: boolean; values?: Tensor; indices?: Tensor };
-type O_kthvalue_values = { self?: Tensor; k?: number; dim?: number; keepdim?: boolean; values?: Tensor; indices?: Tensor };
+type O_kthvalue_dimname_out = { self?: Tensor; k?: number; dim?: string; keepdim?: boolean; values: Tensor; indices: Tensor };
+type O_kthvalue_values = { self?: Tensor; k?: number; dim?: number; keepdim?: boolean; values: Tensor; indices: Tensor };
 /**
  * aten::kthvalue(Tensor self, int k, int dim=-1, bool keepdim=False) -> (Tensor values, Tensor indices)
  * aten::kthvalue.dimname(Tensor self, int k, str dim, bool keepdim=False) -> (Tensor values, Tensor indices)
@@ -84,18 +89,19 @@ type O_kthvalue_values = { self?: Tensor; k?: number; dim?: number; keepdim?: bo
  * aten::kthvalue.values(Tensor self, int k, int dim=-1, bool keepdim=False, *, Tensor(a!) values, Tensor(b!) indices) -> (Tensor(a!) values, Tensor(b!) indices)
  */
 export const kthvalue: {
+  /** aten::kthvalue(Tensor self, int k, int dim=-1, bool keepdim=False) -> (Tensor values, Tensor indices) */
   (self: Tensor, k: number, dim?: number | O_kthvalue, keepdim?: boolean | O_kthvalue, options?: O_kthvalue): [Tensor, Tensor];
   /** aten::kthvalue(Tensor self, int k, int dim=-1, bool keepdim=False) -> (Tensor values, Tensor indices) */
   "default"(self: Tensor, k: number, dim?: number | O_kthvalue, keepdim?: boolean | O_kthvalue, options?: O_kthvalue): [Tensor, Tensor];
   /** aten::kthvalue.dimname(Tensor self, int k, str dim, bool keepdim=False) -> (Tensor values, Tensor indices) */
   "dimname"(self: Tensor, k: number, dim: string, keepdim?: boolean | O_kthvalue_dimname, options?: O_kthvalue_dimname): [Tensor, Tensor];
   /** aten::kthvalue.dimname_out(Tensor self, int k, str dim, bool keepdim=False, *, Tensor(a!) values, Tensor(b!) indices) -> (Tensor(a!) values, Tensor(b!) indices) */
-  "dimname_out"(self: Tensor, k: number, dim: string, keepdim?: boolean | O_kthvalue_dimname_out, values?: Tensor | O_kthvalue_dimname_out, indices?: Tensor | O_kthvalue_dimname_out, options?: O_kthvalue_dimname_out): [Tensor, Tensor];
+  "dimname_out"(self: Tensor, k: number, dim: string, keepdim?: boolean | O_kthvalue_dimname_out, options?: O_kthvalue_dimname_out): [Tensor, Tensor];
   /** aten::kthvalue.values(Tensor self, int k, int dim=-1, bool keepdim=False, *, Tensor(a!) values, Tensor(b!) indices) -> (Tensor(a!) values, Tensor(b!) indices) */
-  "values"(self: Tensor, k: number, dim?: number | O_kthvalue_values, keepdim?: boolean | O_kthvalue_values, values?: Tensor | O_kthvalue_values, indices?: Tensor | O_kthvalue_values, options?: O_kthvalue_values): [Tensor, Tensor];
+  "values"(self: Tensor, k: number, dim?: number | O_kthvalue_values, keepdim?: boolean | O_kthvalue_values, options?: O_kthvalue_values): [Tensor, Tensor];
 } = defineOp("kthvalue", [
   ["",[["self",0,0],["k",3,0],["dim",3,2],["keepdim",5,2]],[0,0],1],
   ["dimname",[["self",0,0],["k",3,0],["dim",7,0],["keepdim",5,2]],[0,0],0],
-  ["dimname_out",[["self",0,0],["k",3,0],["dim",7,0],["keepdim",5,2],["values",0,4],["indices",0,4]],[-1,-1],0],
-  ["values",[["self",0,0],["k",3,0],["dim",3,2],["keepdim",5,2],["values",0,4],["indices",0,4]],[-1,-1],0],
+  ["dimname_out",[["self",0,0],["k",3,0],["dim",7,0],["keepdim",5,2],["values",0,12],["indices",0,12]],[-5,-6],0],
+  ["values",[["self",0,0],["k",3,0],["dim",3,2],["keepdim",5,2],["values",0,12],["indices",0,12]],[-5,-6],0],
 ]) as any;

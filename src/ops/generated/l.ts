@@ -10,6 +10,7 @@ type O_l1_loss = { self?: Tensor; target?: Tensor; reduction?: number };
  * aten::l1_loss(Tensor self, Tensor target, int reduction=1) -> Tensor
  */
 export const l1Loss: {
+  /** aten::l1_loss(Tensor self, Tensor target, int reduction=1) -> Tensor */
   (self: Tensor, target: Tensor, reduction?: number | O_l1_loss, options?: O_l1_loss): Tensor;
   /** aten::l1_loss(Tensor self, Tensor target, int reduction=1) -> Tensor */
   "default"(self: Tensor, target: Tensor, reduction?: number | O_l1_loss, options?: O_l1_loss): Tensor;
@@ -22,6 +23,7 @@ type O_layer_norm = { input?: Tensor; normalized_shape?: number[]; normalizedSha
  * aten::layer_norm(Tensor input, int[] normalized_shape, Tensor? weight=None, Tensor? bias=None, float eps=1.0000000000000001e-05, bool cudnn_enable=True) -> Tensor
  */
 export const layerNorm: {
+  /** aten::layer_norm(Tensor input, int[] normalized_shape, Tensor? weight=None, Tensor? bias=None, float eps=1.0000000000000001e-05, bool cudnn_enable=True) -> Tensor */
   (input: Tensor, normalized_shape: number[], weight?: Tensor | null | O_layer_norm, bias?: Tensor | null | O_layer_norm, eps?: number | O_layer_norm, cudnn_enable?: boolean | O_layer_norm, options?: O_layer_norm): Tensor;
   /** aten::layer_norm(Tensor input, int[] normalized_shape, Tensor? weight=None, Tensor? bias=None, float eps=1.0000000000000001e-05, bool cudnn_enable=True) -> Tensor */
   "default"(input: Tensor, normalized_shape: number[], weight?: Tensor | null | O_layer_norm, bias?: Tensor | null | O_layer_norm, eps?: number | O_layer_norm, cudnn_enable?: boolean | O_layer_norm, options?: O_layer_norm): Tensor;
@@ -30,20 +32,21 @@ export const layerNorm: {
 ]) as any;
 
 type O_lcm = { self?: Tensor; other?: Tensor };
-type O_lcm_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_lcm_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::lcm(Tensor self, Tensor other) -> Tensor
  * aten::lcm.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const lcm: {
+  /** aten::lcm(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_lcm): Tensor;
   /** aten::lcm(Tensor self, Tensor other) -> Tensor */
   "default"(self: Tensor, other: Tensor, options?: O_lcm): Tensor;
   /** aten::lcm.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, out: Tensor, options?: O_lcm_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_lcm_out): Tensor;
 } = defineOp("lcm", [
   ["",[["self",0,0],["other",0,0]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_lcm_ = { self?: Tensor; other?: Tensor };
@@ -51,6 +54,7 @@ type O_lcm_ = { self?: Tensor; other?: Tensor };
  * aten::lcm_(Tensor(a!) self, Tensor other) -> Tensor(a!)
  */
 export const lcm_: {
+  /** aten::lcm_(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O_lcm_): Tensor;
   /** aten::lcm_(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   "default"(self: Tensor, other: Tensor, options?: O_lcm_): Tensor;
@@ -59,20 +63,21 @@ export const lcm_: {
 ]) as any;
 
 type O_ldexp_Tensor = { self?: Tensor; other?: Tensor };
-type O_ldexp_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_ldexp_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::ldexp.Tensor(Tensor self, Tensor other) -> Tensor
  * aten::ldexp.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const ldexp: {
+  /** aten::ldexp.Tensor(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_ldexp_Tensor): Tensor;
   /** aten::ldexp.Tensor(Tensor self, Tensor other) -> Tensor */
   "Tensor"(self: Tensor, other: Tensor, options?: O_ldexp_Tensor): Tensor;
   /** aten::ldexp.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, out: Tensor, options?: O_ldexp_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_ldexp_out): Tensor;
 } = defineOp("ldexp", [
   ["Tensor",[["self",0,0],["other",0,0]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_ldexp_ = { self?: Tensor; other?: Tensor };
@@ -80,6 +85,7 @@ type O_ldexp_ = { self?: Tensor; other?: Tensor };
  * aten::ldexp_(Tensor(a!) self, Tensor other) -> Tensor(a!)
  */
 export const ldexp_: {
+  /** aten::ldexp_(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O_ldexp_): Tensor;
   /** aten::ldexp_(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   "default"(self: Tensor, other: Tensor, options?: O_ldexp_): Tensor;
@@ -88,9 +94,9 @@ export const ldexp_: {
 ]) as any;
 
 type O_le_Scalar = { self?: Tensor; other?: Scalar };
-type O_le_Scalar_out = { self?: Tensor; other?: Scalar; out?: Tensor };
+type O_le_Scalar_out = { self?: Tensor; other?: Scalar; out: Tensor };
 type O_le_Tensor = { self?: Tensor; other?: Tensor };
-type O_le_Tensor_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_le_Tensor_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::le.Scalar(Tensor self, Scalar other) -> Tensor
  * aten::le.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)
@@ -98,21 +104,23 @@ type O_le_Tensor_out = { self?: Tensor; other?: Tensor; out?: Tensor };
  * aten::le.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const le: {
+  /** aten::le.Scalar(Tensor self, Scalar other) -> Tensor */
   (self: Tensor, other: Scalar, options?: O_le_Scalar): Tensor;
+  /** aten::le.Tensor(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_le_Tensor): Tensor;
   /** aten::le.Scalar(Tensor self, Scalar other) -> Tensor */
   "Scalar"(self: Tensor, other: Scalar, options?: O_le_Scalar): Tensor;
   /** aten::le.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_out"(self: Tensor, other: Scalar, out: Tensor, options?: O_le_Scalar_out): Tensor;
+  "Scalar_out"(self: Tensor, other: Scalar, options?: O_le_Scalar_out): Tensor;
   /** aten::le.Tensor(Tensor self, Tensor other) -> Tensor */
   "Tensor"(self: Tensor, other: Tensor, options?: O_le_Tensor): Tensor;
   /** aten::le.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_out"(self: Tensor, other: Tensor, out: Tensor, options?: O_le_Tensor_out): Tensor;
+  "Tensor_out"(self: Tensor, other: Tensor, options?: O_le_Tensor_out): Tensor;
 } = defineOp("le", [
   ["Scalar",[["self",0,0],["other",6,0]],[0],1],
-  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,4]],[-1],0],
+  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,12]],[-3],0],
   ["Tensor",[["self",0,0],["other",0,0]],[0],1],
-  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_le__Scalar = { self?: Tensor; other?: Scalar };
@@ -122,7 +130,9 @@ type O_le__Tensor = { self?: Tensor; other?: Tensor };
  * aten::le_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)
  */
 export const le_: {
+  /** aten::le_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   (self: Tensor, other: Scalar, options?: O_le__Scalar): Tensor;
+  /** aten::le_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O_le__Tensor): Tensor;
   /** aten::le_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   "Scalar"(self: Tensor, other: Scalar, options?: O_le__Scalar): Tensor;
@@ -134,20 +144,21 @@ export const le_: {
 ]) as any;
 
 type O_leaky_relu = { self?: Tensor; negative_slope?: Scalar; negativeSlope?: Scalar };
-type O_leaky_relu_out = { self?: Tensor; negative_slope?: Scalar; negativeSlope?: Scalar; out?: Tensor };
+type O_leaky_relu_out = { self?: Tensor; negative_slope?: Scalar; negativeSlope?: Scalar; out: Tensor };
 /**
  * aten::leaky_relu(Tensor self, Scalar negative_slope=0.01) -> Tensor
  * aten::leaky_relu.out(Tensor self, Scalar negative_slope=0.01, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const leakyRelu: {
+  /** aten::leaky_relu(Tensor self, Scalar negative_slope=0.01) -> Tensor */
   (self: Tensor, negative_slope?: Scalar | O_leaky_relu, options?: O_leaky_relu): Tensor;
   /** aten::leaky_relu(Tensor self, Scalar negative_slope=0.01) -> Tensor */
   "default"(self: Tensor, negative_slope?: Scalar | O_leaky_relu, options?: O_leaky_relu): Tensor;
   /** aten::leaky_relu.out(Tensor self, Scalar negative_slope=0.01, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, negative_slope?: Scalar | O_leaky_relu_out, out?: Tensor | O_leaky_relu_out, options?: O_leaky_relu_out): Tensor;
+  "out"(self: Tensor, negative_slope?: Scalar | O_leaky_relu_out, options?: O_leaky_relu_out): Tensor;
 } = defineOp("leaky_relu", [
   ["",[["self",0,0],["negative_slope",6,2]],[0],1],
-  ["out",[["self",0,0],["negative_slope",6,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["negative_slope",6,2],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_leaky_relu_ = { self?: Tensor; negative_slope?: Scalar; negativeSlope?: Scalar };
@@ -155,6 +166,7 @@ type O_leaky_relu_ = { self?: Tensor; negative_slope?: Scalar; negativeSlope?: S
  * aten::leaky_relu_(Tensor(a!) self, Scalar negative_slope=0.01) -> Tensor(a!)
  */
 export const leakyRelu_: {
+  /** aten::leaky_relu_(Tensor(a!) self, Scalar negative_slope=0.01) -> Tensor(a!) */
   (self: Tensor, negative_slope?: Scalar | O_leaky_relu_, options?: O_leaky_relu_): Tensor;
   /** aten::leaky_relu_(Tensor(a!) self, Scalar negative_slope=0.01) -> Tensor(a!) */
   "default"(self: Tensor, negative_slope?: Scalar | O_leaky_relu_, options?: O_leaky_relu_): Tensor;
@@ -169,20 +181,21 @@ type O_leaky_relu_backward_grad_input = { grad_output?: Tensor; gradOutput?: Ten
  * aten::leaky_relu_backward.grad_input(Tensor grad_output, Tensor self, Scalar negative_slope, bool self_is_result, *, Tensor(a!) grad_input) -> Tensor(a!)
  */
 export const leakyReluBackward: {
+  /** aten::leaky_relu_backward(Tensor grad_output, Tensor self, Scalar negative_slope, bool self_is_result) -> Tensor */
   (grad_output: Tensor, self: Tensor, negative_slope: Scalar, self_is_result: boolean, options?: O_leaky_relu_backward): Tensor;
   /** aten::leaky_relu_backward(Tensor grad_output, Tensor self, Scalar negative_slope, bool self_is_result) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, negative_slope: Scalar, self_is_result: boolean, options?: O_leaky_relu_backward): Tensor;
   /** aten::leaky_relu_backward.grad_input(Tensor grad_output, Tensor self, Scalar negative_slope, bool self_is_result, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, self: Tensor, negative_slope: Scalar, self_is_result: boolean, grad_input: Tensor, options?: O_leaky_relu_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, self: Tensor, negative_slope: Scalar, self_is_result: boolean, options?: O_leaky_relu_backward_grad_input): Tensor;
 } = defineOp("leaky_relu_backward", [
   ["",[["grad_output",0,0],["self",0,0],["negative_slope",6,0],["self_is_result",5,0]],[0],1],
-  ["grad_input",[["grad_output",0,0],["self",0,0],["negative_slope",6,0],["self_is_result",5,0],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["self",0,0],["negative_slope",6,0],["self_is_result",5,0],["grad_input",0,12]],[-5],0],
 ]) as any;
 
 type O_lerp_Scalar = { self?: Tensor; end?: Tensor; weight?: Scalar };
-type O_lerp_Scalar_out = { self?: Tensor; end?: Tensor; weight?: Scalar; out?: Tensor };
+type O_lerp_Scalar_out = { self?: Tensor; end?: Tensor; weight?: Scalar; out: Tensor };
 type O_lerp_Tensor = { self?: Tensor; end?: Tensor; weight?: Tensor };
-type O_lerp_Tensor_out = { self?: Tensor; end?: Tensor; weight?: Tensor; out?: Tensor };
+type O_lerp_Tensor_out = { self?: Tensor; end?: Tensor; weight?: Tensor; out: Tensor };
 /**
  * aten::lerp.Scalar(Tensor self, Tensor end, Scalar weight) -> Tensor
  * aten::lerp.Scalar_out(Tensor self, Tensor end, Scalar weight, *, Tensor(a!) out) -> Tensor(a!)
@@ -190,21 +203,23 @@ type O_lerp_Tensor_out = { self?: Tensor; end?: Tensor; weight?: Tensor; out?: T
  * aten::lerp.Tensor_out(Tensor self, Tensor end, Tensor weight, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const lerp: {
+  /** aten::lerp.Scalar(Tensor self, Tensor end, Scalar weight) -> Tensor */
   (self: Tensor, end: Tensor, weight: Scalar, options?: O_lerp_Scalar): Tensor;
+  /** aten::lerp.Tensor(Tensor self, Tensor end, Tensor weight) -> Tensor */
   (self: Tensor, end: Tensor, weight: Tensor, options?: O_lerp_Tensor): Tensor;
   /** aten::lerp.Scalar(Tensor self, Tensor end, Scalar weight) -> Tensor */
   "Scalar"(self: Tensor, end: Tensor, weight: Scalar, options?: O_lerp_Scalar): Tensor;
   /** aten::lerp.Scalar_out(Tensor self, Tensor end, Scalar weight, *, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_out"(self: Tensor, end: Tensor, weight: Scalar, out: Tensor, options?: O_lerp_Scalar_out): Tensor;
+  "Scalar_out"(self: Tensor, end: Tensor, weight: Scalar, options?: O_lerp_Scalar_out): Tensor;
   /** aten::lerp.Tensor(Tensor self, Tensor end, Tensor weight) -> Tensor */
   "Tensor"(self: Tensor, end: Tensor, weight: Tensor, options?: O_lerp_Tensor): Tensor;
   /** aten::lerp.Tensor_out(Tensor self, Tensor end, Tensor weight, *, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_out"(self: Tensor, end: Tensor, weight: Tensor, out: Tensor, options?: O_lerp_Tensor_out): Tensor;
+  "Tensor_out"(self: Tensor, end: Tensor, weight: Tensor, options?: O_lerp_Tensor_out): Tensor;
 } = defineOp("lerp", [
   ["Scalar",[["self",0,0],["end",0,0],["weight",6,0]],[0],1],
-  ["Scalar_out",[["self",0,0],["end",0,0],["weight",6,0],["out",0,4]],[-1],0],
+  ["Scalar_out",[["self",0,0],["end",0,0],["weight",6,0],["out",0,12]],[-4],0],
   ["Tensor",[["self",0,0],["end",0,0],["weight",0,0]],[0],1],
-  ["Tensor_out",[["self",0,0],["end",0,0],["weight",0,0],["out",0,4]],[-1],0],
+  ["Tensor_out",[["self",0,0],["end",0,0],["weight",0,0],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_lerp__Scalar = { self?: Tensor; end?: Tensor; weight?: Scalar };
@@ -214,7 +229,9 @@ type O_lerp__Tensor = { self?: Tensor; end?: Tensor; weight?: Tensor };
  * aten::lerp_.Tensor(Tensor(a!) self, Tensor end, Tensor weight) -> Tensor(a!)
  */
 export const lerp_: {
+  /** aten::lerp_.Scalar(Tensor(a!) self, Tensor end, Scalar weight) -> Tensor(a!) */
   (self: Tensor, end: Tensor, weight: Scalar, options?: O_lerp__Scalar): Tensor;
+  /** aten::lerp_.Tensor(Tensor(a!) self, Tensor end, Tensor weight) -> Tensor(a!) */
   (self: Tensor, end: Tensor, weight: Tensor, options?: O_lerp__Tensor): Tensor;
   /** aten::lerp_.Scalar(Tensor(a!) self, Tensor end, Scalar weight) -> Tensor(a!) */
   "Scalar"(self: Tensor, end: Tensor, weight: Scalar, options?: O_lerp__Scalar): Tensor;
@@ -226,9 +243,9 @@ export const lerp_: {
 ]) as any;
 
 type O_less_Scalar = { self?: Tensor; other?: Scalar };
-type O_less_Scalar_out = { self?: Tensor; other?: Scalar; out?: Tensor };
+type O_less_Scalar_out = { self?: Tensor; other?: Scalar; out: Tensor };
 type O_less_Tensor = { self?: Tensor; other?: Tensor };
-type O_less_Tensor_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_less_Tensor_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::less.Scalar(Tensor self, Scalar other) -> Tensor
  * aten::less.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)
@@ -236,21 +253,23 @@ type O_less_Tensor_out = { self?: Tensor; other?: Tensor; out?: Tensor };
  * aten::less.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const less: {
+  /** aten::less.Scalar(Tensor self, Scalar other) -> Tensor */
   (self: Tensor, other: Scalar, options?: O_less_Scalar): Tensor;
+  /** aten::less.Tensor(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_less_Tensor): Tensor;
   /** aten::less.Scalar(Tensor self, Scalar other) -> Tensor */
   "Scalar"(self: Tensor, other: Scalar, options?: O_less_Scalar): Tensor;
   /** aten::less.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_out"(self: Tensor, other: Scalar, out: Tensor, options?: O_less_Scalar_out): Tensor;
+  "Scalar_out"(self: Tensor, other: Scalar, options?: O_less_Scalar_out): Tensor;
   /** aten::less.Tensor(Tensor self, Tensor other) -> Tensor */
   "Tensor"(self: Tensor, other: Tensor, options?: O_less_Tensor): Tensor;
   /** aten::less.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_out"(self: Tensor, other: Tensor, out: Tensor, options?: O_less_Tensor_out): Tensor;
+  "Tensor_out"(self: Tensor, other: Tensor, options?: O_less_Tensor_out): Tensor;
 } = defineOp("less", [
   ["Scalar",[["self",0,0],["other",6,0]],[0],1],
-  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,4]],[-1],0],
+  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,12]],[-3],0],
   ["Tensor",[["self",0,0],["other",0,0]],[0],1],
-  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_less__Scalar = { self?: Tensor; other?: Scalar };
@@ -260,7 +279,9 @@ type O_less__Tensor = { self?: Tensor; other?: Tensor };
  * aten::less_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)
  */
 export const less_: {
+  /** aten::less_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   (self: Tensor, other: Scalar, options?: O_less__Scalar): Tensor;
+  /** aten::less_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O_less__Tensor): Tensor;
   /** aten::less_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   "Scalar"(self: Tensor, other: Scalar, options?: O_less__Scalar): Tensor;
@@ -272,9 +293,9 @@ export const less_: {
 ]) as any;
 
 type O_less_equal_Scalar = { self?: Tensor; other?: Scalar };
-type O_less_equal_Scalar_out = { self?: Tensor; other?: Scalar; out?: Tensor };
+type O_less_equal_Scalar_out = { self?: Tensor; other?: Scalar; out: Tensor };
 type O_less_equal_Tensor = { self?: Tensor; other?: Tensor };
-type O_less_equal_Tensor_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_less_equal_Tensor_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::less_equal.Scalar(Tensor self, Scalar other) -> Tensor
  * aten::less_equal.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)
@@ -282,21 +303,23 @@ type O_less_equal_Tensor_out = { self?: Tensor; other?: Tensor; out?: Tensor };
  * aten::less_equal.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const lessEqual: {
+  /** aten::less_equal.Scalar(Tensor self, Scalar other) -> Tensor */
   (self: Tensor, other: Scalar, options?: O_less_equal_Scalar): Tensor;
+  /** aten::less_equal.Tensor(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_less_equal_Tensor): Tensor;
   /** aten::less_equal.Scalar(Tensor self, Scalar other) -> Tensor */
   "Scalar"(self: Tensor, other: Scalar, options?: O_less_equal_Scalar): Tensor;
   /** aten::less_equal.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_out"(self: Tensor, other: Scalar, out: Tensor, options?: O_less_equal_Scalar_out): Tensor;
+  "Scalar_out"(self: Tensor, other: Scalar, options?: O_less_equal_Scalar_out): Tensor;
   /** aten::less_equal.Tensor(Tensor self, Tensor other) -> Tensor */
   "Tensor"(self: Tensor, other: Tensor, options?: O_less_equal_Tensor): Tensor;
   /** aten::less_equal.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_out"(self: Tensor, other: Tensor, out: Tensor, options?: O_less_equal_Tensor_out): Tensor;
+  "Tensor_out"(self: Tensor, other: Tensor, options?: O_less_equal_Tensor_out): Tensor;
 } = defineOp("less_equal", [
   ["Scalar",[["self",0,0],["other",6,0]],[0],1],
-  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,4]],[-1],0],
+  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,12]],[-3],0],
   ["Tensor",[["self",0,0],["other",0,0]],[0],1],
-  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_less_equal__Scalar = { self?: Tensor; other?: Scalar };
@@ -306,7 +329,9 @@ type O_less_equal__Tensor = { self?: Tensor; other?: Tensor };
  * aten::less_equal_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)
  */
 export const lessEqual_: {
+  /** aten::less_equal_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   (self: Tensor, other: Scalar, options?: O_less_equal__Scalar): Tensor;
+  /** aten::less_equal_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O_less_equal__Tensor): Tensor;
   /** aten::less_equal_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   "Scalar"(self: Tensor, other: Scalar, options?: O_less_equal__Scalar): Tensor;
@@ -318,20 +343,21 @@ export const lessEqual_: {
 ]) as any;
 
 type O_lgamma = { self?: Tensor };
-type O_lgamma_out = { self?: Tensor; out?: Tensor };
+type O_lgamma_out = { self?: Tensor; out: Tensor };
 /**
  * aten::lgamma(Tensor self) -> Tensor
  * aten::lgamma.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const lgamma: {
+  /** aten::lgamma(Tensor self) -> Tensor */
   (self: Tensor, options?: O_lgamma): Tensor;
   /** aten::lgamma(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_lgamma): Tensor;
   /** aten::lgamma.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_lgamma_out): Tensor;
+  "out"(self: Tensor, options?: O_lgamma_out): Tensor;
 } = defineOp("lgamma", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_lgamma_ = { self?: Tensor };
@@ -339,6 +365,7 @@ type O_lgamma_ = { self?: Tensor };
  * aten::lgamma_(Tensor(a!) self) -> Tensor(a!)
  */
 export const lgamma_: {
+  /** aten::lgamma_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_lgamma_): Tensor;
   /** aten::lgamma_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_lgamma_): Tensor;
@@ -347,20 +374,21 @@ export const lgamma_: {
 ]) as any;
 
 type O_lift = { self?: Tensor };
-type O_lift_out = { self?: Tensor; out?: Tensor };
+type O_lift_out = { self?: Tensor; out: Tensor };
 /**
  * aten::lift(Tensor self) -> Tensor
  * aten::lift.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const lift: {
+  /** aten::lift(Tensor self) -> Tensor */
   (self: Tensor, options?: O_lift): Tensor;
   /** aten::lift(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_lift): Tensor;
   /** aten::lift.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_lift_out): Tensor;
+  "out"(self: Tensor, options?: O_lift_out): Tensor;
 } = defineOp("lift", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_lift_fresh = { self?: Tensor };
@@ -368,6 +396,7 @@ type O_lift_fresh = { self?: Tensor };
  * aten::lift_fresh(Tensor(a) self) -> Tensor(a)
  */
 export const liftFresh: {
+  /** aten::lift_fresh(Tensor(a) self) -> Tensor(a) */
   (self: Tensor, options?: O_lift_fresh): Tensor;
   /** aten::lift_fresh(Tensor(a) self) -> Tensor(a) */
   "default"(self: Tensor, options?: O_lift_fresh): Tensor;
@@ -376,60 +405,63 @@ export const liftFresh: {
 ]) as any;
 
 type O_lift_fresh_copy = { self?: Tensor };
-type O_lift_fresh_copy_out = { self?: Tensor; out?: Tensor };
+type O_lift_fresh_copy_out = { self?: Tensor; out: Tensor };
 /**
  * aten::lift_fresh_copy(Tensor self) -> Tensor
  * aten::lift_fresh_copy.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const liftFreshCopy: {
+  /** aten::lift_fresh_copy(Tensor self) -> Tensor */
   (self: Tensor, options?: O_lift_fresh_copy): Tensor;
   /** aten::lift_fresh_copy(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_lift_fresh_copy): Tensor;
   /** aten::lift_fresh_copy.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_lift_fresh_copy_out): Tensor;
+  "out"(self: Tensor, options?: O_lift_fresh_copy_out): Tensor;
 } = defineOp("lift_fresh_copy", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_linalg_cholesky = { self?: Tensor; upper?: boolean };
-type O_linalg_cholesky_out = { self?: Tensor; upper?: boolean; out?: Tensor };
+type O_linalg_cholesky_out = { self?: Tensor; upper?: boolean; out: Tensor };
 /**
  * aten::linalg_cholesky(Tensor self, *, bool upper=False) -> Tensor
  * aten::linalg_cholesky.out(Tensor self, *, bool upper=False, Tensor(a!) out) -> Tensor(a!)
  */
 export const linalgCholesky: {
-  (self: Tensor, upper?: boolean | O_linalg_cholesky, options?: O_linalg_cholesky): Tensor;
   /** aten::linalg_cholesky(Tensor self, *, bool upper=False) -> Tensor */
-  "default"(self: Tensor, upper?: boolean | O_linalg_cholesky, options?: O_linalg_cholesky): Tensor;
+  (self: Tensor, options?: O_linalg_cholesky): Tensor;
+  /** aten::linalg_cholesky(Tensor self, *, bool upper=False) -> Tensor */
+  "default"(self: Tensor, options?: O_linalg_cholesky): Tensor;
   /** aten::linalg_cholesky.out(Tensor self, *, bool upper=False, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, upper?: boolean | O_linalg_cholesky_out, out?: Tensor | O_linalg_cholesky_out, options?: O_linalg_cholesky_out): Tensor;
+  "out"(self: Tensor, options?: O_linalg_cholesky_out): Tensor;
 } = defineOp("linalg_cholesky", [
-  ["",[["self",0,0],["upper",5,2]],[0],1],
-  ["out",[["self",0,0],["upper",5,2],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["upper",5,10]],[0],1],
+  ["out",[["self",0,0],["upper",5,10],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_linalg_cholesky_ex = { self?: Tensor; upper?: boolean; check_errors?: boolean; checkErrors?: boolean };
-type O_linalg_cholesky_ex_L = { self?: Tensor; upper?: boolean; check_errors?: boolean; checkErrors?: boolean; L?: Tensor; info?: Tensor };
+type O_linalg_cholesky_ex_L = { self?: Tensor; upper?: boolean; check_errors?: boolean; checkErrors?: boolean; L: Tensor; info: Tensor };
 /**
  * aten::linalg_cholesky_ex(Tensor self, *, bool upper=False, bool check_errors=False) -> (Tensor L, Tensor info)
  * aten::linalg_cholesky_ex.L(Tensor self, *, bool upper=False, bool check_errors=False, Tensor(a!) L, Tensor(b!) info) -> (Tensor(a!) L, Tensor(b!) info)
  */
 export const linalgCholeskyEx: {
-  (self: Tensor, upper?: boolean | O_linalg_cholesky_ex, check_errors?: boolean | O_linalg_cholesky_ex, options?: O_linalg_cholesky_ex): [Tensor, Tensor];
   /** aten::linalg_cholesky_ex(Tensor self, *, bool upper=False, bool check_errors=False) -> (Tensor L, Tensor info) */
-  "default"(self: Tensor, upper?: boolean | O_linalg_cholesky_ex, check_errors?: boolean | O_linalg_cholesky_ex, options?: O_linalg_cholesky_ex): [Tensor, Tensor];
+  (self: Tensor, options?: O_linalg_cholesky_ex): [Tensor, Tensor];
+  /** aten::linalg_cholesky_ex(Tensor self, *, bool upper=False, bool check_errors=False) -> (Tensor L, Tensor info) */
+  "default"(self: Tensor, options?: O_linalg_cholesky_ex): [Tensor, Tensor];
   /** aten::linalg_cholesky_ex.L(Tensor self, *, bool upper=False, bool check_errors=False, Tensor(a!) L, Tensor(b!) info) -> (Tensor(a!) L, Tensor(b!) info) */
-  "L"(self: Tensor, upper?: boolean | O_linalg_cholesky_ex_L, check_errors?: boolean | O_linalg_cholesky_ex_L, L?: Tensor | O_linalg_cholesky_ex_L, info?: Tensor | O_linalg_cholesky_ex_L, options?: O_linalg_cholesky_ex_L): [Tensor, Tensor];
+  "L"(self: Tensor, options?: O_linalg_cholesky_ex_L): [Tensor, Tensor];
 } = defineOp("linalg_cholesky_ex", [
-  ["",[["self",0,0],["upper",5,2],["check_errors",5,2]],[0,0],1],
-  ["L",[["self",0,0],["upper",5,2],["check_errors",5,2],["L",0,4],["info",0,4]],[-1,-1],0],
+  ["",[["self",0,0],["upper",5,10],["check_errors",5,10]],[0,0],1],
+  ["L",[["self",0,0],["upper",5,10],["check_errors",5,10],["L",0,12],["info",0,12]],[-4,-5],0],
 ]) as any;
 
 type O_linalg_cond = { self?: Tensor; p?: Scalar | null };
-type O_linalg_cond_out = { self?: Tensor; p?: Scalar | null; out?: Tensor };
+type O_linalg_cond_out = { self?: Tensor; p?: Scalar | null; out: Tensor };
 type O_linalg_cond_p_str = { self?: Tensor; p?: string };
-type O_linalg_cond_p_str_out = { self?: Tensor; p?: string; out?: Tensor };
+type O_linalg_cond_p_str_out = { self?: Tensor; p?: string; out: Tensor };
 /**
  * aten::linalg_cond(Tensor self, Scalar? p=None) -> Tensor
  * aten::linalg_cond.out(Tensor self, Scalar? p=None, *, Tensor(a!) out) -> Tensor(a!)
@@ -437,55 +469,59 @@ type O_linalg_cond_p_str_out = { self?: Tensor; p?: string; out?: Tensor };
  * aten::linalg_cond.p_str_out(Tensor self, str p, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const linalgCond: {
+  /** aten::linalg_cond(Tensor self, Scalar? p=None) -> Tensor */
   (self: Tensor, p?: Scalar | null | O_linalg_cond, options?: O_linalg_cond): Tensor;
+  /** aten::linalg_cond.p_str(Tensor self, str p) -> Tensor */
   (self: Tensor, p: string, options?: O_linalg_cond_p_str): Tensor;
   /** aten::linalg_cond(Tensor self, Scalar? p=None) -> Tensor */
   "default"(self: Tensor, p?: Scalar | null | O_linalg_cond, options?: O_linalg_cond): Tensor;
   /** aten::linalg_cond.out(Tensor self, Scalar? p=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, p?: Scalar | null | O_linalg_cond_out, out?: Tensor | O_linalg_cond_out, options?: O_linalg_cond_out): Tensor;
+  "out"(self: Tensor, p?: Scalar | null | O_linalg_cond_out, options?: O_linalg_cond_out): Tensor;
   /** aten::linalg_cond.p_str(Tensor self, str p) -> Tensor */
   "p_str"(self: Tensor, p: string, options?: O_linalg_cond_p_str): Tensor;
   /** aten::linalg_cond.p_str_out(Tensor self, str p, *, Tensor(a!) out) -> Tensor(a!) */
-  "p_str_out"(self: Tensor, p: string, out: Tensor, options?: O_linalg_cond_p_str_out): Tensor;
+  "p_str_out"(self: Tensor, p: string, options?: O_linalg_cond_p_str_out): Tensor;
 } = defineOp("linalg_cond", [
   ["",[["self",0,0],["p",6,3]],[0],1],
-  ["out",[["self",0,0],["p",6,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["p",6,3],["out",0,12]],[-3],0],
   ["p_str",[["self",0,0],["p",7,0]],[0],1],
-  ["p_str_out",[["self",0,0],["p",7,0],["out",0,4]],[-1],0],
+  ["p_str_out",[["self",0,0],["p",7,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_linalg_cross = { self?: Tensor; other?: Tensor; dim?: number };
-type O_linalg_cross_out = { self?: Tensor; other?: Tensor; dim?: number; out?: Tensor };
+type O_linalg_cross_out = { self?: Tensor; other?: Tensor; dim?: number; out: Tensor };
 /**
  * aten::linalg_cross(Tensor self, Tensor other, *, int dim=-1) -> Tensor
  * aten::linalg_cross.out(Tensor self, Tensor other, *, int dim=-1, Tensor(a!) out) -> Tensor(a!)
  */
 export const linalgCross: {
-  (self: Tensor, other: Tensor, dim?: number | O_linalg_cross, options?: O_linalg_cross): Tensor;
   /** aten::linalg_cross(Tensor self, Tensor other, *, int dim=-1) -> Tensor */
-  "default"(self: Tensor, other: Tensor, dim?: number | O_linalg_cross, options?: O_linalg_cross): Tensor;
+  (self: Tensor, other: Tensor, options?: O_linalg_cross): Tensor;
+  /** aten::linalg_cross(Tensor self, Tensor other, *, int dim=-1) -> Tensor */
+  "default"(self: Tensor, other: Tensor, options?: O_linalg_cross): Tensor;
   /** aten::linalg_cross.out(Tensor self, Tensor other, *, int dim=-1, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, dim?: number | O_linalg_cross_out, out?: Tensor | O_linalg_cross_out, options?: O_linalg_cross_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_linalg_cross_out): Tensor;
 } = defineOp("linalg_cross", [
-  ["",[["self",0,0],["other",0,0],["dim",3,2]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["dim",3,2],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["other",0,0],["dim",3,10]],[0],1],
+  ["out",[["self",0,0],["other",0,0],["dim",3,10],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_linalg_det = { A?: Tensor };
-type O_linalg_det_out = { A?: Tensor; out?: Tensor };
+type O_linalg_det_out = { A?: Tensor; out: Tensor };
 /**
  * aten::linalg_det(Tensor A) -> Tensor
  * aten::linalg_det.out(Tensor A, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const linalgDet: {
+  /** aten::linalg_det(Tensor A) -> Tensor */
   (A: Tensor, options?: O_linalg_det): Tensor;
   /** aten::linalg_det(Tensor A) -> Tensor */
   "default"(A: Tensor, options?: O_linalg_det): Tensor;
   /** aten::linalg_det.out(Tensor A, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(A: Tensor, out: Tensor, options?: O_linalg_det_out): Tensor;
+  "out"(A: Tensor, options?: O_linalg_det_out): Tensor;
 } = defineOp("linalg_det", [
   ["",[["A",0,0]],[0],1],
-  ["out",[["A",0,0],["out",0,4]],[-1],0],
+  ["out",[["A",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_linalg_diagonal = { A?: Tensor; offset?: number; dim1?: number; dim2?: number };
@@ -493,306 +529,324 @@ type O_linalg_diagonal = { A?: Tensor; offset?: number; dim1?: number; dim2?: nu
  * aten::linalg_diagonal(Tensor(a) A, *, int offset=0, int dim1=-2, int dim2=-1) -> Tensor(a)
  */
 export const linalgDiagonal: {
-  (A: Tensor, offset?: number | O_linalg_diagonal, dim1?: number | O_linalg_diagonal, dim2?: number | O_linalg_diagonal, options?: O_linalg_diagonal): Tensor;
   /** aten::linalg_diagonal(Tensor(a) A, *, int offset=0, int dim1=-2, int dim2=-1) -> Tensor(a) */
-  "default"(A: Tensor, offset?: number | O_linalg_diagonal, dim1?: number | O_linalg_diagonal, dim2?: number | O_linalg_diagonal, options?: O_linalg_diagonal): Tensor;
+  (A: Tensor, options?: O_linalg_diagonal): Tensor;
+  /** aten::linalg_diagonal(Tensor(a) A, *, int offset=0, int dim1=-2, int dim2=-1) -> Tensor(a) */
+  "default"(A: Tensor, options?: O_linalg_diagonal): Tensor;
 } = defineOp("linalg_diagonal", [
-  ["",[["A",0,0],["offset",3,2],["dim1",3,2],["dim2",3,2]],[0],1],
+  ["",[["A",0,0],["offset",3,10],["dim1",3,10],["dim2",3,10]],[0],1],
 ]) as any;
 
 type O_linalg_eig = { self?: Tensor };
-type O_linalg_eig_out = { self?: Tensor; eigenvalues?: Tensor; eigenvectors?: Tensor };
+type O_linalg_eig_out = { self?: Tensor; eigenvalues: Tensor; eigenvectors: Tensor };
 /**
  * aten::linalg_eig(Tensor self) -> (Tensor eigenvalues, Tensor eigenvectors)
  * aten::linalg_eig.out(Tensor self, *, Tensor(a!) eigenvalues, Tensor(b!) eigenvectors) -> (Tensor(a!) eigenvalues, Tensor(b!) eigenvectors)
  */
 export const linalgEig: {
+  /** aten::linalg_eig(Tensor self) -> (Tensor eigenvalues, Tensor eigenvectors) */
   (self: Tensor, options?: O_linalg_eig): [Tensor, Tensor];
   /** aten::linalg_eig(Tensor self) -> (Tensor eigenvalues, Tensor eigenvectors) */
   "default"(self: Tensor, options?: O_linalg_eig): [Tensor, Tensor];
   /** aten::linalg_eig.out(Tensor self, *, Tensor(a!) eigenvalues, Tensor(b!) eigenvectors) -> (Tensor(a!) eigenvalues, Tensor(b!) eigenvectors) */
-  "out"(self: Tensor, eigenvalues: Tensor, eigenvectors: Tensor, options?: O_linalg_eig_out): [Tensor, Tensor];
+  "out"(self: Tensor, options?: O_linalg_eig_out): [Tensor, Tensor];
 } = defineOp("linalg_eig", [
   ["",[["self",0,0]],[0,0],1],
-  ["out",[["self",0,0],["eigenvalues",0,4],["eigenvectors",0,4]],[-1,-1],0],
+  ["out",[["self",0,0],["eigenvalues",0,12],["eigenvectors",0,12]],[-2,-3],0],
 ]) as any;
 
 type O_linalg_eigh = { self?: Tensor; UPLO?: string };
-type O_linalg_eigh_eigvals = { self?: Tensor; UPLO?: string; eigvals?: Tensor; eigvecs?: Tensor };
+type O_linalg_eigh_eigvals = { self?: Tensor; UPLO?: string; eigvals: Tensor; eigvecs: Tensor };
 /**
  * aten::linalg_eigh(Tensor self, str UPLO="L") -> (Tensor eigenvalues, Tensor eigenvectors)
  * aten::linalg_eigh.eigvals(Tensor self, str UPLO="L", *, Tensor(a!) eigvals, Tensor(b!) eigvecs) -> (Tensor(a!) eigenvalues, Tensor(b!) eigenvectors)
  */
 export const linalgEigh: {
+  /** aten::linalg_eigh(Tensor self, str UPLO="L") -> (Tensor eigenvalues, Tensor eigenvectors) */
   (self: Tensor, UPLO?: string | O_linalg_eigh, options?: O_linalg_eigh): [Tensor, Tensor];
   /** aten::linalg_eigh(Tensor self, str UPLO="L") -> (Tensor eigenvalues, Tensor eigenvectors) */
   "default"(self: Tensor, UPLO?: string | O_linalg_eigh, options?: O_linalg_eigh): [Tensor, Tensor];
   /** aten::linalg_eigh.eigvals(Tensor self, str UPLO="L", *, Tensor(a!) eigvals, Tensor(b!) eigvecs) -> (Tensor(a!) eigenvalues, Tensor(b!) eigenvectors) */
-  "eigvals"(self: Tensor, UPLO?: string | O_linalg_eigh_eigvals, eigvals?: Tensor | O_linalg_eigh_eigvals, eigvecs?: Tensor | O_linalg_eigh_eigvals, options?: O_linalg_eigh_eigvals): [Tensor, Tensor];
+  "eigvals"(self: Tensor, UPLO?: string | O_linalg_eigh_eigvals, options?: O_linalg_eigh_eigvals): [Tensor, Tensor];
 } = defineOp("linalg_eigh", [
   ["",[["self",0,0],["UPLO",7,2]],[0,0],1],
-  ["eigvals",[["self",0,0],["UPLO",7,2],["eigvals",0,4],["eigvecs",0,4]],[-1,-1],0],
+  ["eigvals",[["self",0,0],["UPLO",7,2],["eigvals",0,12],["eigvecs",0,12]],[-3,-4],0],
 ]) as any;
 
 type O_linalg_eigvals = { self?: Tensor };
-type O_linalg_eigvals_out = { self?: Tensor; out?: Tensor };
+type O_linalg_eigvals_out = { self?: Tensor; out: Tensor };
 /**
  * aten::linalg_eigvals(Tensor self) -> Tensor
  * aten::linalg_eigvals.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const linalgEigvals: {
+  /** aten::linalg_eigvals(Tensor self) -> Tensor */
   (self: Tensor, options?: O_linalg_eigvals): Tensor;
   /** aten::linalg_eigvals(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_linalg_eigvals): Tensor;
   /** aten::linalg_eigvals.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_linalg_eigvals_out): Tensor;
+  "out"(self: Tensor, options?: O_linalg_eigvals_out): Tensor;
 } = defineOp("linalg_eigvals", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_linalg_eigvalsh = { self?: Tensor; UPLO?: string };
-type O_linalg_eigvalsh_out = { self?: Tensor; UPLO?: string; out?: Tensor };
+type O_linalg_eigvalsh_out = { self?: Tensor; UPLO?: string; out: Tensor };
 /**
  * aten::linalg_eigvalsh(Tensor self, str UPLO="L") -> Tensor
  * aten::linalg_eigvalsh.out(Tensor self, str UPLO="L", *, Tensor(a!) out) -> Tensor(a!)
  */
 export const linalgEigvalsh: {
+  /** aten::linalg_eigvalsh(Tensor self, str UPLO="L") -> Tensor */
   (self: Tensor, UPLO?: string | O_linalg_eigvalsh, options?: O_linalg_eigvalsh): Tensor;
   /** aten::linalg_eigvalsh(Tensor self, str UPLO="L") -> Tensor */
   "default"(self: Tensor, UPLO?: string | O_linalg_eigvalsh, options?: O_linalg_eigvalsh): Tensor;
   /** aten::linalg_eigvalsh.out(Tensor self, str UPLO="L", *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, UPLO?: string | O_linalg_eigvalsh_out, out?: Tensor | O_linalg_eigvalsh_out, options?: O_linalg_eigvalsh_out): Tensor;
+  "out"(self: Tensor, UPLO?: string | O_linalg_eigvalsh_out, options?: O_linalg_eigvalsh_out): Tensor;
 } = defineOp("linalg_eigvalsh", [
   ["",[["self",0,0],["UPLO",7,2]],[0],1],
-  ["out",[["self",0,0],["UPLO",7,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["UPLO",7,2],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_linalg_householder_product = { input?: Tensor; tau?: Tensor };
-type O_linalg_householder_product_out = { input?: Tensor; tau?: Tensor; out?: Tensor };
+type O_linalg_householder_product_out = { input?: Tensor; tau?: Tensor; out: Tensor };
 /**
  * aten::linalg_householder_product(Tensor input, Tensor tau) -> Tensor
  * aten::linalg_householder_product.out(Tensor input, Tensor tau, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const linalgHouseholderProduct: {
+  /** aten::linalg_householder_product(Tensor input, Tensor tau) -> Tensor */
   (input: Tensor, tau: Tensor, options?: O_linalg_householder_product): Tensor;
   /** aten::linalg_householder_product(Tensor input, Tensor tau) -> Tensor */
   "default"(input: Tensor, tau: Tensor, options?: O_linalg_householder_product): Tensor;
   /** aten::linalg_householder_product.out(Tensor input, Tensor tau, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(input: Tensor, tau: Tensor, out: Tensor, options?: O_linalg_householder_product_out): Tensor;
+  "out"(input: Tensor, tau: Tensor, options?: O_linalg_householder_product_out): Tensor;
 } = defineOp("linalg_householder_product", [
   ["",[["input",0,0],["tau",0,0]],[0],1],
-  ["out",[["input",0,0],["tau",0,0],["out",0,4]],[-1],0],
+  ["out",[["input",0,0],["tau",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_linalg_inv = { A?: Tensor };
-type O_linalg_inv_out = { A?: Tensor; out?: Tensor };
+type O_linalg_inv_out = { A?: Tensor; out: Tensor };
 /**
  * aten::linalg_inv(Tensor A) -> Tensor
  * aten::linalg_inv.out(Tensor A, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const linalgInv: {
+  /** aten::linalg_inv(Tensor A) -> Tensor */
   (A: Tensor, options?: O_linalg_inv): Tensor;
   /** aten::linalg_inv(Tensor A) -> Tensor */
   "default"(A: Tensor, options?: O_linalg_inv): Tensor;
   /** aten::linalg_inv.out(Tensor A, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(A: Tensor, out: Tensor, options?: O_linalg_inv_out): Tensor;
+  "out"(A: Tensor, options?: O_linalg_inv_out): Tensor;
 } = defineOp("linalg_inv", [
   ["",[["A",0,0]],[0],1],
-  ["out",[["A",0,0],["out",0,4]],[-1],0],
+  ["out",[["A",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_linalg_inv_ex = { A?: Tensor; check_errors?: boolean; checkErrors?: boolean };
-type O_linalg_inv_ex_inverse = { A?: Tensor; check_errors?: boolean; checkErrors?: boolean; inverse?: Tensor; info?: Tensor };
+type O_linalg_inv_ex_inverse = { A?: Tensor; check_errors?: boolean; checkErrors?: boolean; inverse: Tensor; info: Tensor };
 /**
  * aten::linalg_inv_ex(Tensor A, *, bool check_errors=False) -> (Tensor inverse, Tensor info)
  * aten::linalg_inv_ex.inverse(Tensor A, *, bool check_errors=False, Tensor(a!) inverse, Tensor(b!) info) -> (Tensor(a!) inverse, Tensor(b!) info)
  */
 export const linalgInvEx: {
-  (A: Tensor, check_errors?: boolean | O_linalg_inv_ex, options?: O_linalg_inv_ex): [Tensor, Tensor];
   /** aten::linalg_inv_ex(Tensor A, *, bool check_errors=False) -> (Tensor inverse, Tensor info) */
-  "default"(A: Tensor, check_errors?: boolean | O_linalg_inv_ex, options?: O_linalg_inv_ex): [Tensor, Tensor];
+  (A: Tensor, options?: O_linalg_inv_ex): [Tensor, Tensor];
+  /** aten::linalg_inv_ex(Tensor A, *, bool check_errors=False) -> (Tensor inverse, Tensor info) */
+  "default"(A: Tensor, options?: O_linalg_inv_ex): [Tensor, Tensor];
   /** aten::linalg_inv_ex.inverse(Tensor A, *, bool check_errors=False, Tensor(a!) inverse, Tensor(b!) info) -> (Tensor(a!) inverse, Tensor(b!) info) */
-  "inverse"(A: Tensor, check_errors?: boolean | O_linalg_inv_ex_inverse, inverse?: Tensor | O_linalg_inv_ex_inverse, info?: Tensor | O_linalg_inv_ex_inverse, options?: O_linalg_inv_ex_inverse): [Tensor, Tensor];
+  "inverse"(A: Tensor, options?: O_linalg_inv_ex_inverse): [Tensor, Tensor];
 } = defineOp("linalg_inv_ex", [
-  ["",[["A",0,0],["check_errors",5,2]],[0,0],1],
-  ["inverse",[["A",0,0],["check_errors",5,2],["inverse",0,4],["info",0,4]],[-1,-1],0],
+  ["",[["A",0,0],["check_errors",5,10]],[0,0],1],
+  ["inverse",[["A",0,0],["check_errors",5,10],["inverse",0,12],["info",0,12]],[-3,-4],0],
 ]) as any;
 
 type O_linalg_ldl_factor = { self?: Tensor; hermitian?: boolean };
-type O_linalg_ldl_factor_out = { self?: Tensor; hermitian?: boolean; LD?: Tensor; pivots?: Tensor };
+type O_linalg_ldl_factor_out = { self?: Tensor; hermitian?: boolean; LD: Tensor; pivots: Tensor };
 /**
  * aten::linalg_ldl_factor(Tensor self, *, bool hermitian=False) -> (Tensor LD, Tensor pivots)
  * aten::linalg_ldl_factor.out(Tensor self, *, bool hermitian=False, Tensor(a!) LD, Tensor(b!) pivots) -> (Tensor(a!) LD, Tensor(b!) pivots)
  */
 export const linalgLdlFactor: {
-  (self: Tensor, hermitian?: boolean | O_linalg_ldl_factor, options?: O_linalg_ldl_factor): [Tensor, Tensor];
   /** aten::linalg_ldl_factor(Tensor self, *, bool hermitian=False) -> (Tensor LD, Tensor pivots) */
-  "default"(self: Tensor, hermitian?: boolean | O_linalg_ldl_factor, options?: O_linalg_ldl_factor): [Tensor, Tensor];
+  (self: Tensor, options?: O_linalg_ldl_factor): [Tensor, Tensor];
+  /** aten::linalg_ldl_factor(Tensor self, *, bool hermitian=False) -> (Tensor LD, Tensor pivots) */
+  "default"(self: Tensor, options?: O_linalg_ldl_factor): [Tensor, Tensor];
   /** aten::linalg_ldl_factor.out(Tensor self, *, bool hermitian=False, Tensor(a!) LD, Tensor(b!) pivots) -> (Tensor(a!) LD, Tensor(b!) pivots) */
-  "out"(self: Tensor, hermitian?: boolean | O_linalg_ldl_factor_out, LD?: Tensor | O_linalg_ldl_factor_out, pivots?: Tensor | O_linalg_ldl_factor_out, options?: O_linalg_ldl_factor_out): [Tensor, Tensor];
+  "out"(self: Tensor, options?: O_linalg_ldl_factor_out): [Tensor, Tensor];
 } = defineOp("linalg_ldl_factor", [
-  ["",[["self",0,0],["hermitian",5,2]],[0,0],1],
-  ["out",[["self",0,0],["hermitian",5,2],["LD",0,4],["pivots",0,4]],[-1,-1],0],
+  ["",[["self",0,0],["hermitian",5,10]],[0,0],1],
+  ["out",[["self",0,0],["hermitian",5,10],["LD",0,12],["pivots",0,12]],[-3,-4],0],
 ]) as any;
 
 type O_linalg_ldl_factor_ex = { self?: Tensor; hermitian?: boolean; check_errors?: boolean; checkErrors?: boolean };
-type O_linalg_ldl_factor_ex_out = { self?: Tensor; hermitian?: boolean; check_errors?: boolean; checkErrors?: boolean; LD?: Tensor; pivots?: Tensor; info?: Tensor };
+type O_linalg_ldl_factor_ex_out = { self?: Tensor; hermitian?: boolean; check_errors?: boolean; checkErrors?: boolean; LD: Tensor; pivots: Tensor; info: Tensor };
 /**
  * aten::linalg_ldl_factor_ex(Tensor self, *, bool hermitian=False, bool check_errors=False) -> (Tensor LD, Tensor pivots, Tensor info)
  * aten::linalg_ldl_factor_ex.out(Tensor self, *, bool hermitian=False, bool check_errors=False, Tensor(a!) LD, Tensor(b!) pivots, Tensor(c!) info) -> (Tensor(a!) LD, Tensor(b!) pivots, Tensor(c!) info)
  */
 export const linalgLdlFactorEx: {
-  (self: Tensor, hermitian?: boolean | O_linalg_ldl_factor_ex, check_errors?: boolean | O_linalg_ldl_factor_ex, options?: O_linalg_ldl_factor_ex): [Tensor, Tensor, Tensor];
   /** aten::linalg_ldl_factor_ex(Tensor self, *, bool hermitian=False, bool check_errors=False) -> (Tensor LD, Tensor pivots, Tensor info) */
-  "default"(self: Tensor, hermitian?: boolean | O_linalg_ldl_factor_ex, check_errors?: boolean | O_linalg_ldl_factor_ex, options?: O_linalg_ldl_factor_ex): [Tensor, Tensor, Tensor];
+  (self: Tensor, options?: O_linalg_ldl_factor_ex): [Tensor, Tensor, Tensor];
+  /** aten::linalg_ldl_factor_ex(Tensor self, *, bool hermitian=False, bool check_errors=False) -> (Tensor LD, Tensor pivots, Tensor info) */
+  "default"(self: Tensor, options?: O_linalg_ldl_factor_ex): [Tensor, Tensor, Tensor];
   /** aten::linalg_ldl_factor_ex.out(Tensor self, *, bool hermitian=False, bool check_errors=False, Tensor(a!) LD, Tensor(b!) pivots, Tensor(c!) info) -> (Tensor(a!) LD, Tensor(b!) pivots, Tensor(c!) info) */
-  "out"(self: Tensor, hermitian?: boolean | O_linalg_ldl_factor_ex_out, check_errors?: boolean | O_linalg_ldl_factor_ex_out, LD?: Tensor | O_linalg_ldl_factor_ex_out, pivots?: Tensor | O_linalg_ldl_factor_ex_out, info?: Tensor | O_linalg_ldl_factor_ex_out, options?: O_linalg_ldl_factor_ex_out): [Tensor, Tensor, Tensor];
+  "out"(self: Tensor, options?: O_linalg_ldl_factor_ex_out): [Tensor, Tensor, Tensor];
 } = defineOp("linalg_ldl_factor_ex", [
-  ["",[["self",0,0],["hermitian",5,2],["check_errors",5,2]],[0,0,0],1],
-  ["out",[["self",0,0],["hermitian",5,2],["check_errors",5,2],["LD",0,4],["pivots",0,4],["info",0,4]],[-1,-1,-1],0],
+  ["",[["self",0,0],["hermitian",5,10],["check_errors",5,10]],[0,0,0],1],
+  ["out",[["self",0,0],["hermitian",5,10],["check_errors",5,10],["LD",0,12],["pivots",0,12],["info",0,12]],[-4,-5,-6],0],
 ]) as any;
 
 type O_linalg_ldl_solve = { LD?: Tensor; pivots?: Tensor; B?: Tensor; hermitian?: boolean };
-type O_linalg_ldl_solve_out = { LD?: Tensor; pivots?: Tensor; B?: Tensor; hermitian?: boolean; out?: Tensor };
+type O_linalg_ldl_solve_out = { LD?: Tensor; pivots?: Tensor; B?: Tensor; hermitian?: boolean; out: Tensor };
 /**
  * aten::linalg_ldl_solve(Tensor LD, Tensor pivots, Tensor B, *, bool hermitian=False) -> Tensor
  * aten::linalg_ldl_solve.out(Tensor LD, Tensor pivots, Tensor B, *, bool hermitian=False, Tensor(a!) out) -> Tensor(a!)
  */
 export const linalgLdlSolve: {
-  (LD: Tensor, pivots: Tensor, B: Tensor, hermitian?: boolean | O_linalg_ldl_solve, options?: O_linalg_ldl_solve): Tensor;
   /** aten::linalg_ldl_solve(Tensor LD, Tensor pivots, Tensor B, *, bool hermitian=False) -> Tensor */
-  "default"(LD: Tensor, pivots: Tensor, B: Tensor, hermitian?: boolean | O_linalg_ldl_solve, options?: O_linalg_ldl_solve): Tensor;
+  (LD: Tensor, pivots: Tensor, B: Tensor, options?: O_linalg_ldl_solve): Tensor;
+  /** aten::linalg_ldl_solve(Tensor LD, Tensor pivots, Tensor B, *, bool hermitian=False) -> Tensor */
+  "default"(LD: Tensor, pivots: Tensor, B: Tensor, options?: O_linalg_ldl_solve): Tensor;
   /** aten::linalg_ldl_solve.out(Tensor LD, Tensor pivots, Tensor B, *, bool hermitian=False, Tensor(a!) out) -> Tensor(a!) */
-  "out"(LD: Tensor, pivots: Tensor, B: Tensor, hermitian?: boolean | O_linalg_ldl_solve_out, out?: Tensor | O_linalg_ldl_solve_out, options?: O_linalg_ldl_solve_out): Tensor;
+  "out"(LD: Tensor, pivots: Tensor, B: Tensor, options?: O_linalg_ldl_solve_out): Tensor;
 } = defineOp("linalg_ldl_solve", [
-  ["",[["LD",0,0],["pivots",0,0],["B",0,0],["hermitian",5,2]],[0],1],
-  ["out",[["LD",0,0],["pivots",0,0],["B",0,0],["hermitian",5,2],["out",0,4]],[-1],0],
+  ["",[["LD",0,0],["pivots",0,0],["B",0,0],["hermitian",5,10]],[0],1],
+  ["out",[["LD",0,0],["pivots",0,0],["B",0,0],["hermitian",5,10],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_linalg_lstsq = { self?: Tensor; b?: Tensor; rcond?: number | null; driver?: string | null };
-type O_linalg_lstsq_out = { self?: Tensor; b?: Tensor; rcond?: number | null; driver?: string | null; solution?: Tensor; residuals?: Tensor; rank?: Tensor; singular_values?: Tensor; singularValues?: Tensor };
+type O_linalg_lstsq_out = { self?: Tensor; b?: Tensor; rcond?: number | null; driver?: string | null; solution: Tensor; residuals: Tensor; rank: Tensor; singular_values?: Tensor; singularValues?: Tensor };
 /**
  * aten::linalg_lstsq(Tensor self, Tensor b, float? rcond=None, *, str? driver=None) -> (Tensor solution, Tensor residuals, Tensor rank, Tensor singular_values)
  * aten::linalg_lstsq.out(Tensor self, Tensor b, float? rcond=None, *, str? driver=None, Tensor(a!) solution, Tensor(b!) residuals, Tensor(c!) rank, Tensor(d!) singular_values) -> (Tensor(a!) solution, Tensor(b!) residuals, Tensor(c!) rank, Tensor(d!) singular_values)
  */
 export const linalgLstsq: {
-  (self: Tensor, b: Tensor, rcond?: number | null | O_linalg_lstsq, driver?: string | null | O_linalg_lstsq, options?: O_linalg_lstsq): [Tensor, Tensor, Tensor, Tensor];
   /** aten::linalg_lstsq(Tensor self, Tensor b, float? rcond=None, *, str? driver=None) -> (Tensor solution, Tensor residuals, Tensor rank, Tensor singular_values) */
-  "default"(self: Tensor, b: Tensor, rcond?: number | null | O_linalg_lstsq, driver?: string | null | O_linalg_lstsq, options?: O_linalg_lstsq): [Tensor, Tensor, Tensor, Tensor];
+  (self: Tensor, b: Tensor, rcond?: number | null | O_linalg_lstsq, options?: O_linalg_lstsq): [Tensor, Tensor, Tensor, Tensor];
+  /** aten::linalg_lstsq(Tensor self, Tensor b, float? rcond=None, *, str? driver=None) -> (Tensor solution, Tensor residuals, Tensor rank, Tensor singular_values) */
+  "default"(self: Tensor, b: Tensor, rcond?: number | null | O_linalg_lstsq, options?: O_linalg_lstsq): [Tensor, Tensor, Tensor, Tensor];
   /** aten::linalg_lstsq.out(Tensor self, Tensor b, float? rcond=None, *, str? driver=None, Tensor(a!) solution, Tensor(b!) residuals, Tensor(c!) rank, Tensor(d!) singular_values) -> (Tensor(a!) solution, Tensor(b!) residuals, Tensor(c!) rank, Tensor(d!) singular_values) */
-  "out"(self: Tensor, b: Tensor, rcond?: number | null | O_linalg_lstsq_out, driver?: string | null | O_linalg_lstsq_out, solution?: Tensor | O_linalg_lstsq_out, residuals?: Tensor | O_linalg_lstsq_out, rank?: Tensor | O_linalg_lstsq_out, singular_values?: Tensor | O_linalg_lstsq_out, options?: O_linalg_lstsq_out): [Tensor, Tensor, Tensor, Tensor];
+  "out"(self: Tensor, b: Tensor, rcond?: number | null | O_linalg_lstsq_out, options?: O_linalg_lstsq_out): [Tensor, Tensor, Tensor, Tensor];
 } = defineOp("linalg_lstsq", [
-  ["",[["self",0,0],["b",0,0],["rcond",4,3],["driver",7,3]],[0,0,0,0],1],
-  ["out",[["self",0,0],["b",0,0],["rcond",4,3],["driver",7,3],["solution",0,4],["residuals",0,4],["rank",0,4],["singular_values",0,4]],[-1,-1,-1,-1],0],
+  ["",[["self",0,0],["b",0,0],["rcond",4,3],["driver",7,11]],[0,0,0,0],1],
+  ["out",[["self",0,0],["b",0,0],["rcond",4,3],["driver",7,11],["solution",0,12],["residuals",0,12],["rank",0,12],["singular_values",0,12]],[-5,-6,-7,-8],0],
 ]) as any;
 
 type O_linalg_lu = { A?: Tensor; pivot?: boolean };
-type O_linalg_lu_out = { A?: Tensor; pivot?: boolean; P?: Tensor; L?: Tensor; U?: Tensor };
+type O_linalg_lu_out = { A?: Tensor; pivot?: boolean; P: Tensor; L: Tensor; U: Tensor };
 /**
  * aten::linalg_lu(Tensor A, *, bool pivot=True) -> (Tensor P, Tensor L, Tensor U)
  * aten::linalg_lu.out(Tensor A, *, bool pivot=True, Tensor(a!) P, Tensor(b!) L, Tensor(c!) U) -> (Tensor(a!) P, Tensor(b!) L, Tensor(c!) U)
  */
 export const linalgLu: {
-  (A: Tensor, pivot?: boolean | O_linalg_lu, options?: O_linalg_lu): [Tensor, Tensor, Tensor];
   /** aten::linalg_lu(Tensor A, *, bool pivot=True) -> (Tensor P, Tensor L, Tensor U) */
-  "default"(A: Tensor, pivot?: boolean | O_linalg_lu, options?: O_linalg_lu): [Tensor, Tensor, Tensor];
+  (A: Tensor, options?: O_linalg_lu): [Tensor, Tensor, Tensor];
+  /** aten::linalg_lu(Tensor A, *, bool pivot=True) -> (Tensor P, Tensor L, Tensor U) */
+  "default"(A: Tensor, options?: O_linalg_lu): [Tensor, Tensor, Tensor];
   /** aten::linalg_lu.out(Tensor A, *, bool pivot=True, Tensor(a!) P, Tensor(b!) L, Tensor(c!) U) -> (Tensor(a!) P, Tensor(b!) L, Tensor(c!) U) */
-  "out"(A: Tensor, pivot?: boolean | O_linalg_lu_out, P?: Tensor | O_linalg_lu_out, L?: Tensor | O_linalg_lu_out, U?: Tensor | O_linalg_lu_out, options?: O_linalg_lu_out): [Tensor, Tensor, Tensor];
+  "out"(A: Tensor, options?: O_linalg_lu_out): [Tensor, Tensor, Tensor];
 } = defineOp("linalg_lu", [
-  ["",[["A",0,0],["pivot",5,2]],[0,0,0],1],
-  ["out",[["A",0,0],["pivot",5,2],["P",0,4],["L",0,4],["U",0,4]],[-1,-1,-1],0],
+  ["",[["A",0,0],["pivot",5,10]],[0,0,0],1],
+  ["out",[["A",0,0],["pivot",5,10],["P",0,12],["L",0,12],["U",0,12]],[-3,-4,-5],0],
 ]) as any;
 
 type O_linalg_lu_factor = { A?: Tensor; pivot?: boolean };
-type O_linalg_lu_factor_out = { A?: Tensor; pivot?: boolean; LU?: Tensor; pivots?: Tensor };
+type O_linalg_lu_factor_out = { A?: Tensor; pivot?: boolean; LU: Tensor; pivots: Tensor };
 /**
  * aten::linalg_lu_factor(Tensor A, *, bool pivot=True) -> (Tensor LU, Tensor pivots)
  * aten::linalg_lu_factor.out(Tensor A, *, bool pivot=True, Tensor(a!) LU, Tensor(b!) pivots) -> (Tensor(a!) LU, Tensor(b!) pivots)
  */
 export const linalgLuFactor: {
-  (A: Tensor, pivot?: boolean | O_linalg_lu_factor, options?: O_linalg_lu_factor): [Tensor, Tensor];
   /** aten::linalg_lu_factor(Tensor A, *, bool pivot=True) -> (Tensor LU, Tensor pivots) */
-  "default"(A: Tensor, pivot?: boolean | O_linalg_lu_factor, options?: O_linalg_lu_factor): [Tensor, Tensor];
+  (A: Tensor, options?: O_linalg_lu_factor): [Tensor, Tensor];
+  /** aten::linalg_lu_factor(Tensor A, *, bool pivot=True) -> (Tensor LU, Tensor pivots) */
+  "default"(A: Tensor, options?: O_linalg_lu_factor): [Tensor, Tensor];
   /** aten::linalg_lu_factor.out(Tensor A, *, bool pivot=True, Tensor(a!) LU, Tensor(b!) pivots) -> (Tensor(a!) LU, Tensor(b!) pivots) */
-  "out"(A: Tensor, pivot?: boolean | O_linalg_lu_factor_out, LU?: Tensor | O_linalg_lu_factor_out, pivots?: Tensor | O_linalg_lu_factor_out, options?: O_linalg_lu_factor_out): [Tensor, Tensor];
+  "out"(A: Tensor, options?: O_linalg_lu_factor_out): [Tensor, Tensor];
 } = defineOp("linalg_lu_factor", [
-  ["",[["A",0,0],["pivot",5,2]],[0,0],1],
-  ["out",[["A",0,0],["pivot",5,2],["LU",0,4],["pivots",0,4]],[-1,-1],0],
+  ["",[["A",0,0],["pivot",5,10]],[0,0],1],
+  ["out",[["A",0,0],["pivot",5,10],["LU",0,12],["pivots",0,12]],[-3,-4],0],
 ]) as any;
 
 type O_linalg_lu_factor_ex = { A?: Tensor; pivot?: boolean; check_errors?: boolean; checkErrors?: boolean };
-type O_linalg_lu_factor_ex_out = { A?: Tensor; pivot?: boolean; check_errors?: boolean; checkErrors?: boolean; LU?: Tensor; pivots?: Tensor; info?: Tensor };
+type O_linalg_lu_factor_ex_out = { A?: Tensor; pivot?: boolean; check_errors?: boolean; checkErrors?: boolean; LU: Tensor; pivots: Tensor; info: Tensor };
 /**
  * aten::linalg_lu_factor_ex(Tensor A, *, bool pivot=True, bool check_errors=False) -> (Tensor LU, Tensor pivots, Tensor info)
  * aten::linalg_lu_factor_ex.out(Tensor A, *, bool pivot=True, bool check_errors=False, Tensor(a!) LU, Tensor(b!) pivots, Tensor(c!) info) -> (Tensor(a!) LU, Tensor(b!) pivots, Tensor(c!) info)
  */
 export const linalgLuFactorEx: {
-  (A: Tensor, pivot?: boolean | O_linalg_lu_factor_ex, check_errors?: boolean | O_linalg_lu_factor_ex, options?: O_linalg_lu_factor_ex): [Tensor, Tensor, Tensor];
   /** aten::linalg_lu_factor_ex(Tensor A, *, bool pivot=True, bool check_errors=False) -> (Tensor LU, Tensor pivots, Tensor info) */
-  "default"(A: Tensor, pivot?: boolean | O_linalg_lu_factor_ex, check_errors?: boolean | O_linalg_lu_factor_ex, options?: O_linalg_lu_factor_ex): [Tensor, Tensor, Tensor];
+  (A: Tensor, options?: O_linalg_lu_factor_ex): [Tensor, Tensor, Tensor];
+  /** aten::linalg_lu_factor_ex(Tensor A, *, bool pivot=True, bool check_errors=False) -> (Tensor LU, Tensor pivots, Tensor info) */
+  "default"(A: Tensor, options?: O_linalg_lu_factor_ex): [Tensor, Tensor, Tensor];
   /** aten::linalg_lu_factor_ex.out(Tensor A, *, bool pivot=True, bool check_errors=False, Tensor(a!) LU, Tensor(b!) pivots, Tensor(c!) info) -> (Tensor(a!) LU, Tensor(b!) pivots, Tensor(c!) info) */
-  "out"(A: Tensor, pivot?: boolean | O_linalg_lu_factor_ex_out, check_errors?: boolean | O_linalg_lu_factor_ex_out, LU?: Tensor | O_linalg_lu_factor_ex_out, pivots?: Tensor | O_linalg_lu_factor_ex_out, info?: Tensor | O_linalg_lu_factor_ex_out, options?: O_linalg_lu_factor_ex_out): [Tensor, Tensor, Tensor];
+  "out"(A: Tensor, options?: O_linalg_lu_factor_ex_out): [Tensor, Tensor, Tensor];
 } = defineOp("linalg_lu_factor_ex", [
-  ["",[["A",0,0],["pivot",5,2],["check_errors",5,2]],[0,0,0],1],
-  ["out",[["A",0,0],["pivot",5,2],["check_errors",5,2],["LU",0,4],["pivots",0,4],["info",0,4]],[-1,-1,-1],0],
+  ["",[["A",0,0],["pivot",5,10],["check_errors",5,10]],[0,0,0],1],
+  ["out",[["A",0,0],["pivot",5,10],["check_errors",5,10],["LU",0,12],["pivots",0,12],["info",0,12]],[-4,-5,-6],0],
 ]) as any;
 
 type O_linalg_lu_solve = { LU?: Tensor; pivots?: Tensor; B?: Tensor; left?: boolean; adjoint?: boolean };
-type O_linalg_lu_solve_out = { LU?: Tensor; pivots?: Tensor; B?: Tensor; left?: boolean; adjoint?: boolean; out?: Tensor };
+type O_linalg_lu_solve_out = { LU?: Tensor; pivots?: Tensor; B?: Tensor; left?: boolean; adjoint?: boolean; out: Tensor };
 /**
  * aten::linalg_lu_solve(Tensor LU, Tensor pivots, Tensor B, *, bool left=True, bool adjoint=False) -> Tensor
  * aten::linalg_lu_solve.out(Tensor LU, Tensor pivots, Tensor B, *, bool left=True, bool adjoint=False, Tensor(a!) out) -> Tensor(a!)
  */
 export const linalgLuSolve: {
-  (LU: Tensor, pivots: Tensor, B: Tensor, left?: boolean | O_linalg_lu_solve, adjoint?: boolean | O_linalg_lu_solve, options?: O_linalg_lu_solve): Tensor;
   /** aten::linalg_lu_solve(Tensor LU, Tensor pivots, Tensor B, *, bool left=True, bool adjoint=False) -> Tensor */
-  "default"(LU: Tensor, pivots: Tensor, B: Tensor, left?: boolean | O_linalg_lu_solve, adjoint?: boolean | O_linalg_lu_solve, options?: O_linalg_lu_solve): Tensor;
+  (LU: Tensor, pivots: Tensor, B: Tensor, options?: O_linalg_lu_solve): Tensor;
+  /** aten::linalg_lu_solve(Tensor LU, Tensor pivots, Tensor B, *, bool left=True, bool adjoint=False) -> Tensor */
+  "default"(LU: Tensor, pivots: Tensor, B: Tensor, options?: O_linalg_lu_solve): Tensor;
   /** aten::linalg_lu_solve.out(Tensor LU, Tensor pivots, Tensor B, *, bool left=True, bool adjoint=False, Tensor(a!) out) -> Tensor(a!) */
-  "out"(LU: Tensor, pivots: Tensor, B: Tensor, left?: boolean | O_linalg_lu_solve_out, adjoint?: boolean | O_linalg_lu_solve_out, out?: Tensor | O_linalg_lu_solve_out, options?: O_linalg_lu_solve_out): Tensor;
+  "out"(LU: Tensor, pivots: Tensor, B: Tensor, options?: O_linalg_lu_solve_out): Tensor;
 } = defineOp("linalg_lu_solve", [
-  ["",[["LU",0,0],["pivots",0,0],["B",0,0],["left",5,2],["adjoint",5,2]],[0],1],
-  ["out",[["LU",0,0],["pivots",0,0],["B",0,0],["left",5,2],["adjoint",5,2],["out",0,4]],[-1],0],
+  ["",[["LU",0,0],["pivots",0,0],["B",0,0],["left",5,10],["adjoint",5,10]],[0],1],
+  ["out",[["LU",0,0],["pivots",0,0],["B",0,0],["left",5,10],["adjoint",5,10],["out",0,12]],[-6],0],
 ]) as any;
 
 type O_linalg_matmul = { self?: Tensor; other?: Tensor };
-type O_linalg_matmul_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_linalg_matmul_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::linalg_matmul(Tensor self, Tensor other) -> Tensor
  * aten::linalg_matmul.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const linalgMatmul: {
+  /** aten::linalg_matmul(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_linalg_matmul): Tensor;
   /** aten::linalg_matmul(Tensor self, Tensor other) -> Tensor */
   "default"(self: Tensor, other: Tensor, options?: O_linalg_matmul): Tensor;
   /** aten::linalg_matmul.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, out: Tensor, options?: O_linalg_matmul_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_linalg_matmul_out): Tensor;
 } = defineOp("linalg_matmul", [
   ["",[["self",0,0],["other",0,0]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_linalg_matrix_exp = { self?: Tensor };
-type O_linalg_matrix_exp_out = { self?: Tensor; out?: Tensor };
+type O_linalg_matrix_exp_out = { self?: Tensor; out: Tensor };
 /**
  * aten::linalg_matrix_exp(Tensor self) -> Tensor
  * aten::linalg_matrix_exp.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const linalgMatrixExp: {
+  /** aten::linalg_matrix_exp(Tensor self) -> Tensor */
   (self: Tensor, options?: O_linalg_matrix_exp): Tensor;
   /** aten::linalg_matrix_exp(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_linalg_matrix_exp): Tensor;
   /** aten::linalg_matrix_exp.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_linalg_matrix_exp_out): Tensor;
+  "out"(self: Tensor, options?: O_linalg_matrix_exp_out): Tensor;
 } = defineOp("linalg_matrix_exp", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_linalg_matrix_norm = { self?: Tensor; ord?: Scalar; dim?: number[]; keepdim?: boolean; dtype?: DType | null };
-type O_linalg_matrix_norm_out = { self?: Tensor; ord?: Scalar; dim?: number[]; keepdim?: boolean; dtype?: DType | null; out?: Tensor };
+type O_linalg_matrix_norm_out = { self?: Tensor; ord?: Scalar; dim?: number[]; keepdim?: boolean; dtype?: DType | null; out: Tensor };
 type O_linalg_matrix_norm_str_ord = { self?: Tensor; ord?: string; dim?: number[]; keepdim?: boolean; dtype?: DType | null };
-type O_linalg_matrix_norm_str_ord_out = { self?: Tensor; ord?: string; dim?: number[]; keepdim?: boolean; dtype?: DType | null; out?: Tensor };
+type O_linalg_matrix_norm_str_ord_out = { self?: Tensor; ord?: string; dim?: number[]; keepdim?: boolean; dtype?: DType | null; out: Tensor };
 /**
  * aten::linalg_matrix_norm(Tensor self, Scalar ord, int[] dim=[-2, -1], bool keepdim=False, *, ScalarType? dtype=None) -> Tensor
  * aten::linalg_matrix_norm.out(Tensor self, Scalar ord, int[] dim=[-2, -1], bool keepdim=False, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!)
@@ -800,47 +854,50 @@ type O_linalg_matrix_norm_str_ord_out = { self?: Tensor; ord?: string; dim?: num
  * aten::linalg_matrix_norm.str_ord_out(Tensor self, str ord="fro", int[] dim=[-2, -1], bool keepdim=False, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!)
  */
 export const linalgMatrixNorm: {
-  (self: Tensor, ord: Scalar, dim?: number[] | O_linalg_matrix_norm, keepdim?: boolean | O_linalg_matrix_norm, dtype?: DType | null | O_linalg_matrix_norm, options?: O_linalg_matrix_norm): Tensor;
-  (self: Tensor, ord?: string | O_linalg_matrix_norm_str_ord, dim?: number[] | O_linalg_matrix_norm_str_ord, keepdim?: boolean | O_linalg_matrix_norm_str_ord, dtype?: DType | null | O_linalg_matrix_norm_str_ord, options?: O_linalg_matrix_norm_str_ord): Tensor;
   /** aten::linalg_matrix_norm(Tensor self, Scalar ord, int[] dim=[-2, -1], bool keepdim=False, *, ScalarType? dtype=None) -> Tensor */
-  "default"(self: Tensor, ord: Scalar, dim?: number[] | O_linalg_matrix_norm, keepdim?: boolean | O_linalg_matrix_norm, dtype?: DType | null | O_linalg_matrix_norm, options?: O_linalg_matrix_norm): Tensor;
-  /** aten::linalg_matrix_norm.out(Tensor self, Scalar ord, int[] dim=[-2, -1], bool keepdim=False, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, ord: Scalar, dim?: number[] | O_linalg_matrix_norm_out, keepdim?: boolean | O_linalg_matrix_norm_out, dtype?: DType | null | O_linalg_matrix_norm_out, out?: Tensor | O_linalg_matrix_norm_out, options?: O_linalg_matrix_norm_out): Tensor;
+  (self: Tensor, ord: Scalar, dim?: number[] | O_linalg_matrix_norm, keepdim?: boolean | O_linalg_matrix_norm, options?: O_linalg_matrix_norm): Tensor;
   /** aten::linalg_matrix_norm.str_ord(Tensor self, str ord="fro", int[] dim=[-2, -1], bool keepdim=False, *, ScalarType? dtype=None) -> Tensor */
-  "str_ord"(self: Tensor, ord?: string | O_linalg_matrix_norm_str_ord, dim?: number[] | O_linalg_matrix_norm_str_ord, keepdim?: boolean | O_linalg_matrix_norm_str_ord, dtype?: DType | null | O_linalg_matrix_norm_str_ord, options?: O_linalg_matrix_norm_str_ord): Tensor;
+  (self: Tensor, ord?: string | O_linalg_matrix_norm_str_ord, dim?: number[] | O_linalg_matrix_norm_str_ord, keepdim?: boolean | O_linalg_matrix_norm_str_ord, options?: O_linalg_matrix_norm_str_ord): Tensor;
+  /** aten::linalg_matrix_norm(Tensor self, Scalar ord, int[] dim=[-2, -1], bool keepdim=False, *, ScalarType? dtype=None) -> Tensor */
+  "default"(self: Tensor, ord: Scalar, dim?: number[] | O_linalg_matrix_norm, keepdim?: boolean | O_linalg_matrix_norm, options?: O_linalg_matrix_norm): Tensor;
+  /** aten::linalg_matrix_norm.out(Tensor self, Scalar ord, int[] dim=[-2, -1], bool keepdim=False, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!) */
+  "out"(self: Tensor, ord: Scalar, dim?: number[] | O_linalg_matrix_norm_out, keepdim?: boolean | O_linalg_matrix_norm_out, options?: O_linalg_matrix_norm_out): Tensor;
+  /** aten::linalg_matrix_norm.str_ord(Tensor self, str ord="fro", int[] dim=[-2, -1], bool keepdim=False, *, ScalarType? dtype=None) -> Tensor */
+  "str_ord"(self: Tensor, ord?: string | O_linalg_matrix_norm_str_ord, dim?: number[] | O_linalg_matrix_norm_str_ord, keepdim?: boolean | O_linalg_matrix_norm_str_ord, options?: O_linalg_matrix_norm_str_ord): Tensor;
   /** aten::linalg_matrix_norm.str_ord_out(Tensor self, str ord="fro", int[] dim=[-2, -1], bool keepdim=False, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!) */
-  "str_ord_out"(self: Tensor, ord?: string | O_linalg_matrix_norm_str_ord_out, dim?: number[] | O_linalg_matrix_norm_str_ord_out, keepdim?: boolean | O_linalg_matrix_norm_str_ord_out, dtype?: DType | null | O_linalg_matrix_norm_str_ord_out, out?: Tensor | O_linalg_matrix_norm_str_ord_out, options?: O_linalg_matrix_norm_str_ord_out): Tensor;
+  "str_ord_out"(self: Tensor, ord?: string | O_linalg_matrix_norm_str_ord_out, dim?: number[] | O_linalg_matrix_norm_str_ord_out, keepdim?: boolean | O_linalg_matrix_norm_str_ord_out, options?: O_linalg_matrix_norm_str_ord_out): Tensor;
 } = defineOp("linalg_matrix_norm", [
-  ["",[["self",0,0],["ord",6,0],["dim",12,2],["keepdim",5,2],["dtype",8,3]],[0],1],
-  ["out",[["self",0,0],["ord",6,0],["dim",12,2],["keepdim",5,2],["dtype",8,3],["out",0,4]],[-1],0],
-  ["str_ord",[["self",0,0],["ord",7,2],["dim",12,2],["keepdim",5,2],["dtype",8,3]],[0],1],
-  ["str_ord_out",[["self",0,0],["ord",7,2],["dim",12,2],["keepdim",5,2],["dtype",8,3],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["ord",6,0],["dim",12,2],["keepdim",5,2],["dtype",8,11]],[0],1],
+  ["out",[["self",0,0],["ord",6,0],["dim",12,2],["keepdim",5,2],["dtype",8,11],["out",0,12]],[-6],0],
+  ["str_ord",[["self",0,0],["ord",7,2],["dim",12,2],["keepdim",5,2],["dtype",8,11]],[0],1],
+  ["str_ord_out",[["self",0,0],["ord",7,2],["dim",12,2],["keepdim",5,2],["dtype",8,11],["out",0,12]],[-6],0],
 ]) as any;
 
 type O_linalg_matrix_power = { self?: Tensor; n?: number };
-type O_linalg_matrix_power_out = { self?: Tensor; n?: number; out?: Tensor };
+type O_linalg_matrix_power_out = { self?: Tensor; n?: number; out: Tensor };
 /**
  * aten::linalg_matrix_power(Tensor self, int n) -> Tensor
  * aten::linalg_matrix_power.out(Tensor self, int n, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const linalgMatrixPower: {
+  /** aten::linalg_matrix_power(Tensor self, int n) -> Tensor */
   (self: Tensor, n: number, options?: O_linalg_matrix_power): Tensor;
   /** aten::linalg_matrix_power(Tensor self, int n) -> Tensor */
   "default"(self: Tensor, n: number, options?: O_linalg_matrix_power): Tensor;
   /** aten::linalg_matrix_power.out(Tensor self, int n, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, n: number, out: Tensor, options?: O_linalg_matrix_power_out): Tensor;
+  "out"(self: Tensor, n: number, options?: O_linalg_matrix_power_out): Tensor;
 } = defineOp("linalg_matrix_power", [
   ["",[["self",0,0],["n",3,0]],[0],1],
-  ["out",[["self",0,0],["n",3,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["n",3,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_linalg_matrix_rank = { self?: Tensor; tol?: number; hermitian?: boolean };
 type O_linalg_matrix_rank_atol_rtol_float = { self?: Tensor; atol?: number | null; rtol?: number | null; hermitian?: boolean };
-type O_linalg_matrix_rank_atol_rtol_float_out = { self?: Tensor; atol?: number | null; rtol?: number | null; hermitian?: boolean; out?: Tensor };
+type O_linalg_matrix_rank_atol_rtol_float_out = { self?: Tensor; atol?: number | null; rtol?: number | null; hermitian?: boolean; out: Tensor };
 type O_linalg_matrix_rank_atol_rtol_tensor = { input?: Tensor; atol?: Tensor | null; rtol?: Tensor | null; hermitian?: boolean };
-type O_linalg_matrix_rank_atol_rtol_tensor_out = { input?: Tensor; atol?: Tensor | null; rtol?: Tensor | null; hermitian?: boolean; out?: Tensor };
-type O_linalg_matrix_rank_out = { self?: Tensor; tol?: number; hermitian?: boolean; out?: Tensor };
-type O_linalg_matrix_rank_out_tol_tensor = { input?: Tensor; tol?: Tensor; hermitian?: boolean; out?: Tensor };
+type O_linalg_matrix_rank_atol_rtol_tensor_out = { input?: Tensor; atol?: Tensor | null; rtol?: Tensor | null; hermitian?: boolean; out: Tensor };
+type O_linalg_matrix_rank_out = { self?: Tensor; tol?: number; hermitian?: boolean; out: Tensor };
+type O_linalg_matrix_rank_out_tol_tensor = { input?: Tensor; tol?: Tensor; hermitian?: boolean; out: Tensor };
 type O_linalg_matrix_rank_tol_tensor = { input?: Tensor; tol?: Tensor; hermitian?: boolean };
 /**
  * aten::linalg_matrix_rank(Tensor self, float tol, bool hermitian=False) -> Tensor
@@ -853,58 +910,63 @@ type O_linalg_matrix_rank_tol_tensor = { input?: Tensor; tol?: Tensor; hermitian
  * aten::linalg_matrix_rank.tol_tensor(Tensor input, Tensor tol, bool hermitian=False) -> Tensor
  */
 export const linalgMatrixRank: {
+  /** aten::linalg_matrix_rank(Tensor self, float tol, bool hermitian=False) -> Tensor */
   (self: Tensor, tol: number, hermitian?: boolean | O_linalg_matrix_rank, options?: O_linalg_matrix_rank): Tensor;
-  (self: Tensor, atol?: number | null | O_linalg_matrix_rank_atol_rtol_float, rtol?: number | null | O_linalg_matrix_rank_atol_rtol_float, hermitian?: boolean | O_linalg_matrix_rank_atol_rtol_float, options?: O_linalg_matrix_rank_atol_rtol_float): Tensor;
-  (input: Tensor, atol?: Tensor | null | O_linalg_matrix_rank_atol_rtol_tensor, rtol?: Tensor | null | O_linalg_matrix_rank_atol_rtol_tensor, hermitian?: boolean | O_linalg_matrix_rank_atol_rtol_tensor, options?: O_linalg_matrix_rank_atol_rtol_tensor): Tensor;
+  /** aten::linalg_matrix_rank.atol_rtol_float(Tensor self, *, float? atol=None, float? rtol=None, bool hermitian=False) -> Tensor */
+  (self: Tensor, options?: O_linalg_matrix_rank_atol_rtol_float): Tensor;
+  /** aten::linalg_matrix_rank.atol_rtol_tensor(Tensor input, *, Tensor? atol=None, Tensor? rtol=None, bool hermitian=False) -> Tensor */
+  (input: Tensor, options?: O_linalg_matrix_rank_atol_rtol_tensor): Tensor;
+  /** aten::linalg_matrix_rank.tol_tensor(Tensor input, Tensor tol, bool hermitian=False) -> Tensor */
   (input: Tensor, tol: Tensor, hermitian?: boolean | O_linalg_matrix_rank_tol_tensor, options?: O_linalg_matrix_rank_tol_tensor): Tensor;
   /** aten::linalg_matrix_rank(Tensor self, float tol, bool hermitian=False) -> Tensor */
   "default"(self: Tensor, tol: number, hermitian?: boolean | O_linalg_matrix_rank, options?: O_linalg_matrix_rank): Tensor;
   /** aten::linalg_matrix_rank.atol_rtol_float(Tensor self, *, float? atol=None, float? rtol=None, bool hermitian=False) -> Tensor */
-  "atol_rtol_float"(self: Tensor, atol?: number | null | O_linalg_matrix_rank_atol_rtol_float, rtol?: number | null | O_linalg_matrix_rank_atol_rtol_float, hermitian?: boolean | O_linalg_matrix_rank_atol_rtol_float, options?: O_linalg_matrix_rank_atol_rtol_float): Tensor;
+  "atol_rtol_float"(self: Tensor, options?: O_linalg_matrix_rank_atol_rtol_float): Tensor;
   /** aten::linalg_matrix_rank.atol_rtol_float_out(Tensor self, *, float? atol=None, float? rtol=None, bool hermitian=False, Tensor(a!) out) -> Tensor(a!) */
-  "atol_rtol_float_out"(self: Tensor, atol?: number | null | O_linalg_matrix_rank_atol_rtol_float_out, rtol?: number | null | O_linalg_matrix_rank_atol_rtol_float_out, hermitian?: boolean | O_linalg_matrix_rank_atol_rtol_float_out, out?: Tensor | O_linalg_matrix_rank_atol_rtol_float_out, options?: O_linalg_matrix_rank_atol_rtol_float_out): Tensor;
+  "atol_rtol_float_out"(self: Tensor, options?: O_linalg_matrix_rank_atol_rtol_float_out): Tensor;
   /** aten::linalg_matrix_rank.atol_rtol_tensor(Tensor input, *, Tensor? atol=None, Tensor? rtol=None, bool hermitian=False) -> Tensor */
-  "atol_rtol_tensor"(input: Tensor, atol?: Tensor | null | O_linalg_matrix_rank_atol_rtol_tensor, rtol?: Tensor | null | O_linalg_matrix_rank_atol_rtol_tensor, hermitian?: boolean | O_linalg_matrix_rank_atol_rtol_tensor, options?: O_linalg_matrix_rank_atol_rtol_tensor): Tensor;
+  "atol_rtol_tensor"(input: Tensor, options?: O_linalg_matrix_rank_atol_rtol_tensor): Tensor;
   /** aten::linalg_matrix_rank.atol_rtol_tensor_out(Tensor input, *, Tensor? atol=None, Tensor? rtol=None, bool hermitian=False, Tensor(a!) out) -> Tensor(a!) */
-  "atol_rtol_tensor_out"(input: Tensor, atol?: Tensor | null | O_linalg_matrix_rank_atol_rtol_tensor_out, rtol?: Tensor | null | O_linalg_matrix_rank_atol_rtol_tensor_out, hermitian?: boolean | O_linalg_matrix_rank_atol_rtol_tensor_out, out?: Tensor | O_linalg_matrix_rank_atol_rtol_tensor_out, options?: O_linalg_matrix_rank_atol_rtol_tensor_out): Tensor;
+  "atol_rtol_tensor_out"(input: Tensor, options?: O_linalg_matrix_rank_atol_rtol_tensor_out): Tensor;
   /** aten::linalg_matrix_rank.out(Tensor self, float tol, bool hermitian=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, tol: number, hermitian?: boolean | O_linalg_matrix_rank_out, out?: Tensor | O_linalg_matrix_rank_out, options?: O_linalg_matrix_rank_out): Tensor;
+  "out"(self: Tensor, tol: number, hermitian?: boolean | O_linalg_matrix_rank_out, options?: O_linalg_matrix_rank_out): Tensor;
   /** aten::linalg_matrix_rank.out_tol_tensor(Tensor input, Tensor tol, bool hermitian=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "out_tol_tensor"(input: Tensor, tol: Tensor, hermitian?: boolean | O_linalg_matrix_rank_out_tol_tensor, out?: Tensor | O_linalg_matrix_rank_out_tol_tensor, options?: O_linalg_matrix_rank_out_tol_tensor): Tensor;
+  "out_tol_tensor"(input: Tensor, tol: Tensor, hermitian?: boolean | O_linalg_matrix_rank_out_tol_tensor, options?: O_linalg_matrix_rank_out_tol_tensor): Tensor;
   /** aten::linalg_matrix_rank.tol_tensor(Tensor input, Tensor tol, bool hermitian=False) -> Tensor */
   "tol_tensor"(input: Tensor, tol: Tensor, hermitian?: boolean | O_linalg_matrix_rank_tol_tensor, options?: O_linalg_matrix_rank_tol_tensor): Tensor;
 } = defineOp("linalg_matrix_rank", [
   ["",[["self",0,0],["tol",4,0],["hermitian",5,2]],[0],1],
-  ["atol_rtol_float",[["self",0,0],["atol",4,3],["rtol",4,3],["hermitian",5,2]],[0],1],
-  ["atol_rtol_float_out",[["self",0,0],["atol",4,3],["rtol",4,3],["hermitian",5,2],["out",0,4]],[-1],0],
-  ["atol_rtol_tensor",[["input",0,0],["atol",0,3],["rtol",0,3],["hermitian",5,2]],[0],1],
-  ["atol_rtol_tensor_out",[["input",0,0],["atol",0,3],["rtol",0,3],["hermitian",5,2],["out",0,4]],[-1],0],
-  ["out",[["self",0,0],["tol",4,0],["hermitian",5,2],["out",0,4]],[-1],0],
-  ["out_tol_tensor",[["input",0,0],["tol",0,0],["hermitian",5,2],["out",0,4]],[-1],0],
+  ["atol_rtol_float",[["self",0,0],["atol",4,11],["rtol",4,11],["hermitian",5,10]],[0],1],
+  ["atol_rtol_float_out",[["self",0,0],["atol",4,11],["rtol",4,11],["hermitian",5,10],["out",0,12]],[-5],0],
+  ["atol_rtol_tensor",[["input",0,0],["atol",0,11],["rtol",0,11],["hermitian",5,10]],[0],1],
+  ["atol_rtol_tensor_out",[["input",0,0],["atol",0,11],["rtol",0,11],["hermitian",5,10],["out",0,12]],[-5],0],
+  ["out",[["self",0,0],["tol",4,0],["hermitian",5,2],["out",0,12]],[-4],0],
+  ["out_tol_tensor",[["input",0,0],["tol",0,0],["hermitian",5,2],["out",0,12]],[-4],0],
   ["tol_tensor",[["input",0,0],["tol",0,0],["hermitian",5,2]],[0],1],
 ]) as any;
 
 type O_linalg_multi_dot = { tensors?: Tensor[] };
-type O_linalg_multi_dot_out = { tensors?: Tensor[]; out?: Tensor };
+type O_linalg_multi_dot_out = { tensors?: Tensor[]; out: Tensor };
 /**
  * aten::linalg_multi_dot(Tensor[] tensors) -> Tensor
  * aten::linalg_multi_dot.out(Tensor[] tensors, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const linalgMultiDot: {
+  /** aten::linalg_multi_dot(Tensor[] tensors) -> Tensor */
   (tensors: Tensor[], options?: O_linalg_multi_dot): Tensor;
   /** aten::linalg_multi_dot(Tensor[] tensors) -> Tensor */
   "default"(tensors: Tensor[], options?: O_linalg_multi_dot): Tensor;
   /** aten::linalg_multi_dot.out(Tensor[] tensors, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(tensors: Tensor[], out: Tensor, options?: O_linalg_multi_dot_out): Tensor;
+  "out"(tensors: Tensor[], options?: O_linalg_multi_dot_out): Tensor;
 } = defineOp("linalg_multi_dot", [
   ["",[["tensors",1,0]],[0],1],
-  ["out",[["tensors",1,0],["out",0,4]],[-1],0],
+  ["out",[["tensors",1,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_linalg_norm = { self?: Tensor; ord?: Scalar | null; dim?: number | number[] | null; keepdim?: boolean; dtype?: DType | null };
 type O_linalg_norm_ord_str = { self?: Tensor; ord?: string; dim?: number | number[] | null; keepdim?: boolean; dtype?: DType | null };
-type O_linalg_norm_ord_str_out = { self?: Tensor; ord?: string; dim?: number | number[] | null; keepdim?: boolean; dtype?: DType | null; out?: Tensor };
-type O_linalg_norm_out = { self?: Tensor; ord?: Scalar | null; dim?: number | number[] | null; keepdim?: boolean; dtype?: DType | null; out?: Tensor };
+type O_linalg_norm_ord_str_out = { self?: Tensor; ord?: string; dim?: number | number[] | null; keepdim?: boolean; dtype?: DType | null; out: Tensor };
+type O_linalg_norm_out = { self?: Tensor; ord?: Scalar | null; dim?: number | number[] | null; keepdim?: boolean; dtype?: DType | null; out: Tensor };
 /**
  * aten::linalg_norm(Tensor self, Scalar? ord=None, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor
  * aten::linalg_norm.ord_str(Tensor self, str ord, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor
@@ -912,30 +974,32 @@ type O_linalg_norm_out = { self?: Tensor; ord?: Scalar | null; dim?: number | nu
  * aten::linalg_norm.out(Tensor self, Scalar? ord=None, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!)
  */
 export const linalgNorm: {
-  (self: Tensor, ord?: Scalar | null | O_linalg_norm, dim?: number | number[] | null | O_linalg_norm, keepdim?: boolean | O_linalg_norm, dtype?: DType | null | O_linalg_norm, options?: O_linalg_norm): Tensor;
-  (self: Tensor, ord: string, dim?: number | number[] | null | O_linalg_norm_ord_str, keepdim?: boolean | O_linalg_norm_ord_str, dtype?: DType | null | O_linalg_norm_ord_str, options?: O_linalg_norm_ord_str): Tensor;
   /** aten::linalg_norm(Tensor self, Scalar? ord=None, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor */
-  "default"(self: Tensor, ord?: Scalar | null | O_linalg_norm, dim?: number | number[] | null | O_linalg_norm, keepdim?: boolean | O_linalg_norm, dtype?: DType | null | O_linalg_norm, options?: O_linalg_norm): Tensor;
+  (self: Tensor, ord?: Scalar | null | O_linalg_norm, dim?: number | number[] | null | O_linalg_norm, keepdim?: boolean | O_linalg_norm, options?: O_linalg_norm): Tensor;
   /** aten::linalg_norm.ord_str(Tensor self, str ord, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor */
-  "ord_str"(self: Tensor, ord: string, dim?: number | number[] | null | O_linalg_norm_ord_str, keepdim?: boolean | O_linalg_norm_ord_str, dtype?: DType | null | O_linalg_norm_ord_str, options?: O_linalg_norm_ord_str): Tensor;
+  (self: Tensor, ord: string, dim?: number | number[] | null | O_linalg_norm_ord_str, keepdim?: boolean | O_linalg_norm_ord_str, options?: O_linalg_norm_ord_str): Tensor;
+  /** aten::linalg_norm(Tensor self, Scalar? ord=None, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor */
+  "default"(self: Tensor, ord?: Scalar | null | O_linalg_norm, dim?: number | number[] | null | O_linalg_norm, keepdim?: boolean | O_linalg_norm, options?: O_linalg_norm): Tensor;
+  /** aten::linalg_norm.ord_str(Tensor self, str ord, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor */
+  "ord_str"(self: Tensor, ord: string, dim?: number | number[] | null | O_linalg_norm_ord_str, keepdim?: boolean | O_linalg_norm_ord_str, options?: O_linalg_norm_ord_str): Tensor;
   /** aten::linalg_norm.ord_str_out(Tensor self, str ord, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!) */
-  "ord_str_out"(self: Tensor, ord: string, dim?: number | number[] | null | O_linalg_norm_ord_str_out, keepdim?: boolean | O_linalg_norm_ord_str_out, dtype?: DType | null | O_linalg_norm_ord_str_out, out?: Tensor | O_linalg_norm_ord_str_out, options?: O_linalg_norm_ord_str_out): Tensor;
+  "ord_str_out"(self: Tensor, ord: string, dim?: number | number[] | null | O_linalg_norm_ord_str_out, keepdim?: boolean | O_linalg_norm_ord_str_out, options?: O_linalg_norm_ord_str_out): Tensor;
   /** aten::linalg_norm.out(Tensor self, Scalar? ord=None, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, ord?: Scalar | null | O_linalg_norm_out, dim?: number | number[] | null | O_linalg_norm_out, keepdim?: boolean | O_linalg_norm_out, dtype?: DType | null | O_linalg_norm_out, out?: Tensor | O_linalg_norm_out, options?: O_linalg_norm_out): Tensor;
+  "out"(self: Tensor, ord?: Scalar | null | O_linalg_norm_out, dim?: number | number[] | null | O_linalg_norm_out, keepdim?: boolean | O_linalg_norm_out, options?: O_linalg_norm_out): Tensor;
 } = defineOp("linalg_norm", [
-  ["",[["self",0,0],["ord",6,3],["dim",12,3,1],["keepdim",5,2],["dtype",8,3]],[0],1],
-  ["ord_str",[["self",0,0],["ord",7,0],["dim",12,3,1],["keepdim",5,2],["dtype",8,3]],[0],1],
-  ["ord_str_out",[["self",0,0],["ord",7,0],["dim",12,3,1],["keepdim",5,2],["dtype",8,3],["out",0,4]],[-1],0],
-  ["out",[["self",0,0],["ord",6,3],["dim",12,3,1],["keepdim",5,2],["dtype",8,3],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["ord",6,3],["dim",12,3,1],["keepdim",5,2],["dtype",8,11]],[0],1],
+  ["ord_str",[["self",0,0],["ord",7,0],["dim",12,3,1],["keepdim",5,2],["dtype",8,11]],[0],1],
+  ["ord_str_out",[["self",0,0],["ord",7,0],["dim",12,3,1],["keepdim",5,2],["dtype",8,11],["out",0,12]],[-6],0],
+  ["out",[["self",0,0],["ord",6,3],["dim",12,3,1],["keepdim",5,2],["dtype",8,11],["out",0,12]],[-6],0],
 ]) as any;
 
 type O_linalg_pinv = { self?: Tensor; rcond?: number; hermitian?: boolean };
 type O_linalg_pinv_atol_rtol_float = { self?: Tensor; atol?: number | null; rtol?: number | null; hermitian?: boolean };
-type O_linalg_pinv_atol_rtol_float_out = { self?: Tensor; atol?: number | null; rtol?: number | null; hermitian?: boolean; out?: Tensor };
+type O_linalg_pinv_atol_rtol_float_out = { self?: Tensor; atol?: number | null; rtol?: number | null; hermitian?: boolean; out: Tensor };
 type O_linalg_pinv_atol_rtol_tensor = { self?: Tensor; atol?: Tensor | null; rtol?: Tensor | null; hermitian?: boolean };
-type O_linalg_pinv_atol_rtol_tensor_out = { self?: Tensor; atol?: Tensor | null; rtol?: Tensor | null; hermitian?: boolean; out?: Tensor };
-type O_linalg_pinv_out = { self?: Tensor; rcond?: number; hermitian?: boolean; out?: Tensor };
-type O_linalg_pinv_out_rcond_tensor = { self?: Tensor; rcond?: Tensor; hermitian?: boolean; out?: Tensor };
+type O_linalg_pinv_atol_rtol_tensor_out = { self?: Tensor; atol?: Tensor | null; rtol?: Tensor | null; hermitian?: boolean; out: Tensor };
+type O_linalg_pinv_out = { self?: Tensor; rcond?: number; hermitian?: boolean; out: Tensor };
+type O_linalg_pinv_out_rcond_tensor = { self?: Tensor; rcond?: Tensor; hermitian?: boolean; out: Tensor };
 type O_linalg_pinv_rcond_tensor = { self?: Tensor; rcond?: Tensor; hermitian?: boolean };
 /**
  * aten::linalg_pinv(Tensor self, float rcond, bool hermitian=False) -> Tensor
@@ -948,188 +1012,201 @@ type O_linalg_pinv_rcond_tensor = { self?: Tensor; rcond?: Tensor; hermitian?: b
  * aten::linalg_pinv.rcond_tensor(Tensor self, Tensor rcond, bool hermitian=False) -> Tensor
  */
 export const linalgPinv: {
+  /** aten::linalg_pinv(Tensor self, float rcond, bool hermitian=False) -> Tensor */
   (self: Tensor, rcond: number, hermitian?: boolean | O_linalg_pinv, options?: O_linalg_pinv): Tensor;
-  (self: Tensor, atol?: number | null | O_linalg_pinv_atol_rtol_float, rtol?: number | null | O_linalg_pinv_atol_rtol_float, hermitian?: boolean | O_linalg_pinv_atol_rtol_float, options?: O_linalg_pinv_atol_rtol_float): Tensor;
-  (self: Tensor, atol?: Tensor | null | O_linalg_pinv_atol_rtol_tensor, rtol?: Tensor | null | O_linalg_pinv_atol_rtol_tensor, hermitian?: boolean | O_linalg_pinv_atol_rtol_tensor, options?: O_linalg_pinv_atol_rtol_tensor): Tensor;
+  /** aten::linalg_pinv.atol_rtol_float(Tensor self, *, float? atol=None, float? rtol=None, bool hermitian=False) -> Tensor */
+  (self: Tensor, options?: O_linalg_pinv_atol_rtol_float): Tensor;
+  /** aten::linalg_pinv.atol_rtol_tensor(Tensor self, *, Tensor? atol=None, Tensor? rtol=None, bool hermitian=False) -> Tensor */
+  (self: Tensor, options?: O_linalg_pinv_atol_rtol_tensor): Tensor;
+  /** aten::linalg_pinv.rcond_tensor(Tensor self, Tensor rcond, bool hermitian=False) -> Tensor */
   (self: Tensor, rcond: Tensor, hermitian?: boolean | O_linalg_pinv_rcond_tensor, options?: O_linalg_pinv_rcond_tensor): Tensor;
   /** aten::linalg_pinv(Tensor self, float rcond, bool hermitian=False) -> Tensor */
   "default"(self: Tensor, rcond: number, hermitian?: boolean | O_linalg_pinv, options?: O_linalg_pinv): Tensor;
   /** aten::linalg_pinv.atol_rtol_float(Tensor self, *, float? atol=None, float? rtol=None, bool hermitian=False) -> Tensor */
-  "atol_rtol_float"(self: Tensor, atol?: number | null | O_linalg_pinv_atol_rtol_float, rtol?: number | null | O_linalg_pinv_atol_rtol_float, hermitian?: boolean | O_linalg_pinv_atol_rtol_float, options?: O_linalg_pinv_atol_rtol_float): Tensor;
+  "atol_rtol_float"(self: Tensor, options?: O_linalg_pinv_atol_rtol_float): Tensor;
   /** aten::linalg_pinv.atol_rtol_float_out(Tensor self, *, float? atol=None, float? rtol=None, bool hermitian=False, Tensor(a!) out) -> Tensor(a!) */
-  "atol_rtol_float_out"(self: Tensor, atol?: number | null | O_linalg_pinv_atol_rtol_float_out, rtol?: number | null | O_linalg_pinv_atol_rtol_float_out, hermitian?: boolean | O_linalg_pinv_atol_rtol_float_out, out?: Tensor | O_linalg_pinv_atol_rtol_float_out, options?: O_linalg_pinv_atol_rtol_float_out): Tensor;
+  "atol_rtol_float_out"(self: Tensor, options?: O_linalg_pinv_atol_rtol_float_out): Tensor;
   /** aten::linalg_pinv.atol_rtol_tensor(Tensor self, *, Tensor? atol=None, Tensor? rtol=None, bool hermitian=False) -> Tensor */
-  "atol_rtol_tensor"(self: Tensor, atol?: Tensor | null | O_linalg_pinv_atol_rtol_tensor, rtol?: Tensor | null | O_linalg_pinv_atol_rtol_tensor, hermitian?: boolean | O_linalg_pinv_atol_rtol_tensor, options?: O_linalg_pinv_atol_rtol_tensor): Tensor;
+  "atol_rtol_tensor"(self: Tensor, options?: O_linalg_pinv_atol_rtol_tensor): Tensor;
   /** aten::linalg_pinv.atol_rtol_tensor_out(Tensor self, *, Tensor? atol=None, Tensor? rtol=None, bool hermitian=False, Tensor(a!) out) -> Tensor(a!) */
-  "atol_rtol_tensor_out"(self: Tensor, atol?: Tensor | null | O_linalg_pinv_atol_rtol_tensor_out, rtol?: Tensor | null | O_linalg_pinv_atol_rtol_tensor_out, hermitian?: boolean | O_linalg_pinv_atol_rtol_tensor_out, out?: Tensor | O_linalg_pinv_atol_rtol_tensor_out, options?: O_linalg_pinv_atol_rtol_tensor_out): Tensor;
+  "atol_rtol_tensor_out"(self: Tensor, options?: O_linalg_pinv_atol_rtol_tensor_out): Tensor;
   /** aten::linalg_pinv.out(Tensor self, float rcond, bool hermitian=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, rcond: number, hermitian?: boolean | O_linalg_pinv_out, out?: Tensor | O_linalg_pinv_out, options?: O_linalg_pinv_out): Tensor;
+  "out"(self: Tensor, rcond: number, hermitian?: boolean | O_linalg_pinv_out, options?: O_linalg_pinv_out): Tensor;
   /** aten::linalg_pinv.out_rcond_tensor(Tensor self, Tensor rcond, bool hermitian=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "out_rcond_tensor"(self: Tensor, rcond: Tensor, hermitian?: boolean | O_linalg_pinv_out_rcond_tensor, out?: Tensor | O_linalg_pinv_out_rcond_tensor, options?: O_linalg_pinv_out_rcond_tensor): Tensor;
+  "out_rcond_tensor"(self: Tensor, rcond: Tensor, hermitian?: boolean | O_linalg_pinv_out_rcond_tensor, options?: O_linalg_pinv_out_rcond_tensor): Tensor;
   /** aten::linalg_pinv.rcond_tensor(Tensor self, Tensor rcond, bool hermitian=False) -> Tensor */
   "rcond_tensor"(self: Tensor, rcond: Tensor, hermitian?: boolean | O_linalg_pinv_rcond_tensor, options?: O_linalg_pinv_rcond_tensor): Tensor;
 } = defineOp("linalg_pinv", [
   ["",[["self",0,0],["rcond",4,0],["hermitian",5,2]],[0],1],
-  ["atol_rtol_float",[["self",0,0],["atol",4,3],["rtol",4,3],["hermitian",5,2]],[0],1],
-  ["atol_rtol_float_out",[["self",0,0],["atol",4,3],["rtol",4,3],["hermitian",5,2],["out",0,4]],[-1],0],
-  ["atol_rtol_tensor",[["self",0,0],["atol",0,3],["rtol",0,3],["hermitian",5,2]],[0],1],
-  ["atol_rtol_tensor_out",[["self",0,0],["atol",0,3],["rtol",0,3],["hermitian",5,2],["out",0,4]],[-1],0],
-  ["out",[["self",0,0],["rcond",4,0],["hermitian",5,2],["out",0,4]],[-1],0],
-  ["out_rcond_tensor",[["self",0,0],["rcond",0,0],["hermitian",5,2],["out",0,4]],[-1],0],
+  ["atol_rtol_float",[["self",0,0],["atol",4,11],["rtol",4,11],["hermitian",5,10]],[0],1],
+  ["atol_rtol_float_out",[["self",0,0],["atol",4,11],["rtol",4,11],["hermitian",5,10],["out",0,12]],[-5],0],
+  ["atol_rtol_tensor",[["self",0,0],["atol",0,11],["rtol",0,11],["hermitian",5,10]],[0],1],
+  ["atol_rtol_tensor_out",[["self",0,0],["atol",0,11],["rtol",0,11],["hermitian",5,10],["out",0,12]],[-5],0],
+  ["out",[["self",0,0],["rcond",4,0],["hermitian",5,2],["out",0,12]],[-4],0],
+  ["out_rcond_tensor",[["self",0,0],["rcond",0,0],["hermitian",5,2],["out",0,12]],[-4],0],
   ["rcond_tensor",[["self",0,0],["rcond",0,0],["hermitian",5,2]],[0],1],
 ]) as any;
 
 type O_linalg_qr = { A?: Tensor; mode?: string };
-type O_linalg_qr_out = { A?: Tensor; mode?: string; Q?: Tensor; R?: Tensor };
+type O_linalg_qr_out = { A?: Tensor; mode?: string; Q: Tensor; R: Tensor };
 /**
  * aten::linalg_qr(Tensor A, str mode="reduced") -> (Tensor Q, Tensor R)
  * aten::linalg_qr.out(Tensor A, str mode="reduced", *, Tensor(a!) Q, Tensor(b!) R) -> (Tensor(a!) Q, Tensor(b!) R)
  */
 export const linalgQr: {
+  /** aten::linalg_qr(Tensor A, str mode="reduced") -> (Tensor Q, Tensor R) */
   (A: Tensor, mode?: string | O_linalg_qr, options?: O_linalg_qr): [Tensor, Tensor];
   /** aten::linalg_qr(Tensor A, str mode="reduced") -> (Tensor Q, Tensor R) */
   "default"(A: Tensor, mode?: string | O_linalg_qr, options?: O_linalg_qr): [Tensor, Tensor];
   /** aten::linalg_qr.out(Tensor A, str mode="reduced", *, Tensor(a!) Q, Tensor(b!) R) -> (Tensor(a!) Q, Tensor(b!) R) */
-  "out"(A: Tensor, mode?: string | O_linalg_qr_out, Q?: Tensor | O_linalg_qr_out, R?: Tensor | O_linalg_qr_out, options?: O_linalg_qr_out): [Tensor, Tensor];
+  "out"(A: Tensor, mode?: string | O_linalg_qr_out, options?: O_linalg_qr_out): [Tensor, Tensor];
 } = defineOp("linalg_qr", [
   ["",[["A",0,0],["mode",7,2]],[0,0],1],
-  ["out",[["A",0,0],["mode",7,2],["Q",0,4],["R",0,4]],[-1,-1],0],
+  ["out",[["A",0,0],["mode",7,2],["Q",0,12],["R",0,12]],[-3,-4],0],
 ]) as any;
 
 type O_linalg_slogdet = { A?: Tensor };
-type O_linalg_slogdet_out = { A?: Tensor; sign?: Tensor; logabsdet?: Tensor };
+type O_linalg_slogdet_out = { A?: Tensor; sign: Tensor; logabsdet: Tensor };
 /**
  * aten::linalg_slogdet(Tensor A) -> (Tensor sign, Tensor logabsdet)
  * aten::linalg_slogdet.out(Tensor A, *, Tensor(a!) sign, Tensor(b!) logabsdet) -> (Tensor(a!) sign, Tensor(b!) logabsdet)
  */
 export const linalgSlogdet: {
+  /** aten::linalg_slogdet(Tensor A) -> (Tensor sign, Tensor logabsdet) */
   (A: Tensor, options?: O_linalg_slogdet): [Tensor, Tensor];
   /** aten::linalg_slogdet(Tensor A) -> (Tensor sign, Tensor logabsdet) */
   "default"(A: Tensor, options?: O_linalg_slogdet): [Tensor, Tensor];
   /** aten::linalg_slogdet.out(Tensor A, *, Tensor(a!) sign, Tensor(b!) logabsdet) -> (Tensor(a!) sign, Tensor(b!) logabsdet) */
-  "out"(A: Tensor, sign: Tensor, logabsdet: Tensor, options?: O_linalg_slogdet_out): [Tensor, Tensor];
+  "out"(A: Tensor, options?: O_linalg_slogdet_out): [Tensor, Tensor];
 } = defineOp("linalg_slogdet", [
   ["",[["A",0,0]],[0,0],1],
-  ["out",[["A",0,0],["sign",0,4],["logabsdet",0,4]],[-1,-1],0],
+  ["out",[["A",0,0],["sign",0,12],["logabsdet",0,12]],[-2,-3],0],
 ]) as any;
 
 type O_linalg_solve = { A?: Tensor; B?: Tensor; left?: boolean };
-type O_linalg_solve_out = { A?: Tensor; B?: Tensor; left?: boolean; out?: Tensor };
+type O_linalg_solve_out = { A?: Tensor; B?: Tensor; left?: boolean; out: Tensor };
 /**
  * aten::linalg_solve(Tensor A, Tensor B, *, bool left=True) -> Tensor
  * aten::linalg_solve.out(Tensor A, Tensor B, *, bool left=True, Tensor(a!) out) -> Tensor(a!)
  */
 export const linalgSolve: {
-  (A: Tensor, B: Tensor, left?: boolean | O_linalg_solve, options?: O_linalg_solve): Tensor;
   /** aten::linalg_solve(Tensor A, Tensor B, *, bool left=True) -> Tensor */
-  "default"(A: Tensor, B: Tensor, left?: boolean | O_linalg_solve, options?: O_linalg_solve): Tensor;
+  (A: Tensor, B: Tensor, options?: O_linalg_solve): Tensor;
+  /** aten::linalg_solve(Tensor A, Tensor B, *, bool left=True) -> Tensor */
+  "default"(A: Tensor, B: Tensor, options?: O_linalg_solve): Tensor;
   /** aten::linalg_solve.out(Tensor A, Tensor B, *, bool left=True, Tensor(a!) out) -> Tensor(a!) */
-  "out"(A: Tensor, B: Tensor, left?: boolean | O_linalg_solve_out, out?: Tensor | O_linalg_solve_out, options?: O_linalg_solve_out): Tensor;
+  "out"(A: Tensor, B: Tensor, options?: O_linalg_solve_out): Tensor;
 } = defineOp("linalg_solve", [
-  ["",[["A",0,0],["B",0,0],["left",5,2]],[0],1],
-  ["out",[["A",0,0],["B",0,0],["left",5,2],["out",0,4]],[-1],0],
+  ["",[["A",0,0],["B",0,0],["left",5,10]],[0],1],
+  ["out",[["A",0,0],["B",0,0],["left",5,10],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_linalg_solve_ex = { A?: Tensor; B?: Tensor; left?: boolean; check_errors?: boolean; checkErrors?: boolean };
-type O_linalg_solve_ex_out = { A?: Tensor; B?: Tensor; left?: boolean; check_errors?: boolean; checkErrors?: boolean; result?: Tensor; info?: Tensor };
+type O_linalg_solve_ex_out = { A?: Tensor; B?: Tensor; left?: boolean; check_errors?: boolean; checkErrors?: boolean; result: Tensor; info: Tensor };
 /**
  * aten::linalg_solve_ex(Tensor A, Tensor B, *, bool left=True, bool check_errors=False) -> (Tensor result, Tensor info)
  * aten::linalg_solve_ex.out(Tensor A, Tensor B, *, bool left=True, bool check_errors=False, Tensor(a!) result, Tensor(b!) info) -> (Tensor(a!) result, Tensor(b!) info)
  */
 export const linalgSolveEx: {
-  (A: Tensor, B: Tensor, left?: boolean | O_linalg_solve_ex, check_errors?: boolean | O_linalg_solve_ex, options?: O_linalg_solve_ex): [Tensor, Tensor];
   /** aten::linalg_solve_ex(Tensor A, Tensor B, *, bool left=True, bool check_errors=False) -> (Tensor result, Tensor info) */
-  "default"(A: Tensor, B: Tensor, left?: boolean | O_linalg_solve_ex, check_errors?: boolean | O_linalg_solve_ex, options?: O_linalg_solve_ex): [Tensor, Tensor];
+  (A: Tensor, B: Tensor, options?: O_linalg_solve_ex): [Tensor, Tensor];
+  /** aten::linalg_solve_ex(Tensor A, Tensor B, *, bool left=True, bool check_errors=False) -> (Tensor result, Tensor info) */
+  "default"(A: Tensor, B: Tensor, options?: O_linalg_solve_ex): [Tensor, Tensor];
   /** aten::linalg_solve_ex.out(Tensor A, Tensor B, *, bool left=True, bool check_errors=False, Tensor(a!) result, Tensor(b!) info) -> (Tensor(a!) result, Tensor(b!) info) */
-  "out"(A: Tensor, B: Tensor, left?: boolean | O_linalg_solve_ex_out, check_errors?: boolean | O_linalg_solve_ex_out, result?: Tensor | O_linalg_solve_ex_out, info?: Tensor | O_linalg_solve_ex_out, options?: O_linalg_solve_ex_out): [Tensor, Tensor];
+  "out"(A: Tensor, B: Tensor, options?: O_linalg_solve_ex_out): [Tensor, Tensor];
 } = defineOp("linalg_solve_ex", [
-  ["",[["A",0,0],["B",0,0],["left",5,2],["check_errors",5,2]],[0,0],1],
-  ["out",[["A",0,0],["B",0,0],["left",5,2],["check_errors",5,2],["result",0,4],["info",0,4]],[-1,-1],0],
+  ["",[["A",0,0],["B",0,0],["left",5,10],["check_errors",5,10]],[0,0],1],
+  ["out",[["A",0,0],["B",0,0],["left",5,10],["check_errors",5,10],["result",0,12],["info",0,12]],[-5,-6],0],
 ]) as any;
 
-type O_linalg_solve_triangular = { self?: Tensor; B?: Tensor; upper?: boolean; left?: boolean; unitriangular?: boolean };
-type O_linalg_solve_triangular_out = { self?: Tensor; B?: Tensor; upper?: boolean; left?: boolean; unitriangular?: boolean; out?: Tensor };
+type O_linalg_solve_triangular = { self?: Tensor; B?: Tensor; upper: boolean; left?: boolean; unitriangular?: boolean };
+type O_linalg_solve_triangular_out = { self?: Tensor; B?: Tensor; upper: boolean; left?: boolean; unitriangular?: boolean; out: Tensor };
 /**
  * aten::linalg_solve_triangular(Tensor self, Tensor B, *, bool upper, bool left=True, bool unitriangular=False) -> Tensor
  * aten::linalg_solve_triangular.out(Tensor self, Tensor B, *, bool upper, bool left=True, bool unitriangular=False, Tensor(a!) out) -> Tensor(a!)
  */
 export const linalgSolveTriangular: {
-  (self: Tensor, B: Tensor, upper: boolean, left?: boolean | O_linalg_solve_triangular, unitriangular?: boolean | O_linalg_solve_triangular, options?: O_linalg_solve_triangular): Tensor;
   /** aten::linalg_solve_triangular(Tensor self, Tensor B, *, bool upper, bool left=True, bool unitriangular=False) -> Tensor */
-  "default"(self: Tensor, B: Tensor, upper: boolean, left?: boolean | O_linalg_solve_triangular, unitriangular?: boolean | O_linalg_solve_triangular, options?: O_linalg_solve_triangular): Tensor;
+  (self: Tensor, B: Tensor, options?: O_linalg_solve_triangular): Tensor;
+  /** aten::linalg_solve_triangular(Tensor self, Tensor B, *, bool upper, bool left=True, bool unitriangular=False) -> Tensor */
+  "default"(self: Tensor, B: Tensor, options?: O_linalg_solve_triangular): Tensor;
   /** aten::linalg_solve_triangular.out(Tensor self, Tensor B, *, bool upper, bool left=True, bool unitriangular=False, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, B: Tensor, upper: boolean, left?: boolean | O_linalg_solve_triangular_out, unitriangular?: boolean | O_linalg_solve_triangular_out, out?: Tensor | O_linalg_solve_triangular_out, options?: O_linalg_solve_triangular_out): Tensor;
+  "out"(self: Tensor, B: Tensor, options?: O_linalg_solve_triangular_out): Tensor;
 } = defineOp("linalg_solve_triangular", [
-  ["",[["self",0,0],["B",0,0],["upper",5,0],["left",5,2],["unitriangular",5,2]],[0],1],
-  ["out",[["self",0,0],["B",0,0],["upper",5,0],["left",5,2],["unitriangular",5,2],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["B",0,0],["upper",5,8],["left",5,10],["unitriangular",5,10]],[0],1],
+  ["out",[["self",0,0],["B",0,0],["upper",5,8],["left",5,10],["unitriangular",5,10],["out",0,12]],[-6],0],
 ]) as any;
 
 type O_linalg_svd = { A?: Tensor; full_matrices?: boolean; fullMatrices?: boolean; driver?: string | null };
-type O_linalg_svd_U = { A?: Tensor; full_matrices?: boolean; fullMatrices?: boolean; driver?: string | null; U?: Tensor; S?: Tensor; Vh?: Tensor };
+type O_linalg_svd_U = { A?: Tensor; full_matrices?: boolean; fullMatrices?: boolean; driver?: string | null; U: Tensor; S: Tensor; Vh: Tensor };
 /**
  * aten::linalg_svd(Tensor A, bool full_matrices=True, *, str? driver=None) -> (Tensor U, Tensor S, Tensor Vh)
  * aten::linalg_svd.U(Tensor A, bool full_matrices=True, *, str? driver=None, Tensor(a!) U, Tensor(b!) S, Tensor(c!) Vh) -> (Tensor(a!) U, Tensor(b!) S, Tensor(c!) Vh)
  */
 export const linalgSvd: {
-  (A: Tensor, full_matrices?: boolean | O_linalg_svd, driver?: string | null | O_linalg_svd, options?: O_linalg_svd): [Tensor, Tensor, Tensor];
   /** aten::linalg_svd(Tensor A, bool full_matrices=True, *, str? driver=None) -> (Tensor U, Tensor S, Tensor Vh) */
-  "default"(A: Tensor, full_matrices?: boolean | O_linalg_svd, driver?: string | null | O_linalg_svd, options?: O_linalg_svd): [Tensor, Tensor, Tensor];
+  (A: Tensor, full_matrices?: boolean | O_linalg_svd, options?: O_linalg_svd): [Tensor, Tensor, Tensor];
+  /** aten::linalg_svd(Tensor A, bool full_matrices=True, *, str? driver=None) -> (Tensor U, Tensor S, Tensor Vh) */
+  "default"(A: Tensor, full_matrices?: boolean | O_linalg_svd, options?: O_linalg_svd): [Tensor, Tensor, Tensor];
   /** aten::linalg_svd.U(Tensor A, bool full_matrices=True, *, str? driver=None, Tensor(a!) U, Tensor(b!) S, Tensor(c!) Vh) -> (Tensor(a!) U, Tensor(b!) S, Tensor(c!) Vh) */
-  "U"(A: Tensor, full_matrices?: boolean | O_linalg_svd_U, driver?: string | null | O_linalg_svd_U, U?: Tensor | O_linalg_svd_U, S?: Tensor | O_linalg_svd_U, Vh?: Tensor | O_linalg_svd_U, options?: O_linalg_svd_U): [Tensor, Tensor, Tensor];
+  "U"(A: Tensor, full_matrices?: boolean | O_linalg_svd_U, options?: O_linalg_svd_U): [Tensor, Tensor, Tensor];
 } = defineOp("linalg_svd", [
-  ["",[["A",0,0],["full_matrices",5,2],["driver",7,3]],[0,0,0],1],
-  ["U",[["A",0,0],["full_matrices",5,2],["driver",7,3],["U",0,4],["S",0,4],["Vh",0,4]],[-1,-1,-1],0],
+  ["",[["A",0,0],["full_matrices",5,2],["driver",7,11]],[0,0,0],1],
+  ["U",[["A",0,0],["full_matrices",5,2],["driver",7,11],["U",0,12],["S",0,12],["Vh",0,12]],[-4,-5,-6],0],
 ]) as any;
 
 type O_linalg_svdvals = { A?: Tensor; driver?: string | null };
-type O_linalg_svdvals_out = { A?: Tensor; driver?: string | null; out?: Tensor };
+type O_linalg_svdvals_out = { A?: Tensor; driver?: string | null; out: Tensor };
 /**
  * aten::linalg_svdvals(Tensor A, *, str? driver=None) -> Tensor
  * aten::linalg_svdvals.out(Tensor A, *, str? driver=None, Tensor(a!) out) -> Tensor(a!)
  */
 export const linalgSvdvals: {
-  (A: Tensor, driver?: string | null | O_linalg_svdvals, options?: O_linalg_svdvals): Tensor;
   /** aten::linalg_svdvals(Tensor A, *, str? driver=None) -> Tensor */
-  "default"(A: Tensor, driver?: string | null | O_linalg_svdvals, options?: O_linalg_svdvals): Tensor;
+  (A: Tensor, options?: O_linalg_svdvals): Tensor;
+  /** aten::linalg_svdvals(Tensor A, *, str? driver=None) -> Tensor */
+  "default"(A: Tensor, options?: O_linalg_svdvals): Tensor;
   /** aten::linalg_svdvals.out(Tensor A, *, str? driver=None, Tensor(a!) out) -> Tensor(a!) */
-  "out"(A: Tensor, driver?: string | null | O_linalg_svdvals_out, out?: Tensor | O_linalg_svdvals_out, options?: O_linalg_svdvals_out): Tensor;
+  "out"(A: Tensor, options?: O_linalg_svdvals_out): Tensor;
 } = defineOp("linalg_svdvals", [
-  ["",[["A",0,0],["driver",7,3]],[0],1],
-  ["out",[["A",0,0],["driver",7,3],["out",0,4]],[-1],0],
+  ["",[["A",0,0],["driver",7,11]],[0],1],
+  ["out",[["A",0,0],["driver",7,11],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_linalg_tensorinv = { self?: Tensor; ind?: number };
-type O_linalg_tensorinv_out = { self?: Tensor; ind?: number; out?: Tensor };
+type O_linalg_tensorinv_out = { self?: Tensor; ind?: number; out: Tensor };
 /**
  * aten::linalg_tensorinv(Tensor self, int ind=2) -> Tensor
  * aten::linalg_tensorinv.out(Tensor self, int ind=2, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const linalgTensorinv: {
+  /** aten::linalg_tensorinv(Tensor self, int ind=2) -> Tensor */
   (self: Tensor, ind?: number | O_linalg_tensorinv, options?: O_linalg_tensorinv): Tensor;
   /** aten::linalg_tensorinv(Tensor self, int ind=2) -> Tensor */
   "default"(self: Tensor, ind?: number | O_linalg_tensorinv, options?: O_linalg_tensorinv): Tensor;
   /** aten::linalg_tensorinv.out(Tensor self, int ind=2, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, ind?: number | O_linalg_tensorinv_out, out?: Tensor | O_linalg_tensorinv_out, options?: O_linalg_tensorinv_out): Tensor;
+  "out"(self: Tensor, ind?: number | O_linalg_tensorinv_out, options?: O_linalg_tensorinv_out): Tensor;
 } = defineOp("linalg_tensorinv", [
   ["",[["self",0,0],["ind",3,2]],[0],1],
-  ["out",[["self",0,0],["ind",3,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["ind",3,2],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_linalg_tensorsolve = { self?: Tensor; other?: Tensor; dims?: number[] | null };
-type O_linalg_tensorsolve_out = { self?: Tensor; other?: Tensor; dims?: number[] | null; out?: Tensor };
+type O_linalg_tensorsolve_out = { self?: Tensor; other?: Tensor; dims?: number[] | null; out: Tensor };
 /**
  * aten::linalg_tensorsolve(Tensor self, Tensor other, int[]? dims=None) -> Tensor
  * aten::linalg_tensorsolve.out(Tensor self, Tensor other, int[]? dims=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const linalgTensorsolve: {
+  /** aten::linalg_tensorsolve(Tensor self, Tensor other, int[]? dims=None) -> Tensor */
   (self: Tensor, other: Tensor, dims?: number[] | null | O_linalg_tensorsolve, options?: O_linalg_tensorsolve): Tensor;
   /** aten::linalg_tensorsolve(Tensor self, Tensor other, int[]? dims=None) -> Tensor */
   "default"(self: Tensor, other: Tensor, dims?: number[] | null | O_linalg_tensorsolve, options?: O_linalg_tensorsolve): Tensor;
   /** aten::linalg_tensorsolve.out(Tensor self, Tensor other, int[]? dims=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, dims?: number[] | null | O_linalg_tensorsolve_out, out?: Tensor | O_linalg_tensorsolve_out, options?: O_linalg_tensorsolve_out): Tensor;
+  "out"(self: Tensor, other: Tensor, dims?: number[] | null | O_linalg_tensorsolve_out, options?: O_linalg_tensorsolve_out): Tensor;
 } = defineOp("linalg_tensorsolve", [
   ["",[["self",0,0],["other",0,0],["dims",12,3]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["dims",12,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["other",0,0],["dims",12,3],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_linalg_vander = { x?: Tensor; N?: number | null };
@@ -1137,130 +1214,138 @@ type O_linalg_vander = { x?: Tensor; N?: number | null };
  * aten::linalg_vander(Tensor x, *, int? N=None) -> Tensor
  */
 export const linalgVander: {
-  (x: Tensor, N?: number | null | O_linalg_vander, options?: O_linalg_vander): Tensor;
   /** aten::linalg_vander(Tensor x, *, int? N=None) -> Tensor */
-  "default"(x: Tensor, N?: number | null | O_linalg_vander, options?: O_linalg_vander): Tensor;
+  (x: Tensor, options?: O_linalg_vander): Tensor;
+  /** aten::linalg_vander(Tensor x, *, int? N=None) -> Tensor */
+  "default"(x: Tensor, options?: O_linalg_vander): Tensor;
 } = defineOp("linalg_vander", [
-  ["",[["x",0,0],["N",3,3]],[0],1],
+  ["",[["x",0,0],["N",3,11]],[0],1],
 ]) as any;
 
 type O_linalg_vecdot = { x?: Tensor; y?: Tensor; dim?: number };
-type O_linalg_vecdot_out = { x?: Tensor; y?: Tensor; dim?: number; out?: Tensor };
+type O_linalg_vecdot_out = { x?: Tensor; y?: Tensor; dim?: number; out: Tensor };
 /**
  * aten::linalg_vecdot(Tensor x, Tensor y, *, int dim=-1) -> Tensor
  * aten::linalg_vecdot.out(Tensor x, Tensor y, *, int dim=-1, Tensor(a!) out) -> Tensor(a!)
  */
 export const linalgVecdot: {
-  (x: Tensor, y: Tensor, dim?: number | O_linalg_vecdot, options?: O_linalg_vecdot): Tensor;
   /** aten::linalg_vecdot(Tensor x, Tensor y, *, int dim=-1) -> Tensor */
-  "default"(x: Tensor, y: Tensor, dim?: number | O_linalg_vecdot, options?: O_linalg_vecdot): Tensor;
+  (x: Tensor, y: Tensor, options?: O_linalg_vecdot): Tensor;
+  /** aten::linalg_vecdot(Tensor x, Tensor y, *, int dim=-1) -> Tensor */
+  "default"(x: Tensor, y: Tensor, options?: O_linalg_vecdot): Tensor;
   /** aten::linalg_vecdot.out(Tensor x, Tensor y, *, int dim=-1, Tensor(a!) out) -> Tensor(a!) */
-  "out"(x: Tensor, y: Tensor, dim?: number | O_linalg_vecdot_out, out?: Tensor | O_linalg_vecdot_out, options?: O_linalg_vecdot_out): Tensor;
+  "out"(x: Tensor, y: Tensor, options?: O_linalg_vecdot_out): Tensor;
 } = defineOp("linalg_vecdot", [
-  ["",[["x",0,0],["y",0,0],["dim",3,2]],[0],1],
-  ["out",[["x",0,0],["y",0,0],["dim",3,2],["out",0,4]],[-1],0],
+  ["",[["x",0,0],["y",0,0],["dim",3,10]],[0],1],
+  ["out",[["x",0,0],["y",0,0],["dim",3,10],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_linalg_vector_norm = { self?: Tensor; ord?: Scalar; dim?: number | number[] | null; keepdim?: boolean; dtype?: DType | null };
-type O_linalg_vector_norm_out = { self?: Tensor; ord?: Scalar; dim?: number | number[] | null; keepdim?: boolean; dtype?: DType | null; out?: Tensor };
+type O_linalg_vector_norm_out = { self?: Tensor; ord?: Scalar; dim?: number | number[] | null; keepdim?: boolean; dtype?: DType | null; out: Tensor };
 /**
  * aten::linalg_vector_norm(Tensor self, Scalar ord=2, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor
  * aten::linalg_vector_norm.out(Tensor self, Scalar ord=2, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!)
  */
 export const linalgVectorNorm: {
-  (self: Tensor, ord?: Scalar | O_linalg_vector_norm, dim?: number | number[] | null | O_linalg_vector_norm, keepdim?: boolean | O_linalg_vector_norm, dtype?: DType | null | O_linalg_vector_norm, options?: O_linalg_vector_norm): Tensor;
   /** aten::linalg_vector_norm(Tensor self, Scalar ord=2, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor */
-  "default"(self: Tensor, ord?: Scalar | O_linalg_vector_norm, dim?: number | number[] | null | O_linalg_vector_norm, keepdim?: boolean | O_linalg_vector_norm, dtype?: DType | null | O_linalg_vector_norm, options?: O_linalg_vector_norm): Tensor;
+  (self: Tensor, ord?: Scalar | O_linalg_vector_norm, dim?: number | number[] | null | O_linalg_vector_norm, keepdim?: boolean | O_linalg_vector_norm, options?: O_linalg_vector_norm): Tensor;
+  /** aten::linalg_vector_norm(Tensor self, Scalar ord=2, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor */
+  "default"(self: Tensor, ord?: Scalar | O_linalg_vector_norm, dim?: number | number[] | null | O_linalg_vector_norm, keepdim?: boolean | O_linalg_vector_norm, options?: O_linalg_vector_norm): Tensor;
   /** aten::linalg_vector_norm.out(Tensor self, Scalar ord=2, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, ord?: Scalar | O_linalg_vector_norm_out, dim?: number | number[] | null | O_linalg_vector_norm_out, keepdim?: boolean | O_linalg_vector_norm_out, dtype?: DType | null | O_linalg_vector_norm_out, out?: Tensor | O_linalg_vector_norm_out, options?: O_linalg_vector_norm_out): Tensor;
+  "out"(self: Tensor, ord?: Scalar | O_linalg_vector_norm_out, dim?: number | number[] | null | O_linalg_vector_norm_out, keepdim?: boolean | O_linalg_vector_norm_out, options?: O_linalg_vector_norm_out): Tensor;
 } = defineOp("linalg_vector_norm", [
-  ["",[["self",0,0],["ord",6,2],["dim",12,3,1],["keepdim",5,2],["dtype",8,3]],[0],1],
-  ["out",[["self",0,0],["ord",6,2],["dim",12,3,1],["keepdim",5,2],["dtype",8,3],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["ord",6,2],["dim",12,3,1],["keepdim",5,2],["dtype",8,11]],[0],1],
+  ["out",[["self",0,0],["ord",6,2],["dim",12,3,1],["keepdim",5,2],["dtype",8,11],["out",0,12]],[-6],0],
 ]) as any;
 
 type O_linear = { input?: Tensor; weight?: Tensor; bias?: Tensor | null };
-type O_linear_out = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; out?: Tensor };
+type O_linear_out = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; out: Tensor };
 /**
  * aten::linear(Tensor input, Tensor weight, Tensor? bias=None) -> Tensor
  * aten::linear.out(Tensor input, Tensor weight, Tensor? bias=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const linear: {
+  /** aten::linear(Tensor input, Tensor weight, Tensor? bias=None) -> Tensor */
   (input: Tensor, weight: Tensor, bias?: Tensor | null | O_linear, options?: O_linear): Tensor;
   /** aten::linear(Tensor input, Tensor weight, Tensor? bias=None) -> Tensor */
   "default"(input: Tensor, weight: Tensor, bias?: Tensor | null | O_linear, options?: O_linear): Tensor;
   /** aten::linear.out(Tensor input, Tensor weight, Tensor? bias=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(input: Tensor, weight: Tensor, bias?: Tensor | null | O_linear_out, out?: Tensor | O_linear_out, options?: O_linear_out): Tensor;
+  "out"(input: Tensor, weight: Tensor, bias?: Tensor | null | O_linear_out, options?: O_linear_out): Tensor;
 } = defineOp("linear", [
   ["",[["input",0,0],["weight",0,0],["bias",0,3]],[0],1],
-  ["out",[["input",0,0],["weight",0,0],["bias",0,3],["out",0,4]],[-1],0],
+  ["out",[["input",0,0],["weight",0,0],["bias",0,3],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_linear_backward = { self?: Tensor; grad_output?: Tensor; gradOutput?: Tensor; weight?: Tensor; output_mask?: boolean[]; outputMask?: boolean[] };
-type O_linear_backward_out = { self?: Tensor; grad_output?: Tensor; gradOutput?: Tensor; weight?: Tensor; output_mask?: boolean[]; outputMask?: boolean[]; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O_linear_backward_out = { self?: Tensor; grad_output?: Tensor; gradOutput?: Tensor; weight?: Tensor; output_mask?: boolean[]; outputMask?: boolean[]; out0: Tensor; out1: Tensor; out2: Tensor };
 /**
  * aten::linear_backward(Tensor self, Tensor grad_output, Tensor weight, bool[3] output_mask) -> (Tensor, Tensor, Tensor)
  * aten::linear_backward.out(Tensor self, Tensor grad_output, Tensor weight, bool[3] output_mask, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
  */
 export const linearBackward: {
+  /** aten::linear_backward(Tensor self, Tensor grad_output, Tensor weight, bool[3] output_mask) -> (Tensor, Tensor, Tensor) */
   (self: Tensor, grad_output: Tensor, weight: Tensor, output_mask: boolean[], options?: O_linear_backward): [Tensor, Tensor, Tensor];
   /** aten::linear_backward(Tensor self, Tensor grad_output, Tensor weight, bool[3] output_mask) -> (Tensor, Tensor, Tensor) */
   "default"(self: Tensor, grad_output: Tensor, weight: Tensor, output_mask: boolean[], options?: O_linear_backward): [Tensor, Tensor, Tensor];
   /** aten::linear_backward.out(Tensor self, Tensor grad_output, Tensor weight, bool[3] output_mask, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!)) */
-  "out"(self: Tensor, grad_output: Tensor, weight: Tensor, output_mask: boolean[], out0: Tensor, out1: Tensor, out2: Tensor, options?: O_linear_backward_out): [Tensor, Tensor, Tensor];
+  "out"(self: Tensor, grad_output: Tensor, weight: Tensor, output_mask: boolean[], options?: O_linear_backward_out): [Tensor, Tensor, Tensor];
 } = defineOp("linear_backward", [
   ["",[["self",0,0],["grad_output",0,0],["weight",0,0],["output_mask",14,0,3]],[0,0,0],1],
-  ["out",[["self",0,0],["grad_output",0,0],["weight",0,0],["output_mask",14,0,3],["out0",0,4],["out1",0,4],["out2",0,4]],[-1,-1,-1],0],
+  ["out",[["self",0,0],["grad_output",0,0],["weight",0,0],["output_mask",14,0,3],["out0",0,12],["out1",0,12],["out2",0,12]],[-5,-6,-7],0],
 ]) as any;
 
 type O_linspace = { start?: Scalar; end?: Scalar; steps?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O_linspace_out = { start?: Scalar; end?: Scalar; steps?: number; out?: Tensor };
+type O_linspace_out = { start?: Scalar; end?: Scalar; steps?: number; out: Tensor };
 /**
  * aten::linspace(Scalar start, Scalar end, int steps, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::linspace.out(Scalar start, Scalar end, int steps, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const linspace: {
-  (start: Scalar, end: Scalar, steps: number, dtype?: DType | null | O_linspace, layout?: Layout | null | O_linspace, device?: DeviceLike | null | O_linspace, pin_memory?: boolean | null | O_linspace, options?: O_linspace): Tensor;
   /** aten::linspace(Scalar start, Scalar end, int steps, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "default"(start: Scalar, end: Scalar, steps: number, dtype?: DType | null | O_linspace, layout?: Layout | null | O_linspace, device?: DeviceLike | null | O_linspace, pin_memory?: boolean | null | O_linspace, options?: O_linspace): Tensor;
+  (start: Scalar, end: Scalar, steps: number, options?: O_linspace): Tensor;
+  /** aten::linspace(Scalar start, Scalar end, int steps, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "default"(start: Scalar, end: Scalar, steps: number, options?: O_linspace): Tensor;
   /** aten::linspace.out(Scalar start, Scalar end, int steps, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(start: Scalar, end: Scalar, steps: number, out: Tensor, options?: O_linspace_out): Tensor;
+  "out"(start: Scalar, end: Scalar, steps: number, options?: O_linspace_out): Tensor;
 } = defineOp("linspace", [
-  ["",[["start",6,0],["end",6,0],["steps",3,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["out",[["start",6,0],["end",6,0],["steps",3,0],["out",0,4]],[-1],0],
+  ["",[["start",6,0],["end",6,0],["steps",3,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["out",[["start",6,0],["end",6,0],["steps",3,0],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_log = { self?: Tensor };
-type O_log_out = { self?: Tensor; out?: Tensor };
+type O_log_out = { self?: Tensor; out: Tensor };
 /**
  * aten::log(Tensor self) -> Tensor
  * aten::log.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const log: {
+  /** aten::log(Tensor self) -> Tensor */
   (self: Tensor, options?: O_log): Tensor;
   /** aten::log(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_log): Tensor;
   /** aten::log.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_log_out): Tensor;
+  "out"(self: Tensor, options?: O_log_out): Tensor;
 } = defineOp("log", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_log10 = { self?: Tensor };
-type O_log10_out = { self?: Tensor; out?: Tensor };
+type O_log10_out = { self?: Tensor; out: Tensor };
 /**
  * aten::log10(Tensor self) -> Tensor
  * aten::log10.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const log10: {
+  /** aten::log10(Tensor self) -> Tensor */
   (self: Tensor, options?: O_log10): Tensor;
   /** aten::log10(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_log10): Tensor;
   /** aten::log10.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_log10_out): Tensor;
+  "out"(self: Tensor, options?: O_log10_out): Tensor;
 } = defineOp("log10", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_log10_ = { self?: Tensor };
@@ -1268,6 +1353,7 @@ type O_log10_ = { self?: Tensor };
  * aten::log10_(Tensor(a!) self) -> Tensor(a!)
  */
 export const log10_: {
+  /** aten::log10_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_log10_): Tensor;
   /** aten::log10_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_log10_): Tensor;
@@ -1276,20 +1362,21 @@ export const log10_: {
 ]) as any;
 
 type O_log1p = { self?: Tensor };
-type O_log1p_out = { self?: Tensor; out?: Tensor };
+type O_log1p_out = { self?: Tensor; out: Tensor };
 /**
  * aten::log1p(Tensor self) -> Tensor
  * aten::log1p.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const log1p: {
+  /** aten::log1p(Tensor self) -> Tensor */
   (self: Tensor, options?: O_log1p): Tensor;
   /** aten::log1p(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_log1p): Tensor;
   /** aten::log1p.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_log1p_out): Tensor;
+  "out"(self: Tensor, options?: O_log1p_out): Tensor;
 } = defineOp("log1p", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_log1p_ = { self?: Tensor };
@@ -1297,6 +1384,7 @@ type O_log1p_ = { self?: Tensor };
  * aten::log1p_(Tensor(a!) self) -> Tensor(a!)
  */
 export const log1p_: {
+  /** aten::log1p_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_log1p_): Tensor;
   /** aten::log1p_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_log1p_): Tensor;
@@ -1305,20 +1393,21 @@ export const log1p_: {
 ]) as any;
 
 type O_log2 = { self?: Tensor };
-type O_log2_out = { self?: Tensor; out?: Tensor };
+type O_log2_out = { self?: Tensor; out: Tensor };
 /**
  * aten::log2(Tensor self) -> Tensor
  * aten::log2.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const log2: {
+  /** aten::log2(Tensor self) -> Tensor */
   (self: Tensor, options?: O_log2): Tensor;
   /** aten::log2(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_log2): Tensor;
   /** aten::log2.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_log2_out): Tensor;
+  "out"(self: Tensor, options?: O_log2_out): Tensor;
 } = defineOp("log2", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_log2_ = { self?: Tensor };
@@ -1326,6 +1415,7 @@ type O_log2_ = { self?: Tensor };
  * aten::log2_(Tensor(a!) self) -> Tensor(a!)
  */
 export const log2_: {
+  /** aten::log2_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_log2_): Tensor;
   /** aten::log2_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_log2_): Tensor;
@@ -1338,6 +1428,7 @@ type O_log_ = { self?: Tensor };
  * aten::log_(Tensor(a!) self) -> Tensor(a!)
  */
 export const log_: {
+  /** aten::log_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_log_): Tensor;
   /** aten::log_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_log_): Tensor;
@@ -1346,20 +1437,21 @@ export const log_: {
 ]) as any;
 
 type O_log_normal = { self?: Tensor; mean?: number; std?: number; generator?: null };
-type O_log_normal_out = { self?: Tensor; mean?: number; std?: number; generator?: null; out?: Tensor };
+type O_log_normal_out = { self?: Tensor; mean?: number; std?: number; generator?: null; out: Tensor };
 /**
  * aten::log_normal(Tensor self, float mean=1., float std=2., *, Generator? generator=None) -> Tensor
  * aten::log_normal.out(Tensor self, float mean=1., float std=2., *, Generator? generator=None, Tensor(a!) out) -> Tensor(a!)
  */
 export const logNormal: {
-  (self: Tensor, mean?: number | O_log_normal, std?: number | O_log_normal, generator?: null | O_log_normal, options?: O_log_normal): Tensor;
   /** aten::log_normal(Tensor self, float mean=1., float std=2., *, Generator? generator=None) -> Tensor */
-  "default"(self: Tensor, mean?: number | O_log_normal, std?: number | O_log_normal, generator?: null | O_log_normal, options?: O_log_normal): Tensor;
+  (self: Tensor, mean?: number | O_log_normal, std?: number | O_log_normal, options?: O_log_normal): Tensor;
+  /** aten::log_normal(Tensor self, float mean=1., float std=2., *, Generator? generator=None) -> Tensor */
+  "default"(self: Tensor, mean?: number | O_log_normal, std?: number | O_log_normal, options?: O_log_normal): Tensor;
   /** aten::log_normal.out(Tensor self, float mean=1., float std=2., *, Generator? generator=None, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, mean?: number | O_log_normal_out, std?: number | O_log_normal_out, generator?: null | O_log_normal_out, out?: Tensor | O_log_normal_out, options?: O_log_normal_out): Tensor;
+  "out"(self: Tensor, mean?: number | O_log_normal_out, std?: number | O_log_normal_out, options?: O_log_normal_out): Tensor;
 } = defineOp("log_normal", [
-  ["",[["self",0,0],["mean",4,2],["std",4,2],["generator",15,3]],[0],1],
-  ["out",[["self",0,0],["mean",4,2],["std",4,2],["generator",15,3],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["mean",4,2],["std",4,2],["generator",15,11]],[0],1],
+  ["out",[["self",0,0],["mean",4,2],["std",4,2],["generator",15,11],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_log_normal_ = { self?: Tensor; mean?: number; std?: number; generator?: null };
@@ -1367,28 +1459,30 @@ type O_log_normal_ = { self?: Tensor; mean?: number; std?: number; generator?: n
  * aten::log_normal_(Tensor(a!) self, float mean=1., float std=2., *, Generator? generator=None) -> Tensor(a!)
  */
 export const logNormal_: {
-  (self: Tensor, mean?: number | O_log_normal_, std?: number | O_log_normal_, generator?: null | O_log_normal_, options?: O_log_normal_): Tensor;
   /** aten::log_normal_(Tensor(a!) self, float mean=1., float std=2., *, Generator? generator=None) -> Tensor(a!) */
-  "default"(self: Tensor, mean?: number | O_log_normal_, std?: number | O_log_normal_, generator?: null | O_log_normal_, options?: O_log_normal_): Tensor;
+  (self: Tensor, mean?: number | O_log_normal_, std?: number | O_log_normal_, options?: O_log_normal_): Tensor;
+  /** aten::log_normal_(Tensor(a!) self, float mean=1., float std=2., *, Generator? generator=None) -> Tensor(a!) */
+  "default"(self: Tensor, mean?: number | O_log_normal_, std?: number | O_log_normal_, options?: O_log_normal_): Tensor;
 } = defineOp("log_normal_", [
-  ["",[["self",0,4],["mean",4,2],["std",4,2],["generator",15,3]],[-1],1],
+  ["",[["self",0,4],["mean",4,2],["std",4,2],["generator",15,11]],[-1],1],
 ]) as any;
 
 type O_log_sigmoid = { self?: Tensor };
-type O_log_sigmoid_out = { self?: Tensor; out?: Tensor };
+type O_log_sigmoid_out = { self?: Tensor; out: Tensor };
 /**
  * aten::log_sigmoid(Tensor self) -> Tensor
  * aten::log_sigmoid.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const logSigmoid: {
+  /** aten::log_sigmoid(Tensor self) -> Tensor */
   (self: Tensor, options?: O_log_sigmoid): Tensor;
   /** aten::log_sigmoid(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_log_sigmoid): Tensor;
   /** aten::log_sigmoid.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_log_sigmoid_out): Tensor;
+  "out"(self: Tensor, options?: O_log_sigmoid_out): Tensor;
 } = defineOp("log_sigmoid", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_log_sigmoid_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; buffer?: Tensor };
@@ -1398,93 +1492,98 @@ type O_log_sigmoid_backward_grad_input = { grad_output?: Tensor; gradOutput?: Te
  * aten::log_sigmoid_backward.grad_input(Tensor grad_output, Tensor self, Tensor buffer, *, Tensor(a!) grad_input) -> Tensor(a!)
  */
 export const logSigmoidBackward: {
+  /** aten::log_sigmoid_backward(Tensor grad_output, Tensor self, Tensor buffer) -> Tensor */
   (grad_output: Tensor, self: Tensor, buffer: Tensor, options?: O_log_sigmoid_backward): Tensor;
   /** aten::log_sigmoid_backward(Tensor grad_output, Tensor self, Tensor buffer) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, buffer: Tensor, options?: O_log_sigmoid_backward): Tensor;
   /** aten::log_sigmoid_backward.grad_input(Tensor grad_output, Tensor self, Tensor buffer, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, self: Tensor, buffer: Tensor, grad_input: Tensor, options?: O_log_sigmoid_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, self: Tensor, buffer: Tensor, options?: O_log_sigmoid_backward_grad_input): Tensor;
 } = defineOp("log_sigmoid_backward", [
   ["",[["grad_output",0,0],["self",0,0],["buffer",0,0]],[0],1],
-  ["grad_input",[["grad_output",0,0],["self",0,0],["buffer",0,0],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["self",0,0],["buffer",0,0],["grad_input",0,12]],[-4],0],
 ]) as any;
 
 type O_log_sigmoid_forward = { self?: Tensor };
-type O_log_sigmoid_forward_output = { self?: Tensor; output?: Tensor; buffer?: Tensor };
+type O_log_sigmoid_forward_output = { self?: Tensor; output: Tensor; buffer: Tensor };
 /**
  * aten::log_sigmoid_forward(Tensor self) -> (Tensor output, Tensor buffer)
  * aten::log_sigmoid_forward.output(Tensor self, *, Tensor(a!) output, Tensor(b!) buffer) -> (Tensor(a!), Tensor(b!))
  */
 export const logSigmoidForward: {
+  /** aten::log_sigmoid_forward(Tensor self) -> (Tensor output, Tensor buffer) */
   (self: Tensor, options?: O_log_sigmoid_forward): [Tensor, Tensor];
   /** aten::log_sigmoid_forward(Tensor self) -> (Tensor output, Tensor buffer) */
   "default"(self: Tensor, options?: O_log_sigmoid_forward): [Tensor, Tensor];
   /** aten::log_sigmoid_forward.output(Tensor self, *, Tensor(a!) output, Tensor(b!) buffer) -> (Tensor(a!), Tensor(b!)) */
-  "output"(self: Tensor, output: Tensor, buffer: Tensor, options?: O_log_sigmoid_forward_output): [Tensor, Tensor];
+  "output"(self: Tensor, options?: O_log_sigmoid_forward_output): [Tensor, Tensor];
 } = defineOp("log_sigmoid_forward", [
   ["",[["self",0,0]],[0,0],1],
-  ["output",[["self",0,0],["output",0,4],["buffer",0,4]],[-1,-1],0],
+  ["output",[["self",0,0],["output",0,12],["buffer",0,12]],[-2,-3],0],
 ]) as any;
 
 type O_log_softmax_Dimname = { self?: Tensor; dim?: string; dtype?: DType | null };
 type O_log_softmax_int = { self?: Tensor; dim?: number; dtype?: DType | null };
-type O_log_softmax_int_out = { self?: Tensor; dim?: number; dtype?: DType | null; out?: Tensor };
+type O_log_softmax_int_out = { self?: Tensor; dim?: number; dtype?: DType | null; out: Tensor };
 /**
  * aten::log_softmax.Dimname(Tensor self, str dim, *, ScalarType? dtype=None) -> Tensor
  * aten::log_softmax.int(Tensor self, int dim, ScalarType? dtype=None) -> Tensor
  * aten::log_softmax.int_out(Tensor self, int dim, ScalarType? dtype=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const logSoftmax: {
+  /** aten::log_softmax.int(Tensor self, int dim, ScalarType? dtype=None) -> Tensor */
   (self: Tensor, dim: number, dtype?: DType | null | O_log_softmax_int, options?: O_log_softmax_int): Tensor;
   /** aten::log_softmax.Dimname(Tensor self, str dim, *, ScalarType? dtype=None) -> Tensor */
-  "Dimname"(self: Tensor, dim: string, dtype?: DType | null | O_log_softmax_Dimname, options?: O_log_softmax_Dimname): Tensor;
+  "Dimname"(self: Tensor, dim: string, options?: O_log_softmax_Dimname): Tensor;
   /** aten::log_softmax.int(Tensor self, int dim, ScalarType? dtype=None) -> Tensor */
   "int"(self: Tensor, dim: number, dtype?: DType | null | O_log_softmax_int, options?: O_log_softmax_int): Tensor;
   /** aten::log_softmax.int_out(Tensor self, int dim, ScalarType? dtype=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "int_out"(self: Tensor, dim: number, dtype?: DType | null | O_log_softmax_int_out, out?: Tensor | O_log_softmax_int_out, options?: O_log_softmax_int_out): Tensor;
+  "int_out"(self: Tensor, dim: number, dtype?: DType | null | O_log_softmax_int_out, options?: O_log_softmax_int_out): Tensor;
 } = defineOp("log_softmax", [
-  ["Dimname",[["self",0,0],["dim",7,0],["dtype",8,3]],[0],0],
+  ["Dimname",[["self",0,0],["dim",7,0],["dtype",8,11]],[0],0],
   ["int",[["self",0,0],["dim",3,0],["dtype",8,3]],[0],1],
-  ["int_out",[["self",0,0],["dim",3,0],["dtype",8,3],["out",0,4]],[-1],0],
+  ["int_out",[["self",0,0],["dim",3,0],["dtype",8,3],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_logaddexp = { self?: Tensor; other?: Tensor };
-type O_logaddexp_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_logaddexp_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::logaddexp(Tensor self, Tensor other) -> Tensor
  * aten::logaddexp.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const logaddexp: {
+  /** aten::logaddexp(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_logaddexp): Tensor;
   /** aten::logaddexp(Tensor self, Tensor other) -> Tensor */
   "default"(self: Tensor, other: Tensor, options?: O_logaddexp): Tensor;
   /** aten::logaddexp.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, out: Tensor, options?: O_logaddexp_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_logaddexp_out): Tensor;
 } = defineOp("logaddexp", [
   ["",[["self",0,0],["other",0,0]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_logaddexp2 = { self?: Tensor; other?: Tensor };
-type O_logaddexp2_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_logaddexp2_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::logaddexp2(Tensor self, Tensor other) -> Tensor
  * aten::logaddexp2.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const logaddexp2: {
+  /** aten::logaddexp2(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_logaddexp2): Tensor;
   /** aten::logaddexp2(Tensor self, Tensor other) -> Tensor */
   "default"(self: Tensor, other: Tensor, options?: O_logaddexp2): Tensor;
   /** aten::logaddexp2.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, out: Tensor, options?: O_logaddexp2_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_logaddexp2_out): Tensor;
 } = defineOp("logaddexp2", [
   ["",[["self",0,0],["other",0,0]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_logcumsumexp = { self?: Tensor; dim?: number };
 type O_logcumsumexp_dimname = { self?: Tensor; dim?: string };
-type O_logcumsumexp_dimname_out = { self?: Tensor; dim?: string; out?: Tensor };
-type O_logcumsumexp_out = { self?: Tensor; dim?: number; out?: Tensor };
+type O_logcumsumexp_dimname_out = { self?: Tensor; dim?: string; out: Tensor };
+type O_logcumsumexp_out = { self?: Tensor; dim?: number; out: Tensor };
 /**
  * aten::logcumsumexp(Tensor self, int dim) -> Tensor
  * aten::logcumsumexp.dimname(Tensor self, str dim) -> Tensor
@@ -1492,20 +1591,21 @@ type O_logcumsumexp_out = { self?: Tensor; dim?: number; out?: Tensor };
  * aten::logcumsumexp.out(Tensor self, int dim, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const logcumsumexp: {
+  /** aten::logcumsumexp(Tensor self, int dim) -> Tensor */
   (self: Tensor, dim: number, options?: O_logcumsumexp): Tensor;
   /** aten::logcumsumexp(Tensor self, int dim) -> Tensor */
   "default"(self: Tensor, dim: number, options?: O_logcumsumexp): Tensor;
   /** aten::logcumsumexp.dimname(Tensor self, str dim) -> Tensor */
   "dimname"(self: Tensor, dim: string, options?: O_logcumsumexp_dimname): Tensor;
   /** aten::logcumsumexp.dimname_out(Tensor self, str dim, *, Tensor(a!) out) -> Tensor(a!) */
-  "dimname_out"(self: Tensor, dim: string, out: Tensor, options?: O_logcumsumexp_dimname_out): Tensor;
+  "dimname_out"(self: Tensor, dim: string, options?: O_logcumsumexp_dimname_out): Tensor;
   /** aten::logcumsumexp.out(Tensor self, int dim, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dim: number, out: Tensor, options?: O_logcumsumexp_out): Tensor;
+  "out"(self: Tensor, dim: number, options?: O_logcumsumexp_out): Tensor;
 } = defineOp("logcumsumexp", [
   ["",[["self",0,0],["dim",3,0]],[0],1],
   ["dimname",[["self",0,0],["dim",7,0]],[0],0],
-  ["dimname_out",[["self",0,0],["dim",7,0],["out",0,4]],[-1],0],
-  ["out",[["self",0,0],["dim",3,0],["out",0,4]],[-1],0],
+  ["dimname_out",[["self",0,0],["dim",7,0],["out",0,12]],[-3],0],
+  ["out",[["self",0,0],["dim",3,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_logdet = { self?: Tensor };
@@ -1513,6 +1613,7 @@ type O_logdet = { self?: Tensor };
  * aten::logdet(Tensor self) -> Tensor
  */
 export const logdet: {
+  /** aten::logdet(Tensor self) -> Tensor */
   (self: Tensor, options?: O_logdet): Tensor;
   /** aten::logdet(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_logdet): Tensor;
@@ -1521,20 +1622,21 @@ export const logdet: {
 ]) as any;
 
 type O_logical_and = { self?: Tensor; other?: Tensor };
-type O_logical_and_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_logical_and_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::logical_and(Tensor self, Tensor other) -> Tensor
  * aten::logical_and.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const logicalAnd: {
+  /** aten::logical_and(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_logical_and): Tensor;
   /** aten::logical_and(Tensor self, Tensor other) -> Tensor */
   "default"(self: Tensor, other: Tensor, options?: O_logical_and): Tensor;
   /** aten::logical_and.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, out: Tensor, options?: O_logical_and_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_logical_and_out): Tensor;
 } = defineOp("logical_and", [
   ["",[["self",0,0],["other",0,0]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_logical_and_ = { self?: Tensor; other?: Tensor };
@@ -1542,6 +1644,7 @@ type O_logical_and_ = { self?: Tensor; other?: Tensor };
  * aten::logical_and_(Tensor(a!) self, Tensor other) -> Tensor(a!)
  */
 export const logicalAnd_: {
+  /** aten::logical_and_(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O_logical_and_): Tensor;
   /** aten::logical_and_(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   "default"(self: Tensor, other: Tensor, options?: O_logical_and_): Tensor;
@@ -1550,20 +1653,21 @@ export const logicalAnd_: {
 ]) as any;
 
 type O_logical_not = { self?: Tensor };
-type O_logical_not_out = { self?: Tensor; out?: Tensor };
+type O_logical_not_out = { self?: Tensor; out: Tensor };
 /**
  * aten::logical_not(Tensor self) -> Tensor
  * aten::logical_not.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const logicalNot: {
+  /** aten::logical_not(Tensor self) -> Tensor */
   (self: Tensor, options?: O_logical_not): Tensor;
   /** aten::logical_not(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_logical_not): Tensor;
   /** aten::logical_not.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_logical_not_out): Tensor;
+  "out"(self: Tensor, options?: O_logical_not_out): Tensor;
 } = defineOp("logical_not", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_logical_not_ = { self?: Tensor };
@@ -1571,6 +1675,7 @@ type O_logical_not_ = { self?: Tensor };
  * aten::logical_not_(Tensor(a!) self) -> Tensor(a!)
  */
 export const logicalNot_: {
+  /** aten::logical_not_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_logical_not_): Tensor;
   /** aten::logical_not_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_logical_not_): Tensor;
@@ -1579,20 +1684,21 @@ export const logicalNot_: {
 ]) as any;
 
 type O_logical_or = { self?: Tensor; other?: Tensor };
-type O_logical_or_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_logical_or_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::logical_or(Tensor self, Tensor other) -> Tensor
  * aten::logical_or.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const logicalOr: {
+  /** aten::logical_or(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_logical_or): Tensor;
   /** aten::logical_or(Tensor self, Tensor other) -> Tensor */
   "default"(self: Tensor, other: Tensor, options?: O_logical_or): Tensor;
   /** aten::logical_or.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, out: Tensor, options?: O_logical_or_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_logical_or_out): Tensor;
 } = defineOp("logical_or", [
   ["",[["self",0,0],["other",0,0]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_logical_or_ = { self?: Tensor; other?: Tensor };
@@ -1600,6 +1706,7 @@ type O_logical_or_ = { self?: Tensor; other?: Tensor };
  * aten::logical_or_(Tensor(a!) self, Tensor other) -> Tensor(a!)
  */
 export const logicalOr_: {
+  /** aten::logical_or_(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O_logical_or_): Tensor;
   /** aten::logical_or_(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   "default"(self: Tensor, other: Tensor, options?: O_logical_or_): Tensor;
@@ -1608,20 +1715,21 @@ export const logicalOr_: {
 ]) as any;
 
 type O_logical_xor = { self?: Tensor; other?: Tensor };
-type O_logical_xor_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_logical_xor_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::logical_xor(Tensor self, Tensor other) -> Tensor
  * aten::logical_xor.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const logicalXor: {
+  /** aten::logical_xor(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_logical_xor): Tensor;
   /** aten::logical_xor(Tensor self, Tensor other) -> Tensor */
   "default"(self: Tensor, other: Tensor, options?: O_logical_xor): Tensor;
   /** aten::logical_xor.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, out: Tensor, options?: O_logical_xor_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_logical_xor_out): Tensor;
 } = defineOp("logical_xor", [
   ["",[["self",0,0],["other",0,0]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_logical_xor_ = { self?: Tensor; other?: Tensor };
@@ -1629,6 +1737,7 @@ type O_logical_xor_ = { self?: Tensor; other?: Tensor };
  * aten::logical_xor_(Tensor(a!) self, Tensor other) -> Tensor(a!)
  */
 export const logicalXor_: {
+  /** aten::logical_xor_(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O_logical_xor_): Tensor;
   /** aten::logical_xor_(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   "default"(self: Tensor, other: Tensor, options?: O_logical_xor_): Tensor;
@@ -1637,20 +1746,21 @@ export const logicalXor_: {
 ]) as any;
 
 type O_logit = { self?: Tensor; eps?: number | null };
-type O_logit_out = { self?: Tensor; eps?: number | null; out?: Tensor };
+type O_logit_out = { self?: Tensor; eps?: number | null; out: Tensor };
 /**
  * aten::logit(Tensor self, float? eps=None) -> Tensor
  * aten::logit.out(Tensor self, float? eps=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const logit: {
+  /** aten::logit(Tensor self, float? eps=None) -> Tensor */
   (self: Tensor, eps?: number | null | O_logit, options?: O_logit): Tensor;
   /** aten::logit(Tensor self, float? eps=None) -> Tensor */
   "default"(self: Tensor, eps?: number | null | O_logit, options?: O_logit): Tensor;
   /** aten::logit.out(Tensor self, float? eps=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, eps?: number | null | O_logit_out, out?: Tensor | O_logit_out, options?: O_logit_out): Tensor;
+  "out"(self: Tensor, eps?: number | null | O_logit_out, options?: O_logit_out): Tensor;
 } = defineOp("logit", [
   ["",[["self",0,0],["eps",4,3]],[0],1],
-  ["out",[["self",0,0],["eps",4,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["eps",4,3],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_logit_ = { self?: Tensor; eps?: number | null };
@@ -1658,6 +1768,7 @@ type O_logit_ = { self?: Tensor; eps?: number | null };
  * aten::logit_(Tensor(a!) self, float? eps=None) -> Tensor(a!)
  */
 export const logit_: {
+  /** aten::logit_(Tensor(a!) self, float? eps=None) -> Tensor(a!) */
   (self: Tensor, eps?: number | null | O_logit_, options?: O_logit_): Tensor;
   /** aten::logit_(Tensor(a!) self, float? eps=None) -> Tensor(a!) */
   "default"(self: Tensor, eps?: number | null | O_logit_, options?: O_logit_): Tensor;
@@ -1672,48 +1783,51 @@ type O_logit_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; 
  * aten::logit_backward.grad_input(Tensor grad_output, Tensor self, float? eps=None, *, Tensor(a!) grad_input) -> Tensor(a!)
  */
 export const logitBackward: {
+  /** aten::logit_backward(Tensor grad_output, Tensor self, float? eps=None) -> Tensor */
   (grad_output: Tensor, self: Tensor, eps?: number | null | O_logit_backward, options?: O_logit_backward): Tensor;
   /** aten::logit_backward(Tensor grad_output, Tensor self, float? eps=None) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, eps?: number | null | O_logit_backward, options?: O_logit_backward): Tensor;
   /** aten::logit_backward.grad_input(Tensor grad_output, Tensor self, float? eps=None, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, self: Tensor, eps?: number | null | O_logit_backward_grad_input, grad_input?: Tensor | O_logit_backward_grad_input, options?: O_logit_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, self: Tensor, eps?: number | null | O_logit_backward_grad_input, options?: O_logit_backward_grad_input): Tensor;
 } = defineOp("logit_backward", [
   ["",[["grad_output",0,0],["self",0,0],["eps",4,3]],[0],1],
-  ["grad_input",[["grad_output",0,0],["self",0,0],["eps",4,3],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["self",0,0],["eps",4,3],["grad_input",0,12]],[-4],0],
 ]) as any;
 
 type O_logspace = { start?: Scalar; end?: Scalar; steps?: number; base?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O_logspace_out = { start?: Scalar; end?: Scalar; steps?: number; base?: number; out?: Tensor };
+type O_logspace_out = { start?: Scalar; end?: Scalar; steps?: number; base?: number; out: Tensor };
 /**
  * aten::logspace(Scalar start, Scalar end, int steps, float base=10., *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::logspace.out(Scalar start, Scalar end, int steps, float base=10., *, Tensor(a!) out) -> Tensor(a!)
  */
 export const logspace: {
-  (start: Scalar, end: Scalar, steps: number, base?: number | O_logspace, dtype?: DType | null | O_logspace, layout?: Layout | null | O_logspace, device?: DeviceLike | null | O_logspace, pin_memory?: boolean | null | O_logspace, options?: O_logspace): Tensor;
   /** aten::logspace(Scalar start, Scalar end, int steps, float base=10., *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "default"(start: Scalar, end: Scalar, steps: number, base?: number | O_logspace, dtype?: DType | null | O_logspace, layout?: Layout | null | O_logspace, device?: DeviceLike | null | O_logspace, pin_memory?: boolean | null | O_logspace, options?: O_logspace): Tensor;
+  (start: Scalar, end: Scalar, steps: number, base?: number | O_logspace, options?: O_logspace): Tensor;
+  /** aten::logspace(Scalar start, Scalar end, int steps, float base=10., *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "default"(start: Scalar, end: Scalar, steps: number, base?: number | O_logspace, options?: O_logspace): Tensor;
   /** aten::logspace.out(Scalar start, Scalar end, int steps, float base=10., *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(start: Scalar, end: Scalar, steps: number, base?: number | O_logspace_out, out?: Tensor | O_logspace_out, options?: O_logspace_out): Tensor;
+  "out"(start: Scalar, end: Scalar, steps: number, base?: number | O_logspace_out, options?: O_logspace_out): Tensor;
 } = defineOp("logspace", [
-  ["",[["start",6,0],["end",6,0],["steps",3,0],["base",4,2],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["out",[["start",6,0],["end",6,0],["steps",3,0],["base",4,2],["out",0,4]],[-1],0],
+  ["",[["start",6,0],["end",6,0],["steps",3,0],["base",4,2],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["out",[["start",6,0],["end",6,0],["steps",3,0],["base",4,2],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_logsumexp = { self?: Tensor; dim?: number | number[]; keepdim?: boolean };
-type O_logsumexp_out = { self?: Tensor; dim?: number | number[]; keepdim?: boolean; out?: Tensor };
+type O_logsumexp_out = { self?: Tensor; dim?: number | number[]; keepdim?: boolean; out: Tensor };
 /**
  * aten::logsumexp(Tensor self, int[1] dim, bool keepdim=False) -> Tensor
  * aten::logsumexp.out(Tensor self, int[1] dim, bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const logsumexp: {
+  /** aten::logsumexp(Tensor self, int[1] dim, bool keepdim=False) -> Tensor */
   (self: Tensor, dim: number | number[], keepdim?: boolean | O_logsumexp, options?: O_logsumexp): Tensor;
   /** aten::logsumexp(Tensor self, int[1] dim, bool keepdim=False) -> Tensor */
   "default"(self: Tensor, dim: number | number[], keepdim?: boolean | O_logsumexp, options?: O_logsumexp): Tensor;
   /** aten::logsumexp.out(Tensor self, int[1] dim, bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dim: number | number[], keepdim?: boolean | O_logsumexp_out, out?: Tensor | O_logsumexp_out, options?: O_logsumexp_out): Tensor;
+  "out"(self: Tensor, dim: number | number[], keepdim?: boolean | O_logsumexp_out, options?: O_logsumexp_out): Tensor;
 } = defineOp("logsumexp", [
   ["",[["self",0,0],["dim",12,0,1],["keepdim",5,2]],[0],1],
-  ["out",[["self",0,0],["dim",12,0,1],["keepdim",5,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["dim",12,0,1],["keepdim",5,2],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_lstm_data = { data?: Tensor; batch_sizes?: Tensor; batchSizes?: Tensor; hx?: Tensor[]; params?: Tensor[]; has_biases?: boolean; hasBiases?: boolean; num_layers?: number; numLayers?: number; dropout?: number; train?: boolean; bidirectional?: boolean };
@@ -1723,7 +1837,9 @@ type O_lstm_input = { input?: Tensor; hx?: Tensor[]; params?: Tensor[]; has_bias
  * aten::lstm.input(Tensor input, Tensor[] hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first) -> (Tensor, Tensor, Tensor)
  */
 export const lstm: {
+  /** aten::lstm.data(Tensor data, Tensor batch_sizes, Tensor[] hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional) -> (Tensor, Tensor, Tensor) */
   (data: Tensor, batch_sizes: Tensor, hx: Tensor[], params: Tensor[], has_biases: boolean, num_layers: number, dropout: number, train: boolean, bidirectional: boolean, options?: O_lstm_data): [Tensor, Tensor, Tensor];
+  /** aten::lstm.input(Tensor input, Tensor[] hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first) -> (Tensor, Tensor, Tensor) */
   (input: Tensor, hx: Tensor[], params: Tensor[], has_biases: boolean, num_layers: number, dropout: number, train: boolean, bidirectional: boolean, batch_first: boolean, options?: O_lstm_input): [Tensor, Tensor, Tensor];
   /** aten::lstm.data(Tensor data, Tensor batch_sizes, Tensor[] hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional) -> (Tensor, Tensor, Tensor) */
   "data"(data: Tensor, batch_sizes: Tensor, hx: Tensor[], params: Tensor[], has_biases: boolean, num_layers: number, dropout: number, train: boolean, bidirectional: boolean, options?: O_lstm_data): [Tensor, Tensor, Tensor];
@@ -1739,6 +1855,7 @@ type O_lstm_cell = { input?: Tensor; hx?: Tensor[]; w_ih?: Tensor; wIh?: Tensor;
  * aten::lstm_cell(Tensor input, Tensor[] hx, Tensor w_ih, Tensor w_hh, Tensor? b_ih=None, Tensor? b_hh=None) -> (Tensor, Tensor)
  */
 export const lstmCell: {
+  /** aten::lstm_cell(Tensor input, Tensor[] hx, Tensor w_ih, Tensor w_hh, Tensor? b_ih=None, Tensor? b_hh=None) -> (Tensor, Tensor) */
   (input: Tensor, hx: Tensor[], w_ih: Tensor, w_hh: Tensor, b_ih?: Tensor | null | O_lstm_cell, b_hh?: Tensor | null | O_lstm_cell, options?: O_lstm_cell): [Tensor, Tensor];
   /** aten::lstm_cell(Tensor input, Tensor[] hx, Tensor w_ih, Tensor w_hh, Tensor? b_ih=None, Tensor? b_hh=None) -> (Tensor, Tensor) */
   "default"(input: Tensor, hx: Tensor[], w_ih: Tensor, w_hh: Tensor, b_ih?: Tensor | null | O_lstm_cell, b_hh?: Tensor | null | O_lstm_cell, options?: O_lstm_cell): [Tensor, Tensor];
@@ -1747,26 +1864,27 @@ export const lstmCell: {
 ]) as any;
 
 type O_lstm_mps_backward = { grad_y?: Tensor; gradY?: Tensor; grad_hy?: Tensor | null; gradHy?: Tensor | null; grad_cy?: Tensor | null; gradCy?: Tensor | null; z_state?: Tensor; zState?: Tensor; cell_state_fwd?: Tensor; cellStateFwd?: Tensor; input?: Tensor; hx?: Tensor[]; params?: Tensor[]; has_biases?: boolean; hasBiases?: boolean; num_layers?: number; numLayers?: number; dropout?: number; train?: boolean; bidirectional?: boolean; batch_first?: boolean; batchFirst?: boolean };
-type O_lstm_mps_backward_out = { grad_y?: Tensor; gradY?: Tensor; grad_hy?: Tensor | null; gradHy?: Tensor | null; grad_cy?: Tensor | null; gradCy?: Tensor | null; z_state?: Tensor; zState?: Tensor; cell_state_fwd?: Tensor; cellStateFwd?: Tensor; input?: Tensor; hx?: Tensor[]; params?: Tensor[]; has_biases?: boolean; hasBiases?: boolean; num_layers?: number; numLayers?: number; dropout?: number; train?: boolean; bidirectional?: boolean; batch_first?: boolean; batchFirst?: boolean; out0?: Tensor; out1?: Tensor[]; out2?: Tensor[] };
+type O_lstm_mps_backward_out = { grad_y?: Tensor; gradY?: Tensor; grad_hy?: Tensor | null; gradHy?: Tensor | null; grad_cy?: Tensor | null; gradCy?: Tensor | null; z_state?: Tensor; zState?: Tensor; cell_state_fwd?: Tensor; cellStateFwd?: Tensor; input?: Tensor; hx?: Tensor[]; params?: Tensor[]; has_biases?: boolean; hasBiases?: boolean; num_layers?: number; numLayers?: number; dropout?: number; train?: boolean; bidirectional?: boolean; batch_first?: boolean; batchFirst?: boolean; out0: Tensor; out1: Tensor[]; out2: Tensor[] };
 /**
  * aten::lstm_mps_backward(Tensor grad_y, Tensor? grad_hy, Tensor? grad_cy, Tensor z_state, Tensor cell_state_fwd, Tensor input, Tensor[] hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first) -> (Tensor, Tensor[], Tensor[])
  * aten::lstm_mps_backward.out(Tensor grad_y, Tensor? grad_hy, Tensor? grad_cy, Tensor z_state, Tensor cell_state_fwd, Tensor input, Tensor[] hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first, *, Tensor(a!) out0, Tensor(b!)[] out1, Tensor(c!)[] out2) -> ()
  */
 export const lstmMpsBackward: {
+  /** aten::lstm_mps_backward(Tensor grad_y, Tensor? grad_hy, Tensor? grad_cy, Tensor z_state, Tensor cell_state_fwd, Tensor input, Tensor[] hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first) -> (Tensor, Tensor[], Tensor[]) */
   (grad_y: Tensor, grad_hy?: Tensor | null | O_lstm_mps_backward, grad_cy?: Tensor | null | O_lstm_mps_backward, z_state?: Tensor | O_lstm_mps_backward, cell_state_fwd?: Tensor | O_lstm_mps_backward, input?: Tensor | O_lstm_mps_backward, hx?: Tensor[] | O_lstm_mps_backward, params?: Tensor[] | O_lstm_mps_backward, has_biases?: boolean | O_lstm_mps_backward, num_layers?: number | O_lstm_mps_backward, dropout?: number | O_lstm_mps_backward, train?: boolean | O_lstm_mps_backward, bidirectional?: boolean | O_lstm_mps_backward, batch_first?: boolean | O_lstm_mps_backward, options?: O_lstm_mps_backward): [Tensor, Tensor[], Tensor[]];
   /** aten::lstm_mps_backward(Tensor grad_y, Tensor? grad_hy, Tensor? grad_cy, Tensor z_state, Tensor cell_state_fwd, Tensor input, Tensor[] hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first) -> (Tensor, Tensor[], Tensor[]) */
   "default"(grad_y: Tensor, grad_hy?: Tensor | null | O_lstm_mps_backward, grad_cy?: Tensor | null | O_lstm_mps_backward, z_state?: Tensor | O_lstm_mps_backward, cell_state_fwd?: Tensor | O_lstm_mps_backward, input?: Tensor | O_lstm_mps_backward, hx?: Tensor[] | O_lstm_mps_backward, params?: Tensor[] | O_lstm_mps_backward, has_biases?: boolean | O_lstm_mps_backward, num_layers?: number | O_lstm_mps_backward, dropout?: number | O_lstm_mps_backward, train?: boolean | O_lstm_mps_backward, bidirectional?: boolean | O_lstm_mps_backward, batch_first?: boolean | O_lstm_mps_backward, options?: O_lstm_mps_backward): [Tensor, Tensor[], Tensor[]];
   /** aten::lstm_mps_backward.out(Tensor grad_y, Tensor? grad_hy, Tensor? grad_cy, Tensor z_state, Tensor cell_state_fwd, Tensor input, Tensor[] hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first, *, Tensor(a!) out0, Tensor(b!)[] out1, Tensor(c!)[] out2) -> () */
-  "out"(grad_y: Tensor, grad_hy?: Tensor | null | O_lstm_mps_backward_out, grad_cy?: Tensor | null | O_lstm_mps_backward_out, z_state?: Tensor | O_lstm_mps_backward_out, cell_state_fwd?: Tensor | O_lstm_mps_backward_out, input?: Tensor | O_lstm_mps_backward_out, hx?: Tensor[] | O_lstm_mps_backward_out, params?: Tensor[] | O_lstm_mps_backward_out, has_biases?: boolean | O_lstm_mps_backward_out, num_layers?: number | O_lstm_mps_backward_out, dropout?: number | O_lstm_mps_backward_out, train?: boolean | O_lstm_mps_backward_out, bidirectional?: boolean | O_lstm_mps_backward_out, batch_first?: boolean | O_lstm_mps_backward_out, out0?: Tensor | O_lstm_mps_backward_out, out1?: Tensor[] | O_lstm_mps_backward_out, out2?: Tensor[] | O_lstm_mps_backward_out, options?: O_lstm_mps_backward_out): void;
+  "out"(grad_y: Tensor, grad_hy?: Tensor | null | O_lstm_mps_backward_out, grad_cy?: Tensor | null | O_lstm_mps_backward_out, z_state?: Tensor | O_lstm_mps_backward_out, cell_state_fwd?: Tensor | O_lstm_mps_backward_out, input?: Tensor | O_lstm_mps_backward_out, hx?: Tensor[] | O_lstm_mps_backward_out, params?: Tensor[] | O_lstm_mps_backward_out, has_biases?: boolean | O_lstm_mps_backward_out, num_layers?: number | O_lstm_mps_backward_out, dropout?: number | O_lstm_mps_backward_out, train?: boolean | O_lstm_mps_backward_out, bidirectional?: boolean | O_lstm_mps_backward_out, batch_first?: boolean | O_lstm_mps_backward_out, options?: O_lstm_mps_backward_out): void;
 } = defineOp("lstm_mps_backward", [
   ["",[["grad_y",0,0],["grad_hy",0,1],["grad_cy",0,1],["z_state",0,0],["cell_state_fwd",0,0],["input",0,0],["hx",1,0],["params",1,0],["has_biases",5,0],["num_layers",3,0],["dropout",4,0],["train",5,0],["bidirectional",5,0],["batch_first",5,0]],[0,1,1],1],
-  ["out",[["grad_y",0,0],["grad_hy",0,1],["grad_cy",0,1],["z_state",0,0],["cell_state_fwd",0,0],["input",0,0],["hx",1,0],["params",1,0],["has_biases",5,0],["num_layers",3,0],["dropout",4,0],["train",5,0],["bidirectional",5,0],["batch_first",5,0],["out0",0,4],["out1",1,4],["out2",1,4]],[],0],
+  ["out",[["grad_y",0,0],["grad_hy",0,1],["grad_cy",0,1],["z_state",0,0],["cell_state_fwd",0,0],["input",0,0],["hx",1,0],["params",1,0],["has_biases",5,0],["num_layers",3,0],["dropout",4,0],["train",5,0],["bidirectional",5,0],["batch_first",5,0],["out0",0,12],["out1",1,12],["out2",1,12]],[],0],
 ]) as any;
 
 type O_lt_Scalar = { self?: Tensor; other?: Scalar };
-type O_lt_Scalar_out = { self?: Tensor; other?: Scalar; out?: Tensor };
+type O_lt_Scalar_out = { self?: Tensor; other?: Scalar; out: Tensor };
 type O_lt_Tensor = { self?: Tensor; other?: Tensor };
-type O_lt_Tensor_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_lt_Tensor_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::lt.Scalar(Tensor self, Scalar other) -> Tensor
  * aten::lt.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)
@@ -1774,21 +1892,23 @@ type O_lt_Tensor_out = { self?: Tensor; other?: Tensor; out?: Tensor };
  * aten::lt.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const lt: {
+  /** aten::lt.Scalar(Tensor self, Scalar other) -> Tensor */
   (self: Tensor, other: Scalar, options?: O_lt_Scalar): Tensor;
+  /** aten::lt.Tensor(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_lt_Tensor): Tensor;
   /** aten::lt.Scalar(Tensor self, Scalar other) -> Tensor */
   "Scalar"(self: Tensor, other: Scalar, options?: O_lt_Scalar): Tensor;
   /** aten::lt.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_out"(self: Tensor, other: Scalar, out: Tensor, options?: O_lt_Scalar_out): Tensor;
+  "Scalar_out"(self: Tensor, other: Scalar, options?: O_lt_Scalar_out): Tensor;
   /** aten::lt.Tensor(Tensor self, Tensor other) -> Tensor */
   "Tensor"(self: Tensor, other: Tensor, options?: O_lt_Tensor): Tensor;
   /** aten::lt.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_out"(self: Tensor, other: Tensor, out: Tensor, options?: O_lt_Tensor_out): Tensor;
+  "Tensor_out"(self: Tensor, other: Tensor, options?: O_lt_Tensor_out): Tensor;
 } = defineOp("lt", [
   ["Scalar",[["self",0,0],["other",6,0]],[0],1],
-  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,4]],[-1],0],
+  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,12]],[-3],0],
   ["Tensor",[["self",0,0],["other",0,0]],[0],1],
-  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_lt__Scalar = { self?: Tensor; other?: Scalar };
@@ -1798,7 +1918,9 @@ type O_lt__Tensor = { self?: Tensor; other?: Tensor };
  * aten::lt_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)
  */
 export const lt_: {
+  /** aten::lt_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   (self: Tensor, other: Scalar, options?: O_lt__Scalar): Tensor;
+  /** aten::lt_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O_lt__Tensor): Tensor;
   /** aten::lt_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   "Scalar"(self: Tensor, other: Scalar, options?: O_lt__Scalar): Tensor;
@@ -1810,35 +1932,37 @@ export const lt_: {
 ]) as any;
 
 type O_lu_solve = { self?: Tensor; LU_data?: Tensor; LUData?: Tensor; LU_pivots?: Tensor; LUPivots?: Tensor };
-type O_lu_solve_out = { self?: Tensor; LU_data?: Tensor; LUData?: Tensor; LU_pivots?: Tensor; LUPivots?: Tensor; out?: Tensor };
+type O_lu_solve_out = { self?: Tensor; LU_data?: Tensor; LUData?: Tensor; LU_pivots?: Tensor; LUPivots?: Tensor; out: Tensor };
 /**
  * aten::lu_solve(Tensor self, Tensor LU_data, Tensor LU_pivots) -> Tensor
  * aten::lu_solve.out(Tensor self, Tensor LU_data, Tensor LU_pivots, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const luSolve: {
+  /** aten::lu_solve(Tensor self, Tensor LU_data, Tensor LU_pivots) -> Tensor */
   (self: Tensor, LU_data: Tensor, LU_pivots: Tensor, options?: O_lu_solve): Tensor;
   /** aten::lu_solve(Tensor self, Tensor LU_data, Tensor LU_pivots) -> Tensor */
   "default"(self: Tensor, LU_data: Tensor, LU_pivots: Tensor, options?: O_lu_solve): Tensor;
   /** aten::lu_solve.out(Tensor self, Tensor LU_data, Tensor LU_pivots, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, LU_data: Tensor, LU_pivots: Tensor, out: Tensor, options?: O_lu_solve_out): Tensor;
+  "out"(self: Tensor, LU_data: Tensor, LU_pivots: Tensor, options?: O_lu_solve_out): Tensor;
 } = defineOp("lu_solve", [
   ["",[["self",0,0],["LU_data",0,0],["LU_pivots",0,0]],[0],1],
-  ["out",[["self",0,0],["LU_data",0,0],["LU_pivots",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["LU_data",0,0],["LU_pivots",0,0],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_lu_unpack = { LU_data?: Tensor; LUData?: Tensor; LU_pivots?: Tensor; LUPivots?: Tensor; unpack_data?: boolean; unpackData?: boolean; unpack_pivots?: boolean; unpackPivots?: boolean };
-type O_lu_unpack_out = { LU_data?: Tensor; LUData?: Tensor; LU_pivots?: Tensor; LUPivots?: Tensor; unpack_data?: boolean; unpackData?: boolean; unpack_pivots?: boolean; unpackPivots?: boolean; P?: Tensor; L?: Tensor; U?: Tensor };
+type O_lu_unpack_out = { LU_data?: Tensor; LUData?: Tensor; LU_pivots?: Tensor; LUPivots?: Tensor; unpack_data?: boolean; unpackData?: boolean; unpack_pivots?: boolean; unpackPivots?: boolean; P: Tensor; L: Tensor; U: Tensor };
 /**
  * aten::lu_unpack(Tensor LU_data, Tensor LU_pivots, bool unpack_data=True, bool unpack_pivots=True) -> (Tensor P, Tensor L, Tensor U)
  * aten::lu_unpack.out(Tensor LU_data, Tensor LU_pivots, bool unpack_data=True, bool unpack_pivots=True, *, Tensor(a!) P, Tensor(b!) L, Tensor(c!) U) -> (Tensor(a!) P, Tensor(b!) L, Tensor(c!) U)
  */
 export const luUnpack: {
+  /** aten::lu_unpack(Tensor LU_data, Tensor LU_pivots, bool unpack_data=True, bool unpack_pivots=True) -> (Tensor P, Tensor L, Tensor U) */
   (LU_data: Tensor, LU_pivots: Tensor, unpack_data?: boolean | O_lu_unpack, unpack_pivots?: boolean | O_lu_unpack, options?: O_lu_unpack): [Tensor, Tensor, Tensor];
   /** aten::lu_unpack(Tensor LU_data, Tensor LU_pivots, bool unpack_data=True, bool unpack_pivots=True) -> (Tensor P, Tensor L, Tensor U) */
   "default"(LU_data: Tensor, LU_pivots: Tensor, unpack_data?: boolean | O_lu_unpack, unpack_pivots?: boolean | O_lu_unpack, options?: O_lu_unpack): [Tensor, Tensor, Tensor];
   /** aten::lu_unpack.out(Tensor LU_data, Tensor LU_pivots, bool unpack_data=True, bool unpack_pivots=True, *, Tensor(a!) P, Tensor(b!) L, Tensor(c!) U) -> (Tensor(a!) P, Tensor(b!) L, Tensor(c!) U) */
-  "out"(LU_data: Tensor, LU_pivots: Tensor, unpack_data?: boolean | O_lu_unpack_out, unpack_pivots?: boolean | O_lu_unpack_out, P?: Tensor | O_lu_unpack_out, L?: Tensor | O_lu_unpack_out, U?: Tensor | O_lu_unpack_out, options?: O_lu_unpack_out): [Tensor, Tensor, Tensor];
+  "out"(LU_data: Tensor, LU_pivots: Tensor, unpack_data?: boolean | O_lu_unpack_out, unpack_pivots?: boolean | O_lu_unpack_out, options?: O_lu_unpack_out): [Tensor, Tensor, Tensor];
 } = defineOp("lu_unpack", [
   ["",[["LU_data",0,0],["LU_pivots",0,0],["unpack_data",5,2],["unpack_pivots",5,2]],[0,0,0],1],
-  ["out",[["LU_data",0,0],["LU_pivots",0,0],["unpack_data",5,2],["unpack_pivots",5,2],["P",0,4],["L",0,4],["U",0,4]],[-1,-1,-1],0],
+  ["out",[["LU_data",0,0],["LU_pivots",0,0],["unpack_data",5,2],["unpack_pivots",5,2],["P",0,12],["L",0,12],["U",0,12]],[-5,-6,-7],0],
 ]) as any;

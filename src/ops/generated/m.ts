@@ -10,6 +10,7 @@ type O_mH = { self?: Tensor };
  * aten::mH(Tensor(a) self) -> Tensor(a)
  */
 export const mH: {
+  /** aten::mH(Tensor(a) self) -> Tensor(a) */
   (self: Tensor, options?: O_mH): Tensor;
   /** aten::mH(Tensor(a) self) -> Tensor(a) */
   "default"(self: Tensor, options?: O_mH): Tensor;
@@ -22,6 +23,7 @@ type O_mT = { self?: Tensor };
  * aten::mT(Tensor(a) self) -> Tensor(a)
  */
 export const mT: {
+  /** aten::mT(Tensor(a) self) -> Tensor(a) */
   (self: Tensor, options?: O_mT): Tensor;
   /** aten::mT(Tensor(a) self) -> Tensor(a) */
   "default"(self: Tensor, options?: O_mT): Tensor;
@@ -34,6 +36,7 @@ type O_margin_ranking_loss = { input1?: Tensor; input2?: Tensor; target?: Tensor
  * aten::margin_ranking_loss(Tensor input1, Tensor input2, Tensor target, float margin=0., int reduction=1) -> Tensor
  */
 export const marginRankingLoss: {
+  /** aten::margin_ranking_loss(Tensor input1, Tensor input2, Tensor target, float margin=0., int reduction=1) -> Tensor */
   (input1: Tensor, input2: Tensor, target: Tensor, margin?: number | O_margin_ranking_loss, reduction?: number | O_margin_ranking_loss, options?: O_margin_ranking_loss): Tensor;
   /** aten::margin_ranking_loss(Tensor input1, Tensor input2, Tensor target, float margin=0., int reduction=1) -> Tensor */
   "default"(input1: Tensor, input2: Tensor, target: Tensor, margin?: number | O_margin_ranking_loss, reduction?: number | O_margin_ranking_loss, options?: O_margin_ranking_loss): Tensor;
@@ -42,9 +45,9 @@ export const marginRankingLoss: {
 ]) as any;
 
 type O_masked_fill_Scalar = { self?: Tensor; mask?: Tensor; value?: Scalar };
-type O_masked_fill_Scalar_out = { self?: Tensor; mask?: Tensor; value?: Scalar; out?: Tensor };
+type O_masked_fill_Scalar_out = { self?: Tensor; mask?: Tensor; value?: Scalar; out: Tensor };
 type O_masked_fill_Tensor = { self?: Tensor; mask?: Tensor; value?: Tensor };
-type O_masked_fill_Tensor_out = { self?: Tensor; mask?: Tensor; value?: Tensor; out?: Tensor };
+type O_masked_fill_Tensor_out = { self?: Tensor; mask?: Tensor; value?: Tensor; out: Tensor };
 /**
  * aten::masked_fill.Scalar(Tensor self, Tensor mask, Scalar value) -> Tensor
  * aten::masked_fill.Scalar_out(Tensor self, Tensor mask, Scalar value, *, Tensor(a!) out) -> Tensor(a!)
@@ -52,21 +55,23 @@ type O_masked_fill_Tensor_out = { self?: Tensor; mask?: Tensor; value?: Tensor; 
  * aten::masked_fill.Tensor_out(Tensor self, Tensor mask, Tensor value, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const maskedFill: {
+  /** aten::masked_fill.Scalar(Tensor self, Tensor mask, Scalar value) -> Tensor */
   (self: Tensor, mask: Tensor, value: Scalar, options?: O_masked_fill_Scalar): Tensor;
+  /** aten::masked_fill.Tensor(Tensor self, Tensor mask, Tensor value) -> Tensor */
   (self: Tensor, mask: Tensor, value: Tensor, options?: O_masked_fill_Tensor): Tensor;
   /** aten::masked_fill.Scalar(Tensor self, Tensor mask, Scalar value) -> Tensor */
   "Scalar"(self: Tensor, mask: Tensor, value: Scalar, options?: O_masked_fill_Scalar): Tensor;
   /** aten::masked_fill.Scalar_out(Tensor self, Tensor mask, Scalar value, *, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_out"(self: Tensor, mask: Tensor, value: Scalar, out: Tensor, options?: O_masked_fill_Scalar_out): Tensor;
+  "Scalar_out"(self: Tensor, mask: Tensor, value: Scalar, options?: O_masked_fill_Scalar_out): Tensor;
   /** aten::masked_fill.Tensor(Tensor self, Tensor mask, Tensor value) -> Tensor */
   "Tensor"(self: Tensor, mask: Tensor, value: Tensor, options?: O_masked_fill_Tensor): Tensor;
   /** aten::masked_fill.Tensor_out(Tensor self, Tensor mask, Tensor value, *, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_out"(self: Tensor, mask: Tensor, value: Tensor, out: Tensor, options?: O_masked_fill_Tensor_out): Tensor;
+  "Tensor_out"(self: Tensor, mask: Tensor, value: Tensor, options?: O_masked_fill_Tensor_out): Tensor;
 } = defineOp("masked_fill", [
   ["Scalar",[["self",0,0],["mask",0,0],["value",6,0]],[0],1],
-  ["Scalar_out",[["self",0,0],["mask",0,0],["value",6,0],["out",0,4]],[-1],0],
+  ["Scalar_out",[["self",0,0],["mask",0,0],["value",6,0],["out",0,12]],[-4],0],
   ["Tensor",[["self",0,0],["mask",0,0],["value",0,0]],[0],1],
-  ["Tensor_out",[["self",0,0],["mask",0,0],["value",0,0],["out",0,4]],[-1],0],
+  ["Tensor_out",[["self",0,0],["mask",0,0],["value",0,0],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_masked_fill__Scalar = { self?: Tensor; mask?: Tensor; value?: Scalar };
@@ -76,7 +81,9 @@ type O_masked_fill__Tensor = { self?: Tensor; mask?: Tensor; value?: Tensor };
  * aten::masked_fill_.Tensor(Tensor(a!) self, Tensor mask, Tensor value) -> Tensor(a!)
  */
 export const maskedFill_: {
+  /** aten::masked_fill_.Scalar(Tensor(a!) self, Tensor mask, Scalar value) -> Tensor(a!) */
   (self: Tensor, mask: Tensor, value: Scalar, options?: O_masked_fill__Scalar): Tensor;
+  /** aten::masked_fill_.Tensor(Tensor(a!) self, Tensor mask, Tensor value) -> Tensor(a!) */
   (self: Tensor, mask: Tensor, value: Tensor, options?: O_masked_fill__Tensor): Tensor;
   /** aten::masked_fill_.Scalar(Tensor(a!) self, Tensor mask, Scalar value) -> Tensor(a!) */
   "Scalar"(self: Tensor, mask: Tensor, value: Scalar, options?: O_masked_fill__Scalar): Tensor;
@@ -88,20 +95,21 @@ export const maskedFill_: {
 ]) as any;
 
 type O_masked_scatter = { self?: Tensor; mask?: Tensor; source?: Tensor };
-type O_masked_scatter_out = { self?: Tensor; mask?: Tensor; source?: Tensor; out?: Tensor };
+type O_masked_scatter_out = { self?: Tensor; mask?: Tensor; source?: Tensor; out: Tensor };
 /**
  * aten::masked_scatter(Tensor self, Tensor mask, Tensor source) -> Tensor
  * aten::masked_scatter.out(Tensor self, Tensor mask, Tensor source, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const maskedScatter: {
+  /** aten::masked_scatter(Tensor self, Tensor mask, Tensor source) -> Tensor */
   (self: Tensor, mask: Tensor, source: Tensor, options?: O_masked_scatter): Tensor;
   /** aten::masked_scatter(Tensor self, Tensor mask, Tensor source) -> Tensor */
   "default"(self: Tensor, mask: Tensor, source: Tensor, options?: O_masked_scatter): Tensor;
   /** aten::masked_scatter.out(Tensor self, Tensor mask, Tensor source, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, mask: Tensor, source: Tensor, out: Tensor, options?: O_masked_scatter_out): Tensor;
+  "out"(self: Tensor, mask: Tensor, source: Tensor, options?: O_masked_scatter_out): Tensor;
 } = defineOp("masked_scatter", [
   ["",[["self",0,0],["mask",0,0],["source",0,0]],[0],1],
-  ["out",[["self",0,0],["mask",0,0],["source",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["mask",0,0],["source",0,0],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_masked_scatter_ = { self?: Tensor; mask?: Tensor; source?: Tensor };
@@ -109,6 +117,7 @@ type O_masked_scatter_ = { self?: Tensor; mask?: Tensor; source?: Tensor };
  * aten::masked_scatter_(Tensor(a!) self, Tensor mask, Tensor source) -> Tensor(a!)
  */
 export const maskedScatter_: {
+  /** aten::masked_scatter_(Tensor(a!) self, Tensor mask, Tensor source) -> Tensor(a!) */
   (self: Tensor, mask: Tensor, source: Tensor, options?: O_masked_scatter_): Tensor;
   /** aten::masked_scatter_(Tensor(a!) self, Tensor mask, Tensor source) -> Tensor(a!) */
   "default"(self: Tensor, mask: Tensor, source: Tensor, options?: O_masked_scatter_): Tensor;
@@ -117,20 +126,21 @@ export const maskedScatter_: {
 ]) as any;
 
 type O_masked_select = { self?: Tensor; mask?: Tensor };
-type O_masked_select_out = { self?: Tensor; mask?: Tensor; out?: Tensor };
+type O_masked_select_out = { self?: Tensor; mask?: Tensor; out: Tensor };
 /**
  * aten::masked_select(Tensor self, Tensor mask) -> Tensor
  * aten::masked_select.out(Tensor self, Tensor mask, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const maskedSelect: {
+  /** aten::masked_select(Tensor self, Tensor mask) -> Tensor */
   (self: Tensor, mask: Tensor, options?: O_masked_select): Tensor;
   /** aten::masked_select(Tensor self, Tensor mask) -> Tensor */
   "default"(self: Tensor, mask: Tensor, options?: O_masked_select): Tensor;
   /** aten::masked_select.out(Tensor self, Tensor mask, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, mask: Tensor, out: Tensor, options?: O_masked_select_out): Tensor;
+  "out"(self: Tensor, mask: Tensor, options?: O_masked_select_out): Tensor;
 } = defineOp("masked_select", [
   ["",[["self",0,0],["mask",0,0]],[0],1],
-  ["out",[["self",0,0],["mask",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["mask",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_masked_select_backward = { grad?: Tensor; input?: Tensor; mask?: Tensor };
@@ -138,6 +148,7 @@ type O_masked_select_backward = { grad?: Tensor; input?: Tensor; mask?: Tensor }
  * aten::masked_select_backward(Tensor grad, Tensor input, Tensor mask) -> Tensor
  */
 export const maskedSelectBackward: {
+  /** aten::masked_select_backward(Tensor grad, Tensor input, Tensor mask) -> Tensor */
   (grad: Tensor, input: Tensor, mask: Tensor, options?: O_masked_select_backward): Tensor;
   /** aten::masked_select_backward(Tensor grad, Tensor input, Tensor mask) -> Tensor */
   "default"(grad: Tensor, input: Tensor, mask: Tensor, options?: O_masked_select_backward): Tensor;
@@ -146,37 +157,39 @@ export const maskedSelectBackward: {
 ]) as any;
 
 type O_matmul = { self?: Tensor; other?: Tensor };
-type O_matmul_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_matmul_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::matmul(Tensor self, Tensor other) -> Tensor
  * aten::matmul.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const matmul: {
+  /** aten::matmul(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_matmul): Tensor;
   /** aten::matmul(Tensor self, Tensor other) -> Tensor */
   "default"(self: Tensor, other: Tensor, options?: O_matmul): Tensor;
   /** aten::matmul.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, out: Tensor, options?: O_matmul_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_matmul_out): Tensor;
 } = defineOp("matmul", [
   ["",[["self",0,0],["other",0,0]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_matmul_backward = { grad?: Tensor; self?: Tensor; other?: Tensor; mask?: boolean[] };
-type O_matmul_backward_out = { grad?: Tensor; self?: Tensor; other?: Tensor; mask?: boolean[]; out0?: Tensor; out1?: Tensor };
+type O_matmul_backward_out = { grad?: Tensor; self?: Tensor; other?: Tensor; mask?: boolean[]; out0: Tensor; out1: Tensor };
 /**
  * aten::matmul_backward(Tensor grad, Tensor self, Tensor other, bool[2] mask) -> (Tensor, Tensor)
  * aten::matmul_backward.out(Tensor grad, Tensor self, Tensor other, bool[2] mask, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
  */
 export const matmulBackward: {
+  /** aten::matmul_backward(Tensor grad, Tensor self, Tensor other, bool[2] mask) -> (Tensor, Tensor) */
   (grad: Tensor, self: Tensor, other: Tensor, mask: boolean[], options?: O_matmul_backward): [Tensor, Tensor];
   /** aten::matmul_backward(Tensor grad, Tensor self, Tensor other, bool[2] mask) -> (Tensor, Tensor) */
   "default"(grad: Tensor, self: Tensor, other: Tensor, mask: boolean[], options?: O_matmul_backward): [Tensor, Tensor];
   /** aten::matmul_backward.out(Tensor grad, Tensor self, Tensor other, bool[2] mask, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!)) */
-  "out"(grad: Tensor, self: Tensor, other: Tensor, mask: boolean[], out0: Tensor, out1: Tensor, options?: O_matmul_backward_out): [Tensor, Tensor];
+  "out"(grad: Tensor, self: Tensor, other: Tensor, mask: boolean[], options?: O_matmul_backward_out): [Tensor, Tensor];
 } = defineOp("matmul_backward", [
   ["",[["grad",0,0],["self",0,0],["other",0,0],["mask",14,0,2]],[0,0],1],
-  ["out",[["grad",0,0],["self",0,0],["other",0,0],["mask",14,0,2],["out0",0,4],["out1",0,4]],[-1,-1],0],
+  ["out",[["grad",0,0],["self",0,0],["other",0,0],["mask",14,0,2],["out0",0,12],["out1",0,12]],[-5,-6],0],
 ]) as any;
 
 type O_matrix_H = { self?: Tensor };
@@ -184,6 +197,7 @@ type O_matrix_H = { self?: Tensor };
  * aten::matrix_H(Tensor(a) self) -> Tensor(a)
  */
 export const matrix_H: {
+  /** aten::matrix_H(Tensor(a) self) -> Tensor(a) */
   (self: Tensor, options?: O_matrix_H): Tensor;
   /** aten::matrix_H(Tensor(a) self) -> Tensor(a) */
   "default"(self: Tensor, options?: O_matrix_H): Tensor;
@@ -196,6 +210,7 @@ type O_matrix_exp = { self?: Tensor };
  * aten::matrix_exp(Tensor self) -> Tensor
  */
 export const matrixExp: {
+  /** aten::matrix_exp(Tensor self) -> Tensor */
   (self: Tensor, options?: O_matrix_exp): Tensor;
   /** aten::matrix_exp(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_matrix_exp): Tensor;
@@ -208,6 +223,7 @@ type O_matrix_exp_backward = { self?: Tensor; grad?: Tensor };
  * aten::matrix_exp_backward(Tensor self, Tensor grad) -> Tensor
  */
 export const matrixExpBackward: {
+  /** aten::matrix_exp_backward(Tensor self, Tensor grad) -> Tensor */
   (self: Tensor, grad: Tensor, options?: O_matrix_exp_backward): Tensor;
   /** aten::matrix_exp_backward(Tensor self, Tensor grad) -> Tensor */
   "default"(self: Tensor, grad: Tensor, options?: O_matrix_exp_backward): Tensor;
@@ -216,29 +232,30 @@ export const matrixExpBackward: {
 ]) as any;
 
 type O_matrix_power = { self?: Tensor; n?: number };
-type O_matrix_power_out = { self?: Tensor; n?: number; out?: Tensor };
+type O_matrix_power_out = { self?: Tensor; n?: number; out: Tensor };
 /**
  * aten::matrix_power(Tensor self, int n) -> Tensor
  * aten::matrix_power.out(Tensor self, int n, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const matrixPower: {
+  /** aten::matrix_power(Tensor self, int n) -> Tensor */
   (self: Tensor, n: number, options?: O_matrix_power): Tensor;
   /** aten::matrix_power(Tensor self, int n) -> Tensor */
   "default"(self: Tensor, n: number, options?: O_matrix_power): Tensor;
   /** aten::matrix_power.out(Tensor self, int n, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, n: number, out: Tensor, options?: O_matrix_power_out): Tensor;
+  "out"(self: Tensor, n: number, options?: O_matrix_power_out): Tensor;
 } = defineOp("matrix_power", [
   ["",[["self",0,0],["n",3,0]],[0],1],
-  ["out",[["self",0,0],["n",3,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["n",3,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_max = { self?: Tensor };
 type O_max_dim = { self?: Tensor; dim?: number; keepdim?: boolean };
-type O_max_dim_max = { self?: Tensor; dim?: number; keepdim?: boolean; max?: Tensor; max_values?: Tensor; maxValues?: Tensor };
+type O_max_dim_max = { self?: Tensor; dim?: number; keepdim?: boolean; max: Tensor; max_values?: Tensor; maxValues?: Tensor };
 type O_max_names_dim = { self?: Tensor; dim?: string; keepdim?: boolean };
-type O_max_names_dim_max = { self?: Tensor; dim?: string; keepdim?: boolean; max?: Tensor; max_values?: Tensor; maxValues?: Tensor };
+type O_max_names_dim_max = { self?: Tensor; dim?: string; keepdim?: boolean; max: Tensor; max_values?: Tensor; maxValues?: Tensor };
 type O_max_other = { self?: Tensor; other?: Tensor };
-type O_max_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_max_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::max(Tensor self) -> Tensor
  * aten::max.dim(Tensor self, int dim, bool keepdim=False) -> (Tensor values, Tensor indices)
@@ -249,31 +266,34 @@ type O_max_out = { self?: Tensor; other?: Tensor; out?: Tensor };
  * aten::max.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const max: {
+  /** aten::max(Tensor self) -> Tensor */
   (self: Tensor, options?: O_max): Tensor;
+  /** aten::max.dim(Tensor self, int dim, bool keepdim=False) -> (Tensor values, Tensor indices) */
   (self: Tensor, dim: number, keepdim?: boolean | O_max_dim, options?: O_max_dim): [Tensor, Tensor];
+  /** aten::max.other(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_max_other): Tensor;
   /** aten::max(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_max): Tensor;
   /** aten::max.dim(Tensor self, int dim, bool keepdim=False) -> (Tensor values, Tensor indices) */
   "dim"(self: Tensor, dim: number, keepdim?: boolean | O_max_dim, options?: O_max_dim): [Tensor, Tensor];
   /** aten::max.dim_max(Tensor self, int dim, bool keepdim=False, *, Tensor(a!) max, Tensor(b!) max_values) -> (Tensor(a!) values, Tensor(b!) indices) */
-  "dim_max"(self: Tensor, dim: number, keepdim?: boolean | O_max_dim_max, max?: Tensor | O_max_dim_max, max_values?: Tensor | O_max_dim_max, options?: O_max_dim_max): [Tensor, Tensor];
+  "dim_max"(self: Tensor, dim: number, keepdim?: boolean | O_max_dim_max, options?: O_max_dim_max): [Tensor, Tensor];
   /** aten::max.names_dim(Tensor self, str dim, bool keepdim=False) -> (Tensor values, Tensor indices) */
   "names_dim"(self: Tensor, dim: string, keepdim?: boolean | O_max_names_dim, options?: O_max_names_dim): [Tensor, Tensor];
   /** aten::max.names_dim_max(Tensor self, str dim, bool keepdim=False, *, Tensor(a!) max, Tensor(b!) max_values) -> (Tensor(a!) values, Tensor(b!) indices) */
-  "names_dim_max"(self: Tensor, dim: string, keepdim?: boolean | O_max_names_dim_max, max?: Tensor | O_max_names_dim_max, max_values?: Tensor | O_max_names_dim_max, options?: O_max_names_dim_max): [Tensor, Tensor];
+  "names_dim_max"(self: Tensor, dim: string, keepdim?: boolean | O_max_names_dim_max, options?: O_max_names_dim_max): [Tensor, Tensor];
   /** aten::max.other(Tensor self, Tensor other) -> Tensor */
   "other"(self: Tensor, other: Tensor, options?: O_max_other): Tensor;
   /** aten::max.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, out: Tensor, options?: O_max_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_max_out): Tensor;
 } = defineOp("max", [
   ["",[["self",0,0]],[0],1],
   ["dim",[["self",0,0],["dim",3,0],["keepdim",5,2]],[0,0],1],
-  ["dim_max",[["self",0,0],["dim",3,0],["keepdim",5,2],["max",0,4],["max_values",0,4]],[-1,-1],0],
+  ["dim_max",[["self",0,0],["dim",3,0],["keepdim",5,2],["max",0,12],["max_values",0,12]],[-4,-5],0],
   ["names_dim",[["self",0,0],["dim",7,0],["keepdim",5,2]],[0,0],0],
-  ["names_dim_max",[["self",0,0],["dim",7,0],["keepdim",5,2],["max",0,4],["max_values",0,4]],[-1,-1],0],
+  ["names_dim_max",[["self",0,0],["dim",7,0],["keepdim",5,2],["max",0,12],["max_values",0,12]],[-4,-5],0],
   ["other",[["self",0,0],["other",0,0]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_max_pool1d = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean };
@@ -281,6 +301,7 @@ type O_max_pool1d = { self?: Tensor; kernel_size?: number | number[]; kernelSize
  * aten::max_pool1d(Tensor self, int[1] kernel_size, int[1] stride=[], int[1] padding=[0], int[1] dilation=[1], bool ceil_mode=False) -> Tensor
  */
 export const maxPool1d: {
+  /** aten::max_pool1d(Tensor self, int[1] kernel_size, int[1] stride=[], int[1] padding=[0], int[1] dilation=[1], bool ceil_mode=False) -> Tensor */
   (self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_max_pool1d, padding?: number | number[] | O_max_pool1d, dilation?: number | number[] | O_max_pool1d, ceil_mode?: boolean | O_max_pool1d, options?: O_max_pool1d): Tensor;
   /** aten::max_pool1d(Tensor self, int[1] kernel_size, int[1] stride=[], int[1] padding=[0], int[1] dilation=[1], bool ceil_mode=False) -> Tensor */
   "default"(self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_max_pool1d, padding?: number | number[] | O_max_pool1d, dilation?: number | number[] | O_max_pool1d, ceil_mode?: boolean | O_max_pool1d, options?: O_max_pool1d): Tensor;
@@ -293,6 +314,7 @@ type O_max_pool1d_with_indices = { self?: Tensor; kernel_size?: number | number[
  * aten::max_pool1d_with_indices(Tensor self, int[1] kernel_size, int[1] stride=[], int[1] padding=[0], int[1] dilation=[1], bool ceil_mode=False) -> (Tensor, Tensor)
  */
 export const maxPool1dWithIndices: {
+  /** aten::max_pool1d_with_indices(Tensor self, int[1] kernel_size, int[1] stride=[], int[1] padding=[0], int[1] dilation=[1], bool ceil_mode=False) -> (Tensor, Tensor) */
   (self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_max_pool1d_with_indices, padding?: number | number[] | O_max_pool1d_with_indices, dilation?: number | number[] | O_max_pool1d_with_indices, ceil_mode?: boolean | O_max_pool1d_with_indices, options?: O_max_pool1d_with_indices): [Tensor, Tensor];
   /** aten::max_pool1d_with_indices(Tensor self, int[1] kernel_size, int[1] stride=[], int[1] padding=[0], int[1] dilation=[1], bool ceil_mode=False) -> (Tensor, Tensor) */
   "default"(self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_max_pool1d_with_indices, padding?: number | number[] | O_max_pool1d_with_indices, dilation?: number | number[] | O_max_pool1d_with_indices, ceil_mode?: boolean | O_max_pool1d_with_indices, options?: O_max_pool1d_with_indices): [Tensor, Tensor];
@@ -305,6 +327,7 @@ type O_max_pool2d = { self?: Tensor; kernel_size?: number | number[]; kernelSize
  * aten::max_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> Tensor
  */
 export const maxPool2d: {
+  /** aten::max_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> Tensor */
   (self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_max_pool2d, padding?: number | number[] | O_max_pool2d, dilation?: number | number[] | O_max_pool2d, ceil_mode?: boolean | O_max_pool2d, options?: O_max_pool2d): Tensor;
   /** aten::max_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> Tensor */
   "default"(self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_max_pool2d, padding?: number | number[] | O_max_pool2d, dilation?: number | number[] | O_max_pool2d, ceil_mode?: boolean | O_max_pool2d, options?: O_max_pool2d): Tensor;
@@ -313,20 +336,21 @@ export const maxPool2d: {
 ]) as any;
 
 type O_max_pool2d_with_indices = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean };
-type O_max_pool2d_with_indices_out = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; out?: Tensor; indices?: Tensor };
+type O_max_pool2d_with_indices_out = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; out: Tensor; indices: Tensor };
 /**
  * aten::max_pool2d_with_indices(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> (Tensor, Tensor)
  * aten::max_pool2d_with_indices.out(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False, *, Tensor(a!) out, Tensor(b!) indices) -> (Tensor(a!), Tensor(b!))
  */
 export const maxPool2dWithIndices: {
+  /** aten::max_pool2d_with_indices(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> (Tensor, Tensor) */
   (self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_max_pool2d_with_indices, padding?: number | number[] | O_max_pool2d_with_indices, dilation?: number | number[] | O_max_pool2d_with_indices, ceil_mode?: boolean | O_max_pool2d_with_indices, options?: O_max_pool2d_with_indices): [Tensor, Tensor];
   /** aten::max_pool2d_with_indices(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> (Tensor, Tensor) */
   "default"(self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_max_pool2d_with_indices, padding?: number | number[] | O_max_pool2d_with_indices, dilation?: number | number[] | O_max_pool2d_with_indices, ceil_mode?: boolean | O_max_pool2d_with_indices, options?: O_max_pool2d_with_indices): [Tensor, Tensor];
   /** aten::max_pool2d_with_indices.out(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False, *, Tensor(a!) out, Tensor(b!) indices) -> (Tensor(a!), Tensor(b!)) */
-  "out"(self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_max_pool2d_with_indices_out, padding?: number | number[] | O_max_pool2d_with_indices_out, dilation?: number | number[] | O_max_pool2d_with_indices_out, ceil_mode?: boolean | O_max_pool2d_with_indices_out, out?: Tensor | O_max_pool2d_with_indices_out, indices?: Tensor | O_max_pool2d_with_indices_out, options?: O_max_pool2d_with_indices_out): [Tensor, Tensor];
+  "out"(self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_max_pool2d_with_indices_out, padding?: number | number[] | O_max_pool2d_with_indices_out, dilation?: number | number[] | O_max_pool2d_with_indices_out, ceil_mode?: boolean | O_max_pool2d_with_indices_out, options?: O_max_pool2d_with_indices_out): [Tensor, Tensor];
 } = defineOp("max_pool2d_with_indices", [
   ["",[["self",0,0],["kernel_size",12,0,2],["stride",12,2,2],["padding",12,2,2],["dilation",12,2,2],["ceil_mode",5,2]],[0,0],1],
-  ["out",[["self",0,0],["kernel_size",12,0,2],["stride",12,2,2],["padding",12,2,2],["dilation",12,2,2],["ceil_mode",5,2],["out",0,4],["indices",0,4]],[-1,-1],0],
+  ["out",[["self",0,0],["kernel_size",12,0,2],["stride",12,2,2],["padding",12,2,2],["dilation",12,2,2],["ceil_mode",5,2],["out",0,12],["indices",0,12]],[-7,-8],0],
 ]) as any;
 
 type O_max_pool2d_with_indices_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; indices?: Tensor };
@@ -336,14 +360,15 @@ type O_max_pool2d_with_indices_backward_grad_input = { grad_output?: Tensor; gra
  * aten::max_pool2d_with_indices_backward.grad_input(Tensor grad_output, Tensor self, int[2] kernel_size, int[2] stride, int[2] padding, int[2] dilation, bool ceil_mode, Tensor indices, *, Tensor(a!) grad_input) -> Tensor(a!)
  */
 export const maxPool2dWithIndicesBackward: {
+  /** aten::max_pool2d_with_indices_backward(Tensor grad_output, Tensor self, int[2] kernel_size, int[2] stride, int[2] padding, int[2] dilation, bool ceil_mode, Tensor indices) -> Tensor */
   (grad_output: Tensor, self: Tensor, kernel_size: number | number[], stride: number | number[], padding: number | number[], dilation: number | number[], ceil_mode: boolean, indices: Tensor, options?: O_max_pool2d_with_indices_backward): Tensor;
   /** aten::max_pool2d_with_indices_backward(Tensor grad_output, Tensor self, int[2] kernel_size, int[2] stride, int[2] padding, int[2] dilation, bool ceil_mode, Tensor indices) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, kernel_size: number | number[], stride: number | number[], padding: number | number[], dilation: number | number[], ceil_mode: boolean, indices: Tensor, options?: O_max_pool2d_with_indices_backward): Tensor;
   /** aten::max_pool2d_with_indices_backward.grad_input(Tensor grad_output, Tensor self, int[2] kernel_size, int[2] stride, int[2] padding, int[2] dilation, bool ceil_mode, Tensor indices, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, self: Tensor, kernel_size: number | number[], stride: number | number[], padding: number | number[], dilation: number | number[], ceil_mode: boolean, indices: Tensor, grad_input: Tensor, options?: O_max_pool2d_with_indices_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, self: Tensor, kernel_size: number | number[], stride: number | number[], padding: number | number[], dilation: number | number[], ceil_mode: boolean, indices: Tensor, options?: O_max_pool2d_with_indices_backward_grad_input): Tensor;
 } = defineOp("max_pool2d_with_indices_backward", [
   ["",[["grad_output",0,0],["self",0,0],["kernel_size",12,0,2],["stride",12,0,2],["padding",12,0,2],["dilation",12,0,2],["ceil_mode",5,0],["indices",0,0]],[0],1],
-  ["grad_input",[["grad_output",0,0],["self",0,0],["kernel_size",12,0,2],["stride",12,0,2],["padding",12,0,2],["dilation",12,0,2],["ceil_mode",5,0],["indices",0,0],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["self",0,0],["kernel_size",12,0,2],["stride",12,0,2],["padding",12,0,2],["dilation",12,0,2],["ceil_mode",5,0],["indices",0,0],["grad_input",0,12]],[-9],0],
 ]) as any;
 
 type O_max_pool3d = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean };
@@ -351,6 +376,7 @@ type O_max_pool3d = { self?: Tensor; kernel_size?: number | number[]; kernelSize
  * aten::max_pool3d(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, int[3] dilation=1, bool ceil_mode=False) -> Tensor
  */
 export const maxPool3d: {
+  /** aten::max_pool3d(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, int[3] dilation=1, bool ceil_mode=False) -> Tensor */
   (self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_max_pool3d, padding?: number | number[] | O_max_pool3d, dilation?: number | number[] | O_max_pool3d, ceil_mode?: boolean | O_max_pool3d, options?: O_max_pool3d): Tensor;
   /** aten::max_pool3d(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, int[3] dilation=1, bool ceil_mode=False) -> Tensor */
   "default"(self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_max_pool3d, padding?: number | number[] | O_max_pool3d, dilation?: number | number[] | O_max_pool3d, ceil_mode?: boolean | O_max_pool3d, options?: O_max_pool3d): Tensor;
@@ -359,20 +385,21 @@ export const maxPool3d: {
 ]) as any;
 
 type O_max_pool3d_with_indices = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean };
-type O_max_pool3d_with_indices_out = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; out?: Tensor; indices?: Tensor };
+type O_max_pool3d_with_indices_out = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; out: Tensor; indices: Tensor };
 /**
  * aten::max_pool3d_with_indices(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, int[3] dilation=1, bool ceil_mode=False) -> (Tensor, Tensor)
  * aten::max_pool3d_with_indices.out(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, int[3] dilation=1, bool ceil_mode=False, *, Tensor(a!) out, Tensor(b!) indices) -> (Tensor(a!), Tensor(b!))
  */
 export const maxPool3dWithIndices: {
+  /** aten::max_pool3d_with_indices(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, int[3] dilation=1, bool ceil_mode=False) -> (Tensor, Tensor) */
   (self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_max_pool3d_with_indices, padding?: number | number[] | O_max_pool3d_with_indices, dilation?: number | number[] | O_max_pool3d_with_indices, ceil_mode?: boolean | O_max_pool3d_with_indices, options?: O_max_pool3d_with_indices): [Tensor, Tensor];
   /** aten::max_pool3d_with_indices(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, int[3] dilation=1, bool ceil_mode=False) -> (Tensor, Tensor) */
   "default"(self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_max_pool3d_with_indices, padding?: number | number[] | O_max_pool3d_with_indices, dilation?: number | number[] | O_max_pool3d_with_indices, ceil_mode?: boolean | O_max_pool3d_with_indices, options?: O_max_pool3d_with_indices): [Tensor, Tensor];
   /** aten::max_pool3d_with_indices.out(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, int[3] dilation=1, bool ceil_mode=False, *, Tensor(a!) out, Tensor(b!) indices) -> (Tensor(a!), Tensor(b!)) */
-  "out"(self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_max_pool3d_with_indices_out, padding?: number | number[] | O_max_pool3d_with_indices_out, dilation?: number | number[] | O_max_pool3d_with_indices_out, ceil_mode?: boolean | O_max_pool3d_with_indices_out, out?: Tensor | O_max_pool3d_with_indices_out, indices?: Tensor | O_max_pool3d_with_indices_out, options?: O_max_pool3d_with_indices_out): [Tensor, Tensor];
+  "out"(self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_max_pool3d_with_indices_out, padding?: number | number[] | O_max_pool3d_with_indices_out, dilation?: number | number[] | O_max_pool3d_with_indices_out, ceil_mode?: boolean | O_max_pool3d_with_indices_out, options?: O_max_pool3d_with_indices_out): [Tensor, Tensor];
 } = defineOp("max_pool3d_with_indices", [
   ["",[["self",0,0],["kernel_size",12,0,3],["stride",12,2,3],["padding",12,2,3],["dilation",12,2,3],["ceil_mode",5,2]],[0,0],1],
-  ["out",[["self",0,0],["kernel_size",12,0,3],["stride",12,2,3],["padding",12,2,3],["dilation",12,2,3],["ceil_mode",5,2],["out",0,4],["indices",0,4]],[-1,-1],0],
+  ["out",[["self",0,0],["kernel_size",12,0,3],["stride",12,2,3],["padding",12,2,3],["dilation",12,2,3],["ceil_mode",5,2],["out",0,12],["indices",0,12]],[-7,-8],0],
 ]) as any;
 
 type O_max_pool3d_with_indices_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; indices?: Tensor };
@@ -382,96 +409,102 @@ type O_max_pool3d_with_indices_backward_grad_input = { grad_output?: Tensor; gra
  * aten::max_pool3d_with_indices_backward.grad_input(Tensor grad_output, Tensor self, int[3] kernel_size, int[3] stride, int[3] padding, int[3] dilation, bool ceil_mode, Tensor indices, *, Tensor(a!) grad_input) -> Tensor(a!)
  */
 export const maxPool3dWithIndicesBackward: {
+  /** aten::max_pool3d_with_indices_backward(Tensor grad_output, Tensor self, int[3] kernel_size, int[3] stride, int[3] padding, int[3] dilation, bool ceil_mode, Tensor indices) -> Tensor */
   (grad_output: Tensor, self: Tensor, kernel_size: number | number[], stride: number | number[], padding: number | number[], dilation: number | number[], ceil_mode: boolean, indices: Tensor, options?: O_max_pool3d_with_indices_backward): Tensor;
   /** aten::max_pool3d_with_indices_backward(Tensor grad_output, Tensor self, int[3] kernel_size, int[3] stride, int[3] padding, int[3] dilation, bool ceil_mode, Tensor indices) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, kernel_size: number | number[], stride: number | number[], padding: number | number[], dilation: number | number[], ceil_mode: boolean, indices: Tensor, options?: O_max_pool3d_with_indices_backward): Tensor;
   /** aten::max_pool3d_with_indices_backward.grad_input(Tensor grad_output, Tensor self, int[3] kernel_size, int[3] stride, int[3] padding, int[3] dilation, bool ceil_mode, Tensor indices, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, self: Tensor, kernel_size: number | number[], stride: number | number[], padding: number | number[], dilation: number | number[], ceil_mode: boolean, indices: Tensor, grad_input: Tensor, options?: O_max_pool3d_with_indices_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, self: Tensor, kernel_size: number | number[], stride: number | number[], padding: number | number[], dilation: number | number[], ceil_mode: boolean, indices: Tensor, options?: O_max_pool3d_with_indices_backward_grad_input): Tensor;
 } = defineOp("max_pool3d_with_indices_backward", [
   ["",[["grad_output",0,0],["self",0,0],["kernel_size",12,0,3],["stride",12,0,3],["padding",12,0,3],["dilation",12,0,3],["ceil_mode",5,0],["indices",0,0]],[0],1],
-  ["grad_input",[["grad_output",0,0],["self",0,0],["kernel_size",12,0,3],["stride",12,0,3],["padding",12,0,3],["dilation",12,0,3],["ceil_mode",5,0],["indices",0,0],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["self",0,0],["kernel_size",12,0,3],["stride",12,0,3],["padding",12,0,3],["dilation",12,0,3],["ceil_mode",5,0],["indices",0,0],["grad_input",0,12]],[-9],0],
 ]) as any;
 
 type O_max_unpool2d = { self?: Tensor; indices?: Tensor; output_size?: number | number[]; outputSize?: number | number[] };
-type O_max_unpool2d_out = { self?: Tensor; indices?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; out?: Tensor };
+type O_max_unpool2d_out = { self?: Tensor; indices?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; out: Tensor };
 /**
  * aten::max_unpool2d(Tensor self, Tensor indices, int[2] output_size) -> Tensor
  * aten::max_unpool2d.out(Tensor self, Tensor indices, int[2] output_size, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const maxUnpool2d: {
+  /** aten::max_unpool2d(Tensor self, Tensor indices, int[2] output_size) -> Tensor */
   (self: Tensor, indices: Tensor, output_size: number | number[], options?: O_max_unpool2d): Tensor;
   /** aten::max_unpool2d(Tensor self, Tensor indices, int[2] output_size) -> Tensor */
   "default"(self: Tensor, indices: Tensor, output_size: number | number[], options?: O_max_unpool2d): Tensor;
   /** aten::max_unpool2d.out(Tensor self, Tensor indices, int[2] output_size, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, indices: Tensor, output_size: number | number[], out: Tensor, options?: O_max_unpool2d_out): Tensor;
+  "out"(self: Tensor, indices: Tensor, output_size: number | number[], options?: O_max_unpool2d_out): Tensor;
 } = defineOp("max_unpool2d", [
   ["",[["self",0,0],["indices",0,0],["output_size",12,0,2]],[0],1],
-  ["out",[["self",0,0],["indices",0,0],["output_size",12,0,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["indices",0,0],["output_size",12,0,2],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_max_unpool3d = { self?: Tensor; indices?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; stride?: number | number[]; padding?: number | number[] };
-type O_max_unpool3d_out = { self?: Tensor; indices?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; out?: Tensor };
+type O_max_unpool3d_out = { self?: Tensor; indices?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; out: Tensor };
 /**
  * aten::max_unpool3d(Tensor self, Tensor indices, int[3] output_size, int[3] stride, int[3] padding) -> Tensor
  * aten::max_unpool3d.out(Tensor self, Tensor indices, int[3] output_size, int[3] stride, int[3] padding, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const maxUnpool3d: {
+  /** aten::max_unpool3d(Tensor self, Tensor indices, int[3] output_size, int[3] stride, int[3] padding) -> Tensor */
   (self: Tensor, indices: Tensor, output_size: number | number[], stride: number | number[], padding: number | number[], options?: O_max_unpool3d): Tensor;
   /** aten::max_unpool3d(Tensor self, Tensor indices, int[3] output_size, int[3] stride, int[3] padding) -> Tensor */
   "default"(self: Tensor, indices: Tensor, output_size: number | number[], stride: number | number[], padding: number | number[], options?: O_max_unpool3d): Tensor;
   /** aten::max_unpool3d.out(Tensor self, Tensor indices, int[3] output_size, int[3] stride, int[3] padding, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, indices: Tensor, output_size: number | number[], stride: number | number[], padding: number | number[], out: Tensor, options?: O_max_unpool3d_out): Tensor;
+  "out"(self: Tensor, indices: Tensor, output_size: number | number[], stride: number | number[], padding: number | number[], options?: O_max_unpool3d_out): Tensor;
 } = defineOp("max_unpool3d", [
   ["",[["self",0,0],["indices",0,0],["output_size",12,0,3],["stride",12,0,3],["padding",12,0,3]],[0],1],
-  ["out",[["self",0,0],["indices",0,0],["output_size",12,0,3],["stride",12,0,3],["padding",12,0,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["indices",0,0],["output_size",12,0,3],["stride",12,0,3],["padding",12,0,3],["out",0,12]],[-6],0],
 ]) as any;
 
 type O_maximum = { self?: Tensor; other?: Tensor };
-type O_maximum_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_maximum_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::maximum(Tensor self, Tensor other) -> Tensor
  * aten::maximum.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const maximum: {
+  /** aten::maximum(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_maximum): Tensor;
   /** aten::maximum(Tensor self, Tensor other) -> Tensor */
   "default"(self: Tensor, other: Tensor, options?: O_maximum): Tensor;
   /** aten::maximum.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, out: Tensor, options?: O_maximum_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_maximum_out): Tensor;
 } = defineOp("maximum", [
   ["",[["self",0,0],["other",0,0]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_mean = { self?: Tensor; dtype?: DType | null };
 type O_mean_dim = { self?: Tensor; dim?: number | number[] | null; keepdim?: boolean; dtype?: DType | null };
-type O_mean_out = { self?: Tensor; dim?: number | number[] | null; keepdim?: boolean; dtype?: DType | null; out?: Tensor };
+type O_mean_out = { self?: Tensor; dim?: number | number[] | null; keepdim?: boolean; dtype?: DType | null; out: Tensor };
 /**
  * aten::mean(Tensor self, *, ScalarType? dtype=None) -> Tensor
  * aten::mean.dim(Tensor self, int[1]? dim, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor
  * aten::mean.out(Tensor self, int[1]? dim, bool keepdim=False, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!)
  */
 export const mean: {
-  (self: Tensor, dtype?: DType | null | O_mean, options?: O_mean): Tensor;
-  (self: Tensor, dim?: number | number[] | null | O_mean_dim, keepdim?: boolean | O_mean_dim, dtype?: DType | null | O_mean_dim, options?: O_mean_dim): Tensor;
   /** aten::mean(Tensor self, *, ScalarType? dtype=None) -> Tensor */
-  "default"(self: Tensor, dtype?: DType | null | O_mean, options?: O_mean): Tensor;
+  (self: Tensor, options?: O_mean): Tensor;
   /** aten::mean.dim(Tensor self, int[1]? dim, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor */
-  "dim"(self: Tensor, dim?: number | number[] | null | O_mean_dim, keepdim?: boolean | O_mean_dim, dtype?: DType | null | O_mean_dim, options?: O_mean_dim): Tensor;
+  (self: Tensor, dim?: number | number[] | null | O_mean_dim, keepdim?: boolean | O_mean_dim, options?: O_mean_dim): Tensor;
+  /** aten::mean(Tensor self, *, ScalarType? dtype=None) -> Tensor */
+  "default"(self: Tensor, options?: O_mean): Tensor;
+  /** aten::mean.dim(Tensor self, int[1]? dim, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor */
+  "dim"(self: Tensor, dim?: number | number[] | null | O_mean_dim, keepdim?: boolean | O_mean_dim, options?: O_mean_dim): Tensor;
   /** aten::mean.out(Tensor self, int[1]? dim, bool keepdim=False, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dim?: number | number[] | null | O_mean_out, keepdim?: boolean | O_mean_out, dtype?: DType | null | O_mean_out, out?: Tensor | O_mean_out, options?: O_mean_out): Tensor;
+  "out"(self: Tensor, dim?: number | number[] | null | O_mean_out, keepdim?: boolean | O_mean_out, options?: O_mean_out): Tensor;
 } = defineOp("mean", [
-  ["",[["self",0,0],["dtype",8,3]],[0],1],
-  ["dim",[["self",0,0],["dim",12,1,1],["keepdim",5,2],["dtype",8,3]],[0],1],
-  ["out",[["self",0,0],["dim",12,1,1],["keepdim",5,2],["dtype",8,3],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["dtype",8,11]],[0],1],
+  ["dim",[["self",0,0],["dim",12,1,1],["keepdim",5,2],["dtype",8,11]],[0],1],
+  ["out",[["self",0,0],["dim",12,1,1],["keepdim",5,2],["dtype",8,11],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_median = { self?: Tensor };
 type O_median_dim = { self?: Tensor; dim?: number; keepdim?: boolean };
-type O_median_dim_values = { self?: Tensor; dim?: number; keepdim?: boolean; values?: Tensor; indices?: Tensor };
+type O_median_dim_values = { self?: Tensor; dim?: number; keepdim?: boolean; values: Tensor; indices: Tensor };
 type O_median_names_dim = { self?: Tensor; dim?: string; keepdim?: boolean };
-type O_median_names_dim_values = { self?: Tensor; dim?: string; keepdim?: boolean; values?: Tensor; indices?: Tensor };
-type O_median_out = { self?: Tensor; out?: Tensor };
+type O_median_names_dim_values = { self?: Tensor; dim?: string; keepdim?: boolean; values: Tensor; indices: Tensor };
+type O_median_out = { self?: Tensor; out: Tensor };
 /**
  * aten::median(Tensor self) -> Tensor
  * aten::median.dim(Tensor self, int dim, bool keepdim=False) -> (Tensor values, Tensor indices)
@@ -481,54 +514,58 @@ type O_median_out = { self?: Tensor; out?: Tensor };
  * aten::median.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const median: {
+  /** aten::median(Tensor self) -> Tensor */
   (self: Tensor, options?: O_median): Tensor;
+  /** aten::median.dim(Tensor self, int dim, bool keepdim=False) -> (Tensor values, Tensor indices) */
   (self: Tensor, dim: number, keepdim?: boolean | O_median_dim, options?: O_median_dim): [Tensor, Tensor];
   /** aten::median(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_median): Tensor;
   /** aten::median.dim(Tensor self, int dim, bool keepdim=False) -> (Tensor values, Tensor indices) */
   "dim"(self: Tensor, dim: number, keepdim?: boolean | O_median_dim, options?: O_median_dim): [Tensor, Tensor];
   /** aten::median.dim_values(Tensor self, int dim, bool keepdim=False, *, Tensor(a!) values, Tensor(b!) indices) -> (Tensor(a!) values, Tensor(b!) indices) */
-  "dim_values"(self: Tensor, dim: number, keepdim?: boolean | O_median_dim_values, values?: Tensor | O_median_dim_values, indices?: Tensor | O_median_dim_values, options?: O_median_dim_values): [Tensor, Tensor];
+  "dim_values"(self: Tensor, dim: number, keepdim?: boolean | O_median_dim_values, options?: O_median_dim_values): [Tensor, Tensor];
   /** aten::median.names_dim(Tensor self, str dim, bool keepdim=False) -> (Tensor values, Tensor indices) */
   "names_dim"(self: Tensor, dim: string, keepdim?: boolean | O_median_names_dim, options?: O_median_names_dim): [Tensor, Tensor];
   /** aten::median.names_dim_values(Tensor self, str dim, bool keepdim=False, *, Tensor(a!) values, Tensor(b!) indices) -> (Tensor(a!) values, Tensor(b!) indices) */
-  "names_dim_values"(self: Tensor, dim: string, keepdim?: boolean | O_median_names_dim_values, values?: Tensor | O_median_names_dim_values, indices?: Tensor | O_median_names_dim_values, options?: O_median_names_dim_values): [Tensor, Tensor];
+  "names_dim_values"(self: Tensor, dim: string, keepdim?: boolean | O_median_names_dim_values, options?: O_median_names_dim_values): [Tensor, Tensor];
   /** aten::median.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_median_out): Tensor;
+  "out"(self: Tensor, options?: O_median_out): Tensor;
 } = defineOp("median", [
   ["",[["self",0,0]],[0],1],
   ["dim",[["self",0,0],["dim",3,0],["keepdim",5,2]],[0,0],1],
-  ["dim_values",[["self",0,0],["dim",3,0],["keepdim",5,2],["values",0,4],["indices",0,4]],[-1,-1],0],
+  ["dim_values",[["self",0,0],["dim",3,0],["keepdim",5,2],["values",0,12],["indices",0,12]],[-4,-5],0],
   ["names_dim",[["self",0,0],["dim",7,0],["keepdim",5,2]],[0,0],0],
-  ["names_dim_values",[["self",0,0],["dim",7,0],["keepdim",5,2],["values",0,4],["indices",0,4]],[-1,-1],0],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["names_dim_values",[["self",0,0],["dim",7,0],["keepdim",5,2],["values",0,12],["indices",0,12]],[-4,-5],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_meshgrid = { tensors?: Tensor[] };
-type O_meshgrid_indexing = { tensors?: Tensor[]; indexing?: string };
+type O_meshgrid_indexing = { tensors?: Tensor[]; indexing: string };
 /**
  * aten::meshgrid(Tensor[] tensors) -> Tensor[]
  * aten::meshgrid.indexing(Tensor[] tensors, *, str indexing) -> Tensor[]
  */
 export const meshgrid: {
+  /** aten::meshgrid(Tensor[] tensors) -> Tensor[] */
   (tensors: Tensor[], options?: O_meshgrid): Tensor[];
-  (tensors: Tensor[], indexing: string, options?: O_meshgrid_indexing): Tensor[];
+  /** aten::meshgrid.indexing(Tensor[] tensors, *, str indexing) -> Tensor[] */
+  (tensors: Tensor[], options?: O_meshgrid_indexing): Tensor[];
   /** aten::meshgrid(Tensor[] tensors) -> Tensor[] */
   "default"(tensors: Tensor[], options?: O_meshgrid): Tensor[];
   /** aten::meshgrid.indexing(Tensor[] tensors, *, str indexing) -> Tensor[] */
-  "indexing"(tensors: Tensor[], indexing: string, options?: O_meshgrid_indexing): Tensor[];
+  "indexing"(tensors: Tensor[], options?: O_meshgrid_indexing): Tensor[];
 } = defineOp("meshgrid", [
   ["",[["tensors",1,0]],[1],1],
-  ["indexing",[["tensors",1,0],["indexing",7,0]],[1],1],
+  ["indexing",[["tensors",1,0],["indexing",7,8]],[1],1],
 ]) as any;
 
 type O_min = { self?: Tensor };
 type O_min_dim = { self?: Tensor; dim?: number; keepdim?: boolean };
-type O_min_dim_min = { self?: Tensor; dim?: number; keepdim?: boolean; min?: Tensor; min_indices?: Tensor; minIndices?: Tensor };
+type O_min_dim_min = { self?: Tensor; dim?: number; keepdim?: boolean; min: Tensor; min_indices?: Tensor; minIndices?: Tensor };
 type O_min_names_dim = { self?: Tensor; dim?: string; keepdim?: boolean };
-type O_min_names_dim_min = { self?: Tensor; dim?: string; keepdim?: boolean; min?: Tensor; min_indices?: Tensor; minIndices?: Tensor };
+type O_min_names_dim_min = { self?: Tensor; dim?: string; keepdim?: boolean; min: Tensor; min_indices?: Tensor; minIndices?: Tensor };
 type O_min_other = { self?: Tensor; other?: Tensor };
-type O_min_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_min_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::min(Tensor self) -> Tensor
  * aten::min.dim(Tensor self, int dim, bool keepdim=False) -> (Tensor values, Tensor indices)
@@ -539,99 +576,106 @@ type O_min_out = { self?: Tensor; other?: Tensor; out?: Tensor };
  * aten::min.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const min: {
+  /** aten::min(Tensor self) -> Tensor */
   (self: Tensor, options?: O_min): Tensor;
+  /** aten::min.dim(Tensor self, int dim, bool keepdim=False) -> (Tensor values, Tensor indices) */
   (self: Tensor, dim: number, keepdim?: boolean | O_min_dim, options?: O_min_dim): [Tensor, Tensor];
+  /** aten::min.other(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_min_other): Tensor;
   /** aten::min(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_min): Tensor;
   /** aten::min.dim(Tensor self, int dim, bool keepdim=False) -> (Tensor values, Tensor indices) */
   "dim"(self: Tensor, dim: number, keepdim?: boolean | O_min_dim, options?: O_min_dim): [Tensor, Tensor];
   /** aten::min.dim_min(Tensor self, int dim, bool keepdim=False, *, Tensor(a!) min, Tensor(b!) min_indices) -> (Tensor(a!) values, Tensor(b!) indices) */
-  "dim_min"(self: Tensor, dim: number, keepdim?: boolean | O_min_dim_min, min?: Tensor | O_min_dim_min, min_indices?: Tensor | O_min_dim_min, options?: O_min_dim_min): [Tensor, Tensor];
+  "dim_min"(self: Tensor, dim: number, keepdim?: boolean | O_min_dim_min, options?: O_min_dim_min): [Tensor, Tensor];
   /** aten::min.names_dim(Tensor self, str dim, bool keepdim=False) -> (Tensor values, Tensor indices) */
   "names_dim"(self: Tensor, dim: string, keepdim?: boolean | O_min_names_dim, options?: O_min_names_dim): [Tensor, Tensor];
   /** aten::min.names_dim_min(Tensor self, str dim, bool keepdim=False, *, Tensor(a!) min, Tensor(b!) min_indices) -> (Tensor(a!) values, Tensor(b!) indices) */
-  "names_dim_min"(self: Tensor, dim: string, keepdim?: boolean | O_min_names_dim_min, min?: Tensor | O_min_names_dim_min, min_indices?: Tensor | O_min_names_dim_min, options?: O_min_names_dim_min): [Tensor, Tensor];
+  "names_dim_min"(self: Tensor, dim: string, keepdim?: boolean | O_min_names_dim_min, options?: O_min_names_dim_min): [Tensor, Tensor];
   /** aten::min.other(Tensor self, Tensor other) -> Tensor */
   "other"(self: Tensor, other: Tensor, options?: O_min_other): Tensor;
   /** aten::min.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, out: Tensor, options?: O_min_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_min_out): Tensor;
 } = defineOp("min", [
   ["",[["self",0,0]],[0],1],
   ["dim",[["self",0,0],["dim",3,0],["keepdim",5,2]],[0,0],1],
-  ["dim_min",[["self",0,0],["dim",3,0],["keepdim",5,2],["min",0,4],["min_indices",0,4]],[-1,-1],0],
+  ["dim_min",[["self",0,0],["dim",3,0],["keepdim",5,2],["min",0,12],["min_indices",0,12]],[-4,-5],0],
   ["names_dim",[["self",0,0],["dim",7,0],["keepdim",5,2]],[0,0],0],
-  ["names_dim_min",[["self",0,0],["dim",7,0],["keepdim",5,2],["min",0,4],["min_indices",0,4]],[-1,-1],0],
+  ["names_dim_min",[["self",0,0],["dim",7,0],["keepdim",5,2],["min",0,12],["min_indices",0,12]],[-4,-5],0],
   ["other",[["self",0,0],["other",0,0]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_minimum = { self?: Tensor; other?: Tensor };
-type O_minimum_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_minimum_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::minimum(Tensor self, Tensor other) -> Tensor
  * aten::minimum.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const minimum: {
+  /** aten::minimum(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_minimum): Tensor;
   /** aten::minimum(Tensor self, Tensor other) -> Tensor */
   "default"(self: Tensor, other: Tensor, options?: O_minimum): Tensor;
   /** aten::minimum.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, out: Tensor, options?: O_minimum_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_minimum_out): Tensor;
 } = defineOp("minimum", [
   ["",[["self",0,0],["other",0,0]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_miopen_batch_norm = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; training?: boolean; exponential_average_factor?: number; exponentialAverageFactor?: number; epsilon?: number };
-type O_miopen_batch_norm_out = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; training?: boolean; exponential_average_factor?: number; exponentialAverageFactor?: number; epsilon?: number; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O_miopen_batch_norm_out = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; training?: boolean; exponential_average_factor?: number; exponentialAverageFactor?: number; epsilon?: number; out0: Tensor; out1: Tensor; out2: Tensor };
 /**
  * aten::miopen_batch_norm(Tensor input, Tensor weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool training, float exponential_average_factor, float epsilon) -> (Tensor, Tensor, Tensor)
  * aten::miopen_batch_norm.out(Tensor input, Tensor weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool training, float exponential_average_factor, float epsilon, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
  */
 export const miopenBatchNorm: {
+  /** aten::miopen_batch_norm(Tensor input, Tensor weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool training, float exponential_average_factor, float epsilon) -> (Tensor, Tensor, Tensor) */
   (input: Tensor, weight: Tensor, bias?: Tensor | null | O_miopen_batch_norm, running_mean?: Tensor | null | O_miopen_batch_norm, running_var?: Tensor | null | O_miopen_batch_norm, training?: boolean | O_miopen_batch_norm, exponential_average_factor?: number | O_miopen_batch_norm, epsilon?: number | O_miopen_batch_norm, options?: O_miopen_batch_norm): [Tensor, Tensor, Tensor];
   /** aten::miopen_batch_norm(Tensor input, Tensor weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool training, float exponential_average_factor, float epsilon) -> (Tensor, Tensor, Tensor) */
   "default"(input: Tensor, weight: Tensor, bias?: Tensor | null | O_miopen_batch_norm, running_mean?: Tensor | null | O_miopen_batch_norm, running_var?: Tensor | null | O_miopen_batch_norm, training?: boolean | O_miopen_batch_norm, exponential_average_factor?: number | O_miopen_batch_norm, epsilon?: number | O_miopen_batch_norm, options?: O_miopen_batch_norm): [Tensor, Tensor, Tensor];
   /** aten::miopen_batch_norm.out(Tensor input, Tensor weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool training, float exponential_average_factor, float epsilon, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!)) */
-  "out"(input: Tensor, weight: Tensor, bias?: Tensor | null | O_miopen_batch_norm_out, running_mean?: Tensor | null | O_miopen_batch_norm_out, running_var?: Tensor | null | O_miopen_batch_norm_out, training?: boolean | O_miopen_batch_norm_out, exponential_average_factor?: number | O_miopen_batch_norm_out, epsilon?: number | O_miopen_batch_norm_out, out0?: Tensor | O_miopen_batch_norm_out, out1?: Tensor | O_miopen_batch_norm_out, out2?: Tensor | O_miopen_batch_norm_out, options?: O_miopen_batch_norm_out): [Tensor, Tensor, Tensor];
+  "out"(input: Tensor, weight: Tensor, bias?: Tensor | null | O_miopen_batch_norm_out, running_mean?: Tensor | null | O_miopen_batch_norm_out, running_var?: Tensor | null | O_miopen_batch_norm_out, training?: boolean | O_miopen_batch_norm_out, exponential_average_factor?: number | O_miopen_batch_norm_out, epsilon?: number | O_miopen_batch_norm_out, options?: O_miopen_batch_norm_out): [Tensor, Tensor, Tensor];
 } = defineOp("miopen_batch_norm", [
   ["",[["input",0,0],["weight",0,0],["bias",0,1],["running_mean",0,1],["running_var",0,1],["training",5,0],["exponential_average_factor",4,0],["epsilon",4,0]],[0,0,0],1],
-  ["out",[["input",0,0],["weight",0,0],["bias",0,1],["running_mean",0,1],["running_var",0,1],["training",5,0],["exponential_average_factor",4,0],["epsilon",4,0],["out0",0,4],["out1",0,4],["out2",0,4]],[-1,-1,-1],0],
+  ["out",[["input",0,0],["weight",0,0],["bias",0,1],["running_mean",0,1],["running_var",0,1],["training",5,0],["exponential_average_factor",4,0],["epsilon",4,0],["out0",0,12],["out1",0,12],["out2",0,12]],[-9,-10,-11],0],
 ]) as any;
 
 type O_miopen_batch_norm_backward = { input?: Tensor; grad_output?: Tensor; gradOutput?: Tensor; weight?: Tensor; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; save_mean?: Tensor | null; saveMean?: Tensor | null; save_var?: Tensor | null; saveVar?: Tensor | null; epsilon?: number };
-type O_miopen_batch_norm_backward_out = { input?: Tensor; grad_output?: Tensor; gradOutput?: Tensor; weight?: Tensor; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; save_mean?: Tensor | null; saveMean?: Tensor | null; save_var?: Tensor | null; saveVar?: Tensor | null; epsilon?: number; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O_miopen_batch_norm_backward_out = { input?: Tensor; grad_output?: Tensor; gradOutput?: Tensor; weight?: Tensor; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; save_mean?: Tensor | null; saveMean?: Tensor | null; save_var?: Tensor | null; saveVar?: Tensor | null; epsilon?: number; out0: Tensor; out1: Tensor; out2: Tensor };
 /**
  * aten::miopen_batch_norm_backward(Tensor input, Tensor grad_output, Tensor weight, Tensor? running_mean, Tensor? running_var, Tensor? save_mean, Tensor? save_var, float epsilon) -> (Tensor, Tensor, Tensor)
  * aten::miopen_batch_norm_backward.out(Tensor input, Tensor grad_output, Tensor weight, Tensor? running_mean, Tensor? running_var, Tensor? save_mean, Tensor? save_var, float epsilon, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
  */
 export const miopenBatchNormBackward: {
+  /** aten::miopen_batch_norm_backward(Tensor input, Tensor grad_output, Tensor weight, Tensor? running_mean, Tensor? running_var, Tensor? save_mean, Tensor? save_var, float epsilon) -> (Tensor, Tensor, Tensor) */
   (input: Tensor, grad_output: Tensor, weight: Tensor, running_mean?: Tensor | null | O_miopen_batch_norm_backward, running_var?: Tensor | null | O_miopen_batch_norm_backward, save_mean?: Tensor | null | O_miopen_batch_norm_backward, save_var?: Tensor | null | O_miopen_batch_norm_backward, epsilon?: number | O_miopen_batch_norm_backward, options?: O_miopen_batch_norm_backward): [Tensor, Tensor, Tensor];
   /** aten::miopen_batch_norm_backward(Tensor input, Tensor grad_output, Tensor weight, Tensor? running_mean, Tensor? running_var, Tensor? save_mean, Tensor? save_var, float epsilon) -> (Tensor, Tensor, Tensor) */
   "default"(input: Tensor, grad_output: Tensor, weight: Tensor, running_mean?: Tensor | null | O_miopen_batch_norm_backward, running_var?: Tensor | null | O_miopen_batch_norm_backward, save_mean?: Tensor | null | O_miopen_batch_norm_backward, save_var?: Tensor | null | O_miopen_batch_norm_backward, epsilon?: number | O_miopen_batch_norm_backward, options?: O_miopen_batch_norm_backward): [Tensor, Tensor, Tensor];
   /** aten::miopen_batch_norm_backward.out(Tensor input, Tensor grad_output, Tensor weight, Tensor? running_mean, Tensor? running_var, Tensor? save_mean, Tensor? save_var, float epsilon, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!)) */
-  "out"(input: Tensor, grad_output: Tensor, weight: Tensor, running_mean?: Tensor | null | O_miopen_batch_norm_backward_out, running_var?: Tensor | null | O_miopen_batch_norm_backward_out, save_mean?: Tensor | null | O_miopen_batch_norm_backward_out, save_var?: Tensor | null | O_miopen_batch_norm_backward_out, epsilon?: number | O_miopen_batch_norm_backward_out, out0?: Tensor | O_miopen_batch_norm_backward_out, out1?: Tensor | O_miopen_batch_norm_backward_out, out2?: Tensor | O_miopen_batch_norm_backward_out, options?: O_miopen_batch_norm_backward_out): [Tensor, Tensor, Tensor];
+  "out"(input: Tensor, grad_output: Tensor, weight: Tensor, running_mean?: Tensor | null | O_miopen_batch_norm_backward_out, running_var?: Tensor | null | O_miopen_batch_norm_backward_out, save_mean?: Tensor | null | O_miopen_batch_norm_backward_out, save_var?: Tensor | null | O_miopen_batch_norm_backward_out, epsilon?: number | O_miopen_batch_norm_backward_out, options?: O_miopen_batch_norm_backward_out): [Tensor, Tensor, Tensor];
 } = defineOp("miopen_batch_norm_backward", [
   ["",[["input",0,0],["grad_output",0,0],["weight",0,0],["running_mean",0,1],["running_var",0,1],["save_mean",0,1],["save_var",0,1],["epsilon",4,0]],[0,0,0],1],
-  ["out",[["input",0,0],["grad_output",0,0],["weight",0,0],["running_mean",0,1],["running_var",0,1],["save_mean",0,1],["save_var",0,1],["epsilon",4,0],["out0",0,4],["out1",0,4],["out2",0,4]],[-1,-1,-1],0],
+  ["out",[["input",0,0],["grad_output",0,0],["weight",0,0],["running_mean",0,1],["running_var",0,1],["save_mean",0,1],["save_var",0,1],["epsilon",4,0],["out0",0,12],["out1",0,12],["out2",0,12]],[-9,-10,-11],0],
 ]) as any;
 
 type O_miopen_convolution = { self?: Tensor; weight?: Tensor; bias?: Tensor | null; padding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; benchmark?: boolean; deterministic?: boolean };
-type O_miopen_convolution_out = { self?: Tensor; weight?: Tensor; bias?: Tensor | null; padding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; benchmark?: boolean; deterministic?: boolean; out?: Tensor };
+type O_miopen_convolution_out = { self?: Tensor; weight?: Tensor; bias?: Tensor | null; padding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; benchmark?: boolean; deterministic?: boolean; out: Tensor };
 /**
  * aten::miopen_convolution(Tensor self, Tensor weight, Tensor? bias, int[] padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic) -> Tensor
  * aten::miopen_convolution.out(Tensor self, Tensor weight, Tensor? bias, int[] padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const miopenConvolution: {
+  /** aten::miopen_convolution(Tensor self, Tensor weight, Tensor? bias, int[] padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic) -> Tensor */
   (self: Tensor, weight: Tensor, bias?: Tensor | null | O_miopen_convolution, padding?: number[] | O_miopen_convolution, stride?: number[] | O_miopen_convolution, dilation?: number[] | O_miopen_convolution, groups?: number | O_miopen_convolution, benchmark?: boolean | O_miopen_convolution, deterministic?: boolean | O_miopen_convolution, options?: O_miopen_convolution): Tensor;
   /** aten::miopen_convolution(Tensor self, Tensor weight, Tensor? bias, int[] padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic) -> Tensor */
   "default"(self: Tensor, weight: Tensor, bias?: Tensor | null | O_miopen_convolution, padding?: number[] | O_miopen_convolution, stride?: number[] | O_miopen_convolution, dilation?: number[] | O_miopen_convolution, groups?: number | O_miopen_convolution, benchmark?: boolean | O_miopen_convolution, deterministic?: boolean | O_miopen_convolution, options?: O_miopen_convolution): Tensor;
   /** aten::miopen_convolution.out(Tensor self, Tensor weight, Tensor? bias, int[] padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, weight: Tensor, bias?: Tensor | null | O_miopen_convolution_out, padding?: number[] | O_miopen_convolution_out, stride?: number[] | O_miopen_convolution_out, dilation?: number[] | O_miopen_convolution_out, groups?: number | O_miopen_convolution_out, benchmark?: boolean | O_miopen_convolution_out, deterministic?: boolean | O_miopen_convolution_out, out?: Tensor | O_miopen_convolution_out, options?: O_miopen_convolution_out): Tensor;
+  "out"(self: Tensor, weight: Tensor, bias?: Tensor | null | O_miopen_convolution_out, padding?: number[] | O_miopen_convolution_out, stride?: number[] | O_miopen_convolution_out, dilation?: number[] | O_miopen_convolution_out, groups?: number | O_miopen_convolution_out, benchmark?: boolean | O_miopen_convolution_out, deterministic?: boolean | O_miopen_convolution_out, options?: O_miopen_convolution_out): Tensor;
 } = defineOp("miopen_convolution", [
   ["",[["self",0,0],["weight",0,0],["bias",0,1],["padding",12,0],["stride",12,0],["dilation",12,0],["groups",3,0],["benchmark",5,0],["deterministic",5,0]],[0],1],
-  ["out",[["self",0,0],["weight",0,0],["bias",0,1],["padding",12,0],["stride",12,0],["dilation",12,0],["groups",3,0],["benchmark",5,0],["deterministic",5,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["weight",0,0],["bias",0,1],["padding",12,0],["stride",12,0],["dilation",12,0],["groups",3,0],["benchmark",5,0],["deterministic",5,0],["out",0,12]],[-10],0],
 ]) as any;
 
 type O_miopen_convolution_add_relu = { self?: Tensor; weight?: Tensor; z?: Tensor; alpha?: Scalar | null; bias?: Tensor | null; stride?: number[]; padding?: number[]; dilation?: number[]; groups?: number };
@@ -639,6 +683,7 @@ type O_miopen_convolution_add_relu = { self?: Tensor; weight?: Tensor; z?: Tenso
  * aten::miopen_convolution_add_relu(Tensor self, Tensor weight, Tensor z, Scalar? alpha, Tensor? bias, int[] stride, int[] padding, int[] dilation, int groups) -> Tensor
  */
 export const miopenConvolutionAddRelu: {
+  /** aten::miopen_convolution_add_relu(Tensor self, Tensor weight, Tensor z, Scalar? alpha, Tensor? bias, int[] stride, int[] padding, int[] dilation, int groups) -> Tensor */
   (self: Tensor, weight: Tensor, z: Tensor, alpha?: Scalar | null | O_miopen_convolution_add_relu, bias?: Tensor | null | O_miopen_convolution_add_relu, stride?: number[] | O_miopen_convolution_add_relu, padding?: number[] | O_miopen_convolution_add_relu, dilation?: number[] | O_miopen_convolution_add_relu, groups?: number | O_miopen_convolution_add_relu, options?: O_miopen_convolution_add_relu): Tensor;
   /** aten::miopen_convolution_add_relu(Tensor self, Tensor weight, Tensor z, Scalar? alpha, Tensor? bias, int[] stride, int[] padding, int[] dilation, int groups) -> Tensor */
   "default"(self: Tensor, weight: Tensor, z: Tensor, alpha?: Scalar | null | O_miopen_convolution_add_relu, bias?: Tensor | null | O_miopen_convolution_add_relu, stride?: number[] | O_miopen_convolution_add_relu, padding?: number[] | O_miopen_convolution_add_relu, dilation?: number[] | O_miopen_convolution_add_relu, groups?: number | O_miopen_convolution_add_relu, options?: O_miopen_convolution_add_relu): Tensor;
@@ -651,6 +696,7 @@ type O_miopen_convolution_relu = { self?: Tensor; weight?: Tensor; bias?: Tensor
  * aten::miopen_convolution_relu(Tensor self, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, int groups) -> Tensor
  */
 export const miopenConvolutionRelu: {
+  /** aten::miopen_convolution_relu(Tensor self, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, int groups) -> Tensor */
   (self: Tensor, weight: Tensor, bias?: Tensor | null | O_miopen_convolution_relu, stride?: number[] | O_miopen_convolution_relu, padding?: number[] | O_miopen_convolution_relu, dilation?: number[] | O_miopen_convolution_relu, groups?: number | O_miopen_convolution_relu, options?: O_miopen_convolution_relu): Tensor;
   /** aten::miopen_convolution_relu(Tensor self, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, int groups) -> Tensor */
   "default"(self: Tensor, weight: Tensor, bias?: Tensor | null | O_miopen_convolution_relu, stride?: number[] | O_miopen_convolution_relu, padding?: number[] | O_miopen_convolution_relu, dilation?: number[] | O_miopen_convolution_relu, groups?: number | O_miopen_convolution_relu, options?: O_miopen_convolution_relu): Tensor;
@@ -659,88 +705,93 @@ export const miopenConvolutionRelu: {
 ]) as any;
 
 type O_miopen_convolution_transpose = { self?: Tensor; weight?: Tensor; bias?: Tensor | null; padding?: number[]; output_padding?: number[]; outputPadding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; benchmark?: boolean; deterministic?: boolean };
-type O_miopen_convolution_transpose_out = { self?: Tensor; weight?: Tensor; bias?: Tensor | null; padding?: number[]; output_padding?: number[]; outputPadding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; benchmark?: boolean; deterministic?: boolean; out?: Tensor };
+type O_miopen_convolution_transpose_out = { self?: Tensor; weight?: Tensor; bias?: Tensor | null; padding?: number[]; output_padding?: number[]; outputPadding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; benchmark?: boolean; deterministic?: boolean; out: Tensor };
 /**
  * aten::miopen_convolution_transpose(Tensor self, Tensor weight, Tensor? bias, int[] padding, int[] output_padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic) -> Tensor
  * aten::miopen_convolution_transpose.out(Tensor self, Tensor weight, Tensor? bias, int[] padding, int[] output_padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const miopenConvolutionTranspose: {
+  /** aten::miopen_convolution_transpose(Tensor self, Tensor weight, Tensor? bias, int[] padding, int[] output_padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic) -> Tensor */
   (self: Tensor, weight: Tensor, bias?: Tensor | null | O_miopen_convolution_transpose, padding?: number[] | O_miopen_convolution_transpose, output_padding?: number[] | O_miopen_convolution_transpose, stride?: number[] | O_miopen_convolution_transpose, dilation?: number[] | O_miopen_convolution_transpose, groups?: number | O_miopen_convolution_transpose, benchmark?: boolean | O_miopen_convolution_transpose, deterministic?: boolean | O_miopen_convolution_transpose, options?: O_miopen_convolution_transpose): Tensor;
   /** aten::miopen_convolution_transpose(Tensor self, Tensor weight, Tensor? bias, int[] padding, int[] output_padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic) -> Tensor */
   "default"(self: Tensor, weight: Tensor, bias?: Tensor | null | O_miopen_convolution_transpose, padding?: number[] | O_miopen_convolution_transpose, output_padding?: number[] | O_miopen_convolution_transpose, stride?: number[] | O_miopen_convolution_transpose, dilation?: number[] | O_miopen_convolution_transpose, groups?: number | O_miopen_convolution_transpose, benchmark?: boolean | O_miopen_convolution_transpose, deterministic?: boolean | O_miopen_convolution_transpose, options?: O_miopen_convolution_transpose): Tensor;
   /** aten::miopen_convolution_transpose.out(Tensor self, Tensor weight, Tensor? bias, int[] padding, int[] output_padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, weight: Tensor, bias?: Tensor | null | O_miopen_convolution_transpose_out, padding?: number[] | O_miopen_convolution_transpose_out, output_padding?: number[] | O_miopen_convolution_transpose_out, stride?: number[] | O_miopen_convolution_transpose_out, dilation?: number[] | O_miopen_convolution_transpose_out, groups?: number | O_miopen_convolution_transpose_out, benchmark?: boolean | O_miopen_convolution_transpose_out, deterministic?: boolean | O_miopen_convolution_transpose_out, out?: Tensor | O_miopen_convolution_transpose_out, options?: O_miopen_convolution_transpose_out): Tensor;
+  "out"(self: Tensor, weight: Tensor, bias?: Tensor | null | O_miopen_convolution_transpose_out, padding?: number[] | O_miopen_convolution_transpose_out, output_padding?: number[] | O_miopen_convolution_transpose_out, stride?: number[] | O_miopen_convolution_transpose_out, dilation?: number[] | O_miopen_convolution_transpose_out, groups?: number | O_miopen_convolution_transpose_out, benchmark?: boolean | O_miopen_convolution_transpose_out, deterministic?: boolean | O_miopen_convolution_transpose_out, options?: O_miopen_convolution_transpose_out): Tensor;
 } = defineOp("miopen_convolution_transpose", [
   ["",[["self",0,0],["weight",0,0],["bias",0,1],["padding",12,0],["output_padding",12,0],["stride",12,0],["dilation",12,0],["groups",3,0],["benchmark",5,0],["deterministic",5,0]],[0],1],
-  ["out",[["self",0,0],["weight",0,0],["bias",0,1],["padding",12,0],["output_padding",12,0],["stride",12,0],["dilation",12,0],["groups",3,0],["benchmark",5,0],["deterministic",5,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["weight",0,0],["bias",0,1],["padding",12,0],["output_padding",12,0],["stride",12,0],["dilation",12,0],["groups",3,0],["benchmark",5,0],["deterministic",5,0],["out",0,12]],[-11],0],
 ]) as any;
 
 type O_miopen_depthwise_convolution = { self?: Tensor; weight?: Tensor; bias?: Tensor | null; padding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; benchmark?: boolean; deterministic?: boolean };
-type O_miopen_depthwise_convolution_out = { self?: Tensor; weight?: Tensor; bias?: Tensor | null; padding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; benchmark?: boolean; deterministic?: boolean; out?: Tensor };
+type O_miopen_depthwise_convolution_out = { self?: Tensor; weight?: Tensor; bias?: Tensor | null; padding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; benchmark?: boolean; deterministic?: boolean; out: Tensor };
 /**
  * aten::miopen_depthwise_convolution(Tensor self, Tensor weight, Tensor? bias, int[] padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic) -> Tensor
  * aten::miopen_depthwise_convolution.out(Tensor self, Tensor weight, Tensor? bias, int[] padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const miopenDepthwiseConvolution: {
+  /** aten::miopen_depthwise_convolution(Tensor self, Tensor weight, Tensor? bias, int[] padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic) -> Tensor */
   (self: Tensor, weight: Tensor, bias?: Tensor | null | O_miopen_depthwise_convolution, padding?: number[] | O_miopen_depthwise_convolution, stride?: number[] | O_miopen_depthwise_convolution, dilation?: number[] | O_miopen_depthwise_convolution, groups?: number | O_miopen_depthwise_convolution, benchmark?: boolean | O_miopen_depthwise_convolution, deterministic?: boolean | O_miopen_depthwise_convolution, options?: O_miopen_depthwise_convolution): Tensor;
   /** aten::miopen_depthwise_convolution(Tensor self, Tensor weight, Tensor? bias, int[] padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic) -> Tensor */
   "default"(self: Tensor, weight: Tensor, bias?: Tensor | null | O_miopen_depthwise_convolution, padding?: number[] | O_miopen_depthwise_convolution, stride?: number[] | O_miopen_depthwise_convolution, dilation?: number[] | O_miopen_depthwise_convolution, groups?: number | O_miopen_depthwise_convolution, benchmark?: boolean | O_miopen_depthwise_convolution, deterministic?: boolean | O_miopen_depthwise_convolution, options?: O_miopen_depthwise_convolution): Tensor;
   /** aten::miopen_depthwise_convolution.out(Tensor self, Tensor weight, Tensor? bias, int[] padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, weight: Tensor, bias?: Tensor | null | O_miopen_depthwise_convolution_out, padding?: number[] | O_miopen_depthwise_convolution_out, stride?: number[] | O_miopen_depthwise_convolution_out, dilation?: number[] | O_miopen_depthwise_convolution_out, groups?: number | O_miopen_depthwise_convolution_out, benchmark?: boolean | O_miopen_depthwise_convolution_out, deterministic?: boolean | O_miopen_depthwise_convolution_out, out?: Tensor | O_miopen_depthwise_convolution_out, options?: O_miopen_depthwise_convolution_out): Tensor;
+  "out"(self: Tensor, weight: Tensor, bias?: Tensor | null | O_miopen_depthwise_convolution_out, padding?: number[] | O_miopen_depthwise_convolution_out, stride?: number[] | O_miopen_depthwise_convolution_out, dilation?: number[] | O_miopen_depthwise_convolution_out, groups?: number | O_miopen_depthwise_convolution_out, benchmark?: boolean | O_miopen_depthwise_convolution_out, deterministic?: boolean | O_miopen_depthwise_convolution_out, options?: O_miopen_depthwise_convolution_out): Tensor;
 } = defineOp("miopen_depthwise_convolution", [
   ["",[["self",0,0],["weight",0,0],["bias",0,1],["padding",12,0],["stride",12,0],["dilation",12,0],["groups",3,0],["benchmark",5,0],["deterministic",5,0]],[0],1],
-  ["out",[["self",0,0],["weight",0,0],["bias",0,1],["padding",12,0],["stride",12,0],["dilation",12,0],["groups",3,0],["benchmark",5,0],["deterministic",5,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["weight",0,0],["bias",0,1],["padding",12,0],["stride",12,0],["dilation",12,0],["groups",3,0],["benchmark",5,0],["deterministic",5,0],["out",0,12]],[-10],0],
 ]) as any;
 
 type O_miopen_rnn = { input?: Tensor; weight?: Tensor[]; weight_stride0?: number; weightStride0?: number; hx?: Tensor; cx?: Tensor | null; mode?: number; hidden_size?: number; hiddenSize?: number; num_layers?: number; numLayers?: number; batch_first?: boolean; batchFirst?: boolean; dropout?: number; train?: boolean; bidirectional?: boolean; batch_sizes?: number[]; batchSizes?: number[]; dropout_state?: Tensor | null; dropoutState?: Tensor | null };
-type O_miopen_rnn_out = { input?: Tensor; weight?: Tensor[]; weight_stride0?: number; weightStride0?: number; hx?: Tensor; cx?: Tensor | null; mode?: number; hidden_size?: number; hiddenSize?: number; num_layers?: number; numLayers?: number; batch_first?: boolean; batchFirst?: boolean; dropout?: number; train?: boolean; bidirectional?: boolean; batch_sizes?: number[]; batchSizes?: number[]; dropout_state?: Tensor | null; dropoutState?: Tensor | null; out0?: Tensor; out1?: Tensor; out2?: Tensor; out3?: Tensor; out4?: Tensor };
+type O_miopen_rnn_out = { input?: Tensor; weight?: Tensor[]; weight_stride0?: number; weightStride0?: number; hx?: Tensor; cx?: Tensor | null; mode?: number; hidden_size?: number; hiddenSize?: number; num_layers?: number; numLayers?: number; batch_first?: boolean; batchFirst?: boolean; dropout?: number; train?: boolean; bidirectional?: boolean; batch_sizes?: number[]; batchSizes?: number[]; dropout_state?: Tensor | null; dropoutState?: Tensor | null; out0: Tensor; out1: Tensor; out2: Tensor; out3: Tensor; out4: Tensor };
 /**
  * aten::miopen_rnn(Tensor input, Tensor[] weight, int weight_stride0, Tensor hx, Tensor? cx, int mode, int hidden_size, int num_layers, bool batch_first, float dropout, bool train, bool bidirectional, int[] batch_sizes, Tensor? dropout_state) -> (Tensor, Tensor, Tensor, Tensor, Tensor)
  * aten::miopen_rnn.out(Tensor input, Tensor[] weight, int weight_stride0, Tensor hx, Tensor? cx, int mode, int hidden_size, int num_layers, bool batch_first, float dropout, bool train, bool bidirectional, int[] batch_sizes, Tensor? dropout_state, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2, Tensor(d!) out3, Tensor(e!) out4) -> (Tensor(a!), Tensor(b!), Tensor(c!), Tensor(d!), Tensor(e!))
  */
 export const miopenRnn: {
+  /** aten::miopen_rnn(Tensor input, Tensor[] weight, int weight_stride0, Tensor hx, Tensor? cx, int mode, int hidden_size, int num_layers, bool batch_first, float dropout, bool train, bool bidirectional, int[] batch_sizes, Tensor? dropout_state) -> (Tensor, Tensor, Tensor, Tensor, Tensor) */
   (input: Tensor, weight: Tensor[], weight_stride0: number, hx: Tensor, cx?: Tensor | null | O_miopen_rnn, mode?: number | O_miopen_rnn, hidden_size?: number | O_miopen_rnn, num_layers?: number | O_miopen_rnn, batch_first?: boolean | O_miopen_rnn, dropout?: number | O_miopen_rnn, train?: boolean | O_miopen_rnn, bidirectional?: boolean | O_miopen_rnn, batch_sizes?: number[] | O_miopen_rnn, dropout_state?: Tensor | null | O_miopen_rnn, options?: O_miopen_rnn): [Tensor, Tensor, Tensor, Tensor, Tensor];
   /** aten::miopen_rnn(Tensor input, Tensor[] weight, int weight_stride0, Tensor hx, Tensor? cx, int mode, int hidden_size, int num_layers, bool batch_first, float dropout, bool train, bool bidirectional, int[] batch_sizes, Tensor? dropout_state) -> (Tensor, Tensor, Tensor, Tensor, Tensor) */
   "default"(input: Tensor, weight: Tensor[], weight_stride0: number, hx: Tensor, cx?: Tensor | null | O_miopen_rnn, mode?: number | O_miopen_rnn, hidden_size?: number | O_miopen_rnn, num_layers?: number | O_miopen_rnn, batch_first?: boolean | O_miopen_rnn, dropout?: number | O_miopen_rnn, train?: boolean | O_miopen_rnn, bidirectional?: boolean | O_miopen_rnn, batch_sizes?: number[] | O_miopen_rnn, dropout_state?: Tensor | null | O_miopen_rnn, options?: O_miopen_rnn): [Tensor, Tensor, Tensor, Tensor, Tensor];
   /** aten::miopen_rnn.out(Tensor input, Tensor[] weight, int weight_stride0, Tensor hx, Tensor? cx, int mode, int hidden_size, int num_layers, bool batch_first, float dropout, bool train, bool bidirectional, int[] batch_sizes, Tensor? dropout_state, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2, Tensor(d!) out3, Tensor(e!) out4) -> (Tensor(a!), Tensor(b!), Tensor(c!), Tensor(d!), Tensor(e!)) */
-  "out"(input: Tensor, weight: Tensor[], weight_stride0: number, hx: Tensor, cx?: Tensor | null | O_miopen_rnn_out, mode?: number | O_miopen_rnn_out, hidden_size?: number | O_miopen_rnn_out, num_layers?: number | O_miopen_rnn_out, batch_first?: boolean | O_miopen_rnn_out, dropout?: number | O_miopen_rnn_out, train?: boolean | O_miopen_rnn_out, bidirectional?: boolean | O_miopen_rnn_out, batch_sizes?: number[] | O_miopen_rnn_out, dropout_state?: Tensor | null | O_miopen_rnn_out, out0?: Tensor | O_miopen_rnn_out, out1?: Tensor | O_miopen_rnn_out, out2?: Tensor | O_miopen_rnn_out, out3?: Tensor | O_miopen_rnn_out, out4?: Tensor | O_miopen_rnn_out, options?: O_miopen_rnn_out): [Tensor, Tensor, Tensor, Tensor, Tensor];
+  "out"(input: Tensor, weight: Tensor[], weight_stride0: number, hx: Tensor, cx?: Tensor | null | O_miopen_rnn_out, mode?: number | O_miopen_rnn_out, hidden_size?: number | O_miopen_rnn_out, num_layers?: number | O_miopen_rnn_out, batch_first?: boolean | O_miopen_rnn_out, dropout?: number | O_miopen_rnn_out, train?: boolean | O_miopen_rnn_out, bidirectional?: boolean | O_miopen_rnn_out, batch_sizes?: number[] | O_miopen_rnn_out, dropout_state?: Tensor | null | O_miopen_rnn_out, options?: O_miopen_rnn_out): [Tensor, Tensor, Tensor, Tensor, Tensor];
 } = defineOp("miopen_rnn", [
   ["",[["input",0,0],["weight",1,0],["weight_stride0",3,0],["hx",0,0],["cx",0,1],["mode",3,0],["hidden_size",3,0],["num_layers",3,0],["batch_first",5,0],["dropout",4,0],["train",5,0],["bidirectional",5,0],["batch_sizes",12,0],["dropout_state",0,1]],[0,0,0,0,0],1],
-  ["out",[["input",0,0],["weight",1,0],["weight_stride0",3,0],["hx",0,0],["cx",0,1],["mode",3,0],["hidden_size",3,0],["num_layers",3,0],["batch_first",5,0],["dropout",4,0],["train",5,0],["bidirectional",5,0],["batch_sizes",12,0],["dropout_state",0,1],["out0",0,4],["out1",0,4],["out2",0,4],["out3",0,4],["out4",0,4]],[-1,-1,-1,-1,-1],0],
+  ["out",[["input",0,0],["weight",1,0],["weight_stride0",3,0],["hx",0,0],["cx",0,1],["mode",3,0],["hidden_size",3,0],["num_layers",3,0],["batch_first",5,0],["dropout",4,0],["train",5,0],["bidirectional",5,0],["batch_sizes",12,0],["dropout_state",0,1],["out0",0,12],["out1",0,12],["out2",0,12],["out3",0,12],["out4",0,12]],[-15,-16,-17,-18,-19],0],
 ]) as any;
 
 type O_miopen_rnn_backward = { input?: Tensor; weight?: Tensor[]; weight_stride0?: number; weightStride0?: number; weight_buf?: Tensor; weightBuf?: Tensor; hx?: Tensor; cx?: Tensor | null; output?: Tensor; grad_output?: Tensor | null; gradOutput?: Tensor | null; grad_hy?: Tensor | null; gradHy?: Tensor | null; grad_cy?: Tensor | null; gradCy?: Tensor | null; mode?: number; hidden_size?: number; hiddenSize?: number; num_layers?: number; numLayers?: number; batch_first?: boolean; batchFirst?: boolean; dropout?: number; train?: boolean; bidirectional?: boolean; batch_sizes?: number[]; batchSizes?: number[]; dropout_state?: Tensor | null; dropoutState?: Tensor | null; reserve?: Tensor; output_mask?: boolean[]; outputMask?: boolean[] };
-type O_miopen_rnn_backward_out = { input?: Tensor; weight?: Tensor[]; weight_stride0?: number; weightStride0?: number; weight_buf?: Tensor; weightBuf?: Tensor; hx?: Tensor; cx?: Tensor | null; output?: Tensor; grad_output?: Tensor | null; gradOutput?: Tensor | null; grad_hy?: Tensor | null; gradHy?: Tensor | null; grad_cy?: Tensor | null; gradCy?: Tensor | null; mode?: number; hidden_size?: number; hiddenSize?: number; num_layers?: number; numLayers?: number; batch_first?: boolean; batchFirst?: boolean; dropout?: number; train?: boolean; bidirectional?: boolean; batch_sizes?: number[]; batchSizes?: number[]; dropout_state?: Tensor | null; dropoutState?: Tensor | null; reserve?: Tensor; output_mask?: boolean[]; outputMask?: boolean[]; out0?: Tensor; out1?: Tensor; out2?: Tensor; out3?: Tensor[] };
+type O_miopen_rnn_backward_out = { input?: Tensor; weight?: Tensor[]; weight_stride0?: number; weightStride0?: number; weight_buf?: Tensor; weightBuf?: Tensor; hx?: Tensor; cx?: Tensor | null; output?: Tensor; grad_output?: Tensor | null; gradOutput?: Tensor | null; grad_hy?: Tensor | null; gradHy?: Tensor | null; grad_cy?: Tensor | null; gradCy?: Tensor | null; mode?: number; hidden_size?: number; hiddenSize?: number; num_layers?: number; numLayers?: number; batch_first?: boolean; batchFirst?: boolean; dropout?: number; train?: boolean; bidirectional?: boolean; batch_sizes?: number[]; batchSizes?: number[]; dropout_state?: Tensor | null; dropoutState?: Tensor | null; reserve?: Tensor; output_mask?: boolean[]; outputMask?: boolean[]; out0: Tensor; out1: Tensor; out2: Tensor; out3: Tensor[] };
 /**
  * aten::miopen_rnn_backward(Tensor input, Tensor[] weight, int weight_stride0, Tensor weight_buf, Tensor hx, Tensor? cx, Tensor output, Tensor? grad_output, Tensor? grad_hy, Tensor? grad_cy, int mode, int hidden_size, int num_layers, bool batch_first, float dropout, bool train, bool bidirectional, int[] batch_sizes, Tensor? dropout_state, Tensor reserve, bool[4] output_mask) -> (Tensor, Tensor, Tensor, Tensor[])
  * aten::miopen_rnn_backward.out(Tensor input, Tensor[] weight, int weight_stride0, Tensor weight_buf, Tensor hx, Tensor? cx, Tensor output, Tensor? grad_output, Tensor? grad_hy, Tensor? grad_cy, int mode, int hidden_size, int num_layers, bool batch_first, float dropout, bool train, bool bidirectional, int[] batch_sizes, Tensor? dropout_state, Tensor reserve, bool[4] output_mask, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2, Tensor(d!)[] out3) -> ()
  */
 export const miopenRnnBackward: {
+  /** aten::miopen_rnn_backward(Tensor input, Tensor[] weight, int weight_stride0, Tensor weight_buf, Tensor hx, Tensor? cx, Tensor output, Tensor? grad_output, Tensor? grad_hy, Tensor? grad_cy, int mode, int hidden_size, int num_layers, bool batch_first, float dropout, bool train, bool bidirectional, int[] batch_sizes, Tensor? dropout_state, Tensor reserve, bool[4] output_mask) -> (Tensor, Tensor, Tensor, Tensor[]) */
   (input: Tensor, weight: Tensor[], weight_stride0: number, weight_buf: Tensor, hx: Tensor, cx?: Tensor | null | O_miopen_rnn_backward, output?: Tensor | O_miopen_rnn_backward, grad_output?: Tensor | null | O_miopen_rnn_backward, grad_hy?: Tensor | null | O_miopen_rnn_backward, grad_cy?: Tensor | null | O_miopen_rnn_backward, mode?: number | O_miopen_rnn_backward, hidden_size?: number | O_miopen_rnn_backward, num_layers?: number | O_miopen_rnn_backward, batch_first?: boolean | O_miopen_rnn_backward, dropout?: number | O_miopen_rnn_backward, train?: boolean | O_miopen_rnn_backward, bidirectional?: boolean | O_miopen_rnn_backward, batch_sizes?: number[] | O_miopen_rnn_backward, dropout_state?: Tensor | null | O_miopen_rnn_backward, reserve?: Tensor | O_miopen_rnn_backward, output_mask?: boolean[] | O_miopen_rnn_backward, options?: O_miopen_rnn_backward): [Tensor, Tensor, Tensor, Tensor[]];
   /** aten::miopen_rnn_backward(Tensor input, Tensor[] weight, int weight_stride0, Tensor weight_buf, Tensor hx, Tensor? cx, Tensor output, Tensor? grad_output, Tensor? grad_hy, Tensor? grad_cy, int mode, int hidden_size, int num_layers, bool batch_first, float dropout, bool train, bool bidirectional, int[] batch_sizes, Tensor? dropout_state, Tensor reserve, bool[4] output_mask) -> (Tensor, Tensor, Tensor, Tensor[]) */
   "default"(input: Tensor, weight: Tensor[], weight_stride0: number, weight_buf: Tensor, hx: Tensor, cx?: Tensor | null | O_miopen_rnn_backward, output?: Tensor | O_miopen_rnn_backward, grad_output?: Tensor | null | O_miopen_rnn_backward, grad_hy?: Tensor | null | O_miopen_rnn_backward, grad_cy?: Tensor | null | O_miopen_rnn_backward, mode?: number | O_miopen_rnn_backward, hidden_size?: number | O_miopen_rnn_backward, num_layers?: number | O_miopen_rnn_backward, batch_first?: boolean | O_miopen_rnn_backward, dropout?: number | O_miopen_rnn_backward, train?: boolean | O_miopen_rnn_backward, bidirectional?: boolean | O_miopen_rnn_backward, batch_sizes?: number[] | O_miopen_rnn_backward, dropout_state?: Tensor | null | O_miopen_rnn_backward, reserve?: Tensor | O_miopen_rnn_backward, output_mask?: boolean[] | O_miopen_rnn_backward, options?: O_miopen_rnn_backward): [Tensor, Tensor, Tensor, Tensor[]];
   /** aten::miopen_rnn_backward.out(Tensor input, Tensor[] weight, int weight_stride0, Tensor weight_buf, Tensor hx, Tensor? cx, Tensor output, Tensor? grad_output, Tensor? grad_hy, Tensor? grad_cy, int mode, int hidden_size, int num_layers, bool batch_first, float dropout, bool train, bool bidirectional, int[] batch_sizes, Tensor? dropout_state, Tensor reserve, bool[4] output_mask, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2, Tensor(d!)[] out3) -> () */
-  "out"(input: Tensor, weight: Tensor[], weight_stride0: number, weight_buf: Tensor, hx: Tensor, cx?: Tensor | null | O_miopen_rnn_backward_out, output?: Tensor | O_miopen_rnn_backward_out, grad_output?: Tensor | null | O_miopen_rnn_backward_out, grad_hy?: Tensor | null | O_miopen_rnn_backward_out, grad_cy?: Tensor | null | O_miopen_rnn_backward_out, mode?: number | O_miopen_rnn_backward_out, hidden_size?: number | O_miopen_rnn_backward_out, num_layers?: number | O_miopen_rnn_backward_out, batch_first?: boolean | O_miopen_rnn_backward_out, dropout?: number | O_miopen_rnn_backward_out, train?: boolean | O_miopen_rnn_backward_out, bidirectional?: boolean | O_miopen_rnn_backward_out, batch_sizes?: number[] | O_miopen_rnn_backward_out, dropout_state?: Tensor | null | O_miopen_rnn_backward_out, reserve?: Tensor | O_miopen_rnn_backward_out, output_mask?: boolean[] | O_miopen_rnn_backward_out, out0?: Tensor | O_miopen_rnn_backward_out, out1?: Tensor | O_miopen_rnn_backward_out, out2?: Tensor | O_miopen_rnn_backward_out, out3?: Tensor[] | O_miopen_rnn_backward_out, options?: O_miopen_rnn_backward_out): void;
+  "out"(input: Tensor, weight: Tensor[], weight_stride0: number, weight_buf: Tensor, hx: Tensor, cx?: Tensor | null | O_miopen_rnn_backward_out, output?: Tensor | O_miopen_rnn_backward_out, grad_output?: Tensor | null | O_miopen_rnn_backward_out, grad_hy?: Tensor | null | O_miopen_rnn_backward_out, grad_cy?: Tensor | null | O_miopen_rnn_backward_out, mode?: number | O_miopen_rnn_backward_out, hidden_size?: number | O_miopen_rnn_backward_out, num_layers?: number | O_miopen_rnn_backward_out, batch_first?: boolean | O_miopen_rnn_backward_out, dropout?: number | O_miopen_rnn_backward_out, train?: boolean | O_miopen_rnn_backward_out, bidirectional?: boolean | O_miopen_rnn_backward_out, batch_sizes?: number[] | O_miopen_rnn_backward_out, dropout_state?: Tensor | null | O_miopen_rnn_backward_out, reserve?: Tensor | O_miopen_rnn_backward_out, output_mask?: boolean[] | O_miopen_rnn_backward_out, options?: O_miopen_rnn_backward_out): void;
 } = defineOp("miopen_rnn_backward", [
   ["",[["input",0,0],["weight",1,0],["weight_stride0",3,0],["weight_buf",0,0],["hx",0,0],["cx",0,1],["output",0,0],["grad_output",0,1],["grad_hy",0,1],["grad_cy",0,1],["mode",3,0],["hidden_size",3,0],["num_layers",3,0],["batch_first",5,0],["dropout",4,0],["train",5,0],["bidirectional",5,0],["batch_sizes",12,0],["dropout_state",0,1],["reserve",0,0],["output_mask",14,0,4]],[0,0,0,1],1],
-  ["out",[["input",0,0],["weight",1,0],["weight_stride0",3,0],["weight_buf",0,0],["hx",0,0],["cx",0,1],["output",0,0],["grad_output",0,1],["grad_hy",0,1],["grad_cy",0,1],["mode",3,0],["hidden_size",3,0],["num_layers",3,0],["batch_first",5,0],["dropout",4,0],["train",5,0],["bidirectional",5,0],["batch_sizes",12,0],["dropout_state",0,1],["reserve",0,0],["output_mask",14,0,4],["out0",0,4],["out1",0,4],["out2",0,4],["out3",1,4]],[],0],
+  ["out",[["input",0,0],["weight",1,0],["weight_stride0",3,0],["weight_buf",0,0],["hx",0,0],["cx",0,1],["output",0,0],["grad_output",0,1],["grad_hy",0,1],["grad_cy",0,1],["mode",3,0],["hidden_size",3,0],["num_layers",3,0],["batch_first",5,0],["dropout",4,0],["train",5,0],["bidirectional",5,0],["batch_sizes",12,0],["dropout_state",0,1],["reserve",0,0],["output_mask",14,0,4],["out0",0,12],["out1",0,12],["out2",0,12],["out3",1,12]],[],0],
 ]) as any;
 
 type O_mish = { self?: Tensor };
-type O_mish_out = { self?: Tensor; out?: Tensor };
+type O_mish_out = { self?: Tensor; out: Tensor };
 /**
  * aten::mish(Tensor self) -> Tensor
  * aten::mish.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const mish: {
+  /** aten::mish(Tensor self) -> Tensor */
   (self: Tensor, options?: O_mish): Tensor;
   /** aten::mish(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_mish): Tensor;
   /** aten::mish.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_mish_out): Tensor;
+  "out"(self: Tensor, options?: O_mish_out): Tensor;
 } = defineOp("mish", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_mish_ = { self?: Tensor };
@@ -748,6 +799,7 @@ type O_mish_ = { self?: Tensor };
  * aten::mish_(Tensor(a!) self) -> Tensor(a!)
  */
 export const mish_: {
+  /** aten::mish_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_mish_): Tensor;
   /** aten::mish_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_mish_): Tensor;
@@ -760,6 +812,7 @@ type O_mish_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tenso
  * aten::mish_backward(Tensor grad_output, Tensor self) -> Tensor
  */
 export const mishBackward: {
+  /** aten::mish_backward(Tensor grad_output, Tensor self) -> Tensor */
   (grad_output: Tensor, self: Tensor, options?: O_mish_backward): Tensor;
   /** aten::mish_backward(Tensor grad_output, Tensor self) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, options?: O_mish_backward): Tensor;
@@ -768,247 +821,261 @@ export const mishBackward: {
 ]) as any;
 
 type O_mkldnn_adaptive_avg_pool2d = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[] };
-type O_mkldnn_adaptive_avg_pool2d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; out?: Tensor };
+type O_mkldnn_adaptive_avg_pool2d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; out: Tensor };
 /**
  * aten::mkldnn_adaptive_avg_pool2d(Tensor self, int[2] output_size) -> Tensor
  * aten::mkldnn_adaptive_avg_pool2d.out(Tensor self, int[2] output_size, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const mkldnnAdaptiveAvgPool2d: {
+  /** aten::mkldnn_adaptive_avg_pool2d(Tensor self, int[2] output_size) -> Tensor */
   (self: Tensor, output_size: number | number[], options?: O_mkldnn_adaptive_avg_pool2d): Tensor;
   /** aten::mkldnn_adaptive_avg_pool2d(Tensor self, int[2] output_size) -> Tensor */
   "default"(self: Tensor, output_size: number | number[], options?: O_mkldnn_adaptive_avg_pool2d): Tensor;
   /** aten::mkldnn_adaptive_avg_pool2d.out(Tensor self, int[2] output_size, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, output_size: number | number[], out: Tensor, options?: O_mkldnn_adaptive_avg_pool2d_out): Tensor;
+  "out"(self: Tensor, output_size: number | number[], options?: O_mkldnn_adaptive_avg_pool2d_out): Tensor;
 } = defineOp("mkldnn_adaptive_avg_pool2d", [
   ["",[["self",0,0],["output_size",12,0,2]],[0],1],
-  ["out",[["self",0,0],["output_size",12,0,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["output_size",12,0,2],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_mkldnn_adaptive_avg_pool2d_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor };
-type O_mkldnn_adaptive_avg_pool2d_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; out?: Tensor };
+type O_mkldnn_adaptive_avg_pool2d_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; out: Tensor };
 /**
  * aten::mkldnn_adaptive_avg_pool2d_backward(Tensor grad_output, Tensor self) -> Tensor
  * aten::mkldnn_adaptive_avg_pool2d_backward.out(Tensor grad_output, Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const mkldnnAdaptiveAvgPool2dBackward: {
+  /** aten::mkldnn_adaptive_avg_pool2d_backward(Tensor grad_output, Tensor self) -> Tensor */
   (grad_output: Tensor, self: Tensor, options?: O_mkldnn_adaptive_avg_pool2d_backward): Tensor;
   /** aten::mkldnn_adaptive_avg_pool2d_backward(Tensor grad_output, Tensor self) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, options?: O_mkldnn_adaptive_avg_pool2d_backward): Tensor;
   /** aten::mkldnn_adaptive_avg_pool2d_backward.out(Tensor grad_output, Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(grad_output: Tensor, self: Tensor, out: Tensor, options?: O_mkldnn_adaptive_avg_pool2d_backward_out): Tensor;
+  "out"(grad_output: Tensor, self: Tensor, options?: O_mkldnn_adaptive_avg_pool2d_backward_out): Tensor;
 } = defineOp("mkldnn_adaptive_avg_pool2d_backward", [
   ["",[["grad_output",0,0],["self",0,0]],[0],1],
-  ["out",[["grad_output",0,0],["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["grad_output",0,0],["self",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_mkldnn_convolution = { self?: Tensor; weight?: Tensor; bias?: Tensor | null; padding?: number[]; stride?: number[]; dilation?: number[]; groups?: number };
-type O_mkldnn_convolution_out = { self?: Tensor; weight?: Tensor; bias?: Tensor | null; padding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; out?: Tensor };
+type O_mkldnn_convolution_out = { self?: Tensor; weight?: Tensor; bias?: Tensor | null; padding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; out: Tensor };
 /**
  * aten::mkldnn_convolution(Tensor self, Tensor weight, Tensor? bias, int[] padding, int[] stride, int[] dilation, int groups) -> Tensor
  * aten::mkldnn_convolution.out(Tensor self, Tensor weight, Tensor? bias, int[] padding, int[] stride, int[] dilation, int groups, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const mkldnnConvolution: {
+  /** aten::mkldnn_convolution(Tensor self, Tensor weight, Tensor? bias, int[] padding, int[] stride, int[] dilation, int groups) -> Tensor */
   (self: Tensor, weight: Tensor, bias?: Tensor | null | O_mkldnn_convolution, padding?: number[] | O_mkldnn_convolution, stride?: number[] | O_mkldnn_convolution, dilation?: number[] | O_mkldnn_convolution, groups?: number | O_mkldnn_convolution, options?: O_mkldnn_convolution): Tensor;
   /** aten::mkldnn_convolution(Tensor self, Tensor weight, Tensor? bias, int[] padding, int[] stride, int[] dilation, int groups) -> Tensor */
   "default"(self: Tensor, weight: Tensor, bias?: Tensor | null | O_mkldnn_convolution, padding?: number[] | O_mkldnn_convolution, stride?: number[] | O_mkldnn_convolution, dilation?: number[] | O_mkldnn_convolution, groups?: number | O_mkldnn_convolution, options?: O_mkldnn_convolution): Tensor;
   /** aten::mkldnn_convolution.out(Tensor self, Tensor weight, Tensor? bias, int[] padding, int[] stride, int[] dilation, int groups, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, weight: Tensor, bias?: Tensor | null | O_mkldnn_convolution_out, padding?: number[] | O_mkldnn_convolution_out, stride?: number[] | O_mkldnn_convolution_out, dilation?: number[] | O_mkldnn_convolution_out, groups?: number | O_mkldnn_convolution_out, out?: Tensor | O_mkldnn_convolution_out, options?: O_mkldnn_convolution_out): Tensor;
+  "out"(self: Tensor, weight: Tensor, bias?: Tensor | null | O_mkldnn_convolution_out, padding?: number[] | O_mkldnn_convolution_out, stride?: number[] | O_mkldnn_convolution_out, dilation?: number[] | O_mkldnn_convolution_out, groups?: number | O_mkldnn_convolution_out, options?: O_mkldnn_convolution_out): Tensor;
 } = defineOp("mkldnn_convolution", [
   ["",[["self",0,0],["weight",0,0],["bias",0,1],["padding",12,0],["stride",12,0],["dilation",12,0],["groups",3,0]],[0],1],
-  ["out",[["self",0,0],["weight",0,0],["bias",0,1],["padding",12,0],["stride",12,0],["dilation",12,0],["groups",3,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["weight",0,0],["bias",0,1],["padding",12,0],["stride",12,0],["dilation",12,0],["groups",3,0],["out",0,12]],[-8],0],
 ]) as any;
 
 type O_mkldnn_linear = { self?: Tensor; weight?: Tensor; bias?: Tensor | null };
-type O_mkldnn_linear_out = { self?: Tensor; weight?: Tensor; bias?: Tensor | null; out?: Tensor };
+type O_mkldnn_linear_out = { self?: Tensor; weight?: Tensor; bias?: Tensor | null; out: Tensor };
 /**
  * aten::mkldnn_linear(Tensor self, Tensor weight, Tensor? bias=None) -> Tensor
  * aten::mkldnn_linear.out(Tensor self, Tensor weight, Tensor? bias=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const mkldnnLinear: {
+  /** aten::mkldnn_linear(Tensor self, Tensor weight, Tensor? bias=None) -> Tensor */
   (self: Tensor, weight: Tensor, bias?: Tensor | null | O_mkldnn_linear, options?: O_mkldnn_linear): Tensor;
   /** aten::mkldnn_linear(Tensor self, Tensor weight, Tensor? bias=None) -> Tensor */
   "default"(self: Tensor, weight: Tensor, bias?: Tensor | null | O_mkldnn_linear, options?: O_mkldnn_linear): Tensor;
   /** aten::mkldnn_linear.out(Tensor self, Tensor weight, Tensor? bias=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, weight: Tensor, bias?: Tensor | null | O_mkldnn_linear_out, out?: Tensor | O_mkldnn_linear_out, options?: O_mkldnn_linear_out): Tensor;
+  "out"(self: Tensor, weight: Tensor, bias?: Tensor | null | O_mkldnn_linear_out, options?: O_mkldnn_linear_out): Tensor;
 } = defineOp("mkldnn_linear", [
   ["",[["self",0,0],["weight",0,0],["bias",0,3]],[0],1],
-  ["out",[["self",0,0],["weight",0,0],["bias",0,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["weight",0,0],["bias",0,3],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_mkldnn_linear_backward = { self?: Tensor; grad_output?: Tensor; gradOutput?: Tensor; weight?: Tensor; output_mask?: boolean[]; outputMask?: boolean[] };
-type O_mkldnn_linear_backward_out = { self?: Tensor; grad_output?: Tensor; gradOutput?: Tensor; weight?: Tensor; output_mask?: boolean[]; outputMask?: boolean[]; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O_mkldnn_linear_backward_out = { self?: Tensor; grad_output?: Tensor; gradOutput?: Tensor; weight?: Tensor; output_mask?: boolean[]; outputMask?: boolean[]; out0: Tensor; out1: Tensor; out2: Tensor };
 /**
  * aten::mkldnn_linear_backward(Tensor self, Tensor grad_output, Tensor weight, bool[3] output_mask) -> (Tensor, Tensor, Tensor)
  * aten::mkldnn_linear_backward.out(Tensor self, Tensor grad_output, Tensor weight, bool[3] output_mask, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
  */
 export const mkldnnLinearBackward: {
+  /** aten::mkldnn_linear_backward(Tensor self, Tensor grad_output, Tensor weight, bool[3] output_mask) -> (Tensor, Tensor, Tensor) */
   (self: Tensor, grad_output: Tensor, weight: Tensor, output_mask: boolean[], options?: O_mkldnn_linear_backward): [Tensor, Tensor, Tensor];
   /** aten::mkldnn_linear_backward(Tensor self, Tensor grad_output, Tensor weight, bool[3] output_mask) -> (Tensor, Tensor, Tensor) */
   "default"(self: Tensor, grad_output: Tensor, weight: Tensor, output_mask: boolean[], options?: O_mkldnn_linear_backward): [Tensor, Tensor, Tensor];
   /** aten::mkldnn_linear_backward.out(Tensor self, Tensor grad_output, Tensor weight, bool[3] output_mask, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!)) */
-  "out"(self: Tensor, grad_output: Tensor, weight: Tensor, output_mask: boolean[], out0: Tensor, out1: Tensor, out2: Tensor, options?: O_mkldnn_linear_backward_out): [Tensor, Tensor, Tensor];
+  "out"(self: Tensor, grad_output: Tensor, weight: Tensor, output_mask: boolean[], options?: O_mkldnn_linear_backward_out): [Tensor, Tensor, Tensor];
 } = defineOp("mkldnn_linear_backward", [
   ["",[["self",0,0],["grad_output",0,0],["weight",0,0],["output_mask",14,0,3]],[0,0,0],1],
-  ["out",[["self",0,0],["grad_output",0,0],["weight",0,0],["output_mask",14,0,3],["out0",0,4],["out1",0,4],["out2",0,4]],[-1,-1,-1],0],
+  ["out",[["self",0,0],["grad_output",0,0],["weight",0,0],["output_mask",14,0,3],["out0",0,12],["out1",0,12],["out2",0,12]],[-5,-6,-7],0],
 ]) as any;
 
 type O_mkldnn_linear_backward_input = { input_size?: number[]; inputSize?: number[]; grad_output?: Tensor; gradOutput?: Tensor; weight?: Tensor };
-type O_mkldnn_linear_backward_input_out = { input_size?: number[]; inputSize?: number[]; grad_output?: Tensor; gradOutput?: Tensor; weight?: Tensor; out?: Tensor };
+type O_mkldnn_linear_backward_input_out = { input_size?: number[]; inputSize?: number[]; grad_output?: Tensor; gradOutput?: Tensor; weight?: Tensor; out: Tensor };
 /**
  * aten::mkldnn_linear_backward_input(int[] input_size, Tensor grad_output, Tensor weight) -> Tensor
  * aten::mkldnn_linear_backward_input.out(int[] input_size, Tensor grad_output, Tensor weight, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const mkldnnLinearBackwardInput: {
+  /** aten::mkldnn_linear_backward_input(int[] input_size, Tensor grad_output, Tensor weight) -> Tensor */
   (input_size: number[], grad_output: Tensor, weight: Tensor, options?: O_mkldnn_linear_backward_input): Tensor;
   /** aten::mkldnn_linear_backward_input(int[] input_size, Tensor grad_output, Tensor weight) -> Tensor */
   "default"(input_size: number[], grad_output: Tensor, weight: Tensor, options?: O_mkldnn_linear_backward_input): Tensor;
   /** aten::mkldnn_linear_backward_input.out(int[] input_size, Tensor grad_output, Tensor weight, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(input_size: number[], grad_output: Tensor, weight: Tensor, out: Tensor, options?: O_mkldnn_linear_backward_input_out): Tensor;
+  "out"(input_size: number[], grad_output: Tensor, weight: Tensor, options?: O_mkldnn_linear_backward_input_out): Tensor;
 } = defineOp("mkldnn_linear_backward_input", [
   ["",[["input_size",12,0],["grad_output",0,0],["weight",0,0]],[0],1],
-  ["out",[["input_size",12,0],["grad_output",0,0],["weight",0,0],["out",0,4]],[-1],0],
+  ["out",[["input_size",12,0],["grad_output",0,0],["weight",0,0],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_mkldnn_linear_backward_weights = { grad_output?: Tensor; gradOutput?: Tensor; input?: Tensor; weight?: Tensor; bias_defined?: boolean; biasDefined?: boolean };
-type O_mkldnn_linear_backward_weights_out = { grad_output?: Tensor; gradOutput?: Tensor; input?: Tensor; weight?: Tensor; bias_defined?: boolean; biasDefined?: boolean; out0?: Tensor; out1?: Tensor };
+type O_mkldnn_linear_backward_weights_out = { grad_output?: Tensor; gradOutput?: Tensor; input?: Tensor; weight?: Tensor; bias_defined?: boolean; biasDefined?: boolean; out0: Tensor; out1: Tensor };
 /**
  * aten::mkldnn_linear_backward_weights(Tensor grad_output, Tensor input, Tensor weight, bool bias_defined) -> (Tensor, Tensor)
  * aten::mkldnn_linear_backward_weights.out(Tensor grad_output, Tensor input, Tensor weight, bool bias_defined, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
  */
 export const mkldnnLinearBackwardWeights: {
+  /** aten::mkldnn_linear_backward_weights(Tensor grad_output, Tensor input, Tensor weight, bool bias_defined) -> (Tensor, Tensor) */
   (grad_output: Tensor, input: Tensor, weight: Tensor, bias_defined: boolean, options?: O_mkldnn_linear_backward_weights): [Tensor, Tensor];
   /** aten::mkldnn_linear_backward_weights(Tensor grad_output, Tensor input, Tensor weight, bool bias_defined) -> (Tensor, Tensor) */
   "default"(grad_output: Tensor, input: Tensor, weight: Tensor, bias_defined: boolean, options?: O_mkldnn_linear_backward_weights): [Tensor, Tensor];
   /** aten::mkldnn_linear_backward_weights.out(Tensor grad_output, Tensor input, Tensor weight, bool bias_defined, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!)) */
-  "out"(grad_output: Tensor, input: Tensor, weight: Tensor, bias_defined: boolean, out0: Tensor, out1: Tensor, options?: O_mkldnn_linear_backward_weights_out): [Tensor, Tensor];
+  "out"(grad_output: Tensor, input: Tensor, weight: Tensor, bias_defined: boolean, options?: O_mkldnn_linear_backward_weights_out): [Tensor, Tensor];
 } = defineOp("mkldnn_linear_backward_weights", [
   ["",[["grad_output",0,0],["input",0,0],["weight",0,0],["bias_defined",5,0]],[0,0],1],
-  ["out",[["grad_output",0,0],["input",0,0],["weight",0,0],["bias_defined",5,0],["out0",0,4],["out1",0,4]],[-1,-1],0],
+  ["out",[["grad_output",0,0],["input",0,0],["weight",0,0],["bias_defined",5,0],["out0",0,12],["out1",0,12]],[-5,-6],0],
 ]) as any;
 
 type O_mkldnn_max_pool2d = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean };
-type O_mkldnn_max_pool2d_out = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; out?: Tensor };
+type O_mkldnn_max_pool2d_out = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; out: Tensor };
 /**
  * aten::mkldnn_max_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> Tensor
  * aten::mkldnn_max_pool2d.out(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const mkldnnMaxPool2d: {
+  /** aten::mkldnn_max_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> Tensor */
   (self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_mkldnn_max_pool2d, padding?: number | number[] | O_mkldnn_max_pool2d, dilation?: number | number[] | O_mkldnn_max_pool2d, ceil_mode?: boolean | O_mkldnn_max_pool2d, options?: O_mkldnn_max_pool2d): Tensor;
   /** aten::mkldnn_max_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> Tensor */
   "default"(self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_mkldnn_max_pool2d, padding?: number | number[] | O_mkldnn_max_pool2d, dilation?: number | number[] | O_mkldnn_max_pool2d, ceil_mode?: boolean | O_mkldnn_max_pool2d, options?: O_mkldnn_max_pool2d): Tensor;
   /** aten::mkldnn_max_pool2d.out(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_mkldnn_max_pool2d_out, padding?: number | number[] | O_mkldnn_max_pool2d_out, dilation?: number | number[] | O_mkldnn_max_pool2d_out, ceil_mode?: boolean | O_mkldnn_max_pool2d_out, out?: Tensor | O_mkldnn_max_pool2d_out, options?: O_mkldnn_max_pool2d_out): Tensor;
+  "out"(self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_mkldnn_max_pool2d_out, padding?: number | number[] | O_mkldnn_max_pool2d_out, dilation?: number | number[] | O_mkldnn_max_pool2d_out, ceil_mode?: boolean | O_mkldnn_max_pool2d_out, options?: O_mkldnn_max_pool2d_out): Tensor;
 } = defineOp("mkldnn_max_pool2d", [
   ["",[["self",0,0],["kernel_size",12,0,2],["stride",12,2,2],["padding",12,2,2],["dilation",12,2,2],["ceil_mode",5,2]],[0],1],
-  ["out",[["self",0,0],["kernel_size",12,0,2],["stride",12,2,2],["padding",12,2,2],["dilation",12,2,2],["ceil_mode",5,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["kernel_size",12,0,2],["stride",12,2,2],["padding",12,2,2],["dilation",12,2,2],["ceil_mode",5,2],["out",0,12]],[-7],0],
 ]) as any;
 
 type O_mkldnn_max_pool2d_backward = { grad_output?: Tensor; gradOutput?: Tensor; output?: Tensor; input?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean };
-type O_mkldnn_max_pool2d_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; output?: Tensor; input?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; out?: Tensor };
+type O_mkldnn_max_pool2d_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; output?: Tensor; input?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; out: Tensor };
 /**
  * aten::mkldnn_max_pool2d_backward(Tensor grad_output, Tensor output, Tensor input, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> Tensor
  * aten::mkldnn_max_pool2d_backward.out(Tensor grad_output, Tensor output, Tensor input, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const mkldnnMaxPool2dBackward: {
+  /** aten::mkldnn_max_pool2d_backward(Tensor grad_output, Tensor output, Tensor input, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> Tensor */
   (grad_output: Tensor, output: Tensor, input: Tensor, kernel_size: number | number[], stride?: number | number[] | O_mkldnn_max_pool2d_backward, padding?: number | number[] | O_mkldnn_max_pool2d_backward, dilation?: number | number[] | O_mkldnn_max_pool2d_backward, ceil_mode?: boolean | O_mkldnn_max_pool2d_backward, options?: O_mkldnn_max_pool2d_backward): Tensor;
   /** aten::mkldnn_max_pool2d_backward(Tensor grad_output, Tensor output, Tensor input, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> Tensor */
   "default"(grad_output: Tensor, output: Tensor, input: Tensor, kernel_size: number | number[], stride?: number | number[] | O_mkldnn_max_pool2d_backward, padding?: number | number[] | O_mkldnn_max_pool2d_backward, dilation?: number | number[] | O_mkldnn_max_pool2d_backward, ceil_mode?: boolean | O_mkldnn_max_pool2d_backward, options?: O_mkldnn_max_pool2d_backward): Tensor;
   /** aten::mkldnn_max_pool2d_backward.out(Tensor grad_output, Tensor output, Tensor input, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(grad_output: Tensor, output: Tensor, input: Tensor, kernel_size: number | number[], stride?: number | number[] | O_mkldnn_max_pool2d_backward_out, padding?: number | number[] | O_mkldnn_max_pool2d_backward_out, dilation?: number | number[] | O_mkldnn_max_pool2d_backward_out, ceil_mode?: boolean | O_mkldnn_max_pool2d_backward_out, out?: Tensor | O_mkldnn_max_pool2d_backward_out, options?: O_mkldnn_max_pool2d_backward_out): Tensor;
+  "out"(grad_output: Tensor, output: Tensor, input: Tensor, kernel_size: number | number[], stride?: number | number[] | O_mkldnn_max_pool2d_backward_out, padding?: number | number[] | O_mkldnn_max_pool2d_backward_out, dilation?: number | number[] | O_mkldnn_max_pool2d_backward_out, ceil_mode?: boolean | O_mkldnn_max_pool2d_backward_out, options?: O_mkldnn_max_pool2d_backward_out): Tensor;
 } = defineOp("mkldnn_max_pool2d_backward", [
   ["",[["grad_output",0,0],["output",0,0],["input",0,0],["kernel_size",12,0,2],["stride",12,2,2],["padding",12,2,2],["dilation",12,2,2],["ceil_mode",5,2]],[0],1],
-  ["out",[["grad_output",0,0],["output",0,0],["input",0,0],["kernel_size",12,0,2],["stride",12,2,2],["padding",12,2,2],["dilation",12,2,2],["ceil_mode",5,2],["out",0,4]],[-1],0],
+  ["out",[["grad_output",0,0],["output",0,0],["input",0,0],["kernel_size",12,0,2],["stride",12,2,2],["padding",12,2,2],["dilation",12,2,2],["ceil_mode",5,2],["out",0,12]],[-9],0],
 ]) as any;
 
 type O_mkldnn_max_pool3d = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean };
-type O_mkldnn_max_pool3d_out = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; out?: Tensor };
+type O_mkldnn_max_pool3d_out = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; out: Tensor };
 /**
  * aten::mkldnn_max_pool3d(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, int[3] dilation=1, bool ceil_mode=False) -> Tensor
  * aten::mkldnn_max_pool3d.out(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, int[3] dilation=1, bool ceil_mode=False, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const mkldnnMaxPool3d: {
+  /** aten::mkldnn_max_pool3d(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, int[3] dilation=1, bool ceil_mode=False) -> Tensor */
   (self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_mkldnn_max_pool3d, padding?: number | number[] | O_mkldnn_max_pool3d, dilation?: number | number[] | O_mkldnn_max_pool3d, ceil_mode?: boolean | O_mkldnn_max_pool3d, options?: O_mkldnn_max_pool3d): Tensor;
   /** aten::mkldnn_max_pool3d(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, int[3] dilation=1, bool ceil_mode=False) -> Tensor */
   "default"(self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_mkldnn_max_pool3d, padding?: number | number[] | O_mkldnn_max_pool3d, dilation?: number | number[] | O_mkldnn_max_pool3d, ceil_mode?: boolean | O_mkldnn_max_pool3d, options?: O_mkldnn_max_pool3d): Tensor;
   /** aten::mkldnn_max_pool3d.out(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, int[3] dilation=1, bool ceil_mode=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_mkldnn_max_pool3d_out, padding?: number | number[] | O_mkldnn_max_pool3d_out, dilation?: number | number[] | O_mkldnn_max_pool3d_out, ceil_mode?: boolean | O_mkldnn_max_pool3d_out, out?: Tensor | O_mkldnn_max_pool3d_out, options?: O_mkldnn_max_pool3d_out): Tensor;
+  "out"(self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_mkldnn_max_pool3d_out, padding?: number | number[] | O_mkldnn_max_pool3d_out, dilation?: number | number[] | O_mkldnn_max_pool3d_out, ceil_mode?: boolean | O_mkldnn_max_pool3d_out, options?: O_mkldnn_max_pool3d_out): Tensor;
 } = defineOp("mkldnn_max_pool3d", [
   ["",[["self",0,0],["kernel_size",12,0,3],["stride",12,2,3],["padding",12,2,3],["dilation",12,2,3],["ceil_mode",5,2]],[0],1],
-  ["out",[["self",0,0],["kernel_size",12,0,3],["stride",12,2,3],["padding",12,2,3],["dilation",12,2,3],["ceil_mode",5,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["kernel_size",12,0,3],["stride",12,2,3],["padding",12,2,3],["dilation",12,2,3],["ceil_mode",5,2],["out",0,12]],[-7],0],
 ]) as any;
 
 type O_mkldnn_max_pool3d_backward = { grad_output?: Tensor; gradOutput?: Tensor; output?: Tensor; input?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean };
-type O_mkldnn_max_pool3d_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; output?: Tensor; input?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; out?: Tensor };
+type O_mkldnn_max_pool3d_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; output?: Tensor; input?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; out: Tensor };
 /**
  * aten::mkldnn_max_pool3d_backward(Tensor grad_output, Tensor output, Tensor input, int[3] kernel_size, int[3] stride=[], int[3] padding=0, int[3] dilation=1, bool ceil_mode=False) -> Tensor
  * aten::mkldnn_max_pool3d_backward.out(Tensor grad_output, Tensor output, Tensor input, int[3] kernel_size, int[3] stride=[], int[3] padding=0, int[3] dilation=1, bool ceil_mode=False, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const mkldnnMaxPool3dBackward: {
+  /** aten::mkldnn_max_pool3d_backward(Tensor grad_output, Tensor output, Tensor input, int[3] kernel_size, int[3] stride=[], int[3] padding=0, int[3] dilation=1, bool ceil_mode=False) -> Tensor */
   (grad_output: Tensor, output: Tensor, input: Tensor, kernel_size: number | number[], stride?: number | number[] | O_mkldnn_max_pool3d_backward, padding?: number | number[] | O_mkldnn_max_pool3d_backward, dilation?: number | number[] | O_mkldnn_max_pool3d_backward, ceil_mode?: boolean | O_mkldnn_max_pool3d_backward, options?: O_mkldnn_max_pool3d_backward): Tensor;
   /** aten::mkldnn_max_pool3d_backward(Tensor grad_output, Tensor output, Tensor input, int[3] kernel_size, int[3] stride=[], int[3] padding=0, int[3] dilation=1, bool ceil_mode=False) -> Tensor */
   "default"(grad_output: Tensor, output: Tensor, input: Tensor, kernel_size: number | number[], stride?: number | number[] | O_mkldnn_max_pool3d_backward, padding?: number | number[] | O_mkldnn_max_pool3d_backward, dilation?: number | number[] | O_mkldnn_max_pool3d_backward, ceil_mode?: boolean | O_mkldnn_max_pool3d_backward, options?: O_mkldnn_max_pool3d_backward): Tensor;
   /** aten::mkldnn_max_pool3d_backward.out(Tensor grad_output, Tensor output, Tensor input, int[3] kernel_size, int[3] stride=[], int[3] padding=0, int[3] dilation=1, bool ceil_mode=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(grad_output: Tensor, output: Tensor, input: Tensor, kernel_size: number | number[], stride?: number | number[] | O_mkldnn_max_pool3d_backward_out, padding?: number | number[] | O_mkldnn_max_pool3d_backward_out, dilation?: number | number[] | O_mkldnn_max_pool3d_backward_out, ceil_mode?: boolean | O_mkldnn_max_pool3d_backward_out, out?: Tensor | O_mkldnn_max_pool3d_backward_out, options?: O_mkldnn_max_pool3d_backward_out): Tensor;
+  "out"(grad_output: Tensor, output: Tensor, input: Tensor, kernel_size: number | number[], stride?: number | number[] | O_mkldnn_max_pool3d_backward_out, padding?: number | number[] | O_mkldnn_max_pool3d_backward_out, dilation?: number | number[] | O_mkldnn_max_pool3d_backward_out, ceil_mode?: boolean | O_mkldnn_max_pool3d_backward_out, options?: O_mkldnn_max_pool3d_backward_out): Tensor;
 } = defineOp("mkldnn_max_pool3d_backward", [
   ["",[["grad_output",0,0],["output",0,0],["input",0,0],["kernel_size",12,0,3],["stride",12,2,3],["padding",12,2,3],["dilation",12,2,3],["ceil_mode",5,2]],[0],1],
-  ["out",[["grad_output",0,0],["output",0,0],["input",0,0],["kernel_size",12,0,3],["stride",12,2,3],["padding",12,2,3],["dilation",12,2,3],["ceil_mode",5,2],["out",0,4]],[-1],0],
+  ["out",[["grad_output",0,0],["output",0,0],["input",0,0],["kernel_size",12,0,3],["stride",12,2,3],["padding",12,2,3],["dilation",12,2,3],["ceil_mode",5,2],["out",0,12]],[-9],0],
 ]) as any;
 
 type O_mkldnn_reorder_conv2d_weight = { self?: Tensor; padding?: number | number[]; stride?: number | number[]; dilation?: number | number[]; groups?: number };
-type O_mkldnn_reorder_conv2d_weight_out = { self?: Tensor; padding?: number | number[]; stride?: number | number[]; dilation?: number | number[]; groups?: number; out?: Tensor };
+type O_mkldnn_reorder_conv2d_weight_out = { self?: Tensor; padding?: number | number[]; stride?: number | number[]; dilation?: number | number[]; groups?: number; out: Tensor };
 /**
  * aten::mkldnn_reorder_conv2d_weight(Tensor self, int[2] padding=0, int[2] stride=1, int[2] dilation=1, int groups=1) -> Tensor
  * aten::mkldnn_reorder_conv2d_weight.out(Tensor self, int[2] padding=0, int[2] stride=1, int[2] dilation=1, int groups=1, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const mkldnnReorderConv2dWeight: {
+  /** aten::mkldnn_reorder_conv2d_weight(Tensor self, int[2] padding=0, int[2] stride=1, int[2] dilation=1, int groups=1) -> Tensor */
   (self: Tensor, padding?: number | number[] | O_mkldnn_reorder_conv2d_weight, stride?: number | number[] | O_mkldnn_reorder_conv2d_weight, dilation?: number | number[] | O_mkldnn_reorder_conv2d_weight, groups?: number | O_mkldnn_reorder_conv2d_weight, options?: O_mkldnn_reorder_conv2d_weight): Tensor;
   /** aten::mkldnn_reorder_conv2d_weight(Tensor self, int[2] padding=0, int[2] stride=1, int[2] dilation=1, int groups=1) -> Tensor */
   "default"(self: Tensor, padding?: number | number[] | O_mkldnn_reorder_conv2d_weight, stride?: number | number[] | O_mkldnn_reorder_conv2d_weight, dilation?: number | number[] | O_mkldnn_reorder_conv2d_weight, groups?: number | O_mkldnn_reorder_conv2d_weight, options?: O_mkldnn_reorder_conv2d_weight): Tensor;
   /** aten::mkldnn_reorder_conv2d_weight.out(Tensor self, int[2] padding=0, int[2] stride=1, int[2] dilation=1, int groups=1, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, padding?: number | number[] | O_mkldnn_reorder_conv2d_weight_out, stride?: number | number[] | O_mkldnn_reorder_conv2d_weight_out, dilation?: number | number[] | O_mkldnn_reorder_conv2d_weight_out, groups?: number | O_mkldnn_reorder_conv2d_weight_out, out?: Tensor | O_mkldnn_reorder_conv2d_weight_out, options?: O_mkldnn_reorder_conv2d_weight_out): Tensor;
+  "out"(self: Tensor, padding?: number | number[] | O_mkldnn_reorder_conv2d_weight_out, stride?: number | number[] | O_mkldnn_reorder_conv2d_weight_out, dilation?: number | number[] | O_mkldnn_reorder_conv2d_weight_out, groups?: number | O_mkldnn_reorder_conv2d_weight_out, options?: O_mkldnn_reorder_conv2d_weight_out): Tensor;
 } = defineOp("mkldnn_reorder_conv2d_weight", [
   ["",[["self",0,0],["padding",12,2,2],["stride",12,2,2],["dilation",12,2,2],["groups",3,2]],[0],1],
-  ["out",[["self",0,0],["padding",12,2,2],["stride",12,2,2],["dilation",12,2,2],["groups",3,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["padding",12,2,2],["stride",12,2,2],["dilation",12,2,2],["groups",3,2],["out",0,12]],[-6],0],
 ]) as any;
 
 type O_mkldnn_reorder_conv3d_weight = { self?: Tensor; padding?: number | number[]; stride?: number | number[]; dilation?: number | number[]; groups?: number };
-type O_mkldnn_reorder_conv3d_weight_out = { self?: Tensor; padding?: number | number[]; stride?: number | number[]; dilation?: number | number[]; groups?: number; out?: Tensor };
+type O_mkldnn_reorder_conv3d_weight_out = { self?: Tensor; padding?: number | number[]; stride?: number | number[]; dilation?: number | number[]; groups?: number; out: Tensor };
 /**
  * aten::mkldnn_reorder_conv3d_weight(Tensor self, int[3] padding=0, int[3] stride=1, int[3] dilation=1, int groups=1) -> Tensor
  * aten::mkldnn_reorder_conv3d_weight.out(Tensor self, int[3] padding=0, int[3] stride=1, int[3] dilation=1, int groups=1, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const mkldnnReorderConv3dWeight: {
+  /** aten::mkldnn_reorder_conv3d_weight(Tensor self, int[3] padding=0, int[3] stride=1, int[3] dilation=1, int groups=1) -> Tensor */
   (self: Tensor, padding?: number | number[] | O_mkldnn_reorder_conv3d_weight, stride?: number | number[] | O_mkldnn_reorder_conv3d_weight, dilation?: number | number[] | O_mkldnn_reorder_conv3d_weight, groups?: number | O_mkldnn_reorder_conv3d_weight, options?: O_mkldnn_reorder_conv3d_weight): Tensor;
   /** aten::mkldnn_reorder_conv3d_weight(Tensor self, int[3] padding=0, int[3] stride=1, int[3] dilation=1, int groups=1) -> Tensor */
   "default"(self: Tensor, padding?: number | number[] | O_mkldnn_reorder_conv3d_weight, stride?: number | number[] | O_mkldnn_reorder_conv3d_weight, dilation?: number | number[] | O_mkldnn_reorder_conv3d_weight, groups?: number | O_mkldnn_reorder_conv3d_weight, options?: O_mkldnn_reorder_conv3d_weight): Tensor;
   /** aten::mkldnn_reorder_conv3d_weight.out(Tensor self, int[3] padding=0, int[3] stride=1, int[3] dilation=1, int groups=1, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, padding?: number | number[] | O_mkldnn_reorder_conv3d_weight_out, stride?: number | number[] | O_mkldnn_reorder_conv3d_weight_out, dilation?: number | number[] | O_mkldnn_reorder_conv3d_weight_out, groups?: number | O_mkldnn_reorder_conv3d_weight_out, out?: Tensor | O_mkldnn_reorder_conv3d_weight_out, options?: O_mkldnn_reorder_conv3d_weight_out): Tensor;
+  "out"(self: Tensor, padding?: number | number[] | O_mkldnn_reorder_conv3d_weight_out, stride?: number | number[] | O_mkldnn_reorder_conv3d_weight_out, dilation?: number | number[] | O_mkldnn_reorder_conv3d_weight_out, groups?: number | O_mkldnn_reorder_conv3d_weight_out, options?: O_mkldnn_reorder_conv3d_weight_out): Tensor;
 } = defineOp("mkldnn_reorder_conv3d_weight", [
   ["",[["self",0,0],["padding",12,2,3],["stride",12,2,3],["dilation",12,2,3],["groups",3,2]],[0],1],
-  ["out",[["self",0,0],["padding",12,2,3],["stride",12,2,3],["dilation",12,2,3],["groups",3,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["padding",12,2,3],["stride",12,2,3],["dilation",12,2,3],["groups",3,2],["out",0,12]],[-6],0],
 ]) as any;
 
 type O_mm = { self?: Tensor; mat2?: Tensor };
-type O_mm_out = { self?: Tensor; mat2?: Tensor; out?: Tensor };
+type O_mm_out = { self?: Tensor; mat2?: Tensor; out: Tensor };
 /**
  * aten::mm(Tensor self, Tensor mat2) -> Tensor
  * aten::mm.out(Tensor self, Tensor mat2, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const mm: {
+  /** aten::mm(Tensor self, Tensor mat2) -> Tensor */
   (self: Tensor, mat2: Tensor, options?: O_mm): Tensor;
   /** aten::mm(Tensor self, Tensor mat2) -> Tensor */
   "default"(self: Tensor, mat2: Tensor, options?: O_mm): Tensor;
   /** aten::mm.out(Tensor self, Tensor mat2, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, mat2: Tensor, out: Tensor, options?: O_mm_out): Tensor;
+  "out"(self: Tensor, mat2: Tensor, options?: O_mm_out): Tensor;
 } = defineOp("mm", [
   ["",[["self",0,0],["mat2",0,0]],[0],1],
-  ["out",[["self",0,0],["mat2",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["mat2",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_mode = { self?: Tensor; dim?: number; keepdim?: boolean };
 type O_mode_dimname = { self?: Tensor; dim?: string; keepdim?: boolean };
-type O_mode_dimname_out = { self?: Tensor; dim?: string; keepdim?: boolean; values?: Tensor; indices?: Tensor };
-type O_mode_values = { self?: Tensor; dim?: number; keepdim?: boolean; values?: Tensor; indices?: Tensor };
+type O_mode_dimname_out = { self?: Tensor; dim?: string; keepdim?: boolean; values: Tensor; indices: Tensor };
+type O_mode_values = { self?: Tensor; dim?: number; keepdim?: boolean; values: Tensor; indices: Tensor };
 /**
  * aten::mode(Tensor self, int dim=-1, bool keepdim=False) -> (Tensor values, Tensor indices)
  * aten::mode.dimname(Tensor self, str dim, bool keepdim=False) -> (Tensor values, Tensor indices)
@@ -1016,20 +1083,21 @@ type O_mode_values = { self?: Tensor; dim?: number; keepdim?: boolean; values?: 
  * aten::mode.values(Tensor self, int dim=-1, bool keepdim=False, *, Tensor(a!) values, Tensor(b!) indices) -> (Tensor(a!) values, Tensor(b!) indices)
  */
 export const mode: {
+  /** aten::mode(Tensor self, int dim=-1, bool keepdim=False) -> (Tensor values, Tensor indices) */
   (self: Tensor, dim?: number | O_mode, keepdim?: boolean | O_mode, options?: O_mode): [Tensor, Tensor];
   /** aten::mode(Tensor self, int dim=-1, bool keepdim=False) -> (Tensor values, Tensor indices) */
   "default"(self: Tensor, dim?: number | O_mode, keepdim?: boolean | O_mode, options?: O_mode): [Tensor, Tensor];
   /** aten::mode.dimname(Tensor self, str dim, bool keepdim=False) -> (Tensor values, Tensor indices) */
   "dimname"(self: Tensor, dim: string, keepdim?: boolean | O_mode_dimname, options?: O_mode_dimname): [Tensor, Tensor];
   /** aten::mode.dimname_out(Tensor self, str dim, bool keepdim=False, *, Tensor(a!) values, Tensor(b!) indices) -> (Tensor(a!) values, Tensor(b!) indices) */
-  "dimname_out"(self: Tensor, dim: string, keepdim?: boolean | O_mode_dimname_out, values?: Tensor | O_mode_dimname_out, indices?: Tensor | O_mode_dimname_out, options?: O_mode_dimname_out): [Tensor, Tensor];
+  "dimname_out"(self: Tensor, dim: string, keepdim?: boolean | O_mode_dimname_out, options?: O_mode_dimname_out): [Tensor, Tensor];
   /** aten::mode.values(Tensor self, int dim=-1, bool keepdim=False, *, Tensor(a!) values, Tensor(b!) indices) -> (Tensor(a!) values, Tensor(b!) indices) */
-  "values"(self: Tensor, dim?: number | O_mode_values, keepdim?: boolean | O_mode_values, values?: Tensor | O_mode_values, indices?: Tensor | O_mode_values, options?: O_mode_values): [Tensor, Tensor];
+  "values"(self: Tensor, dim?: number | O_mode_values, keepdim?: boolean | O_mode_values, options?: O_mode_values): [Tensor, Tensor];
 } = defineOp("mode", [
   ["",[["self",0,0],["dim",3,2],["keepdim",5,2]],[0,0],1],
   ["dimname",[["self",0,0],["dim",7,0],["keepdim",5,2]],[0,0],0],
-  ["dimname_out",[["self",0,0],["dim",7,0],["keepdim",5,2],["values",0,4],["indices",0,4]],[-1,-1],0],
-  ["values",[["self",0,0],["dim",3,2],["keepdim",5,2],["values",0,4],["indices",0,4]],[-1,-1],0],
+  ["dimname_out",[["self",0,0],["dim",7,0],["keepdim",5,2],["values",0,12],["indices",0,12]],[-4,-5],0],
+  ["values",[["self",0,0],["dim",3,2],["keepdim",5,2],["values",0,12],["indices",0,12]],[-4,-5],0],
 ]) as any;
 
 type O_moveaxis_int = { self?: Tensor; source?: number; destination?: number };
@@ -1039,7 +1107,9 @@ type O_moveaxis_intlist = { self?: Tensor; source?: number[]; destination?: numb
  * aten::moveaxis.intlist(Tensor(a) self, int[] source, int[] destination) -> Tensor(a)
  */
 export const moveaxis: {
+  /** aten::moveaxis.int(Tensor(a) self, int source, int destination) -> Tensor(a) */
   (self: Tensor, source: number, destination: number, options?: O_moveaxis_int): Tensor;
+  /** aten::moveaxis.intlist(Tensor(a) self, int[] source, int[] destination) -> Tensor(a) */
   (self: Tensor, source: number[], destination: number[], options?: O_moveaxis_intlist): Tensor;
   /** aten::moveaxis.int(Tensor(a) self, int source, int destination) -> Tensor(a) */
   "int"(self: Tensor, source: number, destination: number, options?: O_moveaxis_int): Tensor;
@@ -1057,7 +1127,9 @@ type O_movedim_intlist = { self?: Tensor; source?: number[]; destination?: numbe
  * aten::movedim.intlist(Tensor(a) self, int[] source, int[] destination) -> Tensor(a)
  */
 export const movedim: {
+  /** aten::movedim.int(Tensor(a) self, int source, int destination) -> Tensor(a) */
   (self: Tensor, source: number, destination: number, options?: O_movedim_int): Tensor;
+  /** aten::movedim.intlist(Tensor(a) self, int[] source, int[] destination) -> Tensor(a) */
   (self: Tensor, source: number[], destination: number[], options?: O_movedim_intlist): Tensor;
   /** aten::movedim.int(Tensor(a) self, int source, int destination) -> Tensor(a) */
   "int"(self: Tensor, source: number, destination: number, options?: O_movedim_int): Tensor;
@@ -1069,71 +1141,75 @@ export const movedim: {
 ]) as any;
 
 type O_mps_convolution_backward = { self?: Tensor; grad_output?: Tensor; gradOutput?: Tensor; weight?: Tensor; padding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; output_mask?: boolean[]; outputMask?: boolean[] };
-type O_mps_convolution_backward_out = { self?: Tensor; grad_output?: Tensor; gradOutput?: Tensor; weight?: Tensor; padding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; output_mask?: boolean[]; outputMask?: boolean[]; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O_mps_convolution_backward_out = { self?: Tensor; grad_output?: Tensor; gradOutput?: Tensor; weight?: Tensor; padding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; output_mask?: boolean[]; outputMask?: boolean[]; out0: Tensor; out1: Tensor; out2: Tensor };
 /**
  * aten::mps_convolution_backward(Tensor self, Tensor grad_output, Tensor weight, int[] padding, int[] stride, int[] dilation, int groups, bool[3] output_mask) -> (Tensor, Tensor, Tensor)
  * aten::mps_convolution_backward.out(Tensor self, Tensor grad_output, Tensor weight, int[] padding, int[] stride, int[] dilation, int groups, bool[3] output_mask, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
  */
 export const mpsConvolutionBackward: {
+  /** aten::mps_convolution_backward(Tensor self, Tensor grad_output, Tensor weight, int[] padding, int[] stride, int[] dilation, int groups, bool[3] output_mask) -> (Tensor, Tensor, Tensor) */
   (self: Tensor, grad_output: Tensor, weight: Tensor, padding: number[], stride: number[], dilation: number[], groups: number, output_mask: boolean[], options?: O_mps_convolution_backward): [Tensor, Tensor, Tensor];
   /** aten::mps_convolution_backward(Tensor self, Tensor grad_output, Tensor weight, int[] padding, int[] stride, int[] dilation, int groups, bool[3] output_mask) -> (Tensor, Tensor, Tensor) */
   "default"(self: Tensor, grad_output: Tensor, weight: Tensor, padding: number[], stride: number[], dilation: number[], groups: number, output_mask: boolean[], options?: O_mps_convolution_backward): [Tensor, Tensor, Tensor];
   /** aten::mps_convolution_backward.out(Tensor self, Tensor grad_output, Tensor weight, int[] padding, int[] stride, int[] dilation, int groups, bool[3] output_mask, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!)) */
-  "out"(self: Tensor, grad_output: Tensor, weight: Tensor, padding: number[], stride: number[], dilation: number[], groups: number, output_mask: boolean[], out0: Tensor, out1: Tensor, out2: Tensor, options?: O_mps_convolution_backward_out): [Tensor, Tensor, Tensor];
+  "out"(self: Tensor, grad_output: Tensor, weight: Tensor, padding: number[], stride: number[], dilation: number[], groups: number, output_mask: boolean[], options?: O_mps_convolution_backward_out): [Tensor, Tensor, Tensor];
 } = defineOp("mps_convolution_backward", [
   ["",[["self",0,0],["grad_output",0,0],["weight",0,0],["padding",12,0],["stride",12,0],["dilation",12,0],["groups",3,0],["output_mask",14,0,3]],[0,0,0],1],
-  ["out",[["self",0,0],["grad_output",0,0],["weight",0,0],["padding",12,0],["stride",12,0],["dilation",12,0],["groups",3,0],["output_mask",14,0,3],["out0",0,4],["out1",0,4],["out2",0,4]],[-1,-1,-1],0],
+  ["out",[["self",0,0],["grad_output",0,0],["weight",0,0],["padding",12,0],["stride",12,0],["dilation",12,0],["groups",3,0],["output_mask",14,0,3],["out0",0,12],["out1",0,12],["out2",0,12]],[-9,-10,-11],0],
 ]) as any;
 
 type O_mps_convolution_transpose_backward = { self?: Tensor; grad_output?: Tensor; gradOutput?: Tensor; weight?: Tensor; padding?: number[]; output_padding?: number[]; outputPadding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; output_mask?: boolean[]; outputMask?: boolean[] };
-type O_mps_convolution_transpose_backward_out = { self?: Tensor; grad_output?: Tensor; gradOutput?: Tensor; weight?: Tensor; padding?: number[]; output_padding?: number[]; outputPadding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; output_mask?: boolean[]; outputMask?: boolean[]; out0?: Tensor; out1?: Tensor };
+type O_mps_convolution_transpose_backward_out = { self?: Tensor; grad_output?: Tensor; gradOutput?: Tensor; weight?: Tensor; padding?: number[]; output_padding?: number[]; outputPadding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; output_mask?: boolean[]; outputMask?: boolean[]; out0: Tensor; out1: Tensor };
 /**
  * aten::mps_convolution_transpose_backward(Tensor self, Tensor grad_output, Tensor weight, int[] padding, int[] output_padding, int[] stride, int[] dilation, int groups, bool[2] output_mask) -> (Tensor, Tensor)
  * aten::mps_convolution_transpose_backward.out(Tensor self, Tensor grad_output, Tensor weight, int[] padding, int[] output_padding, int[] stride, int[] dilation, int groups, bool[2] output_mask, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
  */
 export const mpsConvolutionTransposeBackward: {
+  /** aten::mps_convolution_transpose_backward(Tensor self, Tensor grad_output, Tensor weight, int[] padding, int[] output_padding, int[] stride, int[] dilation, int groups, bool[2] output_mask) -> (Tensor, Tensor) */
   (self: Tensor, grad_output: Tensor, weight: Tensor, padding: number[], output_padding: number[], stride: number[], dilation: number[], groups: number, output_mask: boolean[], options?: O_mps_convolution_transpose_backward): [Tensor, Tensor];
   /** aten::mps_convolution_transpose_backward(Tensor self, Tensor grad_output, Tensor weight, int[] padding, int[] output_padding, int[] stride, int[] dilation, int groups, bool[2] output_mask) -> (Tensor, Tensor) */
   "default"(self: Tensor, grad_output: Tensor, weight: Tensor, padding: number[], output_padding: number[], stride: number[], dilation: number[], groups: number, output_mask: boolean[], options?: O_mps_convolution_transpose_backward): [Tensor, Tensor];
   /** aten::mps_convolution_transpose_backward.out(Tensor self, Tensor grad_output, Tensor weight, int[] padding, int[] output_padding, int[] stride, int[] dilation, int groups, bool[2] output_mask, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!)) */
-  "out"(self: Tensor, grad_output: Tensor, weight: Tensor, padding: number[], output_padding: number[], stride: number[], dilation: number[], groups: number, output_mask: boolean[], out0: Tensor, out1: Tensor, options?: O_mps_convolution_transpose_backward_out): [Tensor, Tensor];
+  "out"(self: Tensor, grad_output: Tensor, weight: Tensor, padding: number[], output_padding: number[], stride: number[], dilation: number[], groups: number, output_mask: boolean[], options?: O_mps_convolution_transpose_backward_out): [Tensor, Tensor];
 } = defineOp("mps_convolution_transpose_backward", [
   ["",[["self",0,0],["grad_output",0,0],["weight",0,0],["padding",12,0],["output_padding",12,0],["stride",12,0],["dilation",12,0],["groups",3,0],["output_mask",14,0,2]],[0,0],1],
-  ["out",[["self",0,0],["grad_output",0,0],["weight",0,0],["padding",12,0],["output_padding",12,0],["stride",12,0],["dilation",12,0],["groups",3,0],["output_mask",14,0,2],["out0",0,4],["out1",0,4]],[-1,-1],0],
+  ["out",[["self",0,0],["grad_output",0,0],["weight",0,0],["padding",12,0],["output_padding",12,0],["stride",12,0],["dilation",12,0],["groups",3,0],["output_mask",14,0,2],["out0",0,12],["out1",0,12]],[-10,-11],0],
 ]) as any;
 
 type O_mps_max_pool2d_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean };
-type O_mps_max_pool2d_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; out?: Tensor };
+type O_mps_max_pool2d_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; out: Tensor };
 /**
  * aten::mps_max_pool2d_backward(Tensor grad_output, Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> Tensor
  * aten::mps_max_pool2d_backward.out(Tensor grad_output, Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const mpsMaxPool2dBackward: {
+  /** aten::mps_max_pool2d_backward(Tensor grad_output, Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> Tensor */
   (grad_output: Tensor, self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_mps_max_pool2d_backward, padding?: number | number[] | O_mps_max_pool2d_backward, dilation?: number | number[] | O_mps_max_pool2d_backward, ceil_mode?: boolean | O_mps_max_pool2d_backward, options?: O_mps_max_pool2d_backward): Tensor;
   /** aten::mps_max_pool2d_backward(Tensor grad_output, Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_mps_max_pool2d_backward, padding?: number | number[] | O_mps_max_pool2d_backward, dilation?: number | number[] | O_mps_max_pool2d_backward, ceil_mode?: boolean | O_mps_max_pool2d_backward, options?: O_mps_max_pool2d_backward): Tensor;
   /** aten::mps_max_pool2d_backward.out(Tensor grad_output, Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(grad_output: Tensor, self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_mps_max_pool2d_backward_out, padding?: number | number[] | O_mps_max_pool2d_backward_out, dilation?: number | number[] | O_mps_max_pool2d_backward_out, ceil_mode?: boolean | O_mps_max_pool2d_backward_out, out?: Tensor | O_mps_max_pool2d_backward_out, options?: O_mps_max_pool2d_backward_out): Tensor;
+  "out"(grad_output: Tensor, self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_mps_max_pool2d_backward_out, padding?: number | number[] | O_mps_max_pool2d_backward_out, dilation?: number | number[] | O_mps_max_pool2d_backward_out, ceil_mode?: boolean | O_mps_max_pool2d_backward_out, options?: O_mps_max_pool2d_backward_out): Tensor;
 } = defineOp("mps_max_pool2d_backward", [
   ["",[["grad_output",0,0],["self",0,0],["kernel_size",12,0,2],["stride",12,2,2],["padding",12,2,2],["dilation",12,2,2],["ceil_mode",5,2]],[0],1],
-  ["out",[["grad_output",0,0],["self",0,0],["kernel_size",12,0,2],["stride",12,2,2],["padding",12,2,2],["dilation",12,2,2],["ceil_mode",5,2],["out",0,4]],[-1],0],
+  ["out",[["grad_output",0,0],["self",0,0],["kernel_size",12,0,2],["stride",12,2,2],["padding",12,2,2],["dilation",12,2,2],["ceil_mode",5,2],["out",0,12]],[-8],0],
 ]) as any;
 
 type O_mse_loss = { self?: Tensor; target?: Tensor; reduction?: number };
-type O_mse_loss_out = { self?: Tensor; target?: Tensor; reduction?: number; out?: Tensor };
+type O_mse_loss_out = { self?: Tensor; target?: Tensor; reduction?: number; out: Tensor };
 /**
  * aten::mse_loss(Tensor self, Tensor target, int reduction=1) -> Tensor
  * aten::mse_loss.out(Tensor self, Tensor target, int reduction=1, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const mseLoss: {
+  /** aten::mse_loss(Tensor self, Tensor target, int reduction=1) -> Tensor */
   (self: Tensor, target: Tensor, reduction?: number | O_mse_loss, options?: O_mse_loss): Tensor;
   /** aten::mse_loss(Tensor self, Tensor target, int reduction=1) -> Tensor */
   "default"(self: Tensor, target: Tensor, reduction?: number | O_mse_loss, options?: O_mse_loss): Tensor;
   /** aten::mse_loss.out(Tensor self, Tensor target, int reduction=1, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, target: Tensor, reduction?: number | O_mse_loss_out, out?: Tensor | O_mse_loss_out, options?: O_mse_loss_out): Tensor;
+  "out"(self: Tensor, target: Tensor, reduction?: number | O_mse_loss_out, options?: O_mse_loss_out): Tensor;
 } = defineOp("mse_loss", [
   ["",[["self",0,0],["target",0,0],["reduction",3,2]],[0],1],
-  ["out",[["self",0,0],["target",0,0],["reduction",3,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["target",0,0],["reduction",3,2],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_mse_loss_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; target?: Tensor; reduction?: number };
@@ -1143,37 +1219,39 @@ type O_mse_loss_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tenso
  * aten::mse_loss_backward.grad_input(Tensor grad_output, Tensor self, Tensor target, int reduction, *, Tensor(a!) grad_input) -> Tensor(a!)
  */
 export const mseLossBackward: {
+  /** aten::mse_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction) -> Tensor */
   (grad_output: Tensor, self: Tensor, target: Tensor, reduction: number, options?: O_mse_loss_backward): Tensor;
   /** aten::mse_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, target: Tensor, reduction: number, options?: O_mse_loss_backward): Tensor;
   /** aten::mse_loss_backward.grad_input(Tensor grad_output, Tensor self, Tensor target, int reduction, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, self: Tensor, target: Tensor, reduction: number, grad_input: Tensor, options?: O_mse_loss_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, self: Tensor, target: Tensor, reduction: number, options?: O_mse_loss_backward_grad_input): Tensor;
 } = defineOp("mse_loss_backward", [
   ["",[["grad_output",0,0],["self",0,0],["target",0,0],["reduction",3,0]],[0],1],
-  ["grad_input",[["grad_output",0,0],["self",0,0],["target",0,0],["reduction",3,0],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["self",0,0],["target",0,0],["reduction",3,0],["grad_input",0,12]],[-5],0],
 ]) as any;
 
 type O_msort = { self?: Tensor };
-type O_msort_out = { self?: Tensor; out?: Tensor };
+type O_msort_out = { self?: Tensor; out: Tensor };
 /**
  * aten::msort(Tensor self) -> Tensor
  * aten::msort.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const msort: {
+  /** aten::msort(Tensor self) -> Tensor */
   (self: Tensor, options?: O_msort): Tensor;
   /** aten::msort(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_msort): Tensor;
   /** aten::msort.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_msort_out): Tensor;
+  "out"(self: Tensor, options?: O_msort_out): Tensor;
 } = defineOp("msort", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_mul_Scalar = { self?: Tensor; other?: Scalar };
-type O_mul_Scalar_out = { self?: Tensor; other?: Scalar; out?: Tensor };
+type O_mul_Scalar_out = { self?: Tensor; other?: Scalar; out: Tensor };
 type O_mul_Tensor = { self?: Tensor; other?: Tensor };
-type O_mul_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_mul_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::mul.Scalar(Tensor self, Scalar other) -> Tensor
  * aten::mul.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)
@@ -1181,21 +1259,23 @@ type O_mul_out = { self?: Tensor; other?: Tensor; out?: Tensor };
  * aten::mul.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const mul: {
+  /** aten::mul.Scalar(Tensor self, Scalar other) -> Tensor */
   (self: Tensor, other: Scalar, options?: O_mul_Scalar): Tensor;
+  /** aten::mul.Tensor(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_mul_Tensor): Tensor;
   /** aten::mul.Scalar(Tensor self, Scalar other) -> Tensor */
   "Scalar"(self: Tensor, other: Scalar, options?: O_mul_Scalar): Tensor;
   /** aten::mul.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_out"(self: Tensor, other: Scalar, out: Tensor, options?: O_mul_Scalar_out): Tensor;
+  "Scalar_out"(self: Tensor, other: Scalar, options?: O_mul_Scalar_out): Tensor;
   /** aten::mul.Tensor(Tensor self, Tensor other) -> Tensor */
   "Tensor"(self: Tensor, other: Tensor, options?: O_mul_Tensor): Tensor;
   /** aten::mul.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, out: Tensor, options?: O_mul_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_mul_out): Tensor;
 } = defineOp("mul", [
   ["Scalar",[["self",0,0],["other",6,0]],[0],1],
-  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,4]],[-1],0],
+  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,12]],[-3],0],
   ["Tensor",[["self",0,0],["other",0,0]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_mul__Scalar = { self?: Tensor; other?: Scalar };
@@ -1205,7 +1285,9 @@ type O_mul__Tensor = { self?: Tensor; other?: Tensor };
  * aten::mul_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)
  */
 export const mul_: {
+  /** aten::mul_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   (self: Tensor, other: Scalar, options?: O_mul__Scalar): Tensor;
+  /** aten::mul_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O_mul__Tensor): Tensor;
   /** aten::mul_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   "Scalar"(self: Tensor, other: Scalar, options?: O_mul__Scalar): Tensor;
@@ -1217,20 +1299,21 @@ export const mul_: {
 ]) as any;
 
 type O_multi_margin_loss = { self?: Tensor; target?: Tensor; p?: Scalar; margin?: Scalar; weight?: Tensor | null; reduction?: number };
-type O_multi_margin_loss_out = { self?: Tensor; target?: Tensor; p?: Scalar; margin?: Scalar; weight?: Tensor | null; reduction?: number; out?: Tensor };
+type O_multi_margin_loss_out = { self?: Tensor; target?: Tensor; p?: Scalar; margin?: Scalar; weight?: Tensor | null; reduction?: number; out: Tensor };
 /**
  * aten::multi_margin_loss(Tensor self, Tensor target, Scalar p=1, Scalar margin=1, Tensor? weight=None, int reduction=1) -> Tensor
  * aten::multi_margin_loss.out(Tensor self, Tensor target, Scalar p=1, Scalar margin=1, Tensor? weight=None, int reduction=1, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const multiMarginLoss: {
+  /** aten::multi_margin_loss(Tensor self, Tensor target, Scalar p=1, Scalar margin=1, Tensor? weight=None, int reduction=1) -> Tensor */
   (self: Tensor, target: Tensor, p?: Scalar | O_multi_margin_loss, margin?: Scalar | O_multi_margin_loss, weight?: Tensor | null | O_multi_margin_loss, reduction?: number | O_multi_margin_loss, options?: O_multi_margin_loss): Tensor;
   /** aten::multi_margin_loss(Tensor self, Tensor target, Scalar p=1, Scalar margin=1, Tensor? weight=None, int reduction=1) -> Tensor */
   "default"(self: Tensor, target: Tensor, p?: Scalar | O_multi_margin_loss, margin?: Scalar | O_multi_margin_loss, weight?: Tensor | null | O_multi_margin_loss, reduction?: number | O_multi_margin_loss, options?: O_multi_margin_loss): Tensor;
   /** aten::multi_margin_loss.out(Tensor self, Tensor target, Scalar p=1, Scalar margin=1, Tensor? weight=None, int reduction=1, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, target: Tensor, p?: Scalar | O_multi_margin_loss_out, margin?: Scalar | O_multi_margin_loss_out, weight?: Tensor | null | O_multi_margin_loss_out, reduction?: number | O_multi_margin_loss_out, out?: Tensor | O_multi_margin_loss_out, options?: O_multi_margin_loss_out): Tensor;
+  "out"(self: Tensor, target: Tensor, p?: Scalar | O_multi_margin_loss_out, margin?: Scalar | O_multi_margin_loss_out, weight?: Tensor | null | O_multi_margin_loss_out, reduction?: number | O_multi_margin_loss_out, options?: O_multi_margin_loss_out): Tensor;
 } = defineOp("multi_margin_loss", [
   ["",[["self",0,0],["target",0,0],["p",6,2],["margin",6,2],["weight",0,3],["reduction",3,2]],[0],1],
-  ["out",[["self",0,0],["target",0,0],["p",6,2],["margin",6,2],["weight",0,3],["reduction",3,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["target",0,0],["p",6,2],["margin",6,2],["weight",0,3],["reduction",3,2],["out",0,12]],[-7],0],
 ]) as any;
 
 type O_multi_margin_loss_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; target?: Tensor; p?: Scalar; margin?: Scalar; weight?: Tensor | null; reduction?: number };
@@ -1240,31 +1323,33 @@ type O_multi_margin_loss_backward_grad_input = { grad_output?: Tensor; gradOutpu
  * aten::multi_margin_loss_backward.grad_input(Tensor grad_output, Tensor self, Tensor target, Scalar p, Scalar margin, Tensor? weight=None, int reduction=1, *, Tensor(a!) grad_input) -> Tensor(a!)
  */
 export const multiMarginLossBackward: {
+  /** aten::multi_margin_loss_backward(Tensor grad_output, Tensor self, Tensor target, Scalar p, Scalar margin, Tensor? weight=None, int reduction=1) -> Tensor */
   (grad_output: Tensor, self: Tensor, target: Tensor, p: Scalar, margin: Scalar, weight?: Tensor | null | O_multi_margin_loss_backward, reduction?: number | O_multi_margin_loss_backward, options?: O_multi_margin_loss_backward): Tensor;
   /** aten::multi_margin_loss_backward(Tensor grad_output, Tensor self, Tensor target, Scalar p, Scalar margin, Tensor? weight=None, int reduction=1) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, target: Tensor, p: Scalar, margin: Scalar, weight?: Tensor | null | O_multi_margin_loss_backward, reduction?: number | O_multi_margin_loss_backward, options?: O_multi_margin_loss_backward): Tensor;
   /** aten::multi_margin_loss_backward.grad_input(Tensor grad_output, Tensor self, Tensor target, Scalar p, Scalar margin, Tensor? weight=None, int reduction=1, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, self: Tensor, target: Tensor, p: Scalar, margin: Scalar, weight?: Tensor | null | O_multi_margin_loss_backward_grad_input, reduction?: number | O_multi_margin_loss_backward_grad_input, grad_input?: Tensor | O_multi_margin_loss_backward_grad_input, options?: O_multi_margin_loss_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, self: Tensor, target: Tensor, p: Scalar, margin: Scalar, weight?: Tensor | null | O_multi_margin_loss_backward_grad_input, reduction?: number | O_multi_margin_loss_backward_grad_input, options?: O_multi_margin_loss_backward_grad_input): Tensor;
 } = defineOp("multi_margin_loss_backward", [
   ["",[["grad_output",0,0],["self",0,0],["target",0,0],["p",6,0],["margin",6,0],["weight",0,3],["reduction",3,2]],[0],1],
-  ["grad_input",[["grad_output",0,0],["self",0,0],["target",0,0],["p",6,0],["margin",6,0],["weight",0,3],["reduction",3,2],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["self",0,0],["target",0,0],["p",6,0],["margin",6,0],["weight",0,3],["reduction",3,2],["grad_input",0,12]],[-8],0],
 ]) as any;
 
 type O_multilabel_margin_loss = { self?: Tensor; target?: Tensor; reduction?: number };
-type O_multilabel_margin_loss_out = { self?: Tensor; target?: Tensor; reduction?: number; out?: Tensor };
+type O_multilabel_margin_loss_out = { self?: Tensor; target?: Tensor; reduction?: number; out: Tensor };
 /**
  * aten::multilabel_margin_loss(Tensor self, Tensor target, int reduction=1) -> Tensor
  * aten::multilabel_margin_loss.out(Tensor self, Tensor target, int reduction=1, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const multilabelMarginLoss: {
+  /** aten::multilabel_margin_loss(Tensor self, Tensor target, int reduction=1) -> Tensor */
   (self: Tensor, target: Tensor, reduction?: number | O_multilabel_margin_loss, options?: O_multilabel_margin_loss): Tensor;
   /** aten::multilabel_margin_loss(Tensor self, Tensor target, int reduction=1) -> Tensor */
   "default"(self: Tensor, target: Tensor, reduction?: number | O_multilabel_margin_loss, options?: O_multilabel_margin_loss): Tensor;
   /** aten::multilabel_margin_loss.out(Tensor self, Tensor target, int reduction=1, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, target: Tensor, reduction?: number | O_multilabel_margin_loss_out, out?: Tensor | O_multilabel_margin_loss_out, options?: O_multilabel_margin_loss_out): Tensor;
+  "out"(self: Tensor, target: Tensor, reduction?: number | O_multilabel_margin_loss_out, options?: O_multilabel_margin_loss_out): Tensor;
 } = defineOp("multilabel_margin_loss", [
   ["",[["self",0,0],["target",0,0],["reduction",3,2]],[0],1],
-  ["out",[["self",0,0],["target",0,0],["reduction",3,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["target",0,0],["reduction",3,2],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_multilabel_margin_loss_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; target?: Tensor; reduction?: number; is_target?: Tensor; isTarget?: Tensor };
@@ -1274,71 +1359,76 @@ type O_multilabel_margin_loss_backward_grad_input = { grad_output?: Tensor; grad
  * aten::multilabel_margin_loss_backward.grad_input(Tensor grad_output, Tensor self, Tensor target, int reduction, Tensor is_target, *, Tensor(a!) grad_input) -> Tensor(a!)
  */
 export const multilabelMarginLossBackward: {
+  /** aten::multilabel_margin_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction, Tensor is_target) -> Tensor */
   (grad_output: Tensor, self: Tensor, target: Tensor, reduction: number, is_target: Tensor, options?: O_multilabel_margin_loss_backward): Tensor;
   /** aten::multilabel_margin_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction, Tensor is_target) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, target: Tensor, reduction: number, is_target: Tensor, options?: O_multilabel_margin_loss_backward): Tensor;
   /** aten::multilabel_margin_loss_backward.grad_input(Tensor grad_output, Tensor self, Tensor target, int reduction, Tensor is_target, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, self: Tensor, target: Tensor, reduction: number, is_target: Tensor, grad_input: Tensor, options?: O_multilabel_margin_loss_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, self: Tensor, target: Tensor, reduction: number, is_target: Tensor, options?: O_multilabel_margin_loss_backward_grad_input): Tensor;
 } = defineOp("multilabel_margin_loss_backward", [
   ["",[["grad_output",0,0],["self",0,0],["target",0,0],["reduction",3,0],["is_target",0,0]],[0],1],
-  ["grad_input",[["grad_output",0,0],["self",0,0],["target",0,0],["reduction",3,0],["is_target",0,0],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["self",0,0],["target",0,0],["reduction",3,0],["is_target",0,0],["grad_input",0,12]],[-6],0],
 ]) as any;
 
 type O_multilabel_margin_loss_forward = { self?: Tensor; target?: Tensor; reduction?: number };
-type O_multilabel_margin_loss_forward_output = { self?: Tensor; target?: Tensor; reduction?: number; output?: Tensor; is_target?: Tensor; isTarget?: Tensor };
+type O_multilabel_margin_loss_forward_output = { self?: Tensor; target?: Tensor; reduction?: number; output: Tensor; is_target?: Tensor; isTarget?: Tensor };
 /**
  * aten::multilabel_margin_loss_forward(Tensor self, Tensor target, int reduction) -> (Tensor output, Tensor is_target)
  * aten::multilabel_margin_loss_forward.output(Tensor self, Tensor target, int reduction, *, Tensor(a!) output, Tensor(b!) is_target) -> (Tensor(a!), Tensor(b!))
  */
 export const multilabelMarginLossForward: {
+  /** aten::multilabel_margin_loss_forward(Tensor self, Tensor target, int reduction) -> (Tensor output, Tensor is_target) */
   (self: Tensor, target: Tensor, reduction: number, options?: O_multilabel_margin_loss_forward): [Tensor, Tensor];
   /** aten::multilabel_margin_loss_forward(Tensor self, Tensor target, int reduction) -> (Tensor output, Tensor is_target) */
   "default"(self: Tensor, target: Tensor, reduction: number, options?: O_multilabel_margin_loss_forward): [Tensor, Tensor];
   /** aten::multilabel_margin_loss_forward.output(Tensor self, Tensor target, int reduction, *, Tensor(a!) output, Tensor(b!) is_target) -> (Tensor(a!), Tensor(b!)) */
-  "output"(self: Tensor, target: Tensor, reduction: number, output: Tensor, is_target: Tensor, options?: O_multilabel_margin_loss_forward_output): [Tensor, Tensor];
+  "output"(self: Tensor, target: Tensor, reduction: number, options?: O_multilabel_margin_loss_forward_output): [Tensor, Tensor];
 } = defineOp("multilabel_margin_loss_forward", [
   ["",[["self",0,0],["target",0,0],["reduction",3,0]],[0,0],1],
-  ["output",[["self",0,0],["target",0,0],["reduction",3,0],["output",0,4],["is_target",0,4]],[-1,-1],0],
+  ["output",[["self",0,0],["target",0,0],["reduction",3,0],["output",0,12],["is_target",0,12]],[-4,-5],0],
 ]) as any;
 
 type O_multinomial = { self?: Tensor; num_samples?: number; numSamples?: number; replacement?: boolean; generator?: null };
-type O_multinomial_out = { self?: Tensor; num_samples?: number; numSamples?: number; replacement?: boolean; generator?: null; out?: Tensor };
+type O_multinomial_out = { self?: Tensor; num_samples?: number; numSamples?: number; replacement?: boolean; generator?: null; out: Tensor };
 /**
  * aten::multinomial(Tensor self, int num_samples, bool replacement=False, *, Generator? generator=None) -> Tensor
  * aten::multinomial.out(Tensor self, int num_samples, bool replacement=False, *, Generator? generator=None, Tensor(a!) out) -> Tensor(a!)
  */
 export const multinomial: {
-  (self: Tensor, num_samples: number, replacement?: boolean | O_multinomial, generator?: null | O_multinomial, options?: O_multinomial): Tensor;
   /** aten::multinomial(Tensor self, int num_samples, bool replacement=False, *, Generator? generator=None) -> Tensor */
-  "default"(self: Tensor, num_samples: number, replacement?: boolean | O_multinomial, generator?: null | O_multinomial, options?: O_multinomial): Tensor;
+  (self: Tensor, num_samples: number, replacement?: boolean | O_multinomial, options?: O_multinomial): Tensor;
+  /** aten::multinomial(Tensor self, int num_samples, bool replacement=False, *, Generator? generator=None) -> Tensor */
+  "default"(self: Tensor, num_samples: number, replacement?: boolean | O_multinomial, options?: O_multinomial): Tensor;
   /** aten::multinomial.out(Tensor self, int num_samples, bool replacement=False, *, Generator? generator=None, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, num_samples: number, replacement?: boolean | O_multinomial_out, generator?: null | O_multinomial_out, out?: Tensor | O_multinomial_out, options?: O_multinomial_out): Tensor;
+  "out"(self: Tensor, num_samples: number, replacement?: boolean | O_multinomial_out, options?: O_multinomial_out): Tensor;
 } = defineOp("multinomial", [
-  ["",[["self",0,0],["num_samples",3,0],["replacement",5,2],["generator",15,3]],[0],1],
-  ["out",[["self",0,0],["num_samples",3,0],["replacement",5,2],["generator",15,3],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["num_samples",3,0],["replacement",5,2],["generator",15,11]],[0],1],
+  ["out",[["self",0,0],["num_samples",3,0],["replacement",5,2],["generator",15,11],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_multiply_Scalar = { self?: Tensor; other?: Scalar };
 type O_multiply_Tensor = { self?: Tensor; other?: Tensor };
-type O_multiply_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_multiply_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::multiply.Scalar(Tensor self, Scalar other) -> Tensor
  * aten::multiply.Tensor(Tensor self, Tensor other) -> Tensor
  * aten::multiply.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const multiply: {
+  /** aten::multiply.Scalar(Tensor self, Scalar other) -> Tensor */
   (self: Tensor, other: Scalar, options?: O_multiply_Scalar): Tensor;
+  /** aten::multiply.Tensor(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_multiply_Tensor): Tensor;
   /** aten::multiply.Scalar(Tensor self, Scalar other) -> Tensor */
   "Scalar"(self: Tensor, other: Scalar, options?: O_multiply_Scalar): Tensor;
   /** aten::multiply.Tensor(Tensor self, Tensor other) -> Tensor */
   "Tensor"(self: Tensor, other: Tensor, options?: O_multiply_Tensor): Tensor;
   /** aten::multiply.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, out: Tensor, options?: O_multiply_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_multiply_out): Tensor;
 } = defineOp("multiply", [
   ["Scalar",[["self",0,0],["other",6,0]],[0],1],
   ["Tensor",[["self",0,0],["other",0,0]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_multiply__Scalar = { self?: Tensor; other?: Scalar };
@@ -1348,7 +1438,9 @@ type O_multiply__Tensor = { self?: Tensor; other?: Tensor };
  * aten::multiply_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)
  */
 export const multiply_: {
+  /** aten::multiply_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   (self: Tensor, other: Scalar, options?: O_multiply__Scalar): Tensor;
+  /** aten::multiply_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O_multiply__Tensor): Tensor;
   /** aten::multiply_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   "Scalar"(self: Tensor, other: Scalar, options?: O_multiply__Scalar): Tensor;
@@ -1360,37 +1452,39 @@ export const multiply_: {
 ]) as any;
 
 type O_mv = { self?: Tensor; vec?: Tensor };
-type O_mv_out = { self?: Tensor; vec?: Tensor; out?: Tensor };
+type O_mv_out = { self?: Tensor; vec?: Tensor; out: Tensor };
 /**
  * aten::mv(Tensor self, Tensor vec) -> Tensor
  * aten::mv.out(Tensor self, Tensor vec, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const mv: {
+  /** aten::mv(Tensor self, Tensor vec) -> Tensor */
   (self: Tensor, vec: Tensor, options?: O_mv): Tensor;
   /** aten::mv(Tensor self, Tensor vec) -> Tensor */
   "default"(self: Tensor, vec: Tensor, options?: O_mv): Tensor;
   /** aten::mv.out(Tensor self, Tensor vec, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, vec: Tensor, out: Tensor, options?: O_mv_out): Tensor;
+  "out"(self: Tensor, vec: Tensor, options?: O_mv_out): Tensor;
 } = defineOp("mv", [
   ["",[["self",0,0],["vec",0,0]],[0],1],
-  ["out",[["self",0,0],["vec",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["vec",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_mvlgamma = { self?: Tensor; p?: number };
-type O_mvlgamma_out = { self?: Tensor; p?: number; out?: Tensor };
+type O_mvlgamma_out = { self?: Tensor; p?: number; out: Tensor };
 /**
  * aten::mvlgamma(Tensor self, int p) -> Tensor
  * aten::mvlgamma.out(Tensor self, int p, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const mvlgamma: {
+  /** aten::mvlgamma(Tensor self, int p) -> Tensor */
   (self: Tensor, p: number, options?: O_mvlgamma): Tensor;
   /** aten::mvlgamma(Tensor self, int p) -> Tensor */
   "default"(self: Tensor, p: number, options?: O_mvlgamma): Tensor;
   /** aten::mvlgamma.out(Tensor self, int p, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, p: number, out: Tensor, options?: O_mvlgamma_out): Tensor;
+  "out"(self: Tensor, p: number, options?: O_mvlgamma_out): Tensor;
 } = defineOp("mvlgamma", [
   ["",[["self",0,0],["p",3,0]],[0],1],
-  ["out",[["self",0,0],["p",3,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["p",3,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_mvlgamma_ = { self?: Tensor; p?: number };
@@ -1398,6 +1492,7 @@ type O_mvlgamma_ = { self?: Tensor; p?: number };
  * aten::mvlgamma_(Tensor(a!) self, int p) -> Tensor(a!)
  */
 export const mvlgamma_: {
+  /** aten::mvlgamma_(Tensor(a!) self, int p) -> Tensor(a!) */
   (self: Tensor, p: number, options?: O_mvlgamma_): Tensor;
   /** aten::mvlgamma_(Tensor(a!) self, int p) -> Tensor(a!) */
   "default"(self: Tensor, p: number, options?: O_mvlgamma_): Tensor;

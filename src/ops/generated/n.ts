@@ -6,20 +6,21 @@ import type { DType, DeviceLike, Layout, MemoryFormat, Scalar } from '../../core
 import { defineOp } from '../../core/dispatch.js';
 
 type O_nan_to_num = { self?: Tensor; nan?: number | null; posinf?: number | null; neginf?: number | null };
-type O_nan_to_num_out = { self?: Tensor; nan?: number | null; posinf?: number | null; neginf?: number | null; out?: Tensor };
+type O_nan_to_num_out = { self?: Tensor; nan?: number | null; posinf?: number | null; neginf?: number | null; out: Tensor };
 /**
  * aten::nan_to_num(Tensor self, float? nan=None, float? posinf=None, float? neginf=None) -> Tensor
  * aten::nan_to_num.out(Tensor self, float? nan=None, float? posinf=None, float? neginf=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const nanToNum: {
+  /** aten::nan_to_num(Tensor self, float? nan=None, float? posinf=None, float? neginf=None) -> Tensor */
   (self: Tensor, nan?: number | null | O_nan_to_num, posinf?: number | null | O_nan_to_num, neginf?: number | null | O_nan_to_num, options?: O_nan_to_num): Tensor;
   /** aten::nan_to_num(Tensor self, float? nan=None, float? posinf=None, float? neginf=None) -> Tensor */
   "default"(self: Tensor, nan?: number | null | O_nan_to_num, posinf?: number | null | O_nan_to_num, neginf?: number | null | O_nan_to_num, options?: O_nan_to_num): Tensor;
   /** aten::nan_to_num.out(Tensor self, float? nan=None, float? posinf=None, float? neginf=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, nan?: number | null | O_nan_to_num_out, posinf?: number | null | O_nan_to_num_out, neginf?: number | null | O_nan_to_num_out, out?: Tensor | O_nan_to_num_out, options?: O_nan_to_num_out): Tensor;
+  "out"(self: Tensor, nan?: number | null | O_nan_to_num_out, posinf?: number | null | O_nan_to_num_out, neginf?: number | null | O_nan_to_num_out, options?: O_nan_to_num_out): Tensor;
 } = defineOp("nan_to_num", [
   ["",[["self",0,0],["nan",4,3],["posinf",4,3],["neginf",4,3]],[0],1],
-  ["out",[["self",0,0],["nan",4,3],["posinf",4,3],["neginf",4,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["nan",4,3],["posinf",4,3],["neginf",4,3],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_nan_to_num_ = { self?: Tensor; nan?: number | null; posinf?: number | null; neginf?: number | null };
@@ -27,6 +28,7 @@ type O_nan_to_num_ = { self?: Tensor; nan?: number | null; posinf?: number | nul
  * aten::nan_to_num_(Tensor(a!) self, float? nan=None, float? posinf=None, float? neginf=None) -> Tensor(a!)
  */
 export const nanToNum_: {
+  /** aten::nan_to_num_(Tensor(a!) self, float? nan=None, float? posinf=None, float? neginf=None) -> Tensor(a!) */
   (self: Tensor, nan?: number | null | O_nan_to_num_, posinf?: number | null | O_nan_to_num_, neginf?: number | null | O_nan_to_num_, options?: O_nan_to_num_): Tensor;
   /** aten::nan_to_num_(Tensor(a!) self, float? nan=None, float? posinf=None, float? neginf=None) -> Tensor(a!) */
   "default"(self: Tensor, nan?: number | null | O_nan_to_num_, posinf?: number | null | O_nan_to_num_, neginf?: number | null | O_nan_to_num_, options?: O_nan_to_num_): Tensor;
@@ -35,28 +37,29 @@ export const nanToNum_: {
 ]) as any;
 
 type O_nanmean = { self?: Tensor; dim?: number | number[] | null; keepdim?: boolean; dtype?: DType | null };
-type O_nanmean_out = { self?: Tensor; dim?: number | number[] | null; keepdim?: boolean; dtype?: DType | null; out?: Tensor };
+type O_nanmean_out = { self?: Tensor; dim?: number | number[] | null; keepdim?: boolean; dtype?: DType | null; out: Tensor };
 /**
  * aten::nanmean(Tensor self, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor
  * aten::nanmean.out(Tensor self, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!)
  */
 export const nanmean: {
-  (self: Tensor, dim?: number | number[] | null | O_nanmean, keepdim?: boolean | O_nanmean, dtype?: DType | null | O_nanmean, options?: O_nanmean): Tensor;
   /** aten::nanmean(Tensor self, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor */
-  "default"(self: Tensor, dim?: number | number[] | null | O_nanmean, keepdim?: boolean | O_nanmean, dtype?: DType | null | O_nanmean, options?: O_nanmean): Tensor;
+  (self: Tensor, dim?: number | number[] | null | O_nanmean, keepdim?: boolean | O_nanmean, options?: O_nanmean): Tensor;
+  /** aten::nanmean(Tensor self, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor */
+  "default"(self: Tensor, dim?: number | number[] | null | O_nanmean, keepdim?: boolean | O_nanmean, options?: O_nanmean): Tensor;
   /** aten::nanmean.out(Tensor self, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dim?: number | number[] | null | O_nanmean_out, keepdim?: boolean | O_nanmean_out, dtype?: DType | null | O_nanmean_out, out?: Tensor | O_nanmean_out, options?: O_nanmean_out): Tensor;
+  "out"(self: Tensor, dim?: number | number[] | null | O_nanmean_out, keepdim?: boolean | O_nanmean_out, options?: O_nanmean_out): Tensor;
 } = defineOp("nanmean", [
-  ["",[["self",0,0],["dim",12,3,1],["keepdim",5,2],["dtype",8,3]],[0],1],
-  ["out",[["self",0,0],["dim",12,3,1],["keepdim",5,2],["dtype",8,3],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["dim",12,3,1],["keepdim",5,2],["dtype",8,11]],[0],1],
+  ["out",[["self",0,0],["dim",12,3,1],["keepdim",5,2],["dtype",8,11],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_nanmedian = { self?: Tensor };
 type O_nanmedian_dim = { self?: Tensor; dim?: number; keepdim?: boolean };
-type O_nanmedian_dim_values = { self?: Tensor; dim?: number; keepdim?: boolean; values?: Tensor; indices?: Tensor };
+type O_nanmedian_dim_values = { self?: Tensor; dim?: number; keepdim?: boolean; values: Tensor; indices: Tensor };
 type O_nanmedian_names_dim = { self?: Tensor; dim?: string; keepdim?: boolean };
-type O_nanmedian_names_dim_values = { self?: Tensor; dim?: string; keepdim?: boolean; values?: Tensor; indices?: Tensor };
-type O_nanmedian_out = { self?: Tensor; out?: Tensor };
+type O_nanmedian_names_dim_values = { self?: Tensor; dim?: string; keepdim?: boolean; values: Tensor; indices: Tensor };
+type O_nanmedian_out = { self?: Tensor; out: Tensor };
 /**
  * aten::nanmedian(Tensor self) -> Tensor
  * aten::nanmedian.dim(Tensor self, int dim, bool keepdim=False) -> (Tensor values, Tensor indices)
@@ -66,33 +69,35 @@ type O_nanmedian_out = { self?: Tensor; out?: Tensor };
  * aten::nanmedian.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const nanmedian: {
+  /** aten::nanmedian(Tensor self) -> Tensor */
   (self: Tensor, options?: O_nanmedian): Tensor;
+  /** aten::nanmedian.dim(Tensor self, int dim, bool keepdim=False) -> (Tensor values, Tensor indices) */
   (self: Tensor, dim: number, keepdim?: boolean | O_nanmedian_dim, options?: O_nanmedian_dim): [Tensor, Tensor];
   /** aten::nanmedian(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_nanmedian): Tensor;
   /** aten::nanmedian.dim(Tensor self, int dim, bool keepdim=False) -> (Tensor values, Tensor indices) */
   "dim"(self: Tensor, dim: number, keepdim?: boolean | O_nanmedian_dim, options?: O_nanmedian_dim): [Tensor, Tensor];
   /** aten::nanmedian.dim_values(Tensor self, int dim, bool keepdim=False, *, Tensor(a!) values, Tensor(b!) indices) -> (Tensor(a!) values, Tensor(b!) indices) */
-  "dim_values"(self: Tensor, dim: number, keepdim?: boolean | O_nanmedian_dim_values, values?: Tensor | O_nanmedian_dim_values, indices?: Tensor | O_nanmedian_dim_values, options?: O_nanmedian_dim_values): [Tensor, Tensor];
+  "dim_values"(self: Tensor, dim: number, keepdim?: boolean | O_nanmedian_dim_values, options?: O_nanmedian_dim_values): [Tensor, Tensor];
   /** aten::nanmedian.names_dim(Tensor self, str dim, bool keepdim=False) -> (Tensor values, Tensor indices) */
   "names_dim"(self: Tensor, dim: string, keepdim?: boolean | O_nanmedian_names_dim, options?: O_nanmedian_names_dim): [Tensor, Tensor];
   /** aten::nanmedian.names_dim_values(Tensor self, str dim, bool keepdim=False, *, Tensor(a!) values, Tensor(b!) indices) -> (Tensor(a!) values, Tensor(b!) indices) */
-  "names_dim_values"(self: Tensor, dim: string, keepdim?: boolean | O_nanmedian_names_dim_values, values?: Tensor | O_nanmedian_names_dim_values, indices?: Tensor | O_nanmedian_names_dim_values, options?: O_nanmedian_names_dim_values): [Tensor, Tensor];
+  "names_dim_values"(self: Tensor, dim: string, keepdim?: boolean | O_nanmedian_names_dim_values, options?: O_nanmedian_names_dim_values): [Tensor, Tensor];
   /** aten::nanmedian.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_nanmedian_out): Tensor;
+  "out"(self: Tensor, options?: O_nanmedian_out): Tensor;
 } = defineOp("nanmedian", [
   ["",[["self",0,0]],[0],1],
   ["dim",[["self",0,0],["dim",3,0],["keepdim",5,2]],[0,0],1],
-  ["dim_values",[["self",0,0],["dim",3,0],["keepdim",5,2],["values",0,4],["indices",0,4]],[-1,-1],0],
+  ["dim_values",[["self",0,0],["dim",3,0],["keepdim",5,2],["values",0,12],["indices",0,12]],[-4,-5],0],
   ["names_dim",[["self",0,0],["dim",7,0],["keepdim",5,2]],[0,0],0],
-  ["names_dim_values",[["self",0,0],["dim",7,0],["keepdim",5,2],["values",0,4],["indices",0,4]],[-1,-1],0],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["names_dim_values",[["self",0,0],["dim",7,0],["keepdim",5,2],["values",0,12],["indices",0,12]],[-4,-5],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_nanquantile = { self?: Tensor; q?: Tensor; dim?: number | null; keepdim?: boolean; interpolation?: string };
-type O_nanquantile_out = { self?: Tensor; q?: Tensor; dim?: number | null; keepdim?: boolean; interpolation?: string; out?: Tensor };
+type O_nanquantile_out = { self?: Tensor; q?: Tensor; dim?: number | null; keepdim?: boolean; interpolation?: string; out: Tensor };
 type O_nanquantile_scalar = { self?: Tensor; q?: number; dim?: number | null; keepdim?: boolean; interpolation?: string };
-type O_nanquantile_scalar_out = { self?: Tensor; q?: number; dim?: number | null; keepdim?: boolean; interpolation?: string; out?: Tensor };
+type O_nanquantile_scalar_out = { self?: Tensor; q?: number; dim?: number | null; keepdim?: boolean; interpolation?: string; out: Tensor };
 /**
  * aten::nanquantile(Tensor self, Tensor q, int? dim=None, bool keepdim=False, *, str interpolation="linear") -> Tensor
  * aten::nanquantile.out(Tensor self, Tensor q, int? dim=None, bool keepdim=False, *, str interpolation="linear", Tensor(a!) out) -> Tensor(a!)
@@ -100,38 +105,41 @@ type O_nanquantile_scalar_out = { self?: Tensor; q?: number; dim?: number | null
  * aten::nanquantile.scalar_out(Tensor self, float q, int? dim=None, bool keepdim=False, *, str interpolation="linear", Tensor(a!) out) -> Tensor(a!)
  */
 export const nanquantile: {
-  (self: Tensor, q: Tensor, dim?: number | null | O_nanquantile, keepdim?: boolean | O_nanquantile, interpolation?: string | O_nanquantile, options?: O_nanquantile): Tensor;
-  (self: Tensor, q: number, dim?: number | null | O_nanquantile_scalar, keepdim?: boolean | O_nanquantile_scalar, interpolation?: string | O_nanquantile_scalar, options?: O_nanquantile_scalar): Tensor;
   /** aten::nanquantile(Tensor self, Tensor q, int? dim=None, bool keepdim=False, *, str interpolation="linear") -> Tensor */
-  "default"(self: Tensor, q: Tensor, dim?: number | null | O_nanquantile, keepdim?: boolean | O_nanquantile, interpolation?: string | O_nanquantile, options?: O_nanquantile): Tensor;
-  /** aten::nanquantile.out(Tensor self, Tensor q, int? dim=None, bool keepdim=False, *, str interpolation="linear", Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, q: Tensor, dim?: number | null | O_nanquantile_out, keepdim?: boolean | O_nanquantile_out, interpolation?: string | O_nanquantile_out, out?: Tensor | O_nanquantile_out, options?: O_nanquantile_out): Tensor;
+  (self: Tensor, q: Tensor, dim?: number | null | O_nanquantile, keepdim?: boolean | O_nanquantile, options?: O_nanquantile): Tensor;
   /** aten::nanquantile.scalar(Tensor self, float q, int? dim=None, bool keepdim=False, *, str interpolation="linear") -> Tensor */
-  "scalar"(self: Tensor, q: number, dim?: number | null | O_nanquantile_scalar, keepdim?: boolean | O_nanquantile_scalar, interpolation?: string | O_nanquantile_scalar, options?: O_nanquantile_scalar): Tensor;
+  (self: Tensor, q: number, dim?: number | null | O_nanquantile_scalar, keepdim?: boolean | O_nanquantile_scalar, options?: O_nanquantile_scalar): Tensor;
+  /** aten::nanquantile(Tensor self, Tensor q, int? dim=None, bool keepdim=False, *, str interpolation="linear") -> Tensor */
+  "default"(self: Tensor, q: Tensor, dim?: number | null | O_nanquantile, keepdim?: boolean | O_nanquantile, options?: O_nanquantile): Tensor;
+  /** aten::nanquantile.out(Tensor self, Tensor q, int? dim=None, bool keepdim=False, *, str interpolation="linear", Tensor(a!) out) -> Tensor(a!) */
+  "out"(self: Tensor, q: Tensor, dim?: number | null | O_nanquantile_out, keepdim?: boolean | O_nanquantile_out, options?: O_nanquantile_out): Tensor;
+  /** aten::nanquantile.scalar(Tensor self, float q, int? dim=None, bool keepdim=False, *, str interpolation="linear") -> Tensor */
+  "scalar"(self: Tensor, q: number, dim?: number | null | O_nanquantile_scalar, keepdim?: boolean | O_nanquantile_scalar, options?: O_nanquantile_scalar): Tensor;
   /** aten::nanquantile.scalar_out(Tensor self, float q, int? dim=None, bool keepdim=False, *, str interpolation="linear", Tensor(a!) out) -> Tensor(a!) */
-  "scalar_out"(self: Tensor, q: number, dim?: number | null | O_nanquantile_scalar_out, keepdim?: boolean | O_nanquantile_scalar_out, interpolation?: string | O_nanquantile_scalar_out, out?: Tensor | O_nanquantile_scalar_out, options?: O_nanquantile_scalar_out): Tensor;
+  "scalar_out"(self: Tensor, q: number, dim?: number | null | O_nanquantile_scalar_out, keepdim?: boolean | O_nanquantile_scalar_out, options?: O_nanquantile_scalar_out): Tensor;
 } = defineOp("nanquantile", [
-  ["",[["self",0,0],["q",0,0],["dim",3,3],["keepdim",5,2],["interpolation",7,2]],[0],1],
-  ["out",[["self",0,0],["q",0,0],["dim",3,3],["keepdim",5,2],["interpolation",7,2],["out",0,4]],[-1],0],
-  ["scalar",[["self",0,0],["q",4,0],["dim",3,3],["keepdim",5,2],["interpolation",7,2]],[0],1],
-  ["scalar_out",[["self",0,0],["q",4,0],["dim",3,3],["keepdim",5,2],["interpolation",7,2],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["q",0,0],["dim",3,3],["keepdim",5,2],["interpolation",7,10]],[0],1],
+  ["out",[["self",0,0],["q",0,0],["dim",3,3],["keepdim",5,2],["interpolation",7,10],["out",0,12]],[-6],0],
+  ["scalar",[["self",0,0],["q",4,0],["dim",3,3],["keepdim",5,2],["interpolation",7,10]],[0],1],
+  ["scalar_out",[["self",0,0],["q",4,0],["dim",3,3],["keepdim",5,2],["interpolation",7,10],["out",0,12]],[-6],0],
 ]) as any;
 
 type O_nansum = { self?: Tensor; dim?: number | number[] | null; keepdim?: boolean; dtype?: DType | null };
-type O_nansum_out = { self?: Tensor; dim?: number | number[] | null; keepdim?: boolean; dtype?: DType | null; out?: Tensor };
+type O_nansum_out = { self?: Tensor; dim?: number | number[] | null; keepdim?: boolean; dtype?: DType | null; out: Tensor };
 /**
  * aten::nansum(Tensor self, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor
  * aten::nansum.out(Tensor self, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!)
  */
 export const nansum: {
-  (self: Tensor, dim?: number | number[] | null | O_nansum, keepdim?: boolean | O_nansum, dtype?: DType | null | O_nansum, options?: O_nansum): Tensor;
   /** aten::nansum(Tensor self, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor */
-  "default"(self: Tensor, dim?: number | number[] | null | O_nansum, keepdim?: boolean | O_nansum, dtype?: DType | null | O_nansum, options?: O_nansum): Tensor;
+  (self: Tensor, dim?: number | number[] | null | O_nansum, keepdim?: boolean | O_nansum, options?: O_nansum): Tensor;
+  /** aten::nansum(Tensor self, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor */
+  "default"(self: Tensor, dim?: number | number[] | null | O_nansum, keepdim?: boolean | O_nansum, options?: O_nansum): Tensor;
   /** aten::nansum.out(Tensor self, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dim?: number | number[] | null | O_nansum_out, keepdim?: boolean | O_nansum_out, dtype?: DType | null | O_nansum_out, out?: Tensor | O_nansum_out, options?: O_nansum_out): Tensor;
+  "out"(self: Tensor, dim?: number | number[] | null | O_nansum_out, keepdim?: boolean | O_nansum_out, options?: O_nansum_out): Tensor;
 } = defineOp("nansum", [
-  ["",[["self",0,0],["dim",12,3,1],["keepdim",5,2],["dtype",8,3]],[0],1],
-  ["out",[["self",0,0],["dim",12,3,1],["keepdim",5,2],["dtype",8,3],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["dim",12,3,1],["keepdim",5,2],["dtype",8,11]],[0],1],
+  ["out",[["self",0,0],["dim",12,3,1],["keepdim",5,2],["dtype",8,11],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_narrow = { self?: Tensor; dim?: number; start?: number; length?: number };
@@ -141,7 +149,9 @@ type O_narrow_Tensor = { self?: Tensor; dim?: number; start?: Tensor; length?: n
  * aten::narrow.Tensor(Tensor(a) self, int dim, Tensor start, int length) -> Tensor(a)
  */
 export const narrow: {
+  /** aten::narrow(Tensor(a) self, int dim, int start, int length) -> Tensor(a) */
   (self: Tensor, dim: number, start: number, length: number, options?: O_narrow): Tensor;
+  /** aten::narrow.Tensor(Tensor(a) self, int dim, Tensor start, int length) -> Tensor(a) */
   (self: Tensor, dim: number, start: Tensor, length: number, options?: O_narrow_Tensor): Tensor;
   /** aten::narrow(Tensor(a) self, int dim, int start, int length) -> Tensor(a) */
   "default"(self: Tensor, dim: number, start: number, length: number, options?: O_narrow): Tensor;
@@ -153,54 +163,57 @@ export const narrow: {
 ]) as any;
 
 type O_narrow_copy = { self?: Tensor; dim?: number; start?: number; length?: number };
-type O_narrow_copy_out = { self?: Tensor; dim?: number; start?: number; length?: number; out?: Tensor };
+type O_narrow_copy_out = { self?: Tensor; dim?: number; start?: number; length?: number; out: Tensor };
 /**
  * aten::narrow_copy(Tensor self, int dim, SymInt start, SymInt length) -> Tensor
  * aten::narrow_copy.out(Tensor self, int dim, SymInt start, SymInt length, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const narrowCopy: {
+  /** aten::narrow_copy(Tensor self, int dim, SymInt start, SymInt length) -> Tensor */
   (self: Tensor, dim: number, start: number, length: number, options?: O_narrow_copy): Tensor;
   /** aten::narrow_copy(Tensor self, int dim, SymInt start, SymInt length) -> Tensor */
   "default"(self: Tensor, dim: number, start: number, length: number, options?: O_narrow_copy): Tensor;
   /** aten::narrow_copy.out(Tensor self, int dim, SymInt start, SymInt length, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dim: number, start: number, length: number, out: Tensor, options?: O_narrow_copy_out): Tensor;
+  "out"(self: Tensor, dim: number, start: number, length: number, options?: O_narrow_copy_out): Tensor;
 } = defineOp("narrow_copy", [
   ["",[["self",0,0],["dim",3,0],["start",3,0],["length",3,0]],[0],1],
-  ["out",[["self",0,0],["dim",3,0],["start",3,0],["length",3,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["dim",3,0],["start",3,0],["length",3,0],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_native_batch_norm = { input?: Tensor; weight?: Tensor | null; bias?: Tensor | null; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; training?: boolean; momentum?: number; eps?: number };
-type O_native_batch_norm_out = { input?: Tensor; weight?: Tensor | null; bias?: Tensor | null; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; training?: boolean; momentum?: number; eps?: number; out?: Tensor; save_mean?: Tensor; saveMean?: Tensor; save_invstd?: Tensor; saveInvstd?: Tensor };
+type O_native_batch_norm_out = { input?: Tensor; weight?: Tensor | null; bias?: Tensor | null; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; training?: boolean; momentum?: number; eps?: number; out: Tensor; save_mean?: Tensor; saveMean?: Tensor; save_invstd?: Tensor; saveInvstd?: Tensor };
 /**
  * aten::native_batch_norm(Tensor input, Tensor? weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool training, float momentum, float eps) -> (Tensor, Tensor, Tensor)
  * aten::native_batch_norm.out(Tensor input, Tensor? weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool training, float momentum, float eps, *, Tensor(a!) out, Tensor(b!) save_mean, Tensor(c!) save_invstd) -> (Tensor(a!), Tensor(b!), Tensor(c!))
  */
 export const nativeBatchNorm: {
+  /** aten::native_batch_norm(Tensor input, Tensor? weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool training, float momentum, float eps) -> (Tensor, Tensor, Tensor) */
   (input: Tensor, weight?: Tensor | null | O_native_batch_norm, bias?: Tensor | null | O_native_batch_norm, running_mean?: Tensor | null | O_native_batch_norm, running_var?: Tensor | null | O_native_batch_norm, training?: boolean | O_native_batch_norm, momentum?: number | O_native_batch_norm, eps?: number | O_native_batch_norm, options?: O_native_batch_norm): [Tensor, Tensor, Tensor];
   /** aten::native_batch_norm(Tensor input, Tensor? weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool training, float momentum, float eps) -> (Tensor, Tensor, Tensor) */
   "default"(input: Tensor, weight?: Tensor | null | O_native_batch_norm, bias?: Tensor | null | O_native_batch_norm, running_mean?: Tensor | null | O_native_batch_norm, running_var?: Tensor | null | O_native_batch_norm, training?: boolean | O_native_batch_norm, momentum?: number | O_native_batch_norm, eps?: number | O_native_batch_norm, options?: O_native_batch_norm): [Tensor, Tensor, Tensor];
   /** aten::native_batch_norm.out(Tensor input, Tensor? weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool training, float momentum, float eps, *, Tensor(a!) out, Tensor(b!) save_mean, Tensor(c!) save_invstd) -> (Tensor(a!), Tensor(b!), Tensor(c!)) */
-  "out"(input: Tensor, weight?: Tensor | null | O_native_batch_norm_out, bias?: Tensor | null | O_native_batch_norm_out, running_mean?: Tensor | null | O_native_batch_norm_out, running_var?: Tensor | null | O_native_batch_norm_out, training?: boolean | O_native_batch_norm_out, momentum?: number | O_native_batch_norm_out, eps?: number | O_native_batch_norm_out, out?: Tensor | O_native_batch_norm_out, save_mean?: Tensor | O_native_batch_norm_out, save_invstd?: Tensor | O_native_batch_norm_out, options?: O_native_batch_norm_out): [Tensor, Tensor, Tensor];
+  "out"(input: Tensor, weight?: Tensor | null | O_native_batch_norm_out, bias?: Tensor | null | O_native_batch_norm_out, running_mean?: Tensor | null | O_native_batch_norm_out, running_var?: Tensor | null | O_native_batch_norm_out, training?: boolean | O_native_batch_norm_out, momentum?: number | O_native_batch_norm_out, eps?: number | O_native_batch_norm_out, options?: O_native_batch_norm_out): [Tensor, Tensor, Tensor];
 } = defineOp("native_batch_norm", [
   ["",[["input",0,0],["weight",0,1],["bias",0,1],["running_mean",0,1],["running_var",0,1],["training",5,0],["momentum",4,0],["eps",4,0]],[0,0,0],1],
-  ["out",[["input",0,0],["weight",0,1],["bias",0,1],["running_mean",0,1],["running_var",0,1],["training",5,0],["momentum",4,0],["eps",4,0],["out",0,4],["save_mean",0,4],["save_invstd",0,4]],[-1,-1,-1],0],
+  ["out",[["input",0,0],["weight",0,1],["bias",0,1],["running_mean",0,1],["running_var",0,1],["training",5,0],["momentum",4,0],["eps",4,0],["out",0,12],["save_mean",0,12],["save_invstd",0,12]],[-9,-10,-11],0],
 ]) as any;
 
 type O_native_batch_norm_backward = { grad_out?: Tensor; gradOut?: Tensor; input?: Tensor; weight?: Tensor | null; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; save_mean?: Tensor | null; saveMean?: Tensor | null; save_invstd?: Tensor | null; saveInvstd?: Tensor | null; train?: boolean; eps?: number; output_mask?: boolean[]; outputMask?: boolean[] };
-type O_native_batch_norm_backward_out = { grad_out?: Tensor; gradOut?: Tensor; input?: Tensor; weight?: Tensor | null; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; save_mean?: Tensor | null; saveMean?: Tensor | null; save_invstd?: Tensor | null; saveInvstd?: Tensor | null; train?: boolean; eps?: number; output_mask?: boolean[]; outputMask?: boolean[]; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O_native_batch_norm_backward_out = { grad_out?: Tensor; gradOut?: Tensor; input?: Tensor; weight?: Tensor | null; running_mean?: Tensor | null; runningMean?: Tensor | null; running_var?: Tensor | null; runningVar?: Tensor | null; save_mean?: Tensor | null; saveMean?: Tensor | null; save_invstd?: Tensor | null; saveInvstd?: Tensor | null; train?: boolean; eps?: number; output_mask?: boolean[]; outputMask?: boolean[]; out0: Tensor; out1: Tensor; out2: Tensor };
 /**
  * aten::native_batch_norm_backward(Tensor grad_out, Tensor input, Tensor? weight, Tensor? running_mean, Tensor? running_var, Tensor? save_mean, Tensor? save_invstd, bool train, float eps, bool[3] output_mask) -> (Tensor, Tensor, Tensor)
  * aten::native_batch_norm_backward.out(Tensor grad_out, Tensor input, Tensor? weight, Tensor? running_mean, Tensor? running_var, Tensor? save_mean, Tensor? save_invstd, bool train, float eps, bool[3] output_mask, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
  */
 export const nativeBatchNormBackward: {
+  /** aten::native_batch_norm_backward(Tensor grad_out, Tensor input, Tensor? weight, Tensor? running_mean, Tensor? running_var, Tensor? save_mean, Tensor? save_invstd, bool train, float eps, bool[3] output_mask) -> (Tensor, Tensor, Tensor) */
   (grad_out: Tensor, input: Tensor, weight?: Tensor | null | O_native_batch_norm_backward, running_mean?: Tensor | null | O_native_batch_norm_backward, running_var?: Tensor | null | O_native_batch_norm_backward, save_mean?: Tensor | null | O_native_batch_norm_backward, save_invstd?: Tensor | null | O_native_batch_norm_backward, train?: boolean | O_native_batch_norm_backward, eps?: number | O_native_batch_norm_backward, output_mask?: boolean[] | O_native_batch_norm_backward, options?: O_native_batch_norm_backward): [Tensor, Tensor, Tensor];
   /** aten::native_batch_norm_backward(Tensor grad_out, Tensor input, Tensor? weight, Tensor? running_mean, Tensor? running_var, Tensor? save_mean, Tensor? save_invstd, bool train, float eps, bool[3] output_mask) -> (Tensor, Tensor, Tensor) */
   "default"(grad_out: Tensor, input: Tensor, weight?: Tensor | null | O_native_batch_norm_backward, running_mean?: Tensor | null | O_native_batch_norm_backward, running_var?: Tensor | null | O_native_batch_norm_backward, save_mean?: Tensor | null | O_native_batch_norm_backward, save_invstd?: Tensor | null | O_native_batch_norm_backward, train?: boolean | O_native_batch_norm_backward, eps?: number | O_native_batch_norm_backward, output_mask?: boolean[] | O_native_batch_norm_backward, options?: O_native_batch_norm_backward): [Tensor, Tensor, Tensor];
   /** aten::native_batch_norm_backward.out(Tensor grad_out, Tensor input, Tensor? weight, Tensor? running_mean, Tensor? running_var, Tensor? save_mean, Tensor? save_invstd, bool train, float eps, bool[3] output_mask, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!)) */
-  "out"(grad_out: Tensor, input: Tensor, weight?: Tensor | null | O_native_batch_norm_backward_out, running_mean?: Tensor | null | O_native_batch_norm_backward_out, running_var?: Tensor | null | O_native_batch_norm_backward_out, save_mean?: Tensor | null | O_native_batch_norm_backward_out, save_invstd?: Tensor | null | O_native_batch_norm_backward_out, train?: boolean | O_native_batch_norm_backward_out, eps?: number | O_native_batch_norm_backward_out, output_mask?: boolean[] | O_native_batch_norm_backward_out, out0?: Tensor | O_native_batch_norm_backward_out, out1?: Tensor | O_native_batch_norm_backward_out, out2?: Tensor | O_native_batch_norm_backward_out, options?: O_native_batch_norm_backward_out): [Tensor, Tensor, Tensor];
+  "out"(grad_out: Tensor, input: Tensor, weight?: Tensor | null | O_native_batch_norm_backward_out, running_mean?: Tensor | null | O_native_batch_norm_backward_out, running_var?: Tensor | null | O_native_batch_norm_backward_out, save_mean?: Tensor | null | O_native_batch_norm_backward_out, save_invstd?: Tensor | null | O_native_batch_norm_backward_out, train?: boolean | O_native_batch_norm_backward_out, eps?: number | O_native_batch_norm_backward_out, output_mask?: boolean[] | O_native_batch_norm_backward_out, options?: O_native_batch_norm_backward_out): [Tensor, Tensor, Tensor];
 } = defineOp("native_batch_norm_backward", [
   ["",[["grad_out",0,0],["input",0,0],["weight",0,1],["running_mean",0,1],["running_var",0,1],["save_mean",0,1],["save_invstd",0,1],["train",5,0],["eps",4,0],["output_mask",14,0,3]],[0,0,0],1],
-  ["out",[["grad_out",0,0],["input",0,0],["weight",0,1],["running_mean",0,1],["running_var",0,1],["save_mean",0,1],["save_invstd",0,1],["train",5,0],["eps",4,0],["output_mask",14,0,3],["out0",0,4],["out1",0,4],["out2",0,4]],[-1,-1,-1],0],
+  ["out",[["grad_out",0,0],["input",0,0],["weight",0,1],["running_mean",0,1],["running_var",0,1],["save_mean",0,1],["save_invstd",0,1],["train",5,0],["eps",4,0],["output_mask",14,0,3],["out0",0,12],["out1",0,12],["out2",0,12]],[-11,-12,-13],0],
 ]) as any;
 
 type O_native_channel_shuffle = { self?: Tensor; groups?: number };
@@ -208,6 +221,7 @@ type O_native_channel_shuffle = { self?: Tensor; groups?: number };
  * aten::native_channel_shuffle(Tensor self, int groups) -> Tensor
  */
 export const nativeChannelShuffle: {
+  /** aten::native_channel_shuffle(Tensor self, int groups) -> Tensor */
   (self: Tensor, groups: number, options?: O_native_channel_shuffle): Tensor;
   /** aten::native_channel_shuffle(Tensor self, int groups) -> Tensor */
   "default"(self: Tensor, groups: number, options?: O_native_channel_shuffle): Tensor;
@@ -216,111 +230,117 @@ export const nativeChannelShuffle: {
 ]) as any;
 
 type O_native_dropout = { input?: Tensor; p?: number; train?: boolean | null };
-type O_native_dropout_out = { input?: Tensor; p?: number; train?: boolean | null; out0?: Tensor; out1?: Tensor };
+type O_native_dropout_out = { input?: Tensor; p?: number; train?: boolean | null; out0: Tensor; out1: Tensor };
 /**
  * aten::native_dropout(Tensor input, float p, bool? train) -> (Tensor, Tensor)
  * aten::native_dropout.out(Tensor input, float p, bool? train, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
  */
 export const nativeDropout: {
+  /** aten::native_dropout(Tensor input, float p, bool? train) -> (Tensor, Tensor) */
   (input: Tensor, p: number, train?: boolean | null | O_native_dropout, options?: O_native_dropout): [Tensor, Tensor];
   /** aten::native_dropout(Tensor input, float p, bool? train) -> (Tensor, Tensor) */
   "default"(input: Tensor, p: number, train?: boolean | null | O_native_dropout, options?: O_native_dropout): [Tensor, Tensor];
   /** aten::native_dropout.out(Tensor input, float p, bool? train, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!)) */
-  "out"(input: Tensor, p: number, train?: boolean | null | O_native_dropout_out, out0?: Tensor | O_native_dropout_out, out1?: Tensor | O_native_dropout_out, options?: O_native_dropout_out): [Tensor, Tensor];
+  "out"(input: Tensor, p: number, train?: boolean | null | O_native_dropout_out, options?: O_native_dropout_out): [Tensor, Tensor];
 } = defineOp("native_dropout", [
   ["",[["input",0,0],["p",4,0],["train",5,1]],[0,0],1],
-  ["out",[["input",0,0],["p",4,0],["train",5,1],["out0",0,4],["out1",0,4]],[-1,-1],0],
+  ["out",[["input",0,0],["p",4,0],["train",5,1],["out0",0,12],["out1",0,12]],[-4,-5],0],
 ]) as any;
 
 type O_native_dropout_backward = { grad_output?: Tensor; gradOutput?: Tensor; mask?: Tensor; scale?: number };
-type O_native_dropout_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; mask?: Tensor; scale?: number; out?: Tensor };
+type O_native_dropout_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; mask?: Tensor; scale?: number; out: Tensor };
 /**
  * aten::native_dropout_backward(Tensor grad_output, Tensor mask, float scale) -> Tensor
  * aten::native_dropout_backward.out(Tensor grad_output, Tensor mask, float scale, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const nativeDropoutBackward: {
+  /** aten::native_dropout_backward(Tensor grad_output, Tensor mask, float scale) -> Tensor */
   (grad_output: Tensor, mask: Tensor, scale: number, options?: O_native_dropout_backward): Tensor;
   /** aten::native_dropout_backward(Tensor grad_output, Tensor mask, float scale) -> Tensor */
   "default"(grad_output: Tensor, mask: Tensor, scale: number, options?: O_native_dropout_backward): Tensor;
   /** aten::native_dropout_backward.out(Tensor grad_output, Tensor mask, float scale, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(grad_output: Tensor, mask: Tensor, scale: number, out: Tensor, options?: O_native_dropout_backward_out): Tensor;
+  "out"(grad_output: Tensor, mask: Tensor, scale: number, options?: O_native_dropout_backward_out): Tensor;
 } = defineOp("native_dropout_backward", [
   ["",[["grad_output",0,0],["mask",0,0],["scale",4,0]],[0],1],
-  ["out",[["grad_output",0,0],["mask",0,0],["scale",4,0],["out",0,4]],[-1],0],
+  ["out",[["grad_output",0,0],["mask",0,0],["scale",4,0],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_native_group_norm = { input?: Tensor; weight?: Tensor | null; bias?: Tensor | null; N?: number; C?: number; HxW?: number; group?: number; eps?: number };
-type O_native_group_norm_out = { input?: Tensor; weight?: Tensor | null; bias?: Tensor | null; N?: number; C?: number; HxW?: number; group?: number; eps?: number; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O_native_group_norm_out = { input?: Tensor; weight?: Tensor | null; bias?: Tensor | null; N?: number; C?: number; HxW?: number; group?: number; eps?: number; out0: Tensor; out1: Tensor; out2: Tensor };
 /**
  * aten::native_group_norm(Tensor input, Tensor? weight, Tensor? bias, SymInt N, SymInt C, SymInt HxW, int group, float eps) -> (Tensor, Tensor, Tensor)
  * aten::native_group_norm.out(Tensor input, Tensor? weight, Tensor? bias, SymInt N, SymInt C, SymInt HxW, int group, float eps, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
  */
 export const nativeGroupNorm: {
+  /** aten::native_group_norm(Tensor input, Tensor? weight, Tensor? bias, SymInt N, SymInt C, SymInt HxW, int group, float eps) -> (Tensor, Tensor, Tensor) */
   (input: Tensor, weight?: Tensor | null | O_native_group_norm, bias?: Tensor | null | O_native_group_norm, N?: number | O_native_group_norm, C?: number | O_native_group_norm, HxW?: number | O_native_group_norm, group?: number | O_native_group_norm, eps?: number | O_native_group_norm, options?: O_native_group_norm): [Tensor, Tensor, Tensor];
   /** aten::native_group_norm(Tensor input, Tensor? weight, Tensor? bias, SymInt N, SymInt C, SymInt HxW, int group, float eps) -> (Tensor, Tensor, Tensor) */
   "default"(input: Tensor, weight?: Tensor | null | O_native_group_norm, bias?: Tensor | null | O_native_group_norm, N?: number | O_native_group_norm, C?: number | O_native_group_norm, HxW?: number | O_native_group_norm, group?: number | O_native_group_norm, eps?: number | O_native_group_norm, options?: O_native_group_norm): [Tensor, Tensor, Tensor];
   /** aten::native_group_norm.out(Tensor input, Tensor? weight, Tensor? bias, SymInt N, SymInt C, SymInt HxW, int group, float eps, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!)) */
-  "out"(input: Tensor, weight?: Tensor | null | O_native_group_norm_out, bias?: Tensor | null | O_native_group_norm_out, N?: number | O_native_group_norm_out, C?: number | O_native_group_norm_out, HxW?: number | O_native_group_norm_out, group?: number | O_native_group_norm_out, eps?: number | O_native_group_norm_out, out0?: Tensor | O_native_group_norm_out, out1?: Tensor | O_native_group_norm_out, out2?: Tensor | O_native_group_norm_out, options?: O_native_group_norm_out): [Tensor, Tensor, Tensor];
+  "out"(input: Tensor, weight?: Tensor | null | O_native_group_norm_out, bias?: Tensor | null | O_native_group_norm_out, N?: number | O_native_group_norm_out, C?: number | O_native_group_norm_out, HxW?: number | O_native_group_norm_out, group?: number | O_native_group_norm_out, eps?: number | O_native_group_norm_out, options?: O_native_group_norm_out): [Tensor, Tensor, Tensor];
 } = defineOp("native_group_norm", [
   ["",[["input",0,0],["weight",0,1],["bias",0,1],["N",3,0],["C",3,0],["HxW",3,0],["group",3,0],["eps",4,0]],[0,0,0],1],
-  ["out",[["input",0,0],["weight",0,1],["bias",0,1],["N",3,0],["C",3,0],["HxW",3,0],["group",3,0],["eps",4,0],["out0",0,4],["out1",0,4],["out2",0,4]],[-1,-1,-1],0],
+  ["out",[["input",0,0],["weight",0,1],["bias",0,1],["N",3,0],["C",3,0],["HxW",3,0],["group",3,0],["eps",4,0],["out0",0,12],["out1",0,12],["out2",0,12]],[-9,-10,-11],0],
 ]) as any;
 
 type O_native_group_norm_backward = { grad_out?: Tensor; gradOut?: Tensor; input?: Tensor; mean?: Tensor; rstd?: Tensor; weight?: Tensor | null; N?: number; C?: number; HxW?: number; group?: number; output_mask?: boolean[]; outputMask?: boolean[] };
-type O_native_group_norm_backward_out = { grad_out?: Tensor; gradOut?: Tensor; input?: Tensor; mean?: Tensor; rstd?: Tensor; weight?: Tensor | null; N?: number; C?: number; HxW?: number; group?: number; output_mask?: boolean[]; outputMask?: boolean[]; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O_native_group_norm_backward_out = { grad_out?: Tensor; gradOut?: Tensor; input?: Tensor; mean?: Tensor; rstd?: Tensor; weight?: Tensor | null; N?: number; C?: number; HxW?: number; group?: number; output_mask?: boolean[]; outputMask?: boolean[]; out0: Tensor; out1: Tensor; out2: Tensor };
 /**
  * aten::native_group_norm_backward(Tensor grad_out, Tensor input, Tensor mean, Tensor rstd, Tensor? weight, SymInt N, SymInt C, SymInt HxW, int group, bool[3] output_mask) -> (Tensor, Tensor, Tensor)
  * aten::native_group_norm_backward.out(Tensor grad_out, Tensor input, Tensor mean, Tensor rstd, Tensor? weight, SymInt N, SymInt C, SymInt HxW, int group, bool[3] output_mask, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
  */
 export const nativeGroupNormBackward: {
+  /** aten::native_group_norm_backward(Tensor grad_out, Tensor input, Tensor mean, Tensor rstd, Tensor? weight, SymInt N, SymInt C, SymInt HxW, int group, bool[3] output_mask) -> (Tensor, Tensor, Tensor) */
   (grad_out: Tensor, input: Tensor, mean: Tensor, rstd: Tensor, weight?: Tensor | null | O_native_group_norm_backward, N?: number | O_native_group_norm_backward, C?: number | O_native_group_norm_backward, HxW?: number | O_native_group_norm_backward, group?: number | O_native_group_norm_backward, output_mask?: boolean[] | O_native_group_norm_backward, options?: O_native_group_norm_backward): [Tensor, Tensor, Tensor];
   /** aten::native_group_norm_backward(Tensor grad_out, Tensor input, Tensor mean, Tensor rstd, Tensor? weight, SymInt N, SymInt C, SymInt HxW, int group, bool[3] output_mask) -> (Tensor, Tensor, Tensor) */
   "default"(grad_out: Tensor, input: Tensor, mean: Tensor, rstd: Tensor, weight?: Tensor | null | O_native_group_norm_backward, N?: number | O_native_group_norm_backward, C?: number | O_native_group_norm_backward, HxW?: number | O_native_group_norm_backward, group?: number | O_native_group_norm_backward, output_mask?: boolean[] | O_native_group_norm_backward, options?: O_native_group_norm_backward): [Tensor, Tensor, Tensor];
   /** aten::native_group_norm_backward.out(Tensor grad_out, Tensor input, Tensor mean, Tensor rstd, Tensor? weight, SymInt N, SymInt C, SymInt HxW, int group, bool[3] output_mask, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!)) */
-  "out"(grad_out: Tensor, input: Tensor, mean: Tensor, rstd: Tensor, weight?: Tensor | null | O_native_group_norm_backward_out, N?: number | O_native_group_norm_backward_out, C?: number | O_native_group_norm_backward_out, HxW?: number | O_native_group_norm_backward_out, group?: number | O_native_group_norm_backward_out, output_mask?: boolean[] | O_native_group_norm_backward_out, out0?: Tensor | O_native_group_norm_backward_out, out1?: Tensor | O_native_group_norm_backward_out, out2?: Tensor | O_native_group_norm_backward_out, options?: O_native_group_norm_backward_out): [Tensor, Tensor, Tensor];
+  "out"(grad_out: Tensor, input: Tensor, mean: Tensor, rstd: Tensor, weight?: Tensor | null | O_native_group_norm_backward_out, N?: number | O_native_group_norm_backward_out, C?: number | O_native_group_norm_backward_out, HxW?: number | O_native_group_norm_backward_out, group?: number | O_native_group_norm_backward_out, output_mask?: boolean[] | O_native_group_norm_backward_out, options?: O_native_group_norm_backward_out): [Tensor, Tensor, Tensor];
 } = defineOp("native_group_norm_backward", [
   ["",[["grad_out",0,0],["input",0,0],["mean",0,0],["rstd",0,0],["weight",0,1],["N",3,0],["C",3,0],["HxW",3,0],["group",3,0],["output_mask",14,0,3]],[0,0,0],1],
-  ["out",[["grad_out",0,0],["input",0,0],["mean",0,0],["rstd",0,0],["weight",0,1],["N",3,0],["C",3,0],["HxW",3,0],["group",3,0],["output_mask",14,0,3],["out0",0,4],["out1",0,4],["out2",0,4]],[-1,-1,-1],0],
+  ["out",[["grad_out",0,0],["input",0,0],["mean",0,0],["rstd",0,0],["weight",0,1],["N",3,0],["C",3,0],["HxW",3,0],["group",3,0],["output_mask",14,0,3],["out0",0,12],["out1",0,12],["out2",0,12]],[-11,-12,-13],0],
 ]) as any;
 
 type O_native_layer_norm = { input?: Tensor; normalized_shape?: number[]; normalizedShape?: number[]; weight?: Tensor | null; bias?: Tensor | null; eps?: number };
-type O_native_layer_norm_out = { input?: Tensor; normalized_shape?: number[]; normalizedShape?: number[]; weight?: Tensor | null; bias?: Tensor | null; eps?: number; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O_native_layer_norm_out = { input?: Tensor; normalized_shape?: number[]; normalizedShape?: number[]; weight?: Tensor | null; bias?: Tensor | null; eps?: number; out0: Tensor; out1: Tensor; out2: Tensor };
 /**
  * aten::native_layer_norm(Tensor input, SymInt[] normalized_shape, Tensor? weight, Tensor? bias, float eps) -> (Tensor, Tensor, Tensor)
  * aten::native_layer_norm.out(Tensor input, SymInt[] normalized_shape, Tensor? weight, Tensor? bias, float eps, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
  */
 export const nativeLayerNorm: {
+  /** aten::native_layer_norm(Tensor input, SymInt[] normalized_shape, Tensor? weight, Tensor? bias, float eps) -> (Tensor, Tensor, Tensor) */
   (input: Tensor, normalized_shape: number[], weight?: Tensor | null | O_native_layer_norm, bias?: Tensor | null | O_native_layer_norm, eps?: number | O_native_layer_norm, options?: O_native_layer_norm): [Tensor, Tensor, Tensor];
   /** aten::native_layer_norm(Tensor input, SymInt[] normalized_shape, Tensor? weight, Tensor? bias, float eps) -> (Tensor, Tensor, Tensor) */
   "default"(input: Tensor, normalized_shape: number[], weight?: Tensor | null | O_native_layer_norm, bias?: Tensor | null | O_native_layer_norm, eps?: number | O_native_layer_norm, options?: O_native_layer_norm): [Tensor, Tensor, Tensor];
   /** aten::native_layer_norm.out(Tensor input, SymInt[] normalized_shape, Tensor? weight, Tensor? bias, float eps, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!)) */
-  "out"(input: Tensor, normalized_shape: number[], weight?: Tensor | null | O_native_layer_norm_out, bias?: Tensor | null | O_native_layer_norm_out, eps?: number | O_native_layer_norm_out, out0?: Tensor | O_native_layer_norm_out, out1?: Tensor | O_native_layer_norm_out, out2?: Tensor | O_native_layer_norm_out, options?: O_native_layer_norm_out): [Tensor, Tensor, Tensor];
+  "out"(input: Tensor, normalized_shape: number[], weight?: Tensor | null | O_native_layer_norm_out, bias?: Tensor | null | O_native_layer_norm_out, eps?: number | O_native_layer_norm_out, options?: O_native_layer_norm_out): [Tensor, Tensor, Tensor];
 } = defineOp("native_layer_norm", [
   ["",[["input",0,0],["normalized_shape",12,0],["weight",0,1],["bias",0,1],["eps",4,0]],[0,0,0],1],
-  ["out",[["input",0,0],["normalized_shape",12,0],["weight",0,1],["bias",0,1],["eps",4,0],["out0",0,4],["out1",0,4],["out2",0,4]],[-1,-1,-1],0],
+  ["out",[["input",0,0],["normalized_shape",12,0],["weight",0,1],["bias",0,1],["eps",4,0],["out0",0,12],["out1",0,12],["out2",0,12]],[-6,-7,-8],0],
 ]) as any;
 
 type O_native_layer_norm_backward = { grad_out?: Tensor; gradOut?: Tensor; input?: Tensor; normalized_shape?: number[]; normalizedShape?: number[]; mean?: Tensor; rstd?: Tensor; weight?: Tensor | null; bias?: Tensor | null; output_mask?: boolean[]; outputMask?: boolean[] };
-type O_native_layer_norm_backward_out = { grad_out?: Tensor; gradOut?: Tensor; input?: Tensor; normalized_shape?: number[]; normalizedShape?: number[]; mean?: Tensor; rstd?: Tensor; weight?: Tensor | null; bias?: Tensor | null; output_mask?: boolean[]; outputMask?: boolean[]; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O_native_layer_norm_backward_out = { grad_out?: Tensor; gradOut?: Tensor; input?: Tensor; normalized_shape?: number[]; normalizedShape?: number[]; mean?: Tensor; rstd?: Tensor; weight?: Tensor | null; bias?: Tensor | null; output_mask?: boolean[]; outputMask?: boolean[]; out0: Tensor; out1: Tensor; out2: Tensor };
 /**
  * aten::native_layer_norm_backward(Tensor grad_out, Tensor input, SymInt[] normalized_shape, Tensor mean, Tensor rstd, Tensor? weight, Tensor? bias, bool[3] output_mask) -> (Tensor, Tensor, Tensor)
  * aten::native_layer_norm_backward.out(Tensor grad_out, Tensor input, SymInt[] normalized_shape, Tensor mean, Tensor rstd, Tensor? weight, Tensor? bias, bool[3] output_mask, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
  */
 export const nativeLayerNormBackward: {
+  /** aten::native_layer_norm_backward(Tensor grad_out, Tensor input, SymInt[] normalized_shape, Tensor mean, Tensor rstd, Tensor? weight, Tensor? bias, bool[3] output_mask) -> (Tensor, Tensor, Tensor) */
   (grad_out: Tensor, input: Tensor, normalized_shape: number[], mean: Tensor, rstd: Tensor, weight?: Tensor | null | O_native_layer_norm_backward, bias?: Tensor | null | O_native_layer_norm_backward, output_mask?: boolean[] | O_native_layer_norm_backward, options?: O_native_layer_norm_backward): [Tensor, Tensor, Tensor];
   /** aten::native_layer_norm_backward(Tensor grad_out, Tensor input, SymInt[] normalized_shape, Tensor mean, Tensor rstd, Tensor? weight, Tensor? bias, bool[3] output_mask) -> (Tensor, Tensor, Tensor) */
   "default"(grad_out: Tensor, input: Tensor, normalized_shape: number[], mean: Tensor, rstd: Tensor, weight?: Tensor | null | O_native_layer_norm_backward, bias?: Tensor | null | O_native_layer_norm_backward, output_mask?: boolean[] | O_native_layer_norm_backward, options?: O_native_layer_norm_backward): [Tensor, Tensor, Tensor];
   /** aten::native_layer_norm_backward.out(Tensor grad_out, Tensor input, SymInt[] normalized_shape, Tensor mean, Tensor rstd, Tensor? weight, Tensor? bias, bool[3] output_mask, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!)) */
-  "out"(grad_out: Tensor, input: Tensor, normalized_shape: number[], mean: Tensor, rstd: Tensor, weight?: Tensor | null | O_native_layer_norm_backward_out, bias?: Tensor | null | O_native_layer_norm_backward_out, output_mask?: boolean[] | O_native_layer_norm_backward_out, out0?: Tensor | O_native_layer_norm_backward_out, out1?: Tensor | O_native_layer_norm_backward_out, out2?: Tensor | O_native_layer_norm_backward_out, options?: O_native_layer_norm_backward_out): [Tensor, Tensor, Tensor];
+  "out"(grad_out: Tensor, input: Tensor, normalized_shape: number[], mean: Tensor, rstd: Tensor, weight?: Tensor | null | O_native_layer_norm_backward_out, bias?: Tensor | null | O_native_layer_norm_backward_out, output_mask?: boolean[] | O_native_layer_norm_backward_out, options?: O_native_layer_norm_backward_out): [Tensor, Tensor, Tensor];
 } = defineOp("native_layer_norm_backward", [
   ["",[["grad_out",0,0],["input",0,0],["normalized_shape",12,0],["mean",0,0],["rstd",0,0],["weight",0,1],["bias",0,1],["output_mask",14,0,3]],[0,0,0],1],
-  ["out",[["grad_out",0,0],["input",0,0],["normalized_shape",12,0],["mean",0,0],["rstd",0,0],["weight",0,1],["bias",0,1],["output_mask",14,0,3],["out0",0,4],["out1",0,4],["out2",0,4]],[-1,-1,-1],0],
+  ["out",[["grad_out",0,0],["input",0,0],["normalized_shape",12,0],["mean",0,0],["rstd",0,0],["weight",0,1],["bias",0,1],["output_mask",14,0,3],["out0",0,12],["out1",0,12],["out2",0,12]],[-9,-10,-11],0],
 ]) as any;
 
 type O_native_norm = { self?: Tensor; p?: Scalar };
 type O_native_norm_ScalarOpt_dim_dtype = { self?: Tensor; p?: Scalar | null; dim?: number | number[]; keepdim?: boolean; dtype?: DType | null };
-type O_native_norm_ScalarOpt_dim_dtype_out = { self?: Tensor; p?: Scalar | null; dim?: number | number[]; keepdim?: boolean; dtype?: DType | null; out?: Tensor };
-type O_native_norm_out = { self?: Tensor; p?: Scalar; out?: Tensor };
+type O_native_norm_ScalarOpt_dim_dtype_out = { self?: Tensor; p?: Scalar | null; dim?: number | number[]; keepdim?: boolean; dtype?: DType | null; out: Tensor };
+type O_native_norm_out = { self?: Tensor; p?: Scalar; out: Tensor };
 /**
  * aten::native_norm(Tensor self, Scalar p=2) -> Tensor
  * aten::native_norm.ScalarOpt_dim_dtype(Tensor self, Scalar? p, int[1] dim, bool keepdim, ScalarType? dtype) -> Tensor
@@ -328,27 +348,29 @@ type O_native_norm_out = { self?: Tensor; p?: Scalar; out?: Tensor };
  * aten::native_norm.out(Tensor self, Scalar p=2, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const nativeNorm: {
+  /** aten::native_norm(Tensor self, Scalar p=2) -> Tensor */
   (self: Tensor, p?: Scalar | O_native_norm, options?: O_native_norm): Tensor;
+  /** aten::native_norm.ScalarOpt_dim_dtype(Tensor self, Scalar? p, int[1] dim, bool keepdim, ScalarType? dtype) -> Tensor */
   (self: Tensor, p?: Scalar | null | O_native_norm_ScalarOpt_dim_dtype, dim?: number | number[] | O_native_norm_ScalarOpt_dim_dtype, keepdim?: boolean | O_native_norm_ScalarOpt_dim_dtype, dtype?: DType | null | O_native_norm_ScalarOpt_dim_dtype, options?: O_native_norm_ScalarOpt_dim_dtype): Tensor;
   /** aten::native_norm(Tensor self, Scalar p=2) -> Tensor */
   "default"(self: Tensor, p?: Scalar | O_native_norm, options?: O_native_norm): Tensor;
   /** aten::native_norm.ScalarOpt_dim_dtype(Tensor self, Scalar? p, int[1] dim, bool keepdim, ScalarType? dtype) -> Tensor */
   "ScalarOpt_dim_dtype"(self: Tensor, p?: Scalar | null | O_native_norm_ScalarOpt_dim_dtype, dim?: number | number[] | O_native_norm_ScalarOpt_dim_dtype, keepdim?: boolean | O_native_norm_ScalarOpt_dim_dtype, dtype?: DType | null | O_native_norm_ScalarOpt_dim_dtype, options?: O_native_norm_ScalarOpt_dim_dtype): Tensor;
   /** aten::native_norm.ScalarOpt_dim_dtype_out(Tensor self, Scalar? p, int[1] dim, bool keepdim, ScalarType? dtype, *, Tensor(a!) out) -> Tensor(a!) */
-  "ScalarOpt_dim_dtype_out"(self: Tensor, p?: Scalar | null | O_native_norm_ScalarOpt_dim_dtype_out, dim?: number | number[] | O_native_norm_ScalarOpt_dim_dtype_out, keepdim?: boolean | O_native_norm_ScalarOpt_dim_dtype_out, dtype?: DType | null | O_native_norm_ScalarOpt_dim_dtype_out, out?: Tensor | O_native_norm_ScalarOpt_dim_dtype_out, options?: O_native_norm_ScalarOpt_dim_dtype_out): Tensor;
+  "ScalarOpt_dim_dtype_out"(self: Tensor, p?: Scalar | null | O_native_norm_ScalarOpt_dim_dtype_out, dim?: number | number[] | O_native_norm_ScalarOpt_dim_dtype_out, keepdim?: boolean | O_native_norm_ScalarOpt_dim_dtype_out, dtype?: DType | null | O_native_norm_ScalarOpt_dim_dtype_out, options?: O_native_norm_ScalarOpt_dim_dtype_out): Tensor;
   /** aten::native_norm.out(Tensor self, Scalar p=2, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, p?: Scalar | O_native_norm_out, out?: Tensor | O_native_norm_out, options?: O_native_norm_out): Tensor;
+  "out"(self: Tensor, p?: Scalar | O_native_norm_out, options?: O_native_norm_out): Tensor;
 } = defineOp("native_norm", [
   ["",[["self",0,0],["p",6,2]],[0],1],
   ["ScalarOpt_dim_dtype",[["self",0,0],["p",6,1],["dim",12,0,1],["keepdim",5,0],["dtype",8,1]],[0],1],
-  ["ScalarOpt_dim_dtype_out",[["self",0,0],["p",6,1],["dim",12,0,1],["keepdim",5,0],["dtype",8,1],["out",0,4]],[-1],0],
-  ["out",[["self",0,0],["p",6,2],["out",0,4]],[-1],0],
+  ["ScalarOpt_dim_dtype_out",[["self",0,0],["p",6,1],["dim",12,0,1],["keepdim",5,0],["dtype",8,1],["out",0,12]],[-6],0],
+  ["out",[["self",0,0],["p",6,2],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_ne_Scalar = { self?: Tensor; other?: Scalar };
-type O_ne_Scalar_out = { self?: Tensor; other?: Scalar; out?: Tensor };
+type O_ne_Scalar_out = { self?: Tensor; other?: Scalar; out: Tensor };
 type O_ne_Tensor = { self?: Tensor; other?: Tensor };
-type O_ne_Tensor_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_ne_Tensor_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::ne.Scalar(Tensor self, Scalar other) -> Tensor
  * aten::ne.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)
@@ -356,21 +378,23 @@ type O_ne_Tensor_out = { self?: Tensor; other?: Tensor; out?: Tensor };
  * aten::ne.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const ne: {
+  /** aten::ne.Scalar(Tensor self, Scalar other) -> Tensor */
   (self: Tensor, other: Scalar, options?: O_ne_Scalar): Tensor;
+  /** aten::ne.Tensor(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_ne_Tensor): Tensor;
   /** aten::ne.Scalar(Tensor self, Scalar other) -> Tensor */
   "Scalar"(self: Tensor, other: Scalar, options?: O_ne_Scalar): Tensor;
   /** aten::ne.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_out"(self: Tensor, other: Scalar, out: Tensor, options?: O_ne_Scalar_out): Tensor;
+  "Scalar_out"(self: Tensor, other: Scalar, options?: O_ne_Scalar_out): Tensor;
   /** aten::ne.Tensor(Tensor self, Tensor other) -> Tensor */
   "Tensor"(self: Tensor, other: Tensor, options?: O_ne_Tensor): Tensor;
   /** aten::ne.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_out"(self: Tensor, other: Tensor, out: Tensor, options?: O_ne_Tensor_out): Tensor;
+  "Tensor_out"(self: Tensor, other: Tensor, options?: O_ne_Tensor_out): Tensor;
 } = defineOp("ne", [
   ["Scalar",[["self",0,0],["other",6,0]],[0],1],
-  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,4]],[-1],0],
+  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,12]],[-3],0],
   ["Tensor",[["self",0,0],["other",0,0]],[0],1],
-  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_ne__Scalar = { self?: Tensor; other?: Scalar };
@@ -380,7 +404,9 @@ type O_ne__Tensor = { self?: Tensor; other?: Tensor };
  * aten::ne_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)
  */
 export const ne_: {
+  /** aten::ne_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   (self: Tensor, other: Scalar, options?: O_ne__Scalar): Tensor;
+  /** aten::ne_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O_ne__Tensor): Tensor;
   /** aten::ne_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   "Scalar"(self: Tensor, other: Scalar, options?: O_ne__Scalar): Tensor;
@@ -392,20 +418,21 @@ export const ne_: {
 ]) as any;
 
 type O_neg = { self?: Tensor };
-type O_neg_out = { self?: Tensor; out?: Tensor };
+type O_neg_out = { self?: Tensor; out: Tensor };
 /**
  * aten::neg(Tensor self) -> Tensor
  * aten::neg.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const neg: {
+  /** aten::neg(Tensor self) -> Tensor */
   (self: Tensor, options?: O_neg): Tensor;
   /** aten::neg(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_neg): Tensor;
   /** aten::neg.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_neg_out): Tensor;
+  "out"(self: Tensor, options?: O_neg_out): Tensor;
 } = defineOp("neg", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_neg_ = { self?: Tensor };
@@ -413,6 +440,7 @@ type O_neg_ = { self?: Tensor };
  * aten::neg_(Tensor(a!) self) -> Tensor(a!)
  */
 export const neg_: {
+  /** aten::neg_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_neg_): Tensor;
   /** aten::neg_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_neg_): Tensor;
@@ -421,20 +449,21 @@ export const neg_: {
 ]) as any;
 
 type O_negative = { self?: Tensor };
-type O_negative_out = { self?: Tensor; out?: Tensor };
+type O_negative_out = { self?: Tensor; out: Tensor };
 /**
  * aten::negative(Tensor self) -> Tensor
  * aten::negative.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const negative: {
+  /** aten::negative(Tensor self) -> Tensor */
   (self: Tensor, options?: O_negative): Tensor;
   /** aten::negative(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_negative): Tensor;
   /** aten::negative.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_negative_out): Tensor;
+  "out"(self: Tensor, options?: O_negative_out): Tensor;
 } = defineOp("negative", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_negative_ = { self?: Tensor };
@@ -442,6 +471,7 @@ type O_negative_ = { self?: Tensor };
  * aten::negative_(Tensor(a!) self) -> Tensor(a!)
  */
 export const negative_: {
+  /** aten::negative_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_negative_): Tensor;
   /** aten::negative_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_negative_): Tensor;
@@ -454,6 +484,7 @@ type O_nested_to_padded_tensor = { self?: Tensor; padding?: number; output_size?
  * aten::nested_to_padded_tensor(Tensor self, float padding, int[]? output_size=None) -> Tensor
  */
 export const nestedToPaddedTensor: {
+  /** aten::nested_to_padded_tensor(Tensor self, float padding, int[]? output_size=None) -> Tensor */
   (self: Tensor, padding: number, output_size?: number[] | null | O_nested_to_padded_tensor, options?: O_nested_to_padded_tensor): Tensor;
   /** aten::nested_to_padded_tensor(Tensor self, float padding, int[]? output_size=None) -> Tensor */
   "default"(self: Tensor, padding: number, output_size?: number[] | null | O_nested_to_padded_tensor, options?: O_nested_to_padded_tensor): Tensor;
@@ -462,105 +493,111 @@ export const nestedToPaddedTensor: {
 ]) as any;
 
 type O_new_empty = { self?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O_new_empty_out = { self?: Tensor; size?: number[]; out?: Tensor };
+type O_new_empty_out = { self?: Tensor; size?: number[]; out: Tensor };
 /**
  * aten::new_empty(Tensor self, SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::new_empty.out(Tensor self, SymInt[] size, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const newEmpty: {
-  (self: Tensor, size: number[], dtype?: DType | null | O_new_empty, layout?: Layout | null | O_new_empty, device?: DeviceLike | null | O_new_empty, pin_memory?: boolean | null | O_new_empty, options?: O_new_empty): Tensor;
   /** aten::new_empty(Tensor self, SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "default"(self: Tensor, size: number[], dtype?: DType | null | O_new_empty, layout?: Layout | null | O_new_empty, device?: DeviceLike | null | O_new_empty, pin_memory?: boolean | null | O_new_empty, options?: O_new_empty): Tensor;
+  (self: Tensor, size: number[], options?: O_new_empty): Tensor;
+  /** aten::new_empty(Tensor self, SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "default"(self: Tensor, size: number[], options?: O_new_empty): Tensor;
   /** aten::new_empty.out(Tensor self, SymInt[] size, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, size: number[], out: Tensor, options?: O_new_empty_out): Tensor;
+  "out"(self: Tensor, size: number[], options?: O_new_empty_out): Tensor;
 } = defineOp("new_empty", [
-  ["",[["self",0,0],["size",12,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["out",[["self",0,0],["size",12,0],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["size",12,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["out",[["self",0,0],["size",12,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_new_empty_strided = { self?: Tensor; size?: number[]; stride?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O_new_empty_strided_out = { self?: Tensor; size?: number[]; stride?: number[]; out?: Tensor };
+type O_new_empty_strided_out = { self?: Tensor; size?: number[]; stride?: number[]; out: Tensor };
 /**
  * aten::new_empty_strided(Tensor self, SymInt[] size, SymInt[] stride, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::new_empty_strided.out(Tensor self, SymInt[] size, SymInt[] stride, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const newEmptyStrided: {
-  (self: Tensor, size: number[], stride: number[], dtype?: DType | null | O_new_empty_strided, layout?: Layout | null | O_new_empty_strided, device?: DeviceLike | null | O_new_empty_strided, pin_memory?: boolean | null | O_new_empty_strided, options?: O_new_empty_strided): Tensor;
   /** aten::new_empty_strided(Tensor self, SymInt[] size, SymInt[] stride, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "default"(self: Tensor, size: number[], stride: number[], dtype?: DType | null | O_new_empty_strided, layout?: Layout | null | O_new_empty_strided, device?: DeviceLike | null | O_new_empty_strided, pin_memory?: boolean | null | O_new_empty_strided, options?: O_new_empty_strided): Tensor;
+  (self: Tensor, size: number[], stride: number[], options?: O_new_empty_strided): Tensor;
+  /** aten::new_empty_strided(Tensor self, SymInt[] size, SymInt[] stride, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "default"(self: Tensor, size: number[], stride: number[], options?: O_new_empty_strided): Tensor;
   /** aten::new_empty_strided.out(Tensor self, SymInt[] size, SymInt[] stride, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, size: number[], stride: number[], out: Tensor, options?: O_new_empty_strided_out): Tensor;
+  "out"(self: Tensor, size: number[], stride: number[], options?: O_new_empty_strided_out): Tensor;
 } = defineOp("new_empty_strided", [
-  ["",[["self",0,0],["size",12,0],["stride",12,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["out",[["self",0,0],["size",12,0],["stride",12,0],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["size",12,0],["stride",12,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["out",[["self",0,0],["size",12,0],["stride",12,0],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_new_full = { self?: Tensor; size?: number[]; fill_value?: Scalar; fillValue?: Scalar; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O_new_full_out = { self?: Tensor; size?: number[]; fill_value?: Scalar; fillValue?: Scalar; out?: Tensor };
+type O_new_full_out = { self?: Tensor; size?: number[]; fill_value?: Scalar; fillValue?: Scalar; out: Tensor };
 /**
  * aten::new_full(Tensor self, SymInt[] size, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::new_full.out(Tensor self, SymInt[] size, Scalar fill_value, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const newFull: {
-  (self: Tensor, size: number[], fill_value: Scalar, dtype?: DType | null | O_new_full, layout?: Layout | null | O_new_full, device?: DeviceLike | null | O_new_full, pin_memory?: boolean | null | O_new_full, options?: O_new_full): Tensor;
   /** aten::new_full(Tensor self, SymInt[] size, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "default"(self: Tensor, size: number[], fill_value: Scalar, dtype?: DType | null | O_new_full, layout?: Layout | null | O_new_full, device?: DeviceLike | null | O_new_full, pin_memory?: boolean | null | O_new_full, options?: O_new_full): Tensor;
+  (self: Tensor, size: number[], fill_value: Scalar, options?: O_new_full): Tensor;
+  /** aten::new_full(Tensor self, SymInt[] size, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "default"(self: Tensor, size: number[], fill_value: Scalar, options?: O_new_full): Tensor;
   /** aten::new_full.out(Tensor self, SymInt[] size, Scalar fill_value, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, size: number[], fill_value: Scalar, out: Tensor, options?: O_new_full_out): Tensor;
+  "out"(self: Tensor, size: number[], fill_value: Scalar, options?: O_new_full_out): Tensor;
 } = defineOp("new_full", [
-  ["",[["self",0,0],["size",12,0],["fill_value",6,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["out",[["self",0,0],["size",12,0],["fill_value",6,0],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["size",12,0],["fill_value",6,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["out",[["self",0,0],["size",12,0],["fill_value",6,0],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_new_ones = { self?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O_new_ones_out = { self?: Tensor; size?: number[]; out?: Tensor };
+type O_new_ones_out = { self?: Tensor; size?: number[]; out: Tensor };
 /**
  * aten::new_ones(Tensor self, SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::new_ones.out(Tensor self, SymInt[] size, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const newOnes: {
-  (self: Tensor, size: number[], dtype?: DType | null | O_new_ones, layout?: Layout | null | O_new_ones, device?: DeviceLike | null | O_new_ones, pin_memory?: boolean | null | O_new_ones, options?: O_new_ones): Tensor;
   /** aten::new_ones(Tensor self, SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "default"(self: Tensor, size: number[], dtype?: DType | null | O_new_ones, layout?: Layout | null | O_new_ones, device?: DeviceLike | null | O_new_ones, pin_memory?: boolean | null | O_new_ones, options?: O_new_ones): Tensor;
+  (self: Tensor, size: number[], options?: O_new_ones): Tensor;
+  /** aten::new_ones(Tensor self, SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "default"(self: Tensor, size: number[], options?: O_new_ones): Tensor;
   /** aten::new_ones.out(Tensor self, SymInt[] size, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, size: number[], out: Tensor, options?: O_new_ones_out): Tensor;
+  "out"(self: Tensor, size: number[], options?: O_new_ones_out): Tensor;
 } = defineOp("new_ones", [
-  ["",[["self",0,0],["size",12,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["out",[["self",0,0],["size",12,0],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["size",12,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["out",[["self",0,0],["size",12,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_new_zeros = { self?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O_new_zeros_out = { self?: Tensor; size?: number[]; out?: Tensor };
+type O_new_zeros_out = { self?: Tensor; size?: number[]; out: Tensor };
 /**
  * aten::new_zeros(Tensor self, SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::new_zeros.out(Tensor self, SymInt[] size, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const newZeros: {
-  (self: Tensor, size: number[], dtype?: DType | null | O_new_zeros, layout?: Layout | null | O_new_zeros, device?: DeviceLike | null | O_new_zeros, pin_memory?: boolean | null | O_new_zeros, options?: O_new_zeros): Tensor;
   /** aten::new_zeros(Tensor self, SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "default"(self: Tensor, size: number[], dtype?: DType | null | O_new_zeros, layout?: Layout | null | O_new_zeros, device?: DeviceLike | null | O_new_zeros, pin_memory?: boolean | null | O_new_zeros, options?: O_new_zeros): Tensor;
+  (self: Tensor, size: number[], options?: O_new_zeros): Tensor;
+  /** aten::new_zeros(Tensor self, SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "default"(self: Tensor, size: number[], options?: O_new_zeros): Tensor;
   /** aten::new_zeros.out(Tensor self, SymInt[] size, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, size: number[], out: Tensor, options?: O_new_zeros_out): Tensor;
+  "out"(self: Tensor, size: number[], options?: O_new_zeros_out): Tensor;
 } = defineOp("new_zeros", [
-  ["",[["self",0,0],["size",12,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["out",[["self",0,0],["size",12,0],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["size",12,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["out",[["self",0,0],["size",12,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_nextafter = { self?: Tensor; other?: Tensor };
-type O_nextafter_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_nextafter_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::nextafter(Tensor self, Tensor other) -> Tensor
  * aten::nextafter.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const nextafter: {
+  /** aten::nextafter(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_nextafter): Tensor;
   /** aten::nextafter(Tensor self, Tensor other) -> Tensor */
   "default"(self: Tensor, other: Tensor, options?: O_nextafter): Tensor;
   /** aten::nextafter.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, out: Tensor, options?: O_nextafter_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_nextafter_out): Tensor;
 } = defineOp("nextafter", [
   ["",[["self",0,0],["other",0,0]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_nextafter_ = { self?: Tensor; other?: Tensor };
@@ -568,6 +605,7 @@ type O_nextafter_ = { self?: Tensor; other?: Tensor };
  * aten::nextafter_(Tensor(a!) self, Tensor other) -> Tensor(a!)
  */
 export const nextafter_: {
+  /** aten::nextafter_(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O_nextafter_): Tensor;
   /** aten::nextafter_(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   "default"(self: Tensor, other: Tensor, options?: O_nextafter_): Tensor;
@@ -576,37 +614,39 @@ export const nextafter_: {
 ]) as any;
 
 type O_nll_loss = { self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number; ignoreIndex?: number };
-type O_nll_loss_out = { self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number; ignoreIndex?: number; out?: Tensor };
+type O_nll_loss_out = { self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number; ignoreIndex?: number; out: Tensor };
 /**
  * aten::nll_loss(Tensor self, Tensor target, Tensor? weight=None, int reduction=1, int ignore_index=-100) -> Tensor
  * aten::nll_loss.out(Tensor self, Tensor target, Tensor? weight=None, int reduction=1, int ignore_index=-100, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const nllLoss: {
+  /** aten::nll_loss(Tensor self, Tensor target, Tensor? weight=None, int reduction=1, int ignore_index=-100) -> Tensor */
   (self: Tensor, target: Tensor, weight?: Tensor | null | O_nll_loss, reduction?: number | O_nll_loss, ignore_index?: number | O_nll_loss, options?: O_nll_loss): Tensor;
   /** aten::nll_loss(Tensor self, Tensor target, Tensor? weight=None, int reduction=1, int ignore_index=-100) -> Tensor */
   "default"(self: Tensor, target: Tensor, weight?: Tensor | null | O_nll_loss, reduction?: number | O_nll_loss, ignore_index?: number | O_nll_loss, options?: O_nll_loss): Tensor;
   /** aten::nll_loss.out(Tensor self, Tensor target, Tensor? weight=None, int reduction=1, int ignore_index=-100, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, target: Tensor, weight?: Tensor | null | O_nll_loss_out, reduction?: number | O_nll_loss_out, ignore_index?: number | O_nll_loss_out, out?: Tensor | O_nll_loss_out, options?: O_nll_loss_out): Tensor;
+  "out"(self: Tensor, target: Tensor, weight?: Tensor | null | O_nll_loss_out, reduction?: number | O_nll_loss_out, ignore_index?: number | O_nll_loss_out, options?: O_nll_loss_out): Tensor;
 } = defineOp("nll_loss", [
   ["",[["self",0,0],["target",0,0],["weight",0,3],["reduction",3,2],["ignore_index",3,2]],[0],1],
-  ["out",[["self",0,0],["target",0,0],["weight",0,3],["reduction",3,2],["ignore_index",3,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["target",0,0],["weight",0,3],["reduction",3,2],["ignore_index",3,2],["out",0,12]],[-6],0],
 ]) as any;
 
 type O_nll_loss2d = { self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number; ignoreIndex?: number };
-type O_nll_loss2d_out = { self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number; ignoreIndex?: number; out?: Tensor };
+type O_nll_loss2d_out = { self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number; ignoreIndex?: number; out: Tensor };
 /**
  * aten::nll_loss2d(Tensor self, Tensor target, Tensor? weight=None, int reduction=1, int ignore_index=-100) -> Tensor
  * aten::nll_loss2d.out(Tensor self, Tensor target, Tensor? weight=None, int reduction=1, int ignore_index=-100, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const nllLoss2d: {
+  /** aten::nll_loss2d(Tensor self, Tensor target, Tensor? weight=None, int reduction=1, int ignore_index=-100) -> Tensor */
   (self: Tensor, target: Tensor, weight?: Tensor | null | O_nll_loss2d, reduction?: number | O_nll_loss2d, ignore_index?: number | O_nll_loss2d, options?: O_nll_loss2d): Tensor;
   /** aten::nll_loss2d(Tensor self, Tensor target, Tensor? weight=None, int reduction=1, int ignore_index=-100) -> Tensor */
   "default"(self: Tensor, target: Tensor, weight?: Tensor | null | O_nll_loss2d, reduction?: number | O_nll_loss2d, ignore_index?: number | O_nll_loss2d, options?: O_nll_loss2d): Tensor;
   /** aten::nll_loss2d.out(Tensor self, Tensor target, Tensor? weight=None, int reduction=1, int ignore_index=-100, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, target: Tensor, weight?: Tensor | null | O_nll_loss2d_out, reduction?: number | O_nll_loss2d_out, ignore_index?: number | O_nll_loss2d_out, out?: Tensor | O_nll_loss2d_out, options?: O_nll_loss2d_out): Tensor;
+  "out"(self: Tensor, target: Tensor, weight?: Tensor | null | O_nll_loss2d_out, reduction?: number | O_nll_loss2d_out, ignore_index?: number | O_nll_loss2d_out, options?: O_nll_loss2d_out): Tensor;
 } = defineOp("nll_loss2d", [
   ["",[["self",0,0],["target",0,0],["weight",0,3],["reduction",3,2],["ignore_index",3,2]],[0],1],
-  ["out",[["self",0,0],["target",0,0],["weight",0,3],["reduction",3,2],["ignore_index",3,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["target",0,0],["weight",0,3],["reduction",3,2],["ignore_index",3,2],["out",0,12]],[-6],0],
 ]) as any;
 
 type O_nll_loss2d_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number; ignoreIndex?: number; total_weight?: Tensor; totalWeight?: Tensor };
@@ -616,31 +656,33 @@ type O_nll_loss2d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Ten
  * aten::nll_loss2d_backward.grad_input(Tensor grad_output, Tensor self, Tensor target, Tensor? weight, int reduction, int ignore_index, Tensor total_weight, *, Tensor(a!) grad_input) -> Tensor(a!)
  */
 export const nllLoss2dBackward: {
+  /** aten::nll_loss2d_backward(Tensor grad_output, Tensor self, Tensor target, Tensor? weight, int reduction, int ignore_index, Tensor total_weight) -> Tensor */
   (grad_output: Tensor, self: Tensor, target: Tensor, weight?: Tensor | null | O_nll_loss2d_backward, reduction?: number | O_nll_loss2d_backward, ignore_index?: number | O_nll_loss2d_backward, total_weight?: Tensor | O_nll_loss2d_backward, options?: O_nll_loss2d_backward): Tensor;
   /** aten::nll_loss2d_backward(Tensor grad_output, Tensor self, Tensor target, Tensor? weight, int reduction, int ignore_index, Tensor total_weight) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, target: Tensor, weight?: Tensor | null | O_nll_loss2d_backward, reduction?: number | O_nll_loss2d_backward, ignore_index?: number | O_nll_loss2d_backward, total_weight?: Tensor | O_nll_loss2d_backward, options?: O_nll_loss2d_backward): Tensor;
   /** aten::nll_loss2d_backward.grad_input(Tensor grad_output, Tensor self, Tensor target, Tensor? weight, int reduction, int ignore_index, Tensor total_weight, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, self: Tensor, target: Tensor, weight?: Tensor | null | O_nll_loss2d_backward_grad_input, reduction?: number | O_nll_loss2d_backward_grad_input, ignore_index?: number | O_nll_loss2d_backward_grad_input, total_weight?: Tensor | O_nll_loss2d_backward_grad_input, grad_input?: Tensor | O_nll_loss2d_backward_grad_input, options?: O_nll_loss2d_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, self: Tensor, target: Tensor, weight?: Tensor | null | O_nll_loss2d_backward_grad_input, reduction?: number | O_nll_loss2d_backward_grad_input, ignore_index?: number | O_nll_loss2d_backward_grad_input, total_weight?: Tensor | O_nll_loss2d_backward_grad_input, options?: O_nll_loss2d_backward_grad_input): Tensor;
 } = defineOp("nll_loss2d_backward", [
   ["",[["grad_output",0,0],["self",0,0],["target",0,0],["weight",0,1],["reduction",3,0],["ignore_index",3,0],["total_weight",0,0]],[0],1],
-  ["grad_input",[["grad_output",0,0],["self",0,0],["target",0,0],["weight",0,1],["reduction",3,0],["ignore_index",3,0],["total_weight",0,0],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["self",0,0],["target",0,0],["weight",0,1],["reduction",3,0],["ignore_index",3,0],["total_weight",0,0],["grad_input",0,12]],[-8],0],
 ]) as any;
 
 type O_nll_loss2d_forward = { self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number; ignoreIndex?: number };
-type O_nll_loss2d_forward_output = { self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number; ignoreIndex?: number; output?: Tensor; total_weight?: Tensor; totalWeight?: Tensor };
+type O_nll_loss2d_forward_output = { self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number; ignoreIndex?: number; output: Tensor; total_weight?: Tensor; totalWeight?: Tensor };
 /**
  * aten::nll_loss2d_forward(Tensor self, Tensor target, Tensor? weight, int reduction, int ignore_index) -> (Tensor output, Tensor total_weight)
  * aten::nll_loss2d_forward.output(Tensor self, Tensor target, Tensor? weight, int reduction, int ignore_index, *, Tensor(a!) output, Tensor(b!) total_weight) -> (Tensor(a!), Tensor(b!))
  */
 export const nllLoss2dForward: {
+  /** aten::nll_loss2d_forward(Tensor self, Tensor target, Tensor? weight, int reduction, int ignore_index) -> (Tensor output, Tensor total_weight) */
   (self: Tensor, target: Tensor, weight?: Tensor | null | O_nll_loss2d_forward, reduction?: number | O_nll_loss2d_forward, ignore_index?: number | O_nll_loss2d_forward, options?: O_nll_loss2d_forward): [Tensor, Tensor];
   /** aten::nll_loss2d_forward(Tensor self, Tensor target, Tensor? weight, int reduction, int ignore_index) -> (Tensor output, Tensor total_weight) */
   "default"(self: Tensor, target: Tensor, weight?: Tensor | null | O_nll_loss2d_forward, reduction?: number | O_nll_loss2d_forward, ignore_index?: number | O_nll_loss2d_forward, options?: O_nll_loss2d_forward): [Tensor, Tensor];
   /** aten::nll_loss2d_forward.output(Tensor self, Tensor target, Tensor? weight, int reduction, int ignore_index, *, Tensor(a!) output, Tensor(b!) total_weight) -> (Tensor(a!), Tensor(b!)) */
-  "output"(self: Tensor, target: Tensor, weight?: Tensor | null | O_nll_loss2d_forward_output, reduction?: number | O_nll_loss2d_forward_output, ignore_index?: number | O_nll_loss2d_forward_output, output?: Tensor | O_nll_loss2d_forward_output, total_weight?: Tensor | O_nll_loss2d_forward_output, options?: O_nll_loss2d_forward_output): [Tensor, Tensor];
+  "output"(self: Tensor, target: Tensor, weight?: Tensor | null | O_nll_loss2d_forward_output, reduction?: number | O_nll_loss2d_forward_output, ignore_index?: number | O_nll_loss2d_forward_output, options?: O_nll_loss2d_forward_output): [Tensor, Tensor];
 } = defineOp("nll_loss2d_forward", [
   ["",[["self",0,0],["target",0,0],["weight",0,1],["reduction",3,0],["ignore_index",3,0]],[0,0],1],
-  ["output",[["self",0,0],["target",0,0],["weight",0,1],["reduction",3,0],["ignore_index",3,0],["output",0,4],["total_weight",0,4]],[-1,-1],0],
+  ["output",[["self",0,0],["target",0,0],["weight",0,1],["reduction",3,0],["ignore_index",3,0],["output",0,12],["total_weight",0,12]],[-6,-7],0],
 ]) as any;
 
 type O_nll_loss_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number; ignoreIndex?: number; total_weight?: Tensor; totalWeight?: Tensor };
@@ -650,31 +692,33 @@ type O_nll_loss_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tenso
  * aten::nll_loss_backward.grad_input(Tensor grad_output, Tensor self, Tensor target, Tensor? weight, int reduction, int ignore_index, Tensor total_weight, *, Tensor(a!) grad_input) -> Tensor(a!)
  */
 export const nllLossBackward: {
+  /** aten::nll_loss_backward(Tensor grad_output, Tensor self, Tensor target, Tensor? weight, int reduction, int ignore_index, Tensor total_weight) -> Tensor */
   (grad_output: Tensor, self: Tensor, target: Tensor, weight?: Tensor | null | O_nll_loss_backward, reduction?: number | O_nll_loss_backward, ignore_index?: number | O_nll_loss_backward, total_weight?: Tensor | O_nll_loss_backward, options?: O_nll_loss_backward): Tensor;
   /** aten::nll_loss_backward(Tensor grad_output, Tensor self, Tensor target, Tensor? weight, int reduction, int ignore_index, Tensor total_weight) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, target: Tensor, weight?: Tensor | null | O_nll_loss_backward, reduction?: number | O_nll_loss_backward, ignore_index?: number | O_nll_loss_backward, total_weight?: Tensor | O_nll_loss_backward, options?: O_nll_loss_backward): Tensor;
   /** aten::nll_loss_backward.grad_input(Tensor grad_output, Tensor self, Tensor target, Tensor? weight, int reduction, int ignore_index, Tensor total_weight, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, self: Tensor, target: Tensor, weight?: Tensor | null | O_nll_loss_backward_grad_input, reduction?: number | O_nll_loss_backward_grad_input, ignore_index?: number | O_nll_loss_backward_grad_input, total_weight?: Tensor | O_nll_loss_backward_grad_input, grad_input?: Tensor | O_nll_loss_backward_grad_input, options?: O_nll_loss_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, self: Tensor, target: Tensor, weight?: Tensor | null | O_nll_loss_backward_grad_input, reduction?: number | O_nll_loss_backward_grad_input, ignore_index?: number | O_nll_loss_backward_grad_input, total_weight?: Tensor | O_nll_loss_backward_grad_input, options?: O_nll_loss_backward_grad_input): Tensor;
 } = defineOp("nll_loss_backward", [
   ["",[["grad_output",0,0],["self",0,0],["target",0,0],["weight",0,1],["reduction",3,0],["ignore_index",3,0],["total_weight",0,0]],[0],1],
-  ["grad_input",[["grad_output",0,0],["self",0,0],["target",0,0],["weight",0,1],["reduction",3,0],["ignore_index",3,0],["total_weight",0,0],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["self",0,0],["target",0,0],["weight",0,1],["reduction",3,0],["ignore_index",3,0],["total_weight",0,0],["grad_input",0,12]],[-8],0],
 ]) as any;
 
 type O_nll_loss_forward = { self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number; ignoreIndex?: number };
-type O_nll_loss_forward_output = { self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number; ignoreIndex?: number; output?: Tensor; total_weight?: Tensor; totalWeight?: Tensor };
+type O_nll_loss_forward_output = { self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number; ignoreIndex?: number; output: Tensor; total_weight?: Tensor; totalWeight?: Tensor };
 /**
  * aten::nll_loss_forward(Tensor self, Tensor target, Tensor? weight, int reduction, int ignore_index) -> (Tensor output, Tensor total_weight)
  * aten::nll_loss_forward.output(Tensor self, Tensor target, Tensor? weight, int reduction, int ignore_index, *, Tensor(a!) output, Tensor(b!) total_weight) -> (Tensor(a!), Tensor(b!))
  */
 export const nllLossForward: {
+  /** aten::nll_loss_forward(Tensor self, Tensor target, Tensor? weight, int reduction, int ignore_index) -> (Tensor output, Tensor total_weight) */
   (self: Tensor, target: Tensor, weight?: Tensor | null | O_nll_loss_forward, reduction?: number | O_nll_loss_forward, ignore_index?: number | O_nll_loss_forward, options?: O_nll_loss_forward): [Tensor, Tensor];
   /** aten::nll_loss_forward(Tensor self, Tensor target, Tensor? weight, int reduction, int ignore_index) -> (Tensor output, Tensor total_weight) */
   "default"(self: Tensor, target: Tensor, weight?: Tensor | null | O_nll_loss_forward, reduction?: number | O_nll_loss_forward, ignore_index?: number | O_nll_loss_forward, options?: O_nll_loss_forward): [Tensor, Tensor];
   /** aten::nll_loss_forward.output(Tensor self, Tensor target, Tensor? weight, int reduction, int ignore_index, *, Tensor(a!) output, Tensor(b!) total_weight) -> (Tensor(a!), Tensor(b!)) */
-  "output"(self: Tensor, target: Tensor, weight?: Tensor | null | O_nll_loss_forward_output, reduction?: number | O_nll_loss_forward_output, ignore_index?: number | O_nll_loss_forward_output, output?: Tensor | O_nll_loss_forward_output, total_weight?: Tensor | O_nll_loss_forward_output, options?: O_nll_loss_forward_output): [Tensor, Tensor];
+  "output"(self: Tensor, target: Tensor, weight?: Tensor | null | O_nll_loss_forward_output, reduction?: number | O_nll_loss_forward_output, ignore_index?: number | O_nll_loss_forward_output, options?: O_nll_loss_forward_output): [Tensor, Tensor];
 } = defineOp("nll_loss_forward", [
   ["",[["self",0,0],["target",0,0],["weight",0,1],["reduction",3,0],["ignore_index",3,0]],[0,0],1],
-  ["output",[["self",0,0],["target",0,0],["weight",0,1],["reduction",3,0],["ignore_index",3,0],["output",0,4],["total_weight",0,4]],[-1,-1],0],
+  ["output",[["self",0,0],["target",0,0],["weight",0,1],["reduction",3,0],["ignore_index",3,0],["output",0,12],["total_weight",0,12]],[-6,-7],0],
 ]) as any;
 
 type O_nll_loss_nd = { self?: Tensor; target?: Tensor; weight?: Tensor | null; reduction?: number; ignore_index?: number; ignoreIndex?: number };
@@ -682,6 +726,7 @@ type O_nll_loss_nd = { self?: Tensor; target?: Tensor; weight?: Tensor | null; r
  * aten::nll_loss_nd(Tensor self, Tensor target, Tensor? weight=None, int reduction=1, int ignore_index=-100) -> Tensor
  */
 export const nllLossNd: {
+  /** aten::nll_loss_nd(Tensor self, Tensor target, Tensor? weight=None, int reduction=1, int ignore_index=-100) -> Tensor */
   (self: Tensor, target: Tensor, weight?: Tensor | null | O_nll_loss_nd, reduction?: number | O_nll_loss_nd, ignore_index?: number | O_nll_loss_nd, options?: O_nll_loss_nd): Tensor;
   /** aten::nll_loss_nd(Tensor self, Tensor target, Tensor? weight=None, int reduction=1, int ignore_index=-100) -> Tensor */
   "default"(self: Tensor, target: Tensor, weight?: Tensor | null | O_nll_loss_nd, reduction?: number | O_nll_loss_nd, ignore_index?: number | O_nll_loss_nd, options?: O_nll_loss_nd): Tensor;
@@ -690,20 +735,21 @@ export const nllLossNd: {
 ]) as any;
 
 type O_nonzero = { self?: Tensor };
-type O_nonzero_out = { self?: Tensor; out?: Tensor };
+type O_nonzero_out = { self?: Tensor; out: Tensor };
 /**
  * aten::nonzero(Tensor self) -> Tensor
  * aten::nonzero.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const nonzero: {
+  /** aten::nonzero(Tensor self) -> Tensor */
   (self: Tensor, options?: O_nonzero): Tensor;
   /** aten::nonzero(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_nonzero): Tensor;
   /** aten::nonzero.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_nonzero_out): Tensor;
+  "out"(self: Tensor, options?: O_nonzero_out): Tensor;
 } = defineOp("nonzero", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_nonzero_numpy = { self?: Tensor };
@@ -711,6 +757,7 @@ type O_nonzero_numpy = { self?: Tensor };
  * aten::nonzero_numpy(Tensor self) -> Tensor[]
  */
 export const nonzeroNumpy: {
+  /** aten::nonzero_numpy(Tensor self) -> Tensor[] */
   (self: Tensor, options?: O_nonzero_numpy): Tensor[];
   /** aten::nonzero_numpy(Tensor self) -> Tensor[] */
   "default"(self: Tensor, options?: O_nonzero_numpy): Tensor[];
@@ -720,12 +767,12 @@ export const nonzeroNumpy: {
 
 type O_norm_Scalar = { self?: Tensor; p?: Scalar };
 type O_norm_ScalarOpt_dim = { self?: Tensor; p?: Scalar | null; dim?: number | number[]; keepdim?: boolean };
-type O_norm_ScalarOpt_dim_dtype = { self?: Tensor; p?: Scalar | null; dim?: number | number[]; keepdim?: boolean; dtype?: DType };
-type O_norm_ScalarOpt_dtype = { self?: Tensor; p?: Scalar | null; dtype?: DType };
-type O_norm_ScalarOpt_dtype_out = { self?: Tensor; p?: Scalar | null; dtype?: DType; out?: Tensor };
-type O_norm_Scalar_out = { self?: Tensor; p?: Scalar; out?: Tensor };
-type O_norm_dtype_out = { self?: Tensor; p?: Scalar | null; dim?: number | number[]; keepdim?: boolean; dtype?: DType; out?: Tensor };
-type O_norm_out = { self?: Tensor; p?: Scalar | null; dim?: number | number[]; keepdim?: boolean; out?: Tensor };
+type O_norm_ScalarOpt_dim_dtype = { self?: Tensor; p?: Scalar | null; dim?: number | number[]; keepdim?: boolean; dtype: DType };
+type O_norm_ScalarOpt_dtype = { self?: Tensor; p?: Scalar | null; dtype: DType };
+type O_norm_ScalarOpt_dtype_out = { self?: Tensor; p?: Scalar | null; dtype: DType; out: Tensor };
+type O_norm_Scalar_out = { self?: Tensor; p?: Scalar; out: Tensor };
+type O_norm_dtype_out = { self?: Tensor; p?: Scalar | null; dim?: number | number[]; keepdim?: boolean; dtype: DType; out: Tensor };
+type O_norm_out = { self?: Tensor; p?: Scalar | null; dim?: number | number[]; keepdim?: boolean; out: Tensor };
 /**
  * aten::norm.Scalar(Tensor self, Scalar p=2) -> Tensor
  * aten::norm.ScalarOpt_dim(Tensor self, Scalar? p, int[1] dim, bool keepdim=False) -> Tensor
@@ -737,35 +784,39 @@ type O_norm_out = { self?: Tensor; p?: Scalar | null; dim?: number | number[]; k
  * aten::norm.out(Tensor self, Scalar? p, int[1] dim, bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const norm: {
+  /** aten::norm.Scalar(Tensor self, Scalar p=2) -> Tensor */
   (self: Tensor, p?: Scalar | O_norm_Scalar, options?: O_norm_Scalar): Tensor;
+  /** aten::norm.ScalarOpt_dim(Tensor self, Scalar? p, int[1] dim, bool keepdim=False) -> Tensor */
   (self: Tensor, p?: Scalar | null | O_norm_ScalarOpt_dim, dim?: number | number[] | O_norm_ScalarOpt_dim, keepdim?: boolean | O_norm_ScalarOpt_dim, options?: O_norm_ScalarOpt_dim): Tensor;
-  (self: Tensor, p?: Scalar | null | O_norm_ScalarOpt_dim_dtype, dim?: number | number[] | O_norm_ScalarOpt_dim_dtype, keepdim?: boolean | O_norm_ScalarOpt_dim_dtype, dtype?: DType | O_norm_ScalarOpt_dim_dtype, options?: O_norm_ScalarOpt_dim_dtype): Tensor;
-  (self: Tensor, p?: Scalar | null | O_norm_ScalarOpt_dtype, dtype?: DType | O_norm_ScalarOpt_dtype, options?: O_norm_ScalarOpt_dtype): Tensor;
+  /** aten::norm.ScalarOpt_dim_dtype(Tensor self, Scalar? p, int[1] dim, bool keepdim, *, ScalarType dtype) -> Tensor */
+  (self: Tensor, p?: Scalar | null | O_norm_ScalarOpt_dim_dtype, dim?: number | number[] | O_norm_ScalarOpt_dim_dtype, keepdim?: boolean | O_norm_ScalarOpt_dim_dtype, options?: O_norm_ScalarOpt_dim_dtype): Tensor;
+  /** aten::norm.ScalarOpt_dtype(Tensor self, Scalar? p, *, ScalarType dtype) -> Tensor */
+  (self: Tensor, p?: Scalar | null | O_norm_ScalarOpt_dtype, options?: O_norm_ScalarOpt_dtype): Tensor;
   /** aten::norm.Scalar(Tensor self, Scalar p=2) -> Tensor */
   "Scalar"(self: Tensor, p?: Scalar | O_norm_Scalar, options?: O_norm_Scalar): Tensor;
   /** aten::norm.ScalarOpt_dim(Tensor self, Scalar? p, int[1] dim, bool keepdim=False) -> Tensor */
   "ScalarOpt_dim"(self: Tensor, p?: Scalar | null | O_norm_ScalarOpt_dim, dim?: number | number[] | O_norm_ScalarOpt_dim, keepdim?: boolean | O_norm_ScalarOpt_dim, options?: O_norm_ScalarOpt_dim): Tensor;
   /** aten::norm.ScalarOpt_dim_dtype(Tensor self, Scalar? p, int[1] dim, bool keepdim, *, ScalarType dtype) -> Tensor */
-  "ScalarOpt_dim_dtype"(self: Tensor, p?: Scalar | null | O_norm_ScalarOpt_dim_dtype, dim?: number | number[] | O_norm_ScalarOpt_dim_dtype, keepdim?: boolean | O_norm_ScalarOpt_dim_dtype, dtype?: DType | O_norm_ScalarOpt_dim_dtype, options?: O_norm_ScalarOpt_dim_dtype): Tensor;
+  "ScalarOpt_dim_dtype"(self: Tensor, p?: Scalar | null | O_norm_ScalarOpt_dim_dtype, dim?: number | number[] | O_norm_ScalarOpt_dim_dtype, keepdim?: boolean | O_norm_ScalarOpt_dim_dtype, options?: O_norm_ScalarOpt_dim_dtype): Tensor;
   /** aten::norm.ScalarOpt_dtype(Tensor self, Scalar? p, *, ScalarType dtype) -> Tensor */
-  "ScalarOpt_dtype"(self: Tensor, p?: Scalar | null | O_norm_ScalarOpt_dtype, dtype?: DType | O_norm_ScalarOpt_dtype, options?: O_norm_ScalarOpt_dtype): Tensor;
+  "ScalarOpt_dtype"(self: Tensor, p?: Scalar | null | O_norm_ScalarOpt_dtype, options?: O_norm_ScalarOpt_dtype): Tensor;
   /** aten::norm.ScalarOpt_dtype_out(Tensor self, Scalar? p, *, ScalarType dtype, Tensor(a!) out) -> Tensor(a!) */
-  "ScalarOpt_dtype_out"(self: Tensor, p?: Scalar | null | O_norm_ScalarOpt_dtype_out, dtype?: DType | O_norm_ScalarOpt_dtype_out, out?: Tensor | O_norm_ScalarOpt_dtype_out, options?: O_norm_ScalarOpt_dtype_out): Tensor;
+  "ScalarOpt_dtype_out"(self: Tensor, p?: Scalar | null | O_norm_ScalarOpt_dtype_out, options?: O_norm_ScalarOpt_dtype_out): Tensor;
   /** aten::norm.Scalar_out(Tensor self, Scalar p=2, *, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_out"(self: Tensor, p?: Scalar | O_norm_Scalar_out, out?: Tensor | O_norm_Scalar_out, options?: O_norm_Scalar_out): Tensor;
+  "Scalar_out"(self: Tensor, p?: Scalar | O_norm_Scalar_out, options?: O_norm_Scalar_out): Tensor;
   /** aten::norm.dtype_out(Tensor self, Scalar? p, int[1] dim, bool keepdim, *, ScalarType dtype, Tensor(a!) out) -> Tensor(a!) */
-  "dtype_out"(self: Tensor, p?: Scalar | null | O_norm_dtype_out, dim?: number | number[] | O_norm_dtype_out, keepdim?: boolean | O_norm_dtype_out, dtype?: DType | O_norm_dtype_out, out?: Tensor | O_norm_dtype_out, options?: O_norm_dtype_out): Tensor;
+  "dtype_out"(self: Tensor, p?: Scalar | null | O_norm_dtype_out, dim?: number | number[] | O_norm_dtype_out, keepdim?: boolean | O_norm_dtype_out, options?: O_norm_dtype_out): Tensor;
   /** aten::norm.out(Tensor self, Scalar? p, int[1] dim, bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, p?: Scalar | null | O_norm_out, dim?: number | number[] | O_norm_out, keepdim?: boolean | O_norm_out, out?: Tensor | O_norm_out, options?: O_norm_out): Tensor;
+  "out"(self: Tensor, p?: Scalar | null | O_norm_out, dim?: number | number[] | O_norm_out, keepdim?: boolean | O_norm_out, options?: O_norm_out): Tensor;
 } = defineOp("norm", [
   ["Scalar",[["self",0,0],["p",6,2]],[0],1],
   ["ScalarOpt_dim",[["self",0,0],["p",6,1],["dim",12,0,1],["keepdim",5,2]],[0],1],
-  ["ScalarOpt_dim_dtype",[["self",0,0],["p",6,1],["dim",12,0,1],["keepdim",5,0],["dtype",8,0]],[0],1],
-  ["ScalarOpt_dtype",[["self",0,0],["p",6,1],["dtype",8,0]],[0],1],
-  ["ScalarOpt_dtype_out",[["self",0,0],["p",6,1],["dtype",8,0],["out",0,4]],[-1],0],
-  ["Scalar_out",[["self",0,0],["p",6,2],["out",0,4]],[-1],0],
-  ["dtype_out",[["self",0,0],["p",6,1],["dim",12,0,1],["keepdim",5,0],["dtype",8,0],["out",0,4]],[-1],0],
-  ["out",[["self",0,0],["p",6,1],["dim",12,0,1],["keepdim",5,2],["out",0,4]],[-1],0],
+  ["ScalarOpt_dim_dtype",[["self",0,0],["p",6,1],["dim",12,0,1],["keepdim",5,0],["dtype",8,8]],[0],1],
+  ["ScalarOpt_dtype",[["self",0,0],["p",6,1],["dtype",8,8]],[0],1],
+  ["ScalarOpt_dtype_out",[["self",0,0],["p",6,1],["dtype",8,8],["out",0,12]],[-4],0],
+  ["Scalar_out",[["self",0,0],["p",6,2],["out",0,12]],[-3],0],
+  ["dtype_out",[["self",0,0],["p",6,1],["dim",12,0,1],["keepdim",5,0],["dtype",8,8],["out",0,12]],[-6],0],
+  ["out",[["self",0,0],["p",6,1],["dim",12,0,1],["keepdim",5,2],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_norm_except_dim = { v?: Tensor; pow?: number; dim?: number };
@@ -773,6 +824,7 @@ type O_norm_except_dim = { v?: Tensor; pow?: number; dim?: number };
  * aten::norm_except_dim(Tensor v, int pow=2, int dim=0) -> Tensor
  */
 export const normExceptDim: {
+  /** aten::norm_except_dim(Tensor v, int pow=2, int dim=0) -> Tensor */
   (v: Tensor, pow?: number | O_norm_except_dim, dim?: number | O_norm_except_dim, options?: O_norm_except_dim): Tensor;
   /** aten::norm_except_dim(Tensor v, int pow=2, int dim=0) -> Tensor */
   "default"(v: Tensor, pow?: number | O_norm_except_dim, dim?: number | O_norm_except_dim, options?: O_norm_except_dim): Tensor;
@@ -781,14 +833,14 @@ export const normExceptDim: {
 ]) as any;
 
 type O_normal_Tensor_Tensor = { mean?: Tensor; std?: Tensor; generator?: null };
-type O_normal_Tensor_Tensor_out = { mean?: Tensor; std?: Tensor; generator?: null; out?: Tensor };
+type O_normal_Tensor_Tensor_out = { mean?: Tensor; std?: Tensor; generator?: null; out: Tensor };
 type O_normal_Tensor_float = { mean?: Tensor; std?: number; generator?: null };
-type O_normal_Tensor_float_out = { mean?: Tensor; std?: number; generator?: null; out?: Tensor };
+type O_normal_Tensor_float_out = { mean?: Tensor; std?: number; generator?: null; out: Tensor };
 type O_normal_float_Tensor = { mean?: number; std?: Tensor; generator?: null };
-type O_normal_float_Tensor_out = { mean?: number; std?: Tensor; generator?: null; out?: Tensor };
+type O_normal_float_Tensor_out = { mean?: number; std?: Tensor; generator?: null; out: Tensor };
 type O_normal_float_float = { mean?: number; std?: number; size?: number[]; generator?: null; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O_normal_float_float_out = { mean?: number; std?: number; size?: number[]; generator?: null; out?: Tensor };
-type O_normal_out = { self?: Tensor; mean?: number; std?: number; generator?: null; out?: Tensor };
+type O_normal_float_float_out = { mean?: number; std?: number; size?: number[]; generator?: null; out: Tensor };
+type O_normal_out = { self?: Tensor; mean?: number; std?: number; generator?: null; out: Tensor };
 /**
  * aten::normal.Tensor_Tensor(Tensor mean, Tensor std, *, Generator? generator=None) -> Tensor
  * aten::normal.Tensor_Tensor_out(Tensor mean, Tensor std, *, Generator? generator=None, Tensor(a!) out) -> Tensor(a!)
@@ -801,38 +853,42 @@ type O_normal_out = { self?: Tensor; mean?: number; std?: number; generator?: nu
  * aten::normal.out(Tensor self, float mean=0., float std=1., *, Generator? generator=None, Tensor(a!) out) -> Tensor(a!)
  */
 export const normal: {
-  (mean: Tensor, std: Tensor, generator?: null | O_normal_Tensor_Tensor, options?: O_normal_Tensor_Tensor): Tensor;
-  (mean: Tensor, std?: number | O_normal_Tensor_float, generator?: null | O_normal_Tensor_float, options?: O_normal_Tensor_float): Tensor;
-  (mean: number, std: Tensor, generator?: null | O_normal_float_Tensor, options?: O_normal_float_Tensor): Tensor;
-  (mean: number, std: number, size: number[], generator?: null | O_normal_float_float, dtype?: DType | null | O_normal_float_float, layout?: Layout | null | O_normal_float_float, device?: DeviceLike | null | O_normal_float_float, pin_memory?: boolean | null | O_normal_float_float, options?: O_normal_float_float): Tensor;
   /** aten::normal.Tensor_Tensor(Tensor mean, Tensor std, *, Generator? generator=None) -> Tensor */
-  "Tensor_Tensor"(mean: Tensor, std: Tensor, generator?: null | O_normal_Tensor_Tensor, options?: O_normal_Tensor_Tensor): Tensor;
-  /** aten::normal.Tensor_Tensor_out(Tensor mean, Tensor std, *, Generator? generator=None, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_Tensor_out"(mean: Tensor, std: Tensor, generator?: null | O_normal_Tensor_Tensor_out, out?: Tensor | O_normal_Tensor_Tensor_out, options?: O_normal_Tensor_Tensor_out): Tensor;
+  (mean: Tensor, std: Tensor, options?: O_normal_Tensor_Tensor): Tensor;
   /** aten::normal.Tensor_float(Tensor mean, float std=1., *, Generator? generator=None) -> Tensor */
-  "Tensor_float"(mean: Tensor, std?: number | O_normal_Tensor_float, generator?: null | O_normal_Tensor_float, options?: O_normal_Tensor_float): Tensor;
-  /** aten::normal.Tensor_float_out(Tensor mean, float std=1., *, Generator? generator=None, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_float_out"(mean: Tensor, std?: number | O_normal_Tensor_float_out, generator?: null | O_normal_Tensor_float_out, out?: Tensor | O_normal_Tensor_float_out, options?: O_normal_Tensor_float_out): Tensor;
+  (mean: Tensor, std?: number | O_normal_Tensor_float, options?: O_normal_Tensor_float): Tensor;
   /** aten::normal.float_Tensor(float mean, Tensor std, *, Generator? generator=None) -> Tensor */
-  "float_Tensor"(mean: number, std: Tensor, generator?: null | O_normal_float_Tensor, options?: O_normal_float_Tensor): Tensor;
-  /** aten::normal.float_Tensor_out(float mean, Tensor std, *, Generator? generator=None, Tensor(a!) out) -> Tensor(a!) */
-  "float_Tensor_out"(mean: number, std: Tensor, generator?: null | O_normal_float_Tensor_out, out?: Tensor | O_normal_float_Tensor_out, options?: O_normal_float_Tensor_out): Tensor;
+  (mean: number, std: Tensor, options?: O_normal_float_Tensor): Tensor;
   /** aten::normal.float_float(float mean, float std, int[] size, *, Generator? generator=None, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "float_float"(mean: number, std: number, size: number[], generator?: null | O_normal_float_float, dtype?: DType | null | O_normal_float_float, layout?: Layout | null | O_normal_float_float, device?: DeviceLike | null | O_normal_float_float, pin_memory?: boolean | null | O_normal_float_float, options?: O_normal_float_float): Tensor;
+  (mean: number, std: number, size: number[], options?: O_normal_float_float): Tensor;
+  /** aten::normal.Tensor_Tensor(Tensor mean, Tensor std, *, Generator? generator=None) -> Tensor */
+  "Tensor_Tensor"(mean: Tensor, std: Tensor, options?: O_normal_Tensor_Tensor): Tensor;
+  /** aten::normal.Tensor_Tensor_out(Tensor mean, Tensor std, *, Generator? generator=None, Tensor(a!) out) -> Tensor(a!) */
+  "Tensor_Tensor_out"(mean: Tensor, std: Tensor, options?: O_normal_Tensor_Tensor_out): Tensor;
+  /** aten::normal.Tensor_float(Tensor mean, float std=1., *, Generator? generator=None) -> Tensor */
+  "Tensor_float"(mean: Tensor, std?: number | O_normal_Tensor_float, options?: O_normal_Tensor_float): Tensor;
+  /** aten::normal.Tensor_float_out(Tensor mean, float std=1., *, Generator? generator=None, Tensor(a!) out) -> Tensor(a!) */
+  "Tensor_float_out"(mean: Tensor, std?: number | O_normal_Tensor_float_out, options?: O_normal_Tensor_float_out): Tensor;
+  /** aten::normal.float_Tensor(float mean, Tensor std, *, Generator? generator=None) -> Tensor */
+  "float_Tensor"(mean: number, std: Tensor, options?: O_normal_float_Tensor): Tensor;
+  /** aten::normal.float_Tensor_out(float mean, Tensor std, *, Generator? generator=None, Tensor(a!) out) -> Tensor(a!) */
+  "float_Tensor_out"(mean: number, std: Tensor, options?: O_normal_float_Tensor_out): Tensor;
+  /** aten::normal.float_float(float mean, float std, int[] size, *, Generator? generator=None, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "float_float"(mean: number, std: number, size: number[], options?: O_normal_float_float): Tensor;
   /** aten::normal.float_float_out(float mean, float std, int[] size, *, Generator? generator=None, Tensor(a!) out) -> Tensor(a!) */
-  "float_float_out"(mean: number, std: number, size: number[], generator?: null | O_normal_float_float_out, out?: Tensor | O_normal_float_float_out, options?: O_normal_float_float_out): Tensor;
+  "float_float_out"(mean: number, std: number, size: number[], options?: O_normal_float_float_out): Tensor;
   /** aten::normal.out(Tensor self, float mean=0., float std=1., *, Generator? generator=None, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, mean?: number | O_normal_out, std?: number | O_normal_out, generator?: null | O_normal_out, out?: Tensor | O_normal_out, options?: O_normal_out): Tensor;
+  "out"(self: Tensor, mean?: number | O_normal_out, std?: number | O_normal_out, options?: O_normal_out): Tensor;
 } = defineOp("normal", [
-  ["Tensor_Tensor",[["mean",0,0],["std",0,0],["generator",15,3]],[0],1],
-  ["Tensor_Tensor_out",[["mean",0,0],["std",0,0],["generator",15,3],["out",0,4]],[-1],0],
-  ["Tensor_float",[["mean",0,0],["std",4,2],["generator",15,3]],[0],1],
-  ["Tensor_float_out",[["mean",0,0],["std",4,2],["generator",15,3],["out",0,4]],[-1],0],
-  ["float_Tensor",[["mean",4,0],["std",0,0],["generator",15,3]],[0],1],
-  ["float_Tensor_out",[["mean",4,0],["std",0,0],["generator",15,3],["out",0,4]],[-1],0],
-  ["float_float",[["mean",4,0],["std",4,0],["size",12,0],["generator",15,3],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["float_float_out",[["mean",4,0],["std",4,0],["size",12,0],["generator",15,3],["out",0,4]],[-1],0],
-  ["out",[["self",0,0],["mean",4,2],["std",4,2],["generator",15,3],["out",0,4]],[-1],0],
+  ["Tensor_Tensor",[["mean",0,0],["std",0,0],["generator",15,11]],[0],1],
+  ["Tensor_Tensor_out",[["mean",0,0],["std",0,0],["generator",15,11],["out",0,12]],[-4],0],
+  ["Tensor_float",[["mean",0,0],["std",4,2],["generator",15,11]],[0],1],
+  ["Tensor_float_out",[["mean",0,0],["std",4,2],["generator",15,11],["out",0,12]],[-4],0],
+  ["float_Tensor",[["mean",4,0],["std",0,0],["generator",15,11]],[0],1],
+  ["float_Tensor_out",[["mean",4,0],["std",0,0],["generator",15,11],["out",0,12]],[-4],0],
+  ["float_float",[["mean",4,0],["std",4,0],["size",12,0],["generator",15,11],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["float_float_out",[["mean",4,0],["std",4,0],["size",12,0],["generator",15,11],["out",0,12]],[-5],0],
+  ["out",[["self",0,0],["mean",4,2],["std",4,2],["generator",15,11],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_normal_ = { self?: Tensor; mean?: number; std?: number; generator?: null };
@@ -840,11 +896,12 @@ type O_normal_ = { self?: Tensor; mean?: number; std?: number; generator?: null 
  * aten::normal_(Tensor(a!) self, float mean=0., float std=1., *, Generator? generator=None) -> Tensor(a!)
  */
 export const normal_: {
-  (self: Tensor, mean?: number | O_normal_, std?: number | O_normal_, generator?: null | O_normal_, options?: O_normal_): Tensor;
   /** aten::normal_(Tensor(a!) self, float mean=0., float std=1., *, Generator? generator=None) -> Tensor(a!) */
-  "default"(self: Tensor, mean?: number | O_normal_, std?: number | O_normal_, generator?: null | O_normal_, options?: O_normal_): Tensor;
+  (self: Tensor, mean?: number | O_normal_, std?: number | O_normal_, options?: O_normal_): Tensor;
+  /** aten::normal_(Tensor(a!) self, float mean=0., float std=1., *, Generator? generator=None) -> Tensor(a!) */
+  "default"(self: Tensor, mean?: number | O_normal_, std?: number | O_normal_, options?: O_normal_): Tensor;
 } = defineOp("normal_", [
-  ["",[["self",0,4],["mean",4,2],["std",4,2],["generator",15,3]],[-1],1],
+  ["",[["self",0,4],["mean",4,2],["std",4,2],["generator",15,11]],[-1],1],
 ]) as any;
 
 type O_normal_functional = { self?: Tensor; mean?: number; std?: number; generator?: null };
@@ -852,17 +909,18 @@ type O_normal_functional = { self?: Tensor; mean?: number; std?: number; generat
  * aten::normal_functional(Tensor self, float mean=0., float std=1., *, Generator? generator=None) -> Tensor
  */
 export const normalFunctional: {
-  (self: Tensor, mean?: number | O_normal_functional, std?: number | O_normal_functional, generator?: null | O_normal_functional, options?: O_normal_functional): Tensor;
   /** aten::normal_functional(Tensor self, float mean=0., float std=1., *, Generator? generator=None) -> Tensor */
-  "default"(self: Tensor, mean?: number | O_normal_functional, std?: number | O_normal_functional, generator?: null | O_normal_functional, options?: O_normal_functional): Tensor;
+  (self: Tensor, mean?: number | O_normal_functional, std?: number | O_normal_functional, options?: O_normal_functional): Tensor;
+  /** aten::normal_functional(Tensor self, float mean=0., float std=1., *, Generator? generator=None) -> Tensor */
+  "default"(self: Tensor, mean?: number | O_normal_functional, std?: number | O_normal_functional, options?: O_normal_functional): Tensor;
 } = defineOp("normal_functional", [
-  ["",[["self",0,0],["mean",4,2],["std",4,2],["generator",15,3]],[0],1],
+  ["",[["self",0,0],["mean",4,2],["std",4,2],["generator",15,11]],[0],1],
 ]) as any;
 
 type O_not_equal_Scalar = { self?: Tensor; other?: Scalar };
-type O_not_equal_Scalar_out = { self?: Tensor; other?: Scalar; out?: Tensor };
+type O_not_equal_Scalar_out = { self?: Tensor; other?: Scalar; out: Tensor };
 type O_not_equal_Tensor = { self?: Tensor; other?: Tensor };
-type O_not_equal_Tensor_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_not_equal_Tensor_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::not_equal.Scalar(Tensor self, Scalar other) -> Tensor
  * aten::not_equal.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)
@@ -870,21 +928,23 @@ type O_not_equal_Tensor_out = { self?: Tensor; other?: Tensor; out?: Tensor };
  * aten::not_equal.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const notEqual: {
+  /** aten::not_equal.Scalar(Tensor self, Scalar other) -> Tensor */
   (self: Tensor, other: Scalar, options?: O_not_equal_Scalar): Tensor;
+  /** aten::not_equal.Tensor(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_not_equal_Tensor): Tensor;
   /** aten::not_equal.Scalar(Tensor self, Scalar other) -> Tensor */
   "Scalar"(self: Tensor, other: Scalar, options?: O_not_equal_Scalar): Tensor;
   /** aten::not_equal.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_out"(self: Tensor, other: Scalar, out: Tensor, options?: O_not_equal_Scalar_out): Tensor;
+  "Scalar_out"(self: Tensor, other: Scalar, options?: O_not_equal_Scalar_out): Tensor;
   /** aten::not_equal.Tensor(Tensor self, Tensor other) -> Tensor */
   "Tensor"(self: Tensor, other: Tensor, options?: O_not_equal_Tensor): Tensor;
   /** aten::not_equal.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_out"(self: Tensor, other: Tensor, out: Tensor, options?: O_not_equal_Tensor_out): Tensor;
+  "Tensor_out"(self: Tensor, other: Tensor, options?: O_not_equal_Tensor_out): Tensor;
 } = defineOp("not_equal", [
   ["Scalar",[["self",0,0],["other",6,0]],[0],1],
-  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,4]],[-1],0],
+  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,12]],[-3],0],
   ["Tensor",[["self",0,0],["other",0,0]],[0],1],
-  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_not_equal__Scalar = { self?: Tensor; other?: Scalar };
@@ -894,7 +954,9 @@ type O_not_equal__Tensor = { self?: Tensor; other?: Tensor };
  * aten::not_equal_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)
  */
 export const notEqual_: {
+  /** aten::not_equal_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   (self: Tensor, other: Scalar, options?: O_not_equal__Scalar): Tensor;
+  /** aten::not_equal_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O_not_equal__Tensor): Tensor;
   /** aten::not_equal_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   "Scalar"(self: Tensor, other: Scalar, options?: O_not_equal__Scalar): Tensor;
@@ -907,8 +969,8 @@ export const notEqual_: {
 
 type O_nuclear_norm = { self?: Tensor; keepdim?: boolean };
 type O_nuclear_norm_dim = { self?: Tensor; dim?: number | number[]; keepdim?: boolean };
-type O_nuclear_norm_dim_out = { self?: Tensor; dim?: number | number[]; keepdim?: boolean; out?: Tensor };
-type O_nuclear_norm_out = { self?: Tensor; keepdim?: boolean; out?: Tensor };
+type O_nuclear_norm_dim_out = { self?: Tensor; dim?: number | number[]; keepdim?: boolean; out: Tensor };
+type O_nuclear_norm_out = { self?: Tensor; keepdim?: boolean; out: Tensor };
 /**
  * aten::nuclear_norm(Tensor self, bool keepdim=False) -> Tensor
  * aten::nuclear_norm.dim(Tensor self, int[2] dim, bool keepdim=False) -> Tensor
@@ -916,21 +978,23 @@ type O_nuclear_norm_out = { self?: Tensor; keepdim?: boolean; out?: Tensor };
  * aten::nuclear_norm.out(Tensor self, bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const nuclearNorm: {
+  /** aten::nuclear_norm(Tensor self, bool keepdim=False) -> Tensor */
   (self: Tensor, keepdim?: boolean | O_nuclear_norm, options?: O_nuclear_norm): Tensor;
+  /** aten::nuclear_norm.dim(Tensor self, int[2] dim, bool keepdim=False) -> Tensor */
   (self: Tensor, dim: number | number[], keepdim?: boolean | O_nuclear_norm_dim, options?: O_nuclear_norm_dim): Tensor;
   /** aten::nuclear_norm(Tensor self, bool keepdim=False) -> Tensor */
   "default"(self: Tensor, keepdim?: boolean | O_nuclear_norm, options?: O_nuclear_norm): Tensor;
   /** aten::nuclear_norm.dim(Tensor self, int[2] dim, bool keepdim=False) -> Tensor */
   "dim"(self: Tensor, dim: number | number[], keepdim?: boolean | O_nuclear_norm_dim, options?: O_nuclear_norm_dim): Tensor;
   /** aten::nuclear_norm.dim_out(Tensor self, int[2] dim, bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "dim_out"(self: Tensor, dim: number | number[], keepdim?: boolean | O_nuclear_norm_dim_out, out?: Tensor | O_nuclear_norm_dim_out, options?: O_nuclear_norm_dim_out): Tensor;
+  "dim_out"(self: Tensor, dim: number | number[], keepdim?: boolean | O_nuclear_norm_dim_out, options?: O_nuclear_norm_dim_out): Tensor;
   /** aten::nuclear_norm.out(Tensor self, bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, keepdim?: boolean | O_nuclear_norm_out, out?: Tensor | O_nuclear_norm_out, options?: O_nuclear_norm_out): Tensor;
+  "out"(self: Tensor, keepdim?: boolean | O_nuclear_norm_out, options?: O_nuclear_norm_out): Tensor;
 } = defineOp("nuclear_norm", [
   ["",[["self",0,0],["keepdim",5,2]],[0],1],
   ["dim",[["self",0,0],["dim",12,0,2],["keepdim",5,2]],[0],1],
-  ["dim_out",[["self",0,0],["dim",12,0,2],["keepdim",5,2],["out",0,4]],[-1],0],
-  ["out",[["self",0,0],["keepdim",5,2],["out",0,4]],[-1],0],
+  ["dim_out",[["self",0,0],["dim",12,0,2],["keepdim",5,2],["out",0,12]],[-4],0],
+  ["out",[["self",0,0],["keepdim",5,2],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_numpy_T = { self?: Tensor };
@@ -938,6 +1002,7 @@ type O_numpy_T = { self?: Tensor };
  * aten::numpy_T(Tensor(a) self) -> Tensor(a)
  */
 export const numpy_T: {
+  /** aten::numpy_T(Tensor(a) self) -> Tensor(a) */
   (self: Tensor, options?: O_numpy_T): Tensor;
   /** aten::numpy_T(Tensor(a) self) -> Tensor(a) */
   "default"(self: Tensor, options?: O_numpy_T): Tensor;

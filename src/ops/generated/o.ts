@@ -10,6 +10,7 @@ type O_one_hot = { self?: Tensor; num_classes?: number; numClasses?: number };
  * aten::one_hot(Tensor self, int num_classes=-1) -> Tensor
  */
 export const oneHot: {
+  /** aten::one_hot(Tensor self, int num_classes=-1) -> Tensor */
   (self: Tensor, num_classes?: number | O_one_hot, options?: O_one_hot): Tensor;
   /** aten::one_hot(Tensor self, int num_classes=-1) -> Tensor */
   "default"(self: Tensor, num_classes?: number | O_one_hot, options?: O_one_hot): Tensor;
@@ -18,88 +19,93 @@ export const oneHot: {
 ]) as any;
 
 type O_ones = { size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O_ones_out = { size?: number[]; out?: Tensor };
+type O_ones_out = { size?: number[]; out: Tensor };
 /**
  * aten::ones(SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::ones.out(SymInt[] size, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const ones: {
-  (size: number[], dtype?: DType | null | O_ones, layout?: Layout | null | O_ones, device?: DeviceLike | null | O_ones, pin_memory?: boolean | null | O_ones, options?: O_ones): Tensor;
   /** aten::ones(SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "default"(size: number[], dtype?: DType | null | O_ones, layout?: Layout | null | O_ones, device?: DeviceLike | null | O_ones, pin_memory?: boolean | null | O_ones, options?: O_ones): Tensor;
+  (size: number[], options?: O_ones): Tensor;
+  /** aten::ones(SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "default"(size: number[], options?: O_ones): Tensor;
   /** aten::ones.out(SymInt[] size, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(size: number[], out: Tensor, options?: O_ones_out): Tensor;
+  "out"(size: number[], options?: O_ones_out): Tensor;
 } = defineOp("ones", [
-  ["",[["size",12,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["out",[["size",12,0],["out",0,4]],[-1],0],
+  ["",[["size",12,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["out",[["size",12,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_ones_like = { self?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
-type O_ones_like_out = { self?: Tensor; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out?: Tensor };
+type O_ones_like_out = { self?: Tensor; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out: Tensor };
 /**
  * aten::ones_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor
  * aten::ones_like.out(Tensor self, *, MemoryFormat? memory_format=None, Tensor(a!) out) -> Tensor(a!)
  */
 export const onesLike: {
-  (self: Tensor, dtype?: DType | null | O_ones_like, layout?: Layout | null | O_ones_like, device?: DeviceLike | null | O_ones_like, pin_memory?: boolean | null | O_ones_like, memory_format?: MemoryFormat | null | O_ones_like, options?: O_ones_like): Tensor;
   /** aten::ones_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor */
-  "default"(self: Tensor, dtype?: DType | null | O_ones_like, layout?: Layout | null | O_ones_like, device?: DeviceLike | null | O_ones_like, pin_memory?: boolean | null | O_ones_like, memory_format?: MemoryFormat | null | O_ones_like, options?: O_ones_like): Tensor;
+  (self: Tensor, options?: O_ones_like): Tensor;
+  /** aten::ones_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor */
+  "default"(self: Tensor, options?: O_ones_like): Tensor;
   /** aten::ones_like.out(Tensor self, *, MemoryFormat? memory_format=None, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, memory_format?: MemoryFormat | null | O_ones_like_out, out?: Tensor | O_ones_like_out, options?: O_ones_like_out): Tensor;
+  "out"(self: Tensor, options?: O_ones_like_out): Tensor;
 } = defineOp("ones_like", [
-  ["",[["self",0,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3],["memory_format",10,3]],[0],1],
-  ["out",[["self",0,0],["memory_format",10,3],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11],["memory_format",10,11]],[0],1],
+  ["out",[["self",0,0],["memory_format",10,11],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_orgqr = { self?: Tensor; input2?: Tensor };
-type O_orgqr_out = { self?: Tensor; input2?: Tensor; out?: Tensor };
+type O_orgqr_out = { self?: Tensor; input2?: Tensor; out: Tensor };
 /**
  * aten::orgqr(Tensor self, Tensor input2) -> Tensor
  * aten::orgqr.out(Tensor self, Tensor input2, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const orgqr: {
+  /** aten::orgqr(Tensor self, Tensor input2) -> Tensor */
   (self: Tensor, input2: Tensor, options?: O_orgqr): Tensor;
   /** aten::orgqr(Tensor self, Tensor input2) -> Tensor */
   "default"(self: Tensor, input2: Tensor, options?: O_orgqr): Tensor;
   /** aten::orgqr.out(Tensor self, Tensor input2, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, input2: Tensor, out: Tensor, options?: O_orgqr_out): Tensor;
+  "out"(self: Tensor, input2: Tensor, options?: O_orgqr_out): Tensor;
 } = defineOp("orgqr", [
   ["",[["self",0,0],["input2",0,0]],[0],1],
-  ["out",[["self",0,0],["input2",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["input2",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_ormqr = { self?: Tensor; input2?: Tensor; input3?: Tensor; left?: boolean; transpose?: boolean };
-type O_ormqr_out = { self?: Tensor; input2?: Tensor; input3?: Tensor; left?: boolean; transpose?: boolean; out?: Tensor };
+type O_ormqr_out = { self?: Tensor; input2?: Tensor; input3?: Tensor; left?: boolean; transpose?: boolean; out: Tensor };
 /**
  * aten::ormqr(Tensor self, Tensor input2, Tensor input3, bool left=True, bool transpose=False) -> Tensor
  * aten::ormqr.out(Tensor self, Tensor input2, Tensor input3, bool left=True, bool transpose=False, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const ormqr: {
+  /** aten::ormqr(Tensor self, Tensor input2, Tensor input3, bool left=True, bool transpose=False) -> Tensor */
   (self: Tensor, input2: Tensor, input3: Tensor, left?: boolean | O_ormqr, transpose?: boolean | O_ormqr, options?: O_ormqr): Tensor;
   /** aten::ormqr(Tensor self, Tensor input2, Tensor input3, bool left=True, bool transpose=False) -> Tensor */
   "default"(self: Tensor, input2: Tensor, input3: Tensor, left?: boolean | O_ormqr, transpose?: boolean | O_ormqr, options?: O_ormqr): Tensor;
   /** aten::ormqr.out(Tensor self, Tensor input2, Tensor input3, bool left=True, bool transpose=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, input2: Tensor, input3: Tensor, left?: boolean | O_ormqr_out, transpose?: boolean | O_ormqr_out, out?: Tensor | O_ormqr_out, options?: O_ormqr_out): Tensor;
+  "out"(self: Tensor, input2: Tensor, input3: Tensor, left?: boolean | O_ormqr_out, transpose?: boolean | O_ormqr_out, options?: O_ormqr_out): Tensor;
 } = defineOp("ormqr", [
   ["",[["self",0,0],["input2",0,0],["input3",0,0],["left",5,2],["transpose",5,2]],[0],1],
-  ["out",[["self",0,0],["input2",0,0],["input3",0,0],["left",5,2],["transpose",5,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["input2",0,0],["input3",0,0],["left",5,2],["transpose",5,2],["out",0,12]],[-6],0],
 ]) as any;
 
 type O_outer = { self?: Tensor; vec2?: Tensor };
-type O_outer_out = { self?: Tensor; vec2?: Tensor; out?: Tensor };
+type O_outer_out = { self?: Tensor; vec2?: Tensor; out: Tensor };
 /**
  * aten::outer(Tensor self, Tensor vec2) -> Tensor
  * aten::outer.out(Tensor self, Tensor vec2, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const outer: {
+  /** aten::outer(Tensor self, Tensor vec2) -> Tensor */
   (self: Tensor, vec2: Tensor, options?: O_outer): Tensor;
   /** aten::outer(Tensor self, Tensor vec2) -> Tensor */
   "default"(self: Tensor, vec2: Tensor, options?: O_outer): Tensor;
   /** aten::outer.out(Tensor self, Tensor vec2, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, vec2: Tensor, out: Tensor, options?: O_outer_out): Tensor;
+  "out"(self: Tensor, vec2: Tensor, options?: O_outer_out): Tensor;
 } = defineOp("outer", [
   ["",[["self",0,0],["vec2",0,0]],[0],1],
-  ["out",[["self",0,0],["vec2",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["vec2",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_output_nr = { self?: Tensor };
@@ -107,6 +113,7 @@ type O_output_nr = { self?: Tensor };
  * aten::output_nr(Tensor self) -> int
  */
 export const outputNr: {
+  /** aten::output_nr(Tensor self) -> int */
   (self: Tensor, options?: O_output_nr): number;
   /** aten::output_nr(Tensor self) -> int */
   "default"(self: Tensor, options?: O_output_nr): number;

@@ -10,6 +10,7 @@ type O_pad = { self?: Tensor; pad?: number[]; mode?: string; value?: number | nu
  * aten::pad(Tensor self, int[] pad, str mode="constant", float? value=None) -> Tensor
  */
 export const pad: {
+  /** aten::pad(Tensor self, int[] pad, str mode="constant", float? value=None) -> Tensor */
   (self: Tensor, pad: number[], mode?: string | O_pad, value?: number | null | O_pad, options?: O_pad): Tensor;
   /** aten::pad(Tensor self, int[] pad, str mode="constant", float? value=None) -> Tensor */
   "default"(self: Tensor, pad: number[], mode?: string | O_pad, value?: number | null | O_pad, options?: O_pad): Tensor;
@@ -22,6 +23,7 @@ type O_pad_sequence = { sequences?: Tensor[]; batch_first?: boolean; batchFirst?
  * aten::pad_sequence(Tensor[] sequences, bool batch_first=False, float padding_value=0.) -> Tensor
  */
 export const padSequence: {
+  /** aten::pad_sequence(Tensor[] sequences, bool batch_first=False, float padding_value=0.) -> Tensor */
   (sequences: Tensor[], batch_first?: boolean | O_pad_sequence, padding_value?: number | O_pad_sequence, options?: O_pad_sequence): Tensor;
   /** aten::pad_sequence(Tensor[] sequences, bool batch_first=False, float padding_value=0.) -> Tensor */
   "default"(sequences: Tensor[], batch_first?: boolean | O_pad_sequence, padding_value?: number | O_pad_sequence, options?: O_pad_sequence): Tensor;
@@ -34,6 +36,7 @@ type O_pairwise_distance = { x1?: Tensor; x2?: Tensor; p?: number; eps?: number;
  * aten::pairwise_distance(Tensor x1, Tensor x2, float p=2., float eps=9.9999999999999995e-07, bool keepdim=False) -> Tensor
  */
 export const pairwiseDistance: {
+  /** aten::pairwise_distance(Tensor x1, Tensor x2, float p=2., float eps=9.9999999999999995e-07, bool keepdim=False) -> Tensor */
   (x1: Tensor, x2: Tensor, p?: number | O_pairwise_distance, eps?: number | O_pairwise_distance, keepdim?: boolean | O_pairwise_distance, options?: O_pairwise_distance): Tensor;
   /** aten::pairwise_distance(Tensor x1, Tensor x2, float p=2., float eps=9.9999999999999995e-07, bool keepdim=False) -> Tensor */
   "default"(x1: Tensor, x2: Tensor, p?: number | O_pairwise_distance, eps?: number | O_pairwise_distance, keepdim?: boolean | O_pairwise_distance, options?: O_pairwise_distance): Tensor;
@@ -46,6 +49,7 @@ type O_pdist = { self?: Tensor; p?: number };
  * aten::pdist(Tensor self, float p=2.) -> Tensor
  */
 export const pdist: {
+  /** aten::pdist(Tensor self, float p=2.) -> Tensor */
   (self: Tensor, p?: number | O_pdist, options?: O_pdist): Tensor;
   /** aten::pdist(Tensor self, float p=2.) -> Tensor */
   "default"(self: Tensor, p?: number | O_pdist, options?: O_pdist): Tensor;
@@ -58,6 +62,7 @@ type O_permute = { self?: Tensor; dims?: number[] };
  * aten::permute(Tensor(a) self, int[] dims) -> Tensor(a)
  */
 export const permute: {
+  /** aten::permute(Tensor(a) self, int[] dims) -> Tensor(a) */
   (self: Tensor, dims: number[], options?: O_permute): Tensor;
   /** aten::permute(Tensor(a) self, int[] dims) -> Tensor(a) */
   "default"(self: Tensor, dims: number[], options?: O_permute): Tensor;
@@ -66,20 +71,21 @@ export const permute: {
 ]) as any;
 
 type O_permute_copy = { self?: Tensor; dims?: number[] };
-type O_permute_copy_out = { self?: Tensor; dims?: number[]; out?: Tensor };
+type O_permute_copy_out = { self?: Tensor; dims?: number[]; out: Tensor };
 /**
  * aten::permute_copy(Tensor self, int[] dims) -> Tensor
  * aten::permute_copy.out(Tensor self, int[] dims, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const permuteCopy: {
+  /** aten::permute_copy(Tensor self, int[] dims) -> Tensor */
   (self: Tensor, dims: number[], options?: O_permute_copy): Tensor;
   /** aten::permute_copy(Tensor self, int[] dims) -> Tensor */
   "default"(self: Tensor, dims: number[], options?: O_permute_copy): Tensor;
   /** aten::permute_copy.out(Tensor self, int[] dims, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dims: number[], out: Tensor, options?: O_permute_copy_out): Tensor;
+  "out"(self: Tensor, dims: number[], options?: O_permute_copy_out): Tensor;
 } = defineOp("permute_copy", [
   ["",[["self",0,0],["dims",12,0]],[0],1],
-  ["out",[["self",0,0],["dims",12,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["dims",12,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_pin_memory = { self?: Tensor; device?: DeviceLike | null };
@@ -87,6 +93,7 @@ type O_pin_memory = { self?: Tensor; device?: DeviceLike | null };
  * aten::pin_memory(Tensor(a) self, Device? device=None) -> Tensor(a)
  */
 export const pinMemory: {
+  /** aten::pin_memory(Tensor(a) self, Device? device=None) -> Tensor(a) */
   (self: Tensor, device?: DeviceLike | null | O_pin_memory, options?: O_pin_memory): Tensor;
   /** aten::pin_memory(Tensor(a) self, Device? device=None) -> Tensor(a) */
   "default"(self: Tensor, device?: DeviceLike | null | O_pin_memory, options?: O_pin_memory): Tensor;
@@ -99,6 +106,7 @@ type O_pinverse = { self?: Tensor; rcond?: number };
  * aten::pinverse(Tensor self, float rcond=1.0000000000000001e-15) -> Tensor
  */
 export const pinverse: {
+  /** aten::pinverse(Tensor self, float rcond=1.0000000000000001e-15) -> Tensor */
   (self: Tensor, rcond?: number | O_pinverse, options?: O_pinverse): Tensor;
   /** aten::pinverse(Tensor self, float rcond=1.0000000000000001e-15) -> Tensor */
   "default"(self: Tensor, rcond?: number | O_pinverse, options?: O_pinverse): Tensor;
@@ -107,54 +115,57 @@ export const pinverse: {
 ]) as any;
 
 type O_pixel_shuffle = { self?: Tensor; upscale_factor?: number; upscaleFactor?: number };
-type O_pixel_shuffle_out = { self?: Tensor; upscale_factor?: number; upscaleFactor?: number; out?: Tensor };
+type O_pixel_shuffle_out = { self?: Tensor; upscale_factor?: number; upscaleFactor?: number; out: Tensor };
 /**
  * aten::pixel_shuffle(Tensor self, int upscale_factor) -> Tensor
  * aten::pixel_shuffle.out(Tensor self, int upscale_factor, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const pixelShuffle: {
+  /** aten::pixel_shuffle(Tensor self, int upscale_factor) -> Tensor */
   (self: Tensor, upscale_factor: number, options?: O_pixel_shuffle): Tensor;
   /** aten::pixel_shuffle(Tensor self, int upscale_factor) -> Tensor */
   "default"(self: Tensor, upscale_factor: number, options?: O_pixel_shuffle): Tensor;
   /** aten::pixel_shuffle.out(Tensor self, int upscale_factor, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, upscale_factor: number, out: Tensor, options?: O_pixel_shuffle_out): Tensor;
+  "out"(self: Tensor, upscale_factor: number, options?: O_pixel_shuffle_out): Tensor;
 } = defineOp("pixel_shuffle", [
   ["",[["self",0,0],["upscale_factor",3,0]],[0],1],
-  ["out",[["self",0,0],["upscale_factor",3,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["upscale_factor",3,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_pixel_unshuffle = { self?: Tensor; downscale_factor?: number; downscaleFactor?: number };
-type O_pixel_unshuffle_out = { self?: Tensor; downscale_factor?: number; downscaleFactor?: number; out?: Tensor };
+type O_pixel_unshuffle_out = { self?: Tensor; downscale_factor?: number; downscaleFactor?: number; out: Tensor };
 /**
  * aten::pixel_unshuffle(Tensor self, int downscale_factor) -> Tensor
  * aten::pixel_unshuffle.out(Tensor self, int downscale_factor, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const pixelUnshuffle: {
+  /** aten::pixel_unshuffle(Tensor self, int downscale_factor) -> Tensor */
   (self: Tensor, downscale_factor: number, options?: O_pixel_unshuffle): Tensor;
   /** aten::pixel_unshuffle(Tensor self, int downscale_factor) -> Tensor */
   "default"(self: Tensor, downscale_factor: number, options?: O_pixel_unshuffle): Tensor;
   /** aten::pixel_unshuffle.out(Tensor self, int downscale_factor, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, downscale_factor: number, out: Tensor, options?: O_pixel_unshuffle_out): Tensor;
+  "out"(self: Tensor, downscale_factor: number, options?: O_pixel_unshuffle_out): Tensor;
 } = defineOp("pixel_unshuffle", [
   ["",[["self",0,0],["downscale_factor",3,0]],[0],1],
-  ["out",[["self",0,0],["downscale_factor",3,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["downscale_factor",3,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_poisson = { self?: Tensor; generator?: null };
-type O_poisson_out = { self?: Tensor; generator?: null; out?: Tensor };
+type O_poisson_out = { self?: Tensor; generator?: null; out: Tensor };
 /**
  * aten::poisson(Tensor self, Generator? generator=None) -> Tensor
  * aten::poisson.out(Tensor self, Generator? generator=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const poisson: {
+  /** aten::poisson(Tensor self, Generator? generator=None) -> Tensor */
   (self: Tensor, generator?: null | O_poisson, options?: O_poisson): Tensor;
   /** aten::poisson(Tensor self, Generator? generator=None) -> Tensor */
   "default"(self: Tensor, generator?: null | O_poisson, options?: O_poisson): Tensor;
   /** aten::poisson.out(Tensor self, Generator? generator=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, generator?: null | O_poisson_out, out?: Tensor | O_poisson_out, options?: O_poisson_out): Tensor;
+  "out"(self: Tensor, generator?: null | O_poisson_out, options?: O_poisson_out): Tensor;
 } = defineOp("poisson", [
   ["",[["self",0,0],["generator",15,3]],[0],1],
-  ["out",[["self",0,0],["generator",15,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["generator",15,3],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_poisson_nll_loss = { input?: Tensor; target?: Tensor; log_input?: boolean; logInput?: boolean; full?: boolean; eps?: number; reduction?: number };
@@ -162,6 +173,7 @@ type O_poisson_nll_loss = { input?: Tensor; target?: Tensor; log_input?: boolean
  * aten::poisson_nll_loss(Tensor input, Tensor target, bool log_input, bool full, float eps, int reduction) -> Tensor
  */
 export const poissonNllLoss: {
+  /** aten::poisson_nll_loss(Tensor input, Tensor target, bool log_input, bool full, float eps, int reduction) -> Tensor */
   (input: Tensor, target: Tensor, log_input: boolean, full: boolean, eps: number, reduction: number, options?: O_poisson_nll_loss): Tensor;
   /** aten::poisson_nll_loss(Tensor input, Tensor target, bool log_input, bool full, float eps, int reduction) -> Tensor */
   "default"(input: Tensor, target: Tensor, log_input: boolean, full: boolean, eps: number, reduction: number, options?: O_poisson_nll_loss): Tensor;
@@ -170,37 +182,39 @@ export const poissonNllLoss: {
 ]) as any;
 
 type O_polar = { abs?: Tensor; angle?: Tensor };
-type O_polar_out = { abs?: Tensor; angle?: Tensor; out?: Tensor };
+type O_polar_out = { abs?: Tensor; angle?: Tensor; out: Tensor };
 /**
  * aten::polar(Tensor abs, Tensor angle) -> Tensor
  * aten::polar.out(Tensor abs, Tensor angle, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const polar: {
+  /** aten::polar(Tensor abs, Tensor angle) -> Tensor */
   (abs: Tensor, angle: Tensor, options?: O_polar): Tensor;
   /** aten::polar(Tensor abs, Tensor angle) -> Tensor */
   "default"(abs: Tensor, angle: Tensor, options?: O_polar): Tensor;
   /** aten::polar.out(Tensor abs, Tensor angle, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(abs: Tensor, angle: Tensor, out: Tensor, options?: O_polar_out): Tensor;
+  "out"(abs: Tensor, angle: Tensor, options?: O_polar_out): Tensor;
 } = defineOp("polar", [
   ["",[["abs",0,0],["angle",0,0]],[0],1],
-  ["out",[["abs",0,0],["angle",0,0],["out",0,4]],[-1],0],
+  ["out",[["abs",0,0],["angle",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_polygamma = { n?: number; self?: Tensor };
-type O_polygamma_out = { n?: number; self?: Tensor; out?: Tensor };
+type O_polygamma_out = { n?: number; self?: Tensor; out: Tensor };
 /**
  * aten::polygamma(int n, Tensor self) -> Tensor
  * aten::polygamma.out(int n, Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const polygamma: {
+  /** aten::polygamma(int n, Tensor self) -> Tensor */
   (n: number, self: Tensor, options?: O_polygamma): Tensor;
   /** aten::polygamma(int n, Tensor self) -> Tensor */
   "default"(n: number, self: Tensor, options?: O_polygamma): Tensor;
   /** aten::polygamma.out(int n, Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(n: number, self: Tensor, out: Tensor, options?: O_polygamma_out): Tensor;
+  "out"(n: number, self: Tensor, options?: O_polygamma_out): Tensor;
 } = defineOp("polygamma", [
   ["",[["n",3,0],["self",0,0]],[0],1],
-  ["out",[["n",3,0],["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["n",3,0],["self",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_polygamma_ = { self?: Tensor; n?: number };
@@ -208,6 +222,7 @@ type O_polygamma_ = { self?: Tensor; n?: number };
  * aten::polygamma_(Tensor(a!) self, int n) -> Tensor(a!)
  */
 export const polygamma_: {
+  /** aten::polygamma_(Tensor(a!) self, int n) -> Tensor(a!) */
   (self: Tensor, n: number, options?: O_polygamma_): Tensor;
   /** aten::polygamma_(Tensor(a!) self, int n) -> Tensor(a!) */
   "default"(self: Tensor, n: number, options?: O_polygamma_): Tensor;
@@ -220,6 +235,7 @@ type O_positive = { self?: Tensor };
  * aten::positive(Tensor(a) self) -> Tensor(a)
  */
 export const positive: {
+  /** aten::positive(Tensor(a) self) -> Tensor(a) */
   (self: Tensor, options?: O_positive): Tensor;
   /** aten::positive(Tensor(a) self) -> Tensor(a) */
   "default"(self: Tensor, options?: O_positive): Tensor;
@@ -228,11 +244,11 @@ export const positive: {
 ]) as any;
 
 type O_pow_Scalar = { self?: Scalar; exponent?: Tensor };
-type O_pow_Scalar_out = { self?: Scalar; exponent?: Tensor; out?: Tensor };
+type O_pow_Scalar_out = { self?: Scalar; exponent?: Tensor; out: Tensor };
 type O_pow_Tensor_Scalar = { self?: Tensor; exponent?: Scalar };
-type O_pow_Tensor_Scalar_out = { self?: Tensor; exponent?: Scalar; out?: Tensor };
+type O_pow_Tensor_Scalar_out = { self?: Tensor; exponent?: Scalar; out: Tensor };
 type O_pow_Tensor_Tensor = { self?: Tensor; exponent?: Tensor };
-type O_pow_Tensor_Tensor_out = { self?: Tensor; exponent?: Tensor; out?: Tensor };
+type O_pow_Tensor_Tensor_out = { self?: Tensor; exponent?: Tensor; out: Tensor };
 /**
  * aten::pow.Scalar(Scalar self, Tensor exponent) -> Tensor
  * aten::pow.Scalar_out(Scalar self, Tensor exponent, *, Tensor(a!) out) -> Tensor(a!)
@@ -242,28 +258,31 @@ type O_pow_Tensor_Tensor_out = { self?: Tensor; exponent?: Tensor; out?: Tensor 
  * aten::pow.Tensor_Tensor_out(Tensor self, Tensor exponent, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const pow: {
+  /** aten::pow.Scalar(Scalar self, Tensor exponent) -> Tensor */
   (self: Scalar, exponent: Tensor, options?: O_pow_Scalar): Tensor;
+  /** aten::pow.Tensor_Scalar(Tensor self, Scalar exponent) -> Tensor */
   (self: Tensor, exponent: Scalar, options?: O_pow_Tensor_Scalar): Tensor;
+  /** aten::pow.Tensor_Tensor(Tensor self, Tensor exponent) -> Tensor */
   (self: Tensor, exponent: Tensor, options?: O_pow_Tensor_Tensor): Tensor;
   /** aten::pow.Scalar(Scalar self, Tensor exponent) -> Tensor */
   "Scalar"(self: Scalar, exponent: Tensor, options?: O_pow_Scalar): Tensor;
   /** aten::pow.Scalar_out(Scalar self, Tensor exponent, *, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_out"(self: Scalar, exponent: Tensor, out: Tensor, options?: O_pow_Scalar_out): Tensor;
+  "Scalar_out"(self: Scalar, exponent: Tensor, options?: O_pow_Scalar_out): Tensor;
   /** aten::pow.Tensor_Scalar(Tensor self, Scalar exponent) -> Tensor */
   "Tensor_Scalar"(self: Tensor, exponent: Scalar, options?: O_pow_Tensor_Scalar): Tensor;
   /** aten::pow.Tensor_Scalar_out(Tensor self, Scalar exponent, *, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_Scalar_out"(self: Tensor, exponent: Scalar, out: Tensor, options?: O_pow_Tensor_Scalar_out): Tensor;
+  "Tensor_Scalar_out"(self: Tensor, exponent: Scalar, options?: O_pow_Tensor_Scalar_out): Tensor;
   /** aten::pow.Tensor_Tensor(Tensor self, Tensor exponent) -> Tensor */
   "Tensor_Tensor"(self: Tensor, exponent: Tensor, options?: O_pow_Tensor_Tensor): Tensor;
   /** aten::pow.Tensor_Tensor_out(Tensor self, Tensor exponent, *, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_Tensor_out"(self: Tensor, exponent: Tensor, out: Tensor, options?: O_pow_Tensor_Tensor_out): Tensor;
+  "Tensor_Tensor_out"(self: Tensor, exponent: Tensor, options?: O_pow_Tensor_Tensor_out): Tensor;
 } = defineOp("pow", [
   ["Scalar",[["self",6,0],["exponent",0,0]],[0],1],
-  ["Scalar_out",[["self",6,0],["exponent",0,0],["out",0,4]],[-1],0],
+  ["Scalar_out",[["self",6,0],["exponent",0,0],["out",0,12]],[-3],0],
   ["Tensor_Scalar",[["self",0,0],["exponent",6,0]],[0],1],
-  ["Tensor_Scalar_out",[["self",0,0],["exponent",6,0],["out",0,4]],[-1],0],
+  ["Tensor_Scalar_out",[["self",0,0],["exponent",6,0],["out",0,12]],[-3],0],
   ["Tensor_Tensor",[["self",0,0],["exponent",0,0]],[0],1],
-  ["Tensor_Tensor_out",[["self",0,0],["exponent",0,0],["out",0,4]],[-1],0],
+  ["Tensor_Tensor_out",[["self",0,0],["exponent",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_pow__Scalar = { self?: Tensor; exponent?: Scalar };
@@ -273,7 +292,9 @@ type O_pow__Tensor = { self?: Tensor; exponent?: Tensor };
  * aten::pow_.Tensor(Tensor(a!) self, Tensor exponent) -> Tensor(a!)
  */
 export const pow_: {
+  /** aten::pow_.Scalar(Tensor(a!) self, Scalar exponent) -> Tensor(a!) */
   (self: Tensor, exponent: Scalar, options?: O_pow__Scalar): Tensor;
+  /** aten::pow_.Tensor(Tensor(a!) self, Tensor exponent) -> Tensor(a!) */
   (self: Tensor, exponent: Tensor, options?: O_pow__Tensor): Tensor;
   /** aten::pow_.Scalar(Tensor(a!) self, Scalar exponent) -> Tensor(a!) */
   "Scalar"(self: Tensor, exponent: Scalar, options?: O_pow__Scalar): Tensor;
@@ -285,45 +306,47 @@ export const pow_: {
 ]) as any;
 
 type O_prelu = { self?: Tensor; weight?: Tensor };
-type O_prelu_out = { self?: Tensor; weight?: Tensor; out?: Tensor };
+type O_prelu_out = { self?: Tensor; weight?: Tensor; out: Tensor };
 /**
  * aten::prelu(Tensor self, Tensor weight) -> Tensor
  * aten::prelu.out(Tensor self, Tensor weight, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const prelu: {
+  /** aten::prelu(Tensor self, Tensor weight) -> Tensor */
   (self: Tensor, weight: Tensor, options?: O_prelu): Tensor;
   /** aten::prelu(Tensor self, Tensor weight) -> Tensor */
   "default"(self: Tensor, weight: Tensor, options?: O_prelu): Tensor;
   /** aten::prelu.out(Tensor self, Tensor weight, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, weight: Tensor, out: Tensor, options?: O_prelu_out): Tensor;
+  "out"(self: Tensor, weight: Tensor, options?: O_prelu_out): Tensor;
 } = defineOp("prelu", [
   ["",[["self",0,0],["weight",0,0]],[0],1],
-  ["out",[["self",0,0],["weight",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["weight",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_prelu_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; weight?: Tensor };
-type O_prelu_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; weight?: Tensor; out0?: Tensor; out1?: Tensor };
+type O_prelu_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; weight?: Tensor; out0: Tensor; out1: Tensor };
 /**
  * aten::prelu_backward(Tensor grad_output, Tensor self, Tensor weight) -> (Tensor, Tensor)
  * aten::prelu_backward.out(Tensor grad_output, Tensor self, Tensor weight, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
  */
 export const preluBackward: {
+  /** aten::prelu_backward(Tensor grad_output, Tensor self, Tensor weight) -> (Tensor, Tensor) */
   (grad_output: Tensor, self: Tensor, weight: Tensor, options?: O_prelu_backward): [Tensor, Tensor];
   /** aten::prelu_backward(Tensor grad_output, Tensor self, Tensor weight) -> (Tensor, Tensor) */
   "default"(grad_output: Tensor, self: Tensor, weight: Tensor, options?: O_prelu_backward): [Tensor, Tensor];
   /** aten::prelu_backward.out(Tensor grad_output, Tensor self, Tensor weight, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!)) */
-  "out"(grad_output: Tensor, self: Tensor, weight: Tensor, out0: Tensor, out1: Tensor, options?: O_prelu_backward_out): [Tensor, Tensor];
+  "out"(grad_output: Tensor, self: Tensor, weight: Tensor, options?: O_prelu_backward_out): [Tensor, Tensor];
 } = defineOp("prelu_backward", [
   ["",[["grad_output",0,0],["self",0,0],["weight",0,0]],[0,0],1],
-  ["out",[["grad_output",0,0],["self",0,0],["weight",0,0],["out0",0,4],["out1",0,4]],[-1,-1],0],
+  ["out",[["grad_output",0,0],["self",0,0],["weight",0,0],["out0",0,12],["out1",0,12]],[-4,-5],0],
 ]) as any;
 
 type O_prod = { self?: Tensor; dtype?: DType | null };
-type O_prod_Dimname_out = { self?: Tensor; dim?: string; keepdim?: boolean; dtype?: DType | null; out?: Tensor };
+type O_prod_Dimname_out = { self?: Tensor; dim?: string; keepdim?: boolean; dtype?: DType | null; out: Tensor };
 type O_prod_dim_Dimname = { self?: Tensor; dim?: string; keepdim?: boolean; dtype?: DType | null };
 type O_prod_dim_int = { self?: Tensor; dim?: number; keepdim?: boolean; dtype?: DType | null };
-type O_prod_int_out = { self?: Tensor; dim?: number; keepdim?: boolean; dtype?: DType | null; out?: Tensor };
-type O_prod_out = { self?: Tensor; dtype?: DType | null; out?: Tensor };
+type O_prod_int_out = { self?: Tensor; dim?: number; keepdim?: boolean; dtype?: DType | null; out: Tensor };
+type O_prod_out = { self?: Tensor; dtype?: DType | null; out: Tensor };
 /**
  * aten::prod(Tensor self, *, ScalarType? dtype=None) -> Tensor
  * aten::prod.Dimname_out(Tensor self, str dim, bool keepdim=False, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!)
@@ -333,27 +356,29 @@ type O_prod_out = { self?: Tensor; dtype?: DType | null; out?: Tensor };
  * aten::prod.out(Tensor self, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!)
  */
 export const prod: {
-  (self: Tensor, dtype?: DType | null | O_prod, options?: O_prod): Tensor;
-  (self: Tensor, dim: number, keepdim?: boolean | O_prod_dim_int, dtype?: DType | null | O_prod_dim_int, options?: O_prod_dim_int): Tensor;
   /** aten::prod(Tensor self, *, ScalarType? dtype=None) -> Tensor */
-  "default"(self: Tensor, dtype?: DType | null | O_prod, options?: O_prod): Tensor;
-  /** aten::prod.Dimname_out(Tensor self, str dim, bool keepdim=False, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!) */
-  "Dimname_out"(self: Tensor, dim: string, keepdim?: boolean | O_prod_Dimname_out, dtype?: DType | null | O_prod_Dimname_out, out?: Tensor | O_prod_Dimname_out, options?: O_prod_Dimname_out): Tensor;
-  /** aten::prod.dim_Dimname(Tensor self, str dim, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor */
-  "dim_Dimname"(self: Tensor, dim: string, keepdim?: boolean | O_prod_dim_Dimname, dtype?: DType | null | O_prod_dim_Dimname, options?: O_prod_dim_Dimname): Tensor;
+  (self: Tensor, options?: O_prod): Tensor;
   /** aten::prod.dim_int(Tensor self, int dim, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor */
-  "dim_int"(self: Tensor, dim: number, keepdim?: boolean | O_prod_dim_int, dtype?: DType | null | O_prod_dim_int, options?: O_prod_dim_int): Tensor;
+  (self: Tensor, dim: number, keepdim?: boolean | O_prod_dim_int, options?: O_prod_dim_int): Tensor;
+  /** aten::prod(Tensor self, *, ScalarType? dtype=None) -> Tensor */
+  "default"(self: Tensor, options?: O_prod): Tensor;
+  /** aten::prod.Dimname_out(Tensor self, str dim, bool keepdim=False, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!) */
+  "Dimname_out"(self: Tensor, dim: string, keepdim?: boolean | O_prod_Dimname_out, options?: O_prod_Dimname_out): Tensor;
+  /** aten::prod.dim_Dimname(Tensor self, str dim, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor */
+  "dim_Dimname"(self: Tensor, dim: string, keepdim?: boolean | O_prod_dim_Dimname, options?: O_prod_dim_Dimname): Tensor;
+  /** aten::prod.dim_int(Tensor self, int dim, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor */
+  "dim_int"(self: Tensor, dim: number, keepdim?: boolean | O_prod_dim_int, options?: O_prod_dim_int): Tensor;
   /** aten::prod.int_out(Tensor self, int dim, bool keepdim=False, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!) */
-  "int_out"(self: Tensor, dim: number, keepdim?: boolean | O_prod_int_out, dtype?: DType | null | O_prod_int_out, out?: Tensor | O_prod_int_out, options?: O_prod_int_out): Tensor;
+  "int_out"(self: Tensor, dim: number, keepdim?: boolean | O_prod_int_out, options?: O_prod_int_out): Tensor;
   /** aten::prod.out(Tensor self, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dtype?: DType | null | O_prod_out, out?: Tensor | O_prod_out, options?: O_prod_out): Tensor;
+  "out"(self: Tensor, options?: O_prod_out): Tensor;
 } = defineOp("prod", [
-  ["",[["self",0,0],["dtype",8,3]],[0],1],
-  ["Dimname_out",[["self",0,0],["dim",7,0],["keepdim",5,2],["dtype",8,3],["out",0,4]],[-1],0],
-  ["dim_Dimname",[["self",0,0],["dim",7,0],["keepdim",5,2],["dtype",8,3]],[0],0],
-  ["dim_int",[["self",0,0],["dim",3,0],["keepdim",5,2],["dtype",8,3]],[0],1],
-  ["int_out",[["self",0,0],["dim",3,0],["keepdim",5,2],["dtype",8,3],["out",0,4]],[-1],0],
-  ["out",[["self",0,0],["dtype",8,3],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["dtype",8,11]],[0],1],
+  ["Dimname_out",[["self",0,0],["dim",7,0],["keepdim",5,2],["dtype",8,11],["out",0,12]],[-5],0],
+  ["dim_Dimname",[["self",0,0],["dim",7,0],["keepdim",5,2],["dtype",8,11]],[0],0],
+  ["dim_int",[["self",0,0],["dim",3,0],["keepdim",5,2],["dtype",8,11]],[0],1],
+  ["int_out",[["self",0,0],["dim",3,0],["keepdim",5,2],["dtype",8,11],["out",0,12]],[-5],0],
+  ["out",[["self",0,0],["dtype",8,11],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_promote_types = { type1?: DType; type2?: DType };
@@ -361,6 +386,7 @@ type O_promote_types = { type1?: DType; type2?: DType };
  * aten::promote_types(ScalarType type1, ScalarType type2) -> ScalarType
  */
 export const promoteTypes: {
+  /** aten::promote_types(ScalarType type1, ScalarType type2) -> ScalarType */
   (type1: DType, type2: DType, options?: O_promote_types): DType;
   /** aten::promote_types(ScalarType type1, ScalarType type2) -> ScalarType */
   "default"(type1: DType, type2: DType, options?: O_promote_types): DType;
@@ -369,20 +395,21 @@ export const promoteTypes: {
 ]) as any;
 
 type O_put = { self?: Tensor; index?: Tensor; source?: Tensor; accumulate?: boolean };
-type O_put_out = { self?: Tensor; index?: Tensor; source?: Tensor; accumulate?: boolean; out?: Tensor };
+type O_put_out = { self?: Tensor; index?: Tensor; source?: Tensor; accumulate?: boolean; out: Tensor };
 /**
  * aten::put(Tensor self, Tensor index, Tensor source, bool accumulate=False) -> Tensor
  * aten::put.out(Tensor self, Tensor index, Tensor source, bool accumulate=False, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const put: {
+  /** aten::put(Tensor self, Tensor index, Tensor source, bool accumulate=False) -> Tensor */
   (self: Tensor, index: Tensor, source: Tensor, accumulate?: boolean | O_put, options?: O_put): Tensor;
   /** aten::put(Tensor self, Tensor index, Tensor source, bool accumulate=False) -> Tensor */
   "default"(self: Tensor, index: Tensor, source: Tensor, accumulate?: boolean | O_put, options?: O_put): Tensor;
   /** aten::put.out(Tensor self, Tensor index, Tensor source, bool accumulate=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, index: Tensor, source: Tensor, accumulate?: boolean | O_put_out, out?: Tensor | O_put_out, options?: O_put_out): Tensor;
+  "out"(self: Tensor, index: Tensor, source: Tensor, accumulate?: boolean | O_put_out, options?: O_put_out): Tensor;
 } = defineOp("put", [
   ["",[["self",0,0],["index",0,0],["source",0,0],["accumulate",5,2]],[0],1],
-  ["out",[["self",0,0],["index",0,0],["source",0,0],["accumulate",5,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["index",0,0],["source",0,0],["accumulate",5,2],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_put_ = { self?: Tensor; index?: Tensor; source?: Tensor; accumulate?: boolean };
@@ -390,6 +417,7 @@ type O_put_ = { self?: Tensor; index?: Tensor; source?: Tensor; accumulate?: boo
  * aten::put_(Tensor(a!) self, Tensor index, Tensor source, bool accumulate=False) -> Tensor(a!)
  */
 export const put_: {
+  /** aten::put_(Tensor(a!) self, Tensor index, Tensor source, bool accumulate=False) -> Tensor(a!) */
   (self: Tensor, index: Tensor, source: Tensor, accumulate?: boolean | O_put_, options?: O_put_): Tensor;
   /** aten::put_(Tensor(a!) self, Tensor index, Tensor source, bool accumulate=False) -> Tensor(a!) */
   "default"(self: Tensor, index: Tensor, source: Tensor, accumulate?: boolean | O_put_, options?: O_put_): Tensor;

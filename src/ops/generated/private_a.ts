@@ -12,7 +12,9 @@ type O___and___Tensor = { self?: Tensor; other?: Tensor };
  * aten::__and__.Tensor(Tensor self, Tensor other) -> Tensor
  */
 export const __and__: {
+  /** aten::__and__.Scalar(Tensor self, Scalar other) -> Tensor */
   (self: Tensor, other: Scalar, options?: O___and___Scalar): Tensor;
+  /** aten::__and__.Tensor(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O___and___Tensor): Tensor;
   /** aten::__and__.Scalar(Tensor self, Scalar other) -> Tensor */
   "Scalar"(self: Tensor, other: Scalar, options?: O___and___Scalar): Tensor;
@@ -24,71 +26,75 @@ export const __and__: {
 ]) as any;
 
 type O__adaptive_avg_pool2d = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[] };
-type O__adaptive_avg_pool2d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; out?: Tensor };
+type O__adaptive_avg_pool2d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; out: Tensor };
 /**
  * aten::_adaptive_avg_pool2d(Tensor self, SymInt[2] output_size) -> Tensor
  * aten::_adaptive_avg_pool2d.out(Tensor self, SymInt[2] output_size, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _adaptiveAvgPool2d: {
+  /** aten::_adaptive_avg_pool2d(Tensor self, SymInt[2] output_size) -> Tensor */
   (self: Tensor, output_size: number | number[], options?: O__adaptive_avg_pool2d): Tensor;
   /** aten::_adaptive_avg_pool2d(Tensor self, SymInt[2] output_size) -> Tensor */
   "default"(self: Tensor, output_size: number | number[], options?: O__adaptive_avg_pool2d): Tensor;
   /** aten::_adaptive_avg_pool2d.out(Tensor self, SymInt[2] output_size, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, output_size: number | number[], out: Tensor, options?: O__adaptive_avg_pool2d_out): Tensor;
+  "out"(self: Tensor, output_size: number | number[], options?: O__adaptive_avg_pool2d_out): Tensor;
 } = defineOp("_adaptive_avg_pool2d", [
   ["",[["self",0,0],["output_size",12,0,2]],[0],1],
-  ["out",[["self",0,0],["output_size",12,0,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["output_size",12,0,2],["out",0,12]],[-3],0],
 ]) as any;
 
 type O__adaptive_avg_pool2d_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor };
-type O__adaptive_avg_pool2d_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; out?: Tensor };
+type O__adaptive_avg_pool2d_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; out: Tensor };
 /**
  * aten::_adaptive_avg_pool2d_backward(Tensor grad_output, Tensor self) -> Tensor
  * aten::_adaptive_avg_pool2d_backward.out(Tensor grad_output, Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _adaptiveAvgPool2dBackward: {
+  /** aten::_adaptive_avg_pool2d_backward(Tensor grad_output, Tensor self) -> Tensor */
   (grad_output: Tensor, self: Tensor, options?: O__adaptive_avg_pool2d_backward): Tensor;
   /** aten::_adaptive_avg_pool2d_backward(Tensor grad_output, Tensor self) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, options?: O__adaptive_avg_pool2d_backward): Tensor;
   /** aten::_adaptive_avg_pool2d_backward.out(Tensor grad_output, Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(grad_output: Tensor, self: Tensor, out: Tensor, options?: O__adaptive_avg_pool2d_backward_out): Tensor;
+  "out"(grad_output: Tensor, self: Tensor, options?: O__adaptive_avg_pool2d_backward_out): Tensor;
 } = defineOp("_adaptive_avg_pool2d_backward", [
   ["",[["grad_output",0,0],["self",0,0]],[0],1],
-  ["out",[["grad_output",0,0],["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["grad_output",0,0],["self",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O__adaptive_avg_pool3d = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[] };
-type O__adaptive_avg_pool3d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; out?: Tensor };
+type O__adaptive_avg_pool3d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; out: Tensor };
 /**
  * aten::_adaptive_avg_pool3d(Tensor self, int[3] output_size) -> Tensor
  * aten::_adaptive_avg_pool3d.out(Tensor self, int[3] output_size, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _adaptiveAvgPool3d: {
+  /** aten::_adaptive_avg_pool3d(Tensor self, int[3] output_size) -> Tensor */
   (self: Tensor, output_size: number | number[], options?: O__adaptive_avg_pool3d): Tensor;
   /** aten::_adaptive_avg_pool3d(Tensor self, int[3] output_size) -> Tensor */
   "default"(self: Tensor, output_size: number | number[], options?: O__adaptive_avg_pool3d): Tensor;
   /** aten::_adaptive_avg_pool3d.out(Tensor self, int[3] output_size, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, output_size: number | number[], out: Tensor, options?: O__adaptive_avg_pool3d_out): Tensor;
+  "out"(self: Tensor, output_size: number | number[], options?: O__adaptive_avg_pool3d_out): Tensor;
 } = defineOp("_adaptive_avg_pool3d", [
   ["",[["self",0,0],["output_size",12,0,3]],[0],1],
-  ["out",[["self",0,0],["output_size",12,0,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["output_size",12,0,3],["out",0,12]],[-3],0],
 ]) as any;
 
 type O__adaptive_avg_pool3d_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor };
-type O__adaptive_avg_pool3d_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; out?: Tensor };
+type O__adaptive_avg_pool3d_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; out: Tensor };
 /**
  * aten::_adaptive_avg_pool3d_backward(Tensor grad_output, Tensor self) -> Tensor
  * aten::_adaptive_avg_pool3d_backward.out(Tensor grad_output, Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _adaptiveAvgPool3dBackward: {
+  /** aten::_adaptive_avg_pool3d_backward(Tensor grad_output, Tensor self) -> Tensor */
   (grad_output: Tensor, self: Tensor, options?: O__adaptive_avg_pool3d_backward): Tensor;
   /** aten::_adaptive_avg_pool3d_backward(Tensor grad_output, Tensor self) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, options?: O__adaptive_avg_pool3d_backward): Tensor;
   /** aten::_adaptive_avg_pool3d_backward.out(Tensor grad_output, Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(grad_output: Tensor, self: Tensor, out: Tensor, options?: O__adaptive_avg_pool3d_backward_out): Tensor;
+  "out"(grad_output: Tensor, self: Tensor, options?: O__adaptive_avg_pool3d_backward_out): Tensor;
 } = defineOp("_adaptive_avg_pool3d_backward", [
   ["",[["grad_output",0,0],["self",0,0]],[0],1],
-  ["out",[["grad_output",0,0],["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["grad_output",0,0],["self",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O__add_batch_dim = { self?: Tensor; batch_dim?: number; batchDim?: number; level?: number };
@@ -96,6 +102,7 @@ type O__add_batch_dim = { self?: Tensor; batch_dim?: number; batchDim?: number; 
  * aten::_add_batch_dim(Tensor self, int batch_dim, int level) -> Tensor
  */
 export const _addBatchDim: {
+  /** aten::_add_batch_dim(Tensor self, int batch_dim, int level) -> Tensor */
   (self: Tensor, batch_dim: number, level: number, options?: O__add_batch_dim): Tensor;
   /** aten::_add_batch_dim(Tensor self, int batch_dim, int level) -> Tensor */
   "default"(self: Tensor, batch_dim: number, level: number, options?: O__add_batch_dim): Tensor;
@@ -104,9 +111,9 @@ export const _addBatchDim: {
 ]) as any;
 
 type O__add_relu_Scalar = { self?: Tensor; other?: Scalar; alpha?: Scalar };
-type O__add_relu_Scalar_out = { self?: Tensor; other?: Scalar; alpha?: Scalar; out?: Tensor };
+type O__add_relu_Scalar_out = { self?: Tensor; other?: Scalar; alpha?: Scalar; out: Tensor };
 type O__add_relu_Tensor = { self?: Tensor; other?: Tensor; alpha?: Scalar };
-type O__add_relu_out = { self?: Tensor; other?: Tensor; alpha?: Scalar; out?: Tensor };
+type O__add_relu_out = { self?: Tensor; other?: Tensor; alpha?: Scalar; out: Tensor };
 /**
  * aten::_add_relu.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor
  * aten::_add_relu.Scalar_out(Tensor self, Scalar other, Scalar alpha=1, *, Tensor(a!) out) -> Tensor(a!)
@@ -114,21 +121,23 @@ type O__add_relu_out = { self?: Tensor; other?: Tensor; alpha?: Scalar; out?: Te
  * aten::_add_relu.out(Tensor self, Tensor other, *, Scalar alpha=1, Tensor(a!) out) -> Tensor(a!)
  */
 export const _addRelu: {
+  /** aten::_add_relu.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor */
   (self: Tensor, other: Scalar, alpha?: Scalar | O__add_relu_Scalar, options?: O__add_relu_Scalar): Tensor;
-  (self: Tensor, other: Tensor, alpha?: Scalar | O__add_relu_Tensor, options?: O__add_relu_Tensor): Tensor;
+  /** aten::_add_relu.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor */
+  (self: Tensor, other: Tensor, options?: O__add_relu_Tensor): Tensor;
   /** aten::_add_relu.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor */
   "Scalar"(self: Tensor, other: Scalar, alpha?: Scalar | O__add_relu_Scalar, options?: O__add_relu_Scalar): Tensor;
   /** aten::_add_relu.Scalar_out(Tensor self, Scalar other, Scalar alpha=1, *, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_out"(self: Tensor, other: Scalar, alpha?: Scalar | O__add_relu_Scalar_out, out?: Tensor | O__add_relu_Scalar_out, options?: O__add_relu_Scalar_out): Tensor;
+  "Scalar_out"(self: Tensor, other: Scalar, alpha?: Scalar | O__add_relu_Scalar_out, options?: O__add_relu_Scalar_out): Tensor;
   /** aten::_add_relu.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor */
-  "Tensor"(self: Tensor, other: Tensor, alpha?: Scalar | O__add_relu_Tensor, options?: O__add_relu_Tensor): Tensor;
+  "Tensor"(self: Tensor, other: Tensor, options?: O__add_relu_Tensor): Tensor;
   /** aten::_add_relu.out(Tensor self, Tensor other, *, Scalar alpha=1, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, alpha?: Scalar | O__add_relu_out, out?: Tensor | O__add_relu_out, options?: O__add_relu_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O__add_relu_out): Tensor;
 } = defineOp("_add_relu", [
   ["Scalar",[["self",0,0],["other",6,0],["alpha",6,2]],[0],1],
-  ["Scalar_out",[["self",0,0],["other",6,0],["alpha",6,2],["out",0,4]],[-1],0],
-  ["Tensor",[["self",0,0],["other",0,0],["alpha",6,2]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["alpha",6,2],["out",0,4]],[-1],0],
+  ["Scalar_out",[["self",0,0],["other",6,0],["alpha",6,2],["out",0,12]],[-4],0],
+  ["Tensor",[["self",0,0],["other",0,0],["alpha",6,10]],[0],1],
+  ["out",[["self",0,0],["other",0,0],["alpha",6,10],["out",0,12]],[-4],0],
 ]) as any;
 
 type O__add_relu__Scalar = { self?: Tensor; other?: Scalar; alpha?: Scalar };
@@ -138,38 +147,41 @@ type O__add_relu__Tensor = { self?: Tensor; other?: Tensor; alpha?: Scalar };
  * aten::_add_relu_.Tensor(Tensor(a!) self, Tensor other, *, Scalar alpha=1) -> Tensor(a!)
  */
 export const _addRelu_: {
+  /** aten::_add_relu_.Scalar(Tensor(a!) self, Scalar other, Scalar alpha=1) -> Tensor(a!) */
   (self: Tensor, other: Scalar, alpha?: Scalar | O__add_relu__Scalar, options?: O__add_relu__Scalar): Tensor;
-  (self: Tensor, other: Tensor, alpha?: Scalar | O__add_relu__Tensor, options?: O__add_relu__Tensor): Tensor;
+  /** aten::_add_relu_.Tensor(Tensor(a!) self, Tensor other, *, Scalar alpha=1) -> Tensor(a!) */
+  (self: Tensor, other: Tensor, options?: O__add_relu__Tensor): Tensor;
   /** aten::_add_relu_.Scalar(Tensor(a!) self, Scalar other, Scalar alpha=1) -> Tensor(a!) */
   "Scalar"(self: Tensor, other: Scalar, alpha?: Scalar | O__add_relu__Scalar, options?: O__add_relu__Scalar): Tensor;
   /** aten::_add_relu_.Tensor(Tensor(a!) self, Tensor other, *, Scalar alpha=1) -> Tensor(a!) */
-  "Tensor"(self: Tensor, other: Tensor, alpha?: Scalar | O__add_relu__Tensor, options?: O__add_relu__Tensor): Tensor;
+  "Tensor"(self: Tensor, other: Tensor, options?: O__add_relu__Tensor): Tensor;
 } = defineOp("_add_relu_", [
   ["Scalar",[["self",0,4],["other",6,0],["alpha",6,2]],[-1],1],
-  ["Tensor",[["self",0,4],["other",0,0],["alpha",6,2]],[-1],1],
+  ["Tensor",[["self",0,4],["other",0,0],["alpha",6,10]],[-1],1],
 ]) as any;
 
 type O__addmm_activation = { self?: Tensor; mat1?: Tensor; mat2?: Tensor; beta?: Scalar; alpha?: Scalar; use_gelu?: boolean; useGelu?: boolean };
-type O__addmm_activation_out = { self?: Tensor; mat1?: Tensor; mat2?: Tensor; beta?: Scalar; alpha?: Scalar; use_gelu?: boolean; useGelu?: boolean; out?: Tensor };
+type O__addmm_activation_out = { self?: Tensor; mat1?: Tensor; mat2?: Tensor; beta?: Scalar; alpha?: Scalar; use_gelu?: boolean; useGelu?: boolean; out: Tensor };
 /**
  * aten::_addmm_activation(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1, bool use_gelu=False) -> Tensor
  * aten::_addmm_activation.out(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1, bool use_gelu=False, Tensor(a!) out) -> Tensor(a!)
  */
 export const _addmmActivation: {
-  (self: Tensor, mat1: Tensor, mat2: Tensor, beta?: Scalar | O__addmm_activation, alpha?: Scalar | O__addmm_activation, use_gelu?: boolean | O__addmm_activation, options?: O__addmm_activation): Tensor;
   /** aten::_addmm_activation(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1, bool use_gelu=False) -> Tensor */
-  "default"(self: Tensor, mat1: Tensor, mat2: Tensor, beta?: Scalar | O__addmm_activation, alpha?: Scalar | O__addmm_activation, use_gelu?: boolean | O__addmm_activation, options?: O__addmm_activation): Tensor;
+  (self: Tensor, mat1: Tensor, mat2: Tensor, options?: O__addmm_activation): Tensor;
+  /** aten::_addmm_activation(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1, bool use_gelu=False) -> Tensor */
+  "default"(self: Tensor, mat1: Tensor, mat2: Tensor, options?: O__addmm_activation): Tensor;
   /** aten::_addmm_activation.out(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1, bool use_gelu=False, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, mat1: Tensor, mat2: Tensor, beta?: Scalar | O__addmm_activation_out, alpha?: Scalar | O__addmm_activation_out, use_gelu?: boolean | O__addmm_activation_out, out?: Tensor | O__addmm_activation_out, options?: O__addmm_activation_out): Tensor;
+  "out"(self: Tensor, mat1: Tensor, mat2: Tensor, options?: O__addmm_activation_out): Tensor;
 } = defineOp("_addmm_activation", [
-  ["",[["self",0,0],["mat1",0,0],["mat2",0,0],["beta",6,2],["alpha",6,2],["use_gelu",5,2]],[0],1],
-  ["out",[["self",0,0],["mat1",0,0],["mat2",0,0],["beta",6,2],["alpha",6,2],["use_gelu",5,2],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["mat1",0,0],["mat2",0,0],["beta",6,10],["alpha",6,10],["use_gelu",5,10]],[0],1],
+  ["out",[["self",0,0],["mat1",0,0],["mat2",0,0],["beta",6,10],["alpha",6,10],["use_gelu",5,10],["out",0,12]],[-7],0],
 ]) as any;
 
 type O__aminmax = { self?: Tensor };
 type O__aminmax_dim = { self?: Tensor; dim?: number; keepdim?: boolean };
-type O__aminmax_dim_out = { self?: Tensor; dim?: number; keepdim?: boolean; out0?: Tensor; out1?: Tensor };
-type O__aminmax_out = { self?: Tensor; out0?: Tensor; out1?: Tensor };
+type O__aminmax_dim_out = { self?: Tensor; dim?: number; keepdim?: boolean; out0: Tensor; out1: Tensor };
+type O__aminmax_out = { self?: Tensor; out0: Tensor; out1: Tensor };
 /**
  * aten::_aminmax(Tensor self) -> (Tensor, Tensor)
  * aten::_aminmax.dim(Tensor self, int dim, bool keepdim=False) -> (Tensor, Tensor)
@@ -177,38 +189,41 @@ type O__aminmax_out = { self?: Tensor; out0?: Tensor; out1?: Tensor };
  * aten::_aminmax.out(Tensor self, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
  */
 export const _aminmax: {
+  /** aten::_aminmax(Tensor self) -> (Tensor, Tensor) */
   (self: Tensor, options?: O__aminmax): [Tensor, Tensor];
+  /** aten::_aminmax.dim(Tensor self, int dim, bool keepdim=False) -> (Tensor, Tensor) */
   (self: Tensor, dim: number, keepdim?: boolean | O__aminmax_dim, options?: O__aminmax_dim): [Tensor, Tensor];
   /** aten::_aminmax(Tensor self) -> (Tensor, Tensor) */
   "default"(self: Tensor, options?: O__aminmax): [Tensor, Tensor];
   /** aten::_aminmax.dim(Tensor self, int dim, bool keepdim=False) -> (Tensor, Tensor) */
   "dim"(self: Tensor, dim: number, keepdim?: boolean | O__aminmax_dim, options?: O__aminmax_dim): [Tensor, Tensor];
   /** aten::_aminmax.dim_out(Tensor self, int dim, bool keepdim=False, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!)) */
-  "dim_out"(self: Tensor, dim: number, keepdim?: boolean | O__aminmax_dim_out, out0?: Tensor | O__aminmax_dim_out, out1?: Tensor | O__aminmax_dim_out, options?: O__aminmax_dim_out): [Tensor, Tensor];
+  "dim_out"(self: Tensor, dim: number, keepdim?: boolean | O__aminmax_dim_out, options?: O__aminmax_dim_out): [Tensor, Tensor];
   /** aten::_aminmax.out(Tensor self, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!)) */
-  "out"(self: Tensor, out0: Tensor, out1: Tensor, options?: O__aminmax_out): [Tensor, Tensor];
+  "out"(self: Tensor, options?: O__aminmax_out): [Tensor, Tensor];
 } = defineOp("_aminmax", [
   ["",[["self",0,0]],[0,0],1],
   ["dim",[["self",0,0],["dim",3,0],["keepdim",5,2]],[0,0],1],
-  ["dim_out",[["self",0,0],["dim",3,0],["keepdim",5,2],["out0",0,4],["out1",0,4]],[-1,-1],0],
-  ["out",[["self",0,0],["out0",0,4],["out1",0,4]],[-1,-1],0],
+  ["dim_out",[["self",0,0],["dim",3,0],["keepdim",5,2],["out0",0,12],["out1",0,12]],[-4,-5],0],
+  ["out",[["self",0,0],["out0",0,12],["out1",0,12]],[-2,-3],0],
 ]) as any;
 
 type O__amp_foreach_non_finite_check_and_unscale = { self?: Tensor[]; found_inf?: Tensor; foundInf?: Tensor; inv_scale?: Tensor; invScale?: Tensor };
-type O__amp_foreach_non_finite_check_and_unscale_out = { self?: Tensor[]; found_inf?: Tensor; foundInf?: Tensor; inv_scale?: Tensor; invScale?: Tensor; out?: Tensor[] };
+type O__amp_foreach_non_finite_check_and_unscale_out = { self?: Tensor[]; found_inf?: Tensor; foundInf?: Tensor; inv_scale?: Tensor; invScale?: Tensor; out: Tensor[] };
 /**
  * aten::_amp_foreach_non_finite_check_and_unscale(Tensor[] self, Tensor found_inf, Tensor inv_scale) -> (Tensor[] self_out, Tensor found_inf_out)
  * aten::_amp_foreach_non_finite_check_and_unscale.out(Tensor[] self, Tensor(b!) found_inf, Tensor inv_scale, *, Tensor(a!)[] out) -> ()
  */
 export const _ampForeachNonFiniteCheckAndUnscale: {
+  /** aten::_amp_foreach_non_finite_check_and_unscale(Tensor[] self, Tensor found_inf, Tensor inv_scale) -> (Tensor[] self_out, Tensor found_inf_out) */
   (self: Tensor[], found_inf: Tensor, inv_scale: Tensor, options?: O__amp_foreach_non_finite_check_and_unscale): [Tensor[], Tensor];
   /** aten::_amp_foreach_non_finite_check_and_unscale(Tensor[] self, Tensor found_inf, Tensor inv_scale) -> (Tensor[] self_out, Tensor found_inf_out) */
   "default"(self: Tensor[], found_inf: Tensor, inv_scale: Tensor, options?: O__amp_foreach_non_finite_check_and_unscale): [Tensor[], Tensor];
   /** aten::_amp_foreach_non_finite_check_and_unscale.out(Tensor[] self, Tensor(b!) found_inf, Tensor inv_scale, *, Tensor(a!)[] out) -> () */
-  "out"(self: Tensor[], found_inf: Tensor, inv_scale: Tensor, out: Tensor[], options?: O__amp_foreach_non_finite_check_and_unscale_out): void;
+  "out"(self: Tensor[], found_inf: Tensor, inv_scale: Tensor, options?: O__amp_foreach_non_finite_check_and_unscale_out): void;
 } = defineOp("_amp_foreach_non_finite_check_and_unscale", [
   ["",[["self",1,0],["found_inf",0,0],["inv_scale",0,0]],[1,0],1],
-  ["out",[["self",1,0],["found_inf",0,4],["inv_scale",0,0],["out",1,4]],[],0],
+  ["out",[["self",1,0],["found_inf",0,4],["inv_scale",0,0],["out",1,12]],[],0],
 ]) as any;
 
 type O__amp_foreach_non_finite_check_and_unscale_ = { self?: Tensor[]; found_inf?: Tensor; foundInf?: Tensor; inv_scale?: Tensor; invScale?: Tensor };
@@ -216,6 +231,7 @@ type O__amp_foreach_non_finite_check_and_unscale_ = { self?: Tensor[]; found_inf
  * aten::_amp_foreach_non_finite_check_and_unscale_(Tensor(a!)[] self, Tensor(b!) found_inf, Tensor inv_scale) -> ()
  */
 export const _ampForeachNonFiniteCheckAndUnscale_: {
+  /** aten::_amp_foreach_non_finite_check_and_unscale_(Tensor(a!)[] self, Tensor(b!) found_inf, Tensor inv_scale) -> () */
   (self: Tensor[], found_inf: Tensor, inv_scale: Tensor, options?: O__amp_foreach_non_finite_check_and_unscale_): void;
   /** aten::_amp_foreach_non_finite_check_and_unscale_(Tensor(a!)[] self, Tensor(b!) found_inf, Tensor inv_scale) -> () */
   "default"(self: Tensor[], found_inf: Tensor, inv_scale: Tensor, options?: O__amp_foreach_non_finite_check_and_unscale_): void;
@@ -224,20 +240,21 @@ export const _ampForeachNonFiniteCheckAndUnscale_: {
 ]) as any;
 
 type O__amp_update_scale = { self?: Tensor; growth_tracker?: Tensor; growthTracker?: Tensor; found_inf?: Tensor; foundInf?: Tensor; scale_growth_factor?: number; scaleGrowthFactor?: number; scale_backoff_factor?: number; scaleBackoffFactor?: number; growth_interval?: number; growthInterval?: number };
-type O__amp_update_scale_out = { self?: Tensor; growth_tracker?: Tensor; growthTracker?: Tensor; found_inf?: Tensor; foundInf?: Tensor; scale_growth_factor?: number; scaleGrowthFactor?: number; scale_backoff_factor?: number; scaleBackoffFactor?: number; growth_interval?: number; growthInterval?: number; out?: Tensor };
+type O__amp_update_scale_out = { self?: Tensor; growth_tracker?: Tensor; growthTracker?: Tensor; found_inf?: Tensor; foundInf?: Tensor; scale_growth_factor?: number; scaleGrowthFactor?: number; scale_backoff_factor?: number; scaleBackoffFactor?: number; growth_interval?: number; growthInterval?: number; out: Tensor };
 /**
  * aten::_amp_update_scale(Tensor self, Tensor growth_tracker, Tensor found_inf, float scale_growth_factor, float scale_backoff_factor, int growth_interval) -> (Tensor, Tensor growth_tracker_out)
  * aten::_amp_update_scale.out(Tensor self, Tensor(b!) growth_tracker, Tensor found_inf, float scale_growth_factor, float scale_backoff_factor, int growth_interval, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _ampUpdateScale: {
+  /** aten::_amp_update_scale(Tensor self, Tensor growth_tracker, Tensor found_inf, float scale_growth_factor, float scale_backoff_factor, int growth_interval) -> (Tensor, Tensor growth_tracker_out) */
   (self: Tensor, growth_tracker: Tensor, found_inf: Tensor, scale_growth_factor: number, scale_backoff_factor: number, growth_interval: number, options?: O__amp_update_scale): [Tensor, Tensor];
   /** aten::_amp_update_scale(Tensor self, Tensor growth_tracker, Tensor found_inf, float scale_growth_factor, float scale_backoff_factor, int growth_interval) -> (Tensor, Tensor growth_tracker_out) */
   "default"(self: Tensor, growth_tracker: Tensor, found_inf: Tensor, scale_growth_factor: number, scale_backoff_factor: number, growth_interval: number, options?: O__amp_update_scale): [Tensor, Tensor];
   /** aten::_amp_update_scale.out(Tensor self, Tensor(b!) growth_tracker, Tensor found_inf, float scale_growth_factor, float scale_backoff_factor, int growth_interval, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, growth_tracker: Tensor, found_inf: Tensor, scale_growth_factor: number, scale_backoff_factor: number, growth_interval: number, out: Tensor, options?: O__amp_update_scale_out): Tensor;
+  "out"(self: Tensor, growth_tracker: Tensor, found_inf: Tensor, scale_growth_factor: number, scale_backoff_factor: number, growth_interval: number, options?: O__amp_update_scale_out): Tensor;
 } = defineOp("_amp_update_scale", [
   ["",[["self",0,0],["growth_tracker",0,0],["found_inf",0,0],["scale_growth_factor",4,0],["scale_backoff_factor",4,0],["growth_interval",3,0]],[0,0],1],
-  ["out",[["self",0,0],["growth_tracker",0,4],["found_inf",0,0],["scale_growth_factor",4,0],["scale_backoff_factor",4,0],["growth_interval",3,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["growth_tracker",0,4],["found_inf",0,0],["scale_growth_factor",4,0],["scale_backoff_factor",4,0],["growth_interval",3,0],["out",0,12]],[-7],0],
 ]) as any;
 
 type O__amp_update_scale_ = { self?: Tensor; growth_tracker?: Tensor; growthTracker?: Tensor; found_inf?: Tensor; foundInf?: Tensor; scale_growth_factor?: number; scaleGrowthFactor?: number; scale_backoff_factor?: number; scaleBackoffFactor?: number; growth_interval?: number; growthInterval?: number };
@@ -245,6 +262,7 @@ type O__amp_update_scale_ = { self?: Tensor; growth_tracker?: Tensor; growthTrac
  * aten::_amp_update_scale_(Tensor(a!) self, Tensor(b!) growth_tracker, Tensor found_inf, float scale_growth_factor, float scale_backoff_factor, int growth_interval) -> Tensor(a!)
  */
 export const _ampUpdateScale_: {
+  /** aten::_amp_update_scale_(Tensor(a!) self, Tensor(b!) growth_tracker, Tensor found_inf, float scale_growth_factor, float scale_backoff_factor, int growth_interval) -> Tensor(a!) */
   (self: Tensor, growth_tracker: Tensor, found_inf: Tensor, scale_growth_factor: number, scale_backoff_factor: number, growth_interval: number, options?: O__amp_update_scale_): Tensor;
   /** aten::_amp_update_scale_(Tensor(a!) self, Tensor(b!) growth_tracker, Tensor found_inf, float scale_growth_factor, float scale_backoff_factor, int growth_interval) -> Tensor(a!) */
   "default"(self: Tensor, growth_tracker: Tensor, found_inf: Tensor, scale_growth_factor: number, scale_backoff_factor: number, growth_interval: number, options?: O__amp_update_scale_): Tensor;
@@ -257,6 +275,7 @@ type O__assert_async = { self?: Tensor };
  * aten::_assert_async(Tensor self) -> ()
  */
 export const _assertAsync: {
+  /** aten::_assert_async(Tensor self) -> () */
   (self: Tensor, options?: O__assert_async): void;
   /** aten::_assert_async(Tensor self) -> () */
   "default"(self: Tensor, options?: O__assert_async): void;
@@ -269,6 +288,7 @@ type O__assert_tensor_metadata = { a?: Tensor; size?: number[] | null; stride?: 
  * aten::_assert_tensor_metadata(Tensor a, int[]? size=None, int[]? stride=None, ScalarType? dtype=None) -> ()
  */
 export const _assertTensorMetadata: {
+  /** aten::_assert_tensor_metadata(Tensor a, int[]? size=None, int[]? stride=None, ScalarType? dtype=None) -> () */
   (a: Tensor, size?: number[] | null | O__assert_tensor_metadata, stride?: number[] | null | O__assert_tensor_metadata, dtype?: DType | null | O__assert_tensor_metadata, options?: O__assert_tensor_metadata): void;
   /** aten::_assert_tensor_metadata(Tensor a, int[]? size=None, int[]? stride=None, ScalarType? dtype=None) -> () */
   "default"(a: Tensor, size?: number[] | null | O__assert_tensor_metadata, stride?: number[] | null | O__assert_tensor_metadata, dtype?: DType | null | O__assert_tensor_metadata, options?: O__assert_tensor_metadata): void;
@@ -281,6 +301,7 @@ type O__autocast_to_full_precision = { self?: Tensor; cuda_enabled?: boolean; cu
  * aten::_autocast_to_full_precision(Tensor(a) self, bool cuda_enabled, bool cpu_enabled) -> Tensor(a)
  */
 export const _autocastToFullPrecision: {
+  /** aten::_autocast_to_full_precision(Tensor(a) self, bool cuda_enabled, bool cpu_enabled) -> Tensor(a) */
   (self: Tensor, cuda_enabled: boolean, cpu_enabled: boolean, options?: O__autocast_to_full_precision): Tensor;
   /** aten::_autocast_to_full_precision(Tensor(a) self, bool cuda_enabled, bool cpu_enabled) -> Tensor(a) */
   "default"(self: Tensor, cuda_enabled: boolean, cpu_enabled: boolean, options?: O__autocast_to_full_precision): Tensor;
@@ -293,6 +314,7 @@ type O__autocast_to_reduced_precision = { self?: Tensor; cuda_enabled?: boolean;
  * aten::_autocast_to_reduced_precision(Tensor(a) self, bool cuda_enabled, bool cpu_enabled, ScalarType cuda_dtype, ScalarType cpu_dtype) -> Tensor(a)
  */
 export const _autocastToReducedPrecision: {
+  /** aten::_autocast_to_reduced_precision(Tensor(a) self, bool cuda_enabled, bool cpu_enabled, ScalarType cuda_dtype, ScalarType cpu_dtype) -> Tensor(a) */
   (self: Tensor, cuda_enabled: boolean, cpu_enabled: boolean, cuda_dtype: DType, cpu_dtype: DType, options?: O__autocast_to_reduced_precision): Tensor;
   /** aten::_autocast_to_reduced_precision(Tensor(a) self, bool cuda_enabled, bool cpu_enabled, ScalarType cuda_dtype, ScalarType cpu_dtype) -> Tensor(a) */
   "default"(self: Tensor, cuda_enabled: boolean, cpu_enabled: boolean, cuda_dtype: DType, cpu_dtype: DType, options?: O__autocast_to_reduced_precision): Tensor;

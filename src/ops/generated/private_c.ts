@@ -10,6 +10,7 @@ type O__cast_Byte = { self?: Tensor; non_blocking?: boolean; nonBlocking?: boole
  * aten::_cast_Byte(Tensor self, bool non_blocking=False) -> Tensor
  */
 export const _cast_Byte: {
+  /** aten::_cast_Byte(Tensor self, bool non_blocking=False) -> Tensor */
   (self: Tensor, non_blocking?: boolean | O__cast_Byte, options?: O__cast_Byte): Tensor;
   /** aten::_cast_Byte(Tensor self, bool non_blocking=False) -> Tensor */
   "default"(self: Tensor, non_blocking?: boolean | O__cast_Byte, options?: O__cast_Byte): Tensor;
@@ -22,6 +23,7 @@ type O__cast_Char = { self?: Tensor; non_blocking?: boolean; nonBlocking?: boole
  * aten::_cast_Char(Tensor self, bool non_blocking=False) -> Tensor
  */
 export const _cast_Char: {
+  /** aten::_cast_Char(Tensor self, bool non_blocking=False) -> Tensor */
   (self: Tensor, non_blocking?: boolean | O__cast_Char, options?: O__cast_Char): Tensor;
   /** aten::_cast_Char(Tensor self, bool non_blocking=False) -> Tensor */
   "default"(self: Tensor, non_blocking?: boolean | O__cast_Char, options?: O__cast_Char): Tensor;
@@ -34,6 +36,7 @@ type O__cast_Double = { self?: Tensor; non_blocking?: boolean; nonBlocking?: boo
  * aten::_cast_Double(Tensor self, bool non_blocking=False) -> Tensor
  */
 export const _cast_Double: {
+  /** aten::_cast_Double(Tensor self, bool non_blocking=False) -> Tensor */
   (self: Tensor, non_blocking?: boolean | O__cast_Double, options?: O__cast_Double): Tensor;
   /** aten::_cast_Double(Tensor self, bool non_blocking=False) -> Tensor */
   "default"(self: Tensor, non_blocking?: boolean | O__cast_Double, options?: O__cast_Double): Tensor;
@@ -46,6 +49,7 @@ type O__cast_Float = { self?: Tensor; non_blocking?: boolean; nonBlocking?: bool
  * aten::_cast_Float(Tensor self, bool non_blocking=False) -> Tensor
  */
 export const _cast_Float: {
+  /** aten::_cast_Float(Tensor self, bool non_blocking=False) -> Tensor */
   (self: Tensor, non_blocking?: boolean | O__cast_Float, options?: O__cast_Float): Tensor;
   /** aten::_cast_Float(Tensor self, bool non_blocking=False) -> Tensor */
   "default"(self: Tensor, non_blocking?: boolean | O__cast_Float, options?: O__cast_Float): Tensor;
@@ -58,6 +62,7 @@ type O__cast_Half = { self?: Tensor; non_blocking?: boolean; nonBlocking?: boole
  * aten::_cast_Half(Tensor self, bool non_blocking=False) -> Tensor
  */
 export const _cast_Half: {
+  /** aten::_cast_Half(Tensor self, bool non_blocking=False) -> Tensor */
   (self: Tensor, non_blocking?: boolean | O__cast_Half, options?: O__cast_Half): Tensor;
   /** aten::_cast_Half(Tensor self, bool non_blocking=False) -> Tensor */
   "default"(self: Tensor, non_blocking?: boolean | O__cast_Half, options?: O__cast_Half): Tensor;
@@ -70,6 +75,7 @@ type O__cast_Int = { self?: Tensor; non_blocking?: boolean; nonBlocking?: boolea
  * aten::_cast_Int(Tensor self, bool non_blocking=False) -> Tensor
  */
 export const _cast_Int: {
+  /** aten::_cast_Int(Tensor self, bool non_blocking=False) -> Tensor */
   (self: Tensor, non_blocking?: boolean | O__cast_Int, options?: O__cast_Int): Tensor;
   /** aten::_cast_Int(Tensor self, bool non_blocking=False) -> Tensor */
   "default"(self: Tensor, non_blocking?: boolean | O__cast_Int, options?: O__cast_Int): Tensor;
@@ -82,6 +88,7 @@ type O__cast_Long = { self?: Tensor; non_blocking?: boolean; nonBlocking?: boole
  * aten::_cast_Long(Tensor self, bool non_blocking=False) -> Tensor
  */
 export const _cast_Long: {
+  /** aten::_cast_Long(Tensor self, bool non_blocking=False) -> Tensor */
   (self: Tensor, non_blocking?: boolean | O__cast_Long, options?: O__cast_Long): Tensor;
   /** aten::_cast_Long(Tensor self, bool non_blocking=False) -> Tensor */
   "default"(self: Tensor, non_blocking?: boolean | O__cast_Long, options?: O__cast_Long): Tensor;
@@ -94,6 +101,7 @@ type O__cast_Short = { self?: Tensor; non_blocking?: boolean; nonBlocking?: bool
  * aten::_cast_Short(Tensor self, bool non_blocking=False) -> Tensor
  */
 export const _cast_Short: {
+  /** aten::_cast_Short(Tensor self, bool non_blocking=False) -> Tensor */
   (self: Tensor, non_blocking?: boolean | O__cast_Short, options?: O__cast_Short): Tensor;
   /** aten::_cast_Short(Tensor self, bool non_blocking=False) -> Tensor */
   "default"(self: Tensor, non_blocking?: boolean | O__cast_Short, options?: O__cast_Short): Tensor;
@@ -102,54 +110,57 @@ export const _cast_Short: {
 ]) as any;
 
 type O__cdist_backward = { grad?: Tensor; x1?: Tensor; x2?: Tensor; p?: number; cdist?: Tensor };
-type O__cdist_backward_out = { grad?: Tensor; x1?: Tensor; x2?: Tensor; p?: number; cdist?: Tensor; out?: Tensor };
+type O__cdist_backward_out = { grad?: Tensor; x1?: Tensor; x2?: Tensor; p?: number; cdist?: Tensor; out: Tensor };
 /**
  * aten::_cdist_backward(Tensor grad, Tensor x1, Tensor x2, float p, Tensor cdist) -> Tensor
  * aten::_cdist_backward.out(Tensor grad, Tensor x1, Tensor x2, float p, Tensor cdist, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _cdistBackward: {
+  /** aten::_cdist_backward(Tensor grad, Tensor x1, Tensor x2, float p, Tensor cdist) -> Tensor */
   (grad: Tensor, x1: Tensor, x2: Tensor, p: number, cdist: Tensor, options?: O__cdist_backward): Tensor;
   /** aten::_cdist_backward(Tensor grad, Tensor x1, Tensor x2, float p, Tensor cdist) -> Tensor */
   "default"(grad: Tensor, x1: Tensor, x2: Tensor, p: number, cdist: Tensor, options?: O__cdist_backward): Tensor;
   /** aten::_cdist_backward.out(Tensor grad, Tensor x1, Tensor x2, float p, Tensor cdist, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(grad: Tensor, x1: Tensor, x2: Tensor, p: number, cdist: Tensor, out: Tensor, options?: O__cdist_backward_out): Tensor;
+  "out"(grad: Tensor, x1: Tensor, x2: Tensor, p: number, cdist: Tensor, options?: O__cdist_backward_out): Tensor;
 } = defineOp("_cdist_backward", [
   ["",[["grad",0,0],["x1",0,0],["x2",0,0],["p",4,0],["cdist",0,0]],[0],1],
-  ["out",[["grad",0,0],["x1",0,0],["x2",0,0],["p",4,0],["cdist",0,0],["out",0,4]],[-1],0],
+  ["out",[["grad",0,0],["x1",0,0],["x2",0,0],["p",4,0],["cdist",0,0],["out",0,12]],[-6],0],
 ]) as any;
 
 type O__cdist_forward = { x1?: Tensor; x2?: Tensor; p?: number; compute_mode?: number | null; computeMode?: number | null };
-type O__cdist_forward_out = { x1?: Tensor; x2?: Tensor; p?: number; compute_mode?: number | null; computeMode?: number | null; out?: Tensor };
+type O__cdist_forward_out = { x1?: Tensor; x2?: Tensor; p?: number; compute_mode?: number | null; computeMode?: number | null; out: Tensor };
 /**
  * aten::_cdist_forward(Tensor x1, Tensor x2, float p, int? compute_mode) -> Tensor
  * aten::_cdist_forward.out(Tensor x1, Tensor x2, float p, int? compute_mode, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _cdistForward: {
+  /** aten::_cdist_forward(Tensor x1, Tensor x2, float p, int? compute_mode) -> Tensor */
   (x1: Tensor, x2: Tensor, p: number, compute_mode?: number | null | O__cdist_forward, options?: O__cdist_forward): Tensor;
   /** aten::_cdist_forward(Tensor x1, Tensor x2, float p, int? compute_mode) -> Tensor */
   "default"(x1: Tensor, x2: Tensor, p: number, compute_mode?: number | null | O__cdist_forward, options?: O__cdist_forward): Tensor;
   /** aten::_cdist_forward.out(Tensor x1, Tensor x2, float p, int? compute_mode, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(x1: Tensor, x2: Tensor, p: number, compute_mode?: number | null | O__cdist_forward_out, out?: Tensor | O__cdist_forward_out, options?: O__cdist_forward_out): Tensor;
+  "out"(x1: Tensor, x2: Tensor, p: number, compute_mode?: number | null | O__cdist_forward_out, options?: O__cdist_forward_out): Tensor;
 } = defineOp("_cdist_forward", [
   ["",[["x1",0,0],["x2",0,0],["p",4,0],["compute_mode",3,1]],[0],1],
-  ["out",[["x1",0,0],["x2",0,0],["p",4,0],["compute_mode",3,1],["out",0,4]],[-1],0],
+  ["out",[["x1",0,0],["x2",0,0],["p",4,0],["compute_mode",3,1],["out",0,12]],[-5],0],
 ]) as any;
 
 type O__cholesky_solve_helper = { self?: Tensor; A?: Tensor; upper?: boolean };
-type O__cholesky_solve_helper_out = { self?: Tensor; A?: Tensor; upper?: boolean; out?: Tensor };
+type O__cholesky_solve_helper_out = { self?: Tensor; A?: Tensor; upper?: boolean; out: Tensor };
 /**
  * aten::_cholesky_solve_helper(Tensor self, Tensor A, bool upper) -> Tensor
  * aten::_cholesky_solve_helper.out(Tensor self, Tensor A, bool upper, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _choleskySolveHelper: {
+  /** aten::_cholesky_solve_helper(Tensor self, Tensor A, bool upper) -> Tensor */
   (self: Tensor, A: Tensor, upper: boolean, options?: O__cholesky_solve_helper): Tensor;
   /** aten::_cholesky_solve_helper(Tensor self, Tensor A, bool upper) -> Tensor */
   "default"(self: Tensor, A: Tensor, upper: boolean, options?: O__cholesky_solve_helper): Tensor;
   /** aten::_cholesky_solve_helper.out(Tensor self, Tensor A, bool upper, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, A: Tensor, upper: boolean, out: Tensor, options?: O__cholesky_solve_helper_out): Tensor;
+  "out"(self: Tensor, A: Tensor, upper: boolean, options?: O__cholesky_solve_helper_out): Tensor;
 } = defineOp("_cholesky_solve_helper", [
   ["",[["self",0,0],["A",0,0],["upper",5,0]],[0],1],
-  ["out",[["self",0,0],["A",0,0],["upper",5,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["A",0,0],["upper",5,0],["out",0,12]],[-4],0],
 ]) as any;
 
 type O__choose_qparams_per_tensor = { self?: Tensor; reduce_range?: boolean; reduceRange?: boolean };
@@ -157,6 +168,7 @@ type O__choose_qparams_per_tensor = { self?: Tensor; reduce_range?: boolean; red
  * aten::_choose_qparams_per_tensor(Tensor self, bool reduce_range=False) -> (float, int)
  */
 export const _chooseQparamsPerTensor: {
+  /** aten::_choose_qparams_per_tensor(Tensor self, bool reduce_range=False) -> (float, int) */
   (self: Tensor, reduce_range?: boolean | O__choose_qparams_per_tensor, options?: O__choose_qparams_per_tensor): [number, number];
   /** aten::_choose_qparams_per_tensor(Tensor self, bool reduce_range=False) -> (float, int) */
   "default"(self: Tensor, reduce_range?: boolean | O__choose_qparams_per_tensor, options?: O__choose_qparams_per_tensor): [number, number];
@@ -165,37 +177,39 @@ export const _chooseQparamsPerTensor: {
 ]) as any;
 
 type O__coalesce = { self?: Tensor };
-type O__coalesce_out = { self?: Tensor; out?: Tensor };
+type O__coalesce_out = { self?: Tensor; out: Tensor };
 /**
  * aten::_coalesce(Tensor self) -> Tensor
  * aten::_coalesce.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _coalesce: {
+  /** aten::_coalesce(Tensor self) -> Tensor */
   (self: Tensor, options?: O__coalesce): Tensor;
   /** aten::_coalesce(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O__coalesce): Tensor;
   /** aten::_coalesce.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O__coalesce_out): Tensor;
+  "out"(self: Tensor, options?: O__coalesce_out): Tensor;
 } = defineOp("_coalesce", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O__coalesced = { self?: Tensor; coalesced?: boolean };
-type O__coalesced_out = { self?: Tensor; coalesced?: boolean; out?: Tensor };
+type O__coalesced_out = { self?: Tensor; coalesced?: boolean; out: Tensor };
 /**
  * aten::_coalesced(Tensor self, bool coalesced) -> Tensor
  * aten::_coalesced.out(Tensor self, bool coalesced, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _coalesced: {
+  /** aten::_coalesced(Tensor self, bool coalesced) -> Tensor */
   (self: Tensor, coalesced: boolean, options?: O__coalesced): Tensor;
   /** aten::_coalesced(Tensor self, bool coalesced) -> Tensor */
   "default"(self: Tensor, coalesced: boolean, options?: O__coalesced): Tensor;
   /** aten::_coalesced.out(Tensor self, bool coalesced, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, coalesced: boolean, out: Tensor, options?: O__coalesced_out): Tensor;
+  "out"(self: Tensor, coalesced: boolean, options?: O__coalesced_out): Tensor;
 } = defineOp("_coalesced", [
   ["",[["self",0,0],["coalesced",5,0]],[0],1],
-  ["out",[["self",0,0],["coalesced",5,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["coalesced",5,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O__coalesced_ = { self?: Tensor; coalesced?: boolean };
@@ -203,6 +217,7 @@ type O__coalesced_ = { self?: Tensor; coalesced?: boolean };
  * aten::_coalesced_(Tensor(a!) self, bool coalesced) -> Tensor(a!)
  */
 export const _coalesced_: {
+  /** aten::_coalesced_(Tensor(a!) self, bool coalesced) -> Tensor(a!) */
   (self: Tensor, coalesced: boolean, options?: O__coalesced_): Tensor;
   /** aten::_coalesced_(Tensor(a!) self, bool coalesced) -> Tensor(a!) */
   "default"(self: Tensor, coalesced: boolean, options?: O__coalesced_): Tensor;
@@ -215,6 +230,7 @@ type O__conj = { self?: Tensor };
  * aten::_conj(Tensor(a) self) -> Tensor(a)
  */
 export const _conj: {
+  /** aten::_conj(Tensor(a) self) -> Tensor(a) */
   (self: Tensor, options?: O__conj): Tensor;
   /** aten::_conj(Tensor(a) self) -> Tensor(a) */
   "default"(self: Tensor, options?: O__conj): Tensor;
@@ -223,77 +239,82 @@ export const _conj: {
 ]) as any;
 
 type O__conj_copy = { self?: Tensor };
-type O__conj_copy_out = { self?: Tensor; out?: Tensor };
+type O__conj_copy_out = { self?: Tensor; out: Tensor };
 /**
  * aten::_conj_copy(Tensor self) -> Tensor
  * aten::_conj_copy.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _conjCopy: {
+  /** aten::_conj_copy(Tensor self) -> Tensor */
   (self: Tensor, options?: O__conj_copy): Tensor;
   /** aten::_conj_copy(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O__conj_copy): Tensor;
   /** aten::_conj_copy.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O__conj_copy_out): Tensor;
+  "out"(self: Tensor, options?: O__conj_copy_out): Tensor;
 } = defineOp("_conj_copy", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O__conj_physical = { self?: Tensor };
-type O__conj_physical_out = { self?: Tensor; out?: Tensor };
+type O__conj_physical_out = { self?: Tensor; out: Tensor };
 /**
  * aten::_conj_physical(Tensor self) -> Tensor
  * aten::_conj_physical.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _conjPhysical: {
+  /** aten::_conj_physical(Tensor self) -> Tensor */
   (self: Tensor, options?: O__conj_physical): Tensor;
   /** aten::_conj_physical(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O__conj_physical): Tensor;
   /** aten::_conj_physical.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O__conj_physical_out): Tensor;
+  "out"(self: Tensor, options?: O__conj_physical_out): Tensor;
 } = defineOp("_conj_physical", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O__conv_depthwise2d = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[] };
-type O__conv_depthwise2d_out = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; out?: Tensor };
+type O__conv_depthwise2d_out = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; out: Tensor };
 /**
  * aten::_conv_depthwise2d(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias, int[2] stride, int[2] padding, int[2] dilation) -> Tensor
  * aten::_conv_depthwise2d.out(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias, int[2] stride, int[2] padding, int[2] dilation, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _convDepthwise2d: {
+  /** aten::_conv_depthwise2d(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias, int[2] stride, int[2] padding, int[2] dilation) -> Tensor */
   (self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O__conv_depthwise2d, stride?: number | number[] | O__conv_depthwise2d, padding?: number | number[] | O__conv_depthwise2d, dilation?: number | number[] | O__conv_depthwise2d, options?: O__conv_depthwise2d): Tensor;
   /** aten::_conv_depthwise2d(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias, int[2] stride, int[2] padding, int[2] dilation) -> Tensor */
   "default"(self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O__conv_depthwise2d, stride?: number | number[] | O__conv_depthwise2d, padding?: number | number[] | O__conv_depthwise2d, dilation?: number | number[] | O__conv_depthwise2d, options?: O__conv_depthwise2d): Tensor;
   /** aten::_conv_depthwise2d.out(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias, int[2] stride, int[2] padding, int[2] dilation, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O__conv_depthwise2d_out, stride?: number | number[] | O__conv_depthwise2d_out, padding?: number | number[] | O__conv_depthwise2d_out, dilation?: number | number[] | O__conv_depthwise2d_out, out?: Tensor | O__conv_depthwise2d_out, options?: O__conv_depthwise2d_out): Tensor;
+  "out"(self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O__conv_depthwise2d_out, stride?: number | number[] | O__conv_depthwise2d_out, padding?: number | number[] | O__conv_depthwise2d_out, dilation?: number | number[] | O__conv_depthwise2d_out, options?: O__conv_depthwise2d_out): Tensor;
 } = defineOp("_conv_depthwise2d", [
   ["",[["self",0,0],["weight",0,0],["kernel_size",12,0,2],["bias",0,1],["stride",12,0,2],["padding",12,0,2],["dilation",12,0,2]],[0],1],
-  ["out",[["self",0,0],["weight",0,0],["kernel_size",12,0,2],["bias",0,1],["stride",12,0,2],["padding",12,0,2],["dilation",12,0,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["weight",0,0],["kernel_size",12,0,2],["bias",0,1],["stride",12,0,2],["padding",12,0,2],["dilation",12,0,2],["out",0,12]],[-8],0],
 ]) as any;
 
 type O__convolution = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; outputPadding?: number[]; groups?: number; benchmark?: boolean; deterministic?: boolean; cudnn_enabled?: boolean; cudnnEnabled?: boolean; allow_tf32?: boolean; allowTf32?: boolean };
 type O__convolution_deprecated = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; outputPadding?: number[]; groups?: number; benchmark?: boolean; deterministic?: boolean; cudnn_enabled?: boolean; cudnnEnabled?: boolean };
-type O__convolution_out = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; outputPadding?: number[]; groups?: number; benchmark?: boolean; deterministic?: boolean; cudnn_enabled?: boolean; cudnnEnabled?: boolean; allow_tf32?: boolean; allowTf32?: boolean; out?: Tensor };
+type O__convolution_out = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; outputPadding?: number[]; groups?: number; benchmark?: boolean; deterministic?: boolean; cudnn_enabled?: boolean; cudnnEnabled?: boolean; allow_tf32?: boolean; allowTf32?: boolean; out: Tensor };
 /**
  * aten::_convolution(Tensor input, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups, bool benchmark, bool deterministic, bool cudnn_enabled, bool allow_tf32) -> Tensor
  * aten::_convolution.deprecated(Tensor input, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups, bool benchmark, bool deterministic, bool cudnn_enabled) -> Tensor
  * aten::_convolution.out(Tensor input, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups, bool benchmark, bool deterministic, bool cudnn_enabled, bool allow_tf32, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _convolution: {
+  /** aten::_convolution(Tensor input, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups, bool benchmark, bool deterministic, bool cudnn_enabled, bool allow_tf32) -> Tensor */
   (input: Tensor, weight: Tensor, bias?: Tensor | null | O__convolution, stride?: number[] | O__convolution, padding?: number[] | O__convolution, dilation?: number[] | O__convolution, transposed?: boolean | O__convolution, output_padding?: number[] | O__convolution, groups?: number | O__convolution, benchmark?: boolean | O__convolution, deterministic?: boolean | O__convolution, cudnn_enabled?: boolean | O__convolution, allow_tf32?: boolean | O__convolution, options?: O__convolution): Tensor;
+  /** aten::_convolution.deprecated(Tensor input, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups, bool benchmark, bool deterministic, bool cudnn_enabled) -> Tensor */
   (input: Tensor, weight: Tensor, bias?: Tensor | null | O__convolution_deprecated, stride?: number[] | O__convolution_deprecated, padding?: number[] | O__convolution_deprecated, dilation?: number[] | O__convolution_deprecated, transposed?: boolean | O__convolution_deprecated, output_padding?: number[] | O__convolution_deprecated, groups?: number | O__convolution_deprecated, benchmark?: boolean | O__convolution_deprecated, deterministic?: boolean | O__convolution_deprecated, cudnn_enabled?: boolean | O__convolution_deprecated, options?: O__convolution_deprecated): Tensor;
   /** aten::_convolution(Tensor input, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups, bool benchmark, bool deterministic, bool cudnn_enabled, bool allow_tf32) -> Tensor */
   "default"(input: Tensor, weight: Tensor, bias?: Tensor | null | O__convolution, stride?: number[] | O__convolution, padding?: number[] | O__convolution, dilation?: number[] | O__convolution, transposed?: boolean | O__convolution, output_padding?: number[] | O__convolution, groups?: number | O__convolution, benchmark?: boolean | O__convolution, deterministic?: boolean | O__convolution, cudnn_enabled?: boolean | O__convolution, allow_tf32?: boolean | O__convolution, options?: O__convolution): Tensor;
   /** aten::_convolution.deprecated(Tensor input, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups, bool benchmark, bool deterministic, bool cudnn_enabled) -> Tensor */
   "deprecated"(input: Tensor, weight: Tensor, bias?: Tensor | null | O__convolution_deprecated, stride?: number[] | O__convolution_deprecated, padding?: number[] | O__convolution_deprecated, dilation?: number[] | O__convolution_deprecated, transposed?: boolean | O__convolution_deprecated, output_padding?: number[] | O__convolution_deprecated, groups?: number | O__convolution_deprecated, benchmark?: boolean | O__convolution_deprecated, deterministic?: boolean | O__convolution_deprecated, cudnn_enabled?: boolean | O__convolution_deprecated, options?: O__convolution_deprecated): Tensor;
   /** aten::_convolution.out(Tensor input, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups, bool benchmark, bool deterministic, bool cudnn_enabled, bool allow_tf32, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(input: Tensor, weight: Tensor, bias?: Tensor | null | O__convolution_out, stride?: number[] | O__convolution_out, padding?: number[] | O__convolution_out, dilation?: number[] | O__convolution_out, transposed?: boolean | O__convolution_out, output_padding?: number[] | O__convolution_out, groups?: number | O__convolution_out, benchmark?: boolean | O__convolution_out, deterministic?: boolean | O__convolution_out, cudnn_enabled?: boolean | O__convolution_out, allow_tf32?: boolean | O__convolution_out, out?: Tensor | O__convolution_out, options?: O__convolution_out): Tensor;
+  "out"(input: Tensor, weight: Tensor, bias?: Tensor | null | O__convolution_out, stride?: number[] | O__convolution_out, padding?: number[] | O__convolution_out, dilation?: number[] | O__convolution_out, transposed?: boolean | O__convolution_out, output_padding?: number[] | O__convolution_out, groups?: number | O__convolution_out, benchmark?: boolean | O__convolution_out, deterministic?: boolean | O__convolution_out, cudnn_enabled?: boolean | O__convolution_out, allow_tf32?: boolean | O__convolution_out, options?: O__convolution_out): Tensor;
 } = defineOp("_convolution", [
   ["",[["input",0,0],["weight",0,0],["bias",0,1],["stride",12,0],["padding",12,0],["dilation",12,0],["transposed",5,0],["output_padding",12,0],["groups",3,0],["benchmark",5,0],["deterministic",5,0],["cudnn_enabled",5,0],["allow_tf32",5,0]],[0],1],
   ["deprecated",[["input",0,0],["weight",0,0],["bias",0,1],["stride",12,0],["padding",12,0],["dilation",12,0],["transposed",5,0],["output_padding",12,0],["groups",3,0],["benchmark",5,0],["deterministic",5,0],["cudnn_enabled",5,0]],[0],1],
-  ["out",[["input",0,0],["weight",0,0],["bias",0,1],["stride",12,0],["padding",12,0],["dilation",12,0],["transposed",5,0],["output_padding",12,0],["groups",3,0],["benchmark",5,0],["deterministic",5,0],["cudnn_enabled",5,0],["allow_tf32",5,0],["out",0,4]],[-1],0],
+  ["out",[["input",0,0],["weight",0,0],["bias",0,1],["stride",12,0],["padding",12,0],["dilation",12,0],["transposed",5,0],["output_padding",12,0],["groups",3,0],["benchmark",5,0],["deterministic",5,0],["cudnn_enabled",5,0],["allow_tf32",5,0],["out",0,12]],[-14],0],
 ]) as any;
 
 type O__convolution_double_backward = { ggI?: Tensor | null; ggW?: Tensor | null; ggb?: Tensor | null; gO?: Tensor; weight?: Tensor; self?: Tensor; stride?: number[]; padding?: number[]; dilation?: number[]; transposed?: boolean; output_padding?: number[]; outputPadding?: number[]; groups?: number; output_mask?: boolean[]; outputMask?: boolean[] };
@@ -301,6 +322,7 @@ type O__convolution_double_backward = { ggI?: Tensor | null; ggW?: Tensor | null
  * aten::_convolution_double_backward(Tensor? ggI, Tensor? ggW, Tensor? ggb, Tensor gO, Tensor weight, Tensor self, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups, bool[3] output_mask) -> (Tensor, Tensor, Tensor)
  */
 export const _convolutionDoubleBackward: {
+  /** aten::_convolution_double_backward(Tensor? ggI, Tensor? ggW, Tensor? ggb, Tensor gO, Tensor weight, Tensor self, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups, bool[3] output_mask) -> (Tensor, Tensor, Tensor) */
   (ggI?: Tensor | null | O__convolution_double_backward, ggW?: Tensor | null | O__convolution_double_backward, ggb?: Tensor | null | O__convolution_double_backward, gO?: Tensor | O__convolution_double_backward, weight?: Tensor | O__convolution_double_backward, self?: Tensor | O__convolution_double_backward, stride?: number[] | O__convolution_double_backward, padding?: number[] | O__convolution_double_backward, dilation?: number[] | O__convolution_double_backward, transposed?: boolean | O__convolution_double_backward, output_padding?: number[] | O__convolution_double_backward, groups?: number | O__convolution_double_backward, output_mask?: boolean[] | O__convolution_double_backward, options?: O__convolution_double_backward): [Tensor, Tensor, Tensor];
   /** aten::_convolution_double_backward(Tensor? ggI, Tensor? ggW, Tensor? ggb, Tensor gO, Tensor weight, Tensor self, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups, bool[3] output_mask) -> (Tensor, Tensor, Tensor) */
   "default"(ggI?: Tensor | null | O__convolution_double_backward, ggW?: Tensor | null | O__convolution_double_backward, ggb?: Tensor | null | O__convolution_double_backward, gO?: Tensor | O__convolution_double_backward, weight?: Tensor | O__convolution_double_backward, self?: Tensor | O__convolution_double_backward, stride?: number[] | O__convolution_double_backward, padding?: number[] | O__convolution_double_backward, dilation?: number[] | O__convolution_double_backward, transposed?: boolean | O__convolution_double_backward, output_padding?: number[] | O__convolution_double_backward, groups?: number | O__convolution_double_backward, output_mask?: boolean[] | O__convolution_double_backward, options?: O__convolution_double_backward): [Tensor, Tensor, Tensor];
@@ -313,6 +335,7 @@ type O__convolution_mode = { input?: Tensor; weight?: Tensor; bias?: Tensor | nu
  * aten::_convolution_mode(Tensor input, Tensor weight, Tensor? bias, int[] stride, str padding, int[] dilation, int groups) -> Tensor
  */
 export const _convolutionMode: {
+  /** aten::_convolution_mode(Tensor input, Tensor weight, Tensor? bias, int[] stride, str padding, int[] dilation, int groups) -> Tensor */
   (input: Tensor, weight: Tensor, bias?: Tensor | null | O__convolution_mode, stride?: number[] | O__convolution_mode, padding?: string | O__convolution_mode, dilation?: number[] | O__convolution_mode, groups?: number | O__convolution_mode, options?: O__convolution_mode): Tensor;
   /** aten::_convolution_mode(Tensor input, Tensor weight, Tensor? bias, int[] stride, str padding, int[] dilation, int groups) -> Tensor */
   "default"(input: Tensor, weight: Tensor, bias?: Tensor | null | O__convolution_mode, stride?: number[] | O__convolution_mode, padding?: string | O__convolution_mode, dilation?: number[] | O__convolution_mode, groups?: number | O__convolution_mode, options?: O__convolution_mode): Tensor;
@@ -321,151 +344,161 @@ export const _convolutionMode: {
 ]) as any;
 
 type O__copy_from = { self?: Tensor; dst?: Tensor; non_blocking?: boolean; nonBlocking?: boolean };
-type O__copy_from_out = { self?: Tensor; dst?: Tensor; non_blocking?: boolean; nonBlocking?: boolean; out?: Tensor };
+type O__copy_from_out = { self?: Tensor; dst?: Tensor; non_blocking?: boolean; nonBlocking?: boolean; out: Tensor };
 /**
  * aten::_copy_from(Tensor self, Tensor dst, bool non_blocking=False) -> Tensor
  * aten::_copy_from.out(Tensor self, Tensor dst, bool non_blocking=False, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _copyFrom: {
+  /** aten::_copy_from(Tensor self, Tensor dst, bool non_blocking=False) -> Tensor */
   (self: Tensor, dst: Tensor, non_blocking?: boolean | O__copy_from, options?: O__copy_from): Tensor;
   /** aten::_copy_from(Tensor self, Tensor dst, bool non_blocking=False) -> Tensor */
   "default"(self: Tensor, dst: Tensor, non_blocking?: boolean | O__copy_from, options?: O__copy_from): Tensor;
   /** aten::_copy_from.out(Tensor self, Tensor dst, bool non_blocking=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dst: Tensor, non_blocking?: boolean | O__copy_from_out, out?: Tensor | O__copy_from_out, options?: O__copy_from_out): Tensor;
+  "out"(self: Tensor, dst: Tensor, non_blocking?: boolean | O__copy_from_out, options?: O__copy_from_out): Tensor;
 } = defineOp("_copy_from", [
   ["",[["self",0,0],["dst",0,0],["non_blocking",5,2]],[0],1],
-  ["out",[["self",0,0],["dst",0,0],["non_blocking",5,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["dst",0,0],["non_blocking",5,2],["out",0,12]],[-4],0],
 ]) as any;
 
 type O__copy_from_and_resize = { self?: Tensor; dst?: Tensor };
-type O__copy_from_and_resize_out = { self?: Tensor; dst?: Tensor; out?: Tensor };
+type O__copy_from_and_resize_out = { self?: Tensor; dst?: Tensor; out: Tensor };
 /**
  * aten::_copy_from_and_resize(Tensor self, Tensor dst) -> Tensor
  * aten::_copy_from_and_resize.out(Tensor self, Tensor dst, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _copyFromAndResize: {
+  /** aten::_copy_from_and_resize(Tensor self, Tensor dst) -> Tensor */
   (self: Tensor, dst: Tensor, options?: O__copy_from_and_resize): Tensor;
   /** aten::_copy_from_and_resize(Tensor self, Tensor dst) -> Tensor */
   "default"(self: Tensor, dst: Tensor, options?: O__copy_from_and_resize): Tensor;
   /** aten::_copy_from_and_resize.out(Tensor self, Tensor dst, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dst: Tensor, out: Tensor, options?: O__copy_from_and_resize_out): Tensor;
+  "out"(self: Tensor, dst: Tensor, options?: O__copy_from_and_resize_out): Tensor;
 } = defineOp("_copy_from_and_resize", [
   ["",[["self",0,0],["dst",0,0]],[0],1],
-  ["out",[["self",0,0],["dst",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["dst",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O__ctc_loss = { log_probs?: Tensor; logProbs?: Tensor; targets?: Tensor; input_lengths?: number[]; inputLengths?: number[]; target_lengths?: number[]; targetLengths?: number[]; blank?: number; zero_infinity?: boolean; zeroInfinity?: boolean };
 type O__ctc_loss_Tensor = { log_probs?: Tensor; logProbs?: Tensor; targets?: Tensor; input_lengths?: Tensor; inputLengths?: Tensor; target_lengths?: Tensor; targetLengths?: Tensor; blank?: number; zero_infinity?: boolean; zeroInfinity?: boolean };
-type O__ctc_loss_out = { log_probs?: Tensor; logProbs?: Tensor; targets?: Tensor; input_lengths?: number[]; inputLengths?: number[]; target_lengths?: number[]; targetLengths?: number[]; blank?: number; zero_infinity?: boolean; zeroInfinity?: boolean; out0?: Tensor; out1?: Tensor };
+type O__ctc_loss_out = { log_probs?: Tensor; logProbs?: Tensor; targets?: Tensor; input_lengths?: number[]; inputLengths?: number[]; target_lengths?: number[]; targetLengths?: number[]; blank?: number; zero_infinity?: boolean; zeroInfinity?: boolean; out0: Tensor; out1: Tensor };
 /**
  * aten::_ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)
  * aten::_ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)
  * aten::_ctc_loss.out(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, bool zero_infinity=False, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
  */
 export const _ctcLoss: {
+  /** aten::_ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor) */
   (log_probs: Tensor, targets: Tensor, input_lengths: number[], target_lengths: number[], blank?: number | O__ctc_loss, zero_infinity?: boolean | O__ctc_loss, options?: O__ctc_loss): [Tensor, Tensor];
+  /** aten::_ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor) */
   (log_probs: Tensor, targets: Tensor, input_lengths: Tensor, target_lengths: Tensor, blank?: number | O__ctc_loss_Tensor, zero_infinity?: boolean | O__ctc_loss_Tensor, options?: O__ctc_loss_Tensor): [Tensor, Tensor];
   /** aten::_ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor) */
   "default"(log_probs: Tensor, targets: Tensor, input_lengths: number[], target_lengths: number[], blank?: number | O__ctc_loss, zero_infinity?: boolean | O__ctc_loss, options?: O__ctc_loss): [Tensor, Tensor];
   /** aten::_ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor) */
   "Tensor"(log_probs: Tensor, targets: Tensor, input_lengths: Tensor, target_lengths: Tensor, blank?: number | O__ctc_loss_Tensor, zero_infinity?: boolean | O__ctc_loss_Tensor, options?: O__ctc_loss_Tensor): [Tensor, Tensor];
   /** aten::_ctc_loss.out(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, bool zero_infinity=False, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!)) */
-  "out"(log_probs: Tensor, targets: Tensor, input_lengths: number[], target_lengths: number[], blank?: number | O__ctc_loss_out, zero_infinity?: boolean | O__ctc_loss_out, out0?: Tensor | O__ctc_loss_out, out1?: Tensor | O__ctc_loss_out, options?: O__ctc_loss_out): [Tensor, Tensor];
+  "out"(log_probs: Tensor, targets: Tensor, input_lengths: number[], target_lengths: number[], blank?: number | O__ctc_loss_out, zero_infinity?: boolean | O__ctc_loss_out, options?: O__ctc_loss_out): [Tensor, Tensor];
 } = defineOp("_ctc_loss", [
   ["",[["log_probs",0,0],["targets",0,0],["input_lengths",12,0],["target_lengths",12,0],["blank",3,2],["zero_infinity",5,2]],[0,0],1],
   ["Tensor",[["log_probs",0,0],["targets",0,0],["input_lengths",0,0],["target_lengths",0,0],["blank",3,2],["zero_infinity",5,2]],[0,0],1],
-  ["out",[["log_probs",0,0],["targets",0,0],["input_lengths",12,0],["target_lengths",12,0],["blank",3,2],["zero_infinity",5,2],["out0",0,4],["out1",0,4]],[-1,-1],0],
+  ["out",[["log_probs",0,0],["targets",0,0],["input_lengths",12,0],["target_lengths",12,0],["blank",3,2],["zero_infinity",5,2],["out0",0,12],["out1",0,12]],[-7,-8],0],
 ]) as any;
 
 type O__cudnn_ctc_loss = { log_probs?: Tensor; logProbs?: Tensor; targets?: Tensor; input_lengths?: number[]; inputLengths?: number[]; target_lengths?: number[]; targetLengths?: number[]; blank?: number; deterministic?: boolean; zero_infinity?: boolean; zeroInfinity?: boolean };
 type O__cudnn_ctc_loss_Tensor = { log_probs?: Tensor; logProbs?: Tensor; targets?: Tensor; input_lengths?: Tensor; inputLengths?: Tensor; target_lengths?: Tensor; targetLengths?: Tensor; blank?: number; deterministic?: boolean; zero_infinity?: boolean; zeroInfinity?: boolean };
-type O__cudnn_ctc_loss_out = { log_probs?: Tensor; logProbs?: Tensor; targets?: Tensor; input_lengths?: number[]; inputLengths?: number[]; target_lengths?: number[]; targetLengths?: number[]; blank?: number; deterministic?: boolean; zero_infinity?: boolean; zeroInfinity?: boolean; out0?: Tensor; out1?: Tensor };
+type O__cudnn_ctc_loss_out = { log_probs?: Tensor; logProbs?: Tensor; targets?: Tensor; input_lengths?: number[]; inputLengths?: number[]; target_lengths?: number[]; targetLengths?: number[]; blank?: number; deterministic?: boolean; zero_infinity?: boolean; zeroInfinity?: boolean; out0: Tensor; out1: Tensor };
 /**
  * aten::_cudnn_ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank, bool deterministic, bool zero_infinity) -> (Tensor, Tensor)
  * aten::_cudnn_ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank, bool deterministic, bool zero_infinity) -> (Tensor, Tensor)
  * aten::_cudnn_ctc_loss.out(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank, bool deterministic, bool zero_infinity, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
  */
 export const _cudnnCtcLoss: {
+  /** aten::_cudnn_ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank, bool deterministic, bool zero_infinity) -> (Tensor, Tensor) */
   (log_probs: Tensor, targets: Tensor, input_lengths: number[], target_lengths: number[], blank: number, deterministic: boolean, zero_infinity: boolean, options?: O__cudnn_ctc_loss): [Tensor, Tensor];
+  /** aten::_cudnn_ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank, bool deterministic, bool zero_infinity) -> (Tensor, Tensor) */
   (log_probs: Tensor, targets: Tensor, input_lengths: Tensor, target_lengths: Tensor, blank: number, deterministic: boolean, zero_infinity: boolean, options?: O__cudnn_ctc_loss_Tensor): [Tensor, Tensor];
   /** aten::_cudnn_ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank, bool deterministic, bool zero_infinity) -> (Tensor, Tensor) */
   "default"(log_probs: Tensor, targets: Tensor, input_lengths: number[], target_lengths: number[], blank: number, deterministic: boolean, zero_infinity: boolean, options?: O__cudnn_ctc_loss): [Tensor, Tensor];
   /** aten::_cudnn_ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank, bool deterministic, bool zero_infinity) -> (Tensor, Tensor) */
   "Tensor"(log_probs: Tensor, targets: Tensor, input_lengths: Tensor, target_lengths: Tensor, blank: number, deterministic: boolean, zero_infinity: boolean, options?: O__cudnn_ctc_loss_Tensor): [Tensor, Tensor];
   /** aten::_cudnn_ctc_loss.out(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank, bool deterministic, bool zero_infinity, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!)) */
-  "out"(log_probs: Tensor, targets: Tensor, input_lengths: number[], target_lengths: number[], blank: number, deterministic: boolean, zero_infinity: boolean, out0: Tensor, out1: Tensor, options?: O__cudnn_ctc_loss_out): [Tensor, Tensor];
+  "out"(log_probs: Tensor, targets: Tensor, input_lengths: number[], target_lengths: number[], blank: number, deterministic: boolean, zero_infinity: boolean, options?: O__cudnn_ctc_loss_out): [Tensor, Tensor];
 } = defineOp("_cudnn_ctc_loss", [
   ["",[["log_probs",0,0],["targets",0,0],["input_lengths",12,0],["target_lengths",12,0],["blank",3,0],["deterministic",5,0],["zero_infinity",5,0]],[0,0],1],
   ["Tensor",[["log_probs",0,0],["targets",0,0],["input_lengths",0,0],["target_lengths",0,0],["blank",3,0],["deterministic",5,0],["zero_infinity",5,0]],[0,0],1],
-  ["out",[["log_probs",0,0],["targets",0,0],["input_lengths",12,0],["target_lengths",12,0],["blank",3,0],["deterministic",5,0],["zero_infinity",5,0],["out0",0,4],["out1",0,4]],[-1,-1],0],
+  ["out",[["log_probs",0,0],["targets",0,0],["input_lengths",12,0],["target_lengths",12,0],["blank",3,0],["deterministic",5,0],["zero_infinity",5,0],["out0",0,12],["out1",0,12]],[-8,-9],0],
 ]) as any;
 
 type O__cudnn_init_dropout_state = { dropout?: number; train?: boolean; dropout_seed?: number; dropoutSeed?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O__cudnn_init_dropout_state_out = { dropout?: number; train?: boolean; dropout_seed?: number; dropoutSeed?: number; out?: Tensor };
+type O__cudnn_init_dropout_state_out = { dropout?: number; train?: boolean; dropout_seed?: number; dropoutSeed?: number; out: Tensor };
 /**
  * aten::_cudnn_init_dropout_state(float dropout, bool train, int dropout_seed, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor
  * aten::_cudnn_init_dropout_state.out(float dropout, bool train, int dropout_seed, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _cudnnInitDropoutState: {
-  (dropout: number, train: boolean, dropout_seed: number, dtype?: DType | null | O__cudnn_init_dropout_state, layout?: Layout | null | O__cudnn_init_dropout_state, device?: DeviceLike | null | O__cudnn_init_dropout_state, pin_memory?: boolean | null | O__cudnn_init_dropout_state, options?: O__cudnn_init_dropout_state): Tensor;
   /** aten::_cudnn_init_dropout_state(float dropout, bool train, int dropout_seed, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor */
-  "default"(dropout: number, train: boolean, dropout_seed: number, dtype?: DType | null | O__cudnn_init_dropout_state, layout?: Layout | null | O__cudnn_init_dropout_state, device?: DeviceLike | null | O__cudnn_init_dropout_state, pin_memory?: boolean | null | O__cudnn_init_dropout_state, options?: O__cudnn_init_dropout_state): Tensor;
+  (dropout: number, train: boolean, dropout_seed: number, options?: O__cudnn_init_dropout_state): Tensor;
+  /** aten::_cudnn_init_dropout_state(float dropout, bool train, int dropout_seed, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor */
+  "default"(dropout: number, train: boolean, dropout_seed: number, options?: O__cudnn_init_dropout_state): Tensor;
   /** aten::_cudnn_init_dropout_state.out(float dropout, bool train, int dropout_seed, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(dropout: number, train: boolean, dropout_seed: number, out: Tensor, options?: O__cudnn_init_dropout_state_out): Tensor;
+  "out"(dropout: number, train: boolean, dropout_seed: number, options?: O__cudnn_init_dropout_state_out): Tensor;
 } = defineOp("_cudnn_init_dropout_state", [
-  ["",[["dropout",4,0],["train",5,0],["dropout_seed",3,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["out",[["dropout",4,0],["train",5,0],["dropout_seed",3,0],["out",0,4]],[-1],0],
+  ["",[["dropout",4,0],["train",5,0],["dropout_seed",3,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["out",[["dropout",4,0],["train",5,0],["dropout_seed",3,0],["out",0,12]],[-4],0],
 ]) as any;
 
 type O__cudnn_rnn = { input?: Tensor; weight?: Tensor[]; weight_stride0?: number; weightStride0?: number; weight_buf?: Tensor | null; weightBuf?: Tensor | null; hx?: Tensor; cx?: Tensor | null; mode?: number; hidden_size?: number; hiddenSize?: number; proj_size?: number; projSize?: number; num_layers?: number; numLayers?: number; batch_first?: boolean; batchFirst?: boolean; dropout?: number; train?: boolean; bidirectional?: boolean; batch_sizes?: number[]; batchSizes?: number[]; dropout_state?: Tensor | null; dropoutState?: Tensor | null };
-type O__cudnn_rnn_out = { input?: Tensor; weight?: Tensor[]; weight_stride0?: number; weightStride0?: number; weight_buf?: Tensor | null; weightBuf?: Tensor | null; hx?: Tensor; cx?: Tensor | null; mode?: number; hidden_size?: number; hiddenSize?: number; proj_size?: number; projSize?: number; num_layers?: number; numLayers?: number; batch_first?: boolean; batchFirst?: boolean; dropout?: number; train?: boolean; bidirectional?: boolean; batch_sizes?: number[]; batchSizes?: number[]; dropout_state?: Tensor | null; dropoutState?: Tensor | null; out0?: Tensor; out1?: Tensor; out2?: Tensor; out3?: Tensor; out4?: Tensor };
+type O__cudnn_rnn_out = { input?: Tensor; weight?: Tensor[]; weight_stride0?: number; weightStride0?: number; weight_buf?: Tensor | null; weightBuf?: Tensor | null; hx?: Tensor; cx?: Tensor | null; mode?: number; hidden_size?: number; hiddenSize?: number; proj_size?: number; projSize?: number; num_layers?: number; numLayers?: number; batch_first?: boolean; batchFirst?: boolean; dropout?: number; train?: boolean; bidirectional?: boolean; batch_sizes?: number[]; batchSizes?: number[]; dropout_state?: Tensor | null; dropoutState?: Tensor | null; out0: Tensor; out1: Tensor; out2: Tensor; out3: Tensor; out4: Tensor };
 /**
  * aten::_cudnn_rnn(Tensor input, Tensor[] weight, int weight_stride0, Tensor? weight_buf, Tensor hx, Tensor? cx, int mode, SymInt hidden_size, SymInt proj_size, int num_layers, bool batch_first, float dropout, bool train, bool bidirectional, SymInt[] batch_sizes, Tensor? dropout_state) -> (Tensor, Tensor, Tensor, Tensor, Tensor)
  * aten::_cudnn_rnn.out(Tensor input, Tensor[] weight, int weight_stride0, Tensor? weight_buf, Tensor hx, Tensor? cx, int mode, SymInt hidden_size, SymInt proj_size, int num_layers, bool batch_first, float dropout, bool train, bool bidirectional, SymInt[] batch_sizes, Tensor? dropout_state, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2, Tensor(d!) out3, Tensor(e!) out4) -> (Tensor(a!), Tensor(b!), Tensor(c!), Tensor(d!), Tensor(e!))
  */
 export const _cudnnRnn: {
+  /** aten::_cudnn_rnn(Tensor input, Tensor[] weight, int weight_stride0, Tensor? weight_buf, Tensor hx, Tensor? cx, int mode, SymInt hidden_size, SymInt proj_size, int num_layers, bool batch_first, float dropout, bool train, bool bidirectional, SymInt[] batch_sizes, Tensor? dropout_state) -> (Tensor, Tensor, Tensor, Tensor, Tensor) */
   (input: Tensor, weight: Tensor[], weight_stride0: number, weight_buf?: Tensor | null | O__cudnn_rnn, hx?: Tensor | O__cudnn_rnn, cx?: Tensor | null | O__cudnn_rnn, mode?: number | O__cudnn_rnn, hidden_size?: number | O__cudnn_rnn, proj_size?: number | O__cudnn_rnn, num_layers?: number | O__cudnn_rnn, batch_first?: boolean | O__cudnn_rnn, dropout?: number | O__cudnn_rnn, train?: boolean | O__cudnn_rnn, bidirectional?: boolean | O__cudnn_rnn, batch_sizes?: number[] | O__cudnn_rnn, dropout_state?: Tensor | null | O__cudnn_rnn, options?: O__cudnn_rnn): [Tensor, Tensor, Tensor, Tensor, Tensor];
   /** aten::_cudnn_rnn(Tensor input, Tensor[] weight, int weight_stride0, Tensor? weight_buf, Tensor hx, Tensor? cx, int mode, SymInt hidden_size, SymInt proj_size, int num_layers, bool batch_first, float dropout, bool train, bool bidirectional, SymInt[] batch_sizes, Tensor? dropout_state) -> (Tensor, Tensor, Tensor, Tensor, Tensor) */
   "default"(input: Tensor, weight: Tensor[], weight_stride0: number, weight_buf?: Tensor | null | O__cudnn_rnn, hx?: Tensor | O__cudnn_rnn, cx?: Tensor | null | O__cudnn_rnn, mode?: number | O__cudnn_rnn, hidden_size?: number | O__cudnn_rnn, proj_size?: number | O__cudnn_rnn, num_layers?: number | O__cudnn_rnn, batch_first?: boolean | O__cudnn_rnn, dropout?: number | O__cudnn_rnn, train?: boolean | O__cudnn_rnn, bidirectional?: boolean | O__cudnn_rnn, batch_sizes?: number[] | O__cudnn_rnn, dropout_state?: Tensor | null | O__cudnn_rnn, options?: O__cudnn_rnn): [Tensor, Tensor, Tensor, Tensor, Tensor];
   /** aten::_cudnn_rnn.out(Tensor input, Tensor[] weight, int weight_stride0, Tensor? weight_buf, Tensor hx, Tensor? cx, int mode, SymInt hidden_size, SymInt proj_size, int num_layers, bool batch_first, float dropout, bool train, bool bidirectional, SymInt[] batch_sizes, Tensor? dropout_state, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2, Tensor(d!) out3, Tensor(e!) out4) -> (Tensor(a!), Tensor(b!), Tensor(c!), Tensor(d!), Tensor(e!)) */
-  "out"(input: Tensor, weight: Tensor[], weight_stride0: number, weight_buf?: Tensor | null | O__cudnn_rnn_out, hx?: Tensor | O__cudnn_rnn_out, cx?: Tensor | null | O__cudnn_rnn_out, mode?: number | O__cudnn_rnn_out, hidden_size?: number | O__cudnn_rnn_out, proj_size?: number | O__cudnn_rnn_out, num_layers?: number | O__cudnn_rnn_out, batch_first?: boolean | O__cudnn_rnn_out, dropout?: number | O__cudnn_rnn_out, train?: boolean | O__cudnn_rnn_out, bidirectional?: boolean | O__cudnn_rnn_out, batch_sizes?: number[] | O__cudnn_rnn_out, dropout_state?: Tensor | null | O__cudnn_rnn_out, out0?: Tensor | O__cudnn_rnn_out, out1?: Tensor | O__cudnn_rnn_out, out2?: Tensor | O__cudnn_rnn_out, out3?: Tensor | O__cudnn_rnn_out, out4?: Tensor | O__cudnn_rnn_out, options?: O__cudnn_rnn_out): [Tensor, Tensor, Tensor, Tensor, Tensor];
+  "out"(input: Tensor, weight: Tensor[], weight_stride0: number, weight_buf?: Tensor | null | O__cudnn_rnn_out, hx?: Tensor | O__cudnn_rnn_out, cx?: Tensor | null | O__cudnn_rnn_out, mode?: number | O__cudnn_rnn_out, hidden_size?: number | O__cudnn_rnn_out, proj_size?: number | O__cudnn_rnn_out, num_layers?: number | O__cudnn_rnn_out, batch_first?: boolean | O__cudnn_rnn_out, dropout?: number | O__cudnn_rnn_out, train?: boolean | O__cudnn_rnn_out, bidirectional?: boolean | O__cudnn_rnn_out, batch_sizes?: number[] | O__cudnn_rnn_out, dropout_state?: Tensor | null | O__cudnn_rnn_out, options?: O__cudnn_rnn_out): [Tensor, Tensor, Tensor, Tensor, Tensor];
 } = defineOp("_cudnn_rnn", [
   ["",[["input",0,0],["weight",1,0],["weight_stride0",3,0],["weight_buf",0,1],["hx",0,0],["cx",0,1],["mode",3,0],["hidden_size",3,0],["proj_size",3,0],["num_layers",3,0],["batch_first",5,0],["dropout",4,0],["train",5,0],["bidirectional",5,0],["batch_sizes",12,0],["dropout_state",0,1]],[0,0,0,0,0],1],
-  ["out",[["input",0,0],["weight",1,0],["weight_stride0",3,0],["weight_buf",0,1],["hx",0,0],["cx",0,1],["mode",3,0],["hidden_size",3,0],["proj_size",3,0],["num_layers",3,0],["batch_first",5,0],["dropout",4,0],["train",5,0],["bidirectional",5,0],["batch_sizes",12,0],["dropout_state",0,1],["out0",0,4],["out1",0,4],["out2",0,4],["out3",0,4],["out4",0,4]],[-1,-1,-1,-1,-1],0],
+  ["out",[["input",0,0],["weight",1,0],["weight_stride0",3,0],["weight_buf",0,1],["hx",0,0],["cx",0,1],["mode",3,0],["hidden_size",3,0],["proj_size",3,0],["num_layers",3,0],["batch_first",5,0],["dropout",4,0],["train",5,0],["bidirectional",5,0],["batch_sizes",12,0],["dropout_state",0,1],["out0",0,12],["out1",0,12],["out2",0,12],["out3",0,12],["out4",0,12]],[-17,-18,-19,-20,-21],0],
 ]) as any;
 
 type O__cudnn_rnn_backward = { input?: Tensor; weight?: Tensor[]; weight_stride0?: number; weightStride0?: number; weight_buf?: Tensor; weightBuf?: Tensor; hx?: Tensor; cx?: Tensor | null; output?: Tensor; grad_output?: Tensor | null; gradOutput?: Tensor | null; grad_hy?: Tensor | null; gradHy?: Tensor | null; grad_cy?: Tensor | null; gradCy?: Tensor | null; mode?: number; hidden_size?: number; hiddenSize?: number; proj_size?: number; projSize?: number; num_layers?: number; numLayers?: number; batch_first?: boolean; batchFirst?: boolean; dropout?: number; train?: boolean; bidirectional?: boolean; batch_sizes?: number[]; batchSizes?: number[]; dropout_state?: Tensor | null; dropoutState?: Tensor | null; reserve?: Tensor; output_mask?: boolean[]; outputMask?: boolean[] };
-type O__cudnn_rnn_backward_out = { input?: Tensor; weight?: Tensor[]; weight_stride0?: number; weightStride0?: number; weight_buf?: Tensor; weightBuf?: Tensor; hx?: Tensor; cx?: Tensor | null; output?: Tensor; grad_output?: Tensor | null; gradOutput?: Tensor | null; grad_hy?: Tensor | null; gradHy?: Tensor | null; grad_cy?: Tensor | null; gradCy?: Tensor | null; mode?: number; hidden_size?: number; hiddenSize?: number; proj_size?: number; projSize?: number; num_layers?: number; numLayers?: number; batch_first?: boolean; batchFirst?: boolean; dropout?: number; train?: boolean; bidirectional?: boolean; batch_sizes?: number[]; batchSizes?: number[]; dropout_state?: Tensor | null; dropoutState?: Tensor | null; reserve?: Tensor; output_mask?: boolean[]; outputMask?: boolean[]; out0?: Tensor; out1?: Tensor; out2?: Tensor; out3?: Tensor[] };
+type O__cudnn_rnn_backward_out = { input?: Tensor; weight?: Tensor[]; weight_stride0?: number; weightStride0?: number; weight_buf?: Tensor; weightBuf?: Tensor; hx?: Tensor; cx?: Tensor | null; output?: Tensor; grad_output?: Tensor | null; gradOutput?: Tensor | null; grad_hy?: Tensor | null; gradHy?: Tensor | null; grad_cy?: Tensor | null; gradCy?: Tensor | null; mode?: number; hidden_size?: number; hiddenSize?: number; proj_size?: number; projSize?: number; num_layers?: number; numLayers?: number; batch_first?: boolean; batchFirst?: boolean; dropout?: number; train?: boolean; bidirectional?: boolean; batch_sizes?: number[]; batchSizes?: number[]; dropout_state?: Tensor | null; dropoutState?: Tensor | null; reserve?: Tensor; output_mask?: boolean[]; outputMask?: boolean[]; out0: Tensor; out1: Tensor; out2: Tensor; out3: Tensor[] };
 /**
  * aten::_cudnn_rnn_backward(Tensor input, Tensor[] weight, int weight_stride0, Tensor weight_buf, Tensor hx, Tensor? cx, Tensor output, Tensor? grad_output, Tensor? grad_hy, Tensor? grad_cy, int mode, SymInt hidden_size, SymInt proj_size, int num_layers, bool batch_first, float dropout, bool train, bool bidirectional, SymInt[] batch_sizes, Tensor? dropout_state, Tensor reserve, bool[4] output_mask) -> (Tensor, Tensor, Tensor, Tensor[])
  * aten::_cudnn_rnn_backward.out(Tensor input, Tensor[] weight, int weight_stride0, Tensor weight_buf, Tensor hx, Tensor? cx, Tensor output, Tensor? grad_output, Tensor? grad_hy, Tensor? grad_cy, int mode, SymInt hidden_size, SymInt proj_size, int num_layers, bool batch_first, float dropout, bool train, bool bidirectional, SymInt[] batch_sizes, Tensor? dropout_state, Tensor reserve, bool[4] output_mask, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2, Tensor(d!)[] out3) -> ()
  */
 export const _cudnnRnnBackward: {
+  /** aten::_cudnn_rnn_backward(Tensor input, Tensor[] weight, int weight_stride0, Tensor weight_buf, Tensor hx, Tensor? cx, Tensor output, Tensor? grad_output, Tensor? grad_hy, Tensor? grad_cy, int mode, SymInt hidden_size, SymInt proj_size, int num_layers, bool batch_first, float dropout, bool train, bool bidirectional, SymInt[] batch_sizes, Tensor? dropout_state, Tensor reserve, bool[4] output_mask) -> (Tensor, Tensor, Tensor, Tensor[]) */
   (input: Tensor, weight: Tensor[], weight_stride0: number, weight_buf: Tensor, hx: Tensor, cx?: Tensor | null | O__cudnn_rnn_backward, output?: Tensor | O__cudnn_rnn_backward, grad_output?: Tensor | null | O__cudnn_rnn_backward, grad_hy?: Tensor | null | O__cudnn_rnn_backward, grad_cy?: Tensor | null | O__cudnn_rnn_backward, mode?: number | O__cudnn_rnn_backward, hidden_size?: number | O__cudnn_rnn_backward, proj_size?: number | O__cudnn_rnn_backward, num_layers?: number | O__cudnn_rnn_backward, batch_first?: boolean | O__cudnn_rnn_backward, dropout?: number | O__cudnn_rnn_backward, train?: boolean | O__cudnn_rnn_backward, bidirectional?: boolean | O__cudnn_rnn_backward, batch_sizes?: number[] | O__cudnn_rnn_backward, dropout_state?: Tensor | null | O__cudnn_rnn_backward, reserve?: Tensor | O__cudnn_rnn_backward, output_mask?: boolean[] | O__cudnn_rnn_backward, options?: O__cudnn_rnn_backward): [Tensor, Tensor, Tensor, Tensor[]];
   /** aten::_cudnn_rnn_backward(Tensor input, Tensor[] weight, int weight_stride0, Tensor weight_buf, Tensor hx, Tensor? cx, Tensor output, Tensor? grad_output, Tensor? grad_hy, Tensor? grad_cy, int mode, SymInt hidden_size, SymInt proj_size, int num_layers, bool batch_first, float dropout, bool train, bool bidirectional, SymInt[] batch_sizes, Tensor? dropout_state, Tensor reserve, bool[4] output_mask) -> (Tensor, Tensor, Tensor, Tensor[]) */
   "default"(input: Tensor, weight: Tensor[], weight_stride0: number, weight_buf: Tensor, hx: Tensor, cx?: Tensor | null | O__cudnn_rnn_backward, output?: Tensor | O__cudnn_rnn_backward, grad_output?: Tensor | null | O__cudnn_rnn_backward, grad_hy?: Tensor | null | O__cudnn_rnn_backward, grad_cy?: Tensor | null | O__cudnn_rnn_backward, mode?: number | O__cudnn_rnn_backward, hidden_size?: number | O__cudnn_rnn_backward, proj_size?: number | O__cudnn_rnn_backward, num_layers?: number | O__cudnn_rnn_backward, batch_first?: boolean | O__cudnn_rnn_backward, dropout?: number | O__cudnn_rnn_backward, train?: boolean | O__cudnn_rnn_backward, bidirectional?: boolean | O__cudnn_rnn_backward, batch_sizes?: number[] | O__cudnn_rnn_backward, dropout_state?: Tensor | null | O__cudnn_rnn_backward, reserve?: Tensor | O__cudnn_rnn_backward, output_mask?: boolean[] | O__cudnn_rnn_backward, options?: O__cudnn_rnn_backward): [Tensor, Tensor, Tensor, Tensor[]];
   /** aten::_cudnn_rnn_backward.out(Tensor input, Tensor[] weight, int weight_stride0, Tensor weight_buf, Tensor hx, Tensor? cx, Tensor output, Tensor? grad_output, Tensor? grad_hy, Tensor? grad_cy, int mode, SymInt hidden_size, SymInt proj_size, int num_layers, bool batch_first, float dropout, bool train, bool bidirectional, SymInt[] batch_sizes, Tensor? dropout_state, Tensor reserve, bool[4] output_mask, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2, Tensor(d!)[] out3) -> () */
-  "out"(input: Tensor, weight: Tensor[], weight_stride0: number, weight_buf: Tensor, hx: Tensor, cx?: Tensor | null | O__cudnn_rnn_backward_out, output?: Tensor | O__cudnn_rnn_backward_out, grad_output?: Tensor | null | O__cudnn_rnn_backward_out, grad_hy?: Tensor | null | O__cudnn_rnn_backward_out, grad_cy?: Tensor | null | O__cudnn_rnn_backward_out, mode?: number | O__cudnn_rnn_backward_out, hidden_size?: number | O__cudnn_rnn_backward_out, proj_size?: number | O__cudnn_rnn_backward_out, num_layers?: number | O__cudnn_rnn_backward_out, batch_first?: boolean | O__cudnn_rnn_backward_out, dropout?: number | O__cudnn_rnn_backward_out, train?: boolean | O__cudnn_rnn_backward_out, bidirectional?: boolean | O__cudnn_rnn_backward_out, batch_sizes?: number[] | O__cudnn_rnn_backward_out, dropout_state?: Tensor | null | O__cudnn_rnn_backward_out, reserve?: Tensor | O__cudnn_rnn_backward_out, output_mask?: boolean[] | O__cudnn_rnn_backward_out, out0?: Tensor | O__cudnn_rnn_backward_out, out1?: Tensor | O__cudnn_rnn_backward_out, out2?: Tensor | O__cudnn_rnn_backward_out, out3?: Tensor[] | O__cudnn_rnn_backward_out, options?: O__cudnn_rnn_backward_out): void;
+  "out"(input: Tensor, weight: Tensor[], weight_stride0: number, weight_buf: Tensor, hx: Tensor, cx?: Tensor | null | O__cudnn_rnn_backward_out, output?: Tensor | O__cudnn_rnn_backward_out, grad_output?: Tensor | null | O__cudnn_rnn_backward_out, grad_hy?: Tensor | null | O__cudnn_rnn_backward_out, grad_cy?: Tensor | null | O__cudnn_rnn_backward_out, mode?: number | O__cudnn_rnn_backward_out, hidden_size?: number | O__cudnn_rnn_backward_out, proj_size?: number | O__cudnn_rnn_backward_out, num_layers?: number | O__cudnn_rnn_backward_out, batch_first?: boolean | O__cudnn_rnn_backward_out, dropout?: number | O__cudnn_rnn_backward_out, train?: boolean | O__cudnn_rnn_backward_out, bidirectional?: boolean | O__cudnn_rnn_backward_out, batch_sizes?: number[] | O__cudnn_rnn_backward_out, dropout_state?: Tensor | null | O__cudnn_rnn_backward_out, reserve?: Tensor | O__cudnn_rnn_backward_out, output_mask?: boolean[] | O__cudnn_rnn_backward_out, options?: O__cudnn_rnn_backward_out): void;
 } = defineOp("_cudnn_rnn_backward", [
   ["",[["input",0,0],["weight",1,0],["weight_stride0",3,0],["weight_buf",0,0],["hx",0,0],["cx",0,1],["output",0,0],["grad_output",0,1],["grad_hy",0,1],["grad_cy",0,1],["mode",3,0],["hidden_size",3,0],["proj_size",3,0],["num_layers",3,0],["batch_first",5,0],["dropout",4,0],["train",5,0],["bidirectional",5,0],["batch_sizes",12,0],["dropout_state",0,1],["reserve",0,0],["output_mask",14,0,4]],[0,0,0,1],1],
-  ["out",[["input",0,0],["weight",1,0],["weight_stride0",3,0],["weight_buf",0,0],["hx",0,0],["cx",0,1],["output",0,0],["grad_output",0,1],["grad_hy",0,1],["grad_cy",0,1],["mode",3,0],["hidden_size",3,0],["proj_size",3,0],["num_layers",3,0],["batch_first",5,0],["dropout",4,0],["train",5,0],["bidirectional",5,0],["batch_sizes",12,0],["dropout_state",0,1],["reserve",0,0],["output_mask",14,0,4],["out0",0,4],["out1",0,4],["out2",0,4],["out3",1,4]],[],0],
+  ["out",[["input",0,0],["weight",1,0],["weight_stride0",3,0],["weight_buf",0,0],["hx",0,0],["cx",0,1],["output",0,0],["grad_output",0,1],["grad_hy",0,1],["grad_cy",0,1],["mode",3,0],["hidden_size",3,0],["proj_size",3,0],["num_layers",3,0],["batch_first",5,0],["dropout",4,0],["train",5,0],["bidirectional",5,0],["batch_sizes",12,0],["dropout_state",0,1],["reserve",0,0],["output_mask",14,0,4],["out0",0,12],["out1",0,12],["out2",0,12],["out3",1,12]],[],0],
 ]) as any;
 
 type O__cudnn_rnn_flatten_weight = { weight_arr?: Tensor[]; weightArr?: Tensor[]; weight_stride0?: number; weightStride0?: number; input_size?: number; inputSize?: number; mode?: number; hidden_size?: number; hiddenSize?: number; proj_size?: number; projSize?: number; num_layers?: number; numLayers?: number; batch_first?: boolean; batchFirst?: boolean; bidirectional?: boolean };
-type O__cudnn_rnn_flatten_weight_out = { weight_arr?: Tensor[]; weightArr?: Tensor[]; weight_stride0?: number; weightStride0?: number; input_size?: number; inputSize?: number; mode?: number; hidden_size?: number; hiddenSize?: number; proj_size?: number; projSize?: number; num_layers?: number; numLayers?: number; batch_first?: boolean; batchFirst?: boolean; bidirectional?: boolean; out?: Tensor };
+type O__cudnn_rnn_flatten_weight_out = { weight_arr?: Tensor[]; weightArr?: Tensor[]; weight_stride0?: number; weightStride0?: number; input_size?: number; inputSize?: number; mode?: number; hidden_size?: number; hiddenSize?: number; proj_size?: number; projSize?: number; num_layers?: number; numLayers?: number; batch_first?: boolean; batchFirst?: boolean; bidirectional?: boolean; out: Tensor };
 /**
  * aten::_cudnn_rnn_flatten_weight(Tensor[] weight_arr, int weight_stride0, SymInt input_size, int mode, SymInt hidden_size, SymInt proj_size, int num_layers, bool batch_first, bool bidirectional) -> Tensor
  * aten::_cudnn_rnn_flatten_weight.out(Tensor[] weight_arr, int weight_stride0, SymInt input_size, int mode, SymInt hidden_size, SymInt proj_size, int num_layers, bool batch_first, bool bidirectional, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _cudnnRnnFlattenWeight: {
+  /** aten::_cudnn_rnn_flatten_weight(Tensor[] weight_arr, int weight_stride0, SymInt input_size, int mode, SymInt hidden_size, SymInt proj_size, int num_layers, bool batch_first, bool bidirectional) -> Tensor */
   (weight_arr: Tensor[], weight_stride0: number, input_size: number, mode: number, hidden_size: number, proj_size: number, num_layers: number, batch_first: boolean, bidirectional: boolean, options?: O__cudnn_rnn_flatten_weight): Tensor;
   /** aten::_cudnn_rnn_flatten_weight(Tensor[] weight_arr, int weight_stride0, SymInt input_size, int mode, SymInt hidden_size, SymInt proj_size, int num_layers, bool batch_first, bool bidirectional) -> Tensor */
   "default"(weight_arr: Tensor[], weight_stride0: number, input_size: number, mode: number, hidden_size: number, proj_size: number, num_layers: number, batch_first: boolean, bidirectional: boolean, options?: O__cudnn_rnn_flatten_weight): Tensor;
   /** aten::_cudnn_rnn_flatten_weight.out(Tensor[] weight_arr, int weight_stride0, SymInt input_size, int mode, SymInt hidden_size, SymInt proj_size, int num_layers, bool batch_first, bool bidirectional, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(weight_arr: Tensor[], weight_stride0: number, input_size: number, mode: number, hidden_size: number, proj_size: number, num_layers: number, batch_first: boolean, bidirectional: boolean, out: Tensor, options?: O__cudnn_rnn_flatten_weight_out): Tensor;
+  "out"(weight_arr: Tensor[], weight_stride0: number, input_size: number, mode: number, hidden_size: number, proj_size: number, num_layers: number, batch_first: boolean, bidirectional: boolean, options?: O__cudnn_rnn_flatten_weight_out): Tensor;
 } = defineOp("_cudnn_rnn_flatten_weight", [
   ["",[["weight_arr",1,0],["weight_stride0",3,0],["input_size",3,0],["mode",3,0],["hidden_size",3,0],["proj_size",3,0],["num_layers",3,0],["batch_first",5,0],["bidirectional",5,0]],[0],1],
-  ["out",[["weight_arr",1,0],["weight_stride0",3,0],["input_size",3,0],["mode",3,0],["hidden_size",3,0],["proj_size",3,0],["num_layers",3,0],["batch_first",5,0],["bidirectional",5,0],["out",0,4]],[-1],0],
+  ["out",[["weight_arr",1,0],["weight_stride0",3,0],["input_size",3,0],["mode",3,0],["hidden_size",3,0],["proj_size",3,0],["num_layers",3,0],["batch_first",5,0],["bidirectional",5,0],["out",0,12]],[-10],0],
 ]) as any;
 
 type O__cufft_clear_plan_cache = { device_index?: number; deviceIndex?: number };
@@ -473,6 +506,7 @@ type O__cufft_clear_plan_cache = { device_index?: number; deviceIndex?: number }
  * aten::_cufft_clear_plan_cache(int device_index) -> ()
  */
 export const _cufftClearPlanCache: {
+  /** aten::_cufft_clear_plan_cache(int device_index) -> () */
   (device_index: number, options?: O__cufft_clear_plan_cache): void;
   /** aten::_cufft_clear_plan_cache(int device_index) -> () */
   "default"(device_index: number, options?: O__cufft_clear_plan_cache): void;
@@ -485,6 +519,7 @@ type O__cufft_get_plan_cache_max_size = { device_index?: number; deviceIndex?: n
  * aten::_cufft_get_plan_cache_max_size(int device_index) -> int
  */
 export const _cufftGetPlanCacheMaxSize: {
+  /** aten::_cufft_get_plan_cache_max_size(int device_index) -> int */
   (device_index: number, options?: O__cufft_get_plan_cache_max_size): number;
   /** aten::_cufft_get_plan_cache_max_size(int device_index) -> int */
   "default"(device_index: number, options?: O__cufft_get_plan_cache_max_size): number;
@@ -497,6 +532,7 @@ type O__cufft_get_plan_cache_size = { device_index?: number; deviceIndex?: numbe
  * aten::_cufft_get_plan_cache_size(int device_index) -> int
  */
 export const _cufftGetPlanCacheSize: {
+  /** aten::_cufft_get_plan_cache_size(int device_index) -> int */
   (device_index: number, options?: O__cufft_get_plan_cache_size): number;
   /** aten::_cufft_get_plan_cache_size(int device_index) -> int */
   "default"(device_index: number, options?: O__cufft_get_plan_cache_size): number;
@@ -509,6 +545,7 @@ type O__cufft_set_plan_cache_max_size = { device_index?: number; deviceIndex?: n
  * aten::_cufft_set_plan_cache_max_size(int device_index, int max_size) -> ()
  */
 export const _cufftSetPlanCacheMaxSize: {
+  /** aten::_cufft_set_plan_cache_max_size(int device_index, int max_size) -> () */
   (device_index: number, max_size: number, options?: O__cufft_set_plan_cache_max_size): void;
   /** aten::_cufft_set_plan_cache_max_size(int device_index, int max_size) -> () */
   "default"(device_index: number, max_size: number, options?: O__cufft_set_plan_cache_max_size): void;
@@ -521,6 +558,7 @@ type O__cummax_helper = { self?: Tensor; values?: Tensor; indices?: Tensor; dim?
  * aten::_cummax_helper(Tensor self, Tensor(a!) values, Tensor(b!) indices, int dim) -> ()
  */
 export const _cummaxHelper: {
+  /** aten::_cummax_helper(Tensor self, Tensor(a!) values, Tensor(b!) indices, int dim) -> () */
   (self: Tensor, values: Tensor, indices: Tensor, dim: number, options?: O__cummax_helper): void;
   /** aten::_cummax_helper(Tensor self, Tensor(a!) values, Tensor(b!) indices, int dim) -> () */
   "default"(self: Tensor, values: Tensor, indices: Tensor, dim: number, options?: O__cummax_helper): void;
@@ -533,6 +571,7 @@ type O__cummin_helper = { self?: Tensor; values?: Tensor; indices?: Tensor; dim?
  * aten::_cummin_helper(Tensor self, Tensor(a!) values, Tensor(b!) indices, int dim) -> ()
  */
 export const _cumminHelper: {
+  /** aten::_cummin_helper(Tensor self, Tensor(a!) values, Tensor(b!) indices, int dim) -> () */
   (self: Tensor, values: Tensor, indices: Tensor, dim: number, options?: O__cummin_helper): void;
   /** aten::_cummin_helper(Tensor self, Tensor(a!) values, Tensor(b!) indices, int dim) -> () */
   "default"(self: Tensor, values: Tensor, indices: Tensor, dim: number, options?: O__cummin_helper): void;

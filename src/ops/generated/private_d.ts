@@ -10,6 +10,7 @@ type O__debug_has_internal_overlap = { self?: Tensor };
  * aten::_debug_has_internal_overlap(Tensor self) -> int
  */
 export const _debugHasInternalOverlap: {
+  /** aten::_debug_has_internal_overlap(Tensor self) -> int */
   (self: Tensor, options?: O__debug_has_internal_overlap): number;
   /** aten::_debug_has_internal_overlap(Tensor self) -> int */
   "default"(self: Tensor, options?: O__debug_has_internal_overlap): number;
@@ -22,6 +23,7 @@ type O__dimI = { self?: Tensor };
  * aten::_dimI(Tensor self) -> int
  */
 export const _dimI: {
+  /** aten::_dimI(Tensor self) -> int */
   (self: Tensor, options?: O__dimI): number;
   /** aten::_dimI(Tensor self) -> int */
   "default"(self: Tensor, options?: O__dimI): number;
@@ -34,6 +36,7 @@ type O__dimV = { self?: Tensor };
  * aten::_dimV(Tensor self) -> int
  */
 export const _dimV: {
+  /** aten::_dimV(Tensor self) -> int */
   (self: Tensor, options?: O__dimV): number;
   /** aten::_dimV(Tensor self) -> int */
   "default"(self: Tensor, options?: O__dimV): number;
@@ -46,6 +49,7 @@ type O__dim_arange = { like?: Tensor; dim?: number };
  * aten::_dim_arange(Tensor like, int dim) -> Tensor
  */
 export const _dimArange: {
+  /** aten::_dim_arange(Tensor like, int dim) -> Tensor */
   (like: Tensor, dim: number, options?: O__dim_arange): Tensor;
   /** aten::_dim_arange(Tensor like, int dim) -> Tensor */
   "default"(like: Tensor, dim: number, options?: O__dim_arange): Tensor;
@@ -54,18 +58,19 @@ export const _dimArange: {
 ]) as any;
 
 type O__dirichlet_grad = { x?: Tensor; alpha?: Tensor; total?: Tensor };
-type O__dirichlet_grad_out = { x?: Tensor; alpha?: Tensor; total?: Tensor; out?: Tensor };
+type O__dirichlet_grad_out = { x?: Tensor; alpha?: Tensor; total?: Tensor; out: Tensor };
 /**
  * aten::_dirichlet_grad(Tensor x, Tensor alpha, Tensor total) -> Tensor
  * aten::_dirichlet_grad.out(Tensor x, Tensor alpha, Tensor total, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _dirichletGrad: {
+  /** aten::_dirichlet_grad(Tensor x, Tensor alpha, Tensor total) -> Tensor */
   (x: Tensor, alpha: Tensor, total: Tensor, options?: O__dirichlet_grad): Tensor;
   /** aten::_dirichlet_grad(Tensor x, Tensor alpha, Tensor total) -> Tensor */
   "default"(x: Tensor, alpha: Tensor, total: Tensor, options?: O__dirichlet_grad): Tensor;
   /** aten::_dirichlet_grad.out(Tensor x, Tensor alpha, Tensor total, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(x: Tensor, alpha: Tensor, total: Tensor, out: Tensor, options?: O__dirichlet_grad_out): Tensor;
+  "out"(x: Tensor, alpha: Tensor, total: Tensor, options?: O__dirichlet_grad_out): Tensor;
 } = defineOp("_dirichlet_grad", [
   ["",[["x",0,0],["alpha",0,0],["total",0,0]],[0],1],
-  ["out",[["x",0,0],["alpha",0,0],["total",0,0],["out",0,4]],[-1],0],
+  ["out",[["x",0,0],["alpha",0,0],["total",0,0],["out",0,12]],[-4],0],
 ]) as any;

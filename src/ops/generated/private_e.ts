@@ -6,37 +6,39 @@ import type { DType, DeviceLike, Layout, MemoryFormat, Scalar } from '../../core
 import { defineOp } from '../../core/dispatch.js';
 
 type O__efficientzerotensor = { size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O__efficientzerotensor_out = { size?: number[]; out?: Tensor };
+type O__efficientzerotensor_out = { size?: number[]; out: Tensor };
 /**
  * aten::_efficientzerotensor(int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::_efficientzerotensor.out(int[] size, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _efficientzerotensor: {
-  (size: number[], dtype?: DType | null | O__efficientzerotensor, layout?: Layout | null | O__efficientzerotensor, device?: DeviceLike | null | O__efficientzerotensor, pin_memory?: boolean | null | O__efficientzerotensor, options?: O__efficientzerotensor): Tensor;
   /** aten::_efficientzerotensor(int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "default"(size: number[], dtype?: DType | null | O__efficientzerotensor, layout?: Layout | null | O__efficientzerotensor, device?: DeviceLike | null | O__efficientzerotensor, pin_memory?: boolean | null | O__efficientzerotensor, options?: O__efficientzerotensor): Tensor;
+  (size: number[], options?: O__efficientzerotensor): Tensor;
+  /** aten::_efficientzerotensor(int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "default"(size: number[], options?: O__efficientzerotensor): Tensor;
   /** aten::_efficientzerotensor.out(int[] size, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(size: number[], out: Tensor, options?: O__efficientzerotensor_out): Tensor;
+  "out"(size: number[], options?: O__efficientzerotensor_out): Tensor;
 } = defineOp("_efficientzerotensor", [
-  ["",[["size",12,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["out",[["size",12,0],["out",0,4]],[-1],0],
+  ["",[["size",12,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["out",[["size",12,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O__embedding_bag = { weight?: Tensor; indices?: Tensor; offsets?: Tensor; scale_grad_by_freq?: boolean; scaleGradByFreq?: boolean; mode?: number; sparse?: boolean; per_sample_weights?: Tensor | null; perSampleWeights?: Tensor | null; include_last_offset?: boolean; includeLastOffset?: boolean; padding_idx?: number; paddingIdx?: number };
-type O__embedding_bag_out = { weight?: Tensor; indices?: Tensor; offsets?: Tensor; scale_grad_by_freq?: boolean; scaleGradByFreq?: boolean; mode?: number; sparse?: boolean; per_sample_weights?: Tensor | null; perSampleWeights?: Tensor | null; include_last_offset?: boolean; includeLastOffset?: boolean; padding_idx?: number; paddingIdx?: number; out0?: Tensor; out1?: Tensor; out2?: Tensor; out3?: Tensor };
+type O__embedding_bag_out = { weight?: Tensor; indices?: Tensor; offsets?: Tensor; scale_grad_by_freq?: boolean; scaleGradByFreq?: boolean; mode?: number; sparse?: boolean; per_sample_weights?: Tensor | null; perSampleWeights?: Tensor | null; include_last_offset?: boolean; includeLastOffset?: boolean; padding_idx?: number; paddingIdx?: number; out0: Tensor; out1: Tensor; out2: Tensor; out3: Tensor };
 /**
  * aten::_embedding_bag(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, int mode=0, bool sparse=False, Tensor? per_sample_weights=None, bool include_last_offset=False, int padding_idx=-1) -> (Tensor, Tensor, Tensor, Tensor)
  * aten::_embedding_bag.out(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, int mode=0, bool sparse=False, Tensor? per_sample_weights=None, bool include_last_offset=False, int padding_idx=-1, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2, Tensor(d!) out3) -> (Tensor(a!), Tensor(b!), Tensor(c!), Tensor(d!))
  */
 export const _embeddingBag: {
+  /** aten::_embedding_bag(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, int mode=0, bool sparse=False, Tensor? per_sample_weights=None, bool include_last_offset=False, int padding_idx=-1) -> (Tensor, Tensor, Tensor, Tensor) */
   (weight: Tensor, indices: Tensor, offsets: Tensor, scale_grad_by_freq?: boolean | O__embedding_bag, mode?: number | O__embedding_bag, sparse?: boolean | O__embedding_bag, per_sample_weights?: Tensor | null | O__embedding_bag, include_last_offset?: boolean | O__embedding_bag, padding_idx?: number | O__embedding_bag, options?: O__embedding_bag): [Tensor, Tensor, Tensor, Tensor];
   /** aten::_embedding_bag(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, int mode=0, bool sparse=False, Tensor? per_sample_weights=None, bool include_last_offset=False, int padding_idx=-1) -> (Tensor, Tensor, Tensor, Tensor) */
   "default"(weight: Tensor, indices: Tensor, offsets: Tensor, scale_grad_by_freq?: boolean | O__embedding_bag, mode?: number | O__embedding_bag, sparse?: boolean | O__embedding_bag, per_sample_weights?: Tensor | null | O__embedding_bag, include_last_offset?: boolean | O__embedding_bag, padding_idx?: number | O__embedding_bag, options?: O__embedding_bag): [Tensor, Tensor, Tensor, Tensor];
   /** aten::_embedding_bag.out(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, int mode=0, bool sparse=False, Tensor? per_sample_weights=None, bool include_last_offset=False, int padding_idx=-1, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2, Tensor(d!) out3) -> (Tensor(a!), Tensor(b!), Tensor(c!), Tensor(d!)) */
-  "out"(weight: Tensor, indices: Tensor, offsets: Tensor, scale_grad_by_freq?: boolean | O__embedding_bag_out, mode?: number | O__embedding_bag_out, sparse?: boolean | O__embedding_bag_out, per_sample_weights?: Tensor | null | O__embedding_bag_out, include_last_offset?: boolean | O__embedding_bag_out, padding_idx?: number | O__embedding_bag_out, out0?: Tensor | O__embedding_bag_out, out1?: Tensor | O__embedding_bag_out, out2?: Tensor | O__embedding_bag_out, out3?: Tensor | O__embedding_bag_out, options?: O__embedding_bag_out): [Tensor, Tensor, Tensor, Tensor];
+  "out"(weight: Tensor, indices: Tensor, offsets: Tensor, scale_grad_by_freq?: boolean | O__embedding_bag_out, mode?: number | O__embedding_bag_out, sparse?: boolean | O__embedding_bag_out, per_sample_weights?: Tensor | null | O__embedding_bag_out, include_last_offset?: boolean | O__embedding_bag_out, padding_idx?: number | O__embedding_bag_out, options?: O__embedding_bag_out): [Tensor, Tensor, Tensor, Tensor];
 } = defineOp("_embedding_bag", [
   ["",[["weight",0,0],["indices",0,0],["offsets",0,0],["scale_grad_by_freq",5,2],["mode",3,2],["sparse",5,2],["per_sample_weights",0,3],["include_last_offset",5,2],["padding_idx",3,2]],[0,0,0,0],1],
-  ["out",[["weight",0,0],["indices",0,0],["offsets",0,0],["scale_grad_by_freq",5,2],["mode",3,2],["sparse",5,2],["per_sample_weights",0,3],["include_last_offset",5,2],["padding_idx",3,2],["out0",0,4],["out1",0,4],["out2",0,4],["out3",0,4]],[-1,-1,-1,-1],0],
+  ["out",[["weight",0,0],["indices",0,0],["offsets",0,0],["scale_grad_by_freq",5,2],["mode",3,2],["sparse",5,2],["per_sample_weights",0,3],["include_last_offset",5,2],["padding_idx",3,2],["out0",0,12],["out1",0,12],["out2",0,12],["out3",0,12]],[-10,-11,-12,-13],0],
 ]) as any;
 
 type O__embedding_bag_backward = { grad?: Tensor; indices?: Tensor; offsets?: Tensor; offset2bag?: Tensor; bag_size?: Tensor; bagSize?: Tensor; maximum_indices?: Tensor; maximumIndices?: Tensor; num_weights?: number; numWeights?: number; scale_grad_by_freq?: boolean; scaleGradByFreq?: boolean; mode?: number; sparse?: boolean; per_sample_weights?: Tensor | null; perSampleWeights?: Tensor | null; padding_idx?: number; paddingIdx?: number };
@@ -44,6 +46,7 @@ type O__embedding_bag_backward = { grad?: Tensor; indices?: Tensor; offsets?: Te
  * aten::_embedding_bag_backward(Tensor grad, Tensor indices, Tensor offsets, Tensor offset2bag, Tensor bag_size, Tensor maximum_indices, int num_weights, bool scale_grad_by_freq, int mode, bool sparse, Tensor? per_sample_weights, int padding_idx=-1) -> Tensor
  */
 export const _embeddingBagBackward: {
+  /** aten::_embedding_bag_backward(Tensor grad, Tensor indices, Tensor offsets, Tensor offset2bag, Tensor bag_size, Tensor maximum_indices, int num_weights, bool scale_grad_by_freq, int mode, bool sparse, Tensor? per_sample_weights, int padding_idx=-1) -> Tensor */
   (grad: Tensor, indices: Tensor, offsets: Tensor, offset2bag: Tensor, bag_size: Tensor, maximum_indices: Tensor, num_weights: number, scale_grad_by_freq: boolean, mode: number, sparse: boolean, per_sample_weights?: Tensor | null | O__embedding_bag_backward, padding_idx?: number | O__embedding_bag_backward, options?: O__embedding_bag_backward): Tensor;
   /** aten::_embedding_bag_backward(Tensor grad, Tensor indices, Tensor offsets, Tensor offset2bag, Tensor bag_size, Tensor maximum_indices, int num_weights, bool scale_grad_by_freq, int mode, bool sparse, Tensor? per_sample_weights, int padding_idx=-1) -> Tensor */
   "default"(grad: Tensor, indices: Tensor, offsets: Tensor, offset2bag: Tensor, bag_size: Tensor, maximum_indices: Tensor, num_weights: number, scale_grad_by_freq: boolean, mode: number, sparse: boolean, per_sample_weights?: Tensor | null | O__embedding_bag_backward, padding_idx?: number | O__embedding_bag_backward, options?: O__embedding_bag_backward): Tensor;
@@ -52,54 +55,57 @@ export const _embeddingBagBackward: {
 ]) as any;
 
 type O__embedding_bag_dense_backward = { grad?: Tensor; indices?: Tensor; offset2bag?: Tensor; bag_size?: Tensor; bagSize?: Tensor; maximum_indices?: Tensor; maximumIndices?: Tensor; num_weights?: number; numWeights?: number; scale_grad_by_freq?: boolean; scaleGradByFreq?: boolean; mode?: number; per_sample_weights?: Tensor | null; perSampleWeights?: Tensor | null; padding_idx?: number; paddingIdx?: number };
-type O__embedding_bag_dense_backward_out = { grad?: Tensor; indices?: Tensor; offset2bag?: Tensor; bag_size?: Tensor; bagSize?: Tensor; maximum_indices?: Tensor; maximumIndices?: Tensor; num_weights?: number; numWeights?: number; scale_grad_by_freq?: boolean; scaleGradByFreq?: boolean; mode?: number; per_sample_weights?: Tensor | null; perSampleWeights?: Tensor | null; padding_idx?: number; paddingIdx?: number; out?: Tensor };
+type O__embedding_bag_dense_backward_out = { grad?: Tensor; indices?: Tensor; offset2bag?: Tensor; bag_size?: Tensor; bagSize?: Tensor; maximum_indices?: Tensor; maximumIndices?: Tensor; num_weights?: number; numWeights?: number; scale_grad_by_freq?: boolean; scaleGradByFreq?: boolean; mode?: number; per_sample_weights?: Tensor | null; perSampleWeights?: Tensor | null; padding_idx?: number; paddingIdx?: number; out: Tensor };
 /**
  * aten::_embedding_bag_dense_backward(Tensor grad, Tensor indices, Tensor offset2bag, Tensor bag_size, Tensor maximum_indices, int num_weights, bool scale_grad_by_freq, int mode, Tensor? per_sample_weights, int padding_idx=-1) -> Tensor
  * aten::_embedding_bag_dense_backward.out(Tensor grad, Tensor indices, Tensor offset2bag, Tensor bag_size, Tensor maximum_indices, int num_weights, bool scale_grad_by_freq, int mode, Tensor? per_sample_weights, int padding_idx=-1, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _embeddingBagDenseBackward: {
+  /** aten::_embedding_bag_dense_backward(Tensor grad, Tensor indices, Tensor offset2bag, Tensor bag_size, Tensor maximum_indices, int num_weights, bool scale_grad_by_freq, int mode, Tensor? per_sample_weights, int padding_idx=-1) -> Tensor */
   (grad: Tensor, indices: Tensor, offset2bag: Tensor, bag_size: Tensor, maximum_indices: Tensor, num_weights: number, scale_grad_by_freq: boolean, mode: number, per_sample_weights?: Tensor | null | O__embedding_bag_dense_backward, padding_idx?: number | O__embedding_bag_dense_backward, options?: O__embedding_bag_dense_backward): Tensor;
   /** aten::_embedding_bag_dense_backward(Tensor grad, Tensor indices, Tensor offset2bag, Tensor bag_size, Tensor maximum_indices, int num_weights, bool scale_grad_by_freq, int mode, Tensor? per_sample_weights, int padding_idx=-1) -> Tensor */
   "default"(grad: Tensor, indices: Tensor, offset2bag: Tensor, bag_size: Tensor, maximum_indices: Tensor, num_weights: number, scale_grad_by_freq: boolean, mode: number, per_sample_weights?: Tensor | null | O__embedding_bag_dense_backward, padding_idx?: number | O__embedding_bag_dense_backward, options?: O__embedding_bag_dense_backward): Tensor;
   /** aten::_embedding_bag_dense_backward.out(Tensor grad, Tensor indices, Tensor offset2bag, Tensor bag_size, Tensor maximum_indices, int num_weights, bool scale_grad_by_freq, int mode, Tensor? per_sample_weights, int padding_idx=-1, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(grad: Tensor, indices: Tensor, offset2bag: Tensor, bag_size: Tensor, maximum_indices: Tensor, num_weights: number, scale_grad_by_freq: boolean, mode: number, per_sample_weights?: Tensor | null | O__embedding_bag_dense_backward_out, padding_idx?: number | O__embedding_bag_dense_backward_out, out?: Tensor | O__embedding_bag_dense_backward_out, options?: O__embedding_bag_dense_backward_out): Tensor;
+  "out"(grad: Tensor, indices: Tensor, offset2bag: Tensor, bag_size: Tensor, maximum_indices: Tensor, num_weights: number, scale_grad_by_freq: boolean, mode: number, per_sample_weights?: Tensor | null | O__embedding_bag_dense_backward_out, padding_idx?: number | O__embedding_bag_dense_backward_out, options?: O__embedding_bag_dense_backward_out): Tensor;
 } = defineOp("_embedding_bag_dense_backward", [
   ["",[["grad",0,0],["indices",0,0],["offset2bag",0,0],["bag_size",0,0],["maximum_indices",0,0],["num_weights",3,0],["scale_grad_by_freq",5,0],["mode",3,0],["per_sample_weights",0,1],["padding_idx",3,2]],[0],1],
-  ["out",[["grad",0,0],["indices",0,0],["offset2bag",0,0],["bag_size",0,0],["maximum_indices",0,0],["num_weights",3,0],["scale_grad_by_freq",5,0],["mode",3,0],["per_sample_weights",0,1],["padding_idx",3,2],["out",0,4]],[-1],0],
+  ["out",[["grad",0,0],["indices",0,0],["offset2bag",0,0],["bag_size",0,0],["maximum_indices",0,0],["num_weights",3,0],["scale_grad_by_freq",5,0],["mode",3,0],["per_sample_weights",0,1],["padding_idx",3,2],["out",0,12]],[-11],0],
 ]) as any;
 
 type O__embedding_bag_forward_only = { weight?: Tensor; indices?: Tensor; offsets?: Tensor; scale_grad_by_freq?: boolean; scaleGradByFreq?: boolean; mode?: number; sparse?: boolean; per_sample_weights?: Tensor | null; perSampleWeights?: Tensor | null; include_last_offset?: boolean; includeLastOffset?: boolean; padding_idx?: number; paddingIdx?: number };
-type O__embedding_bag_forward_only_out = { weight?: Tensor; indices?: Tensor; offsets?: Tensor; scale_grad_by_freq?: boolean; scaleGradByFreq?: boolean; mode?: number; sparse?: boolean; per_sample_weights?: Tensor | null; perSampleWeights?: Tensor | null; include_last_offset?: boolean; includeLastOffset?: boolean; padding_idx?: number; paddingIdx?: number; out0?: Tensor; out1?: Tensor; out2?: Tensor; out3?: Tensor };
+type O__embedding_bag_forward_only_out = { weight?: Tensor; indices?: Tensor; offsets?: Tensor; scale_grad_by_freq?: boolean; scaleGradByFreq?: boolean; mode?: number; sparse?: boolean; per_sample_weights?: Tensor | null; perSampleWeights?: Tensor | null; include_last_offset?: boolean; includeLastOffset?: boolean; padding_idx?: number; paddingIdx?: number; out0: Tensor; out1: Tensor; out2: Tensor; out3: Tensor };
 /**
  * aten::_embedding_bag_forward_only(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, int mode=0, bool sparse=False, Tensor? per_sample_weights=None, bool include_last_offset=False, int padding_idx=-1) -> (Tensor, Tensor, Tensor, Tensor)
  * aten::_embedding_bag_forward_only.out(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, int mode=0, bool sparse=False, Tensor? per_sample_weights=None, bool include_last_offset=False, int padding_idx=-1, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2, Tensor(d!) out3) -> (Tensor(a!), Tensor(b!), Tensor(c!), Tensor(d!))
  */
 export const _embeddingBagForwardOnly: {
+  /** aten::_embedding_bag_forward_only(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, int mode=0, bool sparse=False, Tensor? per_sample_weights=None, bool include_last_offset=False, int padding_idx=-1) -> (Tensor, Tensor, Tensor, Tensor) */
   (weight: Tensor, indices: Tensor, offsets: Tensor, scale_grad_by_freq?: boolean | O__embedding_bag_forward_only, mode?: number | O__embedding_bag_forward_only, sparse?: boolean | O__embedding_bag_forward_only, per_sample_weights?: Tensor | null | O__embedding_bag_forward_only, include_last_offset?: boolean | O__embedding_bag_forward_only, padding_idx?: number | O__embedding_bag_forward_only, options?: O__embedding_bag_forward_only): [Tensor, Tensor, Tensor, Tensor];
   /** aten::_embedding_bag_forward_only(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, int mode=0, bool sparse=False, Tensor? per_sample_weights=None, bool include_last_offset=False, int padding_idx=-1) -> (Tensor, Tensor, Tensor, Tensor) */
   "default"(weight: Tensor, indices: Tensor, offsets: Tensor, scale_grad_by_freq?: boolean | O__embedding_bag_forward_only, mode?: number | O__embedding_bag_forward_only, sparse?: boolean | O__embedding_bag_forward_only, per_sample_weights?: Tensor | null | O__embedding_bag_forward_only, include_last_offset?: boolean | O__embedding_bag_forward_only, padding_idx?: number | O__embedding_bag_forward_only, options?: O__embedding_bag_forward_only): [Tensor, Tensor, Tensor, Tensor];
   /** aten::_embedding_bag_forward_only.out(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, int mode=0, bool sparse=False, Tensor? per_sample_weights=None, bool include_last_offset=False, int padding_idx=-1, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2, Tensor(d!) out3) -> (Tensor(a!), Tensor(b!), Tensor(c!), Tensor(d!)) */
-  "out"(weight: Tensor, indices: Tensor, offsets: Tensor, scale_grad_by_freq?: boolean | O__embedding_bag_forward_only_out, mode?: number | O__embedding_bag_forward_only_out, sparse?: boolean | O__embedding_bag_forward_only_out, per_sample_weights?: Tensor | null | O__embedding_bag_forward_only_out, include_last_offset?: boolean | O__embedding_bag_forward_only_out, padding_idx?: number | O__embedding_bag_forward_only_out, out0?: Tensor | O__embedding_bag_forward_only_out, out1?: Tensor | O__embedding_bag_forward_only_out, out2?: Tensor | O__embedding_bag_forward_only_out, out3?: Tensor | O__embedding_bag_forward_only_out, options?: O__embedding_bag_forward_only_out): [Tensor, Tensor, Tensor, Tensor];
+  "out"(weight: Tensor, indices: Tensor, offsets: Tensor, scale_grad_by_freq?: boolean | O__embedding_bag_forward_only_out, mode?: number | O__embedding_bag_forward_only_out, sparse?: boolean | O__embedding_bag_forward_only_out, per_sample_weights?: Tensor | null | O__embedding_bag_forward_only_out, include_last_offset?: boolean | O__embedding_bag_forward_only_out, padding_idx?: number | O__embedding_bag_forward_only_out, options?: O__embedding_bag_forward_only_out): [Tensor, Tensor, Tensor, Tensor];
 } = defineOp("_embedding_bag_forward_only", [
   ["",[["weight",0,0],["indices",0,0],["offsets",0,0],["scale_grad_by_freq",5,2],["mode",3,2],["sparse",5,2],["per_sample_weights",0,3],["include_last_offset",5,2],["padding_idx",3,2]],[0,0,0,0],1],
-  ["out",[["weight",0,0],["indices",0,0],["offsets",0,0],["scale_grad_by_freq",5,2],["mode",3,2],["sparse",5,2],["per_sample_weights",0,3],["include_last_offset",5,2],["padding_idx",3,2],["out0",0,4],["out1",0,4],["out2",0,4],["out3",0,4]],[-1,-1,-1,-1],0],
+  ["out",[["weight",0,0],["indices",0,0],["offsets",0,0],["scale_grad_by_freq",5,2],["mode",3,2],["sparse",5,2],["per_sample_weights",0,3],["include_last_offset",5,2],["padding_idx",3,2],["out0",0,12],["out1",0,12],["out2",0,12],["out3",0,12]],[-10,-11,-12,-13],0],
 ]) as any;
 
 type O__embedding_bag_per_sample_weights_backward = { grad?: Tensor; weight?: Tensor; indices?: Tensor; offsets?: Tensor; offset2bag?: Tensor; mode?: number; padding_idx?: number; paddingIdx?: number };
-type O__embedding_bag_per_sample_weights_backward_out = { grad?: Tensor; weight?: Tensor; indices?: Tensor; offsets?: Tensor; offset2bag?: Tensor; mode?: number; padding_idx?: number; paddingIdx?: number; out?: Tensor };
+type O__embedding_bag_per_sample_weights_backward_out = { grad?: Tensor; weight?: Tensor; indices?: Tensor; offsets?: Tensor; offset2bag?: Tensor; mode?: number; padding_idx?: number; paddingIdx?: number; out: Tensor };
 /**
  * aten::_embedding_bag_per_sample_weights_backward(Tensor grad, Tensor weight, Tensor indices, Tensor offsets, Tensor offset2bag, int mode, int padding_idx=-1) -> Tensor
  * aten::_embedding_bag_per_sample_weights_backward.out(Tensor grad, Tensor weight, Tensor indices, Tensor offsets, Tensor offset2bag, int mode, int padding_idx=-1, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _embeddingBagPerSampleWeightsBackward: {
+  /** aten::_embedding_bag_per_sample_weights_backward(Tensor grad, Tensor weight, Tensor indices, Tensor offsets, Tensor offset2bag, int mode, int padding_idx=-1) -> Tensor */
   (grad: Tensor, weight: Tensor, indices: Tensor, offsets: Tensor, offset2bag: Tensor, mode: number, padding_idx?: number | O__embedding_bag_per_sample_weights_backward, options?: O__embedding_bag_per_sample_weights_backward): Tensor;
   /** aten::_embedding_bag_per_sample_weights_backward(Tensor grad, Tensor weight, Tensor indices, Tensor offsets, Tensor offset2bag, int mode, int padding_idx=-1) -> Tensor */
   "default"(grad: Tensor, weight: Tensor, indices: Tensor, offsets: Tensor, offset2bag: Tensor, mode: number, padding_idx?: number | O__embedding_bag_per_sample_weights_backward, options?: O__embedding_bag_per_sample_weights_backward): Tensor;
   /** aten::_embedding_bag_per_sample_weights_backward.out(Tensor grad, Tensor weight, Tensor indices, Tensor offsets, Tensor offset2bag, int mode, int padding_idx=-1, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(grad: Tensor, weight: Tensor, indices: Tensor, offsets: Tensor, offset2bag: Tensor, mode: number, padding_idx?: number | O__embedding_bag_per_sample_weights_backward_out, out?: Tensor | O__embedding_bag_per_sample_weights_backward_out, options?: O__embedding_bag_per_sample_weights_backward_out): Tensor;
+  "out"(grad: Tensor, weight: Tensor, indices: Tensor, offsets: Tensor, offset2bag: Tensor, mode: number, padding_idx?: number | O__embedding_bag_per_sample_weights_backward_out, options?: O__embedding_bag_per_sample_weights_backward_out): Tensor;
 } = defineOp("_embedding_bag_per_sample_weights_backward", [
   ["",[["grad",0,0],["weight",0,0],["indices",0,0],["offsets",0,0],["offset2bag",0,0],["mode",3,0],["padding_idx",3,2]],[0],1],
-  ["out",[["grad",0,0],["weight",0,0],["indices",0,0],["offsets",0,0],["offset2bag",0,0],["mode",3,0],["padding_idx",3,2],["out",0,4]],[-1],0],
+  ["out",[["grad",0,0],["weight",0,0],["indices",0,0],["offsets",0,0],["offset2bag",0,0],["mode",3,0],["padding_idx",3,2],["out",0,12]],[-8],0],
 ]) as any;
 
 type O__embedding_bag_sparse_backward = { grad?: Tensor; indices?: Tensor; offsets?: Tensor; offset2bag?: Tensor; bag_size?: Tensor; bagSize?: Tensor; num_weights?: number; numWeights?: number; scale_grad_by_freq?: boolean; scaleGradByFreq?: boolean; mode?: number; per_sample_weights?: Tensor | null; perSampleWeights?: Tensor | null; padding_idx?: number; paddingIdx?: number };
@@ -107,6 +113,7 @@ type O__embedding_bag_sparse_backward = { grad?: Tensor; indices?: Tensor; offse
  * aten::_embedding_bag_sparse_backward(Tensor grad, Tensor indices, Tensor offsets, Tensor offset2bag, Tensor bag_size, int num_weights, bool scale_grad_by_freq, int mode, Tensor? per_sample_weights, int padding_idx=-1) -> Tensor
  */
 export const _embeddingBagSparseBackward: {
+  /** aten::_embedding_bag_sparse_backward(Tensor grad, Tensor indices, Tensor offsets, Tensor offset2bag, Tensor bag_size, int num_weights, bool scale_grad_by_freq, int mode, Tensor? per_sample_weights, int padding_idx=-1) -> Tensor */
   (grad: Tensor, indices: Tensor, offsets: Tensor, offset2bag: Tensor, bag_size: Tensor, num_weights: number, scale_grad_by_freq: boolean, mode: number, per_sample_weights?: Tensor | null | O__embedding_bag_sparse_backward, padding_idx?: number | O__embedding_bag_sparse_backward, options?: O__embedding_bag_sparse_backward): Tensor;
   /** aten::_embedding_bag_sparse_backward(Tensor grad, Tensor indices, Tensor offsets, Tensor offset2bag, Tensor bag_size, int num_weights, bool scale_grad_by_freq, int mode, Tensor? per_sample_weights, int padding_idx=-1) -> Tensor */
   "default"(grad: Tensor, indices: Tensor, offsets: Tensor, offset2bag: Tensor, bag_size: Tensor, num_weights: number, scale_grad_by_freq: boolean, mode: number, per_sample_weights?: Tensor | null | O__embedding_bag_sparse_backward, padding_idx?: number | O__embedding_bag_sparse_backward, options?: O__embedding_bag_sparse_backward): Tensor;
@@ -115,52 +122,55 @@ export const _embeddingBagSparseBackward: {
 ]) as any;
 
 type O__empty_affine_quantized = { size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null; scale?: number; zero_point?: number; zeroPoint?: number; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
-type O__empty_affine_quantized_out = { size?: number[]; scale?: number; zero_point?: number; zeroPoint?: number; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out?: Tensor };
+type O__empty_affine_quantized_out = { size?: number[]; scale?: number; zero_point?: number; zeroPoint?: number; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out: Tensor };
 /**
  * aten::_empty_affine_quantized(int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, float scale=1., int zero_point=0, MemoryFormat? memory_format=0) -> Tensor
  * aten::_empty_affine_quantized.out(int[] size, *, float scale=1., int zero_point=0, MemoryFormat? memory_format=0, Tensor(a!) out) -> Tensor(a!)
  */
 export const _emptyAffineQuantized: {
-  (size: number[], dtype?: DType | null | O__empty_affine_quantized, layout?: Layout | null | O__empty_affine_quantized, device?: DeviceLike | null | O__empty_affine_quantized, pin_memory?: boolean | null | O__empty_affine_quantized, scale?: number | O__empty_affine_quantized, zero_point?: number | O__empty_affine_quantized, memory_format?: MemoryFormat | null | O__empty_affine_quantized, options?: O__empty_affine_quantized): Tensor;
   /** aten::_empty_affine_quantized(int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, float scale=1., int zero_point=0, MemoryFormat? memory_format=0) -> Tensor */
-  "default"(size: number[], dtype?: DType | null | O__empty_affine_quantized, layout?: Layout | null | O__empty_affine_quantized, device?: DeviceLike | null | O__empty_affine_quantized, pin_memory?: boolean | null | O__empty_affine_quantized, scale?: number | O__empty_affine_quantized, zero_point?: number | O__empty_affine_quantized, memory_format?: MemoryFormat | null | O__empty_affine_quantized, options?: O__empty_affine_quantized): Tensor;
+  (size: number[], options?: O__empty_affine_quantized): Tensor;
+  /** aten::_empty_affine_quantized(int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, float scale=1., int zero_point=0, MemoryFormat? memory_format=0) -> Tensor */
+  "default"(size: number[], options?: O__empty_affine_quantized): Tensor;
   /** aten::_empty_affine_quantized.out(int[] size, *, float scale=1., int zero_point=0, MemoryFormat? memory_format=0, Tensor(a!) out) -> Tensor(a!) */
-  "out"(size: number[], scale?: number | O__empty_affine_quantized_out, zero_point?: number | O__empty_affine_quantized_out, memory_format?: MemoryFormat | null | O__empty_affine_quantized_out, out?: Tensor | O__empty_affine_quantized_out, options?: O__empty_affine_quantized_out): Tensor;
+  "out"(size: number[], options?: O__empty_affine_quantized_out): Tensor;
 } = defineOp("_empty_affine_quantized", [
-  ["",[["size",12,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3],["scale",4,2],["zero_point",3,2],["memory_format",10,3]],[0],1],
-  ["out",[["size",12,0],["scale",4,2],["zero_point",3,2],["memory_format",10,3],["out",0,4]],[-1],0],
+  ["",[["size",12,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11],["scale",4,10],["zero_point",3,10],["memory_format",10,11]],[0],1],
+  ["out",[["size",12,0],["scale",4,10],["zero_point",3,10],["memory_format",10,11],["out",0,12]],[-5],0],
 ]) as any;
 
-type O__empty_per_channel_affine_quantized = { size?: number[]; scales?: Tensor; zero_points?: Tensor; zeroPoints?: Tensor; axis?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
-type O__empty_per_channel_affine_quantized_out = { size?: number[]; scales?: Tensor; zero_points?: Tensor; zeroPoints?: Tensor; axis?: number; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out?: Tensor };
+type O__empty_per_channel_affine_quantized = { size?: number[]; scales: Tensor; zero_points?: Tensor; zeroPoints?: Tensor; axis: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
+type O__empty_per_channel_affine_quantized_out = { size?: number[]; scales: Tensor; zero_points?: Tensor; zeroPoints?: Tensor; axis: number; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out: Tensor };
 /**
  * aten::_empty_per_channel_affine_quantized(int[] size, *, Tensor scales, Tensor zero_points, int axis, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=0) -> Tensor
  * aten::_empty_per_channel_affine_quantized.out(int[] size, *, Tensor scales, Tensor zero_points, int axis, MemoryFormat? memory_format=0, Tensor(a!) out) -> Tensor(a!)
  */
 export const _emptyPerChannelAffineQuantized: {
-  (size: number[], scales: Tensor, zero_points: Tensor, axis: number, dtype?: DType | null | O__empty_per_channel_affine_quantized, layout?: Layout | null | O__empty_per_channel_affine_quantized, device?: DeviceLike | null | O__empty_per_channel_affine_quantized, pin_memory?: boolean | null | O__empty_per_channel_affine_quantized, memory_format?: MemoryFormat | null | O__empty_per_channel_affine_quantized, options?: O__empty_per_channel_affine_quantized): Tensor;
   /** aten::_empty_per_channel_affine_quantized(int[] size, *, Tensor scales, Tensor zero_points, int axis, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=0) -> Tensor */
-  "default"(size: number[], scales: Tensor, zero_points: Tensor, axis: number, dtype?: DType | null | O__empty_per_channel_affine_quantized, layout?: Layout | null | O__empty_per_channel_affine_quantized, device?: DeviceLike | null | O__empty_per_channel_affine_quantized, pin_memory?: boolean | null | O__empty_per_channel_affine_quantized, memory_format?: MemoryFormat | null | O__empty_per_channel_affine_quantized, options?: O__empty_per_channel_affine_quantized): Tensor;
+  (size: number[], options?: O__empty_per_channel_affine_quantized): Tensor;
+  /** aten::_empty_per_channel_affine_quantized(int[] size, *, Tensor scales, Tensor zero_points, int axis, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=0) -> Tensor */
+  "default"(size: number[], options?: O__empty_per_channel_affine_quantized): Tensor;
   /** aten::_empty_per_channel_affine_quantized.out(int[] size, *, Tensor scales, Tensor zero_points, int axis, MemoryFormat? memory_format=0, Tensor(a!) out) -> Tensor(a!) */
-  "out"(size: number[], scales: Tensor, zero_points: Tensor, axis: number, memory_format?: MemoryFormat | null | O__empty_per_channel_affine_quantized_out, out?: Tensor | O__empty_per_channel_affine_quantized_out, options?: O__empty_per_channel_affine_quantized_out): Tensor;
+  "out"(size: number[], options?: O__empty_per_channel_affine_quantized_out): Tensor;
 } = defineOp("_empty_per_channel_affine_quantized", [
-  ["",[["size",12,0],["scales",0,0],["zero_points",0,0],["axis",3,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3],["memory_format",10,3]],[0],1],
-  ["out",[["size",12,0],["scales",0,0],["zero_points",0,0],["axis",3,0],["memory_format",10,3],["out",0,4]],[-1],0],
+  ["",[["size",12,0],["scales",0,8],["zero_points",0,8],["axis",3,8],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11],["memory_format",10,11]],[0],1],
+  ["out",[["size",12,0],["scales",0,8],["zero_points",0,8],["axis",3,8],["memory_format",10,11],["out",0,12]],[-6],0],
 ]) as any;
 
 type O__euclidean_dist = { x1?: Tensor; x2?: Tensor };
-type O__euclidean_dist_out = { x1?: Tensor; x2?: Tensor; out?: Tensor };
+type O__euclidean_dist_out = { x1?: Tensor; x2?: Tensor; out: Tensor };
 /**
  * aten::_euclidean_dist(Tensor x1, Tensor x2) -> Tensor
  * aten::_euclidean_dist.out(Tensor x1, Tensor x2, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _euclideanDist: {
+  /** aten::_euclidean_dist(Tensor x1, Tensor x2) -> Tensor */
   (x1: Tensor, x2: Tensor, options?: O__euclidean_dist): Tensor;
   /** aten::_euclidean_dist(Tensor x1, Tensor x2) -> Tensor */
   "default"(x1: Tensor, x2: Tensor, options?: O__euclidean_dist): Tensor;
   /** aten::_euclidean_dist.out(Tensor x1, Tensor x2, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(x1: Tensor, x2: Tensor, out: Tensor, options?: O__euclidean_dist_out): Tensor;
+  "out"(x1: Tensor, x2: Tensor, options?: O__euclidean_dist_out): Tensor;
 } = defineOp("_euclidean_dist", [
   ["",[["x1",0,0],["x2",0,0]],[0],1],
-  ["out",[["x1",0,0],["x2",0,0],["out",0,4]],[-1],0],
+  ["out",[["x1",0,0],["x2",0,0],["out",0,12]],[-3],0],
 ]) as any;

@@ -6,20 +6,21 @@ import type { DType, DeviceLike, Layout, MemoryFormat, Scalar } from '../../core
 import { defineOp } from '../../core/dispatch.js';
 
 type O__fake_quantize_learnable_per_channel_affine = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; axis?: number; quant_min?: number; quantMin?: number; quant_max?: number; quantMax?: number; grad_factor?: number; gradFactor?: number };
-type O__fake_quantize_learnable_per_channel_affine_out = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; axis?: number; quant_min?: number; quantMin?: number; quant_max?: number; quantMax?: number; grad_factor?: number; gradFactor?: number; out?: Tensor };
+type O__fake_quantize_learnable_per_channel_affine_out = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; axis?: number; quant_min?: number; quantMin?: number; quant_max?: number; quantMax?: number; grad_factor?: number; gradFactor?: number; out: Tensor };
 /**
  * aten::_fake_quantize_learnable_per_channel_affine(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max, float grad_factor=1.) -> Tensor
  * aten::_fake_quantize_learnable_per_channel_affine.out(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max, float grad_factor=1., *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _fakeQuantizeLearnablePerChannelAffine: {
+  /** aten::_fake_quantize_learnable_per_channel_affine(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max, float grad_factor=1.) -> Tensor */
   (self: Tensor, scale: Tensor, zero_point: Tensor, axis: number, quant_min: number, quant_max: number, grad_factor?: number | O__fake_quantize_learnable_per_channel_affine, options?: O__fake_quantize_learnable_per_channel_affine): Tensor;
   /** aten::_fake_quantize_learnable_per_channel_affine(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max, float grad_factor=1.) -> Tensor */
   "default"(self: Tensor, scale: Tensor, zero_point: Tensor, axis: number, quant_min: number, quant_max: number, grad_factor?: number | O__fake_quantize_learnable_per_channel_affine, options?: O__fake_quantize_learnable_per_channel_affine): Tensor;
   /** aten::_fake_quantize_learnable_per_channel_affine.out(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max, float grad_factor=1., *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, scale: Tensor, zero_point: Tensor, axis: number, quant_min: number, quant_max: number, grad_factor?: number | O__fake_quantize_learnable_per_channel_affine_out, out?: Tensor | O__fake_quantize_learnable_per_channel_affine_out, options?: O__fake_quantize_learnable_per_channel_affine_out): Tensor;
+  "out"(self: Tensor, scale: Tensor, zero_point: Tensor, axis: number, quant_min: number, quant_max: number, grad_factor?: number | O__fake_quantize_learnable_per_channel_affine_out, options?: O__fake_quantize_learnable_per_channel_affine_out): Tensor;
 } = defineOp("_fake_quantize_learnable_per_channel_affine", [
   ["",[["self",0,0],["scale",0,0],["zero_point",0,0],["axis",3,0],["quant_min",3,0],["quant_max",3,0],["grad_factor",4,2]],[0],1],
-  ["out",[["self",0,0],["scale",0,0],["zero_point",0,0],["axis",3,0],["quant_min",3,0],["quant_max",3,0],["grad_factor",4,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["scale",0,0],["zero_point",0,0],["axis",3,0],["quant_min",3,0],["quant_max",3,0],["grad_factor",4,2],["out",0,12]],[-8],0],
 ]) as any;
 
 type O__fake_quantize_learnable_per_channel_affine_backward = { grad?: Tensor; self?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; axis?: number; quant_min?: number; quantMin?: number; quant_max?: number; quantMax?: number; grad_factor?: number; gradFactor?: number };
@@ -27,6 +28,7 @@ type O__fake_quantize_learnable_per_channel_affine_backward = { grad?: Tensor; s
  * aten::_fake_quantize_learnable_per_channel_affine_backward(Tensor grad, Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max, float grad_factor=1.) -> (Tensor, Tensor, Tensor)
  */
 export const _fakeQuantizeLearnablePerChannelAffineBackward: {
+  /** aten::_fake_quantize_learnable_per_channel_affine_backward(Tensor grad, Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max, float grad_factor=1.) -> (Tensor, Tensor, Tensor) */
   (grad: Tensor, self: Tensor, scale: Tensor, zero_point: Tensor, axis: number, quant_min: number, quant_max: number, grad_factor?: number | O__fake_quantize_learnable_per_channel_affine_backward, options?: O__fake_quantize_learnable_per_channel_affine_backward): [Tensor, Tensor, Tensor];
   /** aten::_fake_quantize_learnable_per_channel_affine_backward(Tensor grad, Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max, float grad_factor=1.) -> (Tensor, Tensor, Tensor) */
   "default"(grad: Tensor, self: Tensor, scale: Tensor, zero_point: Tensor, axis: number, quant_min: number, quant_max: number, grad_factor?: number | O__fake_quantize_learnable_per_channel_affine_backward, options?: O__fake_quantize_learnable_per_channel_affine_backward): [Tensor, Tensor, Tensor];
@@ -35,20 +37,21 @@ export const _fakeQuantizeLearnablePerChannelAffineBackward: {
 ]) as any;
 
 type O__fake_quantize_learnable_per_tensor_affine = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; quant_min?: number; quantMin?: number; quant_max?: number; quantMax?: number; grad_factor?: number; gradFactor?: number };
-type O__fake_quantize_learnable_per_tensor_affine_out = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; quant_min?: number; quantMin?: number; quant_max?: number; quantMax?: number; grad_factor?: number; gradFactor?: number; out?: Tensor };
+type O__fake_quantize_learnable_per_tensor_affine_out = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; quant_min?: number; quantMin?: number; quant_max?: number; quantMax?: number; grad_factor?: number; gradFactor?: number; out: Tensor };
 /**
  * aten::_fake_quantize_learnable_per_tensor_affine(Tensor self, Tensor scale, Tensor zero_point, int quant_min, int quant_max, float grad_factor=1.) -> Tensor
  * aten::_fake_quantize_learnable_per_tensor_affine.out(Tensor self, Tensor scale, Tensor zero_point, int quant_min, int quant_max, float grad_factor=1., *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _fakeQuantizeLearnablePerTensorAffine: {
+  /** aten::_fake_quantize_learnable_per_tensor_affine(Tensor self, Tensor scale, Tensor zero_point, int quant_min, int quant_max, float grad_factor=1.) -> Tensor */
   (self: Tensor, scale: Tensor, zero_point: Tensor, quant_min: number, quant_max: number, grad_factor?: number | O__fake_quantize_learnable_per_tensor_affine, options?: O__fake_quantize_learnable_per_tensor_affine): Tensor;
   /** aten::_fake_quantize_learnable_per_tensor_affine(Tensor self, Tensor scale, Tensor zero_point, int quant_min, int quant_max, float grad_factor=1.) -> Tensor */
   "default"(self: Tensor, scale: Tensor, zero_point: Tensor, quant_min: number, quant_max: number, grad_factor?: number | O__fake_quantize_learnable_per_tensor_affine, options?: O__fake_quantize_learnable_per_tensor_affine): Tensor;
   /** aten::_fake_quantize_learnable_per_tensor_affine.out(Tensor self, Tensor scale, Tensor zero_point, int quant_min, int quant_max, float grad_factor=1., *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, scale: Tensor, zero_point: Tensor, quant_min: number, quant_max: number, grad_factor?: number | O__fake_quantize_learnable_per_tensor_affine_out, out?: Tensor | O__fake_quantize_learnable_per_tensor_affine_out, options?: O__fake_quantize_learnable_per_tensor_affine_out): Tensor;
+  "out"(self: Tensor, scale: Tensor, zero_point: Tensor, quant_min: number, quant_max: number, grad_factor?: number | O__fake_quantize_learnable_per_tensor_affine_out, options?: O__fake_quantize_learnable_per_tensor_affine_out): Tensor;
 } = defineOp("_fake_quantize_learnable_per_tensor_affine", [
   ["",[["self",0,0],["scale",0,0],["zero_point",0,0],["quant_min",3,0],["quant_max",3,0],["grad_factor",4,2]],[0],1],
-  ["out",[["self",0,0],["scale",0,0],["zero_point",0,0],["quant_min",3,0],["quant_max",3,0],["grad_factor",4,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["scale",0,0],["zero_point",0,0],["quant_min",3,0],["quant_max",3,0],["grad_factor",4,2],["out",0,12]],[-7],0],
 ]) as any;
 
 type O__fake_quantize_learnable_per_tensor_affine_backward = { grad?: Tensor; self?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; quant_min?: number; quantMin?: number; quant_max?: number; quantMax?: number; grad_factor?: number; gradFactor?: number };
@@ -56,6 +59,7 @@ type O__fake_quantize_learnable_per_tensor_affine_backward = { grad?: Tensor; se
  * aten::_fake_quantize_learnable_per_tensor_affine_backward(Tensor grad, Tensor self, Tensor scale, Tensor zero_point, int quant_min, int quant_max, float grad_factor=1.) -> (Tensor, Tensor, Tensor)
  */
 export const _fakeQuantizeLearnablePerTensorAffineBackward: {
+  /** aten::_fake_quantize_learnable_per_tensor_affine_backward(Tensor grad, Tensor self, Tensor scale, Tensor zero_point, int quant_min, int quant_max, float grad_factor=1.) -> (Tensor, Tensor, Tensor) */
   (grad: Tensor, self: Tensor, scale: Tensor, zero_point: Tensor, quant_min: number, quant_max: number, grad_factor?: number | O__fake_quantize_learnable_per_tensor_affine_backward, options?: O__fake_quantize_learnable_per_tensor_affine_backward): [Tensor, Tensor, Tensor];
   /** aten::_fake_quantize_learnable_per_tensor_affine_backward(Tensor grad, Tensor self, Tensor scale, Tensor zero_point, int quant_min, int quant_max, float grad_factor=1.) -> (Tensor, Tensor, Tensor) */
   "default"(grad: Tensor, self: Tensor, scale: Tensor, zero_point: Tensor, quant_min: number, quant_max: number, grad_factor?: number | O__fake_quantize_learnable_per_tensor_affine_backward, options?: O__fake_quantize_learnable_per_tensor_affine_backward): [Tensor, Tensor, Tensor];
@@ -64,20 +68,21 @@ export const _fakeQuantizeLearnablePerTensorAffineBackward: {
 ]) as any;
 
 type O__fake_quantize_per_tensor_affine_cachemask_tensor_qparams = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; fake_quant_enabled?: Tensor; fakeQuantEnabled?: Tensor; quant_min?: number; quantMin?: number; quant_max?: number; quantMax?: number };
-type O__fake_quantize_per_tensor_affine_cachemask_tensor_qparams_out = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; fake_quant_enabled?: Tensor; fakeQuantEnabled?: Tensor; quant_min?: number; quantMin?: number; quant_max?: number; quantMax?: number; out0?: Tensor; out1?: Tensor };
+type O__fake_quantize_per_tensor_affine_cachemask_tensor_qparams_out = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; fake_quant_enabled?: Tensor; fakeQuantEnabled?: Tensor; quant_min?: number; quantMin?: number; quant_max?: number; quantMax?: number; out0: Tensor; out1: Tensor };
 /**
  * aten::_fake_quantize_per_tensor_affine_cachemask_tensor_qparams(Tensor self, Tensor scale, Tensor zero_point, Tensor fake_quant_enabled, int quant_min, int quant_max) -> (Tensor output, Tensor mask)
  * aten::_fake_quantize_per_tensor_affine_cachemask_tensor_qparams.out(Tensor self, Tensor scale, Tensor zero_point, Tensor fake_quant_enabled, int quant_min, int quant_max, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
  */
 export const _fakeQuantizePerTensorAffineCachemaskTensorQparams: {
+  /** aten::_fake_quantize_per_tensor_affine_cachemask_tensor_qparams(Tensor self, Tensor scale, Tensor zero_point, Tensor fake_quant_enabled, int quant_min, int quant_max) -> (Tensor output, Tensor mask) */
   (self: Tensor, scale: Tensor, zero_point: Tensor, fake_quant_enabled: Tensor, quant_min: number, quant_max: number, options?: O__fake_quantize_per_tensor_affine_cachemask_tensor_qparams): [Tensor, Tensor];
   /** aten::_fake_quantize_per_tensor_affine_cachemask_tensor_qparams(Tensor self, Tensor scale, Tensor zero_point, Tensor fake_quant_enabled, int quant_min, int quant_max) -> (Tensor output, Tensor mask) */
   "default"(self: Tensor, scale: Tensor, zero_point: Tensor, fake_quant_enabled: Tensor, quant_min: number, quant_max: number, options?: O__fake_quantize_per_tensor_affine_cachemask_tensor_qparams): [Tensor, Tensor];
   /** aten::_fake_quantize_per_tensor_affine_cachemask_tensor_qparams.out(Tensor self, Tensor scale, Tensor zero_point, Tensor fake_quant_enabled, int quant_min, int quant_max, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!)) */
-  "out"(self: Tensor, scale: Tensor, zero_point: Tensor, fake_quant_enabled: Tensor, quant_min: number, quant_max: number, out0: Tensor, out1: Tensor, options?: O__fake_quantize_per_tensor_affine_cachemask_tensor_qparams_out): [Tensor, Tensor];
+  "out"(self: Tensor, scale: Tensor, zero_point: Tensor, fake_quant_enabled: Tensor, quant_min: number, quant_max: number, options?: O__fake_quantize_per_tensor_affine_cachemask_tensor_qparams_out): [Tensor, Tensor];
 } = defineOp("_fake_quantize_per_tensor_affine_cachemask_tensor_qparams", [
   ["",[["self",0,0],["scale",0,0],["zero_point",0,0],["fake_quant_enabled",0,0],["quant_min",3,0],["quant_max",3,0]],[0,0],1],
-  ["out",[["self",0,0],["scale",0,0],["zero_point",0,0],["fake_quant_enabled",0,0],["quant_min",3,0],["quant_max",3,0],["out0",0,4],["out1",0,4]],[-1,-1],0],
+  ["out",[["self",0,0],["scale",0,0],["zero_point",0,0],["fake_quant_enabled",0,0],["quant_min",3,0],["quant_max",3,0],["out0",0,12],["out1",0,12]],[-7,-8],0],
 ]) as any;
 
 type O__flash_scaled_dot_product_attention = { query?: Tensor; key?: Tensor; value?: Tensor; cum_seq_q?: Tensor; cumSeqQ?: Tensor; cum_seq_k?: Tensor; cumSeqK?: Tensor; max_q?: number; maxQ?: number; max_k?: number; maxK?: number; dropout_p?: number; dropoutP?: number; is_causal?: boolean; isCausal?: boolean };
@@ -85,6 +90,7 @@ type O__flash_scaled_dot_product_attention = { query?: Tensor; key?: Tensor; val
  * aten::_flash_scaled_dot_product_attention(Tensor query, Tensor key, Tensor value, Tensor cum_seq_q, Tensor cum_seq_k, int max_q, int max_k, float dropout_p, bool is_causal) -> Tensor
  */
 export const _flashScaledDotProductAttention: {
+  /** aten::_flash_scaled_dot_product_attention(Tensor query, Tensor key, Tensor value, Tensor cum_seq_q, Tensor cum_seq_k, int max_q, int max_k, float dropout_p, bool is_causal) -> Tensor */
   (query: Tensor, key: Tensor, value: Tensor, cum_seq_q: Tensor, cum_seq_k: Tensor, max_q: number, max_k: number, dropout_p: number, is_causal: boolean, options?: O__flash_scaled_dot_product_attention): Tensor;
   /** aten::_flash_scaled_dot_product_attention(Tensor query, Tensor key, Tensor value, Tensor cum_seq_q, Tensor cum_seq_k, int max_q, int max_k, float dropout_p, bool is_causal) -> Tensor */
   "default"(query: Tensor, key: Tensor, value: Tensor, cum_seq_q: Tensor, cum_seq_k: Tensor, max_q: number, max_k: number, dropout_p: number, is_causal: boolean, options?: O__flash_scaled_dot_product_attention): Tensor;
@@ -93,37 +99,39 @@ export const _flashScaledDotProductAttention: {
 ]) as any;
 
 type O__foobar = { self?: Tensor; arg1?: boolean; arg2?: boolean; arg3?: boolean };
-type O__foobar_out = { self?: Tensor; arg1?: boolean; arg2?: boolean; arg3?: boolean; out?: Tensor };
+type O__foobar_out = { self?: Tensor; arg1?: boolean; arg2?: boolean; arg3?: boolean; out: Tensor };
 /**
  * aten::_foobar(Tensor self, bool arg1=True, bool arg2=True, *, bool arg3=True) -> Tensor
  * aten::_foobar.out(Tensor self, bool arg1=True, bool arg2=True, *, bool arg3=True, Tensor(a!) out) -> Tensor(a!)
  */
 export const _foobar: {
-  (self: Tensor, arg1?: boolean | O__foobar, arg2?: boolean | O__foobar, arg3?: boolean | O__foobar, options?: O__foobar): Tensor;
   /** aten::_foobar(Tensor self, bool arg1=True, bool arg2=True, *, bool arg3=True) -> Tensor */
-  "default"(self: Tensor, arg1?: boolean | O__foobar, arg2?: boolean | O__foobar, arg3?: boolean | O__foobar, options?: O__foobar): Tensor;
+  (self: Tensor, arg1?: boolean | O__foobar, arg2?: boolean | O__foobar, options?: O__foobar): Tensor;
+  /** aten::_foobar(Tensor self, bool arg1=True, bool arg2=True, *, bool arg3=True) -> Tensor */
+  "default"(self: Tensor, arg1?: boolean | O__foobar, arg2?: boolean | O__foobar, options?: O__foobar): Tensor;
   /** aten::_foobar.out(Tensor self, bool arg1=True, bool arg2=True, *, bool arg3=True, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, arg1?: boolean | O__foobar_out, arg2?: boolean | O__foobar_out, arg3?: boolean | O__foobar_out, out?: Tensor | O__foobar_out, options?: O__foobar_out): Tensor;
+  "out"(self: Tensor, arg1?: boolean | O__foobar_out, arg2?: boolean | O__foobar_out, options?: O__foobar_out): Tensor;
 } = defineOp("_foobar", [
-  ["",[["self",0,0],["arg1",5,2],["arg2",5,2],["arg3",5,2]],[0],1],
-  ["out",[["self",0,0],["arg1",5,2],["arg2",5,2],["arg3",5,2],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["arg1",5,2],["arg2",5,2],["arg3",5,10]],[0],1],
+  ["out",[["self",0,0],["arg1",5,2],["arg2",5,2],["arg3",5,10],["out",0,12]],[-5],0],
 ]) as any;
 
 type O__foreach_abs = { self?: Tensor[] };
-type O__foreach_abs_out = { self?: Tensor[]; out?: Tensor[] };
+type O__foreach_abs_out = { self?: Tensor[]; out: Tensor[] };
 /**
  * aten::_foreach_abs(Tensor[] self) -> Tensor[]
  * aten::_foreach_abs.out(Tensor[] self, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachAbs: {
+  /** aten::_foreach_abs(Tensor[] self) -> Tensor[] */
   (self: Tensor[], options?: O__foreach_abs): Tensor[];
   /** aten::_foreach_abs(Tensor[] self) -> Tensor[] */
   "default"(self: Tensor[], options?: O__foreach_abs): Tensor[];
   /** aten::_foreach_abs.out(Tensor[] self, *, Tensor(a!)[] out) -> () */
-  "out"(self: Tensor[], out: Tensor[], options?: O__foreach_abs_out): void;
+  "out"(self: Tensor[], options?: O__foreach_abs_out): void;
 } = defineOp("_foreach_abs", [
   ["",[["self",1,0]],[1],1],
-  ["out",[["self",1,0],["out",1,4]],[],0],
+  ["out",[["self",1,0],["out",1,12]],[],0],
 ]) as any;
 
 type O__foreach_abs_ = { self?: Tensor[] };
@@ -131,6 +139,7 @@ type O__foreach_abs_ = { self?: Tensor[] };
  * aten::_foreach_abs_(Tensor(a!)[] self) -> ()
  */
 export const _foreachAbs_: {
+  /** aten::_foreach_abs_(Tensor(a!)[] self) -> () */
   (self: Tensor[], options?: O__foreach_abs_): void;
   /** aten::_foreach_abs_(Tensor(a!)[] self) -> () */
   "default"(self: Tensor[], options?: O__foreach_abs_): void;
@@ -139,20 +148,21 @@ export const _foreachAbs_: {
 ]) as any;
 
 type O__foreach_acos = { self?: Tensor[] };
-type O__foreach_acos_out = { self?: Tensor[]; out?: Tensor[] };
+type O__foreach_acos_out = { self?: Tensor[]; out: Tensor[] };
 /**
  * aten::_foreach_acos(Tensor[] self) -> Tensor[]
  * aten::_foreach_acos.out(Tensor[] self, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachAcos: {
+  /** aten::_foreach_acos(Tensor[] self) -> Tensor[] */
   (self: Tensor[], options?: O__foreach_acos): Tensor[];
   /** aten::_foreach_acos(Tensor[] self) -> Tensor[] */
   "default"(self: Tensor[], options?: O__foreach_acos): Tensor[];
   /** aten::_foreach_acos.out(Tensor[] self, *, Tensor(a!)[] out) -> () */
-  "out"(self: Tensor[], out: Tensor[], options?: O__foreach_acos_out): void;
+  "out"(self: Tensor[], options?: O__foreach_acos_out): void;
 } = defineOp("_foreach_acos", [
   ["",[["self",1,0]],[1],1],
-  ["out",[["self",1,0],["out",1,4]],[],0],
+  ["out",[["self",1,0],["out",1,12]],[],0],
 ]) as any;
 
 type O__foreach_acos_ = { self?: Tensor[] };
@@ -160,6 +170,7 @@ type O__foreach_acos_ = { self?: Tensor[] };
  * aten::_foreach_acos_(Tensor(a!)[] self) -> ()
  */
 export const _foreachAcos_: {
+  /** aten::_foreach_acos_(Tensor(a!)[] self) -> () */
   (self: Tensor[], options?: O__foreach_acos_): void;
   /** aten::_foreach_acos_(Tensor(a!)[] self) -> () */
   "default"(self: Tensor[], options?: O__foreach_acos_): void;
@@ -168,11 +179,11 @@ export const _foreachAcos_: {
 ]) as any;
 
 type O__foreach_add_List = { self?: Tensor[]; other?: Tensor[]; alpha?: Scalar };
-type O__foreach_add_List_out = { self?: Tensor[]; other?: Tensor[]; alpha?: Scalar; out?: Tensor[] };
+type O__foreach_add_List_out = { self?: Tensor[]; other?: Tensor[]; alpha?: Scalar; out: Tensor[] };
 type O__foreach_add_Scalar = { self?: Tensor[]; scalar?: Scalar };
 type O__foreach_add_ScalarList = { self?: Tensor[]; scalars?: Scalar[] };
-type O__foreach_add_ScalarList_out = { self?: Tensor[]; scalars?: Scalar[]; out?: Tensor[] };
-type O__foreach_add_Scalar_out = { self?: Tensor[]; scalar?: Scalar; out?: Tensor[] };
+type O__foreach_add_ScalarList_out = { self?: Tensor[]; scalars?: Scalar[]; out: Tensor[] };
+type O__foreach_add_Scalar_out = { self?: Tensor[]; scalar?: Scalar; out: Tensor[] };
 /**
  * aten::_foreach_add.List(Tensor[] self, Tensor[] other, *, Scalar alpha=1) -> Tensor[]
  * aten::_foreach_add.List_out(Tensor[] self, Tensor[] other, *, Scalar alpha=1, Tensor(a!)[] out) -> ()
@@ -182,28 +193,31 @@ type O__foreach_add_Scalar_out = { self?: Tensor[]; scalar?: Scalar; out?: Tenso
  * aten::_foreach_add.Scalar_out(Tensor[] self, Scalar scalar, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachAdd: {
-  (self: Tensor[], other: Tensor[], alpha?: Scalar | O__foreach_add_List, options?: O__foreach_add_List): Tensor[];
+  /** aten::_foreach_add.List(Tensor[] self, Tensor[] other, *, Scalar alpha=1) -> Tensor[] */
+  (self: Tensor[], other: Tensor[], options?: O__foreach_add_List): Tensor[];
+  /** aten::_foreach_add.Scalar(Tensor[] self, Scalar scalar) -> Tensor[] */
   (self: Tensor[], scalar: Scalar, options?: O__foreach_add_Scalar): Tensor[];
+  /** aten::_foreach_add.ScalarList(Tensor[] self, Scalar[] scalars) -> Tensor[] */
   (self: Tensor[], scalars: Scalar[], options?: O__foreach_add_ScalarList): Tensor[];
   /** aten::_foreach_add.List(Tensor[] self, Tensor[] other, *, Scalar alpha=1) -> Tensor[] */
-  "List"(self: Tensor[], other: Tensor[], alpha?: Scalar | O__foreach_add_List, options?: O__foreach_add_List): Tensor[];
+  "List"(self: Tensor[], other: Tensor[], options?: O__foreach_add_List): Tensor[];
   /** aten::_foreach_add.List_out(Tensor[] self, Tensor[] other, *, Scalar alpha=1, Tensor(a!)[] out) -> () */
-  "List_out"(self: Tensor[], other: Tensor[], alpha?: Scalar | O__foreach_add_List_out, out?: Tensor[] | O__foreach_add_List_out, options?: O__foreach_add_List_out): void;
+  "List_out"(self: Tensor[], other: Tensor[], options?: O__foreach_add_List_out): void;
   /** aten::_foreach_add.Scalar(Tensor[] self, Scalar scalar) -> Tensor[] */
   "Scalar"(self: Tensor[], scalar: Scalar, options?: O__foreach_add_Scalar): Tensor[];
   /** aten::_foreach_add.ScalarList(Tensor[] self, Scalar[] scalars) -> Tensor[] */
   "ScalarList"(self: Tensor[], scalars: Scalar[], options?: O__foreach_add_ScalarList): Tensor[];
   /** aten::_foreach_add.ScalarList_out(Tensor[] self, Scalar[] scalars, *, Tensor(a!)[] out) -> () */
-  "ScalarList_out"(self: Tensor[], scalars: Scalar[], out: Tensor[], options?: O__foreach_add_ScalarList_out): void;
+  "ScalarList_out"(self: Tensor[], scalars: Scalar[], options?: O__foreach_add_ScalarList_out): void;
   /** aten::_foreach_add.Scalar_out(Tensor[] self, Scalar scalar, *, Tensor(a!)[] out) -> () */
-  "Scalar_out"(self: Tensor[], scalar: Scalar, out: Tensor[], options?: O__foreach_add_Scalar_out): void;
+  "Scalar_out"(self: Tensor[], scalar: Scalar, options?: O__foreach_add_Scalar_out): void;
 } = defineOp("_foreach_add", [
-  ["List",[["self",1,0],["other",1,0],["alpha",6,2]],[1],1],
-  ["List_out",[["self",1,0],["other",1,0],["alpha",6,2],["out",1,4]],[],0],
+  ["List",[["self",1,0],["other",1,0],["alpha",6,10]],[1],1],
+  ["List_out",[["self",1,0],["other",1,0],["alpha",6,10],["out",1,12]],[],0],
   ["Scalar",[["self",1,0],["scalar",6,0]],[1],1],
   ["ScalarList",[["self",1,0],["scalars",16,0]],[1],1],
-  ["ScalarList_out",[["self",1,0],["scalars",16,0],["out",1,4]],[],0],
-  ["Scalar_out",[["self",1,0],["scalar",6,0],["out",1,4]],[],0],
+  ["ScalarList_out",[["self",1,0],["scalars",16,0],["out",1,12]],[],0],
+  ["Scalar_out",[["self",1,0],["scalar",6,0],["out",1,12]],[],0],
 ]) as any;
 
 type O__foreach_add__List = { self?: Tensor[]; other?: Tensor[]; alpha?: Scalar };
@@ -215,25 +229,28 @@ type O__foreach_add__ScalarList = { self?: Tensor[]; scalars?: Scalar[] };
  * aten::_foreach_add_.ScalarList(Tensor(a!)[] self, Scalar[] scalars) -> ()
  */
 export const _foreachAdd_: {
-  (self: Tensor[], other: Tensor[], alpha?: Scalar | O__foreach_add__List, options?: O__foreach_add__List): void;
+  /** aten::_foreach_add_.List(Tensor(a!)[] self, Tensor[] other, *, Scalar alpha=1) -> () */
+  (self: Tensor[], other: Tensor[], options?: O__foreach_add__List): void;
+  /** aten::_foreach_add_.Scalar(Tensor(a!)[] self, Scalar scalar) -> () */
   (self: Tensor[], scalar: Scalar, options?: O__foreach_add__Scalar): void;
+  /** aten::_foreach_add_.ScalarList(Tensor(a!)[] self, Scalar[] scalars) -> () */
   (self: Tensor[], scalars: Scalar[], options?: O__foreach_add__ScalarList): void;
   /** aten::_foreach_add_.List(Tensor(a!)[] self, Tensor[] other, *, Scalar alpha=1) -> () */
-  "List"(self: Tensor[], other: Tensor[], alpha?: Scalar | O__foreach_add__List, options?: O__foreach_add__List): void;
+  "List"(self: Tensor[], other: Tensor[], options?: O__foreach_add__List): void;
   /** aten::_foreach_add_.Scalar(Tensor(a!)[] self, Scalar scalar) -> () */
   "Scalar"(self: Tensor[], scalar: Scalar, options?: O__foreach_add__Scalar): void;
   /** aten::_foreach_add_.ScalarList(Tensor(a!)[] self, Scalar[] scalars) -> () */
   "ScalarList"(self: Tensor[], scalars: Scalar[], options?: O__foreach_add__ScalarList): void;
 } = defineOp("_foreach_add_", [
-  ["List",[["self",1,4],["other",1,0],["alpha",6,2]],[],1],
+  ["List",[["self",1,4],["other",1,0],["alpha",6,10]],[],1],
   ["Scalar",[["self",1,4],["scalar",6,0]],[],1],
   ["ScalarList",[["self",1,4],["scalars",16,0]],[],1],
 ]) as any;
 
 type O__foreach_addcdiv_Scalar = { self?: Tensor[]; tensor1?: Tensor[]; tensor2?: Tensor[]; value?: Scalar };
 type O__foreach_addcdiv_ScalarList = { self?: Tensor[]; tensor1?: Tensor[]; tensor2?: Tensor[]; scalars?: Scalar[] };
-type O__foreach_addcdiv_ScalarList_out = { self?: Tensor[]; tensor1?: Tensor[]; tensor2?: Tensor[]; scalars?: Scalar[]; out?: Tensor[] };
-type O__foreach_addcdiv_Scalar_out = { self?: Tensor[]; tensor1?: Tensor[]; tensor2?: Tensor[]; value?: Scalar; out?: Tensor[] };
+type O__foreach_addcdiv_ScalarList_out = { self?: Tensor[]; tensor1?: Tensor[]; tensor2?: Tensor[]; scalars?: Scalar[]; out: Tensor[] };
+type O__foreach_addcdiv_Scalar_out = { self?: Tensor[]; tensor1?: Tensor[]; tensor2?: Tensor[]; value?: Scalar; out: Tensor[] };
 /**
  * aten::_foreach_addcdiv.Scalar(Tensor[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar value=1) -> Tensor[]
  * aten::_foreach_addcdiv.ScalarList(Tensor[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar[] scalars) -> Tensor[]
@@ -241,21 +258,23 @@ type O__foreach_addcdiv_Scalar_out = { self?: Tensor[]; tensor1?: Tensor[]; tens
  * aten::_foreach_addcdiv.Scalar_out(Tensor[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar value=1, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachAddcdiv: {
+  /** aten::_foreach_addcdiv.Scalar(Tensor[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar value=1) -> Tensor[] */
   (self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], value?: Scalar | O__foreach_addcdiv_Scalar, options?: O__foreach_addcdiv_Scalar): Tensor[];
+  /** aten::_foreach_addcdiv.ScalarList(Tensor[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar[] scalars) -> Tensor[] */
   (self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], scalars: Scalar[], options?: O__foreach_addcdiv_ScalarList): Tensor[];
   /** aten::_foreach_addcdiv.Scalar(Tensor[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar value=1) -> Tensor[] */
   "Scalar"(self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], value?: Scalar | O__foreach_addcdiv_Scalar, options?: O__foreach_addcdiv_Scalar): Tensor[];
   /** aten::_foreach_addcdiv.ScalarList(Tensor[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar[] scalars) -> Tensor[] */
   "ScalarList"(self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], scalars: Scalar[], options?: O__foreach_addcdiv_ScalarList): Tensor[];
   /** aten::_foreach_addcdiv.ScalarList_out(Tensor[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar[] scalars, *, Tensor(a!)[] out) -> () */
-  "ScalarList_out"(self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], scalars: Scalar[], out: Tensor[], options?: O__foreach_addcdiv_ScalarList_out): void;
+  "ScalarList_out"(self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], scalars: Scalar[], options?: O__foreach_addcdiv_ScalarList_out): void;
   /** aten::_foreach_addcdiv.Scalar_out(Tensor[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar value=1, *, Tensor(a!)[] out) -> () */
-  "Scalar_out"(self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], value?: Scalar | O__foreach_addcdiv_Scalar_out, out?: Tensor[] | O__foreach_addcdiv_Scalar_out, options?: O__foreach_addcdiv_Scalar_out): void;
+  "Scalar_out"(self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], value?: Scalar | O__foreach_addcdiv_Scalar_out, options?: O__foreach_addcdiv_Scalar_out): void;
 } = defineOp("_foreach_addcdiv", [
   ["Scalar",[["self",1,0],["tensor1",1,0],["tensor2",1,0],["value",6,2]],[1],1],
   ["ScalarList",[["self",1,0],["tensor1",1,0],["tensor2",1,0],["scalars",16,0]],[1],1],
-  ["ScalarList_out",[["self",1,0],["tensor1",1,0],["tensor2",1,0],["scalars",16,0],["out",1,4]],[],0],
-  ["Scalar_out",[["self",1,0],["tensor1",1,0],["tensor2",1,0],["value",6,2],["out",1,4]],[],0],
+  ["ScalarList_out",[["self",1,0],["tensor1",1,0],["tensor2",1,0],["scalars",16,0],["out",1,12]],[],0],
+  ["Scalar_out",[["self",1,0],["tensor1",1,0],["tensor2",1,0],["value",6,2],["out",1,12]],[],0],
 ]) as any;
 
 type O__foreach_addcdiv__Scalar = { self?: Tensor[]; tensor1?: Tensor[]; tensor2?: Tensor[]; value?: Scalar };
@@ -265,7 +284,9 @@ type O__foreach_addcdiv__ScalarList = { self?: Tensor[]; tensor1?: Tensor[]; ten
  * aten::_foreach_addcdiv_.ScalarList(Tensor(a!)[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar[] scalars) -> ()
  */
 export const _foreachAddcdiv_: {
+  /** aten::_foreach_addcdiv_.Scalar(Tensor(a!)[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar value=1) -> () */
   (self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], value?: Scalar | O__foreach_addcdiv__Scalar, options?: O__foreach_addcdiv__Scalar): void;
+  /** aten::_foreach_addcdiv_.ScalarList(Tensor(a!)[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar[] scalars) -> () */
   (self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], scalars: Scalar[], options?: O__foreach_addcdiv__ScalarList): void;
   /** aten::_foreach_addcdiv_.Scalar(Tensor(a!)[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar value=1) -> () */
   "Scalar"(self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], value?: Scalar | O__foreach_addcdiv__Scalar, options?: O__foreach_addcdiv__Scalar): void;
@@ -278,8 +299,8 @@ export const _foreachAddcdiv_: {
 
 type O__foreach_addcmul_Scalar = { self?: Tensor[]; tensor1?: Tensor[]; tensor2?: Tensor[]; value?: Scalar };
 type O__foreach_addcmul_ScalarList = { self?: Tensor[]; tensor1?: Tensor[]; tensor2?: Tensor[]; scalars?: Scalar[] };
-type O__foreach_addcmul_ScalarList_out = { self?: Tensor[]; tensor1?: Tensor[]; tensor2?: Tensor[]; scalars?: Scalar[]; out?: Tensor[] };
-type O__foreach_addcmul_Scalar_out = { self?: Tensor[]; tensor1?: Tensor[]; tensor2?: Tensor[]; value?: Scalar; out?: Tensor[] };
+type O__foreach_addcmul_ScalarList_out = { self?: Tensor[]; tensor1?: Tensor[]; tensor2?: Tensor[]; scalars?: Scalar[]; out: Tensor[] };
+type O__foreach_addcmul_Scalar_out = { self?: Tensor[]; tensor1?: Tensor[]; tensor2?: Tensor[]; value?: Scalar; out: Tensor[] };
 /**
  * aten::_foreach_addcmul.Scalar(Tensor[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar value=1) -> Tensor[]
  * aten::_foreach_addcmul.ScalarList(Tensor[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar[] scalars) -> Tensor[]
@@ -287,21 +308,23 @@ type O__foreach_addcmul_Scalar_out = { self?: Tensor[]; tensor1?: Tensor[]; tens
  * aten::_foreach_addcmul.Scalar_out(Tensor[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar value=1, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachAddcmul: {
+  /** aten::_foreach_addcmul.Scalar(Tensor[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar value=1) -> Tensor[] */
   (self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], value?: Scalar | O__foreach_addcmul_Scalar, options?: O__foreach_addcmul_Scalar): Tensor[];
+  /** aten::_foreach_addcmul.ScalarList(Tensor[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar[] scalars) -> Tensor[] */
   (self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], scalars: Scalar[], options?: O__foreach_addcmul_ScalarList): Tensor[];
   /** aten::_foreach_addcmul.Scalar(Tensor[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar value=1) -> Tensor[] */
   "Scalar"(self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], value?: Scalar | O__foreach_addcmul_Scalar, options?: O__foreach_addcmul_Scalar): Tensor[];
   /** aten::_foreach_addcmul.ScalarList(Tensor[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar[] scalars) -> Tensor[] */
   "ScalarList"(self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], scalars: Scalar[], options?: O__foreach_addcmul_ScalarList): Tensor[];
   /** aten::_foreach_addcmul.ScalarList_out(Tensor[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar[] scalars, *, Tensor(a!)[] out) -> () */
-  "ScalarList_out"(self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], scalars: Scalar[], out: Tensor[], options?: O__foreach_addcmul_ScalarList_out): void;
+  "ScalarList_out"(self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], scalars: Scalar[], options?: O__foreach_addcmul_ScalarList_out): void;
   /** aten::_foreach_addcmul.Scalar_out(Tensor[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar value=1, *, Tensor(a!)[] out) -> () */
-  "Scalar_out"(self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], value?: Scalar | O__foreach_addcmul_Scalar_out, out?: Tensor[] | O__foreach_addcmul_Scalar_out, options?: O__foreach_addcmul_Scalar_out): void;
+  "Scalar_out"(self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], value?: Scalar | O__foreach_addcmul_Scalar_out, options?: O__foreach_addcmul_Scalar_out): void;
 } = defineOp("_foreach_addcmul", [
   ["Scalar",[["self",1,0],["tensor1",1,0],["tensor2",1,0],["value",6,2]],[1],1],
   ["ScalarList",[["self",1,0],["tensor1",1,0],["tensor2",1,0],["scalars",16,0]],[1],1],
-  ["ScalarList_out",[["self",1,0],["tensor1",1,0],["tensor2",1,0],["scalars",16,0],["out",1,4]],[],0],
-  ["Scalar_out",[["self",1,0],["tensor1",1,0],["tensor2",1,0],["value",6,2],["out",1,4]],[],0],
+  ["ScalarList_out",[["self",1,0],["tensor1",1,0],["tensor2",1,0],["scalars",16,0],["out",1,12]],[],0],
+  ["Scalar_out",[["self",1,0],["tensor1",1,0],["tensor2",1,0],["value",6,2],["out",1,12]],[],0],
 ]) as any;
 
 type O__foreach_addcmul__Scalar = { self?: Tensor[]; tensor1?: Tensor[]; tensor2?: Tensor[]; value?: Scalar };
@@ -311,7 +334,9 @@ type O__foreach_addcmul__ScalarList = { self?: Tensor[]; tensor1?: Tensor[]; ten
  * aten::_foreach_addcmul_.ScalarList(Tensor(a!)[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar[] scalars) -> ()
  */
 export const _foreachAddcmul_: {
+  /** aten::_foreach_addcmul_.Scalar(Tensor(a!)[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar value=1) -> () */
   (self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], value?: Scalar | O__foreach_addcmul__Scalar, options?: O__foreach_addcmul__Scalar): void;
+  /** aten::_foreach_addcmul_.ScalarList(Tensor(a!)[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar[] scalars) -> () */
   (self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], scalars: Scalar[], options?: O__foreach_addcmul__ScalarList): void;
   /** aten::_foreach_addcmul_.Scalar(Tensor(a!)[] self, Tensor[] tensor1, Tensor[] tensor2, Scalar value=1) -> () */
   "Scalar"(self: Tensor[], tensor1: Tensor[], tensor2: Tensor[], value?: Scalar | O__foreach_addcmul__Scalar, options?: O__foreach_addcmul__Scalar): void;
@@ -323,20 +348,21 @@ export const _foreachAddcmul_: {
 ]) as any;
 
 type O__foreach_asin = { self?: Tensor[] };
-type O__foreach_asin_out = { self?: Tensor[]; out?: Tensor[] };
+type O__foreach_asin_out = { self?: Tensor[]; out: Tensor[] };
 /**
  * aten::_foreach_asin(Tensor[] self) -> Tensor[]
  * aten::_foreach_asin.out(Tensor[] self, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachAsin: {
+  /** aten::_foreach_asin(Tensor[] self) -> Tensor[] */
   (self: Tensor[], options?: O__foreach_asin): Tensor[];
   /** aten::_foreach_asin(Tensor[] self) -> Tensor[] */
   "default"(self: Tensor[], options?: O__foreach_asin): Tensor[];
   /** aten::_foreach_asin.out(Tensor[] self, *, Tensor(a!)[] out) -> () */
-  "out"(self: Tensor[], out: Tensor[], options?: O__foreach_asin_out): void;
+  "out"(self: Tensor[], options?: O__foreach_asin_out): void;
 } = defineOp("_foreach_asin", [
   ["",[["self",1,0]],[1],1],
-  ["out",[["self",1,0],["out",1,4]],[],0],
+  ["out",[["self",1,0],["out",1,12]],[],0],
 ]) as any;
 
 type O__foreach_asin_ = { self?: Tensor[] };
@@ -344,6 +370,7 @@ type O__foreach_asin_ = { self?: Tensor[] };
  * aten::_foreach_asin_(Tensor(a!)[] self) -> ()
  */
 export const _foreachAsin_: {
+  /** aten::_foreach_asin_(Tensor(a!)[] self) -> () */
   (self: Tensor[], options?: O__foreach_asin_): void;
   /** aten::_foreach_asin_(Tensor(a!)[] self) -> () */
   "default"(self: Tensor[], options?: O__foreach_asin_): void;
@@ -352,20 +379,21 @@ export const _foreachAsin_: {
 ]) as any;
 
 type O__foreach_atan = { self?: Tensor[] };
-type O__foreach_atan_out = { self?: Tensor[]; out?: Tensor[] };
+type O__foreach_atan_out = { self?: Tensor[]; out: Tensor[] };
 /**
  * aten::_foreach_atan(Tensor[] self) -> Tensor[]
  * aten::_foreach_atan.out(Tensor[] self, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachAtan: {
+  /** aten::_foreach_atan(Tensor[] self) -> Tensor[] */
   (self: Tensor[], options?: O__foreach_atan): Tensor[];
   /** aten::_foreach_atan(Tensor[] self) -> Tensor[] */
   "default"(self: Tensor[], options?: O__foreach_atan): Tensor[];
   /** aten::_foreach_atan.out(Tensor[] self, *, Tensor(a!)[] out) -> () */
-  "out"(self: Tensor[], out: Tensor[], options?: O__foreach_atan_out): void;
+  "out"(self: Tensor[], options?: O__foreach_atan_out): void;
 } = defineOp("_foreach_atan", [
   ["",[["self",1,0]],[1],1],
-  ["out",[["self",1,0],["out",1,4]],[],0],
+  ["out",[["self",1,0],["out",1,12]],[],0],
 ]) as any;
 
 type O__foreach_atan_ = { self?: Tensor[] };
@@ -373,6 +401,7 @@ type O__foreach_atan_ = { self?: Tensor[] };
  * aten::_foreach_atan_(Tensor(a!)[] self) -> ()
  */
 export const _foreachAtan_: {
+  /** aten::_foreach_atan_(Tensor(a!)[] self) -> () */
   (self: Tensor[], options?: O__foreach_atan_): void;
   /** aten::_foreach_atan_(Tensor(a!)[] self) -> () */
   "default"(self: Tensor[], options?: O__foreach_atan_): void;
@@ -381,20 +410,21 @@ export const _foreachAtan_: {
 ]) as any;
 
 type O__foreach_ceil = { self?: Tensor[] };
-type O__foreach_ceil_out = { self?: Tensor[]; out?: Tensor[] };
+type O__foreach_ceil_out = { self?: Tensor[]; out: Tensor[] };
 /**
  * aten::_foreach_ceil(Tensor[] self) -> Tensor[]
  * aten::_foreach_ceil.out(Tensor[] self, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachCeil: {
+  /** aten::_foreach_ceil(Tensor[] self) -> Tensor[] */
   (self: Tensor[], options?: O__foreach_ceil): Tensor[];
   /** aten::_foreach_ceil(Tensor[] self) -> Tensor[] */
   "default"(self: Tensor[], options?: O__foreach_ceil): Tensor[];
   /** aten::_foreach_ceil.out(Tensor[] self, *, Tensor(a!)[] out) -> () */
-  "out"(self: Tensor[], out: Tensor[], options?: O__foreach_ceil_out): void;
+  "out"(self: Tensor[], options?: O__foreach_ceil_out): void;
 } = defineOp("_foreach_ceil", [
   ["",[["self",1,0]],[1],1],
-  ["out",[["self",1,0],["out",1,4]],[],0],
+  ["out",[["self",1,0],["out",1,12]],[],0],
 ]) as any;
 
 type O__foreach_ceil_ = { self?: Tensor[] };
@@ -402,6 +432,7 @@ type O__foreach_ceil_ = { self?: Tensor[] };
  * aten::_foreach_ceil_(Tensor(a!)[] self) -> ()
  */
 export const _foreachCeil_: {
+  /** aten::_foreach_ceil_(Tensor(a!)[] self) -> () */
   (self: Tensor[], options?: O__foreach_ceil_): void;
   /** aten::_foreach_ceil_(Tensor(a!)[] self) -> () */
   "default"(self: Tensor[], options?: O__foreach_ceil_): void;
@@ -410,20 +441,21 @@ export const _foreachCeil_: {
 ]) as any;
 
 type O__foreach_cos = { self?: Tensor[] };
-type O__foreach_cos_out = { self?: Tensor[]; out?: Tensor[] };
+type O__foreach_cos_out = { self?: Tensor[]; out: Tensor[] };
 /**
  * aten::_foreach_cos(Tensor[] self) -> Tensor[]
  * aten::_foreach_cos.out(Tensor[] self, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachCos: {
+  /** aten::_foreach_cos(Tensor[] self) -> Tensor[] */
   (self: Tensor[], options?: O__foreach_cos): Tensor[];
   /** aten::_foreach_cos(Tensor[] self) -> Tensor[] */
   "default"(self: Tensor[], options?: O__foreach_cos): Tensor[];
   /** aten::_foreach_cos.out(Tensor[] self, *, Tensor(a!)[] out) -> () */
-  "out"(self: Tensor[], out: Tensor[], options?: O__foreach_cos_out): void;
+  "out"(self: Tensor[], options?: O__foreach_cos_out): void;
 } = defineOp("_foreach_cos", [
   ["",[["self",1,0]],[1],1],
-  ["out",[["self",1,0],["out",1,4]],[],0],
+  ["out",[["self",1,0],["out",1,12]],[],0],
 ]) as any;
 
 type O__foreach_cos_ = { self?: Tensor[] };
@@ -431,6 +463,7 @@ type O__foreach_cos_ = { self?: Tensor[] };
  * aten::_foreach_cos_(Tensor(a!)[] self) -> ()
  */
 export const _foreachCos_: {
+  /** aten::_foreach_cos_(Tensor(a!)[] self) -> () */
   (self: Tensor[], options?: O__foreach_cos_): void;
   /** aten::_foreach_cos_(Tensor(a!)[] self) -> () */
   "default"(self: Tensor[], options?: O__foreach_cos_): void;
@@ -439,20 +472,21 @@ export const _foreachCos_: {
 ]) as any;
 
 type O__foreach_cosh = { self?: Tensor[] };
-type O__foreach_cosh_out = { self?: Tensor[]; out?: Tensor[] };
+type O__foreach_cosh_out = { self?: Tensor[]; out: Tensor[] };
 /**
  * aten::_foreach_cosh(Tensor[] self) -> Tensor[]
  * aten::_foreach_cosh.out(Tensor[] self, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachCosh: {
+  /** aten::_foreach_cosh(Tensor[] self) -> Tensor[] */
   (self: Tensor[], options?: O__foreach_cosh): Tensor[];
   /** aten::_foreach_cosh(Tensor[] self) -> Tensor[] */
   "default"(self: Tensor[], options?: O__foreach_cosh): Tensor[];
   /** aten::_foreach_cosh.out(Tensor[] self, *, Tensor(a!)[] out) -> () */
-  "out"(self: Tensor[], out: Tensor[], options?: O__foreach_cosh_out): void;
+  "out"(self: Tensor[], options?: O__foreach_cosh_out): void;
 } = defineOp("_foreach_cosh", [
   ["",[["self",1,0]],[1],1],
-  ["out",[["self",1,0],["out",1,4]],[],0],
+  ["out",[["self",1,0],["out",1,12]],[],0],
 ]) as any;
 
 type O__foreach_cosh_ = { self?: Tensor[] };
@@ -460,6 +494,7 @@ type O__foreach_cosh_ = { self?: Tensor[] };
  * aten::_foreach_cosh_(Tensor(a!)[] self) -> ()
  */
 export const _foreachCosh_: {
+  /** aten::_foreach_cosh_(Tensor(a!)[] self) -> () */
   (self: Tensor[], options?: O__foreach_cosh_): void;
   /** aten::_foreach_cosh_(Tensor(a!)[] self) -> () */
   "default"(self: Tensor[], options?: O__foreach_cosh_): void;
@@ -468,11 +503,11 @@ export const _foreachCosh_: {
 ]) as any;
 
 type O__foreach_div_List = { self?: Tensor[]; other?: Tensor[] };
-type O__foreach_div_List_out = { self?: Tensor[]; other?: Tensor[]; out?: Tensor[] };
+type O__foreach_div_List_out = { self?: Tensor[]; other?: Tensor[]; out: Tensor[] };
 type O__foreach_div_Scalar = { self?: Tensor[]; scalar?: Scalar };
 type O__foreach_div_ScalarList = { self?: Tensor[]; scalars?: Scalar[] };
-type O__foreach_div_ScalarList_out = { self?: Tensor[]; scalars?: Scalar[]; out?: Tensor[] };
-type O__foreach_div_Scalar_out = { self?: Tensor[]; scalar?: Scalar; out?: Tensor[] };
+type O__foreach_div_ScalarList_out = { self?: Tensor[]; scalars?: Scalar[]; out: Tensor[] };
+type O__foreach_div_Scalar_out = { self?: Tensor[]; scalar?: Scalar; out: Tensor[] };
 /**
  * aten::_foreach_div.List(Tensor[] self, Tensor[] other) -> Tensor[]
  * aten::_foreach_div.List_out(Tensor[] self, Tensor[] other, *, Tensor(a!)[] out) -> ()
@@ -482,28 +517,31 @@ type O__foreach_div_Scalar_out = { self?: Tensor[]; scalar?: Scalar; out?: Tenso
  * aten::_foreach_div.Scalar_out(Tensor[] self, Scalar scalar, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachDiv: {
+  /** aten::_foreach_div.List(Tensor[] self, Tensor[] other) -> Tensor[] */
   (self: Tensor[], other: Tensor[], options?: O__foreach_div_List): Tensor[];
+  /** aten::_foreach_div.Scalar(Tensor[] self, Scalar scalar) -> Tensor[] */
   (self: Tensor[], scalar: Scalar, options?: O__foreach_div_Scalar): Tensor[];
+  /** aten::_foreach_div.ScalarList(Tensor[] self, Scalar[] scalars) -> Tensor[] */
   (self: Tensor[], scalars: Scalar[], options?: O__foreach_div_ScalarList): Tensor[];
   /** aten::_foreach_div.List(Tensor[] self, Tensor[] other) -> Tensor[] */
   "List"(self: Tensor[], other: Tensor[], options?: O__foreach_div_List): Tensor[];
   /** aten::_foreach_div.List_out(Tensor[] self, Tensor[] other, *, Tensor(a!)[] out) -> () */
-  "List_out"(self: Tensor[], other: Tensor[], out: Tensor[], options?: O__foreach_div_List_out): void;
+  "List_out"(self: Tensor[], other: Tensor[], options?: O__foreach_div_List_out): void;
   /** aten::_foreach_div.Scalar(Tensor[] self, Scalar scalar) -> Tensor[] */
   "Scalar"(self: Tensor[], scalar: Scalar, options?: O__foreach_div_Scalar): Tensor[];
   /** aten::_foreach_div.ScalarList(Tensor[] self, Scalar[] scalars) -> Tensor[] */
   "ScalarList"(self: Tensor[], scalars: Scalar[], options?: O__foreach_div_ScalarList): Tensor[];
   /** aten::_foreach_div.ScalarList_out(Tensor[] self, Scalar[] scalars, *, Tensor(a!)[] out) -> () */
-  "ScalarList_out"(self: Tensor[], scalars: Scalar[], out: Tensor[], options?: O__foreach_div_ScalarList_out): void;
+  "ScalarList_out"(self: Tensor[], scalars: Scalar[], options?: O__foreach_div_ScalarList_out): void;
   /** aten::_foreach_div.Scalar_out(Tensor[] self, Scalar scalar, *, Tensor(a!)[] out) -> () */
-  "Scalar_out"(self: Tensor[], scalar: Scalar, out: Tensor[], options?: O__foreach_div_Scalar_out): void;
+  "Scalar_out"(self: Tensor[], scalar: Scalar, options?: O__foreach_div_Scalar_out): void;
 } = defineOp("_foreach_div", [
   ["List",[["self",1,0],["other",1,0]],[1],1],
-  ["List_out",[["self",1,0],["other",1,0],["out",1,4]],[],0],
+  ["List_out",[["self",1,0],["other",1,0],["out",1,12]],[],0],
   ["Scalar",[["self",1,0],["scalar",6,0]],[1],1],
   ["ScalarList",[["self",1,0],["scalars",16,0]],[1],1],
-  ["ScalarList_out",[["self",1,0],["scalars",16,0],["out",1,4]],[],0],
-  ["Scalar_out",[["self",1,0],["scalar",6,0],["out",1,4]],[],0],
+  ["ScalarList_out",[["self",1,0],["scalars",16,0],["out",1,12]],[],0],
+  ["Scalar_out",[["self",1,0],["scalar",6,0],["out",1,12]],[],0],
 ]) as any;
 
 type O__foreach_div__List = { self?: Tensor[]; other?: Tensor[] };
@@ -515,8 +553,11 @@ type O__foreach_div__ScalarList = { self?: Tensor[]; scalars?: Scalar[] };
  * aten::_foreach_div_.ScalarList(Tensor(a!)[] self, Scalar[] scalars) -> ()
  */
 export const _foreachDiv_: {
+  /** aten::_foreach_div_.List(Tensor(a!)[] self, Tensor[] other) -> () */
   (self: Tensor[], other: Tensor[], options?: O__foreach_div__List): void;
+  /** aten::_foreach_div_.Scalar(Tensor(a!)[] self, Scalar scalar) -> () */
   (self: Tensor[], scalar: Scalar, options?: O__foreach_div__Scalar): void;
+  /** aten::_foreach_div_.ScalarList(Tensor(a!)[] self, Scalar[] scalars) -> () */
   (self: Tensor[], scalars: Scalar[], options?: O__foreach_div__ScalarList): void;
   /** aten::_foreach_div_.List(Tensor(a!)[] self, Tensor[] other) -> () */
   "List"(self: Tensor[], other: Tensor[], options?: O__foreach_div__List): void;
@@ -531,20 +572,21 @@ export const _foreachDiv_: {
 ]) as any;
 
 type O__foreach_erf = { self?: Tensor[] };
-type O__foreach_erf_out = { self?: Tensor[]; out?: Tensor[] };
+type O__foreach_erf_out = { self?: Tensor[]; out: Tensor[] };
 /**
  * aten::_foreach_erf(Tensor[] self) -> Tensor[]
  * aten::_foreach_erf.out(Tensor[] self, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachErf: {
+  /** aten::_foreach_erf(Tensor[] self) -> Tensor[] */
   (self: Tensor[], options?: O__foreach_erf): Tensor[];
   /** aten::_foreach_erf(Tensor[] self) -> Tensor[] */
   "default"(self: Tensor[], options?: O__foreach_erf): Tensor[];
   /** aten::_foreach_erf.out(Tensor[] self, *, Tensor(a!)[] out) -> () */
-  "out"(self: Tensor[], out: Tensor[], options?: O__foreach_erf_out): void;
+  "out"(self: Tensor[], options?: O__foreach_erf_out): void;
 } = defineOp("_foreach_erf", [
   ["",[["self",1,0]],[1],1],
-  ["out",[["self",1,0],["out",1,4]],[],0],
+  ["out",[["self",1,0],["out",1,12]],[],0],
 ]) as any;
 
 type O__foreach_erf_ = { self?: Tensor[] };
@@ -552,6 +594,7 @@ type O__foreach_erf_ = { self?: Tensor[] };
  * aten::_foreach_erf_(Tensor(a!)[] self) -> ()
  */
 export const _foreachErf_: {
+  /** aten::_foreach_erf_(Tensor(a!)[] self) -> () */
   (self: Tensor[], options?: O__foreach_erf_): void;
   /** aten::_foreach_erf_(Tensor(a!)[] self) -> () */
   "default"(self: Tensor[], options?: O__foreach_erf_): void;
@@ -560,20 +603,21 @@ export const _foreachErf_: {
 ]) as any;
 
 type O__foreach_erfc = { self?: Tensor[] };
-type O__foreach_erfc_out = { self?: Tensor[]; out?: Tensor[] };
+type O__foreach_erfc_out = { self?: Tensor[]; out: Tensor[] };
 /**
  * aten::_foreach_erfc(Tensor[] self) -> Tensor[]
  * aten::_foreach_erfc.out(Tensor[] self, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachErfc: {
+  /** aten::_foreach_erfc(Tensor[] self) -> Tensor[] */
   (self: Tensor[], options?: O__foreach_erfc): Tensor[];
   /** aten::_foreach_erfc(Tensor[] self) -> Tensor[] */
   "default"(self: Tensor[], options?: O__foreach_erfc): Tensor[];
   /** aten::_foreach_erfc.out(Tensor[] self, *, Tensor(a!)[] out) -> () */
-  "out"(self: Tensor[], out: Tensor[], options?: O__foreach_erfc_out): void;
+  "out"(self: Tensor[], options?: O__foreach_erfc_out): void;
 } = defineOp("_foreach_erfc", [
   ["",[["self",1,0]],[1],1],
-  ["out",[["self",1,0],["out",1,4]],[],0],
+  ["out",[["self",1,0],["out",1,12]],[],0],
 ]) as any;
 
 type O__foreach_erfc_ = { self?: Tensor[] };
@@ -581,6 +625,7 @@ type O__foreach_erfc_ = { self?: Tensor[] };
  * aten::_foreach_erfc_(Tensor(a!)[] self) -> ()
  */
 export const _foreachErfc_: {
+  /** aten::_foreach_erfc_(Tensor(a!)[] self) -> () */
   (self: Tensor[], options?: O__foreach_erfc_): void;
   /** aten::_foreach_erfc_(Tensor(a!)[] self) -> () */
   "default"(self: Tensor[], options?: O__foreach_erfc_): void;
@@ -589,20 +634,21 @@ export const _foreachErfc_: {
 ]) as any;
 
 type O__foreach_exp = { self?: Tensor[] };
-type O__foreach_exp_out = { self?: Tensor[]; out?: Tensor[] };
+type O__foreach_exp_out = { self?: Tensor[]; out: Tensor[] };
 /**
  * aten::_foreach_exp(Tensor[] self) -> Tensor[]
  * aten::_foreach_exp.out(Tensor[] self, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachExp: {
+  /** aten::_foreach_exp(Tensor[] self) -> Tensor[] */
   (self: Tensor[], options?: O__foreach_exp): Tensor[];
   /** aten::_foreach_exp(Tensor[] self) -> Tensor[] */
   "default"(self: Tensor[], options?: O__foreach_exp): Tensor[];
   /** aten::_foreach_exp.out(Tensor[] self, *, Tensor(a!)[] out) -> () */
-  "out"(self: Tensor[], out: Tensor[], options?: O__foreach_exp_out): void;
+  "out"(self: Tensor[], options?: O__foreach_exp_out): void;
 } = defineOp("_foreach_exp", [
   ["",[["self",1,0]],[1],1],
-  ["out",[["self",1,0],["out",1,4]],[],0],
+  ["out",[["self",1,0],["out",1,12]],[],0],
 ]) as any;
 
 type O__foreach_exp_ = { self?: Tensor[] };
@@ -610,6 +656,7 @@ type O__foreach_exp_ = { self?: Tensor[] };
  * aten::_foreach_exp_(Tensor(a!)[] self) -> ()
  */
 export const _foreachExp_: {
+  /** aten::_foreach_exp_(Tensor(a!)[] self) -> () */
   (self: Tensor[], options?: O__foreach_exp_): void;
   /** aten::_foreach_exp_(Tensor(a!)[] self) -> () */
   "default"(self: Tensor[], options?: O__foreach_exp_): void;
@@ -618,20 +665,21 @@ export const _foreachExp_: {
 ]) as any;
 
 type O__foreach_expm1 = { self?: Tensor[] };
-type O__foreach_expm1_out = { self?: Tensor[]; out?: Tensor[] };
+type O__foreach_expm1_out = { self?: Tensor[]; out: Tensor[] };
 /**
  * aten::_foreach_expm1(Tensor[] self) -> Tensor[]
  * aten::_foreach_expm1.out(Tensor[] self, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachExpm1: {
+  /** aten::_foreach_expm1(Tensor[] self) -> Tensor[] */
   (self: Tensor[], options?: O__foreach_expm1): Tensor[];
   /** aten::_foreach_expm1(Tensor[] self) -> Tensor[] */
   "default"(self: Tensor[], options?: O__foreach_expm1): Tensor[];
   /** aten::_foreach_expm1.out(Tensor[] self, *, Tensor(a!)[] out) -> () */
-  "out"(self: Tensor[], out: Tensor[], options?: O__foreach_expm1_out): void;
+  "out"(self: Tensor[], options?: O__foreach_expm1_out): void;
 } = defineOp("_foreach_expm1", [
   ["",[["self",1,0]],[1],1],
-  ["out",[["self",1,0],["out",1,4]],[],0],
+  ["out",[["self",1,0],["out",1,12]],[],0],
 ]) as any;
 
 type O__foreach_expm1_ = { self?: Tensor[] };
@@ -639,6 +687,7 @@ type O__foreach_expm1_ = { self?: Tensor[] };
  * aten::_foreach_expm1_(Tensor(a!)[] self) -> ()
  */
 export const _foreachExpm1_: {
+  /** aten::_foreach_expm1_(Tensor(a!)[] self) -> () */
   (self: Tensor[], options?: O__foreach_expm1_): void;
   /** aten::_foreach_expm1_(Tensor(a!)[] self) -> () */
   "default"(self: Tensor[], options?: O__foreach_expm1_): void;
@@ -647,20 +696,21 @@ export const _foreachExpm1_: {
 ]) as any;
 
 type O__foreach_floor = { self?: Tensor[] };
-type O__foreach_floor_out = { self?: Tensor[]; out?: Tensor[] };
+type O__foreach_floor_out = { self?: Tensor[]; out: Tensor[] };
 /**
  * aten::_foreach_floor(Tensor[] self) -> Tensor[]
  * aten::_foreach_floor.out(Tensor[] self, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachFloor: {
+  /** aten::_foreach_floor(Tensor[] self) -> Tensor[] */
   (self: Tensor[], options?: O__foreach_floor): Tensor[];
   /** aten::_foreach_floor(Tensor[] self) -> Tensor[] */
   "default"(self: Tensor[], options?: O__foreach_floor): Tensor[];
   /** aten::_foreach_floor.out(Tensor[] self, *, Tensor(a!)[] out) -> () */
-  "out"(self: Tensor[], out: Tensor[], options?: O__foreach_floor_out): void;
+  "out"(self: Tensor[], options?: O__foreach_floor_out): void;
 } = defineOp("_foreach_floor", [
   ["",[["self",1,0]],[1],1],
-  ["out",[["self",1,0],["out",1,4]],[],0],
+  ["out",[["self",1,0],["out",1,12]],[],0],
 ]) as any;
 
 type O__foreach_floor_ = { self?: Tensor[] };
@@ -668,6 +718,7 @@ type O__foreach_floor_ = { self?: Tensor[] };
  * aten::_foreach_floor_(Tensor(a!)[] self) -> ()
  */
 export const _foreachFloor_: {
+  /** aten::_foreach_floor_(Tensor(a!)[] self) -> () */
   (self: Tensor[], options?: O__foreach_floor_): void;
   /** aten::_foreach_floor_(Tensor(a!)[] self) -> () */
   "default"(self: Tensor[], options?: O__foreach_floor_): void;
@@ -676,20 +727,21 @@ export const _foreachFloor_: {
 ]) as any;
 
 type O__foreach_frac = { self?: Tensor[] };
-type O__foreach_frac_out = { self?: Tensor[]; out?: Tensor[] };
+type O__foreach_frac_out = { self?: Tensor[]; out: Tensor[] };
 /**
  * aten::_foreach_frac(Tensor[] self) -> Tensor[]
  * aten::_foreach_frac.out(Tensor[] self, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachFrac: {
+  /** aten::_foreach_frac(Tensor[] self) -> Tensor[] */
   (self: Tensor[], options?: O__foreach_frac): Tensor[];
   /** aten::_foreach_frac(Tensor[] self) -> Tensor[] */
   "default"(self: Tensor[], options?: O__foreach_frac): Tensor[];
   /** aten::_foreach_frac.out(Tensor[] self, *, Tensor(a!)[] out) -> () */
-  "out"(self: Tensor[], out: Tensor[], options?: O__foreach_frac_out): void;
+  "out"(self: Tensor[], options?: O__foreach_frac_out): void;
 } = defineOp("_foreach_frac", [
   ["",[["self",1,0]],[1],1],
-  ["out",[["self",1,0],["out",1,4]],[],0],
+  ["out",[["self",1,0],["out",1,12]],[],0],
 ]) as any;
 
 type O__foreach_frac_ = { self?: Tensor[] };
@@ -697,6 +749,7 @@ type O__foreach_frac_ = { self?: Tensor[] };
  * aten::_foreach_frac_(Tensor(a!)[] self) -> ()
  */
 export const _foreachFrac_: {
+  /** aten::_foreach_frac_(Tensor(a!)[] self) -> () */
   (self: Tensor[], options?: O__foreach_frac_): void;
   /** aten::_foreach_frac_(Tensor(a!)[] self) -> () */
   "default"(self: Tensor[], options?: O__foreach_frac_): void;
@@ -705,20 +758,21 @@ export const _foreachFrac_: {
 ]) as any;
 
 type O__foreach_lgamma = { self?: Tensor[] };
-type O__foreach_lgamma_out = { self?: Tensor[]; out?: Tensor[] };
+type O__foreach_lgamma_out = { self?: Tensor[]; out: Tensor[] };
 /**
  * aten::_foreach_lgamma(Tensor[] self) -> Tensor[]
  * aten::_foreach_lgamma.out(Tensor[] self, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachLgamma: {
+  /** aten::_foreach_lgamma(Tensor[] self) -> Tensor[] */
   (self: Tensor[], options?: O__foreach_lgamma): Tensor[];
   /** aten::_foreach_lgamma(Tensor[] self) -> Tensor[] */
   "default"(self: Tensor[], options?: O__foreach_lgamma): Tensor[];
   /** aten::_foreach_lgamma.out(Tensor[] self, *, Tensor(a!)[] out) -> () */
-  "out"(self: Tensor[], out: Tensor[], options?: O__foreach_lgamma_out): void;
+  "out"(self: Tensor[], options?: O__foreach_lgamma_out): void;
 } = defineOp("_foreach_lgamma", [
   ["",[["self",1,0]],[1],1],
-  ["out",[["self",1,0],["out",1,4]],[],0],
+  ["out",[["self",1,0],["out",1,12]],[],0],
 ]) as any;
 
 type O__foreach_lgamma_ = { self?: Tensor[] };
@@ -726,6 +780,7 @@ type O__foreach_lgamma_ = { self?: Tensor[] };
  * aten::_foreach_lgamma_(Tensor(a!)[] self) -> ()
  */
 export const _foreachLgamma_: {
+  /** aten::_foreach_lgamma_(Tensor(a!)[] self) -> () */
   (self: Tensor[], options?: O__foreach_lgamma_): void;
   /** aten::_foreach_lgamma_(Tensor(a!)[] self) -> () */
   "default"(self: Tensor[], options?: O__foreach_lgamma_): void;
@@ -734,37 +789,39 @@ export const _foreachLgamma_: {
 ]) as any;
 
 type O__foreach_log = { self?: Tensor[] };
-type O__foreach_log_out = { self?: Tensor[]; out?: Tensor[] };
+type O__foreach_log_out = { self?: Tensor[]; out: Tensor[] };
 /**
  * aten::_foreach_log(Tensor[] self) -> Tensor[]
  * aten::_foreach_log.out(Tensor[] self, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachLog: {
+  /** aten::_foreach_log(Tensor[] self) -> Tensor[] */
   (self: Tensor[], options?: O__foreach_log): Tensor[];
   /** aten::_foreach_log(Tensor[] self) -> Tensor[] */
   "default"(self: Tensor[], options?: O__foreach_log): Tensor[];
   /** aten::_foreach_log.out(Tensor[] self, *, Tensor(a!)[] out) -> () */
-  "out"(self: Tensor[], out: Tensor[], options?: O__foreach_log_out): void;
+  "out"(self: Tensor[], options?: O__foreach_log_out): void;
 } = defineOp("_foreach_log", [
   ["",[["self",1,0]],[1],1],
-  ["out",[["self",1,0],["out",1,4]],[],0],
+  ["out",[["self",1,0],["out",1,12]],[],0],
 ]) as any;
 
 type O__foreach_log10 = { self?: Tensor[] };
-type O__foreach_log10_out = { self?: Tensor[]; out?: Tensor[] };
+type O__foreach_log10_out = { self?: Tensor[]; out: Tensor[] };
 /**
  * aten::_foreach_log10(Tensor[] self) -> Tensor[]
  * aten::_foreach_log10.out(Tensor[] self, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachLog10: {
+  /** aten::_foreach_log10(Tensor[] self) -> Tensor[] */
   (self: Tensor[], options?: O__foreach_log10): Tensor[];
   /** aten::_foreach_log10(Tensor[] self) -> Tensor[] */
   "default"(self: Tensor[], options?: O__foreach_log10): Tensor[];
   /** aten::_foreach_log10.out(Tensor[] self, *, Tensor(a!)[] out) -> () */
-  "out"(self: Tensor[], out: Tensor[], options?: O__foreach_log10_out): void;
+  "out"(self: Tensor[], options?: O__foreach_log10_out): void;
 } = defineOp("_foreach_log10", [
   ["",[["self",1,0]],[1],1],
-  ["out",[["self",1,0],["out",1,4]],[],0],
+  ["out",[["self",1,0],["out",1,12]],[],0],
 ]) as any;
 
 type O__foreach_log10_ = { self?: Tensor[] };
@@ -772,6 +829,7 @@ type O__foreach_log10_ = { self?: Tensor[] };
  * aten::_foreach_log10_(Tensor(a!)[] self) -> ()
  */
 export const _foreachLog10_: {
+  /** aten::_foreach_log10_(Tensor(a!)[] self) -> () */
   (self: Tensor[], options?: O__foreach_log10_): void;
   /** aten::_foreach_log10_(Tensor(a!)[] self) -> () */
   "default"(self: Tensor[], options?: O__foreach_log10_): void;
@@ -780,20 +838,21 @@ export const _foreachLog10_: {
 ]) as any;
 
 type O__foreach_log1p = { self?: Tensor[] };
-type O__foreach_log1p_out = { self?: Tensor[]; out?: Tensor[] };
+type O__foreach_log1p_out = { self?: Tensor[]; out: Tensor[] };
 /**
  * aten::_foreach_log1p(Tensor[] self) -> Tensor[]
  * aten::_foreach_log1p.out(Tensor[] self, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachLog1p: {
+  /** aten::_foreach_log1p(Tensor[] self) -> Tensor[] */
   (self: Tensor[], options?: O__foreach_log1p): Tensor[];
   /** aten::_foreach_log1p(Tensor[] self) -> Tensor[] */
   "default"(self: Tensor[], options?: O__foreach_log1p): Tensor[];
   /** aten::_foreach_log1p.out(Tensor[] self, *, Tensor(a!)[] out) -> () */
-  "out"(self: Tensor[], out: Tensor[], options?: O__foreach_log1p_out): void;
+  "out"(self: Tensor[], options?: O__foreach_log1p_out): void;
 } = defineOp("_foreach_log1p", [
   ["",[["self",1,0]],[1],1],
-  ["out",[["self",1,0],["out",1,4]],[],0],
+  ["out",[["self",1,0],["out",1,12]],[],0],
 ]) as any;
 
 type O__foreach_log1p_ = { self?: Tensor[] };
@@ -801,6 +860,7 @@ type O__foreach_log1p_ = { self?: Tensor[] };
  * aten::_foreach_log1p_(Tensor(a!)[] self) -> ()
  */
 export const _foreachLog1p_: {
+  /** aten::_foreach_log1p_(Tensor(a!)[] self) -> () */
   (self: Tensor[], options?: O__foreach_log1p_): void;
   /** aten::_foreach_log1p_(Tensor(a!)[] self) -> () */
   "default"(self: Tensor[], options?: O__foreach_log1p_): void;
@@ -809,20 +869,21 @@ export const _foreachLog1p_: {
 ]) as any;
 
 type O__foreach_log2 = { self?: Tensor[] };
-type O__foreach_log2_out = { self?: Tensor[]; out?: Tensor[] };
+type O__foreach_log2_out = { self?: Tensor[]; out: Tensor[] };
 /**
  * aten::_foreach_log2(Tensor[] self) -> Tensor[]
  * aten::_foreach_log2.out(Tensor[] self, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachLog2: {
+  /** aten::_foreach_log2(Tensor[] self) -> Tensor[] */
   (self: Tensor[], options?: O__foreach_log2): Tensor[];
   /** aten::_foreach_log2(Tensor[] self) -> Tensor[] */
   "default"(self: Tensor[], options?: O__foreach_log2): Tensor[];
   /** aten::_foreach_log2.out(Tensor[] self, *, Tensor(a!)[] out) -> () */
-  "out"(self: Tensor[], out: Tensor[], options?: O__foreach_log2_out): void;
+  "out"(self: Tensor[], options?: O__foreach_log2_out): void;
 } = defineOp("_foreach_log2", [
   ["",[["self",1,0]],[1],1],
-  ["out",[["self",1,0],["out",1,4]],[],0],
+  ["out",[["self",1,0],["out",1,12]],[],0],
 ]) as any;
 
 type O__foreach_log2_ = { self?: Tensor[] };
@@ -830,6 +891,7 @@ type O__foreach_log2_ = { self?: Tensor[] };
  * aten::_foreach_log2_(Tensor(a!)[] self) -> ()
  */
 export const _foreachLog2_: {
+  /** aten::_foreach_log2_(Tensor(a!)[] self) -> () */
   (self: Tensor[], options?: O__foreach_log2_): void;
   /** aten::_foreach_log2_(Tensor(a!)[] self) -> () */
   "default"(self: Tensor[], options?: O__foreach_log2_): void;
@@ -842,6 +904,7 @@ type O__foreach_log_ = { self?: Tensor[] };
  * aten::_foreach_log_(Tensor(a!)[] self) -> ()
  */
 export const _foreachLog_: {
+  /** aten::_foreach_log_(Tensor(a!)[] self) -> () */
   (self: Tensor[], options?: O__foreach_log_): void;
   /** aten::_foreach_log_(Tensor(a!)[] self) -> () */
   "default"(self: Tensor[], options?: O__foreach_log_): void;
@@ -850,20 +913,21 @@ export const _foreachLog_: {
 ]) as any;
 
 type O__foreach_maximum_List = { self?: Tensor[]; other?: Tensor[] };
-type O__foreach_maximum_List_out = { self?: Tensor[]; other?: Tensor[]; out?: Tensor[] };
+type O__foreach_maximum_List_out = { self?: Tensor[]; other?: Tensor[]; out: Tensor[] };
 /**
  * aten::_foreach_maximum.List(Tensor[] self, Tensor[] other) -> Tensor[]
  * aten::_foreach_maximum.List_out(Tensor[] self, Tensor[] other, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachMaximum: {
+  /** aten::_foreach_maximum.List(Tensor[] self, Tensor[] other) -> Tensor[] */
   (self: Tensor[], other: Tensor[], options?: O__foreach_maximum_List): Tensor[];
   /** aten::_foreach_maximum.List(Tensor[] self, Tensor[] other) -> Tensor[] */
   "List"(self: Tensor[], other: Tensor[], options?: O__foreach_maximum_List): Tensor[];
   /** aten::_foreach_maximum.List_out(Tensor[] self, Tensor[] other, *, Tensor(a!)[] out) -> () */
-  "List_out"(self: Tensor[], other: Tensor[], out: Tensor[], options?: O__foreach_maximum_List_out): void;
+  "List_out"(self: Tensor[], other: Tensor[], options?: O__foreach_maximum_List_out): void;
 } = defineOp("_foreach_maximum", [
   ["List",[["self",1,0],["other",1,0]],[1],1],
-  ["List_out",[["self",1,0],["other",1,0],["out",1,4]],[],0],
+  ["List_out",[["self",1,0],["other",1,0],["out",1,12]],[],0],
 ]) as any;
 
 type O__foreach_maximum__List = { self?: Tensor[]; other?: Tensor[] };
@@ -871,6 +935,7 @@ type O__foreach_maximum__List = { self?: Tensor[]; other?: Tensor[] };
  * aten::_foreach_maximum_.List(Tensor(a!)[] self, Tensor[] other) -> ()
  */
 export const _foreachMaximum_: {
+  /** aten::_foreach_maximum_.List(Tensor(a!)[] self, Tensor[] other) -> () */
   (self: Tensor[], other: Tensor[], options?: O__foreach_maximum__List): void;
   /** aten::_foreach_maximum_.List(Tensor(a!)[] self, Tensor[] other) -> () */
   "List"(self: Tensor[], other: Tensor[], options?: O__foreach_maximum__List): void;
@@ -879,20 +944,21 @@ export const _foreachMaximum_: {
 ]) as any;
 
 type O__foreach_minimum_List = { self?: Tensor[]; other?: Tensor[] };
-type O__foreach_minimum_List_out = { self?: Tensor[]; other?: Tensor[]; out?: Tensor[] };
+type O__foreach_minimum_List_out = { self?: Tensor[]; other?: Tensor[]; out: Tensor[] };
 /**
  * aten::_foreach_minimum.List(Tensor[] self, Tensor[] other) -> Tensor[]
  * aten::_foreach_minimum.List_out(Tensor[] self, Tensor[] other, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachMinimum: {
+  /** aten::_foreach_minimum.List(Tensor[] self, Tensor[] other) -> Tensor[] */
   (self: Tensor[], other: Tensor[], options?: O__foreach_minimum_List): Tensor[];
   /** aten::_foreach_minimum.List(Tensor[] self, Tensor[] other) -> Tensor[] */
   "List"(self: Tensor[], other: Tensor[], options?: O__foreach_minimum_List): Tensor[];
   /** aten::_foreach_minimum.List_out(Tensor[] self, Tensor[] other, *, Tensor(a!)[] out) -> () */
-  "List_out"(self: Tensor[], other: Tensor[], out: Tensor[], options?: O__foreach_minimum_List_out): void;
+  "List_out"(self: Tensor[], other: Tensor[], options?: O__foreach_minimum_List_out): void;
 } = defineOp("_foreach_minimum", [
   ["List",[["self",1,0],["other",1,0]],[1],1],
-  ["List_out",[["self",1,0],["other",1,0],["out",1,4]],[],0],
+  ["List_out",[["self",1,0],["other",1,0],["out",1,12]],[],0],
 ]) as any;
 
 type O__foreach_minimum__List = { self?: Tensor[]; other?: Tensor[] };
@@ -900,6 +966,7 @@ type O__foreach_minimum__List = { self?: Tensor[]; other?: Tensor[] };
  * aten::_foreach_minimum_.List(Tensor(a!)[] self, Tensor[] other) -> ()
  */
 export const _foreachMinimum_: {
+  /** aten::_foreach_minimum_.List(Tensor(a!)[] self, Tensor[] other) -> () */
   (self: Tensor[], other: Tensor[], options?: O__foreach_minimum__List): void;
   /** aten::_foreach_minimum_.List(Tensor(a!)[] self, Tensor[] other) -> () */
   "List"(self: Tensor[], other: Tensor[], options?: O__foreach_minimum__List): void;
@@ -908,11 +975,11 @@ export const _foreachMinimum_: {
 ]) as any;
 
 type O__foreach_mul_List = { self?: Tensor[]; other?: Tensor[] };
-type O__foreach_mul_List_out = { self?: Tensor[]; other?: Tensor[]; out?: Tensor[] };
+type O__foreach_mul_List_out = { self?: Tensor[]; other?: Tensor[]; out: Tensor[] };
 type O__foreach_mul_Scalar = { self?: Tensor[]; scalar?: Scalar };
 type O__foreach_mul_ScalarList = { self?: Tensor[]; scalars?: Scalar[] };
-type O__foreach_mul_ScalarList_out = { self?: Tensor[]; scalars?: Scalar[]; out?: Tensor[] };
-type O__foreach_mul_Scalar_out = { self?: Tensor[]; scalar?: Scalar; out?: Tensor[] };
+type O__foreach_mul_ScalarList_out = { self?: Tensor[]; scalars?: Scalar[]; out: Tensor[] };
+type O__foreach_mul_Scalar_out = { self?: Tensor[]; scalar?: Scalar; out: Tensor[] };
 /**
  * aten::_foreach_mul.List(Tensor[] self, Tensor[] other) -> Tensor[]
  * aten::_foreach_mul.List_out(Tensor[] self, Tensor[] other, *, Tensor(a!)[] out) -> ()
@@ -922,28 +989,31 @@ type O__foreach_mul_Scalar_out = { self?: Tensor[]; scalar?: Scalar; out?: Tenso
  * aten::_foreach_mul.Scalar_out(Tensor[] self, Scalar scalar, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachMul: {
+  /** aten::_foreach_mul.List(Tensor[] self, Tensor[] other) -> Tensor[] */
   (self: Tensor[], other: Tensor[], options?: O__foreach_mul_List): Tensor[];
+  /** aten::_foreach_mul.Scalar(Tensor[] self, Scalar scalar) -> Tensor[] */
   (self: Tensor[], scalar: Scalar, options?: O__foreach_mul_Scalar): Tensor[];
+  /** aten::_foreach_mul.ScalarList(Tensor[] self, Scalar[] scalars) -> Tensor[] */
   (self: Tensor[], scalars: Scalar[], options?: O__foreach_mul_ScalarList): Tensor[];
   /** aten::_foreach_mul.List(Tensor[] self, Tensor[] other) -> Tensor[] */
   "List"(self: Tensor[], other: Tensor[], options?: O__foreach_mul_List): Tensor[];
   /** aten::_foreach_mul.List_out(Tensor[] self, Tensor[] other, *, Tensor(a!)[] out) -> () */
-  "List_out"(self: Tensor[], other: Tensor[], out: Tensor[], options?: O__foreach_mul_List_out): void;
+  "List_out"(self: Tensor[], other: Tensor[], options?: O__foreach_mul_List_out): void;
   /** aten::_foreach_mul.Scalar(Tensor[] self, Scalar scalar) -> Tensor[] */
   "Scalar"(self: Tensor[], scalar: Scalar, options?: O__foreach_mul_Scalar): Tensor[];
   /** aten::_foreach_mul.ScalarList(Tensor[] self, Scalar[] scalars) -> Tensor[] */
   "ScalarList"(self: Tensor[], scalars: Scalar[], options?: O__foreach_mul_ScalarList): Tensor[];
   /** aten::_foreach_mul.ScalarList_out(Tensor[] self, Scalar[] scalars, *, Tensor(a!)[] out) -> () */
-  "ScalarList_out"(self: Tensor[], scalars: Scalar[], out: Tensor[], options?: O__foreach_mul_ScalarList_out): void;
+  "ScalarList_out"(self: Tensor[], scalars: Scalar[], options?: O__foreach_mul_ScalarList_out): void;
   /** aten::_foreach_mul.Scalar_out(Tensor[] self, Scalar scalar, *, Tensor(a!)[] out) -> () */
-  "Scalar_out"(self: Tensor[], scalar: Scalar, out: Tensor[], options?: O__foreach_mul_Scalar_out): void;
+  "Scalar_out"(self: Tensor[], scalar: Scalar, options?: O__foreach_mul_Scalar_out): void;
 } = defineOp("_foreach_mul", [
   ["List",[["self",1,0],["other",1,0]],[1],1],
-  ["List_out",[["self",1,0],["other",1,0],["out",1,4]],[],0],
+  ["List_out",[["self",1,0],["other",1,0],["out",1,12]],[],0],
   ["Scalar",[["self",1,0],["scalar",6,0]],[1],1],
   ["ScalarList",[["self",1,0],["scalars",16,0]],[1],1],
-  ["ScalarList_out",[["self",1,0],["scalars",16,0],["out",1,4]],[],0],
-  ["Scalar_out",[["self",1,0],["scalar",6,0],["out",1,4]],[],0],
+  ["ScalarList_out",[["self",1,0],["scalars",16,0],["out",1,12]],[],0],
+  ["Scalar_out",[["self",1,0],["scalar",6,0],["out",1,12]],[],0],
 ]) as any;
 
 type O__foreach_mul__List = { self?: Tensor[]; other?: Tensor[] };
@@ -955,8 +1025,11 @@ type O__foreach_mul__ScalarList = { self?: Tensor[]; scalars?: Scalar[] };
  * aten::_foreach_mul_.ScalarList(Tensor(a!)[] self, Scalar[] scalars) -> ()
  */
 export const _foreachMul_: {
+  /** aten::_foreach_mul_.List(Tensor(a!)[] self, Tensor[] other) -> () */
   (self: Tensor[], other: Tensor[], options?: O__foreach_mul__List): void;
+  /** aten::_foreach_mul_.Scalar(Tensor(a!)[] self, Scalar scalar) -> () */
   (self: Tensor[], scalar: Scalar, options?: O__foreach_mul__Scalar): void;
+  /** aten::_foreach_mul_.ScalarList(Tensor(a!)[] self, Scalar[] scalars) -> () */
   (self: Tensor[], scalars: Scalar[], options?: O__foreach_mul__ScalarList): void;
   /** aten::_foreach_mul_.List(Tensor(a!)[] self, Tensor[] other) -> () */
   "List"(self: Tensor[], other: Tensor[], options?: O__foreach_mul__List): void;
@@ -971,20 +1044,21 @@ export const _foreachMul_: {
 ]) as any;
 
 type O__foreach_neg = { self?: Tensor[] };
-type O__foreach_neg_out = { self?: Tensor[]; out?: Tensor[] };
+type O__foreach_neg_out = { self?: Tensor[]; out: Tensor[] };
 /**
  * aten::_foreach_neg(Tensor[] self) -> Tensor[]
  * aten::_foreach_neg.out(Tensor[] self, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachNeg: {
+  /** aten::_foreach_neg(Tensor[] self) -> Tensor[] */
   (self: Tensor[], options?: O__foreach_neg): Tensor[];
   /** aten::_foreach_neg(Tensor[] self) -> Tensor[] */
   "default"(self: Tensor[], options?: O__foreach_neg): Tensor[];
   /** aten::_foreach_neg.out(Tensor[] self, *, Tensor(a!)[] out) -> () */
-  "out"(self: Tensor[], out: Tensor[], options?: O__foreach_neg_out): void;
+  "out"(self: Tensor[], options?: O__foreach_neg_out): void;
 } = defineOp("_foreach_neg", [
   ["",[["self",1,0]],[1],1],
-  ["out",[["self",1,0],["out",1,4]],[],0],
+  ["out",[["self",1,0],["out",1,12]],[],0],
 ]) as any;
 
 type O__foreach_neg_ = { self?: Tensor[] };
@@ -992,6 +1066,7 @@ type O__foreach_neg_ = { self?: Tensor[] };
  * aten::_foreach_neg_(Tensor(a!)[] self) -> ()
  */
 export const _foreachNeg_: {
+  /** aten::_foreach_neg_(Tensor(a!)[] self) -> () */
   (self: Tensor[], options?: O__foreach_neg_): void;
   /** aten::_foreach_neg_(Tensor(a!)[] self) -> () */
   "default"(self: Tensor[], options?: O__foreach_neg_): void;
@@ -1000,37 +1075,39 @@ export const _foreachNeg_: {
 ]) as any;
 
 type O__foreach_norm_Scalar = { self?: Tensor[]; ord?: Scalar };
-type O__foreach_norm_Scalar_out = { self?: Tensor[]; ord?: Scalar; out?: Tensor[] };
+type O__foreach_norm_Scalar_out = { self?: Tensor[]; ord?: Scalar; out: Tensor[] };
 /**
  * aten::_foreach_norm.Scalar(Tensor[] self, Scalar ord=2) -> Tensor[]
  * aten::_foreach_norm.Scalar_out(Tensor[] self, Scalar ord=2, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachNorm: {
+  /** aten::_foreach_norm.Scalar(Tensor[] self, Scalar ord=2) -> Tensor[] */
   (self: Tensor[], ord?: Scalar | O__foreach_norm_Scalar, options?: O__foreach_norm_Scalar): Tensor[];
   /** aten::_foreach_norm.Scalar(Tensor[] self, Scalar ord=2) -> Tensor[] */
   "Scalar"(self: Tensor[], ord?: Scalar | O__foreach_norm_Scalar, options?: O__foreach_norm_Scalar): Tensor[];
   /** aten::_foreach_norm.Scalar_out(Tensor[] self, Scalar ord=2, *, Tensor(a!)[] out) -> () */
-  "Scalar_out"(self: Tensor[], ord?: Scalar | O__foreach_norm_Scalar_out, out?: Tensor[] | O__foreach_norm_Scalar_out, options?: O__foreach_norm_Scalar_out): void;
+  "Scalar_out"(self: Tensor[], ord?: Scalar | O__foreach_norm_Scalar_out, options?: O__foreach_norm_Scalar_out): void;
 } = defineOp("_foreach_norm", [
   ["Scalar",[["self",1,0],["ord",6,2]],[1],1],
-  ["Scalar_out",[["self",1,0],["ord",6,2],["out",1,4]],[],0],
+  ["Scalar_out",[["self",1,0],["ord",6,2],["out",1,12]],[],0],
 ]) as any;
 
 type O__foreach_reciprocal = { self?: Tensor[] };
-type O__foreach_reciprocal_out = { self?: Tensor[]; out?: Tensor[] };
+type O__foreach_reciprocal_out = { self?: Tensor[]; out: Tensor[] };
 /**
  * aten::_foreach_reciprocal(Tensor[] self) -> Tensor[]
  * aten::_foreach_reciprocal.out(Tensor[] self, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachReciprocal: {
+  /** aten::_foreach_reciprocal(Tensor[] self) -> Tensor[] */
   (self: Tensor[], options?: O__foreach_reciprocal): Tensor[];
   /** aten::_foreach_reciprocal(Tensor[] self) -> Tensor[] */
   "default"(self: Tensor[], options?: O__foreach_reciprocal): Tensor[];
   /** aten::_foreach_reciprocal.out(Tensor[] self, *, Tensor(a!)[] out) -> () */
-  "out"(self: Tensor[], out: Tensor[], options?: O__foreach_reciprocal_out): void;
+  "out"(self: Tensor[], options?: O__foreach_reciprocal_out): void;
 } = defineOp("_foreach_reciprocal", [
   ["",[["self",1,0]],[1],1],
-  ["out",[["self",1,0],["out",1,4]],[],0],
+  ["out",[["self",1,0],["out",1,12]],[],0],
 ]) as any;
 
 type O__foreach_reciprocal_ = { self?: Tensor[] };
@@ -1038,6 +1115,7 @@ type O__foreach_reciprocal_ = { self?: Tensor[] };
  * aten::_foreach_reciprocal_(Tensor(a!)[] self) -> ()
  */
 export const _foreachReciprocal_: {
+  /** aten::_foreach_reciprocal_(Tensor(a!)[] self) -> () */
   (self: Tensor[], options?: O__foreach_reciprocal_): void;
   /** aten::_foreach_reciprocal_(Tensor(a!)[] self) -> () */
   "default"(self: Tensor[], options?: O__foreach_reciprocal_): void;
@@ -1046,20 +1124,21 @@ export const _foreachReciprocal_: {
 ]) as any;
 
 type O__foreach_round = { self?: Tensor[] };
-type O__foreach_round_out = { self?: Tensor[]; out?: Tensor[] };
+type O__foreach_round_out = { self?: Tensor[]; out: Tensor[] };
 /**
  * aten::_foreach_round(Tensor[] self) -> Tensor[]
  * aten::_foreach_round.out(Tensor[] self, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachRound: {
+  /** aten::_foreach_round(Tensor[] self) -> Tensor[] */
   (self: Tensor[], options?: O__foreach_round): Tensor[];
   /** aten::_foreach_round(Tensor[] self) -> Tensor[] */
   "default"(self: Tensor[], options?: O__foreach_round): Tensor[];
   /** aten::_foreach_round.out(Tensor[] self, *, Tensor(a!)[] out) -> () */
-  "out"(self: Tensor[], out: Tensor[], options?: O__foreach_round_out): void;
+  "out"(self: Tensor[], options?: O__foreach_round_out): void;
 } = defineOp("_foreach_round", [
   ["",[["self",1,0]],[1],1],
-  ["out",[["self",1,0],["out",1,4]],[],0],
+  ["out",[["self",1,0],["out",1,12]],[],0],
 ]) as any;
 
 type O__foreach_round_ = { self?: Tensor[] };
@@ -1067,6 +1146,7 @@ type O__foreach_round_ = { self?: Tensor[] };
  * aten::_foreach_round_(Tensor(a!)[] self) -> ()
  */
 export const _foreachRound_: {
+  /** aten::_foreach_round_(Tensor(a!)[] self) -> () */
   (self: Tensor[], options?: O__foreach_round_): void;
   /** aten::_foreach_round_(Tensor(a!)[] self) -> () */
   "default"(self: Tensor[], options?: O__foreach_round_): void;
@@ -1075,20 +1155,21 @@ export const _foreachRound_: {
 ]) as any;
 
 type O__foreach_sigmoid = { self?: Tensor[] };
-type O__foreach_sigmoid_out = { self?: Tensor[]; out?: Tensor[] };
+type O__foreach_sigmoid_out = { self?: Tensor[]; out: Tensor[] };
 /**
  * aten::_foreach_sigmoid(Tensor[] self) -> Tensor[]
  * aten::_foreach_sigmoid.out(Tensor[] self, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachSigmoid: {
+  /** aten::_foreach_sigmoid(Tensor[] self) -> Tensor[] */
   (self: Tensor[], options?: O__foreach_sigmoid): Tensor[];
   /** aten::_foreach_sigmoid(Tensor[] self) -> Tensor[] */
   "default"(self: Tensor[], options?: O__foreach_sigmoid): Tensor[];
   /** aten::_foreach_sigmoid.out(Tensor[] self, *, Tensor(a!)[] out) -> () */
-  "out"(self: Tensor[], out: Tensor[], options?: O__foreach_sigmoid_out): void;
+  "out"(self: Tensor[], options?: O__foreach_sigmoid_out): void;
 } = defineOp("_foreach_sigmoid", [
   ["",[["self",1,0]],[1],1],
-  ["out",[["self",1,0],["out",1,4]],[],0],
+  ["out",[["self",1,0],["out",1,12]],[],0],
 ]) as any;
 
 type O__foreach_sigmoid_ = { self?: Tensor[] };
@@ -1096,6 +1177,7 @@ type O__foreach_sigmoid_ = { self?: Tensor[] };
  * aten::_foreach_sigmoid_(Tensor(a!)[] self) -> ()
  */
 export const _foreachSigmoid_: {
+  /** aten::_foreach_sigmoid_(Tensor(a!)[] self) -> () */
   (self: Tensor[], options?: O__foreach_sigmoid_): void;
   /** aten::_foreach_sigmoid_(Tensor(a!)[] self) -> () */
   "default"(self: Tensor[], options?: O__foreach_sigmoid_): void;
@@ -1104,20 +1186,21 @@ export const _foreachSigmoid_: {
 ]) as any;
 
 type O__foreach_sin = { self?: Tensor[] };
-type O__foreach_sin_out = { self?: Tensor[]; out?: Tensor[] };
+type O__foreach_sin_out = { self?: Tensor[]; out: Tensor[] };
 /**
  * aten::_foreach_sin(Tensor[] self) -> Tensor[]
  * aten::_foreach_sin.out(Tensor[] self, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachSin: {
+  /** aten::_foreach_sin(Tensor[] self) -> Tensor[] */
   (self: Tensor[], options?: O__foreach_sin): Tensor[];
   /** aten::_foreach_sin(Tensor[] self) -> Tensor[] */
   "default"(self: Tensor[], options?: O__foreach_sin): Tensor[];
   /** aten::_foreach_sin.out(Tensor[] self, *, Tensor(a!)[] out) -> () */
-  "out"(self: Tensor[], out: Tensor[], options?: O__foreach_sin_out): void;
+  "out"(self: Tensor[], options?: O__foreach_sin_out): void;
 } = defineOp("_foreach_sin", [
   ["",[["self",1,0]],[1],1],
-  ["out",[["self",1,0],["out",1,4]],[],0],
+  ["out",[["self",1,0],["out",1,12]],[],0],
 ]) as any;
 
 type O__foreach_sin_ = { self?: Tensor[] };
@@ -1125,6 +1208,7 @@ type O__foreach_sin_ = { self?: Tensor[] };
  * aten::_foreach_sin_(Tensor(a!)[] self) -> ()
  */
 export const _foreachSin_: {
+  /** aten::_foreach_sin_(Tensor(a!)[] self) -> () */
   (self: Tensor[], options?: O__foreach_sin_): void;
   /** aten::_foreach_sin_(Tensor(a!)[] self) -> () */
   "default"(self: Tensor[], options?: O__foreach_sin_): void;
@@ -1133,20 +1217,21 @@ export const _foreachSin_: {
 ]) as any;
 
 type O__foreach_sinh = { self?: Tensor[] };
-type O__foreach_sinh_out = { self?: Tensor[]; out?: Tensor[] };
+type O__foreach_sinh_out = { self?: Tensor[]; out: Tensor[] };
 /**
  * aten::_foreach_sinh(Tensor[] self) -> Tensor[]
  * aten::_foreach_sinh.out(Tensor[] self, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachSinh: {
+  /** aten::_foreach_sinh(Tensor[] self) -> Tensor[] */
   (self: Tensor[], options?: O__foreach_sinh): Tensor[];
   /** aten::_foreach_sinh(Tensor[] self) -> Tensor[] */
   "default"(self: Tensor[], options?: O__foreach_sinh): Tensor[];
   /** aten::_foreach_sinh.out(Tensor[] self, *, Tensor(a!)[] out) -> () */
-  "out"(self: Tensor[], out: Tensor[], options?: O__foreach_sinh_out): void;
+  "out"(self: Tensor[], options?: O__foreach_sinh_out): void;
 } = defineOp("_foreach_sinh", [
   ["",[["self",1,0]],[1],1],
-  ["out",[["self",1,0],["out",1,4]],[],0],
+  ["out",[["self",1,0],["out",1,12]],[],0],
 ]) as any;
 
 type O__foreach_sinh_ = { self?: Tensor[] };
@@ -1154,6 +1239,7 @@ type O__foreach_sinh_ = { self?: Tensor[] };
  * aten::_foreach_sinh_(Tensor(a!)[] self) -> ()
  */
 export const _foreachSinh_: {
+  /** aten::_foreach_sinh_(Tensor(a!)[] self) -> () */
   (self: Tensor[], options?: O__foreach_sinh_): void;
   /** aten::_foreach_sinh_(Tensor(a!)[] self) -> () */
   "default"(self: Tensor[], options?: O__foreach_sinh_): void;
@@ -1162,20 +1248,21 @@ export const _foreachSinh_: {
 ]) as any;
 
 type O__foreach_sqrt = { self?: Tensor[] };
-type O__foreach_sqrt_out = { self?: Tensor[]; out?: Tensor[] };
+type O__foreach_sqrt_out = { self?: Tensor[]; out: Tensor[] };
 /**
  * aten::_foreach_sqrt(Tensor[] self) -> Tensor[]
  * aten::_foreach_sqrt.out(Tensor[] self, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachSqrt: {
+  /** aten::_foreach_sqrt(Tensor[] self) -> Tensor[] */
   (self: Tensor[], options?: O__foreach_sqrt): Tensor[];
   /** aten::_foreach_sqrt(Tensor[] self) -> Tensor[] */
   "default"(self: Tensor[], options?: O__foreach_sqrt): Tensor[];
   /** aten::_foreach_sqrt.out(Tensor[] self, *, Tensor(a!)[] out) -> () */
-  "out"(self: Tensor[], out: Tensor[], options?: O__foreach_sqrt_out): void;
+  "out"(self: Tensor[], options?: O__foreach_sqrt_out): void;
 } = defineOp("_foreach_sqrt", [
   ["",[["self",1,0]],[1],1],
-  ["out",[["self",1,0],["out",1,4]],[],0],
+  ["out",[["self",1,0],["out",1,12]],[],0],
 ]) as any;
 
 type O__foreach_sqrt_ = { self?: Tensor[] };
@@ -1183,6 +1270,7 @@ type O__foreach_sqrt_ = { self?: Tensor[] };
  * aten::_foreach_sqrt_(Tensor(a!)[] self) -> ()
  */
 export const _foreachSqrt_: {
+  /** aten::_foreach_sqrt_(Tensor(a!)[] self) -> () */
   (self: Tensor[], options?: O__foreach_sqrt_): void;
   /** aten::_foreach_sqrt_(Tensor(a!)[] self) -> () */
   "default"(self: Tensor[], options?: O__foreach_sqrt_): void;
@@ -1191,11 +1279,11 @@ export const _foreachSqrt_: {
 ]) as any;
 
 type O__foreach_sub_List = { self?: Tensor[]; other?: Tensor[]; alpha?: Scalar };
-type O__foreach_sub_List_out = { self?: Tensor[]; other?: Tensor[]; alpha?: Scalar; out?: Tensor[] };
+type O__foreach_sub_List_out = { self?: Tensor[]; other?: Tensor[]; alpha?: Scalar; out: Tensor[] };
 type O__foreach_sub_Scalar = { self?: Tensor[]; scalar?: Scalar };
 type O__foreach_sub_ScalarList = { self?: Tensor[]; scalars?: Scalar[] };
-type O__foreach_sub_ScalarList_out = { self?: Tensor[]; scalars?: Scalar[]; out?: Tensor[] };
-type O__foreach_sub_Scalar_out = { self?: Tensor[]; scalar?: Scalar; out?: Tensor[] };
+type O__foreach_sub_ScalarList_out = { self?: Tensor[]; scalars?: Scalar[]; out: Tensor[] };
+type O__foreach_sub_Scalar_out = { self?: Tensor[]; scalar?: Scalar; out: Tensor[] };
 /**
  * aten::_foreach_sub.List(Tensor[] self, Tensor[] other, *, Scalar alpha=1) -> Tensor[]
  * aten::_foreach_sub.List_out(Tensor[] self, Tensor[] other, *, Scalar alpha=1, Tensor(a!)[] out) -> ()
@@ -1205,28 +1293,31 @@ type O__foreach_sub_Scalar_out = { self?: Tensor[]; scalar?: Scalar; out?: Tenso
  * aten::_foreach_sub.Scalar_out(Tensor[] self, Scalar scalar, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachSub: {
-  (self: Tensor[], other: Tensor[], alpha?: Scalar | O__foreach_sub_List, options?: O__foreach_sub_List): Tensor[];
+  /** aten::_foreach_sub.List(Tensor[] self, Tensor[] other, *, Scalar alpha=1) -> Tensor[] */
+  (self: Tensor[], other: Tensor[], options?: O__foreach_sub_List): Tensor[];
+  /** aten::_foreach_sub.Scalar(Tensor[] self, Scalar scalar) -> Tensor[] */
   (self: Tensor[], scalar: Scalar, options?: O__foreach_sub_Scalar): Tensor[];
+  /** aten::_foreach_sub.ScalarList(Tensor[] self, Scalar[] scalars) -> Tensor[] */
   (self: Tensor[], scalars: Scalar[], options?: O__foreach_sub_ScalarList): Tensor[];
   /** aten::_foreach_sub.List(Tensor[] self, Tensor[] other, *, Scalar alpha=1) -> Tensor[] */
-  "List"(self: Tensor[], other: Tensor[], alpha?: Scalar | O__foreach_sub_List, options?: O__foreach_sub_List): Tensor[];
+  "List"(self: Tensor[], other: Tensor[], options?: O__foreach_sub_List): Tensor[];
   /** aten::_foreach_sub.List_out(Tensor[] self, Tensor[] other, *, Scalar alpha=1, Tensor(a!)[] out) -> () */
-  "List_out"(self: Tensor[], other: Tensor[], alpha?: Scalar | O__foreach_sub_List_out, out?: Tensor[] | O__foreach_sub_List_out, options?: O__foreach_sub_List_out): void;
+  "List_out"(self: Tensor[], other: Tensor[], options?: O__foreach_sub_List_out): void;
   /** aten::_foreach_sub.Scalar(Tensor[] self, Scalar scalar) -> Tensor[] */
   "Scalar"(self: Tensor[], scalar: Scalar, options?: O__foreach_sub_Scalar): Tensor[];
   /** aten::_foreach_sub.ScalarList(Tensor[] self, Scalar[] scalars) -> Tensor[] */
   "ScalarList"(self: Tensor[], scalars: Scalar[], options?: O__foreach_sub_ScalarList): Tensor[];
   /** aten::_foreach_sub.ScalarList_out(Tensor[] self, Scalar[] scalars, *, Tensor(a!)[] out) -> () */
-  "ScalarList_out"(self: Tensor[], scalars: Scalar[], out: Tensor[], options?: O__foreach_sub_ScalarList_out): void;
+  "ScalarList_out"(self: Tensor[], scalars: Scalar[], options?: O__foreach_sub_ScalarList_out): void;
   /** aten::_foreach_sub.Scalar_out(Tensor[] self, Scalar scalar, *, Tensor(a!)[] out) -> () */
-  "Scalar_out"(self: Tensor[], scalar: Scalar, out: Tensor[], options?: O__foreach_sub_Scalar_out): void;
+  "Scalar_out"(self: Tensor[], scalar: Scalar, options?: O__foreach_sub_Scalar_out): void;
 } = defineOp("_foreach_sub", [
-  ["List",[["self",1,0],["other",1,0],["alpha",6,2]],[1],1],
-  ["List_out",[["self",1,0],["other",1,0],["alpha",6,2],["out",1,4]],[],0],
+  ["List",[["self",1,0],["other",1,0],["alpha",6,10]],[1],1],
+  ["List_out",[["self",1,0],["other",1,0],["alpha",6,10],["out",1,12]],[],0],
   ["Scalar",[["self",1,0],["scalar",6,0]],[1],1],
   ["ScalarList",[["self",1,0],["scalars",16,0]],[1],1],
-  ["ScalarList_out",[["self",1,0],["scalars",16,0],["out",1,4]],[],0],
-  ["Scalar_out",[["self",1,0],["scalar",6,0],["out",1,4]],[],0],
+  ["ScalarList_out",[["self",1,0],["scalars",16,0],["out",1,12]],[],0],
+  ["Scalar_out",[["self",1,0],["scalar",6,0],["out",1,12]],[],0],
 ]) as any;
 
 type O__foreach_sub__List = { self?: Tensor[]; other?: Tensor[]; alpha?: Scalar };
@@ -1238,36 +1329,40 @@ type O__foreach_sub__ScalarList = { self?: Tensor[]; scalars?: Scalar[] };
  * aten::_foreach_sub_.ScalarList(Tensor(a!)[] self, Scalar[] scalars) -> ()
  */
 export const _foreachSub_: {
-  (self: Tensor[], other: Tensor[], alpha?: Scalar | O__foreach_sub__List, options?: O__foreach_sub__List): void;
+  /** aten::_foreach_sub_.List(Tensor(a!)[] self, Tensor[] other, *, Scalar alpha=1) -> () */
+  (self: Tensor[], other: Tensor[], options?: O__foreach_sub__List): void;
+  /** aten::_foreach_sub_.Scalar(Tensor(a!)[] self, Scalar scalar) -> () */
   (self: Tensor[], scalar: Scalar, options?: O__foreach_sub__Scalar): void;
+  /** aten::_foreach_sub_.ScalarList(Tensor(a!)[] self, Scalar[] scalars) -> () */
   (self: Tensor[], scalars: Scalar[], options?: O__foreach_sub__ScalarList): void;
   /** aten::_foreach_sub_.List(Tensor(a!)[] self, Tensor[] other, *, Scalar alpha=1) -> () */
-  "List"(self: Tensor[], other: Tensor[], alpha?: Scalar | O__foreach_sub__List, options?: O__foreach_sub__List): void;
+  "List"(self: Tensor[], other: Tensor[], options?: O__foreach_sub__List): void;
   /** aten::_foreach_sub_.Scalar(Tensor(a!)[] self, Scalar scalar) -> () */
   "Scalar"(self: Tensor[], scalar: Scalar, options?: O__foreach_sub__Scalar): void;
   /** aten::_foreach_sub_.ScalarList(Tensor(a!)[] self, Scalar[] scalars) -> () */
   "ScalarList"(self: Tensor[], scalars: Scalar[], options?: O__foreach_sub__ScalarList): void;
 } = defineOp("_foreach_sub_", [
-  ["List",[["self",1,4],["other",1,0],["alpha",6,2]],[],1],
+  ["List",[["self",1,4],["other",1,0],["alpha",6,10]],[],1],
   ["Scalar",[["self",1,4],["scalar",6,0]],[],1],
   ["ScalarList",[["self",1,4],["scalars",16,0]],[],1],
 ]) as any;
 
 type O__foreach_tan = { self?: Tensor[] };
-type O__foreach_tan_out = { self?: Tensor[]; out?: Tensor[] };
+type O__foreach_tan_out = { self?: Tensor[]; out: Tensor[] };
 /**
  * aten::_foreach_tan(Tensor[] self) -> Tensor[]
  * aten::_foreach_tan.out(Tensor[] self, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachTan: {
+  /** aten::_foreach_tan(Tensor[] self) -> Tensor[] */
   (self: Tensor[], options?: O__foreach_tan): Tensor[];
   /** aten::_foreach_tan(Tensor[] self) -> Tensor[] */
   "default"(self: Tensor[], options?: O__foreach_tan): Tensor[];
   /** aten::_foreach_tan.out(Tensor[] self, *, Tensor(a!)[] out) -> () */
-  "out"(self: Tensor[], out: Tensor[], options?: O__foreach_tan_out): void;
+  "out"(self: Tensor[], options?: O__foreach_tan_out): void;
 } = defineOp("_foreach_tan", [
   ["",[["self",1,0]],[1],1],
-  ["out",[["self",1,0],["out",1,4]],[],0],
+  ["out",[["self",1,0],["out",1,12]],[],0],
 ]) as any;
 
 type O__foreach_tan_ = { self?: Tensor[] };
@@ -1275,6 +1370,7 @@ type O__foreach_tan_ = { self?: Tensor[] };
  * aten::_foreach_tan_(Tensor(a!)[] self) -> ()
  */
 export const _foreachTan_: {
+  /** aten::_foreach_tan_(Tensor(a!)[] self) -> () */
   (self: Tensor[], options?: O__foreach_tan_): void;
   /** aten::_foreach_tan_(Tensor(a!)[] self) -> () */
   "default"(self: Tensor[], options?: O__foreach_tan_): void;
@@ -1283,20 +1379,21 @@ export const _foreachTan_: {
 ]) as any;
 
 type O__foreach_tanh = { self?: Tensor[] };
-type O__foreach_tanh_out = { self?: Tensor[]; out?: Tensor[] };
+type O__foreach_tanh_out = { self?: Tensor[]; out: Tensor[] };
 /**
  * aten::_foreach_tanh(Tensor[] self) -> Tensor[]
  * aten::_foreach_tanh.out(Tensor[] self, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachTanh: {
+  /** aten::_foreach_tanh(Tensor[] self) -> Tensor[] */
   (self: Tensor[], options?: O__foreach_tanh): Tensor[];
   /** aten::_foreach_tanh(Tensor[] self) -> Tensor[] */
   "default"(self: Tensor[], options?: O__foreach_tanh): Tensor[];
   /** aten::_foreach_tanh.out(Tensor[] self, *, Tensor(a!)[] out) -> () */
-  "out"(self: Tensor[], out: Tensor[], options?: O__foreach_tanh_out): void;
+  "out"(self: Tensor[], options?: O__foreach_tanh_out): void;
 } = defineOp("_foreach_tanh", [
   ["",[["self",1,0]],[1],1],
-  ["out",[["self",1,0],["out",1,4]],[],0],
+  ["out",[["self",1,0],["out",1,12]],[],0],
 ]) as any;
 
 type O__foreach_tanh_ = { self?: Tensor[] };
@@ -1304,6 +1401,7 @@ type O__foreach_tanh_ = { self?: Tensor[] };
  * aten::_foreach_tanh_(Tensor(a!)[] self) -> ()
  */
 export const _foreachTanh_: {
+  /** aten::_foreach_tanh_(Tensor(a!)[] self) -> () */
   (self: Tensor[], options?: O__foreach_tanh_): void;
   /** aten::_foreach_tanh_(Tensor(a!)[] self) -> () */
   "default"(self: Tensor[], options?: O__foreach_tanh_): void;
@@ -1312,20 +1410,21 @@ export const _foreachTanh_: {
 ]) as any;
 
 type O__foreach_trunc = { self?: Tensor[] };
-type O__foreach_trunc_out = { self?: Tensor[]; out?: Tensor[] };
+type O__foreach_trunc_out = { self?: Tensor[]; out: Tensor[] };
 /**
  * aten::_foreach_trunc(Tensor[] self) -> Tensor[]
  * aten::_foreach_trunc.out(Tensor[] self, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachTrunc: {
+  /** aten::_foreach_trunc(Tensor[] self) -> Tensor[] */
   (self: Tensor[], options?: O__foreach_trunc): Tensor[];
   /** aten::_foreach_trunc(Tensor[] self) -> Tensor[] */
   "default"(self: Tensor[], options?: O__foreach_trunc): Tensor[];
   /** aten::_foreach_trunc.out(Tensor[] self, *, Tensor(a!)[] out) -> () */
-  "out"(self: Tensor[], out: Tensor[], options?: O__foreach_trunc_out): void;
+  "out"(self: Tensor[], options?: O__foreach_trunc_out): void;
 } = defineOp("_foreach_trunc", [
   ["",[["self",1,0]],[1],1],
-  ["out",[["self",1,0],["out",1,4]],[],0],
+  ["out",[["self",1,0],["out",1,12]],[],0],
 ]) as any;
 
 type O__foreach_trunc_ = { self?: Tensor[] };
@@ -1333,6 +1432,7 @@ type O__foreach_trunc_ = { self?: Tensor[] };
  * aten::_foreach_trunc_(Tensor(a!)[] self) -> ()
  */
 export const _foreachTrunc_: {
+  /** aten::_foreach_trunc_(Tensor(a!)[] self) -> () */
   (self: Tensor[], options?: O__foreach_trunc_): void;
   /** aten::_foreach_trunc_(Tensor(a!)[] self) -> () */
   "default"(self: Tensor[], options?: O__foreach_trunc_): void;
@@ -1341,20 +1441,21 @@ export const _foreachTrunc_: {
 ]) as any;
 
 type O__foreach_zero = { self?: Tensor[] };
-type O__foreach_zero_out = { self?: Tensor[]; out?: Tensor[] };
+type O__foreach_zero_out = { self?: Tensor[]; out: Tensor[] };
 /**
  * aten::_foreach_zero(Tensor[] self) -> Tensor[] self_out
  * aten::_foreach_zero.out(Tensor[] self, *, Tensor(a!)[] out) -> ()
  */
 export const _foreachZero: {
+  /** aten::_foreach_zero(Tensor[] self) -> Tensor[] self_out */
   (self: Tensor[], options?: O__foreach_zero): Tensor[];
   /** aten::_foreach_zero(Tensor[] self) -> Tensor[] self_out */
   "default"(self: Tensor[], options?: O__foreach_zero): Tensor[];
   /** aten::_foreach_zero.out(Tensor[] self, *, Tensor(a!)[] out) -> () */
-  "out"(self: Tensor[], out: Tensor[], options?: O__foreach_zero_out): void;
+  "out"(self: Tensor[], options?: O__foreach_zero_out): void;
 } = defineOp("_foreach_zero", [
   ["",[["self",1,0]],[1],1],
-  ["out",[["self",1,0],["out",1,4]],[],0],
+  ["out",[["self",1,0],["out",1,12]],[],0],
 ]) as any;
 
 type O__foreach_zero_ = { self?: Tensor[] };
@@ -1362,6 +1463,7 @@ type O__foreach_zero_ = { self?: Tensor[] };
  * aten::_foreach_zero_(Tensor(a!)[] self) -> ()
  */
 export const _foreachZero_: {
+  /** aten::_foreach_zero_(Tensor(a!)[] self) -> () */
   (self: Tensor[], options?: O__foreach_zero_): void;
   /** aten::_foreach_zero_(Tensor(a!)[] self) -> () */
   "default"(self: Tensor[], options?: O__foreach_zero_): void;
@@ -1369,50 +1471,53 @@ export const _foreachZero_: {
   ["",[["self",1,4]],[],1],
 ]) as any;
 
-type O__fused_adam = { self?: Tensor[]; grads?: Tensor[]; exp_avgs?: Tensor[]; expAvgs?: Tensor[]; exp_avg_sqs?: Tensor[]; expAvgSqs?: Tensor[]; max_exp_avg_sqs?: Tensor[]; maxExpAvgSqs?: Tensor[]; state_steps?: Tensor[]; stateSteps?: Tensor[]; lr?: number; beta1?: number; beta2?: number; weight_decay?: number; weightDecay?: number; eps?: number; amsgrad?: boolean; maximize?: boolean; grad_scale?: Tensor | null; gradScale?: Tensor | null; found_inf?: Tensor | null; foundInf?: Tensor | null };
-type O__fused_adam_out = { self?: Tensor[]; grads?: Tensor[]; exp_avgs?: Tensor[]; expAvgs?: Tensor[]; exp_avg_sqs?: Tensor[]; expAvgSqs?: Tensor[]; max_exp_avg_sqs?: Tensor[]; maxExpAvgSqs?: Tensor[]; state_steps?: Tensor[]; stateSteps?: Tensor[]; lr?: number; beta1?: number; beta2?: number; weight_decay?: number; weightDecay?: number; eps?: number; amsgrad?: boolean; maximize?: boolean; grad_scale?: Tensor | null; gradScale?: Tensor | null; found_inf?: Tensor | null; foundInf?: Tensor | null; out?: Tensor[] };
+type O__fused_adam = { self?: Tensor[]; grads?: Tensor[]; exp_avgs?: Tensor[]; expAvgs?: Tensor[]; exp_avg_sqs?: Tensor[]; expAvgSqs?: Tensor[]; max_exp_avg_sqs?: Tensor[]; maxExpAvgSqs?: Tensor[]; state_steps?: Tensor[]; stateSteps?: Tensor[]; lr: number; beta1: number; beta2: number; weight_decay?: number; weightDecay?: number; eps: number; amsgrad: boolean; maximize: boolean; grad_scale?: Tensor | null; gradScale?: Tensor | null; found_inf?: Tensor | null; foundInf?: Tensor | null };
+type O__fused_adam_out = { self?: Tensor[]; grads?: Tensor[]; exp_avgs?: Tensor[]; expAvgs?: Tensor[]; exp_avg_sqs?: Tensor[]; expAvgSqs?: Tensor[]; max_exp_avg_sqs?: Tensor[]; maxExpAvgSqs?: Tensor[]; state_steps?: Tensor[]; stateSteps?: Tensor[]; lr: number; beta1: number; beta2: number; weight_decay?: number; weightDecay?: number; eps: number; amsgrad: boolean; maximize: boolean; grad_scale?: Tensor | null; gradScale?: Tensor | null; found_inf?: Tensor | null; foundInf?: Tensor | null; out: Tensor[] };
 /**
  * aten::_fused_adam(Tensor[] self, Tensor[] grads, Tensor[] exp_avgs, Tensor[] exp_avg_sqs, Tensor[] max_exp_avg_sqs, Tensor[] state_steps, *, float lr, float beta1, float beta2, float weight_decay, float eps, bool amsgrad, bool maximize, Tensor? grad_scale=None, Tensor? found_inf=None) -> (Tensor[] self_out, Tensor[] grads_out, Tensor[] exp_avgs_out, Tensor[] exp_avg_sqs_out, Tensor[] max_exp_avg_sqs_out)
  * aten::_fused_adam.out(Tensor[] self, Tensor(b!)[] grads, Tensor(c!)[] exp_avgs, Tensor(d!)[] exp_avg_sqs, Tensor(e!)[] max_exp_avg_sqs, Tensor[] state_steps, *, float lr, float beta1, float beta2, float weight_decay, float eps, bool amsgrad, bool maximize, Tensor? grad_scale=None, Tensor? found_inf=None, Tensor(a!)[] out) -> ()
  */
 export const _fusedAdam: {
-  (self: Tensor[], grads: Tensor[], exp_avgs: Tensor[], exp_avg_sqs: Tensor[], max_exp_avg_sqs: Tensor[], state_steps: Tensor[], lr: number, beta1: number, beta2: number, weight_decay: number, eps: number, amsgrad: boolean, maximize: boolean, grad_scale?: Tensor | null | O__fused_adam, found_inf?: Tensor | null | O__fused_adam, options?: O__fused_adam): [Tensor[], Tensor[], Tensor[], Tensor[], Tensor[]];
   /** aten::_fused_adam(Tensor[] self, Tensor[] grads, Tensor[] exp_avgs, Tensor[] exp_avg_sqs, Tensor[] max_exp_avg_sqs, Tensor[] state_steps, *, float lr, float beta1, float beta2, float weight_decay, float eps, bool amsgrad, bool maximize, Tensor? grad_scale=None, Tensor? found_inf=None) -> (Tensor[] self_out, Tensor[] grads_out, Tensor[] exp_avgs_out, Tensor[] exp_avg_sqs_out, Tensor[] max_exp_avg_sqs_out) */
-  "default"(self: Tensor[], grads: Tensor[], exp_avgs: Tensor[], exp_avg_sqs: Tensor[], max_exp_avg_sqs: Tensor[], state_steps: Tensor[], lr: number, beta1: number, beta2: number, weight_decay: number, eps: number, amsgrad: boolean, maximize: boolean, grad_scale?: Tensor | null | O__fused_adam, found_inf?: Tensor | null | O__fused_adam, options?: O__fused_adam): [Tensor[], Tensor[], Tensor[], Tensor[], Tensor[]];
+  (self: Tensor[], grads: Tensor[], exp_avgs: Tensor[], exp_avg_sqs: Tensor[], max_exp_avg_sqs: Tensor[], state_steps: Tensor[], options?: O__fused_adam): [Tensor[], Tensor[], Tensor[], Tensor[], Tensor[]];
+  /** aten::_fused_adam(Tensor[] self, Tensor[] grads, Tensor[] exp_avgs, Tensor[] exp_avg_sqs, Tensor[] max_exp_avg_sqs, Tensor[] state_steps, *, float lr, float beta1, float beta2, float weight_decay, float eps, bool amsgrad, bool maximize, Tensor? grad_scale=None, Tensor? found_inf=None) -> (Tensor[] self_out, Tensor[] grads_out, Tensor[] exp_avgs_out, Tensor[] exp_avg_sqs_out, Tensor[] max_exp_avg_sqs_out) */
+  "default"(self: Tensor[], grads: Tensor[], exp_avgs: Tensor[], exp_avg_sqs: Tensor[], max_exp_avg_sqs: Tensor[], state_steps: Tensor[], options?: O__fused_adam): [Tensor[], Tensor[], Tensor[], Tensor[], Tensor[]];
   /** aten::_fused_adam.out(Tensor[] self, Tensor(b!)[] grads, Tensor(c!)[] exp_avgs, Tensor(d!)[] exp_avg_sqs, Tensor(e!)[] max_exp_avg_sqs, Tensor[] state_steps, *, float lr, float beta1, float beta2, float weight_decay, float eps, bool amsgrad, bool maximize, Tensor? grad_scale=None, Tensor? found_inf=None, Tensor(a!)[] out) -> () */
-  "out"(self: Tensor[], grads: Tensor[], exp_avgs: Tensor[], exp_avg_sqs: Tensor[], max_exp_avg_sqs: Tensor[], state_steps: Tensor[], lr: number, beta1: number, beta2: number, weight_decay: number, eps: number, amsgrad: boolean, maximize: boolean, grad_scale?: Tensor | null | O__fused_adam_out, found_inf?: Tensor | null | O__fused_adam_out, out?: Tensor[] | O__fused_adam_out, options?: O__fused_adam_out): void;
+  "out"(self: Tensor[], grads: Tensor[], exp_avgs: Tensor[], exp_avg_sqs: Tensor[], max_exp_avg_sqs: Tensor[], state_steps: Tensor[], options?: O__fused_adam_out): void;
 } = defineOp("_fused_adam", [
-  ["",[["self",1,0],["grads",1,0],["exp_avgs",1,0],["exp_avg_sqs",1,0],["max_exp_avg_sqs",1,0],["state_steps",1,0],["lr",4,0],["beta1",4,0],["beta2",4,0],["weight_decay",4,0],["eps",4,0],["amsgrad",5,0],["maximize",5,0],["grad_scale",0,3],["found_inf",0,3]],[1,1,1,1,1],1],
-  ["out",[["self",1,0],["grads",1,4],["exp_avgs",1,4],["exp_avg_sqs",1,4],["max_exp_avg_sqs",1,4],["state_steps",1,0],["lr",4,0],["beta1",4,0],["beta2",4,0],["weight_decay",4,0],["eps",4,0],["amsgrad",5,0],["maximize",5,0],["grad_scale",0,3],["found_inf",0,3],["out",1,4]],[],0],
+  ["",[["self",1,0],["grads",1,0],["exp_avgs",1,0],["exp_avg_sqs",1,0],["max_exp_avg_sqs",1,0],["state_steps",1,0],["lr",4,8],["beta1",4,8],["beta2",4,8],["weight_decay",4,8],["eps",4,8],["amsgrad",5,8],["maximize",5,8],["grad_scale",0,11],["found_inf",0,11]],[1,1,1,1,1],1],
+  ["out",[["self",1,0],["grads",1,4],["exp_avgs",1,4],["exp_avg_sqs",1,4],["max_exp_avg_sqs",1,4],["state_steps",1,0],["lr",4,8],["beta1",4,8],["beta2",4,8],["weight_decay",4,8],["eps",4,8],["amsgrad",5,8],["maximize",5,8],["grad_scale",0,11],["found_inf",0,11],["out",1,12]],[],0],
 ]) as any;
 
-type O__fused_adam_ = { self?: Tensor[]; grads?: Tensor[]; exp_avgs?: Tensor[]; expAvgs?: Tensor[]; exp_avg_sqs?: Tensor[]; expAvgSqs?: Tensor[]; max_exp_avg_sqs?: Tensor[]; maxExpAvgSqs?: Tensor[]; state_steps?: Tensor[]; stateSteps?: Tensor[]; lr?: number; beta1?: number; beta2?: number; weight_decay?: number; weightDecay?: number; eps?: number; amsgrad?: boolean; maximize?: boolean; grad_scale?: Tensor | null; gradScale?: Tensor | null; found_inf?: Tensor | null; foundInf?: Tensor | null };
+type O__fused_adam_ = { self?: Tensor[]; grads?: Tensor[]; exp_avgs?: Tensor[]; expAvgs?: Tensor[]; exp_avg_sqs?: Tensor[]; expAvgSqs?: Tensor[]; max_exp_avg_sqs?: Tensor[]; maxExpAvgSqs?: Tensor[]; state_steps?: Tensor[]; stateSteps?: Tensor[]; lr: number; beta1: number; beta2: number; weight_decay?: number; weightDecay?: number; eps: number; amsgrad: boolean; maximize: boolean; grad_scale?: Tensor | null; gradScale?: Tensor | null; found_inf?: Tensor | null; foundInf?: Tensor | null };
 /**
  * aten::_fused_adam_(Tensor(a!)[] self, Tensor(b!)[] grads, Tensor(c!)[] exp_avgs, Tensor(d!)[] exp_avg_sqs, Tensor(e!)[] max_exp_avg_sqs, Tensor[] state_steps, *, float lr, float beta1, float beta2, float weight_decay, float eps, bool amsgrad, bool maximize, Tensor? grad_scale=None, Tensor? found_inf=None) -> ()
  */
 export const _fusedAdam_: {
-  (self: Tensor[], grads: Tensor[], exp_avgs: Tensor[], exp_avg_sqs: Tensor[], max_exp_avg_sqs: Tensor[], state_steps: Tensor[], lr: number, beta1: number, beta2: number, weight_decay: number, eps: number, amsgrad: boolean, maximize: boolean, grad_scale?: Tensor | null | O__fused_adam_, found_inf?: Tensor | null | O__fused_adam_, options?: O__fused_adam_): void;
   /** aten::_fused_adam_(Tensor(a!)[] self, Tensor(b!)[] grads, Tensor(c!)[] exp_avgs, Tensor(d!)[] exp_avg_sqs, Tensor(e!)[] max_exp_avg_sqs, Tensor[] state_steps, *, float lr, float beta1, float beta2, float weight_decay, float eps, bool amsgrad, bool maximize, Tensor? grad_scale=None, Tensor? found_inf=None) -> () */
-  "default"(self: Tensor[], grads: Tensor[], exp_avgs: Tensor[], exp_avg_sqs: Tensor[], max_exp_avg_sqs: Tensor[], state_steps: Tensor[], lr: number, beta1: number, beta2: number, weight_decay: number, eps: number, amsgrad: boolean, maximize: boolean, grad_scale?: Tensor | null | O__fused_adam_, found_inf?: Tensor | null | O__fused_adam_, options?: O__fused_adam_): void;
+  (self: Tensor[], grads: Tensor[], exp_avgs: Tensor[], exp_avg_sqs: Tensor[], max_exp_avg_sqs: Tensor[], state_steps: Tensor[], options?: O__fused_adam_): void;
+  /** aten::_fused_adam_(Tensor(a!)[] self, Tensor(b!)[] grads, Tensor(c!)[] exp_avgs, Tensor(d!)[] exp_avg_sqs, Tensor(e!)[] max_exp_avg_sqs, Tensor[] state_steps, *, float lr, float beta1, float beta2, float weight_decay, float eps, bool amsgrad, bool maximize, Tensor? grad_scale=None, Tensor? found_inf=None) -> () */
+  "default"(self: Tensor[], grads: Tensor[], exp_avgs: Tensor[], exp_avg_sqs: Tensor[], max_exp_avg_sqs: Tensor[], state_steps: Tensor[], options?: O__fused_adam_): void;
 } = defineOp("_fused_adam_", [
-  ["",[["self",1,4],["grads",1,4],["exp_avgs",1,4],["exp_avg_sqs",1,4],["max_exp_avg_sqs",1,4],["state_steps",1,0],["lr",4,0],["beta1",4,0],["beta2",4,0],["weight_decay",4,0],["eps",4,0],["amsgrad",5,0],["maximize",5,0],["grad_scale",0,3],["found_inf",0,3]],[],1],
+  ["",[["self",1,4],["grads",1,4],["exp_avgs",1,4],["exp_avg_sqs",1,4],["max_exp_avg_sqs",1,4],["state_steps",1,0],["lr",4,8],["beta1",4,8],["beta2",4,8],["weight_decay",4,8],["eps",4,8],["amsgrad",5,8],["maximize",5,8],["grad_scale",0,11],["found_inf",0,11]],[],1],
 ]) as any;
 
 type O__fused_dropout = { self?: Tensor; p?: number; generator?: null };
-type O__fused_dropout_out = { self?: Tensor; p?: number; generator?: null; out0?: Tensor; out1?: Tensor };
+type O__fused_dropout_out = { self?: Tensor; p?: number; generator?: null; out0: Tensor; out1: Tensor };
 /**
  * aten::_fused_dropout(Tensor self, float p, Generator? generator=None) -> (Tensor, Tensor)
  * aten::_fused_dropout.out(Tensor self, float p, Generator? generator=None, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
  */
 export const _fusedDropout: {
+  /** aten::_fused_dropout(Tensor self, float p, Generator? generator=None) -> (Tensor, Tensor) */
   (self: Tensor, p: number, generator?: null | O__fused_dropout, options?: O__fused_dropout): [Tensor, Tensor];
   /** aten::_fused_dropout(Tensor self, float p, Generator? generator=None) -> (Tensor, Tensor) */
   "default"(self: Tensor, p: number, generator?: null | O__fused_dropout, options?: O__fused_dropout): [Tensor, Tensor];
   /** aten::_fused_dropout.out(Tensor self, float p, Generator? generator=None, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!)) */
-  "out"(self: Tensor, p: number, generator?: null | O__fused_dropout_out, out0?: Tensor | O__fused_dropout_out, out1?: Tensor | O__fused_dropout_out, options?: O__fused_dropout_out): [Tensor, Tensor];
+  "out"(self: Tensor, p: number, generator?: null | O__fused_dropout_out, options?: O__fused_dropout_out): [Tensor, Tensor];
 } = defineOp("_fused_dropout", [
   ["",[["self",0,0],["p",4,0],["generator",15,3]],[0,0],1],
-  ["out",[["self",0,0],["p",4,0],["generator",15,3],["out0",0,4],["out1",0,4]],[-1,-1],0],
+  ["out",[["self",0,0],["p",4,0],["generator",15,3],["out0",0,12],["out1",0,12]],[-4,-5],0],
 ]) as any;
 
 type O__fw_primal = { self?: Tensor; level?: number };
@@ -1420,6 +1525,7 @@ type O__fw_primal = { self?: Tensor; level?: number };
  * aten::_fw_primal(Tensor(a) self, int level) -> Tensor(a)
  */
 export const _fwPrimal: {
+  /** aten::_fw_primal(Tensor(a) self, int level) -> Tensor(a) */
   (self: Tensor, level: number, options?: O__fw_primal): Tensor;
   /** aten::_fw_primal(Tensor(a) self, int level) -> Tensor(a) */
   "default"(self: Tensor, level: number, options?: O__fw_primal): Tensor;
@@ -1428,18 +1534,19 @@ export const _fwPrimal: {
 ]) as any;
 
 type O__fw_primal_copy = { self?: Tensor; level?: number };
-type O__fw_primal_copy_out = { self?: Tensor; level?: number; out?: Tensor };
+type O__fw_primal_copy_out = { self?: Tensor; level?: number; out: Tensor };
 /**
  * aten::_fw_primal_copy(Tensor self, int level) -> Tensor
  * aten::_fw_primal_copy.out(Tensor self, int level, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _fwPrimalCopy: {
+  /** aten::_fw_primal_copy(Tensor self, int level) -> Tensor */
   (self: Tensor, level: number, options?: O__fw_primal_copy): Tensor;
   /** aten::_fw_primal_copy(Tensor self, int level) -> Tensor */
   "default"(self: Tensor, level: number, options?: O__fw_primal_copy): Tensor;
   /** aten::_fw_primal_copy.out(Tensor self, int level, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, level: number, out: Tensor, options?: O__fw_primal_copy_out): Tensor;
+  "out"(self: Tensor, level: number, options?: O__fw_primal_copy_out): Tensor;
 } = defineOp("_fw_primal_copy", [
   ["",[["self",0,0],["level",3,0]],[0],1],
-  ["out",[["self",0,0],["level",3,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["level",3,0],["out",0,12]],[-3],0],
 ]) as any;

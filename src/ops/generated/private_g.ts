@@ -10,6 +10,7 @@ type O__gather_sparse_backward = { self?: Tensor; dim?: number; index?: Tensor; 
  * aten::_gather_sparse_backward(Tensor self, int dim, Tensor index, Tensor grad) -> Tensor
  */
 export const _gatherSparseBackward: {
+  /** aten::_gather_sparse_backward(Tensor self, int dim, Tensor index, Tensor grad) -> Tensor */
   (self: Tensor, dim: number, index: Tensor, grad: Tensor, options?: O__gather_sparse_backward): Tensor;
   /** aten::_gather_sparse_backward(Tensor self, int dim, Tensor index, Tensor grad) -> Tensor */
   "default"(self: Tensor, dim: number, index: Tensor, grad: Tensor, options?: O__gather_sparse_backward): Tensor;
@@ -18,20 +19,21 @@ export const _gatherSparseBackward: {
 ]) as any;
 
 type O__grid_sampler_2d_cpu_fallback = { input?: Tensor; grid?: Tensor; interpolation_mode?: number; interpolationMode?: number; padding_mode?: number; paddingMode?: number; align_corners?: boolean; alignCorners?: boolean };
-type O__grid_sampler_2d_cpu_fallback_out = { input?: Tensor; grid?: Tensor; interpolation_mode?: number; interpolationMode?: number; padding_mode?: number; paddingMode?: number; align_corners?: boolean; alignCorners?: boolean; out?: Tensor };
+type O__grid_sampler_2d_cpu_fallback_out = { input?: Tensor; grid?: Tensor; interpolation_mode?: number; interpolationMode?: number; padding_mode?: number; paddingMode?: number; align_corners?: boolean; alignCorners?: boolean; out: Tensor };
 /**
  * aten::_grid_sampler_2d_cpu_fallback(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor
  * aten::_grid_sampler_2d_cpu_fallback.out(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _gridSampler2dCpuFallback: {
+  /** aten::_grid_sampler_2d_cpu_fallback(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor */
   (input: Tensor, grid: Tensor, interpolation_mode: number, padding_mode: number, align_corners: boolean, options?: O__grid_sampler_2d_cpu_fallback): Tensor;
   /** aten::_grid_sampler_2d_cpu_fallback(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor */
   "default"(input: Tensor, grid: Tensor, interpolation_mode: number, padding_mode: number, align_corners: boolean, options?: O__grid_sampler_2d_cpu_fallback): Tensor;
   /** aten::_grid_sampler_2d_cpu_fallback.out(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(input: Tensor, grid: Tensor, interpolation_mode: number, padding_mode: number, align_corners: boolean, out: Tensor, options?: O__grid_sampler_2d_cpu_fallback_out): Tensor;
+  "out"(input: Tensor, grid: Tensor, interpolation_mode: number, padding_mode: number, align_corners: boolean, options?: O__grid_sampler_2d_cpu_fallback_out): Tensor;
 } = defineOp("_grid_sampler_2d_cpu_fallback", [
   ["",[["input",0,0],["grid",0,0],["interpolation_mode",3,0],["padding_mode",3,0],["align_corners",5,0]],[0],1],
-  ["out",[["input",0,0],["grid",0,0],["interpolation_mode",3,0],["padding_mode",3,0],["align_corners",5,0],["out",0,4]],[-1],0],
+  ["out",[["input",0,0],["grid",0,0],["interpolation_mode",3,0],["padding_mode",3,0],["align_corners",5,0],["out",0,12]],[-6],0],
 ]) as any;
 
 type O__grid_sampler_2d_cpu_fallback_backward = { grad_output?: Tensor; gradOutput?: Tensor; input?: Tensor; grid?: Tensor; interpolation_mode?: number; interpolationMode?: number; padding_mode?: number; paddingMode?: number; align_corners?: boolean; alignCorners?: boolean };
@@ -39,6 +41,7 @@ type O__grid_sampler_2d_cpu_fallback_backward = { grad_output?: Tensor; gradOutp
  * aten::_grid_sampler_2d_cpu_fallback_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> (Tensor, Tensor)
  */
 export const _gridSampler2dCpuFallbackBackward: {
+  /** aten::_grid_sampler_2d_cpu_fallback_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> (Tensor, Tensor) */
   (grad_output: Tensor, input: Tensor, grid: Tensor, interpolation_mode: number, padding_mode: number, align_corners: boolean, options?: O__grid_sampler_2d_cpu_fallback_backward): [Tensor, Tensor];
   /** aten::_grid_sampler_2d_cpu_fallback_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> (Tensor, Tensor) */
   "default"(grad_output: Tensor, input: Tensor, grid: Tensor, interpolation_mode: number, padding_mode: number, align_corners: boolean, options?: O__grid_sampler_2d_cpu_fallback_backward): [Tensor, Tensor];

@@ -10,6 +10,7 @@ type O__has_compatible_shallow_copy_type = { self?: Tensor; from?: Tensor };
  * aten::_has_compatible_shallow_copy_type(Tensor self, Tensor from) -> bool
  */
 export const _hasCompatibleShallowCopyType: {
+  /** aten::_has_compatible_shallow_copy_type(Tensor self, Tensor from) -> bool */
   (self: Tensor, from: Tensor, options?: O__has_compatible_shallow_copy_type): boolean;
   /** aten::_has_compatible_shallow_copy_type(Tensor self, Tensor from) -> bool */
   "default"(self: Tensor, from: Tensor, options?: O__has_compatible_shallow_copy_type): boolean;
@@ -22,6 +23,7 @@ type O__has_same_storage_numel = { self?: Tensor; other?: Tensor };
  * aten::_has_same_storage_numel(Tensor self, Tensor other) -> bool
  */
 export const _hasSameStorageNumel: {
+  /** aten::_has_same_storage_numel(Tensor self, Tensor other) -> bool */
   (self: Tensor, other: Tensor, options?: O__has_same_storage_numel): boolean;
   /** aten::_has_same_storage_numel(Tensor self, Tensor other) -> bool */
   "default"(self: Tensor, other: Tensor, options?: O__has_same_storage_numel): boolean;
@@ -30,18 +32,19 @@ export const _hasSameStorageNumel: {
 ]) as any;
 
 type O__histogramdd_from_bin_tensors = { self?: Tensor; bins?: Tensor[]; weight?: Tensor | null; density?: boolean };
-type O__histogramdd_from_bin_tensors_out = { self?: Tensor; bins?: Tensor[]; weight?: Tensor | null; density?: boolean; out?: Tensor };
+type O__histogramdd_from_bin_tensors_out = { self?: Tensor; bins?: Tensor[]; weight?: Tensor | null; density?: boolean; out: Tensor };
 /**
  * aten::_histogramdd_from_bin_tensors(Tensor self, Tensor[] bins, *, Tensor? weight=None, bool density=False) -> Tensor
  * aten::_histogramdd_from_bin_tensors.out(Tensor self, Tensor[] bins, *, Tensor? weight=None, bool density=False, Tensor(a!) out) -> Tensor(a!)
  */
 export const _histogramddFromBinTensors: {
-  (self: Tensor, bins: Tensor[], weight?: Tensor | null | O__histogramdd_from_bin_tensors, density?: boolean | O__histogramdd_from_bin_tensors, options?: O__histogramdd_from_bin_tensors): Tensor;
   /** aten::_histogramdd_from_bin_tensors(Tensor self, Tensor[] bins, *, Tensor? weight=None, bool density=False) -> Tensor */
-  "default"(self: Tensor, bins: Tensor[], weight?: Tensor | null | O__histogramdd_from_bin_tensors, density?: boolean | O__histogramdd_from_bin_tensors, options?: O__histogramdd_from_bin_tensors): Tensor;
+  (self: Tensor, bins: Tensor[], options?: O__histogramdd_from_bin_tensors): Tensor;
+  /** aten::_histogramdd_from_bin_tensors(Tensor self, Tensor[] bins, *, Tensor? weight=None, bool density=False) -> Tensor */
+  "default"(self: Tensor, bins: Tensor[], options?: O__histogramdd_from_bin_tensors): Tensor;
   /** aten::_histogramdd_from_bin_tensors.out(Tensor self, Tensor[] bins, *, Tensor? weight=None, bool density=False, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, bins: Tensor[], weight?: Tensor | null | O__histogramdd_from_bin_tensors_out, density?: boolean | O__histogramdd_from_bin_tensors_out, out?: Tensor | O__histogramdd_from_bin_tensors_out, options?: O__histogramdd_from_bin_tensors_out): Tensor;
+  "out"(self: Tensor, bins: Tensor[], options?: O__histogramdd_from_bin_tensors_out): Tensor;
 } = defineOp("_histogramdd_from_bin_tensors", [
-  ["",[["self",0,0],["bins",1,0],["weight",0,3],["density",5,2]],[0],1],
-  ["out",[["self",0,0],["bins",1,0],["weight",0,3],["density",5,2],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["bins",1,0],["weight",0,11],["density",5,10]],[0],1],
+  ["out",[["self",0,0],["bins",1,0],["weight",0,11],["density",5,10],["out",0,12]],[-5],0],
 ]) as any;

@@ -12,7 +12,9 @@ type O___iand___Tensor = { self?: Tensor; other?: Tensor };
  * aten::__iand__.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)
  */
 export const __iand__: {
+  /** aten::__iand__.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   (self: Tensor, other: Scalar, options?: O___iand___Scalar): Tensor;
+  /** aten::__iand__.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O___iand___Tensor): Tensor;
   /** aten::__iand__.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   "Scalar"(self: Tensor, other: Scalar, options?: O___iand___Scalar): Tensor;
@@ -30,7 +32,9 @@ type O___ilshift___Tensor = { self?: Tensor; other?: Tensor };
  * aten::__ilshift__.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)
  */
 export const __ilshift__: {
+  /** aten::__ilshift__.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   (self: Tensor, other: Scalar, options?: O___ilshift___Scalar): Tensor;
+  /** aten::__ilshift__.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O___ilshift___Tensor): Tensor;
   /** aten::__ilshift__.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   "Scalar"(self: Tensor, other: Scalar, options?: O___ilshift___Scalar): Tensor;
@@ -48,7 +52,9 @@ type O___ior___Tensor = { self?: Tensor; other?: Tensor };
  * aten::__ior__.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)
  */
 export const __ior__: {
+  /** aten::__ior__.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   (self: Tensor, other: Scalar, options?: O___ior___Scalar): Tensor;
+  /** aten::__ior__.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O___ior___Tensor): Tensor;
   /** aten::__ior__.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   "Scalar"(self: Tensor, other: Scalar, options?: O___ior___Scalar): Tensor;
@@ -66,7 +72,9 @@ type O___irshift___Tensor = { self?: Tensor; other?: Tensor };
  * aten::__irshift__.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)
  */
 export const __irshift__: {
+  /** aten::__irshift__.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   (self: Tensor, other: Scalar, options?: O___irshift___Scalar): Tensor;
+  /** aten::__irshift__.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O___irshift___Tensor): Tensor;
   /** aten::__irshift__.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   "Scalar"(self: Tensor, other: Scalar, options?: O___irshift___Scalar): Tensor;
@@ -84,7 +92,9 @@ type O___ixor___Tensor = { self?: Tensor; other?: Tensor };
  * aten::__ixor__.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)
  */
 export const __ixor__: {
+  /** aten::__ixor__.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   (self: Tensor, other: Scalar, options?: O___ixor___Scalar): Tensor;
+  /** aten::__ixor__.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O___ixor___Tensor): Tensor;
   /** aten::__ixor__.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   "Scalar"(self: Tensor, other: Scalar, options?: O___ixor___Scalar): Tensor;
@@ -96,20 +106,21 @@ export const __ixor__: {
 ]) as any;
 
 type O__index_put_impl = { self?: Tensor; indices?: (Tensor | null)[]; values?: Tensor; accumulate?: boolean; unsafe?: boolean };
-type O__index_put_impl_out = { self?: Tensor; indices?: (Tensor | null)[]; values?: Tensor; accumulate?: boolean; unsafe?: boolean; out?: Tensor };
+type O__index_put_impl_out = { self?: Tensor; indices?: (Tensor | null)[]; values?: Tensor; accumulate?: boolean; unsafe?: boolean; out: Tensor };
 /**
  * aten::_index_put_impl(Tensor self, Tensor?[] indices, Tensor values, bool accumulate=False, bool unsafe=False) -> Tensor
  * aten::_index_put_impl.out(Tensor self, Tensor?[] indices, Tensor values, bool accumulate=False, bool unsafe=False, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _indexPutImpl: {
+  /** aten::_index_put_impl(Tensor self, Tensor?[] indices, Tensor values, bool accumulate=False, bool unsafe=False) -> Tensor */
   (self: Tensor, indices: (Tensor | null)[], values: Tensor, accumulate?: boolean | O__index_put_impl, unsafe?: boolean | O__index_put_impl, options?: O__index_put_impl): Tensor;
   /** aten::_index_put_impl(Tensor self, Tensor?[] indices, Tensor values, bool accumulate=False, bool unsafe=False) -> Tensor */
   "default"(self: Tensor, indices: (Tensor | null)[], values: Tensor, accumulate?: boolean | O__index_put_impl, unsafe?: boolean | O__index_put_impl, options?: O__index_put_impl): Tensor;
   /** aten::_index_put_impl.out(Tensor self, Tensor?[] indices, Tensor values, bool accumulate=False, bool unsafe=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, indices: (Tensor | null)[], values: Tensor, accumulate?: boolean | O__index_put_impl_out, unsafe?: boolean | O__index_put_impl_out, out?: Tensor | O__index_put_impl_out, options?: O__index_put_impl_out): Tensor;
+  "out"(self: Tensor, indices: (Tensor | null)[], values: Tensor, accumulate?: boolean | O__index_put_impl_out, unsafe?: boolean | O__index_put_impl_out, options?: O__index_put_impl_out): Tensor;
 } = defineOp("_index_put_impl", [
   ["",[["self",0,0],["indices",2,0],["values",0,0],["accumulate",5,2],["unsafe",5,2]],[0],1],
-  ["out",[["self",0,0],["indices",2,0],["values",0,0],["accumulate",5,2],["unsafe",5,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["indices",2,0],["values",0,0],["accumulate",5,2],["unsafe",5,2],["out",0,12]],[-6],0],
 ]) as any;
 
 type O__index_put_impl_ = { self?: Tensor; indices?: (Tensor | null)[]; values?: Tensor; accumulate?: boolean; unsafe?: boolean };
@@ -117,6 +128,7 @@ type O__index_put_impl_ = { self?: Tensor; indices?: (Tensor | null)[]; values?:
  * aten::_index_put_impl_(Tensor(a!) self, Tensor?[] indices, Tensor values, bool accumulate=False, bool unsafe=False) -> Tensor(a!)
  */
 export const _indexPutImpl_: {
+  /** aten::_index_put_impl_(Tensor(a!) self, Tensor?[] indices, Tensor values, bool accumulate=False, bool unsafe=False) -> Tensor(a!) */
   (self: Tensor, indices: (Tensor | null)[], values: Tensor, accumulate?: boolean | O__index_put_impl_, unsafe?: boolean | O__index_put_impl_, options?: O__index_put_impl_): Tensor;
   /** aten::_index_put_impl_(Tensor(a!) self, Tensor?[] indices, Tensor values, bool accumulate=False, bool unsafe=False) -> Tensor(a!) */
   "default"(self: Tensor, indices: (Tensor | null)[], values: Tensor, accumulate?: boolean | O__index_put_impl_, unsafe?: boolean | O__index_put_impl_, options?: O__index_put_impl_): Tensor;
@@ -129,6 +141,7 @@ type O__indices = { self?: Tensor };
  * aten::_indices(Tensor(a) self) -> Tensor(a)
  */
 export const _indices: {
+  /** aten::_indices(Tensor(a) self) -> Tensor(a) */
   (self: Tensor, options?: O__indices): Tensor;
   /** aten::_indices(Tensor(a) self) -> Tensor(a) */
   "default"(self: Tensor, options?: O__indices): Tensor;
@@ -137,20 +150,21 @@ export const _indices: {
 ]) as any;
 
 type O__indices_copy = { self?: Tensor };
-type O__indices_copy_out = { self?: Tensor; out?: Tensor };
+type O__indices_copy_out = { self?: Tensor; out: Tensor };
 /**
  * aten::_indices_copy(Tensor self) -> Tensor
  * aten::_indices_copy.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _indicesCopy: {
+  /** aten::_indices_copy(Tensor self) -> Tensor */
   (self: Tensor, options?: O__indices_copy): Tensor;
   /** aten::_indices_copy(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O__indices_copy): Tensor;
   /** aten::_indices_copy.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O__indices_copy_out): Tensor;
+  "out"(self: Tensor, options?: O__indices_copy_out): Tensor;
 } = defineOp("_indices_copy", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O__is_zerotensor = { self?: Tensor };
@@ -158,6 +172,7 @@ type O__is_zerotensor = { self?: Tensor };
  * aten::_is_zerotensor(Tensor self) -> bool
  */
 export const _isZerotensor: {
+  /** aten::_is_zerotensor(Tensor self) -> bool */
   (self: Tensor, options?: O__is_zerotensor): boolean;
   /** aten::_is_zerotensor(Tensor self) -> bool */
   "default"(self: Tensor, options?: O__is_zerotensor): boolean;

@@ -6,9 +6,9 @@ import type { DType, DeviceLike, Layout, MemoryFormat, Scalar } from '../../core
 import { defineOp } from '../../core/dispatch.js';
 
 type O___lshift___Scalar = { self?: Tensor; other?: Scalar };
-type O___lshift___Scalar_out = { self?: Tensor; other?: Scalar; out?: Tensor };
+type O___lshift___Scalar_out = { self?: Tensor; other?: Scalar; out: Tensor };
 type O___lshift___Tensor = { self?: Tensor; other?: Tensor };
-type O___lshift___Tensor_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O___lshift___Tensor_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::__lshift__.Scalar(Tensor self, Scalar other) -> Tensor
  * aten::__lshift__.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)
@@ -16,21 +16,23 @@ type O___lshift___Tensor_out = { self?: Tensor; other?: Tensor; out?: Tensor };
  * aten::__lshift__.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const __lshift__: {
+  /** aten::__lshift__.Scalar(Tensor self, Scalar other) -> Tensor */
   (self: Tensor, other: Scalar, options?: O___lshift___Scalar): Tensor;
+  /** aten::__lshift__.Tensor(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O___lshift___Tensor): Tensor;
   /** aten::__lshift__.Scalar(Tensor self, Scalar other) -> Tensor */
   "Scalar"(self: Tensor, other: Scalar, options?: O___lshift___Scalar): Tensor;
   /** aten::__lshift__.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_out"(self: Tensor, other: Scalar, out: Tensor, options?: O___lshift___Scalar_out): Tensor;
+  "Scalar_out"(self: Tensor, other: Scalar, options?: O___lshift___Scalar_out): Tensor;
   /** aten::__lshift__.Tensor(Tensor self, Tensor other) -> Tensor */
   "Tensor"(self: Tensor, other: Tensor, options?: O___lshift___Tensor): Tensor;
   /** aten::__lshift__.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_out"(self: Tensor, other: Tensor, out: Tensor, options?: O___lshift___Tensor_out): Tensor;
+  "Tensor_out"(self: Tensor, other: Tensor, options?: O___lshift___Tensor_out): Tensor;
 } = defineOp("__lshift__", [
   ["Scalar",[["self",0,0],["other",6,0]],[0],1],
-  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,4]],[-1],0],
+  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,12]],[-3],0],
   ["Tensor",[["self",0,0],["other",0,0]],[0],1],
-  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O__linalg_check_errors = { info?: Tensor; api_name?: string; apiName?: string; is_matrix?: boolean; isMatrix?: boolean };
@@ -38,164 +40,174 @@ type O__linalg_check_errors = { info?: Tensor; api_name?: string; apiName?: stri
  * aten::_linalg_check_errors(Tensor info, str api_name, *, bool is_matrix) -> ()
  */
 export const _linalgCheckErrors: {
-  (info: Tensor, api_name: string, is_matrix: boolean, options?: O__linalg_check_errors): void;
   /** aten::_linalg_check_errors(Tensor info, str api_name, *, bool is_matrix) -> () */
-  "default"(info: Tensor, api_name: string, is_matrix: boolean, options?: O__linalg_check_errors): void;
+  (info: Tensor, api_name: string, options?: O__linalg_check_errors): void;
+  /** aten::_linalg_check_errors(Tensor info, str api_name, *, bool is_matrix) -> () */
+  "default"(info: Tensor, api_name: string, options?: O__linalg_check_errors): void;
 } = defineOp("_linalg_check_errors", [
-  ["",[["info",0,0],["api_name",7,0],["is_matrix",5,0]],[],1],
+  ["",[["info",0,0],["api_name",7,0],["is_matrix",5,8]],[],1],
 ]) as any;
 
 type O__linalg_det = { A?: Tensor };
-type O__linalg_det_result = { A?: Tensor; result?: Tensor; LU?: Tensor; pivots?: Tensor };
+type O__linalg_det_result = { A?: Tensor; result: Tensor; LU: Tensor; pivots: Tensor };
 /**
  * aten::_linalg_det(Tensor A) -> (Tensor result, Tensor LU, Tensor pivots)
  * aten::_linalg_det.result(Tensor A, *, Tensor(a!) result, Tensor(b!) LU, Tensor(c!) pivots) -> (Tensor(a!) result, Tensor(b!) LU, Tensor(c!) pivots)
  */
 export const _linalgDet: {
+  /** aten::_linalg_det(Tensor A) -> (Tensor result, Tensor LU, Tensor pivots) */
   (A: Tensor, options?: O__linalg_det): [Tensor, Tensor, Tensor];
   /** aten::_linalg_det(Tensor A) -> (Tensor result, Tensor LU, Tensor pivots) */
   "default"(A: Tensor, options?: O__linalg_det): [Tensor, Tensor, Tensor];
   /** aten::_linalg_det.result(Tensor A, *, Tensor(a!) result, Tensor(b!) LU, Tensor(c!) pivots) -> (Tensor(a!) result, Tensor(b!) LU, Tensor(c!) pivots) */
-  "result"(A: Tensor, result: Tensor, LU: Tensor, pivots: Tensor, options?: O__linalg_det_result): [Tensor, Tensor, Tensor];
+  "result"(A: Tensor, options?: O__linalg_det_result): [Tensor, Tensor, Tensor];
 } = defineOp("_linalg_det", [
   ["",[["A",0,0]],[0,0,0],1],
-  ["result",[["A",0,0],["result",0,4],["LU",0,4],["pivots",0,4]],[-1,-1,-1],0],
+  ["result",[["A",0,0],["result",0,12],["LU",0,12],["pivots",0,12]],[-2,-3,-4],0],
 ]) as any;
 
 type O__linalg_eigh = { A?: Tensor; UPLO?: string; compute_v?: boolean; computeV?: boolean };
-type O__linalg_eigh_eigenvalues = { A?: Tensor; UPLO?: string; compute_v?: boolean; computeV?: boolean; eigenvalues?: Tensor; eigenvectors?: Tensor };
+type O__linalg_eigh_eigenvalues = { A?: Tensor; UPLO?: string; compute_v?: boolean; computeV?: boolean; eigenvalues: Tensor; eigenvectors: Tensor };
 /**
  * aten::_linalg_eigh(Tensor A, str UPLO="L", bool compute_v=True) -> (Tensor eigenvalues, Tensor eigenvectors)
  * aten::_linalg_eigh.eigenvalues(Tensor A, str UPLO="L", bool compute_v=True, *, Tensor(a!) eigenvalues, Tensor(b!) eigenvectors) -> (Tensor(a!) eigenvalues, Tensor(b!) eigenvectors)
  */
 export const _linalgEigh: {
+  /** aten::_linalg_eigh(Tensor A, str UPLO="L", bool compute_v=True) -> (Tensor eigenvalues, Tensor eigenvectors) */
   (A: Tensor, UPLO?: string | O__linalg_eigh, compute_v?: boolean | O__linalg_eigh, options?: O__linalg_eigh): [Tensor, Tensor];
   /** aten::_linalg_eigh(Tensor A, str UPLO="L", bool compute_v=True) -> (Tensor eigenvalues, Tensor eigenvectors) */
   "default"(A: Tensor, UPLO?: string | O__linalg_eigh, compute_v?: boolean | O__linalg_eigh, options?: O__linalg_eigh): [Tensor, Tensor];
   /** aten::_linalg_eigh.eigenvalues(Tensor A, str UPLO="L", bool compute_v=True, *, Tensor(a!) eigenvalues, Tensor(b!) eigenvectors) -> (Tensor(a!) eigenvalues, Tensor(b!) eigenvectors) */
-  "eigenvalues"(A: Tensor, UPLO?: string | O__linalg_eigh_eigenvalues, compute_v?: boolean | O__linalg_eigh_eigenvalues, eigenvalues?: Tensor | O__linalg_eigh_eigenvalues, eigenvectors?: Tensor | O__linalg_eigh_eigenvalues, options?: O__linalg_eigh_eigenvalues): [Tensor, Tensor];
+  "eigenvalues"(A: Tensor, UPLO?: string | O__linalg_eigh_eigenvalues, compute_v?: boolean | O__linalg_eigh_eigenvalues, options?: O__linalg_eigh_eigenvalues): [Tensor, Tensor];
 } = defineOp("_linalg_eigh", [
   ["",[["A",0,0],["UPLO",7,2],["compute_v",5,2]],[0,0],1],
-  ["eigenvalues",[["A",0,0],["UPLO",7,2],["compute_v",5,2],["eigenvalues",0,4],["eigenvectors",0,4]],[-1,-1],0],
+  ["eigenvalues",[["A",0,0],["UPLO",7,2],["compute_v",5,2],["eigenvalues",0,12],["eigenvectors",0,12]],[-4,-5],0],
 ]) as any;
 
 type O__linalg_slogdet = { A?: Tensor };
-type O__linalg_slogdet_sign = { A?: Tensor; sign?: Tensor; logabsdet?: Tensor; LU?: Tensor; pivots?: Tensor };
+type O__linalg_slogdet_sign = { A?: Tensor; sign: Tensor; logabsdet: Tensor; LU: Tensor; pivots: Tensor };
 /**
  * aten::_linalg_slogdet(Tensor A) -> (Tensor sign, Tensor logabsdet, Tensor LU, Tensor pivots)
  * aten::_linalg_slogdet.sign(Tensor A, *, Tensor(a!) sign, Tensor(b!) logabsdet, Tensor(c!) LU, Tensor(d!) pivots) -> (Tensor(a!) sign, Tensor(b!) logabsdet, Tensor(c!) LU, Tensor(d!) pivots)
  */
 export const _linalgSlogdet: {
+  /** aten::_linalg_slogdet(Tensor A) -> (Tensor sign, Tensor logabsdet, Tensor LU, Tensor pivots) */
   (A: Tensor, options?: O__linalg_slogdet): [Tensor, Tensor, Tensor, Tensor];
   /** aten::_linalg_slogdet(Tensor A) -> (Tensor sign, Tensor logabsdet, Tensor LU, Tensor pivots) */
   "default"(A: Tensor, options?: O__linalg_slogdet): [Tensor, Tensor, Tensor, Tensor];
   /** aten::_linalg_slogdet.sign(Tensor A, *, Tensor(a!) sign, Tensor(b!) logabsdet, Tensor(c!) LU, Tensor(d!) pivots) -> (Tensor(a!) sign, Tensor(b!) logabsdet, Tensor(c!) LU, Tensor(d!) pivots) */
-  "sign"(A: Tensor, sign: Tensor, logabsdet: Tensor, LU: Tensor, pivots: Tensor, options?: O__linalg_slogdet_sign): [Tensor, Tensor, Tensor, Tensor];
+  "sign"(A: Tensor, options?: O__linalg_slogdet_sign): [Tensor, Tensor, Tensor, Tensor];
 } = defineOp("_linalg_slogdet", [
   ["",[["A",0,0]],[0,0,0,0],1],
-  ["sign",[["A",0,0],["sign",0,4],["logabsdet",0,4],["LU",0,4],["pivots",0,4]],[-1,-1,-1,-1],0],
+  ["sign",[["A",0,0],["sign",0,12],["logabsdet",0,12],["LU",0,12],["pivots",0,12]],[-2,-3,-4,-5],0],
 ]) as any;
 
 type O__linalg_solve_ex = { A?: Tensor; B?: Tensor; left?: boolean; check_errors?: boolean; checkErrors?: boolean };
-type O__linalg_solve_ex_result = { A?: Tensor; B?: Tensor; left?: boolean; check_errors?: boolean; checkErrors?: boolean; result?: Tensor; LU?: Tensor; pivots?: Tensor; info?: Tensor };
+type O__linalg_solve_ex_result = { A?: Tensor; B?: Tensor; left?: boolean; check_errors?: boolean; checkErrors?: boolean; result: Tensor; LU: Tensor; pivots: Tensor; info: Tensor };
 /**
  * aten::_linalg_solve_ex(Tensor A, Tensor B, *, bool left=True, bool check_errors=False) -> (Tensor result, Tensor LU, Tensor pivots, Tensor info)
  * aten::_linalg_solve_ex.result(Tensor A, Tensor B, *, bool left=True, bool check_errors=False, Tensor(a!) result, Tensor(b!) LU, Tensor(c!) pivots, Tensor(d!) info) -> (Tensor(a!) result, Tensor(b!) LU, Tensor(c!) pivots, Tensor(d!) info)
  */
 export const _linalgSolveEx: {
-  (A: Tensor, B: Tensor, left?: boolean | O__linalg_solve_ex, check_errors?: boolean | O__linalg_solve_ex, options?: O__linalg_solve_ex): [Tensor, Tensor, Tensor, Tensor];
   /** aten::_linalg_solve_ex(Tensor A, Tensor B, *, bool left=True, bool check_errors=False) -> (Tensor result, Tensor LU, Tensor pivots, Tensor info) */
-  "default"(A: Tensor, B: Tensor, left?: boolean | O__linalg_solve_ex, check_errors?: boolean | O__linalg_solve_ex, options?: O__linalg_solve_ex): [Tensor, Tensor, Tensor, Tensor];
+  (A: Tensor, B: Tensor, options?: O__linalg_solve_ex): [Tensor, Tensor, Tensor, Tensor];
+  /** aten::_linalg_solve_ex(Tensor A, Tensor B, *, bool left=True, bool check_errors=False) -> (Tensor result, Tensor LU, Tensor pivots, Tensor info) */
+  "default"(A: Tensor, B: Tensor, options?: O__linalg_solve_ex): [Tensor, Tensor, Tensor, Tensor];
   /** aten::_linalg_solve_ex.result(Tensor A, Tensor B, *, bool left=True, bool check_errors=False, Tensor(a!) result, Tensor(b!) LU, Tensor(c!) pivots, Tensor(d!) info) -> (Tensor(a!) result, Tensor(b!) LU, Tensor(c!) pivots, Tensor(d!) info) */
-  "result"(A: Tensor, B: Tensor, left?: boolean | O__linalg_solve_ex_result, check_errors?: boolean | O__linalg_solve_ex_result, result?: Tensor | O__linalg_solve_ex_result, LU?: Tensor | O__linalg_solve_ex_result, pivots?: Tensor | O__linalg_solve_ex_result, info?: Tensor | O__linalg_solve_ex_result, options?: O__linalg_solve_ex_result): [Tensor, Tensor, Tensor, Tensor];
+  "result"(A: Tensor, B: Tensor, options?: O__linalg_solve_ex_result): [Tensor, Tensor, Tensor, Tensor];
 } = defineOp("_linalg_solve_ex", [
-  ["",[["A",0,0],["B",0,0],["left",5,2],["check_errors",5,2]],[0,0,0,0],1],
-  ["result",[["A",0,0],["B",0,0],["left",5,2],["check_errors",5,2],["result",0,4],["LU",0,4],["pivots",0,4],["info",0,4]],[-1,-1,-1,-1],0],
+  ["",[["A",0,0],["B",0,0],["left",5,10],["check_errors",5,10]],[0,0,0,0],1],
+  ["result",[["A",0,0],["B",0,0],["left",5,10],["check_errors",5,10],["result",0,12],["LU",0,12],["pivots",0,12],["info",0,12]],[-5,-6,-7,-8],0],
 ]) as any;
 
 type O__linalg_svd = { A?: Tensor; full_matrices?: boolean; fullMatrices?: boolean; compute_uv?: boolean; computeUv?: boolean; driver?: string | null };
-type O__linalg_svd_U = { A?: Tensor; full_matrices?: boolean; fullMatrices?: boolean; compute_uv?: boolean; computeUv?: boolean; driver?: string | null; U?: Tensor; S?: Tensor; Vh?: Tensor };
+type O__linalg_svd_U = { A?: Tensor; full_matrices?: boolean; fullMatrices?: boolean; compute_uv?: boolean; computeUv?: boolean; driver?: string | null; U: Tensor; S: Tensor; Vh: Tensor };
 /**
  * aten::_linalg_svd(Tensor A, bool full_matrices=False, bool compute_uv=True, *, str? driver=None) -> (Tensor U, Tensor S, Tensor Vh)
  * aten::_linalg_svd.U(Tensor A, bool full_matrices=False, bool compute_uv=True, *, str? driver=None, Tensor(a!) U, Tensor(b!) S, Tensor(c!) Vh) -> (Tensor(a!) U, Tensor(b!) S, Tensor(c!) Vh)
  */
 export const _linalgSvd: {
-  (A: Tensor, full_matrices?: boolean | O__linalg_svd, compute_uv?: boolean | O__linalg_svd, driver?: string | null | O__linalg_svd, options?: O__linalg_svd): [Tensor, Tensor, Tensor];
   /** aten::_linalg_svd(Tensor A, bool full_matrices=False, bool compute_uv=True, *, str? driver=None) -> (Tensor U, Tensor S, Tensor Vh) */
-  "default"(A: Tensor, full_matrices?: boolean | O__linalg_svd, compute_uv?: boolean | O__linalg_svd, driver?: string | null | O__linalg_svd, options?: O__linalg_svd): [Tensor, Tensor, Tensor];
+  (A: Tensor, full_matrices?: boolean | O__linalg_svd, compute_uv?: boolean | O__linalg_svd, options?: O__linalg_svd): [Tensor, Tensor, Tensor];
+  /** aten::_linalg_svd(Tensor A, bool full_matrices=False, bool compute_uv=True, *, str? driver=None) -> (Tensor U, Tensor S, Tensor Vh) */
+  "default"(A: Tensor, full_matrices?: boolean | O__linalg_svd, compute_uv?: boolean | O__linalg_svd, options?: O__linalg_svd): [Tensor, Tensor, Tensor];
   /** aten::_linalg_svd.U(Tensor A, bool full_matrices=False, bool compute_uv=True, *, str? driver=None, Tensor(a!) U, Tensor(b!) S, Tensor(c!) Vh) -> (Tensor(a!) U, Tensor(b!) S, Tensor(c!) Vh) */
-  "U"(A: Tensor, full_matrices?: boolean | O__linalg_svd_U, compute_uv?: boolean | O__linalg_svd_U, driver?: string | null | O__linalg_svd_U, U?: Tensor | O__linalg_svd_U, S?: Tensor | O__linalg_svd_U, Vh?: Tensor | O__linalg_svd_U, options?: O__linalg_svd_U): [Tensor, Tensor, Tensor];
+  "U"(A: Tensor, full_matrices?: boolean | O__linalg_svd_U, compute_uv?: boolean | O__linalg_svd_U, options?: O__linalg_svd_U): [Tensor, Tensor, Tensor];
 } = defineOp("_linalg_svd", [
-  ["",[["A",0,0],["full_matrices",5,2],["compute_uv",5,2],["driver",7,3]],[0,0,0],1],
-  ["U",[["A",0,0],["full_matrices",5,2],["compute_uv",5,2],["driver",7,3],["U",0,4],["S",0,4],["Vh",0,4]],[-1,-1,-1],0],
+  ["",[["A",0,0],["full_matrices",5,2],["compute_uv",5,2],["driver",7,11]],[0,0,0],1],
+  ["U",[["A",0,0],["full_matrices",5,2],["compute_uv",5,2],["driver",7,11],["U",0,12],["S",0,12],["Vh",0,12]],[-5,-6,-7],0],
 ]) as any;
 
 type O__log_softmax = { self?: Tensor; dim?: number; half_to_float?: boolean; halfToFloat?: boolean };
-type O__log_softmax_out = { self?: Tensor; dim?: number; half_to_float?: boolean; halfToFloat?: boolean; out?: Tensor };
+type O__log_softmax_out = { self?: Tensor; dim?: number; half_to_float?: boolean; halfToFloat?: boolean; out: Tensor };
 /**
  * aten::_log_softmax(Tensor self, int dim, bool half_to_float) -> Tensor
  * aten::_log_softmax.out(Tensor self, int dim, bool half_to_float, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _logSoftmax: {
+  /** aten::_log_softmax(Tensor self, int dim, bool half_to_float) -> Tensor */
   (self: Tensor, dim: number, half_to_float: boolean, options?: O__log_softmax): Tensor;
   /** aten::_log_softmax(Tensor self, int dim, bool half_to_float) -> Tensor */
   "default"(self: Tensor, dim: number, half_to_float: boolean, options?: O__log_softmax): Tensor;
   /** aten::_log_softmax.out(Tensor self, int dim, bool half_to_float, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dim: number, half_to_float: boolean, out: Tensor, options?: O__log_softmax_out): Tensor;
+  "out"(self: Tensor, dim: number, half_to_float: boolean, options?: O__log_softmax_out): Tensor;
 } = defineOp("_log_softmax", [
   ["",[["self",0,0],["dim",3,0],["half_to_float",5,0]],[0],1],
-  ["out",[["self",0,0],["dim",3,0],["half_to_float",5,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["dim",3,0],["half_to_float",5,0],["out",0,12]],[-4],0],
 ]) as any;
 
 type O__log_softmax_backward_data = { grad_output?: Tensor; gradOutput?: Tensor; output?: Tensor; dim?: number; input_dtype?: DType; inputDtype?: DType };
-type O__log_softmax_backward_data_out = { grad_output?: Tensor; gradOutput?: Tensor; output?: Tensor; dim?: number; input_dtype?: DType; inputDtype?: DType; out?: Tensor };
+type O__log_softmax_backward_data_out = { grad_output?: Tensor; gradOutput?: Tensor; output?: Tensor; dim?: number; input_dtype?: DType; inputDtype?: DType; out: Tensor };
 /**
  * aten::_log_softmax_backward_data(Tensor grad_output, Tensor output, int dim, ScalarType input_dtype) -> Tensor
  * aten::_log_softmax_backward_data.out(Tensor grad_output, Tensor output, int dim, ScalarType input_dtype, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _logSoftmaxBackwardData: {
+  /** aten::_log_softmax_backward_data(Tensor grad_output, Tensor output, int dim, ScalarType input_dtype) -> Tensor */
   (grad_output: Tensor, output: Tensor, dim: number, input_dtype: DType, options?: O__log_softmax_backward_data): Tensor;
   /** aten::_log_softmax_backward_data(Tensor grad_output, Tensor output, int dim, ScalarType input_dtype) -> Tensor */
   "default"(grad_output: Tensor, output: Tensor, dim: number, input_dtype: DType, options?: O__log_softmax_backward_data): Tensor;
   /** aten::_log_softmax_backward_data.out(Tensor grad_output, Tensor output, int dim, ScalarType input_dtype, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(grad_output: Tensor, output: Tensor, dim: number, input_dtype: DType, out: Tensor, options?: O__log_softmax_backward_data_out): Tensor;
+  "out"(grad_output: Tensor, output: Tensor, dim: number, input_dtype: DType, options?: O__log_softmax_backward_data_out): Tensor;
 } = defineOp("_log_softmax_backward_data", [
   ["",[["grad_output",0,0],["output",0,0],["dim",3,0],["input_dtype",8,0]],[0],1],
-  ["out",[["grad_output",0,0],["output",0,0],["dim",3,0],["input_dtype",8,0],["out",0,4]],[-1],0],
+  ["out",[["grad_output",0,0],["output",0,0],["dim",3,0],["input_dtype",8,0],["out",0,12]],[-5],0],
 ]) as any;
 
 type O__logcumsumexp = { self?: Tensor; dim?: number };
-type O__logcumsumexp_out = { self?: Tensor; dim?: number; out?: Tensor };
+type O__logcumsumexp_out = { self?: Tensor; dim?: number; out: Tensor };
 /**
  * aten::_logcumsumexp(Tensor self, int dim) -> Tensor
  * aten::_logcumsumexp.out(Tensor self, int dim, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _logcumsumexp: {
+  /** aten::_logcumsumexp(Tensor self, int dim) -> Tensor */
   (self: Tensor, dim: number, options?: O__logcumsumexp): Tensor;
   /** aten::_logcumsumexp(Tensor self, int dim) -> Tensor */
   "default"(self: Tensor, dim: number, options?: O__logcumsumexp): Tensor;
   /** aten::_logcumsumexp.out(Tensor self, int dim, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dim: number, out: Tensor, options?: O__logcumsumexp_out): Tensor;
+  "out"(self: Tensor, dim: number, options?: O__logcumsumexp_out): Tensor;
 } = defineOp("_logcumsumexp", [
   ["",[["self",0,0],["dim",3,0]],[0],1],
-  ["out",[["self",0,0],["dim",3,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["dim",3,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O__lstm_mps = { input?: Tensor; hx?: Tensor[]; params?: Tensor[]; has_biases?: boolean; hasBiases?: boolean; num_layers?: number; numLayers?: number; dropout?: number; train?: boolean; bidirectional?: boolean; batch_first?: boolean; batchFirst?: boolean };
-type O__lstm_mps_out = { input?: Tensor; hx?: Tensor[]; params?: Tensor[]; has_biases?: boolean; hasBiases?: boolean; num_layers?: number; numLayers?: number; dropout?: number; train?: boolean; bidirectional?: boolean; batch_first?: boolean; batchFirst?: boolean; out0?: Tensor; out1?: Tensor; out2?: Tensor; out3?: Tensor; out4?: Tensor };
+type O__lstm_mps_out = { input?: Tensor; hx?: Tensor[]; params?: Tensor[]; has_biases?: boolean; hasBiases?: boolean; num_layers?: number; numLayers?: number; dropout?: number; train?: boolean; bidirectional?: boolean; batch_first?: boolean; batchFirst?: boolean; out0: Tensor; out1: Tensor; out2: Tensor; out3: Tensor; out4: Tensor };
 /**
  * aten::_lstm_mps(Tensor input, Tensor[] hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first) -> (Tensor, Tensor, Tensor, Tensor, Tensor)
  * aten::_lstm_mps.out(Tensor input, Tensor[] hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2, Tensor(d!) out3, Tensor(e!) out4) -> (Tensor(a!), Tensor(b!), Tensor(c!), Tensor(d!), Tensor(e!))
  */
 export const _lstmMps: {
+  /** aten::_lstm_mps(Tensor input, Tensor[] hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first) -> (Tensor, Tensor, Tensor, Tensor, Tensor) */
   (input: Tensor, hx: Tensor[], params: Tensor[], has_biases: boolean, num_layers: number, dropout: number, train: boolean, bidirectional: boolean, batch_first: boolean, options?: O__lstm_mps): [Tensor, Tensor, Tensor, Tensor, Tensor];
   /** aten::_lstm_mps(Tensor input, Tensor[] hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first) -> (Tensor, Tensor, Tensor, Tensor, Tensor) */
   "default"(input: Tensor, hx: Tensor[], params: Tensor[], has_biases: boolean, num_layers: number, dropout: number, train: boolean, bidirectional: boolean, batch_first: boolean, options?: O__lstm_mps): [Tensor, Tensor, Tensor, Tensor, Tensor];
   /** aten::_lstm_mps.out(Tensor input, Tensor[] hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2, Tensor(d!) out3, Tensor(e!) out4) -> (Tensor(a!), Tensor(b!), Tensor(c!), Tensor(d!), Tensor(e!)) */
-  "out"(input: Tensor, hx: Tensor[], params: Tensor[], has_biases: boolean, num_layers: number, dropout: number, train: boolean, bidirectional: boolean, batch_first: boolean, out0: Tensor, out1: Tensor, out2: Tensor, out3: Tensor, out4: Tensor, options?: O__lstm_mps_out): [Tensor, Tensor, Tensor, Tensor, Tensor];
+  "out"(input: Tensor, hx: Tensor[], params: Tensor[], has_biases: boolean, num_layers: number, dropout: number, train: boolean, bidirectional: boolean, batch_first: boolean, options?: O__lstm_mps_out): [Tensor, Tensor, Tensor, Tensor, Tensor];
 } = defineOp("_lstm_mps", [
   ["",[["input",0,0],["hx",1,0],["params",1,0],["has_biases",5,0],["num_layers",3,0],["dropout",4,0],["train",5,0],["bidirectional",5,0],["batch_first",5,0]],[0,0,0,0,0],1],
-  ["out",[["input",0,0],["hx",1,0],["params",1,0],["has_biases",5,0],["num_layers",3,0],["dropout",4,0],["train",5,0],["bidirectional",5,0],["batch_first",5,0],["out0",0,4],["out1",0,4],["out2",0,4],["out3",0,4],["out4",0,4]],[-1,-1,-1,-1,-1],0],
+  ["out",[["input",0,0],["hx",1,0],["params",1,0],["has_biases",5,0],["num_layers",3,0],["dropout",4,0],["train",5,0],["bidirectional",5,0],["batch_first",5,0],["out0",0,12],["out1",0,12],["out2",0,12],["out3",0,12],["out4",0,12]],[-10,-11,-12,-13,-14],0],
 ]) as any;
 
 type O__lu_with_info = { self?: Tensor; pivot?: boolean; check_errors?: boolean; checkErrors?: boolean };
@@ -203,6 +215,7 @@ type O__lu_with_info = { self?: Tensor; pivot?: boolean; check_errors?: boolean;
  * aten::_lu_with_info(Tensor self, bool pivot=True, bool check_errors=True) -> (Tensor LU, Tensor pivots, Tensor info)
  */
 export const _luWithInfo: {
+  /** aten::_lu_with_info(Tensor self, bool pivot=True, bool check_errors=True) -> (Tensor LU, Tensor pivots, Tensor info) */
   (self: Tensor, pivot?: boolean | O__lu_with_info, check_errors?: boolean | O__lu_with_info, options?: O__lu_with_info): [Tensor, Tensor, Tensor];
   /** aten::_lu_with_info(Tensor self, bool pivot=True, bool check_errors=True) -> (Tensor LU, Tensor pivots, Tensor info) */
   "default"(self: Tensor, pivot?: boolean | O__lu_with_info, check_errors?: boolean | O__lu_with_info, options?: O__lu_with_info): [Tensor, Tensor, Tensor];

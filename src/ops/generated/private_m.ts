@@ -10,6 +10,7 @@ type O__make_dual = { primal?: Tensor; tangent?: Tensor; level?: number };
  * aten::_make_dual(Tensor(a) primal, Tensor tangent, int level) -> Tensor(a)
  */
 export const _makeDual: {
+  /** aten::_make_dual(Tensor(a) primal, Tensor tangent, int level) -> Tensor(a) */
   (primal: Tensor, tangent: Tensor, level: number, options?: O__make_dual): Tensor;
   /** aten::_make_dual(Tensor(a) primal, Tensor tangent, int level) -> Tensor(a) */
   "default"(primal: Tensor, tangent: Tensor, level: number, options?: O__make_dual): Tensor;
@@ -18,139 +19,147 @@ export const _makeDual: {
 ]) as any;
 
 type O__make_dual_copy = { primal?: Tensor; tangent?: Tensor; level?: number };
-type O__make_dual_copy_out = { primal?: Tensor; tangent?: Tensor; level?: number; out?: Tensor };
+type O__make_dual_copy_out = { primal?: Tensor; tangent?: Tensor; level?: number; out: Tensor };
 /**
  * aten::_make_dual_copy(Tensor primal, Tensor tangent, int level) -> Tensor
  * aten::_make_dual_copy.out(Tensor primal, Tensor tangent, int level, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _makeDualCopy: {
+  /** aten::_make_dual_copy(Tensor primal, Tensor tangent, int level) -> Tensor */
   (primal: Tensor, tangent: Tensor, level: number, options?: O__make_dual_copy): Tensor;
   /** aten::_make_dual_copy(Tensor primal, Tensor tangent, int level) -> Tensor */
   "default"(primal: Tensor, tangent: Tensor, level: number, options?: O__make_dual_copy): Tensor;
   /** aten::_make_dual_copy.out(Tensor primal, Tensor tangent, int level, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(primal: Tensor, tangent: Tensor, level: number, out: Tensor, options?: O__make_dual_copy_out): Tensor;
+  "out"(primal: Tensor, tangent: Tensor, level: number, options?: O__make_dual_copy_out): Tensor;
 } = defineOp("_make_dual_copy", [
   ["",[["primal",0,0],["tangent",0,0],["level",3,0]],[0],1],
-  ["out",[["primal",0,0],["tangent",0,0],["level",3,0],["out",0,4]],[-1],0],
+  ["out",[["primal",0,0],["tangent",0,0],["level",3,0],["out",0,12]],[-4],0],
 ]) as any;
 
 type O__make_per_channel_quantized_tensor = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; axis?: number };
-type O__make_per_channel_quantized_tensor_out = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; axis?: number; out?: Tensor };
+type O__make_per_channel_quantized_tensor_out = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; axis?: number; out: Tensor };
 /**
  * aten::_make_per_channel_quantized_tensor(Tensor self, Tensor scale, Tensor zero_point, int axis) -> Tensor
  * aten::_make_per_channel_quantized_tensor.out(Tensor self, Tensor scale, Tensor zero_point, int axis, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _makePerChannelQuantizedTensor: {
+  /** aten::_make_per_channel_quantized_tensor(Tensor self, Tensor scale, Tensor zero_point, int axis) -> Tensor */
   (self: Tensor, scale: Tensor, zero_point: Tensor, axis: number, options?: O__make_per_channel_quantized_tensor): Tensor;
   /** aten::_make_per_channel_quantized_tensor(Tensor self, Tensor scale, Tensor zero_point, int axis) -> Tensor */
   "default"(self: Tensor, scale: Tensor, zero_point: Tensor, axis: number, options?: O__make_per_channel_quantized_tensor): Tensor;
   /** aten::_make_per_channel_quantized_tensor.out(Tensor self, Tensor scale, Tensor zero_point, int axis, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, scale: Tensor, zero_point: Tensor, axis: number, out: Tensor, options?: O__make_per_channel_quantized_tensor_out): Tensor;
+  "out"(self: Tensor, scale: Tensor, zero_point: Tensor, axis: number, options?: O__make_per_channel_quantized_tensor_out): Tensor;
 } = defineOp("_make_per_channel_quantized_tensor", [
   ["",[["self",0,0],["scale",0,0],["zero_point",0,0],["axis",3,0]],[0],1],
-  ["out",[["self",0,0],["scale",0,0],["zero_point",0,0],["axis",3,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["scale",0,0],["zero_point",0,0],["axis",3,0],["out",0,12]],[-5],0],
 ]) as any;
 
 type O__make_per_tensor_quantized_tensor = { self?: Tensor; scale?: number; zero_point?: number; zeroPoint?: number };
-type O__make_per_tensor_quantized_tensor_out = { self?: Tensor; scale?: number; zero_point?: number; zeroPoint?: number; out?: Tensor };
+type O__make_per_tensor_quantized_tensor_out = { self?: Tensor; scale?: number; zero_point?: number; zeroPoint?: number; out: Tensor };
 /**
  * aten::_make_per_tensor_quantized_tensor(Tensor self, float scale, int zero_point) -> Tensor
  * aten::_make_per_tensor_quantized_tensor.out(Tensor self, float scale, int zero_point, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _makePerTensorQuantizedTensor: {
+  /** aten::_make_per_tensor_quantized_tensor(Tensor self, float scale, int zero_point) -> Tensor */
   (self: Tensor, scale: number, zero_point: number, options?: O__make_per_tensor_quantized_tensor): Tensor;
   /** aten::_make_per_tensor_quantized_tensor(Tensor self, float scale, int zero_point) -> Tensor */
   "default"(self: Tensor, scale: number, zero_point: number, options?: O__make_per_tensor_quantized_tensor): Tensor;
   /** aten::_make_per_tensor_quantized_tensor.out(Tensor self, float scale, int zero_point, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, scale: number, zero_point: number, out: Tensor, options?: O__make_per_tensor_quantized_tensor_out): Tensor;
+  "out"(self: Tensor, scale: number, zero_point: number, options?: O__make_per_tensor_quantized_tensor_out): Tensor;
 } = defineOp("_make_per_tensor_quantized_tensor", [
   ["",[["self",0,0],["scale",4,0],["zero_point",3,0]],[0],1],
-  ["out",[["self",0,0],["scale",4,0],["zero_point",3,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["scale",4,0],["zero_point",3,0],["out",0,12]],[-4],0],
 ]) as any;
 
 type O__masked_scale = { self?: Tensor; mask?: Tensor; scale?: number };
-type O__masked_scale_out = { self?: Tensor; mask?: Tensor; scale?: number; out?: Tensor };
+type O__masked_scale_out = { self?: Tensor; mask?: Tensor; scale?: number; out: Tensor };
 /**
  * aten::_masked_scale(Tensor self, Tensor mask, float scale) -> Tensor
  * aten::_masked_scale.out(Tensor self, Tensor mask, float scale, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _maskedScale: {
+  /** aten::_masked_scale(Tensor self, Tensor mask, float scale) -> Tensor */
   (self: Tensor, mask: Tensor, scale: number, options?: O__masked_scale): Tensor;
   /** aten::_masked_scale(Tensor self, Tensor mask, float scale) -> Tensor */
   "default"(self: Tensor, mask: Tensor, scale: number, options?: O__masked_scale): Tensor;
   /** aten::_masked_scale.out(Tensor self, Tensor mask, float scale, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, mask: Tensor, scale: number, out: Tensor, options?: O__masked_scale_out): Tensor;
+  "out"(self: Tensor, mask: Tensor, scale: number, options?: O__masked_scale_out): Tensor;
 } = defineOp("_masked_scale", [
   ["",[["self",0,0],["mask",0,0],["scale",4,0]],[0],1],
-  ["out",[["self",0,0],["mask",0,0],["scale",4,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["mask",0,0],["scale",4,0],["out",0,12]],[-4],0],
 ]) as any;
 
 type O__masked_softmax = { self?: Tensor; mask?: Tensor; dim?: number | null; mask_type?: number | null; maskType?: number | null };
-type O__masked_softmax_out = { self?: Tensor; mask?: Tensor; dim?: number | null; mask_type?: number | null; maskType?: number | null; out?: Tensor };
+type O__masked_softmax_out = { self?: Tensor; mask?: Tensor; dim?: number | null; mask_type?: number | null; maskType?: number | null; out: Tensor };
 /**
  * aten::_masked_softmax(Tensor self, Tensor mask, int? dim=None, int? mask_type=None) -> Tensor
  * aten::_masked_softmax.out(Tensor self, Tensor mask, int? dim=None, int? mask_type=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _maskedSoftmax: {
+  /** aten::_masked_softmax(Tensor self, Tensor mask, int? dim=None, int? mask_type=None) -> Tensor */
   (self: Tensor, mask: Tensor, dim?: number | null | O__masked_softmax, mask_type?: number | null | O__masked_softmax, options?: O__masked_softmax): Tensor;
   /** aten::_masked_softmax(Tensor self, Tensor mask, int? dim=None, int? mask_type=None) -> Tensor */
   "default"(self: Tensor, mask: Tensor, dim?: number | null | O__masked_softmax, mask_type?: number | null | O__masked_softmax, options?: O__masked_softmax): Tensor;
   /** aten::_masked_softmax.out(Tensor self, Tensor mask, int? dim=None, int? mask_type=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, mask: Tensor, dim?: number | null | O__masked_softmax_out, mask_type?: number | null | O__masked_softmax_out, out?: Tensor | O__masked_softmax_out, options?: O__masked_softmax_out): Tensor;
+  "out"(self: Tensor, mask: Tensor, dim?: number | null | O__masked_softmax_out, mask_type?: number | null | O__masked_softmax_out, options?: O__masked_softmax_out): Tensor;
 } = defineOp("_masked_softmax", [
   ["",[["self",0,0],["mask",0,0],["dim",3,3],["mask_type",3,3]],[0],1],
-  ["out",[["self",0,0],["mask",0,0],["dim",3,3],["mask_type",3,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["mask",0,0],["dim",3,3],["mask_type",3,3],["out",0,12]],[-5],0],
 ]) as any;
 
 type O__masked_softmax_backward = { grad_output?: Tensor; gradOutput?: Tensor; output?: Tensor; mask?: Tensor; dim?: number | null };
-type O__masked_softmax_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; output?: Tensor; mask?: Tensor; dim?: number | null; out?: Tensor };
+type O__masked_softmax_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; output?: Tensor; mask?: Tensor; dim?: number | null; out: Tensor };
 /**
  * aten::_masked_softmax_backward(Tensor grad_output, Tensor output, Tensor mask, int? dim=None) -> Tensor
  * aten::_masked_softmax_backward.out(Tensor grad_output, Tensor output, Tensor mask, int? dim=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _maskedSoftmaxBackward: {
+  /** aten::_masked_softmax_backward(Tensor grad_output, Tensor output, Tensor mask, int? dim=None) -> Tensor */
   (grad_output: Tensor, output: Tensor, mask: Tensor, dim?: number | null | O__masked_softmax_backward, options?: O__masked_softmax_backward): Tensor;
   /** aten::_masked_softmax_backward(Tensor grad_output, Tensor output, Tensor mask, int? dim=None) -> Tensor */
   "default"(grad_output: Tensor, output: Tensor, mask: Tensor, dim?: number | null | O__masked_softmax_backward, options?: O__masked_softmax_backward): Tensor;
   /** aten::_masked_softmax_backward.out(Tensor grad_output, Tensor output, Tensor mask, int? dim=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(grad_output: Tensor, output: Tensor, mask: Tensor, dim?: number | null | O__masked_softmax_backward_out, out?: Tensor | O__masked_softmax_backward_out, options?: O__masked_softmax_backward_out): Tensor;
+  "out"(grad_output: Tensor, output: Tensor, mask: Tensor, dim?: number | null | O__masked_softmax_backward_out, options?: O__masked_softmax_backward_out): Tensor;
 } = defineOp("_masked_softmax_backward", [
   ["",[["grad_output",0,0],["output",0,0],["mask",0,0],["dim",3,3]],[0],1],
-  ["out",[["grad_output",0,0],["output",0,0],["mask",0,0],["dim",3,3],["out",0,4]],[-1],0],
+  ["out",[["grad_output",0,0],["output",0,0],["mask",0,0],["dim",3,3],["out",0,12]],[-5],0],
 ]) as any;
 
 type O__mkldnn_reshape = { self?: Tensor; shape?: number[] };
-type O__mkldnn_reshape_out = { self?: Tensor; shape?: number[]; out?: Tensor };
+type O__mkldnn_reshape_out = { self?: Tensor; shape?: number[]; out: Tensor };
 /**
  * aten::_mkldnn_reshape(Tensor self, int[] shape) -> Tensor
  * aten::_mkldnn_reshape.out(Tensor self, int[] shape, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _mkldnnReshape: {
+  /** aten::_mkldnn_reshape(Tensor self, int[] shape) -> Tensor */
   (self: Tensor, shape: number[], options?: O__mkldnn_reshape): Tensor;
   /** aten::_mkldnn_reshape(Tensor self, int[] shape) -> Tensor */
   "default"(self: Tensor, shape: number[], options?: O__mkldnn_reshape): Tensor;
   /** aten::_mkldnn_reshape.out(Tensor self, int[] shape, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, shape: number[], out: Tensor, options?: O__mkldnn_reshape_out): Tensor;
+  "out"(self: Tensor, shape: number[], options?: O__mkldnn_reshape_out): Tensor;
 } = defineOp("_mkldnn_reshape", [
   ["",[["self",0,0],["shape",12,0]],[0],1],
-  ["out",[["self",0,0],["shape",12,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["shape",12,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O__mkldnn_transpose = { self?: Tensor; dim0?: number; dim1?: number };
-type O__mkldnn_transpose_out = { self?: Tensor; dim0?: number; dim1?: number; out?: Tensor };
+type O__mkldnn_transpose_out = { self?: Tensor; dim0?: number; dim1?: number; out: Tensor };
 /**
  * aten::_mkldnn_transpose(Tensor self, int dim0, int dim1) -> Tensor
  * aten::_mkldnn_transpose.out(Tensor self, int dim0, int dim1, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _mkldnnTranspose: {
+  /** aten::_mkldnn_transpose(Tensor self, int dim0, int dim1) -> Tensor */
   (self: Tensor, dim0: number, dim1: number, options?: O__mkldnn_transpose): Tensor;
   /** aten::_mkldnn_transpose(Tensor self, int dim0, int dim1) -> Tensor */
   "default"(self: Tensor, dim0: number, dim1: number, options?: O__mkldnn_transpose): Tensor;
   /** aten::_mkldnn_transpose.out(Tensor self, int dim0, int dim1, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dim0: number, dim1: number, out: Tensor, options?: O__mkldnn_transpose_out): Tensor;
+  "out"(self: Tensor, dim0: number, dim1: number, options?: O__mkldnn_transpose_out): Tensor;
 } = defineOp("_mkldnn_transpose", [
   ["",[["self",0,0],["dim0",3,0],["dim1",3,0]],[0],1],
-  ["out",[["self",0,0],["dim0",3,0],["dim1",3,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["dim0",3,0],["dim1",3,0],["out",0,12]],[-4],0],
 ]) as any;
 
 type O__mkldnn_transpose_ = { self?: Tensor; dim0?: number; dim1?: number };
@@ -158,6 +167,7 @@ type O__mkldnn_transpose_ = { self?: Tensor; dim0?: number; dim1?: number };
  * aten::_mkldnn_transpose_(Tensor(a!) self, int dim0, int dim1) -> Tensor(a!)
  */
 export const _mkldnnTranspose_: {
+  /** aten::_mkldnn_transpose_(Tensor(a!) self, int dim0, int dim1) -> Tensor(a!) */
   (self: Tensor, dim0: number, dim1: number, options?: O__mkldnn_transpose_): Tensor;
   /** aten::_mkldnn_transpose_(Tensor(a!) self, int dim0, int dim1) -> Tensor(a!) */
   "default"(self: Tensor, dim0: number, dim1: number, options?: O__mkldnn_transpose_): Tensor;
@@ -166,52 +176,55 @@ export const _mkldnnTranspose_: {
 ]) as any;
 
 type O__mps_convolution = { self?: Tensor; weight?: Tensor; bias?: Tensor | null; padding?: number[]; stride?: number[]; dilation?: number[]; groups?: number };
-type O__mps_convolution_out = { self?: Tensor; weight?: Tensor; bias?: Tensor | null; padding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; out?: Tensor };
+type O__mps_convolution_out = { self?: Tensor; weight?: Tensor; bias?: Tensor | null; padding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; out: Tensor };
 /**
  * aten::_mps_convolution(Tensor self, Tensor weight, Tensor? bias, int[] padding, int[] stride, int[] dilation, int groups) -> Tensor
  * aten::_mps_convolution.out(Tensor self, Tensor weight, Tensor? bias, int[] padding, int[] stride, int[] dilation, int groups, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _mpsConvolution: {
+  /** aten::_mps_convolution(Tensor self, Tensor weight, Tensor? bias, int[] padding, int[] stride, int[] dilation, int groups) -> Tensor */
   (self: Tensor, weight: Tensor, bias?: Tensor | null | O__mps_convolution, padding?: number[] | O__mps_convolution, stride?: number[] | O__mps_convolution, dilation?: number[] | O__mps_convolution, groups?: number | O__mps_convolution, options?: O__mps_convolution): Tensor;
   /** aten::_mps_convolution(Tensor self, Tensor weight, Tensor? bias, int[] padding, int[] stride, int[] dilation, int groups) -> Tensor */
   "default"(self: Tensor, weight: Tensor, bias?: Tensor | null | O__mps_convolution, padding?: number[] | O__mps_convolution, stride?: number[] | O__mps_convolution, dilation?: number[] | O__mps_convolution, groups?: number | O__mps_convolution, options?: O__mps_convolution): Tensor;
   /** aten::_mps_convolution.out(Tensor self, Tensor weight, Tensor? bias, int[] padding, int[] stride, int[] dilation, int groups, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, weight: Tensor, bias?: Tensor | null | O__mps_convolution_out, padding?: number[] | O__mps_convolution_out, stride?: number[] | O__mps_convolution_out, dilation?: number[] | O__mps_convolution_out, groups?: number | O__mps_convolution_out, out?: Tensor | O__mps_convolution_out, options?: O__mps_convolution_out): Tensor;
+  "out"(self: Tensor, weight: Tensor, bias?: Tensor | null | O__mps_convolution_out, padding?: number[] | O__mps_convolution_out, stride?: number[] | O__mps_convolution_out, dilation?: number[] | O__mps_convolution_out, groups?: number | O__mps_convolution_out, options?: O__mps_convolution_out): Tensor;
 } = defineOp("_mps_convolution", [
   ["",[["self",0,0],["weight",0,0],["bias",0,1],["padding",12,0],["stride",12,0],["dilation",12,0],["groups",3,0]],[0],1],
-  ["out",[["self",0,0],["weight",0,0],["bias",0,1],["padding",12,0],["stride",12,0],["dilation",12,0],["groups",3,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["weight",0,0],["bias",0,1],["padding",12,0],["stride",12,0],["dilation",12,0],["groups",3,0],["out",0,12]],[-8],0],
 ]) as any;
 
 type O__mps_convolution_transpose = { self?: Tensor; weight?: Tensor; padding?: number[]; output_padding?: number[]; outputPadding?: number[]; stride?: number[]; dilation?: number[]; groups?: number };
-type O__mps_convolution_transpose_out = { self?: Tensor; weight?: Tensor; padding?: number[]; output_padding?: number[]; outputPadding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; out?: Tensor };
+type O__mps_convolution_transpose_out = { self?: Tensor; weight?: Tensor; padding?: number[]; output_padding?: number[]; outputPadding?: number[]; stride?: number[]; dilation?: number[]; groups?: number; out: Tensor };
 /**
  * aten::_mps_convolution_transpose(Tensor self, Tensor weight, int[] padding, int[] output_padding, int[] stride, int[] dilation, int groups) -> Tensor
  * aten::_mps_convolution_transpose.out(Tensor self, Tensor weight, int[] padding, int[] output_padding, int[] stride, int[] dilation, int groups, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _mpsConvolutionTranspose: {
+  /** aten::_mps_convolution_transpose(Tensor self, Tensor weight, int[] padding, int[] output_padding, int[] stride, int[] dilation, int groups) -> Tensor */
   (self: Tensor, weight: Tensor, padding: number[], output_padding: number[], stride: number[], dilation: number[], groups: number, options?: O__mps_convolution_transpose): Tensor;
   /** aten::_mps_convolution_transpose(Tensor self, Tensor weight, int[] padding, int[] output_padding, int[] stride, int[] dilation, int groups) -> Tensor */
   "default"(self: Tensor, weight: Tensor, padding: number[], output_padding: number[], stride: number[], dilation: number[], groups: number, options?: O__mps_convolution_transpose): Tensor;
   /** aten::_mps_convolution_transpose.out(Tensor self, Tensor weight, int[] padding, int[] output_padding, int[] stride, int[] dilation, int groups, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, weight: Tensor, padding: number[], output_padding: number[], stride: number[], dilation: number[], groups: number, out: Tensor, options?: O__mps_convolution_transpose_out): Tensor;
+  "out"(self: Tensor, weight: Tensor, padding: number[], output_padding: number[], stride: number[], dilation: number[], groups: number, options?: O__mps_convolution_transpose_out): Tensor;
 } = defineOp("_mps_convolution_transpose", [
   ["",[["self",0,0],["weight",0,0],["padding",12,0],["output_padding",12,0],["stride",12,0],["dilation",12,0],["groups",3,0]],[0],1],
-  ["out",[["self",0,0],["weight",0,0],["padding",12,0],["output_padding",12,0],["stride",12,0],["dilation",12,0],["groups",3,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["weight",0,0],["padding",12,0],["output_padding",12,0],["stride",12,0],["dilation",12,0],["groups",3,0],["out",0,12]],[-8],0],
 ]) as any;
 
 type O__mps_max_pool2d = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean };
-type O__mps_max_pool2d_out = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; out?: Tensor };
+type O__mps_max_pool2d_out = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; out: Tensor };
 /**
  * aten::_mps_max_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> Tensor
  * aten::_mps_max_pool2d.out(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _mpsMaxPool2d: {
+  /** aten::_mps_max_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> Tensor */
   (self: Tensor, kernel_size: number | number[], stride?: number | number[] | O__mps_max_pool2d, padding?: number | number[] | O__mps_max_pool2d, dilation?: number | number[] | O__mps_max_pool2d, ceil_mode?: boolean | O__mps_max_pool2d, options?: O__mps_max_pool2d): Tensor;
   /** aten::_mps_max_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> Tensor */
   "default"(self: Tensor, kernel_size: number | number[], stride?: number | number[] | O__mps_max_pool2d, padding?: number | number[] | O__mps_max_pool2d, dilation?: number | number[] | O__mps_max_pool2d, ceil_mode?: boolean | O__mps_max_pool2d, options?: O__mps_max_pool2d): Tensor;
   /** aten::_mps_max_pool2d.out(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, kernel_size: number | number[], stride?: number | number[] | O__mps_max_pool2d_out, padding?: number | number[] | O__mps_max_pool2d_out, dilation?: number | number[] | O__mps_max_pool2d_out, ceil_mode?: boolean | O__mps_max_pool2d_out, out?: Tensor | O__mps_max_pool2d_out, options?: O__mps_max_pool2d_out): Tensor;
+  "out"(self: Tensor, kernel_size: number | number[], stride?: number | number[] | O__mps_max_pool2d_out, padding?: number | number[] | O__mps_max_pool2d_out, dilation?: number | number[] | O__mps_max_pool2d_out, ceil_mode?: boolean | O__mps_max_pool2d_out, options?: O__mps_max_pool2d_out): Tensor;
 } = defineOp("_mps_max_pool2d", [
   ["",[["self",0,0],["kernel_size",12,0,2],["stride",12,2,2],["padding",12,2,2],["dilation",12,2,2],["ceil_mode",5,2]],[0],1],
-  ["out",[["self",0,0],["kernel_size",12,0,2],["stride",12,2,2],["padding",12,2,2],["dilation",12,2,2],["ceil_mode",5,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["kernel_size",12,0,2],["stride",12,2,2],["padding",12,2,2],["dilation",12,2,2],["ceil_mode",5,2],["out",0,12]],[-7],0],
 ]) as any;

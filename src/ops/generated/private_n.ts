@@ -6,37 +6,39 @@ import type { DType, DeviceLike, Layout, MemoryFormat, Scalar } from '../../core
 import { defineOp } from '../../core/dispatch.js';
 
 type O__native_decoder_only_multi_head_attention = { query?: Tensor; key?: Tensor; value?: Tensor; embed_dim?: number; embedDim?: number; num_head?: number; numHead?: number; qkv_weight?: Tensor; qkvWeight?: Tensor; qkv_bias?: Tensor; qkvBias?: Tensor; proj_weight?: Tensor; projWeight?: Tensor; proj_bias?: Tensor; projBias?: Tensor; mask?: Tensor | null; incr_key?: Tensor | null; incrKey?: Tensor | null; incr_value?: Tensor | null; incrValue?: Tensor | null; need_weights?: boolean; needWeights?: boolean; average_attn_weights?: boolean; averageAttnWeights?: boolean };
-type O__native_decoder_only_multi_head_attention_out = { query?: Tensor; key?: Tensor; value?: Tensor; embed_dim?: number; embedDim?: number; num_head?: number; numHead?: number; qkv_weight?: Tensor; qkvWeight?: Tensor; qkv_bias?: Tensor; qkvBias?: Tensor; proj_weight?: Tensor; projWeight?: Tensor; proj_bias?: Tensor; projBias?: Tensor; mask?: Tensor | null; incr_key?: Tensor | null; incrKey?: Tensor | null; incr_value?: Tensor | null; incrValue?: Tensor | null; need_weights?: boolean; needWeights?: boolean; average_attn_weights?: boolean; averageAttnWeights?: boolean; out0?: Tensor; out1?: Tensor; out2?: Tensor; out3?: Tensor };
+type O__native_decoder_only_multi_head_attention_out = { query?: Tensor; key?: Tensor; value?: Tensor; embed_dim?: number; embedDim?: number; num_head?: number; numHead?: number; qkv_weight?: Tensor; qkvWeight?: Tensor; qkv_bias?: Tensor; qkvBias?: Tensor; proj_weight?: Tensor; projWeight?: Tensor; proj_bias?: Tensor; projBias?: Tensor; mask?: Tensor | null; incr_key?: Tensor | null; incrKey?: Tensor | null; incr_value?: Tensor | null; incrValue?: Tensor | null; need_weights?: boolean; needWeights?: boolean; average_attn_weights?: boolean; averageAttnWeights?: boolean; out0: Tensor; out1: Tensor; out2: Tensor; out3: Tensor };
 /**
  * aten::_native_decoder_only_multi_head_attention(Tensor query, Tensor key, Tensor value, int embed_dim, int num_head, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, Tensor? mask=None, Tensor? incr_key=None, Tensor? incr_value=None, bool need_weights=True, bool average_attn_weights=True) -> (Tensor, Tensor, Tensor, Tensor)
  * aten::_native_decoder_only_multi_head_attention.out(Tensor query, Tensor key, Tensor value, int embed_dim, int num_head, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, Tensor? mask=None, Tensor? incr_key=None, Tensor? incr_value=None, bool need_weights=True, bool average_attn_weights=True, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2, Tensor(d!) out3) -> (Tensor(a!), Tensor(b!), Tensor(c!), Tensor(d!))
  */
 export const _nativeDecoderOnlyMultiHeadAttention: {
+  /** aten::_native_decoder_only_multi_head_attention(Tensor query, Tensor key, Tensor value, int embed_dim, int num_head, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, Tensor? mask=None, Tensor? incr_key=None, Tensor? incr_value=None, bool need_weights=True, bool average_attn_weights=True) -> (Tensor, Tensor, Tensor, Tensor) */
   (query: Tensor, key: Tensor, value: Tensor, embed_dim: number, num_head: number, qkv_weight: Tensor, qkv_bias: Tensor, proj_weight: Tensor, proj_bias: Tensor, mask?: Tensor | null | O__native_decoder_only_multi_head_attention, incr_key?: Tensor | null | O__native_decoder_only_multi_head_attention, incr_value?: Tensor | null | O__native_decoder_only_multi_head_attention, need_weights?: boolean | O__native_decoder_only_multi_head_attention, average_attn_weights?: boolean | O__native_decoder_only_multi_head_attention, options?: O__native_decoder_only_multi_head_attention): [Tensor, Tensor, Tensor, Tensor];
   /** aten::_native_decoder_only_multi_head_attention(Tensor query, Tensor key, Tensor value, int embed_dim, int num_head, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, Tensor? mask=None, Tensor? incr_key=None, Tensor? incr_value=None, bool need_weights=True, bool average_attn_weights=True) -> (Tensor, Tensor, Tensor, Tensor) */
   "default"(query: Tensor, key: Tensor, value: Tensor, embed_dim: number, num_head: number, qkv_weight: Tensor, qkv_bias: Tensor, proj_weight: Tensor, proj_bias: Tensor, mask?: Tensor | null | O__native_decoder_only_multi_head_attention, incr_key?: Tensor | null | O__native_decoder_only_multi_head_attention, incr_value?: Tensor | null | O__native_decoder_only_multi_head_attention, need_weights?: boolean | O__native_decoder_only_multi_head_attention, average_attn_weights?: boolean | O__native_decoder_only_multi_head_attention, options?: O__native_decoder_only_multi_head_attention): [Tensor, Tensor, Tensor, Tensor];
   /** aten::_native_decoder_only_multi_head_attention.out(Tensor query, Tensor key, Tensor value, int embed_dim, int num_head, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, Tensor? mask=None, Tensor? incr_key=None, Tensor? incr_value=None, bool need_weights=True, bool average_attn_weights=True, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2, Tensor(d!) out3) -> (Tensor(a!), Tensor(b!), Tensor(c!), Tensor(d!)) */
-  "out"(query: Tensor, key: Tensor, value: Tensor, embed_dim: number, num_head: number, qkv_weight: Tensor, qkv_bias: Tensor, proj_weight: Tensor, proj_bias: Tensor, mask?: Tensor | null | O__native_decoder_only_multi_head_attention_out, incr_key?: Tensor | null | O__native_decoder_only_multi_head_attention_out, incr_value?: Tensor | null | O__native_decoder_only_multi_head_attention_out, need_weights?: boolean | O__native_decoder_only_multi_head_attention_out, average_attn_weights?: boolean | O__native_decoder_only_multi_head_attention_out, out0?: Tensor | O__native_decoder_only_multi_head_attention_out, out1?: Tensor | O__native_decoder_only_multi_head_attention_out, out2?: Tensor | O__native_decoder_only_multi_head_attention_out, out3?: Tensor | O__native_decoder_only_multi_head_attention_out, options?: O__native_decoder_only_multi_head_attention_out): [Tensor, Tensor, Tensor, Tensor];
+  "out"(query: Tensor, key: Tensor, value: Tensor, embed_dim: number, num_head: number, qkv_weight: Tensor, qkv_bias: Tensor, proj_weight: Tensor, proj_bias: Tensor, mask?: Tensor | null | O__native_decoder_only_multi_head_attention_out, incr_key?: Tensor | null | O__native_decoder_only_multi_head_attention_out, incr_value?: Tensor | null | O__native_decoder_only_multi_head_attention_out, need_weights?: boolean | O__native_decoder_only_multi_head_attention_out, average_attn_weights?: boolean | O__native_decoder_only_multi_head_attention_out, options?: O__native_decoder_only_multi_head_attention_out): [Tensor, Tensor, Tensor, Tensor];
 } = defineOp("_native_decoder_only_multi_head_attention", [
   ["",[["query",0,0],["key",0,0],["value",0,0],["embed_dim",3,0],["num_head",3,0],["qkv_weight",0,0],["qkv_bias",0,0],["proj_weight",0,0],["proj_bias",0,0],["mask",0,3],["incr_key",0,3],["incr_value",0,3],["need_weights",5,2],["average_attn_weights",5,2]],[0,0,0,0],1],
-  ["out",[["query",0,0],["key",0,0],["value",0,0],["embed_dim",3,0],["num_head",3,0],["qkv_weight",0,0],["qkv_bias",0,0],["proj_weight",0,0],["proj_bias",0,0],["mask",0,3],["incr_key",0,3],["incr_value",0,3],["need_weights",5,2],["average_attn_weights",5,2],["out0",0,4],["out1",0,4],["out2",0,4],["out3",0,4]],[-1,-1,-1,-1],0],
+  ["out",[["query",0,0],["key",0,0],["value",0,0],["embed_dim",3,0],["num_head",3,0],["qkv_weight",0,0],["qkv_bias",0,0],["proj_weight",0,0],["proj_bias",0,0],["mask",0,3],["incr_key",0,3],["incr_value",0,3],["need_weights",5,2],["average_attn_weights",5,2],["out0",0,12],["out1",0,12],["out2",0,12],["out3",0,12]],[-15,-16,-17,-18],0],
 ]) as any;
 
 type O__native_multi_head_attention = { query?: Tensor; key?: Tensor; value?: Tensor; embed_dim?: number; embedDim?: number; num_head?: number; numHead?: number; qkv_weight?: Tensor; qkvWeight?: Tensor; qkv_bias?: Tensor; qkvBias?: Tensor; proj_weight?: Tensor; projWeight?: Tensor; proj_bias?: Tensor; projBias?: Tensor; mask?: Tensor | null; need_weights?: boolean; needWeights?: boolean; average_attn_weights?: boolean; averageAttnWeights?: boolean; mask_type?: number | null; maskType?: number | null };
-type O__native_multi_head_attention_out = { query?: Tensor; key?: Tensor; value?: Tensor; embed_dim?: number; embedDim?: number; num_head?: number; numHead?: number; qkv_weight?: Tensor; qkvWeight?: Tensor; qkv_bias?: Tensor; qkvBias?: Tensor; proj_weight?: Tensor; projWeight?: Tensor; proj_bias?: Tensor; projBias?: Tensor; mask?: Tensor | null; need_weights?: boolean; needWeights?: boolean; average_attn_weights?: boolean; averageAttnWeights?: boolean; mask_type?: number | null; maskType?: number | null; out0?: Tensor; out1?: Tensor };
+type O__native_multi_head_attention_out = { query?: Tensor; key?: Tensor; value?: Tensor; embed_dim?: number; embedDim?: number; num_head?: number; numHead?: number; qkv_weight?: Tensor; qkvWeight?: Tensor; qkv_bias?: Tensor; qkvBias?: Tensor; proj_weight?: Tensor; projWeight?: Tensor; proj_bias?: Tensor; projBias?: Tensor; mask?: Tensor | null; need_weights?: boolean; needWeights?: boolean; average_attn_weights?: boolean; averageAttnWeights?: boolean; mask_type?: number | null; maskType?: number | null; out0: Tensor; out1: Tensor };
 /**
  * aten::_native_multi_head_attention(Tensor query, Tensor key, Tensor value, int embed_dim, int num_head, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, Tensor? mask=None, bool need_weights=True, bool average_attn_weights=True, int? mask_type=None) -> (Tensor, Tensor)
  * aten::_native_multi_head_attention.out(Tensor query, Tensor key, Tensor value, int embed_dim, int num_head, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, Tensor? mask=None, bool need_weights=True, bool average_attn_weights=True, int? mask_type=None, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
  */
 export const _nativeMultiHeadAttention: {
+  /** aten::_native_multi_head_attention(Tensor query, Tensor key, Tensor value, int embed_dim, int num_head, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, Tensor? mask=None, bool need_weights=True, bool average_attn_weights=True, int? mask_type=None) -> (Tensor, Tensor) */
   (query: Tensor, key: Tensor, value: Tensor, embed_dim: number, num_head: number, qkv_weight: Tensor, qkv_bias: Tensor, proj_weight: Tensor, proj_bias: Tensor, mask?: Tensor | null | O__native_multi_head_attention, need_weights?: boolean | O__native_multi_head_attention, average_attn_weights?: boolean | O__native_multi_head_attention, mask_type?: number | null | O__native_multi_head_attention, options?: O__native_multi_head_attention): [Tensor, Tensor];
   /** aten::_native_multi_head_attention(Tensor query, Tensor key, Tensor value, int embed_dim, int num_head, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, Tensor? mask=None, bool need_weights=True, bool average_attn_weights=True, int? mask_type=None) -> (Tensor, Tensor) */
   "default"(query: Tensor, key: Tensor, value: Tensor, embed_dim: number, num_head: number, qkv_weight: Tensor, qkv_bias: Tensor, proj_weight: Tensor, proj_bias: Tensor, mask?: Tensor | null | O__native_multi_head_attention, need_weights?: boolean | O__native_multi_head_attention, average_attn_weights?: boolean | O__native_multi_head_attention, mask_type?: number | null | O__native_multi_head_attention, options?: O__native_multi_head_attention): [Tensor, Tensor];
   /** aten::_native_multi_head_attention.out(Tensor query, Tensor key, Tensor value, int embed_dim, int num_head, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, Tensor? mask=None, bool need_weights=True, bool average_attn_weights=True, int? mask_type=None, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!)) */
-  "out"(query: Tensor, key: Tensor, value: Tensor, embed_dim: number, num_head: number, qkv_weight: Tensor, qkv_bias: Tensor, proj_weight: Tensor, proj_bias: Tensor, mask?: Tensor | null | O__native_multi_head_attention_out, need_weights?: boolean | O__native_multi_head_attention_out, average_attn_weights?: boolean | O__native_multi_head_attention_out, mask_type?: number | null | O__native_multi_head_attention_out, out0?: Tensor | O__native_multi_head_attention_out, out1?: Tensor | O__native_multi_head_attention_out, options?: O__native_multi_head_attention_out): [Tensor, Tensor];
+  "out"(query: Tensor, key: Tensor, value: Tensor, embed_dim: number, num_head: number, qkv_weight: Tensor, qkv_bias: Tensor, proj_weight: Tensor, proj_bias: Tensor, mask?: Tensor | null | O__native_multi_head_attention_out, need_weights?: boolean | O__native_multi_head_attention_out, average_attn_weights?: boolean | O__native_multi_head_attention_out, mask_type?: number | null | O__native_multi_head_attention_out, options?: O__native_multi_head_attention_out): [Tensor, Tensor];
 } = defineOp("_native_multi_head_attention", [
   ["",[["query",0,0],["key",0,0],["value",0,0],["embed_dim",3,0],["num_head",3,0],["qkv_weight",0,0],["qkv_bias",0,0],["proj_weight",0,0],["proj_bias",0,0],["mask",0,3],["need_weights",5,2],["average_attn_weights",5,2],["mask_type",3,3]],[0,0],1],
-  ["out",[["query",0,0],["key",0,0],["value",0,0],["embed_dim",3,0],["num_head",3,0],["qkv_weight",0,0],["qkv_bias",0,0],["proj_weight",0,0],["proj_bias",0,0],["mask",0,3],["need_weights",5,2],["average_attn_weights",5,2],["mask_type",3,3],["out0",0,4],["out1",0,4]],[-1,-1],0],
+  ["out",[["query",0,0],["key",0,0],["value",0,0],["embed_dim",3,0],["num_head",3,0],["qkv_weight",0,0],["qkv_bias",0,0],["proj_weight",0,0],["proj_bias",0,0],["mask",0,3],["need_weights",5,2],["average_attn_weights",5,2],["mask_type",3,3],["out0",0,12],["out1",0,12]],[-14,-15],0],
 ]) as any;
 
 type O__neg_view = { self?: Tensor };
@@ -44,6 +46,7 @@ type O__neg_view = { self?: Tensor };
  * aten::_neg_view(Tensor(a) self) -> Tensor(a)
  */
 export const _negView: {
+  /** aten::_neg_view(Tensor(a) self) -> Tensor(a) */
   (self: Tensor, options?: O__neg_view): Tensor;
   /** aten::_neg_view(Tensor(a) self) -> Tensor(a) */
   "default"(self: Tensor, options?: O__neg_view): Tensor;
@@ -52,54 +55,57 @@ export const _negView: {
 ]) as any;
 
 type O__neg_view_copy = { self?: Tensor };
-type O__neg_view_copy_out = { self?: Tensor; out?: Tensor };
+type O__neg_view_copy_out = { self?: Tensor; out: Tensor };
 /**
  * aten::_neg_view_copy(Tensor self) -> Tensor
  * aten::_neg_view_copy.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _negViewCopy: {
+  /** aten::_neg_view_copy(Tensor self) -> Tensor */
   (self: Tensor, options?: O__neg_view_copy): Tensor;
   /** aten::_neg_view_copy(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O__neg_view_copy): Tensor;
   /** aten::_neg_view_copy.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O__neg_view_copy_out): Tensor;
+  "out"(self: Tensor, options?: O__neg_view_copy_out): Tensor;
 } = defineOp("_neg_view_copy", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O__nested_from_padded = { padded?: Tensor; cpu_nested_shape_example?: Tensor; cpuNestedShapeExample?: Tensor; fuse_transform_0213?: boolean; fuseTransform0213?: boolean };
-type O__nested_from_padded_out = { padded?: Tensor; cpu_nested_shape_example?: Tensor; cpuNestedShapeExample?: Tensor; fuse_transform_0213?: boolean; fuseTransform0213?: boolean; out?: Tensor };
+type O__nested_from_padded_out = { padded?: Tensor; cpu_nested_shape_example?: Tensor; cpuNestedShapeExample?: Tensor; fuse_transform_0213?: boolean; fuseTransform0213?: boolean; out: Tensor };
 /**
  * aten::_nested_from_padded(Tensor padded, Tensor cpu_nested_shape_example, bool fuse_transform_0213=False) -> Tensor
  * aten::_nested_from_padded.out(Tensor padded, Tensor cpu_nested_shape_example, bool fuse_transform_0213=False, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _nestedFromPadded: {
+  /** aten::_nested_from_padded(Tensor padded, Tensor cpu_nested_shape_example, bool fuse_transform_0213=False) -> Tensor */
   (padded: Tensor, cpu_nested_shape_example: Tensor, fuse_transform_0213?: boolean | O__nested_from_padded, options?: O__nested_from_padded): Tensor;
   /** aten::_nested_from_padded(Tensor padded, Tensor cpu_nested_shape_example, bool fuse_transform_0213=False) -> Tensor */
   "default"(padded: Tensor, cpu_nested_shape_example: Tensor, fuse_transform_0213?: boolean | O__nested_from_padded, options?: O__nested_from_padded): Tensor;
   /** aten::_nested_from_padded.out(Tensor padded, Tensor cpu_nested_shape_example, bool fuse_transform_0213=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(padded: Tensor, cpu_nested_shape_example: Tensor, fuse_transform_0213?: boolean | O__nested_from_padded_out, out?: Tensor | O__nested_from_padded_out, options?: O__nested_from_padded_out): Tensor;
+  "out"(padded: Tensor, cpu_nested_shape_example: Tensor, fuse_transform_0213?: boolean | O__nested_from_padded_out, options?: O__nested_from_padded_out): Tensor;
 } = defineOp("_nested_from_padded", [
   ["",[["padded",0,0],["cpu_nested_shape_example",0,0],["fuse_transform_0213",5,2]],[0],1],
-  ["out",[["padded",0,0],["cpu_nested_shape_example",0,0],["fuse_transform_0213",5,2],["out",0,4]],[-1],0],
+  ["out",[["padded",0,0],["cpu_nested_shape_example",0,0],["fuse_transform_0213",5,2],["out",0,12]],[-4],0],
 ]) as any;
 
 type O__nested_from_padded_and_nested_example = { padded?: Tensor; nt_example?: Tensor; ntExample?: Tensor };
-type O__nested_from_padded_and_nested_example_out = { padded?: Tensor; nt_example?: Tensor; ntExample?: Tensor; out?: Tensor };
+type O__nested_from_padded_and_nested_example_out = { padded?: Tensor; nt_example?: Tensor; ntExample?: Tensor; out: Tensor };
 /**
  * aten::_nested_from_padded_and_nested_example(Tensor padded, Tensor nt_example) -> Tensor
  * aten::_nested_from_padded_and_nested_example.out(Tensor padded, Tensor nt_example, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _nestedFromPaddedAndNestedExample: {
+  /** aten::_nested_from_padded_and_nested_example(Tensor padded, Tensor nt_example) -> Tensor */
   (padded: Tensor, nt_example: Tensor, options?: O__nested_from_padded_and_nested_example): Tensor;
   /** aten::_nested_from_padded_and_nested_example(Tensor padded, Tensor nt_example) -> Tensor */
   "default"(padded: Tensor, nt_example: Tensor, options?: O__nested_from_padded_and_nested_example): Tensor;
   /** aten::_nested_from_padded_and_nested_example.out(Tensor padded, Tensor nt_example, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(padded: Tensor, nt_example: Tensor, out: Tensor, options?: O__nested_from_padded_and_nested_example_out): Tensor;
+  "out"(padded: Tensor, nt_example: Tensor, options?: O__nested_from_padded_and_nested_example_out): Tensor;
 } = defineOp("_nested_from_padded_and_nested_example", [
   ["",[["padded",0,0],["nt_example",0,0]],[0],1],
-  ["out",[["padded",0,0],["nt_example",0,0],["out",0,4]],[-1],0],
+  ["out",[["padded",0,0],["nt_example",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O__nested_select_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; dim?: number; index?: number };
@@ -107,6 +113,7 @@ type O__nested_select_backward = { grad_output?: Tensor; gradOutput?: Tensor; se
  * aten::_nested_select_backward(Tensor grad_output, Tensor self, int dim, int index) -> Tensor
  */
 export const _nestedSelectBackward: {
+  /** aten::_nested_select_backward(Tensor grad_output, Tensor self, int dim, int index) -> Tensor */
   (grad_output: Tensor, self: Tensor, dim: number, index: number, options?: O__nested_select_backward): Tensor;
   /** aten::_nested_select_backward(Tensor grad_output, Tensor self, int dim, int index) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, dim: number, index: number, options?: O__nested_select_backward): Tensor;
@@ -119,6 +126,7 @@ type O__nested_sum_backward = { grad?: Tensor; self?: Tensor; dim?: number | num
  * aten::_nested_sum_backward(Tensor grad, Tensor self, int[1]? dim, bool keepdim=False) -> Tensor
  */
 export const _nestedSumBackward: {
+  /** aten::_nested_sum_backward(Tensor grad, Tensor self, int[1]? dim, bool keepdim=False) -> Tensor */
   (grad: Tensor, self: Tensor, dim?: number | number[] | null | O__nested_sum_backward, keepdim?: boolean | O__nested_sum_backward, options?: O__nested_sum_backward): Tensor;
   /** aten::_nested_sum_backward(Tensor grad, Tensor self, int[1]? dim, bool keepdim=False) -> Tensor */
   "default"(grad: Tensor, self: Tensor, dim?: number | number[] | null | O__nested_sum_backward, keepdim?: boolean | O__nested_sum_backward, options?: O__nested_sum_backward): Tensor;
@@ -127,20 +135,21 @@ export const _nestedSumBackward: {
 ]) as any;
 
 type O__nested_tensor_from_mask = { t?: Tensor; mask?: Tensor; mask_check?: boolean; maskCheck?: boolean };
-type O__nested_tensor_from_mask_out = { t?: Tensor; mask?: Tensor; mask_check?: boolean; maskCheck?: boolean; out?: Tensor };
+type O__nested_tensor_from_mask_out = { t?: Tensor; mask?: Tensor; mask_check?: boolean; maskCheck?: boolean; out: Tensor };
 /**
  * aten::_nested_tensor_from_mask(Tensor t, Tensor mask, bool mask_check=True) -> Tensor
  * aten::_nested_tensor_from_mask.out(Tensor t, Tensor mask, bool mask_check=True, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _nestedTensorFromMask: {
+  /** aten::_nested_tensor_from_mask(Tensor t, Tensor mask, bool mask_check=True) -> Tensor */
   (t: Tensor, mask: Tensor, mask_check?: boolean | O__nested_tensor_from_mask, options?: O__nested_tensor_from_mask): Tensor;
   /** aten::_nested_tensor_from_mask(Tensor t, Tensor mask, bool mask_check=True) -> Tensor */
   "default"(t: Tensor, mask: Tensor, mask_check?: boolean | O__nested_tensor_from_mask, options?: O__nested_tensor_from_mask): Tensor;
   /** aten::_nested_tensor_from_mask.out(Tensor t, Tensor mask, bool mask_check=True, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(t: Tensor, mask: Tensor, mask_check?: boolean | O__nested_tensor_from_mask_out, out?: Tensor | O__nested_tensor_from_mask_out, options?: O__nested_tensor_from_mask_out): Tensor;
+  "out"(t: Tensor, mask: Tensor, mask_check?: boolean | O__nested_tensor_from_mask_out, options?: O__nested_tensor_from_mask_out): Tensor;
 } = defineOp("_nested_tensor_from_mask", [
   ["",[["t",0,0],["mask",0,0],["mask_check",5,2]],[0],1],
-  ["out",[["t",0,0],["mask",0,0],["mask_check",5,2],["out",0,4]],[-1],0],
+  ["out",[["t",0,0],["mask",0,0],["mask_check",5,2],["out",0,12]],[-4],0],
 ]) as any;
 
 type O__nested_tensor_from_mask_left_aligned = { t?: Tensor; mask?: Tensor };
@@ -148,6 +157,7 @@ type O__nested_tensor_from_mask_left_aligned = { t?: Tensor; mask?: Tensor };
  * aten::_nested_tensor_from_mask_left_aligned(Tensor t, Tensor mask) -> bool
  */
 export const _nestedTensorFromMaskLeftAligned: {
+  /** aten::_nested_tensor_from_mask_left_aligned(Tensor t, Tensor mask) -> bool */
   (t: Tensor, mask: Tensor, options?: O__nested_tensor_from_mask_left_aligned): boolean;
   /** aten::_nested_tensor_from_mask_left_aligned(Tensor t, Tensor mask) -> bool */
   "default"(t: Tensor, mask: Tensor, options?: O__nested_tensor_from_mask_left_aligned): boolean;
@@ -156,37 +166,39 @@ export const _nestedTensorFromMaskLeftAligned: {
 ]) as any;
 
 type O__nested_tensor_from_tensor_list = { list?: Tensor[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O__nested_tensor_from_tensor_list_out = { list?: Tensor[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null; out?: Tensor };
+type O__nested_tensor_from_tensor_list_out = { list?: Tensor[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null; out: Tensor };
 /**
  * aten::_nested_tensor_from_tensor_list(Tensor[] list, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::_nested_tensor_from_tensor_list.out(Tensor[] list, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _nestedTensorFromTensorList: {
+  /** aten::_nested_tensor_from_tensor_list(Tensor[] list, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
   (list: Tensor[], dtype?: DType | null | O__nested_tensor_from_tensor_list, layout?: Layout | null | O__nested_tensor_from_tensor_list, device?: DeviceLike | null | O__nested_tensor_from_tensor_list, pin_memory?: boolean | null | O__nested_tensor_from_tensor_list, options?: O__nested_tensor_from_tensor_list): Tensor;
   /** aten::_nested_tensor_from_tensor_list(Tensor[] list, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
   "default"(list: Tensor[], dtype?: DType | null | O__nested_tensor_from_tensor_list, layout?: Layout | null | O__nested_tensor_from_tensor_list, device?: DeviceLike | null | O__nested_tensor_from_tensor_list, pin_memory?: boolean | null | O__nested_tensor_from_tensor_list, options?: O__nested_tensor_from_tensor_list): Tensor;
   /** aten::_nested_tensor_from_tensor_list.out(Tensor[] list, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(list: Tensor[], dtype?: DType | null | O__nested_tensor_from_tensor_list_out, layout?: Layout | null | O__nested_tensor_from_tensor_list_out, device?: DeviceLike | null | O__nested_tensor_from_tensor_list_out, pin_memory?: boolean | null | O__nested_tensor_from_tensor_list_out, out?: Tensor | O__nested_tensor_from_tensor_list_out, options?: O__nested_tensor_from_tensor_list_out): Tensor;
+  "out"(list: Tensor[], dtype?: DType | null | O__nested_tensor_from_tensor_list_out, layout?: Layout | null | O__nested_tensor_from_tensor_list_out, device?: DeviceLike | null | O__nested_tensor_from_tensor_list_out, pin_memory?: boolean | null | O__nested_tensor_from_tensor_list_out, options?: O__nested_tensor_from_tensor_list_out): Tensor;
 } = defineOp("_nested_tensor_from_tensor_list", [
   ["",[["list",1,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["out",[["list",1,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3],["out",0,4]],[-1],0],
+  ["out",[["list",1,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3],["out",0,12]],[-6],0],
 ]) as any;
 
 type O__nested_tensor_layer_norm = { self?: Tensor; weight?: Tensor | null; bias?: Tensor | null; eps?: number };
-type O__nested_tensor_layer_norm_out = { self?: Tensor; weight?: Tensor | null; bias?: Tensor | null; eps?: number; out?: Tensor };
+type O__nested_tensor_layer_norm_out = { self?: Tensor; weight?: Tensor | null; bias?: Tensor | null; eps?: number; out: Tensor };
 /**
  * aten::_nested_tensor_layer_norm(Tensor self, Tensor? weight, Tensor? bias, float eps) -> Tensor
  * aten::_nested_tensor_layer_norm.out(Tensor self, Tensor? weight, Tensor? bias, float eps, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _nestedTensorLayerNorm: {
+  /** aten::_nested_tensor_layer_norm(Tensor self, Tensor? weight, Tensor? bias, float eps) -> Tensor */
   (self: Tensor, weight?: Tensor | null | O__nested_tensor_layer_norm, bias?: Tensor | null | O__nested_tensor_layer_norm, eps?: number | O__nested_tensor_layer_norm, options?: O__nested_tensor_layer_norm): Tensor;
   /** aten::_nested_tensor_layer_norm(Tensor self, Tensor? weight, Tensor? bias, float eps) -> Tensor */
   "default"(self: Tensor, weight?: Tensor | null | O__nested_tensor_layer_norm, bias?: Tensor | null | O__nested_tensor_layer_norm, eps?: number | O__nested_tensor_layer_norm, options?: O__nested_tensor_layer_norm): Tensor;
   /** aten::_nested_tensor_layer_norm.out(Tensor self, Tensor? weight, Tensor? bias, float eps, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, weight?: Tensor | null | O__nested_tensor_layer_norm_out, bias?: Tensor | null | O__nested_tensor_layer_norm_out, eps?: number | O__nested_tensor_layer_norm_out, out?: Tensor | O__nested_tensor_layer_norm_out, options?: O__nested_tensor_layer_norm_out): Tensor;
+  "out"(self: Tensor, weight?: Tensor | null | O__nested_tensor_layer_norm_out, bias?: Tensor | null | O__nested_tensor_layer_norm_out, eps?: number | O__nested_tensor_layer_norm_out, options?: O__nested_tensor_layer_norm_out): Tensor;
 } = defineOp("_nested_tensor_layer_norm", [
   ["",[["self",0,0],["weight",0,1],["bias",0,1],["eps",4,0]],[0],1],
-  ["out",[["self",0,0],["weight",0,1],["bias",0,1],["eps",4,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["weight",0,1],["bias",0,1],["eps",4,0],["out",0,12]],[-5],0],
 ]) as any;
 
 type O__nested_tensor_offsets = { self?: Tensor };
@@ -194,6 +206,7 @@ type O__nested_tensor_offsets = { self?: Tensor };
  * aten::_nested_tensor_offsets(Tensor self) -> int[]
  */
 export const _nestedTensorOffsets: {
+  /** aten::_nested_tensor_offsets(Tensor self) -> int[] */
   (self: Tensor, options?: O__nested_tensor_offsets): number[];
   /** aten::_nested_tensor_offsets(Tensor self) -> int[] */
   "default"(self: Tensor, options?: O__nested_tensor_offsets): number[];
@@ -202,20 +215,21 @@ export const _nestedTensorOffsets: {
 ]) as any;
 
 type O__nested_tensor_size = { self?: Tensor };
-type O__nested_tensor_size_out = { self?: Tensor; out?: Tensor };
+type O__nested_tensor_size_out = { self?: Tensor; out: Tensor };
 /**
  * aten::_nested_tensor_size(Tensor self) -> Tensor
  * aten::_nested_tensor_size.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _nestedTensorSize: {
+  /** aten::_nested_tensor_size(Tensor self) -> Tensor */
   (self: Tensor, options?: O__nested_tensor_size): Tensor;
   /** aten::_nested_tensor_size(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O__nested_tensor_size): Tensor;
   /** aten::_nested_tensor_size.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O__nested_tensor_size_out): Tensor;
+  "out"(self: Tensor, options?: O__nested_tensor_size_out): Tensor;
 } = defineOp("_nested_tensor_size", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O__nested_tensor_softmax_with_shape = { self?: Tensor; query?: Tensor };
@@ -223,6 +237,7 @@ type O__nested_tensor_softmax_with_shape = { self?: Tensor; query?: Tensor };
  * aten::_nested_tensor_softmax_with_shape(Tensor self, Tensor query) -> Tensor
  */
 export const _nestedTensorSoftmaxWithShape: {
+  /** aten::_nested_tensor_softmax_with_shape(Tensor self, Tensor query) -> Tensor */
   (self: Tensor, query: Tensor, options?: O__nested_tensor_softmax_with_shape): Tensor;
   /** aten::_nested_tensor_softmax_with_shape(Tensor self, Tensor query) -> Tensor */
   "default"(self: Tensor, query: Tensor, options?: O__nested_tensor_softmax_with_shape): Tensor;
@@ -231,20 +246,21 @@ export const _nestedTensorSoftmaxWithShape: {
 ]) as any;
 
 type O__nested_tensor_strides = { self?: Tensor };
-type O__nested_tensor_strides_out = { self?: Tensor; out?: Tensor };
+type O__nested_tensor_strides_out = { self?: Tensor; out: Tensor };
 /**
  * aten::_nested_tensor_strides(Tensor self) -> Tensor
  * aten::_nested_tensor_strides.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _nestedTensorStrides: {
+  /** aten::_nested_tensor_strides(Tensor self) -> Tensor */
   (self: Tensor, options?: O__nested_tensor_strides): Tensor;
   /** aten::_nested_tensor_strides(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O__nested_tensor_strides): Tensor;
   /** aten::_nested_tensor_strides.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O__nested_tensor_strides_out): Tensor;
+  "out"(self: Tensor, options?: O__nested_tensor_strides_out): Tensor;
 } = defineOp("_nested_tensor_strides", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O__nested_view_from_buffer = { self?: Tensor; nested_size?: Tensor; nestedSize?: Tensor; nested_strides?: Tensor; nestedStrides?: Tensor; offsets?: number[] };
@@ -252,6 +268,7 @@ type O__nested_view_from_buffer = { self?: Tensor; nested_size?: Tensor; nestedS
  * aten::_nested_view_from_buffer(Tensor(a) self, Tensor nested_size, Tensor nested_strides, int[] offsets) -> Tensor(a)
  */
 export const _nestedViewFromBuffer: {
+  /** aten::_nested_view_from_buffer(Tensor(a) self, Tensor nested_size, Tensor nested_strides, int[] offsets) -> Tensor(a) */
   (self: Tensor, nested_size: Tensor, nested_strides: Tensor, offsets: number[], options?: O__nested_view_from_buffer): Tensor;
   /** aten::_nested_view_from_buffer(Tensor(a) self, Tensor nested_size, Tensor nested_strides, int[] offsets) -> Tensor(a) */
   "default"(self: Tensor, nested_size: Tensor, nested_strides: Tensor, offsets: number[], options?: O__nested_view_from_buffer): Tensor;
@@ -260,20 +277,21 @@ export const _nestedViewFromBuffer: {
 ]) as any;
 
 type O__nested_view_from_buffer_copy = { self?: Tensor; nested_size?: Tensor; nestedSize?: Tensor; nested_strides?: Tensor; nestedStrides?: Tensor; offsets?: number[] };
-type O__nested_view_from_buffer_copy_out = { self?: Tensor; nested_size?: Tensor; nestedSize?: Tensor; nested_strides?: Tensor; nestedStrides?: Tensor; offsets?: number[]; out?: Tensor };
+type O__nested_view_from_buffer_copy_out = { self?: Tensor; nested_size?: Tensor; nestedSize?: Tensor; nested_strides?: Tensor; nestedStrides?: Tensor; offsets?: number[]; out: Tensor };
 /**
  * aten::_nested_view_from_buffer_copy(Tensor self, Tensor nested_size, Tensor nested_strides, int[] offsets) -> Tensor
  * aten::_nested_view_from_buffer_copy.out(Tensor self, Tensor nested_size, Tensor nested_strides, int[] offsets, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _nestedViewFromBufferCopy: {
+  /** aten::_nested_view_from_buffer_copy(Tensor self, Tensor nested_size, Tensor nested_strides, int[] offsets) -> Tensor */
   (self: Tensor, nested_size: Tensor, nested_strides: Tensor, offsets: number[], options?: O__nested_view_from_buffer_copy): Tensor;
   /** aten::_nested_view_from_buffer_copy(Tensor self, Tensor nested_size, Tensor nested_strides, int[] offsets) -> Tensor */
   "default"(self: Tensor, nested_size: Tensor, nested_strides: Tensor, offsets: number[], options?: O__nested_view_from_buffer_copy): Tensor;
   /** aten::_nested_view_from_buffer_copy.out(Tensor self, Tensor nested_size, Tensor nested_strides, int[] offsets, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, nested_size: Tensor, nested_strides: Tensor, offsets: number[], out: Tensor, options?: O__nested_view_from_buffer_copy_out): Tensor;
+  "out"(self: Tensor, nested_size: Tensor, nested_strides: Tensor, offsets: number[], options?: O__nested_view_from_buffer_copy_out): Tensor;
 } = defineOp("_nested_view_from_buffer_copy", [
   ["",[["self",0,0],["nested_size",0,0],["nested_strides",0,0],["offsets",12,0]],[0],1],
-  ["out",[["self",0,0],["nested_size",0,0],["nested_strides",0,0],["offsets",12,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["nested_size",0,0],["nested_strides",0,0],["offsets",12,0],["out",0,12]],[-5],0],
 ]) as any;
 
 type O__nnpack_available = {};
@@ -281,6 +299,7 @@ type O__nnpack_available = {};
  * aten::_nnpack_available() -> bool
  */
 export const _nnpackAvailable: {
+  /** aten::_nnpack_available() -> bool */
   (options?: O__nnpack_available): boolean;
   /** aten::_nnpack_available() -> bool */
   "default"(options?: O__nnpack_available): boolean;
@@ -289,20 +308,21 @@ export const _nnpackAvailable: {
 ]) as any;
 
 type O__nnpack_spatial_convolution = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; padding?: number | number[]; stride?: number | number[] };
-type O__nnpack_spatial_convolution_out = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; padding?: number | number[]; stride?: number | number[]; out?: Tensor };
+type O__nnpack_spatial_convolution_out = { input?: Tensor; weight?: Tensor; bias?: Tensor | null; padding?: number | number[]; stride?: number | number[]; out: Tensor };
 /**
  * aten::_nnpack_spatial_convolution(Tensor input, Tensor weight, Tensor? bias, int[2] padding, int[2] stride=1) -> Tensor
  * aten::_nnpack_spatial_convolution.out(Tensor input, Tensor weight, Tensor? bias, int[2] padding, int[2] stride=1, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _nnpackSpatialConvolution: {
+  /** aten::_nnpack_spatial_convolution(Tensor input, Tensor weight, Tensor? bias, int[2] padding, int[2] stride=1) -> Tensor */
   (input: Tensor, weight: Tensor, bias?: Tensor | null | O__nnpack_spatial_convolution, padding?: number | number[] | O__nnpack_spatial_convolution, stride?: number | number[] | O__nnpack_spatial_convolution, options?: O__nnpack_spatial_convolution): Tensor;
   /** aten::_nnpack_spatial_convolution(Tensor input, Tensor weight, Tensor? bias, int[2] padding, int[2] stride=1) -> Tensor */
   "default"(input: Tensor, weight: Tensor, bias?: Tensor | null | O__nnpack_spatial_convolution, padding?: number | number[] | O__nnpack_spatial_convolution, stride?: number | number[] | O__nnpack_spatial_convolution, options?: O__nnpack_spatial_convolution): Tensor;
   /** aten::_nnpack_spatial_convolution.out(Tensor input, Tensor weight, Tensor? bias, int[2] padding, int[2] stride=1, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(input: Tensor, weight: Tensor, bias?: Tensor | null | O__nnpack_spatial_convolution_out, padding?: number | number[] | O__nnpack_spatial_convolution_out, stride?: number | number[] | O__nnpack_spatial_convolution_out, out?: Tensor | O__nnpack_spatial_convolution_out, options?: O__nnpack_spatial_convolution_out): Tensor;
+  "out"(input: Tensor, weight: Tensor, bias?: Tensor | null | O__nnpack_spatial_convolution_out, padding?: number | number[] | O__nnpack_spatial_convolution_out, stride?: number | number[] | O__nnpack_spatial_convolution_out, options?: O__nnpack_spatial_convolution_out): Tensor;
 } = defineOp("_nnpack_spatial_convolution", [
   ["",[["input",0,0],["weight",0,0],["bias",0,1],["padding",12,0,2],["stride",12,2,2]],[0],1],
-  ["out",[["input",0,0],["weight",0,0],["bias",0,1],["padding",12,0,2],["stride",12,2,2],["out",0,4]],[-1],0],
+  ["out",[["input",0,0],["weight",0,0],["bias",0,1],["padding",12,0,2],["stride",12,2,2],["out",0,12]],[-6],0],
 ]) as any;
 
 type O__nnz = { self?: Tensor };
@@ -310,6 +330,7 @@ type O__nnz = { self?: Tensor };
  * aten::_nnz(Tensor self) -> int
  */
 export const _nnz: {
+  /** aten::_nnz(Tensor self) -> int */
   (self: Tensor, options?: O__nnz): number;
   /** aten::_nnz(Tensor self) -> int */
   "default"(self: Tensor, options?: O__nnz): number;

@@ -12,7 +12,9 @@ type O___or___Tensor = { self?: Tensor; other?: Tensor };
  * aten::__or__.Tensor(Tensor self, Tensor other) -> Tensor
  */
 export const __or__: {
+  /** aten::__or__.Scalar(Tensor self, Scalar other) -> Tensor */
   (self: Tensor, other: Scalar, options?: O___or___Scalar): Tensor;
+  /** aten::__or__.Tensor(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O___or___Tensor): Tensor;
   /** aten::__or__.Scalar(Tensor self, Scalar other) -> Tensor */
   "Scalar"(self: Tensor, other: Scalar, options?: O___or___Scalar): Tensor;

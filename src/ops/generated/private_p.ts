@@ -6,20 +6,21 @@ import type { DType, DeviceLike, Layout, MemoryFormat, Scalar } from '../../core
 import { defineOp } from '../../core/dispatch.js';
 
 type O__pack_padded_sequence = { input?: Tensor; lengths?: Tensor; batch_first?: boolean; batchFirst?: boolean };
-type O__pack_padded_sequence_out = { input?: Tensor; lengths?: Tensor; batch_first?: boolean; batchFirst?: boolean; out0?: Tensor; out1?: Tensor };
+type O__pack_padded_sequence_out = { input?: Tensor; lengths?: Tensor; batch_first?: boolean; batchFirst?: boolean; out0: Tensor; out1: Tensor };
 /**
  * aten::_pack_padded_sequence(Tensor input, Tensor lengths, bool batch_first) -> (Tensor, Tensor)
  * aten::_pack_padded_sequence.out(Tensor input, Tensor lengths, bool batch_first, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
  */
 export const _packPaddedSequence: {
+  /** aten::_pack_padded_sequence(Tensor input, Tensor lengths, bool batch_first) -> (Tensor, Tensor) */
   (input: Tensor, lengths: Tensor, batch_first: boolean, options?: O__pack_padded_sequence): [Tensor, Tensor];
   /** aten::_pack_padded_sequence(Tensor input, Tensor lengths, bool batch_first) -> (Tensor, Tensor) */
   "default"(input: Tensor, lengths: Tensor, batch_first: boolean, options?: O__pack_padded_sequence): [Tensor, Tensor];
   /** aten::_pack_padded_sequence.out(Tensor input, Tensor lengths, bool batch_first, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!)) */
-  "out"(input: Tensor, lengths: Tensor, batch_first: boolean, out0: Tensor, out1: Tensor, options?: O__pack_padded_sequence_out): [Tensor, Tensor];
+  "out"(input: Tensor, lengths: Tensor, batch_first: boolean, options?: O__pack_padded_sequence_out): [Tensor, Tensor];
 } = defineOp("_pack_padded_sequence", [
   ["",[["input",0,0],["lengths",0,0],["batch_first",5,0]],[0,0],1],
-  ["out",[["input",0,0],["lengths",0,0],["batch_first",5,0],["out0",0,4],["out1",0,4]],[-1,-1],0],
+  ["out",[["input",0,0],["lengths",0,0],["batch_first",5,0],["out0",0,12],["out1",0,12]],[-4,-5],0],
 ]) as any;
 
 type O__pack_padded_sequence_backward = { grad?: Tensor; input_size?: number[]; inputSize?: number[]; batch_sizes?: Tensor; batchSizes?: Tensor; batch_first?: boolean; batchFirst?: boolean };
@@ -27,6 +28,7 @@ type O__pack_padded_sequence_backward = { grad?: Tensor; input_size?: number[]; 
  * aten::_pack_padded_sequence_backward(Tensor grad, int[] input_size, Tensor batch_sizes, bool batch_first) -> Tensor
  */
 export const _packPaddedSequenceBackward: {
+  /** aten::_pack_padded_sequence_backward(Tensor grad, int[] input_size, Tensor batch_sizes, bool batch_first) -> Tensor */
   (grad: Tensor, input_size: number[], batch_sizes: Tensor, batch_first: boolean, options?: O__pack_padded_sequence_backward): Tensor;
   /** aten::_pack_padded_sequence_backward(Tensor grad, int[] input_size, Tensor batch_sizes, bool batch_first) -> Tensor */
   "default"(grad: Tensor, input_size: number[], batch_sizes: Tensor, batch_first: boolean, options?: O__pack_padded_sequence_backward): Tensor;
@@ -39,6 +41,7 @@ type O__pad_circular = { self?: Tensor; pad?: number[] };
  * aten::_pad_circular(Tensor self, int[] pad) -> Tensor
  */
 export const _padCircular: {
+  /** aten::_pad_circular(Tensor self, int[] pad) -> Tensor */
   (self: Tensor, pad: number[], options?: O__pad_circular): Tensor;
   /** aten::_pad_circular(Tensor self, int[] pad) -> Tensor */
   "default"(self: Tensor, pad: number[], options?: O__pad_circular): Tensor;
@@ -51,6 +54,7 @@ type O__pad_enum = { self?: Tensor; pad?: number[]; mode?: number; value?: numbe
  * aten::_pad_enum(Tensor self, int[] pad, int mode, float? value=None) -> Tensor
  */
 export const _padEnum: {
+  /** aten::_pad_enum(Tensor self, int[] pad, int mode, float? value=None) -> Tensor */
   (self: Tensor, pad: number[], mode: number, value?: number | null | O__pad_enum, options?: O__pad_enum): Tensor;
   /** aten::_pad_enum(Tensor self, int[] pad, int mode, float? value=None) -> Tensor */
   "default"(self: Tensor, pad: number[], mode: number, value?: number | null | O__pad_enum, options?: O__pad_enum): Tensor;
@@ -63,6 +67,7 @@ type O__pad_packed_sequence = { data?: Tensor; batch_sizes?: Tensor; batchSizes?
  * aten::_pad_packed_sequence(Tensor data, Tensor batch_sizes, bool batch_first, Scalar padding_value, int total_length) -> (Tensor, Tensor)
  */
 export const _padPackedSequence: {
+  /** aten::_pad_packed_sequence(Tensor data, Tensor batch_sizes, bool batch_first, Scalar padding_value, int total_length) -> (Tensor, Tensor) */
   (data: Tensor, batch_sizes: Tensor, batch_first: boolean, padding_value: Scalar, total_length: number, options?: O__pad_packed_sequence): [Tensor, Tensor];
   /** aten::_pad_packed_sequence(Tensor data, Tensor batch_sizes, bool batch_first, Scalar padding_value, int total_length) -> (Tensor, Tensor) */
   "default"(data: Tensor, batch_sizes: Tensor, batch_first: boolean, padding_value: Scalar, total_length: number, options?: O__pad_packed_sequence): [Tensor, Tensor];
@@ -71,52 +76,55 @@ export const _padPackedSequence: {
 ]) as any;
 
 type O__pdist_backward = { grad?: Tensor; self?: Tensor; p?: number; pdist?: Tensor };
-type O__pdist_backward_out = { grad?: Tensor; self?: Tensor; p?: number; pdist?: Tensor; out?: Tensor };
+type O__pdist_backward_out = { grad?: Tensor; self?: Tensor; p?: number; pdist?: Tensor; out: Tensor };
 /**
  * aten::_pdist_backward(Tensor grad, Tensor self, float p, Tensor pdist) -> Tensor
  * aten::_pdist_backward.out(Tensor grad, Tensor self, float p, Tensor pdist, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _pdistBackward: {
+  /** aten::_pdist_backward(Tensor grad, Tensor self, float p, Tensor pdist) -> Tensor */
   (grad: Tensor, self: Tensor, p: number, pdist: Tensor, options?: O__pdist_backward): Tensor;
   /** aten::_pdist_backward(Tensor grad, Tensor self, float p, Tensor pdist) -> Tensor */
   "default"(grad: Tensor, self: Tensor, p: number, pdist: Tensor, options?: O__pdist_backward): Tensor;
   /** aten::_pdist_backward.out(Tensor grad, Tensor self, float p, Tensor pdist, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(grad: Tensor, self: Tensor, p: number, pdist: Tensor, out: Tensor, options?: O__pdist_backward_out): Tensor;
+  "out"(grad: Tensor, self: Tensor, p: number, pdist: Tensor, options?: O__pdist_backward_out): Tensor;
 } = defineOp("_pdist_backward", [
   ["",[["grad",0,0],["self",0,0],["p",4,0],["pdist",0,0]],[0],1],
-  ["out",[["grad",0,0],["self",0,0],["p",4,0],["pdist",0,0],["out",0,4]],[-1],0],
+  ["out",[["grad",0,0],["self",0,0],["p",4,0],["pdist",0,0],["out",0,12]],[-5],0],
 ]) as any;
 
 type O__pdist_forward = { self?: Tensor; p?: number };
-type O__pdist_forward_out = { self?: Tensor; p?: number; out?: Tensor };
+type O__pdist_forward_out = { self?: Tensor; p?: number; out: Tensor };
 /**
  * aten::_pdist_forward(Tensor self, float p=2.) -> Tensor
  * aten::_pdist_forward.out(Tensor self, float p=2., *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _pdistForward: {
+  /** aten::_pdist_forward(Tensor self, float p=2.) -> Tensor */
   (self: Tensor, p?: number | O__pdist_forward, options?: O__pdist_forward): Tensor;
   /** aten::_pdist_forward(Tensor self, float p=2.) -> Tensor */
   "default"(self: Tensor, p?: number | O__pdist_forward, options?: O__pdist_forward): Tensor;
   /** aten::_pdist_forward.out(Tensor self, float p=2., *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, p?: number | O__pdist_forward_out, out?: Tensor | O__pdist_forward_out, options?: O__pdist_forward_out): Tensor;
+  "out"(self: Tensor, p?: number | O__pdist_forward_out, options?: O__pdist_forward_out): Tensor;
 } = defineOp("_pdist_forward", [
   ["",[["self",0,0],["p",4,2]],[0],1],
-  ["out",[["self",0,0],["p",4,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["p",4,2],["out",0,12]],[-3],0],
 ]) as any;
 
 type O__pin_memory = { self?: Tensor; device?: DeviceLike | null };
-type O__pin_memory_out = { self?: Tensor; device?: DeviceLike | null; out?: Tensor };
+type O__pin_memory_out = { self?: Tensor; device?: DeviceLike | null; out: Tensor };
 /**
  * aten::_pin_memory(Tensor self, Device? device=None) -> Tensor
  * aten::_pin_memory.out(Tensor self, Device? device=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _pinMemory: {
+  /** aten::_pin_memory(Tensor self, Device? device=None) -> Tensor */
   (self: Tensor, device?: DeviceLike | null | O__pin_memory, options?: O__pin_memory): Tensor;
   /** aten::_pin_memory(Tensor self, Device? device=None) -> Tensor */
   "default"(self: Tensor, device?: DeviceLike | null | O__pin_memory, options?: O__pin_memory): Tensor;
   /** aten::_pin_memory.out(Tensor self, Device? device=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, device?: DeviceLike | null | O__pin_memory_out, out?: Tensor | O__pin_memory_out, options?: O__pin_memory_out): Tensor;
+  "out"(self: Tensor, device?: DeviceLike | null | O__pin_memory_out, options?: O__pin_memory_out): Tensor;
 } = defineOp("_pin_memory", [
   ["",[["self",0,0],["device",11,3]],[0],1],
-  ["out",[["self",0,0],["device",11,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["device",11,3],["out",0,12]],[-3],0],
 ]) as any;

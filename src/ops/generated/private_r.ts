@@ -6,9 +6,9 @@ import type { DType, DeviceLike, Layout, MemoryFormat, Scalar } from '../../core
 import { defineOp } from '../../core/dispatch.js';
 
 type O___rshift___Scalar = { self?: Tensor; other?: Scalar };
-type O___rshift___Scalar_out = { self?: Tensor; other?: Scalar; out?: Tensor };
+type O___rshift___Scalar_out = { self?: Tensor; other?: Scalar; out: Tensor };
 type O___rshift___Tensor = { self?: Tensor; other?: Tensor };
-type O___rshift___Tensor_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O___rshift___Tensor_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::__rshift__.Scalar(Tensor self, Scalar other) -> Tensor
  * aten::__rshift__.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)
@@ -16,21 +16,23 @@ type O___rshift___Tensor_out = { self?: Tensor; other?: Tensor; out?: Tensor };
  * aten::__rshift__.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const __rshift__: {
+  /** aten::__rshift__.Scalar(Tensor self, Scalar other) -> Tensor */
   (self: Tensor, other: Scalar, options?: O___rshift___Scalar): Tensor;
+  /** aten::__rshift__.Tensor(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O___rshift___Tensor): Tensor;
   /** aten::__rshift__.Scalar(Tensor self, Scalar other) -> Tensor */
   "Scalar"(self: Tensor, other: Scalar, options?: O___rshift___Scalar): Tensor;
   /** aten::__rshift__.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_out"(self: Tensor, other: Scalar, out: Tensor, options?: O___rshift___Scalar_out): Tensor;
+  "Scalar_out"(self: Tensor, other: Scalar, options?: O___rshift___Scalar_out): Tensor;
   /** aten::__rshift__.Tensor(Tensor self, Tensor other) -> Tensor */
   "Tensor"(self: Tensor, other: Tensor, options?: O___rshift___Tensor): Tensor;
   /** aten::__rshift__.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_out"(self: Tensor, other: Tensor, out: Tensor, options?: O___rshift___Tensor_out): Tensor;
+  "Tensor_out"(self: Tensor, other: Tensor, options?: O___rshift___Tensor_out): Tensor;
 } = defineOp("__rshift__", [
   ["Scalar",[["self",0,0],["other",6,0]],[0],1],
-  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,4]],[-1],0],
+  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,12]],[-3],0],
   ["Tensor",[["self",0,0],["other",0,0]],[0],1],
-  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O__reshape_alias = { self?: Tensor; size?: number[]; stride?: number[] };
@@ -38,6 +40,7 @@ type O__reshape_alias = { self?: Tensor; size?: number[]; stride?: number[] };
  * aten::_reshape_alias(Tensor(a) self, SymInt[] size, SymInt[] stride) -> Tensor(a)
  */
 export const _reshapeAlias: {
+  /** aten::_reshape_alias(Tensor(a) self, SymInt[] size, SymInt[] stride) -> Tensor(a) */
   (self: Tensor, size: number[], stride: number[], options?: O__reshape_alias): Tensor;
   /** aten::_reshape_alias(Tensor(a) self, SymInt[] size, SymInt[] stride) -> Tensor(a) */
   "default"(self: Tensor, size: number[], stride: number[], options?: O__reshape_alias): Tensor;
@@ -46,20 +49,21 @@ export const _reshapeAlias: {
 ]) as any;
 
 type O__reshape_alias_copy = { self?: Tensor; size?: number[]; stride?: number[] };
-type O__reshape_alias_copy_out = { self?: Tensor; size?: number[]; stride?: number[]; out?: Tensor };
+type O__reshape_alias_copy_out = { self?: Tensor; size?: number[]; stride?: number[]; out: Tensor };
 /**
  * aten::_reshape_alias_copy(Tensor self, SymInt[] size, SymInt[] stride) -> Tensor
  * aten::_reshape_alias_copy.out(Tensor self, SymInt[] size, SymInt[] stride, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _reshapeAliasCopy: {
+  /** aten::_reshape_alias_copy(Tensor self, SymInt[] size, SymInt[] stride) -> Tensor */
   (self: Tensor, size: number[], stride: number[], options?: O__reshape_alias_copy): Tensor;
   /** aten::_reshape_alias_copy(Tensor self, SymInt[] size, SymInt[] stride) -> Tensor */
   "default"(self: Tensor, size: number[], stride: number[], options?: O__reshape_alias_copy): Tensor;
   /** aten::_reshape_alias_copy.out(Tensor self, SymInt[] size, SymInt[] stride, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, size: number[], stride: number[], out: Tensor, options?: O__reshape_alias_copy_out): Tensor;
+  "out"(self: Tensor, size: number[], stride: number[], options?: O__reshape_alias_copy_out): Tensor;
 } = defineOp("_reshape_alias_copy", [
   ["",[["self",0,0],["size",12,0],["stride",12,0]],[0],1],
-  ["out",[["self",0,0],["size",12,0],["stride",12,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["size",12,0],["stride",12,0],["out",0,12]],[-4],0],
 ]) as any;
 
 type O__reshape_from_tensor = { self?: Tensor; shape?: Tensor };
@@ -67,6 +71,7 @@ type O__reshape_from_tensor = { self?: Tensor; shape?: Tensor };
  * aten::_reshape_from_tensor(Tensor self, Tensor shape) -> Tensor
  */
 export const _reshapeFromTensor: {
+  /** aten::_reshape_from_tensor(Tensor self, Tensor shape) -> Tensor */
   (self: Tensor, shape: Tensor, options?: O__reshape_from_tensor): Tensor;
   /** aten::_reshape_from_tensor(Tensor self, Tensor shape) -> Tensor */
   "default"(self: Tensor, shape: Tensor, options?: O__reshape_from_tensor): Tensor;
@@ -75,20 +80,21 @@ export const _reshapeFromTensor: {
 ]) as any;
 
 type O__resize_output = { self?: Tensor; size?: number[]; device?: DeviceLike };
-type O__resize_output_out = { self?: Tensor; size?: number[]; device?: DeviceLike; out?: Tensor };
+type O__resize_output_out = { self?: Tensor; size?: number[]; device?: DeviceLike; out: Tensor };
 /**
  * aten::_resize_output(Tensor self, int[] size, Device device) -> Tensor
  * aten::_resize_output.out(Tensor self, int[] size, Device device, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _resizeOutput: {
+  /** aten::_resize_output(Tensor self, int[] size, Device device) -> Tensor */
   (self: Tensor, size: number[], device: DeviceLike, options?: O__resize_output): Tensor;
   /** aten::_resize_output(Tensor self, int[] size, Device device) -> Tensor */
   "default"(self: Tensor, size: number[], device: DeviceLike, options?: O__resize_output): Tensor;
   /** aten::_resize_output.out(Tensor self, int[] size, Device device, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, size: number[], device: DeviceLike, out: Tensor, options?: O__resize_output_out): Tensor;
+  "out"(self: Tensor, size: number[], device: DeviceLike, options?: O__resize_output_out): Tensor;
 } = defineOp("_resize_output", [
   ["",[["self",0,0],["size",12,0],["device",11,0]],[0],1],
-  ["out",[["self",0,0],["size",12,0],["device",11,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["size",12,0],["device",11,0],["out",0,12]],[-4],0],
 ]) as any;
 
 type O__resize_output_ = { self?: Tensor; size?: number[]; device?: DeviceLike };
@@ -96,6 +102,7 @@ type O__resize_output_ = { self?: Tensor; size?: number[]; device?: DeviceLike }
  * aten::_resize_output_(Tensor(a!) self, int[] size, Device device) -> Tensor(a!)
  */
 export const _resizeOutput_: {
+  /** aten::_resize_output_(Tensor(a!) self, int[] size, Device device) -> Tensor(a!) */
   (self: Tensor, size: number[], device: DeviceLike, options?: O__resize_output_): Tensor;
   /** aten::_resize_output_(Tensor(a!) self, int[] size, Device device) -> Tensor(a!) */
   "default"(self: Tensor, size: number[], device: DeviceLike, options?: O__resize_output_): Tensor;
@@ -108,6 +115,7 @@ type O__rowwise_prune = { weight?: Tensor; mask?: Tensor; compressed_indices_dty
  * aten::_rowwise_prune(Tensor weight, Tensor mask, ScalarType compressed_indices_dtype) -> (Tensor, Tensor)
  */
 export const _rowwisePrune: {
+  /** aten::_rowwise_prune(Tensor weight, Tensor mask, ScalarType compressed_indices_dtype) -> (Tensor, Tensor) */
   (weight: Tensor, mask: Tensor, compressed_indices_dtype: DType, options?: O__rowwise_prune): [Tensor, Tensor];
   /** aten::_rowwise_prune(Tensor weight, Tensor mask, ScalarType compressed_indices_dtype) -> (Tensor, Tensor) */
   "default"(weight: Tensor, mask: Tensor, compressed_indices_dtype: DType, options?: O__rowwise_prune): [Tensor, Tensor];

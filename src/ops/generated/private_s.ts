@@ -6,20 +6,21 @@ import type { DType, DeviceLike, Layout, MemoryFormat, Scalar } from '../../core
 import { defineOp } from '../../core/dispatch.js';
 
 type O__sample_dirichlet = { self?: Tensor; generator?: null };
-type O__sample_dirichlet_out = { self?: Tensor; generator?: null; out?: Tensor };
+type O__sample_dirichlet_out = { self?: Tensor; generator?: null; out: Tensor };
 /**
  * aten::_sample_dirichlet(Tensor self, Generator? generator=None) -> Tensor
  * aten::_sample_dirichlet.out(Tensor self, Generator? generator=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _sampleDirichlet: {
+  /** aten::_sample_dirichlet(Tensor self, Generator? generator=None) -> Tensor */
   (self: Tensor, generator?: null | O__sample_dirichlet, options?: O__sample_dirichlet): Tensor;
   /** aten::_sample_dirichlet(Tensor self, Generator? generator=None) -> Tensor */
   "default"(self: Tensor, generator?: null | O__sample_dirichlet, options?: O__sample_dirichlet): Tensor;
   /** aten::_sample_dirichlet.out(Tensor self, Generator? generator=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, generator?: null | O__sample_dirichlet_out, out?: Tensor | O__sample_dirichlet_out, options?: O__sample_dirichlet_out): Tensor;
+  "out"(self: Tensor, generator?: null | O__sample_dirichlet_out, options?: O__sample_dirichlet_out): Tensor;
 } = defineOp("_sample_dirichlet", [
   ["",[["self",0,0],["generator",15,3]],[0],1],
-  ["out",[["self",0,0],["generator",15,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["generator",15,3],["out",0,12]],[-3],0],
 ]) as any;
 
 type O__scaled_dot_product_attention = { query?: Tensor; key?: Tensor; value?: Tensor; attn_mask?: Tensor | null; attnMask?: Tensor | null; dropout_p?: number; dropoutP?: number; need_attn_weights?: boolean; needAttnWeights?: boolean; is_causal?: boolean; isCausal?: boolean };
@@ -27,6 +28,7 @@ type O__scaled_dot_product_attention = { query?: Tensor; key?: Tensor; value?: T
  * aten::_scaled_dot_product_attention(Tensor query, Tensor key, Tensor value, Tensor? attn_mask=None, float dropout_p=0., bool need_attn_weights=False, bool is_causal=False) -> (Tensor, Tensor)
  */
 export const _scaledDotProductAttention: {
+  /** aten::_scaled_dot_product_attention(Tensor query, Tensor key, Tensor value, Tensor? attn_mask=None, float dropout_p=0., bool need_attn_weights=False, bool is_causal=False) -> (Tensor, Tensor) */
   (query: Tensor, key: Tensor, value: Tensor, attn_mask?: Tensor | null | O__scaled_dot_product_attention, dropout_p?: number | O__scaled_dot_product_attention, need_attn_weights?: boolean | O__scaled_dot_product_attention, is_causal?: boolean | O__scaled_dot_product_attention, options?: O__scaled_dot_product_attention): [Tensor, Tensor];
   /** aten::_scaled_dot_product_attention(Tensor query, Tensor key, Tensor value, Tensor? attn_mask=None, float dropout_p=0., bool need_attn_weights=False, bool is_causal=False) -> (Tensor, Tensor) */
   "default"(query: Tensor, key: Tensor, value: Tensor, attn_mask?: Tensor | null | O__scaled_dot_product_attention, dropout_p?: number | O__scaled_dot_product_attention, need_attn_weights?: boolean | O__scaled_dot_product_attention, is_causal?: boolean | O__scaled_dot_product_attention, options?: O__scaled_dot_product_attention): [Tensor, Tensor];
@@ -39,6 +41,7 @@ type O__scaled_dot_product_attention_forward = { query?: Tensor; key?: Tensor; v
  * aten::_scaled_dot_product_attention_forward(Tensor query, Tensor key, Tensor value, Tensor? attn_mask=None, float dropout_p=0., bool need_attn_weights=False, bool is_causal=False) -> (Tensor, Tensor)
  */
 export const _scaledDotProductAttentionForward: {
+  /** aten::_scaled_dot_product_attention_forward(Tensor query, Tensor key, Tensor value, Tensor? attn_mask=None, float dropout_p=0., bool need_attn_weights=False, bool is_causal=False) -> (Tensor, Tensor) */
   (query: Tensor, key: Tensor, value: Tensor, attn_mask?: Tensor | null | O__scaled_dot_product_attention_forward, dropout_p?: number | O__scaled_dot_product_attention_forward, need_attn_weights?: boolean | O__scaled_dot_product_attention_forward, is_causal?: boolean | O__scaled_dot_product_attention_forward, options?: O__scaled_dot_product_attention_forward): [Tensor, Tensor];
   /** aten::_scaled_dot_product_attention_forward(Tensor query, Tensor key, Tensor value, Tensor? attn_mask=None, float dropout_p=0., bool need_attn_weights=False, bool is_causal=False) -> (Tensor, Tensor) */
   "default"(query: Tensor, key: Tensor, value: Tensor, attn_mask?: Tensor | null | O__scaled_dot_product_attention_forward, dropout_p?: number | O__scaled_dot_product_attention_forward, need_attn_weights?: boolean | O__scaled_dot_product_attention_forward, is_causal?: boolean | O__scaled_dot_product_attention_forward, options?: O__scaled_dot_product_attention_forward): [Tensor, Tensor];
@@ -51,6 +54,7 @@ type O__scaled_dot_product_attention_math = { query?: Tensor; key?: Tensor; valu
  * aten::_scaled_dot_product_attention_math(Tensor query, Tensor key, Tensor value, Tensor? attn_mask=None, float dropout_p=0., bool need_attn_weights=False, bool is_causal=False) -> (Tensor, Tensor)
  */
 export const _scaledDotProductAttentionMath: {
+  /** aten::_scaled_dot_product_attention_math(Tensor query, Tensor key, Tensor value, Tensor? attn_mask=None, float dropout_p=0., bool need_attn_weights=False, bool is_causal=False) -> (Tensor, Tensor) */
   (query: Tensor, key: Tensor, value: Tensor, attn_mask?: Tensor | null | O__scaled_dot_product_attention_math, dropout_p?: number | O__scaled_dot_product_attention_math, need_attn_weights?: boolean | O__scaled_dot_product_attention_math, is_causal?: boolean | O__scaled_dot_product_attention_math, options?: O__scaled_dot_product_attention_math): [Tensor, Tensor];
   /** aten::_scaled_dot_product_attention_math(Tensor query, Tensor key, Tensor value, Tensor? attn_mask=None, float dropout_p=0., bool need_attn_weights=False, bool is_causal=False) -> (Tensor, Tensor) */
   "default"(query: Tensor, key: Tensor, value: Tensor, attn_mask?: Tensor | null | O__scaled_dot_product_attention_math, dropout_p?: number | O__scaled_dot_product_attention_math, need_attn_weights?: boolean | O__scaled_dot_product_attention_math, is_causal?: boolean | O__scaled_dot_product_attention_math, options?: O__scaled_dot_product_attention_math): [Tensor, Tensor];
@@ -59,20 +63,21 @@ export const _scaledDotProductAttentionMath: {
 ]) as any;
 
 type O__segment_reduce_backward = { grad?: Tensor; output?: Tensor; data?: Tensor; reduce?: string; lengths?: Tensor | null; offsets?: Tensor | null; axis?: number; initial?: Scalar | null };
-type O__segment_reduce_backward_out = { grad?: Tensor; output?: Tensor; data?: Tensor; reduce?: string; lengths?: Tensor | null; offsets?: Tensor | null; axis?: number; initial?: Scalar | null; out?: Tensor };
+type O__segment_reduce_backward_out = { grad?: Tensor; output?: Tensor; data?: Tensor; reduce?: string; lengths?: Tensor | null; offsets?: Tensor | null; axis?: number; initial?: Scalar | null; out: Tensor };
 /**
  * aten::_segment_reduce_backward(Tensor grad, Tensor output, Tensor data, str reduce, *, Tensor? lengths=None, Tensor? offsets=None, int axis=0, Scalar? initial=None) -> Tensor
  * aten::_segment_reduce_backward.out(Tensor grad, Tensor output, Tensor data, str reduce, *, Tensor? lengths=None, Tensor? offsets=None, int axis=0, Scalar? initial=None, Tensor(a!) out) -> Tensor(a!)
  */
 export const _segmentReduceBackward: {
-  (grad: Tensor, output: Tensor, data: Tensor, reduce: string, lengths?: Tensor | null | O__segment_reduce_backward, offsets?: Tensor | null | O__segment_reduce_backward, axis?: number | O__segment_reduce_backward, initial?: Scalar | null | O__segment_reduce_backward, options?: O__segment_reduce_backward): Tensor;
   /** aten::_segment_reduce_backward(Tensor grad, Tensor output, Tensor data, str reduce, *, Tensor? lengths=None, Tensor? offsets=None, int axis=0, Scalar? initial=None) -> Tensor */
-  "default"(grad: Tensor, output: Tensor, data: Tensor, reduce: string, lengths?: Tensor | null | O__segment_reduce_backward, offsets?: Tensor | null | O__segment_reduce_backward, axis?: number | O__segment_reduce_backward, initial?: Scalar | null | O__segment_reduce_backward, options?: O__segment_reduce_backward): Tensor;
+  (grad: Tensor, output: Tensor, data: Tensor, reduce: string, options?: O__segment_reduce_backward): Tensor;
+  /** aten::_segment_reduce_backward(Tensor grad, Tensor output, Tensor data, str reduce, *, Tensor? lengths=None, Tensor? offsets=None, int axis=0, Scalar? initial=None) -> Tensor */
+  "default"(grad: Tensor, output: Tensor, data: Tensor, reduce: string, options?: O__segment_reduce_backward): Tensor;
   /** aten::_segment_reduce_backward.out(Tensor grad, Tensor output, Tensor data, str reduce, *, Tensor? lengths=None, Tensor? offsets=None, int axis=0, Scalar? initial=None, Tensor(a!) out) -> Tensor(a!) */
-  "out"(grad: Tensor, output: Tensor, data: Tensor, reduce: string, lengths?: Tensor | null | O__segment_reduce_backward_out, offsets?: Tensor | null | O__segment_reduce_backward_out, axis?: number | O__segment_reduce_backward_out, initial?: Scalar | null | O__segment_reduce_backward_out, out?: Tensor | O__segment_reduce_backward_out, options?: O__segment_reduce_backward_out): Tensor;
+  "out"(grad: Tensor, output: Tensor, data: Tensor, reduce: string, options?: O__segment_reduce_backward_out): Tensor;
 } = defineOp("_segment_reduce_backward", [
-  ["",[["grad",0,0],["output",0,0],["data",0,0],["reduce",7,0],["lengths",0,3],["offsets",0,3],["axis",3,2],["initial",6,3]],[0],1],
-  ["out",[["grad",0,0],["output",0,0],["data",0,0],["reduce",7,0],["lengths",0,3],["offsets",0,3],["axis",3,2],["initial",6,3],["out",0,4]],[-1],0],
+  ["",[["grad",0,0],["output",0,0],["data",0,0],["reduce",7,0],["lengths",0,11],["offsets",0,11],["axis",3,10],["initial",6,11]],[0],1],
+  ["out",[["grad",0,0],["output",0,0],["data",0,0],["reduce",7,0],["lengths",0,11],["offsets",0,11],["axis",3,10],["initial",6,11],["out",0,12]],[-9],0],
 ]) as any;
 
 type O__shape_as_tensor = { self?: Tensor };
@@ -80,6 +85,7 @@ type O__shape_as_tensor = { self?: Tensor };
  * aten::_shape_as_tensor(Tensor self) -> Tensor
  */
 export const _shapeAsTensor: {
+  /** aten::_shape_as_tensor(Tensor self) -> Tensor */
   (self: Tensor, options?: O__shape_as_tensor): Tensor;
   /** aten::_shape_as_tensor(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O__shape_as_tensor): Tensor;
@@ -89,41 +95,43 @@ export const _shapeAsTensor: {
 
 type O__slow_conv2d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; grad_input?: Tensor; gradInput?: Tensor; grad_weight?: Tensor; gradWeight?: Tensor; grad_bias?: Tensor; gradBias?: Tensor };
 type O__slow_conv2d_backward_output_mask = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; output_mask?: boolean[]; outputMask?: boolean[] };
-type O__slow_conv2d_backward_output_mask_out = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; output_mask?: boolean[]; outputMask?: boolean[]; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O__slow_conv2d_backward_output_mask_out = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; output_mask?: boolean[]; outputMask?: boolean[]; out0: Tensor; out1: Tensor; out2: Tensor };
 /**
  * aten::_slow_conv2d_backward.grad_input(Tensor grad_output, Tensor self, Tensor weight, int[2] kernel_size, int[2] stride, int[2] padding, *, Tensor(a!) grad_input, Tensor(b!) grad_weight, Tensor(c!) grad_bias) -> (Tensor(a!), Tensor(b!), Tensor(c!))
  * aten::_slow_conv2d_backward.output_mask(Tensor grad_output, Tensor self, Tensor weight, int[2] kernel_size, int[2] stride, int[2] padding, bool[3] output_mask) -> (Tensor grad_input, Tensor grad_weight, Tensor grad_bias)
  * aten::_slow_conv2d_backward.output_mask_out(Tensor grad_output, Tensor self, Tensor weight, int[2] kernel_size, int[2] stride, int[2] padding, bool[3] output_mask, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
  */
 export const _slowConv2dBackward: {
+  /** aten::_slow_conv2d_backward.output_mask(Tensor grad_output, Tensor self, Tensor weight, int[2] kernel_size, int[2] stride, int[2] padding, bool[3] output_mask) -> (Tensor grad_input, Tensor grad_weight, Tensor grad_bias) */
   (grad_output: Tensor, self: Tensor, weight: Tensor, kernel_size: number | number[], stride: number | number[], padding: number | number[], output_mask: boolean[], options?: O__slow_conv2d_backward_output_mask): [Tensor, Tensor, Tensor];
   /** aten::_slow_conv2d_backward.grad_input(Tensor grad_output, Tensor self, Tensor weight, int[2] kernel_size, int[2] stride, int[2] padding, *, Tensor(a!) grad_input, Tensor(b!) grad_weight, Tensor(c!) grad_bias) -> (Tensor(a!), Tensor(b!), Tensor(c!)) */
-  "grad_input"(grad_output: Tensor, self: Tensor, weight: Tensor, kernel_size: number | number[], stride: number | number[], padding: number | number[], grad_input: Tensor, grad_weight: Tensor, grad_bias: Tensor, options?: O__slow_conv2d_backward_grad_input): [Tensor, Tensor, Tensor];
+  "grad_input"(grad_output: Tensor, self: Tensor, weight: Tensor, kernel_size: number | number[], stride: number | number[], padding: number | number[], options?: O__slow_conv2d_backward_grad_input): [Tensor, Tensor, Tensor];
   /** aten::_slow_conv2d_backward.output_mask(Tensor grad_output, Tensor self, Tensor weight, int[2] kernel_size, int[2] stride, int[2] padding, bool[3] output_mask) -> (Tensor grad_input, Tensor grad_weight, Tensor grad_bias) */
   "output_mask"(grad_output: Tensor, self: Tensor, weight: Tensor, kernel_size: number | number[], stride: number | number[], padding: number | number[], output_mask: boolean[], options?: O__slow_conv2d_backward_output_mask): [Tensor, Tensor, Tensor];
   /** aten::_slow_conv2d_backward.output_mask_out(Tensor grad_output, Tensor self, Tensor weight, int[2] kernel_size, int[2] stride, int[2] padding, bool[3] output_mask, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!)) */
-  "output_mask_out"(grad_output: Tensor, self: Tensor, weight: Tensor, kernel_size: number | number[], stride: number | number[], padding: number | number[], output_mask: boolean[], out0: Tensor, out1: Tensor, out2: Tensor, options?: O__slow_conv2d_backward_output_mask_out): [Tensor, Tensor, Tensor];
+  "output_mask_out"(grad_output: Tensor, self: Tensor, weight: Tensor, kernel_size: number | number[], stride: number | number[], padding: number | number[], output_mask: boolean[], options?: O__slow_conv2d_backward_output_mask_out): [Tensor, Tensor, Tensor];
 } = defineOp("_slow_conv2d_backward", [
-  ["grad_input",[["grad_output",0,0],["self",0,0],["weight",0,0],["kernel_size",12,0,2],["stride",12,0,2],["padding",12,0,2],["grad_input",0,4],["grad_weight",0,4],["grad_bias",0,4]],[-1,-1,-1],0],
+  ["grad_input",[["grad_output",0,0],["self",0,0],["weight",0,0],["kernel_size",12,0,2],["stride",12,0,2],["padding",12,0,2],["grad_input",0,12],["grad_weight",0,12],["grad_bias",0,12]],[-7,-8,-9],0],
   ["output_mask",[["grad_output",0,0],["self",0,0],["weight",0,0],["kernel_size",12,0,2],["stride",12,0,2],["padding",12,0,2],["output_mask",14,0,3]],[0,0,0],1],
-  ["output_mask_out",[["grad_output",0,0],["self",0,0],["weight",0,0],["kernel_size",12,0,2],["stride",12,0,2],["padding",12,0,2],["output_mask",14,0,3],["out0",0,4],["out1",0,4],["out2",0,4]],[-1,-1,-1],0],
+  ["output_mask_out",[["grad_output",0,0],["self",0,0],["weight",0,0],["kernel_size",12,0,2],["stride",12,0,2],["padding",12,0,2],["output_mask",14,0,3],["out0",0,12],["out1",0,12],["out2",0,12]],[-8,-9,-10],0],
 ]) as any;
 
 type O__slow_conv2d_forward = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[] };
-type O__slow_conv2d_forward_output = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; output?: Tensor };
+type O__slow_conv2d_forward_output = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; output: Tensor };
 /**
  * aten::_slow_conv2d_forward(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias, int[2] stride, int[2] padding) -> Tensor
  * aten::_slow_conv2d_forward.output(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias, int[2] stride, int[2] padding, *, Tensor(a!) output) -> Tensor(a!)
  */
 export const _slowConv2dForward: {
+  /** aten::_slow_conv2d_forward(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias, int[2] stride, int[2] padding) -> Tensor */
   (self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O__slow_conv2d_forward, stride?: number | number[] | O__slow_conv2d_forward, padding?: number | number[] | O__slow_conv2d_forward, options?: O__slow_conv2d_forward): Tensor;
   /** aten::_slow_conv2d_forward(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias, int[2] stride, int[2] padding) -> Tensor */
   "default"(self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O__slow_conv2d_forward, stride?: number | number[] | O__slow_conv2d_forward, padding?: number | number[] | O__slow_conv2d_forward, options?: O__slow_conv2d_forward): Tensor;
   /** aten::_slow_conv2d_forward.output(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias, int[2] stride, int[2] padding, *, Tensor(a!) output) -> Tensor(a!) */
-  "output"(self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O__slow_conv2d_forward_output, stride?: number | number[] | O__slow_conv2d_forward_output, padding?: number | number[] | O__slow_conv2d_forward_output, output?: Tensor | O__slow_conv2d_forward_output, options?: O__slow_conv2d_forward_output): Tensor;
+  "output"(self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O__slow_conv2d_forward_output, stride?: number | number[] | O__slow_conv2d_forward_output, padding?: number | number[] | O__slow_conv2d_forward_output, options?: O__slow_conv2d_forward_output): Tensor;
 } = defineOp("_slow_conv2d_forward", [
   ["",[["self",0,0],["weight",0,0],["kernel_size",12,0,2],["bias",0,1],["stride",12,0,2],["padding",12,0,2]],[0],1],
-  ["output",[["self",0,0],["weight",0,0],["kernel_size",12,0,2],["bias",0,1],["stride",12,0,2],["padding",12,0,2],["output",0,4]],[-1],0],
+  ["output",[["self",0,0],["weight",0,0],["kernel_size",12,0,2],["bias",0,1],["stride",12,0,2],["padding",12,0,2],["output",0,12]],[-7],0],
 ]) as any;
 
 type O__sobol_engine_draw = { quasi?: Tensor; n?: number; sobolstate?: Tensor; dimension?: number; num_generated?: number; numGenerated?: number; dtype?: DType | null };
@@ -131,6 +139,7 @@ type O__sobol_engine_draw = { quasi?: Tensor; n?: number; sobolstate?: Tensor; d
  * aten::_sobol_engine_draw(Tensor quasi, int n, Tensor sobolstate, int dimension, int num_generated, ScalarType? dtype) -> (Tensor, Tensor)
  */
 export const _sobolEngineDraw: {
+  /** aten::_sobol_engine_draw(Tensor quasi, int n, Tensor sobolstate, int dimension, int num_generated, ScalarType? dtype) -> (Tensor, Tensor) */
   (quasi: Tensor, n: number, sobolstate: Tensor, dimension: number, num_generated: number, dtype?: DType | null | O__sobol_engine_draw, options?: O__sobol_engine_draw): [Tensor, Tensor];
   /** aten::_sobol_engine_draw(Tensor quasi, int n, Tensor sobolstate, int dimension, int num_generated, ScalarType? dtype) -> (Tensor, Tensor) */
   "default"(quasi: Tensor, n: number, sobolstate: Tensor, dimension: number, num_generated: number, dtype?: DType | null | O__sobol_engine_draw, options?: O__sobol_engine_draw): [Tensor, Tensor];
@@ -143,6 +152,7 @@ type O__sobol_engine_ff_ = { self?: Tensor; n?: number; sobolstate?: Tensor; dim
  * aten::_sobol_engine_ff_(Tensor(a!) self, int n, Tensor sobolstate, int dimension, int num_generated) -> Tensor(a!)
  */
 export const _sobolEngineFf_: {
+  /** aten::_sobol_engine_ff_(Tensor(a!) self, int n, Tensor sobolstate, int dimension, int num_generated) -> Tensor(a!) */
   (self: Tensor, n: number, sobolstate: Tensor, dimension: number, num_generated: number, options?: O__sobol_engine_ff_): Tensor;
   /** aten::_sobol_engine_ff_(Tensor(a!) self, int n, Tensor sobolstate, int dimension, int num_generated) -> Tensor(a!) */
   "default"(self: Tensor, n: number, sobolstate: Tensor, dimension: number, num_generated: number, options?: O__sobol_engine_ff_): Tensor;
@@ -155,6 +165,7 @@ type O__sobol_engine_scramble_ = { self?: Tensor; ltm?: Tensor; dimension?: numb
  * aten::_sobol_engine_scramble_(Tensor(a!) self, Tensor ltm, int dimension) -> Tensor(a!)
  */
 export const _sobolEngineScramble_: {
+  /** aten::_sobol_engine_scramble_(Tensor(a!) self, Tensor ltm, int dimension) -> Tensor(a!) */
   (self: Tensor, ltm: Tensor, dimension: number, options?: O__sobol_engine_scramble_): Tensor;
   /** aten::_sobol_engine_scramble_(Tensor(a!) self, Tensor ltm, int dimension) -> Tensor(a!) */
   "default"(self: Tensor, ltm: Tensor, dimension: number, options?: O__sobol_engine_scramble_): Tensor;
@@ -163,20 +174,21 @@ export const _sobolEngineScramble_: {
 ]) as any;
 
 type O__softmax = { self?: Tensor; dim?: number; half_to_float?: boolean; halfToFloat?: boolean };
-type O__softmax_out = { self?: Tensor; dim?: number; half_to_float?: boolean; halfToFloat?: boolean; out?: Tensor };
+type O__softmax_out = { self?: Tensor; dim?: number; half_to_float?: boolean; halfToFloat?: boolean; out: Tensor };
 /**
  * aten::_softmax(Tensor self, int dim, bool half_to_float) -> Tensor
  * aten::_softmax.out(Tensor self, int dim, bool half_to_float, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _softmax: {
+  /** aten::_softmax(Tensor self, int dim, bool half_to_float) -> Tensor */
   (self: Tensor, dim: number, half_to_float: boolean, options?: O__softmax): Tensor;
   /** aten::_softmax(Tensor self, int dim, bool half_to_float) -> Tensor */
   "default"(self: Tensor, dim: number, half_to_float: boolean, options?: O__softmax): Tensor;
   /** aten::_softmax.out(Tensor self, int dim, bool half_to_float, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dim: number, half_to_float: boolean, out: Tensor, options?: O__softmax_out): Tensor;
+  "out"(self: Tensor, dim: number, half_to_float: boolean, options?: O__softmax_out): Tensor;
 } = defineOp("_softmax", [
   ["",[["self",0,0],["dim",3,0],["half_to_float",5,0]],[0],1],
-  ["out",[["self",0,0],["dim",3,0],["half_to_float",5,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["dim",3,0],["half_to_float",5,0],["out",0,12]],[-4],0],
 ]) as any;
 
 type O__softmax_backward_data = { grad_output?: Tensor; gradOutput?: Tensor; output?: Tensor; dim?: number; input_dtype?: DType; inputDtype?: DType };
@@ -186,31 +198,33 @@ type O__softmax_backward_data_out = { grad_output?: Tensor; gradOutput?: Tensor;
  * aten::_softmax_backward_data.out(Tensor grad_output, Tensor output, int dim, ScalarType input_dtype, *, Tensor(a!) grad_input) -> Tensor(a!)
  */
 export const _softmaxBackwardData: {
+  /** aten::_softmax_backward_data(Tensor grad_output, Tensor output, int dim, ScalarType input_dtype) -> Tensor */
   (grad_output: Tensor, output: Tensor, dim: number, input_dtype: DType, options?: O__softmax_backward_data): Tensor;
   /** aten::_softmax_backward_data(Tensor grad_output, Tensor output, int dim, ScalarType input_dtype) -> Tensor */
   "default"(grad_output: Tensor, output: Tensor, dim: number, input_dtype: DType, options?: O__softmax_backward_data): Tensor;
   /** aten::_softmax_backward_data.out(Tensor grad_output, Tensor output, int dim, ScalarType input_dtype, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "out"(grad_output: Tensor, output: Tensor, dim: number, input_dtype: DType, grad_input: Tensor, options?: O__softmax_backward_data_out): Tensor;
+  "out"(grad_output: Tensor, output: Tensor, dim: number, input_dtype: DType, options?: O__softmax_backward_data_out): Tensor;
 } = defineOp("_softmax_backward_data", [
   ["",[["grad_output",0,0],["output",0,0],["dim",3,0],["input_dtype",8,0]],[0],1],
-  ["out",[["grad_output",0,0],["output",0,0],["dim",3,0],["input_dtype",8,0],["grad_input",0,4]],[-1],0],
+  ["out",[["grad_output",0,0],["output",0,0],["dim",3,0],["input_dtype",8,0],["grad_input",0,12]],[-5],0],
 ]) as any;
 
 type O__sparse_addmm = { self?: Tensor; mat1?: Tensor; mat2?: Tensor; beta?: Scalar; alpha?: Scalar };
-type O__sparse_addmm_out = { self?: Tensor; mat1?: Tensor; mat2?: Tensor; beta?: Scalar; alpha?: Scalar; out?: Tensor };
+type O__sparse_addmm_out = { self?: Tensor; mat1?: Tensor; mat2?: Tensor; beta?: Scalar; alpha?: Scalar; out: Tensor };
 /**
  * aten::_sparse_addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor
  * aten::_sparse_addmm.out(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1, Tensor(a!) out) -> Tensor(a!)
  */
 export const _sparseAddmm: {
-  (self: Tensor, mat1: Tensor, mat2: Tensor, beta?: Scalar | O__sparse_addmm, alpha?: Scalar | O__sparse_addmm, options?: O__sparse_addmm): Tensor;
   /** aten::_sparse_addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor */
-  "default"(self: Tensor, mat1: Tensor, mat2: Tensor, beta?: Scalar | O__sparse_addmm, alpha?: Scalar | O__sparse_addmm, options?: O__sparse_addmm): Tensor;
+  (self: Tensor, mat1: Tensor, mat2: Tensor, options?: O__sparse_addmm): Tensor;
+  /** aten::_sparse_addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor */
+  "default"(self: Tensor, mat1: Tensor, mat2: Tensor, options?: O__sparse_addmm): Tensor;
   /** aten::_sparse_addmm.out(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, mat1: Tensor, mat2: Tensor, beta?: Scalar | O__sparse_addmm_out, alpha?: Scalar | O__sparse_addmm_out, out?: Tensor | O__sparse_addmm_out, options?: O__sparse_addmm_out): Tensor;
+  "out"(self: Tensor, mat1: Tensor, mat2: Tensor, options?: O__sparse_addmm_out): Tensor;
 } = defineOp("_sparse_addmm", [
-  ["",[["self",0,0],["mat1",0,0],["mat2",0,0],["beta",6,2],["alpha",6,2]],[0],1],
-  ["out",[["self",0,0],["mat1",0,0],["mat2",0,0],["beta",6,2],["alpha",6,2],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["mat1",0,0],["mat2",0,0],["beta",6,10],["alpha",6,10]],[0],1],
+  ["out",[["self",0,0],["mat1",0,0],["mat2",0,0],["beta",6,10],["alpha",6,10],["out",0,12]],[-6],0],
 ]) as any;
 
 type O__sparse_broadcast_to = { self?: Tensor; size?: number[] };
@@ -218,6 +232,7 @@ type O__sparse_broadcast_to = { self?: Tensor; size?: number[] };
  * aten::_sparse_broadcast_to(Tensor(a) self, int[] size) -> Tensor(a)
  */
 export const _sparseBroadcastTo: {
+  /** aten::_sparse_broadcast_to(Tensor(a) self, int[] size) -> Tensor(a) */
   (self: Tensor, size: number[], options?: O__sparse_broadcast_to): Tensor;
   /** aten::_sparse_broadcast_to(Tensor(a) self, int[] size) -> Tensor(a) */
   "default"(self: Tensor, size: number[], options?: O__sparse_broadcast_to): Tensor;
@@ -226,20 +241,21 @@ export const _sparseBroadcastTo: {
 ]) as any;
 
 type O__sparse_broadcast_to_copy = { self?: Tensor; size?: number[] };
-type O__sparse_broadcast_to_copy_out = { self?: Tensor; size?: number[]; out?: Tensor };
+type O__sparse_broadcast_to_copy_out = { self?: Tensor; size?: number[]; out: Tensor };
 /**
  * aten::_sparse_broadcast_to_copy(Tensor self, int[] size) -> Tensor
  * aten::_sparse_broadcast_to_copy.out(Tensor self, int[] size, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _sparseBroadcastToCopy: {
+  /** aten::_sparse_broadcast_to_copy(Tensor self, int[] size) -> Tensor */
   (self: Tensor, size: number[], options?: O__sparse_broadcast_to_copy): Tensor;
   /** aten::_sparse_broadcast_to_copy(Tensor self, int[] size) -> Tensor */
   "default"(self: Tensor, size: number[], options?: O__sparse_broadcast_to_copy): Tensor;
   /** aten::_sparse_broadcast_to_copy.out(Tensor self, int[] size, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, size: number[], out: Tensor, options?: O__sparse_broadcast_to_copy_out): Tensor;
+  "out"(self: Tensor, size: number[], options?: O__sparse_broadcast_to_copy_out): Tensor;
 } = defineOp("_sparse_broadcast_to_copy", [
   ["",[["self",0,0],["size",12,0]],[0],1],
-  ["out",[["self",0,0],["size",12,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["size",12,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O__sparse_bsc_tensor_unsafe = { ccol_indices?: Tensor; ccolIndices?: Tensor; row_indices?: Tensor; rowIndices?: Tensor; values?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
@@ -247,11 +263,12 @@ type O__sparse_bsc_tensor_unsafe = { ccol_indices?: Tensor; ccolIndices?: Tensor
  * aten::_sparse_bsc_tensor_unsafe(Tensor ccol_indices, Tensor row_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  */
 export const _sparseBscTensorUnsafe: {
-  (ccol_indices: Tensor, row_indices: Tensor, values: Tensor, size: number[], dtype?: DType | null | O__sparse_bsc_tensor_unsafe, layout?: Layout | null | O__sparse_bsc_tensor_unsafe, device?: DeviceLike | null | O__sparse_bsc_tensor_unsafe, pin_memory?: boolean | null | O__sparse_bsc_tensor_unsafe, options?: O__sparse_bsc_tensor_unsafe): Tensor;
   /** aten::_sparse_bsc_tensor_unsafe(Tensor ccol_indices, Tensor row_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "default"(ccol_indices: Tensor, row_indices: Tensor, values: Tensor, size: number[], dtype?: DType | null | O__sparse_bsc_tensor_unsafe, layout?: Layout | null | O__sparse_bsc_tensor_unsafe, device?: DeviceLike | null | O__sparse_bsc_tensor_unsafe, pin_memory?: boolean | null | O__sparse_bsc_tensor_unsafe, options?: O__sparse_bsc_tensor_unsafe): Tensor;
+  (ccol_indices: Tensor, row_indices: Tensor, values: Tensor, size: number[], options?: O__sparse_bsc_tensor_unsafe): Tensor;
+  /** aten::_sparse_bsc_tensor_unsafe(Tensor ccol_indices, Tensor row_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "default"(ccol_indices: Tensor, row_indices: Tensor, values: Tensor, size: number[], options?: O__sparse_bsc_tensor_unsafe): Tensor;
 } = defineOp("_sparse_bsc_tensor_unsafe", [
-  ["",[["ccol_indices",0,0],["row_indices",0,0],["values",0,0],["size",12,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
+  ["",[["ccol_indices",0,0],["row_indices",0,0],["values",0,0],["size",12,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
 ]) as any;
 
 type O__sparse_bsr_tensor_unsafe = { crow_indices?: Tensor; crowIndices?: Tensor; col_indices?: Tensor; colIndices?: Tensor; values?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
@@ -259,11 +276,12 @@ type O__sparse_bsr_tensor_unsafe = { crow_indices?: Tensor; crowIndices?: Tensor
  * aten::_sparse_bsr_tensor_unsafe(Tensor crow_indices, Tensor col_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  */
 export const _sparseBsrTensorUnsafe: {
-  (crow_indices: Tensor, col_indices: Tensor, values: Tensor, size: number[], dtype?: DType | null | O__sparse_bsr_tensor_unsafe, layout?: Layout | null | O__sparse_bsr_tensor_unsafe, device?: DeviceLike | null | O__sparse_bsr_tensor_unsafe, pin_memory?: boolean | null | O__sparse_bsr_tensor_unsafe, options?: O__sparse_bsr_tensor_unsafe): Tensor;
   /** aten::_sparse_bsr_tensor_unsafe(Tensor crow_indices, Tensor col_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "default"(crow_indices: Tensor, col_indices: Tensor, values: Tensor, size: number[], dtype?: DType | null | O__sparse_bsr_tensor_unsafe, layout?: Layout | null | O__sparse_bsr_tensor_unsafe, device?: DeviceLike | null | O__sparse_bsr_tensor_unsafe, pin_memory?: boolean | null | O__sparse_bsr_tensor_unsafe, options?: O__sparse_bsr_tensor_unsafe): Tensor;
+  (crow_indices: Tensor, col_indices: Tensor, values: Tensor, size: number[], options?: O__sparse_bsr_tensor_unsafe): Tensor;
+  /** aten::_sparse_bsr_tensor_unsafe(Tensor crow_indices, Tensor col_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "default"(crow_indices: Tensor, col_indices: Tensor, values: Tensor, size: number[], options?: O__sparse_bsr_tensor_unsafe): Tensor;
 } = defineOp("_sparse_bsr_tensor_unsafe", [
-  ["",[["crow_indices",0,0],["col_indices",0,0],["values",0,0],["size",12,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
+  ["",[["crow_indices",0,0],["col_indices",0,0],["values",0,0],["size",12,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
 ]) as any;
 
 type O__sparse_compressed_tensor_unsafe = { compressed_indices?: Tensor; compressedIndices?: Tensor; plain_indices?: Tensor; plainIndices?: Tensor; values?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
@@ -271,11 +289,12 @@ type O__sparse_compressed_tensor_unsafe = { compressed_indices?: Tensor; compres
  * aten::_sparse_compressed_tensor_unsafe(Tensor compressed_indices, Tensor plain_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  */
 export const _sparseCompressedTensorUnsafe: {
-  (compressed_indices: Tensor, plain_indices: Tensor, values: Tensor, size: number[], dtype?: DType | null | O__sparse_compressed_tensor_unsafe, layout?: Layout | null | O__sparse_compressed_tensor_unsafe, device?: DeviceLike | null | O__sparse_compressed_tensor_unsafe, pin_memory?: boolean | null | O__sparse_compressed_tensor_unsafe, options?: O__sparse_compressed_tensor_unsafe): Tensor;
   /** aten::_sparse_compressed_tensor_unsafe(Tensor compressed_indices, Tensor plain_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "default"(compressed_indices: Tensor, plain_indices: Tensor, values: Tensor, size: number[], dtype?: DType | null | O__sparse_compressed_tensor_unsafe, layout?: Layout | null | O__sparse_compressed_tensor_unsafe, device?: DeviceLike | null | O__sparse_compressed_tensor_unsafe, pin_memory?: boolean | null | O__sparse_compressed_tensor_unsafe, options?: O__sparse_compressed_tensor_unsafe): Tensor;
+  (compressed_indices: Tensor, plain_indices: Tensor, values: Tensor, size: number[], options?: O__sparse_compressed_tensor_unsafe): Tensor;
+  /** aten::_sparse_compressed_tensor_unsafe(Tensor compressed_indices, Tensor plain_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "default"(compressed_indices: Tensor, plain_indices: Tensor, values: Tensor, size: number[], options?: O__sparse_compressed_tensor_unsafe): Tensor;
 } = defineOp("_sparse_compressed_tensor_unsafe", [
-  ["",[["compressed_indices",0,0],["plain_indices",0,0],["values",0,0],["size",12,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
+  ["",[["compressed_indices",0,0],["plain_indices",0,0],["values",0,0],["size",12,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
 ]) as any;
 
 type O__sparse_coo_tensor_unsafe = { indices?: Tensor; values?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
@@ -283,45 +302,48 @@ type O__sparse_coo_tensor_unsafe = { indices?: Tensor; values?: Tensor; size?: n
  * aten::_sparse_coo_tensor_unsafe(Tensor indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  */
 export const _sparseCooTensorUnsafe: {
-  (indices: Tensor, values: Tensor, size: number[], dtype?: DType | null | O__sparse_coo_tensor_unsafe, layout?: Layout | null | O__sparse_coo_tensor_unsafe, device?: DeviceLike | null | O__sparse_coo_tensor_unsafe, pin_memory?: boolean | null | O__sparse_coo_tensor_unsafe, options?: O__sparse_coo_tensor_unsafe): Tensor;
   /** aten::_sparse_coo_tensor_unsafe(Tensor indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "default"(indices: Tensor, values: Tensor, size: number[], dtype?: DType | null | O__sparse_coo_tensor_unsafe, layout?: Layout | null | O__sparse_coo_tensor_unsafe, device?: DeviceLike | null | O__sparse_coo_tensor_unsafe, pin_memory?: boolean | null | O__sparse_coo_tensor_unsafe, options?: O__sparse_coo_tensor_unsafe): Tensor;
+  (indices: Tensor, values: Tensor, size: number[], options?: O__sparse_coo_tensor_unsafe): Tensor;
+  /** aten::_sparse_coo_tensor_unsafe(Tensor indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "default"(indices: Tensor, values: Tensor, size: number[], options?: O__sparse_coo_tensor_unsafe): Tensor;
 } = defineOp("_sparse_coo_tensor_unsafe", [
-  ["",[["indices",0,0],["values",0,0],["size",12,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
+  ["",[["indices",0,0],["values",0,0],["size",12,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
 ]) as any;
 
 type O__sparse_coo_tensor_with_dims = { sparse_dim?: number; sparseDim?: number; dense_dim?: number; denseDim?: number; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O__sparse_coo_tensor_with_dims_out = { sparse_dim?: number; sparseDim?: number; dense_dim?: number; denseDim?: number; size?: number[]; out?: Tensor };
+type O__sparse_coo_tensor_with_dims_out = { sparse_dim?: number; sparseDim?: number; dense_dim?: number; denseDim?: number; size?: number[]; out: Tensor };
 /**
  * aten::_sparse_coo_tensor_with_dims(int sparse_dim, int dense_dim, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor
  * aten::_sparse_coo_tensor_with_dims.out(int sparse_dim, int dense_dim, int[] size, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _sparseCooTensorWithDims: {
-  (sparse_dim: number, dense_dim: number, size: number[], dtype?: DType | null | O__sparse_coo_tensor_with_dims, layout?: Layout | null | O__sparse_coo_tensor_with_dims, device?: DeviceLike | null | O__sparse_coo_tensor_with_dims, pin_memory?: boolean | null | O__sparse_coo_tensor_with_dims, options?: O__sparse_coo_tensor_with_dims): Tensor;
   /** aten::_sparse_coo_tensor_with_dims(int sparse_dim, int dense_dim, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor */
-  "default"(sparse_dim: number, dense_dim: number, size: number[], dtype?: DType | null | O__sparse_coo_tensor_with_dims, layout?: Layout | null | O__sparse_coo_tensor_with_dims, device?: DeviceLike | null | O__sparse_coo_tensor_with_dims, pin_memory?: boolean | null | O__sparse_coo_tensor_with_dims, options?: O__sparse_coo_tensor_with_dims): Tensor;
+  (sparse_dim: number, dense_dim: number, size: number[], options?: O__sparse_coo_tensor_with_dims): Tensor;
+  /** aten::_sparse_coo_tensor_with_dims(int sparse_dim, int dense_dim, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor */
+  "default"(sparse_dim: number, dense_dim: number, size: number[], options?: O__sparse_coo_tensor_with_dims): Tensor;
   /** aten::_sparse_coo_tensor_with_dims.out(int sparse_dim, int dense_dim, int[] size, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(sparse_dim: number, dense_dim: number, size: number[], out: Tensor, options?: O__sparse_coo_tensor_with_dims_out): Tensor;
+  "out"(sparse_dim: number, dense_dim: number, size: number[], options?: O__sparse_coo_tensor_with_dims_out): Tensor;
 } = defineOp("_sparse_coo_tensor_with_dims", [
-  ["",[["sparse_dim",3,0],["dense_dim",3,0],["size",12,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["out",[["sparse_dim",3,0],["dense_dim",3,0],["size",12,0],["out",0,4]],[-1],0],
+  ["",[["sparse_dim",3,0],["dense_dim",3,0],["size",12,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["out",[["sparse_dim",3,0],["dense_dim",3,0],["size",12,0],["out",0,12]],[-4],0],
 ]) as any;
 
 type O__sparse_coo_tensor_with_dims_and_tensors = { sparse_dim?: number; sparseDim?: number; dense_dim?: number; denseDim?: number; size?: number[]; indices?: Tensor; values?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O__sparse_coo_tensor_with_dims_and_tensors_out = { sparse_dim?: number; sparseDim?: number; dense_dim?: number; denseDim?: number; size?: number[]; indices?: Tensor; values?: Tensor; out?: Tensor };
+type O__sparse_coo_tensor_with_dims_and_tensors_out = { sparse_dim?: number; sparseDim?: number; dense_dim?: number; denseDim?: number; size?: number[]; indices?: Tensor; values?: Tensor; out: Tensor };
 /**
  * aten::_sparse_coo_tensor_with_dims_and_tensors(int sparse_dim, int dense_dim, int[] size, Tensor indices, Tensor values, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor
  * aten::_sparse_coo_tensor_with_dims_and_tensors.out(int sparse_dim, int dense_dim, int[] size, Tensor indices, Tensor values, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _sparseCooTensorWithDimsAndTensors: {
-  (sparse_dim: number, dense_dim: number, size: number[], indices: Tensor, values: Tensor, dtype?: DType | null | O__sparse_coo_tensor_with_dims_and_tensors, layout?: Layout | null | O__sparse_coo_tensor_with_dims_and_tensors, device?: DeviceLike | null | O__sparse_coo_tensor_with_dims_and_tensors, pin_memory?: boolean | null | O__sparse_coo_tensor_with_dims_and_tensors, options?: O__sparse_coo_tensor_with_dims_and_tensors): Tensor;
   /** aten::_sparse_coo_tensor_with_dims_and_tensors(int sparse_dim, int dense_dim, int[] size, Tensor indices, Tensor values, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor */
-  "default"(sparse_dim: number, dense_dim: number, size: number[], indices: Tensor, values: Tensor, dtype?: DType | null | O__sparse_coo_tensor_with_dims_and_tensors, layout?: Layout | null | O__sparse_coo_tensor_with_dims_and_tensors, device?: DeviceLike | null | O__sparse_coo_tensor_with_dims_and_tensors, pin_memory?: boolean | null | O__sparse_coo_tensor_with_dims_and_tensors, options?: O__sparse_coo_tensor_with_dims_and_tensors): Tensor;
+  (sparse_dim: number, dense_dim: number, size: number[], indices: Tensor, values: Tensor, options?: O__sparse_coo_tensor_with_dims_and_tensors): Tensor;
+  /** aten::_sparse_coo_tensor_with_dims_and_tensors(int sparse_dim, int dense_dim, int[] size, Tensor indices, Tensor values, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor */
+  "default"(sparse_dim: number, dense_dim: number, size: number[], indices: Tensor, values: Tensor, options?: O__sparse_coo_tensor_with_dims_and_tensors): Tensor;
   /** aten::_sparse_coo_tensor_with_dims_and_tensors.out(int sparse_dim, int dense_dim, int[] size, Tensor indices, Tensor values, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(sparse_dim: number, dense_dim: number, size: number[], indices: Tensor, values: Tensor, out: Tensor, options?: O__sparse_coo_tensor_with_dims_and_tensors_out): Tensor;
+  "out"(sparse_dim: number, dense_dim: number, size: number[], indices: Tensor, values: Tensor, options?: O__sparse_coo_tensor_with_dims_and_tensors_out): Tensor;
 } = defineOp("_sparse_coo_tensor_with_dims_and_tensors", [
-  ["",[["sparse_dim",3,0],["dense_dim",3,0],["size",12,0],["indices",0,0],["values",0,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["out",[["sparse_dim",3,0],["dense_dim",3,0],["size",12,0],["indices",0,0],["values",0,0],["out",0,4]],[-1],0],
+  ["",[["sparse_dim",3,0],["dense_dim",3,0],["size",12,0],["indices",0,0],["values",0,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["out",[["sparse_dim",3,0],["dense_dim",3,0],["size",12,0],["indices",0,0],["values",0,0],["out",0,12]],[-6],0],
 ]) as any;
 
 type O__sparse_csc_tensor_unsafe = { ccol_indices?: Tensor; ccolIndices?: Tensor; row_indices?: Tensor; rowIndices?: Tensor; values?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
@@ -329,45 +351,48 @@ type O__sparse_csc_tensor_unsafe = { ccol_indices?: Tensor; ccolIndices?: Tensor
  * aten::_sparse_csc_tensor_unsafe(Tensor ccol_indices, Tensor row_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  */
 export const _sparseCscTensorUnsafe: {
-  (ccol_indices: Tensor, row_indices: Tensor, values: Tensor, size: number[], dtype?: DType | null | O__sparse_csc_tensor_unsafe, layout?: Layout | null | O__sparse_csc_tensor_unsafe, device?: DeviceLike | null | O__sparse_csc_tensor_unsafe, pin_memory?: boolean | null | O__sparse_csc_tensor_unsafe, options?: O__sparse_csc_tensor_unsafe): Tensor;
   /** aten::_sparse_csc_tensor_unsafe(Tensor ccol_indices, Tensor row_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "default"(ccol_indices: Tensor, row_indices: Tensor, values: Tensor, size: number[], dtype?: DType | null | O__sparse_csc_tensor_unsafe, layout?: Layout | null | O__sparse_csc_tensor_unsafe, device?: DeviceLike | null | O__sparse_csc_tensor_unsafe, pin_memory?: boolean | null | O__sparse_csc_tensor_unsafe, options?: O__sparse_csc_tensor_unsafe): Tensor;
+  (ccol_indices: Tensor, row_indices: Tensor, values: Tensor, size: number[], options?: O__sparse_csc_tensor_unsafe): Tensor;
+  /** aten::_sparse_csc_tensor_unsafe(Tensor ccol_indices, Tensor row_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "default"(ccol_indices: Tensor, row_indices: Tensor, values: Tensor, size: number[], options?: O__sparse_csc_tensor_unsafe): Tensor;
 } = defineOp("_sparse_csc_tensor_unsafe", [
-  ["",[["ccol_indices",0,0],["row_indices",0,0],["values",0,0],["size",12,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
+  ["",[["ccol_indices",0,0],["row_indices",0,0],["values",0,0],["size",12,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
 ]) as any;
 
 type O__sparse_csr_prod_dim_dtype = { self?: Tensor; dim?: number | number[]; keepdim?: boolean; dtype?: DType | null };
-type O__sparse_csr_prod_dim_dtype_out = { self?: Tensor; dim?: number | number[]; keepdim?: boolean; dtype?: DType | null; out?: Tensor };
+type O__sparse_csr_prod_dim_dtype_out = { self?: Tensor; dim?: number | number[]; keepdim?: boolean; dtype?: DType | null; out: Tensor };
 /**
  * aten::_sparse_csr_prod.dim_dtype(Tensor self, int[1] dim, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor
  * aten::_sparse_csr_prod.dim_dtype_out(Tensor self, int[1] dim, bool keepdim=False, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!)
  */
 export const _sparseCsrProd: {
-  (self: Tensor, dim: number | number[], keepdim?: boolean | O__sparse_csr_prod_dim_dtype, dtype?: DType | null | O__sparse_csr_prod_dim_dtype, options?: O__sparse_csr_prod_dim_dtype): Tensor;
   /** aten::_sparse_csr_prod.dim_dtype(Tensor self, int[1] dim, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor */
-  "dim_dtype"(self: Tensor, dim: number | number[], keepdim?: boolean | O__sparse_csr_prod_dim_dtype, dtype?: DType | null | O__sparse_csr_prod_dim_dtype, options?: O__sparse_csr_prod_dim_dtype): Tensor;
+  (self: Tensor, dim: number | number[], keepdim?: boolean | O__sparse_csr_prod_dim_dtype, options?: O__sparse_csr_prod_dim_dtype): Tensor;
+  /** aten::_sparse_csr_prod.dim_dtype(Tensor self, int[1] dim, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor */
+  "dim_dtype"(self: Tensor, dim: number | number[], keepdim?: boolean | O__sparse_csr_prod_dim_dtype, options?: O__sparse_csr_prod_dim_dtype): Tensor;
   /** aten::_sparse_csr_prod.dim_dtype_out(Tensor self, int[1] dim, bool keepdim=False, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!) */
-  "dim_dtype_out"(self: Tensor, dim: number | number[], keepdim?: boolean | O__sparse_csr_prod_dim_dtype_out, dtype?: DType | null | O__sparse_csr_prod_dim_dtype_out, out?: Tensor | O__sparse_csr_prod_dim_dtype_out, options?: O__sparse_csr_prod_dim_dtype_out): Tensor;
+  "dim_dtype_out"(self: Tensor, dim: number | number[], keepdim?: boolean | O__sparse_csr_prod_dim_dtype_out, options?: O__sparse_csr_prod_dim_dtype_out): Tensor;
 } = defineOp("_sparse_csr_prod", [
-  ["dim_dtype",[["self",0,0],["dim",12,0,1],["keepdim",5,2],["dtype",8,3]],[0],1],
-  ["dim_dtype_out",[["self",0,0],["dim",12,0,1],["keepdim",5,2],["dtype",8,3],["out",0,4]],[-1],0],
+  ["dim_dtype",[["self",0,0],["dim",12,0,1],["keepdim",5,2],["dtype",8,11]],[0],1],
+  ["dim_dtype_out",[["self",0,0],["dim",12,0,1],["keepdim",5,2],["dtype",8,11],["out",0,12]],[-5],0],
 ]) as any;
 
 type O__sparse_csr_sum_dim_dtype = { self?: Tensor; dim?: number | number[]; keepdim?: boolean; dtype?: DType | null };
-type O__sparse_csr_sum_dim_dtype_out = { self?: Tensor; dim?: number | number[]; keepdim?: boolean; dtype?: DType | null; out?: Tensor };
+type O__sparse_csr_sum_dim_dtype_out = { self?: Tensor; dim?: number | number[]; keepdim?: boolean; dtype?: DType | null; out: Tensor };
 /**
  * aten::_sparse_csr_sum.dim_dtype(Tensor self, int[1] dim, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor
  * aten::_sparse_csr_sum.dim_dtype_out(Tensor self, int[1] dim, bool keepdim=False, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!)
  */
 export const _sparseCsrSum: {
-  (self: Tensor, dim: number | number[], keepdim?: boolean | O__sparse_csr_sum_dim_dtype, dtype?: DType | null | O__sparse_csr_sum_dim_dtype, options?: O__sparse_csr_sum_dim_dtype): Tensor;
   /** aten::_sparse_csr_sum.dim_dtype(Tensor self, int[1] dim, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor */
-  "dim_dtype"(self: Tensor, dim: number | number[], keepdim?: boolean | O__sparse_csr_sum_dim_dtype, dtype?: DType | null | O__sparse_csr_sum_dim_dtype, options?: O__sparse_csr_sum_dim_dtype): Tensor;
+  (self: Tensor, dim: number | number[], keepdim?: boolean | O__sparse_csr_sum_dim_dtype, options?: O__sparse_csr_sum_dim_dtype): Tensor;
+  /** aten::_sparse_csr_sum.dim_dtype(Tensor self, int[1] dim, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor */
+  "dim_dtype"(self: Tensor, dim: number | number[], keepdim?: boolean | O__sparse_csr_sum_dim_dtype, options?: O__sparse_csr_sum_dim_dtype): Tensor;
   /** aten::_sparse_csr_sum.dim_dtype_out(Tensor self, int[1] dim, bool keepdim=False, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!) */
-  "dim_dtype_out"(self: Tensor, dim: number | number[], keepdim?: boolean | O__sparse_csr_sum_dim_dtype_out, dtype?: DType | null | O__sparse_csr_sum_dim_dtype_out, out?: Tensor | O__sparse_csr_sum_dim_dtype_out, options?: O__sparse_csr_sum_dim_dtype_out): Tensor;
+  "dim_dtype_out"(self: Tensor, dim: number | number[], keepdim?: boolean | O__sparse_csr_sum_dim_dtype_out, options?: O__sparse_csr_sum_dim_dtype_out): Tensor;
 } = defineOp("_sparse_csr_sum", [
-  ["dim_dtype",[["self",0,0],["dim",12,0,1],["keepdim",5,2],["dtype",8,3]],[0],1],
-  ["dim_dtype_out",[["self",0,0],["dim",12,0,1],["keepdim",5,2],["dtype",8,3],["out",0,4]],[-1],0],
+  ["dim_dtype",[["self",0,0],["dim",12,0,1],["keepdim",5,2],["dtype",8,11]],[0],1],
+  ["dim_dtype_out",[["self",0,0],["dim",12,0,1],["keepdim",5,2],["dtype",8,11],["out",0,12]],[-5],0],
 ]) as any;
 
 type O__sparse_csr_tensor_unsafe = { crow_indices?: Tensor; crowIndices?: Tensor; col_indices?: Tensor; colIndices?: Tensor; values?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
@@ -375,17 +400,18 @@ type O__sparse_csr_tensor_unsafe = { crow_indices?: Tensor; crowIndices?: Tensor
  * aten::_sparse_csr_tensor_unsafe(Tensor crow_indices, Tensor col_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  */
 export const _sparseCsrTensorUnsafe: {
-  (crow_indices: Tensor, col_indices: Tensor, values: Tensor, size: number[], dtype?: DType | null | O__sparse_csr_tensor_unsafe, layout?: Layout | null | O__sparse_csr_tensor_unsafe, device?: DeviceLike | null | O__sparse_csr_tensor_unsafe, pin_memory?: boolean | null | O__sparse_csr_tensor_unsafe, options?: O__sparse_csr_tensor_unsafe): Tensor;
   /** aten::_sparse_csr_tensor_unsafe(Tensor crow_indices, Tensor col_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "default"(crow_indices: Tensor, col_indices: Tensor, values: Tensor, size: number[], dtype?: DType | null | O__sparse_csr_tensor_unsafe, layout?: Layout | null | O__sparse_csr_tensor_unsafe, device?: DeviceLike | null | O__sparse_csr_tensor_unsafe, pin_memory?: boolean | null | O__sparse_csr_tensor_unsafe, options?: O__sparse_csr_tensor_unsafe): Tensor;
+  (crow_indices: Tensor, col_indices: Tensor, values: Tensor, size: number[], options?: O__sparse_csr_tensor_unsafe): Tensor;
+  /** aten::_sparse_csr_tensor_unsafe(Tensor crow_indices, Tensor col_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "default"(crow_indices: Tensor, col_indices: Tensor, values: Tensor, size: number[], options?: O__sparse_csr_tensor_unsafe): Tensor;
 } = defineOp("_sparse_csr_tensor_unsafe", [
-  ["",[["crow_indices",0,0],["col_indices",0,0],["values",0,0],["size",12,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
+  ["",[["crow_indices",0,0],["col_indices",0,0],["values",0,0],["size",12,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
 ]) as any;
 
 type O__sparse_log_softmax = { self?: Tensor; dim?: number; half_to_float?: boolean; halfToFloat?: boolean };
 type O__sparse_log_softmax_Dimname = { self?: Tensor; dim?: string; dtype?: DType | null };
 type O__sparse_log_softmax_int = { self?: Tensor; dim?: number; dtype?: DType | null };
-type O__sparse_log_softmax_out = { self?: Tensor; dim?: number; half_to_float?: boolean; halfToFloat?: boolean; out?: Tensor };
+type O__sparse_log_softmax_out = { self?: Tensor; dim?: number; half_to_float?: boolean; halfToFloat?: boolean; out: Tensor };
 /**
  * aten::_sparse_log_softmax(Tensor self, int dim, bool half_to_float) -> Tensor
  * aten::_sparse_log_softmax.Dimname(Tensor self, str dim, *, ScalarType? dtype=None) -> Tensor
@@ -393,55 +419,59 @@ type O__sparse_log_softmax_out = { self?: Tensor; dim?: number; half_to_float?: 
  * aten::_sparse_log_softmax.out(Tensor self, int dim, bool half_to_float, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _sparseLogSoftmax: {
+  /** aten::_sparse_log_softmax(Tensor self, int dim, bool half_to_float) -> Tensor */
   (self: Tensor, dim: number, half_to_float: boolean, options?: O__sparse_log_softmax): Tensor;
+  /** aten::_sparse_log_softmax.int(Tensor self, int dim, ScalarType? dtype=None) -> Tensor */
   (self: Tensor, dim: number, dtype?: DType | null | O__sparse_log_softmax_int, options?: O__sparse_log_softmax_int): Tensor;
   /** aten::_sparse_log_softmax(Tensor self, int dim, bool half_to_float) -> Tensor */
   "default"(self: Tensor, dim: number, half_to_float: boolean, options?: O__sparse_log_softmax): Tensor;
   /** aten::_sparse_log_softmax.Dimname(Tensor self, str dim, *, ScalarType? dtype=None) -> Tensor */
-  "Dimname"(self: Tensor, dim: string, dtype?: DType | null | O__sparse_log_softmax_Dimname, options?: O__sparse_log_softmax_Dimname): Tensor;
+  "Dimname"(self: Tensor, dim: string, options?: O__sparse_log_softmax_Dimname): Tensor;
   /** aten::_sparse_log_softmax.int(Tensor self, int dim, ScalarType? dtype=None) -> Tensor */
   "int"(self: Tensor, dim: number, dtype?: DType | null | O__sparse_log_softmax_int, options?: O__sparse_log_softmax_int): Tensor;
   /** aten::_sparse_log_softmax.out(Tensor self, int dim, bool half_to_float, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dim: number, half_to_float: boolean, out: Tensor, options?: O__sparse_log_softmax_out): Tensor;
+  "out"(self: Tensor, dim: number, half_to_float: boolean, options?: O__sparse_log_softmax_out): Tensor;
 } = defineOp("_sparse_log_softmax", [
   ["",[["self",0,0],["dim",3,0],["half_to_float",5,0]],[0],1],
-  ["Dimname",[["self",0,0],["dim",7,0],["dtype",8,3]],[0],0],
+  ["Dimname",[["self",0,0],["dim",7,0],["dtype",8,11]],[0],0],
   ["int",[["self",0,0],["dim",3,0],["dtype",8,3]],[0],1],
-  ["out",[["self",0,0],["dim",3,0],["half_to_float",5,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["dim",3,0],["half_to_float",5,0],["out",0,12]],[-4],0],
 ]) as any;
 
 type O__sparse_log_softmax_backward_data = { grad_output?: Tensor; gradOutput?: Tensor; output?: Tensor; dim?: number; self?: Tensor };
-type O__sparse_log_softmax_backward_data_out = { grad_output?: Tensor; gradOutput?: Tensor; output?: Tensor; dim?: number; self?: Tensor; out?: Tensor };
+type O__sparse_log_softmax_backward_data_out = { grad_output?: Tensor; gradOutput?: Tensor; output?: Tensor; dim?: number; self?: Tensor; out: Tensor };
 /**
  * aten::_sparse_log_softmax_backward_data(Tensor grad_output, Tensor output, int dim, Tensor self) -> Tensor
  * aten::_sparse_log_softmax_backward_data.out(Tensor grad_output, Tensor output, int dim, Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _sparseLogSoftmaxBackwardData: {
+  /** aten::_sparse_log_softmax_backward_data(Tensor grad_output, Tensor output, int dim, Tensor self) -> Tensor */
   (grad_output: Tensor, output: Tensor, dim: number, self: Tensor, options?: O__sparse_log_softmax_backward_data): Tensor;
   /** aten::_sparse_log_softmax_backward_data(Tensor grad_output, Tensor output, int dim, Tensor self) -> Tensor */
   "default"(grad_output: Tensor, output: Tensor, dim: number, self: Tensor, options?: O__sparse_log_softmax_backward_data): Tensor;
   /** aten::_sparse_log_softmax_backward_data.out(Tensor grad_output, Tensor output, int dim, Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(grad_output: Tensor, output: Tensor, dim: number, self: Tensor, out: Tensor, options?: O__sparse_log_softmax_backward_data_out): Tensor;
+  "out"(grad_output: Tensor, output: Tensor, dim: number, self: Tensor, options?: O__sparse_log_softmax_backward_data_out): Tensor;
 } = defineOp("_sparse_log_softmax_backward_data", [
   ["",[["grad_output",0,0],["output",0,0],["dim",3,0],["self",0,0]],[0],1],
-  ["out",[["grad_output",0,0],["output",0,0],["dim",3,0],["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["grad_output",0,0],["output",0,0],["dim",3,0],["self",0,0],["out",0,12]],[-5],0],
 ]) as any;
 
 type O__sparse_mask_helper = { t?: Tensor; mask_indices?: Tensor; maskIndices?: Tensor };
-type O__sparse_mask_helper_out = { t?: Tensor; mask_indices?: Tensor; maskIndices?: Tensor; out?: Tensor };
+type O__sparse_mask_helper_out = { t?: Tensor; mask_indices?: Tensor; maskIndices?: Tensor; out: Tensor };
 /**
  * aten::_sparse_mask_helper(Tensor t, Tensor mask_indices) -> Tensor
  * aten::_sparse_mask_helper.out(Tensor t, Tensor mask_indices, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _sparseMaskHelper: {
+  /** aten::_sparse_mask_helper(Tensor t, Tensor mask_indices) -> Tensor */
   (t: Tensor, mask_indices: Tensor, options?: O__sparse_mask_helper): Tensor;
   /** aten::_sparse_mask_helper(Tensor t, Tensor mask_indices) -> Tensor */
   "default"(t: Tensor, mask_indices: Tensor, options?: O__sparse_mask_helper): Tensor;
   /** aten::_sparse_mask_helper.out(Tensor t, Tensor mask_indices, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(t: Tensor, mask_indices: Tensor, out: Tensor, options?: O__sparse_mask_helper_out): Tensor;
+  "out"(t: Tensor, mask_indices: Tensor, options?: O__sparse_mask_helper_out): Tensor;
 } = defineOp("_sparse_mask_helper", [
   ["",[["t",0,0],["mask_indices",0,0]],[0],1],
-  ["out",[["t",0,0],["mask_indices",0,0],["out",0,4]],[-1],0],
+  ["out",[["t",0,0],["mask_indices",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O__sparse_mm = { sparse?: Tensor; dense?: Tensor };
@@ -449,6 +479,7 @@ type O__sparse_mm = { sparse?: Tensor; dense?: Tensor };
  * aten::_sparse_mm(Tensor sparse, Tensor dense) -> Tensor
  */
 export const _sparseMm: {
+  /** aten::_sparse_mm(Tensor sparse, Tensor dense) -> Tensor */
   (sparse: Tensor, dense: Tensor, options?: O__sparse_mm): Tensor;
   /** aten::_sparse_mm(Tensor sparse, Tensor dense) -> Tensor */
   "default"(sparse: Tensor, dense: Tensor, options?: O__sparse_mm): Tensor;
@@ -459,7 +490,7 @@ export const _sparseMm: {
 type O__sparse_softmax = { self?: Tensor; dim?: number; half_to_float?: boolean; halfToFloat?: boolean };
 type O__sparse_softmax_Dimname = { self?: Tensor; dim?: string; dtype?: DType | null };
 type O__sparse_softmax_int = { self?: Tensor; dim?: number; dtype?: DType | null };
-type O__sparse_softmax_out = { self?: Tensor; dim?: number; half_to_float?: boolean; halfToFloat?: boolean; out?: Tensor };
+type O__sparse_softmax_out = { self?: Tensor; dim?: number; half_to_float?: boolean; halfToFloat?: boolean; out: Tensor };
 /**
  * aten::_sparse_softmax(Tensor self, int dim, bool half_to_float) -> Tensor
  * aten::_sparse_softmax.Dimname(Tensor self, str dim, *, ScalarType? dtype=None) -> Tensor
@@ -467,62 +498,66 @@ type O__sparse_softmax_out = { self?: Tensor; dim?: number; half_to_float?: bool
  * aten::_sparse_softmax.out(Tensor self, int dim, bool half_to_float, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _sparseSoftmax: {
+  /** aten::_sparse_softmax(Tensor self, int dim, bool half_to_float) -> Tensor */
   (self: Tensor, dim: number, half_to_float: boolean, options?: O__sparse_softmax): Tensor;
+  /** aten::_sparse_softmax.int(Tensor self, int dim, ScalarType? dtype=None) -> Tensor */
   (self: Tensor, dim: number, dtype?: DType | null | O__sparse_softmax_int, options?: O__sparse_softmax_int): Tensor;
   /** aten::_sparse_softmax(Tensor self, int dim, bool half_to_float) -> Tensor */
   "default"(self: Tensor, dim: number, half_to_float: boolean, options?: O__sparse_softmax): Tensor;
   /** aten::_sparse_softmax.Dimname(Tensor self, str dim, *, ScalarType? dtype=None) -> Tensor */
-  "Dimname"(self: Tensor, dim: string, dtype?: DType | null | O__sparse_softmax_Dimname, options?: O__sparse_softmax_Dimname): Tensor;
+  "Dimname"(self: Tensor, dim: string, options?: O__sparse_softmax_Dimname): Tensor;
   /** aten::_sparse_softmax.int(Tensor self, int dim, ScalarType? dtype=None) -> Tensor */
   "int"(self: Tensor, dim: number, dtype?: DType | null | O__sparse_softmax_int, options?: O__sparse_softmax_int): Tensor;
   /** aten::_sparse_softmax.out(Tensor self, int dim, bool half_to_float, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dim: number, half_to_float: boolean, out: Tensor, options?: O__sparse_softmax_out): Tensor;
+  "out"(self: Tensor, dim: number, half_to_float: boolean, options?: O__sparse_softmax_out): Tensor;
 } = defineOp("_sparse_softmax", [
   ["",[["self",0,0],["dim",3,0],["half_to_float",5,0]],[0],1],
-  ["Dimname",[["self",0,0],["dim",7,0],["dtype",8,3]],[0],0],
+  ["Dimname",[["self",0,0],["dim",7,0],["dtype",8,11]],[0],0],
   ["int",[["self",0,0],["dim",3,0],["dtype",8,3]],[0],1],
-  ["out",[["self",0,0],["dim",3,0],["half_to_float",5,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["dim",3,0],["half_to_float",5,0],["out",0,12]],[-4],0],
 ]) as any;
 
 type O__sparse_softmax_backward_data = { grad_output?: Tensor; gradOutput?: Tensor; output?: Tensor; dim?: number; self?: Tensor };
-type O__sparse_softmax_backward_data_out = { grad_output?: Tensor; gradOutput?: Tensor; output?: Tensor; dim?: number; self?: Tensor; out?: Tensor };
+type O__sparse_softmax_backward_data_out = { grad_output?: Tensor; gradOutput?: Tensor; output?: Tensor; dim?: number; self?: Tensor; out: Tensor };
 /**
  * aten::_sparse_softmax_backward_data(Tensor grad_output, Tensor output, int dim, Tensor self) -> Tensor
  * aten::_sparse_softmax_backward_data.out(Tensor grad_output, Tensor output, int dim, Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _sparseSoftmaxBackwardData: {
+  /** aten::_sparse_softmax_backward_data(Tensor grad_output, Tensor output, int dim, Tensor self) -> Tensor */
   (grad_output: Tensor, output: Tensor, dim: number, self: Tensor, options?: O__sparse_softmax_backward_data): Tensor;
   /** aten::_sparse_softmax_backward_data(Tensor grad_output, Tensor output, int dim, Tensor self) -> Tensor */
   "default"(grad_output: Tensor, output: Tensor, dim: number, self: Tensor, options?: O__sparse_softmax_backward_data): Tensor;
   /** aten::_sparse_softmax_backward_data.out(Tensor grad_output, Tensor output, int dim, Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(grad_output: Tensor, output: Tensor, dim: number, self: Tensor, out: Tensor, options?: O__sparse_softmax_backward_data_out): Tensor;
+  "out"(grad_output: Tensor, output: Tensor, dim: number, self: Tensor, options?: O__sparse_softmax_backward_data_out): Tensor;
 } = defineOp("_sparse_softmax_backward_data", [
   ["",[["grad_output",0,0],["output",0,0],["dim",3,0],["self",0,0]],[0],1],
-  ["out",[["grad_output",0,0],["output",0,0],["dim",3,0],["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["grad_output",0,0],["output",0,0],["dim",3,0],["self",0,0],["out",0,12]],[-5],0],
 ]) as any;
 
 type O__sparse_sparse_matmul = { self?: Tensor; other?: Tensor };
-type O__sparse_sparse_matmul_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O__sparse_sparse_matmul_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::_sparse_sparse_matmul(Tensor self, Tensor other) -> Tensor
  * aten::_sparse_sparse_matmul.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _sparseSparseMatmul: {
+  /** aten::_sparse_sparse_matmul(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O__sparse_sparse_matmul): Tensor;
   /** aten::_sparse_sparse_matmul(Tensor self, Tensor other) -> Tensor */
   "default"(self: Tensor, other: Tensor, options?: O__sparse_sparse_matmul): Tensor;
   /** aten::_sparse_sparse_matmul.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, out: Tensor, options?: O__sparse_sparse_matmul_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O__sparse_sparse_matmul_out): Tensor;
 } = defineOp("_sparse_sparse_matmul", [
   ["",[["self",0,0],["other",0,0]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O__sparse_sum = { self?: Tensor };
 type O__sparse_sum_dim = { self?: Tensor; dim?: number | number[] };
-type O__sparse_sum_dim_dtype = { self?: Tensor; dim?: number | number[]; dtype?: DType };
-type O__sparse_sum_dim_out = { self?: Tensor; dim?: number | number[]; out?: Tensor };
-type O__sparse_sum_dtype = { self?: Tensor; dtype?: DType };
+type O__sparse_sum_dim_dtype = { self?: Tensor; dim?: number | number[]; dtype: DType };
+type O__sparse_sum_dim_out = { self?: Tensor; dim?: number | number[]; out: Tensor };
+type O__sparse_sum_dtype = { self?: Tensor; dtype: DType };
 /**
  * aten::_sparse_sum(Tensor self) -> Tensor
  * aten::_sparse_sum.dim(Tensor self, int[1] dim) -> Tensor
@@ -531,92 +566,100 @@ type O__sparse_sum_dtype = { self?: Tensor; dtype?: DType };
  * aten::_sparse_sum.dtype(Tensor self, *, ScalarType dtype) -> Tensor
  */
 export const _sparseSum: {
+  /** aten::_sparse_sum(Tensor self) -> Tensor */
   (self: Tensor, options?: O__sparse_sum): Tensor;
+  /** aten::_sparse_sum.dim(Tensor self, int[1] dim) -> Tensor */
   (self: Tensor, dim: number | number[], options?: O__sparse_sum_dim): Tensor;
-  (self: Tensor, dim: number | number[], dtype: DType, options?: O__sparse_sum_dim_dtype): Tensor;
-  (self: Tensor, dtype: DType, options?: O__sparse_sum_dtype): Tensor;
+  /** aten::_sparse_sum.dim_dtype(Tensor self, int[1] dim, *, ScalarType dtype) -> Tensor */
+  (self: Tensor, dim: number | number[], options?: O__sparse_sum_dim_dtype): Tensor;
+  /** aten::_sparse_sum.dtype(Tensor self, *, ScalarType dtype) -> Tensor */
+  (self: Tensor, options?: O__sparse_sum_dtype): Tensor;
   /** aten::_sparse_sum(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O__sparse_sum): Tensor;
   /** aten::_sparse_sum.dim(Tensor self, int[1] dim) -> Tensor */
   "dim"(self: Tensor, dim: number | number[], options?: O__sparse_sum_dim): Tensor;
   /** aten::_sparse_sum.dim_dtype(Tensor self, int[1] dim, *, ScalarType dtype) -> Tensor */
-  "dim_dtype"(self: Tensor, dim: number | number[], dtype: DType, options?: O__sparse_sum_dim_dtype): Tensor;
+  "dim_dtype"(self: Tensor, dim: number | number[], options?: O__sparse_sum_dim_dtype): Tensor;
   /** aten::_sparse_sum.dim_out(Tensor self, int[1] dim, *, Tensor(a!) out) -> Tensor(a!) */
-  "dim_out"(self: Tensor, dim: number | number[], out: Tensor, options?: O__sparse_sum_dim_out): Tensor;
+  "dim_out"(self: Tensor, dim: number | number[], options?: O__sparse_sum_dim_out): Tensor;
   /** aten::_sparse_sum.dtype(Tensor self, *, ScalarType dtype) -> Tensor */
-  "dtype"(self: Tensor, dtype: DType, options?: O__sparse_sum_dtype): Tensor;
+  "dtype"(self: Tensor, options?: O__sparse_sum_dtype): Tensor;
 } = defineOp("_sparse_sum", [
   ["",[["self",0,0]],[0],1],
   ["dim",[["self",0,0],["dim",12,0,1]],[0],1],
-  ["dim_dtype",[["self",0,0],["dim",12,0,1],["dtype",8,0]],[0],1],
-  ["dim_out",[["self",0,0],["dim",12,0,1],["out",0,4]],[-1],0],
-  ["dtype",[["self",0,0],["dtype",8,0]],[0],1],
+  ["dim_dtype",[["self",0,0],["dim",12,0,1],["dtype",8,8]],[0],1],
+  ["dim_out",[["self",0,0],["dim",12,0,1],["out",0,12]],[-3],0],
+  ["dtype",[["self",0,0],["dtype",8,8]],[0],1],
 ]) as any;
 
 type O__sparse_sum_backward = { grad?: Tensor; self?: Tensor; dim?: number[] };
-type O__sparse_sum_backward_out = { grad?: Tensor; self?: Tensor; dim?: number[]; out?: Tensor };
+type O__sparse_sum_backward_out = { grad?: Tensor; self?: Tensor; dim?: number[]; out: Tensor };
 /**
  * aten::_sparse_sum_backward(Tensor grad, Tensor self, int[] dim) -> Tensor
  * aten::_sparse_sum_backward.out(Tensor grad, Tensor self, int[] dim, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _sparseSumBackward: {
+  /** aten::_sparse_sum_backward(Tensor grad, Tensor self, int[] dim) -> Tensor */
   (grad: Tensor, self: Tensor, dim: number[], options?: O__sparse_sum_backward): Tensor;
   /** aten::_sparse_sum_backward(Tensor grad, Tensor self, int[] dim) -> Tensor */
   "default"(grad: Tensor, self: Tensor, dim: number[], options?: O__sparse_sum_backward): Tensor;
   /** aten::_sparse_sum_backward.out(Tensor grad, Tensor self, int[] dim, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(grad: Tensor, self: Tensor, dim: number[], out: Tensor, options?: O__sparse_sum_backward_out): Tensor;
+  "out"(grad: Tensor, self: Tensor, dim: number[], options?: O__sparse_sum_backward_out): Tensor;
 } = defineOp("_sparse_sum_backward", [
   ["",[["grad",0,0],["self",0,0],["dim",12,0]],[0],1],
-  ["out",[["grad",0,0],["self",0,0],["dim",12,0],["out",0,4]],[-1],0],
+  ["out",[["grad",0,0],["self",0,0],["dim",12,0],["out",0,12]],[-4],0],
 ]) as any;
 
 type O__spdiags = { diagonals?: Tensor; offsets?: Tensor; shape?: number[]; layout?: Layout | null };
-type O__spdiags_out = { diagonals?: Tensor; offsets?: Tensor; shape?: number[]; layout?: Layout | null; out?: Tensor };
+type O__spdiags_out = { diagonals?: Tensor; offsets?: Tensor; shape?: number[]; layout?: Layout | null; out: Tensor };
 /**
  * aten::_spdiags(Tensor diagonals, Tensor offsets, int[] shape, Layout? layout=None) -> Tensor
  * aten::_spdiags.out(Tensor diagonals, Tensor offsets, int[] shape, Layout? layout=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _spdiags: {
+  /** aten::_spdiags(Tensor diagonals, Tensor offsets, int[] shape, Layout? layout=None) -> Tensor */
   (diagonals: Tensor, offsets: Tensor, shape: number[], layout?: Layout | null | O__spdiags, options?: O__spdiags): Tensor;
   /** aten::_spdiags(Tensor diagonals, Tensor offsets, int[] shape, Layout? layout=None) -> Tensor */
   "default"(diagonals: Tensor, offsets: Tensor, shape: number[], layout?: Layout | null | O__spdiags, options?: O__spdiags): Tensor;
   /** aten::_spdiags.out(Tensor diagonals, Tensor offsets, int[] shape, Layout? layout=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(diagonals: Tensor, offsets: Tensor, shape: number[], layout?: Layout | null | O__spdiags_out, out?: Tensor | O__spdiags_out, options?: O__spdiags_out): Tensor;
+  "out"(diagonals: Tensor, offsets: Tensor, shape: number[], layout?: Layout | null | O__spdiags_out, options?: O__spdiags_out): Tensor;
 } = defineOp("_spdiags", [
   ["",[["diagonals",0,0],["offsets",0,0],["shape",12,0],["layout",9,3]],[0],1],
-  ["out",[["diagonals",0,0],["offsets",0,0],["shape",12,0],["layout",9,3],["out",0,4]],[-1],0],
+  ["out",[["diagonals",0,0],["offsets",0,0],["shape",12,0],["layout",9,3],["out",0,12]],[-5],0],
 ]) as any;
 
 type O__standard_gamma = { self?: Tensor; generator?: null };
-type O__standard_gamma_out = { self?: Tensor; generator?: null; out?: Tensor };
+type O__standard_gamma_out = { self?: Tensor; generator?: null; out: Tensor };
 /**
  * aten::_standard_gamma(Tensor self, Generator? generator=None) -> Tensor
  * aten::_standard_gamma.out(Tensor self, Generator? generator=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _standardGamma: {
+  /** aten::_standard_gamma(Tensor self, Generator? generator=None) -> Tensor */
   (self: Tensor, generator?: null | O__standard_gamma, options?: O__standard_gamma): Tensor;
   /** aten::_standard_gamma(Tensor self, Generator? generator=None) -> Tensor */
   "default"(self: Tensor, generator?: null | O__standard_gamma, options?: O__standard_gamma): Tensor;
   /** aten::_standard_gamma.out(Tensor self, Generator? generator=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, generator?: null | O__standard_gamma_out, out?: Tensor | O__standard_gamma_out, options?: O__standard_gamma_out): Tensor;
+  "out"(self: Tensor, generator?: null | O__standard_gamma_out, options?: O__standard_gamma_out): Tensor;
 } = defineOp("_standard_gamma", [
   ["",[["self",0,0],["generator",15,3]],[0],1],
-  ["out",[["self",0,0],["generator",15,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["generator",15,3],["out",0,12]],[-3],0],
 ]) as any;
 
 type O__standard_gamma_grad = { self?: Tensor; output?: Tensor };
-type O__standard_gamma_grad_out = { self?: Tensor; output?: Tensor; out?: Tensor };
+type O__standard_gamma_grad_out = { self?: Tensor; output?: Tensor; out: Tensor };
 /**
  * aten::_standard_gamma_grad(Tensor self, Tensor output) -> Tensor
  * aten::_standard_gamma_grad.out(Tensor self, Tensor output, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _standardGammaGrad: {
+  /** aten::_standard_gamma_grad(Tensor self, Tensor output) -> Tensor */
   (self: Tensor, output: Tensor, options?: O__standard_gamma_grad): Tensor;
   /** aten::_standard_gamma_grad(Tensor self, Tensor output) -> Tensor */
   "default"(self: Tensor, output: Tensor, options?: O__standard_gamma_grad): Tensor;
   /** aten::_standard_gamma_grad.out(Tensor self, Tensor output, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, output: Tensor, out: Tensor, options?: O__standard_gamma_grad_out): Tensor;
+  "out"(self: Tensor, output: Tensor, options?: O__standard_gamma_grad_out): Tensor;
 } = defineOp("_standard_gamma_grad", [
   ["",[["self",0,0],["output",0,0]],[0],1],
-  ["out",[["self",0,0],["output",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["output",0,0],["out",0,12]],[-3],0],
 ]) as any;

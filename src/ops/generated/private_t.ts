@@ -12,7 +12,9 @@ type O__test_ambiguous_defaults_b = { dummy?: Tensor; a?: number; b?: string };
  * aten::_test_ambiguous_defaults.b(Tensor dummy, int a=2, str b="2") -> Tensor
  */
 export const _testAmbiguousDefaults: {
+  /** aten::_test_ambiguous_defaults.a(Tensor dummy, int a=1, int b=1) -> Tensor */
   (dummy: Tensor, a?: number | O__test_ambiguous_defaults_a, b?: number | O__test_ambiguous_defaults_a, options?: O__test_ambiguous_defaults_a): Tensor;
+  /** aten::_test_ambiguous_defaults.b(Tensor dummy, int a=2, str b="2") -> Tensor */
   (dummy: Tensor, a?: number | O__test_ambiguous_defaults_b, b?: string | O__test_ambiguous_defaults_b, options?: O__test_ambiguous_defaults_b): Tensor;
   /** aten::_test_ambiguous_defaults.a(Tensor dummy, int a=1, int b=1) -> Tensor */
   "a"(dummy: Tensor, a?: number | O__test_ambiguous_defaults_a, b?: number | O__test_ambiguous_defaults_a, options?: O__test_ambiguous_defaults_a): Tensor;
@@ -24,7 +26,7 @@ export const _testAmbiguousDefaults: {
 ]) as any;
 
 type O__test_autograd_multiple_dispatch_fullcoverage = { self?: Tensor };
-type O__test_autograd_multiple_dispatch_fullcoverage_out = { self?: Tensor; out?: Tensor };
+type O__test_autograd_multiple_dispatch_fullcoverage_out = { self?: Tensor; out: Tensor };
 type O__test_autograd_multiple_dispatch_ntonly = { self?: Tensor; b?: boolean };
 /**
  * aten::_test_autograd_multiple_dispatch.fullcoverage(Tensor self) -> Tensor
@@ -32,17 +34,19 @@ type O__test_autograd_multiple_dispatch_ntonly = { self?: Tensor; b?: boolean };
  * aten::_test_autograd_multiple_dispatch.ntonly(Tensor self, bool b) -> Tensor
  */
 export const _testAutogradMultipleDispatch: {
+  /** aten::_test_autograd_multiple_dispatch.fullcoverage(Tensor self) -> Tensor */
   (self: Tensor, options?: O__test_autograd_multiple_dispatch_fullcoverage): Tensor;
+  /** aten::_test_autograd_multiple_dispatch.ntonly(Tensor self, bool b) -> Tensor */
   (self: Tensor, b: boolean, options?: O__test_autograd_multiple_dispatch_ntonly): Tensor;
   /** aten::_test_autograd_multiple_dispatch.fullcoverage(Tensor self) -> Tensor */
   "fullcoverage"(self: Tensor, options?: O__test_autograd_multiple_dispatch_fullcoverage): Tensor;
   /** aten::_test_autograd_multiple_dispatch.fullcoverage_out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "fullcoverage_out"(self: Tensor, out: Tensor, options?: O__test_autograd_multiple_dispatch_fullcoverage_out): Tensor;
+  "fullcoverage_out"(self: Tensor, options?: O__test_autograd_multiple_dispatch_fullcoverage_out): Tensor;
   /** aten::_test_autograd_multiple_dispatch.ntonly(Tensor self, bool b) -> Tensor */
   "ntonly"(self: Tensor, b: boolean, options?: O__test_autograd_multiple_dispatch_ntonly): Tensor;
 } = defineOp("_test_autograd_multiple_dispatch", [
   ["fullcoverage",[["self",0,0]],[0],1],
-  ["fullcoverage_out",[["self",0,0],["out",0,4]],[-1],0],
+  ["fullcoverage_out",[["self",0,0],["out",0,12]],[-2],0],
   ["ntonly",[["self",0,0],["b",5,0]],[0],1],
 ]) as any;
 
@@ -51,6 +55,7 @@ type O__test_autograd_multiple_dispatch_view = { self?: Tensor };
  * aten::_test_autograd_multiple_dispatch_view(Tensor(a) self) -> Tensor(a)
  */
 export const _testAutogradMultipleDispatchView: {
+  /** aten::_test_autograd_multiple_dispatch_view(Tensor(a) self) -> Tensor(a) */
   (self: Tensor, options?: O__test_autograd_multiple_dispatch_view): Tensor;
   /** aten::_test_autograd_multiple_dispatch_view(Tensor(a) self) -> Tensor(a) */
   "default"(self: Tensor, options?: O__test_autograd_multiple_dispatch_view): Tensor;
@@ -59,71 +64,75 @@ export const _testAutogradMultipleDispatchView: {
 ]) as any;
 
 type O__test_autograd_multiple_dispatch_view_copy = { self?: Tensor };
-type O__test_autograd_multiple_dispatch_view_copy_out = { self?: Tensor; out?: Tensor };
+type O__test_autograd_multiple_dispatch_view_copy_out = { self?: Tensor; out: Tensor };
 /**
  * aten::_test_autograd_multiple_dispatch_view_copy(Tensor self) -> Tensor
  * aten::_test_autograd_multiple_dispatch_view_copy.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _testAutogradMultipleDispatchViewCopy: {
+  /** aten::_test_autograd_multiple_dispatch_view_copy(Tensor self) -> Tensor */
   (self: Tensor, options?: O__test_autograd_multiple_dispatch_view_copy): Tensor;
   /** aten::_test_autograd_multiple_dispatch_view_copy(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O__test_autograd_multiple_dispatch_view_copy): Tensor;
   /** aten::_test_autograd_multiple_dispatch_view_copy.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O__test_autograd_multiple_dispatch_view_copy_out): Tensor;
+  "out"(self: Tensor, options?: O__test_autograd_multiple_dispatch_view_copy_out): Tensor;
 } = defineOp("_test_autograd_multiple_dispatch_view_copy", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O__test_optional_filled_intlist = { values?: Tensor; addends?: number | number[] | null };
-type O__test_optional_filled_intlist_out = { values?: Tensor; addends?: number | number[] | null; out?: Tensor };
+type O__test_optional_filled_intlist_out = { values?: Tensor; addends?: number | number[] | null; out: Tensor };
 /**
  * aten::_test_optional_filled_intlist(Tensor values, int[2]? addends) -> Tensor
  * aten::_test_optional_filled_intlist.out(Tensor values, int[2]? addends, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _testOptionalFilledIntlist: {
+  /** aten::_test_optional_filled_intlist(Tensor values, int[2]? addends) -> Tensor */
   (values: Tensor, addends?: number | number[] | null | O__test_optional_filled_intlist, options?: O__test_optional_filled_intlist): Tensor;
   /** aten::_test_optional_filled_intlist(Tensor values, int[2]? addends) -> Tensor */
   "default"(values: Tensor, addends?: number | number[] | null | O__test_optional_filled_intlist, options?: O__test_optional_filled_intlist): Tensor;
   /** aten::_test_optional_filled_intlist.out(Tensor values, int[2]? addends, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(values: Tensor, addends?: number | number[] | null | O__test_optional_filled_intlist_out, out?: Tensor | O__test_optional_filled_intlist_out, options?: O__test_optional_filled_intlist_out): Tensor;
+  "out"(values: Tensor, addends?: number | number[] | null | O__test_optional_filled_intlist_out, options?: O__test_optional_filled_intlist_out): Tensor;
 } = defineOp("_test_optional_filled_intlist", [
   ["",[["values",0,0],["addends",12,1,2]],[0],1],
-  ["out",[["values",0,0],["addends",12,1,2],["out",0,4]],[-1],0],
+  ["out",[["values",0,0],["addends",12,1,2],["out",0,12]],[-3],0],
 ]) as any;
 
 type O__test_optional_floatlist = { values?: Tensor; addends?: number[] | null };
-type O__test_optional_floatlist_out = { values?: Tensor; addends?: number[] | null; out?: Tensor };
+type O__test_optional_floatlist_out = { values?: Tensor; addends?: number[] | null; out: Tensor };
 /**
  * aten::_test_optional_floatlist(Tensor values, float[]? addends) -> Tensor
  * aten::_test_optional_floatlist.out(Tensor values, float[]? addends, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _testOptionalFloatlist: {
+  /** aten::_test_optional_floatlist(Tensor values, float[]? addends) -> Tensor */
   (values: Tensor, addends?: number[] | null | O__test_optional_floatlist, options?: O__test_optional_floatlist): Tensor;
   /** aten::_test_optional_floatlist(Tensor values, float[]? addends) -> Tensor */
   "default"(values: Tensor, addends?: number[] | null | O__test_optional_floatlist, options?: O__test_optional_floatlist): Tensor;
   /** aten::_test_optional_floatlist.out(Tensor values, float[]? addends, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(values: Tensor, addends?: number[] | null | O__test_optional_floatlist_out, out?: Tensor | O__test_optional_floatlist_out, options?: O__test_optional_floatlist_out): Tensor;
+  "out"(values: Tensor, addends?: number[] | null | O__test_optional_floatlist_out, options?: O__test_optional_floatlist_out): Tensor;
 } = defineOp("_test_optional_floatlist", [
   ["",[["values",0,0],["addends",13,1]],[0],1],
-  ["out",[["values",0,0],["addends",13,1],["out",0,4]],[-1],0],
+  ["out",[["values",0,0],["addends",13,1],["out",0,12]],[-3],0],
 ]) as any;
 
 type O__test_optional_intlist = { values?: Tensor; addends?: number[] | null };
-type O__test_optional_intlist_out = { values?: Tensor; addends?: number[] | null; out?: Tensor };
+type O__test_optional_intlist_out = { values?: Tensor; addends?: number[] | null; out: Tensor };
 /**
  * aten::_test_optional_intlist(Tensor values, int[]? addends) -> Tensor
  * aten::_test_optional_intlist.out(Tensor values, int[]? addends, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _testOptionalIntlist: {
+  /** aten::_test_optional_intlist(Tensor values, int[]? addends) -> Tensor */
   (values: Tensor, addends?: number[] | null | O__test_optional_intlist, options?: O__test_optional_intlist): Tensor;
   /** aten::_test_optional_intlist(Tensor values, int[]? addends) -> Tensor */
   "default"(values: Tensor, addends?: number[] | null | O__test_optional_intlist, options?: O__test_optional_intlist): Tensor;
   /** aten::_test_optional_intlist.out(Tensor values, int[]? addends, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(values: Tensor, addends?: number[] | null | O__test_optional_intlist_out, out?: Tensor | O__test_optional_intlist_out, options?: O__test_optional_intlist_out): Tensor;
+  "out"(values: Tensor, addends?: number[] | null | O__test_optional_intlist_out, options?: O__test_optional_intlist_out): Tensor;
 } = defineOp("_test_optional_intlist", [
   ["",[["values",0,0],["addends",12,1]],[0],1],
-  ["out",[["values",0,0],["addends",12,1],["out",0,4]],[-1],0],
+  ["out",[["values",0,0],["addends",12,1],["out",0,12]],[-3],0],
 ]) as any;
 
 type O__test_serialization_subcmul = { self?: Tensor; other?: Tensor; alpha?: Scalar };
@@ -131,6 +140,7 @@ type O__test_serialization_subcmul = { self?: Tensor; other?: Tensor; alpha?: Sc
  * aten::_test_serialization_subcmul(Tensor self, Tensor other, Scalar alpha=1) -> Tensor
  */
 export const _testSerializationSubcmul: {
+  /** aten::_test_serialization_subcmul(Tensor self, Tensor other, Scalar alpha=1) -> Tensor */
   (self: Tensor, other: Tensor, alpha?: Scalar | O__test_serialization_subcmul, options?: O__test_serialization_subcmul): Tensor;
   /** aten::_test_serialization_subcmul(Tensor self, Tensor other, Scalar alpha=1) -> Tensor */
   "default"(self: Tensor, other: Tensor, alpha?: Scalar | O__test_serialization_subcmul, options?: O__test_serialization_subcmul): Tensor;
@@ -143,6 +153,7 @@ type O__test_string_default = { dummy?: Tensor; a?: string; b?: string };
  * aten::_test_string_default(Tensor dummy, str a="\"\'\\", str b="\"\'\\") -> Tensor
  */
 export const _testStringDefault: {
+  /** aten::_test_string_default(Tensor dummy, str a="\"\'\\", str b="\"\'\\") -> Tensor */
   (dummy: Tensor, a?: string | O__test_string_default, b?: string | O__test_string_default, options?: O__test_string_default): Tensor;
   /** aten::_test_string_default(Tensor dummy, str a="\"\'\\", str b="\"\'\\") -> Tensor */
   "default"(dummy: Tensor, a?: string | O__test_string_default, b?: string | O__test_string_default, options?: O__test_string_default): Tensor;
@@ -151,71 +162,75 @@ export const _testStringDefault: {
 ]) as any;
 
 type O__test_warn_in_autograd = { self?: Tensor };
-type O__test_warn_in_autograd_out = { self?: Tensor; out?: Tensor };
+type O__test_warn_in_autograd_out = { self?: Tensor; out: Tensor };
 /**
  * aten::_test_warn_in_autograd(Tensor self) -> Tensor
  * aten::_test_warn_in_autograd.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _testWarnInAutograd: {
+  /** aten::_test_warn_in_autograd(Tensor self) -> Tensor */
   (self: Tensor, options?: O__test_warn_in_autograd): Tensor;
   /** aten::_test_warn_in_autograd(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O__test_warn_in_autograd): Tensor;
   /** aten::_test_warn_in_autograd.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O__test_warn_in_autograd_out): Tensor;
+  "out"(self: Tensor, options?: O__test_warn_in_autograd_out): Tensor;
 } = defineOp("_test_warn_in_autograd", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O__thnn_fused_gru_cell = { input_gates?: Tensor; inputGates?: Tensor; hidden_gates?: Tensor; hiddenGates?: Tensor; hx?: Tensor; input_bias?: Tensor | null; inputBias?: Tensor | null; hidden_bias?: Tensor | null; hiddenBias?: Tensor | null };
-type O__thnn_fused_gru_cell_out = { input_gates?: Tensor; inputGates?: Tensor; hidden_gates?: Tensor; hiddenGates?: Tensor; hx?: Tensor; input_bias?: Tensor | null; inputBias?: Tensor | null; hidden_bias?: Tensor | null; hiddenBias?: Tensor | null; out0?: Tensor; out1?: Tensor };
+type O__thnn_fused_gru_cell_out = { input_gates?: Tensor; inputGates?: Tensor; hidden_gates?: Tensor; hiddenGates?: Tensor; hx?: Tensor; input_bias?: Tensor | null; inputBias?: Tensor | null; hidden_bias?: Tensor | null; hiddenBias?: Tensor | null; out0: Tensor; out1: Tensor };
 /**
  * aten::_thnn_fused_gru_cell(Tensor input_gates, Tensor hidden_gates, Tensor hx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor)
  * aten::_thnn_fused_gru_cell.out(Tensor input_gates, Tensor hidden_gates, Tensor hx, Tensor? input_bias=None, Tensor? hidden_bias=None, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
  */
 export const _thnnFusedGruCell: {
+  /** aten::_thnn_fused_gru_cell(Tensor input_gates, Tensor hidden_gates, Tensor hx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor) */
   (input_gates: Tensor, hidden_gates: Tensor, hx: Tensor, input_bias?: Tensor | null | O__thnn_fused_gru_cell, hidden_bias?: Tensor | null | O__thnn_fused_gru_cell, options?: O__thnn_fused_gru_cell): [Tensor, Tensor];
   /** aten::_thnn_fused_gru_cell(Tensor input_gates, Tensor hidden_gates, Tensor hx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor) */
   "default"(input_gates: Tensor, hidden_gates: Tensor, hx: Tensor, input_bias?: Tensor | null | O__thnn_fused_gru_cell, hidden_bias?: Tensor | null | O__thnn_fused_gru_cell, options?: O__thnn_fused_gru_cell): [Tensor, Tensor];
   /** aten::_thnn_fused_gru_cell.out(Tensor input_gates, Tensor hidden_gates, Tensor hx, Tensor? input_bias=None, Tensor? hidden_bias=None, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!)) */
-  "out"(input_gates: Tensor, hidden_gates: Tensor, hx: Tensor, input_bias?: Tensor | null | O__thnn_fused_gru_cell_out, hidden_bias?: Tensor | null | O__thnn_fused_gru_cell_out, out0?: Tensor | O__thnn_fused_gru_cell_out, out1?: Tensor | O__thnn_fused_gru_cell_out, options?: O__thnn_fused_gru_cell_out): [Tensor, Tensor];
+  "out"(input_gates: Tensor, hidden_gates: Tensor, hx: Tensor, input_bias?: Tensor | null | O__thnn_fused_gru_cell_out, hidden_bias?: Tensor | null | O__thnn_fused_gru_cell_out, options?: O__thnn_fused_gru_cell_out): [Tensor, Tensor];
 } = defineOp("_thnn_fused_gru_cell", [
   ["",[["input_gates",0,0],["hidden_gates",0,0],["hx",0,0],["input_bias",0,3],["hidden_bias",0,3]],[0,0],1],
-  ["out",[["input_gates",0,0],["hidden_gates",0,0],["hx",0,0],["input_bias",0,3],["hidden_bias",0,3],["out0",0,4],["out1",0,4]],[-1,-1],0],
+  ["out",[["input_gates",0,0],["hidden_gates",0,0],["hx",0,0],["input_bias",0,3],["hidden_bias",0,3],["out0",0,12],["out1",0,12]],[-6,-7],0],
 ]) as any;
 
 type O__thnn_fused_gru_cell_backward = { grad_hy?: Tensor; gradHy?: Tensor; workspace?: Tensor; has_bias?: boolean; hasBias?: boolean };
-type O__thnn_fused_gru_cell_backward_out = { grad_hy?: Tensor; gradHy?: Tensor; workspace?: Tensor; has_bias?: boolean; hasBias?: boolean; out0?: Tensor; out1?: Tensor; out2?: Tensor; out3?: Tensor; out4?: Tensor };
+type O__thnn_fused_gru_cell_backward_out = { grad_hy?: Tensor; gradHy?: Tensor; workspace?: Tensor; has_bias?: boolean; hasBias?: boolean; out0: Tensor; out1: Tensor; out2: Tensor; out3: Tensor; out4: Tensor };
 /**
  * aten::_thnn_fused_gru_cell_backward(Tensor grad_hy, Tensor workspace, bool has_bias) -> (Tensor, Tensor, Tensor, Tensor, Tensor)
  * aten::_thnn_fused_gru_cell_backward.out(Tensor grad_hy, Tensor workspace, bool has_bias, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2, Tensor(d!) out3, Tensor(e!) out4) -> (Tensor(a!), Tensor(b!), Tensor(c!), Tensor(d!), Tensor(e!))
  */
 export const _thnnFusedGruCellBackward: {
+  /** aten::_thnn_fused_gru_cell_backward(Tensor grad_hy, Tensor workspace, bool has_bias) -> (Tensor, Tensor, Tensor, Tensor, Tensor) */
   (grad_hy: Tensor, workspace: Tensor, has_bias: boolean, options?: O__thnn_fused_gru_cell_backward): [Tensor, Tensor, Tensor, Tensor, Tensor];
   /** aten::_thnn_fused_gru_cell_backward(Tensor grad_hy, Tensor workspace, bool has_bias) -> (Tensor, Tensor, Tensor, Tensor, Tensor) */
   "default"(grad_hy: Tensor, workspace: Tensor, has_bias: boolean, options?: O__thnn_fused_gru_cell_backward): [Tensor, Tensor, Tensor, Tensor, Tensor];
   /** aten::_thnn_fused_gru_cell_backward.out(Tensor grad_hy, Tensor workspace, bool has_bias, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2, Tensor(d!) out3, Tensor(e!) out4) -> (Tensor(a!), Tensor(b!), Tensor(c!), Tensor(d!), Tensor(e!)) */
-  "out"(grad_hy: Tensor, workspace: Tensor, has_bias: boolean, out0: Tensor, out1: Tensor, out2: Tensor, out3: Tensor, out4: Tensor, options?: O__thnn_fused_gru_cell_backward_out): [Tensor, Tensor, Tensor, Tensor, Tensor];
+  "out"(grad_hy: Tensor, workspace: Tensor, has_bias: boolean, options?: O__thnn_fused_gru_cell_backward_out): [Tensor, Tensor, Tensor, Tensor, Tensor];
 } = defineOp("_thnn_fused_gru_cell_backward", [
   ["",[["grad_hy",0,0],["workspace",0,0],["has_bias",5,0]],[0,0,0,0,0],1],
-  ["out",[["grad_hy",0,0],["workspace",0,0],["has_bias",5,0],["out0",0,4],["out1",0,4],["out2",0,4],["out3",0,4],["out4",0,4]],[-1,-1,-1,-1,-1],0],
+  ["out",[["grad_hy",0,0],["workspace",0,0],["has_bias",5,0],["out0",0,12],["out1",0,12],["out2",0,12],["out3",0,12],["out4",0,12]],[-4,-5,-6,-7,-8],0],
 ]) as any;
 
 type O__thnn_fused_lstm_cell = { input_gates?: Tensor; inputGates?: Tensor; hidden_gates?: Tensor; hiddenGates?: Tensor; cx?: Tensor; input_bias?: Tensor | null; inputBias?: Tensor | null; hidden_bias?: Tensor | null; hiddenBias?: Tensor | null };
-type O__thnn_fused_lstm_cell_out = { input_gates?: Tensor; inputGates?: Tensor; hidden_gates?: Tensor; hiddenGates?: Tensor; cx?: Tensor; input_bias?: Tensor | null; inputBias?: Tensor | null; hidden_bias?: Tensor | null; hiddenBias?: Tensor | null; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O__thnn_fused_lstm_cell_out = { input_gates?: Tensor; inputGates?: Tensor; hidden_gates?: Tensor; hiddenGates?: Tensor; cx?: Tensor; input_bias?: Tensor | null; inputBias?: Tensor | null; hidden_bias?: Tensor | null; hiddenBias?: Tensor | null; out0: Tensor; out1: Tensor; out2: Tensor };
 /**
  * aten::_thnn_fused_lstm_cell(Tensor input_gates, Tensor hidden_gates, Tensor cx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor, Tensor)
  * aten::_thnn_fused_lstm_cell.out(Tensor input_gates, Tensor hidden_gates, Tensor cx, Tensor? input_bias=None, Tensor? hidden_bias=None, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
  */
 export const _thnnFusedLstmCell: {
+  /** aten::_thnn_fused_lstm_cell(Tensor input_gates, Tensor hidden_gates, Tensor cx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor, Tensor) */
   (input_gates: Tensor, hidden_gates: Tensor, cx: Tensor, input_bias?: Tensor | null | O__thnn_fused_lstm_cell, hidden_bias?: Tensor | null | O__thnn_fused_lstm_cell, options?: O__thnn_fused_lstm_cell): [Tensor, Tensor, Tensor];
   /** aten::_thnn_fused_lstm_cell(Tensor input_gates, Tensor hidden_gates, Tensor cx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor, Tensor) */
   "default"(input_gates: Tensor, hidden_gates: Tensor, cx: Tensor, input_bias?: Tensor | null | O__thnn_fused_lstm_cell, hidden_bias?: Tensor | null | O__thnn_fused_lstm_cell, options?: O__thnn_fused_lstm_cell): [Tensor, Tensor, Tensor];
   /** aten::_thnn_fused_lstm_cell.out(Tensor input_gates, Tensor hidden_gates, Tensor cx, Tensor? input_bias=None, Tensor? hidden_bias=None, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!)) */
-  "out"(input_gates: Tensor, hidden_gates: Tensor, cx: Tensor, input_bias?: Tensor | null | O__thnn_fused_lstm_cell_out, hidden_bias?: Tensor | null | O__thnn_fused_lstm_cell_out, out0?: Tensor | O__thnn_fused_lstm_cell_out, out1?: Tensor | O__thnn_fused_lstm_cell_out, out2?: Tensor | O__thnn_fused_lstm_cell_out, options?: O__thnn_fused_lstm_cell_out): [Tensor, Tensor, Tensor];
+  "out"(input_gates: Tensor, hidden_gates: Tensor, cx: Tensor, input_bias?: Tensor | null | O__thnn_fused_lstm_cell_out, hidden_bias?: Tensor | null | O__thnn_fused_lstm_cell_out, options?: O__thnn_fused_lstm_cell_out): [Tensor, Tensor, Tensor];
 } = defineOp("_thnn_fused_lstm_cell", [
   ["",[["input_gates",0,0],["hidden_gates",0,0],["cx",0,0],["input_bias",0,3],["hidden_bias",0,3]],[0,0,0],1],
-  ["out",[["input_gates",0,0],["hidden_gates",0,0],["cx",0,0],["input_bias",0,3],["hidden_bias",0,3],["out0",0,4],["out1",0,4],["out2",0,4]],[-1,-1,-1],0],
+  ["out",[["input_gates",0,0],["hidden_gates",0,0],["cx",0,0],["input_bias",0,3],["hidden_bias",0,3],["out0",0,12],["out1",0,12],["out2",0,12]],[-6,-7,-8],0],
 ]) as any;
 
 type O__thnn_fused_lstm_cell_backward = { grad_hy?: Tensor | null; gradHy?: Tensor | null; grad_cy?: Tensor | null; gradCy?: Tensor | null; cx?: Tensor; cy?: Tensor; workspace?: Tensor; has_bias?: boolean; hasBias?: boolean };
@@ -223,6 +238,7 @@ type O__thnn_fused_lstm_cell_backward = { grad_hy?: Tensor | null; gradHy?: Tens
  * aten::_thnn_fused_lstm_cell_backward(Tensor? grad_hy, Tensor? grad_cy, Tensor cx, Tensor cy, Tensor workspace, bool has_bias) -> (Tensor, Tensor, Tensor, Tensor, Tensor)
  */
 export const _thnnFusedLstmCellBackward: {
+  /** aten::_thnn_fused_lstm_cell_backward(Tensor? grad_hy, Tensor? grad_cy, Tensor cx, Tensor cy, Tensor workspace, bool has_bias) -> (Tensor, Tensor, Tensor, Tensor, Tensor) */
   (grad_hy?: Tensor | null | O__thnn_fused_lstm_cell_backward, grad_cy?: Tensor | null | O__thnn_fused_lstm_cell_backward, cx?: Tensor | O__thnn_fused_lstm_cell_backward, cy?: Tensor | O__thnn_fused_lstm_cell_backward, workspace?: Tensor | O__thnn_fused_lstm_cell_backward, has_bias?: boolean | O__thnn_fused_lstm_cell_backward, options?: O__thnn_fused_lstm_cell_backward): [Tensor, Tensor, Tensor, Tensor, Tensor];
   /** aten::_thnn_fused_lstm_cell_backward(Tensor? grad_hy, Tensor? grad_cy, Tensor cx, Tensor cy, Tensor workspace, bool has_bias) -> (Tensor, Tensor, Tensor, Tensor, Tensor) */
   "default"(grad_hy?: Tensor | null | O__thnn_fused_lstm_cell_backward, grad_cy?: Tensor | null | O__thnn_fused_lstm_cell_backward, cx?: Tensor | O__thnn_fused_lstm_cell_backward, cy?: Tensor | O__thnn_fused_lstm_cell_backward, workspace?: Tensor | O__thnn_fused_lstm_cell_backward, has_bias?: boolean | O__thnn_fused_lstm_cell_backward, options?: O__thnn_fused_lstm_cell_backward): [Tensor, Tensor, Tensor, Tensor, Tensor];
@@ -231,37 +247,39 @@ export const _thnnFusedLstmCellBackward: {
 ]) as any;
 
 type O__thnn_fused_lstm_cell_backward_impl = { grad_hy?: Tensor | null; gradHy?: Tensor | null; grad_cy?: Tensor | null; gradCy?: Tensor | null; cx?: Tensor; cy?: Tensor; workspace?: Tensor; has_bias?: boolean; hasBias?: boolean };
-type O__thnn_fused_lstm_cell_backward_impl_out = { grad_hy?: Tensor | null; gradHy?: Tensor | null; grad_cy?: Tensor | null; gradCy?: Tensor | null; cx?: Tensor; cy?: Tensor; workspace?: Tensor; has_bias?: boolean; hasBias?: boolean; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O__thnn_fused_lstm_cell_backward_impl_out = { grad_hy?: Tensor | null; gradHy?: Tensor | null; grad_cy?: Tensor | null; gradCy?: Tensor | null; cx?: Tensor; cy?: Tensor; workspace?: Tensor; has_bias?: boolean; hasBias?: boolean; out0: Tensor; out1: Tensor; out2: Tensor };
 /**
  * aten::_thnn_fused_lstm_cell_backward_impl(Tensor? grad_hy, Tensor? grad_cy, Tensor cx, Tensor cy, Tensor workspace, bool has_bias) -> (Tensor, Tensor, Tensor)
  * aten::_thnn_fused_lstm_cell_backward_impl.out(Tensor? grad_hy, Tensor? grad_cy, Tensor cx, Tensor cy, Tensor workspace, bool has_bias, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
  */
 export const _thnnFusedLstmCellBackwardImpl: {
+  /** aten::_thnn_fused_lstm_cell_backward_impl(Tensor? grad_hy, Tensor? grad_cy, Tensor cx, Tensor cy, Tensor workspace, bool has_bias) -> (Tensor, Tensor, Tensor) */
   (grad_hy?: Tensor | null | O__thnn_fused_lstm_cell_backward_impl, grad_cy?: Tensor | null | O__thnn_fused_lstm_cell_backward_impl, cx?: Tensor | O__thnn_fused_lstm_cell_backward_impl, cy?: Tensor | O__thnn_fused_lstm_cell_backward_impl, workspace?: Tensor | O__thnn_fused_lstm_cell_backward_impl, has_bias?: boolean | O__thnn_fused_lstm_cell_backward_impl, options?: O__thnn_fused_lstm_cell_backward_impl): [Tensor, Tensor, Tensor];
   /** aten::_thnn_fused_lstm_cell_backward_impl(Tensor? grad_hy, Tensor? grad_cy, Tensor cx, Tensor cy, Tensor workspace, bool has_bias) -> (Tensor, Tensor, Tensor) */
   "default"(grad_hy?: Tensor | null | O__thnn_fused_lstm_cell_backward_impl, grad_cy?: Tensor | null | O__thnn_fused_lstm_cell_backward_impl, cx?: Tensor | O__thnn_fused_lstm_cell_backward_impl, cy?: Tensor | O__thnn_fused_lstm_cell_backward_impl, workspace?: Tensor | O__thnn_fused_lstm_cell_backward_impl, has_bias?: boolean | O__thnn_fused_lstm_cell_backward_impl, options?: O__thnn_fused_lstm_cell_backward_impl): [Tensor, Tensor, Tensor];
   /** aten::_thnn_fused_lstm_cell_backward_impl.out(Tensor? grad_hy, Tensor? grad_cy, Tensor cx, Tensor cy, Tensor workspace, bool has_bias, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!)) */
-  "out"(grad_hy?: Tensor | null | O__thnn_fused_lstm_cell_backward_impl_out, grad_cy?: Tensor | null | O__thnn_fused_lstm_cell_backward_impl_out, cx?: Tensor | O__thnn_fused_lstm_cell_backward_impl_out, cy?: Tensor | O__thnn_fused_lstm_cell_backward_impl_out, workspace?: Tensor | O__thnn_fused_lstm_cell_backward_impl_out, has_bias?: boolean | O__thnn_fused_lstm_cell_backward_impl_out, out0?: Tensor | O__thnn_fused_lstm_cell_backward_impl_out, out1?: Tensor | O__thnn_fused_lstm_cell_backward_impl_out, out2?: Tensor | O__thnn_fused_lstm_cell_backward_impl_out, options?: O__thnn_fused_lstm_cell_backward_impl_out): [Tensor, Tensor, Tensor];
+  "out"(grad_hy?: Tensor | null | O__thnn_fused_lstm_cell_backward_impl_out, grad_cy?: Tensor | null | O__thnn_fused_lstm_cell_backward_impl_out, cx?: Tensor | O__thnn_fused_lstm_cell_backward_impl_out, cy?: Tensor | O__thnn_fused_lstm_cell_backward_impl_out, workspace?: Tensor | O__thnn_fused_lstm_cell_backward_impl_out, has_bias?: boolean | O__thnn_fused_lstm_cell_backward_impl_out, options?: O__thnn_fused_lstm_cell_backward_impl_out): [Tensor, Tensor, Tensor];
 } = defineOp("_thnn_fused_lstm_cell_backward_impl", [
   ["",[["grad_hy",0,1],["grad_cy",0,1],["cx",0,0],["cy",0,0],["workspace",0,0],["has_bias",5,0]],[0,0,0],1],
-  ["out",[["grad_hy",0,1],["grad_cy",0,1],["cx",0,0],["cy",0,0],["workspace",0,0],["has_bias",5,0],["out0",0,4],["out1",0,4],["out2",0,4]],[-1,-1,-1],0],
+  ["out",[["grad_hy",0,1],["grad_cy",0,1],["cx",0,0],["cy",0,0],["workspace",0,0],["has_bias",5,0],["out0",0,12],["out1",0,12],["out2",0,12]],[-7,-8,-9],0],
 ]) as any;
 
 type O__to_copy = { self?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null; non_blocking?: boolean; nonBlocking?: boolean; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
-type O__to_copy_out = { self?: Tensor; non_blocking?: boolean; nonBlocking?: boolean; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out?: Tensor };
+type O__to_copy_out = { self?: Tensor; non_blocking?: boolean; nonBlocking?: boolean; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out: Tensor };
 /**
  * aten::_to_copy(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, bool non_blocking=False, MemoryFormat? memory_format=None) -> Tensor
  * aten::_to_copy.out(Tensor self, *, bool non_blocking=False, MemoryFormat? memory_format=None, Tensor(a!) out) -> Tensor(a!)
  */
 export const _toCopy: {
-  (self: Tensor, dtype?: DType | null | O__to_copy, layout?: Layout | null | O__to_copy, device?: DeviceLike | null | O__to_copy, pin_memory?: boolean | null | O__to_copy, non_blocking?: boolean | O__to_copy, memory_format?: MemoryFormat | null | O__to_copy, options?: O__to_copy): Tensor;
   /** aten::_to_copy(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, bool non_blocking=False, MemoryFormat? memory_format=None) -> Tensor */
-  "default"(self: Tensor, dtype?: DType | null | O__to_copy, layout?: Layout | null | O__to_copy, device?: DeviceLike | null | O__to_copy, pin_memory?: boolean | null | O__to_copy, non_blocking?: boolean | O__to_copy, memory_format?: MemoryFormat | null | O__to_copy, options?: O__to_copy): Tensor;
+  (self: Tensor, options?: O__to_copy): Tensor;
+  /** aten::_to_copy(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, bool non_blocking=False, MemoryFormat? memory_format=None) -> Tensor */
+  "default"(self: Tensor, options?: O__to_copy): Tensor;
   /** aten::_to_copy.out(Tensor self, *, bool non_blocking=False, MemoryFormat? memory_format=None, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, non_blocking?: boolean | O__to_copy_out, memory_format?: MemoryFormat | null | O__to_copy_out, out?: Tensor | O__to_copy_out, options?: O__to_copy_out): Tensor;
+  "out"(self: Tensor, options?: O__to_copy_out): Tensor;
 } = defineOp("_to_copy", [
-  ["",[["self",0,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3],["non_blocking",5,2],["memory_format",10,3]],[0],1],
-  ["out",[["self",0,0],["non_blocking",5,2],["memory_format",10,3],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11],["non_blocking",5,10],["memory_format",10,11]],[0],1],
+  ["out",[["self",0,0],["non_blocking",5,10],["memory_format",10,11],["out",0,12]],[-4],0],
 ]) as any;
 
 type O__to_cpu = { tensors?: Tensor[] };
@@ -269,6 +287,7 @@ type O__to_cpu = { tensors?: Tensor[] };
  * aten::_to_cpu(Tensor[] tensors) -> Tensor[]
  */
 export const _toCpu: {
+  /** aten::_to_cpu(Tensor[] tensors) -> Tensor[] */
   (tensors: Tensor[], options?: O__to_cpu): Tensor[];
   /** aten::_to_cpu(Tensor[] tensors) -> Tensor[] */
   "default"(tensors: Tensor[], options?: O__to_cpu): Tensor[];
@@ -277,120 +296,127 @@ export const _toCpu: {
 ]) as any;
 
 type O__to_dense = { self?: Tensor; dtype?: DType | null };
-type O__to_dense_out = { self?: Tensor; dtype?: DType | null; out?: Tensor };
+type O__to_dense_out = { self?: Tensor; dtype?: DType | null; out: Tensor };
 /**
  * aten::_to_dense(Tensor self, ScalarType? dtype=None) -> Tensor
  * aten::_to_dense.out(Tensor self, ScalarType? dtype=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _toDense: {
+  /** aten::_to_dense(Tensor self, ScalarType? dtype=None) -> Tensor */
   (self: Tensor, dtype?: DType | null | O__to_dense, options?: O__to_dense): Tensor;
   /** aten::_to_dense(Tensor self, ScalarType? dtype=None) -> Tensor */
   "default"(self: Tensor, dtype?: DType | null | O__to_dense, options?: O__to_dense): Tensor;
   /** aten::_to_dense.out(Tensor self, ScalarType? dtype=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dtype?: DType | null | O__to_dense_out, out?: Tensor | O__to_dense_out, options?: O__to_dense_out): Tensor;
+  "out"(self: Tensor, dtype?: DType | null | O__to_dense_out, options?: O__to_dense_out): Tensor;
 } = defineOp("_to_dense", [
   ["",[["self",0,0],["dtype",8,3]],[0],1],
-  ["out",[["self",0,0],["dtype",8,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["dtype",8,3],["out",0,12]],[-3],0],
 ]) as any;
 
 type O__torch_cuda_cu_linker_symbol_op = { self?: Tensor };
-type O__torch_cuda_cu_linker_symbol_op_out = { self?: Tensor; out?: Tensor };
+type O__torch_cuda_cu_linker_symbol_op_out = { self?: Tensor; out: Tensor };
 /**
  * aten::_torch_cuda_cu_linker_symbol_op(Tensor self) -> Tensor
  * aten::_torch_cuda_cu_linker_symbol_op.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _torchCudaCuLinkerSymbolOp: {
+  /** aten::_torch_cuda_cu_linker_symbol_op(Tensor self) -> Tensor */
   (self: Tensor, options?: O__torch_cuda_cu_linker_symbol_op): Tensor;
   /** aten::_torch_cuda_cu_linker_symbol_op(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O__torch_cuda_cu_linker_symbol_op): Tensor;
   /** aten::_torch_cuda_cu_linker_symbol_op.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O__torch_cuda_cu_linker_symbol_op_out): Tensor;
+  "out"(self: Tensor, options?: O__torch_cuda_cu_linker_symbol_op_out): Tensor;
 } = defineOp("_torch_cuda_cu_linker_symbol_op", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O__transformer_decoder_only_layer_fwd = { src?: Tensor; embed_dim?: number; embedDim?: number; num_heads?: number; numHeads?: number; qkv_weight?: Tensor; qkvWeight?: Tensor; qkv_bias?: Tensor; qkvBias?: Tensor; proj_weight?: Tensor; projWeight?: Tensor; proj_bias?: Tensor; projBias?: Tensor; use_gelu?: boolean; useGelu?: boolean; norm_first?: boolean; normFirst?: boolean; eps?: number; norm_weight_1?: Tensor; normWeight1?: Tensor; norm_bias_1?: Tensor; normBias1?: Tensor; norm_weight_2?: Tensor; normWeight2?: Tensor; norm_bias_2?: Tensor; normBias2?: Tensor; ffn_weight_1?: Tensor; ffnWeight1?: Tensor; ffn_bias_1?: Tensor; ffnBias1?: Tensor; ffn_weight_2?: Tensor; ffnWeight2?: Tensor; ffn_bias_2?: Tensor; ffnBias2?: Tensor; mask?: Tensor | null; incr_key?: Tensor | null; incrKey?: Tensor | null; incr_value?: Tensor | null; incrValue?: Tensor | null };
-type O__transformer_decoder_only_layer_fwd_out = { src?: Tensor; embed_dim?: number; embedDim?: number; num_heads?: number; numHeads?: number; qkv_weight?: Tensor; qkvWeight?: Tensor; qkv_bias?: Tensor; qkvBias?: Tensor; proj_weight?: Tensor; projWeight?: Tensor; proj_bias?: Tensor; projBias?: Tensor; use_gelu?: boolean; useGelu?: boolean; norm_first?: boolean; normFirst?: boolean; eps?: number; norm_weight_1?: Tensor; normWeight1?: Tensor; norm_bias_1?: Tensor; normBias1?: Tensor; norm_weight_2?: Tensor; normWeight2?: Tensor; norm_bias_2?: Tensor; normBias2?: Tensor; ffn_weight_1?: Tensor; ffnWeight1?: Tensor; ffn_bias_1?: Tensor; ffnBias1?: Tensor; ffn_weight_2?: Tensor; ffnWeight2?: Tensor; ffn_bias_2?: Tensor; ffnBias2?: Tensor; mask?: Tensor | null; incr_key?: Tensor | null; incrKey?: Tensor | null; incr_value?: Tensor | null; incrValue?: Tensor | null; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O__transformer_decoder_only_layer_fwd_out = { src?: Tensor; embed_dim?: number; embedDim?: number; num_heads?: number; numHeads?: number; qkv_weight?: Tensor; qkvWeight?: Tensor; qkv_bias?: Tensor; qkvBias?: Tensor; proj_weight?: Tensor; projWeight?: Tensor; proj_bias?: Tensor; projBias?: Tensor; use_gelu?: boolean; useGelu?: boolean; norm_first?: boolean; normFirst?: boolean; eps?: number; norm_weight_1?: Tensor; normWeight1?: Tensor; norm_bias_1?: Tensor; normBias1?: Tensor; norm_weight_2?: Tensor; normWeight2?: Tensor; norm_bias_2?: Tensor; normBias2?: Tensor; ffn_weight_1?: Tensor; ffnWeight1?: Tensor; ffn_bias_1?: Tensor; ffnBias1?: Tensor; ffn_weight_2?: Tensor; ffnWeight2?: Tensor; ffn_bias_2?: Tensor; ffnBias2?: Tensor; mask?: Tensor | null; incr_key?: Tensor | null; incrKey?: Tensor | null; incr_value?: Tensor | null; incrValue?: Tensor | null; out0: Tensor; out1: Tensor; out2: Tensor };
 /**
  * aten::_transformer_decoder_only_layer_fwd(Tensor src, int embed_dim, int num_heads, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, bool use_gelu, bool norm_first, float eps, Tensor norm_weight_1, Tensor norm_bias_1, Tensor norm_weight_2, Tensor norm_bias_2, Tensor ffn_weight_1, Tensor ffn_bias_1, Tensor ffn_weight_2, Tensor ffn_bias_2, Tensor? mask=None, Tensor? incr_key=None, Tensor? incr_value=None) -> (Tensor, Tensor, Tensor)
  * aten::_transformer_decoder_only_layer_fwd.out(Tensor src, int embed_dim, int num_heads, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, bool use_gelu, bool norm_first, float eps, Tensor norm_weight_1, Tensor norm_bias_1, Tensor norm_weight_2, Tensor norm_bias_2, Tensor ffn_weight_1, Tensor ffn_bias_1, Tensor ffn_weight_2, Tensor ffn_bias_2, Tensor? mask=None, Tensor? incr_key=None, Tensor? incr_value=None, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
  */
 export const _transformerDecoderOnlyLayerFwd: {
+  /** aten::_transformer_decoder_only_layer_fwd(Tensor src, int embed_dim, int num_heads, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, bool use_gelu, bool norm_first, float eps, Tensor norm_weight_1, Tensor norm_bias_1, Tensor norm_weight_2, Tensor norm_bias_2, Tensor ffn_weight_1, Tensor ffn_bias_1, Tensor ffn_weight_2, Tensor ffn_bias_2, Tensor? mask=None, Tensor? incr_key=None, Tensor? incr_value=None) -> (Tensor, Tensor, Tensor) */
   (src: Tensor, embed_dim: number, num_heads: number, qkv_weight: Tensor, qkv_bias: Tensor, proj_weight: Tensor, proj_bias: Tensor, use_gelu: boolean, norm_first: boolean, eps: number, norm_weight_1: Tensor, norm_bias_1: Tensor, norm_weight_2: Tensor, norm_bias_2: Tensor, ffn_weight_1: Tensor, ffn_bias_1: Tensor, ffn_weight_2: Tensor, ffn_bias_2: Tensor, mask?: Tensor | null | O__transformer_decoder_only_layer_fwd, incr_key?: Tensor | null | O__transformer_decoder_only_layer_fwd, incr_value?: Tensor | null | O__transformer_decoder_only_layer_fwd, options?: O__transformer_decoder_only_layer_fwd): [Tensor, Tensor, Tensor];
   /** aten::_transformer_decoder_only_layer_fwd(Tensor src, int embed_dim, int num_heads, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, bool use_gelu, bool norm_first, float eps, Tensor norm_weight_1, Tensor norm_bias_1, Tensor norm_weight_2, Tensor norm_bias_2, Tensor ffn_weight_1, Tensor ffn_bias_1, Tensor ffn_weight_2, Tensor ffn_bias_2, Tensor? mask=None, Tensor? incr_key=None, Tensor? incr_value=None) -> (Tensor, Tensor, Tensor) */
   "default"(src: Tensor, embed_dim: number, num_heads: number, qkv_weight: Tensor, qkv_bias: Tensor, proj_weight: Tensor, proj_bias: Tensor, use_gelu: boolean, norm_first: boolean, eps: number, norm_weight_1: Tensor, norm_bias_1: Tensor, norm_weight_2: Tensor, norm_bias_2: Tensor, ffn_weight_1: Tensor, ffn_bias_1: Tensor, ffn_weight_2: Tensor, ffn_bias_2: Tensor, mask?: Tensor | null | O__transformer_decoder_only_layer_fwd, incr_key?: Tensor | null | O__transformer_decoder_only_layer_fwd, incr_value?: Tensor | null | O__transformer_decoder_only_layer_fwd, options?: O__transformer_decoder_only_layer_fwd): [Tensor, Tensor, Tensor];
   /** aten::_transformer_decoder_only_layer_fwd.out(Tensor src, int embed_dim, int num_heads, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, bool use_gelu, bool norm_first, float eps, Tensor norm_weight_1, Tensor norm_bias_1, Tensor norm_weight_2, Tensor norm_bias_2, Tensor ffn_weight_1, Tensor ffn_bias_1, Tensor ffn_weight_2, Tensor ffn_bias_2, Tensor? mask=None, Tensor? incr_key=None, Tensor? incr_value=None, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!)) */
-  "out"(src: Tensor, embed_dim: number, num_heads: number, qkv_weight: Tensor, qkv_bias: Tensor, proj_weight: Tensor, proj_bias: Tensor, use_gelu: boolean, norm_first: boolean, eps: number, norm_weight_1: Tensor, norm_bias_1: Tensor, norm_weight_2: Tensor, norm_bias_2: Tensor, ffn_weight_1: Tensor, ffn_bias_1: Tensor, ffn_weight_2: Tensor, ffn_bias_2: Tensor, mask?: Tensor | null | O__transformer_decoder_only_layer_fwd_out, incr_key?: Tensor | null | O__transformer_decoder_only_layer_fwd_out, incr_value?: Tensor | null | O__transformer_decoder_only_layer_fwd_out, out0?: Tensor | O__transformer_decoder_only_layer_fwd_out, out1?: Tensor | O__transformer_decoder_only_layer_fwd_out, out2?: Tensor | O__transformer_decoder_only_layer_fwd_out, options?: O__transformer_decoder_only_layer_fwd_out): [Tensor, Tensor, Tensor];
+  "out"(src: Tensor, embed_dim: number, num_heads: number, qkv_weight: Tensor, qkv_bias: Tensor, proj_weight: Tensor, proj_bias: Tensor, use_gelu: boolean, norm_first: boolean, eps: number, norm_weight_1: Tensor, norm_bias_1: Tensor, norm_weight_2: Tensor, norm_bias_2: Tensor, ffn_weight_1: Tensor, ffn_bias_1: Tensor, ffn_weight_2: Tensor, ffn_bias_2: Tensor, mask?: Tensor | null | O__transformer_decoder_only_layer_fwd_out, incr_key?: Tensor | null | O__transformer_decoder_only_layer_fwd_out, incr_value?: Tensor | null | O__transformer_decoder_only_layer_fwd_out, options?: O__transformer_decoder_only_layer_fwd_out): [Tensor, Tensor, Tensor];
 } = defineOp("_transformer_decoder_only_layer_fwd", [
   ["",[["src",0,0],["embed_dim",3,0],["num_heads",3,0],["qkv_weight",0,0],["qkv_bias",0,0],["proj_weight",0,0],["proj_bias",0,0],["use_gelu",5,0],["norm_first",5,0],["eps",4,0],["norm_weight_1",0,0],["norm_bias_1",0,0],["norm_weight_2",0,0],["norm_bias_2",0,0],["ffn_weight_1",0,0],["ffn_bias_1",0,0],["ffn_weight_2",0,0],["ffn_bias_2",0,0],["mask",0,3],["incr_key",0,3],["incr_value",0,3]],[0,0,0],1],
-  ["out",[["src",0,0],["embed_dim",3,0],["num_heads",3,0],["qkv_weight",0,0],["qkv_bias",0,0],["proj_weight",0,0],["proj_bias",0,0],["use_gelu",5,0],["norm_first",5,0],["eps",4,0],["norm_weight_1",0,0],["norm_bias_1",0,0],["norm_weight_2",0,0],["norm_bias_2",0,0],["ffn_weight_1",0,0],["ffn_bias_1",0,0],["ffn_weight_2",0,0],["ffn_bias_2",0,0],["mask",0,3],["incr_key",0,3],["incr_value",0,3],["out0",0,4],["out1",0,4],["out2",0,4]],[-1,-1,-1],0],
+  ["out",[["src",0,0],["embed_dim",3,0],["num_heads",3,0],["qkv_weight",0,0],["qkv_bias",0,0],["proj_weight",0,0],["proj_bias",0,0],["use_gelu",5,0],["norm_first",5,0],["eps",4,0],["norm_weight_1",0,0],["norm_bias_1",0,0],["norm_weight_2",0,0],["norm_bias_2",0,0],["ffn_weight_1",0,0],["ffn_bias_1",0,0],["ffn_weight_2",0,0],["ffn_bias_2",0,0],["mask",0,3],["incr_key",0,3],["incr_value",0,3],["out0",0,12],["out1",0,12],["out2",0,12]],[-22,-23,-24],0],
 ]) as any;
 
 type O__transformer_encoder_layer_fwd = { src?: Tensor; embed_dim?: number; embedDim?: number; num_heads?: number; numHeads?: number; qkv_weight?: Tensor; qkvWeight?: Tensor; qkv_bias?: Tensor; qkvBias?: Tensor; proj_weight?: Tensor; projWeight?: Tensor; proj_bias?: Tensor; projBias?: Tensor; use_gelu?: boolean; useGelu?: boolean; norm_first?: boolean; normFirst?: boolean; eps?: number; norm_weight_1?: Tensor; normWeight1?: Tensor; norm_bias_1?: Tensor; normBias1?: Tensor; norm_weight_2?: Tensor; normWeight2?: Tensor; norm_bias_2?: Tensor; normBias2?: Tensor; ffn_weight_1?: Tensor; ffnWeight1?: Tensor; ffn_bias_1?: Tensor; ffnBias1?: Tensor; ffn_weight_2?: Tensor; ffnWeight2?: Tensor; ffn_bias_2?: Tensor; ffnBias2?: Tensor; mask?: Tensor | null; mask_type?: number | null; maskType?: number | null };
-type O__transformer_encoder_layer_fwd_out = { src?: Tensor; embed_dim?: number; embedDim?: number; num_heads?: number; numHeads?: number; qkv_weight?: Tensor; qkvWeight?: Tensor; qkv_bias?: Tensor; qkvBias?: Tensor; proj_weight?: Tensor; projWeight?: Tensor; proj_bias?: Tensor; projBias?: Tensor; use_gelu?: boolean; useGelu?: boolean; norm_first?: boolean; normFirst?: boolean; eps?: number; norm_weight_1?: Tensor; normWeight1?: Tensor; norm_bias_1?: Tensor; normBias1?: Tensor; norm_weight_2?: Tensor; normWeight2?: Tensor; norm_bias_2?: Tensor; normBias2?: Tensor; ffn_weight_1?: Tensor; ffnWeight1?: Tensor; ffn_bias_1?: Tensor; ffnBias1?: Tensor; ffn_weight_2?: Tensor; ffnWeight2?: Tensor; ffn_bias_2?: Tensor; ffnBias2?: Tensor; mask?: Tensor | null; mask_type?: number | null; maskType?: number | null; out?: Tensor };
+type O__transformer_encoder_layer_fwd_out = { src?: Tensor; embed_dim?: number; embedDim?: number; num_heads?: number; numHeads?: number; qkv_weight?: Tensor; qkvWeight?: Tensor; qkv_bias?: Tensor; qkvBias?: Tensor; proj_weight?: Tensor; projWeight?: Tensor; proj_bias?: Tensor; projBias?: Tensor; use_gelu?: boolean; useGelu?: boolean; norm_first?: boolean; normFirst?: boolean; eps?: number; norm_weight_1?: Tensor; normWeight1?: Tensor; norm_bias_1?: Tensor; normBias1?: Tensor; norm_weight_2?: Tensor; normWeight2?: Tensor; norm_bias_2?: Tensor; normBias2?: Tensor; ffn_weight_1?: Tensor; ffnWeight1?: Tensor; ffn_bias_1?: Tensor; ffnBias1?: Tensor; ffn_weight_2?: Tensor; ffnWeight2?: Tensor; ffn_bias_2?: Tensor; ffnBias2?: Tensor; mask?: Tensor | null; mask_type?: number | null; maskType?: number | null; out: Tensor };
 /**
  * aten::_transformer_encoder_layer_fwd(Tensor src, int embed_dim, int num_heads, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, bool use_gelu, bool norm_first, float eps, Tensor norm_weight_1, Tensor norm_bias_1, Tensor norm_weight_2, Tensor norm_bias_2, Tensor ffn_weight_1, Tensor ffn_bias_1, Tensor ffn_weight_2, Tensor ffn_bias_2, Tensor? mask=None, int? mask_type=None) -> Tensor
  * aten::_transformer_encoder_layer_fwd.out(Tensor src, int embed_dim, int num_heads, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, bool use_gelu, bool norm_first, float eps, Tensor norm_weight_1, Tensor norm_bias_1, Tensor norm_weight_2, Tensor norm_bias_2, Tensor ffn_weight_1, Tensor ffn_bias_1, Tensor ffn_weight_2, Tensor ffn_bias_2, Tensor? mask=None, int? mask_type=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _transformerEncoderLayerFwd: {
+  /** aten::_transformer_encoder_layer_fwd(Tensor src, int embed_dim, int num_heads, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, bool use_gelu, bool norm_first, float eps, Tensor norm_weight_1, Tensor norm_bias_1, Tensor norm_weight_2, Tensor norm_bias_2, Tensor ffn_weight_1, Tensor ffn_bias_1, Tensor ffn_weight_2, Tensor ffn_bias_2, Tensor? mask=None, int? mask_type=None) -> Tensor */
   (src: Tensor, embed_dim: number, num_heads: number, qkv_weight: Tensor, qkv_bias: Tensor, proj_weight: Tensor, proj_bias: Tensor, use_gelu: boolean, norm_first: boolean, eps: number, norm_weight_1: Tensor, norm_bias_1: Tensor, norm_weight_2: Tensor, norm_bias_2: Tensor, ffn_weight_1: Tensor, ffn_bias_1: Tensor, ffn_weight_2: Tensor, ffn_bias_2: Tensor, mask?: Tensor | null | O__transformer_encoder_layer_fwd, mask_type?: number | null | O__transformer_encoder_layer_fwd, options?: O__transformer_encoder_layer_fwd): Tensor;
   /** aten::_transformer_encoder_layer_fwd(Tensor src, int embed_dim, int num_heads, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, bool use_gelu, bool norm_first, float eps, Tensor norm_weight_1, Tensor norm_bias_1, Tensor norm_weight_2, Tensor norm_bias_2, Tensor ffn_weight_1, Tensor ffn_bias_1, Tensor ffn_weight_2, Tensor ffn_bias_2, Tensor? mask=None, int? mask_type=None) -> Tensor */
   "default"(src: Tensor, embed_dim: number, num_heads: number, qkv_weight: Tensor, qkv_bias: Tensor, proj_weight: Tensor, proj_bias: Tensor, use_gelu: boolean, norm_first: boolean, eps: number, norm_weight_1: Tensor, norm_bias_1: Tensor, norm_weight_2: Tensor, norm_bias_2: Tensor, ffn_weight_1: Tensor, ffn_bias_1: Tensor, ffn_weight_2: Tensor, ffn_bias_2: Tensor, mask?: Tensor | null | O__transformer_encoder_layer_fwd, mask_type?: number | null | O__transformer_encoder_layer_fwd, options?: O__transformer_encoder_layer_fwd): Tensor;
   /** aten::_transformer_encoder_layer_fwd.out(Tensor src, int embed_dim, int num_heads, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, bool use_gelu, bool norm_first, float eps, Tensor norm_weight_1, Tensor norm_bias_1, Tensor norm_weight_2, Tensor norm_bias_2, Tensor ffn_weight_1, Tensor ffn_bias_1, Tensor ffn_weight_2, Tensor ffn_bias_2, Tensor? mask=None, int? mask_type=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(src: Tensor, embed_dim: number, num_heads: number, qkv_weight: Tensor, qkv_bias: Tensor, proj_weight: Tensor, proj_bias: Tensor, use_gelu: boolean, norm_first: boolean, eps: number, norm_weight_1: Tensor, norm_bias_1: Tensor, norm_weight_2: Tensor, norm_bias_2: Tensor, ffn_weight_1: Tensor, ffn_bias_1: Tensor, ffn_weight_2: Tensor, ffn_bias_2: Tensor, mask?: Tensor | null | O__transformer_encoder_layer_fwd_out, mask_type?: number | null | O__transformer_encoder_layer_fwd_out, out?: Tensor | O__transformer_encoder_layer_fwd_out, options?: O__transformer_encoder_layer_fwd_out): Tensor;
+  "out"(src: Tensor, embed_dim: number, num_heads: number, qkv_weight: Tensor, qkv_bias: Tensor, proj_weight: Tensor, proj_bias: Tensor, use_gelu: boolean, norm_first: boolean, eps: number, norm_weight_1: Tensor, norm_bias_1: Tensor, norm_weight_2: Tensor, norm_bias_2: Tensor, ffn_weight_1: Tensor, ffn_bias_1: Tensor, ffn_weight_2: Tensor, ffn_bias_2: Tensor, mask?: Tensor | null | O__transformer_encoder_layer_fwd_out, mask_type?: number | null | O__transformer_encoder_layer_fwd_out, options?: O__transformer_encoder_layer_fwd_out): Tensor;
 } = defineOp("_transformer_encoder_layer_fwd", [
   ["",[["src",0,0],["embed_dim",3,0],["num_heads",3,0],["qkv_weight",0,0],["qkv_bias",0,0],["proj_weight",0,0],["proj_bias",0,0],["use_gelu",5,0],["norm_first",5,0],["eps",4,0],["norm_weight_1",0,0],["norm_bias_1",0,0],["norm_weight_2",0,0],["norm_bias_2",0,0],["ffn_weight_1",0,0],["ffn_bias_1",0,0],["ffn_weight_2",0,0],["ffn_bias_2",0,0],["mask",0,3],["mask_type",3,3]],[0],1],
-  ["out",[["src",0,0],["embed_dim",3,0],["num_heads",3,0],["qkv_weight",0,0],["qkv_bias",0,0],["proj_weight",0,0],["proj_bias",0,0],["use_gelu",5,0],["norm_first",5,0],["eps",4,0],["norm_weight_1",0,0],["norm_bias_1",0,0],["norm_weight_2",0,0],["norm_bias_2",0,0],["ffn_weight_1",0,0],["ffn_bias_1",0,0],["ffn_weight_2",0,0],["ffn_bias_2",0,0],["mask",0,3],["mask_type",3,3],["out",0,4]],[-1],0],
+  ["out",[["src",0,0],["embed_dim",3,0],["num_heads",3,0],["qkv_weight",0,0],["qkv_bias",0,0],["proj_weight",0,0],["proj_bias",0,0],["use_gelu",5,0],["norm_first",5,0],["eps",4,0],["norm_weight_1",0,0],["norm_bias_1",0,0],["norm_weight_2",0,0],["norm_bias_2",0,0],["ffn_weight_1",0,0],["ffn_bias_1",0,0],["ffn_weight_2",0,0],["ffn_bias_2",0,0],["mask",0,3],["mask_type",3,3],["out",0,12]],[-21],0],
 ]) as any;
 
 type O__trilinear = { i1?: Tensor; i2?: Tensor; i3?: Tensor; expand1?: number[]; expand2?: number[]; expand3?: number[]; sumdim?: number[]; unroll_dim?: number; unrollDim?: number };
-type O__trilinear_out = { i1?: Tensor; i2?: Tensor; i3?: Tensor; expand1?: number[]; expand2?: number[]; expand3?: number[]; sumdim?: number[]; unroll_dim?: number; unrollDim?: number; out?: Tensor };
+type O__trilinear_out = { i1?: Tensor; i2?: Tensor; i3?: Tensor; expand1?: number[]; expand2?: number[]; expand3?: number[]; sumdim?: number[]; unroll_dim?: number; unrollDim?: number; out: Tensor };
 /**
  * aten::_trilinear(Tensor i1, Tensor i2, Tensor i3, int[] expand1, int[] expand2, int[] expand3, int[] sumdim, int unroll_dim=1) -> Tensor
  * aten::_trilinear.out(Tensor i1, Tensor i2, Tensor i3, int[] expand1, int[] expand2, int[] expand3, int[] sumdim, int unroll_dim=1, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _trilinear: {
+  /** aten::_trilinear(Tensor i1, Tensor i2, Tensor i3, int[] expand1, int[] expand2, int[] expand3, int[] sumdim, int unroll_dim=1) -> Tensor */
   (i1: Tensor, i2: Tensor, i3: Tensor, expand1: number[], expand2: number[], expand3: number[], sumdim: number[], unroll_dim?: number | O__trilinear, options?: O__trilinear): Tensor;
   /** aten::_trilinear(Tensor i1, Tensor i2, Tensor i3, int[] expand1, int[] expand2, int[] expand3, int[] sumdim, int unroll_dim=1) -> Tensor */
   "default"(i1: Tensor, i2: Tensor, i3: Tensor, expand1: number[], expand2: number[], expand3: number[], sumdim: number[], unroll_dim?: number | O__trilinear, options?: O__trilinear): Tensor;
   /** aten::_trilinear.out(Tensor i1, Tensor i2, Tensor i3, int[] expand1, int[] expand2, int[] expand3, int[] sumdim, int unroll_dim=1, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(i1: Tensor, i2: Tensor, i3: Tensor, expand1: number[], expand2: number[], expand3: number[], sumdim: number[], unroll_dim?: number | O__trilinear_out, out?: Tensor | O__trilinear_out, options?: O__trilinear_out): Tensor;
+  "out"(i1: Tensor, i2: Tensor, i3: Tensor, expand1: number[], expand2: number[], expand3: number[], sumdim: number[], unroll_dim?: number | O__trilinear_out, options?: O__trilinear_out): Tensor;
 } = defineOp("_trilinear", [
   ["",[["i1",0,0],["i2",0,0],["i3",0,0],["expand1",12,0],["expand2",12,0],["expand3",12,0],["sumdim",12,0],["unroll_dim",3,2]],[0],1],
-  ["out",[["i1",0,0],["i2",0,0],["i3",0,0],["expand1",12,0],["expand2",12,0],["expand3",12,0],["sumdim",12,0],["unroll_dim",3,2],["out",0,4]],[-1],0],
+  ["out",[["i1",0,0],["i2",0,0],["i3",0,0],["expand1",12,0],["expand2",12,0],["expand3",12,0],["sumdim",12,0],["unroll_dim",3,2],["out",0,12]],[-9],0],
 ]) as any;
 
 type O__triton_multi_head_attention = { query?: Tensor; key?: Tensor; value?: Tensor; embed_dim?: number; embedDim?: number; num_head?: number; numHead?: number; qkv_weight?: Tensor; qkvWeight?: Tensor; qkv_bias?: Tensor; qkvBias?: Tensor; proj_weight?: Tensor; projWeight?: Tensor; proj_bias?: Tensor; projBias?: Tensor; mask?: Tensor | null };
-type O__triton_multi_head_attention_out = { query?: Tensor; key?: Tensor; value?: Tensor; embed_dim?: number; embedDim?: number; num_head?: number; numHead?: number; qkv_weight?: Tensor; qkvWeight?: Tensor; qkv_bias?: Tensor; qkvBias?: Tensor; proj_weight?: Tensor; projWeight?: Tensor; proj_bias?: Tensor; projBias?: Tensor; mask?: Tensor | null; out?: Tensor };
+type O__triton_multi_head_attention_out = { query?: Tensor; key?: Tensor; value?: Tensor; embed_dim?: number; embedDim?: number; num_head?: number; numHead?: number; qkv_weight?: Tensor; qkvWeight?: Tensor; qkv_bias?: Tensor; qkvBias?: Tensor; proj_weight?: Tensor; projWeight?: Tensor; proj_bias?: Tensor; projBias?: Tensor; mask?: Tensor | null; out: Tensor };
 /**
  * aten::_triton_multi_head_attention(Tensor query, Tensor key, Tensor value, int embed_dim, int num_head, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, Tensor? mask=None) -> Tensor
  * aten::_triton_multi_head_attention.out(Tensor query, Tensor key, Tensor value, int embed_dim, int num_head, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, Tensor? mask=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _tritonMultiHeadAttention: {
+  /** aten::_triton_multi_head_attention(Tensor query, Tensor key, Tensor value, int embed_dim, int num_head, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, Tensor? mask=None) -> Tensor */
   (query: Tensor, key: Tensor, value: Tensor, embed_dim: number, num_head: number, qkv_weight: Tensor, qkv_bias: Tensor, proj_weight: Tensor, proj_bias: Tensor, mask?: Tensor | null | O__triton_multi_head_attention, options?: O__triton_multi_head_attention): Tensor;
   /** aten::_triton_multi_head_attention(Tensor query, Tensor key, Tensor value, int embed_dim, int num_head, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, Tensor? mask=None) -> Tensor */
   "default"(query: Tensor, key: Tensor, value: Tensor, embed_dim: number, num_head: number, qkv_weight: Tensor, qkv_bias: Tensor, proj_weight: Tensor, proj_bias: Tensor, mask?: Tensor | null | O__triton_multi_head_attention, options?: O__triton_multi_head_attention): Tensor;
   /** aten::_triton_multi_head_attention.out(Tensor query, Tensor key, Tensor value, int embed_dim, int num_head, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, Tensor? mask=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(query: Tensor, key: Tensor, value: Tensor, embed_dim: number, num_head: number, qkv_weight: Tensor, qkv_bias: Tensor, proj_weight: Tensor, proj_bias: Tensor, mask?: Tensor | null | O__triton_multi_head_attention_out, out?: Tensor | O__triton_multi_head_attention_out, options?: O__triton_multi_head_attention_out): Tensor;
+  "out"(query: Tensor, key: Tensor, value: Tensor, embed_dim: number, num_head: number, qkv_weight: Tensor, qkv_bias: Tensor, proj_weight: Tensor, proj_bias: Tensor, mask?: Tensor | null | O__triton_multi_head_attention_out, options?: O__triton_multi_head_attention_out): Tensor;
 } = defineOp("_triton_multi_head_attention", [
   ["",[["query",0,0],["key",0,0],["value",0,0],["embed_dim",3,0],["num_head",3,0],["qkv_weight",0,0],["qkv_bias",0,0],["proj_weight",0,0],["proj_bias",0,0],["mask",0,3]],[0],1],
-  ["out",[["query",0,0],["key",0,0],["value",0,0],["embed_dim",3,0],["num_head",3,0],["qkv_weight",0,0],["qkv_bias",0,0],["proj_weight",0,0],["proj_bias",0,0],["mask",0,3],["out",0,4]],[-1],0],
+  ["out",[["query",0,0],["key",0,0],["value",0,0],["embed_dim",3,0],["num_head",3,0],["qkv_weight",0,0],["qkv_bias",0,0],["proj_weight",0,0],["proj_bias",0,0],["mask",0,3],["out",0,12]],[-11],0],
 ]) as any;
 
 type O__triton_scaled_dot_attention = { q?: Tensor; k?: Tensor; v?: Tensor; dropout_p?: number; dropoutP?: number };
-type O__triton_scaled_dot_attention_out = { q?: Tensor; k?: Tensor; v?: Tensor; dropout_p?: number; dropoutP?: number; out?: Tensor };
+type O__triton_scaled_dot_attention_out = { q?: Tensor; k?: Tensor; v?: Tensor; dropout_p?: number; dropoutP?: number; out: Tensor };
 /**
  * aten::_triton_scaled_dot_attention(Tensor q, Tensor k, Tensor v, float dropout_p=0.) -> Tensor
  * aten::_triton_scaled_dot_attention.out(Tensor q, Tensor k, Tensor v, float dropout_p=0., *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _tritonScaledDotAttention: {
+  /** aten::_triton_scaled_dot_attention(Tensor q, Tensor k, Tensor v, float dropout_p=0.) -> Tensor */
   (q: Tensor, k: Tensor, v: Tensor, dropout_p?: number | O__triton_scaled_dot_attention, options?: O__triton_scaled_dot_attention): Tensor;
   /** aten::_triton_scaled_dot_attention(Tensor q, Tensor k, Tensor v, float dropout_p=0.) -> Tensor */
   "default"(q: Tensor, k: Tensor, v: Tensor, dropout_p?: number | O__triton_scaled_dot_attention, options?: O__triton_scaled_dot_attention): Tensor;
   /** aten::_triton_scaled_dot_attention.out(Tensor q, Tensor k, Tensor v, float dropout_p=0., *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(q: Tensor, k: Tensor, v: Tensor, dropout_p?: number | O__triton_scaled_dot_attention_out, out?: Tensor | O__triton_scaled_dot_attention_out, options?: O__triton_scaled_dot_attention_out): Tensor;
+  "out"(q: Tensor, k: Tensor, v: Tensor, dropout_p?: number | O__triton_scaled_dot_attention_out, options?: O__triton_scaled_dot_attention_out): Tensor;
 } = defineOp("_triton_scaled_dot_attention", [
   ["",[["q",0,0],["k",0,0],["v",0,0],["dropout_p",4,2]],[0],1],
-  ["out",[["q",0,0],["k",0,0],["v",0,0],["dropout_p",4,2],["out",0,4]],[-1],0],
+  ["out",[["q",0,0],["k",0,0],["v",0,0],["dropout_p",4,2],["out",0,12]],[-5],0],
 ]) as any;

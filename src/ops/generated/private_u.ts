@@ -6,37 +6,39 @@ import type { DType, DeviceLike, Layout, MemoryFormat, Scalar } from '../../core
 import { defineOp } from '../../core/dispatch.js';
 
 type O__unique = { self?: Tensor; sorted?: boolean; return_inverse?: boolean; returnInverse?: boolean };
-type O__unique_out = { self?: Tensor; sorted?: boolean; return_inverse?: boolean; returnInverse?: boolean; out0?: Tensor; out1?: Tensor };
+type O__unique_out = { self?: Tensor; sorted?: boolean; return_inverse?: boolean; returnInverse?: boolean; out0: Tensor; out1: Tensor };
 /**
  * aten::_unique(Tensor self, bool sorted=True, bool return_inverse=False) -> (Tensor, Tensor)
  * aten::_unique.out(Tensor self, bool sorted=True, bool return_inverse=False, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
  */
 export const _unique: {
+  /** aten::_unique(Tensor self, bool sorted=True, bool return_inverse=False) -> (Tensor, Tensor) */
   (self: Tensor, sorted?: boolean | O__unique, return_inverse?: boolean | O__unique, options?: O__unique): [Tensor, Tensor];
   /** aten::_unique(Tensor self, bool sorted=True, bool return_inverse=False) -> (Tensor, Tensor) */
   "default"(self: Tensor, sorted?: boolean | O__unique, return_inverse?: boolean | O__unique, options?: O__unique): [Tensor, Tensor];
   /** aten::_unique.out(Tensor self, bool sorted=True, bool return_inverse=False, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!)) */
-  "out"(self: Tensor, sorted?: boolean | O__unique_out, return_inverse?: boolean | O__unique_out, out0?: Tensor | O__unique_out, out1?: Tensor | O__unique_out, options?: O__unique_out): [Tensor, Tensor];
+  "out"(self: Tensor, sorted?: boolean | O__unique_out, return_inverse?: boolean | O__unique_out, options?: O__unique_out): [Tensor, Tensor];
 } = defineOp("_unique", [
   ["",[["self",0,0],["sorted",5,2],["return_inverse",5,2]],[0,0],1],
-  ["out",[["self",0,0],["sorted",5,2],["return_inverse",5,2],["out0",0,4],["out1",0,4]],[-1,-1],0],
+  ["out",[["self",0,0],["sorted",5,2],["return_inverse",5,2],["out0",0,12],["out1",0,12]],[-4,-5],0],
 ]) as any;
 
 type O__unique2 = { self?: Tensor; sorted?: boolean; return_inverse?: boolean; returnInverse?: boolean; return_counts?: boolean; returnCounts?: boolean };
-type O__unique2_out = { self?: Tensor; sorted?: boolean; return_inverse?: boolean; returnInverse?: boolean; return_counts?: boolean; returnCounts?: boolean; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O__unique2_out = { self?: Tensor; sorted?: boolean; return_inverse?: boolean; returnInverse?: boolean; return_counts?: boolean; returnCounts?: boolean; out0: Tensor; out1: Tensor; out2: Tensor };
 /**
  * aten::_unique2(Tensor self, bool sorted=True, bool return_inverse=False, bool return_counts=False) -> (Tensor, Tensor, Tensor)
  * aten::_unique2.out(Tensor self, bool sorted=True, bool return_inverse=False, bool return_counts=False, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
  */
 export const _unique2: {
+  /** aten::_unique2(Tensor self, bool sorted=True, bool return_inverse=False, bool return_counts=False) -> (Tensor, Tensor, Tensor) */
   (self: Tensor, sorted?: boolean | O__unique2, return_inverse?: boolean | O__unique2, return_counts?: boolean | O__unique2, options?: O__unique2): [Tensor, Tensor, Tensor];
   /** aten::_unique2(Tensor self, bool sorted=True, bool return_inverse=False, bool return_counts=False) -> (Tensor, Tensor, Tensor) */
   "default"(self: Tensor, sorted?: boolean | O__unique2, return_inverse?: boolean | O__unique2, return_counts?: boolean | O__unique2, options?: O__unique2): [Tensor, Tensor, Tensor];
   /** aten::_unique2.out(Tensor self, bool sorted=True, bool return_inverse=False, bool return_counts=False, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!)) */
-  "out"(self: Tensor, sorted?: boolean | O__unique2_out, return_inverse?: boolean | O__unique2_out, return_counts?: boolean | O__unique2_out, out0?: Tensor | O__unique2_out, out1?: Tensor | O__unique2_out, out2?: Tensor | O__unique2_out, options?: O__unique2_out): [Tensor, Tensor, Tensor];
+  "out"(self: Tensor, sorted?: boolean | O__unique2_out, return_inverse?: boolean | O__unique2_out, return_counts?: boolean | O__unique2_out, options?: O__unique2_out): [Tensor, Tensor, Tensor];
 } = defineOp("_unique2", [
   ["",[["self",0,0],["sorted",5,2],["return_inverse",5,2],["return_counts",5,2]],[0,0,0],1],
-  ["out",[["self",0,0],["sorted",5,2],["return_inverse",5,2],["return_counts",5,2],["out0",0,4],["out1",0,4],["out2",0,4]],[-1,-1,-1],0],
+  ["out",[["self",0,0],["sorted",5,2],["return_inverse",5,2],["return_counts",5,2],["out0",0,12],["out1",0,12],["out2",0,12]],[-5,-6,-7],0],
 ]) as any;
 
 type O__unpack_dual = { dual?: Tensor; level?: number };
@@ -44,6 +46,7 @@ type O__unpack_dual = { dual?: Tensor; level?: number };
  * aten::_unpack_dual(Tensor(a) dual, int level) -> (Tensor(a) primal, Tensor tangent)
  */
 export const _unpackDual: {
+  /** aten::_unpack_dual(Tensor(a) dual, int level) -> (Tensor(a) primal, Tensor tangent) */
   (dual: Tensor, level: number, options?: O__unpack_dual): [Tensor, Tensor];
   /** aten::_unpack_dual(Tensor(a) dual, int level) -> (Tensor(a) primal, Tensor tangent) */
   "default"(dual: Tensor, level: number, options?: O__unpack_dual): [Tensor, Tensor];
@@ -52,26 +55,27 @@ export const _unpackDual: {
 ]) as any;
 
 type O__unsafe_view = { self?: Tensor; size?: number[] };
-type O__unsafe_view_out = { self?: Tensor; size?: number[]; out?: Tensor };
+type O__unsafe_view_out = { self?: Tensor; size?: number[]; out: Tensor };
 /**
  * aten::_unsafe_view(Tensor self, SymInt[] size) -> Tensor
  * aten::_unsafe_view.out(Tensor self, SymInt[] size, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _unsafeView: {
+  /** aten::_unsafe_view(Tensor self, SymInt[] size) -> Tensor */
   (self: Tensor, size: number[], options?: O__unsafe_view): Tensor;
   /** aten::_unsafe_view(Tensor self, SymInt[] size) -> Tensor */
   "default"(self: Tensor, size: number[], options?: O__unsafe_view): Tensor;
   /** aten::_unsafe_view.out(Tensor self, SymInt[] size, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, size: number[], out: Tensor, options?: O__unsafe_view_out): Tensor;
+  "out"(self: Tensor, size: number[], options?: O__unsafe_view_out): Tensor;
 } = defineOp("_unsafe_view", [
   ["",[["self",0,0],["size",12,0]],[0],1],
-  ["out",[["self",0,0],["size",12,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["size",12,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O__upsample_bicubic2d_aa = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null };
-type O__upsample_bicubic2d_aa_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; out?: Tensor };
+type O__upsample_bicubic2d_aa_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; out: Tensor };
 type O__upsample_bicubic2d_aa_vec = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null };
-type O__upsample_bicubic2d_aa_vec_out = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
+type O__upsample_bicubic2d_aa_vec_out = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null; out: Tensor };
 /**
  * aten::_upsample_bicubic2d_aa(Tensor self, SymInt[2] output_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor
  * aten::_upsample_bicubic2d_aa.out(Tensor self, SymInt[2] output_size, bool align_corners, float? scales_h=None, float? scales_w=None, *, Tensor(a!) out) -> Tensor(a!)
@@ -79,27 +83,29 @@ type O__upsample_bicubic2d_aa_vec_out = { input?: Tensor; output_size?: number[]
  * aten::_upsample_bicubic2d_aa.vec_out(Tensor input, SymInt[]? output_size, bool align_corners, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _upsampleBicubic2dAa: {
+  /** aten::_upsample_bicubic2d_aa(Tensor self, SymInt[2] output_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor */
   (self: Tensor, output_size: number | number[], align_corners: boolean, scales_h?: number | null | O__upsample_bicubic2d_aa, scales_w?: number | null | O__upsample_bicubic2d_aa, options?: O__upsample_bicubic2d_aa): Tensor;
+  /** aten::_upsample_bicubic2d_aa.vec(Tensor input, SymInt[]? output_size, bool align_corners, float[]? scale_factors) -> Tensor */
   (input: Tensor, output_size?: number[] | null | O__upsample_bicubic2d_aa_vec, align_corners?: boolean | O__upsample_bicubic2d_aa_vec, scale_factors?: number[] | null | O__upsample_bicubic2d_aa_vec, options?: O__upsample_bicubic2d_aa_vec): Tensor;
   /** aten::_upsample_bicubic2d_aa(Tensor self, SymInt[2] output_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor */
   "default"(self: Tensor, output_size: number | number[], align_corners: boolean, scales_h?: number | null | O__upsample_bicubic2d_aa, scales_w?: number | null | O__upsample_bicubic2d_aa, options?: O__upsample_bicubic2d_aa): Tensor;
   /** aten::_upsample_bicubic2d_aa.out(Tensor self, SymInt[2] output_size, bool align_corners, float? scales_h=None, float? scales_w=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, output_size: number | number[], align_corners: boolean, scales_h?: number | null | O__upsample_bicubic2d_aa_out, scales_w?: number | null | O__upsample_bicubic2d_aa_out, out?: Tensor | O__upsample_bicubic2d_aa_out, options?: O__upsample_bicubic2d_aa_out): Tensor;
+  "out"(self: Tensor, output_size: number | number[], align_corners: boolean, scales_h?: number | null | O__upsample_bicubic2d_aa_out, scales_w?: number | null | O__upsample_bicubic2d_aa_out, options?: O__upsample_bicubic2d_aa_out): Tensor;
   /** aten::_upsample_bicubic2d_aa.vec(Tensor input, SymInt[]? output_size, bool align_corners, float[]? scale_factors) -> Tensor */
   "vec"(input: Tensor, output_size?: number[] | null | O__upsample_bicubic2d_aa_vec, align_corners?: boolean | O__upsample_bicubic2d_aa_vec, scale_factors?: number[] | null | O__upsample_bicubic2d_aa_vec, options?: O__upsample_bicubic2d_aa_vec): Tensor;
   /** aten::_upsample_bicubic2d_aa.vec_out(Tensor input, SymInt[]? output_size, bool align_corners, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!) */
-  "vec_out"(input: Tensor, output_size?: number[] | null | O__upsample_bicubic2d_aa_vec_out, align_corners?: boolean | O__upsample_bicubic2d_aa_vec_out, scale_factors?: number[] | null | O__upsample_bicubic2d_aa_vec_out, out?: Tensor | O__upsample_bicubic2d_aa_vec_out, options?: O__upsample_bicubic2d_aa_vec_out): Tensor;
+  "vec_out"(input: Tensor, output_size?: number[] | null | O__upsample_bicubic2d_aa_vec_out, align_corners?: boolean | O__upsample_bicubic2d_aa_vec_out, scale_factors?: number[] | null | O__upsample_bicubic2d_aa_vec_out, options?: O__upsample_bicubic2d_aa_vec_out): Tensor;
 } = defineOp("_upsample_bicubic2d_aa", [
   ["",[["self",0,0],["output_size",12,0,2],["align_corners",5,0],["scales_h",4,3],["scales_w",4,3]],[0],1],
-  ["out",[["self",0,0],["output_size",12,0,2],["align_corners",5,0],["scales_h",4,3],["scales_w",4,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["output_size",12,0,2],["align_corners",5,0],["scales_h",4,3],["scales_w",4,3],["out",0,12]],[-6],0],
   ["vec",[["input",0,0],["output_size",12,1],["align_corners",5,0],["scale_factors",13,1]],[0],1],
-  ["vec_out",[["input",0,0],["output_size",12,1],["align_corners",5,0],["scale_factors",13,1],["out",0,4]],[-1],0],
+  ["vec_out",[["input",0,0],["output_size",12,1],["align_corners",5,0],["scale_factors",13,1],["out",0,12]],[-5],0],
 ]) as any;
 
 type O__upsample_bicubic2d_aa_backward = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null };
 type O__upsample_bicubic2d_aa_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; grad_input?: Tensor; gradInput?: Tensor };
 type O__upsample_bicubic2d_aa_backward_vec = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null };
-type O__upsample_bicubic2d_aa_backward_vec_out = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
+type O__upsample_bicubic2d_aa_backward_vec_out = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null; out: Tensor };
 /**
  * aten::_upsample_bicubic2d_aa_backward(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor
  * aten::_upsample_bicubic2d_aa_backward.grad_input(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, bool align_corners, float? scales_h=None, float? scales_w=None, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -107,27 +113,29 @@ type O__upsample_bicubic2d_aa_backward_vec_out = { grad_output?: Tensor; gradOut
  * aten::_upsample_bicubic2d_aa_backward.vec_out(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, bool align_corners, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _upsampleBicubic2dAaBackward: {
+  /** aten::_upsample_bicubic2d_aa_backward(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor */
   (grad_output: Tensor, output_size: number | number[], input_size: number | number[], align_corners: boolean, scales_h?: number | null | O__upsample_bicubic2d_aa_backward, scales_w?: number | null | O__upsample_bicubic2d_aa_backward, options?: O__upsample_bicubic2d_aa_backward): Tensor;
+  /** aten::_upsample_bicubic2d_aa_backward.vec(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, bool align_corners, float[]? scale_factors) -> Tensor */
   (grad_output: Tensor, output_size?: number[] | null | O__upsample_bicubic2d_aa_backward_vec, input_size?: number[] | O__upsample_bicubic2d_aa_backward_vec, align_corners?: boolean | O__upsample_bicubic2d_aa_backward_vec, scale_factors?: number[] | null | O__upsample_bicubic2d_aa_backward_vec, options?: O__upsample_bicubic2d_aa_backward_vec): Tensor;
   /** aten::_upsample_bicubic2d_aa_backward(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor */
   "default"(grad_output: Tensor, output_size: number | number[], input_size: number | number[], align_corners: boolean, scales_h?: number | null | O__upsample_bicubic2d_aa_backward, scales_w?: number | null | O__upsample_bicubic2d_aa_backward, options?: O__upsample_bicubic2d_aa_backward): Tensor;
   /** aten::_upsample_bicubic2d_aa_backward.grad_input(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, bool align_corners, float? scales_h=None, float? scales_w=None, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, output_size: number | number[], input_size: number | number[], align_corners: boolean, scales_h?: number | null | O__upsample_bicubic2d_aa_backward_grad_input, scales_w?: number | null | O__upsample_bicubic2d_aa_backward_grad_input, grad_input?: Tensor | O__upsample_bicubic2d_aa_backward_grad_input, options?: O__upsample_bicubic2d_aa_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, output_size: number | number[], input_size: number | number[], align_corners: boolean, scales_h?: number | null | O__upsample_bicubic2d_aa_backward_grad_input, scales_w?: number | null | O__upsample_bicubic2d_aa_backward_grad_input, options?: O__upsample_bicubic2d_aa_backward_grad_input): Tensor;
   /** aten::_upsample_bicubic2d_aa_backward.vec(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, bool align_corners, float[]? scale_factors) -> Tensor */
   "vec"(grad_output: Tensor, output_size?: number[] | null | O__upsample_bicubic2d_aa_backward_vec, input_size?: number[] | O__upsample_bicubic2d_aa_backward_vec, align_corners?: boolean | O__upsample_bicubic2d_aa_backward_vec, scale_factors?: number[] | null | O__upsample_bicubic2d_aa_backward_vec, options?: O__upsample_bicubic2d_aa_backward_vec): Tensor;
   /** aten::_upsample_bicubic2d_aa_backward.vec_out(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, bool align_corners, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!) */
-  "vec_out"(grad_output: Tensor, output_size?: number[] | null | O__upsample_bicubic2d_aa_backward_vec_out, input_size?: number[] | O__upsample_bicubic2d_aa_backward_vec_out, align_corners?: boolean | O__upsample_bicubic2d_aa_backward_vec_out, scale_factors?: number[] | null | O__upsample_bicubic2d_aa_backward_vec_out, out?: Tensor | O__upsample_bicubic2d_aa_backward_vec_out, options?: O__upsample_bicubic2d_aa_backward_vec_out): Tensor;
+  "vec_out"(grad_output: Tensor, output_size?: number[] | null | O__upsample_bicubic2d_aa_backward_vec_out, input_size?: number[] | O__upsample_bicubic2d_aa_backward_vec_out, align_corners?: boolean | O__upsample_bicubic2d_aa_backward_vec_out, scale_factors?: number[] | null | O__upsample_bicubic2d_aa_backward_vec_out, options?: O__upsample_bicubic2d_aa_backward_vec_out): Tensor;
 } = defineOp("_upsample_bicubic2d_aa_backward", [
   ["",[["grad_output",0,0],["output_size",12,0,2],["input_size",12,0,4],["align_corners",5,0],["scales_h",4,3],["scales_w",4,3]],[0],1],
-  ["grad_input",[["grad_output",0,0],["output_size",12,0,2],["input_size",12,0,4],["align_corners",5,0],["scales_h",4,3],["scales_w",4,3],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["output_size",12,0,2],["input_size",12,0,4],["align_corners",5,0],["scales_h",4,3],["scales_w",4,3],["grad_input",0,12]],[-7],0],
   ["vec",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["align_corners",5,0],["scale_factors",13,1]],[0],1],
-  ["vec_out",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["align_corners",5,0],["scale_factors",13,1],["out",0,4]],[-1],0],
+  ["vec_out",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["align_corners",5,0],["scale_factors",13,1],["out",0,12]],[-6],0],
 ]) as any;
 
 type O__upsample_bilinear2d_aa = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null };
-type O__upsample_bilinear2d_aa_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; out?: Tensor };
+type O__upsample_bilinear2d_aa_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; out: Tensor };
 type O__upsample_bilinear2d_aa_vec = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null };
-type O__upsample_bilinear2d_aa_vec_out = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
+type O__upsample_bilinear2d_aa_vec_out = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null; out: Tensor };
 /**
  * aten::_upsample_bilinear2d_aa(Tensor self, SymInt[2] output_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor
  * aten::_upsample_bilinear2d_aa.out(Tensor self, SymInt[2] output_size, bool align_corners, float? scales_h=None, float? scales_w=None, *, Tensor(a!) out) -> Tensor(a!)
@@ -135,27 +143,29 @@ type O__upsample_bilinear2d_aa_vec_out = { input?: Tensor; output_size?: number[
  * aten::_upsample_bilinear2d_aa.vec_out(Tensor input, SymInt[]? output_size, bool align_corners, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _upsampleBilinear2dAa: {
+  /** aten::_upsample_bilinear2d_aa(Tensor self, SymInt[2] output_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor */
   (self: Tensor, output_size: number | number[], align_corners: boolean, scales_h?: number | null | O__upsample_bilinear2d_aa, scales_w?: number | null | O__upsample_bilinear2d_aa, options?: O__upsample_bilinear2d_aa): Tensor;
+  /** aten::_upsample_bilinear2d_aa.vec(Tensor input, SymInt[]? output_size, bool align_corners, float[]? scale_factors) -> Tensor */
   (input: Tensor, output_size?: number[] | null | O__upsample_bilinear2d_aa_vec, align_corners?: boolean | O__upsample_bilinear2d_aa_vec, scale_factors?: number[] | null | O__upsample_bilinear2d_aa_vec, options?: O__upsample_bilinear2d_aa_vec): Tensor;
   /** aten::_upsample_bilinear2d_aa(Tensor self, SymInt[2] output_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor */
   "default"(self: Tensor, output_size: number | number[], align_corners: boolean, scales_h?: number | null | O__upsample_bilinear2d_aa, scales_w?: number | null | O__upsample_bilinear2d_aa, options?: O__upsample_bilinear2d_aa): Tensor;
   /** aten::_upsample_bilinear2d_aa.out(Tensor self, SymInt[2] output_size, bool align_corners, float? scales_h=None, float? scales_w=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, output_size: number | number[], align_corners: boolean, scales_h?: number | null | O__upsample_bilinear2d_aa_out, scales_w?: number | null | O__upsample_bilinear2d_aa_out, out?: Tensor | O__upsample_bilinear2d_aa_out, options?: O__upsample_bilinear2d_aa_out): Tensor;
+  "out"(self: Tensor, output_size: number | number[], align_corners: boolean, scales_h?: number | null | O__upsample_bilinear2d_aa_out, scales_w?: number | null | O__upsample_bilinear2d_aa_out, options?: O__upsample_bilinear2d_aa_out): Tensor;
   /** aten::_upsample_bilinear2d_aa.vec(Tensor input, SymInt[]? output_size, bool align_corners, float[]? scale_factors) -> Tensor */
   "vec"(input: Tensor, output_size?: number[] | null | O__upsample_bilinear2d_aa_vec, align_corners?: boolean | O__upsample_bilinear2d_aa_vec, scale_factors?: number[] | null | O__upsample_bilinear2d_aa_vec, options?: O__upsample_bilinear2d_aa_vec): Tensor;
   /** aten::_upsample_bilinear2d_aa.vec_out(Tensor input, SymInt[]? output_size, bool align_corners, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!) */
-  "vec_out"(input: Tensor, output_size?: number[] | null | O__upsample_bilinear2d_aa_vec_out, align_corners?: boolean | O__upsample_bilinear2d_aa_vec_out, scale_factors?: number[] | null | O__upsample_bilinear2d_aa_vec_out, out?: Tensor | O__upsample_bilinear2d_aa_vec_out, options?: O__upsample_bilinear2d_aa_vec_out): Tensor;
+  "vec_out"(input: Tensor, output_size?: number[] | null | O__upsample_bilinear2d_aa_vec_out, align_corners?: boolean | O__upsample_bilinear2d_aa_vec_out, scale_factors?: number[] | null | O__upsample_bilinear2d_aa_vec_out, options?: O__upsample_bilinear2d_aa_vec_out): Tensor;
 } = defineOp("_upsample_bilinear2d_aa", [
   ["",[["self",0,0],["output_size",12,0,2],["align_corners",5,0],["scales_h",4,3],["scales_w",4,3]],[0],1],
-  ["out",[["self",0,0],["output_size",12,0,2],["align_corners",5,0],["scales_h",4,3],["scales_w",4,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["output_size",12,0,2],["align_corners",5,0],["scales_h",4,3],["scales_w",4,3],["out",0,12]],[-6],0],
   ["vec",[["input",0,0],["output_size",12,1],["align_corners",5,0],["scale_factors",13,1]],[0],1],
-  ["vec_out",[["input",0,0],["output_size",12,1],["align_corners",5,0],["scale_factors",13,1],["out",0,4]],[-1],0],
+  ["vec_out",[["input",0,0],["output_size",12,1],["align_corners",5,0],["scale_factors",13,1],["out",0,12]],[-5],0],
 ]) as any;
 
 type O__upsample_bilinear2d_aa_backward = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null };
 type O__upsample_bilinear2d_aa_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; grad_input?: Tensor; gradInput?: Tensor };
 type O__upsample_bilinear2d_aa_backward_vec = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null };
-type O__upsample_bilinear2d_aa_backward_vec_out = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
+type O__upsample_bilinear2d_aa_backward_vec_out = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null; out: Tensor };
 /**
  * aten::_upsample_bilinear2d_aa_backward(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor
  * aten::_upsample_bilinear2d_aa_backward.grad_input(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, bool align_corners, float? scales_h=None, float? scales_w=None, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -163,27 +173,29 @@ type O__upsample_bilinear2d_aa_backward_vec_out = { grad_output?: Tensor; gradOu
  * aten::_upsample_bilinear2d_aa_backward.vec_out(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, bool align_corners, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _upsampleBilinear2dAaBackward: {
+  /** aten::_upsample_bilinear2d_aa_backward(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor */
   (grad_output: Tensor, output_size: number | number[], input_size: number | number[], align_corners: boolean, scales_h?: number | null | O__upsample_bilinear2d_aa_backward, scales_w?: number | null | O__upsample_bilinear2d_aa_backward, options?: O__upsample_bilinear2d_aa_backward): Tensor;
+  /** aten::_upsample_bilinear2d_aa_backward.vec(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, bool align_corners, float[]? scale_factors) -> Tensor */
   (grad_output: Tensor, output_size?: number[] | null | O__upsample_bilinear2d_aa_backward_vec, input_size?: number[] | O__upsample_bilinear2d_aa_backward_vec, align_corners?: boolean | O__upsample_bilinear2d_aa_backward_vec, scale_factors?: number[] | null | O__upsample_bilinear2d_aa_backward_vec, options?: O__upsample_bilinear2d_aa_backward_vec): Tensor;
   /** aten::_upsample_bilinear2d_aa_backward(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor */
   "default"(grad_output: Tensor, output_size: number | number[], input_size: number | number[], align_corners: boolean, scales_h?: number | null | O__upsample_bilinear2d_aa_backward, scales_w?: number | null | O__upsample_bilinear2d_aa_backward, options?: O__upsample_bilinear2d_aa_backward): Tensor;
   /** aten::_upsample_bilinear2d_aa_backward.grad_input(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, bool align_corners, float? scales_h=None, float? scales_w=None, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, output_size: number | number[], input_size: number | number[], align_corners: boolean, scales_h?: number | null | O__upsample_bilinear2d_aa_backward_grad_input, scales_w?: number | null | O__upsample_bilinear2d_aa_backward_grad_input, grad_input?: Tensor | O__upsample_bilinear2d_aa_backward_grad_input, options?: O__upsample_bilinear2d_aa_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, output_size: number | number[], input_size: number | number[], align_corners: boolean, scales_h?: number | null | O__upsample_bilinear2d_aa_backward_grad_input, scales_w?: number | null | O__upsample_bilinear2d_aa_backward_grad_input, options?: O__upsample_bilinear2d_aa_backward_grad_input): Tensor;
   /** aten::_upsample_bilinear2d_aa_backward.vec(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, bool align_corners, float[]? scale_factors) -> Tensor */
   "vec"(grad_output: Tensor, output_size?: number[] | null | O__upsample_bilinear2d_aa_backward_vec, input_size?: number[] | O__upsample_bilinear2d_aa_backward_vec, align_corners?: boolean | O__upsample_bilinear2d_aa_backward_vec, scale_factors?: number[] | null | O__upsample_bilinear2d_aa_backward_vec, options?: O__upsample_bilinear2d_aa_backward_vec): Tensor;
   /** aten::_upsample_bilinear2d_aa_backward.vec_out(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, bool align_corners, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!) */
-  "vec_out"(grad_output: Tensor, output_size?: number[] | null | O__upsample_bilinear2d_aa_backward_vec_out, input_size?: number[] | O__upsample_bilinear2d_aa_backward_vec_out, align_corners?: boolean | O__upsample_bilinear2d_aa_backward_vec_out, scale_factors?: number[] | null | O__upsample_bilinear2d_aa_backward_vec_out, out?: Tensor | O__upsample_bilinear2d_aa_backward_vec_out, options?: O__upsample_bilinear2d_aa_backward_vec_out): Tensor;
+  "vec_out"(grad_output: Tensor, output_size?: number[] | null | O__upsample_bilinear2d_aa_backward_vec_out, input_size?: number[] | O__upsample_bilinear2d_aa_backward_vec_out, align_corners?: boolean | O__upsample_bilinear2d_aa_backward_vec_out, scale_factors?: number[] | null | O__upsample_bilinear2d_aa_backward_vec_out, options?: O__upsample_bilinear2d_aa_backward_vec_out): Tensor;
 } = defineOp("_upsample_bilinear2d_aa_backward", [
   ["",[["grad_output",0,0],["output_size",12,0,2],["input_size",12,0,4],["align_corners",5,0],["scales_h",4,3],["scales_w",4,3]],[0],1],
-  ["grad_input",[["grad_output",0,0],["output_size",12,0,2],["input_size",12,0,4],["align_corners",5,0],["scales_h",4,3],["scales_w",4,3],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["output_size",12,0,2],["input_size",12,0,4],["align_corners",5,0],["scales_h",4,3],["scales_w",4,3],["grad_input",0,12]],[-7],0],
   ["vec",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["align_corners",5,0],["scale_factors",13,1]],[0],1],
-  ["vec_out",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["align_corners",5,0],["scale_factors",13,1],["out",0,4]],[-1],0],
+  ["vec_out",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["align_corners",5,0],["scale_factors",13,1],["out",0,12]],[-6],0],
 ]) as any;
 
 type O__upsample_nearest_exact1d = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; scales?: number | null };
-type O__upsample_nearest_exact1d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; scales?: number | null; out?: Tensor };
+type O__upsample_nearest_exact1d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; scales?: number | null; out: Tensor };
 type O__upsample_nearest_exact1d_vec = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; scale_factors?: number[] | null; scaleFactors?: number[] | null };
-type O__upsample_nearest_exact1d_vec_out = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
+type O__upsample_nearest_exact1d_vec_out = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; scale_factors?: number[] | null; scaleFactors?: number[] | null; out: Tensor };
 /**
  * aten::_upsample_nearest_exact1d(Tensor self, SymInt[1] output_size, float? scales=None) -> Tensor
  * aten::_upsample_nearest_exact1d.out(Tensor self, SymInt[1] output_size, float? scales=None, *, Tensor(a!) out) -> Tensor(a!)
@@ -191,27 +203,29 @@ type O__upsample_nearest_exact1d_vec_out = { input?: Tensor; output_size?: numbe
  * aten::_upsample_nearest_exact1d.vec_out(Tensor input, SymInt[]? output_size, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _upsampleNearestExact1d: {
+  /** aten::_upsample_nearest_exact1d(Tensor self, SymInt[1] output_size, float? scales=None) -> Tensor */
   (self: Tensor, output_size: number | number[], scales?: number | null | O__upsample_nearest_exact1d, options?: O__upsample_nearest_exact1d): Tensor;
+  /** aten::_upsample_nearest_exact1d.vec(Tensor input, SymInt[]? output_size, float[]? scale_factors) -> Tensor */
   (input: Tensor, output_size?: number[] | null | O__upsample_nearest_exact1d_vec, scale_factors?: number[] | null | O__upsample_nearest_exact1d_vec, options?: O__upsample_nearest_exact1d_vec): Tensor;
   /** aten::_upsample_nearest_exact1d(Tensor self, SymInt[1] output_size, float? scales=None) -> Tensor */
   "default"(self: Tensor, output_size: number | number[], scales?: number | null | O__upsample_nearest_exact1d, options?: O__upsample_nearest_exact1d): Tensor;
   /** aten::_upsample_nearest_exact1d.out(Tensor self, SymInt[1] output_size, float? scales=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, output_size: number | number[], scales?: number | null | O__upsample_nearest_exact1d_out, out?: Tensor | O__upsample_nearest_exact1d_out, options?: O__upsample_nearest_exact1d_out): Tensor;
+  "out"(self: Tensor, output_size: number | number[], scales?: number | null | O__upsample_nearest_exact1d_out, options?: O__upsample_nearest_exact1d_out): Tensor;
   /** aten::_upsample_nearest_exact1d.vec(Tensor input, SymInt[]? output_size, float[]? scale_factors) -> Tensor */
   "vec"(input: Tensor, output_size?: number[] | null | O__upsample_nearest_exact1d_vec, scale_factors?: number[] | null | O__upsample_nearest_exact1d_vec, options?: O__upsample_nearest_exact1d_vec): Tensor;
   /** aten::_upsample_nearest_exact1d.vec_out(Tensor input, SymInt[]? output_size, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!) */
-  "vec_out"(input: Tensor, output_size?: number[] | null | O__upsample_nearest_exact1d_vec_out, scale_factors?: number[] | null | O__upsample_nearest_exact1d_vec_out, out?: Tensor | O__upsample_nearest_exact1d_vec_out, options?: O__upsample_nearest_exact1d_vec_out): Tensor;
+  "vec_out"(input: Tensor, output_size?: number[] | null | O__upsample_nearest_exact1d_vec_out, scale_factors?: number[] | null | O__upsample_nearest_exact1d_vec_out, options?: O__upsample_nearest_exact1d_vec_out): Tensor;
 } = defineOp("_upsample_nearest_exact1d", [
   ["",[["self",0,0],["output_size",12,0,1],["scales",4,3]],[0],1],
-  ["out",[["self",0,0],["output_size",12,0,1],["scales",4,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["output_size",12,0,1],["scales",4,3],["out",0,12]],[-4],0],
   ["vec",[["input",0,0],["output_size",12,1],["scale_factors",13,1]],[0],1],
-  ["vec_out",[["input",0,0],["output_size",12,1],["scale_factors",13,1],["out",0,4]],[-1],0],
+  ["vec_out",[["input",0,0],["output_size",12,1],["scale_factors",13,1],["out",0,12]],[-4],0],
 ]) as any;
 
 type O__upsample_nearest_exact1d_backward = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; scales?: number | null };
 type O__upsample_nearest_exact1d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; scales?: number | null; grad_input?: Tensor; gradInput?: Tensor };
 type O__upsample_nearest_exact1d_backward_vec = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; scale_factors?: number[] | null; scaleFactors?: number[] | null };
-type O__upsample_nearest_exact1d_backward_vec_out = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
+type O__upsample_nearest_exact1d_backward_vec_out = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; scale_factors?: number[] | null; scaleFactors?: number[] | null; out: Tensor };
 /**
  * aten::_upsample_nearest_exact1d_backward(Tensor grad_output, SymInt[1] output_size, SymInt[3] input_size, float? scales=None) -> Tensor
  * aten::_upsample_nearest_exact1d_backward.grad_input(Tensor grad_output, SymInt[1] output_size, SymInt[3] input_size, float? scales=None, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -219,27 +233,29 @@ type O__upsample_nearest_exact1d_backward_vec_out = { grad_output?: Tensor; grad
  * aten::_upsample_nearest_exact1d_backward.vec_out(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _upsampleNearestExact1dBackward: {
+  /** aten::_upsample_nearest_exact1d_backward(Tensor grad_output, SymInt[1] output_size, SymInt[3] input_size, float? scales=None) -> Tensor */
   (grad_output: Tensor, output_size: number | number[], input_size: number | number[], scales?: number | null | O__upsample_nearest_exact1d_backward, options?: O__upsample_nearest_exact1d_backward): Tensor;
+  /** aten::_upsample_nearest_exact1d_backward.vec(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, float[]? scale_factors) -> Tensor */
   (grad_output: Tensor, output_size?: number[] | null | O__upsample_nearest_exact1d_backward_vec, input_size?: number[] | O__upsample_nearest_exact1d_backward_vec, scale_factors?: number[] | null | O__upsample_nearest_exact1d_backward_vec, options?: O__upsample_nearest_exact1d_backward_vec): Tensor;
   /** aten::_upsample_nearest_exact1d_backward(Tensor grad_output, SymInt[1] output_size, SymInt[3] input_size, float? scales=None) -> Tensor */
   "default"(grad_output: Tensor, output_size: number | number[], input_size: number | number[], scales?: number | null | O__upsample_nearest_exact1d_backward, options?: O__upsample_nearest_exact1d_backward): Tensor;
   /** aten::_upsample_nearest_exact1d_backward.grad_input(Tensor grad_output, SymInt[1] output_size, SymInt[3] input_size, float? scales=None, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, output_size: number | number[], input_size: number | number[], scales?: number | null | O__upsample_nearest_exact1d_backward_grad_input, grad_input?: Tensor | O__upsample_nearest_exact1d_backward_grad_input, options?: O__upsample_nearest_exact1d_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, output_size: number | number[], input_size: number | number[], scales?: number | null | O__upsample_nearest_exact1d_backward_grad_input, options?: O__upsample_nearest_exact1d_backward_grad_input): Tensor;
   /** aten::_upsample_nearest_exact1d_backward.vec(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, float[]? scale_factors) -> Tensor */
   "vec"(grad_output: Tensor, output_size?: number[] | null | O__upsample_nearest_exact1d_backward_vec, input_size?: number[] | O__upsample_nearest_exact1d_backward_vec, scale_factors?: number[] | null | O__upsample_nearest_exact1d_backward_vec, options?: O__upsample_nearest_exact1d_backward_vec): Tensor;
   /** aten::_upsample_nearest_exact1d_backward.vec_out(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!) */
-  "vec_out"(grad_output: Tensor, output_size?: number[] | null | O__upsample_nearest_exact1d_backward_vec_out, input_size?: number[] | O__upsample_nearest_exact1d_backward_vec_out, scale_factors?: number[] | null | O__upsample_nearest_exact1d_backward_vec_out, out?: Tensor | O__upsample_nearest_exact1d_backward_vec_out, options?: O__upsample_nearest_exact1d_backward_vec_out): Tensor;
+  "vec_out"(grad_output: Tensor, output_size?: number[] | null | O__upsample_nearest_exact1d_backward_vec_out, input_size?: number[] | O__upsample_nearest_exact1d_backward_vec_out, scale_factors?: number[] | null | O__upsample_nearest_exact1d_backward_vec_out, options?: O__upsample_nearest_exact1d_backward_vec_out): Tensor;
 } = defineOp("_upsample_nearest_exact1d_backward", [
   ["",[["grad_output",0,0],["output_size",12,0,1],["input_size",12,0,3],["scales",4,3]],[0],1],
-  ["grad_input",[["grad_output",0,0],["output_size",12,0,1],["input_size",12,0,3],["scales",4,3],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["output_size",12,0,1],["input_size",12,0,3],["scales",4,3],["grad_input",0,12]],[-5],0],
   ["vec",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["scale_factors",13,1]],[0],1],
-  ["vec_out",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["scale_factors",13,1],["out",0,4]],[-1],0],
+  ["vec_out",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["scale_factors",13,1],["out",0,12]],[-5],0],
 ]) as any;
 
 type O__upsample_nearest_exact2d = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null };
-type O__upsample_nearest_exact2d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; out?: Tensor };
+type O__upsample_nearest_exact2d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; out: Tensor };
 type O__upsample_nearest_exact2d_vec = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; scale_factors?: number[] | null; scaleFactors?: number[] | null };
-type O__upsample_nearest_exact2d_vec_out = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
+type O__upsample_nearest_exact2d_vec_out = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; scale_factors?: number[] | null; scaleFactors?: number[] | null; out: Tensor };
 /**
  * aten::_upsample_nearest_exact2d(Tensor self, SymInt[2] output_size, float? scales_h=None, float? scales_w=None) -> Tensor
  * aten::_upsample_nearest_exact2d.out(Tensor self, SymInt[2] output_size, float? scales_h=None, float? scales_w=None, *, Tensor(a!) out) -> Tensor(a!)
@@ -247,27 +263,29 @@ type O__upsample_nearest_exact2d_vec_out = { input?: Tensor; output_size?: numbe
  * aten::_upsample_nearest_exact2d.vec_out(Tensor input, SymInt[]? output_size, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _upsampleNearestExact2d: {
+  /** aten::_upsample_nearest_exact2d(Tensor self, SymInt[2] output_size, float? scales_h=None, float? scales_w=None) -> Tensor */
   (self: Tensor, output_size: number | number[], scales_h?: number | null | O__upsample_nearest_exact2d, scales_w?: number | null | O__upsample_nearest_exact2d, options?: O__upsample_nearest_exact2d): Tensor;
+  /** aten::_upsample_nearest_exact2d.vec(Tensor input, SymInt[]? output_size, float[]? scale_factors) -> Tensor */
   (input: Tensor, output_size?: number[] | null | O__upsample_nearest_exact2d_vec, scale_factors?: number[] | null | O__upsample_nearest_exact2d_vec, options?: O__upsample_nearest_exact2d_vec): Tensor;
   /** aten::_upsample_nearest_exact2d(Tensor self, SymInt[2] output_size, float? scales_h=None, float? scales_w=None) -> Tensor */
   "default"(self: Tensor, output_size: number | number[], scales_h?: number | null | O__upsample_nearest_exact2d, scales_w?: number | null | O__upsample_nearest_exact2d, options?: O__upsample_nearest_exact2d): Tensor;
   /** aten::_upsample_nearest_exact2d.out(Tensor self, SymInt[2] output_size, float? scales_h=None, float? scales_w=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, output_size: number | number[], scales_h?: number | null | O__upsample_nearest_exact2d_out, scales_w?: number | null | O__upsample_nearest_exact2d_out, out?: Tensor | O__upsample_nearest_exact2d_out, options?: O__upsample_nearest_exact2d_out): Tensor;
+  "out"(self: Tensor, output_size: number | number[], scales_h?: number | null | O__upsample_nearest_exact2d_out, scales_w?: number | null | O__upsample_nearest_exact2d_out, options?: O__upsample_nearest_exact2d_out): Tensor;
   /** aten::_upsample_nearest_exact2d.vec(Tensor input, SymInt[]? output_size, float[]? scale_factors) -> Tensor */
   "vec"(input: Tensor, output_size?: number[] | null | O__upsample_nearest_exact2d_vec, scale_factors?: number[] | null | O__upsample_nearest_exact2d_vec, options?: O__upsample_nearest_exact2d_vec): Tensor;
   /** aten::_upsample_nearest_exact2d.vec_out(Tensor input, SymInt[]? output_size, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!) */
-  "vec_out"(input: Tensor, output_size?: number[] | null | O__upsample_nearest_exact2d_vec_out, scale_factors?: number[] | null | O__upsample_nearest_exact2d_vec_out, out?: Tensor | O__upsample_nearest_exact2d_vec_out, options?: O__upsample_nearest_exact2d_vec_out): Tensor;
+  "vec_out"(input: Tensor, output_size?: number[] | null | O__upsample_nearest_exact2d_vec_out, scale_factors?: number[] | null | O__upsample_nearest_exact2d_vec_out, options?: O__upsample_nearest_exact2d_vec_out): Tensor;
 } = defineOp("_upsample_nearest_exact2d", [
   ["",[["self",0,0],["output_size",12,0,2],["scales_h",4,3],["scales_w",4,3]],[0],1],
-  ["out",[["self",0,0],["output_size",12,0,2],["scales_h",4,3],["scales_w",4,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["output_size",12,0,2],["scales_h",4,3],["scales_w",4,3],["out",0,12]],[-5],0],
   ["vec",[["input",0,0],["output_size",12,1],["scale_factors",13,1]],[0],1],
-  ["vec_out",[["input",0,0],["output_size",12,1],["scale_factors",13,1],["out",0,4]],[-1],0],
+  ["vec_out",[["input",0,0],["output_size",12,1],["scale_factors",13,1],["out",0,12]],[-4],0],
 ]) as any;
 
 type O__upsample_nearest_exact2d_backward = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null };
 type O__upsample_nearest_exact2d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; grad_input?: Tensor; gradInput?: Tensor };
 type O__upsample_nearest_exact2d_backward_vec = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; scale_factors?: number[] | null; scaleFactors?: number[] | null };
-type O__upsample_nearest_exact2d_backward_vec_out = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
+type O__upsample_nearest_exact2d_backward_vec_out = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; scale_factors?: number[] | null; scaleFactors?: number[] | null; out: Tensor };
 /**
  * aten::_upsample_nearest_exact2d_backward(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, float? scales_h=None, float? scales_w=None) -> Tensor
  * aten::_upsample_nearest_exact2d_backward.grad_input(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, float? scales_h=None, float? scales_w=None, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -275,27 +293,29 @@ type O__upsample_nearest_exact2d_backward_vec_out = { grad_output?: Tensor; grad
  * aten::_upsample_nearest_exact2d_backward.vec_out(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _upsampleNearestExact2dBackward: {
+  /** aten::_upsample_nearest_exact2d_backward(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, float? scales_h=None, float? scales_w=None) -> Tensor */
   (grad_output: Tensor, output_size: number | number[], input_size: number | number[], scales_h?: number | null | O__upsample_nearest_exact2d_backward, scales_w?: number | null | O__upsample_nearest_exact2d_backward, options?: O__upsample_nearest_exact2d_backward): Tensor;
+  /** aten::_upsample_nearest_exact2d_backward.vec(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, float[]? scale_factors) -> Tensor */
   (grad_output: Tensor, output_size?: number[] | null | O__upsample_nearest_exact2d_backward_vec, input_size?: number[] | O__upsample_nearest_exact2d_backward_vec, scale_factors?: number[] | null | O__upsample_nearest_exact2d_backward_vec, options?: O__upsample_nearest_exact2d_backward_vec): Tensor;
   /** aten::_upsample_nearest_exact2d_backward(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, float? scales_h=None, float? scales_w=None) -> Tensor */
   "default"(grad_output: Tensor, output_size: number | number[], input_size: number | number[], scales_h?: number | null | O__upsample_nearest_exact2d_backward, scales_w?: number | null | O__upsample_nearest_exact2d_backward, options?: O__upsample_nearest_exact2d_backward): Tensor;
   /** aten::_upsample_nearest_exact2d_backward.grad_input(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, float? scales_h=None, float? scales_w=None, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, output_size: number | number[], input_size: number | number[], scales_h?: number | null | O__upsample_nearest_exact2d_backward_grad_input, scales_w?: number | null | O__upsample_nearest_exact2d_backward_grad_input, grad_input?: Tensor | O__upsample_nearest_exact2d_backward_grad_input, options?: O__upsample_nearest_exact2d_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, output_size: number | number[], input_size: number | number[], scales_h?: number | null | O__upsample_nearest_exact2d_backward_grad_input, scales_w?: number | null | O__upsample_nearest_exact2d_backward_grad_input, options?: O__upsample_nearest_exact2d_backward_grad_input): Tensor;
   /** aten::_upsample_nearest_exact2d_backward.vec(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, float[]? scale_factors) -> Tensor */
   "vec"(grad_output: Tensor, output_size?: number[] | null | O__upsample_nearest_exact2d_backward_vec, input_size?: number[] | O__upsample_nearest_exact2d_backward_vec, scale_factors?: number[] | null | O__upsample_nearest_exact2d_backward_vec, options?: O__upsample_nearest_exact2d_backward_vec): Tensor;
   /** aten::_upsample_nearest_exact2d_backward.vec_out(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!) */
-  "vec_out"(grad_output: Tensor, output_size?: number[] | null | O__upsample_nearest_exact2d_backward_vec_out, input_size?: number[] | O__upsample_nearest_exact2d_backward_vec_out, scale_factors?: number[] | null | O__upsample_nearest_exact2d_backward_vec_out, out?: Tensor | O__upsample_nearest_exact2d_backward_vec_out, options?: O__upsample_nearest_exact2d_backward_vec_out): Tensor;
+  "vec_out"(grad_output: Tensor, output_size?: number[] | null | O__upsample_nearest_exact2d_backward_vec_out, input_size?: number[] | O__upsample_nearest_exact2d_backward_vec_out, scale_factors?: number[] | null | O__upsample_nearest_exact2d_backward_vec_out, options?: O__upsample_nearest_exact2d_backward_vec_out): Tensor;
 } = defineOp("_upsample_nearest_exact2d_backward", [
   ["",[["grad_output",0,0],["output_size",12,0,2],["input_size",12,0,4],["scales_h",4,3],["scales_w",4,3]],[0],1],
-  ["grad_input",[["grad_output",0,0],["output_size",12,0,2],["input_size",12,0,4],["scales_h",4,3],["scales_w",4,3],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["output_size",12,0,2],["input_size",12,0,4],["scales_h",4,3],["scales_w",4,3],["grad_input",0,12]],[-6],0],
   ["vec",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["scale_factors",13,1]],[0],1],
-  ["vec_out",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["scale_factors",13,1],["out",0,4]],[-1],0],
+  ["vec_out",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["scale_factors",13,1],["out",0,12]],[-5],0],
 ]) as any;
 
 type O__upsample_nearest_exact3d = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; scales_d?: number | null; scalesD?: number | null; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null };
-type O__upsample_nearest_exact3d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; scales_d?: number | null; scalesD?: number | null; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; out?: Tensor };
+type O__upsample_nearest_exact3d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; scales_d?: number | null; scalesD?: number | null; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; out: Tensor };
 type O__upsample_nearest_exact3d_vec = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; scale_factors?: number[] | null; scaleFactors?: number[] | null };
-type O__upsample_nearest_exact3d_vec_out = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
+type O__upsample_nearest_exact3d_vec_out = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; scale_factors?: number[] | null; scaleFactors?: number[] | null; out: Tensor };
 /**
  * aten::_upsample_nearest_exact3d(Tensor self, SymInt[3] output_size, float? scales_d=None, float? scales_h=None, float? scales_w=None) -> Tensor
  * aten::_upsample_nearest_exact3d.out(Tensor self, SymInt[3] output_size, float? scales_d=None, float? scales_h=None, float? scales_w=None, *, Tensor(a!) out) -> Tensor(a!)
@@ -303,27 +323,29 @@ type O__upsample_nearest_exact3d_vec_out = { input?: Tensor; output_size?: numbe
  * aten::_upsample_nearest_exact3d.vec_out(Tensor input, SymInt[]? output_size, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _upsampleNearestExact3d: {
+  /** aten::_upsample_nearest_exact3d(Tensor self, SymInt[3] output_size, float? scales_d=None, float? scales_h=None, float? scales_w=None) -> Tensor */
   (self: Tensor, output_size: number | number[], scales_d?: number | null | O__upsample_nearest_exact3d, scales_h?: number | null | O__upsample_nearest_exact3d, scales_w?: number | null | O__upsample_nearest_exact3d, options?: O__upsample_nearest_exact3d): Tensor;
+  /** aten::_upsample_nearest_exact3d.vec(Tensor input, SymInt[]? output_size, float[]? scale_factors) -> Tensor */
   (input: Tensor, output_size?: number[] | null | O__upsample_nearest_exact3d_vec, scale_factors?: number[] | null | O__upsample_nearest_exact3d_vec, options?: O__upsample_nearest_exact3d_vec): Tensor;
   /** aten::_upsample_nearest_exact3d(Tensor self, SymInt[3] output_size, float? scales_d=None, float? scales_h=None, float? scales_w=None) -> Tensor */
   "default"(self: Tensor, output_size: number | number[], scales_d?: number | null | O__upsample_nearest_exact3d, scales_h?: number | null | O__upsample_nearest_exact3d, scales_w?: number | null | O__upsample_nearest_exact3d, options?: O__upsample_nearest_exact3d): Tensor;
   /** aten::_upsample_nearest_exact3d.out(Tensor self, SymInt[3] output_size, float? scales_d=None, float? scales_h=None, float? scales_w=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, output_size: number | number[], scales_d?: number | null | O__upsample_nearest_exact3d_out, scales_h?: number | null | O__upsample_nearest_exact3d_out, scales_w?: number | null | O__upsample_nearest_exact3d_out, out?: Tensor | O__upsample_nearest_exact3d_out, options?: O__upsample_nearest_exact3d_out): Tensor;
+  "out"(self: Tensor, output_size: number | number[], scales_d?: number | null | O__upsample_nearest_exact3d_out, scales_h?: number | null | O__upsample_nearest_exact3d_out, scales_w?: number | null | O__upsample_nearest_exact3d_out, options?: O__upsample_nearest_exact3d_out): Tensor;
   /** aten::_upsample_nearest_exact3d.vec(Tensor input, SymInt[]? output_size, float[]? scale_factors) -> Tensor */
   "vec"(input: Tensor, output_size?: number[] | null | O__upsample_nearest_exact3d_vec, scale_factors?: number[] | null | O__upsample_nearest_exact3d_vec, options?: O__upsample_nearest_exact3d_vec): Tensor;
   /** aten::_upsample_nearest_exact3d.vec_out(Tensor input, SymInt[]? output_size, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!) */
-  "vec_out"(input: Tensor, output_size?: number[] | null | O__upsample_nearest_exact3d_vec_out, scale_factors?: number[] | null | O__upsample_nearest_exact3d_vec_out, out?: Tensor | O__upsample_nearest_exact3d_vec_out, options?: O__upsample_nearest_exact3d_vec_out): Tensor;
+  "vec_out"(input: Tensor, output_size?: number[] | null | O__upsample_nearest_exact3d_vec_out, scale_factors?: number[] | null | O__upsample_nearest_exact3d_vec_out, options?: O__upsample_nearest_exact3d_vec_out): Tensor;
 } = defineOp("_upsample_nearest_exact3d", [
   ["",[["self",0,0],["output_size",12,0,3],["scales_d",4,3],["scales_h",4,3],["scales_w",4,3]],[0],1],
-  ["out",[["self",0,0],["output_size",12,0,3],["scales_d",4,3],["scales_h",4,3],["scales_w",4,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["output_size",12,0,3],["scales_d",4,3],["scales_h",4,3],["scales_w",4,3],["out",0,12]],[-6],0],
   ["vec",[["input",0,0],["output_size",12,1],["scale_factors",13,1]],[0],1],
-  ["vec_out",[["input",0,0],["output_size",12,1],["scale_factors",13,1],["out",0,4]],[-1],0],
+  ["vec_out",[["input",0,0],["output_size",12,1],["scale_factors",13,1],["out",0,12]],[-4],0],
 ]) as any;
 
 type O__upsample_nearest_exact3d_backward = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; scales_d?: number | null; scalesD?: number | null; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null };
 type O__upsample_nearest_exact3d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; scales_d?: number | null; scalesD?: number | null; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; grad_input?: Tensor; gradInput?: Tensor };
 type O__upsample_nearest_exact3d_backward_vec = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; scale_factors?: number[] | null; scaleFactors?: number[] | null };
-type O__upsample_nearest_exact3d_backward_vec_out = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
+type O__upsample_nearest_exact3d_backward_vec_out = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; scale_factors?: number[] | null; scaleFactors?: number[] | null; out: Tensor };
 /**
  * aten::_upsample_nearest_exact3d_backward(Tensor grad_output, SymInt[3] output_size, SymInt[5] input_size, float? scales_d=None, float? scales_h=None, float? scales_w=None) -> Tensor
  * aten::_upsample_nearest_exact3d_backward.grad_input(Tensor grad_output, SymInt[3] output_size, SymInt[5] input_size, float? scales_d=None, float? scales_h=None, float? scales_w=None, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -331,21 +353,23 @@ type O__upsample_nearest_exact3d_backward_vec_out = { grad_output?: Tensor; grad
  * aten::_upsample_nearest_exact3d_backward.vec_out(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _upsampleNearestExact3dBackward: {
+  /** aten::_upsample_nearest_exact3d_backward(Tensor grad_output, SymInt[3] output_size, SymInt[5] input_size, float? scales_d=None, float? scales_h=None, float? scales_w=None) -> Tensor */
   (grad_output: Tensor, output_size: number | number[], input_size: number | number[], scales_d?: number | null | O__upsample_nearest_exact3d_backward, scales_h?: number | null | O__upsample_nearest_exact3d_backward, scales_w?: number | null | O__upsample_nearest_exact3d_backward, options?: O__upsample_nearest_exact3d_backward): Tensor;
+  /** aten::_upsample_nearest_exact3d_backward.vec(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, float[]? scale_factors) -> Tensor */
   (grad_output: Tensor, output_size?: number[] | null | O__upsample_nearest_exact3d_backward_vec, input_size?: number[] | O__upsample_nearest_exact3d_backward_vec, scale_factors?: number[] | null | O__upsample_nearest_exact3d_backward_vec, options?: O__upsample_nearest_exact3d_backward_vec): Tensor;
   /** aten::_upsample_nearest_exact3d_backward(Tensor grad_output, SymInt[3] output_size, SymInt[5] input_size, float? scales_d=None, float? scales_h=None, float? scales_w=None) -> Tensor */
   "default"(grad_output: Tensor, output_size: number | number[], input_size: number | number[], scales_d?: number | null | O__upsample_nearest_exact3d_backward, scales_h?: number | null | O__upsample_nearest_exact3d_backward, scales_w?: number | null | O__upsample_nearest_exact3d_backward, options?: O__upsample_nearest_exact3d_backward): Tensor;
   /** aten::_upsample_nearest_exact3d_backward.grad_input(Tensor grad_output, SymInt[3] output_size, SymInt[5] input_size, float? scales_d=None, float? scales_h=None, float? scales_w=None, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, output_size: number | number[], input_size: number | number[], scales_d?: number | null | O__upsample_nearest_exact3d_backward_grad_input, scales_h?: number | null | O__upsample_nearest_exact3d_backward_grad_input, scales_w?: number | null | O__upsample_nearest_exact3d_backward_grad_input, grad_input?: Tensor | O__upsample_nearest_exact3d_backward_grad_input, options?: O__upsample_nearest_exact3d_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, output_size: number | number[], input_size: number | number[], scales_d?: number | null | O__upsample_nearest_exact3d_backward_grad_input, scales_h?: number | null | O__upsample_nearest_exact3d_backward_grad_input, scales_w?: number | null | O__upsample_nearest_exact3d_backward_grad_input, options?: O__upsample_nearest_exact3d_backward_grad_input): Tensor;
   /** aten::_upsample_nearest_exact3d_backward.vec(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, float[]? scale_factors) -> Tensor */
   "vec"(grad_output: Tensor, output_size?: number[] | null | O__upsample_nearest_exact3d_backward_vec, input_size?: number[] | O__upsample_nearest_exact3d_backward_vec, scale_factors?: number[] | null | O__upsample_nearest_exact3d_backward_vec, options?: O__upsample_nearest_exact3d_backward_vec): Tensor;
   /** aten::_upsample_nearest_exact3d_backward.vec_out(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!) */
-  "vec_out"(grad_output: Tensor, output_size?: number[] | null | O__upsample_nearest_exact3d_backward_vec_out, input_size?: number[] | O__upsample_nearest_exact3d_backward_vec_out, scale_factors?: number[] | null | O__upsample_nearest_exact3d_backward_vec_out, out?: Tensor | O__upsample_nearest_exact3d_backward_vec_out, options?: O__upsample_nearest_exact3d_backward_vec_out): Tensor;
+  "vec_out"(grad_output: Tensor, output_size?: number[] | null | O__upsample_nearest_exact3d_backward_vec_out, input_size?: number[] | O__upsample_nearest_exact3d_backward_vec_out, scale_factors?: number[] | null | O__upsample_nearest_exact3d_backward_vec_out, options?: O__upsample_nearest_exact3d_backward_vec_out): Tensor;
 } = defineOp("_upsample_nearest_exact3d_backward", [
   ["",[["grad_output",0,0],["output_size",12,0,3],["input_size",12,0,5],["scales_d",4,3],["scales_h",4,3],["scales_w",4,3]],[0],1],
-  ["grad_input",[["grad_output",0,0],["output_size",12,0,3],["input_size",12,0,5],["scales_d",4,3],["scales_h",4,3],["scales_w",4,3],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["output_size",12,0,3],["input_size",12,0,5],["scales_d",4,3],["scales_h",4,3],["scales_w",4,3],["grad_input",0,12]],[-7],0],
   ["vec",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["scale_factors",13,1]],[0],1],
-  ["vec_out",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["scale_factors",13,1],["out",0,4]],[-1],0],
+  ["vec_out",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["scale_factors",13,1],["out",0,12]],[-5],0],
 ]) as any;
 
 type O__use_cudnn_ctc_loss = { log_probs?: Tensor; logProbs?: Tensor; targets?: Tensor; input_lengths?: number[]; inputLengths?: number[]; target_lengths?: number[]; targetLengths?: number[]; blank?: number };
@@ -355,7 +379,9 @@ type O__use_cudnn_ctc_loss_Tensor = { log_probs?: Tensor; logProbs?: Tensor; tar
  * aten::_use_cudnn_ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank) -> bool
  */
 export const _useCudnnCtcLoss: {
+  /** aten::_use_cudnn_ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank) -> bool */
   (log_probs: Tensor, targets: Tensor, input_lengths: number[], target_lengths: number[], blank: number, options?: O__use_cudnn_ctc_loss): boolean;
+  /** aten::_use_cudnn_ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank) -> bool */
   (log_probs: Tensor, targets: Tensor, input_lengths: Tensor, target_lengths: Tensor, blank: number, options?: O__use_cudnn_ctc_loss_Tensor): boolean;
   /** aten::_use_cudnn_ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank) -> bool */
   "default"(log_probs: Tensor, targets: Tensor, input_lengths: number[], target_lengths: number[], blank: number, options?: O__use_cudnn_ctc_loss): boolean;
@@ -371,6 +397,7 @@ type O__use_cudnn_rnn_flatten_weight = {};
  * aten::_use_cudnn_rnn_flatten_weight() -> bool
  */
 export const _useCudnnRnnFlattenWeight: {
+  /** aten::_use_cudnn_rnn_flatten_weight() -> bool */
   (options?: O__use_cudnn_rnn_flatten_weight): boolean;
   /** aten::_use_cudnn_rnn_flatten_weight() -> bool */
   "default"(options?: O__use_cudnn_rnn_flatten_weight): boolean;

@@ -10,6 +10,7 @@ type O__validate_compressed_sparse_indices = { is_crow?: boolean; isCrow?: boole
  * aten::_validate_compressed_sparse_indices(bool is_crow, Tensor compressed_idx, Tensor plain_idx, int cdim, int dim, int nnz) -> ()
  */
 export const _validateCompressedSparseIndices: {
+  /** aten::_validate_compressed_sparse_indices(bool is_crow, Tensor compressed_idx, Tensor plain_idx, int cdim, int dim, int nnz) -> () */
   (is_crow: boolean, compressed_idx: Tensor, plain_idx: Tensor, cdim: number, dim: number, nnz: number, options?: O__validate_compressed_sparse_indices): void;
   /** aten::_validate_compressed_sparse_indices(bool is_crow, Tensor compressed_idx, Tensor plain_idx, int cdim, int dim, int nnz) -> () */
   "default"(is_crow: boolean, compressed_idx: Tensor, plain_idx: Tensor, cdim: number, dim: number, nnz: number, options?: O__validate_compressed_sparse_indices): void;
@@ -22,6 +23,7 @@ type O__validate_sparse_bsc_tensor_args = { ccol_indices?: Tensor; ccolIndices?:
  * aten::_validate_sparse_bsc_tensor_args(Tensor ccol_indices, Tensor row_indices, Tensor values, int[] size) -> ()
  */
 export const _validateSparseBscTensorArgs: {
+  /** aten::_validate_sparse_bsc_tensor_args(Tensor ccol_indices, Tensor row_indices, Tensor values, int[] size) -> () */
   (ccol_indices: Tensor, row_indices: Tensor, values: Tensor, size: number[], options?: O__validate_sparse_bsc_tensor_args): void;
   /** aten::_validate_sparse_bsc_tensor_args(Tensor ccol_indices, Tensor row_indices, Tensor values, int[] size) -> () */
   "default"(ccol_indices: Tensor, row_indices: Tensor, values: Tensor, size: number[], options?: O__validate_sparse_bsc_tensor_args): void;
@@ -34,6 +36,7 @@ type O__validate_sparse_bsr_tensor_args = { crow_indices?: Tensor; crowIndices?:
  * aten::_validate_sparse_bsr_tensor_args(Tensor crow_indices, Tensor col_indices, Tensor values, int[] size) -> ()
  */
 export const _validateSparseBsrTensorArgs: {
+  /** aten::_validate_sparse_bsr_tensor_args(Tensor crow_indices, Tensor col_indices, Tensor values, int[] size) -> () */
   (crow_indices: Tensor, col_indices: Tensor, values: Tensor, size: number[], options?: O__validate_sparse_bsr_tensor_args): void;
   /** aten::_validate_sparse_bsr_tensor_args(Tensor crow_indices, Tensor col_indices, Tensor values, int[] size) -> () */
   "default"(crow_indices: Tensor, col_indices: Tensor, values: Tensor, size: number[], options?: O__validate_sparse_bsr_tensor_args): void;
@@ -46,6 +49,7 @@ type O__validate_sparse_compressed_tensor_args = { compressed_indices?: Tensor; 
  * aten::_validate_sparse_compressed_tensor_args(Tensor compressed_indices, Tensor plain_indices, Tensor values, int[] size, Layout layout) -> ()
  */
 export const _validateSparseCompressedTensorArgs: {
+  /** aten::_validate_sparse_compressed_tensor_args(Tensor compressed_indices, Tensor plain_indices, Tensor values, int[] size, Layout layout) -> () */
   (compressed_indices: Tensor, plain_indices: Tensor, values: Tensor, size: number[], layout: Layout, options?: O__validate_sparse_compressed_tensor_args): void;
   /** aten::_validate_sparse_compressed_tensor_args(Tensor compressed_indices, Tensor plain_indices, Tensor values, int[] size, Layout layout) -> () */
   "default"(compressed_indices: Tensor, plain_indices: Tensor, values: Tensor, size: number[], layout: Layout, options?: O__validate_sparse_compressed_tensor_args): void;
@@ -58,6 +62,7 @@ type O__validate_sparse_coo_tensor_args = { indices?: Tensor; values?: Tensor; s
  * aten::_validate_sparse_coo_tensor_args(Tensor indices, Tensor values, int[] size) -> ()
  */
 export const _validateSparseCooTensorArgs: {
+  /** aten::_validate_sparse_coo_tensor_args(Tensor indices, Tensor values, int[] size) -> () */
   (indices: Tensor, values: Tensor, size: number[], options?: O__validate_sparse_coo_tensor_args): void;
   /** aten::_validate_sparse_coo_tensor_args(Tensor indices, Tensor values, int[] size) -> () */
   "default"(indices: Tensor, values: Tensor, size: number[], options?: O__validate_sparse_coo_tensor_args): void;
@@ -70,6 +75,7 @@ type O__validate_sparse_csc_tensor_args = { ccol_indices?: Tensor; ccolIndices?:
  * aten::_validate_sparse_csc_tensor_args(Tensor ccol_indices, Tensor row_indices, Tensor values, int[] size) -> ()
  */
 export const _validateSparseCscTensorArgs: {
+  /** aten::_validate_sparse_csc_tensor_args(Tensor ccol_indices, Tensor row_indices, Tensor values, int[] size) -> () */
   (ccol_indices: Tensor, row_indices: Tensor, values: Tensor, size: number[], options?: O__validate_sparse_csc_tensor_args): void;
   /** aten::_validate_sparse_csc_tensor_args(Tensor ccol_indices, Tensor row_indices, Tensor values, int[] size) -> () */
   "default"(ccol_indices: Tensor, row_indices: Tensor, values: Tensor, size: number[], options?: O__validate_sparse_csc_tensor_args): void;
@@ -82,6 +88,7 @@ type O__validate_sparse_csr_tensor_args = { crow_indices?: Tensor; crowIndices?:
  * aten::_validate_sparse_csr_tensor_args(Tensor crow_indices, Tensor col_indices, Tensor values, int[] size) -> ()
  */
 export const _validateSparseCsrTensorArgs: {
+  /** aten::_validate_sparse_csr_tensor_args(Tensor crow_indices, Tensor col_indices, Tensor values, int[] size) -> () */
   (crow_indices: Tensor, col_indices: Tensor, values: Tensor, size: number[], options?: O__validate_sparse_csr_tensor_args): void;
   /** aten::_validate_sparse_csr_tensor_args(Tensor crow_indices, Tensor col_indices, Tensor values, int[] size) -> () */
   "default"(crow_indices: Tensor, col_indices: Tensor, values: Tensor, size: number[], options?: O__validate_sparse_csr_tensor_args): void;
@@ -94,6 +101,7 @@ type O__values = { self?: Tensor };
  * aten::_values(Tensor(a) self) -> Tensor(a)
  */
 export const _values: {
+  /** aten::_values(Tensor(a) self) -> Tensor(a) */
   (self: Tensor, options?: O__values): Tensor;
   /** aten::_values(Tensor(a) self) -> Tensor(a) */
   "default"(self: Tensor, options?: O__values): Tensor;
@@ -102,20 +110,21 @@ export const _values: {
 ]) as any;
 
 type O__values_copy = { self?: Tensor };
-type O__values_copy_out = { self?: Tensor; out?: Tensor };
+type O__values_copy_out = { self?: Tensor; out: Tensor };
 /**
  * aten::_values_copy(Tensor self) -> Tensor
  * aten::_values_copy.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const _valuesCopy: {
+  /** aten::_values_copy(Tensor self) -> Tensor */
   (self: Tensor, options?: O__values_copy): Tensor;
   /** aten::_values_copy(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O__values_copy): Tensor;
   /** aten::_values_copy.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O__values_copy_out): Tensor;
+  "out"(self: Tensor, options?: O__values_copy_out): Tensor;
 } = defineOp("_values_copy", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O__version = { self?: Tensor };
@@ -123,6 +132,7 @@ type O__version = { self?: Tensor };
  * aten::_version(Tensor self) -> int
  */
 export const _version: {
+  /** aten::_version(Tensor self) -> int */
   (self: Tensor, options?: O__version): number;
   /** aten::_version(Tensor self) -> int */
   "default"(self: Tensor, options?: O__version): number;

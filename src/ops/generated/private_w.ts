@@ -10,6 +10,7 @@ type O__weight_norm_differentiable_backward = { grad_w?: Tensor; gradW?: Tensor;
  * aten::_weight_norm_differentiable_backward(Tensor grad_w, Tensor saved_v, Tensor saved_g, Tensor saved_norms, int dim) -> (Tensor, Tensor)
  */
 export const _weightNormDifferentiableBackward: {
+  /** aten::_weight_norm_differentiable_backward(Tensor grad_w, Tensor saved_v, Tensor saved_g, Tensor saved_norms, int dim) -> (Tensor, Tensor) */
   (grad_w: Tensor, saved_v: Tensor, saved_g: Tensor, saved_norms: Tensor, dim: number, options?: O__weight_norm_differentiable_backward): [Tensor, Tensor];
   /** aten::_weight_norm_differentiable_backward(Tensor grad_w, Tensor saved_v, Tensor saved_g, Tensor saved_norms, int dim) -> (Tensor, Tensor) */
   "default"(grad_w: Tensor, saved_v: Tensor, saved_g: Tensor, saved_norms: Tensor, dim: number, options?: O__weight_norm_differentiable_backward): [Tensor, Tensor];
@@ -18,35 +19,37 @@ export const _weightNormDifferentiableBackward: {
 ]) as any;
 
 type O__weight_norm_interface = { v?: Tensor; g?: Tensor; dim?: number };
-type O__weight_norm_interface_out = { v?: Tensor; g?: Tensor; dim?: number; out0?: Tensor; out1?: Tensor };
+type O__weight_norm_interface_out = { v?: Tensor; g?: Tensor; dim?: number; out0: Tensor; out1: Tensor };
 /**
  * aten::_weight_norm_interface(Tensor v, Tensor g, int dim=0) -> (Tensor, Tensor)
  * aten::_weight_norm_interface.out(Tensor v, Tensor g, int dim=0, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
  */
 export const _weightNormInterface: {
+  /** aten::_weight_norm_interface(Tensor v, Tensor g, int dim=0) -> (Tensor, Tensor) */
   (v: Tensor, g: Tensor, dim?: number | O__weight_norm_interface, options?: O__weight_norm_interface): [Tensor, Tensor];
   /** aten::_weight_norm_interface(Tensor v, Tensor g, int dim=0) -> (Tensor, Tensor) */
   "default"(v: Tensor, g: Tensor, dim?: number | O__weight_norm_interface, options?: O__weight_norm_interface): [Tensor, Tensor];
   /** aten::_weight_norm_interface.out(Tensor v, Tensor g, int dim=0, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!)) */
-  "out"(v: Tensor, g: Tensor, dim?: number | O__weight_norm_interface_out, out0?: Tensor | O__weight_norm_interface_out, out1?: Tensor | O__weight_norm_interface_out, options?: O__weight_norm_interface_out): [Tensor, Tensor];
+  "out"(v: Tensor, g: Tensor, dim?: number | O__weight_norm_interface_out, options?: O__weight_norm_interface_out): [Tensor, Tensor];
 } = defineOp("_weight_norm_interface", [
   ["",[["v",0,0],["g",0,0],["dim",3,2]],[0,0],1],
-  ["out",[["v",0,0],["g",0,0],["dim",3,2],["out0",0,4],["out1",0,4]],[-1,-1],0],
+  ["out",[["v",0,0],["g",0,0],["dim",3,2],["out0",0,12],["out1",0,12]],[-4,-5],0],
 ]) as any;
 
 type O__weight_norm_interface_backward = { grad_w?: Tensor; gradW?: Tensor; saved_v?: Tensor; savedV?: Tensor; saved_g?: Tensor; savedG?: Tensor; saved_norms?: Tensor; savedNorms?: Tensor; dim?: number };
-type O__weight_norm_interface_backward_out = { grad_w?: Tensor; gradW?: Tensor; saved_v?: Tensor; savedV?: Tensor; saved_g?: Tensor; savedG?: Tensor; saved_norms?: Tensor; savedNorms?: Tensor; dim?: number; out0?: Tensor; out1?: Tensor };
+type O__weight_norm_interface_backward_out = { grad_w?: Tensor; gradW?: Tensor; saved_v?: Tensor; savedV?: Tensor; saved_g?: Tensor; savedG?: Tensor; saved_norms?: Tensor; savedNorms?: Tensor; dim?: number; out0: Tensor; out1: Tensor };
 /**
  * aten::_weight_norm_interface_backward(Tensor grad_w, Tensor saved_v, Tensor saved_g, Tensor saved_norms, int dim) -> (Tensor, Tensor)
  * aten::_weight_norm_interface_backward.out(Tensor grad_w, Tensor saved_v, Tensor saved_g, Tensor saved_norms, int dim, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
  */
 export const _weightNormInterfaceBackward: {
+  /** aten::_weight_norm_interface_backward(Tensor grad_w, Tensor saved_v, Tensor saved_g, Tensor saved_norms, int dim) -> (Tensor, Tensor) */
   (grad_w: Tensor, saved_v: Tensor, saved_g: Tensor, saved_norms: Tensor, dim: number, options?: O__weight_norm_interface_backward): [Tensor, Tensor];
   /** aten::_weight_norm_interface_backward(Tensor grad_w, Tensor saved_v, Tensor saved_g, Tensor saved_norms, int dim) -> (Tensor, Tensor) */
   "default"(grad_w: Tensor, saved_v: Tensor, saved_g: Tensor, saved_norms: Tensor, dim: number, options?: O__weight_norm_interface_backward): [Tensor, Tensor];
   /** aten::_weight_norm_interface_backward.out(Tensor grad_w, Tensor saved_v, Tensor saved_g, Tensor saved_norms, int dim, *, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!)) */
-  "out"(grad_w: Tensor, saved_v: Tensor, saved_g: Tensor, saved_norms: Tensor, dim: number, out0: Tensor, out1: Tensor, options?: O__weight_norm_interface_backward_out): [Tensor, Tensor];
+  "out"(grad_w: Tensor, saved_v: Tensor, saved_g: Tensor, saved_norms: Tensor, dim: number, options?: O__weight_norm_interface_backward_out): [Tensor, Tensor];
 } = defineOp("_weight_norm_interface_backward", [
   ["",[["grad_w",0,0],["saved_v",0,0],["saved_g",0,0],["saved_norms",0,0],["dim",3,0]],[0,0],1],
-  ["out",[["grad_w",0,0],["saved_v",0,0],["saved_g",0,0],["saved_norms",0,0],["dim",3,0],["out0",0,4],["out1",0,4]],[-1,-1],0],
+  ["out",[["grad_w",0,0],["saved_v",0,0],["saved_g",0,0],["saved_norms",0,0],["dim",3,0],["out0",0,12],["out1",0,12]],[-6,-7],0],
 ]) as any;

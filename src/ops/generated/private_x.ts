@@ -12,7 +12,9 @@ type O___xor___Tensor = { self?: Tensor; other?: Tensor };
  * aten::__xor__.Tensor(Tensor self, Tensor other) -> Tensor
  */
 export const __xor__: {
+  /** aten::__xor__.Scalar(Tensor self, Scalar other) -> Tensor */
   (self: Tensor, other: Scalar, options?: O___xor___Scalar): Tensor;
+  /** aten::__xor__.Tensor(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O___xor___Tensor): Tensor;
   /** aten::__xor__.Scalar(Tensor self, Scalar other) -> Tensor */
   "Scalar"(self: Tensor, other: Scalar, options?: O___xor___Scalar): Tensor;

@@ -10,6 +10,7 @@ type O_q_per_channel_axis = { self?: Tensor };
  * aten::q_per_channel_axis(Tensor self) -> int
  */
 export const qPerChannelAxis: {
+  /** aten::q_per_channel_axis(Tensor self) -> int */
   (self: Tensor, options?: O_q_per_channel_axis): number;
   /** aten::q_per_channel_axis(Tensor self) -> int */
   "default"(self: Tensor, options?: O_q_per_channel_axis): number;
@@ -18,37 +19,39 @@ export const qPerChannelAxis: {
 ]) as any;
 
 type O_q_per_channel_scales = { self?: Tensor };
-type O_q_per_channel_scales_out = { self?: Tensor; out?: Tensor };
+type O_q_per_channel_scales_out = { self?: Tensor; out: Tensor };
 /**
  * aten::q_per_channel_scales(Tensor self) -> Tensor
  * aten::q_per_channel_scales.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const qPerChannelScales: {
+  /** aten::q_per_channel_scales(Tensor self) -> Tensor */
   (self: Tensor, options?: O_q_per_channel_scales): Tensor;
   /** aten::q_per_channel_scales(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_q_per_channel_scales): Tensor;
   /** aten::q_per_channel_scales.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_q_per_channel_scales_out): Tensor;
+  "out"(self: Tensor, options?: O_q_per_channel_scales_out): Tensor;
 } = defineOp("q_per_channel_scales", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_q_per_channel_zero_points = { self?: Tensor };
-type O_q_per_channel_zero_points_out = { self?: Tensor; out?: Tensor };
+type O_q_per_channel_zero_points_out = { self?: Tensor; out: Tensor };
 /**
  * aten::q_per_channel_zero_points(Tensor self) -> Tensor
  * aten::q_per_channel_zero_points.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const qPerChannelZeroPoints: {
+  /** aten::q_per_channel_zero_points(Tensor self) -> Tensor */
   (self: Tensor, options?: O_q_per_channel_zero_points): Tensor;
   /** aten::q_per_channel_zero_points(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_q_per_channel_zero_points): Tensor;
   /** aten::q_per_channel_zero_points.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_q_per_channel_zero_points_out): Tensor;
+  "out"(self: Tensor, options?: O_q_per_channel_zero_points_out): Tensor;
 } = defineOp("q_per_channel_zero_points", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_q_scale = { self?: Tensor };
@@ -56,6 +59,7 @@ type O_q_scale = { self?: Tensor };
  * aten::q_scale(Tensor self) -> float
  */
 export const qScale: {
+  /** aten::q_scale(Tensor self) -> float */
   (self: Tensor, options?: O_q_scale): number;
   /** aten::q_scale(Tensor self) -> float */
   "default"(self: Tensor, options?: O_q_scale): number;
@@ -68,6 +72,7 @@ type O_q_zero_point = { self?: Tensor };
  * aten::q_zero_point(Tensor self) -> int
  */
 export const qZeroPoint: {
+  /** aten::q_zero_point(Tensor self) -> int */
   (self: Tensor, options?: O_q_zero_point): number;
   /** aten::q_zero_point(Tensor self) -> int */
   "default"(self: Tensor, options?: O_q_zero_point): number;
@@ -76,26 +81,27 @@ export const qZeroPoint: {
 ]) as any;
 
 type O_qr = { self?: Tensor; some?: boolean };
-type O_qr_Q = { self?: Tensor; some?: boolean; Q?: Tensor; R?: Tensor };
+type O_qr_Q = { self?: Tensor; some?: boolean; Q: Tensor; R: Tensor };
 /**
  * aten::qr(Tensor self, bool some=True) -> (Tensor Q, Tensor R)
  * aten::qr.Q(Tensor self, bool some=True, *, Tensor(a!) Q, Tensor(b!) R) -> (Tensor(a!) Q, Tensor(b!) R)
  */
 export const qr: {
+  /** aten::qr(Tensor self, bool some=True) -> (Tensor Q, Tensor R) */
   (self: Tensor, some?: boolean | O_qr, options?: O_qr): [Tensor, Tensor];
   /** aten::qr(Tensor self, bool some=True) -> (Tensor Q, Tensor R) */
   "default"(self: Tensor, some?: boolean | O_qr, options?: O_qr): [Tensor, Tensor];
   /** aten::qr.Q(Tensor self, bool some=True, *, Tensor(a!) Q, Tensor(b!) R) -> (Tensor(a!) Q, Tensor(b!) R) */
-  "Q"(self: Tensor, some?: boolean | O_qr_Q, Q?: Tensor | O_qr_Q, R?: Tensor | O_qr_Q, options?: O_qr_Q): [Tensor, Tensor];
+  "Q"(self: Tensor, some?: boolean | O_qr_Q, options?: O_qr_Q): [Tensor, Tensor];
 } = defineOp("qr", [
   ["",[["self",0,0],["some",5,2]],[0,0],1],
-  ["Q",[["self",0,0],["some",5,2],["Q",0,4],["R",0,4]],[-1,-1],0],
+  ["Q",[["self",0,0],["some",5,2],["Q",0,12],["R",0,12]],[-3,-4],0],
 ]) as any;
 
 type O_quantile = { self?: Tensor; q?: Tensor; dim?: number | null; keepdim?: boolean; interpolation?: string };
-type O_quantile_out = { self?: Tensor; q?: Tensor; dim?: number | null; keepdim?: boolean; interpolation?: string; out?: Tensor };
+type O_quantile_out = { self?: Tensor; q?: Tensor; dim?: number | null; keepdim?: boolean; interpolation?: string; out: Tensor };
 type O_quantile_scalar = { self?: Tensor; q?: number; dim?: number | null; keepdim?: boolean; interpolation?: string };
-type O_quantile_scalar_out = { self?: Tensor; q?: number; dim?: number | null; keepdim?: boolean; interpolation?: string; out?: Tensor };
+type O_quantile_scalar_out = { self?: Tensor; q?: number; dim?: number | null; keepdim?: boolean; interpolation?: string; out: Tensor };
 /**
  * aten::quantile(Tensor self, Tensor q, int? dim=None, bool keepdim=False, *, str interpolation="linear") -> Tensor
  * aten::quantile.out(Tensor self, Tensor q, int? dim=None, bool keepdim=False, *, str interpolation="linear", Tensor(a!) out) -> Tensor(a!)
@@ -103,46 +109,49 @@ type O_quantile_scalar_out = { self?: Tensor; q?: number; dim?: number | null; k
  * aten::quantile.scalar_out(Tensor self, float q, int? dim=None, bool keepdim=False, *, str interpolation="linear", Tensor(a!) out) -> Tensor(a!)
  */
 export const quantile: {
-  (self: Tensor, q: Tensor, dim?: number | null | O_quantile, keepdim?: boolean | O_quantile, interpolation?: string | O_quantile, options?: O_quantile): Tensor;
-  (self: Tensor, q: number, dim?: number | null | O_quantile_scalar, keepdim?: boolean | O_quantile_scalar, interpolation?: string | O_quantile_scalar, options?: O_quantile_scalar): Tensor;
   /** aten::quantile(Tensor self, Tensor q, int? dim=None, bool keepdim=False, *, str interpolation="linear") -> Tensor */
-  "default"(self: Tensor, q: Tensor, dim?: number | null | O_quantile, keepdim?: boolean | O_quantile, interpolation?: string | O_quantile, options?: O_quantile): Tensor;
-  /** aten::quantile.out(Tensor self, Tensor q, int? dim=None, bool keepdim=False, *, str interpolation="linear", Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, q: Tensor, dim?: number | null | O_quantile_out, keepdim?: boolean | O_quantile_out, interpolation?: string | O_quantile_out, out?: Tensor | O_quantile_out, options?: O_quantile_out): Tensor;
+  (self: Tensor, q: Tensor, dim?: number | null | O_quantile, keepdim?: boolean | O_quantile, options?: O_quantile): Tensor;
   /** aten::quantile.scalar(Tensor self, float q, int? dim=None, bool keepdim=False, *, str interpolation="linear") -> Tensor */
-  "scalar"(self: Tensor, q: number, dim?: number | null | O_quantile_scalar, keepdim?: boolean | O_quantile_scalar, interpolation?: string | O_quantile_scalar, options?: O_quantile_scalar): Tensor;
+  (self: Tensor, q: number, dim?: number | null | O_quantile_scalar, keepdim?: boolean | O_quantile_scalar, options?: O_quantile_scalar): Tensor;
+  /** aten::quantile(Tensor self, Tensor q, int? dim=None, bool keepdim=False, *, str interpolation="linear") -> Tensor */
+  "default"(self: Tensor, q: Tensor, dim?: number | null | O_quantile, keepdim?: boolean | O_quantile, options?: O_quantile): Tensor;
+  /** aten::quantile.out(Tensor self, Tensor q, int? dim=None, bool keepdim=False, *, str interpolation="linear", Tensor(a!) out) -> Tensor(a!) */
+  "out"(self: Tensor, q: Tensor, dim?: number | null | O_quantile_out, keepdim?: boolean | O_quantile_out, options?: O_quantile_out): Tensor;
+  /** aten::quantile.scalar(Tensor self, float q, int? dim=None, bool keepdim=False, *, str interpolation="linear") -> Tensor */
+  "scalar"(self: Tensor, q: number, dim?: number | null | O_quantile_scalar, keepdim?: boolean | O_quantile_scalar, options?: O_quantile_scalar): Tensor;
   /** aten::quantile.scalar_out(Tensor self, float q, int? dim=None, bool keepdim=False, *, str interpolation="linear", Tensor(a!) out) -> Tensor(a!) */
-  "scalar_out"(self: Tensor, q: number, dim?: number | null | O_quantile_scalar_out, keepdim?: boolean | O_quantile_scalar_out, interpolation?: string | O_quantile_scalar_out, out?: Tensor | O_quantile_scalar_out, options?: O_quantile_scalar_out): Tensor;
+  "scalar_out"(self: Tensor, q: number, dim?: number | null | O_quantile_scalar_out, keepdim?: boolean | O_quantile_scalar_out, options?: O_quantile_scalar_out): Tensor;
 } = defineOp("quantile", [
-  ["",[["self",0,0],["q",0,0],["dim",3,3],["keepdim",5,2],["interpolation",7,2]],[0],1],
-  ["out",[["self",0,0],["q",0,0],["dim",3,3],["keepdim",5,2],["interpolation",7,2],["out",0,4]],[-1],0],
-  ["scalar",[["self",0,0],["q",4,0],["dim",3,3],["keepdim",5,2],["interpolation",7,2]],[0],1],
-  ["scalar_out",[["self",0,0],["q",4,0],["dim",3,3],["keepdim",5,2],["interpolation",7,2],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["q",0,0],["dim",3,3],["keepdim",5,2],["interpolation",7,10]],[0],1],
+  ["out",[["self",0,0],["q",0,0],["dim",3,3],["keepdim",5,2],["interpolation",7,10],["out",0,12]],[-6],0],
+  ["scalar",[["self",0,0],["q",4,0],["dim",3,3],["keepdim",5,2],["interpolation",7,10]],[0],1],
+  ["scalar_out",[["self",0,0],["q",4,0],["dim",3,3],["keepdim",5,2],["interpolation",7,10],["out",0,12]],[-6],0],
 ]) as any;
 
 type O_quantize_per_channel = { self?: Tensor; scales?: Tensor; zero_points?: Tensor; zeroPoints?: Tensor; axis?: number; dtype?: DType };
-type O_quantize_per_channel_out = { self?: Tensor; scales?: Tensor; zero_points?: Tensor; zeroPoints?: Tensor; axis?: number; dtype?: DType; out?: Tensor };
+type O_quantize_per_channel_out = { self?: Tensor; scales?: Tensor; zero_points?: Tensor; zeroPoints?: Tensor; axis?: number; dtype?: DType; out: Tensor };
 /**
  * aten::quantize_per_channel(Tensor self, Tensor scales, Tensor zero_points, int axis, ScalarType dtype) -> Tensor
  * aten::quantize_per_channel.out(Tensor self, Tensor scales, Tensor zero_points, int axis, ScalarType dtype, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const quantizePerChannel: {
+  /** aten::quantize_per_channel(Tensor self, Tensor scales, Tensor zero_points, int axis, ScalarType dtype) -> Tensor */
   (self: Tensor, scales: Tensor, zero_points: Tensor, axis: number, dtype: DType, options?: O_quantize_per_channel): Tensor;
   /** aten::quantize_per_channel(Tensor self, Tensor scales, Tensor zero_points, int axis, ScalarType dtype) -> Tensor */
   "default"(self: Tensor, scales: Tensor, zero_points: Tensor, axis: number, dtype: DType, options?: O_quantize_per_channel): Tensor;
   /** aten::quantize_per_channel.out(Tensor self, Tensor scales, Tensor zero_points, int axis, ScalarType dtype, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, scales: Tensor, zero_points: Tensor, axis: number, dtype: DType, out: Tensor, options?: O_quantize_per_channel_out): Tensor;
+  "out"(self: Tensor, scales: Tensor, zero_points: Tensor, axis: number, dtype: DType, options?: O_quantize_per_channel_out): Tensor;
 } = defineOp("quantize_per_channel", [
   ["",[["self",0,0],["scales",0,0],["zero_points",0,0],["axis",3,0],["dtype",8,0]],[0],1],
-  ["out",[["self",0,0],["scales",0,0],["zero_points",0,0],["axis",3,0],["dtype",8,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["scales",0,0],["zero_points",0,0],["axis",3,0],["dtype",8,0],["out",0,12]],[-6],0],
 ]) as any;
 
 type O_quantize_per_tensor = { self?: Tensor; scale?: number; zero_point?: number; zeroPoint?: number; dtype?: DType };
-type O_quantize_per_tensor_out = { self?: Tensor; scale?: number; zero_point?: number; zeroPoint?: number; dtype?: DType; out?: Tensor };
+type O_quantize_per_tensor_out = { self?: Tensor; scale?: number; zero_point?: number; zeroPoint?: number; dtype?: DType; out: Tensor };
 type O_quantize_per_tensor_tensor_qparams = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; dtype?: DType };
-type O_quantize_per_tensor_tensor_qparams_out = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; dtype?: DType; out?: Tensor };
+type O_quantize_per_tensor_tensor_qparams_out = { self?: Tensor; scale?: Tensor; zero_point?: Tensor; zeroPoint?: Tensor; dtype?: DType; out: Tensor };
 type O_quantize_per_tensor_tensors = { tensors?: Tensor[]; scales?: Tensor; zero_points?: Tensor; zeroPoints?: Tensor; dtype?: DType };
-type O_quantize_per_tensor_tensors_out = { tensors?: Tensor[]; scales?: Tensor; zero_points?: Tensor; zeroPoints?: Tensor; dtype?: DType; out?: Tensor[] };
+type O_quantize_per_tensor_tensors_out = { tensors?: Tensor[]; scales?: Tensor; zero_points?: Tensor; zeroPoints?: Tensor; dtype?: DType; out: Tensor[] };
 /**
  * aten::quantize_per_tensor(Tensor self, float scale, int zero_point, ScalarType dtype) -> Tensor
  * aten::quantize_per_tensor.out(Tensor self, float scale, int zero_point, ScalarType dtype, *, Tensor(a!) out) -> Tensor(a!)
@@ -152,62 +161,67 @@ type O_quantize_per_tensor_tensors_out = { tensors?: Tensor[]; scales?: Tensor; 
  * aten::quantize_per_tensor.tensors_out(Tensor[] tensors, Tensor scales, Tensor zero_points, ScalarType dtype, *, Tensor(a!)[] out) -> ()
  */
 export const quantizePerTensor: {
+  /** aten::quantize_per_tensor(Tensor self, float scale, int zero_point, ScalarType dtype) -> Tensor */
   (self: Tensor, scale: number, zero_point: number, dtype: DType, options?: O_quantize_per_tensor): Tensor;
+  /** aten::quantize_per_tensor.tensor_qparams(Tensor self, Tensor scale, Tensor zero_point, ScalarType dtype) -> Tensor */
   (self: Tensor, scale: Tensor, zero_point: Tensor, dtype: DType, options?: O_quantize_per_tensor_tensor_qparams): Tensor;
+  /** aten::quantize_per_tensor.tensors(Tensor[] tensors, Tensor scales, Tensor zero_points, ScalarType dtype) -> Tensor[] */
   (tensors: Tensor[], scales: Tensor, zero_points: Tensor, dtype: DType, options?: O_quantize_per_tensor_tensors): Tensor[];
   /** aten::quantize_per_tensor(Tensor self, float scale, int zero_point, ScalarType dtype) -> Tensor */
   "default"(self: Tensor, scale: number, zero_point: number, dtype: DType, options?: O_quantize_per_tensor): Tensor;
   /** aten::quantize_per_tensor.out(Tensor self, float scale, int zero_point, ScalarType dtype, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, scale: number, zero_point: number, dtype: DType, out: Tensor, options?: O_quantize_per_tensor_out): Tensor;
+  "out"(self: Tensor, scale: number, zero_point: number, dtype: DType, options?: O_quantize_per_tensor_out): Tensor;
   /** aten::quantize_per_tensor.tensor_qparams(Tensor self, Tensor scale, Tensor zero_point, ScalarType dtype) -> Tensor */
   "tensor_qparams"(self: Tensor, scale: Tensor, zero_point: Tensor, dtype: DType, options?: O_quantize_per_tensor_tensor_qparams): Tensor;
   /** aten::quantize_per_tensor.tensor_qparams_out(Tensor self, Tensor scale, Tensor zero_point, ScalarType dtype, *, Tensor(a!) out) -> Tensor(a!) */
-  "tensor_qparams_out"(self: Tensor, scale: Tensor, zero_point: Tensor, dtype: DType, out: Tensor, options?: O_quantize_per_tensor_tensor_qparams_out): Tensor;
+  "tensor_qparams_out"(self: Tensor, scale: Tensor, zero_point: Tensor, dtype: DType, options?: O_quantize_per_tensor_tensor_qparams_out): Tensor;
   /** aten::quantize_per_tensor.tensors(Tensor[] tensors, Tensor scales, Tensor zero_points, ScalarType dtype) -> Tensor[] */
   "tensors"(tensors: Tensor[], scales: Tensor, zero_points: Tensor, dtype: DType, options?: O_quantize_per_tensor_tensors): Tensor[];
   /** aten::quantize_per_tensor.tensors_out(Tensor[] tensors, Tensor scales, Tensor zero_points, ScalarType dtype, *, Tensor(a!)[] out) -> () */
-  "tensors_out"(tensors: Tensor[], scales: Tensor, zero_points: Tensor, dtype: DType, out: Tensor[], options?: O_quantize_per_tensor_tensors_out): void;
+  "tensors_out"(tensors: Tensor[], scales: Tensor, zero_points: Tensor, dtype: DType, options?: O_quantize_per_tensor_tensors_out): void;
 } = defineOp("quantize_per_tensor", [
   ["",[["self",0,0],["scale",4,0],["zero_point",3,0],["dtype",8,0]],[0],1],
-  ["out",[["self",0,0],["scale",4,0],["zero_point",3,0],["dtype",8,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["scale",4,0],["zero_point",3,0],["dtype",8,0],["out",0,12]],[-5],0],
   ["tensor_qparams",[["self",0,0],["scale",0,0],["zero_point",0,0],["dtype",8,0]],[0],1],
-  ["tensor_qparams_out",[["self",0,0],["scale",0,0],["zero_point",0,0],["dtype",8,0],["out",0,4]],[-1],0],
+  ["tensor_qparams_out",[["self",0,0],["scale",0,0],["zero_point",0,0],["dtype",8,0],["out",0,12]],[-5],0],
   ["tensors",[["tensors",1,0],["scales",0,0],["zero_points",0,0],["dtype",8,0]],[1],1],
-  ["tensors_out",[["tensors",1,0],["scales",0,0],["zero_points",0,0],["dtype",8,0],["out",1,4]],[],0],
+  ["tensors_out",[["tensors",1,0],["scales",0,0],["zero_points",0,0],["dtype",8,0],["out",1,12]],[],0],
 ]) as any;
 
 type O_quantize_per_tensor_dynamic = { self?: Tensor; dtype?: DType; reduce_range?: boolean; reduceRange?: boolean };
-type O_quantize_per_tensor_dynamic_out = { self?: Tensor; dtype?: DType; reduce_range?: boolean; reduceRange?: boolean; out?: Tensor };
+type O_quantize_per_tensor_dynamic_out = { self?: Tensor; dtype?: DType; reduce_range?: boolean; reduceRange?: boolean; out: Tensor };
 /**
  * aten::quantize_per_tensor_dynamic(Tensor self, ScalarType dtype, bool reduce_range) -> Tensor
  * aten::quantize_per_tensor_dynamic.out(Tensor self, ScalarType dtype, bool reduce_range, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const quantizePerTensorDynamic: {
+  /** aten::quantize_per_tensor_dynamic(Tensor self, ScalarType dtype, bool reduce_range) -> Tensor */
   (self: Tensor, dtype: DType, reduce_range: boolean, options?: O_quantize_per_tensor_dynamic): Tensor;
   /** aten::quantize_per_tensor_dynamic(Tensor self, ScalarType dtype, bool reduce_range) -> Tensor */
   "default"(self: Tensor, dtype: DType, reduce_range: boolean, options?: O_quantize_per_tensor_dynamic): Tensor;
   /** aten::quantize_per_tensor_dynamic.out(Tensor self, ScalarType dtype, bool reduce_range, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dtype: DType, reduce_range: boolean, out: Tensor, options?: O_quantize_per_tensor_dynamic_out): Tensor;
+  "out"(self: Tensor, dtype: DType, reduce_range: boolean, options?: O_quantize_per_tensor_dynamic_out): Tensor;
 } = defineOp("quantize_per_tensor_dynamic", [
   ["",[["self",0,0],["dtype",8,0],["reduce_range",5,0]],[0],1],
-  ["out",[["self",0,0],["dtype",8,0],["reduce_range",5,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["dtype",8,0],["reduce_range",5,0],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_quantized_batch_norm = { input?: Tensor; weight?: Tensor | null; bias?: Tensor | null; mean?: Tensor; var?: Tensor; eps?: number; output_scale?: number; outputScale?: number; output_zero_point?: number; outputZeroPoint?: number };
-type O_quantized_batch_norm_out = { input?: Tensor; weight?: Tensor | null; bias?: Tensor | null; mean?: Tensor; var?: Tensor; eps?: number; output_scale?: number; outputScale?: number; output_zero_point?: number; outputZeroPoint?: number; out?: Tensor };
+type O_quantized_batch_norm_out = { input?: Tensor; weight?: Tensor | null; bias?: Tensor | null; mean?: Tensor; var?: Tensor; eps?: number; output_scale?: number; outputScale?: number; output_zero_point?: number; outputZeroPoint?: number; out: Tensor };
 /**
  * aten::quantized_batch_norm(Tensor input, Tensor? weight, Tensor? bias, Tensor mean, Tensor var, float eps, float output_scale, int output_zero_point) -> Tensor
  * aten::quantized_batch_norm.out(Tensor input, Tensor? weight, Tensor? bias, Tensor mean, Tensor var, float eps, float output_scale, int output_zero_point, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const quantizedBatchNorm: {
+  /** aten::quantized_batch_norm(Tensor input, Tensor? weight, Tensor? bias, Tensor mean, Tensor var, float eps, float output_scale, int output_zero_point) -> Tensor */
   (input: Tensor, weight?: Tensor | null | O_quantized_batch_norm, bias?: Tensor | null | O_quantized_batch_norm, mean?: Tensor | O_quantized_batch_norm, var_?: Tensor | O_quantized_batch_norm, eps?: number | O_quantized_batch_norm, output_scale?: number | O_quantized_batch_norm, output_zero_point?: number | O_quantized_batch_norm, options?: O_quantized_batch_norm): Tensor;
   /** aten::quantized_batch_norm(Tensor input, Tensor? weight, Tensor? bias, Tensor mean, Tensor var, float eps, float output_scale, int output_zero_point) -> Tensor */
   "default"(input: Tensor, weight?: Tensor | null | O_quantized_batch_norm, bias?: Tensor | null | O_quantized_batch_norm, mean?: Tensor | O_quantized_batch_norm, var_?: Tensor | O_quantized_batch_norm, eps?: number | O_quantized_batch_norm, output_scale?: number | O_quantized_batch_norm, output_zero_point?: number | O_quantized_batch_norm, options?: O_quantized_batch_norm): Tensor;
   /** aten::quantized_batch_norm.out(Tensor input, Tensor? weight, Tensor? bias, Tensor mean, Tensor var, float eps, float output_scale, int output_zero_point, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(input: Tensor, weight?: Tensor | null | O_quantized_batch_norm_out, bias?: Tensor | null | O_quantized_batch_norm_out, mean?: Tensor | O_quantized_batch_norm_out, var_?: Tensor | O_quantized_batch_norm_out, eps?: number | O_quantized_batch_norm_out, output_scale?: number | O_quantized_batch_norm_out, output_zero_point?: number | O_quantized_batch_norm_out, out?: Tensor | O_quantized_batch_norm_out, options?: O_quantized_batch_norm_out): Tensor;
+  "out"(input: Tensor, weight?: Tensor | null | O_quantized_batch_norm_out, bias?: Tensor | null | O_quantized_batch_norm_out, mean?: Tensor | O_quantized_batch_norm_out, var_?: Tensor | O_quantized_batch_norm_out, eps?: number | O_quantized_batch_norm_out, output_scale?: number | O_quantized_batch_norm_out, output_zero_point?: number | O_quantized_batch_norm_out, options?: O_quantized_batch_norm_out): Tensor;
 } = defineOp("quantized_batch_norm", [
   ["",[["input",0,0],["weight",0,1],["bias",0,1],["mean",0,0],["var",0,0],["eps",4,0],["output_scale",4,0],["output_zero_point",3,0]],[0],1],
-  ["out",[["input",0,0],["weight",0,1],["bias",0,1],["mean",0,0],["var",0,0],["eps",4,0],["output_scale",4,0],["output_zero_point",3,0],["out",0,4]],[-1],0],
+  ["out",[["input",0,0],["weight",0,1],["bias",0,1],["mean",0,0],["var",0,0],["eps",4,0],["output_scale",4,0],["output_zero_point",3,0],["out",0,12]],[-9],0],
 ]) as any;
 
 type O_quantized_gru_data_legacy = { data?: Tensor; batch_sizes?: Tensor; batchSizes?: Tensor; hx?: Tensor; params?: Tensor[]; has_biases?: boolean; hasBiases?: boolean; num_layers?: number; numLayers?: number; dropout?: number; train?: boolean; bidirectional?: boolean };
@@ -217,7 +231,9 @@ type O_quantized_gru_input_legacy = { input?: Tensor; hx?: Tensor; params?: Tens
  * aten::quantized_gru.input_legacy(Tensor input, Tensor hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first) -> (Tensor, Tensor)
  */
 export const quantizedGru: {
+  /** aten::quantized_gru.data_legacy(Tensor data, Tensor batch_sizes, Tensor hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional) -> (Tensor, Tensor) */
   (data: Tensor, batch_sizes: Tensor, hx: Tensor, params: Tensor[], has_biases: boolean, num_layers: number, dropout: number, train: boolean, bidirectional: boolean, options?: O_quantized_gru_data_legacy): [Tensor, Tensor];
+  /** aten::quantized_gru.input_legacy(Tensor input, Tensor hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first) -> (Tensor, Tensor) */
   (input: Tensor, hx: Tensor, params: Tensor[], has_biases: boolean, num_layers: number, dropout: number, train: boolean, bidirectional: boolean, batch_first: boolean, options?: O_quantized_gru_input_legacy): [Tensor, Tensor];
   /** aten::quantized_gru.data_legacy(Tensor data, Tensor batch_sizes, Tensor hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional) -> (Tensor, Tensor) */
   "data_legacy"(data: Tensor, batch_sizes: Tensor, hx: Tensor, params: Tensor[], has_biases: boolean, num_layers: number, dropout: number, train: boolean, bidirectional: boolean, options?: O_quantized_gru_data_legacy): [Tensor, Tensor];
@@ -235,47 +251,51 @@ type O_quantized_lstm_input_legacy = { input?: Tensor; hx?: Tensor[]; params?: T
  * aten::quantized_lstm.input_legacy(Tensor input, Tensor[] hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first, *, ScalarType? dtype=None, bool use_dynamic=False) -> (Tensor, Tensor, Tensor)
  */
 export const quantizedLstm: {
-  (data: Tensor, batch_sizes: Tensor, hx: Tensor[], params: Tensor[], has_biases: boolean, num_layers: number, dropout: number, train: boolean, bidirectional: boolean, dtype?: DType | null | O_quantized_lstm_data_legacy, use_dynamic?: boolean | O_quantized_lstm_data_legacy, options?: O_quantized_lstm_data_legacy): [Tensor, Tensor, Tensor];
-  (input: Tensor, hx: Tensor[], params: Tensor[], has_biases: boolean, num_layers: number, dropout: number, train: boolean, bidirectional: boolean, batch_first: boolean, dtype?: DType | null | O_quantized_lstm_input_legacy, use_dynamic?: boolean | O_quantized_lstm_input_legacy, options?: O_quantized_lstm_input_legacy): [Tensor, Tensor, Tensor];
   /** aten::quantized_lstm.data_legacy(Tensor data, Tensor batch_sizes, Tensor[] hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, *, ScalarType? dtype=None, bool use_dynamic=False) -> (Tensor, Tensor, Tensor) */
-  "data_legacy"(data: Tensor, batch_sizes: Tensor, hx: Tensor[], params: Tensor[], has_biases: boolean, num_layers: number, dropout: number, train: boolean, bidirectional: boolean, dtype?: DType | null | O_quantized_lstm_data_legacy, use_dynamic?: boolean | O_quantized_lstm_data_legacy, options?: O_quantized_lstm_data_legacy): [Tensor, Tensor, Tensor];
+  (data: Tensor, batch_sizes: Tensor, hx: Tensor[], params: Tensor[], has_biases: boolean, num_layers: number, dropout: number, train: boolean, bidirectional: boolean, options?: O_quantized_lstm_data_legacy): [Tensor, Tensor, Tensor];
   /** aten::quantized_lstm.input_legacy(Tensor input, Tensor[] hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first, *, ScalarType? dtype=None, bool use_dynamic=False) -> (Tensor, Tensor, Tensor) */
-  "input_legacy"(input: Tensor, hx: Tensor[], params: Tensor[], has_biases: boolean, num_layers: number, dropout: number, train: boolean, bidirectional: boolean, batch_first: boolean, dtype?: DType | null | O_quantized_lstm_input_legacy, use_dynamic?: boolean | O_quantized_lstm_input_legacy, options?: O_quantized_lstm_input_legacy): [Tensor, Tensor, Tensor];
+  (input: Tensor, hx: Tensor[], params: Tensor[], has_biases: boolean, num_layers: number, dropout: number, train: boolean, bidirectional: boolean, batch_first: boolean, options?: O_quantized_lstm_input_legacy): [Tensor, Tensor, Tensor];
+  /** aten::quantized_lstm.data_legacy(Tensor data, Tensor batch_sizes, Tensor[] hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, *, ScalarType? dtype=None, bool use_dynamic=False) -> (Tensor, Tensor, Tensor) */
+  "data_legacy"(data: Tensor, batch_sizes: Tensor, hx: Tensor[], params: Tensor[], has_biases: boolean, num_layers: number, dropout: number, train: boolean, bidirectional: boolean, options?: O_quantized_lstm_data_legacy): [Tensor, Tensor, Tensor];
+  /** aten::quantized_lstm.input_legacy(Tensor input, Tensor[] hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first, *, ScalarType? dtype=None, bool use_dynamic=False) -> (Tensor, Tensor, Tensor) */
+  "input_legacy"(input: Tensor, hx: Tensor[], params: Tensor[], has_biases: boolean, num_layers: number, dropout: number, train: boolean, bidirectional: boolean, batch_first: boolean, options?: O_quantized_lstm_input_legacy): [Tensor, Tensor, Tensor];
 } = defineOp("quantized_lstm", [
-  ["data_legacy",[["data",0,0],["batch_sizes",0,0],["hx",1,0],["params",1,0],["has_biases",5,0],["num_layers",3,0],["dropout",4,0],["train",5,0],["bidirectional",5,0],["dtype",8,3],["use_dynamic",5,2]],[0,0,0],1],
-  ["input_legacy",[["input",0,0],["hx",1,0],["params",1,0],["has_biases",5,0],["num_layers",3,0],["dropout",4,0],["train",5,0],["bidirectional",5,0],["batch_first",5,0],["dtype",8,3],["use_dynamic",5,2]],[0,0,0],1],
+  ["data_legacy",[["data",0,0],["batch_sizes",0,0],["hx",1,0],["params",1,0],["has_biases",5,0],["num_layers",3,0],["dropout",4,0],["train",5,0],["bidirectional",5,0],["dtype",8,11],["use_dynamic",5,10]],[0,0,0],1],
+  ["input_legacy",[["input",0,0],["hx",1,0],["params",1,0],["has_biases",5,0],["num_layers",3,0],["dropout",4,0],["train",5,0],["bidirectional",5,0],["batch_first",5,0],["dtype",8,11],["use_dynamic",5,10]],[0,0,0],1],
 ]) as any;
 
 type O_quantized_max_pool1d = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean };
-type O_quantized_max_pool1d_out = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; out?: Tensor };
+type O_quantized_max_pool1d_out = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; out: Tensor };
 /**
  * aten::quantized_max_pool1d(Tensor self, int[1] kernel_size, int[1] stride=[], int[1] padding=[0], int[1] dilation=[1], bool ceil_mode=False) -> Tensor
  * aten::quantized_max_pool1d.out(Tensor self, int[1] kernel_size, int[1] stride=[], int[1] padding=[0], int[1] dilation=[1], bool ceil_mode=False, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const quantizedMaxPool1d: {
+  /** aten::quantized_max_pool1d(Tensor self, int[1] kernel_size, int[1] stride=[], int[1] padding=[0], int[1] dilation=[1], bool ceil_mode=False) -> Tensor */
   (self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_quantized_max_pool1d, padding?: number | number[] | O_quantized_max_pool1d, dilation?: number | number[] | O_quantized_max_pool1d, ceil_mode?: boolean | O_quantized_max_pool1d, options?: O_quantized_max_pool1d): Tensor;
   /** aten::quantized_max_pool1d(Tensor self, int[1] kernel_size, int[1] stride=[], int[1] padding=[0], int[1] dilation=[1], bool ceil_mode=False) -> Tensor */
   "default"(self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_quantized_max_pool1d, padding?: number | number[] | O_quantized_max_pool1d, dilation?: number | number[] | O_quantized_max_pool1d, ceil_mode?: boolean | O_quantized_max_pool1d, options?: O_quantized_max_pool1d): Tensor;
   /** aten::quantized_max_pool1d.out(Tensor self, int[1] kernel_size, int[1] stride=[], int[1] padding=[0], int[1] dilation=[1], bool ceil_mode=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_quantized_max_pool1d_out, padding?: number | number[] | O_quantized_max_pool1d_out, dilation?: number | number[] | O_quantized_max_pool1d_out, ceil_mode?: boolean | O_quantized_max_pool1d_out, out?: Tensor | O_quantized_max_pool1d_out, options?: O_quantized_max_pool1d_out): Tensor;
+  "out"(self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_quantized_max_pool1d_out, padding?: number | number[] | O_quantized_max_pool1d_out, dilation?: number | number[] | O_quantized_max_pool1d_out, ceil_mode?: boolean | O_quantized_max_pool1d_out, options?: O_quantized_max_pool1d_out): Tensor;
 } = defineOp("quantized_max_pool1d", [
   ["",[["self",0,0],["kernel_size",12,0,1],["stride",12,2,1],["padding",12,2,1],["dilation",12,2,1],["ceil_mode",5,2]],[0],1],
-  ["out",[["self",0,0],["kernel_size",12,0,1],["stride",12,2,1],["padding",12,2,1],["dilation",12,2,1],["ceil_mode",5,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["kernel_size",12,0,1],["stride",12,2,1],["padding",12,2,1],["dilation",12,2,1],["ceil_mode",5,2],["out",0,12]],[-7],0],
 ]) as any;
 
 type O_quantized_max_pool2d = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean };
-type O_quantized_max_pool2d_out = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; out?: Tensor };
+type O_quantized_max_pool2d_out = { self?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; ceil_mode?: boolean; ceilMode?: boolean; out: Tensor };
 /**
  * aten::quantized_max_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> Tensor
  * aten::quantized_max_pool2d.out(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const quantizedMaxPool2d: {
+  /** aten::quantized_max_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> Tensor */
   (self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_quantized_max_pool2d, padding?: number | number[] | O_quantized_max_pool2d, dilation?: number | number[] | O_quantized_max_pool2d, ceil_mode?: boolean | O_quantized_max_pool2d, options?: O_quantized_max_pool2d): Tensor;
   /** aten::quantized_max_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> Tensor */
   "default"(self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_quantized_max_pool2d, padding?: number | number[] | O_quantized_max_pool2d, dilation?: number | number[] | O_quantized_max_pool2d, ceil_mode?: boolean | O_quantized_max_pool2d, options?: O_quantized_max_pool2d): Tensor;
   /** aten::quantized_max_pool2d.out(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_quantized_max_pool2d_out, padding?: number | number[] | O_quantized_max_pool2d_out, dilation?: number | number[] | O_quantized_max_pool2d_out, ceil_mode?: boolean | O_quantized_max_pool2d_out, out?: Tensor | O_quantized_max_pool2d_out, options?: O_quantized_max_pool2d_out): Tensor;
+  "out"(self: Tensor, kernel_size: number | number[], stride?: number | number[] | O_quantized_max_pool2d_out, padding?: number | number[] | O_quantized_max_pool2d_out, dilation?: number | number[] | O_quantized_max_pool2d_out, ceil_mode?: boolean | O_quantized_max_pool2d_out, options?: O_quantized_max_pool2d_out): Tensor;
 } = defineOp("quantized_max_pool2d", [
   ["",[["self",0,0],["kernel_size",12,0,2],["stride",12,2,2],["padding",12,2,2],["dilation",12,2,2],["ceil_mode",5,2]],[0],1],
-  ["out",[["self",0,0],["kernel_size",12,0,2],["stride",12,2,2],["padding",12,2,2],["dilation",12,2,2],["ceil_mode",5,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["kernel_size",12,0,2],["stride",12,2,2],["padding",12,2,2],["dilation",12,2,2],["ceil_mode",5,2],["out",0,12]],[-7],0],
 ]) as any;

@@ -6,20 +6,21 @@ import type { DType, DeviceLike, Layout, MemoryFormat, Scalar } from '../../core
 import { defineOp } from '../../core/dispatch.js';
 
 type O_rad2deg = { self?: Tensor };
-type O_rad2deg_out = { self?: Tensor; out?: Tensor };
+type O_rad2deg_out = { self?: Tensor; out: Tensor };
 /**
  * aten::rad2deg(Tensor self) -> Tensor
  * aten::rad2deg.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const rad2deg: {
+  /** aten::rad2deg(Tensor self) -> Tensor */
   (self: Tensor, options?: O_rad2deg): Tensor;
   /** aten::rad2deg(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_rad2deg): Tensor;
   /** aten::rad2deg.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_rad2deg_out): Tensor;
+  "out"(self: Tensor, options?: O_rad2deg_out): Tensor;
 } = defineOp("rad2deg", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_rad2deg_ = { self?: Tensor };
@@ -27,6 +28,7 @@ type O_rad2deg_ = { self?: Tensor };
  * aten::rad2deg_(Tensor(a!) self) -> Tensor(a!)
  */
 export const rad2deg_: {
+  /** aten::rad2deg_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_rad2deg_): Tensor;
   /** aten::rad2deg_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_rad2deg_): Tensor;
@@ -36,8 +38,8 @@ export const rad2deg_: {
 
 type O_rand = { size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 type O_rand_generator = { size?: number[]; generator?: null; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O_rand_generator_out = { size?: number[]; generator?: null; out?: Tensor };
-type O_rand_out = { size?: number[]; out?: Tensor };
+type O_rand_generator_out = { size?: number[]; generator?: null; out: Tensor };
+type O_rand_out = { size?: number[]; out: Tensor };
 /**
  * aten::rand(int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::rand.generator(int[] size, *, Generator? generator, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
@@ -45,48 +47,51 @@ type O_rand_out = { size?: number[]; out?: Tensor };
  * aten::rand.out(int[] size, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const rand: {
-  (size: number[], dtype?: DType | null | O_rand, layout?: Layout | null | O_rand, device?: DeviceLike | null | O_rand, pin_memory?: boolean | null | O_rand, options?: O_rand): Tensor;
-  (size: number[], generator?: null | O_rand_generator, dtype?: DType | null | O_rand_generator, layout?: Layout | null | O_rand_generator, device?: DeviceLike | null | O_rand_generator, pin_memory?: boolean | null | O_rand_generator, options?: O_rand_generator): Tensor;
   /** aten::rand(int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "default"(size: number[], dtype?: DType | null | O_rand, layout?: Layout | null | O_rand, device?: DeviceLike | null | O_rand, pin_memory?: boolean | null | O_rand, options?: O_rand): Tensor;
+  (size: number[], options?: O_rand): Tensor;
   /** aten::rand.generator(int[] size, *, Generator? generator, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "generator"(size: number[], generator?: null | O_rand_generator, dtype?: DType | null | O_rand_generator, layout?: Layout | null | O_rand_generator, device?: DeviceLike | null | O_rand_generator, pin_memory?: boolean | null | O_rand_generator, options?: O_rand_generator): Tensor;
+  (size: number[], options?: O_rand_generator): Tensor;
+  /** aten::rand(int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "default"(size: number[], options?: O_rand): Tensor;
+  /** aten::rand.generator(int[] size, *, Generator? generator, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "generator"(size: number[], options?: O_rand_generator): Tensor;
   /** aten::rand.generator_out(int[] size, *, Generator? generator, Tensor(a!) out) -> Tensor(a!) */
-  "generator_out"(size: number[], generator?: null | O_rand_generator_out, out?: Tensor | O_rand_generator_out, options?: O_rand_generator_out): Tensor;
+  "generator_out"(size: number[], options?: O_rand_generator_out): Tensor;
   /** aten::rand.out(int[] size, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(size: number[], out: Tensor, options?: O_rand_out): Tensor;
+  "out"(size: number[], options?: O_rand_out): Tensor;
 } = defineOp("rand", [
-  ["",[["size",12,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["generator",[["size",12,0],["generator",15,1],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["generator_out",[["size",12,0],["generator",15,1],["out",0,4]],[-1],0],
-  ["out",[["size",12,0],["out",0,4]],[-1],0],
+  ["",[["size",12,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["generator",[["size",12,0],["generator",15,9],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["generator_out",[["size",12,0],["generator",15,9],["out",0,12]],[-3],0],
+  ["out",[["size",12,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_rand_like = { self?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
-type O_rand_like_out = { self?: Tensor; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out?: Tensor };
+type O_rand_like_out = { self?: Tensor; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out: Tensor };
 /**
  * aten::rand_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor
  * aten::rand_like.out(Tensor self, *, MemoryFormat? memory_format=None, Tensor(a!) out) -> Tensor(a!)
  */
 export const randLike: {
-  (self: Tensor, dtype?: DType | null | O_rand_like, layout?: Layout | null | O_rand_like, device?: DeviceLike | null | O_rand_like, pin_memory?: boolean | null | O_rand_like, memory_format?: MemoryFormat | null | O_rand_like, options?: O_rand_like): Tensor;
   /** aten::rand_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor */
-  "default"(self: Tensor, dtype?: DType | null | O_rand_like, layout?: Layout | null | O_rand_like, device?: DeviceLike | null | O_rand_like, pin_memory?: boolean | null | O_rand_like, memory_format?: MemoryFormat | null | O_rand_like, options?: O_rand_like): Tensor;
+  (self: Tensor, options?: O_rand_like): Tensor;
+  /** aten::rand_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor */
+  "default"(self: Tensor, options?: O_rand_like): Tensor;
   /** aten::rand_like.out(Tensor self, *, MemoryFormat? memory_format=None, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, memory_format?: MemoryFormat | null | O_rand_like_out, out?: Tensor | O_rand_like_out, options?: O_rand_like_out): Tensor;
+  "out"(self: Tensor, options?: O_rand_like_out): Tensor;
 } = defineOp("rand_like", [
-  ["",[["self",0,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3],["memory_format",10,3]],[0],1],
-  ["out",[["self",0,0],["memory_format",10,3],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11],["memory_format",10,11]],[0],1],
+  ["out",[["self",0,0],["memory_format",10,11],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_randint = { high?: number; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 type O_randint_generator = { high?: number; size?: number[]; generator?: null; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O_randint_generator_out = { high?: number; size?: number[]; generator?: null; out?: Tensor };
+type O_randint_generator_out = { high?: number; size?: number[]; generator?: null; out: Tensor };
 type O_randint_low = { low?: number; high?: number; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 type O_randint_low_generator = { low?: number; high?: number; size?: number[]; generator?: null; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O_randint_low_generator_out = { low?: number; high?: number; size?: number[]; generator?: null; out?: Tensor };
-type O_randint_low_out = { low?: number; high?: number; size?: number[]; out?: Tensor };
-type O_randint_out = { high?: number; size?: number[]; out?: Tensor };
+type O_randint_low_generator_out = { low?: number; high?: number; size?: number[]; generator?: null; out: Tensor };
+type O_randint_low_out = { low?: number; high?: number; size?: number[]; out: Tensor };
+type O_randint_out = { high?: number; size?: number[]; out: Tensor };
 /**
  * aten::randint(int high, int[] size, *, ScalarType? dtype=4, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::randint.generator(int high, int[] size, *, Generator? generator, ScalarType? dtype=4, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
@@ -98,41 +103,45 @@ type O_randint_out = { high?: number; size?: number[]; out?: Tensor };
  * aten::randint.out(int high, int[] size, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const randint: {
-  (high: number, size: number[], dtype?: DType | null | O_randint, layout?: Layout | null | O_randint, device?: DeviceLike | null | O_randint, pin_memory?: boolean | null | O_randint, options?: O_randint): Tensor;
-  (high: number, size: number[], generator?: null | O_randint_generator, dtype?: DType | null | O_randint_generator, layout?: Layout | null | O_randint_generator, device?: DeviceLike | null | O_randint_generator, pin_memory?: boolean | null | O_randint_generator, options?: O_randint_generator): Tensor;
-  (low: number, high: number, size: number[], dtype?: DType | null | O_randint_low, layout?: Layout | null | O_randint_low, device?: DeviceLike | null | O_randint_low, pin_memory?: boolean | null | O_randint_low, options?: O_randint_low): Tensor;
-  (low: number, high: number, size: number[], generator?: null | O_randint_low_generator, dtype?: DType | null | O_randint_low_generator, layout?: Layout | null | O_randint_low_generator, device?: DeviceLike | null | O_randint_low_generator, pin_memory?: boolean | null | O_randint_low_generator, options?: O_randint_low_generator): Tensor;
   /** aten::randint(int high, int[] size, *, ScalarType? dtype=4, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "default"(high: number, size: number[], dtype?: DType | null | O_randint, layout?: Layout | null | O_randint, device?: DeviceLike | null | O_randint, pin_memory?: boolean | null | O_randint, options?: O_randint): Tensor;
+  (high: number, size: number[], options?: O_randint): Tensor;
   /** aten::randint.generator(int high, int[] size, *, Generator? generator, ScalarType? dtype=4, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "generator"(high: number, size: number[], generator?: null | O_randint_generator, dtype?: DType | null | O_randint_generator, layout?: Layout | null | O_randint_generator, device?: DeviceLike | null | O_randint_generator, pin_memory?: boolean | null | O_randint_generator, options?: O_randint_generator): Tensor;
-  /** aten::randint.generator_out(int high, int[] size, *, Generator? generator, Tensor(a!) out) -> Tensor(a!) */
-  "generator_out"(high: number, size: number[], generator?: null | O_randint_generator_out, out?: Tensor | O_randint_generator_out, options?: O_randint_generator_out): Tensor;
+  (high: number, size: number[], options?: O_randint_generator): Tensor;
   /** aten::randint.low(int low, int high, int[] size, *, ScalarType? dtype=4, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "low"(low: number, high: number, size: number[], dtype?: DType | null | O_randint_low, layout?: Layout | null | O_randint_low, device?: DeviceLike | null | O_randint_low, pin_memory?: boolean | null | O_randint_low, options?: O_randint_low): Tensor;
+  (low: number, high: number, size: number[], options?: O_randint_low): Tensor;
   /** aten::randint.low_generator(int low, int high, int[] size, *, Generator? generator, ScalarType? dtype=4, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "low_generator"(low: number, high: number, size: number[], generator?: null | O_randint_low_generator, dtype?: DType | null | O_randint_low_generator, layout?: Layout | null | O_randint_low_generator, device?: DeviceLike | null | O_randint_low_generator, pin_memory?: boolean | null | O_randint_low_generator, options?: O_randint_low_generator): Tensor;
+  (low: number, high: number, size: number[], options?: O_randint_low_generator): Tensor;
+  /** aten::randint(int high, int[] size, *, ScalarType? dtype=4, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "default"(high: number, size: number[], options?: O_randint): Tensor;
+  /** aten::randint.generator(int high, int[] size, *, Generator? generator, ScalarType? dtype=4, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "generator"(high: number, size: number[], options?: O_randint_generator): Tensor;
+  /** aten::randint.generator_out(int high, int[] size, *, Generator? generator, Tensor(a!) out) -> Tensor(a!) */
+  "generator_out"(high: number, size: number[], options?: O_randint_generator_out): Tensor;
+  /** aten::randint.low(int low, int high, int[] size, *, ScalarType? dtype=4, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "low"(low: number, high: number, size: number[], options?: O_randint_low): Tensor;
+  /** aten::randint.low_generator(int low, int high, int[] size, *, Generator? generator, ScalarType? dtype=4, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "low_generator"(low: number, high: number, size: number[], options?: O_randint_low_generator): Tensor;
   /** aten::randint.low_generator_out(int low, int high, int[] size, *, Generator? generator, Tensor(a!) out) -> Tensor(a!) */
-  "low_generator_out"(low: number, high: number, size: number[], generator?: null | O_randint_low_generator_out, out?: Tensor | O_randint_low_generator_out, options?: O_randint_low_generator_out): Tensor;
+  "low_generator_out"(low: number, high: number, size: number[], options?: O_randint_low_generator_out): Tensor;
   /** aten::randint.low_out(int low, int high, int[] size, *, Tensor(a!) out) -> Tensor(a!) */
-  "low_out"(low: number, high: number, size: number[], out: Tensor, options?: O_randint_low_out): Tensor;
+  "low_out"(low: number, high: number, size: number[], options?: O_randint_low_out): Tensor;
   /** aten::randint.out(int high, int[] size, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(high: number, size: number[], out: Tensor, options?: O_randint_out): Tensor;
+  "out"(high: number, size: number[], options?: O_randint_out): Tensor;
 } = defineOp("randint", [
-  ["",[["high",3,0],["size",12,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["generator",[["high",3,0],["size",12,0],["generator",15,1],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["generator_out",[["high",3,0],["size",12,0],["generator",15,1],["out",0,4]],[-1],0],
-  ["low",[["low",3,0],["high",3,0],["size",12,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["low_generator",[["low",3,0],["high",3,0],["size",12,0],["generator",15,1],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["low_generator_out",[["low",3,0],["high",3,0],["size",12,0],["generator",15,1],["out",0,4]],[-1],0],
-  ["low_out",[["low",3,0],["high",3,0],["size",12,0],["out",0,4]],[-1],0],
-  ["out",[["high",3,0],["size",12,0],["out",0,4]],[-1],0],
+  ["",[["high",3,0],["size",12,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["generator",[["high",3,0],["size",12,0],["generator",15,9],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["generator_out",[["high",3,0],["size",12,0],["generator",15,9],["out",0,12]],[-4],0],
+  ["low",[["low",3,0],["high",3,0],["size",12,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["low_generator",[["low",3,0],["high",3,0],["size",12,0],["generator",15,9],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["low_generator_out",[["low",3,0],["high",3,0],["size",12,0],["generator",15,9],["out",0,12]],[-5],0],
+  ["low_out",[["low",3,0],["high",3,0],["size",12,0],["out",0,12]],[-4],0],
+  ["out",[["high",3,0],["size",12,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_randint_like = { self?: Tensor; high?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
 type O_randint_like_low_dtype = { self?: Tensor; low?: number; high?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
-type O_randint_like_low_dtype_out = { self?: Tensor; low?: number; high?: number; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out?: Tensor };
-type O_randint_like_out = { self?: Tensor; high?: number; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out?: Tensor };
+type O_randint_like_low_dtype_out = { self?: Tensor; low?: number; high?: number; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out: Tensor };
+type O_randint_like_out = { self?: Tensor; high?: number; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out: Tensor };
 /**
  * aten::randint_like(Tensor self, int high, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor
  * aten::randint_like.low_dtype(Tensor self, int low, int high, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor
@@ -140,27 +149,29 @@ type O_randint_like_out = { self?: Tensor; high?: number; memory_format?: Memory
  * aten::randint_like.out(Tensor self, int high, *, MemoryFormat? memory_format=None, Tensor(a!) out) -> Tensor(a!)
  */
 export const randintLike: {
-  (self: Tensor, high: number, dtype?: DType | null | O_randint_like, layout?: Layout | null | O_randint_like, device?: DeviceLike | null | O_randint_like, pin_memory?: boolean | null | O_randint_like, memory_format?: MemoryFormat | null | O_randint_like, options?: O_randint_like): Tensor;
-  (self: Tensor, low: number, high: number, dtype?: DType | null | O_randint_like_low_dtype, layout?: Layout | null | O_randint_like_low_dtype, device?: DeviceLike | null | O_randint_like_low_dtype, pin_memory?: boolean | null | O_randint_like_low_dtype, memory_format?: MemoryFormat | null | O_randint_like_low_dtype, options?: O_randint_like_low_dtype): Tensor;
   /** aten::randint_like(Tensor self, int high, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor */
-  "default"(self: Tensor, high: number, dtype?: DType | null | O_randint_like, layout?: Layout | null | O_randint_like, device?: DeviceLike | null | O_randint_like, pin_memory?: boolean | null | O_randint_like, memory_format?: MemoryFormat | null | O_randint_like, options?: O_randint_like): Tensor;
+  (self: Tensor, high: number, options?: O_randint_like): Tensor;
   /** aten::randint_like.low_dtype(Tensor self, int low, int high, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor */
-  "low_dtype"(self: Tensor, low: number, high: number, dtype?: DType | null | O_randint_like_low_dtype, layout?: Layout | null | O_randint_like_low_dtype, device?: DeviceLike | null | O_randint_like_low_dtype, pin_memory?: boolean | null | O_randint_like_low_dtype, memory_format?: MemoryFormat | null | O_randint_like_low_dtype, options?: O_randint_like_low_dtype): Tensor;
+  (self: Tensor, low: number, high: number, options?: O_randint_like_low_dtype): Tensor;
+  /** aten::randint_like(Tensor self, int high, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor */
+  "default"(self: Tensor, high: number, options?: O_randint_like): Tensor;
+  /** aten::randint_like.low_dtype(Tensor self, int low, int high, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor */
+  "low_dtype"(self: Tensor, low: number, high: number, options?: O_randint_like_low_dtype): Tensor;
   /** aten::randint_like.low_dtype_out(Tensor self, int low, int high, *, MemoryFormat? memory_format=None, Tensor(a!) out) -> Tensor(a!) */
-  "low_dtype_out"(self: Tensor, low: number, high: number, memory_format?: MemoryFormat | null | O_randint_like_low_dtype_out, out?: Tensor | O_randint_like_low_dtype_out, options?: O_randint_like_low_dtype_out): Tensor;
+  "low_dtype_out"(self: Tensor, low: number, high: number, options?: O_randint_like_low_dtype_out): Tensor;
   /** aten::randint_like.out(Tensor self, int high, *, MemoryFormat? memory_format=None, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, high: number, memory_format?: MemoryFormat | null | O_randint_like_out, out?: Tensor | O_randint_like_out, options?: O_randint_like_out): Tensor;
+  "out"(self: Tensor, high: number, options?: O_randint_like_out): Tensor;
 } = defineOp("randint_like", [
-  ["",[["self",0,0],["high",3,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3],["memory_format",10,3]],[0],1],
-  ["low_dtype",[["self",0,0],["low",3,0],["high",3,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3],["memory_format",10,3]],[0],1],
-  ["low_dtype_out",[["self",0,0],["low",3,0],["high",3,0],["memory_format",10,3],["out",0,4]],[-1],0],
-  ["out",[["self",0,0],["high",3,0],["memory_format",10,3],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["high",3,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11],["memory_format",10,11]],[0],1],
+  ["low_dtype",[["self",0,0],["low",3,0],["high",3,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11],["memory_format",10,11]],[0],1],
+  ["low_dtype_out",[["self",0,0],["low",3,0],["high",3,0],["memory_format",10,11],["out",0,12]],[-5],0],
+  ["out",[["self",0,0],["high",3,0],["memory_format",10,11],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_randn = { size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 type O_randn_generator = { size?: number[]; generator?: null; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O_randn_generator_out = { size?: number[]; generator?: null; out?: Tensor };
-type O_randn_out = { size?: number[]; out?: Tensor };
+type O_randn_generator_out = { size?: number[]; generator?: null; out: Tensor };
+type O_randn_out = { size?: number[]; out: Tensor };
 /**
  * aten::randn(int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::randn.generator(int[] size, *, Generator? generator, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
@@ -168,46 +179,49 @@ type O_randn_out = { size?: number[]; out?: Tensor };
  * aten::randn.out(int[] size, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const randn: {
-  (size: number[], dtype?: DType | null | O_randn, layout?: Layout | null | O_randn, device?: DeviceLike | null | O_randn, pin_memory?: boolean | null | O_randn, options?: O_randn): Tensor;
-  (size: number[], generator?: null | O_randn_generator, dtype?: DType | null | O_randn_generator, layout?: Layout | null | O_randn_generator, device?: DeviceLike | null | O_randn_generator, pin_memory?: boolean | null | O_randn_generator, options?: O_randn_generator): Tensor;
   /** aten::randn(int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "default"(size: number[], dtype?: DType | null | O_randn, layout?: Layout | null | O_randn, device?: DeviceLike | null | O_randn, pin_memory?: boolean | null | O_randn, options?: O_randn): Tensor;
+  (size: number[], options?: O_randn): Tensor;
   /** aten::randn.generator(int[] size, *, Generator? generator, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "generator"(size: number[], generator?: null | O_randn_generator, dtype?: DType | null | O_randn_generator, layout?: Layout | null | O_randn_generator, device?: DeviceLike | null | O_randn_generator, pin_memory?: boolean | null | O_randn_generator, options?: O_randn_generator): Tensor;
+  (size: number[], options?: O_randn_generator): Tensor;
+  /** aten::randn(int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "default"(size: number[], options?: O_randn): Tensor;
+  /** aten::randn.generator(int[] size, *, Generator? generator, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "generator"(size: number[], options?: O_randn_generator): Tensor;
   /** aten::randn.generator_out(int[] size, *, Generator? generator, Tensor(a!) out) -> Tensor(a!) */
-  "generator_out"(size: number[], generator?: null | O_randn_generator_out, out?: Tensor | O_randn_generator_out, options?: O_randn_generator_out): Tensor;
+  "generator_out"(size: number[], options?: O_randn_generator_out): Tensor;
   /** aten::randn.out(int[] size, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(size: number[], out: Tensor, options?: O_randn_out): Tensor;
+  "out"(size: number[], options?: O_randn_out): Tensor;
 } = defineOp("randn", [
-  ["",[["size",12,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["generator",[["size",12,0],["generator",15,1],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["generator_out",[["size",12,0],["generator",15,1],["out",0,4]],[-1],0],
-  ["out",[["size",12,0],["out",0,4]],[-1],0],
+  ["",[["size",12,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["generator",[["size",12,0],["generator",15,9],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["generator_out",[["size",12,0],["generator",15,9],["out",0,12]],[-3],0],
+  ["out",[["size",12,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_randn_like = { self?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
-type O_randn_like_out = { self?: Tensor; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out?: Tensor };
+type O_randn_like_out = { self?: Tensor; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out: Tensor };
 /**
  * aten::randn_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor
  * aten::randn_like.out(Tensor self, *, MemoryFormat? memory_format=None, Tensor(a!) out) -> Tensor(a!)
  */
 export const randnLike: {
-  (self: Tensor, dtype?: DType | null | O_randn_like, layout?: Layout | null | O_randn_like, device?: DeviceLike | null | O_randn_like, pin_memory?: boolean | null | O_randn_like, memory_format?: MemoryFormat | null | O_randn_like, options?: O_randn_like): Tensor;
   /** aten::randn_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor */
-  "default"(self: Tensor, dtype?: DType | null | O_randn_like, layout?: Layout | null | O_randn_like, device?: DeviceLike | null | O_randn_like, pin_memory?: boolean | null | O_randn_like, memory_format?: MemoryFormat | null | O_randn_like, options?: O_randn_like): Tensor;
+  (self: Tensor, options?: O_randn_like): Tensor;
+  /** aten::randn_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor */
+  "default"(self: Tensor, options?: O_randn_like): Tensor;
   /** aten::randn_like.out(Tensor self, *, MemoryFormat? memory_format=None, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, memory_format?: MemoryFormat | null | O_randn_like_out, out?: Tensor | O_randn_like_out, options?: O_randn_like_out): Tensor;
+  "out"(self: Tensor, options?: O_randn_like_out): Tensor;
 } = defineOp("randn_like", [
-  ["",[["self",0,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3],["memory_format",10,3]],[0],1],
-  ["out",[["self",0,0],["memory_format",10,3],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11],["memory_format",10,11]],[0],1],
+  ["out",[["self",0,0],["memory_format",10,11],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_random = { self?: Tensor; generator?: null };
 type O_random_from = { self?: Tensor; from?: number; to?: number | null; generator?: null };
-type O_random_from_out = { self?: Tensor; from?: number; to?: number | null; generator?: null; out?: Tensor };
-type O_random_out = { self?: Tensor; generator?: null; out?: Tensor };
+type O_random_from_out = { self?: Tensor; from?: number; to?: number | null; generator?: null; out: Tensor };
+type O_random_out = { self?: Tensor; generator?: null; out: Tensor };
 type O_random_to = { self?: Tensor; to?: number; generator?: null };
-type O_random_to_out = { self?: Tensor; to?: number; generator?: null; out?: Tensor };
+type O_random_to_out = { self?: Tensor; to?: number; generator?: null; out: Tensor };
 /**
  * aten::random(Tensor self, *, Generator? generator=None) -> Tensor
  * aten::random.from(Tensor self, int from, int? to, *, Generator? generator=None) -> Tensor
@@ -217,28 +231,31 @@ type O_random_to_out = { self?: Tensor; to?: number; generator?: null; out?: Ten
  * aten::random.to_out(Tensor self, int to, *, Generator? generator=None, Tensor(a!) out) -> Tensor(a!)
  */
 export const random: {
-  (self: Tensor, generator?: null | O_random, options?: O_random): Tensor;
-  (self: Tensor, from: number, to?: number | null | O_random_from, generator?: null | O_random_from, options?: O_random_from): Tensor;
-  (self: Tensor, to: number, generator?: null | O_random_to, options?: O_random_to): Tensor;
   /** aten::random(Tensor self, *, Generator? generator=None) -> Tensor */
-  "default"(self: Tensor, generator?: null | O_random, options?: O_random): Tensor;
+  (self: Tensor, options?: O_random): Tensor;
   /** aten::random.from(Tensor self, int from, int? to, *, Generator? generator=None) -> Tensor */
-  "from"(self: Tensor, from: number, to?: number | null | O_random_from, generator?: null | O_random_from, options?: O_random_from): Tensor;
-  /** aten::random.from_out(Tensor self, int from, int? to, *, Generator? generator=None, Tensor(a!) out) -> Tensor(a!) */
-  "from_out"(self: Tensor, from: number, to?: number | null | O_random_from_out, generator?: null | O_random_from_out, out?: Tensor | O_random_from_out, options?: O_random_from_out): Tensor;
-  /** aten::random.out(Tensor self, *, Generator? generator=None, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, generator?: null | O_random_out, out?: Tensor | O_random_out, options?: O_random_out): Tensor;
+  (self: Tensor, from: number, to?: number | null | O_random_from, options?: O_random_from): Tensor;
   /** aten::random.to(Tensor self, int to, *, Generator? generator=None) -> Tensor */
-  "to"(self: Tensor, to: number, generator?: null | O_random_to, options?: O_random_to): Tensor;
+  (self: Tensor, to: number, options?: O_random_to): Tensor;
+  /** aten::random(Tensor self, *, Generator? generator=None) -> Tensor */
+  "default"(self: Tensor, options?: O_random): Tensor;
+  /** aten::random.from(Tensor self, int from, int? to, *, Generator? generator=None) -> Tensor */
+  "from"(self: Tensor, from: number, to?: number | null | O_random_from, options?: O_random_from): Tensor;
+  /** aten::random.from_out(Tensor self, int from, int? to, *, Generator? generator=None, Tensor(a!) out) -> Tensor(a!) */
+  "from_out"(self: Tensor, from: number, to?: number | null | O_random_from_out, options?: O_random_from_out): Tensor;
+  /** aten::random.out(Tensor self, *, Generator? generator=None, Tensor(a!) out) -> Tensor(a!) */
+  "out"(self: Tensor, options?: O_random_out): Tensor;
+  /** aten::random.to(Tensor self, int to, *, Generator? generator=None) -> Tensor */
+  "to"(self: Tensor, to: number, options?: O_random_to): Tensor;
   /** aten::random.to_out(Tensor self, int to, *, Generator? generator=None, Tensor(a!) out) -> Tensor(a!) */
-  "to_out"(self: Tensor, to: number, generator?: null | O_random_to_out, out?: Tensor | O_random_to_out, options?: O_random_to_out): Tensor;
+  "to_out"(self: Tensor, to: number, options?: O_random_to_out): Tensor;
 } = defineOp("random", [
-  ["",[["self",0,0],["generator",15,3]],[0],1],
-  ["from",[["self",0,0],["from",3,0],["to",3,1],["generator",15,3]],[0],1],
-  ["from_out",[["self",0,0],["from",3,0],["to",3,1],["generator",15,3],["out",0,4]],[-1],0],
-  ["out",[["self",0,0],["generator",15,3],["out",0,4]],[-1],0],
-  ["to",[["self",0,0],["to",3,0],["generator",15,3]],[0],1],
-  ["to_out",[["self",0,0],["to",3,0],["generator",15,3],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["generator",15,11]],[0],1],
+  ["from",[["self",0,0],["from",3,0],["to",3,1],["generator",15,11]],[0],1],
+  ["from_out",[["self",0,0],["from",3,0],["to",3,1],["generator",15,11],["out",0,12]],[-5],0],
+  ["out",[["self",0,0],["generator",15,11],["out",0,12]],[-3],0],
+  ["to",[["self",0,0],["to",3,0],["generator",15,11]],[0],1],
+  ["to_out",[["self",0,0],["to",3,0],["generator",15,11],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_random_ = { self?: Tensor; generator?: null };
@@ -250,25 +267,28 @@ type O_random__to = { self?: Tensor; to?: number; generator?: null };
  * aten::random_.to(Tensor(a!) self, int to, *, Generator? generator=None) -> Tensor(a!)
  */
 export const random_: {
-  (self: Tensor, generator?: null | O_random_, options?: O_random_): Tensor;
-  (self: Tensor, from: number, to?: number | null | O_random__from, generator?: null | O_random__from, options?: O_random__from): Tensor;
-  (self: Tensor, to: number, generator?: null | O_random__to, options?: O_random__to): Tensor;
   /** aten::random_(Tensor(a!) self, *, Generator? generator=None) -> Tensor(a!) */
-  "default"(self: Tensor, generator?: null | O_random_, options?: O_random_): Tensor;
+  (self: Tensor, options?: O_random_): Tensor;
   /** aten::random_.from(Tensor(a!) self, int from, int? to, *, Generator? generator=None) -> Tensor(a!) */
-  "from"(self: Tensor, from: number, to?: number | null | O_random__from, generator?: null | O_random__from, options?: O_random__from): Tensor;
+  (self: Tensor, from: number, to?: number | null | O_random__from, options?: O_random__from): Tensor;
   /** aten::random_.to(Tensor(a!) self, int to, *, Generator? generator=None) -> Tensor(a!) */
-  "to"(self: Tensor, to: number, generator?: null | O_random__to, options?: O_random__to): Tensor;
+  (self: Tensor, to: number, options?: O_random__to): Tensor;
+  /** aten::random_(Tensor(a!) self, *, Generator? generator=None) -> Tensor(a!) */
+  "default"(self: Tensor, options?: O_random_): Tensor;
+  /** aten::random_.from(Tensor(a!) self, int from, int? to, *, Generator? generator=None) -> Tensor(a!) */
+  "from"(self: Tensor, from: number, to?: number | null | O_random__from, options?: O_random__from): Tensor;
+  /** aten::random_.to(Tensor(a!) self, int to, *, Generator? generator=None) -> Tensor(a!) */
+  "to"(self: Tensor, to: number, options?: O_random__to): Tensor;
 } = defineOp("random_", [
-  ["",[["self",0,4],["generator",15,3]],[-1],1],
-  ["from",[["self",0,4],["from",3,0],["to",3,1],["generator",15,3]],[-1],1],
-  ["to",[["self",0,4],["to",3,0],["generator",15,3]],[-1],1],
+  ["",[["self",0,4],["generator",15,11]],[-1],1],
+  ["from",[["self",0,4],["from",3,0],["to",3,1],["generator",15,11]],[-1],1],
+  ["to",[["self",0,4],["to",3,0],["generator",15,11]],[-1],1],
 ]) as any;
 
 type O_randperm = { n?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 type O_randperm_generator = { n?: number; generator?: null; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O_randperm_generator_out = { n?: number; generator?: null; out?: Tensor };
-type O_randperm_out = { n?: number; out?: Tensor };
+type O_randperm_generator_out = { n?: number; generator?: null; out: Tensor };
+type O_randperm_out = { n?: number; out: Tensor };
 /**
  * aten::randperm(int n, *, ScalarType? dtype=4, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::randperm.generator(int n, *, Generator? generator, ScalarType? dtype=4, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
@@ -276,26 +296,28 @@ type O_randperm_out = { n?: number; out?: Tensor };
  * aten::randperm.out(int n, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const randperm: {
-  (n: number, dtype?: DType | null | O_randperm, layout?: Layout | null | O_randperm, device?: DeviceLike | null | O_randperm, pin_memory?: boolean | null | O_randperm, options?: O_randperm): Tensor;
-  (n: number, generator?: null | O_randperm_generator, dtype?: DType | null | O_randperm_generator, layout?: Layout | null | O_randperm_generator, device?: DeviceLike | null | O_randperm_generator, pin_memory?: boolean | null | O_randperm_generator, options?: O_randperm_generator): Tensor;
   /** aten::randperm(int n, *, ScalarType? dtype=4, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "default"(n: number, dtype?: DType | null | O_randperm, layout?: Layout | null | O_randperm, device?: DeviceLike | null | O_randperm, pin_memory?: boolean | null | O_randperm, options?: O_randperm): Tensor;
+  (n: number, options?: O_randperm): Tensor;
   /** aten::randperm.generator(int n, *, Generator? generator, ScalarType? dtype=4, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "generator"(n: number, generator?: null | O_randperm_generator, dtype?: DType | null | O_randperm_generator, layout?: Layout | null | O_randperm_generator, device?: DeviceLike | null | O_randperm_generator, pin_memory?: boolean | null | O_randperm_generator, options?: O_randperm_generator): Tensor;
+  (n: number, options?: O_randperm_generator): Tensor;
+  /** aten::randperm(int n, *, ScalarType? dtype=4, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "default"(n: number, options?: O_randperm): Tensor;
+  /** aten::randperm.generator(int n, *, Generator? generator, ScalarType? dtype=4, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "generator"(n: number, options?: O_randperm_generator): Tensor;
   /** aten::randperm.generator_out(int n, *, Generator? generator, Tensor(a!) out) -> Tensor(a!) */
-  "generator_out"(n: number, generator?: null | O_randperm_generator_out, out?: Tensor | O_randperm_generator_out, options?: O_randperm_generator_out): Tensor;
+  "generator_out"(n: number, options?: O_randperm_generator_out): Tensor;
   /** aten::randperm.out(int n, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(n: number, out: Tensor, options?: O_randperm_out): Tensor;
+  "out"(n: number, options?: O_randperm_out): Tensor;
 } = defineOp("randperm", [
-  ["",[["n",3,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["generator",[["n",3,0],["generator",15,1],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["generator_out",[["n",3,0],["generator",15,1],["out",0,4]],[-1],0],
-  ["out",[["n",3,0],["out",0,4]],[-1],0],
+  ["",[["n",3,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["generator",[["n",3,0],["generator",15,9],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["generator_out",[["n",3,0],["generator",15,9],["out",0,12]],[-3],0],
+  ["out",[["n",3,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_range = { start?: Scalar; end?: Scalar; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O_range_out = { start?: Scalar; end?: Scalar; step?: Scalar; out?: Tensor };
-type O_range_out_ = { start?: Scalar; end?: Scalar; out?: Tensor };
+type O_range_out = { start?: Scalar; end?: Scalar; step?: Scalar; out: Tensor };
+type O_range_out_ = { start?: Scalar; end?: Scalar; out: Tensor };
 type O_range_step = { start?: Scalar; end?: Scalar; step?: Scalar; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 /**
  * aten::range(Scalar start, Scalar end, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
@@ -304,21 +326,23 @@ type O_range_step = { start?: Scalar; end?: Scalar; step?: Scalar; dtype?: DType
  * aten::range.step(Scalar start, Scalar end, Scalar step=1, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  */
 export const range: {
-  (start: Scalar, end: Scalar, dtype?: DType | null | O_range, layout?: Layout | null | O_range, device?: DeviceLike | null | O_range, pin_memory?: boolean | null | O_range, options?: O_range): Tensor;
-  (start: Scalar, end: Scalar, step?: Scalar | O_range_step, dtype?: DType | null | O_range_step, layout?: Layout | null | O_range_step, device?: DeviceLike | null | O_range_step, pin_memory?: boolean | null | O_range_step, options?: O_range_step): Tensor;
   /** aten::range(Scalar start, Scalar end, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "default"(start: Scalar, end: Scalar, dtype?: DType | null | O_range, layout?: Layout | null | O_range, device?: DeviceLike | null | O_range, pin_memory?: boolean | null | O_range, options?: O_range): Tensor;
-  /** aten::range.out(Scalar start, Scalar end, Scalar step=1, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(start: Scalar, end: Scalar, step?: Scalar | O_range_out, out?: Tensor | O_range_out, options?: O_range_out): Tensor;
-  /** aten::range.out_(Scalar start, Scalar end, *, Tensor(a!) out) -> Tensor(a!) */
-  "out_"(start: Scalar, end: Scalar, out: Tensor, options?: O_range_out_): Tensor;
+  (start: Scalar, end: Scalar, options?: O_range): Tensor;
   /** aten::range.step(Scalar start, Scalar end, Scalar step=1, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "step"(start: Scalar, end: Scalar, step?: Scalar | O_range_step, dtype?: DType | null | O_range_step, layout?: Layout | null | O_range_step, device?: DeviceLike | null | O_range_step, pin_memory?: boolean | null | O_range_step, options?: O_range_step): Tensor;
+  (start: Scalar, end: Scalar, step?: Scalar | O_range_step, options?: O_range_step): Tensor;
+  /** aten::range(Scalar start, Scalar end, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "default"(start: Scalar, end: Scalar, options?: O_range): Tensor;
+  /** aten::range.out(Scalar start, Scalar end, Scalar step=1, *, Tensor(a!) out) -> Tensor(a!) */
+  "out"(start: Scalar, end: Scalar, step?: Scalar | O_range_out, options?: O_range_out): Tensor;
+  /** aten::range.out_(Scalar start, Scalar end, *, Tensor(a!) out) -> Tensor(a!) */
+  "out_"(start: Scalar, end: Scalar, options?: O_range_out_): Tensor;
+  /** aten::range.step(Scalar start, Scalar end, Scalar step=1, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "step"(start: Scalar, end: Scalar, step?: Scalar | O_range_step, options?: O_range_step): Tensor;
 } = defineOp("range", [
-  ["",[["start",6,0],["end",6,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["out",[["start",6,0],["end",6,0],["step",6,2],["out",0,4]],[-1],0],
-  ["out_",[["start",6,0],["end",6,0],["out",0,4]],[-1],0],
-  ["step",[["start",6,0],["end",6,0],["step",6,2],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
+  ["",[["start",6,0],["end",6,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["out",[["start",6,0],["end",6,0],["step",6,2],["out",0,12]],[-4],0],
+  ["out_",[["start",6,0],["end",6,0],["out",0,12]],[-3],0],
+  ["step",[["start",6,0],["end",6,0],["step",6,2],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
 ]) as any;
 
 type O_ravel = { self?: Tensor };
@@ -326,6 +350,7 @@ type O_ravel = { self?: Tensor };
  * aten::ravel(Tensor(a) self) -> Tensor(a)
  */
 export const ravel: {
+  /** aten::ravel(Tensor(a) self) -> Tensor(a) */
   (self: Tensor, options?: O_ravel): Tensor;
   /** aten::ravel(Tensor(a) self) -> Tensor(a) */
   "default"(self: Tensor, options?: O_ravel): Tensor;
@@ -338,6 +363,7 @@ type O_real = { self?: Tensor };
  * aten::real(Tensor(a) self) -> Tensor(a)
  */
 export const real: {
+  /** aten::real(Tensor(a) self) -> Tensor(a) */
   (self: Tensor, options?: O_real): Tensor;
   /** aten::real(Tensor(a) self) -> Tensor(a) */
   "default"(self: Tensor, options?: O_real): Tensor;
@@ -346,20 +372,21 @@ export const real: {
 ]) as any;
 
 type O_reciprocal = { self?: Tensor };
-type O_reciprocal_out = { self?: Tensor; out?: Tensor };
+type O_reciprocal_out = { self?: Tensor; out: Tensor };
 /**
  * aten::reciprocal(Tensor self) -> Tensor
  * aten::reciprocal.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const reciprocal: {
+  /** aten::reciprocal(Tensor self) -> Tensor */
   (self: Tensor, options?: O_reciprocal): Tensor;
   /** aten::reciprocal(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_reciprocal): Tensor;
   /** aten::reciprocal.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_reciprocal_out): Tensor;
+  "out"(self: Tensor, options?: O_reciprocal_out): Tensor;
 } = defineOp("reciprocal", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_reciprocal_ = { self?: Tensor };
@@ -367,6 +394,7 @@ type O_reciprocal_ = { self?: Tensor };
  * aten::reciprocal_(Tensor(a!) self) -> Tensor(a!)
  */
 export const reciprocal_: {
+  /** aten::reciprocal_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_reciprocal_): Tensor;
   /** aten::reciprocal_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_reciprocal_): Tensor;
@@ -375,20 +403,21 @@ export const reciprocal_: {
 ]) as any;
 
 type O_reflection_pad1d = { self?: Tensor; padding?: number | number[] };
-type O_reflection_pad1d_out = { self?: Tensor; padding?: number | number[]; out?: Tensor };
+type O_reflection_pad1d_out = { self?: Tensor; padding?: number | number[]; out: Tensor };
 /**
  * aten::reflection_pad1d(Tensor self, int[2] padding) -> Tensor
  * aten::reflection_pad1d.out(Tensor self, int[2] padding, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const reflectionPad1d: {
+  /** aten::reflection_pad1d(Tensor self, int[2] padding) -> Tensor */
   (self: Tensor, padding: number | number[], options?: O_reflection_pad1d): Tensor;
   /** aten::reflection_pad1d(Tensor self, int[2] padding) -> Tensor */
   "default"(self: Tensor, padding: number | number[], options?: O_reflection_pad1d): Tensor;
   /** aten::reflection_pad1d.out(Tensor self, int[2] padding, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, padding: number | number[], out: Tensor, options?: O_reflection_pad1d_out): Tensor;
+  "out"(self: Tensor, padding: number | number[], options?: O_reflection_pad1d_out): Tensor;
 } = defineOp("reflection_pad1d", [
   ["",[["self",0,0],["padding",12,0,2]],[0],1],
-  ["out",[["self",0,0],["padding",12,0,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["padding",12,0,2],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_reflection_pad1d_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; padding?: number | number[] };
@@ -398,31 +427,33 @@ type O_reflection_pad1d_backward_grad_input = { grad_output?: Tensor; gradOutput
  * aten::reflection_pad1d_backward.grad_input(Tensor grad_output, Tensor self, int[2] padding, *, Tensor(a!) grad_input) -> Tensor(a!)
  */
 export const reflectionPad1dBackward: {
+  /** aten::reflection_pad1d_backward(Tensor grad_output, Tensor self, int[2] padding) -> Tensor */
   (grad_output: Tensor, self: Tensor, padding: number | number[], options?: O_reflection_pad1d_backward): Tensor;
   /** aten::reflection_pad1d_backward(Tensor grad_output, Tensor self, int[2] padding) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, padding: number | number[], options?: O_reflection_pad1d_backward): Tensor;
   /** aten::reflection_pad1d_backward.grad_input(Tensor grad_output, Tensor self, int[2] padding, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, self: Tensor, padding: number | number[], grad_input: Tensor, options?: O_reflection_pad1d_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, self: Tensor, padding: number | number[], options?: O_reflection_pad1d_backward_grad_input): Tensor;
 } = defineOp("reflection_pad1d_backward", [
   ["",[["grad_output",0,0],["self",0,0],["padding",12,0,2]],[0],1],
-  ["grad_input",[["grad_output",0,0],["self",0,0],["padding",12,0,2],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["self",0,0],["padding",12,0,2],["grad_input",0,12]],[-4],0],
 ]) as any;
 
 type O_reflection_pad2d = { self?: Tensor; padding?: number | number[] };
-type O_reflection_pad2d_out = { self?: Tensor; padding?: number | number[]; out?: Tensor };
+type O_reflection_pad2d_out = { self?: Tensor; padding?: number | number[]; out: Tensor };
 /**
  * aten::reflection_pad2d(Tensor self, int[4] padding) -> Tensor
  * aten::reflection_pad2d.out(Tensor self, int[4] padding, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const reflectionPad2d: {
+  /** aten::reflection_pad2d(Tensor self, int[4] padding) -> Tensor */
   (self: Tensor, padding: number | number[], options?: O_reflection_pad2d): Tensor;
   /** aten::reflection_pad2d(Tensor self, int[4] padding) -> Tensor */
   "default"(self: Tensor, padding: number | number[], options?: O_reflection_pad2d): Tensor;
   /** aten::reflection_pad2d.out(Tensor self, int[4] padding, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, padding: number | number[], out: Tensor, options?: O_reflection_pad2d_out): Tensor;
+  "out"(self: Tensor, padding: number | number[], options?: O_reflection_pad2d_out): Tensor;
 } = defineOp("reflection_pad2d", [
   ["",[["self",0,0],["padding",12,0,4]],[0],1],
-  ["out",[["self",0,0],["padding",12,0,4],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["padding",12,0,4],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_reflection_pad2d_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; padding?: number | number[] };
@@ -432,31 +463,33 @@ type O_reflection_pad2d_backward_grad_input = { grad_output?: Tensor; gradOutput
  * aten::reflection_pad2d_backward.grad_input(Tensor grad_output, Tensor self, int[4] padding, *, Tensor(a!) grad_input) -> Tensor(a!)
  */
 export const reflectionPad2dBackward: {
+  /** aten::reflection_pad2d_backward(Tensor grad_output, Tensor self, int[4] padding) -> Tensor */
   (grad_output: Tensor, self: Tensor, padding: number | number[], options?: O_reflection_pad2d_backward): Tensor;
   /** aten::reflection_pad2d_backward(Tensor grad_output, Tensor self, int[4] padding) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, padding: number | number[], options?: O_reflection_pad2d_backward): Tensor;
   /** aten::reflection_pad2d_backward.grad_input(Tensor grad_output, Tensor self, int[4] padding, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, self: Tensor, padding: number | number[], grad_input: Tensor, options?: O_reflection_pad2d_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, self: Tensor, padding: number | number[], options?: O_reflection_pad2d_backward_grad_input): Tensor;
 } = defineOp("reflection_pad2d_backward", [
   ["",[["grad_output",0,0],["self",0,0],["padding",12,0,4]],[0],1],
-  ["grad_input",[["grad_output",0,0],["self",0,0],["padding",12,0,4],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["self",0,0],["padding",12,0,4],["grad_input",0,12]],[-4],0],
 ]) as any;
 
 type O_reflection_pad3d = { self?: Tensor; padding?: number | number[] };
-type O_reflection_pad3d_out = { self?: Tensor; padding?: number | number[]; out?: Tensor };
+type O_reflection_pad3d_out = { self?: Tensor; padding?: number | number[]; out: Tensor };
 /**
  * aten::reflection_pad3d(Tensor self, int[6] padding) -> Tensor
  * aten::reflection_pad3d.out(Tensor self, int[6] padding, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const reflectionPad3d: {
+  /** aten::reflection_pad3d(Tensor self, int[6] padding) -> Tensor */
   (self: Tensor, padding: number | number[], options?: O_reflection_pad3d): Tensor;
   /** aten::reflection_pad3d(Tensor self, int[6] padding) -> Tensor */
   "default"(self: Tensor, padding: number | number[], options?: O_reflection_pad3d): Tensor;
   /** aten::reflection_pad3d.out(Tensor self, int[6] padding, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, padding: number | number[], out: Tensor, options?: O_reflection_pad3d_out): Tensor;
+  "out"(self: Tensor, padding: number | number[], options?: O_reflection_pad3d_out): Tensor;
 } = defineOp("reflection_pad3d", [
   ["",[["self",0,0],["padding",12,0,6]],[0],1],
-  ["out",[["self",0,0],["padding",12,0,6],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["padding",12,0,6],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_reflection_pad3d_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; padding?: number | number[] };
@@ -466,31 +499,33 @@ type O_reflection_pad3d_backward_grad_input = { grad_output?: Tensor; gradOutput
  * aten::reflection_pad3d_backward.grad_input(Tensor grad_output, Tensor self, int[6] padding, *, Tensor(a!) grad_input) -> Tensor(a!)
  */
 export const reflectionPad3dBackward: {
+  /** aten::reflection_pad3d_backward(Tensor grad_output, Tensor self, int[6] padding) -> Tensor */
   (grad_output: Tensor, self: Tensor, padding: number | number[], options?: O_reflection_pad3d_backward): Tensor;
   /** aten::reflection_pad3d_backward(Tensor grad_output, Tensor self, int[6] padding) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, padding: number | number[], options?: O_reflection_pad3d_backward): Tensor;
   /** aten::reflection_pad3d_backward.grad_input(Tensor grad_output, Tensor self, int[6] padding, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, self: Tensor, padding: number | number[], grad_input: Tensor, options?: O_reflection_pad3d_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, self: Tensor, padding: number | number[], options?: O_reflection_pad3d_backward_grad_input): Tensor;
 } = defineOp("reflection_pad3d_backward", [
   ["",[["grad_output",0,0],["self",0,0],["padding",12,0,6]],[0],1],
-  ["grad_input",[["grad_output",0,0],["self",0,0],["padding",12,0,6],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["self",0,0],["padding",12,0,6],["grad_input",0,12]],[-4],0],
 ]) as any;
 
 type O_relu = { self?: Tensor };
-type O_relu_out = { self?: Tensor; out?: Tensor };
+type O_relu_out = { self?: Tensor; out: Tensor };
 /**
  * aten::relu(Tensor self) -> Tensor
  * aten::relu.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const relu: {
+  /** aten::relu(Tensor self) -> Tensor */
   (self: Tensor, options?: O_relu): Tensor;
   /** aten::relu(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_relu): Tensor;
   /** aten::relu.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_relu_out): Tensor;
+  "out"(self: Tensor, options?: O_relu_out): Tensor;
 } = defineOp("relu", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_relu6 = { self?: Tensor };
@@ -498,6 +533,7 @@ type O_relu6 = { self?: Tensor };
  * aten::relu6(Tensor self) -> Tensor
  */
 export const relu6: {
+  /** aten::relu6(Tensor self) -> Tensor */
   (self: Tensor, options?: O_relu6): Tensor;
   /** aten::relu6(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_relu6): Tensor;
@@ -510,6 +546,7 @@ type O_relu6_ = { self?: Tensor };
  * aten::relu6_(Tensor(a!) self) -> Tensor(a!)
  */
 export const relu6_: {
+  /** aten::relu6_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_relu6_): Tensor;
   /** aten::relu6_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_relu6_): Tensor;
@@ -522,6 +559,7 @@ type O_relu_ = { self?: Tensor };
  * aten::relu_(Tensor(a!) self) -> Tensor(a!)
  */
 export const relu_: {
+  /** aten::relu_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_relu_): Tensor;
   /** aten::relu_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_relu_): Tensor;
@@ -531,10 +569,10 @@ export const relu_: {
 
 type O_remainder_Scalar = { self?: Tensor; other?: Scalar };
 type O_remainder_Scalar_Tensor = { self?: Scalar; other?: Tensor };
-type O_remainder_Scalar_Tensor_out = { self?: Scalar; other?: Tensor; out?: Tensor };
-type O_remainder_Scalar_out = { self?: Tensor; other?: Scalar; out?: Tensor };
+type O_remainder_Scalar_Tensor_out = { self?: Scalar; other?: Tensor; out: Tensor };
+type O_remainder_Scalar_out = { self?: Tensor; other?: Scalar; out: Tensor };
 type O_remainder_Tensor = { self?: Tensor; other?: Tensor };
-type O_remainder_Tensor_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_remainder_Tensor_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::remainder.Scalar(Tensor self, Scalar other) -> Tensor
  * aten::remainder.Scalar_Tensor(Scalar self, Tensor other) -> Tensor
@@ -544,28 +582,31 @@ type O_remainder_Tensor_out = { self?: Tensor; other?: Tensor; out?: Tensor };
  * aten::remainder.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const remainder: {
+  /** aten::remainder.Scalar(Tensor self, Scalar other) -> Tensor */
   (self: Tensor, other: Scalar, options?: O_remainder_Scalar): Tensor;
+  /** aten::remainder.Scalar_Tensor(Scalar self, Tensor other) -> Tensor */
   (self: Scalar, other: Tensor, options?: O_remainder_Scalar_Tensor): Tensor;
+  /** aten::remainder.Tensor(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_remainder_Tensor): Tensor;
   /** aten::remainder.Scalar(Tensor self, Scalar other) -> Tensor */
   "Scalar"(self: Tensor, other: Scalar, options?: O_remainder_Scalar): Tensor;
   /** aten::remainder.Scalar_Tensor(Scalar self, Tensor other) -> Tensor */
   "Scalar_Tensor"(self: Scalar, other: Tensor, options?: O_remainder_Scalar_Tensor): Tensor;
   /** aten::remainder.Scalar_Tensor_out(Scalar self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_Tensor_out"(self: Scalar, other: Tensor, out: Tensor, options?: O_remainder_Scalar_Tensor_out): Tensor;
+  "Scalar_Tensor_out"(self: Scalar, other: Tensor, options?: O_remainder_Scalar_Tensor_out): Tensor;
   /** aten::remainder.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_out"(self: Tensor, other: Scalar, out: Tensor, options?: O_remainder_Scalar_out): Tensor;
+  "Scalar_out"(self: Tensor, other: Scalar, options?: O_remainder_Scalar_out): Tensor;
   /** aten::remainder.Tensor(Tensor self, Tensor other) -> Tensor */
   "Tensor"(self: Tensor, other: Tensor, options?: O_remainder_Tensor): Tensor;
   /** aten::remainder.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_out"(self: Tensor, other: Tensor, out: Tensor, options?: O_remainder_Tensor_out): Tensor;
+  "Tensor_out"(self: Tensor, other: Tensor, options?: O_remainder_Tensor_out): Tensor;
 } = defineOp("remainder", [
   ["Scalar",[["self",0,0],["other",6,0]],[0],1],
   ["Scalar_Tensor",[["self",6,0],["other",0,0]],[0],1],
-  ["Scalar_Tensor_out",[["self",6,0],["other",0,0],["out",0,4]],[-1],0],
-  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,4]],[-1],0],
+  ["Scalar_Tensor_out",[["self",6,0],["other",0,0],["out",0,12]],[-3],0],
+  ["Scalar_out",[["self",0,0],["other",6,0],["out",0,12]],[-3],0],
   ["Tensor",[["self",0,0],["other",0,0]],[0],1],
-  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["Tensor_out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_remainder__Scalar = { self?: Tensor; other?: Scalar };
@@ -575,7 +616,9 @@ type O_remainder__Tensor = { self?: Tensor; other?: Tensor };
  * aten::remainder_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)
  */
 export const remainder_: {
+  /** aten::remainder_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   (self: Tensor, other: Scalar, options?: O_remainder__Scalar): Tensor;
+  /** aten::remainder_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O_remainder__Tensor): Tensor;
   /** aten::remainder_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   "Scalar"(self: Tensor, other: Scalar, options?: O_remainder__Scalar): Tensor;
@@ -587,20 +630,21 @@ export const remainder_: {
 ]) as any;
 
 type O_renorm = { self?: Tensor; p?: Scalar; dim?: number; maxnorm?: Scalar };
-type O_renorm_out = { self?: Tensor; p?: Scalar; dim?: number; maxnorm?: Scalar; out?: Tensor };
+type O_renorm_out = { self?: Tensor; p?: Scalar; dim?: number; maxnorm?: Scalar; out: Tensor };
 /**
  * aten::renorm(Tensor self, Scalar p, int dim, Scalar maxnorm) -> Tensor
  * aten::renorm.out(Tensor self, Scalar p, int dim, Scalar maxnorm, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const renorm: {
+  /** aten::renorm(Tensor self, Scalar p, int dim, Scalar maxnorm) -> Tensor */
   (self: Tensor, p: Scalar, dim: number, maxnorm: Scalar, options?: O_renorm): Tensor;
   /** aten::renorm(Tensor self, Scalar p, int dim, Scalar maxnorm) -> Tensor */
   "default"(self: Tensor, p: Scalar, dim: number, maxnorm: Scalar, options?: O_renorm): Tensor;
   /** aten::renorm.out(Tensor self, Scalar p, int dim, Scalar maxnorm, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, p: Scalar, dim: number, maxnorm: Scalar, out: Tensor, options?: O_renorm_out): Tensor;
+  "out"(self: Tensor, p: Scalar, dim: number, maxnorm: Scalar, options?: O_renorm_out): Tensor;
 } = defineOp("renorm", [
   ["",[["self",0,0],["p",6,0],["dim",3,0],["maxnorm",6,0]],[0],1],
-  ["out",[["self",0,0],["p",6,0],["dim",3,0],["maxnorm",6,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["p",6,0],["dim",3,0],["maxnorm",6,0],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_renorm_ = { self?: Tensor; p?: Scalar; dim?: number; maxnorm?: Scalar };
@@ -608,6 +652,7 @@ type O_renorm_ = { self?: Tensor; p?: Scalar; dim?: number; maxnorm?: Scalar };
  * aten::renorm_(Tensor(a!) self, Scalar p, int dim, Scalar maxnorm) -> Tensor(a!)
  */
 export const renorm_: {
+  /** aten::renorm_(Tensor(a!) self, Scalar p, int dim, Scalar maxnorm) -> Tensor(a!) */
   (self: Tensor, p: Scalar, dim: number, maxnorm: Scalar, options?: O_renorm_): Tensor;
   /** aten::renorm_(Tensor(a!) self, Scalar p, int dim, Scalar maxnorm) -> Tensor(a!) */
   "default"(self: Tensor, p: Scalar, dim: number, maxnorm: Scalar, options?: O_renorm_): Tensor;
@@ -616,24 +661,25 @@ export const renorm_: {
 ]) as any;
 
 type O_repeat = { self?: Tensor; repeats?: number[] };
-type O_repeat_out = { self?: Tensor; repeats?: number[]; out?: Tensor };
+type O_repeat_out = { self?: Tensor; repeats?: number[]; out: Tensor };
 /**
  * aten::repeat(Tensor self, SymInt[] repeats) -> Tensor
  * aten::repeat.out(Tensor self, SymInt[] repeats, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const repeat: {
+  /** aten::repeat(Tensor self, SymInt[] repeats) -> Tensor */
   (self: Tensor, repeats: number[], options?: O_repeat): Tensor;
   /** aten::repeat(Tensor self, SymInt[] repeats) -> Tensor */
   "default"(self: Tensor, repeats: number[], options?: O_repeat): Tensor;
   /** aten::repeat.out(Tensor self, SymInt[] repeats, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, repeats: number[], out: Tensor, options?: O_repeat_out): Tensor;
+  "out"(self: Tensor, repeats: number[], options?: O_repeat_out): Tensor;
 } = defineOp("repeat", [
   ["",[["self",0,0],["repeats",12,0]],[0],1],
-  ["out",[["self",0,0],["repeats",12,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["repeats",12,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_repeat_interleave_Tensor = { repeats?: Tensor; output_size?: number | null; outputSize?: number | null };
-type O_repeat_interleave_Tensor_out = { repeats?: Tensor; output_size?: number | null; outputSize?: number | null; out?: Tensor };
+type O_repeat_interleave_Tensor_out = { repeats?: Tensor; output_size?: number | null; outputSize?: number | null; out: Tensor };
 type O_repeat_interleave_self_Tensor = { self?: Tensor; repeats?: Tensor; dim?: number | null; output_size?: number | null; outputSize?: number | null };
 type O_repeat_interleave_self_int = { self?: Tensor; repeats?: number; dim?: number | null; output_size?: number | null; outputSize?: number | null };
 /**
@@ -643,39 +689,43 @@ type O_repeat_interleave_self_int = { self?: Tensor; repeats?: number; dim?: num
  * aten::repeat_interleave.self_int(Tensor self, int repeats, int? dim=None, *, int? output_size=None) -> Tensor
  */
 export const repeatInterleave: {
-  (repeats: Tensor, output_size?: number | null | O_repeat_interleave_Tensor, options?: O_repeat_interleave_Tensor): Tensor;
-  (self: Tensor, repeats: Tensor, dim?: number | null | O_repeat_interleave_self_Tensor, output_size?: number | null | O_repeat_interleave_self_Tensor, options?: O_repeat_interleave_self_Tensor): Tensor;
-  (self: Tensor, repeats: number, dim?: number | null | O_repeat_interleave_self_int, output_size?: number | null | O_repeat_interleave_self_int, options?: O_repeat_interleave_self_int): Tensor;
   /** aten::repeat_interleave.Tensor(Tensor repeats, *, int? output_size=None) -> Tensor */
-  "Tensor"(repeats: Tensor, output_size?: number | null | O_repeat_interleave_Tensor, options?: O_repeat_interleave_Tensor): Tensor;
-  /** aten::repeat_interleave.Tensor_out(Tensor repeats, *, int? output_size=None, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_out"(repeats: Tensor, output_size?: number | null | O_repeat_interleave_Tensor_out, out?: Tensor | O_repeat_interleave_Tensor_out, options?: O_repeat_interleave_Tensor_out): Tensor;
+  (repeats: Tensor, options?: O_repeat_interleave_Tensor): Tensor;
   /** aten::repeat_interleave.self_Tensor(Tensor self, Tensor repeats, int? dim=None, *, int? output_size=None) -> Tensor */
-  "self_Tensor"(self: Tensor, repeats: Tensor, dim?: number | null | O_repeat_interleave_self_Tensor, output_size?: number | null | O_repeat_interleave_self_Tensor, options?: O_repeat_interleave_self_Tensor): Tensor;
+  (self: Tensor, repeats: Tensor, dim?: number | null | O_repeat_interleave_self_Tensor, options?: O_repeat_interleave_self_Tensor): Tensor;
   /** aten::repeat_interleave.self_int(Tensor self, int repeats, int? dim=None, *, int? output_size=None) -> Tensor */
-  "self_int"(self: Tensor, repeats: number, dim?: number | null | O_repeat_interleave_self_int, output_size?: number | null | O_repeat_interleave_self_int, options?: O_repeat_interleave_self_int): Tensor;
+  (self: Tensor, repeats: number, dim?: number | null | O_repeat_interleave_self_int, options?: O_repeat_interleave_self_int): Tensor;
+  /** aten::repeat_interleave.Tensor(Tensor repeats, *, int? output_size=None) -> Tensor */
+  "Tensor"(repeats: Tensor, options?: O_repeat_interleave_Tensor): Tensor;
+  /** aten::repeat_interleave.Tensor_out(Tensor repeats, *, int? output_size=None, Tensor(a!) out) -> Tensor(a!) */
+  "Tensor_out"(repeats: Tensor, options?: O_repeat_interleave_Tensor_out): Tensor;
+  /** aten::repeat_interleave.self_Tensor(Tensor self, Tensor repeats, int? dim=None, *, int? output_size=None) -> Tensor */
+  "self_Tensor"(self: Tensor, repeats: Tensor, dim?: number | null | O_repeat_interleave_self_Tensor, options?: O_repeat_interleave_self_Tensor): Tensor;
+  /** aten::repeat_interleave.self_int(Tensor self, int repeats, int? dim=None, *, int? output_size=None) -> Tensor */
+  "self_int"(self: Tensor, repeats: number, dim?: number | null | O_repeat_interleave_self_int, options?: O_repeat_interleave_self_int): Tensor;
 } = defineOp("repeat_interleave", [
-  ["Tensor",[["repeats",0,0],["output_size",3,3]],[0],1],
-  ["Tensor_out",[["repeats",0,0],["output_size",3,3],["out",0,4]],[-1],0],
-  ["self_Tensor",[["self",0,0],["repeats",0,0],["dim",3,3],["output_size",3,3]],[0],1],
-  ["self_int",[["self",0,0],["repeats",3,0],["dim",3,3],["output_size",3,3]],[0],1],
+  ["Tensor",[["repeats",0,0],["output_size",3,11]],[0],1],
+  ["Tensor_out",[["repeats",0,0],["output_size",3,11],["out",0,12]],[-3],0],
+  ["self_Tensor",[["self",0,0],["repeats",0,0],["dim",3,3],["output_size",3,11]],[0],1],
+  ["self_int",[["self",0,0],["repeats",3,0],["dim",3,3],["output_size",3,11]],[0],1],
 ]) as any;
 
 type O_replication_pad1d = { self?: Tensor; padding?: number | number[] };
-type O_replication_pad1d_out = { self?: Tensor; padding?: number | number[]; out?: Tensor };
+type O_replication_pad1d_out = { self?: Tensor; padding?: number | number[]; out: Tensor };
 /**
  * aten::replication_pad1d(Tensor self, int[2] padding) -> Tensor
  * aten::replication_pad1d.out(Tensor self, int[2] padding, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const replicationPad1d: {
+  /** aten::replication_pad1d(Tensor self, int[2] padding) -> Tensor */
   (self: Tensor, padding: number | number[], options?: O_replication_pad1d): Tensor;
   /** aten::replication_pad1d(Tensor self, int[2] padding) -> Tensor */
   "default"(self: Tensor, padding: number | number[], options?: O_replication_pad1d): Tensor;
   /** aten::replication_pad1d.out(Tensor self, int[2] padding, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, padding: number | number[], out: Tensor, options?: O_replication_pad1d_out): Tensor;
+  "out"(self: Tensor, padding: number | number[], options?: O_replication_pad1d_out): Tensor;
 } = defineOp("replication_pad1d", [
   ["",[["self",0,0],["padding",12,0,2]],[0],1],
-  ["out",[["self",0,0],["padding",12,0,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["padding",12,0,2],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_replication_pad1d_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; padding?: number | number[] };
@@ -685,31 +735,33 @@ type O_replication_pad1d_backward_grad_input = { grad_output?: Tensor; gradOutpu
  * aten::replication_pad1d_backward.grad_input(Tensor grad_output, Tensor self, int[2] padding, *, Tensor(a!) grad_input) -> Tensor(a!)
  */
 export const replicationPad1dBackward: {
+  /** aten::replication_pad1d_backward(Tensor grad_output, Tensor self, int[2] padding) -> Tensor */
   (grad_output: Tensor, self: Tensor, padding: number | number[], options?: O_replication_pad1d_backward): Tensor;
   /** aten::replication_pad1d_backward(Tensor grad_output, Tensor self, int[2] padding) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, padding: number | number[], options?: O_replication_pad1d_backward): Tensor;
   /** aten::replication_pad1d_backward.grad_input(Tensor grad_output, Tensor self, int[2] padding, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, self: Tensor, padding: number | number[], grad_input: Tensor, options?: O_replication_pad1d_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, self: Tensor, padding: number | number[], options?: O_replication_pad1d_backward_grad_input): Tensor;
 } = defineOp("replication_pad1d_backward", [
   ["",[["grad_output",0,0],["self",0,0],["padding",12,0,2]],[0],1],
-  ["grad_input",[["grad_output",0,0],["self",0,0],["padding",12,0,2],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["self",0,0],["padding",12,0,2],["grad_input",0,12]],[-4],0],
 ]) as any;
 
 type O_replication_pad2d = { self?: Tensor; padding?: number | number[] };
-type O_replication_pad2d_out = { self?: Tensor; padding?: number | number[]; out?: Tensor };
+type O_replication_pad2d_out = { self?: Tensor; padding?: number | number[]; out: Tensor };
 /**
  * aten::replication_pad2d(Tensor self, int[4] padding) -> Tensor
  * aten::replication_pad2d.out(Tensor self, int[4] padding, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const replicationPad2d: {
+  /** aten::replication_pad2d(Tensor self, int[4] padding) -> Tensor */
   (self: Tensor, padding: number | number[], options?: O_replication_pad2d): Tensor;
   /** aten::replication_pad2d(Tensor self, int[4] padding) -> Tensor */
   "default"(self: Tensor, padding: number | number[], options?: O_replication_pad2d): Tensor;
   /** aten::replication_pad2d.out(Tensor self, int[4] padding, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, padding: number | number[], out: Tensor, options?: O_replication_pad2d_out): Tensor;
+  "out"(self: Tensor, padding: number | number[], options?: O_replication_pad2d_out): Tensor;
 } = defineOp("replication_pad2d", [
   ["",[["self",0,0],["padding",12,0,4]],[0],1],
-  ["out",[["self",0,0],["padding",12,0,4],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["padding",12,0,4],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_replication_pad2d_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; padding?: number | number[] };
@@ -719,31 +771,33 @@ type O_replication_pad2d_backward_grad_input = { grad_output?: Tensor; gradOutpu
  * aten::replication_pad2d_backward.grad_input(Tensor grad_output, Tensor self, int[4] padding, *, Tensor(a!) grad_input) -> Tensor(a!)
  */
 export const replicationPad2dBackward: {
+  /** aten::replication_pad2d_backward(Tensor grad_output, Tensor self, int[4] padding) -> Tensor */
   (grad_output: Tensor, self: Tensor, padding: number | number[], options?: O_replication_pad2d_backward): Tensor;
   /** aten::replication_pad2d_backward(Tensor grad_output, Tensor self, int[4] padding) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, padding: number | number[], options?: O_replication_pad2d_backward): Tensor;
   /** aten::replication_pad2d_backward.grad_input(Tensor grad_output, Tensor self, int[4] padding, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, self: Tensor, padding: number | number[], grad_input: Tensor, options?: O_replication_pad2d_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, self: Tensor, padding: number | number[], options?: O_replication_pad2d_backward_grad_input): Tensor;
 } = defineOp("replication_pad2d_backward", [
   ["",[["grad_output",0,0],["self",0,0],["padding",12,0,4]],[0],1],
-  ["grad_input",[["grad_output",0,0],["self",0,0],["padding",12,0,4],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["self",0,0],["padding",12,0,4],["grad_input",0,12]],[-4],0],
 ]) as any;
 
 type O_replication_pad3d = { self?: Tensor; padding?: number | number[] };
-type O_replication_pad3d_out = { self?: Tensor; padding?: number | number[]; out?: Tensor };
+type O_replication_pad3d_out = { self?: Tensor; padding?: number | number[]; out: Tensor };
 /**
  * aten::replication_pad3d(Tensor self, int[6] padding) -> Tensor
  * aten::replication_pad3d.out(Tensor self, int[6] padding, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const replicationPad3d: {
+  /** aten::replication_pad3d(Tensor self, int[6] padding) -> Tensor */
   (self: Tensor, padding: number | number[], options?: O_replication_pad3d): Tensor;
   /** aten::replication_pad3d(Tensor self, int[6] padding) -> Tensor */
   "default"(self: Tensor, padding: number | number[], options?: O_replication_pad3d): Tensor;
   /** aten::replication_pad3d.out(Tensor self, int[6] padding, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, padding: number | number[], out: Tensor, options?: O_replication_pad3d_out): Tensor;
+  "out"(self: Tensor, padding: number | number[], options?: O_replication_pad3d_out): Tensor;
 } = defineOp("replication_pad3d", [
   ["",[["self",0,0],["padding",12,0,6]],[0],1],
-  ["out",[["self",0,0],["padding",12,0,6],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["padding",12,0,6],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_replication_pad3d_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; padding?: number | number[] };
@@ -753,14 +807,15 @@ type O_replication_pad3d_backward_grad_input = { grad_output?: Tensor; gradOutpu
  * aten::replication_pad3d_backward.grad_input(Tensor grad_output, Tensor self, int[6] padding, *, Tensor(a!) grad_input) -> Tensor(a!)
  */
 export const replicationPad3dBackward: {
+  /** aten::replication_pad3d_backward(Tensor grad_output, Tensor self, int[6] padding) -> Tensor */
   (grad_output: Tensor, self: Tensor, padding: number | number[], options?: O_replication_pad3d_backward): Tensor;
   /** aten::replication_pad3d_backward(Tensor grad_output, Tensor self, int[6] padding) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, padding: number | number[], options?: O_replication_pad3d_backward): Tensor;
   /** aten::replication_pad3d_backward.grad_input(Tensor grad_output, Tensor self, int[6] padding, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, self: Tensor, padding: number | number[], grad_input: Tensor, options?: O_replication_pad3d_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, self: Tensor, padding: number | number[], options?: O_replication_pad3d_backward_grad_input): Tensor;
 } = defineOp("replication_pad3d_backward", [
   ["",[["grad_output",0,0],["self",0,0],["padding",12,0,6]],[0],1],
-  ["grad_input",[["grad_output",0,0],["self",0,0],["padding",12,0,6],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["self",0,0],["padding",12,0,6],["grad_input",0,12]],[-4],0],
 ]) as any;
 
 type O_requires_grad_ = { self?: Tensor; requires_grad?: boolean; requiresGrad?: boolean };
@@ -768,6 +823,7 @@ type O_requires_grad_ = { self?: Tensor; requires_grad?: boolean; requiresGrad?:
  * aten::requires_grad_(Tensor(a!) self, bool requires_grad=True) -> Tensor(a!)
  */
 export const requiresGrad_: {
+  /** aten::requires_grad_(Tensor(a!) self, bool requires_grad=True) -> Tensor(a!) */
   (self: Tensor, requires_grad?: boolean | O_requires_grad_, options?: O_requires_grad_): Tensor;
   /** aten::requires_grad_(Tensor(a!) self, bool requires_grad=True) -> Tensor(a!) */
   "default"(self: Tensor, requires_grad?: boolean | O_requires_grad_, options?: O_requires_grad_): Tensor;
@@ -780,6 +836,7 @@ type O_reshape = { self?: Tensor; shape?: number[] };
  * aten::reshape(Tensor(a) self, SymInt[] shape) -> Tensor(a)
  */
 export const reshape: {
+  /** aten::reshape(Tensor(a) self, SymInt[] shape) -> Tensor(a) */
   (self: Tensor, shape: number[], options?: O_reshape): Tensor;
   /** aten::reshape(Tensor(a) self, SymInt[] shape) -> Tensor(a) */
   "default"(self: Tensor, shape: number[], options?: O_reshape): Tensor;
@@ -792,6 +849,7 @@ type O_reshape_as = { self?: Tensor; other?: Tensor };
  * aten::reshape_as(Tensor(a) self, Tensor other) -> Tensor(a)
  */
 export const reshapeAs: {
+  /** aten::reshape_as(Tensor(a) self, Tensor other) -> Tensor(a) */
   (self: Tensor, other: Tensor, options?: O_reshape_as): Tensor;
   /** aten::reshape_as(Tensor(a) self, Tensor other) -> Tensor(a) */
   "default"(self: Tensor, other: Tensor, options?: O_reshape_as): Tensor;
@@ -800,20 +858,21 @@ export const reshapeAs: {
 ]) as any;
 
 type O_resize = { self?: Tensor; size?: number[]; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
-type O_resize_out = { self?: Tensor; size?: number[]; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out?: Tensor };
+type O_resize_out = { self?: Tensor; size?: number[]; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out: Tensor };
 /**
  * aten::resize(Tensor self, SymInt[] size, *, MemoryFormat? memory_format=None) -> Tensor
  * aten::resize.out(Tensor self, SymInt[] size, *, MemoryFormat? memory_format=None, Tensor(a!) out) -> Tensor(a!)
  */
 export const resize: {
-  (self: Tensor, size: number[], memory_format?: MemoryFormat | null | O_resize, options?: O_resize): Tensor;
   /** aten::resize(Tensor self, SymInt[] size, *, MemoryFormat? memory_format=None) -> Tensor */
-  "default"(self: Tensor, size: number[], memory_format?: MemoryFormat | null | O_resize, options?: O_resize): Tensor;
+  (self: Tensor, size: number[], options?: O_resize): Tensor;
+  /** aten::resize(Tensor self, SymInt[] size, *, MemoryFormat? memory_format=None) -> Tensor */
+  "default"(self: Tensor, size: number[], options?: O_resize): Tensor;
   /** aten::resize.out(Tensor self, SymInt[] size, *, MemoryFormat? memory_format=None, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, size: number[], memory_format?: MemoryFormat | null | O_resize_out, out?: Tensor | O_resize_out, options?: O_resize_out): Tensor;
+  "out"(self: Tensor, size: number[], options?: O_resize_out): Tensor;
 } = defineOp("resize", [
-  ["",[["self",0,0],["size",12,0],["memory_format",10,3]],[0],1],
-  ["out",[["self",0,0],["size",12,0],["memory_format",10,3],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["size",12,0],["memory_format",10,11]],[0],1],
+  ["out",[["self",0,0],["size",12,0],["memory_format",10,11],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_resize_ = { self?: Tensor; size?: number[]; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
@@ -821,28 +880,30 @@ type O_resize_ = { self?: Tensor; size?: number[]; memory_format?: MemoryFormat 
  * aten::resize_(Tensor(a!) self, SymInt[] size, *, MemoryFormat? memory_format=None) -> Tensor(a!)
  */
 export const resize_: {
-  (self: Tensor, size: number[], memory_format?: MemoryFormat | null | O_resize_, options?: O_resize_): Tensor;
   /** aten::resize_(Tensor(a!) self, SymInt[] size, *, MemoryFormat? memory_format=None) -> Tensor(a!) */
-  "default"(self: Tensor, size: number[], memory_format?: MemoryFormat | null | O_resize_, options?: O_resize_): Tensor;
+  (self: Tensor, size: number[], options?: O_resize_): Tensor;
+  /** aten::resize_(Tensor(a!) self, SymInt[] size, *, MemoryFormat? memory_format=None) -> Tensor(a!) */
+  "default"(self: Tensor, size: number[], options?: O_resize_): Tensor;
 } = defineOp("resize_", [
-  ["",[["self",0,4],["size",12,0],["memory_format",10,3]],[-1],1],
+  ["",[["self",0,4],["size",12,0],["memory_format",10,11]],[-1],1],
 ]) as any;
 
 type O_resize_as = { self?: Tensor; the_template?: Tensor; theTemplate?: Tensor; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
-type O_resize_as_out = { self?: Tensor; the_template?: Tensor; theTemplate?: Tensor; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out?: Tensor };
+type O_resize_as_out = { self?: Tensor; the_template?: Tensor; theTemplate?: Tensor; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out: Tensor };
 /**
  * aten::resize_as(Tensor self, Tensor the_template, *, MemoryFormat? memory_format=None) -> Tensor
  * aten::resize_as.out(Tensor self, Tensor the_template, *, MemoryFormat? memory_format=None, Tensor(a!) out) -> Tensor(a!)
  */
 export const resizeAs: {
-  (self: Tensor, the_template: Tensor, memory_format?: MemoryFormat | null | O_resize_as, options?: O_resize_as): Tensor;
   /** aten::resize_as(Tensor self, Tensor the_template, *, MemoryFormat? memory_format=None) -> Tensor */
-  "default"(self: Tensor, the_template: Tensor, memory_format?: MemoryFormat | null | O_resize_as, options?: O_resize_as): Tensor;
+  (self: Tensor, the_template: Tensor, options?: O_resize_as): Tensor;
+  /** aten::resize_as(Tensor self, Tensor the_template, *, MemoryFormat? memory_format=None) -> Tensor */
+  "default"(self: Tensor, the_template: Tensor, options?: O_resize_as): Tensor;
   /** aten::resize_as.out(Tensor self, Tensor the_template, *, MemoryFormat? memory_format=None, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, the_template: Tensor, memory_format?: MemoryFormat | null | O_resize_as_out, out?: Tensor | O_resize_as_out, options?: O_resize_as_out): Tensor;
+  "out"(self: Tensor, the_template: Tensor, options?: O_resize_as_out): Tensor;
 } = defineOp("resize_as", [
-  ["",[["self",0,0],["the_template",0,0],["memory_format",10,3]],[0],1],
-  ["out",[["self",0,0],["the_template",0,0],["memory_format",10,3],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["the_template",0,0],["memory_format",10,11]],[0],1],
+  ["out",[["self",0,0],["the_template",0,0],["memory_format",10,11],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_resize_as_ = { self?: Tensor; the_template?: Tensor; theTemplate?: Tensor; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
@@ -850,28 +911,30 @@ type O_resize_as_ = { self?: Tensor; the_template?: Tensor; theTemplate?: Tensor
  * aten::resize_as_(Tensor(a!) self, Tensor the_template, *, MemoryFormat? memory_format=None) -> Tensor(a!)
  */
 export const resizeAs_: {
-  (self: Tensor, the_template: Tensor, memory_format?: MemoryFormat | null | O_resize_as_, options?: O_resize_as_): Tensor;
   /** aten::resize_as_(Tensor(a!) self, Tensor the_template, *, MemoryFormat? memory_format=None) -> Tensor(a!) */
-  "default"(self: Tensor, the_template: Tensor, memory_format?: MemoryFormat | null | O_resize_as_, options?: O_resize_as_): Tensor;
+  (self: Tensor, the_template: Tensor, options?: O_resize_as_): Tensor;
+  /** aten::resize_as_(Tensor(a!) self, Tensor the_template, *, MemoryFormat? memory_format=None) -> Tensor(a!) */
+  "default"(self: Tensor, the_template: Tensor, options?: O_resize_as_): Tensor;
 } = defineOp("resize_as_", [
-  ["",[["self",0,4],["the_template",0,0],["memory_format",10,3]],[-1],1],
+  ["",[["self",0,4],["the_template",0,0],["memory_format",10,11]],[-1],1],
 ]) as any;
 
 type O_resize_as_sparse = { self?: Tensor; the_template?: Tensor; theTemplate?: Tensor };
-type O_resize_as_sparse_out = { self?: Tensor; the_template?: Tensor; theTemplate?: Tensor; out?: Tensor };
+type O_resize_as_sparse_out = { self?: Tensor; the_template?: Tensor; theTemplate?: Tensor; out: Tensor };
 /**
  * aten::resize_as_sparse(Tensor self, Tensor the_template) -> Tensor
  * aten::resize_as_sparse.out(Tensor self, Tensor the_template, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const resizeAsSparse: {
+  /** aten::resize_as_sparse(Tensor self, Tensor the_template) -> Tensor */
   (self: Tensor, the_template: Tensor, options?: O_resize_as_sparse): Tensor;
   /** aten::resize_as_sparse(Tensor self, Tensor the_template) -> Tensor */
   "default"(self: Tensor, the_template: Tensor, options?: O_resize_as_sparse): Tensor;
   /** aten::resize_as_sparse.out(Tensor self, Tensor the_template, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, the_template: Tensor, out: Tensor, options?: O_resize_as_sparse_out): Tensor;
+  "out"(self: Tensor, the_template: Tensor, options?: O_resize_as_sparse_out): Tensor;
 } = defineOp("resize_as_sparse", [
   ["",[["self",0,0],["the_template",0,0]],[0],1],
-  ["out",[["self",0,0],["the_template",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["the_template",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_resize_as_sparse_ = { self?: Tensor; the_template?: Tensor; theTemplate?: Tensor };
@@ -879,6 +942,7 @@ type O_resize_as_sparse_ = { self?: Tensor; the_template?: Tensor; theTemplate?:
  * aten::resize_as_sparse_(Tensor(a!) self, Tensor the_template) -> Tensor(a!)
  */
 export const resizeAsSparse_: {
+  /** aten::resize_as_sparse_(Tensor(a!) self, Tensor the_template) -> Tensor(a!) */
   (self: Tensor, the_template: Tensor, options?: O_resize_as_sparse_): Tensor;
   /** aten::resize_as_sparse_(Tensor(a!) self, Tensor the_template) -> Tensor(a!) */
   "default"(self: Tensor, the_template: Tensor, options?: O_resize_as_sparse_): Tensor;
@@ -891,6 +955,7 @@ type O_resolve_conj = { self?: Tensor };
  * aten::resolve_conj(Tensor(a) self) -> Tensor(a)
  */
 export const resolveConj: {
+  /** aten::resolve_conj(Tensor(a) self) -> Tensor(a) */
   (self: Tensor, options?: O_resolve_conj): Tensor;
   /** aten::resolve_conj(Tensor(a) self) -> Tensor(a) */
   "default"(self: Tensor, options?: O_resolve_conj): Tensor;
@@ -903,6 +968,7 @@ type O_resolve_neg = { self?: Tensor };
  * aten::resolve_neg(Tensor(a) self) -> Tensor(a)
  */
 export const resolveNeg: {
+  /** aten::resolve_neg(Tensor(a) self) -> Tensor(a) */
   (self: Tensor, options?: O_resolve_neg): Tensor;
   /** aten::resolve_neg(Tensor(a) self) -> Tensor(a) */
   "default"(self: Tensor, options?: O_resolve_neg): Tensor;
@@ -921,9 +987,13 @@ type O_result_type_Tensor = { tensor?: Tensor; other?: Tensor };
  * aten::result_type.Tensor(Tensor tensor, Tensor other) -> ScalarType
  */
 export const resultType: {
+  /** aten::result_type.Scalar(Tensor tensor, Scalar other) -> ScalarType */
   (tensor: Tensor, other: Scalar, options?: O_result_type_Scalar): DType;
+  /** aten::result_type.Scalar_Scalar(Scalar scalar1, Scalar scalar2) -> ScalarType */
   (scalar1: Scalar, scalar2: Scalar, options?: O_result_type_Scalar_Scalar): DType;
+  /** aten::result_type.Scalar_Tensor(Scalar scalar, Tensor tensor) -> ScalarType */
   (scalar: Scalar, tensor: Tensor, options?: O_result_type_Scalar_Tensor): DType;
+  /** aten::result_type.Tensor(Tensor tensor, Tensor other) -> ScalarType */
   (tensor: Tensor, other: Tensor, options?: O_result_type_Tensor): DType;
   /** aten::result_type.Scalar(Tensor tensor, Scalar other) -> ScalarType */
   "Scalar"(tensor: Tensor, other: Scalar, options?: O_result_type_Scalar): DType;
@@ -945,6 +1015,7 @@ type O_retain_grad = { self?: Tensor };
  * aten::retain_grad(Tensor(a!) self) -> ()
  */
 export const retainGrad: {
+  /** aten::retain_grad(Tensor(a!) self) -> () */
   (self: Tensor, options?: O_retain_grad): void;
   /** aten::retain_grad(Tensor(a!) self) -> () */
   "default"(self: Tensor, options?: O_retain_grad): void;
@@ -957,6 +1028,7 @@ type O_retains_grad = { self?: Tensor };
  * aten::retains_grad(Tensor self) -> bool
  */
 export const retainsGrad: {
+  /** aten::retains_grad(Tensor self) -> bool */
   (self: Tensor, options?: O_retains_grad): boolean;
   /** aten::retains_grad(Tensor self) -> bool */
   "default"(self: Tensor, options?: O_retains_grad): boolean;
@@ -971,7 +1043,9 @@ type O_rnn_relu_input = { input?: Tensor; hx?: Tensor; params?: Tensor[]; has_bi
  * aten::rnn_relu.input(Tensor input, Tensor hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first) -> (Tensor, Tensor)
  */
 export const rnnRelu: {
+  /** aten::rnn_relu.data(Tensor data, Tensor batch_sizes, Tensor hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional) -> (Tensor, Tensor) */
   (data: Tensor, batch_sizes: Tensor, hx: Tensor, params: Tensor[], has_biases: boolean, num_layers: number, dropout: number, train: boolean, bidirectional: boolean, options?: O_rnn_relu_data): [Tensor, Tensor];
+  /** aten::rnn_relu.input(Tensor input, Tensor hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first) -> (Tensor, Tensor) */
   (input: Tensor, hx: Tensor, params: Tensor[], has_biases: boolean, num_layers: number, dropout: number, train: boolean, bidirectional: boolean, batch_first: boolean, options?: O_rnn_relu_input): [Tensor, Tensor];
   /** aten::rnn_relu.data(Tensor data, Tensor batch_sizes, Tensor hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional) -> (Tensor, Tensor) */
   "data"(data: Tensor, batch_sizes: Tensor, hx: Tensor, params: Tensor[], has_biases: boolean, num_layers: number, dropout: number, train: boolean, bidirectional: boolean, options?: O_rnn_relu_data): [Tensor, Tensor];
@@ -987,6 +1061,7 @@ type O_rnn_relu_cell = { input?: Tensor; hx?: Tensor; w_ih?: Tensor; wIh?: Tenso
  * aten::rnn_relu_cell(Tensor input, Tensor hx, Tensor w_ih, Tensor w_hh, Tensor? b_ih=None, Tensor? b_hh=None) -> Tensor
  */
 export const rnnReluCell: {
+  /** aten::rnn_relu_cell(Tensor input, Tensor hx, Tensor w_ih, Tensor w_hh, Tensor? b_ih=None, Tensor? b_hh=None) -> Tensor */
   (input: Tensor, hx: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih?: Tensor | null | O_rnn_relu_cell, b_hh?: Tensor | null | O_rnn_relu_cell, options?: O_rnn_relu_cell): Tensor;
   /** aten::rnn_relu_cell(Tensor input, Tensor hx, Tensor w_ih, Tensor w_hh, Tensor? b_ih=None, Tensor? b_hh=None) -> Tensor */
   "default"(input: Tensor, hx: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih?: Tensor | null | O_rnn_relu_cell, b_hh?: Tensor | null | O_rnn_relu_cell, options?: O_rnn_relu_cell): Tensor;
@@ -1001,7 +1076,9 @@ type O_rnn_tanh_input = { input?: Tensor; hx?: Tensor; params?: Tensor[]; has_bi
  * aten::rnn_tanh.input(Tensor input, Tensor hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first) -> (Tensor, Tensor)
  */
 export const rnnTanh: {
+  /** aten::rnn_tanh.data(Tensor data, Tensor batch_sizes, Tensor hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional) -> (Tensor, Tensor) */
   (data: Tensor, batch_sizes: Tensor, hx: Tensor, params: Tensor[], has_biases: boolean, num_layers: number, dropout: number, train: boolean, bidirectional: boolean, options?: O_rnn_tanh_data): [Tensor, Tensor];
+  /** aten::rnn_tanh.input(Tensor input, Tensor hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first) -> (Tensor, Tensor) */
   (input: Tensor, hx: Tensor, params: Tensor[], has_biases: boolean, num_layers: number, dropout: number, train: boolean, bidirectional: boolean, batch_first: boolean, options?: O_rnn_tanh_input): [Tensor, Tensor];
   /** aten::rnn_tanh.data(Tensor data, Tensor batch_sizes, Tensor hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional) -> (Tensor, Tensor) */
   "data"(data: Tensor, batch_sizes: Tensor, hx: Tensor, params: Tensor[], has_biases: boolean, num_layers: number, dropout: number, train: boolean, bidirectional: boolean, options?: O_rnn_tanh_data): [Tensor, Tensor];
@@ -1017,6 +1094,7 @@ type O_rnn_tanh_cell = { input?: Tensor; hx?: Tensor; w_ih?: Tensor; wIh?: Tenso
  * aten::rnn_tanh_cell(Tensor input, Tensor hx, Tensor w_ih, Tensor w_hh, Tensor? b_ih=None, Tensor? b_hh=None) -> Tensor
  */
 export const rnnTanhCell: {
+  /** aten::rnn_tanh_cell(Tensor input, Tensor hx, Tensor w_ih, Tensor w_hh, Tensor? b_ih=None, Tensor? b_hh=None) -> Tensor */
   (input: Tensor, hx: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih?: Tensor | null | O_rnn_tanh_cell, b_hh?: Tensor | null | O_rnn_tanh_cell, options?: O_rnn_tanh_cell): Tensor;
   /** aten::rnn_tanh_cell(Tensor input, Tensor hx, Tensor w_ih, Tensor w_hh, Tensor? b_ih=None, Tensor? b_hh=None) -> Tensor */
   "default"(input: Tensor, hx: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih?: Tensor | null | O_rnn_tanh_cell, b_hh?: Tensor | null | O_rnn_tanh_cell, options?: O_rnn_tanh_cell): Tensor;
@@ -1025,43 +1103,45 @@ export const rnnTanhCell: {
 ]) as any;
 
 type O_roll = { self?: Tensor; shifts?: number | number[]; dims?: number | number[] };
-type O_roll_out = { self?: Tensor; shifts?: number | number[]; dims?: number | number[]; out?: Tensor };
+type O_roll_out = { self?: Tensor; shifts?: number | number[]; dims?: number | number[]; out: Tensor };
 /**
  * aten::roll(Tensor self, int[1] shifts, int[1] dims=[]) -> Tensor
  * aten::roll.out(Tensor self, int[1] shifts, int[1] dims=[], *, Tensor(a!) out) -> Tensor(a!)
  */
 export const roll: {
+  /** aten::roll(Tensor self, int[1] shifts, int[1] dims=[]) -> Tensor */
   (self: Tensor, shifts: number | number[], dims?: number | number[] | O_roll, options?: O_roll): Tensor;
   /** aten::roll(Tensor self, int[1] shifts, int[1] dims=[]) -> Tensor */
   "default"(self: Tensor, shifts: number | number[], dims?: number | number[] | O_roll, options?: O_roll): Tensor;
   /** aten::roll.out(Tensor self, int[1] shifts, int[1] dims=[], *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, shifts: number | number[], dims?: number | number[] | O_roll_out, out?: Tensor | O_roll_out, options?: O_roll_out): Tensor;
+  "out"(self: Tensor, shifts: number | number[], dims?: number | number[] | O_roll_out, options?: O_roll_out): Tensor;
 } = defineOp("roll", [
   ["",[["self",0,0],["shifts",12,0,1],["dims",12,2,1]],[0],1],
-  ["out",[["self",0,0],["shifts",12,0,1],["dims",12,2,1],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["shifts",12,0,1],["dims",12,2,1],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_rot90 = { self?: Tensor; k?: number; dims?: number[] };
-type O_rot90_out = { self?: Tensor; k?: number; dims?: number[]; out?: Tensor };
+type O_rot90_out = { self?: Tensor; k?: number; dims?: number[]; out: Tensor };
 /**
  * aten::rot90(Tensor self, int k=1, int[] dims=[0, 1]) -> Tensor
  * aten::rot90.out(Tensor self, int k=1, int[] dims=[0, 1], *, Tensor(a!) out) -> Tensor(a!)
  */
 export const rot90: {
+  /** aten::rot90(Tensor self, int k=1, int[] dims=[0, 1]) -> Tensor */
   (self: Tensor, k?: number | O_rot90, dims?: number[] | O_rot90, options?: O_rot90): Tensor;
   /** aten::rot90(Tensor self, int k=1, int[] dims=[0, 1]) -> Tensor */
   "default"(self: Tensor, k?: number | O_rot90, dims?: number[] | O_rot90, options?: O_rot90): Tensor;
   /** aten::rot90.out(Tensor self, int k=1, int[] dims=[0, 1], *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, k?: number | O_rot90_out, dims?: number[] | O_rot90_out, out?: Tensor | O_rot90_out, options?: O_rot90_out): Tensor;
+  "out"(self: Tensor, k?: number | O_rot90_out, dims?: number[] | O_rot90_out, options?: O_rot90_out): Tensor;
 } = defineOp("rot90", [
   ["",[["self",0,0],["k",3,2],["dims",12,2]],[0],1],
-  ["out",[["self",0,0],["k",3,2],["dims",12,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["k",3,2],["dims",12,2],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_round = { self?: Tensor };
-type O_round_decimals = { self?: Tensor; decimals?: number };
-type O_round_decimals_out = { self?: Tensor; decimals?: number; out?: Tensor };
-type O_round_out = { self?: Tensor; out?: Tensor };
+type O_round_decimals = { self?: Tensor; decimals: number };
+type O_round_decimals_out = { self?: Tensor; decimals: number; out: Tensor };
+type O_round_out = { self?: Tensor; out: Tensor };
 /**
  * aten::round(Tensor self) -> Tensor
  * aten::round.decimals(Tensor self, *, int decimals) -> Tensor
@@ -1069,39 +1149,43 @@ type O_round_out = { self?: Tensor; out?: Tensor };
  * aten::round.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const round: {
+  /** aten::round(Tensor self) -> Tensor */
   (self: Tensor, options?: O_round): Tensor;
-  (self: Tensor, decimals: number, options?: O_round_decimals): Tensor;
+  /** aten::round.decimals(Tensor self, *, int decimals) -> Tensor */
+  (self: Tensor, options?: O_round_decimals): Tensor;
   /** aten::round(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_round): Tensor;
   /** aten::round.decimals(Tensor self, *, int decimals) -> Tensor */
-  "decimals"(self: Tensor, decimals: number, options?: O_round_decimals): Tensor;
+  "decimals"(self: Tensor, options?: O_round_decimals): Tensor;
   /** aten::round.decimals_out(Tensor self, *, int decimals, Tensor(a!) out) -> Tensor(a!) */
-  "decimals_out"(self: Tensor, decimals: number, out: Tensor, options?: O_round_decimals_out): Tensor;
+  "decimals_out"(self: Tensor, options?: O_round_decimals_out): Tensor;
   /** aten::round.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_round_out): Tensor;
+  "out"(self: Tensor, options?: O_round_out): Tensor;
 } = defineOp("round", [
   ["",[["self",0,0]],[0],1],
-  ["decimals",[["self",0,0],["decimals",3,0]],[0],1],
-  ["decimals_out",[["self",0,0],["decimals",3,0],["out",0,4]],[-1],0],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["decimals",[["self",0,0],["decimals",3,8]],[0],1],
+  ["decimals_out",[["self",0,0],["decimals",3,8],["out",0,12]],[-3],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_round_ = { self?: Tensor };
-type O_round__decimals = { self?: Tensor; decimals?: number };
+type O_round__decimals = { self?: Tensor; decimals: number };
 /**
  * aten::round_(Tensor(a!) self) -> Tensor(a!)
  * aten::round_.decimals(Tensor(a!) self, *, int decimals) -> Tensor(a!)
  */
 export const round_: {
+  /** aten::round_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_round_): Tensor;
-  (self: Tensor, decimals: number, options?: O_round__decimals): Tensor;
+  /** aten::round_.decimals(Tensor(a!) self, *, int decimals) -> Tensor(a!) */
+  (self: Tensor, options?: O_round__decimals): Tensor;
   /** aten::round_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_round_): Tensor;
   /** aten::round_.decimals(Tensor(a!) self, *, int decimals) -> Tensor(a!) */
-  "decimals"(self: Tensor, decimals: number, options?: O_round__decimals): Tensor;
+  "decimals"(self: Tensor, options?: O_round__decimals): Tensor;
 } = defineOp("round_", [
   ["",[["self",0,4]],[-1],1],
-  ["decimals",[["self",0,4],["decimals",3,0]],[-1],1],
+  ["decimals",[["self",0,4],["decimals",3,8]],[-1],1],
 ]) as any;
 
 type O_row_indices = { self?: Tensor };
@@ -1109,6 +1193,7 @@ type O_row_indices = { self?: Tensor };
  * aten::row_indices(Tensor(a) self) -> Tensor(a)
  */
 export const rowIndices: {
+  /** aten::row_indices(Tensor(a) self) -> Tensor(a) */
   (self: Tensor, options?: O_row_indices): Tensor;
   /** aten::row_indices(Tensor(a) self) -> Tensor(a) */
   "default"(self: Tensor, options?: O_row_indices): Tensor;
@@ -1117,37 +1202,39 @@ export const rowIndices: {
 ]) as any;
 
 type O_row_indices_copy = { self?: Tensor };
-type O_row_indices_copy_out = { self?: Tensor; out?: Tensor };
+type O_row_indices_copy_out = { self?: Tensor; out: Tensor };
 /**
  * aten::row_indices_copy(Tensor self) -> Tensor
  * aten::row_indices_copy.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const rowIndicesCopy: {
+  /** aten::row_indices_copy(Tensor self) -> Tensor */
   (self: Tensor, options?: O_row_indices_copy): Tensor;
   /** aten::row_indices_copy(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_row_indices_copy): Tensor;
   /** aten::row_indices_copy.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_row_indices_copy_out): Tensor;
+  "out"(self: Tensor, options?: O_row_indices_copy_out): Tensor;
 } = defineOp("row_indices_copy", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_row_stack = { tensors?: Tensor[] };
-type O_row_stack_out = { tensors?: Tensor[]; out?: Tensor };
+type O_row_stack_out = { tensors?: Tensor[]; out: Tensor };
 /**
  * aten::row_stack(Tensor[] tensors) -> Tensor
  * aten::row_stack.out(Tensor[] tensors, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const rowStack: {
+  /** aten::row_stack(Tensor[] tensors) -> Tensor */
   (tensors: Tensor[], options?: O_row_stack): Tensor;
   /** aten::row_stack(Tensor[] tensors) -> Tensor */
   "default"(tensors: Tensor[], options?: O_row_stack): Tensor;
   /** aten::row_stack.out(Tensor[] tensors, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(tensors: Tensor[], out: Tensor, options?: O_row_stack_out): Tensor;
+  "out"(tensors: Tensor[], options?: O_row_stack_out): Tensor;
 } = defineOp("row_stack", [
   ["",[["tensors",1,0]],[0],1],
-  ["out",[["tensors",1,0],["out",0,4]],[-1],0],
+  ["out",[["tensors",1,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_rrelu = { self?: Tensor; lower?: Scalar; upper?: Scalar; training?: boolean; generator?: null };
@@ -1155,6 +1242,7 @@ type O_rrelu = { self?: Tensor; lower?: Scalar; upper?: Scalar; training?: boole
  * aten::rrelu(Tensor self, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> Tensor
  */
 export const rrelu: {
+  /** aten::rrelu(Tensor self, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> Tensor */
   (self: Tensor, lower?: Scalar | O_rrelu, upper?: Scalar | O_rrelu, training?: boolean | O_rrelu, generator?: null | O_rrelu, options?: O_rrelu): Tensor;
   /** aten::rrelu(Tensor self, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> Tensor */
   "default"(self: Tensor, lower?: Scalar | O_rrelu, upper?: Scalar | O_rrelu, training?: boolean | O_rrelu, generator?: null | O_rrelu, options?: O_rrelu): Tensor;
@@ -1167,6 +1255,7 @@ type O_rrelu_ = { self?: Tensor; lower?: Scalar; upper?: Scalar; training?: bool
  * aten::rrelu_(Tensor(a!) self, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> Tensor(a!)
  */
 export const rrelu_: {
+  /** aten::rrelu_(Tensor(a!) self, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> Tensor(a!) */
   (self: Tensor, lower?: Scalar | O_rrelu_, upper?: Scalar | O_rrelu_, training?: boolean | O_rrelu_, generator?: null | O_rrelu_, options?: O_rrelu_): Tensor;
   /** aten::rrelu_(Tensor(a!) self, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> Tensor(a!) */
   "default"(self: Tensor, lower?: Scalar | O_rrelu_, upper?: Scalar | O_rrelu_, training?: boolean | O_rrelu_, generator?: null | O_rrelu_, options?: O_rrelu_): Tensor;
@@ -1175,20 +1264,21 @@ export const rrelu_: {
 ]) as any;
 
 type O_rrelu_with_noise = { self?: Tensor; noise?: Tensor; lower?: Scalar; upper?: Scalar; training?: boolean; generator?: null };
-type O_rrelu_with_noise_out = { self?: Tensor; noise?: Tensor; lower?: Scalar; upper?: Scalar; training?: boolean; generator?: null; out?: Tensor };
+type O_rrelu_with_noise_out = { self?: Tensor; noise?: Tensor; lower?: Scalar; upper?: Scalar; training?: boolean; generator?: null; out: Tensor };
 /**
  * aten::rrelu_with_noise(Tensor self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> Tensor
  * aten::rrelu_with_noise.out(Tensor self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const rreluWithNoise: {
+  /** aten::rrelu_with_noise(Tensor self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> Tensor */
   (self: Tensor, noise: Tensor, lower?: Scalar | O_rrelu_with_noise, upper?: Scalar | O_rrelu_with_noise, training?: boolean | O_rrelu_with_noise, generator?: null | O_rrelu_with_noise, options?: O_rrelu_with_noise): Tensor;
   /** aten::rrelu_with_noise(Tensor self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> Tensor */
   "default"(self: Tensor, noise: Tensor, lower?: Scalar | O_rrelu_with_noise, upper?: Scalar | O_rrelu_with_noise, training?: boolean | O_rrelu_with_noise, generator?: null | O_rrelu_with_noise, options?: O_rrelu_with_noise): Tensor;
   /** aten::rrelu_with_noise.out(Tensor self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, noise: Tensor, lower?: Scalar | O_rrelu_with_noise_out, upper?: Scalar | O_rrelu_with_noise_out, training?: boolean | O_rrelu_with_noise_out, generator?: null | O_rrelu_with_noise_out, out?: Tensor | O_rrelu_with_noise_out, options?: O_rrelu_with_noise_out): Tensor;
+  "out"(self: Tensor, noise: Tensor, lower?: Scalar | O_rrelu_with_noise_out, upper?: Scalar | O_rrelu_with_noise_out, training?: boolean | O_rrelu_with_noise_out, generator?: null | O_rrelu_with_noise_out, options?: O_rrelu_with_noise_out): Tensor;
 } = defineOp("rrelu_with_noise", [
   ["",[["self",0,0],["noise",0,0],["lower",6,2],["upper",6,2],["training",5,2],["generator",15,3]],[0],1],
-  ["out",[["self",0,0],["noise",0,0],["lower",6,2],["upper",6,2],["training",5,2],["generator",15,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["noise",0,0],["lower",6,2],["upper",6,2],["training",5,2],["generator",15,3],["out",0,12]],[-7],0],
 ]) as any;
 
 type O_rrelu_with_noise_ = { self?: Tensor; noise?: Tensor; lower?: Scalar; upper?: Scalar; training?: boolean; generator?: null };
@@ -1196,6 +1286,7 @@ type O_rrelu_with_noise_ = { self?: Tensor; noise?: Tensor; lower?: Scalar; uppe
  * aten::rrelu_with_noise_(Tensor(a!) self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> Tensor(a!)
  */
 export const rreluWithNoise_: {
+  /** aten::rrelu_with_noise_(Tensor(a!) self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> Tensor(a!) */
   (self: Tensor, noise: Tensor, lower?: Scalar | O_rrelu_with_noise_, upper?: Scalar | O_rrelu_with_noise_, training?: boolean | O_rrelu_with_noise_, generator?: null | O_rrelu_with_noise_, options?: O_rrelu_with_noise_): Tensor;
   /** aten::rrelu_with_noise_(Tensor(a!) self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> Tensor(a!) */
   "default"(self: Tensor, noise: Tensor, lower?: Scalar | O_rrelu_with_noise_, upper?: Scalar | O_rrelu_with_noise_, training?: boolean | O_rrelu_with_noise_, generator?: null | O_rrelu_with_noise_, options?: O_rrelu_with_noise_): Tensor;
@@ -1204,37 +1295,39 @@ export const rreluWithNoise_: {
 ]) as any;
 
 type O_rrelu_with_noise_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; noise?: Tensor; lower?: Scalar; upper?: Scalar; training?: boolean; self_is_result?: boolean; selfIsResult?: boolean };
-type O_rrelu_with_noise_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; noise?: Tensor; lower?: Scalar; upper?: Scalar; training?: boolean; self_is_result?: boolean; selfIsResult?: boolean; out?: Tensor };
+type O_rrelu_with_noise_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; noise?: Tensor; lower?: Scalar; upper?: Scalar; training?: boolean; self_is_result?: boolean; selfIsResult?: boolean; out: Tensor };
 /**
  * aten::rrelu_with_noise_backward(Tensor grad_output, Tensor self, Tensor noise, Scalar lower, Scalar upper, bool training, bool self_is_result) -> Tensor
  * aten::rrelu_with_noise_backward.out(Tensor grad_output, Tensor self, Tensor noise, Scalar lower, Scalar upper, bool training, bool self_is_result, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const rreluWithNoiseBackward: {
+  /** aten::rrelu_with_noise_backward(Tensor grad_output, Tensor self, Tensor noise, Scalar lower, Scalar upper, bool training, bool self_is_result) -> Tensor */
   (grad_output: Tensor, self: Tensor, noise: Tensor, lower: Scalar, upper: Scalar, training: boolean, self_is_result: boolean, options?: O_rrelu_with_noise_backward): Tensor;
   /** aten::rrelu_with_noise_backward(Tensor grad_output, Tensor self, Tensor noise, Scalar lower, Scalar upper, bool training, bool self_is_result) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, noise: Tensor, lower: Scalar, upper: Scalar, training: boolean, self_is_result: boolean, options?: O_rrelu_with_noise_backward): Tensor;
   /** aten::rrelu_with_noise_backward.out(Tensor grad_output, Tensor self, Tensor noise, Scalar lower, Scalar upper, bool training, bool self_is_result, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(grad_output: Tensor, self: Tensor, noise: Tensor, lower: Scalar, upper: Scalar, training: boolean, self_is_result: boolean, out: Tensor, options?: O_rrelu_with_noise_backward_out): Tensor;
+  "out"(grad_output: Tensor, self: Tensor, noise: Tensor, lower: Scalar, upper: Scalar, training: boolean, self_is_result: boolean, options?: O_rrelu_with_noise_backward_out): Tensor;
 } = defineOp("rrelu_with_noise_backward", [
   ["",[["grad_output",0,0],["self",0,0],["noise",0,0],["lower",6,0],["upper",6,0],["training",5,0],["self_is_result",5,0]],[0],1],
-  ["out",[["grad_output",0,0],["self",0,0],["noise",0,0],["lower",6,0],["upper",6,0],["training",5,0],["self_is_result",5,0],["out",0,4]],[-1],0],
+  ["out",[["grad_output",0,0],["self",0,0],["noise",0,0],["lower",6,0],["upper",6,0],["training",5,0],["self_is_result",5,0],["out",0,12]],[-8],0],
 ]) as any;
 
 type O_rsqrt = { self?: Tensor };
-type O_rsqrt_out = { self?: Tensor; out?: Tensor };
+type O_rsqrt_out = { self?: Tensor; out: Tensor };
 /**
  * aten::rsqrt(Tensor self) -> Tensor
  * aten::rsqrt.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const rsqrt: {
+  /** aten::rsqrt(Tensor self) -> Tensor */
   (self: Tensor, options?: O_rsqrt): Tensor;
   /** aten::rsqrt(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_rsqrt): Tensor;
   /** aten::rsqrt.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_rsqrt_out): Tensor;
+  "out"(self: Tensor, options?: O_rsqrt_out): Tensor;
 } = defineOp("rsqrt", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_rsqrt_ = { self?: Tensor };
@@ -1242,6 +1335,7 @@ type O_rsqrt_ = { self?: Tensor };
  * aten::rsqrt_(Tensor(a!) self) -> Tensor(a!)
  */
 export const rsqrt_: {
+  /** aten::rsqrt_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_rsqrt_): Tensor;
   /** aten::rsqrt_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_rsqrt_): Tensor;
@@ -1250,9 +1344,9 @@ export const rsqrt_: {
 ]) as any;
 
 type O_rsub_Scalar = { self?: Tensor; other?: Scalar; alpha?: Scalar };
-type O_rsub_Scalar_out = { self?: Tensor; other?: Scalar; alpha?: Scalar; out?: Tensor };
+type O_rsub_Scalar_out = { self?: Tensor; other?: Scalar; alpha?: Scalar; out: Tensor };
 type O_rsub_Tensor = { self?: Tensor; other?: Tensor; alpha?: Scalar };
-type O_rsub_Tensor_out = { self?: Tensor; other?: Tensor; alpha?: Scalar; out?: Tensor };
+type O_rsub_Tensor_out = { self?: Tensor; other?: Tensor; alpha?: Scalar; out: Tensor };
 /**
  * aten::rsub.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor
  * aten::rsub.Scalar_out(Tensor self, Scalar other, Scalar alpha=1, *, Tensor(a!) out) -> Tensor(a!)
@@ -1260,19 +1354,21 @@ type O_rsub_Tensor_out = { self?: Tensor; other?: Tensor; alpha?: Scalar; out?: 
  * aten::rsub.Tensor_out(Tensor self, Tensor other, *, Scalar alpha=1, Tensor(a!) out) -> Tensor(a!)
  */
 export const rsub: {
+  /** aten::rsub.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor */
   (self: Tensor, other: Scalar, alpha?: Scalar | O_rsub_Scalar, options?: O_rsub_Scalar): Tensor;
-  (self: Tensor, other: Tensor, alpha?: Scalar | O_rsub_Tensor, options?: O_rsub_Tensor): Tensor;
+  /** aten::rsub.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor */
+  (self: Tensor, other: Tensor, options?: O_rsub_Tensor): Tensor;
   /** aten::rsub.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor */
   "Scalar"(self: Tensor, other: Scalar, alpha?: Scalar | O_rsub_Scalar, options?: O_rsub_Scalar): Tensor;
   /** aten::rsub.Scalar_out(Tensor self, Scalar other, Scalar alpha=1, *, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_out"(self: Tensor, other: Scalar, alpha?: Scalar | O_rsub_Scalar_out, out?: Tensor | O_rsub_Scalar_out, options?: O_rsub_Scalar_out): Tensor;
+  "Scalar_out"(self: Tensor, other: Scalar, alpha?: Scalar | O_rsub_Scalar_out, options?: O_rsub_Scalar_out): Tensor;
   /** aten::rsub.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor */
-  "Tensor"(self: Tensor, other: Tensor, alpha?: Scalar | O_rsub_Tensor, options?: O_rsub_Tensor): Tensor;
+  "Tensor"(self: Tensor, other: Tensor, options?: O_rsub_Tensor): Tensor;
   /** aten::rsub.Tensor_out(Tensor self, Tensor other, *, Scalar alpha=1, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_out"(self: Tensor, other: Tensor, alpha?: Scalar | O_rsub_Tensor_out, out?: Tensor | O_rsub_Tensor_out, options?: O_rsub_Tensor_out): Tensor;
+  "Tensor_out"(self: Tensor, other: Tensor, options?: O_rsub_Tensor_out): Tensor;
 } = defineOp("rsub", [
   ["Scalar",[["self",0,0],["other",6,0],["alpha",6,2]],[0],1],
-  ["Scalar_out",[["self",0,0],["other",6,0],["alpha",6,2],["out",0,4]],[-1],0],
-  ["Tensor",[["self",0,0],["other",0,0],["alpha",6,2]],[0],1],
-  ["Tensor_out",[["self",0,0],["other",0,0],["alpha",6,2],["out",0,4]],[-1],0],
+  ["Scalar_out",[["self",0,0],["other",6,0],["alpha",6,2],["out",0,12]],[-4],0],
+  ["Tensor",[["self",0,0],["other",0,0],["alpha",6,10]],[0],1],
+  ["Tensor_out",[["self",0,0],["other",0,0],["alpha",6,10],["out",0,12]],[-4],0],
 ]) as any;

@@ -6,32 +6,33 @@ import type { DType, DeviceLike, Layout, MemoryFormat, Scalar } from '../../core
 import { defineOp } from '../../core/dispatch.js';
 
 type O_scalar_tensor = { s?: Scalar; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O_scalar_tensor_out = { s?: Scalar; out?: Tensor };
+type O_scalar_tensor_out = { s?: Scalar; out: Tensor };
 /**
  * aten::scalar_tensor(Scalar s, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::scalar_tensor.out(Scalar s, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const scalarTensor: {
-  (s: Scalar, dtype?: DType | null | O_scalar_tensor, layout?: Layout | null | O_scalar_tensor, device?: DeviceLike | null | O_scalar_tensor, pin_memory?: boolean | null | O_scalar_tensor, options?: O_scalar_tensor): Tensor;
   /** aten::scalar_tensor(Scalar s, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "default"(s: Scalar, dtype?: DType | null | O_scalar_tensor, layout?: Layout | null | O_scalar_tensor, device?: DeviceLike | null | O_scalar_tensor, pin_memory?: boolean | null | O_scalar_tensor, options?: O_scalar_tensor): Tensor;
+  (s: Scalar, options?: O_scalar_tensor): Tensor;
+  /** aten::scalar_tensor(Scalar s, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "default"(s: Scalar, options?: O_scalar_tensor): Tensor;
   /** aten::scalar_tensor.out(Scalar s, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(s: Scalar, out: Tensor, options?: O_scalar_tensor_out): Tensor;
+  "out"(s: Scalar, options?: O_scalar_tensor_out): Tensor;
 } = defineOp("scalar_tensor", [
-  ["",[["s",6,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["out",[["s",6,0],["out",0,4]],[-1],0],
+  ["",[["s",6,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["out",[["s",6,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_scatter_dimname_src = { self?: Tensor; dim?: string; index?: Tensor; src?: Tensor };
 type O_scatter_dimname_value = { self?: Tensor; dim?: string; index?: Tensor; value?: Scalar };
-type O_scatter_reduce = { self?: Tensor; dim?: number; index?: Tensor; src?: Tensor; reduce?: string };
-type O_scatter_reduce_out = { self?: Tensor; dim?: number; index?: Tensor; src?: Tensor; reduce?: string; out?: Tensor };
+type O_scatter_reduce = { self?: Tensor; dim?: number; index?: Tensor; src?: Tensor; reduce: string };
+type O_scatter_reduce_out = { self?: Tensor; dim?: number; index?: Tensor; src?: Tensor; reduce: string; out: Tensor };
 type O_scatter_src = { self?: Tensor; dim?: number; index?: Tensor; src?: Tensor };
-type O_scatter_src_out = { self?: Tensor; dim?: number; index?: Tensor; src?: Tensor; out?: Tensor };
+type O_scatter_src_out = { self?: Tensor; dim?: number; index?: Tensor; src?: Tensor; out: Tensor };
 type O_scatter_value = { self?: Tensor; dim?: number; index?: Tensor; value?: Scalar };
-type O_scatter_value_out = { self?: Tensor; dim?: number; index?: Tensor; value?: Scalar; out?: Tensor };
-type O_scatter_value_reduce = { self?: Tensor; dim?: number; index?: Tensor; value?: Scalar; reduce?: string };
-type O_scatter_value_reduce_out = { self?: Tensor; dim?: number; index?: Tensor; value?: Scalar; reduce?: string; out?: Tensor };
+type O_scatter_value_out = { self?: Tensor; dim?: number; index?: Tensor; value?: Scalar; out: Tensor };
+type O_scatter_value_reduce = { self?: Tensor; dim?: number; index?: Tensor; value?: Scalar; reduce: string };
+type O_scatter_value_reduce_out = { self?: Tensor; dim?: number; index?: Tensor; value?: Scalar; reduce: string; out: Tensor };
 /**
  * aten::scatter.dimname_src(Tensor self, str dim, Tensor index, Tensor src) -> Tensor
  * aten::scatter.dimname_value(Tensor self, str dim, Tensor index, Scalar value) -> Tensor
@@ -45,47 +46,51 @@ type O_scatter_value_reduce_out = { self?: Tensor; dim?: number; index?: Tensor;
  * aten::scatter.value_reduce_out(Tensor self, int dim, Tensor index, Scalar value, *, str reduce, Tensor(a!) out) -> Tensor(a!)
  */
 export const scatter: {
-  (self: Tensor, dim: number, index: Tensor, src: Tensor, reduce: string, options?: O_scatter_reduce): Tensor;
+  /** aten::scatter.reduce(Tensor self, int dim, Tensor index, Tensor src, *, str reduce) -> Tensor */
+  (self: Tensor, dim: number, index: Tensor, src: Tensor, options?: O_scatter_reduce): Tensor;
+  /** aten::scatter.src(Tensor self, int dim, Tensor index, Tensor src) -> Tensor */
   (self: Tensor, dim: number, index: Tensor, src: Tensor, options?: O_scatter_src): Tensor;
+  /** aten::scatter.value(Tensor self, int dim, Tensor index, Scalar value) -> Tensor */
   (self: Tensor, dim: number, index: Tensor, value: Scalar, options?: O_scatter_value): Tensor;
-  (self: Tensor, dim: number, index: Tensor, value: Scalar, reduce: string, options?: O_scatter_value_reduce): Tensor;
+  /** aten::scatter.value_reduce(Tensor self, int dim, Tensor index, Scalar value, *, str reduce) -> Tensor */
+  (self: Tensor, dim: number, index: Tensor, value: Scalar, options?: O_scatter_value_reduce): Tensor;
   /** aten::scatter.dimname_src(Tensor self, str dim, Tensor index, Tensor src) -> Tensor */
   "dimname_src"(self: Tensor, dim: string, index: Tensor, src: Tensor, options?: O_scatter_dimname_src): Tensor;
   /** aten::scatter.dimname_value(Tensor self, str dim, Tensor index, Scalar value) -> Tensor */
   "dimname_value"(self: Tensor, dim: string, index: Tensor, value: Scalar, options?: O_scatter_dimname_value): Tensor;
   /** aten::scatter.reduce(Tensor self, int dim, Tensor index, Tensor src, *, str reduce) -> Tensor */
-  "reduce"(self: Tensor, dim: number, index: Tensor, src: Tensor, reduce: string, options?: O_scatter_reduce): Tensor;
+  "reduce"(self: Tensor, dim: number, index: Tensor, src: Tensor, options?: O_scatter_reduce): Tensor;
   /** aten::scatter.reduce_out(Tensor self, int dim, Tensor index, Tensor src, *, str reduce, Tensor(a!) out) -> Tensor(a!) */
-  "reduce_out"(self: Tensor, dim: number, index: Tensor, src: Tensor, reduce: string, out: Tensor, options?: O_scatter_reduce_out): Tensor;
+  "reduce_out"(self: Tensor, dim: number, index: Tensor, src: Tensor, options?: O_scatter_reduce_out): Tensor;
   /** aten::scatter.src(Tensor self, int dim, Tensor index, Tensor src) -> Tensor */
   "src"(self: Tensor, dim: number, index: Tensor, src: Tensor, options?: O_scatter_src): Tensor;
   /** aten::scatter.src_out(Tensor self, int dim, Tensor index, Tensor src, *, Tensor(a!) out) -> Tensor(a!) */
-  "src_out"(self: Tensor, dim: number, index: Tensor, src: Tensor, out: Tensor, options?: O_scatter_src_out): Tensor;
+  "src_out"(self: Tensor, dim: number, index: Tensor, src: Tensor, options?: O_scatter_src_out): Tensor;
   /** aten::scatter.value(Tensor self, int dim, Tensor index, Scalar value) -> Tensor */
   "value"(self: Tensor, dim: number, index: Tensor, value: Scalar, options?: O_scatter_value): Tensor;
   /** aten::scatter.value_out(Tensor self, int dim, Tensor index, Scalar value, *, Tensor(a!) out) -> Tensor(a!) */
-  "value_out"(self: Tensor, dim: number, index: Tensor, value: Scalar, out: Tensor, options?: O_scatter_value_out): Tensor;
+  "value_out"(self: Tensor, dim: number, index: Tensor, value: Scalar, options?: O_scatter_value_out): Tensor;
   /** aten::scatter.value_reduce(Tensor self, int dim, Tensor index, Scalar value, *, str reduce) -> Tensor */
-  "value_reduce"(self: Tensor, dim: number, index: Tensor, value: Scalar, reduce: string, options?: O_scatter_value_reduce): Tensor;
+  "value_reduce"(self: Tensor, dim: number, index: Tensor, value: Scalar, options?: O_scatter_value_reduce): Tensor;
   /** aten::scatter.value_reduce_out(Tensor self, int dim, Tensor index, Scalar value, *, str reduce, Tensor(a!) out) -> Tensor(a!) */
-  "value_reduce_out"(self: Tensor, dim: number, index: Tensor, value: Scalar, reduce: string, out: Tensor, options?: O_scatter_value_reduce_out): Tensor;
+  "value_reduce_out"(self: Tensor, dim: number, index: Tensor, value: Scalar, options?: O_scatter_value_reduce_out): Tensor;
 } = defineOp("scatter", [
   ["dimname_src",[["self",0,0],["dim",7,0],["index",0,0],["src",0,0]],[0],0],
   ["dimname_value",[["self",0,0],["dim",7,0],["index",0,0],["value",6,0]],[0],0],
-  ["reduce",[["self",0,0],["dim",3,0],["index",0,0],["src",0,0],["reduce",7,0]],[0],1],
-  ["reduce_out",[["self",0,0],["dim",3,0],["index",0,0],["src",0,0],["reduce",7,0],["out",0,4]],[-1],0],
+  ["reduce",[["self",0,0],["dim",3,0],["index",0,0],["src",0,0],["reduce",7,8]],[0],1],
+  ["reduce_out",[["self",0,0],["dim",3,0],["index",0,0],["src",0,0],["reduce",7,8],["out",0,12]],[-6],0],
   ["src",[["self",0,0],["dim",3,0],["index",0,0],["src",0,0]],[0],1],
-  ["src_out",[["self",0,0],["dim",3,0],["index",0,0],["src",0,0],["out",0,4]],[-1],0],
+  ["src_out",[["self",0,0],["dim",3,0],["index",0,0],["src",0,0],["out",0,12]],[-5],0],
   ["value",[["self",0,0],["dim",3,0],["index",0,0],["value",6,0]],[0],1],
-  ["value_out",[["self",0,0],["dim",3,0],["index",0,0],["value",6,0],["out",0,4]],[-1],0],
-  ["value_reduce",[["self",0,0],["dim",3,0],["index",0,0],["value",6,0],["reduce",7,0]],[0],1],
-  ["value_reduce_out",[["self",0,0],["dim",3,0],["index",0,0],["value",6,0],["reduce",7,0],["out",0,4]],[-1],0],
+  ["value_out",[["self",0,0],["dim",3,0],["index",0,0],["value",6,0],["out",0,12]],[-5],0],
+  ["value_reduce",[["self",0,0],["dim",3,0],["index",0,0],["value",6,0],["reduce",7,8]],[0],1],
+  ["value_reduce_out",[["self",0,0],["dim",3,0],["index",0,0],["value",6,0],["reduce",7,8],["out",0,12]],[-6],0],
 ]) as any;
 
-type O_scatter__reduce = { self?: Tensor; dim?: number; index?: Tensor; src?: Tensor; reduce?: string };
+type O_scatter__reduce = { self?: Tensor; dim?: number; index?: Tensor; src?: Tensor; reduce: string };
 type O_scatter__src = { self?: Tensor; dim?: number; index?: Tensor; src?: Tensor };
 type O_scatter__value = { self?: Tensor; dim?: number; index?: Tensor; value?: Scalar };
-type O_scatter__value_reduce = { self?: Tensor; dim?: number; index?: Tensor; value?: Scalar; reduce?: string };
+type O_scatter__value_reduce = { self?: Tensor; dim?: number; index?: Tensor; value?: Scalar; reduce: string };
 /**
  * aten::scatter_.reduce(Tensor(a!) self, int dim, Tensor index, Tensor src, *, str reduce) -> Tensor(a!)
  * aten::scatter_.src(Tensor(a!) self, int dim, Tensor index, Tensor src) -> Tensor(a!)
@@ -93,45 +98,50 @@ type O_scatter__value_reduce = { self?: Tensor; dim?: number; index?: Tensor; va
  * aten::scatter_.value_reduce(Tensor(a!) self, int dim, Tensor index, Scalar value, *, str reduce) -> Tensor(a!)
  */
 export const scatter_: {
-  (self: Tensor, dim: number, index: Tensor, src: Tensor, reduce: string, options?: O_scatter__reduce): Tensor;
-  (self: Tensor, dim: number, index: Tensor, src: Tensor, options?: O_scatter__src): Tensor;
-  (self: Tensor, dim: number, index: Tensor, value: Scalar, options?: O_scatter__value): Tensor;
-  (self: Tensor, dim: number, index: Tensor, value: Scalar, reduce: string, options?: O_scatter__value_reduce): Tensor;
   /** aten::scatter_.reduce(Tensor(a!) self, int dim, Tensor index, Tensor src, *, str reduce) -> Tensor(a!) */
-  "reduce"(self: Tensor, dim: number, index: Tensor, src: Tensor, reduce: string, options?: O_scatter__reduce): Tensor;
+  (self: Tensor, dim: number, index: Tensor, src: Tensor, options?: O_scatter__reduce): Tensor;
+  /** aten::scatter_.src(Tensor(a!) self, int dim, Tensor index, Tensor src) -> Tensor(a!) */
+  (self: Tensor, dim: number, index: Tensor, src: Tensor, options?: O_scatter__src): Tensor;
+  /** aten::scatter_.value(Tensor(a!) self, int dim, Tensor index, Scalar value) -> Tensor(a!) */
+  (self: Tensor, dim: number, index: Tensor, value: Scalar, options?: O_scatter__value): Tensor;
+  /** aten::scatter_.value_reduce(Tensor(a!) self, int dim, Tensor index, Scalar value, *, str reduce) -> Tensor(a!) */
+  (self: Tensor, dim: number, index: Tensor, value: Scalar, options?: O_scatter__value_reduce): Tensor;
+  /** aten::scatter_.reduce(Tensor(a!) self, int dim, Tensor index, Tensor src, *, str reduce) -> Tensor(a!) */
+  "reduce"(self: Tensor, dim: number, index: Tensor, src: Tensor, options?: O_scatter__reduce): Tensor;
   /** aten::scatter_.src(Tensor(a!) self, int dim, Tensor index, Tensor src) -> Tensor(a!) */
   "src"(self: Tensor, dim: number, index: Tensor, src: Tensor, options?: O_scatter__src): Tensor;
   /** aten::scatter_.value(Tensor(a!) self, int dim, Tensor index, Scalar value) -> Tensor(a!) */
   "value"(self: Tensor, dim: number, index: Tensor, value: Scalar, options?: O_scatter__value): Tensor;
   /** aten::scatter_.value_reduce(Tensor(a!) self, int dim, Tensor index, Scalar value, *, str reduce) -> Tensor(a!) */
-  "value_reduce"(self: Tensor, dim: number, index: Tensor, value: Scalar, reduce: string, options?: O_scatter__value_reduce): Tensor;
+  "value_reduce"(self: Tensor, dim: number, index: Tensor, value: Scalar, options?: O_scatter__value_reduce): Tensor;
 } = defineOp("scatter_", [
-  ["reduce",[["self",0,4],["dim",3,0],["index",0,0],["src",0,0],["reduce",7,0]],[-1],1],
+  ["reduce",[["self",0,4],["dim",3,0],["index",0,0],["src",0,0],["reduce",7,8]],[-1],1],
   ["src",[["self",0,4],["dim",3,0],["index",0,0],["src",0,0]],[-1],1],
   ["value",[["self",0,4],["dim",3,0],["index",0,0],["value",6,0]],[-1],1],
-  ["value_reduce",[["self",0,4],["dim",3,0],["index",0,0],["value",6,0],["reduce",7,0]],[-1],1],
+  ["value_reduce",[["self",0,4],["dim",3,0],["index",0,0],["value",6,0],["reduce",7,8]],[-1],1],
 ]) as any;
 
 type O_scatter_add = { self?: Tensor; dim?: number; index?: Tensor; src?: Tensor };
 type O_scatter_add_dimname = { self?: Tensor; dim?: string; index?: Tensor; src?: Tensor };
-type O_scatter_add_out = { self?: Tensor; dim?: number; index?: Tensor; src?: Tensor; out?: Tensor };
+type O_scatter_add_out = { self?: Tensor; dim?: number; index?: Tensor; src?: Tensor; out: Tensor };
 /**
  * aten::scatter_add(Tensor self, int dim, Tensor index, Tensor src) -> Tensor
  * aten::scatter_add.dimname(Tensor self, str dim, Tensor index, Tensor src) -> Tensor
  * aten::scatter_add.out(Tensor self, int dim, Tensor index, Tensor src, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const scatterAdd: {
+  /** aten::scatter_add(Tensor self, int dim, Tensor index, Tensor src) -> Tensor */
   (self: Tensor, dim: number, index: Tensor, src: Tensor, options?: O_scatter_add): Tensor;
   /** aten::scatter_add(Tensor self, int dim, Tensor index, Tensor src) -> Tensor */
   "default"(self: Tensor, dim: number, index: Tensor, src: Tensor, options?: O_scatter_add): Tensor;
   /** aten::scatter_add.dimname(Tensor self, str dim, Tensor index, Tensor src) -> Tensor */
   "dimname"(self: Tensor, dim: string, index: Tensor, src: Tensor, options?: O_scatter_add_dimname): Tensor;
   /** aten::scatter_add.out(Tensor self, int dim, Tensor index, Tensor src, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dim: number, index: Tensor, src: Tensor, out: Tensor, options?: O_scatter_add_out): Tensor;
+  "out"(self: Tensor, dim: number, index: Tensor, src: Tensor, options?: O_scatter_add_out): Tensor;
 } = defineOp("scatter_add", [
   ["",[["self",0,0],["dim",3,0],["index",0,0],["src",0,0]],[0],1],
   ["dimname",[["self",0,0],["dim",7,0],["index",0,0],["src",0,0]],[0],0],
-  ["out",[["self",0,0],["dim",3,0],["index",0,0],["src",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["dim",3,0],["index",0,0],["src",0,0],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_scatter_add_ = { self?: Tensor; dim?: number; index?: Tensor; src?: Tensor };
@@ -139,6 +149,7 @@ type O_scatter_add_ = { self?: Tensor; dim?: number; index?: Tensor; src?: Tenso
  * aten::scatter_add_(Tensor(a!) self, int dim, Tensor index, Tensor src) -> Tensor(a!)
  */
 export const scatterAdd_: {
+  /** aten::scatter_add_(Tensor(a!) self, int dim, Tensor index, Tensor src) -> Tensor(a!) */
   (self: Tensor, dim: number, index: Tensor, src: Tensor, options?: O_scatter_add_): Tensor;
   /** aten::scatter_add_(Tensor(a!) self, int dim, Tensor index, Tensor src) -> Tensor(a!) */
   "default"(self: Tensor, dim: number, index: Tensor, src: Tensor, options?: O_scatter_add_): Tensor;
@@ -147,20 +158,21 @@ export const scatterAdd_: {
 ]) as any;
 
 type O_scatter_reduce_two = { self?: Tensor; dim?: number; index?: Tensor; src?: Tensor; reduce?: string; include_self?: boolean; includeSelf?: boolean };
-type O_scatter_reduce_two_out = { self?: Tensor; dim?: number; index?: Tensor; src?: Tensor; reduce?: string; include_self?: boolean; includeSelf?: boolean; out?: Tensor };
+type O_scatter_reduce_two_out = { self?: Tensor; dim?: number; index?: Tensor; src?: Tensor; reduce?: string; include_self?: boolean; includeSelf?: boolean; out: Tensor };
 /**
  * aten::scatter_reduce.two(Tensor self, int dim, Tensor index, Tensor src, str reduce, *, bool include_self=True) -> Tensor
  * aten::scatter_reduce.two_out(Tensor self, int dim, Tensor index, Tensor src, str reduce, *, bool include_self=True, Tensor(a!) out) -> Tensor(a!)
  */
 export const scatterReduce: {
-  (self: Tensor, dim: number, index: Tensor, src: Tensor, reduce: string, include_self?: boolean | O_scatter_reduce_two, options?: O_scatter_reduce_two): Tensor;
   /** aten::scatter_reduce.two(Tensor self, int dim, Tensor index, Tensor src, str reduce, *, bool include_self=True) -> Tensor */
-  "two"(self: Tensor, dim: number, index: Tensor, src: Tensor, reduce: string, include_self?: boolean | O_scatter_reduce_two, options?: O_scatter_reduce_two): Tensor;
+  (self: Tensor, dim: number, index: Tensor, src: Tensor, reduce: string, options?: O_scatter_reduce_two): Tensor;
+  /** aten::scatter_reduce.two(Tensor self, int dim, Tensor index, Tensor src, str reduce, *, bool include_self=True) -> Tensor */
+  "two"(self: Tensor, dim: number, index: Tensor, src: Tensor, reduce: string, options?: O_scatter_reduce_two): Tensor;
   /** aten::scatter_reduce.two_out(Tensor self, int dim, Tensor index, Tensor src, str reduce, *, bool include_self=True, Tensor(a!) out) -> Tensor(a!) */
-  "two_out"(self: Tensor, dim: number, index: Tensor, src: Tensor, reduce: string, include_self?: boolean | O_scatter_reduce_two_out, out?: Tensor | O_scatter_reduce_two_out, options?: O_scatter_reduce_two_out): Tensor;
+  "two_out"(self: Tensor, dim: number, index: Tensor, src: Tensor, reduce: string, options?: O_scatter_reduce_two_out): Tensor;
 } = defineOp("scatter_reduce", [
-  ["two",[["self",0,0],["dim",3,0],["index",0,0],["src",0,0],["reduce",7,0],["include_self",5,2]],[0],1],
-  ["two_out",[["self",0,0],["dim",3,0],["index",0,0],["src",0,0],["reduce",7,0],["include_self",5,2],["out",0,4]],[-1],0],
+  ["two",[["self",0,0],["dim",3,0],["index",0,0],["src",0,0],["reduce",7,0],["include_self",5,10]],[0],1],
+  ["two_out",[["self",0,0],["dim",3,0],["index",0,0],["src",0,0],["reduce",7,0],["include_self",5,10],["out",0,12]],[-7],0],
 ]) as any;
 
 type O_scatter_reduce__two = { self?: Tensor; dim?: number; index?: Tensor; src?: Tensor; reduce?: string; include_self?: boolean; includeSelf?: boolean };
@@ -168,17 +180,18 @@ type O_scatter_reduce__two = { self?: Tensor; dim?: number; index?: Tensor; src?
  * aten::scatter_reduce_.two(Tensor(a!) self, int dim, Tensor index, Tensor src, str reduce, *, bool include_self=True) -> Tensor(a!)
  */
 export const scatterReduce_: {
-  (self: Tensor, dim: number, index: Tensor, src: Tensor, reduce: string, include_self?: boolean | O_scatter_reduce__two, options?: O_scatter_reduce__two): Tensor;
   /** aten::scatter_reduce_.two(Tensor(a!) self, int dim, Tensor index, Tensor src, str reduce, *, bool include_self=True) -> Tensor(a!) */
-  "two"(self: Tensor, dim: number, index: Tensor, src: Tensor, reduce: string, include_self?: boolean | O_scatter_reduce__two, options?: O_scatter_reduce__two): Tensor;
+  (self: Tensor, dim: number, index: Tensor, src: Tensor, reduce: string, options?: O_scatter_reduce__two): Tensor;
+  /** aten::scatter_reduce_.two(Tensor(a!) self, int dim, Tensor index, Tensor src, str reduce, *, bool include_self=True) -> Tensor(a!) */
+  "two"(self: Tensor, dim: number, index: Tensor, src: Tensor, reduce: string, options?: O_scatter_reduce__two): Tensor;
 } = defineOp("scatter_reduce_", [
-  ["two",[["self",0,4],["dim",3,0],["index",0,0],["src",0,0],["reduce",7,0],["include_self",5,2]],[-1],1],
+  ["two",[["self",0,4],["dim",3,0],["index",0,0],["src",0,0],["reduce",7,0],["include_self",5,10]],[-1],1],
 ]) as any;
 
 type O_searchsorted_Scalar = { sorted_sequence?: Tensor; sortedSequence?: Tensor; self?: Scalar; out_int32?: boolean; outInt32?: boolean; right?: boolean; side?: string | null; sorter?: Tensor | null };
-type O_searchsorted_Scalar_out = { sorted_sequence?: Tensor; sortedSequence?: Tensor; self?: Scalar; out_int32?: boolean; outInt32?: boolean; right?: boolean; side?: string | null; sorter?: Tensor | null; out?: Tensor };
+type O_searchsorted_Scalar_out = { sorted_sequence?: Tensor; sortedSequence?: Tensor; self?: Scalar; out_int32?: boolean; outInt32?: boolean; right?: boolean; side?: string | null; sorter?: Tensor | null; out: Tensor };
 type O_searchsorted_Tensor = { sorted_sequence?: Tensor; sortedSequence?: Tensor; self?: Tensor; out_int32?: boolean; outInt32?: boolean; right?: boolean; side?: string | null; sorter?: Tensor | null };
-type O_searchsorted_Tensor_out = { sorted_sequence?: Tensor; sortedSequence?: Tensor; self?: Tensor; out_int32?: boolean; outInt32?: boolean; right?: boolean; side?: string | null; sorter?: Tensor | null; out?: Tensor };
+type O_searchsorted_Tensor_out = { sorted_sequence?: Tensor; sortedSequence?: Tensor; self?: Tensor; out_int32?: boolean; outInt32?: boolean; right?: boolean; side?: string | null; sorter?: Tensor | null; out: Tensor };
 /**
  * aten::searchsorted.Scalar(Tensor sorted_sequence, Scalar self, *, bool out_int32=False, bool right=False, str? side=None, Tensor? sorter=None) -> Tensor
  * aten::searchsorted.Scalar_out(Tensor sorted_sequence, Scalar self, *, bool out_int32=False, bool right=False, str? side=None, Tensor? sorter=None, Tensor(a!) out) -> Tensor(a!)
@@ -186,38 +199,41 @@ type O_searchsorted_Tensor_out = { sorted_sequence?: Tensor; sortedSequence?: Te
  * aten::searchsorted.Tensor_out(Tensor sorted_sequence, Tensor self, *, bool out_int32=False, bool right=False, str? side=None, Tensor? sorter=None, Tensor(a!) out) -> Tensor(a!)
  */
 export const searchsorted: {
-  (sorted_sequence: Tensor, self: Scalar, out_int32?: boolean | O_searchsorted_Scalar, right?: boolean | O_searchsorted_Scalar, side?: string | null | O_searchsorted_Scalar, sorter?: Tensor | null | O_searchsorted_Scalar, options?: O_searchsorted_Scalar): Tensor;
-  (sorted_sequence: Tensor, self: Tensor, out_int32?: boolean | O_searchsorted_Tensor, right?: boolean | O_searchsorted_Tensor, side?: string | null | O_searchsorted_Tensor, sorter?: Tensor | null | O_searchsorted_Tensor, options?: O_searchsorted_Tensor): Tensor;
   /** aten::searchsorted.Scalar(Tensor sorted_sequence, Scalar self, *, bool out_int32=False, bool right=False, str? side=None, Tensor? sorter=None) -> Tensor */
-  "Scalar"(sorted_sequence: Tensor, self: Scalar, out_int32?: boolean | O_searchsorted_Scalar, right?: boolean | O_searchsorted_Scalar, side?: string | null | O_searchsorted_Scalar, sorter?: Tensor | null | O_searchsorted_Scalar, options?: O_searchsorted_Scalar): Tensor;
-  /** aten::searchsorted.Scalar_out(Tensor sorted_sequence, Scalar self, *, bool out_int32=False, bool right=False, str? side=None, Tensor? sorter=None, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_out"(sorted_sequence: Tensor, self: Scalar, out_int32?: boolean | O_searchsorted_Scalar_out, right?: boolean | O_searchsorted_Scalar_out, side?: string | null | O_searchsorted_Scalar_out, sorter?: Tensor | null | O_searchsorted_Scalar_out, out?: Tensor | O_searchsorted_Scalar_out, options?: O_searchsorted_Scalar_out): Tensor;
+  (sorted_sequence: Tensor, self: Scalar, options?: O_searchsorted_Scalar): Tensor;
   /** aten::searchsorted.Tensor(Tensor sorted_sequence, Tensor self, *, bool out_int32=False, bool right=False, str? side=None, Tensor? sorter=None) -> Tensor */
-  "Tensor"(sorted_sequence: Tensor, self: Tensor, out_int32?: boolean | O_searchsorted_Tensor, right?: boolean | O_searchsorted_Tensor, side?: string | null | O_searchsorted_Tensor, sorter?: Tensor | null | O_searchsorted_Tensor, options?: O_searchsorted_Tensor): Tensor;
+  (sorted_sequence: Tensor, self: Tensor, options?: O_searchsorted_Tensor): Tensor;
+  /** aten::searchsorted.Scalar(Tensor sorted_sequence, Scalar self, *, bool out_int32=False, bool right=False, str? side=None, Tensor? sorter=None) -> Tensor */
+  "Scalar"(sorted_sequence: Tensor, self: Scalar, options?: O_searchsorted_Scalar): Tensor;
+  /** aten::searchsorted.Scalar_out(Tensor sorted_sequence, Scalar self, *, bool out_int32=False, bool right=False, str? side=None, Tensor? sorter=None, Tensor(a!) out) -> Tensor(a!) */
+  "Scalar_out"(sorted_sequence: Tensor, self: Scalar, options?: O_searchsorted_Scalar_out): Tensor;
+  /** aten::searchsorted.Tensor(Tensor sorted_sequence, Tensor self, *, bool out_int32=False, bool right=False, str? side=None, Tensor? sorter=None) -> Tensor */
+  "Tensor"(sorted_sequence: Tensor, self: Tensor, options?: O_searchsorted_Tensor): Tensor;
   /** aten::searchsorted.Tensor_out(Tensor sorted_sequence, Tensor self, *, bool out_int32=False, bool right=False, str? side=None, Tensor? sorter=None, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_out"(sorted_sequence: Tensor, self: Tensor, out_int32?: boolean | O_searchsorted_Tensor_out, right?: boolean | O_searchsorted_Tensor_out, side?: string | null | O_searchsorted_Tensor_out, sorter?: Tensor | null | O_searchsorted_Tensor_out, out?: Tensor | O_searchsorted_Tensor_out, options?: O_searchsorted_Tensor_out): Tensor;
+  "Tensor_out"(sorted_sequence: Tensor, self: Tensor, options?: O_searchsorted_Tensor_out): Tensor;
 } = defineOp("searchsorted", [
-  ["Scalar",[["sorted_sequence",0,0],["self",6,0],["out_int32",5,2],["right",5,2],["side",7,3],["sorter",0,3]],[0],1],
-  ["Scalar_out",[["sorted_sequence",0,0],["self",6,0],["out_int32",5,2],["right",5,2],["side",7,3],["sorter",0,3],["out",0,4]],[-1],0],
-  ["Tensor",[["sorted_sequence",0,0],["self",0,0],["out_int32",5,2],["right",5,2],["side",7,3],["sorter",0,3]],[0],1],
-  ["Tensor_out",[["sorted_sequence",0,0],["self",0,0],["out_int32",5,2],["right",5,2],["side",7,3],["sorter",0,3],["out",0,4]],[-1],0],
+  ["Scalar",[["sorted_sequence",0,0],["self",6,0],["out_int32",5,10],["right",5,10],["side",7,11],["sorter",0,11]],[0],1],
+  ["Scalar_out",[["sorted_sequence",0,0],["self",6,0],["out_int32",5,10],["right",5,10],["side",7,11],["sorter",0,11],["out",0,12]],[-7],0],
+  ["Tensor",[["sorted_sequence",0,0],["self",0,0],["out_int32",5,10],["right",5,10],["side",7,11],["sorter",0,11]],[0],1],
+  ["Tensor_out",[["sorted_sequence",0,0],["self",0,0],["out_int32",5,10],["right",5,10],["side",7,11],["sorter",0,11],["out",0,12]],[-7],0],
 ]) as any;
 
 type O_segment_reduce = { data?: Tensor; reduce?: string; lengths?: Tensor | null; indices?: Tensor | null; offsets?: Tensor | null; axis?: number; unsafe?: boolean; initial?: Scalar | null };
-type O_segment_reduce_out = { data?: Tensor; reduce?: string; lengths?: Tensor | null; indices?: Tensor | null; offsets?: Tensor | null; axis?: number; unsafe?: boolean; initial?: Scalar | null; out?: Tensor };
+type O_segment_reduce_out = { data?: Tensor; reduce?: string; lengths?: Tensor | null; indices?: Tensor | null; offsets?: Tensor | null; axis?: number; unsafe?: boolean; initial?: Scalar | null; out: Tensor };
 /**
  * aten::segment_reduce(Tensor data, str reduce, *, Tensor? lengths=None, Tensor? indices=None, Tensor? offsets=None, int axis=0, bool unsafe=False, Scalar? initial=None) -> Tensor
  * aten::segment_reduce.out(Tensor data, str reduce, *, Tensor? lengths=None, Tensor? indices=None, Tensor? offsets=None, int axis=0, bool unsafe=False, Scalar? initial=None, Tensor(a!) out) -> Tensor(a!)
  */
 export const segmentReduce: {
-  (data: Tensor, reduce: string, lengths?: Tensor | null | O_segment_reduce, indices?: Tensor | null | O_segment_reduce, offsets?: Tensor | null | O_segment_reduce, axis?: number | O_segment_reduce, unsafe?: boolean | O_segment_reduce, initial?: Scalar | null | O_segment_reduce, options?: O_segment_reduce): Tensor;
   /** aten::segment_reduce(Tensor data, str reduce, *, Tensor? lengths=None, Tensor? indices=None, Tensor? offsets=None, int axis=0, bool unsafe=False, Scalar? initial=None) -> Tensor */
-  "default"(data: Tensor, reduce: string, lengths?: Tensor | null | O_segment_reduce, indices?: Tensor | null | O_segment_reduce, offsets?: Tensor | null | O_segment_reduce, axis?: number | O_segment_reduce, unsafe?: boolean | O_segment_reduce, initial?: Scalar | null | O_segment_reduce, options?: O_segment_reduce): Tensor;
+  (data: Tensor, reduce: string, options?: O_segment_reduce): Tensor;
+  /** aten::segment_reduce(Tensor data, str reduce, *, Tensor? lengths=None, Tensor? indices=None, Tensor? offsets=None, int axis=0, bool unsafe=False, Scalar? initial=None) -> Tensor */
+  "default"(data: Tensor, reduce: string, options?: O_segment_reduce): Tensor;
   /** aten::segment_reduce.out(Tensor data, str reduce, *, Tensor? lengths=None, Tensor? indices=None, Tensor? offsets=None, int axis=0, bool unsafe=False, Scalar? initial=None, Tensor(a!) out) -> Tensor(a!) */
-  "out"(data: Tensor, reduce: string, lengths?: Tensor | null | O_segment_reduce_out, indices?: Tensor | null | O_segment_reduce_out, offsets?: Tensor | null | O_segment_reduce_out, axis?: number | O_segment_reduce_out, unsafe?: boolean | O_segment_reduce_out, initial?: Scalar | null | O_segment_reduce_out, out?: Tensor | O_segment_reduce_out, options?: O_segment_reduce_out): Tensor;
+  "out"(data: Tensor, reduce: string, options?: O_segment_reduce_out): Tensor;
 } = defineOp("segment_reduce", [
-  ["",[["data",0,0],["reduce",7,0],["lengths",0,3],["indices",0,3],["offsets",0,3],["axis",3,2],["unsafe",5,2],["initial",6,3]],[0],1],
-  ["out",[["data",0,0],["reduce",7,0],["lengths",0,3],["indices",0,3],["offsets",0,3],["axis",3,2],["unsafe",5,2],["initial",6,3],["out",0,4]],[-1],0],
+  ["",[["data",0,0],["reduce",7,0],["lengths",0,11],["indices",0,11],["offsets",0,11],["axis",3,10],["unsafe",5,10],["initial",6,11]],[0],1],
+  ["out",[["data",0,0],["reduce",7,0],["lengths",0,11],["indices",0,11],["offsets",0,11],["axis",3,10],["unsafe",5,10],["initial",6,11],["out",0,12]],[-9],0],
 ]) as any;
 
 type O_select_Dimname = { self?: Tensor; dim?: string; index?: number };
@@ -227,6 +243,7 @@ type O_select_int = { self?: Tensor; dim?: number; index?: number };
  * aten::select.int(Tensor(a) self, int dim, int index) -> Tensor(a)
  */
 export const select: {
+  /** aten::select.int(Tensor(a) self, int dim, int index) -> Tensor(a) */
   (self: Tensor, dim: number, index: number, options?: O_select_int): Tensor;
   /** aten::select.Dimname(Tensor(a) self, str dim, int index) -> Tensor(a) */
   "Dimname"(self: Tensor, dim: string, index: number, options?: O_select_Dimname): Tensor;
@@ -238,54 +255,57 @@ export const select: {
 ]) as any;
 
 type O_select_backward = { grad_output?: Tensor; gradOutput?: Tensor; input_sizes?: number[]; inputSizes?: number[]; dim?: number; index?: number };
-type O_select_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; input_sizes?: number[]; inputSizes?: number[]; dim?: number; index?: number; out?: Tensor };
+type O_select_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; input_sizes?: number[]; inputSizes?: number[]; dim?: number; index?: number; out: Tensor };
 /**
  * aten::select_backward(Tensor grad_output, SymInt[] input_sizes, int dim, int index) -> Tensor
  * aten::select_backward.out(Tensor grad_output, SymInt[] input_sizes, int dim, int index, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const selectBackward: {
+  /** aten::select_backward(Tensor grad_output, SymInt[] input_sizes, int dim, int index) -> Tensor */
   (grad_output: Tensor, input_sizes: number[], dim: number, index: number, options?: O_select_backward): Tensor;
   /** aten::select_backward(Tensor grad_output, SymInt[] input_sizes, int dim, int index) -> Tensor */
   "default"(grad_output: Tensor, input_sizes: number[], dim: number, index: number, options?: O_select_backward): Tensor;
   /** aten::select_backward.out(Tensor grad_output, SymInt[] input_sizes, int dim, int index, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(grad_output: Tensor, input_sizes: number[], dim: number, index: number, out: Tensor, options?: O_select_backward_out): Tensor;
+  "out"(grad_output: Tensor, input_sizes: number[], dim: number, index: number, options?: O_select_backward_out): Tensor;
 } = defineOp("select_backward", [
   ["",[["grad_output",0,0],["input_sizes",12,0],["dim",3,0],["index",3,0]],[0],1],
-  ["out",[["grad_output",0,0],["input_sizes",12,0],["dim",3,0],["index",3,0],["out",0,4]],[-1],0],
+  ["out",[["grad_output",0,0],["input_sizes",12,0],["dim",3,0],["index",3,0],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_select_copy_int = { self?: Tensor; dim?: number; index?: number };
-type O_select_copy_int_out = { self?: Tensor; dim?: number; index?: number; out?: Tensor };
+type O_select_copy_int_out = { self?: Tensor; dim?: number; index?: number; out: Tensor };
 /**
  * aten::select_copy.int(Tensor self, int dim, int index) -> Tensor
  * aten::select_copy.int_out(Tensor self, int dim, int index, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const selectCopy: {
+  /** aten::select_copy.int(Tensor self, int dim, int index) -> Tensor */
   (self: Tensor, dim: number, index: number, options?: O_select_copy_int): Tensor;
   /** aten::select_copy.int(Tensor self, int dim, int index) -> Tensor */
   "int"(self: Tensor, dim: number, index: number, options?: O_select_copy_int): Tensor;
   /** aten::select_copy.int_out(Tensor self, int dim, int index, *, Tensor(a!) out) -> Tensor(a!) */
-  "int_out"(self: Tensor, dim: number, index: number, out: Tensor, options?: O_select_copy_int_out): Tensor;
+  "int_out"(self: Tensor, dim: number, index: number, options?: O_select_copy_int_out): Tensor;
 } = defineOp("select_copy", [
   ["int",[["self",0,0],["dim",3,0],["index",3,0]],[0],1],
-  ["int_out",[["self",0,0],["dim",3,0],["index",3,0],["out",0,4]],[-1],0],
+  ["int_out",[["self",0,0],["dim",3,0],["index",3,0],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_select_scatter = { self?: Tensor; src?: Tensor; dim?: number; index?: number };
-type O_select_scatter_out = { self?: Tensor; src?: Tensor; dim?: number; index?: number; out?: Tensor };
+type O_select_scatter_out = { self?: Tensor; src?: Tensor; dim?: number; index?: number; out: Tensor };
 /**
  * aten::select_scatter(Tensor self, Tensor src, int dim, int index) -> Tensor
  * aten::select_scatter.out(Tensor self, Tensor src, int dim, int index, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const selectScatter: {
+  /** aten::select_scatter(Tensor self, Tensor src, int dim, int index) -> Tensor */
   (self: Tensor, src: Tensor, dim: number, index: number, options?: O_select_scatter): Tensor;
   /** aten::select_scatter(Tensor self, Tensor src, int dim, int index) -> Tensor */
   "default"(self: Tensor, src: Tensor, dim: number, index: number, options?: O_select_scatter): Tensor;
   /** aten::select_scatter.out(Tensor self, Tensor src, int dim, int index, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, src: Tensor, dim: number, index: number, out: Tensor, options?: O_select_scatter_out): Tensor;
+  "out"(self: Tensor, src: Tensor, dim: number, index: number, options?: O_select_scatter_out): Tensor;
 } = defineOp("select_scatter", [
   ["",[["self",0,0],["src",0,0],["dim",3,0],["index",3,0]],[0],1],
-  ["out",[["self",0,0],["src",0,0],["dim",3,0],["index",3,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["src",0,0],["dim",3,0],["index",3,0],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_selu = { self?: Tensor };
@@ -293,6 +313,7 @@ type O_selu = { self?: Tensor };
  * aten::selu(Tensor self) -> Tensor
  */
 export const selu: {
+  /** aten::selu(Tensor self) -> Tensor */
   (self: Tensor, options?: O_selu): Tensor;
   /** aten::selu(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_selu): Tensor;
@@ -305,6 +326,7 @@ type O_selu_ = { self?: Tensor };
  * aten::selu_(Tensor(a!) self) -> Tensor(a!)
  */
 export const selu_: {
+  /** aten::selu_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_selu_): Tensor;
   /** aten::selu_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_selu_): Tensor;
@@ -313,9 +335,9 @@ export const selu_: {
 ]) as any;
 
 type O_set = { self?: Tensor };
-type O_set_out = { self?: Tensor; out?: Tensor };
+type O_set_out = { self?: Tensor; out: Tensor };
 type O_set_source_Tensor = { self?: Tensor; source?: Tensor };
-type O_set_source_Tensor_out = { self?: Tensor; source?: Tensor; out?: Tensor };
+type O_set_source_Tensor_out = { self?: Tensor; source?: Tensor; out: Tensor };
 /**
  * aten::set(Tensor self) -> Tensor
  * aten::set.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
@@ -323,21 +345,23 @@ type O_set_source_Tensor_out = { self?: Tensor; source?: Tensor; out?: Tensor };
  * aten::set.source_Tensor_out(Tensor self, Tensor source, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const set: {
+  /** aten::set(Tensor self) -> Tensor */
   (self: Tensor, options?: O_set): Tensor;
+  /** aten::set.source_Tensor(Tensor self, Tensor source) -> Tensor */
   (self: Tensor, source: Tensor, options?: O_set_source_Tensor): Tensor;
   /** aten::set(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_set): Tensor;
   /** aten::set.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_set_out): Tensor;
+  "out"(self: Tensor, options?: O_set_out): Tensor;
   /** aten::set.source_Tensor(Tensor self, Tensor source) -> Tensor */
   "source_Tensor"(self: Tensor, source: Tensor, options?: O_set_source_Tensor): Tensor;
   /** aten::set.source_Tensor_out(Tensor self, Tensor source, *, Tensor(a!) out) -> Tensor(a!) */
-  "source_Tensor_out"(self: Tensor, source: Tensor, out: Tensor, options?: O_set_source_Tensor_out): Tensor;
+  "source_Tensor_out"(self: Tensor, source: Tensor, options?: O_set_source_Tensor_out): Tensor;
 } = defineOp("set", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
   ["source_Tensor",[["self",0,0],["source",0,0]],[0],1],
-  ["source_Tensor_out",[["self",0,0],["source",0,0],["out",0,4]],[-1],0],
+  ["source_Tensor_out",[["self",0,0],["source",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_set_ = { self?: Tensor };
@@ -349,8 +373,11 @@ type O_set__source_Tensor_storage_offset = { self?: Tensor; source?: Tensor; sto
  * aten::set_.source_Tensor_storage_offset(Tensor(a!) self, Tensor source, SymInt storage_offset, SymInt[] size, SymInt[] stride=[]) -> Tensor(a!)
  */
 export const set_: {
+  /** aten::set_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_set_): Tensor;
+  /** aten::set_.source_Tensor(Tensor(a!) self, Tensor source) -> Tensor(a!) */
   (self: Tensor, source: Tensor, options?: O_set__source_Tensor): Tensor;
+  /** aten::set_.source_Tensor_storage_offset(Tensor(a!) self, Tensor source, SymInt storage_offset, SymInt[] size, SymInt[] stride=[]) -> Tensor(a!) */
   (self: Tensor, source: Tensor, storage_offset: number, size: number[], stride?: number[] | O_set__source_Tensor_storage_offset, options?: O_set__source_Tensor_storage_offset): Tensor;
   /** aten::set_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_set_): Tensor;
@@ -369,6 +396,7 @@ type O_set_data = { self?: Tensor; new_data?: Tensor; newData?: Tensor };
  * aten::set_data(Tensor(a!) self, Tensor new_data) -> ()
  */
 export const setData: {
+  /** aten::set_data(Tensor(a!) self, Tensor new_data) -> () */
   (self: Tensor, new_data: Tensor, options?: O_set_data): void;
   /** aten::set_data(Tensor(a!) self, Tensor new_data) -> () */
   "default"(self: Tensor, new_data: Tensor, options?: O_set_data): void;
@@ -377,20 +405,21 @@ export const setData: {
 ]) as any;
 
 type O_sgn = { self?: Tensor };
-type O_sgn_out = { self?: Tensor; out?: Tensor };
+type O_sgn_out = { self?: Tensor; out: Tensor };
 /**
  * aten::sgn(Tensor self) -> Tensor
  * aten::sgn.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const sgn: {
+  /** aten::sgn(Tensor self) -> Tensor */
   (self: Tensor, options?: O_sgn): Tensor;
   /** aten::sgn(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_sgn): Tensor;
   /** aten::sgn.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_sgn_out): Tensor;
+  "out"(self: Tensor, options?: O_sgn_out): Tensor;
 } = defineOp("sgn", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_sgn_ = { self?: Tensor };
@@ -398,6 +427,7 @@ type O_sgn_ = { self?: Tensor };
  * aten::sgn_(Tensor(a!) self) -> Tensor(a!)
  */
 export const sgn_: {
+  /** aten::sgn_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_sgn_): Tensor;
   /** aten::sgn_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_sgn_): Tensor;
@@ -406,20 +436,21 @@ export const sgn_: {
 ]) as any;
 
 type O_sigmoid = { self?: Tensor };
-type O_sigmoid_out = { self?: Tensor; out?: Tensor };
+type O_sigmoid_out = { self?: Tensor; out: Tensor };
 /**
  * aten::sigmoid(Tensor self) -> Tensor
  * aten::sigmoid.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const sigmoid: {
+  /** aten::sigmoid(Tensor self) -> Tensor */
   (self: Tensor, options?: O_sigmoid): Tensor;
   /** aten::sigmoid(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_sigmoid): Tensor;
   /** aten::sigmoid.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_sigmoid_out): Tensor;
+  "out"(self: Tensor, options?: O_sigmoid_out): Tensor;
 } = defineOp("sigmoid", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_sigmoid_ = { self?: Tensor };
@@ -427,6 +458,7 @@ type O_sigmoid_ = { self?: Tensor };
  * aten::sigmoid_(Tensor(a!) self) -> Tensor(a!)
  */
 export const sigmoid_: {
+  /** aten::sigmoid_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_sigmoid_): Tensor;
   /** aten::sigmoid_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_sigmoid_): Tensor;
@@ -441,31 +473,33 @@ type O_sigmoid_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor
  * aten::sigmoid_backward.grad_input(Tensor grad_output, Tensor output, *, Tensor(a!) grad_input) -> Tensor(a!)
  */
 export const sigmoidBackward: {
+  /** aten::sigmoid_backward(Tensor grad_output, Tensor output) -> Tensor */
   (grad_output: Tensor, output: Tensor, options?: O_sigmoid_backward): Tensor;
   /** aten::sigmoid_backward(Tensor grad_output, Tensor output) -> Tensor */
   "default"(grad_output: Tensor, output: Tensor, options?: O_sigmoid_backward): Tensor;
   /** aten::sigmoid_backward.grad_input(Tensor grad_output, Tensor output, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, output: Tensor, grad_input: Tensor, options?: O_sigmoid_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, output: Tensor, options?: O_sigmoid_backward_grad_input): Tensor;
 } = defineOp("sigmoid_backward", [
   ["",[["grad_output",0,0],["output",0,0]],[0],1],
-  ["grad_input",[["grad_output",0,0],["output",0,0],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["output",0,0],["grad_input",0,12]],[-3],0],
 ]) as any;
 
 type O_sign = { self?: Tensor };
-type O_sign_out = { self?: Tensor; out?: Tensor };
+type O_sign_out = { self?: Tensor; out: Tensor };
 /**
  * aten::sign(Tensor self) -> Tensor
  * aten::sign.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const sign: {
+  /** aten::sign(Tensor self) -> Tensor */
   (self: Tensor, options?: O_sign): Tensor;
   /** aten::sign(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_sign): Tensor;
   /** aten::sign.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_sign_out): Tensor;
+  "out"(self: Tensor, options?: O_sign_out): Tensor;
 } = defineOp("sign", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_sign_ = { self?: Tensor };
@@ -473,6 +507,7 @@ type O_sign_ = { self?: Tensor };
  * aten::sign_(Tensor(a!) self) -> Tensor(a!)
  */
 export const sign_: {
+  /** aten::sign_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_sign_): Tensor;
   /** aten::sign_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_sign_): Tensor;
@@ -481,37 +516,39 @@ export const sign_: {
 ]) as any;
 
 type O_signbit = { self?: Tensor };
-type O_signbit_out = { self?: Tensor; out?: Tensor };
+type O_signbit_out = { self?: Tensor; out: Tensor };
 /**
  * aten::signbit(Tensor self) -> Tensor
  * aten::signbit.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const signbit: {
+  /** aten::signbit(Tensor self) -> Tensor */
   (self: Tensor, options?: O_signbit): Tensor;
   /** aten::signbit(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_signbit): Tensor;
   /** aten::signbit.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_signbit_out): Tensor;
+  "out"(self: Tensor, options?: O_signbit_out): Tensor;
 } = defineOp("signbit", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_silu = { self?: Tensor };
-type O_silu_out = { self?: Tensor; out?: Tensor };
+type O_silu_out = { self?: Tensor; out: Tensor };
 /**
  * aten::silu(Tensor self) -> Tensor
  * aten::silu.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const silu: {
+  /** aten::silu(Tensor self) -> Tensor */
   (self: Tensor, options?: O_silu): Tensor;
   /** aten::silu(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_silu): Tensor;
   /** aten::silu.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_silu_out): Tensor;
+  "out"(self: Tensor, options?: O_silu_out): Tensor;
 } = defineOp("silu", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_silu_ = { self?: Tensor };
@@ -519,6 +556,7 @@ type O_silu_ = { self?: Tensor };
  * aten::silu_(Tensor(a!) self) -> Tensor(a!)
  */
 export const silu_: {
+  /** aten::silu_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_silu_): Tensor;
   /** aten::silu_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_silu_): Tensor;
@@ -533,31 +571,33 @@ type O_silu_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; s
  * aten::silu_backward.grad_input(Tensor grad_output, Tensor self, *, Tensor(a!) grad_input) -> Tensor(a!)
  */
 export const siluBackward: {
+  /** aten::silu_backward(Tensor grad_output, Tensor self) -> Tensor */
   (grad_output: Tensor, self: Tensor, options?: O_silu_backward): Tensor;
   /** aten::silu_backward(Tensor grad_output, Tensor self) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, options?: O_silu_backward): Tensor;
   /** aten::silu_backward.grad_input(Tensor grad_output, Tensor self, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, self: Tensor, grad_input: Tensor, options?: O_silu_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, self: Tensor, options?: O_silu_backward_grad_input): Tensor;
 } = defineOp("silu_backward", [
   ["",[["grad_output",0,0],["self",0,0]],[0],1],
-  ["grad_input",[["grad_output",0,0],["self",0,0],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["self",0,0],["grad_input",0,12]],[-3],0],
 ]) as any;
 
 type O_sin = { self?: Tensor };
-type O_sin_out = { self?: Tensor; out?: Tensor };
+type O_sin_out = { self?: Tensor; out: Tensor };
 /**
  * aten::sin(Tensor self) -> Tensor
  * aten::sin.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const sin: {
+  /** aten::sin(Tensor self) -> Tensor */
   (self: Tensor, options?: O_sin): Tensor;
   /** aten::sin(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_sin): Tensor;
   /** aten::sin.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_sin_out): Tensor;
+  "out"(self: Tensor, options?: O_sin_out): Tensor;
 } = defineOp("sin", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_sin_ = { self?: Tensor };
@@ -565,6 +605,7 @@ type O_sin_ = { self?: Tensor };
  * aten::sin_(Tensor(a!) self) -> Tensor(a!)
  */
 export const sin_: {
+  /** aten::sin_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_sin_): Tensor;
   /** aten::sin_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_sin_): Tensor;
@@ -573,20 +614,21 @@ export const sin_: {
 ]) as any;
 
 type O_sinc = { self?: Tensor };
-type O_sinc_out = { self?: Tensor; out?: Tensor };
+type O_sinc_out = { self?: Tensor; out: Tensor };
 /**
  * aten::sinc(Tensor self) -> Tensor
  * aten::sinc.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const sinc: {
+  /** aten::sinc(Tensor self) -> Tensor */
   (self: Tensor, options?: O_sinc): Tensor;
   /** aten::sinc(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_sinc): Tensor;
   /** aten::sinc.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_sinc_out): Tensor;
+  "out"(self: Tensor, options?: O_sinc_out): Tensor;
 } = defineOp("sinc", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_sinc_ = { self?: Tensor };
@@ -594,6 +636,7 @@ type O_sinc_ = { self?: Tensor };
  * aten::sinc_(Tensor(a!) self) -> Tensor(a!)
  */
 export const sinc_: {
+  /** aten::sinc_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_sinc_): Tensor;
   /** aten::sinc_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_sinc_): Tensor;
@@ -602,20 +645,21 @@ export const sinc_: {
 ]) as any;
 
 type O_sinh = { self?: Tensor };
-type O_sinh_out = { self?: Tensor; out?: Tensor };
+type O_sinh_out = { self?: Tensor; out: Tensor };
 /**
  * aten::sinh(Tensor self) -> Tensor
  * aten::sinh.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const sinh: {
+  /** aten::sinh(Tensor self) -> Tensor */
   (self: Tensor, options?: O_sinh): Tensor;
   /** aten::sinh(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_sinh): Tensor;
   /** aten::sinh.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_sinh_out): Tensor;
+  "out"(self: Tensor, options?: O_sinh_out): Tensor;
 } = defineOp("sinh", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_sinh_ = { self?: Tensor };
@@ -623,6 +667,7 @@ type O_sinh_ = { self?: Tensor };
  * aten::sinh_(Tensor(a!) self) -> Tensor(a!)
  */
 export const sinh_: {
+  /** aten::sinh_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_sinh_): Tensor;
   /** aten::sinh_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_sinh_): Tensor;
@@ -637,6 +682,7 @@ type O_size_int = { self?: Tensor; dim?: number };
  * aten::size.int(Tensor self, int dim) -> int
  */
 export const size: {
+  /** aten::size.int(Tensor self, int dim) -> int */
   (self: Tensor, dim: number, options?: O_size_int): number;
   /** aten::size.Dimname(Tensor self, str dim) -> int */
   "Dimname"(self: Tensor, dim: string, options?: O_size_Dimname): number;
@@ -652,6 +698,7 @@ type O_slice_Tensor = { self?: Tensor; dim?: number; start?: number | null; end?
  * aten::slice.Tensor(Tensor(a) self, int dim=0, SymInt? start=None, SymInt? end=None, SymInt step=1) -> Tensor(a)
  */
 export const slice: {
+  /** aten::slice.Tensor(Tensor(a) self, int dim=0, SymInt? start=None, SymInt? end=None, SymInt step=1) -> Tensor(a) */
   (self: Tensor, dim?: number | O_slice_Tensor, start?: number | null | O_slice_Tensor, end?: number | null | O_slice_Tensor, step?: number | O_slice_Tensor, options?: O_slice_Tensor): Tensor;
   /** aten::slice.Tensor(Tensor(a) self, int dim=0, SymInt? start=None, SymInt? end=None, SymInt step=1) -> Tensor(a) */
   "Tensor"(self: Tensor, dim?: number | O_slice_Tensor, start?: number | null | O_slice_Tensor, end?: number | null | O_slice_Tensor, step?: number | O_slice_Tensor, options?: O_slice_Tensor): Tensor;
@@ -660,173 +707,183 @@ export const slice: {
 ]) as any;
 
 type O_slice_backward = { grad_output?: Tensor; gradOutput?: Tensor; input_sizes?: number[]; inputSizes?: number[]; dim?: number; start?: number; end?: number; step?: number };
-type O_slice_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; input_sizes?: number[]; inputSizes?: number[]; dim?: number; start?: number; end?: number; step?: number; out?: Tensor };
+type O_slice_backward_out = { grad_output?: Tensor; gradOutput?: Tensor; input_sizes?: number[]; inputSizes?: number[]; dim?: number; start?: number; end?: number; step?: number; out: Tensor };
 /**
  * aten::slice_backward(Tensor grad_output, SymInt[] input_sizes, int dim, SymInt start, SymInt end, SymInt step) -> Tensor
  * aten::slice_backward.out(Tensor grad_output, SymInt[] input_sizes, int dim, SymInt start, SymInt end, SymInt step, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const sliceBackward: {
+  /** aten::slice_backward(Tensor grad_output, SymInt[] input_sizes, int dim, SymInt start, SymInt end, SymInt step) -> Tensor */
   (grad_output: Tensor, input_sizes: number[], dim: number, start: number, end: number, step: number, options?: O_slice_backward): Tensor;
   /** aten::slice_backward(Tensor grad_output, SymInt[] input_sizes, int dim, SymInt start, SymInt end, SymInt step) -> Tensor */
   "default"(grad_output: Tensor, input_sizes: number[], dim: number, start: number, end: number, step: number, options?: O_slice_backward): Tensor;
   /** aten::slice_backward.out(Tensor grad_output, SymInt[] input_sizes, int dim, SymInt start, SymInt end, SymInt step, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(grad_output: Tensor, input_sizes: number[], dim: number, start: number, end: number, step: number, out: Tensor, options?: O_slice_backward_out): Tensor;
+  "out"(grad_output: Tensor, input_sizes: number[], dim: number, start: number, end: number, step: number, options?: O_slice_backward_out): Tensor;
 } = defineOp("slice_backward", [
   ["",[["grad_output",0,0],["input_sizes",12,0],["dim",3,0],["start",3,0],["end",3,0],["step",3,0]],[0],1],
-  ["out",[["grad_output",0,0],["input_sizes",12,0],["dim",3,0],["start",3,0],["end",3,0],["step",3,0],["out",0,4]],[-1],0],
+  ["out",[["grad_output",0,0],["input_sizes",12,0],["dim",3,0],["start",3,0],["end",3,0],["step",3,0],["out",0,12]],[-7],0],
 ]) as any;
 
 type O_slice_copy_Tensor = { self?: Tensor; dim?: number; start?: number | null; end?: number | null; step?: number };
-type O_slice_copy_Tensor_out = { self?: Tensor; dim?: number; start?: number | null; end?: number | null; step?: number; out?: Tensor };
+type O_slice_copy_Tensor_out = { self?: Tensor; dim?: number; start?: number | null; end?: number | null; step?: number; out: Tensor };
 /**
  * aten::slice_copy.Tensor(Tensor self, int dim=0, SymInt? start=None, SymInt? end=None, SymInt step=1) -> Tensor
  * aten::slice_copy.Tensor_out(Tensor self, int dim=0, SymInt? start=None, SymInt? end=None, SymInt step=1, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const sliceCopy: {
+  /** aten::slice_copy.Tensor(Tensor self, int dim=0, SymInt? start=None, SymInt? end=None, SymInt step=1) -> Tensor */
   (self: Tensor, dim?: number | O_slice_copy_Tensor, start?: number | null | O_slice_copy_Tensor, end?: number | null | O_slice_copy_Tensor, step?: number | O_slice_copy_Tensor, options?: O_slice_copy_Tensor): Tensor;
   /** aten::slice_copy.Tensor(Tensor self, int dim=0, SymInt? start=None, SymInt? end=None, SymInt step=1) -> Tensor */
   "Tensor"(self: Tensor, dim?: number | O_slice_copy_Tensor, start?: number | null | O_slice_copy_Tensor, end?: number | null | O_slice_copy_Tensor, step?: number | O_slice_copy_Tensor, options?: O_slice_copy_Tensor): Tensor;
   /** aten::slice_copy.Tensor_out(Tensor self, int dim=0, SymInt? start=None, SymInt? end=None, SymInt step=1, *, Tensor(a!) out) -> Tensor(a!) */
-  "Tensor_out"(self: Tensor, dim?: number | O_slice_copy_Tensor_out, start?: number | null | O_slice_copy_Tensor_out, end?: number | null | O_slice_copy_Tensor_out, step?: number | O_slice_copy_Tensor_out, out?: Tensor | O_slice_copy_Tensor_out, options?: O_slice_copy_Tensor_out): Tensor;
+  "Tensor_out"(self: Tensor, dim?: number | O_slice_copy_Tensor_out, start?: number | null | O_slice_copy_Tensor_out, end?: number | null | O_slice_copy_Tensor_out, step?: number | O_slice_copy_Tensor_out, options?: O_slice_copy_Tensor_out): Tensor;
 } = defineOp("slice_copy", [
   ["Tensor",[["self",0,0],["dim",3,2],["start",3,3],["end",3,3],["step",3,2]],[0],1],
-  ["Tensor_out",[["self",0,0],["dim",3,2],["start",3,3],["end",3,3],["step",3,2],["out",0,4]],[-1],0],
+  ["Tensor_out",[["self",0,0],["dim",3,2],["start",3,3],["end",3,3],["step",3,2],["out",0,12]],[-6],0],
 ]) as any;
 
 type O_slice_scatter = { self?: Tensor; src?: Tensor; dim?: number; start?: number | null; end?: number | null; step?: number };
-type O_slice_scatter_out = { self?: Tensor; src?: Tensor; dim?: number; start?: number | null; end?: number | null; step?: number; out?: Tensor };
+type O_slice_scatter_out = { self?: Tensor; src?: Tensor; dim?: number; start?: number | null; end?: number | null; step?: number; out: Tensor };
 /**
  * aten::slice_scatter(Tensor self, Tensor src, int dim=0, SymInt? start=None, SymInt? end=None, SymInt step=1) -> Tensor
  * aten::slice_scatter.out(Tensor self, Tensor src, int dim=0, SymInt? start=None, SymInt? end=None, SymInt step=1, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const sliceScatter: {
+  /** aten::slice_scatter(Tensor self, Tensor src, int dim=0, SymInt? start=None, SymInt? end=None, SymInt step=1) -> Tensor */
   (self: Tensor, src: Tensor, dim?: number | O_slice_scatter, start?: number | null | O_slice_scatter, end?: number | null | O_slice_scatter, step?: number | O_slice_scatter, options?: O_slice_scatter): Tensor;
   /** aten::slice_scatter(Tensor self, Tensor src, int dim=0, SymInt? start=None, SymInt? end=None, SymInt step=1) -> Tensor */
   "default"(self: Tensor, src: Tensor, dim?: number | O_slice_scatter, start?: number | null | O_slice_scatter, end?: number | null | O_slice_scatter, step?: number | O_slice_scatter, options?: O_slice_scatter): Tensor;
   /** aten::slice_scatter.out(Tensor self, Tensor src, int dim=0, SymInt? start=None, SymInt? end=None, SymInt step=1, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, src: Tensor, dim?: number | O_slice_scatter_out, start?: number | null | O_slice_scatter_out, end?: number | null | O_slice_scatter_out, step?: number | O_slice_scatter_out, out?: Tensor | O_slice_scatter_out, options?: O_slice_scatter_out): Tensor;
+  "out"(self: Tensor, src: Tensor, dim?: number | O_slice_scatter_out, start?: number | null | O_slice_scatter_out, end?: number | null | O_slice_scatter_out, step?: number | O_slice_scatter_out, options?: O_slice_scatter_out): Tensor;
 } = defineOp("slice_scatter", [
   ["",[["self",0,0],["src",0,0],["dim",3,2],["start",3,3],["end",3,3],["step",3,2]],[0],1],
-  ["out",[["self",0,0],["src",0,0],["dim",3,2],["start",3,3],["end",3,3],["step",3,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["src",0,0],["dim",3,2],["start",3,3],["end",3,3],["step",3,2],["out",0,12]],[-7],0],
 ]) as any;
 
 type O_slogdet = { self?: Tensor };
-type O_slogdet_out = { self?: Tensor; sign?: Tensor; logabsdet?: Tensor };
+type O_slogdet_out = { self?: Tensor; sign: Tensor; logabsdet: Tensor };
 /**
  * aten::slogdet(Tensor self) -> (Tensor sign, Tensor logabsdet)
  * aten::slogdet.out(Tensor self, *, Tensor(a!) sign, Tensor(b!) logabsdet) -> (Tensor(a!) sign, Tensor(b!) logabsdet)
  */
 export const slogdet: {
+  /** aten::slogdet(Tensor self) -> (Tensor sign, Tensor logabsdet) */
   (self: Tensor, options?: O_slogdet): [Tensor, Tensor];
   /** aten::slogdet(Tensor self) -> (Tensor sign, Tensor logabsdet) */
   "default"(self: Tensor, options?: O_slogdet): [Tensor, Tensor];
   /** aten::slogdet.out(Tensor self, *, Tensor(a!) sign, Tensor(b!) logabsdet) -> (Tensor(a!) sign, Tensor(b!) logabsdet) */
-  "out"(self: Tensor, sign: Tensor, logabsdet: Tensor, options?: O_slogdet_out): [Tensor, Tensor];
+  "out"(self: Tensor, options?: O_slogdet_out): [Tensor, Tensor];
 } = defineOp("slogdet", [
   ["",[["self",0,0]],[0,0],1],
-  ["out",[["self",0,0],["sign",0,4],["logabsdet",0,4]],[-1,-1],0],
+  ["out",[["self",0,0],["sign",0,12],["logabsdet",0,12]],[-2,-3],0],
 ]) as any;
 
 type O_slow_conv3d = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[] };
-type O_slow_conv3d_out = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; out?: Tensor };
+type O_slow_conv3d_out = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; out: Tensor };
 /**
  * aten::slow_conv3d(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias=None, int[3] stride=1, int[3] padding=0) -> Tensor
  * aten::slow_conv3d.out(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias=None, int[3] stride=1, int[3] padding=0, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const slowConv3d: {
+  /** aten::slow_conv3d(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias=None, int[3] stride=1, int[3] padding=0) -> Tensor */
   (self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O_slow_conv3d, stride?: number | number[] | O_slow_conv3d, padding?: number | number[] | O_slow_conv3d, options?: O_slow_conv3d): Tensor;
   /** aten::slow_conv3d(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias=None, int[3] stride=1, int[3] padding=0) -> Tensor */
   "default"(self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O_slow_conv3d, stride?: number | number[] | O_slow_conv3d, padding?: number | number[] | O_slow_conv3d, options?: O_slow_conv3d): Tensor;
   /** aten::slow_conv3d.out(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias=None, int[3] stride=1, int[3] padding=0, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O_slow_conv3d_out, stride?: number | number[] | O_slow_conv3d_out, padding?: number | number[] | O_slow_conv3d_out, out?: Tensor | O_slow_conv3d_out, options?: O_slow_conv3d_out): Tensor;
+  "out"(self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O_slow_conv3d_out, stride?: number | number[] | O_slow_conv3d_out, padding?: number | number[] | O_slow_conv3d_out, options?: O_slow_conv3d_out): Tensor;
 } = defineOp("slow_conv3d", [
   ["",[["self",0,0],["weight",0,0],["kernel_size",12,0,3],["bias",0,3],["stride",12,2,3],["padding",12,2,3]],[0],1],
-  ["out",[["self",0,0],["weight",0,0],["kernel_size",12,0,3],["bias",0,3],["stride",12,2,3],["padding",12,2,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["weight",0,0],["kernel_size",12,0,3],["bias",0,3],["stride",12,2,3],["padding",12,2,3],["out",0,12]],[-7],0],
 ]) as any;
 
 type O_slow_conv3d_forward = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[] };
-type O_slow_conv3d_forward_output = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; output?: Tensor };
+type O_slow_conv3d_forward_output = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; output: Tensor };
 /**
  * aten::slow_conv3d_forward(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias, int[3] stride, int[3] padding) -> Tensor
  * aten::slow_conv3d_forward.output(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias, int[3] stride, int[3] padding, *, Tensor(a!) output) -> Tensor(a!)
  */
 export const slowConv3dForward: {
+  /** aten::slow_conv3d_forward(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias, int[3] stride, int[3] padding) -> Tensor */
   (self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O_slow_conv3d_forward, stride?: number | number[] | O_slow_conv3d_forward, padding?: number | number[] | O_slow_conv3d_forward, options?: O_slow_conv3d_forward): Tensor;
   /** aten::slow_conv3d_forward(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias, int[3] stride, int[3] padding) -> Tensor */
   "default"(self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O_slow_conv3d_forward, stride?: number | number[] | O_slow_conv3d_forward, padding?: number | number[] | O_slow_conv3d_forward, options?: O_slow_conv3d_forward): Tensor;
   /** aten::slow_conv3d_forward.output(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias, int[3] stride, int[3] padding, *, Tensor(a!) output) -> Tensor(a!) */
-  "output"(self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O_slow_conv3d_forward_output, stride?: number | number[] | O_slow_conv3d_forward_output, padding?: number | number[] | O_slow_conv3d_forward_output, output?: Tensor | O_slow_conv3d_forward_output, options?: O_slow_conv3d_forward_output): Tensor;
+  "output"(self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O_slow_conv3d_forward_output, stride?: number | number[] | O_slow_conv3d_forward_output, padding?: number | number[] | O_slow_conv3d_forward_output, options?: O_slow_conv3d_forward_output): Tensor;
 } = defineOp("slow_conv3d_forward", [
   ["",[["self",0,0],["weight",0,0],["kernel_size",12,0,3],["bias",0,1],["stride",12,0,3],["padding",12,0,3]],[0],1],
-  ["output",[["self",0,0],["weight",0,0],["kernel_size",12,0,3],["bias",0,1],["stride",12,0,3],["padding",12,0,3],["output",0,4]],[-1],0],
+  ["output",[["self",0,0],["weight",0,0],["kernel_size",12,0,3],["bias",0,1],["stride",12,0,3],["padding",12,0,3],["output",0,12]],[-7],0],
 ]) as any;
 
 type O_slow_conv_dilated2d = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[] };
-type O_slow_conv_dilated2d_out = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; out?: Tensor };
+type O_slow_conv_dilated2d_out = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; out: Tensor };
 /**
  * aten::slow_conv_dilated2d(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias=None, int[2] stride=1, int[2] padding=0, int[2] dilation=1) -> Tensor
  * aten::slow_conv_dilated2d.out(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias=None, int[2] stride=1, int[2] padding=0, int[2] dilation=1, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const slowConvDilated2d: {
+  /** aten::slow_conv_dilated2d(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias=None, int[2] stride=1, int[2] padding=0, int[2] dilation=1) -> Tensor */
   (self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O_slow_conv_dilated2d, stride?: number | number[] | O_slow_conv_dilated2d, padding?: number | number[] | O_slow_conv_dilated2d, dilation?: number | number[] | O_slow_conv_dilated2d, options?: O_slow_conv_dilated2d): Tensor;
   /** aten::slow_conv_dilated2d(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias=None, int[2] stride=1, int[2] padding=0, int[2] dilation=1) -> Tensor */
   "default"(self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O_slow_conv_dilated2d, stride?: number | number[] | O_slow_conv_dilated2d, padding?: number | number[] | O_slow_conv_dilated2d, dilation?: number | number[] | O_slow_conv_dilated2d, options?: O_slow_conv_dilated2d): Tensor;
   /** aten::slow_conv_dilated2d.out(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias=None, int[2] stride=1, int[2] padding=0, int[2] dilation=1, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O_slow_conv_dilated2d_out, stride?: number | number[] | O_slow_conv_dilated2d_out, padding?: number | number[] | O_slow_conv_dilated2d_out, dilation?: number | number[] | O_slow_conv_dilated2d_out, out?: Tensor | O_slow_conv_dilated2d_out, options?: O_slow_conv_dilated2d_out): Tensor;
+  "out"(self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O_slow_conv_dilated2d_out, stride?: number | number[] | O_slow_conv_dilated2d_out, padding?: number | number[] | O_slow_conv_dilated2d_out, dilation?: number | number[] | O_slow_conv_dilated2d_out, options?: O_slow_conv_dilated2d_out): Tensor;
 } = defineOp("slow_conv_dilated2d", [
   ["",[["self",0,0],["weight",0,0],["kernel_size",12,0,2],["bias",0,3],["stride",12,2,2],["padding",12,2,2],["dilation",12,2,2]],[0],1],
-  ["out",[["self",0,0],["weight",0,0],["kernel_size",12,0,2],["bias",0,3],["stride",12,2,2],["padding",12,2,2],["dilation",12,2,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["weight",0,0],["kernel_size",12,0,2],["bias",0,3],["stride",12,2,2],["padding",12,2,2],["dilation",12,2,2],["out",0,12]],[-8],0],
 ]) as any;
 
 type O_slow_conv_dilated3d = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[] };
-type O_slow_conv_dilated3d_out = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; out?: Tensor };
+type O_slow_conv_dilated3d_out = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; out: Tensor };
 /**
  * aten::slow_conv_dilated3d(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias=None, int[3] stride=1, int[3] padding=0, int[3] dilation=1) -> Tensor
  * aten::slow_conv_dilated3d.out(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias=None, int[3] stride=1, int[3] padding=0, int[3] dilation=1, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const slowConvDilated3d: {
+  /** aten::slow_conv_dilated3d(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias=None, int[3] stride=1, int[3] padding=0, int[3] dilation=1) -> Tensor */
   (self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O_slow_conv_dilated3d, stride?: number | number[] | O_slow_conv_dilated3d, padding?: number | number[] | O_slow_conv_dilated3d, dilation?: number | number[] | O_slow_conv_dilated3d, options?: O_slow_conv_dilated3d): Tensor;
   /** aten::slow_conv_dilated3d(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias=None, int[3] stride=1, int[3] padding=0, int[3] dilation=1) -> Tensor */
   "default"(self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O_slow_conv_dilated3d, stride?: number | number[] | O_slow_conv_dilated3d, padding?: number | number[] | O_slow_conv_dilated3d, dilation?: number | number[] | O_slow_conv_dilated3d, options?: O_slow_conv_dilated3d): Tensor;
   /** aten::slow_conv_dilated3d.out(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias=None, int[3] stride=1, int[3] padding=0, int[3] dilation=1, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O_slow_conv_dilated3d_out, stride?: number | number[] | O_slow_conv_dilated3d_out, padding?: number | number[] | O_slow_conv_dilated3d_out, dilation?: number | number[] | O_slow_conv_dilated3d_out, out?: Tensor | O_slow_conv_dilated3d_out, options?: O_slow_conv_dilated3d_out): Tensor;
+  "out"(self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O_slow_conv_dilated3d_out, stride?: number | number[] | O_slow_conv_dilated3d_out, padding?: number | number[] | O_slow_conv_dilated3d_out, dilation?: number | number[] | O_slow_conv_dilated3d_out, options?: O_slow_conv_dilated3d_out): Tensor;
 } = defineOp("slow_conv_dilated3d", [
   ["",[["self",0,0],["weight",0,0],["kernel_size",12,0,3],["bias",0,3],["stride",12,2,3],["padding",12,2,3],["dilation",12,2,3]],[0],1],
-  ["out",[["self",0,0],["weight",0,0],["kernel_size",12,0,3],["bias",0,3],["stride",12,2,3],["padding",12,2,3],["dilation",12,2,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["weight",0,0],["kernel_size",12,0,3],["bias",0,3],["stride",12,2,3],["padding",12,2,3],["dilation",12,2,3],["out",0,12]],[-8],0],
 ]) as any;
 
 type O_slow_conv_transpose2d = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; output_padding?: number | number[]; outputPadding?: number | number[]; dilation?: number | number[] };
-type O_slow_conv_transpose2d_out = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; output_padding?: number | number[]; outputPadding?: number | number[]; dilation?: number | number[]; out?: Tensor };
+type O_slow_conv_transpose2d_out = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; output_padding?: number | number[]; outputPadding?: number | number[]; dilation?: number | number[]; out: Tensor };
 /**
  * aten::slow_conv_transpose2d(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias=None, int[2] stride=1, int[2] padding=0, int[2] output_padding=0, int[2] dilation=1) -> Tensor
  * aten::slow_conv_transpose2d.out(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias=None, int[2] stride=1, int[2] padding=0, int[2] output_padding=0, int[2] dilation=1, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const slowConvTranspose2d: {
+  /** aten::slow_conv_transpose2d(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias=None, int[2] stride=1, int[2] padding=0, int[2] output_padding=0, int[2] dilation=1) -> Tensor */
   (self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O_slow_conv_transpose2d, stride?: number | number[] | O_slow_conv_transpose2d, padding?: number | number[] | O_slow_conv_transpose2d, output_padding?: number | number[] | O_slow_conv_transpose2d, dilation?: number | number[] | O_slow_conv_transpose2d, options?: O_slow_conv_transpose2d): Tensor;
   /** aten::slow_conv_transpose2d(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias=None, int[2] stride=1, int[2] padding=0, int[2] output_padding=0, int[2] dilation=1) -> Tensor */
   "default"(self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O_slow_conv_transpose2d, stride?: number | number[] | O_slow_conv_transpose2d, padding?: number | number[] | O_slow_conv_transpose2d, output_padding?: number | number[] | O_slow_conv_transpose2d, dilation?: number | number[] | O_slow_conv_transpose2d, options?: O_slow_conv_transpose2d): Tensor;
   /** aten::slow_conv_transpose2d.out(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias=None, int[2] stride=1, int[2] padding=0, int[2] output_padding=0, int[2] dilation=1, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O_slow_conv_transpose2d_out, stride?: number | number[] | O_slow_conv_transpose2d_out, padding?: number | number[] | O_slow_conv_transpose2d_out, output_padding?: number | number[] | O_slow_conv_transpose2d_out, dilation?: number | number[] | O_slow_conv_transpose2d_out, out?: Tensor | O_slow_conv_transpose2d_out, options?: O_slow_conv_transpose2d_out): Tensor;
+  "out"(self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O_slow_conv_transpose2d_out, stride?: number | number[] | O_slow_conv_transpose2d_out, padding?: number | number[] | O_slow_conv_transpose2d_out, output_padding?: number | number[] | O_slow_conv_transpose2d_out, dilation?: number | number[] | O_slow_conv_transpose2d_out, options?: O_slow_conv_transpose2d_out): Tensor;
 } = defineOp("slow_conv_transpose2d", [
   ["",[["self",0,0],["weight",0,0],["kernel_size",12,0,2],["bias",0,3],["stride",12,2,2],["padding",12,2,2],["output_padding",12,2,2],["dilation",12,2,2]],[0],1],
-  ["out",[["self",0,0],["weight",0,0],["kernel_size",12,0,2],["bias",0,3],["stride",12,2,2],["padding",12,2,2],["output_padding",12,2,2],["dilation",12,2,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["weight",0,0],["kernel_size",12,0,2],["bias",0,3],["stride",12,2,2],["padding",12,2,2],["output_padding",12,2,2],["dilation",12,2,2],["out",0,12]],[-9],0],
 ]) as any;
 
 type O_slow_conv_transpose3d = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; output_padding?: number | number[]; outputPadding?: number | number[]; dilation?: number | number[] };
-type O_slow_conv_transpose3d_out = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; output_padding?: number | number[]; outputPadding?: number | number[]; dilation?: number | number[]; out?: Tensor };
+type O_slow_conv_transpose3d_out = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; output_padding?: number | number[]; outputPadding?: number | number[]; dilation?: number | number[]; out: Tensor };
 /**
  * aten::slow_conv_transpose3d(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias=None, int[3] stride=1, int[3] padding=0, int[3] output_padding=0, int[3] dilation=1) -> Tensor
  * aten::slow_conv_transpose3d.out(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias=None, int[3] stride=1, int[3] padding=0, int[3] output_padding=0, int[3] dilation=1, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const slowConvTranspose3d: {
+  /** aten::slow_conv_transpose3d(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias=None, int[3] stride=1, int[3] padding=0, int[3] output_padding=0, int[3] dilation=1) -> Tensor */
   (self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O_slow_conv_transpose3d, stride?: number | number[] | O_slow_conv_transpose3d, padding?: number | number[] | O_slow_conv_transpose3d, output_padding?: number | number[] | O_slow_conv_transpose3d, dilation?: number | number[] | O_slow_conv_transpose3d, options?: O_slow_conv_transpose3d): Tensor;
   /** aten::slow_conv_transpose3d(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias=None, int[3] stride=1, int[3] padding=0, int[3] output_padding=0, int[3] dilation=1) -> Tensor */
   "default"(self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O_slow_conv_transpose3d, stride?: number | number[] | O_slow_conv_transpose3d, padding?: number | number[] | O_slow_conv_transpose3d, output_padding?: number | number[] | O_slow_conv_transpose3d, dilation?: number | number[] | O_slow_conv_transpose3d, options?: O_slow_conv_transpose3d): Tensor;
   /** aten::slow_conv_transpose3d.out(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias=None, int[3] stride=1, int[3] padding=0, int[3] output_padding=0, int[3] dilation=1, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O_slow_conv_transpose3d_out, stride?: number | number[] | O_slow_conv_transpose3d_out, padding?: number | number[] | O_slow_conv_transpose3d_out, output_padding?: number | number[] | O_slow_conv_transpose3d_out, dilation?: number | number[] | O_slow_conv_transpose3d_out, out?: Tensor | O_slow_conv_transpose3d_out, options?: O_slow_conv_transpose3d_out): Tensor;
+  "out"(self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O_slow_conv_transpose3d_out, stride?: number | number[] | O_slow_conv_transpose3d_out, padding?: number | number[] | O_slow_conv_transpose3d_out, output_padding?: number | number[] | O_slow_conv_transpose3d_out, dilation?: number | number[] | O_slow_conv_transpose3d_out, options?: O_slow_conv_transpose3d_out): Tensor;
 } = defineOp("slow_conv_transpose3d", [
   ["",[["self",0,0],["weight",0,0],["kernel_size",12,0,3],["bias",0,3],["stride",12,2,3],["padding",12,2,3],["output_padding",12,2,3],["dilation",12,2,3]],[0],1],
-  ["out",[["self",0,0],["weight",0,0],["kernel_size",12,0,3],["bias",0,3],["stride",12,2,3],["padding",12,2,3],["output_padding",12,2,3],["dilation",12,2,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["weight",0,0],["kernel_size",12,0,3],["bias",0,3],["stride",12,2,3],["padding",12,2,3],["output_padding",12,2,3],["dilation",12,2,3],["out",0,12]],[-9],0],
 ]) as any;
 
 type O_smm = { self?: Tensor; mat2?: Tensor };
@@ -834,6 +891,7 @@ type O_smm = { self?: Tensor; mat2?: Tensor };
  * aten::smm(Tensor self, Tensor mat2) -> Tensor
  */
 export const smm: {
+  /** aten::smm(Tensor self, Tensor mat2) -> Tensor */
   (self: Tensor, mat2: Tensor, options?: O_smm): Tensor;
   /** aten::smm(Tensor self, Tensor mat2) -> Tensor */
   "default"(self: Tensor, mat2: Tensor, options?: O_smm): Tensor;
@@ -842,20 +900,21 @@ export const smm: {
 ]) as any;
 
 type O_smooth_l1_loss = { self?: Tensor; target?: Tensor; reduction?: number; beta?: number };
-type O_smooth_l1_loss_out = { self?: Tensor; target?: Tensor; reduction?: number; beta?: number; out?: Tensor };
+type O_smooth_l1_loss_out = { self?: Tensor; target?: Tensor; reduction?: number; beta?: number; out: Tensor };
 /**
  * aten::smooth_l1_loss(Tensor self, Tensor target, int reduction=1, float beta=1.) -> Tensor
  * aten::smooth_l1_loss.out(Tensor self, Tensor target, int reduction=1, float beta=1., *, Tensor(a!) out) -> Tensor(a!)
  */
 export const smoothL1Loss: {
+  /** aten::smooth_l1_loss(Tensor self, Tensor target, int reduction=1, float beta=1.) -> Tensor */
   (self: Tensor, target: Tensor, reduction?: number | O_smooth_l1_loss, beta?: number | O_smooth_l1_loss, options?: O_smooth_l1_loss): Tensor;
   /** aten::smooth_l1_loss(Tensor self, Tensor target, int reduction=1, float beta=1.) -> Tensor */
   "default"(self: Tensor, target: Tensor, reduction?: number | O_smooth_l1_loss, beta?: number | O_smooth_l1_loss, options?: O_smooth_l1_loss): Tensor;
   /** aten::smooth_l1_loss.out(Tensor self, Tensor target, int reduction=1, float beta=1., *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, target: Tensor, reduction?: number | O_smooth_l1_loss_out, beta?: number | O_smooth_l1_loss_out, out?: Tensor | O_smooth_l1_loss_out, options?: O_smooth_l1_loss_out): Tensor;
+  "out"(self: Tensor, target: Tensor, reduction?: number | O_smooth_l1_loss_out, beta?: number | O_smooth_l1_loss_out, options?: O_smooth_l1_loss_out): Tensor;
 } = defineOp("smooth_l1_loss", [
   ["",[["self",0,0],["target",0,0],["reduction",3,2],["beta",4,2]],[0],1],
-  ["out",[["self",0,0],["target",0,0],["reduction",3,2],["beta",4,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["target",0,0],["reduction",3,2],["beta",4,2],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_smooth_l1_loss_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; target?: Tensor; reduction?: number; beta?: number };
@@ -865,31 +924,33 @@ type O_smooth_l1_loss_backward_grad_input = { grad_output?: Tensor; gradOutput?:
  * aten::smooth_l1_loss_backward.grad_input(Tensor grad_output, Tensor self, Tensor target, int reduction, float beta, *, Tensor(a!) grad_input) -> Tensor(a!)
  */
 export const smoothL1LossBackward: {
+  /** aten::smooth_l1_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction, float beta) -> Tensor */
   (grad_output: Tensor, self: Tensor, target: Tensor, reduction: number, beta: number, options?: O_smooth_l1_loss_backward): Tensor;
   /** aten::smooth_l1_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction, float beta) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, target: Tensor, reduction: number, beta: number, options?: O_smooth_l1_loss_backward): Tensor;
   /** aten::smooth_l1_loss_backward.grad_input(Tensor grad_output, Tensor self, Tensor target, int reduction, float beta, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, self: Tensor, target: Tensor, reduction: number, beta: number, grad_input: Tensor, options?: O_smooth_l1_loss_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, self: Tensor, target: Tensor, reduction: number, beta: number, options?: O_smooth_l1_loss_backward_grad_input): Tensor;
 } = defineOp("smooth_l1_loss_backward", [
   ["",[["grad_output",0,0],["self",0,0],["target",0,0],["reduction",3,0],["beta",4,0]],[0],1],
-  ["grad_input",[["grad_output",0,0],["self",0,0],["target",0,0],["reduction",3,0],["beta",4,0],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["self",0,0],["target",0,0],["reduction",3,0],["beta",4,0],["grad_input",0,12]],[-6],0],
 ]) as any;
 
 type O_soft_margin_loss = { self?: Tensor; target?: Tensor; reduction?: number };
-type O_soft_margin_loss_out = { self?: Tensor; target?: Tensor; reduction?: number; out?: Tensor };
+type O_soft_margin_loss_out = { self?: Tensor; target?: Tensor; reduction?: number; out: Tensor };
 /**
  * aten::soft_margin_loss(Tensor self, Tensor target, int reduction=1) -> Tensor
  * aten::soft_margin_loss.out(Tensor self, Tensor target, int reduction=1, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const softMarginLoss: {
+  /** aten::soft_margin_loss(Tensor self, Tensor target, int reduction=1) -> Tensor */
   (self: Tensor, target: Tensor, reduction?: number | O_soft_margin_loss, options?: O_soft_margin_loss): Tensor;
   /** aten::soft_margin_loss(Tensor self, Tensor target, int reduction=1) -> Tensor */
   "default"(self: Tensor, target: Tensor, reduction?: number | O_soft_margin_loss, options?: O_soft_margin_loss): Tensor;
   /** aten::soft_margin_loss.out(Tensor self, Tensor target, int reduction=1, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, target: Tensor, reduction?: number | O_soft_margin_loss_out, out?: Tensor | O_soft_margin_loss_out, options?: O_soft_margin_loss_out): Tensor;
+  "out"(self: Tensor, target: Tensor, reduction?: number | O_soft_margin_loss_out, options?: O_soft_margin_loss_out): Tensor;
 } = defineOp("soft_margin_loss", [
   ["",[["self",0,0],["target",0,0],["reduction",3,2]],[0],1],
-  ["out",[["self",0,0],["target",0,0],["reduction",3,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["target",0,0],["reduction",3,2],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_soft_margin_loss_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; target?: Tensor; reduction?: number };
@@ -899,53 +960,56 @@ type O_soft_margin_loss_backward_grad_input = { grad_output?: Tensor; gradOutput
  * aten::soft_margin_loss_backward.grad_input(Tensor grad_output, Tensor self, Tensor target, int reduction, *, Tensor(a!) grad_input) -> Tensor(a!)
  */
 export const softMarginLossBackward: {
+  /** aten::soft_margin_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction) -> Tensor */
   (grad_output: Tensor, self: Tensor, target: Tensor, reduction: number, options?: O_soft_margin_loss_backward): Tensor;
   /** aten::soft_margin_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, target: Tensor, reduction: number, options?: O_soft_margin_loss_backward): Tensor;
   /** aten::soft_margin_loss_backward.grad_input(Tensor grad_output, Tensor self, Tensor target, int reduction, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, self: Tensor, target: Tensor, reduction: number, grad_input: Tensor, options?: O_soft_margin_loss_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, self: Tensor, target: Tensor, reduction: number, options?: O_soft_margin_loss_backward_grad_input): Tensor;
 } = defineOp("soft_margin_loss_backward", [
   ["",[["grad_output",0,0],["self",0,0],["target",0,0],["reduction",3,0]],[0],1],
-  ["grad_input",[["grad_output",0,0],["self",0,0],["target",0,0],["reduction",3,0],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["self",0,0],["target",0,0],["reduction",3,0],["grad_input",0,12]],[-5],0],
 ]) as any;
 
 type O_softmax_Dimname = { self?: Tensor; dim?: string; dtype?: DType | null };
 type O_softmax_int = { self?: Tensor; dim?: number; dtype?: DType | null };
-type O_softmax_int_out = { self?: Tensor; dim?: number; dtype?: DType | null; out?: Tensor };
+type O_softmax_int_out = { self?: Tensor; dim?: number; dtype?: DType | null; out: Tensor };
 /**
  * aten::softmax.Dimname(Tensor self, str dim, *, ScalarType? dtype=None) -> Tensor
  * aten::softmax.int(Tensor self, int dim, ScalarType? dtype=None) -> Tensor
  * aten::softmax.int_out(Tensor self, int dim, ScalarType? dtype=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const softmax: {
+  /** aten::softmax.int(Tensor self, int dim, ScalarType? dtype=None) -> Tensor */
   (self: Tensor, dim: number, dtype?: DType | null | O_softmax_int, options?: O_softmax_int): Tensor;
   /** aten::softmax.Dimname(Tensor self, str dim, *, ScalarType? dtype=None) -> Tensor */
-  "Dimname"(self: Tensor, dim: string, dtype?: DType | null | O_softmax_Dimname, options?: O_softmax_Dimname): Tensor;
+  "Dimname"(self: Tensor, dim: string, options?: O_softmax_Dimname): Tensor;
   /** aten::softmax.int(Tensor self, int dim, ScalarType? dtype=None) -> Tensor */
   "int"(self: Tensor, dim: number, dtype?: DType | null | O_softmax_int, options?: O_softmax_int): Tensor;
   /** aten::softmax.int_out(Tensor self, int dim, ScalarType? dtype=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "int_out"(self: Tensor, dim: number, dtype?: DType | null | O_softmax_int_out, out?: Tensor | O_softmax_int_out, options?: O_softmax_int_out): Tensor;
+  "int_out"(self: Tensor, dim: number, dtype?: DType | null | O_softmax_int_out, options?: O_softmax_int_out): Tensor;
 } = defineOp("softmax", [
-  ["Dimname",[["self",0,0],["dim",7,0],["dtype",8,3]],[0],0],
+  ["Dimname",[["self",0,0],["dim",7,0],["dtype",8,11]],[0],0],
   ["int",[["self",0,0],["dim",3,0],["dtype",8,3]],[0],1],
-  ["int_out",[["self",0,0],["dim",3,0],["dtype",8,3],["out",0,4]],[-1],0],
+  ["int_out",[["self",0,0],["dim",3,0],["dtype",8,3],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_softplus = { self?: Tensor; beta?: Scalar; threshold?: Scalar };
-type O_softplus_out = { self?: Tensor; beta?: Scalar; threshold?: Scalar; out?: Tensor };
+type O_softplus_out = { self?: Tensor; beta?: Scalar; threshold?: Scalar; out: Tensor };
 /**
  * aten::softplus(Tensor self, Scalar beta=1, Scalar threshold=20) -> Tensor
  * aten::softplus.out(Tensor self, Scalar beta=1, Scalar threshold=20, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const softplus: {
+  /** aten::softplus(Tensor self, Scalar beta=1, Scalar threshold=20) -> Tensor */
   (self: Tensor, beta?: Scalar | O_softplus, threshold?: Scalar | O_softplus, options?: O_softplus): Tensor;
   /** aten::softplus(Tensor self, Scalar beta=1, Scalar threshold=20) -> Tensor */
   "default"(self: Tensor, beta?: Scalar | O_softplus, threshold?: Scalar | O_softplus, options?: O_softplus): Tensor;
   /** aten::softplus.out(Tensor self, Scalar beta=1, Scalar threshold=20, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, beta?: Scalar | O_softplus_out, threshold?: Scalar | O_softplus_out, out?: Tensor | O_softplus_out, options?: O_softplus_out): Tensor;
+  "out"(self: Tensor, beta?: Scalar | O_softplus_out, threshold?: Scalar | O_softplus_out, options?: O_softplus_out): Tensor;
 } = defineOp("softplus", [
   ["",[["self",0,0],["beta",6,2],["threshold",6,2]],[0],1],
-  ["out",[["self",0,0],["beta",6,2],["threshold",6,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["beta",6,2],["threshold",6,2],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_softplus_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; beta?: Scalar; threshold?: Scalar };
@@ -955,31 +1019,33 @@ type O_softplus_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tenso
  * aten::softplus_backward.grad_input(Tensor grad_output, Tensor self, Scalar beta, Scalar threshold, *, Tensor(a!) grad_input) -> Tensor(a!)
  */
 export const softplusBackward: {
+  /** aten::softplus_backward(Tensor grad_output, Tensor self, Scalar beta, Scalar threshold) -> Tensor */
   (grad_output: Tensor, self: Tensor, beta: Scalar, threshold: Scalar, options?: O_softplus_backward): Tensor;
   /** aten::softplus_backward(Tensor grad_output, Tensor self, Scalar beta, Scalar threshold) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, beta: Scalar, threshold: Scalar, options?: O_softplus_backward): Tensor;
   /** aten::softplus_backward.grad_input(Tensor grad_output, Tensor self, Scalar beta, Scalar threshold, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, self: Tensor, beta: Scalar, threshold: Scalar, grad_input: Tensor, options?: O_softplus_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, self: Tensor, beta: Scalar, threshold: Scalar, options?: O_softplus_backward_grad_input): Tensor;
 } = defineOp("softplus_backward", [
   ["",[["grad_output",0,0],["self",0,0],["beta",6,0],["threshold",6,0]],[0],1],
-  ["grad_input",[["grad_output",0,0],["self",0,0],["beta",6,0],["threshold",6,0],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["self",0,0],["beta",6,0],["threshold",6,0],["grad_input",0,12]],[-5],0],
 ]) as any;
 
 type O_softshrink = { self?: Tensor; lambd?: Scalar };
-type O_softshrink_out = { self?: Tensor; lambd?: Scalar; out?: Tensor };
+type O_softshrink_out = { self?: Tensor; lambd?: Scalar; out: Tensor };
 /**
  * aten::softshrink(Tensor self, Scalar lambd=0.5) -> Tensor
  * aten::softshrink.out(Tensor self, Scalar lambd=0.5, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const softshrink: {
+  /** aten::softshrink(Tensor self, Scalar lambd=0.5) -> Tensor */
   (self: Tensor, lambd?: Scalar | O_softshrink, options?: O_softshrink): Tensor;
   /** aten::softshrink(Tensor self, Scalar lambd=0.5) -> Tensor */
   "default"(self: Tensor, lambd?: Scalar | O_softshrink, options?: O_softshrink): Tensor;
   /** aten::softshrink.out(Tensor self, Scalar lambd=0.5, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, lambd?: Scalar | O_softshrink_out, out?: Tensor | O_softshrink_out, options?: O_softshrink_out): Tensor;
+  "out"(self: Tensor, lambd?: Scalar | O_softshrink_out, options?: O_softshrink_out): Tensor;
 } = defineOp("softshrink", [
   ["",[["self",0,0],["lambd",6,2]],[0],1],
-  ["out",[["self",0,0],["lambd",6,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["lambd",6,2],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_softshrink_backward = { grad_output?: Tensor; gradOutput?: Tensor; self?: Tensor; lambd?: Scalar };
@@ -989,24 +1055,25 @@ type O_softshrink_backward_grad_input = { grad_output?: Tensor; gradOutput?: Ten
  * aten::softshrink_backward.grad_input(Tensor grad_output, Tensor self, Scalar lambd, *, Tensor(a!) grad_input) -> Tensor(a!)
  */
 export const softshrinkBackward: {
+  /** aten::softshrink_backward(Tensor grad_output, Tensor self, Scalar lambd) -> Tensor */
   (grad_output: Tensor, self: Tensor, lambd: Scalar, options?: O_softshrink_backward): Tensor;
   /** aten::softshrink_backward(Tensor grad_output, Tensor self, Scalar lambd) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, lambd: Scalar, options?: O_softshrink_backward): Tensor;
   /** aten::softshrink_backward.grad_input(Tensor grad_output, Tensor self, Scalar lambd, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, self: Tensor, lambd: Scalar, grad_input: Tensor, options?: O_softshrink_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, self: Tensor, lambd: Scalar, options?: O_softshrink_backward_grad_input): Tensor;
 } = defineOp("softshrink_backward", [
   ["",[["grad_output",0,0],["self",0,0],["lambd",6,0]],[0],1],
-  ["grad_input",[["grad_output",0,0],["self",0,0],["lambd",6,0],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["self",0,0],["lambd",6,0],["grad_input",0,12]],[-4],0],
 ]) as any;
 
 type O_sort = { self?: Tensor; dim?: number; descending?: boolean };
 type O_sort_dimname = { self?: Tensor; dim?: string; descending?: boolean };
-type O_sort_dimname_stable = { self?: Tensor; stable?: boolean | null; dim?: string; descending?: boolean };
-type O_sort_dimname_values = { self?: Tensor; dim?: string; descending?: boolean; values?: Tensor; indices?: Tensor };
-type O_sort_dimname_values_stable = { self?: Tensor; stable?: boolean | null; dim?: string; descending?: boolean; values?: Tensor; indices?: Tensor };
+type O_sort_dimname_stable = { self?: Tensor; stable?: boolean | null; dim: string; descending?: boolean };
+type O_sort_dimname_values = { self?: Tensor; dim?: string; descending?: boolean; values: Tensor; indices: Tensor };
+type O_sort_dimname_values_stable = { self?: Tensor; stable?: boolean | null; dim: string; descending?: boolean; values: Tensor; indices: Tensor };
 type O_sort_stable = { self?: Tensor; stable?: boolean | null; dim?: number; descending?: boolean };
-type O_sort_values = { self?: Tensor; dim?: number; descending?: boolean; values?: Tensor; indices?: Tensor };
-type O_sort_values_stable = { self?: Tensor; stable?: boolean | null; dim?: number; descending?: boolean; values?: Tensor; indices?: Tensor };
+type O_sort_values = { self?: Tensor; dim?: number; descending?: boolean; values: Tensor; indices: Tensor };
+type O_sort_values_stable = { self?: Tensor; stable?: boolean | null; dim?: number; descending?: boolean; values: Tensor; indices: Tensor };
 /**
  * aten::sort(Tensor self, int dim=-1, bool descending=False) -> (Tensor values, Tensor indices)
  * aten::sort.dimname(Tensor self, str dim, bool descending=False) -> (Tensor values, Tensor indices)
@@ -1018,33 +1085,35 @@ type O_sort_values_stable = { self?: Tensor; stable?: boolean | null; dim?: numb
  * aten::sort.values_stable(Tensor self, *, bool? stable, int dim=-1, bool descending=False, Tensor(a!) values, Tensor(b!) indices) -> (Tensor(a!) values, Tensor(b!) indices)
  */
 export const sort: {
+  /** aten::sort(Tensor self, int dim=-1, bool descending=False) -> (Tensor values, Tensor indices) */
   (self: Tensor, dim?: number | O_sort, descending?: boolean | O_sort, options?: O_sort): [Tensor, Tensor];
-  (self: Tensor, stable?: boolean | null | O_sort_stable, dim?: number | O_sort_stable, descending?: boolean | O_sort_stable, options?: O_sort_stable): [Tensor, Tensor];
+  /** aten::sort.stable(Tensor self, *, bool? stable, int dim=-1, bool descending=False) -> (Tensor values, Tensor indices) */
+  (self: Tensor, options?: O_sort_stable): [Tensor, Tensor];
   /** aten::sort(Tensor self, int dim=-1, bool descending=False) -> (Tensor values, Tensor indices) */
   "default"(self: Tensor, dim?: number | O_sort, descending?: boolean | O_sort, options?: O_sort): [Tensor, Tensor];
   /** aten::sort.dimname(Tensor self, str dim, bool descending=False) -> (Tensor values, Tensor indices) */
   "dimname"(self: Tensor, dim: string, descending?: boolean | O_sort_dimname, options?: O_sort_dimname): [Tensor, Tensor];
   /** aten::sort.dimname_stable(Tensor self, *, bool? stable, str dim, bool descending=False) -> (Tensor values, Tensor indices) */
-  "dimname_stable"(self: Tensor, stable?: boolean | null | O_sort_dimname_stable, dim?: string | O_sort_dimname_stable, descending?: boolean | O_sort_dimname_stable, options?: O_sort_dimname_stable): [Tensor, Tensor];
+  "dimname_stable"(self: Tensor, options?: O_sort_dimname_stable): [Tensor, Tensor];
   /** aten::sort.dimname_values(Tensor self, str dim, bool descending=False, *, Tensor(a!) values, Tensor(b!) indices) -> (Tensor(a!) values, Tensor(b!) indices) */
-  "dimname_values"(self: Tensor, dim: string, descending?: boolean | O_sort_dimname_values, values?: Tensor | O_sort_dimname_values, indices?: Tensor | O_sort_dimname_values, options?: O_sort_dimname_values): [Tensor, Tensor];
+  "dimname_values"(self: Tensor, dim: string, descending?: boolean | O_sort_dimname_values, options?: O_sort_dimname_values): [Tensor, Tensor];
   /** aten::sort.dimname_values_stable(Tensor self, *, bool? stable, str dim, bool descending=False, Tensor(a!) values, Tensor(b!) indices) -> (Tensor(a!) values, Tensor(b!) indices) */
-  "dimname_values_stable"(self: Tensor, stable?: boolean | null | O_sort_dimname_values_stable, dim?: string | O_sort_dimname_values_stable, descending?: boolean | O_sort_dimname_values_stable, values?: Tensor | O_sort_dimname_values_stable, indices?: Tensor | O_sort_dimname_values_stable, options?: O_sort_dimname_values_stable): [Tensor, Tensor];
+  "dimname_values_stable"(self: Tensor, options?: O_sort_dimname_values_stable): [Tensor, Tensor];
   /** aten::sort.stable(Tensor self, *, bool? stable, int dim=-1, bool descending=False) -> (Tensor values, Tensor indices) */
-  "stable"(self: Tensor, stable?: boolean | null | O_sort_stable, dim?: number | O_sort_stable, descending?: boolean | O_sort_stable, options?: O_sort_stable): [Tensor, Tensor];
+  "stable"(self: Tensor, options?: O_sort_stable): [Tensor, Tensor];
   /** aten::sort.values(Tensor self, int dim=-1, bool descending=False, *, Tensor(a!) values, Tensor(b!) indices) -> (Tensor(a!) values, Tensor(b!) indices) */
-  "values"(self: Tensor, dim?: number | O_sort_values, descending?: boolean | O_sort_values, values?: Tensor | O_sort_values, indices?: Tensor | O_sort_values, options?: O_sort_values): [Tensor, Tensor];
+  "values"(self: Tensor, dim?: number | O_sort_values, descending?: boolean | O_sort_values, options?: O_sort_values): [Tensor, Tensor];
   /** aten::sort.values_stable(Tensor self, *, bool? stable, int dim=-1, bool descending=False, Tensor(a!) values, Tensor(b!) indices) -> (Tensor(a!) values, Tensor(b!) indices) */
-  "values_stable"(self: Tensor, stable?: boolean | null | O_sort_values_stable, dim?: number | O_sort_values_stable, descending?: boolean | O_sort_values_stable, values?: Tensor | O_sort_values_stable, indices?: Tensor | O_sort_values_stable, options?: O_sort_values_stable): [Tensor, Tensor];
+  "values_stable"(self: Tensor, options?: O_sort_values_stable): [Tensor, Tensor];
 } = defineOp("sort", [
   ["",[["self",0,0],["dim",3,2],["descending",5,2]],[0,0],1],
   ["dimname",[["self",0,0],["dim",7,0],["descending",5,2]],[0,0],0],
-  ["dimname_stable",[["self",0,0],["stable",5,1],["dim",7,0],["descending",5,2]],[0,0],0],
-  ["dimname_values",[["self",0,0],["dim",7,0],["descending",5,2],["values",0,4],["indices",0,4]],[-1,-1],0],
-  ["dimname_values_stable",[["self",0,0],["stable",5,1],["dim",7,0],["descending",5,2],["values",0,4],["indices",0,4]],[-1,-1],0],
-  ["stable",[["self",0,0],["stable",5,1],["dim",3,2],["descending",5,2]],[0,0],1],
-  ["values",[["self",0,0],["dim",3,2],["descending",5,2],["values",0,4],["indices",0,4]],[-1,-1],0],
-  ["values_stable",[["self",0,0],["stable",5,1],["dim",3,2],["descending",5,2],["values",0,4],["indices",0,4]],[-1,-1],0],
+  ["dimname_stable",[["self",0,0],["stable",5,9],["dim",7,8],["descending",5,10]],[0,0],0],
+  ["dimname_values",[["self",0,0],["dim",7,0],["descending",5,2],["values",0,12],["indices",0,12]],[-4,-5],0],
+  ["dimname_values_stable",[["self",0,0],["stable",5,9],["dim",7,8],["descending",5,10],["values",0,12],["indices",0,12]],[-5,-6],0],
+  ["stable",[["self",0,0],["stable",5,9],["dim",3,10],["descending",5,10]],[0,0],1],
+  ["values",[["self",0,0],["dim",3,2],["descending",5,2],["values",0,12],["indices",0,12]],[-4,-5],0],
+  ["values_stable",[["self",0,0],["stable",5,9],["dim",3,10],["descending",5,10],["values",0,12],["indices",0,12]],[-5,-6],0],
 ]) as any;
 
 type O_sparse_bsc_tensor_ccol_row_value = { ccol_indices?: Tensor; ccolIndices?: Tensor; row_indices?: Tensor; rowIndices?: Tensor; values?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
@@ -1054,15 +1123,17 @@ type O_sparse_bsc_tensor_ccol_row_value_size = { ccol_indices?: Tensor; ccolIndi
  * aten::sparse_bsc_tensor.ccol_row_value_size(Tensor ccol_indices, Tensor row_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor
  */
 export const sparseBscTensor: {
-  (ccol_indices: Tensor, row_indices: Tensor, values: Tensor, dtype?: DType | null | O_sparse_bsc_tensor_ccol_row_value, layout?: Layout | null | O_sparse_bsc_tensor_ccol_row_value, device?: DeviceLike | null | O_sparse_bsc_tensor_ccol_row_value, pin_memory?: boolean | null | O_sparse_bsc_tensor_ccol_row_value, options?: O_sparse_bsc_tensor_ccol_row_value): Tensor;
-  (ccol_indices: Tensor, row_indices: Tensor, values: Tensor, size: number[], dtype?: DType | null | O_sparse_bsc_tensor_ccol_row_value_size, layout?: Layout | null | O_sparse_bsc_tensor_ccol_row_value_size, device?: DeviceLike | null | O_sparse_bsc_tensor_ccol_row_value_size, pin_memory?: boolean | null | O_sparse_bsc_tensor_ccol_row_value_size, options?: O_sparse_bsc_tensor_ccol_row_value_size): Tensor;
   /** aten::sparse_bsc_tensor.ccol_row_value(Tensor ccol_indices, Tensor row_indices, Tensor values, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor */
-  "ccol_row_value"(ccol_indices: Tensor, row_indices: Tensor, values: Tensor, dtype?: DType | null | O_sparse_bsc_tensor_ccol_row_value, layout?: Layout | null | O_sparse_bsc_tensor_ccol_row_value, device?: DeviceLike | null | O_sparse_bsc_tensor_ccol_row_value, pin_memory?: boolean | null | O_sparse_bsc_tensor_ccol_row_value, options?: O_sparse_bsc_tensor_ccol_row_value): Tensor;
+  (ccol_indices: Tensor, row_indices: Tensor, values: Tensor, options?: O_sparse_bsc_tensor_ccol_row_value): Tensor;
   /** aten::sparse_bsc_tensor.ccol_row_value_size(Tensor ccol_indices, Tensor row_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor */
-  "ccol_row_value_size"(ccol_indices: Tensor, row_indices: Tensor, values: Tensor, size: number[], dtype?: DType | null | O_sparse_bsc_tensor_ccol_row_value_size, layout?: Layout | null | O_sparse_bsc_tensor_ccol_row_value_size, device?: DeviceLike | null | O_sparse_bsc_tensor_ccol_row_value_size, pin_memory?: boolean | null | O_sparse_bsc_tensor_ccol_row_value_size, options?: O_sparse_bsc_tensor_ccol_row_value_size): Tensor;
+  (ccol_indices: Tensor, row_indices: Tensor, values: Tensor, size: number[], options?: O_sparse_bsc_tensor_ccol_row_value_size): Tensor;
+  /** aten::sparse_bsc_tensor.ccol_row_value(Tensor ccol_indices, Tensor row_indices, Tensor values, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor */
+  "ccol_row_value"(ccol_indices: Tensor, row_indices: Tensor, values: Tensor, options?: O_sparse_bsc_tensor_ccol_row_value): Tensor;
+  /** aten::sparse_bsc_tensor.ccol_row_value_size(Tensor ccol_indices, Tensor row_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor */
+  "ccol_row_value_size"(ccol_indices: Tensor, row_indices: Tensor, values: Tensor, size: number[], options?: O_sparse_bsc_tensor_ccol_row_value_size): Tensor;
 } = defineOp("sparse_bsc_tensor", [
-  ["ccol_row_value",[["ccol_indices",0,0],["row_indices",0,0],["values",0,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["ccol_row_value_size",[["ccol_indices",0,0],["row_indices",0,0],["values",0,0],["size",12,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
+  ["ccol_row_value",[["ccol_indices",0,0],["row_indices",0,0],["values",0,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["ccol_row_value_size",[["ccol_indices",0,0],["row_indices",0,0],["values",0,0],["size",12,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
 ]) as any;
 
 type O_sparse_bsr_tensor_crow_col_value = { crow_indices?: Tensor; crowIndices?: Tensor; col_indices?: Tensor; colIndices?: Tensor; values?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
@@ -1072,15 +1143,17 @@ type O_sparse_bsr_tensor_crow_col_value_size = { crow_indices?: Tensor; crowIndi
  * aten::sparse_bsr_tensor.crow_col_value_size(Tensor crow_indices, Tensor col_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor
  */
 export const sparseBsrTensor: {
-  (crow_indices: Tensor, col_indices: Tensor, values: Tensor, dtype?: DType | null | O_sparse_bsr_tensor_crow_col_value, layout?: Layout | null | O_sparse_bsr_tensor_crow_col_value, device?: DeviceLike | null | O_sparse_bsr_tensor_crow_col_value, pin_memory?: boolean | null | O_sparse_bsr_tensor_crow_col_value, options?: O_sparse_bsr_tensor_crow_col_value): Tensor;
-  (crow_indices: Tensor, col_indices: Tensor, values: Tensor, size: number[], dtype?: DType | null | O_sparse_bsr_tensor_crow_col_value_size, layout?: Layout | null | O_sparse_bsr_tensor_crow_col_value_size, device?: DeviceLike | null | O_sparse_bsr_tensor_crow_col_value_size, pin_memory?: boolean | null | O_sparse_bsr_tensor_crow_col_value_size, options?: O_sparse_bsr_tensor_crow_col_value_size): Tensor;
   /** aten::sparse_bsr_tensor.crow_col_value(Tensor crow_indices, Tensor col_indices, Tensor values, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor */
-  "crow_col_value"(crow_indices: Tensor, col_indices: Tensor, values: Tensor, dtype?: DType | null | O_sparse_bsr_tensor_crow_col_value, layout?: Layout | null | O_sparse_bsr_tensor_crow_col_value, device?: DeviceLike | null | O_sparse_bsr_tensor_crow_col_value, pin_memory?: boolean | null | O_sparse_bsr_tensor_crow_col_value, options?: O_sparse_bsr_tensor_crow_col_value): Tensor;
+  (crow_indices: Tensor, col_indices: Tensor, values: Tensor, options?: O_sparse_bsr_tensor_crow_col_value): Tensor;
   /** aten::sparse_bsr_tensor.crow_col_value_size(Tensor crow_indices, Tensor col_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor */
-  "crow_col_value_size"(crow_indices: Tensor, col_indices: Tensor, values: Tensor, size: number[], dtype?: DType | null | O_sparse_bsr_tensor_crow_col_value_size, layout?: Layout | null | O_sparse_bsr_tensor_crow_col_value_size, device?: DeviceLike | null | O_sparse_bsr_tensor_crow_col_value_size, pin_memory?: boolean | null | O_sparse_bsr_tensor_crow_col_value_size, options?: O_sparse_bsr_tensor_crow_col_value_size): Tensor;
+  (crow_indices: Tensor, col_indices: Tensor, values: Tensor, size: number[], options?: O_sparse_bsr_tensor_crow_col_value_size): Tensor;
+  /** aten::sparse_bsr_tensor.crow_col_value(Tensor crow_indices, Tensor col_indices, Tensor values, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor */
+  "crow_col_value"(crow_indices: Tensor, col_indices: Tensor, values: Tensor, options?: O_sparse_bsr_tensor_crow_col_value): Tensor;
+  /** aten::sparse_bsr_tensor.crow_col_value_size(Tensor crow_indices, Tensor col_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor */
+  "crow_col_value_size"(crow_indices: Tensor, col_indices: Tensor, values: Tensor, size: number[], options?: O_sparse_bsr_tensor_crow_col_value_size): Tensor;
 } = defineOp("sparse_bsr_tensor", [
-  ["crow_col_value",[["crow_indices",0,0],["col_indices",0,0],["values",0,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["crow_col_value_size",[["crow_indices",0,0],["col_indices",0,0],["values",0,0],["size",12,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
+  ["crow_col_value",[["crow_indices",0,0],["col_indices",0,0],["values",0,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["crow_col_value_size",[["crow_indices",0,0],["col_indices",0,0],["values",0,0],["size",12,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
 ]) as any;
 
 type O_sparse_compressed_tensor_comp_plain_value = { compressed_indices?: Tensor; compressedIndices?: Tensor; plain_indices?: Tensor; plainIndices?: Tensor; values?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
@@ -1090,21 +1163,23 @@ type O_sparse_compressed_tensor_comp_plain_value_size = { compressed_indices?: T
  * aten::sparse_compressed_tensor.comp_plain_value_size(Tensor compressed_indices, Tensor plain_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor
  */
 export const sparseCompressedTensor: {
-  (compressed_indices: Tensor, plain_indices: Tensor, values: Tensor, dtype?: DType | null | O_sparse_compressed_tensor_comp_plain_value, layout?: Layout | null | O_sparse_compressed_tensor_comp_plain_value, device?: DeviceLike | null | O_sparse_compressed_tensor_comp_plain_value, pin_memory?: boolean | null | O_sparse_compressed_tensor_comp_plain_value, options?: O_sparse_compressed_tensor_comp_plain_value): Tensor;
-  (compressed_indices: Tensor, plain_indices: Tensor, values: Tensor, size: number[], dtype?: DType | null | O_sparse_compressed_tensor_comp_plain_value_size, layout?: Layout | null | O_sparse_compressed_tensor_comp_plain_value_size, device?: DeviceLike | null | O_sparse_compressed_tensor_comp_plain_value_size, pin_memory?: boolean | null | O_sparse_compressed_tensor_comp_plain_value_size, options?: O_sparse_compressed_tensor_comp_plain_value_size): Tensor;
   /** aten::sparse_compressed_tensor.comp_plain_value(Tensor compressed_indices, Tensor plain_indices, Tensor values, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor */
-  "comp_plain_value"(compressed_indices: Tensor, plain_indices: Tensor, values: Tensor, dtype?: DType | null | O_sparse_compressed_tensor_comp_plain_value, layout?: Layout | null | O_sparse_compressed_tensor_comp_plain_value, device?: DeviceLike | null | O_sparse_compressed_tensor_comp_plain_value, pin_memory?: boolean | null | O_sparse_compressed_tensor_comp_plain_value, options?: O_sparse_compressed_tensor_comp_plain_value): Tensor;
+  (compressed_indices: Tensor, plain_indices: Tensor, values: Tensor, options?: O_sparse_compressed_tensor_comp_plain_value): Tensor;
   /** aten::sparse_compressed_tensor.comp_plain_value_size(Tensor compressed_indices, Tensor plain_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor */
-  "comp_plain_value_size"(compressed_indices: Tensor, plain_indices: Tensor, values: Tensor, size: number[], dtype?: DType | null | O_sparse_compressed_tensor_comp_plain_value_size, layout?: Layout | null | O_sparse_compressed_tensor_comp_plain_value_size, device?: DeviceLike | null | O_sparse_compressed_tensor_comp_plain_value_size, pin_memory?: boolean | null | O_sparse_compressed_tensor_comp_plain_value_size, options?: O_sparse_compressed_tensor_comp_plain_value_size): Tensor;
+  (compressed_indices: Tensor, plain_indices: Tensor, values: Tensor, size: number[], options?: O_sparse_compressed_tensor_comp_plain_value_size): Tensor;
+  /** aten::sparse_compressed_tensor.comp_plain_value(Tensor compressed_indices, Tensor plain_indices, Tensor values, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor */
+  "comp_plain_value"(compressed_indices: Tensor, plain_indices: Tensor, values: Tensor, options?: O_sparse_compressed_tensor_comp_plain_value): Tensor;
+  /** aten::sparse_compressed_tensor.comp_plain_value_size(Tensor compressed_indices, Tensor plain_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor */
+  "comp_plain_value_size"(compressed_indices: Tensor, plain_indices: Tensor, values: Tensor, size: number[], options?: O_sparse_compressed_tensor_comp_plain_value_size): Tensor;
 } = defineOp("sparse_compressed_tensor", [
-  ["comp_plain_value",[["compressed_indices",0,0],["plain_indices",0,0],["values",0,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["comp_plain_value_size",[["compressed_indices",0,0],["plain_indices",0,0],["values",0,0],["size",12,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
+  ["comp_plain_value",[["compressed_indices",0,0],["plain_indices",0,0],["values",0,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["comp_plain_value_size",[["compressed_indices",0,0],["plain_indices",0,0],["values",0,0],["size",12,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
 ]) as any;
 
 type O_sparse_coo_tensor_indices = { indices?: Tensor; values?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 type O_sparse_coo_tensor_indices_size = { indices?: Tensor; values?: Tensor; size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
 type O_sparse_coo_tensor_size = { size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O_sparse_coo_tensor_size_out = { size?: number[]; out?: Tensor };
+type O_sparse_coo_tensor_size_out = { size?: number[]; out: Tensor };
 /**
  * aten::sparse_coo_tensor.indices(Tensor indices, Tensor values, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::sparse_coo_tensor.indices_size(Tensor indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
@@ -1112,22 +1187,25 @@ type O_sparse_coo_tensor_size_out = { size?: number[]; out?: Tensor };
  * aten::sparse_coo_tensor.size_out(int[] size, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const sparseCooTensor: {
-  (indices: Tensor, values: Tensor, dtype?: DType | null | O_sparse_coo_tensor_indices, layout?: Layout | null | O_sparse_coo_tensor_indices, device?: DeviceLike | null | O_sparse_coo_tensor_indices, pin_memory?: boolean | null | O_sparse_coo_tensor_indices, options?: O_sparse_coo_tensor_indices): Tensor;
-  (indices: Tensor, values: Tensor, size: number[], dtype?: DType | null | O_sparse_coo_tensor_indices_size, layout?: Layout | null | O_sparse_coo_tensor_indices_size, device?: DeviceLike | null | O_sparse_coo_tensor_indices_size, pin_memory?: boolean | null | O_sparse_coo_tensor_indices_size, options?: O_sparse_coo_tensor_indices_size): Tensor;
-  (size: number[], dtype?: DType | null | O_sparse_coo_tensor_size, layout?: Layout | null | O_sparse_coo_tensor_size, device?: DeviceLike | null | O_sparse_coo_tensor_size, pin_memory?: boolean | null | O_sparse_coo_tensor_size, options?: O_sparse_coo_tensor_size): Tensor;
   /** aten::sparse_coo_tensor.indices(Tensor indices, Tensor values, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "indices"(indices: Tensor, values: Tensor, dtype?: DType | null | O_sparse_coo_tensor_indices, layout?: Layout | null | O_sparse_coo_tensor_indices, device?: DeviceLike | null | O_sparse_coo_tensor_indices, pin_memory?: boolean | null | O_sparse_coo_tensor_indices, options?: O_sparse_coo_tensor_indices): Tensor;
+  (indices: Tensor, values: Tensor, options?: O_sparse_coo_tensor_indices): Tensor;
   /** aten::sparse_coo_tensor.indices_size(Tensor indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "indices_size"(indices: Tensor, values: Tensor, size: number[], dtype?: DType | null | O_sparse_coo_tensor_indices_size, layout?: Layout | null | O_sparse_coo_tensor_indices_size, device?: DeviceLike | null | O_sparse_coo_tensor_indices_size, pin_memory?: boolean | null | O_sparse_coo_tensor_indices_size, options?: O_sparse_coo_tensor_indices_size): Tensor;
+  (indices: Tensor, values: Tensor, size: number[], options?: O_sparse_coo_tensor_indices_size): Tensor;
   /** aten::sparse_coo_tensor.size(int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor */
-  "size"(size: number[], dtype?: DType | null | O_sparse_coo_tensor_size, layout?: Layout | null | O_sparse_coo_tensor_size, device?: DeviceLike | null | O_sparse_coo_tensor_size, pin_memory?: boolean | null | O_sparse_coo_tensor_size, options?: O_sparse_coo_tensor_size): Tensor;
+  (size: number[], options?: O_sparse_coo_tensor_size): Tensor;
+  /** aten::sparse_coo_tensor.indices(Tensor indices, Tensor values, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "indices"(indices: Tensor, values: Tensor, options?: O_sparse_coo_tensor_indices): Tensor;
+  /** aten::sparse_coo_tensor.indices_size(Tensor indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "indices_size"(indices: Tensor, values: Tensor, size: number[], options?: O_sparse_coo_tensor_indices_size): Tensor;
+  /** aten::sparse_coo_tensor.size(int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor */
+  "size"(size: number[], options?: O_sparse_coo_tensor_size): Tensor;
   /** aten::sparse_coo_tensor.size_out(int[] size, *, Tensor(a!) out) -> Tensor(a!) */
-  "size_out"(size: number[], out: Tensor, options?: O_sparse_coo_tensor_size_out): Tensor;
+  "size_out"(size: number[], options?: O_sparse_coo_tensor_size_out): Tensor;
 } = defineOp("sparse_coo_tensor", [
-  ["indices",[["indices",0,0],["values",0,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["indices_size",[["indices",0,0],["values",0,0],["size",12,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["size",[["size",12,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["size_out",[["size",12,0],["out",0,4]],[-1],0],
+  ["indices",[["indices",0,0],["values",0,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["indices_size",[["indices",0,0],["values",0,0],["size",12,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["size",[["size",12,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["size_out",[["size",12,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_sparse_csc_tensor_ccol_row_value = { ccol_indices?: Tensor; ccolIndices?: Tensor; row_indices?: Tensor; rowIndices?: Tensor; values?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
@@ -1137,15 +1215,17 @@ type O_sparse_csc_tensor_ccol_row_value_size = { ccol_indices?: Tensor; ccolIndi
  * aten::sparse_csc_tensor.ccol_row_value_size(Tensor ccol_indices, Tensor row_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor
  */
 export const sparseCscTensor: {
-  (ccol_indices: Tensor, row_indices: Tensor, values: Tensor, dtype?: DType | null | O_sparse_csc_tensor_ccol_row_value, layout?: Layout | null | O_sparse_csc_tensor_ccol_row_value, device?: DeviceLike | null | O_sparse_csc_tensor_ccol_row_value, pin_memory?: boolean | null | O_sparse_csc_tensor_ccol_row_value, options?: O_sparse_csc_tensor_ccol_row_value): Tensor;
-  (ccol_indices: Tensor, row_indices: Tensor, values: Tensor, size: number[], dtype?: DType | null | O_sparse_csc_tensor_ccol_row_value_size, layout?: Layout | null | O_sparse_csc_tensor_ccol_row_value_size, device?: DeviceLike | null | O_sparse_csc_tensor_ccol_row_value_size, pin_memory?: boolean | null | O_sparse_csc_tensor_ccol_row_value_size, options?: O_sparse_csc_tensor_ccol_row_value_size): Tensor;
   /** aten::sparse_csc_tensor.ccol_row_value(Tensor ccol_indices, Tensor row_indices, Tensor values, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor */
-  "ccol_row_value"(ccol_indices: Tensor, row_indices: Tensor, values: Tensor, dtype?: DType | null | O_sparse_csc_tensor_ccol_row_value, layout?: Layout | null | O_sparse_csc_tensor_ccol_row_value, device?: DeviceLike | null | O_sparse_csc_tensor_ccol_row_value, pin_memory?: boolean | null | O_sparse_csc_tensor_ccol_row_value, options?: O_sparse_csc_tensor_ccol_row_value): Tensor;
+  (ccol_indices: Tensor, row_indices: Tensor, values: Tensor, options?: O_sparse_csc_tensor_ccol_row_value): Tensor;
   /** aten::sparse_csc_tensor.ccol_row_value_size(Tensor ccol_indices, Tensor row_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor */
-  "ccol_row_value_size"(ccol_indices: Tensor, row_indices: Tensor, values: Tensor, size: number[], dtype?: DType | null | O_sparse_csc_tensor_ccol_row_value_size, layout?: Layout | null | O_sparse_csc_tensor_ccol_row_value_size, device?: DeviceLike | null | O_sparse_csc_tensor_ccol_row_value_size, pin_memory?: boolean | null | O_sparse_csc_tensor_ccol_row_value_size, options?: O_sparse_csc_tensor_ccol_row_value_size): Tensor;
+  (ccol_indices: Tensor, row_indices: Tensor, values: Tensor, size: number[], options?: O_sparse_csc_tensor_ccol_row_value_size): Tensor;
+  /** aten::sparse_csc_tensor.ccol_row_value(Tensor ccol_indices, Tensor row_indices, Tensor values, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor */
+  "ccol_row_value"(ccol_indices: Tensor, row_indices: Tensor, values: Tensor, options?: O_sparse_csc_tensor_ccol_row_value): Tensor;
+  /** aten::sparse_csc_tensor.ccol_row_value_size(Tensor ccol_indices, Tensor row_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor */
+  "ccol_row_value_size"(ccol_indices: Tensor, row_indices: Tensor, values: Tensor, size: number[], options?: O_sparse_csc_tensor_ccol_row_value_size): Tensor;
 } = defineOp("sparse_csc_tensor", [
-  ["ccol_row_value",[["ccol_indices",0,0],["row_indices",0,0],["values",0,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["ccol_row_value_size",[["ccol_indices",0,0],["row_indices",0,0],["values",0,0],["size",12,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
+  ["ccol_row_value",[["ccol_indices",0,0],["row_indices",0,0],["values",0,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["ccol_row_value_size",[["ccol_indices",0,0],["row_indices",0,0],["values",0,0],["size",12,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
 ]) as any;
 
 type O_sparse_csr_tensor_crow_col_value = { crow_indices?: Tensor; crowIndices?: Tensor; col_indices?: Tensor; colIndices?: Tensor; values?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
@@ -1155,15 +1235,17 @@ type O_sparse_csr_tensor_crow_col_value_size = { crow_indices?: Tensor; crowIndi
  * aten::sparse_csr_tensor.crow_col_value_size(Tensor crow_indices, Tensor col_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor
  */
 export const sparseCsrTensor: {
-  (crow_indices: Tensor, col_indices: Tensor, values: Tensor, dtype?: DType | null | O_sparse_csr_tensor_crow_col_value, layout?: Layout | null | O_sparse_csr_tensor_crow_col_value, device?: DeviceLike | null | O_sparse_csr_tensor_crow_col_value, pin_memory?: boolean | null | O_sparse_csr_tensor_crow_col_value, options?: O_sparse_csr_tensor_crow_col_value): Tensor;
-  (crow_indices: Tensor, col_indices: Tensor, values: Tensor, size: number[], dtype?: DType | null | O_sparse_csr_tensor_crow_col_value_size, layout?: Layout | null | O_sparse_csr_tensor_crow_col_value_size, device?: DeviceLike | null | O_sparse_csr_tensor_crow_col_value_size, pin_memory?: boolean | null | O_sparse_csr_tensor_crow_col_value_size, options?: O_sparse_csr_tensor_crow_col_value_size): Tensor;
   /** aten::sparse_csr_tensor.crow_col_value(Tensor crow_indices, Tensor col_indices, Tensor values, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor */
-  "crow_col_value"(crow_indices: Tensor, col_indices: Tensor, values: Tensor, dtype?: DType | null | O_sparse_csr_tensor_crow_col_value, layout?: Layout | null | O_sparse_csr_tensor_crow_col_value, device?: DeviceLike | null | O_sparse_csr_tensor_crow_col_value, pin_memory?: boolean | null | O_sparse_csr_tensor_crow_col_value, options?: O_sparse_csr_tensor_crow_col_value): Tensor;
+  (crow_indices: Tensor, col_indices: Tensor, values: Tensor, options?: O_sparse_csr_tensor_crow_col_value): Tensor;
   /** aten::sparse_csr_tensor.crow_col_value_size(Tensor crow_indices, Tensor col_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor */
-  "crow_col_value_size"(crow_indices: Tensor, col_indices: Tensor, values: Tensor, size: number[], dtype?: DType | null | O_sparse_csr_tensor_crow_col_value_size, layout?: Layout | null | O_sparse_csr_tensor_crow_col_value_size, device?: DeviceLike | null | O_sparse_csr_tensor_crow_col_value_size, pin_memory?: boolean | null | O_sparse_csr_tensor_crow_col_value_size, options?: O_sparse_csr_tensor_crow_col_value_size): Tensor;
+  (crow_indices: Tensor, col_indices: Tensor, values: Tensor, size: number[], options?: O_sparse_csr_tensor_crow_col_value_size): Tensor;
+  /** aten::sparse_csr_tensor.crow_col_value(Tensor crow_indices, Tensor col_indices, Tensor values, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor */
+  "crow_col_value"(crow_indices: Tensor, col_indices: Tensor, values: Tensor, options?: O_sparse_csr_tensor_crow_col_value): Tensor;
+  /** aten::sparse_csr_tensor.crow_col_value_size(Tensor crow_indices, Tensor col_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor */
+  "crow_col_value_size"(crow_indices: Tensor, col_indices: Tensor, values: Tensor, size: number[], options?: O_sparse_csr_tensor_crow_col_value_size): Tensor;
 } = defineOp("sparse_csr_tensor", [
-  ["crow_col_value",[["crow_indices",0,0],["col_indices",0,0],["values",0,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["crow_col_value_size",[["crow_indices",0,0],["col_indices",0,0],["values",0,0],["size",12,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
+  ["crow_col_value",[["crow_indices",0,0],["col_indices",0,0],["values",0,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["crow_col_value_size",[["crow_indices",0,0],["col_indices",0,0],["values",0,0],["size",12,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
 ]) as any;
 
 type O_sparse_dim = { self?: Tensor };
@@ -1171,6 +1253,7 @@ type O_sparse_dim = { self?: Tensor };
  * aten::sparse_dim(Tensor self) -> int
  */
 export const sparseDim: {
+  /** aten::sparse_dim(Tensor self) -> int */
   (self: Tensor, options?: O_sparse_dim): number;
   /** aten::sparse_dim(Tensor self) -> int */
   "default"(self: Tensor, options?: O_sparse_dim): number;
@@ -1179,37 +1262,39 @@ export const sparseDim: {
 ]) as any;
 
 type O_sparse_mask = { self?: Tensor; mask?: Tensor };
-type O_sparse_mask_out = { self?: Tensor; mask?: Tensor; out?: Tensor };
+type O_sparse_mask_out = { self?: Tensor; mask?: Tensor; out: Tensor };
 /**
  * aten::sparse_mask(Tensor self, Tensor mask) -> Tensor
  * aten::sparse_mask.out(Tensor self, Tensor mask, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const sparseMask: {
+  /** aten::sparse_mask(Tensor self, Tensor mask) -> Tensor */
   (self: Tensor, mask: Tensor, options?: O_sparse_mask): Tensor;
   /** aten::sparse_mask(Tensor self, Tensor mask) -> Tensor */
   "default"(self: Tensor, mask: Tensor, options?: O_sparse_mask): Tensor;
   /** aten::sparse_mask.out(Tensor self, Tensor mask, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, mask: Tensor, out: Tensor, options?: O_sparse_mask_out): Tensor;
+  "out"(self: Tensor, mask: Tensor, options?: O_sparse_mask_out): Tensor;
 } = defineOp("sparse_mask", [
   ["",[["self",0,0],["mask",0,0]],[0],1],
-  ["out",[["self",0,0],["mask",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["mask",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_sparse_resize = { self?: Tensor; size?: number[]; sparse_dim?: number; sparseDim?: number; dense_dim?: number; denseDim?: number };
-type O_sparse_resize_out = { self?: Tensor; size?: number[]; sparse_dim?: number; sparseDim?: number; dense_dim?: number; denseDim?: number; out?: Tensor };
+type O_sparse_resize_out = { self?: Tensor; size?: number[]; sparse_dim?: number; sparseDim?: number; dense_dim?: number; denseDim?: number; out: Tensor };
 /**
  * aten::sparse_resize(Tensor self, int[] size, int sparse_dim, int dense_dim) -> Tensor
  * aten::sparse_resize.out(Tensor self, int[] size, int sparse_dim, int dense_dim, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const sparseResize: {
+  /** aten::sparse_resize(Tensor self, int[] size, int sparse_dim, int dense_dim) -> Tensor */
   (self: Tensor, size: number[], sparse_dim: number, dense_dim: number, options?: O_sparse_resize): Tensor;
   /** aten::sparse_resize(Tensor self, int[] size, int sparse_dim, int dense_dim) -> Tensor */
   "default"(self: Tensor, size: number[], sparse_dim: number, dense_dim: number, options?: O_sparse_resize): Tensor;
   /** aten::sparse_resize.out(Tensor self, int[] size, int sparse_dim, int dense_dim, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, size: number[], sparse_dim: number, dense_dim: number, out: Tensor, options?: O_sparse_resize_out): Tensor;
+  "out"(self: Tensor, size: number[], sparse_dim: number, dense_dim: number, options?: O_sparse_resize_out): Tensor;
 } = defineOp("sparse_resize", [
   ["",[["self",0,0],["size",12,0],["sparse_dim",3,0],["dense_dim",3,0]],[0],1],
-  ["out",[["self",0,0],["size",12,0],["sparse_dim",3,0],["dense_dim",3,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["size",12,0],["sparse_dim",3,0],["dense_dim",3,0],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_sparse_resize_ = { self?: Tensor; size?: number[]; sparse_dim?: number; sparseDim?: number; dense_dim?: number; denseDim?: number };
@@ -1217,6 +1302,7 @@ type O_sparse_resize_ = { self?: Tensor; size?: number[]; sparse_dim?: number; s
  * aten::sparse_resize_(Tensor(a!) self, int[] size, int sparse_dim, int dense_dim) -> Tensor(a!)
  */
 export const sparseResize_: {
+  /** aten::sparse_resize_(Tensor(a!) self, int[] size, int sparse_dim, int dense_dim) -> Tensor(a!) */
   (self: Tensor, size: number[], sparse_dim: number, dense_dim: number, options?: O_sparse_resize_): Tensor;
   /** aten::sparse_resize_(Tensor(a!) self, int[] size, int sparse_dim, int dense_dim) -> Tensor(a!) */
   "default"(self: Tensor, size: number[], sparse_dim: number, dense_dim: number, options?: O_sparse_resize_): Tensor;
@@ -1225,20 +1311,21 @@ export const sparseResize_: {
 ]) as any;
 
 type O_sparse_resize_and_clear = { self?: Tensor; size?: number[]; sparse_dim?: number; sparseDim?: number; dense_dim?: number; denseDim?: number };
-type O_sparse_resize_and_clear_out = { self?: Tensor; size?: number[]; sparse_dim?: number; sparseDim?: number; dense_dim?: number; denseDim?: number; out?: Tensor };
+type O_sparse_resize_and_clear_out = { self?: Tensor; size?: number[]; sparse_dim?: number; sparseDim?: number; dense_dim?: number; denseDim?: number; out: Tensor };
 /**
  * aten::sparse_resize_and_clear(Tensor self, int[] size, int sparse_dim, int dense_dim) -> Tensor
  * aten::sparse_resize_and_clear.out(Tensor self, int[] size, int sparse_dim, int dense_dim, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const sparseResizeAndClear: {
+  /** aten::sparse_resize_and_clear(Tensor self, int[] size, int sparse_dim, int dense_dim) -> Tensor */
   (self: Tensor, size: number[], sparse_dim: number, dense_dim: number, options?: O_sparse_resize_and_clear): Tensor;
   /** aten::sparse_resize_and_clear(Tensor self, int[] size, int sparse_dim, int dense_dim) -> Tensor */
   "default"(self: Tensor, size: number[], sparse_dim: number, dense_dim: number, options?: O_sparse_resize_and_clear): Tensor;
   /** aten::sparse_resize_and_clear.out(Tensor self, int[] size, int sparse_dim, int dense_dim, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, size: number[], sparse_dim: number, dense_dim: number, out: Tensor, options?: O_sparse_resize_and_clear_out): Tensor;
+  "out"(self: Tensor, size: number[], sparse_dim: number, dense_dim: number, options?: O_sparse_resize_and_clear_out): Tensor;
 } = defineOp("sparse_resize_and_clear", [
   ["",[["self",0,0],["size",12,0],["sparse_dim",3,0],["dense_dim",3,0]],[0],1],
-  ["out",[["self",0,0],["size",12,0],["sparse_dim",3,0],["dense_dim",3,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["size",12,0],["sparse_dim",3,0],["dense_dim",3,0],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_sparse_resize_and_clear_ = { self?: Tensor; size?: number[]; sparse_dim?: number; sparseDim?: number; dense_dim?: number; denseDim?: number };
@@ -1246,6 +1333,7 @@ type O_sparse_resize_and_clear_ = { self?: Tensor; size?: number[]; sparse_dim?:
  * aten::sparse_resize_and_clear_(Tensor(a!) self, int[] size, int sparse_dim, int dense_dim) -> Tensor(a!)
  */
 export const sparseResizeAndClear_: {
+  /** aten::sparse_resize_and_clear_(Tensor(a!) self, int[] size, int sparse_dim, int dense_dim) -> Tensor(a!) */
   (self: Tensor, size: number[], sparse_dim: number, dense_dim: number, options?: O_sparse_resize_and_clear_): Tensor;
   /** aten::sparse_resize_and_clear_(Tensor(a!) self, int[] size, int sparse_dim, int dense_dim) -> Tensor(a!) */
   "default"(self: Tensor, size: number[], sparse_dim: number, dense_dim: number, options?: O_sparse_resize_and_clear_): Tensor;
@@ -1254,113 +1342,119 @@ export const sparseResizeAndClear_: {
 ]) as any;
 
 type O_sparse_sampled_addmm = { self?: Tensor; mat1?: Tensor; mat2?: Tensor; beta?: Scalar; alpha?: Scalar };
-type O_sparse_sampled_addmm_out = { self?: Tensor; mat1?: Tensor; mat2?: Tensor; beta?: Scalar; alpha?: Scalar; out?: Tensor };
+type O_sparse_sampled_addmm_out = { self?: Tensor; mat1?: Tensor; mat2?: Tensor; beta?: Scalar; alpha?: Scalar; out: Tensor };
 /**
  * aten::sparse_sampled_addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor
  * aten::sparse_sampled_addmm.out(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1, Tensor(a!) out) -> Tensor(a!)
  */
 export const sparseSampledAddmm: {
-  (self: Tensor, mat1: Tensor, mat2: Tensor, beta?: Scalar | O_sparse_sampled_addmm, alpha?: Scalar | O_sparse_sampled_addmm, options?: O_sparse_sampled_addmm): Tensor;
   /** aten::sparse_sampled_addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor */
-  "default"(self: Tensor, mat1: Tensor, mat2: Tensor, beta?: Scalar | O_sparse_sampled_addmm, alpha?: Scalar | O_sparse_sampled_addmm, options?: O_sparse_sampled_addmm): Tensor;
+  (self: Tensor, mat1: Tensor, mat2: Tensor, options?: O_sparse_sampled_addmm): Tensor;
+  /** aten::sparse_sampled_addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor */
+  "default"(self: Tensor, mat1: Tensor, mat2: Tensor, options?: O_sparse_sampled_addmm): Tensor;
   /** aten::sparse_sampled_addmm.out(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, mat1: Tensor, mat2: Tensor, beta?: Scalar | O_sparse_sampled_addmm_out, alpha?: Scalar | O_sparse_sampled_addmm_out, out?: Tensor | O_sparse_sampled_addmm_out, options?: O_sparse_sampled_addmm_out): Tensor;
+  "out"(self: Tensor, mat1: Tensor, mat2: Tensor, options?: O_sparse_sampled_addmm_out): Tensor;
 } = defineOp("sparse_sampled_addmm", [
-  ["",[["self",0,0],["mat1",0,0],["mat2",0,0],["beta",6,2],["alpha",6,2]],[0],1],
-  ["out",[["self",0,0],["mat1",0,0],["mat2",0,0],["beta",6,2],["alpha",6,2],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["mat1",0,0],["mat2",0,0],["beta",6,10],["alpha",6,10]],[0],1],
+  ["out",[["self",0,0],["mat1",0,0],["mat2",0,0],["beta",6,10],["alpha",6,10],["out",0,12]],[-6],0],
 ]) as any;
 
 type O_special_airy_ai = { x?: Tensor };
-type O_special_airy_ai_out = { x?: Tensor; out?: Tensor };
+type O_special_airy_ai_out = { x?: Tensor; out: Tensor };
 /**
  * aten::special_airy_ai(Tensor x) -> Tensor
  * aten::special_airy_ai.out(Tensor x, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialAiryAi: {
+  /** aten::special_airy_ai(Tensor x) -> Tensor */
   (x: Tensor, options?: O_special_airy_ai): Tensor;
   /** aten::special_airy_ai(Tensor x) -> Tensor */
   "default"(x: Tensor, options?: O_special_airy_ai): Tensor;
   /** aten::special_airy_ai.out(Tensor x, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(x: Tensor, out: Tensor, options?: O_special_airy_ai_out): Tensor;
+  "out"(x: Tensor, options?: O_special_airy_ai_out): Tensor;
 } = defineOp("special_airy_ai", [
   ["",[["x",0,0]],[0],1],
-  ["out",[["x",0,0],["out",0,4]],[-1],0],
+  ["out",[["x",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_special_bessel_j0 = { self?: Tensor };
-type O_special_bessel_j0_out = { self?: Tensor; out?: Tensor };
+type O_special_bessel_j0_out = { self?: Tensor; out: Tensor };
 /**
  * aten::special_bessel_j0(Tensor self) -> Tensor
  * aten::special_bessel_j0.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialBesselJ0: {
+  /** aten::special_bessel_j0(Tensor self) -> Tensor */
   (self: Tensor, options?: O_special_bessel_j0): Tensor;
   /** aten::special_bessel_j0(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_special_bessel_j0): Tensor;
   /** aten::special_bessel_j0.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_special_bessel_j0_out): Tensor;
+  "out"(self: Tensor, options?: O_special_bessel_j0_out): Tensor;
 } = defineOp("special_bessel_j0", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_special_bessel_j1 = { self?: Tensor };
-type O_special_bessel_j1_out = { self?: Tensor; out?: Tensor };
+type O_special_bessel_j1_out = { self?: Tensor; out: Tensor };
 /**
  * aten::special_bessel_j1(Tensor self) -> Tensor
  * aten::special_bessel_j1.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialBesselJ1: {
+  /** aten::special_bessel_j1(Tensor self) -> Tensor */
   (self: Tensor, options?: O_special_bessel_j1): Tensor;
   /** aten::special_bessel_j1(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_special_bessel_j1): Tensor;
   /** aten::special_bessel_j1.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_special_bessel_j1_out): Tensor;
+  "out"(self: Tensor, options?: O_special_bessel_j1_out): Tensor;
 } = defineOp("special_bessel_j1", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_special_bessel_y0 = { self?: Tensor };
-type O_special_bessel_y0_out = { self?: Tensor; out?: Tensor };
+type O_special_bessel_y0_out = { self?: Tensor; out: Tensor };
 /**
  * aten::special_bessel_y0(Tensor self) -> Tensor
  * aten::special_bessel_y0.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialBesselY0: {
+  /** aten::special_bessel_y0(Tensor self) -> Tensor */
   (self: Tensor, options?: O_special_bessel_y0): Tensor;
   /** aten::special_bessel_y0(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_special_bessel_y0): Tensor;
   /** aten::special_bessel_y0.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_special_bessel_y0_out): Tensor;
+  "out"(self: Tensor, options?: O_special_bessel_y0_out): Tensor;
 } = defineOp("special_bessel_y0", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_special_bessel_y1 = { self?: Tensor };
-type O_special_bessel_y1_out = { self?: Tensor; out?: Tensor };
+type O_special_bessel_y1_out = { self?: Tensor; out: Tensor };
 /**
  * aten::special_bessel_y1(Tensor self) -> Tensor
  * aten::special_bessel_y1.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialBesselY1: {
+  /** aten::special_bessel_y1(Tensor self) -> Tensor */
   (self: Tensor, options?: O_special_bessel_y1): Tensor;
   /** aten::special_bessel_y1(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_special_bessel_y1): Tensor;
   /** aten::special_bessel_y1.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_special_bessel_y1_out): Tensor;
+  "out"(self: Tensor, options?: O_special_bessel_y1_out): Tensor;
 } = defineOp("special_bessel_y1", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_special_chebyshev_polynomial_t = { x?: Tensor; n?: Tensor };
 type O_special_chebyshev_polynomial_t_n_scalar = { x?: Tensor; n?: Scalar };
-type O_special_chebyshev_polynomial_t_n_scalar_out = { x?: Tensor; n?: Scalar; out?: Tensor };
-type O_special_chebyshev_polynomial_t_out = { x?: Tensor; n?: Tensor; out?: Tensor };
+type O_special_chebyshev_polynomial_t_n_scalar_out = { x?: Tensor; n?: Scalar; out: Tensor };
+type O_special_chebyshev_polynomial_t_out = { x?: Tensor; n?: Tensor; out: Tensor };
 type O_special_chebyshev_polynomial_t_x_scalar = { x?: Scalar; n?: Tensor };
-type O_special_chebyshev_polynomial_t_x_scalar_out = { x?: Scalar; n?: Tensor; out?: Tensor };
+type O_special_chebyshev_polynomial_t_x_scalar_out = { x?: Scalar; n?: Tensor; out: Tensor };
 /**
  * aten::special_chebyshev_polynomial_t(Tensor x, Tensor n) -> Tensor
  * aten::special_chebyshev_polynomial_t.n_scalar(Tensor x, Scalar n) -> Tensor
@@ -1370,36 +1464,39 @@ type O_special_chebyshev_polynomial_t_x_scalar_out = { x?: Scalar; n?: Tensor; o
  * aten::special_chebyshev_polynomial_t.x_scalar_out(Scalar x, Tensor n, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialChebyshevPolynomialT: {
+  /** aten::special_chebyshev_polynomial_t(Tensor x, Tensor n) -> Tensor */
   (x: Tensor, n: Tensor, options?: O_special_chebyshev_polynomial_t): Tensor;
+  /** aten::special_chebyshev_polynomial_t.n_scalar(Tensor x, Scalar n) -> Tensor */
   (x: Tensor, n: Scalar, options?: O_special_chebyshev_polynomial_t_n_scalar): Tensor;
+  /** aten::special_chebyshev_polynomial_t.x_scalar(Scalar x, Tensor n) -> Tensor */
   (x: Scalar, n: Tensor, options?: O_special_chebyshev_polynomial_t_x_scalar): Tensor;
   /** aten::special_chebyshev_polynomial_t(Tensor x, Tensor n) -> Tensor */
   "default"(x: Tensor, n: Tensor, options?: O_special_chebyshev_polynomial_t): Tensor;
   /** aten::special_chebyshev_polynomial_t.n_scalar(Tensor x, Scalar n) -> Tensor */
   "n_scalar"(x: Tensor, n: Scalar, options?: O_special_chebyshev_polynomial_t_n_scalar): Tensor;
   /** aten::special_chebyshev_polynomial_t.n_scalar_out(Tensor x, Scalar n, *, Tensor(a!) out) -> Tensor(a!) */
-  "n_scalar_out"(x: Tensor, n: Scalar, out: Tensor, options?: O_special_chebyshev_polynomial_t_n_scalar_out): Tensor;
+  "n_scalar_out"(x: Tensor, n: Scalar, options?: O_special_chebyshev_polynomial_t_n_scalar_out): Tensor;
   /** aten::special_chebyshev_polynomial_t.out(Tensor x, Tensor n, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(x: Tensor, n: Tensor, out: Tensor, options?: O_special_chebyshev_polynomial_t_out): Tensor;
+  "out"(x: Tensor, n: Tensor, options?: O_special_chebyshev_polynomial_t_out): Tensor;
   /** aten::special_chebyshev_polynomial_t.x_scalar(Scalar x, Tensor n) -> Tensor */
   "x_scalar"(x: Scalar, n: Tensor, options?: O_special_chebyshev_polynomial_t_x_scalar): Tensor;
   /** aten::special_chebyshev_polynomial_t.x_scalar_out(Scalar x, Tensor n, *, Tensor(a!) out) -> Tensor(a!) */
-  "x_scalar_out"(x: Scalar, n: Tensor, out: Tensor, options?: O_special_chebyshev_polynomial_t_x_scalar_out): Tensor;
+  "x_scalar_out"(x: Scalar, n: Tensor, options?: O_special_chebyshev_polynomial_t_x_scalar_out): Tensor;
 } = defineOp("special_chebyshev_polynomial_t", [
   ["",[["x",0,0],["n",0,0]],[0],1],
   ["n_scalar",[["x",0,0],["n",6,0]],[0],1],
-  ["n_scalar_out",[["x",0,0],["n",6,0],["out",0,4]],[-1],0],
-  ["out",[["x",0,0],["n",0,0],["out",0,4]],[-1],0],
+  ["n_scalar_out",[["x",0,0],["n",6,0],["out",0,12]],[-3],0],
+  ["out",[["x",0,0],["n",0,0],["out",0,12]],[-3],0],
   ["x_scalar",[["x",6,0],["n",0,0]],[0],1],
-  ["x_scalar_out",[["x",6,0],["n",0,0],["out",0,4]],[-1],0],
+  ["x_scalar_out",[["x",6,0],["n",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_special_chebyshev_polynomial_u = { x?: Tensor; n?: Tensor };
 type O_special_chebyshev_polynomial_u_n_scalar = { x?: Tensor; n?: Scalar };
-type O_special_chebyshev_polynomial_u_n_scalar_out = { x?: Tensor; n?: Scalar; out?: Tensor };
-type O_special_chebyshev_polynomial_u_out = { x?: Tensor; n?: Tensor; out?: Tensor };
+type O_special_chebyshev_polynomial_u_n_scalar_out = { x?: Tensor; n?: Scalar; out: Tensor };
+type O_special_chebyshev_polynomial_u_out = { x?: Tensor; n?: Tensor; out: Tensor };
 type O_special_chebyshev_polynomial_u_x_scalar = { x?: Scalar; n?: Tensor };
-type O_special_chebyshev_polynomial_u_x_scalar_out = { x?: Scalar; n?: Tensor; out?: Tensor };
+type O_special_chebyshev_polynomial_u_x_scalar_out = { x?: Scalar; n?: Tensor; out: Tensor };
 /**
  * aten::special_chebyshev_polynomial_u(Tensor x, Tensor n) -> Tensor
  * aten::special_chebyshev_polynomial_u.n_scalar(Tensor x, Scalar n) -> Tensor
@@ -1409,36 +1506,39 @@ type O_special_chebyshev_polynomial_u_x_scalar_out = { x?: Scalar; n?: Tensor; o
  * aten::special_chebyshev_polynomial_u.x_scalar_out(Scalar x, Tensor n, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialChebyshevPolynomialU: {
+  /** aten::special_chebyshev_polynomial_u(Tensor x, Tensor n) -> Tensor */
   (x: Tensor, n: Tensor, options?: O_special_chebyshev_polynomial_u): Tensor;
+  /** aten::special_chebyshev_polynomial_u.n_scalar(Tensor x, Scalar n) -> Tensor */
   (x: Tensor, n: Scalar, options?: O_special_chebyshev_polynomial_u_n_scalar): Tensor;
+  /** aten::special_chebyshev_polynomial_u.x_scalar(Scalar x, Tensor n) -> Tensor */
   (x: Scalar, n: Tensor, options?: O_special_chebyshev_polynomial_u_x_scalar): Tensor;
   /** aten::special_chebyshev_polynomial_u(Tensor x, Tensor n) -> Tensor */
   "default"(x: Tensor, n: Tensor, options?: O_special_chebyshev_polynomial_u): Tensor;
   /** aten::special_chebyshev_polynomial_u.n_scalar(Tensor x, Scalar n) -> Tensor */
   "n_scalar"(x: Tensor, n: Scalar, options?: O_special_chebyshev_polynomial_u_n_scalar): Tensor;
   /** aten::special_chebyshev_polynomial_u.n_scalar_out(Tensor x, Scalar n, *, Tensor(a!) out) -> Tensor(a!) */
-  "n_scalar_out"(x: Tensor, n: Scalar, out: Tensor, options?: O_special_chebyshev_polynomial_u_n_scalar_out): Tensor;
+  "n_scalar_out"(x: Tensor, n: Scalar, options?: O_special_chebyshev_polynomial_u_n_scalar_out): Tensor;
   /** aten::special_chebyshev_polynomial_u.out(Tensor x, Tensor n, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(x: Tensor, n: Tensor, out: Tensor, options?: O_special_chebyshev_polynomial_u_out): Tensor;
+  "out"(x: Tensor, n: Tensor, options?: O_special_chebyshev_polynomial_u_out): Tensor;
   /** aten::special_chebyshev_polynomial_u.x_scalar(Scalar x, Tensor n) -> Tensor */
   "x_scalar"(x: Scalar, n: Tensor, options?: O_special_chebyshev_polynomial_u_x_scalar): Tensor;
   /** aten::special_chebyshev_polynomial_u.x_scalar_out(Scalar x, Tensor n, *, Tensor(a!) out) -> Tensor(a!) */
-  "x_scalar_out"(x: Scalar, n: Tensor, out: Tensor, options?: O_special_chebyshev_polynomial_u_x_scalar_out): Tensor;
+  "x_scalar_out"(x: Scalar, n: Tensor, options?: O_special_chebyshev_polynomial_u_x_scalar_out): Tensor;
 } = defineOp("special_chebyshev_polynomial_u", [
   ["",[["x",0,0],["n",0,0]],[0],1],
   ["n_scalar",[["x",0,0],["n",6,0]],[0],1],
-  ["n_scalar_out",[["x",0,0],["n",6,0],["out",0,4]],[-1],0],
-  ["out",[["x",0,0],["n",0,0],["out",0,4]],[-1],0],
+  ["n_scalar_out",[["x",0,0],["n",6,0],["out",0,12]],[-3],0],
+  ["out",[["x",0,0],["n",0,0],["out",0,12]],[-3],0],
   ["x_scalar",[["x",6,0],["n",0,0]],[0],1],
-  ["x_scalar_out",[["x",6,0],["n",0,0],["out",0,4]],[-1],0],
+  ["x_scalar_out",[["x",6,0],["n",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_special_chebyshev_polynomial_v = { x?: Tensor; n?: Tensor };
 type O_special_chebyshev_polynomial_v_n_scalar = { x?: Tensor; n?: Scalar };
-type O_special_chebyshev_polynomial_v_n_scalar_out = { x?: Tensor; n?: Scalar; out?: Tensor };
-type O_special_chebyshev_polynomial_v_out = { x?: Tensor; n?: Tensor; out?: Tensor };
+type O_special_chebyshev_polynomial_v_n_scalar_out = { x?: Tensor; n?: Scalar; out: Tensor };
+type O_special_chebyshev_polynomial_v_out = { x?: Tensor; n?: Tensor; out: Tensor };
 type O_special_chebyshev_polynomial_v_x_scalar = { x?: Scalar; n?: Tensor };
-type O_special_chebyshev_polynomial_v_x_scalar_out = { x?: Scalar; n?: Tensor; out?: Tensor };
+type O_special_chebyshev_polynomial_v_x_scalar_out = { x?: Scalar; n?: Tensor; out: Tensor };
 /**
  * aten::special_chebyshev_polynomial_v(Tensor x, Tensor n) -> Tensor
  * aten::special_chebyshev_polynomial_v.n_scalar(Tensor x, Scalar n) -> Tensor
@@ -1448,36 +1548,39 @@ type O_special_chebyshev_polynomial_v_x_scalar_out = { x?: Scalar; n?: Tensor; o
  * aten::special_chebyshev_polynomial_v.x_scalar_out(Scalar x, Tensor n, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialChebyshevPolynomialV: {
+  /** aten::special_chebyshev_polynomial_v(Tensor x, Tensor n) -> Tensor */
   (x: Tensor, n: Tensor, options?: O_special_chebyshev_polynomial_v): Tensor;
+  /** aten::special_chebyshev_polynomial_v.n_scalar(Tensor x, Scalar n) -> Tensor */
   (x: Tensor, n: Scalar, options?: O_special_chebyshev_polynomial_v_n_scalar): Tensor;
+  /** aten::special_chebyshev_polynomial_v.x_scalar(Scalar x, Tensor n) -> Tensor */
   (x: Scalar, n: Tensor, options?: O_special_chebyshev_polynomial_v_x_scalar): Tensor;
   /** aten::special_chebyshev_polynomial_v(Tensor x, Tensor n) -> Tensor */
   "default"(x: Tensor, n: Tensor, options?: O_special_chebyshev_polynomial_v): Tensor;
   /** aten::special_chebyshev_polynomial_v.n_scalar(Tensor x, Scalar n) -> Tensor */
   "n_scalar"(x: Tensor, n: Scalar, options?: O_special_chebyshev_polynomial_v_n_scalar): Tensor;
   /** aten::special_chebyshev_polynomial_v.n_scalar_out(Tensor x, Scalar n, *, Tensor(a!) out) -> Tensor(a!) */
-  "n_scalar_out"(x: Tensor, n: Scalar, out: Tensor, options?: O_special_chebyshev_polynomial_v_n_scalar_out): Tensor;
+  "n_scalar_out"(x: Tensor, n: Scalar, options?: O_special_chebyshev_polynomial_v_n_scalar_out): Tensor;
   /** aten::special_chebyshev_polynomial_v.out(Tensor x, Tensor n, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(x: Tensor, n: Tensor, out: Tensor, options?: O_special_chebyshev_polynomial_v_out): Tensor;
+  "out"(x: Tensor, n: Tensor, options?: O_special_chebyshev_polynomial_v_out): Tensor;
   /** aten::special_chebyshev_polynomial_v.x_scalar(Scalar x, Tensor n) -> Tensor */
   "x_scalar"(x: Scalar, n: Tensor, options?: O_special_chebyshev_polynomial_v_x_scalar): Tensor;
   /** aten::special_chebyshev_polynomial_v.x_scalar_out(Scalar x, Tensor n, *, Tensor(a!) out) -> Tensor(a!) */
-  "x_scalar_out"(x: Scalar, n: Tensor, out: Tensor, options?: O_special_chebyshev_polynomial_v_x_scalar_out): Tensor;
+  "x_scalar_out"(x: Scalar, n: Tensor, options?: O_special_chebyshev_polynomial_v_x_scalar_out): Tensor;
 } = defineOp("special_chebyshev_polynomial_v", [
   ["",[["x",0,0],["n",0,0]],[0],1],
   ["n_scalar",[["x",0,0],["n",6,0]],[0],1],
-  ["n_scalar_out",[["x",0,0],["n",6,0],["out",0,4]],[-1],0],
-  ["out",[["x",0,0],["n",0,0],["out",0,4]],[-1],0],
+  ["n_scalar_out",[["x",0,0],["n",6,0],["out",0,12]],[-3],0],
+  ["out",[["x",0,0],["n",0,0],["out",0,12]],[-3],0],
   ["x_scalar",[["x",6,0],["n",0,0]],[0],1],
-  ["x_scalar_out",[["x",6,0],["n",0,0],["out",0,4]],[-1],0],
+  ["x_scalar_out",[["x",6,0],["n",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_special_chebyshev_polynomial_w = { x?: Tensor; n?: Tensor };
 type O_special_chebyshev_polynomial_w_n_scalar = { x?: Tensor; n?: Scalar };
-type O_special_chebyshev_polynomial_w_n_scalar_out = { x?: Tensor; n?: Scalar; out?: Tensor };
-type O_special_chebyshev_polynomial_w_out = { x?: Tensor; n?: Tensor; out?: Tensor };
+type O_special_chebyshev_polynomial_w_n_scalar_out = { x?: Tensor; n?: Scalar; out: Tensor };
+type O_special_chebyshev_polynomial_w_out = { x?: Tensor; n?: Tensor; out: Tensor };
 type O_special_chebyshev_polynomial_w_x_scalar = { x?: Scalar; n?: Tensor };
-type O_special_chebyshev_polynomial_w_x_scalar_out = { x?: Scalar; n?: Tensor; out?: Tensor };
+type O_special_chebyshev_polynomial_w_x_scalar_out = { x?: Scalar; n?: Tensor; out: Tensor };
 /**
  * aten::special_chebyshev_polynomial_w(Tensor x, Tensor n) -> Tensor
  * aten::special_chebyshev_polynomial_w.n_scalar(Tensor x, Scalar n) -> Tensor
@@ -1487,240 +1590,255 @@ type O_special_chebyshev_polynomial_w_x_scalar_out = { x?: Scalar; n?: Tensor; o
  * aten::special_chebyshev_polynomial_w.x_scalar_out(Scalar x, Tensor n, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialChebyshevPolynomialW: {
+  /** aten::special_chebyshev_polynomial_w(Tensor x, Tensor n) -> Tensor */
   (x: Tensor, n: Tensor, options?: O_special_chebyshev_polynomial_w): Tensor;
+  /** aten::special_chebyshev_polynomial_w.n_scalar(Tensor x, Scalar n) -> Tensor */
   (x: Tensor, n: Scalar, options?: O_special_chebyshev_polynomial_w_n_scalar): Tensor;
+  /** aten::special_chebyshev_polynomial_w.x_scalar(Scalar x, Tensor n) -> Tensor */
   (x: Scalar, n: Tensor, options?: O_special_chebyshev_polynomial_w_x_scalar): Tensor;
   /** aten::special_chebyshev_polynomial_w(Tensor x, Tensor n) -> Tensor */
   "default"(x: Tensor, n: Tensor, options?: O_special_chebyshev_polynomial_w): Tensor;
   /** aten::special_chebyshev_polynomial_w.n_scalar(Tensor x, Scalar n) -> Tensor */
   "n_scalar"(x: Tensor, n: Scalar, options?: O_special_chebyshev_polynomial_w_n_scalar): Tensor;
   /** aten::special_chebyshev_polynomial_w.n_scalar_out(Tensor x, Scalar n, *, Tensor(a!) out) -> Tensor(a!) */
-  "n_scalar_out"(x: Tensor, n: Scalar, out: Tensor, options?: O_special_chebyshev_polynomial_w_n_scalar_out): Tensor;
+  "n_scalar_out"(x: Tensor, n: Scalar, options?: O_special_chebyshev_polynomial_w_n_scalar_out): Tensor;
   /** aten::special_chebyshev_polynomial_w.out(Tensor x, Tensor n, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(x: Tensor, n: Tensor, out: Tensor, options?: O_special_chebyshev_polynomial_w_out): Tensor;
+  "out"(x: Tensor, n: Tensor, options?: O_special_chebyshev_polynomial_w_out): Tensor;
   /** aten::special_chebyshev_polynomial_w.x_scalar(Scalar x, Tensor n) -> Tensor */
   "x_scalar"(x: Scalar, n: Tensor, options?: O_special_chebyshev_polynomial_w_x_scalar): Tensor;
   /** aten::special_chebyshev_polynomial_w.x_scalar_out(Scalar x, Tensor n, *, Tensor(a!) out) -> Tensor(a!) */
-  "x_scalar_out"(x: Scalar, n: Tensor, out: Tensor, options?: O_special_chebyshev_polynomial_w_x_scalar_out): Tensor;
+  "x_scalar_out"(x: Scalar, n: Tensor, options?: O_special_chebyshev_polynomial_w_x_scalar_out): Tensor;
 } = defineOp("special_chebyshev_polynomial_w", [
   ["",[["x",0,0],["n",0,0]],[0],1],
   ["n_scalar",[["x",0,0],["n",6,0]],[0],1],
-  ["n_scalar_out",[["x",0,0],["n",6,0],["out",0,4]],[-1],0],
-  ["out",[["x",0,0],["n",0,0],["out",0,4]],[-1],0],
+  ["n_scalar_out",[["x",0,0],["n",6,0],["out",0,12]],[-3],0],
+  ["out",[["x",0,0],["n",0,0],["out",0,12]],[-3],0],
   ["x_scalar",[["x",6,0],["n",0,0]],[0],1],
-  ["x_scalar_out",[["x",6,0],["n",0,0],["out",0,4]],[-1],0],
+  ["x_scalar_out",[["x",6,0],["n",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_special_digamma = { self?: Tensor };
-type O_special_digamma_out = { self?: Tensor; out?: Tensor };
+type O_special_digamma_out = { self?: Tensor; out: Tensor };
 /**
  * aten::special_digamma(Tensor self) -> Tensor
  * aten::special_digamma.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialDigamma: {
+  /** aten::special_digamma(Tensor self) -> Tensor */
   (self: Tensor, options?: O_special_digamma): Tensor;
   /** aten::special_digamma(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_special_digamma): Tensor;
   /** aten::special_digamma.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_special_digamma_out): Tensor;
+  "out"(self: Tensor, options?: O_special_digamma_out): Tensor;
 } = defineOp("special_digamma", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_special_entr = { self?: Tensor };
-type O_special_entr_out = { self?: Tensor; out?: Tensor };
+type O_special_entr_out = { self?: Tensor; out: Tensor };
 /**
  * aten::special_entr(Tensor self) -> Tensor
  * aten::special_entr.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialEntr: {
+  /** aten::special_entr(Tensor self) -> Tensor */
   (self: Tensor, options?: O_special_entr): Tensor;
   /** aten::special_entr(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_special_entr): Tensor;
   /** aten::special_entr.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_special_entr_out): Tensor;
+  "out"(self: Tensor, options?: O_special_entr_out): Tensor;
 } = defineOp("special_entr", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_special_erf = { self?: Tensor };
-type O_special_erf_out = { self?: Tensor; out?: Tensor };
+type O_special_erf_out = { self?: Tensor; out: Tensor };
 /**
  * aten::special_erf(Tensor self) -> Tensor
  * aten::special_erf.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialErf: {
+  /** aten::special_erf(Tensor self) -> Tensor */
   (self: Tensor, options?: O_special_erf): Tensor;
   /** aten::special_erf(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_special_erf): Tensor;
   /** aten::special_erf.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_special_erf_out): Tensor;
+  "out"(self: Tensor, options?: O_special_erf_out): Tensor;
 } = defineOp("special_erf", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_special_erfc = { self?: Tensor };
-type O_special_erfc_out = { self?: Tensor; out?: Tensor };
+type O_special_erfc_out = { self?: Tensor; out: Tensor };
 /**
  * aten::special_erfc(Tensor self) -> Tensor
  * aten::special_erfc.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialErfc: {
+  /** aten::special_erfc(Tensor self) -> Tensor */
   (self: Tensor, options?: O_special_erfc): Tensor;
   /** aten::special_erfc(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_special_erfc): Tensor;
   /** aten::special_erfc.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_special_erfc_out): Tensor;
+  "out"(self: Tensor, options?: O_special_erfc_out): Tensor;
 } = defineOp("special_erfc", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_special_erfcx = { self?: Tensor };
-type O_special_erfcx_out = { self?: Tensor; out?: Tensor };
+type O_special_erfcx_out = { self?: Tensor; out: Tensor };
 /**
  * aten::special_erfcx(Tensor self) -> Tensor
  * aten::special_erfcx.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialErfcx: {
+  /** aten::special_erfcx(Tensor self) -> Tensor */
   (self: Tensor, options?: O_special_erfcx): Tensor;
   /** aten::special_erfcx(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_special_erfcx): Tensor;
   /** aten::special_erfcx.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_special_erfcx_out): Tensor;
+  "out"(self: Tensor, options?: O_special_erfcx_out): Tensor;
 } = defineOp("special_erfcx", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_special_erfinv = { self?: Tensor };
-type O_special_erfinv_out = { self?: Tensor; out?: Tensor };
+type O_special_erfinv_out = { self?: Tensor; out: Tensor };
 /**
  * aten::special_erfinv(Tensor self) -> Tensor
  * aten::special_erfinv.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialErfinv: {
+  /** aten::special_erfinv(Tensor self) -> Tensor */
   (self: Tensor, options?: O_special_erfinv): Tensor;
   /** aten::special_erfinv(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_special_erfinv): Tensor;
   /** aten::special_erfinv.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_special_erfinv_out): Tensor;
+  "out"(self: Tensor, options?: O_special_erfinv_out): Tensor;
 } = defineOp("special_erfinv", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_special_exp2 = { self?: Tensor };
-type O_special_exp2_out = { self?: Tensor; out?: Tensor };
+type O_special_exp2_out = { self?: Tensor; out: Tensor };
 /**
  * aten::special_exp2(Tensor self) -> Tensor
  * aten::special_exp2.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialExp2: {
+  /** aten::special_exp2(Tensor self) -> Tensor */
   (self: Tensor, options?: O_special_exp2): Tensor;
   /** aten::special_exp2(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_special_exp2): Tensor;
   /** aten::special_exp2.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_special_exp2_out): Tensor;
+  "out"(self: Tensor, options?: O_special_exp2_out): Tensor;
 } = defineOp("special_exp2", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_special_expit = { self?: Tensor };
-type O_special_expit_out = { self?: Tensor; out?: Tensor };
+type O_special_expit_out = { self?: Tensor; out: Tensor };
 /**
  * aten::special_expit(Tensor self) -> Tensor
  * aten::special_expit.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialExpit: {
+  /** aten::special_expit(Tensor self) -> Tensor */
   (self: Tensor, options?: O_special_expit): Tensor;
   /** aten::special_expit(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_special_expit): Tensor;
   /** aten::special_expit.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_special_expit_out): Tensor;
+  "out"(self: Tensor, options?: O_special_expit_out): Tensor;
 } = defineOp("special_expit", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_special_expm1 = { self?: Tensor };
-type O_special_expm1_out = { self?: Tensor; out?: Tensor };
+type O_special_expm1_out = { self?: Tensor; out: Tensor };
 /**
  * aten::special_expm1(Tensor self) -> Tensor
  * aten::special_expm1.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialExpm1: {
+  /** aten::special_expm1(Tensor self) -> Tensor */
   (self: Tensor, options?: O_special_expm1): Tensor;
   /** aten::special_expm1(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_special_expm1): Tensor;
   /** aten::special_expm1.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_special_expm1_out): Tensor;
+  "out"(self: Tensor, options?: O_special_expm1_out): Tensor;
 } = defineOp("special_expm1", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_special_gammainc = { self?: Tensor; other?: Tensor };
-type O_special_gammainc_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_special_gammainc_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::special_gammainc(Tensor self, Tensor other) -> Tensor
  * aten::special_gammainc.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialGammainc: {
+  /** aten::special_gammainc(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_special_gammainc): Tensor;
   /** aten::special_gammainc(Tensor self, Tensor other) -> Tensor */
   "default"(self: Tensor, other: Tensor, options?: O_special_gammainc): Tensor;
   /** aten::special_gammainc.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, out: Tensor, options?: O_special_gammainc_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_special_gammainc_out): Tensor;
 } = defineOp("special_gammainc", [
   ["",[["self",0,0],["other",0,0]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_special_gammaincc = { self?: Tensor; other?: Tensor };
-type O_special_gammaincc_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_special_gammaincc_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::special_gammaincc(Tensor self, Tensor other) -> Tensor
  * aten::special_gammaincc.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialGammaincc: {
+  /** aten::special_gammaincc(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_special_gammaincc): Tensor;
   /** aten::special_gammaincc(Tensor self, Tensor other) -> Tensor */
   "default"(self: Tensor, other: Tensor, options?: O_special_gammaincc): Tensor;
   /** aten::special_gammaincc.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, out: Tensor, options?: O_special_gammaincc_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_special_gammaincc_out): Tensor;
 } = defineOp("special_gammaincc", [
   ["",[["self",0,0],["other",0,0]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_special_gammaln = { self?: Tensor };
-type O_special_gammaln_out = { self?: Tensor; out?: Tensor };
+type O_special_gammaln_out = { self?: Tensor; out: Tensor };
 /**
  * aten::special_gammaln(Tensor self) -> Tensor
  * aten::special_gammaln.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialGammaln: {
+  /** aten::special_gammaln(Tensor self) -> Tensor */
   (self: Tensor, options?: O_special_gammaln): Tensor;
   /** aten::special_gammaln(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_special_gammaln): Tensor;
   /** aten::special_gammaln.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_special_gammaln_out): Tensor;
+  "out"(self: Tensor, options?: O_special_gammaln_out): Tensor;
 } = defineOp("special_gammaln", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_special_hermite_polynomial_h = { x?: Tensor; n?: Tensor };
 type O_special_hermite_polynomial_h_n_scalar = { x?: Tensor; n?: Scalar };
-type O_special_hermite_polynomial_h_n_scalar_out = { x?: Tensor; n?: Scalar; out?: Tensor };
-type O_special_hermite_polynomial_h_out = { x?: Tensor; n?: Tensor; out?: Tensor };
+type O_special_hermite_polynomial_h_n_scalar_out = { x?: Tensor; n?: Scalar; out: Tensor };
+type O_special_hermite_polynomial_h_out = { x?: Tensor; n?: Tensor; out: Tensor };
 type O_special_hermite_polynomial_h_x_scalar = { x?: Scalar; n?: Tensor };
-type O_special_hermite_polynomial_h_x_scalar_out = { x?: Scalar; n?: Tensor; out?: Tensor };
+type O_special_hermite_polynomial_h_x_scalar_out = { x?: Scalar; n?: Tensor; out: Tensor };
 /**
  * aten::special_hermite_polynomial_h(Tensor x, Tensor n) -> Tensor
  * aten::special_hermite_polynomial_h.n_scalar(Tensor x, Scalar n) -> Tensor
@@ -1730,36 +1848,39 @@ type O_special_hermite_polynomial_h_x_scalar_out = { x?: Scalar; n?: Tensor; out
  * aten::special_hermite_polynomial_h.x_scalar_out(Scalar x, Tensor n, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialHermitePolynomialH: {
+  /** aten::special_hermite_polynomial_h(Tensor x, Tensor n) -> Tensor */
   (x: Tensor, n: Tensor, options?: O_special_hermite_polynomial_h): Tensor;
+  /** aten::special_hermite_polynomial_h.n_scalar(Tensor x, Scalar n) -> Tensor */
   (x: Tensor, n: Scalar, options?: O_special_hermite_polynomial_h_n_scalar): Tensor;
+  /** aten::special_hermite_polynomial_h.x_scalar(Scalar x, Tensor n) -> Tensor */
   (x: Scalar, n: Tensor, options?: O_special_hermite_polynomial_h_x_scalar): Tensor;
   /** aten::special_hermite_polynomial_h(Tensor x, Tensor n) -> Tensor */
   "default"(x: Tensor, n: Tensor, options?: O_special_hermite_polynomial_h): Tensor;
   /** aten::special_hermite_polynomial_h.n_scalar(Tensor x, Scalar n) -> Tensor */
   "n_scalar"(x: Tensor, n: Scalar, options?: O_special_hermite_polynomial_h_n_scalar): Tensor;
   /** aten::special_hermite_polynomial_h.n_scalar_out(Tensor x, Scalar n, *, Tensor(a!) out) -> Tensor(a!) */
-  "n_scalar_out"(x: Tensor, n: Scalar, out: Tensor, options?: O_special_hermite_polynomial_h_n_scalar_out): Tensor;
+  "n_scalar_out"(x: Tensor, n: Scalar, options?: O_special_hermite_polynomial_h_n_scalar_out): Tensor;
   /** aten::special_hermite_polynomial_h.out(Tensor x, Tensor n, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(x: Tensor, n: Tensor, out: Tensor, options?: O_special_hermite_polynomial_h_out): Tensor;
+  "out"(x: Tensor, n: Tensor, options?: O_special_hermite_polynomial_h_out): Tensor;
   /** aten::special_hermite_polynomial_h.x_scalar(Scalar x, Tensor n) -> Tensor */
   "x_scalar"(x: Scalar, n: Tensor, options?: O_special_hermite_polynomial_h_x_scalar): Tensor;
   /** aten::special_hermite_polynomial_h.x_scalar_out(Scalar x, Tensor n, *, Tensor(a!) out) -> Tensor(a!) */
-  "x_scalar_out"(x: Scalar, n: Tensor, out: Tensor, options?: O_special_hermite_polynomial_h_x_scalar_out): Tensor;
+  "x_scalar_out"(x: Scalar, n: Tensor, options?: O_special_hermite_polynomial_h_x_scalar_out): Tensor;
 } = defineOp("special_hermite_polynomial_h", [
   ["",[["x",0,0],["n",0,0]],[0],1],
   ["n_scalar",[["x",0,0],["n",6,0]],[0],1],
-  ["n_scalar_out",[["x",0,0],["n",6,0],["out",0,4]],[-1],0],
-  ["out",[["x",0,0],["n",0,0],["out",0,4]],[-1],0],
+  ["n_scalar_out",[["x",0,0],["n",6,0],["out",0,12]],[-3],0],
+  ["out",[["x",0,0],["n",0,0],["out",0,12]],[-3],0],
   ["x_scalar",[["x",6,0],["n",0,0]],[0],1],
-  ["x_scalar_out",[["x",6,0],["n",0,0],["out",0,4]],[-1],0],
+  ["x_scalar_out",[["x",6,0],["n",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_special_hermite_polynomial_he = { x?: Tensor; n?: Tensor };
 type O_special_hermite_polynomial_he_n_scalar = { x?: Tensor; n?: Scalar };
-type O_special_hermite_polynomial_he_n_scalar_out = { x?: Tensor; n?: Scalar; out?: Tensor };
-type O_special_hermite_polynomial_he_out = { x?: Tensor; n?: Tensor; out?: Tensor };
+type O_special_hermite_polynomial_he_n_scalar_out = { x?: Tensor; n?: Scalar; out: Tensor };
+type O_special_hermite_polynomial_he_out = { x?: Tensor; n?: Tensor; out: Tensor };
 type O_special_hermite_polynomial_he_x_scalar = { x?: Scalar; n?: Tensor };
-type O_special_hermite_polynomial_he_x_scalar_out = { x?: Scalar; n?: Tensor; out?: Tensor };
+type O_special_hermite_polynomial_he_x_scalar_out = { x?: Scalar; n?: Tensor; out: Tensor };
 /**
  * aten::special_hermite_polynomial_he(Tensor x, Tensor n) -> Tensor
  * aten::special_hermite_polynomial_he.n_scalar(Tensor x, Scalar n) -> Tensor
@@ -1769,104 +1890,111 @@ type O_special_hermite_polynomial_he_x_scalar_out = { x?: Scalar; n?: Tensor; ou
  * aten::special_hermite_polynomial_he.x_scalar_out(Scalar x, Tensor n, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialHermitePolynomialHe: {
+  /** aten::special_hermite_polynomial_he(Tensor x, Tensor n) -> Tensor */
   (x: Tensor, n: Tensor, options?: O_special_hermite_polynomial_he): Tensor;
+  /** aten::special_hermite_polynomial_he.n_scalar(Tensor x, Scalar n) -> Tensor */
   (x: Tensor, n: Scalar, options?: O_special_hermite_polynomial_he_n_scalar): Tensor;
+  /** aten::special_hermite_polynomial_he.x_scalar(Scalar x, Tensor n) -> Tensor */
   (x: Scalar, n: Tensor, options?: O_special_hermite_polynomial_he_x_scalar): Tensor;
   /** aten::special_hermite_polynomial_he(Tensor x, Tensor n) -> Tensor */
   "default"(x: Tensor, n: Tensor, options?: O_special_hermite_polynomial_he): Tensor;
   /** aten::special_hermite_polynomial_he.n_scalar(Tensor x, Scalar n) -> Tensor */
   "n_scalar"(x: Tensor, n: Scalar, options?: O_special_hermite_polynomial_he_n_scalar): Tensor;
   /** aten::special_hermite_polynomial_he.n_scalar_out(Tensor x, Scalar n, *, Tensor(a!) out) -> Tensor(a!) */
-  "n_scalar_out"(x: Tensor, n: Scalar, out: Tensor, options?: O_special_hermite_polynomial_he_n_scalar_out): Tensor;
+  "n_scalar_out"(x: Tensor, n: Scalar, options?: O_special_hermite_polynomial_he_n_scalar_out): Tensor;
   /** aten::special_hermite_polynomial_he.out(Tensor x, Tensor n, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(x: Tensor, n: Tensor, out: Tensor, options?: O_special_hermite_polynomial_he_out): Tensor;
+  "out"(x: Tensor, n: Tensor, options?: O_special_hermite_polynomial_he_out): Tensor;
   /** aten::special_hermite_polynomial_he.x_scalar(Scalar x, Tensor n) -> Tensor */
   "x_scalar"(x: Scalar, n: Tensor, options?: O_special_hermite_polynomial_he_x_scalar): Tensor;
   /** aten::special_hermite_polynomial_he.x_scalar_out(Scalar x, Tensor n, *, Tensor(a!) out) -> Tensor(a!) */
-  "x_scalar_out"(x: Scalar, n: Tensor, out: Tensor, options?: O_special_hermite_polynomial_he_x_scalar_out): Tensor;
+  "x_scalar_out"(x: Scalar, n: Tensor, options?: O_special_hermite_polynomial_he_x_scalar_out): Tensor;
 } = defineOp("special_hermite_polynomial_he", [
   ["",[["x",0,0],["n",0,0]],[0],1],
   ["n_scalar",[["x",0,0],["n",6,0]],[0],1],
-  ["n_scalar_out",[["x",0,0],["n",6,0],["out",0,4]],[-1],0],
-  ["out",[["x",0,0],["n",0,0],["out",0,4]],[-1],0],
+  ["n_scalar_out",[["x",0,0],["n",6,0],["out",0,12]],[-3],0],
+  ["out",[["x",0,0],["n",0,0],["out",0,12]],[-3],0],
   ["x_scalar",[["x",6,0],["n",0,0]],[0],1],
-  ["x_scalar_out",[["x",6,0],["n",0,0],["out",0,4]],[-1],0],
+  ["x_scalar_out",[["x",6,0],["n",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_special_i0 = { self?: Tensor };
-type O_special_i0_out = { self?: Tensor; out?: Tensor };
+type O_special_i0_out = { self?: Tensor; out: Tensor };
 /**
  * aten::special_i0(Tensor self) -> Tensor
  * aten::special_i0.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialI0: {
+  /** aten::special_i0(Tensor self) -> Tensor */
   (self: Tensor, options?: O_special_i0): Tensor;
   /** aten::special_i0(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_special_i0): Tensor;
   /** aten::special_i0.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_special_i0_out): Tensor;
+  "out"(self: Tensor, options?: O_special_i0_out): Tensor;
 } = defineOp("special_i0", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_special_i0e = { self?: Tensor };
-type O_special_i0e_out = { self?: Tensor; out?: Tensor };
+type O_special_i0e_out = { self?: Tensor; out: Tensor };
 /**
  * aten::special_i0e(Tensor self) -> Tensor
  * aten::special_i0e.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialI0e: {
+  /** aten::special_i0e(Tensor self) -> Tensor */
   (self: Tensor, options?: O_special_i0e): Tensor;
   /** aten::special_i0e(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_special_i0e): Tensor;
   /** aten::special_i0e.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_special_i0e_out): Tensor;
+  "out"(self: Tensor, options?: O_special_i0e_out): Tensor;
 } = defineOp("special_i0e", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_special_i1 = { self?: Tensor };
-type O_special_i1_out = { self?: Tensor; out?: Tensor };
+type O_special_i1_out = { self?: Tensor; out: Tensor };
 /**
  * aten::special_i1(Tensor self) -> Tensor
  * aten::special_i1.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialI1: {
+  /** aten::special_i1(Tensor self) -> Tensor */
   (self: Tensor, options?: O_special_i1): Tensor;
   /** aten::special_i1(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_special_i1): Tensor;
   /** aten::special_i1.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_special_i1_out): Tensor;
+  "out"(self: Tensor, options?: O_special_i1_out): Tensor;
 } = defineOp("special_i1", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_special_i1e = { self?: Tensor };
-type O_special_i1e_out = { self?: Tensor; out?: Tensor };
+type O_special_i1e_out = { self?: Tensor; out: Tensor };
 /**
  * aten::special_i1e(Tensor self) -> Tensor
  * aten::special_i1e.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialI1e: {
+  /** aten::special_i1e(Tensor self) -> Tensor */
   (self: Tensor, options?: O_special_i1e): Tensor;
   /** aten::special_i1e(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_special_i1e): Tensor;
   /** aten::special_i1e.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_special_i1e_out): Tensor;
+  "out"(self: Tensor, options?: O_special_i1e_out): Tensor;
 } = defineOp("special_i1e", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_special_laguerre_polynomial_l = { x?: Tensor; n?: Tensor };
 type O_special_laguerre_polynomial_l_n_scalar = { x?: Tensor; n?: Scalar };
-type O_special_laguerre_polynomial_l_n_scalar_out = { x?: Tensor; n?: Scalar; out?: Tensor };
-type O_special_laguerre_polynomial_l_out = { x?: Tensor; n?: Tensor; out?: Tensor };
+type O_special_laguerre_polynomial_l_n_scalar_out = { x?: Tensor; n?: Scalar; out: Tensor };
+type O_special_laguerre_polynomial_l_out = { x?: Tensor; n?: Tensor; out: Tensor };
 type O_special_laguerre_polynomial_l_x_scalar = { x?: Scalar; n?: Tensor };
-type O_special_laguerre_polynomial_l_x_scalar_out = { x?: Scalar; n?: Tensor; out?: Tensor };
+type O_special_laguerre_polynomial_l_x_scalar_out = { x?: Scalar; n?: Tensor; out: Tensor };
 /**
  * aten::special_laguerre_polynomial_l(Tensor x, Tensor n) -> Tensor
  * aten::special_laguerre_polynomial_l.n_scalar(Tensor x, Scalar n) -> Tensor
@@ -1876,36 +2004,39 @@ type O_special_laguerre_polynomial_l_x_scalar_out = { x?: Scalar; n?: Tensor; ou
  * aten::special_laguerre_polynomial_l.x_scalar_out(Scalar x, Tensor n, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialLaguerrePolynomialL: {
+  /** aten::special_laguerre_polynomial_l(Tensor x, Tensor n) -> Tensor */
   (x: Tensor, n: Tensor, options?: O_special_laguerre_polynomial_l): Tensor;
+  /** aten::special_laguerre_polynomial_l.n_scalar(Tensor x, Scalar n) -> Tensor */
   (x: Tensor, n: Scalar, options?: O_special_laguerre_polynomial_l_n_scalar): Tensor;
+  /** aten::special_laguerre_polynomial_l.x_scalar(Scalar x, Tensor n) -> Tensor */
   (x: Scalar, n: Tensor, options?: O_special_laguerre_polynomial_l_x_scalar): Tensor;
   /** aten::special_laguerre_polynomial_l(Tensor x, Tensor n) -> Tensor */
   "default"(x: Tensor, n: Tensor, options?: O_special_laguerre_polynomial_l): Tensor;
   /** aten::special_laguerre_polynomial_l.n_scalar(Tensor x, Scalar n) -> Tensor */
   "n_scalar"(x: Tensor, n: Scalar, options?: O_special_laguerre_polynomial_l_n_scalar): Tensor;
   /** aten::special_laguerre_polynomial_l.n_scalar_out(Tensor x, Scalar n, *, Tensor(a!) out) -> Tensor(a!) */
-  "n_scalar_out"(x: Tensor, n: Scalar, out: Tensor, options?: O_special_laguerre_polynomial_l_n_scalar_out): Tensor;
+  "n_scalar_out"(x: Tensor, n: Scalar, options?: O_special_laguerre_polynomial_l_n_scalar_out): Tensor;
   /** aten::special_laguerre_polynomial_l.out(Tensor x, Tensor n, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(x: Tensor, n: Tensor, out: Tensor, options?: O_special_laguerre_polynomial_l_out): Tensor;
+  "out"(x: Tensor, n: Tensor, options?: O_special_laguerre_polynomial_l_out): Tensor;
   /** aten::special_laguerre_polynomial_l.x_scalar(Scalar x, Tensor n) -> Tensor */
   "x_scalar"(x: Scalar, n: Tensor, options?: O_special_laguerre_polynomial_l_x_scalar): Tensor;
   /** aten::special_laguerre_polynomial_l.x_scalar_out(Scalar x, Tensor n, *, Tensor(a!) out) -> Tensor(a!) */
-  "x_scalar_out"(x: Scalar, n: Tensor, out: Tensor, options?: O_special_laguerre_polynomial_l_x_scalar_out): Tensor;
+  "x_scalar_out"(x: Scalar, n: Tensor, options?: O_special_laguerre_polynomial_l_x_scalar_out): Tensor;
 } = defineOp("special_laguerre_polynomial_l", [
   ["",[["x",0,0],["n",0,0]],[0],1],
   ["n_scalar",[["x",0,0],["n",6,0]],[0],1],
-  ["n_scalar_out",[["x",0,0],["n",6,0],["out",0,4]],[-1],0],
-  ["out",[["x",0,0],["n",0,0],["out",0,4]],[-1],0],
+  ["n_scalar_out",[["x",0,0],["n",6,0],["out",0,12]],[-3],0],
+  ["out",[["x",0,0],["n",0,0],["out",0,12]],[-3],0],
   ["x_scalar",[["x",6,0],["n",0,0]],[0],1],
-  ["x_scalar_out",[["x",6,0],["n",0,0],["out",0,4]],[-1],0],
+  ["x_scalar_out",[["x",6,0],["n",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_special_legendre_polynomial_p = { x?: Tensor; n?: Tensor };
 type O_special_legendre_polynomial_p_n_scalar = { x?: Tensor; n?: Scalar };
-type O_special_legendre_polynomial_p_n_scalar_out = { x?: Tensor; n?: Scalar; out?: Tensor };
-type O_special_legendre_polynomial_p_out = { x?: Tensor; n?: Tensor; out?: Tensor };
+type O_special_legendre_polynomial_p_n_scalar_out = { x?: Tensor; n?: Scalar; out: Tensor };
+type O_special_legendre_polynomial_p_out = { x?: Tensor; n?: Tensor; out: Tensor };
 type O_special_legendre_polynomial_p_x_scalar = { x?: Scalar; n?: Tensor };
-type O_special_legendre_polynomial_p_x_scalar_out = { x?: Scalar; n?: Tensor; out?: Tensor };
+type O_special_legendre_polynomial_p_x_scalar_out = { x?: Scalar; n?: Tensor; out: Tensor };
 /**
  * aten::special_legendre_polynomial_p(Tensor x, Tensor n) -> Tensor
  * aten::special_legendre_polynomial_p.n_scalar(Tensor x, Scalar n) -> Tensor
@@ -1915,62 +2046,67 @@ type O_special_legendre_polynomial_p_x_scalar_out = { x?: Scalar; n?: Tensor; ou
  * aten::special_legendre_polynomial_p.x_scalar_out(Scalar x, Tensor n, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialLegendrePolynomialP: {
+  /** aten::special_legendre_polynomial_p(Tensor x, Tensor n) -> Tensor */
   (x: Tensor, n: Tensor, options?: O_special_legendre_polynomial_p): Tensor;
+  /** aten::special_legendre_polynomial_p.n_scalar(Tensor x, Scalar n) -> Tensor */
   (x: Tensor, n: Scalar, options?: O_special_legendre_polynomial_p_n_scalar): Tensor;
+  /** aten::special_legendre_polynomial_p.x_scalar(Scalar x, Tensor n) -> Tensor */
   (x: Scalar, n: Tensor, options?: O_special_legendre_polynomial_p_x_scalar): Tensor;
   /** aten::special_legendre_polynomial_p(Tensor x, Tensor n) -> Tensor */
   "default"(x: Tensor, n: Tensor, options?: O_special_legendre_polynomial_p): Tensor;
   /** aten::special_legendre_polynomial_p.n_scalar(Tensor x, Scalar n) -> Tensor */
   "n_scalar"(x: Tensor, n: Scalar, options?: O_special_legendre_polynomial_p_n_scalar): Tensor;
   /** aten::special_legendre_polynomial_p.n_scalar_out(Tensor x, Scalar n, *, Tensor(a!) out) -> Tensor(a!) */
-  "n_scalar_out"(x: Tensor, n: Scalar, out: Tensor, options?: O_special_legendre_polynomial_p_n_scalar_out): Tensor;
+  "n_scalar_out"(x: Tensor, n: Scalar, options?: O_special_legendre_polynomial_p_n_scalar_out): Tensor;
   /** aten::special_legendre_polynomial_p.out(Tensor x, Tensor n, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(x: Tensor, n: Tensor, out: Tensor, options?: O_special_legendre_polynomial_p_out): Tensor;
+  "out"(x: Tensor, n: Tensor, options?: O_special_legendre_polynomial_p_out): Tensor;
   /** aten::special_legendre_polynomial_p.x_scalar(Scalar x, Tensor n) -> Tensor */
   "x_scalar"(x: Scalar, n: Tensor, options?: O_special_legendre_polynomial_p_x_scalar): Tensor;
   /** aten::special_legendre_polynomial_p.x_scalar_out(Scalar x, Tensor n, *, Tensor(a!) out) -> Tensor(a!) */
-  "x_scalar_out"(x: Scalar, n: Tensor, out: Tensor, options?: O_special_legendre_polynomial_p_x_scalar_out): Tensor;
+  "x_scalar_out"(x: Scalar, n: Tensor, options?: O_special_legendre_polynomial_p_x_scalar_out): Tensor;
 } = defineOp("special_legendre_polynomial_p", [
   ["",[["x",0,0],["n",0,0]],[0],1],
   ["n_scalar",[["x",0,0],["n",6,0]],[0],1],
-  ["n_scalar_out",[["x",0,0],["n",6,0],["out",0,4]],[-1],0],
-  ["out",[["x",0,0],["n",0,0],["out",0,4]],[-1],0],
+  ["n_scalar_out",[["x",0,0],["n",6,0],["out",0,12]],[-3],0],
+  ["out",[["x",0,0],["n",0,0],["out",0,12]],[-3],0],
   ["x_scalar",[["x",6,0],["n",0,0]],[0],1],
-  ["x_scalar_out",[["x",6,0],["n",0,0],["out",0,4]],[-1],0],
+  ["x_scalar_out",[["x",6,0],["n",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_special_log1p = { self?: Tensor };
-type O_special_log1p_out = { self?: Tensor; out?: Tensor };
+type O_special_log1p_out = { self?: Tensor; out: Tensor };
 /**
  * aten::special_log1p(Tensor self) -> Tensor
  * aten::special_log1p.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialLog1p: {
+  /** aten::special_log1p(Tensor self) -> Tensor */
   (self: Tensor, options?: O_special_log1p): Tensor;
   /** aten::special_log1p(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_special_log1p): Tensor;
   /** aten::special_log1p.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_special_log1p_out): Tensor;
+  "out"(self: Tensor, options?: O_special_log1p_out): Tensor;
 } = defineOp("special_log1p", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_special_log_ndtr = { self?: Tensor };
-type O_special_log_ndtr_out = { self?: Tensor; out?: Tensor };
+type O_special_log_ndtr_out = { self?: Tensor; out: Tensor };
 /**
  * aten::special_log_ndtr(Tensor self) -> Tensor
  * aten::special_log_ndtr.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialLogNdtr: {
+  /** aten::special_log_ndtr(Tensor self) -> Tensor */
   (self: Tensor, options?: O_special_log_ndtr): Tensor;
   /** aten::special_log_ndtr(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_special_log_ndtr): Tensor;
   /** aten::special_log_ndtr.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_special_log_ndtr_out): Tensor;
+  "out"(self: Tensor, options?: O_special_log_ndtr_out): Tensor;
 } = defineOp("special_log_ndtr", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_special_log_softmax = { self?: Tensor; dim?: number; dtype?: DType | null };
@@ -1978,257 +2114,272 @@ type O_special_log_softmax = { self?: Tensor; dim?: number; dtype?: DType | null
  * aten::special_log_softmax(Tensor self, int dim, *, ScalarType? dtype=None) -> Tensor
  */
 export const specialLogSoftmax: {
-  (self: Tensor, dim: number, dtype?: DType | null | O_special_log_softmax, options?: O_special_log_softmax): Tensor;
   /** aten::special_log_softmax(Tensor self, int dim, *, ScalarType? dtype=None) -> Tensor */
-  "default"(self: Tensor, dim: number, dtype?: DType | null | O_special_log_softmax, options?: O_special_log_softmax): Tensor;
+  (self: Tensor, dim: number, options?: O_special_log_softmax): Tensor;
+  /** aten::special_log_softmax(Tensor self, int dim, *, ScalarType? dtype=None) -> Tensor */
+  "default"(self: Tensor, dim: number, options?: O_special_log_softmax): Tensor;
 } = defineOp("special_log_softmax", [
-  ["",[["self",0,0],["dim",3,0],["dtype",8,3]],[0],1],
+  ["",[["self",0,0],["dim",3,0],["dtype",8,11]],[0],1],
 ]) as any;
 
 type O_special_logit = { self?: Tensor; eps?: number | null };
-type O_special_logit_out = { self?: Tensor; eps?: number | null; out?: Tensor };
+type O_special_logit_out = { self?: Tensor; eps?: number | null; out: Tensor };
 /**
  * aten::special_logit(Tensor self, float? eps=None) -> Tensor
  * aten::special_logit.out(Tensor self, float? eps=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialLogit: {
+  /** aten::special_logit(Tensor self, float? eps=None) -> Tensor */
   (self: Tensor, eps?: number | null | O_special_logit, options?: O_special_logit): Tensor;
   /** aten::special_logit(Tensor self, float? eps=None) -> Tensor */
   "default"(self: Tensor, eps?: number | null | O_special_logit, options?: O_special_logit): Tensor;
   /** aten::special_logit.out(Tensor self, float? eps=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, eps?: number | null | O_special_logit_out, out?: Tensor | O_special_logit_out, options?: O_special_logit_out): Tensor;
+  "out"(self: Tensor, eps?: number | null | O_special_logit_out, options?: O_special_logit_out): Tensor;
 } = defineOp("special_logit", [
   ["",[["self",0,0],["eps",4,3]],[0],1],
-  ["out",[["self",0,0],["eps",4,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["eps",4,3],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_special_logsumexp = { self?: Tensor; dim?: number | number[]; keepdim?: boolean };
-type O_special_logsumexp_out = { self?: Tensor; dim?: number | number[]; keepdim?: boolean; out?: Tensor };
+type O_special_logsumexp_out = { self?: Tensor; dim?: number | number[]; keepdim?: boolean; out: Tensor };
 /**
  * aten::special_logsumexp(Tensor self, int[1] dim, bool keepdim=False) -> Tensor
  * aten::special_logsumexp.out(Tensor self, int[1] dim, bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialLogsumexp: {
+  /** aten::special_logsumexp(Tensor self, int[1] dim, bool keepdim=False) -> Tensor */
   (self: Tensor, dim: number | number[], keepdim?: boolean | O_special_logsumexp, options?: O_special_logsumexp): Tensor;
   /** aten::special_logsumexp(Tensor self, int[1] dim, bool keepdim=False) -> Tensor */
   "default"(self: Tensor, dim: number | number[], keepdim?: boolean | O_special_logsumexp, options?: O_special_logsumexp): Tensor;
   /** aten::special_logsumexp.out(Tensor self, int[1] dim, bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dim: number | number[], keepdim?: boolean | O_special_logsumexp_out, out?: Tensor | O_special_logsumexp_out, options?: O_special_logsumexp_out): Tensor;
+  "out"(self: Tensor, dim: number | number[], keepdim?: boolean | O_special_logsumexp_out, options?: O_special_logsumexp_out): Tensor;
 } = defineOp("special_logsumexp", [
   ["",[["self",0,0],["dim",12,0,1],["keepdim",5,2]],[0],1],
-  ["out",[["self",0,0],["dim",12,0,1],["keepdim",5,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["dim",12,0,1],["keepdim",5,2],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_special_modified_bessel_i0 = { self?: Tensor };
-type O_special_modified_bessel_i0_out = { self?: Tensor; out?: Tensor };
+type O_special_modified_bessel_i0_out = { self?: Tensor; out: Tensor };
 /**
  * aten::special_modified_bessel_i0(Tensor self) -> Tensor
  * aten::special_modified_bessel_i0.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialModifiedBesselI0: {
+  /** aten::special_modified_bessel_i0(Tensor self) -> Tensor */
   (self: Tensor, options?: O_special_modified_bessel_i0): Tensor;
   /** aten::special_modified_bessel_i0(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_special_modified_bessel_i0): Tensor;
   /** aten::special_modified_bessel_i0.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_special_modified_bessel_i0_out): Tensor;
+  "out"(self: Tensor, options?: O_special_modified_bessel_i0_out): Tensor;
 } = defineOp("special_modified_bessel_i0", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_special_modified_bessel_i1 = { self?: Tensor };
-type O_special_modified_bessel_i1_out = { self?: Tensor; out?: Tensor };
+type O_special_modified_bessel_i1_out = { self?: Tensor; out: Tensor };
 /**
  * aten::special_modified_bessel_i1(Tensor self) -> Tensor
  * aten::special_modified_bessel_i1.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialModifiedBesselI1: {
+  /** aten::special_modified_bessel_i1(Tensor self) -> Tensor */
   (self: Tensor, options?: O_special_modified_bessel_i1): Tensor;
   /** aten::special_modified_bessel_i1(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_special_modified_bessel_i1): Tensor;
   /** aten::special_modified_bessel_i1.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_special_modified_bessel_i1_out): Tensor;
+  "out"(self: Tensor, options?: O_special_modified_bessel_i1_out): Tensor;
 } = defineOp("special_modified_bessel_i1", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_special_modified_bessel_k0 = { self?: Tensor };
-type O_special_modified_bessel_k0_out = { self?: Tensor; out?: Tensor };
+type O_special_modified_bessel_k0_out = { self?: Tensor; out: Tensor };
 /**
  * aten::special_modified_bessel_k0(Tensor self) -> Tensor
  * aten::special_modified_bessel_k0.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialModifiedBesselK0: {
+  /** aten::special_modified_bessel_k0(Tensor self) -> Tensor */
   (self: Tensor, options?: O_special_modified_bessel_k0): Tensor;
   /** aten::special_modified_bessel_k0(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_special_modified_bessel_k0): Tensor;
   /** aten::special_modified_bessel_k0.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_special_modified_bessel_k0_out): Tensor;
+  "out"(self: Tensor, options?: O_special_modified_bessel_k0_out): Tensor;
 } = defineOp("special_modified_bessel_k0", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_special_modified_bessel_k1 = { self?: Tensor };
-type O_special_modified_bessel_k1_out = { self?: Tensor; out?: Tensor };
+type O_special_modified_bessel_k1_out = { self?: Tensor; out: Tensor };
 /**
  * aten::special_modified_bessel_k1(Tensor self) -> Tensor
  * aten::special_modified_bessel_k1.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialModifiedBesselK1: {
+  /** aten::special_modified_bessel_k1(Tensor self) -> Tensor */
   (self: Tensor, options?: O_special_modified_bessel_k1): Tensor;
   /** aten::special_modified_bessel_k1(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_special_modified_bessel_k1): Tensor;
   /** aten::special_modified_bessel_k1.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_special_modified_bessel_k1_out): Tensor;
+  "out"(self: Tensor, options?: O_special_modified_bessel_k1_out): Tensor;
 } = defineOp("special_modified_bessel_k1", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_special_multigammaln = { self?: Tensor; p?: number };
-type O_special_multigammaln_out = { self?: Tensor; p?: number; out?: Tensor };
+type O_special_multigammaln_out = { self?: Tensor; p?: number; out: Tensor };
 /**
  * aten::special_multigammaln(Tensor self, int p) -> Tensor
  * aten::special_multigammaln.out(Tensor self, int p, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialMultigammaln: {
+  /** aten::special_multigammaln(Tensor self, int p) -> Tensor */
   (self: Tensor, p: number, options?: O_special_multigammaln): Tensor;
   /** aten::special_multigammaln(Tensor self, int p) -> Tensor */
   "default"(self: Tensor, p: number, options?: O_special_multigammaln): Tensor;
   /** aten::special_multigammaln.out(Tensor self, int p, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, p: number, out: Tensor, options?: O_special_multigammaln_out): Tensor;
+  "out"(self: Tensor, p: number, options?: O_special_multigammaln_out): Tensor;
 } = defineOp("special_multigammaln", [
   ["",[["self",0,0],["p",3,0]],[0],1],
-  ["out",[["self",0,0],["p",3,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["p",3,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_special_ndtr = { self?: Tensor };
-type O_special_ndtr_out = { self?: Tensor; out?: Tensor };
+type O_special_ndtr_out = { self?: Tensor; out: Tensor };
 /**
  * aten::special_ndtr(Tensor self) -> Tensor
  * aten::special_ndtr.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialNdtr: {
+  /** aten::special_ndtr(Tensor self) -> Tensor */
   (self: Tensor, options?: O_special_ndtr): Tensor;
   /** aten::special_ndtr(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_special_ndtr): Tensor;
   /** aten::special_ndtr.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_special_ndtr_out): Tensor;
+  "out"(self: Tensor, options?: O_special_ndtr_out): Tensor;
 } = defineOp("special_ndtr", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_special_ndtri = { self?: Tensor };
-type O_special_ndtri_out = { self?: Tensor; out?: Tensor };
+type O_special_ndtri_out = { self?: Tensor; out: Tensor };
 /**
  * aten::special_ndtri(Tensor self) -> Tensor
  * aten::special_ndtri.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialNdtri: {
+  /** aten::special_ndtri(Tensor self) -> Tensor */
   (self: Tensor, options?: O_special_ndtri): Tensor;
   /** aten::special_ndtri(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_special_ndtri): Tensor;
   /** aten::special_ndtri.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_special_ndtri_out): Tensor;
+  "out"(self: Tensor, options?: O_special_ndtri_out): Tensor;
 } = defineOp("special_ndtri", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_special_polygamma = { n?: number; self?: Tensor };
-type O_special_polygamma_out = { n?: number; self?: Tensor; out?: Tensor };
+type O_special_polygamma_out = { n?: number; self?: Tensor; out: Tensor };
 /**
  * aten::special_polygamma(int n, Tensor self) -> Tensor
  * aten::special_polygamma.out(int n, Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialPolygamma: {
+  /** aten::special_polygamma(int n, Tensor self) -> Tensor */
   (n: number, self: Tensor, options?: O_special_polygamma): Tensor;
   /** aten::special_polygamma(int n, Tensor self) -> Tensor */
   "default"(n: number, self: Tensor, options?: O_special_polygamma): Tensor;
   /** aten::special_polygamma.out(int n, Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(n: number, self: Tensor, out: Tensor, options?: O_special_polygamma_out): Tensor;
+  "out"(n: number, self: Tensor, options?: O_special_polygamma_out): Tensor;
 } = defineOp("special_polygamma", [
   ["",[["n",3,0],["self",0,0]],[0],1],
-  ["out",[["n",3,0],["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["n",3,0],["self",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_special_psi = { self?: Tensor };
-type O_special_psi_out = { self?: Tensor; out?: Tensor };
+type O_special_psi_out = { self?: Tensor; out: Tensor };
 /**
  * aten::special_psi(Tensor self) -> Tensor
  * aten::special_psi.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialPsi: {
+  /** aten::special_psi(Tensor self) -> Tensor */
   (self: Tensor, options?: O_special_psi): Tensor;
   /** aten::special_psi(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_special_psi): Tensor;
   /** aten::special_psi.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_special_psi_out): Tensor;
+  "out"(self: Tensor, options?: O_special_psi_out): Tensor;
 } = defineOp("special_psi", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_special_round = { self?: Tensor; decimals?: number };
-type O_special_round_out = { self?: Tensor; decimals?: number; out?: Tensor };
+type O_special_round_out = { self?: Tensor; decimals?: number; out: Tensor };
 /**
  * aten::special_round(Tensor self, *, int decimals=0) -> Tensor
  * aten::special_round.out(Tensor self, *, int decimals=0, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialRound: {
-  (self: Tensor, decimals?: number | O_special_round, options?: O_special_round): Tensor;
   /** aten::special_round(Tensor self, *, int decimals=0) -> Tensor */
-  "default"(self: Tensor, decimals?: number | O_special_round, options?: O_special_round): Tensor;
+  (self: Tensor, options?: O_special_round): Tensor;
+  /** aten::special_round(Tensor self, *, int decimals=0) -> Tensor */
+  "default"(self: Tensor, options?: O_special_round): Tensor;
   /** aten::special_round.out(Tensor self, *, int decimals=0, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, decimals?: number | O_special_round_out, out?: Tensor | O_special_round_out, options?: O_special_round_out): Tensor;
+  "out"(self: Tensor, options?: O_special_round_out): Tensor;
 } = defineOp("special_round", [
-  ["",[["self",0,0],["decimals",3,2]],[0],1],
-  ["out",[["self",0,0],["decimals",3,2],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["decimals",3,10]],[0],1],
+  ["out",[["self",0,0],["decimals",3,10],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_special_scaled_modified_bessel_k0 = { x?: Tensor };
-type O_special_scaled_modified_bessel_k0_out = { x?: Tensor; out?: Tensor };
+type O_special_scaled_modified_bessel_k0_out = { x?: Tensor; out: Tensor };
 /**
  * aten::special_scaled_modified_bessel_k0(Tensor x) -> Tensor
  * aten::special_scaled_modified_bessel_k0.out(Tensor x, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialScaledModifiedBesselK0: {
+  /** aten::special_scaled_modified_bessel_k0(Tensor x) -> Tensor */
   (x: Tensor, options?: O_special_scaled_modified_bessel_k0): Tensor;
   /** aten::special_scaled_modified_bessel_k0(Tensor x) -> Tensor */
   "default"(x: Tensor, options?: O_special_scaled_modified_bessel_k0): Tensor;
   /** aten::special_scaled_modified_bessel_k0.out(Tensor x, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(x: Tensor, out: Tensor, options?: O_special_scaled_modified_bessel_k0_out): Tensor;
+  "out"(x: Tensor, options?: O_special_scaled_modified_bessel_k0_out): Tensor;
 } = defineOp("special_scaled_modified_bessel_k0", [
   ["",[["x",0,0]],[0],1],
-  ["out",[["x",0,0],["out",0,4]],[-1],0],
+  ["out",[["x",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_special_scaled_modified_bessel_k1 = { x?: Tensor };
-type O_special_scaled_modified_bessel_k1_out = { x?: Tensor; out?: Tensor };
+type O_special_scaled_modified_bessel_k1_out = { x?: Tensor; out: Tensor };
 /**
  * aten::special_scaled_modified_bessel_k1(Tensor x) -> Tensor
  * aten::special_scaled_modified_bessel_k1.out(Tensor x, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialScaledModifiedBesselK1: {
+  /** aten::special_scaled_modified_bessel_k1(Tensor x) -> Tensor */
   (x: Tensor, options?: O_special_scaled_modified_bessel_k1): Tensor;
   /** aten::special_scaled_modified_bessel_k1(Tensor x) -> Tensor */
   "default"(x: Tensor, options?: O_special_scaled_modified_bessel_k1): Tensor;
   /** aten::special_scaled_modified_bessel_k1.out(Tensor x, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(x: Tensor, out: Tensor, options?: O_special_scaled_modified_bessel_k1_out): Tensor;
+  "out"(x: Tensor, options?: O_special_scaled_modified_bessel_k1_out): Tensor;
 } = defineOp("special_scaled_modified_bessel_k1", [
   ["",[["x",0,0]],[0],1],
-  ["out",[["x",0,0],["out",0,4]],[-1],0],
+  ["out",[["x",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_special_shifted_chebyshev_polynomial_t = { x?: Tensor; n?: Tensor };
 type O_special_shifted_chebyshev_polynomial_t_n_scalar = { x?: Tensor; n?: Scalar };
-type O_special_shifted_chebyshev_polynomial_t_n_scalar_out = { x?: Tensor; n?: Scalar; out?: Tensor };
-type O_special_shifted_chebyshev_polynomial_t_out = { x?: Tensor; n?: Tensor; out?: Tensor };
+type O_special_shifted_chebyshev_polynomial_t_n_scalar_out = { x?: Tensor; n?: Scalar; out: Tensor };
+type O_special_shifted_chebyshev_polynomial_t_out = { x?: Tensor; n?: Tensor; out: Tensor };
 type O_special_shifted_chebyshev_polynomial_t_x_scalar = { x?: Scalar; n?: Tensor };
-type O_special_shifted_chebyshev_polynomial_t_x_scalar_out = { x?: Scalar; n?: Tensor; out?: Tensor };
+type O_special_shifted_chebyshev_polynomial_t_x_scalar_out = { x?: Scalar; n?: Tensor; out: Tensor };
 /**
  * aten::special_shifted_chebyshev_polynomial_t(Tensor x, Tensor n) -> Tensor
  * aten::special_shifted_chebyshev_polynomial_t.n_scalar(Tensor x, Scalar n) -> Tensor
@@ -2238,36 +2389,39 @@ type O_special_shifted_chebyshev_polynomial_t_x_scalar_out = { x?: Scalar; n?: T
  * aten::special_shifted_chebyshev_polynomial_t.x_scalar_out(Scalar x, Tensor n, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialShiftedChebyshevPolynomialT: {
+  /** aten::special_shifted_chebyshev_polynomial_t(Tensor x, Tensor n) -> Tensor */
   (x: Tensor, n: Tensor, options?: O_special_shifted_chebyshev_polynomial_t): Tensor;
+  /** aten::special_shifted_chebyshev_polynomial_t.n_scalar(Tensor x, Scalar n) -> Tensor */
   (x: Tensor, n: Scalar, options?: O_special_shifted_chebyshev_polynomial_t_n_scalar): Tensor;
+  /** aten::special_shifted_chebyshev_polynomial_t.x_scalar(Scalar x, Tensor n) -> Tensor */
   (x: Scalar, n: Tensor, options?: O_special_shifted_chebyshev_polynomial_t_x_scalar): Tensor;
   /** aten::special_shifted_chebyshev_polynomial_t(Tensor x, Tensor n) -> Tensor */
   "default"(x: Tensor, n: Tensor, options?: O_special_shifted_chebyshev_polynomial_t): Tensor;
   /** aten::special_shifted_chebyshev_polynomial_t.n_scalar(Tensor x, Scalar n) -> Tensor */
   "n_scalar"(x: Tensor, n: Scalar, options?: O_special_shifted_chebyshev_polynomial_t_n_scalar): Tensor;
   /** aten::special_shifted_chebyshev_polynomial_t.n_scalar_out(Tensor x, Scalar n, *, Tensor(a!) out) -> Tensor(a!) */
-  "n_scalar_out"(x: Tensor, n: Scalar, out: Tensor, options?: O_special_shifted_chebyshev_polynomial_t_n_scalar_out): Tensor;
+  "n_scalar_out"(x: Tensor, n: Scalar, options?: O_special_shifted_chebyshev_polynomial_t_n_scalar_out): Tensor;
   /** aten::special_shifted_chebyshev_polynomial_t.out(Tensor x, Tensor n, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(x: Tensor, n: Tensor, out: Tensor, options?: O_special_shifted_chebyshev_polynomial_t_out): Tensor;
+  "out"(x: Tensor, n: Tensor, options?: O_special_shifted_chebyshev_polynomial_t_out): Tensor;
   /** aten::special_shifted_chebyshev_polynomial_t.x_scalar(Scalar x, Tensor n) -> Tensor */
   "x_scalar"(x: Scalar, n: Tensor, options?: O_special_shifted_chebyshev_polynomial_t_x_scalar): Tensor;
   /** aten::special_shifted_chebyshev_polynomial_t.x_scalar_out(Scalar x, Tensor n, *, Tensor(a!) out) -> Tensor(a!) */
-  "x_scalar_out"(x: Scalar, n: Tensor, out: Tensor, options?: O_special_shifted_chebyshev_polynomial_t_x_scalar_out): Tensor;
+  "x_scalar_out"(x: Scalar, n: Tensor, options?: O_special_shifted_chebyshev_polynomial_t_x_scalar_out): Tensor;
 } = defineOp("special_shifted_chebyshev_polynomial_t", [
   ["",[["x",0,0],["n",0,0]],[0],1],
   ["n_scalar",[["x",0,0],["n",6,0]],[0],1],
-  ["n_scalar_out",[["x",0,0],["n",6,0],["out",0,4]],[-1],0],
-  ["out",[["x",0,0],["n",0,0],["out",0,4]],[-1],0],
+  ["n_scalar_out",[["x",0,0],["n",6,0],["out",0,12]],[-3],0],
+  ["out",[["x",0,0],["n",0,0],["out",0,12]],[-3],0],
   ["x_scalar",[["x",6,0],["n",0,0]],[0],1],
-  ["x_scalar_out",[["x",6,0],["n",0,0],["out",0,4]],[-1],0],
+  ["x_scalar_out",[["x",6,0],["n",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_special_shifted_chebyshev_polynomial_u = { x?: Tensor; n?: Tensor };
 type O_special_shifted_chebyshev_polynomial_u_n_scalar = { x?: Tensor; n?: Scalar };
-type O_special_shifted_chebyshev_polynomial_u_n_scalar_out = { x?: Tensor; n?: Scalar; out?: Tensor };
-type O_special_shifted_chebyshev_polynomial_u_out = { x?: Tensor; n?: Tensor; out?: Tensor };
+type O_special_shifted_chebyshev_polynomial_u_n_scalar_out = { x?: Tensor; n?: Scalar; out: Tensor };
+type O_special_shifted_chebyshev_polynomial_u_out = { x?: Tensor; n?: Tensor; out: Tensor };
 type O_special_shifted_chebyshev_polynomial_u_x_scalar = { x?: Scalar; n?: Tensor };
-type O_special_shifted_chebyshev_polynomial_u_x_scalar_out = { x?: Scalar; n?: Tensor; out?: Tensor };
+type O_special_shifted_chebyshev_polynomial_u_x_scalar_out = { x?: Scalar; n?: Tensor; out: Tensor };
 /**
  * aten::special_shifted_chebyshev_polynomial_u(Tensor x, Tensor n) -> Tensor
  * aten::special_shifted_chebyshev_polynomial_u.n_scalar(Tensor x, Scalar n) -> Tensor
@@ -2277,36 +2431,39 @@ type O_special_shifted_chebyshev_polynomial_u_x_scalar_out = { x?: Scalar; n?: T
  * aten::special_shifted_chebyshev_polynomial_u.x_scalar_out(Scalar x, Tensor n, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialShiftedChebyshevPolynomialU: {
+  /** aten::special_shifted_chebyshev_polynomial_u(Tensor x, Tensor n) -> Tensor */
   (x: Tensor, n: Tensor, options?: O_special_shifted_chebyshev_polynomial_u): Tensor;
+  /** aten::special_shifted_chebyshev_polynomial_u.n_scalar(Tensor x, Scalar n) -> Tensor */
   (x: Tensor, n: Scalar, options?: O_special_shifted_chebyshev_polynomial_u_n_scalar): Tensor;
+  /** aten::special_shifted_chebyshev_polynomial_u.x_scalar(Scalar x, Tensor n) -> Tensor */
   (x: Scalar, n: Tensor, options?: O_special_shifted_chebyshev_polynomial_u_x_scalar): Tensor;
   /** aten::special_shifted_chebyshev_polynomial_u(Tensor x, Tensor n) -> Tensor */
   "default"(x: Tensor, n: Tensor, options?: O_special_shifted_chebyshev_polynomial_u): Tensor;
   /** aten::special_shifted_chebyshev_polynomial_u.n_scalar(Tensor x, Scalar n) -> Tensor */
   "n_scalar"(x: Tensor, n: Scalar, options?: O_special_shifted_chebyshev_polynomial_u_n_scalar): Tensor;
   /** aten::special_shifted_chebyshev_polynomial_u.n_scalar_out(Tensor x, Scalar n, *, Tensor(a!) out) -> Tensor(a!) */
-  "n_scalar_out"(x: Tensor, n: Scalar, out: Tensor, options?: O_special_shifted_chebyshev_polynomial_u_n_scalar_out): Tensor;
+  "n_scalar_out"(x: Tensor, n: Scalar, options?: O_special_shifted_chebyshev_polynomial_u_n_scalar_out): Tensor;
   /** aten::special_shifted_chebyshev_polynomial_u.out(Tensor x, Tensor n, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(x: Tensor, n: Tensor, out: Tensor, options?: O_special_shifted_chebyshev_polynomial_u_out): Tensor;
+  "out"(x: Tensor, n: Tensor, options?: O_special_shifted_chebyshev_polynomial_u_out): Tensor;
   /** aten::special_shifted_chebyshev_polynomial_u.x_scalar(Scalar x, Tensor n) -> Tensor */
   "x_scalar"(x: Scalar, n: Tensor, options?: O_special_shifted_chebyshev_polynomial_u_x_scalar): Tensor;
   /** aten::special_shifted_chebyshev_polynomial_u.x_scalar_out(Scalar x, Tensor n, *, Tensor(a!) out) -> Tensor(a!) */
-  "x_scalar_out"(x: Scalar, n: Tensor, out: Tensor, options?: O_special_shifted_chebyshev_polynomial_u_x_scalar_out): Tensor;
+  "x_scalar_out"(x: Scalar, n: Tensor, options?: O_special_shifted_chebyshev_polynomial_u_x_scalar_out): Tensor;
 } = defineOp("special_shifted_chebyshev_polynomial_u", [
   ["",[["x",0,0],["n",0,0]],[0],1],
   ["n_scalar",[["x",0,0],["n",6,0]],[0],1],
-  ["n_scalar_out",[["x",0,0],["n",6,0],["out",0,4]],[-1],0],
-  ["out",[["x",0,0],["n",0,0],["out",0,4]],[-1],0],
+  ["n_scalar_out",[["x",0,0],["n",6,0],["out",0,12]],[-3],0],
+  ["out",[["x",0,0],["n",0,0],["out",0,12]],[-3],0],
   ["x_scalar",[["x",6,0],["n",0,0]],[0],1],
-  ["x_scalar_out",[["x",6,0],["n",0,0],["out",0,4]],[-1],0],
+  ["x_scalar_out",[["x",6,0],["n",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_special_shifted_chebyshev_polynomial_v = { x?: Tensor; n?: Tensor };
 type O_special_shifted_chebyshev_polynomial_v_n_scalar = { x?: Tensor; n?: Scalar };
-type O_special_shifted_chebyshev_polynomial_v_n_scalar_out = { x?: Tensor; n?: Scalar; out?: Tensor };
-type O_special_shifted_chebyshev_polynomial_v_out = { x?: Tensor; n?: Tensor; out?: Tensor };
+type O_special_shifted_chebyshev_polynomial_v_n_scalar_out = { x?: Tensor; n?: Scalar; out: Tensor };
+type O_special_shifted_chebyshev_polynomial_v_out = { x?: Tensor; n?: Tensor; out: Tensor };
 type O_special_shifted_chebyshev_polynomial_v_x_scalar = { x?: Scalar; n?: Tensor };
-type O_special_shifted_chebyshev_polynomial_v_x_scalar_out = { x?: Scalar; n?: Tensor; out?: Tensor };
+type O_special_shifted_chebyshev_polynomial_v_x_scalar_out = { x?: Scalar; n?: Tensor; out: Tensor };
 /**
  * aten::special_shifted_chebyshev_polynomial_v(Tensor x, Tensor n) -> Tensor
  * aten::special_shifted_chebyshev_polynomial_v.n_scalar(Tensor x, Scalar n) -> Tensor
@@ -2316,36 +2473,39 @@ type O_special_shifted_chebyshev_polynomial_v_x_scalar_out = { x?: Scalar; n?: T
  * aten::special_shifted_chebyshev_polynomial_v.x_scalar_out(Scalar x, Tensor n, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialShiftedChebyshevPolynomialV: {
+  /** aten::special_shifted_chebyshev_polynomial_v(Tensor x, Tensor n) -> Tensor */
   (x: Tensor, n: Tensor, options?: O_special_shifted_chebyshev_polynomial_v): Tensor;
+  /** aten::special_shifted_chebyshev_polynomial_v.n_scalar(Tensor x, Scalar n) -> Tensor */
   (x: Tensor, n: Scalar, options?: O_special_shifted_chebyshev_polynomial_v_n_scalar): Tensor;
+  /** aten::special_shifted_chebyshev_polynomial_v.x_scalar(Scalar x, Tensor n) -> Tensor */
   (x: Scalar, n: Tensor, options?: O_special_shifted_chebyshev_polynomial_v_x_scalar): Tensor;
   /** aten::special_shifted_chebyshev_polynomial_v(Tensor x, Tensor n) -> Tensor */
   "default"(x: Tensor, n: Tensor, options?: O_special_shifted_chebyshev_polynomial_v): Tensor;
   /** aten::special_shifted_chebyshev_polynomial_v.n_scalar(Tensor x, Scalar n) -> Tensor */
   "n_scalar"(x: Tensor, n: Scalar, options?: O_special_shifted_chebyshev_polynomial_v_n_scalar): Tensor;
   /** aten::special_shifted_chebyshev_polynomial_v.n_scalar_out(Tensor x, Scalar n, *, Tensor(a!) out) -> Tensor(a!) */
-  "n_scalar_out"(x: Tensor, n: Scalar, out: Tensor, options?: O_special_shifted_chebyshev_polynomial_v_n_scalar_out): Tensor;
+  "n_scalar_out"(x: Tensor, n: Scalar, options?: O_special_shifted_chebyshev_polynomial_v_n_scalar_out): Tensor;
   /** aten::special_shifted_chebyshev_polynomial_v.out(Tensor x, Tensor n, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(x: Tensor, n: Tensor, out: Tensor, options?: O_special_shifted_chebyshev_polynomial_v_out): Tensor;
+  "out"(x: Tensor, n: Tensor, options?: O_special_shifted_chebyshev_polynomial_v_out): Tensor;
   /** aten::special_shifted_chebyshev_polynomial_v.x_scalar(Scalar x, Tensor n) -> Tensor */
   "x_scalar"(x: Scalar, n: Tensor, options?: O_special_shifted_chebyshev_polynomial_v_x_scalar): Tensor;
   /** aten::special_shifted_chebyshev_polynomial_v.x_scalar_out(Scalar x, Tensor n, *, Tensor(a!) out) -> Tensor(a!) */
-  "x_scalar_out"(x: Scalar, n: Tensor, out: Tensor, options?: O_special_shifted_chebyshev_polynomial_v_x_scalar_out): Tensor;
+  "x_scalar_out"(x: Scalar, n: Tensor, options?: O_special_shifted_chebyshev_polynomial_v_x_scalar_out): Tensor;
 } = defineOp("special_shifted_chebyshev_polynomial_v", [
   ["",[["x",0,0],["n",0,0]],[0],1],
   ["n_scalar",[["x",0,0],["n",6,0]],[0],1],
-  ["n_scalar_out",[["x",0,0],["n",6,0],["out",0,4]],[-1],0],
-  ["out",[["x",0,0],["n",0,0],["out",0,4]],[-1],0],
+  ["n_scalar_out",[["x",0,0],["n",6,0],["out",0,12]],[-3],0],
+  ["out",[["x",0,0],["n",0,0],["out",0,12]],[-3],0],
   ["x_scalar",[["x",6,0],["n",0,0]],[0],1],
-  ["x_scalar_out",[["x",6,0],["n",0,0],["out",0,4]],[-1],0],
+  ["x_scalar_out",[["x",6,0],["n",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_special_shifted_chebyshev_polynomial_w = { x?: Tensor; n?: Tensor };
 type O_special_shifted_chebyshev_polynomial_w_n_scalar = { x?: Tensor; n?: Scalar };
-type O_special_shifted_chebyshev_polynomial_w_n_scalar_out = { x?: Tensor; n?: Scalar; out?: Tensor };
-type O_special_shifted_chebyshev_polynomial_w_out = { x?: Tensor; n?: Tensor; out?: Tensor };
+type O_special_shifted_chebyshev_polynomial_w_n_scalar_out = { x?: Tensor; n?: Scalar; out: Tensor };
+type O_special_shifted_chebyshev_polynomial_w_out = { x?: Tensor; n?: Tensor; out: Tensor };
 type O_special_shifted_chebyshev_polynomial_w_x_scalar = { x?: Scalar; n?: Tensor };
-type O_special_shifted_chebyshev_polynomial_w_x_scalar_out = { x?: Scalar; n?: Tensor; out?: Tensor };
+type O_special_shifted_chebyshev_polynomial_w_x_scalar_out = { x?: Scalar; n?: Tensor; out: Tensor };
 /**
  * aten::special_shifted_chebyshev_polynomial_w(Tensor x, Tensor n) -> Tensor
  * aten::special_shifted_chebyshev_polynomial_w.n_scalar(Tensor x, Scalar n) -> Tensor
@@ -2355,45 +2515,49 @@ type O_special_shifted_chebyshev_polynomial_w_x_scalar_out = { x?: Scalar; n?: T
  * aten::special_shifted_chebyshev_polynomial_w.x_scalar_out(Scalar x, Tensor n, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialShiftedChebyshevPolynomialW: {
+  /** aten::special_shifted_chebyshev_polynomial_w(Tensor x, Tensor n) -> Tensor */
   (x: Tensor, n: Tensor, options?: O_special_shifted_chebyshev_polynomial_w): Tensor;
+  /** aten::special_shifted_chebyshev_polynomial_w.n_scalar(Tensor x, Scalar n) -> Tensor */
   (x: Tensor, n: Scalar, options?: O_special_shifted_chebyshev_polynomial_w_n_scalar): Tensor;
+  /** aten::special_shifted_chebyshev_polynomial_w.x_scalar(Scalar x, Tensor n) -> Tensor */
   (x: Scalar, n: Tensor, options?: O_special_shifted_chebyshev_polynomial_w_x_scalar): Tensor;
   /** aten::special_shifted_chebyshev_polynomial_w(Tensor x, Tensor n) -> Tensor */
   "default"(x: Tensor, n: Tensor, options?: O_special_shifted_chebyshev_polynomial_w): Tensor;
   /** aten::special_shifted_chebyshev_polynomial_w.n_scalar(Tensor x, Scalar n) -> Tensor */
   "n_scalar"(x: Tensor, n: Scalar, options?: O_special_shifted_chebyshev_polynomial_w_n_scalar): Tensor;
   /** aten::special_shifted_chebyshev_polynomial_w.n_scalar_out(Tensor x, Scalar n, *, Tensor(a!) out) -> Tensor(a!) */
-  "n_scalar_out"(x: Tensor, n: Scalar, out: Tensor, options?: O_special_shifted_chebyshev_polynomial_w_n_scalar_out): Tensor;
+  "n_scalar_out"(x: Tensor, n: Scalar, options?: O_special_shifted_chebyshev_polynomial_w_n_scalar_out): Tensor;
   /** aten::special_shifted_chebyshev_polynomial_w.out(Tensor x, Tensor n, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(x: Tensor, n: Tensor, out: Tensor, options?: O_special_shifted_chebyshev_polynomial_w_out): Tensor;
+  "out"(x: Tensor, n: Tensor, options?: O_special_shifted_chebyshev_polynomial_w_out): Tensor;
   /** aten::special_shifted_chebyshev_polynomial_w.x_scalar(Scalar x, Tensor n) -> Tensor */
   "x_scalar"(x: Scalar, n: Tensor, options?: O_special_shifted_chebyshev_polynomial_w_x_scalar): Tensor;
   /** aten::special_shifted_chebyshev_polynomial_w.x_scalar_out(Scalar x, Tensor n, *, Tensor(a!) out) -> Tensor(a!) */
-  "x_scalar_out"(x: Scalar, n: Tensor, out: Tensor, options?: O_special_shifted_chebyshev_polynomial_w_x_scalar_out): Tensor;
+  "x_scalar_out"(x: Scalar, n: Tensor, options?: O_special_shifted_chebyshev_polynomial_w_x_scalar_out): Tensor;
 } = defineOp("special_shifted_chebyshev_polynomial_w", [
   ["",[["x",0,0],["n",0,0]],[0],1],
   ["n_scalar",[["x",0,0],["n",6,0]],[0],1],
-  ["n_scalar_out",[["x",0,0],["n",6,0],["out",0,4]],[-1],0],
-  ["out",[["x",0,0],["n",0,0],["out",0,4]],[-1],0],
+  ["n_scalar_out",[["x",0,0],["n",6,0],["out",0,12]],[-3],0],
+  ["out",[["x",0,0],["n",0,0],["out",0,12]],[-3],0],
   ["x_scalar",[["x",6,0],["n",0,0]],[0],1],
-  ["x_scalar_out",[["x",6,0],["n",0,0],["out",0,4]],[-1],0],
+  ["x_scalar_out",[["x",6,0],["n",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_special_sinc = { self?: Tensor };
-type O_special_sinc_out = { self?: Tensor; out?: Tensor };
+type O_special_sinc_out = { self?: Tensor; out: Tensor };
 /**
  * aten::special_sinc(Tensor self) -> Tensor
  * aten::special_sinc.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialSinc: {
+  /** aten::special_sinc(Tensor self) -> Tensor */
   (self: Tensor, options?: O_special_sinc): Tensor;
   /** aten::special_sinc(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_special_sinc): Tensor;
   /** aten::special_sinc.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_special_sinc_out): Tensor;
+  "out"(self: Tensor, options?: O_special_sinc_out): Tensor;
 } = defineOp("special_sinc", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_special_softmax = { self?: Tensor; dim?: number; dtype?: DType | null };
@@ -2401,6 +2565,7 @@ type O_special_softmax = { self?: Tensor; dim?: number; dtype?: DType | null };
  * aten::special_softmax(Tensor self, int dim, ScalarType? dtype=None) -> Tensor
  */
 export const specialSoftmax: {
+  /** aten::special_softmax(Tensor self, int dim, ScalarType? dtype=None) -> Tensor */
   (self: Tensor, dim: number, dtype?: DType | null | O_special_softmax, options?: O_special_softmax): Tensor;
   /** aten::special_softmax(Tensor self, int dim, ScalarType? dtype=None) -> Tensor */
   "default"(self: Tensor, dim: number, dtype?: DType | null | O_special_softmax, options?: O_special_softmax): Tensor;
@@ -2409,28 +2574,29 @@ export const specialSoftmax: {
 ]) as any;
 
 type O_special_spherical_bessel_j0 = { x?: Tensor };
-type O_special_spherical_bessel_j0_out = { x?: Tensor; out?: Tensor };
+type O_special_spherical_bessel_j0_out = { x?: Tensor; out: Tensor };
 /**
  * aten::special_spherical_bessel_j0(Tensor x) -> Tensor
  * aten::special_spherical_bessel_j0.out(Tensor x, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialSphericalBesselJ0: {
+  /** aten::special_spherical_bessel_j0(Tensor x) -> Tensor */
   (x: Tensor, options?: O_special_spherical_bessel_j0): Tensor;
   /** aten::special_spherical_bessel_j0(Tensor x) -> Tensor */
   "default"(x: Tensor, options?: O_special_spherical_bessel_j0): Tensor;
   /** aten::special_spherical_bessel_j0.out(Tensor x, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(x: Tensor, out: Tensor, options?: O_special_spherical_bessel_j0_out): Tensor;
+  "out"(x: Tensor, options?: O_special_spherical_bessel_j0_out): Tensor;
 } = defineOp("special_spherical_bessel_j0", [
   ["",[["x",0,0]],[0],1],
-  ["out",[["x",0,0],["out",0,4]],[-1],0],
+  ["out",[["x",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_special_xlog1py = { self?: Tensor; other?: Tensor };
 type O_special_xlog1py_other_scalar = { self?: Tensor; other?: Scalar };
-type O_special_xlog1py_other_scalar_out = { self?: Tensor; other?: Scalar; out?: Tensor };
-type O_special_xlog1py_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_special_xlog1py_other_scalar_out = { self?: Tensor; other?: Scalar; out: Tensor };
+type O_special_xlog1py_out = { self?: Tensor; other?: Tensor; out: Tensor };
 type O_special_xlog1py_self_scalar = { self?: Scalar; other?: Tensor };
-type O_special_xlog1py_self_scalar_out = { self?: Scalar; other?: Tensor; out?: Tensor };
+type O_special_xlog1py_self_scalar_out = { self?: Scalar; other?: Tensor; out: Tensor };
 /**
  * aten::special_xlog1py(Tensor self, Tensor other) -> Tensor
  * aten::special_xlog1py.other_scalar(Tensor self, Scalar other) -> Tensor
@@ -2440,36 +2606,39 @@ type O_special_xlog1py_self_scalar_out = { self?: Scalar; other?: Tensor; out?: 
  * aten::special_xlog1py.self_scalar_out(Scalar self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialXlog1py: {
+  /** aten::special_xlog1py(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_special_xlog1py): Tensor;
+  /** aten::special_xlog1py.other_scalar(Tensor self, Scalar other) -> Tensor */
   (self: Tensor, other: Scalar, options?: O_special_xlog1py_other_scalar): Tensor;
+  /** aten::special_xlog1py.self_scalar(Scalar self, Tensor other) -> Tensor */
   (self: Scalar, other: Tensor, options?: O_special_xlog1py_self_scalar): Tensor;
   /** aten::special_xlog1py(Tensor self, Tensor other) -> Tensor */
   "default"(self: Tensor, other: Tensor, options?: O_special_xlog1py): Tensor;
   /** aten::special_xlog1py.other_scalar(Tensor self, Scalar other) -> Tensor */
   "other_scalar"(self: Tensor, other: Scalar, options?: O_special_xlog1py_other_scalar): Tensor;
   /** aten::special_xlog1py.other_scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!) */
-  "other_scalar_out"(self: Tensor, other: Scalar, out: Tensor, options?: O_special_xlog1py_other_scalar_out): Tensor;
+  "other_scalar_out"(self: Tensor, other: Scalar, options?: O_special_xlog1py_other_scalar_out): Tensor;
   /** aten::special_xlog1py.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, out: Tensor, options?: O_special_xlog1py_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_special_xlog1py_out): Tensor;
   /** aten::special_xlog1py.self_scalar(Scalar self, Tensor other) -> Tensor */
   "self_scalar"(self: Scalar, other: Tensor, options?: O_special_xlog1py_self_scalar): Tensor;
   /** aten::special_xlog1py.self_scalar_out(Scalar self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "self_scalar_out"(self: Scalar, other: Tensor, out: Tensor, options?: O_special_xlog1py_self_scalar_out): Tensor;
+  "self_scalar_out"(self: Scalar, other: Tensor, options?: O_special_xlog1py_self_scalar_out): Tensor;
 } = defineOp("special_xlog1py", [
   ["",[["self",0,0],["other",0,0]],[0],1],
   ["other_scalar",[["self",0,0],["other",6,0]],[0],1],
-  ["other_scalar_out",[["self",0,0],["other",6,0],["out",0,4]],[-1],0],
-  ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["other_scalar_out",[["self",0,0],["other",6,0],["out",0,12]],[-3],0],
+  ["out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
   ["self_scalar",[["self",6,0],["other",0,0]],[0],1],
-  ["self_scalar_out",[["self",6,0],["other",0,0],["out",0,4]],[-1],0],
+  ["self_scalar_out",[["self",6,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_special_xlogy = { self?: Tensor; other?: Tensor };
 type O_special_xlogy_other_scalar = { self?: Tensor; other?: Scalar };
-type O_special_xlogy_other_scalar_out = { self?: Tensor; other?: Scalar; out?: Tensor };
-type O_special_xlogy_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_special_xlogy_other_scalar_out = { self?: Tensor; other?: Scalar; out: Tensor };
+type O_special_xlogy_out = { self?: Tensor; other?: Tensor; out: Tensor };
 type O_special_xlogy_self_scalar = { self?: Scalar; other?: Tensor };
-type O_special_xlogy_self_scalar_out = { self?: Scalar; other?: Tensor; out?: Tensor };
+type O_special_xlogy_self_scalar_out = { self?: Scalar; other?: Tensor; out: Tensor };
 /**
  * aten::special_xlogy(Tensor self, Tensor other) -> Tensor
  * aten::special_xlogy.other_scalar(Tensor self, Scalar other) -> Tensor
@@ -2479,36 +2648,39 @@ type O_special_xlogy_self_scalar_out = { self?: Scalar; other?: Tensor; out?: Te
  * aten::special_xlogy.self_scalar_out(Scalar self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialXlogy: {
+  /** aten::special_xlogy(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_special_xlogy): Tensor;
+  /** aten::special_xlogy.other_scalar(Tensor self, Scalar other) -> Tensor */
   (self: Tensor, other: Scalar, options?: O_special_xlogy_other_scalar): Tensor;
+  /** aten::special_xlogy.self_scalar(Scalar self, Tensor other) -> Tensor */
   (self: Scalar, other: Tensor, options?: O_special_xlogy_self_scalar): Tensor;
   /** aten::special_xlogy(Tensor self, Tensor other) -> Tensor */
   "default"(self: Tensor, other: Tensor, options?: O_special_xlogy): Tensor;
   /** aten::special_xlogy.other_scalar(Tensor self, Scalar other) -> Tensor */
   "other_scalar"(self: Tensor, other: Scalar, options?: O_special_xlogy_other_scalar): Tensor;
   /** aten::special_xlogy.other_scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!) */
-  "other_scalar_out"(self: Tensor, other: Scalar, out: Tensor, options?: O_special_xlogy_other_scalar_out): Tensor;
+  "other_scalar_out"(self: Tensor, other: Scalar, options?: O_special_xlogy_other_scalar_out): Tensor;
   /** aten::special_xlogy.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, out: Tensor, options?: O_special_xlogy_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_special_xlogy_out): Tensor;
   /** aten::special_xlogy.self_scalar(Scalar self, Tensor other) -> Tensor */
   "self_scalar"(self: Scalar, other: Tensor, options?: O_special_xlogy_self_scalar): Tensor;
   /** aten::special_xlogy.self_scalar_out(Scalar self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "self_scalar_out"(self: Scalar, other: Tensor, out: Tensor, options?: O_special_xlogy_self_scalar_out): Tensor;
+  "self_scalar_out"(self: Scalar, other: Tensor, options?: O_special_xlogy_self_scalar_out): Tensor;
 } = defineOp("special_xlogy", [
   ["",[["self",0,0],["other",0,0]],[0],1],
   ["other_scalar",[["self",0,0],["other",6,0]],[0],1],
-  ["other_scalar_out",[["self",0,0],["other",6,0],["out",0,4]],[-1],0],
-  ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["other_scalar_out",[["self",0,0],["other",6,0],["out",0,12]],[-3],0],
+  ["out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
   ["self_scalar",[["self",6,0],["other",0,0]],[0],1],
-  ["self_scalar_out",[["self",6,0],["other",0,0],["out",0,4]],[-1],0],
+  ["self_scalar_out",[["self",6,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_special_zeta = { self?: Tensor; other?: Tensor };
 type O_special_zeta_other_scalar = { self?: Tensor; other?: Scalar };
-type O_special_zeta_other_scalar_out = { self?: Tensor; other?: Scalar; out?: Tensor };
-type O_special_zeta_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_special_zeta_other_scalar_out = { self?: Tensor; other?: Scalar; out: Tensor };
+type O_special_zeta_out = { self?: Tensor; other?: Tensor; out: Tensor };
 type O_special_zeta_self_scalar = { self?: Scalar; other?: Tensor };
-type O_special_zeta_self_scalar_out = { self?: Scalar; other?: Tensor; out?: Tensor };
+type O_special_zeta_self_scalar_out = { self?: Scalar; other?: Tensor; out: Tensor };
 /**
  * aten::special_zeta(Tensor self, Tensor other) -> Tensor
  * aten::special_zeta.other_scalar(Tensor self, Scalar other) -> Tensor
@@ -2518,28 +2690,31 @@ type O_special_zeta_self_scalar_out = { self?: Scalar; other?: Tensor; out?: Ten
  * aten::special_zeta.self_scalar_out(Scalar self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const specialZeta: {
+  /** aten::special_zeta(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_special_zeta): Tensor;
+  /** aten::special_zeta.other_scalar(Tensor self, Scalar other) -> Tensor */
   (self: Tensor, other: Scalar, options?: O_special_zeta_other_scalar): Tensor;
+  /** aten::special_zeta.self_scalar(Scalar self, Tensor other) -> Tensor */
   (self: Scalar, other: Tensor, options?: O_special_zeta_self_scalar): Tensor;
   /** aten::special_zeta(Tensor self, Tensor other) -> Tensor */
   "default"(self: Tensor, other: Tensor, options?: O_special_zeta): Tensor;
   /** aten::special_zeta.other_scalar(Tensor self, Scalar other) -> Tensor */
   "other_scalar"(self: Tensor, other: Scalar, options?: O_special_zeta_other_scalar): Tensor;
   /** aten::special_zeta.other_scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!) */
-  "other_scalar_out"(self: Tensor, other: Scalar, out: Tensor, options?: O_special_zeta_other_scalar_out): Tensor;
+  "other_scalar_out"(self: Tensor, other: Scalar, options?: O_special_zeta_other_scalar_out): Tensor;
   /** aten::special_zeta.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, out: Tensor, options?: O_special_zeta_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_special_zeta_out): Tensor;
   /** aten::special_zeta.self_scalar(Scalar self, Tensor other) -> Tensor */
   "self_scalar"(self: Scalar, other: Tensor, options?: O_special_zeta_self_scalar): Tensor;
   /** aten::special_zeta.self_scalar_out(Scalar self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "self_scalar_out"(self: Scalar, other: Tensor, out: Tensor, options?: O_special_zeta_self_scalar_out): Tensor;
+  "self_scalar_out"(self: Scalar, other: Tensor, options?: O_special_zeta_self_scalar_out): Tensor;
 } = defineOp("special_zeta", [
   ["",[["self",0,0],["other",0,0]],[0],1],
   ["other_scalar",[["self",0,0],["other",6,0]],[0],1],
-  ["other_scalar_out",[["self",0,0],["other",6,0],["out",0,4]],[-1],0],
-  ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["other_scalar_out",[["self",0,0],["other",6,0],["out",0,12]],[-3],0],
+  ["out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
   ["self_scalar",[["self",6,0],["other",0,0]],[0],1],
-  ["self_scalar_out",[["self",6,0],["other",0,0],["out",0,4]],[-1],0],
+  ["self_scalar_out",[["self",6,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_split_Tensor = { self?: Tensor; split_size?: number; splitSize?: number; dim?: number };
@@ -2549,7 +2724,9 @@ type O_split_sizes = { self?: Tensor; split_size?: number[]; splitSize?: number[
  * aten::split.sizes(Tensor(a -> *) self, int[] split_size, int dim=0) -> Tensor(a)[]
  */
 export const split: {
+  /** aten::split.Tensor(Tensor(a -> *) self, int split_size, int dim=0) -> Tensor(a)[] */
   (self: Tensor, split_size: number, dim?: number | O_split_Tensor, options?: O_split_Tensor): Tensor[];
+  /** aten::split.sizes(Tensor(a -> *) self, int[] split_size, int dim=0) -> Tensor(a)[] */
   (self: Tensor, split_size: number[], dim?: number | O_split_sizes, options?: O_split_sizes): Tensor[];
   /** aten::split.Tensor(Tensor(a -> *) self, int split_size, int dim=0) -> Tensor(a)[] */
   "Tensor"(self: Tensor, split_size: number, dim?: number | O_split_Tensor, options?: O_split_Tensor): Tensor[];
@@ -2561,20 +2738,21 @@ export const split: {
 ]) as any;
 
 type O_split_copy_Tensor = { self?: Tensor; split_size?: number; splitSize?: number; dim?: number };
-type O_split_copy_Tensor_out = { self?: Tensor; split_size?: number; splitSize?: number; dim?: number; out?: Tensor[] };
+type O_split_copy_Tensor_out = { self?: Tensor; split_size?: number; splitSize?: number; dim?: number; out: Tensor[] };
 /**
  * aten::split_copy.Tensor(Tensor self, int split_size, int dim=0) -> Tensor[]
  * aten::split_copy.Tensor_out(Tensor self, int split_size, int dim=0, *, Tensor(a!)[] out) -> ()
  */
 export const splitCopy: {
+  /** aten::split_copy.Tensor(Tensor self, int split_size, int dim=0) -> Tensor[] */
   (self: Tensor, split_size: number, dim?: number | O_split_copy_Tensor, options?: O_split_copy_Tensor): Tensor[];
   /** aten::split_copy.Tensor(Tensor self, int split_size, int dim=0) -> Tensor[] */
   "Tensor"(self: Tensor, split_size: number, dim?: number | O_split_copy_Tensor, options?: O_split_copy_Tensor): Tensor[];
   /** aten::split_copy.Tensor_out(Tensor self, int split_size, int dim=0, *, Tensor(a!)[] out) -> () */
-  "Tensor_out"(self: Tensor, split_size: number, dim?: number | O_split_copy_Tensor_out, out?: Tensor[] | O_split_copy_Tensor_out, options?: O_split_copy_Tensor_out): void;
+  "Tensor_out"(self: Tensor, split_size: number, dim?: number | O_split_copy_Tensor_out, options?: O_split_copy_Tensor_out): void;
 } = defineOp("split_copy", [
   ["Tensor",[["self",0,0],["split_size",3,0],["dim",3,2]],[1],1],
-  ["Tensor_out",[["self",0,0],["split_size",3,0],["dim",3,2],["out",1,4]],[],0],
+  ["Tensor_out",[["self",0,0],["split_size",3,0],["dim",3,2],["out",1,12]],[],0],
 ]) as any;
 
 type O_split_with_sizes = { self?: Tensor; split_sizes?: number[]; splitSizes?: number[]; dim?: number };
@@ -2582,6 +2760,7 @@ type O_split_with_sizes = { self?: Tensor; split_sizes?: number[]; splitSizes?: 
  * aten::split_with_sizes(Tensor(a -> *) self, int[] split_sizes, int dim=0) -> Tensor(a)[]
  */
 export const splitWithSizes: {
+  /** aten::split_with_sizes(Tensor(a -> *) self, int[] split_sizes, int dim=0) -> Tensor(a)[] */
   (self: Tensor, split_sizes: number[], dim?: number | O_split_with_sizes, options?: O_split_with_sizes): Tensor[];
   /** aten::split_with_sizes(Tensor(a -> *) self, int[] split_sizes, int dim=0) -> Tensor(a)[] */
   "default"(self: Tensor, split_sizes: number[], dim?: number | O_split_with_sizes, options?: O_split_with_sizes): Tensor[];
@@ -2590,37 +2769,39 @@ export const splitWithSizes: {
 ]) as any;
 
 type O_split_with_sizes_copy = { self?: Tensor; split_sizes?: number[]; splitSizes?: number[]; dim?: number };
-type O_split_with_sizes_copy_out = { self?: Tensor; split_sizes?: number[]; splitSizes?: number[]; dim?: number; out?: Tensor[] };
+type O_split_with_sizes_copy_out = { self?: Tensor; split_sizes?: number[]; splitSizes?: number[]; dim?: number; out: Tensor[] };
 /**
  * aten::split_with_sizes_copy(Tensor self, int[] split_sizes, int dim=0) -> Tensor[]
  * aten::split_with_sizes_copy.out(Tensor self, int[] split_sizes, int dim=0, *, Tensor(a!)[] out) -> ()
  */
 export const splitWithSizesCopy: {
+  /** aten::split_with_sizes_copy(Tensor self, int[] split_sizes, int dim=0) -> Tensor[] */
   (self: Tensor, split_sizes: number[], dim?: number | O_split_with_sizes_copy, options?: O_split_with_sizes_copy): Tensor[];
   /** aten::split_with_sizes_copy(Tensor self, int[] split_sizes, int dim=0) -> Tensor[] */
   "default"(self: Tensor, split_sizes: number[], dim?: number | O_split_with_sizes_copy, options?: O_split_with_sizes_copy): Tensor[];
   /** aten::split_with_sizes_copy.out(Tensor self, int[] split_sizes, int dim=0, *, Tensor(a!)[] out) -> () */
-  "out"(self: Tensor, split_sizes: number[], dim?: number | O_split_with_sizes_copy_out, out?: Tensor[] | O_split_with_sizes_copy_out, options?: O_split_with_sizes_copy_out): void;
+  "out"(self: Tensor, split_sizes: number[], dim?: number | O_split_with_sizes_copy_out, options?: O_split_with_sizes_copy_out): void;
 } = defineOp("split_with_sizes_copy", [
   ["",[["self",0,0],["split_sizes",12,0],["dim",3,2]],[1],1],
-  ["out",[["self",0,0],["split_sizes",12,0],["dim",3,2],["out",1,4]],[],0],
+  ["out",[["self",0,0],["split_sizes",12,0],["dim",3,2],["out",1,12]],[],0],
 ]) as any;
 
 type O_sqrt = { self?: Tensor };
-type O_sqrt_out = { self?: Tensor; out?: Tensor };
+type O_sqrt_out = { self?: Tensor; out: Tensor };
 /**
  * aten::sqrt(Tensor self) -> Tensor
  * aten::sqrt.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const sqrt: {
+  /** aten::sqrt(Tensor self) -> Tensor */
   (self: Tensor, options?: O_sqrt): Tensor;
   /** aten::sqrt(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_sqrt): Tensor;
   /** aten::sqrt.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_sqrt_out): Tensor;
+  "out"(self: Tensor, options?: O_sqrt_out): Tensor;
 } = defineOp("sqrt", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_sqrt_ = { self?: Tensor };
@@ -2628,6 +2809,7 @@ type O_sqrt_ = { self?: Tensor };
  * aten::sqrt_(Tensor(a!) self) -> Tensor(a!)
  */
 export const sqrt_: {
+  /** aten::sqrt_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_sqrt_): Tensor;
   /** aten::sqrt_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_sqrt_): Tensor;
@@ -2636,20 +2818,21 @@ export const sqrt_: {
 ]) as any;
 
 type O_square = { self?: Tensor };
-type O_square_out = { self?: Tensor; out?: Tensor };
+type O_square_out = { self?: Tensor; out: Tensor };
 /**
  * aten::square(Tensor self) -> Tensor
  * aten::square.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const square: {
+  /** aten::square(Tensor self) -> Tensor */
   (self: Tensor, options?: O_square): Tensor;
   /** aten::square(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_square): Tensor;
   /** aten::square.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_square_out): Tensor;
+  "out"(self: Tensor, options?: O_square_out): Tensor;
 } = defineOp("square", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_square_ = { self?: Tensor };
@@ -2657,6 +2840,7 @@ type O_square_ = { self?: Tensor };
  * aten::square_(Tensor(a!) self) -> Tensor(a!)
  */
 export const square_: {
+  /** aten::square_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_square_): Tensor;
   /** aten::square_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_square_): Tensor;
@@ -2673,7 +2857,9 @@ type O_squeeze_dimname = { self?: Tensor; dim?: string };
  * aten::squeeze.dimname(Tensor(a) self, str dim) -> Tensor(a)
  */
 export const squeeze: {
+  /** aten::squeeze(Tensor(a) self) -> Tensor(a) */
   (self: Tensor, options?: O_squeeze): Tensor;
+  /** aten::squeeze.dim(Tensor(a) self, int dim) -> Tensor(a) */
   (self: Tensor, dim: number, options?: O_squeeze_dim): Tensor;
   /** aten::squeeze(Tensor(a) self) -> Tensor(a) */
   "default"(self: Tensor, options?: O_squeeze): Tensor;
@@ -2696,7 +2882,9 @@ type O_squeeze__dimname = { self?: Tensor; dim?: string };
  * aten::squeeze_.dimname(Tensor(a!) self, str dim) -> Tensor(a!)
  */
 export const squeeze_: {
+  /** aten::squeeze_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_squeeze_): Tensor;
+  /** aten::squeeze_.dim(Tensor(a!) self, int dim) -> Tensor(a!) */
   (self: Tensor, dim: number, options?: O_squeeze__dim): Tensor;
   /** aten::squeeze_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_squeeze_): Tensor;
@@ -2712,8 +2900,8 @@ export const squeeze_: {
 
 type O_squeeze_copy = { self?: Tensor };
 type O_squeeze_copy_dim = { self?: Tensor; dim?: number };
-type O_squeeze_copy_dim_out = { self?: Tensor; dim?: number; out?: Tensor };
-type O_squeeze_copy_out = { self?: Tensor; out?: Tensor };
+type O_squeeze_copy_dim_out = { self?: Tensor; dim?: number; out: Tensor };
+type O_squeeze_copy_out = { self?: Tensor; out: Tensor };
 /**
  * aten::squeeze_copy(Tensor self) -> Tensor
  * aten::squeeze_copy.dim(Tensor self, int dim) -> Tensor
@@ -2721,62 +2909,66 @@ type O_squeeze_copy_out = { self?: Tensor; out?: Tensor };
  * aten::squeeze_copy.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const squeezeCopy: {
+  /** aten::squeeze_copy(Tensor self) -> Tensor */
   (self: Tensor, options?: O_squeeze_copy): Tensor;
+  /** aten::squeeze_copy.dim(Tensor self, int dim) -> Tensor */
   (self: Tensor, dim: number, options?: O_squeeze_copy_dim): Tensor;
   /** aten::squeeze_copy(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_squeeze_copy): Tensor;
   /** aten::squeeze_copy.dim(Tensor self, int dim) -> Tensor */
   "dim"(self: Tensor, dim: number, options?: O_squeeze_copy_dim): Tensor;
   /** aten::squeeze_copy.dim_out(Tensor self, int dim, *, Tensor(a!) out) -> Tensor(a!) */
-  "dim_out"(self: Tensor, dim: number, out: Tensor, options?: O_squeeze_copy_dim_out): Tensor;
+  "dim_out"(self: Tensor, dim: number, options?: O_squeeze_copy_dim_out): Tensor;
   /** aten::squeeze_copy.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_squeeze_copy_out): Tensor;
+  "out"(self: Tensor, options?: O_squeeze_copy_out): Tensor;
 } = defineOp("squeeze_copy", [
   ["",[["self",0,0]],[0],1],
   ["dim",[["self",0,0],["dim",3,0]],[0],1],
-  ["dim_out",[["self",0,0],["dim",3,0],["out",0,4]],[-1],0],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["dim_out",[["self",0,0],["dim",3,0],["out",0,12]],[-3],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_sspaddmm = { self?: Tensor; mat1?: Tensor; mat2?: Tensor; beta?: Scalar; alpha?: Scalar };
-type O_sspaddmm_out = { self?: Tensor; mat1?: Tensor; mat2?: Tensor; beta?: Scalar; alpha?: Scalar; out?: Tensor };
+type O_sspaddmm_out = { self?: Tensor; mat1?: Tensor; mat2?: Tensor; beta?: Scalar; alpha?: Scalar; out: Tensor };
 /**
  * aten::sspaddmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor
  * aten::sspaddmm.out(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1, Tensor(a!) out) -> Tensor(a!)
  */
 export const sspaddmm: {
-  (self: Tensor, mat1: Tensor, mat2: Tensor, beta?: Scalar | O_sspaddmm, alpha?: Scalar | O_sspaddmm, options?: O_sspaddmm): Tensor;
   /** aten::sspaddmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor */
-  "default"(self: Tensor, mat1: Tensor, mat2: Tensor, beta?: Scalar | O_sspaddmm, alpha?: Scalar | O_sspaddmm, options?: O_sspaddmm): Tensor;
+  (self: Tensor, mat1: Tensor, mat2: Tensor, options?: O_sspaddmm): Tensor;
+  /** aten::sspaddmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor */
+  "default"(self: Tensor, mat1: Tensor, mat2: Tensor, options?: O_sspaddmm): Tensor;
   /** aten::sspaddmm.out(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, mat1: Tensor, mat2: Tensor, beta?: Scalar | O_sspaddmm_out, alpha?: Scalar | O_sspaddmm_out, out?: Tensor | O_sspaddmm_out, options?: O_sspaddmm_out): Tensor;
+  "out"(self: Tensor, mat1: Tensor, mat2: Tensor, options?: O_sspaddmm_out): Tensor;
 } = defineOp("sspaddmm", [
-  ["",[["self",0,0],["mat1",0,0],["mat2",0,0],["beta",6,2],["alpha",6,2]],[0],1],
-  ["out",[["self",0,0],["mat1",0,0],["mat2",0,0],["beta",6,2],["alpha",6,2],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["mat1",0,0],["mat2",0,0],["beta",6,10],["alpha",6,10]],[0],1],
+  ["out",[["self",0,0],["mat1",0,0],["mat2",0,0],["beta",6,10],["alpha",6,10],["out",0,12]],[-6],0],
 ]) as any;
 
 type O_stack = { tensors?: Tensor[]; dim?: number };
-type O_stack_out = { tensors?: Tensor[]; dim?: number; out?: Tensor };
+type O_stack_out = { tensors?: Tensor[]; dim?: number; out: Tensor };
 /**
  * aten::stack(Tensor[] tensors, int dim=0) -> Tensor
  * aten::stack.out(Tensor[] tensors, int dim=0, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const stack: {
+  /** aten::stack(Tensor[] tensors, int dim=0) -> Tensor */
   (tensors: Tensor[], dim?: number | O_stack, options?: O_stack): Tensor;
   /** aten::stack(Tensor[] tensors, int dim=0) -> Tensor */
   "default"(tensors: Tensor[], dim?: number | O_stack, options?: O_stack): Tensor;
   /** aten::stack.out(Tensor[] tensors, int dim=0, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(tensors: Tensor[], dim?: number | O_stack_out, out?: Tensor | O_stack_out, options?: O_stack_out): Tensor;
+  "out"(tensors: Tensor[], dim?: number | O_stack_out, options?: O_stack_out): Tensor;
 } = defineOp("stack", [
   ["",[["tensors",1,0],["dim",3,2]],[0],1],
-  ["out",[["tensors",1,0],["dim",3,2],["out",0,4]],[-1],0],
+  ["out",[["tensors",1,0],["dim",3,2],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_std = { self?: Tensor; unbiased?: boolean };
 type O_std_correction = { self?: Tensor; dim?: number | number[] | null; correction?: number | null; keepdim?: boolean };
-type O_std_correction_out = { self?: Tensor; dim?: number | number[] | null; correction?: number | null; keepdim?: boolean; out?: Tensor };
+type O_std_correction_out = { self?: Tensor; dim?: number | number[] | null; correction?: number | null; keepdim?: boolean; out: Tensor };
 type O_std_dim = { self?: Tensor; dim?: number | number[] | null; unbiased?: boolean; keepdim?: boolean };
-type O_std_out = { self?: Tensor; dim?: number | number[] | null; unbiased?: boolean; keepdim?: boolean; out?: Tensor };
+type O_std_out = { self?: Tensor; dim?: number | number[] | null; unbiased?: boolean; keepdim?: boolean; out: Tensor };
 /**
  * aten::std(Tensor self, bool unbiased=True) -> Tensor
  * aten::std.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> Tensor
@@ -2785,30 +2977,33 @@ type O_std_out = { self?: Tensor; dim?: number | number[] | null; unbiased?: boo
  * aten::std.out(Tensor self, int[1]? dim, bool unbiased=True, bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const std: {
+  /** aten::std(Tensor self, bool unbiased=True) -> Tensor */
   (self: Tensor, unbiased?: boolean | O_std, options?: O_std): Tensor;
-  (self: Tensor, dim?: number | number[] | null | O_std_correction, correction?: number | null | O_std_correction, keepdim?: boolean | O_std_correction, options?: O_std_correction): Tensor;
+  /** aten::std.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> Tensor */
+  (self: Tensor, dim?: number | number[] | null | O_std_correction, options?: O_std_correction): Tensor;
+  /** aten::std.dim(Tensor self, int[1]? dim, bool unbiased=True, bool keepdim=False) -> Tensor */
   (self: Tensor, dim?: number | number[] | null | O_std_dim, unbiased?: boolean | O_std_dim, keepdim?: boolean | O_std_dim, options?: O_std_dim): Tensor;
   /** aten::std(Tensor self, bool unbiased=True) -> Tensor */
   "default"(self: Tensor, unbiased?: boolean | O_std, options?: O_std): Tensor;
   /** aten::std.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> Tensor */
-  "correction"(self: Tensor, dim?: number | number[] | null | O_std_correction, correction?: number | null | O_std_correction, keepdim?: boolean | O_std_correction, options?: O_std_correction): Tensor;
+  "correction"(self: Tensor, dim?: number | number[] | null | O_std_correction, options?: O_std_correction): Tensor;
   /** aten::std.correction_out(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False, Tensor(a!) out) -> Tensor(a!) */
-  "correction_out"(self: Tensor, dim?: number | number[] | null | O_std_correction_out, correction?: number | null | O_std_correction_out, keepdim?: boolean | O_std_correction_out, out?: Tensor | O_std_correction_out, options?: O_std_correction_out): Tensor;
+  "correction_out"(self: Tensor, dim?: number | number[] | null | O_std_correction_out, options?: O_std_correction_out): Tensor;
   /** aten::std.dim(Tensor self, int[1]? dim, bool unbiased=True, bool keepdim=False) -> Tensor */
   "dim"(self: Tensor, dim?: number | number[] | null | O_std_dim, unbiased?: boolean | O_std_dim, keepdim?: boolean | O_std_dim, options?: O_std_dim): Tensor;
   /** aten::std.out(Tensor self, int[1]? dim, bool unbiased=True, bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dim?: number | number[] | null | O_std_out, unbiased?: boolean | O_std_out, keepdim?: boolean | O_std_out, out?: Tensor | O_std_out, options?: O_std_out): Tensor;
+  "out"(self: Tensor, dim?: number | number[] | null | O_std_out, unbiased?: boolean | O_std_out, keepdim?: boolean | O_std_out, options?: O_std_out): Tensor;
 } = defineOp("std", [
   ["",[["self",0,0],["unbiased",5,2]],[0],1],
-  ["correction",[["self",0,0],["dim",12,1,1],["correction",3,1],["keepdim",5,2]],[0],1],
-  ["correction_out",[["self",0,0],["dim",12,1,1],["correction",3,1],["keepdim",5,2],["out",0,4]],[-1],0],
+  ["correction",[["self",0,0],["dim",12,1,1],["correction",3,9],["keepdim",5,10]],[0],1],
+  ["correction_out",[["self",0,0],["dim",12,1,1],["correction",3,9],["keepdim",5,10],["out",0,12]],[-5],0],
   ["dim",[["self",0,0],["dim",12,1,1],["unbiased",5,2],["keepdim",5,2]],[0],1],
-  ["out",[["self",0,0],["dim",12,1,1],["unbiased",5,2],["keepdim",5,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["dim",12,1,1],["unbiased",5,2],["keepdim",5,2],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_std_mean = { self?: Tensor; unbiased?: boolean };
 type O_std_mean_correction = { self?: Tensor; dim?: number | number[] | null; correction?: number | null; keepdim?: boolean };
-type O_std_mean_correction_out = { self?: Tensor; dim?: number | number[] | null; correction?: number | null; keepdim?: boolean; out0?: Tensor; out1?: Tensor };
+type O_std_mean_correction_out = { self?: Tensor; dim?: number | number[] | null; correction?: number | null; keepdim?: boolean; out0: Tensor; out1: Tensor };
 type O_std_mean_dim = { self?: Tensor; dim?: number | number[] | null; unbiased?: boolean; keepdim?: boolean };
 /**
  * aten::std_mean(Tensor self, bool unbiased=True) -> (Tensor, Tensor)
@@ -2817,21 +3012,24 @@ type O_std_mean_dim = { self?: Tensor; dim?: number | number[] | null; unbiased?
  * aten::std_mean.dim(Tensor self, int[1]? dim, bool unbiased=True, bool keepdim=False) -> (Tensor, Tensor)
  */
 export const stdMean: {
+  /** aten::std_mean(Tensor self, bool unbiased=True) -> (Tensor, Tensor) */
   (self: Tensor, unbiased?: boolean | O_std_mean, options?: O_std_mean): [Tensor, Tensor];
-  (self: Tensor, dim?: number | number[] | null | O_std_mean_correction, correction?: number | null | O_std_mean_correction, keepdim?: boolean | O_std_mean_correction, options?: O_std_mean_correction): [Tensor, Tensor];
+  /** aten::std_mean.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> (Tensor, Tensor) */
+  (self: Tensor, dim?: number | number[] | null | O_std_mean_correction, options?: O_std_mean_correction): [Tensor, Tensor];
+  /** aten::std_mean.dim(Tensor self, int[1]? dim, bool unbiased=True, bool keepdim=False) -> (Tensor, Tensor) */
   (self: Tensor, dim?: number | number[] | null | O_std_mean_dim, unbiased?: boolean | O_std_mean_dim, keepdim?: boolean | O_std_mean_dim, options?: O_std_mean_dim): [Tensor, Tensor];
   /** aten::std_mean(Tensor self, bool unbiased=True) -> (Tensor, Tensor) */
   "default"(self: Tensor, unbiased?: boolean | O_std_mean, options?: O_std_mean): [Tensor, Tensor];
   /** aten::std_mean.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> (Tensor, Tensor) */
-  "correction"(self: Tensor, dim?: number | number[] | null | O_std_mean_correction, correction?: number | null | O_std_mean_correction, keepdim?: boolean | O_std_mean_correction, options?: O_std_mean_correction): [Tensor, Tensor];
+  "correction"(self: Tensor, dim?: number | number[] | null | O_std_mean_correction, options?: O_std_mean_correction): [Tensor, Tensor];
   /** aten::std_mean.correction_out(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!)) */
-  "correction_out"(self: Tensor, dim?: number | number[] | null | O_std_mean_correction_out, correction?: number | null | O_std_mean_correction_out, keepdim?: boolean | O_std_mean_correction_out, out0?: Tensor | O_std_mean_correction_out, out1?: Tensor | O_std_mean_correction_out, options?: O_std_mean_correction_out): [Tensor, Tensor];
+  "correction_out"(self: Tensor, dim?: number | number[] | null | O_std_mean_correction_out, options?: O_std_mean_correction_out): [Tensor, Tensor];
   /** aten::std_mean.dim(Tensor self, int[1]? dim, bool unbiased=True, bool keepdim=False) -> (Tensor, Tensor) */
   "dim"(self: Tensor, dim?: number | number[] | null | O_std_mean_dim, unbiased?: boolean | O_std_mean_dim, keepdim?: boolean | O_std_mean_dim, options?: O_std_mean_dim): [Tensor, Tensor];
 } = defineOp("std_mean", [
   ["",[["self",0,0],["unbiased",5,2]],[0,0],1],
-  ["correction",[["self",0,0],["dim",12,1,1],["correction",3,1],["keepdim",5,2]],[0,0],1],
-  ["correction_out",[["self",0,0],["dim",12,1,1],["correction",3,1],["keepdim",5,2],["out0",0,4],["out1",0,4]],[-1,-1],0],
+  ["correction",[["self",0,0],["dim",12,1,1],["correction",3,9],["keepdim",5,10]],[0,0],1],
+  ["correction_out",[["self",0,0],["dim",12,1,1],["correction",3,9],["keepdim",5,10],["out0",0,12],["out1",0,12]],[-5,-6],0],
   ["dim",[["self",0,0],["dim",12,1,1],["unbiased",5,2],["keepdim",5,2]],[0,0],1],
 ]) as any;
 
@@ -2842,7 +3040,9 @@ type O_stft_center = { self?: Tensor; n_fft?: number; nFft?: number; hop_length?
  * aten::stft.center(Tensor self, int n_fft, int? hop_length=None, int? win_length=None, Tensor? window=None, bool center=True, str pad_mode="reflect", bool normalized=False, bool? onesided=None, bool? return_complex=None) -> Tensor
  */
 export const stft: {
+  /** aten::stft(Tensor self, int n_fft, int? hop_length=None, int? win_length=None, Tensor? window=None, bool normalized=False, bool? onesided=None, bool? return_complex=None) -> Tensor */
   (self: Tensor, n_fft: number, hop_length?: number | null | O_stft, win_length?: number | null | O_stft, window?: Tensor | null | O_stft, normalized?: boolean | O_stft, onesided?: boolean | null | O_stft, return_complex?: boolean | null | O_stft, options?: O_stft): Tensor;
+  /** aten::stft.center(Tensor self, int n_fft, int? hop_length=None, int? win_length=None, Tensor? window=None, bool center=True, str pad_mode="reflect", bool normalized=False, bool? onesided=None, bool? return_complex=None) -> Tensor */
   (self: Tensor, n_fft: number, hop_length?: number | null | O_stft_center, win_length?: number | null | O_stft_center, window?: Tensor | null | O_stft_center, center?: boolean | O_stft_center, pad_mode?: string | O_stft_center, normalized?: boolean | O_stft_center, onesided?: boolean | null | O_stft_center, return_complex?: boolean | null | O_stft_center, options?: O_stft_center): Tensor;
   /** aten::stft(Tensor self, int n_fft, int? hop_length=None, int? win_length=None, Tensor? window=None, bool normalized=False, bool? onesided=None, bool? return_complex=None) -> Tensor */
   "default"(self: Tensor, n_fft: number, hop_length?: number | null | O_stft, win_length?: number | null | O_stft, window?: Tensor | null | O_stft, normalized?: boolean | O_stft, onesided?: boolean | null | O_stft, return_complex?: boolean | null | O_stft, options?: O_stft): Tensor;
@@ -2860,6 +3060,7 @@ type O_stride_int = { self?: Tensor; dim?: number };
  * aten::stride.int(Tensor self, int dim) -> int
  */
 export const stride: {
+  /** aten::stride.int(Tensor self, int dim) -> int */
   (self: Tensor, dim: number, options?: O_stride_int): number;
   /** aten::stride.Dimname(Tensor self, str dim) -> int */
   "Dimname"(self: Tensor, dim: string, options?: O_stride_Dimname): number;
@@ -2871,9 +3072,9 @@ export const stride: {
 ]) as any;
 
 type O_sub_Scalar = { self?: Tensor; other?: Scalar; alpha?: Scalar };
-type O_sub_Scalar_out = { self?: Tensor; other?: Scalar; alpha?: Scalar; out?: Tensor };
+type O_sub_Scalar_out = { self?: Tensor; other?: Scalar; alpha?: Scalar; out: Tensor };
 type O_sub_Tensor = { self?: Tensor; other?: Tensor; alpha?: Scalar };
-type O_sub_out = { self?: Tensor; other?: Tensor; alpha?: Scalar; out?: Tensor };
+type O_sub_out = { self?: Tensor; other?: Tensor; alpha?: Scalar; out: Tensor };
 /**
  * aten::sub.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor
  * aten::sub.Scalar_out(Tensor self, Scalar other, Scalar alpha=1, *, Tensor(a!) out) -> Tensor(a!)
@@ -2881,21 +3082,23 @@ type O_sub_out = { self?: Tensor; other?: Tensor; alpha?: Scalar; out?: Tensor }
  * aten::sub.out(Tensor self, Tensor other, *, Scalar alpha=1, Tensor(a!) out) -> Tensor(a!)
  */
 export const sub: {
+  /** aten::sub.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor */
   (self: Tensor, other: Scalar, alpha?: Scalar | O_sub_Scalar, options?: O_sub_Scalar): Tensor;
-  (self: Tensor, other: Tensor, alpha?: Scalar | O_sub_Tensor, options?: O_sub_Tensor): Tensor;
+  /** aten::sub.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor */
+  (self: Tensor, other: Tensor, options?: O_sub_Tensor): Tensor;
   /** aten::sub.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor */
   "Scalar"(self: Tensor, other: Scalar, alpha?: Scalar | O_sub_Scalar, options?: O_sub_Scalar): Tensor;
   /** aten::sub.Scalar_out(Tensor self, Scalar other, Scalar alpha=1, *, Tensor(a!) out) -> Tensor(a!) */
-  "Scalar_out"(self: Tensor, other: Scalar, alpha?: Scalar | O_sub_Scalar_out, out?: Tensor | O_sub_Scalar_out, options?: O_sub_Scalar_out): Tensor;
+  "Scalar_out"(self: Tensor, other: Scalar, alpha?: Scalar | O_sub_Scalar_out, options?: O_sub_Scalar_out): Tensor;
   /** aten::sub.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor */
-  "Tensor"(self: Tensor, other: Tensor, alpha?: Scalar | O_sub_Tensor, options?: O_sub_Tensor): Tensor;
+  "Tensor"(self: Tensor, other: Tensor, options?: O_sub_Tensor): Tensor;
   /** aten::sub.out(Tensor self, Tensor other, *, Scalar alpha=1, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, alpha?: Scalar | O_sub_out, out?: Tensor | O_sub_out, options?: O_sub_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_sub_out): Tensor;
 } = defineOp("sub", [
   ["Scalar",[["self",0,0],["other",6,0],["alpha",6,2]],[0],1],
-  ["Scalar_out",[["self",0,0],["other",6,0],["alpha",6,2],["out",0,4]],[-1],0],
-  ["Tensor",[["self",0,0],["other",0,0],["alpha",6,2]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["alpha",6,2],["out",0,4]],[-1],0],
+  ["Scalar_out",[["self",0,0],["other",6,0],["alpha",6,2],["out",0,12]],[-4],0],
+  ["Tensor",[["self",0,0],["other",0,0],["alpha",6,10]],[0],1],
+  ["out",[["self",0,0],["other",0,0],["alpha",6,10],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_sub__Scalar = { self?: Tensor; other?: Scalar; alpha?: Scalar };
@@ -2905,38 +3108,42 @@ type O_sub__Tensor = { self?: Tensor; other?: Tensor; alpha?: Scalar };
  * aten::sub_.Tensor(Tensor(a!) self, Tensor other, *, Scalar alpha=1) -> Tensor(a!)
  */
 export const sub_: {
+  /** aten::sub_.Scalar(Tensor(a!) self, Scalar other, Scalar alpha=1) -> Tensor(a!) */
   (self: Tensor, other: Scalar, alpha?: Scalar | O_sub__Scalar, options?: O_sub__Scalar): Tensor;
-  (self: Tensor, other: Tensor, alpha?: Scalar | O_sub__Tensor, options?: O_sub__Tensor): Tensor;
+  /** aten::sub_.Tensor(Tensor(a!) self, Tensor other, *, Scalar alpha=1) -> Tensor(a!) */
+  (self: Tensor, other: Tensor, options?: O_sub__Tensor): Tensor;
   /** aten::sub_.Scalar(Tensor(a!) self, Scalar other, Scalar alpha=1) -> Tensor(a!) */
   "Scalar"(self: Tensor, other: Scalar, alpha?: Scalar | O_sub__Scalar, options?: O_sub__Scalar): Tensor;
   /** aten::sub_.Tensor(Tensor(a!) self, Tensor other, *, Scalar alpha=1) -> Tensor(a!) */
-  "Tensor"(self: Tensor, other: Tensor, alpha?: Scalar | O_sub__Tensor, options?: O_sub__Tensor): Tensor;
+  "Tensor"(self: Tensor, other: Tensor, options?: O_sub__Tensor): Tensor;
 } = defineOp("sub_", [
   ["Scalar",[["self",0,4],["other",6,0],["alpha",6,2]],[-1],1],
-  ["Tensor",[["self",0,4],["other",0,0],["alpha",6,2]],[-1],1],
+  ["Tensor",[["self",0,4],["other",0,0],["alpha",6,10]],[-1],1],
 ]) as any;
 
 type O_subtract_Scalar = { self?: Tensor; other?: Scalar; alpha?: Scalar };
 type O_subtract_Tensor = { self?: Tensor; other?: Tensor; alpha?: Scalar };
-type O_subtract_out = { self?: Tensor; other?: Tensor; alpha?: Scalar; out?: Tensor };
+type O_subtract_out = { self?: Tensor; other?: Tensor; alpha?: Scalar; out: Tensor };
 /**
  * aten::subtract.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor
  * aten::subtract.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor
  * aten::subtract.out(Tensor self, Tensor other, *, Scalar alpha=1, Tensor(a!) out) -> Tensor(a!)
  */
 export const subtract: {
+  /** aten::subtract.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor */
   (self: Tensor, other: Scalar, alpha?: Scalar | O_subtract_Scalar, options?: O_subtract_Scalar): Tensor;
-  (self: Tensor, other: Tensor, alpha?: Scalar | O_subtract_Tensor, options?: O_subtract_Tensor): Tensor;
+  /** aten::subtract.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor */
+  (self: Tensor, other: Tensor, options?: O_subtract_Tensor): Tensor;
   /** aten::subtract.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor */
   "Scalar"(self: Tensor, other: Scalar, alpha?: Scalar | O_subtract_Scalar, options?: O_subtract_Scalar): Tensor;
   /** aten::subtract.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor */
-  "Tensor"(self: Tensor, other: Tensor, alpha?: Scalar | O_subtract_Tensor, options?: O_subtract_Tensor): Tensor;
+  "Tensor"(self: Tensor, other: Tensor, options?: O_subtract_Tensor): Tensor;
   /** aten::subtract.out(Tensor self, Tensor other, *, Scalar alpha=1, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, alpha?: Scalar | O_subtract_out, out?: Tensor | O_subtract_out, options?: O_subtract_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_subtract_out): Tensor;
 } = defineOp("subtract", [
   ["Scalar",[["self",0,0],["other",6,0],["alpha",6,2]],[0],1],
-  ["Tensor",[["self",0,0],["other",0,0],["alpha",6,2]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["alpha",6,2],["out",0,4]],[-1],0],
+  ["Tensor",[["self",0,0],["other",0,0],["alpha",6,10]],[0],1],
+  ["out",[["self",0,0],["other",0,0],["alpha",6,10],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_subtract__Scalar = { self?: Tensor; other?: Scalar; alpha?: Scalar };
@@ -2946,21 +3153,23 @@ type O_subtract__Tensor = { self?: Tensor; other?: Tensor; alpha?: Scalar };
  * aten::subtract_.Tensor(Tensor(a!) self, Tensor other, *, Scalar alpha=1) -> Tensor(a!)
  */
 export const subtract_: {
+  /** aten::subtract_.Scalar(Tensor(a!) self, Scalar other, Scalar alpha=1) -> Tensor(a!) */
   (self: Tensor, other: Scalar, alpha?: Scalar | O_subtract__Scalar, options?: O_subtract__Scalar): Tensor;
-  (self: Tensor, other: Tensor, alpha?: Scalar | O_subtract__Tensor, options?: O_subtract__Tensor): Tensor;
+  /** aten::subtract_.Tensor(Tensor(a!) self, Tensor other, *, Scalar alpha=1) -> Tensor(a!) */
+  (self: Tensor, other: Tensor, options?: O_subtract__Tensor): Tensor;
   /** aten::subtract_.Scalar(Tensor(a!) self, Scalar other, Scalar alpha=1) -> Tensor(a!) */
   "Scalar"(self: Tensor, other: Scalar, alpha?: Scalar | O_subtract__Scalar, options?: O_subtract__Scalar): Tensor;
   /** aten::subtract_.Tensor(Tensor(a!) self, Tensor other, *, Scalar alpha=1) -> Tensor(a!) */
-  "Tensor"(self: Tensor, other: Tensor, alpha?: Scalar | O_subtract__Tensor, options?: O_subtract__Tensor): Tensor;
+  "Tensor"(self: Tensor, other: Tensor, options?: O_subtract__Tensor): Tensor;
 } = defineOp("subtract_", [
   ["Scalar",[["self",0,4],["other",6,0],["alpha",6,2]],[-1],1],
-  ["Tensor",[["self",0,4],["other",0,0],["alpha",6,2]],[-1],1],
+  ["Tensor",[["self",0,4],["other",0,0],["alpha",6,10]],[-1],1],
 ]) as any;
 
 type O_sum = { self?: Tensor; dtype?: DType | null };
-type O_sum_IntList_out = { self?: Tensor; dim?: number | number[] | null; keepdim?: boolean; dtype?: DType | null; out?: Tensor };
+type O_sum_IntList_out = { self?: Tensor; dim?: number | number[] | null; keepdim?: boolean; dtype?: DType | null; out: Tensor };
 type O_sum_dim_IntList = { self?: Tensor; dim?: number | number[] | null; keepdim?: boolean; dtype?: DType | null };
-type O_sum_out = { self?: Tensor; dtype?: DType | null; out?: Tensor };
+type O_sum_out = { self?: Tensor; dtype?: DType | null; out: Tensor };
 /**
  * aten::sum(Tensor self, *, ScalarType? dtype=None) -> Tensor
  * aten::sum.IntList_out(Tensor self, int[1]? dim, bool keepdim=False, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!)
@@ -2968,21 +3177,23 @@ type O_sum_out = { self?: Tensor; dtype?: DType | null; out?: Tensor };
  * aten::sum.out(Tensor self, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!)
  */
 export const sum: {
-  (self: Tensor, dtype?: DType | null | O_sum, options?: O_sum): Tensor;
-  (self: Tensor, dim?: number | number[] | null | O_sum_dim_IntList, keepdim?: boolean | O_sum_dim_IntList, dtype?: DType | null | O_sum_dim_IntList, options?: O_sum_dim_IntList): Tensor;
   /** aten::sum(Tensor self, *, ScalarType? dtype=None) -> Tensor */
-  "default"(self: Tensor, dtype?: DType | null | O_sum, options?: O_sum): Tensor;
-  /** aten::sum.IntList_out(Tensor self, int[1]? dim, bool keepdim=False, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!) */
-  "IntList_out"(self: Tensor, dim?: number | number[] | null | O_sum_IntList_out, keepdim?: boolean | O_sum_IntList_out, dtype?: DType | null | O_sum_IntList_out, out?: Tensor | O_sum_IntList_out, options?: O_sum_IntList_out): Tensor;
+  (self: Tensor, options?: O_sum): Tensor;
   /** aten::sum.dim_IntList(Tensor self, int[1]? dim, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor */
-  "dim_IntList"(self: Tensor, dim?: number | number[] | null | O_sum_dim_IntList, keepdim?: boolean | O_sum_dim_IntList, dtype?: DType | null | O_sum_dim_IntList, options?: O_sum_dim_IntList): Tensor;
+  (self: Tensor, dim?: number | number[] | null | O_sum_dim_IntList, keepdim?: boolean | O_sum_dim_IntList, options?: O_sum_dim_IntList): Tensor;
+  /** aten::sum(Tensor self, *, ScalarType? dtype=None) -> Tensor */
+  "default"(self: Tensor, options?: O_sum): Tensor;
+  /** aten::sum.IntList_out(Tensor self, int[1]? dim, bool keepdim=False, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!) */
+  "IntList_out"(self: Tensor, dim?: number | number[] | null | O_sum_IntList_out, keepdim?: boolean | O_sum_IntList_out, options?: O_sum_IntList_out): Tensor;
+  /** aten::sum.dim_IntList(Tensor self, int[1]? dim, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor */
+  "dim_IntList"(self: Tensor, dim?: number | number[] | null | O_sum_dim_IntList, keepdim?: boolean | O_sum_dim_IntList, options?: O_sum_dim_IntList): Tensor;
   /** aten::sum.out(Tensor self, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dtype?: DType | null | O_sum_out, out?: Tensor | O_sum_out, options?: O_sum_out): Tensor;
+  "out"(self: Tensor, options?: O_sum_out): Tensor;
 } = defineOp("sum", [
-  ["",[["self",0,0],["dtype",8,3]],[0],1],
-  ["IntList_out",[["self",0,0],["dim",12,1,1],["keepdim",5,2],["dtype",8,3],["out",0,4]],[-1],0],
-  ["dim_IntList",[["self",0,0],["dim",12,1,1],["keepdim",5,2],["dtype",8,3]],[0],1],
-  ["out",[["self",0,0],["dtype",8,3],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["dtype",8,11]],[0],1],
+  ["IntList_out",[["self",0,0],["dim",12,1,1],["keepdim",5,2],["dtype",8,11],["out",0,12]],[-5],0],
+  ["dim_IntList",[["self",0,0],["dim",12,1,1],["keepdim",5,2],["dtype",8,11]],[0],1],
+  ["out",[["self",0,0],["dtype",8,11],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_sum_to_size = { self?: Tensor; size?: number[] };
@@ -2990,6 +3201,7 @@ type O_sum_to_size = { self?: Tensor; size?: number[] };
  * aten::sum_to_size(Tensor self, int[] size) -> Tensor
  */
 export const sumToSize: {
+  /** aten::sum_to_size(Tensor self, int[] size) -> Tensor */
   (self: Tensor, size: number[], options?: O_sum_to_size): Tensor;
   /** aten::sum_to_size(Tensor self, int[] size) -> Tensor */
   "default"(self: Tensor, size: number[], options?: O_sum_to_size): Tensor;
@@ -2998,20 +3210,21 @@ export const sumToSize: {
 ]) as any;
 
 type O_svd = { self?: Tensor; some?: boolean; compute_uv?: boolean; computeUv?: boolean };
-type O_svd_U = { self?: Tensor; some?: boolean; compute_uv?: boolean; computeUv?: boolean; U?: Tensor; S?: Tensor; V?: Tensor };
+type O_svd_U = { self?: Tensor; some?: boolean; compute_uv?: boolean; computeUv?: boolean; U: Tensor; S: Tensor; V: Tensor };
 /**
  * aten::svd(Tensor self, bool some=True, bool compute_uv=True) -> (Tensor U, Tensor S, Tensor V)
  * aten::svd.U(Tensor self, bool some=True, bool compute_uv=True, *, Tensor(a!) U, Tensor(b!) S, Tensor(c!) V) -> (Tensor(a!) U, Tensor(b!) S, Tensor(c!) V)
  */
 export const svd: {
+  /** aten::svd(Tensor self, bool some=True, bool compute_uv=True) -> (Tensor U, Tensor S, Tensor V) */
   (self: Tensor, some?: boolean | O_svd, compute_uv?: boolean | O_svd, options?: O_svd): [Tensor, Tensor, Tensor];
   /** aten::svd(Tensor self, bool some=True, bool compute_uv=True) -> (Tensor U, Tensor S, Tensor V) */
   "default"(self: Tensor, some?: boolean | O_svd, compute_uv?: boolean | O_svd, options?: O_svd): [Tensor, Tensor, Tensor];
   /** aten::svd.U(Tensor self, bool some=True, bool compute_uv=True, *, Tensor(a!) U, Tensor(b!) S, Tensor(c!) V) -> (Tensor(a!) U, Tensor(b!) S, Tensor(c!) V) */
-  "U"(self: Tensor, some?: boolean | O_svd_U, compute_uv?: boolean | O_svd_U, U?: Tensor | O_svd_U, S?: Tensor | O_svd_U, V?: Tensor | O_svd_U, options?: O_svd_U): [Tensor, Tensor, Tensor];
+  "U"(self: Tensor, some?: boolean | O_svd_U, compute_uv?: boolean | O_svd_U, options?: O_svd_U): [Tensor, Tensor, Tensor];
 } = defineOp("svd", [
   ["",[["self",0,0],["some",5,2],["compute_uv",5,2]],[0,0,0],1],
-  ["U",[["self",0,0],["some",5,2],["compute_uv",5,2],["U",0,4],["S",0,4],["V",0,4]],[-1,-1,-1],0],
+  ["U",[["self",0,0],["some",5,2],["compute_uv",5,2],["U",0,12],["S",0,12],["V",0,12]],[-4,-5,-6],0],
 ]) as any;
 
 type O_swapaxes = { self?: Tensor; axis0?: number; axis1?: number };
@@ -3019,6 +3232,7 @@ type O_swapaxes = { self?: Tensor; axis0?: number; axis1?: number };
  * aten::swapaxes(Tensor(a) self, int axis0, int axis1) -> Tensor(a)
  */
 export const swapaxes: {
+  /** aten::swapaxes(Tensor(a) self, int axis0, int axis1) -> Tensor(a) */
   (self: Tensor, axis0: number, axis1: number, options?: O_swapaxes): Tensor;
   /** aten::swapaxes(Tensor(a) self, int axis0, int axis1) -> Tensor(a) */
   "default"(self: Tensor, axis0: number, axis1: number, options?: O_swapaxes): Tensor;
@@ -3031,6 +3245,7 @@ type O_swapaxes_ = { self?: Tensor; axis0?: number; axis1?: number };
  * aten::swapaxes_(Tensor(a!) self, int axis0, int axis1) -> Tensor(a!)
  */
 export const swapaxes_: {
+  /** aten::swapaxes_(Tensor(a!) self, int axis0, int axis1) -> Tensor(a!) */
   (self: Tensor, axis0: number, axis1: number, options?: O_swapaxes_): Tensor;
   /** aten::swapaxes_(Tensor(a!) self, int axis0, int axis1) -> Tensor(a!) */
   "default"(self: Tensor, axis0: number, axis1: number, options?: O_swapaxes_): Tensor;
@@ -3043,6 +3258,7 @@ type O_swapdims = { self?: Tensor; dim0?: number; dim1?: number };
  * aten::swapdims(Tensor(a) self, int dim0, int dim1) -> Tensor(a)
  */
 export const swapdims: {
+  /** aten::swapdims(Tensor(a) self, int dim0, int dim1) -> Tensor(a) */
   (self: Tensor, dim0: number, dim1: number, options?: O_swapdims): Tensor;
   /** aten::swapdims(Tensor(a) self, int dim0, int dim1) -> Tensor(a) */
   "default"(self: Tensor, dim0: number, dim1: number, options?: O_swapdims): Tensor;
@@ -3055,6 +3271,7 @@ type O_swapdims_ = { self?: Tensor; dim0?: number; dim1?: number };
  * aten::swapdims_(Tensor(a!) self, int dim0, int dim1) -> Tensor(a!)
  */
 export const swapdims_: {
+  /** aten::swapdims_(Tensor(a!) self, int dim0, int dim1) -> Tensor(a!) */
   (self: Tensor, dim0: number, dim1: number, options?: O_swapdims_): Tensor;
   /** aten::swapdims_(Tensor(a!) self, int dim0, int dim1) -> Tensor(a!) */
   "default"(self: Tensor, dim0: number, dim1: number, options?: O_swapdims_): Tensor;
@@ -3063,18 +3280,19 @@ export const swapdims_: {
 ]) as any;
 
 type O_symeig = { self?: Tensor; eigenvectors?: boolean; upper?: boolean };
-type O_symeig_e = { self?: Tensor; eigenvectors?: boolean; upper?: boolean; e?: Tensor; V?: Tensor };
+type O_symeig_e = { self?: Tensor; eigenvectors?: boolean; upper?: boolean; e: Tensor; V: Tensor };
 /**
  * aten::symeig(Tensor self, bool eigenvectors=False, bool upper=True) -> (Tensor eigenvalues, Tensor eigenvectors)
  * aten::symeig.e(Tensor self, bool eigenvectors=False, bool upper=True, *, Tensor(a!) e, Tensor(b!) V) -> (Tensor(a!) eigenvalues, Tensor(b!) eigenvectors)
  */
 export const symeig: {
+  /** aten::symeig(Tensor self, bool eigenvectors=False, bool upper=True) -> (Tensor eigenvalues, Tensor eigenvectors) */
   (self: Tensor, eigenvectors?: boolean | O_symeig, upper?: boolean | O_symeig, options?: O_symeig): [Tensor, Tensor];
   /** aten::symeig(Tensor self, bool eigenvectors=False, bool upper=True) -> (Tensor eigenvalues, Tensor eigenvectors) */
   "default"(self: Tensor, eigenvectors?: boolean | O_symeig, upper?: boolean | O_symeig, options?: O_symeig): [Tensor, Tensor];
   /** aten::symeig.e(Tensor self, bool eigenvectors=False, bool upper=True, *, Tensor(a!) e, Tensor(b!) V) -> (Tensor(a!) eigenvalues, Tensor(b!) eigenvectors) */
-  "e"(self: Tensor, eigenvectors?: boolean | O_symeig_e, upper?: boolean | O_symeig_e, e?: Tensor | O_symeig_e, V?: Tensor | O_symeig_e, options?: O_symeig_e): [Tensor, Tensor];
+  "e"(self: Tensor, eigenvectors?: boolean | O_symeig_e, upper?: boolean | O_symeig_e, options?: O_symeig_e): [Tensor, Tensor];
 } = defineOp("symeig", [
   ["",[["self",0,0],["eigenvectors",5,2],["upper",5,2]],[0,0],1],
-  ["e",[["self",0,0],["eigenvectors",5,2],["upper",5,2],["e",0,4],["V",0,4]],[-1,-1],0],
+  ["e",[["self",0,0],["eigenvectors",5,2],["upper",5,2],["e",0,12],["V",0,12]],[-4,-5],0],
 ]) as any;

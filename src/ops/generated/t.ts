@@ -10,6 +10,7 @@ type O_t = { self?: Tensor };
  * aten::t(Tensor(a) self) -> Tensor(a)
  */
 export const t: {
+  /** aten::t(Tensor(a) self) -> Tensor(a) */
   (self: Tensor, options?: O_t): Tensor;
   /** aten::t(Tensor(a) self) -> Tensor(a) */
   "default"(self: Tensor, options?: O_t): Tensor;
@@ -22,6 +23,7 @@ type O_t_ = { self?: Tensor };
  * aten::t_(Tensor(a!) self) -> Tensor(a!)
  */
 export const t_: {
+  /** aten::t_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_t_): Tensor;
   /** aten::t_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_t_): Tensor;
@@ -30,71 +32,75 @@ export const t_: {
 ]) as any;
 
 type O_t_copy = { self?: Tensor };
-type O_t_copy_out = { self?: Tensor; out?: Tensor };
+type O_t_copy_out = { self?: Tensor; out: Tensor };
 /**
  * aten::t_copy(Tensor self) -> Tensor
  * aten::t_copy.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const tCopy: {
+  /** aten::t_copy(Tensor self) -> Tensor */
   (self: Tensor, options?: O_t_copy): Tensor;
   /** aten::t_copy(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_t_copy): Tensor;
   /** aten::t_copy.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_t_copy_out): Tensor;
+  "out"(self: Tensor, options?: O_t_copy_out): Tensor;
 } = defineOp("t_copy", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_take = { self?: Tensor; index?: Tensor };
-type O_take_out = { self?: Tensor; index?: Tensor; out?: Tensor };
+type O_take_out = { self?: Tensor; index?: Tensor; out: Tensor };
 /**
  * aten::take(Tensor self, Tensor index) -> Tensor
  * aten::take.out(Tensor self, Tensor index, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const take: {
+  /** aten::take(Tensor self, Tensor index) -> Tensor */
   (self: Tensor, index: Tensor, options?: O_take): Tensor;
   /** aten::take(Tensor self, Tensor index) -> Tensor */
   "default"(self: Tensor, index: Tensor, options?: O_take): Tensor;
   /** aten::take.out(Tensor self, Tensor index, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, index: Tensor, out: Tensor, options?: O_take_out): Tensor;
+  "out"(self: Tensor, index: Tensor, options?: O_take_out): Tensor;
 } = defineOp("take", [
   ["",[["self",0,0],["index",0,0]],[0],1],
-  ["out",[["self",0,0],["index",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["index",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_take_along_dim = { self?: Tensor; indices?: Tensor; dim?: number | null };
-type O_take_along_dim_out = { self?: Tensor; indices?: Tensor; dim?: number | null; out?: Tensor };
+type O_take_along_dim_out = { self?: Tensor; indices?: Tensor; dim?: number | null; out: Tensor };
 /**
  * aten::take_along_dim(Tensor self, Tensor indices, int? dim=None) -> Tensor
  * aten::take_along_dim.out(Tensor self, Tensor indices, int? dim=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const takeAlongDim: {
+  /** aten::take_along_dim(Tensor self, Tensor indices, int? dim=None) -> Tensor */
   (self: Tensor, indices: Tensor, dim?: number | null | O_take_along_dim, options?: O_take_along_dim): Tensor;
   /** aten::take_along_dim(Tensor self, Tensor indices, int? dim=None) -> Tensor */
   "default"(self: Tensor, indices: Tensor, dim?: number | null | O_take_along_dim, options?: O_take_along_dim): Tensor;
   /** aten::take_along_dim.out(Tensor self, Tensor indices, int? dim=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, indices: Tensor, dim?: number | null | O_take_along_dim_out, out?: Tensor | O_take_along_dim_out, options?: O_take_along_dim_out): Tensor;
+  "out"(self: Tensor, indices: Tensor, dim?: number | null | O_take_along_dim_out, options?: O_take_along_dim_out): Tensor;
 } = defineOp("take_along_dim", [
   ["",[["self",0,0],["indices",0,0],["dim",3,3]],[0],1],
-  ["out",[["self",0,0],["indices",0,0],["dim",3,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["indices",0,0],["dim",3,3],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_tan = { self?: Tensor };
-type O_tan_out = { self?: Tensor; out?: Tensor };
+type O_tan_out = { self?: Tensor; out: Tensor };
 /**
  * aten::tan(Tensor self) -> Tensor
  * aten::tan.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const tan: {
+  /** aten::tan(Tensor self) -> Tensor */
   (self: Tensor, options?: O_tan): Tensor;
   /** aten::tan(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_tan): Tensor;
   /** aten::tan.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_tan_out): Tensor;
+  "out"(self: Tensor, options?: O_tan_out): Tensor;
 } = defineOp("tan", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_tan_ = { self?: Tensor };
@@ -102,6 +108,7 @@ type O_tan_ = { self?: Tensor };
  * aten::tan_(Tensor(a!) self) -> Tensor(a!)
  */
 export const tan_: {
+  /** aten::tan_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_tan_): Tensor;
   /** aten::tan_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_tan_): Tensor;
@@ -110,20 +117,21 @@ export const tan_: {
 ]) as any;
 
 type O_tanh = { self?: Tensor };
-type O_tanh_out = { self?: Tensor; out?: Tensor };
+type O_tanh_out = { self?: Tensor; out: Tensor };
 /**
  * aten::tanh(Tensor self) -> Tensor
  * aten::tanh.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const tanh: {
+  /** aten::tanh(Tensor self) -> Tensor */
   (self: Tensor, options?: O_tanh): Tensor;
   /** aten::tanh(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_tanh): Tensor;
   /** aten::tanh.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_tanh_out): Tensor;
+  "out"(self: Tensor, options?: O_tanh_out): Tensor;
 } = defineOp("tanh", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_tanh_ = { self?: Tensor };
@@ -131,6 +139,7 @@ type O_tanh_ = { self?: Tensor };
  * aten::tanh_(Tensor(a!) self) -> Tensor(a!)
  */
 export const tanh_: {
+  /** aten::tanh_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_tanh_): Tensor;
   /** aten::tanh_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_tanh_): Tensor;
@@ -145,14 +154,15 @@ type O_tanh_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; o
  * aten::tanh_backward.grad_input(Tensor grad_output, Tensor output, *, Tensor(a!) grad_input) -> Tensor(a!)
  */
 export const tanhBackward: {
+  /** aten::tanh_backward(Tensor grad_output, Tensor output) -> Tensor */
   (grad_output: Tensor, output: Tensor, options?: O_tanh_backward): Tensor;
   /** aten::tanh_backward(Tensor grad_output, Tensor output) -> Tensor */
   "default"(grad_output: Tensor, output: Tensor, options?: O_tanh_backward): Tensor;
   /** aten::tanh_backward.grad_input(Tensor grad_output, Tensor output, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, output: Tensor, grad_input: Tensor, options?: O_tanh_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, output: Tensor, options?: O_tanh_backward_grad_input): Tensor;
 } = defineOp("tanh_backward", [
   ["",[["grad_output",0,0],["output",0,0]],[0],1],
-  ["grad_input",[["grad_output",0,0],["output",0,0],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["output",0,0],["grad_input",0,12]],[-3],0],
 ]) as any;
 
 type O_tensor_split_indices = { self?: Tensor; indices?: number[]; dim?: number };
@@ -164,8 +174,11 @@ type O_tensor_split_tensor_indices_or_sections = { self?: Tensor; tensor_indices
  * aten::tensor_split.tensor_indices_or_sections(Tensor(a -> *) self, Tensor tensor_indices_or_sections, int dim=0) -> Tensor(a)[]
  */
 export const tensorSplit: {
+  /** aten::tensor_split.indices(Tensor(a -> *) self, int[] indices, int dim=0) -> Tensor(a)[] */
   (self: Tensor, indices: number[], dim?: number | O_tensor_split_indices, options?: O_tensor_split_indices): Tensor[];
+  /** aten::tensor_split.sections(Tensor(a -> *) self, int sections, int dim=0) -> Tensor(a)[] */
   (self: Tensor, sections: number, dim?: number | O_tensor_split_sections, options?: O_tensor_split_sections): Tensor[];
+  /** aten::tensor_split.tensor_indices_or_sections(Tensor(a -> *) self, Tensor tensor_indices_or_sections, int dim=0) -> Tensor(a)[] */
   (self: Tensor, tensor_indices_or_sections: Tensor, dim?: number | O_tensor_split_tensor_indices_or_sections, options?: O_tensor_split_tensor_indices_or_sections): Tensor[];
   /** aten::tensor_split.indices(Tensor(a -> *) self, int[] indices, int dim=0) -> Tensor(a)[] */
   "indices"(self: Tensor, indices: number[], dim?: number | O_tensor_split_indices, options?: O_tensor_split_indices): Tensor[];
@@ -180,54 +193,57 @@ export const tensorSplit: {
 ]) as any;
 
 type O_tensordot = { self?: Tensor; other?: Tensor; dims_self?: number[]; dimsSelf?: number[]; dims_other?: number[]; dimsOther?: number[] };
-type O_tensordot_out = { self?: Tensor; other?: Tensor; dims_self?: number[]; dimsSelf?: number[]; dims_other?: number[]; dimsOther?: number[]; out?: Tensor };
+type O_tensordot_out = { self?: Tensor; other?: Tensor; dims_self?: number[]; dimsSelf?: number[]; dims_other?: number[]; dimsOther?: number[]; out: Tensor };
 /**
  * aten::tensordot(Tensor self, Tensor other, int[] dims_self, int[] dims_other) -> Tensor
  * aten::tensordot.out(Tensor self, Tensor other, int[] dims_self, int[] dims_other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const tensordot: {
+  /** aten::tensordot(Tensor self, Tensor other, int[] dims_self, int[] dims_other) -> Tensor */
   (self: Tensor, other: Tensor, dims_self: number[], dims_other: number[], options?: O_tensordot): Tensor;
   /** aten::tensordot(Tensor self, Tensor other, int[] dims_self, int[] dims_other) -> Tensor */
   "default"(self: Tensor, other: Tensor, dims_self: number[], dims_other: number[], options?: O_tensordot): Tensor;
   /** aten::tensordot.out(Tensor self, Tensor other, int[] dims_self, int[] dims_other, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, dims_self: number[], dims_other: number[], out: Tensor, options?: O_tensordot_out): Tensor;
+  "out"(self: Tensor, other: Tensor, dims_self: number[], dims_other: number[], options?: O_tensordot_out): Tensor;
 } = defineOp("tensordot", [
   ["",[["self",0,0],["other",0,0],["dims_self",12,0],["dims_other",12,0]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["dims_self",12,0],["dims_other",12,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["other",0,0],["dims_self",12,0],["dims_other",12,0],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_thnn_conv2d = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[] };
-type O_thnn_conv2d_out = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; out?: Tensor };
+type O_thnn_conv2d_out = { self?: Tensor; weight?: Tensor; kernel_size?: number | number[]; kernelSize?: number | number[]; bias?: Tensor | null; stride?: number | number[]; padding?: number | number[]; out: Tensor };
 /**
  * aten::thnn_conv2d(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias=None, int[2] stride=1, int[2] padding=0) -> Tensor
  * aten::thnn_conv2d.out(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias=None, int[2] stride=1, int[2] padding=0, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const thnnConv2d: {
+  /** aten::thnn_conv2d(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias=None, int[2] stride=1, int[2] padding=0) -> Tensor */
   (self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O_thnn_conv2d, stride?: number | number[] | O_thnn_conv2d, padding?: number | number[] | O_thnn_conv2d, options?: O_thnn_conv2d): Tensor;
   /** aten::thnn_conv2d(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias=None, int[2] stride=1, int[2] padding=0) -> Tensor */
   "default"(self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O_thnn_conv2d, stride?: number | number[] | O_thnn_conv2d, padding?: number | number[] | O_thnn_conv2d, options?: O_thnn_conv2d): Tensor;
   /** aten::thnn_conv2d.out(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias=None, int[2] stride=1, int[2] padding=0, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O_thnn_conv2d_out, stride?: number | number[] | O_thnn_conv2d_out, padding?: number | number[] | O_thnn_conv2d_out, out?: Tensor | O_thnn_conv2d_out, options?: O_thnn_conv2d_out): Tensor;
+  "out"(self: Tensor, weight: Tensor, kernel_size: number | number[], bias?: Tensor | null | O_thnn_conv2d_out, stride?: number | number[] | O_thnn_conv2d_out, padding?: number | number[] | O_thnn_conv2d_out, options?: O_thnn_conv2d_out): Tensor;
 } = defineOp("thnn_conv2d", [
   ["",[["self",0,0],["weight",0,0],["kernel_size",12,0,2],["bias",0,3],["stride",12,2,2],["padding",12,2,2]],[0],1],
-  ["out",[["self",0,0],["weight",0,0],["kernel_size",12,0,2],["bias",0,3],["stride",12,2,2],["padding",12,2,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["weight",0,0],["kernel_size",12,0,2],["bias",0,3],["stride",12,2,2],["padding",12,2,2],["out",0,12]],[-7],0],
 ]) as any;
 
 type O_threshold = { self?: Tensor; threshold?: Scalar; value?: Scalar };
-type O_threshold_out = { self?: Tensor; threshold?: Scalar; value?: Scalar; out?: Tensor };
+type O_threshold_out = { self?: Tensor; threshold?: Scalar; value?: Scalar; out: Tensor };
 /**
  * aten::threshold(Tensor self, Scalar threshold, Scalar value) -> Tensor
  * aten::threshold.out(Tensor self, Scalar threshold, Scalar value, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const threshold: {
+  /** aten::threshold(Tensor self, Scalar threshold, Scalar value) -> Tensor */
   (self: Tensor, threshold: Scalar, value: Scalar, options?: O_threshold): Tensor;
   /** aten::threshold(Tensor self, Scalar threshold, Scalar value) -> Tensor */
   "default"(self: Tensor, threshold: Scalar, value: Scalar, options?: O_threshold): Tensor;
   /** aten::threshold.out(Tensor self, Scalar threshold, Scalar value, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, threshold: Scalar, value: Scalar, out: Tensor, options?: O_threshold_out): Tensor;
+  "out"(self: Tensor, threshold: Scalar, value: Scalar, options?: O_threshold_out): Tensor;
 } = defineOp("threshold", [
   ["",[["self",0,0],["threshold",6,0],["value",6,0]],[0],1],
-  ["out",[["self",0,0],["threshold",6,0],["value",6,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["threshold",6,0],["value",6,0],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_threshold_ = { self?: Tensor; threshold?: Scalar; value?: Scalar };
@@ -235,6 +251,7 @@ type O_threshold_ = { self?: Tensor; threshold?: Scalar; value?: Scalar };
  * aten::threshold_(Tensor(a!) self, Scalar threshold, Scalar value) -> Tensor(a!)
  */
 export const threshold_: {
+  /** aten::threshold_(Tensor(a!) self, Scalar threshold, Scalar value) -> Tensor(a!) */
   (self: Tensor, threshold: Scalar, value: Scalar, options?: O_threshold_): Tensor;
   /** aten::threshold_(Tensor(a!) self, Scalar threshold, Scalar value) -> Tensor(a!) */
   "default"(self: Tensor, threshold: Scalar, value: Scalar, options?: O_threshold_): Tensor;
@@ -249,14 +266,15 @@ type O_threshold_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tens
  * aten::threshold_backward.grad_input(Tensor grad_output, Tensor self, Scalar threshold, *, Tensor(a!) grad_input) -> Tensor(a!)
  */
 export const thresholdBackward: {
+  /** aten::threshold_backward(Tensor grad_output, Tensor self, Scalar threshold) -> Tensor */
   (grad_output: Tensor, self: Tensor, threshold: Scalar, options?: O_threshold_backward): Tensor;
   /** aten::threshold_backward(Tensor grad_output, Tensor self, Scalar threshold) -> Tensor */
   "default"(grad_output: Tensor, self: Tensor, threshold: Scalar, options?: O_threshold_backward): Tensor;
   /** aten::threshold_backward.grad_input(Tensor grad_output, Tensor self, Scalar threshold, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, self: Tensor, threshold: Scalar, grad_input: Tensor, options?: O_threshold_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, self: Tensor, threshold: Scalar, options?: O_threshold_backward_grad_input): Tensor;
 } = defineOp("threshold_backward", [
   ["",[["grad_output",0,0],["self",0,0],["threshold",6,0]],[0],1],
-  ["grad_input",[["grad_output",0,0],["self",0,0],["threshold",6,0],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["self",0,0],["threshold",6,0],["grad_input",0,12]],[-4],0],
 ]) as any;
 
 type O_tile = { self?: Tensor; dims?: number[] };
@@ -264,6 +282,7 @@ type O_tile = { self?: Tensor; dims?: number[] };
  * aten::tile(Tensor self, int[] dims) -> Tensor
  */
 export const tile: {
+  /** aten::tile(Tensor self, int[] dims) -> Tensor */
   (self: Tensor, dims: number[], options?: O_tile): Tensor;
   /** aten::tile(Tensor self, int[] dims) -> Tensor */
   "default"(self: Tensor, dims: number[], options?: O_tile): Tensor;
@@ -282,22 +301,26 @@ type O_to_other = { self?: Tensor; other?: Tensor; non_blocking?: boolean; nonBl
  * aten::to.other(Tensor(a) self, Tensor other, bool non_blocking=False, bool copy=False, MemoryFormat? memory_format=None) -> Tensor(a)
  */
 export const to: {
+  /** aten::to.device(Tensor(a) self, Device device, ScalarType dtype, bool non_blocking=False, bool copy=False, MemoryFormat? memory_format=None) -> Tensor(a) */
   (self: Tensor, device: DeviceLike, dtype: DType, non_blocking?: boolean | O_to_device, copy?: boolean | O_to_device, memory_format?: MemoryFormat | null | O_to_device, options?: O_to_device): Tensor;
+  /** aten::to.dtype(Tensor(a) self, ScalarType dtype, bool non_blocking=False, bool copy=False, MemoryFormat? memory_format=None) -> Tensor(a) */
   (self: Tensor, dtype: DType, non_blocking?: boolean | O_to_dtype, copy?: boolean | O_to_dtype, memory_format?: MemoryFormat | null | O_to_dtype, options?: O_to_dtype): Tensor;
-  (self: Tensor, dtype?: DType | null | O_to_dtype_layout, layout?: Layout | null | O_to_dtype_layout, device?: DeviceLike | null | O_to_dtype_layout, pin_memory?: boolean | null | O_to_dtype_layout, non_blocking?: boolean | O_to_dtype_layout, copy?: boolean | O_to_dtype_layout, memory_format?: MemoryFormat | null | O_to_dtype_layout, options?: O_to_dtype_layout): Tensor;
+  /** aten::to.dtype_layout(Tensor(a) self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, bool non_blocking=False, bool copy=False, MemoryFormat? memory_format=None) -> Tensor(a) */
+  (self: Tensor, options?: O_to_dtype_layout): Tensor;
+  /** aten::to.other(Tensor(a) self, Tensor other, bool non_blocking=False, bool copy=False, MemoryFormat? memory_format=None) -> Tensor(a) */
   (self: Tensor, other: Tensor, non_blocking?: boolean | O_to_other, copy?: boolean | O_to_other, memory_format?: MemoryFormat | null | O_to_other, options?: O_to_other): Tensor;
   /** aten::to.device(Tensor(a) self, Device device, ScalarType dtype, bool non_blocking=False, bool copy=False, MemoryFormat? memory_format=None) -> Tensor(a) */
   "device"(self: Tensor, device: DeviceLike, dtype: DType, non_blocking?: boolean | O_to_device, copy?: boolean | O_to_device, memory_format?: MemoryFormat | null | O_to_device, options?: O_to_device): Tensor;
   /** aten::to.dtype(Tensor(a) self, ScalarType dtype, bool non_blocking=False, bool copy=False, MemoryFormat? memory_format=None) -> Tensor(a) */
   "dtype"(self: Tensor, dtype: DType, non_blocking?: boolean | O_to_dtype, copy?: boolean | O_to_dtype, memory_format?: MemoryFormat | null | O_to_dtype, options?: O_to_dtype): Tensor;
   /** aten::to.dtype_layout(Tensor(a) self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, bool non_blocking=False, bool copy=False, MemoryFormat? memory_format=None) -> Tensor(a) */
-  "dtype_layout"(self: Tensor, dtype?: DType | null | O_to_dtype_layout, layout?: Layout | null | O_to_dtype_layout, device?: DeviceLike | null | O_to_dtype_layout, pin_memory?: boolean | null | O_to_dtype_layout, non_blocking?: boolean | O_to_dtype_layout, copy?: boolean | O_to_dtype_layout, memory_format?: MemoryFormat | null | O_to_dtype_layout, options?: O_to_dtype_layout): Tensor;
+  "dtype_layout"(self: Tensor, options?: O_to_dtype_layout): Tensor;
   /** aten::to.other(Tensor(a) self, Tensor other, bool non_blocking=False, bool copy=False, MemoryFormat? memory_format=None) -> Tensor(a) */
   "other"(self: Tensor, other: Tensor, non_blocking?: boolean | O_to_other, copy?: boolean | O_to_other, memory_format?: MemoryFormat | null | O_to_other, options?: O_to_other): Tensor;
 } = defineOp("to", [
   ["device",[["self",0,0],["device",11,0],["dtype",8,0],["non_blocking",5,2],["copy",5,2],["memory_format",10,3]],[0],1],
   ["dtype",[["self",0,0],["dtype",8,0],["non_blocking",5,2],["copy",5,2],["memory_format",10,3]],[0],1],
-  ["dtype_layout",[["self",0,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3],["non_blocking",5,2],["copy",5,2],["memory_format",10,3]],[0],1],
+  ["dtype_layout",[["self",0,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11],["non_blocking",5,10],["copy",5,10],["memory_format",10,11]],[0],1],
   ["other",[["self",0,0],["other",0,0],["non_blocking",5,2],["copy",5,2],["memory_format",10,3]],[0],1],
 ]) as any;
 
@@ -306,6 +329,7 @@ type O_to_dense = { self?: Tensor; dtype?: DType | null };
  * aten::to_dense(Tensor self, ScalarType? dtype=None) -> Tensor
  */
 export const toDense: {
+  /** aten::to_dense(Tensor self, ScalarType? dtype=None) -> Tensor */
   (self: Tensor, dtype?: DType | null | O_to_dense, options?: O_to_dense): Tensor;
   /** aten::to_dense(Tensor self, ScalarType? dtype=None) -> Tensor */
   "default"(self: Tensor, dtype?: DType | null | O_to_dense, options?: O_to_dense): Tensor;
@@ -318,6 +342,7 @@ type O_to_dense_backward = { grad?: Tensor; input?: Tensor };
  * aten::to_dense_backward(Tensor grad, Tensor input) -> Tensor
  */
 export const toDenseBackward: {
+  /** aten::to_dense_backward(Tensor grad, Tensor input) -> Tensor */
   (grad: Tensor, input: Tensor, options?: O_to_dense_backward): Tensor;
   /** aten::to_dense_backward(Tensor grad, Tensor input) -> Tensor */
   "default"(grad: Tensor, input: Tensor, options?: O_to_dense_backward): Tensor;
@@ -326,20 +351,21 @@ export const toDenseBackward: {
 ]) as any;
 
 type O_to_mkldnn = { self?: Tensor; dtype?: DType | null };
-type O_to_mkldnn_out = { self?: Tensor; dtype?: DType | null; out?: Tensor };
+type O_to_mkldnn_out = { self?: Tensor; dtype?: DType | null; out: Tensor };
 /**
  * aten::to_mkldnn(Tensor self, ScalarType? dtype=None) -> Tensor
  * aten::to_mkldnn.out(Tensor self, ScalarType? dtype=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const toMkldnn: {
+  /** aten::to_mkldnn(Tensor self, ScalarType? dtype=None) -> Tensor */
   (self: Tensor, dtype?: DType | null | O_to_mkldnn, options?: O_to_mkldnn): Tensor;
   /** aten::to_mkldnn(Tensor self, ScalarType? dtype=None) -> Tensor */
   "default"(self: Tensor, dtype?: DType | null | O_to_mkldnn, options?: O_to_mkldnn): Tensor;
   /** aten::to_mkldnn.out(Tensor self, ScalarType? dtype=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dtype?: DType | null | O_to_mkldnn_out, out?: Tensor | O_to_mkldnn_out, options?: O_to_mkldnn_out): Tensor;
+  "out"(self: Tensor, dtype?: DType | null | O_to_mkldnn_out, options?: O_to_mkldnn_out): Tensor;
 } = defineOp("to_mkldnn", [
   ["",[["self",0,0],["dtype",8,3]],[0],1],
-  ["out",[["self",0,0],["dtype",8,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["dtype",8,3],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_to_mkldnn_backward = { grad?: Tensor; input?: Tensor };
@@ -347,6 +373,7 @@ type O_to_mkldnn_backward = { grad?: Tensor; input?: Tensor };
  * aten::to_mkldnn_backward(Tensor grad, Tensor input) -> Tensor
  */
 export const toMkldnnBackward: {
+  /** aten::to_mkldnn_backward(Tensor grad, Tensor input) -> Tensor */
   (grad: Tensor, input: Tensor, options?: O_to_mkldnn_backward): Tensor;
   /** aten::to_mkldnn_backward(Tensor grad, Tensor input) -> Tensor */
   "default"(grad: Tensor, input: Tensor, options?: O_to_mkldnn_backward): Tensor;
@@ -355,26 +382,27 @@ export const toMkldnnBackward: {
 ]) as any;
 
 type O_to_padded_tensor = { self?: Tensor; padding?: number; output_size?: number[] | null; outputSize?: number[] | null };
-type O_to_padded_tensor_out = { self?: Tensor; padding?: number; output_size?: number[] | null; outputSize?: number[] | null; out?: Tensor };
+type O_to_padded_tensor_out = { self?: Tensor; padding?: number; output_size?: number[] | null; outputSize?: number[] | null; out: Tensor };
 /**
  * aten::to_padded_tensor(Tensor self, float padding, int[]? output_size=None) -> Tensor
  * aten::to_padded_tensor.out(Tensor self, float padding, int[]? output_size=None, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const toPaddedTensor: {
+  /** aten::to_padded_tensor(Tensor self, float padding, int[]? output_size=None) -> Tensor */
   (self: Tensor, padding: number, output_size?: number[] | null | O_to_padded_tensor, options?: O_to_padded_tensor): Tensor;
   /** aten::to_padded_tensor(Tensor self, float padding, int[]? output_size=None) -> Tensor */
   "default"(self: Tensor, padding: number, output_size?: number[] | null | O_to_padded_tensor, options?: O_to_padded_tensor): Tensor;
   /** aten::to_padded_tensor.out(Tensor self, float padding, int[]? output_size=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, padding: number, output_size?: number[] | null | O_to_padded_tensor_out, out?: Tensor | O_to_padded_tensor_out, options?: O_to_padded_tensor_out): Tensor;
+  "out"(self: Tensor, padding: number, output_size?: number[] | null | O_to_padded_tensor_out, options?: O_to_padded_tensor_out): Tensor;
 } = defineOp("to_padded_tensor", [
   ["",[["self",0,0],["padding",4,0],["output_size",12,3]],[0],1],
-  ["out",[["self",0,0],["padding",4,0],["output_size",12,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["padding",4,0],["output_size",12,3],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_to_sparse = { self?: Tensor };
-type O_to_sparse_out = { self?: Tensor; out?: Tensor };
+type O_to_sparse_out = { self?: Tensor; out: Tensor };
 type O_to_sparse_sparse_dim = { self?: Tensor; sparse_dim?: number; sparseDim?: number };
-type O_to_sparse_sparse_dim_out = { self?: Tensor; sparse_dim?: number; sparseDim?: number; out?: Tensor };
+type O_to_sparse_sparse_dim_out = { self?: Tensor; sparse_dim?: number; sparseDim?: number; out: Tensor };
 /**
  * aten::to_sparse(Tensor self) -> Tensor
  * aten::to_sparse.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
@@ -382,123 +410,131 @@ type O_to_sparse_sparse_dim_out = { self?: Tensor; sparse_dim?: number; sparseDi
  * aten::to_sparse.sparse_dim_out(Tensor self, int sparse_dim, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const toSparse: {
+  /** aten::to_sparse(Tensor self) -> Tensor */
   (self: Tensor, options?: O_to_sparse): Tensor;
+  /** aten::to_sparse.sparse_dim(Tensor self, int sparse_dim) -> Tensor */
   (self: Tensor, sparse_dim: number, options?: O_to_sparse_sparse_dim): Tensor;
   /** aten::to_sparse(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_to_sparse): Tensor;
   /** aten::to_sparse.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_to_sparse_out): Tensor;
+  "out"(self: Tensor, options?: O_to_sparse_out): Tensor;
   /** aten::to_sparse.sparse_dim(Tensor self, int sparse_dim) -> Tensor */
   "sparse_dim"(self: Tensor, sparse_dim: number, options?: O_to_sparse_sparse_dim): Tensor;
   /** aten::to_sparse.sparse_dim_out(Tensor self, int sparse_dim, *, Tensor(a!) out) -> Tensor(a!) */
-  "sparse_dim_out"(self: Tensor, sparse_dim: number, out: Tensor, options?: O_to_sparse_sparse_dim_out): Tensor;
+  "sparse_dim_out"(self: Tensor, sparse_dim: number, options?: O_to_sparse_sparse_dim_out): Tensor;
 } = defineOp("to_sparse", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
   ["sparse_dim",[["self",0,0],["sparse_dim",3,0]],[0],1],
-  ["sparse_dim_out",[["self",0,0],["sparse_dim",3,0],["out",0,4]],[-1],0],
+  ["sparse_dim_out",[["self",0,0],["sparse_dim",3,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_to_sparse_bsc = { self?: Tensor; blocksize?: number | number[] };
-type O_to_sparse_bsc_out = { self?: Tensor; blocksize?: number | number[]; out?: Tensor };
+type O_to_sparse_bsc_out = { self?: Tensor; blocksize?: number | number[]; out: Tensor };
 /**
  * aten::to_sparse_bsc(Tensor self, int[2] blocksize) -> Tensor
  * aten::to_sparse_bsc.out(Tensor self, int[2] blocksize, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const toSparseBsc: {
+  /** aten::to_sparse_bsc(Tensor self, int[2] blocksize) -> Tensor */
   (self: Tensor, blocksize: number | number[], options?: O_to_sparse_bsc): Tensor;
   /** aten::to_sparse_bsc(Tensor self, int[2] blocksize) -> Tensor */
   "default"(self: Tensor, blocksize: number | number[], options?: O_to_sparse_bsc): Tensor;
   /** aten::to_sparse_bsc.out(Tensor self, int[2] blocksize, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, blocksize: number | number[], out: Tensor, options?: O_to_sparse_bsc_out): Tensor;
+  "out"(self: Tensor, blocksize: number | number[], options?: O_to_sparse_bsc_out): Tensor;
 } = defineOp("to_sparse_bsc", [
   ["",[["self",0,0],["blocksize",12,0,2]],[0],1],
-  ["out",[["self",0,0],["blocksize",12,0,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["blocksize",12,0,2],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_to_sparse_bsr = { self?: Tensor; blocksize?: number | number[] };
-type O_to_sparse_bsr_out = { self?: Tensor; blocksize?: number | number[]; out?: Tensor };
+type O_to_sparse_bsr_out = { self?: Tensor; blocksize?: number | number[]; out: Tensor };
 /**
  * aten::to_sparse_bsr(Tensor self, int[2] blocksize) -> Tensor
  * aten::to_sparse_bsr.out(Tensor self, int[2] blocksize, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const toSparseBsr: {
+  /** aten::to_sparse_bsr(Tensor self, int[2] blocksize) -> Tensor */
   (self: Tensor, blocksize: number | number[], options?: O_to_sparse_bsr): Tensor;
   /** aten::to_sparse_bsr(Tensor self, int[2] blocksize) -> Tensor */
   "default"(self: Tensor, blocksize: number | number[], options?: O_to_sparse_bsr): Tensor;
   /** aten::to_sparse_bsr.out(Tensor self, int[2] blocksize, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, blocksize: number | number[], out: Tensor, options?: O_to_sparse_bsr_out): Tensor;
+  "out"(self: Tensor, blocksize: number | number[], options?: O_to_sparse_bsr_out): Tensor;
 } = defineOp("to_sparse_bsr", [
   ["",[["self",0,0],["blocksize",12,0,2]],[0],1],
-  ["out",[["self",0,0],["blocksize",12,0,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["blocksize",12,0,2],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_to_sparse_csc = { self?: Tensor };
-type O_to_sparse_csc_out = { self?: Tensor; out?: Tensor };
+type O_to_sparse_csc_out = { self?: Tensor; out: Tensor };
 /**
  * aten::to_sparse_csc(Tensor self) -> Tensor
  * aten::to_sparse_csc.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const toSparseCsc: {
+  /** aten::to_sparse_csc(Tensor self) -> Tensor */
   (self: Tensor, options?: O_to_sparse_csc): Tensor;
   /** aten::to_sparse_csc(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_to_sparse_csc): Tensor;
   /** aten::to_sparse_csc.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_to_sparse_csc_out): Tensor;
+  "out"(self: Tensor, options?: O_to_sparse_csc_out): Tensor;
 } = defineOp("to_sparse_csc", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_to_sparse_csr = { self?: Tensor };
-type O_to_sparse_csr_out = { self?: Tensor; out?: Tensor };
+type O_to_sparse_csr_out = { self?: Tensor; out: Tensor };
 /**
  * aten::to_sparse_csr(Tensor self) -> Tensor
  * aten::to_sparse_csr.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const toSparseCsr: {
+  /** aten::to_sparse_csr(Tensor self) -> Tensor */
   (self: Tensor, options?: O_to_sparse_csr): Tensor;
   /** aten::to_sparse_csr(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_to_sparse_csr): Tensor;
   /** aten::to_sparse_csr.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_to_sparse_csr_out): Tensor;
+  "out"(self: Tensor, options?: O_to_sparse_csr_out): Tensor;
 } = defineOp("to_sparse_csr", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_topk = { self?: Tensor; k?: number; dim?: number; largest?: boolean; sorted?: boolean };
-type O_topk_values = { self?: Tensor; k?: number; dim?: number; largest?: boolean; sorted?: boolean; values?: Tensor; indices?: Tensor };
+type O_topk_values = { self?: Tensor; k?: number; dim?: number; largest?: boolean; sorted?: boolean; values: Tensor; indices: Tensor };
 /**
  * aten::topk(Tensor self, int k, int dim=-1, bool largest=True, bool sorted=True) -> (Tensor values, Tensor indices)
  * aten::topk.values(Tensor self, int k, int dim=-1, bool largest=True, bool sorted=True, *, Tensor(a!) values, Tensor(b!) indices) -> (Tensor(a!) values, Tensor(b!) indices)
  */
 export const topk: {
+  /** aten::topk(Tensor self, int k, int dim=-1, bool largest=True, bool sorted=True) -> (Tensor values, Tensor indices) */
   (self: Tensor, k: number, dim?: number | O_topk, largest?: boolean | O_topk, sorted?: boolean | O_topk, options?: O_topk): [Tensor, Tensor];
   /** aten::topk(Tensor self, int k, int dim=-1, bool largest=True, bool sorted=True) -> (Tensor values, Tensor indices) */
   "default"(self: Tensor, k: number, dim?: number | O_topk, largest?: boolean | O_topk, sorted?: boolean | O_topk, options?: O_topk): [Tensor, Tensor];
   /** aten::topk.values(Tensor self, int k, int dim=-1, bool largest=True, bool sorted=True, *, Tensor(a!) values, Tensor(b!) indices) -> (Tensor(a!) values, Tensor(b!) indices) */
-  "values"(self: Tensor, k: number, dim?: number | O_topk_values, largest?: boolean | O_topk_values, sorted?: boolean | O_topk_values, values?: Tensor | O_topk_values, indices?: Tensor | O_topk_values, options?: O_topk_values): [Tensor, Tensor];
+  "values"(self: Tensor, k: number, dim?: number | O_topk_values, largest?: boolean | O_topk_values, sorted?: boolean | O_topk_values, options?: O_topk_values): [Tensor, Tensor];
 } = defineOp("topk", [
   ["",[["self",0,0],["k",3,0],["dim",3,2],["largest",5,2],["sorted",5,2]],[0,0],1],
-  ["values",[["self",0,0],["k",3,0],["dim",3,2],["largest",5,2],["sorted",5,2],["values",0,4],["indices",0,4]],[-1,-1],0],
+  ["values",[["self",0,0],["k",3,0],["dim",3,2],["largest",5,2],["sorted",5,2],["values",0,12],["indices",0,12]],[-6,-7],0],
 ]) as any;
 
 type O_trace = { self?: Tensor };
-type O_trace_out = { self?: Tensor; out?: Tensor };
+type O_trace_out = { self?: Tensor; out: Tensor };
 /**
  * aten::trace(Tensor self) -> Tensor
  * aten::trace.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const trace: {
+  /** aten::trace(Tensor self) -> Tensor */
   (self: Tensor, options?: O_trace): Tensor;
   /** aten::trace(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_trace): Tensor;
   /** aten::trace.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_trace_out): Tensor;
+  "out"(self: Tensor, options?: O_trace_out): Tensor;
 } = defineOp("trace", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_trace_backward = { grad?: Tensor; sizes?: number[] };
@@ -506,6 +542,7 @@ type O_trace_backward = { grad?: Tensor; sizes?: number[] };
  * aten::trace_backward(Tensor grad, int[] sizes) -> Tensor
  */
 export const traceBackward: {
+  /** aten::trace_backward(Tensor grad, int[] sizes) -> Tensor */
   (grad: Tensor, sizes: number[], options?: O_trace_backward): Tensor;
   /** aten::trace_backward(Tensor grad, int[] sizes) -> Tensor */
   "default"(grad: Tensor, sizes: number[], options?: O_trace_backward): Tensor;
@@ -520,6 +557,7 @@ type O_transpose_int = { self?: Tensor; dim0?: number; dim1?: number };
  * aten::transpose.int(Tensor(a) self, int dim0, int dim1) -> Tensor(a)
  */
 export const transpose: {
+  /** aten::transpose.int(Tensor(a) self, int dim0, int dim1) -> Tensor(a) */
   (self: Tensor, dim0: number, dim1: number, options?: O_transpose_int): Tensor;
   /** aten::transpose.Dimname(Tensor(a) self, str dim0, str dim1) -> Tensor(a) */
   "Dimname"(self: Tensor, dim0: string, dim1: string, options?: O_transpose_Dimname): Tensor;
@@ -535,6 +573,7 @@ type O_transpose_ = { self?: Tensor; dim0?: number; dim1?: number };
  * aten::transpose_(Tensor(a!) self, int dim0, int dim1) -> Tensor(a!)
  */
 export const transpose_: {
+  /** aten::transpose_(Tensor(a!) self, int dim0, int dim1) -> Tensor(a!) */
   (self: Tensor, dim0: number, dim1: number, options?: O_transpose_): Tensor;
   /** aten::transpose_(Tensor(a!) self, int dim0, int dim1) -> Tensor(a!) */
   "default"(self: Tensor, dim0: number, dim1: number, options?: O_transpose_): Tensor;
@@ -543,20 +582,21 @@ export const transpose_: {
 ]) as any;
 
 type O_transpose_copy_int = { self?: Tensor; dim0?: number; dim1?: number };
-type O_transpose_copy_int_out = { self?: Tensor; dim0?: number; dim1?: number; out?: Tensor };
+type O_transpose_copy_int_out = { self?: Tensor; dim0?: number; dim1?: number; out: Tensor };
 /**
  * aten::transpose_copy.int(Tensor self, int dim0, int dim1) -> Tensor
  * aten::transpose_copy.int_out(Tensor self, int dim0, int dim1, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const transposeCopy: {
+  /** aten::transpose_copy.int(Tensor self, int dim0, int dim1) -> Tensor */
   (self: Tensor, dim0: number, dim1: number, options?: O_transpose_copy_int): Tensor;
   /** aten::transpose_copy.int(Tensor self, int dim0, int dim1) -> Tensor */
   "int"(self: Tensor, dim0: number, dim1: number, options?: O_transpose_copy_int): Tensor;
   /** aten::transpose_copy.int_out(Tensor self, int dim0, int dim1, *, Tensor(a!) out) -> Tensor(a!) */
-  "int_out"(self: Tensor, dim0: number, dim1: number, out: Tensor, options?: O_transpose_copy_int_out): Tensor;
+  "int_out"(self: Tensor, dim0: number, dim1: number, options?: O_transpose_copy_int_out): Tensor;
 } = defineOp("transpose_copy", [
   ["int",[["self",0,0],["dim0",3,0],["dim1",3,0]],[0],1],
-  ["int_out",[["self",0,0],["dim0",3,0],["dim1",3,0],["out",0,4]],[-1],0],
+  ["int_out",[["self",0,0],["dim0",3,0],["dim1",3,0],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_trapezoid_dx = { y?: Tensor; dx?: Scalar; dim?: number };
@@ -566,15 +606,17 @@ type O_trapezoid_x = { y?: Tensor; x?: Tensor; dim?: number };
  * aten::trapezoid.x(Tensor y, Tensor x, *, int dim=-1) -> Tensor
  */
 export const trapezoid: {
-  (y: Tensor, dx?: Scalar | O_trapezoid_dx, dim?: number | O_trapezoid_dx, options?: O_trapezoid_dx): Tensor;
-  (y: Tensor, x: Tensor, dim?: number | O_trapezoid_x, options?: O_trapezoid_x): Tensor;
   /** aten::trapezoid.dx(Tensor y, *, Scalar dx=1, int dim=-1) -> Tensor */
-  "dx"(y: Tensor, dx?: Scalar | O_trapezoid_dx, dim?: number | O_trapezoid_dx, options?: O_trapezoid_dx): Tensor;
+  (y: Tensor, options?: O_trapezoid_dx): Tensor;
   /** aten::trapezoid.x(Tensor y, Tensor x, *, int dim=-1) -> Tensor */
-  "x"(y: Tensor, x: Tensor, dim?: number | O_trapezoid_x, options?: O_trapezoid_x): Tensor;
+  (y: Tensor, x: Tensor, options?: O_trapezoid_x): Tensor;
+  /** aten::trapezoid.dx(Tensor y, *, Scalar dx=1, int dim=-1) -> Tensor */
+  "dx"(y: Tensor, options?: O_trapezoid_dx): Tensor;
+  /** aten::trapezoid.x(Tensor y, Tensor x, *, int dim=-1) -> Tensor */
+  "x"(y: Tensor, x: Tensor, options?: O_trapezoid_x): Tensor;
 } = defineOp("trapezoid", [
-  ["dx",[["y",0,0],["dx",6,2],["dim",3,2]],[0],1],
-  ["x",[["y",0,0],["x",0,0],["dim",3,2]],[0],1],
+  ["dx",[["y",0,0],["dx",6,10],["dim",3,10]],[0],1],
+  ["x",[["y",0,0],["x",0,0],["dim",3,10]],[0],1],
 ]) as any;
 
 type O_trapz_dx = { y?: Tensor; dx?: number; dim?: number };
@@ -584,49 +626,53 @@ type O_trapz_x = { y?: Tensor; x?: Tensor; dim?: number };
  * aten::trapz.x(Tensor y, Tensor x, *, int dim=-1) -> Tensor
  */
 export const trapz: {
-  (y: Tensor, dx?: number | O_trapz_dx, dim?: number | O_trapz_dx, options?: O_trapz_dx): Tensor;
-  (y: Tensor, x: Tensor, dim?: number | O_trapz_x, options?: O_trapz_x): Tensor;
   /** aten::trapz.dx(Tensor y, *, float dx=1., int dim=-1) -> Tensor */
-  "dx"(y: Tensor, dx?: number | O_trapz_dx, dim?: number | O_trapz_dx, options?: O_trapz_dx): Tensor;
+  (y: Tensor, options?: O_trapz_dx): Tensor;
   /** aten::trapz.x(Tensor y, Tensor x, *, int dim=-1) -> Tensor */
-  "x"(y: Tensor, x: Tensor, dim?: number | O_trapz_x, options?: O_trapz_x): Tensor;
+  (y: Tensor, x: Tensor, options?: O_trapz_x): Tensor;
+  /** aten::trapz.dx(Tensor y, *, float dx=1., int dim=-1) -> Tensor */
+  "dx"(y: Tensor, options?: O_trapz_dx): Tensor;
+  /** aten::trapz.x(Tensor y, Tensor x, *, int dim=-1) -> Tensor */
+  "x"(y: Tensor, x: Tensor, options?: O_trapz_x): Tensor;
 } = defineOp("trapz", [
-  ["dx",[["y",0,0],["dx",4,2],["dim",3,2]],[0],1],
-  ["x",[["y",0,0],["x",0,0],["dim",3,2]],[0],1],
+  ["dx",[["y",0,0],["dx",4,10],["dim",3,10]],[0],1],
+  ["x",[["y",0,0],["x",0,0],["dim",3,10]],[0],1],
 ]) as any;
 
 type O_triangular_solve = { self?: Tensor; A?: Tensor; upper?: boolean; transpose?: boolean; unitriangular?: boolean };
-type O_triangular_solve_X = { self?: Tensor; A?: Tensor; upper?: boolean; transpose?: boolean; unitriangular?: boolean; X?: Tensor; M?: Tensor };
+type O_triangular_solve_X = { self?: Tensor; A?: Tensor; upper?: boolean; transpose?: boolean; unitriangular?: boolean; X: Tensor; M: Tensor };
 /**
  * aten::triangular_solve(Tensor self, Tensor A, bool upper=True, bool transpose=False, bool unitriangular=False) -> (Tensor solution, Tensor cloned_coefficient)
  * aten::triangular_solve.X(Tensor self, Tensor A, bool upper=True, bool transpose=False, bool unitriangular=False, *, Tensor(a!) X, Tensor(b!) M) -> (Tensor(a!) solution, Tensor(b!) cloned_coefficient)
  */
 export const triangularSolve: {
+  /** aten::triangular_solve(Tensor self, Tensor A, bool upper=True, bool transpose=False, bool unitriangular=False) -> (Tensor solution, Tensor cloned_coefficient) */
   (self: Tensor, A: Tensor, upper?: boolean | O_triangular_solve, transpose?: boolean | O_triangular_solve, unitriangular?: boolean | O_triangular_solve, options?: O_triangular_solve): [Tensor, Tensor];
   /** aten::triangular_solve(Tensor self, Tensor A, bool upper=True, bool transpose=False, bool unitriangular=False) -> (Tensor solution, Tensor cloned_coefficient) */
   "default"(self: Tensor, A: Tensor, upper?: boolean | O_triangular_solve, transpose?: boolean | O_triangular_solve, unitriangular?: boolean | O_triangular_solve, options?: O_triangular_solve): [Tensor, Tensor];
   /** aten::triangular_solve.X(Tensor self, Tensor A, bool upper=True, bool transpose=False, bool unitriangular=False, *, Tensor(a!) X, Tensor(b!) M) -> (Tensor(a!) solution, Tensor(b!) cloned_coefficient) */
-  "X"(self: Tensor, A: Tensor, upper?: boolean | O_triangular_solve_X, transpose?: boolean | O_triangular_solve_X, unitriangular?: boolean | O_triangular_solve_X, X?: Tensor | O_triangular_solve_X, M?: Tensor | O_triangular_solve_X, options?: O_triangular_solve_X): [Tensor, Tensor];
+  "X"(self: Tensor, A: Tensor, upper?: boolean | O_triangular_solve_X, transpose?: boolean | O_triangular_solve_X, unitriangular?: boolean | O_triangular_solve_X, options?: O_triangular_solve_X): [Tensor, Tensor];
 } = defineOp("triangular_solve", [
   ["",[["self",0,0],["A",0,0],["upper",5,2],["transpose",5,2],["unitriangular",5,2]],[0,0],1],
-  ["X",[["self",0,0],["A",0,0],["upper",5,2],["transpose",5,2],["unitriangular",5,2],["X",0,4],["M",0,4]],[-1,-1],0],
+  ["X",[["self",0,0],["A",0,0],["upper",5,2],["transpose",5,2],["unitriangular",5,2],["X",0,12],["M",0,12]],[-6,-7],0],
 ]) as any;
 
 type O_tril = { self?: Tensor; diagonal?: number };
-type O_tril_out = { self?: Tensor; diagonal?: number; out?: Tensor };
+type O_tril_out = { self?: Tensor; diagonal?: number; out: Tensor };
 /**
  * aten::tril(Tensor self, int diagonal=0) -> Tensor
  * aten::tril.out(Tensor self, int diagonal=0, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const tril: {
+  /** aten::tril(Tensor self, int diagonal=0) -> Tensor */
   (self: Tensor, diagonal?: number | O_tril, options?: O_tril): Tensor;
   /** aten::tril(Tensor self, int diagonal=0) -> Tensor */
   "default"(self: Tensor, diagonal?: number | O_tril, options?: O_tril): Tensor;
   /** aten::tril.out(Tensor self, int diagonal=0, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, diagonal?: number | O_tril_out, out?: Tensor | O_tril_out, options?: O_tril_out): Tensor;
+  "out"(self: Tensor, diagonal?: number | O_tril_out, options?: O_tril_out): Tensor;
 } = defineOp("tril", [
   ["",[["self",0,0],["diagonal",3,2]],[0],1],
-  ["out",[["self",0,0],["diagonal",3,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["diagonal",3,2],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_tril_ = { self?: Tensor; diagonal?: number };
@@ -634,6 +680,7 @@ type O_tril_ = { self?: Tensor; diagonal?: number };
  * aten::tril_(Tensor(a!) self, int diagonal=0) -> Tensor(a!)
  */
 export const tril_: {
+  /** aten::tril_(Tensor(a!) self, int diagonal=0) -> Tensor(a!) */
   (self: Tensor, diagonal?: number | O_tril_, options?: O_tril_): Tensor;
   /** aten::tril_(Tensor(a!) self, int diagonal=0) -> Tensor(a!) */
   "default"(self: Tensor, diagonal?: number | O_tril_, options?: O_tril_): Tensor;
@@ -642,20 +689,21 @@ export const tril_: {
 ]) as any;
 
 type O_tril_indices = { row?: number; col?: number; offset?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O_tril_indices_out = { row?: number; col?: number; offset?: number; out?: Tensor };
+type O_tril_indices_out = { row?: number; col?: number; offset?: number; out: Tensor };
 /**
  * aten::tril_indices(int row, int col, int offset=0, *, ScalarType? dtype=4, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::tril_indices.out(int row, int col, int offset=0, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const trilIndices: {
-  (row: number, col: number, offset?: number | O_tril_indices, dtype?: DType | null | O_tril_indices, layout?: Layout | null | O_tril_indices, device?: DeviceLike | null | O_tril_indices, pin_memory?: boolean | null | O_tril_indices, options?: O_tril_indices): Tensor;
   /** aten::tril_indices(int row, int col, int offset=0, *, ScalarType? dtype=4, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "default"(row: number, col: number, offset?: number | O_tril_indices, dtype?: DType | null | O_tril_indices, layout?: Layout | null | O_tril_indices, device?: DeviceLike | null | O_tril_indices, pin_memory?: boolean | null | O_tril_indices, options?: O_tril_indices): Tensor;
+  (row: number, col: number, offset?: number | O_tril_indices, options?: O_tril_indices): Tensor;
+  /** aten::tril_indices(int row, int col, int offset=0, *, ScalarType? dtype=4, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "default"(row: number, col: number, offset?: number | O_tril_indices, options?: O_tril_indices): Tensor;
   /** aten::tril_indices.out(int row, int col, int offset=0, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(row: number, col: number, offset?: number | O_tril_indices_out, out?: Tensor | O_tril_indices_out, options?: O_tril_indices_out): Tensor;
+  "out"(row: number, col: number, offset?: number | O_tril_indices_out, options?: O_tril_indices_out): Tensor;
 } = defineOp("tril_indices", [
-  ["",[["row",3,0],["col",3,0],["offset",3,2],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["out",[["row",3,0],["col",3,0],["offset",3,2],["out",0,4]],[-1],0],
+  ["",[["row",3,0],["col",3,0],["offset",3,2],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["out",[["row",3,0],["col",3,0],["offset",3,2],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_triplet_margin_loss = { anchor?: Tensor; positive?: Tensor; negative?: Tensor; margin?: number; p?: number; eps?: number; swap?: boolean; reduction?: number };
@@ -663,6 +711,7 @@ type O_triplet_margin_loss = { anchor?: Tensor; positive?: Tensor; negative?: Te
  * aten::triplet_margin_loss(Tensor anchor, Tensor positive, Tensor negative, float margin=1., float p=2., float eps=9.9999999999999995e-07, bool swap=False, int reduction=1) -> Tensor
  */
 export const tripletMarginLoss: {
+  /** aten::triplet_margin_loss(Tensor anchor, Tensor positive, Tensor negative, float margin=1., float p=2., float eps=9.9999999999999995e-07, bool swap=False, int reduction=1) -> Tensor */
   (anchor: Tensor, positive: Tensor, negative: Tensor, margin?: number | O_triplet_margin_loss, p?: number | O_triplet_margin_loss, eps?: number | O_triplet_margin_loss, swap?: boolean | O_triplet_margin_loss, reduction?: number | O_triplet_margin_loss, options?: O_triplet_margin_loss): Tensor;
   /** aten::triplet_margin_loss(Tensor anchor, Tensor positive, Tensor negative, float margin=1., float p=2., float eps=9.9999999999999995e-07, bool swap=False, int reduction=1) -> Tensor */
   "default"(anchor: Tensor, positive: Tensor, negative: Tensor, margin?: number | O_triplet_margin_loss, p?: number | O_triplet_margin_loss, eps?: number | O_triplet_margin_loss, swap?: boolean | O_triplet_margin_loss, reduction?: number | O_triplet_margin_loss, options?: O_triplet_margin_loss): Tensor;
@@ -671,20 +720,21 @@ export const tripletMarginLoss: {
 ]) as any;
 
 type O_triu = { self?: Tensor; diagonal?: number };
-type O_triu_out = { self?: Tensor; diagonal?: number; out?: Tensor };
+type O_triu_out = { self?: Tensor; diagonal?: number; out: Tensor };
 /**
  * aten::triu(Tensor self, int diagonal=0) -> Tensor
  * aten::triu.out(Tensor self, int diagonal=0, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const triu: {
+  /** aten::triu(Tensor self, int diagonal=0) -> Tensor */
   (self: Tensor, diagonal?: number | O_triu, options?: O_triu): Tensor;
   /** aten::triu(Tensor self, int diagonal=0) -> Tensor */
   "default"(self: Tensor, diagonal?: number | O_triu, options?: O_triu): Tensor;
   /** aten::triu.out(Tensor self, int diagonal=0, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, diagonal?: number | O_triu_out, out?: Tensor | O_triu_out, options?: O_triu_out): Tensor;
+  "out"(self: Tensor, diagonal?: number | O_triu_out, options?: O_triu_out): Tensor;
 } = defineOp("triu", [
   ["",[["self",0,0],["diagonal",3,2]],[0],1],
-  ["out",[["self",0,0],["diagonal",3,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["diagonal",3,2],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_triu_ = { self?: Tensor; diagonal?: number };
@@ -692,6 +742,7 @@ type O_triu_ = { self?: Tensor; diagonal?: number };
  * aten::triu_(Tensor(a!) self, int diagonal=0) -> Tensor(a!)
  */
 export const triu_: {
+  /** aten::triu_(Tensor(a!) self, int diagonal=0) -> Tensor(a!) */
   (self: Tensor, diagonal?: number | O_triu_, options?: O_triu_): Tensor;
   /** aten::triu_(Tensor(a!) self, int diagonal=0) -> Tensor(a!) */
   "default"(self: Tensor, diagonal?: number | O_triu_, options?: O_triu_): Tensor;
@@ -700,43 +751,46 @@ export const triu_: {
 ]) as any;
 
 type O_triu_indices = { row?: number; col?: number; offset?: number; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O_triu_indices_out = { row?: number; col?: number; offset?: number; out?: Tensor };
+type O_triu_indices_out = { row?: number; col?: number; offset?: number; out: Tensor };
 /**
  * aten::triu_indices(int row, int col, int offset=0, *, ScalarType? dtype=4, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::triu_indices.out(int row, int col, int offset=0, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const triuIndices: {
-  (row: number, col: number, offset?: number | O_triu_indices, dtype?: DType | null | O_triu_indices, layout?: Layout | null | O_triu_indices, device?: DeviceLike | null | O_triu_indices, pin_memory?: boolean | null | O_triu_indices, options?: O_triu_indices): Tensor;
   /** aten::triu_indices(int row, int col, int offset=0, *, ScalarType? dtype=4, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "default"(row: number, col: number, offset?: number | O_triu_indices, dtype?: DType | null | O_triu_indices, layout?: Layout | null | O_triu_indices, device?: DeviceLike | null | O_triu_indices, pin_memory?: boolean | null | O_triu_indices, options?: O_triu_indices): Tensor;
+  (row: number, col: number, offset?: number | O_triu_indices, options?: O_triu_indices): Tensor;
+  /** aten::triu_indices(int row, int col, int offset=0, *, ScalarType? dtype=4, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "default"(row: number, col: number, offset?: number | O_triu_indices, options?: O_triu_indices): Tensor;
   /** aten::triu_indices.out(int row, int col, int offset=0, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(row: number, col: number, offset?: number | O_triu_indices_out, out?: Tensor | O_triu_indices_out, options?: O_triu_indices_out): Tensor;
+  "out"(row: number, col: number, offset?: number | O_triu_indices_out, options?: O_triu_indices_out): Tensor;
 } = defineOp("triu_indices", [
-  ["",[["row",3,0],["col",3,0],["offset",3,2],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["out",[["row",3,0],["col",3,0],["offset",3,2],["out",0,4]],[-1],0],
+  ["",[["row",3,0],["col",3,0],["offset",3,2],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["out",[["row",3,0],["col",3,0],["offset",3,2],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_true_divide_Scalar = { self?: Tensor; other?: Scalar };
 type O_true_divide_Tensor = { self?: Tensor; other?: Tensor };
-type O_true_divide_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_true_divide_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::true_divide.Scalar(Tensor self, Scalar other) -> Tensor
  * aten::true_divide.Tensor(Tensor self, Tensor other) -> Tensor
  * aten::true_divide.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const trueDivide: {
+  /** aten::true_divide.Scalar(Tensor self, Scalar other) -> Tensor */
   (self: Tensor, other: Scalar, options?: O_true_divide_Scalar): Tensor;
+  /** aten::true_divide.Tensor(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_true_divide_Tensor): Tensor;
   /** aten::true_divide.Scalar(Tensor self, Scalar other) -> Tensor */
   "Scalar"(self: Tensor, other: Scalar, options?: O_true_divide_Scalar): Tensor;
   /** aten::true_divide.Tensor(Tensor self, Tensor other) -> Tensor */
   "Tensor"(self: Tensor, other: Tensor, options?: O_true_divide_Tensor): Tensor;
   /** aten::true_divide.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, out: Tensor, options?: O_true_divide_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_true_divide_out): Tensor;
 } = defineOp("true_divide", [
   ["Scalar",[["self",0,0],["other",6,0]],[0],1],
   ["Tensor",[["self",0,0],["other",0,0]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_true_divide__Scalar = { self?: Tensor; other?: Scalar };
@@ -746,7 +800,9 @@ type O_true_divide__Tensor = { self?: Tensor; other?: Tensor };
  * aten::true_divide_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)
  */
 export const trueDivide_: {
+  /** aten::true_divide_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   (self: Tensor, other: Scalar, options?: O_true_divide__Scalar): Tensor;
+  /** aten::true_divide_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O_true_divide__Tensor): Tensor;
   /** aten::true_divide_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   "Scalar"(self: Tensor, other: Scalar, options?: O_true_divide__Scalar): Tensor;
@@ -758,20 +814,21 @@ export const trueDivide_: {
 ]) as any;
 
 type O_trunc = { self?: Tensor };
-type O_trunc_out = { self?: Tensor; out?: Tensor };
+type O_trunc_out = { self?: Tensor; out: Tensor };
 /**
  * aten::trunc(Tensor self) -> Tensor
  * aten::trunc.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const trunc: {
+  /** aten::trunc(Tensor self) -> Tensor */
   (self: Tensor, options?: O_trunc): Tensor;
   /** aten::trunc(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_trunc): Tensor;
   /** aten::trunc.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_trunc_out): Tensor;
+  "out"(self: Tensor, options?: O_trunc_out): Tensor;
 } = defineOp("trunc", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_trunc_ = { self?: Tensor };
@@ -779,6 +836,7 @@ type O_trunc_ = { self?: Tensor };
  * aten::trunc_(Tensor(a!) self) -> Tensor(a!)
  */
 export const trunc_: {
+  /** aten::trunc_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_trunc_): Tensor;
   /** aten::trunc_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_trunc_): Tensor;
@@ -791,6 +849,7 @@ type O_type_as = { self?: Tensor; other?: Tensor };
  * aten::type_as(Tensor self, Tensor other) -> Tensor
  */
 export const typeAs: {
+  /** aten::type_as(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_type_as): Tensor;
   /** aten::type_as(Tensor self, Tensor other) -> Tensor */
   "default"(self: Tensor, other: Tensor, options?: O_type_as): Tensor;

@@ -12,6 +12,7 @@ type O_unbind_int = { self?: Tensor; dim?: number };
  * aten::unbind.int(Tensor(a -> *) self, int dim=0) -> Tensor(a)[]
  */
 export const unbind: {
+  /** aten::unbind.int(Tensor(a -> *) self, int dim=0) -> Tensor(a)[] */
   (self: Tensor, dim?: number | O_unbind_int, options?: O_unbind_int): Tensor[];
   /** aten::unbind.Dimname(Tensor(a -> *) self, str dim) -> Tensor(a)[] */
   "Dimname"(self: Tensor, dim: string, options?: O_unbind_Dimname): Tensor[];
@@ -23,20 +24,21 @@ export const unbind: {
 ]) as any;
 
 type O_unbind_copy_int = { self?: Tensor; dim?: number };
-type O_unbind_copy_int_out = { self?: Tensor; dim?: number; out?: Tensor[] };
+type O_unbind_copy_int_out = { self?: Tensor; dim?: number; out: Tensor[] };
 /**
  * aten::unbind_copy.int(Tensor self, int dim=0) -> Tensor[]
  * aten::unbind_copy.int_out(Tensor self, int dim=0, *, Tensor(a!)[] out) -> ()
  */
 export const unbindCopy: {
+  /** aten::unbind_copy.int(Tensor self, int dim=0) -> Tensor[] */
   (self: Tensor, dim?: number | O_unbind_copy_int, options?: O_unbind_copy_int): Tensor[];
   /** aten::unbind_copy.int(Tensor self, int dim=0) -> Tensor[] */
   "int"(self: Tensor, dim?: number | O_unbind_copy_int, options?: O_unbind_copy_int): Tensor[];
   /** aten::unbind_copy.int_out(Tensor self, int dim=0, *, Tensor(a!)[] out) -> () */
-  "int_out"(self: Tensor, dim?: number | O_unbind_copy_int_out, out?: Tensor[] | O_unbind_copy_int_out, options?: O_unbind_copy_int_out): void;
+  "int_out"(self: Tensor, dim?: number | O_unbind_copy_int_out, options?: O_unbind_copy_int_out): void;
 } = defineOp("unbind_copy", [
   ["int",[["self",0,0],["dim",3,2]],[1],1],
-  ["int_out",[["self",0,0],["dim",3,2],["out",1,4]],[],0],
+  ["int_out",[["self",0,0],["dim",3,2],["out",1,12]],[],0],
 ]) as any;
 
 type O_unflatten_int = { self?: Tensor; dim?: number; sizes?: number[] };
@@ -44,6 +46,7 @@ type O_unflatten_int = { self?: Tensor; dim?: number; sizes?: number[] };
  * aten::unflatten.int(Tensor(a) self, int dim, int[] sizes) -> Tensor(a)
  */
 export const unflatten: {
+  /** aten::unflatten.int(Tensor(a) self, int dim, int[] sizes) -> Tensor(a) */
   (self: Tensor, dim: number, sizes: number[], options?: O_unflatten_int): Tensor;
   /** aten::unflatten.int(Tensor(a) self, int dim, int[] sizes) -> Tensor(a) */
   "int"(self: Tensor, dim: number, sizes: number[], options?: O_unflatten_int): Tensor;
@@ -56,6 +59,7 @@ type O_unflatten_dense_tensors = { flat?: Tensor; tensors?: Tensor[] };
  * aten::unflatten_dense_tensors(Tensor flat, Tensor[] tensors) -> Tensor[]
  */
 export const unflattenDenseTensors: {
+  /** aten::unflatten_dense_tensors(Tensor flat, Tensor[] tensors) -> Tensor[] */
   (flat: Tensor, tensors: Tensor[], options?: O_unflatten_dense_tensors): Tensor[];
   /** aten::unflatten_dense_tensors(Tensor flat, Tensor[] tensors) -> Tensor[] */
   "default"(flat: Tensor, tensors: Tensor[], options?: O_unflatten_dense_tensors): Tensor[];
@@ -68,6 +72,7 @@ type O_unfold = { self?: Tensor; dimension?: number; size?: number; step?: numbe
  * aten::unfold(Tensor(a) self, int dimension, int size, int step) -> Tensor(a)
  */
 export const unfold: {
+  /** aten::unfold(Tensor(a) self, int dimension, int size, int step) -> Tensor(a) */
   (self: Tensor, dimension: number, size: number, step: number, options?: O_unfold): Tensor;
   /** aten::unfold(Tensor(a) self, int dimension, int size, int step) -> Tensor(a) */
   "default"(self: Tensor, dimension: number, size: number, step: number, options?: O_unfold): Tensor;
@@ -76,54 +81,57 @@ export const unfold: {
 ]) as any;
 
 type O_unfold_backward = { grad_in?: Tensor; gradIn?: Tensor; input_sizes?: number[]; inputSizes?: number[]; dim?: number; size?: number; step?: number };
-type O_unfold_backward_out = { grad_in?: Tensor; gradIn?: Tensor; input_sizes?: number[]; inputSizes?: number[]; dim?: number; size?: number; step?: number; out?: Tensor };
+type O_unfold_backward_out = { grad_in?: Tensor; gradIn?: Tensor; input_sizes?: number[]; inputSizes?: number[]; dim?: number; size?: number; step?: number; out: Tensor };
 /**
  * aten::unfold_backward(Tensor grad_in, int[] input_sizes, int dim, int size, int step) -> Tensor
  * aten::unfold_backward.out(Tensor grad_in, int[] input_sizes, int dim, int size, int step, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const unfoldBackward: {
+  /** aten::unfold_backward(Tensor grad_in, int[] input_sizes, int dim, int size, int step) -> Tensor */
   (grad_in: Tensor, input_sizes: number[], dim: number, size: number, step: number, options?: O_unfold_backward): Tensor;
   /** aten::unfold_backward(Tensor grad_in, int[] input_sizes, int dim, int size, int step) -> Tensor */
   "default"(grad_in: Tensor, input_sizes: number[], dim: number, size: number, step: number, options?: O_unfold_backward): Tensor;
   /** aten::unfold_backward.out(Tensor grad_in, int[] input_sizes, int dim, int size, int step, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(grad_in: Tensor, input_sizes: number[], dim: number, size: number, step: number, out: Tensor, options?: O_unfold_backward_out): Tensor;
+  "out"(grad_in: Tensor, input_sizes: number[], dim: number, size: number, step: number, options?: O_unfold_backward_out): Tensor;
 } = defineOp("unfold_backward", [
   ["",[["grad_in",0,0],["input_sizes",12,0],["dim",3,0],["size",3,0],["step",3,0]],[0],1],
-  ["out",[["grad_in",0,0],["input_sizes",12,0],["dim",3,0],["size",3,0],["step",3,0],["out",0,4]],[-1],0],
+  ["out",[["grad_in",0,0],["input_sizes",12,0],["dim",3,0],["size",3,0],["step",3,0],["out",0,12]],[-6],0],
 ]) as any;
 
 type O_unfold_copy = { self?: Tensor; dimension?: number; size?: number; step?: number };
-type O_unfold_copy_out = { self?: Tensor; dimension?: number; size?: number; step?: number; out?: Tensor };
+type O_unfold_copy_out = { self?: Tensor; dimension?: number; size?: number; step?: number; out: Tensor };
 /**
  * aten::unfold_copy(Tensor self, int dimension, int size, int step) -> Tensor
  * aten::unfold_copy.out(Tensor self, int dimension, int size, int step, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const unfoldCopy: {
+  /** aten::unfold_copy(Tensor self, int dimension, int size, int step) -> Tensor */
   (self: Tensor, dimension: number, size: number, step: number, options?: O_unfold_copy): Tensor;
   /** aten::unfold_copy(Tensor self, int dimension, int size, int step) -> Tensor */
   "default"(self: Tensor, dimension: number, size: number, step: number, options?: O_unfold_copy): Tensor;
   /** aten::unfold_copy.out(Tensor self, int dimension, int size, int step, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dimension: number, size: number, step: number, out: Tensor, options?: O_unfold_copy_out): Tensor;
+  "out"(self: Tensor, dimension: number, size: number, step: number, options?: O_unfold_copy_out): Tensor;
 } = defineOp("unfold_copy", [
   ["",[["self",0,0],["dimension",3,0],["size",3,0],["step",3,0]],[0],1],
-  ["out",[["self",0,0],["dimension",3,0],["size",3,0],["step",3,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["dimension",3,0],["size",3,0],["step",3,0],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_uniform = { self?: Tensor; from?: number; to?: number; generator?: null };
-type O_uniform_out = { self?: Tensor; from?: number; to?: number; generator?: null; out?: Tensor };
+type O_uniform_out = { self?: Tensor; from?: number; to?: number; generator?: null; out: Tensor };
 /**
  * aten::uniform(Tensor self, float from=0., float to=1., *, Generator? generator=None) -> Tensor
  * aten::uniform.out(Tensor self, float from=0., float to=1., *, Generator? generator=None, Tensor(a!) out) -> Tensor(a!)
  */
 export const uniform: {
-  (self: Tensor, from?: number | O_uniform, to?: number | O_uniform, generator?: null | O_uniform, options?: O_uniform): Tensor;
   /** aten::uniform(Tensor self, float from=0., float to=1., *, Generator? generator=None) -> Tensor */
-  "default"(self: Tensor, from?: number | O_uniform, to?: number | O_uniform, generator?: null | O_uniform, options?: O_uniform): Tensor;
+  (self: Tensor, from?: number | O_uniform, to?: number | O_uniform, options?: O_uniform): Tensor;
+  /** aten::uniform(Tensor self, float from=0., float to=1., *, Generator? generator=None) -> Tensor */
+  "default"(self: Tensor, from?: number | O_uniform, to?: number | O_uniform, options?: O_uniform): Tensor;
   /** aten::uniform.out(Tensor self, float from=0., float to=1., *, Generator? generator=None, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, from?: number | O_uniform_out, to?: number | O_uniform_out, generator?: null | O_uniform_out, out?: Tensor | O_uniform_out, options?: O_uniform_out): Tensor;
+  "out"(self: Tensor, from?: number | O_uniform_out, to?: number | O_uniform_out, options?: O_uniform_out): Tensor;
 } = defineOp("uniform", [
-  ["",[["self",0,0],["from",4,2],["to",4,2],["generator",15,3]],[0],1],
-  ["out",[["self",0,0],["from",4,2],["to",4,2],["generator",15,3],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["from",4,2],["to",4,2],["generator",15,11]],[0],1],
+  ["out",[["self",0,0],["from",4,2],["to",4,2],["generator",15,11],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_uniform_ = { self?: Tensor; from?: number; to?: number; generator?: null };
@@ -131,62 +139,66 @@ type O_uniform_ = { self?: Tensor; from?: number; to?: number; generator?: null 
  * aten::uniform_(Tensor(a!) self, float from=0., float to=1., *, Generator? generator=None) -> Tensor(a!)
  */
 export const uniform_: {
-  (self: Tensor, from?: number | O_uniform_, to?: number | O_uniform_, generator?: null | O_uniform_, options?: O_uniform_): Tensor;
   /** aten::uniform_(Tensor(a!) self, float from=0., float to=1., *, Generator? generator=None) -> Tensor(a!) */
-  "default"(self: Tensor, from?: number | O_uniform_, to?: number | O_uniform_, generator?: null | O_uniform_, options?: O_uniform_): Tensor;
+  (self: Tensor, from?: number | O_uniform_, to?: number | O_uniform_, options?: O_uniform_): Tensor;
+  /** aten::uniform_(Tensor(a!) self, float from=0., float to=1., *, Generator? generator=None) -> Tensor(a!) */
+  "default"(self: Tensor, from?: number | O_uniform_, to?: number | O_uniform_, options?: O_uniform_): Tensor;
 } = defineOp("uniform_", [
-  ["",[["self",0,4],["from",4,2],["to",4,2],["generator",15,3]],[-1],1],
+  ["",[["self",0,4],["from",4,2],["to",4,2],["generator",15,11]],[-1],1],
 ]) as any;
 
 type O_unique_consecutive = { self?: Tensor; return_inverse?: boolean; returnInverse?: boolean; return_counts?: boolean; returnCounts?: boolean; dim?: number | null };
-type O_unique_consecutive_out = { self?: Tensor; return_inverse?: boolean; returnInverse?: boolean; return_counts?: boolean; returnCounts?: boolean; dim?: number | null; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O_unique_consecutive_out = { self?: Tensor; return_inverse?: boolean; returnInverse?: boolean; return_counts?: boolean; returnCounts?: boolean; dim?: number | null; out0: Tensor; out1: Tensor; out2: Tensor };
 /**
  * aten::unique_consecutive(Tensor self, bool return_inverse=False, bool return_counts=False, int? dim=None) -> (Tensor, Tensor, Tensor)
  * aten::unique_consecutive.out(Tensor self, bool return_inverse=False, bool return_counts=False, int? dim=None, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
  */
 export const uniqueConsecutive: {
+  /** aten::unique_consecutive(Tensor self, bool return_inverse=False, bool return_counts=False, int? dim=None) -> (Tensor, Tensor, Tensor) */
   (self: Tensor, return_inverse?: boolean | O_unique_consecutive, return_counts?: boolean | O_unique_consecutive, dim?: number | null | O_unique_consecutive, options?: O_unique_consecutive): [Tensor, Tensor, Tensor];
   /** aten::unique_consecutive(Tensor self, bool return_inverse=False, bool return_counts=False, int? dim=None) -> (Tensor, Tensor, Tensor) */
   "default"(self: Tensor, return_inverse?: boolean | O_unique_consecutive, return_counts?: boolean | O_unique_consecutive, dim?: number | null | O_unique_consecutive, options?: O_unique_consecutive): [Tensor, Tensor, Tensor];
   /** aten::unique_consecutive.out(Tensor self, bool return_inverse=False, bool return_counts=False, int? dim=None, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!)) */
-  "out"(self: Tensor, return_inverse?: boolean | O_unique_consecutive_out, return_counts?: boolean | O_unique_consecutive_out, dim?: number | null | O_unique_consecutive_out, out0?: Tensor | O_unique_consecutive_out, out1?: Tensor | O_unique_consecutive_out, out2?: Tensor | O_unique_consecutive_out, options?: O_unique_consecutive_out): [Tensor, Tensor, Tensor];
+  "out"(self: Tensor, return_inverse?: boolean | O_unique_consecutive_out, return_counts?: boolean | O_unique_consecutive_out, dim?: number | null | O_unique_consecutive_out, options?: O_unique_consecutive_out): [Tensor, Tensor, Tensor];
 } = defineOp("unique_consecutive", [
   ["",[["self",0,0],["return_inverse",5,2],["return_counts",5,2],["dim",3,3]],[0,0,0],1],
-  ["out",[["self",0,0],["return_inverse",5,2],["return_counts",5,2],["dim",3,3],["out0",0,4],["out1",0,4],["out2",0,4]],[-1,-1,-1],0],
+  ["out",[["self",0,0],["return_inverse",5,2],["return_counts",5,2],["dim",3,3],["out0",0,12],["out1",0,12],["out2",0,12]],[-5,-6,-7],0],
 ]) as any;
 
 type O_unique_dim = { self?: Tensor; dim?: number; sorted?: boolean; return_inverse?: boolean; returnInverse?: boolean; return_counts?: boolean; returnCounts?: boolean };
-type O_unique_dim_out = { self?: Tensor; dim?: number; sorted?: boolean; return_inverse?: boolean; returnInverse?: boolean; return_counts?: boolean; returnCounts?: boolean; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O_unique_dim_out = { self?: Tensor; dim?: number; sorted?: boolean; return_inverse?: boolean; returnInverse?: boolean; return_counts?: boolean; returnCounts?: boolean; out0: Tensor; out1: Tensor; out2: Tensor };
 /**
  * aten::unique_dim(Tensor self, int dim, bool sorted=True, bool return_inverse=False, bool return_counts=False) -> (Tensor, Tensor, Tensor)
  * aten::unique_dim.out(Tensor self, int dim, bool sorted=True, bool return_inverse=False, bool return_counts=False, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
  */
 export const uniqueDim: {
+  /** aten::unique_dim(Tensor self, int dim, bool sorted=True, bool return_inverse=False, bool return_counts=False) -> (Tensor, Tensor, Tensor) */
   (self: Tensor, dim: number, sorted?: boolean | O_unique_dim, return_inverse?: boolean | O_unique_dim, return_counts?: boolean | O_unique_dim, options?: O_unique_dim): [Tensor, Tensor, Tensor];
   /** aten::unique_dim(Tensor self, int dim, bool sorted=True, bool return_inverse=False, bool return_counts=False) -> (Tensor, Tensor, Tensor) */
   "default"(self: Tensor, dim: number, sorted?: boolean | O_unique_dim, return_inverse?: boolean | O_unique_dim, return_counts?: boolean | O_unique_dim, options?: O_unique_dim): [Tensor, Tensor, Tensor];
   /** aten::unique_dim.out(Tensor self, int dim, bool sorted=True, bool return_inverse=False, bool return_counts=False, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!)) */
-  "out"(self: Tensor, dim: number, sorted?: boolean | O_unique_dim_out, return_inverse?: boolean | O_unique_dim_out, return_counts?: boolean | O_unique_dim_out, out0?: Tensor | O_unique_dim_out, out1?: Tensor | O_unique_dim_out, out2?: Tensor | O_unique_dim_out, options?: O_unique_dim_out): [Tensor, Tensor, Tensor];
+  "out"(self: Tensor, dim: number, sorted?: boolean | O_unique_dim_out, return_inverse?: boolean | O_unique_dim_out, return_counts?: boolean | O_unique_dim_out, options?: O_unique_dim_out): [Tensor, Tensor, Tensor];
 } = defineOp("unique_dim", [
   ["",[["self",0,0],["dim",3,0],["sorted",5,2],["return_inverse",5,2],["return_counts",5,2]],[0,0,0],1],
-  ["out",[["self",0,0],["dim",3,0],["sorted",5,2],["return_inverse",5,2],["return_counts",5,2],["out0",0,4],["out1",0,4],["out2",0,4]],[-1,-1,-1],0],
+  ["out",[["self",0,0],["dim",3,0],["sorted",5,2],["return_inverse",5,2],["return_counts",5,2],["out0",0,12],["out1",0,12],["out2",0,12]],[-6,-7,-8],0],
 ]) as any;
 
 type O_unique_dim_consecutive = { self?: Tensor; dim?: number; return_inverse?: boolean; returnInverse?: boolean; return_counts?: boolean; returnCounts?: boolean };
-type O_unique_dim_consecutive_out = { self?: Tensor; dim?: number; return_inverse?: boolean; returnInverse?: boolean; return_counts?: boolean; returnCounts?: boolean; out0?: Tensor; out1?: Tensor; out2?: Tensor };
+type O_unique_dim_consecutive_out = { self?: Tensor; dim?: number; return_inverse?: boolean; returnInverse?: boolean; return_counts?: boolean; returnCounts?: boolean; out0: Tensor; out1: Tensor; out2: Tensor };
 /**
  * aten::unique_dim_consecutive(Tensor self, int dim, bool return_inverse=False, bool return_counts=False) -> (Tensor, Tensor, Tensor)
  * aten::unique_dim_consecutive.out(Tensor self, int dim, bool return_inverse=False, bool return_counts=False, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
  */
 export const uniqueDimConsecutive: {
+  /** aten::unique_dim_consecutive(Tensor self, int dim, bool return_inverse=False, bool return_counts=False) -> (Tensor, Tensor, Tensor) */
   (self: Tensor, dim: number, return_inverse?: boolean | O_unique_dim_consecutive, return_counts?: boolean | O_unique_dim_consecutive, options?: O_unique_dim_consecutive): [Tensor, Tensor, Tensor];
   /** aten::unique_dim_consecutive(Tensor self, int dim, bool return_inverse=False, bool return_counts=False) -> (Tensor, Tensor, Tensor) */
   "default"(self: Tensor, dim: number, return_inverse?: boolean | O_unique_dim_consecutive, return_counts?: boolean | O_unique_dim_consecutive, options?: O_unique_dim_consecutive): [Tensor, Tensor, Tensor];
   /** aten::unique_dim_consecutive.out(Tensor self, int dim, bool return_inverse=False, bool return_counts=False, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!)) */
-  "out"(self: Tensor, dim: number, return_inverse?: boolean | O_unique_dim_consecutive_out, return_counts?: boolean | O_unique_dim_consecutive_out, out0?: Tensor | O_unique_dim_consecutive_out, out1?: Tensor | O_unique_dim_consecutive_out, out2?: Tensor | O_unique_dim_consecutive_out, options?: O_unique_dim_consecutive_out): [Tensor, Tensor, Tensor];
+  "out"(self: Tensor, dim: number, return_inverse?: boolean | O_unique_dim_consecutive_out, return_counts?: boolean | O_unique_dim_consecutive_out, options?: O_unique_dim_consecutive_out): [Tensor, Tensor, Tensor];
 } = defineOp("unique_dim_consecutive", [
   ["",[["self",0,0],["dim",3,0],["return_inverse",5,2],["return_counts",5,2]],[0,0,0],1],
-  ["out",[["self",0,0],["dim",3,0],["return_inverse",5,2],["return_counts",5,2],["out0",0,4],["out1",0,4],["out2",0,4]],[-1,-1,-1],0],
+  ["out",[["self",0,0],["dim",3,0],["return_inverse",5,2],["return_counts",5,2],["out0",0,12],["out1",0,12],["out2",0,12]],[-5,-6,-7],0],
 ]) as any;
 
 type O_unsafe_chunk = { self?: Tensor; chunks?: number; dim?: number };
@@ -194,6 +206,7 @@ type O_unsafe_chunk = { self?: Tensor; chunks?: number; dim?: number };
  * aten::unsafe_chunk(Tensor self, int chunks, int dim=0) -> Tensor[]
  */
 export const unsafeChunk: {
+  /** aten::unsafe_chunk(Tensor self, int chunks, int dim=0) -> Tensor[] */
   (self: Tensor, chunks: number, dim?: number | O_unsafe_chunk, options?: O_unsafe_chunk): Tensor[];
   /** aten::unsafe_chunk(Tensor self, int chunks, int dim=0) -> Tensor[] */
   "default"(self: Tensor, chunks: number, dim?: number | O_unsafe_chunk, options?: O_unsafe_chunk): Tensor[];
@@ -202,37 +215,39 @@ export const unsafeChunk: {
 ]) as any;
 
 type O_unsafe_split_Tensor = { self?: Tensor; split_size?: number; splitSize?: number; dim?: number };
-type O_unsafe_split_Tensor_out = { self?: Tensor; split_size?: number; splitSize?: number; dim?: number; out?: Tensor[] };
+type O_unsafe_split_Tensor_out = { self?: Tensor; split_size?: number; splitSize?: number; dim?: number; out: Tensor[] };
 /**
  * aten::unsafe_split.Tensor(Tensor self, int split_size, int dim=0) -> Tensor[]
  * aten::unsafe_split.Tensor_out(Tensor self, int split_size, int dim=0, *, Tensor(a!)[] out) -> ()
  */
 export const unsafeSplit: {
+  /** aten::unsafe_split.Tensor(Tensor self, int split_size, int dim=0) -> Tensor[] */
   (self: Tensor, split_size: number, dim?: number | O_unsafe_split_Tensor, options?: O_unsafe_split_Tensor): Tensor[];
   /** aten::unsafe_split.Tensor(Tensor self, int split_size, int dim=0) -> Tensor[] */
   "Tensor"(self: Tensor, split_size: number, dim?: number | O_unsafe_split_Tensor, options?: O_unsafe_split_Tensor): Tensor[];
   /** aten::unsafe_split.Tensor_out(Tensor self, int split_size, int dim=0, *, Tensor(a!)[] out) -> () */
-  "Tensor_out"(self: Tensor, split_size: number, dim?: number | O_unsafe_split_Tensor_out, out?: Tensor[] | O_unsafe_split_Tensor_out, options?: O_unsafe_split_Tensor_out): void;
+  "Tensor_out"(self: Tensor, split_size: number, dim?: number | O_unsafe_split_Tensor_out, options?: O_unsafe_split_Tensor_out): void;
 } = defineOp("unsafe_split", [
   ["Tensor",[["self",0,0],["split_size",3,0],["dim",3,2]],[1],1],
-  ["Tensor_out",[["self",0,0],["split_size",3,0],["dim",3,2],["out",1,4]],[],0],
+  ["Tensor_out",[["self",0,0],["split_size",3,0],["dim",3,2],["out",1,12]],[],0],
 ]) as any;
 
 type O_unsafe_split_with_sizes = { self?: Tensor; split_sizes?: number[]; splitSizes?: number[]; dim?: number };
-type O_unsafe_split_with_sizes_out = { self?: Tensor; split_sizes?: number[]; splitSizes?: number[]; dim?: number; out?: Tensor[] };
+type O_unsafe_split_with_sizes_out = { self?: Tensor; split_sizes?: number[]; splitSizes?: number[]; dim?: number; out: Tensor[] };
 /**
  * aten::unsafe_split_with_sizes(Tensor self, int[] split_sizes, int dim=0) -> Tensor[]
  * aten::unsafe_split_with_sizes.out(Tensor self, int[] split_sizes, int dim=0, *, Tensor(a!)[] out) -> ()
  */
 export const unsafeSplitWithSizes: {
+  /** aten::unsafe_split_with_sizes(Tensor self, int[] split_sizes, int dim=0) -> Tensor[] */
   (self: Tensor, split_sizes: number[], dim?: number | O_unsafe_split_with_sizes, options?: O_unsafe_split_with_sizes): Tensor[];
   /** aten::unsafe_split_with_sizes(Tensor self, int[] split_sizes, int dim=0) -> Tensor[] */
   "default"(self: Tensor, split_sizes: number[], dim?: number | O_unsafe_split_with_sizes, options?: O_unsafe_split_with_sizes): Tensor[];
   /** aten::unsafe_split_with_sizes.out(Tensor self, int[] split_sizes, int dim=0, *, Tensor(a!)[] out) -> () */
-  "out"(self: Tensor, split_sizes: number[], dim?: number | O_unsafe_split_with_sizes_out, out?: Tensor[] | O_unsafe_split_with_sizes_out, options?: O_unsafe_split_with_sizes_out): void;
+  "out"(self: Tensor, split_sizes: number[], dim?: number | O_unsafe_split_with_sizes_out, options?: O_unsafe_split_with_sizes_out): void;
 } = defineOp("unsafe_split_with_sizes", [
   ["",[["self",0,0],["split_sizes",12,0],["dim",3,2]],[1],1],
-  ["out",[["self",0,0],["split_sizes",12,0],["dim",3,2],["out",1,4]],[],0],
+  ["out",[["self",0,0],["split_sizes",12,0],["dim",3,2],["out",1,12]],[],0],
 ]) as any;
 
 type O_unsqueeze = { self?: Tensor; dim?: number };
@@ -240,6 +255,7 @@ type O_unsqueeze = { self?: Tensor; dim?: number };
  * aten::unsqueeze(Tensor(a) self, int dim) -> Tensor(a)
  */
 export const unsqueeze: {
+  /** aten::unsqueeze(Tensor(a) self, int dim) -> Tensor(a) */
   (self: Tensor, dim: number, options?: O_unsqueeze): Tensor;
   /** aten::unsqueeze(Tensor(a) self, int dim) -> Tensor(a) */
   "default"(self: Tensor, dim: number, options?: O_unsqueeze): Tensor;
@@ -252,6 +268,7 @@ type O_unsqueeze_ = { self?: Tensor; dim?: number };
  * aten::unsqueeze_(Tensor(a!) self, int dim) -> Tensor(a!)
  */
 export const unsqueeze_: {
+  /** aten::unsqueeze_(Tensor(a!) self, int dim) -> Tensor(a!) */
   (self: Tensor, dim: number, options?: O_unsqueeze_): Tensor;
   /** aten::unsqueeze_(Tensor(a!) self, int dim) -> Tensor(a!) */
   "default"(self: Tensor, dim: number, options?: O_unsqueeze_): Tensor;
@@ -260,26 +277,27 @@ export const unsqueeze_: {
 ]) as any;
 
 type O_unsqueeze_copy = { self?: Tensor; dim?: number };
-type O_unsqueeze_copy_out = { self?: Tensor; dim?: number; out?: Tensor };
+type O_unsqueeze_copy_out = { self?: Tensor; dim?: number; out: Tensor };
 /**
  * aten::unsqueeze_copy(Tensor self, int dim) -> Tensor
  * aten::unsqueeze_copy.out(Tensor self, int dim, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const unsqueezeCopy: {
+  /** aten::unsqueeze_copy(Tensor self, int dim) -> Tensor */
   (self: Tensor, dim: number, options?: O_unsqueeze_copy): Tensor;
   /** aten::unsqueeze_copy(Tensor self, int dim) -> Tensor */
   "default"(self: Tensor, dim: number, options?: O_unsqueeze_copy): Tensor;
   /** aten::unsqueeze_copy.out(Tensor self, int dim, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dim: number, out: Tensor, options?: O_unsqueeze_copy_out): Tensor;
+  "out"(self: Tensor, dim: number, options?: O_unsqueeze_copy_out): Tensor;
 } = defineOp("unsqueeze_copy", [
   ["",[["self",0,0],["dim",3,0]],[0],1],
-  ["out",[["self",0,0],["dim",3,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["dim",3,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_upsample_bicubic2d = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null };
-type O_upsample_bicubic2d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; out?: Tensor };
+type O_upsample_bicubic2d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; out: Tensor };
 type O_upsample_bicubic2d_vec = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null };
-type O_upsample_bicubic2d_vec_out = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
+type O_upsample_bicubic2d_vec_out = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null; out: Tensor };
 /**
  * aten::upsample_bicubic2d(Tensor self, SymInt[2] output_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor
  * aten::upsample_bicubic2d.out(Tensor self, SymInt[2] output_size, bool align_corners, float? scales_h=None, float? scales_w=None, *, Tensor(a!) out) -> Tensor(a!)
@@ -287,27 +305,29 @@ type O_upsample_bicubic2d_vec_out = { input?: Tensor; output_size?: number[] | n
  * aten::upsample_bicubic2d.vec_out(Tensor input, SymInt[]? output_size, bool align_corners, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const upsampleBicubic2d: {
+  /** aten::upsample_bicubic2d(Tensor self, SymInt[2] output_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor */
   (self: Tensor, output_size: number | number[], align_corners: boolean, scales_h?: number | null | O_upsample_bicubic2d, scales_w?: number | null | O_upsample_bicubic2d, options?: O_upsample_bicubic2d): Tensor;
+  /** aten::upsample_bicubic2d.vec(Tensor input, SymInt[]? output_size, bool align_corners, float[]? scale_factors) -> Tensor */
   (input: Tensor, output_size?: number[] | null | O_upsample_bicubic2d_vec, align_corners?: boolean | O_upsample_bicubic2d_vec, scale_factors?: number[] | null | O_upsample_bicubic2d_vec, options?: O_upsample_bicubic2d_vec): Tensor;
   /** aten::upsample_bicubic2d(Tensor self, SymInt[2] output_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor */
   "default"(self: Tensor, output_size: number | number[], align_corners: boolean, scales_h?: number | null | O_upsample_bicubic2d, scales_w?: number | null | O_upsample_bicubic2d, options?: O_upsample_bicubic2d): Tensor;
   /** aten::upsample_bicubic2d.out(Tensor self, SymInt[2] output_size, bool align_corners, float? scales_h=None, float? scales_w=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, output_size: number | number[], align_corners: boolean, scales_h?: number | null | O_upsample_bicubic2d_out, scales_w?: number | null | O_upsample_bicubic2d_out, out?: Tensor | O_upsample_bicubic2d_out, options?: O_upsample_bicubic2d_out): Tensor;
+  "out"(self: Tensor, output_size: number | number[], align_corners: boolean, scales_h?: number | null | O_upsample_bicubic2d_out, scales_w?: number | null | O_upsample_bicubic2d_out, options?: O_upsample_bicubic2d_out): Tensor;
   /** aten::upsample_bicubic2d.vec(Tensor input, SymInt[]? output_size, bool align_corners, float[]? scale_factors) -> Tensor */
   "vec"(input: Tensor, output_size?: number[] | null | O_upsample_bicubic2d_vec, align_corners?: boolean | O_upsample_bicubic2d_vec, scale_factors?: number[] | null | O_upsample_bicubic2d_vec, options?: O_upsample_bicubic2d_vec): Tensor;
   /** aten::upsample_bicubic2d.vec_out(Tensor input, SymInt[]? output_size, bool align_corners, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!) */
-  "vec_out"(input: Tensor, output_size?: number[] | null | O_upsample_bicubic2d_vec_out, align_corners?: boolean | O_upsample_bicubic2d_vec_out, scale_factors?: number[] | null | O_upsample_bicubic2d_vec_out, out?: Tensor | O_upsample_bicubic2d_vec_out, options?: O_upsample_bicubic2d_vec_out): Tensor;
+  "vec_out"(input: Tensor, output_size?: number[] | null | O_upsample_bicubic2d_vec_out, align_corners?: boolean | O_upsample_bicubic2d_vec_out, scale_factors?: number[] | null | O_upsample_bicubic2d_vec_out, options?: O_upsample_bicubic2d_vec_out): Tensor;
 } = defineOp("upsample_bicubic2d", [
   ["",[["self",0,0],["output_size",12,0,2],["align_corners",5,0],["scales_h",4,3],["scales_w",4,3]],[0],1],
-  ["out",[["self",0,0],["output_size",12,0,2],["align_corners",5,0],["scales_h",4,3],["scales_w",4,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["output_size",12,0,2],["align_corners",5,0],["scales_h",4,3],["scales_w",4,3],["out",0,12]],[-6],0],
   ["vec",[["input",0,0],["output_size",12,1],["align_corners",5,0],["scale_factors",13,1]],[0],1],
-  ["vec_out",[["input",0,0],["output_size",12,1],["align_corners",5,0],["scale_factors",13,1],["out",0,4]],[-1],0],
+  ["vec_out",[["input",0,0],["output_size",12,1],["align_corners",5,0],["scale_factors",13,1],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_upsample_bicubic2d_backward = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null };
 type O_upsample_bicubic2d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; grad_input?: Tensor; gradInput?: Tensor };
 type O_upsample_bicubic2d_backward_vec = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null };
-type O_upsample_bicubic2d_backward_vec_out = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
+type O_upsample_bicubic2d_backward_vec_out = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null; out: Tensor };
 /**
  * aten::upsample_bicubic2d_backward(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor
  * aten::upsample_bicubic2d_backward.grad_input(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, bool align_corners, float? scales_h=None, float? scales_w=None, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -315,27 +335,29 @@ type O_upsample_bicubic2d_backward_vec_out = { grad_output?: Tensor; gradOutput?
  * aten::upsample_bicubic2d_backward.vec_out(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, bool align_corners, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const upsampleBicubic2dBackward: {
+  /** aten::upsample_bicubic2d_backward(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor */
   (grad_output: Tensor, output_size: number | number[], input_size: number | number[], align_corners: boolean, scales_h?: number | null | O_upsample_bicubic2d_backward, scales_w?: number | null | O_upsample_bicubic2d_backward, options?: O_upsample_bicubic2d_backward): Tensor;
+  /** aten::upsample_bicubic2d_backward.vec(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, bool align_corners, float[]? scale_factors) -> Tensor */
   (grad_output: Tensor, output_size?: number[] | null | O_upsample_bicubic2d_backward_vec, input_size?: number[] | O_upsample_bicubic2d_backward_vec, align_corners?: boolean | O_upsample_bicubic2d_backward_vec, scale_factors?: number[] | null | O_upsample_bicubic2d_backward_vec, options?: O_upsample_bicubic2d_backward_vec): Tensor;
   /** aten::upsample_bicubic2d_backward(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor */
   "default"(grad_output: Tensor, output_size: number | number[], input_size: number | number[], align_corners: boolean, scales_h?: number | null | O_upsample_bicubic2d_backward, scales_w?: number | null | O_upsample_bicubic2d_backward, options?: O_upsample_bicubic2d_backward): Tensor;
   /** aten::upsample_bicubic2d_backward.grad_input(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, bool align_corners, float? scales_h=None, float? scales_w=None, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, output_size: number | number[], input_size: number | number[], align_corners: boolean, scales_h?: number | null | O_upsample_bicubic2d_backward_grad_input, scales_w?: number | null | O_upsample_bicubic2d_backward_grad_input, grad_input?: Tensor | O_upsample_bicubic2d_backward_grad_input, options?: O_upsample_bicubic2d_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, output_size: number | number[], input_size: number | number[], align_corners: boolean, scales_h?: number | null | O_upsample_bicubic2d_backward_grad_input, scales_w?: number | null | O_upsample_bicubic2d_backward_grad_input, options?: O_upsample_bicubic2d_backward_grad_input): Tensor;
   /** aten::upsample_bicubic2d_backward.vec(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, bool align_corners, float[]? scale_factors) -> Tensor */
   "vec"(grad_output: Tensor, output_size?: number[] | null | O_upsample_bicubic2d_backward_vec, input_size?: number[] | O_upsample_bicubic2d_backward_vec, align_corners?: boolean | O_upsample_bicubic2d_backward_vec, scale_factors?: number[] | null | O_upsample_bicubic2d_backward_vec, options?: O_upsample_bicubic2d_backward_vec): Tensor;
   /** aten::upsample_bicubic2d_backward.vec_out(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, bool align_corners, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!) */
-  "vec_out"(grad_output: Tensor, output_size?: number[] | null | O_upsample_bicubic2d_backward_vec_out, input_size?: number[] | O_upsample_bicubic2d_backward_vec_out, align_corners?: boolean | O_upsample_bicubic2d_backward_vec_out, scale_factors?: number[] | null | O_upsample_bicubic2d_backward_vec_out, out?: Tensor | O_upsample_bicubic2d_backward_vec_out, options?: O_upsample_bicubic2d_backward_vec_out): Tensor;
+  "vec_out"(grad_output: Tensor, output_size?: number[] | null | O_upsample_bicubic2d_backward_vec_out, input_size?: number[] | O_upsample_bicubic2d_backward_vec_out, align_corners?: boolean | O_upsample_bicubic2d_backward_vec_out, scale_factors?: number[] | null | O_upsample_bicubic2d_backward_vec_out, options?: O_upsample_bicubic2d_backward_vec_out): Tensor;
 } = defineOp("upsample_bicubic2d_backward", [
   ["",[["grad_output",0,0],["output_size",12,0,2],["input_size",12,0,4],["align_corners",5,0],["scales_h",4,3],["scales_w",4,3]],[0],1],
-  ["grad_input",[["grad_output",0,0],["output_size",12,0,2],["input_size",12,0,4],["align_corners",5,0],["scales_h",4,3],["scales_w",4,3],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["output_size",12,0,2],["input_size",12,0,4],["align_corners",5,0],["scales_h",4,3],["scales_w",4,3],["grad_input",0,12]],[-7],0],
   ["vec",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["align_corners",5,0],["scale_factors",13,1]],[0],1],
-  ["vec_out",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["align_corners",5,0],["scale_factors",13,1],["out",0,4]],[-1],0],
+  ["vec_out",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["align_corners",5,0],["scale_factors",13,1],["out",0,12]],[-6],0],
 ]) as any;
 
 type O_upsample_bilinear2d = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null };
-type O_upsample_bilinear2d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; out?: Tensor };
+type O_upsample_bilinear2d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; out: Tensor };
 type O_upsample_bilinear2d_vec = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null };
-type O_upsample_bilinear2d_vec_out = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
+type O_upsample_bilinear2d_vec_out = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null; out: Tensor };
 /**
  * aten::upsample_bilinear2d(Tensor self, SymInt[2] output_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor
  * aten::upsample_bilinear2d.out(Tensor self, SymInt[2] output_size, bool align_corners, float? scales_h=None, float? scales_w=None, *, Tensor(a!) out) -> Tensor(a!)
@@ -343,27 +365,29 @@ type O_upsample_bilinear2d_vec_out = { input?: Tensor; output_size?: number[] | 
  * aten::upsample_bilinear2d.vec_out(Tensor input, SymInt[]? output_size, bool align_corners, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const upsampleBilinear2d: {
+  /** aten::upsample_bilinear2d(Tensor self, SymInt[2] output_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor */
   (self: Tensor, output_size: number | number[], align_corners: boolean, scales_h?: number | null | O_upsample_bilinear2d, scales_w?: number | null | O_upsample_bilinear2d, options?: O_upsample_bilinear2d): Tensor;
+  /** aten::upsample_bilinear2d.vec(Tensor input, SymInt[]? output_size, bool align_corners, float[]? scale_factors) -> Tensor */
   (input: Tensor, output_size?: number[] | null | O_upsample_bilinear2d_vec, align_corners?: boolean | O_upsample_bilinear2d_vec, scale_factors?: number[] | null | O_upsample_bilinear2d_vec, options?: O_upsample_bilinear2d_vec): Tensor;
   /** aten::upsample_bilinear2d(Tensor self, SymInt[2] output_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor */
   "default"(self: Tensor, output_size: number | number[], align_corners: boolean, scales_h?: number | null | O_upsample_bilinear2d, scales_w?: number | null | O_upsample_bilinear2d, options?: O_upsample_bilinear2d): Tensor;
   /** aten::upsample_bilinear2d.out(Tensor self, SymInt[2] output_size, bool align_corners, float? scales_h=None, float? scales_w=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, output_size: number | number[], align_corners: boolean, scales_h?: number | null | O_upsample_bilinear2d_out, scales_w?: number | null | O_upsample_bilinear2d_out, out?: Tensor | O_upsample_bilinear2d_out, options?: O_upsample_bilinear2d_out): Tensor;
+  "out"(self: Tensor, output_size: number | number[], align_corners: boolean, scales_h?: number | null | O_upsample_bilinear2d_out, scales_w?: number | null | O_upsample_bilinear2d_out, options?: O_upsample_bilinear2d_out): Tensor;
   /** aten::upsample_bilinear2d.vec(Tensor input, SymInt[]? output_size, bool align_corners, float[]? scale_factors) -> Tensor */
   "vec"(input: Tensor, output_size?: number[] | null | O_upsample_bilinear2d_vec, align_corners?: boolean | O_upsample_bilinear2d_vec, scale_factors?: number[] | null | O_upsample_bilinear2d_vec, options?: O_upsample_bilinear2d_vec): Tensor;
   /** aten::upsample_bilinear2d.vec_out(Tensor input, SymInt[]? output_size, bool align_corners, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!) */
-  "vec_out"(input: Tensor, output_size?: number[] | null | O_upsample_bilinear2d_vec_out, align_corners?: boolean | O_upsample_bilinear2d_vec_out, scale_factors?: number[] | null | O_upsample_bilinear2d_vec_out, out?: Tensor | O_upsample_bilinear2d_vec_out, options?: O_upsample_bilinear2d_vec_out): Tensor;
+  "vec_out"(input: Tensor, output_size?: number[] | null | O_upsample_bilinear2d_vec_out, align_corners?: boolean | O_upsample_bilinear2d_vec_out, scale_factors?: number[] | null | O_upsample_bilinear2d_vec_out, options?: O_upsample_bilinear2d_vec_out): Tensor;
 } = defineOp("upsample_bilinear2d", [
   ["",[["self",0,0],["output_size",12,0,2],["align_corners",5,0],["scales_h",4,3],["scales_w",4,3]],[0],1],
-  ["out",[["self",0,0],["output_size",12,0,2],["align_corners",5,0],["scales_h",4,3],["scales_w",4,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["output_size",12,0,2],["align_corners",5,0],["scales_h",4,3],["scales_w",4,3],["out",0,12]],[-6],0],
   ["vec",[["input",0,0],["output_size",12,1],["align_corners",5,0],["scale_factors",13,1]],[0],1],
-  ["vec_out",[["input",0,0],["output_size",12,1],["align_corners",5,0],["scale_factors",13,1],["out",0,4]],[-1],0],
+  ["vec_out",[["input",0,0],["output_size",12,1],["align_corners",5,0],["scale_factors",13,1],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_upsample_bilinear2d_backward = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null };
 type O_upsample_bilinear2d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; grad_input?: Tensor; gradInput?: Tensor };
 type O_upsample_bilinear2d_backward_vec = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null };
-type O_upsample_bilinear2d_backward_vec_out = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
+type O_upsample_bilinear2d_backward_vec_out = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null; out: Tensor };
 /**
  * aten::upsample_bilinear2d_backward(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor
  * aten::upsample_bilinear2d_backward.grad_input(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, bool align_corners, float? scales_h=None, float? scales_w=None, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -371,27 +395,29 @@ type O_upsample_bilinear2d_backward_vec_out = { grad_output?: Tensor; gradOutput
  * aten::upsample_bilinear2d_backward.vec_out(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, bool align_corners, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const upsampleBilinear2dBackward: {
+  /** aten::upsample_bilinear2d_backward(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor */
   (grad_output: Tensor, output_size: number | number[], input_size: number | number[], align_corners: boolean, scales_h?: number | null | O_upsample_bilinear2d_backward, scales_w?: number | null | O_upsample_bilinear2d_backward, options?: O_upsample_bilinear2d_backward): Tensor;
+  /** aten::upsample_bilinear2d_backward.vec(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, bool align_corners, float[]? scale_factors) -> Tensor */
   (grad_output: Tensor, output_size?: number[] | null | O_upsample_bilinear2d_backward_vec, input_size?: number[] | O_upsample_bilinear2d_backward_vec, align_corners?: boolean | O_upsample_bilinear2d_backward_vec, scale_factors?: number[] | null | O_upsample_bilinear2d_backward_vec, options?: O_upsample_bilinear2d_backward_vec): Tensor;
   /** aten::upsample_bilinear2d_backward(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor */
   "default"(grad_output: Tensor, output_size: number | number[], input_size: number | number[], align_corners: boolean, scales_h?: number | null | O_upsample_bilinear2d_backward, scales_w?: number | null | O_upsample_bilinear2d_backward, options?: O_upsample_bilinear2d_backward): Tensor;
   /** aten::upsample_bilinear2d_backward.grad_input(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, bool align_corners, float? scales_h=None, float? scales_w=None, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, output_size: number | number[], input_size: number | number[], align_corners: boolean, scales_h?: number | null | O_upsample_bilinear2d_backward_grad_input, scales_w?: number | null | O_upsample_bilinear2d_backward_grad_input, grad_input?: Tensor | O_upsample_bilinear2d_backward_grad_input, options?: O_upsample_bilinear2d_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, output_size: number | number[], input_size: number | number[], align_corners: boolean, scales_h?: number | null | O_upsample_bilinear2d_backward_grad_input, scales_w?: number | null | O_upsample_bilinear2d_backward_grad_input, options?: O_upsample_bilinear2d_backward_grad_input): Tensor;
   /** aten::upsample_bilinear2d_backward.vec(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, bool align_corners, float[]? scale_factors) -> Tensor */
   "vec"(grad_output: Tensor, output_size?: number[] | null | O_upsample_bilinear2d_backward_vec, input_size?: number[] | O_upsample_bilinear2d_backward_vec, align_corners?: boolean | O_upsample_bilinear2d_backward_vec, scale_factors?: number[] | null | O_upsample_bilinear2d_backward_vec, options?: O_upsample_bilinear2d_backward_vec): Tensor;
   /** aten::upsample_bilinear2d_backward.vec_out(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, bool align_corners, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!) */
-  "vec_out"(grad_output: Tensor, output_size?: number[] | null | O_upsample_bilinear2d_backward_vec_out, input_size?: number[] | O_upsample_bilinear2d_backward_vec_out, align_corners?: boolean | O_upsample_bilinear2d_backward_vec_out, scale_factors?: number[] | null | O_upsample_bilinear2d_backward_vec_out, out?: Tensor | O_upsample_bilinear2d_backward_vec_out, options?: O_upsample_bilinear2d_backward_vec_out): Tensor;
+  "vec_out"(grad_output: Tensor, output_size?: number[] | null | O_upsample_bilinear2d_backward_vec_out, input_size?: number[] | O_upsample_bilinear2d_backward_vec_out, align_corners?: boolean | O_upsample_bilinear2d_backward_vec_out, scale_factors?: number[] | null | O_upsample_bilinear2d_backward_vec_out, options?: O_upsample_bilinear2d_backward_vec_out): Tensor;
 } = defineOp("upsample_bilinear2d_backward", [
   ["",[["grad_output",0,0],["output_size",12,0,2],["input_size",12,0,4],["align_corners",5,0],["scales_h",4,3],["scales_w",4,3]],[0],1],
-  ["grad_input",[["grad_output",0,0],["output_size",12,0,2],["input_size",12,0,4],["align_corners",5,0],["scales_h",4,3],["scales_w",4,3],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["output_size",12,0,2],["input_size",12,0,4],["align_corners",5,0],["scales_h",4,3],["scales_w",4,3],["grad_input",0,12]],[-7],0],
   ["vec",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["align_corners",5,0],["scale_factors",13,1]],[0],1],
-  ["vec_out",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["align_corners",5,0],["scale_factors",13,1],["out",0,4]],[-1],0],
+  ["vec_out",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["align_corners",5,0],["scale_factors",13,1],["out",0,12]],[-6],0],
 ]) as any;
 
 type O_upsample_linear1d = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales?: number | null };
-type O_upsample_linear1d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales?: number | null; out?: Tensor };
+type O_upsample_linear1d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales?: number | null; out: Tensor };
 type O_upsample_linear1d_vec = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null };
-type O_upsample_linear1d_vec_out = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
+type O_upsample_linear1d_vec_out = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null; out: Tensor };
 /**
  * aten::upsample_linear1d(Tensor self, SymInt[1] output_size, bool align_corners, float? scales=None) -> Tensor
  * aten::upsample_linear1d.out(Tensor self, SymInt[1] output_size, bool align_corners, float? scales=None, *, Tensor(a!) out) -> Tensor(a!)
@@ -399,27 +425,29 @@ type O_upsample_linear1d_vec_out = { input?: Tensor; output_size?: number[] | nu
  * aten::upsample_linear1d.vec_out(Tensor input, SymInt[]? output_size, bool align_corners, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const upsampleLinear1d: {
+  /** aten::upsample_linear1d(Tensor self, SymInt[1] output_size, bool align_corners, float? scales=None) -> Tensor */
   (self: Tensor, output_size: number | number[], align_corners: boolean, scales?: number | null | O_upsample_linear1d, options?: O_upsample_linear1d): Tensor;
+  /** aten::upsample_linear1d.vec(Tensor input, SymInt[]? output_size, bool align_corners, float[]? scale_factors) -> Tensor */
   (input: Tensor, output_size?: number[] | null | O_upsample_linear1d_vec, align_corners?: boolean | O_upsample_linear1d_vec, scale_factors?: number[] | null | O_upsample_linear1d_vec, options?: O_upsample_linear1d_vec): Tensor;
   /** aten::upsample_linear1d(Tensor self, SymInt[1] output_size, bool align_corners, float? scales=None) -> Tensor */
   "default"(self: Tensor, output_size: number | number[], align_corners: boolean, scales?: number | null | O_upsample_linear1d, options?: O_upsample_linear1d): Tensor;
   /** aten::upsample_linear1d.out(Tensor self, SymInt[1] output_size, bool align_corners, float? scales=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, output_size: number | number[], align_corners: boolean, scales?: number | null | O_upsample_linear1d_out, out?: Tensor | O_upsample_linear1d_out, options?: O_upsample_linear1d_out): Tensor;
+  "out"(self: Tensor, output_size: number | number[], align_corners: boolean, scales?: number | null | O_upsample_linear1d_out, options?: O_upsample_linear1d_out): Tensor;
   /** aten::upsample_linear1d.vec(Tensor input, SymInt[]? output_size, bool align_corners, float[]? scale_factors) -> Tensor */
   "vec"(input: Tensor, output_size?: number[] | null | O_upsample_linear1d_vec, align_corners?: boolean | O_upsample_linear1d_vec, scale_factors?: number[] | null | O_upsample_linear1d_vec, options?: O_upsample_linear1d_vec): Tensor;
   /** aten::upsample_linear1d.vec_out(Tensor input, SymInt[]? output_size, bool align_corners, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!) */
-  "vec_out"(input: Tensor, output_size?: number[] | null | O_upsample_linear1d_vec_out, align_corners?: boolean | O_upsample_linear1d_vec_out, scale_factors?: number[] | null | O_upsample_linear1d_vec_out, out?: Tensor | O_upsample_linear1d_vec_out, options?: O_upsample_linear1d_vec_out): Tensor;
+  "vec_out"(input: Tensor, output_size?: number[] | null | O_upsample_linear1d_vec_out, align_corners?: boolean | O_upsample_linear1d_vec_out, scale_factors?: number[] | null | O_upsample_linear1d_vec_out, options?: O_upsample_linear1d_vec_out): Tensor;
 } = defineOp("upsample_linear1d", [
   ["",[["self",0,0],["output_size",12,0,1],["align_corners",5,0],["scales",4,3]],[0],1],
-  ["out",[["self",0,0],["output_size",12,0,1],["align_corners",5,0],["scales",4,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["output_size",12,0,1],["align_corners",5,0],["scales",4,3],["out",0,12]],[-5],0],
   ["vec",[["input",0,0],["output_size",12,1],["align_corners",5,0],["scale_factors",13,1]],[0],1],
-  ["vec_out",[["input",0,0],["output_size",12,1],["align_corners",5,0],["scale_factors",13,1],["out",0,4]],[-1],0],
+  ["vec_out",[["input",0,0],["output_size",12,1],["align_corners",5,0],["scale_factors",13,1],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_upsample_linear1d_backward = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales?: number | null };
 type O_upsample_linear1d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales?: number | null; grad_input?: Tensor; gradInput?: Tensor };
 type O_upsample_linear1d_backward_vec = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null };
-type O_upsample_linear1d_backward_vec_out = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
+type O_upsample_linear1d_backward_vec_out = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null; out: Tensor };
 /**
  * aten::upsample_linear1d_backward(Tensor grad_output, SymInt[1] output_size, SymInt[3] input_size, bool align_corners, float? scales=None) -> Tensor
  * aten::upsample_linear1d_backward.grad_input(Tensor grad_output, SymInt[1] output_size, SymInt[3] input_size, bool align_corners, float? scales=None, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -427,27 +455,29 @@ type O_upsample_linear1d_backward_vec_out = { grad_output?: Tensor; gradOutput?:
  * aten::upsample_linear1d_backward.vec_out(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, bool align_corners, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const upsampleLinear1dBackward: {
+  /** aten::upsample_linear1d_backward(Tensor grad_output, SymInt[1] output_size, SymInt[3] input_size, bool align_corners, float? scales=None) -> Tensor */
   (grad_output: Tensor, output_size: number | number[], input_size: number | number[], align_corners: boolean, scales?: number | null | O_upsample_linear1d_backward, options?: O_upsample_linear1d_backward): Tensor;
+  /** aten::upsample_linear1d_backward.vec(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, bool align_corners, float[]? scale_factors) -> Tensor */
   (grad_output: Tensor, output_size?: number[] | null | O_upsample_linear1d_backward_vec, input_size?: number[] | O_upsample_linear1d_backward_vec, align_corners?: boolean | O_upsample_linear1d_backward_vec, scale_factors?: number[] | null | O_upsample_linear1d_backward_vec, options?: O_upsample_linear1d_backward_vec): Tensor;
   /** aten::upsample_linear1d_backward(Tensor grad_output, SymInt[1] output_size, SymInt[3] input_size, bool align_corners, float? scales=None) -> Tensor */
   "default"(grad_output: Tensor, output_size: number | number[], input_size: number | number[], align_corners: boolean, scales?: number | null | O_upsample_linear1d_backward, options?: O_upsample_linear1d_backward): Tensor;
   /** aten::upsample_linear1d_backward.grad_input(Tensor grad_output, SymInt[1] output_size, SymInt[3] input_size, bool align_corners, float? scales=None, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, output_size: number | number[], input_size: number | number[], align_corners: boolean, scales?: number | null | O_upsample_linear1d_backward_grad_input, grad_input?: Tensor | O_upsample_linear1d_backward_grad_input, options?: O_upsample_linear1d_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, output_size: number | number[], input_size: number | number[], align_corners: boolean, scales?: number | null | O_upsample_linear1d_backward_grad_input, options?: O_upsample_linear1d_backward_grad_input): Tensor;
   /** aten::upsample_linear1d_backward.vec(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, bool align_corners, float[]? scale_factors) -> Tensor */
   "vec"(grad_output: Tensor, output_size?: number[] | null | O_upsample_linear1d_backward_vec, input_size?: number[] | O_upsample_linear1d_backward_vec, align_corners?: boolean | O_upsample_linear1d_backward_vec, scale_factors?: number[] | null | O_upsample_linear1d_backward_vec, options?: O_upsample_linear1d_backward_vec): Tensor;
   /** aten::upsample_linear1d_backward.vec_out(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, bool align_corners, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!) */
-  "vec_out"(grad_output: Tensor, output_size?: number[] | null | O_upsample_linear1d_backward_vec_out, input_size?: number[] | O_upsample_linear1d_backward_vec_out, align_corners?: boolean | O_upsample_linear1d_backward_vec_out, scale_factors?: number[] | null | O_upsample_linear1d_backward_vec_out, out?: Tensor | O_upsample_linear1d_backward_vec_out, options?: O_upsample_linear1d_backward_vec_out): Tensor;
+  "vec_out"(grad_output: Tensor, output_size?: number[] | null | O_upsample_linear1d_backward_vec_out, input_size?: number[] | O_upsample_linear1d_backward_vec_out, align_corners?: boolean | O_upsample_linear1d_backward_vec_out, scale_factors?: number[] | null | O_upsample_linear1d_backward_vec_out, options?: O_upsample_linear1d_backward_vec_out): Tensor;
 } = defineOp("upsample_linear1d_backward", [
   ["",[["grad_output",0,0],["output_size",12,0,1],["input_size",12,0,3],["align_corners",5,0],["scales",4,3]],[0],1],
-  ["grad_input",[["grad_output",0,0],["output_size",12,0,1],["input_size",12,0,3],["align_corners",5,0],["scales",4,3],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["output_size",12,0,1],["input_size",12,0,3],["align_corners",5,0],["scales",4,3],["grad_input",0,12]],[-6],0],
   ["vec",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["align_corners",5,0],["scale_factors",13,1]],[0],1],
-  ["vec_out",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["align_corners",5,0],["scale_factors",13,1],["out",0,4]],[-1],0],
+  ["vec_out",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["align_corners",5,0],["scale_factors",13,1],["out",0,12]],[-6],0],
 ]) as any;
 
 type O_upsample_nearest1d = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; scales?: number | null };
-type O_upsample_nearest1d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; scales?: number | null; out?: Tensor };
+type O_upsample_nearest1d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; scales?: number | null; out: Tensor };
 type O_upsample_nearest1d_vec = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; scale_factors?: number[] | null; scaleFactors?: number[] | null };
-type O_upsample_nearest1d_vec_out = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
+type O_upsample_nearest1d_vec_out = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; scale_factors?: number[] | null; scaleFactors?: number[] | null; out: Tensor };
 /**
  * aten::upsample_nearest1d(Tensor self, SymInt[1] output_size, float? scales=None) -> Tensor
  * aten::upsample_nearest1d.out(Tensor self, SymInt[1] output_size, float? scales=None, *, Tensor(a!) out) -> Tensor(a!)
@@ -455,27 +485,29 @@ type O_upsample_nearest1d_vec_out = { input?: Tensor; output_size?: number[] | n
  * aten::upsample_nearest1d.vec_out(Tensor input, SymInt[]? output_size, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const upsampleNearest1d: {
+  /** aten::upsample_nearest1d(Tensor self, SymInt[1] output_size, float? scales=None) -> Tensor */
   (self: Tensor, output_size: number | number[], scales?: number | null | O_upsample_nearest1d, options?: O_upsample_nearest1d): Tensor;
+  /** aten::upsample_nearest1d.vec(Tensor input, SymInt[]? output_size, float[]? scale_factors) -> Tensor */
   (input: Tensor, output_size?: number[] | null | O_upsample_nearest1d_vec, scale_factors?: number[] | null | O_upsample_nearest1d_vec, options?: O_upsample_nearest1d_vec): Tensor;
   /** aten::upsample_nearest1d(Tensor self, SymInt[1] output_size, float? scales=None) -> Tensor */
   "default"(self: Tensor, output_size: number | number[], scales?: number | null | O_upsample_nearest1d, options?: O_upsample_nearest1d): Tensor;
   /** aten::upsample_nearest1d.out(Tensor self, SymInt[1] output_size, float? scales=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, output_size: number | number[], scales?: number | null | O_upsample_nearest1d_out, out?: Tensor | O_upsample_nearest1d_out, options?: O_upsample_nearest1d_out): Tensor;
+  "out"(self: Tensor, output_size: number | number[], scales?: number | null | O_upsample_nearest1d_out, options?: O_upsample_nearest1d_out): Tensor;
   /** aten::upsample_nearest1d.vec(Tensor input, SymInt[]? output_size, float[]? scale_factors) -> Tensor */
   "vec"(input: Tensor, output_size?: number[] | null | O_upsample_nearest1d_vec, scale_factors?: number[] | null | O_upsample_nearest1d_vec, options?: O_upsample_nearest1d_vec): Tensor;
   /** aten::upsample_nearest1d.vec_out(Tensor input, SymInt[]? output_size, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!) */
-  "vec_out"(input: Tensor, output_size?: number[] | null | O_upsample_nearest1d_vec_out, scale_factors?: number[] | null | O_upsample_nearest1d_vec_out, out?: Tensor | O_upsample_nearest1d_vec_out, options?: O_upsample_nearest1d_vec_out): Tensor;
+  "vec_out"(input: Tensor, output_size?: number[] | null | O_upsample_nearest1d_vec_out, scale_factors?: number[] | null | O_upsample_nearest1d_vec_out, options?: O_upsample_nearest1d_vec_out): Tensor;
 } = defineOp("upsample_nearest1d", [
   ["",[["self",0,0],["output_size",12,0,1],["scales",4,3]],[0],1],
-  ["out",[["self",0,0],["output_size",12,0,1],["scales",4,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["output_size",12,0,1],["scales",4,3],["out",0,12]],[-4],0],
   ["vec",[["input",0,0],["output_size",12,1],["scale_factors",13,1]],[0],1],
-  ["vec_out",[["input",0,0],["output_size",12,1],["scale_factors",13,1],["out",0,4]],[-1],0],
+  ["vec_out",[["input",0,0],["output_size",12,1],["scale_factors",13,1],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_upsample_nearest1d_backward = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; scales?: number | null };
 type O_upsample_nearest1d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; scales?: number | null; grad_input?: Tensor; gradInput?: Tensor };
 type O_upsample_nearest1d_backward_vec = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; scale_factors?: number[] | null; scaleFactors?: number[] | null };
-type O_upsample_nearest1d_backward_vec_out = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
+type O_upsample_nearest1d_backward_vec_out = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; scale_factors?: number[] | null; scaleFactors?: number[] | null; out: Tensor };
 /**
  * aten::upsample_nearest1d_backward(Tensor grad_output, SymInt[1] output_size, SymInt[3] input_size, float? scales=None) -> Tensor
  * aten::upsample_nearest1d_backward.grad_input(Tensor grad_output, SymInt[1] output_size, SymInt[3] input_size, float? scales=None, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -483,27 +515,29 @@ type O_upsample_nearest1d_backward_vec_out = { grad_output?: Tensor; gradOutput?
  * aten::upsample_nearest1d_backward.vec_out(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const upsampleNearest1dBackward: {
+  /** aten::upsample_nearest1d_backward(Tensor grad_output, SymInt[1] output_size, SymInt[3] input_size, float? scales=None) -> Tensor */
   (grad_output: Tensor, output_size: number | number[], input_size: number | number[], scales?: number | null | O_upsample_nearest1d_backward, options?: O_upsample_nearest1d_backward): Tensor;
+  /** aten::upsample_nearest1d_backward.vec(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, float[]? scale_factors) -> Tensor */
   (grad_output: Tensor, output_size?: number[] | null | O_upsample_nearest1d_backward_vec, input_size?: number[] | O_upsample_nearest1d_backward_vec, scale_factors?: number[] | null | O_upsample_nearest1d_backward_vec, options?: O_upsample_nearest1d_backward_vec): Tensor;
   /** aten::upsample_nearest1d_backward(Tensor grad_output, SymInt[1] output_size, SymInt[3] input_size, float? scales=None) -> Tensor */
   "default"(grad_output: Tensor, output_size: number | number[], input_size: number | number[], scales?: number | null | O_upsample_nearest1d_backward, options?: O_upsample_nearest1d_backward): Tensor;
   /** aten::upsample_nearest1d_backward.grad_input(Tensor grad_output, SymInt[1] output_size, SymInt[3] input_size, float? scales=None, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, output_size: number | number[], input_size: number | number[], scales?: number | null | O_upsample_nearest1d_backward_grad_input, grad_input?: Tensor | O_upsample_nearest1d_backward_grad_input, options?: O_upsample_nearest1d_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, output_size: number | number[], input_size: number | number[], scales?: number | null | O_upsample_nearest1d_backward_grad_input, options?: O_upsample_nearest1d_backward_grad_input): Tensor;
   /** aten::upsample_nearest1d_backward.vec(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, float[]? scale_factors) -> Tensor */
   "vec"(grad_output: Tensor, output_size?: number[] | null | O_upsample_nearest1d_backward_vec, input_size?: number[] | O_upsample_nearest1d_backward_vec, scale_factors?: number[] | null | O_upsample_nearest1d_backward_vec, options?: O_upsample_nearest1d_backward_vec): Tensor;
   /** aten::upsample_nearest1d_backward.vec_out(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!) */
-  "vec_out"(grad_output: Tensor, output_size?: number[] | null | O_upsample_nearest1d_backward_vec_out, input_size?: number[] | O_upsample_nearest1d_backward_vec_out, scale_factors?: number[] | null | O_upsample_nearest1d_backward_vec_out, out?: Tensor | O_upsample_nearest1d_backward_vec_out, options?: O_upsample_nearest1d_backward_vec_out): Tensor;
+  "vec_out"(grad_output: Tensor, output_size?: number[] | null | O_upsample_nearest1d_backward_vec_out, input_size?: number[] | O_upsample_nearest1d_backward_vec_out, scale_factors?: number[] | null | O_upsample_nearest1d_backward_vec_out, options?: O_upsample_nearest1d_backward_vec_out): Tensor;
 } = defineOp("upsample_nearest1d_backward", [
   ["",[["grad_output",0,0],["output_size",12,0,1],["input_size",12,0,3],["scales",4,3]],[0],1],
-  ["grad_input",[["grad_output",0,0],["output_size",12,0,1],["input_size",12,0,3],["scales",4,3],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["output_size",12,0,1],["input_size",12,0,3],["scales",4,3],["grad_input",0,12]],[-5],0],
   ["vec",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["scale_factors",13,1]],[0],1],
-  ["vec_out",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["scale_factors",13,1],["out",0,4]],[-1],0],
+  ["vec_out",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["scale_factors",13,1],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_upsample_nearest2d = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null };
-type O_upsample_nearest2d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; out?: Tensor };
+type O_upsample_nearest2d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; out: Tensor };
 type O_upsample_nearest2d_vec = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; scale_factors?: number[] | null; scaleFactors?: number[] | null };
-type O_upsample_nearest2d_vec_out = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
+type O_upsample_nearest2d_vec_out = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; scale_factors?: number[] | null; scaleFactors?: number[] | null; out: Tensor };
 /**
  * aten::upsample_nearest2d(Tensor self, SymInt[2] output_size, float? scales_h=None, float? scales_w=None) -> Tensor
  * aten::upsample_nearest2d.out(Tensor self, SymInt[2] output_size, float? scales_h=None, float? scales_w=None, *, Tensor(a!) out) -> Tensor(a!)
@@ -511,27 +545,29 @@ type O_upsample_nearest2d_vec_out = { input?: Tensor; output_size?: number[] | n
  * aten::upsample_nearest2d.vec_out(Tensor input, SymInt[]? output_size, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const upsampleNearest2d: {
+  /** aten::upsample_nearest2d(Tensor self, SymInt[2] output_size, float? scales_h=None, float? scales_w=None) -> Tensor */
   (self: Tensor, output_size: number | number[], scales_h?: number | null | O_upsample_nearest2d, scales_w?: number | null | O_upsample_nearest2d, options?: O_upsample_nearest2d): Tensor;
+  /** aten::upsample_nearest2d.vec(Tensor input, SymInt[]? output_size, float[]? scale_factors) -> Tensor */
   (input: Tensor, output_size?: number[] | null | O_upsample_nearest2d_vec, scale_factors?: number[] | null | O_upsample_nearest2d_vec, options?: O_upsample_nearest2d_vec): Tensor;
   /** aten::upsample_nearest2d(Tensor self, SymInt[2] output_size, float? scales_h=None, float? scales_w=None) -> Tensor */
   "default"(self: Tensor, output_size: number | number[], scales_h?: number | null | O_upsample_nearest2d, scales_w?: number | null | O_upsample_nearest2d, options?: O_upsample_nearest2d): Tensor;
   /** aten::upsample_nearest2d.out(Tensor self, SymInt[2] output_size, float? scales_h=None, float? scales_w=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, output_size: number | number[], scales_h?: number | null | O_upsample_nearest2d_out, scales_w?: number | null | O_upsample_nearest2d_out, out?: Tensor | O_upsample_nearest2d_out, options?: O_upsample_nearest2d_out): Tensor;
+  "out"(self: Tensor, output_size: number | number[], scales_h?: number | null | O_upsample_nearest2d_out, scales_w?: number | null | O_upsample_nearest2d_out, options?: O_upsample_nearest2d_out): Tensor;
   /** aten::upsample_nearest2d.vec(Tensor input, SymInt[]? output_size, float[]? scale_factors) -> Tensor */
   "vec"(input: Tensor, output_size?: number[] | null | O_upsample_nearest2d_vec, scale_factors?: number[] | null | O_upsample_nearest2d_vec, options?: O_upsample_nearest2d_vec): Tensor;
   /** aten::upsample_nearest2d.vec_out(Tensor input, SymInt[]? output_size, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!) */
-  "vec_out"(input: Tensor, output_size?: number[] | null | O_upsample_nearest2d_vec_out, scale_factors?: number[] | null | O_upsample_nearest2d_vec_out, out?: Tensor | O_upsample_nearest2d_vec_out, options?: O_upsample_nearest2d_vec_out): Tensor;
+  "vec_out"(input: Tensor, output_size?: number[] | null | O_upsample_nearest2d_vec_out, scale_factors?: number[] | null | O_upsample_nearest2d_vec_out, options?: O_upsample_nearest2d_vec_out): Tensor;
 } = defineOp("upsample_nearest2d", [
   ["",[["self",0,0],["output_size",12,0,2],["scales_h",4,3],["scales_w",4,3]],[0],1],
-  ["out",[["self",0,0],["output_size",12,0,2],["scales_h",4,3],["scales_w",4,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["output_size",12,0,2],["scales_h",4,3],["scales_w",4,3],["out",0,12]],[-5],0],
   ["vec",[["input",0,0],["output_size",12,1],["scale_factors",13,1]],[0],1],
-  ["vec_out",[["input",0,0],["output_size",12,1],["scale_factors",13,1],["out",0,4]],[-1],0],
+  ["vec_out",[["input",0,0],["output_size",12,1],["scale_factors",13,1],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_upsample_nearest2d_backward = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null };
 type O_upsample_nearest2d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; grad_input?: Tensor; gradInput?: Tensor };
 type O_upsample_nearest2d_backward_vec = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; scale_factors?: number[] | null; scaleFactors?: number[] | null };
-type O_upsample_nearest2d_backward_vec_out = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
+type O_upsample_nearest2d_backward_vec_out = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; scale_factors?: number[] | null; scaleFactors?: number[] | null; out: Tensor };
 /**
  * aten::upsample_nearest2d_backward(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, float? scales_h=None, float? scales_w=None) -> Tensor
  * aten::upsample_nearest2d_backward.grad_input(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, float? scales_h=None, float? scales_w=None, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -539,27 +575,29 @@ type O_upsample_nearest2d_backward_vec_out = { grad_output?: Tensor; gradOutput?
  * aten::upsample_nearest2d_backward.vec_out(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const upsampleNearest2dBackward: {
+  /** aten::upsample_nearest2d_backward(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, float? scales_h=None, float? scales_w=None) -> Tensor */
   (grad_output: Tensor, output_size: number | number[], input_size: number | number[], scales_h?: number | null | O_upsample_nearest2d_backward, scales_w?: number | null | O_upsample_nearest2d_backward, options?: O_upsample_nearest2d_backward): Tensor;
+  /** aten::upsample_nearest2d_backward.vec(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, float[]? scale_factors) -> Tensor */
   (grad_output: Tensor, output_size?: number[] | null | O_upsample_nearest2d_backward_vec, input_size?: number[] | O_upsample_nearest2d_backward_vec, scale_factors?: number[] | null | O_upsample_nearest2d_backward_vec, options?: O_upsample_nearest2d_backward_vec): Tensor;
   /** aten::upsample_nearest2d_backward(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, float? scales_h=None, float? scales_w=None) -> Tensor */
   "default"(grad_output: Tensor, output_size: number | number[], input_size: number | number[], scales_h?: number | null | O_upsample_nearest2d_backward, scales_w?: number | null | O_upsample_nearest2d_backward, options?: O_upsample_nearest2d_backward): Tensor;
   /** aten::upsample_nearest2d_backward.grad_input(Tensor grad_output, SymInt[2] output_size, SymInt[4] input_size, float? scales_h=None, float? scales_w=None, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, output_size: number | number[], input_size: number | number[], scales_h?: number | null | O_upsample_nearest2d_backward_grad_input, scales_w?: number | null | O_upsample_nearest2d_backward_grad_input, grad_input?: Tensor | O_upsample_nearest2d_backward_grad_input, options?: O_upsample_nearest2d_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, output_size: number | number[], input_size: number | number[], scales_h?: number | null | O_upsample_nearest2d_backward_grad_input, scales_w?: number | null | O_upsample_nearest2d_backward_grad_input, options?: O_upsample_nearest2d_backward_grad_input): Tensor;
   /** aten::upsample_nearest2d_backward.vec(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, float[]? scale_factors) -> Tensor */
   "vec"(grad_output: Tensor, output_size?: number[] | null | O_upsample_nearest2d_backward_vec, input_size?: number[] | O_upsample_nearest2d_backward_vec, scale_factors?: number[] | null | O_upsample_nearest2d_backward_vec, options?: O_upsample_nearest2d_backward_vec): Tensor;
   /** aten::upsample_nearest2d_backward.vec_out(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!) */
-  "vec_out"(grad_output: Tensor, output_size?: number[] | null | O_upsample_nearest2d_backward_vec_out, input_size?: number[] | O_upsample_nearest2d_backward_vec_out, scale_factors?: number[] | null | O_upsample_nearest2d_backward_vec_out, out?: Tensor | O_upsample_nearest2d_backward_vec_out, options?: O_upsample_nearest2d_backward_vec_out): Tensor;
+  "vec_out"(grad_output: Tensor, output_size?: number[] | null | O_upsample_nearest2d_backward_vec_out, input_size?: number[] | O_upsample_nearest2d_backward_vec_out, scale_factors?: number[] | null | O_upsample_nearest2d_backward_vec_out, options?: O_upsample_nearest2d_backward_vec_out): Tensor;
 } = defineOp("upsample_nearest2d_backward", [
   ["",[["grad_output",0,0],["output_size",12,0,2],["input_size",12,0,4],["scales_h",4,3],["scales_w",4,3]],[0],1],
-  ["grad_input",[["grad_output",0,0],["output_size",12,0,2],["input_size",12,0,4],["scales_h",4,3],["scales_w",4,3],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["output_size",12,0,2],["input_size",12,0,4],["scales_h",4,3],["scales_w",4,3],["grad_input",0,12]],[-6],0],
   ["vec",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["scale_factors",13,1]],[0],1],
-  ["vec_out",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["scale_factors",13,1],["out",0,4]],[-1],0],
+  ["vec_out",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["scale_factors",13,1],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_upsample_nearest3d = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; scales_d?: number | null; scalesD?: number | null; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null };
-type O_upsample_nearest3d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; scales_d?: number | null; scalesD?: number | null; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; out?: Tensor };
+type O_upsample_nearest3d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; scales_d?: number | null; scalesD?: number | null; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; out: Tensor };
 type O_upsample_nearest3d_vec = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; scale_factors?: number[] | null; scaleFactors?: number[] | null };
-type O_upsample_nearest3d_vec_out = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
+type O_upsample_nearest3d_vec_out = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; scale_factors?: number[] | null; scaleFactors?: number[] | null; out: Tensor };
 /**
  * aten::upsample_nearest3d(Tensor self, SymInt[3] output_size, float? scales_d=None, float? scales_h=None, float? scales_w=None) -> Tensor
  * aten::upsample_nearest3d.out(Tensor self, SymInt[3] output_size, float? scales_d=None, float? scales_h=None, float? scales_w=None, *, Tensor(a!) out) -> Tensor(a!)
@@ -567,27 +605,29 @@ type O_upsample_nearest3d_vec_out = { input?: Tensor; output_size?: number[] | n
  * aten::upsample_nearest3d.vec_out(Tensor input, SymInt[]? output_size, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const upsampleNearest3d: {
+  /** aten::upsample_nearest3d(Tensor self, SymInt[3] output_size, float? scales_d=None, float? scales_h=None, float? scales_w=None) -> Tensor */
   (self: Tensor, output_size: number | number[], scales_d?: number | null | O_upsample_nearest3d, scales_h?: number | null | O_upsample_nearest3d, scales_w?: number | null | O_upsample_nearest3d, options?: O_upsample_nearest3d): Tensor;
+  /** aten::upsample_nearest3d.vec(Tensor input, SymInt[]? output_size, float[]? scale_factors) -> Tensor */
   (input: Tensor, output_size?: number[] | null | O_upsample_nearest3d_vec, scale_factors?: number[] | null | O_upsample_nearest3d_vec, options?: O_upsample_nearest3d_vec): Tensor;
   /** aten::upsample_nearest3d(Tensor self, SymInt[3] output_size, float? scales_d=None, float? scales_h=None, float? scales_w=None) -> Tensor */
   "default"(self: Tensor, output_size: number | number[], scales_d?: number | null | O_upsample_nearest3d, scales_h?: number | null | O_upsample_nearest3d, scales_w?: number | null | O_upsample_nearest3d, options?: O_upsample_nearest3d): Tensor;
   /** aten::upsample_nearest3d.out(Tensor self, SymInt[3] output_size, float? scales_d=None, float? scales_h=None, float? scales_w=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, output_size: number | number[], scales_d?: number | null | O_upsample_nearest3d_out, scales_h?: number | null | O_upsample_nearest3d_out, scales_w?: number | null | O_upsample_nearest3d_out, out?: Tensor | O_upsample_nearest3d_out, options?: O_upsample_nearest3d_out): Tensor;
+  "out"(self: Tensor, output_size: number | number[], scales_d?: number | null | O_upsample_nearest3d_out, scales_h?: number | null | O_upsample_nearest3d_out, scales_w?: number | null | O_upsample_nearest3d_out, options?: O_upsample_nearest3d_out): Tensor;
   /** aten::upsample_nearest3d.vec(Tensor input, SymInt[]? output_size, float[]? scale_factors) -> Tensor */
   "vec"(input: Tensor, output_size?: number[] | null | O_upsample_nearest3d_vec, scale_factors?: number[] | null | O_upsample_nearest3d_vec, options?: O_upsample_nearest3d_vec): Tensor;
   /** aten::upsample_nearest3d.vec_out(Tensor input, SymInt[]? output_size, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!) */
-  "vec_out"(input: Tensor, output_size?: number[] | null | O_upsample_nearest3d_vec_out, scale_factors?: number[] | null | O_upsample_nearest3d_vec_out, out?: Tensor | O_upsample_nearest3d_vec_out, options?: O_upsample_nearest3d_vec_out): Tensor;
+  "vec_out"(input: Tensor, output_size?: number[] | null | O_upsample_nearest3d_vec_out, scale_factors?: number[] | null | O_upsample_nearest3d_vec_out, options?: O_upsample_nearest3d_vec_out): Tensor;
 } = defineOp("upsample_nearest3d", [
   ["",[["self",0,0],["output_size",12,0,3],["scales_d",4,3],["scales_h",4,3],["scales_w",4,3]],[0],1],
-  ["out",[["self",0,0],["output_size",12,0,3],["scales_d",4,3],["scales_h",4,3],["scales_w",4,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["output_size",12,0,3],["scales_d",4,3],["scales_h",4,3],["scales_w",4,3],["out",0,12]],[-6],0],
   ["vec",[["input",0,0],["output_size",12,1],["scale_factors",13,1]],[0],1],
-  ["vec_out",[["input",0,0],["output_size",12,1],["scale_factors",13,1],["out",0,4]],[-1],0],
+  ["vec_out",[["input",0,0],["output_size",12,1],["scale_factors",13,1],["out",0,12]],[-4],0],
 ]) as any;
 
 type O_upsample_nearest3d_backward = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; scales_d?: number | null; scalesD?: number | null; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null };
 type O_upsample_nearest3d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; scales_d?: number | null; scalesD?: number | null; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; grad_input?: Tensor; gradInput?: Tensor };
 type O_upsample_nearest3d_backward_vec = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; scale_factors?: number[] | null; scaleFactors?: number[] | null };
-type O_upsample_nearest3d_backward_vec_out = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
+type O_upsample_nearest3d_backward_vec_out = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; scale_factors?: number[] | null; scaleFactors?: number[] | null; out: Tensor };
 /**
  * aten::upsample_nearest3d_backward(Tensor grad_output, SymInt[3] output_size, SymInt[5] input_size, float? scales_d=None, float? scales_h=None, float? scales_w=None) -> Tensor
  * aten::upsample_nearest3d_backward.grad_input(Tensor grad_output, SymInt[3] output_size, SymInt[5] input_size, float? scales_d=None, float? scales_h=None, float? scales_w=None, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -595,27 +635,29 @@ type O_upsample_nearest3d_backward_vec_out = { grad_output?: Tensor; gradOutput?
  * aten::upsample_nearest3d_backward.vec_out(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const upsampleNearest3dBackward: {
+  /** aten::upsample_nearest3d_backward(Tensor grad_output, SymInt[3] output_size, SymInt[5] input_size, float? scales_d=None, float? scales_h=None, float? scales_w=None) -> Tensor */
   (grad_output: Tensor, output_size: number | number[], input_size: number | number[], scales_d?: number | null | O_upsample_nearest3d_backward, scales_h?: number | null | O_upsample_nearest3d_backward, scales_w?: number | null | O_upsample_nearest3d_backward, options?: O_upsample_nearest3d_backward): Tensor;
+  /** aten::upsample_nearest3d_backward.vec(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, float[]? scale_factors) -> Tensor */
   (grad_output: Tensor, output_size?: number[] | null | O_upsample_nearest3d_backward_vec, input_size?: number[] | O_upsample_nearest3d_backward_vec, scale_factors?: number[] | null | O_upsample_nearest3d_backward_vec, options?: O_upsample_nearest3d_backward_vec): Tensor;
   /** aten::upsample_nearest3d_backward(Tensor grad_output, SymInt[3] output_size, SymInt[5] input_size, float? scales_d=None, float? scales_h=None, float? scales_w=None) -> Tensor */
   "default"(grad_output: Tensor, output_size: number | number[], input_size: number | number[], scales_d?: number | null | O_upsample_nearest3d_backward, scales_h?: number | null | O_upsample_nearest3d_backward, scales_w?: number | null | O_upsample_nearest3d_backward, options?: O_upsample_nearest3d_backward): Tensor;
   /** aten::upsample_nearest3d_backward.grad_input(Tensor grad_output, SymInt[3] output_size, SymInt[5] input_size, float? scales_d=None, float? scales_h=None, float? scales_w=None, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, output_size: number | number[], input_size: number | number[], scales_d?: number | null | O_upsample_nearest3d_backward_grad_input, scales_h?: number | null | O_upsample_nearest3d_backward_grad_input, scales_w?: number | null | O_upsample_nearest3d_backward_grad_input, grad_input?: Tensor | O_upsample_nearest3d_backward_grad_input, options?: O_upsample_nearest3d_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, output_size: number | number[], input_size: number | number[], scales_d?: number | null | O_upsample_nearest3d_backward_grad_input, scales_h?: number | null | O_upsample_nearest3d_backward_grad_input, scales_w?: number | null | O_upsample_nearest3d_backward_grad_input, options?: O_upsample_nearest3d_backward_grad_input): Tensor;
   /** aten::upsample_nearest3d_backward.vec(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, float[]? scale_factors) -> Tensor */
   "vec"(grad_output: Tensor, output_size?: number[] | null | O_upsample_nearest3d_backward_vec, input_size?: number[] | O_upsample_nearest3d_backward_vec, scale_factors?: number[] | null | O_upsample_nearest3d_backward_vec, options?: O_upsample_nearest3d_backward_vec): Tensor;
   /** aten::upsample_nearest3d_backward.vec_out(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!) */
-  "vec_out"(grad_output: Tensor, output_size?: number[] | null | O_upsample_nearest3d_backward_vec_out, input_size?: number[] | O_upsample_nearest3d_backward_vec_out, scale_factors?: number[] | null | O_upsample_nearest3d_backward_vec_out, out?: Tensor | O_upsample_nearest3d_backward_vec_out, options?: O_upsample_nearest3d_backward_vec_out): Tensor;
+  "vec_out"(grad_output: Tensor, output_size?: number[] | null | O_upsample_nearest3d_backward_vec_out, input_size?: number[] | O_upsample_nearest3d_backward_vec_out, scale_factors?: number[] | null | O_upsample_nearest3d_backward_vec_out, options?: O_upsample_nearest3d_backward_vec_out): Tensor;
 } = defineOp("upsample_nearest3d_backward", [
   ["",[["grad_output",0,0],["output_size",12,0,3],["input_size",12,0,5],["scales_d",4,3],["scales_h",4,3],["scales_w",4,3]],[0],1],
-  ["grad_input",[["grad_output",0,0],["output_size",12,0,3],["input_size",12,0,5],["scales_d",4,3],["scales_h",4,3],["scales_w",4,3],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["output_size",12,0,3],["input_size",12,0,5],["scales_d",4,3],["scales_h",4,3],["scales_w",4,3],["grad_input",0,12]],[-7],0],
   ["vec",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["scale_factors",13,1]],[0],1],
-  ["vec_out",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["scale_factors",13,1],["out",0,4]],[-1],0],
+  ["vec_out",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["scale_factors",13,1],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_upsample_trilinear3d = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_d?: number | null; scalesD?: number | null; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null };
-type O_upsample_trilinear3d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_d?: number | null; scalesD?: number | null; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; out?: Tensor };
+type O_upsample_trilinear3d_out = { self?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_d?: number | null; scalesD?: number | null; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; out: Tensor };
 type O_upsample_trilinear3d_vec = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null };
-type O_upsample_trilinear3d_vec_out = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
+type O_upsample_trilinear3d_vec_out = { input?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null; out: Tensor };
 /**
  * aten::upsample_trilinear3d(Tensor self, SymInt[3] output_size, bool align_corners, float? scales_d=None, float? scales_h=None, float? scales_w=None) -> Tensor
  * aten::upsample_trilinear3d.out(Tensor self, SymInt[3] output_size, bool align_corners, float? scales_d=None, float? scales_h=None, float? scales_w=None, *, Tensor(a!) out) -> Tensor(a!)
@@ -623,27 +665,29 @@ type O_upsample_trilinear3d_vec_out = { input?: Tensor; output_size?: number[] |
  * aten::upsample_trilinear3d.vec_out(Tensor input, SymInt[]? output_size, bool align_corners, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const upsampleTrilinear3d: {
+  /** aten::upsample_trilinear3d(Tensor self, SymInt[3] output_size, bool align_corners, float? scales_d=None, float? scales_h=None, float? scales_w=None) -> Tensor */
   (self: Tensor, output_size: number | number[], align_corners: boolean, scales_d?: number | null | O_upsample_trilinear3d, scales_h?: number | null | O_upsample_trilinear3d, scales_w?: number | null | O_upsample_trilinear3d, options?: O_upsample_trilinear3d): Tensor;
+  /** aten::upsample_trilinear3d.vec(Tensor input, SymInt[]? output_size, bool align_corners, float[]? scale_factors) -> Tensor */
   (input: Tensor, output_size?: number[] | null | O_upsample_trilinear3d_vec, align_corners?: boolean | O_upsample_trilinear3d_vec, scale_factors?: number[] | null | O_upsample_trilinear3d_vec, options?: O_upsample_trilinear3d_vec): Tensor;
   /** aten::upsample_trilinear3d(Tensor self, SymInt[3] output_size, bool align_corners, float? scales_d=None, float? scales_h=None, float? scales_w=None) -> Tensor */
   "default"(self: Tensor, output_size: number | number[], align_corners: boolean, scales_d?: number | null | O_upsample_trilinear3d, scales_h?: number | null | O_upsample_trilinear3d, scales_w?: number | null | O_upsample_trilinear3d, options?: O_upsample_trilinear3d): Tensor;
   /** aten::upsample_trilinear3d.out(Tensor self, SymInt[3] output_size, bool align_corners, float? scales_d=None, float? scales_h=None, float? scales_w=None, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, output_size: number | number[], align_corners: boolean, scales_d?: number | null | O_upsample_trilinear3d_out, scales_h?: number | null | O_upsample_trilinear3d_out, scales_w?: number | null | O_upsample_trilinear3d_out, out?: Tensor | O_upsample_trilinear3d_out, options?: O_upsample_trilinear3d_out): Tensor;
+  "out"(self: Tensor, output_size: number | number[], align_corners: boolean, scales_d?: number | null | O_upsample_trilinear3d_out, scales_h?: number | null | O_upsample_trilinear3d_out, scales_w?: number | null | O_upsample_trilinear3d_out, options?: O_upsample_trilinear3d_out): Tensor;
   /** aten::upsample_trilinear3d.vec(Tensor input, SymInt[]? output_size, bool align_corners, float[]? scale_factors) -> Tensor */
   "vec"(input: Tensor, output_size?: number[] | null | O_upsample_trilinear3d_vec, align_corners?: boolean | O_upsample_trilinear3d_vec, scale_factors?: number[] | null | O_upsample_trilinear3d_vec, options?: O_upsample_trilinear3d_vec): Tensor;
   /** aten::upsample_trilinear3d.vec_out(Tensor input, SymInt[]? output_size, bool align_corners, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!) */
-  "vec_out"(input: Tensor, output_size?: number[] | null | O_upsample_trilinear3d_vec_out, align_corners?: boolean | O_upsample_trilinear3d_vec_out, scale_factors?: number[] | null | O_upsample_trilinear3d_vec_out, out?: Tensor | O_upsample_trilinear3d_vec_out, options?: O_upsample_trilinear3d_vec_out): Tensor;
+  "vec_out"(input: Tensor, output_size?: number[] | null | O_upsample_trilinear3d_vec_out, align_corners?: boolean | O_upsample_trilinear3d_vec_out, scale_factors?: number[] | null | O_upsample_trilinear3d_vec_out, options?: O_upsample_trilinear3d_vec_out): Tensor;
 } = defineOp("upsample_trilinear3d", [
   ["",[["self",0,0],["output_size",12,0,3],["align_corners",5,0],["scales_d",4,3],["scales_h",4,3],["scales_w",4,3]],[0],1],
-  ["out",[["self",0,0],["output_size",12,0,3],["align_corners",5,0],["scales_d",4,3],["scales_h",4,3],["scales_w",4,3],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["output_size",12,0,3],["align_corners",5,0],["scales_d",4,3],["scales_h",4,3],["scales_w",4,3],["out",0,12]],[-7],0],
   ["vec",[["input",0,0],["output_size",12,1],["align_corners",5,0],["scale_factors",13,1]],[0],1],
-  ["vec_out",[["input",0,0],["output_size",12,1],["align_corners",5,0],["scale_factors",13,1],["out",0,4]],[-1],0],
+  ["vec_out",[["input",0,0],["output_size",12,1],["align_corners",5,0],["scale_factors",13,1],["out",0,12]],[-5],0],
 ]) as any;
 
 type O_upsample_trilinear3d_backward = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_d?: number | null; scalesD?: number | null; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null };
 type O_upsample_trilinear3d_backward_grad_input = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number | number[]; outputSize?: number | number[]; input_size?: number | number[]; inputSize?: number | number[]; align_corners?: boolean; alignCorners?: boolean; scales_d?: number | null; scalesD?: number | null; scales_h?: number | null; scalesH?: number | null; scales_w?: number | null; scalesW?: number | null; grad_input?: Tensor; gradInput?: Tensor };
 type O_upsample_trilinear3d_backward_vec = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null };
-type O_upsample_trilinear3d_backward_vec_out = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null; out?: Tensor };
+type O_upsample_trilinear3d_backward_vec_out = { grad_output?: Tensor; gradOutput?: Tensor; output_size?: number[] | null; outputSize?: number[] | null; input_size?: number[]; inputSize?: number[]; align_corners?: boolean; alignCorners?: boolean; scale_factors?: number[] | null; scaleFactors?: number[] | null; out: Tensor };
 /**
  * aten::upsample_trilinear3d_backward(Tensor grad_output, SymInt[3] output_size, SymInt[5] input_size, bool align_corners, float? scales_d=None, float? scales_h=None, float? scales_w=None) -> Tensor
  * aten::upsample_trilinear3d_backward.grad_input(Tensor grad_output, SymInt[3] output_size, SymInt[5] input_size, bool align_corners, float? scales_d=None, float? scales_h=None, float? scales_w=None, *, Tensor(a!) grad_input) -> Tensor(a!)
@@ -651,19 +695,21 @@ type O_upsample_trilinear3d_backward_vec_out = { grad_output?: Tensor; gradOutpu
  * aten::upsample_trilinear3d_backward.vec_out(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, bool align_corners, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const upsampleTrilinear3dBackward: {
+  /** aten::upsample_trilinear3d_backward(Tensor grad_output, SymInt[3] output_size, SymInt[5] input_size, bool align_corners, float? scales_d=None, float? scales_h=None, float? scales_w=None) -> Tensor */
   (grad_output: Tensor, output_size: number | number[], input_size: number | number[], align_corners: boolean, scales_d?: number | null | O_upsample_trilinear3d_backward, scales_h?: number | null | O_upsample_trilinear3d_backward, scales_w?: number | null | O_upsample_trilinear3d_backward, options?: O_upsample_trilinear3d_backward): Tensor;
+  /** aten::upsample_trilinear3d_backward.vec(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, bool align_corners, float[]? scale_factors) -> Tensor */
   (grad_output: Tensor, output_size?: number[] | null | O_upsample_trilinear3d_backward_vec, input_size?: number[] | O_upsample_trilinear3d_backward_vec, align_corners?: boolean | O_upsample_trilinear3d_backward_vec, scale_factors?: number[] | null | O_upsample_trilinear3d_backward_vec, options?: O_upsample_trilinear3d_backward_vec): Tensor;
   /** aten::upsample_trilinear3d_backward(Tensor grad_output, SymInt[3] output_size, SymInt[5] input_size, bool align_corners, float? scales_d=None, float? scales_h=None, float? scales_w=None) -> Tensor */
   "default"(grad_output: Tensor, output_size: number | number[], input_size: number | number[], align_corners: boolean, scales_d?: number | null | O_upsample_trilinear3d_backward, scales_h?: number | null | O_upsample_trilinear3d_backward, scales_w?: number | null | O_upsample_trilinear3d_backward, options?: O_upsample_trilinear3d_backward): Tensor;
   /** aten::upsample_trilinear3d_backward.grad_input(Tensor grad_output, SymInt[3] output_size, SymInt[5] input_size, bool align_corners, float? scales_d=None, float? scales_h=None, float? scales_w=None, *, Tensor(a!) grad_input) -> Tensor(a!) */
-  "grad_input"(grad_output: Tensor, output_size: number | number[], input_size: number | number[], align_corners: boolean, scales_d?: number | null | O_upsample_trilinear3d_backward_grad_input, scales_h?: number | null | O_upsample_trilinear3d_backward_grad_input, scales_w?: number | null | O_upsample_trilinear3d_backward_grad_input, grad_input?: Tensor | O_upsample_trilinear3d_backward_grad_input, options?: O_upsample_trilinear3d_backward_grad_input): Tensor;
+  "grad_input"(grad_output: Tensor, output_size: number | number[], input_size: number | number[], align_corners: boolean, scales_d?: number | null | O_upsample_trilinear3d_backward_grad_input, scales_h?: number | null | O_upsample_trilinear3d_backward_grad_input, scales_w?: number | null | O_upsample_trilinear3d_backward_grad_input, options?: O_upsample_trilinear3d_backward_grad_input): Tensor;
   /** aten::upsample_trilinear3d_backward.vec(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, bool align_corners, float[]? scale_factors) -> Tensor */
   "vec"(grad_output: Tensor, output_size?: number[] | null | O_upsample_trilinear3d_backward_vec, input_size?: number[] | O_upsample_trilinear3d_backward_vec, align_corners?: boolean | O_upsample_trilinear3d_backward_vec, scale_factors?: number[] | null | O_upsample_trilinear3d_backward_vec, options?: O_upsample_trilinear3d_backward_vec): Tensor;
   /** aten::upsample_trilinear3d_backward.vec_out(Tensor grad_output, SymInt[]? output_size, SymInt[] input_size, bool align_corners, float[]? scale_factors, *, Tensor(a!) out) -> Tensor(a!) */
-  "vec_out"(grad_output: Tensor, output_size?: number[] | null | O_upsample_trilinear3d_backward_vec_out, input_size?: number[] | O_upsample_trilinear3d_backward_vec_out, align_corners?: boolean | O_upsample_trilinear3d_backward_vec_out, scale_factors?: number[] | null | O_upsample_trilinear3d_backward_vec_out, out?: Tensor | O_upsample_trilinear3d_backward_vec_out, options?: O_upsample_trilinear3d_backward_vec_out): Tensor;
+  "vec_out"(grad_output: Tensor, output_size?: number[] | null | O_upsample_trilinear3d_backward_vec_out, input_size?: number[] | O_upsample_trilinear3d_backward_vec_out, align_corners?: boolean | O_upsample_trilinear3d_backward_vec_out, scale_factors?: number[] | null | O_upsample_trilinear3d_backward_vec_out, options?: O_upsample_trilinear3d_backward_vec_out): Tensor;
 } = defineOp("upsample_trilinear3d_backward", [
   ["",[["grad_output",0,0],["output_size",12,0,3],["input_size",12,0,5],["align_corners",5,0],["scales_d",4,3],["scales_h",4,3],["scales_w",4,3]],[0],1],
-  ["grad_input",[["grad_output",0,0],["output_size",12,0,3],["input_size",12,0,5],["align_corners",5,0],["scales_d",4,3],["scales_h",4,3],["scales_w",4,3],["grad_input",0,4]],[-1],0],
+  ["grad_input",[["grad_output",0,0],["output_size",12,0,3],["input_size",12,0,5],["align_corners",5,0],["scales_d",4,3],["scales_h",4,3],["scales_w",4,3],["grad_input",0,12]],[-8],0],
   ["vec",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["align_corners",5,0],["scale_factors",13,1]],[0],1],
-  ["vec_out",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["align_corners",5,0],["scale_factors",13,1],["out",0,4]],[-1],0],
+  ["vec_out",[["grad_output",0,0],["output_size",12,1],["input_size",12,0],["align_corners",5,0],["scale_factors",13,1],["out",0,12]],[-6],0],
 ]) as any;

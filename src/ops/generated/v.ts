@@ -10,6 +10,7 @@ type O_value_selecting_reduction_backward = { grad?: Tensor; dim?: number; indic
  * aten::value_selecting_reduction_backward(Tensor grad, int dim, Tensor indices, int[] sizes, bool keepdim) -> Tensor
  */
 export const valueSelectingReductionBackward: {
+  /** aten::value_selecting_reduction_backward(Tensor grad, int dim, Tensor indices, int[] sizes, bool keepdim) -> Tensor */
   (grad: Tensor, dim: number, indices: Tensor, sizes: number[], keepdim: boolean, options?: O_value_selecting_reduction_backward): Tensor;
   /** aten::value_selecting_reduction_backward(Tensor grad, int dim, Tensor indices, int[] sizes, bool keepdim) -> Tensor */
   "default"(grad: Tensor, dim: number, indices: Tensor, sizes: number[], keepdim: boolean, options?: O_value_selecting_reduction_backward): Tensor;
@@ -22,6 +23,7 @@ type O_values = { self?: Tensor };
  * aten::values(Tensor(a) self) -> Tensor(a)
  */
 export const values: {
+  /** aten::values(Tensor(a) self) -> Tensor(a) */
   (self: Tensor, options?: O_values): Tensor;
   /** aten::values(Tensor(a) self) -> Tensor(a) */
   "default"(self: Tensor, options?: O_values): Tensor;
@@ -30,20 +32,21 @@ export const values: {
 ]) as any;
 
 type O_values_copy = { self?: Tensor };
-type O_values_copy_out = { self?: Tensor; out?: Tensor };
+type O_values_copy_out = { self?: Tensor; out: Tensor };
 /**
  * aten::values_copy(Tensor self) -> Tensor
  * aten::values_copy.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const valuesCopy: {
+  /** aten::values_copy(Tensor self) -> Tensor */
   (self: Tensor, options?: O_values_copy): Tensor;
   /** aten::values_copy(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_values_copy): Tensor;
   /** aten::values_copy.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_values_copy_out): Tensor;
+  "out"(self: Tensor, options?: O_values_copy_out): Tensor;
 } = defineOp("values_copy", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_vander = { x?: Tensor; N?: number | null; increasing?: boolean };
@@ -51,6 +54,7 @@ type O_vander = { x?: Tensor; N?: number | null; increasing?: boolean };
  * aten::vander(Tensor x, int? N=None, bool increasing=False) -> Tensor
  */
 export const vander: {
+  /** aten::vander(Tensor x, int? N=None, bool increasing=False) -> Tensor */
   (x: Tensor, N?: number | null | O_vander, increasing?: boolean | O_vander, options?: O_vander): Tensor;
   /** aten::vander(Tensor x, int? N=None, bool increasing=False) -> Tensor */
   "default"(x: Tensor, N?: number | null | O_vander, increasing?: boolean | O_vander, options?: O_vander): Tensor;
@@ -60,9 +64,9 @@ export const vander: {
 
 type O_var = { self?: Tensor; unbiased?: boolean };
 type O_var_correction = { self?: Tensor; dim?: number | number[] | null; correction?: number | null; keepdim?: boolean };
-type O_var_correction_out = { self?: Tensor; dim?: number | number[] | null; correction?: number | null; keepdim?: boolean; out?: Tensor };
+type O_var_correction_out = { self?: Tensor; dim?: number | number[] | null; correction?: number | null; keepdim?: boolean; out: Tensor };
 type O_var_dim = { self?: Tensor; dim?: number | number[] | null; unbiased?: boolean; keepdim?: boolean };
-type O_var_out = { self?: Tensor; dim?: number | number[] | null; unbiased?: boolean; keepdim?: boolean; out?: Tensor };
+type O_var_out = { self?: Tensor; dim?: number | number[] | null; unbiased?: boolean; keepdim?: boolean; out: Tensor };
 /**
  * aten::var(Tensor self, bool unbiased=True) -> Tensor
  * aten::var.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> Tensor
@@ -71,31 +75,34 @@ type O_var_out = { self?: Tensor; dim?: number | number[] | null; unbiased?: boo
  * aten::var.out(Tensor self, int[1]? dim, bool unbiased=True, bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!)
  */
 const var_: {
+  /** aten::var(Tensor self, bool unbiased=True) -> Tensor */
   (self: Tensor, unbiased?: boolean | O_var, options?: O_var): Tensor;
-  (self: Tensor, dim?: number | number[] | null | O_var_correction, correction?: number | null | O_var_correction, keepdim?: boolean | O_var_correction, options?: O_var_correction): Tensor;
+  /** aten::var.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> Tensor */
+  (self: Tensor, dim?: number | number[] | null | O_var_correction, options?: O_var_correction): Tensor;
+  /** aten::var.dim(Tensor self, int[1]? dim, bool unbiased=True, bool keepdim=False) -> Tensor */
   (self: Tensor, dim?: number | number[] | null | O_var_dim, unbiased?: boolean | O_var_dim, keepdim?: boolean | O_var_dim, options?: O_var_dim): Tensor;
   /** aten::var(Tensor self, bool unbiased=True) -> Tensor */
   "default"(self: Tensor, unbiased?: boolean | O_var, options?: O_var): Tensor;
   /** aten::var.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> Tensor */
-  "correction"(self: Tensor, dim?: number | number[] | null | O_var_correction, correction?: number | null | O_var_correction, keepdim?: boolean | O_var_correction, options?: O_var_correction): Tensor;
+  "correction"(self: Tensor, dim?: number | number[] | null | O_var_correction, options?: O_var_correction): Tensor;
   /** aten::var.correction_out(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False, Tensor(a!) out) -> Tensor(a!) */
-  "correction_out"(self: Tensor, dim?: number | number[] | null | O_var_correction_out, correction?: number | null | O_var_correction_out, keepdim?: boolean | O_var_correction_out, out?: Tensor | O_var_correction_out, options?: O_var_correction_out): Tensor;
+  "correction_out"(self: Tensor, dim?: number | number[] | null | O_var_correction_out, options?: O_var_correction_out): Tensor;
   /** aten::var.dim(Tensor self, int[1]? dim, bool unbiased=True, bool keepdim=False) -> Tensor */
   "dim"(self: Tensor, dim?: number | number[] | null | O_var_dim, unbiased?: boolean | O_var_dim, keepdim?: boolean | O_var_dim, options?: O_var_dim): Tensor;
   /** aten::var.out(Tensor self, int[1]? dim, bool unbiased=True, bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, dim?: number | number[] | null | O_var_out, unbiased?: boolean | O_var_out, keepdim?: boolean | O_var_out, out?: Tensor | O_var_out, options?: O_var_out): Tensor;
+  "out"(self: Tensor, dim?: number | number[] | null | O_var_out, unbiased?: boolean | O_var_out, keepdim?: boolean | O_var_out, options?: O_var_out): Tensor;
 } = defineOp("var", [
   ["",[["self",0,0],["unbiased",5,2]],[0],1],
-  ["correction",[["self",0,0],["dim",12,1,1],["correction",3,1],["keepdim",5,2]],[0],1],
-  ["correction_out",[["self",0,0],["dim",12,1,1],["correction",3,1],["keepdim",5,2],["out",0,4]],[-1],0],
+  ["correction",[["self",0,0],["dim",12,1,1],["correction",3,9],["keepdim",5,10]],[0],1],
+  ["correction_out",[["self",0,0],["dim",12,1,1],["correction",3,9],["keepdim",5,10],["out",0,12]],[-5],0],
   ["dim",[["self",0,0],["dim",12,1,1],["unbiased",5,2],["keepdim",5,2]],[0],1],
-  ["out",[["self",0,0],["dim",12,1,1],["unbiased",5,2],["keepdim",5,2],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["dim",12,1,1],["unbiased",5,2],["keepdim",5,2],["out",0,12]],[-5],0],
 ]) as any;
 export { var_ as var };
 
 type O_var_mean = { self?: Tensor; unbiased?: boolean };
 type O_var_mean_correction = { self?: Tensor; dim?: number | number[] | null; correction?: number | null; keepdim?: boolean };
-type O_var_mean_correction_out = { self?: Tensor; dim?: number | number[] | null; correction?: number | null; keepdim?: boolean; out0?: Tensor; out1?: Tensor };
+type O_var_mean_correction_out = { self?: Tensor; dim?: number | number[] | null; correction?: number | null; keepdim?: boolean; out0: Tensor; out1: Tensor };
 type O_var_mean_dim = { self?: Tensor; dim?: number | number[] | null; unbiased?: boolean; keepdim?: boolean };
 /**
  * aten::var_mean(Tensor self, bool unbiased=True) -> (Tensor, Tensor)
@@ -104,39 +111,43 @@ type O_var_mean_dim = { self?: Tensor; dim?: number | number[] | null; unbiased?
  * aten::var_mean.dim(Tensor self, int[1]? dim, bool unbiased=True, bool keepdim=False) -> (Tensor, Tensor)
  */
 export const varMean: {
+  /** aten::var_mean(Tensor self, bool unbiased=True) -> (Tensor, Tensor) */
   (self: Tensor, unbiased?: boolean | O_var_mean, options?: O_var_mean): [Tensor, Tensor];
-  (self: Tensor, dim?: number | number[] | null | O_var_mean_correction, correction?: number | null | O_var_mean_correction, keepdim?: boolean | O_var_mean_correction, options?: O_var_mean_correction): [Tensor, Tensor];
+  /** aten::var_mean.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> (Tensor, Tensor) */
+  (self: Tensor, dim?: number | number[] | null | O_var_mean_correction, options?: O_var_mean_correction): [Tensor, Tensor];
+  /** aten::var_mean.dim(Tensor self, int[1]? dim, bool unbiased=True, bool keepdim=False) -> (Tensor, Tensor) */
   (self: Tensor, dim?: number | number[] | null | O_var_mean_dim, unbiased?: boolean | O_var_mean_dim, keepdim?: boolean | O_var_mean_dim, options?: O_var_mean_dim): [Tensor, Tensor];
   /** aten::var_mean(Tensor self, bool unbiased=True) -> (Tensor, Tensor) */
   "default"(self: Tensor, unbiased?: boolean | O_var_mean, options?: O_var_mean): [Tensor, Tensor];
   /** aten::var_mean.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> (Tensor, Tensor) */
-  "correction"(self: Tensor, dim?: number | number[] | null | O_var_mean_correction, correction?: number | null | O_var_mean_correction, keepdim?: boolean | O_var_mean_correction, options?: O_var_mean_correction): [Tensor, Tensor];
+  "correction"(self: Tensor, dim?: number | number[] | null | O_var_mean_correction, options?: O_var_mean_correction): [Tensor, Tensor];
   /** aten::var_mean.correction_out(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!)) */
-  "correction_out"(self: Tensor, dim?: number | number[] | null | O_var_mean_correction_out, correction?: number | null | O_var_mean_correction_out, keepdim?: boolean | O_var_mean_correction_out, out0?: Tensor | O_var_mean_correction_out, out1?: Tensor | O_var_mean_correction_out, options?: O_var_mean_correction_out): [Tensor, Tensor];
+  "correction_out"(self: Tensor, dim?: number | number[] | null | O_var_mean_correction_out, options?: O_var_mean_correction_out): [Tensor, Tensor];
   /** aten::var_mean.dim(Tensor self, int[1]? dim, bool unbiased=True, bool keepdim=False) -> (Tensor, Tensor) */
   "dim"(self: Tensor, dim?: number | number[] | null | O_var_mean_dim, unbiased?: boolean | O_var_mean_dim, keepdim?: boolean | O_var_mean_dim, options?: O_var_mean_dim): [Tensor, Tensor];
 } = defineOp("var_mean", [
   ["",[["self",0,0],["unbiased",5,2]],[0,0],1],
-  ["correction",[["self",0,0],["dim",12,1,1],["correction",3,1],["keepdim",5,2]],[0,0],1],
-  ["correction_out",[["self",0,0],["dim",12,1,1],["correction",3,1],["keepdim",5,2],["out0",0,4],["out1",0,4]],[-1,-1],0],
+  ["correction",[["self",0,0],["dim",12,1,1],["correction",3,9],["keepdim",5,10]],[0,0],1],
+  ["correction_out",[["self",0,0],["dim",12,1,1],["correction",3,9],["keepdim",5,10],["out0",0,12],["out1",0,12]],[-5,-6],0],
   ["dim",[["self",0,0],["dim",12,1,1],["unbiased",5,2],["keepdim",5,2]],[0,0],1],
 ]) as any;
 
 type O_vdot = { self?: Tensor; other?: Tensor };
-type O_vdot_out = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_vdot_out = { self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::vdot(Tensor self, Tensor other) -> Tensor
  * aten::vdot.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const vdot: {
+  /** aten::vdot(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_vdot): Tensor;
   /** aten::vdot(Tensor self, Tensor other) -> Tensor */
   "default"(self: Tensor, other: Tensor, options?: O_vdot): Tensor;
   /** aten::vdot.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, other: Tensor, out: Tensor, options?: O_vdot_out): Tensor;
+  "out"(self: Tensor, other: Tensor, options?: O_vdot_out): Tensor;
 } = defineOp("vdot", [
   ["",[["self",0,0],["other",0,0]],[0],1],
-  ["out",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_view = { self?: Tensor; size?: number[] };
@@ -146,7 +157,9 @@ type O_view_dtype = { self?: Tensor; dtype?: DType };
  * aten::view.dtype(Tensor(a) self, ScalarType dtype) -> Tensor(a)
  */
 export const view: {
+  /** aten::view(Tensor(a) self, SymInt[] size) -> Tensor(a) */
   (self: Tensor, size: number[], options?: O_view): Tensor;
+  /** aten::view.dtype(Tensor(a) self, ScalarType dtype) -> Tensor(a) */
   (self: Tensor, dtype: DType, options?: O_view_dtype): Tensor;
   /** aten::view(Tensor(a) self, SymInt[] size) -> Tensor(a) */
   "default"(self: Tensor, size: number[], options?: O_view): Tensor;
@@ -162,6 +175,7 @@ type O_view_as = { self?: Tensor; other?: Tensor };
  * aten::view_as(Tensor(a) self, Tensor other) -> Tensor(a)
  */
 export const viewAs: {
+  /** aten::view_as(Tensor(a) self, Tensor other) -> Tensor(a) */
   (self: Tensor, other: Tensor, options?: O_view_as): Tensor;
   /** aten::view_as(Tensor(a) self, Tensor other) -> Tensor(a) */
   "default"(self: Tensor, other: Tensor, options?: O_view_as): Tensor;
@@ -174,6 +188,7 @@ type O_view_as_complex = { self?: Tensor };
  * aten::view_as_complex(Tensor(a) self) -> Tensor(a)
  */
 export const viewAsComplex: {
+  /** aten::view_as_complex(Tensor(a) self) -> Tensor(a) */
   (self: Tensor, options?: O_view_as_complex): Tensor;
   /** aten::view_as_complex(Tensor(a) self) -> Tensor(a) */
   "default"(self: Tensor, options?: O_view_as_complex): Tensor;
@@ -182,20 +197,21 @@ export const viewAsComplex: {
 ]) as any;
 
 type O_view_as_complex_copy = { self?: Tensor };
-type O_view_as_complex_copy_out = { self?: Tensor; out?: Tensor };
+type O_view_as_complex_copy_out = { self?: Tensor; out: Tensor };
 /**
  * aten::view_as_complex_copy(Tensor self) -> Tensor
  * aten::view_as_complex_copy.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const viewAsComplexCopy: {
+  /** aten::view_as_complex_copy(Tensor self) -> Tensor */
   (self: Tensor, options?: O_view_as_complex_copy): Tensor;
   /** aten::view_as_complex_copy(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_view_as_complex_copy): Tensor;
   /** aten::view_as_complex_copy.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_view_as_complex_copy_out): Tensor;
+  "out"(self: Tensor, options?: O_view_as_complex_copy_out): Tensor;
 } = defineOp("view_as_complex_copy", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_view_as_real = { self?: Tensor };
@@ -203,6 +219,7 @@ type O_view_as_real = { self?: Tensor };
  * aten::view_as_real(Tensor(a) self) -> Tensor(a)
  */
 export const viewAsReal: {
+  /** aten::view_as_real(Tensor(a) self) -> Tensor(a) */
   (self: Tensor, options?: O_view_as_real): Tensor;
   /** aten::view_as_real(Tensor(a) self) -> Tensor(a) */
   "default"(self: Tensor, options?: O_view_as_real): Tensor;
@@ -211,26 +228,27 @@ export const viewAsReal: {
 ]) as any;
 
 type O_view_as_real_copy = { self?: Tensor };
-type O_view_as_real_copy_out = { self?: Tensor; out?: Tensor };
+type O_view_as_real_copy_out = { self?: Tensor; out: Tensor };
 /**
  * aten::view_as_real_copy(Tensor self) -> Tensor
  * aten::view_as_real_copy.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const viewAsRealCopy: {
+  /** aten::view_as_real_copy(Tensor self) -> Tensor */
   (self: Tensor, options?: O_view_as_real_copy): Tensor;
   /** aten::view_as_real_copy(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_view_as_real_copy): Tensor;
   /** aten::view_as_real_copy.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_view_as_real_copy_out): Tensor;
+  "out"(self: Tensor, options?: O_view_as_real_copy_out): Tensor;
 } = defineOp("view_as_real_copy", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_view_copy = { self?: Tensor; size?: number[] };
 type O_view_copy_dtype = { self?: Tensor; dtype?: DType };
-type O_view_copy_dtype_out = { self?: Tensor; dtype?: DType; out?: Tensor };
-type O_view_copy_out = { self?: Tensor; size?: number[]; out?: Tensor };
+type O_view_copy_dtype_out = { self?: Tensor; dtype?: DType; out: Tensor };
+type O_view_copy_out = { self?: Tensor; size?: number[]; out: Tensor };
 /**
  * aten::view_copy(Tensor self, SymInt[] size) -> Tensor
  * aten::view_copy.dtype(Tensor self, ScalarType dtype) -> Tensor
@@ -238,21 +256,23 @@ type O_view_copy_out = { self?: Tensor; size?: number[]; out?: Tensor };
  * aten::view_copy.out(Tensor self, SymInt[] size, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const viewCopy: {
+  /** aten::view_copy(Tensor self, SymInt[] size) -> Tensor */
   (self: Tensor, size: number[], options?: O_view_copy): Tensor;
+  /** aten::view_copy.dtype(Tensor self, ScalarType dtype) -> Tensor */
   (self: Tensor, dtype: DType, options?: O_view_copy_dtype): Tensor;
   /** aten::view_copy(Tensor self, SymInt[] size) -> Tensor */
   "default"(self: Tensor, size: number[], options?: O_view_copy): Tensor;
   /** aten::view_copy.dtype(Tensor self, ScalarType dtype) -> Tensor */
   "dtype"(self: Tensor, dtype: DType, options?: O_view_copy_dtype): Tensor;
   /** aten::view_copy.dtype_out(Tensor self, ScalarType dtype, *, Tensor(a!) out) -> Tensor(a!) */
-  "dtype_out"(self: Tensor, dtype: DType, out: Tensor, options?: O_view_copy_dtype_out): Tensor;
+  "dtype_out"(self: Tensor, dtype: DType, options?: O_view_copy_dtype_out): Tensor;
   /** aten::view_copy.out(Tensor self, SymInt[] size, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, size: number[], out: Tensor, options?: O_view_copy_out): Tensor;
+  "out"(self: Tensor, size: number[], options?: O_view_copy_out): Tensor;
 } = defineOp("view_copy", [
   ["",[["self",0,0],["size",12,0]],[0],1],
   ["dtype",[["self",0,0],["dtype",8,0]],[0],1],
-  ["dtype_out",[["self",0,0],["dtype",8,0],["out",0,4]],[-1],0],
-  ["out",[["self",0,0],["size",12,0],["out",0,4]],[-1],0],
+  ["dtype_out",[["self",0,0],["dtype",8,0],["out",0,12]],[-3],0],
+  ["out",[["self",0,0],["size",12,0],["out",0,12]],[-3],0],
 ]) as any;
 
 type O_vsplit_array = { self?: Tensor; indices?: number[] };
@@ -262,7 +282,9 @@ type O_vsplit_int = { self?: Tensor; sections?: number };
  * aten::vsplit.int(Tensor(a -> *) self, int sections) -> Tensor(a)[]
  */
 export const vsplit: {
+  /** aten::vsplit.array(Tensor(a -> *) self, int[] indices) -> Tensor(a)[] */
   (self: Tensor, indices: number[], options?: O_vsplit_array): Tensor[];
+  /** aten::vsplit.int(Tensor(a -> *) self, int sections) -> Tensor(a)[] */
   (self: Tensor, sections: number, options?: O_vsplit_int): Tensor[];
   /** aten::vsplit.array(Tensor(a -> *) self, int[] indices) -> Tensor(a)[] */
   "array"(self: Tensor, indices: number[], options?: O_vsplit_array): Tensor[];
@@ -274,18 +296,19 @@ export const vsplit: {
 ]) as any;
 
 type O_vstack = { tensors?: Tensor[] };
-type O_vstack_out = { tensors?: Tensor[]; out?: Tensor };
+type O_vstack_out = { tensors?: Tensor[]; out: Tensor };
 /**
  * aten::vstack(Tensor[] tensors) -> Tensor
  * aten::vstack.out(Tensor[] tensors, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const vstack: {
+  /** aten::vstack(Tensor[] tensors) -> Tensor */
   (tensors: Tensor[], options?: O_vstack): Tensor;
   /** aten::vstack(Tensor[] tensors) -> Tensor */
   "default"(tensors: Tensor[], options?: O_vstack): Tensor;
   /** aten::vstack.out(Tensor[] tensors, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(tensors: Tensor[], out: Tensor, options?: O_vstack_out): Tensor;
+  "out"(tensors: Tensor[], options?: O_vstack_out): Tensor;
 } = defineOp("vstack", [
   ["",[["tensors",1,0]],[0],1],
-  ["out",[["tensors",1,0],["out",0,4]],[-1],0],
+  ["out",[["tensors",1,0],["out",0,12]],[-2],0],
 ]) as any;

@@ -10,7 +10,7 @@ type O_where_Scalar = { condition?: Tensor; self?: Scalar; other?: Scalar };
 type O_where_ScalarOther = { condition?: Tensor; self?: Tensor; other?: Scalar };
 type O_where_ScalarSelf = { condition?: Tensor; self?: Scalar; other?: Tensor };
 type O_where_self = { condition?: Tensor; self?: Tensor; other?: Tensor };
-type O_where_self_out = { condition?: Tensor; self?: Tensor; other?: Tensor; out?: Tensor };
+type O_where_self_out = { condition?: Tensor; self?: Tensor; other?: Tensor; out: Tensor };
 /**
  * aten::where(Tensor condition) -> Tensor[]
  * aten::where.Scalar(Tensor condition, Scalar self, Scalar other) -> Tensor
@@ -20,10 +20,15 @@ type O_where_self_out = { condition?: Tensor; self?: Tensor; other?: Tensor; out
  * aten::where.self_out(Tensor condition, Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const where: {
+  /** aten::where(Tensor condition) -> Tensor[] */
   (condition: Tensor, options?: O_where): Tensor[];
+  /** aten::where.Scalar(Tensor condition, Scalar self, Scalar other) -> Tensor */
   (condition: Tensor, self: Scalar, other: Scalar, options?: O_where_Scalar): Tensor;
+  /** aten::where.ScalarOther(Tensor condition, Tensor self, Scalar other) -> Tensor */
   (condition: Tensor, self: Tensor, other: Scalar, options?: O_where_ScalarOther): Tensor;
+  /** aten::where.ScalarSelf(Tensor condition, Scalar self, Tensor other) -> Tensor */
   (condition: Tensor, self: Scalar, other: Tensor, options?: O_where_ScalarSelf): Tensor;
+  /** aten::where.self(Tensor condition, Tensor self, Tensor other) -> Tensor */
   (condition: Tensor, self: Tensor, other: Tensor, options?: O_where_self): Tensor;
   /** aten::where(Tensor condition) -> Tensor[] */
   "default"(condition: Tensor, options?: O_where): Tensor[];
@@ -36,12 +41,12 @@ export const where: {
   /** aten::where.self(Tensor condition, Tensor self, Tensor other) -> Tensor */
   "self"(condition: Tensor, self: Tensor, other: Tensor, options?: O_where_self): Tensor;
   /** aten::where.self_out(Tensor condition, Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "self_out"(condition: Tensor, self: Tensor, other: Tensor, out: Tensor, options?: O_where_self_out): Tensor;
+  "self_out"(condition: Tensor, self: Tensor, other: Tensor, options?: O_where_self_out): Tensor;
 } = defineOp("where", [
   ["",[["condition",0,0]],[1],1],
   ["Scalar",[["condition",0,0],["self",6,0],["other",6,0]],[0],1],
   ["ScalarOther",[["condition",0,0],["self",0,0],["other",6,0]],[0],1],
   ["ScalarSelf",[["condition",0,0],["self",6,0],["other",0,0]],[0],1],
   ["self",[["condition",0,0],["self",0,0],["other",0,0]],[0],1],
-  ["self_out",[["condition",0,0],["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["self_out",[["condition",0,0],["self",0,0],["other",0,0],["out",0,12]],[-4],0],
 ]) as any;

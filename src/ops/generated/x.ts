@@ -5,9 +5,9 @@ import type { Tensor } from '../../core/tensor.js';
 import type { DType, DeviceLike, Layout, MemoryFormat, Scalar } from '../../core/dtype.js';
 import { defineOp } from '../../core/dispatch.js';
 
-type O_xlogy_OutScalar_Other = { self?: Tensor; other?: Scalar; out?: Tensor };
-type O_xlogy_OutScalar_Self = { self?: Scalar; other?: Tensor; out?: Tensor };
-type O_xlogy_OutTensor = { self?: Tensor; other?: Tensor; out?: Tensor };
+type O_xlogy_OutScalar_Other = { self?: Tensor; other?: Scalar; out: Tensor };
+type O_xlogy_OutScalar_Self = { self?: Scalar; other?: Tensor; out: Tensor };
+type O_xlogy_OutTensor = { self?: Tensor; other?: Tensor; out: Tensor };
 type O_xlogy_Scalar_Other = { self?: Tensor; other?: Scalar };
 type O_xlogy_Scalar_Self = { self?: Scalar; other?: Tensor };
 type O_xlogy_Tensor = { self?: Tensor; other?: Tensor };
@@ -20,15 +20,18 @@ type O_xlogy_Tensor = { self?: Tensor; other?: Tensor };
  * aten::xlogy.Tensor(Tensor self, Tensor other) -> Tensor
  */
 export const xlogy: {
+  /** aten::xlogy.Scalar_Other(Tensor self, Scalar other) -> Tensor */
   (self: Tensor, other: Scalar, options?: O_xlogy_Scalar_Other): Tensor;
+  /** aten::xlogy.Scalar_Self(Scalar self, Tensor other) -> Tensor */
   (self: Scalar, other: Tensor, options?: O_xlogy_Scalar_Self): Tensor;
+  /** aten::xlogy.Tensor(Tensor self, Tensor other) -> Tensor */
   (self: Tensor, other: Tensor, options?: O_xlogy_Tensor): Tensor;
   /** aten::xlogy.OutScalar_Other(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!) */
-  "OutScalar_Other"(self: Tensor, other: Scalar, out: Tensor, options?: O_xlogy_OutScalar_Other): Tensor;
+  "OutScalar_Other"(self: Tensor, other: Scalar, options?: O_xlogy_OutScalar_Other): Tensor;
   /** aten::xlogy.OutScalar_Self(Scalar self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "OutScalar_Self"(self: Scalar, other: Tensor, out: Tensor, options?: O_xlogy_OutScalar_Self): Tensor;
+  "OutScalar_Self"(self: Scalar, other: Tensor, options?: O_xlogy_OutScalar_Self): Tensor;
   /** aten::xlogy.OutTensor(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!) */
-  "OutTensor"(self: Tensor, other: Tensor, out: Tensor, options?: O_xlogy_OutTensor): Tensor;
+  "OutTensor"(self: Tensor, other: Tensor, options?: O_xlogy_OutTensor): Tensor;
   /** aten::xlogy.Scalar_Other(Tensor self, Scalar other) -> Tensor */
   "Scalar_Other"(self: Tensor, other: Scalar, options?: O_xlogy_Scalar_Other): Tensor;
   /** aten::xlogy.Scalar_Self(Scalar self, Tensor other) -> Tensor */
@@ -36,9 +39,9 @@ export const xlogy: {
   /** aten::xlogy.Tensor(Tensor self, Tensor other) -> Tensor */
   "Tensor"(self: Tensor, other: Tensor, options?: O_xlogy_Tensor): Tensor;
 } = defineOp("xlogy", [
-  ["OutScalar_Other",[["self",0,0],["other",6,0],["out",0,4]],[-1],0],
-  ["OutScalar_Self",[["self",6,0],["other",0,0],["out",0,4]],[-1],0],
-  ["OutTensor",[["self",0,0],["other",0,0],["out",0,4]],[-1],0],
+  ["OutScalar_Other",[["self",0,0],["other",6,0],["out",0,12]],[-3],0],
+  ["OutScalar_Self",[["self",6,0],["other",0,0],["out",0,12]],[-3],0],
+  ["OutTensor",[["self",0,0],["other",0,0],["out",0,12]],[-3],0],
   ["Scalar_Other",[["self",0,0],["other",6,0]],[0],1],
   ["Scalar_Self",[["self",6,0],["other",0,0]],[0],1],
   ["Tensor",[["self",0,0],["other",0,0]],[0],1],
@@ -51,7 +54,9 @@ type O_xlogy__Tensor = { self?: Tensor; other?: Tensor };
  * aten::xlogy_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)
  */
 export const xlogy_: {
+  /** aten::xlogy_.Scalar_Other(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   (self: Tensor, other: Scalar, options?: O_xlogy__Scalar_Other): Tensor;
+  /** aten::xlogy_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!) */
   (self: Tensor, other: Tensor, options?: O_xlogy__Tensor): Tensor;
   /** aten::xlogy_.Scalar_Other(Tensor(a!) self, Scalar other) -> Tensor(a!) */
   "Scalar_Other"(self: Tensor, other: Scalar, options?: O_xlogy__Scalar_Other): Tensor;

@@ -6,20 +6,21 @@ import type { DType, DeviceLike, Layout, MemoryFormat, Scalar } from '../../core
 import { defineOp } from '../../core/dispatch.js';
 
 type O_zero = { self?: Tensor };
-type O_zero_out = { self?: Tensor; out?: Tensor };
+type O_zero_out = { self?: Tensor; out: Tensor };
 /**
  * aten::zero(Tensor self) -> Tensor
  * aten::zero.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const zero: {
+  /** aten::zero(Tensor self) -> Tensor */
   (self: Tensor, options?: O_zero): Tensor;
   /** aten::zero(Tensor self) -> Tensor */
   "default"(self: Tensor, options?: O_zero): Tensor;
   /** aten::zero.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, out: Tensor, options?: O_zero_out): Tensor;
+  "out"(self: Tensor, options?: O_zero_out): Tensor;
 } = defineOp("zero", [
   ["",[["self",0,0]],[0],1],
-  ["out",[["self",0,0],["out",0,4]],[-1],0],
+  ["out",[["self",0,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_zero_ = { self?: Tensor };
@@ -27,6 +28,7 @@ type O_zero_ = { self?: Tensor };
  * aten::zero_(Tensor(a!) self) -> Tensor(a!)
  */
 export const zero_: {
+  /** aten::zero_(Tensor(a!) self) -> Tensor(a!) */
   (self: Tensor, options?: O_zero_): Tensor;
   /** aten::zero_(Tensor(a!) self) -> Tensor(a!) */
   "default"(self: Tensor, options?: O_zero_): Tensor;
@@ -35,35 +37,37 @@ export const zero_: {
 ]) as any;
 
 type O_zeros = { size?: number[]; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null };
-type O_zeros_out = { size?: number[]; out?: Tensor };
+type O_zeros_out = { size?: number[]; out: Tensor };
 /**
  * aten::zeros(SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
  * aten::zeros.out(SymInt[] size, *, Tensor(a!) out) -> Tensor(a!)
  */
 export const zeros: {
-  (size: number[], dtype?: DType | null | O_zeros, layout?: Layout | null | O_zeros, device?: DeviceLike | null | O_zeros, pin_memory?: boolean | null | O_zeros, options?: O_zeros): Tensor;
   /** aten::zeros(SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
-  "default"(size: number[], dtype?: DType | null | O_zeros, layout?: Layout | null | O_zeros, device?: DeviceLike | null | O_zeros, pin_memory?: boolean | null | O_zeros, options?: O_zeros): Tensor;
+  (size: number[], options?: O_zeros): Tensor;
+  /** aten::zeros(SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor */
+  "default"(size: number[], options?: O_zeros): Tensor;
   /** aten::zeros.out(SymInt[] size, *, Tensor(a!) out) -> Tensor(a!) */
-  "out"(size: number[], out: Tensor, options?: O_zeros_out): Tensor;
+  "out"(size: number[], options?: O_zeros_out): Tensor;
 } = defineOp("zeros", [
-  ["",[["size",12,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3]],[0],1],
-  ["out",[["size",12,0],["out",0,4]],[-1],0],
+  ["",[["size",12,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11]],[0],1],
+  ["out",[["size",12,0],["out",0,12]],[-2],0],
 ]) as any;
 
 type O_zeros_like = { self?: Tensor; dtype?: DType | null; layout?: Layout | null; device?: DeviceLike | null; pin_memory?: boolean | null; pinMemory?: boolean | null; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null };
-type O_zeros_like_out = { self?: Tensor; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out?: Tensor };
+type O_zeros_like_out = { self?: Tensor; memory_format?: MemoryFormat | null; memoryFormat?: MemoryFormat | null; out: Tensor };
 /**
  * aten::zeros_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor
  * aten::zeros_like.out(Tensor self, *, MemoryFormat? memory_format=None, Tensor(a!) out) -> Tensor(a!)
  */
 export const zerosLike: {
-  (self: Tensor, dtype?: DType | null | O_zeros_like, layout?: Layout | null | O_zeros_like, device?: DeviceLike | null | O_zeros_like, pin_memory?: boolean | null | O_zeros_like, memory_format?: MemoryFormat | null | O_zeros_like, options?: O_zeros_like): Tensor;
   /** aten::zeros_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor */
-  "default"(self: Tensor, dtype?: DType | null | O_zeros_like, layout?: Layout | null | O_zeros_like, device?: DeviceLike | null | O_zeros_like, pin_memory?: boolean | null | O_zeros_like, memory_format?: MemoryFormat | null | O_zeros_like, options?: O_zeros_like): Tensor;
+  (self: Tensor, options?: O_zeros_like): Tensor;
+  /** aten::zeros_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor */
+  "default"(self: Tensor, options?: O_zeros_like): Tensor;
   /** aten::zeros_like.out(Tensor self, *, MemoryFormat? memory_format=None, Tensor(a!) out) -> Tensor(a!) */
-  "out"(self: Tensor, memory_format?: MemoryFormat | null | O_zeros_like_out, out?: Tensor | O_zeros_like_out, options?: O_zeros_like_out): Tensor;
+  "out"(self: Tensor, options?: O_zeros_like_out): Tensor;
 } = defineOp("zeros_like", [
-  ["",[["self",0,0],["dtype",8,3],["layout",9,3],["device",11,3],["pin_memory",5,3],["memory_format",10,3]],[0],1],
-  ["out",[["self",0,0],["memory_format",10,3],["out",0,4]],[-1],0],
+  ["",[["self",0,0],["dtype",8,11],["layout",9,11],["device",11,11],["pin_memory",5,11],["memory_format",10,11]],[0],1],
+  ["out",[["self",0,0],["memory_format",10,11],["out",0,12]],[-3],0],
 ]) as any;
