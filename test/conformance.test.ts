@@ -31,18 +31,13 @@ interface Known {
 }
 type Phase = 'fwd' | 'grad' | 'out' | 'inplace';
 
-/** Disagreements this subset is known to show, each with its issue. */
-const KNOWN_FAILURES: Known[] = [
-  // issue 12, defect (2): multi-output out= overloads return the first out tensor in every slot
-  ...[
-    'sort.default', 'sort.stable', 'max.dim', 'topk.default', 'frexp.Tensor', 'histogram.bin_ct',
-    'histogram.bins_tensor', 'linalg_lstsq.default', 'linalg_slogdet.default', 'unique_consecutive.default',
-  ].map(
-    (overload): Known => ({ overload, phases: ['out'], reason: 'issue 12 (2): multi-output out= returns the first out tensor in every slot' }),
-  ),
-  // issue 12, defect (1): reading an efficient zero tensor (sgn's gradient) segfaults the process
-  { overload: 'sgn.default', phases: ['grad', 'out', 'inplace'], reason: 'issue 12 (1): reading an efficient zero tensor (grad of sgn) segfaults; out=/in-place of that case do not run' },
-];
+/**
+ * Disagreements this subset is known to show, each with its issue. Empty since main's engine
+ * fixes for issue 12 (before them: multi-output out= overloads — sort, max.dim, topk, frexp,
+ * histogram, linalg_lstsq, linalg_slogdet, unique_consecutive — returned the first out tensor
+ * in every slot, and reading sgn's efficient-zero gradient segfaulted the process).
+ */
+const KNOWN_FAILURES: Known[] = [];
 
 interface Case { id: string; overload: string; opinfo: string }
 interface Driver {
@@ -65,12 +60,13 @@ describe('OpInfo conformance (fixed subset)', { skip: !torchAvailable() && 'no P
     verdicts = await driver.replay(cases);
   });
 
-  test('the subset is what it should be: OpInfos, cases and every phase', () => {
+  test('the subset is what it should be: OpInfos, cases and every phase', (t) => {
     // ALWAYS plus SUBSET drawn ones, less those drawn that ALWAYS already has
     assert.ok(data.ops.length >= SUBSET && data.ops.length <= ALWAYS.length + SUBSET, `${data.ops.length} OpInfos`);
     const count: Record<Phase, number> = { fwd: 0, grad: 0, out: 0, inplace: 0 };
     for (const c of cases) for (const p of driver.phasesOf(c)) count[p]++;
-    // floors well below today's counts (~500 forward, ~300 gradient, ~400 out=, ~70 in-place):
+    t.diagnostic(`${data.ops.length} OpInfos, ${cases.length} cases: ${JSON.stringify(count)}`);
+    // floors well below today's counts (655 forward, 411 gradient, 461 out=, 158 in-place):
     // a harness that silently stopped producing cases must fail here
     assert.ok(count.fwd >= 300, `forward cases: ${count.fwd}`);
     assert.ok(count.grad >= 150, `gradient cases: ${count.grad}`);

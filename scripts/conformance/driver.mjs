@@ -138,7 +138,10 @@ export function summarize(data, cases, verdicts) {
       for (const p of PHASES) row.counts[p] = [0, 0];
       rows.set(key, row);
     }
-    if (c.grad?.nondet) row.gradNondet = (row.gradNondet ?? 0) + 1;
+    if (c.grad?.nondet) {
+      row.gradNondet = (row.gradNondet ?? 0) + 1;
+      (row.gradNondetWhy ??= new Set()).add(c.grad.nondet);
+    }
     if (c.outv) row.outOverload.add(c.outv.overload);
     if (c.inplace) row.inplaceOverload.add(c.inplace.overload);
     const v = verdicts.get(i) ?? {};
