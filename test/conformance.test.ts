@@ -82,7 +82,8 @@ describe('OpInfo conformance (fixed subset)', { skip: !torchAvailable() && 'no P
       const v = verdicts.get(i) ?? {};
       for (const p of driver.phasesOf(c)) {
         const verdict = v[p] ?? 'no verdict';
-        if (verdict === 'pass') continue;
+        // 'excused: ...': a gradient PyTorch itself cannot reproduce or does not test (replay.mjs)
+        if (verdict === 'pass' || verdict.startsWith('excused: ')) continue;
         const known = KNOWN_FAILURES.find((k) => k.overload === c.overload && k.phases.includes(p));
         if (known) hit.add(known);
         else unexpected.push(`${c.id} ${c.overload} ${p}: ${verdict}`);

@@ -184,7 +184,12 @@ function gradOf(c, args, res) {
       return c.grad.error ? 'pass' : `Keel raised: ${oneLine(e)}`;
     }
     if (c.grad.error) return `PyTorch raised (${c.grad.error.slice(0, 120)}), Keel did not`;
-    return compare(gs, c.grad.grads, 'grad', !c.grad.nondet) ?? 'pass';
+    const d = compare(gs, c.grad.grads, 'grad');
+    if (d === undefined) return 'pass';
+    // values differ where the reference is not reproducible or PyTorch disables its own test:
+    // excused if dtype and shape agree (counted as passing, listed in the notes)
+    if (c.grad.nondet && compare(gs, c.grad.grads, 'grad', false) === undefined) return `excused: ${c.grad.nondet} (${d})`;
+    return d;
   } catch (e) {
     return `harness: ${oneLine(e)}`;
   }
