@@ -78,6 +78,11 @@ md.push('- **out=**: the overload whose non-out arguments are the functional one
 md.push('- **in-place**: `<name>_.<overload>` on a copy of the inputs: the returned tensor and the mutated `self` (or the same error as PyTorch, e.g. a result type that cannot be cast back).');
 md.push('- Ops whose outputs differ between two seeds (random) or are uninitialised (`empty*`) are compared in dtype and shape only (marked *values not compared*); a gradient whose values differ is excused (counted as passing, listed in the notes) only where the reference differs between two PyTorch runs on the same inputs (libtorch 1.13 reading uninitialised memory) or PyTorch\'s OpInfo marks its own CPU gradient test expectedFailure/skip, and dtype and shape agree (`as_strided_scatter`).');
 md.push('- Complex results (FFTs) are compared through `view_as_real`.');
+md.push('- A few translations from a Python wrapper\'s call to the ATen op\'s are made and named per op (*adapted*): ' +
+  'Python-only keywords at the value that makes the wrapper a plain ATen call are dropped (`requires_grad=False`, `as_tuple=False`, ' +
+  '`inplace=False`, `return_indices=False`), `return_indices=True` calls the `_with_indices` op, a reduction string becomes ' +
+  'its `at::Reduction` number, Python varargs become the list argument. Everything else that does not match a schema is listed ' +
+  'under *Needing an adapter*.');
 md.push('- Keel runs in child processes, a batch of cases each; a case that kills its process is recorded as a crash of the phase it was in, and the run goes on.');
 md.push('');
 md.push(`Cases: ${cases.length} from ${data.ops.length} OpInfos (${s.rows.length} OpInfo × overload rows); crashes: ${crashes}. ` +
@@ -112,6 +117,7 @@ for (const r of s.rows) {
   const notes = [];
   if (r.outOverload.size) notes.push(`out: ${[...r.outOverload].join(', ')}`);
   if (r.inplaceOverload.size) notes.push(`in-place: ${[...r.inplaceOverload].join(', ')}`);
+  if (r.adapted) notes.push(`adapted: ${[...r.adapted].join(' / ')}`);
   if (r.nondet) notes.push(`values not compared: ${r.nondet}`);
   if (r.excused) notes.push(`${r.excused} gradients differ in value but pass in dtype and shape: ${[...r.excusedWhy].join('; ')}`);
   if (r.failures.length) notes.push(`**${r.failures.length} failing** (see Failures)`);
@@ -133,7 +139,7 @@ for (const a of s.adapters) {
 md.push('');
 writeFileSync(opt.out, md.join('\n'));
 if (opt.json) {
-  writeFileSync(opt.json, JSON.stringify({ meta: data.meta, totals: s.totals, crashes, seconds: tAll, rows: s.rows.map((r) => ({ ...r, outOverload: [...r.outOverload], inplaceOverload: [...r.inplaceOverload], excusedWhy: [...(r.excusedWhy ?? [])] })), adapters: s.adapters }, null, 1));
+  writeFileSync(opt.json, JSON.stringify({ meta: data.meta, totals: s.totals, crashes, seconds: tAll, rows: s.rows.map((r) => ({ ...r, outOverload: [...r.outOverload], inplaceOverload: [...r.inplaceOverload], excusedWhy: [...(r.excusedWhy ?? [])], adapted: [...(r.adapted ?? [])] })), adapters: s.adapters }, null, 1));
 }
 process.stderr.write(`wrote ${opt.out} in ${tAll.toFixed(0)} s\n`);
 for (const p of PHASES) process.stderr.write(`  ${PHASE_NAMES[p]}: ${frac(s.totals[p])} (${pct(s.totals[p])})\n`);

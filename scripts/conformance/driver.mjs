@@ -138,6 +138,7 @@ export function summarize(data, cases, verdicts) {
       for (const p of PHASES) row.counts[p] = [0, 0];
       rows.set(key, row);
     }
+    if (c.adapted) (row.adapted ??= new Set()).add(c.adapted);
     if (c.outv) row.outOverload.add(c.outv.overload);
     if (c.inplace) row.inplaceOverload.add(c.inplace.overload);
     const v = verdicts.get(i) ?? {};

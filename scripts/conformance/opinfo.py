@@ -183,7 +183,9 @@ def bind(schema, args, kwargs):
         bound[k] = v
     for a in schema.args:
         if a.name in bound:
-            if not matches(bound[a.name], a):
+            if bound[a.name] is None and not a.optional and a.has_default:
+                del bound[a.name]  # None for a defaulted argument: the default, as Python wrappers mean it
+            elif not matches(bound[a.name], a):
                 return None
         elif not a.has_default and not (a.optional and a.kwarg_only):
             return None
@@ -370,8 +372,38 @@ def dtypes_for(op):
     return floats + ints
 
 
+# Keywords of Python wrappers that ATen does not have, dropped when they hold the value
+# that makes the wrapper a plain call of the ATen op.
+PY_ONLY_DEFAULTS = {'requires_grad': False, 'as_tuple': False, 'inplace': False, 'return_indices': False}
+# at::Reduction
+REDUCTIONS = {'none': 0, 'mean': 1, 'sum': 2}
+
+
+def adapt(names, kwargs):
+    """The small, listed translations from a Python wrapper's call to the ATen op's: (names, kwargs, notes)."""
+    kw, notes = dict(kwargs), []
+    for k, d in PY_ONLY_DEFAULTS.items():
+        if k in kw and type(kw[k]) is type(d) and kw[k] == d:
+            del kw[k]
+            notes.append(f'{k}={d} dropped')
+    if kw.get('return_indices') is True:
+        del kw['return_indices']
+        names = [n + '_with_indices' for n in names if getattr(torch.ops.aten, n + '_with_indices', None) is not None]
+        notes.append('return_indices=True: the _with_indices op')
+    if isinstance(kw.get('reduction'), str) and kw['reduction'] in REDUCTIONS:
+        notes.append(f"reduction='{kw['reduction']}' as at::Reduction {REDUCTIONS[kw['reduction']]}")
+        kw['reduction'] = REDUCTIONS[kw['reduction']]
+    return names, kw, notes
+
+
+def in_place_only(s):
+    """An op that writes only into self (zero_, resize_): matched when the OpInfo is that op."""
+    written = [a for a in s.args if a.write]
+    return s.name.endswith('_') and len(written) == 1 and written[0] is s.args[0] and not written[0].kwarg_only
+
+
 def resolve(names, sample):
-    """(schema, bound) of the first overload that accepts the sample and runs, or (None, reason)."""
+    """(schema, bound, adaptations) of the first overload that accepts the sample and runs, or (None, reason, None)."""
     args = [sample.input] + list(sample.args)
     kwargs = dict(sample.kwargs)
     # Python varargs for a list argument, as the Python API takes them: f(t1, t2, t3) for
@@ -382,23 +414,28 @@ def resolve(names, sample):
     if len(args) >= 2 and all(is_int(a) for a in args[1:]):
         forms.append([args[0], args[1:]])
     tried = []
-    for n in names:
-        for s in schemas_of(n):
-            if s.mutable:
-                continue
-            b = next((b for b in (bind(s, f, kwargs) for f in forms) if b is not None), None)
-            if b is None:
-                continue
-            try:
-                with torch.no_grad():
-                    call(s, fresh(b, False))
-                return s, b
-            except Exception as e:
-                tried.append(f'{s.label}: {errmsg(e)}')
+    attempts = [(names, kwargs, [])]
+    anames, akw, notes = adapt(names, kwargs)
+    if notes:
+        attempts.append((anames, akw, notes))
+    for ns, kw, notes in attempts:
+        for n in ns:
+            for s in schemas_of(n):
+                if s.mutable and not in_place_only(s):
+                    continue
+                b = next((b for b in (bind(s, f, kw) for f in forms) if b is not None), None)
+                if b is None:
+                    continue
+                try:
+                    with torch.no_grad():
+                        call(s, fresh(b, False))
+                    return s, b, notes
+                except Exception as e:
+                    tried.append(f'{s.label}: {errmsg(e)}')
     if tried:
-        return None, 'the matching overloads raise: ' + '; '.join(tried)[:300]
+        return None, 'the matching overloads raise: ' + '; '.join(tried)[:300], None
     sig = ', '.join(describe(a) for a in args) + (', ' if kwargs else '') + ', '.join(f'{k}={describe(v)}' for k, v in kwargs.items())
-    return None, f'no overload of aten::{"/".join(names)} accepts ({sig})'[:300]
+    return None, f'no overload of aten::{"/".join(names)} accepts ({sig})'[:300], None
 
 
 def describe(v):
@@ -423,12 +460,12 @@ def run_case(s, bound, dtype, seed, random_op, grad_disabled=None):
         'name': s.name,
         'ov': s.overload or 'default',
         'dtype': DTYPE_NAMES[dtype],
-        'args': [[a.name, 1 if a.kwarg_only else 0, enc(bound[a.name], True), i] for i, a in enumerate(s.args) if a.name in bound],
+        'args': [[a.name, 1 if a.kwarg_only else 0, enc(bound[a.name], not s.mutable), i] for i, a in enumerate(s.args) if a.name in bound],
     }
     if random_op:
         case['nondet'] = 1
     # forward (+ grad)
-    grad_mode = dtype.is_floating_point
+    grad_mode = dtype.is_floating_point and not s.mutable
     args = fresh(bound, grad_mode)
     try:
         res = call(s, args)
@@ -538,7 +575,7 @@ def walk_op(op, max_samples):
         if max_samples:
             samples = samples[:max_samples]
         for i, sample in enumerate(samples):
-            s, b = resolve(names, sample)
+            s, b, notes = resolve(names, sample)
             if s is None:
                 rec['adapter'].append(f'{DTYPE_NAMES[dtype]}#{i}: {b}')
                 continue
@@ -549,6 +586,8 @@ def walk_op(op, max_samples):
                 rec['adapter'].append(f'{DTYPE_NAMES[dtype]}#{i}: argument or result Keel cannot express: {e}')
                 continue
             case['id'] = f'{key}/{DTYPE_NAMES[dtype]}/{i}'
+            if notes:
+                case['adapted'] = '; '.join(notes)
             rec['cases'].append(case)
             if rnd:
                 rec['nondet'] = 'uninitialized output (empty*)' if uninit else 'random output (differs between seeds)'
