@@ -43,7 +43,7 @@ interface Case { id: string; overload: string; opinfo: string }
 interface Driver {
   generate(o: { subset?: number; maxSamples?: number; ops?: string[]; timeoutMs?: number }): { meta: Record<string, unknown>; ops: { opinfo: string; cases: unknown[]; adapter: string[] }[] };
   flatten(data: unknown): Case[];
-  replay(cases: unknown[], o?: { batch?: number }): Promise<Map<number, Partial<Record<Phase, string>>>>;
+  replay(cases: unknown[], o?: { batch?: number; env?: Record<string, string> }): Promise<Map<number, Partial<Record<Phase, string>>>>;
   phasesOf(c: unknown): Phase[];
 }
 
@@ -101,6 +101,16 @@ describe('OpInfo conformance (fixed subset)', { skip: !torchAvailable() && 'no P
     c.fwd.out.v[0] = (c.fwd.out.v[0] as number) + 1;
     const v = await driver.replay([c]);
     assert.match(String(v.get(0)?.fwd), /value \[0\]/);
+  });
+
+  test('a case that kills its process fails alone: the cases around it still run and pass', async () => {
+    const some = cases.filter((c) => c.overload === 'add.Tensor').slice(0, 3);
+    assert.equal(some.length, 3);
+    const v = await driver.replay(some, { env: { KEEL_CONFORMANCE_CRASH: some[1].id } });
+    assert.equal(v.get(0)?.fwd, 'pass');
+    assert.match(String(v.get(1)?.fwd), /^crash: the process died \(SIGSEGV\)/);
+    for (const p of driver.phasesOf(some[1]).slice(1)) assert.equal(v.get(1)?.[p], 'not run: an earlier phase crashed');
+    assert.equal(v.get(2)?.fwd, 'pass');
   });
 
   test('every OpInfo is either compared or listed as needing an adapter, with a reason', () => {

@@ -37,11 +37,11 @@ export function generate(options = {}) {
 }
 
 /** Runs one child on `items` ([{index, case}]); resolves to { lines, code, signal }. */
-function runChild(items, timeoutMs) {
+function runChild(items, timeoutMs, env) {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [join(HERE, 'replay.mjs')], {
       stdio: ['pipe', 'pipe', 'pipe'],
-      env: { ...process.env, OMP_NUM_THREADS: '1', KEEL_NUM_THREADS: '1' },
+      env: { ...process.env, OMP_NUM_THREADS: '1', KEEL_NUM_THREADS: '1', ...env },
     });
     let out = '';
     let err = '';
@@ -61,7 +61,7 @@ function runChild(items, timeoutMs) {
 
 /**
  * Replays every case; returns verdicts: Map index → { fwd, grad, out, inplace } with
- * 'pass' or a reason. options: batch (cases per child), timeoutMs (per child), onBatch.
+ * 'pass' or a reason. options: batch (cases per child), timeoutMs (per child), onBatch, env (for the children).
  */
 export async function replay(cases, options = {}) {
   const batch = options.batch ?? 400;
@@ -70,7 +70,7 @@ export async function replay(cases, options = {}) {
   let crashes = 0;
   while (pending.length > 0) {
     const items = pending.slice(0, batch);
-    const { lines, code, signal, stderr } = await runChild(items, options.timeoutMs ?? 600_000);
+    const { lines, code, signal, stderr } = await runChild(items, options.timeoutMs ?? 600_000, options.env);
     let current;
     for (const line of lines) {
       const m = /^([BR]) (\d+) (\w+)(?: (.*))?$/.exec(line);

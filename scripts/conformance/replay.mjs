@@ -231,6 +231,8 @@ const say = (s) => writeSync(1, s + '\n');
 const cases = JSON.parse(readFileSync(0, 'utf8'));
 for (const { index, case: c } of cases) {
   say(`B ${index} fwd`);
+  // for the harness's own test: a case that kills the process the way a segfault would
+  if (process.env.KEEL_CONFORMANCE_CRASH === c.id) process.kill(process.pid, 'SIGSEGV');
   try {
     phaseFwdGrad(c, index);
   } catch (e) {
