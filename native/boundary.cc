@@ -341,5 +341,6 @@ NAPI_MODULE_INIT() {
   keel::registerAutogradFunctions(env, exports);
   keel::registerInfoFunctions(env, exports);
   keel::registerAmpFunctions(env, exports);
+  keel::registerRoundFunctions(env, exports);
   return exports;
 }
