@@ -22,6 +22,7 @@ struct Format {
   double maxFinite;
   bool hasInfinity;
   bool saturate;
+  bool negativeZero;  // false for the fnuz formats: −0 rounds to +0
 };
 
 inline double roundOne(double x, const Format& f) {
@@ -39,6 +40,7 @@ inline double roundOne(double x, const Format& f) {
     r = std::ldexp(std::nearbyint(std::ldexp(a, -ulpExp)), ulpExp);
   }
   if (r > f.maxFinite) r = f.saturate ? f.maxFinite : (f.hasInfinity ? INFINITY : NAN);
+  if (r == 0 && !f.negativeZero) return 0.0;
   return std::copysign(r, x);
 }
 
@@ -73,7 +75,7 @@ void roundBits(const T* in, T* out, int64_t n, const Format& f) {
         r = sum - magic;
       }
       if (r > maxFinite) r = over;  // also ±inf inputs (NaN compares false)
-      out[i] = std::isnan(x) ? x : std::copysign(r, x);
+      out[i] = std::isnan(x) ? x : (r == 0 && !f.negativeZero) ? static_cast<T>(0) : std::copysign(r, x);
     }
   });
 }
@@ -91,48 +93,49 @@ at::Tensor roundValues(const at::Tensor& x, const Format& f) {
 
 struct RoundFunction : public torch::autograd::Function<RoundFunction> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, int64_t m, int64_t e, double max,
-                            bool inf, bool sat) {
+                            bool inf, bool sat, bool nz) {
+    ctx->saved_data["nz"] = nz;
     ctx->saved_data["m"] = m;
     ctx->saved_data["e"] = e;
     ctx->saved_data["max"] = max;
     ctx->saved_data["inf"] = inf;
     ctx->saved_data["sat"] = sat;
-    return roundValues(x, Format{m, e, max, inf, sat});
+    return roundValues(x, Format{m, e, max, inf, sat, nz});
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list g) {
     int64_t m = ctx->saved_data["m"].toInt(), e = ctx->saved_data["e"].toInt();
     double max = ctx->saved_data["max"].toDouble();
-    bool inf = ctx->saved_data["inf"].toBool(), sat = ctx->saved_data["sat"].toBool();
-    at::Tensor grad = g[0].defined() ? RoundFunction::apply(g[0], m, e, max, inf, sat) : at::Tensor();
-    return {grad, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    bool inf = ctx->saved_data["inf"].toBool(), sat = ctx->saved_data["sat"].toBool(), nz = ctx->saved_data["nz"].toBool();
+    at::Tensor grad = g[0].defined() ? RoundFunction::apply(g[0], m, e, max, inf, sat, nz) : at::Tensor();
+    return {grad, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
 Format formatArg(napi_env env, napi_value* a) {
   Format f{argInt(env, a[0], "mantissaBits"), argInt(env, a[1], "minNormalExponent"), argNumber(env, a[2], "maxFinite"),
-           argBool(env, a[3], "hasInfinity"), argBool(env, a[4], "saturate")};
+           argBool(env, a[3], "hasInfinity"), argBool(env, a[4], "saturate"), argBool(env, a[5], "negativeZero")};
   if (f.mantissaBits < 0 || f.mantissaBits > 52 || f.minNormalExponent < -1022 || !(f.maxFinite > 0))
     throw ArgError("round: not a floating-point format");
   return f;
 }
 
-// roundFormat(id, mantissaBits, minNormalExponent, maxFinite, hasInfinity, saturate, differentiable) -> id
+// roundFormat(id, mantissaBits, minNormalExponent, maxFinite, hasInfinity, saturate, negativeZero, differentiable) -> id
 napi_value RoundFormat(napi_env env, napi_callback_info info) {
-  napi_value a[7];
-  getArgs(env, info, 7, a);
+  napi_value a[8];
+  getArgs(env, info, 8, a);
   KEEL_GUARD(env, "round", {
     const at::Tensor& x = argTensor(env, a[0], "x");
     Format f = formatArg(env, a + 1);
-    if (argBool(env, a[6], "differentiable") && x.requires_grad() && at::GradMode::is_enabled())
-      return jsTensor(env, RoundFunction::apply(x, f.mantissaBits, f.minNormalExponent, f.maxFinite, f.hasInfinity, f.saturate));
+    if (argBool(env, a[7], "differentiable") && x.requires_grad() && at::GradMode::is_enabled())
+      return jsTensor(env, RoundFunction::apply(x, f.mantissaBits, f.minNormalExponent, f.maxFinite, f.hasInfinity, f.saturate, f.negativeZero));
     return jsTensor(env, roundValues(x, f));
   })
 }
 
-// representable(id, mantissaBits, minNormalExponent, maxFinite, hasInfinity, saturate) -> every value is the format's (NaN counts)
+// representable(id, mantissaBits, minNormalExponent, maxFinite, hasInfinity, saturate, negativeZero) -> every value is the format's (NaN counts)
 napi_value Representable(napi_env env, napi_callback_info info) {
-  napi_value a[6];
-  getArgs(env, info, 6, a);
+  napi_value a[7];
+  getArgs(env, info, 7, a);
   KEEL_GUARD(env, "isRepresentable", {
     const at::Tensor& x = argTensor(env, a[0], "x");
     Format f = formatArg(env, a + 1);

@@ -79,6 +79,7 @@ function emulate(x: Tensor, f: FloatFormat, saturate: boolean): Tensor {
   if (saturate) r = r.clamp(null, f.maxFinite);
   else r = ops.where(r.gt(f.maxFinite), f.hasInfinity ? Infinity : NaN, r);
   r = ops.copysign(r, xw);
+  if (!f.negativeZero) r = ops.where(r.eq(0), 0, r); // fnuz: no −0
   return r.dtype === x.dtype ? r : r.to(x.dtype);
 }
 
@@ -98,7 +99,7 @@ export function roundValues(x: Tensor, f: FloatFormat, options: RoundOptions = {
 }
 
 function nativeRound(x: Tensor, f: FloatFormat, saturate: boolean, differentiable: boolean): Tensor {
-  return new Tensor(native.roundFormat(x.id, f.mantissaBits, f.minNormalExponent, f.maxFinite, f.hasInfinity, saturate, differentiable));
+  return new Tensor(native.roundFormat(x.id, f.mantissaBits, f.minNormalExponent, f.maxFinite, f.hasInfinity, saturate, f.negativeZero, differentiable));
 }
 
 /**
@@ -150,7 +151,7 @@ export function isRepresentable(x: Tensor, format: FormatLike, options: RoundOpt
   checkRoundable(x, 'isRepresentable');
   return unintercepted(() => noGrad(() => scope(() => {
     if (!formatNarrows(f, x.dtype)) return true;
-    if (!options.emulate && x.device === 'cpu') return native.representable(x.id, f.mantissaBits, f.minNormalExponent, f.maxFinite, f.hasInfinity, options.saturate ?? false);
+    if (!options.emulate && x.device === 'cpu') return native.representable(x.id, f.mantissaBits, f.minNormalExponent, f.maxFinite, f.hasInfinity, options.saturate ?? false, f.negativeZero);
     return sameValues(roundValues(x, f, options), x);
   })));
 }
