@@ -593,3 +593,21 @@ test('multi-tensor (_foreach) Adam, AdamW and SGD give bitwise the numbers of th
     assert.deepEqual(run(true), run(false), name);
   }
 });
+
+test('multi-tensor SING (Adam part and Lookahead) gives bitwise the numbers of the per-tensor path', () => {
+  for (const opts of [{}, { softplus: false, weightDecay: 0.01 }, { lookahead: { k: 2, alpha: 0.3 } }] as keel.optim.SINGOptions[]) {
+    const run = (foreach: boolean): number[][] => {
+      keel.manualSeed(12);
+      const model = new keel.nn.Sequential(new keel.nn.Conv2d(2, 3, 3), new keel.nn.Flatten(), new keel.nn.Linear(3 * 4 * 4, 2));
+      const opt = new keel.optim.SING(model.parameters(), { ...opts, foreach });
+      const x = keel.randn([4, 2, 6, 6]);
+      for (let i = 0; i < 7; i++) {
+        opt.zeroGrad();
+        keel.scope(() => model.call(x).square().mean().backward());
+        opt.step();
+      }
+      return model.parameters().map((p) => Array.from(p.flatten().data() as Float32Array));
+    };
+    assert.deepEqual(run(true), run(false), JSON.stringify(opts));
+  }
+});
