@@ -331,8 +331,11 @@ NAPI_MODULE_INIT() {
   // unmapping its buffers (2-5x slower steps, 4-8x the page faults). Fixed
   // thresholds, as MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ would set,
   // unless the user set those.
-  if (!std::getenv("MALLOC_MMAP_THRESHOLD_")) mallopt(M_MMAP_THRESHOLD, 64 << 20);
-  if (!std::getenv("MALLOC_TRIM_THRESHOLD_")) mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  // (KEEL_MALLOPT=0 keeps glibc's defaults: bench/malloc.mjs measures both.)
+  const char* keelMallopt = std::getenv("KEEL_MALLOPT");
+  bool tune = !(keelMallopt && std::string(keelMallopt) == "0");
+  if (tune && !std::getenv("MALLOC_MMAP_THRESHOLD_")) mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  if (tune && !std::getenv("MALLOC_TRIM_THRESHOLD_")) mallopt(M_TRIM_THRESHOLD, 256 << 20);
   keel::g_env = env;
   keel::g_alive = true;
   napi_add_env_cleanup_hook(env, keel::onEnvCleanup, nullptr);
@@ -341,5 +344,6 @@ NAPI_MODULE_INIT() {
   keel::registerAutogradFunctions(env, exports);
   keel::registerInfoFunctions(env, exports);
   keel::registerAmpFunctions(env, exports);
+  keel::registerRoundFunctions(env, exports);
   return exports;
 }

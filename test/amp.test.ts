@@ -219,3 +219,38 @@ test('fp16 without a scaler underflows small gradients to zero (training stalls)
   assert.equal(plain.moved, 0, 'without loss scaling every fp16 gradient flushed to zero');
   assert.ok(scaled.moved > 0 && scaled.lossDrop > 0, `with the scaler the weights moved by ${scaled.moved} and the loss fell by ${scaled.lossDrop}`);
 });
+
+test('TrainingPrecision: every precision by name trains a small conv net; bf16-true keeps bf16 parameters; names are checked', () => {
+  const results: Record<string, { first: number; last: number; dtype: string }> = {};
+  for (const name of keel.train.PRECISIONS) {
+    keel.manualSeed(0);
+    const prec = new keel.train.TrainingPrecision(name);
+    const model = prec.setupModel(new nn.Sequential(new nn.Conv2d(1, 4, 3), new nn.ReLU(), new nn.Flatten(), new nn.Linear(4 * 6 * 6, 3)));
+    const opt = new keel.optim.SGD(model.parameters(), { lr: 0.1 });
+    const x = keel.randn([16, 1, 8, 8]);
+    const y = keel.randint(0, 3, [16]);
+    const losses: number[] = [];
+    for (let i = 0; i < 15; i++) {
+      opt.zeroGrad();
+      keel.scope(() => {
+        const loss = prec.forward(() => ops.crossEntropyLoss(model.call(prec.castInput(x)), y).float());
+        prec.backward(loss);
+        prec.step(opt);
+        losses.push(loss.item() as number);
+      });
+    }
+    results[name] = { first: losses[0], last: losses[14], dtype: model.parameters()[0].dtype };
+    prec.dispose();
+  }
+  for (const [name, r] of Object.entries(results)) {
+    assert.ok(Number.isFinite(r.last) && r.last < r.first, `${name}: loss ${r.first} → ${r.last}`);
+  }
+  assert.equal(results['bf16-true'].dtype, 'bfloat16');
+  assert.equal(results['64-true'].dtype, 'float64');
+  assert.equal(results['bf16-mixed'].dtype, 'float32');
+  assert.throws(() => new keel.train.TrainingPrecision('fp12'), /unknown precision "fp12" \(one of 32-true/);
+  assert.throws(() => new keel.train.TrainingPrecision('16-mixed'), /16-mixed is fp16-mixed here/);
+  const p = new keel.train.TrainingPrecision('fp16-mixed');
+  assert.deepEqual(p.stateDict(), { name: 'fp16-mixed', scaler: { scale: 65536, growth_factor: 2, backoff_factor: 0.5, growth_interval: 2000, _growth_tracker: 0 } });
+  assert.throws(() => p.loadStateDict({ name: 'bf16-mixed' }), /trained in bf16-mixed, not fp16-mixed/);
+});

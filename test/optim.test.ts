@@ -489,7 +489,7 @@ describe('optimizer state dicts, groups, zeroGrad', () => {
     assert.deepEqual(Object.keys(sd.tensors).sort(), ['0.exp_avg', '0.exp_avg_sq', '2.exp_avg', '2.exp_avg_sq', '3.exp_avg', '3.exp_avg_sq']);
     assert.deepEqual(sd.paramGroups.map((g) => g.params), [[0, 1], [2, 3]]);
     assert.equal(sd.paramGroups[1].lr, 0.1);
-    assert.deepEqual(sd.paramGroups[0], { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 1e-2, amsgrad: false, maximize: false, params: [0, 1] });
+    assert.deepEqual(sd.paramGroups[0], { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 1e-2, amsgrad: false, maximize: false, foreach: true, params: [0, 1] });
     assert.throws(() => opt.loadStateDict({ ...sd, paramGroups: sd.paramGroups.slice(1) }), /2 parameter groups|1 parameter groups/);
     assert.throws(() => opt.loadStateDict({ ...sd, tensors: { ...sd.tensors, '0.exp_avg': keel.zeros([2]) } }), /shape/);
     opt.dispose();
@@ -505,6 +505,9 @@ describe('optimizer state dicts, groups, zeroGrad', () => {
     });
     setGrads(ps, data.grads[1]);
     opt.step();
+    // (each parameter owns the handle of its gradient: count without them)
+    const clearGrads = (): void => { for (const p of ps) p.grad = null; };
+    clearGrads();
     const before = keel.memory().tensors;
     for (let t = 2; t < 12; t++) {
       keel.scope(() => {
@@ -512,6 +515,7 @@ describe('optimizer state dicts, groups, zeroGrad', () => {
         opt.step();
       });
     }
+    clearGrads();
     assert.equal(keel.memory().tensors, before, 'tensor count is flat over steps');
     for (const t of Object.values(opt.stateDict().tensors)) assert.ok(!t.isDisposed);
     opt.dispose();
@@ -560,4 +564,50 @@ describe('optimizer state dicts, groups, zeroGrad', () => {
     assert.deepEqual(p.toArray(), [0, 0]);
     p.dispose();
   });
+});
+
+test('multi-tensor (_foreach) Adam, AdamW and SGD give bitwise the numbers of the single-tensor path', () => {
+  const variants: [string, (ps: keel.Tensor[], foreach: boolean) => keel.optim.Optimizer][] = [
+    ['Adam', (ps, foreach) => new keel.optim.Adam(ps, { lr: 1e-2, foreach })],
+    ['Adam amsgrad maximize wd', (ps, foreach) => new keel.optim.Adam(ps, { lr: 1e-2, amsgrad: true, maximize: true, weightDecay: 0.1, foreach })],
+    ['AdamW', (ps, foreach) => new keel.optim.AdamW(ps, { lr: 1e-2, weightDecay: 0.05, foreach })],
+    ['SGD', (ps, foreach) => new keel.optim.SGD(ps, { lr: 0.1, foreach })],
+    ['SGD momentum wd', (ps, foreach) => new keel.optim.SGD(ps, { lr: 0.1, momentum: 0.9, weightDecay: 1e-3, dampening: 0.1, foreach })],
+    ['SGD nesterov maximize', (ps, foreach) => new keel.optim.SGD(ps, { lr: 0.1, momentum: 0.9, nesterov: true, maximize: true, foreach })],
+  ];
+  for (const [name, make] of variants) {
+    const run = (foreach: boolean): number[][] => {
+      keel.manualSeed(11);
+      const model = new keel.nn.Sequential(new keel.nn.Linear(5, 7), new keel.nn.Tanh(), new keel.nn.Linear(7, 3));
+      const opt = make(model.parameters(), foreach);
+      const x = keel.randn([9, 5]);
+      for (let i = 0; i < 6; i++) {
+        opt.zeroGrad();
+        keel.scope(() => model.call(x).square().mean().backward());
+        // a parameter without a gradient this step is left alone by both paths
+        if (i === 2) model.parameters()[3].grad = null;
+        opt.step();
+      }
+      return model.parameters().map((p) => Array.from(p.flatten().data() as Float32Array));
+    };
+    assert.deepEqual(run(true), run(false), name);
+  }
+});
+
+test('multi-tensor SING (Adam part and Lookahead) gives bitwise the numbers of the per-tensor path', () => {
+  for (const opts of [{}, { softplus: false, weightDecay: 0.01 }, { lookahead: { k: 2, alpha: 0.3 } }] as keel.optim.SINGOptions[]) {
+    const run = (foreach: boolean): number[][] => {
+      keel.manualSeed(12);
+      const model = new keel.nn.Sequential(new keel.nn.Conv2d(2, 3, 3), new keel.nn.Flatten(), new keel.nn.Linear(3 * 4 * 4, 2));
+      const opt = new keel.optim.SING(model.parameters(), { ...opts, foreach });
+      const x = keel.randn([4, 2, 6, 6]);
+      for (let i = 0; i < 7; i++) {
+        opt.zeroGrad();
+        keel.scope(() => model.call(x).square().mean().backward());
+        opt.step();
+      }
+      return model.parameters().map((p) => Array.from(p.flatten().data() as Float32Array));
+    };
+    assert.deepEqual(run(true), run(false), JSON.stringify(opts));
+  }
 });

@@ -155,8 +155,11 @@ function bitsOfTensor(t: Tensor): Uint32Array {
 test('formats are described by their parameters, and agree with every code decoded independently', () => {
   const f = keel.PRECISION_FORMATS;
   assert.deepEqual(
-    Object.keys(f), ['fp64', 'fp32', 'bf16', 'fp16', 'fp8-e4m3', 'fp8-e5m2'],
+    Object.keys(f), ['fp64', 'fp32', 'bf16', 'fp16', 'fp8-e4m3', 'fp8-e5m2', 'fp8-e4m3fnuz', 'fp8-e5m2fnuz'],
   );
+  for (const name of ['fp64', 'fp32', 'bf16', 'fp16', 'fp8-e4m3', 'fp8-e5m2'] as const) {
+    assert.equal(f[name].maxExponent, name === 'fp8-e4m3' ? f[name].bias + 1 : f[name].bias, `${name} top binade`);
+  }
   assert.equal(f['fp8-e4m3'].bias, 7);
   assert.equal(f['fp8-e4m3'].maxFinite, 448);
   assert.equal(f['fp8-e4m3'].hasInfinity, false);

@@ -7,7 +7,7 @@
 import { dtypeCode, dtypeName } from '../core/dtype.js';
 import { native } from '../native/binding.js';
 import { PrecisionPolicy } from '../precision/policy.js';
-import { castPolicy } from './op-lists.js';
+import { castPolicy } from '../precision/autocast-lists.js';
 
 export interface AutocastOptions {
   /** The low format: 'bfloat16' (the CPU default) or 'float16' (the CUDA default). */

@@ -344,10 +344,7 @@ export class Guard {
     if (bad) {
       inputs.push(tensorStats(bad[1], 'param (after the step)'));
       const g = bad[1].grad;
-      if (g) {
-        inputs.push(tensorStats(g, 'grad'));
-        g.dispose();
-      }
+      if (g) inputs.push(tensorStats(g, 'grad'));
     }
     const name = bad?.[0] ?? '';
     const module = name.includes('.') ? name.slice(0, name.lastIndexOf('.')) : '';

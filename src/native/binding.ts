@@ -78,6 +78,9 @@ export interface NativeBinding {
   autocastEnter(device: 'cpu' | 'cuda', dtype: number, cacheEnabled: boolean, enabled: boolean): [boolean, number, boolean];
   autocastExit(device: 'cpu' | 'cuda', wasEnabled: boolean, previousDtype: number, previousCache: boolean): void;
   autocastState(): { cpu: boolean; cpuDtype: number; cuda: boolean; cudaDtype: number };
+  // rounding to a format (one pass; differentiable: a C++ autograd node)
+  roundFormat(h: Handle, mantissaBits: number, minNormalExponent: number, maxFinite: number, hasInfinity: boolean, saturate: boolean, negativeZero: boolean, differentiable: boolean): Handle;
+  representable(h: Handle, mantissaBits: number, minNormalExponent: number, maxFinite: number, hasInfinity: boolean, saturate: boolean, negativeZero: boolean): boolean;
   // info
   info(): LibtorchInfo;
   setNumThreads(n: number): void;

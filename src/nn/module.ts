@@ -167,10 +167,7 @@ export abstract class Module {
       if (setToNone) p.grad = null;
       else {
         const g = p.grad;
-        if (g) {
-          noGrad(() => g.zero_());
-          g.dispose();
-        }
+        if (g) noGrad(() => g.zero_());
       }
     }
   }

@@ -13,13 +13,20 @@ export interface AdamHyper {
   weightDecay: number;
   amsgrad: boolean;
   maximize: boolean;
+  /**
+   * One multi-tensor (_foreach) call per update stage for all the group's
+   * parameters (default true): the same numbers as the single-tensor path,
+   * bitwise (the same element-wise ops in the same order), with a native
+   * call per stage instead of per parameter.
+   */
+  foreach: boolean;
 }
 
 export type AdamGroup = GroupOf<AdamHyper>;
 export type AdamOptions = Partial<AdamHyper>;
 
 function adamDefaults(o: AdamOptions, weightDecay: number): AdamHyper {
-  knownOptions(weightDecay === 0 ? 'Adam' : 'AdamW', o, ['lr', 'betas', 'eps', 'weightDecay', 'amsgrad', 'maximize']);
+  knownOptions(weightDecay === 0 ? 'Adam' : 'AdamW', o, ['lr', 'betas', 'eps', 'weightDecay', 'amsgrad', 'maximize', 'foreach']);
   return {
     lr: o.lr ?? 1e-3,
     betas: o.betas ? [o.betas[0], o.betas[1]] : [0.9, 0.999],
@@ -27,6 +34,7 @@ function adamDefaults(o: AdamOptions, weightDecay: number): AdamHyper {
     weightDecay: o.weightDecay ?? weightDecay,
     amsgrad: o.amsgrad ?? false,
     maximize: o.maximize ?? false,
+    foreach: o.foreach ?? true,
   };
 }
 
@@ -45,6 +53,10 @@ abstract class AdamBase extends Optimizer<AdamHyper> {
   }
 
   protected updateGroup(g: AdamGroup, params: [Tensor, Tensor][]): void {
+    if (g.foreach && params.length > 0) {
+      this.updateGroupForeach(g, params);
+      return;
+    }
     const { lr, eps, weightDecay, amsgrad, maximize } = g;
     const [beta1, beta2] = g.betas;
     for (const [p, gradient] of params) {
@@ -77,6 +89,51 @@ abstract class AdamBase extends Optimizer<AdamHyper> {
       }
       ops.addcdiv_(p, expAvg, denom, { value: -stepSize });
     }
+  }
+
+  /** torch.optim's _multi_tensor_adam, stage by stage over the whole group. */
+  private updateGroupForeach(g: AdamGroup, params: [Tensor, Tensor][]): void {
+    const { lr, eps, weightDecay, amsgrad, maximize } = g;
+    const [beta1, beta2] = g.betas;
+    const ps: Tensor[] = [];
+    const expAvgs: Tensor[] = [];
+    const expAvgSqs: Tensor[] = [];
+    const maxSqs: Tensor[] = [];
+    const steps: number[] = [];
+    for (const [p] of params) {
+      const s = this.stateOf(p, (st: ParamState) => {
+        st.scalars.step = 0;
+        st.tensors.exp_avg = zerosLike(p);
+        st.tensors.exp_avg_sq = zerosLike(p);
+        if (amsgrad) st.tensors.max_exp_avg_sq = zerosLike(p);
+      });
+      if (amsgrad && s.tensors.max_exp_avg_sq === undefined) s.tensors.max_exp_avg_sq = zerosLike(p).keep();
+      ps.push(p);
+      expAvgs.push(s.tensors.exp_avg);
+      expAvgSqs.push(s.tensors.exp_avg_sq);
+      if (amsgrad) maxSqs.push(s.tensors.max_exp_avg_sq);
+      steps.push(++s.scalars.step);
+    }
+    let grads = params.map(([, gr]) => gr);
+    if (maximize) grads = ops._foreachNeg(grads);
+    if (this.decoupled) ops._foreachMul_.Scalar(ps, 1 - lr * weightDecay);
+    else if (weightDecay !== 0) grads = ops._foreachAdd.List(grads, ps, { alpha: weightDecay });
+    ops._foreachMul_.Scalar(expAvgs, beta1);
+    ops._foreachAdd_.List(expAvgs, grads, { alpha: 1 - beta1 });
+    ops._foreachMul_.Scalar(expAvgSqs, beta2);
+    ops._foreachAddcmul_.Scalar(expAvgSqs, grads, grads, 1 - beta2);
+    const stepSizes = steps.map((t) => -(lr / (1 - beta1 ** t)));
+    const bc2Sqrt = steps.map((t) => Math.sqrt(1 - beta2 ** t));
+    let roots: Tensor[];
+    if (amsgrad) {
+      ops._foreachMaximum_.List(maxSqs, expAvgSqs);
+      roots = ops._foreachSqrt(maxSqs);
+    } else {
+      roots = ops._foreachSqrt(expAvgSqs);
+    }
+    ops._foreachDiv_.ScalarList(roots, bc2Sqrt);
+    ops._foreachAdd_.Scalar(roots, eps);
+    ops._foreachAddcdiv_.ScalarList(ps, expAvgs, roots, stepSizes);
   }
 }
 

@@ -150,7 +150,6 @@ export abstract class Optimizer<H extends { lr: number } = { lr: number }> imple
           else if (g.requiresGrad) g.requiresGrad_(false);
           g.zero_();
         });
-        g.dispose();
       }
     }
   }

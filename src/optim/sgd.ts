@@ -1,6 +1,7 @@
 // Stochastic gradient descent with momentum, dampening, Nesterov momentum,
 // L2 weight decay and maximize: torch.optim.SGD's update (PyTorch 1.13,
 // single-tensor path), op for op, so float32 results match it.
+import * as ops from '../ops/index.js';
 import { clone } from '../ops/index.js';
 import type { Tensor } from '../core/tensor.js';
 import { checkRange, knownOptions, Optimizer, type GroupOf, type ParamsArg } from './optimizer.js';
@@ -12,6 +13,8 @@ export interface SGDHyper {
   weightDecay: number;
   nesterov: boolean;
   maximize: boolean;
+  /** One multi-tensor (_foreach) call per stage for the whole group (default true; bitwise the same numbers). */
+  foreach: boolean;
 }
 
 export type SGDGroup = GroupOf<SGDHyper>;
@@ -25,7 +28,7 @@ export type SGDOptions = Partial<SGDHyper> & { lr: number };
  */
 export class SGD extends Optimizer<SGDHyper> {
   constructor(params: ParamsArg<SGDHyper>, options: SGDOptions) {
-    knownOptions('SGD', options, ['lr', 'momentum', 'dampening', 'weightDecay', 'nesterov', 'maximize']);
+    knownOptions('SGD', options, ['lr', 'momentum', 'dampening', 'weightDecay', 'nesterov', 'maximize', 'foreach']);
     super(params, {
       lr: options.lr,
       momentum: options.momentum ?? 0,
@@ -33,6 +36,7 @@ export class SGD extends Optimizer<SGDHyper> {
       weightDecay: options.weightDecay ?? 0,
       nesterov: options.nesterov ?? false,
       maximize: options.maximize ?? false,
+      foreach: options.foreach ?? true,
     });
   }
 
@@ -45,6 +49,10 @@ export class SGD extends Optimizer<SGDHyper> {
   }
 
   protected updateGroup(g: SGDGroup, params: [Tensor, Tensor][]): void {
+    if (g.foreach && params.length > 0) {
+      this.updateGroupForeach(g, params);
+      return;
+    }
     const { lr, momentum, dampening, weightDecay, nesterov, maximize } = g;
     for (const [p, grad] of params) {
       let d = maximize ? grad.neg() : grad;
@@ -63,5 +71,36 @@ export class SGD extends Optimizer<SGDHyper> {
       }
       p.add_(d, -lr);
     }
+  }
+
+  /** torch.optim's _multi_tensor_sgd. */
+  private updateGroupForeach(g: SGDGroup, params: [Tensor, Tensor][]): void {
+    const { lr, momentum, dampening, weightDecay, nesterov, maximize } = g;
+    const ps = params.map(([p]) => p);
+    let ds = params.map(([, gr]) => gr);
+    if (maximize) ds = ops._foreachNeg(ds);
+    if (weightDecay !== 0) ds = ops._foreachAdd.List(ds, ps, { alpha: weightDecay });
+    if (momentum !== 0) {
+      const bufs: Tensor[] = [];
+      const existing: Tensor[] = [];
+      ps.forEach((p, i) => {
+        const buf = this.state.get(p)?.tensors.momentum_buffer;
+        if (buf === undefined) {
+          const b = clone(ds[i]).detach();
+          this.stateOf(p, () => {}).tensors.momentum_buffer = b.keep();
+          bufs.push(b);
+        } else {
+          bufs.push(buf);
+          existing.push(buf);
+        }
+      });
+      if (existing.length > 0) {
+        const grads = ps.flatMap((p, i) => (existing.includes(bufs[i]) ? [ds[i]] : []));
+        ops._foreachMul_.Scalar(existing, momentum);
+        ops._foreachAdd_.List(existing, grads, { alpha: 1 - dampening });
+      }
+      ds = nesterov ? ops._foreachAdd.List(ds, bufs, { alpha: momentum }) : bufs;
+    }
+    ops._foreachAdd_.List(ps, ds, { alpha: -lr });
   }
 }

@@ -50,6 +50,8 @@ export interface SINGHyper {
   lookaheadAlpha: number;
   /** Steps since the last Lookahead merge (state, kept with the group as in the authors' code). */
   lookaheadStep: number;
+  /** The Adam part and Lookahead as multi-tensor (_foreach) calls over the group (default true; bitwise the same numbers). */
+  foreach: boolean;
 }
 
 export type SINGGroup = GroupOf<SINGHyper>;
@@ -73,11 +75,13 @@ export interface SINGOptions {
   gradNormalization?: boolean;
   /** Lookahead's period k and interpolation α (true: the defaults), or false for none. Default { k: 5, alpha: 0.5 }. */
   lookahead?: { k?: number; alpha?: number } | boolean;
+  /** Multi-tensor (_foreach) updates (default true; the same numbers bitwise). */
+  foreach?: boolean;
 }
 
 type SINGGroupSpec = SINGOptions & { params: Tensor[] | Tensor };
 
-const SING_OPTIONS = ['lr', 'betas', 'weightDecay', 'eps', 'softplus', 'softplusBeta', 'gradCentralization', 'gradNormalization', 'lookahead'];
+const SING_OPTIONS = ['lr', 'betas', 'weightDecay', 'eps', 'softplus', 'softplusBeta', 'gradCentralization', 'gradNormalization', 'lookahead', 'foreach'];
 
 function toGroupFields(o: SINGOptions, base?: SINGHyper): Partial<SINGHyper> {
   knownOptions('SING', o, SING_OPTIONS);
@@ -90,6 +94,7 @@ function toGroupFields(o: SINGOptions, base?: SINGHyper): Partial<SINGHyper> {
   if (o.softplusBeta !== undefined) out.softplusBeta = o.softplusBeta;
   if (o.gradCentralization !== undefined) out.gradCentralization = o.gradCentralization;
   if (o.gradNormalization !== undefined) out.gradNormalization = o.gradNormalization;
+  if (o.foreach !== undefined) out.foreach = o.foreach;
   if (o.lookahead !== undefined) {
     out.lookahead = o.lookahead !== false;
     if (o.lookahead !== false) {
@@ -110,6 +115,7 @@ export class SING extends Optimizer<SINGHyper> {
     const defaults: SINGHyper = {
       lr: 5e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0, softplus: true, softplusBeta: 50,
       gradCentralization: true, gradNormalization: true, lookahead: true, lookaheadK: 5, lookaheadAlpha: 0.5, lookaheadStep: 0,
+      foreach: true,
     };
     Object.assign(defaults, toGroupFields(options));
     const groups = Array.isArray(params) && params.length > 0 && !(params[0] instanceof Tensor)
@@ -145,18 +151,35 @@ export class SING extends Optimizer<SINGHyper> {
       if (g.lookaheadStep < g.lookaheadK) continue;
       g.lookaheadStep = 0;
       const alpha = g.lookaheadAlpha;
+      const fast: Tensor[] = [];
+      const slows: Tensor[] = [];
       for (const p of g.params) {
         const grad = p.grad;
         if (grad === undefined) continue;
         const slow = this.state.get(p)?.tensors.lookahead_params;
         if (slow === undefined) continue;
-        p.mul_(alpha).add_(slow, 1 - alpha);
-        slow.copy_(p);
+        fast.push(p);
+        slows.push(slow);
+      }
+      if (fast.length === 0) continue;
+      if (g.foreach) {
+        ops._foreachMul_.Scalar(fast, alpha);
+        ops._foreachAdd_.List(fast, slows, { alpha: 1 - alpha });
+        slows.forEach((slow, i) => slow.copy_(fast[i])); // (no _foreach copy in 1.13; zero + add would lose −0)
+      } else {
+        fast.forEach((p, i) => {
+          p.mul_(alpha).add_(slows[i], 1 - alpha);
+          slows[i].copy_(p);
+        });
       }
     }
   }
 
   protected updateGroup(g: SINGGroup, params: [Tensor, Tensor][]): void {
+    if (g.foreach && params.length > 0) {
+      this.updateGroupForeach(g, params);
+      return;
+    }
     const { lr, eps, weightDecay } = g;
     const [beta1, beta2] = g.betas;
     for (const [p, grad] of params) {
@@ -179,5 +202,44 @@ export class SING extends Optimizer<SINGHyper> {
       denom = g.softplus ? denom.softplus(g.softplusBeta, 20) : denom.add_(eps);
       ops.addcdiv_(p, expAvg, denom, { value: -lr / biasCorrection1 });
     }
+  }
+
+  /** The same update, stage by stage over the group (standardisation and softplus stay per tensor: they have no _foreach form). */
+  private updateGroupForeach(g: SINGGroup, params: [Tensor, Tensor][]): void {
+    const { lr, eps, weightDecay } = g;
+    const [beta1, beta2] = g.betas;
+    const ps: Tensor[] = [];
+    const grads: Tensor[] = [];
+    const expAvgs: Tensor[] = [];
+    const expAvgSqs: Tensor[] = [];
+    const steps: number[] = [];
+    for (const [p, grad] of params) {
+      const s = this.stateOf(p, (st) => {
+        st.scalars.step = 0;
+        st.tensors.exp_avg = zerosLike(p);
+        st.tensors.exp_avg_sq = zerosLike(p);
+        if (g.lookahead) st.tensors.lookahead_params = p.clone();
+      });
+      if (g.lookahead && s.tensors.lookahead_params === undefined) s.tensors.lookahead_params = p.clone().keep();
+      standardizeGradient(grad, { centralize: g.gradCentralization, normalize: g.gradNormalization, eps });
+      ps.push(p);
+      grads.push(grad);
+      expAvgs.push(s.tensors.exp_avg);
+      expAvgSqs.push(s.tensors.exp_avg_sq);
+      steps.push(++s.scalars.step);
+    }
+    ops._foreachMul_.Scalar(expAvgs, beta1);
+    ops._foreachAdd_.List(expAvgs, grads, { alpha: 1 - beta1 });
+    ops._foreachMul_.Scalar(expAvgSqs, beta2);
+    ops._foreachAddcmul_.Scalar(expAvgSqs, grads, grads, 1 - beta2);
+    if (weightDecay !== 0) {
+      const decayed = ps.filter((p) => p.ndim > 1);
+      if (decayed.length > 0) ops._foreachMul_.Scalar(decayed, 1 - lr * weightDecay);
+    }
+    let denoms = ops._foreachSqrt(expAvgSqs);
+    ops._foreachDiv_.ScalarList(denoms, steps.map((t) => Math.sqrt(1 - beta2 ** t)));
+    if (g.softplus) denoms = denoms.map((d) => d.softplus(g.softplusBeta, 20));
+    else ops._foreachAdd_.Scalar(denoms, eps);
+    ops._foreachAddcdiv_.ScalarList(ps, expAvgs, denoms, steps.map((t) => -lr / (1 - beta1 ** t)));
   }
 }

@@ -38,12 +38,7 @@ export function standardizeGradient(grad: Tensor, options: StandardizeOptions = 
 export function standardizeGradients(params: Tensor | Tensor[], options: StandardizeOptions = {}): void {
   for (const p of params instanceof Tensor ? [params] : params) {
     const g = p.grad;
-    if (g === undefined) continue;
-    try {
-      standardizeGradient(g, options);
-    } finally {
-      g.dispose();
-    }
+    if (g !== undefined) standardizeGradient(g, options);
   }
 }
 

@@ -4,7 +4,7 @@
 // so its top binade reaches 448; E5M2 is IEEE-like.
 import type { DType } from '../core/dtype.js';
 
-export type FormatName = 'fp64' | 'fp32' | 'bf16' | 'fp16' | 'fp8-e4m3' | 'fp8-e5m2';
+export type FormatName = 'fp64' | 'fp32' | 'bf16' | 'fp16' | 'fp8-e4m3' | 'fp8-e5m2' | 'fp8-e4m3fnuz' | 'fp8-e5m2fnuz';
 
 export interface FloatFormat {
   readonly name: FormatName;
@@ -28,14 +28,16 @@ export interface FloatFormat {
    * turns overflow and ±inf into NaN unless rounding saturates.
    */
   readonly hasInfinity: boolean;
+  /** false for the fnuz formats (PyTorch 2.x's float8_e4m3fnuz, float8_e5m2fnuz): no −0 (its code is the NaN), so −0 rounds to +0. */
+  readonly negativeZero: boolean;
   /** The libtorch dtype that stores this format exactly, if there is one. */
   readonly dtype?: DType;
 }
 
 function format(
   name: FormatName, exponentBits: number, mantissaBits: number, maxFinite: number, hasInfinity: boolean, dtype?: DType,
+  { bias = 2 ** (exponentBits - 1) - 1, negativeZero = true } = {},
 ): FloatFormat {
-  const bias = 2 ** (exponentBits - 1) - 1;
   const minNormalExponent = 1 - bias;
   return Object.freeze({
     name,
@@ -44,13 +46,14 @@ function format(
     mantissaBits,
     bias,
     minNormalExponent,
-    // IEEE reserves the all-ones exponent field for inf/NaN; E4M3 keeps it for finite values
-    maxExponent: hasInfinity ? bias : bias + 1,
+    // IEEE reserves the all-ones exponent field for inf/NaN; E4M3 and the fnuz formats keep it for finite values
+    maxExponent: 2 ** exponentBits - (hasInfinity ? 2 : 1) - bias,
     maxFinite,
     minNormal: 2 ** minNormalExponent,
     minSubnormal: 2 ** (minNormalExponent - mantissaBits),
     epsilon: 2 ** -mantissaBits,
     hasInfinity,
+    negativeZero,
     ...(dtype ? { dtype } : {}),
   });
 }
@@ -65,6 +68,11 @@ export const FORMATS: Readonly<Record<FormatName, FloatFormat>> = Object.freeze(
   'fp8-e4m3': format('fp8-e4m3', 4, 3, 448, false),
   // OCP E5M2: bias 15, IEEE inf and NaN in exponent field 11111: max 1.75 · 2^15
   'fp8-e5m2': format('fp8-e5m2', 5, 2, 57344, true),
+  // the fnuz variants (PyTorch 2.x, AMD): bias one higher, no inf, no −0 (0x80 is the one NaN)
+  // e4m3fnuz: max 1.875 · 2^7 = 240, smallest subnormal 2^-10
+  'fp8-e4m3fnuz': format('fp8-e4m3fnuz', 4, 3, 240, false, undefined, { bias: 8, negativeZero: false }),
+  // e5m2fnuz: max 1.75 · 2^15 = 57344, smallest subnormal 2^-17
+  'fp8-e5m2fnuz': format('fp8-e5m2fnuz', 5, 2, 57344, false, undefined, { bias: 16, negativeZero: false }),
 });
 
 /** A format's name, a dtype name that stores one exactly, or a format object. */

@@ -1,6 +1,6 @@
 // The precision policy: while it runs, every floating-point op output is rounded
 // to the format, inputs enter ops as if stored in the format, and backward
-// through the recorded graph rounds each gradient (RoundToFormat nodes).
+// through the recorded graph rounds each gradient (rounding nodes).
 //
 // libtorch 1.13 on CPU has no float16 arithmetic (conversion works), and no
 // fp8 at all, so fp16 and fp8 are always emulated: ops compute in float32 (or
@@ -18,7 +18,7 @@ import { native } from '../native/binding.js';
 import { Tensor } from '../core/tensor.js';
 import * as ops from '../ops/index.js';
 import { formatOf, type FloatFormat, type FormatLike } from './formats.js';
-import { formatNarrows, roundValues, RoundToFormat, sameValues, type RoundOptions } from './round.js';
+import { formatNarrows, roundValues, roundWithGrad, sameValues, type RoundOptions } from './round.js';
 
 export interface PrecisionOptions {
   /** Saturate overflow to ±maxFinite instead of ±inf (or NaN for E4M3). */
@@ -104,7 +104,7 @@ export class PrecisionPolicy {
 
   /** x rounded to this policy's format (differentiable, like `round`). */
   round(x: Tensor): Tensor {
-    return isGradEnabled() && x.requiresGrad ? RoundToFormat.apply<Tensor>(x, this.format, this.options) : roundValues(x, this.format, this.options);
+    return isGradEnabled() && x.requiresGrad ? roundWithGrad(x, this.format, this.options) : roundValues(x, this.format, this.options);
   }
 }
 
@@ -150,7 +150,7 @@ class PolicyRun {
 
   /**
    * t as if stored in the format: a rounded copy, made once per run and
-   * version; with grad, through RoundToFormat; without, undefined when t
+   * version; with grad, through a rounding node; without, undefined when t
    * already holds only values of the format.
    */
   private entry(t: Tensor, grad: boolean): Tensor | undefined {
@@ -160,7 +160,7 @@ class PolicyRun {
     if (e !== undefined) e.rounded.dispose();
     this.entries.delete(t);
     const { format, options } = this.policy;
-    const rounded = grad ? RoundToFormat.apply<Tensor>(t, format, options) : roundValues(t, format, options);
+    const rounded = grad ? roundWithGrad(t, format, options) : roundValues(t, format, options);
     if (!grad && sameValues(rounded, t)) {
       rounded.dispose();
       this.known.set(t, v);
@@ -182,7 +182,7 @@ class PolicyRun {
       if (!this.narrows(t)) return t;
       const known = this.isKnown(t);
       // a leaf (parameter) or a tensor from outside the policy that needs a
-      // gradient goes through RoundToFormat, so that its gradient is rounded too
+      // gradient goes through a rounding node, so that its gradient is rounded too
       if (needsGrad && t.requiresGrad && (!known || t.isLeaf)) return this.entry(t, true) ?? t;
       return known ? t : this.entry(t, false) ?? t;
     });
@@ -223,7 +223,7 @@ class PolicyRun {
         this.known.set(o, version(o));
         return o;
       }
-      const r = gradMode && o.requiresGrad ? RoundToFormat.apply<Tensor>(o, f, this.policy.options) : roundValues(o, f, this.policy.options);
+      const r = gradMode && o.requiresGrad ? roundWithGrad(o, f, this.policy.options) : roundValues(o, f, this.policy.options);
       o.dispose();
       this.known.set(r, 0);
       return r;

@@ -10,6 +10,7 @@ import { isGradEnabled, noGrad, Function, type FunctionContext } from '../core/a
 import { unintercepted } from '../core/dispatch.js';
 import { scope } from '../core/memory.js';
 import { Tensor } from '../core/tensor.js';
+import { native } from '../native/binding.js';
 import * as ops from '../ops/index.js';
 import { formatOf, type FloatFormat, type FormatLike } from './formats.js';
 
@@ -78,6 +79,7 @@ function emulate(x: Tensor, f: FloatFormat, saturate: boolean): Tensor {
   if (saturate) r = r.clamp(null, f.maxFinite);
   else r = ops.where(r.gt(f.maxFinite), f.hasInfinity ? Infinity : NaN, r);
   r = ops.copysign(r, xw);
+  if (!f.negativeZero) r = ops.where(r.eq(0), 0, r); // fnuz: no −0
   return r.dtype === x.dtype ? r : r.to(x.dtype);
 }
 
@@ -90,14 +92,23 @@ export function roundValues(x: Tensor, f: FloatFormat, options: RoundOptions = {
   return unintercepted(() => noGrad(() => scope(() => {
     const dt = x.dtype;
     if (!formatNarrows(f, dt)) return x.clone();
-    if (!options.emulate && f.dtype !== undefined && (dt === 'float32' || f.name === 'fp32')) {
-      // libtorch converts float32 → float16/bfloat16 and float64 → float32 with IEEE
-      // round-to-nearest-even; float64 → float16 would round twice (via float32)
-      const r = x.to(f.dtype).to(dt);
-      return saturate ? r.clamp(-f.maxFinite, f.maxFinite) : r;
-    }
+    // one native pass (bit-exact against libtorch's float16/bfloat16 conversion and the emulation below)
+    if (!options.emulate && x.device === 'cpu') return nativeRound(x, f, saturate, false);
     return emulate(x, f, saturate);
   })));
+}
+
+function nativeRound(x: Tensor, f: FloatFormat, saturate: boolean, differentiable: boolean): Tensor {
+  return new Tensor(native.roundFormat(x.id, f.mantissaBits, f.minNormalExponent, f.maxFinite, f.hasInfinity, saturate, f.negativeZero, differentiable));
+}
+
+/**
+ * x rounded, differentiable: the gradient passes straight through, rounded to
+ * the format too (a C++ autograd node for CPU tensors: no JS call in backward).
+ */
+export function roundWithGrad(x: Tensor, f: FloatFormat, options: RoundOptions = {}): Tensor {
+  if (!options.emulate && x.device === 'cpu' && formatNarrows(f, x.dtype)) return nativeRound(x, f, options.saturate ?? false, true);
+  return unintercepted(() => RoundToFormat.apply<Tensor>(x, f, options));
 }
 
 /**
@@ -130,7 +141,7 @@ export class RoundToFormat extends Function {
 export function round(x: Tensor, format: FormatLike, options: RoundOptions = {}): Tensor {
   const f = formatOf(format);
   checkRoundable(x);
-  if (isGradEnabled() && x.requiresGrad) return unintercepted(() => RoundToFormat.apply<Tensor>(x, f, options));
+  if (isGradEnabled() && x.requiresGrad) return roundWithGrad(x, f, options);
   return roundValues(x, f, options);
 }
 
@@ -140,6 +151,7 @@ export function isRepresentable(x: Tensor, format: FormatLike, options: RoundOpt
   checkRoundable(x, 'isRepresentable');
   return unintercepted(() => noGrad(() => scope(() => {
     if (!formatNarrows(f, x.dtype)) return true;
+    if (!options.emulate && x.device === 'cpu') return native.representable(x.id, f.mantissaBits, f.minNormalExponent, f.maxFinite, f.hasInfinity, options.saturate ?? false, f.negativeZero);
     return sameValues(roundValues(x, f, options), x);
   })));
 }

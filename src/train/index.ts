@@ -3,3 +3,5 @@ export { fit, evaluate, type FitOptions, type FitResult, type FitState, type Cal
 export { MetricsLog, readMetrics, type MetricsRecord } from './metrics.js';
 export { saveCheckpoint, loadCheckpoint, listCheckpoints, latestCheckpoint, type CheckpointContent } from './checkpoint.js';
 export { createProgress, type Progress, type ProgressOptions } from './progress.js';
+export { HealthMonitor, type HealthRecord, type LayerHealth, type HealthOptions } from './health.js';
+export { TrainingPrecision, PRECISIONS, isPrecisionName, checkPrecisionName, type PrecisionName } from './precision.js';

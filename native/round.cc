@@ -1,0 +1,168 @@
+// Rounding to a floating-point format in one pass (round half to even, the
+// format's subnormals and overflow rule), for float32 and float64 tensors:
+// the precision policy's hot path. Differentiable as a straight-through step
+// whose gradient is rounded to the same format, as a C++ autograd node (no JS
+// callback in backward).
+#include "keel.h"
+
+#include <ATen/Parallel.h>
+#include <torch/autograd.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstring>
+
+namespace keel {
+
+namespace {
+
+struct Format {
+  int64_t mantissaBits;
+  int64_t minNormalExponent;
+  double maxFinite;
+  bool hasInfinity;
+  bool saturate;
+  bool negativeZero;  // false for the fnuz formats: −0 rounds to +0
+};
+
+inline double roundOne(double x, const Format& f) {
+  if (std::isnan(x)) return x;
+  double a = std::fabs(x);
+  if (a == 0) return x;
+  double r;
+  if (std::isinf(a)) {
+    r = a;
+  } else {
+    int e;
+    std::frexp(a, &e);  // a = m · 2^e, m in [0.5, 1)
+    int ulpExp = static_cast<int>(std::max<int64_t>(e - 1 - f.mantissaBits, f.minNormalExponent - f.mantissaBits));
+    // a / ulp < 2^(mantissaBits + 1) is exact, nearbyint rounds half to even, · ulp is exact
+    r = std::ldexp(std::nearbyint(std::ldexp(a, -ulpExp)), ulpExp);
+  }
+  if (r > f.maxFinite) r = f.saturate ? f.maxFinite : (f.hasInfinity ? INFINITY : NAN);
+  if (r == 0 && !f.negativeZero) return 0.0;
+  return std::copysign(r, x);
+}
+
+// The same by the bits, vectorisable: round half to even at the format's ulp.
+// In the format's normal range, drop the low fraction bits (a carry into the
+// exponent is the right answer); below it, add and subtract a power of two
+// whose ulp is the format's subnormal ulp (IEEE addition rounds half to even).
+template <typename T, typename U, int kFraction, int kBias>
+void roundBits(const T* in, T* out, int64_t n, const Format& f) {
+  const int shift = kFraction - static_cast<int>(f.mantissaBits);
+  const U one = 1;
+  const U mask = shift > 0 ? (one << shift) - 1 : 0;
+  const U half = shift > 0 ? (one << (shift - 1)) - 1 : 0;
+  // |x| below this (the format's smallest normal) rounds on the subnormal grid
+  const T minNormal = std::ldexp(static_cast<T>(1), static_cast<int>(f.minNormalExponent));
+  const T magic = std::ldexp(static_cast<T>(1), static_cast<int>(f.minNormalExponent - f.mantissaBits + kFraction));
+  const T maxFinite = static_cast<T>(f.maxFinite);
+  const T over = f.saturate ? maxFinite : (f.hasInfinity ? static_cast<T>(INFINITY) : static_cast<T>(NAN));
+  at::parallel_for(0, n, 16384, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      T x = in[i];
+      T a = std::fabs(x);
+      T r;
+      if (!(a < minNormal)) {  // normal range, inf and NaN
+        U u;
+        std::memcpy(&u, &a, sizeof u);
+        if (shift > 0) u = (u + half + ((u >> shift) & 1)) & ~mask;
+        std::memcpy(&r, &u, sizeof r);
+        if (std::isnan(a)) r = a;
+      } else {
+        T sum = a + magic;  // the rounding happens here (no -ffast-math: never reassociated)
+        r = sum - magic;
+      }
+      if (r > maxFinite) r = over;  // also ±inf inputs (NaN compares false)
+      out[i] = std::isnan(x) ? x : (r == 0 && !f.negativeZero) ? static_cast<T>(0) : std::copysign(r, x);
+    }
+  });
+}
+
+at::Tensor roundValues(const at::Tensor& x, const Format& f) {
+  if (x.scalar_type() != at::kFloat && x.scalar_type() != at::kDouble)
+    throw ArgError(std::string("round: expected a float32 or float64 tensor, got ") + c10::toString(x.scalar_type()));
+  if (!x.device().is_cpu()) throw ArgError("round: the one-pass rounding runs on CPU tensors");
+  at::Tensor in = x.detach().contiguous();
+  at::Tensor out = at::empty_like(in, at::MemoryFormat::Contiguous);
+  if (in.scalar_type() == at::kFloat) roundBits<float, uint32_t, 23, 127>(in.data_ptr<float>(), out.data_ptr<float>(), in.numel(), f);
+  else roundBits<double, uint64_t, 52, 1023>(in.data_ptr<double>(), out.data_ptr<double>(), in.numel(), f);
+  return out;
+}
+
+struct RoundFunction : public torch::autograd::Function<RoundFunction> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, int64_t m, int64_t e, double max,
+                            bool inf, bool sat, bool nz) {
+    ctx->saved_data["nz"] = nz;
+    ctx->saved_data["m"] = m;
+    ctx->saved_data["e"] = e;
+    ctx->saved_data["max"] = max;
+    ctx->saved_data["inf"] = inf;
+    ctx->saved_data["sat"] = sat;
+    return roundValues(x, Format{m, e, max, inf, sat, nz});
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list g) {
+    int64_t m = ctx->saved_data["m"].toInt(), e = ctx->saved_data["e"].toInt();
+    double max = ctx->saved_data["max"].toDouble();
+    bool inf = ctx->saved_data["inf"].toBool(), sat = ctx->saved_data["sat"].toBool(), nz = ctx->saved_data["nz"].toBool();
+    at::Tensor grad = g[0].defined() ? RoundFunction::apply(g[0], m, e, max, inf, sat, nz) : at::Tensor();
+    return {grad, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+Format formatArg(napi_env env, napi_value* a) {
+  Format f{argInt(env, a[0], "mantissaBits"), argInt(env, a[1], "minNormalExponent"), argNumber(env, a[2], "maxFinite"),
+           argBool(env, a[3], "hasInfinity"), argBool(env, a[4], "saturate"), argBool(env, a[5], "negativeZero")};
+  if (f.mantissaBits < 0 || f.mantissaBits > 52 || f.minNormalExponent < -1022 || !(f.maxFinite > 0))
+    throw ArgError("round: not a floating-point format");
+  return f;
+}
+
+// roundFormat(id, mantissaBits, minNormalExponent, maxFinite, hasInfinity, saturate, negativeZero, differentiable) -> id
+napi_value RoundFormat(napi_env env, napi_callback_info info) {
+  napi_value a[8];
+  getArgs(env, info, 8, a);
+  KEEL_GUARD(env, "round", {
+    const at::Tensor& x = argTensor(env, a[0], "x");
+    Format f = formatArg(env, a + 1);
+    if (argBool(env, a[7], "differentiable") && x.requires_grad() && at::GradMode::is_enabled())
+      return jsTensor(env, RoundFunction::apply(x, f.mantissaBits, f.minNormalExponent, f.maxFinite, f.hasInfinity, f.saturate, f.negativeZero));
+    return jsTensor(env, roundValues(x, f));
+  })
+}
+
+// representable(id, mantissaBits, minNormalExponent, maxFinite, hasInfinity, saturate, negativeZero) -> every value is the format's (NaN counts)
+napi_value Representable(napi_env env, napi_callback_info info) {
+  napi_value a[7];
+  getArgs(env, info, 7, a);
+  KEEL_GUARD(env, "isRepresentable", {
+    const at::Tensor& x = argTensor(env, a[0], "x");
+    Format f = formatArg(env, a + 1);
+    if (x.scalar_type() != at::kFloat && x.scalar_type() != at::kDouble)
+      throw ArgError(std::string("isRepresentable: expected a float32 or float64 tensor, got ") + c10::toString(x.scalar_type()));
+    at::Tensor in = x.detach().contiguous();
+    std::atomic<bool> all{true};
+    auto check = [&](auto* p) {
+      at::parallel_for(0, in.numel(), 16384, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e && all.load(std::memory_order_relaxed); ++i) {
+          double v = static_cast<double>(p[i]);
+          double r = roundOne(v, f);
+          if (!(r == v || (std::isnan(r) && std::isnan(v)))) all = false;
+        }
+      });
+    };
+    if (in.scalar_type() == at::kFloat) check(in.data_ptr<float>());
+    else check(in.data_ptr<double>());
+    return jsBool(env, all.load());
+  })
+}
+
+}  // namespace
+
+void registerRoundFunctions(napi_env env, napi_value exports) {
+  defineFunction(env, exports, "roundFormat", RoundFormat);
+  defineFunction(env, exports, "representable", Representable);
+}
+
+}  // namespace keel
