@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
 
 const KEEL = join(process.cwd(), 'bin', 'keel.js');
@@ -142,4 +143,43 @@ test('--guard raise on a diverging run: the guard\'s report, exit 1, no stack tr
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
+});
+
+test('progress: after a resume the rate and ETA count only this process\'s steps; the bar fits 60 columns', async () => {
+  const { createProgress } = (await import('keel')).train;
+  const sleep = (ms: number) => { const t = Date.now(); while (Date.now() - t < ms); };
+  const capture = (tty: boolean) => {
+    const pass = new PassThrough();
+    const s = pass as unknown as NodeJS.WriteStream & { text: string };
+    s.text = '';
+    pass.on('data', (c: Buffer) => { s.text += c.toString('utf8'); });
+    Object.assign(s, { isTTY: tty, columns: 60 });
+    return s;
+  };
+  // plain lines: resumed at step 1000 of 2000, then 10 steps of ~5 ms
+  const plain = capture(false);
+  const p = createProgress({ total: 2000, label: 'train', stream: plain, every: 5 });
+  p.update(1000);
+  for (let i = 1; i <= 10; i++) { sleep(5); p.update(1000 + i, { loss: 0.5 }); }
+  p.stop();
+  await new Promise((r) => setImmediate(r));
+  const lines = plain.text.trim().split('\n');
+  assert.ok(lines.length >= 2, plain.text);
+  for (const l of lines) {
+    const m = /^train (\d+)\/2000 \(\d+%\) ([\d.]+)\/s ETA (\S+)/.exec(l);
+    assert.ok(m, l);
+    assert.ok(Number(m[2]) < 1000, `rate counts only the steps since the resume: ${l}`);
+    assert.notEqual(m[3], '0s', `ETA: ${l}`);
+  }
+  // the bar on a 60-column terminal
+  const tty = capture(true);
+  const b = createProgress({ total: 12345, label: 'repro maxpool', stream: tty, start: 0 });
+  for (let i = 1; i <= 20; i++) { sleep(2); b.update(i * 600 > 12345 ? 12345 : i * 600, { epoch: 3, loss: 0.123456, info: 'a long field that would not fit' }); if (i % 5 === 0) b.log(`run ${i} done`); }
+  b.stop();
+  await new Promise((r) => setImmediate(r));
+  // eslint-disable-next-line no-control-regex
+  const segments = tty.text.split(/\x1b\[[0-9;?]*[A-Za-z]|\x1b[78]|\r|\n/).filter((x) => x.length > 0);
+  assert.ok(segments.some((x) => /^repro maxpool \[[=-]+\] \d+\/12345 [\d.]+\/s ETA /.test(x)), tty.text);
+  for (const x of segments) assert.ok(x.length <= 60, `${x.length} columns: ${x}`);
+  assert.ok(segments.includes('run 5 done'));
 });

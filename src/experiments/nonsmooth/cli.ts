@@ -224,6 +224,8 @@ export async function reproMaxpool(o: Record<string, string | true>): Promise<nu
     console.log(`${plan.length} runs (${roles})\n${[...cells].map(([k, n]) => `  ${k}: ${n}`).join('\n')}`);
     return 0;
   }
+  // the data sets the child processes will load: a missing one is one error here, not one per run
+  if (datas.includes('fashion-mnist')) keel.data.fashionMnist({ split: 'test' }).dispose();
   log(`[repro maxpool] ${plan.length} runs (${roles}) on ${jobs === 0 ? `this process, ${keel.getNumThreads()} libtorch threads` : `${jobs} child processes of 1 libtorch thread`}; load average ${load0.toFixed(1)}`);
   const { runs, tuning, lrs } = await runGrid(plan, { jobs, nTrain, nTest, lr: lrFixed, log, progress: o['no-progress'] !== true });
   const failed = runs.filter((r) => !r.ok);

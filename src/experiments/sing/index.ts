@@ -2,7 +2,8 @@
 // al. 2023, arXiv:2305.15997). AdamW vs SING on Fashion-MNIST with LeNet-5,
 // ResNet-18 and a deep plain MLP, a learning-rate sweep per optimizer over
 // its recommended range, several seeds; prints a table per model and a
-// verdict on the paper's claims, and with --out writes DIR/results.json
+// verdict on the paper's claims, and writes DIR/results.json (--out DIR,
+// default runs/repro-sing)
 // (every run's config and metrics, the summary, the verdict; rewritten after
 // each run, so an interrupted grid keeps what it did: --resume continues it)
 // and DIR/report.md.
