@@ -75,6 +75,10 @@ test('--help on every command exits 0 with one layout; keel help <command>; keel
   assert.equal(help.status, 0);
   assert.match(help.stdout, /^usage: keel train/);
   assert.match(help.stdout, /--guard <policy>/);
+  const unknownHelp = keel(['help', 'nope']);
+  assert.equal(unknownHelp.status, 2);
+  assert.equal(unknownHelp.lines.length, 1);
+  assert.match(unknownHelp.lines[0], /^keel: unknown command 'nope'/);
   const reproHelp = keel(['repro', 'help', 'maxpool']);
   assert.equal(reproHelp.status, 0);
   assert.match(reproHelp.stdout, /^usage: keel repro maxpool/);

@@ -5,7 +5,7 @@
 //
 //   keel <command>: <what is wrong>     (stderr; a stack trace only with
 //                                        --verbose or KEEL_DEBUG=1)
-import { buildProgram, type RunState } from './program.js';
+import { buildProgram, checkHelpSubject, type RunState } from './program.js';
 import { debugEnabled, describeError, ParseError } from './errors.js';
 
 const SHOWN = new Set(['commander.help', 'commander.helpDisplayed', 'commander.version']);
@@ -15,6 +15,7 @@ export async function main(argv: string[]): Promise<number> {
   const state: RunState = { exitCode: 0, command: 'keel', datasetHints: [] };
   const program = buildProgram(state);
   try {
+    checkHelpSubject(program, argv);
     await program.parseAsync(argv, { from: 'user' });
     return state.exitCode;
   } catch (e) {

@@ -53,6 +53,26 @@ export function commandPath(cmd: Command): string {
 
 const NOUNS: Record<string, string> = { keel: 'command', 'keel repro': 'reproduction', 'keel audit': 'audit' };
 
+function unknownSubcommand(cmd: Command, name: string): string {
+  const path = commandPath(cmd);
+  const available = cmd.commands.map((c) => c.name()).filter((n) => n !== 'help');
+  return `unknown ${NOUNS[path] ?? 'command'} '${name}' (available: ${available.join(', ')}); usage: ${path} ${cmd.usage()}`;
+}
+
+/** `keel help nope`, `keel repro help nope`: the same error as `keel nope` (commander would print the help). */
+export function checkHelpSubject(program: Command, argv: readonly string[]): void {
+  let cmd = program;
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === 'help' && argv[i + 1] !== undefined && !argv[i + 1].startsWith('-')) {
+      if (!cmd.commands.some((c) => c.name() === argv[i + 1])) throw new ParseError(commandPath(cmd), unknownSubcommand(cmd, argv[i + 1]));
+      return;
+    }
+    const next = cmd.commands.find((c) => c.name() === argv[i]);
+    if (next === undefined) return;
+    cmd = next;
+  }
+}
+
 /** Every command: the same help layout, exit override, error wording. */
 function configure(cmd: Command): Command {
   cmd
@@ -69,9 +89,7 @@ function configure(cmd: Command): Command {
       const path = commandPath(cmd);
       let message = err.message.replace(/^error: /, '');
       if (err.code === 'commander.unknownCommand') {
-        const name = /'([^']*)'/.exec(message)?.[1] ?? '';
-        const available = cmd.commands.map((c) => c.name()).filter((n) => n !== 'help');
-        message = `unknown ${NOUNS[path] ?? 'command'} '${name}' (available: ${available.join(', ')}); usage: ${path} ${cmd.usage()}`;
+        message = unknownSubcommand(cmd, /'([^']*)'/.exec(message)?.[1] ?? '');
       } else if (err.code === 'commander.excessArguments') {
         const stray = cmd.args.slice(cmd.registeredArguments.length);
         message = `unexpected argument${stray.length > 1 ? 's' : ''} ${stray.map((a) => `'${a}'`).join(' ')} (${path} takes ${cmd.registeredArguments.length ? 'only its arguments and ' : 'only '}options; ${path} --help lists them)`;
