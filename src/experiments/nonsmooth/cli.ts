@@ -81,6 +81,9 @@ export async function auditNonsmooth(o: Record<string, string | true>): Promise<
     batchSize: num(o, 'batch-size', quick ? 16 : 64),
     protocols: ['relu', 'maxpool'] as Protocol[],
   };
+  const { train, test } = loadData(modelId, data, plan.draws * plan.batches * plan.batchSize + plan.batchSize, 1);
+  test.x.dispose();
+  test.y.dispose();
   // one line per θ draw; on a TTY above a progress bar (src/train/progress.ts)
   const bar = o['no-progress'] !== true && process.stderr.isTTY ? createProgress({ total: plan.draws, label: 'audit', start: 0, every: 0 }) : undefined;
   let draws = 0;
@@ -89,9 +92,6 @@ export async function auditNonsmooth(o: Record<string, string | true>): Promise<
     bar.log(`[audit] ${s}`);
     if (/^draw \d+/.test(s)) bar.update(++draws);
   };
-  const { train, test } = loadData(modelId, data, plan.draws * plan.batches * plan.batchSize + plan.batchSize, 1);
-  test.x.dispose();
-  test.y.dispose();
   let pairs: ReturnType<typeof runAuditPlan>;
   try {
     pairs = runAuditPlan(plan, train, log);
