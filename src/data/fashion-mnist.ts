@@ -34,6 +34,12 @@ function locate(root: string, base: string): string {
   throw error;
 }
 
+/** Throws the error fashionMnist() would for a missing file, without reading any (a cheap check before long work). */
+export function checkFashionMnist(options: Pick<FashionMnistOptions, 'root'> = {}): void {
+  const root = options.root ?? (process.env.KEEL_FASHION_MNIST_ROOT || FASHION_MNIST_ROOT);
+  for (const prefix of ['train', 't10k']) for (const kind of ['images-idx3', 'labels-idx1']) locate(root, `${prefix}-${kind}-ubyte`);
+}
+
 /**
  * The Fashion-MNIST split as a TensorDataset of images float32 [N, 1, 28, 28]
  * scaled to [0, 1] and labels int64 [N] in 0..9. Its tensors belong to the

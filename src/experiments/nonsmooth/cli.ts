@@ -13,6 +13,7 @@ import type { FormatName } from '../../precision/formats.js';
 import { checkOrder, runAuditPlan, summarizePairs, type AuditPlan, type AuditRow, type Protocol } from './audit.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { createProgress } from '../../train/progress.js';
+import { checkFashionMnist } from '../../data/fashion-mnist.js';
 import { defaultOut } from '../../cli/program.js';
 import { UsageError } from '../../cli/errors.js';
 import { planGrid, REDUCED_BETAS } from './grid.js';
@@ -225,7 +226,7 @@ export async function reproMaxpool(o: Record<string, string | true>): Promise<nu
     return 0;
   }
   // the data sets the child processes will load: a missing one is one error here, not one per run
-  if (datas.includes('fashion-mnist')) keel.data.fashionMnist({ split: 'test' }).dispose();
+  if (datas.includes('fashion-mnist')) checkFashionMnist();
   log(`[repro maxpool] ${plan.length} runs (${roles}) on ${jobs === 0 ? `this process, ${keel.getNumThreads()} libtorch threads` : `${jobs} child processes of 1 libtorch thread`}; load average ${load0.toFixed(1)}`);
   const { runs, tuning, lrs } = await runGrid(plan, { jobs, nTrain, nTest, lr: lrFixed, log, progress: o['no-progress'] !== true });
   const failed = runs.filter((r) => !r.ok);
