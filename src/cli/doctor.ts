@@ -259,27 +259,14 @@ export function formatReport(r: DoctorReport): string {
   return lines.join('\n');
 }
 
-export const DOCTOR_USAGE = `usage: keel doctor [--json]
-
-Checks libtorch, CUDA, the BLAS serving sgemm_, threads, Node and the PyTorch
-reference. Exit code 0 when healthy, 1 when something is wrong.
-
-  --json    print the report as JSON`;
-
-/** Runs `keel doctor [--json]`; returns the exit code. */
-export async function doctor(args: string[]): Promise<number> {
-  let json = false;
-  for (const a of args) {
-    if (a === '--json') json = true;
-    else if (a === '--help' || a === '-h') {
-      console.log(DOCTOR_USAGE);
-      return 0;
-    } else {
-      console.error(`keel doctor: unknown option '${a}'\n\n${DOCTOR_USAGE}`);
-      return 2;
-    }
-  }
+/** Runs `keel doctor [--json]` (declared in src/cli/program.ts); returns the exit code. */
+export async function runDoctor({ json = false }: { json?: boolean } = {}): Promise<number> {
   const report = await diagnose();
   console.log(json ? JSON.stringify(report, null, 2) : formatReport(report));
   return report.ok ? 0 : 1;
+}
+
+/** Runs `keel doctor [args]` through the whole command line; returns the exit code. */
+export async function doctor(args: string[]): Promise<number> {
+  return (await import('./main.js')).main(['doctor', ...args]);
 }

@@ -1,65 +1,29 @@
-// The `keel` command: one subcommand per user surface. Each subcommand module
-// is imported only when called, so that `keel --help` and the doctor work
-// even when the native addon is not built.
+// The `keel` command: one program (src/cli/program.ts) parses every command;
+// this runner turns what happens into an exit code and at most one error line:
+//
+//   0  done        1  the run failed        2  bad usage
+//
+//   keel <command>: <what is wrong>     (stderr; a stack trace only with
+//                                        --verbose or KEEL_DEBUG=1)
+import { buildProgram, checkHelpSubject, type RunState } from './program.js';
+import { debugEnabled, describeError, ParseError } from './errors.js';
 
-interface Command {
-  summary: string;
-  run: (args: string[]) => Promise<number>;
-}
-
-const commands: Record<string, Command> = {
-  train: {
-    summary: 'train a model: --model lenet5 --data fashion-mnist --optim adamw --epochs 2 --out DIR (or --resume DIR)',
-    run: async (args) => (await import('./train.js')).train(args),
-  },
-  repro: {
-    summary: 'reproduce a paper: keel repro sing|stable|maxpool|mde [--quick] [--out DIR] (keel repro --help lists them)',
-    run: async (args) => (await import('./repro.js')).repro(args),
-  },
-  audit: {
-    summary: 'audit numerical reliability: keel audit nonsmooth --model vgg11 --precision fp64,fp32,bf16,fp16 --out DIR [--quick]',
-    run: async (args) => {
-      const [what, ...rest] = args;
-      if (what !== 'nonsmooth') {
-        console.error(`keel audit: unknown audit '${what ?? ''}' (available: nonsmooth)`);
-        return what === '--help' || what === '-h' ? 0 : 2;
-      }
-      return (await import('../experiments/nonsmooth/cli.js')).runAudit(rest);
-    },
-  },
-  doctor: {
-    summary: 'check libtorch, CUDA, BLAS, threads, Node and the PyTorch reference (--json)',
-    run: async (args) => (await import('./doctor.js')).doctor(args),
-  },
-};
-
-export function usage(): string {
-  const width = Math.max(...Object.keys(commands).map((c) => c.length));
-  return [
-    'usage: keel <command> [options]',
-    '',
-    'commands:',
-    ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
-    '',
-    'keel <command> --help shows a command\'s options.',
-  ].join('\n');
-}
+const SHOWN = new Set(['commander.help', 'commander.helpDisplayed', 'commander.version']);
 
 /** Runs the CLI with `argv` (without node and the script); returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
-  if (name === undefined) {
-    console.error(usage());
-    return 2;
+  const state: RunState = { exitCode: 0, command: 'keel', datasetHints: [] };
+  const program = buildProgram(state);
+  try {
+    checkHelpSubject(program, argv);
+    await program.parseAsync(argv, { from: 'user' });
+    return state.exitCode;
+  } catch (e) {
+    // help or the version was printed (on stderr, with exit 2, when a command is missing)
+    if (e instanceof ParseError && SHOWN.has(e.code)) return e.exitCode === 0 ? 0 : 2;
+    const command = e instanceof ParseError ? e.command : state.command;
+    const { text, exitCode } = describeError(command, e, { debug: debugEnabled(argv), hints: state.datasetHints });
+    process.stderr.write(`${text}\n`);
+    return exitCode;
   }
-  if (name === '--help' || name === '-h' || name === 'help') {
-    console.log(usage());
-    return 0;
-  }
-  const command = Object.hasOwn(commands, name) ? commands[name] : undefined;
-  if (command === undefined) {
-    console.error(`keel: unknown command '${name}'\n\n${usage()}`);
-    return 2;
-  }
-  return command.run(rest);
 }

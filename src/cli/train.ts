@@ -4,10 +4,11 @@
 // continues a run (killed or finished early) from its latest checkpoint.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
 import * as keel from '../index.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { fit, type SchedulerLike } from '../train/fit.js';
+import { UsageError } from './errors.js';
+import { TRAIN_MODELS } from './program.js';
 
 export interface TrainConfig {
   model: string;
@@ -41,40 +42,6 @@ function readConfig(path: string): TrainConfig {
   } catch (e) {
     throw new Error(`cannot read ${path}: ${(e as Error).message}`);
   }
-}
-
-const MODELS = ['lenet5', 'mlp', 'vgg11', 'vgg11_bn', 'resnet18'];
-
-function positiveInt(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer`);
-    return n;
-  };
-}
-
-function nonNegativeInt(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer`);
-    return n;
-  };
-}
-
-function positiveNumber(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive number`);
-    return n;
-  };
-}
-
-function nonNegativeNumber(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative number`);
-    return n;
-  };
 }
 
 /** Defaults per optimizer: SING's authors advise ~10× AdamW's lr and ~10× less weight decay. */
@@ -170,62 +137,19 @@ export function runTraining(config: TrainConfig, { resume = false, progress = tr
   return summary;
 }
 
-export async function train(args: string[]): Promise<number> {
-  const program = new Command('keel train')
-    .description('train a zoo model; writes DIR/metrics.jsonl, DIR/checkpoints/, DIR/model.safetensors, DIR/summary.json')
-    .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
-    .option('--model <name>', `model: ${MODELS.join('|')}`, 'lenet5')
-    .addOption(new Option('--data <name>', 'data set').choices(['fashion-mnist', 'synthetic']).default('fashion-mnist'))
-    .addOption(new Option('--optim <name>', 'optimizer').choices(['sgd', 'adam', 'adamw', 'sing']).default('adamw'))
-    .option('--lr <x>', 'learning rate (default per optimizer: sgd 0.05, adam/adamw 1e-3, sing 1e-2)', positiveNumber('--lr'))
-    .option('--weight-decay <x>', 'weight decay (default per optimizer)', nonNegativeNumber('--weight-decay'))
-    .option('--momentum <x>', 'SGD momentum', nonNegativeNumber('--momentum'), 0.9)
-    .option('--epochs <n>', 'epochs', positiveInt('--epochs'))
-    .option('--steps <n>', 'optimizer steps (overrides --epochs when smaller)', positiveInt('--steps'))
-    .option('--batch-size <n>', 'batch size', positiveInt('--batch-size'), 128)
-    .option('--seed <n>', 'seed of initialisation, shuffling and augmentation', nonNegativeInt('--seed'), 0)
-    .option('--standardize-grads', 'standardise gradients (SING\'s layer-wise standardisation) in front of the optimizer', false)
-    .addOption(new Option('--schedule <name>', 'learning-rate schedule after warm-up').choices(['cosine', 'constant']).default('cosine'))
-    .option('--warmup <n>', 'linear warm-up steps', nonNegativeInt('--warmup'), 0)
-    .option('--checkpoint-every <n>', 'a checkpoint every N steps (and at the end)', positiveInt('--checkpoint-every'), 200)
-    .option('--keep-checkpoints <n>', 'checkpoints kept', positiveInt('--keep-checkpoints'), 3)
-    .option('--train-subset <n>', 'use the first N training examples', positiveInt('--train-subset'))
-    .option('--test-subset <n>', 'use the first N test examples', positiveInt('--test-subset'))
-    .option('--augment', 'random crop and flip (synthetic data)', false)
-    .option('--threads <n>', 'intra-op threads (default: all cores)', positiveInt('--threads'))
-    .addOption(new Option('--guard <policy>', 'NaN guard: check every step; on a non-finite one replay it, name the op, and raise|skip|rollback|repair').choices(['raise', 'skip', 'rollback', 'repair']))
-    .option('--no-progress', 'no progress bar or progress lines')
-    .option('--out <dir>', 'output folder')
-    .option('--resume <dir>', 'continue the run in DIR from its latest checkpoint');
-  try {
-    program.parse(args, { from: 'user' });
-  } catch (e) {
-    const code = (e as { exitCode?: number; code?: string }).exitCode;
-    if ((e as { code?: string }).code === 'commander.helpDisplayed' || (e as { code?: string }).code === 'commander.help') return 0;
-    return code === 0 ? 0 : 2;
-  }
-  const o = program.opts();
+/** `keel train` with its parsed options (declared in src/cli/program.ts); returns the exit code. */
+export async function trainFromOptions(o: Record<string, unknown>): Promise<number> {
   if (o.resume !== undefined) {
     const dir = resolve(o.resume as string);
     const configPath = join(dir, 'config.json');
-    if (!existsSync(configPath)) {
-      console.error(`keel train: --resume ${dir}: no config.json there (not a keel train output folder)`);
-      return 2;
-    }
+    if (!existsSync(configPath)) throw new UsageError(`--resume ${dir}: no config.json there (not a keel train output folder)`);
     const config = { ...readConfig(configPath), out: dir };
     const summary = runTraining(config, { resume: true, progress: o.progress as boolean });
     console.log(JSON.stringify({ testAccuracy: summary.testAccuracy, testLoss: summary.testLoss, steps: summary.steps, resumedFrom: summary.resumedFrom }));
     return 0;
   }
-  if (o.out === undefined) {
-    console.error('keel train: --out DIR is required (or --resume DIR)');
-    return 2;
-  }
-  if (!MODELS.includes(o.model as string)) {
-    console.error(`keel train: --model must be one of ${MODELS.join(', ')}, got '${o.model as string}'`);
-    return 2;
-  }
+  if (o.out === undefined) throw new UsageError('--out DIR is required (or --resume DIR)');
+  if (!TRAIN_MODELS.includes(o.model as string)) throw new UsageError(`--model must be one of ${TRAIN_MODELS.join(', ')}, got '${o.model as string}'`);
   if (o.epochs === undefined && o.steps === undefined) o.epochs = 2;
   const optim = o.optim as TrainConfig['optim'];
   const config: TrainConfig = {

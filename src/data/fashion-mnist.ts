@@ -18,17 +18,26 @@ export const FASHION_MNIST_CLASSES = [
 
 export interface FashionMnistOptions {
   split?: 'train' | 'test';
-  /** The folder of the IDX files (gzipped or not). */
+  /** The folder of the IDX files (gzipped or not); default $KEEL_FASHION_MNIST_ROOT, else FASHION_MNIST_ROOT. */
   root?: string;
 }
 
 /** The file of `base` in `root`: the gzipped one, else an uncompressed one. */
 function locate(root: string, base: string): string {
   for (const candidate of [join(root, `${base}.gz`), join(root, base)]) if (existsSync(candidate)) return candidate;
-  throw new Error(
+  const error = new Error(
     `Fashion-MNIST: ${join(root, `${base}.gz`)} not found (nor an uncompressed ${base}); ` +
       `install Debian's dataset-fashion-mnist or pass { root } where the IDX files are`,
   );
+  // the CLI words it for its own options (src/cli/errors.ts)
+  Object.assign(error, { code: 'KEEL_DATASET_MISSING', dataset: 'Fashion-MNIST', file: join(root, `${base}.gz`) });
+  throw error;
+}
+
+/** Throws the error fashionMnist() would for a missing file, without reading any (a cheap check before long work). */
+export function checkFashionMnist(options: Pick<FashionMnistOptions, 'root'> = {}): void {
+  const root = options.root ?? (process.env.KEEL_FASHION_MNIST_ROOT || FASHION_MNIST_ROOT);
+  for (const prefix of ['train', 't10k']) for (const kind of ['images-idx3', 'labels-idx1']) locate(root, `${prefix}-${kind}-ubyte`);
 }
 
 /**
@@ -41,7 +50,7 @@ function locate(root: string, base: string): string {
 export function fashionMnist(options: FashionMnistOptions = {}): TensorDataset<[Tensor, Tensor]> {
   const split = options.split ?? 'train';
   if (split !== 'train' && split !== 'test') throw new TypeError(`fashionMnist: split must be 'train' or 'test', got ${JSON.stringify(split)}`);
-  const root = options.root ?? FASHION_MNIST_ROOT;
+  const root = options.root ?? (process.env.KEEL_FASHION_MNIST_ROOT || FASHION_MNIST_ROOT);
   const prefix = split === 'train' ? 'train' : 't10k';
   const imageFile = locate(root, `${prefix}-images-idx3-ubyte`);
   const labelFile = locate(root, `${prefix}-labels-idx1-ubyte`);

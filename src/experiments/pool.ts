@@ -25,6 +25,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { createProgress, formatDuration as duration } from '../train/progress.js';
 
 export type PoolResult<R> =
   | { ok: true; value: R; wallMs: number }
@@ -47,6 +48,11 @@ export interface PoolOptions<I, R> {
   log?: ((line: string) => void) | null;
   /** the prefix of progress lines (default 'pool') */
   name?: string;
+  /**
+   * a progress bar (src/train/progress.ts) under the item lines, which then go
+   * to stderr above it (default: when stderr is a TTY and log is not null)
+   */
+  progress?: boolean;
   /** called as each item finishes, in completion order (e.g. to save partial results) */
   onResult?: (result: PoolResult<R>, index: number) => void;
   /** extra environment for the children */
@@ -64,11 +70,6 @@ export type FromChild =
 const CHILD = fileURLToPath(new URL('./pool-child.js', import.meta.url));
 const TAIL = 4000;
 
-function duration(ms: number): string {
-  const s = Math.round(ms / 1000);
-  return s < 60 ? `${s}s` : s < 3600 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
-}
-
 /** Runs every item through the worker in `jobs` child processes; results in input order. */
 export function runPool<I, R>(items: readonly I[], options: PoolOptions<I, R>): Promise<PoolResult<R>[]> {
   const jobs = options.jobs ?? availableParallelism();
@@ -78,8 +79,12 @@ export function runPool<I, R>(items: readonly I[], options: PoolOptions<I, R>): 
   const worker = options.worker instanceof URL ? fileURLToPath(options.worker) : options.worker.startsWith('file:') ? fileURLToPath(options.worker) : options.worker;
   const exportName = options.exportName ?? 'runItem';
   const label = options.label ?? ((_: I, i: number) => `item ${i}`);
-  const log = options.log === undefined ? (s: string) => process.stderr.write(`${s}\n`) : options.log;
   const name = options.name ?? 'pool';
+  // one progress display: a bar with rate and ETA on a TTY, the item lines above it
+  const bar = (options.progress ?? (options.log !== null && process.stderr.isTTY === true)) && items.length > 0
+    ? createProgress({ total: items.length, label: `[${name}]`, start: 0, every: 0 })
+    : undefined;
+  const log = bar ? (s: string) => bar.log(s) : options.log === undefined ? (s: string) => process.stderr.write(`${s}\n`) : options.log;
   const n = items.length;
   const results: (PoolResult<R> | undefined)[] = new Array(n);
   if (n === 0) return Promise.resolve([]);
@@ -106,10 +111,11 @@ export function runPool<I, R>(items: readonly I[], options: PoolOptions<I, R>): 
       }
       if (log) {
         const elapsed = performance.now() - t0;
-        const eta = finished < n ? `, eta ${duration((elapsed / finished) * (n - finished))}` : '';
+        const eta = finished < n ? `, eta ${duration((elapsed / 1000 / finished) * (n - finished))}` : '';
         const what = r.ok ? (options.describe ? ` ${options.describe(r.value, items[index])}` : '') : ` FAILED: ${r.error.split('\n')[0]}`;
-        log(`[${name}] ${finished}/${n} ${label(items[index], index)} (${(r.wallMs / 1000).toFixed(1)} s)${what} — ${duration(elapsed)} elapsed${eta}${failed ? `, ${failed} failed` : ''}`);
+        log(`[${name}] ${finished}/${n} ${label(items[index], index)} (${(r.wallMs / 1000).toFixed(1)} s)${what} — ${duration(elapsed / 1000)} elapsed${eta}${failed ? `, ${failed} failed` : ''}`);
       }
+      bar?.update(finished);
       if (finished === n) finish();
     };
 
@@ -129,6 +135,7 @@ export function runPool<I, R>(items: readonly I[], options: PoolOptions<I, R>): 
       if (process.listenerCount(signal) === 0) process.exit(signal === 'SIGINT' ? 130 : 143);
     };
     const cleanup = (): void => {
+      bar?.stop();
       process.off('exit', onExit);
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);

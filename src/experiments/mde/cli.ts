@@ -10,12 +10,15 @@
 //   png.ts       a tiny PNG encoder and the SynthDepth sample sheet
 //
 // Prints progress as plain lines on stderr, then the table and the verdict on
-// stdout; with --out DIR writes DIR/results.json (rewritten after every run).
+// stdout; writes DIR/results.json (--out DIR, default runs/repro-mde;
+// rewritten after every run).
 import { mkdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as keel from '../../index.js';
 import { writeFileAtomic } from '../../io/atomic.js';
+import { createProgress, type Progress } from '../../train/progress.js';
+import { defaultOut } from '../../cli/program.js';
 import { guardAvailable, POLICIES, runGuarded, type GuardedRun } from './guarded.js';
 import { cellId, cells, makeProtocol, NAIVE, SAFE, runSpecs, type Protocol } from './protocol.js';
 import { batchAt, makeData, runOne } from './run.js';
@@ -45,23 +48,6 @@ export interface MdeResults {
   guard: { status: 'done' | 'pending'; note: string; runs: GuardedRun[] };
   verdict: { note: string; claims: ClaimVerdict[] };
 }
-
-const USAGE = `usage: keel repro mde [--quick] [--out DIR] [--seeds N] [--low-seeds N] [--steps N] [--threads N] [--no-guard]
-
-The NaN-divergence study of monocular depth estimation (arXiv:2311.03938) on
-SynthDepth: loss (sqrt / safe SILog) × head (log-sigmoid / log-sigmoid with a
-floor / plain sigmoid) × variance (unbiased / biased) × final init (default /
-small) × seeds, in float32 and emulated fp16 and bf16, unguarded; then the
-naive configuration under each keel.Guard policy.
-
-  --quick        smoke run (< 1 min): 1 seed, a few steps
-  --out DIR      write DIR/results.json
-  --seeds N      seeds in float32 (default 10)
-  --low-seeds N  seeds in fp16 and in bf16 (default 10)
-  --steps N      training steps per run (default 100)
-  --threads N    libtorch threads (default 1: the depth net is tiny, and one
-                 thread ran its steps 4× faster than two on this 2-core machine)
-  --no-guard     skip the guard part`;
 
 function fmt(x: number | null, d = 3): string {
   return x === null || !Number.isFinite(x) ? '–' : x.toFixed(d);
@@ -106,36 +92,17 @@ export function reportText(r: MdeResults): string {
   return out.join('\n');
 }
 
-interface Args { quick: boolean; out?: string; seeds?: number; lowSeeds?: number; steps?: number; threads?: number; guard: boolean; help: boolean }
-
-function parseArgs(args: string[]): Args {
-  const a: Args = { quick: false, guard: true, help: false };
-  const int = (name: string, v: string | undefined, min: number): number => {
-    const n = Number(v);
-    if (v === undefined || !Number.isInteger(n) || n < min) throw new RangeError(`keel repro mde: ${name} needs an integer ≥ ${min}, got ${v ?? 'nothing'}`);
-    return n;
-  };
-  for (let i = 0; i < args.length; i++) {
-    const k = args[i];
-    if (k === '--quick') a.quick = true;
-    else if (k === '--no-guard') a.guard = false;
-    else if (k === '--help' || k === '-h') a.help = true;
-    else if (k === '--out') { if (args[i + 1] === undefined) throw new RangeError('keel repro mde: --out needs a directory'); a.out = args[++i]; }
-    else if (k === '--seeds') a.seeds = int(k, args[++i], 1);
-    else if (k === '--low-seeds') a.lowSeeds = int(k, args[++i], 0);
-    else if (k === '--steps') a.steps = int(k, args[++i], 1);
-    else if (k === '--threads') a.threads = int(k, args[++i], 1);
-    else throw new RangeError(`keel repro mde: unknown option '${k}'`);
-  }
-  return a;
-}
+interface Args { quick: boolean; out?: string; seeds?: number; lowSeeds?: number; steps?: number; threads?: number; guard: boolean; progress?: boolean }
 
 /** The batch stream of the naive cell's run with this seed (the guard part replays it). */
 function naiveStream(seed: number): number {
   return 1000 * seed + cells().findIndex((c) => cellId(c) === cellId(NAIVE));
 }
 
-export async function reproduceMde(a: Omit<Args, 'help'>, log: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Promise<MdeResults> {
+export async function reproduceMde(a: Args, userLog?: (line: string) => void): Promise<MdeResults> {
+  // run lines on stderr; on a TTY above a progress bar (src/train/progress.ts)
+  let bar: Progress | undefined;
+  const log = userLog ?? ((l: string) => (bar ? bar.log(l) : process.stderr.write(`${l}\n`)));
   const protocol = makeProtocol(a.quick, { seeds: a.seeds, lowSeeds: a.lowSeeds, steps: a.steps });
   const b = protocol.budget;
   const specs = runSpecs(protocol);
@@ -174,6 +141,7 @@ export async function reproduceMde(a: Omit<Args, 'help'>, log: (line: string) =>
   };
   try {
     let k = 0;
+    if (userLog === undefined && a.progress !== false && process.stderr.isTTY) bar = createProgress({ total: specs.length, label: 'repro mde', start: 0, every: 0 });
     for (const spec of specs) {
       k++;
       let rec: RunRecord;
@@ -187,7 +155,10 @@ export async function reproduceMde(a: Omit<Args, 'help'>, log: (line: string) =>
       }
       runs.push(rec);
       if (out && (k % 10 === 0 || k === specs.length)) save(false);
+      bar?.update(k);
     }
+    bar?.stop();
+    bar = undefined;
     const Guard = a.guard ? guardAvailable() : null;
     if (!a.guard) guard.note = 'skipped (--no-guard)';
     else if (Guard === null) guard.note = 'keel.Guard is not in this build yet (src/guard/ unfinished): the naive configuration under raise/skip/rollback/repair is still to run';
@@ -208,24 +179,29 @@ export async function reproduceMde(a: Omit<Args, 'help'>, log: (line: string) =>
       }
     }
   } finally {
+    bar?.stop();
     data.dispose();
   }
   return save(true);
 }
 
-/** `keel repro mde [...]`: returns the exit code. */
+/** `keel repro mde [...]` (the whole command line: src/cli/program.ts); returns the exit code. */
 export async function run(args: string[]): Promise<number> {
-  let a: Args;
-  try {
-    a = parseArgs(args);
-  } catch (e) {
-    console.error(`${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (a.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  return (await import('../../cli/main.js')).main(['repro', 'mde', ...args]);
+}
+
+/** `keel repro mde` with its parsed options; returns the exit code. */
+export async function runFromOptions(o: Record<string, unknown>): Promise<number> {
+  const a: Args = {
+    quick: o.quick === true,
+    out: (o.out as string | undefined) ?? defaultOut('repro', 'mde'),
+    guard: o.guard !== false,
+    progress: o.progress !== false,
+    ...(o.seeds !== undefined ? { seeds: o.seeds as number } : {}),
+    ...(o.lowSeeds !== undefined ? { lowSeeds: o.lowSeeds as number } : {}),
+    ...(o.steps !== undefined ? { steps: o.steps as number } : {}),
+    ...(o.threads !== undefined ? { threads: o.threads as number } : {}),
+  };
   const results = await reproduceMde(a);
   console.log(reportText(results));
   return results.runs.some((r) => r.error !== undefined) ? 1 : 0;

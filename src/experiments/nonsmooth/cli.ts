@@ -1,4 +1,4 @@
-// Entry points wired by the lead into `keel audit nonsmooth` and `keel repro maxpool`.
+// `keel audit nonsmooth` and `keel repro maxpool` (declared in src/cli/program.ts).
 //
 //   runAudit(args)  bifurcation audit (audit.ts) + compensation zone, per precision
 //   runRepro(args)  training impact of MaxPool-β / ReLU'(0): the budgeted grid (grid.ts)
@@ -12,6 +12,10 @@ import { barChart, writeChart } from '../../plot/index.js';
 import type { FormatName } from '../../precision/formats.js';
 import { checkOrder, runAuditPlan, summarizePairs, type AuditPlan, type AuditRow, type Protocol } from './audit.js';
 import { writeFileAtomic } from '../../io/atomic.js';
+import { createProgress } from '../../train/progress.js';
+import { checkFashionMnist } from '../../data/fashion-mnist.js';
+import { defaultOut } from '../../cli/program.js';
+import { UsageError } from '../../cli/errors.js';
 import { planGrid, REDUCED_BETAS } from './grid.js';
 import { loadData, MODEL_IDS, type DataId, type ModelId, type ModelSpec } from './models.js';
 import { runGrid } from './repro.js';
@@ -19,19 +23,6 @@ import { groupRows, judgeClaims, remedyCosts } from './summary.js';
 import type { OptimName } from './train.js';
 
 const A = keel.audit;
-
-function parseArgs(args: string[]): Record<string, string | true> {
-  const out: Record<string, string | true> = {};
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (!a.startsWith('--')) throw new RangeError(`unexpected argument '${a}'`);
-    const [k, v] = a.slice(2).split('=', 2);
-    if (v !== undefined) out[k] = v;
-    else if (i + 1 < args.length && !args[i + 1].startsWith('--')) out[k] = args[++i];
-    else out[k] = true;
-  }
-  return out;
-}
 
 function str(o: Record<string, string | true>, k: string, d: string): string {
   const v = o[k];
@@ -63,34 +54,25 @@ function table(head: string[], rows: string[][]): string {
   return [line(head), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)].join('\n');
 }
 
-const AUDIT_HELP = `usage: keel audit nonsmooth [--model lenet5|vgg11|vgg11_bn|resnet18|mlp] [--data fashion-mnist|synthetic]
-  [--precision fp64,fp32,bf16,fp16,fp8-e4m3,fp8-e5m2] [--draws N] [--batches N] [--batch-size B]
-  [--width W] (VGG/ResNet channels, 64 = full) [--depth D --hidden H] (MLP) [--sweep] (MLP depth/width/batch)
-  [--quick] [--out DIR]`;
-
-/** `keel audit nonsmooth ...` */
+/** `keel audit nonsmooth ...` (the whole command line: src/cli/program.ts); returns the exit code. */
 export async function runAudit(args: string[]): Promise<number> {
-  let o: Record<string, string | true>;
-  try {
-    o = parseArgs(args);
-  } catch (e) {
-    console.error(`${(e as Error).message}\n${AUDIT_HELP}`);
-    return 2;
-  }
-  if (o.help) {
-    console.log(AUDIT_HELP);
-    return 0;
-  }
+  return (await import('../../cli/main.js')).main(['audit', 'nonsmooth', ...args]);
+}
+
+/** `keel repro maxpool ...` (the whole command line: src/cli/program.ts); returns the exit code. */
+export async function runRepro(args: string[]): Promise<number> {
+  return (await import('../../cli/main.js')).main(['repro', 'maxpool', ...args]);
+}
+
+/** `keel audit nonsmooth` with its options as { 'long-name': value }; returns the exit code. */
+export async function auditNonsmooth(o: Record<string, string | true>): Promise<number> {
   const t0 = performance.now();
   const quick = o.quick === true;
   const modelId = str(o, 'model', 'vgg11') as ModelId;
-  if (!MODEL_IDS.includes(modelId)) {
-    console.error(`unknown model ${modelId}\n${AUDIT_HELP}`);
-    return 2;
-  }
+  if (!MODEL_IDS.includes(modelId)) throw new UsageError(`--model: unknown model '${modelId}' (${MODEL_IDS.join(', ')})`);
   const data = str(o, 'data', 'fashion-mnist') as DataId;
   const formats = list<FormatName>(o, 'precision', [...A.AUDIT_FORMATS], A.AUDIT_FORMATS);
-  const out = resolve(str(o, 'out', 'runs/audit-nonsmooth'));
+  const out = resolve(str(o, 'out', defaultOut('audit', 'nonsmooth')));
   mkdirSync(out, { recursive: true });
   const spec: ModelSpec = { id: modelId, width: num(o, 'width', quick ? 8 : 16), depth: num(o, 'depth', 3), hidden: num(o, 'hidden', quick ? 64 : 256) };
   const plan: AuditPlan = {
@@ -100,11 +82,23 @@ export async function runAudit(args: string[]): Promise<number> {
     batchSize: num(o, 'batch-size', quick ? 16 : 64),
     protocols: ['relu', 'maxpool'] as Protocol[],
   };
-  const log = (s: string) => process.stderr.write(`[audit] ${s}\n`);
   const { train, test } = loadData(modelId, data, plan.draws * plan.batches * plan.batchSize + plan.batchSize, 1);
   test.x.dispose();
   test.y.dispose();
-  const pairs = runAuditPlan(plan, train, log);
+  // one line per θ draw; on a TTY above a progress bar (src/train/progress.ts)
+  const bar = o['no-progress'] !== true && process.stderr.isTTY ? createProgress({ total: plan.draws, label: 'audit', start: 0, every: 0 }) : undefined;
+  let draws = 0;
+  const log = (s: string) => {
+    if (!bar) return void process.stderr.write(`[audit] ${s}\n`);
+    bar.log(`[audit] ${s}`);
+    if (/^draw \d+/.test(s)) bar.update(++draws);
+  };
+  let pairs: ReturnType<typeof runAuditPlan>;
+  try {
+    pairs = runAuditPlan(plan, train, log);
+  } finally {
+    bar?.stop();
+  }
   let rows = summarizePairs(pairs, modelId);
 
   // Bertoin et al.'s variations for the MLP: depth, width, batch size (fp32 and bf16)
@@ -172,32 +166,13 @@ export async function runAudit(args: string[]): Promise<number> {
   return 0;
 }
 
-const REPRO_HELP = `usage: keel repro maxpool [--quick] [--out DIR] [--jobs N] [--models lenet5,vgg11,vgg11_bn,resnet18] [--data fashion-mnist,synthetic]
-  [--betas 0,1,10,100,1000,10000] [--relu0 0,1] [--precision fp32,bf16,fp16] [--optims sgd,adam] [--seeds N]
-  [--steps N] [--batch-size B] [--train N] [--test N] [--width W] [--lr sgd=0.03,adam=0.001] [--full] [--no-remedies]
-  --jobs N   child processes of 1 libtorch thread each (default: available cores); 0 = in this process
-  --lr       fixed learning rates (default: tuned per model, data set and optimizer in fp32, default rule)
-  --full     every model and data set gets every β × ReLU'(0) (default: the budgeted design, see grid.ts)
-  --plan     print the planned runs per model, data set and role, and exit`;
-
-/** `keel repro maxpool ...` */
-export async function runRepro(args: string[]): Promise<number> {
-  let o: Record<string, string | true>;
-  try {
-    o = parseArgs(args);
-  } catch (e) {
-    console.error(`${(e as Error).message}\n${REPRO_HELP}`);
-    return 2;
-  }
-  if (o.help) {
-    console.log(REPRO_HELP);
-    return 0;
-  }
+/** `keel repro maxpool` with its options as { 'long-name': value }; returns the exit code. */
+export async function reproMaxpool(o: Record<string, string | true>): Promise<number> {
   const t0 = performance.now();
   const os = await import('node:os');
   const load0 = os.loadavg()[0];
   const quick = o.quick === true;
-  const out = resolve(str(o, 'out', 'runs/repro-maxpool'));
+  const out = resolve(str(o, 'out', defaultOut('repro', 'maxpool')));
   let models: ModelId[], datas: DataId[], betas: number[], relu0: number[], formats: FormatName[], optims: OptimName[], lrFixed: Partial<Record<OptimName, number>> | undefined;
   let seeds: number, batchSize: number, nTrain: number, nTest: number, width: number, jobs: number, stepsArg: number | undefined;
   try {
@@ -230,8 +205,7 @@ export async function runRepro(args: string[]): Promise<number> {
       }
     } else if (quick) lrFixed = { sgd: 0.03, adam: 1e-3 };
   } catch (e) {
-    console.error(`${(e as Error).message}\n${REPRO_HELP}`);
-    return 2;
+    throw e instanceof RangeError ? new UsageError(e.message) : e;
   }
   mkdirSync(out, { recursive: true });
   // steps per model: the plain VGG-11 is the slowest to start learning
@@ -251,8 +225,10 @@ export async function runRepro(args: string[]): Promise<number> {
     console.log(`${plan.length} runs (${roles})\n${[...cells].map(([k, n]) => `  ${k}: ${n}`).join('\n')}`);
     return 0;
   }
+  // the data sets the child processes will load: a missing one is one error here, not one per run
+  if (datas.includes('fashion-mnist')) checkFashionMnist();
   log(`[repro maxpool] ${plan.length} runs (${roles}) on ${jobs === 0 ? `this process, ${keel.getNumThreads()} libtorch threads` : `${jobs} child processes of 1 libtorch thread`}; load average ${load0.toFixed(1)}`);
-  const { runs, tuning, lrs } = await runGrid(plan, { jobs, nTrain, nTest, lr: lrFixed, log });
+  const { runs, tuning, lrs } = await runGrid(plan, { jobs, nTrain, nTest, lr: lrFixed, log, progress: o['no-progress'] !== true });
   const failed = runs.filter((r) => !r.ok);
   const rows = groupRows(runs);
 

@@ -4,6 +4,7 @@
 // splits (‖θ − θ_default‖ / ‖θ_default‖, the same seed's default-rule run)
 // are computed as runs arrive, so only the default-rule runs' final θ are
 // held in memory.
+import { createProgress } from '../../train/progress.js';
 import { runPool, type PoolResult } from '../pool.js';
 import { LR_GRID, lrKey, tuningKeys, tuningLoss, type PlannedRun } from './grid.js';
 import type { ModelId } from './models.js';
@@ -19,6 +20,8 @@ export interface GridRunOptions {
   /** fixed learning rates (no tuning) */
   lr?: Partial<Record<OptimName, number>>;
   log: (line: string) => void;
+  /** the progress bar on a TTY (default true) */
+  progress?: boolean;
 }
 
 export interface TuningRecord {
@@ -36,9 +39,12 @@ const describe = (r: RunResult): string => `acc ${(100 * r.testAccuracy).toFixed
 
 /** Runs the items in a pool (jobs ≥ 1) or in this process (jobs = 0); results in input order. */
 async function execute(items: TrainItem[], o: GridRunOptions, name: string, onResult?: (r: PoolResult<RunResult>, i: number) => void): Promise<PoolResult<RunResult>[]> {
-  if (o.jobs >= 1) return runPool<TrainItem, RunResult>(items, { worker: WORKER, jobs: o.jobs, label, describe, name, onResult, log: o.log });
+  if (o.jobs >= 1) return runPool<TrainItem, RunResult>(items, { worker: WORKER, jobs: o.jobs, label, describe, name, onResult, log: o.log, ...(o.progress === false ? { progress: false } : {}) });
   const out: PoolResult<RunResult>[] = [];
   const t0 = performance.now();
+  // the same display as the pool's: a bar on a TTY under the run lines
+  const bar = o.progress !== false && process.stderr.isTTY ? createProgress({ total: items.length, label: `[${name}]`, start: 0, every: 0 }) : undefined;
+  const log = bar ? (l: string) => bar.log(l) : o.log;
   for (const [i, it] of items.entries()) {
     const s = performance.now();
     let r: PoolResult<RunResult>;
@@ -50,8 +56,10 @@ async function execute(items: TrainItem[], o: GridRunOptions, name: string, onRe
     }
     out.push(r);
     onResult?.(r, i);
-    o.log(`[${name}] ${i + 1}/${items.length} ${label(it)} (${(r.wallMs / 1000).toFixed(1)} s) ${r.ok ? describe(r.value) : `FAILED: ${r.error.split('\n')[0]}`} — ${((performance.now() - t0) / 1000).toFixed(0)}s elapsed`);
+    log(`[${name}] ${i + 1}/${items.length} ${label(it)} (${(r.wallMs / 1000).toFixed(1)} s) ${r.ok ? describe(r.value) : `FAILED: ${r.error.split('\n')[0]}`} — ${((performance.now() - t0) / 1000).toFixed(0)}s elapsed`);
+    bar?.update(i + 1);
   }
+  bar?.stop();
   return out;
 }
 

@@ -2,7 +2,8 @@
 // al. 2023, arXiv:2305.15997). AdamW vs SING on Fashion-MNIST with LeNet-5,
 // ResNet-18 and a deep plain MLP, a learning-rate sweep per optimizer over
 // its recommended range, several seeds; prints a table per model and a
-// verdict on the paper's claims, and with --out writes DIR/results.json
+// verdict on the paper's claims, and writes DIR/results.json (--out DIR,
+// default runs/repro-sing)
 // (every run's config and metrics, the summary, the verdict; rewritten after
 // each run, so an interrupted grid keeps what it did: --resume continues it)
 // and DIR/report.md.
@@ -15,9 +16,10 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
 import * as keel from '../../index.js';
 import { writeFileAtomic } from '../../io/atomic.js';
+import { createProgress, type Progress } from '../../train/progress.js';
+import { defaultOut } from '../../cli/program.js';
 import { judgeClaims, type ClaimVerdict } from './claims.js';
 import { MODEL_IDS, makeProtocol, runDefiningKey, runSpecs, type ModelId, type Protocol } from './grid.js';
 import { budgetLines, modelTable, verdictText } from './report.js';
@@ -43,8 +45,10 @@ export interface ReproOptions {
   resnetWidth?: number;
   threads?: number;
   resume?: boolean;
-  /** Progress lines (default: to stderr). */
+  /** Progress lines (default: to stderr, above a progress bar when stderr is a TTY). */
   log?: (line: string) => void;
+  /** The progress bar on a TTY (default true; never with a log of your own). */
+  progress?: boolean;
 }
 
 export interface ReproResults {
@@ -80,7 +84,8 @@ function countParameters(protocol: Protocol): Record<string, number> {
 
 /** Runs the reproduction; returns the results (also written to out/results.json when out is given). */
 export function reproduceSing(options: ReproOptions = {}): ReproResults {
-  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  let bar: Progress | undefined;
+  const log = options.log ?? ((line: string) => (bar ? bar.log(line) : process.stderr.write(`${line}\n`)));
   if (options.threads !== undefined) keel.setNumThreads(options.threads);
   const protocol = makeProtocol({
     quick: options.quick ?? false,
@@ -151,6 +156,8 @@ export function reproduceSing(options: ReproOptions = {}): ReproResults {
     const done = new Set(runs.map((r) => r.id));
     const todo = specs.filter((s) => !done.has(s.id));
     let k = specs.length - todo.length;
+    // a bar on a TTY under the run lines; its rate and ETA count this session's runs
+    if (options.log === undefined && options.progress !== false && process.stderr.isTTY) bar = createProgress({ total: specs.length, label: 'repro sing', start: k, every: 0 });
     for (const spec of todo) {
       k++;
       const plan = plans.get(spec.model)!;
@@ -175,8 +182,10 @@ export function reproduceSing(options: ReproOptions = {}): ReproResults {
       }
       runs.push(record);
       if (resultsPath) save(false);
+      bar?.update(k);
     }
   } finally {
+    bar?.stop();
     data.dispose();
   }
   return save(true);
@@ -197,61 +206,28 @@ export function reportText(results: ReproResults): string {
   return out.join('\n');
 }
 
-function positiveInt(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer`);
-    return n;
-  };
-}
-
-function modelList(v: string): ModelId[] {
-  const names = v.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
-  for (const n of names) if (!(MODEL_IDS as readonly string[]).includes(n)) throw new InvalidArgumentError(`unknown model '${n}' (${MODEL_IDS.join(', ')})`);
-  if (names.length === 0) throw new InvalidArgumentError(`give at least one of ${MODEL_IDS.join(', ')}`);
-  return names as ModelId[];
-}
-
-/** The CLI: `keel repro sing [options]`; returns the exit code. */
+/** `keel repro sing [options]` (the whole command line: src/cli/program.ts); returns the exit code. */
 export async function reproSing(args: string[]): Promise<number> {
-  const program = new Command('keel repro sing')
-    .description('AdamW vs SING (arXiv:2305.15997) on Fashion-MNIST: LeNet-5, ResNet-18, a deep plain MLP; LR sweep × seeds; table + verdict on the paper\'s claims')
-    .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
-    .option('--quick', 'smoke run (< 1 minute): tiny subsets, few steps, 2 LRs, 2 seeds, small models', false)
-    .option('--out <dir>', 'write DIR/results.json (every run, the summary, the verdict) and DIR/report.md')
-    .option('--models <list>', `comma-separated subset of ${MODEL_IDS.join(',')}`, modelList)
-    .option('--seeds <n>', 'seeds per learning rate (default 3; --quick 2)', positiveInt('--seeds'))
-    .option('--resnet-width <n>', 'ResNet-18 base width (default 16; the paper\'s is 64; --quick 4)', positiveInt('--resnet-width'))
-    .option('--threads <n>', 'intra-op threads (default: all cores)', positiveInt('--threads'))
-    .option('--resume', 'continue the grid in --out DIR (same options) from its results.json', false);
-  try {
-    program.parse(args, { from: 'user' });
-  } catch (e) {
-    const err = e as { exitCode?: number; code?: string };
-    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help') return 0;
-    return err.exitCode === 0 ? 0 : 2;
-  }
-  const o = program.opts();
-  if (o.resume && o.out === undefined) {
-    console.error('keel repro sing: --resume needs --out DIR');
-    return 2;
-  }
+  return (await import('../../cli/main.js')).main(['repro', 'sing', ...args]);
+}
+
+/** `keel repro sing` with its parsed options; returns the exit code. */
+export async function reproSingFromOptions(o: Record<string, unknown>): Promise<number> {
+  const out = (o.out as string | undefined) ?? defaultOut('repro', 'sing');
   const results = reproduceSing({
     quick: o.quick as boolean,
-    ...(o.out !== undefined ? { out: o.out as string } : {}),
+    out,
     ...(o.models !== undefined ? { models: o.models as ModelId[] } : {}),
     ...(o.seeds !== undefined ? { seeds: o.seeds as number } : {}),
     ...(o.resnetWidth !== undefined ? { resnetWidth: o.resnetWidth as number } : {}),
     ...(o.threads !== undefined ? { threads: o.threads as number } : {}),
     resume: o.resume as boolean,
+    progress: o.progress !== false,
   });
   const text = reportText(results);
   console.log(text);
-  if (o.out !== undefined) {
-    const dir = resolve(o.out as string);
-    writeFileAtomic(join(dir, 'report.md'), `${text}\n`);
-    console.log(`\nwrote ${join(dir, 'results.json')} and ${join(dir, 'report.md')}`);
-  }
+  const dir = resolve(out);
+  writeFileAtomic(join(dir, 'report.md'), `${text}\n`);
+  console.log(`\nwrote ${join(dir, 'results.json')} and ${join(dir, 'report.md')}`);
   return results.runs.some((r) => r.error !== undefined) ? 1 : 0;
 }

@@ -1,31 +1,19 @@
-// `keel repro stable [--quick] [--out DIR]` (wired into `keel repro` by src/cli).
+// `keel repro stable [--quick] [--out DIR]` (declared in src/cli/program.ts).
 import '../../index.js'; // installs the Tensor methods and default threads when loaded alone
 import { defaultConfig, runStable } from './run.js';
 
+/** `keel repro stable [options]` (the whole command line: src/cli/program.ts); returns the exit code. */
 export async function run(args: string[]): Promise<number> {
-  let quick = false;
-  let out = 'runs/repro-stable';
-  let maxDepth: number | null = null;
-  let iters: number | null = null;
-  let noFmnist = false;
-  const rest: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (a === '--quick') quick = true;
-    else if (a === '--out') {
-      if (i + 1 >= args.length) { console.error('--out needs a directory'); return 2; }
-      out = args[++i];
-    } else if (a === '--max-depth' || a === '--iters') {
-      const v = Number(args[++i]);
-      if (!Number.isInteger(v) || v < 4) { console.error(`${a} needs an integer ≥ 4`); return 2; }
-      if (a === '--max-depth') maxDepth = v; else iters = v;
-    } else if (a === '--no-fmnist') noFmnist = true;
-    else if (a === '--help' || a === '-h') {
-      console.log('keel repro stable [--quick] [--out DIR] [--max-depth N] [--iters K] [--no-fmnist]: Haber & Ruthotto (2017) stable architectures — growth at init vs depth (dense, and conv on Fashion-MNIST states), multi-level training on swiss roll, peaks, ellipses and a Fashion-MNIST subset (depth ≤ N), eigenvalues (exact for dense blocks, Arnoldi Ritz values for conv blocks); --iters K sets the 2-D sets\' steps per level; writes DIR/results.json and SVG plots');
-      return 0;
-    } else rest.push(a);
-  }
-  if (rest.length) { console.error(`keel repro stable: unknown arguments ${rest.join(' ')}`); return 2; }
+  return (await import('../../cli/main.js')).main(['repro', 'stable', ...args]);
+}
+
+/** `keel repro stable` with its parsed options; returns the exit code. */
+export async function runFromOptions(o: Record<string, unknown>): Promise<number> {
+  const quick = o.quick === true;
+  const out = o.out as string;
+  const maxDepth = (o.maxDepth as number | undefined) ?? null;
+  const iters = (o.iters as number | undefined) ?? null;
+  const noFmnist = o.fmnist === false;
   const cfg = defaultConfig(quick, out);
   if (maxDepth !== null) {
     // training depths 4, 8, … up to maxDepth; the growth-at-init sweep reaches it too

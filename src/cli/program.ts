@@ -1,0 +1,266 @@
+// The whole `keel` command line, declared in one place: every command and
+// subcommand, its options, its help. commander parses; this module gives all
+// of them the same help layout, the same refusal of unknown options and stray
+// arguments, and the same error line (`keel <command>: <what is wrong>`, exit
+// 2). Implementations are imported only when their command runs, so help,
+// `--version` and usage errors work without the native addon.
+//
+//   keel train                  src/cli/train.ts
+//   keel repro sing             src/experiments/sing/index.ts
+//   keel repro stable           src/experiments/stable/cli.ts
+//   keel repro mde              src/experiments/mde/cli.ts
+//   keel repro maxpool          src/experiments/nonsmooth/cli.ts
+//   keel audit nonsmooth        src/experiments/nonsmooth/cli.ts
+//   keel doctor                 src/cli/doctor.ts
+//   keel help [command]
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, Help, InvalidArgumentError, Option } from 'commander';
+import { MODEL_IDS as SING_MODELS } from '../experiments/sing/grid.js';
+import { finiteString, intAtLeast, listOf, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber } from './args.js';
+import { ParseError } from './errors.js';
+
+/** What the running command sets: its exit code, its name for error lines, hints for a missing data set. */
+export interface RunState {
+  exitCode: number;
+  command: string;
+  datasetHints: string[];
+}
+
+/** The default output folder of a command that writes one: runs/<command>-<subcommand>. */
+export function defaultOut(...path: string[]): string {
+  return `runs/${path.join('-')}`;
+}
+
+export const TRAIN_MODELS = ['lenet5', 'mlp', 'vgg11', 'vgg11_bn', 'resnet18'];
+const NONSMOOTH_MODELS = ['lenet5', 'vgg11', 'vgg11_bn', 'resnet18', 'mlp'];
+const AUDIT_FORMATS = ['fp64', 'fp32', 'bf16', 'fp16', 'fp8-e4m3', 'fp8-e5m2'];
+const DATA_SETS = ['fashion-mnist', 'synthetic'];
+const FASHION_MNIST_HINT = 'install it with `apt install dataset-fashion-mnist`, or set KEEL_FASHION_MNIST_ROOT to the folder of its IDX files';
+
+function version(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+export function commandPath(cmd: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = cmd; c; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
+}
+
+const NOUNS: Record<string, string> = { keel: 'command', 'keel repro': 'reproduction', 'keel audit': 'audit' };
+
+function unknownSubcommand(cmd: Command, name: string): string {
+  const path = commandPath(cmd);
+  const available = cmd.commands.map((c) => c.name()).filter((n) => n !== 'help');
+  return `unknown ${NOUNS[path] ?? 'command'} '${name}' (available: ${available.join(', ')}); usage: ${path} ${cmd.usage()}`;
+}
+
+/** `keel help nope`, `keel repro help nope`: the same error as `keel nope` (commander would print the help). */
+export function checkHelpSubject(program: Command, argv: readonly string[]): void {
+  let cmd = program;
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === 'help' && argv[i + 1] !== undefined && !argv[i + 1].startsWith('-')) {
+      if (!cmd.commands.some((c) => c.name() === argv[i + 1])) throw new ParseError(commandPath(cmd), unknownSubcommand(cmd, argv[i + 1]));
+      return;
+    }
+    const next = cmd.commands.find((c) => c.name() === argv[i]);
+    if (next === undefined) return;
+    cmd = next;
+  }
+}
+
+/** Every command: the same help layout, exit override, error wording. */
+function configure(cmd: Command): Command {
+  cmd
+    .allowExcessArguments(false)
+    .showSuggestionAfterError(true)
+    .configureHelp({
+      showGlobalOptions: true,
+      formatHelp(c: Command, helper: Help): string {
+        return Help.prototype.formatHelp.call(this, c, helper).replace(/^Usage:/, 'usage:');
+      },
+    })
+    .configureOutput({ outputError: () => {} })
+    .exitOverride((err: CommanderError) => {
+      const path = commandPath(cmd);
+      let message = err.message.replace(/^error: /, '');
+      if (err.code === 'commander.unknownCommand') {
+        message = unknownSubcommand(cmd, /'([^']*)'/.exec(message)?.[1] ?? '');
+      } else if (err.code === 'commander.excessArguments') {
+        const stray = cmd.args.slice(cmd.registeredArguments.length);
+        message = `unexpected argument${stray.length > 1 ? 's' : ''} ${stray.map((a) => `'${a}'`).join(' ')} (${path} takes ${cmd.registeredArguments.length ? 'only its arguments and ' : 'only '}options; ${path} --help lists them)`;
+      }
+      throw new ParseError(path, message.split('\n')[0], err.exitCode, err.code);
+    });
+  return cmd;
+}
+
+function sub(parent: Command, name: string, description: string): Command {
+  const cmd = configure(new Command(name)).description(description);
+  parent.addCommand(cmd);
+  return cmd;
+}
+
+/** The options of a command as `{ 'long-name': value }` (what the hand-written parsers used to produce). */
+export function optionRecord(cmd: Command): Record<string, string | true> {
+  const out: Record<string, string | true> = {};
+  const values = cmd.opts();
+  for (const opt of cmd.options) {
+    const long = (opt.long ?? '').replace(/^--/, '');
+    const v = values[opt.attributeName()];
+    if (opt.negate) {
+      if (v === false) out[long] = true;
+    } else if (v === true) out[long] = true;
+    else if (typeof v === 'string') out[long] = v;
+    else if (typeof v === 'number') out[long] = String(v);
+  }
+  return out;
+}
+
+export function buildProgram(state: RunState): Command {
+  const run = (cmd: Command, impl: (o: Record<string, unknown>, cmd: Command) => Promise<number>, datasetHints: string[] = []) => {
+    cmd.action(async (_o: unknown, c: Command) => {
+      state.command = commandPath(c);
+      state.datasetHints = [FASHION_MNIST_HINT, ...datasetHints];
+      state.exitCode = await impl(c.opts(), c);
+    });
+  };
+
+  const program = configure(new Command('keel'))
+    .usage('<command> [options]')
+    .description('Keel: numerically reliable deep-learning training on libtorch')
+    .version(version(), '-V, --version', 'print the version')
+    .option('--verbose', 'print the stack trace of an error (also KEEL_DEBUG=1)')
+    .helpCommand('help [command]', 'show the help of a command')
+    .addHelpText('after', '\nexit codes: 0 done, 1 the run failed, 2 bad usage. Errors are one line on stderr: keel <command>: <what is wrong>.\nkeel <command> --help (or keel help <command>) shows a command\'s options.');
+
+  // keel train
+  const train = sub(program, 'train', 'train a zoo model; writes DIR/metrics.jsonl, DIR/checkpoints/, DIR/model.safetensors, DIR/summary.json')
+    .summary('train a zoo model (--out DIR or --resume DIR)')
+    .option('--model <name>', `model: ${TRAIN_MODELS.join('|')}`, 'lenet5')
+    .addOption(new Option('--data <name>', 'data set').choices(DATA_SETS).default('fashion-mnist'))
+    .addOption(new Option('--optim <name>', 'optimizer').choices(['sgd', 'adam', 'adamw', 'sing']).default('adamw'))
+    .option('--lr <x>', 'learning rate (default per optimizer: sgd 0.05, adam/adamw 1e-3, sing 1e-2)', positiveNumber('--lr'))
+    .option('--weight-decay <x>', 'weight decay (default per optimizer)', nonNegativeNumber('--weight-decay'))
+    .option('--momentum <x>', 'SGD momentum', nonNegativeNumber('--momentum'), 0.9)
+    .option('--epochs <n>', 'epochs', positiveInt('--epochs'))
+    .option('--steps <n>', 'optimizer steps (overrides --epochs when smaller)', positiveInt('--steps'))
+    .option('--batch-size <n>', 'batch size', positiveInt('--batch-size'), 128)
+    .option('--seed <n>', 'seed of initialisation, shuffling and augmentation', nonNegativeInt('--seed'), 0)
+    .option('--standardize-grads', 'standardise gradients (SING\'s layer-wise standardisation) in front of the optimizer', false)
+    .addOption(new Option('--schedule <name>', 'learning-rate schedule after warm-up').choices(['cosine', 'constant']).default('cosine'))
+    .option('--warmup <n>', 'linear warm-up steps', nonNegativeInt('--warmup'), 0)
+    .option('--checkpoint-every <n>', 'a checkpoint every N steps (and at the end)', positiveInt('--checkpoint-every'), 200)
+    .option('--keep-checkpoints <n>', 'checkpoints kept', positiveInt('--keep-checkpoints'), 3)
+    .option('--train-subset <n>', 'use the first N training examples', positiveInt('--train-subset'))
+    .option('--test-subset <n>', 'use the first N test examples', positiveInt('--test-subset'))
+    .option('--augment', 'random crop and flip (synthetic data)', false)
+    .option('--threads <n>', 'intra-op threads (default: all cores)', positiveInt('--threads'))
+    .addOption(new Option('--guard <policy>', 'NaN guard: check every step; on a non-finite one replay it, name the op, and raise|skip|rollback|repair').choices(['raise', 'skip', 'rollback', 'repair']))
+    .option('--no-progress', 'no progress bar or progress lines')
+    .option('--out <dir>', 'output folder (required: keel train has no default one)')
+    .option('--resume <dir>', 'continue the run in DIR from its latest checkpoint');
+  run(train, async (o) => (await import('./train.js')).trainFromOptions(o), ['or use --data synthetic']);
+
+  // keel repro <paper>
+  const repro = sub(program, 'repro', 'reproduce a paper: keel repro sing|stable|mde|maxpool [--quick] [--out DIR]')
+    .summary('reproduce a paper: sing|stable|mde|maxpool')
+    .usage('<paper> [options]')
+    .helpCommand('help [paper]', 'show the help of a reproduction');
+
+  const sing = sub(repro, 'sing', 'SING (Courtois et al. 2023, arXiv:2305.15997): AdamW vs SING on Fashion-MNIST with LeNet-5, ResNet-18 and a deep plain MLP; LR sweep × seeds; table + verdict on the paper\'s claims')
+    .summary('SING vs AdamW (arXiv:2305.15997)')
+    .option('--quick', 'smoke run (< 1 minute): tiny subsets, few steps, 2 LRs, 2 seeds, small models', false)
+    .option('--out <dir>', `write DIR/results.json (every run, the summary, the verdict) and DIR/report.md (default ${defaultOut('repro', 'sing')})`)
+    .option('--models <list>', `comma-separated subset of ${SING_MODELS.join(',')}`, (v: string) => {
+      const names = v.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+      for (const n of names) if (!(SING_MODELS as readonly string[]).includes(n)) throw new InvalidArgumentError(`unknown model '${n}' (${SING_MODELS.join(', ')})`);
+      if (names.length === 0) throw new InvalidArgumentError(`give at least one of ${SING_MODELS.join(', ')}`);
+      return names;
+    })
+    .option('--seeds <n>', 'seeds per learning rate (default 3; --quick 2)', positiveInt('--seeds'))
+    .option('--resnet-width <n>', 'ResNet-18 base width (default 16; the paper\'s is 64; --quick 4)', positiveInt('--resnet-width'))
+    .option('--threads <n>', 'intra-op threads (default: all cores)', positiveInt('--threads'))
+    .option('--resume', 'continue the grid in DIR (same options) from its results.json', false)
+    .option('--no-progress', 'no progress bar (the per-run lines still print)');
+  run(sing, async (o) => (await import('../experiments/sing/index.js')).reproSingFromOptions(o));
+
+  const stable = sub(repro, 'stable', 'Stable architectures (Haber & Ruthotto 2017, arXiv:1705.03341): growth at init vs depth (dense, and conv on Fashion-MNIST states), multi-level training on swiss roll, peaks, ellipses and a Fashion-MNIST subset (depth ≤ N), eigenvalues (exact for dense blocks, Arnoldi Ritz values for conv blocks); writes DIR/results.json and SVG plots')
+    .summary('stable ODE-view networks (arXiv:1705.03341)')
+    .option('--quick', 'smoke run', false)
+    .option('--out <dir>', 'output folder', defaultOut('repro', 'stable'))
+    .option('--max-depth <n>', 'deepest network trained (training depths 4, 8, … up to N)', intAtLeast('--max-depth', 4))
+    .option('--iters <k>', 'the 2-D sets\' steps per level', intAtLeast('--iters', 4))
+    .option('--no-fmnist', 'skip the Fashion-MNIST part');
+  run(stable, async (o) => (await import('../experiments/stable/cli.js')).runFromOptions(o));
+
+  const mde = sub(repro, 'mde', 'NaN divergence in monocular depth estimation (Kim, Jang & Kim 2023, arXiv:2311.03938) on SynthDepth: loss (sqrt / safe SILog) × head × variance × final init × seeds, in float32 and emulated fp16 and bf16, unguarded; then the naive configuration under each keel.Guard policy')
+    .summary('NaN divergence in depth estimation (arXiv:2311.03938)')
+    .option('--quick', 'smoke run (< 1 min): 1 seed, a few steps', false)
+    .option('--out <dir>', `write DIR/results.json (default ${defaultOut('repro', 'mde')})`)
+    .option('--seeds <n>', 'seeds in float32 (default 10)', intAtLeast('--seeds', 1))
+    .option('--low-seeds <n>', 'seeds in fp16 and in bf16 (default 10)', intAtLeast('--low-seeds', 0))
+    .option('--steps <n>', 'training steps per run (default 100)', intAtLeast('--steps', 1))
+    .option('--threads <n>', 'libtorch threads (default 1: the depth net is tiny, and one thread ran its steps 4× faster than two on a 2-core machine)', intAtLeast('--threads', 1))
+    .option('--no-guard', 'skip the guard part')
+    .option('--no-progress', 'no progress bar (the per-run lines still print)');
+  run(mde, async (o) => (await import('../experiments/mde/cli.js')).runFromOptions(o));
+
+  const maxpool = sub(repro, 'maxpool', 'Nonsmooth AD (Boustany 2024, arXiv:2401.02736; Bertoin et al. 2021): MaxPool-β and ReLU\'(0) training impact across precisions')
+    .summary("MaxPool-β / ReLU'(0) training impact (arXiv:2401.02736)")
+    .option('--quick', 'smoke run', false)
+    .option('--out <dir>', 'output folder', defaultOut('repro', 'maxpool'))
+    .option('--jobs <n>', 'child processes of 1 libtorch thread each (default: available cores); 0 = in this process', finiteString('--jobs'))
+    .option('--models <list>', `comma-separated subset of ${NONSMOOTH_MODELS.filter((m) => m !== 'mlp').join(',')}`, listOf('--models', NONSMOOTH_MODELS))
+    .option('--data <list>', `comma-separated subset of ${DATA_SETS.join(',')}`, listOf('--data', DATA_SETS))
+    .option('--betas <list>', 'β values (default 0,1,10,100,1000,10000)', listOf('--betas'))
+    .option('--relu0 <list>', 'ReLU\'(0) values (default 0,1)', listOf('--relu0'))
+    .option('--precision <list>', `comma-separated subset of ${AUDIT_FORMATS.join(',')} (default fp32,bf16,fp16)`, listOf('--precision', AUDIT_FORMATS))
+    .option('--optims <list>', 'comma-separated subset of sgd,adam', listOf('--optims', ['sgd', 'adam']))
+    .option('--seeds <n>', 'seeds (default 3; --quick 2)', finiteString('--seeds'))
+    .option('--steps <n>', 'steps per run (default per model)', finiteString('--steps'))
+    .option('--batch-size <n>', 'batch size (default 32)', finiteString('--batch-size'))
+    .option('--train <n>', 'training examples (default 8192)', finiteString('--train'))
+    .option('--test <n>', 'test examples (default 1000)', finiteString('--test'))
+    .option('--width <n>', 'VGG/ResNet channels (default 8; 64 = full size)', finiteString('--width'))
+    .option('--lr <rates>', 'fixed learning rates, e.g. sgd=0.03,adam=0.001 (default: tuned per model, data set and optimizer in fp32, default rule)')
+    .option('--full', 'every model and data set gets every β × ReLU\'(0) (default: the budgeted design, see grid.ts)')
+    .option('--no-remedies', 'skip the remedy runs')
+    .option('--plan', 'print the planned runs per model, data set and role, and exit')
+    .option('--no-progress', 'no progress bar (the per-run lines still print)');
+  run(maxpool, async (_o, c) => (await import('../experiments/nonsmooth/cli.js')).reproMaxpool(optionRecord(c)), ['or use --data synthetic']);
+
+  // keel audit <what>
+  const audit = sub(program, 'audit', 'audit numerical reliability: keel audit nonsmooth --model vgg11 --precision fp64,fp32,bf16,fp16 [--quick] [--out DIR]')
+    .summary('audit numerical reliability: nonsmooth')
+    .usage('<audit> [options]')
+    .helpCommand('help [audit]', 'show the help of an audit');
+  const nonsmooth = sub(audit, 'nonsmooth', 'bifurcation audit of ReLU\'(0) and max-pool backward choices per precision, and the compensation zone; writes DIR/results.json and SVG plots')
+    .summary("ReLU'(0) / max-pool bifurcation zone per precision")
+    .addOption(new Option('--model <name>', 'model (default vgg11)').choices(NONSMOOTH_MODELS))
+    .addOption(new Option('--data <name>', 'data set (default fashion-mnist)').choices(DATA_SETS))
+    .option('--precision <list>', `comma-separated subset of ${AUDIT_FORMATS.join(',')} (default: all)`, listOf('--precision', AUDIT_FORMATS))
+    .option('--draws <n>', 'θ draws (default 4; --quick 2)', finiteString('--draws'))
+    .option('--batches <n>', 'minibatches per draw (default 16; --quick 3)', finiteString('--batches'))
+    .option('--batch-size <n>', 'batch size (default 64; --quick 16)', finiteString('--batch-size'))
+    .option('--width <w>', 'VGG/ResNet channels (default 16; 64 = full size)', finiteString('--width'))
+    .option('--depth <d>', 'MLP depth (default 3)', finiteString('--depth'))
+    .option('--hidden <h>', 'MLP width (default 256)', finiteString('--hidden'))
+    .option('--sweep', 'MLP: Bertoin et al.\'s depth/width/batch variations')
+    .option('--quick', 'smoke run')
+    .option('--out <dir>', 'output folder', defaultOut('audit', 'nonsmooth'))
+    .option('--no-progress', 'no progress bar (the per-run lines still print)');
+  run(nonsmooth, async (_o, c) => (await import('../experiments/nonsmooth/cli.js')).auditNonsmooth(optionRecord(c)), ['or use --data synthetic']);
+
+  // keel doctor
+  const doctor = sub(program, 'doctor', 'check libtorch, CUDA, BLAS, threads, Node and the PyTorch reference; exit 0 when healthy, 1 when something is wrong')
+    .summary('check the set-up: libtorch, BLAS, threads, Node')
+    .option('--json', 'print the report as JSON');
+  run(doctor, async (o) => (await import('./doctor.js')).runDoctor({ json: o.json === true }));
+
+  return program;
+}
