@@ -318,7 +318,7 @@
       if (r.figures.length) {
         main.append(el('h3', { text: 'Figures' }));
         const box = el('div', { class: 'figures' });
-        for (const f of r.figures) box.append(el('div', { class: 'figure' }, el('div', { text: f.title }), el('img', { src: q(`/files/${v.id}/${f.path.split('/').map(encodeURIComponent).join('/')}`), alt: f.title, loading: 'lazy' })));
+        for (const f of r.figures) box.append(el('div', { class: 'figure' }, el('div', { text: f.title }), el('img', { src: q(`/files/${v.id}/${f.path.split('/').map(encodeURIComponent).join('/')}`), alt: f.title })));
         main.append(box);
       }
       if (r.reportMd) main.append(el('h3', { text: 'report.md' }), el('pre', { text: r.reportMd }));
