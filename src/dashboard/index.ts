@@ -6,3 +6,4 @@
 //   report.ts   one self-contained HTML file and a Markdown twin per run
 export { startDashboard, runDashboard, parseDashboardArgs, safeRunPath, isLoopback, type Dashboard, type DashboardOptions } from './server.js';
 export { Run, MetricsTail, decimateIndices, findVerdicts, findTables, findFigures, isRunDir, type RunView, type Verdict, type Table } from './runs.js';
+export { writeReport, type ReportOptions } from './report.js';
