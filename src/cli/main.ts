@@ -27,6 +27,45 @@ const commands: Record<string, Command> = {
       return (await import('../experiments/nonsmooth/cli.js')).runAudit(rest);
     },
   },
+  dashboard: {
+    summary: 'serve run folders as a live local page: keel dashboard DIR... [--port N] [--host H] [--no-open]',
+    run: async (args) => {
+      const d = await import('../dashboard/server.js');
+      if (args.includes('--help') || args.includes('-h')) {
+        console.log('usage: keel dashboard DIR... [--port N] [--host H] [--no-open]');
+        return 0;
+      }
+      let o;
+      try {
+        o = d.parseDashboardArgs(args);
+      } catch (e) {
+        console.error((e as Error).message);
+        return 2;
+      }
+      const dash = await d.runDashboard(o.dirs, o);
+      await new Promise<void>((done) => {
+        const stop = () => void dash.close().then(done);
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+      return 0;
+    },
+  },
+  report: {
+    summary: 'write a self-contained HTML report and its Markdown twin: keel report DIR [--out FILE.html]',
+    run: async (args) => {
+      const i = args.indexOf('--out');
+      const out = i >= 0 ? args[i + 1] : undefined;
+      const rest = args.filter((_, k) => k !== i && k !== i + 1 || i < 0);
+      if (rest.length !== 1 || rest[0].startsWith('-') || (i >= 0 && !out)) {
+        console.error('usage: keel report DIR [--out FILE.html]');
+        return rest.includes('--help') || rest.includes('-h') ? 0 : 2;
+      }
+      const r = await (await import('../dashboard/report.js')).writeReport(rest[0], { out });
+      console.log(`wrote ${r.html} and ${r.md}`);
+      return 0;
+    },
+  },
   doctor: {
     summary: 'check libtorch, CUDA, BLAS, threads, Node and the PyTorch reference (--json)',
     run: async (args) => (await import('./doctor.js')).doctor(args),
