@@ -69,10 +69,26 @@ describe('dashboard in chromium', { skip, timeout: 60_000 }, () => {
     assert.equal(data.ys[clean][data.x.indexOf(40)], stepLine(40).loss);
     assert.ok(data.ys[clean][data.x.indexOf(50)] == null, 'clean-run stops at step 40');
     // the heatmap holds the health lines' gradient norms
-    const heat = await page.evaluate(() => (window as any).keelDashboard.heatmap);
+    const heat = await page.evaluate(() => {
+      const s = (window as any).keelDashboard;
+      return s.heatmaps[s.runs.find((r: any) => r.name.endsWith('/nan-run')).id];
+    });
     assert.deepEqual(heat.layers, ['features.0', 'head.fc']);
-    assert.deepEqual(heat.steps, [10, 20, 30, 40]);
+    assert.deepEqual(heat.steps, [10, 20, 30, 40, 50, 60]);
+    assert.equal(heat.values[1][2], 'NaN', 'the NaN gradient norm of head.fc at step 30 is marked');
     assert.equal(heat.values[0][1], 0.05 * 20);
+    // per-layer update ratio and dead fraction, from the health lines
+    const health = await page.evaluate(() => {
+      const s = (window as any).keelDashboard;
+      const id = s.runs.find((r: any) => r.name.endsWith('/nan-run')).id;
+      const u = s.charts[`updateRatio:${id}`];
+      const d = s.charts[`dead:${id}`];
+      return { x: Array.from(u.data[0]), labels: u.series.slice(1).map((x: any) => x.label), u0: Array.from(u.data[1]), dead0: Array.from(d.data[1]) };
+    });
+    assert.deepEqual(health.x, [10, 20, 30, 40, 50, 60]);
+    assert.deepEqual(health.labels, ['features.0', 'head.fc']);
+    assert.deepEqual(health.u0, [10, 20, 30, 40, 50, 60].map((i) => 1e-3 * (1 + i / 50)));
+    assert.deepEqual(health.dead0, [10, 20, 30, 40, 50, 60].map((i) => 0.02 * (i / 10)));
     // repro output: verdicts and the figure
     assert.equal(await page.locator('table.verdicts tr').count(), 3);
     const fig = page.locator('.figure img').first();

@@ -16,7 +16,8 @@
     views: {} as Record<string, any>,
     hidden: new Set<string>(),
     charts: {} as Record<string, any>,
-    heatmap: null as null | { layers: string[]; steps: number[]; values: (number | string | null)[][]; metric: string; run: string },
+    /** per run id: the heatmap's layers, steps and values (gradient norm; 'NaN'/'Infinity' marked) */
+    heatmaps: {} as Record<string, { layers: string[]; steps: number[]; values: (number | string | null)[][]; metric: string }>,
     selectedEvent: null as any,
     renders: 0,
     updates: 0,
@@ -276,7 +277,7 @@
         if (j >= 0 && i >= 0 && i < h.layers.length && j < h.steps.length) canvas.title = `${h.layers[i]} step ${h.steps[j]}: ${fmt(values[i][j])}`;
       };
       main.append(canvas);
-      if (state.heatmap === null || state.heatmap.run === v.id) state.heatmap = { run: v.id, metric: 'gradNorm', layers: h.layers, steps: h.steps, values };
+      state.heatmaps[v.id] = { metric: 'gradNorm', layers: h.layers, steps: h.steps, values };
       const box = el('div', { class: 'charts' });
       main.append(box);
       const perLayer = (metric: string, title: string, logY: boolean) => {
@@ -336,7 +337,7 @@
     renderRuns();
     const main = document.getElementById('main')!;
     destroyCharts();
-    state.heatmap = null;
+    state.heatmaps = {};
     main.replaceChildren();
     const views = shownRuns();
     if (!views.length) main.append(el('p', { text: state.runs.length ? 'waiting for data…' : 'no runs yet' }));
