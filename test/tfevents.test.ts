@@ -50,6 +50,8 @@ test('tfevents: scalars, NaN and ±inf kept, histograms with non-finite counted 
     w.addHistogram('weights/conv', t, 11);
     t.dispose();
     w.addHistogram('grads/empty', [Number.NaN], 12);
+    const named = w.addHistograms('weights', [['fc1.weight', new Float32Array([1, 2])], ['fc1.bias', undefined]], 12);
+    assert.deepEqual(Object.keys(named), ['fc1.weight']);
     w.addText('guard/events', 'NaN in **aten::log** — ünïcode', 13);
     w.close();
 
@@ -76,6 +78,7 @@ test('tfevents: scalars, NaN and ±inf kept, histograms with non-finite counted 
     assert.equal(count('weights/fc/-inf'), 2);
     const hc = vs.find((v) => v.tag === 'weights/conv')!.histo!;
     assert.deepEqual([hc.num, hc.min, hc.max, hc.sum], [4, -0.5, 1.5, 1.75]);
+    assert.equal(vs.find((v) => v.tag === 'weights/fc1.weight')!.histo!.num, 2);
     const he = vs.find((v) => v.tag === 'grads/empty')!.histo!;
     assert.equal(he.num, 0);
     assert.equal(count('grads/empty/nan'), 1);

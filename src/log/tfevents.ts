@@ -172,6 +172,16 @@ export class TfEventsWriter {
     return h.counts;
   }
 
+  /**
+   * Histograms of named tensors under `prefix/` (weights: `model.namedParameters()`;
+   * gradients: the same names with `p.grad`); entries without a tensor are skipped.
+   */
+  addHistograms(prefix: string, named: Iterable<[string, HistogramInput | null | undefined]>, step: number, wallTime?: number): Record<string, HistogramCounts> {
+    const out: Record<string, HistogramCounts> = {};
+    for (const [name, t] of named) if (t !== null && t !== undefined) out[name] = this.addHistogram(`${prefix}/${name}`, t, step, wallTime);
+    return out;
+  }
+
   /** A text summary (TensorBoard's text plugin renders it as Markdown). */
   addText(tag: string, text: string, step: number, wallTime?: number): void {
     this.event(step, wallTime, (v) => {
