@@ -176,3 +176,14 @@ test('dashboard: a long metrics file is sent decimated, extremes and every event
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('dashboard: verdicts are read in each study\'s shape (stable, mde, nonsmooth, sing)', () => {
+  const v = keel.dashboard.findVerdicts({
+    verdicts: [{ claim: 'a', holds: true, evidence: 'e1' }, { claim: 'b', holds: null, evidence: 'e2' }],
+    verdict: { note: 'n', claims: [{ claim: 'c', outcome: 'confirmed', evidence: 'e3', rule: 'r' }] },
+    claims: [{ claim: 'd', verdict: 'MIXED', evidence: 'e4' }],
+    sing: { verdicts: [{ id: 'x', statement: 'e', source: 'p. 3', rule: 'r2', outcome: 'inconclusive', ruleOutcome: 'confirmed', evidence: 'e5' }] },
+  });
+  assert.deepEqual(v.map((x) => [x.claim, x.outcome]), [['a', 'HOLDS'], ['b', 'NOT TESTABLE'], ['c', 'confirmed'], ['d', 'MIXED'], ['e', 'inconclusive']]);
+  assert.deepEqual(keel.dashboard.findTables({ sing: { verdicts: [{ statement: 's', outcome: 'x' }] }, runs: [{ a: 1 }] }).map((t) => t.title), ['runs']);
+});

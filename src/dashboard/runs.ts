@@ -307,6 +307,13 @@ function outcomeOf(o: JsonRecord): string | undefined {
   return undefined;
 }
 
+/** A claim record: `claim` (stable, mde, nonsmooth) or `statement` (sing) with an outcome. */
+function isClaim(x: unknown): boolean {
+  if (x === null || typeof x !== 'object' || Array.isArray(x)) return false;
+  const o = x as JsonRecord;
+  return typeof o.claim === 'string' || (typeof o.statement === 'string' && outcomeOf(o) !== undefined);
+}
+
 /**
  * Claims with their verdicts, wherever a study's results.json keeps them
  * (`verdicts`, `claims`, `verdict.claims`, ...): any array of objects with
@@ -318,9 +325,9 @@ export function findVerdicts(results: unknown): Verdict[] {
     if (depth > 4 || node === null || typeof node !== 'object') return;
     if (Array.isArray(node)) {
       for (const x of node) {
-        if (x !== null && typeof x === 'object' && !Array.isArray(x) && typeof (x as JsonRecord).claim === 'string') {
+        if (isClaim(x)) {
           const o = x as JsonRecord;
-          out.push({ claim: o.claim as string, outcome: outcomeOf(o) ?? '?', ...(o.evidence !== undefined ? { evidence: String(o.evidence) } : {}), ...(o.rule !== undefined ? { rule: String(o.rule) } : {}) });
+          out.push({ claim: (typeof o.claim === 'string' ? o.claim : o.statement) as string, outcome: outcomeOf(o) ?? '?', ...(o.evidence !== undefined ? { evidence: String(o.evidence) } : {}), ...(o.rule !== undefined ? { rule: String(o.rule) } : {}) });
         } else visit(x, depth + 1);
       }
       return;
@@ -338,7 +345,7 @@ export function findTables(results: unknown, maxRows = 200): Table[] {
     if (depth > 2 || node === null || typeof node !== 'object') return;
     if (Array.isArray(node)) {
       const objs = node.filter((x) => x !== null && typeof x === 'object' && !Array.isArray(x)) as JsonRecord[];
-      if (objs.length === 0 || objs.length !== node.length || objs.some((o) => typeof o.claim === 'string')) return;
+      if (objs.length === 0 || objs.length !== node.length || objs.some(isClaim)) return;
       const columns: string[] = [];
       for (const o of objs.slice(0, 50)) for (const [k, v] of Object.entries(o)) if (!columns.includes(k) && (v === null || typeof v !== 'object')) columns.push(k);
       if (columns.length === 0) return;
