@@ -7,7 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in libtorch-dev libopenblas0-pthread python3-torch dataset-fashion-mnist; do
+# chromium: only for the dashboard's browser tests (driven by playwright-core, no browser download);
+# python3-protobuf: the independent reader of TensorBoard files in the tests
+for pkg in libtorch-dev libopenblas0-pthread python3-torch dataset-fashion-mnist chromium python3-protobuf; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

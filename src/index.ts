@@ -57,3 +57,5 @@ export * as plot from './plot/index.js';
 export * as amp from './amp/index.js';
 export { autocast, type AutocastOptions } from './amp/autocast.js';
 export { Guard, NonFiniteError, guard, type GuardOptions, type GuardStepResult } from './guard/index.js';
+export * as log from './log/index.js';
+export * as dashboard from './dashboard/index.js';

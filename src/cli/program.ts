@@ -12,6 +12,8 @@
 //   keel repro maxpool          src/experiments/nonsmooth/cli.ts
 //   keel audit nonsmooth        src/experiments/nonsmooth/cli.ts
 //   keel doctor                 src/cli/doctor.ts
+//   keel dashboard DIR...       src/dashboard/server.ts
+//   keel report DIR             src/dashboard/report.ts
 //   keel help [command]
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Help, InvalidArgumentError, Option } from 'commander';
@@ -261,6 +263,42 @@ export function buildProgram(state: RunState): Command {
     .summary('check the set-up: libtorch, BLAS, threads, Node')
     .option('--json', 'print the report as JSON');
   run(doctor, async (o) => (await import('./doctor.js')).runDoctor({ json: o.json === true }));
+
+  // keel dashboard
+  const dashboard = sub(program, 'dashboard', 'serve run folders as a live local page (127.0.0.1, a random port and a token unless told otherwise); prints one line with its URL; Ctrl-C stops it')
+    .summary('a live local page of one or more run folders')
+    .argument('<dirs...>', 'run folders (or folders of runs) to show')
+    .option('--port <n>', 'port (default: a random free one)', (v: string): number => {
+      const n = Number(v);
+      if (!/^\d+$/.test(v) || n > 65535) throw new InvalidArgumentError(`--port needs a port number (0-65535)${v.includes(':') ? '; give the address with --host' : ''}`);
+      return n;
+    })
+    .option('--host <address>', 'bind this address instead of 127.0.0.1 (other machines can then reach it, with the token)')
+    .option('--no-open', 'do not open a browser');
+  run(dashboard, async (o, c) => {
+    const d = await import('../dashboard/server.js');
+    const dash = await d.runDashboard(c.args, {
+      ...(typeof o.port === 'number' ? { port: o.port } : {}), ...(typeof o.host === 'string' ? { host: o.host } : {}), open: o.open !== false,
+    });
+    await new Promise<void>((done) => {
+      const stop = (): void => void dash.close().then(done);
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+    return 0;
+  });
+
+  // keel report
+  const report = sub(program, 'report', 'write one self-contained HTML file (inline SVG and CSS, no external URL) and its Markdown twin for a run or a repro output')
+    .summary('a self-contained HTML and Markdown report of a run folder')
+    .argument('<dir>', 'the run or repro output folder')
+    .option('--out <file.html>', 'where to write the HTML (default DIR/run-report.html; the Markdown twin beside it)');
+  run(report, async (o, c) => {
+    const { writeReport } = await import('../dashboard/report.js');
+    const r = await writeReport(c.args[0], typeof o.out === 'string' ? { out: o.out } : {});
+    console.log(`keel report: ${r.html}\nkeel report: ${r.md}`);
+    return 0;
+  });
 
   return program;
 }
