@@ -55,3 +55,4 @@ export * as audit from './audit/index.js';
 export * as stable from './stable/index.js';
 export * as plot from './plot/index.js';
 export { Guard, NonFiniteError, guard, type GuardOptions, type GuardStepResult } from './guard/index.js';
+export * as distributed from './distributed/index.js';

@@ -81,6 +81,17 @@ export interface NativeBinding {
   manualSeed(seed: number): void;
   getRngState(): Handle;
   setRngState(state: Handle): void;
+  // c10d process groups (native/distributed.cc)
+  distInit(backend: string, rank: number, worldSize: number, masterAddr: string, masterPort: number, timeoutMs: number): void;
+  distDestroy(): void;
+  distState(): { rank: number; worldSize: number; backend: string; timeoutMs: number } | null;
+  distAllReduce(t: Handle, op: string, async: boolean): number | undefined;
+  distBroadcast(t: Handle, src: number, async: boolean): number | undefined;
+  distAllGather(outputs: Handle[], input: Handle, async: boolean): number | undefined;
+  distReduceScatter(output: Handle, input: Handle, op: string, async: boolean): number | undefined;
+  distBarrier(async: boolean): number | undefined;
+  distWait(work: number, timeoutMs: number | null): boolean;
+  distIsCompleted(work: number): boolean;
 }
 
 function load(): NativeBinding {
