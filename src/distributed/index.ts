@@ -4,3 +4,6 @@ export {
   allReduce, broadcast, allGather, reduceScatter, barrier, Work,
   type Backend, type ReduceOp, type InitOptions, type CollectiveOptions,
 } from './process-group.js';
+export { DistributedDataParallel, guardHook, type DDPOptions } from './ddp.js';
+export { DistributedSampler, type DistributedSamplerOptions } from './sampler.js';
+export { launch, freePort, type LaunchOptions, type LaunchResult } from './launch.js';
