@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <functional>
+#include <thread>
 #include <unordered_map>
 
 namespace keel {
@@ -137,7 +138,7 @@ napi_value Init(napi_env env, napi_callback_info info) {
     int64_t timeoutMs = argInt(env, a[5], "timeoutMs");
     if (backend == "nccl")
       throw std::runtime_error(
-          "initProcessGroup: backend 'nccl' needs a CUDA build of libtorch with NCCL; this libtorch is CPU-only "
+          "backend 'nccl' needs a CUDA build of libtorch with NCCL; this libtorch is CPU-only "
           "(use backend 'gloo')");
     if (backend != "gloo") throw ArgError("argument 'backend' must be 'gloo' or 'nccl', got '" + backend + "'");
     if (world < 1) throw ArgError("argument 'worldSize' must be at least 1, got " + std::to_string(world));
@@ -146,7 +147,7 @@ napi_value Init(napi_env env, napi_callback_info info) {
                      std::to_string(rank));
     if (port < 1 || port > 65535) throw ArgError("argument 'masterPort' must be in [1, 65535], got " + std::to_string(port));
     if (timeoutMs < 1) throw ArgError("argument 'timeoutMs' must be positive, got " + std::to_string(timeoutMs));
-    if (g_group) throw std::runtime_error("initProcessGroup: a process group already exists; call destroyProcessGroup() first");
+    if (g_group) throw std::runtime_error("a process group already exists; call destroyProcessGroup() first");
 
     Ms timeout(timeoutMs);
     auto g = std::make_unique<Group>();
@@ -157,18 +158,41 @@ napi_value Init(napi_env env, napi_callback_info info) {
     so.port = static_cast<uint16_t>(port);
     so.isServer = rank == 0;
     so.numWorkers = static_cast<size_t>(world);
-    so.waitWorkers = true;
+    so.waitWorkers = false;  // counted below, within the timeout
     so.timeout = timeout;
+    auto unmet = [&](const std::exception& e, const char* where) {
+      std::string msg = e.what();
+      if (auto* ce = dynamic_cast<const c10::Error*>(&e)) msg = ce->what_without_backtrace();
+      return std::runtime_error("rank " + std::to_string(rank) + " could not meet the other " +
+                                std::to_string(world - 1) + " rank(s) at " + addr + ":" + std::to_string(port) +
+                                " within " + std::to_string(timeoutMs) + " ms (" + where + "; " +
+                                (rank == 0 ? "did every rank start, with the same worldSize and masterPort?"
+                                           : "is rank 0 up, and the master address reachable?") +
+                                "): " + msg);
+    };
+    auto start = std::chrono::steady_clock::now();
     try {
       g->store = c10::make_intrusive<c10d::TCPStore>(addr, so);
     } catch (const std::exception& e) {
-      std::string msg = e.what();
-      if (auto* ce = dynamic_cast<const c10::Error*>(&e)) msg = ce->what_without_backtrace();
-      throw std::runtime_error("initProcessGroup: rank " + std::to_string(rank) + " could not meet the other " +
-                               std::to_string(world - 1) + " rank(s) at " + addr + ":" + std::to_string(port) +
-                               " within " + std::to_string(timeoutMs) + " ms (" +
-                               (rank == 0 ? "not every rank connected to this master" : "is the master up and reachable?") +
-                               "): " + msg);
+      throw unmet(e, "the TCPStore rendezvous");
+    }
+    {
+      // every rank counts itself in and waits for the others, within what is
+      // left of the timeout (libtorch 1.13's own wait for workers stops at
+      // its timeout without saying so)
+      int64_t joined = 0;
+      try {
+        joined = g->store->add("keel/joined", 1);
+        while (joined < world && std::chrono::steady_clock::now() - start < timeout) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(10));
+          joined = g->store->add("keel/joined", 0);
+        }
+      } catch (const std::exception& e) {
+        throw unmet(e, "the TCPStore rendezvous");
+      }
+      if (joined < world)
+        throw unmet(std::runtime_error(std::to_string(joined) + " of " + std::to_string(world) + " ranks reached the store"),
+                    "the TCPStore rendezvous");
     }
     auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
     opts->devices.push_back(device(addr));
@@ -177,9 +201,7 @@ napi_value Init(napi_env env, napi_callback_info info) {
     try {
       g->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, g->rank, g->world, opts);
     } catch (const std::exception& e) {
-      std::string msg = e.what();
-      if (auto* ce = dynamic_cast<const c10::Error*>(&e)) msg = ce->what_without_backtrace();
-      throw std::runtime_error("initProcessGroup: Gloo's rendezvous failed on rank " + std::to_string(rank) + ": " + msg);
+      throw unmet(e, "Gloo's connections");
     }
     g_group = g.release();
     return jsUndefined(env);

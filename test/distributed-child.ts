@@ -108,7 +108,13 @@ switch (scenario) {
       }
       const refP = flatParams(ref);
       r.maxDiff = Math.max(...refP.map((v, i) => Math.abs(v - mine[i])));
-      r.moved = Math.max(...refP.map((v, i) => Math.abs(v - flatParams(model(1))[i])));
+      const init = model(1);
+      r.moved = Math.max(...refP.map((v, i) => Math.abs(v - flatParams(init)[i])));
+      // for the PyTorch DDP comparison: the start, the data, the end
+      r.init = init.parameters().map(vals);
+      r.x = Array.from({ length: steps }, (_, s) => vals(batch(s)[0]));
+      r.y = Array.from({ length: steps }, (_, s) => vals(batch(s)[1]));
+      r.final = mine;
     }
     dist.destroyProcessGroup();
     out(r);

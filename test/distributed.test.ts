@@ -7,6 +7,7 @@ import { createServer } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { runTorch, torchAvailable } from './helpers/torch.js';
 
 const CHILD = join(process.cwd(), 'build', 'test', 'distributed-child.js');
 
@@ -80,7 +81,46 @@ test('DDP on 2 ranks (buckets, noSync accumulation, rank 1 starting from other w
   assert.equal(r0.out!.ranksEqual, true);
   assert.ok(r0.out!.moved > 1e-3, 'training moved the parameters');
   assert.ok(r0.out!.maxDiff <= 1e-12, `max |DDP - single process| = ${r0.out!.maxDiff}`);
+  if (!torchAvailable()) return;
+  // the same model, data and steps under PyTorch's DDP on Gloo (2 forked processes)
+  const torchFinal = runTorch<number[]>(TORCH_DDP, { init: r0.out!.init, x: r0.out!.x, y: r0.out!.y });
+  const d = Math.max(...torchFinal.map((v, i) => Math.abs(v - r0.out!.final[i])));
+  assert.ok(d <= 1e-12, `max |Keel DDP - PyTorch DDP| = ${d}`);
 });
+
+const TORCH_DDP = `
+import socket, torch.distributed as dist, torch.multiprocessing as mp
+from torch.nn.parallel import DistributedDataParallel as DDP
+F = torch.nn.functional
+def worker(rank, port, q):
+    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=2)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).double()
+    if rank == 0:
+        with torch.no_grad():
+            for p, v in zip(net.parameters(), inp['init']): p.copy_(T(v).reshape(p.shape))
+    ddp = DDP(net, bucket_cap_mb=100 / (1024 * 1024))
+    opt = torch.optim.SGD(ddp.parameters(), lr=0.1, momentum=0.9)
+    for s in range(len(inp['x'])):
+        x, y = T(inp['x'][s]).reshape(16, 4), T(inp['y'][s]).reshape(16, 3)
+        opt.zero_grad(set_to_none=True)
+        if s == 3:
+            part = lambda i: (x[rank * 8 + i * 4: rank * 8 + i * 4 + 4], y[rank * 8 + i * 4: rank * 8 + i * 4 + 4])
+            with ddp.no_sync():
+                a, b = part(0); (F.mse_loss(ddp(a), b) * 0.5).backward()
+            a, b = part(1); (F.mse_loss(ddp(a), b) * 0.5).backward()
+        else:
+            F.mse_loss(ddp(x[rank * 8: rank * 8 + 8]), y[rank * 8: rank * 8 + 8]).backward()
+        opt.step()
+    if rank == 0: q.put([v for p in net.parameters() for v in p.detach().reshape(-1).tolist()])
+    dist.barrier()
+    dist.destroy_process_group()
+s = socket.socket(); s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]; s.close()
+ctx = mp.get_context('fork'); q = ctx.Queue()
+procs = [ctx.Process(target=worker, args=(r, port, q)) for r in range(2)]
+for p in procs: p.start()
+out = q.get(timeout=120)
+for p in procs: p.join(30)
+`;
 
 test('guard across ranks: a NaN in rank 1 only makes every rank skip that step; the report names rank 1', async () => {
   const runs = await pair('guard');

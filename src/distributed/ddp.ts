@@ -267,7 +267,7 @@ export function guardHook(ddp: DistributedDataParallel): GuardDistributed {
     agree: (localBad: boolean) => {
       const flags = zeros([getWorldSize()], { dtype: 'float32' });
       try {
-        if (localBad) noGrad(() => flags.narrow(0, getRank(), 1).fill_(1));
+        if (localBad) noGrad(() => scope(() => { flags.narrow(0, getRank(), 1).fill_(1); }));
         allReduce(flags, 'max');
         const v = flags.data() as Float32Array;
         const out: number[] = [];
