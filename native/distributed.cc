@@ -9,6 +9,7 @@
 
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupWrapper.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <chrono>
@@ -24,7 +25,12 @@ using Ms = std::chrono::milliseconds;
 
 struct Group {
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroup> pg;
+  // the Gloo group itself, and (when collectives are checked) c10d's
+  // ProcessGroupWrapper around it, which first compares each collective's
+  // kind, shapes and dtypes across ranks on a second Gloo group: a mismatch
+  // is an Error on every rank instead of an abort inside Gloo's I/O thread
+  c10::intrusive_ptr<c10d::ProcessGroup> raw;
+  c10::intrusive_ptr<c10d::ProcessGroup> checked;
   int rank = 0;
   int world = 1;
   Ms timeout{30000};
@@ -69,6 +75,29 @@ void finish(Pending& p, bool named, Ms timeout) {
   }
   p.done = true;
   if (p.then) p.then();
+}
+
+// The group a call goes to: checked unless the caller opted out.
+c10d::ProcessGroup& pgFor(Group& g, napi_env env, napi_value check) {
+  bool want = isNullish(env, check) ? true : argBool(env, check, "check");
+  return want && g.checked ? *g.checked : *g.raw;
+}
+
+// Starts a collective; an exception while starting it (the cross-rank check
+// found a mismatch, or a peer is gone) reads as a failed collective.
+template <typename F>
+c10::intrusive_ptr<c10d::Work> start(Group& g, F&& f) {
+  try {
+    return f();
+  } catch (const ArgError&) {
+    throw;
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    if (auto* ce = dynamic_cast<const c10::Error*>(&e)) msg = ce->what_without_backtrace();
+    throw std::runtime_error("failed on rank " + std::to_string(g.rank) +
+                             " (a peer died, never arrived, or called a different collective or shape; timeout " +
+                             std::to_string(g.timeout.count()) + " ms): " + msg);
+  }
 }
 
 c10d::ReduceOp reduceOp(const std::string& op) {
@@ -120,15 +149,16 @@ void destroy() {
   if (!g_group) return;
   Group* g = g_group;
   g_group = nullptr;
-  g->pg.reset();
+  g->checked.reset();
+  g->raw.reset();
   g->store.reset();
   delete g;
 }
 
 // initProcessGroup(backend, rank, worldSize, addr, port, timeoutMs)
 napi_value Init(napi_env env, napi_callback_info info) {
-  napi_value a[6];
-  getArgs(env, info, 6, a);
+  napi_value a[7];
+  getArgs(env, info, 7, a);
   KEEL_GUARD(env, "initProcessGroup", {
     std::string backend = argString(env, a[0], "backend");
     int64_t rank = argInt(env, a[1], "rank");
@@ -136,6 +166,7 @@ napi_value Init(napi_env env, napi_callback_info info) {
     std::string addr = argString(env, a[3], "masterAddr");
     int64_t port = argInt(env, a[4], "masterPort");
     int64_t timeoutMs = argInt(env, a[5], "timeoutMs");
+    bool check = isNullish(env, a[6]) ? true : argBool(env, a[6], "checkCollectives");
     if (backend == "nccl")
       throw std::runtime_error(
           "backend 'nccl' needs a CUDA build of libtorch with NCCL; this libtorch is CPU-only "
@@ -199,7 +230,16 @@ napi_value Init(napi_env env, napi_callback_info info) {
     opts->threads = 2;
     auto prefixed = c10::make_intrusive<c10d::PrefixStore>("default_pg", g->store);
     try {
-      g->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, g->rank, g->world, opts);
+      auto gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, g->rank, g->world, opts);
+      g->raw = gloo;
+      if (check) {
+        auto copts = c10d::ProcessGroupGloo::Options::create(timeout);
+        copts->devices.push_back(opts->devices[0]);
+        copts->threads = 1;
+        auto helper = c10::make_intrusive<c10d::ProcessGroupGloo>(
+            c10::make_intrusive<c10d::PrefixStore>("keel_check", g->store), g->rank, g->world, copts);
+        g->checked = c10::make_intrusive<c10d::ProcessGroupWrapper>(g->raw, helper);
+      }
     } catch (const std::exception& e) {
       throw unmet(e, "Gloo's connections");
     }
@@ -222,16 +262,17 @@ napi_value State(napi_env env, napi_callback_info) {
     napi_create_object(env, &o);
     napi_set_named_property(env, o, "rank", jsInt(env, g_group->rank));
     napi_set_named_property(env, o, "worldSize", jsInt(env, g_group->world));
-    napi_set_named_property(env, o, "backend", jsString(env, g_group->pg->getBackendName()));
+    napi_set_named_property(env, o, "backend", jsString(env, g_group->raw->getBackendName()));
     napi_set_named_property(env, o, "timeoutMs", jsInt(env, g_group->timeout.count()));
+    napi_set_named_property(env, o, "checkCollectives", jsBool(env, static_cast<bool>(g_group->checked)));
     return o;
   })
 }
 
 // allReduce(tensors, op, async)
 napi_value AllReduce(napi_env env, napi_callback_info info) {
-  napi_value a[3];
-  getArgs(env, info, 3, a);
+  napi_value a[4];
+  getArgs(env, info, 4, a);
   KEEL_GUARD(env, "allReduce", {
     Group& g = group("allReduce");
     std::vector<at::Tensor> ts{collectiveTensor(env, a[0], "tensor")};
@@ -241,7 +282,8 @@ napi_value AllReduce(napi_env env, napi_callback_info info) {
     o.timeout = g.timeout;
     if (op == "avg" && !at::isFloatingType(ts[0].scalar_type()))
       throw ArgError("allReduce: op 'avg' needs a floating tensor, got " + std::string(c10::toString(ts[0].scalar_type())));
-    auto work = g.pg->allreduce(ts, o);
+    auto& pg = pgFor(g, env, a[3]);
+    auto work = start(g, [&] { return pg.allreduce(ts, o); });
     std::function<void()> then;
     if (op == "avg") {
       at::Tensor t = ts[0];
@@ -254,8 +296,8 @@ napi_value AllReduce(napi_env env, napi_callback_info info) {
 
 // broadcast(tensor, src, async)
 napi_value Broadcast(napi_env env, napi_callback_info info) {
-  napi_value a[3];
-  getArgs(env, info, 3, a);
+  napi_value a[4];
+  getArgs(env, info, 4, a);
   KEEL_GUARD(env, "broadcast", {
     Group& g = group("broadcast");
     std::vector<at::Tensor> ts{collectiveTensor(env, a[0], "tensor")};
@@ -266,14 +308,15 @@ napi_value Broadcast(napi_env env, napi_callback_info info) {
     c10d::BroadcastOptions o;
     o.rootRank = src;
     o.timeout = g.timeout;
-    return launch(env, g.pg->broadcast(ts, o), nullptr, argBool(env, a[2], "async"), "broadcast");
+    auto& pg = pgFor(g, env, a[3]);
+    return launch(env, start(g, [&] { return pg.broadcast(ts, o); }), nullptr, argBool(env, a[2], "async"), "broadcast");
   })
 }
 
 // allGather(outputs, input, async): outputs[i] receives rank i's input
 napi_value AllGather(napi_env env, napi_callback_info info) {
-  napi_value a[3];
-  getArgs(env, info, 3, a);
+  napi_value a[4];
+  getArgs(env, info, 4, a);
   KEEL_GUARD(env, "allGather", {
     Group& g = group("allGather");
     std::vector<at::Tensor> in{collectiveTensor(env, a[1], "input")};
@@ -287,7 +330,8 @@ napi_value AllGather(napi_env env, napi_callback_info info) {
     std::vector<std::vector<at::Tensor>> o{outs};
     c10d::AllgatherOptions opt;
     opt.timeout = g.timeout;
-    return launch(env, g.pg->allgather(o, in, opt), nullptr, argBool(env, a[2], "async"), "allGather");
+    auto& pg = pgFor(g, env, a[3]);
+    return launch(env, start(g, [&] { return pg.allgather(o, in, opt); }), nullptr, argBool(env, a[2], "async"), "allGather");
   })
 }
 
@@ -296,8 +340,8 @@ napi_value AllGather(napi_env env, napi_callback_info info) {
 // Gloo has no reduce_scatter in libtorch 1.13: an all-reduce of the whole
 // input, then this rank's chunk.
 napi_value ReduceScatter(napi_env env, napi_callback_info info) {
-  napi_value a[4];
-  getArgs(env, info, 4, a);
+  napi_value a[5];
+  getArgs(env, info, 5, a);
   KEEL_GUARD(env, "reduceScatter", {
     Group& g = group("reduceScatter");
     at::Tensor out = collectiveTensor(env, a[0], "output");
@@ -324,18 +368,20 @@ napi_value ReduceScatter(napi_env env, napi_callback_info info) {
       out.copy_(chunk);
       if (avg) out.div_(world);
     };
-    return launch(env, g.pg->allreduce(ts, o), then, argBool(env, a[3], "async"), "reduceScatter");
+    auto& pg = pgFor(g, env, a[4]);
+    return launch(env, start(g, [&] { return pg.allreduce(ts, o); }), then, argBool(env, a[3], "async"), "reduceScatter");
   })
 }
 
 napi_value Barrier(napi_env env, napi_callback_info info) {
-  napi_value a[1];
-  getArgs(env, info, 1, a);
+  napi_value a[2];
+  getArgs(env, info, 2, a);
   KEEL_GUARD(env, "barrier", {
     Group& g = group("barrier");
     c10d::BarrierOptions o;
     o.timeout = g.timeout;
-    return launch(env, g.pg->barrier(o), nullptr, argBool(env, a[0], "async"), "barrier");
+    auto& pg = pgFor(g, env, a[1]);
+    return launch(env, start(g, [&] { return pg.barrier(o); }), nullptr, argBool(env, a[0], "async"), "barrier");
   })
 }
 

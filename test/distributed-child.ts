@@ -161,9 +161,19 @@ switch (scenario) {
     if (rank === 1) { setTimeout(() => process.exit(0), 4000); break; }
     const t0 = Date.now();
     let error = '';
-    try { dist.allReduce(keel.ones([4]), 'sum', { async: true }).wait(1500); } catch (e) { error = (e as Error).message; }
+    try { dist.allReduce(keel.ones([4]), 'sum', { async: true, check: false }).wait(1500); } catch (e) { error = (e as Error).message; }
     out({ rank, error, ms: Date.now() - t0 });
     process.exit(0);
+  }
+  case 'mismatch': {
+    // rank 1 all-reduces a longer tensor: an Error on both ranks, no abort
+    dist.initProcessGroup({ timeoutMs });
+    let error = '';
+    try { dist.allReduce(keel.ones([rank === 0 ? 4 : 64]), 'sum'); } catch (e) { error = (e as Error).message; }
+    let after = '';
+    try { dist.destroyProcessGroup(); } catch (e) { after = (e as Error).message; }
+    out({ rank, error, after });
+    break;
   }
   case 'alone': {
     // the only process of a group of 2 (rank from the env): never met

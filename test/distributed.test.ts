@@ -152,6 +152,14 @@ test('a peer that stays alive but never joins: waiting on the collective times o
   assert.ok(r0.out!.ms >= 1000 && r0.out!.ms < 5000, `${r0.out!.ms} ms`);
 });
 
+test('mismatched shapes across ranks: an Error on every rank naming both collectives, not an abort inside Gloo', async () => {
+  const runs = await pair('mismatch');
+  for (const run of runs) {
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.out!.error, /failed on rank [01].*(mismatch|TensorShape)/s);
+  }
+});
+
 test('a rank that never meets the others: rank 0 without workers, rank 1 without a master, both Errors within the timeout', async () => {
   const [a, b] = await Promise.all([
     freePort().then((p) => rank('alone', 0, p, 2, 2000)),

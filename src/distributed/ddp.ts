@@ -174,7 +174,7 @@ export class DistributedDataParallel extends Module {
 
   private launch(b: Bucket): void {
     b.finite = noGrad(() => scope(() => b.flat.isfinite().all().keep()));
-    b.work = allReduce(b.flat, 'sum', { async: true });
+    b.work = allReduce(b.flat, 'sum', { async: true, check: false });
   }
 
   private finish(): void {
@@ -268,7 +268,7 @@ export function guardHook(ddp: DistributedDataParallel): GuardDistributed {
       const flags = zeros([getWorldSize()], { dtype: 'float32' });
       try {
         if (localBad) noGrad(() => scope(() => { flags.narrow(0, getRank(), 1).fill_(1); }));
-        allReduce(flags, 'max');
+        allReduce(flags, 'max', { check: false });
         const v = flags.data() as Float32Array;
         const out: number[] = [];
         v.forEach((x, r) => { if (x !== 0) out.push(r); });

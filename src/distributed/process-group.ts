@@ -21,11 +21,25 @@ export interface InitOptions {
   masterPort?: number;
   /** Bounds the rendezvous and every collective; default 60 s (PyTorch: 30 min). */
   timeoutMs?: number;
+  /**
+   * Compare each collective's kind, shapes and dtypes across ranks first
+   * (c10d's ProcessGroupWrapper, on a second Gloo group), so that a mismatch
+   * is an Error on every rank; without it Gloo aborts the process on a size
+   * mismatch. Default true; costs one small all-gather per collective
+   * (DDP's bucket all-reduces skip it: their shapes are checked once).
+   */
+  checkCollectives?: boolean;
 }
 
 export interface CollectiveOptions {
   /** Return a work handle instead of waiting. */
   async?: boolean;
+  /**
+   * false: skip the cross-rank shape check for this call (default: the
+   * group's checkCollectives). With the check, even an async call waits
+   * until every rank has reached the collective.
+   */
+  check?: boolean;
 }
 
 /** An in-flight collective (c10d's Work). */
@@ -78,7 +92,7 @@ export function initProcessGroup(options: InitOptions = {}): void {
   checkInt('masterPort', masterPort, 1);
   if (masterPort > 65535) throw new RangeError(`initProcessGroup: masterPort must be ≤ 65535, got ${masterPort}`);
   checkInt('timeoutMs', timeoutMs, 1);
-  native.distInit(backend, rank, worldSize, masterAddr, masterPort, timeoutMs);
+  native.distInit(backend, rank, worldSize, masterAddr, masterPort, timeoutMs, options.checkCollectives ?? true);
 }
 
 export function destroyProcessGroup(): void {
@@ -114,27 +128,27 @@ function result(id: number | undefined): Work | undefined {
 
 /** Reduces `tensor` across ranks, in place. */
 export function allReduce(tensor: Tensor, op?: ReduceOp): void;
-export function allReduce(tensor: Tensor, op: ReduceOp, options: { async: true }): Work;
+export function allReduce(tensor: Tensor, op: ReduceOp, options: { async: true; check?: boolean }): Work;
 export function allReduce(tensor: Tensor, op: ReduceOp, options?: CollectiveOptions): Work | undefined;
 export function allReduce(tensor: Tensor, op: ReduceOp = 'sum', options: CollectiveOptions = {}): Work | undefined {
-  return result(native.distAllReduce(tensor.id, op, options.async ?? false));
+  return result(native.distAllReduce(tensor.id, op, options.async ?? false, options.check ?? true));
 }
 
 /** Copies rank `src`'s tensor into every rank's `tensor`, in place. */
-export function broadcast(tensor: Tensor, src: number): void;
+export function broadcast(tensor: Tensor, src: number, options?: { async?: false; check?: boolean }): void;
 export function broadcast(tensor: Tensor, src: number, options: { async: true }): Work;
 export function broadcast(tensor: Tensor, src: number, options: CollectiveOptions = {}): Work | undefined {
-  return result(native.distBroadcast(tensor.id, src, options.async ?? false));
+  return result(native.distBroadcast(tensor.id, src, options.async ?? false, options.check ?? true));
 }
 
 /** Every rank's `tensor` (same shape and dtype on every rank), by rank. */
-export function allGather(tensor: Tensor): Tensor[];
+export function allGather(tensor: Tensor, options?: { async?: false; check?: boolean; outputs?: Tensor[] }): Tensor[];
 export function allGather(tensor: Tensor, options: { async: true; outputs?: Tensor[] }): { work: Work; outputs: Tensor[] };
 export function allGather(tensor: Tensor, options: CollectiveOptions & { outputs?: Tensor[] } = {}): Tensor[] | { work: Work; outputs: Tensor[] } {
   const input = tensor.contiguous();
   const outputs = options.outputs ?? Array.from({ length: getWorldSize() }, () => zerosLike(input));
   try {
-    const id = native.distAllGather(outputs.map((t) => t.id), input.id, options.async ?? false);
+    const id = native.distAllGather(outputs.map((t) => t.id), input.id, options.async ?? false, options.check ?? true);
     return id === undefined ? outputs : { work: new Work(id), outputs };
   } finally {
     if (input !== tensor) input.dispose();
@@ -154,18 +168,18 @@ export function reduceScatter(output: Tensor, input: Tensor | Tensor[], op: Redu
     const flat = input.map((t) => t.reshape(-1));
     const joined = cat(flat);
     try {
-      return result(native.distReduceScatter(output.id, joined.id, op, options.async ?? false));
+      return result(native.distReduceScatter(output.id, joined.id, op, options.async ?? false, options.check ?? true));
     } finally {
       joined.dispose();
       for (const f of flat) f.dispose();
     }
   }
-  return result(native.distReduceScatter(output.id, input.id, op, options.async ?? false));
+  return result(native.distReduceScatter(output.id, input.id, op, options.async ?? false, options.check ?? true));
 }
 
 /** Waits until every rank reaches this call. */
 export function barrier(): void;
 export function barrier(options: { async: true }): Work;
 export function barrier(options: CollectiveOptions = {}): Work | undefined {
-  return result(native.distBarrier(options.async ?? false));
+  return result(native.distBarrier(options.async ?? false, options.check ?? true));
 }

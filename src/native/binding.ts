@@ -82,14 +82,14 @@ export interface NativeBinding {
   getRngState(): Handle;
   setRngState(state: Handle): void;
   // c10d process groups (native/distributed.cc)
-  distInit(backend: string, rank: number, worldSize: number, masterAddr: string, masterPort: number, timeoutMs: number): void;
+  distInit(backend: string, rank: number, worldSize: number, masterAddr: string, masterPort: number, timeoutMs: number, checkCollectives: boolean): void;
   distDestroy(): void;
-  distState(): { rank: number; worldSize: number; backend: string; timeoutMs: number } | null;
-  distAllReduce(t: Handle, op: string, async: boolean): number | undefined;
-  distBroadcast(t: Handle, src: number, async: boolean): number | undefined;
-  distAllGather(outputs: Handle[], input: Handle, async: boolean): number | undefined;
-  distReduceScatter(output: Handle, input: Handle, op: string, async: boolean): number | undefined;
-  distBarrier(async: boolean): number | undefined;
+  distState(): { rank: number; worldSize: number; backend: string; timeoutMs: number; checkCollectives: boolean } | null;
+  distAllReduce(t: Handle, op: string, async: boolean, check: boolean): number | undefined;
+  distBroadcast(t: Handle, src: number, async: boolean, check: boolean): number | undefined;
+  distAllGather(outputs: Handle[], input: Handle, async: boolean, check: boolean): number | undefined;
+  distReduceScatter(output: Handle, input: Handle, op: string, async: boolean, check: boolean): number | undefined;
+  distBarrier(async: boolean, check: boolean): number | undefined;
   distWait(work: number, timeoutMs: number | null): boolean;
   distIsCompleted(work: number): boolean;
 }
