@@ -7,6 +7,7 @@ import { createServer } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import * as keel from 'keel';
 import { runTorch, torchAvailable } from './helpers/torch.js';
 
 const CHILD = join(process.cwd(), 'build', 'test', 'distributed-child.js');
@@ -173,7 +174,7 @@ test('a rank that never meets the others: rank 0 without workers, rank 1 without
 });
 
 test('launch (torchrun --standalone): N workers with torchrun\'s environment, output prefixed by rank; a failed worker stops the others', async () => {
-  const { launch } = (await import('keel')).distributed;
+  const { launch } = keel.distributed;
   const collect = () => {
     const s = new PassThrough();
     let text = '';
@@ -192,4 +193,25 @@ test('launch (torchrun --standalone): N workers with torchrun\'s environment, ou
   const bad = await launch({ nproc: 2, args: [CHILD, 'kill'], stdout: collect().s, stderr: collect().s, env: { KEEL_TEST_TIMEOUT_MS: '3000' }, graceMs: 2000 });
   assert.equal(bad.failedRank, 1);
   assert.equal(bad.exitCode, 7);
+});
+
+test('DistributedSampler: rank strides over one shared order, padded to equal length, a new order per setEpoch, through a DataLoader', async () => {
+  const data = { length: 10, get: (i: number) => keel.tensor([i]) };
+  const samplers = [0, 1, 2].map((rank) => new keel.distributed.DistributedSampler(data, { numReplicas: 3, rank, shuffle: false }));
+  assert.deepEqual(samplers.map((s) => Array.from(s.indices())), [[0, 3, 6, 9], [1, 4, 7, 0], [2, 5, 8, 1]]);
+  assert.deepEqual(samplers.map((s) => s.length), [4, 4, 4]);
+  const dropped = new keel.distributed.DistributedSampler(data, { numReplicas: 3, rank: 2, shuffle: false, dropLast: true });
+  assert.deepEqual(Array.from(dropped.indices()), [2, 5, 8]);
+  const shuffled = [0, 1].map((rank) => new keel.distributed.DistributedSampler(data, { numReplicas: 2, rank, seed: 4 }));
+  const e0 = shuffled.map((s) => Array.from(s.indices()));
+  assert.deepEqual([...e0[0], ...e0[1]].sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 'the ranks partition the data set');
+  for (const s of shuffled) s.setEpoch(1);
+  const e1 = shuffled.map((s) => Array.from(s.indices()));
+  assert.notDeepEqual(e1, e0, 'a new order each epoch');
+  assert.deepEqual(Array.from(new keel.distributed.DistributedSampler(data, { numReplicas: 2, rank: 0, seed: 4 }).indices()), e0[0], 'the same on every process');
+  const loader = new keel.data.DataLoader(samplers[1], { batchSize: 2 });
+  const seen: number[] = [];
+  for (const b of loader) seen.push(...Array.from((b as keel.Tensor).data() as Float32Array));
+  assert.deepEqual(seen, [1, 4, 7, 0]);
+  assert.throws(() => new keel.distributed.DistributedSampler(data, { numReplicas: 2, rank: 2 }), /rank must be in \[0, 1\]/);
 });
