@@ -165,6 +165,33 @@ switch (scenario) {
     out({ rank, error, ms: Date.now() - t0 });
     process.exit(0);
   }
+  case 'unused': {
+    // rank 1's forward skips head b: an Error naming it without findUnusedParameters, averaged with it
+    dist.initProcessGroup({ timeoutMs });
+    class TwoHeads extends keel.nn.Module {
+      a = new keel.nn.Linear(4, 3).to('float64');
+      b = new keel.nn.Linear(4, 3).to('float64');
+      forward(x: keel.Tensor, useB: boolean) { return useB ? this.a.call(x).add(this.b.call(x)) : this.a.call(x); }
+    }
+    const r: Record<string, unknown> = { rank };
+    for (const find of [true, false]) {
+      keel.manualSeed(3);
+      const net = new TwoHeads();
+      const ddp = new dist.DistributedDataParallel(net, { findUnusedParameters: find, bucketCapMb: 1e-5 });
+      const opt = new keel.optim.SGD(ddp.parameters(), { lr: 0.1 });
+      const [x, y] = batch(0);
+      try {
+        keel.losses.mseLoss(ddp.call(x.narrow(0, rank * 8, 8), rank === 0) as keel.Tensor, y.narrow(0, rank * 8, 8)).backward();
+        opt.step();
+        const all = dist.allGather(keel.tensor(flatParams(net), { dtype: 'float64' })).map(vals);
+        r[`find${find}`] = { ranksEqual: all[0].every((v, i) => v === all[1][i]), bGrad: vals(net.b.weight.grad!) };
+      } catch (e) {
+        r[`find${find}`] = { error: (e as Error).message };
+      }
+    }
+    out(r);
+    process.exit(0);
+  }
   case 'mismatch': {
     // rank 1 all-reduces a longer tensor: an Error on both ranks, no abort
     dist.initProcessGroup({ timeoutMs });

@@ -153,6 +153,16 @@ test('a peer that stays alive but never joins: waiting on the collective times o
   assert.ok(r0.out!.ms >= 1000 && r0.out!.ms < 5000, `${r0.out!.ms} ms`);
 });
 
+test('DDP findUnusedParameters: a head unused on rank 1 is averaged in; without it an Error naming the parameter (and an Error, not a hang, on the rank that waited)', async () => {
+  const [r0, r1] = await pair('unused', 3000);
+  assert.equal(r0.code, 0, r0.stderr);
+  assert.equal(r1.code, 0, r1.stderr);
+  assert.equal(r0.out!.findtrue.ranksEqual, true);
+  assert.deepEqual(r1.out!.findtrue.bGrad, r0.out!.findtrue.bGrad, 'rank 1 got the average of rank 0 and its zero');
+  assert.match(r1.out!.findfalse.error, /got no gradient.*\(b\.bias, b\.weight\).*findUnusedParameters: true/);
+  assert.match(r0.out!.findfalse.error, /failed on rank 0/);
+});
+
 test('mismatched shapes across ranks: an Error on every rank naming both collectives, not an abort inside Gloo', async () => {
   const runs = await pair('mismatch');
   for (const run of runs) {
