@@ -345,5 +345,6 @@ NAPI_MODULE_INIT() {
   keel::registerInfoFunctions(env, exports);
   keel::registerAmpFunctions(env, exports);
   keel::registerRoundFunctions(env, exports);
+  keel::registerDistributedFunctions(env, exports);
   return exports;
 }

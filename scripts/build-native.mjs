@@ -66,11 +66,16 @@ const nodeInclude = resolve(dirname(process.execPath), '..', 'include', 'node');
 if (!existsSync(join(nodeInclude, 'node_api.h'))) throw new Error(`Node's headers are missing at ${nodeInclude}`);
 
 const sources = readdirSync(nativeDir).filter((f) => f.endsWith('.cc'));
+// c10d's ProcessGroupGloo.hpp includes Gloo's headers, which Debian does not
+// ship with libtorch-dev: without them, native/gloo-shim declares the few
+// names that header uses (libtorch_cpu.so holds all of Gloo's code).
+const hasGloo = [...torch.includes, '/usr/include', '/usr/local/include'].some((i) => existsSync(join(i, 'gloo', 'context.h')));
+const glooShim = hasGloo ? [] : [`-I${join(nativeDir, 'gloo-shim')}`];
 const header = join(nativeDir, 'keel.h');
 const cflags = [
   '-std=c++17', '-O2', '-fPIC', '-fvisibility=hidden', '-DNAPI_VERSION=8', '-w',
   ...(torch.abi !== null ? [`-D_GLIBCXX_USE_CXX11_ABI=${torch.abi}`] : []),
-  `-I${nodeInclude}`, ...torch.includes.map((i) => `-I${i}`),
+  `-I${nodeInclude}`, ...torch.includes.map((i) => `-I${i}`), ...glooShim,
 ];
 
 function run(cmd, args) {

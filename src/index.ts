@@ -59,3 +59,4 @@ export { autocast, type AutocastOptions } from './amp/autocast.js';
 export { Guard, NonFiniteError, guard, type GuardOptions, type GuardStepResult } from './guard/index.js';
 export * as log from './log/index.js';
 export * as dashboard from './dashboard/index.js';
+export * as distributed from './distributed/index.js';

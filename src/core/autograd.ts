@@ -168,3 +168,4 @@ export abstract class Function {
     return (Array.isArray(result) ? wrapped : wrapped[0]) as T;
   }
 }
+export { queueBackwardCallback } from './tensor.js';

@@ -18,6 +18,19 @@ export interface RemovableHandle {
   remove(): void;
 }
 
+let backwardDepth = 0;
+const afterBackward: (() => void)[] = [];
+
+/**
+ * Runs fn when the outermost `backward()` now running returns (as PyTorch's
+ * Engine.queue_callback); a hook calls this during backward. Dropped if
+ * backward throws.
+ */
+export function queueBackwardCallback(fn: () => void): void {
+  if (backwardDepth === 0) throw new Error('queueBackwardCallback: no backward() is running');
+  afterBackward.push(fn);
+}
+
 export class Tensor implements Tracked {
   /** @internal native handle, -1 once disposed */
   _id: Handle;
@@ -208,13 +221,28 @@ export class Tensor implements Tracked {
   }
 
   backward(gradient?: Tensor, options: BackwardOptions = {}): void {
-    native.backward(
-      [this.id],
-      gradient ? [gradient.id] : null,
-      options.retainGraph ?? null,
-      options.createGraph ?? false,
-      options.inputs ? options.inputs.map((t) => t.id) : null,
-    );
+    backwardDepth++;
+    try {
+      native.backward(
+        [this.id],
+        gradient ? [gradient.id] : null,
+        options.retainGraph ?? null,
+        options.createGraph ?? false,
+        options.inputs ? options.inputs.map((t) => t.id) : null,
+      );
+    } catch (e) {
+      if (backwardDepth === 1) afterBackward.length = 0;
+      throw e;
+    } finally {
+      backwardDepth--;
+    }
+    // callbacks queued by hooks during this backward (DDP waits for its bucket all-reduces here)
+    try {
+      while (backwardDepth === 0 && afterBackward.length > 0) afterBackward.shift()!();
+    } catch (e) {
+      afterBackward.length = 0;
+      throw e;
+    }
   }
 
   /**

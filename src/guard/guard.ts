@@ -52,6 +52,24 @@ export interface GuardOptions {
    * `skip` would drop it.
    */
   repairRetries?: number;
+  /**
+   * Data-parallel training (keel.distributed.guardHook(ddp)): each rank
+   * checks its own gradients from before the average, one small all-reduce
+   * of the flags makes every rank take the same decision, and the report
+   * names the rank(s) whose step was not finite.
+   */
+  distributed?: GuardDistributed;
+}
+
+/** What the guard needs from a data-parallel wrapper (see keel.distributed.guardHook). */
+export interface GuardDistributed {
+  readonly rank: number;
+  /** This rank's own gradients were finite before they were averaged across ranks. */
+  localGradientsFinite(): boolean;
+  /** Every rank's flag in; the ranks whose flag was set out, the same on every rank. */
+  agree(localBad: boolean): number[];
+  /** Runs fn (the guard's replay of a step) with no collective. */
+  localOnly<T>(fn: () => T): T;
 }
 
 export type GuardAction = 'raised' | 'skipped' | 'rolled-back' | 'repaired';
@@ -99,6 +117,7 @@ export class Guard {
   readonly watchEvery: number;
   readonly finalInitStd: number;
   readonly repairRetries: number;
+  private readonly distributed: GuardDistributed | undefined;
   /** The last update was applied without reading the parameters: [its step, its gradient norm]. */
   private unchecked?: [number, number];
   /** Steps taken (healthy or not). */
@@ -128,6 +147,7 @@ export class Guard {
     this.watchEvery = Math.max(1, Math.floor(options.watchEvery ?? 10));
     this.finalInitStd = options.finalInitStd ?? 1e-3;
     this.repairRetries = options.repairRetries ?? 1;
+    this.distributed = options.distributed;
     if (!Number.isInteger(this.repairRetries) || this.repairRetries < 0) throw new RangeError(`Guard: repairRetries must be an integer ≥ 0, got ${String(options.repairRetries)}`);
     this.state = new StepState(this.model, this.optimizer);
     this.params = this.optimizer.paramGroups.flatMap((g) => g.params);
@@ -216,6 +236,22 @@ export class Guard {
     } finally {
       watch?.dispose();
     }
+    let ranks: number[] | undefined;
+    const dist = this.distributed;
+    if (dist !== undefined) {
+      ranks = dist.agree(!Number.isFinite(check.loss) || !dist.localGradientsFinite() || check.badBuffer >= 0);
+      if (ranks.length > 0 && !ranks.includes(dist.rank)) {
+        // this rank's own step was finite, another's was not: every rank drops the step alike
+        this.optimizer.zeroGrad(true);
+        this.state.rewindForward();
+        const report = new GuardReport({
+          op: 'unknown', phase: 'backward', module: '', inputs: [], step, callSite: '', detectedIn: 'gradients', causeId: 'other-rank', ranks,
+          cause: `the step was not finite on rank ${ranks.join(', ')} (this rank, ${dist.rank}, was finite): that rank's report names the op`,
+          remedies: ['see the report of rank ' + ranks[0]],
+        });
+        return { step, loss: check.loss, gradNorm: Number.NaN, ok: false, event: this.act(report, policy), warnings };
+      }
+    }
     const previous = this.unchecked;
     this.unchecked = undefined;
     if (!check.finite && previous !== undefined && !checkParameters(this.params)) {
@@ -243,7 +279,9 @@ export class Guard {
       return { step, loss: check.loss, gradNorm: check.gradNorm, ok: false, event: this.act(report, policy), warnings };
     }
     if (!check.finite) {
-      const report = this.locate(computeLoss, step, Number.isFinite(check.loss) ? 'gradients' : 'loss');
+      const detectedIn = Number.isFinite(check.loss) ? 'gradients' : 'loss';
+      const report = dist !== undefined ? dist.localOnly(() => this.locate(computeLoss, step, detectedIn)) : this.locate(computeLoss, step, detectedIn);
+      if (ranks !== undefined && ranks.length > 0) report.ranks = ranks;
       return { step, loss: check.loss, gradNorm: check.gradNorm, ok: false, event: this.act(report, policy), warnings };
     }
     if (this.clipGradNorm !== undefined) clipGradNorm(this.params, this.clipGradNorm);

@@ -47,6 +47,8 @@ export interface ReportFields {
   precision?: string;
   /** Where the check tripped: 'loss', 'gradients', 'parameters'. */
   detectedIn: string;
+  /** Data-parallel training: the ranks whose own step was not finite (every rank acted alike). */
+  ranks?: number[];
 }
 
 export class GuardReport implements ReportFields {
@@ -62,6 +64,7 @@ export class GuardReport implements ReportFields {
   output?: InputStats;
   precision?: string;
   detectedIn!: string;
+  ranks?: number[];
 
   constructor(fields: ReportFields) {
     Object.assign(this, fields);
@@ -79,6 +82,7 @@ export class GuardReport implements ReportFields {
       `  module:   ${this.module || '(unknown: the op ran in no module entered by .call(); a model run by .forward() directly records no module path)'}`,
       `  call:     ${this.callSite || '(unknown)'}`,
     ];
+    if (this.ranks) lines.push(`  ranks:    ${this.ranks.join(', ')} (of the data-parallel group; every rank acted alike)`);
     if (this.precision) lines.push(`  precision: ${this.precision}`);
     for (const s of this.inputs) lines.push(`  input ${s.name}: ${formatStats(s)}`);
     if (this.output) lines.push(`  ${this.phase === 'backward' ? 'grad out' : 'output'}: ${formatStats(this.output)}`);

@@ -88,6 +88,17 @@ export interface NativeBinding {
   manualSeed(seed: number): void;
   getRngState(): Handle;
   setRngState(state: Handle): void;
+  // c10d process groups (native/distributed.cc)
+  distInit(backend: string, rank: number, worldSize: number, masterAddr: string, masterPort: number, timeoutMs: number, checkCollectives: boolean): void;
+  distDestroy(): void;
+  distState(): { rank: number; worldSize: number; backend: string; timeoutMs: number; checkCollectives: boolean } | null;
+  distAllReduce(t: Handle, op: string, async: boolean, check: boolean): number | undefined;
+  distBroadcast(t: Handle, src: number, async: boolean, check: boolean): number | undefined;
+  distAllGather(outputs: Handle[], input: Handle, async: boolean, check: boolean): number | undefined;
+  distReduceScatter(output: Handle, input: Handle, op: string, async: boolean, check: boolean): number | undefined;
+  distBarrier(async: boolean, check: boolean): number | undefined;
+  distWait(work: number, timeoutMs: number | null): boolean;
+  distIsCompleted(work: number): boolean;
 }
 
 function load(): NativeBinding {
