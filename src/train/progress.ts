@@ -7,12 +7,18 @@ export interface Progress {
   stop(): void;
 }
 
+/** Where progress goes: process.stderr by default (typed structurally, so that keel's declarations need no @types/node). */
+export interface ProgressStream {
+  write(chunk: string): unknown;
+  isTTY?: boolean;
+}
+
 export interface ProgressOptions {
   total: number;
   label?: string;
   /** Default: a bar when stderr is a TTY. */
   tty?: boolean;
-  stream?: NodeJS.WriteStream;
+  stream?: ProgressStream;
   /** Plain mode: a line at least every `every` units (default total/10). */
   every?: number;
 }
@@ -24,14 +30,14 @@ function fmt(fields: Record<string, string | number>): string {
 }
 
 export function createProgress(options: ProgressOptions): Progress {
-  const stream = options.stream ?? process.stderr;
+  const stream: ProgressStream = options.stream ?? process.stderr;
   const label = options.label ?? 'progress';
   const total = Math.max(1, options.total);
   if (options.tty ?? stream.isTTY) {
     const bar = new cliProgress.SingleBar(
       {
         format: `${label} [{bar}] {value}/{total} | {rate}/s | ETA {eta_formatted} | {info}`,
-        stream,
+        stream: stream as NodeJS.WriteStream,
         hideCursor: true,
         etaBuffer: 50,
       },
