@@ -124,7 +124,7 @@ after(() => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-test('the tarball holds dist/, the addon sources and build script, bin/, README and LICENSE, nothing else', () => {
+test('the tarball holds dist/, the addon sources and build script, bin/, README and LICENSE, nothing else', (t) => {
   const listed = ok(sh('tar', ['-tzf', tarball], work), 'tar').split('\n').filter(Boolean).map((f) => f.replace(/^package\//, ''));
   const allowed = /^(dist\/.*\.(js|d\.ts)|native\/[a-z_]+\.(cc|h)|scripts\/build-native\.mjs|bin\/keel\.js|README\.md|LICENSE|package\.json)$/;
   assert.deepEqual(listed.filter((f) => !allowed.test(f)), []);
@@ -132,6 +132,7 @@ test('the tarball holds dist/, the addon sources and build script, bin/, README 
     assert.ok(listed.includes(f), `${f} is in the tarball`);
   }
   const size = statSync(tarball).size;
+  t.diagnostic(`${tarball}: ${(size / 1e6).toFixed(2)} MB, ${listed.length} files`);
   assert.ok(size < 1_000_000, `tarball is ${size} bytes`);
   // the build script prints the same apt-get line as the loader and keel doctor
   assert.ok(readFileSync(join(ROOT, 'scripts', 'build-native.mjs'), 'utf8').includes(LIBTORCH_FIX));
