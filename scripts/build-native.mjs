@@ -3,8 +3,14 @@
 // machine, with Node's own headers: nothing is downloaded. libtorch is looked
 // for in this order: $LIBTORCH (a libtorch folder), the Python `torch`
 // package if one imports and ships its libraries, Debian's libtorch-dev.
+// It is also the package's `install` script: installing keel as a dependency
+// builds the addon inside node_modules/keel/build.
+//
+// KEEL_PREBUILT_ADDON=/path/to/keel.node skips the compile and copies that
+// addon instead, when the libtorch.json beside it names the libtorch found
+// here (tests use it to install the packed tarball in seconds, not minutes).
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -54,16 +60,52 @@ function findLibtorch() {
   }
   const found = fromPython() ?? fromDebian();
   if (!found) {
-    throw new Error(
-      'libtorch not found. Install it with:\n  sudo apt-get install -y libtorch-dev libopenblas0-pthread\n' +
-      'or point LIBTORCH at a libtorch folder.');
+    // the same line as LIBTORCH_FIX in src/native/binding.ts (test/package.test.ts checks)
+    fail('libtorch not found (looked at $LIBTORCH, the Python torch package, Debian\'s libtorch-dev).\n' +
+      'keel: install it with:  sudo apt-get install -y libtorch-dev libopenblas0-pthread\n' +
+      'keel: or point LIBTORCH at a libtorch folder, then run `npm rebuild keel`.');
   }
   return found;
 }
 
+/** A clear message and exit 1, no stack trace: this is what `npm install` shows a user. */
+function fail(message) {
+  console.error(`keel: ${message}`);
+  process.exit(1);
+}
+
+function writeConfig(torch) {
+  writeFileSync(join(buildDir, 'libtorch.json'), JSON.stringify({ how: torch.how, lib: torch.lib, includes: torch.includes, cxx11abi: torch.abi }, null, 2) + '\n');
+}
+
 const torch = findLibtorch();
+const out = join(buildDir, 'keel.node');
+
+const prebuilt = process.env.KEEL_PREBUILT_ADDON;
+if (prebuilt) {
+  const src = resolve(prebuilt);
+  const cfgFile = join(dirname(src), 'libtorch.json');
+  if (!existsSync(src) || !existsSync(cfgFile)) fail(`KEEL_PREBUILT_ADDON=${prebuilt}: needs the addon and the libtorch.json written beside it by this script`);
+  const cfg = JSON.parse(readFileSync(cfgFile, 'utf8'));
+  if (resolve(cfg.lib) !== resolve(torch.lib) || String(cfg.cxx11abi) !== String(torch.abi)) {
+    fail(`KEEL_PREBUILT_ADDON=${prebuilt} was built against ${cfg.lib}, but this machine's libtorch is ${torch.how} (${torch.lib}); unset it to build`);
+  }
+  mkdirSync(buildDir, { recursive: true });
+  const tmp = `${out}.${process.pid}.tmp`;
+  copyFileSync(src, tmp);
+  renameSync(tmp, out);
+  writeConfig(torch);
+  console.log(`keel: copied the prebuilt addon ${src} (built against ${torch.how}, ${torch.lib}) to ${out}`);
+  process.exit(0);
+}
+
 const nodeInclude = resolve(dirname(process.execPath), '..', 'include', 'node');
-if (!existsSync(join(nodeInclude, 'node_api.h'))) throw new Error(`Node's headers are missing at ${nodeInclude}`);
+if (!existsSync(join(nodeInclude, 'node_api.h'))) fail(`Node's headers are missing at ${nodeInclude} (Node's own headers; a Node without them cannot build addons)`);
+try {
+  execFileSync('g++', ['--version'], { stdio: 'ignore' });
+} catch {
+  fail('no C++ compiler (g++) to build the addon. Install it with:  sudo apt-get install -y g++');
+}
 
 const sources = readdirSync(nativeDir).filter((f) => f.endsWith('.cc'));
 // c10d's ProcessGroupGloo.hpp includes Gloo's headers, which Debian does not
@@ -104,7 +146,6 @@ for (let i = 0; i < stale.length; i += jobs) {
 }
 const libs = ['torch', 'torch_cpu', 'c10'];
 for (const extra of ['torch_cuda', 'c10_cuda']) if (existsSync(join(torch.lib, `lib${extra}.so`))) libs.push(extra);
-const out = join(buildDir, 'keel.node');
 // link beside, then rename: a running process keeps its mapping of the old file
 const tmp = `${out}.${process.pid}.tmp`;
 await run('g++', [
@@ -112,5 +153,5 @@ await run('g++', [
   `-L${torch.lib}`, `-Wl,-rpath,${torch.lib}`, '-Wl,--no-as-needed', ...libs.map((l) => `-l${l}`), '-Wl,--as-needed', '-ldl',
 ]);
 renameSync(tmp, out);
-writeFileSync(join(buildDir, 'libtorch.json'), JSON.stringify({ how: torch.how, lib: torch.lib, includes: torch.includes, cxx11abi: torch.abi }, null, 2) + '\n');
+writeConfig(torch);
 console.log(`keel: built ${out}`);

@@ -9,12 +9,12 @@ import * as keel from 'keel';
 
 const { ops, nn } = keel;
 
-function mlp(seed = 0): keel.nn.Module {
+function mlp(seed = 0): keel.nn.Sequential {
   keel.manualSeed(seed);
   return new nn.Sequential(new nn.Linear(6, 8), new nn.ReLU(), new nn.Linear(8, 3));
 }
 
-function firstEvent(model: keel.nn.Module, loss: () => keel.Tensor, optimizer?: keel.optim.Optimizer): keel.GuardStepResult {
+function firstEvent(model: keel.nn.Module<any[], unknown>, loss: () => keel.Tensor, optimizer?: keel.optim.Optimizer): keel.GuardStepResult {
   const guard = new keel.Guard({ model, optimizer: optimizer ?? new keel.optim.SGD(model.parameters(), { lr: 0.1 }), policy: 'skip' });
   const r = guard.stepSync(loss);
   guard.dispose();
@@ -93,7 +93,7 @@ test('NaN written into BatchNorm\'s running statistics while the loss stays fini
   bad.index([2, 1]).fill_(Infinity);
   const r = firstEvent(model, () => {
     bn.call(bad); // a side forward (a probe, a metric) whose output reaches no loss
-    return model.get(0).call(x).square().mean();
+    return (model.get(0).call(x) as keel.Tensor).square().mean();
   });
   assert.equal(r.ok, false);
   const rep = r.event!.report;

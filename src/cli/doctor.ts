@@ -8,6 +8,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BLAS_FIX, classifyBlas, isFastBlas, type BlasKind } from '../native/blas.js';
+import { addonFix } from '../native/setup.js';
 
 export { classifyBlas, isFastBlas, BLAS_FIX, type BlasKind };
 
@@ -147,10 +148,8 @@ export async function diagnose(): Promise<DoctorReport> {
     report.threads.interOp = info.interopThreads;
   } catch (e) {
     report.libtorch.error = firstLine(e);
-    problems.push(
-      `libtorch could not be loaded: ${report.libtorch.error}\n` +
-        `    fix: run scripts/bootstrap.sh (installs libtorch-dev and libopenblas0-pthread, builds the addon)`,
-    );
+    // the same fix as the loader's error and the install script: the apt-get line, then the rebuild
+    problems.push(`libtorch could not be loaded: ${report.libtorch.error}\n    ${addonFix(root).replace(/\n\s*/g, '\n    ')}`);
   }
   if (report.libtorch.found) {
     try {

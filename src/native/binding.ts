@@ -2,8 +2,8 @@
 // knows the native module exists; everything else imports `native` from here.
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { addonFix, packageRoot } from './setup.js';
 
 /** A tensor handle: an index into the addon's slot table. */
 export type Handle = number;
@@ -107,13 +107,18 @@ function load(): NativeBinding {
   // this 2-core machine under load: a LeNet-5 step took 49 ms spinning, 12 ms
   // passive, 14 ms on one thread). libgomp reads this when the addon loads it.
   process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
-  const here = dirname(fileURLToPath(import.meta.url));
-  const root = resolve(here, '..', '..');
+  const root = packageRoot();
   const file = join(root, 'build', 'keel.node');
   if (!existsSync(file)) {
-    throw new Error(`Keel's native addon is not built (${file} is missing): run \`npm run build:native\` in ${root}`);
+    throw new Error(`Keel's native addon is not built (${file} is missing).\n${addonFix(root)}`);
   }
-  return createRequire(import.meta.url)(file) as NativeBinding;
+  try {
+    return createRequire(import.meta.url)(file) as NativeBinding;
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    // the addon links libtorch by path: it was removed or moved since the build
+    throw new Error(`Keel's native addon (${file}) did not load: ${msg.split('\n')[0]}\n${addonFix(root)}`, { cause: e });
+  }
 }
 
 export const native: NativeBinding = load();

@@ -2,6 +2,7 @@
 // the keys of an object), ModuleList and ModuleDict. Children live in own
 // fields so that Module's discovery finds them in order.
 import { scope } from '../core/memory.js';
+import type { Tensor } from '../core/tensor.js';
 import { Module } from './module.js';
 
 function setChild(owner: Module, name: string, m: Module): void {
@@ -50,13 +51,14 @@ export class Sequential extends Module {
     return this.children()[Symbol.iterator]();
   }
 
-  forward(...inputs: any[]): any {
+  /** The first child gets every input, each next one its predecessor's output. */
+  forward(x: Tensor, ...rest: unknown[]): Tensor {
     const children = this.children();
-    if (children.length === 0) return inputs[0];
+    if (children.length === 0) return x;
     return scope(() => {
-      let x = children[0].call(...inputs);
-      for (let i = 1; i < children.length; i++) x = children[i].call(x);
-      return x;
+      let y = children[0].call(x, ...rest) as Tensor;
+      for (let i = 1; i < children.length; i++) y = children[i].call(y) as Tensor;
+      return y;
     });
   }
 }

@@ -30,7 +30,13 @@ export function currentModulePath(): string {
 
 export type ForwardHook = (module: Module, inputs: unknown[], output: unknown) => void;
 
-export abstract class Module {
+/**
+ * A layer or model. `In` are forward's arguments and `Out` its result:
+ * `class Net extends Module<[Tensor], Tensor>`. `call` takes its types from
+ * the subclass's own `forward`, so `class Net extends Module { forward(x: Tensor): Tensor }`
+ * gives `net.call(x): Tensor` as well.
+ */
+export abstract class Module<In extends unknown[] = any[], Out = unknown> {
   training = true;
   /** @internal buffers by name (running statistics...) */
   private readonly _buffers = new Map<string, Tensor | null>();
@@ -38,13 +44,13 @@ export abstract class Module {
   private _path = '';
   private readonly _forwardHooks: ForwardHook[] = [];
 
-  abstract forward(...inputs: any[]): any;
+  abstract forward(...inputs: In): Out;
 
   /**
    * Runs forward, recording this module's path for the tools that name
    * modules (the guard, reports), and runs forward hooks.
    */
-  call(...inputs: any[]): any {
+  call<M extends Module<In, Out>>(this: M, ...inputs: Parameters<M['forward']>): ReturnType<M['forward']> {
     const parent = callStack.length > 0 ? callStack[callStack.length - 1] : undefined;
     if (parent !== undefined && this._path === '') {
       for (const [name, child] of parent.module.namedChildren()) {
@@ -53,7 +59,7 @@ export abstract class Module {
     }
     callStack.push({ path: parent === undefined ? '' : this._path, module: this });
     try {
-      const out = this.forward(...inputs);
+      const out = this.forward(...inputs) as ReturnType<M['forward']>;
       for (const hook of this._forwardHooks) hook(this, inputs, out);
       return out;
     } finally {

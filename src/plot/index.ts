@@ -13,6 +13,6 @@ export { lineChart, logTicks, type LineSeries, type LineChartOptions } from './l
 export { complexScatter, forwardEulerDisc, leapfrogSegment, type ComplexSeries, type ComplexUnderlay, type ComplexScatterOptions } from './complex.js';
 export { decisionMap, type DecisionMapOptions } from './decision.js';
 export { barChart, type BarGroup, type BarChartOptions } from './bar.js';
-export { renderSvg } from './render.js';
+export { renderSvg, type VegaLiteSpec } from './render.js';
 export { writeChart } from './write.js';
 export { PALETTE, colours } from './palette.js';

@@ -7,10 +7,30 @@ import type { TopLevelSpec } from 'vega-lite';
 type Vega = typeof import('vega');
 type VegaLite = typeof import('vega-lite');
 
+/**
+ * A vega-lite spec (vega-lite's `TopLevelSpec`). Typed as `object` so that
+ * keel's declarations compile without vega-lite, an optional peer dependency.
+ */
+export type VegaLiteSpec = object;
+
 let libs: Promise<[Vega, VegaLite]> | null = null;
 
+/** vega and vega-lite are optional peer dependencies: only charts need them. */
+async function importOptional<T>(name: string, load: () => Promise<T>): Promise<T> {
+  try {
+    return await load();
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
+      throw new Error(`keel.plot needs the optional package '${name}' (npm install vega vega-lite)`, { cause: e });
+    }
+    throw e;
+  }
+}
+
 function load(): Promise<[Vega, VegaLite]> {
-  libs ??= Promise.all([import('vega'), import('vega-lite')]);
+  libs ??= Promise.all([importOptional('vega', () => import('vega')), importOptional('vega-lite', () => import('vega-lite'))]);
+  libs.catch(() => { libs = null; }); // a later call, after the install, tries again
   return libs;
 }
 
@@ -40,9 +60,9 @@ function assertInline(node: unknown, path: string): void {
 }
 
 /** SVG text of a vega-lite spec. */
-export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+export async function renderSvg(spec: VegaLiteSpec): Promise<string> {
   const [vega, vl] = await load();
-  const compiled = vl.compile(spec).spec;
+  const compiled = vl.compile(spec as TopLevelSpec).spec;
   assertInline(compiled, 'spec');
   const base = vega.loader();
   const loader = Object.assign(base, { load: refuse, sanitize: refuse, http: refuse, file: refuse });

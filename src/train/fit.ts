@@ -54,7 +54,7 @@ export interface Callback {
 }
 
 export interface FitOptions {
-  model: Module;
+  model: Module<[Tensor], Tensor>;
   optimizer: OptimizerLike;
   /** Stepped after every optimizer step (schedulerInterval 'step', the default) or every epoch. */
   scheduler?: SchedulerLike;

@@ -14,6 +14,13 @@ export interface Progress {
   stop(): void;
 }
 
+/** Where progress goes: process.stderr by default (typed structurally, so that keel's declarations need no @types/node). */
+export interface ProgressStream {
+  write(chunk: string): unknown;
+  isTTY?: boolean;
+  columns?: number;
+}
+
 export interface ProgressOptions {
   total: number;
   label?: string;
@@ -25,7 +32,7 @@ export interface ProgressOptions {
   start?: number;
   /** Default: a bar when stderr is a TTY. */
   tty?: boolean;
-  stream?: NodeJS.WriteStream;
+  stream?: ProgressStream;
   /** Plain mode: a line at least every `every` units (default total/10); 0: no lines of its own (the caller logs each item). */
   every?: number;
   /** Terminal width for the bar (default: the stream's columns, else 80). */
@@ -78,7 +85,7 @@ class Clock {
 }
 
 export function createProgress(options: ProgressOptions): Progress {
-  const stream = options.stream ?? process.stderr;
+  const stream: ProgressStream = options.stream ?? process.stderr;
   const label = options.label ?? 'progress';
   const total = Math.max(1, options.total);
   const clock = new Clock(total, options.start);
@@ -91,7 +98,7 @@ export function createProgress(options: ProgressOptions): Progress {
     const bar = new cliProgress.SingleBar(
       {
         format: `${label} [{bar}] {value}/{total} {rate}/s ETA {etaText}{info}`,
-        stream,
+        stream: stream as NodeJS.WriteStream,
         hideCursor: true,
         barsize,
         linewrap: false,

@@ -9,6 +9,7 @@
 //
 // createModel('lenet5', { numClasses: 10 }) builds one by name (for CLIs).
 import type { Module } from '../module.js';
+import type { Tensor } from '../../core/tensor.js';
 import { LeNet5, type LeNet5Options } from './lenet.js';
 import { MLP, type MLPOptions } from './mlp.js';
 import { ResNet18, ResNet34, type ResNetOptions } from './resnet.js';
@@ -33,7 +34,7 @@ export interface CreateModelOptions {
 }
 
 /** Builds a zoo model by name; options go to its constructor. */
-export function createModel(name: ModelName | string, options: CreateModelOptions = {}): Module {
+export function createModel(name: ModelName | string, options: CreateModelOptions = {}): Module<[Tensor], Tensor> {
   const { inChannels = name === 'lenet5' || name === 'mlp' ? 1 : 3, numClasses = 10, inputSize, ...rest } = options;
   switch (name) {
     case 'mlp': {

@@ -31,21 +31,21 @@ export interface LeNet5Options {
 
 export class LeNet5 extends Module {
   conv1: Conv2d;
-  act1: Module;
-  pool1: Module;
+  act1: Module<[Tensor], Tensor>;
+  pool1: Module<[Tensor], Tensor>;
   conv2: Conv2d;
-  act2: Module;
-  pool2: Module;
+  act2: Module<[Tensor], Tensor>;
+  pool2: Module<[Tensor], Tensor>;
   flatten: Flatten;
   fc1: Linear;
-  act3: Module;
+  act3: Module<[Tensor], Tensor>;
   fc2: Linear;
-  act4: Module;
+  act4: Module<[Tensor], Tensor>;
   fc3: Linear;
 
   constructor({ inChannels = 1, numClasses = 10, activation: act = 'relu', pool = 'max', inputSize = 28 }: LeNet5Options = {}) {
     super();
-    const makePool = (): Module => (pool === 'max' ? new MaxPool2d(2) : new AvgPool2d(2));
+    const makePool = (): Module<[Tensor], Tensor> => (pool === 'max' ? new MaxPool2d(2) : new AvgPool2d(2));
     const s = Math.floor((Math.floor(inputSize / 2) - 4) / 2);
     if (s < 1) throw new RangeError(`LeNet5: inputSize ${inputSize} is too small (at least 10)`);
     this.conv1 = new Conv2d(inChannels, 6, 5, { padding: 2 });

@@ -12,7 +12,7 @@ import { BatchNorm1d } from '../norm.js';
 
 export type ActivationName = 'relu' | 'gelu' | 'tanh' | 'sigmoid';
 
-export function activation(name: ActivationName): Module {
+export function activation(name: ActivationName): Module<[Tensor], Tensor> {
   switch (name) {
     case 'relu': return new ReLU();
     case 'gelu': return new GELU();

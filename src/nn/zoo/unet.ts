@@ -75,7 +75,7 @@ export class Down extends Module {
 }
 
 export class Up extends Module {
-  up: Module;
+  up: Module<[Tensor], Tensor>;
   conv: DoubleConv;
 
   constructor(inChannels: number, outChannels: number, upsampling: 'transpose' | 'bilinear', norm: UNetNorm, groups: number) {
