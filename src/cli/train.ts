@@ -7,7 +7,9 @@ import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import * as keel from '../index.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { fit, type SchedulerLike } from '../train/fit.js';
+import { fitAsync, type SchedulerLike } from '../train/fit.js';
+import { handleInterrupts } from '../train/interrupt.js';
+import { acquireLock, mergeResumeFlags, prepareFreshRun, removeLeftovers, RunFolderError } from '../train/run-folder.js';
 
 export interface TrainConfig {
   model: string;
@@ -92,13 +94,21 @@ function buildData(config: TrainConfig) {
     const test = subset(keel.data.fashionMnist({ split: 'test' }), config.testSubset);
     // Fashion-MNIST's pixel mean and std
     const norm = keel.data.normalize([0.2860], [0.3530]);
-    return { train, test, inChannels: 1, inputSize: 28, transform: norm, evalTransform: norm };
+    return {
+      train, test, inChannels: 1, inputSize: 28, transform: norm, evalTransform: norm,
+      preprocessing: { channels: 1, size: 28, scale: 1 / 255, mean: [0.2860], std: [0.3530] },
+      classes: ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'],
+    };
   }
   const train = keel.data.syntheticImages({ n: config.trainSubset ?? 10000, seed: 1 });
   const test = keel.data.syntheticImages({ n: config.testSubset ?? 2000, seed: 2 });
   const norm = keel.data.normalize([0.5, 0.5, 0.5], [0.25, 0.25, 0.25]);
   const transform = config.augment ? keel.data.compose([keel.data.randomCrop(32, { padding: 4 }), keel.data.randomHorizontalFlip(0.5), norm]) : norm;
-  return { train, test, inChannels: 3, inputSize: 32, transform, evalTransform: norm };
+  return {
+    train, test, inChannels: 3, inputSize: 32, transform, evalTransform: norm,
+    preprocessing: { channels: 3, size: 32, scale: 1, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] },
+    classes: undefined as string[] | undefined,
+  };
 }
 
 function buildOptimizer(config: TrainConfig, params: keel.Tensor[]): keel.optim.OptimizerLike {
@@ -124,21 +134,52 @@ function buildScheduler(config: TrainConfig, optimizer: keel.optim.OptimizerLike
   return new keel.optim.SequentialLR(optimizer, { schedulers: [warm, main], milestones: [warmup] });
 }
 
-/** Runs a training job from a config; returns the summary written to DIR/summary.json. */
-export function runTraining(config: TrainConfig, { resume = false, progress = true } = {}): Record<string, unknown> {
+export interface RunOptions {
+  resume?: boolean;
+  progress?: boolean;
+  /** Start afresh in a folder that holds a run (its run files are removed). */
+  overwrite?: boolean;
+  /** Flags changed on resume, [old, new] by config key (recorded in the metrics log). */
+  changed?: Record<string, [unknown, unknown]>;
+}
+
+/**
+ * Runs a training job from a config; returns the summary written to
+ * DIR/summary.json, or `{ interrupted, exitCode }` when Ctrl-C / SIGTERM
+ * stopped it (after a checkpoint). Holds DIR's lock throughout.
+ */
+export async function runTraining(config: TrainConfig, { resume = false, progress = true, overwrite = false, changed = {} }: RunOptions = {}): Promise<Record<string, unknown>> {
   const out = resolve(config.out);
   mkdirSync(out, { recursive: true });
+  const lock = acquireLock(out);
+  const interrupt = handleInterrupts('keel train', (sig) => process.stderr.write(`\nkeel train: ${sig}: stopping after the current step and saving a checkpoint (again to exit at once)\n`));
+  try {
+    if (lock.staleNote) console.error(`keel train: ${out}: ${lock.staleNote}`);
+    if (!resume) prepareFreshRun(out, overwrite);
+    const removed = removeLeftovers(out);
+    if (removed.length > 0) console.error(`keel train: removed what a killed run left: ${removed.join(', ')}`);
+    return await trainLocked(config, out, resume, progress, changed, interrupt.signal, () => interrupt.exitCode);
+  } finally {
+    interrupt.dispose();
+    lock.release();
+  }
+}
+
+async function trainLocked(config: TrainConfig, out: string, resume: boolean, progress: boolean, changed: Record<string, [unknown, unknown]>, signal: AbortSignal, exitCode: () => number | undefined): Promise<Record<string, unknown>> {
   if (config.threads !== undefined) keel.setNumThreads(config.threads);
-  if (!resume) writeFileAtomic(join(out, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
   keel.manualSeed(config.seed);
   const data = buildData(config);
-  const model = keel.nn.zoo.createModel(config.model, { inChannels: data.inChannels, numClasses: 10, inputSize: data.inputSize });
+  const modelArgs = { inChannels: data.inChannels, numClasses: 10, inputSize: data.inputSize };
+  // what a user needs to use the weights elsewhere (README: "Using the weights in PyTorch")
+  const usage = { modelArgs, preprocessing: data.preprocessing, ...(data.classes ? { classes: data.classes } : {}) };
+  if (!resume || Object.keys(changed).length > 0) writeFileAtomic(join(out, 'config.json'), `${JSON.stringify({ ...config, ...usage }, null, 2)}\n`);
+  const model = keel.nn.zoo.createModel(config.model, modelArgs);
   const optimizer = buildOptimizer(config, model.parameters());
   const trainLoader = new keel.data.DataLoader(data.train, { batchSize: config.batchSize, shuffle: true, seed: config.seed, dropLast: true, transform: data.transform });
   const evalLoader = new keel.data.DataLoader(data.test, { batchSize: 1000, transform: data.evalTransform });
   const totalSteps = Math.min(config.steps ?? Infinity, config.epochs !== undefined ? config.epochs * trainLoader.length : Infinity);
   const scheduler = buildScheduler(config, optimizer, totalSteps);
-  const result = fit({
+  const result = await fitAsync({
     model,
     optimizer,
     scheduler,
@@ -152,22 +193,52 @@ export function runTraining(config: TrainConfig, { resume = false, progress = tr
     keepCheckpoints: config.keepCheckpoints,
     resume,
     progress,
+    signal,
+    warn: (line) => console.error(`keel train: ${line}`),
+    ...(Object.keys(changed).length > 0 ? { resumeEvent: { changed } } : {}),
     ...(config.guard ? { guard: new keel.Guard({ model, optimizer, policy: config.guard }) } : {}),
   });
-  keel.nn.saveStateDict(model, join(out, 'model.safetensors'), { model: config.model });
+  if (result.interrupted) {
+    return { interrupted: true, exitCode: exitCode() ?? 130, steps: result.steps, totalSteps };
+  }
+  keel.nn.saveStateDict(model, join(out, 'model.safetensors'), {
+    model: config.model,
+    modelArgs: JSON.stringify(modelArgs),
+    preprocessing: JSON.stringify(data.preprocessing),
+    ...(data.classes ? { classes: JSON.stringify(data.classes) } : {}),
+  });
   const summary = {
     testAccuracy: result.evaluation?.accuracy ?? null,
     testLoss: result.evaluation?.loss ?? null,
     trainLoss: result.trainLoss,
     steps: result.steps,
     epochs: result.epochs,
+    ...(result.guardEvents ? { guardEvents: result.guardEvents } : {}),
     wallTimeMs: result.wallTimeMs,
     resumedFrom: result.resumedFrom ?? null,
+    ...(result.skippedCheckpoints ? { skippedCheckpoints: result.skippedCheckpoints } : {}),
     threads: keel.getNumThreads(),
     config,
   };
   writeFileAtomic(join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
   return summary;
+}
+
+/** The config keys that flags set (commander's attribute names). */
+const CONFIG_KEYS = ['model', 'data', 'optim', 'lr', 'weightDecay', 'momentum', 'epochs', 'steps', 'batchSize', 'seed', 'standardizeGrads', 'schedule',
+  'warmup', 'checkpointEvery', 'keepCheckpoints', 'trainSubset', 'testSubset', 'augment', 'threads', 'guard'];
+
+/** The one line printed at the end, or where to resume after an interrupt; returns the exit code. */
+function report(summary: Record<string, unknown>, dir: string, extra: Record<string, unknown>): number {
+  if (summary.interrupted) {
+    console.error(`keel train: stopped at step ${summary.steps as number} of ${summary.totalSteps as number}, checkpoint saved; continue with: keel train --resume ${dir}`);
+    return summary.exitCode as number;
+  }
+  console.log(JSON.stringify({
+    testAccuracy: summary.testAccuracy, testLoss: summary.testLoss, steps: summary.steps,
+    ...(summary.guardEvents ? { guardEvents: summary.guardEvents } : {}), ...extra,
+  }));
+  return 0;
 }
 
 export async function train(args: string[]): Promise<number> {
@@ -197,7 +268,8 @@ export async function train(args: string[]): Promise<number> {
     .addOption(new Option('--guard <policy>', 'NaN guard: check every step; on a non-finite one replay it, name the op, and raise|skip|rollback|repair').choices(['raise', 'skip', 'rollback', 'repair']))
     .option('--no-progress', 'no progress bar or progress lines')
     .option('--out <dir>', 'output folder')
-    .option('--resume <dir>', 'continue the run in DIR from its latest checkpoint');
+    .option('--resume <dir>', 'continue the run in DIR from its latest intact checkpoint (--steps, --epochs, --checkpoint-every, --threads, --guard may change)')
+    .option('--overwrite', 'start afresh in an --out folder that holds a run (removes that run\'s files)', false);
   try {
     program.parse(args, { from: 'user' });
   } catch (e) {
@@ -213,10 +285,17 @@ export async function train(args: string[]): Promise<number> {
       console.error(`keel train: --resume ${dir}: no config.json there (not a keel train output folder)`);
       return 2;
     }
-    const config = { ...readConfig(configPath), out: dir };
-    const summary = runTraining(config, { resume: true, progress: o.progress as boolean });
-    console.log(JSON.stringify({ testAccuracy: summary.testAccuracy, testLoss: summary.testLoss, steps: summary.steps, resumedFrom: summary.resumedFrom }));
-    return 0;
+    try {
+      if (o.overwrite) throw new RunFolderError('--resume and --overwrite exclude each other');
+      if (o.out !== undefined && resolve(o.out as string) !== dir) throw new RunFolderError(`--resume ${dir} writes into ${dir}; --out ${o.out as string} differs`);
+      const given = Object.fromEntries(CONFIG_KEYS.filter((k) => program.getOptionValueSource(k) === 'cli').map((k) => [k, o[k]]));
+      const { config, changed } = mergeResumeFlags({ ...readConfig(configPath), out: dir }, given);
+      const summary = await runTraining(config, { resume: true, progress: o.progress as boolean, changed });
+      return report(summary, dir, { resumedFrom: summary.resumedFrom });
+    } catch (e) {
+      console.error(`keel train: ${(e as Error).message}`);
+      return (e as { exitCode?: number }).exitCode ?? 1;
+    }
   }
   if (o.out === undefined) {
     console.error('keel train: --out DIR is required (or --resume DIR)');
@@ -251,7 +330,11 @@ export async function train(args: string[]): Promise<number> {
     ...(o.guard !== undefined ? { guard: o.guard as TrainConfig['guard'] } : {}),
     out: o.out as string,
   };
-  const summary = runTraining(config, { progress: o.progress as boolean });
-  console.log(JSON.stringify({ testAccuracy: summary.testAccuracy, testLoss: summary.testLoss, steps: summary.steps, wallTimeMs: Math.round(summary.wallTimeMs as number) }));
-  return 0;
+  try {
+    const summary = await runTraining(config, { progress: o.progress as boolean, overwrite: o.overwrite as boolean });
+    return report(summary, resolve(config.out), { wallTimeMs: Math.round(summary.wallTimeMs as number) });
+  } catch (e) {
+    console.error(`keel train: ${(e as Error).message}`);
+    return (e as { exitCode?: number }).exitCode ?? 1;
+  }
 }
