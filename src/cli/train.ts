@@ -96,7 +96,7 @@ function buildData(config: TrainConfig) {
     const norm = keel.data.normalize([0.2860], [0.3530]);
     return {
       train, test, inChannels: 1, inputSize: 28, transform: norm, evalTransform: norm,
-      preprocessing: { channels: 1, size: 28, scale: 1 / 255, mean: [0.2860], std: [0.3530] },
+      preprocessing: { channels: 1, size: 28, divideBy: 255, mean: [0.2860], std: [0.3530] },
       classes: ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'],
     };
   }
@@ -106,7 +106,7 @@ function buildData(config: TrainConfig) {
   const transform = config.augment ? keel.data.compose([keel.data.randomCrop(32, { padding: 4 }), keel.data.randomHorizontalFlip(0.5), norm]) : norm;
   return {
     train, test, inChannels: 3, inputSize: 32, transform, evalTransform: norm,
-    preprocessing: { channels: 3, size: 32, scale: 1, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] },
+    preprocessing: { channels: 3, size: 32, divideBy: 1, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] },
     classes: undefined as string[] | undefined,
   };
 }
