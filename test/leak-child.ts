@@ -27,7 +27,11 @@ for (let epoch = 0; epoch < 800; epoch++) {
   if (mode === 'leak') {
     for (const [x, y] of loader) step(x, y);
   } else {
-    for (let k = 0; k < loader.length; k++) keel.scope(() => { const [x, y] = loader.batchAt(epoch, k); step(x, y); });
+    // the README's idiomatic loop
+    for (const [x, y] of loader) {
+      keel.scope(() => step(x, y));
+      keel.dispose([x, y]);
+    }
   }
 }
 await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
