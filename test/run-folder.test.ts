@@ -210,5 +210,7 @@ test('checkpoints: each hostile edit is detected with its reason; restoreLatestI
 test('mergeResumeFlags: resumable flags apply, others are refused by name', () => {
   const saved = { steps: 20, lr: 0.001, guard: undefined, threads: 1, batchSize: 32 };
   assert.deepEqual(keel.train.mergeResumeFlags(saved, { steps: 30, guard: 'skip', lr: 0.001 }), { config: { ...saved, steps: 30, guard: 'skip' }, changed: { steps: [20, 30], guard: [null, 'skip'] } });
+  const byEpochs = { epochs: 2, lr: 0.001 };
+  assert.deepEqual(keel.train.mergeResumeFlags(byEpochs, { steps: 450 }), { config: { lr: 0.001, steps: 450 }, changed: { steps: [null, 450], epochs: [2, null] } });
   assert.throws(() => keel.train.mergeResumeFlags(saved, { batchSize: 64, lr: 0.1 }), /--resume cannot change --batch-size 64 \(the run has 32\), --lr 0\.1 \(the run has 0\.001\)/);
 });

@@ -275,6 +275,7 @@ function* fitLoop(options: FitOptions): Generator<void, FitResult, boolean | und
     for (const s of skipped) warn(`skipped checkpoint step ${s.step}: ${s.reason}`);
   }
   if (restored?.step !== undefined) {
+    if (restored.step > totalSteps) throw new Error(`the run is at step ${restored.step}, past the ${totalSteps} steps it is now asked to train (a shorter run cannot be resumed)`);
     state.step = restored.step;
     state.epoch = trainLoader.epoch;
     resumedFrom = restored.step;

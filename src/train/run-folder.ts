@@ -176,6 +176,13 @@ export function mergeResumeFlags<C extends Record<string, unknown>>(saved: C, gi
       refused.push(`${flagOf(key)} ${JSON.stringify(value)} (the run has ${saved[key] === undefined ? 'none' : JSON.stringify(saved[key])})`);
     }
   }
+  // a new length replaces the old one: --steps alone drops a saved --epochs (else the shorter would still end the run), and vice versa
+  for (const [key, other] of [['steps', 'epochs'], ['epochs', 'steps']] as const) {
+    if (key in changed && given[other] === undefined && saved[other] !== undefined) {
+      changed[other] = [saved[other], null];
+      delete config[other];
+    }
+  }
   if (refused.length > 0) {
     throw new RunFolderError(`--resume cannot change ${refused.join(', ')}; only ${Object.values(RESUMABLE).join(', ')} may change on resume (start a new run with --out for the others)`);
   }
