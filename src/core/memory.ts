@@ -8,8 +8,8 @@
 // says so once, naming the creation sites that hold the most. It costs a
 // counter per tensor that outlives its scope until growth is seen: it looks
 // at the count once every 1,024 such tensors, and captures
-// creation sites (a stack trace a tensor) only after growth was seen, or
-// from the start under KEEL_DEBUG=1.
+// creation sites (a stack trace a tensor, for the next 4,096 tensors) only
+// after growth was seen, or from the start under KEEL_DEBUG=1.
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { native, type Handle } from '../native/binding.js';
@@ -34,7 +34,10 @@ const safetyNet = new FinalizationRegistry<Handle>((id) => {
 let outsideLive = 0;
 /** Creation site by handle, while capturing. */
 let origins: Map<Handle, string> | undefined;
-let capturing = process.env.KEEL_DEBUG === '1' || process.env.KEEL_DEBUG === 'true';
+const DEBUG = process.env.KEEL_DEBUG === '1' || process.env.KEEL_DEBUG === 'true';
+let capturing = DEBUG;
+/** Stack traces left to take once growth was seen (bounded: the watch must not slow a loop down). */
+let captureBudget = 0;
 if (capturing) origins = new Map();
 let warned = false;
 let registeredSinceCheck = 0;
@@ -78,6 +81,11 @@ function creationSite(): string {
   return 'inside Keel';
 }
 
+function capture(id: Handle): void {
+  origins!.set(id, creationSite());
+  if (!DEBUG && --captureBudget <= 0) capturing = false;
+}
+
 function topOrigins(n: number): [string, number][] {
   const counts = new Map<string, number>();
   if (origins !== undefined) for (const o of origins.values()) counts.set(o, (counts.get(o) ?? 0) + 1);
@@ -98,11 +106,13 @@ function watchGrowth(): void {
   if (!capturing) {
     // growth seen: from now on, note where each new outside-scope tensor is made; warn when the next window grows too
     capturing = true;
+    captureBudget = CHECKS_PER_WINDOW * CHECK_EVERY;
     origins = new Map();
     return;
   }
   if (origins !== undefined && origins.size === 0) return;
   warned = true;
+  if (!DEBUG) capturing = false;
   const top = topOrigins(3);
   const growth = floors[floors.length - 1] - floors[0];
   leakWatch.emit(
@@ -137,7 +147,7 @@ export function track(t: Tracked): void {
     return;
   }
   pending.push(t);
-  if (capturing) origins!.set(t._id, creationSite());
+  if (capturing) capture(t._id);
   if (pending.length >= PENDING_BATCH) flushPending();
   else if (!flushScheduled) {
     flushScheduled = true;
@@ -151,7 +161,7 @@ function register(t: Tracked): void {
     t._registered = true;
     outsideLive++;
     // a tensor returned out of a scope: the stack here is the user's call that got it
-    if (capturing && !origins!.has(t._id)) origins!.set(t._id, creationSite());
+    if (capturing && !origins!.has(t._id)) capture(t._id);
     if (++registeredSinceCheck >= CHECK_EVERY) watchGrowth();
   }
 }
