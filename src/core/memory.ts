@@ -103,7 +103,7 @@ function watchGrowth(): void {
   if (floors.length > GROWING_WINDOWS) floors.shift();
   const growing = floors.length === GROWING_WINDOWS && floors.every((f, i) => i === 0 || f > floors[i - 1]) && outsideLive >= leakWatch.minLive;
   if (!growing) return;
-  if (!capturing) {
+  if (origins === undefined) {
     // growth seen: from now on, note where each new outside-scope tensor is made; warn when the next window grows too
     capturing = true;
     captureBudget = CHECKS_PER_WINDOW * CHECK_EVERY;
