@@ -13,6 +13,11 @@
 // SING overhead: Keel's SING (the authors' recipe, Lookahead on) vs Keel's
 // AdamW on the same model, taking turns in one process.
 //   node bench/train-step.mjs [--quick] [--threads 1,2]
+// The cost of noticing Ctrl-C between steps: keel.train.fit (synchronous)
+// against keel.train.fitAsync (one clock read a step, a setImmediate yield
+// once ≥ 50 ms passed), taking turns in one process, on LeNet-5 and on a
+// tiny MLP whose step is almost only the loop's own overhead:
+//   node bench/train-step.mjs --interrupt-check [--quick]
 import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
 import {
@@ -189,8 +194,58 @@ function sameParams(a, b) {
 
 const count = (list) => list.reduce((n, [, s]) => n + s.reduce((a, b) => a * b, 1), 0);
 
+/** fit vs fitAsync, per step, alternating rounds in this process. */
+async function interruptCheck() {
+  const keel = await import('../dist/index.js');
+  const n = (args.threads ?? [1])[0];
+  pinKeelThreads(keel, n);
+  const rounds = args.quick ? 5 : 11;
+  const cases = {
+    lenet5: { label: 'LeNet-5, batch 128', make: () => new keel.nn.zoo.LeNet5({ inChannels: 1, numClasses: 10 }), input: [1, 28, 28], batch: 128, steps: args.quick ? 20 : 60 },
+    tiny: { label: 'MLP 4-8-2, batch 1 (loop overhead)', make: () => new keel.nn.zoo.MLP({ inFeatures: 4, numClasses: 2, hidden: [8] }), input: [4], batch: 1, steps: args.quick ? 2000 : 6000 },
+  };
+  const rows = [];
+  const results = [];
+  for (const [name, c] of Object.entries(cases)) {
+    keel.manualSeed(0);
+    const x = keel.randn([c.batch * 8, ...c.input]).keep();
+    const y = keel.randint(0, 2, [c.batch * 8]).keep();
+    const data = new keel.data.TensorDataset(x, y);
+    const model = c.make();
+    const optimizer = new keel.optim.AdamW(model.parameters(), { lr: 1e-3 });
+    const options = () => ({
+      model, optimizer, loss: (o, t) => keel.losses.crossEntropy(o, t), steps: c.steps, progress: false,
+      trainLoader: new keel.data.DataLoader(data, { batchSize: c.batch, shuffle: true, seed: 0, dropLast: true }),
+    });
+    const ms = { fit: [], fitAsync: [] };
+    const controller = new AbortController();
+    keel.train.fit(options()); // warm-up
+    for (let r = 0; r < rounds; r++) {
+      for (const kind of r % 2 === 0 ? ['fit', 'fitAsync'] : ['fitAsync', 'fit']) {
+        const t0 = now();
+        if (kind === 'fit') keel.train.fit(options());
+        else await keel.train.fitAsync({ ...options(), signal: controller.signal });
+        ms[kind].push(((now() - t0) / 1e6) / c.steps);
+      }
+    }
+    const perStepUs = (median(ms.fitAsync) - median(ms.fit)) * 1e3;
+    const row = { model: name, label: c.label, threads: n, msPerStep: { fit: median(ms.fit), fitAsync: median(ms.fitAsync) }, asyncOverFit: pairedRatio(ms.fitAsync, ms.fit), extraUsPerStep: perStepUs, samplesMs: ms };
+    results.push(row);
+    rows.push([c.label, String(n), fmt(row.msPerStep.fit, 4), fmt(row.msPerStep.fitAsync, 4), ratio(row.asyncOverFit), perStepUs.toFixed(1)]);
+    model.dispose();
+    optimizer.dispose();
+    keel.dispose([x, y]);
+  }
+  console.log(`# Noticing Ctrl-C between steps: fit vs fitAsync (signal checked each step, yield every ≥ 50 ms), median of ${rounds} alternating rounds`);
+  console.log(table(['model', 'threads', 'fit ms/step', 'fitAsync ms/step', 'fitAsync ÷ fit', 'extra µs/step'], rows));
+  const info = await machine();
+  const file = writeResults('train-step-interrupt', { bench: 'train-step --interrupt-check', quick: args.quick, rounds, machine: info, results });
+  console.log(`\nwrote ${file}`);
+}
+
 async function main() {
   if (args.worker === 'keel') return keelWorker(args.threads[0]);
+  if (args.rest.includes('--interrupt-check')) return interruptCheck();
   const info = await machine();
   const torch = info.pytorch;
   if (!torch) console.log('bench/train-step: PyTorch (/usr/bin/python3 -c "import torch") is unavailable: Keel-only numbers (SING overhead)');

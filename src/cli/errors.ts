@@ -56,5 +56,6 @@ export function describeError(command: string, e: unknown, options: { debug?: bo
     text = `${command}: ${message.split('\n')[0] || (e instanceof Error ? e.name : 'error')}`;
   }
   if (options.debug && e instanceof Error && e.stack) text += `\n${e.stack}`;
-  return { text, exitCode: 1 };
+  // an error that knows it is about usage (a run folder's refusal) says so with exitCode 2
+  return { text, exitCode: (e as { exitCode?: unknown } | null)?.exitCode === 2 ? 2 : 1 };
 }

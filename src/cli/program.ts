@@ -165,8 +165,9 @@ export function buildProgram(state: RunState): Command {
     .addOption(new Option('--guard <policy>', 'NaN guard: check every step; on a non-finite one replay it, name the op, and raise|skip|rollback|repair').choices(['raise', 'skip', 'rollback', 'repair']))
     .option('--no-progress', 'no progress bar or progress lines')
     .option('--out <dir>', 'output folder (required: keel train has no default one)')
-    .option('--resume <dir>', 'continue the run in DIR from its latest checkpoint');
-  run(train, async (o) => (await import('./train.js')).trainFromOptions(o), ['or use --data synthetic']);
+    .option('--resume <dir>', 'continue the run in DIR from its latest intact checkpoint (--steps, --epochs, --checkpoint-every, --threads, --guard may change)')
+    .option('--overwrite', 'start afresh in an --out folder that holds a run (removes that run\'s files)', false);
+  run(train, async (o, c) => (await import('./train.js')).trainFromOptions(o, c), ['or use --data synthetic']);
 
   // keel repro <paper>
   const repro = sub(program, 'repro', 'reproduce a paper: keel repro sing|stable|mde|maxpool [--quick] [--out DIR]')

@@ -6,7 +6,10 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as keel from '../index.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { fit, type SchedulerLike } from '../train/fit.js';
+import { fitAsync, type SchedulerLike } from '../train/fit.js';
+import { handleInterrupts } from '../train/interrupt.js';
+import { acquireLock, mergeResumeFlags, prepareFreshRun, removeLeftovers, RunFolderError } from '../train/run-folder.js';
+import type { Command } from 'commander';
 import { UsageError } from './errors.js';
 import { TRAIN_MODELS } from './program.js';
 
@@ -59,13 +62,21 @@ function buildData(config: TrainConfig) {
     const test = subset(keel.data.fashionMnist({ split: 'test' }), config.testSubset);
     // Fashion-MNIST's pixel mean and std
     const norm = keel.data.normalize([0.2860], [0.3530]);
-    return { train, test, inChannels: 1, inputSize: 28, transform: norm, evalTransform: norm };
+    return {
+      train, test, inChannels: 1, inputSize: 28, transform: norm, evalTransform: norm,
+      preprocessing: { channels: 1, size: 28, divideBy: 255, mean: [0.2860], std: [0.3530] },
+      classes: ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'],
+    };
   }
   const train = keel.data.syntheticImages({ n: config.trainSubset ?? 10000, seed: 1 });
   const test = keel.data.syntheticImages({ n: config.testSubset ?? 2000, seed: 2 });
   const norm = keel.data.normalize([0.5, 0.5, 0.5], [0.25, 0.25, 0.25]);
   const transform = config.augment ? keel.data.compose([keel.data.randomCrop(32, { padding: 4 }), keel.data.randomHorizontalFlip(0.5), norm]) : norm;
-  return { train, test, inChannels: 3, inputSize: 32, transform, evalTransform: norm };
+  return {
+    train, test, inChannels: 3, inputSize: 32, transform, evalTransform: norm,
+    preprocessing: { channels: 3, size: 32, divideBy: 1, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] },
+    classes: undefined as string[] | undefined,
+  };
 }
 
 function buildOptimizer(config: TrainConfig, params: keel.Tensor[]): keel.optim.OptimizerLike {
@@ -91,21 +102,52 @@ function buildScheduler(config: TrainConfig, optimizer: keel.optim.OptimizerLike
   return new keel.optim.SequentialLR(optimizer, { schedulers: [warm, main], milestones: [warmup] });
 }
 
-/** Runs a training job from a config; returns the summary written to DIR/summary.json. */
-export function runTraining(config: TrainConfig, { resume = false, progress = true } = {}): Record<string, unknown> {
+export interface RunOptions {
+  resume?: boolean;
+  progress?: boolean;
+  /** Start afresh in a folder that holds a run (its run files are removed). */
+  overwrite?: boolean;
+  /** Flags changed on resume, [old, new] by config key (recorded in the metrics log). */
+  changed?: Record<string, [unknown, unknown]>;
+}
+
+/**
+ * Runs a training job from a config; returns the summary written to
+ * DIR/summary.json, or `{ interrupted, exitCode }` when Ctrl-C / SIGTERM
+ * stopped it (after a checkpoint). Holds DIR's lock throughout.
+ */
+export async function runTraining(config: TrainConfig, { resume = false, progress = true, overwrite = false, changed = {} }: RunOptions = {}): Promise<Record<string, unknown>> {
   const out = resolve(config.out);
   mkdirSync(out, { recursive: true });
+  const lock = acquireLock(out);
+  const interrupt = handleInterrupts('keel train', (sig) => process.stderr.write(`\nkeel train: ${sig}: stopping after the current step and saving a checkpoint (again to exit at once)\n`));
+  try {
+    if (lock.staleNote) console.error(`keel train: ${out}: ${lock.staleNote}`);
+    if (!resume) prepareFreshRun(out, overwrite);
+    const removed = removeLeftovers(out);
+    if (removed.length > 0) console.error(`keel train: removed what a killed run left: ${removed.join(', ')}`);
+    return await trainLocked(config, out, resume, progress, changed, interrupt.signal, () => interrupt.exitCode);
+  } finally {
+    interrupt.dispose();
+    lock.release();
+  }
+}
+
+async function trainLocked(config: TrainConfig, out: string, resume: boolean, progress: boolean, changed: Record<string, [unknown, unknown]>, signal: AbortSignal, exitCode: () => number | undefined): Promise<Record<string, unknown>> {
   if (config.threads !== undefined) keel.setNumThreads(config.threads);
-  if (!resume) writeFileAtomic(join(out, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
   keel.manualSeed(config.seed);
   const data = buildData(config);
-  const model = keel.nn.zoo.createModel(config.model, { inChannels: data.inChannels, numClasses: 10, inputSize: data.inputSize });
+  const modelArgs = { inChannels: data.inChannels, numClasses: 10, inputSize: data.inputSize };
+  // what a user needs to use the weights elsewhere (README: "Using the weights in PyTorch")
+  const usage = { modelArgs, preprocessing: data.preprocessing, ...(data.classes ? { classes: data.classes } : {}) };
+  if (!resume || Object.keys(changed).length > 0) writeFileAtomic(join(out, 'config.json'), `${JSON.stringify({ ...config, ...usage }, null, 2)}\n`);
+  const model = keel.nn.zoo.createModel(config.model, modelArgs);
   const optimizer = buildOptimizer(config, model.parameters());
   const trainLoader = new keel.data.DataLoader(data.train, { batchSize: config.batchSize, shuffle: true, seed: config.seed, dropLast: true, transform: data.transform });
   const evalLoader = new keel.data.DataLoader(data.test, { batchSize: 1000, transform: data.evalTransform });
   const totalSteps = Math.min(config.steps ?? Infinity, config.epochs !== undefined ? config.epochs * trainLoader.length : Infinity);
   const scheduler = buildScheduler(config, optimizer, totalSteps);
-  const result = fit({
+  const result = await fitAsync({
     model,
     optimizer,
     scheduler,
@@ -119,17 +161,30 @@ export function runTraining(config: TrainConfig, { resume = false, progress = tr
     keepCheckpoints: config.keepCheckpoints,
     resume,
     progress,
+    signal,
+    warn: (line) => console.error(`keel train: ${line}`),
+    ...(Object.keys(changed).length > 0 ? { resumeEvent: { changed } } : {}),
     ...(config.guard ? { guard: new keel.Guard({ model, optimizer, policy: config.guard }) } : {}),
   });
-  keel.nn.saveStateDict(model, join(out, 'model.safetensors'), { model: config.model });
+  if (result.interrupted) {
+    return { interrupted: true, exitCode: exitCode() ?? 130, steps: result.steps, totalSteps };
+  }
+  keel.nn.saveStateDict(model, join(out, 'model.safetensors'), {
+    model: config.model,
+    modelArgs: JSON.stringify(modelArgs),
+    preprocessing: JSON.stringify(data.preprocessing),
+    ...(data.classes ? { classes: JSON.stringify(data.classes) } : {}),
+  });
   const summary = {
     testAccuracy: result.evaluation?.accuracy ?? null,
     testLoss: result.evaluation?.loss ?? null,
     trainLoss: result.trainLoss,
     steps: result.steps,
     epochs: result.epochs,
+    ...(result.guardEvents ? { guardEvents: result.guardEvents } : {}),
     wallTimeMs: result.wallTimeMs,
     resumedFrom: result.resumedFrom ?? null,
+    ...(result.skippedCheckpoints ? { skippedCheckpoints: result.skippedCheckpoints } : {}),
     threads: keel.getNumThreads(),
     config,
   };
@@ -137,16 +192,35 @@ export function runTraining(config: TrainConfig, { resume = false, progress = tr
   return summary;
 }
 
+/** The config keys that flags set (commander's attribute names). */
+const CONFIG_KEYS = ['model', 'data', 'optim', 'lr', 'weightDecay', 'momentum', 'epochs', 'steps', 'batchSize', 'seed', 'standardizeGrads', 'schedule',
+  'warmup', 'checkpointEvery', 'keepCheckpoints', 'trainSubset', 'testSubset', 'augment', 'threads', 'guard'];
+
+/** The one line printed at the end, or where to resume after an interrupt; returns the exit code. */
+function report(summary: Record<string, unknown>, dir: string, extra: Record<string, unknown>): number {
+  if (summary.interrupted) {
+    console.error(`keel train: stopped at step ${summary.steps as number} of ${summary.totalSteps as number}, checkpoint saved; continue with: keel train --resume ${dir}`);
+    return summary.exitCode as number;
+  }
+  console.log(JSON.stringify({
+    testAccuracy: summary.testAccuracy, testLoss: summary.testLoss, steps: summary.steps,
+    ...(summary.guardEvents ? { guardEvents: summary.guardEvents } : {}), ...extra,
+  }));
+  return 0;
+}
+
 /** `keel train` with its parsed options (declared in src/cli/program.ts); returns the exit code. */
-export async function trainFromOptions(o: Record<string, unknown>): Promise<number> {
+export async function trainFromOptions(o: Record<string, unknown>, cmd?: Command): Promise<number> {
   if (o.resume !== undefined) {
     const dir = resolve(o.resume as string);
     const configPath = join(dir, 'config.json');
     if (!existsSync(configPath)) throw new UsageError(`--resume ${dir}: no config.json there (not a keel train output folder)`);
-    const config = { ...readConfig(configPath), out: dir };
-    const summary = runTraining(config, { resume: true, progress: o.progress as boolean });
-    console.log(JSON.stringify({ testAccuracy: summary.testAccuracy, testLoss: summary.testLoss, steps: summary.steps, resumedFrom: summary.resumedFrom }));
-    return 0;
+    if (o.overwrite) throw new RunFolderError('--resume and --overwrite exclude each other');
+    if (o.out !== undefined && resolve(o.out as string) !== dir) throw new RunFolderError(`--resume ${dir} writes into ${dir}; --out ${o.out as string} differs`);
+    const given = Object.fromEntries(CONFIG_KEYS.filter((k) => cmd?.getOptionValueSource(k) === 'cli').map((k) => [k, o[k]]));
+    const { config, changed } = mergeResumeFlags({ ...readConfig(configPath), out: dir }, given);
+    const summary = await runTraining(config, { resume: true, progress: o.progress as boolean, changed });
+    return report(summary, dir, { resumedFrom: summary.resumedFrom });
   }
   if (o.out === undefined) throw new UsageError('--out DIR is required (or --resume DIR)');
   if (!TRAIN_MODELS.includes(o.model as string)) throw new UsageError(`--model must be one of ${TRAIN_MODELS.join(', ')}, got '${o.model as string}'`);
@@ -175,7 +249,6 @@ export async function trainFromOptions(o: Record<string, unknown>): Promise<numb
     ...(o.guard !== undefined ? { guard: o.guard as TrainConfig['guard'] } : {}),
     out: o.out as string,
   };
-  const summary = runTraining(config, { progress: o.progress as boolean });
-  console.log(JSON.stringify({ testAccuracy: summary.testAccuracy, testLoss: summary.testLoss, steps: summary.steps, wallTimeMs: Math.round(summary.wallTimeMs as number) }));
-  return 0;
+  const summary = await runTraining(config, { progress: o.progress as boolean, overwrite: o.overwrite as boolean });
+  return report(summary, resolve(config.out), { wallTimeMs: Math.round(summary.wallTimeMs as number) });
 }

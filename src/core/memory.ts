@@ -2,6 +2,16 @@
 // them, never by waiting for the GC (finalizers do not run inside a synchronous
 // loop: DESIGN.md measured +525 MB over 1e6 calls and zero finalizers). A
 // FinalizationRegistry frees what escapes every scope, as a safety net only.
+//
+// A loop that never disposes (PyTorch's habit: the GC frees there) grows
+// the live tensors outside every scope without a word; the leak watch below
+// says so once, naming the creation sites that hold the most. It costs a
+// counter per tensor that outlives its scope until growth is seen: it looks
+// at the count once every 1,024 such tensors, and captures
+// creation sites (a stack trace a tensor, for the next 4,096 tensors) only
+// after growth was seen, or from the start under KEEL_DEBUG=1.
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { native, type Handle } from '../native/binding.js';
 
 /** What scopes and the safety net need to know of a tensor. */
@@ -14,7 +24,106 @@ export interface Tracked {
   _owned?: Tracked | undefined;
 }
 
-const safetyNet = new FinalizationRegistry<Handle>((id) => native.free(id));
+const safetyNet = new FinalizationRegistry<Handle>((id) => {
+  native.free(id);
+  outsideLive--;
+  if (origins !== undefined) origins.delete(id);
+});
+
+// ---------------------------------------------------------------- leak watch
+
+/** Live tensors registered with the safety net: made outside every scope, or kept. */
+let outsideLive = 0;
+/** Creation site by handle, while capturing. */
+let origins: Map<Handle, string> | undefined;
+const DEBUG = process.env.KEEL_DEBUG === '1' || process.env.KEEL_DEBUG === 'true';
+let capturing = DEBUG;
+/** Stack traces left to take once growth was seen (bounded: the watch must not slow a loop down). */
+let captureBudget = 0;
+if (capturing) origins = new Map();
+let warned = false;
+let registeredSinceCheck = 0;
+let checks = 0;
+let windowMin = Infinity;
+const floors: number[] = [];
+const CHECK_EVERY = 1024;
+const CHECKS_PER_WINDOW = 4;
+const GROWING_WINDOWS = 4;
+
+/** The leak watch's thresholds (tests make them small). @internal */
+export const leakWatch = {
+  /** No warning below this many live tensors outside scopes. */
+  minLive: 10_000,
+  /** Where the warning goes (process.emitWarning by default). */
+  emit: (message: string) => process.emitWarning(message, { code: 'KEEL_TENSOR_LEAK' }),
+  /** Forget what was seen (and warn again). @internal */
+  reset(): void {
+    warned = false;
+    checks = 0;
+    windowMin = Infinity;
+    floors.length = 0;
+    registeredSinceCheck = 0;
+  },
+};
+
+const KEEL_DIST = dirname(dirname(fileURLToPath(import.meta.url)));
+
+/** The first stack frame outside Keel: where user code made a tensor. */
+function creationSite(): string {
+  const holder: { stack?: string } = {};
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 24;
+  Error.captureStackTrace(holder, creationSite);
+  Error.stackTraceLimit = limit;
+  const lines = (holder.stack ?? '').split('\n').slice(1);
+  for (const line of lines) {
+    if (line.includes(KEEL_DIST) || line.includes('(node:') || line.includes(' node:') || line.includes('(<anonymous>)')) continue;
+    return line.trim().replace(/^at /, '');
+  }
+  return 'inside Keel';
+}
+
+function capture(id: Handle): void {
+  origins!.set(id, creationSite());
+  if (!DEBUG && --captureBudget <= 0) capturing = false;
+}
+
+function topOrigins(n: number): [string, number][] {
+  const counts = new Map<string, number>();
+  if (origins !== undefined) for (const o of origins.values()) counts.set(o, (counts.get(o) ?? 0) + 1);
+  return [...counts.entries()].sort((a, b) => b[1] - a[1]).slice(0, n);
+}
+
+/** Looks at the outside-scope count every CHECK_EVERY registrations with the safety net; growth = its floor rose in each of the last windows. */
+function watchGrowth(): void {
+  registeredSinceCheck = 0;
+  if (warned) return;
+  windowMin = Math.min(windowMin, outsideLive);
+  if (++checks % CHECKS_PER_WINDOW !== 0) return;
+  floors.push(windowMin);
+  windowMin = Infinity;
+  if (floors.length > GROWING_WINDOWS) floors.shift();
+  const growing = floors.length === GROWING_WINDOWS && floors.every((f, i) => i === 0 || f > floors[i - 1]) && outsideLive >= leakWatch.minLive;
+  if (!growing) return;
+  if (origins === undefined) {
+    // growth seen: from now on, note where each new outside-scope tensor is made; warn when the next window grows too
+    capturing = true;
+    captureBudget = CHECKS_PER_WINDOW * CHECK_EVERY;
+    origins = new Map();
+    return;
+  }
+  if (origins !== undefined && origins.size === 0) return;
+  warned = true;
+  if (!DEBUG) capturing = false;
+  const top = topOrigins(3);
+  const growth = floors[floors.length - 1] - floors[0];
+  leakWatch.emit(
+    `${outsideLive} tensors are live outside any keel.scope and the count keeps growing (+${growth} over the last ${(GROWING_WINDOWS - 1) * CHECKS_PER_WINDOW * CHECK_EVERY} made); `
+    + `most were made at ${top.length > 0 ? top.map(([o, c]) => `${o} (${c})`).join(', ') : 'sites not yet known (KEEL_DEBUG=1 records them from the start)'}. `
+    + 'Wrap each step in keel.scope(() => ...) or dispose() what you no longer need; keel.memory().byOrigin counts them by site.',
+  );
+}
+
 const scopes: Tracked[][] = [];
 
 // Tensors made outside every scope join the safety net in batches: one made
@@ -45,6 +154,7 @@ export function track(t: Tracked): void {
 /** For a tensor owned by another object (a parameter's gradient): no scope frees it, only dispose() or the safety net. */
 export function trackUnscoped(t: Tracked): void {
   pending.push(t);
+  if (capturing) capture(t._id);
   if (pending.length >= PENDING_BATCH) flushPending();
   else if (!flushScheduled) {
     flushScheduled = true;
@@ -56,6 +166,10 @@ function register(t: Tracked): void {
   if (!t._registered && t._id >= 0) {
     safetyNet.register(t, t._id, t);
     t._registered = true;
+    outsideLive++;
+    // a tensor returned out of a scope: the stack here is the user's call that got it
+    if (capturing && !origins!.has(t._id)) capture(t._id);
+    if (++registeredSinceCheck >= CHECK_EVERY) watchGrowth();
   }
 }
 
@@ -66,10 +180,12 @@ export function disposeTracked(t: Tracked): void {
   }
   if (t._id < 0) return;
   native.free(t._id);
+  if (origins !== undefined) origins.delete(t._id);
   t._id = -1;
   if (t._registered) {
     safetyNet.unregister(t);
     t._registered = false;
+    outsideLive--;
   }
 }
 
@@ -131,7 +247,13 @@ export function scope<T>(fn: () => T): T {
   return result;
 }
 
-/** Live tensors and their bytes, as the addon counts them. */
-export function memory(): { tensors: number; bytes: number } {
-  return native.memory();
+/**
+ * Live tensors and their bytes, as the addon counts them; `outsideScopes`,
+ * those made outside every scope (or kept) still alive; `byOrigin`, those by
+ * the line of user code that made them, most first, once creation sites are
+ * recorded (KEEL_DEBUG=1, or after the leak watch saw the count grow;
+ * otherwise empty).
+ */
+export function memory(): { tensors: number; bytes: number; outsideScopes: number; byOrigin: Record<string, number> } {
+  return { ...native.memory(), outsideScopes: outsideLive, byOrigin: Object.fromEntries(topOrigins(Infinity)) };
 }

@@ -4,7 +4,7 @@
 // optimizer, scheduler, libtorch's generator and the data position are all
 // saved; the data loader's order and transforms are functions of its seed
 // and position).
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { noGrad } from '../core/autograd.js';
 import { getRngState, setRngState } from '../core/creation.js';
@@ -16,7 +16,8 @@ import type { Guard } from '../guard/guard.js';
 import type { Module } from '../nn/module.js';
 import { clipGradNorm, gradNorm } from '../optim/clip.js';
 import type { OptimizerLike, OptimizerStateDict } from '../optim/optimizer.js';
-import { latestCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import type { GuardAction } from '../guard/guard.js';
+import { restoreLatestIntact, saveCheckpoint, type CheckpointContent, type SkippedCheckpoint } from './checkpoint.js';
 import { MetricsLog, readMetrics, type MetricsRecord } from './metrics.js';
 import { createProgress, type Progress } from './progress.js';
 
@@ -91,6 +92,17 @@ export interface FitOptions {
    * non-finite step and acts by its policy; its events go to the metrics log.
    */
   guard?: Guard;
+  /** Extra fields for the metrics log's resume event (e.g. the flags changed on resume). */
+  resumeEvent?: Record<string, unknown>;
+  /** Where warnings go (a damaged checkpoint skipped on resume); default: a line on stderr. */
+  warn?: (line: string) => void;
+}
+
+export interface FitAsyncOptions extends FitOptions {
+  /** When it aborts, the loop stops after the step in flight, writes a checkpoint (with outDir) and returns with `interrupted`. */
+  signal?: AbortSignal;
+  /** Yield to the event loop (so signal handlers run) once this many ms have passed since the last yield; default 50. */
+  yieldEveryMs?: number;
 }
 
 export interface FitState {
@@ -107,6 +119,12 @@ export interface FitResult {
   trainLoss: number;
   wallTimeMs: number;
   resumedFrom?: number;
+  /** Checkpoints skipped on resume as damaged, newest first. */
+  skippedCheckpoints?: SkippedCheckpoint[];
+  /** The guard's events of this run, counted by action. */
+  guardEvents?: Partial<Record<GuardAction, number>>;
+  /** Set when fitAsync's signal stopped the run (after a checkpoint when outDir was given). */
+  interrupted?: boolean;
 }
 
 const CHECKPOINTS = 'checkpoints';
@@ -172,9 +190,8 @@ function saveState(options: FitOptions, state: FitState, dir: string, keep: numb
   });
 }
 
-function restoreState(options: FitOptions, dir: string): { step: number; epoch: number } {
-  const ckpt = loadCheckpoint(dir);
-  try {
+function restoreState(options: FitOptions, ckpt: CheckpointContent & { step: number }): { step: number; epoch: number } {
+  {
     const { model, optimizer, scheduler, trainLoader } = options;
     const modelState: Record<string, Tensor> = {};
     const optimizerTensors: Record<string, Tensor> = {};
@@ -190,8 +207,6 @@ function restoreState(options: FitOptions, dir: string): { step: number; epoch: 
     const rng = ckpt.tensors['rng.cpu'];
     if (rng) setRngState(rng);
     return { step: ckpt.step, epoch: ckpt.state.epoch as number };
-  } finally {
-    for (const t of Object.values(ckpt.tensors)) t.dispose();
   }
 }
 
@@ -202,7 +217,41 @@ function truncateMetrics(path: string, step: number): void {
   writeFileAtomic(path, kept.map((r) => `${JSON.stringify(r)}\n`).join(''));
 }
 
+/** Trains synchronously (see fitAsync for a loop that Ctrl-C can stop cleanly). */
 export function fit(options: FitOptions): FitResult {
+  const loop = fitLoop(options);
+  for (;;) {
+    const r = loop.next(false);
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * fit, yielding to the event loop between steps once `yieldEveryMs` have
+ * passed, so that a signal handler can abort `signal`: the run then stops
+ * after the step in flight, with a checkpoint. The check between steps costs
+ * one clock read (bench/train-step.mjs measures it).
+ */
+export async function fitAsync(options: FitAsyncOptions): Promise<FitResult> {
+  const every = options.yieldEveryMs ?? 50;
+  const signal = options.signal;
+  const loop = fitLoop(options);
+  let last = performance.now();
+  let stop = false;
+  for (;;) {
+    const r = loop.next(stop);
+    if (r.done) return r.value;
+    const now = performance.now();
+    if (now - last >= every) {
+      await new Promise<void>((ok) => setImmediate(ok));
+      last = performance.now();
+    }
+    stop = signal?.aborted ?? false;
+  }
+}
+
+/** The loop itself: yields after each step; `true` sent back stops it after a checkpoint. */
+function* fitLoop(options: FitOptions): Generator<void, FitResult, boolean | undefined> {
   const { model, optimizer, trainLoader, evalLoader, scheduler } = options;
   const interval = options.schedulerInterval ?? 'step';
   const logEvery = Math.max(1, options.logEvery ?? 1);
@@ -218,15 +267,25 @@ export function fit(options: FitOptions): FitResult {
 
   const state: FitState = { step: 0, epoch: 0, totalSteps };
   let resumedFrom: number | undefined;
-  if (options.resume && ckptDir && latestCheckpoint(ckptDir) !== undefined) {
-    const r = restoreState(options, ckptDir);
-    state.step = r.step;
+  let skipped: SkippedCheckpoint[] = [];
+  const warn = options.warn ?? ((line: string) => process.stderr.write(`keel: ${line}\n`));
+  const restored = options.resume && ckptDir ? restoreLatestIntact(ckptDir, (c) => restoreState(options, c)) : undefined;
+  if (restored) {
+    skipped = restored.skipped;
+    for (const s of skipped) warn(`skipped checkpoint step ${s.step}: ${s.reason}`);
+  }
+  if (restored?.step !== undefined) {
+    if (restored.step > totalSteps) throw new Error(`the run is at step ${restored.step}, past the ${totalSteps} steps it is now asked to train (a shorter run cannot be resumed)`);
+    state.step = restored.step;
     state.epoch = trainLoader.epoch;
-    resumedFrom = r.step;
-    if (metricsPath) truncateMetrics(metricsPath, r.step);
+    resumedFrom = restored.step;
+    if (metricsPath) truncateMetrics(metricsPath, restored.step);
   } else {
     trainLoader.setEpoch(0);
+    // a resume before the first checkpoint starts afresh: so does its log
+    if (options.resume && metricsPath) rmSync(metricsPath, { force: true });
   }
+  const guardEventsBefore = options.guard?.events.length ?? 0;
 
   const log = metricsPath ? new MetricsLog(metricsPath) : undefined;
   if (options.guard !== undefined) {
@@ -240,11 +299,18 @@ export function fit(options: FitOptions): FitResult {
   if (options.progress !== false) progress = createProgress({ total: totalSteps, label: 'train' });
   progress?.update(state.step);
   for (const c of callbacks) c.onTrainStart?.(state);
-  if (resumedFrom !== undefined) log?.write({ event: 'resume', step: resumedFrom, time: new Date().toISOString() });
+  if (options.resume) {
+    log?.write({
+      event: 'resume', step: resumedFrom ?? 0, time: new Date().toISOString(),
+      ...(skipped.length > 0 ? { skippedCheckpoints: skipped } : {}), ...options.resumeEvent,
+    });
+  }
 
   let lastEval: EvalInfo | undefined;
   let runningLoss = Number.NaN;
   let stop = false;
+  let interrupted = false;
+  let savedAt = -1;
   model.train();
   try {
     while (state.step < totalSteps && !stop) {
@@ -300,10 +366,16 @@ export function fit(options: FitOptions): FitResult {
       const last = state.step === totalSteps || stop;
       if (ckptDir && ((checkpointEvery > 0 && state.step % checkpointEvery === 0) || (last && checkpointEvery > 0))) {
         saveState(options, state, ckptDir, keep);
+        savedAt = state.step;
+      }
+      if (!last && (yield)) {
+        interrupted = true;
+        if (ckptDir && savedAt !== state.step) saveState(options, state, ckptDir, keep);
+        break;
       }
     }
     options.guard?.flush();  // the last update's check (the guard reads each one with the next step's)
-    if (evalLoader && (lastEval === undefined || lastEval.step !== state.step)) {
+    if (!interrupted && evalLoader && (lastEval === undefined || lastEval.step !== state.step)) {
       const e = evaluate(model, evalLoader, options.loss, options.accuracy);
       lastEval = { step: state.step, epoch: state.epoch, ...e };
       log?.write({ event: 'eval', ...lastEval });
@@ -320,7 +392,14 @@ export function fit(options: FitOptions): FitResult {
     wallTimeMs: performance.now() - start,
     ...(lastEval ? { evaluation: lastEval } : {}),
     ...(resumedFrom !== undefined ? { resumedFrom } : {}),
+    ...(skipped.length > 0 ? { skippedCheckpoints: skipped } : {}),
+    ...(interrupted ? { interrupted } : {}),
   };
+  if (options.guard !== undefined) {
+    const counts: Partial<Record<GuardAction, number>> = {};
+    for (const e of options.guard.events.slice(guardEventsBefore)) counts[e.action] = (counts[e.action] ?? 0) + 1;
+    result.guardEvents = counts;
+  }
   for (const c of callbacks) c.onTrainEnd?.(result, state);
   return result;
 }
