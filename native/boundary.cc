@@ -340,5 +340,6 @@ NAPI_MODULE_INIT() {
   keel::registerDispatchFunctions(env, exports);
   keel::registerAutogradFunctions(env, exports);
   keel::registerInfoFunctions(env, exports);
+  keel::registerGuardFunctions(env, exports);
   return exports;
 }

@@ -97,6 +97,7 @@ void registerTensorFunctions(napi_env env, napi_value exports);
 void registerDispatchFunctions(napi_env env, napi_value exports);
 void registerAutogradFunctions(napi_env env, napi_value exports);
 void registerInfoFunctions(napi_env env, napi_value exports);
+void registerGuardFunctions(napi_env env, napi_value exports);
 
 void defineFunction(napi_env env, napi_value exports, const char* name, napi_callback cb);
 

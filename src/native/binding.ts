@@ -81,6 +81,10 @@ export interface NativeBinding {
   manualSeed(seed: number): void;
   getRngState(): Handle;
   setRngState(state: Handle): void;
+  // guard (native/guard.cc); optional: the guard falls back to dispatched ops on an older addon
+  guardNorms?(norms: Handle[], scalars: Handle[] | null, bufferNorms: Handle[] | null): Float64Array;
+  copyTensors?(dst: Handle[], src: Handle[]): void;
+  rngStateInto?(dst: Handle): void;
 }
 
 function load(): NativeBinding {

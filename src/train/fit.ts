@@ -89,6 +89,8 @@ export interface FitOptions {
    * A NaN guard (keel.Guard over the same model and optimizer): each step goes
    * through guard.stepSync, which checks it, replays and diagnoses a
    * non-finite step and acts by its policy; its events go to the metrics log.
+   * Under `rollback` the guard puts back the step, data position and
+   * scheduler with its snapshot and has the loop skip batches (each logged).
    */
   guard?: Guard;
 }
@@ -245,9 +247,23 @@ export function fit(options: FitOptions): FitResult {
   let lastEval: EvalInfo | undefined;
   let runningLoss = Number.NaN;
   let stop = false;
+  // the guard's rollback saves and puts back the loop's position with its snapshots, and tells it which batches to skip
+  const detachGuard = options.guard?.attachRollback({
+    save: () => ({ step: state.step, data: trainLoader.stateDict(), scheduler: scheduler?.stateDict() }),
+    restore: (saved) => {
+      const s = saved as { step: number; data: Parameters<DataLoader['loadStateDict']>[0]; scheduler?: Record<string, unknown> };
+      state.step = s.step;
+      trainLoader.loadStateDict(s.data);
+      if (scheduler && s.scheduler) scheduler.loadStateDict(s.scheduler);
+    },
+  });
   model.train();
   try {
     while (state.step < totalSteps && !stop) {
+      while (options.guard !== undefined && options.guard.pendingSkipBatches > 0) {
+        options.guard.skipBatch(trainLoader.epoch * batchesPerEpoch + trainLoader.batchIndex);
+        trainLoader.advance();
+      }
       const epoch = trainLoader.epoch;
       state.epoch = epoch;
       const k = trainLoader.batchIndex;
@@ -263,7 +279,7 @@ export function fit(options: FitOptions): FitResult {
             if (withAccuracy) accuracy = noGrad(() => out.argmax(1).eq(y).float().mean().item());
             return options.loss(out, y);
           });
-          return { loss: r.loss, gradNorm: r.gradNorm, accuracy };
+          return { loss: r.loss, gradNorm: r.gradNorm, accuracy, rolledBack: r.rolledBackTo !== undefined };
         }
         const out = model.call(x) as Tensor;
         const lossT = options.loss(out, y);
@@ -275,6 +291,8 @@ export function fit(options: FitOptions): FitResult {
         const accuracy = withAccuracy ? noGrad(() => out.argmax(1).eq(y).float().mean().item()) : undefined;
         return { loss: lossT.item(), gradNorm: norm, accuracy };
       });
+      // rolled back: the guard put the step and data position back
+      if (measured.rolledBack === true) continue;
       // the data position moves past the batch just used
       trainLoader.advance();
       const lr = optimizer.paramGroups[0].lr;
@@ -310,6 +328,7 @@ export function fit(options: FitOptions): FitResult {
     }
   } finally {
     progress?.stop();
+    detachGuard?.();
     if (options.guard !== undefined && options.guard.log === log) options.guard.log = undefined;
     log?.close();
   }
