@@ -10,8 +10,15 @@
 // Each side runs in its own process and alternates its plain and checked
 // step, step by step, so load from elsewhere hits both alike; the overhead is
 // the median over all pairs of the per-pair ratio.
-//   node bench/guard.mjs [--quick] [--threads 1,2] [--batch 128,32]
-import { fileURLToPath } from 'node:url';
+// Models (Keel): an MLP 784-256-256-10 at batch 64 with SGD and with AdamW,
+// LeNet-5 at batch 32 and 128 (AdamW), ResNet-18 at batch 32 (AdamW); each
+// under the guard policies raise and skip, and — where the user already
+// computes the gradient norm — plain step + clipGradNorm(1) vs the guard with
+// clipGradNorm: 1 (the guard must reuse its norm: goal ≤ 1 %). PyTorch's
+// detect_anomaly runs beside LeNet-5 (raise) only.
+//   node bench/guard.mjs [--quick] [--threads 1,2] [--models mlp-sgd,lenet-32,...] [--no-torch]
+// KEEL_DIST=/path/to/dist times another build of Keel (a before/after run).
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import {
   THREAD_NOTE, fmt, machine, median, nodeWorker, now, parseArgs, pauseFor, pinKeelThreads, pythonWorker, ratio,
   serve, table, threadCounts, writeResults,
@@ -22,45 +29,71 @@ const SCRIPT = fileURLToPath(import.meta.url);
 const args = parseArgs();
 const ROUNDS = args.quick ? 3 : 9;
 const MIN_SECONDS = args.quick ? 0.3 : 1.5;
-const bi = args.rest.indexOf('--batch');
-const BATCHES = bi >= 0 ? args.rest[bi + 1].split(',').map(Number) : [128, 32];
-// the default policy (raise: no pre-update copy) at each batch, and skip (copies the
-// parameters and optimizer state before each update so that it can undo one) at the first
-const CASES = [...BATCHES.map((b) => [b, 'raise']), [BATCHES[0], 'skip']];
+const MODELS = {
+  'mlp-sgd': { label: 'MLP 784-256-256-10, batch 64, SGD', model: 'mlp', batch: 64, opt: 'sgd' },
+  'mlp-adamw': { label: 'MLP 784-256-256-10, batch 64, AdamW', model: 'mlp', batch: 64, opt: 'adamw' },
+  'lenet-32': { label: 'LeNet-5, batch 32, AdamW', model: 'lenet', batch: 32, opt: 'adamw', torch: true },
+  'lenet-128': { label: 'LeNet-5, batch 128, AdamW', model: 'lenet', batch: 128, opt: 'adamw', torch: true },
+  'resnet-32': { label: 'ResNet-18, batch 32, AdamW', model: 'resnet', batch: 32, opt: 'adamw', rounds: 5, minIters: 2 },
+};
+const mi = args.rest.indexOf('--models');
+const MODEL_KEYS = mi >= 0 ? args.rest[mi + 1].split(',') : Object.keys(MODELS);
+for (const k of MODEL_KEYS) if (!MODELS[k]) throw new Error(`--models: unknown ${k} (${Object.keys(MODELS).join(', ')})`);
+const NO_TORCH = args.rest.includes('--no-torch');
+// every model under raise (the default: no pre-update copy) and skip (copies the parameters and
+// optimizer state before each update so that it can undo one); clip: both sides clip the gradient norm
+const CASES = [];
+for (const k of MODEL_KEYS) for (const policy of ['raise', 'skip']) CASES.push({ key: k, policy, clip: false });
+for (const k of MODEL_KEYS) if (k === 'mlp-sgd' || k === 'lenet-32') CASES.push({ key: k, policy: 'raise', clip: true });
 
 async function keelWorker(threads) {
-  const keel = await import('../dist/index.js');
+  const keel = await import(process.env.KEEL_DIST ? pathToFileURL(`${process.env.KEEL_DIST}/index.js`).href : '../dist/index.js');
   pinKeelThreads(keel, threads);
   const setups = new Map();
-  function setup(guarded, batch, policy = 'raise') {
-    const key = `${guarded}/${batch}/${policy}`;
-    let s = setups.get(key);
+  function setup(guarded, key, policy, clip) {
+    const id = `${guarded}/${key}/${policy}/${clip}`;
+    let s = setups.get(id);
     if (s) return s;
+    const spec = MODELS[key];
     keel.manualSeed(0);
-    const m = new keel.nn.zoo.LeNet5({ inChannels: 1, numClasses: 10 });
-    const x = keel.randn([batch, 1, 28, 28]).keep();
-    const y = keel.randint(0, 10, [batch]).keep();
-    const opt = new keel.optim.AdamW(m.parameters(), { lr: 1e-3, weightDecay: 1e-2 });
-    const guard = guarded ? new keel.Guard({ model: m, optimizer: opt, policy }) : null;
-    s = { m, x, y, opt, guard };
-    setups.set(key, s);
+    let m;
+    let x;
+    if (spec.model === 'mlp') {
+      m = new keel.nn.zoo.MLP({ inFeatures: 784, numClasses: 10, hidden: [256, 256] });
+      x = keel.randn([spec.batch, 784]).keep();
+    } else if (spec.model === 'lenet') {
+      m = new keel.nn.zoo.LeNet5({ inChannels: 1, numClasses: 10 });
+      x = keel.randn([spec.batch, 1, 28, 28]).keep();
+    } else {
+      m = new keel.nn.zoo.ResNet18({ inChannels: 3, numClasses: 10 });
+      x = keel.randn([spec.batch, 3, 32, 32]).keep();
+    }
+    m.train();
+    const y = keel.randint(0, 10, [spec.batch]).keep();
+    const opt = spec.opt === 'sgd'
+      ? new keel.optim.SGD(m.parameters(), { lr: 1e-2 })
+      : new keel.optim.AdamW(m.parameters(), { lr: 1e-3, weightDecay: 1e-2 });
+    const guard = guarded ? new keel.Guard({ model: m, optimizer: opt, policy, ...(clip ? { clipGradNorm: 1 } : {}) }) : null;
+    s = { m, x, y, opt, guard, clip, params: m.parameters() };
+    setups.set(id, s);
     return s;
   }
-  function step({ m, x, y, opt, guard }) {
+  function step({ m, x, y, opt, guard, clip, params }) {
     if (guard) return guard.stepSync(() => keel.losses.crossEntropy(m.call(x), y)).loss;
     return keel.scope(() => {
       const loss = keel.losses.crossEntropy(m.call(x), y);
       opt.zeroGrad(true);
       loss.backward();
+      if (clip) keel.optim.clipGradNorm(params, 1);
       opt.step();
       return loss.item();
     });
   }
   // interleaved: plain and guarded steps alternate (order flipped every pair), each timed
   // on its own, so that load from elsewhere hits both alike; per-pair ratios come back
-  await serve(({ batch, iters, policy }) => {
-    const a = setup(false, batch);
-    const b = setup(true, batch, policy);
+  await serve(({ key, iters, policy, clip }) => {
+    const a = setup(false, key, 'raise', clip);
+    const b = setup(true, key, policy, clip);
     const ratios = [];
     let plain = 0;
     let guarded = 0;
@@ -135,18 +168,21 @@ def handle(req):
 `;
 
 /** Sizes each side's loop to ≥ MIN_SECONDS, then ROUNDS rounds taking turns; per-round sums and every per-pair ratio. */
-async function measure(contenders, batch, pauseMs, policy) {
+async function measure(contenders, c, pauseMs) {
+  const batch = MODELS[c.key].batch;
+  const { key, policy, clip } = c;
   const iters = {};
   for (const [name, w] of Object.entries(contenders)) {
-    await w.request({ batch, iters: 2, policy });
-    const r = await w.request({ batch, iters: 2, policy });
-    iters[name] = Math.max(4, Math.round(MIN_SECONDS / ((r.plain + r.other) / 2)));
+    await w.request({ key, batch, iters: 2, policy, clip });
+    const r = await w.request({ key, batch, iters: 2, policy, clip });
+    iters[name] = Math.max(MODELS[key].minIters ?? 4, Math.round(MIN_SECONDS / ((r.plain + r.other) / 2)));
   }
   const out = Object.fromEntries(Object.keys(contenders).map((k) => [k, { plainMs: [], otherMs: [], roundRatios: [], pairRatios: [] }]));
-  for (let round = 0; round < ROUNDS; round++) {
+  const rounds = args.quick ? ROUNDS : MODELS[key].rounds ?? ROUNDS;
+  for (let round = 0; round < rounds; round++) {
     for (const [name, w] of Object.entries(contenders)) {
       if (pauseMs > 0) await new Promise((ok) => setTimeout(ok, pauseMs));
-      const r = await w.request({ batch, iters: iters[name], policy });
+      const r = await w.request({ key, batch, iters: iters[name], policy, clip });
       const o = out[name];
       o.plainMs.push((r.plain / iters[name]) * 1e3);
       o.otherMs.push((r.other / iters[name]) * 1e3);
@@ -165,13 +201,15 @@ async function main() {
   const results = [];
   for (const n of threads) {
     const keelW = nodeWorker(SCRIPT, 'keel', n, 'Keel');
-    const pyW = torch ? pythonWorker(PY, n) : null;
+    const pyW = torch && !NO_TORCH && MODEL_KEYS.some((k) => MODELS[k].torch) ? pythonWorker(PY, n) : null;
     try {
-      for (const [batch, policy] of CASES) {
-        process.stderr.write(`[${n} thread${n > 1 ? 's' : ''}] LeNet-5 batch ${batch}, guard policy ${policy}: timing...\n`);
-        const m = await measure({ keel: keelW, ...(pyW ? { pytorch: pyW } : {}) }, batch, pauseFor(n), policy);
+      for (const c of CASES) {
+        const spec = MODELS[c.key];
+        const withTorch = pyW && spec.torch && c.policy === 'raise' && !c.clip;
+        process.stderr.write(`[${n} thread${n > 1 ? 's' : ''}] ${spec.label}, guard policy ${c.policy}${c.clip ? ', clipGradNorm' : ''}: timing...\n`);
+        const m = await measure({ keel: keelW, ...(withTorch ? { pytorch: pyW } : {}) }, c, pauseFor(n));
         results.push({
-          batch, policy, threads: n,
+          model: c.key, label: spec.label, batch: spec.batch, policy: c.policy, clip: c.clip, threads: n,
           msPerStep: {
             keel: median(m.keel.plainMs), keelGuard: median(m.keel.otherMs),
             pytorch: m.pytorch ? median(m.pytorch.plainMs) : null, pytorchAnomaly: m.pytorch ? median(m.pytorch.otherMs) : null,
@@ -189,22 +227,23 @@ async function main() {
       if (pyW) await pyW.close();
     }
   }
-  const header = ['LeNet-5 step', 'guard policy', 'threads', 'Keel ms/step', 'Keel + guard', 'guard overhead', 'PyTorch ms/step', 'PyTorch + detect_anomaly', 'detect_anomaly overhead'];
+  const header = ['model, step', 'guard policy', 'threads', 'Keel ms/step', 'Keel + guard', 'guard overhead', 'PyTorch ms/step', 'PyTorch + detect_anomaly', 'detect_anomaly overhead'];
   const pct = (r) => (r == null ? 'n/a' : `${((r - 1) * 100).toFixed(1)} % (${ratio(r)})`);
   const rows = results.map((r) => [
-    `batch ${r.batch}`, r.policy, String(r.threads), fmt(r.msPerStep.keel), fmt(r.msPerStep.keelGuard), `${pct(r.guardOverPlain)}; by round ${ratio(r.guardOverPlainByRound)}`,
+    r.label, r.clip ? `${r.policy}, both clip (guard reuses its norm)` : r.policy, String(r.threads), fmt(r.msPerStep.keel), fmt(r.msPerStep.keelGuard), `${pct(r.guardOverPlain)}; by round ${ratio(r.guardOverPlainByRound)}`,
     fmt(r.msPerStep.pytorch), fmt(r.msPerStep.pytorchAnomaly), `${pct(r.anomalyOverPlain)}; by round ${ratio(r.anomalyOverPlainByRound)}`,
   ]);
   const out = [];
   out.push(`# NaN guard on healthy steps vs torch.autograd.detect_anomaly; ms per step, median over ${ROUNDS} rounds of ≥ ${MIN_SECONDS}s${args.quick ? ' (--quick)' : ''}`);
   out.push(`machine: ${info.cpu}, ${info.cores} cores; Node ${info.node}; libtorch ${info.libtorch}; BLAS ${info.blasKind}; PyTorch ${torch ?? 'unavailable'} (/usr/bin/python3)`);
   out.push(THREAD_NOTE);
-  out.push('step: forward, cross-entropy, zero_grad(set_to_none), backward, AdamW(lr 1e-3, wd 1e-2) step, loss read; fixed random batch. Goal: guard overhead ≤ 3 %');
+  out.push('step: forward, cross-entropy, zero_grad(set_to_none), backward, [clipGradNorm(1),] SGD(lr 1e-2) or AdamW(lr 1e-3, wd 1e-2) step, loss read; fixed random batch, training mode. Goal: guard overhead ≤ 3 % (≤ 1 % when both sides clip)');
   out.push('each side alternates its plain and checked step (order flipped every pair), each step timed alone; overhead = median over all pairs of checked ÷ plain; "by round" = median over rounds of the ratio of per-round sums');
   out.push('');
   out.push(table(header, rows));
   console.log(out.join('\n'));
-  const file = writeResults('guard', { bench: 'guard', quick: args.quick, rounds: ROUNDS, minSeconds: MIN_SECONDS, machine: info, threadNote: THREAD_NOTE, results });
+  const oi = args.rest.indexOf('--out');
+  const file = writeResults(oi >= 0 ? args.rest[oi + 1] : 'guard', { bench: 'guard', quick: args.quick, rounds: ROUNDS, minSeconds: MIN_SECONDS, machine: info, threadNote: THREAD_NOTE, results });
   console.log(`\nwrote ${file}`);
 }
 

@@ -346,5 +346,6 @@ NAPI_MODULE_INIT() {
   keel::registerAmpFunctions(env, exports);
   keel::registerRoundFunctions(env, exports);
   keel::registerDistributedFunctions(env, exports);
+  keel::registerGuardFunctions(env, exports);
   return exports;
 }

@@ -100,6 +100,7 @@ void registerInfoFunctions(napi_env env, napi_value exports);
 void registerAmpFunctions(napi_env env, napi_value exports);
 void registerRoundFunctions(napi_env env, napi_value exports);
 void registerDistributedFunctions(napi_env env, napi_value exports);
+void registerGuardFunctions(napi_env env, napi_value exports);
 
 void defineFunction(napi_env env, napi_value exports, const char* name, napi_callback cb);
 

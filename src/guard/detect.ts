@@ -4,8 +4,10 @@
 // gradient-norm blow-up against its running statistics, sigmoid outputs
 // within one ulp of 0 or 1, values beyond the active precision's range.
 import { noGrad } from '../core/autograd.js';
+import { zeros } from '../core/creation.js';
 import { intercept, unintercepted, type OpCall } from '../core/dispatch.js';
 import { scope } from '../core/memory.js';
+import { native } from '../native/binding.js';
 import { Tensor } from '../core/tensor.js';
 import { currentModulePath } from '../nn/module.js';
 import * as ops from '../ops/index.js';
@@ -28,52 +30,91 @@ export interface GradCheck {
 }
 
 /**
- * loss and gradients in one read: [‖(‖g₁‖, …, ‖gₙ‖)‖ + 0·loss, loss, watch counts].
- * 0·loss is NaN exactly when the loss is not finite; a norm is non-finite
- * when any entry is (or when it overflows, which the guard also wants to know).
+ * Loss and gradients in one read: the norms of the gradients, the loss, the
+ * watch counts, the buffers' norms. A norm is non-finite when any entry is (or
+ * when it overflows, which the guard also wants to know).
  */
 export function checkGradients(loss: Tensor, grads: Tensor[], watched: Tensor[], watchedAt: string[] = [], buffers: Tensor[] = []): GradCheck {
+  // [‖g₁‖, …, ‖gₙ‖, loss, watch counts..., ‖b₁‖, …] in one read
+  const v = fusedRead(grads, [loss, ...watched], buffers);
+  const nw = grads.length + 1 + watched.length;
+  const n = grads.length;
+  let sq = 0;
+  for (let i = 0; i < n; i++) sq += v[i] * v[i];
+  const gradNorm = Math.sqrt(sq);
+  let saturated = 0;
+  let beyondRange = 0;
+  const where: string[] = [];
+  for (let i = n + 1; i < nw; i++) {
+    // watch counts are tagged by sign: +saturated, −beyond range
+    if (v[i] >= 0) saturated += v[i];
+    else beyondRange -= v[i];
+    const at = watchedAt[i - n - 1];
+    if (v[i] !== 0 && at !== undefined && !where.includes(at)) where.push(at);
+  }
+  const loss_ = v[n];
+  let badBuffer = -1;
+  for (let i = 0; i < buffers.length && badBuffer < 0; i++) if (!Number.isFinite(v[nw + i])) badBuffer = i;
+  return { finite: Number.isFinite(gradNorm) && Number.isFinite(loss_), loss: loss_, gradNorm, saturated, beyondRange, where, badBuffer };
+}
+
+/** The fallback to dispatched ops is forced by KEEL_GUARD_NATIVE=0 (the tests compare both paths). */
+const NATIVE = typeof native.guardNorms === 'function' && process.env.KEEL_GUARD_NATIVE !== '0';
+
+/**
+ * One read of [‖t‖₂ for t in norms..., each scalar..., ‖b‖₂ for b in bufferNorms...],
+ * each as float32 (a float64 norm or loss beyond float32's range, or a squared
+ * norm beyond it, reads as inf, which the guard wants to know). Natively: one
+ * call (a dot per tensor, stack, read); else the same ops dispatched from here.
+ */
+export function fusedRead(norms: Tensor[], scalars: Tensor[], bufferNorms: Tensor[] = []): Float64Array {
+  if (NATIVE) {
+    const ids = (ts: Tensor[]): number[] => {
+      const out = new Array<number>(ts.length);
+      for (let i = 0; i < ts.length; i++) out[i] = ts[i].id;
+      return out;
+    };
+    return native.guardNorms!(ids(norms), scalars.length ? ids(scalars) : null, bufferNorms.length ? ids(bufferNorms) : null);
+  }
   return unintercepted(() => noGrad(() => scope(() => {
-    // one fused norm per gradient (and buffer), then a single read of [norms..., loss, watch counts..., buffer norms...]
-    const norms = grads.length > 0 ? (ops._foreachNorm(grads) as Tensor[]) : [];
+    // as native/guard.cc: float32/float64 tensors by the dot of the flattened tensor with itself (a squared norm), others by their norm
     const parts: Tensor[] = [];
-    for (const n of norms) parts.push(n.dtype === 'float32' ? n : n.to('float32'));
-    const l = loss.detach();
-    parts.push(l.dtype === 'float32' && l.ndim === 0 ? l : l.to('float32').reshape([]));
-    for (const w of watched) parts.push(w);
-    if (buffers.length > 0) for (const b of ops._foreachNorm(buffers) as Tensor[]) parts.push(b.dtype === 'float32' ? b : b.to('float32'));
-    const v = ops.stack(parts).data() as Float32Array;
-    const nw = norms.length + 1 + watched.length;
-    const n = norms.length;
-    let sq = 0;
-    for (let i = 0; i < n; i++) sq += v[i] * v[i];
-    const gradNorm = Math.sqrt(sq);
-    let saturated = 0;
-    let beyondRange = 0;
-    const where: string[] = [];
-    for (let i = n + 1; i < nw; i++) {
-      // watch counts are tagged by sign: +saturated, −beyond range
-      if (v[i] >= 0) saturated += v[i];
-      else beyondRange -= v[i];
-      const at = watchedAt[i - n - 1];
-      if (v[i] !== 0 && at !== undefined && !where.includes(at)) where.push(at);
+    const squared: boolean[] = [];
+    const f32 = (t: Tensor): Tensor => (t.dtype === 'float32' ? t : t.to('float32'));
+    const pushNorms = (ts: Tensor[]): void => {
+      for (const t of ts) {
+        const dt = t.dtype;
+        if (dt === 'float32' || dt === 'float64') {
+          const flat = t.reshape([-1]);
+          parts.push(f32(t.numel() === 0 ? zeros([], { dtype: dt }) : ops.dot(flat, flat)));
+          squared.push(t.numel() !== 0);
+        } else {
+          parts.push(f32(ops.linalgVectorNorm(t)));
+          squared.push(false);
+        }
+      }
+    };
+    pushNorms(norms);
+    for (const s of scalars) {
+      const d = s.detach();
+      parts.push(d.dtype === 'float32' && d.ndim === 0 ? d : d.to('float32').reshape([]));
+      squared.push(false);
     }
-    const loss_ = v[n];
-    let badBuffer = -1;
-    for (let i = 0; i < buffers.length && badBuffer < 0; i++) if (!Number.isFinite(v[nw + i])) badBuffer = i;
-    return { finite: Number.isFinite(gradNorm) && Number.isFinite(loss_), loss: loss_, gradNorm, saturated, beyondRange, where, badBuffer };
+    pushNorms(bufferNorms);
+    if (parts.length === 0) return new Float64Array(0);
+    const v = ops.stack(parts).data() as Float32Array;
+    const out = new Float64Array(v.length);
+    for (let i = 0; i < v.length; i++) out[i] = squared[i] ? Math.fround(Math.sqrt(v[i])) : v[i];
+    return out;
   })));
 }
 
 /** The parameters are all finite (one fused reduction, one read). */
 export function checkParameters(params: Tensor[]): boolean {
   if (params.length === 0) return true;
-  return unintercepted(() => noGrad(() => scope(() => {
-    const norms = ops._foreachNorm(params) as Tensor[];
-    const v = ops.stack(norms.map((t) => (t.dtype === 'float32' ? t : t.to('float32')))).data() as Float32Array;
-    for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i])) return false;
-    return true;
-  })));
+  const v = fusedRead(params, []);
+  for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i])) return false;
+  return true;
 }
 
 /** Running mean and variance of the gradient norm (exponential moving averages). */
@@ -104,6 +145,33 @@ export class GradNormMonitor {
 
   stateDict(): { mean: number; variance: number; count: number } {
     return { mean: this.mean, variance: this.variance, count: this.count };
+  }
+}
+
+/** Running mean and variance of the loss (exponential moving averages): a spike is a z-score above a threshold. */
+export class LossMonitor {
+  mean = 0;
+  variance = 0;
+  count = 0;
+
+  constructor(readonly decay = 0.95, readonly warmup = 10) {}
+
+  /** Is this loss more than z standard deviations above the running mean? Updates the statistics with it unless it is. */
+  observe(loss: number, z: number): boolean {
+    if (!Number.isFinite(loss)) return false;
+    const spike = this.count >= this.warmup && loss > this.mean + z * Math.sqrt(this.variance);
+    if (!spike) {
+      if (this.count === 0) {
+        this.mean = loss;
+        this.variance = 0;
+      } else {
+        const d = loss - this.mean;
+        this.mean += (1 - this.decay) * d;
+        this.variance = this.decay * (this.variance + (1 - this.decay) * d * d);
+      }
+      this.count++;
+    }
+    return spike;
   }
 }
 

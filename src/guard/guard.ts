@@ -2,16 +2,18 @@
 // user's closure), backward, the cheap checks and the optimizer step; on a
 // non-finite event it replays the step in tracing mode to find the first bad
 // op, diagnoses it, and acts by its policy (raise, skip, rollback, repair).
+import { noGrad } from '../core/autograd.js';
+import { unintercepted } from '../core/dispatch.js';
 import { scope } from '../core/memory.js';
 import { isFloatingDType } from '../core/dtype.js';
 import { Tensor } from '../core/tensor.js';
 import type { Module } from '../nn/module.js';
-import { clipGradNorm } from '../optim/clip.js';
 import type { OptimizerLike } from '../optim/optimizer.js';
 import type { FloatFormat } from '../precision/formats.js';
 import { withPrecision } from '../precision/policy.js';
 import type { MetricsLog } from '../train/metrics.js';
-import { checkGradients, checkParameters, ForwardWatch, GradNormMonitor } from './detect.js';
+import * as ops from '../ops/index.js';
+import { checkGradients, checkParameters, ForwardWatch, GradNormMonitor, LossMonitor } from './detect.js';
 import { backOffLr, finalLayer, reinitSmall, Snapshot, StepState, type Policy, type RepairContext, type RepairFn } from './policies.js';
 import { GuardReport, NonFiniteError } from './report.js';
 import { diagnose, type RuleContext } from './rules.js';
@@ -24,16 +26,23 @@ export interface GuardOptions {
   policy?: Policy;
   /** Every event (and warning) becomes a line here. */
   log?: MetricsLog;
-  /** Clip the global gradient norm to this before each step. */
+  /** Clip the global gradient norm to this before each step (on the norm the check already read: no second pass). */
   clipGradNorm?: number;
   /** rollback / repair multiply the learning rate by this (default 0.5). */
   lrBackoff?: number;
-  /** rollback: take the in-memory snapshot every this many healthy steps (default 20). */
+  /** rollback: take the in-memory snapshot every this many steps (default 20; `rollback.every` wins). */
   snapshotEvery?: number;
   /**
+   * The `rollback` policy as large runs do it by hand (PaLM, OPT): keep K
+   * snapshots, go back N steps on an event or a loss spike, skip the next M
+   * batches of the data order (each logged by its index), back the LR off.
+   */
+  rollback?: RollbackOptions;
+  /**
    * Check the updated parameters (default true). Under skip and repair the
-   * pre-step parameters and optimizer state are copied (two fused calls) so
-   * that a bad update can be undone. Non-finite parameters make the next
+   * pre-step parameters and optimizer state are copied (one native call, one
+   * pass over them: less than the update itself) so that a bad update can be
+   * undone. Non-finite parameters make the next
    * step's loss or gradients non-finite, so the parameters are read only
    * then (to tell a bad update from a bad step), at once when the step looks
    * risky (a gradient-norm spike, lr·‖g‖ > 1e15), and on `flush()`: healthy
@@ -72,6 +81,31 @@ export interface GuardDistributed {
   localOnly<T>(fn: () => T): T;
 }
 
+export interface RollbackOptions {
+  /** Snapshots kept in memory, oldest dropped first (default 1). */
+  snapshots?: number;
+  /** Take a snapshot before every this many-th step (default `snapshotEvery`, 20). */
+  every?: number;
+  /** Go back to the newest snapshot taken at least this many steps before the bad step (default 0: the newest; the oldest kept if none is that old). */
+  back?: number;
+  /** After going back, skip this many batches of the data order (default 0). The training loop must attach its data position (fit does). */
+  skipBatches?: number;
+  /** A finite loss whose z-score against its running mean and variance exceeds this is a spike, acted on as an event (default: off). */
+  lossZ?: number;
+  /** Steps of loss statistics before a spike can be called (default 10). */
+  lossWarmup?: number;
+}
+
+/**
+ * What rollback saves with each snapshot and puts back with it: the training
+ * loop's own position (its step, the data position, the scheduler). fit
+ * attaches one; `save` runs before the step, when the next batch is the step's.
+ */
+export interface RollbackHook {
+  save(): unknown;
+  restore(saved: unknown): void;
+}
+
 export type GuardAction = 'raised' | 'skipped' | 'rolled-back' | 'repaired';
 
 export interface GuardWarning {
@@ -101,6 +135,11 @@ export interface GuardStepResult {
   events: GuardEvent[];
   /** How many times `repair` ran the batch again after a remedy. */
   retries: number;
+  /**
+   * rollback went back: the state (and an attached loop's position) is that
+   * before this step; the loop must not count the step or move past its batch.
+   */
+  rolledBackTo?: number;
   warnings: GuardWarning[];
 }
 
@@ -112,6 +151,7 @@ export class Guard {
   clipGradNorm?: number;
   readonly lrBackoff: number;
   readonly snapshotEvery: number;
+  readonly rollback: Required<Omit<RollbackOptions, 'lossZ'>> & { lossZ?: number };
   readonly checkUpdate: boolean;
   readonly watch: boolean;
   readonly watchEvery: number;
@@ -125,8 +165,16 @@ export class Guard {
   readonly events: GuardEvent[] = [];
   readonly warnings: GuardWarning[] = [];
   readonly gradNorms = new GradNormMonitor();
+  /** Running statistics of the loss (for rollback's loss-spike test). */
+  readonly losses: LossMonitor;
+  /** Batches skipped after a rollback, by their index in the data order. */
+  readonly skippedBatches: number[] = [];
+  private pendingSkip = 0;
+  private hook?: RollbackHook;
   private readonly state: StepState;
-  private snapshot?: Snapshot;
+  /** rollback's snapshots, oldest first. */
+  private snapshots: Snapshot[] = [];
+  private rolledBack?: number;
   private readonly repairs = new Map<string, RepairFn[]>();
   private readonly params: Tensor[];
   /** Floating-point buffers (running statistics): checked with the gradients, in the same fused read. */
@@ -142,6 +190,15 @@ export class Guard {
     this.clipGradNorm = options.clipGradNorm;
     this.lrBackoff = options.lrBackoff ?? 0.5;
     this.snapshotEvery = options.snapshotEvery ?? 20;
+    const rb = options.rollback ?? {};
+    this.rollback = {
+      snapshots: rb.snapshots ?? 1, every: rb.every ?? this.snapshotEvery, back: rb.back ?? 0, skipBatches: rb.skipBatches ?? 0, lossWarmup: rb.lossWarmup ?? 10,
+      ...(rb.lossZ !== undefined ? { lossZ: rb.lossZ } : {}),
+    };
+    for (const k of ['snapshots', 'every'] as const) if (!Number.isInteger(this.rollback[k]) || this.rollback[k] < 1) throw new RangeError(`Guard: rollback.${k} must be an integer ≥ 1, got ${String(this.rollback[k])}`);
+    for (const k of ['back', 'skipBatches'] as const) if (!Number.isInteger(this.rollback[k]) || this.rollback[k] < 0) throw new RangeError(`Guard: rollback.${k} must be an integer ≥ 0, got ${String(this.rollback[k])}`);
+    if (rb.lossZ !== undefined && !(rb.lossZ > 0)) throw new RangeError(`Guard: rollback.lossZ must be > 0, got ${String(rb.lossZ)}`);
+    this.losses = new LossMonitor(0.95, this.rollback.lossWarmup);
     this.checkUpdate = options.checkUpdate ?? true;
     this.watch = options.watch ?? true;
     this.watchEvery = Math.max(1, Math.floor(options.watchEvery ?? 10));
@@ -171,6 +228,31 @@ export class Guard {
     };
   }
 
+  /**
+   * The training loop's position, saved with each rollback snapshot and put
+   * back with it (fit attaches its step, data position and scheduler).
+   * Returns the detach function.
+   */
+  attachRollback(hook: RollbackHook): () => void {
+    this.hook = hook;
+    return () => {
+      if (this.hook === hook) this.hook = undefined;
+    };
+  }
+
+  /** Batches still to skip after a rollback (the loop calls skipBatch for each before its next step). */
+  get pendingSkipBatches(): number {
+    return this.pendingSkip;
+  }
+
+  /** The loop skipped the batch with this index in the data order: logged as `{event: 'guard-skip-batch', step, batch}` (step: steps done). */
+  skipBatch(index: number): void {
+    if (this.pendingSkip <= 0) throw new Error('guard.skipBatch: no batches to skip');
+    this.pendingSkip--;
+    this.skippedBatches.push(index);
+    this.log?.write({ event: 'guard-skip-batch', step: this.stepCount, batch: index });
+  }
+
   /** One guarded training step. computeLoss runs the forward and returns the scalar loss (synchronously). */
   async step(computeLoss: () => Tensor): Promise<GuardStepResult> {
     return this.stepSync(computeLoss);
@@ -179,9 +261,11 @@ export class Guard {
   /** The same, for synchronous loops (the fit loop). */
   stepSync(computeLoss: () => Tensor): GuardStepResult {
     const step = ++this.stepCount;
-    if (this.policy === 'rollback' && (this.snapshot === undefined || step - this.snapshot.step >= this.snapshotEvery)) {
-      this.snapshot?.dispose();
-      this.snapshot = Snapshot.take(step, this.model, this.optimizer);
+    this.rolledBack = undefined;
+    const newest = this.snapshots[this.snapshots.length - 1];
+    if (this.policy === 'rollback' && (newest === undefined || step - newest.step >= this.rollback.every)) {
+      while (this.snapshots.length >= this.rollback.snapshots) this.snapshots.shift()!.dispose();
+      this.snapshots.push(Snapshot.take(step, this.model, this.optimizer, this.hook?.save()));
     }
     let r = this.attempt(computeLoss, step, this.policy);
     const events = r.event ? [r.event] : [];
@@ -195,7 +279,7 @@ export class Guard {
       if (r.event) events.push(r.event);
       else this.log?.write({ event: 'guard-retry', step, retry: retries, ok: r.ok, loss: r.loss });
     }
-    return { ...r, ...(events.length ? { event: events[0] } : {}), events, retries };
+    return { ...r, ...(events.length ? { event: events[0] } : {}), events, retries, ...(this.rolledBack !== undefined ? { rolledBackTo: this.rolledBack } : {}) };
   }
 
   /** One try at the step: forward, backward, checks, update; an event acted on by this policy. */
@@ -284,7 +368,14 @@ export class Guard {
       if (ranks !== undefined && ranks.length > 0) report.ranks = ranks;
       return { step, loss: check.loss, gradNorm: check.gradNorm, ok: false, event: this.act(report, policy), warnings };
     }
-    if (this.clipGradNorm !== undefined) clipGradNorm(this.params, this.clipGradNorm);
+    if (policy === 'rollback' && this.rollback.lossZ !== undefined && this.losses.observe(check.loss, this.rollback.lossZ)) {
+      const report = this.lossSpikeReport(step, check.loss);
+      this.optimizer.zeroGrad(true);
+      this.state.rewindForward();
+      return { step, loss: check.loss, gradNorm: check.gradNorm, ok: false, event: this.act(report, policy), warnings };
+    }
+    // clipping reuses the norm the check computed (as clip_grad_norm_: g ← g·min(1, max / (‖g‖ + 1e-6))): no second pass
+    if (this.clipGradNorm !== undefined) this.clip(check.gradNorm, this.clipGradNorm);
     // the pre-update copy is what skip and repair restore (rollback has its snapshot; raise only reports)
     if (this.checkUpdate && (this.policy === 'skip' || this.policy === 'repair')) this.state.beforeUpdate(this.params);
     this.optimizer.step();
@@ -299,6 +390,28 @@ export class Guard {
       return { step, loss: check.loss, gradNorm: check.gradNorm, ok: false, event: this.act(report, policy), warnings };
     }
     return { step, loss: check.loss, gradNorm: check.gradNorm, ok: true, warnings };
+  }
+
+  /** Scales the gradients by min(1, maxNorm / (norm + 1e-6)), norm being their global L2 norm from the check. */
+  private clip(norm: number, maxNorm: number): void {
+    const coef = maxNorm / (norm + 1e-6);
+    if (!(coef < 1)) return;
+    const grads: Tensor[] = [];
+    for (const p of this.params) {
+      const g = p.grad;
+      if (g !== undefined) grads.push(g);
+    }
+    if (grads.length > 0) noGradUnintercepted(() => ops._foreachMul_.Scalar(grads, coef));
+  }
+
+  /** A loss spike (rollback's lossZ): finite but far above the running statistics. */
+  private lossSpikeReport(step: number, loss: number): GuardReport {
+    const sd = Math.sqrt(this.losses.variance);
+    return new GuardReport({
+      op: 'loss', phase: 'forward', module: '', inputs: [], step, callSite: '', detectedIn: 'loss', causeId: 'loss-spike',
+      cause: `loss spike: ${loss.toExponential(3)} against a running mean ${this.losses.mean.toExponential(3)} (σ ${sd.toExponential(3)}, z ${((loss - this.losses.mean) / sd).toFixed(1)} > ${this.rollback.lossZ})`,
+      remedies: ['go back to an earlier state and skip the batches around the spike (PaLM)', 'lower the learning rate (OPT)', 'check the skipped batches for bad data'],
+    });
   }
 
   /** Checks the last update now (at the end of training); the event, if any. */
@@ -428,9 +541,23 @@ export class Guard {
         break;
       case 'rollback': {
         action = 'rolled-back';
-        if (this.snapshot) {
-          this.snapshot.restore(this.model, this.optimizer);
-          detail.push(`restored the snapshot from before step ${this.snapshot.step}`);
+        // the newest snapshot at least `back` steps before the bad step (else the oldest kept); newer ones go
+        const target = report.step - this.rollback.back;
+        let k = this.snapshots.length - 1;
+        while (k > 0 && this.snapshots[k].step > target) k--;
+        const snap = this.snapshots[k];
+        if (snap) {
+          for (const s of this.snapshots.splice(k + 1)) s.dispose();
+          snap.restore(this.model, this.optimizer);
+          if (snap.loop !== undefined) this.hook?.restore(snap.loop);
+          this.stepCount = snap.step - 1;
+          this.rolledBack = snap.step - 1;
+          this.unchecked = undefined;
+          detail.push(`restored the snapshot from before step ${snap.step}`);
+          if (this.rollback.skipBatches > 0) {
+            this.pendingSkip = this.rollback.skipBatches;
+            detail.push(`skipping the next ${this.rollback.skipBatches} batches of the data order`);
+          }
         }
         const lr = backOffLr(this.optimizer, this.lrBackoff);
         detail.push(`learning rate backed off ×${this.lrBackoff} to ${lr}`);
@@ -464,7 +591,11 @@ export class Guard {
   dispose(): void {
     this.unchecked = undefined;
     this.state.dispose();
-    this.snapshot?.dispose();
-    this.snapshot = undefined;
+    for (const s of this.snapshots) s.dispose();
+    this.snapshots = [];
   }
+}
+
+function noGradUnintercepted<T>(fn: () => T): T {
+  return unintercepted(() => noGrad(fn));
 }

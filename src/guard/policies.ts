@@ -8,6 +8,7 @@ import { getRngState, setRngState } from '../core/creation.js';
 import { Tensor } from '../core/tensor.js';
 import type { Module } from '../nn/module.js';
 import type { OptimizerLike, OptimizerStateDict } from '../optim/optimizer.js';
+import { native } from '../native/binding.js';
 import * as ops from '../ops/index.js';
 import type { GuardReport } from './report.js';
 
@@ -25,16 +26,18 @@ export class Snapshot {
     private readonly model: Record<string, Tensor>,
     private readonly optimizer: OptimizerStateDict,
     private readonly rng: Tensor,
+    /** What a training loop attached to the guard saved with it (its step, data position). */
+    readonly loop?: unknown,
   ) {}
 
-  static take(step: number, model: Module, optimizer: OptimizerLike): Snapshot {
+  static take(step: number, model: Module, optimizer: OptimizerLike, loop?: unknown): Snapshot {
     const m: Record<string, Tensor> = {};
     for (const [k, t] of Object.entries(model.stateDict())) m[k] = cloneKept(t);
     const sd = optimizer.stateDict();
     const tensors: Record<string, Tensor> = {};
     for (const [k, t] of Object.entries(sd.tensors)) tensors[k] = cloneKept(t);
     const opt: OptimizerStateDict = { state: JSON.parse(JSON.stringify(sd.state)), paramGroups: JSON.parse(JSON.stringify(sd.paramGroups)), tensors };
-    return new Snapshot(step, m, opt, getRngState().keep());
+    return new Snapshot(step, m, opt, getRngState().keep(), loop === undefined ? undefined : structuredClone(loop));
   }
 
   /** Puts everything back (learning rates too: rollback backs them off afterwards). */
@@ -68,14 +71,26 @@ export class StepState {
     this.hasBuffers = model.buffers().length > 0;
   }
 
-  /** At the step's start. */
+  /**
+   * At the step's start (a replay needs the RNG and buffers as they were
+   * before the forward, so they are taken every step; natively the RNG state
+   * goes into the same tensor each step and the buffers in one call).
+   */
   begin(): void {
-    this.rng?.dispose();
-    this.rng = getRngState().keep();
+    if (this.rng !== undefined && !this.rng.isDisposed && native.rngStateInto !== undefined) native.rngStateInto(this.rng.id);
+    else {
+      this.rng?.dispose();
+      this.rng = getRngState().keep();
+    }
     if (!this.hasBuffers) return;
     const bufs = this.model.buffers();
-    if (bufs.length !== this.buffers.length) this.buffers = bufs.map((b) => [b, cloneKept(b)]);
-    else noGrad(() => this.buffers.forEach(([b, c], i) => { this.buffers[i] = [bufs[i], c]; c.copy_(b); }));
+    if (bufs.length !== this.buffers.length || bufs.some((b, i) => !sameShape(this.buffers[i][1], b))) {
+      for (const [, c] of this.buffers) c.dispose();
+      this.buffers = bufs.map((b) => [b, cloneKept(b)]);
+    } else {
+      for (let i = 0; i < bufs.length; i++) this.buffers[i][0] = bufs[i];
+      copyAll(this.buffers.map(([, c]) => c), bufs);
+    }
   }
 
   /** Restores RNG and buffers to the step's start (gradients are cleared by the caller). */
@@ -86,8 +101,9 @@ export class StepState {
 
   /**
    * Just before optimizer.step: parameters and optimizer state. Copies go
-   * into buffers kept from step to step, two fused calls per list
-   * (_foreach_zero_ then _foreach_add_), so the healthy path stays cheap.
+   * into buffers kept from step to step, in one native call (one copy_ per
+   * tensor; else _foreach_zero_ then _foreach_add_), so the healthy path
+   * stays cheap.
    */
   beforeUpdate(params: Tensor[]): void {
     const live = liveState(this.optimizer);
@@ -189,7 +205,7 @@ function liveState(optimizer: OptimizerLike): Map<Tensor, LiveParamState> | unde
   return st instanceof Map ? (st as Map<Tensor, LiveParamState>) : undefined;
 }
 
-/** copies ← sources, reusing the copies when the sources are the same tensors (two fused calls). */
+/** copies ← sources, reusing the copies when the sources are the same tensors. */
 function copyInto(buf: { sources: Tensor[]; copies: Tensor[] }, sources: Tensor[]): void {
   const same = buf.sources.length === sources.length && sources.every((t, i) => buf.sources[i] === t && sameShape(buf.copies[i], t));
   if (!same) {
@@ -198,10 +214,19 @@ function copyInto(buf: { sources: Tensor[]; copies: Tensor[] }, sources: Tensor[
     buf.copies = sources.map(cloneKept);
     return;
   }
-  if (sources.length === 0) return;
+  copyAll(buf.copies, sources);
+}
+
+/** dst[i] ← src[i]: one native call (else two fused ops: _foreach_zero_, _foreach_add_). */
+function copyAll(dst: Tensor[], src: Tensor[]): void {
+  if (src.length === 0) return;
+  if (native.copyTensors !== undefined) {
+    native.copyTensors(dst.map((t) => t.id), src.map((t) => t.id));
+    return;
+  }
   noGrad(() => {
-    ops._foreachZero_(buf.copies);
-    ops._foreachAdd_.List(buf.copies, sources);
+    ops._foreachZero_(dst);
+    ops._foreachAdd_.List(dst, src);
   });
 }
 

@@ -99,6 +99,10 @@ export interface NativeBinding {
   distBarrier(async: boolean, check: boolean): number | undefined;
   distWait(work: number, timeoutMs: number | null): boolean;
   distIsCompleted(work: number): boolean;
+  // guard (native/guard.cc); optional: the guard falls back to dispatched ops on an older addon
+  guardNorms?(norms: Handle[], scalars: Handle[] | null, bufferNorms: Handle[] | null): Float64Array;
+  copyTensors?(dst: Handle[], src: Handle[]): void;
+  rngStateInto?(dst: Handle): void;
 }
 
 function load(): NativeBinding {

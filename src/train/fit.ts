@@ -90,6 +90,8 @@ export interface FitOptions {
    * A NaN guard (keel.Guard over the same model and optimizer): each step goes
    * through guard.stepSync, which checks it, replays and diagnoses a
    * non-finite step and acts by its policy; its events go to the metrics log.
+   * Under `rollback` the guard puts back the step, data position and
+   * scheduler with its snapshot and has the loop skip batches (each logged).
    */
   guard?: Guard;
   /** Extra fields for the metrics log's resume event (e.g. the flags changed on resume). */
@@ -311,9 +313,23 @@ function* fitLoop(options: FitOptions): Generator<void, FitResult, boolean | und
   let stop = false;
   let interrupted = false;
   let savedAt = -1;
+  // the guard's rollback saves and puts back the loop's position with its snapshots, and tells it which batches to skip
+  const detachGuard = options.guard?.attachRollback({
+    save: () => ({ step: state.step, data: trainLoader.stateDict(), scheduler: scheduler?.stateDict() }),
+    restore: (saved) => {
+      const s = saved as { step: number; data: Parameters<DataLoader['loadStateDict']>[0]; scheduler?: Record<string, unknown> };
+      state.step = s.step;
+      trainLoader.loadStateDict(s.data);
+      if (scheduler && s.scheduler) scheduler.loadStateDict(s.scheduler);
+    },
+  });
   model.train();
   try {
     while (state.step < totalSteps && !stop) {
+      while (options.guard !== undefined && options.guard.pendingSkipBatches > 0) {
+        options.guard.skipBatch(trainLoader.epoch * batchesPerEpoch + trainLoader.batchIndex);
+        trainLoader.advance();
+      }
       const epoch = trainLoader.epoch;
       state.epoch = epoch;
       const k = trainLoader.batchIndex;
@@ -329,7 +345,7 @@ function* fitLoop(options: FitOptions): Generator<void, FitResult, boolean | und
             if (withAccuracy) accuracy = noGrad(() => out.argmax(1).eq(y).float().mean().item());
             return options.loss(out, y);
           });
-          return { loss: r.loss, gradNorm: r.gradNorm, accuracy };
+          return { loss: r.loss, gradNorm: r.gradNorm, accuracy, rolledBack: r.rolledBackTo !== undefined };
         }
         const out = model.call(x) as Tensor;
         const lossT = options.loss(out, y);
@@ -341,6 +357,8 @@ function* fitLoop(options: FitOptions): Generator<void, FitResult, boolean | und
         const accuracy = withAccuracy ? noGrad(() => out.argmax(1).eq(y).float().mean().item()) : undefined;
         return { loss: lossT.item(), gradNorm: norm, accuracy };
       });
+      // rolled back: the guard put the step and data position back
+      if (measured.rolledBack === true) continue;
       // the data position moves past the batch just used
       trainLoader.advance();
       const lr = optimizer.paramGroups[0].lr;
@@ -382,6 +400,7 @@ function* fitLoop(options: FitOptions): Generator<void, FitResult, boolean | und
     }
   } finally {
     progress?.stop();
+    detachGuard?.();
     if (options.guard !== undefined && options.guard.log === log) options.guard.log = undefined;
     log?.close();
   }

@@ -1,0 +1,151 @@
+// The guard's cost work (issue 19, part 1) and the PaLM recipe (part 3):
+// the fused native read against the ops it replaces, clipping on the norm the
+// check already has, and rollback going back N steps and skipping M batches,
+// every skipped batch logged by its index, the run reproducible.
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import * as keel from 'keel';
+
+const { ops } = keel;
+
+test('fusedRead: the norms, scalars and buffer norms of one read are those the ops give, as float32', () => {
+  keel.manualSeed(1);
+  const a = keel.randn([7, 3]);
+  const b = keel.randn([5]).to('float64');
+  const s = keel.tensor(2.5);
+  const big = keel.tensor(1e300, { dtype: 'float64' });
+  const bad = keel.tensor([1, Number.NaN]);
+  const v = keel.guard.fusedRead([a, b], [s, big], [bad]);
+  assert.equal(v.length, 5);
+  const close = (got: number, want: number) => assert.ok(Math.abs(got - want) <= 1e-6 * want, `${got} vs ${want}`);
+  close(v[0], ops.linalgVectorNorm(a).item() as number);
+  close(v[1], ops.linalgVectorNorm(b).item() as number);
+  assert.equal(v[0], Math.fround(v[0]));
+  assert.equal(v[2], 2.5);
+  assert.equal(v[3], Infinity);  // a float64 loss beyond float32's range is not finite for the guard
+  assert.ok(Number.isNaN(v[4]));
+  assert.equal(keel.guard.fusedRead([], []).length, 0);
+  assert.equal(keel.guard.checkParameters([a, b]), true);
+  assert.equal(keel.guard.checkParameters([a, bad]), false);
+});
+
+test('clipGradNorm through the guard: the check\'s norm is reused, the gradients are those clipGradNorm leaves', () => {
+  const run = (guarded: boolean) => {
+    keel.manualSeed(3);
+    const model = new keel.nn.zoo.MLP({ inFeatures: 8, numClasses: 4, hidden: [16] });
+    const x = keel.randn([16, 8]).mul(10);
+    const y = keel.randint(0, 4, [16]);
+    const optimizer = new keel.optim.SGD(model.parameters(), { lr: 0.1 });
+    const loss = () => keel.losses.crossEntropy(model.call(x) as keel.Tensor, y);
+    let norm: number;
+    if (guarded) {
+      const guard = new keel.Guard({ model, optimizer, clipGradNorm: 0.5 });
+      norm = guard.stepSync(loss).gradNorm;
+      guard.dispose();
+    } else {
+      optimizer.zeroGrad(true);
+      loss().backward();
+      norm = keel.optim.clipGradNorm(model.parameters(), 0.5);
+      optimizer.step();
+    }
+    return { norm, params: model.parameters().map((p) => Array.from(p.data() as Float32Array)) };
+  };
+  const g = run(true);
+  const p = run(false);
+  assert.ok(p.norm > 0.5, `the norm ${p.norm} must be clipped for the test to mean anything`);
+  assert.ok(Math.abs(g.norm - p.norm) <= 1e-6 * p.norm, `${g.norm} vs ${p.norm}`);
+  g.params.forEach((t, i) => t.forEach((v, j) => assert.ok(Math.abs(v - p.params[i][j]) <= 1e-6 * (1 + Math.abs(v)), `param ${i}[${j}]: ${v} vs ${p.params[i][j]}`)));
+});
+
+/** A small fit run (MLP with dropout, shuffled data, a scheduler) whose loss is multiplied by 100 at the `spikeAt`-th call. */
+function run(dir: string, spikeAt: number) {
+  keel.manualSeed(7);
+  const data = keel.data.syntheticImages({ n: 256, seed: 3, size: 8 });
+  const model = new keel.nn.zoo.MLP({ inFeatures: 3 * 8 * 8, numClasses: 10, hidden: [32], dropout: 0.1 });
+  const optimizer = new keel.optim.AdamW(model.parameters(), { lr: 3e-3 });
+  const scheduler = new keel.optim.CosineAnnealingLR(optimizer, { tMax: 24 });
+  const trainLoader = new keel.data.DataLoader(data, { batchSize: 32, shuffle: true, seed: 11, dropLast: true });
+  const guard = new keel.Guard({
+    model, optimizer, policy: 'rollback', lrBackoff: 0.5,
+    rollback: { snapshots: 3, every: 4, back: 5, skipBatches: 3, lossZ: 6 },
+  });
+  let calls = 0;
+  const loss = (o: keel.Tensor, t: keel.Tensor) => {
+    const l = keel.losses.crossEntropy(o, t);
+    return ++calls === spikeAt ? l.mul(100) : l;
+  };
+  const result = keel.train.fit({ model, optimizer, scheduler, trainLoader, loss, steps: 20, outDir: dir, progress: false, guard });
+  const weights = Object.values(model.stateDict()).map((t) => Array.from(t.data() as Float32Array));
+  const lines = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const out = { result, weights, lines, skipped: [...guard.skippedBatches], events: guard.events.map((e) => ({ step: e.step, action: e.action, cause: e.report.causeId, detail: e.detail })), lr: optimizer.paramGroups[0].lr, steps: guard.stepCount };
+  guard.dispose();
+  return out;
+}
+
+test('rollback (PaLM recipe): a loss spike goes back N steps to a kept snapshot, skips the next M batches by index, and the run is reproducible', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'keel-guard-rollback-'));
+  try {
+    const a = run(join(dir, 'a'), 14);
+    // snapshots before steps 1, 5, 9, 13 (every 4), the last 3 kept: 5, 9, 13. The spike at step 14,
+    // back 5 → step 9's snapshot: 8 steps done, the data at batch 8 (epoch 1, batch 0); batches 8, 9, 10 skipped
+    assert.deepEqual(a.events.map(({ step, action, cause }) => ({ step, action, cause })), [{ step: 14, action: 'rolled-back', cause: 'loss-spike' }]);
+    assert.ok(a.events[0].detail.includes('restored the snapshot from before step 9'), a.events[0].detail.join('; '));
+    assert.ok(a.events[0].detail.includes('skipping the next 3 batches of the data order'), a.events[0].detail.join('; '));
+    assert.deepEqual(a.skipped, [8, 9, 10]);
+    const skipLines = a.lines.filter((l) => l.event === 'guard-skip-batch');
+    assert.deepEqual(skipLines.map((l) => [l.step, l.batch]), [[8, 8], [8, 9], [8, 10]]);
+    const ev = a.lines.find((l) => l.event === 'guard')!;
+    assert.equal(ev.step, 14);
+    assert.equal(ev.action, 'rolled-back');
+    // the step lines: 1..13 first, then 9..20 again after going back (each on the batch after the skipped ones)
+    const steps = a.lines.filter((l) => l.event === undefined).map((l) => l.step);
+    assert.deepEqual(steps, [...Array.from({ length: 13 }, (_, i) => i + 1), ...Array.from({ length: 12 }, (_, i) => i + 9)]);
+    const epochs = a.lines.filter((l) => l.event === undefined).map((l) => l.epoch);
+    // step 9 after the rollback used batch 11 (epoch 1): 8 batches an epoch
+    assert.equal(epochs[13], 1);
+    assert.equal(a.result.steps, 20);
+    assert.equal(a.steps, 20);
+    for (const w of a.weights) for (const v of w) assert.ok(Number.isFinite(v));
+    // reproducible: the same run again gives the same weights, bit for bit
+    const b = run(join(dir, 'b'), 14);
+    assert.deepEqual(b.skipped, a.skipped);
+    assert.deepEqual(b.weights, a.weights);
+    assert.equal(b.lr, a.lr);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('rollback: a non-finite step goes back too, to the oldest snapshot when none is N steps old', () => {
+  keel.manualSeed(5);
+  const model = new keel.nn.zoo.MLP({ inFeatures: 8, numClasses: 4, hidden: [16] });
+  const x = keel.randn([16, 8]).keep();
+  const y = keel.randint(0, 4, [16]).keep();
+  const optimizer = new keel.optim.SGD(model.parameters(), { lr: 1e-2 });
+  const guard = new keel.Guard({ model, optimizer, policy: 'rollback', rollback: { snapshots: 2, every: 2, back: 10, skipBatches: 2 } });
+  const ce = () => keel.losses.crossEntropy(model.call(x) as keel.Tensor, y);
+  const seen: Float32Array[][] = [];
+  for (let i = 0; i < 6; i++) {
+    seen.push(model.parameters().map((p) => p.data() as Float32Array));
+    assert.equal(guard.stepSync(ce).ok, true);
+  }
+  // snapshots before steps 1, 3, 5, 7; kept: 5, 7. Step 7 is bad; back 10 → none that old → the oldest kept (5)
+  const r = guard.stepSync(() => ce().mul(Number.NaN));
+  assert.equal(r.event!.action, 'rolled-back');
+  assert.equal(r.rolledBackTo, 4);
+  assert.equal(guard.stepCount, 4);
+  assert.ok(r.event!.detail.includes('restored the snapshot from before step 5'), r.event!.detail.join('; '));
+  model.parameters().forEach((p, i) => assert.deepEqual(Array.from(p.data() as Float32Array), Array.from(seen[4][i])));
+  assert.equal(guard.pendingSkipBatches, 2);
+  guard.skipBatch(40);
+  guard.skipBatch(41);
+  assert.equal(guard.pendingSkipBatches, 0);
+  assert.throws(() => guard.skipBatch(42), /no batches to skip/);
+  assert.deepEqual(guard.skippedBatches, [40, 41]);
+  assert.equal(guard.stepSync(ce).step, 5);
+  assert.throws(() => new keel.Guard({ model, optimizer, policy: 'rollback', rollback: { snapshots: 0 } }), RangeError);
+  guard.dispose();
+});
