@@ -76,8 +76,8 @@ interface ByteSource {
   /** How error messages name it. */
   what: string;
   size: number;
-  /** Exactly `length` bytes at `position`, as a fresh or borrowed Uint8Array. */
-  read(position: number, length: number): Uint8Array;
+  /** Exactly `length` bytes at `position`, as a fresh or borrowed Uint8Array (or in `into`, when given and large enough). */
+  read(position: number, length: number, into?: Uint8Array): Uint8Array;
 }
 
 class SafetensorsError extends Error {
@@ -321,11 +321,13 @@ function readInto(src: ByteSource, what: string, dtype: DType, shape: number[], 
   return scope(() => {
     const tensor = ops.empty(shape, { dtype }) as Tensor;
     const flat = ops.view.dtype(ops.reshape(tensor, [-1]) as Tensor, 'uint8') as Tensor;
+    // one buffer for every piece: pieces left to the GC would pile up
+    const buffer = new Uint8Array(Math.min(READ_CHUNK, nbytes));
     for (let at = 0; at < nbytes; at += READ_CHUNK) {
       const length = Math.min(READ_CHUNK, nbytes - at);
       let bytes: Uint8Array;
       try {
-        bytes = src.read(position + at, length);
+        bytes = src.read(position + at, length, buffer);
       } catch (e) {
         if (e instanceof SafetensorsError) throw e;
         fail(src, `cannot read ${what} (${nbytes} bytes): ${(e as Error).message}`, e);
@@ -348,8 +350,8 @@ function fileSource(path: string, fd: number): ByteSource {
   const src: ByteSource = {
     what: path,
     size: 0,
-    read(position, length) {
-      const out = new Uint8Array(length);
+    read(position, length, into) {
+      const out = into !== undefined && into.byteLength >= length ? into.subarray(0, length) : new Uint8Array(length);
       let done = 0;
       while (done < length) {
         const got = readSync(fd, out, done, Math.min(length - done, 1 << 30), position + done);
