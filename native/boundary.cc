@@ -1,5 +1,6 @@
 // The boundary itself: the slot table of tensors, error translation, JS value
 // helpers and the module's entry point.
+#include <algorithm>
 #include "keel.h"
 
 #include <cstdlib>
@@ -74,18 +75,28 @@ napi_env g_env = nullptr;
 bool g_alive = false;
 
 constexpr int64_t kReportQuantum = 1 << 20;  // batch V8 external-memory updates
+// V8 aborts the process (a failed CHECK, SIGTRAP) when one adjustment passes
+// 2^60 bytes: a view such as broadcast_to([5, 5, 2^53 - 1]) counts as
+// numel × element size, so cap what one tensor counts and what is reported.
+constexpr int64_t kMaxTensorBytes = int64_t{1} << 40;
+constexpr int64_t kMaxReportedBytes = int64_t{1} << 50;
 
 void reportExternal(napi_env env) {
-  int64_t delta = g_bytes - g_reportedBytes;
+  int64_t target = std::min(std::max(g_bytes, int64_t{0}), kMaxReportedBytes);
+  int64_t delta = target - g_reportedBytes;
   if (delta > kReportQuantum || delta < -kReportQuantum) {
     int64_t result;
     napi_adjust_external_memory(env, delta, &result);
-    g_reportedBytes = g_bytes;
+    g_reportedBytes = target;
   }
 }
 
 int64_t tensorBytes(const at::Tensor& t) {
-  return t.defined() ? static_cast<int64_t>(t.numel()) * static_cast<int64_t>(t.element_size()) : 0;
+  if (!t.defined()) return 0;
+  const int64_t n = static_cast<int64_t>(t.numel());
+  const int64_t size = static_cast<int64_t>(t.element_size());
+  // saturating: numel × element size of a huge view can overflow int64
+  return size > 0 && n > kMaxTensorBytes / size ? kMaxTensorBytes : n * size;
 }
 }  // namespace
 

@@ -424,3 +424,120 @@ describe('inputs that crashed the process (run in a child process)', () => {
     survives(`keel.ops.adaptiveAvgPool3d(keel.randn([1, 2, 1, 2]), [1, 2 ** 53 - 1, 0]);`, /output cells per channel/);
   });
 });
+
+/**
+ * Several calls in one child (each would crash the process without its
+ * check): each `check` must throw an Error matching its patterns, each
+ * `checkReturns` must return (setting `value`), and the child must survive.
+ */
+function batch(fn: (check: (body: string, ...p: RegExp[]) => void, checkReturns: (body: string, ...p: RegExp[]) => void) => void): void {
+  const calls: { body: string; patterns: RegExp[]; returns: boolean }[] = [];
+  fn((body, ...patterns) => calls.push({ body, patterns, returns: false }), (body, ...patterns) => calls.push({ body, patterns, returns: true }));
+  const code = calls.map((c, i) => `try { let value; (() => { ${c.body} })(); console.log('CALL ${i} RETURNED ' + JSON.stringify(value)); }
+catch (e) { console.log('CALL ${i} THREW ' + (e && e.constructor && e.constructor.name) + ': ' + (e && e.message)); }`).join('\n');
+  const r = inChild(code);
+  assert.ok(r.status === 0 && r.signal === null, `the process crashed (exit ${r.status}, signal ${r.signal})\noutput:\n${r.out.slice(-3000)}`);
+  assert.match(r.out, /ALIVE 2/);
+  calls.forEach((c, i) => {
+    const line = r.out.split('\n').find((l) => l.startsWith(`CALL ${i} `)) ?? '';
+    assert.match(line, c.returns ? /RETURNED/ : /THREW \w*Error: /, `call ${c.body}:\n${line}`);
+    for (const p of c.patterns) assert.match(line, p, `call ${c.body}`);
+  });
+}
+
+describe('crashers found by the long fuzz (issue 12), in child processes', () => {
+  // several crash PyTorch 1.13 too
+  test('slow_conv3d / slow_conv3d_forward with a weight of size 0 in dim 1 (SIGFPE)', () => {
+    batch((check) => {
+      check(`keel.ops.slowConv3d(keel.randn([1, 1, 3, 3, 3]), keel.randn([1, 0, 2, 2, 2]), [2, 2, 2]);`,
+        /RangeError: aten::slow_conv3d: weight has size 0 in dim 1/);
+      check(`keel.ops.slowConv3dForward(keel.randn([1, 1, 3, 3, 3]), keel.randn([1, 0, 2, 2, 2]), [2, 2, 2], null, [1, 1, 1], [0, 0, 0]);`,
+        /RangeError: aten::slow_conv3d_forward: weight has size 0 in dim 1/);
+    });
+  });
+
+  test('_weight_norm_interface_backward on empty or mismatched tensors (SIGFPE, SIGSEGV)', () => {
+    batch((check) => {
+      check(`keel.ops._weightNormInterfaceBackward(keel.randn([0, 3]), keel.randn([0, 3]), keel.randn([0]), keel.randn([0]), 0);`,
+        /RangeError: aten::_weight_norm_interface_backward: saved_v must be a non-empty tensor/);
+      check(`keel.ops._weightNormInterfaceBackward(keel.randn([2, 3]), keel.randn([2, 3]), keel.randn([2]), keel.randn([0]), 0);`,
+        /saved_norms must hold 2 values/);
+      check(`keel.ops._weightNormInterfaceBackward(keel.randn([0]), keel.randn([2, 3]), keel.randn([2]), keel.randn([2]), 0);`,
+        /grad_w has shape \[0\] but saved_v has shape \[2, 3\]/);
+    });
+  });
+
+  test('_pdist_forward of a 3-D input (SIGSEGV)', () => {
+    batch((check) => {
+      check(`keel.ops._pdistForward(keel.randn([2, 3, 4]).transpose(0, 2));`, /RangeError: aten::_pdist_forward: expects a 2-D input/);
+    });
+  });
+
+  test('lu_unpack with pivots that are not lu_factor\'s for LU_data (SIGSEGV)', () => {
+    batch((check, checkReturns) => {
+      check(`keel.ops.luUnpack(keel.randn([3, 3]), keel.tensor([[1, 2, 3], [1, 2, 3]], { dtype: 'int32' }));`,
+        /RangeError: aten::lu_unpack: LU_pivots must have shape \[3\]/);
+      check(`keel.ops.luUnpack(keel.randn([2, 4, 2]), keel.tensor([1, 2], { dtype: 'int32' }));`, /LU_pivots must have shape \[2, 2\]/);
+      checkReturns(`const [lu, piv] = keel.ops.linalgLuFactor(keel.randn([2, 3, 3])); value = keel.ops.luUnpack(lu, piv).map((t) => t.shape)`,
+        /RETURNED \[\[2,3,3\],\[2,3,3\],\[2,3,3\]\]/);
+    });
+  });
+
+  test('_batch_norm_impl_index_backward without the saved statistics (SIGSEGV)', () => {
+    batch((check) => {
+      check(`keel.ops._batchNormImplIndexBackward(0, keel.randn([2, 3]), keel.randn([2, 3]), null, null, null, null, null, true, 1e-5, [true, true, true], keel.randn([1]));`,
+        /RangeError: aten::_batch_norm_impl_index_backward: save_mean is required/);
+    });
+  });
+
+  test('_logcumsumexp.out / logcumsumexp.out into an out tensor of another dtype (SIGABRT)', () => {
+    batch((check, checkReturns) => {
+      check(`keel.ops._logcumsumexp.out(keel.randn([3]), 0, { out: keel.zeros([3], { dtype: 'float64' }) });`,
+        /RangeError: aten::_logcumsumexp.out: out has dtype float64 but self has dtype float32/);
+      check(`keel.ops.logcumsumexp.out(keel.randn([3]), 0, { out: keel.zeros([3], { dtype: 'int64' }) });`, /out has dtype int64/);
+      checkReturns(`const o = keel.zeros([3]); keel.ops.logcumsumexp.out(keel.zeros([3]), 0, { out: o }); value = o.toArray()`,
+        /RETURNED \[0,0\.69314\d*,1\.09861\d*\]/);
+    });
+  });
+
+  test('layout mkldnn with a dtype other than float32, on every factory op (heap corruption)', () => {
+    batch((check, checkReturns) => {
+      check(`keel.ops.zeros([2, 2], { layout: 'mkldnn', dtype: 'bfloat16' });`,
+        /RangeError: aten::zeros: layout 'mkldnn' holds float32 tensors only, got dtype bfloat16/);
+      check(`keel.ops.newZeros(keel.randn([2]), [2, 2], { layout: 'mkldnn', dtype: 'bfloat16' });`, /aten::new_zeros: layout 'mkldnn' holds float32/);
+      check(`keel.ops.newZeros(keel.randn([2], { dtype: 'float64' }), [2], { layout: 'mkldnn' });`, /got dtype float64/);
+      check(`keel.ops.empty([2], { layout: 'mkldnn', dtype: 'float16' });`, /aten::empty\S*: layout 'mkldnn'/);
+      checkReturns(`value = keel.ops.zeros([2, 2], { layout: 'mkldnn' }).shape`, /RETURNED \[2,2\]/);
+    });
+  });
+
+  test('_embedding_bag with a 1-D weight and 2-D offsets (SIGSEGV)', () => {
+    batch((check, checkReturns) => {
+      check(`keel.ops._embeddingBag(keel.randn([1], { dtype: 'float16' }), keel.zeros([3], { dtype: 'int32' }), keel.zeros([4, 0], { dtype: 'int8' }), true, undefined, false, undefined, true, 3);`,
+        /RangeError: aten::_embedding_bag: weight must be 2-D/);
+      check(`keel.ops.embeddingBag(keel.randn([3, 2]), keel.zeros([3], { dtype: 'int64' }), keel.zeros([2, 1], { dtype: 'int64' }));`,
+        /RangeError: aten::embedding_bag: offsets must be 1-D/);
+      checkReturns(`value = keel.ops.embeddingBag(keel.randn([3, 2]), keel.tensor([0, 2, 1], { dtype: 'int64' }), keel.tensor([0, 1], { dtype: 'int64' }))[0].shape`, /RETURNED \[2,2\]/);
+    });
+  });
+
+  test('broadcast_to a view of more than 2^60 bytes (V8 aborted on the memory report, SIGTRAP)', () => {
+    batch((check, checkReturns) => {
+      checkReturns(`value = keel.ops.broadcastTo(keel.tensor(1, { dtype: 'float64' }), [5, 5, 2 ** 53 - 1]).shape`, /RETURNED \[5,5,9007199254740991\]/);
+    });
+  });
+
+  test('SVD-based LAPACK ops on a matrix holding inf are refused (they never return)', () => {
+    batch((check, checkReturns) => {
+      const inf = `const a = keel.randn([3, 3]); a.view(-1).select(0, 4).fill_(Infinity);`;
+      for (const [name, call] of [['pinverse', 'pinverse(a)'], ['svd', 'svd(a)'], ['linalg_svd', 'linalgSvd(a)'],
+        ['linalg_pinv', 'linalgPinv(a, 1e-15)'], ['_linalg_svd', '_linalgSvd(a)'], ['linalg_lstsq', 'linalgLstsq(a, keel.randn([3, 2]))']]) {
+        const arg = name === 'linalg_svd' || name === '_linalg_svd' ? 'A' : 'self';
+        check(`${inf} keel.ops.${call};`, new RegExp(`THREW Error: aten::${name}\\S*: input '${arg}' holds non-finite values \\(LAPACK does not return on them\\)`));
+      }
+      check(`const b = keel.randn([3, 2]); b.view(-1).select(0, 0).fill_(-Infinity); keel.ops.linalgLstsq(keel.randn([3, 3]), b, { driver: 'gelsd' });`,
+        /input 'b' holds non-finite values/);
+      checkReturns(`value = keel.ops.linalgSvd(keel.eye(3)).map((t) => t.shape)`, /RETURNED \[\[3,3\],\[3\],\[3,3\]\]/);
+    });
+  });
+});

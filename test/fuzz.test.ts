@@ -9,6 +9,10 @@
 //
 // After a crash the run resumes after the crashing call without that
 // operator, so one failure lists every crash it can find in its time.
+//
+// The long version, over many fresh seeds, is scripts/fuzz.mjs (it runs
+// fuzz-child.js the same way and writes a report); the crashers it found are
+// guarded in src/core/preconditions.ts, each with a test in errors.test.ts.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';

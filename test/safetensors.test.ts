@@ -3,14 +3,17 @@
 // Debian has no Python `safetensors` package), against the reference
 // implementation's own golden bytes, and against hostile files.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
 import * as keel from 'keel';
 import { runTorch, torchAvailable } from './helpers/torch.js';
 
 const st = keel.safetensors;
+const root = fileURLToPath(new URL('../../', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'keel-safetensors-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -439,7 +442,7 @@ describe('safetensors refuses hostile files with a clear Error', () => {
 
   test('header length past the end of the file, or absurdly large', () => {
     assertRejected(frame('{}', 0, 1000n), /header length 1000 runs past the end of the file \(10 bytes/);
-    assertRejected(frame('{}', 0, 100_000_001n), /header length 100000001 is too large \(the limit is 100000000/);
+    assertRejected(frame('{}', 0, 16n * 1024n * 1024n + 1n), /header length 16777217 is too large \(the limit is 16777216/);
     assertRejected(frame('{}', 0, 2n ** 64n - 1n), /header length 18446744073709551615 is too large/);
   });
 
@@ -557,6 +560,68 @@ describe('safetensors refuses hostile files with a clear Error', () => {
     }
     assert.ok(refused > 1000 && loaded > 10, `both outcomes were exercised (${loaded} loaded, ${refused} refused)`);
     assert.equal(keel.memory().tensors, before, 'no tensor leaked');
+  });
+});
+
+describe('safetensors refuses hostile files (issue 12)', () => {
+  test('a FIFO is refused before it is opened, without blocking', () => {
+    // loadFile used to open it first and block forever; run it in a child with a timeout
+    const fifo = join(dir, 'fifo.safetensors');
+    assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+    const code = `import * as keel from 'keel';
+try { keel.safetensors.loadFile(${JSON.stringify(fifo)}); console.log('LOADED'); } catch (e) { console.log('THREW ' + e.message); }`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { cwd: root, encoding: 'utf8', timeout: 60_000, killSignal: 'SIGKILL' });
+    assert.equal(r.signal, null, `the load blocked (killed after 60 s): ${r.stdout}${r.stderr}`);
+    assert.ok(r.stdout.includes(`THREW safetensors: ${fifo}: not a regular file (a FIFO); refused without opening it`), r.stdout + r.stderr);
+    assert.throws(() => st.readHeader(dir), /not a regular file \(a directory\)/);
+  });
+
+  test('a tensor named twice is refused (JSON.parse would keep the last)', () => {
+    const t = '{"dtype":"U8","shape":[1],"data_offsets":[0,1]}';
+    assertRejected(frame(`{"a":${t},"a":${t}}`, 1), /tensor "a" appears more than once in the header/);
+    assertRejected(frame(`{"a":{"dtype":"U8","dtype":"I8","shape":[1],"data_offsets":[0,1]}}`, 1), /tensor "a": the key "dtype" appears more than once/);
+    assertRejected(frame(`{"__metadata__":{"k":"1","k":"2"}}`), /__metadata__: the key "k" appears more than once/);
+    // the same key in different objects, and escaped keys that only look alike, are fine
+    const ok = frame(`{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a\\"":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}`, 2);
+    assert.deepEqual(Object.keys(st.load(ok)).sort(), ['a', 'a"']);
+  });
+
+  test('an empty shape too large to count is refused, naming the file and tensor', () => {
+    const m = 2 ** 53 - 1;
+    assertRejected(frame(`{"big":{"dtype":"U8","shape":[${m},${m},0],"data_offsets":[0,0]}}`),
+      /tensor "big": shape \[9007199254740991,9007199254740991,0\] overflows 64-bit size arithmetic/);
+  });
+
+  test('too many tensors are refused before any is made', () => {
+    const entries = Array.from({ length: st.MAX_TENSORS + 1 }, (_, i) => `"t${i}":{"dtype":"U8","shape":[0],"data_offsets":[0,0]}`);
+    assertRejected(frame(`{${entries.join(',')}}`), /header lists 100001 tensors, more than the 100000 a file may hold/);
+  });
+
+  test('a large tensor is read straight into its memory (a 256 MiB sparse file takes ~256 MiB, not twice that)', () => {
+    const path = join(dir, 'sparse.safetensors');
+    const n = 64 * 1024 * 1024 + 3;  // float32 values: 17 reads of at most 16 MiB
+    const head = Buffer.from(`{"x":{"dtype":"F32","shape":[${n}],"data_offsets":[0,${4 * n}]}}`);
+    const fd = openSync(path, 'w');
+    const prefix = Buffer.alloc(8);
+    prefix.writeBigUInt64LE(BigInt(head.length));
+    writeSync(fd, prefix);
+    writeSync(fd, head);
+    // the last value is 1.5, the rest zeros (a hole)
+    const last = Buffer.alloc(4);
+    last.writeFloatLE(1.5);
+    writeSync(fd, last, 0, 4, 8 + head.length + 4 * (n - 1));
+    closeSync(fd);
+    const code = `import * as keel from 'keel';
+const before = process.resourceUsage().maxRSS;
+const { x } = keel.safetensors.loadFile(${JSON.stringify(path)});
+console.log(JSON.stringify({ grew: process.resourceUsage().maxRSS - before, sum: x.sum().item(), last: x.select(0, -1).item(), shape: x.shape }));`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const got = JSON.parse(r.stdout.trim().split('\n').pop()!) as { grew: number; sum: number; last: number; shape: number[] };
+    assert.deepEqual([got.sum, got.last, got.shape], [1.5, 1.5, [n]]);
+    // maxRSS in KiB: the tensor (256 MiB) and one 16 MiB piece (twice), not a second copy
+    assert.ok(got.grew < 480 * 1024, `loading a 256 MiB tensor grew the process by ${(got.grew / 1024).toFixed(0)} MiB`);
+    rmSync(path);
   });
 });
 

@@ -6,7 +6,7 @@ import { native, type Handle } from '../native/binding.js';
 import {
   deviceString, dtypeCode, dtypeName, isDType, isDeviceLike, isLayout, isMemoryFormat, layoutCode, memoryFormatCode,
 } from './dtype.js';
-import { PRECONDITIONS, type Precondition } from './preconditions.js';
+import { preconditionFor, type Precondition } from './preconditions.js';
 import { Tensor } from './tensor.js';
 
 /** Argument kinds, in the order scripts/gen-ops.mjs writes them. */
@@ -155,7 +155,7 @@ class Overload {
     const firstKwargOnly = args.findIndex((a) => (a[2] & KWARG_ONLY) !== 0);
     this.positionalCount = firstKwargOnly < 0 ? args.length : firstKwargOnly;
     this.nativeArgs = new Array(args.length + 1).fill(undefined);
-    this.precondition = Object.hasOwn(PRECONDITIONS, opName) ? PRECONDITIONS[opName] : undefined;
+    this.precondition = preconditionFor(opName, this.argNames);
     this.mutable = args.map((a) => (a[2] & MUTABLE) !== 0);
   }
 

@@ -4,6 +4,7 @@
 // overload): a check throws a RangeError naming the argument, and the call
 // never reaches the kernel. (Internal operators with such kernels are not
 // generated at all: scripts/gen-ops.mjs, CRASHES_ON_BAD_INPUT.)
+import { native, type Handle } from '../native/binding.js';
 import { Tensor } from './tensor.js';
 
 /** Reads an argument of the call by its schema name. */
@@ -44,6 +45,100 @@ function channelShuffle(arg: ArgOf, op: string): void {
   }
 }
 
+function ndimOf(v: unknown): number | undefined {
+  return shapeOf(v)?.length;
+}
+
+function dtypeOf(v: unknown): string | undefined {
+  return v instanceof Tensor && !v.isDisposed ? v.dtype : undefined;
+}
+
+const sameShape = (a: number[], b: number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
+const show = (shape: number[]): string => `[${shape.join(', ')}]`;
+
+let isfiniteOp = -1;
+let allOp = -1;
+
+/**
+ * Does a tensor hold only finite values? One fused isfinite(x).all() through
+ * the addon (not through dispatch: no interceptor sees it); true for integer
+ * and bool tensors, and when the check itself cannot run (the kernel then
+ * reports what is wrong).
+ */
+function allFinite(t: Tensor): boolean {
+  if (!/^(float|bfloat|complex)/.test(t.dtype) || t.numel() === 0) return true;
+  if (isfiniteOp < 0) {
+    isfiniteOp = native.resolveOp('isfinite', '');
+    allOp = native.resolveOp('all', '');
+  }
+  let finite: Handle | undefined;
+  let all: Handle | undefined;
+  try {
+    finite = native.call(isfiniteOp, t._id) as Handle;
+    all = native.call(allOp, finite) as Handle;
+    return new Uint8Array(native.toBuffer(all))[0] === 1;
+  } catch {
+    return true;
+  } finally {
+    if (finite !== undefined) native.free(finite);
+    if (all !== undefined) native.free(all);
+  }
+}
+
+/**
+ * LAPACK's SVD-based drivers (gesdd, gelsd, gelss) never return on a matrix
+ * holding inf or NaN: refuse such input to the ops that reach them.
+ */
+function finiteMatrices(...names: string[]): Precondition {
+  return (arg, op) => {
+    for (const name of names) {
+      const t = arg(name);
+      if (t instanceof Tensor && !t.isDisposed && !allFinite(t)) {
+        throw new Error(`${op}: input '${name}' holds non-finite values (LAPACK does not return on them)`);
+      }
+    }
+  };
+}
+
+/**
+ * The MKL-DNN (oneDNN) layout holds float32 only: libtorch 1.13 makes other
+ * dtypes (bfloat16, ...) with the wrong element size and corrupts the heap.
+ * Applies to every operator with a `layout` argument (factory functions).
+ */
+function mkldnnLayout(arg: ArgOf, op: string): void {
+  if (arg('layout') !== 'mkldnn') return;
+  const dtype = arg('dtype') ?? dtypeOf(arg('self')) ?? 'float32';
+  if (typeof dtype === 'string' && dtype !== 'float32' && dtype !== 'float') {
+    fail(op, `layout 'mkldnn' holds float32 tensors only, got dtype ${dtype}`);
+  }
+}
+
+/** The volumetric convolution kernel divides by weight.size(1) (SIGFPE when it is 0). */
+function conv3d(arg: ArgOf, op: string): void {
+  const weight = shapeOf(arg('weight'));
+  if (weight !== undefined && weight.length >= 2 && weight[1] === 0) {
+    fail(op, `weight has size 0 in dim 1 (C_in / groups), shape ${show(weight)}`);
+  }
+}
+
+function logcumsumexpOut(arg: ArgOf, op: string): void {
+  const out = dtypeOf(arg('out'));
+  const self = dtypeOf(arg('self'));
+  if (out !== undefined && self !== undefined && out !== self) {
+    fail(op, `out has dtype ${out} but self has dtype ${self}: they must match`);
+  }
+}
+
+/** The embedding-bag kernel indexes a 2-D weight by rows and bags by 1-D offsets without checking either. */
+function embeddingBag(arg: ArgOf, op: string): void {
+  const weight = shapeOf(arg('weight'));
+  const indices = shapeOf(arg('indices'));
+  const offsets = shapeOf(arg('offsets'));
+  if (weight !== undefined && weight.length !== 2) fail(op, `weight must be 2-D (num_embeddings, embedding_dim), got shape ${show(weight)}`);
+  if (indices !== undefined && indices.length !== 1 && indices.length !== 2) fail(op, `indices must be 1-D or 2-D, got shape ${show(indices)}`);
+  if (offsets !== undefined && offsets.length !== 1) fail(op, `offsets must be 1-D, got shape ${show(offsets)}`);
+}
+
 export const PRECONDITIONS: Record<string, Precondition> = {
   align_tensors: (arg, op) => {
     const list = arg('tensors');
@@ -69,4 +164,88 @@ export const PRECONDITIONS: Record<string, Precondition> = {
   _adaptive_avg_pool2d: adaptiveOutputSize,
   _adaptive_avg_pool3d: adaptiveOutputSize,
   mkldnn_adaptive_avg_pool2d: adaptiveOutputSize,
+  embedding_bag: embeddingBag,
+  _embedding_bag: embeddingBag,
+  _embedding_bag_forward_only: embeddingBag,
+  // found by the long fuzz late: SIGFPE (a division by step / by the size along dim)
+  unfold_backward: (arg, op) => {
+    const step = arg('step');
+    const size = arg('size');
+    if (typeof step === 'number' && step <= 0) fail(op, `step must be positive, got ${step}`);
+    if (typeof size === 'number' && size < 0) fail(op, `size must be non-negative, got ${size}`);
+  },
+  _weight_norm_interface: (arg, op) => {
+    const v = shapeOf(arg('v'));
+    if (v !== undefined && (v.length === 0 || v.some((d) => d === 0))) fail(op, `v must be a non-empty tensor of at least 1 dim, got shape ${show(v)}`);
+  },
+  slow_conv3d: conv3d,
+  slow_conv3d_forward: conv3d,
+  logcumsumexp: logcumsumexpOut,
+  _logcumsumexp: logcumsumexpOut,
+  // internal: reads rows of a matrix as if the input were 2-D
+  _pdist_forward: (arg, op) => {
+    const n = ndimOf(arg('self'));
+    if (n !== undefined && n !== 2) fail(op, `expects a 2-D input (N, M), got ${n} dims`);
+  },
+  // internal: the fused kernel divides by the size of the normed dimension
+  _weight_norm_interface_backward: (arg, op) => {
+    const v = shapeOf(arg('saved_v'));
+    const gw = shapeOf(arg('grad_w'));
+    const dim = arg('dim');
+    if (v === undefined) return;
+    if (v.length === 0 || v.some((d) => d === 0)) fail(op, `saved_v must be a non-empty tensor of at least 1 dim, got shape ${show(v)}`);
+    if (gw !== undefined && !sameShape(gw, v)) fail(op, `grad_w has shape ${show(gw)} but saved_v has shape ${show(v)}`);
+    if (typeof dim === 'number' && dim !== 0 && dim !== v.length - 1) fail(op, `dim must be 0 or the last dim (${v.length - 1}), got ${dim}`);
+    const along = typeof dim === 'number' && dim === v.length - 1 ? v[v.length - 1] : v[0];
+    for (const name of ['saved_g', 'saved_norms']) {
+      const s = shapeOf(arg(name));
+      if (s !== undefined && s.reduce((a, b) => a * b, 1) !== along) fail(op, `${name} must hold ${along} values (one per slice along dim), got shape ${show(s)}`);
+    }
+  },
+  // internal: the backward of _batch_norm_impl_index, fed what its forward saved
+  _batch_norm_impl_index_backward: (arg, op) => {
+    const input = shapeOf(arg('input'));
+    const grad = shapeOf(arg('grad_output'));
+    if (input === undefined) return;
+    if (input.length < 2) fail(op, `input must have at least 2 dims (N, C, ...), got shape ${show(input)}`);
+    if (grad !== undefined && !sameShape(grad, input)) fail(op, `grad_output has shape ${show(grad)} but input has shape ${show(input)}`);
+    const channels = input[1];
+    const train = arg('train') === true;
+    const needed = train ? ['save_mean', 'save_var_transform'] : ['running_mean', 'running_var'];
+    for (const name of ['weight', 'running_mean', 'running_var', 'save_mean', 'save_var_transform']) {
+      const s = shapeOf(arg(name));
+      if (s === undefined && needed.includes(name)) fail(op, `${name} is required (train = ${train})`);
+      if (s !== undefined && (s.length !== 1 || s[0] !== channels)) fail(op, `${name} must have shape [${channels}] (one value per channel), got ${show(s)}`);
+    }
+  },
+  pinverse: finiteMatrices('self'),
+  svd: finiteMatrices('self'),
+  linalg_svd: finiteMatrices('A'),
+  linalg_pinv: finiteMatrices('self'),
+  _linalg_svd: finiteMatrices('A'),
+  linalg_lstsq: finiteMatrices('self', 'b'),
+  // LU_pivots must be what lu_factor returns for LU_data: the kernel indexes
+  // rows by pivots shaped by LU_data's batch and min(m, n)
+  lu_unpack: (arg, op) => {
+    const lu = shapeOf(arg('LU_data'));
+    const piv = shapeOf(arg('LU_pivots'));
+    if (lu === undefined || piv === undefined) return;
+    if (lu.length < 2) fail(op, `LU_data must have at least 2 dims, got shape ${show(lu)}`);
+    const want = [...lu.slice(0, -2), Math.min(lu[lu.length - 2], lu[lu.length - 1])];
+    if (!sameShape(piv, want)) fail(op, `LU_pivots must have shape ${show(want)} for LU_data of shape ${show(lu)} (as lu_factor returns), got ${show(piv)}`);
+  },
 };
+
+/**
+ * The checks for one operator: its entry in PRECONDITIONS, and the checks that
+ * go by argument name (every factory function with a `layout`).
+ */
+export function preconditionFor(opName: string, argNames: readonly string[]): Precondition | undefined {
+  const own = Object.hasOwn(PRECONDITIONS, opName) ? PRECONDITIONS[opName] : undefined;
+  if (!argNames.includes('layout')) return own;
+  if (own === undefined) return mkldnnLayout;
+  return (arg, op) => {
+    mkldnnLayout(arg, op);
+    own(arg, op);
+  };
+}

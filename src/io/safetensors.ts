@@ -11,17 +11,26 @@
 // A file is untrusted input: everything the header claims is checked against
 // the file's real size before any tensor memory is allocated, and every
 // failure is an Error naming the file and what is wrong.
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { constants as bufferConstants } from 'node:buffer';
+import { closeSync, constants as fsConstants, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { native } from '../native/binding.js';
 import { writeAll, writeAtomic } from './atomic.js';
 import { dtypeCode, elementSize, type DType } from '../core/dtype.js';
+import { unintercepted } from '../core/dispatch.js';
 import { scope } from '../core/memory.js';
+import * as ops from '../ops/index.js';
 import { Tensor } from '../core/tensor.js';
 
-/** The reference's header-size limit (100 MB); a longer header is refused unread. */
-export const MAX_HEADER_SIZE = 100_000_000;
+/**
+ * The longest header read (16 MiB; the reference's limit is 100 MB): a longer
+ * one is refused unread. Real checkpoints' headers are well under 1 MB, and a
+ * hostile 81 MB header of empty tensors used to take 3 GB and 35 s to load.
+ */
+export const MAX_HEADER_SIZE = 16 * 1024 * 1024;
+/** The most tensors one file may hold (real checkpoints hold a few thousand). */
+export const MAX_TENSORS = 100_000;
+/** Tensor data is read in pieces of at most this many bytes, straight into the tensor. */
+const READ_CHUNK = 16 * 1024 * 1024;
 
 /** safetensors dtype names ↔ Keel's. */
 const FROM_FORMAT: Record<string, DType> = {
@@ -67,8 +76,8 @@ interface ByteSource {
   /** How error messages name it. */
   what: string;
   size: number;
-  /** Exactly `length` bytes at `position`, as a fresh or borrowed Uint8Array. */
-  read(position: number, length: number): Uint8Array;
+  /** Exactly `length` bytes at `position`, as a fresh or borrowed Uint8Array (or in `into`, when given and large enough). */
+  read(position: number, length: number, into?: Uint8Array): Uint8Array;
 }
 
 class SafetensorsError extends Error {
@@ -146,6 +155,15 @@ function parseHeader(src: ByteSource): Header {
   if (json === null || typeof json !== 'object' || Array.isArray(json)) {
     fail(src, `header is not a JSON object (it is ${describe(json)})`);
   }
+  const count = Object.keys(json).length - (Object.hasOwn(json, '__metadata__') ? 1 : 0);
+  if (count > MAX_TENSORS) fail(src, `header lists ${count} tensors, more than the ${MAX_TENSORS} a file may hold`);
+  // JSON.parse keeps the last of repeated keys: a file naming a tensor twice
+  // would load one of them silently.
+  const repeated = repeatedKey(text);
+  if (repeated !== undefined) {
+    fail(src, repeated.path === '' ? `tensor ${JSON.stringify(repeated.key)} appears more than once in the header`
+      : `${repeated.path}: the key ${JSON.stringify(repeated.key)} appears more than once`);
+  }
 
   const metadata: Record<string, string> = {};
   const tensors: Record<string, TensorInfo> = {};
@@ -190,6 +208,15 @@ function parseHeader(src: ByteSource): Header {
       const needs = need === Infinity ? 'more than 2^53 bytes' : `${need} bytes`;
       fail(src, `${what}: shape [${shape.join(', ')}] of ${info.dtype} needs ${needs}, but data_offsets [${begin}, ${end}] hold ${end - begin}`);
     }
+    // libtorch multiplies the dimensions in order and refuses a shape whose
+    // running product passes 2^63 before a 0 is reached, even an empty one
+    // ([2^53-1, 2^53-1, 0]): refuse it here, naming the file and tensor.
+    let product = 1n;
+    for (const d of shape) {
+      if (d === 0) break;
+      product *= BigInt(d);
+      if (product > 2n ** 63n - 1n) fail(src, `${what}: shape ${short(shape)} overflows 64-bit size arithmetic before its 0 dimension (libtorch refuses it)`);
+    }
     setOwn(tensors, name, { dtype, shape: shape.slice(), dataOffsets: [begin, end] });
     order.push({ name, begin, end });
   }
@@ -222,6 +249,38 @@ function parseHeader(src: ByteSource): Header {
   return { metadata, tensors, headerLength };
 }
 
+/**
+ * The first key repeated within one object of a (valid) JSON text: its key and
+ * where (the enclosing top-level key, '' for the top level), or undefined.
+ */
+function repeatedKey(text: string): { key: string; path: string } | undefined {
+  const stack: (Set<string> | null)[] = [];  // null: an array
+  let topKey = '';
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      let j = i + 1;
+      while (text.charCodeAt(j) !== 0x22) j += text.charCodeAt(j) === 0x5c /* \ */ ? 2 : 1;
+      const keys = stack[stack.length - 1];
+      if (keys) {
+        // a string in an object is a key when a ':' follows it
+        let k = j + 1;
+        while (k < text.length && /\s/.test(text[k])) k++;
+        if (text[k] === ':') {
+          const key = JSON.parse(text.slice(i, j + 1)) as string;
+          if (keys.has(key)) return { key, path: stack.length === 1 ? '' : topKey === '__metadata__' ? '__metadata__' : `tensor ${JSON.stringify(topKey)}` };
+          keys.add(key);
+          if (stack.length === 1) topKey = key;
+        }
+      }
+      i = j;
+    } else if (c === 0x7b /* { */) stack.push(new Set());
+    else if (c === 0x5b /* [ */) stack.push(null);
+    else if (c === 0x7d /* } */ || c === 0x5d /* ] */) stack.pop();
+  }
+  return undefined;
+}
+
 /** Sets a key as an own property, even '__proto__'. */
 function setOwn<T>(obj: Record<string, T>, key: string, value: T): void {
   Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
@@ -237,26 +296,53 @@ function readTensors(src: ByteSource): { tensors: Record<string, Tensor>; metada
     const tensors: Record<string, Tensor> = {};
     for (const name of names) {
       const { dtype, shape, dataOffsets: [begin, end] } = header.tensors[name];
+      const what = `tensor ${JSON.stringify(name)}`;
       const nbytes = end - begin;
-      if (nbytes > bufferConstants.MAX_LENGTH) {
-        fail(src, `tensor ${JSON.stringify(name)} holds ${nbytes} bytes, more than one Node buffer can (${bufferConstants.MAX_LENGTH})`);
-      }
-      let bytes: Uint8Array;
+      let tensor: Tensor;
       try {
-        bytes = src.read(dataStart + begin, nbytes);
+        tensor = nbytes === 0
+          ? new Tensor(native.fromData(new Uint8Array(0), dtypeCode(dtype), shape))
+          : unintercepted(() => readInto(src, what, dtype, shape, dataStart + begin, nbytes));
       } catch (e) {
         if (e instanceof SafetensorsError) throw e;
-        fail(src, `cannot read tensor ${JSON.stringify(name)} (${nbytes} bytes): ${(e as Error).message}`, e);
+        fail(src, `cannot load ${what} (${dtype} [${shape.join(', ')}]): ${(e as Error).message}`, e);
+      }
+      setOwn(tensors, name, tensor);
+    }
+    return { tensors, metadata: header.metadata };
+  });
+}
+
+/**
+ * A new tensor holding `nbytes` bytes read from `position`, read piece by piece
+ * straight into its memory: a large tensor never sits in memory twice.
+ */
+function readInto(src: ByteSource, what: string, dtype: DType, shape: number[], position: number, nbytes: number): Tensor {
+  return scope(() => {
+    const tensor = ops.empty(shape, { dtype }) as Tensor;
+    const flat = ops.view.dtype(ops.reshape(tensor, [-1]) as Tensor, 'uint8') as Tensor;
+    // one buffer for every piece: pieces left to the GC would pile up
+    const buffer = new Uint8Array(Math.min(READ_CHUNK, nbytes));
+    for (let at = 0; at < nbytes; at += READ_CHUNK) {
+      const length = Math.min(READ_CHUNK, nbytes - at);
+      let bytes: Uint8Array;
+      try {
+        bytes = src.read(position + at, length, buffer);
+      } catch (e) {
+        if (e instanceof SafetensorsError) throw e;
+        fail(src, `cannot read ${what} (${nbytes} bytes): ${(e as Error).message}`, e);
       }
       if (dtype === 'bool') {
         const bad = bytes.findIndex((b) => b > 1);
-        if (bad >= 0) fail(src, `tensor ${JSON.stringify(name)} is BOOL but element ${bad} is the byte ${bytes[bad]} (only 0 and 1 are booleans)`);
+        if (bad >= 0) fail(src, `${what} is BOOL but element ${at + bad} is the byte ${bytes[bad]} (only 0 and 1 are booleans)`);
       }
-      // A Uint8Array of any alignment: the addon memcpys its bytes into a new
-      // tensor, checking their count against shape × element size.
-      setOwn(tensors, name, new Tensor(native.fromData(bytes, dtypeCode(dtype), shape)));
+      scope(() => {
+        // the addon memcpys the bytes (of any alignment) into a new tensor
+        const piece = new Tensor(native.fromData(bytes, dtypeCode('uint8'), [length]));
+        ops.copy_(ops.narrow(flat, 0, at, length) as Tensor, piece);
+      });
     }
-    return { tensors, metadata: header.metadata };
+    return tensor;
   });
 }
 
@@ -264,8 +350,8 @@ function fileSource(path: string, fd: number): ByteSource {
   const src: ByteSource = {
     what: path,
     size: 0,
-    read(position, length) {
-      const out = new Uint8Array(length);
+    read(position, length, into) {
+      const out = into !== undefined && into.byteLength >= length ? into.subarray(0, length) : new Uint8Array(length);
       let done = 0;
       while (done < length) {
         const got = readSync(fd, out, done, Math.min(length - done, 1 << 30), position + done);
@@ -282,15 +368,28 @@ function fileSource(path: string, fd: number): ByteSource {
     fail(src, `cannot stat the file: ${(e as Error).message}`, e);
   }
   if (!st.isFile()) fail(src, 'not a regular file');
+  if (st.size > Number.MAX_SAFE_INTEGER) fail(src, `the file is ${st.size} bytes long, past 2^53`);
   src.size = st.size;
   return src;
 }
 
 function withFile<T>(path: string, fn: (src: ByteSource) => T): T {
   if (typeof path !== 'string') throw new TypeError(`safetensors: path must be a string, got ${describe(path)}`);
+  // A FIFO or a device would block the open (or the reads) forever: refuse
+  // anything but a regular file before opening, and open without blocking in
+  // case it is swapped for one in between (fileSource checks again).
+  let st;
+  try {
+    st = statSync(path);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const why = err.code === 'ENOENT' ? 'no such file' : err.code === 'EACCES' ? 'permission denied' : err.message;
+    fail({ what: path }, `cannot open the file: ${why}`, e);
+  }
+  if (!st.isFile()) fail({ what: path }, `not a regular file (${st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : 'a device or other special file'}); refused without opening it`);
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     const why = err.code === 'ENOENT' ? 'no such file' : err.code === 'EACCES' ? 'permission denied' : err.message;
@@ -387,6 +486,7 @@ function plan(where: string, tensors: Record<string, Tensor>, metadata: Record<s
     meta.sort((a, b) => compareNames(a[0], b[0]));
   }
 
+  if (entries.length > MAX_TENSORS) throw new RangeError(`${where}: ${entries.length} tensors, more than the ${MAX_TENSORS} a file may hold`);
   entries.sort((a, b) => WRITE_RANK[b.format] - WRITE_RANK[a.format] || compareNames(a.name, b.name));
   // Built by hand rather than by JSON.stringify of an object: JS objects put
   // integer-like keys ('0', '10') first, which would reorder the header.
