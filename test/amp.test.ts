@@ -254,3 +254,8 @@ test('TrainingPrecision: every precision by name trains a small conv net; bf16-t
   assert.deepEqual(p.stateDict(), { name: 'fp16-mixed', scaler: { scale: 65536, growth_factor: 2, backoff_factor: 0.5, growth_interval: 2000, _growth_tracker: 0 } });
   assert.throws(() => p.loadStateDict({ name: 'bf16-mixed' }), /trained in bf16-mixed, not fp16-mixed/);
 });
+
+test('keel train --precision offers exactly the TrainingPrecision names', async () => {
+  const program = (await import(new URL('../../dist/cli/program.js', import.meta.url).href)) as { TRAIN_PRECISIONS: string[] };
+  assert.deepEqual(program.TRAIN_PRECISIONS, [...keel.train.PRECISIONS]);
+});

@@ -50,7 +50,7 @@ test('keel train: hostile cases through the CLI', async (t) => {
       cpSync(whole, dir, { recursive: true });
       const bad = keelRun(['train', '--resume', dir, '--lr', '0.5', '--no-progress']);
       assert.equal(bad.status, 2, bad.stderr);
-      assert.match(bad.stderr, /^keel train: --resume cannot change --lr 0\.5 \(the run has 0\.001\); only --steps, --epochs, --checkpoint-every, --threads, --guard may change on resume/);
+      assert.match(bad.stderr, /^keel train: --resume cannot change --lr 0\.5 \(the run has 0\.001\); only --steps, --epochs, --checkpoint-every, --threads, --guard(, --health-every)? may change on resume/);
       const r = keelRun(['train', '--resume', dir, '--steps', '25', '--no-progress']);
       assert.equal(r.status, 0, r.stderr);
       assert.equal(JSON.parse(r.stdout).steps, 25);

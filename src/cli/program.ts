@@ -34,8 +34,10 @@ export function defaultOut(...path: string[]): string {
 }
 
 export const TRAIN_MODELS = ['lenet5', 'mlp', 'vgg11', 'vgg11_bn', 'resnet18'];
+// src/train/precision.ts's PRECISIONS (not imported: this module loads nothing of Keel)
+export const TRAIN_PRECISIONS = ['32-true', '64-true', 'bf16-mixed', 'fp16-mixed', 'bf16-true', 'bf16-emulated', 'fp16-emulated', 'fp8-e4m3-emulated', 'fp8-e5m2-emulated', 'fp8-e4m3-scaled'];
 const NONSMOOTH_MODELS = ['lenet5', 'vgg11', 'vgg11_bn', 'resnet18', 'mlp'];
-const AUDIT_FORMATS = ['fp64', 'fp32', 'bf16', 'fp16', 'fp8-e4m3', 'fp8-e5m2'];
+const AUDIT_FORMATS = ['fp64', 'fp32', 'bf16', 'fp16', 'fp8-e4m3', 'fp8-e5m2', 'fp8-e4m3fnuz', 'fp8-e5m2fnuz'];
 const DATA_SETS = ['fashion-mnist', 'synthetic'];
 const FASHION_MNIST_HINT = 'install it with `apt install dataset-fashion-mnist`, or set KEEL_FASHION_MNIST_ROOT to the folder of its IDX files';
 
@@ -166,7 +168,9 @@ export function buildProgram(state: RunState): Command {
     .option('--no-progress', 'no progress bar or progress lines')
     .option('--out <dir>', 'output folder (required: keel train has no default one)')
     .option('--resume <dir>', 'continue the run in DIR from its latest intact checkpoint (--steps, --epochs, --checkpoint-every, --threads, --guard may change)')
-    .option('--overwrite', 'start afresh in an --out folder that holds a run (removes that run\'s files)', false);
+    .option('--overwrite', 'start afresh in an --out folder that holds a run (removes that run\'s files)', false)
+    .addOption(new Option('--precision <name>', 'how steps run, by Lightning\'s names (fp16-mixed adds a GradScaler; *-emulated rounds every op; default 32-true)').choices(TRAIN_PRECISIONS))
+    .option('--health-every <n>', 'a per-layer health line (gradient and parameter norms, update ratio, saturation, dead ReLUs) in the metrics log every N steps; 0 for none (default 50)', nonNegativeInt('--health-every'));
   run(train, async (o, c) => (await import('./train.js')).trainFromOptions(o, c), ['or use --data synthetic']);
 
   // keel repro <paper>

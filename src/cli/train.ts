@@ -35,6 +35,10 @@ export interface TrainConfig {
   threads?: number;
   /** NaN guard policy (none by default). */
   guard?: 'raise' | 'skip' | 'rollback' | 'repair';
+  /** Lightning's precision names (default 32-true). */
+  precision?: string;
+  /** A health line every N steps (default 50; 0 for none). */
+  healthEvery?: number;
   out: string;
 }
 
@@ -142,6 +146,8 @@ async function trainLocked(config: TrainConfig, out: string, resume: boolean, pr
   const usage = { modelArgs, preprocessing: data.preprocessing, ...(data.classes ? { classes: data.classes } : {}) };
   if (!resume || Object.keys(changed).length > 0) writeFileAtomic(join(out, 'config.json'), `${JSON.stringify({ ...config, ...usage }, null, 2)}\n`);
   const model = keel.nn.zoo.createModel(config.model, modelArgs);
+  const precision = new keel.train.TrainingPrecision(config.precision ?? '32-true');
+  precision.setupModel(model);  // bf16-true, 64-true: parameters in that dtype before the optimizer sees them
   const optimizer = buildOptimizer(config, model.parameters());
   const trainLoader = new keel.data.DataLoader(data.train, { batchSize: config.batchSize, shuffle: true, seed: config.seed, dropLast: true, transform: data.transform });
   const evalLoader = new keel.data.DataLoader(data.test, { batchSize: 1000, transform: data.evalTransform });
@@ -165,6 +171,8 @@ async function trainLocked(config: TrainConfig, out: string, resume: boolean, pr
     warn: (line) => console.error(`keel train: ${line}`),
     ...(Object.keys(changed).length > 0 ? { resumeEvent: { changed } } : {}),
     ...(config.guard ? { guard: new keel.Guard({ model, optimizer, policy: config.guard }) } : {}),
+    precision,
+    health: config.healthEvery === 0 ? false : { every: config.healthEvery ?? 50 },
   });
   if (result.interrupted) {
     return { interrupted: true, exitCode: exitCode() ?? 130, steps: result.steps, totalSteps };
@@ -194,7 +202,7 @@ async function trainLocked(config: TrainConfig, out: string, resume: boolean, pr
 
 /** The config keys that flags set (commander's attribute names). */
 const CONFIG_KEYS = ['model', 'data', 'optim', 'lr', 'weightDecay', 'momentum', 'epochs', 'steps', 'batchSize', 'seed', 'standardizeGrads', 'schedule',
-  'warmup', 'checkpointEvery', 'keepCheckpoints', 'trainSubset', 'testSubset', 'augment', 'threads', 'guard'];
+  'warmup', 'checkpointEvery', 'keepCheckpoints', 'trainSubset', 'testSubset', 'augment', 'threads', 'guard', 'precision', 'healthEvery'];
 
 /** The one line printed at the end, or where to resume after an interrupt; returns the exit code. */
 function report(summary: Record<string, unknown>, dir: string, extra: Record<string, unknown>): number {
@@ -247,6 +255,8 @@ export async function trainFromOptions(o: Record<string, unknown>, cmd?: Command
     augment: o.augment as boolean,
     ...(o.threads !== undefined ? { threads: o.threads as number } : {}),
     ...(o.guard !== undefined ? { guard: o.guard as TrainConfig['guard'] } : {}),
+    ...(o.precision !== undefined ? { precision: o.precision as string } : {}),
+    ...(o.healthEvery !== undefined ? { healthEvery: o.healthEvery as number } : {}),
     out: o.out as string,
   };
   const summary = await runTraining(config, { progress: o.progress as boolean, overwrite: o.overwrite as boolean });

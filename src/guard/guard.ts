@@ -11,7 +11,7 @@ import type { Module } from '../nn/module.js';
 import type { OptimizerLike } from '../optim/optimizer.js';
 import type { FloatFormat } from '../precision/formats.js';
 import { withPrecision } from '../precision/policy.js';
-import type { MetricsLog } from '../train/metrics.js';
+import type { MetricsLog } from '../log/metrics.js';
 import * as ops from '../ops/index.js';
 import { checkGradients, checkParameters, ForwardWatch, GradNormMonitor, LossMonitor } from './detect.js';
 import { backOffLr, finalLayer, reinitSmall, Snapshot, StepState, type Policy, type RepairContext, type RepairFn } from './policies.js';

@@ -18,7 +18,10 @@ import { clipGradNorm, gradNorm } from '../optim/clip.js';
 import type { OptimizerLike, OptimizerStateDict } from '../optim/optimizer.js';
 import type { GuardAction } from '../guard/guard.js';
 import { restoreLatestIntact, saveCheckpoint, type CheckpointContent, type SkippedCheckpoint } from './checkpoint.js';
-import { MetricsLog, readMetrics, type MetricsRecord } from './metrics.js';
+import { HealthMonitor } from '../log/health.js';
+import { MetricsLog, readMetrics, type MetricsRecord } from '../log/metrics.js';
+import { TfEventsWriter } from '../log/tfevents.js';
+import { TrainingPrecision, type PrecisionName } from './precision.js';
 import { createProgress, type Progress } from './progress.js';
 
 /** What a scheduler must offer the loop (every keel.optim scheduler does). */
@@ -94,6 +97,16 @@ export interface FitOptions {
    * scheduler with its snapshot and has the loop skip batches (each logged).
    */
   guard?: Guard;
+  /**
+   * How each step runs, by Lightning's names ('32-true', 'bf16-mixed',
+   * 'fp16-mixed' with its GradScaler, 'bf16-true', '*-emulated', ...), or a
+   * TrainingPrecision. Its state (the loss scale) is saved in checkpoints.
+   */
+  precision?: PrecisionName | TrainingPrecision;
+  /** Per-layer health lines in the metrics log every N steps (default { every: 50 } when outDir is given; false for none). */
+  health?: { every?: number } | false;
+  /** Also write TensorBoard event files to outDir/tb (default true when outDir is given). */
+  tensorboard?: boolean;
   /** Extra fields for the metrics log's resume event (e.g. the flags changed on resume). */
   resumeEvent?: Record<string, unknown>;
   /** Where warnings go (a damaged checkpoint skipped on resume); default: a line on stderr. */
@@ -143,7 +156,7 @@ function splitBatch(batch: unknown): [Tensor, Tensor] {
 
 
 /** Loss and accuracy over a loader, without gradients, in eval mode. */
-export function evaluate(model: Module, loader: DataLoader, loss: (o: Tensor, t: Tensor) => Tensor, accuracy?: boolean): { loss: number; accuracy?: number } {
+export function evaluate(model: Module, loader: DataLoader, loss: (o: Tensor, t: Tensor) => Tensor, accuracy?: boolean, precision?: TrainingPrecision): { loss: number; accuracy?: number } {
   const wasTraining = model.training;
   model.eval();
   let total = 0;
@@ -154,8 +167,9 @@ export function evaluate(model: Module, loader: DataLoader, loss: (o: Tensor, t:
     noGrad(() => {
       for (let k = 0; k < loader.length; k++) {
         scope(() => {
-          const [x, y] = splitBatch(loader.batchAt(0, k));
-          const out = model.call(x) as Tensor;
+          const [x0, y] = splitBatch(loader.batchAt(0, k));
+          const x = precision ? precision.castInput(x0) : x0;
+          const out = (precision ? precision.forward(() => model.call(x)) : model.call(x)) as Tensor;
           const n = x.shape[0];
           total += loss(out, y).item() * n;
           withAccuracy ??= isIntegerTarget(y);
@@ -170,7 +184,7 @@ export function evaluate(model: Module, loader: DataLoader, loss: (o: Tensor, t:
   return { loss: count > 0 ? total / count : Number.NaN, ...(withAccuracy ? { accuracy: count > 0 ? correct / count : Number.NaN } : {}) };
 }
 
-function saveState(options: FitOptions, state: FitState, dir: string, keep: number): void {
+function saveState(options: FitOptions, state: FitState, dir: string, keep: number, precision?: TrainingPrecision): void {
   const { model, optimizer, scheduler, trainLoader } = options;
   scope(() => {
     const tensors: Record<string, Tensor> = {};
@@ -187,12 +201,13 @@ function saveState(options: FitOptions, state: FitState, dir: string, keep: numb
         scheduler: scheduler ? scheduler.stateDict() : null,
         data: trainLoader.stateDict(),
         ...(options.extraState ? { extra: options.extraState } : {}),
+        ...(precision ? { precision: precision.stateDict() } : {}),
       },
     }, keep);
   });
 }
 
-function restoreState(options: FitOptions, ckpt: CheckpointContent & { step: number }): { step: number; epoch: number } {
+function restoreState(options: FitOptions, ckpt: CheckpointContent & { step: number }, precision?: TrainingPrecision): { step: number; epoch: number } {
   {
     const { model, optimizer, scheduler, trainLoader } = options;
     const modelState: Record<string, Tensor> = {};
@@ -208,6 +223,7 @@ function restoreState(options: FitOptions, ckpt: CheckpointContent & { step: num
     trainLoader.loadStateDict(ckpt.state.data as Parameters<DataLoader['loadStateDict']>[0]);
     const rng = ckpt.tensors['rng.cpu'];
     if (rng) setRngState(rng);
+    if (precision && ckpt.state.precision) precision.loadStateDict(ckpt.state.precision as { name?: unknown; scaler?: unknown });
     return { step: ckpt.step, epoch: ckpt.state.epoch as number };
   }
 }
@@ -267,11 +283,15 @@ function* fitLoop(options: FitOptions): Generator<void, FitResult, boolean | und
   const metricsPath = options.outDir ? join(options.outDir, 'metrics.jsonl') : undefined;
   if (options.outDir) mkdirSync(options.outDir, { recursive: true });
 
+  const precision = typeof options.precision === 'string' ? new TrainingPrecision(options.precision) : options.precision;
+  if (precision?.scaler !== undefined && options.guard !== undefined) {
+    throw new Error(`fit: precision ${precision.name} (a GradScaler) with the NaN guard is not supported yet: use bf16-mixed, or the guard without the scaler`);
+  }
   const state: FitState = { step: 0, epoch: 0, totalSteps };
   let resumedFrom: number | undefined;
   let skipped: SkippedCheckpoint[] = [];
   const warn = options.warn ?? ((line: string) => process.stderr.write(`keel: ${line}\n`));
-  const restored = options.resume && ckptDir ? restoreLatestIntact(ckptDir, (c) => restoreState(options, c)) : undefined;
+  const restored = options.resume && ckptDir ? restoreLatestIntact(ckptDir, (c) => restoreState(options, c, precision)) : undefined;
   if (restored) {
     skipped = restored.skipped;
     for (const s of skipped) warn(`skipped checkpoint step ${s.step}: ${s.reason}`);
@@ -290,6 +310,10 @@ function* fitLoop(options: FitOptions): Generator<void, FitResult, boolean | und
   const guardEventsBefore = options.guard?.events.length ?? 0;
 
   const log = metricsPath ? new MetricsLog(metricsPath) : undefined;
+  // TensorBoard follows the metrics log (step, eval, health and guard lines alike)
+  const tb = log !== undefined && options.tensorboard !== false && options.outDir ? new TfEventsWriter(join(options.outDir, 'tb')) : undefined;
+  if (tb !== undefined) log!.listeners.push((r) => tb.addMetricsLine(r));
+  const health = log !== undefined && options.health !== false ? new HealthMonitor(model, { every: options.health?.every ?? 50 }) : undefined;
   if (options.guard !== undefined) {
     if (log !== undefined && options.guard.log === undefined) options.guard.log = log;
     if (options.clipGradNorm !== undefined && options.guard.clipGradNorm === undefined) options.guard.clipGradNorm = options.clipGradNorm;
@@ -334,25 +358,38 @@ function* fitLoop(options: FitOptions): Generator<void, FitResult, boolean | und
       state.epoch = epoch;
       const k = trainLoader.batchIndex;
       const t0 = performance.now();
+      const healthDue = health?.due(state.step + 1) === true;
+      if (healthDue) health!.begin();
       const measured = scope(() => {
-        const [x, y] = splitBatch(trainLoader.batchAt(epoch, k));
+        const [x0, y] = splitBatch(trainLoader.batchAt(epoch, k));
+        const x = precision ? precision.castInput(x0) : x0;
         const guard = options.guard;
         if (guard !== undefined) {
           const withAccuracy = options.accuracy ?? isIntegerTarget(y);
           let accuracy: number | undefined;
           const r = guard.stepSync(() => {
-            const out = model.call(x) as Tensor;
-            if (withAccuracy) accuracy = noGrad(() => out.argmax(1).eq(y).float().mean().item());
-            return options.loss(out, y);
+            const forward = (): Tensor => {
+              const out = model.call(x) as Tensor;
+              if (withAccuracy) accuracy = noGrad(() => out.argmax(1).eq(y).float().mean().item());
+              return options.loss(out, y);
+            };
+            return precision ? precision.forward(forward) : forward();
           });
           return { loss: r.loss, gradNorm: r.gradNorm, accuracy, rolledBack: r.rolledBackTo !== undefined };
         }
-        const out = model.call(x) as Tensor;
-        const lossT = options.loss(out, y);
+        const [out, lossT] = precision
+          ? precision.forward(() => { const o = model.call(x) as Tensor; return [o, options.loss(o, y)] as const; })
+          : (() => { const o = model.call(x) as Tensor; return [o, options.loss(o, y)] as const; })();
         optimizer.zeroGrad(true);
-        lossT.backward();
+        if (precision) {
+          precision.backward(lossT);
+          precision.unscale(optimizer); // clipping and the logged norm see the true gradients
+        } else {
+          lossT.backward();
+        }
         const norm = options.clipGradNorm !== undefined ? clipGradNorm(params, options.clipGradNorm) : gradNorm(params);
-        optimizer.step();
+        if (precision) precision.step(optimizer);
+        else optimizer.step();
         const withAccuracy = options.accuracy ?? isIntegerTarget(y);
         const accuracy = withAccuracy ? noGrad(() => out.argmax(1).eq(y).float().mean().item()) : undefined;
         return { loss: lossT.item(), gradNorm: norm, accuracy };
@@ -367,7 +404,16 @@ function* fitLoop(options: FitOptions): Generator<void, FitResult, boolean | und
       const stepTimeMs = performance.now() - t0;
       runningLoss = Number.isNaN(runningLoss) ? measured.loss : 0.98 * runningLoss + 0.02 * measured.loss;
       const info: StepInfo = { step: state.step, epoch, loss: measured.loss, lr, gradNorm: measured.gradNorm, stepTimeMs, ...(measured.accuracy !== undefined ? { accuracy: measured.accuracy } : {}) };
-      if (log && (state.step % logEvery === 0 || state.step === totalSteps)) log.write({ ...info });
+      if (log && (state.step % logEvery === 0 || state.step === totalSteps)) {
+        log.write({ ...info, ...(precision?.scaler ? { lossScale: precision.scaler.getScale() } : {}) });
+      }
+      if (healthDue) {
+        log!.write({ ...health!.record(state.step), ...(precision?.scaler ? { lossScale: precision.scaler.getScale() } : {}) });
+        if (tb) scope(() => {
+          tb.addHistograms('weights', model.namedParameters(), state.step);
+          tb.addHistograms('grads', model.namedParameters().map(([n, p]) => [n, p.grad] as [string, Tensor | undefined]), state.step);
+        });
+      }
       progress?.update(state.step, { epoch: epoch + 1, loss: runningLoss });
       for (const c of callbacks) if (c.onStepEnd?.(info, state) === false) stop = true;
 
@@ -375,7 +421,7 @@ function* fitLoop(options: FitOptions): Generator<void, FitResult, boolean | und
       if (epochDone) {
         if (scheduler && interval === 'epoch') scheduler.step();
         if (evalLoader) {
-          const e = evaluate(model, evalLoader, options.loss, options.accuracy);
+          const e = evaluate(model, evalLoader, options.loss, options.accuracy, precision);
           lastEval = { step: state.step, epoch, ...e };
           log?.write({ event: 'eval', ...lastEval });
         }
@@ -383,26 +429,28 @@ function* fitLoop(options: FitOptions): Generator<void, FitResult, boolean | und
       }
       const last = state.step === totalSteps || stop;
       if (ckptDir && ((checkpointEvery > 0 && state.step % checkpointEvery === 0) || (last && checkpointEvery > 0))) {
-        saveState(options, state, ckptDir, keep);
+        saveState(options, state, ckptDir, keep, precision);
         savedAt = state.step;
       }
       if (!last && (yield)) {
         interrupted = true;
-        if (ckptDir && savedAt !== state.step) saveState(options, state, ckptDir, keep);
+        if (ckptDir && savedAt !== state.step) saveState(options, state, ckptDir, keep, precision);
         break;
       }
     }
     options.guard?.flush();  // the last update's check (the guard reads each one with the next step's)
     if (!interrupted && evalLoader && (lastEval === undefined || lastEval.step !== state.step)) {
-      const e = evaluate(model, evalLoader, options.loss, options.accuracy);
+      const e = evaluate(model, evalLoader, options.loss, options.accuracy, precision);
       lastEval = { step: state.step, epoch: state.epoch, ...e };
       log?.write({ event: 'eval', ...lastEval });
     }
   } finally {
     progress?.stop();
     detachGuard?.();
+    health?.end();
     if (options.guard !== undefined && options.guard.log === log) options.guard.log = undefined;
     log?.close();
+    tb?.close();
   }
   const result: FitResult = {
     steps: state.step,

@@ -152,6 +152,7 @@ export const RESUMABLE: Record<string, string> = {
   checkpointEvery: '--checkpoint-every',
   threads: '--threads',
   guard: '--guard',
+  healthEvery: '--health-every',
 };
 
 function flagOf(key: string): string {

@@ -8,6 +8,8 @@ export type MetricsRecord = Record<string, unknown>;
 
 export class MetricsLog {
   private fd: number | undefined;
+  /** Called with every record written (the TensorBoard writer follows the log this way). */
+  readonly listeners: ((record: MetricsRecord) => void)[] = [];
 
   constructor(readonly path: string) {
     mkdirSync(dirname(path), { recursive: true });
@@ -18,6 +20,7 @@ export class MetricsLog {
   write(record: MetricsRecord): void {
     if (this.fd === undefined) throw new Error(`metrics log ${this.path} is closed`);
     writeSync(this.fd, `${JSON.stringify(record)}\n`);
+    for (const l of this.listeners) l(record);
   }
 
   close(): void {
