@@ -77,6 +77,8 @@ test('keel repro sing --quick --out DIR: every run, a consistent summary, a verd
     t.diagnostic(`--quick took ${seconds.toFixed(1)} s (a budget, not an assertion: timings belong to bench/)`);
     assert.match(r.stdout, /\| optimizer \| lr/);
     assert.match(r.stdout, /## Verdict/);
+    assert.ok(existsSync(join(dir, 'run-report.html')) && existsSync(join(dir, 'run-report.md')), 'keel repro ... --out DIR ends with its report');
+    assert.match(r.stderr, /keel repro sing: report .*run-report\.html/);
     assert.match(r.stderr, /\[1\/\d+\] lenet5 adamw/, 'a progress line per run');
     assert.ok(existsSync(join(dir, 'report.md')));
 

@@ -15,7 +15,8 @@
 //   keel dashboard DIR...       src/dashboard/server.ts
 //   keel report DIR             src/dashboard/report.ts
 //   keel help [command]
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command, CommanderError, Help, InvalidArgumentError, Option } from 'commander';
 import { MODEL_IDS as SING_MODELS } from '../experiments/sing/grid.js';
 import { finiteString, intAtLeast, listOf, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber } from './args.js';
@@ -134,6 +135,18 @@ export function buildProgram(state: RunState): Command {
     });
   };
 
+  // a reproduction or audit that wrote DIR/results.json ends with its report (keel report DIR)
+  const thenReport = (impl: (o: Record<string, unknown>, cmd: Command) => Promise<number>) => async (o: Record<string, unknown>, c: Command): Promise<number> => {
+    const code = await impl(o, c);
+    const out = typeof o.out === 'string' ? o.out : undefined;
+    if (code === 0 && out !== undefined && existsSync(join(out, 'results.json'))) {
+      const { writeReport } = await import('../dashboard/report.js');
+      const r = await writeReport(out);
+      process.stderr.write(`${state.command}: report ${r.html} (and ${r.md})\n`);
+    }
+    return code;
+  };
+
   const program = configure(new Command('keel'))
     .usage('<command> [options]')
     .description('Keel: numerically reliable deep-learning training on libtorch')
@@ -194,7 +207,7 @@ export function buildProgram(state: RunState): Command {
     .option('--threads <n>', 'intra-op threads (default: all cores)', positiveInt('--threads'))
     .option('--resume', 'continue the grid in DIR (same options) from its results.json', false)
     .option('--no-progress', 'no progress bar (the per-run lines still print)');
-  run(sing, async (o) => (await import('../experiments/sing/index.js')).reproSingFromOptions(o));
+  run(sing, thenReport(async (o) => (await import('../experiments/sing/index.js')).reproSingFromOptions(o)));
 
   const stable = sub(repro, 'stable', 'Stable architectures (Haber & Ruthotto 2017, arXiv:1705.03341): growth at init vs depth (dense, and conv on Fashion-MNIST states), multi-level training on swiss roll, peaks, ellipses and a Fashion-MNIST subset (depth ≤ N), eigenvalues (exact for dense blocks, Arnoldi Ritz values for conv blocks); writes DIR/results.json and SVG plots')
     .summary('stable ODE-view networks (arXiv:1705.03341)')
@@ -203,7 +216,7 @@ export function buildProgram(state: RunState): Command {
     .option('--max-depth <n>', 'deepest network trained (training depths 4, 8, … up to N)', intAtLeast('--max-depth', 4))
     .option('--iters <k>', 'the 2-D sets\' steps per level', intAtLeast('--iters', 4))
     .option('--no-fmnist', 'skip the Fashion-MNIST part');
-  run(stable, async (o) => (await import('../experiments/stable/cli.js')).runFromOptions(o));
+  run(stable, thenReport(async (o) => (await import('../experiments/stable/cli.js')).runFromOptions(o)));
 
   const mde = sub(repro, 'mde', 'NaN divergence in monocular depth estimation (Kim, Jang & Kim 2023, arXiv:2311.03938) on SynthDepth: loss (sqrt / safe SILog) × head × variance × final init × seeds, in float32 and emulated fp16 and bf16, unguarded; then the naive configuration under each keel.Guard policy')
     .summary('NaN divergence in depth estimation (arXiv:2311.03938)')
@@ -215,7 +228,7 @@ export function buildProgram(state: RunState): Command {
     .option('--threads <n>', 'libtorch threads (default 1: the depth net is tiny, and one thread ran its steps 4× faster than two on a 2-core machine)', intAtLeast('--threads', 1))
     .option('--no-guard', 'skip the guard part')
     .option('--no-progress', 'no progress bar (the per-run lines still print)');
-  run(mde, async (o) => (await import('../experiments/mde/cli.js')).runFromOptions(o));
+  run(mde, thenReport(async (o) => (await import('../experiments/mde/cli.js')).runFromOptions(o)));
 
   const maxpool = sub(repro, 'maxpool', 'Nonsmooth AD (Boustany 2024, arXiv:2401.02736; Bertoin et al. 2021): MaxPool-β and ReLU\'(0) training impact across precisions')
     .summary("MaxPool-β / ReLU'(0) training impact (arXiv:2401.02736)")
@@ -239,7 +252,7 @@ export function buildProgram(state: RunState): Command {
     .option('--no-remedies', 'skip the remedy runs')
     .option('--plan', 'print the planned runs per model, data set and role, and exit')
     .option('--no-progress', 'no progress bar (the per-run lines still print)');
-  run(maxpool, async (_o, c) => (await import('../experiments/nonsmooth/cli.js')).reproMaxpool(optionRecord(c)), ['or use --data synthetic']);
+  run(maxpool, thenReport(async (_o, c) => (await import('../experiments/nonsmooth/cli.js')).reproMaxpool(optionRecord(c))), ['or use --data synthetic']);
 
   // keel audit <what>
   const audit = sub(program, 'audit', 'audit numerical reliability: keel audit nonsmooth --model vgg11 --precision fp64,fp32,bf16,fp16 [--quick] [--out DIR]')
@@ -261,7 +274,7 @@ export function buildProgram(state: RunState): Command {
     .option('--quick', 'smoke run')
     .option('--out <dir>', 'output folder', defaultOut('audit', 'nonsmooth'))
     .option('--no-progress', 'no progress bar (the per-run lines still print)');
-  run(nonsmooth, async (_o, c) => (await import('../experiments/nonsmooth/cli.js')).auditNonsmooth(optionRecord(c)), ['or use --data synthetic']);
+  run(nonsmooth, thenReport(async (_o, c) => (await import('../experiments/nonsmooth/cli.js')).auditNonsmooth(optionRecord(c))), ['or use --data synthetic']);
 
   // keel doctor
   const doctor = sub(program, 'doctor', 'check libtorch, CUDA, BLAS, threads, Node and the PyTorch reference; exit 0 when healthy, 1 when something is wrong')
