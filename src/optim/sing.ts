@@ -33,7 +33,7 @@
 import { Tensor } from '../core/tensor.js';
 import { zerosLike } from '../core/creation.js';
 import * as ops from '../ops/index.js';
-import { checkRange, knownOptions, Optimizer, type GroupOf, type ParamsArg } from './optimizer.js';
+import { checkRange, knownOptions, Optimizer, type GroupOf, type ParamsArg, type ParamState } from './optimizer.js';
 import { standardizeGradient } from './standardize.js';
 
 export interface SINGHyper {
@@ -175,6 +175,19 @@ export class SING extends Optimizer<SINGHyper> {
     }
   }
 
+  /** The parameter's state (made on its first step) with its gradient standardised in place. */
+  private prepare(g: SINGGroup, p: Tensor, grad: Tensor): ParamState {
+    const s = this.stateOf(p, (st) => {
+      st.scalars.step = 0;
+      st.tensors.exp_avg = zerosLike(p);
+      st.tensors.exp_avg_sq = zerosLike(p);
+      if (g.lookahead) st.tensors.lookahead_params = p.clone();
+    });
+    if (g.lookahead && s.tensors.lookahead_params === undefined) s.tensors.lookahead_params = p.clone().keep();
+    standardizeGradient(grad, { centralize: g.gradCentralization, normalize: g.gradNormalization, eps: g.eps });
+    return s;
+  }
+
   protected updateGroup(g: SINGGroup, params: [Tensor, Tensor][]): void {
     if (g.foreach && params.length > 0) {
       this.updateGroupForeach(g, params);
@@ -183,14 +196,7 @@ export class SING extends Optimizer<SINGHyper> {
     const { lr, eps, weightDecay } = g;
     const [beta1, beta2] = g.betas;
     for (const [p, grad] of params) {
-      const s = this.stateOf(p, (st) => {
-        st.scalars.step = 0;
-        st.tensors.exp_avg = zerosLike(p);
-        st.tensors.exp_avg_sq = zerosLike(p);
-        if (g.lookahead) st.tensors.lookahead_params = p.clone();
-      });
-      if (g.lookahead && s.tensors.lookahead_params === undefined) s.tensors.lookahead_params = p.clone().keep();
-      standardizeGradient(grad, { centralize: g.gradCentralization, normalize: g.gradNormalization, eps });
+      const s = this.prepare(g, p, grad);
       const step = ++s.scalars.step;
       const { exp_avg: expAvg, exp_avg_sq: expAvgSq } = s.tensors;
       expAvg.mul_(beta1).add_(grad, 1 - beta1);
@@ -214,14 +220,7 @@ export class SING extends Optimizer<SINGHyper> {
     const expAvgSqs: Tensor[] = [];
     const steps: number[] = [];
     for (const [p, grad] of params) {
-      const s = this.stateOf(p, (st) => {
-        st.scalars.step = 0;
-        st.tensors.exp_avg = zerosLike(p);
-        st.tensors.exp_avg_sq = zerosLike(p);
-        if (g.lookahead) st.tensors.lookahead_params = p.clone();
-      });
-      if (g.lookahead && s.tensors.lookahead_params === undefined) s.tensors.lookahead_params = p.clone().keep();
-      standardizeGradient(grad, { centralize: g.gradCentralization, normalize: g.gradNormalization, eps });
+      const s = this.prepare(g, p, grad);
       ps.push(p);
       grads.push(grad);
       expAvgs.push(s.tensors.exp_avg);
