@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -152,4 +152,11 @@ test('the keel command: --help exits 0, an unknown command exits 2 with the usag
   assert.equal(none.status, 2);
   const badOption = keelCli('doctor', '--frobnicate');
   assert.equal(badOption.status, 2);
+});
+
+test('keel doctor says whether the CPU runs bf16 natively (AVX-512 BF16 or AMX), as /proc/cpuinfo says', () => {
+  const out = execFileSync(process.execPath, [BIN, 'doctor', '--json'], { encoding: 'utf8' });
+  const r = JSON.parse(out) as { cpu: { avx512bf16: boolean | null; amx: boolean | null } };
+  const flags = readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)![1].trim().split(/\s+/);
+  assert.deepEqual(r.cpu, { avx512bf16: flags.includes('avx512_bf16'), amx: flags.includes('amx_bf16') });
 });

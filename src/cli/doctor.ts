@@ -53,6 +53,8 @@ export interface DoctorReport {
     howToChange: string;
   };
   node: { version: string; ok: boolean };
+  /** CPU features that decide what low precision runs natively (from /proc/cpuinfo; null where it cannot be read). */
+  cpu: { avx512bf16: boolean | null; amx: boolean | null };
   pytorchReference: { python: string; available: boolean; version: string | null; error: string | null };
 }
 
@@ -71,6 +73,16 @@ function realpathOrNull(p: string | null): string | null {
     return realpathSync(p);
   } catch {
     return null;
+  }
+}
+
+/** bf16 runs natively on CPUs with AVX-512 BF16 (or AMX); fp16 has no CPU kernels in libtorch 1.13 either way. */
+function cpuFeatures(): DoctorReport['cpu'] {
+  try {
+    const flags = new Set((/^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '').trim().split(/\s+/));
+    return { avx512bf16: flags.has('avx512_bf16'), amx: flags.has('amx_bf16') };
+  } catch {
+    return { avx512bf16: null, amx: null };
   }
 }
 
@@ -121,6 +133,7 @@ export async function diagnose(): Promise<DoctorReport> {
       howToChange: 'keel.setNumThreads(n) or the KEEL_NUM_THREADS environment variable',
     },
     node: { version: process.version, ok: Number(process.versions.node.split('.')[0]) >= 20 },
+    cpu: cpuFeatures(),
     pytorchReference: { python: REFERENCE_PYTHON, available: false, version: null, error: null },
   };
 
@@ -234,6 +247,10 @@ export function formatReport(r: DoctorReport): string {
   row(t.intraOp === null || t.intraOp === t.keelDefault ? OK : HM, 'threads', `libtorch intra-op ${t.intraOp ?? '-'}, inter-op ${t.interOp ?? '-'}; ${t.cores} core(s)`);
   lines.push(`  ${''.padEnd(4)}  ${''.padEnd(18)} Keel uses ${t.keelDefault} (${t.defaultFrom}) unless told otherwise by ${t.howToChange}`);
   row(r.node.ok ? OK : NO, 'Node', r.node.version);
+  const bf16 = r.cpu.avx512bf16 === null ? 'unknown (no /proc/cpuinfo)'
+    : r.cpu.avx512bf16 || r.cpu.amx ? `native bf16 (${[r.cpu.avx512bf16 ? 'AVX-512 BF16' : '', r.cpu.amx ? 'AMX' : ''].filter(Boolean).join(', ')}); fp16 emulated (no CPU kernels in libtorch 1.13)`
+      : 'no AVX-512 BF16: bf16 runs through slower conversions; fp16 emulated (no CPU kernels in libtorch 1.13)';
+  row(OK, 'low precision', bf16);
   const ref = r.pytorchReference;
   row(ref.available ? OK : HM, 'PyTorch reference', ref.available ? `torch ${ref.version} (${ref.python})` : `unavailable (${ref.python}: ${ref.error})`);
 
