@@ -255,7 +255,8 @@ test('TrainingPrecision: every precision by name trains a small conv net; bf16-t
   assert.throws(() => p.loadStateDict({ name: 'bf16-mixed' }), /trained in bf16-mixed, not fp16-mixed/);
 });
 
-test('keel train --precision offers exactly the TrainingPrecision names', async () => {
-  const program = (await import(new URL('../../dist/cli/program.js', import.meta.url).href)) as { TRAIN_PRECISIONS: string[] };
+test('keel train --precision and keel audit/repro --precision offer exactly the names the library accepts', async () => {
+  const program = (await import(new URL('../../dist/cli/program.js', import.meta.url).href)) as { TRAIN_PRECISIONS: string[]; AUDIT_FORMATS: string[] };
   assert.deepEqual(program.TRAIN_PRECISIONS, [...keel.train.PRECISIONS]);
+  assert.deepEqual(program.AUDIT_FORMATS, [...keel.audit.AUDIT_FORMATS_ACCEPTED]);
 });

@@ -19,5 +19,5 @@ export {
   unitRoundoff, bifurcationThreshold, collectGradients, disposeGradients, compareGradients, type GradientComparison,
 } from './bifurcation.js';
 export { compensationPoint, compensationSweep, COMPENSATION_X, adjacentX, type CompensationPoint, type CompensationSweep } from './compensation.js';
-export { AUDIT_FORMATS, computeDtype, inFormat, castFor } from './precision-run.js';
+export { AUDIT_FORMATS, AUDIT_FORMATS_ACCEPTED, computeDtype, inFormat, castFor } from './precision-run.js';
 export { wilson, formatShare, type Share } from './wilson.js';

@@ -2,10 +2,13 @@
 // fp32 in float32, the narrower formats under keel.withPrecision (float32
 // compute, every op output, parameter entry and gradient rounded to the format).
 import type { Tensor } from '../core/tensor.js';
-import type { FormatName } from '../precision/formats.js';
+import { FORMATS, type FormatName } from '../precision/formats.js';
 import { withPrecision } from '../precision/policy.js';
 
+/** The formats an audit runs by default. */
 export const AUDIT_FORMATS: readonly FormatName[] = ['fp64', 'fp32', 'bf16', 'fp16', 'fp8-e4m3', 'fp8-e5m2'];
+/** Every format an audit accepts (the fnuz fp8 variants too). */
+export const AUDIT_FORMATS_ACCEPTED = Object.keys(FORMATS) as readonly FormatName[];
 
 /** The dtype the tensors of a format's run hold. */
 export function computeDtype(format: FormatName): 'float64' | 'float32' {

@@ -38,7 +38,8 @@ export const TRAIN_MODELS = ['lenet5', 'mlp', 'vgg11', 'vgg11_bn', 'resnet18'];
 // src/train/precision.ts's PRECISIONS (not imported: this module loads nothing of Keel)
 export const TRAIN_PRECISIONS = ['32-true', '64-true', 'bf16-mixed', 'fp16-mixed', 'bf16-true', 'bf16-emulated', 'fp16-emulated', 'fp8-e4m3-emulated', 'fp8-e5m2-emulated', 'fp8-e4m3-scaled'];
 const NONSMOOTH_MODELS = ['lenet5', 'vgg11', 'vgg11_bn', 'resnet18', 'mlp'];
-const AUDIT_FORMATS = ['fp64', 'fp32', 'bf16', 'fp16', 'fp8-e4m3', 'fp8-e5m2', 'fp8-e4m3fnuz', 'fp8-e5m2fnuz'];
+// keel.audit.AUDIT_FORMATS_ACCEPTED (not imported: this module loads nothing of Keel; a test holds them equal)
+export const AUDIT_FORMATS = ['fp64', 'fp32', 'bf16', 'fp16', 'fp8-e4m3', 'fp8-e5m2', 'fp8-e4m3fnuz', 'fp8-e5m2fnuz'];
 const DATA_SETS = ['fashion-mnist', 'synthetic'];
 const FASHION_MNIST_HINT = 'install it with `apt install dataset-fashion-mnist`, or set KEEL_FASHION_MNIST_ROOT to the folder of its IDX files';
 

@@ -156,7 +156,7 @@ export function runAuditPlan(plan: AuditPlan, train: DataSplit, log: (s: string)
 /** The paper's predicted order fp64 ≤ fp32 ≤ bf16/fp16 ≤ fp8, checked on the shares (with their intervals). */
 export function checkOrder(rows: AuditRow[], protocol: Protocol, which: 'differ' | 'bifurcation' = 'differ'): { holds: boolean; explanation: string } {
   const p = (f: FormatName) => rows.find((r) => r.protocol === protocol && r.format === f)?.[which];
-  const chain: FormatName[][] = [['fp64'], ['fp32'], ['bf16', 'fp16'], ['fp8-e4m3', 'fp8-e5m2']];
+  const chain: FormatName[][] = [['fp64'], ['fp32'], ['bf16', 'fp16'], ['fp8-e4m3', 'fp8-e5m2', 'fp8-e4m3fnuz', 'fp8-e5m2fnuz']];
   const levels = chain.map((fs) => fs.map(p).filter((s): s is keel.audit.Share => s !== undefined)).filter((l) => l.length > 0);
   const broken: string[] = [];
   for (let i = 0; i + 1 < levels.length; i++) {

@@ -71,7 +71,7 @@ export async function auditNonsmooth(o: Record<string, string | true>): Promise<
   const modelId = str(o, 'model', 'vgg11') as ModelId;
   if (!MODEL_IDS.includes(modelId)) throw new UsageError(`--model: unknown model '${modelId}' (${MODEL_IDS.join(', ')})`);
   const data = str(o, 'data', 'fashion-mnist') as DataId;
-  const formats = list<FormatName>(o, 'precision', [...A.AUDIT_FORMATS], A.AUDIT_FORMATS);
+  const formats = list<FormatName>(o, 'precision', [...A.AUDIT_FORMATS], A.AUDIT_FORMATS_ACCEPTED);
   const out = resolve(str(o, 'out', defaultOut('audit', 'nonsmooth')));
   mkdirSync(out, { recursive: true });
   const spec: ModelSpec = { id: modelId, width: num(o, 'width', quick ? 8 : 16), depth: num(o, 'depth', 3), hidden: num(o, 'hidden', quick ? 64 : 256) };
@@ -182,7 +182,7 @@ export async function reproMaxpool(o: Record<string, string | true>): Promise<nu
     for (const b of betas) if (!(Number.isFinite(b) && b >= 0)) throw new RangeError(`--betas: every β must be a number ≥ 0, got ${b}`);
     relu0 = list(o, 'relu0', quick ? ['0'] : ['0', '1']).map(Number);
     for (const r of relu0) if (!Number.isFinite(r)) throw new RangeError(`--relu0: not a number: ${r}`);
-    formats = list<FormatName>(o, 'precision', quick ? ['fp32', 'bf16'] : ['fp32', 'bf16', 'fp16'], A.AUDIT_FORMATS);
+    formats = list<FormatName>(o, 'precision', quick ? ['fp32', 'bf16'] : ['fp32', 'bf16', 'fp16'], A.AUDIT_FORMATS_ACCEPTED);
     optims = list<OptimName>(o, 'optims', quick ? ['sgd'] : ['sgd', 'adam'], ['sgd', 'adam']);
     seeds = num(o, 'seeds', quick ? 2 : 3);
     stepsArg = typeof o.steps === 'string' ? num(o, 'steps', 0) : undefined;

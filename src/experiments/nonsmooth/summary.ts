@@ -84,7 +84,7 @@ export function groupRows(runs: RunRecord[]): Row[] {
 
 const pts = (x: number) => `${x >= 0 ? '+' : ''}${(100 * x).toFixed(1)}`;
 const acc = (x: number) => `${(100 * x).toFixed(1)} %`;
-const LOW: FormatName[] = ['bf16', 'fp16', 'fp8-e4m3', 'fp8-e5m2'];
+const LOW: FormatName[] = ['bf16', 'fp16', 'fp8-e4m3', 'fp8-e5m2', 'fp8-e4m3fnuz', 'fp8-e5m2fnuz'];
 
 interface Drop {
   cells: number;
