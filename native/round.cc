@@ -8,7 +8,6 @@
 #include <ATen/Parallel.h>
 #include <torch/autograd.h>
 
-#include <atomic>
 #include <cmath>
 #include <cstring>
 
@@ -25,26 +24,7 @@ struct Format {
   bool negativeZero;  // false for the fnuz formats: −0 rounds to +0
 };
 
-inline double roundOne(double x, const Format& f) {
-  if (std::isnan(x)) return x;
-  double a = std::fabs(x);
-  if (a == 0) return x;
-  double r;
-  if (std::isinf(a)) {
-    r = a;
-  } else {
-    int e;
-    std::frexp(a, &e);  // a = m · 2^e, m in [0.5, 1)
-    int ulpExp = static_cast<int>(std::max<int64_t>(e - 1 - f.mantissaBits, f.minNormalExponent - f.mantissaBits));
-    // a / ulp < 2^(mantissaBits + 1) is exact, nearbyint rounds half to even, · ulp is exact
-    r = std::ldexp(std::nearbyint(std::ldexp(a, -ulpExp)), ulpExp);
-  }
-  if (r > f.maxFinite) r = f.saturate ? f.maxFinite : (f.hasInfinity ? INFINITY : NAN);
-  if (r == 0 && !f.negativeZero) return 0.0;
-  return std::copysign(r, x);
-}
-
-// The same by the bits, vectorisable: round half to even at the format's ulp.
+// Round half to even at the format's ulp, by the bits (vectorisable).
 // In the format's normal range, drop the low fraction bits (a carry into the
 // exponent is the right answer); below it, add and subtract a power of two
 // whose ulp is the format's subnormal ulp (IEEE addition rounds half to even).
@@ -141,20 +121,11 @@ napi_value Representable(napi_env env, napi_callback_info info) {
     Format f = formatArg(env, a + 1);
     if (x.scalar_type() != at::kFloat && x.scalar_type() != at::kDouble)
       throw ArgError(std::string("isRepresentable: expected a float32 or float64 tensor, got ") + c10::toString(x.scalar_type()));
-    at::Tensor in = x.detach().contiguous();
-    std::atomic<bool> all{true};
-    auto check = [&](auto* p) {
-      at::parallel_for(0, in.numel(), 16384, [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e && all.load(std::memory_order_relaxed); ++i) {
-          double v = static_cast<double>(p[i]);
-          double r = roundOne(v, f);
-          if (!(r == v || (std::isnan(r) && std::isnan(v)))) all = false;
-        }
-      });
-    };
-    if (in.scalar_type() == at::kFloat) check(in.data_ptr<float>());
-    else check(in.data_ptr<double>());
-    return jsBool(env, all.load());
+    // the one rounding algorithm, then a comparison (NaN equal to NaN)
+    at::Tensor in = x.detach();
+    at::Tensor r = roundValues(in, f);
+    bool all = at::logical_or(r.eq(in), at::logical_and(r.isnan(), in.isnan())).all().item<bool>();
+    return jsBool(env, all);
   })
 }
 
