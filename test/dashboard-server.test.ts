@@ -189,3 +189,51 @@ test('dashboard: verdicts are read in each study\'s shape (stable, mde, nonsmoot
   assert.deepEqual(v.map((x) => [x.claim, x.outcome]), [['a', 'HOLDS'], ['b', 'NOT TESTABLE'], ['c', 'confirmed'], ['d', 'MIXED'], ['e', 'inconclusive']]);
   assert.deepEqual(keel.dashboard.findTables({ sing: { verdicts: [{ statement: 's', outcome: 'x' }] }, runs: [{ a: 1 }] }).map((t) => t.title), ['runs']);
 });
+
+// The tail reads in 8 MiB pieces and reuses each position's column while the
+// keys repeat: lines across piece boundaries, a line longer than a piece,
+// keys that change order or appear late, and appends in odd-sized parts must
+// all read as JSON.parse reads them.
+test('dashboard: the metrics tail reads pieces, long lines, reordered keys and odd appends as JSON.parse does', () => {
+  const dir = tmp();
+  const path = join(dir, 'metrics.jsonl');
+  const lines: string[] = [];
+  for (let i = 1; i <= 120_000; i++) {
+    const r: Record<string, unknown> = i % 3 === 0 ? { step: i, accuracy: i / 7, loss: 1 / i } : { step: i, loss: 1 / i, accuracy: i / 7 };
+    if (i > 60_000) r.lr = 1e-3 * (i % 5);
+    if (i === 70_000) r.loss = null;
+    lines.push(JSON.stringify(r));
+    if (i === 50_000) lines.push(JSON.stringify({ event: 'guard', step: i, note: 'x'.repeat(9 << 20) }));
+  }
+  const text = lines.join('\n') + '\n';
+  const tail = new keel.dashboard.MetricsTail(path);
+  try {
+    let at = 0;
+    for (const size of [1, 5_000_000, 3, 9_000_000, 17]) {
+      appendFileSync(path, text.slice(at, at + size));
+      at += size;
+      tail.poll();
+    }
+    appendFileSync(path, text.slice(at));
+    tail.poll();
+    const want = { step: [] as number[], loss: [] as number[], accuracy: [] as number[], lr: [] as number[] };
+    for (const l of lines) {
+      const r = JSON.parse(l) as Record<string, number | null | undefined>;
+      if (r.event !== undefined) continue;
+      want.step.push(r.step as number);
+      want.loss.push(r.loss ?? Number.NaN);
+      want.accuracy.push(r.accuracy as number);
+      want.lr.push(r.lr ?? Number.NaN);
+    }
+    assert.equal(tail.lines, lines.length);
+    assert.equal(tail.garbled, 0);
+    assert.equal(tail.pendingBytes, 0);
+    assert.deepEqual(tail.steps.step, want.step);
+    assert.deepEqual(Object.keys(tail.steps.fields).sort(), ['accuracy', 'loss', 'lr']);
+    for (const k of ['loss', 'accuracy', 'lr'] as const) assert.deepEqual(tail.steps.fields[k], want[k], k);
+    assert.equal(tail.events.length, 1);
+    assert.equal((tail.events[0].note as string).length, 9 << 20);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
