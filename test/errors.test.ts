@@ -404,7 +404,10 @@ describe('inputs that crashed the process (run in a child process)', () => {
 
   test('internal operators whose kernels crash on malformed input are not generated', () => {
     const ops = keel.ops as Record<string, unknown>;
-    for (const name of ['_localScalarDense', '_stack', '_computeLinearCombination', '_removeBatchDim', 'quantizedLstmCell']) {
+    for (const name of ['_localScalarDense', '_stack', '_computeLinearCombination', '_removeBatchDim', 'quantizedLstmCell',
+      // found by the 1,000,000-call fuzz (seeds 7300000–7300008)
+      '_cummaxHelper', '_cumminHelper', '_choleskySolveHelper', '_reshapeAlias', '_reshapeAliasCopy', '_sobolEngineFf_',
+      '_sobolEngineDraw', '_sobolEngineScramble_', '_adaptiveAvgPool2dBackward', '_adaptiveAvgPool3dBackward']) {
       assert.equal(ops[name], undefined, name);
     }
   });
@@ -518,6 +521,59 @@ describe('crashers found by the long fuzz (issue 12), in child processes', () =>
       check(`keel.ops.embeddingBag(keel.randn([3, 2]), keel.zeros([3], { dtype: 'int64' }), keel.zeros([2, 1], { dtype: 'int64' }));`,
         /RangeError: aten::embedding_bag: offsets must be 1-D/);
       checkReturns(`value = keel.ops.embeddingBag(keel.randn([3, 2]), keel.tensor([0, 2, 1], { dtype: 'int64' }), keel.tensor([0, 1], { dtype: 'int64' }))[0].shape`, /RETURNED \[2,2\]/);
+    });
+  });
+
+  test('unfold_backward with step 0 and _weight_norm_interface on an empty v (SIGFPE)', () => {
+    batch((check, checkReturns) => {
+      check(`keel.ops.unfoldBackward(keel.randn([2, 2]), [4], 0, 2, 0);`, /RangeError: aten::unfold_backward: step must be positive, got 0/);
+      check(`keel.ops.unfoldBackward(keel.randn([2, 2]), [4], 0, -1, 1);`, /RangeError: aten::unfold_backward: size must be non-negative, got -1/);
+      checkReturns(`value = keel.ops.unfoldBackward(keel.ones([3, 2]), [4], 0, 2, 1).toArray()`, /RETURNED \[1,2,2,1\]/);
+      check(`keel.ops._weightNormInterface(keel.randn([0, 3]), keel.randn([1, 3]));`, /RangeError: aten::_weight_norm_interface: v must be a non-empty tensor/);
+      check(`keel.ops._weightNormInterface(keel.randn([]), keel.randn([]));`, /v must be a non-empty tensor of at least 1 dim, got shape \[\]/);
+      checkReturns(`value = keel.ops._weightNormInterface(keel.ones([2, 2]), keel.ones([2, 1]), 0).map((t) => t.shape)`, /RETURNED \[\[2,2\],\[2,1\]\]/);
+    });
+  });
+
+  test('native_batch_norm_backward without the saved statistics (SIGSEGV, fuzz seed 7300004)', () => {
+    batch((check, checkReturns) => {
+      check(`keel.ops.nativeBatchNormBackward(keel.randn([2, 3]), keel.randn([2, 3]), null, null, null, null, null, true, 1e-5, [true, true, true]);`,
+        /RangeError: aten::native_batch_norm_backward: save_mean is required \(train = true\)/);
+      checkReturns(`value = keel.ops.nativeBatchNormBackward(keel.ones([2, 3]), keel.randn([2, 3]), null, keel.zeros([3]), keel.ones([3]), null, null, false, 0, [true, false, false])[0].toArray()`,
+        /RETURNED \[\[1,1,1\],\[1,1,1\]\]/);
+      check(`keel.ops.nativeBatchNormBackward(keel.randn([2, 3]), keel.randn([2, 3]), null, null, null, keel.zeros([2]), keel.ones([3]), true, 1e-5, [true, true, true]);`,
+        /save_mean must have shape \[3\] \(one value per channel\), got \[2\]/);
+      check(`keel.ops.nativeBatchNormBackward(keel.randn([2, 4]), keel.randn([2, 3]), null, null, null, keel.zeros([3]), keel.ones([3]), true, 1e-5, [true, true, true]);`,
+        /grad_out has shape \[2, 4\] but input has shape \[2, 3\]/);
+      // the values libtorch gives with the statistics its forward saved
+      checkReturns(`const x = keel.tensor([[1, 2], [3, 6]]); const [, m, r] = keel.ops.nativeBatchNorm(x, null, null, null, null, true, 0.1, 0);
+        value = keel.ops.nativeBatchNormBackward(keel.ones([2, 2]), x, null, null, null, m, r, true, 0, [true, false, false])[0].toArray()`,
+        /RETURNED \[\[0,0\],\[0,0\]\]/);
+    });
+  });
+
+  test('native_batch_norm on an input with no samples or no channels (SIGFPE, fuzz seed 7300007)', () => {
+    batch((check, checkReturns) => {
+      check(`keel.ops.nativeBatchNorm(keel.randn([3, 0], { dtype: 'float64' }), undefined, keel.tensor(1, { dtype: 'float64' }), undefined, undefined, true, -Infinity, 2.76);`,
+        /RangeError: aten::native_batch_norm: input of shape \[3, 0\] has no channels/);
+      check(`keel.ops.nativeBatchNorm(keel.randn([0, 3, 4]), null, null, null, null, true, 0.1, 1e-5);`, /input of shape \[0, 3, 4\] has no samples/);
+      check(`keel.ops.nativeBatchNorm(keel.randn([3, 2]), keel.randn([5]), null, null, null, true, 0.1, 1e-5);`, /weight must have shape \[2\] \(one value per channel\), got \[5\]/);
+      checkReturns(`value = keel.ops.batchNorm(keel.randn([0, 3]), null, null, null, null, true, 0.1, 1e-5, false).shape`, /RETURNED \[0,3\]/);
+      checkReturns(`value = keel.ops.nativeBatchNorm(keel.tensor([[1, 2], [3, 6]]), null, null, null, null, true, 0.1, 0)[1].toArray()`, /RETURNED \[2,4\]/);
+    });
+  });
+
+  test('histogramdd with fewer or more bin counts than dimensions (SIGSEGV, read past the list)', () => {
+    batch((check, checkReturns) => {
+      check(`keel.ops.histogramdd(keel.randn([4, 1], { dtype: 'float64' }), [], [1.39, 2.6]);`,
+        /RangeError: aten::histogramdd: bins must give one count \(or one tensor of edges\) per dimension: 1 for input of shape \[4, 1\], got 0/);
+      check(`keel.ops.histogramdd(keel.randn([3, 3, 2]), [], undefined, keel.randn([2]));`, /per dimension: 2 for input of shape \[3, 3, 2\], got 0/);
+      check(`keel.ops.histogramdd(keel.randn([4, 2]), [3]);`, /per dimension: 2 .* got 1/);
+      check(`keel.ops.histogramdd(keel.randn([4, 2]), [3, 3, 3]);`, /per dimension: 2 .* got 3/);
+      check(`keel.ops.histogramdd(keel.randn([4]), [3]);`, /input must have at least 2 dims/);
+      checkReturns(`value = keel.ops.histogramdd(keel.tensor([[0, 0], [1, 1], [1, 0.5]]), [2, 2], [0, 1, 0, 1])[0].toArray()`,
+        /RETURNED \[\[1,0\],\[0,2\]\]/);
+      checkReturns(`value = keel.ops.histogramdd(keel.tensor([[0, 0], [1, 1]]), 2)[0].shape`, /RETURNED \[2,2\]/);
     });
   });
 

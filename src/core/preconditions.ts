@@ -129,6 +129,25 @@ function logcumsumexpOut(arg: ArgOf, op: string): void {
   }
 }
 
+/** Batch norm's backward, fed what its forward saved: the statistics its mode reads must be there, one per channel. */
+function batchNormBackward(gradName: string, invstdName: string): Precondition {
+  return (arg, op) => {
+    const input = shapeOf(arg('input'));
+    const grad = shapeOf(arg(gradName));
+    if (input === undefined) return;
+    if (input.length < 2) fail(op, `input must have at least 2 dims (N, C, ...), got shape ${show(input)}`);
+    if (grad !== undefined && !sameShape(grad, input)) fail(op, `${gradName} has shape ${show(grad)} but input has shape ${show(input)}`);
+    const channels = input[1];
+    const train = arg('train') === true;
+    const needed = train ? ['save_mean', invstdName] : ['running_mean', 'running_var'];
+    for (const name of ['weight', 'running_mean', 'running_var', 'save_mean', invstdName]) {
+      const s = shapeOf(arg(name));
+      if (s === undefined && needed.includes(name)) fail(op, `${name} is required (train = ${train})`);
+      if (s !== undefined && (s.length !== 1 || s[0] !== channels)) fail(op, `${name} must have shape [${channels}] (one value per channel), got ${show(s)}`);
+    }
+  };
+}
+
 /** The embedding-bag kernel indexes a 2-D weight by rows and bags by 1-D offsets without checking either. */
 function embeddingBag(arg: ArgOf, op: string): void {
   const weight = shapeOf(arg('weight'));
@@ -203,19 +222,31 @@ export const PRECONDITIONS: Record<string, Precondition> = {
     }
   },
   // internal: the backward of _batch_norm_impl_index, fed what its forward saved
-  _batch_norm_impl_index_backward: (arg, op) => {
+  _batch_norm_impl_index_backward: batchNormBackward('grad_output', 'save_var_transform'),
+  // SIGFPE on an input with no samples or no channels; per-channel tensors of
+  // another length are read past their end (batch_norm itself handles empty input)
+  native_batch_norm: (arg, op) => {
     const input = shapeOf(arg('input'));
-    const grad = shapeOf(arg('grad_output'));
     if (input === undefined) return;
     if (input.length < 2) fail(op, `input must have at least 2 dims (N, C, ...), got shape ${show(input)}`);
-    if (grad !== undefined && !sameShape(grad, input)) fail(op, `grad_output has shape ${show(grad)} but input has shape ${show(input)}`);
-    const channels = input[1];
-    const train = arg('train') === true;
-    const needed = train ? ['save_mean', 'save_var_transform'] : ['running_mean', 'running_var'];
-    for (const name of ['weight', 'running_mean', 'running_var', 'save_mean', 'save_var_transform']) {
+    if (input[0] === 0 || input[1] === 0) fail(op, `input of shape ${show(input)} has no ${input[0] === 0 ? 'samples' : 'channels'}: libtorch 1.13's kernel divides by zero (batch_norm accepts it)`);
+    for (const name of ['weight', 'bias', 'running_mean', 'running_var']) {
       const s = shapeOf(arg(name));
-      if (s === undefined && needed.includes(name)) fail(op, `${name} is required (train = ${train})`);
-      if (s !== undefined && (s.length !== 1 || s[0] !== channels)) fail(op, `${name} must have shape [${channels}] (one value per channel), got ${show(s)}`);
+      if (s !== undefined && (s.length !== 1 || s[0] !== input[1])) fail(op, `${name} must have shape [${input[1]}] (one value per channel), got ${show(s)}`);
+    }
+  },
+  // public, and the same kernel: SIGSEGV without the saved statistics (fuzz seed 7300004)
+  native_batch_norm_backward: batchNormBackward('grad_out', 'save_invstd'),
+  // the int-list bins are read for every dimension of the input's last axis
+  // without a length check: [] or too few bins read past the list (SIGSEGV)
+  histogramdd: (arg, op) => {
+    const shape = shapeOf(arg('self'));
+    const bins = arg('bins');
+    if (shape === undefined) return;
+    if (shape.length < 2) fail(op, `input must have at least 2 dims (…, N) with N the number of dimensions, got shape ${show(shape)}`);
+    const n = shape[shape.length - 1];
+    if (Array.isArray(bins) && bins.length !== n) {
+      fail(op, `bins must give one count (or one tensor of edges) per dimension: ${n} for input of shape ${show(shape)}, got ${bins.length}`);
     }
   },
   pinverse: finiteMatrices('self'),
