@@ -563,6 +563,35 @@ describe('crashers found by the long fuzz (issue 12), in child processes', () =>
     });
   });
 
+  test('lstm / gru / rnn with hidden states, weights or batch sizes that do not fit num_layers (SIGSEGV, fuzz seed 7300008)', () => {
+    const P = `[keel.full([12, 2], 0.1), keel.full([12, 3], -0.05), keel.full([12], 0.01), keel.zeros([12])]`;
+    const H = `[keel.zeros([1, 2, 3]), keel.zeros([1, 2, 3])]`;
+    batch((check, checkReturns) => {
+      // the fuzz's call
+      check(`keel.ops.lstm.data(keel.zeros([3, 0], { dtype: 'bool' }), keel.zeros([3, 2], { dtype: 'int64' }), [keel.zeros([4, 4, 1, 1], { dtype: 'bool' }), keel.zeros([1, 2, 1], { dtype: 'float64' })], [], true, -1, 2.06, false, false);`,
+        /RangeError: aten::lstm\S*: num_layers must be at least 1, got -1/);
+      check(`keel.ops.lstm.data(keel.zeros([3, 2]), keel.tensor([2, 1], { dtype: 'int64' }), [keel.zeros([4, 4, 1, 1]), keel.zeros([1, 2, 1])], ${P}, true, 1, 0, false, false);`,
+        /hx\[0\] must be 3-D/);
+      check(`keel.ops.lstm.data(keel.zeros([3, 2]), keel.tensor([2, 1], { dtype: 'int64' }), [keel.zeros([1, 2, 3]), keel.zeros([1, 3, 3])], ${P}, true, 1, 0, false, false);`,
+        /h0 and c0 must have the same batch size/);
+      check(`keel.ops.lstm.data(keel.zeros([3, 2]), keel.tensor([1, 2], { dtype: 'int64' }), ${H}, ${P}, true, 1, 0, false, false);`,
+        /batch_sizes must be positive and non-increasing .* got \[1, 2\]/);
+      check(`keel.ops.lstm.data(keel.zeros([3, 2]), keel.tensor([2, 2], { dtype: 'int64' }), ${H}, ${P}, true, 1, 0, false, false);`,
+        /batch_sizes add up to 4 but data has 3 rows/);
+      check(`keel.ops.lstm.input(keel.zeros([2, 3, 2]), [keel.zeros([1, 3, 3]), keel.zeros([1, 3, 3])], ${P}, true, 2, 0, false, false, false);`,
+        /params must hold 4 tensors per layer and direction \(8 for num_layers 2; 10 with projections\), got 4/);
+      check(`keel.ops.gru.input(keel.zeros([2, 3, 2]), keel.zeros([1, 3, 3]), [], true, 0, 0, false, false, false);`, /aten::gru\S*: num_layers must be at least 1, got 0/);
+      check(`keel.ops.rnnTanh.input(keel.zeros([2, 3, 2]), keel.zeros([2, 3, 3]), [keel.zeros([3, 2]), keel.zeros([3, 3])], false, 1, 0, false, false, false);`,
+        /hx has 2 layer states, num_layers 1 needs 1/);
+      // valid calls give PyTorch's values (torch.lstm on the same inputs: 0.042359 and 0.029989)
+      checkReturns(`const x = keel.arange(12).reshape([2, 3, 2]).div(10);
+        value = keel.ops.lstm.input(x, [keel.zeros([1, 3, 3]), keel.zeros([1, 3, 3])], ${P}, true, 1, 0, false, false, false)[0].select(0, 1).select(0, 0).toArray().map((v) => +v.toFixed(6))`,
+        /RETURNED \[0.042359,0.042359,0.042359\]/);
+      checkReturns(`value = keel.ops.lstm.data(keel.arange(6).reshape([3, 2]).div(10), keel.tensor([2, 1], { dtype: 'int64' }), ${H}, ${P}, true, 1, 0, false, false)[0].select(0, 2).toArray().map((v) => +v.toFixed(6))`,
+        /RETURNED \[0.029989,0.029989,0.029989\]/);
+    });
+  });
+
   test('histogramdd with fewer or more bin counts than dimensions (SIGSEGV, read past the list)', () => {
     batch((check, checkReturns) => {
       check(`keel.ops.histogramdd(keel.randn([4, 1], { dtype: 'float64' }), [], [1.39, 2.6]);`,

@@ -148,6 +148,63 @@ function batchNormBackward(gradName: string, invstdName: string): Precondition {
   };
 }
 
+/**
+ * The recurrent layers (lstm, gru, rnn_tanh, rnn_relu; padded input or packed
+ * data + batch_sizes) index hidden states and weights by layer and direction
+ * without checking them against num_layers: hidden states of other shapes,
+ * too few weights or num_layers ≤ 0 read past the lists (SIGSEGV), and batch
+ * sizes that grow or do not add up to the data read rows that are not there.
+ */
+function recurrent(kind: 'lstm' | 'gru' | 'rnn'): Precondition {
+  return (arg, op) => {
+    const layers = arg('num_layers');
+    const directions = arg('bidirectional') === true ? 2 : 1;
+    if (typeof layers === 'number' && layers < 1) fail(op, `num_layers must be at least 1, got ${layers}`);
+    const stacks = typeof layers === 'number' ? layers * directions : undefined;
+    const params = arg('params');
+    if (Array.isArray(params) && stacks !== undefined) {
+      const per = arg('has_biases') === false ? 2 : 4;
+      const ok = params.length === stacks * per || (kind === 'lstm' && params.length === stacks * (per + 1));
+      if (!ok) fail(op, `params must hold ${per} tensors per layer and direction (${stacks * per} for num_layers ${layers}${directions === 2 ? ', bidirectional' : ''}${kind === 'lstm' ? `; ${stacks * (per + 1)} with projections` : ''}), got ${params.length}`);
+    }
+    const hx = arg('hx');
+    const states = kind === 'lstm' ? (Array.isArray(hx) ? hx : []) : [hx];
+    if (kind === 'lstm' && Array.isArray(hx) && hx.length !== 2) fail(op, `hx must be [h0, c0] (2 tensors), got ${hx.length}`);
+    const shapes = states.map(shapeOf);
+    for (const [i, sh] of shapes.entries()) {
+      const name = kind === 'lstm' ? `hx[${i}]` : 'hx';
+      if (sh === undefined) continue;
+      if (sh.length !== 3) fail(op, `${name} must be 3-D (num_layers × directions, batch, hidden), got shape ${show(sh)}`);
+      if (stacks !== undefined && sh[0] !== stacks) fail(op, `${name} has ${sh[0]} layer states, num_layers ${layers}${directions === 2 ? ' × 2 directions' : ''} needs ${stacks}`);
+    }
+    if (shapes[0] !== undefined && shapes[1] !== undefined && shapes[0][1] !== shapes[1][1]) {
+      fail(op, `h0 and c0 must have the same batch size, got shapes ${show(shapes[0])} and ${show(shapes[1])}`);
+    }
+    let batch: number | undefined;
+    const input = shapeOf(arg('input'));
+    if (input !== undefined) {
+      if (input.length !== 3) fail(op, `input must be 3-D (sequence, batch, features; batch first with batch_first), got shape ${show(input)}`);
+      batch = arg('batch_first') === true ? input[0] : input[1];
+    }
+    const data = shapeOf(arg('data'));
+    const sizes = arg('batch_sizes');
+    if (data !== undefined) {
+      if (data.length !== 2) fail(op, `data must be 2-D (packed steps, features), got shape ${show(data)}`);
+      if (sizes instanceof Tensor && !sizes.isDisposed) {
+        if (sizes.shape.length !== 1 || sizes.dtype !== 'int64') fail(op, `batch_sizes must be a 1-D int64 tensor, got ${sizes.dtype} of shape ${show(sizes.shape)}`);
+        const v = Array.from(sizes.data() as ArrayLike<bigint | number>, Number);
+        if (v.some((b, i) => b < 1 || (i > 0 && b > v[i - 1]))) fail(op, `batch_sizes must be positive and non-increasing (as pack_padded_sequence makes them), got [${v.join(', ')}]`);
+        const total = v.reduce((a, b) => a + b, 0);
+        if (total !== data[0]) fail(op, `batch_sizes add up to ${total} but data has ${data[0]} rows`);
+        batch = v[0];
+      }
+    }
+    for (const [i, sh] of shapes.entries()) {
+      if (sh !== undefined && batch !== undefined && sh[1] !== batch) fail(op, `${kind === 'lstm' ? `hx[${i}]` : 'hx'} is for batch ${sh[1]}, the input has batch ${batch}`);
+    }
+  };
+}
+
 /** The embedding-bag kernel indexes a 2-D weight by rows and bags by 1-D offsets without checking either. */
 function embeddingBag(arg: ArgOf, op: string): void {
   const weight = shapeOf(arg('weight'));
@@ -223,6 +280,10 @@ export const PRECONDITIONS: Record<string, Precondition> = {
   },
   // internal: the backward of _batch_norm_impl_index, fed what its forward saved
   _batch_norm_impl_index_backward: batchNormBackward('grad_output', 'save_var_transform'),
+  lstm: recurrent('lstm'),
+  gru: recurrent('gru'),
+  rnn_tanh: recurrent('rnn'),
+  rnn_relu: recurrent('rnn'),
   // SIGFPE on an input with no samples or no channels; per-channel tensors of
   // another length are read past their end (batch_norm itself handles empty input)
   native_batch_norm: (arg, op) => {
