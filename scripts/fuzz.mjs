@@ -51,7 +51,7 @@ const deadline = started + TIME_LIMIT_MS;
 const report = {
   started: new Date(started).toISOString(), finished: null, ms: 0,
   callsPerSeed: CALLS, firstSeed: SEED, seedsAsked: SEEDS, jobs: JOBS,
-  calls: 0, returns: 0, throws: 0, typeErrors: 0, nonErrorThrows: 0, leaks: 0, restarts: 0,
+  calls: 0, counted: 0, returns: 0, throws: 0, typeErrors: 0, nonErrorThrows: 0, leaks: 0, restarts: 0,
   seeds: [], crashes: [], problems: [], stoppedAtTimeLimit: false,
 };
 
@@ -96,7 +96,7 @@ function writeReport() {
     `${report.calls} calls over ${report.seeds.length} seed(s) (${report.callsPerSeed} calls a seed from seed ${report.firstSeed}, ` +
       `${report.jobs} at a time) in ${(report.ms / 1000).toFixed(0)} s${report.stoppedAtTimeLimit ? ', stopped at the time limit' : ''}` +
       `${report.finished ? '' : ' (still running)'}.`, '',
-    `- returned: ${report.returns}, threw an Error: ${report.throws} (${report.typeErrors} TypeError), threw a non-Error: ${report.nonErrorThrows}, leaked tensors: ${report.leaks}`,
+    `- of the ${report.counted} calls in child runs that ended normally (a crashed child reports no counts): returned ${report.returns}, threw an Error ${report.throws} (${report.typeErrors} TypeError), threw a non-Error ${report.nonErrorThrows}, leaked tensors ${report.leaks}`,
     `- crashes and hangs: ${report.crashes.length} in ${ops.size} operator(s); child restarts: ${report.restarts}`, '',
   ];
   if (ops.size > 0) {
@@ -129,6 +129,7 @@ async function runSeed(seed) {
       const summaryLine = r.stdout.trim().split('\n').pop() ?? '';
       if (r.status === 0 && r.signal === null && !r.stalled && !r.outOfTime) {
         const s = JSON.parse(summaryLine);
+        report.counted += s.calls;
         for (const k of ['returns', 'throws', 'typeErrors', 'nonErrorThrows', 'leaks']) report[k] += s[k];
         for (const p of s.firstProblems) report.problems.push(`seed ${seed}: ${p}`);
         entry.done = true;
