@@ -154,7 +154,7 @@ export async function agentFromOptions(o: Record<string, unknown>, cmd?: Command
       }
       if (restart < plan.maxRestarts) {
         const step = ownsFolder ? latestCheckpoint(join(dir, 'checkpoints')) : undefined;
-        log(`${what}; the other workers were stopped; restarting all ${plan.nproc} ${step !== undefined ? `from the checkpoint of step ${step}` : ownsFolder ? 'from the start (no checkpoint yet)' : 'from the latest checkpoint'} (restart ${restart + 1} of ${plan.maxRestarts})`);
+        log(`${what}; the other workers were stopped; restarting all ${plan.nproc} workers ${step !== undefined ? `from the checkpoint of step ${step}` : ownsFolder ? 'from the start (no checkpoint yet)' : 'from the latest checkpoint'} (restart ${restart + 1} of ${plan.maxRestarts})`);
         continue;
       }
       throw new Error(`${what}; the other workers were stopped${plan.maxRestarts > 0 ? ` (after ${plan.maxRestarts} restart${plan.maxRestarts > 1 ? 's' : ''}: --max-restarts ${plan.maxRestarts})` : ' (--max-restarts K restarts them from the latest checkpoint)'}`);
