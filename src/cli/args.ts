@@ -19,10 +19,10 @@ export function nonNegativeInt(name: string) {
   };
 }
 
-export function intAtLeast(name: string, min: number) {
+export function intAtLeast(name: string, min: number, max?: number) {
   return (v: string): number => {
     const n = Number(v);
-    if (v.trim() === '' || !Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} needs an integer ≥ ${min}`);
+    if (v.trim() === '' || !Number.isInteger(n) || n < min || (max !== undefined && n > max)) throw new InvalidArgumentError(`${name} needs an integer ${max !== undefined ? `in [${min}, ${max}]` : `≥ ${min}`}`);
     return n;
   };
 }

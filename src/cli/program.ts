@@ -5,7 +5,7 @@
 // 2). Implementations are imported only when their command runs, so help,
 // `--version` and usage errors work without the native addon.
 //
-//   keel train                  src/cli/train.ts
+//   keel train                  src/cli/train.ts (with --nproc etc.: src/cli/train-agent.ts)
 //   keel repro sing             src/experiments/sing/index.ts
 //   keel repro stable           src/experiments/stable/cli.ts
 //   keel repro mde              src/experiments/mde/cli.ts
@@ -167,7 +167,7 @@ export function buildProgram(state: RunState): Command {
     .option('--momentum <x>', 'SGD momentum', nonNegativeNumber('--momentum'), 0.9)
     .option('--epochs <n>', 'epochs', positiveInt('--epochs'))
     .option('--steps <n>', 'optimizer steps (overrides --epochs when smaller)', positiveInt('--steps'))
-    .option('--batch-size <n>', 'batch size', positiveInt('--batch-size'), 128)
+    .option('--batch-size <n>', 'batch size per process (with --nproc the global batch is batch-size × nproc × nnodes, as PyTorch DDP; the learning rate is not rescaled)', positiveInt('--batch-size'), 128)
     .option('--seed <n>', 'seed of initialisation, shuffling and augmentation', nonNegativeInt('--seed'), 0)
     .option('--standardize-grads', 'standardise gradients (SING\'s layer-wise standardisation) in front of the optimizer', false)
     .addOption(new Option('--schedule <name>', 'learning-rate schedule after warm-up').choices(['cosine', 'constant']).default('cosine'))
@@ -184,8 +184,18 @@ export function buildProgram(state: RunState): Command {
     .option('--resume <dir>', 'continue the run in DIR from its latest intact checkpoint (--steps, --epochs, --checkpoint-every, --threads, --guard may change)')
     .option('--overwrite', 'start afresh in an --out folder that holds a run (removes that run\'s files)', false)
     .addOption(new Option('--precision <name>', 'how steps run, by Lightning\'s names (fp16-mixed adds a GradScaler; *-emulated rounds every op; default 32-true)').choices(TRAIN_PRECISIONS))
-    .option('--health-every <n>', 'a per-layer health line (gradient and parameter norms, update ratio, saturation, dead ReLUs) in the metrics log every N steps; 0 for none (default 50)', nonNegativeInt('--health-every'));
-  run(train, async (o, c) => (await import('./train.js')).trainFromOptions(o, c), ['or use --data synthetic']);
+    .option('--health-every <n>', 'a per-layer health line (gradient and parameter norms, update ratio, saturation, dead ReLUs) in the metrics log every N steps; 0 for none (default 50)', nonNegativeInt('--health-every'))
+    .option('--nproc <n>', 'data-parallel on N local worker processes, as torchrun --standalone (this process is their agent and trains nothing; output prefixed [rank R]; rank 0 writes DIR and draws progress; each worker gets cores/N threads unless --threads)', positiveInt('--nproc'))
+    .option('--nnodes <n>', 'machines taking part, each running --nproc workers (default $NNODES, else 1)', positiveInt('--nnodes'))
+    .option('--node-rank <r>', 'this machine\'s index, 0 … nnodes-1; node 0 owns DIR (default $NODE_RANK, else 0)', nonNegativeInt('--node-rank'))
+    .option('--master-addr <host>', 'the address of node 0, reachable from every machine (default $MASTER_ADDR; 127.0.0.1 on one machine)')
+    .option('--master-port <port>', 'node 0\'s rendezvous port (default $MASTER_PORT; a free port on one machine, 29500 on several)', intAtLeast('--master-port', 1, 65535))
+    .option('--max-restarts <k>', 'when a worker dies, stop all and start them again from the latest checkpoint, up to K times, as torchrun\'s elastic agent (default 0)', nonNegativeInt('--max-restarts'));
+  run(train, async (o, c) => {
+    const agent = await import('./train-agent.js');
+    if (agent.wantsAgent(o)) return agent.agentFromOptions(o, c);
+    return (await import('./train.js')).trainFromOptions(o, c);
+  }, ['or use --data synthetic']);
 
   // keel repro <paper>
   const repro = sub(program, 'repro', 'reproduce a paper: keel repro sing|stable|mde|maxpool [--quick] [--out DIR]')

@@ -2,13 +2,21 @@
 // optimizers, writing DIR/metrics.jsonl, DIR/checkpoints/,
 // DIR/model.safetensors and DIR/summary.json. `keel train --resume DIR`
 // continues a run (killed or finished early) from its latest checkpoint.
+//
+// Started as a worker (torchrun's environment: by `keel train --nproc N`,
+// src/cli/train-agent.ts, or by torchrun itself) it trains data-parallel:
+// a Gloo process group, the model in DistributedDataParallel, a
+// DistributedSampler (--batch-size is per rank), every rank resuming from the
+// run folder's latest checkpoint, rank 0 alone writing the run folder and
+// drawing progress.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as keel from '../index.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { fitAsync, type SchedulerLike } from '../train/fit.js';
 import { handleInterrupts } from '../train/interrupt.js';
-import { acquireLock, mergeResumeFlags, prepareFreshRun, removeLeftovers, RunFolderError } from '../train/run-folder.js';
+import { acquireLock, mergeResumeFlags, prepareFreshRun, removeLeftovers, RunFolderError, type RunLock } from '../train/run-folder.js';
+import { readWorkerEnv, type WorkerEnv } from '../distributed/worker-env.js';
 import type { Command } from 'commander';
 import { UsageError } from './errors.js';
 import { TRAIN_MODELS } from './program.js';
@@ -39,6 +47,8 @@ export interface TrainConfig {
   precision?: string;
   /** A health line every N steps (default 50; 0 for none). */
   healthEvery?: number;
+  /** Processes of a data-parallel run (absent: one); batchSize is per process. */
+  worldSize?: number;
   out: string;
 }
 
@@ -113,6 +123,8 @@ export interface RunOptions {
   overwrite?: boolean;
   /** Flags changed on resume, [old, new] by config key (recorded in the metrics log). */
   changed?: Record<string, [unknown, unknown]>;
+  /** This process is a launched worker (torchrun's environment). */
+  worker?: WorkerEnv;
 }
 
 /**
@@ -120,41 +132,77 @@ export interface RunOptions {
  * DIR/summary.json, or `{ interrupted, exitCode }` when Ctrl-C / SIGTERM
  * stopped it (after a checkpoint). Holds DIR's lock throughout.
  */
-export async function runTraining(config: TrainConfig, { resume = false, progress = true, overwrite = false, changed = {} }: RunOptions = {}): Promise<Record<string, unknown>> {
+export async function runTraining(config: TrainConfig, { resume = false, progress = true, overwrite = false, changed = {}, worker }: RunOptions = {}): Promise<Record<string, unknown>> {
   const out = resolve(config.out);
   mkdirSync(out, { recursive: true });
-  const lock = acquireLock(out);
-  const interrupt = handleInterrupts('keel train', (sig) => process.stderr.write(`\nkeel train: ${sig}: stopping after the current step and saving a checkpoint (again to exit at once)\n`));
+  // a restarted worker (--max-restarts) resumes from the latest checkpoint, as torchrun's scripts do
+  if (worker !== undefined && worker.restartCount > 0) resume = true;
+  // the run folder's one owner: this process, or the agent that started it (it holds the lock across restarts), or under another launcher rank 0
+  const ownsFolder = worker === undefined || (worker.agentPid === undefined && worker.rank === 0);
+  const lead = worker === undefined || worker.rank === 0;
+  let lock: RunLock | undefined;
+  const interrupt = handleInterrupts('keel train', (sig) => {
+    if (lead) process.stderr.write(`\nkeel train: ${sig}: stopping after the current step and saving a checkpoint (again to exit at once)\n`);
+  });
+  // started by an agent that has died (SIGKILL): do not train on as an orphan
+  const orphanWatch = worker?.agentPid !== undefined ? setInterval(() => { if (process.ppid !== worker.agentPid) process.kill(process.pid, 'SIGKILL'); }, 1000) : undefined;
+  orphanWatch?.unref();
   try {
-    if (lock.staleNote) console.error(`keel train: ${out}: ${lock.staleNote}`);
-    if (!resume) prepareFreshRun(out, overwrite);
-    const removed = removeLeftovers(out);
-    if (removed.length > 0) console.error(`keel train: removed what a killed run left: ${removed.join(', ')}`);
-    return await trainLocked(config, out, resume, progress, changed, interrupt.signal, () => interrupt.exitCode);
+    if (ownsFolder) {
+      lock = acquireLock(out);
+      if (lock.staleNote) console.error(`keel train: ${out}: ${lock.staleNote}`);
+      if (!resume) prepareFreshRun(out, overwrite);
+      const removed = removeLeftovers(out);
+      if (removed.length > 0) console.error(`keel train: removed what a killed run left: ${removed.join(', ')}`);
+    }
+    return await trainLocked(config, out, resume, progress, changed, interrupt.signal, () => interrupt.exitCode, worker);
   } finally {
+    if (orphanWatch) clearInterval(orphanWatch);
     interrupt.dispose();
-    lock.release();
+    lock?.release();
   }
 }
 
-async function trainLocked(config: TrainConfig, out: string, resume: boolean, progress: boolean, changed: Record<string, [unknown, unknown]>, signal: AbortSignal, exitCode: () => number | undefined): Promise<Record<string, unknown>> {
+async function trainLocked(config: TrainConfig, out: string, resume: boolean, progress: boolean, changed: Record<string, [unknown, unknown]>, signal: AbortSignal, exitCode: () => number | undefined, worker?: WorkerEnv): Promise<Record<string, unknown>> {
+  const world = worker?.worldSize ?? 1;
+  const lead = worker === undefined || worker.rank === 0;
+  if ((config.worldSize ?? 1) !== world) throw new UsageError(`the run in ${out} was trained by ${config.worldSize ?? 1} process(es); resume it with --nnodes × --nproc = ${config.worldSize ?? 1} (now ${world}): its data position and batch size are per process`);
+  if (world > 1 && config.precision === 'fp16-mixed') throw new UsageError('--precision fp16-mixed (a GradScaler) does not run data-parallel yet: each rank would skip steps on its own inf check');
   if (config.threads !== undefined) keel.setNumThreads(config.threads);
+  if (world > 1) keel.distributed.initProcessGroup({ backend: 'gloo' });
+  try {
+    return await trainRank(config, out, resume, progress && lead, changed, signal, exitCode, worker, lead);
+  } finally {
+    if (world > 1) keel.distributed.destroyProcessGroup();
+  }
+}
+
+async function trainRank(config: TrainConfig, out: string, resume: boolean, progress: boolean, changed: Record<string, [unknown, unknown]>, signal: AbortSignal, exitCode: () => number | undefined, worker: WorkerEnv | undefined, lead: boolean): Promise<Record<string, unknown>> {
+  const world = worker?.worldSize ?? 1;
   keel.manualSeed(config.seed);
   const data = buildData(config);
   const modelArgs = { inChannels: data.inChannels, numClasses: 10, inputSize: data.inputSize };
   // what a user needs to use the weights elsewhere (README: "Using the weights in PyTorch")
   const usage = { modelArgs, preprocessing: data.preprocessing, ...(data.classes ? { classes: data.classes } : {}) };
-  if (!resume || Object.keys(changed).length > 0) writeFileAtomic(join(out, 'config.json'), `${JSON.stringify({ ...config, ...usage }, null, 2)}\n`);
+  if (lead && (!resume || Object.keys(changed).length > 0)) writeFileAtomic(join(out, 'config.json'), `${JSON.stringify({ ...config, ...usage }, null, 2)}\n`);
   const model = keel.nn.zoo.createModel(config.model, modelArgs);
   const precision = new keel.train.TrainingPrecision(config.precision ?? '32-true');
   precision.setupModel(model);  // bf16-true, 64-true: parameters in that dtype before the optimizer sees them
+  // data parallel: rank 0's weights broadcast, gradients averaged; each rank its 1/world of every epoch's shared order, --batch-size examples a step
+  const ddp = world > 1 ? new keel.distributed.DistributedDataParallel(model) : undefined;
   const optimizer = buildOptimizer(config, model.parameters());
-  const trainLoader = new keel.data.DataLoader(data.train, { batchSize: config.batchSize, shuffle: true, seed: config.seed, dropLast: true, transform: data.transform });
+  const trainLoader = ddp
+    ? new keel.data.DataLoader(new keel.distributed.DistributedSampler(data.train, { shuffle: true, seed: config.seed }), { batchSize: config.batchSize, shuffle: false, seed: config.seed, dropLast: true, transform: data.transform })
+    : new keel.data.DataLoader(data.train, { batchSize: config.batchSize, shuffle: true, seed: config.seed, dropLast: true, transform: data.transform });
   const evalLoader = new keel.data.DataLoader(data.test, { batchSize: 1000, transform: data.evalTransform });
   const totalSteps = Math.min(config.steps ?? Infinity, config.epochs !== undefined ? config.epochs * trainLoader.length : Infinity);
   const scheduler = buildScheduler(config, optimizer, totalSteps);
+  const killAt = worker?.killAtStep;
   const result = await fitAsync({
-    model,
+    model: (ddp ?? model) as keel.nn.Module<[keel.Tensor], keel.Tensor>,
+    ...(ddp ? { distributed: keel.distributed.fitHook(ddp) } : {}),
+    // the restart tests' fault: this worker dies by SIGKILL after that step (first start only)
+    ...(killAt !== undefined ? { callbacks: [{ onStepEnd: (info: { step: number }) => { if (info.step === killAt) process.kill(process.pid, 'SIGKILL'); } }] } : {}),
     optimizer,
     scheduler,
     trainLoader,
@@ -168,15 +216,17 @@ async function trainLocked(config: TrainConfig, out: string, resume: boolean, pr
     resume,
     progress,
     signal,
-    warn: (line) => console.error(`keel train: ${line}`),
+    warn: (line) => { if (lead) console.error(`keel train: ${line}`); },
     ...(Object.keys(changed).length > 0 ? { resumeEvent: { changed } } : {}),
-    ...(config.guard ? { guard: new keel.Guard({ model, optimizer, policy: config.guard }) } : {}),
+    ...(config.guard ? { guard: new keel.Guard({ model, optimizer, policy: config.guard, ...(ddp ? { distributed: keel.distributed.guardHook(ddp) } : {}) }) } : {}),
     precision,
     health: config.healthEvery === 0 ? false : { every: config.healthEvery ?? 50 },
   });
   if (result.interrupted) {
-    return { interrupted: true, exitCode: exitCode() ?? 130, steps: result.steps, totalSteps };
+    return { interrupted: true, exitCode: exitCode() ?? 130, steps: result.steps, totalSteps, ...(lead ? {} : { quiet: true }) };
   }
+  // the other ranks hold the same weights; rank 0 writes them
+  if (!lead) return { quiet: true, steps: result.steps };
   keel.nn.saveStateDict(model, join(out, 'model.safetensors'), {
     model: config.model,
     modelArgs: JSON.stringify(modelArgs),
@@ -206,6 +256,7 @@ const CONFIG_KEYS = ['model', 'data', 'optim', 'lr', 'weightDecay', 'momentum', 
 
 /** The one line printed at the end, or where to resume after an interrupt; returns the exit code. */
 function report(summary: Record<string, unknown>, dir: string, extra: Record<string, unknown>): number {
+  if (summary.quiet) return summary.interrupted ? summary.exitCode as number : 0;
   if (summary.interrupted) {
     console.error(`keel train: stopped at step ${summary.steps as number} of ${summary.totalSteps as number}, checkpoint saved; continue with: keel train --resume ${dir}`);
     return summary.exitCode as number;
@@ -219,6 +270,12 @@ function report(summary: Record<string, unknown>, dir: string, extra: Record<str
 
 /** `keel train` with its parsed options (declared in src/cli/program.ts); returns the exit code. */
 export async function trainFromOptions(o: Record<string, unknown>, cmd?: Command): Promise<number> {
+  let worker: WorkerEnv | undefined;
+  try {
+    worker = readWorkerEnv();
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
   if (o.resume !== undefined) {
     const dir = resolve(o.resume as string);
     const configPath = join(dir, 'config.json');
@@ -227,7 +284,7 @@ export async function trainFromOptions(o: Record<string, unknown>, cmd?: Command
     if (o.out !== undefined && resolve(o.out as string) !== dir) throw new RunFolderError(`--resume ${dir} writes into ${dir}; --out ${o.out as string} differs`);
     const given = Object.fromEntries(CONFIG_KEYS.filter((k) => cmd?.getOptionValueSource(k) === 'cli').map((k) => [k, o[k]]));
     const { config, changed } = mergeResumeFlags({ ...readConfig(configPath), out: dir }, given);
-    const summary = await runTraining(config, { resume: true, progress: o.progress as boolean, changed });
+    const summary = await runTraining(config, { resume: true, progress: o.progress as boolean, changed, ...(worker ? { worker } : {}) });
     return report(summary, dir, { resumedFrom: summary.resumedFrom });
   }
   if (o.out === undefined) throw new UsageError('--out DIR is required (or --resume DIR)');
@@ -257,8 +314,10 @@ export async function trainFromOptions(o: Record<string, unknown>, cmd?: Command
     ...(o.guard !== undefined ? { guard: o.guard as TrainConfig['guard'] } : {}),
     ...(o.precision !== undefined ? { precision: o.precision as string } : {}),
     ...(o.healthEvery !== undefined ? { healthEvery: o.healthEvery as number } : {}),
+    ...(worker !== undefined && worker.worldSize > 1 ? { worldSize: worker.worldSize } : {}),
     out: o.out as string,
   };
-  const summary = await runTraining(config, { progress: o.progress as boolean, overwrite: o.overwrite as boolean });
-  return report(summary, resolve(config.out), { wallTimeMs: Math.round(summary.wallTimeMs as number) });
+  const summary = await runTraining(config, { progress: o.progress as boolean, overwrite: o.overwrite as boolean, ...(worker ? { worker } : {}) });
+  // a restarted worker resumed: say from where, as --resume does
+  return report(summary, resolve(config.out), worker !== undefined && worker.restartCount > 0 ? { resumedFrom: summary.resumedFrom } : { wallTimeMs: Math.round(summary.wallTimeMs as number) });
 }

@@ -47,7 +47,8 @@ export interface DataLoaderState {
   dropLast: boolean;
 }
 
-const SHUFFLE_STREAM = 0x5fff1e;
+/** The stream of every epoch's shuffled order (DistributedSampler draws its shared order from it too). */
+export const SHUFFLE_STREAM = 0x5fff1e;
 const TRANSFORM_STREAM = 0x7a5f0;
 
 /**

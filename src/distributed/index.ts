@@ -5,5 +5,6 @@ export {
   type Backend, type ReduceOp, type InitOptions, type CollectiveOptions,
 } from './process-group.js';
 export { DistributedDataParallel, guardHook, type DDPOptions } from './ddp.js';
+export { fitHook } from './fit-hook.js';
 export { DistributedSampler, type DistributedSamplerOptions } from './sampler.js';
 export { launch, freePort, type LaunchOptions, type LaunchResult } from './launch.js';

@@ -3,8 +3,12 @@
 // padded by repeating from the start so every rank has the same number of
 // examples (or trimmed, with dropLast). It is a Dataset view: give it to a
 // DataLoader (shuffle: false; the sampler shuffles), and call setEpoch(e)
-// at the start of each epoch for a new shared order.
+// at the start of each epoch for a new shared order. The shared order is the
+// one a shuffling DataLoader with the same seed draws, so W ranks at batch B
+// see, step by step, the examples one process sees at batch W·B (when W·B
+// divides the data set: otherwise the sampler pads as PyTorch's does).
 import { Rng } from '../data/rng.js';
+import { SHUFFLE_STREAM } from '../data/loader.js';
 import type { Batch, Dataset, Example } from '../data/dataset.js';
 import { tensor } from '../core/creation.js';
 import type { Tensor } from '../core/tensor.js';
@@ -23,7 +27,6 @@ export interface DistributedSamplerOptions {
   dropLast?: boolean;
 }
 
-const SAMPLER_STREAM = 0xd15;
 
 export class DistributedSampler<T extends Example = Example> implements Dataset<T> {
   readonly numReplicas: number;
@@ -69,7 +72,7 @@ export class DistributedSampler<T extends Example = Example> implements Dataset<
     if (this.#indices) return this.#indices;
     const n = this.dataset.length;
     let order: Int32Array;
-    if (this.shuffle) order = new Rng(this.seed, SAMPLER_STREAM, this.#epoch).permutation(n);
+    if (this.shuffle) order = new Rng(this.seed, SHUFFLE_STREAM, this.#epoch).permutation(n);
     else order = Int32Array.from({ length: n }, (_, i) => i);
     const all = new Int32Array(this.totalSize);
     for (let i = 0; i < this.totalSize; i++) all[i] = order[i % n];

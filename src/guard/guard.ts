@@ -106,6 +106,22 @@ export interface RollbackHook {
   restore(saved: unknown): void;
 }
 
+/**
+ * What a checkpoint keeps of the guard (fit saves it with each checkpoint), so
+ * that a resumed run — `keel train --resume`, or a restart under
+ * `--max-restarts` — goes on as the uninterrupted one would: its step count,
+ * the running statistics its spike tests compare against, the batches it
+ * skipped and still has to skip. The learning rate it backed off lives in the
+ * optimizer's param groups (lr and initialLr) and comes back with them.
+ */
+export interface GuardState {
+  stepCount: number;
+  gradNorms: { mean: number; variance: number; count: number };
+  losses: { mean: number; variance: number; count: number };
+  skippedBatches: number[];
+  pendingSkip: number;
+}
+
 export type GuardAction = 'raised' | 'skipped' | 'rolled-back' | 'repaired';
 
 export interface GuardWarning {
@@ -214,6 +230,42 @@ export class Guard {
   /** Some param group has an Adam-style eps of 0 (or less). */
   private get zeroEps(): boolean {
     return this.optimizer.paramGroups.some((g) => typeof (g as { eps?: unknown }).eps === 'number' && ((g as unknown as { eps: number }).eps <= 0));
+  }
+
+  /** The guard's state for a checkpoint (see GuardState); call between steps. */
+  stateDict(): GuardState {
+    const stats = (m: { mean: number; variance: number; count: number }) => ({ mean: m.mean, variance: m.variance, count: m.count });
+    return {
+      stepCount: this.stepCount,
+      gradNorms: stats(this.gradNorms),
+      losses: stats(this.losses),
+      skippedBatches: [...this.skippedBatches],
+      pendingSkip: this.pendingSkip,
+    };
+  }
+
+  /** Puts back a state from stateDict() (a resumed run); throws naming the field that does not fit. */
+  loadStateDict(state: GuardState): void {
+    const bad = (what: string, v: unknown) => new TypeError(`Guard.loadStateDict: ${what}, got ${JSON.stringify(v)}`);
+    if (state === null || typeof state !== 'object') throw bad('expected an object from stateDict()', state);
+    const count = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+    if (!count(state.stepCount)) throw bad('stepCount must be a non-negative integer', state.stepCount);
+    if (!count(state.pendingSkip)) throw bad('pendingSkip must be a non-negative integer', state.pendingSkip);
+    if (!Array.isArray(state.skippedBatches) || !state.skippedBatches.every(count)) throw bad('skippedBatches must be a list of batch indices', state.skippedBatches);
+    for (const k of ['gradNorms', 'losses'] as const) {
+      const m = state[k];
+      if (m === null || typeof m !== 'object' || !Number.isFinite(m.mean) || !(m.variance >= 0) || !count(m.count)) throw bad(`${k} must be { mean, variance ≥ 0, count }`, m);
+    }
+    this.stepCount = state.stepCount;
+    this.pendingSkip = state.pendingSkip;
+    this.skippedBatches.splice(0, this.skippedBatches.length, ...state.skippedBatches);
+    Object.assign(this.gradNorms, { mean: state.gradNorms.mean, variance: state.gradNorms.variance, count: state.gradNorms.count });
+    Object.assign(this.losses, { mean: state.losses.mean, variance: state.losses.variance, count: state.losses.count });
+    // what was unchecked, snapshotted or rolled back belonged to the process that saved this
+    this.unchecked = undefined;
+    this.rolledBack = undefined;
+    for (const s of this.snapshots) s.dispose();
+    this.snapshots = [];
   }
 
   /** Registers a repair for a cause id ('sqrt-at-zero', 'log-sigmoid-underflow', ...): the `repair` policy calls it. */

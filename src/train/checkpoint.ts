@@ -15,6 +15,9 @@ import { join } from 'node:path';
 import type { Tensor } from '../core/tensor.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { loadFile, saveFile } from '../io/safetensors.js';
+import { latestCheckpoint, listCheckpoints, stem } from './checkpoint-files.js';
+
+export { latestCheckpoint, listCheckpoints } from './checkpoint-files.js';
 
 export interface CheckpointContent {
   /** Every tensor of the state, by dotted name ('model.fc.weight', 'optimizer.state.0.exp_avg', ...). */
@@ -76,12 +79,6 @@ function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-const NAME = /^step-(\d{9})\.json$/;
-
-function stem(step: number): string {
-  if (!Number.isInteger(step) || step < 0 || step > 999_999_999) throw new RangeError(`checkpoint step must be an integer in [0, 1e9), got ${step}`);
-  return `step-${String(step).padStart(9, '0')}`;
-}
 
 /** Writes the checkpoint of `step` and deletes all but the newest `keep`. */
 export function saveCheckpoint(dir: string, step: number, content: CheckpointContent, keep = 3): string {
@@ -130,20 +127,6 @@ function prune(dir: string, keep: number): void {
   }
 }
 
-/** Steps of the complete checkpoints in dir, oldest first. */
-export function listCheckpoints(dir: string): number[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir)
-    .map((f) => NAME.exec(f))
-    .filter((m): m is RegExpExecArray => m !== null)
-    .map((m) => Number(m[1]))
-    .sort((a, b) => a - b);
-}
-
-export function latestCheckpoint(dir: string): number | undefined {
-  const all = listCheckpoints(dir);
-  return all.length > 0 ? all[all.length - 1] : undefined;
-}
 
 /** Reads the checkpoint of `step` (default: the latest) back, or throws a CheckpointError saying what is wrong with it. */
 export function loadCheckpoint(dir: string, step = latestCheckpoint(dir)): CheckpointContent & { step: number } {

@@ -16,7 +16,7 @@ import type { Guard } from '../guard/guard.js';
 import type { Module } from '../nn/module.js';
 import { clipGradNorm, gradNorm } from '../optim/clip.js';
 import type { OptimizerLike, OptimizerStateDict } from '../optim/optimizer.js';
-import type { GuardAction } from '../guard/guard.js';
+import type { GuardAction, GuardState } from '../guard/guard.js';
 import { restoreLatestIntact, saveCheckpoint, type CheckpointContent, type SkippedCheckpoint } from './checkpoint.js';
 import { HealthMonitor } from '../log/health.js';
 import { MetricsLog, readMetrics, type MetricsRecord } from '../log/metrics.js';
@@ -111,6 +111,25 @@ export interface FitOptions {
   resumeEvent?: Record<string, unknown>;
   /** Where warnings go (a damaged checkpoint skipped on resume); default: a line on stderr. */
   warn?: (line: string) => void;
+  /**
+   * Data-parallel training: this process is one rank of several and `model`
+   * a DistributedDataParallel (keel.distributed.fitHook(ddp) makes this).
+   * Every rank resumes from outDir's checkpoints; only rank 0 writes there
+   * (metrics, checkpoints, TensorBoard) and shows progress. The logged loss
+   * and accuracy are means over the ranks, and a stop (fitAsync's signal)
+   * seen by any rank stops every rank after the same step.
+   */
+  distributed?: FitDistributed;
+}
+
+/** What fit needs to know of data-parallel training (see FitOptions.distributed). */
+export interface FitDistributed {
+  readonly rank: number;
+  readonly worldSize: number;
+  /** The model without its wrapper: checkpoints hold its state, and evaluation and health lines run on it alone (no collective). */
+  readonly module: Module;
+  /** The element-wise mean over ranks of a few numbers: one small collective that every rank calls after every step. */
+  mean(values: number[]): number[];
 }
 
 export interface FitAsyncOptions extends FitOptions {
@@ -184,8 +203,20 @@ export function evaluate(model: Module, loader: DataLoader, loss: (o: Tensor, t:
   return { loss: count > 0 ? total / count : Number.NaN, ...(withAccuracy ? { accuracy: count > 0 ? correct / count : Number.NaN } : {}) };
 }
 
-function saveState(options: FitOptions, state: FitState, dir: string, keep: number, precision?: TrainingPrecision): void {
-  const { model, optimizer, scheduler, trainLoader } = options;
+/** The module whose state checkpoints hold (the wrapped one under data parallelism). */
+function stateModule(options: FitOptions): Module {
+  return options.distributed?.module ?? options.model;
+}
+
+/** A DistributedSampler under the loader: its shared order is a function of the epoch (PyTorch's sampler.set_epoch). */
+function setSamplerEpoch(loader: DataLoader, epoch: number): void {
+  const sampler = loader.dataset as { setEpoch?: unknown };
+  if (typeof sampler.setEpoch === 'function') (sampler.setEpoch as (e: number) => void)(epoch);
+}
+
+function saveState(options: FitOptions, state: FitState, dir: string, keep: number, precision?: TrainingPrecision, guardEvents?: Partial<Record<GuardAction, number>>): void {
+  const { optimizer, scheduler, trainLoader } = options;
+  const model = stateModule(options);
   scope(() => {
     const tensors: Record<string, Tensor> = {};
     for (const [k, t] of Object.entries(model.stateDict())) tensors[`model.${k}`] = t;
@@ -202,14 +233,16 @@ function saveState(options: FitOptions, state: FitState, dir: string, keep: numb
         data: trainLoader.stateDict(),
         ...(options.extraState ? { extra: options.extraState } : {}),
         ...(precision ? { precision: precision.stateDict() } : {}),
+        ...(options.guard ? { guard: { ...options.guard.stateDict(), events: guardEvents ?? {} } } : {}),
       },
     }, keep);
   });
 }
 
-function restoreState(options: FitOptions, ckpt: CheckpointContent & { step: number }, precision?: TrainingPrecision): { step: number; epoch: number } {
+function restoreState(options: FitOptions, ckpt: CheckpointContent & { step: number }, precision?: TrainingPrecision): { step: number; epoch: number; guardEvents?: Partial<Record<GuardAction, number>> } {
   {
-    const { model, optimizer, scheduler, trainLoader } = options;
+    const { optimizer, scheduler, trainLoader } = options;
+    const model = stateModule(options);
     const modelState: Record<string, Tensor> = {};
     const optimizerTensors: Record<string, Tensor> = {};
     for (const [k, t] of Object.entries(ckpt.tensors)) {
@@ -224,6 +257,13 @@ function restoreState(options: FitOptions, ckpt: CheckpointContent & { step: num
     const rng = ckpt.tensors['rng.cpu'];
     if (rng) setRngState(rng);
     if (precision && ckpt.state.precision) precision.loadStateDict(ckpt.state.precision as { name?: unknown; scaler?: unknown });
+    // the guard's skips, statistics and step count (its LR backoff came back with the optimizer's param groups)
+    const guardState = ckpt.state.guard as (GuardState & { events?: Partial<Record<GuardAction, number>> }) | undefined;
+    if (options.guard && guardState) {
+      options.guard.loadStateDict(guardState);
+      return { step: ckpt.step, epoch: ckpt.state.epoch as number, guardEvents: { ...guardState.events } };
+    }
+    if (options.guard) options.guard.stepCount = ckpt.step;  // a guard added on resume counts from here
     return { step: ckpt.step, epoch: ckpt.state.epoch as number };
   }
 }
@@ -279,8 +319,12 @@ function* fitLoop(options: FitOptions): Generator<void, FitResult, boolean | und
   if (batchesPerEpoch === 0) throw new Error('fit: the training loader yields no batches');
   if (options.epochs === undefined && options.steps === undefined) throw new Error('fit: give epochs or steps');
   const totalSteps = Math.min(options.steps ?? Infinity, options.epochs !== undefined ? options.epochs * batchesPerEpoch : Infinity);
+  const dist = options.distributed;
+  // under data parallelism every rank reads the checkpoints, rank 0 alone writes
+  const writer = dist === undefined || dist.rank === 0;
+  const stateModel = stateModule(options);
   const ckptDir = options.outDir ? join(options.outDir, CHECKPOINTS) : undefined;
-  const metricsPath = options.outDir ? join(options.outDir, 'metrics.jsonl') : undefined;
+  const metricsPath = options.outDir && writer ? join(options.outDir, 'metrics.jsonl') : undefined;
   if (options.outDir) mkdirSync(options.outDir, { recursive: true });
 
   const precision = typeof options.precision === 'string' ? new TrainingPrecision(options.precision) : options.precision;
@@ -296,7 +340,9 @@ function* fitLoop(options: FitOptions): Generator<void, FitResult, boolean | und
     skipped = restored.skipped;
     for (const s of skipped) warn(`skipped checkpoint step ${s.step}: ${s.reason}`);
   }
+  let guardEventsRestored: Partial<Record<GuardAction, number>> = {};
   if (restored?.step !== undefined) {
+    guardEventsRestored = restored.result.guardEvents ?? {};
     if (restored.step > totalSteps) throw new Error(`the run is at step ${restored.step}, past the ${totalSteps} steps it is now asked to train (a shorter run cannot be resumed)`);
     state.step = restored.step;
     state.epoch = trainLoader.epoch;
@@ -313,7 +359,7 @@ function* fitLoop(options: FitOptions): Generator<void, FitResult, boolean | und
   // TensorBoard follows the metrics log (step, eval, health and guard lines alike)
   const tb = log !== undefined && options.tensorboard !== false && options.outDir ? new TfEventsWriter(join(options.outDir, 'tb')) : undefined;
   if (tb !== undefined) log!.listeners.push((r) => tb.addMetricsLine(r));
-  const health = log !== undefined && options.health !== false ? new HealthMonitor(model, { every: options.health?.every ?? 50 }) : undefined;
+  const health = log !== undefined && options.health !== false ? new HealthMonitor(stateModel, { every: options.health?.every ?? 50 }) : undefined;
   if (options.guard !== undefined) {
     if (log !== undefined && options.guard.log === undefined) options.guard.log = log;
     if (options.clipGradNorm !== undefined && options.guard.clipGradNorm === undefined) options.guard.clipGradNorm = options.clipGradNorm;
@@ -322,7 +368,7 @@ function* fitLoop(options: FitOptions): Generator<void, FitResult, boolean | und
   const params = model.parameters();
   const start = performance.now();
   let progress: Progress | undefined;
-  if (options.progress !== false) progress = createProgress({ total: totalSteps, label: 'train' });
+  if (options.progress !== false && writer) progress = createProgress({ total: totalSteps, label: 'train' });
   progress?.update(state.step);
   for (const c of callbacks) c.onTrainStart?.(state);
   if (options.resume) {
@@ -337,6 +383,13 @@ function* fitLoop(options: FitOptions): Generator<void, FitResult, boolean | und
   let stop = false;
   let interrupted = false;
   let savedAt = -1;
+  const signal = (options as FitAsyncOptions).signal;
+  // the guard's events of the whole run (those before a resume came with its checkpoint)
+  const guardEvents = (): Partial<Record<GuardAction, number>> => {
+    const counts: Partial<Record<GuardAction, number>> = { ...guardEventsRestored };
+    for (const e of options.guard?.events.slice(guardEventsBefore) ?? []) counts[e.action] = (counts[e.action] ?? 0) + 1;
+    return counts;
+  };
   // the guard's rollback saves and puts back the loop's position with its snapshots, and tells it which batches to skip
   const detachGuard = options.guard?.attachRollback({
     save: () => ({ step: state.step, data: trainLoader.stateDict(), scheduler: scheduler?.stateDict() }),
@@ -356,6 +409,7 @@ function* fitLoop(options: FitOptions): Generator<void, FitResult, boolean | und
       }
       const epoch = trainLoader.epoch;
       state.epoch = epoch;
+      setSamplerEpoch(trainLoader, epoch);
       const k = trainLoader.batchIndex;
       const t0 = performance.now();
       const healthDue = health?.due(state.step + 1) === true;
@@ -402,6 +456,14 @@ function* fitLoop(options: FitOptions): Generator<void, FitResult, boolean | und
       if (scheduler && interval === 'step') scheduler.step();
       state.step++;
       const stepTimeMs = performance.now() - t0;
+      // data parallel: the step's loss and accuracy over every rank, and whether any rank was asked to stop
+      let agreedStop = false;
+      if (dist !== undefined) {
+        const [loss, accuracy, stopFlag] = dist.mean([measured.loss, measured.accuracy ?? 0, signal?.aborted === true ? 1 : 0]);
+        measured.loss = loss;
+        if (measured.accuracy !== undefined) measured.accuracy = accuracy;
+        agreedStop = stopFlag > 0;
+      }
       runningLoss = Number.isNaN(runningLoss) ? measured.loss : 0.98 * runningLoss + 0.02 * measured.loss;
       const info: StepInfo = { step: state.step, epoch, loss: measured.loss, lr, gradNorm: measured.gradNorm, stepTimeMs, ...(measured.accuracy !== undefined ? { accuracy: measured.accuracy } : {}) };
       if (log && (state.step % logEvery === 0 || state.step === totalSteps)) {
@@ -410,8 +472,8 @@ function* fitLoop(options: FitOptions): Generator<void, FitResult, boolean | und
       if (healthDue) {
         log!.write({ ...health!.record(state.step), ...(precision?.scaler ? { lossScale: precision.scaler.getScale() } : {}) });
         if (tb) scope(() => {
-          tb.addHistograms('weights', model.namedParameters(), state.step);
-          tb.addHistograms('grads', model.namedParameters().map(([n, p]) => [n, p.grad] as [string, Tensor | undefined]), state.step);
+          tb.addHistograms('weights', stateModel.namedParameters(), state.step);
+          tb.addHistograms('grads', stateModel.namedParameters().map(([n, p]) => [n, p.grad] as [string, Tensor | undefined]), state.step);
         });
       }
       progress?.update(state.step, { epoch: epoch + 1, loss: runningLoss });
@@ -421,7 +483,7 @@ function* fitLoop(options: FitOptions): Generator<void, FitResult, boolean | und
       if (epochDone) {
         if (scheduler && interval === 'epoch') scheduler.step();
         if (evalLoader) {
-          const e = evaluate(model, evalLoader, options.loss, options.accuracy, precision);
+          const e = evaluate(stateModel, evalLoader, options.loss, options.accuracy, precision);
           lastEval = { step: state.step, epoch, ...e };
           log?.write({ event: 'eval', ...lastEval });
         }
@@ -429,18 +491,26 @@ function* fitLoop(options: FitOptions): Generator<void, FitResult, boolean | und
       }
       const last = state.step === totalSteps || stop;
       if (ckptDir && ((checkpointEvery > 0 && state.step % checkpointEvery === 0) || (last && checkpointEvery > 0))) {
-        saveState(options, state, ckptDir, keep, precision);
+        // a checkpoint holds no update the guard has not checked (on every rank alike: they stay equal)
+        options.guard?.flush();
+        if (writer) saveState(options, state, ckptDir, keep, precision, guardEvents());
         savedAt = state.step;
       }
-      if (!last && (yield)) {
-        interrupted = true;
-        if (ckptDir && savedAt !== state.step) saveState(options, state, ckptDir, keep, precision);
-        break;
+      if (!last) {
+        const requested = yield;
+        if (dist !== undefined ? agreedStop : requested) {
+          interrupted = true;
+          if (ckptDir && savedAt !== state.step) {
+            options.guard?.flush();
+            if (writer) saveState(options, state, ckptDir, keep, precision, guardEvents());
+          }
+          break;
+        }
       }
     }
     options.guard?.flush();  // the last update's check (the guard reads each one with the next step's)
     if (!interrupted && evalLoader && (lastEval === undefined || lastEval.step !== state.step)) {
-      const e = evaluate(model, evalLoader, options.loss, options.accuracy, precision);
+      const e = evaluate(stateModel, evalLoader, options.loss, options.accuracy, precision);
       lastEval = { step: state.step, epoch: state.epoch, ...e };
       log?.write({ event: 'eval', ...lastEval });
     }
@@ -462,11 +532,7 @@ function* fitLoop(options: FitOptions): Generator<void, FitResult, boolean | und
     ...(skipped.length > 0 ? { skippedCheckpoints: skipped } : {}),
     ...(interrupted ? { interrupted } : {}),
   };
-  if (options.guard !== undefined) {
-    const counts: Partial<Record<GuardAction, number>> = {};
-    for (const e of options.guard.events.slice(guardEventsBefore)) counts[e.action] = (counts[e.action] ?? 0) + 1;
-    result.guardEvents = counts;
-  }
+  if (options.guard !== undefined) result.guardEvents = guardEvents();
   for (const c of callbacks) c.onTrainEnd?.(result, state);
   return result;
 }

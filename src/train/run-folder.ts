@@ -7,7 +7,7 @@
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { listCheckpoints } from './checkpoint.js';
+import { listCheckpoints } from './checkpoint-files.js';
 
 /** An Error whose message is meant for the user as is; exitCode 2 marks a usage error. */
 export class RunFolderError extends Error {
