@@ -45,7 +45,7 @@ export const cuda = {
   deviceCount: (): number => native.info().cudaDevices,
 };
 export * as safetensors from './io/safetensors.js';
-export { round, isRepresentable, withPrecision, PrecisionPolicy, currentPrecision, FORMATS as PRECISION_FORMATS, formatOf, RoundToFormat, DelayedScaling, Fp8Recipe, withFp8, type DelayedScalingOptions, type Fp8RecipeOptions, type FloatFormat, type FormatName, type FormatLike, type RoundOptions, type PrecisionOptions } from './precision/index.js';
+export { round, isRepresentable, withPrecision, PrecisionPolicy, currentPrecision, FORMATS as PRECISION_FORMATS, formatOf, RoundToFormat, DelayedScaling, Fp8Recipe, withFp8, RoundingCounter, countRounding, roundingCounter, type RoundingTally, type DelayedScalingOptions, type Fp8RecipeOptions, type FloatFormat, type FormatName, type FormatLike, type RoundOptions, type PrecisionOptions } from './precision/index.js';
 export * as nn from './nn/index.js';
 export * as losses from './losses/index.js';
 export * as optim from './optim/index.js';

@@ -72,3 +72,51 @@ test('a step that is not due costs nothing; every 0 turns the telemetry off; bad
   m.end();
   assert.equal(keel.memory().tensors, live, 'end() frees them');
 });
+
+test('under a precision policy, a due step counts per op and module the values rounding made ±inf or 0 (fp16, by hand)', () => {
+  class Scale extends nn.Module<[keel.Tensor], keel.Tensor> {
+    constructor(readonly factor: number) { super(); }
+    forward(x: keel.Tensor): keel.Tensor { return x.mul(this.factor); }
+  }
+  const lin = new nn.Linear(1, 4, { bias: false });
+  keel.noGrad(() => lin.weight.copy_(keel.tensor([[30000], [1], [16], [0]])));
+  const model = new nn.Sequential(lin, new Scale(2 ** -30));
+  const monitor = new keel.train.HealthMonitor(model, { every: 1 });
+  monitor.begin();
+  // y = x·w: 90000 and −90000 overflow fp16 (max 65504) in the linear layer;
+  // ×2^-30, the eight values of magnitude ≤ 32 other than 0 fall to or below
+  // half of fp16's least subnormal 2^-24 (32·2^-30 = 2^-25 is a tie, rounds to
+  // even: 0), 48·2^-30 rounds up to 2^-24, inf stays inf (not an overflow)
+  keel.withPrecision('fp16', () => model.call(keel.tensor([[1], [2], [3], [-3]])));
+  const rec = monitor.record(1);
+  assert.equal(rec.layers['0'].overflow, 2);
+  assert.equal(rec.layers['0'].underflow, 0);
+  assert.equal(rec.layers['1'].overflow, 0);
+  assert.equal(rec.layers['1'].underflow, 6, 'w = 1: 1, 2, 3, −3; w = 16: 16 and 32');
+  const byOp = rec.precision!.ops;
+  assert.equal(Object.values(byOp).reduce((s, o) => s + o.overflow, 0), 2);
+  assert.equal(Object.values(byOp).reduce((s, o) => s + o.underflow, 0), 6);
+  assert.ok(Object.keys(byOp).every((k) => k.startsWith('aten::')), Object.keys(byOp).join(', '));
+
+  // data entering the format is counted at the op that reads it
+  const one = new nn.Linear(1, 1, { bias: false });
+  keel.noGrad(() => one.weight.fill_(1));
+  const m2 = new keel.train.HealthMonitor(one, { every: 1 });
+  m2.begin();
+  keel.withPrecision('fp16', () => one.call(keel.tensor([[1e5], [1e-9], [1]])));
+  const r2 = m2.record(1);
+  assert.equal(r2.layers['(model)'].overflow, 1);
+  assert.equal(r2.layers['(model)'].underflow, 1);
+  // outside a due step nothing is counted, and without a policy there is no precision field
+  assert.equal(keel.roundingCounter(), undefined);
+  const m3 = new keel.train.HealthMonitor(one, { every: 1 });
+  m3.begin();
+  one.call(keel.tensor([[1e5]]));
+  assert.equal(m3.record(1).precision, undefined);
+});
+
+test('the per-op rounding counts become TensorBoard scalars', () => {
+  const ev = keel.log.eventsFromMetricsLine({ event: 'health', step: 7, layers: { fc: { overflow: 2, underflow: 1 } }, precision: { ops: { 'aten::mm': { overflow: 2, underflow: 1 } } } });
+  const tags = Object.fromEntries(ev.map((e) => [e.tag, e.kind === 'scalar' ? e.value : undefined]));
+  assert.deepEqual(tags, { 'health/overflow/fc': 2, 'health/underflow/fc': 1, 'precision/overflow/aten::mm': 2, 'precision/underflow/aten::mm': 1 });
+});

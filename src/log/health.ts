@@ -10,7 +10,8 @@ import { unintercepted } from '../core/dispatch.js';
 import { scope } from '../core/memory.js';
 import { Tensor } from '../core/tensor.js';
 import { ReLU, Sigmoid, Tanh } from '../nn/activation.js';
-import type { Module } from '../nn/module.js';
+import { currentModulePath, type Module } from '../nn/module.js';
+import { countRounding, RoundingCounter } from '../precision/rounding-count.js';
 import * as ops from '../ops/index.js';
 
 export interface LayerHealth {
@@ -28,12 +29,18 @@ export interface LayerHealth {
   saturation?: number;
   /** ReLU outputs exactly 0, as a fraction. */
   dead?: number;
+  /** Under a precision policy (withPrecision, fp16 autocast's emulation): op outputs in this module that rounding made ±inf (or NaN) from finite values. */
+  overflow?: number;
+  /** ... and non-zero values that rounding flushed to 0. */
+  underflow?: number;
 }
 
 export interface HealthRecord {
   event: 'health';
   step: number;
   layers: Record<string, LayerHealth>;
+  /** Under a precision policy: per op (summed over modules), the values its outputs lost to overflow and underflow in the format. */
+  precision?: { ops: Record<string, { overflow: number; underflow: number }> };
 }
 
 export interface HealthOptions {
@@ -54,6 +61,9 @@ export class HealthMonitor {
   private hooks: { remove(): void }[] = [];
   /** per activation module: [path, kind, count tensor, total elements] */
   private activations: [string, 'saturation' | 'dead', Tensor, number][] = [];
+  /** what rounding to a precision policy's format loses during the due step */
+  private rounding: RoundingCounter | undefined;
+  private stopRounding: (() => void) | undefined;
 
   constructor(readonly model: Module, options: HealthOptions = {}) {
     this.every = options.every ?? 50;
@@ -70,6 +80,8 @@ export class HealthMonitor {
   begin(): void {
     this.end();
     this.before = noGrad(() => scope(() => this.named.map(([, p]) => p.detach().clone().keep())));
+    this.rounding = new RoundingCounter(currentModulePath);
+    this.stopRounding = countRounding(this.rounding);
     for (const [path, m] of this.model.namedModules()) {
       const kind = m instanceof Sigmoid || m instanceof Tanh ? 'saturation' : m instanceof ReLU ? 'dead' : undefined;
       if (kind === undefined) continue;
@@ -94,6 +106,7 @@ export class HealthMonitor {
   /** After the due step's update: the record (one host read), and the step's copies freed. */
   record(step: number): HealthRecord {
     const layers: Record<string, LayerHealth> = {};
+    const byOp: Record<string, { overflow: number; underflow: number }> = {};
     const before = this.before;
     unintercepted(() => noGrad(() => scope(() => {
       const withGrad = this.named.map(([, p]) => p.grad);
@@ -109,6 +122,9 @@ export class HealthMonitor {
       }
       if (before !== undefined) f64(ops._foreachNorm(ops._foreachSub.List(params, before) as Tensor[]) as Tensor[]);
       for (const [, , c] of this.activations) parts.push(c);
+      this.stopRounding?.();
+      const tallies = [...(this.rounding?.tallies.values() ?? [])];
+      for (const t of tallies) parts.push(t.overflow.to('float64'), t.underflow.to('float64'));
       if (parts.length === 0) return;
       const v = ops.stack(parts).data() as Float64Array;
       const n = params.length, ng = grads.length;
@@ -149,13 +165,28 @@ export class HealthMonitor {
         const key = path || '(model)';
         layers[key] = { ...(layers[key] ?? {}), [kind]: total > 0 ? count / total : 0 };
       }
+      const at = base + this.activations.length;
+      tallies.forEach((t, k) => {
+        const over = v[at + 2 * k], under = v[at + 2 * k + 1];
+        const key = t.where || '(model)';
+        const row = (layers[key] ??= {});
+        row.overflow = (row.overflow ?? 0) + over;
+        row.underflow = (row.underflow ?? 0) + under;
+        const o = (byOp[t.op] ??= { overflow: 0, underflow: 0 });
+        o.overflow += over;
+        o.underflow += under;
+      });
     })));
     this.end();
-    return { event: 'health', step, layers };
+    return { event: 'health', step, layers, ...(Object.keys(byOp).length > 0 ? { precision: { ops: byOp } } : {}) };
   }
 
   /** Frees the step's copies and removes the hooks (also when the step failed). */
   end(): void {
+    this.stopRounding?.();
+    this.stopRounding = undefined;
+    this.rounding?.dispose();
+    this.rounding = undefined;
     for (const h of this.hooks) h.remove();
     this.hooks = [];
     for (const [, , c] of this.activations) c.dispose();

@@ -355,6 +355,13 @@ export function eventsFromMetricsLine(record: Record<string, unknown>): TfEvent[
         if (value !== undefined) out.push({ kind: 'scalar', tag: `health/${snake(k)}/${layer}`, step, value });
       }
     }
+    const perOp = ((record.precision ?? {}) as { ops?: Record<string, Record<string, unknown>> }).ops ?? {};
+    for (const [op, m] of Object.entries(perOp)) {
+      for (const k of ['overflow', 'underflow']) {
+        const value = metricNumber(m?.[k]);
+        if (value !== undefined) out.push({ kind: 'scalar', tag: `precision/${k}/${op}`, step, value });
+      }
+    }
     const scale = metricNumber(record.lossScale);
     if (record.lossScale !== undefined && scale !== undefined) out.push({ kind: 'scalar', tag: 'amp/loss_scale', step, value: scale });
   } else if (event === 'guard') {

@@ -4,3 +4,4 @@ export { FORMATS, formatOf, type FloatFormat, type FormatName, type FormatLike }
 export { round, isRepresentable, RoundToFormat, type RoundOptions } from './round.js';
 export { PrecisionPolicy, withPrecision, currentPrecision, type PrecisionOptions } from './policy.js';
 export { DelayedScaling, Fp8Recipe, withFp8, type DelayedScalingOptions, type Fp8RecipeOptions } from './fp8.js';
+export { RoundingCounter, countRounding, roundingCounter, type RoundingTally } from './rounding-count.js';

@@ -18,6 +18,7 @@ import { native } from '../native/binding.js';
 import { Tensor } from '../core/tensor.js';
 import * as ops from '../ops/index.js';
 import { formatOf, type FloatFormat, type FormatLike } from './formats.js';
+import { roundingCounter } from './rounding-count.js';
 import { formatNarrows, roundValues, roundWithGrad, sameValues, type RoundOptions } from './round.js';
 
 export interface PrecisionOptions {
@@ -153,7 +154,7 @@ class PolicyRun {
    * version; with grad, through a rounding node; without, undefined when t
    * already holds only values of the format.
    */
-  private entry(t: Tensor, grad: boolean): Tensor | undefined {
+  private entry(t: Tensor, grad: boolean, op: string): Tensor | undefined {
     const v = version(t);
     const e = this.entries.get(t);
     if (e !== undefined && e.version === v && e.grad === grad && !e.rounded.isDisposed) return e.rounded;
@@ -166,6 +167,8 @@ class PolicyRun {
       this.known.set(t, v);
       return undefined;
     }
+    // an input entering the format (data, a parameter) loses values too
+    roundingCounter()?.add(op, t, rounded);
     rounded.keep();
     this.entries.set(t, { version: v, grad, rounded });
     this.known.set(rounded, version(rounded));
@@ -183,8 +186,8 @@ class PolicyRun {
       const known = this.isKnown(t);
       // a leaf (parameter) or a tensor from outside the policy that needs a
       // gradient goes through a rounding node, so that its gradient is rounded too
-      if (needsGrad && t.requiresGrad && (!known || t.isLeaf)) return this.entry(t, true) ?? t;
-      return known ? t : this.entry(t, false) ?? t;
+      if (needsGrad && t.requiresGrad && (!known || t.isLeaf)) return this.entry(t, true, call.op) ?? t;
+      return known ? t : this.entry(t, false, call.op) ?? t;
     });
   }
 
@@ -211,6 +214,7 @@ class PolicyRun {
         if (!(gradMode && o.requiresGrad)) {
           noGrad(() => {
             const r = roundValues(o, f, this.policy.options);
+            roundingCounter()?.add(call.op, o, r);
             ops.copy_(o, r);
             r.dispose();
           });
@@ -224,6 +228,7 @@ class PolicyRun {
         return o;
       }
       const r = gradMode && o.requiresGrad ? roundWithGrad(o, f, this.policy.options) : roundValues(o, f, this.policy.options);
+      roundingCounter()?.add(call.op, o, r);
       o.dispose();
       this.known.set(r, 0);
       return r;
