@@ -22,12 +22,13 @@ export interface Verdict {
 }
 
 /**
- * Judges a claim: 'insufficient' when n < required or when `structural` names
- * a structural cause; otherwise HOLDS or FAILS as `holds` says.
+ * Judges a claim: 'insufficient' when n < required, when `structural` names
+ * a structural cause or `cut` says the protocol was cut short; otherwise HOLDS or FAILS as `holds` says.
  */
-export function judge(v: Omit<Verdict, 'outcome'> & { holds: boolean; structural?: string }): Verdict {
-  const { holds, structural, ...rest } = v;
+export function judge(v: Omit<Verdict, 'outcome'> & { holds: boolean; structural?: string; cut?: string }): Verdict {
+  const { holds, structural, cut, ...rest } = v;
   if (structural !== undefined) return { ...rest, outcome: 'insufficient', reason: structural };
+  if (cut !== undefined) return { ...rest, outcome: 'insufficient', reason: cut };
   if (v.n < v.required) return { ...rest, outcome: 'insufficient', reason: `${v.n} samples, the protocol asks for ${v.required}${v.reason ? `; ${v.reason}` : ''}` };
   return { ...rest, outcome: holds ? 'HOLDS' : 'FAILS' };
 }

@@ -138,6 +138,15 @@ export function sequentialBatch(d: DataSplit, i: number, b: number): [keel.Tenso
   return [d.x.narrow(0, start, len), d.y.narrow(0, start, len)];
 }
 
+/** The line naming the data-set difference (what paperData's note says, without loading anything). */
+export function paperDataNote(kind: 'mlp' | 'vgg', data: DataId, n?: number): string {
+  if (data === 'synthetic') return `the synthetic image set (${n ?? 60000} images, 3×32×32) stands in for ${kind === 'mlp' ? 'MNIST (the MLP reads 3,072 inputs, not 784)' : 'CIFAR-10'}`;
+  const m = Math.min(n ?? 60000, 60000);
+  return kind === 'mlp'
+    ? `Fashion-MNIST (${m} training images, 28×28, pixels/255) stands in for MNIST (no MNIST here)`
+    : `Fashion-MNIST (${m} training images, 1 channel, padded to 32×32 with the background, then standardised) stands in for CIFAR-10 (no CIFAR-10 here; 1 input channel, not 3; no random crop or flip)`;
+}
+
 // ---- models -----------------------------------------------------------------
 
 /** Bertoin et al.'s MLP with PyTorch's default Linear initialisation, drawn (in fp32) from the seed. */
