@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import * as keel from '../../index.js';
 import { barChart, writeChart } from '../../plot/index.js';
 import type { FormatName } from '../../precision/formats.js';
-import { checkOrder, runAuditPlan, summarizePairs, type AuditPlan, type AuditRow, type Protocol } from './audit.js';
+import { checkOrder, keelVerdicts, runAuditPlan, summarizePairs, type AuditPlan, type AuditRow, type Protocol } from './audit.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { createProgress } from '../../train/progress.js';
 import { checkFashionMnist } from '../../data/fashion-mnist.js';
@@ -212,15 +212,19 @@ export async function auditNonsmooth(o: Record<string, string | true>): Promise<
     `${modelId}${modelId.startsWith('vgg') || modelId === 'resnet18' ? ` width ${spec.width} (64 = full size)` : ''}${modelId === 'mlp' ? ` ${spec.depth}×${spec.hidden}` : ''}; wall ${(wallMs / 1000).toFixed(1)} s`;
 
   console.log(`\nNonsmooth AD audit: ${modelId} on ${data}. Budget: ${budget}\n`);
-  console.log(table(['protocol', 'precision', 'pairs', 'grads differ (95% CI)', 'D > tau_p (95% CI)', 'mean D', 'max D'],
-    [...rows, ...sweep].map((r) => [`${r.protocol}${r.model !== modelId ? ` (${r.model})` : ''}`, r.format, String(r.pairs), pct(r.differ), pct(r.bifurcation), sci(r.meanD), sci(r.maxD)])));
+  console.log(table(['protocol', 'precision', 'pairs', 'grads differ (95% CI)', 'D > abs. threshold (95% CI)', 'D > tau_p (95% CI)', 'mean D', 'max D'],
+    [...rows, ...sweep].map((r) => [`${r.protocol}${r.model !== modelId ? ` (${r.model})` : ''}`, r.format, String(r.pairs), pct(r.differ),
+      r.aboveAbsolute ? `${pct(r.aboveAbsolute)} (> ${A.absoluteThreshold(r.format)})` : 'n/a (none for fp8)', pct(r.bifurcation), sci(r.meanD), sci(r.maxD)])));
+  console.log('Shares are of (θ, minibatch) pairs. Absolute thresholds: Boustany\'s (1e-3 / 1e-7 / 1e-15 for 16 / 32 / 64 bits); τ_p = 8·u_p·Σ‖∇native‖∞ is Keel\'s relative one, not Boustany\'s.');
   const tieRows = rows.filter((r) => r.protocol === 'maxpool').flatMap((r) => r.ties.map((t) => [r.format, t.label, t.windows.toFixed(0), t.tiedWindows.toFixed(1), t.tiedWithGradient.toFixed(1)]));
   if (tieRows.length) console.log(`\nTied max-pool windows per minibatch (mean), per pool layer:\n${table(['precision', 'layer', 'windows', 'tied', 'tied, gradient ≠ 0'], tieRows)}`);
   const layerRows = rows.flatMap((r) => r.perTensor.filter((t) => t.share > 0).map((t) => [r.protocol, r.format, t.name, `${(100 * t.share).toFixed(0)} %`, sci(t.maxAbsDiff)]));
   if (layerRows.length) console.log(`\nPer parameter tensor (share of pairs where it differs, largest |difference|):\n${table(['protocol', 'precision', 'tensor', 'share', 'max diff'], layerRows)}`);
   console.log(`\nCompensation zone: f(t) = max_loop(t·x; ReLU'(0)=1) − maxpool_native(t·x) ≡ 0 over the reals, f'(t) = 0; AD in floating point:\n` +
     table(['precision', 'x', 't with AD f\'(t) ≠ 0', 'max |f\'(t)|'], compensation.map((c) => [c.format, c.x, `${c.wrong}/${c.points}`, sci(c.maxAbsDerivative)])));
-  console.log(`\nPredicted order fp64 ≤ fp32 ≤ bf16/fp16 ≤ fp8:\n${order.map((v) => `  ${v.holds ? 'HOLDS' : 'FAILS'}  ${v.explanation}`).join('\n')}\n`);
+  const verdicts = keelVerdicts(pairs, PAPER_DRAWS);
+  console.log(`\nPairs (θ, minibatch) whose gradients differ, per precision: ${order.map((v) => v.explanation).join(' ')} (the per-pair share is not the papers' statistic; the verdicts below rest on the share of θ)`);
+  console.log(`\nVerdicts (each names its statistic, threshold and sample size; Keel's protocol draws too few θ for the papers' claims — use --protocol paper):\n${verdicts.map((v) => `  ${A.verdictLine(v).replace(/\n/g, '\n  ')}`).join('\n')}\n`);
 
   const charts: string[] = [];
   for (const p of ['relu', 'maxpool'] as Protocol[]) {
@@ -236,11 +240,11 @@ export async function auditNonsmooth(o: Record<string, string | true>): Promise<
     experiment: 'audit-nonsmooth', papers: ['Bertoin et al., NeurIPS 2021', 'Boustany, arXiv 2401.02736'],
     definitions: {
       bifurcationZone: 'the gradients computed with the two backward choices differ in floating point (exact test: not bitwise equal)',
-      thresholdTest: 'D = Σ_l ‖∇_native − ∇_β‖_∞ > τ_p = 8 · u_p · Σ_l ‖∇_native‖_∞, u_p the unit roundoff',
+      thresholdTest: 'D = Σ_l ‖∇_native − ∇_β‖_∞ against Boustany\'s absolute thresholds (1e-3 / 1e-7 / 1e-15 for 16 / 32 / 64 bits) and Keel\'s relative τ_p = 8 · u_p · Σ_l ‖∇_native‖_∞ (u_p the unit roundoff; not Boustany\'s)',
       compensationZone: 'AD wrong in floating point where it is right over the reals',
       minimal: 'gradient split equally among the k tied maxima of each window', beta: 'β·minimal + (1 − β)·native',
     },
-    quick, budget, plan, rows, sweep, order, compensation, charts, wallMs,
+    quick, budget, plan, rows, sweep, order, verdicts, compensation, charts, wallMs,
     pairs: pairs.map(({ ties, ...p }) => ({ ...p, tiedWindows: ties.reduce((s, t) => s + t.tiedWindows, 0) })),
   };
   writeFileAtomic(join(out, 'results.json'), JSON.stringify(results, null, 1));
