@@ -261,7 +261,7 @@ export function thetaSeed(draw: number): number {
 }
 
 /** The exact-zero masks of every ReLU input in one forward pass (kept: dispose them). */
-function zeroMasks(model: keel.nn.Module, format: FormatName, x: keel.Tensor): keel.Tensor[] {
+export function zeroMasks(model: keel.nn.Module, format: FormatName, x: keel.Tensor): keel.Tensor[] {
   A.swapBackwardRules(model, { reluAt0: 0 });
   const recs: keel.audit.ZeroRecord[] = [];
   A.zeroRecorder.current = recs;
