@@ -8,7 +8,8 @@
 //   compensation.ts   AD right over the reals, wrong in floating point
 //   precision-run.ts  run a computation in fp64 / fp32 / an emulated format
 //   wilson.ts         confidence intervals for shares
-export { ReLUAt0, reluAt0, ReLUWithDerivativeAt0 } from './relu.js';
+//   verdict.ts        a verdict line: statistic, threshold, sample size, or 'insufficient'
+export { ReLUAt0, reluAt0, ReLUWithDerivativeAt0, zeroRecorder, type ZeroRecord } from './relu.js';
 export {
   MaxPoolBeta, MaxPool2dBeta, maxPool2dBeta, maxPoolConfig, minimalMaxPoolBackward, tieRecorder,
   type MaxPoolConfig, type MaxPool2dBetaOptions, type MaxPoolRule, type TieRecord,
@@ -16,8 +17,9 @@ export {
 export { maxViaRelu, maxLoop } from './max-via-relu.js';
 export { swapBackwardRules, type BackwardRules, type SwapReport } from './swap.js';
 export {
-  unitRoundoff, bifurcationThreshold, collectGradients, disposeGradients, compareGradients, type GradientComparison,
+  unitRoundoff, bifurcationThreshold, absoluteThreshold, decadeHistogram, type DecadeBin, collectGradients, disposeGradients, compareGradients, type GradientComparison,
 } from './bifurcation.js';
 export { compensationPoint, compensationSweep, COMPENSATION_X, adjacentX, type CompensationPoint, type CompensationSweep } from './compensation.js';
 export { AUDIT_FORMATS, AUDIT_FORMATS_ACCEPTED, computeDtype, inFormat, castFor } from './precision-run.js';
 export { wilson, formatShare, type Share } from './wilson.js';
+export { judge, verdictLine, type Verdict, type VerdictOutcome } from './verdict.js';

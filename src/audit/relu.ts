@@ -5,15 +5,42 @@
 // s in [0, 1] is an element of the Clarke subdifferential of relu at 0; s
 // outside [0, 1] is allowed (the papers' "any s") but is not a subgradient.
 import { Function, type FunctionContext } from '../core/autograd.js';
+import { scope } from '../core/memory.js';
 import type { Tensor } from '../core/tensor.js';
 import * as ops from '../ops/index.js';
 import { Module } from '../nn/module.js';
+
+/** What one ReLU call saw: exact zeros among its inputs (set `zeroRecorder.current` to collect them). */
+export interface ZeroRecord {
+  /** inputs, and inputs exactly 0 (±0) */
+  numel: number;
+  zeros: number;
+  /** samples (size of dimension 0) and samples with at least one exact zero */
+  samples: number;
+  samplesWithZero: number;
+  /** the 0/1 mask of exact zeros, kept only when `zeroRecorder.keepMasks` (dispose it) */
+  mask?: Tensor;
+}
+
+/** Collects a ZeroRecord per ReLUAt0 call while `current` is an array (in call order). */
+export const zeroRecorder: { current: ZeroRecord[] | null; keepMasks: boolean } = { current: null, keepMasks: false };
 
 /** relu(x) with ReLU'(0) = s: `ReLUAt0.apply(x, s)`. */
 export class ReLUAt0 extends Function {
   static override forward(ctx: FunctionContext, x: Tensor, s: number): Tensor {
     ctx.saveForBackward(x);
     ctx.data.s = s;
+    const rec = zeroRecorder.current;
+    if (rec !== null) {
+      rec.push(scope(() => {
+        const z = x.eq(0);
+        const samples = x.ndim > 0 ? x.shape[0] : 1;
+        const perSample = x.ndim > 1 ? z.reshape([samples, -1]).sum(1).gt(0) : z;
+        const r: ZeroRecord = { numel: x.numel(), zeros: Number(z.sum().item()), samples, samplesWithZero: Number(perSample.sum().item()) };
+        if (zeroRecorder.keepMasks) r.mask = z.keep();
+        return r;
+      }));
+    }
     return ops.relu(x);
   }
 

@@ -87,8 +87,10 @@ export interface AuditRow {
   pairs: number;
   /** share with gradients not bitwise equal */
   differ: keel.audit.Share;
-  /** share with D > τ_p */
+  /** share with D > τ_p (Keel's relative threshold) */
   bifurcation: keel.audit.Share;
+  /** share with D above Boustany's absolute threshold (none for fp8) */
+  aboveAbsolute?: keel.audit.Share;
   meanD: number;
   maxD: number;
   /** per parameter tensor: share of pairs where it differs, and its largest difference */
@@ -110,6 +112,7 @@ export function summarizePairs(results: PairResult[], model: string): AuditRow[]
       protocol, format, model, pairs: n,
       differ: A.wilson(rs.filter((r) => !r.equal).length, n),
       bifurcation: A.wilson(rs.filter((r) => r.D > r.tau).length, n),
+      ...(A.absoluteThreshold(format) !== undefined ? { aboveAbsolute: A.wilson(rs.filter((r) => r.D > A.absoluteThreshold(format)!).length, n) } : {}),
       meanD: rs.reduce((s, r) => s + r.D, 0) / n,
       maxD: Math.max(...rs.map((r) => r.D)),
       perTensor: names.map((name, i) => ({
@@ -151,6 +154,47 @@ export function runAuditPlan(plan: AuditPlan, train: DataSplit, log: (s: string)
     log(`draw ${d + 1}/${plan.draws} done (${results.length} pairs)`);
   }
   return results;
+}
+
+/**
+ * The verdicts of Keel's protocol (issue 17 §3) on the share of θ draws with a
+ * minibatch whose gradients differ (ReLU: not bitwise equal; MaxPool: D above
+ * Boustany's absolute threshold): the statistic, the threshold, the sample
+ * size; 'insufficient' below `required` draws or when fp64 differs too (then
+ * the differences are structural: zeros or ties over the reals, not rounding).
+ */
+export function keelVerdicts(results: PairResult[], required: number): keel.audit.Verdict[] {
+  const out: keel.audit.Verdict[] = [];
+  for (const protocol of ['relu', 'maxpool'] as Protocol[]) {
+    const rs = results.filter((r) => r.protocol === protocol);
+    if (!rs.length) continue;
+    const formats = [...new Set(rs.map((r) => r.format))];
+    const differs = (r: PairResult) => {
+      if (protocol === 'relu') return !r.equal;
+      const t = A.absoluteThreshold(r.format);
+      return t === undefined ? r.D > r.tau : r.D > t;
+    };
+    const shares = formats.map((format) => {
+      const draws = [...new Set(rs.filter((r) => r.format === format).map((r) => r.draw))];
+      const k = draws.filter((d) => rs.some((r) => r.format === format && r.draw === d && differs(r))).length;
+      return { format, share: A.wilson(k, draws.length) };
+    });
+    const levels: FormatName[][] = [['fp64'], ['fp32'], ['bf16', 'fp16'], ['fp8-e4m3', 'fp8-e5m2', 'fp8-e4m3fnuz', 'fp8-e5m2fnuz']];
+    const broken: string[] = [];
+    const ls = levels.map((fs) => shares.filter((s) => fs.includes(s.format))).filter((l) => l.length);
+    for (let i = 0; i + 1 < ls.length; i++) for (const a of ls[i]) for (const b of ls[i + 1]) if (a.share.lo > b.share.hi) broken.push(`${a.format} > ${b.format}`);
+    const s64 = shares.find((s) => s.format === 'fp64');
+    const test = protocol === 'relu' ? 'gradients not bitwise equal' : 'D above Boustany\'s absolute threshold (1e-15 / 1e-7 / 1e-3 for 64 / 32 / 16 bits; τ_p for fp8)';
+    out.push(A.judge({
+      claim: `${protocol === 'relu' ? "ReLU'(0) = 0 vs 1" : 'MaxPool native vs β = 1'}: the share of θ with a differing minibatch grows as precision falls`,
+      statistic: `θ with a minibatch whose ${test}: ${shares.map((s) => `${s.format} ${s.share.k}/${s.share.n}`).join(', ')}`,
+      threshold: 'no pair of Wilson 95 % intervals apart in the wrong order (fp64 ≤ fp32 ≤ 16-bit ≤ 8-bit)',
+      n: Math.min(...shares.map((s) => s.share.n)), required, holds: broken.length === 0,
+      ...(broken.length ? { reason: `out of order: ${broken.join('; ')}` } : {}),
+      ...(s64 && s64.share.k > 0 ? { structural: `fp64 differs too (${s64.share.k}/${s64.share.n} θ): the differences rest on structural zeros or ties, not on rounding` } : {}),
+    }));
+  }
+  return out;
 }
 
 /** The paper's predicted order fp64 ≤ fp32 ≤ bf16/fp16 ≤ fp8, checked on the shares (with their intervals). */

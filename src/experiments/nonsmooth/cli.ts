@@ -5,12 +5,12 @@
 //                   run in a process pool (repro.ts, ../pool.ts), summarised (summary.ts)
 //
 // Both print tables, write DIR/results.json and SVG plots, and return an exit code.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as keel from '../../index.js';
 import { barChart, writeChart } from '../../plot/index.js';
 import type { FormatName } from '../../precision/formats.js';
-import { checkOrder, runAuditPlan, summarizePairs, type AuditPlan, type AuditRow, type Protocol } from './audit.js';
+import { checkOrder, keelVerdicts, runAuditPlan, summarizePairs, type AuditPlan, type AuditRow, type Protocol } from './audit.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { createProgress } from '../../train/progress.js';
 import { checkFashionMnist } from '../../data/fashion-mnist.js';
@@ -64,8 +64,90 @@ export async function runRepro(args: string[]): Promise<number> {
   return (await import('../../cli/main.js')).main(['repro', 'maxpool', ...args]);
 }
 
+/** θ per ReLU cell and precision in `--protocol paper` (about an hour on this machine with --jobs 2; the paper: 1,000). */
+export const PAPER_DRAWS = 500;
+/** fp64 θ (the paper's notebook ran 10; fp64 never stops early, so it costs a whole epoch per θ). */
+export const PAPER_DRAWS_FP64 = 10;
+
+function positiveInt(o: Record<string, string | true>, k: string, d: number): number {
+  const v = num(o, k, d);
+  if (!Number.isInteger(v) || v < 1) throw new UsageError(`--${k}: expected a positive integer, got ${v}`);
+  return v;
+}
+
+/** `keel audit nonsmooth --protocol paper`: the papers' own protocols (paper.ts, paper-run.ts). */
+export async function auditPaper(o: Record<string, string | true>): Promise<number> {
+  const t0 = performance.now();
+  const os = await import('node:os');
+  const load0 = os.loadavg()[0];
+  const P = await import('./paper-run.js');
+  const quick = o.quick === true;
+  let plan: import('./paper-run.js').PaperPlan, jobs: number;
+  try {
+    const studies = list<'relu' | 'maxpool'>(o, 'study', ['relu', 'maxpool'], ['relu', 'maxpool']);
+    const sweeps = o.sweep === true ? ['depth', 'width', 'batch'] as const : list<'depth' | 'width' | 'batch'>(o, 'sweeps', [], ['depth', 'width', 'batch']);
+    if (typeof o.model === 'string') throw new RangeError(`--model: --protocol paper uses the papers' models (an MLP for ReLU'(0), VGG-11 for MaxPool); choose the study with --study`);
+    for (const k of ['depth', 'hidden']) if (typeof o[k] === 'string') throw new RangeError(`--${k}: --protocol paper takes the MLP from the paper's cells; use --sweeps depth,width,batch`);
+    plan = {
+      studies: [...new Set(studies)], data: str(o, 'data', 'fashion-mnist') as DataId,
+      formats: list<FormatName>(o, 'precision', ['fp64', 'fp32', 'fp16'], A.AUDIT_FORMATS_ACCEPTED),
+      draws: positiveInt(o, 'draws', quick ? 8 : PAPER_DRAWS),
+      drawsFp64: positiveInt(o, 'draws-fp64', quick ? 2 : PAPER_DRAWS_FP64),
+      requiredDraws: PAPER_DRAWS, sweeps: [...sweeps], firstLayer: o['first-layer'] === true,
+      maxpoolDraws: positiveInt(o, 'maxpool-draws', 1),
+      width: positiveInt(o, 'width', quick ? 8 : 64),
+      maxpoolBatch: positiveInt(o, 'batch-size', 128),
+      maxpoolBatches: typeof o.batches === 'string' ? positiveInt(o, 'batches', 1) : quick ? 12 : Infinity,
+      chunk: positiveInt(o, 'chunk', quick ? 6 : 20),
+      ...(typeof o.batches === 'string' ? { reluBatches: positiveInt(o, 'batches', 1) } : quick ? { reluBatches: 40 } : {}),
+      ...(typeof o.train === 'string' ? { nTrain: positiveInt(o, 'train', 1) } : {}),
+      quick,
+    };
+    jobs = num(o, 'jobs', P.defaultJobs());
+    if (!Number.isInteger(jobs) || jobs < 0) throw new RangeError(`--jobs: expected an integer ≥ 0 (0 = in this process), got ${jobs}`);
+  } catch (e) {
+    throw e instanceof RangeError ? new UsageError(e.message) : e;
+  }
+  if (plan.data === 'fashion-mnist') checkFashionMnist();
+  const out = resolve(str(o, 'out', defaultOut('audit', 'nonsmooth')));
+  mkdirSync(out, { recursive: true });
+  const log = (s: string) => process.stderr.write(`${s}\n`);
+  const items = P.planItems(plan);
+  log(`[audit paper] ${items.length} work items on ${jobs === 0 ? `this process (${keel.getNumThreads()} libtorch threads)` : `${jobs} child processes of 1 libtorch thread`}; load average ${load0.toFixed(1)}`);
+  const { saved, failed, previousWallMs } = await P.runPaperItems(plan, out, {
+    jobs, resume: o.resume === true, log, progress: o['no-progress'] !== true,
+    save: (f) => P.writeFileAtomic(join(out, 'results.json'), JSON.stringify(f)),
+  });
+  const relu = P.summarizeRelu(saved);
+  const maxpool = P.summarizeMaxpool(saved);
+  const req = P.requiredFor(plan, PAPER_DRAWS_FP64);
+  const verdicts = [...P.reluVerdicts(relu, req.relu, req.fp64, req.reluCut), ...P.maxpoolVerdicts(maxpool, req.maxpool)];
+  const notes = {
+    ...(plan.studies.includes('relu') ? { relu: (await import('./paper.js')).paperDataNote('mlp', plan.data, plan.nTrain) } : {}),
+    ...(plan.studies.includes('maxpool') ? { maxpool: (await import('./paper.js')).paperDataNote('vgg', plan.data, plan.nTrain) } : {}),
+  };
+  const wallMs = previousWallMs + performance.now() - t0;
+  const cpuMs = saved.reduce((s, x) => s + x.wallMs, 0);
+  const budget = `${jobs === 0 ? `in-process, ${keel.getNumThreads()} libtorch threads` : `${jobs} processes × 1 libtorch thread`} on ${os.availableParallelism()} cores (load average ${load0.toFixed(1)} at start, ${os.loadavg()[0].toFixed(1)} at end); ` +
+    `ReLU: ${plan.studies.includes('relu') ? `${plan.draws} θ per cell and precision (fp64 ${Math.min(plan.draws, plan.drawsFp64)}), ${plan.reluBatches === undefined ? 'whole epochs' : `at most ${plan.reluBatches} minibatches per θ`}${plan.sweeps.length ? `, sweeps ${plan.sweeps.join('/')}` : ''}` : 'not run'}; ` +
+    `MaxPool: ${plan.studies.includes('maxpool') ? `${plan.maxpoolDraws} θ, width ${plan.width}, ${Number.isFinite(plan.maxpoolBatches) ? `${plan.maxpoolBatches} minibatches of` : 'the whole epoch of'} ${plan.maxpoolBatch}` : 'not run'}; ` +
+    `precisions ${plan.formats.join(', ')}; item time ${(cpuMs / 1000).toFixed(0)} s summed, wall ${(wallMs / 1000).toFixed(0)} s${previousWallMs ? ' (over resumed sessions)' : ''}`;
+  console.log(`\n${P.printPaper(plan, relu, maxpool, notes, verdicts, budget)}\n`);
+  if (failed.length) console.log(`${failed.length} work items FAILED:\n${failed.slice(0, 10).map((f) => `  ${f}`).join('\n')}\n`);
+  const file = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as object;
+  writeFileAtomic(join(out, 'results.json'), JSON.stringify({ ...file, protocol: 'paper', budget, notes, summary: { relu, maxpool }, verdicts }));
+  console.log(`wrote ${join(out, 'results.json')}`);
+  return failed.length ? 1 : 0;
+}
+
 /** `keel audit nonsmooth` with its options as { 'long-name': value }; returns the exit code. */
 export async function auditNonsmooth(o: Record<string, string | true>): Promise<number> {
+  const protocol = str(o, 'protocol', 'keel');
+  if (protocol === 'paper') return auditPaper(o);
+  if (protocol !== 'keel') throw new UsageError(`--protocol: unknown protocol '${protocol}' (keel, paper)`);
+  for (const k of ['study', 'sweeps', 'first-layer', 'jobs', 'resume', 'draws-fp64', 'maxpool-draws', 'chunk', 'train']) {
+    if (o[k] !== undefined) throw new UsageError(`--${k}: only with --protocol paper`);
+  }
   const t0 = performance.now();
   const quick = o.quick === true;
   const modelId = str(o, 'model', 'vgg11') as ModelId;
@@ -130,15 +212,19 @@ export async function auditNonsmooth(o: Record<string, string | true>): Promise<
     `${modelId}${modelId.startsWith('vgg') || modelId === 'resnet18' ? ` width ${spec.width} (64 = full size)` : ''}${modelId === 'mlp' ? ` ${spec.depth}×${spec.hidden}` : ''}; wall ${(wallMs / 1000).toFixed(1)} s`;
 
   console.log(`\nNonsmooth AD audit: ${modelId} on ${data}. Budget: ${budget}\n`);
-  console.log(table(['protocol', 'precision', 'pairs', 'grads differ (95% CI)', 'D > tau_p (95% CI)', 'mean D', 'max D'],
-    [...rows, ...sweep].map((r) => [`${r.protocol}${r.model !== modelId ? ` (${r.model})` : ''}`, r.format, String(r.pairs), pct(r.differ), pct(r.bifurcation), sci(r.meanD), sci(r.maxD)])));
+  console.log(table(['protocol', 'precision', 'pairs', 'grads differ (95% CI)', 'D > abs. threshold (95% CI)', 'D > tau_p (95% CI)', 'mean D', 'max D'],
+    [...rows, ...sweep].map((r) => [`${r.protocol}${r.model !== modelId ? ` (${r.model})` : ''}`, r.format, String(r.pairs), pct(r.differ),
+      r.aboveAbsolute ? `${pct(r.aboveAbsolute)} (> ${A.absoluteThreshold(r.format)})` : 'n/a (none for fp8)', pct(r.bifurcation), sci(r.meanD), sci(r.maxD)])));
+  console.log('Shares are of (θ, minibatch) pairs. Absolute thresholds: Boustany\'s (1e-3 / 1e-7 / 1e-15 for 16 / 32 / 64 bits); τ_p = 8·u_p·Σ‖∇native‖∞ is Keel\'s relative one, not Boustany\'s.');
   const tieRows = rows.filter((r) => r.protocol === 'maxpool').flatMap((r) => r.ties.map((t) => [r.format, t.label, t.windows.toFixed(0), t.tiedWindows.toFixed(1), t.tiedWithGradient.toFixed(1)]));
   if (tieRows.length) console.log(`\nTied max-pool windows per minibatch (mean), per pool layer:\n${table(['precision', 'layer', 'windows', 'tied', 'tied, gradient ≠ 0'], tieRows)}`);
   const layerRows = rows.flatMap((r) => r.perTensor.filter((t) => t.share > 0).map((t) => [r.protocol, r.format, t.name, `${(100 * t.share).toFixed(0)} %`, sci(t.maxAbsDiff)]));
   if (layerRows.length) console.log(`\nPer parameter tensor (share of pairs where it differs, largest |difference|):\n${table(['protocol', 'precision', 'tensor', 'share', 'max diff'], layerRows)}`);
   console.log(`\nCompensation zone: f(t) = max_loop(t·x; ReLU'(0)=1) − maxpool_native(t·x) ≡ 0 over the reals, f'(t) = 0; AD in floating point:\n` +
     table(['precision', 'x', 't with AD f\'(t) ≠ 0', 'max |f\'(t)|'], compensation.map((c) => [c.format, c.x, `${c.wrong}/${c.points}`, sci(c.maxAbsDerivative)])));
-  console.log(`\nPredicted order fp64 ≤ fp32 ≤ bf16/fp16 ≤ fp8:\n${order.map((v) => `  ${v.holds ? 'HOLDS' : 'FAILS'}  ${v.explanation}`).join('\n')}\n`);
+  const verdicts = keelVerdicts(pairs, PAPER_DRAWS);
+  console.log(`\nPairs (θ, minibatch) whose gradients differ, per precision: ${order.map((v) => v.explanation).join(' ')} (the per-pair share is not the papers' statistic; the verdicts below rest on the share of θ)`);
+  console.log(`\nVerdicts (each names its statistic, threshold and sample size; Keel's protocol draws too few θ for the papers' claims — use --protocol paper):\n${verdicts.map((v) => `  ${A.verdictLine(v).replace(/\n/g, '\n  ')}`).join('\n')}\n`);
 
   const charts: string[] = [];
   for (const p of ['relu', 'maxpool'] as Protocol[]) {
@@ -154,11 +240,11 @@ export async function auditNonsmooth(o: Record<string, string | true>): Promise<
     experiment: 'audit-nonsmooth', papers: ['Bertoin et al., NeurIPS 2021', 'Boustany, arXiv 2401.02736'],
     definitions: {
       bifurcationZone: 'the gradients computed with the two backward choices differ in floating point (exact test: not bitwise equal)',
-      thresholdTest: 'D = Σ_l ‖∇_native − ∇_β‖_∞ > τ_p = 8 · u_p · Σ_l ‖∇_native‖_∞, u_p the unit roundoff',
+      thresholdTest: 'D = Σ_l ‖∇_native − ∇_β‖_∞ against Boustany\'s absolute thresholds (1e-3 / 1e-7 / 1e-15 for 16 / 32 / 64 bits) and Keel\'s relative τ_p = 8 · u_p · Σ_l ‖∇_native‖_∞ (u_p the unit roundoff; not Boustany\'s)',
       compensationZone: 'AD wrong in floating point where it is right over the reals',
       minimal: 'gradient split equally among the k tied maxima of each window', beta: 'β·minimal + (1 − β)·native',
     },
-    quick, budget, plan, rows, sweep, order, compensation, charts, wallMs,
+    quick, budget, plan, rows, sweep, order, verdicts, compensation, charts, wallMs,
     pairs: pairs.map(({ ties, ...p }) => ({ ...p, tiedWindows: ties.reduce((s, t) => s + t.tiedWindows, 0) })),
   };
   writeFileAtomic(join(out, 'results.json'), JSON.stringify(results, null, 1));
