@@ -102,6 +102,8 @@ const CRASHES_ON_BAD_INPUT = new Set([
   '_cummax_helper', '_cummin_helper', '_cholesky_solve_helper', '_reshape_alias', '_reshape_alias_copy',
   '_sobol_engine_ff_', '_sobol_engine_draw', '_sobol_engine_scramble_',
   '_adaptive_avg_pool2d_backward', '_adaptive_avg_pool3d_backward',
+  // fused attention fast paths: num_head(s) 0 divides by zero (SIGFPE; seed 7400001)
+  '_native_multi_head_attention', '_transformer_encoder_layer_fwd',
 ]);
 
 // Named-tensor (Dimname) overloads take `str` where others take `int`: they are
