@@ -363,6 +363,7 @@ class Tracer {
  * Runs computeLoss and backward once in tracing mode. `format`: wrap the
  * forward in this precision (so that the trace sees rounded values, after the
  * policy's own interceptor) — the guard passes the format a first pass saw.
+ * `lossScale`: backward from the loss scaled as the step scaled it.
  */
 export function traceStep(
   computeLoss: () => Tensor,
@@ -372,6 +373,8 @@ export function traceStep(
     withPrecision?: <T>(f: FloatFormat, fn: () => T) => T;
     /** The model's parameters and buffers by name: a non-finite one is named as such. */
     stateNames?: Map<Tensor, [string, 'parameter' | 'buffer']>;
+    /** Backward from loss × this (a GradScaler's scale at the step): the gradients the step had, overflow included. */
+    lossScale?: number;
   },
 ): TraceResult {
   const tracer = new Tracer(options.finalLayerPath, options.stateNames);
@@ -393,8 +396,10 @@ export function traceStep(
       tracer.gradFormat = options.format ?? tracer.precisionSeen;
       lossFinite = allFinite(loss);
       if (tracer.forward === undefined && loss.requiresGrad) {
+        const scale = options.lossScale;
         try {
-          loss.backward();
+          // scaled as GradScaler.scale scales it: outside the trace, in the loss's dtype
+          (scale !== undefined && scale !== 1 ? unintercepted(() => loss.mul(scale)) : loss).backward();
         } catch (e) {
           if (lossFinite) throw e; // (a non-finite loss whose backward raises: the forward finding, if any, stands)
         }

@@ -202,6 +202,8 @@ function saveState(options: FitOptions, state: FitState, dir: string, keep: numb
         data: trainLoader.stateDict(),
         ...(options.extraState ? { extra: options.extraState } : {}),
         ...(precision ? { precision: precision.stateDict() } : {}),
+        // the guard's count of loss-scaler skips in a row goes with the scaler's state
+        ...(options.guard ? { guard: options.guard.stateDict() } : {}),
       },
     }, keep);
   });
@@ -224,6 +226,7 @@ function restoreState(options: FitOptions, ckpt: CheckpointContent & { step: num
     const rng = ckpt.tensors['rng.cpu'];
     if (rng) setRngState(rng);
     if (precision && ckpt.state.precision) precision.loadStateDict(ckpt.state.precision as { name?: unknown; scaler?: unknown });
+    if (options.guard && ckpt.state.guard) options.guard.loadStateDict(ckpt.state.guard as Parameters<Guard['loadStateDict']>[0]);
     return { step: ckpt.step, epoch: ckpt.state.epoch as number };
   }
 }
@@ -284,8 +287,9 @@ function* fitLoop(options: FitOptions): Generator<void, FitResult, boolean | und
   if (options.outDir) mkdirSync(options.outDir, { recursive: true });
 
   const precision = typeof options.precision === 'string' ? new TrainingPrecision(options.precision) : options.precision;
-  if (precision?.scaler !== undefined && options.guard !== undefined) {
-    throw new Error(`fit: precision ${precision.name} (a GradScaler) with the NaN guard is not supported yet: use bf16-mixed, or the guard without the scaler`);
+  // the guard steps through the precision's GradScaler (fp16-mixed): a step the scaler skips is not an event
+  if (precision?.scaler !== undefined && options.guard?.scaler !== undefined && options.guard.scaler !== precision.scaler) {
+    throw new Error(`fit: the guard's scaler is not precision ${precision.name}'s GradScaler: give the guard no scaler (fit attaches the precision's) or the precision's (precision.scaler)`);
   }
   const state: FitState = { step: 0, epoch: 0, totalSteps };
   let resumedFrom: number | undefined;
@@ -347,6 +351,7 @@ function* fitLoop(options: FitOptions): Generator<void, FitResult, boolean | und
       if (scheduler && s.scheduler) scheduler.loadStateDict(s.scheduler);
     },
   });
+  const detachScaler = precision?.scaler !== undefined && options.guard !== undefined && options.guard.scaler === undefined ? options.guard.attachScaler(precision.scaler) : undefined;
   model.train();
   try {
     while (state.step < totalSteps && !stop) {
@@ -447,6 +452,7 @@ function* fitLoop(options: FitOptions): Generator<void, FitResult, boolean | und
   } finally {
     progress?.stop();
     detachGuard?.();
+    detachScaler?.();
     health?.end();
     if (options.guard !== undefined && options.guard.log === log) options.guard.log = undefined;
     log?.close();
