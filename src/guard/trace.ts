@@ -18,7 +18,7 @@ import { Tensor, type RemovableHandle } from '../core/tensor.js';
 import { currentModulePath } from '../nn/module.js';
 import * as ops from '../ops/index.js';
 import type { FloatFormat } from '../precision/formats.js';
-import { currentPrecision } from '../precision/policy.js';
+import { currentPrecision, roundedFrom } from '../precision/policy.js';
 import { formatNarrows, roundValues } from '../precision/round.js';
 import type { InputStats, Phase } from './report.js';
 import { backwardRuleMatches, baseName, type RuleContext } from './rules.js';
@@ -225,7 +225,9 @@ class Tracer {
         const f = allFinite(x);
         this.finiteCache.set(x, f);
         if (f) return;
-        const named = this.stateNames.get(x);
+        // under a precision policy the op got a rounded copy of the parameter
+        const from = roundedFrom(x);
+        const named = this.stateNames.get(x) ?? (from !== undefined ? this.stateNames.get(from) : undefined);
         const name = named?.[0] ?? a.name;
         this.forward = {
           ...this.finding(rec, 'forward', tensorStats(outs[0], 'output')),

@@ -46,6 +46,14 @@ function isAliasingOp(label: string): boolean {
   return aliasing.has(label);
 }
 
+/** A rounded copy an op got instead of its input → that input (the guard's replay names a parameter seen through its copy). */
+const roundedSources = new WeakMap<Tensor, Tensor>();
+
+/** The tensor a policy's rounded copy was made from, if t is one. */
+export function roundedFrom(t: Tensor): Tensor | undefined {
+  return roundedSources.get(t);
+}
+
 /** Per format, shared by its policies: tensor → the version at which it held only the format's values. */
 const knownByFormat = new WeakMap<FloatFormat, WeakMap<Tensor, number>>();
 
@@ -167,6 +175,7 @@ class PolicyRun {
       return undefined;
     }
     rounded.keep();
+    roundedSources.set(rounded, t);
     this.entries.set(t, { version: v, grad, rounded });
     this.known.set(rounded, version(rounded));
     return rounded;
