@@ -92,8 +92,10 @@ export interface GuardOptions {
   maxConsecutiveSkips?: number;
 }
 
-/** What a checkpoint keeps of the guard: its loss-scaler counters (fit saves them next to the scaler's state). */
+/** What a checkpoint keeps of the guard: its step count and loss-scaler counters (fit saves them next to the scaler's state). */
 export interface GuardState {
+  /** Steps taken (a resumed guard numbers its reports and log lines on from here). */
+  step: number;
   /** Steps the scaler skipped. */
   scalerSkips: number;
   /** Of them, the last ones in a row (an event after `maxConsecutiveSkips`). */
@@ -304,17 +306,18 @@ export class Guard {
     };
   }
 
-  /** What a checkpoint keeps: the loss-scaler counters (saved with the scaler's own state). */
+  /** What a checkpoint keeps: the step count and the loss-scaler counters (saved with the scaler's own state). */
   stateDict(): GuardState {
-    return { scalerSkips: this.scalerSkips, consecutiveSkips: this.consecutiveSkips };
+    return { step: this.stepCount, scalerSkips: this.scalerSkips, consecutiveSkips: this.consecutiveSkips };
   }
 
   loadStateDict(state: Partial<GuardState>): void {
     if (state === null || typeof state !== 'object') throw new TypeError(`guard.loadStateDict: expected an object, got ${String(state)}`);
-    for (const k of ['scalerSkips', 'consecutiveSkips'] as const) {
+    for (const k of ['step', 'scalerSkips', 'consecutiveSkips'] as const) {
       const v = state[k];
       if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new RangeError(`guard.loadStateDict: '${k}' must be an integer ≥ 0, got ${JSON.stringify(v)}`);
     }
+    if (state.step !== undefined) this.stepCount = state.step;
     this.scalerSkips = state.scalerSkips ?? 0;
     this.consecutiveSkips = state.consecutiveSkips ?? 0;
   }

@@ -127,10 +127,11 @@ function num(x: number | undefined): string {
 }
 
 export function formatScaler(s: ScalerTrigger): string {
+  // scales are powers of two (or the user's numbers): written exactly
   const why = s.trigger === 'scale-floor'
-    ? `the loss scale fell to ${num(s.newScale)}, below the floor ${num(s.scaleFloor)} (scaleFloor)`
-    : `${s.consecutiveSkips} steps in a row skipped (maxConsecutiveSkips ${s.maxConsecutiveSkips}); loss scale now ${num(s.newScale)}`;
-  return `${why}; replayed at the step's scale ${num(s.scale)}`;
+    ? `the loss scale fell to ${s.newScale}, below the floor ${s.scaleFloor} (scaleFloor)`
+    : `${s.consecutiveSkips} steps in a row skipped (maxConsecutiveSkips ${s.maxConsecutiveSkips}); loss scale now ${s.newScale}`;
+  return `${why}; replayed at the step's scale ${s.scale}`;
 }
 
 export function formatStats(s: InputStats): string {
