@@ -256,8 +256,10 @@ test('fit with fp16-mixed and the guard: skips are no events, 2 in a row are (ma
     assert.equal(whole.guard.events[0].step, 4);
     assert.equal(whole.guard.events[0].report.scaler?.trigger, 'max-consecutive-skips');
     assert.equal(whole.guard.events[0].report.phase, 'backward');
-    // replayed at 32768, the loss's ×10^30 sends back a gradient of 3.3·10^34: beyond fp16 right there
-    assert.equal(whole.guard.events[0].report.op, 'aten::mul.Scalar');
+    // replayed at 32768, the loss's ×10^30 comes back as a gradient of ~10^34: float32 through the
+    // float32 ops (autocast keeps them so), beyond fp16 where cross-entropy hands it to the fp16 logits
+    assert.equal(whole.guard.events[0].report.op, 'aten::cross_entropy_loss');
+    assert.equal(whole.guard.events[0].report.inputs[0].producer, 'aten::linear');
     assert.equal(whole.guard.events[0].report.causeId, 'precision-overflow');
     assert.match(whole.guard.events[0].report.format(), /loss scale now 16384; replayed at the step's scale 32768/);
     assert.equal(whole.guard.events[0].report.precision, 'fp16');

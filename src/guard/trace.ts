@@ -18,7 +18,7 @@ import { Tensor, type RemovableHandle } from '../core/tensor.js';
 import { currentModulePath } from '../nn/module.js';
 import * as ops from '../ops/index.js';
 import type { FloatFormat } from '../precision/formats.js';
-import { currentPrecision, roundedFrom } from '../precision/policy.js';
+import { currentPolicy, gradientRounded, roundedFrom } from '../precision/policy.js';
 import { formatNarrows, roundValues } from '../precision/round.js';
 import type { InputStats, Phase } from './report.js';
 import { backwardRuleMatches, baseName, type RuleContext } from './rules.js';
@@ -149,6 +149,8 @@ class Tracer {
   precisionSeen?: FloatFormat;
   /** Set once forward is over: the format gradients are rounded to. */
   gradFormat?: FloatFormat;
+  /** A policy that lowers only some ops ran (autocast's emulation): only gradients that reach its rounding nodes are rounded. */
+  selective = false;
   /** ±inf written on purpose (a mask fill, full(-inf)) and what carries it on without NaN: not a fault. */
   private readonly intendedInf = new Set<Tensor>();
 
@@ -178,8 +180,11 @@ class Tracer {
   };
 
   after = (call: OpCall, result: unknown): unknown => {
-    const fmt = currentPrecision();
-    if (fmt !== undefined) this.precisionSeen = fmt;
+    const policy = currentPolicy();
+    if (policy !== undefined) {
+      this.precisionSeen = policy.format;
+      if (policy.select !== undefined) this.selective = true;
+    }
     const outs = floatTensorsOf(result);
     if (outs.length === 0) return result;
     const index = this.records.length;
@@ -216,7 +221,7 @@ class Tracer {
       if (!list.includes(index)) list.push(index);
       if (!this.hooked.has(x) && isFloat(x) && x.requiresGrad) this.hook(x);
     }
-    if (grad) for (const [a] of edges) this.hooks.push(a.registerHook((g) => this.onEdgeGrad(rec, g)));
+    if (grad) for (const [a] of edges) this.hooks.push(a.registerHook((g) => this.onEdgeGrad(rec, a, g)));
     if (this.forward === undefined) {
       // a non-finite value no op of the step made: the data, or a parameter or buffer loaded non-finite
       rec.args.forEach((a) => {
@@ -269,11 +274,12 @@ class Tracer {
     }));
   }
 
-  /** Is g finite, also once rounded to the format gradients are rounded to? */
-  private gradCheck(g: Tensor): { finite: boolean; roundingOverflow: boolean } {
+  /** Is g (the gradient at t) finite, also once rounded to the format gradients are rounded to? */
+  private gradCheck(g: Tensor, t: Tensor): { finite: boolean; roundingOverflow: boolean } {
     const finite = allFinite(g);
     const f = this.gradFormat;
-    if (finite && f !== undefined && formatNarrows(f, g.dtype)) {
+    // under autocast's emulation a float32 op's gradient stays float32: only those reaching a rounding node are rounded
+    if (finite && f !== undefined && formatNarrows(f, g.dtype) && (!this.selective || gradientRounded(t))) {
       const rounded = unintercepted(() => noGrad(() => scope(() => ops.isfinite(roundValues(g, f, {})).all().item() as unknown as boolean)));
       return { finite: rounded, roundingOverflow: !rounded };
     }
@@ -285,16 +291,16 @@ class Tracer {
    * while the gradients at the consumer's outputs were finite makes the
    * consumer the op that produced it.
    */
-  private onEdgeGrad(rec: OpRecord, g: Tensor): void {
+  private onEdgeGrad(rec: OpRecord, edge: Tensor, g: Tensor): void {
     if (this.backward !== undefined || this.forward !== undefined) return;
-    const { finite, roundingOverflow } = this.gradCheck(g);
+    const { finite, roundingOverflow } = this.gradCheck(g, this.aliasOf.get(edge) ?? edge);
     if (finite || !rec.outs.every((o) => this.gradFinite.get(o) !== false)) return;
     this.backward = { ...this.finding(rec, 'backward', tensorStats(g, 'grad')), roundingOverflow };
   }
 
   private onGrad(t: Tensor, g: Tensor): void {
     if (this.backward !== undefined || this.forward !== undefined) return;
-    const { finite, roundingOverflow } = this.gradCheck(g);
+    const { finite, roundingOverflow } = this.gradCheck(g, t);
     this.gradFinite.set(t, finite);
     if (finite) return;
     const candidates = (this.consumers.get(t) ?? []).map((i) => this.records[i]);

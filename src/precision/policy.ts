@@ -54,6 +54,18 @@ export function roundedFrom(t: Tensor): Tensor | undefined {
   return roundedSources.get(t);
 }
 
+/** Outputs of a policy's rounding nodes: backward rounds the gradient that reaches them. */
+const gradRounded = new WeakSet<Tensor>();
+
+/**
+ * Backward rounds t's gradient to the format (t came out of a rounding node).
+ * Under autocast's emulation only the low-precision ops' inputs and outputs
+ * are such tensors: the gradient of a float32 op is not rounded.
+ */
+export function gradientRounded(t: Tensor): boolean {
+  return gradRounded.has(t);
+}
+
 /** Per format, shared by its policies: tensor → the version at which it held only the format's values. */
 const knownByFormat = new WeakMap<FloatFormat, WeakMap<Tensor, number>>();
 
@@ -126,6 +138,11 @@ export function currentPrecision(): FloatFormat | undefined {
   return active.length > 0 ? active[active.length - 1].policy.format : undefined;
 }
 
+/** The innermost running policy, or undefined outside every policy. */
+export function currentPolicy(): PrecisionPolicy | undefined {
+  return active.length > 0 ? active[active.length - 1].policy : undefined;
+}
+
 const active: PolicyRun[] = [];
 let uninstall: (() => void) | undefined;
 
@@ -176,6 +193,7 @@ class PolicyRun {
     }
     rounded.keep();
     roundedSources.set(rounded, t);
+    if (grad) gradRounded.add(rounded);
     this.entries.set(t, { version: v, grad, rounded });
     this.known.set(rounded, version(rounded));
     return rounded;
@@ -232,7 +250,9 @@ class PolicyRun {
         this.known.set(o, version(o));
         return o;
       }
-      const r = gradMode && o.requiresGrad ? roundWithGrad(o, f, this.policy.options) : roundValues(o, f, this.policy.options);
+      const withGrad = gradMode && o.requiresGrad;
+      const r = withGrad ? roundWithGrad(o, f, this.policy.options) : roundValues(o, f, this.policy.options);
+      if (withGrad) gradRounded.add(r);
       o.dispose();
       this.known.set(r, 0);
       return r;
