@@ -95,6 +95,9 @@ export interface FitOptions {
    * non-finite step and acts by its policy; its events go to the metrics log.
    * Under `rollback` the guard puts back the step, data position and
    * scheduler with its snapshot and has the loop skip batches (each logged).
+   * With precision 'fp16-mixed' the guard steps through its GradScaler: a
+   * step the scaler skips is no event (see GuardOptions.scaler); the guard's
+   * step and skip counts are saved in checkpoints with the scaler's state.
    */
   guard?: Guard;
   /**
