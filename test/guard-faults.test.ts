@@ -3,13 +3,16 @@
 // NaN/inf written into chosen ops' outputs (forward) or into the gradient
 // that flows out of chosen ops (backward), plus real numerical faults (log of
 // zero, sqrt at zero in a SILog-like loss, exp overflow). Detection must be
-// 100 % and the first op and its module named right in ≥ 95 %.
+// 100 % and the first op and its module named right in ≥ 95 %. fp16-mixed
+// runs the same faults through autocast (fp16 emulated) and a GradScaler: the
+// guard (maxConsecutiveSkips 1, so the one skip is the event) replays the
+// step under autocast at the step's loss scale.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as keel from 'keel';
 
 const { ops } = keel;
-type Prec = 'fp32' | 'fp16';
+type Prec = 'fp32' | 'fp16' | 'fp16-mixed';
 
 interface ModelCase {
   name: string;
@@ -113,7 +116,8 @@ function runCase(mc: ModelCase, prec: Prec, phase: "forward" | "backward", fault
   keel.manualSeed(seed);
   const model = mc.make();
   const optimizer = new keel.optim.SGD(model.parameters(), { lr: 1e-3 });
-  const guard = new keel.Guard({ model, optimizer, policy: 'skip' });
+  const amp = prec === 'fp16-mixed' ? { scaler: new keel.amp.GradScaler(), maxConsecutiveSkips: 1 } : {};
+  const guard = new keel.Guard({ model, optimizer, policy: 'skip', ...amp });
   const x = mc.input();
   const fault = inject();
   let r: keel.GuardStepResult;
@@ -122,7 +126,7 @@ function runCase(mc: ModelCase, prec: Prec, phase: "forward" | "backward", fault
       fault.reset();
       return mc.loss(model.call(x) as keel.Tensor);
     };
-    r = guard.stepSync(prec === 'fp32' ? forward : () => keel.withPrecision('fp16', forward));
+    r = guard.stepSync(prec === 'fp32' ? forward : prec === 'fp16' ? () => keel.withPrecision('fp16', forward) : () => keel.autocast({ dtype: 'float16' }, forward));
   } finally {
     fault.remove();
     guard.dispose();
@@ -154,7 +158,7 @@ test('injected faults: detection 100 %, first op and module named in ≥ 95 %', 
     const x = mc.input();
     const sites = listOps(model, x, mc.loss);
     x.dispose();
-    for (const prec of ['fp32', 'fp16'] as Prec[]) {
+    for (const prec of ['fp32', 'fp16', 'fp16-mixed'] as Prec[]) {
       // under the emulated policy an op on parameters, data or an in-place op's output is
       // re-run on rounded inputs after a fault interceptor has run, which would drop the
       // fault (the injection, not the guard, would miss): target the others
@@ -169,13 +173,14 @@ test('injected faults: detection 100 %, first op and module named in ≥ 95 %', 
   }
   // real numerical faults in the loss, at top level
   for (const mc of MODELS) {
-    for (const prec of ['fp32', 'fp16'] as Prec[]) {
+    for (const prec of ['fp32', 'fp16', 'fp16-mixed'] as Prec[]) {
       const real: [string, 'forward' | 'backward', string, (o: keel.Tensor) => keel.Tensor][] = [
         ['log of zero', 'forward', 'aten::log', (o) => ops.log(ops.relu(o.abs().neg().sub(1))).mean()],
         ['sqrt at zero (SILog)', 'backward', 'aten::sqrt', (o) => {
           const d = o.sub(o.detach());
           return ops.sqrt(d.pow(2).mean().sub(d.mean().pow(2).mul(0.5)));
         }],
+        // autocast keeps exp in float32 (fp16-mixed): it overflows float32's range there
         ['exp overflow', 'forward', 'aten::exp', (o) => ops.exp(o.abs().add(prec === 'fp16' ? 12 : 90)).mean()],
         ['log of negative', 'forward', 'aten::log', (o) => ops.log(o.abs().neg().sub(1)).mean()],
       ];

@@ -110,6 +110,20 @@ export class GradScaler {
     s.stage = 'unscaled';
   }
 
+  /**
+   * Whether unscale_() found inf/NaN in this optimizer's gradients since the
+   * last update(): the step() that follows skips exactly then (PyTorch keeps
+   * it in `_found_inf_per_device`). One host read, reused by step() and
+   * update(). false when disabled.
+   */
+  foundInf(optimizer: OptimizerLike): boolean {
+    if (!this.enabled) return false;
+    const s = this.perOptimizer.get(optimizer);
+    if (s?.foundInf === undefined) throw new Error('GradScaler.foundInf(): unscale_() has not been called on this optimizer since the last update()');
+    s.skipped ??= (s.foundInf.item() as number) !== 0;
+    return s.skipped;
+  }
+
   /** Unscales (if not done yet) and runs optimizer.step() unless a gradient was inf/NaN; returns whether it stepped. */
   step(optimizer: OptimizerLike): boolean {
     if (!this.enabled) {
@@ -120,7 +134,7 @@ export class GradScaler {
     if (s.stage === 'stepped') throw new Error('GradScaler.step() has already been called since the last update()');
     if (s.stage === 'ready') this.unscale_(optimizer);
     if (s.foundInf === undefined) throw new Error('GradScaler.step(): no inf checks were recorded for this optimizer');
-    const skipped = (s.foundInf.item() as number) !== 0;
+    const skipped = s.skipped ?? (s.foundInf.item() as number) !== 0;
     s.skipped = skipped;
     s.stage = 'stepped';
     this.lastStepSkipped = skipped;

@@ -2,6 +2,9 @@
 // user's closure), backward, the cheap checks and the optimizer step; on a
 // non-finite event it replays the step in tracing mode to find the first bad
 // op, diagnoses it, and acts by its policy (raise, skip, rollback, repair).
+// With a GradScaler it runs PyTorch's AMP step instead, and a step the scaler
+// skips is no event unless the skips persist or the scale falls too low.
+import type { GradScaler } from '../amp/grad-scaler.js';
 import { noGrad } from '../core/autograd.js';
 import { unintercepted } from '../core/dispatch.js';
 import { scope } from '../core/memory.js';
@@ -13,9 +16,9 @@ import type { FloatFormat } from '../precision/formats.js';
 import { withPrecision } from '../precision/policy.js';
 import type { MetricsLog } from '../log/metrics.js';
 import * as ops from '../ops/index.js';
-import { checkGradients, checkParameters, ForwardWatch, GradNormMonitor, LossMonitor } from './detect.js';
+import { checkGradients, checkParameters, ForwardWatch, GradNormMonitor, LossMonitor, type GradCheck } from './detect.js';
 import { backOffLr, finalLayer, reinitSmall, Snapshot, StepState, type Policy, type RepairContext, type RepairFn } from './policies.js';
-import { GuardReport, NonFiniteError } from './report.js';
+import { GuardReport, NonFiniteError, type ScalerTrigger } from './report.js';
 import { diagnose, type RuleContext } from './rules.js';
 import { allFinite, contextOf, tensorStats, traceStep, type TraceResult } from './trace.js';
 
@@ -68,6 +71,25 @@ export interface GuardOptions {
    * names the rank(s) whose step was not finite.
    */
   distributed?: GuardDistributed;
+  /**
+   * Mixed precision with dynamic loss scaling (a keel.amp.GradScaler): the
+   * guard runs PyTorch's AMP step — `scaler.scale(loss).backward()`,
+   * `scaler.unscale_(optimizer)` (the check, `clipGradNorm` and the logged
+   * norm see the true gradients), `scaler.step(optimizer)`,
+   * `scaler.update()`; computeLoss runs the forward under autocast, as in
+   * PyTorch. A step the scaler skips (inf/NaN gradients; the scale backs
+   * off) is not an event: it is counted (`scalerSkips`) and logged
+   * (`{event: 'guard-scaler-skip', step, lossScale, consecutiveSkips}`). It
+   * is one when the back-off leaves the scale below `scaleFloor` or after
+   * `maxConsecutiveSkips` skips in a row: the step is replayed in the same
+   * precision at the scale it ran at, and the report names the op. fit
+   * attaches the scaler of precision 'fp16-mixed' itself.
+   */
+  scaler?: GradScaler;
+  /** With a scaler: a skip whose back-off leaves the loss scale below this is an event (default 1). */
+  scaleFloor?: number;
+  /** With a scaler: this many skipped steps in a row is an event (default 10; Infinity for no limit). */
+  maxConsecutiveSkips?: number;
 }
 
 /** What the guard needs from a data-parallel wrapper (see keel.distributed.guardHook). */
@@ -120,6 +142,10 @@ export interface GuardState {
   losses: { mean: number; variance: number; count: number };
   skippedBatches: number[];
   pendingSkip: number;
+  /** Steps the loss scaler skipped (0 without one). */
+  scalerSkips: number;
+  /** Of them, the last ones in a row (an event after `maxConsecutiveSkips`). */
+  consecutiveSkips: number;
 }
 
 export type GuardAction = 'raised' | 'skipped' | 'rolled-back' | 'repaired';
@@ -151,6 +177,10 @@ export interface GuardStepResult {
   events: GuardEvent[];
   /** How many times `repair` ran the batch again after a remedy. */
   retries: number;
+  /** Under a GradScaler: the scaler skipped this step (inf/NaN gradients), an event only with `event`. */
+  scalerSkipped?: boolean;
+  /** Under a GradScaler: the loss scale after the step's update. */
+  lossScale?: number;
   /**
    * rollback went back: the state (and an attached loop's position) is that
    * before this step; the loop must not count the step or move past its batch.
@@ -174,6 +204,14 @@ export class Guard {
   readonly finalInitStd: number;
   readonly repairRetries: number;
   private readonly distributed: GuardDistributed | undefined;
+  /** The loss scaler the guard steps through (options.scaler, or attached: fit attaches fp16-mixed's). */
+  scaler: GradScaler | undefined;
+  readonly scaleFloor: number;
+  readonly maxConsecutiveSkips: number;
+  /** Steps the scaler skipped (none an event by itself). */
+  scalerSkips = 0;
+  /** Skips in a row up to the last step (a step that updates resets it, and so does the event it leads to). */
+  consecutiveSkips = 0;
   /** The last update was applied without reading the parameters: [its step, its gradient norm]. */
   private unchecked?: [number, number];
   /** Steps taken (healthy or not). */
@@ -222,6 +260,14 @@ export class Guard {
     this.repairRetries = options.repairRetries ?? 1;
     this.distributed = options.distributed;
     if (!Number.isInteger(this.repairRetries) || this.repairRetries < 0) throw new RangeError(`Guard: repairRetries must be an integer ≥ 0, got ${String(options.repairRetries)}`);
+    this.scaleFloor = options.scaleFloor ?? 1;
+    if (typeof this.scaleFloor !== 'number' || !Number.isFinite(this.scaleFloor) || this.scaleFloor < 0) throw new RangeError(`Guard: scaleFloor must be a finite number ≥ 0, got ${String(options.scaleFloor)}`);
+    this.maxConsecutiveSkips = options.maxConsecutiveSkips ?? 10;
+    if (this.maxConsecutiveSkips !== Infinity && (!Number.isInteger(this.maxConsecutiveSkips) || this.maxConsecutiveSkips < 1)) {
+      throw new RangeError(`Guard: maxConsecutiveSkips must be an integer ≥ 1 (or Infinity for no limit), got ${String(options.maxConsecutiveSkips)}`);
+    }
+    this.scaler = undefined;
+    if (options.scaler !== undefined) this.attachScaler(options.scaler);
     this.state = new StepState(this.model, this.optimizer);
     this.params = this.optimizer.paramGroups.flatMap((g) => g.params);
     this.buffers = this.model.buffers().filter((b) => isFloatingDType(b.dtype));
@@ -241,6 +287,8 @@ export class Guard {
       losses: stats(this.losses),
       skippedBatches: [...this.skippedBatches],
       pendingSkip: this.pendingSkip,
+      scalerSkips: this.scalerSkips,
+      consecutiveSkips: this.consecutiveSkips,
     };
   }
 
@@ -252,12 +300,16 @@ export class Guard {
     if (!count(state.stepCount)) throw bad('stepCount must be a non-negative integer', state.stepCount);
     if (!count(state.pendingSkip)) throw bad('pendingSkip must be a non-negative integer', state.pendingSkip);
     if (!Array.isArray(state.skippedBatches) || !state.skippedBatches.every(count)) throw bad('skippedBatches must be a list of batch indices', state.skippedBatches);
+    // a checkpoint from before the loss-scaler counters has none: 0
+    for (const k of ['scalerSkips', 'consecutiveSkips'] as const) if (state[k] !== undefined && !count(state[k])) throw bad(`${k} must be a non-negative integer`, state[k]);
     for (const k of ['gradNorms', 'losses'] as const) {
       const m = state[k];
       if (m === null || typeof m !== 'object' || !Number.isFinite(m.mean) || !(m.variance >= 0) || !count(m.count)) throw bad(`${k} must be { mean, variance ≥ 0, count }`, m);
     }
     this.stepCount = state.stepCount;
     this.pendingSkip = state.pendingSkip;
+    this.scalerSkips = state.scalerSkips ?? 0;
+    this.consecutiveSkips = state.consecutiveSkips ?? 0;
     this.skippedBatches.splice(0, this.skippedBatches.length, ...state.skippedBatches);
     Object.assign(this.gradNorms, { mean: state.gradNorms.mean, variance: state.gradNorms.variance, count: state.gradNorms.count });
     Object.assign(this.losses, { mean: state.losses.mean, variance: state.losses.variance, count: state.losses.count });
@@ -292,6 +344,20 @@ export class Guard {
     };
   }
 
+  /**
+   * Steps through this GradScaler from now on (options.scaler does the same;
+   * fit attaches precision fp16-mixed's). Returns the detach function.
+   */
+  attachScaler(scaler: GradScaler): () => void {
+    checkScaler(scaler);
+    if (this.distributed !== undefined) throw new Error('Guard: scaler with distributed is not supported yet (a rank\'s skipped step is not yet told from another rank\'s event)');
+    if (this.scaler !== undefined && this.scaler !== scaler) throw new Error('Guard: scaler: the guard already steps through another GradScaler');
+    this.scaler = scaler;
+    return () => {
+      if (this.scaler === scaler) this.scaler = undefined;
+    };
+  }
+
   /** Batches still to skip after a rollback (the loop calls skipBatch for each before its next step). */
   get pendingSkipBatches(): number {
     return this.pendingSkip;
@@ -317,7 +383,8 @@ export class Guard {
     const newest = this.snapshots[this.snapshots.length - 1];
     if (this.policy === 'rollback' && (newest === undefined || step - newest.step >= this.rollback.every)) {
       while (this.snapshots.length >= this.rollback.snapshots) this.snapshots.shift()!.dispose();
-      this.snapshots.push(Snapshot.take(step, this.model, this.optimizer, this.hook?.save()));
+      const scaler = this.scaler !== undefined ? { state: this.scaler.stateDict(), consecutiveSkips: this.consecutiveSkips } : undefined;
+      this.snapshots.push(Snapshot.take(step, this.model, this.optimizer, this.hook?.save(), scaler));
     }
     let r = this.attempt(computeLoss, step, this.policy);
     const events = r.event ? [r.event] : [];
@@ -331,7 +398,10 @@ export class Guard {
       if (r.event) events.push(r.event);
       else this.log?.write({ event: 'guard-retry', step, retry: retries, ok: r.ok, loss: r.loss });
     }
-    return { ...r, ...(events.length ? { event: events[0] } : {}), events, retries, ...(this.rolledBack !== undefined ? { rolledBackTo: this.rolledBack } : {}) };
+    return {
+      ...r, ...(events.length ? { event: events[0] } : {}), events, retries, ...(this.rolledBack !== undefined ? { rolledBackTo: this.rolledBack } : {}),
+      ...(this.scaler !== undefined ? { lossScale: this.scaler.getScale() } : {}),
+    };
   }
 
   /** One try at the step: forward, backward, checks, update; an event acted on by this policy. */
@@ -340,6 +410,10 @@ export class Guard {
     this.optimizer.zeroGrad(true);
     const watch = this.watch && (step - 1) % this.watchEvery === 0 ? new ForwardWatch() : undefined;
     const warnings: GuardWarning[] = [];
+    const scaler = this.scaler;
+    // the scale the step runs at (a replay uses it), and whether unscale_ recorded a check that step()/update() must consume
+    const scale = scaler?.getScale() ?? 1;
+    let unscaled = false;
     let check;
     try {
       check = scope(() => {
@@ -353,13 +427,19 @@ export class Guard {
         if (!(loss instanceof Tensor)) throw new TypeError('guard.step(computeLoss): computeLoss must return the loss tensor (synchronously)');
         if (loss.requiresGrad) {
           try {
-            loss.backward();
+            if (scaler !== undefined) scaler.scale(loss).backward();
+            else loss.backward();
           } catch (e) {
             // libtorch's backward may raise on the very values that made the
             // loss non-finite (e.g. VarBackward0 over one element): that is a
             // non-finite event to locate and act on, not a crash of the run
             if (Number.isFinite(loss.item() as number)) throw e;
             return checkGradients(loss, [], watch?.counts ?? [], watch?.at ?? [], this.buffers);
+          }
+          if (scaler !== undefined) {
+            // as PyTorch's AMP loop: unscale_ before the check and clipping, which see the true gradients
+            scaler.unscale_(this.optimizer);
+            unscaled = true;
           }
         }
         const grads: Tensor[] = [];
@@ -372,6 +452,14 @@ export class Guard {
     } finally {
       watch?.dispose();
     }
+    // the scaler's verdict, read once (step() and update() reuse it)
+    const skippedByScaler = unscaled && scaler!.foundInf(this.optimizer);
+    // a step dropped for an event: update() as PyTorch's loop would (the scale backs off when the gradients were inf/NaN), so the next step starts clean
+    const dropScalerStep = (): void => {
+      if (!unscaled) return;
+      unscaled = false;
+      scaler!.update();
+    };
     let ranks: number[] | undefined;
     const dist = this.distributed;
     if (dist !== undefined) {
@@ -392,6 +480,7 @@ export class Guard {
     this.unchecked = undefined;
     if (!check.finite && previous !== undefined && !checkParameters(this.params)) {
       // the previous step's update made parameters non-finite: this step ran on them; undo that update
+      dropScalerStep();
       this.optimizer.zeroGrad(true);
       const report = this.updateReport(previous[0], previous[1]);
       this.state.rewindUpdate();
@@ -407,14 +496,20 @@ export class Guard {
       this.warnings.push(w);
       this.log?.write({ event: 'guard-warning', ...w });
     }
+    if (skippedByScaler) {
+      unscaled = false;
+      return this.scalerSkip(computeLoss, step, check, scale, policy, warnings);
+    }
     if (check.finite && check.badBuffer >= 0) {
       // the loss and gradients are finite but the forward wrote NaN/inf into running statistics
+      dropScalerStep();
       const report = this.bufferReport(step, this.buffers[check.badBuffer]);
       this.optimizer.zeroGrad(true);
       this.state.rewindForward();
       return { step, loss: check.loss, gradNorm: check.gradNorm, ok: false, event: this.act(report, policy), warnings };
     }
     if (!check.finite) {
+      dropScalerStep();
       const detectedIn = Number.isFinite(check.loss) ? 'gradients' : 'loss';
       const report = dist !== undefined ? dist.localOnly(() => this.locate(computeLoss, step, detectedIn)) : this.locate(computeLoss, step, detectedIn);
       if (ranks !== undefined && ranks.length > 0) report.ranks = ranks;
@@ -422,6 +517,7 @@ export class Guard {
     }
     if (policy === 'rollback' && this.rollback.lossZ !== undefined && this.losses.observe(check.loss, this.rollback.lossZ)) {
       const report = this.lossSpikeReport(step, check.loss);
+      dropScalerStep();
       this.optimizer.zeroGrad(true);
       this.state.rewindForward();
       return { step, loss: check.loss, gradNorm: check.gradNorm, ok: false, event: this.act(report, policy), warnings };
@@ -430,7 +526,14 @@ export class Guard {
     if (this.clipGradNorm !== undefined) this.clip(check.gradNorm, this.clipGradNorm);
     // the pre-update copy is what skip and repair restore (rollback has its snapshot; raise only reports)
     if (this.checkUpdate && (this.policy === 'skip' || this.policy === 'repair')) this.state.beforeUpdate(this.params);
-    this.optimizer.step();
+    if (unscaled) {
+      unscaled = false;
+      scaler!.step(this.optimizer);
+      scaler!.update();
+      this.consecutiveSkips = 0;
+    } else {
+      this.optimizer.step();
+    }
     const lr = Math.max(...this.optimizer.paramGroups.map((g) => g.lr));
     // an Adam-style eps of 0 divides by √v̂ = 0 wherever a gradient entry has stayed 0: check at once
     const risky = warnings.some((w) => w.kind === 'grad-norm-spike') || !(lr * (check.gradNorm + 1) <= 1e15) || this.zeroEps;
@@ -442,6 +545,31 @@ export class Guard {
       return { step, loss: check.loss, gradNorm: check.gradNorm, ok: false, event: this.act(report, policy), warnings };
     }
     return { step, loss: check.loss, gradNorm: check.gradNorm, ok: true, warnings };
+  }
+
+  /**
+   * The scaler skipped the step (inf/NaN gradients): it steps (skipping) and
+   * backs the scale off, as without the guard. An event only when the new
+   * scale is below `scaleFloor` or the skips in a row reach
+   * `maxConsecutiveSkips`: then the step is replayed at the scale it ran at.
+   */
+  private scalerSkip(computeLoss: () => Tensor, step: number, check: GradCheck, scale: number, policy: Policy, warnings: GuardWarning[]): Omit<GuardStepResult, 'events' | 'retries'> {
+    const scaler = this.scaler!;
+    scaler.step(this.optimizer);
+    scaler.update();
+    this.optimizer.zeroGrad(true);
+    // running statistics a bad forward wrote are put back (the RNG keeps its draws, as without the guard)
+    if (check.badBuffer >= 0) this.state.rewindBuffers();
+    this.scalerSkips++;
+    const consecutiveSkips = ++this.consecutiveSkips;
+    const newScale = scaler.getScale();
+    this.log?.write({ event: 'guard-scaler-skip', step, lossScale: newScale, consecutiveSkips, loss: check.loss });
+    const trigger: ScalerTrigger['trigger'] | undefined = newScale < this.scaleFloor ? 'scale-floor' : consecutiveSkips >= this.maxConsecutiveSkips ? 'max-consecutive-skips' : undefined;
+    if (trigger === undefined) return { step, loss: check.loss, gradNorm: check.gradNorm, ok: false, scalerSkipped: true, warnings };
+    const report = this.locate(computeLoss, step, Number.isFinite(check.loss) ? 'gradients' : 'loss', scale);
+    report.scaler = { trigger, consecutiveSkips, scale, newScale, scaleFloor: this.scaleFloor, maxConsecutiveSkips: this.maxConsecutiveSkips };
+    this.consecutiveSkips = 0;
+    return { step, loss: check.loss, gradNorm: check.gradNorm, ok: false, scalerSkipped: true, event: this.act(report, policy), warnings };
   }
 
   /** Scales the gradients by min(1, maxNorm / (norm + 1e-6)), norm being their global L2 norm from the check. */
@@ -479,8 +607,9 @@ export class Guard {
   /**
    * Replays the step (state rewound to its start) in tracing mode and
    * diagnoses the first op that went non-finite. Leaves the pre-step state.
+   * `lossScale`: the backward starts from loss × this (a GradScaler's scale at the step).
    */
-  locate(computeLoss: () => Tensor, step: number, detectedIn: string): GuardReport {
+  locate(computeLoss: () => Tensor, step: number, detectedIn: string, lossScale?: number): GuardReport {
     const finalPath = finalLayer(this.model)?.[0] ?? '';
     const stateNames = new Map<Tensor, [string, 'parameter' | 'buffer']>();
     for (const [n, p] of this.model.namedParameters()) stateNames.set(p, [n, 'parameter']);
@@ -488,7 +617,10 @@ export class Guard {
     const replay = (format?: FloatFormat): TraceResult => {
       this.optimizer.zeroGrad(true);
       this.state.rewindForward();
-      return traceStep(computeLoss, { finalLayerPath: finalPath, stateNames, ...(format ? { format, withPrecision: (f, fn) => withPrecision(f, fn) } : {}) });
+      return traceStep(computeLoss, {
+        finalLayerPath: finalPath, stateNames, ...(lossScale !== undefined ? { lossScale } : {}),
+        ...(format ? { format, withPrecision: (f, fn) => withPrecision(f, fn) } : {}),
+      });
     };
     let r = replay();
     // under a precision policy the trace must see rounded values: replay inside it
@@ -602,6 +734,10 @@ export class Guard {
           for (const s of this.snapshots.splice(k + 1)) s.dispose();
           snap.restore(this.model, this.optimizer);
           if (snap.loop !== undefined) this.hook?.restore(snap.loop);
+          if (snap.scaler !== undefined && this.scaler !== undefined) {
+            if (this.scaler.isEnabled()) this.scaler.loadStateDict(snap.scaler.state);
+            this.consecutiveSkips = snap.scaler.consecutiveSkips;
+          }
           this.stepCount = snap.step - 1;
           this.rolledBack = snap.step - 1;
           this.unchecked = undefined;
@@ -645,6 +781,15 @@ export class Guard {
     this.state.dispose();
     for (const s of this.snapshots) s.dispose();
     this.snapshots = [];
+  }
+}
+
+/** A GradScaler by what the guard calls on it. */
+function checkScaler(scaler: unknown): asserts scaler is GradScaler {
+  const methods = ['scale', 'unscale_', 'step', 'update', 'getScale', 'foundInf', 'stateDict', 'loadStateDict', 'isEnabled'];
+  const s = scaler as Record<string, unknown> | null;
+  if (s === null || typeof s !== 'object' || methods.some((m) => typeof s[m] !== 'function')) {
+    throw new TypeError(`Guard: scaler must be a keel.amp.GradScaler, got ${s === null || typeof s !== 'object' ? String(s) : `an object without ${methods.filter((m) => typeof s[m] !== 'function').join(', ')}`}`);
   }
 }
 

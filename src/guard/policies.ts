@@ -3,6 +3,7 @@
 // back-off, and the repairs — built-in (re-initialise the final layer small,
 // back the LR off) and registered ones (guard.onRepair(causeId, fn), e.g. the
 // MDE study swapping its loss for the safe SILog).
+import type { GradScalerState } from '../amp/grad-scaler.js';
 import { noGrad } from '../core/autograd.js';
 import { getRngState, setRngState } from '../core/creation.js';
 import { Tensor } from '../core/tensor.js';
@@ -19,6 +20,12 @@ function cloneKept(t: Tensor): Tensor {
   return noGrad(() => t.detach().clone()).keep();
 }
 
+/** Under a GradScaler: its state and the guard's count of skips in a row, saved and restored together. */
+export interface ScalerSnapshot {
+  state: GradScalerState | Record<string, never>;
+  consecutiveSkips: number;
+}
+
 /** Model tensors (parameters and buffers), optimizer state and RNG, copied. */
 export class Snapshot {
   private constructor(
@@ -28,16 +35,18 @@ export class Snapshot {
     private readonly rng: Tensor,
     /** What a training loop attached to the guard saved with it (its step, data position). */
     readonly loop?: unknown,
+    /** The loss scaler's state (the guard puts it back). */
+    readonly scaler?: ScalerSnapshot,
   ) {}
 
-  static take(step: number, model: Module, optimizer: OptimizerLike, loop?: unknown): Snapshot {
+  static take(step: number, model: Module, optimizer: OptimizerLike, loop?: unknown, scaler?: ScalerSnapshot): Snapshot {
     const m: Record<string, Tensor> = {};
     for (const [k, t] of Object.entries(model.stateDict())) m[k] = cloneKept(t);
     const sd = optimizer.stateDict();
     const tensors: Record<string, Tensor> = {};
     for (const [k, t] of Object.entries(sd.tensors)) tensors[k] = cloneKept(t);
     const opt: OptimizerStateDict = { state: JSON.parse(JSON.stringify(sd.state)), paramGroups: JSON.parse(JSON.stringify(sd.paramGroups)), tensors };
-    return new Snapshot(step, m, opt, getRngState().keep(), loop === undefined ? undefined : structuredClone(loop));
+    return new Snapshot(step, m, opt, getRngState().keep(), loop === undefined ? undefined : structuredClone(loop), scaler === undefined ? undefined : structuredClone(scaler));
   }
 
   /** Puts everything back (learning rates too: rollback backs them off afterwards). */
@@ -96,6 +105,11 @@ export class StepState {
   /** Restores RNG and buffers to the step's start (gradients are cleared by the caller). */
   rewindForward(): void {
     if (this.rng) setRngState(this.rng);
+    this.rewindBuffers();
+  }
+
+  /** Restores the buffers only (a step the loss scaler skipped keeps its RNG draws, as without the guard). */
+  rewindBuffers(): void {
     noGrad(() => { for (const [b, c] of this.buffers) b.copy_(c); });
   }
 

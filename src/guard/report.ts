@@ -26,6 +26,20 @@ export interface InputStats {
 
 export type Phase = 'forward' | 'backward' | 'update';
 
+/** Why a step the GradScaler skipped became a guard event, and at which scale it was replayed. */
+export interface ScalerTrigger {
+  /** 'max-consecutive-skips': that many skips in a row; 'scale-floor': the back-off left the scale below the floor. */
+  trigger: 'max-consecutive-skips' | 'scale-floor';
+  /** Skips in a row, this step included. */
+  consecutiveSkips: number;
+  /** The scale the step ran (and was replayed) at. */
+  scale: number;
+  /** The scale after this step's back-off. */
+  newScale: number;
+  scaleFloor: number;
+  maxConsecutiveSkips: number;
+}
+
 export interface ReportFields {
   /** The ATen operator ('aten::sqrt'), or 'optimizer.step' for an update that went non-finite. */
   op: string;
@@ -49,6 +63,8 @@ export interface ReportFields {
   detectedIn: string;
   /** Data-parallel training: the ranks whose own step was not finite (every rank acted alike). */
   ranks?: number[];
+  /** Under a GradScaler: the skips that made this an event (a single skipped step is none). */
+  scaler?: ScalerTrigger;
 }
 
 export class GuardReport implements ReportFields {
@@ -65,6 +81,7 @@ export class GuardReport implements ReportFields {
   precision?: string;
   detectedIn!: string;
   ranks?: number[];
+  scaler?: ScalerTrigger;
 
   constructor(fields: ReportFields) {
     Object.assign(this, fields);
@@ -84,6 +101,7 @@ export class GuardReport implements ReportFields {
     ];
     if (this.ranks) lines.push(`  ranks:    ${this.ranks.join(', ')} (of the data-parallel group; every rank acted alike)`);
     if (this.precision) lines.push(`  precision: ${this.precision}`);
+    if (this.scaler) lines.push(`  scaler:   ${formatScaler(this.scaler)}`);
     for (const s of this.inputs) lines.push(`  input ${s.name}: ${formatStats(s)}`);
     if (this.output) lines.push(`  ${this.phase === 'backward' ? 'grad out' : 'output'}: ${formatStats(this.output)}`);
     lines.push(`  cause:    ${this.cause}`);
@@ -106,6 +124,14 @@ function num(x: number | undefined): string {
   if (Number.isNaN(x)) return 'nan';
   if (x === 0 || (Math.abs(x) >= 1e-3 && Math.abs(x) < 1e5)) return String(Number(x.toPrecision(4)));
   return x.toExponential(3);
+}
+
+export function formatScaler(s: ScalerTrigger): string {
+  // scales are powers of two (or the user's numbers): written exactly
+  const why = s.trigger === 'scale-floor'
+    ? `the loss scale fell to ${s.newScale}, below the floor ${s.scaleFloor} (scaleFloor)`
+    : `${s.consecutiveSkips} steps in a row skipped (maxConsecutiveSkips ${s.maxConsecutiveSkips}); loss scale now ${s.newScale}`;
+  return `${why}; replayed at the step's scale ${s.scale}`;
 }
 
 export function formatStats(s: InputStats): string {

@@ -18,7 +18,7 @@ import { Tensor, type RemovableHandle } from '../core/tensor.js';
 import { currentModulePath } from '../nn/module.js';
 import * as ops from '../ops/index.js';
 import type { FloatFormat } from '../precision/formats.js';
-import { currentPrecision } from '../precision/policy.js';
+import { currentPolicy, gradientRounded, roundedFrom } from '../precision/policy.js';
 import { formatNarrows, roundValues } from '../precision/round.js';
 import type { InputStats, Phase } from './report.js';
 import { backwardRuleMatches, baseName, type RuleContext } from './rules.js';
@@ -149,6 +149,8 @@ class Tracer {
   precisionSeen?: FloatFormat;
   /** Set once forward is over: the format gradients are rounded to. */
   gradFormat?: FloatFormat;
+  /** A policy that lowers only some ops ran (autocast's emulation): only gradients that reach its rounding nodes are rounded. */
+  selective = false;
   /** ±inf written on purpose (a mask fill, full(-inf)) and what carries it on without NaN: not a fault. */
   private readonly intendedInf = new Set<Tensor>();
 
@@ -178,8 +180,11 @@ class Tracer {
   };
 
   after = (call: OpCall, result: unknown): unknown => {
-    const fmt = currentPrecision();
-    if (fmt !== undefined) this.precisionSeen = fmt;
+    const policy = currentPolicy();
+    if (policy !== undefined) {
+      this.precisionSeen = policy.format;
+      if (policy.select !== undefined) this.selective = true;
+    }
     const outs = floatTensorsOf(result);
     if (outs.length === 0) return result;
     const index = this.records.length;
@@ -216,7 +221,7 @@ class Tracer {
       if (!list.includes(index)) list.push(index);
       if (!this.hooked.has(x) && isFloat(x) && x.requiresGrad) this.hook(x);
     }
-    if (grad) for (const [a] of edges) this.hooks.push(a.registerHook((g) => this.onEdgeGrad(rec, g)));
+    if (grad) for (const [a] of edges) this.hooks.push(a.registerHook((g) => this.onEdgeGrad(rec, a, g)));
     if (this.forward === undefined) {
       // a non-finite value no op of the step made: the data, or a parameter or buffer loaded non-finite
       rec.args.forEach((a) => {
@@ -225,7 +230,9 @@ class Tracer {
         const f = allFinite(x);
         this.finiteCache.set(x, f);
         if (f) return;
-        const named = this.stateNames.get(x);
+        // under a precision policy the op got a rounded copy of the parameter
+        const from = roundedFrom(x);
+        const named = this.stateNames.get(x) ?? (from !== undefined ? this.stateNames.get(from) : undefined);
         const name = named?.[0] ?? a.name;
         this.forward = {
           ...this.finding(rec, 'forward', tensorStats(outs[0], 'output')),
@@ -267,11 +274,12 @@ class Tracer {
     }));
   }
 
-  /** Is g finite, also once rounded to the format gradients are rounded to? */
-  private gradCheck(g: Tensor): { finite: boolean; roundingOverflow: boolean } {
+  /** Is g (the gradient at t) finite, also once rounded to the format gradients are rounded to? */
+  private gradCheck(g: Tensor, t: Tensor): { finite: boolean; roundingOverflow: boolean } {
     const finite = allFinite(g);
     const f = this.gradFormat;
-    if (finite && f !== undefined && formatNarrows(f, g.dtype)) {
+    // under autocast's emulation a float32 op's gradient stays float32: only those reaching a rounding node are rounded
+    if (finite && f !== undefined && formatNarrows(f, g.dtype) && (!this.selective || gradientRounded(t))) {
       const rounded = unintercepted(() => noGrad(() => scope(() => ops.isfinite(roundValues(g, f, {})).all().item() as unknown as boolean)));
       return { finite: rounded, roundingOverflow: !rounded };
     }
@@ -283,16 +291,16 @@ class Tracer {
    * while the gradients at the consumer's outputs were finite makes the
    * consumer the op that produced it.
    */
-  private onEdgeGrad(rec: OpRecord, g: Tensor): void {
+  private onEdgeGrad(rec: OpRecord, edge: Tensor, g: Tensor): void {
     if (this.backward !== undefined || this.forward !== undefined) return;
-    const { finite, roundingOverflow } = this.gradCheck(g);
+    const { finite, roundingOverflow } = this.gradCheck(g, this.aliasOf.get(edge) ?? edge);
     if (finite || !rec.outs.every((o) => this.gradFinite.get(o) !== false)) return;
     this.backward = { ...this.finding(rec, 'backward', tensorStats(g, 'grad')), roundingOverflow };
   }
 
   private onGrad(t: Tensor, g: Tensor): void {
     if (this.backward !== undefined || this.forward !== undefined) return;
-    const { finite, roundingOverflow } = this.gradCheck(g);
+    const { finite, roundingOverflow } = this.gradCheck(g, t);
     this.gradFinite.set(t, finite);
     if (finite) return;
     const candidates = (this.consumers.get(t) ?? []).map((i) => this.records[i]);
@@ -363,6 +371,7 @@ class Tracer {
  * Runs computeLoss and backward once in tracing mode. `format`: wrap the
  * forward in this precision (so that the trace sees rounded values, after the
  * policy's own interceptor) — the guard passes the format a first pass saw.
+ * `lossScale`: backward from the loss scaled as the step scaled it.
  */
 export function traceStep(
   computeLoss: () => Tensor,
@@ -372,6 +381,8 @@ export function traceStep(
     withPrecision?: <T>(f: FloatFormat, fn: () => T) => T;
     /** The model's parameters and buffers by name: a non-finite one is named as such. */
     stateNames?: Map<Tensor, [string, 'parameter' | 'buffer']>;
+    /** Backward from loss × this (a GradScaler's scale at the step): the gradients the step had, overflow included. */
+    lossScale?: number;
   },
 ): TraceResult {
   const tracer = new Tracer(options.finalLayerPath, options.stateNames);
@@ -393,8 +404,10 @@ export function traceStep(
       tracer.gradFormat = options.format ?? tracer.precisionSeen;
       lossFinite = allFinite(loss);
       if (tracer.forward === undefined && loss.requiresGrad) {
+        const scale = options.lossScale;
         try {
-          loss.backward();
+          // scaled as GradScaler.scale scales it: outside the trace, in the loss's dtype
+          (scale !== undefined && scale !== 1 ? unintercepted(() => loss.mul(scale)) : loss).backward();
         } catch (e) {
           if (lossFinite) throw e; // (a non-finite loss whose backward raises: the forward finding, if any, stands)
         }

@@ -47,6 +47,26 @@ function isAliasingOp(label: string): boolean {
   return aliasing.has(label);
 }
 
+/** A rounded copy an op got instead of its input → that input (the guard's replay names a parameter seen through its copy). */
+const roundedSources = new WeakMap<Tensor, Tensor>();
+
+/** The tensor a policy's rounded copy was made from, if t is one. */
+export function roundedFrom(t: Tensor): Tensor | undefined {
+  return roundedSources.get(t);
+}
+
+/** Outputs of a policy's rounding nodes: backward rounds the gradient that reaches them. */
+const gradRounded = new WeakSet<Tensor>();
+
+/**
+ * Backward rounds t's gradient to the format (t came out of a rounding node).
+ * Under autocast's emulation only the low-precision ops' inputs and outputs
+ * are such tensors: the gradient of a float32 op is not rounded.
+ */
+export function gradientRounded(t: Tensor): boolean {
+  return gradRounded.has(t);
+}
+
 /** Per format, shared by its policies: tensor → the version at which it held only the format's values. */
 const knownByFormat = new WeakMap<FloatFormat, WeakMap<Tensor, number>>();
 
@@ -119,6 +139,11 @@ export function currentPrecision(): FloatFormat | undefined {
   return active.length > 0 ? active[active.length - 1].policy.format : undefined;
 }
 
+/** The innermost running policy, or undefined outside every policy. */
+export function currentPolicy(): PrecisionPolicy | undefined {
+  return active.length > 0 ? active[active.length - 1].policy : undefined;
+}
+
 const active: PolicyRun[] = [];
 let uninstall: (() => void) | undefined;
 
@@ -170,6 +195,8 @@ class PolicyRun {
     // an input entering the format (data, a parameter) loses values too
     roundingCounter()?.add(op, t, rounded);
     rounded.keep();
+    roundedSources.set(rounded, t);
+    if (grad) gradRounded.add(rounded);
     this.entries.set(t, { version: v, grad, rounded });
     this.known.set(rounded, version(rounded));
     return rounded;
@@ -227,7 +254,9 @@ class PolicyRun {
         this.known.set(o, version(o));
         return o;
       }
-      const r = gradMode && o.requiresGrad ? roundWithGrad(o, f, this.policy.options) : roundValues(o, f, this.policy.options);
+      const withGrad = gradMode && o.requiresGrad;
+      const r = withGrad ? roundWithGrad(o, f, this.policy.options) : roundValues(o, f, this.policy.options);
+      if (withGrad) gradRounded.add(r);
       roundingCounter()?.add(call.op, o, r);
       o.dispose();
       this.known.set(r, 0);

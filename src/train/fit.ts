@@ -95,6 +95,9 @@ export interface FitOptions {
    * non-finite step and acts by its policy; its events go to the metrics log.
    * Under `rollback` the guard puts back the step, data position and
    * scheduler with its snapshot and has the loop skip batches (each logged).
+   * With precision 'fp16-mixed' the guard steps through its GradScaler: a
+   * step the scaler skips is no event (see GuardOptions.scaler); the guard's
+   * step and skip counts are saved in checkpoints with the scaler's state.
    */
   guard?: Guard;
   /**
@@ -328,8 +331,9 @@ function* fitLoop(options: FitOptions): Generator<void, FitResult, boolean | und
   if (options.outDir) mkdirSync(options.outDir, { recursive: true });
 
   const precision = typeof options.precision === 'string' ? new TrainingPrecision(options.precision) : options.precision;
-  if (precision?.scaler !== undefined && options.guard !== undefined) {
-    throw new Error(`fit: precision ${precision.name} (a GradScaler) with the NaN guard is not supported yet: use bf16-mixed, or the guard without the scaler`);
+  // the guard steps through the precision's GradScaler (fp16-mixed): a step the scaler skips is not an event
+  if (precision?.scaler !== undefined && options.guard?.scaler !== undefined && options.guard.scaler !== precision.scaler) {
+    throw new Error(`fit: the guard's scaler is not precision ${precision.name}'s GradScaler: give the guard no scaler (fit attaches the precision's) or the precision's (precision.scaler)`);
   }
   const state: FitState = { step: 0, epoch: 0, totalSteps };
   let resumedFrom: number | undefined;
@@ -400,6 +404,7 @@ function* fitLoop(options: FitOptions): Generator<void, FitResult, boolean | und
       if (scheduler && s.scheduler) scheduler.loadStateDict(s.scheduler);
     },
   });
+  const detachScaler = precision?.scaler !== undefined && options.guard !== undefined && options.guard.scaler === undefined ? options.guard.attachScaler(precision.scaler) : undefined;
   model.train();
   try {
     while (state.step < totalSteps && !stop) {
@@ -517,6 +522,7 @@ function* fitLoop(options: FitOptions): Generator<void, FitResult, boolean | und
   } finally {
     progress?.stop();
     detachGuard?.();
+    detachScaler?.();
     health?.end();
     if (options.guard !== undefined && options.guard.log === log) options.guard.log = undefined;
     log?.close();
