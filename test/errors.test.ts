@@ -530,6 +530,12 @@ describe('crashers found by the long fuzz (issue 12), in child processes', () =>
       check(`keel.ops.unfoldBackward(keel.randn([2, 2]), [4], 0, 2, 0);`, /RangeError: aten::unfold_backward: step must be positive, got 0/);
       check(`keel.ops.unfoldBackward(keel.randn([2, 2]), [4], 0, -1, 1);`, /RangeError: aten::unfold_backward: size must be non-negative, got -1/);
       checkReturns(`value = keel.ops.unfoldBackward(keel.ones([3, 2]), [4], 0, 2, 1).toArray()`, /RETURNED \[1,2,2,1\]/);
+      // seed 7400003: a window larger than the dim (free(): invalid pointer)
+      check(`keel.ops.unfoldBackward(keel.zeros([2, 1, 1, 0], { dtype: 'int64' }), [1], -1, 4, 4);`, /RangeError: aten::unfold_backward: size 4 is larger than input_sizes\[0\] = 1/);
+      check(`keel.ops.unfoldBackward(keel.zeros([2, 2]), [4], 0, 2, 1);`, /grad_in must have the shape unfold\(0, 2, 1\) gives for input_sizes \[4\]: \[3, 2\], got \[2, 2\]/);
+      check(`keel.ops.unfoldBackward(keel.zeros([2, 2]), [4], 3, 2, 2);`, /dim 3 is out of range/);
+      checkReturns(`const x = keel.arange(0, 5).to('float64').requiresGrad_(); keel.ops.unfold(x, 0, 2, 2).mul(keel.tensor([[1, 2], [3, 4]], { dtype: 'float64' })).sum().backward();
+        value = [keel.ops.unfoldBackward(keel.tensor([[1, 2], [3, 4]], { dtype: 'float64' }), [5], 0, 2, 2).toArray(), x.grad.toArray()]`, /RETURNED \[\[1,2,3,4,0\],\[1,2,3,4,0\]\]/);
       check(`keel.ops._weightNormInterface(keel.randn([0, 3]), keel.randn([1, 3]));`, /RangeError: aten::_weight_norm_interface: v must be a non-empty tensor/);
       check(`keel.ops._weightNormInterface(keel.randn([]), keel.randn([]));`, /v must be a non-empty tensor of at least 1 dim, got shape \[\]/);
       checkReturns(`value = keel.ops._weightNormInterface(keel.ones([2, 2]), keel.ones([2, 1]), 0).map((t) => t.shape)`, /RETURNED \[\[2,2\],\[2,1\]\]/);

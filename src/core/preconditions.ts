@@ -249,6 +249,19 @@ export const PRECONDITIONS: Record<string, Precondition> = {
     const size = arg('size');
     if (typeof step === 'number' && step <= 0) fail(op, `step must be positive, got ${step}`);
     if (typeof size === 'number' && size < 0) fail(op, `size must be non-negative, got ${size}`);
+    // grad_in must be the shape unfold gave: a window larger than the dim, or
+    // fewer windows than unfold makes, write outside the result (heap corruption, seed 7400003)
+    const sizes = arg('input_sizes');
+    const dim = arg('dim');
+    const grad = shapeOf(arg('grad_in'));
+    if (!Array.isArray(sizes) || !sizes.every((d) => typeof d === 'number') || typeof dim !== 'number' || typeof size !== 'number' || typeof step !== 'number' || grad === undefined) return;
+    const rank = Math.max(1, sizes.length);
+    if (dim < -rank || dim >= rank) fail(op, `dim ${dim} is out of range for input_sizes ${show(sizes as number[])}`);
+    const d = dim < 0 ? dim + rank : dim;
+    const n = sizes.length === 0 ? 1 : (sizes[d] as number);
+    if (size > n) fail(op, `size ${size} is larger than input_sizes[${d}] = ${n}`);
+    const want = sizes.length === 0 ? [size] : [...(sizes as number[]).map((v, i) => (i === d ? Math.floor((n - size) / step) + 1 : v)), size];
+    if (!sameShape(grad, want)) fail(op, `grad_in must have the shape unfold(${d}, ${size}, ${step}) gives for input_sizes ${show(sizes as number[])}: ${show(want)}, got ${show(grad)}`);
   },
   _weight_norm_interface: (arg, op) => {
     const v = shapeOf(arg('v'));
