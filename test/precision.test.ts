@@ -2,6 +2,7 @@
 // conversions, and against brute force over every value of a format decoded
 // here independently), and the policy that rounds every op output and gradient.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import * as keel from 'keel';
 import type { Tensor } from 'keel';
@@ -512,4 +513,40 @@ test('the rounding agrees with PyTorch\'s float16 and bfloat16 conversions of fl
     'x = torch.tensor(inp, dtype=torch.float32)\nout = [L(x.half().float()), L(x.bfloat16().float())]', values);
   const ours = [keel.round(keel.tensor(values), 'fp16').toArray(), keel.round(keel.tensor(values), 'bf16').toArray()];
   assert.deepEqual(ours, out);
+});
+
+// The native rounding runs AVX2 where the CPU has it and SSE2 (the x86-64
+// baseline) elsewhere; KEEL_NO_AVX2=1 forces SSE2. Both must give the same
+// bits, on float32 and float64, for every format and the saturating option,
+// including the tail of a length that is not a multiple of the vector width.
+test('the native rounding gives the same bits on its AVX2 and SSE2 paths (float32 and float64, odd lengths)', () => {
+  const code = `
+    import * as keel from 'keel';
+    import { createHash } from 'node:crypto';
+    let s = 0x9e3779b9;
+    const next = () => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return s; };
+    const n = 100_003;
+    const bits32 = new Uint32Array(n);
+    for (let i = 0; i < n; i++) bits32[i] = i < 8 ? [0, 0x80000000, 0x7f800000, 0xff800000, 0x7fc00000, 1, 0x477fefff, 0x33800000][i] : next();
+    const x32 = keel.tensor(Array.from(new Float32Array(bits32.buffer)), { dtype: 'float32' });
+    const x64 = x32.to('float64').mul(keel.tensor(1 + 2 ** -40, { dtype: 'float64' }));
+    const h = createHash('sha256');
+    for (const f of ['fp16', 'bf16', 'fp8-e4m3', 'fp8-e5m2', 'fp8-e4m3fnuz', 'fp8-e5m2fnuz', 'fp32']) {
+      for (const saturate of [false, true]) {
+        for (const x of [x32, x64]) {
+          if (f === 'fp32' && x === x32) continue;
+          const r = keel.round(x, f, { saturate });
+          h.update(Buffer.from(r.data().buffer));
+        }
+      }
+    }
+    console.log('HASH ' + h.digest('hex'));`;
+  const run = (env: Record<string, string>) => {
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8', env: { ...process.env, ...env } });
+    assert.equal(r.status, 0, r.stderr);
+    return /HASH (\w+)/.exec(r.stdout)![1];
+  };
+  const avx2 = run({});
+  const sse2 = run({ KEEL_NO_AVX2: '1' });
+  assert.equal(sse2, avx2);
 });
