@@ -104,6 +104,8 @@ const CRASHES_ON_BAD_INPUT = new Set([
   '_adaptive_avg_pool2d_backward', '_adaptive_avg_pool3d_backward',
   // fused attention fast paths: num_head(s) 0 divides by zero (SIGFPE; seed 7400001)
   '_native_multi_head_attention', '_transformer_encoder_layer_fwd',
+  // backward kernels fed a pdist/cdist of another shape (SIGSEGV; seed 7500001)
+  '_pdist_backward', '_cdist_backward',
 ]);
 
 // Named-tensor (Dimname) overloads take `str` where others take `int`: they are
