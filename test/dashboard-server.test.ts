@@ -3,9 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { appendFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as keel from 'keel';
@@ -234,6 +234,61 @@ test('dashboard: the metrics tail reads pieces, long lines, reordered keys and o
     assert.equal(tail.events.length, 1);
     assert.equal((tail.events[0].note as string).length, 9 << 20);
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// The dashboard following a real `keel train`: the run folder appears while
+// the run writes it, updates arrive as server-sent events without a reload,
+// and what the page gets at the end is what metrics.jsonl holds.
+test('dashboard: a live keel train appears in a watched folder and updates by server-sent events', { skip: !existsSync('/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz') && 'Fashion-MNIST is not installed' }, async () => {
+  const dir = tmp();
+  const d = await startDashboard([dir], { pollMs: 100 });
+  const events: string[] = [];
+  const stream = request({ host: '127.0.0.1', port: d.port, path: `/api/events?token=${d.token}` }, (res) => {
+    res.setEncoding('utf8');
+    res.on('data', (c: string) => { for (const m of c.matchAll(/^event: (\w+)/gm)) events.push(m[1]); });
+  });
+  stream.on('error', () => {});
+  stream.end();
+  const KEEL_CLI = join(process.cwd(), 'bin', 'keel.js');
+  const run = join(dir, 'live');
+  const child = spawn(process.execPath, [KEEL_CLI, 'train', '--model', 'lenet5', '--data', 'fashion-mnist', '--optim', 'adamw', '--steps', '60',
+    '--batch-size', '32', '--train-subset', '1920', '--test-subset', '200', '--threads', '1', '--health-every', '10', '--no-progress', '--out', run], { stdio: 'ignore' });
+  const exited = new Promise<number | null>((ok) => child.on('exit', (code) => ok(code)));
+  try {
+    // seen while the run is still going: the run, and a partial curve
+    let partial = -1;
+    let liveId = '';
+    const deadline = Date.now() + 180_000;
+    while (Date.now() < deadline && child.exitCode === null) {
+      const runs = JSON.parse((await get(d.port, `/api/runs?token=${d.token}`)).body) as { id: string; name: string }[];
+      const live = runs.find((r) => r.name.endsWith('/live'));
+      if (live !== undefined) {
+        liveId = live.id;
+        const v = JSON.parse((await get(d.port, `/api/run/${live.id}?token=${d.token}`)).body);
+        const points = v.metrics?.points ?? 0;
+        if (points > 0 && points < 60) { partial = points; break; }
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(await exited, 0, 'keel train ended');
+    assert.ok(partial > 0, 'a partial curve was served while the run was training');
+    await new Promise((r) => setTimeout(r, 400));
+    assert.ok(events.includes('runs'), `events: ${events.join(',')}`);
+    assert.ok(events.filter((e) => e === 'update').length >= 2, `live updates: ${events.join(',')}`);
+    const v = JSON.parse((await get(d.port, `/api/run/${liveId}?token=${d.token}`)).body);
+    const lines = readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const steps = lines.filter((l) => l.event === undefined);
+    assert.equal(v.metrics.points, steps.length);
+    assert.deepEqual(v.metrics.steps.step, steps.map((l) => l.step));
+    assert.deepEqual(v.metrics.steps.fields.loss, steps.map((l) => l.loss));
+    assert.equal(v.metrics.health.steps.length, lines.filter((l) => l.event === 'health').length);
+    assert.ok(v.metrics.health.steps.length >= 5);
+  } finally {
+    child.kill('SIGKILL');
+    stream.destroy();
+    await d.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });
