@@ -106,6 +106,9 @@ const CRASHES_ON_BAD_INPUT = new Set([
   '_native_multi_head_attention', '_transformer_encoder_layer_fwd',
   // backward kernels fed a pdist/cdist of another shape (SIGSEGV; seed 7500001)
   '_pdist_backward', '_cdist_backward',
+  // packed sequences read by unchecked batch sizes / lengths (SIGSEGV; seed 7500003; a length past the
+  // sequence reads past the input)
+  '_pad_packed_sequence', '_pack_padded_sequence', '_pack_padded_sequence_backward',
 ]);
 
 // Named-tensor (Dimname) overloads take `str` where others take `int`: they are

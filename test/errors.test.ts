@@ -408,7 +408,8 @@ describe('inputs that crashed the process (run in a child process)', () => {
       // found by the 1,000,000-call fuzz (seeds 7300000–7300008)
       '_cummaxHelper', '_cumminHelper', '_choleskySolveHelper', '_reshapeAlias', '_reshapeAliasCopy', '_sobolEngineFf_',
       '_sobolEngineDraw', '_sobolEngineScramble_', '_adaptiveAvgPool2dBackward', '_adaptiveAvgPool3dBackward',
-      '_nativeMultiHeadAttention', '_transformerEncoderLayerFwd', '_pdistBackward', '_cdistBackward']) {
+      '_nativeMultiHeadAttention', '_transformerEncoderLayerFwd', '_pdistBackward', '_cdistBackward',
+      '_padPackedSequence', '_packPaddedSequence', '_packPaddedSequenceBackward']) {
       assert.equal(ops[name], undefined, name);
     }
   });
