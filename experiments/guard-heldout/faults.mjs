@@ -98,8 +98,8 @@ export const FAULTS = [
         const sd = x.square().mean(1, true).sub(m.square()).sqrt();
         return x.sub(m).div(sd.add(1e-3));
       });
-      const model = new nn.Sequential(stats, new nn.Linear(64, 1));
       const x = keel.randn([8, 64]).mul(1e-3).add(5000);
+      const model = new nn.Sequential(stats, new nn.Linear(64, 1));
       const y = keel.randn([8, 1]);
       return { model, optimizer: sgd(keel, model), loss: () => keel.ops.mseLoss(model.call(x), y) };
     },
