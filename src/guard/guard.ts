@@ -414,6 +414,14 @@ export class Guard {
       this.state.rewindForward();
       return { step, loss: check.loss, gradNorm: check.gradNorm, ok: false, event: this.act(report, policy), warnings };
     }
+    if (!check.finite && Number.isFinite(check.loss) && check.badBuffer < 0 && this.gradientsFinite()) {
+      // finite gradients whose squared norm overflowed the check's float32 read (‖g‖ > 1.8e19):
+      // nothing non-finite to replay; the run is diverging
+      const report = this.gradNormReport(step);
+      this.optimizer.zeroGrad(true);
+      this.state.rewindForward();
+      return { step, loss: check.loss, gradNorm: check.gradNorm, ok: false, event: this.act(report, policy), warnings };
+    }
     if (!check.finite) {
       const detectedIn = Number.isFinite(check.loss) ? 'gradients' : 'loss';
       const report = dist !== undefined ? dist.localOnly(() => this.locate(computeLoss, step, detectedIn)) : this.locate(computeLoss, step, detectedIn);
@@ -504,7 +512,8 @@ export class Guard {
         ...(r.precision ? { precision: r.precision.name } : {}),
       });
     }
-    const ctx: RuleContext = contextOf(fd, r.precision);
+    const extreme = this.largestParameter();
+    const ctx: RuleContext = { ...contextOf(fd, r.precision), ...(extreme !== undefined && extreme.maxAbs > SQRT_FP32_MAX ? { extremeParameter: extreme } : {}) };
     let d = diagnose(ctx);
     if (fd.roundingOverflow && ctx.precision) {
       d = diagnose({ ...ctx, output: { ...(ctx.output ?? { name: 'grad' }), infs: 1, nans: 0 }, op: fd.op, base: 'precision-overflow-only' });
@@ -513,6 +522,39 @@ export class Guard {
       op: fd.op, phase: fd.phase, module: fd.module, inputs: fd.inputs, ...(fd.output ? { output: fd.output } : {}),
       cause: d.cause, causeId: d.causeId, remedies: d.remedies, step, callSite: fd.callSite, detectedIn,
       ...(r.precision ? { precision: r.precision.name } : {}),
+    });
+  }
+
+  /** Every gradient is finite (read only on an event). */
+  private gradientsFinite(): boolean {
+    for (const p of this.params) {
+      const g = p.grad;
+      if (g !== undefined && !allFinite(g)) return false;
+    }
+    return true;
+  }
+
+  /** The parameter holding the largest finite |value| (read only on an event). */
+  private largestParameter(): { name: string; maxAbs: number } | undefined {
+    return largestAbs(this.model.namedParameters());
+  }
+
+  /** The gradients are finite but their global norm overflows float32: a diverging run, reported on the gradients. */
+  private gradNormReport(step: number): GuardReport {
+    const named = this.model.namedParameters().filter(([, p]) => p.grad !== undefined).map(([n, p]) => [n, p.grad!] as [string, Tensor]);
+    const largest = largestAbs(named);
+    const grad = largest === undefined ? undefined : named.find(([n]) => n === largest.name)?.[1];
+    const name = largest?.name ?? '';
+    const module = name.includes('.') ? name.slice(0, name.lastIndexOf('.')) : '';
+    const inputs = grad ? [tensorStats(grad, `grad of ${name}`)] : [];
+    const lr = Math.max(...this.optimizer.paramGroups.map((g) => g.lr));
+    const d = diagnose({
+      op: 'gradient norm', base: 'grad_norm', phase: 'backward', module, inputs, finalLayer: false, lr, gradNorm: Number.POSITIVE_INFINITY, gradNormMean: this.gradNorms.mean,
+      ...(largest ? { largestGradient: largest } : {}),
+    });
+    return new GuardReport({
+      op: 'gradient norm (all parameters)', phase: 'backward', module, inputs, cause: d.cause, causeId: d.causeId, remedies: d.remedies,
+      step, callSite: '', detectedIn: 'gradients',
     });
   }
 
@@ -646,6 +688,23 @@ export class Guard {
     for (const s of this.snapshots) s.dispose();
     this.snapshots = [];
   }
+}
+
+/** √(float32 max): a value beyond it squares to inf; no trained weight is that large. */
+const SQRT_FP32_MAX = Math.sqrt(3.4028234663852886e38);
+
+/** The named tensor with the largest finite |value|, and that value (one amax per tensor, off the tape). */
+function largestAbs(named: [string, Tensor][]): { name: string; maxAbs: number } | undefined {
+  let best: { name: string; maxAbs: number } | undefined;
+  noGradUnintercepted(() => scope(() => {
+    for (const [name, t] of named) {
+      if (!isFloatingDType(t.dtype) || t.numel() === 0) continue;
+      const a = t.abs();
+      const m = ops.where.ScalarOther(ops.isfinite(a), a, 0).amax().item() as number;
+      if (best === undefined || m > best.maxAbs) best = { name, maxAbs: m };
+    }
+  }));
+  return best;
 }
 
 function noGradUnintercepted<T>(fn: () => T): T {
