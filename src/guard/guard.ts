@@ -94,6 +94,27 @@ export interface RollbackOptions {
   lossZ?: number;
   /** Steps of loss statistics before a spike can be called (default 10). */
   lossWarmup?: number;
+  /**
+   * Where the states to go back to come from: 'memory' (default) keeps
+   * `snapshots` copies taken every `every` steps; 'checkpoints' takes none
+   * and goes back to the training loop's checkpoints on disk (fit's
+   * `checkpointEvery` / `keepCheckpoints` are then the interval and K), through
+   * the loop's RollbackHook.checkpoints.
+   */
+  source?: 'memory' | 'checkpoints';
+}
+
+/** The checkpoints a training loop keeps on disk, for rollback with `source: 'checkpoints'` (fit attaches its run folder's). */
+export interface RollbackCheckpoints {
+  /** Steps done at each complete checkpoint, oldest first. */
+  steps(): number[];
+  /**
+   * Puts the model, optimizer, RNG and the loop's position back to the
+   * checkpoint of `step` (steps done), and drops the newer ones (a later
+   * resume must not go forward to the abandoned states); returns where it
+   * read from. Throws if the checkpoint is damaged: the guard tries the next.
+   */
+  restore(step: number): string;
 }
 
 /**
@@ -104,6 +125,8 @@ export interface RollbackOptions {
 export interface RollbackHook {
   save(): unknown;
   restore(saved: unknown): void;
+  /** The loop's checkpoints on disk (rollback with `source: 'checkpoints'`). */
+  checkpoints?: RollbackCheckpoints;
 }
 
 /**
@@ -208,11 +231,12 @@ export class Guard {
     this.snapshotEvery = options.snapshotEvery ?? 20;
     const rb = options.rollback ?? {};
     this.rollback = {
-      snapshots: rb.snapshots ?? 1, every: rb.every ?? this.snapshotEvery, back: rb.back ?? 0, skipBatches: rb.skipBatches ?? 0, lossWarmup: rb.lossWarmup ?? 10,
+      snapshots: rb.snapshots ?? 1, every: rb.every ?? this.snapshotEvery, back: rb.back ?? 0, skipBatches: rb.skipBatches ?? 0, lossWarmup: rb.lossWarmup ?? 10, source: rb.source ?? 'memory',
       ...(rb.lossZ !== undefined ? { lossZ: rb.lossZ } : {}),
     };
     for (const k of ['snapshots', 'every'] as const) if (!Number.isInteger(this.rollback[k]) || this.rollback[k] < 1) throw new RangeError(`Guard: rollback.${k} must be an integer ≥ 1, got ${String(this.rollback[k])}`);
     for (const k of ['back', 'skipBatches'] as const) if (!Number.isInteger(this.rollback[k]) || this.rollback[k] < 0) throw new RangeError(`Guard: rollback.${k} must be an integer ≥ 0, got ${String(this.rollback[k])}`);
+    if (this.rollback.source !== 'memory' && this.rollback.source !== 'checkpoints') throw new TypeError(`Guard: rollback.source must be 'memory' or 'checkpoints', got ${String(this.rollback.source)}`);
     if (rb.lossZ !== undefined && !(rb.lossZ > 0)) throw new RangeError(`Guard: rollback.lossZ must be > 0, got ${String(rb.lossZ)}`);
     this.losses = new LossMonitor(0.95, this.rollback.lossWarmup);
     this.checkUpdate = options.checkUpdate ?? true;
@@ -315,7 +339,7 @@ export class Guard {
     const step = ++this.stepCount;
     this.rolledBack = undefined;
     const newest = this.snapshots[this.snapshots.length - 1];
-    if (this.policy === 'rollback' && (newest === undefined || step - newest.step >= this.rollback.every)) {
+    if (this.policy === 'rollback' && this.rollback.source === 'memory' && (newest === undefined || step - newest.step >= this.rollback.every)) {
       while (this.snapshots.length >= this.rollback.snapshots) this.snapshots.shift()!.dispose();
       this.snapshots.push(Snapshot.take(step, this.model, this.optimizer, this.hook?.save()));
     }
@@ -635,6 +659,13 @@ export class Guard {
         break;
       case 'rollback': {
         action = 'rolled-back';
+        if (this.rollback.source === 'checkpoints') {
+          // with no usable checkpoint nothing went back: the step was dropped, as skip drops it
+          if (!this.rollbackToCheckpoint(report.step, detail)) action = 'skipped';
+          const lr = backOffLr(this.optimizer, this.lrBackoff);
+          detail.push(`learning rate backed off ×${this.lrBackoff} to ${lr}`);
+          break;
+        }
         // the newest snapshot at least `back` steps before the bad step (else the oldest kept); newer ones go
         const target = report.step - this.rollback.back;
         let k = this.snapshots.length - 1;
@@ -679,6 +710,41 @@ export class Guard {
     this.log?.write({ event: 'guard', step: report.step, policy: this.policy, action, detail, report: report.toJSON() });
     if (action === 'raised') throw new NonFiniteError(report);
     return event;
+  }
+
+  /**
+   * rollback from disk: the newest checkpoint taken at least `back` steps
+   * before the bad step (a checkpoint after c steps is the state before step
+   * c + 1), else the oldest; a damaged one is passed over for the next. With
+   * none usable the step is dropped as `skip` drops it.
+   */
+  private rollbackToCheckpoint(badStep: number, detail: string[]): boolean {
+    const source = this.hook?.checkpoints;
+    const steps = (source?.steps() ?? []).filter((c) => c < badStep);
+    const eligible = steps.filter((c) => c + 1 <= badStep - this.rollback.back).reverse();
+    const order = eligible.length > 0 ? eligible : steps;
+    for (const c of order) {
+      let where: string;
+      try {
+        where = source!.restore(c);
+      } catch (e) {
+        detail.push(`checkpoint of step ${c} not used: ${(e as Error).message.split('\n')[0]}`);
+        continue;
+      }
+      this.stepCount = c;
+      this.rolledBack = c;
+      this.unchecked = undefined;
+      detail.push(`restored the checkpoint of step ${c} (${where}); newer checkpoints removed`);
+      if (this.rollback.skipBatches > 0) {
+        this.pendingSkip = this.rollback.skipBatches;
+        detail.push(`skipping the next ${this.rollback.skipBatches} batches of the data order`);
+      }
+      return true;
+    }
+    detail.push(source === undefined
+      ? 'no checkpoints attached (rollback.source is \'checkpoints\': train with fit and an outDir with checkpointEvery): step dropped; parameters and optimizer state as before it'
+      : 'no usable checkpoint on disk yet: step dropped; parameters and optimizer state as before it');
+    return false;
   }
 
   /** Frees the guard's copies. */
