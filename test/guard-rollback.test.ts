@@ -61,7 +61,7 @@ test('clipGradNorm through the guard: the check\'s norm is reused, the gradients
 });
 
 /** A small fit run (MLP with dropout, shuffled data, a scheduler) whose loss is multiplied by 100 at the `spikeAt`-th call. */
-function run(dir: string, spikeAt: number) {
+function run(dir: string, spikeAt: number, fromDisk = false) {
   keel.manualSeed(7);
   const data = keel.data.syntheticImages({ n: 256, seed: 3, size: 8 });
   const model = new keel.nn.zoo.MLP({ inFeatures: 3 * 8 * 8, numClasses: 10, hidden: [32], dropout: 0.1 });
@@ -70,14 +70,15 @@ function run(dir: string, spikeAt: number) {
   const trainLoader = new keel.data.DataLoader(data, { batchSize: 32, shuffle: true, seed: 11, dropLast: true });
   const guard = new keel.Guard({
     model, optimizer, policy: 'rollback', lrBackoff: 0.5,
-    rollback: { snapshots: 3, every: 4, back: 5, skipBatches: 3, lossZ: 6 },
+    rollback: fromDisk ? { source: 'checkpoints', back: 5, skipBatches: 3, lossZ: 6 } : { snapshots: 3, every: 4, back: 5, skipBatches: 3, lossZ: 6 },
   });
   let calls = 0;
   const loss = (o: keel.Tensor, t: keel.Tensor) => {
     const l = keel.losses.crossEntropy(o, t);
     return ++calls === spikeAt ? l.mul(100) : l;
   };
-  const result = keel.train.fit({ model, optimizer, scheduler, trainLoader, loss, steps: 20, outDir: dir, progress: false, guard });
+  // from disk: checkpoints every 4 steps, the last 3 kept (fit's own interval and K)
+  const result = keel.train.fit({ model, optimizer, scheduler, trainLoader, loss, steps: 20, outDir: dir, progress: false, guard, ...(fromDisk ? { checkpointEvery: 4, keepCheckpoints: 3 } : {}) });
   const weights = Object.values(model.stateDict()).map((t) => Array.from(t.data() as Float32Array));
   const lines = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   const out = { result, weights, lines, skipped: [...guard.skippedBatches], events: guard.events.map((e) => ({ step: e.step, action: e.action, cause: e.report.causeId, detail: e.detail })), lr: optimizer.paramGroups[0].lr, steps: guard.stepCount };
@@ -147,5 +148,79 @@ test('rollback: a non-finite step goes back too, to the oldest snapshot when non
   assert.deepEqual(guard.skippedBatches, [40, 41]);
   assert.equal(guard.stepSync(ce).step, 5);
   assert.throws(() => new keel.Guard({ model, optimizer, policy: 'rollback', rollback: { snapshots: 0 } }), RangeError);
+  guard.dispose();
+});
+
+test('rollback from the run folder\'s checkpoints on disk: a spike goes back to the checkpoint N steps back, skips M batches by index, drops the newer checkpoints, and reruns bit for bit', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'keel-guard-rollback-disk-'));
+  try {
+    const memory = run(join(dir, 'memory'), 14);
+    const a = run(join(dir, 'a'), 14, true);
+    // checkpoints after steps 4, 8, 12 (the last 3 kept). The spike at step 14, back 5 → the newest
+    // checkpoint at most 8 steps done: step 8's. The data at batch 8 (epoch 1, batch 0); batches 8, 9, 10 skipped
+    assert.deepEqual(a.events.map(({ step, action, cause }) => ({ step, action, cause })), [{ step: 14, action: 'rolled-back', cause: 'loss-spike' }]);
+    assert.ok(a.events[0].detail.includes('restored the checkpoint of step 8 (checkpoints/step-000000008); newer checkpoints removed'), a.events[0].detail.join('; '));
+    assert.ok(a.events[0].detail.includes('skipping the next 3 batches of the data order'), a.events[0].detail.join('; '));
+    assert.deepEqual(a.skipped, [8, 9, 10]);
+    assert.deepEqual(a.lines.filter((l) => l.event === 'guard-skip-batch').map((l) => [l.step, l.batch]), [[8, 8], [8, 9], [8, 10]]);
+    const steps = a.lines.filter((l) => l.event === undefined).map((l) => l.step);
+    assert.deepEqual(steps, [...Array.from({ length: 13 }, (_, i) => i + 1), ...Array.from({ length: 12 }, (_, i) => i + 9)]);
+    assert.equal(a.result.steps, 20);
+    // step 12's checkpoint from before the rollback was removed; 12, 16, 20 were written again after it
+    const ckpts = join(dir, 'a', 'checkpoints');
+    assert.deepEqual(keel.train.listCheckpoints(ckpts), [12, 16, 20]);
+    const c12 = JSON.parse(readFileSync(join(ckpts, 'step-000000012.json'), 'utf8')) as { state: { guard: { skippedBatches: number[] } } };
+    assert.deepEqual(c12.state.guard.skippedBatches, [8, 9, 10]);
+    // the checkpoint after 8 steps is the state the in-memory snapshot before step 9 held: the same run, bit for bit
+    assert.deepEqual(a.weights, memory.weights);
+    assert.equal(a.lr, memory.lr);
+    // reproducible: the same run again gives the same weights, bit for bit
+    const b = run(join(dir, 'b'), 14, true);
+    assert.deepEqual(b.skipped, a.skipped);
+    assert.deepEqual(b.weights, a.weights);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('rollback from disk: a damaged checkpoint is passed over for an older one; with none the step is dropped as skip drops it', () => {
+  keel.manualSeed(5);
+  const model = new keel.nn.zoo.MLP({ inFeatures: 8, numClasses: 4, hidden: [16] });
+  const x = keel.randn([16, 8]).keep();
+  const y = keel.randint(0, 4, [16]).keep();
+  const optimizer = new keel.optim.SGD(model.parameters(), { lr: 1e-2 });
+  const guard = new keel.Guard({ model, optimizer, policy: 'rollback', rollback: { source: 'checkpoints', back: 1, skipBatches: 1 } });
+  const ce = () => keel.losses.crossEntropy(model.call(x) as keel.Tensor, y);
+  // no checkpoints attached: dropped like skip, nothing to skip
+  const before = model.parameters().map((p) => p.data() as Float32Array);
+  const r0 = guard.stepSync(() => ce().mul(Number.NaN));
+  assert.equal(r0.event!.action, 'skipped');
+  assert.equal(r0.rolledBackTo, undefined);
+  assert.match(r0.event!.detail.join('; '), /no checkpoints attached/);
+  model.parameters().forEach((p, i) => assert.deepEqual(Array.from(p.data() as Float32Array), Array.from(before[i])));
+  assert.equal(guard.pendingSkipBatches, 0);
+  // a loop whose checkpoint 6 is damaged and 3 intact
+  const tried: number[] = [];
+  guard.attachRollback({
+    save: () => undefined,
+    restore: () => undefined,
+    checkpoints: {
+      steps: () => [3, 6],
+      restore: (c) => {
+        tried.push(c);
+        if (c === 6) throw new Error('step-000000006.safetensors fails its SHA-256 check');
+        return `checkpoints/step-00000000${c}`;
+      },
+    },
+  });
+  guard.stepCount = 8;
+  const r = guard.stepSync(() => ce().mul(Number.NaN));
+  assert.equal(r.event!.action, 'rolled-back');
+  assert.deepEqual(tried, [6, 3]);
+  assert.equal(r.rolledBackTo, 3);
+  assert.equal(guard.stepCount, 3);
+  assert.match(r.event!.detail.join('; '), /checkpoint of step 6 not used: step-000000006\.safetensors fails its SHA-256 check; restored the checkpoint of step 3/);
+  assert.equal(guard.pendingSkipBatches, 1);
+  assert.throws(() => new keel.Guard({ model, optimizer, policy: 'rollback', rollback: { source: 'disk' as 'memory' } }), /rollback\.source/);
   guard.dispose();
 });

@@ -395,6 +395,19 @@ test('the rules table: each cause from its op, inputs and phase', () => {
   assert.equal(id(ctx('aten::softmax.int', 'forward', [t({ infs: 3 })], { output: t({ nans: 3 }, 'output') })), 'fully-masked-row');
   assert.equal(id(ctx('Function MyFn', 'backward', [t({})], { output: t({ nans: 1 }, 'grad') })), 'custom-function-backward');
   assert.equal(id(ctx('optimizer.step', 'update', [], { lr: 1e-3, gradNorm: 1, eps: 0 })), 'optimizer-zero-denominator');
+  // domains, eps = 0 norms, extreme weights, a norm beyond float32 (issue 19's held-out run found these missing)
+  assert.equal(id(ctx('aten::acos', 'forward', [t({ min: 0.2, max: 1.0000001 })], { output: t({ nans: 1 }, 'output') })), 'bounded-domain');
+  assert.equal(id(ctx('aten::asin', 'backward', [t({ min: -1, max: 0.5 })])), 'bounded-domain');
+  assert.equal(id(ctx('aten::acos', 'backward', [t({ min: -0.5, max: 0.5 })])), 'non-finite-op');
+  assert.equal(id(ctx('aten::atanh', 'forward', [t({ min: 0, max: 1 })])), 'bounded-domain');
+  assert.equal(id(ctx('aten::atan2', 'backward', [t({ minAbs: 0, zeros: 2 }), t({ minAbs: 0, zeros: 2 }, 'other')])), 'atan2-at-origin');
+  assert.equal(id(ctx('aten::atan2', 'backward', [t({ minAbs: 0, zeros: 2 }), t({ minAbs: 0.3 }, 'other')])), 'non-finite-op');
+  assert.equal(id(ctx('aten::native_group_norm', 'forward', [t({}), { name: 'eps', value: 0 }])), 'norm-zero-variance');
+  assert.equal(id(ctx('aten::layer_norm', 'forward', [t({}), { name: 'eps', value: 1e-5 }], { output: t({ nans: 1 }, 'output') })), 'non-finite-op');
+  assert.equal(id(ctx('aten::addmm', 'forward', [t({})], { output: t({ infs: 2 }, 'output'), extremeParameter: { name: 'fc.weight', maxAbs: 3e37 } })), 'extreme-parameter');
+  assert.equal(id(ctx('gradient norm', 'backward', [], { base: 'grad_norm', lr: 1 })), 'gradient-norm-overflow');
+  assert.match(keel.guard.diagnose(ctx('aten::pow.Tensor_Scalar', 'backward', [t({ minAbs: 0, zeros: 1 }), { name: 'exponent', value: 0.25 }])).cause, /fractional power/);
+  assert.doesNotMatch(keel.guard.diagnose(ctx('aten::pow.Tensor_Scalar', 'backward', [t({ minAbs: 0, zeros: 1 }), { name: 'exponent', value: 0.25 }])).cause, /SILog/);
   // every rule has a cause and at least one concrete remedy
   for (const r of keel.guard.RULES) assert.ok(r.remedies(ctx('aten::x', 'forward', [t({})], { lr: 1, precision: keel.formatOf('fp16') })).length > 0, r.id);
 });
@@ -409,5 +422,32 @@ test('division by ~0 in a real step is named with its divisor', () => {
   assert.equal(r.event!.report.op, 'aten::div.Tensor');
   assert.equal(r.event!.report.causeId, 'division-by-zero');
   assert.equal(r.event!.report.inputs[1].zeros, 16);
+  guard.dispose();
+});
+
+test('finite gradients whose global norm overflows float32: a diverging run, named by its largest gradient, and skip drops the step', () => {
+  const { model, x } = mlp(21, 1);
+  const guard = new keel.Guard({ model, optimizer: new keel.optim.SGD(model.parameters(), { lr: 0.1 }), policy: 'skip' });
+  const before = model.parameters().map((p) => p.clone());
+  const r = guard.stepSync(() => (model.call(x) as keel.Tensor).mean().mul(1e25));
+  assert.equal(r.ok, false);
+  assert.ok(Number.isFinite(r.loss));
+  const rep = r.event!.report;
+  assert.equal(rep.causeId, 'gradient-norm-overflow');
+  assert.equal(rep.detectedIn, 'gradients');
+  assert.match(rep.cause, /every gradient is finite but their global norm overflows float32 .* at lr 0\.1/);
+  assert.ok(rep.inputs[0].max! > 1e19 || -rep.inputs[0].min! > 1e19, 'the largest gradient is reported');
+  model.parameters().forEach((p, i) => assert.equal(p.sub(before[i]).abs().max().item(), 0));
+  guard.dispose();
+});
+
+test('an overflow downstream of a parameter beyond √(fp32 max) names the parameter', () => {
+  const { model, x } = mlp(22, 1);
+  keel.noGrad(() => (model.parameters()[1]).index([0]).fill_(1e30)); // a diverged (or corrupted) first-layer bias
+  const guard = new keel.Guard({ model, optimizer: new keel.optim.SGD(model.parameters(), { lr: 0.1 }), policy: 'skip' });
+  const r = guard.stepSync(() => (model.call(x) as keel.Tensor).square().mean());
+  const rep = r.event!.report;
+  assert.equal(rep.causeId, 'extreme-parameter');
+  assert.match(rep.cause, /the parameter '\S+\.bias' holds a value of magnitude 1\.00e\+30/);
   guard.dispose();
 });

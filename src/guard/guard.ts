@@ -116,6 +116,27 @@ export interface RollbackOptions {
   lossZ?: number;
   /** Steps of loss statistics before a spike can be called (default 10). */
   lossWarmup?: number;
+  /**
+   * Where the states to go back to come from: 'memory' (default) keeps
+   * `snapshots` copies taken every `every` steps; 'checkpoints' takes none
+   * and goes back to the training loop's checkpoints on disk (fit's
+   * `checkpointEvery` / `keepCheckpoints` are then the interval and K), through
+   * the loop's RollbackHook.checkpoints.
+   */
+  source?: 'memory' | 'checkpoints';
+}
+
+/** The checkpoints a training loop keeps on disk, for rollback with `source: 'checkpoints'` (fit attaches its run folder's). */
+export interface RollbackCheckpoints {
+  /** Steps done at each complete checkpoint, oldest first. */
+  steps(): number[];
+  /**
+   * Puts the model, optimizer, RNG and the loop's position back to the
+   * checkpoint of `step` (steps done), and drops the newer ones (a later
+   * resume must not go forward to the abandoned states); returns where it
+   * read from. Throws if the checkpoint is damaged: the guard tries the next.
+   */
+  restore(step: number): string;
 }
 
 /**
@@ -126,6 +147,8 @@ export interface RollbackOptions {
 export interface RollbackHook {
   save(): unknown;
   restore(saved: unknown): void;
+  /** The loop's checkpoints on disk (rollback with `source: 'checkpoints'`). */
+  checkpoints?: RollbackCheckpoints;
 }
 
 /**
@@ -246,11 +269,12 @@ export class Guard {
     this.snapshotEvery = options.snapshotEvery ?? 20;
     const rb = options.rollback ?? {};
     this.rollback = {
-      snapshots: rb.snapshots ?? 1, every: rb.every ?? this.snapshotEvery, back: rb.back ?? 0, skipBatches: rb.skipBatches ?? 0, lossWarmup: rb.lossWarmup ?? 10,
+      snapshots: rb.snapshots ?? 1, every: rb.every ?? this.snapshotEvery, back: rb.back ?? 0, skipBatches: rb.skipBatches ?? 0, lossWarmup: rb.lossWarmup ?? 10, source: rb.source ?? 'memory',
       ...(rb.lossZ !== undefined ? { lossZ: rb.lossZ } : {}),
     };
     for (const k of ['snapshots', 'every'] as const) if (!Number.isInteger(this.rollback[k]) || this.rollback[k] < 1) throw new RangeError(`Guard: rollback.${k} must be an integer ≥ 1, got ${String(this.rollback[k])}`);
     for (const k of ['back', 'skipBatches'] as const) if (!Number.isInteger(this.rollback[k]) || this.rollback[k] < 0) throw new RangeError(`Guard: rollback.${k} must be an integer ≥ 0, got ${String(this.rollback[k])}`);
+    if (this.rollback.source !== 'memory' && this.rollback.source !== 'checkpoints') throw new TypeError(`Guard: rollback.source must be 'memory' or 'checkpoints', got ${String(this.rollback.source)}`);
     if (rb.lossZ !== undefined && !(rb.lossZ > 0)) throw new RangeError(`Guard: rollback.lossZ must be > 0, got ${String(rb.lossZ)}`);
     this.losses = new LossMonitor(0.95, this.rollback.lossWarmup);
     this.checkUpdate = options.checkUpdate ?? true;
@@ -381,7 +405,7 @@ export class Guard {
     const step = ++this.stepCount;
     this.rolledBack = undefined;
     const newest = this.snapshots[this.snapshots.length - 1];
-    if (this.policy === 'rollback' && (newest === undefined || step - newest.step >= this.rollback.every)) {
+    if (this.policy === 'rollback' && this.rollback.source === 'memory' && (newest === undefined || step - newest.step >= this.rollback.every)) {
       while (this.snapshots.length >= this.rollback.snapshots) this.snapshots.shift()!.dispose();
       const scaler = this.scaler !== undefined ? { state: this.scaler.stateDict(), consecutiveSkips: this.consecutiveSkips } : undefined;
       this.snapshots.push(Snapshot.take(step, this.model, this.optimizer, this.hook?.save(), scaler));
@@ -504,6 +528,14 @@ export class Guard {
       // the loss and gradients are finite but the forward wrote NaN/inf into running statistics
       dropScalerStep();
       const report = this.bufferReport(step, this.buffers[check.badBuffer]);
+      this.optimizer.zeroGrad(true);
+      this.state.rewindForward();
+      return { step, loss: check.loss, gradNorm: check.gradNorm, ok: false, event: this.act(report, policy), warnings };
+    }
+    if (!check.finite && Number.isFinite(check.loss) && check.badBuffer < 0 && this.gradientsFinite()) {
+      // finite gradients whose squared norm overflowed the check's float32 read (‖g‖ > 1.8e19):
+      // nothing non-finite to replay; the run is diverging
+      const report = this.gradNormReport(step);
       this.optimizer.zeroGrad(true);
       this.state.rewindForward();
       return { step, loss: check.loss, gradNorm: check.gradNorm, ok: false, event: this.act(report, policy), warnings };
@@ -636,7 +668,8 @@ export class Guard {
         ...(r.precision ? { precision: r.precision.name } : {}),
       });
     }
-    const ctx: RuleContext = contextOf(fd, r.precision);
+    const extreme = this.largestParameter();
+    const ctx: RuleContext = { ...contextOf(fd, r.precision), ...(extreme !== undefined && extreme.maxAbs > SQRT_FP32_MAX ? { extremeParameter: extreme } : {}) };
     let d = diagnose(ctx);
     if (fd.roundingOverflow && ctx.precision) {
       d = diagnose({ ...ctx, output: { ...(ctx.output ?? { name: 'grad' }), infs: 1, nans: 0 }, op: fd.op, base: 'precision-overflow-only' });
@@ -645,6 +678,39 @@ export class Guard {
       op: fd.op, phase: fd.phase, module: fd.module, inputs: fd.inputs, ...(fd.output ? { output: fd.output } : {}),
       cause: d.cause, causeId: d.causeId, remedies: d.remedies, step, callSite: fd.callSite, detectedIn,
       ...(r.precision ? { precision: r.precision.name } : {}),
+    });
+  }
+
+  /** Every gradient is finite (read only on an event). */
+  private gradientsFinite(): boolean {
+    for (const p of this.params) {
+      const g = p.grad;
+      if (g !== undefined && !allFinite(g)) return false;
+    }
+    return true;
+  }
+
+  /** The parameter holding the largest finite |value| (read only on an event). */
+  private largestParameter(): { name: string; maxAbs: number } | undefined {
+    return largestAbs(this.model.namedParameters());
+  }
+
+  /** The gradients are finite but their global norm overflows float32: a diverging run, reported on the gradients. */
+  private gradNormReport(step: number): GuardReport {
+    const named = this.model.namedParameters().filter(([, p]) => p.grad !== undefined).map(([n, p]) => [n, p.grad!] as [string, Tensor]);
+    const largest = largestAbs(named);
+    const grad = largest === undefined ? undefined : named.find(([n]) => n === largest.name)?.[1];
+    const name = largest?.name ?? '';
+    const module = name.includes('.') ? name.slice(0, name.lastIndexOf('.')) : '';
+    const inputs = grad ? [tensorStats(grad, `grad of ${name}`)] : [];
+    const lr = Math.max(...this.optimizer.paramGroups.map((g) => g.lr));
+    const d = diagnose({
+      op: 'gradient norm', base: 'grad_norm', phase: 'backward', module, inputs, finalLayer: false, lr, gradNorm: Number.POSITIVE_INFINITY, gradNormMean: this.gradNorms.mean,
+      ...(largest ? { largestGradient: largest } : {}),
+    });
+    return new GuardReport({
+      op: 'gradient norm (all parameters)', phase: 'backward', module, inputs, cause: d.cause, causeId: d.causeId, remedies: d.remedies,
+      step, callSite: '', detectedIn: 'gradients',
     });
   }
 
@@ -725,6 +791,13 @@ export class Guard {
         break;
       case 'rollback': {
         action = 'rolled-back';
+        if (this.rollback.source === 'checkpoints') {
+          // with no usable checkpoint nothing went back: the step was dropped, as skip drops it
+          if (!this.rollbackToCheckpoint(report.step, detail)) action = 'skipped';
+          const lr = backOffLr(this.optimizer, this.lrBackoff);
+          detail.push(`learning rate backed off ×${this.lrBackoff} to ${lr}`);
+          break;
+        }
         // the newest snapshot at least `back` steps before the bad step (else the oldest kept); newer ones go
         const target = report.step - this.rollback.back;
         let k = this.snapshots.length - 1;
@@ -775,6 +848,41 @@ export class Guard {
     return event;
   }
 
+  /**
+   * rollback from disk: the newest checkpoint taken at least `back` steps
+   * before the bad step (a checkpoint after c steps is the state before step
+   * c + 1), else the oldest; a damaged one is passed over for the next. With
+   * none usable the step is dropped as `skip` drops it.
+   */
+  private rollbackToCheckpoint(badStep: number, detail: string[]): boolean {
+    const source = this.hook?.checkpoints;
+    const steps = (source?.steps() ?? []).filter((c) => c < badStep);
+    const eligible = steps.filter((c) => c + 1 <= badStep - this.rollback.back).reverse();
+    const order = eligible.length > 0 ? eligible : steps;
+    for (const c of order) {
+      let where: string;
+      try {
+        where = source!.restore(c);
+      } catch (e) {
+        detail.push(`checkpoint of step ${c} not used: ${(e as Error).message.split('\n')[0]}`);
+        continue;
+      }
+      this.stepCount = c;
+      this.rolledBack = c;
+      this.unchecked = undefined;
+      detail.push(`restored the checkpoint of step ${c} (${where}); newer checkpoints removed`);
+      if (this.rollback.skipBatches > 0) {
+        this.pendingSkip = this.rollback.skipBatches;
+        detail.push(`skipping the next ${this.rollback.skipBatches} batches of the data order`);
+      }
+      return true;
+    }
+    detail.push(source === undefined
+      ? 'no checkpoints attached (rollback.source is \'checkpoints\': train with fit and an outDir with checkpointEvery): step dropped; parameters and optimizer state as before it'
+      : 'no usable checkpoint on disk yet: step dropped; parameters and optimizer state as before it');
+    return false;
+  }
+
   /** Frees the guard's copies. */
   dispose(): void {
     this.unchecked = undefined;
@@ -791,6 +899,23 @@ function checkScaler(scaler: unknown): asserts scaler is GradScaler {
   if (s === null || typeof s !== 'object' || methods.some((m) => typeof s[m] !== 'function')) {
     throw new TypeError(`Guard: scaler must be a keel.amp.GradScaler, got ${s === null || typeof s !== 'object' ? String(s) : `an object without ${methods.filter((m) => typeof s[m] !== 'function').join(', ')}`}`);
   }
+}
+
+/** √(float32 max): a value beyond it squares to inf; no trained weight is that large. */
+const SQRT_FP32_MAX = Math.sqrt(3.4028234663852886e38);
+
+/** The named tensor with the largest finite |value|, and that value (one amax per tensor, off the tape). */
+function largestAbs(named: [string, Tensor][]): { name: string; maxAbs: number } | undefined {
+  let best: { name: string; maxAbs: number } | undefined;
+  noGradUnintercepted(() => scope(() => {
+    for (const [name, t] of named) {
+      if (!isFloatingDType(t.dtype) || t.numel() === 0) continue;
+      const a = t.abs();
+      const m = ops.where.ScalarOther(ops.isfinite(a), a, 0).amax().item() as number;
+      if (best === undefined || m > best.maxAbs) best = { name, maxAbs: m };
+    }
+  }));
+  return best;
 }
 
 function noGradUnintercepted<T>(fn: () => T): T {

@@ -29,6 +29,14 @@ export interface RuleContext {
   nonFiniteInput?: { name: string; kind: 'parameter' | 'buffer' | 'data' };
   /** The op turned deliberately written ±inf (a mask fill) into NaN. */
   fromIntendedInf?: boolean;
+  /**
+   * A parameter of the model holds a finite value beyond √(fp32 max) ≈ 1.8e19
+   * (no trained weight is that large; its square overflows float32): the
+   * largest one, when the guard located an event.
+   */
+  extremeParameter?: { name: string; maxAbs: number };
+  /** For a gradient-norm overflow: the parameter whose gradient is largest, and that largest |gradient| entry. */
+  largestGradient?: { name: string; maxAbs: number };
 }
 
 export interface Rule {
@@ -55,6 +63,20 @@ function hasNearZero(s: InputStats | undefined, tol = NEAR_ZERO): boolean {
 function hasInf(s: InputStats | undefined): boolean {
   return s !== undefined && (s.infs ?? 0) > 0;
 }
+function hasExactly(s: InputStats | undefined, v: number): boolean {
+  return s !== undefined && ((v > 0 && (s.max ?? -Infinity) >= v) || (v < 0 && (s.min ?? Infinity) <= v));
+}
+/** Inverse trigonometric and hyperbolic functions whose real domain is bounded. */
+const BOUNDED_DOMAIN: Record<string, { lo: number; hi: number; open: boolean; formula: string }> = {
+  acos: { lo: -1, hi: 1, open: false, formula: '−1/√(1 − x²)' },
+  arccos: { lo: -1, hi: 1, open: false, formula: '−1/√(1 − x²)' },
+  asin: { lo: -1, hi: 1, open: false, formula: '1/√(1 − x²)' },
+  arcsin: { lo: -1, hi: 1, open: false, formula: '1/√(1 − x²)' },
+  atanh: { lo: -1, hi: 1, open: true, formula: '1/(1 − x²)' },
+  arctanh: { lo: -1, hi: 1, open: true, formula: '1/(1 − x²)' },
+  acosh: { lo: 1, hi: Infinity, open: false, formula: '1/√(x² − 1)' },
+  arccosh: { lo: 1, hi: Infinity, open: false, formula: '1/√(x² − 1)' },
+};
 function isFractionalPow(c: RuleContext): boolean {
   if (c.base !== 'pow') return false;
   const e = arg(c, 'exponent');
@@ -123,10 +145,12 @@ export const RULES: Rule[] = [
   {
     id: 'sqrt-at-zero',
     match: (c) => (c.base === 'sqrt' || c.base === 'rsqrt' || isFractionalPow(c)) && c.phase === 'backward' && hasNearZero(first(c)),
-    cause: (c) => `${c.base === 'pow' ? `pow(x, ${String(arg(c, 'exponent'))})` : `${c.base}(x)`} at x = ${fmt(first(c)?.minAbs)}: its gradient grows without bound as x → 0 and is infinite at 0 (the SILog case: √(mean d² − λ·mean(d)²) near the optimum)`,
-    remedies: () => [
-      'add an epsilon inside the root: sqrt(x + 1e-8), or clamp: sqrt(x.clamp(min=1e-8))',
-      'use the safe SILog (keel.losses safe variant: eps inside the root, or no root: mean d² − λ·mean(d)²)',
+    cause: (c) => c.base === 'pow'
+      ? `pow(x, ${String(arg(c, 'exponent'))}) at x = ${fmt(first(c)?.minAbs)}: a fractional power's gradient p·x^(p − 1) grows without bound as x → 0 and is infinite at 0`
+      : `${c.base}(x) at x = ${fmt(first(c)?.minAbs)}: its gradient grows without bound as x → 0 and is infinite at 0 (a distance or a std at exactly 0; the SILog case: √(mean d² − λ·mean(d)²) near the optimum)`,
+    remedies: (c) => [
+      c.base === 'pow' ? 'add an epsilon to the base: (x + 1e-6)^p, or clamp it: x.clamp(min=1e-6)^p' : 'add an epsilon inside the root: sqrt(x + 1e-8), or clamp: sqrt(x.clamp(min=1e-8))',
+      ...(c.base === 'pow' ? [] : ['for a distance, leave out the pairs at distance 0 (the diagonal of a distance matrix) or use the squared distance', 'use the safe SILog (keel.losses safe variant: eps inside the root, or no root: mean d² − λ·mean(d)²)']),
       'clip gradients (clipGradNorm) so one infinite step cannot poison the weights',
     ],
   },
@@ -138,6 +162,64 @@ export const RULES: Rule[] = [
       'clamp the argument: sqrt(x.clamp(min=1e-8))',
       'compute the variance with the biased (N) estimator, and only over enough valid pixels',
     ],
+  },
+  {
+    id: 'bounded-domain',
+    match: (c) => {
+      const d = BOUNDED_DOMAIN[c.base];
+      const x = first(c);
+      if (d === undefined || x === undefined) return false;
+      const outside = (x.min ?? 0) < d.lo || (x.max ?? 0) > d.hi;
+      const atEdge = hasExactly(x, d.lo) || hasExactly(x, d.hi);
+      return outside || ((c.phase === 'backward' || d.open) && atEdge);
+    },
+    cause: (c) => {
+      const d = BOUNDED_DOMAIN[c.base];
+      const x = first(c)!;
+      const dom = d.hi === Infinity ? `[${d.lo}, ∞)` : `${d.open ? '(' : '['}${d.lo}, ${d.hi}${d.open ? ')' : ']'}`;
+      if ((x.min ?? 0) < d.lo || (x.max ?? 0) > d.hi) {
+        const past = (x.max ?? 0) > d.hi ? `max x = ${d.hi} + ${fmt((x.max ?? 0) - d.hi)}` : `min x = ${d.lo} − ${fmt(d.lo - (x.min ?? 0))}`;
+        return `${c.base} of x outside its domain ${dom} (${past}) is NaN — e.g. a cosine or a correlation that rounding put past ±1 (identical or opposite vectors)`;
+      }
+      return `${c.base} at the edge of its domain ${dom} (x in [${fmt(x.min)}, ${fmt(x.max)}]): its ${c.phase === 'backward' ? 'gradient ' + d.formula : 'value'} is infinite there (a cosine of exactly ±1: identical or opposite vectors)`;
+    },
+    remedies: (c) => {
+      const d = BOUNDED_DOMAIN[c.base] ?? BOUNDED_DOMAIN.acos;
+      return [
+        `clamp the argument inside the domain: x.clamp(${d.lo} + 1e-6${d.hi === Infinity ? '' : `, ${d.hi} − 1e-6`})`,
+        'use a loss without the inverse function (1 − cos θ instead of θ = acos(cos θ)), or atan2(‖a × b‖, a · b) for an angle',
+      ];
+    },
+  },
+  {
+    id: 'atan2-at-origin',
+    match: (c) => c.base === 'atan2' && c.phase === 'backward' && tensorInputs(c).length >= 2 && tensorInputs(c).slice(0, 2).every((s) => hasNearZero(s, 1e-30)),
+    cause: () => 'atan2(y, x) at (0, 0): the angle of a zero vector is undefined and its gradient (x, −y)/(x² + y²) is 0/0 (a predicted direction that is exactly zero: a bias-free head on an all-zero input)',
+    remedies: () => [
+      'leave out (mask) the rows whose vector is zero, or add an epsilon: atan2(y, x + 1e-8) does not help at y = 0 — mask instead',
+      'compare directions without the angle: 1 − cos(θ − θ*) = 1 − (x cos θ* + y sin θ*)/‖(x, y)‖ with ‖·‖ + eps',
+    ],
+  },
+  {
+    id: 'norm-zero-variance',
+    match: (c) => /^(native_)?(layer_norm|group_norm|batch_norm|instance_norm)$/.test(c.base) && typeof arg(c, 'eps') === 'number' && (arg(c, 'eps') as number) <= 0,
+    cause: (c) => `${c.base} with eps = ${String(arg(c, 'eps'))}: a group with zero variance (a constant or all-zero position, e.g. padding) normalises as (x − μ)/√(0 + eps) = 0/0 = NaN`,
+    remedies: () => ['set eps > 0 (1e-5, PyTorch\'s default)', 'mask padding positions out before the norm'],
+  },
+  {
+    id: 'extreme-parameter',
+    match: (c) => c.extremeParameter !== undefined && c.phase !== 'update' && ((c.output?.infs ?? 0) > 0 || (c.output?.nans ?? 0) > 0 || c.output === undefined),
+    cause: (c) => `the parameter '${c.extremeParameter!.name}' holds a value of magnitude ${fmt(c.extremeParameter!.maxAbs)} (finite, but beyond √(fp32 max) ≈ 1.8e19: no trained weight is that large), and ${c.op} overflowed downstream of it — a corrupted weight (a bit flip in a checkpoint) or a diverged run`,
+    remedies: () => [
+      'reload the weights from an earlier checkpoint and check the file (its checksum)',
+      'if the run diverged: lower the learning rate, clip gradients, add warmup',
+    ],
+  },
+  {
+    id: 'gradient-norm-overflow',
+    match: (c) => c.base === 'grad_norm',
+    cause: (c) => `every gradient is finite but their global norm overflows float32 (> 1.8e19)${c.largestGradient ? `; the largest is in '${c.largestGradient.name}' (|g| up to ${fmt(c.largestGradient.maxAbs)})` : ''}${c.lr !== undefined ? ` at lr ${fmt(c.lr)}` : ''}${c.gradNormMean ? ` against a running mean norm of ${fmt(c.gradNormMean)}` : ''}: the run is diverging (learning-rate blow-up)`,
+    remedies: (c) => [`lower the learning rate (try ${fmt((c.lr ?? 1e-3) / 10)}) and check the schedule (a warmup that overshoots)`, 'clip gradients: clipGradNorm(params, 1.0)', 'go back to an earlier state (policy: rollback)'],
   },
   {
     id: 'log-sigmoid-underflow',

@@ -128,6 +128,25 @@ function prune(dir: string, keep: number): void {
 }
 
 
+/**
+ * Deletes the checkpoints after `step` (a rollback went back past them: a
+ * resume must not go forward to the abandoned states). The manifest goes
+ * first, so a half-removed checkpoint is never taken for a complete one.
+ */
+export function removeCheckpointsAfter(dir: string, step: number): number[] {
+  const newer = listCheckpoints(dir).filter((s) => s > step);
+  for (const s of newer) {
+    for (const ext of ['.json', '.safetensors']) {
+      try {
+        unlinkSync(join(dir, `${stem(s)}${ext}`));
+      } catch {
+        /* already gone */
+      }
+    }
+  }
+  return newer;
+}
+
 /** Reads the checkpoint of `step` (default: the latest) back, or throws a CheckpointError saying what is wrong with it. */
 export function loadCheckpoint(dir: string, step = latestCheckpoint(dir)): CheckpointContent & { step: number } {
   if (step === undefined) throw new Error(`no checkpoint in ${dir}`);

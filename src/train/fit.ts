@@ -17,7 +17,8 @@ import type { Module } from '../nn/module.js';
 import { clipGradNorm, gradNorm } from '../optim/clip.js';
 import type { OptimizerLike, OptimizerStateDict } from '../optim/optimizer.js';
 import type { GuardAction, GuardState } from '../guard/guard.js';
-import { restoreLatestIntact, saveCheckpoint, type CheckpointContent, type SkippedCheckpoint } from './checkpoint.js';
+import { stem } from './checkpoint-files.js';
+import { listCheckpoints, loadCheckpoint, removeCheckpointsAfter, restoreLatestIntact, saveCheckpoint, type CheckpointContent, type SkippedCheckpoint } from './checkpoint.js';
 import { HealthMonitor } from '../log/health.js';
 import { MetricsLog, readMetrics, type MetricsRecord } from '../log/metrics.js';
 import { TfEventsWriter } from '../log/tfevents.js';
@@ -242,7 +243,12 @@ function saveState(options: FitOptions, state: FitState, dir: string, keep: numb
   });
 }
 
-function restoreState(options: FitOptions, ckpt: CheckpointContent & { step: number }, precision?: TrainingPrecision): { step: number; epoch: number; guardEvents?: Partial<Record<GuardAction, number>> } {
+/**
+ * Puts a checkpoint's state back. `withGuard` false is the guard's own
+ * rollback to a checkpoint: the guard keeps its history (events, skipped
+ * batches, statistics) and sets its step count itself.
+ */
+function restoreState(options: FitOptions, ckpt: CheckpointContent & { step: number }, precision?: TrainingPrecision, withGuard = true): { step: number; epoch: number; guardEvents?: Partial<Record<GuardAction, number>> } {
   {
     const { optimizer, scheduler, trainLoader } = options;
     const model = stateModule(options);
@@ -261,6 +267,7 @@ function restoreState(options: FitOptions, ckpt: CheckpointContent & { step: num
     if (rng) setRngState(rng);
     if (precision && ckpt.state.precision) precision.loadStateDict(ckpt.state.precision as { name?: unknown; scaler?: unknown });
     // the guard's skips, statistics and step count (its LR backoff came back with the optimizer's param groups)
+    if (!withGuard) return { step: ckpt.step, epoch: ckpt.state.epoch as number };
     const guardState = ckpt.state.guard as (GuardState & { events?: Partial<Record<GuardAction, number>> }) | undefined;
     if (options.guard && guardState) {
       options.guard.loadStateDict(guardState);
@@ -403,6 +410,23 @@ function* fitLoop(options: FitOptions): Generator<void, FitResult, boolean | und
       trainLoader.loadStateDict(s.data);
       if (scheduler && s.scheduler) scheduler.loadStateDict(s.scheduler);
     },
+    // rollback with source 'checkpoints': back to a checkpoint of this run folder (every rank reads it; rank 0 removes the newer ones)
+    ...(ckptDir !== undefined ? {
+      checkpoints: {
+        steps: () => listCheckpoints(ckptDir),
+        restore: (c: number) => {
+          const ckpt = loadCheckpoint(ckptDir, c);
+          try {
+            restoreState(options, ckpt, precision, false);
+          } finally {
+            for (const t of Object.values(ckpt.tensors)) t.dispose();
+          }
+          state.step = c;
+          if (writer) removeCheckpointsAfter(ckptDir, c);
+          return join(CHECKPOINTS, stem(c));
+        },
+      },
+    } : {}),
   });
   const detachScaler = precision?.scaler !== undefined && options.guard !== undefined && options.guard.scaler === undefined ? options.guard.attachScaler(precision.scaler) : undefined;
   model.train();
