@@ -600,6 +600,20 @@ describe('crashers found by the long fuzz (issue 12), in child processes', () =>
     });
   });
 
+  test('replication_pad3d_backward with a gradient of another shape than the padded output (SIGSEGV, fuzz seed 7500007)', () => {
+    batch((check, checkReturns) => {
+      check(`keel.ops.replicationPad3dBackward(keel.zeros([3, 0, 4]), keel.zeros([1, 4, 2, 1]), [0, 1, -9007199254740991, 1, 5, 3]);`,
+        /RangeError: aten::replication_pad3d_backward: padding .* makes the padded shape .* negative/);
+      check(`keel.ops.replicationPad3dBackward(keel.zeros([1, 4, 2, 1]), keel.zeros([1, 4, 2, 1]), [0, 1, 1, 1, 5, 3]);`,
+        /grad_output must have the padded output's shape \[1, 12, 4, 2\], got \[1, 4, 2, 1\]/);
+      check(`keel.ops.reflectionPad2dBackward(keel.zeros([1, 2, 7, 9]), keel.zeros([1, 2, 5, 5]), [1, 1, 1, 1]);`, /shape \[1, 2, 7, 7\], got \[1, 2, 7, 9\]/);
+      // the gradient autograd gives, and the op on the same inputs: each border cell adds into its edge
+      checkReturns(`const x = keel.zeros([1, 1, 1, 2], { dtype: 'float64' }).requiresGrad_(); keel.ops.replicationPad2d(x, [1, 0, 0, 0]).mul(keel.tensor([[[[1, 2, 3]]]], { dtype: 'float64' })).sum().backward();
+        value = [x.grad.toArray(), keel.ops.replicationPad2dBackward(keel.tensor([[[[1, 2, 3]]]], { dtype: 'float64' }), x.detach(), [1, 0, 0, 0]).toArray()]`,
+        /RETURNED \[\[\[\[\[3,3\]\]\]\],\[\[\[\[3,3\]\]\]\]\]/);
+    });
+  });
+
   test('histogramdd with fewer or more bin counts than dimensions (SIGSEGV, read past the list)', () => {
     batch((check, checkReturns) => {
       check(`keel.ops.histogramdd(keel.randn([4, 1], { dtype: 'float64' }), [], [1.39, 2.6]);`,

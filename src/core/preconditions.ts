@@ -205,6 +205,25 @@ function recurrent(kind: 'lstm' | 'gru' | 'rnn'): Precondition {
   };
 }
 
+/**
+ * The backward of a k-d padding (k = 1, 2, 3) must be fed a gradient of the
+ * padded output's shape: replication_pad3d_backward reads it by that shape
+ * unchecked (SIGSEGV, fuzz seed 7500007).
+ */
+function paddingBackward(k: number): Precondition {
+  return (arg, op) => {
+    const self = shapeOf(arg('self'));
+    const grad = shapeOf(arg('grad_output'));
+    const pad = arg('padding');
+    if (self === undefined || grad === undefined || !Array.isArray(pad) || pad.length !== 2 * k || !pad.every((p) => typeof p === 'number')) return;
+    if (self.length !== k + 1 && self.length !== k + 2) fail(op, `self must have ${k + 1} or ${k + 2} dims, got shape ${show(self)}`);
+    const want = [...self];
+    for (let i = 0; i < k; i++) want[self.length - 1 - i] += (pad[2 * i] as number) + (pad[2 * i + 1] as number);
+    if (want.some((d) => d < 0)) fail(op, `padding ${JSON.stringify(pad)} makes the padded shape ${show(want)} negative`);
+    if (!sameShape(grad, want)) fail(op, `grad_output must have the padded output's shape ${show(want)}, got ${show(grad)}`);
+  };
+}
+
 /** The embedding-bag kernel indexes a 2-D weight by rows and bags by 1-D offsets without checking either. */
 function embeddingBag(arg: ArgOf, op: string): void {
   const weight = shapeOf(arg('weight'));
@@ -293,6 +312,12 @@ export const PRECONDITIONS: Record<string, Precondition> = {
   },
   // internal: the backward of _batch_norm_impl_index, fed what its forward saved
   _batch_norm_impl_index_backward: batchNormBackward('grad_output', 'save_var_transform'),
+  replication_pad1d_backward: paddingBackward(1),
+  replication_pad2d_backward: paddingBackward(2),
+  replication_pad3d_backward: paddingBackward(3),
+  reflection_pad1d_backward: paddingBackward(1),
+  reflection_pad2d_backward: paddingBackward(2),
+  reflection_pad3d_backward: paddingBackward(3),
   lstm: recurrent('lstm'),
   gru: recurrent('gru'),
   rnn_tanh: recurrent('rnn'),
