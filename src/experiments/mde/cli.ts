@@ -17,6 +17,7 @@ import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as keel from '../../index.js';
 import { writeFileAtomic } from '../../io/atomic.js';
+import { table } from '../table.js';
 import { createProgress, type Progress } from '../../train/progress.js';
 import { defaultOut } from '../../cli/program.js';
 import { guardAvailable, POLICIES, runGuarded, type GuardedRun } from './guarded.js';
@@ -61,9 +62,7 @@ export function tableText(summary: CellSummary[]): string {
     Object.entries(s.causes).map(([k, v]) => `${k}×${v}`).join('; ') || '–',
     fmt(s.absRel), fmt(s.rmse, 2), fmt(s.delta1),
   ]);
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(w[i])).join(' | ')} |`;
-  return [line(head), `|${w.map((n) => '-'.repeat(n + 2)).join('|')}|`, ...rows.map(line)].join('\n');
+  return table(head, rows);
 }
 
 export function guardText(g: MdeResults['guard']): string {

@@ -19,6 +19,7 @@ import { UsageError } from '../../cli/errors.js';
 import { planGrid, REDUCED_BETAS } from './grid.js';
 import { loadData, MODEL_IDS, type DataId, type ModelId, type ModelSpec } from './models.js';
 import { runGrid } from './repro.js';
+import { table as tableOf } from '../table.js';
 import { groupRows, judgeClaims, remedyCosts } from './summary.js';
 import type { OptimName } from './train.js';
 
@@ -48,11 +49,7 @@ function list<T extends string>(o: Record<string, string | true>, k: string, d: 
 const pct = (s: keel.audit.Share) => A.formatShare(s);
 const sci = (v: number) => (v === 0 ? '0' : v.toExponential(2));
 
-function table(head: string[], rows: string[][]): string {
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (r: string[]) => r.map((c, i) => c.padEnd(w[i])).join('  ');
-  return [line(head), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)].join('\n');
-}
+const table = (head: string[], rows: string[][]): string => tableOf(head, rows, { style: 'plain' });
 
 /** `keel audit nonsmooth ...` (the whole command line: src/cli/program.ts); returns the exit code. */
 export async function runAudit(args: string[]): Promise<number> {

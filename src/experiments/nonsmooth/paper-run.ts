@@ -9,6 +9,7 @@ import * as keel from '../../index.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import type { FormatName } from '../../precision/formats.js';
 import { runPool } from '../pool.js';
+import { table as tableOf } from '../table.js';
 import type { DataId } from './models.js';
 import {
   BERTOIN_FIGURES, BERTOIN_MAIN, BERTOIN_SWEEPS, BOUSTANY_FIGURES, itemKey, minibatchCount, paperBits,
@@ -304,11 +305,7 @@ export function maxpoolVerdicts(rows: MaxpoolRow[], required: number): keel.audi
 
 // ---- printing ---------------------------------------------------------------
 
-export function table(head: string[], rows: string[][]): string {
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (r: string[]) => r.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd();
-  return [line(head), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)].join('\n');
-}
+export const table = (head: string[], rows: string[][]): string => tableOf(head, rows, { style: 'plain' });
 
 const sci = (v: number) => (!Number.isFinite(v) ? 'n/a' : v === 0 ? '0' : v.toExponential(2));
 

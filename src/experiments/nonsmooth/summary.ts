@@ -15,7 +15,7 @@ import type { FormatName } from '../../precision/formats.js';
 import type { Role } from './grid.js';
 import type { DataId } from './models.js';
 import type { OptimName, RunSpec } from './train.js';
-import { mean } from '../stats.js';
+import { mean } from '../../stats/index.js';
 
 /** One run as kept in results.json (the final θ is dropped once its split is known). */
 export interface RunRecord extends RunSpec {

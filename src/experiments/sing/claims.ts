@@ -26,6 +26,7 @@
 // inconclusive.
 import { MODEL_IDS, OPTIMIZERS, type ModelId, type Protocol } from './grid.js';
 import type { ModelSummary } from './summary.js';
+import { pct } from '../../stats/index.js';
 
 export type Outcome = 'confirmed' | 'partly confirmed' | 'not confirmed' | 'contradicted' | 'inconclusive' | 'not tested';
 /** Which optimizer a per-model comparison favours beyond the noise threshold. */
@@ -89,7 +90,7 @@ export const CLAIMS: ClaimSpec[] = [
 ];
 
 const pp = (x: number): string => `${x >= 0 ? '+' : ''}${(100 * x).toFixed(2)} pp`;
-const pct = (x: number): string => `${(100 * x).toFixed(2)} %`;
+const percent = (x: number): string => `${pct(x)} %`;
 
 function se(a: { bestStd: number; bestN: number }, b: { bestStd: number; bestN: number }): number {
   const v = (s: number, n: number) => (n > 0 ? (s * s) / n : 0);
@@ -113,8 +114,8 @@ function compareAccuracy(m: ModelSummary): AccuracyComparison {
   const side: Side = !Number.isFinite(d) ? 'tie' : d > t ? 'sing' : d < -t ? 'adamw' : 'tie';
   return {
     d, se: s, t, side,
-    singBest: `lr ${sing.bestLr}: ${pct(sing.bestMean)} ± ${pct(sing.bestStd)}`,
-    adamwBest: `lr ${adamw.bestLr}: ${pct(adamw.bestMean)} ± ${pct(adamw.bestStd)}`,
+    singBest: `lr ${sing.bestLr}: ${percent(sing.bestMean)} ± ${percent(sing.bestStd)}`,
+    adamwBest: `lr ${adamw.bestLr}: ${percent(adamw.bestMean)} ± ${percent(adamw.bestStd)}`,
   };
 }
 

@@ -30,6 +30,7 @@ import type { Architecture, InitName } from '../../stable/block.js';
 import { ARCHITECTURES, makeBlock } from '../../stable/factory.js';
 import { inputGradientNorm, perturbationGrowth } from '../../stable/growth.js';
 import { StableNet } from '../../stable/network.js';
+import { table as tableOf, type Cell } from '../table.js';
 import { ellipses, fashionMnistSubset, peaks, swissRoll, type DataSet } from './data.js';
 import { complexScatter, decisionMap, forwardEulerDisc, leapfrogSegment, lineChart, writeChart, type LineSeries } from '../../plot/index.js';
 
@@ -329,12 +330,7 @@ function fmtNum(v: number | null): string {
   return Math.abs(v) >= 1e3 || (Math.abs(v) < 1e-2 && v !== 0) ? v.toExponential(1) : v.toFixed(2);
 }
 
-export function table(head: string[], rows: (string | number | null | boolean)[][]): string {
-  const cells = rows.map((r) => r.map((c) => (typeof c === 'number' || c === null ? fmtNum(c) : String(c))));
-  const w = head.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i].length)));
-  const line = (r: string[]): string => r.map((c, i) => c.padStart(w[i])).join('  ');
-  return [line(head), line(w.map((n) => '-'.repeat(n))), ...cells.map(line)].join('\n');
-}
+export const table = (head: string[], rows: Cell[][]): string => tableOf(head, rows, { style: 'plain', align: 'right', number: fmtNum });
 
 export interface Verdict { claim: string; holds: boolean | null; evidence: string }
 
