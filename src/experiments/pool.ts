@@ -25,7 +25,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { createProgress, formatDuration as duration } from '../train/progress.js';
+import { createProgress, itemLine } from '../train/progress.js';
 
 export type PoolResult<R> =
   | { ok: true; value: R; wallMs: number }
@@ -110,10 +110,8 @@ export function runPool<I, R>(items: readonly I[], options: PoolOptions<I, R>): 
         log?.(`[${name}] onResult threw for ${label(items[index], index)}: ${(e as Error).message}`);
       }
       if (log) {
-        const elapsed = performance.now() - t0;
-        const eta = finished < n ? `, eta ${duration((elapsed / 1000 / finished) * (n - finished))}` : '';
-        const what = r.ok ? (options.describe ? ` ${options.describe(r.value, items[index])}` : '') : ` FAILED: ${r.error.split('\n')[0]}`;
-        log(`[${name}] ${finished}/${n} ${label(items[index], index)} (${(r.wallMs / 1000).toFixed(1)} s)${what} — ${duration(elapsed / 1000)} elapsed${eta}${failed ? `, ${failed} failed` : ''}`);
+        const what = r.ok ? (options.describe ? options.describe(r.value, items[index]) : '') : `FAILED: ${r.error.split('\n')[0]}`;
+        log(itemLine({ name, done: finished, total: n, label: label(items[index], index), seconds: r.wallMs / 1000, what, elapsed: (performance.now() - t0) / 1000, failed }));
       }
       bar?.update(finished);
       if (finished === n) finish();

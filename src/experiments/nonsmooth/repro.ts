@@ -4,7 +4,7 @@
 // splits (‖θ − θ_default‖ / ‖θ_default‖, the same seed's default-rule run)
 // are computed as runs arrive, so only the default-rule runs' final θ are
 // held in memory.
-import { createProgress } from '../../train/progress.js';
+import { createProgress, itemLine } from '../../train/progress.js';
 import { runPool, type PoolResult } from '../pool.js';
 import { LR_GRID, lrKey, tuningKeys, tuningLoss, type PlannedRun } from './grid.js';
 import type { ModelId } from './models.js';
@@ -45,6 +45,7 @@ async function execute(items: TrainItem[], o: GridRunOptions, name: string, onRe
   // the same display as the pool's: a bar on a TTY under the run lines
   const bar = o.progress !== false && process.stderr.isTTY ? createProgress({ total: items.length, label: `[${name}]`, start: 0, every: 0 }) : undefined;
   const log = bar ? (l: string) => bar.log(l) : o.log;
+  let failed = 0;
   for (const [i, it] of items.entries()) {
     const s = performance.now();
     let r: PoolResult<RunResult>;
@@ -56,7 +57,8 @@ async function execute(items: TrainItem[], o: GridRunOptions, name: string, onRe
     }
     out.push(r);
     onResult?.(r, i);
-    log(`[${name}] ${i + 1}/${items.length} ${label(it)} (${(r.wallMs / 1000).toFixed(1)} s) ${r.ok ? describe(r.value) : `FAILED: ${r.error.split('\n')[0]}`} — ${((performance.now() - t0) / 1000).toFixed(0)}s elapsed`);
+    failed += r.ok ? 0 : 1;
+    log(itemLine({ name, done: i + 1, total: items.length, label: label(it), seconds: r.wallMs / 1000, what: r.ok ? describe(r.value) : `FAILED: ${r.error.split('\n')[0]}`, elapsed: (performance.now() - t0) / 1000, failed }));
     bar?.update(i + 1);
   }
   bar?.stop();
