@@ -217,6 +217,7 @@ export function buildProgram(state: RunState): Command {
     .option('--resnet-width <n>', 'ResNet-18 base width (default 16; the paper\'s is 64; --quick 4)', positiveInt('--resnet-width'))
     .option('--threads <n>', 'intra-op threads (default: all cores)', positiveInt('--threads'))
     .option('--resume', 'continue the grid in DIR (same options) from its results.json', false)
+    .option('--jobs <n>', 'child processes of 1 libtorch thread each (default 0: in this process, with --threads)', nonNegativeInt('--jobs'))
     .option('--no-progress', 'no progress bar (the per-run lines still print)');
   run(sing, thenReport(async (o) => (await import('../experiments/sing/index.js')).reproSingFromOptions(o)));
 
