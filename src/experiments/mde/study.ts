@@ -9,6 +9,7 @@ import type { GuardedRun } from './guarded.js';
 import { cellId, NAIVE, SAFE, runSpecs, type Protocol, type RunSpec } from './protocol.js';
 import { makeData, runOne, type RunResult, type SharedData } from './run.js';
 import { judgeClaims, summarize, type CellSummary, type ClaimVerdict, type RunRecord } from './summary.js';
+import { pct } from '../../stats/index.js';
 
 export const PAPER = {
   title: 'Analysis of NaN Divergence in Training Monocular Depth Estimation Model',
@@ -82,7 +83,7 @@ export const study = mdeStudy({ validPixels: { batches: 0, mean: Number.NaN, pZe
 export function tableText(summary: CellSummary[]): string {
   const head = ['precision', 'loss/head/variance/init', 'NaN', 'rate', 'first NaN steps', 'causes', 'AbsRel', 'RMSE', 'δ<1.25'];
   const rows = summary.map((s) => [
-    s.precision, s.cell, `${s.nanRuns}/${s.runs}`, `${(100 * s.nanRate).toFixed(0)} %`,
+    s.precision, s.cell, `${s.nanRuns}/${s.runs}`, `${pct(s.nanRate, 0)} %`,
     s.firstNaNSteps.length ? s.firstNaNSteps.sort((a, b) => a - b).join(',') : '–',
     Object.entries(s.causes).map(([k, v]) => `${k}×${v}`).join('; ') || '–',
     fmt(s.absRel), fmt(s.rmse, 2), fmt(s.delta1),
@@ -107,7 +108,7 @@ export function reportText(r: MdeResults): string {
   const out = [
     `# MDE NaN-divergence study (arXiv:${PAPER.arxiv}) on SynthDepth${r.quick ? ' — QUICK' : ''}`,
     '', `budget: ${r.protocol.note}`,
-    `data: ${r.protocol.budget.trainExamples} train / ${r.protocol.budget.valExamples} val scenes; sparse ground truth ${JSON.stringify(r.protocol.budget.sparse)}; valid pixels per batch: mean ${r.validPixels.mean.toFixed(1)}, P(N=0) ${(100 * r.validPixels.pZero).toFixed(2)} %, P(N=1) ${(100 * r.validPixels.pOne).toFixed(2)} % (${r.validPixels.batches} batches)`,
+    `data: ${r.protocol.budget.trainExamples} train / ${r.protocol.budget.valExamples} val scenes; sparse ground truth ${JSON.stringify(r.protocol.budget.sparse)}; valid pixels per batch: mean ${r.validPixels.mean.toFixed(1)}, P(N=0) ${pct(r.validPixels.pZero)} %, P(N=1) ${pct(r.validPixels.pOne)} % (${r.validPixels.batches} batches)`,
     `naive = ${r.naive}; safe = ${r.safe}; SILog variant glpdepth (λ = 0.5), unbiased = var(d, N−1) + 0.5·mean(d)², biased = mean d² − 0.5·mean(d)²`,
     `wall time ${(r.wallTimeMs / 1000).toFixed(1)} s; ${r.runs.length} unguarded runs; ${r.machine.threads} thread(s) on ${r.machine.cores} cores${r.complete ? '' : '; INCOMPLETE'}`,
     '', tableText(r.summary), '', guardText(r.guard), '', `## Verdict (${r.verdict.note})`, '',

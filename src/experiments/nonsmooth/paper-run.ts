@@ -15,6 +15,7 @@ import {
   BERTOIN_FIGURES, BERTOIN_MAIN, BERTOIN_SWEEPS, BOUSTANY_FIGURES, itemKey, minibatchCount, paperBits,
   type MaxpoolBatch, type MaxpoolItem, type MaxpoolResult, type MlpCell, type PaperItem, type ReluItem, type ReluResult, type Study,
 } from './paper.js';
+import { pct } from '../../stats/index.js';
 
 const A = keel.audit;
 
@@ -236,7 +237,7 @@ export function summarizeMaxpool(saved: SavedItem[]): MaxpoolRow[] {
 
 // ---- verdicts ---------------------------------------------------------------
 
-const pct = (s: keel.audit.Share) => A.formatShare(s);
+const share = (s: keel.audit.Share) => A.formatShare(s);
 const ORDER: FormatName[][] = [['fp64'], ['fp32'], ['bf16', 'fp16'], ['fp8-e4m3', 'fp8-e5m2', 'fp8-e4m3fnuz', 'fp8-e5m2fnuz']];
 
 /** Whether shares by format respect fp64 ≤ fp32 ≤ 16-bit ≤ 8-bit (a violation: intervals apart in the wrong order). */
@@ -244,7 +245,7 @@ export function orderHolds(shares: { format: FormatName; share: keel.audit.Share
   const levels = ORDER.map((fs) => shares.filter((s) => fs.includes(s.format))).filter((l) => l.length);
   const broken: string[] = [];
   for (let i = 0; i + 1 < levels.length; i++) for (const a of levels[i]) for (const b of levels[i + 1]) {
-    if (a.share.lo > b.share.hi) broken.push(`${a.format} ${pct(a.share)} > ${b.format} ${pct(b.share)}`);
+    if (a.share.lo > b.share.hi) broken.push(`${a.format} ${share(a.share)} > ${b.format} ${share(b.share)}`);
   }
   return { holds: broken.length === 0, broken };
 }
@@ -256,7 +257,7 @@ export function reluVerdicts(rows: ReluRow[], required: number, requiredFp64: nu
   if (r64) {
     out.push(A.judge({
       claim: "fp64: no θ in S (ReLU'(0) = 0 and = 1 give the same gradients on every minibatch of the epoch)",
-      statistic: `θ with a differing minibatch: ${r64.inS.k}/${r64.draws} (${pct(r64.inS)})`,
+      statistic: `θ with a differing minibatch: ${r64.inS.k}/${r64.draws} (${share(r64.inS)})`,
       threshold: 'k = 0', n: r64.draws, required: requiredFp64, holds: r64.inS.k === 0, ...(cut ? { cut } : {}),
     }));
   }
@@ -316,15 +317,15 @@ export function printPaper(plan: PaperPlan, relu: ReluRow[], maxpool: MaxpoolRow
     lines.push('', `ReLU'(0) = 0 vs 1 (Bertoin et al. 2021, relu-prime): per θ, the epoch's minibatches in order until the first whose gradients differ (${plan.firstLayer ? 'first layer\'s weight gradient, as their code' : 'every parameter'}).`);
     lines.push(`Data: ${notes.relu}. The paper: MNIST, 1,000 θ per cell, 16-bit = fp16 on a GPU; Keel's fp16 and bf16 are emulated on CPU (every op output rounded).`);
     lines.push(table(['cell', 'precision', 'θ', 'θ in S (95% CI)', 'structural', 'θ in S, fp zeros (95% CI)', 'first differing minibatch (mean)', 'exact zeros / sample', 'samples with a zero', 'paper: θ in S (MNIST)'],
-      relu.map((r) => [`${r.role === 'main' ? 'main ' : `${r.role} sweep `}${r.cell.depth}×${r.cell.width}, batch ${r.cell.batch}`, r.format, String(r.draws), pct(r.inS), String(r.structural), pct(r.inSFloat),
-        Number.isFinite(r.meanFirstBatch) ? r.meanFirstBatch.toFixed(1) : '—', sci(r.zerosPerSample), `${(100 * r.samplesWithZero).toFixed(3)} %`,
+      relu.map((r) => [`${r.role === 'main' ? 'main ' : `${r.role} sweep `}${r.cell.depth}×${r.cell.width}, batch ${r.cell.batch}`, r.format, String(r.draws), share(r.inS), String(r.structural), share(r.inSFloat),
+        Number.isFinite(r.meanFirstBatch) ? r.meanFirstBatch.toFixed(1) : '—', sci(r.zerosPerSample), `${pct(r.samplesWithZero, 3)} %`,
         r.paper === undefined ? '—' : `${(r.paper / 10).toFixed(1)} % (${r.paper}/1000${r.format === 'fp64' ? ', set to 0' : ''})`])));
   }
   if (maxpool.length) {
     lines.push('', `MaxPool native vs β = 1 (Boustany 2024, MaxPool-numerical): VGG-11 width ${plan.width}, batch ${plan.maxpoolBatch}, ${plan.maxpoolDraws} θ; D = Σ over parameter tensors of ‖∇native − ∇β=1‖∞ per minibatch.`);
     lines.push(`Data: ${notes.maxpool}. The paper: CIFAR-10, one θ, one epoch of 391 minibatches, 16-bit = fp16 on a GPU. Absolute thresholds are Boustany's; τ_p = 8·u_p·Σ‖∇native‖∞ is Keel's (relative), not his.`);
     lines.push(table(['precision', 'θ', 'minibatches', 'D > 0 (95% CI)', 'abs. threshold', 'D > abs. (95% CI)', 'D > τ_p (95% CI)', 'median D', 'max D', 'paper: D > abs. (CIFAR-10)'],
-      maxpool.map((r) => [r.format, String(r.draws), String(r.batches), pct(r.differ), r.absolute === undefined ? 'none' : String(r.absolute), r.aboveAbsolute ? pct(r.aboveAbsolute) : 'n/a', pct(r.aboveRelative), sci(r.medianD), sci(r.maxD),
+      maxpool.map((r) => [r.format, String(r.draws), String(r.batches), share(r.differ), r.absolute === undefined ? 'none' : String(r.absolute), r.aboveAbsolute ? share(r.aboveAbsolute) : 'n/a', share(r.aboveRelative), sci(r.medianD), sci(r.maxD),
         r.paper ? `${(100 * r.paper.count / r.paper.of).toFixed(1)} % (${r.paper.count}/${r.paper.of})` : '—'])));
     lines.push('', 'Histogram of D (minibatches per decade, as Boustany\'s figures):');
     const bins = maxpool[0].histogram.map((b) => b.label);

@@ -11,6 +11,7 @@ import type { ModelId } from './models.js';
 import type { RunRecord } from './summary.js';
 import { relativeDistance, runKey, type OptimName, type RunResult, type RunSpec } from './train.js';
 import { runItem, type TrainItem } from './worker.js';
+import { pct } from '../../stats/index.js';
 
 export interface GridRunOptions {
   /** child processes; 0 runs everything in this process */
@@ -35,7 +36,7 @@ export interface TuningRecord {
 const WORKER = new URL('./worker.js', import.meta.url);
 
 const label = (it: TrainItem): string => runKey(it.spec);
-const describe = (r: RunResult): string => `acc ${(100 * r.testAccuracy).toFixed(1)} %${r.collapsed ? ' COLLAPSED' : ''}`;
+const describe = (r: RunResult): string => `acc ${pct(r.testAccuracy, 1)} %${r.collapsed ? ' COLLAPSED' : ''}`;
 
 /** Runs the items in a pool (jobs ≥ 1) or in this process (jobs = 0); results in input order. */
 async function execute(items: TrainItem[], o: GridRunOptions, name: string, onResult?: (r: PoolResult<RunResult>, i: number) => void): Promise<PoolResult<RunResult>[]> {

@@ -8,6 +8,7 @@ import { runDefiningKey, runSpecs, type ModelPlan, type Protocol, type RunSpec }
 import { budgetLines, modelTable, verdictText } from './report.js';
 import { loadData, runOne, type SharedData } from './run.js';
 import { summarize, type ModelSummary, type RunRecord } from './summary.js';
+import { pct } from '../../stats/index.js';
 
 export const PAPER = {
   title: 'SING: A Plug-and-play DNN Learning Technique',
@@ -86,7 +87,7 @@ export const study: Study<Protocol, RunSpec, RunValue, RunRecord, ReproResults, 
   describe(rec) {
     const r = rec.result!;
     const status = r.divergence === 'non-finite loss' ? `DIVERGED at step ${r.divergedAtStep} (non-finite loss)` : r.divergence === 'chance accuracy' ? 'DIVERGED (chance accuracy)' : 'ok';
-    return `test acc ${(100 * r.testAccuracy).toFixed(2)} %, test loss ${Number.isFinite(r.testLoss) ? r.testLoss.toFixed(4) : 'non-finite'}, ${r.stepsDone} steps, ${r.medianStepMs.toFixed(1)} ms/step; ${status}`;
+    return `test acc ${pct(r.testAccuracy)} %, test loss ${Number.isFinite(r.testLoss) ? r.testLoss.toFixed(4) : 'non-finite'}, ${r.stepsDone} steps, ${r.medianStepMs.toFixed(1)} ms/step; ${status}`;
   },
   assemble(protocol, state: GridState<RunRecord>): ReproResults {
     const summary = summarize(protocol, state.runs);
