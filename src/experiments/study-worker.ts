@@ -1,8 +1,9 @@
 // The child side of a study's grid under --jobs (runStudy → runPool): imports
 // the study module named in the item (it exports `study`, its Study), opens
-// its shared state once per child and protocol, and runs the spec.
+// its shared state once per child and protocol, and runs the spec; answers
+// with the run's record (its error in it when the run threw).
 import { pathToFileURL } from 'node:url';
-import type { Study } from './study.js';
+import { runAndRecord, type Study } from './study.js';
 
 type AnyStudy = Study<unknown, { id: string }, unknown, { id: string; result: unknown }, unknown, unknown>;
 
@@ -20,5 +21,5 @@ export async function runItem(item: { module: string; protocol: unknown; spec: {
     o = { study, shared: study.open(item.protocol) };
     opened.set(key, o);
   }
-  return o.study.run(item.spec, o.shared, item.protocol);
+  return runAndRecord(o.study, item.spec, o.shared, item.protocol);
 }

@@ -18,8 +18,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as keel from '../index.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { createProgress, itemLine, type Progress } from '../train/progress.js';
-import { runPool } from './pool.js';
+import { runItems } from './run-items.js';
 
 /** A run as results.json keeps it: the spec's fields, its result, or the error it threw (a bug, not an outcome). */
 export type RunRecord<S, R> = S & { result: R | null; error?: string };
@@ -81,8 +80,23 @@ export interface StudyOptions {
   after?: (log: (line: string) => void) => Promise<void> | void;
 }
 
-function defaultRecord<S, R>(spec: S, value: R | null, error?: string): RunRecord<S, R> {
-  return error === undefined ? { ...spec, result: value } : { ...spec, result: null, error };
+type AnyRecord = { id: string; result: unknown; error?: string };
+
+/** The record of a run: the study's record(), else { ...spec, result } or { ...spec, result: null, error }. */
+export function recordOf<P, S extends { id: string }, V, Rec extends AnyRecord>(study: Pick<Study<P, S, V, Rec, unknown>, 'record'>, spec: S, value: V | null, error: string | undefined, protocol: P): Rec {
+  if (study.record) return study.record(spec, value, error, protocol);
+  return (error === undefined ? { ...spec, result: value } : { ...spec, result: null, error }) as unknown as Rec;
+}
+
+/** One run and its record; what it throws becomes the record's error. */
+export function runAndRecord<P, S extends { id: string }, V, Rec extends AnyRecord, Shared>(study: Pick<Study<P, S, V, Rec, unknown, Shared>, 'run' | 'record'>, spec: S, shared: Shared, protocol: P): Rec {
+  let value: V;
+  try {
+    value = study.run(spec, shared, protocol);
+  } catch (e) {
+    return recordOf(study, spec, null, e instanceof Error ? e.message : String(e), protocol);
+  }
+  return recordOf(study, spec, value, undefined, protocol);
 }
 
 export function machineInfo(): Machine {
@@ -93,9 +107,8 @@ export function machineInfo(): Machine {
 export async function runStudy<P, S extends { id: string }, V, Rec extends { id: string; result: unknown; error?: string }, Res, Shared>(
   study: Study<P, S, V, Rec, Res, Shared>, protocol: P, options: StudyOptions = {},
 ): Promise<Res> {
-  let bar: Progress | undefined;
-  const log = options.log ?? ((line: string) => (bar ? bar.log(line) : process.stderr.write(`${line}\n`)));
-  const record = (spec: S, value: V | null, error?: string): Rec => (study.record ? study.record(spec, value, error, protocol) : (defaultRecord(spec, value, error) as unknown as Rec));
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const record = (spec: S, value: V | null, error?: string): Rec => recordOf(study, spec, value, error, protocol);
   const specs = study.grid(protocol);
   const out = options.out !== undefined ? resolve(options.out) : undefined;
   const resultsPath = out ? join(out, 'results.json') : undefined;
@@ -133,48 +146,23 @@ export async function runStudy<P, S extends { id: string }, V, Rec extends { id:
     if (resultsPath && (finished % saveEvery === 0 || finished === todo.length)) save(false);
   };
 
-  const jobs = options.jobs ?? 0;
-  if (jobs >= 1 && study.module !== undefined && todo.length > 0) {
-    // a pool: each child imports the study module and keeps its shared state (study-worker.ts)
-    const items = todo.map((spec) => ({ module: fileURLToPath(study.module!), protocol, spec }));
-    await runPool<(typeof items)[number], V>(items, {
-      worker: new URL('./study-worker.js', import.meta.url), jobs, name: study.name,
+  // every run becomes a record, in this process or in a child (study-worker.ts): a run that throws is a record with its error
+  const jobs = study.module !== undefined ? options.jobs ?? 0 : 0;
+  const own = jobs === 0 && options.shared === undefined;
+  const shared = jobs >= 1 ? undefined : own ? study.open(protocol) : (options.shared as Shared);
+  try {
+    await runItems<{ module: string; protocol: P; spec: S }, Rec>(todo.map((spec) => ({ module: study.module ? fileURLToPath(study.module) : '', protocol, spec })), {
+      jobs, worker: new URL('./study-worker.js', import.meta.url), name: '', barLabel: study.name,
+      here: (it) => runAndRecord(study, it.spec, shared as Shared, protocol),
       label: (it) => study.label(it.spec),
-      describe: (value, it) => study.describe(record(it.spec, value)),
+      describe: (rec) => (rec.error !== undefined ? `ERROR ${rec.error}` : study.describe(rec)),
+      before: specs.length - todo.length,
       ...(options.log !== undefined ? { log: options.log } : {}),
-      ...(options.progress === false ? { progress: false } : {}),
-      onResult: (r, i) => accept(r.ok ? record(todo[i], r.value) : record(todo[i], null, r.error.split('\n')[0])),
+      ...(options.progress === false || options.log !== undefined ? { progress: false } : {}),
+      onResult: (r, i) => accept(r.ok ? r.value : record(todo[i], null, r.error.split('\n')[0])),
     });
-  } else {
-    const own = options.shared === undefined;
-    const shared = own ? study.open(protocol) : (options.shared as Shared);
-    let failed = 0;
-    try {
-      let k = specs.length - todo.length;
-      // a bar on a TTY under the run lines; its rate and ETA count this session's runs
-      if (options.log === undefined && options.progress !== false && process.stderr.isTTY) bar = createProgress({ total: specs.length, label: study.name, start: k, every: 0 });
-      for (const spec of todo) {
-        k++;
-        const tRun = performance.now();
-        let rec: Rec;
-        try {
-          rec = record(spec, study.run(spec, shared, protocol));
-        } catch (e) {
-          rec = record(spec, null, e instanceof Error ? e.message : String(e));
-          failed++;
-        }
-        log(itemLine({
-          done: k, total: specs.length, label: study.label(spec), seconds: (performance.now() - tRun) / 1000,
-          what: rec.error !== undefined ? `ERROR ${rec.error}` : study.describe(rec), elapsed: (performance.now() - t0) / 1000, doneHere: k - (specs.length - todo.length), failed,
-        }));
-        accept(rec);
-        bar?.update(k);
-      }
-    } finally {
-      bar?.stop();
-      bar = undefined;
-      if (own) study.dispose?.(shared);
-    }
+  } finally {
+    if (own) study.dispose?.(shared as Shared);
   }
   // the runs in grid order, whichever finished first
   const order = new Map(specs.map((s, i) => [s.id, i]));

@@ -8,7 +8,7 @@ import { availableParallelism } from 'node:os';
 import * as keel from '../../index.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import type { FormatName } from '../../precision/formats.js';
-import { runPool } from '../pool.js';
+import { runItems } from '../run-items.js';
 import { table as tableOf } from '../table.js';
 import type { DataId } from './models.js';
 import {
@@ -122,23 +122,14 @@ export async function runPaperItems(plan: PaperPlan, out: string, o: { jobs: num
     }
   };
   const label = (it: PaperItem) => it.study === 'relu' ? `relu ${it.role} d${it.cell.depth}×w${it.cell.width} b${it.cell.batch} ${it.format} θ${it.draw}` : `maxpool ${it.format} θ${it.draw} minibatches ${it.from}–${it.to - 1}`;
-  if (o.jobs === 0) {
-    const { runItem } = await import('./paper-worker.js');
-    let k = 0;
-    for (const it of todo) {
-      const t = performance.now();
-      record(it, runItem(it), performance.now() - t);
-      k++;
-      if (it.study === 'maxpool' || k % 50 === 0 || k === todo.length) o.log(`[audit paper] ${k}/${todo.length} ${label(it)}`);
-    }
-  } else if (todo.length) {
-    const results = await runPool<PaperItem, ReluResult | MaxpoolResult>(todo, {
-      worker: new URL('./paper-worker.js', import.meta.url), jobs: Math.min(o.jobs, todo.length), name: 'audit paper',
-      label: (it) => label(it), log: (s) => o.log(s), progress: o.progress,
-      onResult: (r, i) => { if (r.ok) record(todo[i], r.value, r.wallMs); },
-    });
-    results.forEach((r, i) => { if (!r.ok) failed.push(`${label(todo[i])}: ${r.error.split('\n')[0]}`); });
-  }
+  // in this process, a line for every MaxPool item and every 50th ReLU one (a 1,000-draw run finishes many a second)
+  const results = await runItems<PaperItem, ReluResult | MaxpoolResult>(todo, {
+    jobs: o.jobs, worker: new URL('./paper-worker.js', import.meta.url), name: 'audit paper', label, log: o.log, progress: o.progress,
+    before: items.length - todo.length,
+    lineFor: (it, k, n) => it.study === 'maxpool' || k % 50 === 0 || k === n,
+    onResult: (r, i) => { if (r.ok) record(todo[i], r.value, r.wallMs); },
+  });
+  results.forEach((r, i) => { if (!r.ok) failed.push(`${label(todo[i])}: ${r.error.split('\n')[0]}`); });
   o.save(snapshot(failed.length === 0));
   return { saved: [...saved.values()], failed, previousWallMs };
 }

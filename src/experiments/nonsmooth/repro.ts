@@ -4,8 +4,8 @@
 // splits (‖θ − θ_default‖ / ‖θ_default‖, the same seed's default-rule run)
 // are computed as runs arrive, so only the default-rule runs' final θ are
 // held in memory.
-import { createProgress, itemLine } from '../../train/progress.js';
-import { runPool, type PoolResult } from '../pool.js';
+import type { PoolResult } from '../pool.js';
+import { runItems } from '../run-items.js';
 import { LR_GRID, lrKey, tuningKeys, tuningLoss, type PlannedRun } from './grid.js';
 import type { ModelId } from './models.js';
 import type { RunRecord } from './summary.js';
@@ -39,31 +39,12 @@ const label = (it: TrainItem): string => runKey(it.spec);
 const describe = (r: RunResult): string => `acc ${pct(r.testAccuracy, 1)} %${r.collapsed ? ' COLLAPSED' : ''}`;
 
 /** Runs the items in a pool (jobs ≥ 1) or in this process (jobs = 0); results in input order. */
-async function execute(items: TrainItem[], o: GridRunOptions, name: string, onResult?: (r: PoolResult<RunResult>, i: number) => void): Promise<PoolResult<RunResult>[]> {
-  if (o.jobs >= 1) return runPool<TrainItem, RunResult>(items, { worker: WORKER, jobs: o.jobs, label, describe, name, onResult, log: o.log, ...(o.progress === false ? { progress: false } : {}) });
-  const out: PoolResult<RunResult>[] = [];
-  const t0 = performance.now();
-  // the same display as the pool's: a bar on a TTY under the run lines
-  const bar = o.progress !== false && process.stderr.isTTY ? createProgress({ total: items.length, label: `[${name}]`, start: 0, every: 0 }) : undefined;
-  const log = bar ? (l: string) => bar.log(l) : o.log;
-  let failed = 0;
-  for (const [i, it] of items.entries()) {
-    const s = performance.now();
-    let r: PoolResult<RunResult>;
-    try {
-      const value = runItem(it);
-      r = { ok: true, value, wallMs: performance.now() - s };
-    } catch (e) {
-      r = { ok: false, error: `${label(it)} threw: ${(e as Error).stack ?? String(e)}`, wallMs: performance.now() - s };
-    }
-    out.push(r);
-    onResult?.(r, i);
-    failed += r.ok ? 0 : 1;
-    log(itemLine({ name, done: i + 1, total: items.length, label: label(it), seconds: r.wallMs / 1000, what: r.ok ? describe(r.value) : `FAILED: ${r.error.split('\n')[0]}`, elapsed: (performance.now() - t0) / 1000, failed }));
-    bar?.update(i + 1);
-  }
-  bar?.stop();
-  return out;
+function execute(items: TrainItem[], o: GridRunOptions, name: string, onResult?: (r: PoolResult<RunResult>, i: number) => void): Promise<PoolResult<RunResult>[]> {
+  return runItems<TrainItem, RunResult>(items, {
+    jobs: o.jobs, worker: WORKER, here: runItem, name, label, describe, log: o.log,
+    ...(onResult ? { onResult } : {}),
+    ...(o.progress === false ? { progress: false } : {}),
+  });
 }
 
 const isReference = (s: RunSpec): boolean => s.beta === 0 && s.reluAt0 === 0 && !s.model.avgPool;
