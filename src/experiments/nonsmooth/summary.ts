@@ -15,7 +15,7 @@ import type { FormatName } from '../../precision/formats.js';
 import type { Role } from './grid.js';
 import type { DataId } from './models.js';
 import type { OptimName, RunSpec } from './train.js';
-import { mean, pct } from '../../stats/index.js';
+import { mean, pct, sampleStd } from '../../stats/index.js';
 
 /** One run as kept in results.json (the final θ is dropped once its split is known). */
 export interface RunRecord extends RunSpec {
@@ -71,7 +71,7 @@ export function groupRows(runs: RunRecord[]): Row[] {
     const s = all[0];
     const accs = rs.map((r) => r.testAccuracy);
     const m = mean(accs);
-    const std = Math.sqrt(accs.reduce((a, b) => a + (b - m) ** 2, 0) / Math.max(1, accs.length - 1));
+    const std = sampleStd(accs);
     // diverged runs (θ not finite) have no split
     const splits = rs.map((r) => r.split).filter((x): x is number => x !== null && Number.isFinite(x));
     return {
