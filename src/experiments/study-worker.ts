@@ -5,7 +5,7 @@
 import { pathToFileURL } from 'node:url';
 import { runAndRecord, type Study } from './study.js';
 
-type AnyStudy = Study<unknown, { id: string }, unknown, { id: string; result: unknown }, unknown, unknown>;
+type AnyStudy = Study<unknown, { id: string }, unknown, { id: string; result: unknown }, unknown, unknown, unknown>;
 
 const opened = new Map<string, { study: AnyStudy; shared: unknown }>();
 

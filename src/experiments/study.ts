@@ -2,8 +2,9 @@
 // with the rule judging each, the report. A study is a folder that defines a
 // `Study` and calls runStudy(); this file does what every study did on its
 // own: the results folder, --resume from results.json, the runs in this
-// process or in a pool of child processes (--jobs), the progress line of each
-// finished run (src/train/progress.ts), results.json rewritten as runs finish.
+// process or in a pool of child processes (--jobs; run-items.ts), the progress
+// line of each finished run (src/train/progress.ts), results.json rewritten as
+// runs finish with the claims judged on the runs so far.
 //
 //   const results = await runStudy(MY_STUDY, protocol, { out, resume, jobs });
 //   console.log(MY_STUDY.report(results));
@@ -26,9 +27,11 @@ export type RunRecord<S, R> = S & { result: R | null; error?: string };
 /** The machine a study ran on, as results.json records it. */
 export interface Machine { cores: number; threads: number; libtorch: string; node: string }
 
-/** What the harness hands a study's assemble(): the runs so far and the session's facts. */
-export interface GridState<Rec> {
+/** What the harness hands a study's assemble(): the runs so far, the claims judged on them, the session's facts. */
+export interface GridState<Rec, C = unknown> {
   runs: Rec[];
+  /** study.claims() on these runs */
+  claims: C[];
   complete: boolean;
   startedAt: string;
   /** summed over sessions when resumed */
@@ -36,7 +39,7 @@ export interface GridState<Rec> {
   machine: Machine;
 }
 
-export interface Study<P, S extends { id: string }, V, Rec extends { id: string; result: unknown; error?: string }, Res, Shared = unknown> {
+export interface Study<P, S extends { id: string }, V, Rec extends { id: string; result: unknown; error?: string }, Res, Shared = unknown, C = unknown> {
   /** the grid's name in progress lines run by the pool ('repro sing') */
   name: string;
   /** the grid: every run of the protocol, in the order they run */
@@ -55,8 +58,10 @@ export interface Study<P, S extends { id: string }, V, Rec extends { id: string;
   /** the progress line: which run, and what came of it */
   label(spec: S): string;
   describe(rec: Rec): string;
-  /** results.json from the runs so far: the protocol, the runs, the summary, the claims judged by their rules */
-  assemble(protocol: P, state: GridState<Rec>): Res;
+  /** the paper's claims, each judged by its stated rule on the runs so far (a partial grid too) */
+  claims(protocol: P, runs: Rec[]): C[];
+  /** results.json from the runs so far: the protocol, the runs, the summary, state.claims */
+  assemble(protocol: P, state: GridState<Rec, C>): Res;
   /** the printed report (report.md) */
   report(results: Res): string;
 }
@@ -104,8 +109,8 @@ export function machineInfo(): Machine {
 }
 
 /** Runs the study's grid (resuming, in this process or a pool) and returns its results, written to out/results.json when out is given. */
-export async function runStudy<P, S extends { id: string }, V, Rec extends { id: string; result: unknown; error?: string }, Res, Shared>(
-  study: Study<P, S, V, Rec, Res, Shared>, protocol: P, options: StudyOptions = {},
+export async function runStudy<P, S extends { id: string }, V, Rec extends { id: string; result: unknown; error?: string }, Res, Shared, C>(
+  study: Study<P, S, V, Rec, Res, Shared, C>, protocol: P, options: StudyOptions = {},
 ): Promise<Res> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const record = (spec: S, value: V | null, error?: string): Rec => recordOf(study, spec, value, error, protocol);
@@ -132,7 +137,7 @@ export async function runStudy<P, S extends { id: string }, V, Rec extends { id:
   const t0 = performance.now();
   const machine = machineInfo();
   const save = (complete: boolean): Res => {
-    const results = study.assemble(protocol, { runs, complete, startedAt, wallTimeMs: previousWallMs + performance.now() - t0, machine });
+    const results = study.assemble(protocol, { runs, claims: study.claims(protocol, runs), complete, startedAt, wallTimeMs: previousWallMs + performance.now() - t0, machine });
     if (resultsPath) writeFileAtomic(resultsPath, `${JSON.stringify(results, null, 2)}\n`);
     return results;
   };

@@ -48,7 +48,7 @@ export function fmt(x: number | null, d = 3): string {
   return x === null || !Number.isFinite(x) ? '–' : x.toFixed(d);
 }
 
-export function mdeStudy(extras: MdeExtras): Study<Protocol, RunSpec, RunResult, RunRecord, MdeResults, SharedData> {
+export function mdeStudy(extras: MdeExtras): Study<Protocol, RunSpec, RunResult, RunRecord, MdeResults, SharedData, ClaimVerdict> {
   return {
     name: 'repro mde',
     grid: runSpecs,
@@ -62,14 +62,15 @@ export function mdeStudy(extras: MdeExtras): Study<Protocol, RunSpec, RunResult,
       const res = rec.result!;
       return res.status === 'nan' ? `NaN at step ${res.firstNaNStep} in the ${res.nanIn} (${res.cause}, N=${res.validAtNaN})` : `finished, AbsRel ${fmt(res.metrics?.absRel ?? null)}`;
     },
-    assemble(protocol, state: GridState<RunRecord>): MdeResults {
+    claims: judgeClaims,
+    assemble(protocol, state: GridState<RunRecord, ClaimVerdict>): MdeResults {
       const quick = protocol.mode === 'quick';
       return {
         experiment: 'mde', paper: PAPER, quick, complete: state.complete, protocol, validPixels: extras.validPixels, machine: state.machine,
         naive: cellId(NAIVE), safe: cellId(SAFE), startedAt: state.startedAt, wallTimeMs: state.wallTimeMs, runs: state.runs, summary: summarize(state.runs), guard: extras.guard,
         verdict: {
           note: quick ? '--quick smoke run: every outcome inconclusive by construction' : state.complete ? 'judged from the numbers above by the rules stated, at this budget' : 'partial: judged on the runs done so far',
-          claims: judgeClaims(protocol, state.runs),
+          claims: state.claims,
         },
       };
     },

@@ -69,7 +69,7 @@ function configOf(spec: RunSpec, plan: ModelPlan, protocol: Protocol): Record<st
 
 type RunValue = ReturnType<typeof runOne>;
 
-export const study: Study<Protocol, RunSpec, RunValue, RunRecord, ReproResults, SharedData> = {
+export const study: Study<Protocol, RunSpec, RunValue, RunRecord, ReproResults, SharedData, ClaimVerdict> = {
   name: 'repro sing',
   grid: runSpecs,
   key: runDefiningKey,
@@ -89,7 +89,8 @@ export const study: Study<Protocol, RunSpec, RunValue, RunRecord, ReproResults, 
     const status = r.divergence === 'non-finite loss' ? `DIVERGED at step ${r.divergedAtStep} (non-finite loss)` : r.divergence === 'chance accuracy' ? 'DIVERGED (chance accuracy)' : 'ok';
     return `test acc ${pct(r.testAccuracy)} %, test loss ${Number.isFinite(r.testLoss) ? r.testLoss.toFixed(4) : 'non-finite'}, ${r.stepsDone} steps, ${r.medianStepMs.toFixed(1)} ms/step; ${status}`;
   },
-  assemble(protocol, state: GridState<RunRecord>): ReproResults {
+  claims: (protocol, runs) => judgeClaims(protocol, summarize(protocol, runs)),
+  assemble(protocol, state: GridState<RunRecord, ClaimVerdict>): ReproResults {
     const summary = summarize(protocol, state.runs);
     const parameters = countParameters(protocol);
     return {
@@ -109,7 +110,7 @@ export const study: Study<Protocol, RunSpec, RunValue, RunRecord, ReproResults, 
         note: protocol.mode === 'quick'
           ? '--quick smoke run: outcomes are inconclusive by construction; ruleOutcome shows what each rule gives on these numbers'
           : state.complete ? 'judged from the numbers above by the rules in src/experiments/sing/claims.ts, at this budget' : 'partial grid: judged on the runs done so far',
-        claims: judgeClaims(protocol, summary),
+        claims: state.claims,
       },
     };
   },
