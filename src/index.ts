@@ -52,6 +52,7 @@ export * as optim from './optim/index.js';
 export * as data from './data/index.js';
 export * as train from './train/index.js';
 export * as audit from './audit/index.js';
+export * as stats from './stats/index.js';
 export * as stable from './stable/index.js';
 export * as plot from './plot/index.js';
 export * as amp from './amp/index.js';

@@ -7,7 +7,7 @@
 //   bifurcation.ts    compare two backward choices' gradients; the thresholds
 //   compensation.ts   AD right over the reals, wrong in floating point
 //   precision-run.ts  run a computation in fp64 / fp32 / an emulated format
-//   wilson.ts         confidence intervals for shares
+//   (wilson, formatShare: src/stats, the one statistics module, re-exported here)
 //   verdict.ts        a verdict line: statistic, threshold, sample size, or 'insufficient'
 export { ReLUAt0, reluAt0, ReLUWithDerivativeAt0, zeroRecorder, type ZeroRecord } from './relu.js';
 export {
@@ -21,5 +21,5 @@ export {
 } from './bifurcation.js';
 export { compensationPoint, compensationSweep, COMPENSATION_X, adjacentX, type CompensationPoint, type CompensationSweep } from './compensation.js';
 export { AUDIT_FORMATS, AUDIT_FORMATS_ACCEPTED, computeDtype, inFormat, castFor } from './precision-run.js';
-export { wilson, formatShare, type Share } from './wilson.js';
+export { wilson, formatShare, type Share } from '../stats/index.js';
 export { judge, verdictLine, type Verdict, type VerdictOutcome } from './verdict.js';

@@ -217,6 +217,7 @@ export function buildProgram(state: RunState): Command {
     .option('--resnet-width <n>', 'ResNet-18 base width (default 16; the paper\'s is 64; --quick 4)', positiveInt('--resnet-width'))
     .option('--threads <n>', 'intra-op threads (default: all cores)', positiveInt('--threads'))
     .option('--resume', 'continue the grid in DIR (same options) from its results.json', false)
+    .option('--jobs <n>', 'child processes of 1 libtorch thread each (default 0: in this process, with --threads)', nonNegativeInt('--jobs'))
     .option('--no-progress', 'no progress bar (the per-run lines still print)');
   run(sing, thenReport(async (o) => (await import('../experiments/sing/index.js')).reproSingFromOptions(o)));
 
@@ -238,6 +239,8 @@ export function buildProgram(state: RunState): Command {
     .option('--steps <n>', 'training steps per run (default 100)', intAtLeast('--steps', 1))
     .option('--threads <n>', 'libtorch threads (default 1: the depth net is tiny, and one thread ran its steps 4× faster than two on a 2-core machine)', intAtLeast('--threads', 1))
     .option('--no-guard', 'skip the guard part')
+    .option('--resume', 'continue the grid in DIR (same options) from its results.json', false)
+    .option('--jobs <n>', 'child processes of 1 libtorch thread each (default 0: in this process)', nonNegativeInt('--jobs'))
     .option('--no-progress', 'no progress bar (the per-run lines still print)');
   run(mde, thenReport(async (o) => (await import('../experiments/mde/cli.js')).runFromOptions(o)));
 

@@ -25,7 +25,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { createProgress, formatDuration as duration } from '../train/progress.js';
+import { createProgress, itemLine } from '../train/progress.js';
 
 export type PoolResult<R> =
   | { ok: true; value: R; wallMs: number }
@@ -46,8 +46,12 @@ export interface PoolOptions<I, R> {
   describe?: (value: R, item: I) => string;
   /** where progress lines go (default: stderr); null for silence */
   log?: ((line: string) => void) | null;
-  /** the prefix of progress lines (default 'pool') */
+  /** the prefix of progress lines (default 'pool'; '' for none: '[3/40] …') */
   name?: string;
+  /** the progress bar's label (default '[name]') */
+  barLabel?: string;
+  /** items of the same grid done before this pool (a resumed grid): the lines count from there */
+  before?: number;
   /**
    * a progress bar (src/train/progress.ts) under the item lines, which then go
    * to stderr above it (default: when stderr is a TTY and log is not null)
@@ -80,9 +84,10 @@ export function runPool<I, R>(items: readonly I[], options: PoolOptions<I, R>): 
   const exportName = options.exportName ?? 'runItem';
   const label = options.label ?? ((_: I, i: number) => `item ${i}`);
   const name = options.name ?? 'pool';
+  const before = options.before ?? 0;
   // one progress display: a bar with rate and ETA on a TTY, the item lines above it
   const bar = (options.progress ?? (options.log !== null && process.stderr.isTTY === true)) && items.length > 0
-    ? createProgress({ total: items.length, label: `[${name}]`, start: 0, every: 0 })
+    ? createProgress({ total: before + items.length, label: options.barLabel ?? `[${name}]`, start: before, every: 0 })
     : undefined;
   const log = bar ? (s: string) => bar.log(s) : options.log === undefined ? (s: string) => process.stderr.write(`${s}\n`) : options.log;
   const n = items.length;
@@ -107,15 +112,13 @@ export function runPool<I, R>(items: readonly I[], options: PoolOptions<I, R>): 
       try {
         options.onResult?.(r, index);
       } catch (e) {
-        log?.(`[${name}] onResult threw for ${label(items[index], index)}: ${(e as Error).message}`);
+        log?.(`[${name || 'pool'}] onResult threw for ${label(items[index], index)}: ${(e as Error).message}`);
       }
       if (log) {
-        const elapsed = performance.now() - t0;
-        const eta = finished < n ? `, eta ${duration((elapsed / 1000 / finished) * (n - finished))}` : '';
-        const what = r.ok ? (options.describe ? ` ${options.describe(r.value, items[index])}` : '') : ` FAILED: ${r.error.split('\n')[0]}`;
-        log(`[${name}] ${finished}/${n} ${label(items[index], index)} (${(r.wallMs / 1000).toFixed(1)} s)${what} — ${duration(elapsed / 1000)} elapsed${eta}${failed ? `, ${failed} failed` : ''}`);
+        const what = r.ok ? (options.describe ? options.describe(r.value, items[index]) : '') : `FAILED: ${r.error.split('\n')[0]}`;
+        log(itemLine({ ...(name ? { name } : {}), done: before + finished, total: before + n, doneHere: finished, label: label(items[index], index), seconds: r.wallMs / 1000, what, elapsed: (performance.now() - t0) / 1000, failed }));
       }
-      bar?.update(finished);
+      bar?.update(before + finished);
       if (finished === n) finish();
     };
 

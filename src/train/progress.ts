@@ -154,3 +154,33 @@ export function createProgress(options: ProgressOptions): Progress {
     },
   };
 }
+
+/** A finished item of a grid (a run of a study, a pool item). */
+export interface ItemLine {
+  /** the grid's name: '[name] 3/40 …'; without one, '[3/40] …' */
+  name?: string;
+  done: number;
+  total: number;
+  /** which item ('lenet5 adamw lr=0.001 seed=0') */
+  label: string;
+  /** the item's own wall time */
+  seconds: number;
+  /** what came of it ('acc 91.2 %', 'FAILED: …') */
+  what?: string;
+  /** since the grid started in this process */
+  elapsed: number;
+  /** items done in this process so far (default done): the ETA counts only these */
+  doneHere?: number;
+  failed?: number;
+}
+
+/**
+ * The one line of a finished item, for every study and the pool:
+ * `[name] 3/40 label (1.2 s) what — 1m05s elapsed, eta 20m00s, 1 failed`.
+ */
+export function itemLine(o: ItemLine): string {
+  const here = o.doneHere ?? o.done;
+  const eta = o.done < o.total && here > 0 ? `, eta ${formatDuration((o.elapsed / here) * (o.total - o.done))}` : '';
+  const head = o.name !== undefined ? `[${o.name}] ${o.done}/${o.total}` : `[${o.done}/${o.total}]`;
+  return `${head} ${o.label} (${o.seconds.toFixed(1)} s)${o.what ? ` ${o.what}` : ''} — ${formatDuration(o.elapsed)} elapsed${eta}${o.failed ? `, ${o.failed} failed` : ''}`;
+}

@@ -1,25 +1,13 @@
-// A tiny PNG encoder (8-bit RGB, filter 0, zlib from node:zlib) and the
-// SynthDepth sample sheet: RGB | depth (turbo-like colormap, sky black).
-import { deflateSync } from 'node:zlib';
+// The SynthDepth sample sheet (RGB | depth in a turbo-like colormap, sky
+// black | a scan-line mask) as PNG: a photo-like raster, which SVG through
+// keel.plot would carry as one rect per pixel. No PNG encoder is in
+// node_modules (vega-canvas wants the native canvas package), so the file is
+// framed here and everything that computes comes from node:zlib: deflate for
+// IDAT, crc32 for each chunk (Node ≥ 20.15); 8-bit RGB, filter 0.
+import { crc32, deflateSync } from 'node:zlib';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { renderSynthDepth, sparseMask, Rng } from '../../data/index.js';
-
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-function crc32(buf: Uint8Array): number {
-  let c = 0xffffffff;
-  for (const b of buf) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
 
 function chunk(type: string, data: Uint8Array): Buffer {
   const out = Buffer.alloc(12 + data.length);

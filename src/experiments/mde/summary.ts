@@ -2,6 +2,9 @@
 // judged by a stated rule from the NaN counts and metrics of the runs.
 import { cells, cellId, isNaive, isSafe, PRECISIONS, type Protocol, type RunSpec } from './protocol.js';
 import type { NaNCause, Precision, RunResult } from './run.js';
+import { fisherGreater, mean as sampleMean, welchT } from '../../stats/index.js';
+
+export { fisherGreater };
 
 export interface RunRecord extends RunSpec {
   result: RunResult | null;
@@ -23,7 +26,7 @@ export interface CellSummary {
   delta1: number | null;
 }
 
-const mean = (xs: number[]): number | null => (xs.length === 0 ? null : xs.reduce((a, b) => a + b, 0) / xs.length);
+const mean = (xs: number[]): number | null => (xs.length === 0 ? null : sampleMean(xs));
 
 export function summarize(runs: RunRecord[]): CellSummary[] {
   const out: CellSummary[] = [];
@@ -44,18 +47,6 @@ export function summarize(runs: RunRecord[]): CellSummary[] {
     }
   }
   return out;
-}
-
-/** One-sided Fisher exact test: P(X ≥ a) for the top-left cell of [[a, b], [c, d]] (a = NaN runs in group 1). */
-export function fisherGreater(a: number, b: number, c: number, d: number): number {
-  const lf = (n: number): number => { let s = 0; for (let i = 2; i <= n; i++) s += Math.log(i); return s; };
-  const n = a + b + c + d;
-  const r1 = a + b;
-  const c1 = a + c;
-  const p = (x: number): number => Math.exp(lf(r1) + lf(n - r1) + lf(c1) + lf(n - c1) - lf(n) - lf(x) - lf(r1 - x) - lf(c1 - x) - lf(n - r1 - c1 + x));
-  let s = 0;
-  for (let x = a; x <= Math.min(r1, c1); x++) s += p(x);
-  return Math.min(1, s);
 }
 
 export type Outcome = 'holds' | 'does not hold' | 'not observed' | 'inconclusive';
@@ -122,9 +113,8 @@ export function judgeClaims(p: Protocol, runs: RunRecord[]): ClaimVerdict[] {
   const fin = (pred: (r: RunRecord) => boolean): number[] => fp32.filter((r) => pred(r) && r.result?.metrics).map((r) => r.result!.metrics!.absRel);
   const a = fin(isSafe);
   const b = fin(isNaive);
-  const m = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
-  const v = (xs: number[]) => xs.reduce((s, x) => s + (x - m(xs)) ** 2, 0) / Math.max(1, xs.length - 1);
-  const t = a.length > 1 && b.length > 1 ? (m(b) - m(a)) / Math.sqrt(v(a) / a.length + v(b) / b.length) : Number.NaN;
+  const m = sampleMean;
+  const t = welchT(a, b);
   out.push({
     id: 'performance', claim: 'Following the guidelines does not cost accuracy (the paper reports it improves)',
     rule: 'AbsRel of finished fp32 runs, safe vs naive configuration: Welch t > 2 (safe lower) → improves (holds); |t| ≤ 2 → no difference (holds for "does not cost"); t < −2 → does not hold',

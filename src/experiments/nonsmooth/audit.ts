@@ -15,6 +15,7 @@
 import * as keel from '../../index.js';
 import type { FormatName } from '../../precision/formats.js';
 import { batch, buildModel, type DataId, type DataSplit, type ModelSpec } from './models.js';
+import { pct } from '../../stats/index.js';
 
 const A = keel.audit;
 export type Protocol = 'relu' | 'maxpool';
@@ -206,8 +207,8 @@ export function checkOrder(rows: AuditRow[], protocol: Protocol, which: 'differ'
   for (let i = 0; i + 1 < levels.length; i++) {
     for (const a of levels[i]) for (const b of levels[i + 1]) {
       // a strict violation only when the intervals do not overlap
-      if (a.p > b.p && a.lo > b.hi) broken.push(`${(100 * a.p).toFixed(1)} % > ${(100 * b.p).toFixed(1)} %`);
-      else if (a.p > b.p) broken.push(`(${(100 * a.p).toFixed(1)} % > ${(100 * b.p).toFixed(1)} % but within the intervals)`);
+      if (a.p > b.p && a.lo > b.hi) broken.push(`${pct(a.p, 1)} % > ${pct(b.p, 1)} %`);
+      else if (a.p > b.p) broken.push(`(${pct(a.p, 1)} % > ${pct(b.p, 1)} % but within the intervals)`);
     }
   }
   const strict = broken.filter((s) => !s.startsWith('('));

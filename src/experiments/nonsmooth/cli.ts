@@ -19,8 +19,10 @@ import { UsageError } from '../../cli/errors.js';
 import { planGrid, REDUCED_BETAS } from './grid.js';
 import { loadData, MODEL_IDS, type DataId, type ModelId, type ModelSpec } from './models.js';
 import { runGrid } from './repro.js';
+import { table as tableOf } from '../table.js';
 import { groupRows, judgeClaims, remedyCosts } from './summary.js';
 import type { OptimName } from './train.js';
+import { pct } from '../../stats/index.js';
 
 const A = keel.audit;
 
@@ -45,14 +47,10 @@ function list<T extends string>(o: Record<string, string | true>, k: string, d: 
   return items;
 }
 
-const pct = (s: keel.audit.Share) => A.formatShare(s);
+const share = (s: keel.audit.Share) => A.formatShare(s);
 const sci = (v: number) => (v === 0 ? '0' : v.toExponential(2));
 
-function table(head: string[], rows: string[][]): string {
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (r: string[]) => r.map((c, i) => c.padEnd(w[i])).join('  ');
-  return [line(head), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)].join('\n');
-}
+const table = (head: string[], rows: string[][]): string => tableOf(head, rows, { style: 'plain' });
 
 /** `keel audit nonsmooth ...` (the whole command line: src/cli/program.ts); returns the exit code. */
 export async function runAudit(args: string[]): Promise<number> {
@@ -213,12 +211,12 @@ export async function auditNonsmooth(o: Record<string, string | true>): Promise<
 
   console.log(`\nNonsmooth AD audit: ${modelId} on ${data}. Budget: ${budget}\n`);
   console.log(table(['protocol', 'precision', 'pairs', 'grads differ (95% CI)', 'D > abs. threshold (95% CI)', 'D > tau_p (95% CI)', 'mean D', 'max D'],
-    [...rows, ...sweep].map((r) => [`${r.protocol}${r.model !== modelId ? ` (${r.model})` : ''}`, r.format, String(r.pairs), pct(r.differ),
-      r.aboveAbsolute ? `${pct(r.aboveAbsolute)} (> ${A.absoluteThreshold(r.format)})` : 'n/a (none for fp8)', pct(r.bifurcation), sci(r.meanD), sci(r.maxD)])));
+    [...rows, ...sweep].map((r) => [`${r.protocol}${r.model !== modelId ? ` (${r.model})` : ''}`, r.format, String(r.pairs), share(r.differ),
+      r.aboveAbsolute ? `${share(r.aboveAbsolute)} (> ${A.absoluteThreshold(r.format)})` : 'n/a (none for fp8)', share(r.bifurcation), sci(r.meanD), sci(r.maxD)])));
   console.log('Shares are of (θ, minibatch) pairs. Absolute thresholds: Boustany\'s (1e-3 / 1e-7 / 1e-15 for 16 / 32 / 64 bits); τ_p = 8·u_p·Σ‖∇native‖∞ is Keel\'s relative one, not Boustany\'s.');
   const tieRows = rows.filter((r) => r.protocol === 'maxpool').flatMap((r) => r.ties.map((t) => [r.format, t.label, t.windows.toFixed(0), t.tiedWindows.toFixed(1), t.tiedWithGradient.toFixed(1)]));
   if (tieRows.length) console.log(`\nTied max-pool windows per minibatch (mean), per pool layer:\n${table(['precision', 'layer', 'windows', 'tied', 'tied, gradient ≠ 0'], tieRows)}`);
-  const layerRows = rows.flatMap((r) => r.perTensor.filter((t) => t.share > 0).map((t) => [r.protocol, r.format, t.name, `${(100 * t.share).toFixed(0)} %`, sci(t.maxAbsDiff)]));
+  const layerRows = rows.flatMap((r) => r.perTensor.filter((t) => t.share > 0).map((t) => [r.protocol, r.format, t.name, `${pct(t.share, 0)} %`, sci(t.maxAbsDiff)]));
   if (layerRows.length) console.log(`\nPer parameter tensor (share of pairs where it differs, largest |difference|):\n${table(['protocol', 'precision', 'tensor', 'share', 'max diff'], layerRows)}`);
   console.log(`\nCompensation zone: f(t) = max_loop(t·x; ReLU'(0)=1) − maxpool_native(t·x) ≡ 0 over the reals, f'(t) = 0; AD in floating point:\n` +
     table(['precision', 'x', 't with AD f\'(t) ≠ 0', 'max |f\'(t)|'], compensation.map((c) => [c.format, c.x, `${c.wrong}/${c.points}`, sci(c.maxAbsDerivative)])));
@@ -335,7 +333,7 @@ export async function reproMaxpool(o: Record<string, string | true>): Promise<nu
   } else console.log(`Learning rates fixed: ${JSON.stringify(lrFixed)}\n`);
   console.log(table(['model', 'data', 'prec', 'optim', 'lr', 'β', "ReLU'(0)", 'seeds', 'test acc mean ± std', 'collapsed', '‖θ−θ_default‖/‖θ_default‖', 'ms/run'],
     rows.map((r) => [r.model, r.data, r.format, r.optim, String(r.lr), String(r.beta), String(r.reluAt0), `${r.n}${r.failed ? ` (+${r.failed} failed)` : ''}`,
-      `${(100 * r.mean).toFixed(1)} ± ${(100 * r.std).toFixed(1)} %`, `${r.collapsed}/${r.n}`, Number.isFinite(r.split) ? r.split.toExponential(2) : 'n/a', r.wallMs.toFixed(0)])));
+      `${pct(r.mean, 1)} ± ${pct(r.std, 1)} %`, `${r.collapsed}/${r.n}`, Number.isFinite(r.split) ? r.split.toExponential(2) : 'n/a', r.wallMs.toFixed(0)])));
   if (failed.length) console.log(`\n${failed.length} runs FAILED:\n${failed.slice(0, 10).map((r) => `  ${r.error?.split('\n').slice(0, 3).join(' | ')}`).join('\n')}`);
 
   // verdicts on the paper's claims, judged only on what ran
@@ -344,7 +342,7 @@ export async function reproMaxpool(o: Record<string, string | true>): Promise<nu
   const costs = remedyCosts(rows);
   console.log(`Remedies and their cost (time per run and accuracy at the default rule, against the baseline; times measured on a shared machine):\n` +
     table(['remedy', 'against', 'cells', 'time ×', 'Δacc at β = 0'], costs.map((c) => [c.remedy, c.compared, String(c.cells), Number.isFinite(c.timeRatio) ? c.timeRatio.toFixed(2) : 'n/a',
-      Number.isFinite(c.accDelta) ? `${c.accDelta >= 0 ? '+' : ''}${(100 * c.accDelta).toFixed(1)} pts` : 'n/a'])) + '\n');
+      Number.isFinite(c.accDelta) ? `${c.accDelta >= 0 ? '+' : ''}${pct(c.accDelta, 1)} pts` : 'n/a'])) + '\n');
 
   const charts: string[] = [];
   for (const data of datas) for (const id of models) {

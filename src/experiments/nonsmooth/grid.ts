@@ -30,6 +30,7 @@
 import type { FormatName } from '../../precision/formats.js';
 import type { DataId, ModelId } from './models.js';
 import type { OptimName, RunSpec } from './train.js';
+import { mean } from '../../stats/index.js';
 
 export type Role = 'core' | 'reduced' | 'adam' | 'fp64' | 'avgpool';
 
@@ -111,5 +112,5 @@ export function lrKey(id: ModelId, data: DataId, optim: OptimName): string {
 export function tuningLoss(losses: number[], steps: number): number {
   if (losses.length < steps || losses.some((l) => !Number.isFinite(l))) return Infinity;
   const tail = losses.slice(-Math.max(1, Math.round(steps / 5)));
-  return tail.reduce((a, b) => a + b, 0) / tail.length;
+  return mean(tail);
 }

@@ -8,12 +8,14 @@ import { availableParallelism } from 'node:os';
 import * as keel from '../../index.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import type { FormatName } from '../../precision/formats.js';
-import { runPool } from '../pool.js';
+import { runItems } from '../run-items.js';
+import { table as tableOf } from '../table.js';
 import type { DataId } from './models.js';
 import {
   BERTOIN_FIGURES, BERTOIN_MAIN, BERTOIN_SWEEPS, BOUSTANY_FIGURES, itemKey, minibatchCount, paperBits,
   type MaxpoolBatch, type MaxpoolItem, type MaxpoolResult, type MlpCell, type PaperItem, type ReluItem, type ReluResult, type Study,
 } from './paper.js';
+import { pct } from '../../stats/index.js';
 
 const A = keel.audit;
 
@@ -120,23 +122,14 @@ export async function runPaperItems(plan: PaperPlan, out: string, o: { jobs: num
     }
   };
   const label = (it: PaperItem) => it.study === 'relu' ? `relu ${it.role} d${it.cell.depth}×w${it.cell.width} b${it.cell.batch} ${it.format} θ${it.draw}` : `maxpool ${it.format} θ${it.draw} minibatches ${it.from}–${it.to - 1}`;
-  if (o.jobs === 0) {
-    const { runItem } = await import('./paper-worker.js');
-    let k = 0;
-    for (const it of todo) {
-      const t = performance.now();
-      record(it, runItem(it), performance.now() - t);
-      k++;
-      if (it.study === 'maxpool' || k % 50 === 0 || k === todo.length) o.log(`[audit paper] ${k}/${todo.length} ${label(it)}`);
-    }
-  } else if (todo.length) {
-    const results = await runPool<PaperItem, ReluResult | MaxpoolResult>(todo, {
-      worker: new URL('./paper-worker.js', import.meta.url), jobs: Math.min(o.jobs, todo.length), name: 'audit paper',
-      label: (it) => label(it), log: (s) => o.log(s), progress: o.progress,
-      onResult: (r, i) => { if (r.ok) record(todo[i], r.value, r.wallMs); },
-    });
-    results.forEach((r, i) => { if (!r.ok) failed.push(`${label(todo[i])}: ${r.error.split('\n')[0]}`); });
-  }
+  // in this process, a line for every MaxPool item and every 50th ReLU one (a 1,000-draw run finishes many a second)
+  const results = await runItems<PaperItem, ReluResult | MaxpoolResult>(todo, {
+    jobs: o.jobs, worker: new URL('./paper-worker.js', import.meta.url), name: 'audit paper', label, log: o.log, progress: o.progress,
+    before: items.length - todo.length,
+    lineFor: (it, k, n) => it.study === 'maxpool' || k % 50 === 0 || k === n,
+    onResult: (r, i) => { if (r.ok) record(todo[i], r.value, r.wallMs); },
+  });
+  results.forEach((r, i) => { if (!r.ok) failed.push(`${label(todo[i])}: ${r.error.split('\n')[0]}`); });
   o.save(snapshot(failed.length === 0));
   return { saved: [...saved.values()], failed, previousWallMs };
 }
@@ -235,7 +228,7 @@ export function summarizeMaxpool(saved: SavedItem[]): MaxpoolRow[] {
 
 // ---- verdicts ---------------------------------------------------------------
 
-const pct = (s: keel.audit.Share) => A.formatShare(s);
+const share = (s: keel.audit.Share) => A.formatShare(s);
 const ORDER: FormatName[][] = [['fp64'], ['fp32'], ['bf16', 'fp16'], ['fp8-e4m3', 'fp8-e5m2', 'fp8-e4m3fnuz', 'fp8-e5m2fnuz']];
 
 /** Whether shares by format respect fp64 ≤ fp32 ≤ 16-bit ≤ 8-bit (a violation: intervals apart in the wrong order). */
@@ -243,7 +236,7 @@ export function orderHolds(shares: { format: FormatName; share: keel.audit.Share
   const levels = ORDER.map((fs) => shares.filter((s) => fs.includes(s.format))).filter((l) => l.length);
   const broken: string[] = [];
   for (let i = 0; i + 1 < levels.length; i++) for (const a of levels[i]) for (const b of levels[i + 1]) {
-    if (a.share.lo > b.share.hi) broken.push(`${a.format} ${pct(a.share)} > ${b.format} ${pct(b.share)}`);
+    if (a.share.lo > b.share.hi) broken.push(`${a.format} ${share(a.share)} > ${b.format} ${share(b.share)}`);
   }
   return { holds: broken.length === 0, broken };
 }
@@ -255,7 +248,7 @@ export function reluVerdicts(rows: ReluRow[], required: number, requiredFp64: nu
   if (r64) {
     out.push(A.judge({
       claim: "fp64: no θ in S (ReLU'(0) = 0 and = 1 give the same gradients on every minibatch of the epoch)",
-      statistic: `θ with a differing minibatch: ${r64.inS.k}/${r64.draws} (${pct(r64.inS)})`,
+      statistic: `θ with a differing minibatch: ${r64.inS.k}/${r64.draws} (${share(r64.inS)})`,
       threshold: 'k = 0', n: r64.draws, required: requiredFp64, holds: r64.inS.k === 0, ...(cut ? { cut } : {}),
     }));
   }
@@ -304,11 +297,7 @@ export function maxpoolVerdicts(rows: MaxpoolRow[], required: number): keel.audi
 
 // ---- printing ---------------------------------------------------------------
 
-export function table(head: string[], rows: string[][]): string {
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (r: string[]) => r.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd();
-  return [line(head), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)].join('\n');
-}
+export const table = (head: string[], rows: string[][]): string => tableOf(head, rows, { style: 'plain' });
 
 const sci = (v: number) => (!Number.isFinite(v) ? 'n/a' : v === 0 ? '0' : v.toExponential(2));
 
@@ -319,15 +308,15 @@ export function printPaper(plan: PaperPlan, relu: ReluRow[], maxpool: MaxpoolRow
     lines.push('', `ReLU'(0) = 0 vs 1 (Bertoin et al. 2021, relu-prime): per θ, the epoch's minibatches in order until the first whose gradients differ (${plan.firstLayer ? 'first layer\'s weight gradient, as their code' : 'every parameter'}).`);
     lines.push(`Data: ${notes.relu}. The paper: MNIST, 1,000 θ per cell, 16-bit = fp16 on a GPU; Keel's fp16 and bf16 are emulated on CPU (every op output rounded).`);
     lines.push(table(['cell', 'precision', 'θ', 'θ in S (95% CI)', 'structural', 'θ in S, fp zeros (95% CI)', 'first differing minibatch (mean)', 'exact zeros / sample', 'samples with a zero', 'paper: θ in S (MNIST)'],
-      relu.map((r) => [`${r.role === 'main' ? 'main ' : `${r.role} sweep `}${r.cell.depth}×${r.cell.width}, batch ${r.cell.batch}`, r.format, String(r.draws), pct(r.inS), String(r.structural), pct(r.inSFloat),
-        Number.isFinite(r.meanFirstBatch) ? r.meanFirstBatch.toFixed(1) : '—', sci(r.zerosPerSample), `${(100 * r.samplesWithZero).toFixed(3)} %`,
+      relu.map((r) => [`${r.role === 'main' ? 'main ' : `${r.role} sweep `}${r.cell.depth}×${r.cell.width}, batch ${r.cell.batch}`, r.format, String(r.draws), share(r.inS), String(r.structural), share(r.inSFloat),
+        Number.isFinite(r.meanFirstBatch) ? r.meanFirstBatch.toFixed(1) : '—', sci(r.zerosPerSample), `${pct(r.samplesWithZero, 3)} %`,
         r.paper === undefined ? '—' : `${(r.paper / 10).toFixed(1)} % (${r.paper}/1000${r.format === 'fp64' ? ', set to 0' : ''})`])));
   }
   if (maxpool.length) {
     lines.push('', `MaxPool native vs β = 1 (Boustany 2024, MaxPool-numerical): VGG-11 width ${plan.width}, batch ${plan.maxpoolBatch}, ${plan.maxpoolDraws} θ; D = Σ over parameter tensors of ‖∇native − ∇β=1‖∞ per minibatch.`);
     lines.push(`Data: ${notes.maxpool}. The paper: CIFAR-10, one θ, one epoch of 391 minibatches, 16-bit = fp16 on a GPU. Absolute thresholds are Boustany's; τ_p = 8·u_p·Σ‖∇native‖∞ is Keel's (relative), not his.`);
     lines.push(table(['precision', 'θ', 'minibatches', 'D > 0 (95% CI)', 'abs. threshold', 'D > abs. (95% CI)', 'D > τ_p (95% CI)', 'median D', 'max D', 'paper: D > abs. (CIFAR-10)'],
-      maxpool.map((r) => [r.format, String(r.draws), String(r.batches), pct(r.differ), r.absolute === undefined ? 'none' : String(r.absolute), r.aboveAbsolute ? pct(r.aboveAbsolute) : 'n/a', pct(r.aboveRelative), sci(r.medianD), sci(r.maxD),
+      maxpool.map((r) => [r.format, String(r.draws), String(r.batches), share(r.differ), r.absolute === undefined ? 'none' : String(r.absolute), r.aboveAbsolute ? share(r.aboveAbsolute) : 'n/a', share(r.aboveRelative), sci(r.medianD), sci(r.maxD),
         r.paper ? `${(100 * r.paper.count / r.paper.of).toFixed(1)} % (${r.paper.count}/${r.paper.of})` : '—'])));
     lines.push('', 'Histogram of D (minibatches per decade, as Boustany\'s figures):');
     const bins = maxpool[0].histogram.map((b) => b.label);

@@ -4,13 +4,14 @@
 // splits (‖θ − θ_default‖ / ‖θ_default‖, the same seed's default-rule run)
 // are computed as runs arrive, so only the default-rule runs' final θ are
 // held in memory.
-import { createProgress } from '../../train/progress.js';
-import { runPool, type PoolResult } from '../pool.js';
+import type { PoolResult } from '../pool.js';
+import { runItems } from '../run-items.js';
 import { LR_GRID, lrKey, tuningKeys, tuningLoss, type PlannedRun } from './grid.js';
 import type { ModelId } from './models.js';
 import type { RunRecord } from './summary.js';
 import { relativeDistance, runKey, type OptimName, type RunResult, type RunSpec } from './train.js';
 import { runItem, type TrainItem } from './worker.js';
+import { pct } from '../../stats/index.js';
 
 export interface GridRunOptions {
   /** child processes; 0 runs everything in this process */
@@ -35,32 +36,15 @@ export interface TuningRecord {
 const WORKER = new URL('./worker.js', import.meta.url);
 
 const label = (it: TrainItem): string => runKey(it.spec);
-const describe = (r: RunResult): string => `acc ${(100 * r.testAccuracy).toFixed(1)} %${r.collapsed ? ' COLLAPSED' : ''}`;
+const describe = (r: RunResult): string => `acc ${pct(r.testAccuracy, 1)} %${r.collapsed ? ' COLLAPSED' : ''}`;
 
 /** Runs the items in a pool (jobs ≥ 1) or in this process (jobs = 0); results in input order. */
-async function execute(items: TrainItem[], o: GridRunOptions, name: string, onResult?: (r: PoolResult<RunResult>, i: number) => void): Promise<PoolResult<RunResult>[]> {
-  if (o.jobs >= 1) return runPool<TrainItem, RunResult>(items, { worker: WORKER, jobs: o.jobs, label, describe, name, onResult, log: o.log, ...(o.progress === false ? { progress: false } : {}) });
-  const out: PoolResult<RunResult>[] = [];
-  const t0 = performance.now();
-  // the same display as the pool's: a bar on a TTY under the run lines
-  const bar = o.progress !== false && process.stderr.isTTY ? createProgress({ total: items.length, label: `[${name}]`, start: 0, every: 0 }) : undefined;
-  const log = bar ? (l: string) => bar.log(l) : o.log;
-  for (const [i, it] of items.entries()) {
-    const s = performance.now();
-    let r: PoolResult<RunResult>;
-    try {
-      const value = runItem(it);
-      r = { ok: true, value, wallMs: performance.now() - s };
-    } catch (e) {
-      r = { ok: false, error: `${label(it)} threw: ${(e as Error).stack ?? String(e)}`, wallMs: performance.now() - s };
-    }
-    out.push(r);
-    onResult?.(r, i);
-    log(`[${name}] ${i + 1}/${items.length} ${label(it)} (${(r.wallMs / 1000).toFixed(1)} s) ${r.ok ? describe(r.value) : `FAILED: ${r.error.split('\n')[0]}`} — ${((performance.now() - t0) / 1000).toFixed(0)}s elapsed`);
-    bar?.update(i + 1);
-  }
-  bar?.stop();
-  return out;
+function execute(items: TrainItem[], o: GridRunOptions, name: string, onResult?: (r: PoolResult<RunResult>, i: number) => void): Promise<PoolResult<RunResult>[]> {
+  return runItems<TrainItem, RunResult>(items, {
+    jobs: o.jobs, worker: WORKER, here: runItem, name, label, describe, log: o.log,
+    ...(onResult ? { onResult } : {}),
+    ...(o.progress === false ? { progress: false } : {}),
+  });
 }
 
 const isReference = (s: RunSpec): boolean => s.beta === 0 && s.reluAt0 === 0 && !s.model.avgPool;

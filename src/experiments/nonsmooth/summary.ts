@@ -15,7 +15,7 @@ import type { FormatName } from '../../precision/formats.js';
 import type { Role } from './grid.js';
 import type { DataId } from './models.js';
 import type { OptimName, RunSpec } from './train.js';
-import { mean } from '../stats.js';
+import { mean, pct, sampleStd } from '../../stats/index.js';
 
 /** One run as kept in results.json (the final θ is dropped once its split is known). */
 export interface RunRecord extends RunSpec {
@@ -71,7 +71,7 @@ export function groupRows(runs: RunRecord[]): Row[] {
     const s = all[0];
     const accs = rs.map((r) => r.testAccuracy);
     const m = mean(accs);
-    const std = Math.sqrt(accs.reduce((a, b) => a + (b - m) ** 2, 0) / Math.max(1, accs.length - 1));
+    const std = sampleStd(accs);
     // diverged runs (θ not finite) have no split
     const splits = rs.map((r) => r.split).filter((x): x is number => x !== null && Number.isFinite(x));
     return {
@@ -82,8 +82,8 @@ export function groupRows(runs: RunRecord[]): Row[] {
   });
 }
 
-const pts = (x: number) => `${x >= 0 ? '+' : ''}${(100 * x).toFixed(1)}`;
-const acc = (x: number) => `${(100 * x).toFixed(1)} %`;
+const pts = (x: number) => `${x >= 0 ? '+' : ''}${pct(x, 1)}`;
+const acc = (x: number) => `${pct(x, 1)} %`;
 const LOW: FormatName[] = ['bf16', 'fp16', 'fp8-e4m3', 'fp8-e5m2', 'fp8-e4m3fnuz', 'fp8-e5m2fnuz'];
 
 interface Drop {
@@ -115,7 +115,7 @@ function dropOf(all: Row[], rows: Row[]): Drop {
 
 const degrades = (x: Drop) => x.cells > 0 && (x.drop < -x.noise || x.newCollapses > 0);
 const harmless = (x: Drop) => x.cells > 0 && Math.abs(x.drop) <= x.noise && x.newCollapses <= 0;
-const say = (x: Drop) => `${x.cells} cells, mean Δacc ${pts(x.drop)} pts (noise ±${(100 * x.noise).toFixed(1)}), ${x.newCollapses > 0 ? `${x.newCollapses}` : 'no'} extra collapses in ${x.runs} runs`;
+const say = (x: Drop) => `${x.cells} cells, mean Δacc ${pts(x.drop)} pts (noise ±${pct(x.noise, 1)}), ${x.newCollapses > 0 ? `${x.newCollapses}` : 'no'} extra collapses in ${x.runs} runs`;
 
 /** A remedy "mitigates" when its drop (or collapse share) is smaller than without it by more than the noise. */
 function mitigation(claim: string, without: Drop, withR: Drop, what: [string, string]): Claim {

@@ -6,7 +6,7 @@
 import * as keel from '../../index.js';
 import type { FormatName } from '../../precision/formats.js';
 import { batch, buildModel, type DataId, type DataSplit, type ModelSpec } from './models.js';
-import { mean } from '../stats.js';
+import { mean } from '../../stats/index.js';
 
 const A = keel.audit;
 export type OptimName = 'sgd' | 'adam';

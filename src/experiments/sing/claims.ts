@@ -26,6 +26,7 @@
 // inconclusive.
 import { MODEL_IDS, OPTIMIZERS, type ModelId, type Protocol } from './grid.js';
 import type { ModelSummary } from './summary.js';
+import { pct } from '../../stats/index.js';
 
 export type Outcome = 'confirmed' | 'partly confirmed' | 'not confirmed' | 'contradicted' | 'inconclusive' | 'not tested';
 /** Which optimizer a per-model comparison favours beyond the noise threshold. */
@@ -88,8 +89,8 @@ export const CLAIMS: ClaimSpec[] = [
   },
 ];
 
-const pp = (x: number): string => `${x >= 0 ? '+' : ''}${(100 * x).toFixed(2)} pp`;
-const pct = (x: number): string => `${(100 * x).toFixed(2)} %`;
+const pp = (x: number): string => `${x >= 0 ? '+' : ''}${pct(x)} pp`;
+const percent = (x: number): string => `${pct(x)} %`;
 
 function se(a: { bestStd: number; bestN: number }, b: { bestStd: number; bestN: number }): number {
   const v = (s: number, n: number) => (n > 0 ? (s * s) / n : 0);
@@ -113,8 +114,8 @@ function compareAccuracy(m: ModelSummary): AccuracyComparison {
   const side: Side = !Number.isFinite(d) ? 'tie' : d > t ? 'sing' : d < -t ? 'adamw' : 'tie';
   return {
     d, se: s, t, side,
-    singBest: `lr ${sing.bestLr}: ${pct(sing.bestMean)} ± ${pct(sing.bestStd)}`,
-    adamwBest: `lr ${adamw.bestLr}: ${pct(adamw.bestMean)} ± ${pct(adamw.bestStd)}`,
+    singBest: `lr ${sing.bestLr}: ${percent(sing.bestMean)} ± ${percent(sing.bestStd)}`,
+    adamwBest: `lr ${adamw.bestLr}: ${percent(adamw.bestMean)} ± ${percent(adamw.bestStd)}`,
   };
 }
 
@@ -156,7 +157,7 @@ const sideText = (side: Side): string => (side === 'tie' ? 'tie' : `${side === '
 
 function robustnessText(r: RobustnessComparison): string {
   return `diverged SING ${r.dSing}/${r.runsSing}${r.whereSing.length ? ` (at lr ${r.whereSing.join(', ')})` : ''} vs AdamW ${r.dAdamw}/${r.runsAdamw}${r.whereAdamw.length ? ` (at lr ${r.whereAdamw.join(', ')})` : ''}, ` +
-    `mean regret over LRs SING ${(100 * r.rSing).toFixed(2)} pp vs AdamW ${(100 * r.rAdamw).toFixed(2)} pp → ${sideText(r.side)}`;
+    `mean regret over LRs SING ${pct(r.rSing)} pp vs AdamW ${pct(r.rAdamw)} pp → ${sideText(r.side)}`;
 }
 
 /** Aggregates per-model sides into a claim outcome ("SING is better at X"). */
@@ -183,7 +184,7 @@ export function judgeClaims(protocol: Protocol, summaries: ModelSummary[]): Clai
   // accuracy-not-worse and accuracy-improves
   const acc = models.map((m) => ({ model: m.model, ...compareAccuracy(m) }));
   const accPer = Object.fromEntries(acc.map((a) => [a.model, { side: a.side, difference: a.d, standardError: a.se, threshold: a.t, sing: a.singBest, adamw: a.adamwBest }]));
-  const accText = acc.map((a) => `${a.model}: SING ${a.singBest} vs AdamW ${a.adamwBest}, d = ${pp(a.d)} (threshold ±${(100 * a.t).toFixed(2)} pp) → ${a.side === 'tie' ? 'tie' : `${a.side === 'sing' ? 'SING' : 'AdamW'} better`}`).join('; ');
+  const accText = acc.map((a) => `${a.model}: SING ${a.singBest} vs AdamW ${a.adamwBest}, d = ${pp(a.d)} (threshold ±${pct(a.t)} pp) → ${a.side === 'tie' ? 'tie' : `${a.side === 'sing' ? 'SING' : 'AdamW'} better`}`).join('; ');
   const worse = acc.filter((a) => a.side === 'adamw').length;
   verdicts.push({
     ruleOutcome: acc.length === 0 ? 'not tested' : worse === 0 ? 'confirmed' : worse === acc.length ? 'contradicted' : 'partly confirmed',
@@ -227,7 +228,7 @@ export function judgeClaims(protocol: Protocol, summaries: ModelSummary[]): Clai
     else outcome = 'inconclusive';
     verdicts.push({
       ruleOutcome: outcome,
-      evidence: `accuracy gain of SING over AdamW (best LRs): deep plain MLP ${pp(gd.d)}, LeNet-5 ${pp(gs.d)}, Δ = ${pp(delta)} (threshold ±${(100 * t).toFixed(2)} pp); ` +
+      evidence: `accuracy gain of SING over AdamW (best LRs): deep plain MLP ${pp(gd.d)}, LeNet-5 ${pp(gs.d)}, Δ = ${pp(delta)} (threshold ±${pct(t)} pp); ` +
         `LR robustness (lr-robustness's rule): deep plain MLP ${sideText(rd.side)}, LeNet-5 ${sideText(rs.side)} ` +
         `(diverged runs: deep SING ${rd.dSing}, AdamW ${rd.dAdamw}; LeNet-5 SING ${rs.dSing}, AdamW ${rs.dAdamw}; ` +
         `regret advantage R_adamw − R_sing: deep ${pp(rd.rAdamw - rd.rSing)}, LeNet-5 ${pp(rs.rAdamw - rs.rSing)})`,

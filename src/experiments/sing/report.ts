@@ -3,15 +3,8 @@
 import type { ClaimVerdict } from './claims.js';
 import type { ModelPlan, Protocol } from './grid.js';
 import type { ModelSummary } from './summary.js';
-
-const pct = (x: number): string => (Number.isFinite(x) ? (100 * x).toFixed(2) : 'n/a');
-
-export function table(header: string[], rows: string[][]): string {
-  const all = [header, ...rows];
-  const widths = header.map((_, i) => Math.max(...all.map((r) => r[i].length)));
-  const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
-  return [line(header), `| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`, ...rows.map(line)].join('\n');
-}
+import { pct } from '../../stats/index.js';
+import { table } from '../table.js';
 
 export function budgetLines(protocol: Protocol, parameters: Record<string, number>): string[] {
   const lines = [`mode: ${protocol.mode}. ${protocol.budgetNote}.`, `data: ${protocol.dataset}.`];
@@ -35,7 +28,7 @@ export function modelTable(plan: ModelPlan, s: ModelSummary): string {
     r.optimizer === 'sing' ? 'SING' : 'AdamW',
     String(r.lr),
     r.n === 0 ? 'n/a' : `${pct(r.accuracyMean)} ± ${pct(r.accuracyStd)}`,
-    r.accuracies.map(pct).join(' '),
+    r.accuracies.map((a) => pct(a)).join(' '),
     `${r.diverged}/${r.n}${r.diverged > 0 ? ` (${[r.nonFinite > 0 ? `${r.nonFinite} non-finite` : '', r.atChance > 0 ? `${r.atChance} at chance` : ''].filter(Boolean).join(', ')})` : ''}`,
   ]);
   const out = [`### ${plan.id}: ${plan.label}`, '', table(['optimizer', 'lr', 'test accuracy % (mean ± std)', 'per seed', 'diverged'], rows), ''];

@@ -4,6 +4,7 @@
 // A run whose loss goes non-finite is stopped there and counted as diverged.
 import * as keel from '../../index.js';
 import type { ModelPlan, OptimizerName, Protocol, RunSpec } from './grid.js';
+import { median } from '../../stats/index.js';
 
 type Split = keel.data.TensorDataset<[keel.Tensor, keel.Tensor]>;
 
@@ -67,13 +68,6 @@ function buildScheduler(optimizer: keel.optim.OptimizerLike, p: Protocol, steps:
   const warm = new keel.optim.LinearLR(optimizer, { startFactor: p.warmupStartFactor, endFactor: 1, totalIters: warmup });
   const cosine = new keel.optim.CosineAnnealingLR(optimizer, { tMax: Math.max(1, steps - warmup) });
   return { scheduler: new keel.optim.SequentialLR(optimizer, { schedulers: [warm, cosine], milestones: [warmup] }), warmup };
-}
-
-function median(xs: number[]): number {
-  if (xs.length === 0) return Number.NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 /** One training run; the model and optimizer are freed before it returns. */

@@ -4,7 +4,7 @@
 // accuracy is across the sweep.
 import { OPTIMIZERS, type ModelId, type OptimizerName, type Protocol, type RunSpec } from './grid.js';
 import type { RunResult } from './run.js';
-import { mean } from '../stats.js';
+import { mean, median, sampleStd } from '../../stats/index.js';
 
 export interface RunRecord extends RunSpec {
   /** The run's full configuration (model plan, budget, schedule). */
@@ -52,19 +52,6 @@ export interface ModelSummary {
   optimizers: Record<OptimizerName, OptimizerSummary>;
 }
 
-
-export function sampleStd(xs: number[]): number {
-  if (xs.length < 2) return 0;
-  const m = mean(xs);
-  return Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1));
-}
-
-function median(xs: number[]): number {
-  if (xs.length === 0) return Number.NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const k = s.length >> 1;
-  return s.length % 2 ? s[k] : (s[k - 1] + s[k]) / 2;
-}
 
 export function summarize(protocol: Protocol, runs: RunRecord[]): ModelSummary[] {
   return protocol.models.map((plan) => {

@@ -30,8 +30,10 @@ import type { Architecture, InitName } from '../../stable/block.js';
 import { ARCHITECTURES, makeBlock } from '../../stable/factory.js';
 import { inputGradientNorm, perturbationGrowth } from '../../stable/growth.js';
 import { StableNet } from '../../stable/network.js';
+import { table as tableOf, type Cell } from '../table.js';
 import { ellipses, fashionMnistSubset, peaks, swissRoll, type DataSet } from './data.js';
 import { complexScatter, decisionMap, forwardEulerDisc, leapfrogSegment, lineChart, writeChart, type LineSeries } from '../../plot/index.js';
+import { pct } from '../../stats/index.js';
 
 export interface StableConfig {
   quick: boolean;
@@ -307,7 +309,7 @@ function trainMultilevel(ds: DataSet, arch: Architecture, depths: number[], T: n
     rows.push({ dataset: ds.name, architecture: arch, depth: net.block.depth, h: net.block.h, trainLoss: lastLoss, valAccuracy, growth: m.growth, gradNorm: m.gradNorm, reMin: m.reMin, reMax: m.reMax, imMaxAbs: m.imMaxAbs, inRegion: m.inRegion, ms: Date.now() - t0, iters, msPerStep: iters > 0 ? trainMs / iters : null, ...(m.krylov ? { krylov: m.krylov } : {}) });
     const r = rows[rows.length - 1];
     const eigText = m.krylov ? ` Re λ ${fmtNum(r.reMin)}..${fmtNum(r.reMax)} |Im λ| ≤ ${fmtNum(r.imMaxAbs)} hλ in region: ${r.inRegion ? 'yes' : 'no'} (${m.krylov.resolved}/${m.krylov.ritz} Ritz values resolved, max residual ${m.krylov.maxResidual.toExponential(1)})` : '';
-    cfg.log(`  ${ds.name.padEnd(13)} ${arch.padEnd(13)} N=${String(r.depth).padStart(4)} h=${r.h.toPrecision(3).padEnd(6)} loss=${r.trainLoss.toFixed(3)} val=${(100 * r.valAccuracy).toFixed(1)}% growth=${r.growth.toExponential(2)} |dL/dY0|=${r.gradNorm.toExponential(2)}${eigText} (${iters} steps, ${r.ms} ms)`);
+    cfg.log(`  ${ds.name.padEnd(13)} ${arch.padEnd(13)} N=${String(r.depth).padStart(4)} h=${r.h.toPrecision(3).padEnd(6)} loss=${r.trainLoss.toFixed(3)} val=${pct(r.valAccuracy, 1)}% growth=${r.growth.toExponential(2)} |dL/dY0|=${r.gradNorm.toExponential(2)}${eigText} (${iters} steps, ${r.ms} ms)`);
   }
   const boundary = points && ds.box ? predictGrid(net, ds.box, cfg.quick ? 30 : 60) : null;
   return { rows, eig, boundary };
@@ -329,12 +331,7 @@ function fmtNum(v: number | null): string {
   return Math.abs(v) >= 1e3 || (Math.abs(v) < 1e-2 && v !== 0) ? v.toExponential(1) : v.toFixed(2);
 }
 
-export function table(head: string[], rows: (string | number | null | boolean)[][]): string {
-  const cells = rows.map((r) => r.map((c) => (typeof c === 'number' || c === null ? fmtNum(c) : String(c))));
-  const w = head.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i].length)));
-  const line = (r: string[]): string => r.map((c, i) => c.padStart(w[i])).join('  ');
-  return [line(head), line(w.map((n) => '-'.repeat(n))), ...cells.map(line)].join('\n');
-}
+export const table = (head: string[], rows: Cell[][]): string => tableOf(head, rows, { style: 'plain', align: 'right', number: fmtNum });
 
 export interface Verdict { claim: string; holds: boolean | null; evidence: string }
 
@@ -440,7 +437,7 @@ export async function runStable(cfg: StableConfig): Promise<{ init: InitRow[]; t
           const val = ds.val.x.toArray<number[][]>();
           const lab = ds.val.y.toArray<number[]>();
           const last = out.rows.at(-1)!;
-          chart(`boundary-${name}-${arch}.svg`, decisionMap({ title: `${name}, ${arch}, N = ${last.depth}: val ${(100 * last.valAccuracy).toFixed(1)}%`, box: ds.box, grid: out.boundary, points: { x: val.map((p) => p[0]), y: val.map((p) => p[1]), label: lab } }));
+          chart(`boundary-${name}-${arch}.svg`, decisionMap({ title: `${name}, ${arch}, N = ${last.depth}: val ${pct(last.valAccuracy, 1)}%`, box: ds.box, grid: out.boundary, points: { x: val.map((p) => p[0]), y: val.map((p) => p[1]), label: lab } }));
         }
       }
       if (eigs.length) chart(`eigenvalues-${name}.svg`, eigPlot(`${name}: hλ of the trained blocks' RHS Jacobians (N = ${cfg.trainDepths.at(-1)})`, eigs));

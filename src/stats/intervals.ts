@@ -1,6 +1,8 @@
 // Confidence intervals for a share k/n of Bernoulli trials (the share of
-// minibatches in the bifurcation zone): Wilson's score interval, which stays
-// inside [0, 1] and is informative at k = 0 and k = n, unlike the Wald one.
+// minibatches in the bifurcation zone, of runs that went NaN): Wilson's score
+// interval, which stays inside [0, 1] and is informative at k = 0 and k = n,
+// unlike the Wald one. (Neither d3-array nor simple-statistics has it.)
+import { pct } from './format.js';
 
 export interface Share {
   k: number;
@@ -26,6 +28,5 @@ export function wilson(k: number, n: number, z = 1.96): Share {
 
 /** "12.5 % [8.1, 18.7]" */
 export function formatShare(s: Share, digits = 1): string {
-  const pct = (v: number) => (100 * v).toFixed(digits);
-  return `${pct(s.p)} % [${pct(s.lo)}, ${pct(s.hi)}]`;
+  return `${pct(s.p, digits)} % [${pct(s.lo, digits)}, ${pct(s.hi, digits)}]`;
 }
