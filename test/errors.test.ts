@@ -614,6 +614,23 @@ describe('crashers found by the long fuzz (issue 12), in child processes', () =>
     });
   });
 
+  test('batch_norm_update_stats without samples (SIGFPE, seed 7500009); embedding_backward with indices past num_weights (heap corruption, seed 7500003)', () => {
+    batch((check, checkReturns) => {
+      check(`keel.ops.batchNormUpdateStats(keel.zeros([0, 3]), undefined, undefined, 1.31);`, /RangeError: aten::batch_norm_update_stats: input of shape \[0, 3\] has no samples/);
+      check(`keel.ops.batchNormUpdateStats(keel.zeros([3, 0]), null, null, 0.1);`, /has no channels/);
+      checkReturns(`value = keel.ops.batchNormUpdateStats(keel.tensor([[1, 2], [3, 6]]), null, null, 0.1).map((t) => t.toArray())`, /RETURNED \[\[2,4\],\[1,4\]\]/);
+      check(`keel.ops.embeddingBackward(keel.zeros([0], { dtype: 'float64' }), keel.zeros([2], { dtype: 'int32' }), 3, 2, true, false);`,
+        /RangeError: aten::embedding_backward: grad must have shape \[2, embedding_dim\] \(one row per index\), got \[0\]/);
+      check(`keel.ops.embeddingBackward(keel.ones([2, 4]), keel.tensor([0, 5], { dtype: 'int64' }), 3, -1, false, false);`, /index 5 is out of range for num_weights 3/);
+      check(`keel.ops.embeddingDenseBackward(keel.ones([2, 4]), keel.tensor([-1, 0], { dtype: 'int64' }), 3, -1, false);`, /index -1 is out of range/);
+      // the gradient autograd gives for embedding, and the op on the same inputs
+      checkReturns(`const w = keel.zeros([3, 2], { dtype: 'float64' }).requiresGrad_(); const i = keel.tensor([0, 2, 0], { dtype: 'int64' });
+        keel.ops.embedding(w, i).mul(keel.tensor([[1, 2], [3, 4], [5, 6]], { dtype: 'float64' })).sum().backward();
+        value = [w.grad.toArray(), keel.ops.embeddingBackward(keel.tensor([[1, 2], [3, 4], [5, 6]], { dtype: 'float64' }), i, 3, -1, false, false).toArray()]`,
+        /RETURNED \[\[\[6,8\],\[0,0\],\[3,4\]\],\[\[6,8\],\[0,0\],\[3,4\]\]\]/);
+    });
+  });
+
   test('histogramdd with fewer or more bin counts than dimensions (SIGSEGV, read past the list)', () => {
     batch((check, checkReturns) => {
       check(`keel.ops.histogramdd(keel.randn([4, 1], { dtype: 'float64' }), [], [1.39, 2.6]);`,

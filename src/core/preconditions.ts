@@ -224,6 +224,42 @@ function paddingBackward(k: number): Precondition {
   };
 }
 
+/**
+ * Batch norm's statistics kernels divide by the values per channel: SIGFPE on
+ * an input with no samples or no channels (batch_norm itself handles empty
+ * input); per-channel tensors of another length are read past their end.
+ */
+function batchNormInput(arg: ArgOf, op: string): void {
+  const input = shapeOf(arg('input'));
+  if (input === undefined) return;
+  if (input.length < 2) fail(op, `input must have at least 2 dims (N, C, ...), got shape ${show(input)}`);
+  if (input[0] === 0 || input[1] === 0) fail(op, `input of shape ${show(input)} has no ${input[0] === 0 ? 'samples' : 'channels'}: libtorch 1.13's kernel divides by zero (batch_norm accepts it)`);
+  for (const name of ['weight', 'bias', 'running_mean', 'running_var']) {
+    const s = shapeOf(arg(name));
+    if (s !== undefined && (s.length !== 1 || s[0] !== input[1])) fail(op, `${name} must have shape [${input[1]}] (one value per channel), got ${show(s)}`);
+  }
+}
+
+/** An embedding's backward: one gradient row per index, every index a row of the num_weights-row result. */
+function embeddingBackward(gradName: string): Precondition {
+  return (arg, op) => {
+    const grad = shapeOf(arg(gradName));
+    const indices = arg('indices');
+    const rows = arg('num_weights');
+    if (typeof rows === 'number' && rows < 0) fail(op, `num_weights must be non-negative, got ${rows}`);
+    if (!(indices instanceof Tensor) || indices.isDisposed || grad === undefined) return;
+    const want = indices.shape;
+    if (grad.length !== want.length + 1 || !sameShape(grad.slice(0, -1), want)) {
+      fail(op, `${gradName} must have shape [${[...want, 'embedding_dim'].join(', ')}] (one row per index), got ${show(grad)}`);
+    }
+    if (typeof rows === 'number' && indices.numel() > 0 && (indices.dtype === 'int64' || indices.dtype === 'int32')) {
+      const v = Array.from(indices.data() as ArrayLike<number | bigint>, Number);
+      const bad = v.find((i) => i < 0 || i >= rows);
+      if (bad !== undefined) fail(op, `index ${bad} is out of range for num_weights ${rows}`);
+    }
+  };
+}
+
 /** The embedding-bag kernel indexes a 2-D weight by rows and bags by 1-D offsets without checking either. */
 function embeddingBag(arg: ArgOf, op: string): void {
   const weight = shapeOf(arg('weight'));
@@ -322,18 +358,14 @@ export const PRECONDITIONS: Record<string, Precondition> = {
   gru: recurrent('gru'),
   rnn_tanh: recurrent('rnn'),
   rnn_relu: recurrent('rnn'),
-  // SIGFPE on an input with no samples or no channels; per-channel tensors of
-  // another length are read past their end (batch_norm itself handles empty input)
-  native_batch_norm: (arg, op) => {
-    const input = shapeOf(arg('input'));
-    if (input === undefined) return;
-    if (input.length < 2) fail(op, `input must have at least 2 dims (N, C, ...), got shape ${show(input)}`);
-    if (input[0] === 0 || input[1] === 0) fail(op, `input of shape ${show(input)} has no ${input[0] === 0 ? 'samples' : 'channels'}: libtorch 1.13's kernel divides by zero (batch_norm accepts it)`);
-    for (const name of ['weight', 'bias', 'running_mean', 'running_var']) {
-      const s = shapeOf(arg(name));
-      if (s !== undefined && (s.length !== 1 || s[0] !== input[1])) fail(op, `${name} must have shape [${input[1]}] (one value per channel), got ${show(s)}`);
-    }
-  },
+  native_batch_norm: batchNormInput,
+  // the same statistics kernel (SIGFPE, fuzz seed 7500009)
+  batch_norm_update_stats: batchNormInput,
+  // the gradient is scattered into num_weights rows by the indices, unchecked:
+  // an index past num_weights writes outside the result (heap corruption, SIGABRT: fuzz seed 7500003)
+  embedding_backward: embeddingBackward('grad'),
+  embedding_dense_backward: embeddingBackward('grad_output'),
+  embedding_sparse_backward: embeddingBackward('grad'),
   // public, and the same kernel: SIGSEGV without the saved statistics (fuzz seed 7300004)
   native_batch_norm_backward: batchNormBackward('grad_out', 'save_invstd'),
   // the int-list bins are read for every dimension of the input's last axis
