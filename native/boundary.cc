@@ -262,6 +262,19 @@ bool argBool(napi_env env, napi_value v, const char* what) {
   return b;
 }
 
+c10::Scalar argScalar(napi_env env, napi_value v, const char* what) {
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  if (t == napi_boolean) return c10::Scalar(argBool(env, v, what));
+  double d = argNumber(env, v, what);
+  // JS cannot tell 1 from 1.0; integral values travel as int Scalars so that
+  // integer tensors stay integer, as PyTorch does for Python ints.
+  // (range first: casting NaN, ±inf or |d| >= 2^63 to int64 is undefined)
+  if (d < 9007199254740992.0 && d > -9007199254740992.0 && d == static_cast<double>(static_cast<int64_t>(d)))
+    return c10::Scalar(static_cast<int64_t>(d));
+  return c10::Scalar(d);
+}
+
 std::string argString(napi_env env, napi_value v, const char* what) {
   napi_valuetype t;
   napi_typeof(env, v, &t);
@@ -358,5 +371,6 @@ NAPI_MODULE_INIT() {
   keel::registerRoundFunctions(env, exports);
   keel::registerDistributedFunctions(env, exports);
   keel::registerGuardFunctions(env, exports);
+  keel::registerFastOpFunctions(env, exports);
   return exports;
 }

@@ -124,7 +124,15 @@ function watchGrowth(): void {
   );
 }
 
-const scopes: Tracked[][] = [];
+// Every open scope's tensors on one stack: scope k owns held[bases[k] .. top)
+// (the innermost, [bases[last], top)). One array for all scopes, grown once
+// and reused, slots cleared as they are freed: tracking a tensor is a store
+// and an increment, and a scope allocates nothing per tensor.
+const held: (Tracked | undefined)[] = [];
+let top = 0;
+const bases: number[] = [];
+/** Above this, an emptied stack gives its memory back. */
+const HELD_KEEP = 1 << 20;
 
 // Tensors made outside every scope join the safety net in batches: one made
 // and disposed in between (the common case in a loop) never pays for
@@ -143,9 +151,10 @@ function flushPending(): void {
 
 /** Called by every new tensor: the innermost scope owns it. */
 export function track(t: Tracked): void {
-  const s = scopes.length > 0 ? scopes[scopes.length - 1] : undefined;
-  if (s !== undefined) {
-    s.push(t);
+  if (bases.length > 0) {
+    if (top < held.length) held[top] = t;
+    else held.push(t);
+    top++;
     return;
   }
   trackUnscoped(t);
@@ -216,35 +225,61 @@ function collectReturned(value: unknown, into: Set<unknown>, depth = 0): void {
  * tensors belong to the enclosing scope, if any.
  */
 export function scope<T>(fn: () => T): T {
-  const mine: Tracked[] = [];
-  scopes.push(mine);
+  const base = top;
+  bases.push(base);
   let result: T;
   try {
     result = fn();
   } catch (e) {
-    scopes.pop();
-    for (const t of mine) if (!t._kept) disposeTracked(t);
+    bases.pop();
+    release(base, undefined, false);
     throw e;
   }
-  scopes.pop();
+  bases.pop();
   if (result instanceof Promise) {
-    for (const t of mine) if (!t._kept) disposeTracked(t);
+    release(base, undefined, false);
     throw new TypeError('scope(fn): fn must be synchronous (it returned a Promise); its tensors were freed');
   }
-  const returned = new Set<unknown>();
-  collectReturned(result, returned);
-  const parent = scopes.length > 0 ? scopes[scopes.length - 1] : undefined;
-  for (const t of mine) {
-    if (t._id < 0) continue;
-    if (t._kept) continue;
-    if (returned.has(t)) {
-      if (parent !== undefined) parent.push(t);
+  let returned: Set<unknown> | undefined;
+  if (result !== null && typeof result === 'object') {
+    returned = new Set<unknown>();
+    collectReturned(result, returned);
+  }
+  release(base, returned, bases.length > 0);
+  return result;
+}
+
+/**
+ * Ends the scope owning held[base .. top): frees its tensors, newest first,
+ * except kept ones and those returned, which move down to the enclosing
+ * scope's part of the stack (toParent) or join the safety net.
+ */
+function release(base: number, returned: Set<unknown> | undefined, toParent: boolean): void {
+  const end = top;
+  let up: Tracked[] | undefined;
+  // newest first: glibc then frees chunks next to the top of its heap (cheaper than oldest first)
+  for (let i = end - 1; i >= base; i--) {
+    const t = held[i]!;
+    held[i] = undefined;
+    if (t._id < 0 || t._kept) continue;
+    if (returned !== undefined && returned.has(t)) {
+      if (toParent) (up ??= []).push(t);
       else register(t);
     } else {
       disposeTracked(t);
     }
   }
-  return result;
+  // what the enclosing scope now owns: the returned tensors, and any made
+  // while freeing (a release callback's) above `end`
+  let moved = base;
+  if (up !== undefined) for (let j = up.length - 1; j >= 0; j--) held[moved++] = up[j];
+  for (let j = end; j < top; j++, moved++) {
+    if (moved === j) continue;
+    held[moved] = held[j];
+    held[j] = undefined;
+  }
+  top = moved;
+  if (top === 0 && held.length > HELD_KEEP) held.length = 0;
 }
 
 /**

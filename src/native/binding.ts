@@ -54,6 +54,11 @@ export interface NativeBinding {
   fromData(data: ArrayBufferView, dtype: number, shape: number[]): Handle;
   toBuffer(h: Handle): ArrayBuffer;
   sameTensor(a: Handle, b: Handle): boolean;
+  // unboxed calls of the hottest overloads (native/fastops.cc); codes index fastOps()'s lists
+  unary?(code: number, self: Handle): Handle;
+  binary?(code: number, self: Handle, other: Handle): Handle;
+  binaryScalar?(code: number, self: Handle, other: number | boolean): Handle;
+  fastOps?(): { unary: string[]; binary: string[]; scalar: string[] };
   // dispatch
   resolveOp(name: string, overload: string): number;
   call(op: number, ...args: unknown[]): unknown;
