@@ -139,14 +139,22 @@ const HELD_KEEP = 1 << 20;
 // register + unregister (~0.27 µs a tensor, measured). Until its batch is
 // flushed the pending list holds it strongly, which changes nothing: the GC
 // could not run its finalizer inside the synchronous code that made it anyway.
-const pending: Tracked[] = [];
+// (an array of fixed use: `length = 0` would drop its backing store and
+// regrow it every batch)
+const pending: (Tracked | undefined)[] = [];
+let pendingCount = 0;
 const PENDING_BATCH = 1024;
 let flushScheduled = false;
 
 function flushPending(): void {
   flushScheduled = false;
-  for (const t of pending) register(t);
-  pending.length = 0;
+  // (tensors made while registering, by a leak warning's listener, join this pass)
+  for (let i = 0; i < pendingCount; i++) {
+    const t = pending[i];
+    pending[i] = undefined;
+    if (t !== undefined) register(t);
+  }
+  pendingCount = 0;
 }
 
 /** Called by every new tensor: the innermost scope owns it. */
@@ -162,9 +170,11 @@ export function track(t: Tracked): void {
 
 /** For a tensor owned by another object (a parameter's gradient): no scope frees it, only dispose() or the safety net. */
 export function trackUnscoped(t: Tracked): void {
-  pending.push(t);
+  if (pendingCount < pending.length) pending[pendingCount] = t;
+  else pending.push(t);
+  pendingCount++;
   if (capturing) capture(t._id);
-  if (pending.length >= PENDING_BATCH) flushPending();
+  if (pendingCount >= PENDING_BATCH) flushPending();
   else if (!flushScheduled) {
     flushScheduled = true;
     queueMicrotask(flushPending);

@@ -130,4 +130,7 @@ function load(): NativeBinding {
   }
 }
 
-export const native: NativeBinding = load();
+// The addon's exports object is in dictionary mode (58 functions set one by
+// one); every `native.x` load on it went through V8's generic LoadIC. A copy
+// made by spread has fast properties: measured ~2 % of a small op's time.
+export const native: NativeBinding = { ...load() };
