@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Small-op overhead: 1e5 × `a.add(a)` on a 4-element float32 tensor, in Keel
 // (explicit dispose per result; one scope around the loop; the raw
-// keel.ops.add; the bare addon call; a bare N-API call) against PyTorch's own
+// keel.ops.add; the bare addon call, boxed and unboxed; a bare N-API call) against PyTorch's own
 // Python loop (time.perf_counter_ns around the loop). Each contender runs in
 // its own process at the same thread count, taking turns round after round;
 // medians over rounds.
@@ -49,6 +49,10 @@ async function keelWorker(threads) {
     'addon floor: native.call(add) + native.free': (n) => {
       for (let i = 0; i < n; i++) native.free(native.call(op, id, id, undefined));
     },
+    'addon floor, unboxed: native.binary(add) + native.free': (n) => {
+      if (!native.binary) throw new Error('this addon has no unboxed entries');
+      for (let i = 0; i < n; i++) native.free(native.binary(0, id, id));
+    },
     'N-API floor: native.numel(h)': (n) => {
       let s = 0;
       for (let i = 0; i < n; i++) s += native.numel(id);
@@ -71,6 +75,7 @@ const KEEL_VARIANTS = [
   'keel.scope(() => loop of a.add(a))',
   'keel.ops.add(a, a); r.dispose()',
   'addon floor: native.call(add) + native.free',
+  'addon floor, unboxed: native.binary(add) + native.free',
   'N-API floor: native.numel(h)',
 ];
 
