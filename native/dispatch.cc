@@ -120,18 +120,7 @@ std::vector<ArgSpec> specsOf(const c10::FunctionSchema& s, std::string* unsuppor
 
 // ---- JS → IValue ------------------------------------------------------------
 
-c10::IValue scalarOf(napi_env env, napi_value v, const char* what) {
-  napi_valuetype t;
-  napi_typeof(env, v, &t);
-  if (t == napi_boolean) return c10::IValue(argBool(env, v, what));
-  double d = argNumber(env, v, what);
-  // JS cannot tell 1 from 1.0; integral values travel as int Scalars so that
-  // integer tensors stay integer, as PyTorch does for Python ints.
-  // (range first: casting NaN, ±inf or |d| >= 2^63 to int64 is undefined)
-  if (d < 9007199254740992.0 && d > -9007199254740992.0 && d == static_cast<double>(static_cast<int64_t>(d)))
-    return c10::IValue(static_cast<int64_t>(d));
-  return c10::IValue(d);
-}
+c10::IValue scalarOf(napi_env env, napi_value v, const char* what) { return c10::IValue(argScalar(env, v, what)); }
 
 c10::IValue convert(napi_env env, napi_value v, const ArgSpec& spec) {
   const char* what = spec.name.c_str();

@@ -68,6 +68,8 @@ std::vector<int64_t> argIntList(napi_env env, napi_value v, const char* what);
 double argNumber(napi_env env, napi_value v, const char* what);
 int64_t argInt(napi_env env, napi_value v, const char* what);
 bool argBool(napi_env env, napi_value v, const char* what);
+// A JS number or boolean as a Scalar: integral numbers travel as int (as PyTorch does for Python ints).
+c10::Scalar argScalar(napi_env env, napi_value v, const char* what);
 std::string argString(napi_env env, napi_value v, const char* what);
 bool isNullish(napi_env env, napi_value v);
 // arr[i]; a throwing getter becomes a pending JS exception (JsError), never an unset value.
@@ -101,6 +103,7 @@ void registerAmpFunctions(napi_env env, napi_value exports);
 void registerRoundFunctions(napi_env env, napi_value exports);
 void registerDistributedFunctions(napi_env env, napi_value exports);
 void registerGuardFunctions(napi_env env, napi_value exports);
+void registerFastOpFunctions(napi_env env, napi_value exports);
 
 void defineFunction(napi_env env, napi_value exports, const char* name, napi_callback cb);
 

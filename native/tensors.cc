@@ -31,8 +31,18 @@ at::Tensor readable(const at::Tensor& in) {
 
 
 napi_value Free(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
   napi_value a[1];
-  getArgs(env, info, 1, a);
+  napi_get_cb_info(env, info, &argc, a, nullptr, nullptr);
+  int32_t id;
+  // the hot case (every dispose): an int32 handle, read without a type check first
+  if (argc == 1 && napi_get_value_int32(env, a[0], &id) == napi_ok) {
+    KEEL_GUARD(env, "dispose", {
+      release(env, id);
+      return nullptr;
+    })
+  }
+  if (argc < 1) getArgs(env, info, 1, a);
   KEEL_GUARD(env, "dispose", {
     release(env, argTensorId(env, a[0], "tensor"));
     return nullptr;

@@ -91,6 +91,83 @@ export function unintercepted<T>(fn: () => T): T {
   }
 }
 
+// ---- direct (unboxed) calls ------------------------------------------------
+//
+// The hottest overloads have an unboxed native entry (native/fastops.cc): it
+// reads int32 handles and calls the at:: function, which enters the same
+// c10::Dispatcher as `call` (autograd and autocast alike) but skips the boxed
+// stack, the argument conversion loop and the overload object here. A direct
+// call is taken only when no interceptor would see the op (none installed,
+// or interception paused), every tensor argument is live and a Scalar is a
+// JS number or boolean; otherwise the caller takes the general path, which
+// also makes the error messages. The lists name the native tables' entries
+// in their order; at load they are checked against the addon's own labels
+// (an addon built from other sources turns direct calls off).
+
+/** Unboxed unary overloads, in native/fastops.cc's order. */
+export const DIRECT_UNARY = ['aten::relu', 'aten::neg', 'aten::abs', 'aten::exp', 'aten::log', 'aten::sqrt', 'aten::rsqrt',
+  'aten::square', 'aten::sigmoid', 'aten::tanh', 'aten::sin', 'aten::cos', 'aten::reciprocal', 'aten::sign', 'aten::clone',
+  'aten::detach', 'aten::t', 'aten::sum', 'aten::mean'] as const;
+/** Unboxed (Tensor, Tensor) overloads. */
+export const DIRECT_BINARY = ['aten::add.Tensor', 'aten::sub.Tensor', 'aten::mul.Tensor', 'aten::div.Tensor', 'aten::matmul',
+  'aten::mm', 'aten::bmm', 'aten::maximum', 'aten::minimum', 'aten::pow.Tensor_Tensor', 'aten::eq.Tensor', 'aten::ne.Tensor',
+  'aten::lt.Tensor', 'aten::le.Tensor', 'aten::gt.Tensor', 'aten::ge.Tensor'] as const;
+/** Unboxed (Tensor, Scalar) overloads. */
+export const DIRECT_SCALAR = ['aten::add.Scalar', 'aten::sub.Scalar', 'aten::mul.Scalar', 'aten::div.Scalar',
+  'aten::pow.Tensor_Scalar', 'aten::eq.Scalar', 'aten::ne.Scalar', 'aten::lt.Scalar', 'aten::le.Scalar', 'aten::gt.Scalar',
+  'aten::ge.Scalar'] as const;
+
+type Codes<L extends readonly string[]> = { [K in L[number] as K extends `aten::${infer N}` ? N : never]: number };
+function codes<L extends readonly string[]>(list: L): Codes<L> {
+  return Object.fromEntries(list.map((label, i) => [label.slice(6), i])) as Codes<L>;
+}
+/** Codes by overload ('add.Tensor', 'relu', ...) for unaryDirect / binaryDirect / scalarDirect. */
+export const U = codes(DIRECT_UNARY);
+export const B = codes(DIRECT_BINARY);
+export const S = codes(DIRECT_SCALAR);
+
+const NO_DIRECT = { unary: -1, binary: -1, scalar: -1 };
+function directIndex(list: readonly string[], label: string): number {
+  return (list as readonly string[]).indexOf(label);
+}
+/** Operator names with at least one direct overload. */
+const DIRECT_NAMES = new Set([...DIRECT_UNARY, ...DIRECT_BINARY, ...DIRECT_SCALAR].map((l) => l.slice(6).split('.')[0]));
+
+function sameList(a: readonly string[] | undefined, b: readonly string[]): boolean {
+  return a !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** Whether direct calls are on: the addon has the entries and its tables match ours (and KEEL_DIRECT is not 0). */
+export const directCalls: boolean = (() => {
+  if (process.env.KEEL_DIRECT === '0' || typeof native.fastOps !== 'function') return false;
+  const t = native.fastOps();
+  const labels = [...DIRECT_UNARY, ...DIRECT_BINARY, ...DIRECT_SCALAR];
+  // a precondition (core/preconditions.ts) must see its op: none of these may have one
+  if (labels.some((l) => preconditionFor(l.slice(6).split('.')[0], []) !== undefined)) return false;
+  return sameList(t.unary, DIRECT_UNARY) && sameList(t.binary, DIRECT_BINARY) && sameList(t.scalar, DIRECT_SCALAR);
+})();
+
+/** op(t) unboxed, or undefined when the general path must take it. */
+export function unaryDirect(code: number, t: unknown): Tensor | undefined {
+  if (!directCalls || (interceptors.length !== 0 && paused === 0) || !(t instanceof Tensor) || t._id < 0) return undefined;
+  return new Tensor(native.unary!(code, t._id));
+}
+
+/** op(a, b) on two tensors unboxed, or undefined when the general path must take it. */
+export function binaryDirect(code: number, a: unknown, b: unknown): Tensor | undefined {
+  if (!directCalls || (interceptors.length !== 0 && paused === 0) || !(a instanceof Tensor) || !(b instanceof Tensor) || a._id < 0 || b._id < 0) {
+    return undefined;
+  }
+  return new Tensor(native.binary!(code, a._id, b._id));
+}
+
+/** op(a, s) on a tensor and a number or boolean unboxed, or undefined when the general path must take it. */
+export function scalarDirect(code: number, a: unknown, s: unknown): Tensor | undefined {
+  if (!directCalls || (interceptors.length !== 0 && paused === 0) || !(a instanceof Tensor) || a._id < 0) return undefined;
+  if (typeof s !== 'number' && typeof s !== 'boolean') return undefined;
+  return new Tensor(native.binaryScalar!(code, a._id, s));
+}
+
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   if (v === null || typeof v !== 'object' || Array.isArray(v) || v instanceof Tensor) return false;
   const p = Object.getPrototypeOf(v);
@@ -142,6 +219,8 @@ class Overload {
   private readonly nativeArgs: unknown[];
   private readonly precondition: Precondition | undefined;
   private readonly mutable: boolean[];
+  /** This overload's codes in the direct (unboxed) tables, -1 where it has none. */
+  readonly direct: { unary: number; binary: number; scalar: number };
 
   constructor(
     readonly opName: string,
@@ -157,6 +236,9 @@ class Overload {
     this.nativeArgs = new Array(args.length + 1).fill(undefined);
     this.precondition = preconditionFor(opName, this.argNames);
     this.mutable = args.map((a) => (a[2] & MUTABLE) !== 0);
+    this.direct = directCalls
+      ? { unary: directIndex(DIRECT_UNARY, this.label), binary: directIndex(DIRECT_BINARY, this.label), scalar: directIndex(DIRECT_SCALAR, this.label) }
+      : NO_DIRECT;
   }
 
   signature(): string {
@@ -353,7 +435,20 @@ export function defineOp(name: string, specs: OverloadSpec[]): unknown {
   const overloads = specs.map(([ov, args, rets, byType]) => new Overload(name, ov, args, rets, byType === 1));
   const candidates = overloads.filter((o) => o.byType);
   const only = candidates.length === 1 ? candidates[0] : undefined;
-  const fn = function (...args: unknown[]): unknown {
+  const pick = (positional: unknown[]): Overload | undefined => only ?? candidates.find((o) => o.accepts(positional, undefined));
+  // Direct (unboxed) calls for the argument kinds whose resolution lands on
+  // an overload with a native entry: decided once here, with a stand-in tensor.
+  let unary = -1;
+  let binary = -1;
+  let scalar = -1;
+  if (directCalls && DIRECT_NAMES.has(name)) {
+    const t = Object.create(Tensor.prototype) as Tensor;
+    unary = pick([t])?.direct.unary ?? -1;
+    binary = pick([t, t])?.direct.binary ?? -1;
+    const s = [1, 1.5, true].map((v) => pick([t, v])?.direct.scalar ?? -1);
+    if (s.every((c) => c === s[0])) scalar = s[0];
+  }
+  const general = function (args: unknown[]): unknown {
     const options = optionsOf(args);
     const positional = options === undefined ? args : args.slice(0, -1);
     if (only !== undefined) return only.call(positional, options);
@@ -367,12 +462,46 @@ export function defineOp(name: string, specs: OverloadSpec[]): unknown {
         shown.map((o) => o.signature()).join('\n  '),
     );
   };
+  const fn = unary < 0 && binary < 0 && scalar < 0
+    ? function (...args: unknown[]): unknown {
+      return general(args);
+    }
+    : function (...args: unknown[]): unknown {
+      if (args.length === 1) {
+        if (unary >= 0) {
+          const r = unaryDirect(unary, args[0]);
+          if (r !== undefined) return r;
+        }
+      } else if (args.length === 2) {
+        const r = args[1] instanceof Tensor
+          ? (binary >= 0 ? binaryDirect(binary, args[0], args[1]) : undefined)
+          : (scalar >= 0 ? scalarDirect(scalar, args[0], args[1]) : undefined);
+        if (r !== undefined) return r;
+      }
+      return general(args);
+    };
   Object.defineProperty(fn, 'name', { value: name });
   for (const o of overloads) {
-    const by = function (...args: unknown[]): unknown {
+    const d = o.direct;
+    const plain = function (args: unknown[]): unknown {
       const options = optionsOf(args);
       return o.call(options === undefined ? args : args.slice(0, -1), options);
     };
+    const by = d.unary >= 0
+      ? function (...args: unknown[]): unknown {
+        return (args.length === 1 ? unaryDirect(d.unary, args[0]) : undefined) ?? plain(args);
+      }
+      : d.binary >= 0
+        ? function (...args: unknown[]): unknown {
+          return (args.length === 2 ? binaryDirect(d.binary, args[0], args[1]) : undefined) ?? plain(args);
+        }
+        : d.scalar >= 0
+          ? function (...args: unknown[]): unknown {
+            return (args.length === 2 ? scalarDirect(d.scalar, args[0], args[1]) : undefined) ?? plain(args);
+          }
+          : function (...args: unknown[]): unknown {
+            return plain(args);
+          };
     Object.defineProperty(by, 'name', { value: `${name}.${o.overload || 'default'}` });
     Object.defineProperty(fn, o.overload === '' ? 'default' : o.overload, { value: by, enumerable: true });
   }

@@ -124,28 +124,45 @@ function watchGrowth(): void {
   );
 }
 
-const scopes: Tracked[][] = [];
+// Every open scope's tensors on one stack: scope k owns held[bases[k] .. top)
+// (the innermost, [bases[last], top)). One array for all scopes, grown once
+// and reused, slots cleared as they are freed: tracking a tensor is a store
+// and an increment, and a scope allocates nothing per tensor.
+const held: (Tracked | undefined)[] = [];
+let top = 0;
+const bases: number[] = [];
+/** Above this, an emptied stack gives its memory back. */
+const HELD_KEEP = 1 << 20;
 
 // Tensors made outside every scope join the safety net in batches: one made
 // and disposed in between (the common case in a loop) never pays for
 // register + unregister (~0.27 µs a tensor, measured). Until its batch is
 // flushed the pending list holds it strongly, which changes nothing: the GC
 // could not run its finalizer inside the synchronous code that made it anyway.
-const pending: Tracked[] = [];
+// (an array of fixed use: `length = 0` would drop its backing store and
+// regrow it every batch)
+const pending: (Tracked | undefined)[] = [];
+let pendingCount = 0;
 const PENDING_BATCH = 1024;
 let flushScheduled = false;
 
 function flushPending(): void {
   flushScheduled = false;
-  for (const t of pending) register(t);
-  pending.length = 0;
+  // (tensors made while registering, by a leak warning's listener, join this pass)
+  for (let i = 0; i < pendingCount; i++) {
+    const t = pending[i];
+    pending[i] = undefined;
+    if (t !== undefined) register(t);
+  }
+  pendingCount = 0;
 }
 
 /** Called by every new tensor: the innermost scope owns it. */
 export function track(t: Tracked): void {
-  const s = scopes.length > 0 ? scopes[scopes.length - 1] : undefined;
-  if (s !== undefined) {
-    s.push(t);
+  if (bases.length > 0) {
+    if (top < held.length) held[top] = t;
+    else held.push(t);
+    top++;
     return;
   }
   trackUnscoped(t);
@@ -153,9 +170,11 @@ export function track(t: Tracked): void {
 
 /** For a tensor owned by another object (a parameter's gradient): no scope frees it, only dispose() or the safety net. */
 export function trackUnscoped(t: Tracked): void {
-  pending.push(t);
+  if (pendingCount < pending.length) pending[pendingCount] = t;
+  else pending.push(t);
+  pendingCount++;
   if (capturing) capture(t._id);
-  if (pending.length >= PENDING_BATCH) flushPending();
+  if (pendingCount >= PENDING_BATCH) flushPending();
   else if (!flushScheduled) {
     flushScheduled = true;
     queueMicrotask(flushPending);
@@ -216,35 +235,61 @@ function collectReturned(value: unknown, into: Set<unknown>, depth = 0): void {
  * tensors belong to the enclosing scope, if any.
  */
 export function scope<T>(fn: () => T): T {
-  const mine: Tracked[] = [];
-  scopes.push(mine);
+  const base = top;
+  bases.push(base);
   let result: T;
   try {
     result = fn();
   } catch (e) {
-    scopes.pop();
-    for (const t of mine) if (!t._kept) disposeTracked(t);
+    bases.pop();
+    release(base, undefined, false);
     throw e;
   }
-  scopes.pop();
+  bases.pop();
   if (result instanceof Promise) {
-    for (const t of mine) if (!t._kept) disposeTracked(t);
+    release(base, undefined, false);
     throw new TypeError('scope(fn): fn must be synchronous (it returned a Promise); its tensors were freed');
   }
-  const returned = new Set<unknown>();
-  collectReturned(result, returned);
-  const parent = scopes.length > 0 ? scopes[scopes.length - 1] : undefined;
-  for (const t of mine) {
-    if (t._id < 0) continue;
-    if (t._kept) continue;
-    if (returned.has(t)) {
-      if (parent !== undefined) parent.push(t);
+  let returned: Set<unknown> | undefined;
+  if (result !== null && typeof result === 'object') {
+    returned = new Set<unknown>();
+    collectReturned(result, returned);
+  }
+  release(base, returned, bases.length > 0);
+  return result;
+}
+
+/**
+ * Ends the scope owning held[base .. top): frees its tensors, newest first,
+ * except kept ones and those returned, which move down to the enclosing
+ * scope's part of the stack (toParent) or join the safety net.
+ */
+function release(base: number, returned: Set<unknown> | undefined, toParent: boolean): void {
+  const end = top;
+  let up: Tracked[] | undefined;
+  // newest first: glibc then frees chunks next to the top of its heap (cheaper than oldest first)
+  for (let i = end - 1; i >= base; i--) {
+    const t = held[i]!;
+    held[i] = undefined;
+    if (t._id < 0 || t._kept) continue;
+    if (returned !== undefined && returned.has(t)) {
+      if (toParent) (up ??= []).push(t);
       else register(t);
     } else {
       disposeTracked(t);
     }
   }
-  return result;
+  // what the enclosing scope now owns: the returned tensors, and any made
+  // while freeing (a release callback's) above `end`
+  let moved = base;
+  if (up !== undefined) for (let j = up.length - 1; j >= 0; j--) held[moved++] = up[j];
+  for (let j = end; j < top; j++, moved++) {
+    if (moved === j) continue;
+    held[moved] = held[j];
+    held[j] = undefined;
+  }
+  top = moved;
+  if (top === 0 && held.length > HELD_KEEP) held.length = 0;
 }
 
 /**

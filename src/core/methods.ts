@@ -1,6 +1,7 @@
 // Tensor methods with PyTorch's names (camelCase), attached above the generated
 // ops so that core/tensor.ts need not import them.
 import * as ops from '../ops/index.js';
+import { B, S, U, binaryDirect, scalarDirect, unaryDirect } from './dispatch.js';
 import { canonicalDType, isDType, isDeviceLike, type DType, type DeviceLike, type Scalar } from './dtype.js';
 import { Tensor } from './tensor.js';
 
@@ -133,44 +134,60 @@ type Method = (this: Tensor, ...args: any[]) => unknown;
 const methods: Record<string, Method> = {
   // the hottest binary ops pick their overload here, sparing the resolver
   add(other, alpha) {
+    if (alpha === undefined) {
+      const r = other instanceof Tensor ? binaryDirect(B['add.Tensor'], this, other) : scalarDirect(S['add.Scalar'], this, other);
+      if (r !== undefined) return r;
+    }
     return other instanceof Tensor ? ops.add.Tensor(this, other, alpha === undefined ? undefined : { alpha }) : ops.add.Scalar(this, other, alpha);
   },
   sub(other, alpha) {
+    if (alpha === undefined) {
+      const r = other instanceof Tensor ? binaryDirect(B['sub.Tensor'], this, other) : scalarDirect(S['sub.Scalar'], this, other);
+      if (r !== undefined) return r;
+    }
     return other instanceof Tensor ? ops.sub.Tensor(this, other, alpha === undefined ? undefined : { alpha }) : ops.sub.Scalar(this, other, alpha);
   },
-  mul(other) { return other instanceof Tensor ? ops.mul.Tensor(this, other) : ops.mul.Scalar(this, other); },
+  mul(other) {
+    const r = other instanceof Tensor ? binaryDirect(B['mul.Tensor'], this, other) : scalarDirect(S['mul.Scalar'], this, other);
+    if (r !== undefined) return r;
+    return other instanceof Tensor ? ops.mul.Tensor(this, other) : ops.mul.Scalar(this, other);
+  },
   div(other, roundingMode) {
-    if (roundingMode === undefined) return other instanceof Tensor ? ops.div.Tensor(this, other) : ops.div.Scalar(this, other);
+    if (roundingMode === undefined) {
+      const r = other instanceof Tensor ? binaryDirect(B['div.Tensor'], this, other) : scalarDirect(S['div.Scalar'], this, other);
+      if (r !== undefined) return r;
+      return other instanceof Tensor ? ops.div.Tensor(this, other) : ops.div.Scalar(this, other);
+    }
     return other instanceof Tensor
       ? ops.div.Tensor_mode(this, other, { rounding_mode: roundingMode })
       : ops.div.Scalar_mode(this, other, { rounding_mode: roundingMode });
   },
-  pow(exponent) { return ops.pow(this, exponent); },
+  pow(exponent) { return (exponent instanceof Tensor ? binaryDirect(B['pow.Tensor_Tensor'], this, exponent) : scalarDirect(S['pow.Tensor_Scalar'], this, exponent)) ?? ops.pow(this, exponent); },
   remainder(other) { return ops.remainder(this, other); },
-  maximum(other) { return ops.maximum(this, other); },
-  minimum(other) { return ops.minimum(this, other); },
-  neg() { return ops.neg(this); },
-  abs() { return ops.abs(this); },
-  sign() { return ops.sign(this); },
-  reciprocal() { return ops.reciprocal(this); },
-  square() { return ops.square(this); },
-  sqrt() { return ops.sqrt(this); },
-  rsqrt() { return ops.rsqrt(this); },
-  exp() { return ops.exp(this); },
+  maximum(other) { return binaryDirect(B.maximum, this, other) ?? ops.maximum(this, other); },
+  minimum(other) { return binaryDirect(B.minimum, this, other) ?? ops.minimum(this, other); },
+  neg() { return unaryDirect(U.neg, this) ?? ops.neg(this); },
+  abs() { return unaryDirect(U.abs, this) ?? ops.abs(this); },
+  sign() { return unaryDirect(U.sign, this) ?? ops.sign(this); },
+  reciprocal() { return unaryDirect(U.reciprocal, this) ?? ops.reciprocal(this); },
+  square() { return unaryDirect(U.square, this) ?? ops.square(this); },
+  sqrt() { return unaryDirect(U.sqrt, this) ?? ops.sqrt(this); },
+  rsqrt() { return unaryDirect(U.rsqrt, this) ?? ops.rsqrt(this); },
+  exp() { return unaryDirect(U.exp, this) ?? ops.exp(this); },
   expm1() { return ops.expm1(this); },
-  log() { return ops.log(this); },
+  log() { return unaryDirect(U.log, this) ?? ops.log(this); },
   log1p() { return ops.log1p(this); },
   log2() { return ops.log2(this); },
-  sin() { return ops.sin(this); },
-  cos() { return ops.cos(this); },
+  sin() { return unaryDirect(U.sin, this) ?? ops.sin(this); },
+  cos() { return unaryDirect(U.cos, this) ?? ops.cos(this); },
   floor() { return ops.floor(this); },
   ceil() { return ops.ceil(this); },
   round() { return ops.round(this); },
   clamp(min, max) { return ops.clamp(this, min ?? null, max ?? null); },
-  relu() { return ops.relu(this); },
-  sigmoid() { return ops.sigmoid(this); },
+  relu() { return unaryDirect(U.relu, this) ?? ops.relu(this); },
+  sigmoid() { return unaryDirect(U.sigmoid, this) ?? ops.sigmoid(this); },
   logSigmoid() { return ops.logSigmoid(this); },
-  tanh() { return ops.tanh(this); },
+  tanh() { return unaryDirect(U.tanh, this) ?? ops.tanh(this); },
   gelu(approximate = 'none') { return ops.gelu(this, { approximate }); },
   softplus(beta = 1, threshold = 20) { return ops.softplus(this, beta, threshold); },
   softmax(dim) { return ops.softmax.int(this, dim); },
@@ -185,18 +202,18 @@ const methods: Record<string, Method> = {
   copy_(src) { return ops.copy_(this, src); },
   uniform_(from = 0, to = 1) { return ops.uniform_(this, from, to); },
   normal_(mean = 0, std = 1) { return ops.normal_(this, mean, std); },
-  eq(other) { return ops.eq(this, other); },
-  ne(other) { return ops.ne(this, other); },
-  lt(other) { return ops.lt(this, other); },
-  le(other) { return ops.le(this, other); },
-  gt(other) { return ops.gt(this, other); },
-  ge(other) { return ops.ge(this, other); },
+  eq(other) { return (other instanceof Tensor ? binaryDirect(B['eq.Tensor'], this, other) : scalarDirect(S['eq.Scalar'], this, other)) ?? ops.eq(this, other); },
+  ne(other) { return (other instanceof Tensor ? binaryDirect(B['ne.Tensor'], this, other) : scalarDirect(S['ne.Scalar'], this, other)) ?? ops.ne(this, other); },
+  lt(other) { return (other instanceof Tensor ? binaryDirect(B['lt.Tensor'], this, other) : scalarDirect(S['lt.Scalar'], this, other)) ?? ops.lt(this, other); },
+  le(other) { return (other instanceof Tensor ? binaryDirect(B['le.Tensor'], this, other) : scalarDirect(S['le.Scalar'], this, other)) ?? ops.le(this, other); },
+  gt(other) { return (other instanceof Tensor ? binaryDirect(B['gt.Tensor'], this, other) : scalarDirect(S['gt.Scalar'], this, other)) ?? ops.gt(this, other); },
+  ge(other) { return (other instanceof Tensor ? binaryDirect(B['ge.Tensor'], this, other) : scalarDirect(S['ge.Scalar'], this, other)) ?? ops.ge(this, other); },
   isnan() { return ops.isnan(this); },
   isinf() { return ops.isinf(this); },
   isfinite() { return ops.isfinite(this); },
   logicalNot() { return ops.logicalNot(this); },
-  sum(dim, keepdim = false) { return dim === undefined ? ops.sum(this) : ops.sum.dim_IntList(this, dim, keepdim); },
-  mean(dim, keepdim = false) { return dim === undefined ? ops.mean(this) : ops.mean.dim(this, dim, keepdim); },
+  sum(dim, keepdim = false) { return dim === undefined ? unaryDirect(U.sum, this) ?? ops.sum(this) : ops.sum.dim_IntList(this, dim, keepdim); },
+  mean(dim, keepdim = false) { return dim === undefined ? unaryDirect(U.mean, this) ?? ops.mean(this) : ops.mean.dim(this, dim, keepdim); },
   prod(dim, keepdim = false) { return dim === undefined ? ops.prod(this) : ops.prod.dim_int(this, dim, keepdim); },
   max(dim, keepdim = false) { return dim === undefined ? ops.max(this) : ops.max.dim(this, dim, keepdim); },
   min(dim, keepdim = false) { return dim === undefined ? ops.min(this) : ops.min.dim(this, dim, keepdim); },
@@ -212,11 +229,11 @@ const methods: Record<string, Method> = {
   logsumexp(dim, keepdim = false) { return ops.logsumexp(this, dim, keepdim); },
   all() { return ops.all(this); },
   any() { return ops.any(this); },
-  matmul(other) { return ops.matmul(this, other); },
-  mm(other) { return ops.mm(this, other); },
-  bmm(other) { return ops.bmm(this, other); },
+  matmul(other) { return binaryDirect(B.matmul, this, other) ?? ops.matmul(this, other); },
+  mm(other) { return binaryDirect(B.mm, this, other) ?? ops.mm(this, other); },
+  bmm(other) { return binaryDirect(B.bmm, this, other) ?? ops.bmm(this, other); },
   dot(other) { return ops.dot(this, other); },
-  t() { return ops.t(this); },
+  t() { return unaryDirect(U.t, this) ?? ops.t(this); },
   reshape(...shape) { return ops.reshape(this, sizes(shape)); },
   view(...shape) { return ops.view(this, sizes(shape)); },
   permute(...dims) { return ops.permute(this, sizes(dims)); },
@@ -228,8 +245,8 @@ const methods: Record<string, Method> = {
   expandAs(other) { return ops.expandAs(this, other); },
   repeat(...repeats) { return ops.repeat(this, sizes(repeats)); },
   contiguous() { return ops.contiguous(this); },
-  clone() { return ops.clone(this); },
-  detach() { return ops.detach(this); },
+  clone() { return unaryDirect(U.clone, this) ?? ops.clone(this); },
+  detach() { return unaryDirect(U.detach, this) ?? ops.detach(this); },
   chunk(chunks, dim = 0) { return ops.chunk(this, chunks, dim); },
   split(size, dim = 0) { return typeof size === 'number' ? ops.split.Tensor(this, size, dim) : ops.split.sizes(this, size, dim); },
   unbind(dim = 0) { return ops.unbind.int(this, dim); },

@@ -54,6 +54,11 @@ export interface NativeBinding {
   fromData(data: ArrayBufferView, dtype: number, shape: number[]): Handle;
   toBuffer(h: Handle): ArrayBuffer;
   sameTensor(a: Handle, b: Handle): boolean;
+  // unboxed calls of the hottest overloads (native/fastops.cc); codes index fastOps()'s lists
+  unary?(code: number, self: Handle): Handle;
+  binary?(code: number, self: Handle, other: Handle): Handle;
+  binaryScalar?(code: number, self: Handle, other: number | boolean): Handle;
+  fastOps?(): { unary: string[]; binary: string[]; scalar: string[] };
   // dispatch
   resolveOp(name: string, overload: string): number;
   call(op: number, ...args: unknown[]): unknown;
@@ -125,4 +130,7 @@ function load(): NativeBinding {
   }
 }
 
-export const native: NativeBinding = load();
+// The addon's exports object is in dictionary mode (58 functions set one by
+// one); every `native.x` load on it went through V8's generic LoadIC. A copy
+// made by spread has fast properties: measured ~2 % of a small op's time.
+export const native: NativeBinding = { ...load() };
