@@ -19,6 +19,7 @@ import { AGENT_PID, isWorker, MAX_RESTARTS, RESTART_COUNT } from '../distributed
 import { latestCheckpoint } from '../train/checkpoint-files.js';
 import { acquireLock, prepareFreshRun, removeLeftovers, RunFolderError, type RunLock } from '../train/run-folder.js';
 import { UsageError } from './errors.js';
+import { resumeFolder } from './resume-folder.js';
 import { TRAIN_MODELS } from './program.js';
 
 /** The launcher's flags (removed from the workers' command line), by commander attribute. */
@@ -82,11 +83,7 @@ export function workerArgs(argv: readonly string[]): string[] {
 /** What the workers must not be asked, checked before any starts (they would refuse it N times over, or diverge). */
 function checkTrainFlags(o: Record<string, unknown>, world: number): string {
   if (o.resume !== undefined) {
-    const dir = resolve(o.resume as string);
-    const configPath = join(dir, 'config.json');
-    if (!existsSync(configPath)) throw new UsageError(`--resume ${dir}: no config.json there (not a keel train output folder)`);
-    if (o.overwrite) throw new RunFolderError('--resume and --overwrite exclude each other');
-    if (o.out !== undefined && resolve(o.out as string) !== dir) throw new RunFolderError(`--resume ${dir} writes into ${dir}; --out ${o.out as string} differs`);
+    const { dir, configPath } = resumeFolder(o);
     let saved: { worldSize?: unknown; precision?: unknown };
     try {
       saved = JSON.parse(readFileSync(configPath, 'utf8')) as typeof saved;

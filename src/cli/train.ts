@@ -19,6 +19,7 @@ import { acquireLock, mergeResumeFlags, prepareFreshRun, removeLeftovers, RunFol
 import { readWorkerEnv, type WorkerEnv } from '../distributed/worker-env.js';
 import type { Command } from 'commander';
 import { UsageError } from './errors.js';
+import { resumeFolder } from './resume-folder.js';
 import { TRAIN_MODELS } from './program.js';
 
 export interface TrainConfig {
@@ -277,11 +278,7 @@ export async function trainFromOptions(o: Record<string, unknown>, cmd?: Command
     throw new UsageError((e as Error).message);
   }
   if (o.resume !== undefined) {
-    const dir = resolve(o.resume as string);
-    const configPath = join(dir, 'config.json');
-    if (!existsSync(configPath)) throw new UsageError(`--resume ${dir}: no config.json there (not a keel train output folder)`);
-    if (o.overwrite) throw new RunFolderError('--resume and --overwrite exclude each other');
-    if (o.out !== undefined && resolve(o.out as string) !== dir) throw new RunFolderError(`--resume ${dir} writes into ${dir}; --out ${o.out as string} differs`);
+    const { dir, configPath } = resumeFolder(o);
     const given = Object.fromEntries(CONFIG_KEYS.filter((k) => cmd?.getOptionValueSource(k) === 'cli').map((k) => [k, o[k]]));
     const { config, changed } = mergeResumeFlags({ ...readConfig(configPath), out: dir }, given);
     const summary = await runTraining(config, { resume: true, progress: o.progress as boolean, changed, ...(worker ? { worker } : {}) });
