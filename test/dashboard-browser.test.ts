@@ -37,7 +37,9 @@ describe('dashboard in chromium', { skip, timeout: 60_000 }, () => {
     await page.goto(dash.url);
     await page.waitForFunction(() => {
       const s = (window as any).keelDashboard;
-      return s && s.runs.length === 3 && Object.keys(s.views).length === 3 && s.charts.loss;
+      // the loss chart is redrawn as each run's view arrives: wait for the one with both train runs
+      return s && s.runs.length === 3 && Object.keys(s.views).length === 3 && s.charts.loss
+        && s.charts.loss.series.filter((x: any) => typeof x.label === 'string' && x.label.endsWith('-run')).length === 2;
     }, undefined, { timeout: 20_000 });
   });
 

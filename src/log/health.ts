@@ -48,6 +48,11 @@ export interface HealthOptions {
   every?: number;
 }
 
+/** The spacing just below 1 (1 − this is the largest value under 1), by dtype. */
+const ULP_BELOW_ONE: Record<string, number> = { float64: 2 ** -53, float32: 2 ** -24, float16: 2 ** -11, bfloat16: 2 ** -8 };
+/** The least positive value (the next one above 0), by dtype. */
+const SMALLEST_SUBNORMAL: Record<string, number> = { float64: 2 ** -1074, float32: 2 ** -149, float16: 2 ** -24, bfloat16: 2 ** -133 };
+
 function moduleOf(paramName: string): string {
   const i = paramName.lastIndexOf('.');
   return i < 0 ? '' : paramName.slice(0, i);
@@ -91,10 +96,12 @@ export class HealthMonitor {
         unintercepted(() => noGrad(() => {
           const c = scope(() => {
             const o = out.detach();
-            if (kind === 'dead') return o.eq(0).sum().to('float64').keep();
+            if (kind === 'dead') return ops.countNonzero(o).to('float64').neg().add(o.numel()).keep();
             // within one ulp of a bound: the next representable value toward the inside
-            const hi = ops.nextafter(ops.onesLike(o), ops.zerosLike(o));
-            const lo = ops.nextafter(ops.fullLike(o, lower), ops.onesLike(o));
+            const ulp = ULP_BELOW_ONE[o.dtype];
+            if (ulp === undefined) return ops.zeros([], { dtype: 'float64' }).keep();
+            const hi = 1 - ulp;
+            const lo = lower === 0 ? SMALLEST_SUBNORMAL[o.dtype] : -1 + ulp;
             return ops.logicalOr(o.ge(hi), o.le(lo)).sum().to('float64').keep();
           });
           this.activations.push([path, kind, c, out.numel()]);
