@@ -108,26 +108,18 @@ int32_t handleOf(napi_env env, napi_value v, const char* what) {
 }
 
 napi_value Unary(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value a[2];
-  napi_get_cb_info(env, info, &argc, a, nullptr, nullptr);
-  if (argc < 2) {
-    napi_throw_type_error(env, nullptr, "unary(code, self) needs two arguments");
-    return nullptr;
-  }
+  // a missing argument is undefined: refused below as not a code or not a handle
+  getArgs(env, info, 2, a);
   const UnaryOp* op = pick(env, a[0], kUnary, "unary");
   if (op == nullptr) return nullptr;
   KEEL_GUARD(env, op->label, { return jsTensor(env, op->fn(slot(handleOf(env, a[1], "self"), "self"))); })
 }
 
 napi_value Binary(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value a[3];
-  napi_get_cb_info(env, info, &argc, a, nullptr, nullptr);
-  if (argc < 3) {
-    napi_throw_type_error(env, nullptr, "binary(code, self, other) needs three arguments");
-    return nullptr;
-  }
+  // a missing argument is undefined: refused below as not a code or not a handle
+  getArgs(env, info, 3, a);
   const BinaryOp* op = pick(env, a[0], kBinary, "binary");
   if (op == nullptr) return nullptr;
   KEEL_GUARD(env, op->label, {
@@ -138,13 +130,9 @@ napi_value Binary(napi_env env, napi_callback_info info) {
 }
 
 napi_value BinaryScalar(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value a[3];
-  napi_get_cb_info(env, info, &argc, a, nullptr, nullptr);
-  if (argc < 3) {
-    napi_throw_type_error(env, nullptr, "binaryScalar(code, self, other) needs three arguments");
-    return nullptr;
-  }
+  // a missing argument is undefined: refused below as not a code or not a handle
+  getArgs(env, info, 3, a);
   const ScalarOp* op = pick(env, a[0], kScalar, "binaryScalar");
   if (op == nullptr) return nullptr;
   KEEL_GUARD(env, op->label, {
