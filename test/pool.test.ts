@@ -5,6 +5,9 @@
 // fails every item with the reason.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { PoolResult, PoolOptions } from '../dist/experiments/pool.js';
 import type { PoolTestItem } from './pool-worker.js';
 
@@ -16,8 +19,12 @@ const { runPool } = (await import(poolPath)) as { runPool: RunPool };
 const label = (it: PoolTestItem, i: number) => `#${i} ${it.kind}(${it.x})`;
 
 test('runPool: results in input order although items finish out of order, across 2 children', async () => {
-  // decreasing delays: later items finish first within each child
-  const items: PoolTestItem[] = Array.from({ length: 8 }, (_, i) => ({ kind: 'square', x: i, delay: (8 - i) * 40 }));
+  // item 0 cannot finish before item 7 has: the other child must run items 1..7
+  // while the first holds item 0, so completion order differs from input order
+  // however slowly the children start (a timing-only version raced under load)
+  const dir = mkdtempSync(join(tmpdir(), 'keel-pool-'));
+  const done7 = join(dir, 'item7.done');
+  const items: PoolTestItem[] = Array.from({ length: 8 }, (_, i) => ({ kind: 'square', x: i, ...(i === 0 ? { waitFor: done7 } : i === 7 ? { signal: done7 } : {}) }));
   const lines: string[] = [];
   const order: number[] = [];
   const rs = await runPool<PoolTestItem, { x: number; y: number; pid: number }>(items, {
@@ -30,8 +37,10 @@ test('runPool: results in input order although items finish out of order, across
   });
   assert.equal(new Set(rs.map((r) => (r.ok ? r.value.pid : 0))).size, 2, 'two child processes shared the work');
   assert.notDeepEqual(order, [...order].sort((a, b) => a - b), 'completion order differs from input order');
+  assert.equal(order[7], 0, 'item 0 finished last');
   assert.equal(lines.length, 8);
-  assert.match(lines[7], /^\[pool\] 8\/8 #\d square\(\d\) \(\d+\.\d s\) y=\d+/);
+  assert.match(lines[7], /^\[pool\] 8\/8 #0 square\(0\) \(\d+\.\d s\) y=0/);
+  rmSync(dir, { recursive: true, force: true });
 });
 
 test('runPool: a throwing item gives an error result naming the item; the others finish', async () => {
