@@ -3,25 +3,15 @@
 // hard timeout, so nothing can hang the suite.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import * as keel from 'keel';
+import { freePort } from './helpers/net.js';
 import { runTorch, torchAvailable } from './helpers/torch.js';
 
 const CHILD = join(process.cwd(), 'build', 'test', 'distributed-child.js');
 
-function freePort(): Promise<number> {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.once('error', fail);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => ok(port));
-    });
-  });
-}
 
 interface Run { code: number | null; signal: string | null; out: Record<string, any> | undefined; stderr: string }
 

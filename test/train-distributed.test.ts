@@ -5,6 +5,7 @@
 // Error; with --max-restarts 1 the run resumes from rank 0's latest
 // checkpoint on every rank and ends bitwise equal to the uninterrupted run;
 // Ctrl-C stops every worker at one step with a checkpoint; bad flags exit 2.
+// Two agents with --nnodes 2 on loopback stand in for two machines.
 // Every child has a hard timeout; nothing is left running.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -13,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import * as keel from 'keel';
+import { freePort } from './helpers/net.js';
 
 const KEEL = join(process.cwd(), 'bin', 'keel.js');
 const ROOT = mkdtempSync(join(tmpdir(), 'keel-train-dist-'));
@@ -90,6 +92,23 @@ test('--nproc 2 at --batch-size 16 ends equal to one process at --batch-size 32 
   assert.deepEqual(keel.train.listCheckpoints(join(DDP, 'checkpoints')), [2, 4, 6, 8, 10]);
   assert.ok(!existsSync(join(DDP, 'keel.lock')), 'the agent released the lock');
   noneLeft(DDP);
+});
+
+test('two nodes on loopback (--nnodes 2 --node-rank 0|1 --nproc 1, one agent each) end equal to one process at the 2x batch; only node 0 writes', async () => {
+  const port = String(await freePort());
+  const node = (rank: number) => keelRun([...ARGS, '--batch-size', '16', '--nproc', '1', '--nnodes', '2', '--node-rank', String(rank),
+    '--master-addr', '127.0.0.1', '--master-port', port, '--out', join(ROOT, `node${rank}`)]);
+  const [n0, n1] = await Promise.all([node(0), node(1)]);
+  assert.equal(n0.code, 0, n0.stderr);
+  assert.equal(n1.code, 0, n1.stderr);
+  assert.match(n0.stdout, /^\[rank 0\] \{"testAccuracy":[0-9.]+,"testLoss":[0-9.]+,"steps":10,/);
+  assert.equal(n1.stdout, '', 'node 1 (global rank 1) prints no summary');
+  const d = maxDiff(weights(join(ROOT, 'node0', 'model.safetensors')), weights(join(ROOT, 'single', 'model.safetensors')));
+  assert.ok(d <= 1e-12, `max |2 nodes - one process at the 2x batch| = ${d}`);
+  assert.equal(JSON.parse(readFileSync(join(ROOT, 'node0', 'config.json'), 'utf8')).worldSize, 2);
+  assert.deepEqual(existsSync(join(ROOT, 'node1')) ? readdirSync(join(ROOT, 'node1')) : [], [], 'node 1 wrote nothing');
+  noneLeft(join(ROOT, 'node0'));
+  noneLeft(join(ROOT, 'node1'));
 });
 
 test('a worker killed mid-run (SIGKILL at step 5): the others stop with an Error, the agent exits 1 naming the rank, within the timeout', async () => {
