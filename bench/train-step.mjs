@@ -3,16 +3,19 @@
 // step overhead over AdamW:
 //   LeNet-5    batch 128 of 28×28×1 (keel.nn.zoo.LeNet5)
 //   ResNet-18  batch 32 of 32×32×3, CIFAR-style 3×3 stem (keel.nn.zoo.ResNet18, width 64)
+//   MLP        784-256-256-10, batch 64 (keel.nn.zoo.MLP), with AdamW and with SGD (lr 1e-2)
 // A step is: forward, cross-entropy, zero_grad (set to None), backward,
 // optimizer step, loss.item() — the same in both, in training mode (BatchNorm
 // batch statistics), on a fixed random batch (the data loader is not timed).
-// Optimizer AdamW(lr 1e-3, weight decay 1e-2); PyTorch 1.13 on CPU takes its
-// single-tensor path (foreach is off by default there), as Keel does. The
+// Optimizer AdamW(lr 1e-3, weight decay 1e-2) (SGD lr 1e-2 on the mlp-sgd
+// row), each side's default: PyTorch 1.13 on CPU its single-tensor path
+// (foreach is off by default there), Keel its multi-tensor (_foreach) path,
+// bitwise the numbers of its single-tensor one. The
 // PyTorch models are written out below with the same architecture; their
 // parameter names and shapes are checked equal to Keel's before any timing.
 // SING overhead: Keel's SING (the authors' recipe, Lookahead on) vs Keel's
 // AdamW on the same model, taking turns in one process.
-//   node bench/train-step.mjs [--quick] [--threads 1,2]
+//   node bench/train-step.mjs [--quick] [--threads 1,2] [--models lenet5,resnet18,mlp,mlp-sgd]
 // The cost of noticing Ctrl-C between steps: keel.train.fit (synchronous)
 // against keel.train.fitAsync (one clock read a step, a setImmediate yield
 // once ≥ 50 ms passed), taking turns in one process, on LeNet-5 and on a
@@ -30,10 +33,16 @@ const SCRIPT = fileURLToPath(import.meta.url);
 const args = parseArgs();
 const ROUNDS = args.quick ? 3 : 9;
 const MIN_SECONDS = args.quick ? 0.3 : 1.5;
+// optim: the baseline both sides run (SING is timed against Keel's AdamW on the AdamW models)
 const MODELS = {
-  lenet5: { label: 'LeNet-5, batch 128, 28×28×1', batch: 128, input: [1, 28, 28] },
-  resnet18: { label: 'ResNet-18, batch 32, 32×32×3', batch: 32, input: [3, 32, 32] },
+  lenet5: { label: 'LeNet-5, batch 128, 28×28×1', batch: 128, input: [1, 28, 28], optim: 'adamw' },
+  resnet18: { label: 'ResNet-18, batch 32, 32×32×3', batch: 32, input: [3, 32, 32], optim: 'adamw' },
+  mlp: { label: 'MLP 784-256-256-10, batch 64, AdamW', batch: 64, input: [784], optim: 'adamw' },
+  'mlp-sgd': { label: 'MLP 784-256-256-10, batch 64, SGD', batch: 64, input: [784], optim: 'sgd' },
 };
+const mi = args.rest.indexOf('--models');
+const MODEL_KEYS = mi >= 0 ? args.rest[mi + 1].split(',') : Object.keys(MODELS);
+for (const k of MODEL_KEYS) if (!MODELS[k]) throw new Error(`--models: unknown ${k} (${Object.keys(MODELS).join(', ')})`);
 
 // ---------------------------------------------------------------- Keel side
 
@@ -47,13 +56,16 @@ async function keelWorker(threads) {
     if (s) return s;
     keel.manualSeed(0);
     const spec = MODELS[model];
-    const m = model === 'lenet5' ? new keel.nn.zoo.LeNet5({ inChannels: 1, numClasses: 10 }) : new keel.nn.zoo.ResNet18({ inChannels: 3, numClasses: 10 });
+    const m = model === 'lenet5' ? new keel.nn.zoo.LeNet5({ inChannels: 1, numClasses: 10 })
+      : model === 'resnet18' ? new keel.nn.zoo.ResNet18({ inChannels: 3, numClasses: 10 })
+        : new keel.nn.zoo.MLP({ inFeatures: 784, numClasses: 10, hidden: [256, 256] });
     m.train();
     const x = keel.randn([spec.batch, ...spec.input]).keep();
     const y = keel.randint(0, 10, [spec.batch]).keep();
     const opt = optim === 'sing'
       ? new keel.optim.SING(m.parameters(), { lr: 1e-3, weightDecay: 1e-3 })
-      : new keel.optim.AdamW(m.parameters(), { lr: 1e-3, weightDecay: 1e-2 });
+      : optim === 'sgd' ? new keel.optim.SGD(m.parameters(), { lr: 1e-2 })
+        : new keel.optim.AdamW(m.parameters(), { lr: 1e-3, weightDecay: 1e-2 });
     s = { m, x, y, opt };
     setups.set(key, s);
     return s;
@@ -139,17 +151,29 @@ class ResNet18(nn.Module):
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
-SPECS = {'lenet5': (128, (1, 28, 28)), 'resnet18': (32, (3, 32, 32))}
+class MLP(nn.Module):
+    # as keel.nn.zoo.MLP({ inFeatures: 784, numClasses: 10, hidden: [256, 256] })
+    def __init__(self):
+        super().__init__()
+        self.flatten = nn.Flatten()
+        self.layers = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
+    def forward(self, x):
+        return self.layers(self.flatten(x))
+
+SPECS = {'lenet5': (128, (1, 28, 28)), 'resnet18': (32, (3, 32, 32)), 'mlp': (64, (784,)), 'mlp-sgd': (64, (784,))}
 setups = {}
 def setup(model):
     if model not in setups:
         torch.manual_seed(0)
         batch, shape = SPECS[model]
-        m = LeNet5() if model == 'lenet5' else ResNet18()
+        m = LeNet5() if model == 'lenet5' else ResNet18() if model == 'resnet18' else MLP()
         m.train()
         x = torch.randn(batch, *shape)
         y = torch.randint(0, 10, (batch,))
-        opt = torch.optim.AdamW(m.parameters(), lr=1e-3, weight_decay=1e-2)
+        if model == 'mlp-sgd':
+            opt = torch.optim.SGD(m.parameters(), lr=1e-2)
+        else:
+            opt = torch.optim.AdamW(m.parameters(), lr=1e-3, weight_decay=1e-2)
         setups[model] = (m, x, y, opt)
     return setups[model]
 
@@ -258,7 +282,8 @@ async function main() {
     const keelW = nodeWorker(SCRIPT, 'keel', n, 'Keel');
     const pyW = torch ? pythonWorker(PY, n) : null;
     try {
-      for (const [model, spec] of Object.entries(MODELS)) {
+      for (const model of MODEL_KEYS) {
+        const spec = MODELS[model];
         // the same architecture, checked before timing
         const kp = (await keelW.request({ cmd: 'params', model })).params;
         if (pyW) {
@@ -267,17 +292,18 @@ async function main() {
           paramCheck[model] = { tensors: kp.length, parameters: count(kp), pytorchParameters: count(pp), namesAndShapesEqual: true };
         } else paramCheck[model] = { tensors: kp.length, parameters: count(kp) };
         process.stderr.write(`[${n} thread${n > 1 ? 's' : ''}] ${spec.label}: ${count(kp).toLocaleString('en-US')} parameters in ${kp.length} tensors${pyW ? ', equal to PyTorch\'s' : ''}; timing...\n`);
-        const contenders = { keel: keelW, ...(pyW ? { pytorch: pyW } : {}), keelSing: keelW };
-        const ms = await measure(contenders, (name) => ({ model, optim: name === 'keelSing' ? 'sing' : 'adamw' }), pauseFor(n));
+        const withSing = spec.optim === 'adamw';
+        const contenders = { keel: keelW, ...(pyW ? { pytorch: pyW } : {}), ...(withSing ? { keelSing: keelW } : {}) };
+        const ms = await measure(contenders, (name) => ({ model, optim: name === 'keelSing' ? 'sing' : spec.optim }), pauseFor(n));
         const row = {
           model, label: spec.label, threads: n,
           msPerStep: Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, median(v)])),
           keelOverPytorch: ms.pytorch ? pairedRatio(ms.keel, ms.pytorch) : null,
-          singOverAdamw: pairedRatio(ms.keelSing, ms.keel),
+          singOverAdamw: withSing ? pairedRatio(ms.keelSing, ms.keel) : null,
           samplesMs: ms,
         };
         results.push(row);
-        overhead.push({ model, threads: n, ratio: row.singOverAdamw });
+        if (withSing) overhead.push({ model, threads: n, ratio: row.singOverAdamw });
       }
     } finally {
       await keelW.close();
@@ -285,7 +311,7 @@ async function main() {
     }
   }
 
-  const header = ['model', 'threads', 'Keel AdamW ms/step', 'PyTorch AdamW ms/step', 'Keel ÷ PyTorch', 'Keel SING ms/step', 'SING ÷ AdamW (Keel)'];
+  const header = ['model', 'threads', 'Keel ms/step', 'PyTorch ms/step', 'Keel ÷ PyTorch', 'Keel SING ms/step', 'SING ÷ AdamW (Keel)'];
   const rows = results.map((r) => [
     r.label, String(r.threads), fmt(r.msPerStep.keel), fmt(r.msPerStep.pytorch), ratio(r.keelOverPytorch), fmt(r.msPerStep.keelSing), ratio(r.singOverAdamw),
   ]);
@@ -293,9 +319,9 @@ async function main() {
   out.push(`# Training step: Keel vs PyTorch-Python, and SING's overhead; ms per step, median over ${ROUNDS} rounds of ≥ ${MIN_SECONDS}s${args.quick ? ' (--quick)' : ''}`);
   out.push(`machine: ${info.cpu}, ${info.cores} cores; Node ${info.node}; libtorch ${info.libtorch}; BLAS ${info.blasKind}; PyTorch ${torch ?? 'unavailable'} (/usr/bin/python3)`);
   out.push(THREAD_NOTE);
-  out.push('step: forward, cross-entropy, zero_grad(set_to_none), backward, optimizer step, loss.item(); training mode; fixed random batch. AdamW(lr 1e-3, wd 1e-2); SING(lr 1e-3, wd 1e-3, Lookahead on)');
+  out.push('step: forward, cross-entropy, zero_grad(set_to_none), backward, optimizer step, loss.item(); training mode; fixed random batch. AdamW(lr 1e-3, wd 1e-2), SGD(lr 1e-2) as the row says; SING(lr 1e-3, wd 1e-3, Lookahead on) against AdamW');
   out.push(`architectures checked equal (parameter names and shapes): ${Object.entries(paramCheck).map(([m, c]) => `${m} ${c.parameters.toLocaleString('en-US')} parameters${c.namesAndShapesEqual ? ' = PyTorch' : ''}`).join(', ')}`);
-  out.push('ratios: median over rounds of the per-round ratio (contenders take turns). Goals: Keel ÷ PyTorch ≤ 1.00×; SING ÷ AdamW ≤ 1.05× on LeNet-5');
+  out.push('ratios: median over rounds of the per-round ratio (contenders take turns). Goals (issue 18): Keel ÷ PyTorch ≤ 0.95×; SING ÷ AdamW ≤ 1.05× on every model');
   out.push('');
   out.push(table(header, rows));
   console.log(out.join('\n'));

@@ -380,5 +380,6 @@ NAPI_MODULE_INIT() {
   keel::registerDistributedFunctions(env, exports);
   keel::registerGuardFunctions(env, exports);
   keel::registerFastOpFunctions(env, exports);
+  keel::registerOptimFunctions(env, exports);
   return exports;
 }

@@ -104,6 +104,7 @@ void registerRoundFunctions(napi_env env, napi_value exports);
 void registerDistributedFunctions(napi_env env, napi_value exports);
 void registerGuardFunctions(napi_env env, napi_value exports);
 void registerFastOpFunctions(napi_env env, napi_value exports);
+void registerOptimFunctions(napi_env env, napi_value exports);
 
 void defineFunction(napi_env env, napi_value exports, const char* name, napi_callback cb);
 

@@ -611,3 +611,44 @@ test('multi-tensor SING (Adam part and Lookahead) gives bitwise the numbers of t
     assert.deepEqual(run(true), run(false), JSON.stringify(opts));
   }
 });
+
+test('SING\'s native passes (standardisation, softplus denominator: one call each over the group) give bitwise the per-tensor ops\' numbers', async () => {
+  // an installed interceptor makes the passes dispatch op by op from JS, as under a precision policy or the guard's trace
+  const { intercept } = (await import(new URL('../../dist/core/dispatch.js', import.meta.url).href)) as { intercept: (f: (c: unknown, r: unknown) => unknown) => () => void };
+  for (const dtype of ['float32', 'float64'] as const) {
+    const grads = (): keel.Tensor[] => {
+      keel.manualSeed(5);
+      // per-channel offsets so that centring matters; a 0-d-like 1-element tensor and a 4-D one
+      return [[7], [4, 3], [3, 2, 3, 3], [1]].map((s) => keel.randn(s, { dtype }).add(keel.arange(0, s[0], 1, { dtype }).reshape([s[0], ...s.slice(1).map(() => 1)])).keep());
+    };
+    const native = grads();
+    const perOp = grads();
+    keel.optim.standardizeGradients(native.map((g) => { const p = keel.zerosLike(g).requiresGrad_(); p.grad = g; return p; }));
+    const stop = intercept((_c, r) => r);
+    try {
+      keel.optim.standardizeGradients(perOp.map((g) => { const p = keel.zerosLike(g).requiresGrad_(); p.grad = g; return p; }));
+    } finally {
+      stop();
+    }
+    native.forEach((g, i) => assert.deepEqual(Array.from(g.flatten().data() as Float32Array), Array.from(perOp[i].flatten().data() as Float32Array), `${dtype} gradient ${i}`));
+    // each standardised: norm 1 (to rounding), per-channel mean 0 for ≥ 2-d
+    for (const g of native) assert.ok(Math.abs((g.square().sum().item() as number) - 1) < 1e-5);
+  }
+  const sing = (intercepted: boolean): number[][] => {
+    keel.manualSeed(12);
+    const model = new keel.nn.Sequential(new keel.nn.Conv2d(2, 3, 3), new keel.nn.Flatten(), new keel.nn.Linear(3 * 4 * 4, 2));
+    const opt = new keel.optim.SING(model.parameters(), { weightDecay: 0.01 });
+    const x = keel.randn([4, 2, 6, 6]);
+    for (let i = 0; i < 6; i++) {
+      opt.zeroGrad();
+      keel.scope(() => model.call(x).square().mean().backward());
+      if (!intercepted) opt.step();
+      else {
+        const stop = intercept((_c, r) => r);
+        try { opt.step(); } finally { stop(); }
+      }
+    }
+    return model.parameters().map((p) => Array.from(p.flatten().data() as Float32Array));
+  };
+  assert.deepEqual(sing(false), sing(true));
+});

@@ -81,6 +81,11 @@ export function intercept(it: Interceptor | ((call: OpCall, result: unknown) => 
   };
 }
 
+/** Whether an interceptor would see an op dispatched now (one is installed and interception is not paused). */
+export function interceptionActive(): boolean {
+  return interceptors.length !== 0 && paused === 0;
+}
+
 /** Runs fn with interception off (for an interceptor's own ops). */
 export function unintercepted<T>(fn: () => T): T {
   paused++;

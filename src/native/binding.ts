@@ -108,6 +108,9 @@ export interface NativeBinding {
   guardNorms?(norms: Handle[], scalars: Handle[] | null, bufferNorms: Handle[] | null): Float64Array;
   copyTensors?(dst: Handle[], src: Handle[]): void;
   rngStateInto?(dst: Handle): void;
+  // optimizer passes with no _foreach op (native/optim.cc); optional: an older addon takes the per-tensor path
+  standardizeGradients?(grads: Handle[], centralize: boolean, normalize: boolean, eps: number): void;
+  softplusInPlace?(ts: Handle[], beta: number, threshold: number): void;
 }
 
 function load(): NativeBinding {

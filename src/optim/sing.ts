@@ -34,7 +34,7 @@ import { Tensor } from '../core/tensor.js';
 import { zerosLike } from '../core/creation.js';
 import * as ops from '../ops/index.js';
 import { checkRange, knownOptions, Optimizer, type GroupOf, type ParamsArg, type ParamState } from './optimizer.js';
-import { standardizeGradient } from './standardize.js';
+import { softplusInPlace, standardizeInPlace } from './multi-tensor.js';
 
 export interface SINGHyper {
   lr: number;
@@ -175,8 +175,8 @@ export class SING extends Optimizer<SINGHyper> {
     }
   }
 
-  /** The parameter's state (made on its first step) with its gradient standardised in place. */
-  private prepare(g: SINGGroup, p: Tensor, grad: Tensor): ParamState {
+  /** The parameter's state, made on its first step. */
+  private prepare(g: SINGGroup, p: Tensor): ParamState {
     const s = this.stateOf(p, (st) => {
       st.scalars.step = 0;
       st.tensors.exp_avg = zerosLike(p);
@@ -184,7 +184,6 @@ export class SING extends Optimizer<SINGHyper> {
       if (g.lookahead) st.tensors.lookahead_params = p.clone();
     });
     if (g.lookahead && s.tensors.lookahead_params === undefined) s.tensors.lookahead_params = p.clone().keep();
-    standardizeGradient(grad, { centralize: g.gradCentralization, normalize: g.gradNormalization, eps: g.eps });
     return s;
   }
 
@@ -196,7 +195,8 @@ export class SING extends Optimizer<SINGHyper> {
     const { lr, eps, weightDecay } = g;
     const [beta1, beta2] = g.betas;
     for (const [p, grad] of params) {
-      const s = this.prepare(g, p, grad);
+      const s = this.prepare(g, p);
+      standardizeInPlace([grad], g.gradCentralization, g.gradNormalization, eps);
       const step = ++s.scalars.step;
       const { exp_avg: expAvg, exp_avg_sq: expAvgSq } = s.tensors;
       expAvg.mul_(beta1).add_(grad, 1 - beta1);
@@ -210,7 +210,7 @@ export class SING extends Optimizer<SINGHyper> {
     }
   }
 
-  /** The same update, stage by stage over the group (standardisation and softplus stay per tensor: they have no _foreach form). */
+  /** The same update, stage by stage over the group (standardisation and softplus, which have no _foreach form, in one native pass each). */
   private updateGroupForeach(g: SINGGroup, params: [Tensor, Tensor][]): void {
     const { lr, eps, weightDecay } = g;
     const [beta1, beta2] = g.betas;
@@ -220,13 +220,14 @@ export class SING extends Optimizer<SINGHyper> {
     const expAvgSqs: Tensor[] = [];
     const steps: number[] = [];
     for (const [p, grad] of params) {
-      const s = this.prepare(g, p, grad);
+      const s = this.prepare(g, p);
       ps.push(p);
       grads.push(grad);
       expAvgs.push(s.tensors.exp_avg);
       expAvgSqs.push(s.tensors.exp_avg_sq);
       steps.push(++s.scalars.step);
     }
+    standardizeInPlace(grads, g.gradCentralization, g.gradNormalization, eps);
     ops._foreachMul_.Scalar(expAvgs, beta1);
     ops._foreachAdd_.List(expAvgs, grads, { alpha: 1 - beta1 });
     ops._foreachMul_.Scalar(expAvgSqs, beta2);
@@ -235,9 +236,9 @@ export class SING extends Optimizer<SINGHyper> {
       const decayed = ps.filter((p) => p.ndim > 1);
       if (decayed.length > 0) ops._foreachMul_.Scalar(decayed, 1 - lr * weightDecay);
     }
-    let denoms = ops._foreachSqrt(expAvgSqs);
+    const denoms = ops._foreachSqrt(expAvgSqs);
     ops._foreachDiv_.ScalarList(denoms, steps.map((t) => Math.sqrt(1 - beta2 ** t)));
-    if (g.softplus) denoms = denoms.map((d) => d.softplus(g.softplusBeta, 20));
+    if (g.softplus) softplusInPlace(denoms, g.softplusBeta, 20);
     else ops._foreachAdd_.Scalar(denoms, eps);
     ops._foreachAddcdiv_.ScalarList(ps, expAvgs, denoms, steps.map((t) => -lr / (1 - beta1 ** t)));
   }

@@ -4,10 +4,9 @@
 // the whole tensor by its L2 norm. As the SING authors' code does it
 // (github.com/AdrienCourtois/SING, sing.py: centralize_gradient,
 // normalize_gradient), gradients are changed in place.
-import { enableGrad, noGrad } from '../core/autograd.js';
-import { scope } from '../core/memory.js';
+import { enableGrad } from '../core/autograd.js';
 import { Tensor } from '../core/tensor.js';
-import * as ops from '../ops/index.js';
+import { standardizeInPlace } from './multi-tensor.js';
 import type { OptimizerLike, OptimizerStateDict, ParamGroup } from './optimizer.js';
 
 export interface StandardizeOptions {
@@ -22,24 +21,18 @@ export interface StandardizeOptions {
 /** Centres (≥ 2-d) and normalises one gradient tensor in place. */
 export function standardizeGradient(grad: Tensor, options: StandardizeOptions = {}): void {
   const { centralize = true, normalize = true, eps = 1e-8 } = options;
-  scope(() =>
-    noGrad(() => {
-      const n = grad.ndim;
-      if (centralize && n > 1) {
-        const dims = Array.from({ length: n - 1 }, (_, i) => i + 1);
-        grad.sub_(grad.mean(dims, true));
-      }
-      if (normalize) grad.div_(ops.frobeniusNorm.dim(grad, [], false).add(eps));
-    }),
-  );
+  standardizeInPlace([grad], centralize, normalize, eps);
 }
 
-/** Standardises, in place, the gradient of every parameter that has one. */
+/** Standardises, in place, the gradient of every parameter that has one (one native pass over the list). */
 export function standardizeGradients(params: Tensor | Tensor[], options: StandardizeOptions = {}): void {
+  const { centralize = true, normalize = true, eps = 1e-8 } = options;
+  const grads: Tensor[] = [];
   for (const p of params instanceof Tensor ? [params] : params) {
     const g = p.grad;
-    if (g !== undefined) standardizeGradient(g, options);
+    if (g !== undefined) grads.push(g);
   }
+  standardizeInPlace(grads, centralize, normalize, eps);
 }
 
 /**

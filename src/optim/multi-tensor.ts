@@ -1,0 +1,49 @@
+// Per-tensor optimizer passes that libtorch 1.13 has no _foreach op for,
+// over a whole list at once: natively in one call (native/optim.cc, the same
+// ATen ops in the same order, so the same numbers bitwise), or tensor by
+// tensor from here when an interceptor must see each op (a precision policy,
+// the guard's trace) or the addon predates the native entries.
+import { noGrad } from '../core/autograd.js';
+import { interceptionActive } from '../core/dispatch.js';
+import { scope } from '../core/memory.js';
+import type { Tensor } from '../core/tensor.js';
+import { native } from '../native/binding.js';
+import * as ops from '../ops/index.js';
+
+const NATIVE = typeof native.standardizeGradients === 'function' && process.env.KEEL_OPTIM_NATIVE !== '0';
+
+const ids = (ts: readonly Tensor[]): number[] => ts.map((t) => t.id);
+
+/**
+ * In place, per tensor: subtract each output channel's mean (dims 1..n-1) from
+ * tensors of ≥ 2 dims (when `centralize`), then divide by the L2 norm + eps
+ * (when `normalize`).
+ */
+export function standardizeInPlace(grads: readonly Tensor[], centralize: boolean, normalize: boolean, eps: number): void {
+  if (grads.length === 0 || (!centralize && !normalize)) return;
+  if (NATIVE && !interceptionActive()) {
+    native.standardizeGradients!(ids(grads), centralize, normalize, eps);
+    return;
+  }
+  for (const grad of grads) {
+    scope(() =>
+      noGrad(() => {
+        const n = grad.ndim;
+        if (centralize && n > 1) grad.sub_(grad.mean(Array.from({ length: n - 1 }, (_, i) => i + 1), true));
+        if (normalize) grad.div_(ops.frobeniusNorm.dim(grad, [], false).add(eps));
+      }),
+    );
+  }
+}
+
+/** t ← softplus_β(t) in place for every tensor (libtorch's kernel writing into its input: no new buffer). */
+export function softplusInPlace(ts: readonly Tensor[], beta: number, threshold: number): void {
+  if (ts.length === 0) return;
+  if (NATIVE && !interceptionActive()) {
+    native.softplusInPlace!(ids(ts), beta, threshold);
+    return;
+  }
+  noGrad(() => {
+    for (const t of ts) ops.softplus.out(t, beta, threshold, { out: t });
+  });
+}
