@@ -15,7 +15,9 @@
 // parameter names and shapes are checked equal to Keel's before any timing.
 // SING overhead: Keel's SING (the authors' recipe, Lookahead on) vs Keel's
 // AdamW on the same model, taking turns in one process.
-//   node bench/train-step.mjs [--quick] [--threads 1,2] [--models lenet5,resnet18,mlp,mlp-sgd]
+//   node bench/train-step.mjs [--quick] [--threads 1,2] [--models lenet5,resnet18,mlp,mlp-sgd] [--processes N]
+// --processes N runs each contender in N processes, round r in process r mod N,
+// and prints the spread of the per-process medians (a process stuck slow shows).
 // The cost of noticing Ctrl-C between steps: keel.train.fit (synchronous)
 // against keel.train.fitAsync (one clock read a step, a setImmediate yield
 // once ≥ 50 ms passed), taking turns in one process, on LeNet-5 and on a
@@ -24,14 +26,17 @@
 import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
 import {
-  THREAD_NOTE, fmt, machine, median, nodeWorker, now, pairedRatio, parseArgs, pauseFor, pinKeelThreads, pythonWorker, ratio, roundRobin,
+  Processes, THREAD_NOTE, fmt, machine, median, nodeWorker, now, pairedRatio, parseArgs, pauseFor, perProcess, pinKeelThreads, processCount,
+  pythonWorker, ratio, roundRobin, spread,
   serve, table, threadCounts, writeResults,
 } from './lib/harness.mjs';
 import { TORCH_LENET5 } from './lib/reference-models.mjs';
 
 const SCRIPT = fileURLToPath(import.meta.url);
 const args = parseArgs();
-const ROUNDS = args.quick ? 3 : 9;
+// each contender in this many processes, used in turn (round r → process r mod n)
+const PROCESSES = processCount(args);
+const ROUNDS = Math.max(args.quick ? 3 : 9, PROCESSES);
 const MIN_SECONDS = args.quick ? 0.3 : 1.5;
 // optim: the baseline both sides run (SING is timed against Keel's AdamW on the AdamW models)
 const MODELS = {
@@ -279,8 +284,8 @@ async function main() {
   const paramCheck = {};
 
   for (const n of threads) {
-    const keelW = nodeWorker(SCRIPT, 'keel', n, 'Keel');
-    const pyW = torch ? pythonWorker(PY, n) : null;
+    const keelW = new Processes(Array.from({ length: PROCESSES }, () => nodeWorker(SCRIPT, 'keel', n, 'Keel')));
+    const pyW = torch ? new Processes(Array.from({ length: PROCESSES }, () => pythonWorker(PY, n))) : null;
     try {
       for (const model of MODEL_KEYS) {
         const spec = MODELS[model];
@@ -300,6 +305,8 @@ async function main() {
           msPerStep: Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, median(v)])),
           keelOverPytorch: ms.pytorch ? pairedRatio(ms.keel, ms.pytorch) : null,
           singOverAdamw: withSing ? pairedRatio(ms.keelSing, ms.keel) : null,
+          processes: PROCESSES,
+          perProcessMedianMs: Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, perProcess(v, PROCESSES)])),
           samplesMs: ms,
         };
         results.push(row);
@@ -312,8 +319,10 @@ async function main() {
   }
 
   const header = ['model', 'threads', 'Keel ms/step', 'PyTorch ms/step', 'Keel ÷ PyTorch', 'Keel SING ms/step', 'SING ÷ AdamW (Keel)'];
+  if (PROCESSES > 1) header.push(`per-process medians, Keel / PyTorch (${PROCESSES} processes each)`);
   const rows = results.map((r) => [
     r.label, String(r.threads), fmt(r.msPerStep.keel), fmt(r.msPerStep.pytorch), ratio(r.keelOverPytorch), fmt(r.msPerStep.keelSing), ratio(r.singOverAdamw),
+    ...(PROCESSES > 1 ? [`${spread(r.perProcessMedianMs.keel)} / ${r.perProcessMedianMs.pytorch ? spread(r.perProcessMedianMs.pytorch) : "n/a"}`] : []),
   ]);
   const out = [];
   out.push(`# Training step: Keel vs PyTorch-Python, and SING's overhead; ms per step, median over ${ROUNDS} rounds of ≥ ${MIN_SECONDS}s${args.quick ? ' (--quick)' : ''}`);

@@ -103,6 +103,61 @@ export class Worker {
   }
 }
 
+/**
+ * One contender run in several processes of its own, used in turn: round r
+ * goes to process r mod n (roundRobin passes `round`); a request without a
+ * round (warm-up, setup) goes to every process. A slow process — glibc's mmap
+ * threshold left where it unmaps every step's buffers, say — is a property of
+ * a process, not of a step: a median over one process's steps hides it,
+ * perProcess() shows it.
+ */
+export class Processes {
+  constructor(workers) {
+    if (workers.length === 0) throw new Error('Processes: at least one worker');
+    this.workers = workers;
+    this.label = workers.length > 1 ? `${workers[0].label} ×${workers.length} processes` : workers[0].label;
+  }
+
+  get count() {
+    return this.workers.length;
+  }
+
+  async request(req) {
+    if (req.round === undefined) {
+      const all = [];
+      for (const w of this.workers) all.push(await w.request(req));
+      return all[0];
+    }
+    return this.workers[req.round % this.workers.length].request(req);
+  }
+
+  async close() {
+    await Promise.all(this.workers.map((w) => w.close()));
+  }
+}
+
+/** `--processes N` (default 1): how many processes each contender runs in. */
+export function processCount(args) {
+  const i = args.rest.indexOf('--processes');
+  if (i < 0) return 1;
+  const n = Number(args.rest[i + 1]);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--processes ${args.rest[i + 1]}: a positive integer`);
+  args.rest.splice(i, 2);
+  return n;
+}
+
+/** Per process (round r was served by process r mod n): the median of its samples. */
+export function perProcess(samples, n) {
+  return Array.from({ length: n }, (_, p) => median(samples.filter((_, r) => r % n === p)));
+}
+
+/** "a–b" over per-process medians, or the one value. */
+export function spread(values, digits = 3) {
+  const lo = Math.min(...values);
+  const hi = Math.max(...values);
+  return values.length === 1 || lo === hi ? fmt(lo, digits) : `${fmt(lo, digits)}–${fmt(hi, digits)}`;
+}
+
 /** Milliseconds to wait between turns at this thread count (see roundRobin). */
 export const pauseFor = (threads) => (threads > 1 ? 250 : 0);
 
@@ -160,7 +215,7 @@ export async function roundRobin(contenders, rounds, makeRequest, { pauseMs = 0 
   for (let r = 0; r < rounds; r++) {
     for (const [name, worker] of Object.entries(contenders)) {
       if (pauseMs > 0) await new Promise((ok) => setTimeout(ok, pauseMs));
-      const res = await worker.request(makeRequest(name));
+      const res = await worker.request({ ...makeRequest(name), round: r });
       samples[name].push(res.seconds);
     }
   }
