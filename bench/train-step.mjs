@@ -30,7 +30,7 @@ import {
   pythonWorker, ratio, roundRobin, spread,
   serve, table, threadCounts, writeResults,
 } from './lib/harness.mjs';
-import { TORCH_LENET5 } from './lib/reference-models.mjs';
+import { TORCH_LENET5, TORCH_RESNET18 } from './lib/reference-models.mjs';
 
 const SCRIPT = fileURLToPath(import.meta.url);
 const args = parseArgs();
@@ -106,56 +106,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 ${TORCH_LENET5}
-class BasicBlock(nn.Module):
-    # torchvision's BasicBlock
-    def __init__(self, inplanes, planes, stride=1):
-        super().__init__()
-        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.downsample = None
-        if stride != 1 or inplanes != planes:
-            self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes))
-    def forward(self, x):
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        identity = self.downsample(x) if self.downsample is not None else x
-        out += identity
-        return self.relu(out)
-
-class ResNet18(nn.Module):
-    # as keel.nn.zoo.ResNet18: CIFAR-style 3×3 stride-1 stem, no max pool, [2, 2, 2, 2] BasicBlocks, width 64
-    def __init__(self, in_channels=3, num_classes=10, width=64):
-        super().__init__()
-        self.inplanes = width
-        self.conv1 = nn.Conv2d(in_channels, width, 3, stride=1, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.relu = nn.ReLU(inplace=True)
-        self.layer1 = self._stage(width, 2, 1)
-        self.layer2 = self._stage(width * 2, 2, 2)
-        self.layer3 = self._stage(width * 4, 2, 2)
-        self.layer4 = self._stage(width * 8, 2, 2)
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(width * 8, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.constant_(m.weight, 1)
-                nn.init.constant_(m.bias, 0)
-    def _stage(self, planes, n, stride):
-        blocks = []
-        for i in range(n):
-            blocks.append(BasicBlock(self.inplanes, planes, stride if i == 0 else 1))
-            self.inplanes = planes
-        return nn.Sequential(*blocks)
-    def forward(self, x):
-        x = self.relu(self.bn1(self.conv1(x)))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(torch.flatten(self.avgpool(x), 1))
-
+${TORCH_RESNET18}
 class MLP(nn.Module):
     # as keel.nn.zoo.MLP({ inFeatures: 784, numClasses: 10, hidden: [256, 256] })
     def __init__(self):
