@@ -21,6 +21,10 @@ export interface RunConfig {
   seed: number;
   /** the batch stream (indices and crops); default the seed */
   dataStream?: number;
+  /** SILog's λ (weight of mean(d)²); default glpdepth's 0.5 */
+  lambda?: number;
+  /** the model's decoder feature scale (model.ts); default 1 */
+  featureScale?: number;
 }
 
 export interface Budget {
@@ -100,8 +104,8 @@ export function batchAt(data: SharedData, b: Budget, stream: number, step: numbe
   });
 }
 
-export function lossOf(out: { kind: 'depth' | 'logDepth'; value: keel.Tensor }, gt: keel.Tensor, mask: keel.Tensor, c: Pick<RunConfig, 'loss' | 'correction'>): keel.Tensor {
-  return keel.losses.silog(out.value, gt, mask, { variant: 'glpdepth', correction: c.correction, safe: c.loss === 'safe', input: out.kind });
+export function lossOf(out: { kind: 'depth' | 'logDepth'; value: keel.Tensor }, gt: keel.Tensor, mask: keel.Tensor, c: Pick<RunConfig, 'loss' | 'correction' | 'lambda'>): keel.Tensor {
+  return keel.losses.silog(out.value, gt, mask, { variant: 'glpdepth', correction: c.correction, safe: c.loss === 'safe', input: out.kind, ...(c.lambda !== undefined ? { lambda: c.lambda } : {}) });
 }
 
 function allFinite(params: keel.Tensor[]): boolean {
@@ -118,7 +122,7 @@ function allFinite(params: keel.Tensor[]): boolean {
 
 export function buildModel(c: RunConfig, b: Budget): DepthUNet {
   keel.manualSeed(c.seed);
-  return new DepthUNet({ head: c.head, finalInit: c.finalInit, maxDepth: b.maxDepth, width: b.width, depth: b.depth });
+  return new DepthUNet({ head: c.head, finalInit: c.finalInit, maxDepth: b.maxDepth, width: b.width, depth: b.depth, ...(c.featureScale !== undefined ? { featureScale: c.featureScale } : {}) });
 }
 
 export function evaluate(model: DepthUNet, data: SharedData): keel.losses.DepthMetrics {
