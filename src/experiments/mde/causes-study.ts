@@ -8,7 +8,7 @@ import { table } from '../table.js';
 import { fisherGreater, pct } from '../../stats/index.js';
 import { causeSpecs, fixedKnobs, knobsText, settingsOf, type CauseId, type CauseRunSpec, type CausesProtocol } from './causes.js';
 import { makeData, runOne, type NaNCause, type RunResult, type SharedData } from './run.js';
-import { PAPER, fmt } from './study.js';
+import { PAPER, describeRun, verdictNote } from './study.js';
 
 export interface CauseRunRecord extends CauseRunSpec {
   result: RunResult | null;
@@ -146,10 +146,7 @@ export const study: Study<CausesProtocol, CauseRunSpec, RunResult, CauseRunRecor
   run: runCause,
   module: new URL(import.meta.url),
   label: (spec) => spec.id,
-  describe(rec) {
-    const res = rec.result!;
-    return res.status === 'nan' ? `NaN at step ${res.firstNaNStep} in the ${res.nanIn} (${res.cause}, N=${res.validAtNaN})` : `finished, AbsRel ${fmt(res.metrics?.absRel ?? null)}`;
-  },
+  describe: (rec) => describeRun(rec.result!),
   claims: judgeCauses,
   assemble(protocol, state): CausesResults {
     const quick = protocol.mode === 'quick';
@@ -157,7 +154,7 @@ export const study: Study<CausesProtocol, CauseRunSpec, RunResult, CauseRunRecor
       experiment: 'mde-causes', paper: PAPER, quick, complete: state.complete, protocol, machine: state.machine, startedAt: state.startedAt, wallTimeMs: state.wallTimeMs,
       runs: state.runs, rows: causeRows(protocol, state.runs),
       verdict: {
-        note: quick ? '--quick smoke run: every outcome inconclusive by construction' : state.complete ? 'judged from the numbers above by the rules stated, at this budget' : 'partial: judged on the runs done so far',
+        note: verdictNote(quick, state.complete),
         claims: state.claims,
       },
     };
