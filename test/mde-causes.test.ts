@@ -19,12 +19,17 @@ const { DepthUNet } = (await import(new URL('model.js', MDE).href)) as {
   DepthUNet: new (o: { head?: string; width?: number; depth?: number; maxDepth?: number; featureScale?: number }) => DepthUNetLike;
 };
 
+const { causeOf, logInputSaturated } = (await import(new URL('run.js', MDE).href)) as {
+  causeOf: (n: number, correction: 0 | 1, underflow: boolean, nanIn: 'loss' | 'gradient', loss: number, saturated?: boolean) => string;
+  logInputSaturated: (out: { kind: 'depth' | 'logDepth'; value: keel.Tensor }, mask: keel.Tensor, maxDepth: number, precision: 'fp32' | 'bf16' | 'fp16') => boolean;
+};
+
 interface Arm { runs: number; nan: number; byMechanism: number; causes: Record<string, number>; firstNaNSteps: number[] }
 interface Results {
   experiment: string;
   quick: boolean;
   complete: boolean;
-  protocol: { seeds: number; causes: { id: string; mechanism: string; knobs: Record<string, unknown[]>; cause: { label: string }; fix: { label: string } }[] };
+  protocol: { seeds: number; causes: { id: string; mechanisms: string[]; knobs: Record<string, unknown[]>; cause: { label: string }; fix: { label: string } }[] };
   runs: { id: string; causeId: string; settingIndex: number; setting: string; arm: 'cause' | 'fix'; precision: string; featureScale: number; maxDepth: number; error?: string; result: { status: string; cause: string | null; firstNaNStep: number | null } | null }[];
   rows: { cause: string; setting: string; withCause: Arm; withFix: Arm; p: number }[];
   verdict: { claims: { id: string; outcome: string; rule: string; evidence: string }[] };
@@ -75,8 +80,9 @@ describe('keel repro mde --causes --quick', () => {
           assert.equal(arm.runs, 1);
           const nan = rs.filter((x) => x.result!.status === 'nan');
           assert.equal(arm.nan, nan.length, `${row.cause} ${row.setting} ${armName}`);
-          assert.equal(arm.byMechanism, nan.filter((x) => x.result!.cause === c.mechanism).length);
-          assert.deepEqual(arm.firstNaNSteps, nan.map((x) => x.result!.firstNaNStep).sort((a, b) => a! - b!));
+          const mine = nan.filter((x) => c.mechanisms.includes(x.result!.cause!));
+          assert.equal(arm.byMechanism, mine.length);
+          assert.deepEqual(arm.firstNaNSteps, mine.map((x) => x.result!.firstNaNStep).sort((a, b) => a! - b!));
           assert.equal(Object.values(arm.causes).reduce((s, v) => s + v, 0), arm.nan);
         }
         assert.equal(row.p, keel.stats.fisherGreater(row.withCause.byMechanism, row.withCause.runs - row.withCause.byMechanism, row.withFix.byMechanism, row.withFix.runs - row.withFix.byMechanism));
@@ -161,5 +167,32 @@ describe('DepthUNet featureScale', () => {
     }
     plain.dispose();
     scaled.dispose();
+  });
+});
+
+describe('the saturated-sigmoid mechanism', () => {
+  test('1/σ at a valid pixel past the format\'s largest finite number: fp16 yes, fp32 no; invalid pixels and the floor do not count', () => {
+    keel.scope(() => {
+      // σ = depth / maxDepth: 1e-5 at pixel 0 (1/σ = 1e5 > 65504), 0.5 elsewhere
+      const depth = keel.tensor([[[[20 * 1e-5, 10, 10, 10]]]]);
+      const valid = keel.tensor([[[[1, 1, 0, 1]]]]);
+      const invalidFirst = keel.tensor([[[[0, 1, 1, 1]]]]);
+      assert.equal(logInputSaturated({ kind: 'depth', value: depth }, valid, 20, 'fp16'), true);
+      assert.equal(logInputSaturated({ kind: 'depth', value: depth }, valid, 20, 'fp32'), false);
+      assert.equal(logInputSaturated({ kind: 'depth', value: depth }, invalidFirst, 20, 'fp16'), false);
+      assert.equal(logInputSaturated({ kind: 'depth', value: depth }, keel.zeros([1, 1, 1, 4]), 20, 'fp16'), false, 'no valid pixel');
+      // log heads: value = log σ + log maxDepth; the floor keeps σ ≥ 1e-3 / 20 = 5e-5 (1/σ = 2e4)
+      const logSigmoid = keel.tensor([[[[Math.log(1e-5) + Math.log(20), 0, 0, 0]]]]);
+      const floored = keel.tensor([[[[Math.log(5e-5) + Math.log(20), 0, 0, 0]]]]);
+      assert.equal(logInputSaturated({ kind: 'logDepth', value: logSigmoid }, valid, 20, 'fp16'), true);
+      assert.equal(logInputSaturated({ kind: 'logDepth', value: floored }, valid, 20, 'fp16'), false);
+    });
+    // the order of causeOf: the data first, then underflow, sqrt at 0, saturation
+    assert.equal(causeOf(9, 0, false, 'gradient', 4.8, true), 'saturated sigmoid, log gradient overflow');
+    assert.equal(causeOf(9, 0, false, 'loss', Number.NaN, true), 'other', 'a non-finite loss is not the gradient overflow');
+    assert.equal(causeOf(9, 0, true, 'gradient', 4.8, true), 'sigmoid underflow, log 0');
+    assert.equal(causeOf(1, 0, false, 'gradient', 0, true), 'sqrt at 0');
+    assert.equal(causeOf(0, 0, false, 'loss', Number.NaN, true), 'empty mask (N = 0)');
+    assert.equal(causeOf(9, 0, false, 'gradient', 4.8), 'other');
   });
 });

@@ -19,10 +19,11 @@ export interface ArmCount {
   runs: number;
   /** NaN runs of any mechanism */
   nan: number;
-  /** NaN runs of the cause's mechanism */
+  /** NaN runs of the cause's mechanisms */
   byMechanism: number;
   /** every NaN run's mechanism, counted */
   causes: Partial<Record<NaNCause, number>>;
+  /** first NaN steps of the runs of the cause's mechanisms */
   firstNaNSteps: number[];
 }
 
@@ -59,12 +60,13 @@ export interface CausesResults {
   verdict: { note: string; claims: CauseVerdict[] };
 }
 
-function count(runs: CauseRunRecord[], mechanism: NaNCause): ArmCount {
+function count(runs: CauseRunRecord[], mechanisms: NaNCause[]): ArmCount {
   const done = runs.filter((r) => r.result !== null);
   const nan = done.filter((r) => r.result!.status === 'nan');
   const causes: Partial<Record<NaNCause, number>> = {};
   for (const r of nan) causes[r.result!.cause!] = (causes[r.result!.cause!] ?? 0) + 1;
-  return { runs: done.length, nan: nan.length, byMechanism: nan.filter((r) => r.result!.cause === mechanism).length, causes, firstNaNSteps: nan.map((r) => r.result!.firstNaNStep!).sort((a, b) => a - b) };
+  const mine = nan.filter((r) => mechanisms.includes(r.result!.cause!));
+  return { runs: done.length, nan: nan.length, byMechanism: mine.length, causes, firstNaNSteps: mine.map((r) => r.result!.firstNaNStep!).sort((a, b) => a - b) };
 }
 
 const fisher = (a: ArmCount, b: ArmCount): number => fisherGreater(a.byMechanism, a.runs - a.byMechanism, b.byMechanism, b.runs - b.byMechanism);
@@ -76,8 +78,8 @@ export function causeRows(p: CausesProtocol, runs: CauseRunRecord[]): SettingRow
     for (const [si] of settingsOf(c.knobs).entries()) {
       const rs = runs.filter((r) => r.causeId === c.id && r.settingIndex === si);
       if (rs.length === 0) continue;
-      const withCause = count(rs.filter((r) => r.arm === 'cause'), c.mechanism);
-      const withFix = count(rs.filter((r) => r.arm === 'fix'), c.mechanism);
+      const withCause = count(rs.filter((r) => r.arm === 'cause'), c.mechanisms);
+      const withFix = count(rs.filter((r) => r.arm === 'fix'), c.mechanisms);
       out.push({ cause: c.id, setting: rs[0].setting, withCause, withFix, p: fisher(withCause, withFix) });
     }
   }
@@ -91,15 +93,15 @@ export function judgeCauses(p: CausesProtocol, runs: CauseRunRecord[]): CauseVer
   const quick = p.mode === 'quick';
   return p.causes.map((c) => {
     const rs = runs.filter((r) => r.causeId === c.id);
-    const a = count(rs.filter((r) => r.arm === 'cause'), c.mechanism);
-    const b = count(rs.filter((r) => r.arm === 'fix'), c.mechanism);
+    const a = count(rs.filter((r) => r.arm === 'cause'), c.mechanisms);
+    const b = count(rs.filter((r) => r.arm === 'fix'), c.mechanisms);
     const pv = fisher(a, b);
     const rows = causeRows(p, rs).filter((r) => r.p < 0.05).map((r) => r.setting || 'the one setting');
     const n = settingsOf(c.knobs).length;
-    const rule = `NaN runs whose mechanism is '${c.mechanism}', pooled over the ${n} setting(s) × ${p.seeds} seed(s) per arm: shown if ${c.cause.label} > ${c.fix.label} by one-sided Fisher exact p < 0.05, the fix has 0 such runs, and ≥ 10 seeds per setting and arm; otherwise not shown in the settings tried`;
+    const rule = `NaN runs whose mechanism is ${c.mechanisms.map((m) => `'${m}'`).join(' or ')}, pooled over the ${n} setting(s) × ${p.seeds} seed(s) per arm: shown if ${c.cause.label} > ${c.fix.label} by one-sided Fisher exact p < 0.05, the fix has 0 such runs, and ≥ 10 seeds per setting and arm; otherwise not shown in the settings tried`;
     let outcome: CauseOutcome = pv < 0.05 && b.byMechanism === 0 && p.seeds >= 10 ? 'shown' : 'not shown in the settings tried';
     if (quick) outcome = 'inconclusive';
-    const others = (x: ArmCount): string => Object.entries(x.causes).filter(([k]) => k !== c.mechanism).map(([k, v]) => `${k} ×${v}`).join(', ') || 'none';
+    const others = (x: ArmCount): string => Object.entries(x.causes).filter(([k]) => !c.mechanisms.includes(k as NaNCause)).map(([k, v]) => `${k} ×${v}`).join(', ') || 'none';
     return {
       id: c.id,
       claim: `${c.name} makes training runs go non-finite (${c.cause.label}); ${c.fix.label} brings the rate to 0`,
@@ -164,16 +166,16 @@ export const study: Study<CausesProtocol, CauseRunSpec, RunResult, CauseRunRecor
 
 const arm = (a: ArmCount): string => `${a.byMechanism}/${a.runs}`;
 const armRate = (a: ArmCount): string => (a.runs ? `${pct(a.byMechanism / a.runs, 0)} %` : '–');
-const otherNaN = (a: ArmCount, mechanism: NaNCause): string => Object.entries(a.causes).filter(([k]) => k !== mechanism).map(([k, v]) => `${k} ×${v}`).join('; ') || '–';
+const otherNaN = (a: ArmCount, mechanisms: NaNCause[]): string => Object.entries(a.causes).filter(([k]) => !mechanisms.includes(k as NaNCause)).map(([k, v]) => `${k} ×${v}`).join('; ') || '–';
 
 /** The table of one cause: a row per setting. */
 export function causeTable(p: CausesProtocol, id: CauseId, rows: SettingRow[]): string {
   const c = p.causes.find((x) => x.id === id)!;
-  const head = ['setting', `NaN with cause (${c.cause.label})`, 'rate', `NaN with fix (${c.fix.label})`, 'rate', 'Fisher p', 'first NaN steps (cause arm)', 'other NaN, cause arm', 'other NaN, fix arm'];
+  const head = ['setting', `NaN with cause (${c.cause.label})`, 'rate', `NaN with fix (${c.fix.label})`, 'rate', 'Fisher p', 'first NaN steps (cause arm, counted runs)', 'other NaN, cause arm', 'other NaN, fix arm'];
   const body = rows.filter((r) => r.cause === id).map((r) => [
     r.setting || '–', arm(r.withCause), armRate(r.withCause), arm(r.withFix), armRate(r.withFix), r.p.toPrecision(2),
     r.withCause.firstNaNSteps.length ? r.withCause.firstNaNSteps.join(',') : '–',
-    otherNaN(r.withCause, c.mechanism), otherNaN(r.withFix, c.mechanism),
+    otherNaN(r.withCause, c.mechanisms), otherNaN(r.withFix, c.mechanisms),
   ]);
   return table(head, body);
 }
@@ -184,11 +186,11 @@ export function causesReport(r: CausesResults): string {
     `# MDE NaN causes, each in training (arXiv:${PAPER.arxiv}) on SynthDepth${r.quick ? ' — QUICK' : ''}`,
     '', `budget: ${p.note}`,
     `wall time ${(r.wallTimeMs / 1000).toFixed(1)} s; ${r.runs.length} runs; ${r.machine.threads} thread(s) on ${r.machine.cores} cores${r.complete ? '' : '; INCOMPLETE'}`,
-    'NaN counts are runs whose first non-finite loss or gradient came from the cause\'s mechanism (run.ts causeOf); other mechanisms are listed apart. Fisher p: one-sided exact test, cause arm > fix arm.',
+    'NaN counts are runs whose first non-finite loss or gradient came from one of the cause\'s mechanisms (run.ts causeOf); other mechanisms are listed apart. Fisher p: one-sided exact test, cause arm > fix arm.',
   ];
   for (const c of p.causes) {
     out.push('', `## ${c.name} (${c.id}): ${c.cause.label} vs ${c.fix.label}`, '',
-      `both arms: loss ${c.base.loss}, head ${c.base.head}, ${c.base.correction === 0 ? 'biased' : 'unbiased'} variance, ${c.base.finalInit} init, except what the arm sets (${c.cause.label}: ${JSON.stringify(c.cause.set)}; ${c.fix.label}: ${JSON.stringify(c.fix.set)}); fixed: ${fixedKnobs(c.knobs) || 'nothing'}; counted mechanism: ${c.mechanism}`,
+      `both arms: loss ${c.base.loss}, head ${c.base.head}, ${c.base.correction === 0 ? 'biased' : 'unbiased'} variance, ${c.base.finalInit} init, except what the arm sets (${c.cause.label}: ${JSON.stringify(c.cause.set)}; ${c.fix.label}: ${JSON.stringify(c.fix.set)}); fixed: ${fixedKnobs(c.knobs) || 'nothing'}; counted mechanisms: ${c.mechanisms.join(', ')}`,
       '', causeTable(p, c.id, r.rows));
     const v = r.verdict.claims.find((x) => x.id === c.id);
     if (v) out.push('', `verdict: ${v.outcome} — ${v.evidence}`, `  rule: ${v.rule}`);

@@ -10,9 +10,11 @@
 //                batch holds one valid pixel, where sqrt's gradient is ∞
 //   log-sigmoid  the sigmoid·maxDepth head whose log the loss takes vs the
 //                log-sigmoid head with a floor: log(σ(z)) is −inf once σ(z)
-//                underflows (z below ≈ −17 in fp16, ≈ −104 in fp32)
+//                underflows (z below ≈ −17 in fp16, ≈ −104 in fp32), and
+//                log's backward 1/x overflows fp16 already for x < 1/65504
 //   init         torch's default init of the final conv vs N(0, 0.001²)
-//                (GLPDepth's): the size of the first logits
+//                (GLPDepth's): the size of the first logits, so the same
+//                saturation mechanisms as log-sigmoid
 //
 // Each (cause, setting, arm, seed) has its own batch stream, so the two arms
 // are independent samples for Fisher's test; the model seed is the seed.
@@ -37,8 +39,8 @@ export interface CauseSweep {
   id: CauseId;
   /** what the paper names */
   name: string;
-  /** the NaN mechanism the cause acts through (run.ts causeOf): only these NaN runs count for it */
-  mechanism: NaNCause;
+  /** the NaN mechanisms the cause acts through (run.ts causeOf): only these NaN runs count for it */
+  mechanisms: NaNCause[];
   /** what both arms share */
   base: Variant;
   /** what each arm sets over the base, and its name in the table */
@@ -68,23 +70,26 @@ export interface CausesProtocol {
 /** The paper's baseline (Kim et al. 2023, GLPDepth): AdamW at 5e-4, SILog λ = 0.5, max depth 20 in this study's scenes. */
 export const PAPER_LR = 5e-4;
 
+/** A saturated sigmoid under a log: its value −inf (σ underflowed to 0), or its gradient 1/x past the format's range. */
+const SATURATION: NaNCause[] = ['sigmoid underflow, log 0', 'saturated sigmoid, log gradient overflow'];
+
 export const CAUSES: CauseSweep[] = [
   {
-    id: 'sqrt', name: 'square root of SILog near 0', mechanism: 'sqrt at 0',
+    id: 'sqrt', name: 'square root of SILog near 0', mechanisms: ['sqrt at 0'],
     base: { loss: 'sqrt', head: 'sigmoid', correction: 0, finalInit: 'default' },
     cause: { label: 'sqrt SILog', set: { loss: 'sqrt' } },
     fix: { label: 'safe SILog', set: { loss: 'safe' } },
     knobs: { lambda: [0.5, 0.85, 1], precision: ['fp32', 'bf16', 'fp16'], featureScale: [1], lr: [PAPER_LR], maxDepth: [20] },
   },
   {
-    id: 'log-sigmoid', name: 'log of a saturated sigmoid', mechanism: 'sigmoid underflow, log 0',
+    id: 'log-sigmoid', name: 'log of a saturated sigmoid', mechanisms: SATURATION,
     base: { loss: 'sqrt', head: 'sigmoid', correction: 0, finalInit: 'default' },
     cause: { label: 'σ·max head, log in the loss', set: { head: 'sigmoid' } },
     fix: { label: 'log-σ head with a floor', set: { head: 'log-sigmoid-floor' } },
     knobs: { lambda: [0.5], precision: ['fp32', 'bf16', 'fp16'], featureScale: [1, 10, 100], lr: [PAPER_LR], maxDepth: [20, 80] },
   },
   {
-    id: 'init', name: 'final-layer initialisation', mechanism: 'sigmoid underflow, log 0',
+    id: 'init', name: 'final-layer initialisation', mechanisms: SATURATION,
     base: { loss: 'sqrt', head: 'sigmoid', correction: 0, finalInit: 'default' },
     cause: { label: 'default init', set: { finalInit: 'default' } },
     fix: { label: 'N(0, 0.001²) init', set: { finalInit: 'small' } },
