@@ -9,6 +9,8 @@
 //   model.ts     the U-Net depth model and its three heads
 //   study.ts     the Study (src/experiments/study.ts): runner, results.json, report
 //   png.ts       the SynthDepth sample sheet as PNG
+//   causes.ts, causes-study.ts   `--causes`: each NaN cause vs its fix over a
+//                small grid of settings (λ, precision, feature scale, lr, max depth)
 //
 // Prints a line per run on stderr (above a bar on a TTY), then the table and
 // the verdict on stdout; writes DIR/results.json (--out DIR, default
@@ -21,6 +23,9 @@ import { guardAvailable, POLICIES, runGuarded, type GuardedRun } from './guarded
 import { cellId, cells, makeProtocol, NAIVE, runSpecs } from './protocol.js';
 import { batchAt, makeData } from './run.js';
 import { mdeStudy, PAPER, reportText, type MdeResults } from './study.js';
+import { makeCausesProtocol } from './causes.js';
+import { study as causesStudy, type CausesResults } from './causes-study.js';
+import { UsageError } from '../../cli/errors.js';
 
 export { PAPER, fmt, tableText, guardText, reportText, type MdeResults } from './study.js';
 
@@ -88,6 +93,23 @@ export async function reproduceMde(a: Args, userLog?: (line: string) => void): P
   }
 }
 
+/** `keel repro mde --causes`: the cause sweep (causes.ts) through the study harness. */
+export async function reproduceMdeCauses(a: Pick<Args, 'quick' | 'out' | 'seeds' | 'steps' | 'threads' | 'progress' | 'resume' | 'jobs'>, userLog?: (line: string) => void): Promise<CausesResults> {
+  const log = userLog ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const protocol = makeCausesProtocol(a.quick, { seeds: a.seeds, steps: a.steps });
+  keel.setNumThreads(a.threads ?? 1);
+  log(`keel repro mde --causes: ${PAPER.title} (arXiv:${PAPER.arxiv}), each cause vs its fix`);
+  log(`budget: ${protocol.note}`);
+  return runStudy(causesStudy, protocol, {
+    ...(a.out !== undefined ? { out: a.out } : {}),
+    resume: a.resume ?? false,
+    jobs: a.jobs ?? 0,
+    saveEvery: 10,
+    ...(userLog !== undefined ? { log: userLog } : {}),
+    ...(a.progress === false ? { progress: false } : {}),
+  });
+}
+
 /** `keel repro mde [...]` (the whole command line: src/cli/program.ts); returns the exit code. */
 export async function run(args: string[]): Promise<number> {
   return (await import('../../cli/main.js')).main(['repro', 'mde', ...args]);
@@ -95,6 +117,22 @@ export async function run(args: string[]): Promise<number> {
 
 /** `keel repro mde` with its parsed options; returns the exit code. */
 export async function runFromOptions(o: Record<string, unknown>): Promise<number> {
+  if (o.causes === true) {
+    if (o.lowSeeds !== undefined) throw new UsageError('--low-seeds does not apply to --causes (each setting names its precision; --seeds sets the seeds per setting and arm)');
+    if (o.guard === false) throw new UsageError('--no-guard does not apply to --causes (the cause sweep has no guard part)');
+    const results = await reproduceMdeCauses({
+      quick: o.quick === true,
+      out: (o.out as string | undefined) ?? defaultOut('repro', 'mde-causes'),
+      progress: o.progress !== false,
+      ...(o.seeds !== undefined ? { seeds: o.seeds as number } : {}),
+      ...(o.steps !== undefined ? { steps: o.steps as number } : {}),
+      ...(o.threads !== undefined ? { threads: o.threads as number } : {}),
+      ...(o.resume === true ? { resume: true } : {}),
+      ...(o.jobs !== undefined ? { jobs: o.jobs as number } : {}),
+    });
+    console.log(causesStudy.report(results));
+    return results.runs.some((r) => r.error !== undefined) ? 1 : 0;
+  }
   const a: Args = {
     quick: o.quick === true,
     out: (o.out as string | undefined) ?? defaultOut('repro', 'mde'),

@@ -13,6 +13,10 @@
 //
 // The final conv (`unet.head`) keeps torch's default init, or 'small':
 // weight ~ N(0, 0.001²), bias 0, as GLPDepth initialises its last layers.
+// `featureScale` s multiplies the decoder's output features before the final
+// conv (z = head(s·features)): larger decoder features, as a wider or
+// unnormalised decoder has, give larger logits from the same init; s = 1 is
+// the plain U-Net.
 import * as keel from '../../index.js';
 
 export type DepthHead = 'sigmoid' | 'log-sigmoid' | 'log-sigmoid-floor';
@@ -26,6 +30,8 @@ export interface DepthUNetOptions {
   width?: number;
   depth?: number;
   norm?: keel.nn.zoo.UNetNorm;
+  /** multiplies the decoder's output features before the final conv (default 1) */
+  featureScale?: number;
 }
 
 export interface DepthOutput {
@@ -39,9 +45,12 @@ export class DepthUNet extends keel.nn.Module {
   readonly head: DepthHead;
   readonly maxDepth: number;
   readonly minDepth: number;
+  readonly featureScale: number;
 
-  constructor({ head = 'sigmoid', finalInit = 'default', maxDepth = 20, minDepth = 1e-3, width = 8, depth = 2, norm = 'batch' }: DepthUNetOptions = {}) {
+  constructor({ head = 'sigmoid', finalInit = 'default', maxDepth = 20, minDepth = 1e-3, width = 8, depth = 2, norm = 'batch', featureScale = 1 }: DepthUNetOptions = {}) {
     super();
+    if (!(featureScale > 0) || !Number.isFinite(featureScale)) throw new RangeError(`DepthUNet: featureScale must be a positive finite number, got ${featureScale}`);
+    this.featureScale = featureScale;
     this.unet = new keel.nn.zoo.UNet({ inChannels: 3, numClasses: 1, width, depth, norm });
     this.head = head;
     this.maxDepth = maxDepth;
@@ -54,13 +63,22 @@ export class DepthUNet extends keel.nn.Module {
 
   forward(x: keel.Tensor): DepthOutput {
     return keel.scope(() => {
-      const z = this.unet.call(x) as keel.Tensor;
+      const z = this.featureScale === 1 ? this.unet.call(x) as keel.Tensor : this.scaledLogits(x);
       const s = z.sigmoid();
       if (this.head === 'sigmoid') return { kind: 'depth', value: s.mul(this.maxDepth) };
       const logMax = Math.log(this.maxDepth);
       if (this.head === 'log-sigmoid') return { kind: 'logDepth', value: s.log().add(logMax) };
       return { kind: 'logDepth', value: s.clamp(this.minDepth / this.maxDepth).log().add(logMax) };
     }) as DepthOutput;
+  }
+
+  /** head(s · decoder(encoder(x))): the U-Net's forward with the decoder's features scaled. */
+  private scaledLogits(x: keel.Tensor): keel.Tensor {
+    const u = this.unet;
+    const min = 2 ** u.encoder.depth;
+    if (x.ndim !== 4 || x.shape[2] < min || x.shape[3] < min) throw new RangeError(`DepthUNet: expected [N, 3, H, W] input with H, W ≥ ${min}, got [${x.shape.join(', ')}]`);
+    const features = u.decoder.call(u.encoder.call(x) as keel.Tensor[]) as keel.Tensor;
+    return u.head.call(features.mul(this.featureScale)) as keel.Tensor;
   }
 }
 

@@ -21,6 +21,10 @@ export interface RunConfig {
   seed: number;
   /** the batch stream (indices and crops); default the seed */
   dataStream?: number;
+  /** SILog's λ (weight of mean(d)²); default glpdepth's 0.5 */
+  lambda?: number;
+  /** the model's decoder feature scale (model.ts); default 1 */
+  featureScale?: number;
 }
 
 export interface Budget {
@@ -51,15 +55,36 @@ export function makeData(b: Budget, dataSeed = 0): SharedData {
   return { train, val, dispose: () => { for (const t of [...train.tensors, ...val.tensors]) t.dispose(); } };
 }
 
-export type NaNCause = 'empty mask (N = 0)' | 'unbiased variance, N = 1' | 'sigmoid underflow, log 0' | 'sqrt at 0' | 'other';
+export type NaNCause = 'empty mask (N = 0)' | 'unbiased variance, N = 1' | 'sigmoid underflow, log 0' | 'sqrt at 0' | 'saturated sigmoid, log gradient overflow' | 'other';
 
-/** The mechanism behind a first non-finite value, from what the step saw. */
-export function causeOf(n: number, correction: 0 | 1, underflow: boolean, nanIn: 'loss' | 'gradient', loss: number): NaNCause {
+/**
+ * The mechanism behind a first non-finite value, from what the step saw.
+ * `saturated`: at a valid pixel σ(z) was so small that 1/σ(z) — the factor
+ * the log's backward puts on the gradient reaching the sigmoid, through
+ * log(σ·maxDepth) or log(σ) alike — exceeds the precision's largest finite
+ * number (σ(z) < 1/65504 in fp16).
+ */
+export function causeOf(n: number, correction: 0 | 1, underflow: boolean, nanIn: 'loss' | 'gradient', loss: number, saturated = false): NaNCause {
   if (n === 0) return 'empty mask (N = 0)';
   if (n === 1 && correction === 1) return 'unbiased variance, N = 1';
   if (underflow) return 'sigmoid underflow, log 0';
   if (nanIn === 'gradient' && Number.isFinite(loss) && loss * loss < 1e-6) return 'sqrt at 0';
+  if (nanIn === 'gradient' && saturated) return 'saturated sigmoid, log gradient overflow';
   return 'other';
+}
+
+/** The largest finite number of each precision. */
+const MAX_FINITE: Record<Precision, number> = { fp32: 3.4028234663852886e38, bf16: 3.3895313892515355e38, fp16: 65504 };
+
+/** Whether at some valid pixel 1/σ(z) is beyond the precision's largest finite number (see causeOf). */
+export function logInputSaturated(out: { kind: 'depth' | 'logDepth'; value: keel.Tensor }, mask: keel.Tensor, maxDepth: number, precision: Precision): boolean {
+  return keel.noGrad(() => keel.scope(() => {
+    const valid = keel.ops.maskedSelect(out.value.detach(), mask.gt(0));
+    if (valid.numel() === 0) return false;
+    const m = valid.min().item() as number;
+    const sigma = (out.kind === 'depth' ? m : Math.exp(m)) / maxDepth;
+    return 1 / sigma > MAX_FINITE[precision];
+  }));
 }
 
 export interface RunResult {
@@ -100,8 +125,8 @@ export function batchAt(data: SharedData, b: Budget, stream: number, step: numbe
   });
 }
 
-export function lossOf(out: { kind: 'depth' | 'logDepth'; value: keel.Tensor }, gt: keel.Tensor, mask: keel.Tensor, c: Pick<RunConfig, 'loss' | 'correction'>): keel.Tensor {
-  return keel.losses.silog(out.value, gt, mask, { variant: 'glpdepth', correction: c.correction, safe: c.loss === 'safe', input: out.kind });
+export function lossOf(out: { kind: 'depth' | 'logDepth'; value: keel.Tensor }, gt: keel.Tensor, mask: keel.Tensor, c: Pick<RunConfig, 'loss' | 'correction' | 'lambda'>): keel.Tensor {
+  return keel.losses.silog(out.value, gt, mask, { variant: 'glpdepth', correction: c.correction, safe: c.loss === 'safe', input: out.kind, ...(c.lambda !== undefined ? { lambda: c.lambda } : {}) });
 }
 
 function allFinite(params: keel.Tensor[]): boolean {
@@ -118,7 +143,7 @@ function allFinite(params: keel.Tensor[]): boolean {
 
 export function buildModel(c: RunConfig, b: Budget): DepthUNet {
   keel.manualSeed(c.seed);
-  return new DepthUNet({ head: c.head, finalInit: c.finalInit, maxDepth: b.maxDepth, width: b.width, depth: b.depth });
+  return new DepthUNet({ head: c.head, finalInit: c.finalInit, maxDepth: b.maxDepth, width: b.width, depth: b.depth, ...(c.featureScale !== undefined ? { featureScale: c.featureScale } : {}) });
 }
 
 export function evaluate(model: DepthUNet, data: SharedData): keel.losses.DepthMetrics {
@@ -140,10 +165,10 @@ export function runOne(c: RunConfig, b: Budget, data: SharedData): RunResult {
   let zero = 0;
   let one = 0;
   let lastLoss: number | null = null;
-  type Bad = { nanIn: 'loss' | 'gradient'; n: number; loss: number; underflow: boolean };
+  type Bad = { nanIn: 'loss' | 'gradient'; n: number; loss: number; underflow: boolean; saturated: boolean };
   const result = (status: RunResult['status'], step: number | null, bad: Bad | null, stepsDone: number): RunResult => ({
     status, firstNaNStep: step, nanIn: bad?.nanIn ?? null, validAtNaN: bad?.n ?? null, lossAtNaN: bad === null ? null : Number.isFinite(bad.loss) ? bad.loss : null,
-    underflowAtNaN: bad?.underflow ?? null, cause: bad === null ? null : causeOf(bad.n, c.correction, bad.underflow, bad.nanIn, bad.loss), stepsDone, batchesWithZeroValid: zero, batchesWithOneValid: one, finalLoss: lastLoss,
+    underflowAtNaN: bad?.underflow ?? null, cause: bad === null ? null : causeOf(bad.n, c.correction, bad.underflow, bad.nanIn, bad.loss, bad.saturated), stepsDone, batchesWithZeroValid: zero, batchesWithOneValid: one, finalLoss: lastLoss,
     metrics: status === 'finished' ? evaluate(model, data) : null, wallTimeMs: performance.now() - t0,
   });
   try {
@@ -154,17 +179,20 @@ export function runOne(c: RunConfig, b: Budget, data: SharedData): RunResult {
         if (n === 0) zero++;
         if (n === 1) one++;
         opt.zeroGrad();
-        const body = (): [number, boolean] => {
-          const out = model.call(x) as { kind: 'depth' | 'logDepth'; value: keel.Tensor };
+        type Out = { kind: 'depth' | 'logDepth'; value: keel.Tensor };
+        const body = (): [number, boolean, Out] => {
+          const out = model.call(x) as Out;
           const loss = lossOf(out, gt, mask, c);
           const v = loss.item() as number;
           const underflow = keel.noGrad(() => (out.kind === 'depth' ? out.value.min().item() === 0 : out.value.min().item() === -Infinity));
           if (Number.isFinite(v)) loss.backward();
-          return [v, underflow];
+          return [v, underflow, out];
         };
-        const [v, underflow] = c.precision === 'fp32' ? body() : keel.withPrecision(c.precision, body);
-        if (!Number.isFinite(v)) return { nanIn: 'loss' as const, n, loss: v, underflow };
-        if (!allFinite(params)) return { nanIn: 'gradient' as const, n, loss: v, underflow };
+        const [v, underflow, out] = c.precision === 'fp32' ? body() : keel.withPrecision(c.precision, body);
+        // read only on a bad step: the healthy steps do no extra work
+        const saturated = (): boolean => logInputSaturated(out, mask, b.maxDepth, c.precision);
+        if (!Number.isFinite(v)) return { nanIn: 'loss' as const, n, loss: v, underflow, saturated: saturated() };
+        if (!allFinite(params)) return { nanIn: 'gradient' as const, n, loss: v, underflow, saturated: saturated() };
         opt.step();
         lastLoss = v;
         return null;

@@ -48,6 +48,16 @@ export function fmt(x: number | null, d = 3): string {
   return x === null || !Number.isFinite(x) ? '–' : x.toFixed(d);
 }
 
+/** A run's progress line: where it went non-finite and why, or its AbsRel. */
+export function describeRun(res: RunResult): string {
+  return res.status === 'nan' ? `NaN at step ${res.firstNaNStep} in the ${res.nanIn} (${res.cause}, N=${res.validAtNaN})` : `finished, AbsRel ${fmt(res.metrics?.absRel ?? null)}`;
+}
+
+/** What the verdict's outcomes rest on: a smoke run, the whole grid, or the runs so far. */
+export function verdictNote(quick: boolean, complete: boolean): string {
+  return quick ? '--quick smoke run: every outcome inconclusive by construction' : complete ? 'judged from the numbers above by the rules stated, at this budget' : 'partial: judged on the runs done so far';
+}
+
 export function mdeStudy(extras: MdeExtras): Study<Protocol, RunSpec, RunResult, RunRecord, MdeResults, SharedData, ClaimVerdict> {
   return {
     name: 'repro mde',
@@ -58,10 +68,7 @@ export function mdeStudy(extras: MdeExtras): Study<Protocol, RunSpec, RunResult,
     run: (spec, data, p) => runOne(spec, p.budget, data),
     module: new URL(import.meta.url),
     label: (spec) => spec.id,
-    describe(rec) {
-      const res = rec.result!;
-      return res.status === 'nan' ? `NaN at step ${res.firstNaNStep} in the ${res.nanIn} (${res.cause}, N=${res.validAtNaN})` : `finished, AbsRel ${fmt(res.metrics?.absRel ?? null)}`;
-    },
+    describe: (rec) => describeRun(rec.result!),
     claims: judgeClaims,
     assemble(protocol, state: GridState<RunRecord, ClaimVerdict>): MdeResults {
       const quick = protocol.mode === 'quick';
@@ -69,7 +76,7 @@ export function mdeStudy(extras: MdeExtras): Study<Protocol, RunSpec, RunResult,
         experiment: 'mde', paper: PAPER, quick, complete: state.complete, protocol, validPixels: extras.validPixels, machine: state.machine,
         naive: cellId(NAIVE), safe: cellId(SAFE), startedAt: state.startedAt, wallTimeMs: state.wallTimeMs, runs: state.runs, summary: summarize(state.runs), guard: extras.guard,
         verdict: {
-          note: quick ? '--quick smoke run: every outcome inconclusive by construction' : state.complete ? 'judged from the numbers above by the rules stated, at this budget' : 'partial: judged on the runs done so far',
+          note: verdictNote(quick, state.complete),
           claims: state.claims,
         },
       };
