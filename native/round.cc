@@ -158,6 +158,31 @@ bool valuesDiffer(const T* a, const T* b, int64_t n) {
   return false;
 }
 
+// Every value of x (contiguous) is already the format's: rounded a block at a
+// time into a buffer on the stack, stopping at the first block that changes.
+bool holdsFormat(const at::Tensor& x, const Format& f) {
+  constexpr int64_t kBlock = 1024;
+  const int64_t n = x.numel();
+  if (x.scalar_type() == at::kFloat) {
+    const float* p = x.data_ptr<float>();
+    float buf[kBlock];
+    for (int64_t i = 0; i < n; i += kBlock) {
+      const int64_t m = std::min(kBlock, n - i);
+      roundBits<float, uint32_t, 23>(p + i, buf, m, f);
+      if (valuesDiffer(p + i, buf, m)) return false;
+    }
+  } else {
+    const double* p = x.data_ptr<double>();
+    double buf[kBlock];
+    for (int64_t i = 0; i < n; i += kBlock) {
+      const int64_t m = std::min(kBlock, n - i);
+      roundBits<double, uint64_t, 52>(p + i, buf, m, f);
+      if (valuesDiffer(p + i, buf, m)) return false;
+    }
+  }
+  return true;
+}
+
 at::Tensor roundDifferentiable(const at::Tensor& x, const Format& f);
 
 // The gradient of a rounding: the incoming gradient, rounded to the same
@@ -237,8 +262,8 @@ bool exclusive(const at::Tensor& x) {
 }
 
 // roundOutput(id, format, inPlace) -> id: an op's output rounded, in place
-// when nothing else can see it (the handle comes back), else as a rounded
-// copy (a new handle). With grad, backward rounds the gradient reaching it:
+// when nothing else can see it or it already holds the format's values (the
+// handle comes back), else as a rounded copy (a new handle). With grad, backward rounds the gradient reaching it:
 // a C++ hook on the output rounded in place, a RoundBackward node on a copy.
 napi_value RoundOutput(napi_env env, napi_callback_info info) {
   napi_value a[3];
@@ -249,9 +274,12 @@ napi_value RoundOutput(napi_env env, napi_callback_info info) {
     const Format& f = formatById(env, a[1]);
     checkRoundable(x, "round");
     const bool grad = at::GradMode::is_enabled() && x.requires_grad();
-    if (argBool(env, a[2], "inPlace") && exclusive(x) && (!grad || x.grad_fn() != nullptr)) {
+    // a saved output (relu's) that rounding leaves unchanged needs no copy either
+    const bool own = exclusive(x);
+    if (argBool(env, a[2], "inPlace") && (!grad || x.grad_fn() != nullptr) && x.is_contiguous() && x.layout() == at::kStrided &&
+        (own || holdsFormat(x, f))) {
       at::Tensor t = x;  // the slot's tensor (the data is rounded, not the handle replaced)
-      roundInto(t, t, f);
+      if (own) roundInto(t, t, f);
       if (grad) {
         Format kept = f;
         t.register_hook([kept](const at::Tensor& g) -> at::Tensor { return g.defined() ? roundDifferentiable(g, kept) : g; });
