@@ -152,7 +152,8 @@ bool valuesDiffer(const T* a, const T* b, int64_t n) {
   for (int64_t i = 0; i < n; i += kBlock) {
     const int64_t end = std::min(n, i + kBlock);
     bool differ = false;
-    for (int64_t j = i; j < end; j++) differ |= a[j] != b[j] && (a[j] == a[j] || b[j] == b[j]);
+    // bitwise, not short-circuit: a loop the compiler vectorises
+    for (int64_t j = i; j < end; j++) differ |= (a[j] != b[j]) & ((a[j] == a[j]) | (b[j] == b[j]));
     if (differ) return true;
   }
   return false;
@@ -261,7 +262,7 @@ bool exclusive(const at::Tensor& x) {
   return x.use_count() == 1 && x.has_storage() && x.storage().use_count() == 1 && x.is_contiguous() && x.layout() == at::kStrided;
 }
 
-// roundOutput(id, format, inPlace) -> id: an op's output rounded, in place
+// roundOutput(id, format, inPlace) -> id (-1 off the CPU: the caller rounds it): an op's output rounded, in place
 // when nothing else can see it or it already holds the format's values (the
 // handle comes back), else as a rounded copy (a new handle). With grad, backward rounds the gradient reaching it:
 // a C++ hook on the output rounded in place, a RoundBackward node on a copy.
@@ -272,6 +273,7 @@ napi_value RoundOutput(napi_env env, napi_callback_info info) {
     int32_t id = argTensorId(env, a[0], "x");
     const at::Tensor& x = slot(id, "x");
     const Format& f = formatById(env, a[1]);
+    if (!x.device().is_cpu()) return jsInt(env, -1);
     checkRoundable(x, "round");
     const bool grad = at::GradMode::is_enabled() && x.requires_grad();
     // a saved output (relu's) that rounding leaves unchanged needs no copy either
@@ -312,14 +314,19 @@ napi_value RoundInPlace(napi_env env, napi_callback_info info) {
   })
 }
 
-// roundChanged(id, format) -> id of a rounded copy, or null when every value is already the format's
-napi_value RoundChanged(napi_env env, napi_callback_info info) {
-  napi_value a[2];
-  getArgs(env, info, 2, a);
+// roundInput(id, format, grad) -> id, null or -1: an op's input as if stored
+// in the format. With grad, a rounded copy behind a RoundBackward node;
+// without, a rounded copy, or null when every value is already the format's.
+// -1 off the CPU (the caller rounds it another way).
+napi_value RoundInput(napi_env env, napi_callback_info info) {
+  napi_value a[3];
+  getArgs(env, info, 3, a);
   KEEL_GUARD(env, "round", {
     const at::Tensor& x = argTensor(env, a[0], "x");
     const Format& f = formatById(env, a[1]);
+    if (!x.device().is_cpu()) return jsInt(env, -1);
     checkRoundable(x, "round");
+    if (argBool(env, a[2], "grad")) return jsTensor(env, roundDifferentiable(x, f));
     at::Tensor in = x.detach().contiguous();
     at::Tensor out = at::empty_like(in, at::MemoryFormat::Contiguous);
     roundInto(in, out, f);
@@ -361,7 +368,7 @@ void registerRoundFunctions(napi_env env, napi_value exports) {
   defineFunction(env, exports, "roundFormat", RoundFormat);
   defineFunction(env, exports, "roundOutput", RoundOutput);
   defineFunction(env, exports, "roundInPlace", RoundInPlace);
-  defineFunction(env, exports, "roundChanged", RoundChanged);
+  defineFunction(env, exports, "roundInput", RoundInput);
   defineFunction(env, exports, "representable", Representable);
   defineFunction(env, exports, "tensorVersion", Version);
 }

@@ -87,12 +87,12 @@ export interface NativeBinding {
   // registered once (roundingFormat) and named by its id in every rounding call.
   roundingFormat(mantissaBits: number, minNormalExponent: number, maxFinite: number, hasInfinity: boolean, saturate: boolean, negativeZero: boolean): number;
   roundFormat(h: Handle, format: number, differentiable: boolean): Handle;
-  /** An op's output rounded: in place (the same handle back) when nothing else holds it and inPlace, else a rounded copy. */
+  /** An op's output rounded: in place (the same handle back) when nothing else holds it and inPlace, else a rounded copy; -1 off the CPU. */
   roundOutput(h: Handle, format: number, inPlace: boolean): Handle;
   /** Tensors an op wrote into, rounded in place. */
   roundInPlace(hs: Handle[], format: number): void;
-  /** A rounded copy, or null when every value is already the format's. */
-  roundChanged(h: Handle, format: number): Handle | null;
+  /** An op's input as if stored in the format: with grad a differentiable rounded copy; without, a rounded copy or null when every value is already the format's; -1 off the CPU. */
+  roundInput(h: Handle, format: number, grad: boolean): Handle | null;
   representable(h: Handle, format: number): boolean;
   /** The tensor's version counter (its in-place writes). */
   tensorVersion(h: Handle): number;

@@ -187,13 +187,18 @@ class PolicyRun {
     return v !== undefined && v === version(t);
   }
 
-  /** A rounded copy of t, or undefined when t already holds only values of the format. */
-  private roundedCopy(t: Tensor): Tensor | undefined {
-    if (t.device === 'cpu') {
-      const h = native.roundChanged(t.id, this.formatId);
-      return h === null ? undefined : new Tensor(h);
-    }
-    const rounded = roundValues(t, this.policy.format, this.policy.options);
+  /**
+   * A rounded copy of t (with grad, behind a rounding node), or undefined
+   * when, without grad, t already holds only values of the format.
+   */
+  private roundedCopy(t: Tensor, grad: boolean): Tensor | undefined {
+    const h = native.roundInput(t.id, this.formatId, grad);
+    if (h === null) return undefined;
+    if (h !== -1) return new Tensor(h);
+    // off the CPU
+    const { format, options } = this.policy;
+    if (grad) return roundWithGrad(t, format, options);
+    const rounded = roundValues(t, format, options);
     if (!sameValues(rounded, t)) return rounded;
     rounded.dispose();
     return undefined;
@@ -209,8 +214,7 @@ class PolicyRun {
     if (e !== undefined && e.version === v && e.grad === grad && !e.rounded.isDisposed) return e.rounded;
     if (e !== undefined) e.rounded.dispose();
     this.entries.delete(t);
-    const { format, options } = this.policy;
-    const rounded = grad ? roundWithGrad(t, format, options) : this.roundedCopy(t);
+    const rounded = this.roundedCopy(t, grad);
     if (rounded === undefined) {
       this.known.set(t, v);
       return undefined;
@@ -252,9 +256,12 @@ class PolicyRun {
     const args = call.inputs;
     const cast = this.policy.select?.(call.op) ?? 'lower';
     if (cast === 'fp32' || (cast === 'promote' && !this.allKnownFloating(args))) return result;
+    // only an op that writes into an argument returns it
     const mutated = new Set<Tensor>();
-    for (const o of outs) {
-      for (const x of args) if (x === o || (Array.isArray(x) && x.includes(o))) mutated.add(o);
+    if (call.mutable.includes(true)) {
+      for (const o of outs) {
+        for (const x of args) if (x === o || (Array.isArray(x) && x.includes(o))) mutated.add(o);
+      }
     }
     const gradMode = isGradEnabled();
     const counter = roundingCounter();
@@ -266,7 +273,7 @@ class PolicyRun {
       if (!this.narrows(o)) return o;
       if (mutated.has(o)) {
         // in place: round in place too, unless that would corrupt a recorded graph
-        if (!(gradMode && o.requiresGrad)) this.roundInPlace(o, call.op);
+        if (!(gradMode && o.requiresGrad)) this.roundInPlace([o], call.op);
         return o;
       }
       if (viewsKnownInputs) {
@@ -275,8 +282,8 @@ class PolicyRun {
         return o;
       }
       const withGrad = gradMode && o.requiresGrad;
-      if (counter === undefined && o.device === 'cpu') {
-        const h = native.roundOutput(o.id, this.formatId, inPlace);
+      const h = counter === undefined ? native.roundOutput(o.id, this.formatId, inPlace) : -1;
+      if (h !== -1) {
         if (h === o._id) {
           if (withGrad) gradRounded.add(o);
           this.known.set(o, version(o));
@@ -297,20 +304,22 @@ class PolicyRun {
     });
   }
 
-  /** o, which an op wrote into, rounded where it lies; known from then on. */
-  private roundInPlace(o: Tensor, op: string): void {
+  /** Tensors an op wrote into, rounded where they lie; known from then on. */
+  private roundInPlace(ts: Tensor[], op: string): void {
     const counter = roundingCounter();
-    if (counter === undefined && o.device === 'cpu') {
-      native.roundInPlace([o.id], this.formatId);
+    if (counter === undefined && ts.every((t) => t.device === 'cpu')) {
+      native.roundInPlace(ts.map((t) => t.id), this.formatId);
     } else {
       noGrad(() => {
-        const r = roundValues(o, this.policy.format, this.policy.options);
-        counter?.add(op, o, r);
-        ops.copy_(o, r);
-        r.dispose();
+        for (const o of ts) {
+          const r = roundValues(o, this.policy.format, this.policy.options);
+          counter?.add(op, o, r);
+          ops.copy_(o, r);
+          r.dispose();
+        }
       });
     }
-    this.known.set(o, version(o));
+    for (const t of ts) this.known.set(t, version(t));
   }
 
   /**
@@ -322,14 +331,16 @@ class PolicyRun {
     const cast = this.policy.select?.(call.op) ?? 'lower';
     if (cast === 'fp32' || (cast === 'promote' && !this.allKnownFloating(call.inputs))) return result;
     const gradMode = isGradEnabled();
+    const written: Tensor[] = [];
     call.mutable.forEach((m, i) => {
       if (!m) return;
       const x = call.inputs[i];
       const list = x instanceof Tensor ? [x] : Array.isArray(x) ? x : [];
       for (const t of list) {
-        if (t instanceof Tensor && !t.isDisposed && this.narrows(t) && !(gradMode && t.requiresGrad)) this.roundInPlace(t, call.op);
+        if (t instanceof Tensor && !t.isDisposed && this.narrows(t) && !(gradMode && t.requiresGrad)) written.push(t);
       }
     });
+    if (written.length > 0) this.roundInPlace(written, call.op);
     return result;
   }
 
