@@ -159,29 +159,29 @@ bool valuesDiffer(const T* a, const T* b, int64_t n) {
   return false;
 }
 
-// Every value of x (contiguous) is already the format's: rounded a block at a
-// time into a buffer on the stack, stopping at the first block that changes.
-bool holdsFormat(const at::Tensor& x, const Format& f) {
+// Some value of a differs from b's (contiguous float32 or float64 tensors of one size).
+bool valuesDiffer(const at::Tensor& a, const at::Tensor& b) {
+  if (a.scalar_type() == at::kFloat) return valuesDiffer(a.data_ptr<float>(), b.data_ptr<float>(), a.numel());
+  return valuesDiffer(a.data_ptr<double>(), b.data_ptr<double>(), a.numel());
+}
+
+// Every value of p[0..n) is already the format's: rounded a block at a time
+// into a buffer on the stack, stopping at the first block that changes.
+template <typename T, typename U, int kFraction>
+bool holdsFormat(const T* p, int64_t n, const Format& f) {
   constexpr int64_t kBlock = 1024;
-  const int64_t n = x.numel();
-  if (x.scalar_type() == at::kFloat) {
-    const float* p = x.data_ptr<float>();
-    float buf[kBlock];
-    for (int64_t i = 0; i < n; i += kBlock) {
-      const int64_t m = std::min(kBlock, n - i);
-      roundBits<float, uint32_t, 23>(p + i, buf, m, f);
-      if (valuesDiffer(p + i, buf, m)) return false;
-    }
-  } else {
-    const double* p = x.data_ptr<double>();
-    double buf[kBlock];
-    for (int64_t i = 0; i < n; i += kBlock) {
-      const int64_t m = std::min(kBlock, n - i);
-      roundBits<double, uint64_t, 52>(p + i, buf, m, f);
-      if (valuesDiffer(p + i, buf, m)) return false;
-    }
+  T buf[kBlock];
+  for (int64_t i = 0; i < n; i += kBlock) {
+    const int64_t m = std::min(kBlock, n - i);
+    roundBits<T, U, kFraction>(p + i, buf, m, f);
+    if (valuesDiffer(p + i, buf, m)) return false;
   }
   return true;
+}
+
+bool holdsFormat(const at::Tensor& x, const Format& f) {
+  if (x.scalar_type() == at::kFloat) return holdsFormat<float, uint32_t, 23>(x.data_ptr<float>(), x.numel(), f);
+  return holdsFormat<double, uint64_t, 52>(x.data_ptr<double>(), x.numel(), f);
 }
 
 at::Tensor roundDifferentiable(const at::Tensor& x, const Format& f);
@@ -330,9 +330,7 @@ napi_value RoundInput(napi_env env, napi_callback_info info) {
     at::Tensor in = x.detach().contiguous();
     at::Tensor out = at::empty_like(in, at::MemoryFormat::Contiguous);
     roundInto(in, out, f);
-    const bool differ = in.scalar_type() == at::kFloat ? valuesDiffer(in.data_ptr<float>(), out.data_ptr<float>(), in.numel())
-                                                       : valuesDiffer(in.data_ptr<double>(), out.data_ptr<double>(), in.numel());
-    return differ ? jsTensor(env, std::move(out)) : jsNull(env);
+    return valuesDiffer(in, out) ? jsTensor(env, std::move(out)) : jsNull(env);
   })
 }
 
@@ -354,10 +352,7 @@ napi_value Representable(napi_env env, napi_callback_info info) {
       throw ArgError(std::string("isRepresentable: expected a float32 or float64 tensor, got ") + c10::toString(x.scalar_type()));
     // the one rounding algorithm, then a comparison (NaN equal to NaN)
     at::Tensor in = x.detach().contiguous();
-    at::Tensor r = roundValues(in, f);
-    const bool differ = in.scalar_type() == at::kFloat ? valuesDiffer(in.data_ptr<float>(), r.data_ptr<float>(), in.numel())
-                                                       : valuesDiffer(in.data_ptr<double>(), r.data_ptr<double>(), in.numel());
-    return jsBool(env, !differ);
+    return jsBool(env, !valuesDiffer(in, roundValues(in, f)));
   })
 }
 
