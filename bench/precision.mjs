@@ -90,8 +90,10 @@ async function keelWorker(threads) {
       steps.set(key, one);
     }
     const t0 = now();
+    const c0 = process.cpuUsage();
     for (let i = 0; i < n; i++) one();
-    return { seconds: (now() - t0) / 1e9 };
+    const c = process.cpuUsage(c0);
+    return { seconds: (now() - t0) / 1e9, cpuSeconds: (c.user + c.system) / 1e6 };
   });
 }
 
@@ -115,18 +117,29 @@ async function main() {
         for (const [build, w] of Object.entries(builds)) for (const mode of MODES) contenders[`${build}\u0000${mode}`] = w;
         const request = (name) => ({ model: model.name, mode: name.split('\u0000')[1], steps: model.steps });
         for (const name of Object.keys(contenders)) await contenders[name].request(request(name));  // warm up
-        const seconds = await roundRobin(contenders, ROUNDS, request, { pauseMs: pauseFor(threads) });
+        const replies = await roundRobin(contenders, ROUNDS, request, { pauseMs: pauseFor(threads), collect: (res) => res });
+        const pick = (field) => Object.fromEntries(Object.entries(replies).map(([k, v]) => [k, v.map((r) => r[field])]));
+        const seconds = pick('seconds');
+        const cpu = pick('cpuSeconds');
         load.push(loadavg()[0]);
         for (const build of Object.keys(builds)) {
           const s = (mode) => seconds[`${build}\u0000${mode}`];
+          const c = (mode) => cpu[`${build}\u0000${mode}`];
           runs.push({
             threads, model: model.name, build,
             modes: Object.fromEntries(MODES.map((mode) => [mode, {
               msPerStep: median(s(mode)) / model.steps * 1e3,
               overPlain: pairedRatio(s(mode), s('plain')),
               overFp32Policy: pairedRatio(s(mode), s('fp32')),
-              ...(build !== 'baseline' && baseW ? { overBaseline: pairedRatio(s(mode), seconds[`baseline\u0000${mode}`]) } : {}),
+              // the process's CPU time: less disturbed than wall time by other work on a busy machine
+              cpuOverPlain: pairedRatio(c(mode), c('plain')),
+              cpuOverFp32Policy: pairedRatio(c(mode), c('fp32')),
+              ...(build !== 'baseline' && baseW ? {
+                overBaseline: pairedRatio(s(mode), seconds[`baseline\u0000${mode}`]),
+                cpuOverBaseline: pairedRatio(c(mode), cpu[`baseline\u0000${mode}`]),
+              } : {}),
               seconds: s(mode),
+              cpuSeconds: c(mode),
             }])),
           });
         }
@@ -141,14 +154,15 @@ async function main() {
   out.push(THREAD_NOTE);
   out.push(`load average (1 min) while it ran: ${load.map((l) => l.toFixed(1)).join(' → ')}`);
   if (BASELINE) out.push(`baseline: ${BASELINE}`);
-  out.push(`${ROUNDS} rounds; ratio: median over rounds of the per-round ratio (every mode of a model takes its turn each round)`);
+  out.push(`${ROUNDS} rounds; ratio: median over rounds of the per-round ratio of wall time (of the process's CPU time, user + system, in parentheses), every mode of a model taking its turn each round`);
   out.push('');
   const rows = [];
   for (const run of runs) {
     for (const mode of MODES) {
       const m = run.modes[mode];
-      const row = [String(run.threads), run.model, run.build, mode, fmt(m.msPerStep), ratio(m.overPlain), ratio(m.overFp32Policy)];
-      if (BASELINE) row.push(m.overBaseline === undefined ? '' : ratio(m.overBaseline));
+      const both = (wall, cpuTime) => `${ratio(wall)} (${ratio(cpuTime)})`;
+      const row = [String(run.threads), run.model, run.build, mode, fmt(m.msPerStep), both(m.overPlain, m.cpuOverPlain), both(m.overFp32Policy, m.cpuOverFp32Policy)];
+      if (BASELINE) row.push(m.overBaseline === undefined ? '' : both(m.overBaseline, m.cpuOverBaseline));
       rows.push(row);
     }
   }
