@@ -186,6 +186,21 @@ bool holdsFormat(const at::Tensor& x, const Format& f) {
 
 at::Tensor roundDifferentiable(const at::Tensor& x, const Format& f);
 
+// A gradient in backward rounded: where it lies when backward builds no graph
+// and nothing but the engine holds it (`uses` references: the engine's list,
+// and a hook's copy of it), as autograd's own InputBuffer accumulates in place
+// only into a gradient it alone holds; else a rounded copy.
+at::Tensor roundGradient(const at::Tensor& g, const Format& f, long uses) {
+  if (!g.defined()) return g;
+  if (!at::GradMode::is_enabled() && g.use_count() <= uses && g.has_storage() && g.storage().use_count() == 1 && g.is_contiguous() &&
+      g.layout() == at::kStrided && g.device().is_cpu() && (g.scalar_type() == at::kFloat || g.scalar_type() == at::kDouble)) {
+    at::Tensor r = g;
+    roundInto(r, r, f);
+    return r;
+  }
+  return roundDifferentiable(g, f);
+}
+
 // The gradient of a rounding: the incoming gradient, rounded to the same
 // format (a straight-through step). A plain Node holding the format, not a
 // torch::autograd::Function: no saved_data map to fill per call.
@@ -193,9 +208,8 @@ struct RoundBackward : public torch::autograd::Node {
   explicit RoundBackward(const Format& f) : format(f) {}
   std::string name() const override { return "RoundBackward"; }
   torch::autograd::variable_list apply(torch::autograd::variable_list&& grads) override {
-    const at::Tensor& g = grads[0];
-    // create_graph: the rounding of the gradient is differentiable too
-    return {g.defined() ? roundDifferentiable(g, format) : at::Tensor()};
+    // create_graph: the rounding of the gradient is differentiable too (roundGradient copies then)
+    return {roundGradient(grads[0], format, 1)};
   }
   Format format;
 };
@@ -284,7 +298,7 @@ napi_value RoundOutput(napi_env env, napi_callback_info info) {
       if (own) roundInto(t, t, f);
       if (grad) {
         Format kept = f;
-        t.register_hook([kept](const at::Tensor& g) -> at::Tensor { return g.defined() ? roundDifferentiable(g, kept) : g; });
+        t.register_hook([kept](const at::Tensor& g) -> at::Tensor { return roundGradient(g, kept, 2); });
       }
       return jsInt(env, id);
     }
