@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 #include <algorithm>
 
@@ -145,17 +146,30 @@ at::Tensor roundValues(const at::Tensor& x, const Format& f) {
   return out;
 }
 
-// Some value of a differs from b's (NaN equal to NaN, −0 equal to +0): a and b contiguous, same size.
+// Some value of a differs from b's (NaN equal to NaN, −0 equal to +0): a and
+// b contiguous, same size. Compared 16 bytes at a time (GCC does not
+// vectorise the scalar loop at -O2), a block of 1024 values between exits.
 template <typename T>
 bool valuesDiffer(const T* a, const T* b, int64_t n) {
+  using U = typename std::conditional<sizeof(T) == 4, uint32_t, uint64_t>::type;
+  using F = typename Lanes<T, U, 16>::F;
+  using I = typename Lanes<T, U, 16>::I;
+  constexpr int kN = Lanes<T, U, 16>::kN;
   constexpr int64_t kBlock = 1024;
-  for (int64_t i = 0; i < n; i += kBlock) {
-    const int64_t end = std::min(n, i + kBlock);
-    bool differ = false;
-    // bitwise, not short-circuit: a loop the compiler vectorises
-    for (int64_t j = i; j < end; j++) differ |= (a[j] != b[j]) & ((a[j] == a[j]) | (b[j] == b[j]));
-    if (differ) return true;
+  int64_t i = 0;
+  for (; i + kBlock <= n; i += kBlock) {
+    I differ = {};
+    for (int64_t j = i; j < i + kBlock; j += kN) {
+      F x, y;
+      std::memcpy(&x, a + j, sizeof x);
+      std::memcpy(&y, b + j, sizeof y);
+      differ |= bitsOf<I>(x != y) & (bitsOf<I>(x == x) | bitsOf<I>(y == y));
+    }
+    for (int k = 0; k < kN; k++)
+      if (differ[k]) return true;
   }
+  for (; i < n; i++)
+    if (a[i] != b[i] && (a[i] == a[i] || b[i] == b[i])) return true;
   return false;
 }
 
