@@ -66,14 +66,12 @@ inline __attribute__((always_inline)) void roundBlock(const T* src, T* dst, int 
   F af = bitsOf<F>(a);
   I rounded = (a + half + ((a >> shift) & 1)) & ~fractionMask;
   I sub = bitsOf<I>((af + magic) - magic);  // no -ffast-math: never reassociated
-  I isSub = bitsOf<I>(af < minNormal);
-  I r = (sub & isSub) | (rounded & ~isSub);
-  I isOver = bitsOf<I>(bitsOf<F>(r) > maxFinite);  // NaN compares false
-  r = (overBits & isOver) | (r & ~isOver);
+  // selects by compare masks (one blend instruction each with AVX2)
+  I r = af < minNormal ? sub : rounded;
+  r = bitsOf<F>(r) > maxFinite ? I{} + overBits : r;  // NaN compares false
   I keepSign = negativeZero ? ~I{} : ~bitsOf<I>(bitsOf<F>(r) == T(0));
   r = r | (sign & keepSign);
-  I isNan = bitsOf<I>(af != af);
-  r = (v & isNan) | (r & ~isNan);
+  r = af != af ? v : r;
   std::memcpy(dst, &r, sizeof r);
 }
 
