@@ -2,7 +2,10 @@
 // format's subnormals and overflow rule), for float32 and float64 tensors:
 // the precision policy's hot path. Differentiable as a straight-through step
 // whose gradient is rounded to the same format, as a C++ autograd node (no JS
-// callback in backward).
+// callback in backward). For the policy: an op's output rounded where it lies
+// when nothing else holds it, with a C++ hook rounding its gradient; inputs
+// rounded unless already in the format; tensors an op wrote into rounded in
+// place; gradients rounded in place when only the engine holds them.
 #include "keel.h"
 
 #include <ATen/Parallel.h>
