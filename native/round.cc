@@ -307,8 +307,10 @@ napi_value RoundOutput(napi_env env, napi_callback_info info) {
     const bool grad = at::GradMode::is_enabled() && x.requires_grad();
     // a saved output (relu's) that rounding leaves unchanged needs no copy either
     const bool own = exclusive(x);
+    // the handle is kept only for the op's own new tensor (its storage may be
+    // shared with a saved copy): never an input handed back (to, contiguous) or a view
     if (argBool(env, a[2], "inPlace") && (!grad || x.grad_fn() != nullptr) && x.is_contiguous() && x.layout() == at::kStrided &&
-        (own || holdsFormat(x, f))) {
+        (own || (x.use_count() == 1 && !x.is_view() && holdsFormat(x, f)))) {
       at::Tensor t = x;  // the slot's tensor (the data is rounded, not the handle replaced)
       if (own) roundInto(t, t, f);
       if (grad) {
