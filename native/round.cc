@@ -2,15 +2,23 @@
 // format's subnormals and overflow rule), for float32 and float64 tensors:
 // the precision policy's hot path. Differentiable as a straight-through step
 // whose gradient is rounded to the same format, as a C++ autograd node (no JS
-// callback in backward).
+// callback in backward). For the policy: an op's output rounded where it lies
+// when nothing else holds it, with a C++ hook rounding its gradient; inputs
+// rounded unless already in the format; tensors an op wrote into rounded in
+// place; gradients rounded in place when only the engine holds them.
 #include "keel.h"
 
 #include <ATen/Parallel.h>
 #include <torch/autograd.h>
+#include <torch/csrc/autograd/functions/utils.h>
+#include <torch/csrc/autograd/variable.h>
 
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
+#include <vector>
+#include <algorithm>
 
 namespace keel {
 
@@ -61,14 +69,12 @@ inline __attribute__((always_inline)) void roundBlock(const T* src, T* dst, int 
   F af = bitsOf<F>(a);
   I rounded = (a + half + ((a >> shift) & 1)) & ~fractionMask;
   I sub = bitsOf<I>((af + magic) - magic);  // no -ffast-math: never reassociated
-  I isSub = bitsOf<I>(af < minNormal);
-  I r = (sub & isSub) | (rounded & ~isSub);
-  I isOver = bitsOf<I>(bitsOf<F>(r) > maxFinite);  // NaN compares false
-  r = (overBits & isOver) | (r & ~isOver);
+  // selects by compare masks (one blend instruction each with AVX2)
+  I r = af < minNormal ? sub : rounded;
+  r = bitsOf<F>(r) > maxFinite ? I{} + overBits : r;  // NaN compares false
   I keepSign = negativeZero ? ~I{} : ~bitsOf<I>(bitsOf<F>(r) == T(0));
   r = r | (sign & keepSign);
-  I isNan = bitsOf<I>(af != af);
-  r = (v & isNan) | (r & ~isNan);
+  r = af != af ? v : r;
   std::memcpy(dst, &r, sizeof r);
 }
 
@@ -121,36 +127,126 @@ void roundBits(const T* in, T* out, int64_t n, const Format& f) {
   });
 }
 
-at::Tensor roundValues(const at::Tensor& x, const Format& f) {
+void checkRoundable(const at::Tensor& x, const char* what) {
   if (x.scalar_type() != at::kFloat && x.scalar_type() != at::kDouble)
-    throw ArgError(std::string("round: expected a float32 or float64 tensor, got ") + c10::toString(x.scalar_type()));
-  if (!x.device().is_cpu()) throw ArgError("round: the one-pass rounding runs on CPU tensors");
-  at::Tensor in = x.detach().contiguous();
-  at::Tensor out = at::empty_like(in, at::MemoryFormat::Contiguous);
+    throw ArgError(std::string(what) + ": expected a float32 or float64 tensor, got " + c10::toString(x.scalar_type()));
+  if (!x.device().is_cpu()) throw ArgError(std::string(what) + ": the one-pass rounding runs on CPU tensors");
+}
+
+// in → out (n values; out may be in)
+void roundInto(const at::Tensor& in, at::Tensor& out, const Format& f) {
   if (in.scalar_type() == at::kFloat) roundBits<float, uint32_t, 23>(in.data_ptr<float>(), out.data_ptr<float>(), in.numel(), f);
   else roundBits<double, uint64_t, 52>(in.data_ptr<double>(), out.data_ptr<double>(), in.numel(), f);
+}
+
+at::Tensor roundValues(const at::Tensor& x, const Format& f) {
+  checkRoundable(x, "round");
+  at::Tensor in = x.detach().contiguous();
+  at::Tensor out = at::empty_like(in, at::MemoryFormat::Contiguous);
+  roundInto(in, out, f);
   return out;
 }
 
-struct RoundFunction : public torch::autograd::Function<RoundFunction> {
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, int64_t m, int64_t e, double max,
-                            bool inf, bool sat, bool nz) {
-    ctx->saved_data["nz"] = nz;
-    ctx->saved_data["m"] = m;
-    ctx->saved_data["e"] = e;
-    ctx->saved_data["max"] = max;
-    ctx->saved_data["inf"] = inf;
-    ctx->saved_data["sat"] = sat;
-    return roundValues(x, Format{m, e, max, inf, sat, nz});
+// Some value of a differs from b's (NaN equal to NaN, −0 equal to +0): a and
+// b contiguous, same size. Compared 16 bytes at a time (GCC does not
+// vectorise the scalar loop at -O2), a block of 1024 values between exits.
+template <typename T>
+bool valuesDiffer(const T* a, const T* b, int64_t n) {
+  using U = typename std::conditional<sizeof(T) == 4, uint32_t, uint64_t>::type;
+  using F = typename Lanes<T, U, 16>::F;
+  using I = typename Lanes<T, U, 16>::I;
+  constexpr int kN = Lanes<T, U, 16>::kN;
+  constexpr int64_t kBlock = 1024;
+  int64_t i = 0;
+  for (; i + kBlock <= n; i += kBlock) {
+    I differ = {};
+    for (int64_t j = i; j < i + kBlock; j += kN) {
+      F x, y;
+      std::memcpy(&x, a + j, sizeof x);
+      std::memcpy(&y, b + j, sizeof y);
+      differ |= bitsOf<I>(x != y) & (bitsOf<I>(x == x) | bitsOf<I>(y == y));
+    }
+    for (int k = 0; k < kN; k++)
+      if (differ[k]) return true;
   }
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list g) {
-    int64_t m = ctx->saved_data["m"].toInt(), e = ctx->saved_data["e"].toInt();
-    double max = ctx->saved_data["max"].toDouble();
-    bool inf = ctx->saved_data["inf"].toBool(), sat = ctx->saved_data["sat"].toBool(), nz = ctx->saved_data["nz"].toBool();
-    at::Tensor grad = g[0].defined() ? RoundFunction::apply(g[0], m, e, max, inf, sat, nz) : at::Tensor();
-    return {grad, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  for (; i < n; i++)
+    if (a[i] != b[i] && (a[i] == a[i] || b[i] == b[i])) return true;
+  return false;
+}
+
+// Some value of a differs from b's (contiguous float32 or float64 tensors of one size).
+bool valuesDiffer(const at::Tensor& a, const at::Tensor& b) {
+  if (a.scalar_type() == at::kFloat) return valuesDiffer(a.data_ptr<float>(), b.data_ptr<float>(), a.numel());
+  return valuesDiffer(a.data_ptr<double>(), b.data_ptr<double>(), a.numel());
+}
+
+// Every value of p[0..n) is already the format's: rounded a block at a time
+// into a buffer on the stack, stopping at the first block that changes.
+template <typename T, typename U, int kFraction>
+bool holdsFormat(const T* p, int64_t n, const Format& f) {
+  constexpr int64_t kBlock = 1024;
+  T buf[kBlock];
+  for (int64_t i = 0; i < n; i += kBlock) {
+    const int64_t m = std::min(kBlock, n - i);
+    roundBits<T, U, kFraction>(p + i, buf, m, f);
+    if (valuesDiffer(p + i, buf, m)) return false;
   }
+  return true;
+}
+
+bool holdsFormat(const at::Tensor& x, const Format& f) {
+  if (x.scalar_type() == at::kFloat) return holdsFormat<float, uint32_t, 23>(x.data_ptr<float>(), x.numel(), f);
+  return holdsFormat<double, uint64_t, 52>(x.data_ptr<double>(), x.numel(), f);
+}
+
+at::Tensor roundDifferentiable(const at::Tensor& x, const Format& f);
+
+// A gradient in backward rounded: where it lies when backward builds no graph
+// and nothing but the engine holds it (`uses` references: the engine's list,
+// and a hook's copy of it), as autograd's own InputBuffer accumulates in place
+// only into a gradient it alone holds; else a rounded copy.
+at::Tensor roundGradient(const at::Tensor& g, const Format& f, long uses) {
+  if (!g.defined()) return g;
+  if (!at::GradMode::is_enabled() && g.use_count() <= uses && g.has_storage() && g.storage().use_count() == 1 && g.is_contiguous() &&
+      g.layout() == at::kStrided && g.device().is_cpu() && (g.scalar_type() == at::kFloat || g.scalar_type() == at::kDouble)) {
+    at::Tensor r = g;
+    roundInto(r, r, f);
+    return r;
+  }
+  return roundDifferentiable(g, f);
+}
+
+// The gradient of a rounding: the incoming gradient, rounded to the same
+// format (a straight-through step). A plain Node holding the format, not a
+// torch::autograd::Function: no saved_data map to fill per call.
+struct RoundBackward : public torch::autograd::Node {
+  explicit RoundBackward(const Format& f) : format(f) {}
+  std::string name() const override { return "RoundBackward"; }
+  torch::autograd::variable_list apply(torch::autograd::variable_list&& grads) override {
+    // create_graph: the rounding of the gradient is differentiable too (roundGradient copies then)
+    return {roundGradient(grads[0], format, 1)};
+  }
+  Format format;
 };
+
+at::Tensor roundDifferentiable(const at::Tensor& x, const Format& f) {
+  at::Tensor r = roundValues(x, f);
+  if (at::GradMode::is_enabled() && x.requires_grad()) {
+    auto node = std::shared_ptr<RoundBackward>(new RoundBackward(f), torch::autograd::deleteNode);
+    node->set_next_edges(torch::autograd::collect_next_edges(x));
+    torch::autograd::set_history(r, node);
+  }
+  return r;
+}
+
+// Formats are registered once (roundingFormat) and named by index in the hot calls.
+std::vector<Format> g_formats;
+
+const Format& formatById(napi_env env, napi_value v) {
+  int64_t id = argInt(env, v, "format");
+  if (id < 0 || static_cast<size_t>(id) >= g_formats.size()) throw ArgError("round: not a registered rounding format");
+  return g_formats[id];
+}
 
 Format formatArg(napi_env env, napi_value* a) {
   Format f{argInt(env, a[0], "mantissaBits"), argInt(env, a[1], "minNormalExponent"), argNumber(env, a[2], "maxFinite"),
@@ -160,41 +256,147 @@ Format formatArg(napi_env env, napi_value* a) {
   return f;
 }
 
-// roundFormat(id, mantissaBits, minNormalExponent, maxFinite, hasInfinity, saturate, negativeZero, differentiable) -> id
+// roundingFormat(mantissaBits, minNormalExponent, maxFinite, hasInfinity, saturate, negativeZero) -> format id
+napi_value RoundingFormat(napi_env env, napi_callback_info info) {
+  napi_value a[6];
+  getArgs(env, info, 6, a);
+  KEEL_GUARD(env, "roundingFormat", {
+    Format f = formatArg(env, a);
+    for (size_t i = 0; i < g_formats.size(); i++) {
+      const Format& g = g_formats[i];
+      if (g.mantissaBits == f.mantissaBits && g.minNormalExponent == f.minNormalExponent && g.maxFinite == f.maxFinite &&
+          g.hasInfinity == f.hasInfinity && g.saturate == f.saturate && g.negativeZero == f.negativeZero)
+        return jsInt(env, static_cast<int64_t>(i));
+    }
+    g_formats.push_back(f);
+    return jsInt(env, static_cast<int64_t>(g_formats.size() - 1));
+  })
+}
+
+// roundFormat(id, format, differentiable) -> id
 napi_value RoundFormat(napi_env env, napi_callback_info info) {
-  napi_value a[8];
-  getArgs(env, info, 8, a);
+  napi_value a[3];
+  getArgs(env, info, 3, a);
   KEEL_GUARD(env, "round", {
     const at::Tensor& x = argTensor(env, a[0], "x");
-    Format f = formatArg(env, a + 1);
-    if (argBool(env, a[7], "differentiable") && x.requires_grad() && at::GradMode::is_enabled())
-      return jsTensor(env, RoundFunction::apply(x, f.mantissaBits, f.minNormalExponent, f.maxFinite, f.hasInfinity, f.saturate, f.negativeZero));
+    const Format& f = formatById(env, a[1]);
+    if (argBool(env, a[2], "differentiable")) return jsTensor(env, roundDifferentiable(x, f));
     return jsTensor(env, roundValues(x, f));
   })
 }
 
-// representable(id, mantissaBits, minNormalExponent, maxFinite, hasInfinity, saturate, negativeZero) -> every value is the format's (NaN counts)
+// Nothing but this handle holds x or its memory: no view, no other handle,
+// no autograd node that saved it (a saved output shares its storage).
+bool exclusive(const at::Tensor& x) {
+  return x.use_count() == 1 && x.has_storage() && x.storage().use_count() == 1 && x.is_contiguous() && x.layout() == at::kStrided;
+}
+
+// roundOutput(id, format, inPlace) -> id (-1 off the CPU: the caller rounds it): an op's output rounded, in place
+// when nothing else can see it or it already holds the format's values (the
+// handle comes back), else as a rounded copy (a new handle). With grad, backward rounds the gradient reaching it:
+// a C++ hook on the output rounded in place, a RoundBackward node on a copy.
+napi_value RoundOutput(napi_env env, napi_callback_info info) {
+  napi_value a[3];
+  getArgs(env, info, 3, a);
+  KEEL_GUARD(env, "round", {
+    int32_t id = argTensorId(env, a[0], "x");
+    const at::Tensor& x = slot(id, "x");
+    const Format& f = formatById(env, a[1]);
+    if (!x.device().is_cpu()) return jsInt(env, -1);
+    checkRoundable(x, "round");
+    const bool grad = at::GradMode::is_enabled() && x.requires_grad();
+    // a saved output (relu's) that rounding leaves unchanged needs no copy either
+    const bool own = exclusive(x);
+    // the handle is kept only for the op's own new tensor (its storage may be
+    // shared with a saved copy): never an input handed back (to, contiguous) or a view
+    if (argBool(env, a[2], "inPlace") && (!grad || x.grad_fn() != nullptr) && x.is_contiguous() && x.layout() == at::kStrided &&
+        (own || (x.use_count() == 1 && !x.is_view() && holdsFormat(x, f)))) {
+      at::Tensor t = x;  // the slot's tensor (the data is rounded, not the handle replaced)
+      if (own) roundInto(t, t, f);
+      if (grad) {
+        Format kept = f;
+        t.register_hook([kept](const at::Tensor& g) -> at::Tensor { return roundGradient(g, kept, 2); });
+      }
+      return jsInt(env, id);
+    }
+    return jsTensor(env, grad ? roundDifferentiable(x, f) : roundValues(x, f));
+  })
+}
+
+// roundInPlace(ids, format): tensors an op wrote into, rounded where they are
+// (one version bump each, as a copy_ of the rounded values would make).
+napi_value RoundInPlace(napi_env env, napi_callback_info info) {
+  napi_value a[2];
+  getArgs(env, info, 2, a);
+  KEEL_GUARD(env, "round", {
+    std::vector<at::Tensor> ts = argTensorList(env, a[0], "tensors");
+    const Format& f = formatById(env, a[1]);
+    at::NoGradGuard noGrad;
+    for (at::Tensor& t : ts) {
+      checkRoundable(t, "round");
+      if (t.is_contiguous() && t.layout() == at::kStrided) {
+        roundInto(t, t, f);
+        torch::autograd::impl::bump_version(t);
+      } else {
+        t.copy_(roundValues(t, f));
+      }
+    }
+    return nullptr;
+  })
+}
+
+// roundInput(id, format, grad) -> id, null or -1: an op's input as if stored
+// in the format. With grad, a rounded copy behind a RoundBackward node;
+// without, a rounded copy, or null when every value is already the format's.
+// -1 off the CPU (the caller rounds it another way).
+napi_value RoundInput(napi_env env, napi_callback_info info) {
+  napi_value a[3];
+  getArgs(env, info, 3, a);
+  KEEL_GUARD(env, "round", {
+    const at::Tensor& x = argTensor(env, a[0], "x");
+    const Format& f = formatById(env, a[1]);
+    if (!x.device().is_cpu()) return jsInt(env, -1);
+    checkRoundable(x, "round");
+    if (argBool(env, a[2], "grad")) return jsTensor(env, roundDifferentiable(x, f));
+    at::Tensor in = x.detach().contiguous();
+    at::Tensor out = at::empty_like(in, at::MemoryFormat::Contiguous);
+    roundInto(in, out, f);
+    return valuesDiffer(in, out) ? jsTensor(env, std::move(out)) : jsNull(env);
+  })
+}
+
+// version(id) -> the tensor's version counter (in-place writes so far)
+napi_value Version(napi_env env, napi_callback_info info) {
+  napi_value a[1];
+  getArgs(env, info, 1, a);
+  KEEL_GUARD(env, "version", { return jsInt(env, static_cast<int64_t>(argTensor(env, a[0], "tensor")._version())); })
+}
+
+// representable(id, format) -> every value is the format's (NaN counts)
 napi_value Representable(napi_env env, napi_callback_info info) {
-  napi_value a[7];
-  getArgs(env, info, 7, a);
+  napi_value a[2];
+  getArgs(env, info, 2, a);
   KEEL_GUARD(env, "isRepresentable", {
     const at::Tensor& x = argTensor(env, a[0], "x");
-    Format f = formatArg(env, a + 1);
+    const Format& f = formatById(env, a[1]);
     if (x.scalar_type() != at::kFloat && x.scalar_type() != at::kDouble)
       throw ArgError(std::string("isRepresentable: expected a float32 or float64 tensor, got ") + c10::toString(x.scalar_type()));
     // the one rounding algorithm, then a comparison (NaN equal to NaN)
-    at::Tensor in = x.detach();
-    at::Tensor r = roundValues(in, f);
-    bool all = at::logical_or(r.eq(in), at::logical_and(r.isnan(), in.isnan())).all().item<bool>();
-    return jsBool(env, all);
+    at::Tensor in = x.detach().contiguous();
+    return jsBool(env, !valuesDiffer(in, roundValues(in, f)));
   })
 }
 
 }  // namespace
 
 void registerRoundFunctions(napi_env env, napi_value exports) {
+  defineFunction(env, exports, "roundingFormat", RoundingFormat);
   defineFunction(env, exports, "roundFormat", RoundFormat);
+  defineFunction(env, exports, "roundOutput", RoundOutput);
+  defineFunction(env, exports, "roundInPlace", RoundInPlace);
+  defineFunction(env, exports, "roundInput", RoundInput);
   defineFunction(env, exports, "representable", Representable);
+  defineFunction(env, exports, "tensorVersion", Version);
 }
 
 }  // namespace keel

@@ -507,6 +507,85 @@ test('an optimizer step under the policy stores parameters in the format', () =>
   assert.ok(keel.isRepresentable(p.detach(), 'fp8-e4m3'), `${p.toArray()}`);
 });
 
+/** The loss, its gradients and the outputs' autograd nodes of a small conv net under a policy, with or without another interceptor seeing the ops. */
+function convNetUnder(format: keel.FormatName, withOtherInterceptor: boolean) {
+  return keel.scope(() => {
+    keel.manualSeed(21);
+    const w1 = keel.randn([4, 1, 3, 3]).mul(0.4).requiresGrad_();
+    const b1 = keel.randn([4]).mul(0.1).requiresGrad_();
+    const w2 = keel.randn([3, 64]).mul(0.3).requiresGrad_();
+    const x = keel.randn([5, 1, 10, 10]);
+    const y = keel.tensor([0, 2, 1, 1, 0], { dtype: 'int64' });
+    const params = [w1, b1, w2];
+    const nodes: Record<string, string | null> = {};
+    const uninstall = withOtherInterceptor ? keel.intercept({}) : undefined;
+    let loss: Tensor;
+    let gs: (Tensor | null)[];
+    let second: (Tensor | null)[];
+    try {
+      [loss, gs, second] = keel.withPrecision(format, () => {
+        const c = keel.ops.conv2d(x, w1, b1);          // nothing else holds it
+        const r = c.relu();                            // relu's backward saved its output
+        const p = keel.ops.maxPool2d(r, [2, 2]);
+        const t = p.tanh();                            // tanh's too, and rounding changes it
+        const f = t.flatten(1);
+        const z = keel.ops.linear(f, w2).add(f.narrow(1, 0, 3));  // f read twice
+        const l = keel.losses.crossEntropy(z.exp().log1p(), y);
+        Object.assign(nodes, { conv: c.gradFn, relu: r.gradFn, tanh: t.gradFn, loss: l.gradFn });
+        // gradients, and a gradient of a gradient through the rounding in backward
+        const g = keel.autograd.grad(l, params, { createGraph: true });
+        const g2 = keel.autograd.grad(g[2]!.square().sum(), [w2]);
+        return [l, g, g2];
+      });
+    } finally {
+      uninstall?.();
+    }
+    const bits = (t: Tensor | null) => Array.from(t!.detach().flatten().data() as Float32Array);
+    return { loss: bits(loss), grads: gs.map(bits), second: second.map(bits), nodes };
+  });
+}
+
+test('an output rounded where it lies or as a rounded copy: the same bits, forward, backward and double backward', () => {
+  for (const format of ['bf16', 'fp16', 'fp8-e4m3'] as keel.FormatName[]) {
+    const inPlace = convNetUnder(format, false);
+    // another interceptor (the guard's replay) makes the policy take the copy behind a rounding node everywhere
+    const copied = convNetUnder(format, true);
+    assert.deepEqual(inPlace.loss, copied.loss, format);
+    assert.deepEqual(inPlace.grads, copied.grads, format);
+    assert.deepEqual(inPlace.second, copied.second, format);
+    assert.ok(inPlace.grads.every((g) => keel.isRepresentable(keel.tensor(g), format)), `${format}: gradients in the format`);
+    // alone, the policy kept the op's own node where nothing else held the output or rounding left it unchanged
+    assert.deepEqual(inPlace.nodes, { conv: 'ConvolutionBackward0', relu: 'ReluBackward0', tanh: 'RoundBackward', loss: 'NllLossBackward0' }, format);
+    assert.deepEqual(copied.nodes, { conv: 'RoundBackward', relu: 'RoundBackward', tanh: 'RoundBackward', loss: 'RoundBackward' }, format);
+  }
+});
+
+test('optimizers under the policy: the _foreach updates round what they write, bitwise as the single-tensor path', () => {
+  const variants: [string, (ps: Tensor[], foreach: boolean) => keel.optim.Optimizer][] = [
+    ['Adam amsgrad', (ps, foreach) => new keel.optim.Adam(ps, { lr: 1e-2, amsgrad: true, foreach })],
+    ['AdamW', (ps, foreach) => new keel.optim.AdamW(ps, { lr: 1e-2, weightDecay: 0.05, foreach })],
+    ['SGD momentum', (ps, foreach) => new keel.optim.SGD(ps, { lr: 0.1, momentum: 0.9, weightDecay: 1e-3, foreach })],
+  ];
+  for (const [name, make] of variants) {
+    const run = (foreach: boolean): number[][] => keel.scope(() => {
+      keel.manualSeed(13);
+      const model = new keel.nn.Sequential(new keel.nn.Linear(5, 7), new keel.nn.Tanh(), new keel.nn.Linear(7, 3));
+      const opt = make(model.parameters(), foreach);
+      const x = keel.randn([9, 5]);
+      for (let i = 0; i < 4; i++) {
+        keel.withPrecision('bf16', () => {
+          opt.zeroGrad();
+          keel.scope(() => model.call(x).square().mean().backward());
+          opt.step();
+        });
+      }
+      for (const p of model.parameters()) assert.ok(keel.isRepresentable(p.detach(), 'bf16'), `${name} (foreach ${foreach}): a parameter is not stored in bf16`);
+      return model.parameters().map((p) => Array.from(p.flatten().data() as Float32Array));
+    });
+    assert.deepEqual(run(true), run(false), name);
+  }
+});
+
 test('the rounding agrees with PyTorch\'s float16 and bfloat16 conversions of float32', { skip: !torchAvailable() }, () => {
   const values = [0.1, 1 / 3, 65519, 1e-7, 3e-8, 2.9802322387695312e-8, -2.5e-5, 3.14159, 1e-40, -7e4 / 3];
   const out = runTorch<number[][]>(

@@ -206,17 +206,18 @@ export async function serve(handler) {
 
 /**
  * Runs `rounds` rounds; in each, every contender runs makeRequest(name) once.
- * Returns seconds per round for each contender. With more than one thread,
- * pass pauseMs: OpenBLAS's idle threads spin (sched_yield) for ~0.1 s after a
- * call and would otherwise slow the next contender.
+ * Returns seconds per round for each contender (or what `collect` takes from
+ * each reply). With more than one thread, pass pauseMs: OpenBLAS's idle
+ * threads spin (sched_yield) for ~0.1 s after a call and would otherwise slow
+ * the next contender.
  */
-export async function roundRobin(contenders, rounds, makeRequest, { pauseMs = 0 } = {}) {
+export async function roundRobin(contenders, rounds, makeRequest, { pauseMs = 0, collect = (res) => res.seconds } = {}) {
   const samples = Object.fromEntries(Object.keys(contenders).map((k) => [k, []]));
   for (let r = 0; r < rounds; r++) {
     for (const [name, worker] of Object.entries(contenders)) {
       if (pauseMs > 0) await new Promise((ok) => setTimeout(ok, pauseMs));
       const res = await worker.request({ ...makeRequest(name), round: r });
-      samples[name].push(res.seconds);
+      samples[name].push(collect(res));
     }
   }
   return samples;

@@ -86,6 +86,11 @@ export function interceptionActive(): boolean {
   return interceptors.length !== 0 && paused === 0;
 }
 
+/** How many interceptors are installed (the precision policy rounds in place only when it sees each op alone). */
+export function interceptorCount(): number {
+  return interceptors.length;
+}
+
 /** Runs fn with interception off (for an interceptor's own ops). */
 export function unintercepted<T>(fn: () => T): T {
   paused++;

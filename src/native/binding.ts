@@ -83,9 +83,19 @@ export interface NativeBinding {
   autocastEnter(device: 'cpu' | 'cuda', dtype: number, cacheEnabled: boolean, enabled: boolean): [boolean, number, boolean];
   autocastExit(device: 'cpu' | 'cuda', wasEnabled: boolean, previousDtype: number, previousCache: boolean): void;
   autocastState(): { cpu: boolean; cpuDtype: number; cuda: boolean; cudaDtype: number };
-  // rounding to a format (one pass; differentiable: a C++ autograd node)
-  roundFormat(h: Handle, mantissaBits: number, minNormalExponent: number, maxFinite: number, hasInfinity: boolean, saturate: boolean, negativeZero: boolean, differentiable: boolean): Handle;
-  representable(h: Handle, mantissaBits: number, minNormalExponent: number, maxFinite: number, hasInfinity: boolean, saturate: boolean, negativeZero: boolean): boolean;
+  // rounding to a format (native/round.cc: one pass; differentiable: a C++ autograd node). A format is
+  // registered once (roundingFormat) and named by its id in every rounding call.
+  roundingFormat(mantissaBits: number, minNormalExponent: number, maxFinite: number, hasInfinity: boolean, saturate: boolean, negativeZero: boolean): number;
+  roundFormat(h: Handle, format: number, differentiable: boolean): Handle;
+  /** An op's output rounded: in place (the same handle back) when nothing else holds it and inPlace, else a rounded copy; -1 off the CPU. */
+  roundOutput(h: Handle, format: number, inPlace: boolean): Handle;
+  /** Tensors an op wrote into, rounded in place. */
+  roundInPlace(hs: Handle[], format: number): void;
+  /** An op's input as if stored in the format: with grad a differentiable rounded copy; without, a rounded copy or null when every value is already the format's; -1 off the CPU. */
+  roundInput(h: Handle, format: number, grad: boolean): Handle | null;
+  representable(h: Handle, format: number): boolean;
+  /** The tensor's version counter (its in-place writes). */
+  tensorVersion(h: Handle): number;
   // info
   info(): LibtorchInfo;
   setNumThreads(n: number): void;

@@ -12,14 +12,23 @@
 // values (parameters, data, tensors made outside the policy) are replaced by
 // rounded copies; tensors the policy produced are remembered (with their
 // version counter) and never checked again.
+//
+// An op's output is rounded where it lies when nothing else holds it (no
+// view, no autograd node that saved it) and backward's rounding of its
+// gradient is then a C++ hook on it; otherwise it is replaced by a rounded
+// copy behind a C++ rounding node (native/round.cc). Both round the same
+// values; the copy keeps the exact output for the node that saved it. When
+// another interceptor sees the ops too (the guard's replay, which hooks
+// outputs before the policy does), every output takes the copy, so that its
+// hooks see gradients rounded as before.
 import { isGradEnabled, noGrad } from '../core/autograd.js';
-import { intercept, replaceTensorInputs, type OpCall } from '../core/dispatch.js';
+import { intercept, interceptorCount, replaceTensorInputs, type OpCall } from '../core/dispatch.js';
 import { native } from '../native/binding.js';
 import { Tensor } from '../core/tensor.js';
 import * as ops from '../ops/index.js';
 import { formatOf, type FloatFormat, type FormatLike } from './formats.js';
 import { roundingCounter } from './rounding-count.js';
-import { formatNarrows, roundValues, roundWithGrad, sameValues, type RoundOptions } from './round.js';
+import { formatNarrows, nativeFormatId, roundValues, roundWithGrad, sameValues, type RoundOptions } from './round.js';
 
 export interface PrecisionOptions {
   /** Saturate overflow to ±maxFinite instead of ±inf (or NaN for E4M3). */
@@ -71,7 +80,7 @@ export function gradientRounded(t: Tensor): boolean {
 const knownByFormat = new WeakMap<FloatFormat, WeakMap<Tensor, number>>();
 
 function version(t: Tensor): number {
-  return ops._version(t) as unknown as number;
+  return native.tensorVersion(t.id);
 }
 
 function tensorsOf(result: unknown): Tensor[] {
@@ -156,8 +165,12 @@ const interceptor = {
 class PolicyRun {
   /** input tensor → its rounded copy (differentiable or not), valid at one version */
   private readonly entries = new Map<Tensor, { version: number; grad: boolean; rounded: Tensor }>();
+  /** the format's id for native rounding calls */
+  private readonly formatId: number;
 
-  constructor(readonly policy: PrecisionPolicy, private readonly known: WeakMap<Tensor, number>) {}
+  constructor(readonly policy: PrecisionPolicy, private readonly known: WeakMap<Tensor, number>) {
+    this.formatId = nativeFormatId(policy.format, policy.options.saturate ?? false);
+  }
 
   end(): void {
     // the graph holds its own references to these; ours end with the run
@@ -175,20 +188,34 @@ class PolicyRun {
   }
 
   /**
-   * t as if stored in the format: a rounded copy, made once per run and
-   * version; with grad, through a rounding node; without, undefined when t
-   * already holds only values of the format.
+   * A rounded copy of t (with grad, behind a rounding node), or undefined
+   * when, without grad, t already holds only values of the format.
    */
-  private entry(t: Tensor, grad: boolean, op: string): Tensor | undefined {
-    const v = version(t);
+  private roundedCopy(t: Tensor, grad: boolean): Tensor | undefined {
+    const h = native.roundInput(t.id, this.formatId, grad);
+    if (h === null) return undefined;
+    if (h !== -1) return new Tensor(h);
+    // off the CPU
+    const { format, options } = this.policy;
+    if (grad) return roundWithGrad(t, format, options);
+    const rounded = roundValues(t, format, options);
+    if (!sameValues(rounded, t)) return rounded;
+    rounded.dispose();
+    return undefined;
+  }
+
+  /**
+   * t (at version v) as if stored in the format: a rounded copy, made once
+   * per run and version; with grad, through a rounding node; without,
+   * undefined when t already holds only values of the format.
+   */
+  private entry(t: Tensor, v: number, grad: boolean, op: string): Tensor | undefined {
     const e = this.entries.get(t);
     if (e !== undefined && e.version === v && e.grad === grad && !e.rounded.isDisposed) return e.rounded;
     if (e !== undefined) e.rounded.dispose();
     this.entries.delete(t);
-    const { format, options } = this.policy;
-    const rounded = grad ? roundWithGrad(t, format, options) : roundValues(t, format, options);
-    if (!grad && sameValues(rounded, t)) {
-      rounded.dispose();
+    const rounded = this.roundedCopy(t, grad);
+    if (rounded === undefined) {
       this.known.set(t, v);
       return undefined;
     }
@@ -210,43 +237,43 @@ class PolicyRun {
     const needsGrad = isGradEnabled() && inputs.some((x) => (x instanceof Tensor ? x.requiresGrad : Array.isArray(x) && x.some((y) => y instanceof Tensor && y.requiresGrad)));
     return replaceTensorInputs(inputs, (t) => {
       if (!this.narrows(t)) return t;
-      const known = this.isKnown(t);
+      const v = version(t);
+      const known = this.known.get(t) === v;
       // a leaf (parameter) or a tensor from outside the policy that needs a
       // gradient goes through a rounding node, so that its gradient is rounded too
-      if (needsGrad && t.requiresGrad && (!known || t.isLeaf)) return this.entry(t, true, call.op) ?? t;
-      return known ? t : this.entry(t, false, call.op) ?? t;
+      if (needsGrad && t.requiresGrad && (!known || t.isLeaf)) return this.entry(t, v, true, call.op) ?? t;
+      return known ? t : this.entry(t, v, false, call.op) ?? t;
     });
   }
 
   /** Outputs are rounded to the format. */
   after(call: OpCall, result: unknown): unknown {
-    const outs = tensorsOf(result);
-    if (outs.length === 0) return result;
     const f = this.policy.format;
     if (f.name === 'fp64') return result;
+    const outs = tensorsOf(result);
+    // ops that write into their arguments and return nothing (the _foreach_*_ ops)
+    if (outs.length === 0) return call.mutable.includes(true) ? this.roundWritten(call, result) : result;
     const args = call.inputs;
     const cast = this.policy.select?.(call.op) ?? 'lower';
     if (cast === 'fp32' || (cast === 'promote' && !this.allKnownFloating(args))) return result;
+    // only an op that writes into an argument returns it
     const mutated = new Set<Tensor>();
-    for (const o of outs) {
-      for (const x of args) if (x === o || (Array.isArray(x) && x.includes(o))) mutated.add(o);
+    if (call.mutable.includes(true)) {
+      for (const o of outs) {
+        for (const x of args) if (x === o || (Array.isArray(x) && x.includes(o))) mutated.add(o);
+      }
     }
     const gradMode = isGradEnabled();
+    const counter = roundingCounter();
+    // alone, the policy may round outputs where they lie (see the top of this file)
+    const inPlace = counter === undefined && interceptorCount() === 1;
 
     const viewsKnownInputs = mutated.size === 0 && isAliasingOp(call.op) && this.allKnownFloating(args);
     return mapTensors(result, (o) => {
       if (!this.narrows(o)) return o;
       if (mutated.has(o)) {
         // in place: round in place too, unless that would corrupt a recorded graph
-        if (!(gradMode && o.requiresGrad)) {
-          noGrad(() => {
-            const r = roundValues(o, f, this.policy.options);
-            roundingCounter()?.add(call.op, o, r);
-            ops.copy_(o, r);
-            r.dispose();
-          });
-          this.known.set(o, version(o));
-        }
+        if (!(gradMode && o.requiresGrad)) this.roundInPlace([o], call.op);
         return o;
       }
       if (viewsKnownInputs) {
@@ -255,13 +282,66 @@ class PolicyRun {
         return o;
       }
       const withGrad = gradMode && o.requiresGrad;
+      const h = counter === undefined ? native.roundOutput(o.id, this.formatId, inPlace) : -1;
+      if (h !== -1) {
+        if (h === o._id) {
+          if (withGrad) gradRounded.add(o);
+          this.known.set(o, version(o));
+          return o;
+        }
+        const r = new Tensor(h);
+        if (withGrad) gradRounded.add(r);
+        o.dispose();
+        this.known.set(r, 0);
+        return r;
+      }
       const r = withGrad ? roundWithGrad(o, f, this.policy.options) : roundValues(o, f, this.policy.options);
       if (withGrad) gradRounded.add(r);
-      roundingCounter()?.add(call.op, o, r);
+      counter?.add(call.op, o, r);
       o.dispose();
       this.known.set(r, 0);
       return r;
     });
+  }
+
+  /** Tensors an op wrote into, rounded where they lie; known from then on. */
+  private roundInPlace(ts: Tensor[], op: string): void {
+    const counter = roundingCounter();
+    if (counter === undefined && ts.every((t) => t.device === 'cpu')) {
+      native.roundInPlace(ts.map((t) => t.id), this.formatId);
+    } else {
+      noGrad(() => {
+        for (const o of ts) {
+          const r = roundValues(o, this.policy.format, this.policy.options);
+          counter?.add(op, o, r);
+          ops.copy_(o, r);
+          r.dispose();
+        }
+      });
+    }
+    for (const t of ts) this.known.set(t, version(t));
+  }
+
+  /**
+   * An op that wrote into its arguments and returned nothing: the floating
+   * tensors it wrote into are rounded in place (as an in-place op's output
+   * is), unless that would corrupt a recorded graph.
+   */
+  private roundWritten(call: OpCall, result: unknown): unknown {
+    const cast = this.policy.select?.(call.op) ?? 'lower';
+    if (cast === 'fp32' || (cast === 'promote' && !this.allKnownFloating(call.inputs))) return result;
+    const gradMode = isGradEnabled();
+    const written: Tensor[] = [];
+    call.mutable.forEach((m, i) => {
+      if (!m) return;
+      const x = call.inputs[i];
+      const list = x instanceof Tensor ? [x] : Array.isArray(x) ? x : [];
+      for (const t of list) {
+        if (t instanceof Tensor && !t.isDisposed && this.narrows(t) && !(gradMode && t.requiresGrad)) written.push(t);
+      }
+    });
+    if (written.length > 0) this.roundInPlace(written, call.op);
+    return result;
   }
 
   /** Some input is a float32/float64 tensor and all such inputs hold values of the format. */

@@ -98,8 +98,19 @@ export function roundValues(x: Tensor, f: FloatFormat, options: RoundOptions = {
   })));
 }
 
+/** f (saturating or not) → its id in the native rounding's format table */
+const formatIds = [new Map<FloatFormat, number>(), new Map<FloatFormat, number>()];
+
+/** The id naming (f, saturate) in native rounding calls. */
+export function nativeFormatId(f: FloatFormat, saturate: boolean): number {
+  const ids = formatIds[saturate ? 1 : 0];
+  let id = ids.get(f);
+  if (id === undefined) ids.set(f, (id = native.roundingFormat(f.mantissaBits, f.minNormalExponent, f.maxFinite, f.hasInfinity, saturate, f.negativeZero)));
+  return id;
+}
+
 function nativeRound(x: Tensor, f: FloatFormat, saturate: boolean, differentiable: boolean): Tensor {
-  return new Tensor(native.roundFormat(x.id, f.mantissaBits, f.minNormalExponent, f.maxFinite, f.hasInfinity, saturate, f.negativeZero, differentiable));
+  return new Tensor(native.roundFormat(x.id, nativeFormatId(f, saturate), differentiable));
 }
 
 /**
@@ -151,7 +162,7 @@ export function isRepresentable(x: Tensor, format: FormatLike, options: RoundOpt
   checkRoundable(x, 'isRepresentable');
   return unintercepted(() => noGrad(() => scope(() => {
     if (!formatNarrows(f, x.dtype)) return true;
-    if (!options.emulate && x.device === 'cpu') return native.representable(x.id, f.mantissaBits, f.minNormalExponent, f.maxFinite, f.hasInfinity, options.saturate ?? false, f.negativeZero);
+    if (!options.emulate && x.device === 'cpu') return native.representable(x.id, nativeFormatId(f, options.saturate ?? false));
     return sameValues(roundValues(x, f, options), x);
   })));
 }
