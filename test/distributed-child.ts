@@ -143,6 +143,39 @@ switch (scenario) {
     out({ rank, results, ranksEqual: all[0].every((v, i) => v === all[1][i]), finite: mine.every(Number.isFinite) });
     break;
   }
+  case 'scaler': {
+    // a GradScaler under the guard on 2 ranks (float32, init scale 2^100): at step 2 rank 1's targets are
+    // ×1e18, so its scaled gradients overflow (the loss stays finite); the inf check reads the averaged
+    // gradients, so every rank skips that step and backs the scale off alike, and no guard event is raised.
+    // With maxConsecutiveSkips 1 the same skip is an event: rank 1's replay names the op, rank 0 names rank 1.
+    dist.initProcessGroup({ timeoutMs });
+    const out_: Record<string, unknown> = { rank };
+    for (const maxConsecutiveSkips of [10, 1]) {
+      keel.manualSeed(1);
+      const net = new keel.nn.Sequential(new keel.nn.Linear(4, 8), new keel.nn.Tanh(), new keel.nn.Linear(8, 3));
+      const ddp = new dist.DistributedDataParallel(net);
+      const opt = new keel.optim.SGD(ddp.parameters(), { lr: 0.05 });
+      const scaler = new keel.amp.GradScaler({ initScale: 2 ** 100 });
+      const guard = new keel.Guard({ model: ddp, optimizer: opt, policy: 'skip', distributed: dist.guardHook(ddp), scaler, maxConsecutiveSkips, watch: false });
+      const results: unknown[] = [];
+      for (let s = 0; s < 4; s++) {
+        const r = guard.stepSync(() => {
+          const [x, y] = batch(s).map((t) => t.to('float32'));
+          let yr = y.narrow(0, rank * 8, 8);
+          if (s === 2 && rank === 1) yr = yr.mul(1e18);
+          return keel.losses.mseLoss(ddp.call(x.narrow(0, rank * 8, 8)) as keel.Tensor, yr);
+        });
+        results.push({ ok: r.ok, scalerSkipped: r.scalerSkipped ?? false, action: r.event?.action, ranks: r.event?.report.ranks, causeId: r.event?.report.causeId, op: r.event?.report.op, lossFinite: Number.isFinite(r.loss) });
+      }
+      const mine = net.parameters().flatMap((p) => Array.from(p.data() as Float32Array));
+      const all = dist.allGather(keel.tensor(mine, { dtype: 'float32' })).map((t) => Array.from(t.data() as Float32Array));
+      const scales = dist.allGather(keel.tensor([scaler.getScale()], { dtype: 'float64' })).map(vals);
+      out_[`max${maxConsecutiveSkips}`] = { results, scale: scaler.getScale(), scalesEqual: scales[0][0] === scales[1][0], ranksEqual: all[0].every((v, i) => v === all[1][i]), finite: mine.every(Number.isFinite) };
+    }
+    dist.destroyProcessGroup();
+    out(out_);
+    break;
+  }
   case 'kill': {
     // rank 1 dies after the first collective; rank 0's next one must fail within the timeout
     dist.initProcessGroup({ timeoutMs });

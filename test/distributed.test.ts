@@ -128,6 +128,30 @@ test('guard across ranks: a NaN in rank 1 only makes every rank skip that step; 
   assert.notEqual(runs[1].out!.results[2].causeId, 'other-rank');
 });
 
+test('GradScaler under the guard on 2 ranks: an overflow in rank 1\'s scaled gradients is a scaler skip on every rank (the same scale after it), not an event; past maxConsecutiveSkips it is one, rank 1 naming the op', async () => {
+  const runs = await pair('scaler', 20000);
+  for (const run of runs) {
+    assert.equal(run.code, 0, run.stderr);
+    const plain = run.out!.max10;
+    assert.deepEqual(plain.results.map((x: any) => [x.ok, x.scalerSkipped, x.action ?? null]), [[true, false, null], [true, false, null], [false, true, null], [true, false, null]]);
+    assert.ok(plain.results[2].lossFinite, 'the loss stayed finite: only the scaled gradients overflowed');
+    assert.equal(plain.scale, 2 ** 99, 'backed off once');
+    assert.equal(plain.scalesEqual, true);
+    assert.equal(plain.ranksEqual, true);
+    assert.equal(plain.finite, true);
+    const strict = run.out!.max1;
+    assert.deepEqual(strict.results.map((x: any) => x.ok), [true, true, false, true]);
+    assert.equal(strict.results[2].scalerSkipped, true);
+    assert.equal(strict.results[2].action, 'skipped');
+    assert.deepEqual(strict.results[2].ranks, [1]);
+    assert.equal(strict.scalesEqual, true);
+    assert.equal(strict.ranksEqual, true);
+  }
+  assert.equal(runs[0].out!.max1.results[2].causeId, 'other-rank');
+  assert.notEqual(runs[1].out!.max1.results[2].causeId, 'other-rank');
+  assert.notEqual(runs[1].out!.max1.results[2].op, 'unknown', 'rank 1\'s replay names an op');
+});
+
 test('a killed peer is an Error on the other rank within the timeout, not a hang or a crash', async () => {
   const [r0, r1] = await pair('kill', 3000);
   assert.equal(r1.code, 7);

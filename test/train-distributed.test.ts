@@ -145,6 +145,24 @@ test('--max-restarts 1: after the kill every rank resumes from the latest checkp
   noneLeft(dir);
 });
 
+test('--nproc 2 --precision fp16-mixed: the GradScaler runs data-parallel (its state in the checkpoints); a restart after a kill ends bitwise equal to the uninterrupted run', async () => {
+  const fp16 = ARGS.map((a, i) => (ARGS[i - 1] === '--precision' ? 'fp16-mixed' : a));
+  const whole = join(ROOT, 'fp16-whole');
+  const restarted = join(ROOT, 'fp16-restarted');
+  const a = await keelRun([...fp16, '--batch-size', '16', '--nproc', '2', '--out', whole]);
+  assert.equal(a.code, 0, a.stderr);
+  const b = await keelRun([...fp16, '--batch-size', '16', '--nproc', '2', '--max-restarts', '1', '--out', restarted], { KEEL_TEST_KILL_AT_STEP: '1:5' });
+  assert.equal(b.code, 0, b.stderr);
+  assert.match(b.stderr, /restarting all 2 workers from the checkpoint of step 4/);
+  const s = steps(whole);
+  assert.deepEqual(s.map((r) => r.step), Array.from({ length: 10 }, (_, i) => i + 1));
+  assert.ok(s.every((r) => typeof r.lossScale === 'number' && (r.lossScale as number) > 0), 'the loss scale is logged each step');
+  assert.ok(readFileSync(join(restarted, 'model.safetensors')).equals(readFileSync(join(whole, 'model.safetensors'))), 'final weights differ from the uninterrupted run');
+  assert.deepEqual(steps(restarted).map((r) => [r.step, r.loss, r.lossScale]), s.map((r) => [r.step, r.loss, r.lossScale]));
+  noneLeft(whole);
+  noneLeft(restarted);
+});
+
 test('Ctrl-C on the agent: forwarded once, every worker stops after the same step, rank 0 saves it, exit 130; --resume --nproc 2 goes on', async () => {
   const dir = join(ROOT, 'interrupted');
   let agent = 0;
@@ -182,7 +200,6 @@ test('keel train launcher flags: bad values and combinations exit 2 with a messa
     [['--nproc', '2', '--nnodes', '2'], /--nnodes 2 needs --master-addr \(or \$MASTER_ADDR\)/],
     [['--max-restarts', '-1'], /--max-restarts must be a non-negative integer/],
     [['--nproc', '2', '--master-port', '70000'], /--master-port needs an integer in \[1, 65535\]/],
-    [['--nproc', '2', '--precision', 'fp16-mixed'], /--precision fp16-mixed \(a GradScaler\) does not run data-parallel/],
     [['--nproc', '2', '--nnodes', '2', '--master-addr', '10.0.0.1'], /\$NODE_RANK must be an integer/, { NODE_RANK: 'x' }],
     [['--nproc', '2'], /--nproc: this process is already a launched worker \(\$RANK=0, \$WORLD_SIZE=2\)/, { RANK: '0', WORLD_SIZE: '2' }],
   ];

@@ -92,12 +92,10 @@ function checkTrainFlags(o: Record<string, unknown>, world: number): string {
     }
     const was = typeof saved.worldSize === 'number' ? saved.worldSize : 1;
     if (was !== world) throw new UsageError(`--resume ${dir}: the run was trained by ${was} process${was > 1 ? 'es' : ''}; resume it with --nnodes × --nproc = ${was} (now ${world}): its data position and batch size are per process`);
-    if (world > 1 && saved.precision === 'fp16-mixed') throw new UsageError('--precision fp16-mixed (a GradScaler) does not run data-parallel yet: each rank would skip steps on its own inf check');
     return dir;
   }
   if (o.out === undefined) throw new UsageError('--out DIR is required (or --resume DIR)');
   if (!TRAIN_MODELS.includes(o.model as string)) throw new UsageError(`--model must be one of ${TRAIN_MODELS.join(', ')}, got '${o.model as string}'`);
-  if (world > 1 && o.precision === 'fp16-mixed') throw new UsageError('--precision fp16-mixed (a GradScaler) does not run data-parallel yet: each rank would skip steps on its own inf check');
   return resolve(o.out as string);
 }
 

@@ -168,7 +168,6 @@ async function trainLocked(config: TrainConfig, out: string, resume: boolean, pr
   const world = worker?.worldSize ?? 1;
   const lead = worker === undefined || worker.rank === 0;
   if ((config.worldSize ?? 1) !== world) throw new UsageError(`the run in ${out} was trained by ${config.worldSize ?? 1} process(es); resume it with --nnodes × --nproc = ${config.worldSize ?? 1} (now ${world}): its data position and batch size are per process`);
-  if (world > 1 && config.precision === 'fp16-mixed') throw new UsageError('--precision fp16-mixed (a GradScaler) does not run data-parallel yet: each rank would skip steps on its own inf check');
   if (config.threads !== undefined) keel.setNumThreads(config.threads);
   if (world > 1) keel.distributed.initProcessGroup({ backend: 'gloo' });
   try {

@@ -212,6 +212,15 @@ export interface GuardStepResult {
   warnings: GuardWarning[];
 }
 
+/** The report of a rank whose own step was finite when another rank's was not. */
+function otherRankReport(step: number, ranks: number[], rank: number): GuardReport {
+  return new GuardReport({
+    op: 'unknown', phase: 'backward', module: '', inputs: [], step, callSite: '', detectedIn: 'gradients', causeId: 'other-rank', ranks,
+    cause: `the step was not finite on rank ${ranks.join(', ')} (this rank, ${rank}, was finite): that rank's report names the op`,
+    remedies: ['see the report of rank ' + ranks[0]],
+  });
+}
+
 export class Guard {
   readonly model: Module;
   readonly optimizer: OptimizerLike;
@@ -374,7 +383,6 @@ export class Guard {
    */
   attachScaler(scaler: GradScaler): () => void {
     checkScaler(scaler);
-    if (this.distributed !== undefined) throw new Error('Guard: scaler with distributed is not supported yet (a rank\'s skipped step is not yet told from another rank\'s event)');
     if (this.scaler !== undefined && this.scaler !== scaler) throw new Error('Guard: scaler: the guard already steps through another GradScaler');
     this.scaler = scaler;
     return () => {
@@ -488,16 +496,14 @@ export class Guard {
     const dist = this.distributed;
     if (dist !== undefined) {
       ranks = dist.agree(!Number.isFinite(check.loss) || !dist.localGradientsFinite() || check.badBuffer >= 0);
-      if (ranks.length > 0 && !ranks.includes(dist.rank)) {
+      // a step the scaler skips is skipped on every rank alike: its inf check read the averaged gradients, the same everywhere
+      if (ranks.length > 0 && !ranks.includes(dist.rank) && !skippedByScaler) {
         // this rank's own step was finite, another's was not: every rank drops the step alike
+        // (and updates its scaler as that rank does, so that the scales stay equal)
+        dropScalerStep();
         this.optimizer.zeroGrad(true);
         this.state.rewindForward();
-        const report = new GuardReport({
-          op: 'unknown', phase: 'backward', module: '', inputs: [], step, callSite: '', detectedIn: 'gradients', causeId: 'other-rank', ranks,
-          cause: `the step was not finite on rank ${ranks.join(', ')} (this rank, ${dist.rank}, was finite): that rank's report names the op`,
-          remedies: ['see the report of rank ' + ranks[0]],
-        });
-        return { step, loss: check.loss, gradNorm: Number.NaN, ok: false, event: this.act(report, policy), warnings };
+        return { step, loss: check.loss, gradNorm: Number.NaN, ok: false, event: this.act(otherRankReport(step, ranks, dist.rank), policy), warnings };
       }
     }
     const previous = this.unchecked;
@@ -522,7 +528,7 @@ export class Guard {
     }
     if (skippedByScaler) {
       unscaled = false;
-      return this.scalerSkip(computeLoss, step, check, scale, policy, warnings);
+      return this.scalerSkip(computeLoss, step, check, scale, policy, warnings, ranks);
     }
     if (check.finite && check.badBuffer >= 0) {
       // the loss and gradients are finite but the forward wrote NaN/inf into running statistics
@@ -585,7 +591,7 @@ export class Guard {
    * scale is below `scaleFloor` or the skips in a row reach
    * `maxConsecutiveSkips`: then the step is replayed at the scale it ran at.
    */
-  private scalerSkip(computeLoss: () => Tensor, step: number, check: GradCheck, scale: number, policy: Policy, warnings: GuardWarning[]): Omit<GuardStepResult, 'events' | 'retries'> {
+  private scalerSkip(computeLoss: () => Tensor, step: number, check: GradCheck, scale: number, policy: Policy, warnings: GuardWarning[], ranks?: number[]): Omit<GuardStepResult, 'events' | 'retries'> {
     const scaler = this.scaler!;
     scaler.step(this.optimizer);
     scaler.update();
@@ -598,7 +604,22 @@ export class Guard {
     this.log?.write({ event: 'guard-scaler-skip', step, lossScale: newScale, consecutiveSkips, loss: check.loss });
     const trigger: ScalerTrigger['trigger'] | undefined = newScale < this.scaleFloor ? 'scale-floor' : consecutiveSkips >= this.maxConsecutiveSkips ? 'max-consecutive-skips' : undefined;
     if (trigger === undefined) return { step, loss: check.loss, gradNorm: check.gradNorm, ok: false, scalerSkipped: true, warnings };
-    const report = this.locate(computeLoss, step, Number.isFinite(check.loss) ? 'gradients' : 'loss', scale);
+    const detectedIn = Number.isFinite(check.loss) ? 'gradients' : 'loss';
+    const dist = this.distributed;
+    let report: GuardReport;
+    if (dist === undefined) report = this.locate(computeLoss, step, detectedIn, scale);
+    else if (ranks !== undefined && ranks.includes(dist.rank)) {
+      // this rank's own gradients overflowed: its replay (no collective) names the op
+      report = dist.localOnly(() => this.locate(computeLoss, step, detectedIn, scale));
+      report.ranks = ranks;
+    } else if (ranks !== undefined && ranks.length > 0) report = otherRankReport(step, ranks, dist.rank);
+    else {
+      report = new GuardReport({
+        op: 'unknown', phase: 'backward', module: '', inputs: [], step, callSite: '', detectedIn: 'gradients', causeId: 'average-overflow', ranks: [],
+        cause: `every rank's own gradients were finite at loss scale ${scale}, their sum across ranks overflowed`,
+        remedies: ['lower the GradScaler\'s initial scale or its growth factor', 'clip the gradients before they are scaled up'],
+      });
+    }
     report.scaler = { trigger, consecutiveSkips, scale, newScale, scaleFloor: this.scaleFloor, maxConsecutiveSkips: this.maxConsecutiveSkips };
     this.consecutiveSkips = 0;
     return { step, loss: check.loss, gradNorm: check.gradNorm, ok: false, scalerSkipped: true, event: this.act(report, policy), warnings };
