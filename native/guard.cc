@@ -1,87 +1,233 @@
 // The NaN guard's per-step work in one call each: the fused check (a norm per
-// gradient and buffer, the loss and the watch counts, stacked and read once)
-// and the pre-update copy (one copy_ per tensor, no dispatch from JS per
-// tensor). Measured in bench/guard.mjs: the JS path took ~6 dispatched calls,
-// two reads and ~20 tensor handles a step.
+// gradient and buffer, the loss and the watch counts, read at once; on CPU the
+// gradients are summed here, read from the parameters, with no op dispatched
+// and no handle made) and the pre-update copy (one copy_ per tensor, no
+// dispatch from JS per tensor). Measured in bench/guard.mjs: the JS path took
+// ~6 dispatched calls, two reads and ~20 tensor handles a step.
 #include "keel.h"
 
+#include <immintrin.h>
+
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 namespace keel {
 
 namespace {
 
-// Appends each tensor's squared L2 norm (float32 and float64: a BLAS dot of the
-// flattened tensor with itself, measured 5x faster than linalg_vector_norm on
-// a 200k-element gradient here) or its norm (other dtypes), as a float32 0-d
-// tensor; `squared` marks which, so that the read takes the square root. As
-// float32, a squared norm beyond 3.4e38 (a norm beyond 1.8e19) reads as inf:
-// the guard wants to know of those too.
-void pushNorms(std::vector<at::Tensor>& parts, std::vector<bool>& squared, const std::vector<at::Tensor>& ts) {
-  for (const auto& t : ts) {
+// AVX2 + FMA for the sum of squares (KEEL_NO_AVX2=1 takes the portable loop: tests compare the two)
+const bool kHasAvx2Fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && std::getenv("KEEL_NO_AVX2") == nullptr;
+
+// Σ x² of a contiguous range, accumulated in double (four partial sums; NaN
+// and inf propagate as in any sum). Portable and AVX2 forms.
+template <typename T>
+double sumSquaresPortable(const T* p, int64_t n) {
+  double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const double x0 = p[i], x1 = p[i + 1], x2 = p[i + 2], x3 = p[i + 3];
+    a0 += x0 * x0;
+    a1 += x1 * x1;
+    a2 += x2 * x2;
+    a3 += x3 * x3;
+  }
+  for (; i < n; ++i) a0 += static_cast<double>(p[i]) * p[i];
+  return (a0 + a1) + (a2 + a3);
+}
+
+__attribute__((target("avx2,fma"))) double hsum(__m256d a) {
+  __m128d s = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
+
+__attribute__((target("avx2,fma"))) double sumSquaresAvx2(const float* p, int64_t n) {
+  __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256 x = _mm256_loadu_ps(p + i), y = _mm256_loadu_ps(p + i + 8);
+    const __m256d x0 = _mm256_cvtps_pd(_mm256_castps256_ps128(x)), x1 = _mm256_cvtps_pd(_mm256_extractf128_ps(x, 1));
+    const __m256d y0 = _mm256_cvtps_pd(_mm256_castps256_ps128(y)), y1 = _mm256_cvtps_pd(_mm256_extractf128_ps(y, 1));
+    a0 = _mm256_fmadd_pd(x0, x0, a0);
+    a1 = _mm256_fmadd_pd(x1, x1, a1);
+    a2 = _mm256_fmadd_pd(y0, y0, a2);
+    a3 = _mm256_fmadd_pd(y1, y1, a3);
+  }
+  double s = hsum(_mm256_add_pd(_mm256_add_pd(a0, a1), _mm256_add_pd(a2, a3)));
+  for (; i < n; ++i) s += static_cast<double>(p[i]) * p[i];
+  return s;
+}
+
+__attribute__((target("avx2,fma"))) double sumSquaresAvx2(const double* p, int64_t n) {
+  __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256d x0 = _mm256_loadu_pd(p + i), x1 = _mm256_loadu_pd(p + i + 4), x2 = _mm256_loadu_pd(p + i + 8), x3 = _mm256_loadu_pd(p + i + 12);
+    a0 = _mm256_fmadd_pd(x0, x0, a0);
+    a1 = _mm256_fmadd_pd(x1, x1, a1);
+    a2 = _mm256_fmadd_pd(x2, x2, a2);
+    a3 = _mm256_fmadd_pd(x3, x3, a3);
+  }
+  double s = hsum(_mm256_add_pd(_mm256_add_pd(a0, a1), _mm256_add_pd(a2, a3)));
+  for (; i < n; ++i) s += p[i] * p[i];
+  return s;
+}
+
+template <typename T>
+double sumSquaresRange(const T* p, int64_t n) {
+  return kHasAvx2Fma ? sumSquaresAvx2(p, n) : sumSquaresPortable(p, n);
+}
+
+// Σ x² over a contiguous CPU tensor in fixed blocks (in parallel when there
+// are several), the block sums added in order: the same value at any thread
+// count.
+template <typename T>
+double sumSquares(const T* p, int64_t n) {
+  constexpr int64_t kBlock = int64_t{1} << 16;
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  if (blocks <= 1) return sumSquaresRange(p, n);
+  std::vector<double> part(static_cast<size_t>(blocks));
+  at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) part[b] = sumSquaresRange(p + b * kBlock, std::min(kBlock, n - b * kBlock));
+  });
+  double s = 0;
+  for (double v : part) s += v;
+  return s;
+}
+
+// One read of norms and scalars, each as float32 (a norm, a squared norm or a
+// scalar beyond float32's range reads as inf: the guard wants to know of
+// those too). CPU float32/float64 tensors are summed here directly, in one
+// pass, with no dispatched op or new tensor; anything else (another device or
+// dtype) goes through the ops — a squared norm by the dot of the flattened
+// tensor with itself, other dtypes by linalg_vector_norm — stacked and read
+// once.
+class NormRead {
+ public:
+  void norm(const at::Tensor& t) {
     const auto st = t.scalar_type();
-    at::Tensor v;
-    bool sq = false;
-    if ((st == at::kFloat || st == at::kDouble) && t.layout() == at::kStrided) {
+    const bool real = st == at::kFloat || st == at::kDouble;
+    if (real && t.layout() == at::kStrided && t.device().is_cpu()) {
       if (t.numel() == 0) {
-        v = at::zeros({}, t.options());
-      } else {
-        at::Tensor flat = t.reshape({-1});
-        v = at::dot(flat, flat);
-        sq = true;
+        values_.push_back(0);
+        return;
       }
+      const at::Tensor c = t.contiguous();
+      const double s = st == at::kFloat ? sumSquares(c.data_ptr<float>(), c.numel()) : sumSquares(c.data_ptr<double>(), c.numel());
+      values_.push_back(std::sqrt(static_cast<float>(s)));
+      return;
+    }
+    at::Tensor v;
+    bool squared = false;
+    if (real && t.layout() == at::kStrided) {
+      if (t.numel() == 0) {
+        values_.push_back(0);
+        return;
+      }
+      at::Tensor flat = t.reshape({-1});
+      v = at::dot(flat, flat);
+      squared = true;
     } else {
       v = at::linalg_vector_norm(t);
     }
-    parts.push_back(v.scalar_type() == at::kFloat ? v : v.to(at::kFloat));
-    squared.push_back(sq);
+    pend(v, squared);
   }
-}
 
-napi_value readFloat64(napi_env env, const at::Tensor& v, const std::vector<bool>& squared) {
-  const int64_t n = v.numel();
-  void* data = nullptr;
-  napi_value buf;
-  NAPI_OK(napi_create_arraybuffer(env, static_cast<size_t>(n) * sizeof(double), &data, &buf));
-  double* out = static_cast<double*>(data);
-  if (n > 0) {
-    at::Tensor c = v.to(at::kCPU).contiguous();
-    const float* p = c.data_ptr<float>();
-    for (int64_t i = 0; i < n; ++i) out[i] = static_cast<double>(i < static_cast<int64_t>(squared.size()) && squared[i] ? std::sqrt(p[i]) : p[i]);
+  void scalar(const at::Tensor& s) {
+    at::Tensor d = s.detach();
+    if (d.device().is_cpu() && d.numel() == 1 && d.layout() == at::kStrided) {
+      if (d.scalar_type() == at::kFloat) {
+        values_.push_back(*d.data_ptr<float>());
+        return;
+      }
+      if (d.scalar_type() == at::kDouble) {
+        values_.push_back(static_cast<float>(*d.data_ptr<double>()));
+        return;
+      }
+    }
+    pend(d.dim() == 0 ? d : d.reshape({}), false);
   }
-  napi_value arr;
-  NAPI_OK(napi_create_typedarray(env, napi_float64_array, static_cast<size_t>(n), buf, 0, &arr));
-  return arr;
+
+  void zero() { values_.push_back(0); }
+
+  napi_value read(napi_env env) {
+    if (!pending_.empty()) {
+      at::Tensor c = at::stack(pending_).to(at::kCPU).contiguous();
+      const float* p = c.data_ptr<float>();
+      for (size_t k = 0; k < pendingAt_.size(); ++k) values_[pendingAt_[k]] = squared_[k] ? std::sqrt(p[k]) : p[k];
+    }
+    void* data = nullptr;
+    napi_value buf;
+    NAPI_OK(napi_create_arraybuffer(env, values_.size() * sizeof(double), &data, &buf));
+    if (!values_.empty()) std::memcpy(data, values_.data(), values_.size() * sizeof(double));
+    napi_value arr;
+    NAPI_OK(napi_create_typedarray(env, napi_float64_array, values_.size(), buf, 0, &arr));
+    return arr;
+  }
+
+ private:
+  void pend(const at::Tensor& v, bool squared) {
+    pendingAt_.push_back(values_.size());
+    values_.push_back(0);
+    pending_.push_back(v.scalar_type() == at::kFloat ? v : v.to(at::kFloat));
+    squared_.push_back(squared);
+  }
+
+  std::vector<double> values_;
+  std::vector<at::Tensor> pending_;
+  std::vector<size_t> pendingAt_;
+  std::vector<bool> squared_;
+};
+
+std::vector<at::Tensor> optTensorList(napi_env env, napi_value v, const char* what) {
+  return isNullish(env, v) ? std::vector<at::Tensor>{} : argTensorList(env, v, what);
 }
 
 // guardNorms(norms: id[], scalars: id[], bufferNorms: id[]) → Float64Array
-// (one dispatched reduction per tensor in C++, one stack, one read)
 // [‖t‖₂ for t in norms..., each scalar (as float32)..., ‖b‖₂ for b in bufferNorms...]
 napi_value GuardNorms(napi_env env, napi_callback_info info) {
   napi_value a[3];
   getArgs(env, info, 3, a);
   KEEL_GUARD(env, "guardNorms", {
-    auto grads = argTensorList(env, a[0], "norms");
-    auto scalars = isNullish(env, a[1]) ? std::vector<at::Tensor>{} : argTensorList(env, a[1], "scalars");
-    auto bufs = isNullish(env, a[2]) ? std::vector<at::Tensor>{} : argTensorList(env, a[2], "bufferNorms");
+    auto norms = argTensorList(env, a[0], "norms");
+    auto scalars = optTensorList(env, a[1], "scalars");
+    auto bufs = optTensorList(env, a[2], "bufferNorms");
     at::NoGradGuard noGrad;
-    std::vector<at::Tensor> parts;
-    std::vector<bool> squared;
-    parts.reserve(grads.size() + scalars.size() + bufs.size());
-    pushNorms(parts, squared, grads);
-    for (auto& s : scalars) {
-      at::Tensor d = s.detach();
-      if (d.scalar_type() != at::kFloat) d = d.to(at::kFloat);
-      parts.push_back(d.dim() == 0 ? d : d.reshape({}));
-      squared.push_back(false);
-    }
-    pushNorms(parts, squared, bufs);
-    if (parts.empty()) return readFloat64(env, at::empty({0}, at::kFloat), squared);
-    return readFloat64(env, at::stack(parts), squared);
+    NormRead r;
+    for (const auto& t : norms) r.norm(t);
+    for (const auto& s : scalars) r.scalar(s);
+    for (const auto& b : bufs) r.norm(b);
+    return r.read(env);
   })
 }
 
-// copyTensors(dst: id[], src: id[]): dst[i].copy_(src[i]) for every i, without autograd.
+// guardGradNorms(params: id[], scalars: id[], bufferNorms: id[]) → Float64Array
+// [‖p.grad‖₂ (0 without one) for p in params..., each scalar..., ‖b‖₂ for b in bufferNorms...]:
+// the guard's per-step check, reading the gradients where they are (no handle for them).
+napi_value GuardGradNorms(napi_env env, napi_callback_info info) {
+  napi_value a[3];
+  getArgs(env, info, 3, a);
+  KEEL_GUARD(env, "guardGradNorms", {
+    auto params = argTensorList(env, a[0], "params");
+    auto scalars = optTensorList(env, a[1], "scalars");
+    auto bufs = optTensorList(env, a[2], "bufferNorms");
+    at::NoGradGuard noGrad;
+    NormRead r;
+    for (const auto& p : params) {
+      const at::Tensor& g = p.grad();
+      if (g.defined()) r.norm(g);
+      else r.zero();
+    }
+    for (const auto& s : scalars) r.scalar(s);
+    for (const auto& b : bufs) r.norm(b);
+    return r.read(env);
+  })
+}
+
+// copyTensors(dst: id[], src: id[]) → boolean: dst[i].copy_(src[i]) for every
+// i, without autograd, when every pair has the same shape and dtype (the
+// caller's copies still fit their sources); else nothing is copied and the
+// answer is false (the caller makes new copies).
 napi_value CopyTensors(napi_env env, napi_callback_info info) {
   napi_value a[2];
   getArgs(env, info, 2, a);
@@ -89,9 +235,12 @@ napi_value CopyTensors(napi_env env, napi_callback_info info) {
     auto dst = argTensorList(env, a[0], "dst");
     auto src = argTensorList(env, a[1], "src");
     if (dst.size() != src.size()) throw ArgError("copyTensors: dst and src differ in length");
+    for (size_t i = 0; i < dst.size(); ++i) {
+      if (!dst[i].sizes().equals(src[i].sizes()) || dst[i].scalar_type() != src[i].scalar_type()) return jsBool(env, false);
+    }
     at::NoGradGuard noGrad;
     for (size_t i = 0; i < dst.size(); ++i) dst[i].copy_(src[i]);
-    return nullptr;
+    return jsBool(env, true);
   })
 }
 
@@ -109,8 +258,13 @@ napi_value RngStateInto(napi_env env, napi_callback_info info) {
       s = gen.get_state();
     }
     if (!dst.sizes().equals(s.sizes()) || dst.scalar_type() != s.scalar_type()) throw ArgError("rngStateInto: dst is not a generator state");
-    at::NoGradGuard noGrad;
-    const_cast<at::Tensor&>(dst).copy_(s);
+    if (dst.device().is_cpu() && dst.is_contiguous()) {
+      // a few KB of bytes: a memcpy, not a dispatched copy_
+      std::memcpy(dst.data_ptr(), s.data_ptr(), static_cast<size_t>(s.nbytes()));
+    } else {
+      at::NoGradGuard noGrad;
+      const_cast<at::Tensor&>(dst).copy_(s);
+    }
     return nullptr;
   })
 }
@@ -119,6 +273,7 @@ napi_value RngStateInto(napi_env env, napi_callback_info info) {
 
 void registerGuardFunctions(napi_env env, napi_value exports) {
   defineFunction(env, exports, "guardNorms", GuardNorms);
+  defineFunction(env, exports, "guardGradNorms", GuardGradNorms);
   defineFunction(env, exports, "copyTensors", CopyTensors);
   defineFunction(env, exports, "rngStateInto", RngStateInto);
 }

@@ -106,7 +106,10 @@ export interface NativeBinding {
   distIsCompleted(work: number): boolean;
   // guard (native/guard.cc); optional: the guard falls back to dispatched ops on an older addon
   guardNorms?(norms: Handle[], scalars: Handle[] | null, bufferNorms: Handle[] | null): Float64Array;
-  copyTensors?(dst: Handle[], src: Handle[]): void;
+  /** As guardNorms, the first list being parameters whose gradients are normed (0 for one without). */
+  guardGradNorms?(params: Handle[], scalars: Handle[] | null, bufferNorms: Handle[] | null): Float64Array;
+  /** dst[i] ← src[i] when every pair has the same shape and dtype (true); else copies nothing (false). */
+  copyTensors?(dst: Handle[], src: Handle[]): boolean;
   rngStateInto?(dst: Handle): void;
 }
 
