@@ -214,45 +214,39 @@ std::vector<at::Tensor> optTensorList(napi_env env, napi_value v, const char* wh
   return isNullish(env, v) ? std::vector<at::Tensor>{} : argTensorList(env, v, what);
 }
 
-// guardNorms(norms: id[], scalars: id[], bufferNorms: id[]) → Float64Array
-// [‖t‖₂ for t in norms..., each scalar (as float32)..., ‖b‖₂ for b in bufferNorms...]
-napi_value GuardNorms(napi_env env, napi_callback_info info) {
+// The two checks' common form: (tensors: id[], scalars: id[] | null, bufferNorms: id[] | null).
+// ofGrads: the first list is parameters, whose gradients are normed (0 without one).
+napi_value readNorms(napi_env env, napi_callback_info info, const char* name, bool ofGrads) {
   napi_value a[3];
   getArgs(env, info, 3, a);
-  KEEL_GUARD(env, "guardNorms", {
-    auto norms = argTensorList(env, a[0], "norms");
+  KEEL_GUARD(env, name, {
+    auto first = argTensorList(env, a[0], ofGrads ? "params" : "norms");
     auto scalars = optTensorList(env, a[1], "scalars");
     auto bufs = optTensorList(env, a[2], "bufferNorms");
     at::NoGradGuard noGrad;
     NormRead r;
-    for (const auto& t : norms) r.norm(t);
-    for (const auto& s : scalars) r.scalar(s);
-    for (const auto& b : bufs) r.norm(b);
-    return r.read(env);
-  })
-}
-
-// guardGradNorms(params: id[], scalars: id[], bufferNorms: id[]) → Float64Array
-// [‖p.grad‖₂ (0 without one) for p in params..., each scalar..., ‖b‖₂ for b in bufferNorms...]:
-// the guard's per-step check, reading the gradients where they are (no handle for them).
-napi_value GuardGradNorms(napi_env env, napi_callback_info info) {
-  napi_value a[3];
-  getArgs(env, info, 3, a);
-  KEEL_GUARD(env, "guardGradNorms", {
-    auto params = argTensorList(env, a[0], "params");
-    auto scalars = optTensorList(env, a[1], "scalars");
-    auto bufs = optTensorList(env, a[2], "bufferNorms");
-    at::NoGradGuard noGrad;
-    NormRead r;
-    for (const auto& p : params) {
-      const at::Tensor& g = p.grad();
-      if (g.defined()) r.norm(g);
+    for (const auto& t : first) {
+      if (!ofGrads) r.norm(t);
+      else if (t.grad().defined()) r.norm(t.grad());
       else r.zero();
     }
     for (const auto& s : scalars) r.scalar(s);
     for (const auto& b : bufs) r.norm(b);
     return r.read(env);
   })
+}
+
+// guardNorms(norms: id[], scalars: id[], bufferNorms: id[]) → Float64Array
+// [‖t‖₂ for t in norms..., each scalar (as float32)..., ‖b‖₂ for b in bufferNorms...]
+napi_value GuardNorms(napi_env env, napi_callback_info info) {
+  return readNorms(env, info, "guardNorms", false);
+}
+
+// guardGradNorms(params: id[], scalars: id[], bufferNorms: id[]) → Float64Array
+// [‖p.grad‖₂ (0 without one) for p in params..., each scalar..., ‖b‖₂ for b in bufferNorms...]:
+// the guard's per-step check, reading the gradients where they are (no handle for them).
+napi_value GuardGradNorms(napi_env env, napi_callback_info info) {
+  return readNorms(env, info, "guardGradNorms", true);
 }
 
 // copyTensors(dst: id[], src: id[]) → boolean: dst[i].copy_(src[i]) for every
