@@ -68,6 +68,28 @@ test('checkParamGradients: the check of the parameters\' gradients (one without 
   assert.equal(keel.guard.checkParamGradients(loss, [w, unused, b], []).finite, false);
 });
 
+test('the RNG state of the step\'s start comes back for the replay: after a dropped step with dropout the generator is where the step began', () => {
+  keel.manualSeed(9);
+  const model = new keel.nn.zoo.MLP({ inFeatures: 6, numClasses: 3, hidden: [16], dropout: 0.5 });
+  const optimizer = new keel.optim.SGD(model.parameters(), { lr: 0.1 });
+  const guard = new keel.Guard({ model, optimizer, policy: 'skip' });
+  const y = keel.randint(0, 3, [8]);
+  const x = keel.randn([8, 6]);
+  const bytes = () => Array.from(keel.getRngState().data() as Uint8Array);
+  keel.randn([3]);  // a cached normal sample in the generator's state too
+  const start = bytes();
+  assert.equal(guard.stepSync(() => keel.losses.crossEntropy(model.call(x) as keel.Tensor, y)).ok, true);
+  assert.notDeepEqual(bytes(), start, 'the healthy step\'s dropout drew from the generator');
+  const before = bytes();
+  const bad = x.clone();
+  bad.view(-1).select(0, 0).fill_(Number.NaN);
+  const r = guard.stepSync(() => keel.losses.crossEntropy(model.call(bad) as keel.Tensor, y));
+  assert.equal(r.ok, false);
+  assert.equal(r.event?.action, 'skipped');
+  assert.deepEqual(bytes(), before);
+  guard.dispose();
+});
+
 test('clipGradNorm through the guard: the check\'s norm is reused, the gradients are those clipGradNorm leaves', () => {
   const run = (guarded: boolean) => {
     keel.manualSeed(3);

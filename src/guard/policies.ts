@@ -82,12 +82,16 @@ export class StepState {
 
   /**
    * At the step's start (a replay needs the RNG and buffers as they were
-   * before the forward, so they are taken every step; natively the RNG state
-   * goes into the same tensor each step and the buffers in one call).
+   * before the forward, so they are taken every step; natively the
+   * generator's engine is copied into the same bytes each step and the
+   * buffers in one call).
    */
   begin(): void {
-    if (this.rng !== undefined && !this.rng.isDisposed && native.rngStateInto !== undefined) native.rngStateInto(this.rng.id);
-    else {
+    if (native.rngSave !== undefined) {
+      // the generator's engine into the same bytes each step (a getRngState() tensor, large enough, holds them)
+      if (this.rng === undefined || this.rng.isDisposed) this.rng = getRngState().keep();
+      native.rngSave(this.rng.id);
+    } else {
       this.rng?.dispose();
       this.rng = getRngState().keep();
     }
@@ -104,7 +108,10 @@ export class StepState {
 
   /** Restores RNG and buffers to the step's start (gradients are cleared by the caller). */
   rewindForward(): void {
-    if (this.rng) setRngState(this.rng);
+    if (this.rng) {
+      if (native.rngRestore !== undefined) native.rngRestore(this.rng.id);
+      else setRngState(this.rng);
+    }
     this.rewindBuffers();
   }
 

@@ -110,7 +110,10 @@ export interface NativeBinding {
   guardGradNorms?(params: Handle[], scalars: Handle[] | null, bufferNorms: Handle[] | null): Float64Array;
   /** dst[i] ← src[i] when every pair has the same shape and dtype (true); else copies nothing (false). */
   copyTensors?(dst: Handle[], src: Handle[]): boolean;
-  rngStateInto?(dst: Handle): void;
+  /** The default CPU generator's state into dst's bytes (a uint8 CPU tensor of ≥ ~2.5 KB), for rngRestore only. */
+  rngSave?(dst: Handle): void;
+  /** The default CPU generator back to a state rngSave wrote into src. */
+  rngRestore?(src: Handle): void;
 }
 
 function load(): NativeBinding {
