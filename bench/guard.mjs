@@ -17,7 +17,9 @@
 // clipGradNorm: 1 (the guard must reuse its norm: goal ≤ 1 %). PyTorch's
 // detect_anomaly runs beside LeNet-5 (raise) only.
 //   node bench/guard.mjs [--quick] [--threads 1,2] [--models mlp-sgd,lenet-32,...] [--no-torch]
-// KEEL_DIST=/path/to/dist times another build of Keel (a before/after run).
+// KEEL_DIST=/path/to/dist times another build of Keel; KEEL_BEFORE=/path/to/dist
+// adds that build as a second Keel contender taking turns with this one, round
+// by round (a before/after comparison under the same load).
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import {
   THREAD_NOTE, fmt, machine, median, nodeWorker, now, parseArgs, pauseFor, pinKeelThreads, pythonWorker, ratio,
@@ -46,8 +48,8 @@ const CASES = [];
 for (const k of MODEL_KEYS) for (const policy of ['raise', 'skip']) CASES.push({ key: k, policy, clip: false });
 for (const k of MODEL_KEYS) if (k === 'mlp-sgd' || k === 'lenet-32') CASES.push({ key: k, policy: 'raise', clip: true });
 
-async function keelWorker(threads) {
-  const keel = await import(process.env.KEEL_DIST ? pathToFileURL(`${process.env.KEEL_DIST}/index.js`).href : '../dist/index.js');
+async function keelWorker(threads, dist) {
+  const keel = await import(dist ? pathToFileURL(`${dist}/index.js`).href : '../dist/index.js');
   pinKeelThreads(keel, threads);
   const setups = new Map();
   function setup(guarded, key, policy, clip) {
@@ -194,20 +196,22 @@ async function measure(contenders, c, pauseMs) {
 }
 
 async function main() {
-  if (args.worker === 'keel') return keelWorker(args.threads[0]);
+  if (args.worker === 'keel') return keelWorker(args.threads[0], process.env.KEEL_DIST);
+  if (args.worker === 'keel-before') return keelWorker(args.threads[0], process.env.KEEL_BEFORE);
   const info = await machine();
   const torch = info.pytorch;
   const threads = threadCounts(args);
   const results = [];
   for (const n of threads) {
     const keelW = nodeWorker(SCRIPT, 'keel', n, 'Keel');
+    const beforeW = process.env.KEEL_BEFORE ? nodeWorker(SCRIPT, 'keel-before', n, 'Keel (before)') : null;
     const pyW = torch && !NO_TORCH && MODEL_KEYS.some((k) => MODELS[k].torch) ? pythonWorker(PY, n) : null;
     try {
       for (const c of CASES) {
         const spec = MODELS[c.key];
         const withTorch = pyW && spec.torch && c.policy === 'raise' && !c.clip;
         process.stderr.write(`[${n} thread${n > 1 ? 's' : ''}] ${spec.label}, guard policy ${c.policy}${c.clip ? ', clipGradNorm' : ''}: timing...\n`);
-        const m = await measure({ keel: keelW, ...(withTorch ? { pytorch: pyW } : {}) }, c, pauseFor(n));
+        const m = await measure({ keel: keelW, ...(beforeW ? { before: beforeW } : {}), ...(withTorch ? { pytorch: pyW } : {}) }, c, pauseFor(n));
         results.push({
           model: c.key, label: spec.label, batch: spec.batch, policy: c.policy, clip: c.clip, threads: n,
           msPerStep: {
@@ -216,6 +220,8 @@ async function main() {
           },
           guardOverPlain: median(m.keel.pairRatios),
           guardOverPlainByRound: median(m.keel.roundRatios),
+          beforeGuardOverPlain: m.before ? median(m.before.pairRatios) : null,
+          beforeGuardOverPlainByRound: m.before ? median(m.before.roundRatios) : null,
           anomalyOverPlain: m.pytorch ? median(m.pytorch.pairRatios) : null,
           anomalyOverPlainByRound: m.pytorch ? median(m.pytorch.roundRatios) : null,
           pairs: m.keel.pairRatios.length,
@@ -224,13 +230,16 @@ async function main() {
       }
     } finally {
       await keelW.close();
+      if (beforeW) await beforeW.close();
       if (pyW) await pyW.close();
     }
   }
-  const header = ['model, step', 'guard policy', 'threads', 'Keel ms/step', 'Keel + guard', 'guard overhead', 'PyTorch ms/step', 'PyTorch + detect_anomaly', 'detect_anomaly overhead'];
+  const before = Boolean(process.env.KEEL_BEFORE);
+  const header = ['model, step', 'guard policy', 'threads', 'Keel ms/step', 'Keel + guard', 'guard overhead', ...(before ? ['before: guard overhead'] : []), 'PyTorch ms/step', 'PyTorch + detect_anomaly', 'detect_anomaly overhead'];
   const pct = (r) => (r == null ? 'n/a' : `${((r - 1) * 100).toFixed(1)} % (${ratio(r)})`);
   const rows = results.map((r) => [
     r.label, r.clip ? `${r.policy}, both clip (guard reuses its norm)` : r.policy, String(r.threads), fmt(r.msPerStep.keel), fmt(r.msPerStep.keelGuard), `${pct(r.guardOverPlain)}; by round ${ratio(r.guardOverPlainByRound)}`,
+    ...(before ? [`${pct(r.beforeGuardOverPlain)}; by round ${ratio(r.beforeGuardOverPlainByRound)}`] : []),
     fmt(r.msPerStep.pytorch), fmt(r.msPerStep.pytorchAnomaly), `${pct(r.anomalyOverPlain)}; by round ${ratio(r.anomalyOverPlainByRound)}`,
   ]);
   const out = [];
@@ -238,12 +247,13 @@ async function main() {
   out.push(`machine: ${info.cpu}, ${info.cores} cores; Node ${info.node}; libtorch ${info.libtorch}; BLAS ${info.blasKind}; PyTorch ${torch ?? 'unavailable'} (/usr/bin/python3)`);
   out.push(THREAD_NOTE);
   out.push('step: forward, cross-entropy, zero_grad(set_to_none), backward, [clipGradNorm(1),] SGD(lr 1e-2) or AdamW(lr 1e-3, wd 1e-2) step, loss read; fixed random batch, training mode. Goal: guard overhead ≤ 3 % (≤ 1 % when both sides clip)');
+  if (before) out.push(`before: ${process.env.KEEL_BEFORE}, a second Keel process taking turns with this build round by round`);
   out.push('each side alternates its plain and checked step (order flipped every pair), each step timed alone; overhead = median over all pairs of checked ÷ plain; "by round" = median over rounds of the ratio of per-round sums');
   out.push('');
   out.push(table(header, rows));
   console.log(out.join('\n'));
   const oi = args.rest.indexOf('--out');
-  const file = writeResults(oi >= 0 ? args.rest[oi + 1] : 'guard', { bench: 'guard', quick: args.quick, rounds: ROUNDS, minSeconds: MIN_SECONDS, machine: info, threadNote: THREAD_NOTE, results });
+  const file = writeResults(oi >= 0 ? args.rest[oi + 1] : 'guard', { bench: 'guard', quick: args.quick, before: process.env.KEEL_BEFORE ?? null, rounds: ROUNDS, minSeconds: MIN_SECONDS, machine: info, threadNote: THREAD_NOTE, results });
   console.log(`\nwrote ${file}`);
 }
 

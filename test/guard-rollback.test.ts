@@ -32,6 +32,64 @@ test('fusedRead: the norms, scalars and buffer norms of one read are those the o
   assert.equal(keel.guard.checkParameters([a, bad]), false);
 });
 
+test('the fused read sums large gradients in fixed blocks: the same norm at 1 and 2 threads, and that of float64', () => {
+  keel.manualSeed(2);
+  const a = keel.randn([300_001]).mul(3);
+  const threads = keel.getNumThreads();
+  try {
+    keel.setNumThreads(1);
+    const one = keel.guard.fusedRead([a], [])[0];
+    keel.setNumThreads(2);
+    const two = keel.guard.fusedRead([a], [])[0];
+    assert.equal(two, one);
+    const want = Math.sqrt(ops.dot(a.to('float64'), a.to('float64')).item() as number);
+    assert.ok(Math.abs(one - want) <= 1e-7 * want, `${one} vs ${want}`);
+  } finally {
+    keel.setNumThreads(threads);
+  }
+});
+
+test('checkParamGradients: the check of the parameters\' gradients (one without a gradient adds nothing) equals checkGradients on those gradients', () => {
+  keel.manualSeed(4);
+  const w = keel.randn([40, 30]).requiresGrad_();
+  const unused = keel.randn([5]).requiresGrad_();
+  const b = keel.randn([30]).requiresGrad_();
+  const loss = keel.randn([8, 40]).matmul(w).add(b).square().mean();
+  loss.backward();
+  assert.equal(unused.grad, undefined);
+  const byParams = keel.guard.checkParamGradients(loss, [w, unused, b], []);
+  const byGrads = keel.guard.checkGradients(loss, [w.grad!, b.grad!], []);
+  assert.equal(byParams.gradNorm, byGrads.gradNorm);
+  assert.equal(byParams.loss, byGrads.loss);
+  assert.equal(byParams.finite, true);
+  const want = Math.hypot(ops.linalgVectorNorm(w.grad!).item() as number, ops.linalgVectorNorm(b.grad!).item() as number);
+  assert.ok(Math.abs(byParams.gradNorm - want) <= 1e-6 * want, `${byParams.gradNorm} vs ${want}`);
+  b.grad!.fill_(Number.NaN);
+  assert.equal(keel.guard.checkParamGradients(loss, [w, unused, b], []).finite, false);
+});
+
+test('the RNG state of the step\'s start comes back for the replay: after a dropped step with dropout the generator is where the step began', () => {
+  keel.manualSeed(9);
+  const model = new keel.nn.zoo.MLP({ inFeatures: 6, numClasses: 3, hidden: [16], dropout: 0.5 });
+  const optimizer = new keel.optim.SGD(model.parameters(), { lr: 0.1 });
+  const guard = new keel.Guard({ model, optimizer, policy: 'skip' });
+  const y = keel.randint(0, 3, [8]);
+  const x = keel.randn([8, 6]);
+  const bytes = () => Array.from(keel.getRngState().data() as Uint8Array);
+  keel.randn([3]);  // a cached normal sample in the generator's state too
+  const start = bytes();
+  assert.equal(guard.stepSync(() => keel.losses.crossEntropy(model.call(x) as keel.Tensor, y)).ok, true);
+  assert.notDeepEqual(bytes(), start, 'the healthy step\'s dropout drew from the generator');
+  const before = bytes();
+  const bad = x.clone();
+  bad.view(-1).select(0, 0).fill_(Number.NaN);
+  const r = guard.stepSync(() => keel.losses.crossEntropy(model.call(bad) as keel.Tensor, y));
+  assert.equal(r.ok, false);
+  assert.equal(r.event?.action, 'skipped');
+  assert.deepEqual(bytes(), before);
+  guard.dispose();
+});
+
 test('clipGradNorm through the guard: the check\'s norm is reused, the gradients are those clipGradNorm leaves', () => {
   const run = (guarded: boolean) => {
     keel.manualSeed(3);

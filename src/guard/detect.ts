@@ -36,9 +36,30 @@ export interface GradCheck {
  */
 export function checkGradients(loss: Tensor, grads: Tensor[], watched: Tensor[], watchedAt: string[] = [], buffers: Tensor[] = []): GradCheck {
   // [‖g₁‖, …, ‖gₙ‖, loss, watch counts..., ‖b₁‖, …] in one read
-  const v = fusedRead(grads, [loss, ...watched], buffers);
-  const nw = grads.length + 1 + watched.length;
-  const n = grads.length;
+  return summarize(fusedRead(grads, [loss, ...watched], buffers), grads.length, watched.length, watchedAt, buffers.length);
+}
+
+/**
+ * The same check on the gradients of these parameters (those without one add
+ * nothing): the guard's per-step read. Natively the gradients are read where
+ * they are, with no handle made for them.
+ */
+export function checkParamGradients(loss: Tensor, params: Tensor[], watched: Tensor[], watchedAt: string[] = [], buffers: Tensor[] = []): GradCheck {
+  if (NATIVE && native.guardGradNorms !== undefined) {
+    const v = native.guardGradNorms(ids(params), [loss.id, ...ids(watched)], buffers.length ? ids(buffers) : null);
+    return summarize(v, params.length, watched.length, watchedAt, buffers.length);
+  }
+  const grads: Tensor[] = [];
+  for (const p of params) {
+    const g = p.grad;
+    if (g !== undefined) grads.push(g);
+  }
+  return checkGradients(loss, grads, watched, watchedAt, buffers);
+}
+
+/** The check from one read [‖g₁‖, …, ‖gₙ‖, loss, watch counts..., ‖b₁‖, …]. */
+function summarize(v: Float64Array, n: number, nWatched: number, watchedAt: string[], nBuffers: number): GradCheck {
+  const nw = n + 1 + nWatched;
   let sq = 0;
   for (let i = 0; i < n; i++) sq += v[i] * v[i];
   const gradNorm = Math.sqrt(sq);
@@ -52,10 +73,16 @@ export function checkGradients(loss: Tensor, grads: Tensor[], watched: Tensor[],
     const at = watchedAt[i - n - 1];
     if (v[i] !== 0 && at !== undefined && !where.includes(at)) where.push(at);
   }
-  const loss_ = v[n];
+  const loss = v[n];
   let badBuffer = -1;
-  for (let i = 0; i < buffers.length && badBuffer < 0; i++) if (!Number.isFinite(v[nw + i])) badBuffer = i;
-  return { finite: Number.isFinite(gradNorm) && Number.isFinite(loss_), loss: loss_, gradNorm, saturated, beyondRange, where, badBuffer };
+  for (let i = 0; i < nBuffers && badBuffer < 0; i++) if (!Number.isFinite(v[nw + i])) badBuffer = i;
+  return { finite: Number.isFinite(gradNorm) && Number.isFinite(loss), loss, gradNorm, saturated, beyondRange, where, badBuffer };
+}
+
+function ids(ts: Tensor[]): number[] {
+  const out = new Array<number>(ts.length);
+  for (let i = 0; i < ts.length; i++) out[i] = ts[i].id;
+  return out;
 }
 
 /** The fallback to dispatched ops is forced by KEEL_GUARD_NATIVE=0 (the tests compare both paths). */
@@ -65,15 +92,11 @@ const NATIVE = typeof native.guardNorms === 'function' && process.env.KEEL_GUARD
  * One read of [‖t‖₂ for t in norms..., each scalar..., ‖b‖₂ for b in bufferNorms...],
  * each as float32 (a float64 norm or loss beyond float32's range, or a squared
  * norm beyond it, reads as inf, which the guard wants to know). Natively: one
- * call (a dot per tensor, stack, read); else the same ops dispatched from here.
+ * call (on CPU a sum of squares per tensor in the addon, else a dot per
+ * tensor, stack, read); else the same ops dispatched from here.
  */
 export function fusedRead(norms: Tensor[], scalars: Tensor[], bufferNorms: Tensor[] = []): Float64Array {
   if (NATIVE) {
-    const ids = (ts: Tensor[]): number[] => {
-      const out = new Array<number>(ts.length);
-      for (let i = 0; i < ts.length; i++) out[i] = ts[i].id;
-      return out;
-    };
     return native.guardNorms!(ids(norms), scalars.length ? ids(scalars) : null, bufferNorms.length ? ids(bufferNorms) : null);
   }
   return unintercepted(() => noGrad(() => scope(() => {

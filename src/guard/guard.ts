@@ -16,7 +16,7 @@ import type { FloatFormat } from '../precision/formats.js';
 import { withPrecision } from '../precision/policy.js';
 import type { MetricsLog } from '../log/metrics.js';
 import * as ops from '../ops/index.js';
-import { checkGradients, checkParameters, ForwardWatch, GradNormMonitor, LossMonitor, type GradCheck } from './detect.js';
+import { checkGradients, checkParamGradients, checkParameters, ForwardWatch, GradNormMonitor, LossMonitor, type GradCheck } from './detect.js';
 import { backOffLr, finalLayer, reinitSmall, Snapshot, StepState, type Policy, type RepairContext, type RepairFn } from './policies.js';
 import { GuardReport, NonFiniteError, type ScalerTrigger } from './report.js';
 import { diagnose, type RuleContext } from './rules.js';
@@ -430,10 +430,13 @@ export class Guard {
       if (r.event) events.push(r.event);
       else this.log?.write({ event: 'guard-retry', step, retry: retries, ok: r.ok, loss: r.loss });
     }
-    return {
-      ...r, ...(events.length ? { event: events[0] } : {}), events, retries, ...(this.rolledBack !== undefined ? { rolledBackTo: this.rolledBack } : {}),
-      ...(this.scaler !== undefined ? { lossScale: this.scaler.getScale() } : {}),
-    };
+    // built key by key: V8 took ~10 µs a step to spread r into an object literal with more keys
+    const out: GuardStepResult = { step: r.step, loss: r.loss, gradNorm: r.gradNorm, ok: r.ok, events, retries, warnings: r.warnings };
+    if (events.length > 0) out.event = events[0];
+    if (r.scalerSkipped !== undefined) out.scalerSkipped = r.scalerSkipped;
+    if (this.rolledBack !== undefined) out.rolledBackTo = this.rolledBack;
+    if (this.scaler !== undefined) out.lossScale = this.scaler.getScale();
+    return out;
   }
 
   /** One try at the step: forward, backward, checks, update; an event acted on by this policy. */
@@ -474,12 +477,7 @@ export class Guard {
             unscaled = true;
           }
         }
-        const grads: Tensor[] = [];
-        for (const p of this.params) {
-          const g = p.grad;
-          if (g !== undefined) grads.push(g);
-        }
-        return checkGradients(loss, grads, watch?.counts ?? [], watch?.at ?? [], this.buffers);
+        return checkParamGradients(loss, this.params, watch?.counts ?? [], watch?.at ?? [], this.buffers);
       });
     } finally {
       watch?.dispose();

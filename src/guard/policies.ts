@@ -82,29 +82,36 @@ export class StepState {
 
   /**
    * At the step's start (a replay needs the RNG and buffers as they were
-   * before the forward, so they are taken every step; natively the RNG state
-   * goes into the same tensor each step and the buffers in one call).
+   * before the forward, so they are taken every step; natively the
+   * generator's engine is copied into the same bytes each step and the
+   * buffers in one call).
    */
   begin(): void {
-    if (this.rng !== undefined && !this.rng.isDisposed && native.rngStateInto !== undefined) native.rngStateInto(this.rng.id);
-    else {
+    if (native.rngSave !== undefined) {
+      // the generator's engine into the same bytes each step (a getRngState() tensor, large enough, holds them)
+      if (this.rng === undefined || this.rng.isDisposed) this.rng = getRngState().keep();
+      native.rngSave(this.rng.id);
+    } else {
       this.rng?.dispose();
       this.rng = getRngState().keep();
     }
     if (!this.hasBuffers) return;
     const bufs = this.model.buffers();
-    if (bufs.length !== this.buffers.length || bufs.some((b, i) => !sameShape(this.buffers[i][1], b))) {
-      for (const [, c] of this.buffers) c.dispose();
+    const copies = this.buffers.map(([, c]) => c);
+    if (bufs.length !== copies.length || !copyAll(copies, bufs)) {
+      for (const c of copies) c.dispose();
       this.buffers = bufs.map((b) => [b, cloneKept(b)]);
     } else {
       for (let i = 0; i < bufs.length; i++) this.buffers[i][0] = bufs[i];
-      copyAll(this.buffers.map(([, c]) => c), bufs);
     }
   }
 
   /** Restores RNG and buffers to the step's start (gradients are cleared by the caller). */
   rewindForward(): void {
-    if (this.rng) setRngState(this.rng);
+    if (this.rng) {
+      if (native.rngRestore !== undefined) native.rngRestore(this.rng.id);
+      else setRngState(this.rng);
+    }
     this.rewindBuffers();
   }
 
@@ -219,29 +226,29 @@ function liveState(optimizer: OptimizerLike): Map<Tensor, LiveParamState> | unde
   return st instanceof Map ? (st as Map<Tensor, LiveParamState>) : undefined;
 }
 
-/** copies ← sources, reusing the copies when the sources are the same tensors. */
+/** copies ← sources, reusing the copies when the sources are the same tensors (of the same shapes). */
 function copyInto(buf: { sources: Tensor[]; copies: Tensor[] }, sources: Tensor[]): void {
-  const same = buf.sources.length === sources.length && sources.every((t, i) => buf.sources[i] === t && sameShape(buf.copies[i], t));
-  if (!same) {
-    for (const c of buf.copies) c.dispose();
-    buf.sources = sources;
-    buf.copies = sources.map(cloneKept);
-    return;
-  }
-  copyAll(buf.copies, sources);
+  const same = buf.sources.length === sources.length && sources.every((t, i) => buf.sources[i] === t);
+  if (same && copyAll(buf.copies, sources)) return;
+  for (const c of buf.copies) c.dispose();
+  buf.sources = sources;
+  buf.copies = sources.map(cloneKept);
 }
 
-/** dst[i] ← src[i]: one native call (else two fused ops: _foreach_zero_, _foreach_add_). */
-function copyAll(dst: Tensor[], src: Tensor[]): void {
-  if (src.length === 0) return;
-  if (native.copyTensors !== undefined) {
-    native.copyTensors(dst.map((t) => t.id), src.map((t) => t.id));
-    return;
-  }
+/**
+ * dst[i] ← src[i] when every pair has the same shape and dtype (true), else
+ * nothing copied (false): one native call that also compares the shapes
+ * (else the shapes read here, then two fused ops: _foreach_zero_, _foreach_add_).
+ */
+function copyAll(dst: Tensor[], src: Tensor[]): boolean {
+  if (src.length === 0) return true;
+  if (native.copyTensors !== undefined) return native.copyTensors(dst.map((t) => t.id), src.map((t) => t.id));
+  if (!src.every((t, i) => sameShape(dst[i], t))) return false;
   noGrad(() => {
     ops._foreachZero_(dst);
     ops._foreachAdd_.List(dst, src);
   });
+  return true;
 }
 
 function sameShape(a: Tensor, b: Tensor): boolean {

@@ -116,8 +116,14 @@ export interface NativeBinding {
   distIsCompleted(work: number): boolean;
   // guard (native/guard.cc); optional: the guard falls back to dispatched ops on an older addon
   guardNorms?(norms: Handle[], scalars: Handle[] | null, bufferNorms: Handle[] | null): Float64Array;
-  copyTensors?(dst: Handle[], src: Handle[]): void;
-  rngStateInto?(dst: Handle): void;
+  /** As guardNorms, the first list being parameters whose gradients are normed (0 for one without). */
+  guardGradNorms?(params: Handle[], scalars: Handle[] | null, bufferNorms: Handle[] | null): Float64Array;
+  /** dst[i] ← src[i] when every pair has the same shape and dtype (true); else copies nothing (false). */
+  copyTensors?(dst: Handle[], src: Handle[]): boolean;
+  /** The default CPU generator's state into dst's bytes (a uint8 CPU tensor of ≥ ~2.5 KB), for rngRestore only. */
+  rngSave?(dst: Handle): void;
+  /** The default CPU generator back to a state rngSave wrote into src. */
+  rngRestore?(src: Handle): void;
   // optimizer passes with no _foreach op (native/optim.cc); optional: an older addon takes the per-tensor path
   standardizeGradients?(grads: Handle[], centralize: boolean, normalize: boolean, eps: number): void;
   softplusInPlace?(ts: Handle[], beta: number, threshold: number): void;
