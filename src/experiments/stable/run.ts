@@ -110,7 +110,6 @@ export interface TrainRow {
   krylov?: KrylovSummary;
 }
 
-export const fin = (v: number): number | null => (Number.isFinite(v) ? v : null);
 
 /** Meganet's starting weights per architecture (see block.ts InitName). */
 function trainingInit(arch: Architecture): { init: InitName; initScale: number } {
