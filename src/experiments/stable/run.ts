@@ -110,7 +110,6 @@ export interface TrainRow {
   krylov?: KrylovSummary;
 }
 
-
 /** Meganet's starting weights per architecture (see block.ts InitName). */
 function trainingInit(arch: Architecture): { init: InitName; initScale: number } {
   if (arch === 'hamiltonian') return { init: 'identity', initScale: 1 };
