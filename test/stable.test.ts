@@ -1,7 +1,7 @@
 // keel.stable: ODE-view blocks and their stability analysis on cases with
 // known answers, and `keel repro stable --quick`.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -211,6 +211,92 @@ test('keel repro stable --quick writes results.json and SVG plots', async () => 
     assert.ok(Math.abs(anti.reMin + 0.5) < 1e-6 && Math.abs(anti.reMax + 0.5) < 1e-6 && anti.inRegion, JSON.stringify(anti));
     assert.ok(ci('identity', 'resnet', 64).growth > 10 && !ci('identity', 'resnet', 64).inRegion);
     assert.ok(anti.growth < 1 && ci('identity', 'hamiltonian', 64).growth < 10);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// The Study shape of `keel repro stable` on a small protocol (the 2-D sets, depths 4 → 8, 4 steps per level):
+// --jobs 2 records the numbers --jobs 1 does, --resume keeps the finished runs, the verdict lines name their statistic, rule and n.
+type StableRun = { id: string; result: unknown; error?: string };
+const SMALL = ['--no-fmnist', '--max-depth', '8', '--iters', '4', '--no-progress'];
+/** The recorded numbers but the wall times (ms, msPerStep), as JSON. */
+const numbersOf = (runs: StableRun[]): string => JSON.stringify(runs, (k, v) => (k === 'ms' || k === 'msPerStep' ? undefined : v));
+
+async function reproStable(args: string[]): Promise<{ rc: number; lines: string[] }> {
+  const { run } = await import('../../dist/experiments/stable/cli.js' as string);
+  const lines: string[] = [];
+  const log = console.log;
+  console.log = (...a: unknown[]) => { lines.push(...a.join(' ').split('\n')); };
+  try {
+    return { rc: await run(args), lines };
+  } finally {
+    console.log = log;
+  }
+}
+
+test('keel repro stable: --jobs 2 records the same numbers as --jobs 1; the verdict lines name statistic, rule and n', async () => {
+  const a = mkdtempSync(join(tmpdir(), 'keel-stable-j1-'));
+  const b = mkdtempSync(join(tmpdir(), 'keel-stable-j2-'));
+  try {
+    const one = await reproStable([...SMALL, '--jobs', '1', '--out', a]);
+    const two = await reproStable([...SMALL, '--jobs', '2', '--out', b]);
+    assert.equal(one.rc, 0);
+    assert.equal(two.rc, 0);
+    const ra = JSON.parse(readFileSync(join(a, 'results.json'), 'utf8'));
+    const rb = JSON.parse(readFileSync(join(b, 'results.json'), 'utf8'));
+    // 2 activations × 5 architectures (Part A) + 3 data sets × 5 architectures (Part B)
+    assert.equal(ra.runs.length, 25);
+    assert.equal(ra.complete, true);
+    assert.deepEqual(ra.runs.map((r: StableRun) => r.id), rb.runs.map((r: StableRun) => r.id));
+    assert.ok(ra.runs.every((r: StableRun) => r.error === undefined && r.result !== null));
+    assert.equal(numbersOf(rb.runs), numbersOf(ra.runs));
+    assert.deepEqual(rb.verdicts, ra.verdicts);
+    assert.equal(ra.trained.length, 3 * 5 * 2);
+    // every verdict line: [outcome] claim — statistic: evidence; rule: …; n = k
+    const claims = one.lines.slice(one.lines.indexOf('Claims:') + 1).filter((l) => l.startsWith('  ['));
+    assert.equal(claims.length, ra.verdicts.length);
+    assert.equal(claims.length, 6);
+    for (const l of claims) assert.match(l, /^ {2}\[(holds|FAILS|\?)\] .+ — .+: .+; rule: .+; n = \d+$/);
+    assert.match(claims[0], /^ {2}\[holds\] \(identity\) at depth 256, h = 0\.1: .* — ‖δY_N‖\/‖δY_0‖ at N = 256: resnet .*; rule: hamiltonian ≤ 10 and antisymmetric ≤ 10 and resnet > 10; n = 3$/);
+    assert.match(claims[2], /share of in-region linear blocks with bounded growth \(Wilson 95 %\): (\d+)\/\1 = 100\.0 % \[[\d.]+, 100\.0\] of 15 blocks; rule: all \1 in-region blocks ≤ 10; n = 15$/);
+    for (const v of ra.verdicts) assert.ok(typeof v.statistic === 'string' && typeof v.rule === 'string' && Number.isInteger(v.n) && typeof v.holds === 'boolean', JSON.stringify(v));
+  } finally {
+    rmSync(a, { recursive: true, force: true });
+    rmSync(b, { recursive: true, force: true });
+  }
+});
+
+test('keel repro stable --resume keeps the finished runs and runs the rest; another protocol is refused', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'keel-stable-resume-'));
+  try {
+    assert.equal((await reproStable([...SMALL, '--out', dir])).rc, 0);
+    const path = join(dir, 'results.json');
+    const full = JSON.parse(readFileSync(path, 'utf8'));
+    // keep the first 12 runs, as if the session had stopped there; mark them so a rerun would show
+    const kept = full.runs.slice(0, 12).map((r: StableRun & { result: { marker?: number } }) => ({ ...r, result: { ...r.result, marker: 7 } }));
+    writeFileSync(path, JSON.stringify({ ...full, runs: kept, complete: false }));
+    const stderr: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((s: string | Uint8Array) => { stderr.push(String(s)); return true; }) as typeof process.stderr.write;
+    let rc: number;
+    try {
+      rc = (await reproStable([...SMALL, '--resume', '--out', dir])).rc;
+    } finally {
+      process.stderr.write = write;
+    }
+    assert.equal(rc, 0);
+    assert.ok(stderr.some((l) => l.includes('resuming: 12 of 25 runs already done')), stderr.join(''));
+    const resumed = JSON.parse(readFileSync(path, 'utf8'));
+    assert.equal(resumed.runs.length, 25);
+    assert.equal(resumed.complete, true);
+    assert.deepEqual(resumed.runs.map((r: StableRun) => r.id), full.runs.map((r: StableRun) => r.id));
+    assert.equal(resumed.runs.filter((r: { result: { marker?: number } }) => r.result.marker === 7).length, 12);
+    // the runs done again record the numbers of the first session
+    assert.equal(numbersOf(resumed.runs.slice(12)), numbersOf(full.runs.slice(12)));
+    // another protocol (more steps per level) is refused, naming the option mismatch
+    const other = await import('../../dist/experiments/stable/cli.js' as string);
+    await assert.rejects(other.runFromOptions({ fmnist: false, maxDepth: 8, iters: 5, out: dir, resume: true, progress: false }), /--resume: .*results\.json was made with another protocol/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

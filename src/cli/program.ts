@@ -227,7 +227,10 @@ export function buildProgram(state: RunState): Command {
     .option('--out <dir>', 'output folder', defaultOut('repro', 'stable'))
     .option('--max-depth <n>', 'deepest network trained (training depths 4, 8, … up to N)', intAtLeast('--max-depth', 4))
     .option('--iters <k>', 'the 2-D sets\' steps per level', intAtLeast('--iters', 4))
-    .option('--no-fmnist', 'skip the Fashion-MNIST part');
+    .option('--no-fmnist', 'skip the Fashion-MNIST part')
+    .option('--resume', 'continue the grid in DIR (same options) from its results.json', false)
+    .option('--jobs <n>', 'child processes of 1 libtorch thread each (default 0: in this process)', nonNegativeInt('--jobs'))
+    .option('--no-progress', 'no progress bar (the per-run lines still print)');
   run(stable, thenReport(async (o) => (await import('../experiments/stable/cli.js')).runFromOptions(o)));
 
   const mde = sub(repro, 'mde', 'NaN divergence in monocular depth estimation (Kim, Jang & Kim 2023, arXiv:2311.03938) on SynthDepth: loss (sqrt / safe SILog) × head × variance × final init × seeds, in float32 and emulated fp16 and bf16, unguarded; then the naive configuration under each keel.Guard policy')

@@ -1,6 +1,11 @@
-// `keel repro stable [--quick] [--out DIR]` (declared in src/cli/program.ts).
+// `keel repro stable [--quick] [--out DIR] [--resume] [--jobs N]` (declared in src/cli/program.ts).
 import '../../index.js'; // installs the Tensor methods and default threads when loaded alone
-import { defaultConfig, runStable } from './run.js';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../../io/atomic.js';
+import { runStudy } from '../study.js';
+import { writeCharts } from './charts.js';
+import { defaultConfig } from './run.js';
+import { study } from './study.js';
 
 /** `keel repro stable [options]` (the whole command line: src/cli/program.ts); returns the exit code. */
 export async function run(args: string[]): Promise<number> {
@@ -31,6 +36,15 @@ export async function runFromOptions(o: Record<string, unknown>): Promise<number
   }
   if (iters !== null) cfg.itersPerLevel = iters;
   if (noFmnist) cfg.fmnist = null;
-  await runStable(cfg);
+  const t0 = Date.now();
+  const results = await runStudy(study, cfg, {
+    out, resume: o.resume === true,
+    ...(o.jobs !== undefined ? { jobs: o.jobs as number } : {}),
+    ...(o.progress === false ? { progress: false } : {}),
+  });
+  results.files = [...(await writeCharts(results, out)), 'results.json'];
+  writeFileAtomic(join(out, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+  console.log(study.report(results));
+  console.log(`\nwrote ${results.files.length} files to ${out} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   return 0;
 }
