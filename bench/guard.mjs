@@ -195,6 +195,17 @@ async function measure(contenders, c, pauseMs) {
   return out;
 }
 
+/** [25th, 50th, 75th] percentiles (linear between order statistics). */
+function quartiles(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const at = (q) => {
+    const i = q * (s.length - 1);
+    const lo = Math.floor(i);
+    return lo + 1 < s.length ? s[lo] + (s[lo + 1] - s[lo]) * (i - lo) : s[lo];
+  };
+  return [at(0.25), at(0.5), at(0.75)];
+}
+
 async function main() {
   if (args.worker === 'keel') return keelWorker(args.threads[0], process.env.KEEL_DIST);
   if (args.worker === 'keel-before') return keelWorker(args.threads[0], process.env.KEEL_BEFORE);
@@ -225,7 +236,10 @@ async function main() {
           anomalyOverPlain: m.pytorch ? median(m.pytorch.pairRatios) : null,
           anomalyOverPlainByRound: m.pytorch ? median(m.pytorch.roundRatios) : null,
           pairs: m.keel.pairRatios.length,
-          samples: m,
+          // per round: plain and checked ms and their ratio; the thousands of per-pair ratios only as quartiles
+          samples: Object.fromEntries(Object.entries(m).map(([k, v]) => [k, {
+            plainMs: v.plainMs, otherMs: v.otherMs, roundRatios: v.roundRatios, pairs: v.pairRatios.length, pairRatioQuartiles: quartiles(v.pairRatios),
+          }])),
         });
       }
     } finally {
