@@ -11,6 +11,7 @@ import { scope } from '../core/memory.js';
 import { Tensor } from '../core/tensor.js';
 import { ReLU, Sigmoid, Tanh } from '../nn/activation.js';
 import { currentModulePath, type Module } from '../nn/module.js';
+import { formatOf, type FloatFormat } from '../precision/formats.js';
 import { countRounding, RoundingCounter } from '../precision/rounding-count.js';
 import * as ops from '../ops/index.js';
 
@@ -48,10 +49,8 @@ export interface HealthOptions {
   every?: number;
 }
 
-/** The spacing just below 1 (1 − this is the largest value under 1), by dtype. */
-const ULP_BELOW_ONE: Record<string, number> = { float64: 2 ** -53, float32: 2 ** -24, float16: 2 ** -11, bfloat16: 2 ** -8 };
-/** The least positive value (the next one above 0), by dtype. */
-const SMALLEST_SUBNORMAL: Record<string, number> = { float64: 2 ** -1074, float32: 2 ** -149, float16: 2 ** -24, bfloat16: 2 ** -133 };
+/** The float dtypes' formats: the spacing just below 1 (epsilon / 2) and the least positive value bound the saturation test. */
+const FLOAT_FORMATS: Record<string, FloatFormat> = Object.fromEntries(['float64', 'float32', 'float16', 'bfloat16'].map((d) => [d, formatOf(d)]));
 
 function moduleOf(paramName: string): string {
   const i = paramName.lastIndexOf('.');
@@ -98,10 +97,10 @@ export class HealthMonitor {
             const o = out.detach();
             if (kind === 'dead') return ops.countNonzero(o).to('float64').neg().add(o.numel()).keep();
             // within one ulp of a bound: the next representable value toward the inside
-            const ulp = ULP_BELOW_ONE[o.dtype];
-            if (ulp === undefined) return ops.zeros([], { dtype: 'float64' }).keep();
-            const hi = 1 - ulp;
-            const lo = lower === 0 ? SMALLEST_SUBNORMAL[o.dtype] : -1 + ulp;
+            const f = FLOAT_FORMATS[o.dtype];
+            if (f === undefined) return ops.zeros([], { dtype: 'float64' }).keep();
+            const hi = 1 - f.epsilon / 2;
+            const lo = lower === 0 ? f.minSubnormal : -1 + f.epsilon / 2;
             return ops.logicalOr(o.ge(hi), o.le(lo)).sum().to('float64').keep();
           });
           this.activations.push([path, kind, c, out.numel()]);
