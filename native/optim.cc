@@ -2,7 +2,7 @@
 // has no _foreach op in libtorch 1.13 (SING's gradient standardisation, its
 // softplus denominator), looped in C++ instead of dispatched from JS tensor by
 // tensor. The same ATen ops as the JS path, in the same order: the numbers are
-// bitwise those of the per-tensor path (test/optim-native.test.ts).
+// bitwise those of the per-tensor path (test/optim.test.ts, "SING's native passes").
 #include "keel.h"
 
 namespace keel {

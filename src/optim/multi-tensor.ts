@@ -10,7 +10,7 @@ import type { Tensor } from '../core/tensor.js';
 import { native } from '../native/binding.js';
 import * as ops from '../ops/index.js';
 
-const NATIVE = typeof native.standardizeGradients === 'function' && process.env.KEEL_OPTIM_NATIVE !== '0';
+const NATIVE = typeof native.standardizeGradients === 'function';
 
 const ids = (ts: readonly Tensor[]): number[] => ts.map((t) => t.id);
 
