@@ -381,5 +381,6 @@ NAPI_MODULE_INIT() {
   keel::registerGuardFunctions(env, exports);
   keel::registerFastOpFunctions(env, exports);
   keel::registerOptimFunctions(env, exports);
+  keel::registerAdamFunctions(env, exports);
   return exports;
 }

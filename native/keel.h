@@ -105,6 +105,7 @@ void registerDistributedFunctions(napi_env env, napi_value exports);
 void registerGuardFunctions(napi_env env, napi_value exports);
 void registerFastOpFunctions(napi_env env, napi_value exports);
 void registerOptimFunctions(napi_env env, napi_value exports);
+void registerAdamFunctions(napi_env env, napi_value exports);
 
 void defineFunction(napi_env env, napi_value exports, const char* name, napi_callback cb);
 

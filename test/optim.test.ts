@@ -594,6 +594,64 @@ test('multi-tensor (_foreach) Adam, AdamW and SGD give bitwise the numbers of th
   }
 });
 
+test('Adam\'s fused pass (one native pass per tensor) gives bitwise the multi-tensor and single-tensor numbers, at 1 and 2 threads', async () => {
+  const { native } = (await import(new URL('../../dist/native/binding.js', import.meta.url).href)) as { native: { adamStep?: (...a: unknown[]) => boolean } };
+  const { intercept } = (await import(new URL('../../dist/core/dispatch.js', import.meta.url).href)) as { intercept: (f: (c: unknown, r: unknown) => unknown) => () => void };
+  const adamStep = native.adamStep;
+  assert.ok(adamStep, 'the addon has adamStep');
+  let fused = 0;
+  native.adamStep = (...a: unknown[]) => { const done = adamStep(...a); if (done) fused++; return done; };
+  const threads = keel.getNumThreads();
+  try {
+    // sizes: a masked tail only, vector body + tail, and more than one parallel chunk (32,768)
+    const shapes = [[3], [37, 5], [70001]];
+    const variants: [string, (ps: keel.Tensor[], foreach: boolean) => keel.optim.Optimizer][] = [
+      ['AdamW', (ps, foreach) => new keel.optim.AdamW(ps, { lr: 3e-2, weightDecay: 0.05, foreach })],
+      ['AdamW wd 0', (ps, foreach) => new keel.optim.AdamW(ps, { lr: 1e-3, weightDecay: 0, foreach })],
+      ['Adam', (ps, foreach) => new keel.optim.Adam(ps, { lr: 1e-2, foreach })],
+      ['Adam L2', (ps, foreach) => new keel.optim.Adam(ps, { lr: 1e-2, weightDecay: 0.1, betas: [0.8, 0.99], eps: 1e-6, foreach })],
+    ];
+    for (const n of [1, 2]) {
+      keel.setNumThreads(n);
+      for (const [name, make] of variants) {
+        const run = (path: 'fused' | 'multi-tensor' | 'single'): number[][] => {
+          keel.manualSeed(21);
+          const ps = shapes.map((s) => keel.randn(s).requiresGrad_().keep());
+          const opt = make(ps, path !== 'single');
+          for (let i = 0; i < 5; i++) {
+            keel.manualSeed(100 + i);
+            // gradients of every scale, exact zeros among them (the moments' underflow, the eps-dominated denominator)
+            ps.forEach((p) => { p.grad = keel.scope(() => keel.randn(p.shape).mul(i === 2 ? 1e-20 : 10 ** (i - 2)).mul(keel.rand(p.shape).gt(0.1))).keep(); });
+            if (path === 'multi-tensor') {
+              const stop = intercept((_c, r) => r);
+              try { opt.step(); } finally { stop(); }
+            } else opt.step();
+          }
+          return ps.map((p) => Array.from(p.data() as Float32Array));
+        };
+        const before = fused;
+        const f = run('fused');
+        assert.equal(fused - before, 5, `${name}: the fused pass ran every step`);
+        assert.deepEqual(f, run('multi-tensor'), `${name}, ${n} thread(s): fused vs multi-tensor`);
+        assert.deepEqual(f, run('single'), `${name}, ${n} thread(s): fused vs single-tensor`);
+      }
+    }
+    // what the pass declines (float64, amsgrad) takes the multi-tensor path
+    const before = fused;
+    const p64 = keel.randn([5], { dtype: 'float64' }).requiresGrad_();
+    p64.grad = keel.onesLike(p64);
+    new keel.optim.AdamW([p64]).step();
+    const pa = keel.randn([5]).requiresGrad_();
+    pa.grad = keel.onesLike(pa);
+    new keel.optim.Adam([pa], { amsgrad: true }).step();
+    assert.equal(fused, before);
+    assert.ok(Number.isFinite(p64.sum().item() as number) && Number.isFinite(pa.sum().item() as number));
+  } finally {
+    native.adamStep = adamStep;
+    keel.setNumThreads(threads);
+  }
+});
+
 test('multi-tensor SING (Adam part and Lookahead) gives bitwise the numbers of the per-tensor path', () => {
   for (const opts of [{}, { softplus: false, weightDecay: 0.01 }, { lookahead: { k: 2, alpha: 0.3 } }] as keel.optim.SINGOptions[]) {
     const run = (foreach: boolean): number[][] => {

@@ -3,6 +3,8 @@
 // torch.optim.Adam / AdamW (PyTorch 1.13, single-tensor path), op for op.
 import type { Tensor } from '../core/tensor.js';
 import { zerosLike } from '../core/creation.js';
+import { interceptionActive } from '../core/dispatch.js';
+import { native } from '../native/binding.js';
 import * as ops from '../ops/index.js';
 import { checkRange, knownOptions, Optimizer, type GroupOf, type ParamsArg, type ParamState } from './optimizer.js';
 
@@ -17,7 +19,10 @@ export interface AdamHyper {
    * One multi-tensor (_foreach) call per update stage for all the group's
    * parameters (default true): the same numbers as the single-tensor path,
    * bitwise (the same element-wise ops in the same order), with a native
-   * call per stage instead of per parameter.
+   * call per stage instead of per parameter. Where every tensor is CPU
+   * float32 (without amsgrad or maximize, and with no interceptor that must
+   * see each op), the stages run fused: one native pass per tensor, the same
+   * numbers bitwise (native/adam.cc).
    */
   foreach: boolean;
 }
@@ -115,6 +120,12 @@ abstract class AdamBase extends Optimizer<AdamHyper> {
       steps.push(++s.scalars.step);
     }
     let grads = params.map(([, gr]) => gr);
+    const stepSizes = steps.map((t) => -(lr / (1 - beta1 ** t)));
+    const bc2Sqrt = steps.map((t) => Math.sqrt(1 - beta2 ** t));
+    if (!amsgrad && !maximize && native.adamStep !== undefined && !interceptionActive()) {
+      const ids = (ts: Tensor[]): number[] => ts.map((t) => t.id);
+      if (native.adamStep(ids(ps), ids(grads), ids(expAvgs), ids(expAvgSqs), stepSizes, bc2Sqrt, lr, beta1, beta2, eps, weightDecay, this.decoupled)) return;
+    }
     if (maximize) grads = ops._foreachNeg(grads);
     if (this.decoupled) ops._foreachMul_.Scalar(ps, 1 - lr * weightDecay);
     else if (weightDecay !== 0) grads = ops._foreachAdd.List(grads, ps, { alpha: weightDecay });
@@ -122,8 +133,6 @@ abstract class AdamBase extends Optimizer<AdamHyper> {
     ops._foreachAdd_.List(expAvgs, grads, { alpha: 1 - beta1 });
     ops._foreachMul_.Scalar(expAvgSqs, beta2);
     ops._foreachAddcmul_.Scalar(expAvgSqs, grads, grads, 1 - beta2);
-    const stepSizes = steps.map((t) => -(lr / (1 - beta1 ** t)));
-    const bc2Sqrt = steps.map((t) => Math.sqrt(1 - beta2 ** t));
     let roots: Tensor[];
     if (amsgrad) {
       ops._foreachMaximum_.List(maxSqs, expAvgSqs);
