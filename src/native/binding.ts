@@ -127,6 +127,14 @@ export interface NativeBinding {
   // optimizer passes with no _foreach op (native/optim.cc); optional: an older addon takes the per-tensor path
   standardizeGradients?(grads: Handle[], centralize: boolean, normalize: boolean, eps: number): void;
   softplusInPlace?(ts: Handle[], beta: number, threshold: number): void;
+  /**
+   * SING's multi-tensor step (native/sing.cc): per tensor the standardisation, then moments, decay,
+   * softplus denominator and update in one pass; hyper = [beta1, beta2, lr, weightDecay, eps, softplusBeta, threshold].
+   */
+  singStep?(params: Handle[], grads: Handle[], expAvgs: Handle[], expAvgSqs: Handle[], bc2Sqrts: number[], stepSizes: number[],
+    hyper: number[], softplus: boolean, centralize: boolean, normalize: boolean): void;
+  /** '' when singStep's fused pass matched ATen's ops bitwise on its probe (the first call checks), else why each tensor takes ATen's ops. */
+  singKernel?(): string;
 }
 
 function load(): NativeBinding {
