@@ -68,6 +68,8 @@ Vec16Fn sleefLog1p16 = nullptr;
 struct Scalars {
   float beta1, alpha1, beta2, alpha2, decay, bc2Sqrt, stepSize, eps, spBeta, spThreshold;
   bool decayOn, softplus;
+  bool scaleGrad = false;  // g ← g / gradNorm first (the standardisation's division), written back
+  float gradNorm = 1;
 };
 
 Scalars scalarsFor(const Hyper& h, bool decayOn, double bc2Sqrt, double stepSize) {
@@ -82,7 +84,7 @@ Scalars scalarsFor(const Hyper& h, bool decayOn, double bc2Sqrt, double stepSize
 // denominator into a buffer on the stack; the softplus over the buffer; the
 // update), so that no live value crosses SLEEF's calls, which clobber every
 // vector register.
-__attribute__((target("avx512f,avx2,fma"))) void updateRange(float* p, const float* g, float* m, float* v, int64_t b, int64_t e, const Scalars& s) {
+__attribute__((target("avx512f,avx2,fma"))) void updateRange(float* p, float* g, float* m, float* v, int64_t b, int64_t e, const Scalars& s) {
   constexpr int64_t kBlock = 512;
   alignas(64) float den[kBlock];
   int64_t i = b;
@@ -91,9 +93,13 @@ __attribute__((target("avx512f,avx2,fma"))) void updateRange(float* p, const flo
     const int64_t n = std::min(kBlock, vecEnd - i);
     {
       const __m512 beta1 = _mm512_set1_ps(s.beta1), alpha1 = _mm512_set1_ps(s.alpha1), beta2 = _mm512_set1_ps(s.beta2), alpha2 = _mm512_set1_ps(s.alpha2);
-      const __m512 bc2 = _mm512_set1_ps(s.bc2Sqrt);
+      const __m512 bc2 = _mm512_set1_ps(s.bc2Sqrt), norm = _mm512_set1_ps(s.gradNorm);
       for (int64_t j = 0; j < n; j += 16) {
-        const __m512 gi = _mm512_loadu_ps(g + i + j);
+        __m512 gi = _mm512_loadu_ps(g + i + j);
+        if (s.scaleGrad) {
+          gi = _mm512_div_ps(gi, norm);
+          _mm512_storeu_ps(g + i + j, gi);
+        }
         const __m512 mi = _mm512_fmadd_ps(gi, alpha1, _mm512_mul_ps(_mm512_loadu_ps(m + i + j), beta1));
         const __m512 vi = _mm512_fmadd_ps(_mm512_mul_ps(alpha2, gi), gi, _mm512_mul_ps(_mm512_loadu_ps(v + i + j), beta2));
         _mm512_storeu_ps(m + i + j, mi);
@@ -125,7 +131,8 @@ __attribute__((target("avx512f,avx2,fma"))) void updateRange(float* p, const flo
     i += n;
   }
   for (; i < e; ++i) {
-    const float gi = g[i];
+    float gi = g[i];
+    if (s.scaleGrad) g[i] = gi = gi / s.gradNorm;
     const float mi = std::fma(gi, s.alpha1, m[i] * s.beta1);
     const float vi = std::fma(s.alpha2 * gi, gi, v[i] * s.beta2);
     float pi = p[i];
@@ -158,15 +165,74 @@ bool eligible(const at::Tensor& t, int64_t n) {
          t.layout() == at::kStrided;
 }
 
-void updateFused(at::Tensor& p, const at::Tensor& g, at::Tensor& m, at::Tensor& v, const Hyper& h, double bc2Sqrt, double stepSize) {
-  const Scalars s = scalarsFor(h, h.weightDecay != 0 && p.dim() > 1, bc2Sqrt, stepSize);
+// g ← g − mean[row] over rows of `cols` elements (exact subtraction, as sub_'s
+// fmadd(other, −1, self))
+__attribute__((target("avx512f,avx2,fma"))) void centreRows(float* g, const float* mean, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = g + r * cols;
+    const __m512 mu = _mm512_set1_ps(mean[r]);
+    int64_t c = 0;
+    for (; c + 16 <= cols; c += 16) _mm512_storeu_ps(row + c, _mm512_sub_ps(_mm512_loadu_ps(row + c), mu));
+    for (; c < cols; ++c) row[c] = row[c] - mean[r];
+  }
+}
+
+// ‖g‖₂ as ATen's norm kernel computes a whole float tensor's (the reduce-last-
+// dim path): eight float lanes accumulating x·x (fused), the lanes summed in
+// order, the < 8-element tail added to lane 0's total, sqrtf. One chain per
+// lane, as there: bound by the FMA's latency, not by memory.
+__attribute__((target("avx512f,avx2,fma"))) float normTwo(const float* g, int64_t n) {
+  __m256 acc = _mm256_setzero_ps();
+  int64_t d = 0;
+  for (; d < n - (n % 8); d += 8) {
+    const __m256 x = _mm256_loadu_ps(g + d);
+    acc = _mm256_fmadd_ps(x, x, acc);
+  }
+  alignas(32) float buffer[8];
+  _mm256_store_ps(buffer, acc);
+  for (int j = 1; j < 8; ++j) buffer[0] = buffer[0] + buffer[j];
+  for (; d < n; ++d) buffer[0] = std::fma(g[d], g[d], buffer[0]);
+  return std::sqrt(buffer[0]);
+}
+
+// the standardisation (native/optim.cc's ATen ops: mean, sub_, frobenius_norm,
+// add, div_) with the centring's mean from ATen, the subtraction and the norm
+// here, and the division left to the update pass (s.scaleGrad)
+void standardizeFused(at::Tensor& g, bool centralize, bool normalize, double eps, Scalars& s) {
+  float* gp = g.data_ptr<float>();
+  const int64_t n = g.numel();
+  if (centralize && g.dim() > 1 && n > 0) {
+    std::vector<int64_t> dims;
+    for (int64_t d = 1; d < g.dim(); ++d) dims.push_back(d);
+    const at::Tensor mean = at::mean(g, dims, /*keepdim=*/true).contiguous();
+    centreRows(gp, mean.data_ptr<float>(), g.size(0), n / g.size(0));
+    g.unsafeGetTensorImpl()->bump_version();
+  }
+  if (normalize) {
+    s.scaleGrad = true;
+    s.gradNorm = normTwo(gp, n) + static_cast<float>(eps);
+  }
+}
+
+void updateFused(at::Tensor& p, at::Tensor& g, at::Tensor& m, at::Tensor& v, const Hyper& h, double bc2Sqrt, double stepSize,
+                 bool centralize, bool normalize) {
+  Scalars s = scalarsFor(h, h.weightDecay != 0 && p.dim() > 1, bc2Sqrt, stepSize);
+  standardizeFused(g, centralize, normalize, h.eps, s);
   float* pp = p.data_ptr<float>();
-  const float* gp = g.data_ptr<float>();
+  float* gp = g.data_ptr<float>();
   float* mp = m.data_ptr<float>();
   float* vp = v.data_ptr<float>();
   forEachRange(p.numel(), [&](int64_t b, int64_t e) { updateRange(pp, gp, mp, vp, b, e, s); });
   // as the in-place ops would: autograd and the precision policy read versions
   for (at::Tensor* t : {&p, &m, &v}) t->unsafeGetTensorImpl()->bump_version();
+  if (s.scaleGrad) g.unsafeGetTensorImpl()->bump_version();
+}
+
+// the same through ATen's ops
+void updateWithAten(at::Tensor& p, at::Tensor& g, at::Tensor& m, at::Tensor& v, const Hyper& h, double bc2Sqrt, double stepSize,
+                    bool centralize, bool normalize) {
+  if (centralize || normalize) standardizeGradient(g, centralize, normalize, h.eps);
+  updateAten(p, g, m, v, h, bc2Sqrt, stepSize);
 }
 
 // ---- whether the pass is this libtorch's numbers --------------------------
@@ -184,6 +250,7 @@ std::string probe() {
   // sizes with and without a tail, one above the grain (ranges split when > 1 thread)
   for (int64_t n : {int64_t{5}, int64_t{16 * 37 + 13}, int64_t{2 * 32768 + 1001}}) {
     for (bool softplus : {true, false}) {
+      const bool centralize = softplus, normalize = n != 5 || softplus;
       const Hyper h{0.9, 0.999, 5e-2, 1e-2, 1e-8, 50, 20, softplus};
       at::Tensor p = at::randn({n / 5 > 0 ? 5 : 1, n / 5 > 0 ? n / 5 : n}, gen).contiguous();
       const int64_t numel = p.numel();
@@ -193,9 +260,10 @@ std::string probe() {
       at::Tensor v = at::rand({numel}, gen).mul_(at::pow(10.0, at::rand({numel}, gen).mul_(8).sub_(7))).view(p.sizes());
       at::Tensor p2 = p.clone(), m2 = m.clone(), v2 = v.clone();
       const double bc2Sqrt = std::sqrt(1 - std::pow(0.999, 3)), stepSize = -5e-2 / (1 - std::pow(0.9, 3));
-      updateAten(p, g, m, v, h, bc2Sqrt, stepSize);
-      updateFused(p2, g, m2, v2, h, bc2Sqrt, stepSize);
-      if (!sameBits(p, p2) || !sameBits(m, m2) || !sameBits(v, v2)) {
+      at::Tensor g2 = g.clone();
+      updateWithAten(p, g, m, v, h, bc2Sqrt, stepSize, centralize, normalize);
+      updateFused(p2, g2, m2, v2, h, bc2Sqrt, stepSize, centralize, normalize);
+      if (!sameBits(p, p2) || !sameBits(m, m2) || !sameBits(v, v2) || !sameBits(g, g2)) {
         return "the fused pass differs from ATen's ops on a probe (" + std::to_string(numel) + " elements, softplus " + (softplus ? "on" : "off") + ")";
       }
     }
@@ -208,7 +276,7 @@ std::string probe() {
   at::Tensor p = at::zeros({sweep}), m = at::zeros({sweep}), v = at::zeros({sweep});
   at::Tensor p2 = p.clone(), m2 = m.clone(), v2 = v.clone();
   updateAten(p, g, m, v, h, 1.0, -1.0);
-  updateFused(p2, g, m2, v2, h, 1.0, -1.0);
+  updateFused(p2, g, m2, v2, h, 1.0, -1.0, false, false);
   if (!sameBits(p, p2)) return "the fused softplus differs from ATen's on a sweep of [0, 2]";
   return "";
 }
@@ -270,13 +338,12 @@ napi_value SingStep(napi_env env, napi_callback_info info) {
     const bool fused = kernelChoice().empty();
     at::NoGradGuard noGrad;
     for (size_t i = 0; i < n; ++i) {
-      if (centralize || normalize) standardizeGradient(grads[i], centralize, normalize, h.eps);
       const int64_t numel = ps[i].numel();
       const bool apart = !ps[i].is_same(grads[i]) && !ps[i].is_same(ms[i]) && !ps[i].is_same(vs[i]) && !ms[i].is_same(vs[i]);
       if (fused && apart && eligible(ps[i], numel) && eligible(grads[i], numel) && eligible(ms[i], numel) && eligible(vs[i], numel)) {
-        updateFused(ps[i], grads[i], ms[i], vs[i], h, bc2[i], stepSizes[i]);
+        updateFused(ps[i], grads[i], ms[i], vs[i], h, bc2[i], stepSizes[i], centralize, normalize);
       } else {
-        updateAten(ps[i], grads[i], ms[i], vs[i], h, bc2[i], stepSizes[i]);
+        updateWithAten(ps[i], grads[i], ms[i], vs[i], h, bc2[i], stepSizes[i], centralize, normalize);
       }
     }
     return nullptr;
