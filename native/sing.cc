@@ -350,6 +350,50 @@ napi_value SingStep(napi_env env, napi_callback_info info) {
   })
 }
 
+// lookaheadMerge(fast, slow, alpha): per pair p ← p·α + (1 − α)·slow, slow ← p
+// (mul_, add_'s fmadd, copy_), in one pass when the fused pass is used
+__attribute__((target("avx512f,avx2,fma"))) void mergeRange(float* p, float* slow, int64_t b, int64_t e, float alpha, float rest) {
+  const __m512 a = _mm512_set1_ps(alpha), r = _mm512_set1_ps(rest);
+  int64_t i = b;
+  for (; i + 16 <= e; i += 16) {
+    const __m512 x = _mm512_fmadd_ps(_mm512_loadu_ps(slow + i), r, _mm512_mul_ps(_mm512_loadu_ps(p + i), a));
+    _mm512_storeu_ps(p + i, x);
+    _mm512_storeu_ps(slow + i, x);
+  }
+  for (; i < e; ++i) p[i] = slow[i] = std::fma(slow[i], rest, p[i] * alpha);
+}
+
+napi_value LookaheadMerge(napi_env env, napi_callback_info info) {
+  napi_value a[3];
+  getArgs(env, info, 3, a);
+  KEEL_GUARD(env, "lookaheadMerge", {
+    auto fast = argTensorList(env, a[0], "fast");
+    auto slow = argTensorList(env, a[1], "slow");
+    const double alpha = argNumber(env, a[2], "alpha");
+    if (fast.size() != slow.size()) throw ArgError("lookaheadMerge: fast and slow must have one entry per tensor");
+    const bool fused = kernelChoice().empty();
+    at::NoGradGuard noGrad;
+    for (size_t i = 0; i < fast.size(); ++i) {
+      at::Tensor& p = fast[i];
+      at::Tensor& s = slow[i];
+      const int64_t n = p.numel();
+      if (fused && !p.is_same(s) && eligible(p, n) && eligible(s, n)) {
+        float* pp = p.data_ptr<float>();
+        float* sp = s.data_ptr<float>();
+        const float fa = static_cast<float>(alpha), fr = static_cast<float>(1 - alpha);
+        forEachRange(n, [&](int64_t b, int64_t e) { mergeRange(pp, sp, b, e, fa, fr); });
+        p.unsafeGetTensorImpl()->bump_version();
+        s.unsafeGetTensorImpl()->bump_version();
+      } else {
+        p.mul_(alpha);
+        p.add_(s, 1 - alpha);
+        s.copy_(p);
+      }
+    }
+    return nullptr;
+  })
+}
+
 // singKernel(): '' when the fused pass is used, else why each tensor takes ATen's ops
 napi_value SingKernel(napi_env env, napi_callback_info) {
   KEEL_GUARD(env, "singKernel", { return jsString(env, kernelChoice()); })
@@ -360,6 +404,7 @@ napi_value SingKernel(napi_env env, napi_callback_info) {
 void registerSingFunctions(napi_env env, napi_value exports) {
   defineFunction(env, exports, "singStep", SingStep);
   defineFunction(env, exports, "singKernel", SingKernel);
+  defineFunction(env, exports, "lookaheadMerge", LookaheadMerge);
 }
 
 }  // namespace keel

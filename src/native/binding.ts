@@ -135,6 +135,8 @@ export interface NativeBinding {
     hyper: number[], softplus: boolean, centralize: boolean, normalize: boolean): void;
   /** '' when singStep's fused pass matched ATen's ops bitwise on its probe (the first call checks), else why each tensor takes ATen's ops. */
   singKernel?(): string;
+  /** Lookahead's merge per pair: fast ← fast·alpha + (1 − alpha)·slow, slow ← fast (one pass each when singKernel() is ''). */
+  lookaheadMerge?(fast: Handle[], slow: Handle[], alpha: number): void;
 }
 
 function load(): NativeBinding {

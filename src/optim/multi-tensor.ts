@@ -64,6 +64,13 @@ export function singStepInPlace(ps: readonly Tensor[], grads: readonly Tensor[],
   return true;
 }
 
+/** Lookahead's merge over a group in one native call (false, nothing done: take the _foreach ops). */
+export function lookaheadMergeInPlace(fast: readonly Tensor[], slow: readonly Tensor[], alpha: number): boolean {
+  if (typeof native.lookaheadMerge !== 'function' || interceptionActive()) return false;
+  native.lookaheadMerge(ids(fast), ids(slow), alpha);
+  return true;
+}
+
 /** t ← softplus_β(t) in place for every tensor (libtorch's kernel writing into its input: no new buffer). */
 export function softplusInPlace(ts: readonly Tensor[], beta: number, threshold: number): void {
   if (ts.length === 0) return;

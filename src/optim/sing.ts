@@ -34,7 +34,7 @@ import { Tensor } from '../core/tensor.js';
 import { zerosLike } from '../core/creation.js';
 import * as ops from '../ops/index.js';
 import { checkRange, knownOptions, Optimizer, type GroupOf, type ParamsArg, type ParamState } from './optimizer.js';
-import { singStepInPlace, softplusInPlace, standardizeInPlace } from './multi-tensor.js';
+import { lookaheadMergeInPlace, singStepInPlace, softplusInPlace, standardizeInPlace } from './multi-tensor.js';
 
 export interface SINGHyper {
   lr: number;
@@ -163,6 +163,7 @@ export class SING extends Optimizer<SINGHyper> {
       }
       if (fast.length === 0) continue;
       if (g.foreach) {
+        if (lookaheadMergeInPlace(fast, slows, alpha)) continue;
         ops._foreachMul_.Scalar(fast, alpha);
         ops._foreachAdd_.List(fast, slows, { alpha: 1 - alpha });
         slows.forEach((slow, i) => slow.copy_(fast[i])); // (no _foreach copy in 1.13; zero + add would lose −0)
