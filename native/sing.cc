@@ -21,7 +21,7 @@
 // both on probe tensors (a softplus sweep over [0, 2] and two whole updates,
 // with ranges of every kind) and uses the pass only if every bit matches;
 // otherwise, and for float64, non-contiguous tensors, a CPU without AVX-512F,
-// ATen_CPU_CAPABILITY other than avx2 or no SLEEF in the process, each tensor
+// ATEN_CPU_CAPABILITY other than avx2 or no SLEEF in the process, each tensor
 // takes the ATen ops themselves. `singKernel()` says which and why.
 #include "keel.h"
 
@@ -237,9 +237,6 @@ void updateWithAten(at::Tensor& p, at::Tensor& g, at::Tensor& m, at::Tensor& v, 
 
 // ---- whether the pass is this libtorch's numbers --------------------------
 
-std::string kernelReason;  // empty: the fused pass is used
-bool kernelChecked = false;
-
 bool sameBits(const at::Tensor& a, const at::Tensor& b) {
   return a.numel() == b.numel() && std::memcmp(a.data_ptr(), b.data_ptr(), a.numel() * sizeof(float)) == 0;
 }
@@ -281,25 +278,24 @@ std::string probe() {
   return "";
 }
 
-// once per process: which path, and why not the fused one
-const std::string& kernelChoice() {
-  if (kernelChecked) return kernelReason;
-  kernelChecked = true;
+// which path, and why not the fused one: decided once per process (a static
+// local: the first call from any thread decides, the others wait for it)
+std::string chooseKernel() {
   const char* cap = std::getenv("ATEN_CPU_CAPABILITY");
   if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) {
-    kernelReason = "no AVX-512F / AVX2 / FMA on this CPU";
-  } else if (cap != nullptr && std::string(cap) != "avx2") {
-    kernelReason = std::string("ATEN_CPU_CAPABILITY=") + cap + " (ATen's kernels are not the AVX2 ones)";
-  } else if (std::getenv("KEEL_SING_FUSED") != nullptr && std::string(std::getenv("KEEL_SING_FUSED")) == "0") {
-    kernelReason = "KEEL_SING_FUSED=0";
-  } else {
-    void* lib = dlopen("libsleef.so.3", RTLD_NOW | RTLD_NOLOAD);
-    sleefExp16 = reinterpret_cast<Vec16Fn>(lib ? dlsym(lib, "Sleef_expf16_u10") : dlsym(RTLD_DEFAULT, "Sleef_expf16_u10"));
-    sleefLog1p16 = reinterpret_cast<Vec16Fn>(lib ? dlsym(lib, "Sleef_log1pf16_u10") : dlsym(RTLD_DEFAULT, "Sleef_log1pf16_u10"));
-    if (sleefExp16 == nullptr || sleefLog1p16 == nullptr) kernelReason = "libtorch's SLEEF (libsleef.so.3) is not loaded in this process";
-    else kernelReason = probe();
+    return "no AVX-512F / AVX2 / FMA on this CPU";
   }
-  return kernelReason;
+  if (cap != nullptr && std::string(cap) != "avx2") return std::string("ATEN_CPU_CAPABILITY=") + cap + " (ATen's kernels are not the AVX2 ones)";
+  void* lib = dlopen("libsleef.so.3", RTLD_NOW | RTLD_NOLOAD);
+  sleefExp16 = reinterpret_cast<Vec16Fn>(lib ? dlsym(lib, "Sleef_expf16_u10") : dlsym(RTLD_DEFAULT, "Sleef_expf16_u10"));
+  sleefLog1p16 = reinterpret_cast<Vec16Fn>(lib ? dlsym(lib, "Sleef_log1pf16_u10") : dlsym(RTLD_DEFAULT, "Sleef_log1pf16_u10"));
+  if (sleefExp16 == nullptr || sleefLog1p16 == nullptr) return "libtorch's SLEEF (libsleef.so.3) is not loaded in this process";
+  return probe();
+}
+
+const std::string& kernelChoice() {
+  static const std::string reason = chooseKernel();
+  return reason;
 }
 
 std::vector<double> argNumberList(napi_env env, napi_value arr, const char* what) {

@@ -666,24 +666,28 @@ test('SING\'s fused step (native/sing.cc) gives bitwise the stage-by-stage ops\'
     for (const n of [1, 2]) {
       keel.setNumThreads(n);
       for (const opts of [{ weightDecay: 0.01 }, { softplus: false, lookahead: { k: 2 } }] as keel.optim.SINGOptions[]) {
-        const run = (intercepted: boolean): number[][] => {
+        const run = (intercepted: boolean, dtype: 'float32' | 'float64' = 'float32'): number[][] => {
           keel.manualSeed(21);
-          const ps = shapes.map((s) => keel.randn(s).requiresGrad_().keep());
+          const ps = shapes.map((s) => keel.randn(s, { dtype }).requiresGrad_().keep());
           const opt = new keel.optim.SING(ps, { lr: 5e-2, ...opts });
           for (let i = 0; i < 6; i++) {
             // gradients over several orders of magnitude, per-row offsets
-            ps.forEach((p) => { p.grad = keel.randn(p.shape).mul(keel.rand(p.shape).mul(6).sub(4).exp()).add(0.3).keep(); });
+            ps.forEach((p) => { p.grad = keel.randn(p.shape, { dtype }).mul(keel.rand(p.shape, { dtype }).mul(6).sub(4).exp()).add(0.3).keep(); });
             if (!intercepted) opt.step();
             else {
               const stop = intercept((_c, r) => r);
               try { opt.step(); } finally { stop(); }
             }
           }
-          return ps.map((p) => Array.from(p.flatten().data() as Float32Array));
+          return ps.map((p) => Array.from(p.flatten().data() as Float32Array | Float64Array));
         };
         const fused = run(false);
         const perOp = run(true);
         fused.forEach((f, i) => assert.ok(f.every((x, j) => Object.is(x, perOp[i][j])), `${n} thread(s) ${JSON.stringify(opts)} tensor ${i}`));
+        // float64 takes ATen's ops inside the same native call
+        const f64 = run(false, 'float64');
+        const f64PerOp = run(true, 'float64');
+        f64.forEach((f, i) => assert.ok(f.every((x, j) => Object.is(x, f64PerOp[i][j])), `float64 ${n} thread(s) ${JSON.stringify(opts)} tensor ${i}`));
       }
     }
   } finally {
