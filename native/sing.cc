@@ -1,10 +1,12 @@
-// SING's whole multi-tensor step in one call: per tensor the gradient
-// standardisation (native/optim.cc's ATen ops), then the Adam part —
+// SING's whole multi-tensor step in one call (and Lookahead's merge in
+// another): per tensor the gradient standardisation, then the Adam part —
 // moments, decoupled decay, the softplus denominator, the update — in one
-// pass over the tensor's elements instead of nine ATen kernels (each a pass
-// over memory, and three of them allocating).
+// pass over the tensor's elements, where the JS path dispatches ~14 ATen
+// kernels (each a pass over memory, four of them allocating).
 //
 // The pass computes what libtorch 1.13's kernels compute, element by element:
+//   g ← g − mean_row(g)                   (≥ 2-d; the row means from ATen's mean, then sub_)
+//   g ← g / (‖g‖₂ + eps)                  (ATen's reduce-last-dim norm, add, div_; written back)
 //   m ← fma(g, 1−β1, m·β1)                (mul_, then add_'s vec::fmadd)
 //   v ← fma((1−β2)·g, g, v·β2)            (mul_, then addcmul_)
 //   p ← p·(1 − lr·wd)                     (≥ 2-d tensors, wd ≠ 0)
@@ -12,17 +14,19 @@
 //   d ← βd > 20 ? d : log1p(exp(βd)) / β  (softplus: SLEEF's exp and log1p, as ATen's Vectorized<float>;
 //                                          glibc's in each range's < 16-element tail, as ATen's scalar loop)
 //   p ← p + (−lr/(1−β1ᵗ))·m / d           (addcdiv_)
-// with every scalar rounded to float as ATen rounds it, and the ranges split as
-// TensorIterator splits them across intra-op threads. The AVX-512 loop calls SLEEF's 16-wide functions, which give bitwise
-// the 8-wide ones' results that ATen's AVX2 kernels call (checked on every one
-// of the 2³² float32 inputs for exp and log1p, SLEEF 3.5.1).
+// with every scalar rounded to float as ATen rounds it, and the ranges split
+// as TensorIterator splits them across intra-op threads. The AVX-512 loop
+// calls SLEEF's 16-wide functions, which give bitwise the results of the
+// 8-wide ones that ATen's AVX2 kernels call (checked on every one of the 2³²
+// float32 inputs for exp and log1p, SLEEF 3.5.1).
 //
 // Whether this libtorch computes the same is not assumed: the first call runs
-// both on probe tensors (a softplus sweep over [0, 2] and two whole updates,
-// with ranges of every kind) and uses the pass only if every bit matches;
-// otherwise, and for float64, non-contiguous tensors, a CPU without AVX-512F,
-// ATEN_CPU_CAPABILITY other than avx2 or no SLEEF in the process, each tensor
-// takes the ATen ops themselves. `singKernel()` says which and why.
+// both on probe tensors (a softplus sweep over [0, 2] and whole updates with
+// ranges of every kind, standardisation and softplus on and off) and uses the
+// pass only if every bit matches; otherwise, and for float64, non-contiguous
+// tensors, a CPU without AVX-512F, ATEN_CPU_CAPABILITY other than avx2 or no
+// SLEEF in the process, each tensor takes the ATen ops themselves (still one
+// call). `singKernel()` says which and why.
 #include "keel.h"
 
 #include <dlfcn.h>
