@@ -106,6 +106,10 @@ void registerGuardFunctions(napi_env env, napi_value exports);
 void registerFastOpFunctions(napi_env env, napi_value exports);
 void registerOptimFunctions(napi_env env, napi_value exports);
 void registerAdamFunctions(napi_env env, napi_value exports);
+void registerSingFunctions(napi_env env, napi_value exports);  // called by registerOptimFunctions
+
+// One gradient's SING standardisation, ATen ops in place (native/optim.cc; native/sing.cc's fallback).
+void standardizeGradient(at::Tensor& g, bool centralize, bool normalize, double eps);
 
 void defineFunction(napi_env env, napi_value exports, const char* name, napi_callback cb);
 

@@ -7,6 +7,19 @@
 
 namespace keel {
 
+// one gradient, in place: g -= mean over dims 1..n-1 (tensors of >= 2 dims,
+// when centralize); g /= (||g||_2 + eps) (when normalize). Also native/sing.cc's.
+void standardizeGradient(at::Tensor& g, bool centralize, bool normalize, double eps) {
+  const int64_t n = g.dim();
+  if (centralize && n > 1) {
+    std::vector<int64_t> dims;
+    for (int64_t d = 1; d < n; ++d) dims.push_back(d);
+    g.sub_(at::mean(g, dims, /*keepdim=*/true));
+  }
+  if (normalize) g.div_(at::add(at::frobenius_norm(g, {}, /*keepdim=*/false), eps));
+}
+
+
 namespace {
 
 // standardizeGradients(grads: id[], centralize: bool, normalize: bool, eps: number)
@@ -21,15 +34,7 @@ napi_value StandardizeGradients(napi_env env, napi_callback_info info) {
     const bool normalize = argBool(env, a[2], "normalize");
     const double eps = argNumber(env, a[3], "eps");
     at::NoGradGuard noGrad;
-    for (auto& g : grads) {
-      const int64_t n = g.dim();
-      if (centralize && n > 1) {
-        std::vector<int64_t> dims;
-        for (int64_t d = 1; d < n; ++d) dims.push_back(d);
-        g.sub_(at::mean(g, dims, /*keepdim=*/true));
-      }
-      if (normalize) g.div_(at::add(at::frobenius_norm(g, {}, /*keepdim=*/false), eps));
-    }
+    for (auto& g : grads) standardizeGradient(g, centralize, normalize, eps);
     return nullptr;
   })
 }
@@ -54,6 +59,7 @@ napi_value SoftplusInPlace(napi_env env, napi_callback_info info) {
 void registerOptimFunctions(napi_env env, napi_value exports) {
   defineFunction(env, exports, "standardizeGradients", StandardizeGradients);
   defineFunction(env, exports, "softplusInPlace", SoftplusInPlace);
+  registerSingFunctions(env, exports);
 }
 
 }  // namespace keel

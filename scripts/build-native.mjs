@@ -120,6 +120,10 @@ const cflags = [
   `-I${nodeInclude}`, ...torch.includes.map((i) => `-I${i}`), ...glooShim,
 ];
 
+// per-file flags: native/sing.cc runs its passes on libtorch's OpenMP team
+// (at::parallel_for from ATen's header, split as ATen's own kernels split)
+const fileFlags = { 'sing.cc': ['-fopenmp'] };
+
 function run(cmd, args) {
   return new Promise((ok, fail) => {
     const p = spawn(cmd, args, { stdio: 'inherit' });
@@ -141,7 +145,7 @@ const jobs = Math.max(1, cpus().length);
 for (let i = 0; i < stale.length; i += jobs) {
   await Promise.all(stale.slice(i, i + jobs).map((s) => {
     console.log(`  c++ ${s}`);
-    return run('g++', [...cflags, '-c', join(nativeDir, s), '-o', join(objDir, s.replace(/\.cc$/, '.o'))]);
+    return run('g++', [...cflags, ...(fileFlags[s] ?? []), '-c', join(nativeDir, s), '-o', join(objDir, s.replace(/\.cc$/, '.o'))]);
   }));
 }
 const libs = ['torch', 'torch_cpu', 'c10'];
@@ -150,7 +154,7 @@ for (const extra of ['torch_cuda', 'c10_cuda']) if (existsSync(join(torch.lib, `
 const tmp = `${out}.${process.pid}.tmp`;
 await run('g++', [
   '-shared', '-o', tmp, ...sources.map((s) => join(objDir, s.replace(/\.cc$/, '.o'))),
-  `-L${torch.lib}`, `-Wl,-rpath,${torch.lib}`, '-Wl,--no-as-needed', ...libs.map((l) => `-l${l}`), '-Wl,--as-needed', '-ldl',
+  `-L${torch.lib}`, `-Wl,-rpath,${torch.lib}`, '-Wl,--no-as-needed', ...libs.map((l) => `-l${l}`), '-Wl,--as-needed', '-ldl', '-fopenmp',
 ]);
 renameSync(tmp, out);
 writeConfig(torch);

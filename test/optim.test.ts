@@ -710,3 +710,45 @@ test('SING\'s native passes (standardisation, softplus denominator: one call eac
   };
   assert.deepEqual(sing(false), sing(true));
 });
+
+test('SING\'s fused step (native/sing.cc) gives bitwise the stage-by-stage ops\' numbers on tensors split across threads, at 1 and 2 threads', async (t) => {
+  const { intercept } = (await import(new URL('../../dist/core/dispatch.js', import.meta.url).href)) as { intercept: (f: (c: unknown, r: unknown) => unknown) => () => void };
+  const { native } = (await import(new URL('../../dist/native/binding.js', import.meta.url).href)) as { native: { singKernel?: () => string } };
+  const why = native.singKernel?.() ?? 'no singStep in this addon';
+  if (why !== '') t.diagnostic(`the fused pass is not used here (${why}): both sides take ATen's ops`);
+  // above the 32,768-element grain: at 2 threads two ranges of 32,783 (= 16·2,048 + 15), each ending in a
+  // 15-element scalar tail (glibc's exp and log1p there, SLEEF's in the blocks); odd sizes; 1-d (no decay)
+  const shapes = [[2, 32783], [65566], [83, 1], [5]];
+  const threads = keel.getNumThreads();
+  try {
+    for (const n of [1, 2]) {
+      keel.setNumThreads(n);
+      for (const opts of [{ weightDecay: 0.01 }, { softplus: false, lookahead: { k: 2 } }] as keel.optim.SINGOptions[]) {
+        const run = (intercepted: boolean, dtype: 'float32' | 'float64' = 'float32'): number[][] => {
+          keel.manualSeed(21);
+          const ps = shapes.map((s) => keel.randn(s, { dtype }).requiresGrad_().keep());
+          const opt = new keel.optim.SING(ps, { lr: 5e-2, ...opts });
+          for (let i = 0; i < 6; i++) {
+            // gradients over several orders of magnitude, per-row offsets
+            ps.forEach((p) => { p.grad = keel.randn(p.shape, { dtype }).mul(keel.rand(p.shape, { dtype }).mul(6).sub(4).exp()).add(0.3).keep(); });
+            if (!intercepted) opt.step();
+            else {
+              const stop = intercept((_c, r) => r);
+              try { opt.step(); } finally { stop(); }
+            }
+          }
+          return ps.map((p) => Array.from(p.flatten().data() as Float32Array | Float64Array));
+        };
+        const fused = run(false);
+        const perOp = run(true);
+        fused.forEach((f, i) => assert.ok(f.every((x, j) => Object.is(x, perOp[i][j])), `${n} thread(s) ${JSON.stringify(opts)} tensor ${i}`));
+        // float64 takes ATen's ops inside the same native call
+        const f64 = run(false, 'float64');
+        const f64PerOp = run(true, 'float64');
+        f64.forEach((f, i) => assert.ok(f.every((x, j) => Object.is(x, f64PerOp[i][j])), `float64 ${n} thread(s) ${JSON.stringify(opts)} tensor ${i}`));
+      }
+    }
+  } finally {
+    keel.setNumThreads(threads);
+  }
+});

@@ -128,6 +128,16 @@ export interface NativeBinding {
   standardizeGradients?(grads: Handle[], centralize: boolean, normalize: boolean, eps: number): void;
   softplusInPlace?(ts: Handle[], beta: number, threshold: number): void;
   adamStep?(params: Handle[], grads: Handle[], expAvgs: Handle[], expAvgSqs: Handle[], negStepSizes: number[], bc2Sqrts: number[], lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, decoupled: boolean): boolean;
+  /**
+   * SING's multi-tensor step (native/sing.cc): per tensor the standardisation, then moments, decay,
+   * softplus denominator and update in one pass; hyper = [beta1, beta2, lr, weightDecay, eps, softplusBeta, threshold].
+   */
+  singStep?(params: Handle[], grads: Handle[], expAvgs: Handle[], expAvgSqs: Handle[], bc2Sqrts: number[], stepSizes: number[],
+    hyper: number[], softplus: boolean, centralize: boolean, normalize: boolean): void;
+  /** '' when singStep's fused pass matched ATen's ops bitwise on its probe (the first call checks), else why each tensor takes ATen's ops. */
+  singKernel?(): string;
+  /** Lookahead's merge per pair: fast ← fast·alpha + (1 − alpha)·slow, slow ← fast (one pass each when singKernel() is ''). */
+  lookaheadMerge?(fast: Handle[], slow: Handle[], alpha: number): void;
 }
 
 function load(): NativeBinding {

@@ -36,6 +36,41 @@ export function standardizeInPlace(grads: readonly Tensor[], centralize: boolean
   }
 }
 
+export interface SINGStepHyper {
+  beta1: number;
+  beta2: number;
+  lr: number;
+  weightDecay: number;
+  eps: number;
+  softplus: boolean;
+  softplusBeta: number;
+  threshold: number;
+  centralize: boolean;
+  normalize: boolean;
+}
+
+/**
+ * SING's step over a group in one native call (native/sing.cc): per tensor the
+ * standardisation, then the Adam part in one pass over its elements, the same
+ * numbers bitwise as the stage-by-stage _foreach path. False (nothing done)
+ * when that path must run instead: an interceptor must see each op, or the
+ * addon predates the entry.
+ */
+export function singStepInPlace(ps: readonly Tensor[], grads: readonly Tensor[], expAvgs: readonly Tensor[], expAvgSqs: readonly Tensor[],
+  bc2Sqrts: number[], stepSizes: number[], h: SINGStepHyper): boolean {
+  if (typeof native.singStep !== 'function' || interceptionActive()) return false;
+  native.singStep(ids(ps), ids(grads), ids(expAvgs), ids(expAvgSqs), bc2Sqrts, stepSizes,
+    [h.beta1, h.beta2, h.lr, h.weightDecay, h.eps, h.softplusBeta, h.threshold], h.softplus, h.centralize, h.normalize);
+  return true;
+}
+
+/** Lookahead's merge over a group in one native call (false, nothing done: take the _foreach ops). */
+export function lookaheadMergeInPlace(fast: readonly Tensor[], slow: readonly Tensor[], alpha: number): boolean {
+  if (typeof native.lookaheadMerge !== 'function' || interceptionActive()) return false;
+  native.lookaheadMerge(ids(fast), ids(slow), alpha);
+  return true;
+}
+
 /** t ← softplus_β(t) in place for every tensor (libtorch's kernel writing into its input: no new buffer). */
 export function softplusInPlace(ts: readonly Tensor[], beta: number, threshold: number): void {
   if (ts.length === 0) return;

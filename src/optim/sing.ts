@@ -34,7 +34,7 @@ import { Tensor } from '../core/tensor.js';
 import { zerosLike } from '../core/creation.js';
 import * as ops from '../ops/index.js';
 import { checkRange, knownOptions, Optimizer, type GroupOf, type ParamsArg, type ParamState } from './optimizer.js';
-import { softplusInPlace, standardizeInPlace } from './multi-tensor.js';
+import { lookaheadMergeInPlace, singStepInPlace, softplusInPlace, standardizeInPlace } from './multi-tensor.js';
 
 export interface SINGHyper {
   lr: number;
@@ -163,6 +163,7 @@ export class SING extends Optimizer<SINGHyper> {
       }
       if (fast.length === 0) continue;
       if (g.foreach) {
+        if (lookaheadMergeInPlace(fast, slows, alpha)) continue;
         ops._foreachMul_.Scalar(fast, alpha);
         ops._foreachAdd_.List(fast, slows, { alpha: 1 - alpha });
         slows.forEach((slow, i) => slow.copy_(fast[i])); // (no _foreach copy in 1.13; zero + add would lose −0)
@@ -210,7 +211,11 @@ export class SING extends Optimizer<SINGHyper> {
     }
   }
 
-  /** The same update, stage by stage over the group (standardisation and softplus, which have no _foreach form, in one native pass each). */
+  /**
+   * The same update over the group: in one native call (standardisation, then one pass per tensor over its
+   * elements), or stage by stage when an interceptor must see each op (standardisation and softplus, which
+   * have no _foreach form, in one native pass each).
+   */
   private updateGroupForeach(g: SINGGroup, params: [Tensor, Tensor][]): void {
     const { lr, eps, weightDecay } = g;
     const [beta1, beta2] = g.betas;
@@ -227,6 +232,12 @@ export class SING extends Optimizer<SINGHyper> {
       expAvgSqs.push(s.tensors.exp_avg_sq);
       steps.push(++s.scalars.step);
     }
+    const bc2Sqrts = steps.map((t) => Math.sqrt(1 - beta2 ** t));
+    const stepSizes = steps.map((t) => -lr / (1 - beta1 ** t));
+    if (singStepInPlace(ps, grads, expAvgs, expAvgSqs, bc2Sqrts, stepSizes, {
+      beta1, beta2, lr, weightDecay, eps, softplus: g.softplus, softplusBeta: g.softplusBeta, threshold: 20,
+      centralize: g.gradCentralization, normalize: g.gradNormalization,
+    })) return;
     standardizeInPlace(grads, g.gradCentralization, g.gradNormalization, eps);
     ops._foreachMul_.Scalar(expAvgs, beta1);
     ops._foreachAdd_.List(expAvgs, grads, { alpha: 1 - beta1 });
@@ -237,9 +248,9 @@ export class SING extends Optimizer<SINGHyper> {
       if (decayed.length > 0) ops._foreachMul_.Scalar(decayed, 1 - lr * weightDecay);
     }
     const denoms = ops._foreachSqrt(expAvgSqs);
-    ops._foreachDiv_.ScalarList(denoms, steps.map((t) => Math.sqrt(1 - beta2 ** t)));
+    ops._foreachDiv_.ScalarList(denoms, bc2Sqrts);
     if (g.softplus) softplusInPlace(denoms, g.softplusBeta, 20);
     else ops._foreachAdd_.Scalar(denoms, eps);
-    ops._foreachAddcdiv_.ScalarList(ps, expAvgs, denoms, steps.map((t) => -lr / (1 - beta1 ** t)));
+    ops._foreachAddcdiv_.ScalarList(ps, expAvgs, denoms, stepSizes);
   }
 }
