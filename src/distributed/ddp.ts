@@ -4,6 +4,9 @@
 // launched from gradient hooks during backward as soon as all its gradients
 // are in (so communication overlaps the rest of backward, on Gloo's threads),
 // in bucket order on every rank; backward returns once all are averaged.
+// The hooks, buckets and all-reduces are the addon's (native/distributed.cc,
+// Reducer): no JS call per gradient; this class decides the buckets, arms
+// each forward's pass and turns the finish's verdict into Errors.
 import { noGrad } from '../core/autograd.js';
 import { queueBackwardCallback, Tensor } from '../core/tensor.js';
 import { zeros } from '../core/creation.js';
