@@ -14,6 +14,8 @@
 // Launches take turns, round after round (--rounds, default 3; --quick 1), so
 // that load from elsewhere hits every contender alike; the tables give the
 // median over rounds and the median of the per-round ratios.
+// KEEL_BEFORE=<dist folder> adds that build's DDP as one more contender taking
+// turns (before/after in the same load).
 //   node bench/distributed.mjs [--nproc 2] [--rounds R] [--quick] [--only allreduce|ddp]
 import { spawn } from 'node:child_process';
 import { PassThrough } from 'node:stream';
@@ -28,6 +30,7 @@ const QUICK = argv.includes('--quick');
 const NPROC = Number(opt('nproc', '2'));
 const ROUNDS = Number(opt('rounds', QUICK ? '1' : '3'));
 const ONLY = opt('only', null);
+const BEFORE = process.env.KEEL_BEFORE ?? null;
 if (!Number.isInteger(NPROC) || NPROC < 2) throw new Error(`--nproc ${opt('nproc')}: an integer ≥ 2`);
 if (!Number.isInteger(ROUNDS) || ROUNDS < 1) throw new Error(`--rounds ${opt('rounds')}: a positive integer`);
 if (ONLY !== null && ONLY !== 'allreduce' && ONLY !== 'ddp') throw new Error(`--only ${ONLY}: allreduce or ddp`);
@@ -70,7 +73,7 @@ if (argv[0] === '--worker') {
 if (argv[0] === '--ddp-worker') {
   // --ddp-worker MODEL BATCH STEPS THREADS: under torchrun's environment a DDP rank, else one process
   const [, model, batchArg, stepsArg, threadsArg] = argv;
-  const keel = await import('../dist/index.js');
+  const keel = await import(process.env.KEEL_DDP_DIST ? `${process.env.KEEL_DDP_DIST}/index.js` : '../dist/index.js');
   pinKeelThreads(keel, Number(threadsArg));
   const ddp = process.env.WORLD_SIZE !== undefined;
   if (ddp) keel.distributed.initProcessGroup({ timeoutMs: 300000 });
@@ -162,11 +165,11 @@ if ddp: dist.destroy_process_group()
 const { launch } = (await import('../dist/index.js')).distributed;
 
 /** N workers with torchrun's environment, one libtorch thread each; rank 0's JSON lines. */
-async function workers(command, args) {
+async function workers(command, args, env = {}) {
   let text = '';
   const out = new PassThrough();
   out.on('data', (d) => (text += d));
-  const r = await launch({ nproc: NPROC, command, args, stdout: out, prefix: true, env: { OMP_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1', KEEL_NUM_THREADS: '1' } });
+  const r = await launch({ nproc: NPROC, command, args, stdout: out, prefix: true, env: { OMP_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1', KEEL_NUM_THREADS: '1', ...env } });
   if (r.exitCode !== 0) throw new Error(`${command} workers failed: ${JSON.stringify(r)}\n${text}`);
   return text.split('\n').filter((l) => l.startsWith('[rank 0] {')).map((l) => JSON.parse(l.slice(9)));
 }
@@ -184,7 +187,7 @@ function single(command, args, threads) {
 }
 
 const human = (b) => (b >= 1 << 20 ? `${b >> 20} MB` : `${b >> 10} KB`);
-const results = { nproc: NPROC, rounds: ROUNDS, quick: QUICK };
+const results = { nproc: NPROC, rounds: ROUNDS, quick: QUICK, before: BEFORE };
 
 if (ONLY !== 'ddp') {
   const samples = { checked: [], unchecked: [], torch: [] };
@@ -220,6 +223,7 @@ if (ONLY !== 'allreduce') {
       keelOne: () => single(process.execPath, [SCRIPT, '--ddp-worker', model, String(spec.batch), String(spec.steps), String(NPROC)], NPROC),
       torchOne: () => single('/usr/bin/python3', ['-c', TORCH_DDP, model, String(spec.batch), String(spec.steps), String(NPROC)], NPROC),
     };
+    if (BEFORE) contenders.keelBeforeDdp = () => workers(process.execPath, [SCRIPT, '--ddp-worker', model, String(perRank), String(spec.steps), '1'], { KEEL_DDP_DIST: BEFORE });
     const ms = Object.fromEntries(Object.keys(contenders).map((k) => [k, []]));
     for (let r = 0; r < ROUNDS; r++) {
       process.stderr.write(`[ddp] ${spec.label} round ${r + 1}/${ROUNDS}\n`);
@@ -230,6 +234,7 @@ if (ONLY !== 'allreduce') {
       msPerStep: Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, median(v)])),
       keelDdpOverTorchDdp: pairedRatio(ms.keelDdp, ms.torchDdp),
       keelDdpOverKeelOne: pairedRatio(ms.keelDdp, ms.keelOne),
+      ...(BEFORE ? { keelBeforeDdpOverTorchDdp: pairedRatio(ms.keelBeforeDdp, ms.torchDdp), keelDdpOverKeelBeforeDdp: pairedRatio(ms.keelDdp, ms.keelBeforeDdp) } : {}),
       samplesMs: ms,
     };
     rows.push(row);
@@ -238,6 +243,11 @@ if (ONLY !== 'allreduce') {
   console.log(`# DDP training step (AdamW), ${NPROC} ranks × 1 thread vs one process × ${NPROC} threads on the whole batch; ms per step, median over ${ROUNDS} round(s) of each run's median`);
   console.log(table(['model', 'global batch', `Keel DDP ${NPROC}×1`, `PyTorch DDP ${NPROC}×1`, 'Keel DDP ÷ PyTorch DDP', `Keel 1×${NPROC}`, `PyTorch 1×${NPROC}`, `Keel DDP ÷ Keel 1×${NPROC}`],
     rows.map((r) => [r.label, `${r.globalBatch} (${r.perRank}/rank)`, fmt(r.msPerStep.keelDdp), fmt(r.msPerStep.torchDdp), ratio(r.keelDdpOverTorchDdp), fmt(r.msPerStep.keelOne), fmt(r.msPerStep.torchOne), ratio(r.keelDdpOverKeelOne)])));
+  if (BEFORE) {
+    console.log(`\nbefore: ${BEFORE} (its DDP launched in turn with the others, round by round)`);
+    console.log(table(['model', 'Keel DDP before', 'before ÷ PyTorch DDP', 'after ÷ PyTorch DDP', 'after ÷ before'],
+      rows.map((r) => [r.label, fmt(r.msPerStep.keelBeforeDdp), ratio(r.keelBeforeDdpOverTorchDdp), ratio(r.keelDdpOverTorchDdp), ratio(r.keelDdpOverKeelBeforeDdp)])));
+  }
   console.log(`Goals (issue 16): all-reduce bandwidth ≥ 0.95× PyTorch's (time ratio ≤ 1.05×), DDP step ≤ 1.05× PyTorch DDP's. ${NPROC} ranks on this machine share its cores with each other and with everything else: the DDP ÷ 1-process column says what data parallelism costs here, not how it scales across machines.`);
 }
 

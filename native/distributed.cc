@@ -12,8 +12,14 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupWrapper.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
+#include <immintrin.h>
+
+#include <atomic>
 #include <chrono>
+#include <cmath>
+#include <cstdlib>
 #include <functional>
+#include <memory>
 #include <thread>
 #include <unordered_map>
 
@@ -143,9 +149,12 @@ std::shared_ptr<::gloo::transport::Device> device(const std::string& addr) {
   return c10d::ProcessGroupGloo::createDefaultDevice();
 }
 
+void dropReducerWorks();
+
 void destroy() {
   // Outstanding works first: they hold the group's threads' attention.
   g_work.clear();
+  dropReducerWorks();
   if (!g_group) return;
   Group* g = g_group;
   g_group = nullptr;
@@ -411,9 +420,392 @@ napi_value WorkDone(napi_env env, napi_callback_info info) {
   })
 }
 
+// broadcastCoalesced(tensors, src): rank src's tensors into every rank's, one
+// broadcast per dtype (the tensors flattened into one buffer, as PyTorch's
+// DDP syncs its buffers before a forward), unchecked: the caller compared the
+// shapes once. Blocking.
+napi_value BroadcastCoalesced(napi_env env, napi_callback_info info) {
+  napi_value a[2];
+  getArgs(env, info, 2, a);
+  KEEL_GUARD(env, "broadcastCoalesced", {
+    Group& g = group("broadcastCoalesced");
+    std::vector<at::Tensor> ts = argTensorList(env, a[0], "tensors");
+    int64_t src = argInt(env, a[1], "src");
+    if (src < 0 || src >= g.world)
+      throw ArgError("broadcastCoalesced: argument 'src' must be a rank in [0, " + std::to_string(g.world - 1) + "], got " +
+                     std::to_string(src));
+    for (auto& t : ts)
+      if (!t.device().is_cpu() || t.layout() != at::kStrided || !t.is_contiguous())
+        throw ArgError("broadcastCoalesced: every tensor must be a contiguous CPU tensor");
+    at::NoGradGuard ng;
+    // one flat buffer per dtype, in the order the dtypes first appear
+    std::vector<std::vector<size_t>> groups;
+    std::vector<at::ScalarType> types;
+    for (size_t i = 0; i < ts.size(); ++i) {
+      size_t k = 0;
+      while (k < types.size() && types[k] != ts[i].scalar_type()) ++k;
+      if (k == types.size()) {
+        types.push_back(ts[i].scalar_type());
+        groups.emplace_back();
+      }
+      groups[k].push_back(i);
+    }
+    const bool root = g.rank == src;
+    std::vector<at::Tensor> flats;
+    std::vector<c10::intrusive_ptr<c10d::Work>> works;
+    c10d::BroadcastOptions o;
+    o.rootRank = static_cast<int>(src);
+    o.timeout = g.timeout;
+    for (size_t k = 0; k < groups.size(); ++k) {
+      int64_t n = 0;
+      for (size_t i : groups[k]) n += ts[i].numel();
+      at::Tensor flat = at::empty({n}, ts[groups[k][0]].options());
+      if (root) {
+        int64_t off = 0;
+        for (size_t i : groups[k]) {
+          flat.narrow(0, off, ts[i].numel()).copy_(ts[i].reshape({-1}));
+          off += ts[i].numel();
+        }
+      }
+      flats.push_back(flat);
+      std::vector<at::Tensor> one{flat};
+      works.push_back(start(g, [&] { return g.raw->broadcast(one, o); }));
+    }
+    for (size_t k = 0; k < groups.size(); ++k) {
+      Pending p{works[k], "broadcastCoalesced", nullptr, false};
+      finish(p, false, g.timeout);
+      if (root) continue;
+      int64_t off = 0;
+      for (size_t i : groups[k]) {
+        ts[i].view({-1}).copy_(flats[k].narrow(0, off, ts[i].numel()));
+        off += ts[i].numel();
+      }
+    }
+    return jsUndefined(env);
+  })
+}
+
+// ---- DDP's reducer ----------------------------------------------------------
+//
+// Gradient hooks in C++ (no call into JS per gradient): each copies its
+// parameter's incoming gradient (plus .grad, from noSync steps) into its
+// bucket's slice already divided by the world size, noting whether every
+// value was finite (the guard's per-rank verdict from before the average), in
+// one pass; a complete bucket's all-reduce starts at once, in bucket order.
+// JS is called once per backward (the first gradient of an armed pass) to
+// queue the finish after backward: wait for the buckets, copy the averages
+// into .grad.
+
+const bool kAvx2 = __builtin_cpu_supports("avx2") && std::getenv("KEEL_NO_AVX2") == nullptr;
+
+// out ← (a + b)·s (a may be null: out ← b·s); false when a value of out is not finite.
+template <typename T>
+bool scaleIntoPortable(T* out, const T* a, const T* b, int64_t n, T s) {
+  bool ok = true;
+  for (int64_t i = 0; i < n; ++i) {
+    const T v = (a ? a[i] + b[i] : b[i]) * s;
+    out[i] = v;
+    ok &= std::isfinite(v);
+  }
+  return ok;
+}
+
+// x - x is 0 for a finite x and NaN for ±inf and NaN: one unordered compare finds both
+__attribute__((target("avx2"))) bool scaleIntoAvx2(float* out, const float* a, const float* b, int64_t n, float s) {
+  const __m256 vs = _mm256_set1_ps(s);
+  __m256 bad = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 x = _mm256_loadu_ps(b + i);
+    if (a) x = _mm256_add_ps(_mm256_loadu_ps(a + i), x);
+    x = _mm256_mul_ps(x, vs);
+    _mm256_storeu_ps(out + i, x);
+    const __m256 z = _mm256_sub_ps(x, x);
+    bad = _mm256_or_ps(bad, _mm256_cmp_ps(z, z, _CMP_UNORD_Q));
+  }
+  const bool ok = _mm256_movemask_ps(bad) == 0;
+  return scaleIntoPortable(out + i, a ? a + i : nullptr, b + i, n - i, s) && ok;
+}
+
+__attribute__((target("avx2"))) bool scaleIntoAvx2(double* out, const double* a, const double* b, int64_t n, double s) {
+  const __m256d vs = _mm256_set1_pd(s);
+  __m256d bad = _mm256_setzero_pd();
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    __m256d x = _mm256_loadu_pd(b + i);
+    if (a) x = _mm256_add_pd(_mm256_loadu_pd(a + i), x);
+    x = _mm256_mul_pd(x, vs);
+    _mm256_storeu_pd(out + i, x);
+    const __m256d z = _mm256_sub_pd(x, x);
+    bad = _mm256_or_pd(bad, _mm256_cmp_pd(z, z, _CMP_UNORD_Q));
+  }
+  const bool ok = _mm256_movemask_pd(bad) == 0;
+  return scaleIntoPortable(out + i, a ? a + i : nullptr, b + i, n - i, s) && ok;
+}
+
+template <typename T>
+bool scaleIntoRange(T* out, const T* a, const T* b, int64_t n, T s) {
+  if (kAvx2) return scaleIntoAvx2(out, a, b, n, s);
+  return scaleIntoPortable(out, a, b, n, s);
+}
+
+// slice ← (acc + g)·s, or g·s without acc; whether every value is finite.
+// slice: a contiguous 1-d range of a bucket; acc and g have the parameter's shape.
+bool scaleInto(at::Tensor& slice, const at::Tensor& acc, const at::Tensor& g, double s) {
+  const auto st = slice.scalar_type();
+  const bool fast = (st == at::kFloat || st == at::kDouble) && g.scalar_type() == st && g.is_contiguous() &&
+                    g.layout() == at::kStrided && g.device().is_cpu() && g.numel() == slice.numel() &&
+                    (!acc.defined() || (acc.scalar_type() == st && acc.is_contiguous() && acc.layout() == at::kStrided &&
+                                        acc.device().is_cpu() && acc.numel() == slice.numel()));
+  if (!fast) {
+    at::Tensor v = slice.view(g.sizes());
+    if (acc.defined())
+      at::add_out(v, acc, g);
+    else
+      v.copy_(g);
+    if (s != 1) v.mul_(s);
+    return at::isfinite(v).all().item<bool>();
+  }
+  const int64_t n = slice.numel();
+  std::atomic<bool> ok{true};
+  constexpr int64_t kGrain = int64_t{1} << 16;
+  AT_DISPATCH_FLOATING_TYPES(st, "scaleInto", [&] {
+    scalar_t* out = slice.data_ptr<scalar_t>();
+    const scalar_t* pa = acc.defined() ? acc.data_ptr<scalar_t>() : nullptr;
+    const scalar_t* pb = g.data_ptr<scalar_t>();
+    at::parallel_for(0, n, kGrain, [&](int64_t i0, int64_t i1) {
+      if (!scaleIntoRange(out + i0, pa ? pa + i0 : nullptr, pb + i0, i1 - i0, static_cast<scalar_t>(s)))
+        ok.store(false, std::memory_order_relaxed);
+    });
+  });
+  return ok.load();
+}
+
+struct Reducer {
+  struct Param {
+    at::Tensor var;
+    size_t bucket;
+    int64_t offset;
+    int64_t numel;
+    unsigned hook;
+    bool ready = false;
+  };
+  struct Bucket {
+    at::Tensor flat;
+    std::vector<size_t> params;
+    size_t nReady = 0;
+    bool finite = true;
+    c10::intrusive_ptr<c10d::Work> work;
+  };
+  std::vector<Param> params;
+  std::vector<Bucket> buckets;
+  std::shared_ptr<JsFunctionRef> onStart;
+  double scale = 1;
+  bool armed = false;    // the last forward armed gradient sync (and no localOnly now)
+  bool started = false;  // a backward of this pass has begun syncing (finish queued)
+  size_t next = 0;       // the next bucket to launch
+
+  void reset() {
+    for (auto& p : params) p.ready = false;
+    for (auto& b : buckets) {
+      b.nReady = 0;
+      b.finite = true;
+      b.work.reset();
+    }
+    started = false;
+    next = 0;
+  }
+
+  void launchReady() {
+    while (next < buckets.size() && buckets[next].nReady == buckets[next].params.size()) {
+      Bucket& b = buckets[next++];
+      Group& g = group("DistributedDataParallel");
+      std::vector<at::Tensor> ts{b.flat};
+      c10d::AllreduceOptions o;
+      o.reduceOp = c10d::ReduceOp::SUM;
+      o.timeout = g.timeout;
+      b.work = start(g, [&] { return g.raw->allreduce(ts, o); });
+    }
+  }
+
+  void onGrad(size_t i, const at::Tensor& grad) {
+    if (!armed) return;
+    if (!started) {
+      started = true;
+      napi_env env = mainEnv();
+      napi_handle_scope hs;
+      napi_open_handle_scope(env, &hs);
+      try {
+        onStart->call(env, 0, nullptr);
+      } catch (...) {
+        napi_close_handle_scope(env, hs);
+        throw;
+      }
+      napi_close_handle_scope(env, hs);
+    }
+    Param& p = params[i];
+    if (p.ready) return;
+    Bucket& b = buckets[p.bucket];
+    at::NoGradGuard ng;
+    at::Tensor slice = b.flat.narrow(0, p.offset, p.numel);
+    if (!scaleInto(slice, p.var.grad(), grad, scale)) b.finite = false;
+    p.ready = true;
+    b.nReady++;
+    launchReady();
+  }
+};
+
+std::unordered_map<int32_t, std::shared_ptr<Reducer>> g_reducers;
+int32_t g_nextReducer = 1;
+
+void dropReducerWorks() {
+  for (auto& kv : g_reducers) kv.second->reset();
+}
+
+Reducer& reducerArg(napi_env env, napi_value v) {
+  auto it = g_reducers.find(static_cast<int32_t>(argInt(env, v, "reducer")));
+  if (it == g_reducers.end()) throw std::runtime_error("DistributedDataParallel: this reducer was disposed");
+  return *it->second;
+}
+
+// reducerNew(params, bucketSizes, onStart): params in bucket order (bucket k
+// holds the next bucketSizes[k] of them, one dtype each); the hooks go on now.
+napi_value ReducerNew(napi_env env, napi_callback_info info) {
+  napi_value a[3];
+  getArgs(env, info, 3, a);
+  KEEL_GUARD(env, "DistributedDataParallel", {
+    Group& g = group("DistributedDataParallel");
+    std::vector<at::Tensor> ps = argTensorList(env, a[0], "params");
+    std::vector<int64_t> sizes = argIntList(env, a[1], "bucketSizes");
+    napi_valuetype ft;
+    napi_typeof(env, a[2], &ft);
+    if (ft != napi_function) throw ArgError("argument 'onStart' must be a function");
+    int64_t total = 0;
+    for (int64_t s : sizes) {
+      if (s < 1) throw ArgError("bucket sizes must be positive");
+      total += s;
+    }
+    if (total != static_cast<int64_t>(ps.size())) throw ArgError("bucket sizes must add up to the number of parameters");
+    auto r = std::make_shared<Reducer>();
+    r->scale = 1.0 / g.world;
+    r->onStart = std::make_shared<JsFunctionRef>(env, a[2]);
+    size_t i = 0;
+    for (int64_t s : sizes) {
+      Reducer::Bucket b;
+      int64_t n = 0;
+      for (int64_t k = 0; k < s; ++k, ++i) {
+        const at::Tensor& p = ps[i];
+        if (!p.requires_grad() || !p.is_leaf()) throw ArgError("DistributedDataParallel: parameters must be leaves that require grad");
+        if (!p.device().is_cpu() || p.layout() != at::kStrided)
+          throw ArgError("DistributedDataParallel: the Gloo process group takes dense CPU parameters");
+        if (p.scalar_type() != ps[i - k].scalar_type()) throw ArgError("a bucket's parameters must share one dtype");
+        r->params.push_back(Reducer::Param{p, r->buckets.size(), n, p.numel(), 0, false});
+        b.params.push_back(i);
+        n += p.numel();
+      }
+      b.flat = at::zeros({n}, ps[i - s].options().requires_grad(false));
+      r->buckets.push_back(std::move(b));
+    }
+    std::weak_ptr<Reducer> weak = r;
+    for (size_t j = 0; j < r->params.size(); ++j) {
+      r->params[j].hook = r->params[j].var.register_hook([weak, j](const at::Tensor& grad) {
+        if (auto rp = weak.lock()) rp->onGrad(j, grad);
+      });
+    }
+    int32_t id = g_nextReducer++;
+    g_reducers.emplace(id, std::move(r));
+    return jsInt(env, id);
+  })
+}
+
+// reducerArm(id, armed): a forward armed (or disarmed) gradient sync; a pass
+// a failed backward left half done is dropped.
+napi_value ReducerArm(napi_env env, napi_callback_info info) {
+  napi_value a[3];
+  getArgs(env, info, 3, a);
+  KEEL_GUARD(env, "DistributedDataParallel", {
+    Reducer& r = reducerArg(env, a[0]);
+    if (argBool(env, a[2], "forward") && r.started) r.reset();
+    r.armed = argBool(env, a[1], "armed");
+    return jsUndefined(env);
+  })
+}
+
+// reducerFinish(id, allowUnused): after backward. Parameters that got no
+// gradient: without allowUnused, their indices (nothing is waited for: the
+// caller throws); with it, their slices are .grad·s (or 0) and their buckets
+// launch. Then every bucket is waited for, its average copied into .grad;
+// returns whether this rank's gradients were all finite before the average.
+napi_value ReducerFinish(napi_env env, napi_callback_info info) {
+  napi_value a[2];
+  getArgs(env, info, 2, a);
+  KEEL_GUARD(env, "DistributedDataParallel", {
+    Reducer& r = reducerArg(env, a[0]);
+    bool allowUnused = argBool(env, a[1], "allowUnused");
+    struct Reset {
+      Reducer& r;
+      ~Reset() { r.reset(); }
+    } resetAtEnd{r};
+    std::vector<size_t> unused;
+    for (size_t i = 0; i < r.params.size(); ++i)
+      if (!r.params[i].ready) unused.push_back(i);
+    if (!unused.empty() && !allowUnused) {
+      napi_value arr;
+      napi_create_array_with_length(env, unused.size(), &arr);
+      for (size_t k = 0; k < unused.size(); ++k) napi_set_element(env, arr, static_cast<uint32_t>(k), jsInt(env, static_cast<int64_t>(unused[k])));
+      return arr;
+    }
+    at::NoGradGuard ng;
+    for (size_t i : unused) {
+      auto& p = r.params[i];
+      auto& b = r.buckets[p.bucket];
+      at::Tensor slice = b.flat.narrow(0, p.offset, p.numel);
+      const at::Tensor& acc = p.var.grad();
+      if (acc.defined()) {
+        if (!scaleInto(slice, at::Tensor(), acc, r.scale)) b.finite = false;
+      } else {
+        slice.zero_();
+      }
+      p.ready = true;
+      b.nReady++;
+    }
+    r.launchReady();
+    Group& g = group("DistributedDataParallel");
+    bool finite = true;
+    for (auto& b : r.buckets) {
+      Pending p{b.work, "DistributedDataParallel's gradient all-reduce", nullptr, false};
+      finish(p, true, g.timeout);
+      finite = finite && b.finite;
+    }
+    for (auto& p : r.params) {
+      at::Tensor avg = r.buckets[p.bucket].flat.narrow(0, p.offset, p.numel).view(p.var.sizes());
+      at::Tensor& grad = p.var.mutable_grad();
+      if (grad.defined())
+        grad.copy_(avg);
+      else
+        grad = avg.clone();
+    }
+    return jsBool(env, finite);
+  })
+}
+
+// reducerFree(id): removes the hooks, frees the buckets.
+napi_value ReducerFree(napi_env env, napi_callback_info info) {
+  napi_value a[1];
+  getArgs(env, info, 1, a);
+  KEEL_GUARD(env, "DistributedDataParallel", {
+    auto it = g_reducers.find(static_cast<int32_t>(argInt(env, a[0], "reducer")));
+    if (it == g_reducers.end()) return jsUndefined(env);
+    for (auto& p : it->second->params) p.var.remove_hook(p.hook);
+    g_reducers.erase(it);
+    return jsUndefined(env);
+  })
+}
+
 void onCleanup(void*) {
   try {
     destroy();
+    g_reducers.clear();
   } catch (...) {
   }
 }
@@ -432,6 +824,11 @@ void registerDistributedFunctions(napi_env env, napi_value exports) {
   defineFunction(env, exports, "distBarrier", Barrier);
   defineFunction(env, exports, "distWait", WorkWait);
   defineFunction(env, exports, "distIsCompleted", WorkDone);
+  defineFunction(env, exports, "distBroadcastCoalesced", BroadcastCoalesced);
+  defineFunction(env, exports, "distReducerNew", ReducerNew);
+  defineFunction(env, exports, "distReducerArm", ReducerArm);
+  defineFunction(env, exports, "distReducerFinish", ReducerFinish);
+  defineFunction(env, exports, "distReducerFree", ReducerFree);
 }
 
 }  // namespace keel

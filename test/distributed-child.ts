@@ -95,6 +95,18 @@ switch (scenario) {
     const mine = flatParams(net);
     const all = dist.allGather(keel.tensor(mine, { dtype: 'float64' })).map(vals);
     const r: Record<string, unknown> = { rank, buckets: ddp.buckets.length, ranksEqual: all[0].every((v, i) => v === all[1][i]) };
+    // buffers (float64 running statistics, an int64 count): rank 0's are broadcast before a synced forward, not under noSync
+    const bnNet = new keel.nn.Sequential(new keel.nn.Linear(4, 3), new keel.nn.BatchNorm1d(3)).to('float64');
+    const bnDdp = new dist.DistributedDataParallel(bnNet);
+    bnNet.eval(); // running statistics read, not updated, by the forward
+    const bufs = () => bnNet.buffers().map((b) => Array.from(b.data() as ArrayLike<number | bigint>, Number));
+    const setBufs = (k: number) => keel.noGrad(() => { for (const b of bnNet.buffers()) b.fill_(k); });
+    setBufs(rank === 0 ? 2 : 7);
+    keel.noGrad(() => { bnDdp.noSync(() => bnDdp.call(batch(0)[0])); });
+    r.buffersNoSync = bufs();
+    keel.noGrad(() => { bnDdp.call(batch(0)[0]); });
+    r.buffersSynced = bufs();
+    bnDdp.dispose();
     if (rank === 0) {
       const ref = model(1);
       const ropt = new keel.optim.SGD(ref.parameters(), { lr: 0.1, momentum: 0.9 });

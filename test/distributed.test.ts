@@ -72,6 +72,9 @@ test('DDP on 2 ranks (buckets, noSync accumulation, rank 1 starting from other w
   assert.equal(r0.out!.ranksEqual, true);
   assert.ok(r0.out!.moved > 1e-3, 'training moved the parameters');
   assert.ok(r0.out!.maxDiff <= 1e-12, `max |DDP - single process| = ${r0.out!.maxDiff}`);
+  assert.deepEqual(r1.out!.buffersNoSync, [[7, 7, 7], [7, 7, 7], [7]], 'no broadcast under noSync');
+  assert.deepEqual(r1.out!.buffersSynced, [[2, 2, 2], [2, 2, 2], [2]], "rank 0's buffers before a synced forward");
+  assert.deepEqual(r0.out!.buffersSynced, [[2, 2, 2], [2, 2, 2], [2]]);
   if (!torchAvailable()) return;
   // the same model, data and steps under PyTorch's DDP on Gloo (2 forked processes)
   const torchFinal = runTorch<number[]>(TORCH_DDP, { init: r0.out!.init, x: r0.out!.x, y: r0.out!.y });

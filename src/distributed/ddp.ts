@@ -4,13 +4,17 @@
 // launched from gradient hooks during backward as soon as all its gradients
 // are in (so communication overlaps the rest of backward, on Gloo's threads),
 // in bucket order on every rank; backward returns once all are averaged.
+// The hooks, buckets and all-reduces are the addon's (native/distributed.cc,
+// Reducer): no JS call per gradient; this class decides the buckets, arms
+// each forward's pass and turns the finish's verdict into Errors.
 import { noGrad } from '../core/autograd.js';
-import { queueBackwardCallback, Tensor, type RemovableHandle } from '../core/tensor.js';
-import { zeros, stack } from '../core/creation.js';
+import { queueBackwardCallback, Tensor } from '../core/tensor.js';
+import { zeros } from '../core/creation.js';
+import { native } from '../native/binding.js';
 import { scope } from '../core/memory.js';
 import { Module } from '../nn/module.js';
 import type { GuardDistributed } from '../guard/guard.js';
-import { allReduce, broadcast, getRank, getWorldSize, type Work } from './process-group.js';
+import { allReduce, broadcast, getRank, getWorldSize } from './process-group.js';
 
 export interface DDPOptions {
   /** Bucket size in MiB (default 25, as PyTorch). */
@@ -25,29 +29,18 @@ export interface DDPOptions {
   broadcastBuffers?: boolean;
 }
 
-interface Bucket {
-  params: Tensor[];
-  names: string[];
-  offsets: number[];
-  flat: Tensor;
-  ready: boolean[];
-  nReady: number;
-  work?: Work;
-  /** this rank's gradients in the bucket were finite (before averaging) */
-  finite?: Tensor;
-}
-
 export class DistributedDataParallel extends Module {
   readonly module: Module;
   readonly findUnusedParameters: boolean;
   readonly broadcastBuffers: boolean;
-  private readonly _buckets: Bucket[] = [];
-  private readonly _hooks: RemovableHandle[] = [];
+  /** parameter names per bucket, in launch order */
+  private readonly _bucketNames: string[][] = [];
+  private readonly _paramNames: string[] = [];
+  /** the native reducer (gradient hooks, buckets, their all-reduces) */
+  private _reducer = -1;
   private _syncing = true;
   /** gradient sync armed by the last forward (noSync is read at forward time, as PyTorch) */
   private _syncThisPass = true;
-  private _armed = false;
-  private _next = 0;
   private _local = 0;
   private _lastFinite = true;
 
@@ -59,38 +52,51 @@ export class DistributedDataParallel extends Module {
     const capBytes = (options.bucketCapMb ?? 25) * 1024 * 1024;
     if (!(capBytes > 0)) throw new RangeError(`DistributedDataParallel: bucketCapMb must be positive, got ${options.bucketCapMb}`);
     getWorldSize(); // throws without a process group
+    // checked broadcasts: the shapes of every parameter and buffer are compared across ranks here, once
     noGrad(() => {
       for (const t of [...module.parameters(), ...module.buffers()]) this.syncFromRank0(t);
     });
     // reverse registration order: the last layers' gradients come first in backward
     const named = module.namedParameters().filter(([, p]) => p.requiresGrad).reverse();
-    let cur: [string, Tensor][] = [];
+    const params: Tensor[] = [];
+    const sizes: number[] = [];
+    let cur: string[] = [];
+    let curDtype = '';
     let bytes = 0;
     const flush = () => {
-      if (cur.length > 0) this._buckets.push(this.makeBucket(cur));
+      if (cur.length > 0) {
+        this._bucketNames.push(cur);
+        sizes.push(cur.length);
+      }
       cur = [];
       bytes = 0;
     };
     for (const [name, p] of named) {
       const size = p.numel() * bytesOf(p.dtype);
-      if (cur.length > 0 && (bytes + size > capBytes || cur[0][1].dtype !== p.dtype)) flush();
-      cur.push([name, p]);
+      if (cur.length > 0 && (bytes + size > capBytes || curDtype !== p.dtype)) flush();
+      cur.push(name);
+      curDtype = p.dtype;
+      params.push(p);
+      this._paramNames.push(name);
       bytes += size;
     }
     flush();
-    this._buckets.forEach((b, bi) => b.params.forEach((p, j) => {
-      this._hooks.push(p.registerHook((g) => this.onGrad(bi, j, g)));
-    }));
+    this._reducer = native.distReducerNew(params.map((p) => p.id), sizes, () => queueBackwardCallback(() => this.finish()));
+    native.distReducerArm(this._reducer, true, true);
   }
 
   /** How the gradients are bucketed: parameter names per bucket, in launch order. */
   get buckets(): string[][] {
-    return this._buckets.map((b) => [...b.names]);
+    return this._bucketNames.map((b) => [...b]);
   }
 
   forward(...inputs: unknown[]): unknown {
     this._syncThisPass = this._syncing && this._local === 0;
-    if (this.broadcastBuffers && this._syncThisPass) noGrad(() => { for (const b of this.module.buffers()) this.syncFromRank0(b); });
+    native.distReducerArm(this.reducer, this._syncThisPass, true);
+    if (this.broadcastBuffers && this._syncThisPass) {
+      const buffers = this.module.buffers();
+      if (buffers.length > 0) native.distBroadcastCoalesced(buffers.map((b) => b.id), 0);
+    }
     return this.module.call(...inputs);
   }
 
@@ -111,16 +117,23 @@ export class DistributedDataParallel extends Module {
    */
   localOnly<T>(fn: () => T): T {
     this._local++;
+    native.distReducerArm(this.reducer, false, false);
     try {
       return fn();
     } finally {
       this._local--;
+      if (this._reducer >= 0) native.distReducerArm(this._reducer, this._syncThisPass && this._local === 0, false);
     }
   }
 
   /** Whether this rank's own gradients were finite before the last average (NaN guard across ranks). */
   get localGradientsFinite(): boolean {
     return this._lastFinite;
+  }
+
+  private get reducer(): number {
+    if (this._reducer < 0) throw new Error('DistributedDataParallel: disposed');
+    return this._reducer;
   }
 
   private syncFromRank0(t: Tensor): void {
@@ -132,119 +145,29 @@ export class DistributedDataParallel extends Module {
     }
   }
 
-  private makeBucket(entries: [string, Tensor][]): Bucket {
-    const offsets: number[] = [];
-    let n = 0;
-    for (const [, p] of entries) {
-      offsets.push(n);
-      n += p.numel();
-    }
-    const flat = zeros([n], { dtype: entries[0][1].dtype }).keep();
-    return { params: entries.map((e) => e[1]), names: entries.map((e) => e[0]), offsets, flat, ready: entries.map(() => false), nReady: 0 };
-  }
-
-  private onGrad(bi: number, j: number, g: Tensor): void {
-    if (!this._syncThisPass || this._local > 0) return;
-    if (!this._armed) {
-      this._armed = true;
-      this._next = 0;
-      this._lastFinite = true;
-      queueBackwardCallback(() => this.finish());
-    }
-    const b = this._buckets[bi];
-    if (b.ready[j]) return;
-    const p = b.params[j];
-    noGrad(() => {
-      const slice = b.flat.narrow(0, b.offsets[j], p.numel());
-      // the gradient .grad will hold once this backward accumulates (noSync steps before it included)
-      const acc = p.grad;
-      if (acc !== undefined) ops3(slice, acc, g);
-      else slice.copy_(g.reshape(-1));
-    });
-    b.ready[j] = true;
-    b.nReady++;
-    this.launchReady();
-  }
-
-  private launchReady(): void {
-    while (this._next < this._buckets.length && this._buckets[this._next].nReady === this._buckets[this._next].params.length) {
-      this.launch(this._buckets[this._next++]);
-    }
-  }
-
-  private launch(b: Bucket): void {
-    b.finite = noGrad(() => scope(() => b.flat.isfinite().all().keep()));
-    b.work = allReduce(b.flat, 'sum', { async: true, check: false });
-  }
-
+  // after the outermost backward in which a gradient hook saw an armed pass
   private finish(): void {
-    this._armed = false;
-    try {
-      const unused: string[] = [];
-      for (const b of this._buckets) b.params.forEach((_, j) => { if (!b.ready[j]) unused.push(b.names[j]); });
-      if (unused.length > 0) {
-        if (!this.findUnusedParameters) {
-          throw new Error(
-            `DistributedDataParallel: ${unused.length} parameter(s) got no gradient in this backward (${unused.slice(0, 5).join(', ')}${unused.length > 5 ? ', …' : ''}); ` +
-            'pass findUnusedParameters: true if the forward does not use every parameter');
-        }
-        for (const b of this._buckets) {
-          b.params.forEach((p, j) => {
-            if (b.ready[j]) return;
-            noGrad(() => scope(() => {
-              const slice = b.flat.narrow(0, b.offsets[j], p.numel());
-              const acc = p.grad;
-              if (acc !== undefined) slice.copy_(acc.reshape(-1));
-              else slice.zero_();
-            }));
-            b.ready[j] = true;
-            b.nReady++;
-          });
-        }
-        this.launchReady();
-      }
-      const world = getWorldSize();
-      for (const b of this._buckets) b.work!.wait();
-      noGrad(() => scope(() => {
-        const flags = Boolean(stack(this._buckets.map((b) => b.finite!)).all().item());
-        this._lastFinite = flags;
-        for (const b of this._buckets) {
-          b.flat.div_(world);
-          b.params.forEach((p, j) => {
-            const avg = b.flat.narrow(0, b.offsets[j], p.numel()).view(p.shape);
-            const acc = p.grad;
-            if (acc !== undefined) acc.copy_(avg);
-            else p.grad = avg.clone();
-          });
-        }
-      }));
-    } finally {
-      for (const b of this._buckets) {
-        b.ready.fill(false);
-        b.nReady = 0;
-        b.work = undefined;
-        b.finite?.dispose();
-        b.finite = undefined;
-      }
+    const r = native.distReducerFinish(this.reducer, this.findUnusedParameters);
+    if (typeof r === 'boolean') {
+      this._lastFinite = r;
+      return;
     }
+    const unused = r.map((i) => this._paramNames[i]);
+    throw new Error(
+      `DistributedDataParallel: ${unused.length} parameter(s) got no gradient in this backward (${unused.slice(0, 5).join(', ')}${unused.length > 5 ? ', …' : ''}); ` +
+      'pass findUnusedParameters: true if the forward does not use every parameter');
   }
 
   /** Removes the gradient hooks and frees the buckets (the wrapped module stays). */
   override dispose(): void {
-    for (const h of this._hooks) h.remove();
-    for (const b of this._buckets) b.flat.dispose();
+    if (this._reducer >= 0) native.distReducerFree(this._reducer);
+    this._reducer = -1;
   }
 
   /** This rank (for logs). */
   get rank(): number {
     return getRank();
   }
-}
-
-/** slice ← acc + g, flattened */
-function ops3(slice: Tensor, acc: Tensor, g: Tensor): void {
-  slice.copy_(acc.reshape(-1));
-  slice.add_(g.reshape(-1));
 }
 
 function bytesOf(dtype: string): number {

@@ -114,6 +114,11 @@ export interface NativeBinding {
   distBarrier(async: boolean, check: boolean): number | undefined;
   distWait(work: number, timeoutMs: number | null): boolean;
   distIsCompleted(work: number): boolean;
+  distBroadcastCoalesced(tensors: Handle[], src: number): void;
+  distReducerNew(params: Handle[], bucketSizes: number[], onStart: () => void): number;
+  distReducerArm(reducer: number, armed: boolean, forward: boolean): void;
+  distReducerFinish(reducer: number, allowUnused: boolean): boolean | number[];
+  distReducerFree(reducer: number): void;
   // guard (native/guard.cc); optional: the guard falls back to dispatched ops on an older addon
   guardNorms?(norms: Handle[], scalars: Handle[] | null, bufferNorms: Handle[] | null): Float64Array;
   /** As guardNorms, the first list being parameters whose gradients are normed (0 for one without). */
