@@ -652,6 +652,56 @@ test('Adam\'s fused pass (one native pass per tensor) gives bitwise the multi-te
   }
 });
 
+test('a deferred pre-update copy (the guard\'s) holds the values from before step(), taken in Adam\'s fused pass or before the update', async () => {
+  const { native } = (await import(new URL('../../dist/native/binding.js', import.meta.url).href)) as { native: { adamStep?: (...a: unknown[]) => boolean } };
+  const adamStep = native.adamStep!;
+  let inPass = 0;
+  native.adamStep = (...a: unknown[]) => { const done = adamStep(...a); if (done && Array.isArray(a[12])) inPass++; return done; };
+  try {
+    const cases: [string, (ps: keel.Tensor[]) => keel.optim.Optimizer, boolean][] = [
+      ['AdamW (fused pass)', (ps) => new keel.optim.AdamW(ps, { lr: 0.1 }), true],
+      ['Adam amsgrad (multi-tensor)', (ps) => new keel.optim.Adam(ps, { lr: 0.1, amsgrad: true }), false],
+      ['Adam single-tensor', (ps) => new keel.optim.Adam(ps, { lr: 0.1, foreach: false }), false],
+      ['SGD momentum', (ps) => new keel.optim.SGD(ps, { lr: 0.1, momentum: 0.9 }), false],
+    ];
+    for (const [name, make, fused] of cases) {
+      keel.manualSeed(3);
+      const ps = [[40, 33], [7], [5]].map((s) => keel.randn(s).requiresGrad_().keep());
+      const opt = make(ps);
+      const grads = (): void => { ps.forEach((p, i) => { p.grad = i === 2 ? null : keel.randn(p.shape).keep(); }); };
+      grads();
+      opt.step(); // the state exists from here
+      const state = (opt as unknown as { state: Map<keel.Tensor, { tensors: Record<string, keel.Tensor> }> }).state;
+      const sources = [...ps, ...[...state.values()].flatMap((st) => Object.values(st.tensors))];
+      const before = sources.map((t) => Array.from(t.data() as Float32Array));
+      const copies = sources.map((t) => keel.zerosLike(t).keep());
+      grads();
+      const n0 = inPass;
+      (opt as unknown as keel.optim.CopyDeferring).deferCopy(sources, copies);
+      opt.step();
+      (opt as unknown as keel.optim.CopyDeferring).settleCopy();
+      assert.equal(inPass - n0, fused ? 1 : 0, `${name}: copies written in the pass`);
+      copies.forEach((c, i) => assert.deepEqual(Array.from(c.data() as Float32Array), before[i], `${name}: copy ${i}`));
+      // the step moved what it updated, and the copies stayed the old values
+      assert.notDeepEqual(Array.from(ps[0].data() as Float32Array), before[0]);
+      // no step at all (a loss scaler skipped it): settling copies everything
+      const now = sources.map((t) => Array.from(t.data() as Float32Array));
+      (opt as unknown as keel.optim.CopyDeferring).deferCopy(sources, copies);
+      (opt as unknown as keel.optim.CopyDeferring).settleCopy();
+      copies.forEach((c, i) => assert.deepEqual(Array.from(c.data() as Float32Array), now[i], `${name}: settled without a step, copy ${i}`));
+      // a copy whose shape no longer fits is replaced, not left stale
+      const wrong = [keel.zeros([3]).keep(), ...copies.slice(1)];
+      (opt as unknown as keel.optim.CopyDeferring).deferCopy(sources, wrong);
+      opt.step();
+      (opt as unknown as keel.optim.CopyDeferring).settleCopy();
+      assert.deepEqual(wrong[0].shape, [40, 33]);
+      assert.deepEqual(Array.from(wrong[0].data() as Float32Array), now[0], `${name}: the replaced copy holds the pre-update values`);
+    }
+  } finally {
+    native.adamStep = adamStep;
+  }
+});
+
 test('multi-tensor SING (Adam part and Lookahead) gives bitwise the numbers of the per-tensor path', () => {
   for (const opts of [{}, { softplus: false, weightDecay: 0.01 }, { lookahead: { k: 2, alpha: 0.3 } }] as keel.optim.SINGOptions[]) {
     const run = (foreach: boolean): number[][] => {

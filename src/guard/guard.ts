@@ -562,13 +562,17 @@ export class Guard {
     if (this.clipGradNorm !== undefined) this.clip(check.gradNorm, this.clipGradNorm);
     // the pre-update copy is what skip and repair restore (rollback has its snapshot; raise only reports)
     if (this.checkUpdate && (this.policy === 'skip' || this.policy === 'repair')) this.state.beforeUpdate(this.params);
-    if (unscaled) {
-      unscaled = false;
-      scaler!.step(this.optimizer);
-      scaler!.update();
-      this.consecutiveSkips = 0;
-    } else {
-      this.optimizer.step();
+    try {
+      if (unscaled) {
+        unscaled = false;
+        scaler!.step(this.optimizer);
+        scaler!.update();
+        this.consecutiveSkips = 0;
+      } else {
+        this.optimizer.step();
+      }
+    } finally {
+      this.state.afterUpdate();
     }
     const lr = Math.max(...this.optimizer.paramGroups.map((g) => g.lr));
     // an Adam-style eps of 0 divides by √v̂ = 0 wherever a gradient entry has stayed 0: check at once

@@ -8,7 +8,8 @@ import { noGrad } from '../core/autograd.js';
 import { getRngState, setRngState } from '../core/creation.js';
 import { Tensor } from '../core/tensor.js';
 import type { Module } from '../nn/module.js';
-import type { OptimizerLike, OptimizerStateDict } from '../optim/optimizer.js';
+import { copyAll, sameShape } from '../optim/multi-tensor.js';
+import type { CopyDeferring, OptimizerLike, OptimizerStateDict } from '../optim/optimizer.js';
 import { native } from '../native/binding.js';
 import * as ops from '../ops/index.js';
 import type { GuardReport } from './report.js';
@@ -138,13 +139,27 @@ export class StepState {
       for (const t of Object.values(st.tensors)) sources.push(t);
       scalars.push({ ...st.scalars });
     }
-    copyInto(this.copies, sources);
+    const deferring = this.optimizer as Partial<CopyDeferring>;
+    if (typeof deferring.deferCopy === 'function' && sameSources(this.copies, sources)) {
+      // the optimizer takes the copy in its update pass where it can (Adam's fused pass reads the values anyway)
+      deferring.deferCopy(sources, this.copies.copies);
+      this.deferredIn = deferring as CopyDeferring;
+    } else {
+      copyInto(this.copies, sources);
+    }
     this.scalars = scalars;
     this.stateKeys = [...live.keys()];
     this.hasUpdateState = true;
     this.byStateDict = false;
   }
 
+  /** Just after optimizer.step (or where it would have run): the deferred copy completed. */
+  afterUpdate(): void {
+    this.deferredIn?.settleCopy();
+    this.deferredIn = undefined;
+  }
+
+  private deferredIn: CopyDeferring | undefined;
   private copies: { sources: Tensor[]; copies: Tensor[] } = { sources: [], copies: [] };
   private scalars: Record<string, number | boolean>[] = [];
   private byStateDict = false;
@@ -226,35 +241,16 @@ function liveState(optimizer: OptimizerLike): Map<Tensor, LiveParamState> | unde
   return st instanceof Map ? (st as Map<Tensor, LiveParamState>) : undefined;
 }
 
+function sameSources(buf: { sources: Tensor[] }, sources: Tensor[]): boolean {
+  return buf.sources.length === sources.length && sources.every((t, i) => buf.sources[i] === t);
+}
+
 /** copies ← sources, reusing the copies when the sources are the same tensors (of the same shapes). */
 function copyInto(buf: { sources: Tensor[]; copies: Tensor[] }, sources: Tensor[]): void {
-  const same = buf.sources.length === sources.length && sources.every((t, i) => buf.sources[i] === t);
-  if (same && copyAll(buf.copies, sources)) return;
+  if (sameSources(buf, sources) && copyAll(buf.copies, sources)) return;
   for (const c of buf.copies) c.dispose();
   buf.sources = sources;
   buf.copies = sources.map(cloneKept);
-}
-
-/**
- * dst[i] ← src[i] when every pair has the same shape and dtype (true), else
- * nothing copied (false): one native call that also compares the shapes
- * (else the shapes read here, then two fused ops: _foreach_zero_, _foreach_add_).
- */
-function copyAll(dst: Tensor[], src: Tensor[]): boolean {
-  if (src.length === 0) return true;
-  if (native.copyTensors !== undefined) return native.copyTensors(dst.map((t) => t.id), src.map((t) => t.id));
-  if (!src.every((t, i) => sameShape(dst[i], t))) return false;
-  noGrad(() => {
-    ops._foreachZero_(dst);
-    ops._foreachAdd_.List(dst, src);
-  });
-  return true;
-}
-
-function sameShape(a: Tensor, b: Tensor): boolean {
-  const x = a.shape;
-  const y = b.shape;
-  return x.length === y.length && x.every((d, i) => d === y[i]) && a.dtype === b.dtype;
 }
 
 /** Multiplies every group's learning rate by factor; returns the new first-group LR. */

@@ -132,7 +132,8 @@ export interface NativeBinding {
   // optimizer passes with no _foreach op (native/optim.cc); optional: an older addon takes the per-tensor path
   standardizeGradients?(grads: Handle[], centralize: boolean, normalize: boolean, eps: number): void;
   softplusInPlace?(ts: Handle[], beta: number, threshold: number): void;
-  adamStep?(params: Handle[], grads: Handle[], expAvgs: Handle[], expAvgSqs: Handle[], negStepSizes: number[], bc2Sqrts: number[], lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, decoupled: boolean): boolean;
+  adamStep?(params: Handle[], grads: Handle[], expAvgs: Handle[], expAvgSqs: Handle[], negStepSizes: number[], bc2Sqrts: number[], lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, decoupled: boolean,
+    paramCopies?: Handle[] | null, expAvgCopies?: Handle[] | null, expAvgSqCopies?: Handle[] | null): boolean;
   /**
    * SING's multi-tensor step (native/sing.cc): per tensor the standardisation, then moments, decay,
    * softplus denominator and update in one pass; hyper = [beta1, beta2, lr, weightDecay, eps, softplusBeta, threshold].

@@ -57,11 +57,15 @@ abstract class AdamBase extends Optimizer<AdamHyper> {
     checkRange(n, 'weight_decay value', g.weightDecay, 0);
   }
 
+  protected override readonly copiesInPass = true;
+
   protected updateGroup(g: AdamGroup, params: [Tensor, Tensor][]): void {
-    if (g.foreach && params.length > 0) {
+    if (params.length === 0) return;
+    if (g.foreach) {
       this.updateGroupForeach(g, params);
       return;
     }
+    this.settleCopy();
     const { lr, eps, weightDecay, amsgrad, maximize } = g;
     const [beta1, beta2] = g.betas;
     for (const [p, gradient] of params) {
@@ -124,8 +128,16 @@ abstract class AdamBase extends Optimizer<AdamHyper> {
     const bc2Sqrt = steps.map((t) => Math.sqrt(1 - beta2 ** t));
     if (!amsgrad && !maximize && native.adamStep !== undefined && !interceptionActive()) {
       const ids = (ts: Tensor[]): number[] => ts.map((t) => t.id);
-      if (native.adamStep(ids(ps), ids(grads), ids(expAvgs), ids(expAvgSqs), stepSizes, bc2Sqrt, lr, beta1, beta2, eps, weightDecay, this.decoupled)) return;
+      // a pending pre-update copy (the guard's) is written by the same pass
+      const copies = this.takeDeferredCopies([ps, expAvgs, expAvgSqs]);
+      if (copies === 'partial') this.settleCopy();
+      const withCopies = Array.isArray(copies) ? copies.map(ids) : [null, null, null];
+      if (native.adamStep(ids(ps), ids(grads), ids(expAvgs), ids(expAvgSqs), stepSizes, bc2Sqrt, lr, beta1, beta2, eps, weightDecay, this.decoupled, ...withCopies)) {
+        if (Array.isArray(copies)) this.deferredCopiesTaken([ps, expAvgs, expAvgSqs]);
+        return;
+      }
     }
+    this.settleCopy();
     if (maximize) grads = ops._foreachNeg(grads);
     if (this.decoupled) ops._foreachMul_.Scalar(ps, 1 - lr * weightDecay);
     else if (weightDecay !== 0) grads = ops._foreachAdd.List(grads, ps, { alpha: weightDecay });

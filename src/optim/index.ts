@@ -9,7 +9,7 @@
 //     milestones: [50] });
 //   loss.backward(); keel.optim.clipGradNorm(model.parameters(), 1.0); opt.step(); sched.step(); opt.zeroGrad();
 export {
-  Optimizer, type OptimizerLike, type OptimizerStateDict, type ParamGroup, type ParamState, type ParamsArg, type HyperValue, type GroupOf,
+  Optimizer, type CopyDeferring, type OptimizerLike, type OptimizerStateDict, type ParamGroup, type ParamState, type ParamsArg, type HyperValue, type GroupOf,
 } from './optimizer.js';
 export { SGD, type SGDGroup, type SGDHyper, type SGDOptions } from './sgd.js';
 export { Adam, AdamW, type AdamGroup, type AdamHyper, type AdamOptions } from './adam.js';

@@ -82,3 +82,26 @@ export function softplusInPlace(ts: readonly Tensor[], beta: number, threshold: 
     for (const t of ts) ops.softplus.out(t, beta, threshold, { out: t });
   });
 }
+
+/**
+ * dst[i] ← src[i] when every pair has the same shape and dtype (true), else
+ * nothing copied (false): one native call that also compares the shapes
+ * (else the shapes read here, then two fused ops: _foreach_zero_, _foreach_add_).
+ */
+export function copyAll(dst: readonly Tensor[], src: readonly Tensor[]): boolean {
+  if (src.length === 0) return true;
+  if (native.copyTensors !== undefined) return native.copyTensors(ids(dst), ids(src));
+  if (!src.every((t, i) => sameShape(dst[i], t))) return false;
+  noGrad(() => {
+    ops._foreachZero_([...dst]);
+    ops._foreachAdd_.List([...dst], [...src]);
+  });
+  return true;
+}
+
+/** The same shape and dtype. */
+export function sameShape(a: Tensor, b: Tensor): boolean {
+  const x = a.shape;
+  const y = b.shape;
+  return x.length === y.length && x.every((d, i) => d === y[i]) && a.dtype === b.dtype;
+}

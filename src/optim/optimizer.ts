@@ -6,6 +6,7 @@ import { isFloatingDType } from '../core/dtype.js';
 import { scope } from '../core/memory.js';
 import { Tensor } from '../core/tensor.js';
 import * as ops from '../ops/index.js';
+import { copyAll } from './multi-tensor.js';
 
 /** A hyper-parameter value: what JSON can carry. */
 export type HyperValue = number | boolean | string | null | number[];
@@ -42,6 +43,15 @@ export interface OptimizerStateDict {
   state: Record<string, Record<string, number>>;
   paramGroups: (Record<string, HyperValue> & { params: number[] })[];
   tensors: Record<string, Tensor>;
+}
+
+/**
+ * An optimizer that takes a pre-update copy inside its next step (the NaN
+ * guard's, for skip and repair to undo an update): see Optimizer.deferCopy.
+ */
+export interface CopyDeferring {
+  deferCopy(src: readonly Tensor[], dst: Tensor[]): void;
+  settleCopy(): void;
 }
 
 /** What schedulers and wrappers need of an optimizer. */
@@ -100,8 +110,74 @@ export abstract class Optimizer<H extends { lr: number } = { lr: number }> imple
    */
   step<T = undefined>(closure?: () => T): T | undefined {
     const loss = closure ? enableGrad(closure) : undefined;
+    // a deferred copy is taken before anything is written, unless the update takes it in its own pass
+    if (!this.copiesInPass) this.settleCopy();
     scope(() => noGrad(() => this.update()));
     return loss;
+  }
+
+  /** Whether update() takes a deferred copy itself (it calls settleCopy() before writing what it does not copy). */
+  protected readonly copiesInPass: boolean = false;
+  private deferred: { index: Map<Tensor, number>; dst: Tensor[] } | undefined;
+
+  /**
+   * dst[i] ← src[i] as they are before the next step() writes them (the
+   * guard's pre-update copy). An update that reads the values anyway writes
+   * the copies in its own pass (Adam's fused pass); otherwise step() copies
+   * first. settleCopy() must follow the step (or stand in for a step that
+   * did not run, as when a loss scaler skips it): it copies what the step did
+   * not write. A copy whose shape no longer fits its source is replaced in
+   * dst by a new one.
+   */
+  deferCopy(src: readonly Tensor[], dst: Tensor[]): void {
+    this.settleCopy();
+    this.deferred = { index: new Map(src.map((t, i) => [t, i])), dst };
+  }
+
+  /** Takes the deferred copy of everything not yet copied (their values are still the pre-update ones). */
+  settleCopy(): void {
+    const d = this.deferred;
+    if (d === undefined) return;
+    this.deferred = undefined;
+    const src = [...d.index.keys()];
+    const idx = src.map((t) => d.index.get(t)!);
+    if (copyAll(idx.map((i) => d.dst[i]), src)) return;
+    noGrad(() => {
+      src.forEach((t, k) => {
+        const i = idx[k];
+        if (copyAll([d.dst[i]], [t])) return;
+        d.dst[i].dispose();
+        d.dst[i] = t.detach().clone().keep();
+      });
+    });
+  }
+
+  /**
+   * The deferred copies of these lists of tensors, if every tensor has one
+   * (then they are no longer pending: the caller writes them); 'none' when no
+   * copy is pending; 'partial' when some have one and some not.
+   */
+  protected takeDeferredCopies(lists: readonly (readonly Tensor[])[]): Tensor[][] | 'none' | 'partial' {
+    const d = this.deferred;
+    if (d === undefined) return 'none';
+    const out: Tensor[][] = [];
+    for (const list of lists) {
+      const copies: Tensor[] = [];
+      for (const t of list) {
+        const i = d.index.get(t);
+        if (i === undefined) return 'partial';
+        copies.push(d.dst[i]);
+      }
+      out.push(copies);
+    }
+    return out;
+  }
+
+  /** These tensors' deferred copies were written (by the update's own pass). */
+  protected deferredCopiesTaken(lists: readonly (readonly Tensor[])[]): void {
+    const d = this.deferred;
+    if (d === undefined) return;
+    for (const list of lists) for (const t of list) d.index.delete(t);
   }
 
   /** One update of every group (runs in a scope, under noGrad). */
