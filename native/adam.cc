@@ -143,14 +143,6 @@ bool fusable(const at::Tensor& t, const at::Tensor& like) {
          t.numel() == like.numel() && !t.is_neg() && !t.is_conj();
 }
 
-std::vector<double> argNumbers(napi_env env, napi_value arr, size_t n, const char* what) {
-  uint32_t len = 0;
-  if (napi_get_array_length(env, arr, &len) != napi_ok || len != n) throw ArgError(std::string(what) + ": expected one number per tensor");
-  std::vector<double> out(n);
-  for (uint32_t i = 0; i < len; ++i) out[i] = argNumber(env, elementAt(env, arr, i), what);
-  return out;
-}
-
 // adamStep(params, grads, expAvgs, expAvgSqs: id[], negStepSizes: number[],
 //          bc2Sqrts: number[], lr, beta1, beta2, eps, weightDecay, decoupled,
 //          [paramCopies, expAvgCopies, expAvgSqCopies: id[]])
@@ -168,8 +160,9 @@ napi_value AdamStep(napi_env env, napi_callback_info info) {
     const auto vs = argTensorList(env, a[3], "expAvgSqs");
     const size_t n = ps.size();
     if (gs.size() != n || ms.size() != n || vs.size() != n) throw ArgError("adamStep: params, grads, expAvgs and expAvgSqs differ in length");
-    const auto stepSizes = argNumbers(env, a[4], n, "negStepSizes");
-    const auto bc2Sqrts = argNumbers(env, a[5], n, "bc2Sqrts");
+    const auto stepSizes = argNumberList(env, a[4], "negStepSizes");
+    const auto bc2Sqrts = argNumberList(env, a[5], "bc2Sqrts");
+    if (stepSizes.size() != n || bc2Sqrts.size() != n) throw ArgError("adamStep: one step size and bias correction per tensor");
     const double lr = argNumber(env, a[6], "lr");
     const double beta1 = argNumber(env, a[7], "beta1");
     const double beta2 = argNumber(env, a[8], "beta2");

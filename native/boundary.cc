@@ -243,6 +243,17 @@ int64_t argInt(napi_env env, napi_value v, const char* what) {
   return static_cast<int64_t>(d);
 }
 
+std::vector<double> argNumberList(napi_env env, napi_value arr, const char* what) {
+  bool isArray = false;
+  NAPI_OK(napi_is_array(env, arr, &isArray));
+  if (!isArray) throw ArgError(std::string(what) + " must be an array of numbers");
+  uint32_t n = 0;
+  NAPI_OK(napi_get_array_length(env, arr, &n));
+  std::vector<double> out(n);
+  for (uint32_t i = 0; i < n; ++i) out[i] = argNumber(env, elementAt(env, arr, i), what);
+  return out;
+}
+
 std::vector<int64_t> argIntList(napi_env env, napi_value v, const char* what) {
   uint32_t n = arrayLength(env, v, what, "an array of integers");
   std::vector<int64_t> out(n);

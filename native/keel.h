@@ -65,6 +65,7 @@ int32_t argTensorId(napi_env env, napi_value v, const char* what);
 const at::Tensor& argTensor(napi_env env, napi_value v, const char* what);
 std::vector<at::Tensor> argTensorList(napi_env env, napi_value v, const char* what);
 std::vector<int64_t> argIntList(napi_env env, napi_value v, const char* what);
+std::vector<double> argNumberList(napi_env env, napi_value v, const char* what);
 double argNumber(napi_env env, napi_value v, const char* what);
 int64_t argInt(napi_env env, napi_value v, const char* what);
 bool argBool(napi_env env, napi_value v, const char* what);

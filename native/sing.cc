@@ -299,17 +299,6 @@ const std::string& kernelChoice() {
   return reason;
 }
 
-std::vector<double> argNumberList(napi_env env, napi_value arr, const char* what) {
-  bool isArray = false;
-  NAPI_OK(napi_is_array(env, arr, &isArray));
-  if (!isArray) throw ArgError(std::string(what) + " must be an array of numbers");
-  uint32_t n = 0;
-  NAPI_OK(napi_get_array_length(env, arr, &n));
-  std::vector<double> out(n);
-  for (uint32_t i = 0; i < n; ++i) out[i] = argNumber(env, elementAt(env, arr, i), what);
-  return out;
-}
-
 // singStep(ps, grads, expAvgs, expAvgSqs, bc2Sqrts, stepSizes,
 //          [beta1, beta2, lr, weightDecay, eps, softplusBeta, threshold], softplus, centralize, normalize)
 // bc2Sqrts[i] = √(1 − β2ᵗ), stepSizes[i] = −lr / (1 − β1ᵗ) for tensor i's step t.
