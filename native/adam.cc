@@ -138,11 +138,6 @@ void adamRange(float* p, float* g, float* m, float* v, int64_t begin, int64_t en
     for (int64_t i = begin; i < end; ++i) adamElement(p, g, m, v, i, s, b);
 }
 
-bool fusable(const at::Tensor& t, const at::Tensor& like) {
-  return t.defined() && t.device().is_cpu() && t.scalar_type() == at::kFloat && t.layout() == at::kStrided && t.is_contiguous() &&
-         t.numel() == like.numel() && !t.is_neg() && !t.is_conj();
-}
-
 // adamStep(params, grads, expAvgs, expAvgSqs: id[], negStepSizes: number[],
 //          bc2Sqrts: number[], lr, beta1, beta2, eps, weightDecay, decoupled,
 //          [paramCopies, expAvgCopies, expAvgSqCopies: id[]])
@@ -178,11 +173,12 @@ napi_value AdamStep(napi_env env, napi_callback_info info) {
       if (bps.size() != n || bms.size() != n || bvs.size() != n) throw ArgError("adamStep: one copy per param and moment");
     }
     for (size_t i = 0; i < n; ++i) {
-      if (!fusable(ps[i], ps[i]) || !fusable(gs[i], ps[i]) || !fusable(ms[i], ps[i]) || !fusable(vs[i], ps[i])) return jsBool(env, false);
+      const int64_t numel = ps[i].numel();
+      if (!plainFloat32(ps[i], numel) || !plainFloat32(gs[i], numel) || !plainFloat32(ms[i], numel) || !plainFloat32(vs[i], numel)) return jsBool(env, false);
       // an update that reads what it writes through another name is left to the ops
       if (gs[i].is_same(ps[i]) || ms[i].is_same(vs[i])) return jsBool(env, false);
       if (backup) {
-        if (!fusable(bps[i], ps[i]) || !fusable(bms[i], ps[i]) || !fusable(bvs[i], ps[i])) return jsBool(env, false);
+        if (!plainFloat32(bps[i], numel) || !plainFloat32(bms[i], numel) || !plainFloat32(bvs[i], numel)) return jsBool(env, false);
         // the copies are put back with copy_: the same shapes, not only sizes
         if (bps[i].sizes() != ps[i].sizes() || bms[i].sizes() != ms[i].sizes() || bvs[i].sizes() != vs[i].sizes()) return jsBool(env, false);
         for (const at::Tensor* c : {&bps[i], &bms[i], &bvs[i]}) {

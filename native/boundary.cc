@@ -393,5 +393,6 @@ NAPI_MODULE_INIT() {
   keel::registerFastOpFunctions(env, exports);
   keel::registerOptimFunctions(env, exports);
   keel::registerAdamFunctions(env, exports);
+  keel::registerSingFunctions(env, exports);
   return exports;
 }

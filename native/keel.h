@@ -107,10 +107,13 @@ void registerGuardFunctions(napi_env env, napi_value exports);
 void registerFastOpFunctions(napi_env env, napi_value exports);
 void registerOptimFunctions(napi_env env, napi_value exports);
 void registerAdamFunctions(napi_env env, napi_value exports);
-void registerSingFunctions(napi_env env, napi_value exports);  // called by registerOptimFunctions
+void registerSingFunctions(napi_env env, napi_value exports);
 
 // One gradient's SING standardisation, ATen ops in place (native/optim.cc; native/sing.cc's fallback).
 void standardizeGradient(at::Tensor& g, bool centralize, bool normalize, double eps);
+// What the optimizers' fused passes read through a float*: a CPU float32
+// strided contiguous tensor of numel elements, no neg/conj bit (native/optim.cc).
+bool plainFloat32(const at::Tensor& t, int64_t numel);
 
 void defineFunction(napi_env env, napi_value exports, const char* name, napi_callback cb);
 

@@ -19,6 +19,10 @@ void standardizeGradient(at::Tensor& g, bool centralize, bool normalize, double 
   if (normalize) g.div_(at::add(at::frobenius_norm(g, {}, /*keepdim=*/false), eps));
 }
 
+bool plainFloat32(const at::Tensor& t, int64_t numel) {
+  return t.defined() && t.device().is_cpu() && t.scalar_type() == at::kFloat && t.layout() == at::kStrided && t.is_contiguous() &&
+         t.numel() == numel && !t.is_neg() && !t.is_conj();
+}
 
 namespace {
 
@@ -59,7 +63,6 @@ napi_value SoftplusInPlace(napi_env env, napi_callback_info info) {
 void registerOptimFunctions(napi_env env, napi_value exports) {
   defineFunction(env, exports, "standardizeGradients", StandardizeGradients);
   defineFunction(env, exports, "softplusInPlace", SoftplusInPlace);
-  registerSingFunctions(env, exports);
 }
 
 }  // namespace keel

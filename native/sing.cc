@@ -153,17 +153,12 @@ __attribute__((target("avx512f,avx2,fma"))) void updateRange(float* p, float* g,
 }
 
 // As TensorIterator splits n elements across intra-op threads: at::parallel_for
-// with its grain, from the same header (this file alone is built with -fopenmp,
-// so the ranges run on libtorch's OpenMP team, not one after another).
+// with its grain, from the same header (the addon is built with -fopenmp, so
+// the ranges run on libtorch's OpenMP team, not one after another).
 template <typename F>
 void forEachRange(int64_t n, const F& f) {
   if (n < at::internal::GRAIN_SIZE || at::get_num_threads() == 1) f(0, n);
   else at::parallel_for(0, n, at::internal::GRAIN_SIZE, f);
-}
-
-bool eligible(const at::Tensor& t, int64_t n) {
-  return t.device().is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous() && t.numel() == n && !t.is_neg() && !t.is_conj() &&
-         t.layout() == at::kStrided;
 }
 
 // g ← g − mean[row] over rows of `cols` elements (exact subtraction, as sub_'s
@@ -326,7 +321,7 @@ napi_value SingStep(napi_env env, napi_callback_info info) {
     for (size_t i = 0; i < n; ++i) {
       const int64_t numel = ps[i].numel();
       const bool apart = !ps[i].is_same(grads[i]) && !ps[i].is_same(ms[i]) && !ps[i].is_same(vs[i]) && !ms[i].is_same(vs[i]);
-      if (fused && apart && eligible(ps[i], numel) && eligible(grads[i], numel) && eligible(ms[i], numel) && eligible(vs[i], numel)) {
+      if (fused && apart && plainFloat32(ps[i], numel) && plainFloat32(grads[i], numel) && plainFloat32(ms[i], numel) && plainFloat32(vs[i], numel)) {
         updateFused(ps[i], grads[i], ms[i], vs[i], h, bc2[i], stepSizes[i], centralize, normalize);
       } else {
         updateWithAten(ps[i], grads[i], ms[i], vs[i], h, bc2[i], stepSizes[i], centralize, normalize);
@@ -363,7 +358,7 @@ napi_value LookaheadMerge(napi_env env, napi_callback_info info) {
       at::Tensor& p = fast[i];
       at::Tensor& s = slow[i];
       const int64_t n = p.numel();
-      if (fused && !p.is_same(s) && eligible(p, n) && eligible(s, n)) {
+      if (fused && !p.is_same(s) && plainFloat32(p, n) && plainFloat32(s, n)) {
         float* pp = p.data_ptr<float>();
         float* sp = s.data_ptr<float>();
         const float fa = static_cast<float>(alpha), fr = static_cast<float>(1 - alpha);

@@ -114,15 +114,15 @@ const sources = readdirSync(nativeDir).filter((f) => f.endsWith('.cc'));
 const hasGloo = [...torch.includes, '/usr/include', '/usr/local/include'].some((i) => existsSync(join(i, 'gloo', 'context.h')));
 const glooShim = hasGloo ? [] : [`-I${join(nativeDir, 'gloo-shim')}`];
 const header = join(nativeDir, 'keel.h');
+// -fopenmp: at::parallel_for is a header template; without _OPENMP it runs
+// its whole range on the calling thread, so the addon's passes (rounding, the
+// guard's sums and copies, DDP's bucket copies, the optimizers' fused passes)
+// would never use libtorch's OpenMP team however many threads it has
 const cflags = [
-  '-std=c++17', '-O2', '-fPIC', '-fvisibility=hidden', '-DNAPI_VERSION=8', '-w',
+  '-std=c++17', '-O2', '-fPIC', '-fvisibility=hidden', '-DNAPI_VERSION=8', '-w', '-fopenmp',
   ...(torch.abi !== null ? [`-D_GLIBCXX_USE_CXX11_ABI=${torch.abi}`] : []),
   `-I${nodeInclude}`, ...torch.includes.map((i) => `-I${i}`), ...glooShim,
 ];
-
-// per-file flags: native/sing.cc runs its passes on libtorch's OpenMP team
-// (at::parallel_for from ATen's header, split as ATen's own kernels split)
-const fileFlags = { 'sing.cc': ['-fopenmp'] };
 
 function run(cmd, args) {
   return new Promise((ok, fail) => {
@@ -138,14 +138,15 @@ function newer(a, b) {
 mkdirSync(objDir, { recursive: true });
 const stale = sources.filter((s) => {
   const o = join(objDir, s.replace(/\.cc$/, '.o'));
-  return !newer(o, join(nativeDir, s)) || !newer(o, header);
+  // the header and this script (its flags) count as every object's sources
+  return !newer(o, join(nativeDir, s)) || !newer(o, header) || !newer(o, fileURLToPath(import.meta.url));
 });
 console.log(`keel: building the addon against ${torch.how} (${torch.lib})`);
 const jobs = Math.max(1, cpus().length);
 for (let i = 0; i < stale.length; i += jobs) {
   await Promise.all(stale.slice(i, i + jobs).map((s) => {
     console.log(`  c++ ${s}`);
-    return run('g++', [...cflags, ...(fileFlags[s] ?? []), '-c', join(nativeDir, s), '-o', join(objDir, s.replace(/\.cc$/, '.o'))]);
+    return run('g++', [...cflags, '-c', join(nativeDir, s), '-o', join(objDir, s.replace(/\.cc$/, '.o'))]);
   }));
 }
 const libs = ['torch', 'torch_cpu', 'c10'];
