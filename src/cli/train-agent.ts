@@ -10,14 +10,14 @@
 // stop after, rank 0 saves a checkpoint, nobody is left behind.
 //
 // Node built-ins and commander only: the agent does not load libtorch.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { launch, freePort } from '../distributed/launch.js';
 import { AGENT_PID, isWorker, MAX_RESTARTS, RESTART_COUNT } from '../distributed/worker-env.js';
 import { latestCheckpoint } from '../train/checkpoint-files.js';
-import { acquireLock, prepareFreshRun, removeLeftovers, RunFolderError, type RunLock } from '../train/run-folder.js';
+import { acquireLock, prepareFreshRun, removeLeftovers, type RunLock } from '../train/run-folder.js';
 import { UsageError } from './errors.js';
 import { resumeFolder } from './resume-folder.js';
 import { TRAIN_MODELS } from './program.js';

@@ -9,13 +9,13 @@
 // DistributedSampler (--batch-size is per rank), every rank resuming from the
 // run folder's latest checkpoint, rank 0 alone writing the run folder and
 // drawing progress.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as keel from '../index.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { fitAsync, type SchedulerLike } from '../train/fit.js';
 import { handleInterrupts } from '../train/interrupt.js';
-import { acquireLock, mergeResumeFlags, prepareFreshRun, removeLeftovers, RunFolderError, type RunLock } from '../train/run-folder.js';
+import { acquireLock, mergeResumeFlags, prepareFreshRun, removeLeftovers, type RunLock } from '../train/run-folder.js';
 import { readWorkerEnv, type WorkerEnv } from '../distributed/worker-env.js';
 import type { Command } from 'commander';
 import { UsageError } from './errors.js';

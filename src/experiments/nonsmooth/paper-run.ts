@@ -13,7 +13,7 @@ import { table as tableOf } from '../table.js';
 import type { DataId } from './models.js';
 import {
   BERTOIN_FIGURES, BERTOIN_MAIN, BERTOIN_SWEEPS, BOUSTANY_FIGURES, itemKey, minibatchCount, paperBits,
-  type MaxpoolBatch, type MaxpoolItem, type MaxpoolResult, type MlpCell, type PaperItem, type ReluItem, type ReluResult, type Study,
+  type MaxpoolBatch, type MaxpoolResult, type MlpCell, type PaperItem, type ReluItem, type ReluResult, type Study,
 } from './paper.js';
 import { pct } from '../../stats/index.js';
 
