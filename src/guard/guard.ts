@@ -12,6 +12,7 @@ import { isFloatingDType } from '../core/dtype.js';
 import { Tensor } from '../core/tensor.js';
 import type { Module } from '../nn/module.js';
 import type { OptimizerLike } from '../optim/optimizer.js';
+import { FINITE_STEP, isUpdateBounding } from '../optim/update-bound.js';
 import type { FloatFormat } from '../precision/formats.js';
 import { withPrecision } from '../precision/policy.js';
 import type { MetricsLog } from '../log/metrics.js';
@@ -244,6 +245,13 @@ export class Guard {
   scalerSkips = 0;
   /** Skips in a row up to the last step (a step that updates resets it, and so does the event it leads to). */
   consecutiveSkips = 0;
+  /**
+   * Under skip and repair: updates copied first so that they could be undone,
+   * and updates proven to leave finite parameters finite (the optimizer bounds
+   * every |Δp| from the checked gradient norm: optim/update-bound.ts), which
+   * need no copy.
+   */
+  readonly updates = { copied: 0, proven: 0 };
   /** The last update was applied without reading the parameters: [its step, its gradient norm]. */
   private unchecked?: [number, number];
   /** Steps taken (healthy or not). */
@@ -304,6 +312,23 @@ export class Guard {
     this.state = new StepState(this.model, this.optimizer);
     this.params = this.optimizer.paramGroups.flatMap((g) => g.params);
     this.buffers = this.model.buffers().filter((b) => isFloatingDType(b.dtype));
+  }
+
+  /**
+   * The optimizer bounds every |Δp| of this step below what could turn a
+   * finite float32 parameter non-finite (optim/update-bound.ts), from the
+   * checked gradient norm (≥ every |gᵢ|), and the check saw every gradient
+   * it will apply.
+   */
+  private updateProvablyFinite(gradNorm: number): boolean {
+    const o = this.optimizer;
+    if (!isUpdateBounding(o)) return false;
+    let n = 0;
+    for (const g of o.paramGroups) n += g.params.length;
+    // parameters added to the optimizer after the guard was made: their gradients went unchecked
+    if (n !== this.params.length) return false;
+    const bound = o.updateBound(gradNorm);
+    return bound !== undefined && bound < FINITE_STEP;
   }
 
   /** Some param group has an Adam-style eps of 0 (or less). */
@@ -560,8 +585,16 @@ export class Guard {
     }
     // clipping reuses the norm the check computed (as clip_grad_norm_: g ← g·min(1, max / (‖g‖ + 1e-6))): no second pass
     if (this.clipGradNorm !== undefined) this.clip(check.gradNorm, this.clipGradNorm);
-    // the pre-update copy is what skip and repair restore (rollback has its snapshot; raise only reports)
-    if (this.checkUpdate && (this.policy === 'skip' || this.policy === 'repair')) this.state.beforeUpdate(this.params);
+    // the pre-update copy is what skip and repair restore (rollback has its snapshot; raise only reports),
+    // unless the update provably leaves finite parameters finite: then there is nothing to undo or check
+    const proven = this.checkUpdate && (this.policy === 'skip' || this.policy === 'repair') && this.updateProvablyFinite(check.gradNorm);
+    if (proven) {
+      this.state.noUpdateCopy();
+      this.updates.proven++;
+    } else if (this.checkUpdate && (this.policy === 'skip' || this.policy === 'repair')) {
+      this.state.beforeUpdate(this.params);
+      this.updates.copied++;
+    }
     try {
       if (unscaled) {
         unscaled = false;
@@ -577,8 +610,8 @@ export class Guard {
     const lr = Math.max(...this.optimizer.paramGroups.map((g) => g.lr));
     // an Adam-style eps of 0 divides by √v̂ = 0 wherever a gradient entry has stayed 0: check at once
     const risky = warnings.some((w) => w.kind === 'grad-norm-spike') || !(lr * (check.gradNorm + 1) <= 1e15) || this.zeroEps;
-    if (this.checkUpdate && !risky) this.unchecked = [step, check.gradNorm];
-    if (this.checkUpdate && risky && !checkParameters(this.params)) {
+    if (this.checkUpdate && !risky && !proven) this.unchecked = [step, check.gradNorm];
+    if (this.checkUpdate && risky && !proven && !checkParameters(this.params)) {
       const report = this.updateReport(step, check.gradNorm);
       this.state.rewindUpdate();
       this.optimizer.zeroGrad(true);

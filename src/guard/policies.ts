@@ -153,6 +153,11 @@ export class StepState {
     this.byStateDict = false;
   }
 
+  /** This step's update is not copied (it provably leaves the parameters finite): there is nothing to undo. */
+  noUpdateCopy(): void {
+    this.hasUpdateState = false;
+  }
+
   /** Just after optimizer.step (or where it would have run): the deferred copy completed. */
   afterUpdate(): void {
     this.deferredIn?.settleCopy();

@@ -7,6 +7,7 @@ import { interceptionActive } from '../core/dispatch.js';
 import { native } from '../native/binding.js';
 import * as ops from '../ops/index.js';
 import { checkRange, knownOptions, Optimizer, type GroupOf, type ParamsArg, type ParamState } from './optimizer.js';
+import { maxAbs, ownUpdate, widen, type UpdateBounding } from './update-bound.js';
 
 export interface AdamHyper {
   lr: number;
@@ -44,7 +45,7 @@ function adamDefaults(o: AdamOptions, weightDecay: number): AdamHyper {
 }
 
 /** Adam and AdamW differ only in where weight decay enters. */
-abstract class AdamBase extends Optimizer<AdamHyper> {
+abstract class AdamBase extends Optimizer<AdamHyper> implements UpdateBounding {
   protected abstract readonly decoupled: boolean;
 
   protected override validateGroup(g: AdamGroup): void {
@@ -58,6 +59,32 @@ abstract class AdamBase extends Optimizer<AdamHyper> {
   }
 
   protected override readonly copiesInPass = true;
+
+  /**
+   * |Δp| = lr/(1 − β1ᵗ)·|m|/(√v̂ + eps) ≤ lr/(1 − β1)·m'/eps, m' the first
+   * moment's bound β1·m₀ + (1 − β1)·(|g| + weightDecay·|p|) (|p| read for
+   * Adam's L2 decay only). AdamW's p·(1 − lr·weightDecay) cannot grow p while
+   * lr·weightDecay ≤ 1. Undefined with eps = 0 or a stronger decay.
+   */
+  updateBound(gradMax: number): number | undefined {
+    if (!(gradMax >= 0 && gradMax < Infinity) || !ownUpdate(this, [Adam, AdamW])) return undefined;
+    const l2 = !this.decoupled && this.paramGroups.some((g) => g.weightDecay !== 0);
+    const pMax = l2 ? maxAbs(this.paramGroups.flatMap((g) => g.params)) : 0;
+    const m0 = this.stateBounds?.m ?? maxAbs([...this.state.values()].flatMap((s) => (s.tensors.exp_avg ? [s.tensors.exp_avg] : [])));
+    let mAfter = m0;
+    let step = 0;
+    for (const g of this.paramGroups) {
+      const [beta1] = g.betas;
+      if (!(g.eps > 0) || (this.decoupled && !(g.lr * g.weightDecay <= 1))) return undefined;
+      const d = widen(widen(gradMax) + (this.decoupled ? 0 : g.weightDecay * pMax));
+      const m = widen(beta1 * m0 + (1 - beta1) * d);
+      mAfter = Math.max(mAfter, m);
+      step = Math.max(step, widen(((g.lr / (1 - beta1)) * m) / g.eps));
+    }
+    if (!(mAfter < Infinity && step < Infinity)) return undefined;
+    this.announceBounds({ m: mAfter });
+    return step;
+  }
 
   protected updateGroup(g: AdamGroup, params: [Tensor, Tensor][]): void {
     if (params.length === 0) return;

@@ -22,4 +22,5 @@ export {
   LRScheduler, StepLR, MultiStepLR, ConstantLR, LinearLR, ExponentialLR, LambdaLR, CosineAnnealingLR, OneCycleLR,
   SequentialLR, ChainedScheduler, type OneCycleOptions, type SchedulerState,
 } from './schedulers.js';
+export { FINITE_STEP, type UpdateBounding } from './update-bound.js';
 export { clipGradNorm, clipGradValue, gradNorm, type ClipGradNormOptions } from './clip.js';

@@ -112,8 +112,27 @@ export abstract class Optimizer<H extends { lr: number } = { lr: number }> imple
     const loss = closure ? enableGrad(closure) : undefined;
     // a deferred copy is taken before anything is written, unless the update takes it in its own pass
     if (!this.copiesInPass) this.settleCopy();
+    // the state's bounds carry forward only through a step updateBound announced (optim/update-bound.ts)
+    const announced = this.announcedBounds;
+    this.announcedBounds = undefined;
+    this.stateBounds = undefined;
     scope(() => noGrad(() => this.update()));
+    this.stateBounds = announced;
     return loss;
+  }
+
+  /**
+   * Upper bounds on the state's magnitudes (max |m|, max |momentum buffer|)
+   * for updateBound (optim/update-bound.ts), carried from step to step;
+   * undefined when unknown: a step ran unannounced, or the state was loaded
+   * or handed out by stateDict().
+   */
+  protected stateBounds: Readonly<Record<string, number>> | undefined;
+  private announcedBounds: Readonly<Record<string, number>> | undefined;
+
+  /** The state's bounds after the next step (updateBound's recursion); they hold once that step ran. */
+  protected announceBounds(after: Readonly<Record<string, number>>): void {
+    this.announcedBounds = after;
   }
 
   /** Whether update() takes a deferred copy itself (it calls settleCopy() before writing what it does not copy). */
@@ -241,6 +260,8 @@ export abstract class Optimizer<H extends { lr: number } = { lr: number }> imple
    * The tensors are the optimizer's own (not copies): do not dispose them.
    */
   stateDict(): OptimizerStateDict {
+    // the caller holds the state's own tensors now: bounds carried on them may no longer hold
+    this.stateBounds = undefined;
     const index = this.indexOfParams();
     const state: OptimizerStateDict['state'] = {};
     const tensors: Record<string, Tensor> = {};
@@ -344,6 +365,8 @@ export abstract class Optimizer<H extends { lr: number } = { lr: number }> imple
   private disposeState(): void {
     for (const s of this.state.values()) for (const t of Object.values(s.tensors)) t.dispose();
     this.state.clear();
+    this.stateBounds = undefined;
+    this.announcedBounds = undefined;
   }
 }
 

@@ -5,6 +5,7 @@ import * as ops from '../ops/index.js';
 import { clone } from '../ops/index.js';
 import type { Tensor } from '../core/tensor.js';
 import { checkRange, knownOptions, Optimizer, type GroupOf, type ParamsArg } from './optimizer.js';
+import { maxAbs, ownUpdate, widen, type UpdateBounding } from './update-bound.js';
 
 export interface SGDHyper {
   lr: number;
@@ -26,7 +27,7 @@ export type SGDOptions = Partial<SGDHyper> & { lr: number };
  *     g ← g + momentum·b (nesterov) or b (momentum > 0)
  *     p ← p − lr·g
  */
-export class SGD extends Optimizer<SGDHyper> {
+export class SGD extends Optimizer<SGDHyper> implements UpdateBounding {
   constructor(params: ParamsArg<SGDHyper>, options: SGDOptions) {
     knownOptions('SGD', options, ['lr', 'momentum', 'dampening', 'weightDecay', 'nesterov', 'maximize', 'foreach']);
     super(params, {
@@ -46,6 +47,34 @@ export class SGD extends Optimizer<SGDHyper> {
     checkRange('SGD', 'weight decay', g.weightDecay, 0);
     checkRange('SGD', 'dampening', g.dampening, -Infinity);
     if (g.nesterov && (g.momentum <= 0 || g.dampening !== 0)) throw new RangeError('SGD: Nesterov momentum requires a momentum and zero dampening');
+  }
+
+  /**
+   * |Δp| ≤ lr·d, d = |g| + weightDecay·|p| (|p| read when some group decays),
+   * or with momentum lr·b (lr·(d + momentum·b) with Nesterov), b the buffer's
+   * bound momentum·b₀ + |1 − dampening|·d (d on its first step).
+   */
+  updateBound(gradMax: number): number | undefined {
+    if (!(gradMax >= 0 && gradMax < Infinity) || !ownUpdate(this, [SGD])) return undefined;
+    const decays = this.paramGroups.some((g) => g.weightDecay !== 0);
+    const pMax = decays ? maxAbs(this.paramGroups.flatMap((g) => g.params)) : 0;
+    const bufs = [...this.state.values()].flatMap((s) => (s.tensors.momentum_buffer ? [s.tensors.momentum_buffer] : []));
+    const b0 = this.stateBounds?.buf ?? maxAbs(bufs);
+    let bufAfter = b0;
+    let step = 0;
+    for (const g of this.paramGroups) {
+      const d = widen(widen(gradMax) + g.weightDecay * pMax);
+      let delta = d;
+      if (g.momentum !== 0) {
+        const b = widen(Math.max(g.momentum * b0 + Math.abs(1 - g.dampening) * d, d));
+        bufAfter = Math.max(bufAfter, b);
+        delta = g.nesterov ? d + g.momentum * b : b;
+      }
+      step = Math.max(step, widen(g.lr * delta));
+    }
+    if (!(bufAfter < Infinity && step < Infinity)) return undefined;
+    this.announceBounds({ buf: bufAfter });
+    return step;
   }
 
   protected updateGroup(g: SGDGroup, params: [Tensor, Tensor][]): void {
