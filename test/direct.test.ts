@@ -146,6 +146,41 @@ describe('direct calls', () => {
     });
   });
 
+  test('an interceptor with `ops` sees those ops only, and the others keep their direct calls; beside one without, it sees every op', () => {
+    keel.scope(() => {
+      const x = keel.ones([2]);
+      const seen: string[] = [];
+      const binary = native.binary!;
+      let directAdds = 0;
+      native.binary = ((code: number, a: number, b: number) => {
+        directAdds++;
+        return binary(code, a, b);
+      }) as typeof binary;
+      const remove = keel.intercept({ ops: new Set(['aten::sigmoid', 'aten::softmax.int']), after: (call, r) => { seen.push(call.op); return r; } });
+      try {
+        x.add(x);
+        x.sigmoid();
+        x.relu();
+        ops.softmax.int(x, 0);
+        assert.deepEqual(seen, ['aten::sigmoid', 'aten::softmax.int']);
+        assert.equal(directAdds, directCalls ? 1 : 0, 'add kept its direct call');
+        seen.length = 0;
+        const all = keel.intercept({ after: (_call, r) => r });
+        try {
+          x.add(x);
+          x.relu();
+        } finally {
+          all();
+        }
+        assert.deepEqual(seen, ['aten::add.Tensor', 'aten::relu'], 'beside an interceptor of every op, every op');
+        assert.equal(directAdds, directCalls ? 1 : 0);
+      } finally {
+        remove();
+        native.binary = binary;
+      }
+    });
+  });
+
   test('errors name the operator, as the general path does', () => {
     keel.scope(() => {
       const a = keel.ones([3]);

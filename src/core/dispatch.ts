@@ -46,6 +46,13 @@ export interface OpCall {
  * result and may replace its tensors. Interceptors run in the order installed.
  */
 export interface Interceptor {
+  /**
+   * The ops it must see ('aten::sigmoid', 'aten::add.Tensor'); the others
+   * pass it by and keep their direct calls. Omitted: every op. While some
+   * interceptor without `ops` is installed, every interceptor sees every op
+   * (direct calls are off then anyway), so `after` must take any op.
+   */
+  readonly ops?: ReadonlySet<string>;
   before?(call: OpCall): readonly unknown[] | undefined;
   after?(call: OpCall, result: unknown): unknown;
 }
@@ -70,15 +77,32 @@ export function replaceTensorInputs(inputs: readonly unknown[], fn: (t: Tensor) 
 
 const interceptors: Interceptor[] = [];
 let paused = 0;
+/** Installed interceptors that see every op. */
+let seeAll = 0;
+/** The ops the others must see. */
+let needed = new Set<string>();
 
 /** Installs an interceptor (or a function seeing each result: its `after`) until the returned function is called. */
 export function intercept(it: Interceptor | ((call: OpCall, result: unknown) => unknown)): () => void {
   const entry: Interceptor = typeof it === 'function' ? { after: it } : it;
   interceptors.push(entry);
+  refreshNeeded();
   return () => {
     const i = interceptors.lastIndexOf(entry);
     if (i >= 0) interceptors.splice(i, 1);
+    refreshNeeded();
   };
+}
+
+function refreshNeeded(): void {
+  seeAll = interceptors.filter((it) => it.ops === undefined).length;
+  needed = new Set(interceptors.flatMap((it) => [...(it.ops ?? [])]));
+  for (const [list, blocked] of DIRECT_BLOCKED) list.forEach((label, i) => { blocked[i] = needed.has(label) ? 1 : 0; });
+}
+
+/** Whether an interceptor would see this op now. */
+function seen(label: string): boolean {
+  return paused === 0 && (seeAll !== 0 || needed.has(label));
 }
 
 /** Whether an interceptor would see an op dispatched now (one is installed and interception is not paused). */
@@ -136,6 +160,12 @@ export const U = codes(DIRECT_UNARY);
 export const B = codes(DIRECT_BINARY);
 export const S = codes(DIRECT_SCALAR);
 
+/** Per direct overload: an interceptor that sees only some ops must see this one. */
+const UNARY_BLOCKED = new Uint8Array(DIRECT_UNARY.length);
+const BINARY_BLOCKED = new Uint8Array(DIRECT_BINARY.length);
+const SCALAR_BLOCKED = new Uint8Array(DIRECT_SCALAR.length);
+const DIRECT_BLOCKED: [readonly string[], Uint8Array][] = [[DIRECT_UNARY, UNARY_BLOCKED], [DIRECT_BINARY, BINARY_BLOCKED], [DIRECT_SCALAR, SCALAR_BLOCKED]];
+
 const NO_DIRECT = { unary: -1, binary: -1, scalar: -1 };
 function directIndex(list: readonly string[], label: string): number {
   return (list as readonly string[]).indexOf(label);
@@ -159,13 +189,13 @@ export const directCalls: boolean = (() => {
 
 /** op(t) unboxed, or undefined when the general path must take it. */
 export function unaryDirect(code: number, t: unknown): Tensor | undefined {
-  if (!directCalls || (interceptors.length !== 0 && paused === 0) || !(t instanceof Tensor) || t._id < 0) return undefined;
+  if (!directCalls || ((seeAll !== 0 || UNARY_BLOCKED[code] !== 0) && paused === 0) || !(t instanceof Tensor) || t._id < 0) return undefined;
   return new Tensor(native.unary!(code, t._id));
 }
 
 /** op(a, b) on two tensors unboxed, or undefined when the general path must take it. */
 export function binaryDirect(code: number, a: unknown, b: unknown): Tensor | undefined {
-  if (!directCalls || (interceptors.length !== 0 && paused === 0) || !(a instanceof Tensor) || !(b instanceof Tensor) || a._id < 0 || b._id < 0) {
+  if (!directCalls || ((seeAll !== 0 || BINARY_BLOCKED[code] !== 0) && paused === 0) || !(a instanceof Tensor) || !(b instanceof Tensor) || a._id < 0 || b._id < 0) {
     return undefined;
   }
   return new Tensor(native.binary!(code, a._id, b._id));
@@ -173,7 +203,7 @@ export function binaryDirect(code: number, a: unknown, b: unknown): Tensor | und
 
 /** op(a, s) on a tensor and a number or boolean unboxed, or undefined when the general path must take it. */
 export function scalarDirect(code: number, a: unknown, s: unknown): Tensor | undefined {
-  if (!directCalls || (interceptors.length !== 0 && paused === 0) || !(a instanceof Tensor) || a._id < 0) return undefined;
+  if (!directCalls || ((seeAll !== 0 || SCALAR_BLOCKED[code] !== 0) && paused === 0) || !(a instanceof Tensor) || a._id < 0) return undefined;
   if (typeof s !== 'number' && typeof s !== 'boolean') return undefined;
   return new Tensor(native.binaryScalar!(code, a._id, s));
 }
@@ -300,7 +330,7 @@ class Overload {
     const buf = this.nativeArgs;
     buf[0] = this.handle;
     let inputs = options === undefined ? positional : this.gather(positional, options);
-    const call = interceptors.length > 0 && paused === 0 ? this.intercepted(inputs) : undefined;
+    const call = interceptors.length > 0 && seen(this.label) ? this.intercepted(inputs) : undefined;
     if (call !== undefined) inputs = call.inputs as unknown[];
     if (this.precondition !== undefined) {
       this.precondition((name) => inputs[this.argNames.indexOf(name)], this.label);

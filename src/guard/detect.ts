@@ -213,7 +213,8 @@ export class ForwardWatch {
   private remove?: () => void;
 
   start(): void {
-    this.remove = intercept(this.onOp);
+    // sigmoids only (the other ops keep their direct calls), unless a precision policy shows it every op
+    this.remove = intercept({ ops: SIGMOID, after: this.onOp });
   }
 
   stop(): void {
