@@ -119,6 +119,11 @@ test('updateBound: no bound where the update is not the class\'s own, or cannot 
   assert.equal(new keel.optim.Adam(ps, { eps: 0 }).updateBound(1), undefined, 'eps = 0');
   assert.equal(new keel.optim.AdamW(ps, { lr: 10, weightDecay: 1 }).updateBound(1), undefined, 'lr·weightDecay > 1');
   assert.equal(new keel.optim.SGD(ps, { lr: 0.1 }).updateBound(Number.NaN), undefined, 'a NaN gradient norm');
+  for (const dtype of ['float16', 'bfloat16'] as const) {
+    const half = keel.randn([4]).to({ dtype }).requiresGrad_(true).keep();
+    assert.equal(new keel.optim.SGD([...ps, half], { lr: 0.1 }).updateBound(1), undefined, `a ${dtype} parameter`);
+  }
+  assert.ok(new keel.optim.SGD(ps.map((p) => p.detach().to({ dtype: 'float64' }).requiresGrad_(true).keep()), { lr: 0.1 }).updateBound(1)! < FINITE_STEP, 'float64 parameters');
   assert.ok(new keel.optim.SGD(ps, { lr: 1e38 }).updateBound(1e3)! >= FINITE_STEP, 'an lr that can overflow is not proven');
 });
 

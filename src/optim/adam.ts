@@ -7,7 +7,7 @@ import { interceptionActive } from '../core/dispatch.js';
 import { native } from '../native/binding.js';
 import * as ops from '../ops/index.js';
 import { checkRange, knownOptions, Optimizer, type GroupOf, type ParamsArg, type ParamState } from './optimizer.js';
-import { maxAbs, ownUpdate, widen, type UpdateBounding } from './update-bound.js';
+import { boundableDTypes, maxAbs, ownUpdate, widen, type UpdateBounding } from './update-bound.js';
 
 export interface AdamHyper {
   lr: number;
@@ -67,7 +67,7 @@ abstract class AdamBase extends Optimizer<AdamHyper> implements UpdateBounding {
    * lr·weightDecay ≤ 1. Undefined with eps = 0 or a stronger decay.
    */
   updateBound(gradMax: number): number | undefined {
-    if (!(gradMax >= 0 && gradMax < Infinity) || !ownUpdate(this, [Adam, AdamW])) return undefined;
+    if (!(gradMax >= 0 && gradMax < Infinity) || !ownUpdate(this, [Adam, AdamW]) || !boundableDTypes(this.paramGroups)) return undefined;
     const l2 = !this.decoupled && this.paramGroups.some((g) => g.weightDecay !== 0);
     const pMax = l2 ? maxAbs(this.paramGroups.flatMap((g) => g.params)) : 0;
     const m0 = this.stateBounds?.m ?? maxAbs([...this.state.values()].flatMap((s) => (s.tensors.exp_avg ? [s.tensors.exp_avg] : [])));

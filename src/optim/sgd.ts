@@ -5,7 +5,7 @@ import * as ops from '../ops/index.js';
 import { clone } from '../ops/index.js';
 import type { Tensor } from '../core/tensor.js';
 import { checkRange, knownOptions, Optimizer, type GroupOf, type ParamsArg } from './optimizer.js';
-import { maxAbs, ownUpdate, widen, type UpdateBounding } from './update-bound.js';
+import { boundableDTypes, maxAbs, ownUpdate, widen, type UpdateBounding } from './update-bound.js';
 
 export interface SGDHyper {
   lr: number;
@@ -55,7 +55,7 @@ export class SGD extends Optimizer<SGDHyper> implements UpdateBounding {
    * bound momentum·b₀ + |1 − dampening|·d (d on its first step).
    */
   updateBound(gradMax: number): number | undefined {
-    if (!(gradMax >= 0 && gradMax < Infinity) || !ownUpdate(this, [SGD])) return undefined;
+    if (!(gradMax >= 0 && gradMax < Infinity) || !ownUpdate(this, [SGD]) || !boundableDTypes(this.paramGroups)) return undefined;
     const decays = this.paramGroups.some((g) => g.weightDecay !== 0);
     const pMax = decays ? maxAbs(this.paramGroups.flatMap((g) => g.params)) : 0;
     const bufs = [...this.state.values()].flatMap((s) => (s.tensors.momentum_buffer ? [s.tensors.momentum_buffer] : []));

@@ -51,6 +51,19 @@ export function ownUpdate(o: object, classes: readonly (abstract new (...args: n
   return !['step', 'update', 'updateGroup'].some((k) => Object.prototype.hasOwnProperty.call(o, k));
 }
 
+/**
+ * Every parameter is float32 or float64: the bound's argument is float32's
+ * (float64 has more room). A 16-bit parameter has less (float16 overflows
+ * past 65,504, half an ulp there is 16) and its state rounds by 2⁻⁹ a step,
+ * beyond what the recursion widens: those get no bound.
+ */
+export function boundableDTypes(groups: readonly { params: readonly Tensor[] }[]): boolean {
+  return groups.every((g) => g.params.every((p) => {
+    const dt = p.dtype;
+    return dt === 'float32' || dt === 'float64';
+  }));
+}
+
 /** x widened for a few float32 roundings (2⁻²⁴ each) and float32 hyper-parameters. */
 export function widen(x: number): number {
   return x * (1 + 2 ** -20);
