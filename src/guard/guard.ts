@@ -323,11 +323,12 @@ export class Guard {
   private updateProvablyFinite(gradNorm: number): boolean {
     const o = this.optimizer;
     if (!isUpdateBounding(o)) return false;
+    // the step follows at once, with these gradients: it carries the optimizer's bounds on its state forward
     let n = 0;
     for (const g of o.paramGroups) n += g.params.length;
     // parameters added to the optimizer after the guard was made: their gradients went unchecked
     if (n !== this.params.length) return false;
-    const bound = o.updateBound(gradNorm);
+    const bound = o.boundNextStep(gradNorm);
     return bound !== undefined && bound < FINITE_STEP;
   }
 

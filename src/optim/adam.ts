@@ -7,7 +7,7 @@ import { interceptionActive } from '../core/dispatch.js';
 import { native } from '../native/binding.js';
 import * as ops from '../ops/index.js';
 import { checkRange, knownOptions, Optimizer, type GroupOf, type ParamsArg, type ParamState } from './optimizer.js';
-import { boundableDTypes, maxAbs, ownUpdate, widen, type UpdateBounding } from './update-bound.js';
+import { boundableDTypes, maxAbs, ownUpdate, widen, type StepBound } from './update-bound.js';
 
 export interface AdamHyper {
   lr: number;
@@ -45,7 +45,7 @@ function adamDefaults(o: AdamOptions, weightDecay: number): AdamHyper {
 }
 
 /** Adam and AdamW differ only in where weight decay enters. */
-abstract class AdamBase extends Optimizer<AdamHyper> implements UpdateBounding {
+abstract class AdamBase extends Optimizer<AdamHyper> {
   protected abstract readonly decoupled: boolean;
 
   protected override validateGroup(g: AdamGroup): void {
@@ -66,7 +66,7 @@ abstract class AdamBase extends Optimizer<AdamHyper> implements UpdateBounding {
    * Adam's L2 decay only). AdamW's p·(1 − lr·weightDecay) cannot grow p while
    * lr·weightDecay ≤ 1. Undefined with eps = 0 or a stronger decay.
    */
-  updateBound(gradMax: number): number | undefined {
+  protected override stepBound(gradMax: number): StepBound | undefined {
     if (!(gradMax >= 0 && gradMax < Infinity) || !ownUpdate(this, [Adam, AdamW]) || !boundableDTypes(this.paramGroups)) return undefined;
     const l2 = !this.decoupled && this.paramGroups.some((g) => g.weightDecay !== 0);
     const pMax = l2 ? maxAbs(this.paramGroups.flatMap((g) => g.params)) : 0;
@@ -82,8 +82,7 @@ abstract class AdamBase extends Optimizer<AdamHyper> implements UpdateBounding {
       step = Math.max(step, widen(((g.lr / (1 - beta1)) * m) / g.eps));
     }
     if (!(mAfter < Infinity && step < Infinity)) return undefined;
-    this.announceBounds({ m: mAfter });
-    return step;
+    return { step, state: { m: mAfter } };
   }
 
   protected updateGroup(g: AdamGroup, params: [Tensor, Tensor][]): void {

@@ -7,6 +7,7 @@ import { scope } from '../core/memory.js';
 import { Tensor } from '../core/tensor.js';
 import * as ops from '../ops/index.js';
 import { copyAll } from './multi-tensor.js';
+import type { StepBound, UpdateBounding } from './update-bound.js';
 
 /** A hyper-parameter value: what JSON can carry. */
 export type HyperValue = number | boolean | string | null | number[];
@@ -64,7 +65,7 @@ export interface OptimizerLike {
   loadStateDict(state: OptimizerStateDict): void;
 }
 
-export abstract class Optimizer<H extends { lr: number } = { lr: number }> implements OptimizerLike {
+export abstract class Optimizer<H extends { lr: number } = { lr: number }> implements OptimizerLike, UpdateBounding {
   readonly defaults: Readonly<H>;
   readonly paramGroups: GroupOf<H>[] = [];
   /** Per-parameter state, made on a parameter's first step. */
@@ -123,16 +124,32 @@ export abstract class Optimizer<H extends { lr: number } = { lr: number }> imple
 
   /**
    * Upper bounds on the state's magnitudes (max |m|, max |momentum buffer|)
-   * for updateBound (optim/update-bound.ts), carried from step to step;
+   * for stepBound (optim/update-bound.ts), carried from step to step;
    * undefined when unknown: a step ran unannounced, or the state was loaded
    * or handed out by stateDict().
    */
   protected stateBounds: Readonly<Record<string, number>> | undefined;
   private announcedBounds: Readonly<Record<string, number>> | undefined;
 
-  /** The state's bounds after the next step (updateBound's recursion); they hold once that step ran. */
-  protected announceBounds(after: Readonly<Record<string, number>>): void {
-    this.announcedBounds = after;
+  /**
+   * A sound bound on every |Δp| of the next step() if every gradient entry
+   * has |g| ≤ gradMax, or undefined where the optimizer has none
+   * (optim/update-bound.ts; SGD, Adam and AdamW have one).
+   */
+  updateBound(gradMax: number): number | undefined {
+    return this.stepBound(gradMax)?.step;
+  }
+
+  /** updateBound, for the step() that follows at once: it carries the state's bounds forward. */
+  boundNextStep(gradMax: number): number | undefined {
+    const b = this.stepBound(gradMax);
+    if (b !== undefined) this.announcedBounds = b.state;
+    return b?.step;
+  }
+
+  /** The bound on the next step and on the state after it (none by default). */
+  protected stepBound(_gradMax: number): StepBound | undefined {
+    return undefined;
   }
 
   /** Whether update() takes a deferred copy itself (it calls settleCopy() before writing what it does not copy). */

@@ -5,7 +5,7 @@ import * as ops from '../ops/index.js';
 import { clone } from '../ops/index.js';
 import type { Tensor } from '../core/tensor.js';
 import { checkRange, knownOptions, Optimizer, type GroupOf, type ParamsArg } from './optimizer.js';
-import { boundableDTypes, maxAbs, ownUpdate, widen, type UpdateBounding } from './update-bound.js';
+import { boundableDTypes, maxAbs, ownUpdate, widen, type StepBound } from './update-bound.js';
 
 export interface SGDHyper {
   lr: number;
@@ -27,7 +27,7 @@ export type SGDOptions = Partial<SGDHyper> & { lr: number };
  *     g ← g + momentum·b (nesterov) or b (momentum > 0)
  *     p ← p − lr·g
  */
-export class SGD extends Optimizer<SGDHyper> implements UpdateBounding {
+export class SGD extends Optimizer<SGDHyper> {
   constructor(params: ParamsArg<SGDHyper>, options: SGDOptions) {
     knownOptions('SGD', options, ['lr', 'momentum', 'dampening', 'weightDecay', 'nesterov', 'maximize', 'foreach']);
     super(params, {
@@ -54,7 +54,7 @@ export class SGD extends Optimizer<SGDHyper> implements UpdateBounding {
    * or with momentum lr·b (lr·(d + momentum·b) with Nesterov), b the buffer's
    * bound momentum·b₀ + |1 − dampening|·d (d on its first step).
    */
-  updateBound(gradMax: number): number | undefined {
+  protected override stepBound(gradMax: number): StepBound | undefined {
     if (!(gradMax >= 0 && gradMax < Infinity) || !ownUpdate(this, [SGD]) || !boundableDTypes(this.paramGroups)) return undefined;
     const decays = this.paramGroups.some((g) => g.weightDecay !== 0);
     const pMax = decays ? maxAbs(this.paramGroups.flatMap((g) => g.params)) : 0;
@@ -73,8 +73,7 @@ export class SGD extends Optimizer<SGDHyper> implements UpdateBounding {
       step = Math.max(step, widen(g.lr * delta));
     }
     if (!(bufAfter < Infinity && step < Infinity)) return undefined;
-    this.announceBounds({ buf: bufAfter });
-    return step;
+    return { step, state: { buf: bufAfter } };
   }
 
   protected updateGroup(g: SGDGroup, params: [Tensor, Tensor][]): void {

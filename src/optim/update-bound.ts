@@ -30,14 +30,25 @@ export interface UpdateBounding {
   /**
    * A sound upper bound on |Δp| for every parameter entry in the next step(),
    * given |g| ≤ gradMax for every gradient entry; undefined when it cannot
-   * bound it (e.g. Adam with eps = 0). Announces the step: the bounds on the
-   * state it carries forward are the ones computed here.
+   * bound it (e.g. Adam with eps = 0).
    */
   updateBound(gradMax: number): number | undefined;
+  /**
+   * updateBound, for the step() that follows at once with these gradients
+   * (the NaN guard's): that step carries the bounds on the state forward, so
+   * the next bound need not read the state.
+   */
+  boundNextStep(gradMax: number): number | undefined;
+}
+
+/** What an optimizer's bound computes: the step's bound and the state's bounds after it. */
+export interface StepBound {
+  step: number;
+  state: Readonly<Record<string, number>>;
 }
 
 export function isUpdateBounding(o: unknown): o is UpdateBounding {
-  return typeof (o as Partial<UpdateBounding> | null)?.updateBound === 'function';
+  return typeof (o as Partial<UpdateBounding> | null)?.boundNextStep === 'function';
 }
 
 /**
