@@ -67,6 +67,9 @@ void throwJs(napi_env env, const std::string& context, const std::exception& e) 
 namespace {
 std::vector<at::Tensor> g_slots;
 std::vector<int64_t> g_slotBytes;
+// bumped each time a slot takes a new tensor: what native code remembers per
+// slot (the precision policy's knowledge) is valid for one generation
+std::vector<uint32_t> g_slotGenerations;
 std::vector<int32_t> g_freeSlots;
 int64_t g_live = 0;
 int64_t g_bytes = 0;
@@ -103,6 +106,9 @@ int64_t tensorBytes(const at::Tensor& t) {
 bool envAlive() { return g_alive; }
 napi_env mainEnv() { return g_env; }
 int64_t liveTensors() { return g_live; }
+uint32_t slotGeneration(int32_t id) {
+  return id >= 0 && static_cast<size_t>(id) < g_slotGenerations.size() ? g_slotGenerations[id] : 0;
+}
 int64_t liveBytes() { return g_bytes; }
 
 int32_t store(napi_env env, at::Tensor t) {
@@ -115,7 +121,9 @@ int32_t store(napi_env env, at::Tensor t) {
     id = static_cast<int32_t>(g_slots.size());
     g_slots.push_back(std::move(t));
     g_slotBytes.push_back(0);
+    g_slotGenerations.push_back(0);
   }
+  ++g_slotGenerations[id];
   int64_t b = tensorBytes(g_slots[id]);
   g_slotBytes[id] = b;
   g_bytes += b;

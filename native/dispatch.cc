@@ -94,6 +94,7 @@ struct Op {
   c10::OperatorHandle handle;
   std::string label;  // aten::name.overload, for errors
   std::vector<ArgSpec> args;
+  std::shared_ptr<const RoundedOpInfo> rounding;  // read from the schema on the first callRounded
 };
 
 std::vector<Op> g_ops;
@@ -287,9 +288,26 @@ napi_value ResolveOp(napi_env env, napi_callback_info info) {
 
 constexpr size_t kMaxArgs = 64;
 
+// What callRounded returns when the precision policy's JS interceptor must
+// take the op (a tensor off the CPU): nothing was done.
+napi_ref g_declined = nullptr;
+
+// The tensor handles in a JS array (a tensor list argument), -1 for null.
+void appendIds(napi_env env, napi_value arr, std::vector<int32_t>& ids) {
+  uint32_t n = 0;
+  napi_get_array_length(env, arr, &n);
+  for (uint32_t i = 0; i < n; ++i) {
+    napi_value e = elementAt(env, arr, i);
+    int32_t id = -1;
+    if (!isNullish(env, e)) napi_get_value_int32(env, e, &id);
+    ids.push_back(id);
+  }
+}
+
 // call(handle, ...args): positional arguments in schema order; undefined or
-// null takes the schema default (or None for optionals).
-napi_value Call(napi_env env, napi_callback_info info) {
+// null takes the schema default (or None for optionals). callRounded: the
+// same under the innermost precision run (RoundedCall in native/round.cc).
+napi_value callOp(napi_env env, napi_callback_info info, bool rounded) {
   size_t argc = kMaxArgs;
   napi_value argv[kMaxArgs];
   napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
@@ -299,22 +317,26 @@ napi_value Call(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, nullptr, "call: the first argument must be an operator handle from resolveOp");
     return nullptr;
   }
-  const Op& op = g_ops[idx];
+  Op& op = g_ops[idx];
   KEEL_GUARD(env, op.label, {
     // One stack reused by every call (the addon is single-threaded; a
     // thread_local would cost a TLS lookup per call in a shared library). A
     // call made while another is building its stack (a JS getter on an
     // argument array calling an op) gets a stack of its own.
     static torch::jit::Stack shared;
+    static std::vector<int32_t> sharedIds;
     static int depth = 0;
     torch::jit::Stack local;
+    std::vector<int32_t> localIds;
     torch::jit::Stack& stack = depth == 0 ? shared : local;
+    std::vector<int32_t>& ids = depth == 0 ? sharedIds : localIds;  // rounded: each tensor argument's handle
     struct Depth {
       int& d;
       explicit Depth(int& d) : d(d) { ++d; }
       ~Depth() { --d; }
     } guard(depth);
     stack.clear();
+    ids.clear();
     size_t given = argc - 1;
     if (given > op.args.size())
       throw ArgError("takes at most " + std::to_string(op.args.size()) + " arguments, got " + std::to_string(given));
@@ -326,21 +348,35 @@ napi_value Call(napi_env env, napi_callback_info info) {
         if (spec.def) stack.push_back(*spec.def);
         else if (spec.optional) stack.emplace_back();
         else throw ArgError("missing required argument '" + spec.name + "'");
+        if (rounded && spec.kind == Kind::Tensor) ids.push_back(-1);
         continue;
       }
       if (spec.kind == Kind::Tensor && t == napi_number) {  // the hot case: a tensor handle
         int32_t id;
         napi_get_value_int32(env, argv[i + 1], &id);
         stack.emplace_back(slot(id, spec.name.c_str()));
+        if (rounded) ids.push_back(id);
         continue;
       }
       stack.push_back(convert(env, argv[i + 1], spec));
+      if (rounded && (spec.kind == Kind::TensorList || spec.kind == Kind::OptTensorList)) appendIds(env, argv[i + 1], ids);
     }
     struct ClearOnExit {  // a failed call must not keep its argument tensors alive
       torch::jit::Stack& s;
       ~ClearOnExit() { s.clear(); }
     } clearOnExit{stack};
+    c10::optional<RoundedCall> policy;
+    if (rounded) {
+      if (!op.rounding) op.rounding = std::make_shared<const RoundedOpInfo>(roundedOpInfo(op.handle.schema()));
+      policy.emplace(*op.rounding, ids);
+      if (!policy->before(stack)) {
+        napi_value declined;
+        NAPI_OK(napi_get_reference_value(env, g_declined, &declined));
+        return declined;
+      }
+    }
     op.handle.callBoxed(&stack);
+    if (policy) policy->after(stack);
     napi_value result;
     if (stack.empty()) {
       result = jsUndefined(env);
@@ -351,9 +387,13 @@ napi_value Call(napi_env env, napi_callback_info info) {
       for (size_t i = 0; i < stack.size(); ++i) napi_set_element(env, result, i, toJs(env, stack[i]));
     }
     stack.clear();
+    if (policy) policy->noteKnown(env, result);
     return result;
   })
 }
+
+napi_value Call(napi_env env, napi_callback_info info) { return callOp(env, info, false); }
+napi_value CallRounded(napi_env env, napi_callback_info info) { return callOp(env, info, true); }
 
 napi_value describeArgument(napi_env env, const c10::Argument& a) {
   napi_value o;
@@ -422,6 +462,11 @@ napi_value Schemas(napi_env env, napi_callback_info info) {
 void registerDispatchFunctions(napi_env env, napi_value exports) {
   defineFunction(env, exports, "resolveOp", ResolveOp);
   defineFunction(env, exports, "call", Call);
+  defineFunction(env, exports, "callRounded", CallRounded);
+  napi_value declined;
+  napi_create_symbol(env, jsString(env, "keel.declined"), &declined);
+  napi_create_reference(env, declined, 1, &g_declined);
+  napi_set_named_property(env, exports, "callDeclined", declined);
   defineFunction(env, exports, "schemas", Schemas);
 }
 

@@ -6,6 +6,8 @@
 // exception into a JS Error; nothing thrown in C++ may reach N-API.
 #pragma once
 
+#include <ATen/core/function_schema.h>
+#include <ATen/core/stack.h>
 #include <node_api.h>
 #include <torch/torch.h>
 
@@ -50,6 +52,8 @@ void throwJs(napi_env env, const std::string& context, const std::exception& e);
 int32_t store(napi_env env, at::Tensor t);
 const at::Tensor& slot(int32_t id, const char* what);
 void release(napi_env env, int32_t id);
+// Counts the tensors a slot has held: a slot id and its generation name one JS Tensor.
+uint32_t slotGeneration(int32_t id);
 int64_t liveTensors();
 int64_t liveBytes();
 bool envAlive();
@@ -114,6 +118,45 @@ void standardizeGradient(at::Tensor& g, bool centralize, bool normalize, double 
 // What the optimizers' fused passes read through a float*: a CPU float32
 // strided contiguous tensor of numel elements, no neg/conj bit (native/optim.cc).
 bool plainFloat32(const at::Tensor& t, int64_t numel);
+
+// ---- the precision policy inside an op's call (native/round.cc) --------------
+//
+// dispatch.cc's callRounded runs an op under the innermost precision run JS
+// opened (roundingRunBegin): its inputs and outputs rounded as the policy's
+// interceptor in precision/policy.ts does, with no JS call per tensor.
+
+// Per operator, read once from its schema.
+struct RoundedOpInfo {
+  std::vector<uint8_t> tensorArgs;  // per argument: 0 not a tensor, 1 a Tensor (or None), 2 a list of tensors
+  std::vector<bool> writes;         // per argument: the op writes into it
+  bool anyWrites = false;
+  bool aliasing = false;  // its outputs view an input (and it writes none)
+};
+RoundedOpInfo roundedOpInfo(const c10::FunctionSchema& schema);
+
+// One op's call under the run. ids: the slot of each tensor argument in
+// schema order (-1 for None), a list's elements in order.
+class RoundedCall {
+ public:
+  RoundedCall(const RoundedOpInfo& op, const std::vector<int32_t>& ids);
+  // The inputs in the stack rounded; false (nothing done) when a tensor or a
+  // device is off the CPU: the JS interceptor takes the op then.
+  bool before(torch::jit::Stack& stack);
+  // The outputs in the stack rounded (the op has run).
+  void after(torch::jit::Stack& stack);
+  // The outputs known to hold the format, noted by the slots call returned in result.
+  void noteKnown(napi_env env, napi_value result);
+
+ private:
+  const RoundedOpInfo& op_;
+  const std::vector<int32_t>& ids_;
+  std::vector<bool> replaced_;  // per id: the op got a rounded copy (known to hold the format)
+  std::vector<std::pair<int32_t, at::Tensor>> written_;  // an op that writes: the slots and tensors it writes into
+  bool viewsKnownInputs_ = false;  // an aliasing op's inputs all hold the format: its outputs stay views
+  std::vector<std::pair<size_t, int64_t>> known_;  // outputs to note: stack index, list element (-1: none)
+  size_t results_ = 0;
+  bool list_ = false;  // the op returned one list
+};
 
 void defineFunction(napi_env env, napi_value exports, const char* name, napi_callback cb);
 

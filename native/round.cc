@@ -5,7 +5,11 @@
 // callback in backward). For the policy: an op's output rounded where it lies
 // when nothing else holds it, with a C++ hook rounding its gradient; inputs
 // rounded unless already in the format; tensors an op wrote into rounded in
-// place; gradients rounded in place when only the engine holds them.
+// place; gradients rounded in place when only the engine holds them. The
+// policy's memory is here too (which tensor handles hold a format's values,
+// each run's rounded inputs), and its whole per-op work for an op called
+// through dispatch.cc's callRounded (RoundedCall), which mirrors the JS
+// interceptor in precision/policy.ts step for step.
 #include "keel.h"
 
 #include <ATen/Parallel.h>
@@ -16,6 +20,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <regex>
+#include <sstream>
+#include <unordered_map>
 #include <type_traits>
 #include <vector>
 #include <algorithm>
@@ -291,6 +298,34 @@ bool exclusive(const at::Tensor& x) {
   return x.use_count() == 1 && x.has_storage() && x.storage().use_count() == 1 && x.is_contiguous() && x.layout() == at::kStrided;
 }
 
+// An op's output rounded where it lies when nothing else can see it or it
+// already holds the format's values, with grad a C++ hook rounding its
+// gradient: true then. x must be referred to only as the JS handle would
+// (its slot, or the call's stack): the use counts say who else holds it.
+// false: the caller takes a rounded copy (roundedOutput).
+bool roundOutputInPlace(const at::Tensor& x, const Format& f) {
+  const bool grad = at::GradMode::is_enabled() && x.requires_grad();
+  // a saved output (relu's) that rounding leaves unchanged needs no copy either
+  const bool own = exclusive(x);
+  // the handle is kept only for the op's own new tensor (its storage may be
+  // shared with a saved copy): never an input handed back (to, contiguous) or a view
+  if (!((!grad || x.grad_fn() != nullptr) && x.is_contiguous() && x.layout() == at::kStrided &&
+        (own || (x.use_count() == 1 && !x.is_view() && holdsFormat(x, f)))))
+    return false;
+  at::Tensor t = x;  // the same TensorImpl (the data is rounded, not the handle replaced)
+  if (own) roundInto(t, t, f);
+  if (grad) {
+    Format kept = f;
+    t.register_hook([kept](const at::Tensor& g) -> at::Tensor { return roundGradient(g, kept, 2); });
+  }
+  return true;
+}
+
+// A rounded copy of an op's output; with grad behind a RoundBackward node.
+at::Tensor roundedOutput(const at::Tensor& x, const Format& f) {
+  return at::GradMode::is_enabled() && x.requires_grad() ? roundDifferentiable(x, f) : roundValues(x, f);
+}
+
 // roundOutput(id, format, inPlace) -> id (-1 off the CPU: the caller rounds it): an op's output rounded, in place
 // when nothing else can see it or it already holds the format's values (the
 // handle comes back), else as a rounded copy (a new handle). With grad, backward rounds the gradient reaching it:
@@ -304,72 +339,202 @@ napi_value RoundOutput(napi_env env, napi_callback_info info) {
     const Format& f = formatById(env, a[1]);
     if (!x.device().is_cpu()) return jsInt(env, -1);
     checkRoundable(x, "round");
-    const bool grad = at::GradMode::is_enabled() && x.requires_grad();
-    // a saved output (relu's) that rounding leaves unchanged needs no copy either
-    const bool own = exclusive(x);
-    // the handle is kept only for the op's own new tensor (its storage may be
-    // shared with a saved copy): never an input handed back (to, contiguous) or a view
-    if (argBool(env, a[2], "inPlace") && (!grad || x.grad_fn() != nullptr) && x.is_contiguous() && x.layout() == at::kStrided &&
-        (own || (x.use_count() == 1 && !x.is_view() && holdsFormat(x, f)))) {
-      at::Tensor t = x;  // the slot's tensor (the data is rounded, not the handle replaced)
-      if (own) roundInto(t, t, f);
-      if (grad) {
-        Format kept = f;
-        t.register_hook([kept](const at::Tensor& g) -> at::Tensor { return roundGradient(g, kept, 2); });
-      }
-      return jsInt(env, id);
-    }
-    return jsTensor(env, grad ? roundDifferentiable(x, f) : roundValues(x, f));
+    if (argBool(env, a[2], "inPlace") && roundOutputInPlace(x, f)) return jsInt(env, id);
+    return jsTensor(env, roundedOutput(x, f));
   })
 }
 
-// roundInPlace(ids, format): tensors an op wrote into, rounded where they are
-// (one version bump each, as a copy_ of the rounded values would make).
+// A tensor an op wrote into, rounded where it is (one version bump, as a copy_
+// of the rounded values would make).
+void roundWritten(at::Tensor& t, const Format& f) {
+  at::NoGradGuard noGrad;
+  if (t.is_contiguous() && t.layout() == at::kStrided) {
+    roundInto(t, t, f);
+    torch::autograd::impl::bump_version(t);
+  } else {
+    t.copy_(roundValues(t, f));
+  }
+}
+
+// roundInPlace(ids, format): tensors an op wrote into, rounded where they are.
 napi_value RoundInPlace(napi_env env, napi_callback_info info) {
   napi_value a[2];
   getArgs(env, info, 2, a);
   KEEL_GUARD(env, "round", {
     std::vector<at::Tensor> ts = argTensorList(env, a[0], "tensors");
     const Format& f = formatById(env, a[1]);
-    at::NoGradGuard noGrad;
     for (at::Tensor& t : ts) {
       checkRoundable(t, "round");
-      if (t.is_contiguous() && t.layout() == at::kStrided) {
-        roundInto(t, t, f);
-        torch::autograd::impl::bump_version(t);
-      } else {
-        t.copy_(roundValues(t, f));
-      }
+      roundWritten(t, f);
     }
     return nullptr;
   })
 }
 
-// roundInput(id, format, grad) -> id, null or -1: an op's input as if stored
-// in the format. With grad, a rounded copy behind a RoundBackward node;
-// without, a rounded copy, or null when every value is already the format's.
-// -1 off the CPU (the caller rounds it another way).
-napi_value RoundInput(napi_env env, napi_callback_info info) {
-  napi_value a[3];
-  getArgs(env, info, 3, a);
-  KEEL_GUARD(env, "round", {
-    const at::Tensor& x = argTensor(env, a[0], "x");
-    const Format& f = formatById(env, a[1]);
-    if (!x.device().is_cpu()) return jsInt(env, -1);
-    checkRoundable(x, "round");
-    if (argBool(env, a[2], "grad")) return jsTensor(env, roundDifferentiable(x, f));
-    at::Tensor in = x.detach().contiguous();
-    at::Tensor out = at::empty_like(in, at::MemoryFormat::Contiguous);
-    roundInto(in, out, f);
-    return valuesDiffer(in, out) ? jsTensor(env, std::move(out)) : jsNull(env);
+// ---- the policy's memory: which tensors hold a format's values, the rounded inputs of a run
+
+// Per slot (one JS Tensor: its id and generation), the versions at which its
+// tensor was known to hold a format's values, by format key (the format's id
+// without saturation: the same values). What JS knew in a WeakMap per format,
+// kept here so that an op's call reads it without a JS call per input.
+constexpr int kKnownFormats = 4;
+struct Knowledge {
+  uint32_t generation = 0;
+  int32_t keys[kKnownFormats] = {-1, -1, -1, -1};
+  int64_t versions[kKnownFormats] = {};
+  uint8_t next = 0;  // the entry the next new format takes (the oldest)
+};
+std::vector<Knowledge> g_known;
+
+bool isKnown(int32_t id, const at::Tensor& t, int32_t key) {
+  if (id < 0 || static_cast<size_t>(id) >= g_known.size()) return false;
+  const Knowledge& k = g_known[id];
+  if (k.generation != slotGeneration(id)) return false;
+  for (int i = 0; i < kKnownFormats; i++)
+    if (k.keys[i] == key) return k.versions[i] == static_cast<int64_t>(t._version());
+  return false;
+}
+
+void setKnown(int32_t id, const at::Tensor& t, int32_t key) {
+  if (id < 0) return;
+  if (static_cast<size_t>(id) >= g_known.size()) g_known.resize(static_cast<size_t>(id) + 1024);
+  Knowledge& k = g_known[id];
+  const uint32_t generation = slotGeneration(id);
+  if (k.generation != generation) k = Knowledge{generation};
+  int i = 0;
+  while (i < kKnownFormats && k.keys[i] != key) i++;
+  if (i == kKnownFormats) {  // a fifth format on one tensor forgets the oldest (a later input re-checks it)
+    i = k.next;
+    k.next = static_cast<uint8_t>((k.next + 1) % kKnownFormats);
+    k.keys[i] = key;
+  }
+  k.versions[i] = static_cast<int64_t>(t._version());
+}
+
+// A rounded input, made once per run, source and version (a second use shares
+// its RoundBackward node: backward sums the uses' gradients, then rounds once).
+struct RoundedEntry {
+  uint32_t generation;
+  int64_t version;
+  bool grad;
+  at::Tensor rounded;
+};
+
+// One withPrecision run (the innermost is the last).
+struct PrecisionRun {
+  int32_t format;
+  int32_t key;  // knowledge key
+  bool narrowsFloat32, narrowsFloat64;
+  std::unordered_map<int32_t, RoundedEntry> entries;  // by the source's slot
+};
+std::vector<PrecisionRun> g_runs;
+
+PrecisionRun& innermostRun() {
+  if (g_runs.empty()) throw std::runtime_error("round: no precision run is open (roundingRunBegin)");
+  return g_runs.back();
+}
+
+bool narrows(const PrecisionRun& run, const at::Tensor& t) {
+  const auto dt = t.scalar_type();
+  return dt == at::kFloat ? run.narrowsFloat32 : dt == at::kDouble && run.narrowsFloat64;
+}
+
+// Source t (slot id, version v) as an op's input under the run: a rounded copy
+// (with grad, behind a RoundBackward node), or, without grad, none when t
+// already holds the format's values (then known). fresh: made by this call.
+c10::optional<at::Tensor> roundedInput(PrecisionRun& run, int32_t id, const at::Tensor& t, int64_t v, bool grad, bool* fresh = nullptr) {
+  const uint32_t generation = slotGeneration(id);
+  auto it = run.entries.find(id);
+  if (it != run.entries.end()) {
+    const RoundedEntry& e = it->second;
+    if (e.generation == generation && e.version == v && e.grad == grad) {
+      if (fresh) *fresh = false;
+      return e.rounded;
+    }
+    run.entries.erase(it);
+  }
+  const Format& f = g_formats[run.format];
+  at::Tensor r;
+  if (grad) {
+    r = roundDifferentiable(t, f);
+  } else {
+    at::Tensor in = t.detach().contiguous();
+    r = at::empty_like(in, at::MemoryFormat::Contiguous);
+    roundInto(in, r, f);
+    if (!valuesDiffer(in, r)) {
+      setKnown(id, t, run.key);
+      return c10::nullopt;
+    }
+  }
+  run.entries.emplace(id, RoundedEntry{generation, v, grad, r});
+  if (fresh) *fresh = true;
+  return r;
+}
+
+// roundingRunBegin(format, key, narrowsFloat32, narrowsFloat64): a withPrecision run opens (innermost from now).
+napi_value RoundingRunBegin(napi_env env, napi_callback_info info) {
+  napi_value a[4];
+  getArgs(env, info, 4, a);
+  KEEL_GUARD(env, "withPrecision", {
+    formatById(env, a[0]);
+    formatById(env, a[1]);
+    g_runs.push_back(PrecisionRun{static_cast<int32_t>(argInt(env, a[0], "format")), static_cast<int32_t>(argInt(env, a[1], "key")),
+                                  argBool(env, a[2], "narrowsFloat32"), argBool(env, a[3], "narrowsFloat64"), {}});
+    return nullptr;
   })
 }
 
-// version(id) -> the tensor's version counter (in-place writes so far)
-napi_value Version(napi_env env, napi_callback_info info) {
-  napi_value a[1];
-  getArgs(env, info, 1, a);
-  KEEL_GUARD(env, "version", { return jsInt(env, static_cast<int64_t>(argTensor(env, a[0], "tensor")._version())); })
+// roundingRunEnd(): the innermost run ends; its rounded inputs are let go (the graph holds its own references).
+napi_value RoundingRunEnd(napi_env env, napi_callback_info info) {
+  KEEL_GUARD(env, "withPrecision", {
+    innermostRun();
+    g_runs.pop_back();
+    return nullptr;
+  })
+}
+
+// roundingEntry(id, grad) -> [id, fresh], null or -1: tensor id as an op's
+// input under the innermost run (roundedInput); -1 off the CPU (the caller
+// rounds it another way). The JS interceptor's way to the run's entries.
+napi_value RoundingEntry(napi_env env, napi_callback_info info) {
+  napi_value a[2];
+  getArgs(env, info, 2, a);
+  KEEL_GUARD(env, "round", {
+    int32_t id = argTensorId(env, a[0], "x");
+    const at::Tensor& x = slot(id, "x");
+    PrecisionRun& run = innermostRun();
+    if (!x.device().is_cpu()) return jsInt(env, -1);
+    checkRoundable(x, "round");
+    bool fresh = false;
+    auto r = roundedInput(run, id, x, static_cast<int64_t>(x._version()), argBool(env, a[1], "grad"), &fresh);
+    if (!r) return jsNull(env);
+    napi_value pair;
+    napi_create_array_with_length(env, 2, &pair);
+    napi_set_element(env, pair, 0, jsTensor(env, *r));
+    napi_set_element(env, pair, 1, jsBool(env, fresh));
+    return pair;
+  })
+}
+
+// roundingKnown(id, key) -> the tensor held the format's values at its present version
+napi_value RoundingKnown(napi_env env, napi_callback_info info) {
+  napi_value a[2];
+  getArgs(env, info, 2, a);
+  KEEL_GUARD(env, "round", {
+    int32_t id = argTensorId(env, a[0], "x");
+    return jsBool(env, isKnown(id, slot(id, "x"), static_cast<int32_t>(argInt(env, a[1], "key"))));
+  })
+}
+
+// markRoundingKnown(id, key): the tensor holds the format's values at its present version
+napi_value MarkRoundingKnown(napi_env env, napi_callback_info info) {
+  napi_value a[2];
+  getArgs(env, info, 2, a);
+  KEEL_GUARD(env, "round", {
+    int32_t id = argTensorId(env, a[0], "x");
+    setKnown(id, slot(id, "x"), static_cast<int32_t>(argInt(env, a[1], "key")));
+    return nullptr;
+  })
 }
 
 // representable(id, format) -> every value is the format's (NaN counts)
@@ -389,14 +554,197 @@ napi_value Representable(napi_env env, napi_callback_info info) {
 
 }  // namespace
 
+RoundedOpInfo roundedOpInfo(const c10::FunctionSchema& schema) {
+  RoundedOpInfo info;
+  for (const c10::Argument& a : schema.arguments()) {
+    c10::TypePtr t = a.real_type();
+    if (t->kind() == c10::TypeKind::OptionalType) t = t->castRaw<c10::OptionalType>()->getElementType();
+    uint8_t kind = 0;
+    if (t->kind() == c10::TypeKind::TensorType) {
+      kind = 1;
+    } else if (t->kind() == c10::TypeKind::ListType) {
+      c10::TypePtr e = t->castRaw<c10::ListType>()->getElementType();
+      if (e->kind() == c10::TypeKind::OptionalType) e = e->castRaw<c10::OptionalType>()->getElementType();
+      if (e->kind() == c10::TypeKind::TensorType) kind = 2;
+    }
+    info.tensorArgs.push_back(kind);
+    const bool writes = a.alias_info() != nullptr && a.alias_info()->isWrite();
+    info.writes.push_back(writes);
+    info.anyWrites = info.anyWrites || writes;
+  }
+  // as precision/policy.ts's isAliasingOp reads the printed schema: a return
+  // annotated (a) or (a -> *), none written (!)
+  std::ostringstream printed;
+  printed << schema;
+  const std::string sig = printed.str();
+  const std::string ret = sig.substr(sig.rfind("->"));
+  static const std::regex aliased("\\([a-z](?: -> \\*)?\\)");
+  info.aliasing = std::regex_search(ret, aliased) && ret.find('!') == std::string::npos;
+  return info;
+}
+
+namespace {
+
+// Calls fn(tensor, k, i) on each defined tensor argument in the stack's
+// arguments (k: its index in the call's ids, where None counts too; i: the
+// argument), schema order, a list's elements in order; fn returns a
+// replacement or nullopt.
+template <typename Fn>
+void eachTensorArg(const RoundedOpInfo& op, torch::jit::Stack& stack, Fn fn) {
+  size_t k = 0;
+  const size_t first = stack.size() - op.tensorArgs.size();
+  for (size_t i = 0; i < op.tensorArgs.size(); i++) {
+    c10::IValue& v = stack[first + i];
+    if (op.tensorArgs[i] == 1) {
+      if (v.isTensor()) {
+        if (auto r = fn(v.toTensor(), k, i)) v = c10::IValue(std::move(*r));
+      }
+      k++;
+    } else if (op.tensorArgs[i] == 2) {
+      if (v.isTensorList()) {
+        c10::List<at::Tensor> list = v.toTensorList();  // shares the stack's list
+        for (size_t j = 0; j < list.size(); j++, k++)
+          if (auto r = fn(list.get(j), k, i)) list.set(j, std::move(*r));
+      } else if (v.isList()) {  // Tensor?[]
+        c10::impl::GenericList list = v.toList();
+        for (size_t j = 0; j < list.size(); j++, k++) {
+          c10::IValue e = list.get(j);
+          if (!e.isTensor()) continue;
+          if (auto r = fn(e.toTensor(), k, i)) list.set(j, c10::IValue(std::move(*r)));
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+RoundedCall::RoundedCall(const RoundedOpInfo& op, const std::vector<int32_t>& ids) : op_(op), ids_(ids) {}
+
+// As the interceptor's before(): each input not known to hold the format
+// replaced by the run's rounded copy; a leaf (parameter) or a tensor from
+// outside the policy that needs a gradient takes one behind a RoundBackward
+// node, so that its gradient is rounded too.
+bool RoundedCall::before(torch::jit::Stack& stack) {
+  PrecisionRun& run = innermostRun();
+  bool offCpu = false;
+  bool needsGrad = false;
+  eachTensorArg(op_, stack, [&](const at::Tensor& t, size_t, size_t) -> c10::optional<at::Tensor> {
+    offCpu = offCpu || !t.device().is_cpu();
+    needsGrad = needsGrad || t.requires_grad();
+    return c10::nullopt;
+  });
+  for (const c10::IValue& v : stack)
+    if (v.isDevice() && !v.toDevice().is_cpu()) offCpu = true;
+  if (offCpu) return false;
+  if (op_.anyWrites) {
+    // an op that writes into an input gets its inputs as they are; what it wrote is rounded after it
+    eachTensorArg(op_, stack, [&](const at::Tensor& t, size_t k, size_t i) -> c10::optional<at::Tensor> {
+      if (op_.writes[i]) written_.emplace_back(ids_[k], t);
+      return c10::nullopt;
+    });
+    return true;
+  }
+  needsGrad = needsGrad && at::GradMode::is_enabled();
+  replaced_.assign(ids_.size(), false);
+  eachTensorArg(op_, stack, [&](const at::Tensor& t, size_t k, size_t) -> c10::optional<at::Tensor> {
+    if (!narrows(run, t)) return c10::nullopt;
+    const int32_t id = ids_[k];
+    const bool known = isKnown(id, t, run.key);
+    c10::optional<at::Tensor> r;
+    if (needsGrad && t.requires_grad() && (!known || t.is_leaf())) r = roundedInput(run, id, t, t._version(), true);
+    else if (!known) r = roundedInput(run, id, t, t._version(), false);
+    if (r) replaced_[k] = true;
+    return r;
+  });
+  if (op_.aliasing) {
+    // views of inputs that all hold the format stay views (not rounded copies)
+    bool any = false, all = true;
+    eachTensorArg(op_, stack, [&](const at::Tensor& t, size_t k, size_t) -> c10::optional<at::Tensor> {
+      if (t.scalar_type() != at::kFloat && t.scalar_type() != at::kDouble) return c10::nullopt;
+      any = true;
+      all = all && narrows(run, t) && (replaced_[k] || isKnown(ids_[k], t, run.key));
+      return c10::nullopt;
+    });
+    viewsKnownInputs_ = any && all;
+  }
+  return true;
+}
+
+// As the interceptor's after(): each output rounded (in place when nothing
+// else holds it, else a rounded copy), or, for an op that wrote into its
+// inputs, what it wrote rounded where it lies, unless that would corrupt a
+// recorded graph.
+void RoundedCall::after(torch::jit::Stack& stack) {
+  PrecisionRun& run = innermostRun();
+  const Format& f = g_formats[run.format];
+  const bool gradMode = at::GradMode::is_enabled();
+  size_t outputs = 0;
+  auto output = [&](at::Tensor o, size_t index, int64_t element) -> at::Tensor {
+    if (!o.defined()) return o;
+    outputs++;
+    if (!narrows(run, o)) return o;
+    for (auto& w : written_) {
+      if (!w.second.is_same(o)) continue;
+      if (!(gradMode && o.requires_grad())) {
+        roundWritten(o, f);
+        setKnown(w.first, o, run.key);
+      }
+      return o;
+    }
+    if (!viewsKnownInputs_ && !roundOutputInPlace(o, f)) o = roundedOutput(o, f);
+    known_.emplace_back(index, element);
+    return o;
+  };
+  // the outputs JS wraps as tensors: one, the elements of one list, or the tensors of a tuple
+  results_ = stack.size();
+  if (results_ == 1 && stack[0].isTensorList()) {
+    list_ = true;
+    c10::List<at::Tensor> list = stack[0].toTensorList();
+    for (size_t j = 0; j < list.size(); j++) {
+      at::Tensor o = list.extract(j);  // alone: the use counts say whether anything else holds it
+      list.set(j, output(std::move(o), 0, static_cast<int64_t>(j)));
+    }
+  } else {
+    for (size_t j = 0; j < results_; j++) {
+      if (!stack[j].isTensor()) continue;
+      at::Tensor o = std::move(stack[j]).toTensor();
+      stack[j] = output(std::move(o), j, -1);
+    }
+  }
+  if (outputs > 0 || !op_.anyWrites) return;
+  // an op that wrote into its arguments and returned nothing (the _foreach_*_ ops)
+  for (auto& w : written_) {
+    at::Tensor& t = w.second;
+    if (!t.defined() || !narrows(run, t) || (gradMode && t.requires_grad())) continue;
+    roundWritten(t, f);
+    setKnown(w.first, t, run.key);
+  }
+}
+
+void RoundedCall::noteKnown(napi_env env, napi_value result) {
+  const int32_t key = innermostRun().key;
+  for (const auto& [index, element] : known_) {
+    napi_value v = result;
+    if (list_) NAPI_OK(napi_get_element(env, result, static_cast<uint32_t>(element), &v));
+    else if (results_ > 1) NAPI_OK(napi_get_element(env, result, static_cast<uint32_t>(index), &v));
+    int32_t id;
+    NAPI_OK(napi_get_value_int32(env, v, &id));
+    setKnown(id, slot(id, "output"), key);
+  }
+}
+
 void registerRoundFunctions(napi_env env, napi_value exports) {
   defineFunction(env, exports, "roundingFormat", RoundingFormat);
   defineFunction(env, exports, "roundFormat", RoundFormat);
   defineFunction(env, exports, "roundOutput", RoundOutput);
   defineFunction(env, exports, "roundInPlace", RoundInPlace);
-  defineFunction(env, exports, "roundInput", RoundInput);
   defineFunction(env, exports, "representable", Representable);
-  defineFunction(env, exports, "tensorVersion", Version);
+  defineFunction(env, exports, "roundingRunBegin", RoundingRunBegin);
+  defineFunction(env, exports, "roundingRunEnd", RoundingRunEnd);
+  defineFunction(env, exports, "roundingEntry", RoundingEntry);
+  defineFunction(env, exports, "roundingKnown", RoundingKnown);
+  defineFunction(env, exports, "markRoundingKnown", MarkRoundingKnown);
 }
 
 }  // namespace keel

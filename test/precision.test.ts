@@ -629,3 +629,50 @@ test('the native rounding gives the same bits on its AVX2 and SSE2 paths (float3
   const sse2 = run({ KEEL_NO_AVX2: '1' });
   assert.equal(sse2, avx2);
 });
+
+test('the policy\'s per-op work done natively or by its JS interceptor: the same bits over training steps (bf16, fp16, fp8-e4m3)', () => {
+  // an MLP whose step has what the native path must treat as the interceptor
+  // does: parameters and data rounded on entry, an input read twice, views
+  // (which stay views of known values), a list in and out, relu's and tanh's
+  // saved outputs, an in-place op under grad, cross-entropy's int64 target,
+  // AdamW's _foreach updates and an update by hand (sub_, zero_)
+  const code = `
+    import * as keel from 'keel';
+    import { createHash } from 'node:crypto';
+    const h = createHash('sha256');
+    for (const format of ['bf16', 'fp16', 'fp8-e4m3']) {
+      keel.manualSeed(5);
+      const w1 = keel.randn([12, 6]).mul(0.5).requiresGrad_().keep();
+      const b1 = keel.randn([12]).mul(0.1).requiresGrad_().keep();
+      const w2 = keel.randn([3, 12]).mul(0.4).requiresGrad_().keep();
+      const s = keel.tensor([1.1]).requiresGrad_().keep();
+      const x = keel.randn([10, 6]).keep();
+      const y = keel.randint(0, 3, [10], { dtype: 'int64' }).keep();
+      const opt = new keel.optim.AdamW([w1, b1, w2], { lr: 1e-2, weightDecay: 0.01 });
+      for (let step = 0; step < 3; step++) {
+        keel.withPrecision(format, () => keel.scope(() => {
+          const a = keel.ops.linear(x, w1, b1);
+          const [p, q] = a.split(6, 1);
+          const r = keel.ops.cat([p.relu(), q.tanh()], 1).mul(s);
+          const t = r.t().t().reshape([10, 12]).add(r.mul(0.5));
+          t.mul_(1.5);
+          const z = keel.ops.linear(t, w2);
+          const loss = keel.losses.crossEntropy(z, y).add(z.square().mean().mul(0.01));
+          opt.zeroGrad();
+          loss.backward();
+          for (const g of [w1.grad, b1.grad, w2.grad, s.grad]) h.update(Buffer.from(g.data().buffer));
+          h.update(Buffer.from(loss.detach().data().buffer));
+          opt.step();
+          keel.noGrad(() => { s.sub_(s.grad.mul(0.1)); s.grad.zero_(); });
+        }));
+      }
+      for (const p of [w1, b1, w2, s]) h.update(Buffer.from(p.detach().data().buffer));
+    }
+    console.log('HASH ' + h.digest('hex'));`;
+  const run = (env: Record<string, string>) => {
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8', env: { ...process.env, ...env } });
+    assert.equal(r.status, 0, r.stderr);
+    return /HASH (\w+)/.exec(r.stdout)![1];
+  };
+  assert.equal(run({ KEEL_ROUND_NATIVE: '0' }), run({}));
+});

@@ -55,6 +55,12 @@ export interface Interceptor {
   readonly ops?: ReadonlySet<string>;
   before?(call: OpCall): readonly unknown[] | undefined;
   after?(call: OpCall, result: unknown): unknown;
+  /**
+   * The precision policy: true when, as the only interceptor, its whole work
+   * on an op can be done inside the op's native call (`native.callRounded`,
+   * under the native run it opened): no OpCall, no JS call per tensor.
+   */
+  roundsNatively?(): boolean;
 }
 
 /**
@@ -325,17 +331,45 @@ class Overload {
     const unknown = options === undefined ? undefined : this.unknownOption(options);
     if (unknown !== undefined) throw new TypeError(`${this.label} has no argument named '${unknown}': ${this.signature()}`);
     if (this.handle < 0) this.handle = native.resolveOp(this.opName, this.overload);
-    // Reused for every call: native.call reads it synchronously and nothing
-    // below re-enters this overload before the call returns.
-    const buf = this.nativeArgs;
-    buf[0] = this.handle;
     let inputs = options === undefined ? positional : this.gather(positional, options);
+    if (interceptors.length === 1 && paused === 0 && interceptors[0].roundsNatively?.() === true) {
+      // the policy's per-op work in the one native call; declined (a tensor off the CPU): its JS path below
+      this.checkPrecondition(inputs);
+      const raw = native.callRounded.apply(null, this.fillNativeArgs(inputs) as [number, ...unknown[]]);
+      if (raw !== native.callDeclined) return this.wrapResult(raw, inputs);
+    }
     const call = interceptors.length > 0 && seen(this.label) ? this.intercepted(inputs) : undefined;
     if (call !== undefined) inputs = call.inputs as unknown[];
+    this.checkPrecondition(inputs);
+    const raw = native.call.apply(null, this.fillNativeArgs(inputs) as [number, ...unknown[]]);
+    let result = this.wrapResult(raw, inputs);
+    if (call !== undefined) {
+      paused++;
+      try {
+        for (const it of interceptors) if (it.after !== undefined) result = it.after(call, result);
+      } finally {
+        paused--;
+      }
+    }
+    return result;
+  }
+
+  private checkPrecondition(inputs: unknown[]): void {
     if (this.precondition !== undefined) {
       this.precondition((name) => inputs[this.argNames.indexOf(name)], this.label);
     }
-    for (let i = 0; i < n; i++) {
+  }
+
+  /**
+   * The native call's arguments: [handle, ...inputs as native values]. One
+   * array reused for every call: the native call reads it synchronously and
+   * nothing in between re-enters this overload.
+   */
+  private fillNativeArgs(inputs: unknown[]): unknown[] {
+    const args = this.args;
+    const buf = this.nativeArgs;
+    buf[0] = this.handle;
+    for (let i = 0; i < args.length; i++) {
       const v = i < inputs.length ? inputs[i] : undefined;
       if (v == null) {
         buf[i + 1] = v;
@@ -351,17 +385,7 @@ class Overload {
         }
       }
     }
-    const raw = native.call.apply(null, buf as [number, ...unknown[]]);
-    let result = this.wrapResult(raw, inputs);
-    if (call !== undefined) {
-      paused++;
-      try {
-        for (const it of interceptors) if (it.after !== undefined) result = it.after(call, result);
-      } finally {
-        paused--;
-      }
-    }
-    return result;
+    return buf;
   }
 
   /** The call as interceptors see it, after every `before` (which may replace inputs). */

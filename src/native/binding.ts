@@ -62,6 +62,9 @@ export interface NativeBinding {
   // dispatch
   resolveOp(name: string, overload: string): number;
   call(op: number, ...args: unknown[]): unknown;
+  /** call under the innermost precision run, its rounding done inside; callDeclined when a tensor is off the CPU (nothing done). */
+  callRounded(op: number, ...args: unknown[]): unknown;
+  readonly callDeclined: symbol;
   schemas(): OperatorSchema[];
   // autograd
   backward(tensors: Handle[], grads: (Handle | null)[] | null, retainGraph: boolean | null, createGraph: boolean, inputs: Handle[] | null): void;
@@ -91,11 +94,15 @@ export interface NativeBinding {
   roundOutput(h: Handle, format: number, inPlace: boolean): Handle;
   /** Tensors an op wrote into, rounded in place. */
   roundInPlace(hs: Handle[], format: number): void;
-  /** An op's input as if stored in the format: with grad a differentiable rounded copy; without, a rounded copy or null when every value is already the format's; -1 off the CPU. */
-  roundInput(h: Handle, format: number, grad: boolean): Handle | null;
   representable(h: Handle, format: number): boolean;
-  /** The tensor's version counter (its in-place writes). */
-  tensorVersion(h: Handle): number;
+  // the precision policy's runs (native/round.cc): the innermost run's rounded inputs, and per tensor
+  // (knowledge key: the format's id without saturation) whether it holds the format's values
+  roundingRunBegin(format: number, key: number, narrowsFloat32: boolean, narrowsFloat64: boolean): void;
+  roundingRunEnd(): void;
+  /** An op's input under the innermost run: [its rounded copy (with grad, behind a rounding node), made by this call], null when, without grad, it holds the format already; -1 off the CPU. */
+  roundingEntry(h: Handle, grad: boolean): [Handle, boolean] | null | -1;
+  roundingKnown(h: Handle, key: number): boolean;
+  markRoundingKnown(h: Handle, key: number): void;
   // info
   info(): LibtorchInfo;
   setNumThreads(n: number): void;

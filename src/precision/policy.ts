@@ -11,7 +11,9 @@
 // Before each op runs, its inputs that are not yet known to hold the format's
 // values (parameters, data, tensors made outside the policy) are replaced by
 // rounded copies; tensors the policy produced are remembered (with their
-// version counter) and never checked again.
+// version counter) and never checked again. Both memories are native
+// (native/round.cc): what each tensor handle is known to hold, and each
+// run's rounded inputs.
 //
 // An op's output is rounded where it lies when nothing else holds it (no
 // view, no autograd node that saved it) and backward's rounding of its
@@ -21,6 +23,13 @@
 // another interceptor sees the ops too (the guard's replay, which hooks
 // outputs before the policy does), every output takes the copy, so that its
 // hooks see gradients rounded as before.
+//
+// Alone (no other interceptor, no rounding counter, no per-op select), the
+// policy does its whole work on an op inside the op's native call
+// (`roundsNatively`, native.callRounded): the same rounding, without an
+// OpCall, a JS call per tensor or a JS object per rounded input. Its rounded
+// inputs then have no JS handle: `roundedFrom` and `gradientRounded` (the
+// guard's replay, itself an interceptor) know only the JS path's tensors.
 import { isGradEnabled, noGrad } from '../core/autograd.js';
 import { intercept, interceptorCount, replaceTensorInputs, type OpCall } from '../core/dispatch.js';
 import { native } from '../native/binding.js';
@@ -56,6 +65,9 @@ function isAliasingOp(label: string): boolean {
   return aliasing.has(label);
 }
 
+/** KEEL_ROUND_NATIVE=0: every op takes the JS interceptor, never the native path (tests compare the two). */
+const roundNatively = process.env.KEEL_ROUND_NATIVE !== '0';
+
 /** A rounded copy an op got instead of its input → that input (the guard's replay names a parameter seen through its copy). */
 const roundedSources = new WeakMap<Tensor, Tensor>();
 
@@ -76,13 +88,6 @@ export function gradientRounded(t: Tensor): boolean {
   return gradRounded.has(t);
 }
 
-/** Per format, shared by its policies: tensor → the version at which it held only the format's values. */
-const knownByFormat = new WeakMap<FloatFormat, WeakMap<Tensor, number>>();
-
-function version(t: Tensor): number {
-  return native.tensorVersion(t.id);
-}
-
 function tensorsOf(result: unknown): Tensor[] {
   if (result instanceof Tensor) return [result];
   if (Array.isArray(result)) return result.filter((r): r is Tensor => r instanceof Tensor);
@@ -100,21 +105,16 @@ export class PrecisionPolicy {
   readonly format: FloatFormat;
   readonly options: Readonly<RoundOptions>;
   readonly select: ((op: string) => 'lower' | 'fp32' | 'promote') | undefined;
-  /** tensor → the version at which its values were known to be in the format */
-  private readonly known: WeakMap<Tensor, number>;
 
   constructor(format: FormatLike, options: PrecisionOptions = {}) {
     this.format = formatOf(format);
     this.options = Object.freeze({ saturate: options.saturate ?? false });
     this.select = options.select;
-    let k = knownByFormat.get(this.format);
-    if (k === undefined) knownByFormat.set(this.format, (k = new WeakMap()));
-    this.known = k;
   }
 
   /** Runs fn (synchronous) under this policy; the innermost running policy wins. */
   run<T>(fn: () => T): T {
-    const run = new PolicyRun(this, this.known);
+    const run = new PolicyRun(this);
     active.push(run);
     if (active.length === 1) uninstall = intercept(interceptor);
     let result: T;
@@ -157,75 +157,80 @@ const active: PolicyRun[] = [];
 let uninstall: (() => void) | undefined;
 
 const interceptor = {
+  roundsNatively: (): boolean => active.length > 0 && active[active.length - 1].native && roundingCounter() === undefined,
   before: (call: OpCall): readonly unknown[] | undefined => (active.length > 0 ? active[active.length - 1].before(call) : undefined),
   after: (call: OpCall, result: unknown): unknown => (active.length > 0 ? active[active.length - 1].after(call, result) : result),
 };
 
-/** One run of a policy: its interceptor's state and the rounded inputs it made. */
+/** One run of a policy: its interceptor's state (the native run holds the rounded inputs). */
 class PolicyRun {
-  /** input tensor → its rounded copy (differentiable or not), valid at one version */
-  private readonly entries = new Map<Tensor, { version: number; grad: boolean; rounded: Tensor }>();
+  /** handles this run's JS path took on rounded inputs */
+  private readonly handles: Tensor[] = [];
   /** the format's id for native rounding calls */
   private readonly formatId: number;
+  /** the key of the native knowledge of which tensors hold the format's values (shared by the format's policies) */
+  private readonly knownKey: number;
+  /** whether the whole per-op work may be done natively (see `roundsNatively`) */
+  readonly native: boolean;
 
-  constructor(readonly policy: PrecisionPolicy, private readonly known: WeakMap<Tensor, number>) {
-    this.formatId = nativeFormatId(policy.format, policy.options.saturate ?? false);
+  constructor(readonly policy: PrecisionPolicy) {
+    const f = policy.format;
+    this.formatId = nativeFormatId(f, policy.options.saturate ?? false);
+    this.knownKey = nativeFormatId(f, false);
+    this.native = roundNatively && f.name !== 'fp64' && policy.select === undefined;
+    native.roundingRunBegin(this.formatId, this.knownKey, formatNarrows(f, 'float32'), formatNarrows(f, 'float64'));
   }
 
   end(): void {
-    // the graph holds its own references to these; ours end with the run
-    for (const e of this.entries.values()) e.rounded.dispose();
-    this.entries.clear();
+    native.roundingRunEnd();
+    // the graph holds its own references to the rounded inputs; our handles end with the run
+    for (const t of this.handles) t.dispose();
+    this.handles.length = 0;
   }
 
   private narrows(t: Tensor): boolean {
     return formatNarrows(this.policy.format, t.dtype);
   }
 
+  /** t held only the format's values at its present version. */
   private isKnown(t: Tensor): boolean {
-    const v = this.known.get(t);
-    return v !== undefined && v === version(t);
+    return native.roundingKnown(t.id, this.knownKey);
+  }
+
+  private markKnown(t: Tensor): void {
+    native.markRoundingKnown(t.id, this.knownKey);
   }
 
   /**
-   * A rounded copy of t (with grad, behind a rounding node), or undefined
-   * when, without grad, t already holds only values of the format.
+   * t as if stored in the format: the run's rounded copy of t at its present
+   * version (made once, shared with the native path); with grad, through a
+   * rounding node; without, undefined when t already holds only values of
+   * the format (then known).
    */
-  private roundedCopy(t: Tensor, grad: boolean): Tensor | undefined {
-    const h = native.roundInput(t.id, this.formatId, grad);
-    if (h === null) return undefined;
-    if (h !== -1) return new Tensor(h);
-    // off the CPU
-    const { format, options } = this.policy;
-    if (grad) return roundWithGrad(t, format, options);
-    const rounded = roundValues(t, format, options);
-    if (!sameValues(rounded, t)) return rounded;
-    rounded.dispose();
-    return undefined;
-  }
-
-  /**
-   * t (at version v) as if stored in the format: a rounded copy, made once
-   * per run and version; with grad, through a rounding node; without,
-   * undefined when t already holds only values of the format.
-   */
-  private entry(t: Tensor, v: number, grad: boolean, op: string): Tensor | undefined {
-    const e = this.entries.get(t);
-    if (e !== undefined && e.version === v && e.grad === grad && !e.rounded.isDisposed) return e.rounded;
-    if (e !== undefined) e.rounded.dispose();
-    this.entries.delete(t);
-    const rounded = this.roundedCopy(t, grad);
-    if (rounded === undefined) {
-      this.known.set(t, v);
-      return undefined;
+  private entry(t: Tensor, grad: boolean, op: string): Tensor | undefined {
+    const e = native.roundingEntry(t.id, grad);
+    if (e === null) return undefined;
+    let rounded: Tensor;
+    if (e !== -1) {
+      rounded = new Tensor(e[0]);
+      // an input entering the format (data, a parameter) loses values too
+      if (e[1]) roundingCounter()?.add(op, t, rounded);
+    } else {
+      // off the CPU: a copy per use
+      const { format, options } = this.policy;
+      rounded = grad ? roundWithGrad(t, format, options) : roundValues(t, format, options);
+      if (!grad && !sameValues(rounded, t)) {
+        rounded.dispose();
+        this.markKnown(t);
+        return undefined;
+      }
+      roundingCounter()?.add(op, t, rounded);
     }
-    // an input entering the format (data, a parameter) loses values too
-    roundingCounter()?.add(op, t, rounded);
     rounded.keep();
+    this.handles.push(rounded);
     roundedSources.set(rounded, t);
     if (grad) gradRounded.add(rounded);
-    this.entries.set(t, { version: v, grad, rounded });
-    this.known.set(rounded, version(rounded));
+    this.markKnown(rounded);
     return rounded;
   }
 
@@ -237,12 +242,11 @@ class PolicyRun {
     const needsGrad = isGradEnabled() && inputs.some((x) => (x instanceof Tensor ? x.requiresGrad : Array.isArray(x) && x.some((y) => y instanceof Tensor && y.requiresGrad)));
     return replaceTensorInputs(inputs, (t) => {
       if (!this.narrows(t)) return t;
-      const v = version(t);
-      const known = this.known.get(t) === v;
+      const known = this.isKnown(t);
       // a leaf (parameter) or a tensor from outside the policy that needs a
       // gradient goes through a rounding node, so that its gradient is rounded too
-      if (needsGrad && t.requiresGrad && (!known || t.isLeaf)) return this.entry(t, v, true, call.op) ?? t;
-      return known ? t : this.entry(t, v, false, call.op) ?? t;
+      if (needsGrad && t.requiresGrad && (!known || t.isLeaf)) return this.entry(t, true, call.op) ?? t;
+      return known ? t : this.entry(t, false, call.op) ?? t;
     });
   }
 
@@ -278,7 +282,7 @@ class PolicyRun {
       }
       if (viewsKnownInputs) {
         // a view of values already in the format: keep it a view
-        this.known.set(o, version(o));
+        this.markKnown(o);
         return o;
       }
       const withGrad = gradMode && o.requiresGrad;
@@ -286,20 +290,20 @@ class PolicyRun {
       if (h !== -1) {
         if (h === o._id) {
           if (withGrad) gradRounded.add(o);
-          this.known.set(o, version(o));
+          this.markKnown(o);
           return o;
         }
         const r = new Tensor(h);
         if (withGrad) gradRounded.add(r);
         o.dispose();
-        this.known.set(r, 0);
+        this.markKnown(r);
         return r;
       }
       const r = withGrad ? roundWithGrad(o, f, this.policy.options) : roundValues(o, f, this.policy.options);
       if (withGrad) gradRounded.add(r);
       counter?.add(call.op, o, r);
       o.dispose();
-      this.known.set(r, 0);
+      this.markKnown(r);
       return r;
     });
   }
@@ -319,7 +323,7 @@ class PolicyRun {
         }
       });
     }
-    for (const t of ts) this.known.set(t, version(t));
+    for (const t of ts) this.markKnown(t);
   }
 
   /**
