@@ -206,7 +206,7 @@ napi_value AdamStep(napi_env env, napi_callback_info info) {
       float* v = vs[i].data_ptr<float>();
       Backup b;
       if (backup) b = Backup{bps[i].data_ptr<float>(), bms[i].data_ptr<float>(), bvs[i].data_ptr<float>()};
-      at::parallel_for(0, ps[i].numel(), 32768, [&](int64_t begin, int64_t end) { adamRange(p, g, m, v, begin, end, s, b); });
+      at::parallel_for(0, ps[i].numel(), passGrain(), [&](int64_t begin, int64_t end) { adamRange(p, g, m, v, begin, end, s, b); });
       if (backup) {
         bps[i].unsafeGetTensorImpl()->bump_version();
         bms[i].unsafeGetTensorImpl()->bump_version();

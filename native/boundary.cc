@@ -401,6 +401,7 @@ NAPI_MODULE_INIT() {
   keel::registerFastOpFunctions(env, exports);
   keel::registerOptimFunctions(env, exports);
   keel::registerAdamFunctions(env, exports);
+  keel::registerSgdFunctions(env, exports);
   keel::registerSingFunctions(env, exports);
   return exports;
 }

@@ -90,8 +90,8 @@ double sumSquaresRange(const T* p, int64_t n) {
   return kHasAvx2Fma ? sumSquaresAvx2(p, n) : sumSquaresPortable(p, n);
 }
 
-// Σ x² over a contiguous CPU tensor in fixed blocks (in parallel when there
-// are several), the block sums added in order: the same value at any thread
+// Σ x² over a contiguous CPU tensor in fixed blocks (in parallel when each
+// thread gets passGrain() values), the block sums added in order: the same value at any thread
 // count.
 template <typename T>
 double sumSquares(const T* p, int64_t n) {
@@ -99,7 +99,7 @@ double sumSquares(const T* p, int64_t n) {
   const int64_t blocks = (n + kBlock - 1) / kBlock;
   if (blocks <= 1) return sumSquaresRange(p, n);
   std::vector<double> part(static_cast<size_t>(blocks));
-  at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+  at::parallel_for(0, blocks, std::max<int64_t>(1, passGrain() / kBlock), [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) part[b] = sumSquaresRange(p + b * kBlock, std::min(kBlock, n - b * kBlock));
   });
   double s = 0;
@@ -215,7 +215,8 @@ void copyTensor(at::Tensor& dst, const at::Tensor& src) {
   const char* s = static_cast<const char*>(src.data_ptr());
   const int64_t n = static_cast<int64_t>(src.nbytes());
   constexpr int64_t kBlock = int64_t{1} << 16;
-  at::parallel_for(0, (n + kBlock - 1) / kBlock, 1, [&](int64_t b0, int64_t b1) {
+  // kBlock bytes a block, passGrain() floats' worth a thread
+  at::parallel_for(0, (n + kBlock - 1) / kBlock, std::max<int64_t>(1, passGrain() * 4 / kBlock), [&](int64_t b0, int64_t b1) {
     const int64_t from = b0 * kBlock, to = std::min(n, b1 * kBlock);
     streamCopyAvx2(d + from, s + from, static_cast<size_t>(to - from));
   });

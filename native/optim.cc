@@ -3,6 +3,9 @@
 // softplus denominator), looped in C++ instead of dispatched from JS tensor by
 // tensor. The same ATen ops as the JS path, in the same order: the numbers are
 // bitwise those of the per-tensor path (test/optim.test.ts, "SING's native passes").
+#include <cstdlib>
+#include <cstring>
+
 #include "keel.h"
 
 namespace keel {
@@ -22,6 +25,15 @@ void standardizeGradient(at::Tensor& g, bool centralize, bool normalize, double 
 bool plainFloat32(const at::Tensor& t, int64_t numel) {
   return t.defined() && t.device().is_cpu() && t.scalar_type() == at::kFloat && t.layout() == at::kStrided && t.is_contiguous() &&
          t.numel() == numel && !t.is_neg() && !t.is_conj();
+}
+
+int64_t passGrain() {
+  static const int64_t grain = [] {
+    const char* policy = std::getenv("OMP_WAIT_POLICY");
+    const bool active = policy != nullptr && (std::strcmp(policy, "ACTIVE") == 0 || std::strcmp(policy, "active") == 0);
+    return active ? at::internal::GRAIN_SIZE : int64_t{1} << 19;
+  }();
+  return grain;
 }
 
 namespace {

@@ -128,7 +128,7 @@ void roundBits(const T* in, T* out, int64_t n, const Format& f) {
   const U m = shift > 0 ? (one << shift) - 1 : 0;
   const U h = shift > 0 ? (one << (shift - 1)) - 1 : 0;
   const U overBits = bitsOf<U>(over);
-  at::parallel_for(0, n, 16384, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, n, passGrain(), [&](int64_t begin, int64_t end) {
     if (kHasAvx2) roundRangeAvx2<T, U>(in + begin, out + begin, end - begin, s, h, m, minNormal, magic, maxFinite, overBits, f.negativeZero);
     else roundRangeSse2<T, U>(in + begin, out + begin, end - begin, s, h, m, minNormal, magic, maxFinite, overBits, f.negativeZero);
   });

@@ -141,6 +141,9 @@ export interface NativeBinding {
   softplusInPlace?(ts: Handle[], beta: number, threshold: number): void;
   adamStep?(params: Handle[], grads: Handle[], expAvgs: Handle[], expAvgSqs: Handle[], negStepSizes: number[], bc2Sqrts: number[], lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, decoupled: boolean,
     paramCopies?: Handle[] | null, expAvgCopies?: Handle[] | null, expAvgSqCopies?: Handle[] | null): boolean;
+  /** SGD's update in one pass per tensor (native/sgd.cc); buffers null without momentum, first[i]: buffers[i] is new (written with d). False: declined, nothing written. */
+  sgdStep?(params: Handle[], grads: Handle[], buffers: Handle[] | null, first: boolean[] | null, lr: number, momentum: number, dampening: number,
+    weightDecay: number, nesterov: boolean, maximize: boolean): boolean;
   /**
    * SING's multi-tensor step (native/sing.cc): per tensor the standardisation, then moments, decay,
    * softplus denominator and update in one pass; hyper = [beta1, beta2, lr, weightDecay, eps, softplusBeta, threshold].

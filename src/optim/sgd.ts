@@ -3,6 +3,9 @@
 // single-tensor path), op for op, so float32 results match it.
 import * as ops from '../ops/index.js';
 import { clone } from '../ops/index.js';
+import { zerosLike } from '../core/creation.js';
+import { interceptionActive } from '../core/dispatch.js';
+import { native } from '../native/binding.js';
 import type { Tensor } from '../core/tensor.js';
 import { checkRange, knownOptions, Optimizer, type GroupOf, type ParamsArg } from './optimizer.js';
 import { boundableDTypes, maxAbs, ownUpdate, widen, type StepBound } from './update-bound.js';
@@ -47,6 +50,29 @@ export class SGD extends Optimizer<SGDHyper> {
     checkRange('SGD', 'weight decay', g.weightDecay, 0);
     checkRange('SGD', 'dampening', g.dampening, -Infinity);
     if (g.nesterov && (g.momentum <= 0 || g.dampening !== 0)) throw new RangeError('SGD: Nesterov momentum requires a momentum and zero dampening');
+  }
+
+  /** The group's update in one native pass per tensor, the same numbers bitwise; false (nothing written) where it declines. */
+  private updateFused(g: SGDGroup, ps: Tensor[], grads: Tensor[]): boolean {
+    const { lr, momentum, dampening, weightDecay, nesterov, maximize } = g;
+    const ids = (ts: Tensor[]): number[] => ts.map((t) => t.id);
+    if (momentum === 0) return native.sgdStep!(ids(ps), ids(grads), null, null, lr, 0, dampening, weightDecay, nesterov, maximize);
+    // a parameter's first step makes its buffer (written with d by the pass)
+    const fresh = new Map<Tensor, Tensor>();
+    const bufs = ps.map((p) => {
+      const b = this.state.get(p)?.tensors.momentum_buffer;
+      if (b !== undefined) return b;
+      const made = zerosLike(p);
+      fresh.set(p, made);
+      return made;
+    });
+    const first = ps.map((p) => fresh.has(p));
+    if (!native.sgdStep!(ids(ps), ids(grads), ids(bufs), first, lr, momentum, dampening, weightDecay, nesterov, maximize)) {
+      for (const b of fresh.values()) b.dispose();
+      return false;
+    }
+    for (const [p, b] of fresh) this.stateOf(p, () => {}).tensors.momentum_buffer = b.keep();
+    return true;
   }
 
   /**
@@ -101,11 +127,12 @@ export class SGD extends Optimizer<SGDHyper> {
     }
   }
 
-  /** torch.optim's _multi_tensor_sgd. */
+  /** torch.optim's _multi_tensor_sgd, fused into one native pass per tensor where every tensor is CPU float32 (native/sgd.cc). */
   private updateGroupForeach(g: SGDGroup, params: [Tensor, Tensor][]): void {
     const { lr, momentum, dampening, weightDecay, nesterov, maximize } = g;
     const ps = params.map(([p]) => p);
     let ds = params.map(([, gr]) => gr);
+    if (native.sgdStep !== undefined && !interceptionActive() && this.updateFused(g, ps, ds)) return;
     if (maximize) ds = ops._foreachNeg(ds);
     if (weightDecay !== 0) ds = ops._foreachAdd.List(ds, ps, { alpha: weightDecay });
     if (momentum !== 0) {
