@@ -137,7 +137,7 @@ function mlp(seed: number) {
   return { model, x, y };
 }
 
-test('guard skip: healthy updates are proven and not copied, the same numbers as without the guard; an overflowing one is copied and undone', () => {
+test('guard skip: healthy updates are proven small and not copied, the same numbers as without the guard; a blow-up is copied and undone', () => {
   for (const make of [
     (m: keel.nn.Module) => new keel.optim.AdamW(m.parameters(), { lr: 1e-2 }),
     (m: keel.nn.Module) => new keel.optim.SGD(m.parameters(), { lr: 0.1, momentum: 0.9, weightDecay: 1e-4 }),
@@ -159,14 +159,18 @@ test('guard skip: healthy updates are proven and not copied, the same numbers as
     a.model.parameters().forEach((p, i) => assert.deepEqual(p.data(), b.model.parameters()[i].data()));
     guard.dispose();
   }
-  // lr 1e38: the update can overflow, so it is copied, and skip undoes it
-  const { model, x, y } = mlp(4);
-  const guard = new keel.Guard({ model, optimizer: new keel.optim.SGD(model.parameters(), { lr: 1e38 }), policy: 'skip' });
-  const before = model.parameters().map((p) => p.data());
-  const r = guard.stepSync(() => keel.losses.crossEntropy(model.call(x) as keel.Tensor, y));
-  assert.equal(r.ok, false);
-  assert.equal(r.event!.report.phase, 'update');
-  assert.deepEqual(guard.updates, { copied: 1, proven: 0 });
-  model.parameters().forEach((p, i) => assert.deepEqual(p.data(), before[i]));
-  guard.dispose();
+  // lr 1e38 (the update overflows) and lr 1e25 (finite, but parameters of norm ~1e25: past what the
+  // check's float32 squared norms hold): not provably small, so copied, and skip undoes the update at once
+  for (const lr of [1e38, 1e25]) {
+    const { model, x, y } = mlp(4);
+    const guard = new keel.Guard({ model, optimizer: new keel.optim.SGD(model.parameters(), { lr }), policy: 'skip' });
+    const before = model.parameters().map((p) => p.data());
+    const r = guard.stepSync(() => keel.losses.crossEntropy(model.call(x) as keel.Tensor, y));
+    assert.equal(r.ok, false, `lr ${lr}`);
+    assert.equal(r.event!.report.phase, 'update');
+    assert.equal(r.event!.report.causeId, 'lr-blowup');
+    assert.deepEqual(guard.updates, { copied: 1, proven: 0 });
+    model.parameters().forEach((p, i) => assert.deepEqual(p.data(), before[i]));
+    guard.dispose();
+  }
 });

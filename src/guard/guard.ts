@@ -12,7 +12,7 @@ import { isFloatingDType } from '../core/dtype.js';
 import { Tensor } from '../core/tensor.js';
 import type { Module } from '../nn/module.js';
 import type { OptimizerLike } from '../optim/optimizer.js';
-import { FINITE_STEP, isUpdateBounding } from '../optim/update-bound.js';
+import { isUpdateBounding } from '../optim/update-bound.js';
 import type { FloatFormat } from '../precision/formats.js';
 import { withPrecision } from '../precision/policy.js';
 import type { MetricsLog } from '../log/metrics.js';
@@ -22,6 +22,15 @@ import { backOffLr, finalLayer, reinitSmall, Snapshot, StepState, type Policy, t
 import { GuardReport, NonFiniteError, type ScalerTrigger } from './report.js';
 import { diagnose, type RuleContext } from './rules.js';
 import { allFinite, contextOf, tensorStats, traceStep, type TraceResult } from './trace.js';
+
+/**
+ * An update that moves no parameter tensor by more than this (L2) needs no
+ * pre-update copy under skip and repair: it cannot make an entry non-finite
+ * (2^103 is half an ulp at FLT_MAX), nor take a tensor's norm past what the
+ * check's float32 squared norms hold (1.8e19) unless it was already within
+ * 1e15 of it. The same line as the immediate check's lr·(‖g‖ + 1) > 1e15.
+ */
+const STEP_NORM_LIMIT = 1e15;
 
 export interface GuardOptions {
   model: Module;
@@ -247,9 +256,9 @@ export class Guard {
   consecutiveSkips = 0;
   /**
    * Under skip and repair: updates copied first so that they could be undone,
-   * and updates proven to leave finite parameters finite (the optimizer bounds
-   * every |Δp| from the checked gradient norm: optim/update-bound.ts), which
-   * need no copy.
+   * and updates proven small (the optimizer bounds every |Δp| from the checked
+   * gradient norm, optim/update-bound.ts; no tensor moves by more than
+   * STEP_NORM_LIMIT), which need no copy.
    */
   readonly updates = { copied: 0, proven: 0 };
   /** The last update was applied without reading the parameters: [its step, its gradient norm]. */
@@ -315,12 +324,12 @@ export class Guard {
   }
 
   /**
-   * The optimizer bounds every |Δp| of this step below what could turn a
-   * finite float32 parameter non-finite (optim/update-bound.ts), from the
-   * checked gradient norm (≥ every |gᵢ|), and the check saw every gradient
-   * it will apply.
+   * The optimizer bounds every |Δp| of this step from the checked gradient
+   * norm (≥ every |gᵢ|; optim/update-bound.ts) so that no parameter tensor
+   * moves by more than STEP_NORM_LIMIT in L2 norm (√N·max|Δp|, N the
+   * parameters' elements), and the check saw every gradient it will apply.
    */
-  private updateProvablyFinite(gradNorm: number): boolean {
+  private updateProvablySmall(gradNorm: number): boolean {
     const o = this.optimizer;
     if (!isUpdateBounding(o)) return false;
     // the step follows at once, with these gradients: it carries the optimizer's bounds on its state forward
@@ -328,9 +337,12 @@ export class Guard {
     for (const g of o.paramGroups) n += g.params.length;
     // parameters added to the optimizer after the guard was made: their gradients went unchecked
     if (n !== this.params.length) return false;
+    this.paramElements ??= this.params.reduce((n, p) => n + p.numel(), 0);
     const bound = o.boundNextStep(gradNorm);
-    return bound !== undefined && bound < FINITE_STEP;
+    return bound !== undefined && bound * Math.sqrt(this.paramElements) < STEP_NORM_LIMIT;
   }
+
+  private paramElements: number | undefined;
 
   /** Some param group has an Adam-style eps of 0 (or less). */
   private get zeroEps(): boolean {
@@ -586,9 +598,12 @@ export class Guard {
     }
     // clipping reuses the norm the check computed (as clip_grad_norm_: g ← g·min(1, max / (‖g‖ + 1e-6))): no second pass
     if (this.clipGradNorm !== undefined) this.clip(check.gradNorm, this.clipGradNorm);
+    const lr = Math.max(...this.optimizer.paramGroups.map((g) => g.lr));
+    // an Adam-style eps of 0 divides by √v̂ = 0 wherever a gradient entry has stayed 0: check at once
+    const risky = warnings.some((w) => w.kind === 'grad-norm-spike') || !(lr * (check.gradNorm + 1) <= 1e15) || this.zeroEps;
     // the pre-update copy is what skip and repair restore (rollback has its snapshot; raise only reports),
-    // unless the update provably leaves finite parameters finite: then there is nothing to undo or check
-    const proven = this.checkUpdate && (this.policy === 'skip' || this.policy === 'repair') && this.updateProvablyFinite(check.gradNorm);
+    // unless the update is provably small: then there is nothing to undo or check
+    const proven = this.checkUpdate && !risky && (this.policy === 'skip' || this.policy === 'repair') && this.updateProvablySmall(check.gradNorm);
     if (proven) {
       this.state.noUpdateCopy();
       this.updates.proven++;
@@ -608,11 +623,8 @@ export class Guard {
     } finally {
       this.state.afterUpdate();
     }
-    const lr = Math.max(...this.optimizer.paramGroups.map((g) => g.lr));
-    // an Adam-style eps of 0 divides by √v̂ = 0 wherever a gradient entry has stayed 0: check at once
-    const risky = warnings.some((w) => w.kind === 'grad-norm-spike') || !(lr * (check.gradNorm + 1) <= 1e15) || this.zeroEps;
     if (this.checkUpdate && !risky && !proven) this.unchecked = [step, check.gradNorm];
-    if (this.checkUpdate && risky && !proven && !checkParameters(this.params)) {
+    if (this.checkUpdate && risky && !checkParameters(this.params)) {
       const report = this.updateReport(step, check.gradNorm);
       this.state.rewindUpdate();
       this.optimizer.zeroGrad(true);

@@ -153,7 +153,7 @@ export class StepState {
     this.byStateDict = false;
   }
 
-  /** This step's update is not copied (it provably leaves the parameters finite): there is nothing to undo. */
+  /** This step's update is not copied (it is provably small: guard.ts, STEP_NORM_LIMIT): there is nothing to undo. */
   noUpdateCopy(): void {
     this.hasUpdateState = false;
   }

@@ -1,8 +1,8 @@
 // How far can the next step move a parameter? A sound bound on every |Δp| of
 // an optimizer's next step, from a bound on every gradient entry (the NaN
 // guard's checked ‖g‖₂ ≥ max|gᵢ|), so that the guard's skip and repair take
-// their pre-update copy only when the update could turn a finite parameter
-// non-finite (guard/guard.ts).
+// their pre-update copy only when the update could be large (guard/guard.ts
+// asks that no tensor move by more than 1e15 in L2 norm).
 //
 // Why a bound on Δ suffices: an update writes p' = c·p + Δ with |c| ≤ 1
 // (decoupled weight decay; 1 otherwise) and p finite. |c·p| ≤ FLT_MAX, and
