@@ -49,6 +49,49 @@ export function gradientsWith(model: keel.nn.Module, format: FormatName, x: keel
   return g;
 }
 
+/**
+ * The gradients with MaxPool-β at β = 0 (native) and β = 1 on one forward:
+ * backward twice through the same graph, the pools' β switched in between
+ * (MaxPoolBeta reads it when its backward runs). The same numbers as two
+ * forward+backward passes (the forward is the same computation; the test
+ * holds it bitwise) at two thirds of the cost. `ties` collects the β = 1
+ * backward's tie records.
+ */
+export function maxpoolGradientPair(model: keel.nn.Module, format: FormatName, x: keel.Tensor, y: keel.Tensor, seed: number, ties: keel.audit.TieRecord[]): [Map<string, keel.Tensor>, Map<string, keel.Tensor>] {
+  A.swapBackwardRules(model, { reluAt0: 0, beta: 0 });
+  const pools = model.modules().filter((m): m is keel.audit.MaxPool2dBeta => m instanceof A.MaxPool2dBeta);
+  const setBeta = (b: number): void => { for (const m of pools) m.config.beta = b; };
+  model.zeroGrad();
+  let ga: Map<string, keel.Tensor> | undefined;
+  try {
+    keel.scope(() => {
+      keel.manualSeed(seed);
+      const xs = A.castFor(format, x);
+      A.inFormat(format, () => {
+        const loss = keel.losses.crossEntropy(model.call(xs) as keel.Tensor, y);
+        loss.backward(undefined, { retainGraph: true });
+        ga = A.collectGradients(model);
+        model.zeroGrad();
+        setBeta(1);
+        A.tieRecorder.current = ties;
+        try {
+          loss.backward();
+        } finally {
+          A.tieRecorder.current = null;
+        }
+      });
+    });
+  } catch (e) {
+    if (ga !== undefined) A.disposeGradients(ga);
+    throw e;
+  } finally {
+    setBeta(0);
+  }
+  const gb = A.collectGradients(model);
+  model.zeroGrad();
+  return [ga!, gb];
+}
+
 export function auditPair(model: keel.nn.Module, protocol: Protocol, format: FormatName, x: keel.Tensor, y: keel.Tensor, seed: number, meta: { draw: number; batchIndex: number }): PairResult {
   const [ra, rb]: keel.audit.BackwardRules[] = protocol === 'relu'
     ? [{ reluAt0: 0, beta: 0 }, { reluAt0: 1, beta: 0 }]

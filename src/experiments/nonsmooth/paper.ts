@@ -28,7 +28,7 @@
 // finish, so --resume continues an interrupted run.
 import * as keel from '../../index.js';
 import type { FormatName } from '../../precision/formats.js';
-import { gradientsWith } from './audit.js';
+import { gradientsWith, maxpoolGradientPair } from './audit.js';
 import type { DataId, DataSplit } from './models.js';
 
 const A = keel.audit;
@@ -389,15 +389,8 @@ export function runMaxpoolItem(it: MaxpoolItem, d: DataSplit): MaxpoolResult {
   try {
     for (let i = it.from; i < it.to; i++) {
       const [x, y] = sequentialBatch(d, i, it.batch);
-      const ga = gradientsWith(model, it.format, x, y, { reluAt0: 0, beta: 0 }, 0);
       const ties: keel.audit.TieRecord[] = [];
-      A.tieRecorder.current = ties;
-      let gb: Map<string, keel.Tensor>;
-      try {
-        gb = gradientsWith(model, it.format, x, y, { reluAt0: 0, beta: 1 }, 0);
-      } finally {
-        A.tieRecorder.current = null;
-      }
+      const [ga, gb] = maxpoolGradientPair(model, it.format, x, y, 0, ties);
       const c = A.compareGradients(ga, gb);
       A.disposeGradients(ga);
       A.disposeGradients(gb);
