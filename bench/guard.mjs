@@ -16,20 +16,24 @@
 // computes the gradient norm — plain step + clipGradNorm(1) vs the guard with
 // clipGradNorm: 1 (the guard must reuse its norm: goal ≤ 1 %). PyTorch's
 // detect_anomaly runs beside LeNet-5 (raise) only.
-//   node bench/guard.mjs [--quick] [--threads 1,2] [--models mlp-sgd,lenet-32,...] [--no-torch]
+//   node bench/guard.mjs [--quick] [--threads 1,2] [--models mlp-sgd,lenet-32,...] [--no-torch] [--processes N]
+// --processes N runs each side in N processes, round r in process r mod N, and
+// reports the spread of the per-process overheads (a process whose steps run
+// slow, as the MLP's sometimes do, shows instead of hiding in a median).
 // KEEL_DIST=/path/to/dist times another build of Keel; KEEL_BEFORE=/path/to/dist
 // adds that build as a second Keel contender taking turns with this one, round
 // by round (a before/after comparison under the same load).
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import {
-  THREAD_NOTE, fmt, machine, median, nodeWorker, now, parseArgs, pauseFor, pinKeelThreads, pythonWorker, ratio,
+  Processes, THREAD_NOTE, fmt, machine, median, nodeWorker, now, parseArgs, pauseFor, perProcess, pinKeelThreads, processCount, pythonWorker, ratio,
   serve, table, threadCounts, writeResults,
 } from './lib/harness.mjs';
 import { TORCH_LENET5 } from './lib/reference-models.mjs';
 
 const SCRIPT = fileURLToPath(import.meta.url);
 const args = parseArgs();
-const ROUNDS = args.quick ? 3 : 9;
+const PROCESSES = processCount(args);
+const ROUNDS = Math.max(args.quick ? 3 : 9, PROCESSES);
 const MIN_SECONDS = args.quick ? 0.3 : 1.5;
 const MODELS = {
   'mlp-sgd': { label: 'MLP 784-256-256-10, batch 64, SGD', model: 'mlp', batch: 64, opt: 'sgd' },
@@ -180,11 +184,11 @@ async function measure(contenders, c, pauseMs) {
     iters[name] = Math.max(MODELS[key].minIters ?? 4, Math.round(MIN_SECONDS / ((r.plain + r.other) / 2)));
   }
   const out = Object.fromEntries(Object.keys(contenders).map((k) => [k, { plainMs: [], otherMs: [], roundRatios: [], pairRatios: [] }]));
-  const rounds = args.quick ? ROUNDS : MODELS[key].rounds ?? ROUNDS;
+  const rounds = args.quick ? ROUNDS : Math.max(MODELS[key].rounds ?? ROUNDS, PROCESSES);
   for (let round = 0; round < rounds; round++) {
     for (const [name, w] of Object.entries(contenders)) {
       if (pauseMs > 0) await new Promise((ok) => setTimeout(ok, pauseMs));
-      const r = await w.request({ key, batch, iters: iters[name], policy, clip });
+      const r = await w.request({ key, batch, iters: iters[name], policy, clip, round });
       const o = out[name];
       o.plainMs.push((r.plain / iters[name]) * 1e3);
       o.otherMs.push((r.other / iters[name]) * 1e3);
@@ -214,7 +218,7 @@ async function main() {
   const threads = threadCounts(args);
   const results = [];
   for (const n of threads) {
-    const keelW = nodeWorker(SCRIPT, 'keel', n, 'Keel');
+    const keelW = new Processes(Array.from({ length: PROCESSES }, () => nodeWorker(SCRIPT, 'keel', n, 'Keel')));
     const beforeW = process.env.KEEL_BEFORE ? nodeWorker(SCRIPT, 'keel-before', n, 'Keel (before)') : null;
     const pyW = torch && !NO_TORCH && MODEL_KEYS.some((k) => MODELS[k].torch) ? pythonWorker(PY, n) : null;
     try {
@@ -236,6 +240,9 @@ async function main() {
           anomalyOverPlain: m.pytorch ? median(m.pytorch.pairRatios) : null,
           anomalyOverPlainByRound: m.pytorch ? median(m.pytorch.roundRatios) : null,
           pairs: m.keel.pairRatios.length,
+          processes: PROCESSES,
+          // per process (round r in process r mod N): the median of its rounds' checked ÷ plain
+          guardOverPlainPerProcess: perProcess(m.keel.roundRatios, PROCESSES),
           // per round: plain and checked ms and their ratio; the thousands of per-pair ratios only as quartiles
           samples: Object.fromEntries(Object.entries(m).map(([k, v]) => [k, {
             plainMs: v.plainMs, otherMs: v.otherMs, roundRatios: v.roundRatios, pairs: v.pairRatios.length, pairRatioQuartiles: quartiles(v.pairRatios),
@@ -249,15 +256,18 @@ async function main() {
     }
   }
   const before = Boolean(process.env.KEEL_BEFORE);
-  const header = ['model, step', 'guard policy', 'threads', 'Keel ms/step', 'Keel + guard', 'guard overhead', ...(before ? ['before: guard overhead'] : []), 'PyTorch ms/step', 'PyTorch + detect_anomaly', 'detect_anomaly overhead'];
+  const header = ['model, step', 'guard policy', 'threads', 'Keel ms/step', 'Keel + guard', 'guard overhead', ...(PROCESSES > 1 ? [`per process (${PROCESSES}), by round`] : []),
+    ...(before ? ['before: guard overhead'] : []), 'PyTorch ms/step', 'PyTorch + detect_anomaly', 'detect_anomaly overhead'];
+  const pctRange = (rs) => { const p = rs.map((r) => (r - 1) * 100); return `${Math.min(...p).toFixed(1)} … ${Math.max(...p).toFixed(1)} %`; };
   const pct = (r) => (r == null ? 'n/a' : `${((r - 1) * 100).toFixed(1)} % (${ratio(r)})`);
   const rows = results.map((r) => [
     r.label, r.clip ? `${r.policy}, both clip (guard reuses its norm)` : r.policy, String(r.threads), fmt(r.msPerStep.keel), fmt(r.msPerStep.keelGuard), `${pct(r.guardOverPlain)}; by round ${ratio(r.guardOverPlainByRound)}`,
+    ...(PROCESSES > 1 ? [pctRange(r.guardOverPlainPerProcess)] : []),
     ...(before ? [`${pct(r.beforeGuardOverPlain)}; by round ${ratio(r.beforeGuardOverPlainByRound)}`] : []),
     fmt(r.msPerStep.pytorch), fmt(r.msPerStep.pytorchAnomaly), `${pct(r.anomalyOverPlain)}; by round ${ratio(r.anomalyOverPlainByRound)}`,
   ]);
   const out = [];
-  out.push(`# NaN guard on healthy steps vs torch.autograd.detect_anomaly; ms per step, median over ${ROUNDS} rounds of ≥ ${MIN_SECONDS}s${args.quick ? ' (--quick)' : ''}`);
+  out.push(`# NaN guard on healthy steps vs torch.autograd.detect_anomaly; ms per step, median over ${ROUNDS} rounds of ≥ ${MIN_SECONDS}s${PROCESSES > 1 ? `, each side in ${PROCESSES} processes` : ''}${args.quick ? ' (--quick)' : ''}`);
   out.push(`machine: ${info.cpu}, ${info.cores} cores; Node ${info.node}; libtorch ${info.libtorch}; BLAS ${info.blasKind}; PyTorch ${torch ?? 'unavailable'} (/usr/bin/python3)`);
   out.push(THREAD_NOTE);
   out.push('step: forward, cross-entropy, zero_grad(set_to_none), backward, [clipGradNorm(1),] SGD(lr 1e-2) or AdamW(lr 1e-3, wd 1e-2) step, loss read; fixed random batch, training mode. Goal: guard overhead ≤ 3 % (≤ 1 % when both sides clip)');
