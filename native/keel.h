@@ -119,9 +119,10 @@ void standardizeGradient(at::Tensor& g, bool centralize, bool normalize, double 
 // What the optimizers' fused passes read through a float*: a CPU float32
 // strided contiguous tensor of numel elements, no neg/conj bit (native/optim.cc).
 bool plainFloat32(const at::Tensor& t, int64_t numel);
-// Elements per thread below which the addon's memory-bound passes (the
-// optimizers', the guard's sums and copies, the rounding) stay on one thread
-// (native/optim.cc). Under passive OpenMP waiting, Keel's default, a parallel
+// Elements per thread below which the addon's memory-bound passes (Adam's
+// and SGD's, the guard's sums and copies, the rounding) stay on one thread
+// (native/optim.cc). SING's pass keeps ATen's split on purpose: its scalar
+// tails (glibc's exp and log1p, not SLEEF's) must fall where ATen's do. Under passive OpenMP waiting, Keel's default, a parallel
 // region first wakes a sleeping worker (~50 µs on a shared 2-core VM: Adam's
 // pass over 65,536 floats took 81 µs on 2 threads, 35 µs on 1), so ATen's
 // grain of 32,768 loses below ~0.5M elements; with OMP_WAIT_POLICY=ACTIVE

@@ -332,12 +332,12 @@ export class Guard {
   private updateProvablySmall(gradNorm: number): boolean {
     const o = this.optimizer;
     if (!isUpdateBounding(o)) return false;
-    // the step follows at once, with these gradients: it carries the optimizer's bounds on its state forward
-    let n = 0;
-    for (const g of o.paramGroups) n += g.params.length;
+    let params = 0;
+    for (const g of o.paramGroups) params += g.params.length;
     // parameters added to the optimizer after the guard was made: their gradients went unchecked
-    if (n !== this.params.length) return false;
+    if (params !== this.params.length) return false;
     this.paramElements ??= this.params.reduce((n, p) => n + p.numel(), 0);
+    // the step follows at once, with these gradients: it carries the optimizer's bounds on its state forward
     const bound = o.boundNextStep(gradNorm);
     return bound !== undefined && bound * Math.sqrt(this.paramElements) < STEP_NORM_LIMIT;
   }
@@ -603,11 +603,12 @@ export class Guard {
     const risky = warnings.some((w) => w.kind === 'grad-norm-spike') || !(lr * (check.gradNorm + 1) <= 1e15) || this.zeroEps;
     // the pre-update copy is what skip and repair restore (rollback has its snapshot; raise only reports),
     // unless the update is provably small: then there is nothing to undo or check
-    const proven = this.checkUpdate && !risky && (this.policy === 'skip' || this.policy === 'repair') && this.updateProvablySmall(check.gradNorm);
+    const undoable = this.checkUpdate && (this.policy === 'skip' || this.policy === 'repair');
+    const proven = undoable && !risky && this.updateProvablySmall(check.gradNorm);
     if (proven) {
       this.state.noUpdateCopy();
       this.updates.proven++;
-    } else if (this.checkUpdate && (this.policy === 'skip' || this.policy === 'repair')) {
+    } else if (undoable) {
       this.state.beforeUpdate(this.params);
       this.updates.copied++;
     }

@@ -6,6 +6,7 @@ import { zerosLike } from '../core/creation.js';
 import { interceptionActive } from '../core/dispatch.js';
 import { native } from '../native/binding.js';
 import * as ops from '../ops/index.js';
+import { ids } from './multi-tensor.js';
 import { checkRange, knownOptions, Optimizer, type GroupOf, type ParamsArg, type ParamState } from './optimizer.js';
 import { boundableDTypes, maxAbs, ownUpdate, widen, type StepBound } from './update-bound.js';
 
@@ -153,7 +154,6 @@ abstract class AdamBase extends Optimizer<AdamHyper> {
     const stepSizes = steps.map((t) => -(lr / (1 - beta1 ** t)));
     const bc2Sqrt = steps.map((t) => Math.sqrt(1 - beta2 ** t));
     if (!amsgrad && !maximize && native.adamStep !== undefined && !interceptionActive()) {
-      const ids = (ts: Tensor[]): number[] => ts.map((t) => t.id);
       // a pending pre-update copy (the guard's) is written by the same pass
       const copies = this.takeDeferredCopies([ps, expAvgs, expAvgSqs]);
       if (copies === 'partial') this.settleCopy();

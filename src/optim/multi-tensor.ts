@@ -12,7 +12,8 @@ import * as ops from '../ops/index.js';
 
 const NATIVE = typeof native.standardizeGradients === 'function';
 
-const ids = (ts: readonly Tensor[]): number[] => ts.map((t) => t.id);
+/** The tensors' handles, for the native passes' list arguments. */
+export const ids = (ts: readonly Tensor[]): number[] => ts.map((t) => t.id);
 
 /**
  * In place, per tensor: subtract each output channel's mean (dims 1..n-1) from

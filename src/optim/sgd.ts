@@ -7,6 +7,7 @@ import { zerosLike } from '../core/creation.js';
 import { interceptionActive } from '../core/dispatch.js';
 import { native } from '../native/binding.js';
 import type { Tensor } from '../core/tensor.js';
+import { ids } from './multi-tensor.js';
 import { checkRange, knownOptions, Optimizer, type GroupOf, type ParamsArg } from './optimizer.js';
 import { boundableDTypes, maxAbs, ownUpdate, widen, type StepBound } from './update-bound.js';
 
@@ -55,7 +56,6 @@ export class SGD extends Optimizer<SGDHyper> {
   /** The group's update in one native pass per tensor, the same numbers bitwise; false (nothing written) where it declines. */
   private updateFused(g: SGDGroup, ps: Tensor[], grads: Tensor[]): boolean {
     const { lr, momentum, dampening, weightDecay, nesterov, maximize } = g;
-    const ids = (ts: Tensor[]): number[] => ts.map((t) => t.id);
     if (momentum === 0) return native.sgdStep!(ids(ps), ids(grads), null, null, lr, 0, dampening, weightDecay, nesterov, maximize);
     // a parameter's first step makes its buffer (written with d by the pass)
     const fresh = new Map<Tensor, Tensor>();
@@ -84,8 +84,7 @@ export class SGD extends Optimizer<SGDHyper> {
     if (!(gradMax >= 0 && gradMax < Infinity) || !ownUpdate(this, [SGD]) || !boundableDTypes(this.paramGroups)) return undefined;
     const decays = this.paramGroups.some((g) => g.weightDecay !== 0);
     const pMax = decays ? maxAbs(this.paramGroups.flatMap((g) => g.params)) : 0;
-    const bufs = [...this.state.values()].flatMap((s) => (s.tensors.momentum_buffer ? [s.tensors.momentum_buffer] : []));
-    const b0 = this.stateBounds?.buf ?? maxAbs(bufs);
+    const b0 = this.stateBounds?.buf ?? maxAbs([...this.state.values()].flatMap((s) => (s.tensors.momentum_buffer ? [s.tensors.momentum_buffer] : [])));
     let bufAfter = b0;
     let step = 0;
     for (const g of this.paramGroups) {
