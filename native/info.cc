@@ -30,6 +30,15 @@ std::string sgemmProvider() {
   return fileOf(sym);
 }
 
+// The kernels OpenBLAS picked when it loaded ('Haswell', 'SkylakeX', …; see
+// src/native/blas-core.ts), or '' when no OpenBLAS is loaded.
+std::string openblasCore() {
+  using CoreName = char* (*)();
+  auto f = reinterpret_cast<CoreName>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  const char* name = f ? f() : nullptr;
+  return name ? name : "";
+}
+
 napi_value Info(napi_env env, napi_callback_info) {
   KEEL_GUARD(env, "info", {
     napi_value o;
@@ -39,6 +48,7 @@ napi_value Info(napi_env env, napi_callback_info) {
     napi_set_named_property(env, o, "cuda", jsBool(env, torch::cuda::is_available()));
     napi_set_named_property(env, o, "cudaDevices", jsInt(env, torch::cuda::is_available() ? torch::cuda::device_count() : 0));
     napi_set_named_property(env, o, "sgemm", jsString(env, sgemmProvider()));
+    napi_set_named_property(env, o, "blasCore", jsString(env, openblasCore()));
     napi_set_named_property(env, o, "threads", jsInt(env, at::get_num_threads()));
     napi_set_named_property(env, o, "interopThreads", jsInt(env, at::get_num_interop_threads()));
     napi_set_named_property(env, o, "config", jsString(env, at::show_config()));

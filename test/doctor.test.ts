@@ -77,6 +77,27 @@ test('`keel doctor --json` reports libtorch, CUDA, BLAS, threads, Node and the P
   if (report.pytorchReference.available) assert.match(report.pytorchReference.version, /^\d+\.\d+/);
 });
 
+test('doctor names the OpenBLAS kernels and warns when OPENBLAS_CORETYPE holds an AVX-512 CPU to AVX2 kernels', () => {
+  const run = (coreType: string | undefined) => {
+    const env = { ...process.env };
+    if (coreType === undefined) delete env.OPENBLAS_CORETYPE;
+    else env.OPENBLAS_CORETYPE = coreType;
+    const r = spawnSync(process.execPath, [BIN, 'doctor', '--json'], { cwd: ROOT, encoding: 'utf8', timeout: 180_000, env });
+    assert.equal(r.error, undefined, String(r.error));
+    return JSON.parse(r.stdout);
+  };
+  const forced = run('Haswell');
+  if (forced.blas.kind !== 'openblas') return; // another BLAS: no OpenBLAS kernels to name
+  assert.equal(forced.blas.core, 'Haswell');
+  assert.equal(forced.blas.coreType, 'Haswell');
+  const warned = forced.warnings.some((w: string) => /^OPENBLAS_CORETYPE=Haswell holds OpenBLAS to its Haswell \(AVX2\) kernels/.test(w));
+  assert.equal(warned, forced.cpu.avx512 === true, 'the warning exactly when the CPU has AVX-512');
+  const own = run(undefined);
+  assert.equal(own.blas.coreType, null);
+  assert.equal(typeof own.blas.core, 'string');
+  assert.ok(!own.warnings.some((w: string) => w.startsWith('OPENBLAS_CORETYPE')));
+});
+
 test('Keel runs every core by default, KEEL_NUM_THREADS overrides it, and doctor reports both', () => {
   const env = { ...process.env };
   delete env.KEEL_NUM_THREADS;
@@ -156,7 +177,8 @@ test('the keel command: --help exits 0, an unknown command exits 2 with the usag
 
 test('keel doctor says whether the CPU runs bf16 natively (AVX-512 BF16 or AMX), as /proc/cpuinfo says', () => {
   const out = execFileSync(process.execPath, [BIN, 'doctor', '--json'], { encoding: 'utf8' });
-  const r = JSON.parse(out) as { cpu: { avx512bf16: boolean | null; amx: boolean | null } };
+  const r = JSON.parse(out) as { cpu: { avx512: boolean | null; avx512bf16: boolean | null; amx: boolean | null } };
   const flags = readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)![1].trim().split(/\s+/);
-  assert.deepEqual(r.cpu, { avx512bf16: flags.includes('avx512_bf16'), amx: flags.includes('amx_bf16') });
+  const avx512 = ['avx512f', 'avx512cd', 'avx512bw', 'avx512dq', 'avx512vl'].every((f) => flags.includes(f));
+  assert.deepEqual(r.cpu, { avx512, avx512bf16: flags.includes('avx512_bf16'), amx: flags.includes('amx_bf16') });
 });

@@ -272,6 +272,9 @@ export async function machine() {
     libtorch: info.version,
     blas,
     blasKind: keel.classifyBlas(blas),
+    // the kernels OpenBLAS runs (both contenders load the same library with the same environment)
+    blasCore: info.blasCore || null,
+    openblasCoretype: process.env.OPENBLAS_CORETYPE ?? null,
     pytorch: pytorchVersion(),
     date: new Date().toISOString(),
   };

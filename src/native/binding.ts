@@ -14,6 +14,8 @@ export interface LibtorchInfo {
   cuda: boolean;
   cudaDevices: number;
   sgemm: string;
+  /** openblas_get_corename() when OpenBLAS is loaded (the kernels it picked: 'Haswell', 'SkylakeX', 'Cooperlake', …), else '' */
+  blasCore: string;
   threads: number;
   interopThreads: number;
   config: string;
