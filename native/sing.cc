@@ -154,11 +154,25 @@ __attribute__((target("avx512f,avx2,fma"))) void updateRange(float* p, float* g,
 
 // As TensorIterator splits n elements across intra-op threads: at::parallel_for
 // with its grain, from the same header (the addon is built with -fopenmp, so
-// the ranges run on libtorch's OpenMP team, not one after another).
+// the ranges run on libtorch's OpenMP team). The scalar tails must fall where
+// ATen's do, so the ranges are always ATen's; below passGrain() elements a
+// range they run one after another on this thread, as the addon's other passes
+// do: under passive waiting a parallel region first wakes a sleeping worker,
+// ~50 µs, more than a range of that size takes (docs/design-notes.md).
 template <typename F>
 void forEachRange(int64_t n, const F& f) {
-  if (n < at::internal::GRAIN_SIZE || at::get_num_threads() == 1) f(0, n);
-  else at::parallel_for(0, n, at::internal::GRAIN_SIZE, f);
+  const int64_t threads = at::get_num_threads();
+  if (n <= at::internal::GRAIN_SIZE || threads == 1 || at::in_parallel_region()) {
+    f(0, n);
+    return;
+  }
+  // invoke_parallel's split (ATen/ParallelOpenMP.h): min(threads, ⌈n / grain⌉) ranges of ⌈n / ranges⌉
+  const int64_t chunk = at::divup(n, std::min(threads, at::divup(n, at::internal::GRAIN_SIZE)));
+  if (chunk >= passGrain()) {
+    at::parallel_for(0, n, at::internal::GRAIN_SIZE, f);
+    return;
+  }
+  for (int64_t b = 0; b < n; b += chunk) f(b, std::min(n, b + chunk));
 }
 
 // g ← g − mean[row] over rows of `cols` elements (exact subtraction, as sub_'s
@@ -176,8 +190,16 @@ __attribute__((target("avx512f,avx2,fma"))) void centreRows(float* g, const floa
 // ‖g‖₂ as ATen's norm kernel computes a whole float tensor's (the reduce-last-
 // dim path): eight float lanes accumulating x·x (fused), the lanes summed in
 // order, the < 8-element tail added to lane 0's total, sqrtf. One chain per
-// lane, as there: bound by the FMA's latency, not by memory.
-__attribute__((target("avx512f,avx2,fma"))) float normTwo(const float* g, int64_t n) {
+// lane, as there: bound by the FMA's latency, not by memory. How the tail's
+// `buffer[0] += x * x` rounds is the compiler's choice in the libtorch build:
+// Debian's GCC 12 build squares the tail four at a time (one rounded vmulps)
+// and adds them in order, then fuses the rest (found against 1,000 random
+// vectors of every length 1–19, each matching bit for bit). normTail() picks
+// the form that matches this libtorch on a probe; none matching, the norm is
+// ATen's own (frobenius_norm), as the per-op path's.
+enum class NormTail { Fused, Rounded, QuadsRoundedThenFused, Aten };
+
+__attribute__((target("avx512f,avx2,fma"))) float normTwo(const float* g, int64_t n, NormTail tail) {
   __m256 acc = _mm256_setzero_ps();
   int64_t d = 0;
   for (; d < n - (n % 8); d += 8) {
@@ -187,8 +209,63 @@ __attribute__((target("avx512f,avx2,fma"))) float normTwo(const float* g, int64_
   alignas(32) float buffer[8];
   _mm256_store_ps(buffer, acc);
   for (int j = 1; j < 8; ++j) buffer[0] = buffer[0] + buffer[j];
+  // the squares rounded on their own: the empty asm keeps GCC (-ffp-contract=fast) from fusing them into the adds
+  if (tail == NormTail::QuadsRoundedThenFused) {
+    for (; d + 4 <= n; d += 4) {
+      const __m128 x = _mm_loadu_ps(g + d);
+      __m128 q = _mm_mul_ps(x, x);
+      asm("" : "+x"(q));
+      alignas(16) float sq[4];
+      _mm_store_ps(sq, q);
+      for (float v : sq) buffer[0] = buffer[0] + v;
+    }
+  }
+  if (tail == NormTail::Rounded) {
+    for (; d < n; ++d) {
+      __m128 q = _mm_set_ss(g[d]);
+      q = _mm_mul_ss(q, q);
+      asm("" : "+x"(q));
+      buffer[0] = buffer[0] + _mm_cvtss_f32(q);
+    }
+  }
   for (; d < n; ++d) buffer[0] = std::fma(g[d], g[d], buffer[0]);
   return std::sqrt(buffer[0]);
+}
+
+// The tail form of this libtorch's norm: the first of the three that gives
+// frobenius_norm's bits on vectors of every length 1–23 (every tail length,
+// with and without full lanes) at scales over six orders of magnitude, else
+// Aten. Decided once (a static local).
+NormTail chooseNormTail() {
+  at::NoGradGuard noGrad;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(20240105);
+  std::vector<at::Tensor> probes;
+  for (int64_t n = 1; n <= 23; ++n)
+    for (int k = 0; k < 48; ++k) probes.push_back(at::randn({n}, gen).mul_(at::pow(10.0, at::rand({n}, gen).mul_(6).sub_(4))).contiguous());
+  for (NormTail t : {NormTail::QuadsRoundedThenFused, NormTail::Fused, NormTail::Rounded}) {
+    bool all = true;
+    for (const auto& x : probes) {
+      const float ours = normTwo(x.data_ptr<float>(), x.numel(), t);
+      const float aten = at::frobenius_norm(x, {}, /*keepdim=*/false).item<float>();
+      if (std::memcmp(&ours, &aten, sizeof ours) != 0) {
+        all = false;
+        break;
+      }
+    }
+    if (all) return t;
+  }
+  return NormTail::Aten;
+}
+
+NormTail normTail() {
+  static const NormTail tail = chooseNormTail();
+  return tail;
+}
+
+float normOf(const at::Tensor& g) {
+  const NormTail tail = normTail();
+  if (tail == NormTail::Aten) return at::frobenius_norm(g, {}, /*keepdim=*/false).item<float>();
+  return normTwo(g.data_ptr<float>(), g.numel(), tail);
 }
 
 // the standardisation (native/optim.cc's ATen ops: mean, sub_, frobenius_norm,
@@ -206,7 +283,7 @@ void standardizeFused(at::Tensor& g, bool centralize, bool normalize, double eps
   }
   if (normalize) {
     s.scaleGrad = true;
-    s.gradNorm = normTwo(gp, n) + static_cast<float>(eps);
+    s.gradNorm = normOf(g) + static_cast<float>(eps);
   }
 }
 

@@ -799,14 +799,41 @@ test('SING\'s native passes (standardisation, softplus denominator: one call eac
   assert.deepEqual(sing(false), sing(true));
 });
 
+test('SING\'s fused step standardises by ATen\'s norm bit for bit whatever the tail: tensors of 1 to 23 elements, 1-d and 2-d', async () => {
+  // ATen's norm sums 8 lanes, then a < 8-element tail whose rounding is the libtorch build's (Debian's: squares
+  // four at a time, then fused); a 1-ulp norm moves every standardised gradient. Many vectors per length.
+  const { intercept } = (await import(new URL('../../dist/core/dispatch.js', import.meta.url).href)) as { intercept: (f: (c: unknown, r: unknown) => unknown) => () => void };
+  const shapes: number[][] = [];
+  for (let n = 1; n <= 23; n++) shapes.push([n], [1, n]);
+  const run = (intercepted: boolean): number[][] => {
+    keel.manualSeed(8);
+    const ps = shapes.map((s) => keel.randn(s).requiresGrad_().keep());
+    const opt = new keel.optim.SING(ps, { lr: 5e-2, lookahead: false });
+    for (let i = 0; i < 8; i++) {
+      ps.forEach((p) => { p.grad = keel.randn(p.shape).mul(keel.rand(p.shape).mul(8).sub(5).exp()).keep(); });
+      if (!intercepted) opt.step();
+      else {
+        const stop = intercept((_c, r) => r);
+        try { opt.step(); } finally { stop(); }
+      }
+    }
+    return ps.map((p) => Array.from(p.flatten().data() as Float32Array));
+  };
+  const fused = run(false);
+  const perOp = run(true);
+  fused.forEach((f, i) => assert.ok(f.every((x, j) => Object.is(x, perOp[i][j])), `shape [${shapes[i].join(', ')}]: ${f.join(' ')} vs ${perOp[i].join(' ')}`));
+});
+
 test('SING\'s fused step (native/sing.cc) gives bitwise the stage-by-stage ops\' numbers on tensors split across threads, at 1 and 2 threads', async (t) => {
   const { intercept } = (await import(new URL('../../dist/core/dispatch.js', import.meta.url).href)) as { intercept: (f: (c: unknown, r: unknown) => unknown) => () => void };
   const { native } = (await import(new URL('../../dist/native/binding.js', import.meta.url).href)) as { native: { singKernel?: () => string } };
   const why = native.singKernel?.() ?? 'no singStep in this addon';
   if (why !== '') t.diagnostic(`the fused pass is not used here (${why}): both sides take ATen's ops`);
   // above the 32,768-element grain: at 2 threads two ranges of 32,783 (= 16·2,048 + 15), each ending in a
-  // 15-element scalar tail (glibc's exp and log1p there, SLEEF's in the blocks); odd sizes; 1-d (no decay)
-  const shapes = [[2, 32783], [65566], [83, 1], [5]];
+  // 15-element scalar tail (glibc's exp and log1p there, SLEEF's in the blocks), run one after another on one
+  // thread; two ranges of 524,301 (= 16·32,768 + 13), at least passGrain() (2^19) each: on two threads; odd
+  // sizes; 1-d (no decay)
+  const shapes = [[2, 32783], [65566], [2, 524301], [83, 1], [5]];
   const threads = keel.getNumThreads();
   try {
     for (const n of [1, 2]) {
