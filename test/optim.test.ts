@@ -839,9 +839,10 @@ test('SING\'s fused step (native/sing.cc) gives bitwise the stage-by-stage ops\'
     for (const n of [1, 2]) {
       keel.setNumThreads(n);
       for (const opts of [{ weightDecay: 0.01 }, { softplus: false, lookahead: { k: 2 } }] as keel.optim.SINGOptions[]) {
-        const run = (intercepted: boolean, dtype: 'float32' | 'float64' = 'float32'): number[][] => {
+        const run = (intercepted: boolean, dtype: 'float32' | 'float64' = 'float32'): Buffer[] => {
           keel.manualSeed(21);
-          const ps = shapes.map((s) => keel.randn(s, { dtype }).requiresGrad_().keep());
+          // float64 takes ATen's ops inside the same native call: the ranges above passGrain() add nothing there
+          const ps = shapes.filter((s) => dtype === 'float32' || s[1] !== 524301).map((s) => keel.randn(s, { dtype }).requiresGrad_().keep());
           const opt = new keel.optim.SING(ps, { lr: 5e-2, ...opts });
           for (let i = 0; i < 6; i++) {
             // gradients over several orders of magnitude, per-row offsets
@@ -852,15 +853,14 @@ test('SING\'s fused step (native/sing.cc) gives bitwise the stage-by-stage ops\'
               try { opt.step(); } finally { stop(); }
             }
           }
-          return ps.map((p) => Array.from(p.flatten().data() as Float32Array | Float64Array));
+          return ps.map((p) => { const d = p.flatten().data() as Float32Array | Float64Array; return Buffer.from(d.buffer, d.byteOffset, d.byteLength); });
         };
         const fused = run(false);
         const perOp = run(true);
-        fused.forEach((f, i) => assert.ok(f.every((x, j) => Object.is(x, perOp[i][j])), `${n} thread(s) ${JSON.stringify(opts)} tensor ${i}`));
-        // float64 takes ATen's ops inside the same native call
+        fused.forEach((f, i) => assert.ok(f.equals(perOp[i]), `${n} thread(s) ${JSON.stringify(opts)} tensor ${i}`));
         const f64 = run(false, 'float64');
         const f64PerOp = run(true, 'float64');
-        f64.forEach((f, i) => assert.ok(f.every((x, j) => Object.is(x, f64PerOp[i][j])), `float64 ${n} thread(s) ${JSON.stringify(opts)} tensor ${i}`));
+        f64.forEach((f, i) => assert.ok(f.equals(f64PerOp[i]), `float64 ${n} thread(s) ${JSON.stringify(opts)} tensor ${i}`));
       }
     }
   } finally {
