@@ -18,6 +18,8 @@
 //   node bench/train-step.mjs [--quick] [--threads 1,2] [--models lenet5,resnet18,mlp,mlp-sgd] [--processes N]
 // --processes N runs each contender in N processes, round r in process r mod N,
 // and prints the spread of the per-process medians (a process stuck slow shows).
+// A second table splits each step into forward (with the loss), backward (with
+// zero_grad) and the optimizer step (with the loss read), both sides alike.
 // The cost of noticing Ctrl-C between steps: keel.train.fit (synchronous)
 // against keel.train.fitAsync (one clock read a step, a setImmediate yield
 // once ≥ 50 ms passed), taking turns in one process, on LeNet-5 and on a
@@ -75,13 +77,21 @@ async function keelWorker(threads) {
     setups.set(key, s);
     return s;
   }
-  function step({ m, x, y, opt }) {
+  // phases[0..2] += the forward (with the loss), the backward (with zero_grad), the optimizer step (with the loss read), in ns
+  function step({ m, x, y, opt }, phases) {
     return keel.scope(() => {
+      const t0 = now();
       const loss = keel.losses.crossEntropy(m.call(x), y);
+      const t1 = now();
       opt.zeroGrad(true);
       loss.backward();
+      const t2 = now();
       opt.step();
-      return loss.item();
+      const last = loss.item();
+      phases[0] += t1 - t0;
+      phases[1] += t2 - t1;
+      phases[2] += now() - t2;
+      return last;
     });
   }
   await serve(({ cmd, model, optim, iters }) => {
@@ -90,11 +100,12 @@ async function keelWorker(threads) {
       return { params: m.namedParameters().map(([name, p]) => [name, p.shape]) };
     }
     const s = setup(model, optim);
+    const phases = [0, 0, 0];
     const t0 = now();
     let last = 0;
-    for (let i = 0; i < iters; i++) last = step(s);
+    for (let i = 0; i < iters; i++) last = step(s, phases);
     if (!Number.isFinite(last)) throw new Error(`${model} ${optim}: non-finite loss ${last}`);
-    return { seconds: (now() - t0) / 1e9, tensors: keel.memory().tensors };
+    return { seconds: (now() - t0) / 1e9, phases: phases.map((ns) => ns / 1e9), tensors: keel.memory().tensors };
   });
 }
 
@@ -133,24 +144,33 @@ def setup(model):
         setups[model] = (m, x, y, opt)
     return setups[model]
 
-def step(m, x, y, opt):
+# phases[0..2] += the forward (with the loss), the backward (with zero_grad), the optimizer step (with the loss read), in ns
+def step(m, x, y, opt, phases):
+    t0 = time.perf_counter_ns()
     loss = F.cross_entropy(m(x), y)
+    t1 = time.perf_counter_ns()
     opt.zero_grad(set_to_none=True)
     loss.backward()
+    t2 = time.perf_counter_ns()
     opt.step()
-    return loss.item()
+    last = loss.item()
+    phases[0] += t1 - t0
+    phases[1] += t2 - t1
+    phases[2] += time.perf_counter_ns() - t2
+    return last
 
 def handle(req):
     if req.get('cmd') == 'params':
         m = setup(req['model'])[0]
         return {'params': [[n, list(p.shape)] for n, p in m.named_parameters()]}
     s = setup(req['model'])
+    phases = [0, 0, 0]
     t0 = time.perf_counter_ns()
     for _ in range(req['iters']):
-        last = step(*s)
+        last = step(*s, phases)
     if not math.isfinite(last):
         raise RuntimeError('non-finite loss')
-    return {'seconds': (time.perf_counter_ns() - t0) / 1e9}
+    return {'seconds': (time.perf_counter_ns() - t0) / 1e9, 'phases': [ns / 1e9 for ns in phases]}
 `;
 
 // ---------------------------------------------------------------- driver
@@ -163,9 +183,16 @@ async function measure(contenders, makeReq, pauseMs) {
     const one = (await w.request({ ...makeReq(name), iters: 1 })).seconds;
     iters[name] = Math.max(2, Math.round(MIN_SECONDS / one));
   }
-  const seconds = await roundRobin(contenders, ROUNDS, (name) => ({ ...makeReq(name), iters: iters[name] }), { pauseMs });
-  return Object.fromEntries(Object.entries(seconds).map(([k, v]) => [k, v.map((s) => (s / iters[k]) * 1e3)]));
+  const res = await roundRobin(contenders, ROUNDS, (name) => ({ ...makeReq(name), iters: iters[name] }), { pauseMs, collect: (r) => r });
+  const perStep = (k, s) => (s / iters[k]) * 1e3;
+  return {
+    ms: Object.fromEntries(Object.entries(res).map(([k, v]) => [k, v.map((r) => perStep(k, r.seconds))])),
+    // per round: [forward, backward, optimizer] ms a step
+    phasesMs: Object.fromEntries(Object.entries(res).map(([k, v]) => [k, v.map((r) => r.phases.map((s) => perStep(k, s)))])),
+  };
 }
+
+const PHASES = ['forward', 'backward', 'optimizer'];
 
 function sameParams(a, b) {
   const key = (list) => list.map(([n, s]) => `${n}:${s.join('x')}`).join(',');
@@ -250,7 +277,12 @@ async function main() {
         process.stderr.write(`[${n} thread${n > 1 ? 's' : ''}] ${spec.label}: ${count(kp).toLocaleString('en-US')} parameters in ${kp.length} tensors${pyW ? ', equal to PyTorch\'s' : ''}; timing...\n`);
         const withSing = spec.optim === 'adamw';
         const contenders = { keel: keelW, ...(pyW ? { pytorch: pyW } : {}), ...(withSing ? { keelSing: keelW } : {}) };
-        const ms = await measure(contenders, (name) => ({ model, optim: name === 'keelSing' ? 'sing' : spec.optim }), pauseFor(n));
+        const { ms, phasesMs } = await measure(contenders, (name) => ({ model, optim: name === 'keelSing' ? 'sing' : spec.optim }), pauseFor(n));
+        // each phase: the median over rounds of its ms a step, and Keel ÷ PyTorch paired by round
+        const phases = Object.fromEntries(PHASES.map((ph, i) => [ph, {
+          ms: Object.fromEntries(Object.entries(phasesMs).map(([k, v]) => [k, median(v.map((r) => r[i]))])),
+          keelOverPytorch: phasesMs.pytorch ? pairedRatio(phasesMs.keel.map((r) => r[i]), phasesMs.pytorch.map((r) => r[i])) : null,
+        }]));
         const row = {
           model, label: spec.label, threads: n,
           msPerStep: Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, median(v)])),
@@ -258,7 +290,9 @@ async function main() {
           singOverAdamw: withSing ? pairedRatio(ms.keelSing, ms.keel) : null,
           processes: PROCESSES,
           perProcessMedianMs: Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, perProcess(v, PROCESSES)])),
+          phases,
           samplesMs: ms,
+          phaseSamplesMs: phasesMs,
         };
         results.push(row);
         if (withSing) overhead.push({ model, threads: n, ratio: row.singOverAdamw });
@@ -284,6 +318,14 @@ async function main() {
   out.push('ratios: median over rounds of the per-round ratio (contenders take turns). Goals (issue 18): Keel ÷ PyTorch ≤ 0.95×; SING ÷ AdamW ≤ 1.05× on every model');
   out.push('');
   out.push(table(header, rows));
+  out.push('');
+  out.push('Per phase (ms a step, median over rounds; forward with the loss, backward with zero_grad, optimizer step with the loss read):');
+  out.push('');
+  out.push(table(['model', 'threads', ...PHASES.flatMap((ph) => [`${ph} Keel / PyTorch`, `${ph} Keel ÷ PyTorch`]), 'SING optimizer'], results.map((r) => [
+    r.label, String(r.threads),
+    ...PHASES.flatMap((ph) => [`${fmt(r.phases[ph].ms.keel)} / ${fmt(r.phases[ph].ms.pytorch)}`, ratio(r.phases[ph].keelOverPytorch)]),
+    fmt(r.phases.optimizer.ms.keelSing),
+  ])));
   console.log(out.join('\n'));
   const file = writeResults('train-step', {
     bench: 'train-step', quick: args.quick, rounds: ROUNDS, minSeconds: MIN_SECONDS, machine: info, threadNote: THREAD_NOTE,
