@@ -260,7 +260,13 @@ export function formatReport(r: DoctorReport): string {
     const blasMark = r.blas.kind === 'reference' ? NO : r.blas.ok ? OK : HM;
     const via = r.blas.sgemm && r.blas.sgemm !== r.blas.realpath ? `  (via ${r.blas.sgemm})` : '';
     row(blasMark, 'BLAS (sgemm_)', `${r.blas.kind}  ${r.blas.realpath ?? '-'}${via}`);
-    if (r.blas.core !== null) row(r.warnings.some((w) => w.startsWith('OPENBLAS_CORETYPE=')) ? HM : OK, 'BLAS kernels', `${r.blas.core}${r.blas.coreType !== null ? `  (OPENBLAS_CORETYPE=${r.blas.coreType})` : '  (OpenBLAS chose them for this CPU)'}`);
+    if (r.blas.core !== null) {
+      const { core, coreType } = r.blas;
+      const why = coreType === null ? 'OpenBLAS chose them for this CPU'
+        : coreType.toLowerCase() === core.toLowerCase() ? `OPENBLAS_CORETYPE=${coreType}`
+          : `OPENBLAS_CORETYPE=${coreType} names no kernels of this OpenBLAS: it chose these itself`;
+      row(r.warnings.some((w) => w.startsWith('OPENBLAS_CORETYPE=')) ? HM : OK, 'BLAS kernels', `${core}  (${why})`);
+    }
   }
   const t = r.threads;
   row(t.intraOp === null || t.intraOp === t.keelDefault ? OK : HM, 'threads', `libtorch intra-op ${t.intraOp ?? '-'}, inter-op ${t.interOp ?? '-'}; ${t.cores} core(s)`);
