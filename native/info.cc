@@ -30,8 +30,9 @@ std::string sgemmProvider() {
   return fileOf(sym);
 }
 
-// The kernels OpenBLAS picked when it loaded ('Haswell', 'SkylakeX', …; see
-// src/native/blas-core.ts), or '' when no OpenBLAS is loaded.
+// The kernels OpenBLAS picked when it loaded ('Haswell', 'SkylakeX', …, or
+// those OPENBLAS_CORETYPE named; `keel doctor` reports them), or '' when no
+// OpenBLAS is loaded.
 std::string openblasCore() {
   using CoreName = char* (*)();
   auto f = reinterpret_cast<CoreName>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));

@@ -85,6 +85,11 @@ const AVX512_KERNEL_FLAGS = ['avx512f', 'avx512cd', 'avx512bw', 'avx512dq', 'avx
 /** OpenBLAS x86-64 cores whose kernels are AVX2 or older (names as openblas_get_corename() gives them, lower case). */
 const PRE_AVX512_CORES = new Set(['haswell', 'zen', 'sandybridge', 'nehalem', 'core2', 'penryn', 'dunnington', 'atom', 'prescott', 'barcelona', 'bulldozer', 'piledriver', 'steamroller', 'excavator', 'bobcat', 'opteron', 'katmai', 'northwood', 'banias']);
 
+/** OPENBLAS_CORETYPE named the kernels OpenBLAS runs (it ignores a name it does not know and picks its own). */
+function coreFromEnv(blas: DoctorReport['blas']): boolean {
+  return blas.core !== null && blas.coreType !== null && blas.coreType.toLowerCase() === blas.core.toLowerCase();
+}
+
 /** bf16 runs natively on CPUs with AVX-512 BF16 (or AMX); fp16 has no CPU kernels in libtorch 1.13 either way. */
 function cpuFeatures(): DoctorReport['cpu'] {
   try {
@@ -204,7 +209,7 @@ export async function diagnose(): Promise<DoctorReport> {
       warnings.push(`sgemm_ is served by ${report.blas.realpath}, which Keel does not recognise as OpenBLAS, MKL or BLIS`);
     }
     const { core, coreType } = report.blas;
-    if (core !== null && coreType !== null && report.cpu.avx512 === true && PRE_AVX512_CORES.has(core.toLowerCase())) {
+    if (core !== null && coreFromEnv(report.blas) && report.cpu.avx512 === true && PRE_AVX512_CORES.has(core.toLowerCase())) {
       // measured on an AMD EPYC (Zen 5): an MLP layer's 64×784×256 GEMM in ~0.65× the time on OpenBLAS's own choice (Cooperlake)
       warnings.push(
         `OPENBLAS_CORETYPE=${coreType} holds OpenBLAS to its ${core} (AVX2) kernels on a CPU with AVX-512: matmul and linear layers run up to ~1.45× slower ` +
@@ -263,7 +268,7 @@ export function formatReport(r: DoctorReport): string {
     if (r.blas.core !== null) {
       const { core, coreType } = r.blas;
       const why = coreType === null ? 'OpenBLAS chose them for this CPU'
-        : coreType.toLowerCase() === core.toLowerCase() ? `OPENBLAS_CORETYPE=${coreType}`
+        : coreFromEnv(r.blas) ? `OPENBLAS_CORETYPE=${coreType}`
           : `OPENBLAS_CORETYPE=${coreType} names no kernels of this OpenBLAS: it chose these itself`;
       row(r.warnings.some((w) => w.startsWith('OPENBLAS_CORETYPE=')) ? HM : OK, 'BLAS kernels', `${core}  (${why})`);
     }
